@@ -1,0 +1,485 @@
+/*
+ * combine.c
+ *	  SQL-callable plumbing over aggregate partial states.
+ *
+ *	 combine_agg(agg, state)		 aggregate: merges partial states of agg
+ *	 finalize_agg(agg, state, result-typed NULL) aggregate: merges, finalizes
+ *	 combine_states(agg, a, b)		 merges two partial states
+ *
+ * They work for any aggregate with a combine function, by looking up its
+ * pg_aggregate row: transition type, combine function, (de)serialization
+ * functions for internal states, final function and initial value.  States of
+ * internal type travel as bytea (the aggregate's serialized form).  The
+ * aggregate's own support functions are called with our aggregate's context,
+ * so those that need AggCheckCallContext find the right memory context.
+ *
+ * Also here: the transaction-status tests on delta rows.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_type.h"
+#include "executor/nodeAgg.h"
+#include "fmgr.h"
+#include "nodes/execnodes.h"
+#include "nodes/makefuncs.h"
+#include "storage/procarray.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/xid8.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_combine_agg_trans);
+PG_FUNCTION_INFO_V1(stream_ext_combine_agg_final);
+PG_FUNCTION_INFO_V1(stream_ext_finalize_agg_final);
+PG_FUNCTION_INFO_V1(stream_ext_combine_states);
+PG_FUNCTION_INFO_V1(stream_ext_xid_visible);
+PG_FUNCTION_INFO_V1(stream_ext_xid_committed);
+PG_FUNCTION_INFO_V1(stream_ext_xid_aborted);
+PG_FUNCTION_INFO_V1(stream_ext_event_xid8);
+
+/* What we need to know about one aggregate; lives in fn_mcxt. */
+typedef struct AggSupport
+{
+	Oid			aggfnoid;
+	Oid			transtype;		/* resolved; INTERNALOID for internal */
+	int16		translen;
+	bool		transbyval;
+	FmgrInfo	combinefn;
+	bool		has_serial;
+	FmgrInfo	serialfn;
+	FmgrInfo	deserialfn;
+	bool		has_final;
+	FmgrInfo	finalfn;
+	int			final_nargs;
+	Datum		initval;
+	bool		initval_isnull;
+} AggSupport;
+
+/* Transition state of combine_agg and finalize_agg */
+typedef struct MergeState
+{
+	AggSupport *support;
+	Datum		value;
+	bool		isnull;
+} MergeState;
+
+static AggSupport *
+lookup_agg_support(Oid aggfnoid, Oid state_type, MemoryContext mcxt)
+{
+	HeapTuple	tuple;
+	Form_pg_aggregate agg;
+	AggSupport *s;
+	MemoryContext old;
+	Datum		textInitVal;
+	bool		isnull;
+
+	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggfnoid));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function %u is not an aggregate", aggfnoid)));
+	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
+	if (!OidIsValid(agg->aggcombinefn))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate %s has no combine function", format_procedure(aggfnoid))));
+
+	old = MemoryContextSwitchTo(mcxt);
+	s = palloc0(sizeof(AggSupport));
+	s->aggfnoid = aggfnoid;
+	s->transtype = (agg->aggtranstype == INTERNALOID) ? INTERNALOID : state_type;
+	get_typlenbyval(s->transtype, &s->translen, &s->transbyval);
+	fmgr_info_cxt(agg->aggcombinefn, &s->combinefn, mcxt);
+	if (s->transtype == INTERNALOID)
+	{
+		if (state_type != BYTEAOID)
+			elog(ERROR, "serialized state of %s must be bytea", format_procedure(aggfnoid));
+		s->has_serial = true;
+		fmgr_info_cxt(agg->aggserialfn, &s->serialfn, mcxt);
+		fmgr_info_cxt(agg->aggdeserialfn, &s->deserialfn, mcxt);
+	}
+	if (OidIsValid(agg->aggfinalfn))
+	{
+		s->has_final = true;
+		fmgr_info_cxt(agg->aggfinalfn, &s->finalfn, mcxt);
+		s->final_nargs = agg->aggfinalextra ? get_func_nargs(agg->aggfinalfn) : 1;
+	}
+	textInitVal = SysCacheGetAttr(AGGFNOID, tuple, Anum_pg_aggregate_agginitval, &isnull);
+	s->initval_isnull = isnull || s->transtype == INTERNALOID;
+	if (!s->initval_isnull)
+	{
+		Oid			typinput;
+		Oid			typioparam;
+		char	   *str = TextDatumGetCString(textInitVal);
+
+		getTypeInputInfo(s->transtype, &typinput, &typioparam);
+		s->initval = OidInputFunctionCall(typinput, str, typioparam, -1);
+	}
+	MemoryContextSwitchTo(old);
+	ReleaseSysCache(tuple);
+	return s;
+}
+
+/* Cached per call site in fn_extra */
+static AggSupport *
+agg_support_for_call(FunctionCallInfo fcinfo, Oid aggfnoid, int state_argno)
+{
+	AggSupport *s = (AggSupport *) fcinfo->flinfo->fn_extra;
+
+	if (s == NULL || s->aggfnoid != aggfnoid)
+	{
+		Oid			state_type = get_fn_expr_argtype(fcinfo->flinfo, state_argno);
+
+		s = lookup_agg_support(aggfnoid, state_type, fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = s;
+	}
+	return s;
+}
+
+static Datum
+call2(FmgrInfo *fn, Oid collation, fmNodePtr context,
+	  Datum a, bool anull, Datum b, bool bnull, bool *isnull)
+{
+	LOCAL_FCINFO(fc, 2);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fc, fn, 2, collation, context, NULL);
+	fc->args[0].value = a;
+	fc->args[0].isnull = anull;
+	fc->args[1].value = b;
+	fc->args[1].isnull = bnull;
+	result = FunctionCallInvoke(fc);
+	*isnull = fc->isnull;
+	return result;
+}
+
+/* Deserialize a bytea state into an internal one. */
+static Datum
+deserialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum bytes)
+{
+	bool		isnull;
+
+	return call2(&s->deserialfn, collation, context, bytes, false, (Datum) 0, false, &isnull);
+}
+
+/*
+ * Merge one input state into the value and isnull pointed to, the way nodeAgg combines
+ * partial aggregates.  New by-reference values are copied into aggcxt.
+ */
+static void
+merge_state(AggSupport *s, Oid collation, fmNodePtr context, MemoryContext aggcxt,
+			Datum *value, bool *isnull, Datum input, bool input_isnull)
+{
+	Datum		result;
+	bool		result_isnull;
+
+	if (s->transtype == INTERNALOID)
+	{
+		/* Combine functions of internal states are never strict. */
+		if (input_isnull)
+			return;
+		input = deserialize_state(s, collation, context, input);
+		result = call2(&s->combinefn, collation, context, *value, *isnull,
+					   input, false, &result_isnull);
+		*value = result;
+		*isnull = result_isnull;
+		return;
+	}
+
+	if (s->combinefn.fn_strict)
+	{
+		if (input_isnull)
+			return;
+		if (*isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(aggcxt);
+
+			*value = datumCopy(input, s->transbyval, s->translen);
+			MemoryContextSwitchTo(old);
+			*isnull = false;
+			return;
+		}
+	}
+	result = call2(&s->combinefn, collation, context, *value, *isnull,
+				   input, input_isnull, &result_isnull);
+	if (!s->transbyval && !result_isnull && DatumGetPointer(result) != DatumGetPointer(*value))
+	{
+		MemoryContext old = MemoryContextSwitchTo(aggcxt);
+
+		result = datumCopy(result, false, s->translen);
+		MemoryContextSwitchTo(old);
+	}
+	*value = result;
+	*isnull = result_isnull;
+}
+
+static void
+init_merge_state(MergeState *st, AggSupport *s, MemoryContext aggcxt)
+{
+	st->support = s;
+	st->isnull = s->initval_isnull;
+	st->value = (Datum) 0;
+	if (!st->isnull)
+	{
+		MemoryContext old = MemoryContextSwitchTo(aggcxt);
+
+		st->value = datumCopy(s->initval, s->transbyval, s->translen);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* Transition function of combine_agg and finalize_agg. */
+Datum
+stream_ext_combine_agg_trans(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	MergeState *st;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "combine_agg_trans called in non-aggregate context");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("aggregate of a partial state must not be null")));
+
+	st = PG_ARGISNULL(0) ? NULL : (MergeState *) PG_GETARG_POINTER(0);
+	if (st == NULL)
+	{
+		AggSupport *s = agg_support_for_call(fcinfo, PG_GETARG_OID(1), 2);
+
+		st = MemoryContextAllocZero(aggcxt, sizeof(MergeState));
+		init_merge_state(st, s, aggcxt);
+	}
+	merge_state(st->support, PG_GET_COLLATION(), fcinfo->context, aggcxt,
+				&st->value, &st->isnull, PG_GETARG_DATUM(2), PG_ARGISNULL(2));
+	PG_RETURN_POINTER(st);
+}
+
+/* Final function of combine_agg: the merged state, serialized if internal. */
+Datum
+stream_ext_combine_agg_final(PG_FUNCTION_ARGS)
+{
+	MergeState *st = PG_ARGISNULL(0) ? NULL : (MergeState *) PG_GETARG_POINTER(0);
+	AggSupport *s;
+	bool		isnull;
+	Datum		result;
+
+	if (st == NULL || st->isnull)
+		PG_RETURN_NULL();
+	s = st->support;
+	if (s->transtype != INTERNALOID)
+		PG_RETURN_DATUM(st->value);
+	result = call2(&s->serialfn, PG_GET_COLLATION(), fcinfo->context,
+				   st->value, false, (Datum) 0, false, &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/* The aggregate OID given as a constant to this finalize_agg call. */
+static Oid
+aggregate_of_call(FunctionCallInfo fcinfo)
+{
+	Aggref	   *aggref = AggGetAggref(fcinfo);
+	TargetEntry *tle;
+
+	if (aggref == NULL || list_length(aggref->args) < 2)
+		elog(ERROR, "finalize_agg called outside an aggregate");
+	tle = linitial(aggref->args);
+	if (!IsA(tle->expr, Const) || ((Const *) tle->expr)->constisnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the aggregate argument of finalize_agg must be a constant")));
+	return DatumGetObjectId(((Const *) tle->expr)->constvalue);
+}
+
+/* Final function of finalize_agg: the aggregate's result. */
+Datum
+stream_ext_finalize_agg_final(PG_FUNCTION_ARGS)
+{
+	MergeState *st = PG_ARGISNULL(0) ? NULL : (MergeState *) PG_GETARG_POINTER(0);
+	MergeState	empty;
+	AggSupport *s;
+	MemoryContext aggcxt;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "finalize_agg_final called in non-aggregate context");
+
+	if (st == NULL)
+	{
+		/* No rows: the aggregate over no input (count gives 0, sum NULL). */
+		s = agg_support_for_call(fcinfo, aggregate_of_call(fcinfo), 2);
+		init_merge_state(&empty, s, aggcxt);
+		st = &empty;
+	}
+	s = st->support;
+
+	if (s->has_final)
+	{
+		LOCAL_FCINFO(fc, FUNC_MAX_ARGS);
+		Datum		result;
+
+		if (s->finalfn.fn_strict && st->isnull)
+			PG_RETURN_NULL();
+		InitFunctionCallInfoData(*fc, &s->finalfn, s->final_nargs, PG_GET_COLLATION(),
+								 fcinfo->context, NULL);
+		fc->args[0].value = st->value;
+		fc->args[0].isnull = st->isnull;
+		for (int i = 1; i < s->final_nargs; i++)
+		{
+			fc->args[i].value = (Datum) 0;
+			fc->args[i].isnull = true;
+		}
+		result = FunctionCallInvoke(fc);
+		if (fc->isnull)
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(result);
+	}
+	if (st->isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(st->value);
+}
+
+/*
+ * combine_states(agg, a, b): a and b merged, as a state of the same form.
+ * Used by the combiner to fold a batch of deltas into an existing row.
+ */
+Datum
+stream_ext_combine_states(PG_FUNCTION_ARGS)
+{
+	AggSupport *s;
+	AggState   *context;
+	ExprContext *econtext;
+	Datum		value;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1) && PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	s = agg_support_for_call(fcinfo, PG_GETARG_OID(0), 1);
+
+	/*
+	 * Support functions of internal states insist on an aggregate context;
+	 * give them one whose memory is our current context.
+	 */
+	econtext = makeNode(ExprContext);
+	econtext->ecxt_per_tuple_memory = CurrentMemoryContext;
+	context = makeNode(AggState);
+	context->curaggcontext = econtext;
+
+	if (s->transtype == INTERNALOID)
+	{
+		bool		rnull;
+
+		if (PG_ARGISNULL(1))
+			PG_RETURN_DATUM(PG_GETARG_DATUM(2));
+		if (PG_ARGISNULL(2))
+			PG_RETURN_DATUM(PG_GETARG_DATUM(1));
+		value = deserialize_state(s, PG_GET_COLLATION(), (fmNodePtr) context, PG_GETARG_DATUM(1));
+		merge_state(s, PG_GET_COLLATION(), (fmNodePtr) context, CurrentMemoryContext,
+					&value, &isnull, PG_GETARG_DATUM(2), false);
+		value = call2(&s->serialfn, PG_GET_COLLATION(), (fmNodePtr) context,
+					  value, false, (Datum) 0, false, &rnull);
+		if (rnull)
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(value);
+	}
+
+	/* Work on a copy: combine functions may update their first argument. */
+	isnull = PG_ARGISNULL(1);
+	value = isnull ? (Datum) 0 : datumCopy(PG_GETARG_DATUM(1), s->transbyval, s->translen);
+	merge_state(s, PG_GET_COLLATION(), (fmNodePtr) context, CurrentMemoryContext,
+				&value, &isnull, PG_GETARG_DATUM(2), PG_ARGISNULL(2));
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(value);
+}
+
+/* event_xid8(xid): the full id of a recent transaction id. */
+Datum
+stream_ext_event_xid8(PG_FUNCTION_ARGS)
+{
+	TransactionId xid = DatumGetTransactionId(PG_GETARG_DATUM(0));
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(epoch, xid));
+}
+
+/*
+ * xid_visible(xid8): did the transaction that inserted these events commit,
+ * as seen by the current snapshot?  Readers use it on delta rows.
+ */
+Datum
+stream_ext_xid_visible(PG_FUNCTION_ARGS)
+{
+	TransactionId xid = XidFromFullTransactionId(PG_GETARG_FULLTRANSACTIONID(0));
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+
+	if (!TransactionIdIsNormal(xid) || TransactionIdIsCurrentTransactionId(xid))
+		PG_RETURN_BOOL(false);
+	if (XidInMVCCSnapshot(xid, snapshot))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(TransactionIdDidCommit(xid));
+}
+
+/* Status of a writer transaction for the combiner; cached for repeated ids. */
+typedef enum WriterStatus
+{
+	WRITER_IN_PROGRESS,
+	WRITER_COMMITTED,
+	WRITER_ABORTED
+} WriterStatus;
+
+typedef struct StatusCache
+{
+	TransactionId xid;
+	WriterStatus status;
+} StatusCache;
+
+static WriterStatus
+writer_status(FunctionCallInfo fcinfo)
+{
+	TransactionId xid = XidFromFullTransactionId(PG_GETARG_FULLTRANSACTIONID(0));
+	StatusCache *cache = (StatusCache *) fcinfo->flinfo->fn_extra;
+
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(StatusCache));
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	else if (cache->xid == xid && TransactionIdIsValid(xid))
+		return cache->status;
+
+	/* In-progress first: clog says committed before the procarray forgets. */
+	if (TransactionIdIsInProgress(xid))
+		cache->status = WRITER_IN_PROGRESS;
+	else if (TransactionIdDidCommit(xid))
+		cache->status = WRITER_COMMITTED;
+	else
+		cache->status = WRITER_ABORTED;
+	cache->xid = xid;
+	return cache->status;
+}
+
+Datum
+stream_ext_xid_committed(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(writer_status(fcinfo) == WRITER_COMMITTED);
+}
+
+Datum
+stream_ext_xid_aborted(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(writer_status(fcinfo) == WRITER_ABORTED);
+}

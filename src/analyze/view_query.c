@@ -1,0 +1,363 @@
+/*
+ * view_query.c
+ *	  What a continuous view computes.
+ *
+ * A continuous view is an aggregate query over one stream.  Its combine
+ * state is one row per group: the GROUP BY keys plus the partial state of
+ * each distinct aggregate.  Workers compute those partial states for a batch
+ * with PostgreSQL's own partial aggregation (AGGSPLIT_INITIAL_SERIAL, as the
+ * partial side of a parallel aggregate does), grouped additionally by the
+ * transaction that inserted each event (the event tuple's xmin), so that a
+ * delta becomes visible exactly when its transaction commits.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/planner.h"
+#include "parser/analyze.h"
+#include "parser/parse_agg.h"
+#include "parser/parse_func.h"
+#include "parser/parse_oper.h"
+#include "parser/parsetree.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "analyze/view_query.h"
+#include "stream/fdw.h"
+
+static void
+reject(const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s is not supported in continuous views", what),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/* Parse analysis of a SELECT given as a raw statement. */
+Query *
+stream_analyze_select(RawStmt *raw, const char *sql)
+{
+	Query	   *query;
+
+	if (!IsA(raw->stmt, SelectStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("a continuous view must be defined by a SELECT")));
+	query = parse_analyze_fixedparams(raw, sql, NULL, 0, NULL);
+	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("a continuous view must be defined by a SELECT")));
+	return query;
+}
+
+static bool
+collect_aggrefs_walker(Node *node, List **aggs)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Aggref))
+	{
+		if (!list_member(*aggs, node))
+			*aggs = lappend(*aggs, node);
+		return false;			/* aggregates do not nest */
+	}
+	return expression_tree_walker(node, collect_aggrefs_walker, (void *) aggs);
+}
+
+/* Check that an aggregate can be computed in parts and merged. */
+static void
+check_aggregate(Aggref *aggref)
+{
+	HeapTuple	tuple;
+	Form_pg_aggregate agg;
+	char	   *name = format_procedure(aggref->aggfnoid);
+
+	if (aggref->aggkind != AGGKIND_NORMAL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ordered-set aggregate %s is not supported in continuous views", name)));
+	if (aggref->aggdistinct != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("DISTINCT inside aggregate %s is not supported in continuous views", name)));
+	if (aggref->aggorder != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ORDER BY inside aggregate %s is not supported in continuous views", name)));
+
+	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
+	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
+	if (!OidIsValid(agg->aggcombinefn))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate %s is not supported in continuous views", name),
+				 errdetail("The aggregate has no combine function, so partial results cannot be merged.")));
+	if (agg->aggtranstype == INTERNALOID &&
+		(!OidIsValid(agg->aggserialfn) || !OidIsValid(agg->aggdeserialfn)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate %s is not supported in continuous views", name),
+				 errdetail("Its internal state has no serialization functions.")));
+	ReleaseSysCache(tuple);
+}
+
+/* The type a state column of this aggregate has. */
+static Oid
+aggregate_state_type(Aggref *aggref)
+{
+	HeapTuple	tuple;
+	Oid			transtype;
+	Oid			inputTypes[FUNC_MAX_ARGS];
+	int			nargs;
+
+	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
+	transtype = ((Form_pg_aggregate) GETSTRUCT(tuple))->aggtranstype;
+	ReleaseSysCache(tuple);
+
+	nargs = get_aggregate_argtypes(aggref, inputTypes);
+	transtype = resolve_aggregate_transtype(aggref->aggfnoid, transtype, inputTypes, nargs);
+	return (transtype == INTERNALOID) ? BYTEAOID : transtype;
+}
+
+static char *
+unique_name(const char *base, List *taken)
+{
+	char	   *name = pstrdup(base);
+	int			n = 1;
+	ListCell   *lc;
+
+	for (;;)
+	{
+		bool		clash = (strcmp(name, "writer_xid") == 0 || strcmp(name, "_one") == 0);
+
+		foreach(lc, taken)
+			if (strcmp((char *) lfirst(lc), name) == 0)
+				clash = true;
+		if (!clash)
+			return name;
+		name = psprintf("%s_%d", base, ++n);
+	}
+}
+
+/*
+ * Validate a continuous view's query and describe its combine state.
+ * Errors name the construct that is not supported.
+ */
+ViewShape *
+stream_view_shape(Query *query)
+{
+	ViewShape  *shape = palloc0(sizeof(ViewShape));
+	RangeTblEntry *rte;
+	List	   *names = NIL;
+	ListCell   *lc;
+	int			i;
+
+	shape->query = query;
+
+	if (query->cteList != NIL)
+		reject("WITH", NULL);
+	if (query->setOperations != NULL)
+		reject("UNION, INTERSECT or EXCEPT", "Define one continuous view per stream.");
+	if (query->hasSubLinks)
+		reject("a subquery", NULL);
+	if (query->hasWindowFuncs)
+		reject("a window function", NULL);
+	if (query->hasTargetSRFs)
+		reject("a set-returning function", NULL);
+	if (query->groupingSets != NIL)
+		reject("GROUPING SETS, ROLLUP or CUBE", NULL);
+	if (query->distinctClause != NIL)
+		reject("SELECT DISTINCT", NULL);
+	if (query->sortClause != NIL)
+		reject("ORDER BY", "Sort when querying the view.");
+	if (query->limitCount != NULL || query->limitOffset != NULL)
+		reject("LIMIT or OFFSET", "Apply LIMIT when querying the view.");
+	if (query->rowMarks != NIL)
+		reject("FOR UPDATE or FOR SHARE", NULL);
+
+	if (list_length(query->rtable) != 1 ||
+		list_length(query->jointree->fromlist) != 1 ||
+		!IsA(linitial(query->jointree->fromlist), RangeTblRef))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view must read from exactly one stream"),
+				 errdetail("Joins and several FROM items are not supported.")));
+	rte = linitial(query->rtable);
+	if (rte->rtekind != RTE_RELATION || !stream_is_stream_relation(rte->relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a stream",
+						rte->rtekind == RTE_RELATION ? get_rel_name(rte->relid) : "FROM item"),
+				 errhint("A stream is a foreign table of server stream_ext: CREATE FOREIGN TABLE name (...) SERVER stream_ext.")));
+	if (rte->tablesample != NULL)
+		reject("TABLESAMPLE", NULL);
+	shape->stream = rte->relid;
+	shape->stream_rti = 1;
+
+	if (!query->hasAggs && query->groupClause == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view must aggregate"),
+				 errdetail("A stream keeps no rows, so a view needs aggregates or GROUP BY."),
+				 errhint("For example: SELECT key, count(*) FROM stream GROUP BY key.")));
+
+	/* Group keys */
+	i = 0;
+	foreach(lc, query->groupClause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
+		Oid			type = exprType((Node *) tle->expr);
+		char	   *base;
+
+		i++;
+		if (contain_volatile_functions((Node *) tle->expr))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("GROUP BY expressions of a continuous view must not be volatile"),
+					 errdetail("Key %d calls a volatile function.", i)));
+		if (!OidIsValid(GetDefaultOpClass(type, BTREE_AM_OID)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot group a continuous view by type %s", format_type_be(type)),
+					 errdetail("Group keys need a default btree operator class.")));
+		base = (!tle->resjunk && tle->resname) ? tle->resname : psprintf("key%d", i);
+		base = unique_name(base, names);
+		names = lappend(names, base);
+		shape->keys = lappend(shape->keys, tle);
+		shape->key_names = lappend(shape->key_names, base);
+	}
+
+	/* Aggregates, each distinct one once */
+	foreach(lc, query->targetList)
+		collect_aggrefs_walker((Node *) ((TargetEntry *) lfirst(lc))->expr, &shape->aggs);
+	collect_aggrefs_walker(query->havingQual, &shape->aggs);
+	i = 0;
+	foreach(lc, shape->aggs)
+	{
+		Aggref	   *aggref = lfirst(lc);
+		char	   *base;
+
+		i++;
+		check_aggregate(aggref);
+		if (aggref->aggfilter && contain_volatile_functions((Node *) aggref->aggfilter))
+			reject("a volatile aggregate FILTER", NULL);
+		base = unique_name(psprintf("a%d_%s", i, get_func_name(aggref->aggfnoid)), names);
+		names = lappend(names, base);
+		shape->agg_names = lappend(shape->agg_names, base);
+		shape->agg_state_types = lappend_oid(shape->agg_state_types,
+											 aggregate_state_type(aggref));
+	}
+	return shape;
+}
+
+static Oid
+event_xid8_function(void)
+{
+	List	   *name = list_make2(makeString("stream_ext_internal"), makeString("event_xid8"));
+	Oid			argtypes[1] = {XIDOID};
+
+	return LookupFuncName(name, 1, argtypes, false);
+}
+
+/* Mark the aggregation of a planned query as the partial (serializing) phase. */
+static void
+partialize_plan(Plan *plan)
+{
+	Agg		   *agg;
+	ListCell   *lc;
+
+	if (plan == NULL || !IsA(plan, Agg))
+		elog(ERROR, "unexpected plan shape for a continuous view's partial aggregation");
+	agg = (Agg *) plan;
+	agg->aggsplit = AGGSPLIT_INITIAL_SERIAL;
+	foreach(lc, plan->targetlist)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (IsA(tle->expr, Aggref))
+			mark_partial_aggref((Aggref *) tle->expr, AGGSPLIT_INITIAL_SERIAL);
+	}
+}
+
+/*
+ * Plan the workers' query for a view: for the events of one batch,
+ *	 SELECT event_xid8(xmin), keys..., partial(agg)... FROM stream WHERE ...
+ *	 GROUP BY 1, keys...
+ * whose rows are the view's deltas.  Must run inside a transaction.
+ */
+PlannedStmt *
+stream_plan_partial_aggregation(ViewShape *shape, const char *sql)
+{
+	Query	   *q = copyObject(shape->query);
+	RangeTblEntry *rte = rt_fetch(shape->stream_rti, q->rtable);
+	List	   *tlist = NIL;
+	List	   *groupClause = NIL;
+	SortGroupClause *xid_sgc = makeNode(SortGroupClause);
+	Var		   *xmin;
+	Expr	   *xid_expr;
+	AttrNumber	resno = 1;
+	Index		ref = 1;
+	ListCell   *lc;
+	bool		hashable;
+	PlannedStmt *pstmt;
+
+	/* The worker reads the batch itself; the view's owner was checked at CREATE. */
+	rte->requiredPerms = 0;
+
+	xmin = makeVar(shape->stream_rti, MinTransactionIdAttributeNumber, XIDOID, -1, InvalidOid, 0);
+	xid_expr = (Expr *) makeFuncExpr(event_xid8_function(), XID8OID, list_make1(xmin),
+									 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	{
+		TargetEntry *tle = makeTargetEntry(xid_expr, resno++, pstrdup("writer_xid"), false);
+
+		tle->ressortgroupref = ref;
+		tlist = lappend(tlist, tle);
+		get_sort_group_operators(XID8OID, true, true, false,
+								 &xid_sgc->sortop, &xid_sgc->eqop, NULL, &hashable);
+		xid_sgc->hashable = hashable;
+		xid_sgc->tleSortGroupRef = ref++;
+		groupClause = lappend(groupClause, xid_sgc);
+	}
+
+	foreach(lc, shape->query->groupClause)
+	{
+		SortGroupClause *sgc = copyObject(lfirst(lc));
+		TargetEntry *orig = get_sortgroupclause_tle(sgc, shape->query->targetList);
+		TargetEntry *tle = makeTargetEntry(copyObject(orig->expr), resno++, NULL, false);
+
+		tle->ressortgroupref = ref;
+		sgc->tleSortGroupRef = ref++;
+		tlist = lappend(tlist, tle);
+		groupClause = lappend(groupClause, sgc);
+	}
+	foreach(lc, shape->aggs)
+		tlist = lappend(tlist, makeTargetEntry(copyObject(lfirst(lc)), resno++, NULL, false));
+
+	q->targetList = tlist;
+	q->groupClause = groupClause;
+	q->havingQual = NULL;
+	q->hasAggs = true;
+
+	pstmt = pg_plan_query(q, sql, 0, NULL);
+	partialize_plan(pstmt->planTree);
+	return pstmt;
+}

@@ -1,0 +1,456 @@
+/*
+ * create_view.c
+ *	  CREATE VIEW ... WITH (continuous) and stream_ext.create_continuous_view.
+ *
+ * A continuous view is made of:
+ *	 - stream_ext_internal.state_<id>: one row per group, the group keys and
+ *	   each aggregate's partial state; unique on the keys (NULLs equal);
+ *	 - stream_ext_internal.delta_<id>: partial states written by workers, each
+ *	   row tagged with the transaction that inserted its events;
+ *	 - the view the user named, which combines state rows with the deltas of
+ *	   committed transactions and finalizes the aggregates;
+ *	 - a row in stream_ext_internal.continuous_views.
+ * The view depends on the stream (and the columns and functions it uses), so
+ * DROP of the stream needs CASCADE; DROP VIEW removes the rest through the
+ * extension's sql_drop event trigger.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_func.h"
+#include "parser/parser.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/ruleutils.h"
+
+#include "analyze/view_query.h"
+#include "ddl/create_view.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_create_continuous_view);
+PG_FUNCTION_INFO_V1(stream_ext_truncate_continuous_view);
+PG_FUNCTION_INFO_V1(stream_ext_query_definition);
+PG_FUNCTION_INFO_V1(stream_ext_catalog_changed);
+
+#define INTERNAL_SCHEMA "stream_ext_internal"
+
+Oid
+stream_catalog_relid(bool missing_ok)
+{
+	Oid			nsp = get_namespace_oid(INTERNAL_SCHEMA, missing_ok);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid("continuous_views", nsp);
+}
+
+static void
+spi_exec(const char *sql, int expected)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute failed (%d): %s", rc, sql);
+}
+
+static char *
+column_type_sql(Oid type, int32 typmod, Oid collation)
+{
+	char	   *sql = format_type_with_typemod(type, typmod);
+
+	if (OidIsValid(collation) && type_is_collatable(type))
+		sql = psprintf("%s COLLATE %s", sql, generate_collation_name(collation));
+	return sql;
+}
+
+/* "k1, k2, a1, a2" : the key and state columns, quoted */
+static char *
+state_columns_sql(ViewShape *shape)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	foreach(lc, shape->key_names)
+	{
+		appendStringInfo(&buf, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc)));
+		first = false;
+	}
+	foreach(lc, shape->agg_names)
+	{
+		appendStringInfo(&buf, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc)));
+		first = false;
+	}
+	return buf.data;
+}
+
+static void
+create_state_tables(ViewShape *shape, int id)
+{
+	StringInfoData cols;
+	StringInfoData keys;
+	ListCell   *lc,
+			   *lc2;
+	int			i = 0;
+
+	initStringInfo(&cols);
+	initStringInfo(&keys);
+	forboth(lc, shape->keys, lc2, shape->key_names)
+	{
+		Node	   *expr = (Node *) ((TargetEntry *) lfirst(lc))->expr;
+
+		appendStringInfo(&cols, "%s %s, ", quote_identifier(lfirst(lc2)),
+						 column_type_sql(exprType(expr), exprTypmod(expr), exprCollation(expr)));
+		appendStringInfo(&keys, "%s%s", i++ ? ", " : "", quote_identifier(lfirst(lc2)));
+	}
+	i = 0;
+	forboth(lc, shape->aggs, lc2, shape->agg_names)
+	{
+		Aggref	   *aggref = lfirst(lc);
+		Oid			type = list_nth_oid(shape->agg_state_types, i++);
+
+		appendStringInfo(&cols, "%s %s, ", quote_identifier(lfirst(lc2)),
+						 column_type_sql(type, -1, aggref->inputcollid));
+	}
+	cols.data[cols.len - 2] = '\0';
+
+	if (shape->keys == NIL)
+		spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".state_%d (%s, "
+						  "_one boolean NOT NULL DEFAULT true CHECK (_one) UNIQUE)",
+						  id, cols.data), SPI_OK_UTILITY);
+	else
+	{
+		spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".state_%d (%s)", id, cols.data),
+				 SPI_OK_UTILITY);
+		spi_exec(psprintf("CREATE UNIQUE INDEX state_%d_key ON " INTERNAL_SCHEMA ".state_%d "
+						  "(%s) NULLS NOT DISTINCT", id, id, keys.data), SPI_OK_UTILITY);
+	}
+	spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".delta_%d "
+					  "(writer_xid pg_catalog.xid8 NOT NULL, %s) "
+					  "WITH (autovacuum_vacuum_threshold = 1000, "
+					  "autovacuum_vacuum_scale_factor = 0)", id, cols.data),
+			 SPI_OK_UTILITY);
+}
+
+typedef struct ReadViewContext
+{
+	ViewShape  *shape;
+	Oid			finalize_agg;
+} ReadViewContext;
+
+/* finalize_agg('agg'::regprocedure, <state column>, NULL::result) */
+static Node *
+finalize_call(ReadViewContext *ctx, Aggref *aggref, int aggno)
+{
+	Aggref	   *f = makeNode(Aggref);
+	Oid			state_type = list_nth_oid(ctx->shape->agg_state_types, aggno);
+	Oid			state_coll = type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid;
+	AttrNumber	attno = list_length(ctx->shape->keys) + aggno + 1;
+	Const	   *agg = makeConst(REGPROCEDUREOID, -1, InvalidOid, sizeof(Oid),
+								ObjectIdGetDatum(aggref->aggfnoid), false, true);
+	Var		   *state = makeVar(1, attno, state_type, -1, state_coll, 0);
+	Const	   *result = makeNullConst(aggref->aggtype, exprTypmod((Node *) aggref),
+									   aggref->aggcollid);
+
+	f->aggfnoid = ctx->finalize_agg;
+	f->aggtype = aggref->aggtype;
+	f->aggcollid = aggref->aggcollid;
+	f->inputcollid = state_coll;
+	f->aggargtypes = list_make3_oid(REGPROCEDUREOID, state_type, aggref->aggtype);
+	f->args = list_make3(makeTargetEntry((Expr *) agg, 1, NULL, false),
+						 makeTargetEntry((Expr *) state, 2, NULL, false),
+						 makeTargetEntry((Expr *) result, 3, NULL, false));
+	f->aggkind = AGGKIND_NORMAL;
+	f->aggsplit = AGGSPLIT_SIMPLE;
+	f->location = -1;
+	return (Node *) f;
+}
+
+/* Rewrite an expression of the defining query over the state table. */
+static Node *
+read_view_mutator(Node *node, ReadViewContext *ctx)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	if (node == NULL)
+		return NULL;
+	foreach(lc, ctx->shape->keys)
+	{
+		Node	   *key = (Node *) ((TargetEntry *) lfirst(lc))->expr;
+
+		i++;
+		if (equal(node, key))
+			return (Node *) makeVar(1, i, exprType(key), exprTypmod(key), exprCollation(key), 0);
+	}
+	if (IsA(node, Aggref))
+	{
+		i = 0;
+		foreach(lc, ctx->shape->aggs)
+		{
+			if (equal(node, lfirst(lc)))
+				return finalize_call(ctx, (Aggref *) node, i);
+			i++;
+		}
+		elog(ERROR, "aggregate not found in continuous view shape");
+	}
+	return expression_tree_mutator(node, read_view_mutator, (void *) ctx);
+}
+
+/*
+ * The SELECT of the view users query: state rows plus the deltas of
+ * committed transactions, combined per group and finalized.
+ */
+static char *
+read_view_sql(ViewShape *shape, int id, Oid state_relid)
+{
+	ReadViewContext ctx;
+	List	   *dpcontext = deparse_context_for("s", state_relid);
+	StringInfoData buf;
+	char	   *cols = state_columns_sql(shape);
+	ListCell   *lc;
+	bool		first = true;
+
+	ctx.shape = shape;
+	ctx.finalize_agg = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
+												 makeString("finalize_agg")),
+									  3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID},
+									  false);
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	foreach(lc, shape->query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Node	   *expr;
+
+		if (tle->resjunk)
+			continue;
+		expr = read_view_mutator((Node *) tle->expr, &ctx);
+		appendStringInfo(&buf, "%s%s AS %s", first ? "" : ", ",
+						 deparse_expression(expr, dpcontext, false, false),
+						 quote_identifier(tle->resname));
+		first = false;
+	}
+	appendStringInfo(&buf, " FROM (SELECT %s FROM " INTERNAL_SCHEMA ".state_%d"
+					 " UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".delta_%d"
+					 " WHERE " INTERNAL_SCHEMA ".xid_visible(writer_xid)) s",
+					 cols, id, cols, id);
+	if (shape->keys != NIL)
+	{
+		first = true;
+		appendStringInfoString(&buf, " GROUP BY ");
+		foreach(lc, shape->key_names)
+		{
+			appendStringInfo(&buf, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc)));
+			first = false;
+		}
+	}
+	if (shape->query->havingQual != NULL)
+		appendStringInfo(&buf, " HAVING %s",
+						 deparse_expression(read_view_mutator(shape->query->havingQual, &ctx),
+											dpcontext, false, false));
+	return buf.data;
+}
+
+static void
+insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, char *query)
+{
+	Oid			argtypes[9] = {INT4OID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID,
+	INT4OID, REGPROCEDUREARRAYOID};
+	Datum		values[9];
+	int			naggs = list_length(shape->aggs);
+	Datum	   *aggoids = palloc(sizeof(Datum) * Max(naggs, 1));
+	ListCell   *lc;
+	int			i = 0;
+	int			rc;
+
+	foreach(lc, shape->aggs)
+		aggoids[i++] = ObjectIdGetDatum(((Aggref *) lfirst(lc))->aggfnoid);
+
+	values[0] = Int32GetDatum(id);
+	values[1] = ObjectIdGetDatum(view);
+	values[2] = ObjectIdGetDatum(shape->stream);
+	values[3] = ObjectIdGetDatum(state);
+	values[4] = ObjectIdGetDatum(delta);
+	values[5] = CStringGetTextDatum(pg_get_querydef(shape->query, false));
+	values[6] = CStringGetTextDatum(query);
+	values[7] = Int32GetDatum(list_length(shape->keys));
+	values[8] = PointerGetDatum(construct_array(aggoids, naggs, REGPROCEDUREOID,
+												sizeof(Oid), true, TYPALIGN_INT));
+	rc = SPI_execute_with_args("INSERT INTO " INTERNAL_SCHEMA ".continuous_views "
+							   "(id, view, stream, state_table, delta_table, definition, "
+							   "query, key_count, aggregates) "
+							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							   9, argtypes, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not record continuous view: %d", rc);
+}
+
+/*
+ * Create a continuous view named name over the SELECT in raw (whose text is
+ * sql).  Returns the view's OID.
+ */
+Oid
+stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const char *sql)
+{
+	Query	   *query;
+	ViewShape  *shape;
+	Oid			nspid;
+	Oid			saved_user;
+	int			saved_sec;
+	int			id;
+	Oid			state_relid;
+	Oid			delta_relid;
+	Oid			view_relid;
+	char	   *qualified;
+	StringInfoData create;
+	ObjectAddress viewaddr;
+	AclResult	acl;
+	bool		isnull;
+
+	if (name->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views cannot be temporary")));
+
+	query = stream_analyze_select(copyObject(raw), sql);
+	shape = stream_view_shape(query);
+
+	acl = pg_class_aclcheck(shape->stream, GetUserId(), ACL_SELECT);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_FOREIGN_TABLE, get_rel_name(shape->stream));
+
+	nspid = RangeVarGetCreationNamespace(name);
+	qualified = quote_qualified_identifier(get_namespace_name(nspid), name->relname);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* Internal objects are made by the extension's owner, then handed over. */
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_execute("SELECT pg_catalog.nextval('" INTERNAL_SCHEMA ".continuous_views_id_seq')",
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not allocate a continuous view id");
+	id = (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	create_state_tables(shape, id);
+	spi_exec(psprintf("ALTER TABLE " INTERNAL_SCHEMA ".state_%d OWNER TO %s", id,
+					  quote_identifier(GetUserNameFromId(saved_user, false))), SPI_OK_UTILITY);
+	spi_exec(psprintf("ALTER TABLE " INTERNAL_SCHEMA ".delta_%d OWNER TO %s", id,
+					  quote_identifier(GetUserNameFromId(saved_user, false))), SPI_OK_UTILITY);
+	SetUserIdAndSecContext(saved_user, saved_sec);
+
+	state_relid = get_relname_relid(psprintf("state_%d", id), get_namespace_oid(INTERNAL_SCHEMA, false));
+	delta_relid = get_relname_relid(psprintf("delta_%d", id), get_namespace_oid(INTERNAL_SCHEMA, false));
+
+	/* The view itself belongs to the user, in the user's schema. */
+	initStringInfo(&create);
+	appendStringInfo(&create, "CREATE VIEW %s", qualified);
+	if (aliases != NIL)
+	{
+		ListCell   *lc;
+		bool		first = true;
+
+		appendStringInfoString(&create, " (");
+		foreach(lc, aliases)
+		{
+			appendStringInfo(&create, "%s%s", first ? "" : ", ", quote_identifier(strVal(lfirst(lc))));
+			first = false;
+		}
+		appendStringInfoString(&create, ")");
+	}
+	appendStringInfo(&create, " AS %s", read_view_sql(shape, id, state_relid));
+	spi_exec(create.data, SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	view_relid = get_relname_relid(name->relname, nspid);
+
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, nodeToString(query));
+	SetUserIdAndSecContext(saved_user, saved_sec);
+
+	/* The view depends on the stream, the columns and functions it uses. */
+	ObjectAddressSet(viewaddr, RelationRelationId, view_relid);
+	recordDependencyOnExpr(&viewaddr, (Node *) query, NIL, DEPENDENCY_NORMAL);
+
+	SPI_finish();
+	CacheInvalidateRelcacheByRelid(stream_catalog_relid(false));
+	return view_relid;
+}
+
+/* stream_ext.create_continuous_view(name text, query text) */
+Datum
+stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	List	   *names = stringToQualifiedNameList(name);
+	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	if (list_length(stmts) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("the query of a continuous view must be a single SELECT")));
+	PG_RETURN_OID(stream_create_continuous_view(makeRangeVarFromNameList(names), NIL,
+												linitial(stmts), sql));
+}
+
+/* stream_ext.truncate_continuous_view(view): forget everything it aggregated. */
+Datum
+stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
+{
+	Oid			view = PG_GETARG_OID(0);
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(view)};
+	bool		isnull;
+	int			id;
+
+	if (!pg_class_ownercheck(view, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT id FROM " INTERNAL_SCHEMA ".continuous_views WHERE view = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the continuous view catalog");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a continuous view", get_rel_name(view))));
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".state_%d", id), SPI_OK_DELETE);
+	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".delta_%d", id), SPI_OK_DELETE);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* The defining query of a continuous view, from its stored Query tree. */
+Datum
+stream_ext_query_definition(PG_FUNCTION_ARGS)
+{
+	Query	   *query = (Query *) stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	PG_RETURN_TEXT_P(cstring_to_text(pg_get_querydef(query, true)));
+}
+
+/* Tell workers to reload the set of continuous views at their next batch. */
+Datum
+stream_ext_catalog_changed(PG_FUNCTION_ARGS)
+{
+	CacheInvalidateRelcacheByRelid(stream_catalog_relid(false));
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,14 @@
+/*
+ * create_view.h
+ *	  Creating, resetting and describing continuous views.
+ */
+#ifndef STREAM_EXT_CREATE_VIEW_H
+#define STREAM_EXT_CREATE_VIEW_H
+
+#include "nodes/parsenodes.h"
+
+extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
+										  RawStmt *raw, const char *sql);
+extern Oid	stream_catalog_relid(bool missing_ok);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * utility.c
+ *	  The ProcessUtility hook of stream_ext.
+ *
+ *	 CREATE VIEW v WITH (continuous) AS SELECT ...	 creates a continuous view
+ *	 CREATE FOREIGN TABLE s (...) SERVER stream_ext	 gains arrival_timestamp
+ *	 DROP DATABASE, CREATE DATABASE ... TEMPLATE t	 stop the workers of the
+ *	   database concerned while the command runs, since it must be unused.
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parser.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+
+#include "ddl/create_view.h"
+#include "ddl/utility.h"
+#include "ipc/queue.h"
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* Is this a CREATE VIEW with the continuous option?  Rejects other options. */
+static bool
+is_continuous_view(ViewStmt *stmt)
+{
+	ListCell   *lc;
+	bool		continuous = false;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, "continuous") == 0)
+			continuous = defGetBoolean(def);
+	}
+	if (!continuous)
+		return false;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, "continuous") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized continuous view option \"%s\"", def->defname)));
+	}
+	if (stmt->replace)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("CREATE OR REPLACE is not supported for continuous views"),
+				 errhint("Drop the view and create it again.")));
+	if (stmt->withCheckOption != NO_CHECK_OPTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("WITH CHECK OPTION is not supported for continuous views")));
+	return true;
+}
+
+/* Append the generated arrival_timestamp column to a new stream. */
+static void
+add_arrival_timestamp(CreateForeignTableStmt *stmt)
+{
+	ListCell   *lc;
+	ColumnDef  *col;
+	Constraint *gen;
+	TypeCast   *null_ts;
+
+	foreach(lc, stmt->base.tableElts)
+	{
+		Node	   *elt = lfirst(lc);
+
+		if (IsA(elt, ColumnDef) &&
+			strcmp(((ColumnDef *) elt)->colname, "arrival_timestamp") == 0)
+			return;
+	}
+
+	null_ts = makeNode(TypeCast);
+	null_ts->arg = (Node *) makeNode(A_Const);
+	((A_Const *) null_ts->arg)->isnull = true;
+	((A_Const *) null_ts->arg)->location = -1;
+	null_ts->typeName = SystemTypeName("timestamptz");
+	null_ts->location = -1;
+
+	gen = makeNode(Constraint);
+	gen->contype = CONSTR_GENERATED;
+	gen->generated_when = ATTRIBUTE_IDENTITY_ALWAYS;
+	gen->raw_expr = (Node *) null_ts;
+	gen->location = -1;
+
+	col = makeColumnDef("arrival_timestamp", TIMESTAMPTZOID, -1, InvalidOid);
+	col->constraints = list_make1(gen);
+	stmt->base.tableElts = lappend(stmt->base.tableElts, col);
+}
+
+static Oid
+template_database(CreatedbStmt *stmt)
+{
+	ListCell   *lc;
+	const char *name = "template1";
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
+			name = defGetString(def);
+	}
+	return get_database_oid(name, true);
+}
+
+static void
+stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					  ProcessUtilityContext context, ParamListInfo params,
+					  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	volatile Oid quiet_db = InvalidOid;
+
+	if (IsA(parsetree, ViewStmt) && is_continuous_view((ViewStmt *) parsetree))
+	{
+		ViewStmt   *stmt = (ViewStmt *) parsetree;
+		RawStmt    *raw = makeNode(RawStmt);
+
+		if (!OidIsValid(get_extension_oid("stream_ext", true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension \"stream_ext\" is not installed in this database"),
+					 errhint("Run CREATE EXTENSION stream_ext first.")));
+
+		raw->stmt = stmt->query;
+		raw->stmt_location = pstmt->stmt_location;
+		raw->stmt_len = pstmt->stmt_len;
+		(void) stream_create_continuous_view(stmt->view, stmt->aliases, raw, queryString);
+		if (qc)
+			SetQueryCompletion(qc, CMDTAG_CREATE_VIEW, 0);
+		return;
+	}
+
+	if (IsA(parsetree, CreateForeignTableStmt) &&
+		strcmp(((CreateForeignTableStmt *) parsetree)->servername, "stream_ext") == 0)
+	{
+		if (readOnlyTree)
+		{
+			pstmt = copyObject(pstmt);
+			parsetree = pstmt->utilityStmt;
+			readOnlyTree = false;
+		}
+		add_arrival_timestamp((CreateForeignTableStmt *) parsetree);
+	}
+
+	if (IsA(parsetree, DropdbStmt))
+		quiet_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+	else if (IsA(parsetree, CreatedbStmt))
+		quiet_db = template_database((CreatedbStmt *) parsetree);
+
+	if (OidIsValid(quiet_db) && StreamShared != NULL)
+	{
+		PlannedStmt *volatile stmt = pstmt;
+		volatile bool read_only = readOnlyTree;
+
+		stream_stop_database(quiet_db);
+		PG_TRY();
+		{
+			if (prev_ProcessUtility)
+				prev_ProcessUtility(stmt, queryString, read_only, context,
+									params, queryEnv, dest, qc);
+			else
+				standard_ProcessUtility(stmt, queryString, read_only, context,
+										params, queryEnv, dest, qc);
+		}
+		PG_FINALLY();
+		{
+			stream_resume_database(quiet_db);
+		}
+		PG_END_TRY();
+		return;
+	}
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+void
+stream_utility_init(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = stream_ProcessUtility;
+}

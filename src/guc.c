@@ -1,0 +1,88 @@
+/*
+ * guc.c
+ *	  Defines the stream_ext.* configuration parameters.
+ *
+ * Parameters that size shared memory or the number of worker processes are
+ * PGC_POSTMASTER; the rest can change at reload or per session.
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "guc.h"
+
+int			stream_ext_workers_per_database = 1;
+int			stream_ext_max_databases = 8;
+int			stream_ext_queue_size_kb = 4096;
+int			stream_ext_batch_size = 20000;
+int			stream_ext_flush_interval_ms = 10;
+int			stream_ext_combine_interval_ms = 250;
+int			stream_ext_commit_mode = STREAM_COMMIT_SYNC;
+
+static const struct config_enum_entry commit_mode_options[] = {
+	{"sync", STREAM_COMMIT_SYNC, false},
+	{"async", STREAM_COMMIT_ASYNC, false},
+	{NULL, 0, false}
+};
+
+void
+stream_ext_define_gucs(void)
+{
+	DefineCustomIntVariable("stream_ext.workers",
+							gettext_noop("Number of batch workers per database."),
+							gettext_noop("Each worker has its own event queue in shared memory."),
+							&stream_ext_workers_per_database,
+							1, 1, 64,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.max_databases",
+							gettext_noop("Maximum number of databases served at once."),
+							NULL,
+							&stream_ext_max_databases,
+							8, 1, 256,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.queue_size",
+							gettext_noop("Size of each worker's event queue in shared memory."),
+							gettext_noop("Writers wait when the queue is full."),
+							&stream_ext_queue_size_kb,
+							4096, 256, 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.batch_size",
+							gettext_noop("Maximum number of events a worker applies in one transaction."),
+							NULL,
+							&stream_ext_batch_size,
+							20000, 1, 10000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.flush_interval",
+							gettext_noop("Longest time a worker holds queued events before applying them."),
+							gettext_noop("Events of a committing transaction are applied at once."),
+							&stream_ext_flush_interval_ms,
+							10, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.combine_interval",
+							gettext_noop("How often pending deltas are merged into combine-state tables."),
+							NULL,
+							&stream_ext_combine_interval_ms,
+							250, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("stream_ext.commit_mode",
+							 gettext_noop("Whether COMMIT waits until a transaction's stream events are applied."),
+							 gettext_noop("sync: applied and durable at COMMIT; async: applied within the flush interval."),
+							 &stream_ext_commit_mode,
+							 STREAM_COMMIT_SYNC, commit_mode_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("stream_ext");
+}

@@ -1,0 +1,24 @@
+/*
+ * guc.h
+ *	  Configuration parameters of stream_ext (all named stream_ext.*).
+ */
+#ifndef STREAM_EXT_GUC_H
+#define STREAM_EXT_GUC_H
+
+typedef enum StreamCommitMode
+{
+	STREAM_COMMIT_SYNC,			/* COMMIT waits until events are applied */
+	STREAM_COMMIT_ASYNC			/* COMMIT returns at once */
+} StreamCommitMode;
+
+extern int	stream_ext_workers_per_database;
+extern int	stream_ext_max_databases;
+extern int	stream_ext_queue_size_kb;
+extern int	stream_ext_batch_size;
+extern int	stream_ext_flush_interval_ms;
+extern int	stream_ext_combine_interval_ms;
+extern int	stream_ext_commit_mode;
+
+extern void stream_ext_define_gucs(void);
+
+#endif

@@ -1,0 +1,659 @@
+/*
+ * queue.c
+ *	  Shared memory of stream_ext: worker slots grouped by database, one
+ *	  event ring per batch worker, and per-backend commit acknowledgements.
+ *
+ * Writers append whole records to a worker's ring under the ring's LWLock and
+ * wait on space_cv when it is full (backpressure).  The worker reads records
+ * in place and releases them only after the transaction that applied them
+ * has committed, so a worker that restarts finds unapplied events still in
+ * its ring.  The protocol is described in src/ipc/README.md.
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "commands/dbcommands.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "ipc/queue.h"
+
+#define STREAM_TRANCHE "stream_ext"
+
+/* How long a writer waits for workers of its database to start */
+#define WORKER_START_TIMEOUT_MS 30000
+
+StreamExtShared *StreamShared = NULL;
+
+static int
+total_slots(void)
+{
+	return stream_ext_max_databases * (stream_ext_workers_per_database + 1);
+}
+
+static int
+total_ack_slots(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+static Size
+ring_size(void)
+{
+	return MAXALIGN_DOWN((Size) stream_ext_queue_size_kb * 1024);
+}
+
+static Size
+stream_shmem_size(void)
+{
+	Size		size;
+
+	size = MAXALIGN(sizeof(StreamExtShared));
+	size = add_size(size, MAXALIGN(mul_size(stream_ext_max_databases,
+											sizeof(StreamDatabaseGroup))));
+	size = add_size(size, MAXALIGN(mul_size(total_slots(),
+											sizeof(StreamWorkerSlot))));
+	size = add_size(size, MAXALIGN(mul_size(total_ack_slots(),
+											sizeof(StreamBackendAck))));
+	size = add_size(size, mul_size(mul_size(stream_ext_max_databases,
+											stream_ext_workers_per_database),
+								   ring_size()));
+	return size;
+}
+
+/* Called from shmem_request_hook. */
+void
+stream_shmem_request(void)
+{
+	RequestAddinShmemSpace(stream_shmem_size());
+	RequestNamedLWLockTranche(STREAM_TRANCHE, 1 + total_slots());
+}
+
+/* Called from shmem_startup_hook: lay out (or attach to) the shared area. */
+void
+stream_shmem_startup(void)
+{
+	bool		found;
+	char	   *ptr;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ptr = ShmemInitStruct("stream_ext", stream_shmem_size(), &found);
+	StreamShared = (StreamExtShared *) ptr;
+	if (!found)
+	{
+		LWLockPadded *locks = GetNamedLWLockTranche(STREAM_TRANCHE);
+		int			nslots = total_slots();
+		int			nacks = total_ack_slots();
+		int			ring_no = 0;
+
+		memset(ptr, 0, stream_shmem_size() - mul_size(mul_size(stream_ext_max_databases,
+															   stream_ext_workers_per_database),
+													  ring_size()));
+		ptr += MAXALIGN(sizeof(StreamExtShared));
+		StreamShared->lock = &locks[0].lock;
+		StreamShared->launcher_pgprocno = -1;
+		StreamShared->ngroups = stream_ext_max_databases;
+		StreamShared->slots_per_group = stream_ext_workers_per_database + 1;
+		StreamShared->ring_size = ring_size();
+
+		StreamShared->groups = (StreamDatabaseGroup *) ptr;
+		ptr += MAXALIGN(mul_size(stream_ext_max_databases, sizeof(StreamDatabaseGroup)));
+		StreamShared->slots = (StreamWorkerSlot *) ptr;
+		ptr += MAXALIGN(mul_size(nslots, sizeof(StreamWorkerSlot)));
+		StreamShared->acks = (StreamBackendAck *) ptr;
+		ptr += MAXALIGN(mul_size(nacks, sizeof(StreamBackendAck)));
+
+		for (int i = 0; i < nacks; i++)
+		{
+			pg_atomic_init_u64(&StreamShared->acks[i].request_seq, 0);
+			pg_atomic_init_u64(&StreamShared->acks[i].done_seq, 0);
+			pg_atomic_init_u64(&StreamShared->acks[i].failed_seq, 0);
+		}
+
+		for (int i = 0; i < nslots; i++)
+		{
+			StreamWorkerSlot *slot = &StreamShared->slots[i];
+
+			slot->state = SLOT_FREE;
+			slot->ring_lock = &locks[1 + i].lock;
+			ConditionVariableInit(&slot->space_cv);
+			if (stream_slot_role(i) == ROLE_BATCH)
+			{
+				slot->ring = ptr + ring_no * StreamShared->ring_size;
+				ring_no++;
+			}
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+StreamWorkerSlot *
+stream_slot(int slotno)
+{
+	return &StreamShared->slots[slotno];
+}
+
+int
+stream_slot_group(int slotno)
+{
+	return slotno / StreamShared->slots_per_group;
+}
+
+StreamWorkerRole
+stream_slot_role(int slotno)
+{
+	int			per_group = stream_ext_workers_per_database + 1;
+
+	return (slotno % per_group == per_group - 1) ? ROLE_COMBINER : ROLE_BATCH;
+}
+
+static StreamDatabaseGroup *
+find_group(Oid dboid, int *groupno)
+{
+	for (int g = 0; g < StreamShared->ngroups; g++)
+	{
+		if (StreamShared->groups[g].dboid == dboid)
+		{
+			*groupno = g;
+			return &StreamShared->groups[g];
+		}
+	}
+	return NULL;
+}
+
+static void
+wake_launcher(void)
+{
+	int			procno = StreamShared->launcher_pgprocno;
+
+	if (procno >= 0)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/*
+ * Ask the launcher to start the workers of a database that are not running.
+ * Returns false when every group is taken by other databases.
+ */
+static bool
+request_launch_locked(Oid dboid)
+{
+	int			groupno;
+	StreamDatabaseGroup *group = find_group(dboid, &groupno);
+
+	if (group == NULL)
+		group = find_group(InvalidOid, &groupno);
+	if (group == NULL)
+		return false;
+	group->dboid = dboid;
+	if (!group->stopping)
+		group->launch_pending = true;
+	return true;
+}
+
+void
+stream_request_launch(Oid dboid)
+{
+	bool		ok;
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	ok = request_launch_locked(dboid);
+	LWLockRelease(StreamShared->lock);
+	if (ok)
+		wake_launcher();
+}
+
+/*
+ * Launcher side: mark the FREE slots of every group with a pending request
+ * as STARTING and return their numbers; the caller registers the processes.
+ */
+List *
+stream_take_launch_requests(void)
+{
+	List	   *slots = NIL;
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	for (int g = 0; g < StreamShared->ngroups; g++)
+	{
+		StreamDatabaseGroup *group = &StreamShared->groups[g];
+
+		if (!group->launch_pending || group->stopping)
+			continue;
+		group->launch_pending = false;
+		for (int s = 0; s < StreamShared->slots_per_group; s++)
+		{
+			int			slotno = g * StreamShared->slots_per_group + s;
+			StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+
+			if (slot->state == SLOT_FREE)
+			{
+				slot->state = SLOT_STARTING;
+				slots = lappend_int(slots, slotno);
+			}
+		}
+	}
+	LWLockRelease(StreamShared->lock);
+	return slots;
+}
+
+/*
+ * Return the batch worker slot that this backend sends its events to,
+ * starting the database's workers first if need be.  *generation receives
+ * the attached process's generation.
+ */
+int
+stream_batch_slot_for_backend(uint64 *generation)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	int			index = MyProc->pgprocno % stream_ext_workers_per_database;
+
+	for (;;)
+	{
+		int			groupno;
+		StreamDatabaseGroup *group;
+		bool		requested = false;
+		bool		no_room = false;
+
+		LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+		group = find_group(MyDatabaseId, &groupno);
+		if (group != NULL)
+		{
+			int			slotno = groupno * StreamShared->slots_per_group + index;
+			StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+
+			if (slot->state == SLOT_RUNNING)
+			{
+				*generation = slot->generation;
+				LWLockRelease(StreamShared->lock);
+				return slotno;
+			}
+			if (slot->state == SLOT_FREE)
+				requested = request_launch_locked(MyDatabaseId);
+		}
+		else
+		{
+			requested = request_launch_locked(MyDatabaseId);
+			no_room = !requested;
+		}
+		LWLockRelease(StreamShared->lock);
+
+		if (no_room)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("stream_ext serves at most %d databases at once",
+							stream_ext_max_databases),
+					 errhint("Raise stream_ext.max_databases and restart the server.")));
+		if (requested)
+			wake_launcher();
+
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+									   WORKER_START_TIMEOUT_MS))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("stream_ext workers are not running in database \"%s\"",
+							get_database_name(MyDatabaseId)),
+					 errdetail("No worker attached within %d seconds.",
+							   WORKER_START_TIMEOUT_MS / 1000),
+					 errhint("Check that CREATE EXTENSION stream_ext has been committed, "
+							 "that max_worker_processes leaves room for stream_ext's workers, "
+							 "and the server log for worker errors.")));
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 20L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Append one record (header plus payload) to a worker's ring, waiting while
+ * the ring lacks room.  Sets hdr->len.
+ */
+void
+stream_ring_put(int slotno, StreamRecordHeader *hdr,
+				const char *payload, Size payload_len)
+{
+	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+	Size		size = StreamShared->ring_size;
+	Size		len = STREAM_RECORD_HDRSZ + MAXALIGN(payload_len);
+	bool		sleeping = false;
+
+	if (len > size / 2)
+		elog(ERROR, "stream record of %zu bytes exceeds half the ring", len);
+	hdr->len = (uint32) len;
+
+	for (;;)
+	{
+		uint64		wpos;
+		Size		offset;
+		Size		tail;
+		Size		need;
+
+		LWLockAcquire(slot->ring_lock, LW_EXCLUSIVE);
+		wpos = slot->write_pos;
+		offset = wpos % size;
+		tail = size - offset;
+		need = (tail < len) ? tail + len : len;
+
+		if (size - (wpos - slot->read_pos) >= need)
+		{
+			if (tail < len)
+			{
+				StreamRecordHeader *pad = (StreamRecordHeader *) (slot->ring + offset);
+
+				pad->len = (uint32) tail;
+				pad->kind = STREAM_RECORD_PAD;
+				wpos += tail;
+				offset = 0;
+			}
+			memcpy(slot->ring + offset, hdr, sizeof(StreamRecordHeader));
+			if (payload_len > 0)
+				memcpy(slot->ring + offset + STREAM_RECORD_HDRSZ, payload, payload_len);
+			slot->write_pos = wpos + len;
+			LWLockRelease(slot->ring_lock);
+			break;
+		}
+		LWLockRelease(slot->ring_lock);
+
+		/* Ring full: the worker is behind.  Wait for it to release space. */
+		if (!sleeping)
+		{
+			ConditionVariablePrepareToSleep(&slot->space_cv);
+			sleeping = true;
+		}
+		else
+			ConditionVariableTimedSleep(&slot->space_cv, 1000, PG_WAIT_EXTENSION);
+	}
+	if (sleeping)
+		ConditionVariableCancelSleep();
+
+	/* Wake the worker (cheap when its latch is already set). */
+	{
+		int			procno = slot->pgprocno;
+
+		if (slot->state == SLOT_RUNNING && procno >= 0)
+			SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	}
+}
+
+/* Sequence number for this backend's next acknowledged transaction. */
+uint64
+stream_ack_next_seq(void)
+{
+	StreamBackendAck *ack = &StreamShared->acks[MyProc->pgprocno];
+
+	return pg_atomic_add_fetch_u64(&ack->request_seq, 1);
+}
+
+/*
+ * Wait until the worker has durably applied every event this backend sent up
+ * to and including the record carrying seq.  Errors out when the worker
+ * reports that the transaction's events could not be applied.
+ */
+void
+stream_ack_wait(int slotno, uint64 generation, uint64 seq)
+{
+	StreamBackendAck *ack = &StreamShared->acks[MyProc->pgprocno];
+	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+
+	for (;;)
+	{
+		if (pg_atomic_read_u64(&ack->done_seq) >= seq)
+			break;
+
+		/* A worker that went away is started again; its ring is kept. */
+		if (slot->state == SLOT_FREE)
+			stream_request_launch(MyDatabaseId);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	pg_read_barrier();
+	if (pg_atomic_read_u64(&ack->failed_seq) == seq)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not apply this transaction's stream events to continuous views"),
+				 errdetail("The stream worker failed: %s", ack->failure),
+				 errhint("The transaction was rolled back; it can be retried.")));
+}
+
+/* Worker side: mark a process as attached to its slot. */
+bool
+stream_slot_attach(int slotno)
+{
+	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+	StreamDatabaseGroup *group = &StreamShared->groups[stream_slot_group(slotno)];
+	bool		ok;
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	ok = (group->dboid == MyDatabaseId && !group->stopping);
+	if (ok)
+	{
+		slot->state = SLOT_RUNNING;
+		slot->pid = MyProcPid;
+		slot->pgprocno = MyProc->pgprocno;
+		slot->generation++;
+	}
+	LWLockRelease(StreamShared->lock);
+	return ok;
+}
+
+/* Give up a group that has no process and no unapplied events.  Lock held. */
+static void
+maybe_free_group_locked(int groupno)
+{
+	StreamDatabaseGroup *group = &StreamShared->groups[groupno];
+
+	for (int s = 0; s < StreamShared->slots_per_group; s++)
+	{
+		StreamWorkerSlot *other = &StreamShared->slots[groupno * StreamShared->slots_per_group + s];
+
+		if (other->state != SLOT_FREE || other->write_pos != other->read_pos)
+			return;
+	}
+	if (!group->launch_pending && !group->stopping)
+		group->dboid = InvalidOid;
+}
+
+/* Worker side: the process leaves its slot. */
+void
+stream_slot_detach(int slotno)
+{
+	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	if (slot->pid == MyProcPid)
+	{
+		slot->state = SLOT_FREE;
+		slot->pid = 0;
+		slot->pgprocno = -1;
+	}
+	maybe_free_group_locked(stream_slot_group(slotno));
+	LWLockRelease(StreamShared->lock);
+}
+
+/* Launcher side: a registered process stopped; free its slot if it never attached. */
+void
+stream_slot_reap(int slotno)
+{
+	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	if (slot->state == SLOT_STARTING)
+		slot->state = SLOT_FREE;
+	maybe_free_group_locked(stream_slot_group(slotno));
+	LWLockRelease(StreamShared->lock);
+}
+
+/*
+ * Launcher side: a group whose processes partly stopped (after an error) is
+ * started again.  Returns true when a launch was requested.
+ */
+bool
+stream_group_needs_restart(int groupno)
+{
+	StreamDatabaseGroup *group = &StreamShared->groups[groupno];
+	bool		any_free = false;
+	bool		alive = false;
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	if (OidIsValid(group->dboid) && !group->stopping && !group->launch_pending)
+	{
+		for (int s = 0; s < StreamShared->slots_per_group; s++)
+		{
+			StreamWorkerSlot *slot = &StreamShared->slots[groupno * StreamShared->slots_per_group + s];
+
+			if (slot->state == SLOT_FREE)
+				any_free = true;
+			if (slot->state != SLOT_FREE || slot->write_pos != slot->read_pos)
+				alive = true;
+		}
+		if (any_free && alive)
+			group->launch_pending = true;
+	}
+	LWLockRelease(StreamShared->lock);
+	return any_free && alive;
+}
+
+/* Worker side: forget unapplied events (the extension was dropped). */
+void
+stream_ring_discard(StreamWorkerSlot *slot)
+{
+	if (slot->ring == NULL)
+		return;
+	LWLockAcquire(slot->ring_lock, LW_EXCLUSIVE);
+	slot->read_pos = slot->write_pos;
+	LWLockRelease(slot->ring_lock);
+	ConditionVariableBroadcast(&slot->space_cv);
+}
+
+uint64
+stream_ring_written(StreamWorkerSlot *slot)
+{
+	uint64		wpos;
+
+	LWLockAcquire(slot->ring_lock, LW_SHARED);
+	wpos = slot->write_pos;
+	LWLockRelease(slot->ring_lock);
+	return wpos;
+}
+
+/* Worker side: give ring space up to upto back to writers. */
+void
+stream_ring_release(StreamWorkerSlot *slot, uint64 upto)
+{
+	LWLockAcquire(slot->ring_lock, LW_EXCLUSIVE);
+	Assert(upto <= slot->write_pos);
+	slot->read_pos = upto;
+	LWLockRelease(slot->ring_lock);
+	ConditionVariableBroadcast(&slot->space_cv);
+}
+
+void
+stream_ack_done(int procno, uint64 seq)
+{
+	StreamBackendAck *ack = &StreamShared->acks[procno];
+
+	if (pg_atomic_read_u64(&ack->done_seq) < seq)
+		pg_atomic_write_u64(&ack->done_seq, seq);
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+void
+stream_ack_failed(int procno, uint64 seq, const char *why)
+{
+	StreamBackendAck *ack = &StreamShared->acks[procno];
+
+	strlcpy(ack->failure, why, sizeof(ack->failure));
+	pg_write_barrier();
+	pg_atomic_write_u64(&ack->failed_seq, seq);
+	stream_ack_done(procno, seq);
+}
+
+/*
+ * Stop the workers of a database and keep them stopped until
+ * stream_resume_database; used around commands that need the database
+ * to have no other sessions (DROP DATABASE, CREATE DATABASE ... TEMPLATE).
+ */
+void
+stream_stop_database(Oid dboid)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		int			groupno;
+		StreamDatabaseGroup *group;
+		bool		running = false;
+
+		LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+		group = find_group(dboid, &groupno);
+		if (group != NULL)
+		{
+			group->stopping = true;
+			group->launch_pending = false;
+			for (int s = 0; s < StreamShared->slots_per_group; s++)
+			{
+				StreamWorkerSlot *slot = &StreamShared->slots[groupno * StreamShared->slots_per_group + s];
+
+				if (slot->state != SLOT_FREE)
+				{
+					running = true;
+					if (slot->pid != 0)
+						kill(slot->pid, SIGTERM);
+				}
+			}
+		}
+		LWLockRelease(StreamShared->lock);
+
+		if (!running ||
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), 10000))
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Undo stream_stop_database.  When the database is gone, its rings are
+ * emptied and the group is given up.
+ */
+void
+stream_resume_database(Oid dboid)
+{
+	int			groupno;
+	StreamDatabaseGroup *group;
+	bool		exists = (get_database_name(dboid) != NULL);
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	group = find_group(dboid, &groupno);
+	if (group != NULL)
+	{
+		group->stopping = false;
+		if (!exists)
+		{
+			for (int s = 0; s < StreamShared->slots_per_group; s++)
+			{
+				StreamWorkerSlot *slot = &StreamShared->slots[groupno * StreamShared->slots_per_group + s];
+
+				slot->read_pos = slot->write_pos;
+			}
+			group->dboid = InvalidOid;
+		}
+		else
+			group->launch_pending = true;
+	}
+	LWLockRelease(StreamShared->lock);
+	if (group != NULL && exists)
+		wake_launcher();
+}

@@ -1,0 +1,150 @@
+/*
+ * queue.h
+ *	  Shared memory of stream_ext: worker slots, per-worker event rings and
+ *	  the acknowledgements that let a committing writer wait for its events.
+ *
+ * See src/ipc/README.md for the protocol.
+ */
+#ifndef STREAM_EXT_QUEUE_H
+#define STREAM_EXT_QUEUE_H
+
+#include "nodes/pg_list.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/lwlock.h"
+
+/* Record kinds in an event ring */
+#define STREAM_RECORD_EVENTS	1
+#define STREAM_RECORD_PAD		2
+
+/* Record flags */
+#define STREAM_FLAG_COMMIT		0x0001	/* sender waits for xact_seq to be
+										 * acknowledged */
+
+/*
+ * A record in an event ring: this header, then nevents events.  Each event
+ * is a StreamEventHeader followed by a heap tuple image (HeapTupleHeader and
+ * data, xmin set to the inserting (sub)transaction), padded to MAXALIGN.
+ */
+typedef struct StreamRecordHeader
+{
+	uint32		len;			/* whole record, header included, MAXALIGNed */
+	uint16		kind;
+	uint16		flags;
+	int			procno;			/* sending backend's pgprocno */
+	Oid			stream;			/* stream the events belong to */
+	uint32		nevents;
+	uint64		xact_seq;		/* sender's transaction sequence number */
+} StreamRecordHeader;
+
+typedef struct StreamEventHeader
+{
+	uint32		t_len;			/* length of the tuple image that follows */
+	uint32		unused;
+} StreamEventHeader;
+
+#define STREAM_RECORD_HDRSZ		MAXALIGN(sizeof(StreamRecordHeader))
+#define STREAM_EVENT_HDRSZ		MAXALIGN(sizeof(StreamEventHeader))
+
+typedef enum StreamSlotState
+{
+	SLOT_FREE = 0,				/* no process */
+	SLOT_STARTING,				/* registered, not yet attached */
+	SLOT_RUNNING				/* process attached */
+} StreamSlotState;
+
+typedef enum StreamWorkerRole
+{
+	ROLE_BATCH,					/* applies events to continuous views */
+	ROLE_COMBINER				/* merges deltas into combine-state tables */
+} StreamWorkerRole;
+
+/*
+ * One worker process of one database.  The first fields are protected by
+ * StreamShared->lock; the ring positions by ring_lock.
+ */
+typedef struct StreamWorkerSlot
+{
+	StreamSlotState state;
+	pid_t		pid;
+	int			pgprocno;		/* to set the worker's latch */
+	uint64		generation;		/* bumped each time a process attaches */
+
+	LWLock	   *ring_lock;
+	uint64		write_pos;		/* bytes ever written */
+	uint64		read_pos;		/* bytes ever released by the worker */
+	ConditionVariable space_cv; /* broadcast when ring space is released */
+	char	   *ring;			/* NULL for combiner slots */
+} StreamWorkerSlot;
+
+/*
+ * The workers of one database: stream_ext.workers batch workers, then one
+ * combiner.  Protected by StreamShared->lock.
+ */
+typedef struct StreamDatabaseGroup
+{
+	Oid			dboid;			/* InvalidOid when the group is unused */
+	bool		launch_pending; /* the launcher should start FREE slots */
+	bool		stopping;		/* being stopped for DROP DATABASE etc. */
+} StreamDatabaseGroup;
+
+/*
+ * What a backend waits for at commit.  Only the owning backend advances
+ * request_seq (it is kept across backends that reuse the pgprocno); the
+ * worker that applied the backend's events advances done_seq.
+ */
+typedef struct StreamBackendAck
+{
+	pg_atomic_uint64 request_seq;
+	pg_atomic_uint64 done_seq;
+	pg_atomic_uint64 failed_seq;	/* transaction whose events were lost */
+	char		failure[256];	/* why; written before failed_seq */
+} StreamBackendAck;
+
+typedef struct StreamExtShared
+{
+	LWLock	   *lock;			/* groups and slot states */
+	int			launcher_pgprocno;	/* -1 when no launcher runs */
+	int			ngroups;
+	int			slots_per_group;
+	Size		ring_size;
+	StreamDatabaseGroup *groups;
+	StreamWorkerSlot *slots;	/* ngroups * slots_per_group */
+	StreamBackendAck *acks;		/* indexed by pgprocno */
+} StreamExtShared;
+
+extern StreamExtShared *StreamShared;
+
+extern void stream_shmem_request(void);
+extern void stream_shmem_startup(void);
+
+/* slot arithmetic */
+extern StreamWorkerSlot *stream_slot(int slotno);
+extern int	stream_slot_group(int slotno);
+extern StreamWorkerRole stream_slot_role(int slotno);
+
+/* writers */
+extern int	stream_batch_slot_for_backend(uint64 *generation);
+extern void stream_ring_put(int slotno, StreamRecordHeader *hdr,
+							const char *payload, Size payload_len);
+extern uint64 stream_ack_next_seq(void);
+extern void stream_ack_wait(int slotno, uint64 generation, uint64 seq);
+
+/* workers */
+extern bool stream_slot_attach(int slotno);
+extern void stream_slot_detach(int slotno);
+extern void stream_slot_reap(int slotno);
+extern bool stream_group_needs_restart(int groupno);
+extern void stream_ring_discard(StreamWorkerSlot *slot);
+extern uint64 stream_ring_written(StreamWorkerSlot *slot);
+extern void stream_ring_release(StreamWorkerSlot *slot, uint64 upto);
+extern void stream_ack_done(int procno, uint64 seq);
+extern void stream_ack_failed(int procno, uint64 seq, const char *why);
+
+/* launcher and database lifecycle */
+extern void stream_request_launch(Oid dboid);
+extern List *stream_take_launch_requests(void);
+extern void stream_stop_database(Oid dboid);
+extern void stream_resume_database(Oid dboid);
+
+#endif

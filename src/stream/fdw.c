@@ -1,0 +1,274 @@
+/*
+ * fdw.c
+ *	  The foreign-data wrapper "stream_ext": a stream is a foreign table of
+ *	  its server.
+ *
+ * Writing (INSERT, COPY FROM) hands events to the workers (see insert.c).
+ * Reading is only possible inside a worker, where a scan of the stream
+ * returns the events of the batch being applied; everywhere else it is an
+ * error, because a stream stores nothing.
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parsetree.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "stream/fdw.h"
+#include "stream/insert.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_fdw_handler);
+PG_FUNCTION_INFO_V1(stream_ext_fdw_validator);
+
+StreamBatchEvents *stream_scan_source = NULL;
+
+typedef struct StreamScanState
+{
+	StreamBatchEvents *source;
+	int			next;
+} StreamScanState;
+
+typedef struct StreamModifyState
+{
+	int			arrival_attno;
+} StreamModifyState;
+
+/* Is relid a foreign table of the server stream_ext? */
+bool
+stream_is_stream_relation(Oid relid)
+{
+	HeapTuple	tuple;
+	bool		result = false;
+
+	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+		return false;
+	tuple = SearchSysCache1(FOREIGNTABLEREL, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tuple))
+	{
+		Form_pg_foreign_table ft = (Form_pg_foreign_table) GETSTRUCT(tuple);
+		ForeignServer *server = GetForeignServer(ft->ftserver);
+		ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
+
+		result = (strcmp(fdw->fdwname, "stream_ext") == 0);
+		ReleaseSysCache(tuple);
+	}
+	return result;
+}
+
+static void
+streamGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	baserel->rows = 1000;
+}
+
+static void
+streamGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	Cost		total = baserel->rows * cpu_tuple_cost;
+
+	add_path(baserel, (Path *)
+			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
+									 0, total, NIL, NULL, NULL, NIL));
+}
+
+static ForeignScan *
+streamGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+					 ForeignPath *best_path, List *tlist, List *scan_clauses,
+					 Plan *outer_plan)
+{
+	scan_clauses = extract_actual_clauses(scan_clauses, false);
+	return make_foreignscan(tlist, scan_clauses, baserel->relid,
+							NIL, NIL, NIL, NIL, outer_plan);
+}
+
+static void
+streamBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	StreamScanState *state;
+	Relation	rel = node->ss.ss_currentRelation;
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	if (stream_scan_source == NULL ||
+		stream_scan_source->stream != RelationGetRelid(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot read from stream \"%s\"", RelationGetRelationName(rel)),
+				 errdetail("A stream does not store events; continuous views aggregate them as they arrive."),
+				 errhint("Query a continuous view defined over the stream.")));
+
+	state = palloc0(sizeof(StreamScanState));
+	state->source = stream_scan_source;
+	state->next = (state->source->only >= 0) ? state->source->only : 0;
+	node->fdw_state = state;
+}
+
+static TupleTableSlot *
+streamIterateForeignScan(ForeignScanState *node)
+{
+	StreamScanState *state = node->fdw_state;
+	StreamBatchEvents *source = state->source;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	int			end = (source->only >= 0) ? source->only + 1 : source->nevents;
+
+	while (state->next < end)
+	{
+		int			i = state->next++;
+
+		if (source->skip != NULL && source->skip[i])
+			continue;
+		ExecStoreHeapTuple(&source->events[i], slot, false);
+		return slot;
+	}
+	return ExecClearTuple(slot);
+}
+
+static void
+streamReScanForeignScan(ForeignScanState *node)
+{
+	StreamScanState *state = node->fdw_state;
+
+	state->next = (state->source->only >= 0) ? state->source->only : 0;
+}
+
+static void
+streamEndForeignScan(ForeignScanState *node)
+{
+}
+
+static int
+streamIsForeignRelUpdatable(Relation rel)
+{
+	return (1 << CMD_INSERT);
+}
+
+static List *
+streamPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+						Index resultRelation, int subplan_index)
+{
+	if (plan->returningLists != NIL)
+	{
+		RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("RETURNING is not supported for stream \"%s\"",
+						get_rel_name(rte->relid)),
+				 errdetail("A stream does not store the events inserted into it.")));
+	}
+	if (plan->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ON CONFLICT is not supported for streams")));
+	return NIL;
+}
+
+static void
+begin_insert(ResultRelInfo *rinfo)
+{
+	StreamModifyState *state = palloc0(sizeof(StreamModifyState));
+
+	state->arrival_attno = stream_arrival_attno(rinfo->ri_RelationDesc);
+	rinfo->ri_FdwState = state;
+}
+
+static void
+streamBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						 List *fdw_private, int subplan_index, int eflags)
+{
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	begin_insert(rinfo);
+}
+
+static TupleTableSlot *
+streamExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+						TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	StreamModifyState *state = rinfo->ri_FdwState;
+
+	stream_insert_event(rinfo->ri_RelationDesc, slot, state->arrival_attno);
+	return slot;
+}
+
+static void
+streamEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	if (rinfo->ri_FdwState != NULL)
+		stream_insert_statement_done();
+}
+
+static void
+streamBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	begin_insert(rinfo);
+}
+
+static void
+streamEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
+{
+	stream_insert_statement_done();
+}
+
+static void
+streamExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	ExplainPropertyText("Stream", "events of the current batch", es);
+}
+
+Datum
+stream_ext_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = streamGetForeignRelSize;
+	routine->GetForeignPaths = streamGetForeignPaths;
+	routine->GetForeignPlan = streamGetForeignPlan;
+	routine->BeginForeignScan = streamBeginForeignScan;
+	routine->IterateForeignScan = streamIterateForeignScan;
+	routine->ReScanForeignScan = streamReScanForeignScan;
+	routine->EndForeignScan = streamEndForeignScan;
+	routine->ExplainForeignScan = streamExplainForeignScan;
+
+	routine->IsForeignRelUpdatable = streamIsForeignRelUpdatable;
+	routine->PlanForeignModify = streamPlanForeignModify;
+	routine->BeginForeignModify = streamBeginForeignModify;
+	routine->ExecForeignInsert = streamExecForeignInsert;
+	routine->EndForeignModify = streamEndForeignModify;
+	routine->BeginForeignInsert = streamBeginForeignInsert;
+	routine->EndForeignInsert = streamEndForeignInsert;
+
+	PG_RETURN_POINTER(routine);
+}
+
+/* Streams, their server and the wrapper take no options. */
+Datum
+stream_ext_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+
+	if (options != NIL)
+	{
+		DefElem    *def = linitial(options);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\"", def->defname),
+				 errhint("Streams of stream_ext take no options.")));
+	}
+	PG_RETURN_VOID();
+}

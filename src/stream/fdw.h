@@ -1,0 +1,27 @@
+/*
+ * fdw.h
+ *	  The foreign-data wrapper behind streams, and the batch a worker exposes
+ *	  to its stream scans.
+ */
+#ifndef STREAM_EXT_FDW_H
+#define STREAM_EXT_FDW_H
+
+#include "access/htup.h"
+
+/* Events of one stream in the batch a worker is applying. */
+typedef struct StreamBatchEvents
+{
+	Oid			stream;
+	int			nevents;
+	int			capacity;
+	HeapTupleData *events;
+	bool	   *skip;			/* events excluded from the current scan, or NULL */
+	int			only;			/* scan just this event when >= 0 */
+} StreamBatchEvents;
+
+/* Set by a worker while it runs a view's plan; NULL elsewhere. */
+extern StreamBatchEvents *stream_scan_source;
+
+extern bool stream_is_stream_relation(Oid relid);
+
+#endif

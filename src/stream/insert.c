@@ -1,0 +1,243 @@
+/*
+ * insert.c
+ *	  Writer side of streams.
+ *
+ * ExecForeignInsert forms each event as a heap tuple image whose xmin is the
+ * inserting (sub)transaction and appends it to a backend-local buffer.  The
+ * buffer goes to the ring of this backend's worker when it fills, at the end
+ * of a statement in async mode, and at PRE_COMMIT.  In sync mode the last
+ * record carries STREAM_FLAG_COMMIT and the backend waits until the worker
+ * has committed the deltas of every event it sent: the events are durable
+ * before our own commit record is written, and they become visible exactly
+ * when (and if) our transaction commits, because every delta row carries our
+ * transaction id.  Nothing needs to be undone on abort.
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "ipc/queue.h"
+#include "stream/insert.h"
+
+#define EVENT_BUFFER_SIZE (64 * 1024)
+
+static char *event_buf = NULL;
+static Size event_buf_used = 0;
+static uint32 event_buf_count = 0;
+static Oid	event_buf_stream = InvalidOid;
+
+/* Per transaction */
+static bool xact_active = false;
+static int	xact_slotno = -1;
+static uint64 xact_generation = 0;
+static uint64 xact_seq = 0;
+
+static void
+send_record(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags)
+{
+	StreamRecordHeader hdr;
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.kind = STREAM_RECORD_EVENTS;
+	hdr.flags = flags;
+	hdr.procno = MyProc->pgprocno;
+	hdr.stream = stream;
+	hdr.nevents = nevents;
+	hdr.xact_seq = xact_seq;
+	stream_ring_put(xact_slotno, &hdr, payload, len);
+}
+
+static void
+flush_event_buffer(uint16 flags)
+{
+	if (event_buf_count == 0 && flags == 0)
+		return;
+	send_record(event_buf_stream, event_buf_count, event_buf, event_buf_used, flags);
+	event_buf_used = 0;
+	event_buf_count = 0;
+}
+
+static void
+reset_xact_state(void)
+{
+	event_buf_used = 0;
+	event_buf_count = 0;
+	event_buf_stream = InvalidOid;
+	xact_active = false;
+}
+
+static void
+stream_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (!xact_active)
+				break;
+			if (stream_ext_commit_mode == STREAM_COMMIT_SYNC)
+			{
+				flush_event_buffer(STREAM_FLAG_COMMIT);
+				stream_ack_wait(xact_slotno, xact_generation, xact_seq);
+			}
+			else
+				flush_event_buffer(0);
+			reset_xact_state();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			reset_xact_state();
+			break;
+		default:
+			break;
+	}
+}
+
+void
+stream_insert_init(void)
+{
+	RegisterXactCallback(stream_xact_callback, NULL);
+}
+
+/* Attribute number of the stream's arrival_timestamp column, or 0. */
+int
+stream_arrival_attno(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && att->atttypid == TIMESTAMPTZOID &&
+			strcmp(NameStr(att->attname), "arrival_timestamp") == 0)
+			return i + 1;
+	}
+	return 0;
+}
+
+static void
+begin_stream_xact(void)
+{
+	if (event_buf == NULL)
+		event_buf = MemoryContextAlloc(TopMemoryContext, EVENT_BUFFER_SIZE);
+	if (IsInParallelMode())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot insert into a stream in a parallel worker")));
+	xact_slotno = stream_batch_slot_for_backend(&xact_generation);
+	xact_seq = stream_ack_next_seq();
+	xact_active = true;
+}
+
+/*
+ * Form one event from the slot (stamping its arrival time) and buffer it.
+ */
+void
+stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values;
+	bool	   *isnull;
+	bool		hasnull = false;
+	Size		hoff;
+	Size		data_len;
+	Size		tuple_len;
+	Size		needed;
+	HeapTupleHeader td;
+	char	   *dest;
+	char	   *oversized = NULL;
+	TransactionId xid = GetCurrentTransactionId();
+
+	if (!xact_active)
+		begin_stream_xact();
+
+	slot_getallattrs(slot);
+	values = slot->tts_values;
+	isnull = slot->tts_isnull;
+	if (arrival_attno > 0)
+	{
+		values[arrival_attno - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+		isnull[arrival_attno - 1] = false;
+	}
+	for (int i = 0; i < desc->natts; i++)
+	{
+		if (isnull[i])
+			hasnull = true;
+		else if (TupleDescAttr(desc, i)->attlen == -1 &&
+				 VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
+															  DatumGetPointer(values[i])));
+	}
+
+	hoff = SizeofHeapTupleHeader;
+	if (hasnull)
+		hoff += BITMAPLEN(desc->natts);
+	hoff = MAXALIGN(hoff);
+	data_len = heap_compute_data_size(desc, values, isnull);
+	tuple_len = hoff + data_len;
+	needed = STREAM_EVENT_HDRSZ + MAXALIGN(tuple_len);
+
+	if (event_buf_count > 0 &&
+		(event_buf_stream != RelationGetRelid(rel) ||
+		 event_buf_used + needed > EVENT_BUFFER_SIZE))
+		flush_event_buffer(0);
+	event_buf_stream = RelationGetRelid(rel);
+
+	if (needed > EVENT_BUFFER_SIZE)
+	{
+		if (needed + STREAM_RECORD_HDRSZ > StreamShared->ring_size / 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("event of %zu bytes is too large for stream \"%s\"",
+							tuple_len, RelationGetRelationName(rel)),
+					 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
+		oversized = palloc(needed);
+		dest = oversized;
+	}
+	else
+		dest = event_buf + event_buf_used;
+
+	memset(dest, 0, STREAM_EVENT_HDRSZ + hoff);
+	((StreamEventHeader *) dest)->t_len = (uint32) tuple_len;
+	td = (HeapTupleHeader) (dest + STREAM_EVENT_HDRSZ);
+	HeapTupleHeaderSetNatts(td, desc->natts);
+	td->t_hoff = hoff;
+	HeapTupleHeaderSetXmin(td, xid);
+	HeapTupleHeaderSetCmin(td, FirstCommandId);
+	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
+	ItemPointerSetInvalid(&td->t_ctid);
+	heap_fill_tuple(desc, values, isnull, (char *) td + hoff, data_len,
+					&td->t_infomask, hasnull ? td->t_bits : NULL);
+
+	if (oversized != NULL)
+	{
+		send_record(RelationGetRelid(rel), 1, oversized, needed, 0);
+		pfree(oversized);
+		return;
+	}
+	event_buf_used += needed;
+	event_buf_count++;
+}
+
+/*
+ * End of an INSERT or COPY statement.  In async mode the buffered events go
+ * to the worker now, so that they are applied within the flush interval.
+ */
+void
+stream_insert_statement_done(void)
+{
+	if (xact_active && stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
+		flush_event_buffer(0);
+}

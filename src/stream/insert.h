@@ -1,0 +1,17 @@
+/*
+ * insert.h
+ *	  Writer side of a stream: events inserted by INSERT or COPY are buffered
+ *	  per backend and handed to a worker's ring; COMMIT waits for them.
+ */
+#ifndef STREAM_EXT_INSERT_H
+#define STREAM_EXT_INSERT_H
+
+#include "executor/tuptable.h"
+#include "utils/rel.h"
+
+extern void stream_insert_init(void);
+extern int	stream_arrival_attno(Relation rel);
+extern void stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno);
+extern void stream_insert_statement_done(void);
+
+#endif

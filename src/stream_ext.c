@@ -1,0 +1,60 @@
+/*
+ * stream_ext.c
+ *	  Module entry point: configuration, shared memory, hooks, launcher.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+
+#include "ddl/utility.h"
+#include "guc.h"
+#include "ipc/queue.h"
+#include "stream/insert.h"
+#include "worker/worker.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+stream_ext_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	stream_shmem_request();
+}
+
+static void
+stream_ext_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	stream_shmem_startup();
+}
+
+void
+_PG_init(void)
+{
+	/*
+	 * Without preloading there is no shared memory and no worker; the
+	 * install script refuses to run then, with a hint.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	stream_ext_define_gucs();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = stream_ext_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = stream_ext_shmem_startup;
+
+	stream_utility_init();
+	stream_insert_init();
+	stream_register_launcher();
+}

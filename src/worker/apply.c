@@ -1,0 +1,354 @@
+/*
+ * apply.c
+ *	  Apply a batch of events to every continuous view of their streams, in
+ *	  one transaction.
+ *
+ * For each view the worker runs its partial-aggregation plan; the stream scan
+ * in that plan returns the batch's events, and the resulting rows (writer
+ * transaction, group keys, partial states) are inserted into the view's
+ * delta table.  The plan runs as the view's owner, in a restricted security
+ * context.
+ *
+ * The fast path uses no subtransactions.  If it fails, the caller retries the
+ * batch carefully: each view in its own subtransaction, and when a view
+ * fails, every event is tried alone to find the ones its expressions fail on
+ * (say, a division by zero); those are skipped for that view and recorded in
+ * stream_ext_internal.view_errors, and the rest are applied.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "tcop/dest.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "worker/apply.h"
+#include "worker/view_cache.h"
+
+/* DestReceiver that appends the plan's rows to a delta table */
+typedef struct DeltaReceiver
+{
+	DestReceiver pub;
+	Oid			relid;
+	Relation	rel;
+	TupleTableSlot *slot;
+	BulkInsertState bistate;
+	CommandId	cid;
+} DeltaReceiver;
+
+static void
+delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	DeltaReceiver *r = (DeltaReceiver *) self;
+
+	r->rel = table_open(r->relid, RowExclusiveLock);
+	if (RelationGetDescr(r->rel)->natts != typeinfo->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("delta table \"%s\" does not match its continuous view",
+						RelationGetRelationName(r->rel))));
+	r->slot = MakeSingleTupleTableSlot(RelationGetDescr(r->rel), &TTSOpsVirtual);
+	r->bistate = GetBulkInsertState();
+	r->cid = GetCurrentCommandId(true);
+}
+
+static bool
+delta_receive(TupleTableSlot *in, DestReceiver *self)
+{
+	DeltaReceiver *r = (DeltaReceiver *) self;
+	int			natts = r->slot->tts_tupleDescriptor->natts;
+
+	slot_getallattrs(in);
+	ExecClearTuple(r->slot);
+	memcpy(r->slot->tts_values, in->tts_values, natts * sizeof(Datum));
+	memcpy(r->slot->tts_isnull, in->tts_isnull, natts * sizeof(bool));
+	ExecStoreVirtualTuple(r->slot);
+	table_tuple_insert(r->rel, r->slot, r->cid, 0, r->bistate);
+	return true;
+}
+
+static void
+delta_shutdown(DestReceiver *self)
+{
+	DeltaReceiver *r = (DeltaReceiver *) self;
+
+	FreeBulkInsertState(r->bistate);
+	ExecDropSingleTupleTableSlot(r->slot);
+	table_close(r->rel, NoLock);
+}
+
+static void
+delta_destroy(DestReceiver *self)
+{
+	pfree(self);
+}
+
+static DestReceiver *
+make_delta_receiver(Oid relid)
+{
+	DeltaReceiver *r = palloc0(sizeof(DeltaReceiver));
+
+	r->pub.receiveSlot = delta_receive;
+	r->pub.rStartup = delta_startup;
+	r->pub.rShutdown = delta_shutdown;
+	r->pub.rDestroy = delta_destroy;
+	r->pub.mydest = DestNone;
+	r->relid = relid;
+	return (DestReceiver *) r;
+}
+
+/* Run the view's plan over events, sending its rows to dest. */
+static void
+run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
+{
+	PlannedStmt *plan = view_cache_plan(view);
+	QueryDesc  *qd;
+	Oid			saved_user;
+	int			saved_sec;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	stream_scan_source = events;
+	qd = CreateQueryDesc(plan, view->definition, GetActiveSnapshot(), InvalidSnapshot,
+						 dest, NULL, NULL, 0);
+	ExecutorStart(qd, 0);
+	ExecutorRun(qd, ForwardScanDirection, 0, true);
+	ExecutorFinish(qd);
+	ExecutorEnd(qd);
+	FreeQueryDesc(qd);
+	stream_scan_source = NULL;
+	SetUserIdAndSecContext(saved_user, saved_sec);
+}
+
+/*
+ * Run the view's plan in a subtransaction.  Returns NULL on success, else
+ * the error, which has been cleaned up.
+ */
+static ErrorData *
+try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		run_view_plan(view, events, dest);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		stream_scan_source = NULL;
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+/* The event as a row literal, for the errors table. */
+static char *
+event_as_text(Oid stream, HeapTuple event)
+{
+	Relation	rel = table_open(stream, AccessShareLock);
+	TupleDesc	desc = BlessTupleDesc(CreateTupleDescCopy(RelationGetDescr(rel)));
+	Datum		row = heap_copy_tuple_as_datum(event, desc);
+	char	   *text = DatumGetCString(OidFunctionCall1(F_RECORD_OUT, row));
+
+	table_close(rel, AccessShareLock);
+	return text;
+}
+
+static void
+record_view_error(CachedView *view, ErrorData *edata, char *event)
+{
+	Oid			argtypes[4] = {INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', event ? ' ' : 'n'};
+
+	values[0] = Int32GetDatum(view->id);
+	values[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[2] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+	values[3] = event ? CStringGetTextDatum(event) : (Datum) 0;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO stream_ext_internal.view_errors "
+							  "(view_id, sqlstate, message, event) VALUES ($1, $2, $3, $4)",
+							  4, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record a continuous view error");
+	SPI_finish();
+}
+
+/*
+ * Apply events to a view, skipping the events its expressions fail on.
+ * Returns the number of events skipped.
+ */
+static int
+apply_view_carefully(CachedView *view, StreamBatchEvents *events)
+{
+	ErrorData  *edata;
+	bool	   *bad;
+	int			nbad = 0;
+
+	edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
+	if (edata == NULL)
+		return 0;
+	if (view->plan == NULL)
+	{
+		/* The view cannot be planned at all: nothing event-specific. */
+		record_view_error(view, edata, NULL);
+		return events->nevents;
+	}
+
+	bad = palloc0(sizeof(bool) * events->nevents);
+	for (int i = 0; i < events->nevents; i++)
+	{
+		ErrorData  *e;
+
+		events->only = i;
+		e = try_view_plan(view, events, None_Receiver);
+		if (e != NULL)
+		{
+			bad[i] = true;
+			nbad++;
+			record_view_error(view, e, event_as_text(events->stream, &events->events[i]));
+		}
+	}
+	events->only = -1;
+	if (nbad == 0)
+		ReThrowError(edata);	/* not an event's fault */
+
+	events->skip = bad;
+	edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
+	events->skip = NULL;
+	if (edata != NULL)
+		ReThrowError(edata);
+	return nbad;
+}
+
+typedef struct ViewCount
+{
+	int			view_id;
+	int64		events;
+	int64		errors;
+} ViewCount;
+
+/* Add this batch's counts to stream_ext_internal.view_counters. */
+static void
+record_counters(List *counts, int worker_no)
+{
+	int			n = list_length(counts);
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *events = palloc(sizeof(Datum) * n);
+	Datum	   *errors = palloc(sizeof(Datum) * n);
+	Oid			argtypes[4] = {INT4ARRAYOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[4];
+	ListCell   *lc;
+	int			i = 0;
+
+	if (n == 0)
+		return;
+	foreach(lc, counts)
+	{
+		ViewCount  *c = lfirst(lc);
+
+		ids[i] = Int32GetDatum(c->view_id);
+		events[i] = Int64GetDatum(c->events);
+		errors[i] = Int64GetDatum(c->errors);
+		i++;
+	}
+	values[0] = PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = Int32GetDatum(worker_no);
+	values[2] = PointerGetDatum(construct_array(events, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(errors, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO stream_ext_internal.view_counters AS c "
+							  "(view_id, worker, events, batches, errors, last_applied) "
+							  "SELECT u.id, $2, u.ev, 1, u.er, pg_catalog.now() "
+							  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($3), "
+							  "pg_catalog.unnest($4)) AS u(id, ev, er) "
+							  "ON CONFLICT (view_id, worker) DO UPDATE SET "
+							  "events = c.events + excluded.events, "
+							  "batches = c.batches + 1, "
+							  "errors = c.errors + excluded.errors, "
+							  "last_applied = excluded.last_applied",
+							  4, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not update continuous view counters");
+	SPI_finish();
+}
+
+/*
+ * Apply the batch in one transaction; errors propagate to the caller, which
+ * aborts and may retry with careful = true.
+ */
+void
+stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
+{
+	List	   *counts = NIL;
+	ListCell   *lc;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	foreach(lc, batch->streams)
+	{
+		StreamBatchEvents *events = lfirst(lc);
+		List	   *views;
+		ListCell   *lv;
+
+		LockRelationOid(events->stream, AccessShareLock);
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(events->stream)))
+			continue;			/* the stream was dropped */
+		views = view_cache_views_of_stream(events->stream);
+		foreach(lv, views)
+		{
+			CachedView *view = lfirst(lv);
+			ViewCount  *count;
+
+			LockRelationOid(view->view, AccessShareLock);
+			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
+				continue;		/* dropped since the cache was loaded */
+
+			count = palloc0(sizeof(ViewCount));
+			count->view_id = view->id;
+			count->events = events->nevents;
+			if (careful)
+				count->errors = apply_view_carefully(view, events);
+			else
+				run_view_plan(view, events, make_delta_receiver(view->delta_table));
+			counts = lappend(counts, count);
+			CommandCounterIncrement();
+		}
+	}
+	record_counters(counts, worker_no);
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}

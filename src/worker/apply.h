@@ -1,0 +1,30 @@
+/*
+ * apply.h
+ *	  Applying one batch of events to the continuous views of its streams.
+ */
+#ifndef STREAM_EXT_APPLY_H
+#define STREAM_EXT_APPLY_H
+
+#include "stream/fdw.h"
+
+typedef struct BatchSender
+{
+	int			procno;
+	uint64		xact_seq;
+	bool		commit;			/* the sender waits for an acknowledgement */
+} BatchSender;
+
+typedef struct StreamBatch
+{
+	List	   *streams;		/* StreamBatchEvents * */
+	int			nevents;
+	int			nsenders;
+	int			maxsenders;
+	BatchSender *senders;		/* one per ring record */
+	bool		has_commit;
+	uint64		end_pos;		/* ring position after the batch */
+} StreamBatch;
+
+extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
+
+#endif

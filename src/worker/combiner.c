@@ -1,0 +1,258 @@
+/*
+ * combiner.c
+ *	  The combiner of a database: every stream_ext.combine_interval it folds
+ *	  the deltas of committed transactions into each view's combine-state
+ *	  table, and deletes the deltas of aborted ones.
+ *
+ * Per view, in one transaction:
+ *	 WITH moved AS (DELETE FROM delta WHERE xid_committed(writer_xid)
+ *					RETURNING keys, states)
+ *	 INSERT INTO state SELECT keys, combine_agg(agg, state)... FROM moved
+ *	   GROUP BY keys
+ *	 ON CONFLICT (keys) DO UPDATE SET state = combine_states(agg, old, new)...
+ * Readers see either the deltas or the merged rows, never both, because the
+ * move is one transaction and readers only count deltas of transactions that
+ * committed before their snapshot.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "guc.h"
+#include "ipc/queue.h"
+#include "worker/worker.h"
+
+typedef struct CombinePlan
+{
+	int			id;
+	SPIPlanPtr	merge;
+	SPIPlanPtr	cleanup;
+} CombinePlan;
+
+static List *combine_plans = NIL;	/* in TopMemoryContext */
+
+/* Build the merge statement of view id from its state table's columns. */
+static char *
+merge_sql(int id, int key_count)
+{
+	StringInfoData keys,
+				aggs_select,
+				aggs_update,
+				returning;
+	char	   *sql;
+	int			rc;
+
+	initStringInfo(&keys);
+	initStringInfo(&aggs_select);
+	initStringInfo(&aggs_update);
+	initStringInfo(&returning);
+
+	rc = SPI_execute(psprintf("SELECT a.attname, a.attnum, v.aggregates[a.attnum - v.key_count]::oid "
+							  "FROM stream_ext_internal.continuous_views v "
+							  "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
+							  "WHERE v.id = %d AND a.attnum > 0 AND NOT a.attisdropped "
+							  "AND a.attname <> '_one' ORDER BY a.attnum", id),
+					 true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the columns of continuous view %d", id);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		const char *col = quote_identifier(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+
+		appendStringInfo(&returning, "%sd.%s", i ? ", " : "", col);
+		if ((int) i < key_count)
+			appendStringInfo(&keys, "%s%s", i ? ", " : "", col);
+		else
+		{
+			char	   *agg = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+
+			appendStringInfo(&aggs_select, ", stream_ext_internal.combine_agg(%s::pg_catalog.regprocedure, %s)",
+							 agg, col);
+			appendStringInfo(&aggs_update, "%s%s = stream_ext_internal.combine_states(%s::pg_catalog.regprocedure, t.%s, excluded.%s)",
+							 aggs_update.len ? ", " : "", col, agg, col, col);
+		}
+	}
+
+	if (key_count > 0)
+		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
+					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s) "
+					   "INSERT INTO stream_ext_internal.state_%d AS t "
+					   "SELECT %s%s FROM moved GROUP BY %s "
+					   "ON CONFLICT (%s) DO UPDATE SET %s",
+					   id, returning.data, id, keys.data, aggs_select.data, keys.data,
+					   keys.data, aggs_update.data);
+	else
+		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
+					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s) "
+					   "INSERT INTO stream_ext_internal.state_%d AS t "
+					   "SELECT %s, true FROM moved HAVING pg_catalog.count(*) > 0 "
+					   "ON CONFLICT (_one) DO UPDATE SET %s",
+					   id, returning.data, id, aggs_select.data + 2, aggs_update.data);
+	return sql;
+}
+
+static CombinePlan *
+plan_for_view(int id, int key_count)
+{
+	ListCell   *lc;
+	CombinePlan *plan;
+	MemoryContext old;
+
+	foreach(lc, combine_plans)
+	{
+		plan = lfirst(lc);
+		if (plan->id == id)
+			return plan;
+	}
+	plan = MemoryContextAllocZero(TopMemoryContext, sizeof(CombinePlan));
+	plan->id = id;
+	plan->merge = SPI_prepare(merge_sql(id, key_count), 0, NULL);
+	plan->cleanup = SPI_prepare(psprintf("DELETE FROM stream_ext_internal.delta_%d "
+										 "WHERE stream_ext_internal.xid_aborted(writer_xid)", id),
+								0, NULL);
+	if (plan->merge == NULL || plan->cleanup == NULL)
+		elog(ERROR, "could not prepare the combiner's statements for view %d", id);
+	SPI_keepplan(plan->merge);
+	SPI_keepplan(plan->cleanup);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	combine_plans = lappend(combine_plans, plan);
+	MemoryContextSwitchTo(old);
+	return plan;
+}
+
+static void
+forget_plan(int id)
+{
+	ListCell   *lc;
+
+	foreach(lc, combine_plans)
+	{
+		CombinePlan *plan = lfirst(lc);
+
+		if (plan->id == id)
+		{
+			SPI_freeplan(plan->merge);
+			SPI_freeplan(plan->cleanup);
+			combine_plans = foreach_delete_current(combine_plans, lc);
+			pfree(plan);
+			return;
+		}
+	}
+}
+
+/* Merge the committed deltas of one view; one transaction. */
+static void
+combine_view(int id, int key_count, bool cleanup, MemoryContext cxt)
+{
+	PG_TRY();
+	{
+		CombinePlan *plan;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		plan = plan_for_view(id, key_count);
+		if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "merge of continuous view %d failed", id);
+		if (cleanup &&
+			SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "cleanup of continuous view %d failed", id);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		forget_plan(id);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
+typedef struct ViewToCombine
+{
+	int			id;
+	int			key_count;
+} ViewToCombine;
+
+/* The views of the database, allocated in cxt; false when the extension is gone. */
+static bool
+views_to_combine(MemoryContext cxt, List **views)
+{
+	bool		present;
+
+	*views = NIL;
+	StartTransactionCommand();
+	present = stream_worker_extension_present();
+	if (present)
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("SELECT id, key_count FROM stream_ext_internal.continuous_views ORDER BY id",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the continuous view catalog");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			ViewToCombine *v = palloc(sizeof(ViewToCombine));
+
+			v->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			v->key_count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			*views = lappend(*views, v);
+			MemoryContextSwitchTo(old);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+	}
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return present;
+}
+
+void
+stream_combiner_loop(int slotno)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext combiner",
+											  ALLOCSET_DEFAULT_SIZES);
+	uint64		round = 0;
+
+	for (;;)
+	{
+		List	   *views;
+		ListCell   *lc;
+
+		stream_worker_handle_interrupts();
+		MemoryContextReset(cxt);
+
+		if (!views_to_combine(cxt, &views))
+			proc_exit(0);
+
+		round++;
+		foreach(lc, views)
+		{
+			ViewToCombine *v = lfirst(lc);
+
+			combine_view(v->id, v->key_count, round % 8 == 0, cxt);
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 stream_ext_combine_interval_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,185 @@
+/*
+ * launcher.c
+ *	  The launcher: one static background worker that starts and restarts
+ *	  the per-database processes.
+ *
+ * At start it asks for the workers of every database that accepts
+ * connections; those of databases without the extension exit at once.
+ * Afterwards it starts whatever backends request (a writer whose database
+ * has no workers yet), reaps processes that stopped before attaching, and
+ * restarts a database's processes that stopped after an error, at most once
+ * per RESTART_DELAY_MS so that a persistent error cannot become a crash loop.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "ipc/queue.h"
+#include "worker/worker.h"
+
+#define RESTART_DELAY_MS 5000
+
+void
+stream_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "stream_ext");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "stream_ext_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "stream_ext launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "stream_ext launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Register the process of one slot.  Returns false when no bgworker slot is free. */
+bool
+stream_start_worker(int slotno, Oid dboid, void **handle)
+{
+	BackgroundWorker worker;
+	bool		combiner = (stream_slot_role(slotno) == ROLE_COMBINER);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "stream_ext");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "stream_ext_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "stream_ext %s %d for database %u",
+			 combiner ? "combiner" : "worker", slotno, dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "stream_ext %s", combiner ? "combiner" : "worker");
+	worker.bgw_main_arg = Int32GetDatum(slotno);
+	memcpy(worker.bgw_extra, &dboid, sizeof(Oid));
+	return RegisterDynamicBackgroundWorker(&worker, (BackgroundWorkerHandle **) handle);
+}
+
+/* Ask for the workers of every database that accepts connections. */
+static void
+request_all_databases(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+
+		if (db->datallowconn && !db->datistemplate)
+			stream_request_launch(db->oid);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+}
+
+void
+stream_ext_launcher_main(Datum arg)
+{
+	int			nslots = StreamShared->ngroups * StreamShared->slots_per_group;
+	void	  **handles;
+	TimestampTz *last_restart;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("stream_ext launcher");
+
+	handles = MemoryContextAllocZero(TopMemoryContext, sizeof(void *) * nslots);
+	last_restart = MemoryContextAllocZero(TopMemoryContext,
+										  sizeof(TimestampTz) * StreamShared->ngroups);
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	StreamShared->launcher_pgprocno = MyProc->pgprocno;
+	LWLockRelease(StreamShared->lock);
+
+	request_all_databases();
+
+	for (;;)
+	{
+		List	   *starts;
+		ListCell   *lc;
+		TimestampTz now = GetCurrentTimestamp();
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* Processes that stopped */
+		for (int i = 0; i < nslots; i++)
+		{
+			pid_t		pid;
+
+			if (handles[i] != NULL &&
+				GetBackgroundWorkerPid((BackgroundWorkerHandle *) handles[i], &pid) == BGWH_STOPPED)
+			{
+				pfree(handles[i]);
+				handles[i] = NULL;
+				stream_slot_reap(i);
+			}
+		}
+
+		/* Databases whose processes partly stopped */
+		for (int g = 0; g < StreamShared->ngroups; g++)
+		{
+			if (TimestampDifferenceExceeds(last_restart[g], now, RESTART_DELAY_MS) &&
+				stream_group_needs_restart(g))
+				last_restart[g] = now;
+		}
+
+		starts = stream_take_launch_requests();
+		foreach(lc, starts)
+		{
+			int			slotno = lfirst_int(lc);
+			Oid			dboid = StreamShared->groups[stream_slot_group(slotno)].dboid;
+
+			if (handles[slotno] != NULL)
+			{
+				pfree(handles[slotno]);
+				handles[slotno] = NULL;
+			}
+			if (!stream_start_worker(slotno, dboid, &handles[slotno]))
+			{
+				stream_slot_reap(slotno);
+				ereport(WARNING,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("could not start a stream_ext worker for database %u", dboid),
+						 errhint("Raise max_worker_processes; stream_ext needs %d per database plus one.",
+								 StreamShared->slots_per_group)));
+			}
+		}
+		list_free(starts);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,29 @@
+/*
+ * view_cache.h
+ *	  A worker's cache of the continuous views of its database, with the
+ *	  partial-aggregation plan of each.
+ */
+#ifndef STREAM_EXT_VIEW_CACHE_H
+#define STREAM_EXT_VIEW_CACHE_H
+
+#include "nodes/plannodes.h"
+
+typedef struct CachedView
+{
+	int			id;
+	Oid			view;
+	Oid			stream;
+	Oid			state_table;
+	Oid			delta_table;
+	Oid			owner;
+	char	   *name;
+	char	   *definition;
+	char	   *query;			/* nodeToString of the defining query */
+	PlannedStmt *plan;			/* built on first use */
+} CachedView;
+
+extern void view_cache_init(void);
+extern List *view_cache_views_of_stream(Oid stream);
+extern PlannedStmt *view_cache_plan(CachedView *view);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * worker.c
+ *	  Entry point of the per-database processes, and the batch worker loop.
+ *
+ * A batch worker reads records from its ring in place.  It applies a batch
+ * when a committing writer waits for it, when stream_ext.batch_size events
+ * are queued, or when the oldest queued event has waited
+ * stream_ext.flush_interval.  Only after the batch's transaction has
+ * committed does it acknowledge the waiting writers and release the ring
+ * space, so events survive an error or a restart of the worker.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/ps_status.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "ipc/queue.h"
+#include "worker/apply.h"
+#include "worker/view_cache.h"
+#include "worker/worker.h"
+
+volatile sig_atomic_t stream_worker_stop_requested = false;
+
+static int	my_slotno = -1;
+
+/* SIGTERM: finish the current unit of work, then exit without restart. */
+static void
+handle_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	stream_worker_stop_requested = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+static void
+detach_at_exit(int code, Datum arg)
+{
+	stream_slot_detach(DatumGetInt32(arg));
+}
+
+/* Is the extension installed in this database?  Needs a transaction. */
+bool
+stream_worker_extension_present(void)
+{
+	return OidIsValid(get_extension_oid("stream_ext", true));
+}
+
+void
+stream_worker_handle_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (stream_worker_stop_requested)
+		proc_exit(0);
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+static void
+exit_if_extension_dropped(StreamWorkerSlot *slot)
+{
+	bool		present;
+
+	StartTransactionCommand();
+	present = stream_worker_extension_present();
+	CommitTransactionCommand();
+	if (!present)
+	{
+		stream_ring_discard(slot);
+		proc_exit(0);
+	}
+}
+
+void
+stream_ext_worker_main(Datum arg)
+{
+	int			slotno = DatumGetInt32(arg);
+	Oid			dboid;
+
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	my_slotno = slotno;
+
+	pqsignal(SIGTERM, handle_sigterm);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	/*
+	 * Our commits need not wait for a WAL flush: a writer that waits for us
+	 * flushes WAL past our commit record when it commits itself.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+
+	if (!stream_slot_attach(slotno))
+		proc_exit(0);
+	before_shmem_exit(detach_at_exit, Int32GetDatum(slotno));
+	exit_if_extension_dropped(stream_slot(slotno));
+
+	if (stream_slot_role(slotno) == ROLE_COMBINER)
+	{
+		pgstat_report_appname("stream_ext combiner");
+		stream_combiner_loop(slotno);
+	}
+	else
+	{
+		pgstat_report_appname("stream_ext worker");
+		stream_batch_worker_loop(slotno);
+	}
+	proc_exit(0);
+}
+
+static StreamBatchEvents *
+events_of_stream(StreamBatch *batch, Oid stream)
+{
+	ListCell   *lc;
+	StreamBatchEvents *events;
+
+	foreach(lc, batch->streams)
+	{
+		events = lfirst(lc);
+		if (events->stream == stream)
+			return events;
+	}
+	events = palloc0(sizeof(StreamBatchEvents));
+	events->stream = stream;
+	events->only = -1;
+	events->capacity = 1024;
+	events->events = palloc(sizeof(HeapTupleData) * events->capacity);
+	batch->streams = lappend(batch->streams, events);
+	return events;
+}
+
+/*
+ * Collect the records between from and to (whole records only, at most
+ * stream_ext.batch_size events unless a single record has more).
+ */
+static StreamBatch *
+collect_batch(StreamWorkerSlot *slot, uint64 from, uint64 to)
+{
+	StreamBatch *batch = palloc0(sizeof(StreamBatch));
+	Size		size = StreamShared->ring_size;
+	uint64		pos = from;
+
+	batch->maxsenders = 64;
+	batch->senders = palloc(sizeof(BatchSender) * batch->maxsenders);
+
+	while (pos < to)
+	{
+		StreamRecordHeader *hdr = (StreamRecordHeader *) (slot->ring + pos % size);
+		char	   *p;
+
+		if (hdr->kind == STREAM_RECORD_PAD)
+		{
+			pos += hdr->len;
+			continue;
+		}
+		if (batch->nevents > 0 && batch->nevents + (int) hdr->nevents > stream_ext_batch_size)
+			break;
+
+		if (batch->nsenders == batch->maxsenders)
+		{
+			batch->maxsenders *= 2;
+			batch->senders = repalloc(batch->senders, sizeof(BatchSender) * batch->maxsenders);
+		}
+		batch->senders[batch->nsenders].procno = hdr->procno;
+		batch->senders[batch->nsenders].xact_seq = hdr->xact_seq;
+		batch->senders[batch->nsenders].commit = (hdr->flags & STREAM_FLAG_COMMIT) != 0;
+		batch->nsenders++;
+		if (hdr->flags & STREAM_FLAG_COMMIT)
+			batch->has_commit = true;
+
+		if (hdr->nevents > 0)
+		{
+			StreamBatchEvents *events = events_of_stream(batch, hdr->stream);
+
+			p = (char *) hdr + STREAM_RECORD_HDRSZ;
+			for (uint32 i = 0; i < hdr->nevents; i++)
+			{
+				StreamEventHeader *eh = (StreamEventHeader *) p;
+				HeapTuple	tuple;
+
+				if (events->nevents == events->capacity)
+				{
+					events->capacity *= 2;
+					events->events = repalloc_huge(events->events,
+												   sizeof(HeapTupleData) * events->capacity);
+				}
+				tuple = &events->events[events->nevents++];
+				tuple->t_len = eh->t_len;
+				tuple->t_data = (HeapTupleHeader) (p + STREAM_EVENT_HDRSZ);
+				tuple->t_tableOid = hdr->stream;
+				ItemPointerSetInvalid(&tuple->t_self);
+				p += STREAM_EVENT_HDRSZ + MAXALIGN(eh->t_len);
+			}
+			batch->nevents += hdr->nevents;
+		}
+		pos += hdr->len;
+	}
+	batch->end_pos = pos;
+	return batch;
+}
+
+/* Try to apply; on error, clean up and return the error message. */
+static char *
+try_apply(StreamBatch *batch, int worker_no, bool careful, MemoryContext cxt)
+{
+	char	   *volatile failure = NULL;
+
+	PG_TRY();
+	{
+		stream_apply_batch(batch, worker_no, careful);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (careful)
+			EmitErrorReport();
+		FlushErrorState();
+		stream_scan_source = NULL;
+		AbortCurrentTransaction();
+		failure = pstrdup(edata->message ? edata->message : "unknown error");
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return failure;
+}
+
+static void
+apply_and_acknowledge(StreamWorkerSlot *slot, StreamBatch *batch, int worker_no,
+					  MemoryContext cxt)
+{
+	char	   *failure = try_apply(batch, worker_no, false, cxt);
+
+	if (failure != NULL)
+		failure = try_apply(batch, worker_no, true, cxt);
+
+	for (int i = 0; i < batch->nsenders; i++)
+	{
+		BatchSender *s = &batch->senders[i];
+
+		if (failure != NULL)
+			stream_ack_failed(s->procno, s->xact_seq, failure);
+		else if (s->commit)
+			stream_ack_done(s->procno, s->xact_seq);
+	}
+	if (failure != NULL)
+		ereport(LOG,
+				(errmsg("stream_ext worker discarded a batch of %d events", batch->nevents),
+				 errdetail("%s", failure)));
+	stream_ring_release(slot, batch->end_pos);
+}
+
+void
+stream_batch_worker_loop(int slotno)
+{
+	StreamWorkerSlot *slot = stream_slot(slotno);
+	int			worker_no = slotno % StreamShared->slots_per_group;
+	MemoryContext batch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext batch",
+													ALLOCSET_DEFAULT_SIZES);
+	TimestampTz first_seen = 0;
+	TimestampTz last_check = GetCurrentTimestamp();
+
+	view_cache_init();
+
+	for (;;)
+	{
+		uint64		written;
+		StreamBatch *batch;
+		TimestampTz now;
+
+		stream_worker_handle_interrupts();
+
+		written = stream_ring_written(slot);
+		now = GetCurrentTimestamp();
+		if (written == slot->read_pos)
+		{
+			first_seen = 0;
+			if (TimestampDifferenceExceeds(last_check, now, 1000))
+			{
+				exit_if_extension_dropped(slot);
+				last_check = now;
+			}
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
+
+		MemoryContextReset(batch_cxt);
+		MemoryContextSwitchTo(batch_cxt);
+		batch = collect_batch(slot, slot->read_pos, written);
+
+		if (!batch->has_commit && batch->nevents < stream_ext_batch_size &&
+			batch->end_pos == written)
+		{
+			long		wait_ms;
+
+			if (first_seen == 0)
+				first_seen = now;
+			wait_ms = stream_ext_flush_interval_ms -
+				(long) ((now - first_seen) / 1000);
+			if (wait_ms > 0)
+			{
+				MemoryContextSwitchTo(TopMemoryContext);
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 wait_ms, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				continue;
+			}
+		}
+		first_seen = 0;
+
+		apply_and_acknowledge(slot, batch, worker_no, batch_cxt);
+		MemoryContextSwitchTo(TopMemoryContext);
+	}
+}
