@@ -12,12 +12,15 @@
 #include "postgres.h"
 
 #include "access/twophase.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "commands/dbcommands.h"
 #include "utils/timestamp.h"
 
@@ -311,6 +314,34 @@ stream_batch_slot_for_backend(uint64 *generation)
 }
 
 /*
+ * A writer waiting for its worker must not hold a lock the worker needs (an
+ * exclusive lock on the stream or on one of its views, say after DDL in the
+ * same transaction): the lock manager cannot see that wait, so check here.
+ */
+static void
+error_if_worker_waits_for_us(StreamWorkerSlot *slot)
+{
+	pid_t		pid = slot->pid;
+	ArrayType  *blockers;
+	Datum	   *pids;
+	int			n;
+
+	if (pid == 0)
+		return;
+	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
+	deconstruct_array(blockers, INT4OID, sizeof(int32), true, TYPALIGN_INT, &pids, NULL, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (DatumGetInt32(pids[i]) == MyProcPid)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+					 errmsg("deadlock detected between this transaction and a stream worker"),
+					 errdetail("The worker that applies this transaction's events waits for a lock this transaction holds."),
+					 errhint("Do not insert into a stream in a transaction that altered or locked the stream or its continuous views.")));
+	}
+}
+
+/*
  * Append one record (header plus payload) to a worker's ring, waiting while
  * the ring lacks room.  Sets hdr->len.
  */
@@ -367,7 +398,10 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 			sleeping = true;
 		}
 		else
-			ConditionVariableTimedSleep(&slot->space_cv, 1000, PG_WAIT_EXTENSION);
+		{
+			if (ConditionVariableTimedSleep(&slot->space_cv, 100, PG_WAIT_EXTENSION))
+				error_if_worker_waits_for_us(slot);
+		}
 	}
 	if (sleeping)
 		ConditionVariableCancelSleep();
@@ -410,8 +444,9 @@ stream_ack_wait(int slotno, uint64 generation, uint64 seq)
 		if (slot->state == SLOT_FREE)
 			stream_request_launch(MyDatabaseId);
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  100L, PG_WAIT_EXTENSION) & WL_TIMEOUT)
+			error_if_worker_waits_for_us(slot);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
