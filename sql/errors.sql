@@ -1,0 +1,75 @@
+--
+-- errors: a runtime error of one view's expression on one event skips that
+-- event for that view only, and is recorded
+--
+CREATE FOREIGN TABLE er_s (id int, a int, b int, label text) SERVER stream_ext;
+-- fails when b = 0 (in the aggregate argument)
+CREATE VIEW er_ratio WITH (continuous) AS SELECT count(*) AS n, sum(a / b) AS total FROM er_s;
+-- fails when b = 0 (in the WHERE clause)
+CREATE VIEW er_where WITH (continuous) AS SELECT count(*) AS n FROM er_s WHERE a / b > 1;
+-- fails when label is not a number (in the GROUP BY key)
+CREATE VIEW er_key WITH (continuous) AS SELECT label::int AS num, count(*) AS n FROM er_s GROUP BY label::int;
+-- never fails
+CREATE VIEW er_all WITH (continuous) AS SELECT count(*) AS n, sum(a) AS sa, sum(b) AS sb FROM er_s;
+CREATE VIEW er_grouped WITH (continuous) AS SELECT b, count(*) AS n FROM er_s GROUP BY b;
+
+INSERT INTO er_s VALUES (1, 10, 2, '1'), (2, 20, 0, '2'), (3, 30, 3, 'x'), (4, 40, 0, 'y'), (5, 50, 5, '5');
+SELECT * FROM er_ratio;
+SELECT * FROM er_where;
+SELECT * FROM er_key ORDER BY num;
+SELECT * FROM er_all;
+SELECT * FROM er_grouped ORDER BY b;
+
+-- the failing events are recorded, per view
+SELECT name, sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival FROM stream_ext.view_errors
+ WHERE name::text LIKE 'er\_%' ORDER BY name::text, event_without_arrival;
+SELECT name, events, errors FROM stream_ext.view_stats WHERE name::text LIKE 'er\_%' ORDER BY name::text;
+
+-- a failing event in a transaction does not abort the inserting transaction
+BEGIN;
+INSERT INTO er_s VALUES (6, 60, 0, '6');
+INSERT INTO er_s VALUES (7, 70, 7, '7');
+COMMIT;
+SELECT * FROM er_ratio;
+SELECT * FROM er_key ORDER BY num;
+SELECT * FROM er_all;
+-- COPY too
+COPY er_s FROM STDIN (FORMAT csv);
+8,80,0,8
+9,90,9,nine
+\.
+SELECT * FROM er_ratio;
+SELECT * FROM er_key ORDER BY num;
+SELECT * FROM er_all;
+
+-- events of a rolled back transaction are neither counted nor recorded as errors
+BEGIN;
+INSERT INTO er_s VALUES (10, 100, 0, 'ten');
+ROLLBACK;
+SELECT name, sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival FROM stream_ext.view_errors
+ WHERE name::text LIKE 'er\_%' ORDER BY name::text, event_without_arrival;
+SELECT name, events, errors FROM stream_ext.view_stats WHERE name::text LIKE 'er\_%' ORDER BY name::text;
+
+-- errors other than division by zero: overflow, invalid input
+CREATE VIEW er_overflow WITH (continuous) AS SELECT sum(a * 100000000) AS big FROM er_s;
+INSERT INTO er_s VALUES (11, 1, 1, '11'), (12, 100, 1, '12');
+SELECT * FROM er_overflow;
+-- the event text is the whole event, arrival_timestamp last
+SELECT event ~ '^\(12,100,1,12,"[^"]+"\)$' AS event_format FROM stream_ext.view_errors WHERE name = 'er_overflow'::regclass;
+SELECT name, sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival FROM stream_ext.view_errors
+ WHERE name = 'er_overflow'::regclass ORDER BY event_without_arrival;
+-- sum(int4) is computed in bigint: no error
+CREATE VIEW er_sum WITH (continuous) AS SELECT sum(a) AS s FROM er_s;
+INSERT INTO er_s VALUES (13, 2147483647, 1, '13'), (14, 2147483647, 1, '14');
+SELECT * FROM er_sum;
+
+-- dropping a view removes its recorded errors
+DROP VIEW er_where;
+SELECT count(*) FROM stream_ext.view_errors WHERE name::text = 'er_where';
+SELECT count(*) FROM stream_ext_internal.view_errors e
+ WHERE NOT EXISTS (SELECT FROM stream_ext_internal.continuous_views v WHERE v.id = e.view_id);
+
+SET client_min_messages = warning;
+DROP FOREIGN TABLE er_s CASCADE;
+RESET client_min_messages;
+SELECT count(*) FROM stream_ext.view_errors WHERE name::text LIKE 'er\_%';

@@ -1,0 +1,163 @@
+--
+-- rejections: constructs a continuous view cannot maintain are refused at CREATE
+--
+CREATE FOREIGN TABLE rj_s (k int, v int, t text, ts timestamptz) SERVER stream_ext;
+CREATE FOREIGN TABLE rj_s2 (k int, w int) SERVER stream_ext;
+CREATE TABLE rj_table (k int, v int);
+CREATE VIEW rj_plain_view AS SELECT k, v FROM rj_table;
+CREATE VIEW rj_ok WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+
+-- aggregates with DISTINCT or ORDER BY
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(DISTINCT v) FROM rj_s;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, sum(DISTINCT v) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, max(v ORDER BY ts) FROM rj_s GROUP BY k;
+-- ordered-set and hypothetical-set aggregates
+CREATE VIEW rj_v WITH (continuous) AS SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM rj_s;
+CREATE VIEW rj_v WITH (continuous) AS SELECT mode() WITHIN GROUP (ORDER BY t) FROM rj_s;
+CREATE VIEW rj_v WITH (continuous) AS SELECT rank(3) WITHIN GROUP (ORDER BY v) FROM rj_s;
+-- window functions
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*), rank() OVER (ORDER BY k) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, sum(count(*)) OVER () FROM rj_s GROUP BY k;
+-- aggregates without a combine function
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, array_agg(v) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, string_agg(t, ',') FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, json_agg(v) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, jsonb_object_agg(t, v) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT xmlagg(xmlelement(name e, t)) FROM rj_s;
+CREATE FUNCTION rj_add(int, int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2';
+CREATE AGGREGATE rj_nocombine(int) (SFUNC = rj_add, STYPE = int, INITCOND = '0');
+CREATE VIEW rj_v WITH (continuous) AS SELECT rj_nocombine(v) FROM rj_s;
+-- internal state without serialization functions cannot be stored
+CREATE AGGREGATE rj_noserial(int8) (SFUNC = int8_avg_accum, STYPE = internal,
+  FINALFUNC = numeric_poly_avg, COMBINEFUNC = int8_avg_combine);
+CREATE VIEW rj_v WITH (continuous) AS SELECT rj_noserial(v) FROM rj_s;
+-- the source must be one stream
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_table GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_plain_view GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, sum(n) FROM rj_ok GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM generate_series(1, 10);
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*);
+-- joins
+CREATE VIEW rj_v WITH (continuous) AS SELECT rj_s.k, count(*) FROM rj_s JOIN rj_s2 ON rj_s.k = rj_s2.k GROUP BY rj_s.k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT rj_s.k, count(*) FROM rj_s, rj_table WHERE rj_s.k = rj_table.k GROUP BY rj_s.k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT s.k, count(*) FROM rj_s s LEFT JOIN rj_table t ON s.k = t.k GROUP BY s.k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s, LATERAL (SELECT rj_s.v + 1 AS w) x;
+-- volatile GROUP BY
+CREATE VIEW rj_v WITH (continuous) AS SELECT random() > 0.5 AS coin, count(*) FROM rj_s GROUP BY 1;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k + (random() * 10)::int AS r, count(*) FROM rj_s GROUP BY k + (random() * 10)::int;
+CREATE VIEW rj_v WITH (continuous) AS SELECT clock_timestamp() AS c, count(*) FROM rj_s GROUP BY 1;
+-- subqueries
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM (SELECT * FROM rj_s) sub;
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s WHERE k IN (SELECT k FROM rj_table);
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s WHERE EXISTS (SELECT 1 FROM rj_table t WHERE t.k = rj_s.k);
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*), (SELECT max(v) FROM rj_table) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, sum((SELECT 1)) FROM rj_s GROUP BY k;
+-- set-returning functions
+CREATE VIEW rj_v WITH (continuous) AS SELECT generate_series(1, k), count(*) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, unnest(ARRAY[1, 2]), count(*) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT u, count(*) FROM rj_s, unnest(ARRAY[k, v]) u GROUP BY u;
+-- ORDER BY, LIMIT, OFFSET, FETCH
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k ORDER BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k LIMIT 10;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k OFFSET 1;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k FETCH FIRST 1 ROW ONLY;
+-- SELECT DISTINCT
+CREATE VIEW rj_v WITH (continuous) AS SELECT DISTINCT k, count(*) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT DISTINCT ON (k) k, count(*) FROM rj_s GROUP BY k;
+-- WITH
+CREATE VIEW rj_v WITH (continuous) AS WITH w AS (SELECT * FROM rj_s) SELECT count(*) FROM w;
+CREATE VIEW rj_v WITH (continuous) AS WITH w AS (SELECT 1 AS one) SELECT count(*) FROM rj_s;
+-- UNION, INTERSECT, EXCEPT
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s UNION SELECT count(*) FROM rj_s2;
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s UNION ALL SELECT count(*) FROM rj_s;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k FROM rj_s INTERSECT SELECT k FROM rj_s2;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k EXCEPT SELECT 1, 1;
+-- queries that do not aggregate
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, v FROM rj_s;
+CREATE VIEW rj_v WITH (continuous) AS SELECT * FROM rj_s WHERE k > 1;
+-- grouping sets
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, v, count(*) FROM rj_s GROUP BY ROLLUP (k, v);
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, v, count(*) FROM rj_s GROUP BY GROUPING SETS ((k), (v));
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, v, count(*) FROM rj_s GROUP BY CUBE (k, v);
+-- row locking
+CREATE VIEW rj_v WITH (continuous) AS SELECT k FROM rj_s FOR UPDATE;
+
+-- CREATE OR REPLACE, WITH CHECK OPTION, unknown options, temporary views
+CREATE OR REPLACE VIEW rj_ok WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE OR REPLACE VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k WITH CHECK OPTION;
+CREATE VIEW rj_v WITH (continuous, check_option = 'local') AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous, foo = 1) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous = 'maybe') AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE TEMP VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE RECURSIVE VIEW rj_v (k, n) WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE MATERIALIZED VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+-- an existing name (terse: the context would show internal names)
+\set VERBOSITY terse
+CREATE VIEW rj_ok WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE VIEW rj_table WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+\set VERBOSITY default
+-- a non-continuous view over a stream is an ordinary view that fails when read
+CREATE VIEW rj_not_continuous AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+SELECT * FROM rj_not_continuous;
+DROP VIEW rj_not_continuous;
+-- a continuous view cannot be turned off or on later
+ALTER VIEW rj_ok SET (continuous = false);
+ALTER VIEW rj_ok RESET (continuous);
+CREATE VIEW rj_later AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+ALTER VIEW rj_later SET (continuous);
+DROP VIEW rj_later;
+-- nor replaced by an ordinary view
+CREATE OR REPLACE VIEW rj_ok AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+-- nor written to
+INSERT INTO rj_ok VALUES (1, 1);
+UPDATE rj_ok SET n = 0;
+DELETE FROM rj_ok;
+
+-- the function form refuses the same things
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(DISTINCT v) FROM rj_s');
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT k, array_agg(v) FROM rj_s GROUP BY k');
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT k, v FROM rj_s');
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(*) FROM rj_table');
+SELECT stream_ext.create_continuous_view('rj_v', 'INSERT INTO rj_s VALUES (1)');
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(*) FROM rj_s; SELECT 1');
+-- (errors caught, so that only their code and message are shown)
+DO $$
+DECLARE
+  q text;
+BEGIN
+  FOREACH q IN ARRAY ARRAY['SELEC count(*) FROM rj_s', 'SELECT count(*) FROM rj_missing',
+                           'SELECT count(*) FROM rj_s WHERE missing_column > 0',
+                           'SELECT count(*) FROM rj_s GROUP BY missing_function(k)'] LOOP
+    BEGIN
+      PERFORM stream_ext.create_continuous_view('rj_v', q);
+      RAISE NOTICE 'accepted: %', q;
+    EXCEPTION WHEN OTHERS THEN
+      RAISE NOTICE '%: %', SQLSTATE, SQLERRM;
+    END;
+  END LOOP;
+END
+$$;
+\set VERBOSITY terse
+SELECT stream_ext.create_continuous_view('rj_ok', 'SELECT count(*) FROM rj_s');
+\set VERBOSITY default
+SELECT stream_ext.create_continuous_view('', 'SELECT count(*) FROM rj_s');
+SELECT stream_ext.create_continuous_view(NULL, 'SELECT count(*) FROM rj_s');
+
+-- nothing was left behind by the refused statements
+SELECT name, stream FROM stream_ext.continuous_views WHERE stream::text LIKE 'rj\_%' ORDER BY name::text;
+SELECT count(*) FROM pg_class WHERE relname LIKE 'rj\_v%';
+SELECT count(*) AS orphan_internal_tables FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'stream_ext_internal' AND c.relkind = 'r' AND c.relname ~ '^(state|delta)_'
+   AND c.oid NOT IN (SELECT state_table FROM stream_ext_internal.continuous_views
+                     UNION ALL SELECT delta_table FROM stream_ext_internal.continuous_views);
+-- the view that was accepted still works
+INSERT INTO rj_s VALUES (1, 1, 'a', NULL), (1, 2, 'b', NULL), (2, 3, 'c', NULL);
+SELECT * FROM rj_ok ORDER BY k;
+
+SET client_min_messages = warning;
+DROP FOREIGN TABLE rj_s, rj_s2 CASCADE;
+DROP TABLE rj_table CASCADE;
+DROP AGGREGATE rj_nocombine(int), rj_noserial(int8);
+DROP FUNCTION rj_add;
+RESET client_min_messages;

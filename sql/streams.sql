@@ -1,0 +1,117 @@
+--
+-- streams: creating streams and writing events into them
+--
+CREATE FOREIGN TABLE st_events (id int, name text, amount numeric, ts timestamptz) SERVER stream_ext;
+-- arrival_timestamp is appended automatically
+\d st_events
+SELECT stream, schema, name, continuous_views FROM stream_ext.streams WHERE name = 'st_events';
+
+-- One group per distinct event, so every write below can be checked exactly
+CREATE VIEW st_rows WITH (continuous) AS
+  SELECT id, name, amount, ts, count(*) AS n FROM st_events GROUP BY id, name, amount, ts;
+SELECT stream, name, continuous_views FROM stream_ext.streams WHERE name = 'st_events';
+SELECT * FROM st_rows;
+
+-- single-row INSERT
+INSERT INTO st_events VALUES (1, 'one', 1.5, '2024-01-01 10:00:00+00');
+-- multi-row INSERT, with NULLs
+INSERT INTO st_events VALUES (2, 'two', 2.25, '2024-01-02 10:00:00+00'),
+                             (2, 'two', 2.25, '2024-01-02 10:00:00+00'),
+                             (3, NULL, NULL, NULL);
+-- column list: the missing columns are NULL
+INSERT INTO st_events (name, id) VALUES ('four', 4);
+-- explicit DEFAULT for arrival_timestamp is allowed
+INSERT INTO st_events VALUES (5, 'five', 5, '2024-01-05 00:00:00+00', DEFAULT);
+INSERT INTO st_events DEFAULT VALUES;
+SELECT * FROM st_rows ORDER BY id, name, amount, ts;
+
+-- INSERT ... SELECT
+INSERT INTO st_events SELECT 100 + g % 3, 'gen', g, '2024-02-01 00:00:00+00'::timestamptz + g * interval '1 hour'
+  FROM generate_series(1, 6) g;
+INSERT INTO st_events (id, name) SELECT 200, 'bulk' FROM generate_series(1, 1000);
+SELECT * FROM st_rows WHERE id >= 100 ORDER BY id, name, amount, ts;
+
+-- prepared INSERT
+PREPARE st_ins(int, text) AS INSERT INTO st_events (id, name) VALUES ($1, $2);
+EXECUTE st_ins(300, 'prepared');
+EXECUTE st_ins(300, 'prepared');
+DEALLOCATE st_ins;
+SELECT * FROM st_rows WHERE id = 300;
+
+-- COPY, text format (tab separated, \N is NULL, backslash escapes)
+COPY st_events FROM STDIN;
+400	text	4.5	2024-03-01 00:00:00+00
+400	tab\there	\N	\N
+401	back\\slash	0	2024-03-01 12:00:00+00
+\.
+SELECT * FROM st_rows WHERE id BETWEEN 400 AND 499 ORDER BY id, name;
+
+-- COPY, csv format with header, quoted values and a column list
+COPY st_events (id, name, amount) FROM STDIN (FORMAT csv, HEADER true);
+id,name,amount
+500,"comma, inside",1
+500,"quote "" inside",2
+501,,3
+501,"",4
+\.
+SELECT id, name IS NULL AS name_null, name, amount FROM st_rows WHERE id BETWEEN 500 AND 599 ORDER BY id, amount;
+
+-- COPY, binary format: written by the server into its data directory, then read back
+SELECT current_setting('data_directory') || '/stream_ext_streams_regress.bin' AS st_binfile \gset
+COPY (SELECT 600 + g % 2, 'bin' || g, g * 1.25, '2024-04-01 00:00:00+00'::timestamptz + g * interval '1 day'
+        FROM generate_series(1, 4) g)
+  TO :'st_binfile' (FORMAT binary);
+COPY st_events FROM :'st_binfile' (FORMAT binary);
+SELECT * FROM st_rows WHERE id BETWEEN 600 AND 699 ORDER BY id, name;
+
+-- COPY with a bad line: the whole COPY is discarded
+COPY st_events (id, name, amount) FROM STDIN (FORMAT csv);
+700,good,1
+notanumber,bad,2
+\.
+SELECT count(*) FROM st_rows WHERE id = 700;
+
+-- every event counted once
+SELECT sum(n) AS events FROM st_rows;
+
+-- reading from, updating, deleting, truncating a stream is refused
+SELECT * FROM st_events;
+SELECT count(*) FROM st_events;
+UPDATE st_events SET name = 'x';
+DELETE FROM st_events;
+TRUNCATE st_events;
+COPY st_events TO STDOUT;
+-- RETURNING and ON CONFLICT are refused, and insert nothing
+INSERT INTO st_events VALUES (900, 'returning', 1, NULL) RETURNING *;
+INSERT INTO st_events VALUES (900, 'returning', 1, NULL) RETURNING id;
+INSERT INTO st_events VALUES (901, 'conflict', 1, NULL) ON CONFLICT DO NOTHING;
+-- an explicit value for arrival_timestamp is refused
+INSERT INTO st_events VALUES (902, 'arrival', 1, NULL, now());
+INSERT INTO st_events (id, arrival_timestamp) VALUES (902, now());
+COPY st_events (id, arrival_timestamp) FROM STDIN;
+903	2024-01-01 00:00:00+00
+\.
+SELECT count(*) FROM st_rows WHERE id >= 900;
+
+-- arrival_timestamp is filled in for every event and usable in a view
+SELECT clock_timestamp() AS st_before \gset
+CREATE VIEW st_arrival WITH (continuous) AS
+  SELECT count(*) AS n,
+         count(arrival_timestamp) AS with_arrival,
+         count(*) FILTER (WHERE arrival_timestamp <= now()) AS arrived_before_apply,
+         min(arrival_timestamp) AS first_arrival,
+         max(arrival_timestamp) AS last_arrival
+    FROM st_events;
+INSERT INTO st_events VALUES (1000, 'arr', 1, NULL);
+INSERT INTO st_events SELECT 1001, 'arr', g, NULL FROM generate_series(1, 9) g;
+COPY st_events (id) FROM STDIN;
+1002
+\.
+SELECT n, with_arrival, arrived_before_apply,
+       first_arrival >= :'st_before'::timestamptz AS first_after_start,
+       last_arrival <= now() AS last_before_now,
+       first_arrival <= last_arrival AS ordered
+  FROM st_arrival;
+
+DROP FOREIGN TABLE st_events CASCADE;
+SELECT count(*) FROM stream_ext.streams WHERE name = 'st_events';
