@@ -93,6 +93,20 @@ COPY lc_s2 FROM STDIN (FORMAT csv);
 SELECT * FROM lc_e ORDER BY k;
 SELECT * FROM lc_a2 ORDER BY k;
 
+-- after ADD COLUMN, INSERT and COPY without a column list still skip arrival_timestamp
+CREATE FOREIGN TABLE lc_addcol (a int) SERVER stream_ext;
+CREATE VIEW lc_addcol_v WITH (continuous) AS SELECT count(*) AS n, sum(a) AS sa FROM lc_addcol;
+ALTER FOREIGN TABLE lc_addcol ADD COLUMN b int;
+CREATE VIEW lc_addcol_w WITH (continuous) AS SELECT count(*) AS n, sum(a) AS sa, sum(b) AS sb FROM lc_addcol;
+INSERT INTO lc_addcol VALUES (1, 10);
+INSERT INTO lc_addcol VALUES (2);
+COPY lc_addcol FROM STDIN;
+3	30
+\.
+SELECT * FROM lc_addcol_v;
+SELECT * FROM lc_addcol_w;
+DROP FOREIGN TABLE lc_addcol CASCADE;
+
 -- a column a view uses cannot be dropped or changed
 ALTER FOREIGN TABLE lc_s2 DROP COLUMN value;
 ALTER FOREIGN TABLE lc_s2 DROP COLUMN extra;
