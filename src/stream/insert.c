@@ -29,6 +29,12 @@
 
 #define EVENT_BUFFER_SIZE (64 * 1024)
 
+/* Arrival clock: read once per ARRIVAL_CLOCK_EVENTS events of a statement */
+#define ARRIVAL_CLOCK_EVENTS 64
+static TimestampTz arrival_now = 0;
+static TimestampTz arrival_statement = 0;
+static uint32 arrival_uses = 0;
+
 static char *event_buf = NULL;
 static Size event_buf_used = 0;
 static uint32 event_buf_count = 0;
@@ -141,6 +147,121 @@ begin_stream_xact(void)
 	xact_active = true;
 }
 
+static TimestampTz
+arrival_time(void)
+{
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+
+	if (stmt != arrival_statement || ++arrival_uses >= ARRIVAL_CLOCK_EVENTS)
+	{
+		arrival_now = GetCurrentTimestamp();
+		arrival_statement = stmt;
+		arrival_uses = 0;
+	}
+	return arrival_now;
+}
+
+/*
+ * Reserve room for an event of tuple_len bytes and return where its
+ * StreamEventHeader goes.  An event too large for the buffer gets a palloc'd
+ * area of its own (*oversized), sent as a record by itself.
+ */
+static char *
+reserve_event(Relation rel, Size tuple_len, char **oversized)
+{
+	Size		needed = STREAM_EVENT_HDRSZ + MAXALIGN(tuple_len);
+	char	   *dest;
+
+	if (event_buf_count > 0 &&
+		(event_buf_stream != RelationGetRelid(rel) ||
+		 event_buf_used + needed > EVENT_BUFFER_SIZE))
+		flush_event_buffer(0);
+	event_buf_stream = RelationGetRelid(rel);
+
+	*oversized = NULL;
+	if (needed > EVENT_BUFFER_SIZE)
+	{
+		if (needed + STREAM_RECORD_HDRSZ > StreamShared->ring_size / 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("event of %zu bytes is too large for stream \"%s\"",
+							tuple_len, RelationGetRelationName(rel)),
+					 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
+		*oversized = palloc0(needed);
+		dest = *oversized;
+	}
+	else
+	{
+		dest = event_buf + event_buf_used;
+		memset(dest + MAXALIGN_DOWN(needed - 1), 0, needed - MAXALIGN_DOWN(needed - 1));
+	}
+	((StreamEventHeader *) dest)->t_len = (uint32) tuple_len;
+	return dest;
+}
+
+static void
+commit_event(Relation rel, char *dest, char *oversized)
+{
+	HeapTupleHeader td = (HeapTupleHeader) (dest + STREAM_EVENT_HDRSZ);
+	Size		needed = STREAM_EVENT_HDRSZ + MAXALIGN(((StreamEventHeader *) dest)->t_len);
+
+	HeapTupleHeaderSetXmin(td, GetCurrentTransactionId());
+	HeapTupleHeaderSetCmin(td, FirstCommandId);
+	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
+	ItemPointerSetInvalid(&td->t_ctid);
+
+	if (oversized != NULL)
+	{
+		send_record(RelationGetRelid(rel), 1, oversized, needed, 0);
+		pfree(oversized);
+		return;
+	}
+	event_buf_used += needed;
+	event_buf_count++;
+}
+
+/*
+ * Fast path: the executor has already formed the row as a heap tuple (it
+ * does, to compute the generated arrival_timestamp column) and that column
+ * is the last one and NULL.  Copy the tuple and append the arrival time.
+ * Returns false when the slot does not qualify.
+ */
+static bool
+insert_formed_tuple(Relation rel, TupleTableSlot *slot, int arrival_attno)
+{
+	HeapTuple	src;
+	Size		data_len;
+	Size		ts_off;
+	Size		tuple_len;
+	char	   *dest;
+	char	   *oversized;
+	HeapTupleHeader td;
+	TimestampTz now;
+
+	if (!TTS_IS_HEAPTUPLE(slot) || TTS_EMPTY(slot) ||
+		arrival_attno != RelationGetDescr(rel)->natts)
+		return false;
+	src = ((HeapTupleTableSlot *) slot)->tuple;
+	if (src == NULL || HeapTupleHasExternal(src) || !HeapTupleHasNulls(src) ||
+		HeapTupleHeaderGetNatts(src->t_data) != arrival_attno ||
+		!att_isnull(arrival_attno - 1, src->t_data->t_bits))
+		return false;
+
+	data_len = src->t_len - src->t_data->t_hoff;
+	ts_off = TYPEALIGN(ALIGNOF_DOUBLE, data_len);
+	tuple_len = src->t_data->t_hoff + ts_off + sizeof(TimestampTz);
+
+	dest = reserve_event(rel, tuple_len, &oversized);
+	td = (HeapTupleHeader) (dest + STREAM_EVENT_HDRSZ);
+	memcpy(td, src->t_data, src->t_len);
+	memset((char *) td + src->t_len, 0, ts_off - data_len);
+	now = arrival_time();
+	memcpy((char *) td + td->t_hoff + ts_off, &now, sizeof(TimestampTz));
+	td->t_bits[(arrival_attno - 1) >> 3] |= (1 << ((arrival_attno - 1) & 7));
+	commit_event(rel, dest, oversized);
+	return true;
+}
+
 /*
  * Form one event from the slot (stamping its arrival time) and buffer it.
  */
@@ -153,22 +274,21 @@ stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno)
 	bool		hasnull = false;
 	Size		hoff;
 	Size		data_len;
-	Size		tuple_len;
-	Size		needed;
-	HeapTupleHeader td;
 	char	   *dest;
-	char	   *oversized = NULL;
-	TransactionId xid = GetCurrentTransactionId();
+	char	   *oversized;
+	HeapTupleHeader td;
 
 	if (!xact_active)
 		begin_stream_xact();
+	if (insert_formed_tuple(rel, slot, arrival_attno))
+		return;
 
 	slot_getallattrs(slot);
 	values = slot->tts_values;
 	isnull = slot->tts_isnull;
 	if (arrival_attno > 0)
 	{
-		values[arrival_attno - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+		values[arrival_attno - 1] = TimestampTzGetDatum(arrival_time());
 		isnull[arrival_attno - 1] = false;
 	}
 	for (int i = 0; i < desc->natts; i++)
@@ -186,49 +306,15 @@ stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno)
 		hoff += BITMAPLEN(desc->natts);
 	hoff = MAXALIGN(hoff);
 	data_len = heap_compute_data_size(desc, values, isnull);
-	tuple_len = hoff + data_len;
-	needed = STREAM_EVENT_HDRSZ + MAXALIGN(tuple_len);
 
-	if (event_buf_count > 0 &&
-		(event_buf_stream != RelationGetRelid(rel) ||
-		 event_buf_used + needed > EVENT_BUFFER_SIZE))
-		flush_event_buffer(0);
-	event_buf_stream = RelationGetRelid(rel);
-
-	if (needed > EVENT_BUFFER_SIZE)
-	{
-		if (needed + STREAM_RECORD_HDRSZ > StreamShared->ring_size / 2)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("event of %zu bytes is too large for stream \"%s\"",
-							tuple_len, RelationGetRelationName(rel)),
-					 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
-		oversized = palloc(needed);
-		dest = oversized;
-	}
-	else
-		dest = event_buf + event_buf_used;
-
-	memset(dest, 0, STREAM_EVENT_HDRSZ + hoff);
-	((StreamEventHeader *) dest)->t_len = (uint32) tuple_len;
+	dest = reserve_event(rel, hoff + data_len, &oversized);
 	td = (HeapTupleHeader) (dest + STREAM_EVENT_HDRSZ);
+	memset(td, 0, hoff);
 	HeapTupleHeaderSetNatts(td, desc->natts);
 	td->t_hoff = hoff;
-	HeapTupleHeaderSetXmin(td, xid);
-	HeapTupleHeaderSetCmin(td, FirstCommandId);
-	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
-	ItemPointerSetInvalid(&td->t_ctid);
 	heap_fill_tuple(desc, values, isnull, (char *) td + hoff, data_len,
 					&td->t_infomask, hasnull ? td->t_bits : NULL);
-
-	if (oversized != NULL)
-	{
-		send_record(RelationGetRelid(rel), 1, oversized, needed, 0);
-		pfree(oversized);
-		return;
-	}
-	event_buf_used += needed;
-	event_buf_count++;
+	commit_event(rel, dest, oversized);
 }
 
 /*
