@@ -1,0 +1,93 @@
+# Helpers sourced by test/t_*.sh.
+#
+# A script runs against the server given by PGHOST/PGPORT/PGUSER (run_tests.sh
+# provides one, with its log in STREAM_EXT_SERVER_LOG) or, when run alone
+# without PGHOST, against a throwaway server of its own (start_own_server).
+# SCRATCH is a scratch directory (run_tests.sh provides one; else a mktemp dir).
+set -euo pipefail
+
+TEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TEST_NAME=$(basename "$0" .sh)
+PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+[ -x "$PGBIN/psql" ] || PGBIN=/usr/lib/postgresql/15/bin
+export PATH="$PGBIN:$PATH"
+
+if [ -z "${SCRATCH:-}" ]; then
+	SCRATCH=$(mktemp -d "/tmp/$TEST_NAME.XXXXXX")
+	_own_scratch=1
+fi
+chmod 755 "$SCRATCH"
+_own_servers=()
+_bg_pids=()
+
+_cleanup() {
+	local rc=$? p d
+	for p in "${_bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# a database on a server we do not own is dropped (its workers stop too)
+	if [ -n "${_drop_db:-}" ] && [ ${#_own_servers[@]} -eq 0 ]; then
+		psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $_drop_db WITH (FORCE)" >/dev/null 2>&1 || true
+	fi
+	for d in "${_own_servers[@]}"; do
+		[ $rc -ne 0 ] && [ -f "$d/server.log" ] && { echo "--- $d/server.log (tail)"; tail -n 30 "$d/server.log"; }
+		bash "$TEST_DIR/server.sh" destroy "$d" || true
+	done
+	[ -n "${_own_scratch:-}" ] && rm -rf "$SCRATCH"
+	return $rc
+}
+trap _cleanup EXIT
+
+say() { echo "[$TEST_NAME] $*"; }
+fail() { echo "[$TEST_NAME] FAIL: $*" >&2; exit 1; }
+
+# start_own_server DIR [postgresql.conf lines...]: start, export its PG* settings
+start_own_server() {
+	local dir=$1; shift
+	_own_servers+=("$dir")
+	eval "export $(bash "$TEST_DIR/server.sh" start "$dir" "$@")"
+	export STREAM_EXT_SERVER_LOG="$dir/server.log"
+}
+
+# use_server: the given server if any, else a throwaway one under SCRATCH
+use_server() {
+	if [ -z "${PGHOST:-}" ] || [ -z "${PGPORT:-}" ]; then
+		start_own_server "$SCRATCH/server" "$@"
+	fi
+	export PGUSER=${PGUSER:-postgres}
+}
+
+# fresh_db NAME: (re)create database NAME with the extension; sets PGDATABASE.
+# On a shared server it is dropped at exit unless KEEP_DB is set.
+fresh_db() {
+	psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
+	export PGDATABASE=$1
+	[ -n "${KEEP_DB:-}" ] || _drop_db=$1
+	psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION stream_ext"
+}
+
+# q SQL: one query, unaligned tuples only, errors fatal
+q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+# run_sql: psql reading SQL from stdin, errors fatal, quiet
+run_sql() { psql -X -q -o /dev/null -v ON_ERROR_STOP=1 "$@"; }
+
+# try_wait TIMEOUT_S DESCRIPTION SQL: poll SQL (a boolean query) every 0.1s until
+# it returns t; on timeout print why and return 1
+try_wait() {
+	local timeout=$1 what=$2 sql=$3 deadline=$((SECONDS + $1)) r
+	while :; do
+		r=$(psql -X -At -c "$sql" 2>&1 || true)
+		[ "$r" = t ] && return 0
+		if [ $SECONDS -ge $deadline ]; then
+			echo "[$TEST_NAME] timed out after ${timeout}s waiting for: $what (last answer: '$r')" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+# wait_until TIMEOUT_S DESCRIPTION SQL: same, a timeout fails the test
+wait_until() { try_wait "$@" || fail "timeout: $2"; }
+
+# log_offset: current size of the server log (to check only what comes after)
+log_offset() { stat -c %s "$STREAM_EXT_SERVER_LOG" 2>/dev/null || echo 0; }
+# log_since OFFSET: server log lines written after OFFSET
+log_since() { tail -c +$(($1 + 1)) "$STREAM_EXT_SERVER_LOG" 2>/dev/null || true; }

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Crash safety in sync mode.  Own server.  CYCLES times:
+#   - CLIENTS psql clients insert batches in a loop, each batch with its own
+#     batch id: INSERT ... SELECT transactions, multi-statement transactions,
+#     COPY, some large (1000 events), and every 5th one rolled back.  A client
+#     prints "ack ID SIZE" only after COMMIT (or COPY) returned success
+#     (psql -v ON_ERROR_STOP=1: the \echo after a failed COMMIT never runs).
+#   - once enough events are in, kill -9 the postmaster and all its children
+#   - restart (crash recovery) and check at once, and again after the combiner
+#     merged every delta:
+#       every acknowledged batch is counted exactly once (count = its size);
+#       every batch in the view is complete (count = its size, no double count,
+#       no partial batch); rolled back batches are absent; no duplicate groups;
+#       the global count equals the sum over batches.
+# Finally, after the last restart, new events are applied (workers came back).
+source "$(dirname "$0")/lib.sh"
+CLIENTS=${CLIENTS:-6} CYCLES=${CYCLES:-3} EVENTS_PER_CYCLE=${EVENTS_PER_CYCLE:-50000}
+
+unset PGHOST PGPORT
+SRV="$SCRATCH/server"
+start_own_server "$SRV" "stream_ext.workers = 2"
+fresh_db t_crash
+t0=$SECONDS
+
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ev (batch_id bigint, size int, seq int) SERVER stream_ext;
+CREATE VIEW per_batch WITH (continuous) AS
+  SELECT batch_id, count(*) AS n, min(size) AS size_min, max(size) AS size_max, sum(seq) AS seq_sum
+    FROM ev GROUP BY batch_id;
+CREATE VIEW totals WITH (continuous) AS SELECT count(*) AS n FROM ev;
+CREATE TABLE acked (id bigint, size int);
+CREATE TABLE rolled_back (id bigint, size int);
+CREATE FUNCTION pending_deltas() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE r record; total bigint := 0; n bigint;
+BEGIN
+  FOR r IN SELECT delta_table FROM stream_ext_internal.continuous_views LOOP
+    EXECUTE format('SELECT count(*) FROM %s', r.delta_table) INTO n;
+    total := total + n;
+  END LOOP;
+  RETURN total;
+END $$;
+SQL
+
+# client_sql CYCLE CLIENT: endless SQL script for one client
+client_sql() {
+	local base=$((($1 * 100 + $2) * 1000000)) n=0 id size i
+	while :; do
+		n=$((n + 1)); id=$((base + n)); size=10
+		[ $((n % 7)) = 3 ] && size=1000
+		case $((n % 5)) in
+		0)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nROLLBACK;\n\\echo rb %s %s\n' \
+				$id $size $size $id $size ;;
+		1)	printf 'COPY ev FROM STDIN;\n'
+			for ((i = 1; i <= size; i++)); do printf '%s\t%s\t%s\n' $id $size $i; done
+			printf '\\.\n\\echo ack %s %s\n' $id $size ;;
+		2)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\n' $id $size $((size / 2))
+			printf 'INSERT INTO ev SELECT %s, %s, g FROM generate_series(%s, %s) g;\nCOMMIT;\n\\echo ack %s %s\n' \
+				$id $size $((size / 2 + 1)) $size $id $size ;;
+		*)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nCOMMIT;\n\\echo ack %s %s\n' \
+				$id $size $size $id $size ;;
+		esac
+	done
+}
+
+failures=()
+verify() {  # verify LABEL: check the views against the clients' logs; failures are collected
+	local label=$1 bad
+	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "ack" { print $2 "\t" $3 }' > "$SCRATCH/acked.tsv"
+	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "rb" { print $2 "\t" $3 }' > "$SCRATCH/rolled_back.tsv"
+	run_sql -c "TRUNCATE acked, rolled_back" -c "\\copy acked FROM '$SCRATCH/acked.tsv'" \
+		-c "\\copy rolled_back FROM '$SCRATCH/rolled_back.tsv'"
+	run_sql <<'SQL'
+DROP TABLE IF EXISTS problems;
+CREATE TABLE problems AS
+  SELECT 'acknowledged but lost' AS kind, format('batch %s of %s events: counted %s events', a.id, a.size, coalesce(v.n, 0)) AS detail
+    FROM acked a LEFT JOIN per_batch v ON v.batch_id = a.id WHERE v.batch_id IS NULL
+  UNION ALL
+  SELECT 'incomplete or double counted batch',
+         format('batch %s: %s events, sizes %s..%s, seq sum %s (acknowledged: %s)', batch_id, n, size_min, size_max,
+                seq_sum, EXISTS (SELECT FROM acked a WHERE a.id = batch_id))
+    FROM per_batch WHERE n <> size_max OR size_min <> size_max OR seq_sum <> n * (n + 1) / 2
+  UNION ALL
+  SELECT 'rolled back but counted', format('batch %s: %s events', r.id, v.n)
+    FROM rolled_back r JOIN per_batch v ON v.batch_id = r.id
+  UNION ALL
+  SELECT 'group duplicated in the view', format('batch %s appears in %s rows', batch_id, count(*))
+    FROM per_batch GROUP BY batch_id HAVING count(*) > 1
+  UNION ALL
+  SELECT 'views disagree', format('totals says %s events, per_batch sums to %s', (SELECT n FROM totals), coalesce(sum(n), 0))
+    FROM per_batch HAVING coalesce(sum(n), 0) <> (SELECT n FROM totals);
+SQL
+	bad=$(q "SELECT format('%s: %s, e.g. %s', kind, count(*), string_agg(detail, '; ' ORDER BY detail) FILTER (WHERE rn <= 3))
+	           FROM (SELECT *, row_number() OVER (PARTITION BY kind ORDER BY detail) AS rn FROM problems) p GROUP BY kind")
+	if [ -n "$bad" ]; then
+		echo "$bad" | sed "s/^/[$TEST_NAME]   /"
+		failures+=("$label: $(echo "$bad" | cut -d, -f1 | paste -sd';' -)")
+		say "FAILED: $label ($(q "SELECT count(*) FROM acked") batches acknowledged in all)"
+		return 0
+	fi
+	say "ok: $label: $(q "SELECT count(*) FROM acked") acknowledged batches counted exactly once;" \
+		"$(q "SELECT count(*) FROM per_batch v WHERE NOT EXISTS (SELECT FROM acked a WHERE a.id = v.batch_id)") unacknowledged ones complete;" \
+		"$(q "SELECT count(*) FROM rolled_back") rolled back ones absent; $(q "SELECT n FROM totals") events"
+}
+
+crash() {  # kill -9 the postmaster and every child of it
+	local pm children p deadline
+	pm=$(head -1 "$SRV/data/postmaster.pid")
+	kill -STOP "$pm"                       # no new children from here on
+	children=$(pgrep -P "$pm" || true)
+	bash "$TEST_DIR/server.sh" kill "$SRV"
+	[ -n "$children" ] && kill -9 $children 2>/dev/null || true
+	deadline=$((SECONDS + 30))
+	for p in $pm $children; do
+		while kill -0 "$p" 2>/dev/null; do
+			[ $SECONDS -ge $deadline ] && fail "process $p survives kill -9"
+			sleep 0.05
+		done
+	done
+	say "killed postmaster $pm and $(echo $children | wc -w) children"
+}
+
+for cycle in $(seq 1 "$CYCLES"); do
+	before=$(q "SELECT n FROM totals")
+	pids=()
+	for c in $(seq 1 "$CLIENTS"); do
+		client_sql "$cycle" "$c" | psql -X -q -o /dev/null -v ON_ERROR_STOP=1 \
+			>"$SCRATCH/client-$cycle-$c.out" 2>"$SCRATCH/client-$cycle-$c.err" &
+		pids+=($!)
+		_bg_pids+=($!)
+	done
+	say "cycle $cycle: $CLIENTS clients inserting; crash after $EVENTS_PER_CYCLE more events"
+	wait_until 120 "$EVENTS_PER_CYCLE more events in totals" \
+		"SELECT n >= $before + $EVENTS_PER_CYCLE FROM totals"
+	wait_until 30 "all $CLIENTS clients connected" \
+		"SELECT count(*) >= $CLIENTS FROM pg_stat_activity WHERE datname = 't_crash' AND application_name = 'psql' AND pid <> pg_backend_pid()"
+	crash
+	deadline=$((SECONDS + 30))
+	for p in "${pids[@]}"; do
+		while kill -0 "$p" 2>/dev/null; do
+			[ $SECONDS -ge $deadline ] && fail "client $p still running after the crash"
+			sleep 0.05
+		done
+	done
+	bash "$TEST_DIR/server.sh" restart "$SRV" >"$SCRATCH/restart.out" 2>&1 || { cat "$SCRATCH/restart.out"; fail "restart failed"; }
+	grep -q 'automatic recovery in progress' "$SRV/server.log" || fail "no crash recovery happened"
+	say "restarted (crash recovery)"
+	verify "cycle $cycle, right after restart"
+	wait_until 60 "the combiner merged every delta" "SELECT pending_deltas() = 0"
+	verify "cycle $cycle, after the combiner merged all deltas"
+done
+
+say "after the last restart: new events are applied at COMMIT"
+n0=$(q "SELECT n FROM totals")
+q "INSERT INTO ev SELECT 1, 100, g FROM generate_series(1, 100) g" >/dev/null
+[ "$(q "SELECT n FROM totals")" = $((n0 + 100)) ] || fail "sync INSERT after restart not applied at COMMIT"
+[ "$(q "SELECT n FROM per_batch WHERE batch_id = 1")" = 100 ] || fail "batch 1 not applied after restart"
+say "ok: new events applied at COMMIT after restart"
+if [ ${#failures[@]} -gt 0 ]; then
+	for f in "${failures[@]}"; do echo "[$TEST_NAME] failed: $f"; done
+	fail "${#failures[@]} check(s) failed ($((SECONDS - t0))s)"
+fi
+say "PASS ($((SECONDS - t0))s)"
