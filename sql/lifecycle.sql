@@ -93,12 +93,16 @@ COPY lc_s2 FROM STDIN (FORMAT csv);
 SELECT * FROM lc_e ORDER BY k;
 SELECT * FROM lc_a2 ORDER BY k;
 
--- after ADD COLUMN, INSERT and COPY without a column list still skip arrival_timestamp
+-- after ADD COLUMN, COPY without a column list still skips arrival_timestamp
 CREATE FOREIGN TABLE lc_addcol (a int) SERVER stream_ext;
 CREATE VIEW lc_addcol_v WITH (continuous) AS SELECT count(*) AS n, sum(a) AS sa FROM lc_addcol;
 ALTER FOREIGN TABLE lc_addcol ADD COLUMN b int;
 CREATE VIEW lc_addcol_w WITH (continuous) AS SELECT count(*) AS n, sum(a) AS sa, sum(b) AS sb FROM lc_addcol;
+-- a column added later comes after arrival_timestamp: name the columns, or
+-- write DEFAULT for arrival_timestamp
 INSERT INTO lc_addcol VALUES (1, 10);
+INSERT INTO lc_addcol (a, b) VALUES (1, 10);
+INSERT INTO lc_addcol VALUES (0, DEFAULT, 0);
 INSERT INTO lc_addcol VALUES (2);
 COPY lc_addcol FROM STDIN;
 3	30

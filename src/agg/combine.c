@@ -26,6 +26,7 @@
 #include "fmgr.h"
 #include "nodes/execnodes.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_agg.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
@@ -70,8 +71,29 @@ typedef struct MergeState
 	bool		isnull;
 } MergeState;
 
+/* A placeholder argument of the given type, as parse_agg.c makes them. */
+static Node *
+typed_arg(Oid type, Oid collation)
+{
+	Param	   *p = makeNode(Param);
+
+	p->paramkind = PARAM_EXEC;
+	p->paramid = -1;
+	p->paramtype = type;
+	p->paramtypmod = -1;
+	p->paramcollid = collation;
+	p->location = -1;
+	return (Node *) p;
+}
+
+/*
+ * Look up an aggregate's support functions.  Each FmgrInfo gets a call
+ * expression with the actual argument types, so that polymorphic support
+ * functions (say, of range_intersect_agg) can resolve them.
+ */
 static AggSupport *
-lookup_agg_support(Oid aggfnoid, Oid state_type, MemoryContext mcxt)
+lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
+				   MemoryContext mcxt)
 {
 	HeapTuple	tuple;
 	Form_pg_aggregate agg;
@@ -97,19 +119,39 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, MemoryContext mcxt)
 	s->transtype = (agg->aggtranstype == INTERNALOID) ? INTERNALOID : state_type;
 	get_typlenbyval(s->transtype, &s->translen, &s->transbyval);
 	fmgr_info_cxt(agg->aggcombinefn, &s->combinefn, mcxt);
+	fmgr_info_set_expr((Node *) makeFuncExpr(agg->aggcombinefn, s->transtype,
+											 list_make2(typed_arg(s->transtype, collation),
+														typed_arg(s->transtype, collation)),
+											 InvalidOid, collation, COERCE_EXPLICIT_CALL),
+					   &s->combinefn);
 	if (s->transtype == INTERNALOID)
 	{
+		Expr	   *expr;
+
 		if (state_type != BYTEAOID)
 			elog(ERROR, "serialized state of %s must be bytea", format_procedure(aggfnoid));
 		s->has_serial = true;
 		fmgr_info_cxt(agg->aggserialfn, &s->serialfn, mcxt);
+		build_aggregate_serialfn_expr(agg->aggserialfn, &expr);
+		fmgr_info_set_expr((Node *) expr, &s->serialfn);
 		fmgr_info_cxt(agg->aggdeserialfn, &s->deserialfn, mcxt);
+		build_aggregate_deserialfn_expr(agg->aggdeserialfn, &expr);
+		fmgr_info_set_expr((Node *) expr, &s->deserialfn);
 	}
 	if (OidIsValid(agg->aggfinalfn))
 	{
+		Oid		   *argtypes;
+		int			nargs;
+		Expr	   *expr;
+
 		s->has_final = true;
 		fmgr_info_cxt(agg->aggfinalfn, &s->finalfn, mcxt);
 		s->final_nargs = agg->aggfinalextra ? get_func_nargs(agg->aggfinalfn) : 1;
+		(void) get_func_signature(aggfnoid, &argtypes, &nargs);
+		build_aggregate_finalfn_expr(argtypes, s->final_nargs, s->transtype,
+									 OidIsValid(result_type) ? result_type : get_func_rettype(aggfnoid),
+									 collation, agg->aggfinalfn, &expr);
+		fmgr_info_set_expr((Node *) expr, &s->finalfn);
 	}
 	textInitVal = SysCacheGetAttr(AGGFNOID, tuple, Anum_pg_aggregate_agginitval, &isnull);
 	s->initval_isnull = isnull || s->transtype == INTERNALOID;
@@ -129,15 +171,18 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, MemoryContext mcxt)
 
 /* Cached per call site in fn_extra */
 static AggSupport *
-agg_support_for_call(FunctionCallInfo fcinfo, Oid aggfnoid, int state_argno)
+agg_support_for_call(FunctionCallInfo fcinfo, Oid aggfnoid, int state_argno, int result_argno)
 {
 	AggSupport *s = (AggSupport *) fcinfo->flinfo->fn_extra;
 
 	if (s == NULL || s->aggfnoid != aggfnoid)
 	{
 		Oid			state_type = get_fn_expr_argtype(fcinfo->flinfo, state_argno);
+		Oid			result_type = (result_argno >= 0) ?
+			get_fn_expr_argtype(fcinfo->flinfo, result_argno) : InvalidOid;
 
-		s = lookup_agg_support(aggfnoid, state_type, fcinfo->flinfo->fn_mcxt);
+		s = lookup_agg_support(aggfnoid, state_type, result_type, PG_GET_COLLATION(),
+							   fcinfo->flinfo->fn_mcxt);
 		fcinfo->flinfo->fn_extra = s;
 	}
 	return s;
@@ -252,7 +297,8 @@ stream_ext_combine_agg_trans(PG_FUNCTION_ARGS)
 	st = PG_ARGISNULL(0) ? NULL : (MergeState *) PG_GETARG_POINTER(0);
 	if (st == NULL)
 	{
-		AggSupport *s = agg_support_for_call(fcinfo, PG_GETARG_OID(1), 2);
+		AggSupport *s = agg_support_for_call(fcinfo, PG_GETARG_OID(1), 2,
+											  PG_NARGS() > 3 ? 3 : -1);
 
 		st = MemoryContextAllocZero(aggcxt, sizeof(MergeState));
 		init_merge_state(st, s, aggcxt);
@@ -315,7 +361,7 @@ stream_ext_finalize_agg_final(PG_FUNCTION_ARGS)
 	if (st == NULL)
 	{
 		/* No rows: the aggregate over no input (count gives 0, sum NULL). */
-		s = agg_support_for_call(fcinfo, aggregate_of_call(fcinfo), 2);
+		s = agg_support_for_call(fcinfo, aggregate_of_call(fcinfo), 2, 3);
 		init_merge_state(&empty, s, aggcxt);
 		st = &empty;
 	}
@@ -364,7 +410,7 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	if (PG_ARGISNULL(1) && PG_ARGISNULL(2))
 		PG_RETURN_NULL();
-	s = agg_support_for_call(fcinfo, PG_GETARG_OID(0), 1);
+	s = agg_support_for_call(fcinfo, PG_GETARG_OID(0), 1, -1);
 
 	/*
 	 * Support functions of internal states insist on an aggregate context;

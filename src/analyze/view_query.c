@@ -201,6 +201,12 @@ stream_view_shape(Query *query)
 				 errmsg("a continuous view must read from exactly one stream"),
 				 errdetail("Joins and several FROM items are not supported.")));
 	rte = linitial(query->rtable);
+	if (rte->rtekind == RTE_SUBQUERY)
+		reject("a subquery", NULL);
+	if (rte->rtekind == RTE_FUNCTION || rte->rtekind == RTE_TABLEFUNC)
+		reject("a set-returning function", "A continuous view reads a stream.");
+	if (rte->rtekind == RTE_VALUES)
+		reject("VALUES", "A continuous view reads a stream.");
 	if (rte->rtekind != RTE_RELATION || !stream_is_stream_relation(rte->relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),

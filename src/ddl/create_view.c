@@ -22,6 +22,7 @@
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_rewrite.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -30,6 +31,7 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_func.h"
 #include "parser/parser.h"
+#include "rewrite/rewriteSupport.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -37,6 +39,7 @@
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/ruleutils.h"
+#include "utils/syscache.h"
 
 #include "analyze/view_query.h"
 #include "ddl/create_view.h"
@@ -384,13 +387,77 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, nodeToString(query));
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
-	/* The view depends on the stream, the columns and functions it uses. */
-	ObjectAddressSet(viewaddr, RelationRelationId, view_relid);
+	/*
+	 * The view's rule depends on the stream, the columns and functions it
+	 * uses, as if it read them itself: DROP and ALTER ... TYPE of those are
+	 * refused the way they are for an ordinary view.
+	 */
+	ObjectAddressSet(viewaddr, RewriteRelationId, get_rewrite_oid(view_relid, ViewSelectRuleName, false));
 	recordDependencyOnExpr(&viewaddr, (Node *) query, NIL, DEPENDENCY_NORMAL);
 
 	SPI_finish();
 	CacheInvalidateRelcacheByRelid(stream_catalog_relid(false));
 	return view_relid;
+}
+
+/* The id of a continuous view, or -1 when relid is not one. */
+int
+stream_continuous_view_id(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	Oid			catalog = stream_catalog_relid(true);
+	int			id = -1;
+
+	if (!OidIsValid(catalog) || get_rel_relkind(relid) != RELKIND_VIEW)
+		return -1;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT id FROM " INTERNAL_SCHEMA ".continuous_views WHERE view = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the continuous view catalog");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	return id;
+}
+
+/*
+ * The state and delta tables of a continuous view belong to the view's
+ * owner (reading the view reads them with the owner's rights); follow an
+ * ALTER VIEW ... OWNER TO.
+ */
+void
+stream_follow_view_owner(Oid view)
+{
+	int			id = stream_continuous_view_id(view);
+	HeapTuple	tuple;
+	Oid			owner;
+	Oid			saved_user;
+	int			saved_sec;
+
+	if (id < 0)
+		return;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(view));
+	if (!HeapTupleIsValid(tuple))
+		return;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	spi_exec(psprintf("ALTER TABLE " INTERNAL_SCHEMA ".state_%d OWNER TO %s", id,
+					  quote_identifier(GetUserNameFromId(owner, false))), SPI_OK_UTILITY);
+	spi_exec(psprintf("ALTER TABLE " INTERNAL_SCHEMA ".delta_%d OWNER TO %s", id,
+					  quote_identifier(GetUserNameFromId(owner, false))), SPI_OK_UTILITY);
+	SPI_finish();
+	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 
 /* stream_ext.create_continuous_view(name text, query text) */
@@ -415,25 +482,20 @@ Datum
 stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 {
 	Oid			view = PG_GETARG_OID(0);
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(view)};
-	bool		isnull;
 	int			id;
 
 	if (!pg_class_ownercheck(view, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT id FROM " INTERNAL_SCHEMA ".continuous_views WHERE view = $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the continuous view catalog");
-	if (SPI_processed != 1)
+	id = stream_continuous_view_id(view);
+	if (id < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a continuous view", get_rel_name(view))));
-	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".state_%d", id), SPI_OK_DELETE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* deltas first: the combiner takes its row locks in the same order */
 	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".delta_%d", id), SPI_OK_DELETE);
+	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".state_%d", id), SPI_OK_DELETE);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

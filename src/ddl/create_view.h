@@ -10,5 +10,7 @@
 extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
 										  RawStmt *raw, const char *sql);
 extern Oid	stream_catalog_relid(bool missing_ok);
+extern int	stream_continuous_view_id(Oid relid);
+extern void stream_follow_view_owner(Oid view);
 
 #endif

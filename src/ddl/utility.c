@@ -11,6 +11,7 @@
 
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "catalog/namespace.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -24,22 +25,52 @@
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
-/* Is this a CREATE VIEW with the continuous option?  Rejects other options. */
+/*
+ * Is this a CREATE VIEW with the continuous option?  Rejects other options,
+ * and CREATE OR REPLACE of an existing continuous view.  A false continuous
+ * option is removed (the statement makes an ordinary view).
+ */
 static bool
 is_continuous_view(ViewStmt *stmt)
 {
 	ListCell   *lc;
 	bool		continuous = false;
+	bool		mentioned = false;
 
 	foreach(lc, stmt->options)
 	{
 		DefElem    *def = lfirst(lc);
 
 		if (strcmp(def->defname, "continuous") == 0)
+		{
 			continuous = defGetBoolean(def);
+			mentioned = true;
+		}
+	}
+	if (stmt->replace)
+	{
+		Oid			existing = RangeVarGetRelid(stmt->view, NoLock, true);
+
+		if (OidIsValid(existing) && stream_continuous_view_id(existing) >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("CREATE OR REPLACE is not supported for continuous views"),
+					 errdetail("\"%s\" is a continuous view.", stmt->view->relname),
+					 errhint("Drop the view and create it again.")));
 	}
 	if (!continuous)
+	{
+		if (mentioned)
+		{
+			List	   *options = NIL;
+
+			foreach(lc, stmt->options)
+				if (strcmp(((DefElem *) lfirst(lc))->defname, "continuous") != 0)
+					options = lappend(options, lfirst(lc));
+			stmt->options = options;
+		}
 		return false;
+	}
 
 	foreach(lc, stmt->options)
 	{
@@ -98,6 +129,17 @@ add_arrival_timestamp(CreateForeignTableStmt *stmt)
 	stmt->base.tableElts = lappend(stmt->base.tableElts, col);
 }
 
+static bool
+changes_owner(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+		if (((AlterTableCmd *) lfirst(lc))->subtype == AT_ChangeOwner)
+			return true;
+	return false;
+}
+
 static Oid
 template_database(CreatedbStmt *stmt)
 {
@@ -122,6 +164,12 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	Node	   *parsetree = pstmt->utilityStmt;
 	volatile Oid quiet_db = InvalidOid;
 
+	if (IsA(parsetree, ViewStmt) && readOnlyTree)
+	{
+		pstmt = copyObject(pstmt);
+		parsetree = pstmt->utilityStmt;
+		readOnlyTree = false;
+	}
 	if (IsA(parsetree, ViewStmt) && is_continuous_view((ViewStmt *) parsetree))
 	{
 		ViewStmt   *stmt = (ViewStmt *) parsetree;
@@ -188,6 +236,15 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	if (IsA(parsetree, AlterTableStmt) && changes_owner((AlterTableStmt *) parsetree))
+	{
+		Oid			relid = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation,
+											 NoLock, true);
+
+		if (OidIsValid(relid))
+			stream_follow_view_owner(relid);
+	}
 }
 
 void

@@ -42,6 +42,9 @@ CREATE TABLE stream_ext_internal.continuous_views (
   aggregates  regprocedure[] NOT NULL  -- aggregate of each state column, in order
 );
 
+-- Readable like pg_class: it holds what pg_views shows anyway.
+GRANT SELECT ON stream_ext_internal.continuous_views TO PUBLIC;
+
 -- Per view and worker counters; each worker updates only its own rows.
 CREATE TABLE stream_ext_internal.view_counters (
   view_id      int NOT NULL REFERENCES stream_ext_internal.continuous_views ON DELETE CASCADE,
@@ -149,14 +152,15 @@ CREATE VIEW stream_ext.view_stats AS
 CREATE VIEW stream_ext.view_errors AS
   SELECT v.view AS name, e.occurred_at, e.sqlstate, e.message, e.event
     FROM stream_ext_internal.view_errors e
-    JOIN stream_ext_internal.continuous_views v ON v.id = e.view_id;
+    JOIN stream_ext_internal.continuous_views v ON v.id = e.view_id
+   WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');  -- errors show event contents
 
 GRANT SELECT ON stream_ext.streams, stream_ext.continuous_views,
                 stream_ext.view_stats, stream_ext.view_errors TO PUBLIC;
 
 -- DROP VIEW (or DROP ... CASCADE of a stream) removes the state behind a view.
 CREATE FUNCTION stream_ext_internal.on_sql_drop() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   cv record;
   found boolean := false;

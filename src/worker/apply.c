@@ -31,7 +31,6 @@
 #include "tcop/dest.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -170,17 +169,56 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	return edata;
 }
 
-/* The event as a row literal, for the errors table. */
+/*
+ * The event as a row literal, for the errors table: each column through its
+ * output function, quoted as record_out quotes, NULL as nothing.
+ */
 static char *
 event_as_text(Oid stream, HeapTuple event)
 {
 	Relation	rel = table_open(stream, AccessShareLock);
-	TupleDesc	desc = BlessTupleDesc(CreateTupleDescCopy(RelationGetDescr(rel)));
-	Datum		row = heap_copy_tuple_as_datum(event, desc);
-	char	   *text = DatumGetCString(OidFunctionCall1(F_RECORD_OUT, row));
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	StringInfoData buf;
+	bool		first = true;
 
+	heap_deform_tuple(event, desc, values, nulls);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			typoutput;
+		bool		varlena;
+		char	   *value;
+		bool		quote;
+
+		if (att->attisdropped)
+			continue;
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		if (nulls[i])
+			continue;
+		getTypeOutputInfo(att->atttypid, &typoutput, &varlena);
+		value = OidOutputFunctionCall(typoutput, values[i]);
+		quote = (value[0] == '\0' || strpbrk(value, "\"\\(),") != NULL ||
+				 strpbrk(value, " \t\n\r\v\f") != NULL);
+		if (quote)
+			appendStringInfoChar(&buf, '"');
+		for (char *c = value; *c; c++)
+		{
+			if (*c == '"' || *c == '\\')
+				appendStringInfoChar(&buf, *c);
+			appendStringInfoChar(&buf, *c);
+		}
+		if (quote)
+			appendStringInfoChar(&buf, '"');
+	}
+	appendStringInfoChar(&buf, ')');
 	table_close(rel, AccessShareLock);
-	return text;
+	return buf.data;
 }
 
 static void
