@@ -89,8 +89,8 @@ CREATE TABLE problems AS
   SELECT 'views disagree', format('totals says %s events, per_batch sums to %s', (SELECT n FROM totals), coalesce(sum(n), 0))
     FROM per_batch HAVING coalesce(sum(n), 0) <> (SELECT n FROM totals);
 SQL
-	bad=$(q "SELECT format('%s: %s, e.g. %s', kind, count(*), string_agg(detail, '; ' ORDER BY detail) FILTER (WHERE rn <= 3))
-	           FROM (SELECT *, row_number() OVER (PARTITION BY kind ORDER BY detail) AS rn FROM problems) p GROUP BY kind")
+	bad=$(q "SELECT format('%s: %s, e.g. %s', kind, count(*), string_agg(detail, '; ' ORDER BY detail DESC) FILTER (WHERE rn <= 3))
+	           FROM (SELECT *, row_number() OVER (PARTITION BY kind ORDER BY detail DESC) AS rn FROM problems) p GROUP BY kind")
 	if [ -n "$bad" ]; then
 		echo "$bad" | sed "s/^/[$TEST_NAME]   /"
 		failures+=("$label: $(echo "$bad" | cut -d, -f1 | paste -sd';' -)")
