@@ -17,6 +17,7 @@
 #include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
@@ -93,6 +94,15 @@ stream_xact_callback(XactEvent event, void *arg)
 			{
 				flush_event_buffer(STREAM_FLAG_COMMIT);
 				stream_ack_wait(xact_slotno, xact_generation, xact_seq);
+
+				/*
+				 * This transaction may have written no WAL itself, and then
+				 * PostgreSQL would not flush its commit record.  Flushing
+				 * it also flushes the worker's commit of our deltas, which
+				 * precedes it in the WAL.
+				 */
+				if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+					ForceSyncCommit();
 			}
 			else
 				flush_event_buffer(0);
