@@ -1,0 +1,600 @@
+#!/usr/bin/env bash
+# Core benchmarks of stream_ext: one run, one throwaway server, one summary table.
+#
+#   test/bench/core.sh                 # everything, ~5 minutes
+#   REPS=1 PGB_T=5 test/bench/core.sh  # quick smoke run
+#   PERF=1 test/bench/core.sh          # also profile case (a) with perf (see below)
+#
+# Cases (test/bench/README.md explains them):
+#   (a) COPY of EVENTS events into a stream with 1 continuous view, vs. the same
+#       COPY into an UNLOGGED table (limit), a LOGGED table, and a LOGGED table
+#       with a statement trigger upserting the same aggregates (baseline)
+#   (b) same COPY with 10 continuous views, vs. a table with 10 such triggers
+#   (c) pgbench, 16 clients, BEGIN; INSERT 10 rows; COMMIT; into the stream, a
+#       plain logged table (limit) and the trigger table (baseline)
+#   (d) async mode: COMMIT -> visible latency under a steady generator load
+#   (e) shared memory of the extension, peak RSS of its worker and combiner
+#
+# Knobs (environment): EVENTS (2000000), REPS (3, median reported), PGB_T (15 s),
+# PGB_CLIENTS (16), ASYNC_RATE (50000 events/s), ASYNC_T (20 s), SAMPLES (300),
+# PERF (0; 1 = perf record the COPY backend, worker and combiner during an
+# extra stream COPY, reports under PERF_OUT, default /tmp/stream-bench-perf).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+EVENTS=${EVENTS:-2000000}
+REPS=${REPS:-3}
+PGB_T=${PGB_T:-15}
+PGB_CLIENTS=${PGB_CLIENTS:-16}
+ASYNC_RATE=${ASYNC_RATE:-50000}
+ASYNC_T=${ASYNC_T:-20}
+SAMPLES=${SAMPLES:-300}
+PERF=${PERF:-0}
+PERF_OUT=${PERF_OUT:-/tmp/stream-bench-perf}
+SERVER_CONF=("shared_buffers = '1GB'" "max_wal_size = '10GB'" "min_wal_size = '1GB'"
+	"checkpoint_timeout = '30min'")
+
+CMDLINE="test/bench/core.sh"
+envs=""
+[ "$EVENTS" != 2000000 ] && envs+="EVENTS=$EVENTS "
+[ "$REPS" != 3 ] && envs+="REPS=$REPS "
+[ "$PGB_T" != 15 ] && envs+="PGB_T=$PGB_T "
+[ "$PGB_CLIENTS" != 16 ] && envs+="PGB_CLIENTS=$PGB_CLIENTS "
+[ "$ASYNC_RATE" != 50000 ] && envs+="ASYNC_RATE=$ASYNC_RATE "
+[ "$ASYNC_T" != 20 ] && envs+="ASYNC_T=$ASYNC_T "
+[ "$SAMPLES" != 300 ] && envs+="SAMPLES=$SAMPLES "
+[ "$PERF" != 0 ] && envs+="PERF=$PERF "
+CMDLINE="${envs}${CMDLINE}"
+
+DIR=$(mktemp -d /tmp/stream-bench.XXXXXX)
+CSV=$DIR/events.csv
+SAMPLER_PID=
+GEN_PID=
+
+cleanup() {
+	local rc=$?
+	[ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
+	[ -n "$GEN_PID" ] && kill "$GEN_PID" 2>/dev/null || true
+	"$ROOT/test/server.sh" destroy "$DIR" || true
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+eval "$("$ROOT/test/server.sh" start "$DIR" "${SERVER_CONF[@]}")"
+export PGHOST PGPORT PGUSER PGDATABASE=postgres
+unset PGOPTIONS
+PM_PID=$(head -1 "$DIR/data/postmaster.pid")
+
+# psql, quiet, unaligned, stop on error
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+# number formatting: 1234567 -> 1,234,567
+fmt() { LC_ALL=C printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
+yesno() { if "$@"; then echo yes; else echo NO; fi; }
+
+# ---------------------------------------------------------------------------
+# peak memory sampler for the extension's processes (case e)
+# ---------------------------------------------------------------------------
+MEMFILE=$DIR/mem.peak
+sampler() {
+	set +e
+	local wr=0 wa=0 cr=0 ca=0 pid args rss anon
+	while :; do
+		while read -r pid rss args; do
+			case "$args" in
+			*"stream_ext worker"* | *"stream_ext combiner"*)
+				anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+				anon=${anon:-0}
+				case "$args" in
+				*worker*) ((rss > wr)) && wr=$rss; ((anon > wa)) && wa=$anon ;;
+				*) ((rss > cr)) && cr=$rss; ((anon > ca)) && ca=$anon ;;
+				esac ;;
+			esac
+		done < <(ps --ppid "$PM_PID" -o pid=,rss=,args= 2>/dev/null)
+		echo "$wr $wa $cr $ca" > "$MEMFILE.tmp" && mv "$MEMFILE.tmp" "$MEMFILE"
+		sleep 0.25
+	done
+}
+sampler &
+SAMPLER_PID=$!
+
+# ---------------------------------------------------------------------------
+# schema and data
+# ---------------------------------------------------------------------------
+log "server on port $PGPORT in $DIR; creating schema"
+q <<'SQL'
+CREATE EXTENSION stream_ext;
+CREATE FOREIGN TABLE clicks (url text, user_id bigint, latency float8, ts timestamptz) SERVER stream_ext;
+CREATE VIEW url_stats WITH (continuous) AS
+  SELECT url, count(*), sum(latency), avg(latency), max(ts),
+         count(*) FILTER (WHERE latency > 100) AS slow
+  FROM clicks GROUP BY url;
+
+CREATE UNLOGGED TABLE plain_u (url text, user_id bigint, latency float8, ts timestamptz);
+CREATE TABLE plain_l (url text, user_id bigint, latency float8, ts timestamptz);
+
+-- baseline: a plain table whose statement trigger upserts the view's aggregates
+-- (count, sum -> avg, max(ts), slow) per url from the transition table
+CREATE TABLE base1 (url text, user_id bigint, latency float8, ts timestamptz);
+CREATE TABLE agg1 (url text PRIMARY KEY, n bigint, s float8, mx timestamptz, slow bigint);
+CREATE FUNCTION agg1_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO agg1 AS a
+    SELECT url, count(*), sum(latency), max(ts), count(*) FILTER (WHERE latency > 100)
+    FROM n GROUP BY url ORDER BY url
+  ON CONFLICT (url) DO UPDATE SET n = a.n + excluded.n, s = a.s + excluded.s,
+    mx = greatest(a.mx, excluded.mx), slow = a.slow + excluded.slow;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER agg1 AFTER INSERT ON base1 REFERENCING NEW TABLE AS n
+  FOR EACH STATEMENT EXECUTE FUNCTION agg1_trg();
+SQL
+
+log "generating $EVENTS events into $CSV"
+q <<SQL
+SELECT setseed(0.42);
+COPY (SELECT '/page/' || floor(random() * 1000)::int,
+             floor(random() * 100000)::bigint,
+             round((random() * 200)::numeric, 2)::float8,
+             timestamptz '2024-01-01 00:00:00+00' + g * (interval '2 hours' / $EVENTS)
+      FROM generate_series(1, $EVENTS) g) TO '$CSV' (FORMAT csv);
+SQL
+[ "$(wc -l < "$CSV")" -eq "$EVENTS" ] || die "CSV has the wrong number of lines"
+
+# time one server-side COPY into table $1; prints milliseconds
+copy_ms() {
+	local out
+	out=$(q -c '\timing on' -c "COPY $1 FROM '$CSV' (FORMAT csv)") || die "COPY into $1 failed"
+	sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<< "$out"
+}
+prep() { # $1 = table to truncate ("" = none), then checkpoint
+	[ -n "$1" ] && q -c "TRUNCATE $1"
+	q -c "CHECKPOINT"
+}
+rate_of() { awk -v ms="$1" -v n="$EVENTS" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
+
+# CPU seconds (user + system) used so far by a process
+CLK_TCK=$(getconf CLK_TCK)
+proc_cpu() { awk -v hz="$CLK_TCK" '{sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+ext_pid() { ps --ppid "$PM_PID" -o pid=,args= | awk -v r="stream_ext $1" '$0 ~ r {print $1; exit}'; }
+# the worker and combiner of a database start with its first writer: warm up with one
+# event whose url no baseline has
+q -c "INSERT INTO clicks VALUES ('warmup', 0, 0, now())"
+WPID=$(ext_pid worker)
+CPID=$(ext_pid combiner)
+[ -n "$WPID" ] && [ -n "$CPID" ] || die "stream_ext worker/combiner not running"
+
+declare -A RATES CPU
+run_copy() { # $1 = label, $2 = table, $3 = tables to truncate first
+	local ms r w0 c0 w1 c1
+	prep "$3"
+	WPID=$(ext_pid worker); CPID=$(ext_pid combiner)
+	w0=$(proc_cpu "$WPID"); c0=$(proc_cpu "$CPID")
+	ms=$(copy_ms "$2")
+	w1=$(proc_cpu "$WPID"); c1=$(proc_cpu "$CPID")
+	r=$(rate_of "$ms")
+	RATES[$1]+="$r "
+	if [ "$2" = clicks ]; then
+		CPU[$1]+="$(awk -v a="$w0" -v b="$w1" -v c="$c0" -v d="$c1" -v ms="$ms" \
+			'BEGIN {printf "%.1fs/%.1fs/%.1fs", ms / 1000, b - a, d - c}') "
+		log "  $1: $(fmt "$r") events/s ($ms ms; CPU of worker $(awk -v a="$w0" -v b="$w1" 'BEGIN {printf "%.2f", b - a}') s, combiner $(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.2f", b - a}') s)"
+	else
+		log "  $1: $(fmt "$r") events/s ($ms ms)"
+	fi
+}
+
+# ---------------------------------------------------------------------------
+# (a) one COPY, one view
+# ---------------------------------------------------------------------------
+log "(a) COPY $EVENTS events, 1 view, $REPS reps (interleaved)"
+before=$(q -c "SELECT coalesce(sum(count), 0) FROM url_stats")
+for i in $(seq "$REPS"); do
+	run_copy a_stream clicks ""
+	run_copy a_unlogged plain_u plain_u
+	run_copy a_logged plain_l plain_l
+	run_copy a_base base1 "base1, agg1"
+done
+after=$(q -c "SELECT sum(count) FROM url_stats")
+A_CHECK=ok
+[ "$((after - before))" -eq "$((EVENTS * REPS))" ] || A_CHECK="MISMATCH: view counted $((after - before)), expected $((EVENTS * REPS))"
+[ "$(q -c "SELECT sum(n) FROM agg1")" -eq "$EVENTS" ] || A_CHECK+=" baseline agg mismatch"
+# view and baseline agree on the last load (view has REPS loads of the same file)
+bad=$(q -c "SELECT count(*) FROM url_stats v JOIN agg1 b USING (url)
+            WHERE v.count <> b.n * $REPS OR v.slow <> b.slow * $REPS OR v.max <> b.mx
+               OR abs(v.sum - b.s * $REPS) > 1e-6 * abs(v.sum)")
+[ "$bad" -eq 0 ] || A_CHECK+=" $bad urls differ from baseline"
+log "  check: $A_CHECK"
+
+A_STREAM=$(echo ${RATES[a_stream]} | tr ' ' '\n' | median)
+A_UNL=$(echo ${RATES[a_unlogged]} | tr ' ' '\n' | median)
+A_LOG=$(echo ${RATES[a_logged]} | tr ' ' '\n' | median)
+A_BASE=$(echo ${RATES[a_base]} | tr ' ' '\n' | median)
+
+# ---------------------------------------------------------------------------
+# optional: perf profile of one extra (untimed) stream COPY: backend, worker, combiner
+# ---------------------------------------------------------------------------
+PERF_DONE=
+# perf shows the functions of a stream_ext.so that was reinstalled during the run
+# (mapped "(deleted)") as bare addresses: resolve them with addr2line on the copy
+# the server mapped, then sum the self percentages per function
+resolve_ext() { # $1 = perf.data, $2 = report file, $3 = saved .so
+	local so=$3 base len pgoff map
+	[ -s "$so" ] && grep -q 'stream_ext.so (deleted)' "$2" || return 0
+	read -r base len pgoff < <(perf script -i "$1" --show-mmap-events 2>/dev/null |
+		sed -n 's/.*MMAP2 [0-9/]*: \[\(0x[0-9a-f]*\)(\(0x[0-9a-f]*\)) @ \(0x[0-9a-f]*\) .*r-xp .*stream_ext\.so.*/\1 \2 \3/p' | head -1)
+	[ -n "$base" ] || return 0
+	map=$(grep -o '0x[0-9a-f]\{6,16\}' "$2" | sort -u | while read -r a; do
+		if ((a >= base && a < base + len)); then printf '%s 0x%x abs\n' "$a" $((a - base + pgoff))
+		elif ((a < len + pgoff)); then printf '%s %s rel\n' "$a" "$a"; fi
+	done)
+	[ -n "$map" ] || return 0
+	paste -d' ' <(cut -d' ' -f1,3 <<< "$map") \
+		<(cut -d' ' -f2 <<< "$map" | addr2line -f -e "$so" | awk 'NR % 2') > "$2.map"
+	# absolute addresses (call chains) anywhere; relative ones only on stream_ext.so lines
+	awk 'NR == FNR {m[$1] = "stream_ext:" $3; k[$1] = $2; next}
+	     {for (a in m) if (index($0, a) && (k[a] == "abs" || index($0, "stream_ext.so"))) {
+	        sub(a, m[a]); sub(/ \(deleted\)/, "")}
+	      print}' "$2.map" "$2" > "$2.tmp"
+	mv "$2.tmp" "$2"; rm -f "$2.map"
+}
+perf_reports() { # $1 = label, then process names
+	local l=$1 w
+	shift
+	for w in "$@"; do
+		perf report -i "$PERF_OUT/$l.$w.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null \
+			| grep -v '^#' | grep -v '^$' > "$PERF_OUT/$l.$w.self.txt" || true
+		resolve_ext "$PERF_OUT/$l.$w.data" "$PERF_OUT/$l.$w.self.txt" "$PERF_OUT/stream_ext.so"
+		# one line per function (addresses inside one function are separate lines)
+		awk '{pct = $1; sub(/%/, "", pct); $1 = ""; sub(/ +- +- *$/, ""); s[$0] += pct}
+		     END {for (k in s) printf "%7.2f%% %s\n", s[k], k}' "$PERF_OUT/$l.$w.self.txt" \
+			| sort -rn | head -60 > "$PERF_OUT/$l.$w.self.tmp" || true
+		mv "$PERF_OUT/$l.$w.self.tmp" "$PERF_OUT/$l.$w.self.txt"
+		perf report -i "$PERF_OUT/$l.$w.data" --stdio --children --sort symbol -g none 2>/dev/null \
+			| grep -v '^#' | grep -v '^$' | head -150 > "$PERF_OUT/$l.$w.children.txt" || true
+		resolve_ext "$PERF_OUT/$l.$w.data" "$PERF_OUT/$l.$w.children.txt" "$PERF_OUT/stream_ext.so"
+	done
+}
+PERF_DONE=
+perf_copy() { # $1 = label
+	local bpid copy_job p1 p2 p3 w range ready=$DIR/perf.ready pidf=$DIR/perf.pid
+	mkdir -p "$PERF_OUT"
+	log "perf: profiling one more stream COPY ($1) into $PERF_OUT"
+	q -c "CHECKPOINT"
+	WPID=$(ext_pid worker); CPID=$(ext_pid combiner)
+	range=$(awk '/stream_ext\.so/ {print $1; exit}' "/proc/$WPID/maps")
+	[ -n "$range" ] && cp "/proc/$WPID/map_files/$range" "$PERF_OUT/stream_ext.so" 2>/dev/null || true
+	rm -f "$ready" "$pidf"
+	# the session writes its pid, waits for perf to attach, then runs the COPY
+	printf '%s\n' "\\o $pidf" "SELECT pg_backend_pid();" "\\o" \
+		"\\! while [ ! -e $ready ]; do sleep 0.01; done" \
+		"COPY clicks FROM '$CSV' (FORMAT csv);" | q > /dev/null &
+	copy_job=$!
+	for _ in $(seq 1000); do [ -s "$pidf" ] && break; sleep 0.01; done
+	bpid=$(tr -dc 0-9 < "$pidf")
+	[ -n "$bpid" ] || die "perf: COPY backend pid not found"
+	perf record -q -g -o "$PERF_OUT/$1.backend.data" -p "$bpid" 2>/dev/null & p1=$!
+	perf record -q -g -o "$PERF_OUT/$1.worker.data" -p "$WPID" 2>/dev/null & p2=$!
+	perf record -q -g -o "$PERF_OUT/$1.combiner.data" -p "$CPID" 2>/dev/null & p3=$!
+	sleep 0.5
+	touch "$ready"
+	wait "$copy_job" || die "perf: COPY failed"
+	kill -INT "$p1" "$p2" "$p3" 2>/dev/null || true
+	wait "$p1" "$p2" "$p3" 2>/dev/null || true
+	perf_reports "$1" backend worker combiner
+	PERF_DONE+="perf ($1): $PERF_OUT/$1.{backend,worker,combiner}.{self,children}.txt; "
+}
+if [ "$PERF" = 1 ]; then
+	command -v perf >/dev/null || die "perf not installed (apt-get install linux-perf)"
+	perf_copy a_1view
+fi
+
+# ---------------------------------------------------------------------------
+# (b) one COPY, ten views
+# ---------------------------------------------------------------------------
+log "(b) COPY $EVENTS events, 10 views, $REPS reps (interleaved)"
+q <<'SQL'
+CREATE VIEW v_user_bucket WITH (continuous) AS
+  SELECT user_id % 100 AS bucket, count(*), sum(latency), min(latency), max(latency)
+  FROM clicks GROUP BY user_id % 100;
+CREATE VIEW v_minute WITH (continuous) AS
+  SELECT date_trunc('minute', ts) AS minute, count(*), avg(latency), max(latency)
+  FROM clicks GROUP BY 1;
+CREATE VIEW v_total WITH (continuous) AS
+  SELECT count(*), sum(latency), avg(latency), stddev(latency), min(ts), max(ts) FROM clicks;
+CREATE VIEW v_url_shard WITH (continuous) AS
+  SELECT url, user_id % 10 AS shard, count(*), sum(latency) FROM clicks GROUP BY url, user_id % 10;
+CREATE VIEW v_slow_split WITH (continuous) AS
+  SELECT latency > 100 AS slow, count(*), avg(latency), max(user_id) FROM clicks GROUP BY 1;
+CREATE VIEW v_url_hour WITH (continuous) AS
+  SELECT url, date_trunc('hour', ts) AS hour, count(*), max(latency) FROM clicks GROUP BY 1, 2;
+CREATE VIEW v_very_slow WITH (continuous) AS
+  SELECT url, count(*), min(ts), max(latency) FROM clicks WHERE latency > 150 GROUP BY url;
+CREATE VIEW v_user_k WITH (continuous) AS
+  SELECT user_id % 1000 AS k, count(*), bool_or(latency > 199), var_pop(latency)
+  FROM clicks GROUP BY 1;
+CREATE VIEW v_hist WITH (continuous) AS
+  SELECT width_bucket(latency, 0, 200, 20) AS bucket, count(*), sum(user_id) FROM clicks GROUP BY 1;
+
+-- baseline: one table with 10 statement triggers, one per view above
+CREATE TABLE base10 (url text, user_id bigint, latency float8, ts timestamptz);
+CREATE TRIGGER agg1 AFTER INSERT ON base10 REFERENCING NEW TABLE AS n
+  FOR EACH STATEMENT EXECUTE FUNCTION agg1_trg();
+CREATE TABLE agg2 (k bigint PRIMARY KEY, n bigint, s float8, mn float8, mx float8);
+CREATE TABLE agg3 (k timestamptz PRIMARY KEY, n bigint, s float8, mx float8);
+CREATE TABLE agg4 (k int PRIMARY KEY, n bigint, s float8, ss float8, mn timestamptz, mx timestamptz);
+CREATE TABLE agg5 (url text, k bigint, n bigint, s float8, PRIMARY KEY (url, k));
+CREATE TABLE agg6 (k bool PRIMARY KEY, n bigint, s float8, mx bigint);
+CREATE TABLE agg7 (url text, k timestamptz, n bigint, mx float8, PRIMARY KEY (url, k));
+CREATE TABLE agg8 (url text PRIMARY KEY, n bigint, mn timestamptz, mx float8);
+CREATE TABLE agg9 (k bigint PRIMARY KEY, n bigint, b bool, s float8, ss float8);
+CREATE TABLE agg10 (k int PRIMARY KEY, n bigint, s numeric);
+CREATE FUNCTION agg2_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg2 AS a SELECT user_id % 100, count(*), sum(latency), min(latency), max(latency)
+    FROM n GROUP BY 1 ORDER BY 1
+  ON CONFLICT (k) DO UPDATE SET n = a.n + excluded.n, s = a.s + excluded.s,
+    mn = least(a.mn, excluded.mn), mx = greatest(a.mx, excluded.mx);
+  RETURN NULL; END $$;
+CREATE FUNCTION agg3_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg3 AS a SELECT date_trunc('minute', ts), count(*), sum(latency), max(latency)
+    FROM n GROUP BY 1 ORDER BY 1
+  ON CONFLICT (k) DO UPDATE SET n = a.n + excluded.n, s = a.s + excluded.s,
+    mx = greatest(a.mx, excluded.mx);
+  RETURN NULL; END $$;
+CREATE FUNCTION agg4_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg4 AS a SELECT 0, count(*), sum(latency), sum(latency * latency), min(ts), max(ts)
+    FROM n
+  ON CONFLICT (k) DO UPDATE SET n = a.n + excluded.n, s = a.s + excluded.s, ss = a.ss + excluded.ss,
+    mn = least(a.mn, excluded.mn), mx = greatest(a.mx, excluded.mx);
+  RETURN NULL; END $$;
+CREATE FUNCTION agg5_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg5 AS a SELECT url, user_id % 10, count(*), sum(latency)
+    FROM n GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (url, k) DO UPDATE SET n = a.n + excluded.n, s = a.s + excluded.s;
+  RETURN NULL; END $$;
+CREATE FUNCTION agg6_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg6 AS a SELECT latency > 100, count(*), sum(latency), max(user_id)
+    FROM n GROUP BY 1 ORDER BY 1
+  ON CONFLICT (k) DO UPDATE SET n = a.n + excluded.n, s = a.s + excluded.s,
+    mx = greatest(a.mx, excluded.mx);
+  RETURN NULL; END $$;
+CREATE FUNCTION agg7_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg7 AS a SELECT url, date_trunc('hour', ts), count(*), max(latency)
+    FROM n GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (url, k) DO UPDATE SET n = a.n + excluded.n, mx = greatest(a.mx, excluded.mx);
+  RETURN NULL; END $$;
+CREATE FUNCTION agg8_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg8 AS a SELECT url, count(*), min(ts), max(latency)
+    FROM n WHERE latency > 150 GROUP BY 1 ORDER BY 1
+  ON CONFLICT (url) DO UPDATE SET n = a.n + excluded.n, mn = least(a.mn, excluded.mn),
+    mx = greatest(a.mx, excluded.mx);
+  RETURN NULL; END $$;
+CREATE FUNCTION agg9_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg9 AS a SELECT user_id % 1000, count(*), bool_or(latency > 199), sum(latency),
+      sum(latency * latency)
+    FROM n GROUP BY 1 ORDER BY 1
+  ON CONFLICT (k) DO UPDATE SET n = a.n + excluded.n, b = a.b OR excluded.b,
+    s = a.s + excluded.s, ss = a.ss + excluded.ss;
+  RETURN NULL; END $$;
+CREATE FUNCTION agg10_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO agg10 AS a SELECT width_bucket(latency, 0, 200, 20), count(*), sum(user_id)
+    FROM n GROUP BY 1 ORDER BY 1
+  ON CONFLICT (k) DO UPDATE SET n = a.n + excluded.n, s = a.s + excluded.s;
+  RETURN NULL; END $$;
+DO $$ BEGIN
+  FOR i IN 2..10 LOOP
+    EXECUTE format('CREATE TRIGGER agg%s AFTER INSERT ON base10 REFERENCING NEW TABLE AS n '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION agg%s_trg()', i, i);
+  END LOOP;
+END $$;
+SQL
+[ "$(q -c "SELECT count(*) FROM stream_ext.continuous_views")" -eq 10 ] || die "expected 10 views"
+before=$(q -c "SELECT sum(count) FROM v_total")
+for i in $(seq "$REPS"); do
+	run_copy b_stream clicks ""
+	run_copy b_base base10 "base10, agg1, agg2, agg3, agg4, agg5, agg6, agg7, agg8, agg9, agg10"
+done
+after=$(q -c "SELECT sum(count) FROM v_total")
+B_CHECK=ok
+[ "$((after - before))" -eq "$((EVENTS * REPS))" ] || B_CHECK="MISMATCH: v_total counted $((after - before)), expected $((EVENTS * REPS))"
+bad=$(q -c "SELECT (SELECT count(*) FROM v_url_shard v JOIN agg5 b ON b.url = v.url AND b.k = v.shard
+                    WHERE v.count <> b.n * $REPS)
+                 + (SELECT count(*) FROM v_very_slow v JOIN agg8 b USING (url) WHERE v.count <> b.n * $REPS)
+                 + (SELECT count(*) FROM v_hist v JOIN agg10 b ON b.k = v.bucket WHERE v.sum <> b.s * $REPS)")
+[ "$bad" -eq 0 ] || B_CHECK+=" $bad groups differ from baseline"
+errs=$(q -c "SELECT coalesce(sum(errors), 0) FROM stream_ext.view_stats")
+[ "$errs" -eq 0 ] || B_CHECK+=" view_stats.errors=$errs"
+log "  check: $B_CHECK"
+[ "$PERF" = 1 ] && perf_copy b_10views
+B_STREAM=$(echo ${RATES[b_stream]} | tr ' ' '\n' | median)
+B_BASE=$(echo ${RATES[b_base]} | tr ' ' '\n' | median)
+
+q <<'SQL'
+DROP VIEW v_user_bucket, v_minute, v_total, v_url_shard, v_slow_split, v_url_hour,
+  v_very_slow, v_user_k, v_hist;
+DROP TABLE base10, plain_u;
+SQL
+
+# ---------------------------------------------------------------------------
+# (c) pgbench, small transactions
+# ---------------------------------------------------------------------------
+log "(c) pgbench -c $PGB_CLIENTS -j 2 -T $PGB_T, BEGIN; INSERT 10 rows; COMMIT;"
+declare -A TPS FAILED PROCESSED
+C_CPU=
+pgb() { # $1 = target table
+	local f=$DIR/pgb_$1.sql out err rc=0 failed aborted
+	cat > "$f" <<SQL
+BEGIN;
+INSERT INTO $1 SELECT '/page/' || floor(random() * 1000)::int, floor(random() * 100000)::bigint,
+  random() * 200, now() FROM generate_series(1, 10);
+COMMIT;
+SQL
+	local w0 c0 pj=
+	if [ "$1" = clicks ]; then
+		WPID=$(ext_pid worker); CPID=$(ext_pid combiner)
+		w0=$(proc_cpu "$WPID"); c0=$(proc_cpu "$CPID")
+		if [ "$PERF" = 1 ]; then # worker and combiner for 5 s in the middle of the run
+			mkdir -p "$PERF_OUT"
+			(sleep $((PGB_T / 3))
+			 perf record -q -g -o "$PERF_OUT/c_pgbench.worker.data" -p "$WPID" -- sleep 5 2>/dev/null &
+			 perf record -q -g -o "$PERF_OUT/c_pgbench.combiner.data" -p "$CPID" -- sleep 5 2>/dev/null
+			 wait) > /dev/null 2>&1 &
+			pj=$!
+		fi
+	fi
+	out=$(pgbench -n -c "$PGB_CLIENTS" -j 2 -T "$PGB_T" --failures-detailed -f "$f" 2> "$DIR/pgb_$1.err") || rc=$?
+	if [ "$1" = clicks ]; then
+		C_CPU="worker $(awk -v a="$w0" -v b="$(proc_cpu "$WPID")" 'BEGIN {printf "%.1f", b - a}') s, combiner $(awk -v a="$c0" -v b="$(proc_cpu "$CPID")" 'BEGIN {printf "%.1f", b - a}') s CPU in $PGB_T s"
+		log "  stream: $C_CPU"
+		if [ -n "$pj" ]; then
+			wait "$pj" || true
+			perf_reports c_pgbench worker combiner
+			PERF_DONE+="perf (c): $PERF_OUT/c_pgbench.{worker,combiner}.{self,children}.txt; "
+		fi
+	fi
+	echo "$out" > "$DIR/pgb_$1.out"
+	TPS[$1]=$(sed -n 's/^tps = \([0-9.]*\) (without initial.*/\1/p' <<< "$out")
+	PROCESSED[$1]=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<< "$out")
+	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<< "$out")
+	aborted=$(grep -c 'aborted in command' "$DIR/pgb_$1.err" || true)
+	FAILED[$1]=$(( ${failed:-0} + aborted ))
+	[ "$rc" -eq 0 ] || FAILED[$1]="${FAILED[$1]} (pgbench exit $rc: $(grep -m1 -i error "$DIR/pgb_$1.err" || true))"
+	log "  $1: $(fmt "$(awk -v t="${TPS[$1]:-0}" 'BEGIN {print t * 10}')") events/s, tps ${TPS[$1]:-?}, failed ${FAILED[$1]}"
+}
+before=$(q -c "SELECT sum(count) FROM url_stats")
+q -c "CHECKPOINT"; pgb clicks
+after=$(q -c "SELECT sum(count) FROM url_stats")
+C_CHECK=ok
+[ "$((after - before))" -eq "$(( ${PROCESSED[clicks]:-0} * 10 ))" ] ||
+	C_CHECK="view counted $((after - before)) events, pgbench committed $(( ${PROCESSED[clicks]:-0} * 10 ))"
+log "  check: $C_CHECK"
+prep plain_l; pgb plain_l
+prep "base1, agg1"; pgb base1
+C_STREAM=$(awk -v t="${TPS[clicks]:-0}" 'BEGIN {print t * 10}')
+C_PLAIN=$(awk -v t="${TPS[plain_l]:-0}" 'BEGIN {print t * 10}')
+C_BASE=$(awk -v t="${TPS[base1]:-0}" 'BEGIN {print t * 10}')
+
+# ---------------------------------------------------------------------------
+# (d) async mode: COMMIT -> visible latency under load
+# ---------------------------------------------------------------------------
+log "(d) async latency: generator $ASYNC_RATE events/s (100-row inserts) for $ASYNC_T s, $SAMPLES probes"
+q <<'SQL'
+CREATE VIEW markers WITH (continuous) AS
+  SELECT url, count(*) FROM clicks WHERE url LIKE 'm:%' GROUP BY url;
+CREATE TABLE probe_samples (ms float8, at timestamptz);
+-- one probe: INSERT a unique marker, COMMIT (async), then poll the view every
+-- 1 ms until the marker is visible; record COMMIT-return -> visible in ms
+CREATE PROCEDURE probe(nmax int, deadline timestamptz) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; k text;
+BEGIN
+  FOR i IN 1..nmax LOOP
+    EXIT WHEN clock_timestamp() > deadline;
+    k := 'm:' || pg_backend_pid() || ':' || i || ':' || extract(epoch FROM clock_timestamp());
+    INSERT INTO clicks VALUES (k, 0, 0, now());
+    COMMIT;
+    t0 := clock_timestamp();
+    LOOP
+      PERFORM 1 FROM markers WHERE url = k;
+      EXIT WHEN FOUND;
+      IF clock_timestamp() > t0 + interval '10 s' THEN
+        RAISE EXCEPTION 'marker % not visible after 10 s', k;
+      END IF;
+      PERFORM pg_sleep(0.001);
+    END LOOP;
+    INSERT INTO probe_samples VALUES (extract(epoch FROM clock_timestamp() - t0) * 1000, t0);
+    COMMIT;
+    PERFORM pg_sleep(0.005 + random() * 0.01);
+  END LOOP;
+END $$;
+SQL
+gen_tps=$(awk -v r="$ASYNC_RATE" 'BEGIN {printf "%d", r / 100}')
+cat > "$DIR/gen.sql" <<'SQL'
+INSERT INTO clicks SELECT '/page/' || floor(random() * 1000)::int, floor(random() * 100000)::bigint,
+  random() * 200, now() FROM generate_series(1, 100);
+SQL
+gen_start=$(date +%s.%N)
+PGOPTIONS='-c stream_ext.commit_mode=async' pgbench -n -c 4 -j 2 -R "$gen_tps" -T "$ASYNC_T" \
+	-f "$DIR/gen.sql" > "$DIR/gen.out" 2> "$DIR/gen.err" &
+GEN_PID=$!
+sleep 3
+deadline=$(awk -v s="$gen_start" -v t="$ASYNC_T" 'BEGIN {printf "%.3f", s + t - 1}')
+PGOPTIONS='-c stream_ext.commit_mode=async' q -c "CALL probe($SAMPLES, to_timestamp($deadline))" ||
+	die "probe failed"
+probe_end=$(date +%s.%N)
+wait "$GEN_PID" || die "generator failed: $(head -3 "$DIR/gen.err")"
+GEN_PID=
+gen_ev=$(awk '/^tps = .*without initial/ {printf "%.0f", $3 * 100}' "$DIR/gen.out")
+read -r D_N D_P50 D_P99 D_MAX <<< "$(q -F ' ' -c "SELECT count(*),
+    round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+    round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+    round(max(ms)::numeric, 2) FROM probe_samples")"
+log "  generator achieved $(fmt "${gen_ev:-0}") events/s; $D_N samples, p50 $D_P50 ms, p99 $D_P99 ms, max $D_MAX ms"
+D_CHECK=ok
+ge "$D_N" 200 || D_CHECK="only $D_N samples"
+ge "${gen_ev:-0}" "$(awk -v r="$ASYNC_RATE" 'BEGIN {print r * 0.95}')" || D_CHECK+=" generator below target rate"
+
+# ---------------------------------------------------------------------------
+# (e) memory
+# ---------------------------------------------------------------------------
+sleep 0.5
+SHM=$(q -c "SELECT size FROM pg_shmem_allocations WHERE name = 'stream_ext'")
+SHM_ALL=$(q -c "SELECT coalesce(sum(allocated_size), 0) FROM pg_shmem_allocations WHERE name LIKE 'stream_ext%'")
+read -r W_RSS W_ANON C_RSS C_ANON < "$MEMFILE"
+kill "$SAMPLER_PID" 2>/dev/null || true
+SAMPLER_PID=
+
+# ---------------------------------------------------------------------------
+# summary
+# ---------------------------------------------------------------------------
+A_MET=$(yesno eval 'ge "$A_STREAM" 1000000 && ge "$A_STREAM" "$A_UNL"')
+B_MET=$(yesno ge "$B_STREAM" 500000)
+C_RATIO=$(ratio "$C_STREAM" "$C_PLAIN")
+C_MET=$(yesno eval 'ge "$C_RATIO" 0.7 && [ "${FAILED[clicks]}" = 0 ]')
+D_MET=$(yesno eval 'awk -v p="$D_P99" "BEGIN {exit !(p < 100)}" && [ "$D_CHECK" = ok ]')
+EV_LABEL=$(awk -v n="$EVENTS" 'BEGIN {if (n % 1000000 == 0) printf "%dM", n / 1000000; else printf "%d", n}')
+mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
+
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+{
+echo
+echo "stream_ext core benchmark -- $(date -u +'%Y-%m-%d %H:%M UTC'), commit $commit"
+echo "machine: $(nproc) CPUs ($cpu), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM; $(q -c 'SELECT version()' | cut -d, -f1)"
+echo "server: fsync=on, synchronous_commit=on, ${SERVER_CONF[*]}; stream_ext defaults (workers=$(q -c 'SHOW stream_ext.workers'), batch_size=$(q -c 'SHOW stream_ext.batch_size'), flush_interval=$(q -c 'SHOW stream_ext.flush_interval'))"
+echo "data: $EVENTS events, 1000 urls, CSV $(du -m "$CSV" | cut -f1) MB, server-side COPY FROM file; COPY rates are the median of $REPS interleaved runs"
+echo "load average (1/5/15 min) at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "command: $CMDLINE"
+echo
+printf '%-34s %14s %14s %14s  %-36s %-27s %s\n' case rate limit baseline ratio target met
+printf '%-34s %14s %14s %14s  %-36s %-27s %s\n' "" "(events/s)" "(events/s)" "(events/s)" "" "" ""
+printf '%-34s %14s %14s %14s  %-36s %-27s %s\n' "(a) COPY $EV_LABEL, 1 view (sync)" "$(fmt "$A_STREAM")" "$(fmt "$A_UNL")" "$(fmt "$A_BASE")" \
+	"$(ratio "$A_STREAM" "$A_UNL")x unlogged, $(ratio "$A_STREAM" "$A_BASE")x trigger" ">=1,000,000 and >=unlogged" "$A_MET"
+printf '%-34s %14s %14s %14s  %-36s %-27s %s\n' "    COPY into LOGGED plain table" "$(fmt "$A_LOG")" "" "" \
+	"stream $(ratio "$A_STREAM" "$A_LOG")x logged" "" ""
+printf '%-34s %14s %14s %14s  %-36s %-27s %s\n' "(b) COPY $EV_LABEL, 10 views (sync)" "$(fmt "$B_STREAM")" "$(fmt "$A_UNL")" "$(fmt "$B_BASE")" \
+	"$(ratio "$B_STREAM" "$A_UNL")x unlogged, $(ratio "$B_STREAM" "$B_BASE")x 10 triggers" ">=500,000" "$B_MET"
+printf '%-34s %14s %14s %14s  %-36s %-27s %s\n' "(c) pgbench $PGB_CLIENTS cl, 10-row txns" "$(fmt "$C_STREAM")" "$(fmt "$C_PLAIN")" "$(fmt "$C_BASE")" \
+	"${C_RATIO}x plain, $(ratio "$C_STREAM" "$C_BASE")x trigger" ">=0.7x plain, 0 failed" "$C_MET"
+printf '%-34s %14s %14s %14s  %-36s %-27s %s\n' "    failed transactions" "${FAILED[clicks]}" "${FAILED[plain_l]}" "${FAILED[base1]}" "" "" ""
+printf '%-34s %14s %14s %14s  %-36s %-27s %s\n' "(d) async COMMIT->visible" "p50 $D_P50 ms" "" "" \
+	"p99 $D_P99 ms, max $D_MAX ms" "p99 < 100 ms" "$D_MET"
+printf '%-34s %14s\n' "    ($D_N samples, load)" "$(fmt "${gen_ev:-0}")"
+printf '%-34s %14s %14s\n' "(e) shared memory 'stream_ext'" "$(mb $((SHM / 1024)))" "(all stream_ext*: $(mb $((SHM_ALL / 1024))))"
+printf '%-34s %14s %14s\n' "    peak RSS worker / combiner" "$(mb "$W_RSS")" "$(mb "$C_RSS")"
+printf '%-34s %14s %14s\n' "    peak private (RssAnon) w / c" "$(mb "$W_ANON")" "$(mb "$C_ANON")"
+echo
+echo "checks: (a) $A_CHECK; (b) $B_CHECK; (c) $C_CHECK; (d) $D_CHECK"
+echo "stream COPY runs, wall/worker CPU/combiner CPU: (a) ${CPU[a_stream]}| (b) ${CPU[b_stream]}"
+echo "stream pgbench run (c): $C_CPU"
+echo "runs (events/s): a_stream ${RATES[a_stream]}| a_unlogged ${RATES[a_unlogged]}| a_logged ${RATES[a_logged]}| a_trigger ${RATES[a_base]}| b_stream ${RATES[b_stream]}| b_trigger ${RATES[b_base]}"
+if [ -n "$PERF_DONE" ]; then echo "$PERF_DONE"; fi
+} | tee "$DIR/summary.txt"
+cp "$DIR/summary.txt" /tmp/stream-bench-last-summary.txt 2>/dev/null || true
