@@ -437,28 +437,15 @@ INSERT INTO $1 SELECT '/page/' || floor(random() * 1000)::int, floor(random() * 
   random() * 200, now() FROM generate_series(1, 10);
 COMMIT;
 SQL
-	local w0 c0 pj=
+	local w0 c0
 	if [ "$1" = clicks ]; then
 		WPID=$(ext_pid worker); CPID=$(ext_pid combiner)
 		w0=$(proc_cpu "$WPID"); c0=$(proc_cpu "$CPID")
-		if [ "$PERF" = 1 ]; then # worker and combiner for 5 s in the middle of the run
-			mkdir -p "$PERF_OUT"
-			(sleep $((PGB_T / 3))
-			 perf record -q -g -o "$PERF_OUT/c_pgbench.worker.data" -p "$WPID" -- sleep 5 2>/dev/null &
-			 perf record -q -g -o "$PERF_OUT/c_pgbench.combiner.data" -p "$CPID" -- sleep 5 2>/dev/null
-			 wait) > /dev/null 2>&1 &
-			pj=$!
-		fi
 	fi
 	out=$(pgbench -n -c "$PGB_CLIENTS" -j 2 -T "$PGB_T" --failures-detailed -f "$f" 2> "$DIR/pgb_$1.err") || rc=$?
 	if [ "$1" = clicks ]; then
 		C_CPU="worker $(awk -v a="$w0" -v b="$(proc_cpu "$WPID")" 'BEGIN {printf "%.1f", b - a}') s, combiner $(awk -v a="$c0" -v b="$(proc_cpu "$CPID")" 'BEGIN {printf "%.1f", b - a}') s CPU in $PGB_T s"
 		log "  stream: $C_CPU"
-		if [ -n "$pj" ]; then
-			wait "$pj" || true
-			perf_reports c_pgbench worker combiner
-			PERF_DONE+="perf (c): $PERF_OUT/c_pgbench.{worker,combiner}.{self,children}.txt; "
-		fi
 	fi
 	echo "$out" > "$DIR/pgb_$1.out"
 	TPS[$1]=$(sed -n 's/^tps = \([0-9.]*\) (without initial.*/\1/p' <<< "$out")
@@ -478,6 +465,20 @@ C_CHECK=ok
 log "  check: $C_CHECK"
 prep plain_l; pgb plain_l
 prep "base1, agg1"; pgb base1
+if [ "$PERF" = 1 ]; then # an extra, untimed stream run: worker and combiner for 5 s in its middle
+	log "perf: profiling the worker and combiner during one more stream pgbench run"
+	WPID=$(ext_pid worker); CPID=$(ext_pid combiner)
+	pgbench -n -c "$PGB_CLIENTS" -j 2 -T 9 -f "$DIR/pgb_clicks.sql" > /dev/null 2>&1 &
+	pj=$!
+	sleep 2
+	perf record -q -g -o "$PERF_OUT/c_pgbench.worker.data" -p "$WPID" -- sleep 5 > /dev/null 2>&1 &
+	p1=$!
+	perf record -q -g -o "$PERF_OUT/c_pgbench.combiner.data" -p "$CPID" -- sleep 5 > /dev/null 2>&1 || true
+	wait "$p1" || true
+	wait "$pj" || true
+	perf_reports c_pgbench worker combiner
+	PERF_DONE+="perf (c): $PERF_OUT/c_pgbench.{worker,combiner}.{self,children}.txt; "
+fi
 C_STREAM=$(awk -v t="${TPS[clicks]:-0}" 'BEGIN {print t * 10}')
 C_PLAIN=$(awk -v t="${TPS[plain_l]:-0}" 'BEGIN {print t * 10}')
 C_BASE=$(awk -v t="${TPS[base1]:-0}" 'BEGIN {print t * 10}')
