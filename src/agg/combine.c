@@ -450,16 +450,35 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 }
 
 /* event_xid8(xid): the full id of a recent transaction id. */
+typedef struct EventXidCache
+{
+	TransactionId xid;
+	FullTransactionId full;
+} EventXidCache;
+
 Datum
 stream_ext_event_xid8(PG_FUNCTION_ARGS)
 {
 	TransactionId xid = DatumGetTransactionId(PG_GETARG_DATUM(0));
-	FullTransactionId next = ReadNextFullTransactionId();
-	uint32		epoch = EpochFromFullTransactionId(next);
+	EventXidCache   *cache = (EventXidCache *) fcinfo->flinfo->fn_extra;
+	FullTransactionId next;
+	uint32		epoch;
 
+	/* Events come in runs of one transaction: spare XidGenLock. */
+	if (cache != NULL && cache->xid == xid)
+		PG_RETURN_FULLTRANSACTIONID(cache->full);
+	if (cache == NULL)
+	{
+		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(EventXidCache));
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	next = ReadNextFullTransactionId();
+	epoch = EpochFromFullTransactionId(next);
 	if (xid > XidFromFullTransactionId(next))
 		epoch--;
-	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(epoch, xid));
+	cache->xid = xid;
+	cache->full = FullTransactionIdFromEpochAndXid(epoch, xid);
+	PG_RETURN_FULLTRANSACTIONID(cache->full);
 }
 
 /*

@@ -22,6 +22,7 @@
 #include "ddl/create_view.h"
 #include "ddl/utility.h"
 #include "ipc/queue.h"
+#include "stream/copy.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -188,6 +189,18 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		if (qc)
 			SetQueryCompletion(qc, CMDTAG_CREATE_VIEW, 0);
 		return;
+	}
+
+	if (IsA(parsetree, CopyStmt))
+	{
+		uint64		processed;
+
+		if (stream_copy_from((CopyStmt *) parsetree, queryString, &processed))
+		{
+			if (qc)
+				SetQueryCompletion(qc, CMDTAG_COPY, processed);
+			return;
+		}
 	}
 
 	if (IsA(parsetree, CreateForeignTableStmt) &&

@@ -278,9 +278,24 @@ insert_formed_tuple(Relation rel, TupleTableSlot *slot, int arrival_attno)
 void
 stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno)
 {
+
+	if (!xact_active)
+		begin_stream_xact();
+	if (insert_formed_tuple(rel, slot, arrival_attno))
+		return;
+
+	slot_getallattrs(slot);
+	stream_insert_values(rel, slot->tts_values, slot->tts_isnull, arrival_attno);
+}
+
+/*
+ * Form one event from column values (stamping its arrival time, which may
+ * modify values) and buffer it.
+ */
+void
+stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attno)
+{
 	TupleDesc	desc = RelationGetDescr(rel);
-	Datum	   *values;
-	bool	   *isnull;
 	bool		hasnull = false;
 	Size		hoff;
 	Size		data_len;
@@ -290,12 +305,6 @@ stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno)
 
 	if (!xact_active)
 		begin_stream_xact();
-	if (insert_formed_tuple(rel, slot, arrival_attno))
-		return;
-
-	slot_getallattrs(slot);
-	values = slot->tts_values;
-	isnull = slot->tts_isnull;
 	if (arrival_attno > 0)
 	{
 		values[arrival_attno - 1] = TimestampTzGetDatum(arrival_time());

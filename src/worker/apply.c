@@ -295,6 +295,9 @@ typedef struct ViewCount
 	int64		errors;
 } ViewCount;
 
+/* Prepared once per worker; its statement names only extension objects. */
+static SPIPlanPtr counters_plan = NULL;
+
 /* Add this batch's counts to stream_ext_internal.view_counters. */
 static void
 record_counters(List *counts, int worker_no)
@@ -326,7 +329,9 @@ record_counters(List *counts, int worker_no)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("INSERT INTO stream_ext_internal.view_counters AS c "
+	if (counters_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO stream_ext_internal.view_counters AS c "
 							  "(view_id, worker, events, batches, errors, last_applied) "
 							  "SELECT u.id, $2, u.ev, 1, u.er, pg_catalog.now() "
 							  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($3), "
@@ -336,7 +341,13 @@ record_counters(List *counts, int worker_no)
 							  "batches = c.batches + 1, "
 							  "errors = c.errors + excluded.errors, "
 							  "last_applied = excluded.last_applied",
-							  4, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+							  4, argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the continuous view counters statement");
+		counters_plan = plan;
+	}
+	if (SPI_execute_plan(counters_plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not update continuous view counters");
 	SPI_finish();
 }

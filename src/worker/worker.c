@@ -150,19 +150,27 @@ events_of_stream(StreamBatch *batch, Oid stream)
 	return events;
 }
 
-/*
- * Collect the records between from and to (whole records only, at most
- * stream_ext.batch_size events unless a single record has more).
- */
 static StreamBatch *
-collect_batch(StreamWorkerSlot *slot, uint64 from, uint64 to)
+new_batch(uint64 start)
 {
 	StreamBatch *batch = palloc0(sizeof(StreamBatch));
-	Size		size = StreamShared->ring_size;
-	uint64		pos = from;
 
 	batch->maxsenders = 64;
 	batch->senders = palloc(sizeof(BatchSender) * batch->maxsenders);
+	batch->end_pos = start;
+	return batch;
+}
+
+/*
+ * Add the whole records between batch->end_pos and to, stopping before a
+ * record that would take the batch past stream_ext.batch_size events (a
+ * single record is always taken).  Returns true when the batch is full.
+ */
+static bool
+collect_records(StreamBatch *batch, StreamWorkerSlot *slot, uint64 to)
+{
+	Size		size = StreamShared->ring_size;
+	uint64		pos = batch->end_pos;
 
 	while (pos < to)
 	{
@@ -175,7 +183,10 @@ collect_batch(StreamWorkerSlot *slot, uint64 from, uint64 to)
 			continue;
 		}
 		if (batch->nevents > 0 && batch->nevents + (int) hdr->nevents > stream_ext_batch_size)
-			break;
+		{
+			batch->end_pos = pos;
+			return true;
+		}
 
 		if (batch->nsenders == batch->maxsenders)
 		{
@@ -217,7 +228,7 @@ collect_batch(StreamWorkerSlot *slot, uint64 from, uint64 to)
 		pos += hdr->len;
 	}
 	batch->end_pos = pos;
-	return batch;
+	return batch->nevents >= stream_ext_batch_size;
 }
 
 /* Try to apply; on error, clean up and return the error message. */
@@ -280,6 +291,7 @@ stream_batch_worker_loop(int slotno)
 	int			worker_no = slotno % StreamShared->slots_per_group;
 	MemoryContext batch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext batch",
 													ALLOCSET_DEFAULT_SIZES);
+	StreamBatch *batch = NULL;	/* being collected, in batch_cxt */
 	TimestampTz first_seen = 0;
 	TimestampTz last_check = GetCurrentTimestamp();
 
@@ -288,16 +300,15 @@ stream_batch_worker_loop(int slotno)
 	for (;;)
 	{
 		uint64		written;
-		StreamBatch *batch;
 		TimestampTz now;
+		bool		full;
 
 		stream_worker_handle_interrupts();
 
 		written = stream_ring_written(slot);
 		now = GetCurrentTimestamp();
-		if (written == slot->read_pos)
+		if (batch == NULL && written == slot->read_pos)
 		{
-			first_seen = 0;
 			if (TimestampDifferenceExceeds(last_check, now, 1000))
 			{
 				exit_if_extension_dropped(slot);
@@ -309,31 +320,35 @@ stream_batch_worker_loop(int slotno)
 			continue;
 		}
 
-		MemoryContextReset(batch_cxt);
-		MemoryContextSwitchTo(batch_cxt);
-		batch = collect_batch(slot, slot->read_pos, written);
-
-		if (!batch->has_commit && batch->nevents < stream_ext_batch_size &&
-			batch->end_pos == written)
+		if (batch == NULL)
 		{
-			long		wait_ms;
+			MemoryContextReset(batch_cxt);
+			MemoryContextSwitchTo(batch_cxt);
+			batch = new_batch(slot->read_pos);
+			first_seen = now;
+		}
+		MemoryContextSwitchTo(batch_cxt);
+		full = collect_records(batch, slot, written);
+		MemoryContextSwitchTo(TopMemoryContext);
 
-			if (first_seen == 0)
-				first_seen = now;
-			wait_ms = stream_ext_flush_interval_ms -
+		/* Nobody waits and there is room: let more events arrive. */
+		if (!batch->has_commit && !full)
+		{
+			long		wait_ms = stream_ext_flush_interval_ms -
 				(long) ((now - first_seen) / 1000);
+
 			if (wait_ms > 0)
 			{
-				MemoryContextSwitchTo(TopMemoryContext);
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 wait_ms, PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 				continue;
 			}
 		}
-		first_seen = 0;
 
+		MemoryContextSwitchTo(batch_cxt);
 		apply_and_acknowledge(slot, batch, worker_no, batch_cxt);
 		MemoryContextSwitchTo(TopMemoryContext);
+		batch = NULL;
 	}
 }

@@ -1,0 +1,151 @@
+/*
+ * copy.c
+ *	  COPY ... FROM into a stream, without the executor's per-row insert path.
+ *
+ * The executor's COPY into a foreign table goes row by row through
+ * ExecForeignInsert, after forming each row once more to compute the
+ * generated arrival_timestamp column.  For a stream without triggers and
+ * without COPY's WHERE clause, we read the rows with PostgreSQL's own COPY
+ * parser (BeginCopyFrom/NextCopyFrom, the API file_fdw uses) and form each
+ * event once, directly in the writer's buffer.  Everything else about the
+ * statement (options, formats, permissions, errors) is as for COPY.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "commands/copy.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "parser/parse_node.h"
+#include "storage/lmgr.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "stream/copy.h"
+#include "stream/fdw.h"
+#include "stream/insert.h"
+
+/* The checks DoCopy makes before copying from a file or program, and INSERT rights. */
+static void
+check_copy_permissions(CopyStmt *stmt, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *attnums;
+	ListCell   *lc;
+
+	if (stmt->filename != NULL)
+	{
+		if (stmt->is_program &&
+			!has_privs_of_role(GetUserId(), ROLE_PG_EXECUTE_SERVER_PROGRAM))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be superuser or have privileges of the pg_execute_server_program role to COPY to or from an external program"),
+					 errhint("Anyone can COPY to stdout or from stdin. psql's \\copy command also works for anyone.")));
+		if (!stmt->is_program &&
+			!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be superuser or have privileges of the pg_read_server_files role to COPY from a file"),
+					 errhint("Anyone can COPY to stdout or from stdin. psql's \\copy command also works for anyone.")));
+	}
+
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) == ACLCHECK_OK)
+		return;
+	attnums = CopyGetAttnums(desc, rel, stmt->attlist);
+	foreach(lc, attnums)
+	{
+		AttrNumber	attnum = lfirst_int(lc);
+
+		if (pg_attribute_aclcheck(RelationGetRelid(rel), attnum, GetUserId(),
+								  ACL_INSERT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FOREIGN_TABLE,
+						   RelationGetRelationName(rel));
+	}
+}
+
+/*
+ * Run a COPY FROM into a stream.  Returns false, having done nothing, when
+ * the statement is not one this path handles; the caller then runs it as
+ * usual.
+ */
+bool
+stream_copy_from(CopyStmt *stmt, const char *queryString, uint64 *processed)
+{
+	Oid			relid;
+	Relation	rel;
+	ParseState *pstate;
+	CopyFromState cstate;
+	EState	   *estate;
+	ExprContext *econtext;
+	Datum	   *values;
+	bool	   *nulls;
+	int			arrival_attno;
+	ErrorContextCallback errcallback;
+	MemoryContext oldcxt;
+	uint64		count = 0;
+
+	if (!stmt->is_from || stmt->relation == NULL || stmt->whereClause != NULL)
+		return false;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid) || !stream_is_stream_relation(relid))
+		return false;
+
+	rel = table_open(relid, RowExclusiveLock);
+	if (rel->trigdesc != NULL)
+	{
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+
+	PreventCommandIfReadOnly("COPY FROM");
+	PreventCommandIfParallelMode("COPY FROM");
+	check_copy_permissions(stmt, rel);
+
+	pstate = make_parsestate(NULL);
+	pstate->p_sourcetext = queryString;
+	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program,
+						   NULL, stmt->attlist, stmt->options);
+
+	estate = CreateExecutorState();
+	econtext = GetPerTupleExprContext(estate);
+	values = palloc(sizeof(Datum) * RelationGetDescr(rel)->natts);
+	nulls = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
+	arrival_attno = stream_arrival_attno(rel);
+
+	errcallback.callback = CopyFromErrorCallback;
+	errcallback.arg = (void *) cstate;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	for (;;)
+	{
+		bool		found;
+
+		CHECK_FOR_INTERRUPTS();
+		ResetPerTupleExprContext(estate);
+		oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		found = NextCopyFrom(cstate, econtext, values, nulls);
+		if (found)
+			stream_insert_values(rel, values, nulls, arrival_attno);
+		MemoryContextSwitchTo(oldcxt);
+		if (!found)
+			break;
+		count++;
+	}
+
+	error_context_stack = errcallback.previous;
+	EndCopyFrom(cstate);
+	stream_insert_statement_done();
+	FreeExecutorState(estate);
+	free_parsestate(pstate);
+	table_close(rel, NoLock);
+
+	*processed = count;
+	return true;
+}
