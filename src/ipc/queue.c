@@ -112,6 +112,8 @@ stream_shmem_startup(void)
 		StreamShared->acks = (StreamBackendAck *) ptr;
 		ptr += MAXALIGN(mul_size(nacks, sizeof(StreamBackendAck)));
 
+		for (int g = 0; g < stream_ext_max_databases; g++)
+			pg_atomic_init_u64(&StreamShared->groups[g].mergeable, 0);
 		for (int i = 0; i < nacks; i++)
 		{
 			pg_atomic_init_u64(&StreamShared->acks[i].request_seq, 0);
@@ -458,6 +460,19 @@ stream_ack_wait(int slotno, uint64 generation, uint64 seq)
 				 errmsg("could not apply this transaction's stream events to continuous views"),
 				 errdetail("The stream worker failed: %s", ack->failure),
 				 errhint("The transaction was rolled back; it can be retried.")));
+}
+
+/* Deltas of the database of this slot may have become mergeable. */
+void
+stream_note_mergeable(int slotno)
+{
+	pg_atomic_fetch_add_u64(&StreamShared->groups[stream_slot_group(slotno)].mergeable, 1);
+}
+
+uint64
+stream_mergeable_count(int slotno)
+{
+	return pg_atomic_read_u64(&StreamShared->groups[stream_slot_group(slotno)].mergeable);
 }
 
 /* Worker side: mark a process as attached to its slot. */

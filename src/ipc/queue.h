@@ -20,6 +20,8 @@
 /* Record flags */
 #define STREAM_FLAG_COMMIT		0x0001	/* sender waits for xact_seq to be
 										 * acknowledged */
+#define STREAM_FLAG_ASYNC		0x0002	/* sender does not wait (its transaction
+										 * may have committed already) */
 
 /*
  * A record in an event ring: this header, then nevents events.  Each event
@@ -86,6 +88,9 @@ typedef struct StreamDatabaseGroup
 	Oid			dboid;			/* InvalidOid when the group is unused */
 	bool		launch_pending; /* the launcher should start FREE slots */
 	bool		stopping;		/* being stopped for DROP DATABASE etc. */
+	pg_atomic_uint64 mergeable; /* bumped when deltas may have become
+								 * mergeable: a writer committed, or a worker
+								 * applied events of async writers */
 } StreamDatabaseGroup;
 
 /*
@@ -129,6 +134,8 @@ extern void stream_ring_put(int slotno, StreamRecordHeader *hdr,
 							const char *payload, Size payload_len);
 extern uint64 stream_ack_next_seq(void);
 extern void stream_ack_wait(int slotno, uint64 generation, uint64 seq);
+extern void stream_note_mergeable(int slotno);
+extern uint64 stream_mergeable_count(int slotno);
 
 /* workers */
 extern bool stream_slot_attach(int slotno);

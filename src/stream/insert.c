@@ -46,6 +46,7 @@ static bool xact_active = false;
 static int	xact_slotno = -1;
 static uint64 xact_generation = 0;
 static uint64 xact_seq = 0;
+static int	committing_slotno = -1; /* between PRE_COMMIT and COMMIT */
 
 static void
 send_record(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags)
@@ -105,14 +106,22 @@ stream_xact_callback(XactEvent event, void *arg)
 					ForceSyncCommit();
 			}
 			else
-				flush_event_buffer(0);
+				flush_event_buffer(STREAM_FLAG_ASYNC);
+			reset_xact_state();
+			committing_slotno = xact_slotno;
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			/* Our deltas can be merged now: tell the combiner. */
+			if (committing_slotno >= 0)
+				stream_note_mergeable(committing_slotno);
+			committing_slotno = -1;
 			reset_xact_state();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			committing_slotno = -1;
 			reset_xact_state();
 			break;
 		default:
@@ -344,5 +353,5 @@ void
 stream_insert_statement_done(void)
 {
 	if (xact_active && stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
-		flush_event_buffer(0);
+		flush_event_buffer(STREAM_FLAG_ASYNC);
 }

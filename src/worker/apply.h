@@ -22,6 +22,7 @@ typedef struct StreamBatch
 	int			maxsenders;
 	BatchSender *senders;		/* one per ring record */
 	bool		has_commit;
+	bool		has_async;		/* records of writers that do not wait */
 	uint64		end_pos;		/* ring position after the batch */
 } StreamBatch;
 

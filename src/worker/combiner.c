@@ -25,10 +25,14 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "guc.h"
 #include "ipc/queue.h"
 #include "worker/worker.h"
+
+/* Every this often the combiner merges and cleans up without being asked. */
+#define FULL_ROUND_MS 5000
 
 typedef struct CombinePlan
 {
@@ -230,25 +234,39 @@ stream_combiner_loop(int slotno)
 {
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext combiner",
 											  ALLOCSET_DEFAULT_SIZES);
-	uint64		round = 0;
+	uint64		last_mergeable = 0;
+	TimestampTz last_full = 0;
 
 	for (;;)
 	{
 		List	   *views;
 		ListCell   *lc;
+		uint64		mergeable = stream_mergeable_count(slotno);
+		TimestampTz now = GetCurrentTimestamp();
+		bool		full = TimestampDifferenceExceeds(last_full, now, FULL_ROUND_MS);
 
 		stream_worker_handle_interrupts();
 		MemoryContextReset(cxt);
 
-		if (!views_to_combine(cxt, &views))
-			proc_exit(0);
-
-		round++;
-		foreach(lc, views)
+		/*
+		 * Deltas become mergeable when their writer commits.  Writers (and
+		 * workers, for async writers) bump the counter; a full round also
+		 * runs every FULL_ROUND_MS for what no counter sees (COMMIT PREPARED
+		 * in another session, deltas of aborted or crashed writers).
+		 */
+		if (mergeable != last_mergeable || full)
 		{
-			ViewToCombine *v = lfirst(lc);
+			if (!views_to_combine(cxt, &views))
+				proc_exit(0);
+			foreach(lc, views)
+			{
+				ViewToCombine *v = lfirst(lc);
 
-			combine_view(v->id, v->key_count, round % 8 == 0, cxt);
+				combine_view(v->id, v->key_count, full, cxt);
+			}
+			last_mergeable = mergeable;
+			if (full)
+				last_full = now;
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

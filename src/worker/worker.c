@@ -199,6 +199,8 @@ collect_records(StreamBatch *batch, StreamWorkerSlot *slot, uint64 to)
 		batch->nsenders++;
 		if (hdr->flags & STREAM_FLAG_COMMIT)
 			batch->has_commit = true;
+		if (hdr->flags & STREAM_FLAG_ASYNC)
+			batch->has_async = true;
 
 		if (hdr->nevents > 0)
 		{
@@ -260,9 +262,10 @@ try_apply(StreamBatch *batch, int worker_no, bool careful, MemoryContext cxt)
 }
 
 static void
-apply_and_acknowledge(StreamWorkerSlot *slot, StreamBatch *batch, int worker_no,
-					  MemoryContext cxt)
+apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 {
+	StreamWorkerSlot *slot = stream_slot(slotno);
+	int			worker_no = slotno % StreamShared->slots_per_group;
 	char	   *failure = try_apply(batch, worker_no, false, cxt);
 
 	if (failure != NULL)
@@ -277,6 +280,8 @@ apply_and_acknowledge(StreamWorkerSlot *slot, StreamBatch *batch, int worker_no,
 		else if (s->commit)
 			stream_ack_done(s->procno, s->xact_seq);
 	}
+	if (failure == NULL && batch->has_async)
+		stream_note_mergeable(slotno);
 	if (failure != NULL)
 		ereport(LOG,
 				(errmsg("stream_ext worker discarded a batch of %d events", batch->nevents),
@@ -288,7 +293,6 @@ void
 stream_batch_worker_loop(int slotno)
 {
 	StreamWorkerSlot *slot = stream_slot(slotno);
-	int			worker_no = slotno % StreamShared->slots_per_group;
 	MemoryContext batch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext batch",
 													ALLOCSET_DEFAULT_SIZES);
 	StreamBatch *batch = NULL;	/* being collected, in batch_cxt */
@@ -347,7 +351,7 @@ stream_batch_worker_loop(int slotno)
 		}
 
 		MemoryContextSwitchTo(batch_cxt);
-		apply_and_acknowledge(slot, batch, worker_no, batch_cxt);
+		apply_and_acknowledge(slotno, batch, batch_cxt);
 		MemoryContextSwitchTo(TopMemoryContext);
 		batch = NULL;
 	}
