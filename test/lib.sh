@@ -87,6 +87,22 @@ try_wait() {
 # wait_until TIMEOUT_S DESCRIPTION SQL: same, a timeout fails the test
 wait_until() { try_wait "$@" || fail "timeout: $2"; }
 
+# SQL function pending_deltas(): rows in the delta tables of all views, which
+# the combiner merges away
+create_pending_deltas() {
+	run_sql <<'SQL'
+CREATE FUNCTION pending_deltas() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE r record; total bigint := 0; n bigint;
+BEGIN
+  FOR r IN SELECT delta_table FROM stream_ext_internal.continuous_views LOOP
+    EXECUTE format('SELECT count(*) FROM %s', r.delta_table) INTO n;
+    total := total + n;
+  END LOOP;
+  RETURN total;
+END $$;
+SQL
+}
+
 # log_offset: current size of the server log (to check only what comes after)
 log_offset() { stat -c %s "$STREAM_EXT_SERVER_LOG" 2>/dev/null || echo 0; }
 # log_since OFFSET: server log lines written after OFFSET

@@ -30,16 +30,8 @@ CREATE VIEW per_batch WITH (continuous) AS
 CREATE VIEW totals WITH (continuous) AS SELECT count(*) AS n FROM ev;
 CREATE TABLE acked (id bigint, size int);
 CREATE TABLE rolled_back (id bigint, size int);
-CREATE FUNCTION pending_deltas() RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE r record; total bigint := 0; n bigint;
-BEGIN
-  FOR r IN SELECT delta_table FROM stream_ext_internal.continuous_views LOOP
-    EXECUTE format('SELECT count(*) FROM %s', r.delta_table) INTO n;
-    total := total + n;
-  END LOOP;
-  RETURN total;
-END $$;
 SQL
+create_pending_deltas
 
 # client_sql CYCLE CLIENT: endless SQL script for one client
 client_sql() {

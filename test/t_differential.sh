@@ -154,17 +154,6 @@ BEGIN
   END LOOP;
 END $$;
 
--- rows in the delta tables of all views (merged away by the combiner)
-CREATE FUNCTION pending_deltas() RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE r record; total bigint := 0; n bigint;
-BEGIN
-  FOR r IN SELECT delta_table FROM stream_ext_internal.continuous_views LOOP
-    EXECUTE format('SELECT count(*) FROM %s', r.delta_table) INTO n;
-    total := total + n;
-  END LOOP;
-  RETURN total;
-END $$;
-
 DO $$
 DECLARE c record;
 BEGIN
@@ -181,6 +170,7 @@ END $$;
 SELECT stream_ext.create_continuous_view('cv_arrival',
   $q$SELECT count(*) AS n, count(arrival_timestamp) AS na FROM ev$q$);
 SQL
+create_pending_deltas
 nviews=$(q "SELECT count(*) FROM cases")
 say "$nviews views created"
 

@@ -157,6 +157,20 @@ template_database(CreatedbStmt *stmt)
 	return get_database_oid(name, true);
 }
 
+/* The rest of the ProcessUtility chain. */
+static void
+run_next_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			  ProcessUtilityContext context, ParamListInfo params,
+			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
 static void
 stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					  ProcessUtilityContext context, ParamListInfo params,
@@ -228,12 +242,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		stream_stop_database(quiet_db);
 		PG_TRY();
 		{
-			if (prev_ProcessUtility)
-				prev_ProcessUtility(stmt, queryString, read_only, context,
-									params, queryEnv, dest, qc);
-			else
-				standard_ProcessUtility(stmt, queryString, read_only, context,
-										params, queryEnv, dest, qc);
+			run_next_hook(stmt, queryString, read_only, context, params, queryEnv, dest, qc);
 		}
 		PG_FINALLY();
 		{
@@ -243,12 +252,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		return;
 	}
 
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 
 	if (IsA(parsetree, AlterTableStmt) && changes_owner((AlterTableStmt *) parsetree))
 	{

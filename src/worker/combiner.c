@@ -17,12 +17,16 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/vacuum.h"
+#include "nodes/makefuncs.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -34,11 +38,16 @@
 /* Every this often the combiner merges and cleans up without being asked. */
 #define FULL_ROUND_MS 5000
 
+/* How often a delta table that received merges is vacuumed */
+#define DELTA_VACUUM_MS 2000
+
 typedef struct CombinePlan
 {
 	int			id;
 	SPIPlanPtr	merge;
 	SPIPlanPtr	cleanup;
+	bool		merged;			/* rows moved since the last vacuum */
+	TimestampTz last_vacuum;
 } CombinePlan;
 
 static List *combine_plans = NIL;	/* in TopMemoryContext */
@@ -152,6 +161,67 @@ forget_plan(int id)
 	}
 }
 
+/*
+ * Vacuum a view's delta table, as autovacuum would, if rows were merged out
+ * of it since the last time and DELTA_VACUUM_MS passed.  Every merge leaves
+ * the moved rows dead, and the next merge scans the whole table: left to
+ * autovacuum (once a minute at most), a busy delta table would bloat and
+ * every merge would slow down.
+ */
+static void
+vacuum_delta_table(int id, MemoryContext cxt)
+{
+	ListCell   *lc;
+	CombinePlan *plan = NULL;
+	TimestampTz now = GetCurrentTimestamp();
+
+	foreach(lc, combine_plans)
+		if (((CombinePlan *) lfirst(lc))->id == id)
+			plan = lfirst(lc);
+	if (plan == NULL || !plan->merged ||
+		!TimestampDifferenceExceeds(plan->last_vacuum, now, DELTA_VACUUM_MS))
+		return;
+	plan->merged = false;
+	plan->last_vacuum = now;
+
+	PG_TRY();
+	{
+		char	   *name = psprintf("delta_%d", id);
+		Oid			relid;
+		VacuumParams params;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		relid = get_relname_relid(name, get_namespace_oid("stream_ext_internal", false));
+		if (OidIsValid(relid))
+		{
+			memset(&params, 0, sizeof(params));
+			params.options = VACOPT_VACUUM | VACOPT_SKIP_LOCKED;
+			params.freeze_min_age = -1;
+			params.freeze_table_age = -1;
+			params.multixact_freeze_min_age = -1;
+			params.multixact_freeze_table_age = -1;
+			params.log_min_duration = -1;
+			params.index_cleanup = VACOPTVALUE_UNSPECIFIED;
+			params.truncate = VACOPTVALUE_UNSPECIFIED;
+			params.nworkers = -1;
+			vacuum(list_make1(makeVacuumRelation(makeRangeVar("stream_ext_internal", name, -1),
+												 relid, NIL)),
+				   &params, NULL, true);
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
 /* Merge the committed deltas of one view; one transaction. */
 static void
 combine_view(int id, int key_count, bool cleanup, MemoryContext cxt)
@@ -168,6 +238,8 @@ combine_view(int id, int key_count, bool cleanup, MemoryContext cxt)
 		plan = plan_for_view(id, key_count);
 		if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "merge of continuous view %d failed", id);
+		if (SPI_processed > 0)
+			plan->merged = true;
 		if (cleanup &&
 			SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "cleanup of continuous view %d failed", id);
@@ -263,6 +335,7 @@ stream_combiner_loop(int slotno)
 				ViewToCombine *v = lfirst(lc);
 
 				combine_view(v->id, v->key_count, full, cxt);
+				vacuum_delta_table(v->id, cxt);
 			}
 			last_mergeable = mergeable;
 			if (full)
