@@ -11,7 +11,7 @@
 
 #include "guc.h"
 
-int			stream_ext_workers_per_database = 1;
+int			stream_ext_workers_per_database = 2;
 int			stream_ext_max_databases = 8;
 int			stream_ext_queue_size_kb = 4096;
 int			stream_ext_batch_size = 20000;
@@ -32,7 +32,7 @@ stream_ext_define_gucs(void)
 							gettext_noop("Number of batch workers per database."),
 							gettext_noop("Each worker has its own event queue in shared memory."),
 							&stream_ext_workers_per_database,
-							1, 1, 64,
+							2, 1, 64,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 
