@@ -295,60 +295,61 @@ typedef struct ViewCount
 	int64		errors;
 } ViewCount;
 
-/* Prepared once per worker; its statement names only extension objects. */
-static SPIPlanPtr counters_plan = NULL;
+/* Prepared once per worker; they name only extension objects. */
+static SPIPlanPtr counters_update = NULL;
+static SPIPlanPtr counters_insert = NULL;
 
-/* Add this batch's counts to stream_ext_internal.view_counters. */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare \"%s\"", sql);
+	return plan;
+}
+
+/*
+ * Add this batch's counts to stream_ext_internal.view_counters: one row per
+ * view and worker, updated in place (the first batch of a view inserts it).
+ */
 static void
 record_counters(List *counts, int worker_no)
 {
-	int			n = list_length(counts);
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *events = palloc(sizeof(Datum) * n);
-	Datum	   *errors = palloc(sizeof(Datum) * n);
-	Oid			argtypes[4] = {INT4ARRAYOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[4];
+	Oid			argtypes[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
 	ListCell   *lc;
-	int			i = 0;
 
-	if (n == 0)
+	if (counts == NIL)
 		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (counters_update == NULL)
+	{
+		counters_update = prepare_kept("UPDATE stream_ext_internal.view_counters "
+									   "SET events = events + $3, batches = batches + 1, "
+									   "errors = errors + $4, last_applied = pg_catalog.now() "
+									   "WHERE view_id = $1 AND worker = $2",
+									   4, argtypes);
+		counters_insert = prepare_kept("INSERT INTO stream_ext_internal.view_counters "
+									   "(view_id, worker, events, batches, errors, last_applied) "
+									   "VALUES ($1, $2, $3, 1, $4, pg_catalog.now())",
+									   4, argtypes);
+	}
 	foreach(lc, counts)
 	{
 		ViewCount  *c = lfirst(lc);
+		Datum		values[4];
 
-		ids[i] = Int32GetDatum(c->view_id);
-		events[i] = Int64GetDatum(c->events);
-		errors[i] = Int64GetDatum(c->errors);
-		i++;
+		values[0] = Int32GetDatum(c->view_id);
+		values[1] = Int32GetDatum(worker_no);
+		values[2] = Int64GetDatum(c->events);
+		values[3] = Int64GetDatum(c->errors);
+		if (SPI_execute_plan(counters_update, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update continuous view counters");
+		if (SPI_processed == 0 &&
+			SPI_execute_plan(counters_insert, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert continuous view counters");
 	}
-	values[0] = PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
-	values[1] = Int32GetDatum(worker_no);
-	values[2] = PointerGetDatum(construct_array(events, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = PointerGetDatum(construct_array(errors, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (counters_plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO stream_ext_internal.view_counters AS c "
-							  "(view_id, worker, events, batches, errors, last_applied) "
-							  "SELECT u.id, $2, u.ev, 1, u.er, pg_catalog.now() "
-							  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($3), "
-							  "pg_catalog.unnest($4)) AS u(id, ev, er) "
-							  "ON CONFLICT (view_id, worker) DO UPDATE SET "
-							  "events = c.events + excluded.events, "
-							  "batches = c.batches + 1, "
-							  "errors = c.errors + excluded.errors, "
-							  "last_applied = excluded.last_applied",
-							  4, argtypes);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the continuous view counters statement");
-		counters_plan = plan;
-	}
-	if (SPI_execute_plan(counters_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not update continuous view counters");
 	SPI_finish();
 }
 
