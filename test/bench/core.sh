@@ -164,8 +164,16 @@ rate_of() { awk -v ms="$1" -v n="$EVENTS" 'BEGIN {printf "%.0f", n / (ms / 1000)
 
 # CPU seconds (user + system) used so far by a process
 CLK_TCK=$(getconf CLK_TCK)
-proc_cpu() { awk -v hz="$CLK_TCK" '{sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-ext_pid() { ps --ppid "$PM_PID" -o pid=,args= | awk -v r="stream_ext $1" '$0 ~ r {print $1; exit}'; }
+# CPU seconds used so far by the processes listed in $1 (space-separated pids)
+proc_cpu() {
+	local p total=0
+	for p in $1; do
+		total=$(awk -v hz="$CLK_TCK" -v t="$total" '{sub(/^.*\) /, ""); printf "%.2f", t + ($12 + $13) / hz}' "/proc/$p/stat" 2>/dev/null || echo "$total")
+	done
+	echo "$total"
+}
+# pids of the extension's processes of one kind ("worker" gives all batch workers)
+ext_pid() { ps --ppid "$PM_PID" -o pid=,args= | awk -v r="stream_ext $1" '$0 ~ r {printf "%s%s", sep, $1; sep = " "}'; }
 # the worker and combiner of a database start with its first writer: warm up with one
 # event whose url no baseline has
 q -c "INSERT INTO clicks VALUES ('warmup', 0, 0, now())"
@@ -270,8 +278,8 @@ perf_copy() { # $1 = label
 	log "perf: profiling one more stream COPY ($1) into $PERF_OUT"
 	q -c "CHECKPOINT"
 	WPID=$(ext_pid worker); CPID=$(ext_pid combiner)
-	range=$(awk '/stream_ext\.so/ {print $1; exit}' "/proc/$WPID/maps")
-	[ -n "$range" ] && cp "/proc/$WPID/map_files/$range" "$PERF_OUT/stream_ext.so" 2>/dev/null || true
+	range=$(awk '/stream_ext\.so/ {print $1; exit}' "/proc/${WPID%% *}/maps")
+	[ -n "$range" ] && cp "/proc/${WPID%% *}/map_files/$range" "$PERF_OUT/stream_ext.so" 2>/dev/null || true
 	rm -f "$ready" "$pidf"
 	# the session writes its pid, waits for perf to attach, then runs the COPY
 	printf '%s\n' "\\o $pidf" "SELECT pg_backend_pid();" "\\o" \
@@ -282,7 +290,7 @@ perf_copy() { # $1 = label
 	bpid=$(tr -dc 0-9 < "$pidf")
 	[ -n "$bpid" ] || die "perf: COPY backend pid not found"
 	perf record -q -g -o "$PERF_OUT/$1.backend.data" -p "$bpid" 2>/dev/null & p1=$!
-	perf record -q -g -o "$PERF_OUT/$1.worker.data" -p "$WPID" 2>/dev/null & p2=$!
+	perf record -q -g -o "$PERF_OUT/$1.worker.data" -p "${WPID// /,}" 2>/dev/null & p2=$!
 	perf record -q -g -o "$PERF_OUT/$1.combiner.data" -p "$CPID" 2>/dev/null & p3=$!
 	sleep 0.5
 	touch "$ready"
@@ -471,7 +479,7 @@ if [ "$PERF" = 1 ]; then # an extra, untimed stream run: worker and combiner for
 	pgbench -n -c "$PGB_CLIENTS" -j 2 -T 9 -f "$DIR/pgb_clicks.sql" > /dev/null 2>&1 &
 	pj=$!
 	sleep 2
-	perf record -q -g -o "$PERF_OUT/c_pgbench.worker.data" -p "$WPID" -- sleep 5 > /dev/null 2>&1 &
+	perf record -q -g -o "$PERF_OUT/c_pgbench.worker.data" -p "${WPID// /,}" -- sleep 5 > /dev/null 2>&1 &
 	p1=$!
 	perf record -q -g -o "$PERF_OUT/c_pgbench.combiner.data" -p "$CPID" -- sleep 5 > /dev/null 2>&1 || true
 	wait "$p1" || true
