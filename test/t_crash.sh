@@ -2,7 +2,8 @@
 # Crash safety in sync mode.  Own server.  CYCLES times:
 #   - CLIENTS psql clients insert batches in a loop, each batch with its own
 #     batch id: INSERT ... SELECT transactions, multi-statement transactions,
-#     COPY, some large (1000 events), and every 5th one rolled back.  A client
+#     COPY, some large (3000 events: several records, spread over both
+#     workers), and every 5th one rolled back.  A client
 #     prints "ack ID SIZE" only after COMMIT (or COPY) returned success
 #     (psql -v ON_ERROR_STOP=1: the \echo after a failed COMMIT never runs).
 #   - once enough events are in, kill -9 the postmaster and all its children
@@ -38,7 +39,7 @@ client_sql() {
 	local base=$((($1 * 100 + $2) * 1000000)) n=0 id size i
 	while :; do
 		n=$((n + 1)); id=$((base + n)); size=10
-		[ $((n % 7)) = 3 ] && size=1000
+		[ $((n % 7)) = 3 ] && size=3000
 		case $((n % 5)) in
 		0)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nROLLBACK;\n\\echo rb %s %s\n' \
 				$id $size $size $id $size ;;

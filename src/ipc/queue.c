@@ -62,7 +62,8 @@ stream_shmem_size(void)
 											sizeof(StreamDatabaseGroup))));
 	size = add_size(size, MAXALIGN(mul_size(total_slots(),
 											sizeof(StreamWorkerSlot))));
-	size = add_size(size, MAXALIGN(mul_size(total_ack_slots(),
+	size = add_size(size, MAXALIGN(mul_size(mul_size(total_ack_slots(),
+													 stream_ext_workers_per_database),
 											sizeof(StreamBackendAck))));
 	size = add_size(size, mul_size(mul_size(stream_ext_max_databases,
 											stream_ext_workers_per_database),
@@ -92,7 +93,7 @@ stream_shmem_startup(void)
 	{
 		LWLockPadded *locks = GetNamedLWLockTranche(STREAM_TRANCHE);
 		int			nslots = total_slots();
-		int			nacks = total_ack_slots();
+		int			nacks = total_ack_slots() * stream_ext_workers_per_database;
 		int			ring_no = 0;
 
 		memset(ptr, 0, stream_shmem_size() - mul_size(mul_size(stream_ext_max_databases,
@@ -136,6 +137,13 @@ stream_shmem_startup(void)
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/* What backend procno waits for from the worker with index worker_index. */
+static StreamBackendAck *
+backend_ack(int procno, int worker_index)
+{
+	return &StreamShared->acks[procno * stream_ext_workers_per_database + worker_index];
 }
 
 StreamWorkerSlot *
@@ -247,12 +255,11 @@ stream_take_launch_requests(void)
 }
 
 /*
- * Return the batch worker slot that this backend sends its events to,
- * starting the database's workers first if need be.  *generation receives
- * the attached process's generation.
+ * Return this backend's home batch worker slot (the first records of its
+ * transactions go there), starting the database's workers first if need be.
  */
 int
-stream_batch_slot_for_backend(uint64 *generation)
+stream_batch_slot_for_backend(void)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	int			index = MyProc->pgprocno % stream_ext_workers_per_database;
@@ -273,7 +280,6 @@ stream_batch_slot_for_backend(uint64 *generation)
 
 			if (slot->state == SLOT_RUNNING)
 			{
-				*generation = slot->generation;
 				LWLockRelease(StreamShared->lock);
 				return slotno;
 			}
@@ -421,7 +427,7 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 uint64
 stream_ack_next_seq(void)
 {
-	StreamBackendAck *ack = &StreamShared->acks[MyProc->pgprocno];
+	StreamBackendAck *ack = backend_ack(MyProc->pgprocno, 0);
 
 	return pg_atomic_add_fetch_u64(&ack->request_seq, 1);
 }
@@ -432,9 +438,9 @@ stream_ack_next_seq(void)
  * reports that the transaction's events could not be applied.
  */
 void
-stream_ack_wait(int slotno, uint64 generation, uint64 seq)
+stream_ack_wait(int slotno, uint64 seq)
 {
-	StreamBackendAck *ack = &StreamShared->acks[MyProc->pgprocno];
+	StreamBackendAck *ack = backend_ack(MyProc->pgprocno, slotno % StreamShared->slots_per_group);
 	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
 
 	for (;;)
@@ -490,7 +496,6 @@ stream_slot_attach(int slotno)
 		slot->state = SLOT_RUNNING;
 		slot->pid = MyProcPid;
 		slot->pgprocno = MyProc->pgprocno;
-		slot->generation++;
 	}
 	LWLockRelease(StreamShared->lock);
 	return ok;
@@ -608,9 +613,9 @@ stream_ring_release(StreamWorkerSlot *slot, uint64 upto)
 }
 
 void
-stream_ack_done(int procno, uint64 seq)
+stream_ack_done(int procno, int slotno, uint64 seq)
 {
-	StreamBackendAck *ack = &StreamShared->acks[procno];
+	StreamBackendAck *ack = backend_ack(procno, slotno % StreamShared->slots_per_group);
 
 	if (pg_atomic_read_u64(&ack->done_seq) < seq)
 		pg_atomic_write_u64(&ack->done_seq, seq);
@@ -618,14 +623,14 @@ stream_ack_done(int procno, uint64 seq)
 }
 
 void
-stream_ack_failed(int procno, uint64 seq, const char *why)
+stream_ack_failed(int procno, int slotno, uint64 seq, const char *why)
 {
-	StreamBackendAck *ack = &StreamShared->acks[procno];
+	StreamBackendAck *ack = backend_ack(procno, slotno % StreamShared->slots_per_group);
 
 	strlcpy(ack->failure, why, sizeof(ack->failure));
 	pg_write_barrier();
 	pg_atomic_write_u64(&ack->failed_seq, seq);
-	stream_ack_done(procno, seq);
+	stream_ack_done(procno, slotno, seq);
 }
 
 /*

@@ -70,7 +70,6 @@ typedef struct StreamWorkerSlot
 	StreamSlotState state;
 	pid_t		pid;
 	int			pgprocno;		/* to set the worker's latch */
-	uint64		generation;		/* bumped each time a process attaches */
 
 	LWLock	   *ring_lock;
 	uint64		write_pos;		/* bytes ever written */
@@ -94,9 +93,10 @@ typedef struct StreamDatabaseGroup
 } StreamDatabaseGroup;
 
 /*
- * What a backend waits for at commit.  Only the owning backend advances
- * request_seq (it is kept across backends that reuse the pgprocno); the
- * worker that applied the backend's events advances done_seq.
+ * What a backend waits for at commit, one per backend and batch worker of
+ * its database.  Only the owning backend advances request_seq (of worker 0;
+ * it is kept across backends that reuse the pgprocno); each worker that
+ * applied some of the backend's events advances its done_seq.
  */
 typedef struct StreamBackendAck
 {
@@ -129,11 +129,11 @@ extern int	stream_slot_group(int slotno);
 extern StreamWorkerRole stream_slot_role(int slotno);
 
 /* writers */
-extern int	stream_batch_slot_for_backend(uint64 *generation);
+extern int	stream_batch_slot_for_backend(void);
 extern void stream_ring_put(int slotno, StreamRecordHeader *hdr,
 							const char *payload, Size payload_len);
 extern uint64 stream_ack_next_seq(void);
-extern void stream_ack_wait(int slotno, uint64 generation, uint64 seq);
+extern void stream_ack_wait(int slotno, uint64 seq);
 extern void stream_note_mergeable(int slotno);
 extern uint64 stream_mergeable_count(int slotno);
 
@@ -145,8 +145,8 @@ extern bool stream_group_needs_restart(int groupno);
 extern void stream_ring_discard(StreamWorkerSlot *slot);
 extern uint64 stream_ring_written(StreamWorkerSlot *slot);
 extern void stream_ring_release(StreamWorkerSlot *slot, uint64 upto);
-extern void stream_ack_done(int procno, uint64 seq);
-extern void stream_ack_failed(int procno, uint64 seq, const char *why);
+extern void stream_ack_done(int procno, int slotno, uint64 seq);
+extern void stream_ack_failed(int procno, int slotno, uint64 seq, const char *why);
 
 /* launcher and database lifecycle */
 extern void stream_request_launch(Oid dboid);

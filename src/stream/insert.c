@@ -43,13 +43,42 @@ static Oid	event_buf_stream = InvalidOid;
 
 /* Per transaction */
 static bool xact_active = false;
-static int	xact_slotno = -1;
-static uint64 xact_generation = 0;
+static int	xact_home_slot = -1;	/* first records go to this worker */
+static int	xact_group_base = -1;	/* slot of the database's worker 0 */
+static uint64 xact_workers_used = 0;	/* bitmask of worker indexes sent to */
+static int	xact_next_worker = 0;	/* rotation over running workers */
 static uint64 xact_seq = 0;
 static int	committing_slotno = -1; /* between PRE_COMMIT and COMMIT */
 
+/*
+ * The worker for the next record of this transaction.  The first record
+ * goes to the backend's home worker; later ones (a large INSERT or COPY)
+ * rotate over the database's running workers, so that they aggregate in
+ * parallel.  Each writes its own deltas, tagged with our transaction id.
+ */
+static int
+next_record_slot(void)
+{
+	int			n = stream_ext_workers_per_database;
+
+	if (xact_workers_used == 0)
+		return xact_home_slot;
+	for (int i = 0; i < n; i++)
+	{
+		int			index = (xact_next_worker + i) % n;
+
+		if (stream_slot(xact_group_base + index)->state == SLOT_RUNNING)
+		{
+			xact_next_worker = index + 1;
+			return xact_group_base + index;
+		}
+	}
+	return xact_home_slot;
+}
+
 static void
-send_record(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags)
+send_record(int slotno, Oid stream, uint32 nevents, const char *payload, Size len,
+			uint16 flags)
 {
 	StreamRecordHeader hdr;
 
@@ -60,17 +89,47 @@ send_record(Oid stream, uint32 nevents, const char *payload, Size len, uint16 fl
 	hdr.stream = stream;
 	hdr.nevents = nevents;
 	hdr.xact_seq = xact_seq;
-	stream_ring_put(xact_slotno, &hdr, payload, len);
+	stream_ring_put(slotno, &hdr, payload, len);
+	xact_workers_used |= UINT64CONST(1) << (slotno - xact_group_base);
 }
 
-static void
+/* Send the buffered events (if any) as one record; returns its worker or -1. */
+static int
 flush_event_buffer(uint16 flags)
 {
-	if (event_buf_count == 0 && flags == 0)
-		return;
-	send_record(event_buf_stream, event_buf_count, event_buf, event_buf_used, flags);
+	int			slotno;
+
+	if (event_buf_count == 0)
+		return -1;
+	slotno = next_record_slot();
+	send_record(slotno, event_buf_stream, event_buf_count, event_buf, event_buf_used, flags);
 	event_buf_used = 0;
 	event_buf_count = 0;
+	return slotno;
+}
+
+/*
+ * Sync commit: flush, tell every worker that got records of this
+ * transaction that we wait, and wait for all of them.
+ */
+static void
+flush_and_wait(void)
+{
+	int			last = flush_event_buffer(STREAM_FLAG_COMMIT);
+	int			n = stream_ext_workers_per_database;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			slotno = xact_group_base + i;
+
+		if ((xact_workers_used & (UINT64CONST(1) << i)) && slotno != last)
+			send_record(slotno, InvalidOid, 0, NULL, 0, STREAM_FLAG_COMMIT);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if (xact_workers_used & (UINT64CONST(1) << i))
+			stream_ack_wait(xact_group_base + i, xact_seq);
+	}
 }
 
 static void
@@ -80,6 +139,7 @@ reset_xact_state(void)
 	event_buf_count = 0;
 	event_buf_stream = InvalidOid;
 	xact_active = false;
+	xact_workers_used = 0;
 }
 
 static void
@@ -93,8 +153,7 @@ stream_xact_callback(XactEvent event, void *arg)
 				break;
 			if (stream_ext_commit_mode == STREAM_COMMIT_SYNC)
 			{
-				flush_event_buffer(STREAM_FLAG_COMMIT);
-				stream_ack_wait(xact_slotno, xact_generation, xact_seq);
+				flush_and_wait();
 
 				/*
 				 * This transaction may have written no WAL itself, and then
@@ -108,7 +167,7 @@ stream_xact_callback(XactEvent event, void *arg)
 			else
 				flush_event_buffer(STREAM_FLAG_ASYNC);
 			reset_xact_state();
-			committing_slotno = xact_slotno;
+			committing_slotno = xact_home_slot;
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -161,7 +220,10 @@ begin_stream_xact(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("cannot insert into a stream in a parallel worker")));
-	xact_slotno = stream_batch_slot_for_backend(&xact_generation);
+	xact_home_slot = stream_batch_slot_for_backend();
+	xact_group_base = xact_home_slot - xact_home_slot % StreamShared->slots_per_group;
+	xact_next_worker = xact_home_slot - xact_group_base + 1;
+	xact_workers_used = 0;
 	xact_seq = stream_ack_next_seq();
 	xact_active = true;
 }
@@ -231,7 +293,7 @@ commit_event(Relation rel, char *dest, char *oversized)
 
 	if (oversized != NULL)
 	{
-		send_record(RelationGetRelid(rel), 1, oversized, needed, 0);
+		send_record(next_record_slot(), RelationGetRelid(rel), 1, oversized, needed, 0);
 		pfree(oversized);
 		return;
 	}

@@ -276,9 +276,9 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 		BatchSender *s = &batch->senders[i];
 
 		if (failure != NULL)
-			stream_ack_failed(s->procno, s->xact_seq, failure);
+			stream_ack_failed(s->procno, slotno, s->xact_seq, failure);
 		else if (s->commit)
-			stream_ack_done(s->procno, s->xact_seq);
+			stream_ack_done(s->procno, slotno, s->xact_seq);
 	}
 	if (failure == NULL && batch->has_async)
 		stream_note_mergeable(slotno);
