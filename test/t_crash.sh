@@ -2,8 +2,8 @@
 # Crash safety in sync mode.  Own server.  CYCLES times:
 #   - CLIENTS psql clients insert batches in a loop, each batch with its own
 #     batch id: INSERT ... SELECT transactions, multi-statement transactions,
-#     COPY, some large (3000 events: several records, spread over both
-#     workers), and every 5th one rolled back.  A client
+#     COPY, some large (3000 events: several records; with 256 kB queues
+#     they spill over both workers), and every 5th one rolled back.  A client
 #     prints "ack ID SIZE" only after COMMIT (or COPY) returned success
 #     (psql -v ON_ERROR_STOP=1: the \echo after a failed COMMIT never runs).
 #   - once enough events are in, kill -9 the postmaster and all its children
@@ -19,7 +19,7 @@ CLIENTS=${CLIENTS:-6} CYCLES=${CYCLES:-3} EVENTS_PER_CYCLE=${EVENTS_PER_CYCLE:-5
 
 unset PGHOST PGPORT
 SRV="$SCRATCH/server"
-start_own_server "$SRV" "stream_ext.workers = 2"
+start_own_server "$SRV" "stream_ext.workers = 2" "stream_ext.queue_size = 256kB"
 fresh_db t_crash
 t0=$SECONDS
 

@@ -46,34 +46,53 @@ static bool xact_active = false;
 static int	xact_home_slot = -1;	/* first records go to this worker */
 static int	xact_group_base = -1;	/* slot of the database's worker 0 */
 static uint64 xact_workers_used = 0;	/* bitmask of worker indexes sent to */
-static int	xact_next_worker = 0;	/* rotation over running workers */
 static uint64 xact_seq = 0;
 static int	committing_slotno = -1; /* between PRE_COMMIT and COMMIT */
 
+/* Bytes queued in a worker's ring: an unlocked read, good enough to choose. */
+static uint64
+ring_backlog(int slotno)
+{
+	StreamWorkerSlot *slot = stream_slot(slotno);
+
+	return slot->write_pos - slot->read_pos;
+}
+
 /*
- * The worker for the next record of this transaction.  The first record
- * goes to the backend's home worker; later ones (a large INSERT or COPY)
- * rotate over the database's running workers, so that they aggregate in
- * parallel.  Each writes its own deltas, tagged with our transaction id.
+ * The worker for the next record of this transaction.  Records go to the
+ * backend's home worker while it keeps up; when more than half of its queue
+ * is waiting (the views of a large COPY cost more than one core), they go to
+ * the running worker of the database with the least queued, so that the
+ * views are aggregated on several cores.  Each worker writes its own deltas,
+ * tagged with our transaction id.  Spreading only when needed keeps the other
+ * workers from taking CPU from a writer that is itself the bottleneck.
  */
 static int
 next_record_slot(void)
 {
-	int			n = stream_ext_workers_per_database;
+	int			best = xact_home_slot;
+	uint64		best_backlog;
 
 	if (xact_workers_used == 0)
 		return xact_home_slot;
-	for (int i = 0; i < n; i++)
+	best_backlog = ring_backlog(xact_home_slot);
+	if (best_backlog <= StreamShared->ring_size / 2)
+		return xact_home_slot;
+	for (int i = 0; i < stream_ext_workers_per_database; i++)
 	{
-		int			index = (xact_next_worker + i) % n;
+		int			slotno = xact_group_base + i;
+		uint64		backlog;
 
-		if (stream_slot(xact_group_base + index)->state == SLOT_RUNNING)
+		if (slotno == xact_home_slot || stream_slot(slotno)->state != SLOT_RUNNING)
+			continue;
+		backlog = ring_backlog(slotno);
+		if (backlog < best_backlog)
 		{
-			xact_next_worker = index + 1;
-			return xact_group_base + index;
+			best = slotno;
+			best_backlog = backlog;
 		}
 	}
-	return xact_home_slot;
+	return best;
 }
 
 static void
@@ -222,7 +241,6 @@ begin_stream_xact(void)
 				 errmsg("cannot insert into a stream in a parallel worker")));
 	xact_home_slot = stream_batch_slot_for_backend();
 	xact_group_base = xact_home_slot - xact_home_slot % StreamShared->slots_per_group;
-	xact_next_worker = xact_home_slot - xact_group_base + 1;
 	xact_workers_used = 0;
 	xact_seq = stream_ack_next_seq();
 	xact_active = true;
