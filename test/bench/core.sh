@@ -156,8 +156,21 @@ copy_ms() {
 	out=$(q -c '\timing on' -c "COPY $1 FROM '$CSV' (FORMAT csv)") || die "COPY into $1 failed"
 	sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<< "$out"
 }
-prep() { # $1 = table to truncate ("" = none), then checkpoint
+# wait until the combiner has merged every delta (a timed run must not share
+# the machine with the previous run's merging), at most 120 s
+quiesce() {
+	local expr n i
+	expr=$(q -c "SELECT coalesce(string_agg(format('(SELECT count(*) FROM %s)', delta_table), ' + '), '0') FROM stream_ext_internal.continuous_views")
+	for i in $(seq 1 600); do
+		n=$(q -c "SELECT $expr")
+		[ "$n" = 0 ] && return 0
+		sleep 0.2
+	done
+	log "warning: $n delta rows still pending after 120 s"
+}
+prep() { # $1 = table to truncate ("" = none), then quiesce and checkpoint
 	[ -n "$1" ] && q -c "TRUNCATE $1"
+	quiesce
 	q -c "CHECKPOINT"
 }
 rate_of() { awk -v ms="$1" -v n="$EVENTS" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
@@ -465,7 +478,7 @@ SQL
 	log "  $1: $(fmt "$(awk -v t="${TPS[$1]:-0}" 'BEGIN {print t * 10}')") events/s, tps ${TPS[$1]:-?}, failed ${FAILED[$1]}"
 }
 before=$(q -c "SELECT sum(count) FROM url_stats")
-q -c "CHECKPOINT"; pgb clicks
+prep ""; pgb clicks
 after=$(q -c "SELECT sum(count) FROM url_stats")
 C_CHECK=ok
 [ "$((after - before))" -eq "$(( ${PROCESSED[clicks]:-0} * 10 ))" ] ||
