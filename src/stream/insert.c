@@ -2,12 +2,14 @@
  * insert.c
  *	  Writer side of streams.
  *
- * ExecForeignInsert forms each event as a heap tuple image whose xmin is the
- * inserting (sub)transaction and appends it to a backend-local buffer.  The
- * buffer goes to the ring of this backend's worker when it fills, at the end
- * of a statement in async mode, and at PRE_COMMIT.  In sync mode the last
- * record carries STREAM_FLAG_COMMIT and the backend waits until the worker
- * has committed the deltas of every event it sent: the events are durable
+ * ExecForeignInsert (and COPY, see copy.c) forms each event as a heap tuple
+ * image whose xmin is the inserting (sub)transaction and appends it to a
+ * backend-local buffer.  The buffer goes as one record to a worker's ring when
+ * it fills, at the end of a statement in async mode, and at PRE_COMMIT; to
+ * the backend's home worker, or to another worker of the database when the
+ * home worker falls behind.  In sync mode every worker that got records is
+ * sent STREAM_FLAG_COMMIT and the backend waits until each has committed the
+ * deltas of the events it was sent: the events are durable
  * before our own commit record is written, and they become visible exactly
  * when (and if) our transaction commits, because every delta row carries our
  * transaction id.  Nothing needs to be undone on abort.
