@@ -161,6 +161,16 @@ forget_plan(int id)
 	}
 }
 
+/* In PG_CATCH: log the error, abort the transaction, go on with the next view. */
+static void
+log_error_and_abort(MemoryContext cxt)
+{
+	MemoryContextSwitchTo(cxt);
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+}
+
 /*
  * Vacuum a view's delta table, as autovacuum would, if rows were merged out
  * of it since the last time and DELTA_VACUUM_MS passed.  Every merge leaves
@@ -213,10 +223,7 @@ vacuum_delta_table(int id, MemoryContext cxt)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		log_error_and_abort(cxt);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
@@ -249,10 +256,7 @@ combine_view(int id, int key_count, bool cleanup, MemoryContext cxt)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		log_error_and_abort(cxt);
 		forget_plan(id);
 	}
 	PG_END_TRY();
