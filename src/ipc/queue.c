@@ -152,6 +152,13 @@ stream_slot(int slotno)
 	return &StreamShared->slots[slotno];
 }
 
+/* Slot number of process s (0 = first batch worker) of group groupno */
+int
+stream_group_slot(int groupno, int s)
+{
+	return groupno * StreamShared->slots_per_group + s;
+}
+
 int
 stream_slot_group(int slotno)
 {
@@ -240,7 +247,7 @@ stream_take_launch_requests(void)
 		group->launch_pending = false;
 		for (int s = 0; s < StreamShared->slots_per_group; s++)
 		{
-			int			slotno = g * StreamShared->slots_per_group + s;
+			int			slotno = stream_group_slot(g, s);
 			StreamWorkerSlot *slot = &StreamShared->slots[slotno];
 
 			if (slot->state == SLOT_FREE)
@@ -275,7 +282,7 @@ stream_batch_slot_for_backend(void)
 		group = find_group(MyDatabaseId, &groupno);
 		if (group != NULL)
 		{
-			int			slotno = groupno * StreamShared->slots_per_group + index;
+			int			slotno = stream_group_slot(groupno, index);
 			StreamWorkerSlot *slot = &StreamShared->slots[slotno];
 
 			if (slot->state == SLOT_RUNNING)
@@ -509,7 +516,7 @@ maybe_free_group_locked(int groupno)
 
 	for (int s = 0; s < StreamShared->slots_per_group; s++)
 	{
-		StreamWorkerSlot *other = &StreamShared->slots[groupno * StreamShared->slots_per_group + s];
+		StreamWorkerSlot *other = stream_slot(stream_group_slot(groupno, s));
 
 		if (other->state != SLOT_FREE || other->write_pos != other->read_pos)
 			return;
@@ -564,7 +571,7 @@ stream_group_needs_restart(int groupno)
 	{
 		for (int s = 0; s < StreamShared->slots_per_group; s++)
 		{
-			StreamWorkerSlot *slot = &StreamShared->slots[groupno * StreamShared->slots_per_group + s];
+			StreamWorkerSlot *slot = stream_slot(stream_group_slot(groupno, s));
 
 			if (slot->state == SLOT_FREE)
 				any_free = true;
@@ -657,7 +664,7 @@ stream_stop_database(Oid dboid)
 			group->launch_pending = false;
 			for (int s = 0; s < StreamShared->slots_per_group; s++)
 			{
-				StreamWorkerSlot *slot = &StreamShared->slots[groupno * StreamShared->slots_per_group + s];
+				StreamWorkerSlot *slot = stream_slot(stream_group_slot(groupno, s));
 
 				if (slot->state != SLOT_FREE)
 				{
@@ -699,7 +706,7 @@ stream_resume_database(Oid dboid)
 		{
 			for (int s = 0; s < StreamShared->slots_per_group; s++)
 			{
-				StreamWorkerSlot *slot = &StreamShared->slots[groupno * StreamShared->slots_per_group + s];
+				StreamWorkerSlot *slot = stream_slot(stream_group_slot(groupno, s));
 
 				slot->read_pos = slot->write_pos;
 			}

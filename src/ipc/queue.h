@@ -126,6 +126,7 @@ extern void stream_shmem_startup(void);
 /* slot arithmetic */
 extern StreamWorkerSlot *stream_slot(int slotno);
 extern int	stream_slot_group(int slotno);
+extern int	stream_group_slot(int groupno, int s);
 extern StreamWorkerRole stream_slot_role(int slotno);
 
 /* writers */

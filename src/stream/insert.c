@@ -242,7 +242,7 @@ begin_stream_xact(void)
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("cannot insert into a stream in a parallel worker")));
 	xact_home_slot = stream_batch_slot_for_backend();
-	xact_group_base = xact_home_slot - xact_home_slot % StreamShared->slots_per_group;
+	xact_group_base = stream_group_slot(stream_slot_group(xact_home_slot), 0);
 	xact_workers_used = 0;
 	xact_seq = stream_ack_next_seq();
 	xact_active = true;
@@ -263,8 +263,9 @@ arrival_time(void)
 }
 
 /*
- * Reserve room for an event of tuple_len bytes and return where its
- * StreamEventHeader goes.  An event too large for the buffer gets a palloc'd
+ * Reserve room for an event of tuple_len bytes (starting the stream
+ * transaction with the first event) and return where its StreamEventHeader
+ * goes.  An event too large for the buffer gets a palloc'd
  * area of its own (*oversized), sent as a record by itself.
  */
 static char *
@@ -273,6 +274,8 @@ reserve_event(Relation rel, Size tuple_len, char **oversized)
 	Size		needed = STREAM_EVENT_HDRSZ + MAXALIGN(tuple_len);
 	char	   *dest;
 
+	if (!xact_active)
+		begin_stream_xact();
 	if (event_buf_count > 0 &&
 		(event_buf_stream != RelationGetRelid(rel) ||
 		 event_buf_used + needed > EVENT_BUFFER_SIZE))
@@ -369,9 +372,6 @@ insert_formed_tuple(Relation rel, TupleTableSlot *slot, int arrival_attno)
 void
 stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno)
 {
-
-	if (!xact_active)
-		begin_stream_xact();
 	if (insert_formed_tuple(rel, slot, arrival_attno))
 		return;
 
@@ -394,8 +394,6 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
 	char	   *oversized;
 	HeapTupleHeader td;
 
-	if (!xact_active)
-		begin_stream_xact();
 	if (arrival_attno > 0)
 	{
 		values[arrival_attno - 1] = TimestampTzGetDatum(arrival_time());

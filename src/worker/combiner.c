@@ -112,19 +112,26 @@ merge_sql(int id, int key_count)
 	return sql;
 }
 
+/* The prepared statements of view id, or NULL */
+static CombinePlan *
+find_plan(int id)
+{
+	ListCell   *lc;
+
+	foreach(lc, combine_plans)
+		if (((CombinePlan *) lfirst(lc))->id == id)
+			return lfirst(lc);
+	return NULL;
+}
+
 static CombinePlan *
 plan_for_view(int id, int key_count)
 {
-	ListCell   *lc;
-	CombinePlan *plan;
+	CombinePlan *plan = find_plan(id);
 	MemoryContext old;
 
-	foreach(lc, combine_plans)
-	{
-		plan = lfirst(lc);
-		if (plan->id == id)
-			return plan;
-	}
+	if (plan != NULL)
+		return plan;
 	plan = MemoryContextAllocZero(TopMemoryContext, sizeof(CombinePlan));
 	plan->id = id;
 	plan->merge = SPI_prepare(merge_sql(id, key_count), 0, NULL);
@@ -181,13 +188,9 @@ log_error_and_abort(MemoryContext cxt)
 static void
 vacuum_delta_table(int id, MemoryContext cxt)
 {
-	ListCell   *lc;
-	CombinePlan *plan = NULL;
+	CombinePlan *plan = find_plan(id);
 	TimestampTz now = GetCurrentTimestamp();
 
-	foreach(lc, combine_plans)
-		if (((CombinePlan *) lfirst(lc))->id == id)
-			plan = lfirst(lc);
 	if (plan == NULL || !plan->merged ||
 		!TimestampDifferenceExceeds(plan->last_vacuum, now, DELTA_VACUUM_MS))
 		return;

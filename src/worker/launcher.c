@@ -52,7 +52,7 @@ stream_register_launcher(void)
 }
 
 /* Register the process of one slot.  Returns false when no bgworker slot is free. */
-bool
+static bool
 stream_start_worker(int slotno, Oid dboid, void **handle)
 {
 	BackgroundWorker worker;

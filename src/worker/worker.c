@@ -35,7 +35,7 @@
 
 volatile sig_atomic_t stream_worker_stop_requested = false;
 
-static int	my_slotno = -1;
+static void stream_batch_worker_loop(int slotno);
 
 /* SIGTERM: finish the current unit of work, then exit without restart. */
 static void
@@ -96,7 +96,6 @@ stream_ext_worker_main(Datum arg)
 	Oid			dboid;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	my_slotno = slotno;
 
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -289,7 +288,7 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 	stream_ring_release(slot, batch->end_pos);
 }
 
-void
+static void
 stream_batch_worker_loop(int slotno)
 {
 	StreamWorkerSlot *slot = stream_slot(slotno);

@@ -9,7 +9,6 @@
 #include "postgres.h"
 
 extern void stream_register_launcher(void);
-extern bool stream_start_worker(int slotno, Oid dboid, void **handle);
 
 extern PGDLLEXPORT void stream_ext_launcher_main(Datum arg);
 extern PGDLLEXPORT void stream_ext_worker_main(Datum arg);
@@ -17,7 +16,6 @@ extern PGDLLEXPORT void stream_ext_worker_main(Datum arg);
 extern volatile sig_atomic_t stream_worker_stop_requested;
 extern bool stream_worker_extension_present(void);
 extern void stream_worker_handle_interrupts(void);
-extern void stream_batch_worker_loop(int slotno);
 extern void stream_combiner_loop(int slotno);
 
 #endif
