@@ -12,7 +12,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}   # override to test against another (relocated) install
 export PATH="$PGBIN:$PATH"
 SCRIPT_TIMEOUT=${SCRIPT_TIMEOUT:-900}
 
