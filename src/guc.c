@@ -18,6 +18,8 @@ int			stream_ext_batch_size = 20000;
 int			stream_ext_flush_interval_ms = 10;
 int			stream_ext_combine_interval_ms = 250;
 int			stream_ext_commit_mode = STREAM_COMMIT_SYNC;
+char	   *stream_ext_read_time_setting = NULL;
+int			stream_ext_reap_interval_ms = 5000;
 
 static const struct config_enum_entry commit_mode_options[] = {
 	{"sync", STREAM_COMMIT_SYNC, false},
@@ -83,6 +85,22 @@ stream_ext_define_gucs(void)
 							 STREAM_COMMIT_SYNC, commit_mode_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("stream_ext.read_time",
+							   gettext_noop("The time sliding windows, ttl and the reaper take as now."),
+							   gettext_noop("Empty means the current transaction's start time. Meant for tests and for looking back within retention."),
+							   &stream_ext_read_time_setting,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.reap_interval",
+							gettext_noop("How often expired rows of windowed views are deleted in the background."),
+							NULL,
+							&stream_ext_reap_interval_ms,
+							5000, 100, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("stream_ext");
 }

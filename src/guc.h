@@ -18,6 +18,8 @@ extern int	stream_ext_batch_size;
 extern int	stream_ext_flush_interval_ms;
 extern int	stream_ext_combine_interval_ms;
 extern int	stream_ext_commit_mode;
+extern char *stream_ext_read_time_setting;
+extern int	stream_ext_reap_interval_ms;
 
 extern void stream_ext_define_gucs(void);
 

@@ -36,6 +36,7 @@
 
 #include "analyze/view_query.h"
 #include "stream/fdw.h"
+#include "window/time_expr.h"
 
 static void
 reject(const char *what, const char *hint)
@@ -137,6 +138,12 @@ aggregate_state_type(Aggref *aggref)
 	return (transtype == INTERNALOID) ? BYTEAOID : transtype;
 }
 
+/* Column names the extension uses beside a view's own keys and aggregates */
+static const char *const reserved_names[] = {
+	"writer_xid", "_one", "_step", "_slice", "_session_start", "_session_end",
+	"_session", "_new", "window_start", "window_end", "session_start", "session_end", NULL
+};
+
 static char *
 unique_name(const char *base, List *taken)
 {
@@ -146,7 +153,11 @@ unique_name(const char *base, List *taken)
 
 	for (;;)
 	{
-		bool		clash = (strcmp(name, "writer_xid") == 0 || strcmp(name, "_one") == 0);
+		bool		clash = false;
+
+		for (const char *const *r = reserved_names; *r; r++)
+			if (strcmp(name, *r) == 0)
+				clash = true;
 
 		foreach(lc, taken)
 			if (strcmp((char *) lfirst(lc), name) == 0)
@@ -157,12 +168,106 @@ unique_name(const char *base, List *taken)
 	}
 }
 
+/* A key the window adds, grouped with the type's default operators. */
+static void
+add_hidden_key(ViewShape *shape, Expr *expr, const char *name, List **names)
+{
+	SortGroupClause *sgc = makeNode(SortGroupClause);
+	bool		hashable;
+
+	get_sort_group_operators(exprType((Node *) expr), true, true, false,
+							 &sgc->sortop, &sgc->eqop, NULL, &hashable);
+	sgc->hashable = hashable;
+	shape->keys = lappend(shape->keys, makeTargetEntry(expr, 0, pstrdup(name), true));
+	shape->key_clauses = lappend(shape->key_clauses, sgc);
+	shape->key_names = lappend(shape->key_names, pstrdup(name));
+	*names = lappend(*names, pstrdup(name));
+	shape->nhidden_keys++;
+}
+
+static void
+add_hidden_aggregate(ViewShape *shape, Aggref *agg, const char *name, List **names)
+{
+	shape->aggs = lappend(shape->aggs, agg);
+	shape->agg_names = lappend(shape->agg_names, pstrdup(name));
+	shape->agg_state_types = lappend_oid(shape->agg_state_types, agg->aggtype);
+	*names = lappend(*names, pstrdup(name));
+	shape->nhidden_aggs++;
+}
+
+/*
+ * The columns a window adds to the combine state, ahead of the view's own:
+ *	 sliding: key _step, the step an event falls in;
+ *	 hopping: key _slice, the slice of hop_slide an event falls in;
+ *	 session: _session_start and _session_end, min and max event time of the
+ *	 partial session, and for the workers only a group key that cuts a batch
+ *	 into pieces no wider than the gap (events in one piece are always in one
+ *	 session).
+ * Events without a time belong to no window.
+ */
+static void
+add_window_columns(ViewShape *shape, List **names)
+{
+	WindowSpec *w = shape->window;
+
+	if (w->kind == WINDOW_NONE && w->time_column == NULL)
+		return;
+	shape->time_expr = stream_window_time_expr(w, shape->stream, shape->stream_rti);
+	if (w->kind == WINDOW_NONE)
+		return;
+
+	shape->query->jointree->quals =
+		(Node *) stream_window_and_not_null((Expr *) shape->query->jointree->quals,
+											shape->time_expr);
+	if (w->kind == WINDOW_SLIDING)
+		add_hidden_key(shape, stream_window_bucket(shape->time_expr, w->step), "_step", names);
+	else if (w->kind == WINDOW_HOPPING)
+		add_hidden_key(shape, stream_window_bucket(shape->time_expr, w->step), "_slice", names);
+	else
+	{
+		add_hidden_aggregate(shape, stream_window_time_aggregate("min", shape->time_expr),
+							 "_session_start", names);
+		add_hidden_aggregate(shape, stream_window_time_aggregate("max", shape->time_expr),
+							 "_session_end", names);
+		shape->session_bucket = stream_window_bucket(shape->time_expr, w->size);
+	}
+}
+
+/* ttl_column must name a time-typed group key of the view. */
+static void
+check_ttl_column(ViewShape *shape)
+{
+	ListCell   *lc;
+	const char *column = shape->window->ttl_column;
+
+	if (column == NULL)
+		return;
+	foreach(lc, shape->keys)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Oid			type = exprType((Node *) tle->expr);
+
+		if (tle->resjunk || tle->resname == NULL || strcmp(tle->resname, column) != 0)
+			continue;
+		if (type != TIMESTAMPTZOID && type != TIMESTAMPOID && type != DATEOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("ttl_column \"%s\" has type %s", column, format_type_be(type)),
+					 errhint("ttl applies to a time bucket column of type timestamptz, timestamp or date.")));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("ttl_column \"%s\" is not a GROUP BY column of the view", column),
+			 errhint("Name the view's time bucket column, for example date_bin('1 minute', ts, '2000-01-01') AS minute.")));
+}
+
 /*
  * Validate a continuous view's query and describe its combine state.
  * Errors name the construct that is not supported.
  */
 ViewShape *
-stream_view_shape(Query *query)
+stream_view_shape(Query *query, WindowSpec *window)
 {
 	ViewShape  *shape = palloc0(sizeof(ViewShape));
 	RangeTblEntry *rte;
@@ -171,6 +276,7 @@ stream_view_shape(Query *query)
 	int			i;
 
 	shape->query = query;
+	shape->window = window ? window : palloc0(sizeof(WindowSpec));
 
 	if (query->cteList != NIL)
 		reject("WITH", NULL);
@@ -225,6 +331,8 @@ stream_view_shape(Query *query)
 				 errdetail("A stream keeps no rows, so a view needs aggregates or GROUP BY."),
 				 errhint("For example: SELECT key, count(*) FROM stream GROUP BY key.")));
 
+	add_window_columns(shape, &names);
+
 	/* Group keys */
 	i = 0;
 	foreach(lc, query->groupClause)
@@ -249,8 +357,10 @@ stream_view_shape(Query *query)
 		base = unique_name(base, names);
 		names = lappend(names, base);
 		shape->keys = lappend(shape->keys, tle);
+		shape->key_clauses = lappend(shape->key_clauses, sgc);
 		shape->key_names = lappend(shape->key_names, base);
 	}
+	check_ttl_column(shape);
 
 	/* Aggregates, each distinct one once */
 	foreach(lc, query->targetList)
@@ -263,10 +373,13 @@ stream_view_shape(Query *query)
 		char	   *base;
 
 		i++;
+		if (i <= shape->nhidden_aggs)
+			continue;			/* named by add_window_columns */
 		check_aggregate(aggref);
 		if (aggref->aggfilter && contain_volatile_functions((Node *) aggref->aggfilter))
 			reject("a volatile aggregate FILTER", NULL);
-		base = unique_name(psprintf("a%d_%s", i, get_func_name(aggref->aggfnoid)), names);
+		base = unique_name(psprintf("a%d_%s", i - shape->nhidden_aggs,
+									get_func_name(aggref->aggfnoid)), names);
 		names = lappend(names, base);
 		shape->agg_names = lappend(shape->agg_names, base);
 		shape->agg_state_types = lappend_oid(shape->agg_state_types,
@@ -322,7 +435,8 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql)
 	Expr	   *xid_expr;
 	AttrNumber	resno = 1;
 	Index		ref = 1;
-	ListCell   *lc;
+	ListCell   *lc,
+			   *lc2;
 	bool		hashable;
 	PlannedStmt *pstmt;
 
@@ -344,11 +458,11 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql)
 		groupClause = lappend(groupClause, xid_sgc);
 	}
 
-	foreach(lc, shape->query->groupClause)
+	forboth(lc, shape->keys, lc2, shape->key_clauses)
 	{
-		SortGroupClause *sgc = copyObject(lfirst(lc));
-		TargetEntry *orig = get_sortgroupclause_tle(sgc, shape->query->targetList);
-		TargetEntry *tle = makeTargetEntry(copyObject(orig->expr), resno++, NULL, false);
+		SortGroupClause *sgc = copyObject(lfirst(lc2));
+		TargetEntry *tle = makeTargetEntry(copyObject(((TargetEntry *) lfirst(lc))->expr),
+										   resno++, NULL, false);
 
 		tle->ressortgroupref = ref;
 		sgc->tleSortGroupRef = ref++;
@@ -357,6 +471,21 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql)
 	}
 	foreach(lc, shape->aggs)
 		tlist = lappend(tlist, makeTargetEntry(copyObject(lfirst(lc)), resno++, NULL, false));
+	if (shape->session_bucket != NULL)
+	{
+		/* grouped by, not written: junk columns are filtered from the output */
+		SortGroupClause *sgc = makeNode(SortGroupClause);
+		TargetEntry *tle = makeTargetEntry(copyObject(shape->session_bucket), resno++,
+										   pstrdup("_bucket"), true);
+
+		get_sort_group_operators(exprType((Node *) shape->session_bucket), true, true, false,
+								 &sgc->sortop, &sgc->eqop, NULL, &hashable);
+		sgc->hashable = hashable;
+		tle->ressortgroupref = ref;
+		sgc->tleSortGroupRef = ref++;
+		tlist = lappend(tlist, tle);
+		groupClause = lappend(groupClause, sgc);
+	}
 
 	q->targetList = tlist;
 	q->groupClause = groupClause;

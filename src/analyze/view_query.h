@@ -9,13 +9,20 @@
 
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
+#include "window/spec.h"
 
 typedef struct ViewShape
 {
 	Query	   *query;			/* analyzed defining query */
 	Oid			stream;			/* the stream it reads */
 	Index		stream_rti;		/* its range table index */
-	List	   *keys;			/* TargetEntry of each GROUP BY key, in order */
+	WindowSpec *window;			/* its time window (kind WINDOW_NONE if none) */
+	Expr	   *time_expr;		/* event time, for windows and lateness */
+	int			nhidden_keys;	/* leading keys the window adds (_step, _slice) */
+	int			nhidden_aggs;	/* leading aggregates it adds (session bounds) */
+	Expr	   *session_bucket; /* session views: group key of the workers only */
+	List	   *keys;			/* TargetEntry of each key, hidden ones first */
+	List	   *key_clauses;	/* SortGroupClause of each key */
 	List	   *key_names;		/* state-table column name of each key */
 	List	   *aggs;			/* each distinct Aggref */
 	List	   *agg_names;		/* state-table column name of each aggregate */
@@ -23,7 +30,7 @@ typedef struct ViewShape
 } ViewShape;
 
 extern Query *stream_analyze_select(RawStmt *raw, const char *sql);
-extern ViewShape *stream_view_shape(Query *query);
+extern ViewShape *stream_view_shape(Query *query, WindowSpec *window);
 extern PlannedStmt *stream_plan_partial_aggregation(ViewShape *shape, const char *sql);
 
 #endif

@@ -43,6 +43,8 @@
 
 #include "analyze/view_query.h"
 #include "ddl/create_view.h"
+#include "ddl/read_view.h"
+#include "window/spec.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_create_continuous_view);
 PG_FUNCTION_INFO_V1(stream_ext_truncate_continuous_view);
@@ -80,28 +82,6 @@ column_type_sql(Oid type, int32 typmod, Oid collation)
 	return sql;
 }
 
-/* "k1, k2, a1, a2" : the key and state columns, quoted */
-static char *
-state_columns_sql(ViewShape *shape)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-	bool		first = true;
-
-	initStringInfo(&buf);
-	foreach(lc, shape->key_names)
-	{
-		appendStringInfo(&buf, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc)));
-		first = false;
-	}
-	foreach(lc, shape->agg_names)
-	{
-		appendStringInfo(&buf, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc)));
-		first = false;
-	}
-	return buf.data;
-}
-
 static void
 create_state_tables(ViewShape *shape, int id)
 {
@@ -132,7 +112,16 @@ create_state_tables(ViewShape *shape, int id)
 	}
 	cols.data[cols.len - 2] = '\0';
 
-	if (shape->keys == NIL)
+	if (shape->window->kind == WINDOW_SESSION)
+	{
+		/* several sessions per group; the combiner finds them by group */
+		spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".state_%d (%s)", id, cols.data),
+				 SPI_OK_UTILITY);
+		spi_exec(psprintf("CREATE INDEX state_%d_session ON " INTERNAL_SCHEMA ".state_%d "
+						  "(%s%s_session_end)", id, id, keys.data, keys.len ? ", " : ""),
+				 SPI_OK_UTILITY);
+	}
+	else if (shape->keys == NIL)
 		spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".state_%d (%s, "
 						  "_one boolean NOT NULL DEFAULT true CHECK (_one) UNIQUE)",
 						  id, cols.data), SPI_OK_UTILITY);
@@ -143,6 +132,10 @@ create_state_tables(ViewShape *shape, int id)
 		spi_exec(psprintf("CREATE UNIQUE INDEX state_%d_key ON " INTERNAL_SCHEMA ".state_%d "
 						  "(%s) NULLS NOT DISTINCT", id, id, keys.data), SPI_OK_UTILITY);
 	}
+	/* the reaper finds expired rows by this column */
+	if (shape->window->ttl_column != NULL)
+		spi_exec(psprintf("CREATE INDEX state_%d_ttl ON " INTERNAL_SCHEMA ".state_%d (%s)",
+						  id, id, quote_identifier(shape->window->ttl_column)), SPI_OK_UTILITY);
 	spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".delta_%d "
 					  "(writer_xid pg_catalog.xid8 NOT NULL, %s) "
 					  "WITH (autovacuum_vacuum_threshold = 1000, "
@@ -150,135 +143,19 @@ create_state_tables(ViewShape *shape, int id)
 			 SPI_OK_UTILITY);
 }
 
-typedef struct ReadViewContext
-{
-	ViewShape  *shape;
-	Oid			finalize_agg;
-} ReadViewContext;
-
-/* finalize_agg('agg'::regprocedure, <state column>, NULL::result) */
-static Node *
-finalize_call(ReadViewContext *ctx, Aggref *aggref, int aggno)
-{
-	Aggref	   *f = makeNode(Aggref);
-	Oid			state_type = list_nth_oid(ctx->shape->agg_state_types, aggno);
-	Oid			state_coll = type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid;
-	AttrNumber	attno = list_length(ctx->shape->keys) + aggno + 1;
-	Const	   *agg = makeConst(REGPROCEDUREOID, -1, InvalidOid, sizeof(Oid),
-								ObjectIdGetDatum(aggref->aggfnoid), false, true);
-	Var		   *state = makeVar(1, attno, state_type, -1, state_coll, 0);
-	Const	   *result = makeNullConst(aggref->aggtype, exprTypmod((Node *) aggref),
-									   aggref->aggcollid);
-
-	f->aggfnoid = ctx->finalize_agg;
-	f->aggtype = aggref->aggtype;
-	f->aggcollid = aggref->aggcollid;
-	f->inputcollid = state_coll;
-	f->aggargtypes = list_make3_oid(REGPROCEDUREOID, state_type, aggref->aggtype);
-	f->args = list_make3(makeTargetEntry((Expr *) agg, 1, NULL, false),
-						 makeTargetEntry((Expr *) state, 2, NULL, false),
-						 makeTargetEntry((Expr *) result, 3, NULL, false));
-	f->aggkind = AGGKIND_NORMAL;
-	f->aggsplit = AGGSPLIT_SIMPLE;
-	f->location = -1;
-	return (Node *) f;
-}
-
-/* Rewrite an expression of the defining query over the state table. */
-static Node *
-read_view_mutator(Node *node, ReadViewContext *ctx)
-{
-	ListCell   *lc;
-	int			i = 0;
-
-	if (node == NULL)
-		return NULL;
-	foreach(lc, ctx->shape->keys)
-	{
-		Node	   *key = (Node *) ((TargetEntry *) lfirst(lc))->expr;
-
-		i++;
-		if (equal(node, key))
-			return (Node *) makeVar(1, i, exprType(key), exprTypmod(key), exprCollation(key), 0);
-	}
-	if (IsA(node, Aggref))
-	{
-		i = 0;
-		foreach(lc, ctx->shape->aggs)
-		{
-			if (equal(node, lfirst(lc)))
-				return finalize_call(ctx, (Aggref *) node, i);
-			i++;
-		}
-		elog(ERROR, "aggregate not found in continuous view shape");
-	}
-	return expression_tree_mutator(node, read_view_mutator, (void *) ctx);
-}
-
-/*
- * The SELECT of the view users query: state rows plus the deltas of
- * committed transactions, combined per group and finalized.
- */
-static char *
-read_view_sql(ViewShape *shape, int id, Oid state_relid)
-{
-	ReadViewContext ctx;
-	List	   *dpcontext = deparse_context_for("s", state_relid);
-	StringInfoData buf;
-	char	   *cols = state_columns_sql(shape);
-	ListCell   *lc;
-	bool		first = true;
-
-	ctx.shape = shape;
-	ctx.finalize_agg = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
-												 makeString("finalize_agg")),
-									  3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID},
-									  false);
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT ");
-	foreach(lc, shape->query->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-		Node	   *expr;
-
-		if (tle->resjunk)
-			continue;
-		expr = read_view_mutator((Node *) tle->expr, &ctx);
-		appendStringInfo(&buf, "%s%s AS %s", first ? "" : ", ",
-						 deparse_expression(expr, dpcontext, false, false),
-						 quote_identifier(tle->resname));
-		first = false;
-	}
-	appendStringInfo(&buf, " FROM (SELECT %s FROM " INTERNAL_SCHEMA ".state_%d"
-					 " UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".delta_%d"
-					 " WHERE " INTERNAL_SCHEMA ".xid_visible(writer_xid)) s",
-					 cols, id, cols, id);
-	if (shape->keys != NIL)
-	{
-		first = true;
-		appendStringInfoString(&buf, " GROUP BY ");
-		foreach(lc, shape->key_names)
-		{
-			appendStringInfo(&buf, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc)));
-			first = false;
-		}
-	}
-	if (shape->query->havingQual != NULL)
-		appendStringInfo(&buf, " HAVING %s",
-						 deparse_expression(read_view_mutator(shape->query->havingQual, &ctx),
-											dpcontext, false, false));
-	return buf.data;
-}
-
 static void
 insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, char *query)
 {
-	Oid			argtypes[9] = {INT4OID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID,
-	INT4OID, REGPROCEDUREARRAYOID};
-	Datum		values[9];
+	Oid			argtypes[17] = {INT4OID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID,
+		INT4OID, REGPROCEDUREARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID};
+	Datum		values[17];
+	char		nulls[17];
 	int			naggs = list_length(shape->aggs);
 	Datum	   *aggoids = palloc(sizeof(Datum) * Max(naggs, 1));
+	WindowSpecText *w = stream_window_spec_to_text(shape->window);
+	char	   *wtext[8] = {w->kind, w->time_column, w->size, w->step, w->ttl, w->ttl_column,
+	w->lateness, w->keep_late};
 	ListCell   *lc;
 	int			i = 0;
 	int			rc;
@@ -286,6 +163,7 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, cha
 	foreach(lc, shape->aggs)
 		aggoids[i++] = ObjectIdGetDatum(((Aggref *) lfirst(lc))->aggfnoid);
 
+	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int32GetDatum(id);
 	values[1] = ObjectIdGetDatum(view);
 	values[2] = ObjectIdGetDatum(shape->stream);
@@ -296,13 +174,26 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, cha
 	values[7] = Int32GetDatum(list_length(shape->keys));
 	values[8] = PointerGetDatum(construct_array(aggoids, naggs, REGPROCEDUREOID,
 												sizeof(Oid), true, TYPALIGN_INT));
+	for (i = 0; i < 8; i++)
+	{
+		values[9 + i] = wtext[i] ? CStringGetTextDatum(wtext[i]) : (Datum) 0;
+		nulls[9 + i] = wtext[i] ? ' ' : 'n';
+	}
 	rc = SPI_execute_with_args("INSERT INTO " INTERNAL_SCHEMA ".continuous_views "
 							   "(id, view, stream, state_table, delta_table, definition, "
-							   "query, key_count, aggregates) "
-							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-							   9, argtypes, values, NULL, false, 0);
+							   "query, key_count, aggregates, window_kind, time_column, "
+							   "window_size, window_step, ttl, ttl_column, allowed_lateness, keep_late) "
+							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+							   "$12::pg_catalog.interval, $13::pg_catalog.interval, "
+							   "$14::pg_catalog.interval, $15, $16::pg_catalog.interval, "
+							   "$17::pg_catalog.bool)",
+							   17, argtypes, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not record continuous view: %d", rc);
+	if (stream_window_has_event_time(shape->window) &&
+		SPI_execute_with_args("INSERT INTO " INTERNAL_SCHEMA ".view_watermarks (view_id) VALUES ($1)",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the watermark of continuous view %d", id);
 }
 
 /*
@@ -310,9 +201,11 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, cha
  * sql).  Returns the view's OID.
  */
 Oid
-stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const char *sql)
+stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const char *sql,
+							  WindowSpec *window)
 {
 	Query	   *query;
+	Query	   *original;
 	ViewShape  *shape;
 	Oid			nspid;
 	Oid			saved_user;
@@ -333,7 +226,8 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 				 errmsg("continuous views cannot be temporary")));
 
 	query = stream_analyze_select(copyObject(raw), sql);
-	shape = stream_view_shape(query);
+	original = copyObject(query);
+	shape = stream_view_shape(query, window);
 
 	acl = pg_class_aclcheck(shape->stream, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
@@ -378,13 +272,13 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 		}
 		appendStringInfoString(&create, ")");
 	}
-	appendStringInfo(&create, " AS %s", read_view_sql(shape, id, state_relid));
+	appendStringInfo(&create, " AS %s", stream_read_view_sql(shape, id, state_relid));
 	spi_exec(create.data, SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	view_relid = get_relname_relid(name->relname, nspid);
 
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, nodeToString(query));
+	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, nodeToString(original));
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	/*
@@ -393,7 +287,10 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	 * refused the way they are for an ordinary view.
 	 */
 	ObjectAddressSet(viewaddr, RewriteRelationId, get_rewrite_oid(view_relid, ViewSelectRuleName, false));
-	recordDependencyOnExpr(&viewaddr, (Node *) query, NIL, DEPENDENCY_NORMAL);
+	recordDependencyOnExpr(&viewaddr, (Node *) original, NIL, DEPENDENCY_NORMAL);
+	if (shape->time_expr != NULL)
+		recordDependencyOnExpr(&viewaddr, (Node *) shape->time_expr, list_make1(original->rtable),
+							   DEPENDENCY_NORMAL);
 
 	SPI_finish();
 	CacheInvalidateRelcacheByRelid(stream_catalog_relid(false));
@@ -466,6 +363,7 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	List	   *options = NIL;
 	List	   *names = stringToQualifiedNameList(name);
 	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 
@@ -473,8 +371,32 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("the query of a continuous view must be a single SELECT")));
+	if (!PG_ARGISNULL(2))
+	{
+		ArrayType  *array = PG_GETARG_ARRAYTYPE_P(2);
+		Datum	   *elems;
+		bool	   *elnulls;
+		int			n;
+
+		/* 'option=value' strings, as reloptions are written */
+		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elnulls, &n);
+		for (int i = 0; i < n; i++)
+		{
+			char	   *opt = elnulls[i] ? "" : TextDatumGetCString(elems[i]);
+			char	   *eq = strchr(opt, '=');
+
+			if (eq == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid continuous view option \"%s\"", opt),
+						 errhint("Write each option as name=value, for example 'sliding_window=5 minutes'.")));
+			*eq = '\0';
+			options = lappend(options, makeDefElem(pstrdup(opt), (Node *) makeString(pstrdup(eq + 1)), -1));
+		}
+	}
 	PG_RETURN_OID(stream_create_continuous_view(makeRangeVarFromNameList(names), NIL,
-												linitial(stmts), sql));
+												linitial(stmts), sql,
+												stream_window_spec_from_options(options)));
 }
 
 /* stream_ext.truncate_continuous_view(view): forget everything it aggregated. */

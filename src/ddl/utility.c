@@ -23,13 +23,15 @@
 #include "ddl/utility.h"
 #include "ipc/queue.h"
 #include "stream/copy.h"
+#include "window/spec.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /*
- * Is this a CREATE VIEW with the continuous option?  Rejects other options,
- * and CREATE OR REPLACE of an existing continuous view.  A false continuous
- * option is removed (the statement makes an ordinary view).
+ * Is this a CREATE VIEW with the continuous option?  Rejects CREATE OR
+ * REPLACE of an existing continuous view.  A false continuous option is
+ * removed (the statement makes an ordinary view).  The other options of a
+ * continuous view are its window (window/spec.c checks them).
  */
 static bool
 is_continuous_view(ViewStmt *stmt)
@@ -73,15 +75,6 @@ is_continuous_view(ViewStmt *stmt)
 		return false;
 	}
 
-	foreach(lc, stmt->options)
-	{
-		DefElem    *def = lfirst(lc);
-
-		if (strcmp(def->defname, "continuous") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unrecognized continuous view option \"%s\"", def->defname)));
-	}
 	if (stmt->replace)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -189,6 +182,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	{
 		ViewStmt   *stmt = (ViewStmt *) parsetree;
 		RawStmt    *raw = makeNode(RawStmt);
+		List	   *window_options = NIL;
+		ListCell   *lc;
 
 		if (!OidIsValid(get_extension_oid("stream_ext", true)))
 			ereport(ERROR,
@@ -199,7 +194,11 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		raw->stmt = stmt->query;
 		raw->stmt_location = pstmt->stmt_location;
 		raw->stmt_len = pstmt->stmt_len;
-		(void) stream_create_continuous_view(stmt->view, stmt->aliases, raw, queryString);
+		foreach(lc, stmt->options)
+			if (strcmp(((DefElem *) lfirst(lc))->defname, "continuous") != 0)
+				window_options = lappend(window_options, lfirst(lc));
+		(void) stream_create_continuous_view(stmt->view, stmt->aliases, raw, queryString,
+											 stream_window_spec_from_options(window_options));
 		if (qc)
 			SetQueryCompletion(qc, CMDTAG_CREATE_VIEW, 0);
 		return;

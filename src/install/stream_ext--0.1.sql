@@ -39,7 +39,17 @@ CREATE TABLE stream_ext_internal.continuous_views (
   definition  text NOT NULL,      -- the SELECT as the user wrote it
   query       text NOT NULL,      -- its analyzed Query tree (nodeToString)
   key_count   int  NOT NULL,      -- leading key columns of the state table
-  aggregates  regprocedure[] NOT NULL  -- aggregate of each state column, in order
+  aggregates  regprocedure[] NOT NULL,  -- aggregate of each state column, in order
+  -- its time window (src/window/spec.c)
+  window_kind text NOT NULL DEFAULT 'none'
+              CHECK (window_kind IN ('none', 'sliding', 'hopping', 'session')),
+  time_column text,               -- event-time column; NULL: arrival_timestamp
+  window_size interval,           -- sliding_window, hop_size or session_gap
+  window_step interval,           -- step or hop_slide
+  ttl         interval,
+  ttl_column  text,
+  allowed_lateness interval,      -- set exactly when time_column is
+  keep_late   boolean NOT NULL DEFAULT false
 );
 
 -- Readable like pg_class: it holds what pg_views shows anyway.
@@ -55,6 +65,24 @@ CREATE TABLE stream_ext_internal.view_counters (
   last_applied timestamptz,
   PRIMARY KEY (view_id, worker)
 );
+
+-- The highest event time each event-time view has applied, and the events it
+-- refused as late.  Workers lock a view's row while they apply a batch to it.
+CREATE TABLE stream_ext_internal.view_watermarks (
+  view_id        int PRIMARY KEY REFERENCES stream_ext_internal.continuous_views ON DELETE CASCADE,
+  max_event_time timestamptz,
+  late_events    bigint NOT NULL DEFAULT 0
+);
+
+-- Late events of views with keep_late = true.
+CREATE TABLE stream_ext_internal.late_events (
+  view_id     int NOT NULL REFERENCES stream_ext_internal.continuous_views ON DELETE CASCADE,
+  arrived_at  timestamptz NOT NULL DEFAULT now(),
+  event_time  timestamptz,
+  watermark   timestamptz NOT NULL,
+  event       text NOT NULL
+);
+CREATE INDEX ON stream_ext_internal.late_events (view_id, arrived_at);
 
 -- Events that a view's expressions failed on; the event was skipped for that view.
 CREATE TABLE stream_ext_internal.view_errors (
@@ -111,8 +139,18 @@ CREATE FUNCTION stream_ext_internal.catalog_changed() RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_catalog_changed' LANGUAGE C VOLATILE;
 
 -- User-facing API.
-CREATE FUNCTION stream_ext.create_continuous_view(name text, query text) RETURNS regclass
+CREATE FUNCTION stream_ext.create_continuous_view(name text, query text,
+                                                  options text[] DEFAULT '{}')
+  RETURNS regclass
   AS 'MODULE_PATHNAME', 'stream_ext_create_continuous_view' LANGUAGE C STRICT VOLATILE;
+
+-- "Now" for sliding windows, ttl and the reaper: stream_ext.read_time when set.
+CREATE FUNCTION stream_ext.read_time() RETURNS timestamptz
+  AS 'MODULE_PATHNAME', 'stream_ext_read_time' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- Delete a view's expired rows now (the combiner also does it in the background).
+CREATE FUNCTION stream_ext.reap_expired(view regclass) RETURNS bigint
+  AS 'MODULE_PATHNAME', 'stream_ext_reap_expired' LANGUAGE C STRICT VOLATILE;
 
 CREATE FUNCTION stream_ext.truncate_continuous_view(name regclass) RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_truncate_continuous_view' LANGUAGE C STRICT VOLATILE;
@@ -136,7 +174,15 @@ CREATE VIEW stream_ext.continuous_views AS
   SELECT v.view AS name,
          v.stream,
          stream_ext_internal.query_definition(v.query) AS definition,
-         v.state_table
+         v.state_table,
+         nullif(v.window_kind, 'none') AS window_kind,
+         coalesce(v.time_column, 'arrival_timestamp') AS time_column,
+         v.window_size,
+         v.window_step,
+         v.ttl,
+         v.ttl_column,
+         v.allowed_lateness,
+         v.keep_late
     FROM stream_ext_internal.continuous_views v;
 
 CREATE VIEW stream_ext.view_stats AS
@@ -144,10 +190,13 @@ CREATE VIEW stream_ext.view_stats AS
          coalesce(sum(c.events), 0)::bigint AS events,
          coalesce(sum(c.batches), 0)::bigint AS batches,
          max(c.last_applied) AS last_applied,
-         coalesce(sum(c.errors), 0)::bigint AS errors
+         coalesce(sum(c.errors), 0)::bigint AS errors,
+         w.late_events,
+         w.max_event_time - v.allowed_lateness AS watermark
     FROM stream_ext_internal.continuous_views v
     LEFT JOIN stream_ext_internal.view_counters c ON c.view_id = v.id
-   GROUP BY v.id, v.view;
+    LEFT JOIN stream_ext_internal.view_watermarks w ON w.view_id = v.id
+   GROUP BY v.id, v.view, w.late_events, w.max_event_time;
 
 CREATE VIEW stream_ext.view_errors AS
   SELECT v.view AS name, e.occurred_at, e.sqlstate, e.message, e.event
@@ -155,8 +204,15 @@ CREATE VIEW stream_ext.view_errors AS
     JOIN stream_ext_internal.continuous_views v ON v.id = e.view_id
    WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');  -- errors show event contents
 
+CREATE VIEW stream_ext.late_events AS
+  SELECT v.view AS name, l.arrived_at, l.event_time, l.watermark, l.event
+    FROM stream_ext_internal.late_events l
+    JOIN stream_ext_internal.continuous_views v ON v.id = l.view_id
+   WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');
+
 GRANT SELECT ON stream_ext.streams, stream_ext.continuous_views,
-                stream_ext.view_stats, stream_ext.view_errors TO PUBLIC;
+                stream_ext.view_stats, stream_ext.view_errors,
+                stream_ext.late_events TO PUBLIC;
 
 -- DROP VIEW (or DROP ... CASCADE of a stream) removes the state behind a view.
 CREATE FUNCTION stream_ext_internal.on_sql_drop() RETURNS event_trigger

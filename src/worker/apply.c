@@ -39,6 +39,7 @@
 #include "utils/syscache.h"
 
 #include "worker/apply.h"
+#include "window/lateness.h"
 #include "worker/view_cache.h"
 
 /* DestReceiver that appends the plan's rows to a delta table */
@@ -173,8 +174,8 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
  * The event as a row literal, for the errors table: each column through its
  * output function, quoted as record_out quotes, NULL as nothing.
  */
-static char *
-event_as_text(Oid stream, HeapTuple event)
+char *
+stream_event_as_text(Oid stream, HeapTuple event)
 {
 	Relation	rel = table_open(stream, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -242,13 +243,15 @@ record_view_error(CachedView *view, ErrorData *edata, char *event)
 }
 
 /*
- * Apply events to a view, skipping the events its expressions fail on.
- * Returns the number of events skipped.
+ * Apply events to a view, skipping the events its expressions fail on (and
+ * those events->skip already excludes).  Returns the number of events
+ * skipped for an error.
  */
 static int
 apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 {
 	ErrorData  *edata;
+	bool	   *excluded = events->skip;
 	bool	   *bad;
 	int			nbad = 0;
 
@@ -267,13 +270,18 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 	{
 		ErrorData  *e;
 
+		if (excluded != NULL && excluded[i])
+		{
+			bad[i] = true;
+			continue;
+		}
 		events->only = i;
 		e = try_view_plan(view, events, None_Receiver);
 		if (e != NULL)
 		{
 			bad[i] = true;
 			nbad++;
-			record_view_error(view, e, event_as_text(events->stream, &events->events[i]));
+			record_view_error(view, e, stream_event_as_text(events->stream, &events->events[i]));
 		}
 	}
 	events->only = -1;
@@ -282,7 +290,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 
 	events->skip = bad;
 	edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
-	events->skip = NULL;
+	events->skip = excluded;
 	if (edata != NULL)
 		ReThrowError(edata);
 	return nbad;
@@ -381,6 +389,7 @@ stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
 		{
 			CachedView *view = lfirst(lv);
 			ViewCount  *count;
+			int			nlate;
 
 			LockRelationOid(view->view, AccessShareLock);
 			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
@@ -388,11 +397,13 @@ stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
 
 			count = palloc0(sizeof(ViewCount));
 			count->view_id = view->id;
-			count->events = events->nevents;
+			events->skip = stream_mark_late_events(view, events, &nlate);
+			count->events = events->nevents - nlate;
 			if (careful)
 				count->errors = apply_view_carefully(view, events);
 			else
 				run_view_plan(view, events, make_delta_receiver(view->delta_table));
+			events->skip = NULL;
 			counts = lappend(counts, count);
 			CommandCounterIncrement();
 		}

@@ -27,5 +27,6 @@ typedef struct StreamBatch
 } StreamBatch;
 
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
+extern char *stream_event_as_text(Oid stream, HeapTuple event);
 
 #endif

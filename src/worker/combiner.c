@@ -12,7 +12,11 @@
  *	 ON CONFLICT (keys) DO UPDATE SET state = combine_states(agg, old, new)...
  * Readers see either the deltas or the merged rows, never both, because the
  * move is one transaction and readers only count deltas of transactions that
- * committed before their snapshot.
+ * committed before their snapshot.  Session windows chain the moved partial
+ * sessions with the stored sessions they touch (window/session.c).
+ *
+ * Every stream_ext.reap_interval the combiner also deletes the expired rows
+ * of windowed views (window/reaper.c).
  */
 #include "postgres.h"
 
@@ -33,6 +37,9 @@
 
 #include "guc.h"
 #include "ipc/queue.h"
+#include "window/reaper.h"
+#include "window/session.h"
+#include "window/spec.h"
 #include "worker/worker.h"
 
 /* Every this often the combiner merges and cleans up without being asked. */
@@ -54,12 +61,14 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
 
 /* Build the merge statement of view id from its state table's columns. */
 static char *
-merge_sql(int id, int key_count)
+merge_sql(int id, int key_count, WindowSpec *spec)
 {
 	StringInfoData keys,
 				aggs_select,
 				aggs_update,
-				returning;
+				returning,
+				session_match,
+				old_returning;
 	char	   *sql;
 	int			rc;
 
@@ -67,6 +76,8 @@ merge_sql(int id, int key_count)
 	initStringInfo(&aggs_select);
 	initStringInfo(&aggs_update);
 	initStringInfo(&returning);
+	initStringInfo(&session_match);
+	initStringInfo(&old_returning);
 
 	rc = SPI_execute(psprintf("SELECT a.attname, a.attnum, v.aggregates[a.attnum - v.key_count]::oid "
 							  "FROM stream_ext_internal.continuous_views v "
@@ -81,8 +92,12 @@ merge_sql(int id, int key_count)
 		const char *col = quote_identifier(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 
 		appendStringInfo(&returning, "%sd.%s", i ? ", " : "", col);
+		appendStringInfo(&old_returning, "%st.%s", i ? ", " : "", col);
 		if ((int) i < key_count)
+		{
 			appendStringInfo(&keys, "%s%s", i ? ", " : "", col);
+			appendStringInfo(&session_match, "m.%s IS NOT DISTINCT FROM t.%s AND ", col, col);
+		}
 		else
 		{
 			char	   *agg = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
@@ -94,7 +109,30 @@ merge_sql(int id, int key_count)
 		}
 	}
 
-	if (key_count > 0)
+	if (spec->kind == WINDOW_SESSION)
+	{
+		/*
+		 * Sessions: the moved partial sessions and the stored sessions of
+		 * their groups within a gap of them are chained again, and replace
+		 * those stored sessions.
+		 */
+		char	   *gap = quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																				 IntervalPGetDatum(spec->size))));
+
+		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
+					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s), "
+					   "old AS (DELETE FROM stream_ext_internal.state_%d t WHERE EXISTS ("
+					   "SELECT 1 FROM moved m WHERE %s"
+					   "t._session_end > m._session_start - %s::pg_catalog.interval AND "
+					   "t._session_start < m._session_end + %s::pg_catalog.interval) RETURNING %s), "
+					   "u AS (SELECT * FROM moved UNION ALL SELECT * FROM old) "
+					   "INSERT INTO stream_ext_internal.state_%d "
+					   "SELECT %s%s FROM (%s) s GROUP BY %s%s_session",
+					   id, returning.data, id, session_match.data, gap, gap, old_returning.data,
+					   id, keys.data, aggs_select.data + (key_count > 0 ? 0 : 2),
+					   stream_sessionize_sql(keys.data, spec->size, "u"), keys.data, key_count > 0 ? ", " : "");
+	}
+	else if (key_count > 0)
 		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
 					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s) "
 					   "INSERT INTO stream_ext_internal.state_%d AS t "
@@ -125,7 +163,7 @@ find_plan(int id)
 }
 
 static CombinePlan *
-plan_for_view(int id, int key_count)
+plan_for_view(int id, int key_count, WindowSpec *spec)
 {
 	CombinePlan *plan = find_plan(id);
 	MemoryContext old;
@@ -134,7 +172,7 @@ plan_for_view(int id, int key_count)
 		return plan;
 	plan = MemoryContextAllocZero(TopMemoryContext, sizeof(CombinePlan));
 	plan->id = id;
-	plan->merge = SPI_prepare(merge_sql(id, key_count), 0, NULL);
+	plan->merge = SPI_prepare(merge_sql(id, key_count, spec), 0, NULL);
 	plan->cleanup = SPI_prepare(psprintf("DELETE FROM stream_ext_internal.delta_%d "
 										 "WHERE stream_ext_internal.xid_aborted(writer_xid)", id),
 								0, NULL);
@@ -234,7 +272,7 @@ vacuum_delta_table(int id, MemoryContext cxt)
 
 /* Merge the committed deltas of one view; one transaction. */
 static void
-combine_view(int id, int key_count, bool cleanup, MemoryContext cxt)
+combine_view(int id, int key_count, WindowSpec *spec, bool cleanup, MemoryContext cxt)
 {
 	PG_TRY();
 	{
@@ -245,7 +283,7 @@ combine_view(int id, int key_count, bool cleanup, MemoryContext cxt)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		plan = plan_for_view(id, key_count);
+		plan = plan_for_view(id, key_count, spec);
 		if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "merge of continuous view %d failed", id);
 		if (SPI_processed > 0)
@@ -270,7 +308,39 @@ typedef struct ViewToCombine
 {
 	int			id;
 	int			key_count;
+	WindowSpec *window;
 } ViewToCombine;
+
+/*
+ * Delete the expired rows of a windowed view, a bounded batch per
+ * transaction, until none is left or the combiner is asked to stop.
+ */
+static void
+reap_view(int id, WindowSpec *spec, MemoryContext cxt)
+{
+	uint64		deleted = REAP_BATCH_ROWS;
+
+	while (deleted == REAP_BATCH_ROWS && !stream_worker_stop_requested)
+	{
+		PG_TRY();
+		{
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			deleted = stream_reap_batch(id, spec);
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
+		PG_CATCH();
+		{
+			log_error_and_abort(cxt);
+			deleted = 0;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		stream_worker_handle_interrupts();
+	}
+}
 
 /* The views of the database, allocated in cxt; false when the extension is gone. */
 static bool
@@ -286,7 +356,8 @@ views_to_combine(MemoryContext cxt, List **views)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("SELECT id, key_count FROM stream_ext_internal.continuous_views ORDER BY id",
+		if (SPI_execute("SELECT id, key_count, window_kind, window_size::text, window_step::text, "
+						"ttl::text, ttl_column FROM stream_ext_internal.continuous_views ORDER BY id",
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the continuous view catalog");
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -297,6 +368,16 @@ views_to_combine(MemoryContext cxt, List **views)
 
 			v->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 			v->key_count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			{
+				WindowSpecText text = {0};
+
+				text.kind = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+				text.size = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
+				text.step = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5);
+				text.ttl = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6);
+				text.ttl_column = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 7);
+				v->window = stream_window_spec_from_text(&text);
+			}
 			*views = lappend(*views, v);
 			MemoryContextSwitchTo(old);
 		}
@@ -315,6 +396,7 @@ stream_combiner_loop(int slotno)
 											  ALLOCSET_DEFAULT_SIZES);
 	uint64		last_mergeable = 0;
 	TimestampTz last_full = 0;
+	TimestampTz last_reap = 0;
 
 	for (;;)
 	{
@@ -323,6 +405,7 @@ stream_combiner_loop(int slotno)
 		uint64		mergeable = stream_mergeable_count(slotno);
 		TimestampTz now = GetCurrentTimestamp();
 		bool		full = TimestampDifferenceExceeds(last_full, now, FULL_ROUND_MS);
+		bool		reap = TimestampDifferenceExceeds(last_reap, now, stream_ext_reap_interval_ms);
 
 		stream_worker_handle_interrupts();
 		MemoryContextReset(cxt);
@@ -333,7 +416,7 @@ stream_combiner_loop(int slotno)
 		 * runs every FULL_ROUND_MS for what no counter sees (COMMIT PREPARED
 		 * in another session, deltas of aborted or crashed writers).
 		 */
-		if (mergeable != last_mergeable || full)
+		if (mergeable != last_mergeable || full || reap)
 		{
 			if (!views_to_combine(cxt, &views))
 				proc_exit(0);
@@ -341,12 +424,16 @@ stream_combiner_loop(int slotno)
 			{
 				ViewToCombine *v = lfirst(lc);
 
-				combine_view(v->id, v->key_count, full, cxt);
+				combine_view(v->id, v->key_count, v->window, full, cxt);
 				vacuum_delta_table(v->id, cxt);
+				if (reap && stream_window_expires(v->window))
+					reap_view(v->id, v->window, cxt);
 			}
 			last_mergeable = mergeable;
 			if (full)
 				last_full = now;
+			if (reap)
+				last_reap = now;
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

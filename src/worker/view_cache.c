@@ -79,7 +79,9 @@ load_views(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
-					 "v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query "
+					 "v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
+					 "v.window_kind, v.time_column, v.window_size::text, v.window_step::text, "
+					 "v.ttl::text, v.ttl_column, v.allowed_lateness::text, v.keep_late::text "
 					 "FROM stream_ext_internal.continuous_views v "
 					 "JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
 					 true, 0);
@@ -103,6 +105,14 @@ load_views(void)
 		v->definition = getstr(tuple, desc, 8);
 		v->query = getstr(tuple, desc, 9);
 		old = MemoryContextSwitchTo(cache_context);
+		{
+			WindowSpecText text = {getstr(tuple, desc, 10), getstr(tuple, desc, 11),
+				getstr(tuple, desc, 12), getstr(tuple, desc, 13),
+				getstr(tuple, desc, 14), getstr(tuple, desc, 15),
+			getstr(tuple, desc, 16), getstr(tuple, desc, 17)};
+
+			v->window = stream_window_spec_from_text(&text);
+		}
 		cached_views = lappend(cached_views, v);
 		MemoryContextSwitchTo(old);
 	}
@@ -140,7 +150,7 @@ view_cache_plan(CachedView *view)
 													   ALLOCSET_DEFAULT_SIZES);
 		MemoryContext old = MemoryContextSwitchTo(plan_cxt);
 		Query	   *query = (Query *) stringToNode(view->query);
-		ViewShape  *shape = stream_view_shape(query);
+		ViewShape  *shape = stream_view_shape(query, view->window);
 		PlannedStmt *plan = stream_plan_partial_aggregation(shape, view->definition);
 
 		MemoryContextSwitchTo(cache_context);

@@ -7,6 +7,7 @@
 #define STREAM_EXT_VIEW_CACHE_H
 
 #include "nodes/plannodes.h"
+#include "window/spec.h"
 
 typedef struct CachedView
 {
@@ -19,6 +20,7 @@ typedef struct CachedView
 	char	   *name;
 	char	   *definition;
 	char	   *query;			/* nodeToString of the defining query */
+	WindowSpec *window;		/* its window, ttl and lateness */
 	PlannedStmt *plan;			/* built on first use */
 } CachedView;
 

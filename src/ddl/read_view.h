@@ -1,0 +1,13 @@
+/*
+ * read_view.h
+ *	  The SELECT behind the view users query.
+ */
+#ifndef STREAM_EXT_READ_VIEW_H
+#define STREAM_EXT_READ_VIEW_H
+
+#include "analyze/view_query.h"
+
+extern char *stream_state_columns_sql(ViewShape *shape, const char *prefix);
+extern char *stream_read_view_sql(ViewShape *shape, int id, Oid state_relid);
+
+#endif

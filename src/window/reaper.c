@@ -1,0 +1,186 @@
+/*
+ * reaper.c
+ *	  Expiry of windowed views' rows.
+ *
+ * A row is expired when no read can show it any more:
+ *	 ttl (tumbling)	its ttl_column is at or before read_time - ttl;
+ *	 sliding		its step ends before the oldest step of the window;
+ *	 hopping + ttl	every window holding its slice ended by read_time - ttl;
+ *	 session + ttl	its session ended by read_time - ttl.
+ * Reads filter expired rows themselves (read_view.c), so deleting them is
+ * only about space: the combiner deletes them in statements of at most
+ * REAP_BATCH_ROWS rows, each in its own transaction, skipping rows another
+ * transaction has locked.  Only the combiner writes state rows, so this
+ * never waits for ingestion and ingestion never waits for it.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "ddl/create_view.h"
+#include "guc.h"
+#include "window/reaper.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_read_time);
+PG_FUNCTION_INFO_V1(stream_ext_reap_expired);
+
+/*
+ * "Now" for windows: stream_ext.read_time when set, else the transaction's
+ * start.  The parsed setting is remembered until the text or time zone
+ * changes, since reads call this once per row.
+ */
+TimestampTz
+stream_window_read_time(void)
+{
+	static char *parsed_text = NULL;
+	static pg_tz *parsed_zone = NULL;
+	static TimestampTz parsed = 0;
+
+	if (stream_ext_read_time_setting == NULL || stream_ext_read_time_setting[0] == '\0')
+		return GetCurrentTransactionStartTimestamp();
+	if (parsed_text == NULL || parsed_zone != session_timezone ||
+		strcmp(parsed_text, stream_ext_read_time_setting) != 0)
+	{
+		parsed = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+														 CStringGetDatum(stream_ext_read_time_setting),
+														 ObjectIdGetDatum(InvalidOid),
+														 Int32GetDatum(-1)));
+		if (parsed_text)
+			pfree(parsed_text);
+		parsed_text = MemoryContextStrdup(TopMemoryContext, stream_ext_read_time_setting);
+		parsed_zone = session_timezone;
+	}
+	return parsed;
+}
+
+Datum
+stream_ext_read_time(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(stream_window_read_time());
+}
+
+/* Do rows of this view ever expire? */
+bool
+stream_window_expires(WindowSpec *spec)
+{
+	return spec->kind == WINDOW_SLIDING || spec->ttl != NULL;
+}
+
+static char *
+interval_sql(Interval *interval)
+{
+	return psprintf("%s::pg_catalog.interval",
+					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																		   IntervalPGetDatum(interval)))));
+}
+
+/* The condition a state row of view id is expired under, or NULL. */
+static char *
+expired_condition(int id, WindowSpec *spec)
+{
+	Oid			state = get_relname_relid(psprintf("state_%d", id),
+										  get_namespace_oid("stream_ext_internal", false));
+	char	   *type;
+
+	if (!OidIsValid(state))
+		return NULL;
+	switch (spec->kind)
+	{
+		case WINDOW_NONE:
+			if (spec->ttl == NULL)
+				return NULL;
+			return psprintf("%s <= stream_ext.read_time() - %s",
+							quote_identifier(spec->ttl_column), interval_sql(spec->ttl));
+		case WINDOW_SLIDING:
+			type = format_type_be(get_atttype(state, get_attnum(state, "_step")));
+			return psprintf("_step < pg_catalog.date_bin(%s, CAST(stream_ext.read_time() - %s AS %s), "
+							"CAST('2000-01-01 00:00:00+00' AS %s))",
+							interval_sql(spec->step), interval_sql(spec->size), type, type);
+		case WINDOW_HOPPING:
+			if (spec->ttl == NULL)
+				return NULL;
+			return psprintf("_slice + %s <= stream_ext.read_time() - %s",
+							interval_sql(spec->size), interval_sql(spec->ttl));
+		case WINDOW_SESSION:
+			if (spec->ttl == NULL)
+				return NULL;
+			return psprintf("_session_end <= stream_ext.read_time() - %s", interval_sql(spec->ttl));
+	}
+	return NULL;
+}
+
+/*
+ * Delete at most REAP_BATCH_ROWS expired rows of view id; returns how many.
+ * The caller runs it inside a transaction with a snapshot.
+ */
+uint64
+stream_reap_batch(int id, WindowSpec *spec)
+{
+	char	   *condition = expired_condition(id, spec);
+	uint64		deleted;
+
+	if (condition == NULL)
+		return 0;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(psprintf("DELETE FROM stream_ext_internal.state_%d WHERE ctid = ANY (ARRAY("
+							 "SELECT ctid FROM stream_ext_internal.state_%d WHERE %s "
+							 "LIMIT %d FOR UPDATE SKIP LOCKED))",
+							 id, id, condition, REAP_BATCH_ROWS),
+					false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the expired rows of continuous view %d", id);
+	deleted = SPI_processed;
+	SPI_finish();
+	return deleted;
+}
+
+/* stream_ext.reap_expired(view): delete the view's expired rows now. */
+Datum
+stream_ext_reap_expired(PG_FUNCTION_ARGS)
+{
+	Oid			view = PG_GETARG_OID(0);
+	int			id;
+	WindowSpec *spec;
+	WindowSpecText text = {0};
+	uint64		total = 0;
+	uint64		n;
+
+	if (!pg_class_ownercheck(view, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
+	id = stream_continuous_view_id(view);
+	if (id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a continuous view", get_rel_name(view))));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(psprintf("SELECT window_kind, window_size::text, window_step::text, ttl::text, "
+							 "ttl_column FROM stream_ext_internal.continuous_views WHERE id = %d", id),
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read continuous view %d", id);
+	text.kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	text.size = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	text.step = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	text.ttl = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	text.ttl_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	spec = stream_window_spec_from_text(&text);
+	SPI_finish();
+
+	do
+	{
+		n = stream_reap_batch(id, spec);
+		total += n;
+		CHECK_FOR_INTERRUPTS();
+	} while (n == REAP_BATCH_ROWS);
+	PG_RETURN_INT64((int64) total);
+}
