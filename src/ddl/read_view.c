@@ -11,7 +11,8 @@
  *				(window_start, window_end);
  *	 session	partial sessions of a group chained while they are closer than
  *				the gap (session_start, session_end);
- * and ttl hides expired rows at once, before the reaper deletes them.
+ * and ttl hides expired rows at once, before the reaper deletes them (a
+ * NULL bucket never expires).
  */
 #include "postgres.h"
 
@@ -211,8 +212,9 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 	{
 		case WINDOW_NONE:
 			if (w->ttl)
-				where = lappend(where, psprintf("s.%s > " READ_TIME " - %s",
-												quote_identifier(w->ttl_column), interval_literal(w->ttl)));
+				where = lappend(where, psprintf("(s.%s > " READ_TIME " - %s OR s.%s IS NULL)",
+												quote_identifier(w->ttl_column), interval_literal(w->ttl),
+												quote_identifier(w->ttl_column)));
 			break;
 		case WINDOW_SLIDING:
 			{

@@ -3,7 +3,8 @@
  *	  Expiry of windowed views' rows.
  *
  * A row is expired when no read can show it any more:
- *	 ttl (tumbling)	its ttl_column is at or before read_time - ttl;
+ *	 ttl (tumbling)	its ttl_column is at or before read_time - ttl (NULL
+ *					never expires);
  *	 sliding		its step ends before the oldest step of the window;
  *	 hopping + ttl	every window holding its slice ended by read_time - ttl;
  *	 session + ttl	its session ended by read_time - ttl.

@@ -65,6 +65,12 @@ parse_interval(const char *option, const char *text, bool fixed_length, bool zer
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" cannot contain months or years", option),
 				 errdetail("Windows are cut into fixed lengths of time; use days instead.")));
+	if (fixed_length)
+	{
+		/* days are 24 hours here, as date_bin takes them: keep them as hours */
+		interval->time = stream_interval_usecs(interval);
+		interval->day = 0;
+	}
 	if (interval->month < 0 || stream_interval_usecs(interval) < 0 ||
 		(!zero_ok && interval->month == 0 && stream_interval_usecs(interval) == 0))
 		ereport(ERROR,

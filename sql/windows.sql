@@ -1,0 +1,176 @@
+--
+-- windows: time windows, event time, ttl and lateness
+--
+-- Reads take stream_ext.read_time as "now", so results do not depend on the clock.
+SET stream_ext.read_time = '2024-01-01 12:00:00+00';
+CREATE FOREIGN TABLE w_s (url text, user_id bigint, latency float8, ts timestamptz,
+                          lts timestamp, d date) SERVER stream_ext;
+
+-- wait until the combiner merged every delta of a view (rows then sit in its state table)
+CREATE FUNCTION w_merged(v regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  pending bigint;
+BEGIN
+  FOR i IN 1..400 LOOP
+    EXECUTE format('SELECT count(*) FROM stream_ext_internal.delta_%s',
+                   (SELECT id FROM stream_ext_internal.continuous_views WHERE view = v))
+      INTO pending;
+    IF pending = 0 THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+CREATE FUNCTION w_state_rows(v regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM %s',
+                 (SELECT state_table FROM stream_ext.continuous_views WHERE name = v)) INTO n;
+  RETURN n;
+END $$;
+
+-- Options are checked, each error names the option
+CREATE VIEW w_bad WITH (continuous, sliding_window = '5 minutes', hop_size = '10 minutes', hop_slide = '1 minute') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, sliding_window = '5 minutes', session_gap = '1 minute') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, hop_size = '10 minutes', session_gap = '1 minute') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, hop_size = '10 minutes') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, hop_slide = '1 minute') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, hop_size = '10 minutes', hop_slide = '3 minutes') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, hop_size = '10 minutes', hop_slide = '1 minute', step = '1 minute') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, step = '1 minute') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, sliding_window = '1 minute', step = '5 minutes') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, sliding_window = '1 month') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, sliding_window = '-5 minutes') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, sliding_window = '0') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, sliding_window = 'soon') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, sliding_window = '5 minutes', sliding_window = '6 minutes') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, ttl = '1 day') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, ttl_column = 'url') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, ttl = '1 day', sliding_window = '5 minutes') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, ttl = '1 day', ttl_column = 'url', session_gap = '5 minutes') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, ttl = '1 day', ttl_column = 'url') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, ttl = '1 day', ttl_column = 'nope') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, allowed_lateness = '1 minute') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, keep_late = true) AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, time_column = 'nope') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, time_column = 'url') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, time_column = 'ts', allowed_lateness = '-1 minute') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+SELECT stream_ext.create_continuous_view('w_bad', 'SELECT url, count(*) FROM w_s GROUP BY url', ARRAY['sliding_window']);
+SELECT stream_ext.create_continuous_view('w_bad', 'SELECT url, count(*) FROM w_s GROUP BY url', ARRAY['windowsize=5']);
+
+-- Tumbling: GROUP BY a bucket; ttl hides old buckets at once, the reaper deletes them
+CREATE VIEW w_minute WITH (continuous, ttl = '1 hour', ttl_column = 'minute') AS
+  SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, url, count(*), avg(latency)
+  FROM w_s GROUP BY minute, url;
+-- Sliding: the last 5 minutes of event time, in steps of 1 minute
+CREATE VIEW w_last5 WITH (continuous, sliding_window = '5 minutes', step = '1 minute', time_column = 'ts') AS
+  SELECT url, count(*), max(latency) FROM w_s GROUP BY url;
+CREATE VIEW w_last5_all WITH (continuous, sliding_window = '5 minutes', step = '1 minute', time_column = 'ts') AS
+  SELECT count(*), sum(latency) FROM w_s;
+-- Hopping: 10-minute windows every 5 minutes
+SELECT stream_ext.create_continuous_view('w_hop',
+  'SELECT url, count(*), sum(latency) FROM w_s GROUP BY url',
+  ARRAY['hop_size=10 minutes', 'hop_slide=5 minutes', 'time_column=ts', 'allowed_lateness=1 day']);
+-- Sessions: per user, 30 minutes of inactivity closes a session
+CREATE VIEW w_sessions WITH (continuous, session_gap = '30 minutes', time_column = 'ts',
+                             allowed_lateness = '1 day') AS
+  SELECT user_id, count(*), sum(latency) FROM w_s GROUP BY user_id;
+-- Event time as timestamp and as date
+CREATE VIEW w_hop_local WITH (continuous, hop_size = '2 hours', hop_slide = '1 hour', time_column = 'lts',
+                              allowed_lateness = '1 day') AS
+  SELECT count(*) FROM w_s;
+CREATE VIEW w_days WITH (continuous, session_gap = '2 days', time_column = 'd', allowed_lateness = '30 days') AS
+  SELECT url, count(*) FROM w_s GROUP BY url;
+-- Lateness: the default allowed_lateness is one minute
+CREATE VIEW w_late WITH (continuous, time_column = 'ts', keep_late = true) AS
+  SELECT date_bin('10 minutes', ts, '2000-01-01') AS bucket, count(*) FROM w_s GROUP BY bucket;
+
+SELECT name, window_kind, time_column, window_size, window_step, ttl, ttl_column, allowed_lateness, keep_late
+  FROM stream_ext.continuous_views WHERE name::text LIKE 'w\_%' ORDER BY name::text;
+SELECT column_name, data_type FROM information_schema.columns
+ WHERE table_name IN ('w_hop', 'w_sessions') ORDER BY table_name, ordinal_position;
+
+INSERT INTO w_s (url, user_id, latency, ts, lts, d) VALUES
+  ('/a', 1, 10, '2024-01-01 11:58:00+00', '2024-01-01 11:58:00', '2024-01-01'),
+  ('/a', 1, 20, '2024-01-01 11:56:30+00', '2024-01-01 11:56:30', '2024-01-01'),
+  ('/b', 2, 30, '2024-01-01 11:54:59+00', '2024-01-01 11:54:59', '2024-01-03'),
+  ('/b', 2, 40, '2024-01-01 11:30:00+00', '2024-01-01 11:30:00', '2024-01-06'),
+  ('/a', 1, 50, '2024-01-01 10:00:00+00', '2024-01-01 10:00:00', '2023-12-25'),
+  ('/c', NULL, 60, NULL, NULL, NULL);
+
+SELECT * FROM w_minute ORDER BY minute, url;
+-- steps 11:55 ... 12:00 are in the window at 12:00
+SELECT * FROM w_last5 ORDER BY url;
+SELECT * FROM w_last5_all;
+SELECT * FROM w_hop ORDER BY window_start, url;
+SELECT * FROM w_sessions ORDER BY user_id, session_start;
+SELECT * FROM w_hop_local ORDER BY window_start;
+SELECT * FROM w_days ORDER BY url, session_start;
+
+-- Out-of-order events within the allowed lateness bridge two sessions
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/a', 1, 1, '2024-01-01 10:25:00+00');
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/a', 1, 2, '2024-01-01 11:20:00+00'),
+                                                   ('/a', 1, 3, '2024-01-01 10:50:00+00');
+SELECT * FROM w_sessions ORDER BY user_id, session_start;
+SELECT w_merged('w_sessions');
+SELECT * FROM w_sessions ORDER BY user_id, session_start;
+SELECT w_state_rows('w_sessions');
+
+-- The sliding window moves with the read time; old steps are reaped
+SET stream_ext.read_time = '2024-01-01 12:03:00+00';
+SELECT * FROM w_last5 ORDER BY url;
+SELECT * FROM w_last5_all;
+SELECT w_merged('w_last5');
+SELECT w_state_rows('w_last5');
+SELECT stream_ext.reap_expired('w_last5');
+SELECT w_state_rows('w_last5');
+SELECT * FROM w_last5 ORDER BY url;
+
+-- ttl: an hour later the 10:xx and 11:0x-11:3x buckets are gone from reads at once
+SET stream_ext.read_time = '2024-01-01 12:55:30+00';
+SELECT * FROM w_minute ORDER BY minute, url;
+SELECT w_merged('w_minute');
+SELECT w_state_rows('w_minute');
+SELECT stream_ext.reap_expired('w_minute');
+SELECT w_state_rows('w_minute');
+SELECT * FROM w_minute ORDER BY minute, url;
+
+-- Late events: counted, kept, never applied
+SELECT * FROM w_late ORDER BY bucket;
+INSERT INTO w_s (url, user_id, latency, ts) VALUES
+  ('/late', 9, 1, '2024-01-01 11:55:00+00'),   -- 3 min before the max event time: late
+  ('/ok',   9, 1, '2024-01-01 11:57:30+00');   -- within a minute: accepted
+SELECT * FROM w_late ORDER BY bucket;
+SELECT name, events, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
+-- (the event's last column is its arrival time)
+SELECT name, event_time, watermark, regexp_replace(event, ',"[^"]*"\)$', ',...)') AS event
+  FROM stream_ext.late_events ORDER BY event_time;
+-- the watermark advances with later events; the 11:50 bucket is then final
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/new', 9, 1, '2024-01-01 12:20:00+00');
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/old', 9, 1, '2024-01-01 11:59:00+00');
+SELECT * FROM w_late ORDER BY bucket;
+SELECT name, events, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
+
+-- Arrival time by default: the window follows the clock when read_time is not set
+RESET stream_ext.read_time;
+CREATE VIEW w_recent WITH (continuous, sliding_window = '1 hour') AS SELECT count(*) FROM w_s;
+INSERT INTO w_s (url) VALUES ('/now'), ('/now');
+SELECT * FROM w_recent;
+SET stream_ext.read_time = '2100-01-01 00:00:00+00';
+SELECT * FROM w_recent;
+RESET stream_ext.read_time;
+
+DROP FOREIGN TABLE w_s CASCADE;
+SELECT count(*) FROM stream_ext_internal.view_watermarks;
+SELECT count(*) FROM stream_ext_internal.late_events;
+DROP FUNCTION w_merged(regclass), w_state_rows(regclass);
