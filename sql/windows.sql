@@ -170,6 +170,18 @@ SET stream_ext.read_time = '2100-01-01 00:00:00+00';
 SELECT * FROM w_recent;
 RESET stream_ext.read_time;
 
+-- Renaming the time column changes nothing
+ALTER FOREIGN TABLE w_s RENAME COLUMN ts TO event_ts;
+SELECT name, time_column FROM stream_ext.continuous_views WHERE name = 'w_late'::regclass;
+INSERT INTO w_s (url, user_id, latency, event_ts) VALUES ('/renamed', 9, 1, '2024-01-01 12:21:00+00');
+SELECT * FROM w_late ORDER BY bucket;
+-- truncate forgets the watermark too: an old event is accepted again
+SELECT stream_ext.truncate_continuous_view('w_late');
+SELECT name, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
+INSERT INTO w_s (url, user_id, latency, event_ts) VALUES ('/again', 9, 1, '2024-01-01 08:00:00+00');
+SELECT * FROM w_late ORDER BY bucket;
+SELECT name, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
+
 DROP FOREIGN TABLE w_s CASCADE;
 SELECT count(*) FROM stream_ext_internal.view_watermarks;
 SELECT count(*) FROM stream_ext_internal.late_events;

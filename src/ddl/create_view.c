@@ -149,19 +149,31 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, cha
 	Oid			argtypes[17] = {INT4OID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID,
 		INT4OID, REGPROCEDUREARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	TEXTOID, TEXTOID};
+	char	   *time_attnum = NULL;
 	Datum		values[17];
 	char		nulls[17];
 	int			naggs = list_length(shape->aggs);
 	Datum	   *aggoids = palloc(sizeof(Datum) * Max(naggs, 1));
 	WindowSpecText *w = stream_window_spec_to_text(shape->window);
-	char	   *wtext[8] = {w->kind, w->time_column, w->size, w->step, w->ttl, w->ttl_column,
-	w->lateness, w->keep_late};
+	char	   *wtext[8];
 	ListCell   *lc;
 	int			i = 0;
 	int			rc;
 
 	foreach(lc, shape->aggs)
 		aggoids[i++] = ObjectIdGetDatum(((Aggref *) lfirst(lc))->aggfnoid);
+
+	/* the time column by number, so that renaming it changes nothing */
+	if (w->time_column != NULL)
+		time_attnum = psprintf("%d", (int) get_attnum(shape->stream, w->time_column));
+	wtext[0] = w->kind;
+	wtext[1] = time_attnum;
+	wtext[2] = w->size;
+	wtext[3] = w->step;
+	wtext[4] = w->ttl;
+	wtext[5] = w->ttl_column;
+	wtext[6] = w->lateness;
+	wtext[7] = w->keep_late;
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int32GetDatum(id);
@@ -181,9 +193,9 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, cha
 	}
 	rc = SPI_execute_with_args("INSERT INTO " INTERNAL_SCHEMA ".continuous_views "
 							   "(id, view, stream, state_table, delta_table, definition, "
-							   "query, key_count, aggregates, window_kind, time_column, "
+							   "query, key_count, aggregates, window_kind, time_attnum, "
 							   "window_size, window_step, ttl, ttl_column, allowed_lateness, keep_late) "
-							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_catalog.int2, "
 							   "$12::pg_catalog.interval, $13::pg_catalog.interval, "
 							   "$14::pg_catalog.interval, $15, $16::pg_catalog.interval, "
 							   "$17::pg_catalog.bool)",
@@ -405,6 +417,8 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 {
 	Oid			view = PG_GETARG_OID(0);
 	int			id;
+	Oid			saved_user;
+	int			saved_sec;
 
 	if (!pg_class_ownercheck(view, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
@@ -418,6 +432,12 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	/* deltas first: the combiner takes its row locks in the same order */
 	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".delta_%d", id), SPI_OK_DELETE);
 	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".state_%d", id), SPI_OK_DELETE);
+	/* the watermark starts over too; catalog rows are the extension's */
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	spi_exec(psprintf("UPDATE " INTERNAL_SCHEMA ".view_watermarks SET max_event_time = NULL, "
+					  "late_events = 0 WHERE view_id = %d", id), SPI_OK_UPDATE);
+	SetUserIdAndSecContext(saved_user, saved_sec);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -43,14 +43,19 @@ CREATE TABLE stream_ext_internal.continuous_views (
   -- its time window (src/window/spec.c)
   window_kind text NOT NULL DEFAULT 'none'
               CHECK (window_kind IN ('none', 'sliding', 'hopping', 'session')),
-  time_column text,               -- event-time column; NULL: arrival_timestamp
+  time_attnum int2,               -- event-time column of the stream; NULL: arrival_timestamp
   window_size interval,           -- sliding_window, hop_size or session_gap
   window_step interval,           -- step or hop_slide
   ttl         interval,
   ttl_column  text,
-  allowed_lateness interval,      -- set exactly when time_column is
+  allowed_lateness interval,      -- set exactly when time_attnum is
   keep_late   boolean NOT NULL DEFAULT false
 );
+
+-- The name of a view's time column, which follows renames of the stream's columns.
+CREATE FUNCTION stream_ext_internal.time_column(stream regclass, attnum int2) RETURNS text
+  LANGUAGE sql STABLE AS
+  $$SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum = $2$$;
 
 -- Readable like pg_class: it holds what pg_views shows anyway.
 GRANT SELECT ON stream_ext_internal.continuous_views TO PUBLIC;
@@ -176,7 +181,8 @@ CREATE VIEW stream_ext.continuous_views AS
          stream_ext_internal.query_definition(v.query) AS definition,
          v.state_table,
          nullif(v.window_kind, 'none') AS window_kind,
-         coalesce(v.time_column, 'arrival_timestamp') AS time_column,
+         coalesce(stream_ext_internal.time_column(v.stream, v.time_attnum),
+                  'arrival_timestamp') AS time_column,
          v.window_size,
          v.window_step,
          v.ttl,

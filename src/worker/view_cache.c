@@ -80,7 +80,8 @@ load_views(void)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
 					 "v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
-					 "v.window_kind, v.time_column, v.window_size::text, v.window_step::text, "
+					 "v.window_kind, stream_ext_internal.time_column(v.stream, v.time_attnum), "
+					 "v.window_size::text, v.window_step::text, "
 					 "v.ttl::text, v.ttl_column, v.allowed_lateness::text, v.keep_late::text "
 					 "FROM stream_ext_internal.continuous_views v "
 					 "JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
