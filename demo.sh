@@ -61,7 +61,7 @@ psql -X -At -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | g
 	psql -X -q -d postgres -c "CREATE DATABASE $DB"
 export PGDATABASE=$DB
 
-echo "== creating the stream clicks and three continuous views"
+echo "== creating the stream clicks and four continuous views"
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS stream_ext;
@@ -81,11 +81,17 @@ CREATE VIEW totals WITH (continuous) AS
          min(latency) AS min_latency, max(latency) AS max_latency
     FROM clicks;
 
--- per minute of arrival
-CREATE VIEW per_minute WITH (continuous) AS
+-- per minute of arrival, kept for an hour
+CREATE VIEW per_minute WITH (continuous, ttl = '1 hour', ttl_column = 'minute') AS
   SELECT date_trunc('minute', arrival_timestamp) AS minute, count(*) AS events,
          avg(latency) AS avg_latency, count(*) FILTER (WHERE latency > 100) AS slow
     FROM clicks GROUP BY date_trunc('minute', arrival_timestamp);
+
+-- the last 10 seconds of event time, per area (page or api)
+CREATE VIEW last_10s WITH (continuous, sliding_window = '10 seconds', step = '1 second',
+                           time_column = 'ts') AS
+  SELECT split_part(url, '/', 2) AS area, count(*) AS events, max(latency) AS max_latency
+    FROM clicks GROUP BY 1;
 
 -- generator: batches of 50 random clicks, one transaction each, paced to a rate
 CREATE OR REPLACE PROCEDURE demo_generate(seconds float8, per_second int) LANGUAGE plpgsql AS $$
@@ -128,8 +134,11 @@ SELECT events, round(avg_latency::numeric, 3) AS avg_latency, round(stddev_laten
 \echo 'per_minute: SELECT date_trunc(''minute'', arrival_timestamp), count(*), avg(latency), ... GROUP BY 1'
 SELECT to_char(minute, 'YYYY-MM-DD HH24:MI') AS minute, events, round(avg_latency::numeric, 2) AS avg_latency, slow
   FROM per_minute ORDER BY minute DESC LIMIT 5;
+\echo 'last_10s:   WITH (sliding_window = ''10 seconds'', time_column = ''ts'')'
+\echo '            SELECT split_part(url, ''/'', 2), count(*), max(latency) FROM clicks GROUP BY 1'
+SELECT area, events, max_latency FROM last_10s ORDER BY area;
 \echo 'stream_ext.view_stats:'
-SELECT name, events, batches, to_char(last_applied, 'HH24:MI:SS.MS') AS last_applied, errors
+SELECT name, events, batches, to_char(last_applied, 'HH24:MI:SS.MS') AS last_applied, errors, late_events
   FROM stream_ext.view_stats ORDER BY name::text;
 SQL
 }
