@@ -122,6 +122,7 @@ CREATE FUNCTION stream_ext_internal.combine_agg_final(internal, regprocedure, an
 CREATE AGGREGATE stream_ext_internal.combine_agg(regprocedure, anyelement) (
   SFUNC = stream_ext_internal.combine_agg_trans,
   STYPE = internal,
+  SSPACE = 64,            -- a MergeState and a small state: hash aggregation sizes by it
   FINALFUNC = stream_ext_internal.combine_agg_final,
   FINALFUNC_EXTRA
 );
@@ -135,6 +136,7 @@ CREATE FUNCTION stream_ext_internal.finalize_agg_final(internal, regprocedure, a
 CREATE AGGREGATE stream_ext_internal.finalize_agg(regprocedure, anyelement, anycompatible) (
   SFUNC = stream_ext_internal.finalize_agg_trans,
   STYPE = internal,
+  SSPACE = 64,
   FINALFUNC = stream_ext_internal.finalize_agg_final,
   FINALFUNC_EXTRA
 );
