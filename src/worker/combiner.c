@@ -67,7 +67,9 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 				aggs_select,
 				aggs_update,
 				returning,
-				session_match,
+				session_eq,
+				session_null,
+				any_null,
 				old_returning;
 	char	   *sql;
 	int			rc;
@@ -76,7 +78,9 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 	initStringInfo(&aggs_select);
 	initStringInfo(&aggs_update);
 	initStringInfo(&returning);
-	initStringInfo(&session_match);
+	initStringInfo(&session_eq);
+	initStringInfo(&session_null);
+	initStringInfo(&any_null);
 	initStringInfo(&old_returning);
 
 	rc = SPI_execute(psprintf("SELECT a.attname, a.attnum, v.aggregates[a.attnum - v.key_count]::oid "
@@ -96,7 +100,9 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 		if ((int) i < key_count)
 		{
 			appendStringInfo(&keys, "%s%s", i ? ", " : "", col);
-			appendStringInfo(&session_match, "m.%s IS NOT DISTINCT FROM t.%s AND ", col, col);
+			appendStringInfo(&session_eq, "m.%s = t.%s AND ", col, col);
+			appendStringInfo(&session_null, "m.%s IS NOT DISTINCT FROM t.%s AND ", col, col);
+			appendStringInfo(&any_null, "%st.%s IS NULL", i ? " OR " : "", col);
 		}
 		else
 		{
@@ -114,23 +120,32 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 		/*
 		 * Sessions: the moved partial sessions and the stored sessions of
 		 * their groups within a gap of them are chained again, and replace
-		 * those stored sessions.
+		 * those stored sessions.  Groups are matched with = (an index or hash
+		 * join), and groups with a NULL key separately.
 		 */
 		char	   *gap = quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
 																				 IntervalPGetDatum(spec->size))));
+		char	   *near = psprintf("t._session_end > m._session_start - %s::pg_catalog.interval AND "
+									"t._session_start < m._session_end + %s::pg_catalog.interval",
+									gap, gap);
+		char	   *old_null = "";
 
+		if (key_count > 0)
+			old_null = psprintf(", old_null AS (DELETE FROM stream_ext_internal.state_%d t "
+								"WHERE (%s) AND EXISTS (SELECT 1 FROM moved m WHERE %s%s) RETURNING %s)",
+								id, any_null.data, session_null.data, near, old_returning.data);
 		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
 					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s), "
 					   "old AS (DELETE FROM stream_ext_internal.state_%d t WHERE EXISTS ("
-					   "SELECT 1 FROM moved m WHERE %s"
-					   "t._session_end > m._session_start - %s::pg_catalog.interval AND "
-					   "t._session_start < m._session_end + %s::pg_catalog.interval) RETURNING %s), "
-					   "u AS (SELECT * FROM moved UNION ALL SELECT * FROM old) "
+					   "SELECT 1 FROM moved m WHERE %s%s) RETURNING %s)%s, "
+					   "u AS (SELECT * FROM moved UNION ALL SELECT * FROM old%s) "
 					   "INSERT INTO stream_ext_internal.state_%d "
 					   "SELECT %s%s FROM (%s) s GROUP BY %s%s_session",
-					   id, returning.data, id, session_match.data, gap, gap, old_returning.data,
+					   id, returning.data, id, session_eq.data, near, old_returning.data,
+					   old_null, key_count > 0 ? " UNION ALL SELECT * FROM old_null" : "",
 					   id, keys.data, aggs_select.data + (key_count > 0 ? 0 : 2),
-					   stream_sessionize_sql(keys.data, spec->size, "u"), keys.data, key_count > 0 ? ", " : "");
+					   stream_sessionize_sql(keys.data, spec->size, "u"), keys.data,
+					   key_count > 0 ? ", " : "");
 	}
 	else if (key_count > 0)
 		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
