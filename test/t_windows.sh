@@ -20,6 +20,7 @@
 #     background reaper (server-wide read_time, short reap_interval) does too
 #   lateness: transactions with late events; late counts, keep_late rows,
 #     watermark, view = batch over the non-late events, closed windows frozen
+#   one transaction of 1M events in time order: none may be late
 #   no blocking: reap_expired finishes while a 400k-row COPY into the same
 #     stream is still in progress (the COPY is held open until the reap is
 #     done), and the COPY's events are all counted afterwards
@@ -478,6 +479,24 @@ say "  $n_closed lt_tum windows had closed after transaction 14; $changed change
 late_after=$(q "SELECT count(*) FROM lt_ref l WHERE l.tx > 14 AND l.ts < (SELECT max(m) + interval '10 minutes' FROM lt_closed)")
 say "  $late_after events after transaction 14 fell into those windows (all late, dropped)"
 [ "$late_after" -gt 0 ] || fail "bad test data: no event after transaction 14 fell into a closed window"
+
+# ---------------------------------------------------------------------------
+# One big transaction in time order: no event may be late, whichever workers
+# apply its batches (a large transaction spills to the other workers when the
+# home worker falls behind; 100,000 groups make it fall behind).
+say "lateness: 1M events in time order in one transaction (default allowed_lateness)"
+run_sql <<'SQL'
+CREATE FOREIGN TABLE inorder (url text, ts timestamptz) SERVER stream_ext;
+CREATE VIEW inorder_min WITH (continuous, time_column = 'ts') AS
+  SELECT date_bin('1 minute', ts, '2000-01-01') AS m, url, count(*) AS c FROM inorder GROUP BY 1, 2;
+INSERT INTO inorder SELECT (i % 1000)::text, timestamptz '2024-01-05 00:00:00+00' + i * interval '6 ms'
+  FROM generate_series(1, 1000000) i;
+SQL
+got=$(q "SELECT s.events || ' applied, ' || s.late_events || ' late, ' || s.batches || ' batches; view total ' || (SELECT sum(c) FROM inorder_min)
+         FROM stream_ext.view_stats s WHERE s.name = 'inorder_min'::regclass")
+say "  inorder_min: $got"
+[ "$got" = "1000000 applied, 0 late, $(q "SELECT batches FROM stream_ext.view_stats WHERE name = 'inorder_min'::regclass") batches; view total 1000000" ] ||
+	failures+=("events of one transaction in time order were counted late: $got (expected all 1000000 applied, 0 late)")
 
 # ---------------------------------------------------------------------------
 say "no blocking: reap_expired while a 400k-row COPY into the same stream is in progress"
