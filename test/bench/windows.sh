@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Window benchmarks of stream_ext: one run, one throwaway server, one summary table.
+#
+#   test/bench/windows.sh                   # everything, ~3 minutes
+#   REPS=1 EVENTS=500000 test/bench/windows.sh   # quick smoke run
+#   PERF=1 test/bench/windows.sh            # also profile the tumbling and hopping COPYs
+#
+# Cases (same server settings and method as test/bench/core.sh: server-side COPY
+# FROM a CSV file, sync mode, each timed COPY starts once the combiner merged
+# every delta; rates are the median of REPS interleaved runs, each into a view
+# emptied by stream_ext.truncate_continuous_view):
+#   (1) the core single view: url, count(*), sum(latency), avg(latency), max(ts)
+#       GROUP BY url (1000 urls), COPY of EVENTS events
+#   (2) tumbling per-minute view with event time: date_bin('1 minute', ts) AS
+#       minute, url, count(*), avg(latency); the same EVENTS events span 100
+#       minutes, so 100 x 1000 = 100,000 groups; target >= 0.7 x (1); state
+#       table size and rows after the load
+#   (3) sliding window '5 minutes' step '5 seconds', 1000 urls: SLIDE_EVENTS
+#       events over one 5-minute window fill all 60 steps; then READS reads of
+#       SELECT * FROM the view at a fixed read_time, p50/p99 latency (client
+#       side, psql \timing, rows discarded); target p99 < 20 ms
+#   (4) hopping hop_size '10 minutes', hop_slide '1 minute' over the events of
+#       (2): COPY rate; target >= 0.7 x (2)
+#
+# Knobs (environment): EVENTS (2000000), REPS (3), SLIDE_EVENTS (600000),
+# READS (50), PERF (0; 1 = perf record the batch workers during one extra
+# untimed COPY into (2) and into (4), reports under PERF_OUT, default
+# /tmp/stream-bench-windows-perf).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+EVENTS=${EVENTS:-2000000}
+REPS=${REPS:-3}
+SLIDE_EVENTS=${SLIDE_EVENTS:-600000}
+READS=${READS:-50}
+PERF=${PERF:-0}
+PERF_OUT=${PERF_OUT:-/tmp/stream-bench-windows-perf}
+# core.sh's settings; and a fixed server-wide read_time, so that the background
+# reaper keeps the sliding window's steps (it would expire 2024 at once)
+READ_TIME="2024-01-01 00:05:00+00"
+SERVER_CONF=("shared_buffers = '1GB'" "max_wal_size = '10GB'" "min_wal_size = '1GB'"
+	"checkpoint_timeout = '30min'" "stream_ext.read_time = '$READ_TIME'")
+
+CMDLINE="test/bench/windows.sh"
+envs=""
+[ "$EVENTS" != 2000000 ] && envs+="EVENTS=$EVENTS "
+[ "$REPS" != 3 ] && envs+="REPS=$REPS "
+[ "$SLIDE_EVENTS" != 600000 ] && envs+="SLIDE_EVENTS=$SLIDE_EVENTS "
+[ "$READS" != 50 ] && envs+="READS=$READS "
+[ "$PERF" != 0 ] && envs+="PERF=$PERF "
+CMDLINE="${envs}${CMDLINE}"
+
+DIR=$(mktemp -d /tmp/stream-bench-windows.XXXXXX)
+CSV=$DIR/events.csv
+SCSV=$DIR/sliding.csv
+
+cleanup() {
+	local rc=$?
+	"$ROOT/test/server.sh" destroy "$DIR" || true
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+eval "$("$ROOT/test/server.sh" start "$DIR" "${SERVER_CONF[@]}")"
+export PGHOST PGPORT PGUSER PGDATABASE=postgres
+unset PGOPTIONS
+export PGTZ=UTC
+PM_PID=$(head -1 "$DIR/data/postmaster.pid")
+
+# helpers as in core.sh
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+fmt() { LC_ALL=C printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
+yesno() { if "$@"; then echo yes; else echo NO; fi; }
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}'; }
+ext_pid() { ps --ppid "$PM_PID" -o pid=,args= | awk -v r="stream_ext $1" '$0 ~ r {printf "%s%s", sep, $1; sep = " "}'; }
+CLK_TCK=$(getconf CLK_TCK)
+proc_cpu() {
+	local p total=0
+	for p in $1; do
+		total=$(awk -v hz="$CLK_TCK" -v t="$total" '{sub(/^.*\) /, ""); printf "%.2f", t + ($12 + $13) / hz}' "/proc/$p/stat" 2>/dev/null || echo "$total")
+	done
+	echo "$total"
+}
+
+log "server on port $PGPORT in $DIR; creating schema"
+q <<'SQL'
+CREATE EXTENSION stream_ext;
+-- one stream per view, so that each COPY feeds exactly one view
+CREATE FOREIGN TABLE clicks (url text, user_id bigint, latency float8, ts timestamptz) SERVER stream_ext;
+CREATE FOREIGN TABLE clicks_tum (url text, user_id bigint, latency float8, ts timestamptz) SERVER stream_ext;
+CREATE FOREIGN TABLE clicks_hop (url text, user_id bigint, latency float8, ts timestamptz) SERVER stream_ext;
+CREATE FOREIGN TABLE clicks_sl (url text, user_id bigint, latency float8, ts timestamptz) SERVER stream_ext;
+CREATE VIEW core_view WITH (continuous) AS
+  SELECT url, count(*), sum(latency), avg(latency), max(ts) FROM clicks GROUP BY url;
+CREATE VIEW per_minute WITH (continuous, time_column = 'ts') AS
+  SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, url, count(*), avg(latency)
+  FROM clicks_tum GROUP BY 1, 2;
+CREATE VIEW hop10 WITH (continuous, time_column = 'ts', hop_size = '10 minutes', hop_slide = '1 minute') AS
+  SELECT url, count(*), avg(latency) FROM clicks_hop GROUP BY url;
+CREATE VIEW slide5 WITH (continuous, time_column = 'ts', sliding_window = '5 minutes', step = '5 seconds') AS
+  SELECT url, count(*), avg(latency), max(latency) FROM clicks_sl GROUP BY url;
+SQL
+
+log "generating $EVENTS events over 100 minutes and $SLIDE_EVENTS over 5 minutes"
+# (2)'s events: 1000 random urls, times rising over 2024-01-01 00:00-01:40
+q <<SQL
+SELECT setseed(0.42);
+COPY (SELECT '/page/' || floor(random() * 1000)::int,
+             floor(random() * 100000)::bigint,
+             round((random() * 200)::numeric, 2)::float8,
+             timestamptz '2024-01-01 00:00:00+00' + (g - 1) * (interval '100 minutes' / $EVENTS)
+      FROM generate_series(1, $EVENTS) g) TO '$CSV' (FORMAT csv);
+SELECT setseed(0.43);
+COPY (SELECT '/page/' || floor(random() * 1000)::int,
+             floor(random() * 100000)::bigint,
+             round((random() * 200)::numeric, 2)::float8,
+             timestamptz '2024-01-01 00:00:00+00' + (g - 1) * (interval '5 minutes' / $SLIDE_EVENTS)
+      FROM generate_series(1, $SLIDE_EVENTS) g) TO '$SCSV' (FORMAT csv);
+SQL
+[ "$(wc -l < "$CSV")" -eq "$EVENTS" ] || die "CSV has the wrong number of lines"
+q -c "CREATE UNLOGGED TABLE ref (url text, user_id bigint, latency float8, ts timestamptz)" \
+  -c "COPY ref FROM '$CSV' (FORMAT csv)"
+NGROUPS=$(q -c "SELECT count(*) FROM (SELECT DISTINCT date_bin('1 minute', ts, '2000-01-01'), url FROM ref) x")
+log "  $(fmt "$NGROUPS") distinct (minute, url) groups"
+
+copy_ms() {  # copy_ms TABLE FILE: time one server-side COPY; prints milliseconds
+	local out
+	out=$(q -c '\timing on' -c "COPY $1 FROM '$2' (FORMAT csv)") || die "COPY into $1 failed"
+	sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<< "$out"
+}
+quiesce() {  # wait until the combiner merged every delta, at most 120 s
+	local expr n i
+	expr=$(q -c "SELECT coalesce(string_agg(format('(SELECT count(*) FROM %s)', delta_table), ' + '), '0') FROM stream_ext_internal.continuous_views")
+	for i in $(seq 1 600); do
+		n=$(q -c "SELECT $expr")
+		[ "$n" = 0 ] && return 0
+		sleep 0.2
+	done
+	log "warning: $n delta rows still pending after 120 s"
+}
+state_of() { q -c "SELECT state_table FROM stream_ext.continuous_views WHERE name = '$1'::regclass"; }
+rate_of() { awk -v ms="$1" -v n="$2" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
+
+q -c "INSERT INTO clicks VALUES ('warmup', 0, 0, now())"
+q -c "SELECT stream_ext.truncate_continuous_view('core_view')" >/dev/null
+[ -n "$(ext_pid worker)" ] || die "stream_ext workers not running"
+
+declare -A RATES CPU
+run_copy() {  # run_copy LABEL STREAM VIEW
+	local ms r w0 c0 w1 c1 wp cp
+	q -c "SELECT stream_ext.truncate_continuous_view('$3')" >/dev/null
+	quiesce
+	q -c "CHECKPOINT"
+	wp=$(ext_pid worker); cp=$(ext_pid combiner)
+	w0=$(proc_cpu "$wp"); c0=$(proc_cpu "$cp")
+	ms=$(copy_ms "$2" "$CSV")
+	w1=$(proc_cpu "$wp"); c1=$(proc_cpu "$cp")
+	r=$(rate_of "$ms" "$EVENTS")
+	RATES[$1]+="$r "
+	CPU[$1]+="$(awk -v a="$w0" -v b="$w1" -v c="$c0" -v d="$c1" -v ms="$ms" 'BEGIN {printf "%.1fs/%.1fs/%.1fs", ms / 1000, b - a, d - c}') "
+	log "  $1: $(fmt "$r") events/s ($ms ms; CPU of workers $(awk -v a="$w0" -v b="$w1" 'BEGIN {printf "%.2f", b - a}') s, combiner $(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.2f", b - a}') s)"
+}
+
+# ---------------------------------------------------------------------------
+log "(1)(2)(4) COPY $EVENTS events: core view, per-minute tumbling, hopping 10/1; $REPS reps (interleaved)"
+for i in $(seq "$REPS"); do
+	run_copy core clicks core_view
+	run_copy tumbling clicks_tum per_minute
+	run_copy hopping clicks_hop hop10
+done
+quiesce
+CHECKS=""
+check() { [ "$1" = "$2" ] || CHECKS+="$3: $1, expected $2; "; }
+check "$(q -c "SELECT sum(count) || '/' || count(*) FROM core_view")" "$EVENTS/1000" "core_view events/urls"
+check "$(q -c "SELECT sum(count) || '/' || count(*) FROM per_minute")" "$EVENTS/$NGROUPS" "per_minute events/groups"
+check "$(q -c "SELECT count(*) FROM (SELECT minute, url, count FROM per_minute EXCEPT
+                SELECT date_bin('1 minute', ts, '2000-01-01'), url, count(*) FROM ref GROUP BY 1, 2) x")" 0 "per_minute rows differing from ref"
+check "$(q -c "SELECT sum(count) FROM hop10")" "$((EVENTS * 10))" "hop10 sum of window counts"
+check "$(q -c "SELECT sum(late_events) FROM stream_ext.view_stats")" 0 "late events"
+TUM_STATE=$(state_of per_minute)
+TUM_SIZE=$(q -c "SELECT pg_total_relation_size('$TUM_STATE')")
+TUM_ROWS=$(q -c "SELECT count(*) FROM $TUM_STATE")
+HOP_STATE=$(state_of hop10)
+HOP_SIZE=$(q -c "SELECT pg_total_relation_size('$HOP_STATE')")
+HOP_ROWS=$(q -c "SELECT count(*) FROM $HOP_STATE")
+CORE_STATE=$(state_of core_view)
+CORE_SIZE=$(q -c "SELECT pg_total_relation_size('$CORE_STATE')")
+R_CORE=$(echo ${RATES[core]} | tr ' ' '\n' | median)
+R_TUM=$(echo ${RATES[tumbling]} | tr ' ' '\n' | median)
+R_HOP=$(echo ${RATES[hopping]} | tr ' ' '\n' | median)
+
+# ---------------------------------------------------------------------------
+log "(3) sliding window 5 minutes / 5 seconds: COPY $SLIDE_EVENTS events, then $READS reads at read_time $READ_TIME"
+quiesce
+ms=$(copy_ms clicks_sl "$SCSV")
+R_SL=$(rate_of "$ms" "$SLIDE_EVENTS")
+log "  fill: $(fmt "$R_SL") events/s ($ms ms)"
+quiesce
+SL_STATE=$(state_of slide5)
+SL_ROWS=$(q -c "SELECT count(*) FROM $SL_STATE")
+SL_STEPS=$(q -c "SELECT count(DISTINCT _step) FROM $SL_STATE")
+SL_SIZE=$(q -c "SELECT pg_total_relation_size('$SL_STATE')")
+check "$(q -c "SET stream_ext.read_time = '$READ_TIME'" -c "SELECT sum(count) || '/' || count(*) FROM slide5")" "$SLIDE_EVENTS/1000" "slide5 events/urls at $READ_TIME"
+check "$SL_STEPS" 60 "slide5 steps in the state table"
+# READS reads of the whole view in one session, rows discarded; client-side times
+READ_TIMES=$( { echo "SET stream_ext.read_time = '$READ_TIME';"; echo '\o /dev/null'; echo 'SELECT * FROM slide5;'  # warm-up
+	echo '\timing on'; for _ in $(seq "$READS"); do echo 'SELECT * FROM slide5;'; done; } |
+	psql -X -q -v ON_ERROR_STOP=1 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+N_READS=$(wc -l <<< "$READ_TIMES")
+check "$N_READS" "$READS" "timed reads"
+pct() { sort -g <<< "$READ_TIMES" | awk -v p="$1" '{a[NR]=$1} END {i = int(p * NR + 0.999999); if (i < 1) i = 1; printf "%.1f", a[i]}'; }
+SL_P50=$(pct 0.50); SL_P99=$(pct 0.99); SL_MAX=$(pct 1)
+log "  reads: p50 $SL_P50 ms, p99 $SL_P99 ms, max $SL_MAX ms ($N_READS reads)"
+SL_PLAN=$(q -c "SET stream_ext.read_time = '$READ_TIME'" -c "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) SELECT * FROM slide5" | sed -n 's/^Execution Time: //p')
+
+# ---------------------------------------------------------------------------
+# optional: perf profile of the batch workers during one extra COPY into (2) and (4)
+PERF_DONE=
+perf_copy() {  # perf_copy LABEL STREAM VIEW
+	local wp p
+	mkdir -p "$PERF_OUT"
+	q -c "SELECT stream_ext.truncate_continuous_view('$3')" >/dev/null
+	quiesce
+	wp=$(ext_pid worker)
+	perf record -q -g -o "$PERF_OUT/$1.worker.data" -p "${wp// /,}" 2>/dev/null & p=$!
+	sleep 0.5
+	copy_ms "$2" "$CSV" >/dev/null
+	kill -INT "$p" 2>/dev/null || true
+	wait "$p" 2>/dev/null || true
+	perf report -i "$PERF_OUT/$1.worker.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -40 > "$PERF_OUT/$1.worker.self.txt" || true
+	perf report -i "$PERF_OUT/$1.worker.data" --stdio --children --sort symbol -g none 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -80 > "$PERF_OUT/$1.worker.children.txt" || true
+	PERF_DONE+="perf ($1): $PERF_OUT/$1.worker.{self,children}.txt; "
+}
+if [ "$PERF" = 1 ]; then
+	command -v perf >/dev/null || die "perf not installed"
+	log "perf: one more COPY into each of per_minute, hop10 and core_view"
+	perf_copy core clicks core_view
+	perf_copy tumbling clicks_tum per_minute
+	perf_copy hopping clicks_hop hop10
+fi
+
+# ---------------------------------------------------------------------------
+TUM_RATIO=$(ratio "$R_TUM" "$R_CORE")
+HOP_RATIO=$(ratio "$R_HOP" "$R_TUM")
+TUM_MET=$(yesno ge "$TUM_RATIO" 0.7)
+HOP_MET=$(yesno ge "$HOP_RATIO" 0.7)
+SL_MET=$(yesno awk -v p="$SL_P99" 'BEGIN {exit !(p < 20)}')
+EV_LABEL=$(awk -v n="$EVENTS" 'BEGIN {if (n % 1000000 == 0) printf "%dM", n / 1000000; else printf "%d", n}')
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+{
+echo
+echo "stream_ext window benchmark -- $(date -u +'%Y-%m-%d %H:%M UTC'), commit $commit"
+echo "machine: $(nproc) CPUs ($cpu), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM; $(q -c 'SELECT version()' | cut -d, -f1)"
+echo "server: fsync=on, synchronous_commit=on, ${SERVER_CONF[*]}; stream_ext defaults (workers=$(q -c 'SHOW stream_ext.workers'), batch_size=$(q -c 'SHOW stream_ext.batch_size'))"
+echo "data: $EVENTS events over 100 minutes, 1000 urls ($(fmt "$NGROUPS") (minute, url) groups), CSV $(du -m "$CSV" | cut -f1) MB, server-side COPY FROM file, sync mode;"
+echo "      COPY rates are the median of $REPS interleaved runs, each into an emptied view (truncate_continuous_view)"
+echo "load average (1/5/15 min) at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "command: $CMDLINE"
+echo
+printf '%-44s %16s  %-34s %-18s %s\n' case result ratio target met
+printf '%-44s %16s  %-34s %-18s %s\n' "(1) COPY $EV_LABEL, core view (1000 urls)" "$(fmt "$R_CORE") ev/s" "" "" ""
+printf '%-44s %16s  %-34s %-18s %s\n' "(2) COPY $EV_LABEL, tumbling per minute" "$(fmt "$R_TUM") ev/s" "${TUM_RATIO}x core view" ">= 0.7x" "$TUM_MET"
+printf '%-44s %16s  %-34s\n' "    state table (groups $(fmt "$NGROUPS"))" "$(mb "$TUM_SIZE")" "$(fmt "$TUM_ROWS") rows, $(awk -v s="$TUM_SIZE" -v r="$TUM_ROWS" 'BEGIN {printf "%.0f", s / r}') bytes/row (core view: $(mb "$CORE_SIZE"))"
+printf '%-44s %16s  %-34s %-18s %s\n' "(3) sliding 5 min / 5 s, 1000 urls: read" "p50 $SL_P50 ms" "p99 $SL_P99 ms, max $SL_MAX ms" "p99 < 20 ms" "$SL_MET"
+printf '%-44s %16s  %-34s\n' "    state ($SL_STEPS steps), fill rate" "$(mb "$SL_SIZE")" "$(fmt "$SL_ROWS") rows; fill $(fmt "$R_SL") ev/s; server exec $SL_PLAN"
+printf '%-44s %16s  %-34s %-18s %s\n' "(4) COPY $EV_LABEL, hopping 10 min / 1 min" "$(fmt "$R_HOP") ev/s" "${HOP_RATIO}x tumbling" ">= 0.7x" "$HOP_MET"
+printf '%-44s %16s  %-34s\n' "    state table" "$(mb "$HOP_SIZE")" "$(fmt "$HOP_ROWS") rows (one per (slice, url))"
+echo
+echo "checks: ${CHECKS:-all ok (event counts, groups, per_minute = batch query, hop10 = 10 x events, slide5 = all events in 60 steps, no late events)}"
+echo "COPY runs, wall/worker CPU/combiner CPU: core ${CPU[core]}| tumbling ${CPU[tumbling]}| hopping ${CPU[hopping]}"
+echo "runs (events/s): core ${RATES[core]}| tumbling ${RATES[tumbling]}| hopping ${RATES[hopping]}"
+if [ -n "$PERF_DONE" ]; then echo "$PERF_DONE"; fi
+} | tee "$DIR/summary.txt"
+cp "$DIR/summary.txt" /tmp/stream-bench-windows-last-summary.txt 2>/dev/null || true
+[ -z "$CHECKS" ] || exit 1
