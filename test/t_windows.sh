@@ -18,6 +18,8 @@
 #   state rows: hopping stores one row per (slice, key); reap_expired removes
 #     exactly the expired tumbling-ttl buckets and sliding steps; the
 #     background reaper (server-wide read_time, short reap_interval) does too
+#   timestamp time column: reaping in UTC must keep what a later read in
+#     another TimeZone shows
 #   lateness: transactions with late events; late counts, keep_late rows,
 #     watermark, view = batch over the non-late events, closed windows frozen
 #   one transaction of 1M events in time order: none may be late
@@ -386,6 +388,42 @@ for v in tum_ttl_s sl_g_s; do
 done
 set_server_read_time "$EARLY"
 [ "$(live_tum "$T")" -lt "$(live_tum "$EARLY")" ] || fail "bad test data: nothing expires at $T"
+
+# ---------------------------------------------------------------------------
+# A timestamp (without time zone) time column is read in the session's
+# TimeZone.  Reaping at read time X must not remove rows that a read at a
+# later read time still shows, whatever TimeZone the reaping session (or the
+# combiner) has.
+say "timestamp time column: reaping in UTC, reads in America/New_York at a later read time"
+run_sql <<'SQL'
+CREATE FOREIGN TABLE tzs (ts timestamp) SERVER stream_ext;
+CREATE VIEW tz_sl WITH (continuous, time_column = 'ts', sliding_window = '1 hour', step = '5 minutes') AS
+  SELECT count(*) AS c, min(ts) AS mn FROM tzs;
+CREATE VIEW tz_ttl WITH (continuous, time_column = 'ts', ttl = '1 hour', ttl_column = 'm') AS
+  SELECT date_bin('10 minutes', ts, '2000-01-01') AS m, count(*) AS c FROM tzs GROUP BY 1;
+-- one event a minute, 2024-01-01 00:00 to 09:59 (wall-clock times)
+CREATE TABLE tz_ref AS SELECT timestamp '2024-01-01 00:00:00' + i * interval '1 minute' AS ts FROM generate_series(0, 599) i;
+INSERT INTO tzs SELECT ts FROM tz_ref;
+SQL
+merged "timestamp column views"
+# 2024-01-01 08:00+00 is 03:00 in New York
+ny() { PGTZ=America/New_York qt "2024-01-01 08:00:00+00" "SELECT format('%s events from %s; %s buckets, %s events',
+                                                                      (SELECT c FROM tz_sl), (SELECT mn FROM tz_sl),
+                                                                      (SELECT count(*) FROM tz_ttl), (SELECT coalesce(sum(c), 0) FROM tz_ttl))"; }
+want=$(q "WITH t AS (SELECT timestamptz '2024-01-01 08:00:00+00' AT TIME ZONE 'America/New_York' AS lt)
+  SELECT format('%s events from %s; %s buckets, %s events', s.c, s.mn, b.n, b.c)
+    FROM (SELECT count(*) AS c, min(ts) AS mn FROM tz_ref, t
+           WHERE ts >= date_bin('5 minutes', lt - interval '1 hour', timestamp '2000-01-01')
+             AND ts < date_bin('5 minutes', lt, timestamp '2000-01-01') + interval '5 minutes') s,
+         (SELECT count(*) AS n, sum(c) AS c FROM (SELECT date_bin('10 minutes', ts, timestamp '2000-01-01') AS m, count(*) AS c
+            FROM tz_ref GROUP BY 1) b, t WHERE m > lt - interval '1 hour') b")
+got=$(ny)
+say "  New York read at 08:00+00 before reaping: $got"
+[ "$got" = "$want" ] || failures+=("New York read of tz_sl/tz_ttl before reaping: '$got', expected '$want'")
+n=$(PGTZ=UTC qt "2024-01-01 06:00:00+00" "SELECT stream_ext.reap_expired('tz_sl') + stream_ext.reap_expired('tz_ttl')")
+got=$(ny)
+say "  reap_expired in UTC at 06:00+00 deleted $n rows; New York read at 08:00+00 now: $got"
+[ "$got" = "$want" ] || failures+=("reaping at an earlier read time (in UTC) removed rows a later read in New York shows: '$got', expected '$want'")
 
 # ---------------------------------------------------------------------------
 say "lateness: 30 transactions, allowed_lateness 5 minutes (keep_late) and 3 minutes"
