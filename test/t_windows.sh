@@ -176,6 +176,22 @@ INSERT INTO cases VALUES
                              date_bin('5 minutes', tsl, timestamp '2000-01-01 00:00:00'), interval '5 minutes') ws
    WHERE tsl IS NOT NULL GROUP BY ws$r$,
  ARRAY['2024-01-01 05:00:00+00']),
+('hop_ttl', $q$SELECT g, count(*) AS c, sum(v) AS sv FROM {S} GROUP BY g$q$,
+ ARRAY['time_column=ts', 'hop_size=30 minutes', 'hop_slide=10 minutes', 'ttl=1 hour'],
+ $r$SELECT * FROM (SELECT ws, ws + interval '30 minutes' AS we, g, count(*), sum(v)
+   FROM {R}, generate_series(date_bin('10 minutes', ts, timestamptz '2000-01-01 00:00:00+00') - interval '20 minutes',
+                             date_bin('10 minutes', ts, timestamptz '2000-01-01 00:00:00+00'), interval '10 minutes') ws
+   WHERE ts IS NOT NULL GROUP BY ws, g) x WHERE we > timestamptz '{T}' - interval '1 hour'$r$,
+ ARRAY['2024-01-01 00:30:00+00', '2024-01-01 02:30:00+00', '2024-01-01 02:45:00+00', '2024-01-01 05:00:00+00',
+       '2024-01-01 05:45:00+00']),
+('ses_ttl', $q$SELECT g, count(*) AS c, max(v) AS mv FROM {S} WHERE n < 3 GROUP BY g$q$,
+ ARRAY['time_column=ts', 'session_gap=10 minutes', 'ttl=30 minutes'],
+ $r$SELECT * FROM (SELECT min(ts) AS s0, max(ts) AS s1, g, count(*), max(v) FROM (
+     SELECT *, sum(brk) OVER (PARTITION BY g ORDER BY ts ROWS UNBOUNDED PRECEDING) AS sid FROM (
+       SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY g ORDER BY ts) < interval '10 minutes' THEN 0 ELSE 1 END AS brk
+       FROM {R} WHERE n < 3 AND ts IS NOT NULL) a) b
+   GROUP BY g, sid) x WHERE s1 > timestamptz '{T}' - interval '30 minutes'$r$,
+ ARRAY['2024-01-01 00:30:00+00', '2024-01-01 02:30:00+00', '2024-01-01 02:45:00+00', '2024-01-01 04:10:00+00']),
 ('ses', $q$SELECT g, count(*) AS c, sum(v) AS sv, max(v) AS mv FROM {S} WHERE n < 3 GROUP BY g$q$,
  ARRAY['time_column=ts', 'session_gap=10 minutes'],
  $r$SELECT min(ts), max(ts), g, count(*), sum(v), max(v) FROM (
@@ -365,6 +381,23 @@ left=$(q "SELECT state_rows('sl_date_s')")
 want=$(q "SELECT count(*) FROM (SELECT DISTINCT d, g FROM ref WHERE d >= date '2024-01-02') x")
 say "  reap_expired('sl_date_s') at 2024-01-05 deleted $n, $left left (expected $want: days >= 2024-01-02)"
 [ "$left" = "$want" ] || failures+=("reap_expired(sl_date_s) at 2024-01-05: $left rows left, expected $want")
+# hopping with ttl: a slice goes once every window holding it has ended
+T=2024-01-01\ 02:30:00+00
+before=$(q "SELECT state_rows('hop_ttl_s')")
+n=$(qt "$T" "SELECT stream_ext.reap_expired('hop_ttl_s')")
+left=$(q "SELECT state_rows('hop_ttl_s')")
+want=$(q "SELECT count(*) FROM (SELECT DISTINCT date_bin('10 minutes', ts, timestamptz '2000-01-01 00:00:00+00') AS s, g FROM ref
+          WHERE ts IS NOT NULL) x WHERE s + interval '30 minutes' > timestamptz '$T' - interval '1 hour'")
+say "  reap_expired('hop_ttl_s') at 02:30 deleted $n of $before slice rows, $left left (expected $want left)"
+[ "$left" = "$want" ] && [ "$n" = $((before - left)) ] || failures+=("reap_expired(hop_ttl_s) at $T: deleted $n, left $left; expected $want left")
+# session with ttl: sessions that ended by read_time - ttl go (the combiner merged them: one row each)
+before=$(q "SELECT state_rows('ses_ttl_s')")
+n=$(qt "$T" "SELECT stream_ext.reap_expired('ses_ttl_s')")
+left=$(q "SELECT state_rows('ses_ttl_s')")
+want=$(qt "$T" "SELECT count(*) FROM ses_ttl_s")
+say "  reap_expired('ses_ttl_s') at 02:30 deleted $n of $before session rows, $left left ($want sessions visible)"
+[ "$left" = "$want" ] && [ "$n" = $((before - left)) ] && [ "$n" -gt 0 ] ||
+	failures+=("reap_expired(ses_ttl_s) at $T: deleted $n of $before, left $left; expected one row per visible session ($want)")
 # hopping and session views without ttl expire nothing
 n=$(qt "2024-01-01 05:00:00+00" "SELECT stream_ext.reap_expired('hop_s') + stream_ext.reap_expired('ses_s')")
 [ "$n" = 0 ] || failures+=("reap_expired on hop_s/ses_s (no ttl) deleted $n rows")
@@ -372,7 +405,8 @@ n=$(qt "2024-01-01 05:00:00+00" "SELECT stream_ext.reap_expired('hop_s') + strea
 compare "shuffled, after reap_expired (read times after the reaps)" s 2 \
 	"NOT (view = 'tum_ttl_s' AND read_time::timestamptz < '2024-01-01 02:30:00+00')
 	 AND NOT (view = 'sl_g_s' AND read_time::timestamptz < '2024-01-01 02:17:30+00')
-	 AND NOT (view = 'sl_date_s' AND read_time::timestamptz < '2024-01-05 00:00:00+00')"
+	 AND NOT (view = 'sl_date_s' AND read_time::timestamptz < '2024-01-05 00:00:00+00')
+	 AND NOT (view IN ('hop_ttl_s', 'ses_ttl_s') AND read_time::timestamptz < '2024-01-01 02:30:00+00')"
 
 say "background reaper: server-wide read_time 03:40, reap_interval 100 ms"
 T=2024-01-01\ 03:40:00+00
