@@ -437,6 +437,8 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	spi_exec(psprintf("UPDATE " INTERNAL_SCHEMA ".view_watermarks SET max_event_time = NULL, "
 					  "late_events = 0 WHERE view_id = %d", id), SPI_OK_UPDATE);
+	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".watermark_pending WHERE view_id = %d", id),
+			 SPI_OK_DELETE);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	SPI_finish();
 	PG_RETURN_VOID();

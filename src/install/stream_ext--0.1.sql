@@ -71,12 +71,22 @@ CREATE TABLE stream_ext_internal.view_counters (
   PRIMARY KEY (view_id, worker)
 );
 
--- The highest event time each event-time view has applied, and the events it
--- refused as late.  Workers lock a view's row while they apply a batch to it.
+-- The highest event time of the committed events of each event-time view, and
+-- the events it refused as late.  Workers lock a view's row while they apply
+-- a batch to it (src/window/lateness.c).
 CREATE TABLE stream_ext_internal.view_watermarks (
   view_id        int PRIMARY KEY REFERENCES stream_ext_internal.continuous_views ON DELETE CASCADE,
   max_event_time timestamptz,
   late_events    bigint NOT NULL DEFAULT 0
+);
+
+-- The highest event time of each writer transaction whose events a view
+-- applied; folded into view_watermarks once the writer has committed.
+CREATE TABLE stream_ext_internal.watermark_pending (
+  view_id        int NOT NULL REFERENCES stream_ext_internal.continuous_views ON DELETE CASCADE,
+  writer_xid     xid8 NOT NULL,
+  max_event_time timestamptz NOT NULL,
+  PRIMARY KEY (view_id, writer_xid)
 );
 
 -- Late events of views with keep_late = true.
@@ -200,7 +210,10 @@ CREATE VIEW stream_ext.view_stats AS
          max(c.last_applied) AS last_applied,
          coalesce(sum(c.errors), 0)::bigint AS errors,
          w.late_events,
-         w.max_event_time - v.allowed_lateness AS watermark
+         greatest(w.max_event_time,
+                  (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
+                    WHERE p.view_id = v.id AND stream_ext_internal.xid_visible(p.writer_xid)))
+           - v.allowed_lateness AS watermark
     FROM stream_ext_internal.continuous_views v
     LEFT JOIN stream_ext_internal.view_counters c ON c.view_id = v.id
     LEFT JOIN stream_ext_internal.view_watermarks w ON w.view_id = v.id

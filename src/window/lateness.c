@@ -1,17 +1,23 @@
 /*
  * lateness.c
  *	  Late events: an event of an event-time view is late when its time is
- *	  more than allowed_lateness before the highest event time the view has
- *	  applied (its max_event_time).  The watermark is max_event_time minus
- *	  allowed_lateness; a window that ends before it is final, since every
- *	  event that could still fall in it would be late.
+ *	  more than allowed_lateness before the highest event time among the
+ *	  events of committed transactions the view has applied (max_event_time).
+ *	  The watermark is max_event_time minus allowed_lateness; a window that
+ *	  ends before it is final: every event that could still fall in it would
+ *	  be late.
+ *
+ * A transaction's events are judged against what other transactions
+ * committed before, never against each other: one transaction in time
+ * order has no late events, however its records are spread over workers
+ * and batches.  So a batch records the highest time of each writer in
+ * watermark_pending, and the first batch of the view after the writer
+ * committed folds it into view_watermarks (an aborted writer's is dropped).
  *
  * Late events are not applied to the view: they are counted in
- * stream_ext_internal.view_watermarks, and kept in late_events when the view
- * says keep_late.  The worker that applies a batch to a view locks the view's
- * watermark row until it commits, so the watermark a batch is checked
- * against is the one every earlier batch left: two workers can never both
- * accept events that only one of them would have found late.
+ * view_watermarks, and kept in late_events when the view says keep_late.
+ * The worker that applies a batch to a view locks the view's watermark row
+ * until it commits, so batches of one view are judged one after another.
  */
 #include "postgres.h"
 
@@ -24,12 +30,16 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
+#include "access/transam.h"
+#include "utils/xid8.h"
 
 #include "window/lateness.h"
 #include "window/time_expr.h"
 #include "worker/apply.h"
 
 static SPIPlanPtr lock_watermark = NULL;
+static SPIPlanPtr fold_pending = NULL;
+static SPIPlanPtr note_pending = NULL;
 static SPIPlanPtr update_watermark = NULL;
 static SPIPlanPtr insert_late = NULL;
 
@@ -51,6 +61,18 @@ prepare_statements(void)
 	lock_watermark = prepare_kept("SELECT max_event_time FROM stream_ext_internal.view_watermarks "
 								  "WHERE view_id = $1 FOR UPDATE",
 								  1, (Oid[]) {INT4OID});
+	fold_pending = prepare_kept("WITH done AS (DELETE FROM stream_ext_internal.watermark_pending "
+								"WHERE view_id = $1 AND (stream_ext_internal.xid_committed(writer_xid) "
+								"OR stream_ext_internal.xid_aborted(writer_xid)) "
+								"RETURNING writer_xid, max_event_time) "
+								"SELECT max(max_event_time) FILTER "
+								"(WHERE stream_ext_internal.xid_committed(writer_xid)) FROM done",
+								1, (Oid[]) {INT4OID});
+	note_pending = prepare_kept("INSERT INTO stream_ext_internal.watermark_pending AS p "
+								"(view_id, writer_xid, max_event_time) VALUES ($1, $2, $3) "
+								"ON CONFLICT (view_id, writer_xid) DO UPDATE "
+								"SET max_event_time = greatest(p.max_event_time, excluded.max_event_time)",
+								3, (Oid[]) {INT4OID, XID8OID, TIMESTAMPTZOID});
 	update_watermark = prepare_kept("UPDATE stream_ext_internal.view_watermarks "
 									"SET max_event_time = $2, late_events = late_events + $3 "
 									"WHERE view_id = $1",
@@ -83,11 +105,62 @@ event_time(HeapTuple event, AttrNumber attnum, TupleDesc desc, TimestampTz *time
 	return true;
 }
 
+/* The 64-bit id of a recent transaction id, as event_xid8 computes it. */
+static FullTransactionId
+recent_full_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
+typedef struct WriterMax
+{
+	TransactionId xid;
+	TimestampTz max_time;
+} WriterMax;
+
+/* Remember the highest accepted time of each writer of the batch. */
+static void
+note_writer_time(List **writers, TransactionId xid, TimestampTz t)
+{
+	ListCell   *lc;
+	WriterMax  *w;
+
+	/* events come in runs of one writer: look at the last one first */
+	if (*writers != NIL)
+	{
+		w = llast(*writers);
+		if (w->xid == xid)
+		{
+			w->max_time = Max(w->max_time, t);
+			return;
+		}
+	}
+	foreach(lc, *writers)
+	{
+		w = lfirst(lc);
+		if (w->xid == xid)
+		{
+			w->max_time = Max(w->max_time, t);
+			return;
+		}
+	}
+	w = palloc(sizeof(WriterMax));
+	w->xid = xid;
+	w->max_time = t;
+	*writers = lappend(*writers, w);
+}
+
 /*
- * For an event-time view, lock its watermark, find the late events of the
- * batch, record them, and advance max_event_time over the others.  Returns
- * an array marking the late events (NULL when none are), and their number.
- * Runs inside the batch's transaction.
+ * For an event-time view, lock its watermark, fold in the writers that
+ * committed, find the late events of the batch and record them, and note
+ * the highest time each writer of the batch reached.  Returns an array
+ * marking the late events (NULL when none are), and their number.  Runs
+ * inside the batch's transaction.
  */
 bool *
 stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate)
@@ -95,12 +168,15 @@ stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate)
 	WindowSpec *w = view->window;
 	Relation	stream;
 	AttrNumber	attnum;
-	Datum		arg[4];
+	Datum		arg[1];
 	bool		isnull;
 	bool		have_max;
+	bool		changed = false;
 	TimestampTz max_time = 0;
 	TimestampTz cutoff = 0;
 	bool	   *late = NULL;
+	List	   *writers = NIL;
+	ListCell   *lc;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
 	*nlate = 0;
@@ -115,6 +191,20 @@ stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate)
 		elog(ERROR, "watermark of continuous view \"%s\" is missing", view->name);
 	max_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	have_max = !isnull;
+
+	if (SPI_execute_plan(fold_pending, arg, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not fold the pending watermarks of continuous view \"%s\"", view->name);
+	{
+		TimestampTz folded = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+															   SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (!isnull && (!have_max || folded > max_time))
+		{
+			max_time = folded;
+			have_max = true;
+			changed = true;
+		}
+	}
 	if (have_max)
 		cutoff = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
 														 TimestampTzGetDatum(max_time),
@@ -122,45 +212,49 @@ stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate)
 
 	stream = table_open(events->stream, AccessShareLock);
 	attnum = stream_window_time_attnum(w, events->stream);
+	for (int i = 0; i < events->nevents; i++)
 	{
-		TimestampTz new_max = max_time;
-		bool		any = have_max;
+		HeapTuple	event = &events->events[i];
+		TimestampTz t;
 
-		for (int i = 0; i < events->nevents; i++)
+		if (!event_time(event, attnum, RelationGetDescr(stream), &t))
+			continue;
+		if (have_max && t < cutoff)
 		{
-			TimestampTz t;
-
-			if (!event_time(&events->events[i], attnum, RelationGetDescr(stream), &t))
-				continue;
-			if (have_max && t < cutoff)
+			if (late == NULL)	/* outlives SPI_finish */
+				late = MemoryContextAllocZero(caller_cxt, sizeof(bool) * events->nevents);
+			late[i] = true;
+			(*nlate)++;
+			if (w->keep_late)
 			{
-				if (late == NULL)	/* outlives SPI_finish */
-					late = MemoryContextAllocZero(caller_cxt, sizeof(bool) * events->nevents);
-				late[i] = true;
-				(*nlate)++;
-				if (w->keep_late)
-				{
-					Datum		values[4] = {arg[0], TimestampTzGetDatum(t), TimestampTzGetDatum(cutoff),
-					CStringGetTextDatum(stream_event_as_text(events->stream, &events->events[i]))};
+				Datum		values[4] = {arg[0], TimestampTzGetDatum(t), TimestampTzGetDatum(cutoff),
+				CStringGetTextDatum(stream_event_as_text(events->stream, event))};
 
-					if (SPI_execute_plan(insert_late, values, NULL, false, 0) != SPI_OK_INSERT)
-						elog(ERROR, "could not keep a late event");
-				}
-				continue;
+				if (SPI_execute_plan(insert_late, values, NULL, false, 0) != SPI_OK_INSERT)
+					elog(ERROR, "could not keep a late event");
 			}
-			if (!any || t > new_max)
-				new_max = t;
-			any = true;
+			continue;
 		}
-		if (any && (!have_max || new_max != max_time || *nlate > 0))
-		{
-			Datum		values[3] = {arg[0], TimestampTzGetDatum(new_max), Int64GetDatum(*nlate)};
-
-			if (SPI_execute_plan(update_watermark, values, NULL, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not advance the watermark of continuous view \"%s\"", view->name);
-		}
+		note_writer_time(&writers, HeapTupleHeaderGetRawXmin(event->t_data), t);
 	}
 	table_close(stream, AccessShareLock);
+
+	foreach(lc, writers)
+	{
+		WriterMax  *wm = lfirst(lc);
+		Datum		values[3] = {arg[0], FullTransactionIdGetDatum(recent_full_xid(wm->xid)),
+		TimestampTzGetDatum(wm->max_time)};
+
+		if (SPI_execute_plan(note_pending, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not note the event times of continuous view \"%s\"", view->name);
+	}
+	if (changed || *nlate > 0)
+	{
+		Datum		values[3] = {arg[0], TimestampTzGetDatum(max_time), Int64GetDatum(*nlate)};
+
+		if (SPI_execute_plan(update_watermark, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not advance the watermark of continuous view \"%s\"", view->name);
+	}
 	SPI_finish();
 	return late;
 }
