@@ -3,7 +3,7 @@
 #
 #   test/bench/windows.sh                   # everything, ~3 minutes
 #   REPS=1 EVENTS=500000 test/bench/windows.sh   # quick smoke run
-#   PERF=1 test/bench/windows.sh            # also profile the tumbling and hopping COPYs
+#   PERF=1 test/bench/windows.sh            # also profile the sliding reads and the COPYs
 #
 # Cases (same server settings and method as test/bench/core.sh: server-side COPY
 # FROM a CSV file, sync mode, each timed COPY starts once the combiner merged
@@ -28,8 +28,9 @@
 # LATENESS='1 minute' shows it (the checks line then reports the late events).
 #
 # Knobs (environment): EVENTS (2000000), REPS (3), SLIDE_EVENTS (600000),
-# READS (50), LATENESS ('1 hour'), PERF (0; 1 = perf record the batch workers during one extra
-# untimed COPY into (2) and into (4), reports under PERF_OUT, default
+# READS (50), LATENESS ('1 hour'), PERF (0; 1 = perf record the reading backend
+# during 3 x READS untimed reads of (3), and the batch workers during one extra
+# untimed COPY into (1), (2) and (4); reports under PERF_OUT, default
 # /tmp/stream-bench-windows-perf).
 set -euo pipefail
 
@@ -257,9 +258,33 @@ perf_copy() {  # perf_copy LABEL STREAM VIEW
 		grep -v '^#' | grep -v '^$' | head -80 > "$PERF_OUT/$1.worker.children.txt" || true
 	PERF_DONE+="perf ($1): $PERF_OUT/$1.worker.{self,children}.txt; "
 }
+perf_read() {  # perf_read: profile the backend of a session doing READS * 3 reads of slide5
+	local p bpid pidf=$DIR/read.pid ready=$DIR/read.ready job
+	rm -f "$pidf" "$ready"
+	{ echo "\\o $pidf"; echo "SELECT pg_backend_pid();"; echo "\\o /dev/null"
+	  echo "SET stream_ext.read_time = '$READ_TIME';"
+	  echo "\\! while [ ! -e $ready ]; do sleep 0.01; done"
+	  for _ in $(seq $((READS * 3))); do echo 'SELECT * FROM slide5;'; done; } | q >/dev/null &
+	job=$!
+	for _ in $(seq 1000); do [ -s "$pidf" ] && break; sleep 0.01; done
+	bpid=$(tr -dc 0-9 < "$pidf")
+	perf record -q -g -o "$PERF_OUT/sliding_read.backend.data" -p "$bpid" 2>/dev/null & p=$!
+	sleep 0.5
+	touch "$ready"
+	wait "$job"
+	kill -INT "$p" 2>/dev/null || true
+	wait "$p" 2>/dev/null || true
+	perf report -i "$PERF_OUT/sliding_read.backend.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -40 > "$PERF_OUT/sliding_read.backend.self.txt" || true
+	perf report -i "$PERF_OUT/sliding_read.backend.data" --stdio --children --sort symbol -g none 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -80 > "$PERF_OUT/sliding_read.backend.children.txt" || true
+	PERF_DONE+="perf (sliding read): $PERF_OUT/sliding_read.backend.{self,children}.txt; "
+}
 if [ "$PERF" = 1 ]; then
 	command -v perf >/dev/null || die "perf not installed"
-	log "perf: one more COPY into each of per_minute, hop10 and core_view"
+	log "perf: $((READS * 3)) more reads of slide5, and one more COPY into each of core_view, per_minute and hop10"
+	mkdir -p "$PERF_OUT"
+	perf_read
 	perf_copy core clicks core_view
 	perf_copy tumbling clicks_tum per_minute
 	perf_copy hopping clicks_hop hop10
