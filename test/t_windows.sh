@@ -22,7 +22,7 @@
 #     another TimeZone shows
 #   lateness: transactions with late events; late counts, keep_late rows,
 #     watermark, view = batch over the non-late events, closed windows frozen
-#   one transaction of 1M events in time order: none may be late
+#   one transaction of 1M events in time order, one of 300k shuffled: none late
 #   no blocking: reap_expired finishes while a 400k-row COPY into the same
 #     stream is still in progress (the COPY is held open until the reap is
 #     done), and the COPY's events are all counted afterwards
@@ -556,7 +556,7 @@ say "  $late_after events after transaction 14 fell into those windows (all late
 # One big transaction in time order: no event may be late, whichever workers
 # apply its batches (a large transaction spills to the other workers when the
 # home worker falls behind; 100,000 groups make it fall behind).
-say "lateness: 1M events in time order in one transaction (default allowed_lateness)"
+say "lateness: 1M events in time order in one transaction, then 300k shuffled in another (default allowed_lateness)"
 run_sql <<'SQL'
 CREATE FOREIGN TABLE inorder (url text, ts timestamptz) SERVER stream_ext;
 CREATE VIEW inorder_min WITH (continuous, time_column = 'ts') AS
@@ -569,6 +569,17 @@ got=$(q "SELECT s.events || ' applied, ' || s.late_events || ' late, ' || s.batc
 say "  inorder_min: $got"
 [ "$got" = "1000000 applied, 0 late, $(q "SELECT batches FROM stream_ext.view_stats WHERE name = 'inorder_min'::regclass") batches; view total 1000000" ] ||
 	failures+=("events of one transaction in time order were counted late: $got (expected all 1000000 applied, 0 late)")
+# and one transaction in random order (times after the first one's): none late either
+run_sql <<'SQL'
+SELECT setseed(0.5);
+INSERT INTO inorder SELECT (i % 1000)::text, timestamptz '2024-01-06 00:00:00+00' + random() * interval '1 hour'
+  FROM generate_series(1, 300000) i ORDER BY random();
+SQL
+got=$(q "SELECT s.events || ' applied, ' || s.late_events || ' late; view total ' || (SELECT sum(c) FROM inorder_min)
+         FROM stream_ext.view_stats s WHERE s.name = 'inorder_min'::regclass")
+say "  after 300k more in random order in one transaction: $got"
+[ "$got" = "1300000 applied, 0 late; view total 1300000" ] ||
+	failures+=("events of one shuffled transaction were counted late: $got (expected 1300000 applied, 0 late)")
 
 # ---------------------------------------------------------------------------
 say "no blocking: reap_expired while a 400k-row COPY into the same stream is in progress"
