@@ -18,6 +18,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -84,6 +85,22 @@ interval_sql(Interval *interval)
 																		   IntervalPGetDatum(interval)))));
 }
 
+/*
+ * "Now" for the reaper, in the type of a state column.  A timestamptz column
+ * takes read_time().  A timestamp (or date) column is read in the reader's
+ * TimeZone, and readers may be anywhere from UTC-12 to UTC+14: the reaper
+ * takes the earliest local time any of them can see, UTC less a day.
+ */
+static char *
+reap_now_sql(Oid state, const char *column)
+{
+	Oid			type = get_atttype(state, get_attnum(state, column));
+
+	if (type == TIMESTAMPTZOID)
+		return "stream_ext.read_time()";
+	return "((stream_ext.read_time() AT TIME ZONE 'UTC') - '1 day'::pg_catalog.interval)";
+}
+
 /* The condition a state row of view id is expired under, or NULL. */
 static char *
 expired_condition(int id, WindowSpec *spec)
@@ -99,22 +116,24 @@ expired_condition(int id, WindowSpec *spec)
 		case WINDOW_NONE:
 			if (spec->ttl == NULL)
 				return NULL;
-			return psprintf("%s <= stream_ext.read_time() - %s",
-							quote_identifier(spec->ttl_column), interval_sql(spec->ttl));
+			return psprintf("%s <= %s - %s", quote_identifier(spec->ttl_column),
+							reap_now_sql(state, spec->ttl_column), interval_sql(spec->ttl));
 		case WINDOW_SLIDING:
 			type = format_type_be(get_atttype(state, get_attnum(state, "_step")));
-			return psprintf("_step < pg_catalog.date_bin(%s, CAST(stream_ext.read_time() - %s AS %s), "
+			return psprintf("_step < pg_catalog.date_bin(%s, CAST(%s - %s AS %s), "
 							"CAST('2000-01-01 00:00:00+00' AS %s))",
-							interval_sql(spec->step), interval_sql(spec->size), type, type);
+							interval_sql(spec->step), reap_now_sql(state, "_step"),
+							interval_sql(spec->size), type, type);
 		case WINDOW_HOPPING:
 			if (spec->ttl == NULL)
 				return NULL;
-			return psprintf("_slice + %s <= stream_ext.read_time() - %s",
-							interval_sql(spec->size), interval_sql(spec->ttl));
+			return psprintf("_slice + %s <= %s - %s", interval_sql(spec->size),
+							reap_now_sql(state, "_slice"), interval_sql(spec->ttl));
 		case WINDOW_SESSION:
 			if (spec->ttl == NULL)
 				return NULL;
-			return psprintf("_session_end <= stream_ext.read_time() - %s", interval_sql(spec->ttl));
+			return psprintf("_session_end <= %s - %s", reap_now_sql(state, "_session_end"),
+							interval_sql(spec->ttl));
 	}
 	return NULL;
 }
