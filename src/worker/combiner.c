@@ -48,6 +48,11 @@
 /* How often a delta table that received merges is vacuumed */
 #define DELTA_VACUUM_MS 2000
 
+/* A state table is analyzed once this many rows were merged into it... */
+#define STATE_ANALYZE_ROWS 1000
+/* ...and at most this often */
+#define STATE_ANALYZE_MS 10000
+
 typedef struct CombinePlan
 {
 	int			id;
@@ -55,6 +60,8 @@ typedef struct CombinePlan
 	SPIPlanPtr	cleanup;
 	bool		merged;			/* rows moved since the last vacuum */
 	TimestampTz last_vacuum;
+	uint64		merged_rows;	/* rows written to the state table since ANALYZE */
+	TimestampTz last_analyze;
 } CombinePlan;
 
 static List *combine_plans = NIL;	/* in TopMemoryContext */
@@ -231,28 +238,12 @@ log_error_and_abort(MemoryContext cxt)
 	AbortCurrentTransaction();
 }
 
-/*
- * Vacuum a view's delta table, as autovacuum would, if rows were merged out
- * of it since the last time and DELTA_VACUUM_MS passed.  Every merge leaves
- * the moved rows dead, and the next merge scans the whole table: left to
- * autovacuum (once a minute at most), a busy delta table would bloat and
- * every merge would slow down.
- */
+/* VACUUM or ANALYZE one internal table (options: VACOPT_*), skipping it if locked. */
 static void
-vacuum_delta_table(int id, MemoryContext cxt)
+maintain_table(const char *name, int options, MemoryContext cxt)
 {
-	CombinePlan *plan = find_plan(id);
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (plan == NULL || !plan->merged ||
-		!TimestampDifferenceExceeds(plan->last_vacuum, now, DELTA_VACUUM_MS))
-		return;
-	plan->merged = false;
-	plan->last_vacuum = now;
-
 	PG_TRY();
 	{
-		char	   *name = psprintf("delta_%d", id);
 		Oid			relid;
 		VacuumParams params;
 
@@ -262,7 +253,7 @@ vacuum_delta_table(int id, MemoryContext cxt)
 		if (OidIsValid(relid))
 		{
 			memset(&params, 0, sizeof(params));
-			params.options = VACOPT_VACUUM | VACOPT_SKIP_LOCKED;
+			params.options = options | VACOPT_SKIP_LOCKED;
 			params.freeze_min_age = -1;
 			params.freeze_table_age = -1;
 			params.multixact_freeze_min_age = -1;
@@ -271,7 +262,7 @@ vacuum_delta_table(int id, MemoryContext cxt)
 			params.index_cleanup = VACOPTVALUE_UNSPECIFIED;
 			params.truncate = VACOPTVALUE_UNSPECIFIED;
 			params.nworkers = -1;
-			vacuum(list_make1(makeVacuumRelation(makeRangeVar("stream_ext_internal", name, -1),
+			vacuum(list_make1(makeVacuumRelation(makeRangeVar("stream_ext_internal", pstrdup(name), -1),
 												 relid, NIL)),
 				   &params, NULL, true);
 		}
@@ -283,6 +274,41 @@ vacuum_delta_table(int id, MemoryContext cxt)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * Vacuum a view's delta table, as autovacuum would, if rows were merged out
+ * of it since the last time and DELTA_VACUUM_MS passed.  Every merge leaves
+ * the moved rows dead, and the next merge scans the whole table: left to
+ * autovacuum (once a minute at most), a busy delta table would bloat and
+ * every merge would slow down.
+ *
+ * Analyze its state table once STATE_ANALYZE_ROWS rows were merged into it
+ * (at most every STATE_ANALYZE_MS): reads of windowed views filter state rows
+ * by time and group them, and without statistics the planner guesses a few
+ * hundred rows and sorts sixty thousand.
+ */
+static void
+maintain_view_tables(int id, MemoryContext cxt)
+{
+	CombinePlan *plan = find_plan(id);
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (plan == NULL)
+		return;
+	if (plan->merged && TimestampDifferenceExceeds(plan->last_vacuum, now, DELTA_VACUUM_MS))
+	{
+		plan->merged = false;
+		plan->last_vacuum = now;
+		maintain_table(psprintf("delta_%d", id), VACOPT_VACUUM, cxt);
+	}
+	if (plan->merged_rows >= STATE_ANALYZE_ROWS &&
+		TimestampDifferenceExceeds(plan->last_analyze, now, STATE_ANALYZE_MS))
+	{
+		plan->merged_rows = 0;
+		plan->last_analyze = now;
+		maintain_table(psprintf("state_%d", id), VACOPT_ANALYZE, cxt);
+	}
 }
 
 /* Merge the committed deltas of one view; one transaction. */
@@ -303,6 +329,7 @@ combine_view(int id, int key_count, WindowSpec *spec, bool cleanup, MemoryContex
 			elog(ERROR, "merge of continuous view %d failed", id);
 		if (SPI_processed > 0)
 			plan->merged = true;
+		plan->merged_rows += SPI_processed;
 		if (cleanup &&
 			SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "cleanup of continuous view %d failed", id);
@@ -440,7 +467,7 @@ stream_combiner_loop(int slotno)
 				ViewToCombine *v = lfirst(lc);
 
 				combine_view(v->id, v->key_count, v->window, full, cxt);
-				vacuum_delta_table(v->id, cxt);
+				maintain_view_tables(v->id, cxt);
 				if (reap && stream_window_expires(v->window))
 					reap_view(v->id, v->window, cxt);
 			}
