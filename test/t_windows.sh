@@ -155,6 +155,15 @@ INSERT INTO cases VALUES
      AND tsl < date_bin('15 minutes', timestamp '{T}', timestamp '2000-01-01 00:00:00') + interval '15 minutes'
    GROUP BY g$r$,
  ARRAY['2024-01-01 00:20:00+00', '2024-01-01 02:05:00+00', '2024-01-01 03:50:00+00']),
+-- 25 steps: the view also keeps blocks of 5 steps, and reads take whole blocks
+('sl_blocks', $q$SELECT g, count(*) AS c, sum(v) AS sv, min(v) AS mn, max(tsl) AS mt FROM {S} GROUP BY g$q$,
+ ARRAY['time_column=tsl', 'sliding_window=50 minutes', 'step=2 minutes'],
+ $r$SELECT g, count(*), sum(v), min(v), max(tsl) FROM {R}
+   WHERE tsl >= date_bin('2 minutes', timestamp '{T}' - interval '50 minutes', timestamp '2000-01-01 00:00:00')
+     AND tsl < date_bin('2 minutes', timestamp '{T}', timestamp '2000-01-01 00:00:00') + interval '2 minutes'
+   GROUP BY g$r$,
+ ARRAY['2024-01-01 00:20:00+00', '2024-01-01 01:01:00+00', '2024-01-01 02:05:00+00', '2024-01-01 02:13:59+00',
+       '2024-01-01 03:50:00+00', '2024-01-01 04:31:00+00']),
 ('sl_date', $q$SELECT g, count(*) AS c, sum(v) AS sv, max(d) AS md FROM {S} GROUP BY g$q$,
  ARRAY['time_column=d', 'sliding_window=3 days', 'step=1 day'],
  $r$SELECT g, count(*), sum(v), max(d) FROM {R}

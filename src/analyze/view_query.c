@@ -36,6 +36,7 @@
 
 #include "analyze/view_query.h"
 #include "stream/fdw.h"
+#include "window/sliding.h"
 #include "window/time_expr.h"
 
 static void
@@ -140,7 +141,7 @@ aggregate_state_type(Aggref *aggref)
 
 /* Column names the extension uses beside a view's own keys and aggregates */
 static const char *const reserved_names[] = {
-	"writer_xid", "_one", "_step", "_slice", "_session_start", "_session_end",
+	"writer_xid", "_one", "_block", "_step", "_slice", "_session_start", "_session_end",
 	"_session", "_new", "window_start", "window_end", "session_start", "session_end", NULL
 };
 
@@ -197,7 +198,8 @@ add_hidden_aggregate(ViewShape *shape, Aggref *agg, const char *name, List **nam
 
 /*
  * The columns a window adds to the combine state, ahead of the view's own:
- *	 sliding: key _step, the step an event falls in;
+ *	 sliding: key _step, the step an event falls in (and _block, false for
+ *	 steps, when the view keeps blocks: window/sliding.c);
  *	 hopping: key _slice, the slice of hop_slide an event falls in;
  *	 session: _session_start and _session_end, min and max event time of the
  *	 partial session, and for the workers only a group key that cuts a batch
@@ -220,7 +222,12 @@ add_window_columns(ViewShape *shape, List **names)
 		(Node *) stream_window_and_not_null((Expr *) shape->query->jointree->quals,
 											shape->time_expr);
 	if (w->kind == WINDOW_SLIDING)
+	{
+		/* steps are written with _block false; the combiner adds the blocks */
+		if (stream_sliding_block(w) != NULL)
+			add_hidden_key(shape, (Expr *) makeBoolConst(false, false), "_block", names);
 		add_hidden_key(shape, stream_window_bucket(shape->time_expr, w->step), "_step", names);
+	}
 	else if (w->kind == WINDOW_HOPPING)
 		add_hidden_key(shape, stream_window_bucket(shape->time_expr, w->step), "_slice", names);
 	else

@@ -27,6 +27,7 @@
 
 #include "ddl/read_view.h"
 #include "window/session.h"
+#include "window/sliding.h"
 
 #define INTERNAL_SCHEMA "stream_ext_internal"
 
@@ -147,6 +148,36 @@ user_keys_sql(ViewShape *shape, const char *prefix)
 }
 
 /*
+ * The rows of a sliding window read: the steps from the oldest step to now,
+ * taking whole blocks where the view keeps them (window/sliding.c).
+ */
+static char *
+sliding_rows_sql(ViewShape *shape, int id, const char *cols)
+{
+	WindowSpec *w = shape->window;
+	Oid			type = exprType((Node *) shape->time_expr);
+	char	   *oldest = stream_sliding_bound_sql(SLIDING_OLDEST_STEP, w, type);
+	char	   *now = stream_sliding_bound_sql(SLIDING_NOW, w, type);
+	char	   *deltas = psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".delta_%d"
+								  " WHERE " INTERNAL_SCHEMA ".xid_visible(writer_xid)"
+								  " AND _step >= %s AND _step <= %s", cols, id, oldest, now);
+	char	   *first_block;
+	char	   *blocks_end;
+
+	if (stream_sliding_block(w) == NULL)
+		return psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _step >= %s AND _step <= %s"
+						" UNION ALL %s", cols, id, oldest, now, deltas);
+	first_block = stream_sliding_bound_sql(SLIDING_FIRST_BLOCK, w, type);
+	blocks_end = stream_sliding_bound_sql(SLIDING_BLOCKS_END, w, type);
+	return psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _block AND _step >= %s AND _step < %s"
+					" UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE NOT _block AND"
+					" (_step >= %s AND _step < %s OR _step >= %s AND _step <= %s)"
+					" UNION ALL %s",
+					cols, id, first_block, blocks_end,
+					cols, id, oldest, first_block, blocks_end, now, deltas);
+}
+
+/*
  * The rows to combine, as subquery s: state rows and visible deltas; for
  * sessions numbered by the session each belongs to (_session).
  */
@@ -160,6 +191,8 @@ rows_sql(ViewShape *shape, int id)
 								cols, id, cols, id);
 	char	   *keys;
 
+	if (shape->window->kind == WINDOW_SLIDING)
+		return sliding_rows_sql(shape, id, cols);
 	if (shape->window->kind != WINDOW_SESSION)
 		return rows;
 	keys = user_keys_sql(shape, "");
@@ -217,17 +250,7 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 												quote_identifier(w->ttl_column)));
 			break;
 		case WINDOW_SLIDING:
-			{
-				/* the steps from the one holding (now - window) to the one holding now */
-				char	   *type = format_type_be(exprType((Node *) shape->time_expr));
-
-				where = lappend(where,
-								psprintf("s._step >= pg_catalog.date_bin(%s, CAST(" READ_TIME " - %s AS %s), "
-										 "CAST('2000-01-01 00:00:00+00' AS %s))",
-										 interval_literal(w->step), interval_literal(w->size), type, type));
-				where = lappend(where, psprintf("s._step <= CAST(" READ_TIME " AS %s)", type));
-				break;
-			}
+			break;				/* sliding_rows_sql reads the window's steps */
 		case WINDOW_HOPPING:
 			{
 				Interval   *span = palloc0(sizeof(Interval));

@@ -165,6 +165,11 @@ CREATE FUNCTION stream_ext.create_continuous_view(name text, query text,
 CREATE FUNCTION stream_ext.read_time() RETURNS timestamptz
   AS 'MODULE_PATHNAME', 'stream_ext_read_time' LANGUAGE C STABLE PARALLEL SAFE;
 
+-- Bounds of a sliding window read (src/window/sliding.c), in the type of its time.
+CREATE FUNCTION stream_ext_internal.sliding_bound(int, interval, interval, interval, anyelement)
+  RETURNS anyelement
+  AS 'MODULE_PATHNAME', 'stream_ext_sliding_bound' LANGUAGE C STABLE PARALLEL SAFE;
+
 -- Delete a view's expired rows now (the combiner also does it in the background).
 CREATE FUNCTION stream_ext.reap_expired(view regclass) RETURNS bigint
   AS 'MODULE_PATHNAME', 'stream_ext_reap_expired' LANGUAGE C STRICT VOLATILE;

@@ -31,6 +31,7 @@
 #include "ddl/create_view.h"
 #include "guc.h"
 #include "window/reaper.h"
+#include "window/sliding.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_read_time);
 PG_FUNCTION_INFO_V1(stream_ext_reap_expired);
@@ -107,8 +108,6 @@ expired_condition(int id, WindowSpec *spec)
 {
 	Oid			state = get_relname_relid(psprintf("state_%d", id),
 										  get_namespace_oid("stream_ext_internal", false));
-	char	   *type;
-
 	if (!OidIsValid(state))
 		return NULL;
 	switch (spec->kind)
@@ -119,11 +118,19 @@ expired_condition(int id, WindowSpec *spec)
 			return psprintf("%s <= %s - %s", quote_identifier(spec->ttl_column),
 							reap_now_sql(state, spec->ttl_column), interval_sql(spec->ttl));
 		case WINDOW_SLIDING:
-			type = format_type_be(get_atttype(state, get_attnum(state, "_step")));
-			return psprintf("_step < pg_catalog.date_bin(%s, CAST(%s - %s AS %s), "
-							"CAST('2000-01-01 00:00:00+00' AS %s))",
-							interval_sql(spec->step), reap_now_sql(state, "_step"),
-							interval_sql(spec->size), type, type);
+			{
+				Oid			step_type = get_atttype(state, get_attnum(state, "_step"));
+				char	   *before = stream_sliding_bound_sql(SLIDING_REAP_BEFORE, spec, step_type);
+				Interval   *block = stream_sliding_block(spec);
+				Interval	tail = {0};
+
+				if (block == NULL)
+					return psprintf("_step < %s", before);
+				/* a block goes once its last step has */
+				tail.time = stream_interval_usecs(block) - stream_interval_usecs(spec->step);
+				return psprintf("(NOT _block AND _step < %s OR _block AND _step < %s - %s)",
+								before, before, interval_sql(&tail));
+			}
 		case WINDOW_HOPPING:
 			if (spec->ttl == NULL)
 				return NULL;

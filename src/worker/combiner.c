@@ -39,6 +39,7 @@
 #include "ipc/queue.h"
 #include "window/reaper.h"
 #include "window/session.h"
+#include "window/sliding.h"
 #include "window/spec.h"
 #include "worker/worker.h"
 
@@ -77,8 +78,11 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 				session_eq,
 				session_null,
 				any_null,
-				old_returning;
+				old_returning,
+				blocks;
 	char	   *sql;
+	char	   *source = "moved";
+	Interval   *block = stream_sliding_block(spec);
 	int			rc;
 
 	initStringInfo(&keys);
@@ -89,8 +93,10 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 	initStringInfo(&session_null);
 	initStringInfo(&any_null);
 	initStringInfo(&old_returning);
+	initStringInfo(&blocks);
 
-	rc = SPI_execute(psprintf("SELECT a.attname, a.attnum, v.aggregates[a.attnum - v.key_count]::oid "
+	rc = SPI_execute(psprintf("SELECT a.attname, a.attnum, v.aggregates[a.attnum - v.key_count]::oid, "
+							  "pg_catalog.format_type(a.atttypid, a.atttypmod) "
 							  "FROM stream_ext_internal.continuous_views v "
 							  "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
 							  "WHERE v.id = %d AND a.attnum > 0 AND NOT a.attisdropped "
@@ -104,6 +110,16 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 
 		appendStringInfo(&returning, "%sd.%s", i ? ", " : "", col);
 		appendStringInfo(&old_returning, "%st.%s", i ? ", " : "", col);
+		if (strcmp(col, "_block") == 0)
+			appendStringInfoString(&blocks, "true");
+		else if (strcmp(col, "_step") == 0 && block != NULL)
+			appendStringInfo(&blocks, ", pg_catalog.date_bin(%s::pg_catalog.interval, m._step, "
+							 "CAST('2000-01-01 00:00:00+00' AS %s))",
+							 quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																					IntervalPGetDatum(block)))),
+							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4));
+		else
+			appendStringInfo(&blocks, ", m.%s", col);
 		if ((int) i < key_count)
 		{
 			appendStringInfo(&keys, "%s%s", i ? ", " : "", col);
@@ -155,13 +171,18 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 					   key_count > 0 ? ", " : "");
 	}
 	else if (key_count > 0)
+	{
+		/* a sliding view's steps also go into their blocks (window/sliding.c) */
+		if (block != NULL)
+			source = psprintf("(SELECT * FROM moved UNION ALL SELECT %s FROM moved m) moved", blocks.data);
 		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
 					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s) "
 					   "INSERT INTO stream_ext_internal.state_%d AS t "
-					   "SELECT %s%s FROM moved GROUP BY %s "
+					   "SELECT %s%s FROM %s GROUP BY %s "
 					   "ON CONFLICT (%s) DO UPDATE SET %s",
-					   id, returning.data, id, keys.data, aggs_select.data, keys.data,
+					   id, returning.data, id, keys.data, aggs_select.data, source, keys.data,
 					   keys.data, aggs_update.data);
+	}
 	else
 		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
 					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s) "
