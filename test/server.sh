@@ -21,13 +21,14 @@ as_pg() {
 	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# A free port, tried from a random start in 54320-58319, so that servers
+# A free port, tried from a random start in 25432-29431 (below the kernel's
+# ephemeral ports, which client connections use), so that servers
 # started at the same time (or one restarting after kill -9 while another
 # starts) rarely pick the same one.
 free_port() {
 	local i p start=$((RANDOM % 4000))
 	for i in $(seq 0 3999); do
-		p=$((54320 + (start + i) % 4000))
+		p=$((25432 + (start + i) % 4000))
 		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$p" ]; then
 			echo "$p"; return
 		fi
