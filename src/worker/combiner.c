@@ -33,6 +33,7 @@
 
 #include "guc.h"
 #include "ipc/queue.h"
+#include "kafka/supervisor.h"
 #include "worker/worker.h"
 
 /* Every this often the combiner merges and cleans up without being asked. */
@@ -349,8 +350,11 @@ stream_combiner_loop(int slotno)
 				last_full = now;
 		}
 
+		/* Kafka consumer workers of the database (src/kafka/supervisor.c) */
+		kafka_supervise();
+
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 stream_ext_combine_interval_ms, PG_WAIT_EXTENSION);
+						 Min(stream_ext_combine_interval_ms, 1000), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
