@@ -36,6 +36,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -1004,6 +1005,7 @@ process_batch(rd_kafka_message_t **msgs, int n, MemoryContext cxt, TimestampTz b
 {
 	int64	   *next = palloc(sizeof(int64) * Max(nassigned, 1));
 	MemoryContext saved = CurrentMemoryContext;
+	TimestampTz apply_start = GetCurrentTimestamp();
 
 	PG_TRY();
 	{
@@ -1021,6 +1023,9 @@ process_batch(rd_kafka_message_t **msgs, int n, MemoryContext cxt, TimestampTz b
 	MemoryContextSwitchTo(saved);
 	batch_committed(next, n);
 	update_status(n, batch_start);
+	elog(DEBUG1, "stream_ext kafka consumer %d: %d messages, polled in %ld ms, applied in %ld ms",
+		 cfg.id, n, (long) ((apply_start - batch_start) / 1000),
+		 (long) ((GetCurrentTimestamp() - apply_start) / 1000));
 }
 
 /* ---------- main ---------- */
@@ -1058,10 +1063,10 @@ stream_ext_kafka_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
 
 	/*
-	 * Offsets and deltas commit in one transaction, so a lost commit (crash
-	 * before the WAL flush) loses both: the messages are read again.
+	 * Offsets and deltas commit in one transaction.  The commit waits for
+	 * its WAL flush (the server's synchronous_commit), once per batch: what
+	 * a reader has seen stays after a crash.
 	 */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
@@ -1120,6 +1125,8 @@ stream_ext_kafka_main(Datum arg)
 			ssize_t		got;
 
 			CHECK_FOR_INTERRUPTS();
+			if (!PostmasterIsAlive())
+				proc_exit(1);
 			if (ConfigReloadPending)
 			{
 				ConfigReloadPending = false;
