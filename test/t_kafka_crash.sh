@@ -88,7 +88,7 @@ expect_eq() {
 	say "ok: $3"
 }
 expect_eq "SELECT format('%s %s', n, users) FROM totals" \
-	"SELECT format('%s %s', $MESSAGES, $MESSAGES::numeric * ($MESSAGES + 1) / 2)" "totals: every message exactly once"
+	"SELECT format('%s %s', $MESSAGES, ($MESSAGES::numeric * ($MESSAGES + 1) / 2)::bigint)" "totals: every message exactly once"
 expect_eq "SELECT md5(string_agg(format('%s:%s:%s:%s', url, n, users, lat), ' ' ORDER BY url)) FROM url_stats" \
 	"SELECT md5(string_agg(format('%s:%s:%s:%s', url, n, users, lat), ' ' ORDER BY url)) FROM (
 	   SELECT '/p/' || (i % 1000) AS url, count(*) AS n, sum(i) AS users, sum(round((i % 100) / 4.0, 2)::float8) AS lat

@@ -325,6 +325,14 @@ create_handle(void)
 	set_conf(conf, "enable.auto.commit", "false");
 	set_conf(conf, "enable.auto.offset.store", "false");
 	set_conf(conf, "enable.partition.eof", "false");
+
+	/*
+	 * Keep fetching ahead: below this many queued messages per partition
+	 * librdkafka fetches more; above, it backs off fetch.error.backoff.ms
+	 * (500 ms), which starves a consumer that applies faster than that.
+	 * The prefetch stays bounded by queued.max.messages.kbytes (64 MB).
+	 */
+	set_conf(conf, "queued.min.messages", "1000000");
 	forboth(ln, cfg.option_names, lv, cfg.option_values)
 		set_conf(conf, lfirst(ln), lfirst(lv));
 	/* ours, whatever the options say */
@@ -698,32 +706,112 @@ rebalance_cb(rd_kafka_t *r, rd_kafka_resp_err_t err,
 
 /* ---------- one batch ---------- */
 
+/*
+ * Tuple images of a batch live in an arena of chunks kept across batches, so
+ * that a busy consumer does not allocate (and fault in) fresh memory for
+ * every batch.
+ */
+#define ARENA_CHUNK_SIZE (4 * 1024 * 1024)
+
+typedef struct ArenaChunk
+{
+	struct ArenaChunk *next;
+	Size		used;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} ArenaChunk;
+
+static ArenaChunk *arena_first = NULL;
+static ArenaChunk *arena_current = NULL;
+
+static void
+arena_reset(void)
+{
+	for (ArenaChunk *c = arena_first; c != NULL; c = c->next)
+		c->used = 0;
+	arena_current = arena_first;
+}
+
+static char *
+arena_alloc(Size size)
+{
+	Size		chunk_size = Max(ARENA_CHUNK_SIZE, size);
+
+	size = MAXALIGN(size);
+	while (arena_current != NULL && arena_current->used + size > chunk_size)
+	{
+		if (arena_current->next == NULL)
+			break;
+		arena_current = arena_current->next;
+	}
+	if (arena_current == NULL || arena_current->used + size > chunk_size)
+	{
+		ArenaChunk *c = MemoryContextAlloc(worker_cxt, offsetof(ArenaChunk, data) + chunk_size);
+
+		c->used = 0;
+		c->next = NULL;
+		if (arena_current == NULL)
+			arena_first = c;
+		else
+		{
+			c->next = arena_current->next;
+			arena_current->next = c;
+		}
+		arena_current = c;
+	}
+	arena_current->used += size;
+	return arena_current->data + arena_current->used - size;
+}
+
 typedef struct BatchState
 {
 	StreamBatchEvents *events;
 	TransactionId xid;
 } BatchState;
 
-/* Decoder sink: stamp the event as the rings do and add it to the batch. */
+/*
+ * Decoder sink: form the event as the rings carry it (a heap tuple image
+ * whose xmin is our transaction) and add it to the batch.
+ */
 static void
-add_event(HeapTuple tuple, void *arg)
+add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 {
 	BatchState *b = arg;
 	StreamBatchEvents *ev = b->events;
-	HeapTupleHeader td = tuple->t_data;
+	bool		hasnull = false;
+	Size		hoff;
+	Size		data_len;
+	HeapTupleHeader td;
 	HeapTuple	dst;
 
+	for (int i = 0; i < desc->natts; i++)
+		hasnull |= nulls[i];
+	hoff = SizeofHeapTupleHeader;
+	if (hasnull)
+		hoff += BITMAPLEN(desc->natts);
+	hoff = MAXALIGN(hoff);
+	data_len = heap_compute_data_size(desc, values, nulls);
+
+	td = (HeapTupleHeader) arena_alloc(hoff + data_len);
+	memset(td, 0, hoff);
+	HeapTupleHeaderSetNatts(td, desc->natts);
+	td->t_hoff = hoff;
+	heap_fill_tuple(desc, values, nulls, (char *) td + hoff, data_len,
+					&td->t_infomask, hasnull ? td->t_bits : NULL);
 	HeapTupleHeaderSetXmin(td, b->xid);
 	HeapTupleHeaderSetCmin(td, FirstCommandId);
 	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
 	ItemPointerSetInvalid(&td->t_ctid);
+	HeapTupleHeaderSetDatumLength(td, hoff + data_len);
+	HeapTupleHeaderSetTypeId(td, desc->tdtypeid);
+	HeapTupleHeaderSetTypMod(td, desc->tdtypmod);
+
 	if (ev->nevents == ev->capacity)
 	{
 		ev->capacity *= 2;
 		ev->events = repalloc_huge(ev->events, sizeof(HeapTupleData) * ev->capacity);
 	}
 	dst = &ev->events[ev->nevents++];
-	dst->t_len = tuple->t_len;
+	dst->t_len = hoff + data_len;
 	dst->t_data = td;
 	dst->t_tableOid = ev->stream;
 	ItemPointerSetInvalid(&dst->t_self);
@@ -747,6 +835,8 @@ payload_prefix(const rd_kafka_message_t *m)
  * (its error in *edata and the subtransaction rolled back), or n.  Messages
  * of the wrong shape are added to *bad without interrupting the run.
  */
+static MemoryContext scratch_cxt = NULL;	/* reset after every message */
+
 static int
 decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
 		   BatchState *b, TimestampTz arrival, List **bad, char **edata)
@@ -775,7 +865,9 @@ decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
 			v.partition = m->partition;
 			v.offset = m->offset;
 			v.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+			MemoryContextSwitchTo(scratch_cxt);
 			error = kafka_decode(d, &v, arrival, add_event, b);
+			MemoryContextSwitchTo(cxt);
 			if (error != NULL)
 			{
 				BadMessage *bm = palloc(sizeof(BadMessage));
@@ -783,10 +875,11 @@ decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
 				b->events->nevents = first_event;
 				bm->partition = m->partition;
 				bm->offset = m->offset;
-				bm->error = error;
+				bm->error = pstrdup(error);
 				bm->payload = payload_prefix(m);
 				*bad = lappend(*bad, bm);
 			}
+			MemoryContextReset(scratch_cxt);
 		}
 		ReleaseCurrentSubTransaction();
 	}
@@ -797,6 +890,7 @@ decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
 		MemoryContextSwitchTo(cxt);
 		e = CopyErrorData();
 		FlushErrorState();
+		MemoryContextReset(scratch_cxt);
 		RollbackAndReleaseCurrentSubTransaction();
 		b->events->nevents = first_event;
 		*edata = e->message ? e->message : pstrdup("unknown error");
@@ -888,6 +982,7 @@ apply_messages(rd_kafka_message_t **msgs, int n, bool careful, MemoryContext cxt
 	decoder = kafka_decoder_create(rel, &cfg.format);
 	table_close(rel, NoLock);
 
+	arena_reset();
 	events = palloc0(sizeof(StreamBatchEvents));
 	events->stream = cfg.stream;
 	events->only = -1;
@@ -1080,6 +1175,8 @@ stream_ext_kafka_main(Datum arg)
 									   ALLOCSET_DEFAULT_SIZES);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka batch",
 									  ALLOCSET_DEFAULT_SIZES);
+	scratch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka message",
+										ALLOCSET_DEFAULT_SIZES);
 	if (!load_config(args.consumer_id))
 		proc_exit(0);			/* stopped or dropped meanwhile */
 	pgstat_report_appname("stream_ext kafka consumer");
@@ -1182,8 +1279,12 @@ stream_ext_kafka_main(Datum arg)
 				rd_kafka_message_destroy(msgs[i]);
 		}
 
-		/* Partitions added to the topic (the group notices them itself) */
-		if (!cfg.group_id &&
+		/*
+		 * Partitions added to the topic (the group notices them itself).
+		 * Looked for only when idle: the metadata request can wait behind a
+		 * fetch.
+		 */
+		if (!cfg.group_id && n == 0 &&
 			TimestampDifferenceExceeds(last_partition_check, GetCurrentTimestamp(),
 									   PARTITION_CHECK_MS))
 		{

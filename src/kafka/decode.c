@@ -153,8 +153,6 @@ static void
 emit_event(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 		   KafkaEventSink sink, void *arg)
 {
-	HeapTuple	tuple;
-
 	for (int i = 0; i < d->natts; i++)
 		d->nulls[i] = true;
 	for (int f = 0; f < d->nfields; f++)
@@ -185,8 +183,7 @@ emit_event(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 														  TimestampTzGetDatum(ts))));
 		}
 	}
-	tuple = heap_form_tuple(d->desc, d->values, d->nulls);
-	sink(tuple, arg);
+	sink(d->desc, d->values, d->nulls, arg);
 }
 
 /* ---- json ---- */
@@ -280,6 +277,204 @@ json_scalar(void *state, char *token, JsonTokenType tokentype)
 		s->d->raw[f] = token;
 }
 
+/*
+ * Fast path for the common message: one flat object whose values are
+ * strings, numbers, true, false or null, with no \u escapes.  Fills d->raw
+ * as the general path does and returns true; returns false for anything
+ * else (nested values, \u escapes, invalid JSON), which the general path
+ * (PostgreSQL's JSON parser) then decodes or rejects with its own message.
+ */
+#define JSON_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
+
+/* A string at *pp (after its opening quote): unescaped copy, or NULL. */
+static char *
+fast_json_string(const char **pp, const char *end)
+{
+	const char *p = *pp;
+	const char *start = p;
+	StringInfoData buf;
+	bool		escaped = false;
+
+	while (p < end && *p != '"')
+	{
+		if (*p == '\\')
+		{
+			escaped = true;
+			p += 2;
+		}
+		else if ((unsigned char) *p < 0x20)
+			return NULL;
+		else
+			p++;
+	}
+	if (p >= end)
+		return NULL;
+	*pp = p + 1;
+	if (!escaped)
+		return pnstrdup(start, p - start);
+
+	initStringInfo(&buf);
+	for (const char *s = start; s < p; s++)
+	{
+		char		c = *s;
+
+		if (c == '\\')
+		{
+			switch (*++s)
+			{
+				case '"': c = '"'; break;
+				case '\\': c = '\\'; break;
+				case '/': c = '/'; break;
+				case 'b': c = '\b'; break;
+				case 'f': c = '\f'; break;
+				case 'n': c = '\n'; break;
+				case 'r': c = '\r'; break;
+				case 't': c = '\t'; break;
+				default: return NULL;	/* \u and invalid escapes */
+			}
+		}
+		appendStringInfoChar(&buf, c);
+	}
+	return buf.data;
+}
+
+/* A JSON number, true, false or null at *pp: its text, or NULL. */
+static char *
+fast_json_literal(const char **pp, const char *end, bool *isnull)
+{
+	const char *p = *pp;
+	const char *start = p;
+
+	*isnull = false;
+	if (end - p >= 4 && memcmp(p, "null", 4) == 0)
+	{
+		*isnull = true;
+		p += 4;
+	}
+	else if (end - p >= 4 && memcmp(p, "true", 4) == 0)
+		p += 4;
+	else if (end - p >= 5 && memcmp(p, "false", 5) == 0)
+		p += 5;
+	else
+	{
+		if (p < end && *p == '-')
+			p++;
+		if (p < end && *p == '0')
+			p++;
+		else if (p < end && *p >= '1' && *p <= '9')
+			while (p < end && isdigit((unsigned char) *p))
+				p++;
+		else
+			return NULL;
+		if (p < end && *p == '.')
+		{
+			p++;
+			if (p >= end || !isdigit((unsigned char) *p))
+				return NULL;
+			while (p < end && isdigit((unsigned char) *p))
+				p++;
+		}
+		if (p < end && (*p == 'e' || *p == 'E'))
+		{
+			p++;
+			if (p < end && (*p == '+' || *p == '-'))
+				p++;
+			if (p >= end || !isdigit((unsigned char) *p))
+				return NULL;
+			while (p < end && isdigit((unsigned char) *p))
+				p++;
+		}
+	}
+	/* a literal ends at white space, a comma or the closing brace */
+	if (p < end && !JSON_WS(*p) && *p != ',' && *p != '}')
+		return NULL;
+	*pp = p;
+	return *isnull ? "" : pnstrdup(start, p - start);
+}
+
+static bool
+fast_decode_json(KafkaDecoder *d, const char *p, const char *end)
+{
+	for (int f = 0; f < d->nfields; f++)
+		d->raw[f] = NULL;
+	while (p < end && JSON_WS(*p))
+		p++;
+	if (p >= end || *p++ != '{')
+		return false;
+	while (p < end && JSON_WS(*p))
+		p++;
+	if (p < end && *p == '}')
+		p++;
+	else
+	{
+		for (;;)
+		{
+			char	   *name;
+			char	   *value;
+			bool		isnull;
+			bool		is_string;
+			int			field = -1;
+
+			if (p >= end || *p++ != '"' || (name = fast_json_string(&p, end)) == NULL)
+				return false;
+			while (p < end && JSON_WS(*p))
+				p++;
+			if (p >= end || *p++ != ':')
+				return false;
+			while (p < end && JSON_WS(*p))
+				p++;
+			if (p >= end)
+				return false;
+			is_string = (*p == '"');
+			if (is_string)
+			{
+				p++;
+				isnull = false;
+				value = fast_json_string(&p, end);
+			}
+			else
+				value = fast_json_literal(&p, end, &isnull);
+			if (value == NULL)
+				return false;
+			for (int f = 0; f < d->nfields; f++)
+			{
+				if (strcmp(name, d->field_name[f]) == 0)
+				{
+					field = f;
+					break;
+				}
+			}
+			if (field >= 0)
+			{
+				if (isnull)
+					d->raw[field] = NULL;
+				else if (is_string && d->field_is_json[field])
+					return false;	/* a JSON string for a json column: general path */
+				else
+					d->raw[field] = value;
+			}
+			while (p < end && JSON_WS(*p))
+				p++;
+			if (p < end && *p == ',')
+			{
+				p++;
+				while (p < end && JSON_WS(*p))
+					p++;
+				continue;
+			}
+			if (p < end && *p == '}')
+			{
+				p++;
+				break;
+			}
+			return false;
+		}
+	}
+	while (p < end && JSON_WS(*p))
+		p++;
+	return p == end;
+}
+
 static char *
 decode_json(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 			KafkaEventSink sink, void *arg)
@@ -287,6 +482,12 @@ decode_json(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 	JsonDecodeState state;
 	JsonSemAction sem;
 	JsonParseErrorType rc;
+
+	if (fast_decode_json(d, msg->payload, msg->payload + msg->len))
+	{
+		emit_event(d, msg, arrival, sink, arg);
+		return NULL;
+	}
 
 	memset(&state, 0, sizeof(state));
 	memset(&sem, 0, sizeof(sem));

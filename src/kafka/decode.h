@@ -47,8 +47,8 @@ typedef struct KafkaMessageView
 
 typedef struct KafkaDecoder KafkaDecoder;
 
-/* Receives each event (a tuple allocated in the current memory context). */
-typedef void (*KafkaEventSink) (HeapTuple tuple, void *arg);
+/* Receives each event as column values (valid until the next event). */
+typedef void (*KafkaEventSink) (TupleDesc desc, Datum *values, bool *nulls, void *arg);
 
 extern KafkaDecoder *kafka_decoder_create(Relation stream, const KafkaFormatOptions *opts);
 extern TupleDesc kafka_decoder_desc(KafkaDecoder *d);

@@ -29,7 +29,7 @@
 #include "kafka/slots.h"
 #include "kafka/supervisor.h"
 
-#define SUPERVISE_INTERVAL_MS 1000
+#define SUPERVISE_INTERVAL_MS 200
 
 /* A worker that has not attached this long after registration is gone */
 #define START_TIMEOUT_MS 30000

@@ -354,7 +354,7 @@ stream_combiner_loop(int slotno)
 		kafka_supervise();
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(stream_ext_combine_interval_ms, 1000), PG_WAIT_EXTENSION);
+						 Min(stream_ext_combine_interval_ms, 200), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
