@@ -26,6 +26,7 @@ MESSAGES=${MESSAGES:-2000000}
 ROUNDS=${ROUNDS:-2}
 PARTITIONS=4
 FORMATS=${FORMATS:-"json csv"}
+PARALLELISM=${PARALLELISM:-1}
 PERF=${PERF:-0}
 PERF_OUT=${PERF_OUT:-/tmp/stream-kafka-perf}
 PGBIN=${PGBIN:-$(pg_config --bindir)}
@@ -109,13 +110,13 @@ for fmt in $FORMATS; do
 		if [ "$PERF" != 0 ] && [ "$r" = "$ROUNDS" ]; then mkdir -p "$PERF_OUT"; fi
 		t0=$(now)
 		if [ "$r" = 1 ]; then
-			q "SELECT stream_ext.kafka_consume('$topic', '$topic', '$BROKERS', format => '$fmt')" >/dev/null
+			q "SELECT stream_ext.kafka_consume('$topic', '$topic', '$BROKERS', format => '$fmt', parallelism => $PARALLELISM)" >/dev/null
 		else
 			q "SELECT stream_ext.kafka_start('$topic', '$topic')" >/dev/null
 		fi
 		if [ "$PERF" != 0 ] && [ "$r" = "$ROUNDS" ]; then
 			wpid=""
-			until [ -n "$wpid" ]; do wpid=$(q "SELECT pid FROM stream_ext_internal.kafka_worker_status() WHERE pid IS NOT NULL"); done
+			until [ -n "$wpid" ]; do wpid=$(q "SELECT string_agg(pid::text, ',') FROM stream_ext_internal.kafka_worker_status() WHERE pid IS NOT NULL"); done
 			perf record -g -p "$wpid" -o "$PERF_OUT/consumer-$fmt.data" 2>/dev/null &
 			perf_pid=$!
 		fi
@@ -138,7 +139,7 @@ for fmt in $FORMATS; do
 done
 
 echo
-echo "Kafka ingestion, $(nproc) vCPUs, $MESSAGES messages per format in $ROUNDS rounds, $PARTITIONS partitions, 1 consumer worker, 1 view"
+echo "Kafka ingestion, $(nproc) vCPUs, $MESSAGES messages per format in $ROUNDS rounds, $PARTITIONS partitions, parallelism $PARALLELISM, 1 view"
 printf '%-6s %14s %14s %8s %s\n' format "stream_ext/s" "kcat -C/s" ratio targets
 for fmt in $FORMATS; do
 	read -r total cs ks <<<"${RESULT[$fmt]}"
