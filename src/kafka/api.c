@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -129,13 +130,45 @@ stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+static bool kick_at_commit = false;
+static bool kick_callback_registered = false;
+static int	kick_combiner_slot = -1;
+
+/* At commit: let the combiner's supervisor see the change at once. */
+static void
+kick_supervisor_at_commit(XactEvent event, void *arg)
+{
+	if (!kick_at_commit)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+	{
+		StreamWorkerSlot *slot = stream_slot(kick_combiner_slot);
+
+		pg_atomic_fetch_add_u64(&KafkaShared->kicks, 1);
+		if (slot->state == SLOT_RUNNING)
+			SetLatch(&ProcGlobal->allProcs[slot->pgprocno].procLatch);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		kick_at_commit = false;
+}
+
 /*
  * Make sure the database's workers run: their combiner supervises the
- * consumers.  Waits for them to start (as a writer does).
+ * consumers.  Waits for them to start (as a writer does).  When the calling
+ * transaction commits, the combiner is woken up to act on the change.
  */
 Datum
 stream_ext_kafka_ensure_supervisor(PG_FUNCTION_ARGS)
 {
-	(void) stream_batch_slot_for_backend();
+	int			slotno = stream_batch_slot_for_backend();
+
+	kick_combiner_slot = stream_group_slot(stream_slot_group(slotno),
+										   StreamShared->slots_per_group - 1);
+	if (!kick_callback_registered)
+	{
+		RegisterXactCallback(kick_supervisor_at_commit, NULL);
+		kick_callback_registered = true;
+	}
+	kick_at_commit = true;
 	PG_RETURN_VOID();
 }

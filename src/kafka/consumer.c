@@ -61,6 +61,9 @@
 /* How often the worker looks for partitions added to the topic */
 #define PARTITION_CHECK_MS 5000
 
+/* Longest single poll while filling a batch */
+#define POLL_SLICE_MS 10
+
 /* Longest wait for a broker request (metadata, watermarks) */
 #define BROKER_TIMEOUT_MS 5000
 
@@ -1231,7 +1234,12 @@ stream_ext_kafka_main(Datum arg)
 			}
 			if (left <= 0 || n >= limit)
 				break;
-			got = rd_kafka_consume_batch_queue(rkq, (int) left, msgs + n, limit - n);
+			/*
+			 * Short polls: when one brings nothing while messages are in
+			 * hand, the queue is drained and the batch goes now.
+			 */
+			got = rd_kafka_consume_batch_queue(rkq, (int) Min(left, POLL_SLICE_MS),
+											   msgs + n, limit - n);
 			serve_callback_reports();
 			if (assignment_failed)
 				ereport(ERROR,
@@ -1270,6 +1278,8 @@ stream_ext_kafka_main(Datum arg)
 						msgs[k++] = msgs[n + i];
 				n = k;
 			}
+			if (got <= 0 && n > 0)
+				break;
 		}
 
 		if (n > 0)

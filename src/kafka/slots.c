@@ -44,6 +44,7 @@ kafka_shmem_startup(void)
 		memset(KafkaShared, 0, kafka_shmem_size());
 		KafkaShared->lock = &(GetNamedLWLockTranche("stream_ext kafka"))->lock;
 		KafkaShared->nslots = stream_ext_kafka_max_workers;
+		pg_atomic_init_u64(&KafkaShared->kicks, 0);
 		for (int i = 0; i < KafkaShared->nslots; i++)
 			SpinLockInit(&KafkaShared->slots[i].mutex);
 	}

@@ -7,6 +7,7 @@
 #define STREAM_EXT_KAFKA_SLOTS_H
 
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
@@ -46,6 +47,8 @@ typedef struct KafkaSlot
 typedef struct KafkaSharedState
 {
 	LWLock	   *lock;
+	pg_atomic_uint64 kicks;		/* bumped when a consumer changed: the
+								 * supervisors run a round at once */
 	int			nslots;
 	KafkaSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } KafkaSharedState;

@@ -41,6 +41,7 @@ typedef struct WantedConsumer
 } WantedConsumer;
 
 static TimestampTz last_round = 0;
+static uint64 last_kicks = 0;
 static BackgroundWorkerHandle **handles = NULL; /* per slot, registered by us */
 
 /* Enabled consumers of this database: palloc'd array, count in *n. */
@@ -253,9 +254,13 @@ kafka_supervise(void)
 	TimestampTz now = GetCurrentTimestamp();
 	MemoryContext cxt = CurrentMemoryContext;
 
-	if (!TimestampDifferenceExceeds(last_round, now, SUPERVISE_INTERVAL_MS))
+	uint64		kicks = pg_atomic_read_u64(&KafkaShared->kicks);
+
+	if (kicks == last_kicks &&
+		!TimestampDifferenceExceeds(last_round, now, SUPERVISE_INTERVAL_MS))
 		return;
 	last_round = now;
+	last_kicks = kicks;
 	if (handles == NULL)
 		handles = MemoryContextAllocZero(TopMemoryContext,
 										 sizeof(BackgroundWorkerHandle *) * KafkaShared->nslots);
