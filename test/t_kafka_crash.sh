@@ -25,20 +25,23 @@ create_pending_deltas
 
 # message i: url /p/(i % 1000), user_id i, latency (i % 100) / 4, ts from i.
 # Produced in chunks while the consumer keeps up: the mock cluster keeps only
-# a few MB per partition (it deletes the oldest messages, as retention would).
-CHUNK=20000
+# 5 MB per partition (it deletes the oldest messages, as retention would), and
+# the producer may put a whole chunk into one partition.
+CHUNK=5000 LAG_CHUNKS=20
 producer() {
 	local i=0 n c
 	while [ $i -lt "$MESSAGES" ]; do
 		n=$((i + CHUNK)); [ $n -gt "$MESSAGES" ] && n=$MESSAGES
 		awk -v from=$((i + 1)) -v to=$n 'BEGIN { for (i = from; i <= to; i++)
 			printf "{\"url\": \"/p/%d\", \"user_id\": %d, \"latency\": %.2f, \"ts\": \"2026-01-01 00:00:00+00\", \"i\": %d}\n", i % 1000, i, (i % 100) / 4, i }' |
-			produce clicks -X linger.ms=20
+			produce clicks -z zstd -X linger.ms=20
 		i=$n
 		echo $i > "$SCRATCH/produced"
-		while :; do   # until the consumer is at most two chunks behind (the server may be down)
+		# until the consumer is at most LAG_CHUNKS chunks behind (the server may be
+		# down): 100 k compressed messages take under 2 MB in one partition
+		while :; do
 			c=$(psql -X -At -c "SELECT n FROM totals" 2>/dev/null || true)
-			[ "${c:-0}" -ge $((i - 2 * CHUNK)) ] && break
+			[ "${c:-0}" -ge $((i - LAG_CHUNKS * CHUNK)) ] && break
 			sleep 0.1
 		done
 	done
