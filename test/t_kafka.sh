@@ -195,7 +195,10 @@ say "ok: a role without stream_ext_kafka cannot start a consumer"
 out=$(PGUSER=bob psql -X -At -c "SELECT stream_ext_internal.kafka_register('pv', 'priv_t', 'x', 'json', 'earliest', 1, NULL, '{}', '{}', NULL, NULL, NULL, NULL)" 2>&1 || true)
 echo "$out" | grep -q 'permission denied for function' || fail "non-member could call kafka_register: $out"
 say "ok: the internal function is not executable by others"
-q "GRANT stream_ext_kafka TO alice" >/dev/null
+q "CREATE FOREIGN TABLE pv2 (user_id bigint) SERVER stream_ext; GRANT stream_ext_kafka TO alice" >/dev/null
+out=$(PGUSER=alice psql -X -At -c "SELECT stream_ext_internal.kafka_register('pv2', 'priv_t', 'x', 'json', 'earliest', 1, NULL, '{}', '{}', NULL, NULL, NULL, NULL)" 2>&1 || true)
+echo "$out" | grep -q 'permission denied for stream "public.pv2"' || fail "a member without INSERT on the stream could register a consumer: $out"
+say "ok: a member needs INSERT on the stream, also through the internal function"
 PGUSER=alice q "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS', options => '{\"sasl.password\": \"hunter2\", \"fetch.max.bytes\": \"1048576\"}')" >/dev/null
 echo '{"user_id": 1}' | produce priv_t
 wait_until 30 "member's consumer runs" "SELECT n = 1 FROM pv_v"

@@ -277,6 +277,29 @@ BEGIN
 END
 $$;
 
+-- Raises unless role may manage Kafka consumers of the stream: a member of
+-- stream_ext_kafka (superusers are) with INSERT on the stream.  The public
+-- functions check current_user; the SECURITY DEFINER functions below, which
+-- members of stream_ext_kafka may also call directly, check session_user (they
+-- cannot see the invoker; a session never gets more than its login role has).
+CREATE FUNCTION stream_ext_internal.kafka_check_caller(p_stream regclass, p_role name)
+  RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+BEGIN
+  IF NOT pg_has_role(p_role, 'stream_ext_kafka', 'MEMBER') THEN
+    RAISE EXCEPTION 'permission denied to manage Kafka consumers'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Only superusers and members of role stream_ext_kafka may start, stop or reset consumers.',
+            HINT = 'GRANT stream_ext_kafka TO the role.';
+  END IF;
+  IF NOT has_table_privilege(p_role, p_stream, 'INSERT') THEN
+    RAISE EXCEPTION 'permission denied for stream "%"', p_stream
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'A consumer inserts into its stream: it needs INSERT on the stream.';
+  END IF;
+END
+$$;
+
 -- Checks and stores a consumer; runs as the extension owner.  EXECUTE only for
 -- stream_ext_kafka (and superusers).
 CREATE FUNCTION stream_ext_internal.kafka_register(
@@ -292,6 +315,7 @@ DECLARE
   typ regtype;
   k text;
 BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
                    JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
                   WHERE ft.ftrelid = p_stream AND s.srvname = 'stream_ext') THEN
@@ -364,6 +388,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   cid int;
 BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
   SELECT id INTO cid FROM stream_ext_internal.kafka_consumers
    WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
   IF NOT FOUND THEN
@@ -389,24 +414,6 @@ REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, 
 GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name),
                           stream_ext_internal.kafka_control(regclass, text, boolean, text) TO stream_ext_kafka;
 
--- Raises unless the current user may manage Kafka consumers of the stream.
-CREATE FUNCTION stream_ext_internal.kafka_check_caller(p_stream regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN
-  IF NOT pg_has_role(current_user, 'stream_ext_kafka', 'MEMBER') THEN
-    RAISE EXCEPTION 'permission denied to manage Kafka consumers'
-      USING ERRCODE = 'insufficient_privilege',
-            DETAIL = 'Only superusers and members of role stream_ext_kafka may start, stop or reset consumers.',
-            HINT = 'GRANT stream_ext_kafka TO the role.';
-  END IF;
-  IF NOT has_table_privilege(p_stream, 'INSERT') THEN
-    RAISE EXCEPTION 'permission denied for stream "%"', p_stream
-      USING ERRCODE = 'insufficient_privilege',
-            DETAIL = 'A consumer inserts into its stream: it needs INSERT on the stream.';
-  END IF;
-END
-$$;
-
 CREATE FUNCTION stream_ext.kafka_consume(
     stream regclass, topic text, brokers text,
     format text DEFAULT 'json', start text DEFAULT 'earliest',
@@ -417,7 +424,7 @@ CREATE FUNCTION stream_ext.kafka_consume(
   RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-  PERFORM stream_ext_internal.kafka_check_caller(stream);
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
   PERFORM stream_ext_internal.kafka_register(stream, topic, brokers, format, start,
             parallelism, group_id, options, format_options, key_column,
             partition_column, offset_column, timestamp_column);
@@ -427,7 +434,7 @@ $$;
 CREATE FUNCTION stream_ext.kafka_stop(stream regclass, topic text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-  PERFORM stream_ext_internal.kafka_check_caller(stream);
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
   PERFORM stream_ext_internal.kafka_control(stream, topic, false, NULL);
 END
 $$;
@@ -435,7 +442,7 @@ $$;
 CREATE FUNCTION stream_ext.kafka_start(stream regclass, topic text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-  PERFORM stream_ext_internal.kafka_check_caller(stream);
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
   PERFORM stream_ext_internal.kafka_control(stream, topic, true, NULL);
 END
 $$;
@@ -443,7 +450,7 @@ $$;
 CREATE FUNCTION stream_ext.kafka_reset(stream regclass, topic text, start text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-  PERFORM stream_ext_internal.kafka_check_caller(stream);
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
   IF start IS NULL THEN
     RAISE EXCEPTION 'start must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
