@@ -48,6 +48,8 @@ struct KafkaDecoder
 	int			nfields;		/* columns fed from the payload */
 	int		   *field_att;		/* their attribute indexes, in order */
 	char	  **field_name;
+	int		   *field_name_len;
+	char	  **pending_end;	/* json fast path: where a literal ends */
 	bool	   *field_is_json;
 	FmgrInfo   *in_funcs;		/* per attribute */
 	Oid		   *ioparams;
@@ -102,6 +104,8 @@ kafka_decoder_create(Relation stream, const KafkaFormatOptions *opts)
 	d->nulls = palloc0(sizeof(bool) * d->natts);
 	d->field_att = palloc0(sizeof(int) * d->natts);
 	d->field_name = palloc0(sizeof(char *) * d->natts);
+	d->field_name_len = palloc0(sizeof(int) * d->natts);
+	d->pending_end = palloc0(sizeof(char *) * d->natts);
 	d->field_is_json = palloc0(sizeof(bool) * d->natts);
 	d->raw = palloc0(sizeof(char *) * d->natts);
 	d->raw_off = palloc0(sizeof(int) * d->natts);
@@ -122,6 +126,7 @@ kafka_decoder_create(Relation stream, const KafkaFormatOptions *opts)
 			continue;
 		d->field_att[d->nfields] = i;
 		d->field_name[d->nfields] = pstrdup(NameStr(att->attname));
+		d->field_name_len[d->nfields] = strlen(NameStr(att->attname));
 		d->field_is_json[d->nfields] = (att->atttypid == JSONOID || att->atttypid == JSONBOID);
 		d->nfields++;
 	}
@@ -286,12 +291,17 @@ json_scalar(void *state, char *token, JsonTokenType tokentype)
  */
 #define JSON_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
 
-/* A string at *pp (after its opening quote): unescaped copy, or NULL. */
+/*
+ * A string at *pp (after its opening quote), in the writable copy of the
+ * message: without escapes it is terminated in place (its closing quote
+ * becomes NUL: the scanner is past it); with escapes it is unescaped into a
+ * new string.  NULL when not a plain JSON string.
+ */
 static char *
-fast_json_string(const char **pp, const char *end)
+fast_json_string(char **pp, char *end, int *len)
 {
-	const char *p = *pp;
-	const char *start = p;
+	char	   *p = *pp;
+	char	   *start = p;
 	StringInfoData buf;
 	bool		escaped = false;
 
@@ -311,7 +321,11 @@ fast_json_string(const char **pp, const char *end)
 		return NULL;
 	*pp = p + 1;
 	if (!escaped)
-		return pnstrdup(start, p - start);
+	{
+		*p = '\0';
+		*len = p - start;
+		return start;
+	}
 
 	initStringInfo(&buf);
 	for (const char *s = start; s < p; s++)
@@ -335,15 +349,20 @@ fast_json_string(const char **pp, const char *end)
 		}
 		appendStringInfoChar(&buf, c);
 	}
+	*len = buf.len;
 	return buf.data;
 }
 
-/* A JSON number, true, false or null at *pp: its text, or NULL. */
+/*
+ * A JSON number, true, false or null at *pp: its start, with *term set to
+ * where it ends (to be terminated once the whole object has been scanned:
+ * the scanner reads that character next), or NULL.
+ */
 static char *
-fast_json_literal(const char **pp, const char *end, bool *isnull)
+fast_json_literal(char **pp, char *end, bool *isnull, char **term)
 {
-	const char *p = *pp;
-	const char *start = p;
+	char	   *p = *pp;
+	char	   *start = p;
 
 	*isnull = false;
 	if (end - p >= 4 && memcmp(p, "null", 4) == 0)
@@ -389,14 +408,27 @@ fast_json_literal(const char **pp, const char *end, bool *isnull)
 	if (p < end && !JSON_WS(*p) && *p != ',' && *p != '}')
 		return NULL;
 	*pp = p;
-	return *isnull ? "" : pnstrdup(start, p - start);
+	*term = p;
+	return start;
 }
 
+/*
+ * Scan a copy of the message (NUL-terminated, so that values can be
+ * terminated in place and passed to input functions without copying).
+ */
 static bool
-fast_decode_json(KafkaDecoder *d, const char *p, const char *end)
+fast_decode_json(KafkaDecoder *d, const char *payload, size_t len)
 {
+	char	   *p = palloc(len + 1);
+	char	   *end = p + len;
+
+	memcpy(p, payload, len);
+	*end = '\0';
 	for (int f = 0; f < d->nfields; f++)
+	{
 		d->raw[f] = NULL;
+		d->pending_end[f] = NULL;
+	}
 	while (p < end && JSON_WS(*p))
 		p++;
 	if (p >= end || *p++ != '{')
@@ -410,12 +442,15 @@ fast_decode_json(KafkaDecoder *d, const char *p, const char *end)
 		for (;;)
 		{
 			char	   *name;
+			int			name_len;
 			char	   *value;
+			int			value_len;
+			char	   *term = NULL;
 			bool		isnull;
 			bool		is_string;
 			int			field = -1;
 
-			if (p >= end || *p++ != '"' || (name = fast_json_string(&p, end)) == NULL)
+			if (p >= end || *p++ != '"' || (name = fast_json_string(&p, end, &name_len)) == NULL)
 				return false;
 			while (p < end && JSON_WS(*p))
 				p++;
@@ -430,15 +465,16 @@ fast_decode_json(KafkaDecoder *d, const char *p, const char *end)
 			{
 				p++;
 				isnull = false;
-				value = fast_json_string(&p, end);
+				value = fast_json_string(&p, end, &value_len);
 			}
 			else
-				value = fast_json_literal(&p, end, &isnull);
+				value = fast_json_literal(&p, end, &isnull, &term);
 			if (value == NULL)
 				return false;
 			for (int f = 0; f < d->nfields; f++)
 			{
-				if (strcmp(name, d->field_name[f]) == 0)
+				if (name_len == d->field_name_len[f] &&
+					memcmp(name, d->field_name[f], name_len) == 0)
 				{
 					field = f;
 					break;
@@ -446,6 +482,7 @@ fast_decode_json(KafkaDecoder *d, const char *p, const char *end)
 			}
 			if (field >= 0)
 			{
+				d->pending_end[field] = term;
 				if (isnull)
 					d->raw[field] = NULL;
 				else if (is_string && d->field_is_json[field])
@@ -472,7 +509,12 @@ fast_decode_json(KafkaDecoder *d, const char *p, const char *end)
 	}
 	while (p < end && JSON_WS(*p))
 		p++;
-	return p == end;
+	if (p != end)
+		return false;
+	for (int f = 0; f < d->nfields; f++)
+		if (d->pending_end[f] != NULL)
+			*d->pending_end[f] = '\0';
+	return true;
 }
 
 static char *
@@ -483,7 +525,7 @@ decode_json(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 	JsonSemAction sem;
 	JsonParseErrorType rc;
 
-	if (fast_decode_json(d, msg->payload, msg->payload + msg->len))
+	if (fast_decode_json(d, msg->payload, msg->len))
 	{
 		emit_event(d, msg, arrival, sink, arg);
 		return NULL;
