@@ -9,6 +9,8 @@ SRCS = $(wildcard src/*.c src/*/*.c)
 OBJS = $(SRCS:.c=.o)
 
 PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK += -lrdkafka
+
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 REGRESS = $(shell cat test/schedule)

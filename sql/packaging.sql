@@ -28,7 +28,7 @@ SELECT nspname FROM pg_namespace WHERE nspname LIKE 'stream\_ext%' ORDER BY nspn
 SELECT srvname, fdwname FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
  WHERE srvname = 'stream_ext';
 SELECT p.oid::regprocedure AS function, pg_get_function_result(p.oid) AS returns
-  FROM pg_proc p WHERE p.pronamespace = 'stream_ext'::regnamespace ORDER BY 1::text;
+  FROM pg_proc p WHERE p.pronamespace = 'stream_ext'::regnamespace ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
  WHERE c.relnamespace = 'stream_ext'::regnamespace ORDER BY c.relname, a.attnum;

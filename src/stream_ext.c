@@ -11,6 +11,8 @@
 #include "ddl/utility.h"
 #include "guc.h"
 #include "ipc/queue.h"
+#include "kafka/kafka_guc.h"
+#include "kafka/slots.h"
 #include "stream/insert.h"
 #include "worker/worker.h"
 
@@ -27,6 +29,7 @@ stream_ext_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	stream_shmem_request();
+	kafka_shmem_request();
 }
 
 static void
@@ -35,6 +38,7 @@ stream_ext_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	stream_shmem_startup();
+	kafka_shmem_startup();
 }
 
 void
@@ -47,6 +51,7 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
+	stream_kafka_define_gucs();
 	stream_ext_define_gucs();
 
 	prev_shmem_request_hook = shmem_request_hook;

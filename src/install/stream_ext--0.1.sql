@@ -265,3 +265,330 @@ END
 $$;
 CREATE EVENT TRIGGER stream_ext_sql_drop ON sql_drop
   EXECUTE FUNCTION stream_ext_internal.on_sql_drop();
+
+-- Kafka ingestion (src/kafka/README.md).  Members of this role (and superusers)
+-- may start consumers.  Roles are cluster-wide: the role outlives the extension.
+DO $role$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stream_ext_kafka') THEN
+    CREATE ROLE stream_ext_kafka NOLOGIN;
+  END IF;
+END
+$role$;
+
+-- One row per consumer of a topic into a stream.  Not readable by PUBLIC: options
+-- may hold secrets (SASL and SSL passwords); stream_ext.kafka_consumers masks them.
+CREATE TABLE stream_ext_internal.kafka_consumers (
+  id               serial PRIMARY KEY,
+  stream           regclass NOT NULL,
+  topic            text NOT NULL,
+  brokers          text NOT NULL,
+  format           text NOT NULL CHECK (format IN ('json', 'csv', 'text')),
+  format_options   jsonb NOT NULL DEFAULT '{}',   -- delimiter, quote, escape, header, null
+  key_column       name,
+  partition_column name,
+  offset_column    name,
+  timestamp_column name,
+  start            text NOT NULL,                 -- for partitions without a stored offset
+  parallelism      int NOT NULL CHECK (parallelism BETWEEN 1 AND 64),
+  group_id         text,
+  options          jsonb NOT NULL DEFAULT '{}',   -- librdkafka configuration
+  enabled          boolean NOT NULL DEFAULT true,
+  created_by       name NOT NULL DEFAULT current_user,
+  UNIQUE (stream, topic)
+);
+
+-- Next offset to consume of each partition, written in the transaction that
+-- applies the messages before it.
+CREATE TABLE stream_ext_internal.kafka_offsets (
+  consumer_id int NOT NULL REFERENCES stream_ext_internal.kafka_consumers ON DELETE CASCADE,
+  partition   int NOT NULL,
+  next_offset bigint NOT NULL,
+  PRIMARY KEY (consumer_id, partition)
+);
+
+-- Messages that could not be decoded into the stream's columns.
+CREATE TABLE stream_ext_internal.kafka_errors (
+  consumer_id int NOT NULL REFERENCES stream_ext_internal.kafka_consumers ON DELETE CASCADE,
+  occurred_at timestamptz NOT NULL DEFAULT now(),
+  partition   int NOT NULL,
+  "offset"    bigint NOT NULL,
+  error       text NOT NULL,
+  payload     bytea             -- cut to stream_ext.kafka_error_payload_limit bytes
+);
+CREATE INDEX ON stream_ext_internal.kafka_errors (consumer_id, occurred_at);
+
+CREATE FUNCTION stream_ext_internal.kafka_stop_workers(consumer_id int) RETURNS void
+  AS 'MODULE_PATHNAME', 'stream_ext_kafka_stop_workers' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION stream_ext_internal.kafka_worker_status(
+    OUT consumer_id int, OUT worker int, OUT pid int, OUT state text,
+    OUT partitions int[], OUT messages bigint, OUT lag bigint,
+    OUT rate float8, OUT last_error text, OUT last_error_at timestamptz)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'stream_ext_kafka_worker_status' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION stream_ext_internal.kafka_ensure_supervisor() RETURNS void
+  AS 'MODULE_PATHNAME', 'stream_ext_kafka_ensure_supervisor' LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_stop_workers(int),
+                       stream_ext_internal.kafka_ensure_supervisor() FROM PUBLIC;
+
+-- A start position: earliest, latest, a timestamp, or a JSON object of
+-- partition: offset (partitions not in it start at the earliest offset).
+CREATE FUNCTION stream_ext_internal.kafka_check_start(p_start text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+BEGIN
+  IF p_start IN ('earliest', 'latest') THEN
+    RETURN;
+  END IF;
+  IF p_start IS NULL THEN
+    RAISE EXCEPTION 'start must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  BEGIN
+    IF left(ltrim(p_start), 1) = '{' THEN
+      IF EXISTS (SELECT 1 FROM jsonb_each_text(p_start::jsonb)
+                  WHERE key::int < 0 OR value::bigint < 0) THEN
+        RAISE EXCEPTION 'negative';
+      END IF;
+    ELSE
+      PERFORM p_start::timestamptz;
+    END IF;
+  EXCEPTION WHEN others THEN
+    RAISE EXCEPTION 'invalid start position "%"', p_start
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use earliest, latest, a timestamp, or a JSON object of partition: offset such as ''{"0": 42, "1": 7}''.';
+  END;
+END
+$$;
+
+-- Raises unless role may manage Kafka consumers of the stream: a member of
+-- stream_ext_kafka (superusers are) with INSERT on the stream.  The public
+-- functions check current_user; the SECURITY DEFINER functions below, which
+-- members of stream_ext_kafka may also call directly, check session_user (they
+-- cannot see the invoker; a session never gets more than its login role has).
+CREATE FUNCTION stream_ext_internal.kafka_check_caller(p_stream regclass, p_role name)
+  RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+BEGIN
+  IF NOT pg_has_role(p_role, 'stream_ext_kafka', 'MEMBER') THEN
+    RAISE EXCEPTION 'permission denied to manage Kafka consumers'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Only superusers and members of role stream_ext_kafka may start, stop or reset consumers.',
+            HINT = 'GRANT stream_ext_kafka TO the role.';
+  END IF;
+  IF NOT has_table_privilege(p_role, p_stream, 'INSERT') THEN
+    RAISE EXCEPTION 'permission denied for stream "%"', p_stream
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'A consumer inserts into its stream: it needs INSERT on the stream.';
+  END IF;
+END
+$$;
+
+-- Checks and stores a consumer; runs as the extension owner.  EXECUTE only for
+-- stream_ext_kafka (and superusers).
+CREATE FUNCTION stream_ext_internal.kafka_register(
+    p_stream regclass, p_topic text, p_brokers text, p_format text, p_start text,
+    p_parallelism int, p_group_id text, p_options jsonb, p_format_options jsonb,
+    p_key_column name, p_partition_column name, p_offset_column name,
+    p_timestamp_column name)
+  RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  cid int;
+  col name;
+  typ regtype;
+  k text;
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
+                   JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
+                  WHERE ft.ftrelid = p_stream AND s.srvname = 'stream_ext') THEN
+    RAISE EXCEPTION '"%" is not a stream', p_stream
+      USING ERRCODE = 'wrong_object_type',
+            HINT = 'Create it with CREATE FOREIGN TABLE ... SERVER stream_ext.';
+  END IF;
+  IF p_format NOT IN ('json', 'csv', 'text') THEN
+    RAISE EXCEPTION 'unknown format "%"', p_format
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use json, csv or text.';
+  END IF;
+  IF p_parallelism IS NULL OR p_parallelism NOT BETWEEN 1 AND 64 THEN
+    RAISE EXCEPTION 'parallelism must be between 1 and 64' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF coalesce(p_topic, '') = '' OR coalesce(p_brokers, '') = '' THEN
+    RAISE EXCEPTION 'topic and brokers must be given' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM stream_ext_internal.kafka_check_start(p_start);
+  IF jsonb_typeof(p_options) <> 'object' OR jsonb_typeof(p_format_options) <> 'object' THEN
+    RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k IN SELECT jsonb_object_keys(p_format_options) LOOP
+    IF k NOT IN ('delimiter', 'quote', 'escape', 'header', 'null') THEN
+      RAISE EXCEPTION 'unknown format option "%"', k
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Format options are delimiter, quote, escape, header and null.';
+    END IF;
+  END LOOP;
+  FOREACH col IN ARRAY ARRAY[p_key_column, p_partition_column, p_offset_column, p_timestamp_column] LOOP
+    CONTINUE WHEN col IS NULL;
+    SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = p_stream AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND OR col = 'arrival_timestamp' THEN
+      RAISE EXCEPTION 'stream "%" has no column "%" to map', p_stream, col
+        USING ERRCODE = 'undefined_column';
+    END IF;
+  END LOOP;
+
+  SELECT id INTO cid FROM stream_ext_internal.kafka_consumers
+   WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
+  IF FOUND THEN
+    PERFORM stream_ext_internal.kafka_stop_workers(cid);
+    UPDATE stream_ext_internal.kafka_consumers
+       SET brokers = p_brokers, format = p_format, format_options = p_format_options,
+           key_column = p_key_column, partition_column = p_partition_column,
+           offset_column = p_offset_column, timestamp_column = p_timestamp_column,
+           start = p_start, parallelism = p_parallelism, group_id = p_group_id,
+           options = p_options, enabled = true
+     WHERE id = cid;
+  ELSE
+    INSERT INTO stream_ext_internal.kafka_consumers
+      (stream, topic, brokers, format, format_options, key_column, partition_column,
+       offset_column, timestamp_column, start, parallelism, group_id, options, created_by)
+    VALUES (p_stream, p_topic, p_brokers, p_format, p_format_options, p_key_column,
+            p_partition_column, p_offset_column, p_timestamp_column, p_start,
+            p_parallelism, p_group_id, p_options, session_user)
+    RETURNING id INTO cid;
+  END IF;
+  PERFORM stream_ext_internal.kafka_ensure_supervisor();
+  RETURN cid;
+END
+$$;
+
+-- Stops a consumer's workers (keeping its offsets); with p_start, also forgets
+-- its offsets so that it starts again at p_start.
+CREATE FUNCTION stream_ext_internal.kafka_control(p_stream regclass, p_topic text,
+                                                  p_enable boolean, p_start text)
+  RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  cid int;
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
+  SELECT id INTO cid FROM stream_ext_internal.kafka_consumers
+   WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'stream "%" has no consumer of topic "%"', p_stream, p_topic
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  IF p_start IS NOT NULL THEN
+    PERFORM stream_ext_internal.kafka_check_start(p_start);
+  END IF;
+  PERFORM stream_ext_internal.kafka_stop_workers(cid);
+  IF p_start IS NOT NULL THEN
+    DELETE FROM stream_ext_internal.kafka_offsets WHERE consumer_id = cid;
+    UPDATE stream_ext_internal.kafka_consumers SET start = p_start WHERE id = cid;
+  ELSE
+    UPDATE stream_ext_internal.kafka_consumers SET enabled = p_enable WHERE id = cid;
+  END IF;
+  PERFORM stream_ext_internal.kafka_ensure_supervisor();
+END
+$$;
+
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name),
+                       stream_ext_internal.kafka_control(regclass, text, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name),
+                          stream_ext_internal.kafka_control(regclass, text, boolean, text) TO stream_ext_kafka;
+
+CREATE FUNCTION stream_ext.kafka_consume(
+    stream regclass, topic text, brokers text,
+    format text DEFAULT 'json', start text DEFAULT 'earliest',
+    parallelism int DEFAULT 1, group_id text DEFAULT NULL,
+    options jsonb DEFAULT '{}', format_options jsonb DEFAULT '{}',
+    key_column name DEFAULT NULL, partition_column name DEFAULT NULL,
+    offset_column name DEFAULT NULL, timestamp_column name DEFAULT NULL)
+  RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
+  PERFORM stream_ext_internal.kafka_register(stream, topic, brokers, format, start,
+            parallelism, group_id, options, format_options, key_column,
+            partition_column, offset_column, timestamp_column);
+END
+$$;
+
+CREATE FUNCTION stream_ext.kafka_stop(stream regclass, topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
+  PERFORM stream_ext_internal.kafka_control(stream, topic, false, NULL);
+END
+$$;
+
+CREATE FUNCTION stream_ext.kafka_start(stream regclass, topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
+  PERFORM stream_ext_internal.kafka_control(stream, topic, true, NULL);
+END
+$$;
+
+CREATE FUNCTION stream_ext.kafka_reset(stream regclass, topic text, start text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
+  IF start IS NULL THEN
+    RAISE EXCEPTION 'start must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM stream_ext_internal.kafka_control(stream, topic, NULL, start);
+END
+$$;
+
+-- librdkafka options whose values are secrets: shown as '********'.
+CREATE FUNCTION stream_ext_internal.kafka_mask_options(jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+  SELECT coalesce(jsonb_object_agg(key,
+           CASE WHEN key ~* '(password|secret|jaas|\.pem$|key$|token|credentials)'
+                THEN to_jsonb('********'::text) ELSE value END), '{}')
+    FROM jsonb_each($1)
+$$;
+
+CREATE VIEW stream_ext.kafka_consumers AS
+  SELECT c.stream, c.topic, c.brokers, c.format, c.parallelism, c.group_id, c.enabled,
+         CASE WHEN NOT c.enabled THEN 'stopped'
+              WHEN count(s.pid) FILTER (WHERE s.state = 'running') = c.parallelism THEN 'running'
+              WHEN count(s.last_error) FILTER (WHERE s.state <> 'running') > 0 THEN 'retrying'
+              ELSE 'starting' END AS state,
+         (SELECT array_agg(o.partition ORDER BY o.partition)
+            FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS partitions,
+         (SELECT array_agg(o.next_offset ORDER BY o.partition)
+            FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS next_offsets,
+         sum(s.lag)::bigint AS lag,
+         coalesce(sum(s.messages), 0)::bigint AS messages,
+         (SELECT count(*) FROM stream_ext_internal.kafka_errors e WHERE e.consumer_id = c.id) AS errors,
+         sum(s.rate) AS rate,
+         (array_agg(s.last_error ORDER BY s.last_error_at DESC NULLS LAST))[1] AS last_error,
+         max(s.last_error_at) AS last_error_at,
+         stream_ext_internal.kafka_mask_options(c.options) AS options,
+         c.format_options, c.key_column, c.partition_column, c.offset_column,
+         c.timestamp_column, c.start
+    FROM stream_ext_internal.kafka_consumers c
+    LEFT JOIN stream_ext_internal.kafka_worker_status() s ON s.consumer_id = c.id
+   GROUP BY c.id;
+
+CREATE VIEW stream_ext.kafka_errors AS
+  SELECT c.stream, c.topic, e.partition, e."offset", e.occurred_at, e.error, e.payload
+    FROM stream_ext_internal.kafka_errors e
+    JOIN stream_ext_internal.kafka_consumers c ON c.id = e.consumer_id
+   WHERE pg_catalog.pg_has_role('stream_ext_kafka', 'MEMBER');  -- payloads are event contents
+
+GRANT SELECT ON stream_ext.kafka_consumers, stream_ext.kafka_errors TO PUBLIC;
+
+-- Dropping a stream drops its consumers (their workers stop within a second).
+CREATE FUNCTION stream_ext_internal.kafka_on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  DELETE FROM stream_ext_internal.kafka_consumers c
+   USING pg_catalog.pg_event_trigger_dropped_objects() d
+   WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+     AND d.objid = c.stream::oid;
+END
+$$;
+CREATE EVENT TRIGGER stream_ext_kafka_sql_drop ON sql_drop
+  EXECUTE FUNCTION stream_ext_internal.kafka_on_sql_drop();

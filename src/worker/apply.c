@@ -362,20 +362,18 @@ record_counters(List *counts, int worker_no)
 }
 
 /*
- * Apply the batch in one transaction; errors propagate to the caller, which
- * aborts and may retry with careful = true.
+ * Apply the events of streams (a list of StreamBatchEvents) to their views
+ * and count them, inside the caller's transaction, which must have an active
+ * snapshot.  Errors propagate; the caller aborts and may retry with
+ * careful = true.
  */
 void
-stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
+stream_apply_events(List *streams, int worker_no, bool careful)
 {
 	List	   *counts = NIL;
 	ListCell   *lc;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-
-	foreach(lc, batch->streams)
+	foreach(lc, streams)
 	{
 		StreamBatchEvents *events = lfirst(lc);
 		List	   *views;
@@ -409,7 +407,19 @@ stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
 		}
 	}
 	record_counters(counts, worker_no);
+}
 
+/*
+ * Apply the batch in one transaction; errors propagate to the caller, which
+ * aborts and may retry with careful = true.
+ */
+void
+stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	stream_apply_events(batch->streams, worker_no, careful);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }

@@ -5,6 +5,7 @@
 #ifndef STREAM_EXT_APPLY_H
 #define STREAM_EXT_APPLY_H
 
+#include "nodes/pg_list.h"
 #include "stream/fdw.h"
 
 typedef struct BatchSender
@@ -26,6 +27,7 @@ typedef struct StreamBatch
 	uint64		end_pos;		/* ring position after the batch */
 } StreamBatch;
 
+extern void stream_apply_events(List *streams, int worker_no, bool careful);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 extern char *stream_event_as_text(Oid stream, HeapTuple event);
 

@@ -37,6 +37,7 @@
 
 #include "guc.h"
 #include "ipc/queue.h"
+#include "kafka/supervisor.h"
 #include "window/reaper.h"
 #include "window/session.h"
 #include "window/sliding.h"
@@ -499,8 +500,11 @@ stream_combiner_loop(int slotno)
 				last_reap = now;
 		}
 
+		/* Kafka consumer workers of the database (src/kafka/supervisor.c) */
+		kafka_supervise();
+
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 stream_ext_combine_interval_ms, PG_WAIT_EXTENSION);
+						 Min(stream_ext_combine_interval_ms, 200), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -1,0 +1,174 @@
+/*
+ * api.c
+ *	  SQL-callable functions of the Kafka consumers that need shared memory:
+ *	  stopping a consumer's workers and reporting their status.  The rest of
+ *	  the API (kafka_consume, kafka_stop, kafka_start, kafka_reset) is SQL in
+ *	  the install script; it calls these.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "ipc/queue.h"
+#include "kafka/slots.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_kafka_stop_workers);
+PG_FUNCTION_INFO_V1(stream_ext_kafka_worker_status);
+PG_FUNCTION_INFO_V1(stream_ext_kafka_ensure_supervisor);
+
+/* How long kafka_stop waits for the workers to exit */
+#define STOP_TIMEOUT_MS 30000
+
+/*
+ * Stop the workers of a consumer of this database and wait until they have
+ * exited.  Until the calling transaction ends, the supervisor does not start
+ * them again; then the catalog decides (a committed kafka_stop disabled the
+ * consumer).  Offsets stay as the last committed batch left them.
+ */
+Datum
+stream_ext_kafka_stop_workers(PG_FUNCTION_ARGS)
+{
+	int			consumer_id = PG_GETARG_INT32(0);
+	TransactionId xid = GetTopTransactionId();
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		bool		running = false;
+		List	   *pids = NIL;
+		ListCell   *lc;
+
+		LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
+		for (int s = 0; s < KafkaShared->nslots; s++)
+		{
+			KafkaSlot  *slot = &KafkaShared->slots[s];
+
+			if (slot->consumer_id != consumer_id || slot->dboid != MyDatabaseId)
+				continue;
+			slot->stop_xid = xid;
+			if (slot->pid != 0)
+				pids = lappend_int(pids, slot->pid);
+			if (slot->pid != 0 || slot->starting)
+				running = true;
+		}
+		LWLockRelease(KafkaShared->lock);
+		if (!running)
+			break;
+		foreach(lc, pids)
+			kill(lfirst_int(lc), SIGTERM);
+		list_free(pids);
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), STOP_TIMEOUT_MS))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("workers of Kafka consumer %d did not stop", consumer_id),
+					 errdetail("They were still running after %d seconds.", STOP_TIMEOUT_MS / 1000)));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 20L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_RETURN_VOID();
+}
+
+/* One row per worker slot of this database (see the kafka_consumers view). */
+Datum
+stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(KafkaShared->lock, LW_SHARED);
+	for (int s = 0; s < KafkaShared->nslots; s++)
+	{
+		KafkaSlot  *slot = &KafkaShared->slots[s];
+		KafkaSlot	copy;
+		Datum		values[10];
+		bool		nulls[10];
+		Datum	   *parts;
+
+		if (slot->consumer_id == 0 || slot->dboid != MyDatabaseId)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		memcpy(&copy, slot, sizeof(KafkaSlot));
+		SpinLockRelease(&slot->mutex);
+
+		/* consumer_id, worker, pid, state, partitions, messages, lag, rate, last_error, last_error_at */
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int32GetDatum(copy.consumer_id);
+		values[1] = Int32GetDatum(copy.index);
+		values[2] = Int32GetDatum(copy.pid);
+		nulls[2] = copy.pid == 0;
+		values[3] = CStringGetTextDatum(copy.pid == 0 ? (copy.starting ? "starting" : "stopped") :
+										copy.state);
+		parts = palloc(sizeof(Datum) * Max(copy.npartitions, 1));
+		for (int i = 0; i < copy.npartitions; i++)
+			parts[i] = Int32GetDatum(copy.partitions[i]);
+		values[4] = PointerGetDatum(construct_array(parts, copy.npartitions, INT4OID, 4, true,
+													TYPALIGN_INT));
+		values[5] = Int64GetDatum(copy.messages);
+		values[6] = Int64GetDatum(copy.lag);
+		values[7] = Float8GetDatum(copy.rate);
+		values[8] = CStringGetTextDatum(copy.last_error);
+		nulls[8] = copy.last_error[0] == '\0';
+		values[9] = TimestampTzGetDatum(copy.last_error_at);
+		nulls[9] = copy.last_error_at == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(KafkaShared->lock);
+	return (Datum) 0;
+}
+
+static bool kick_at_commit = false;
+static bool kick_callback_registered = false;
+static int	kick_combiner_slot = -1;
+
+/* At commit: let the combiner's supervisor see the change at once. */
+static void
+kick_supervisor_at_commit(XactEvent event, void *arg)
+{
+	if (!kick_at_commit)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+	{
+		StreamWorkerSlot *slot = stream_slot(kick_combiner_slot);
+
+		pg_atomic_fetch_add_u64(&KafkaShared->kicks, 1);
+		if (slot->state == SLOT_RUNNING)
+			SetLatch(&ProcGlobal->allProcs[slot->pgprocno].procLatch);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		kick_at_commit = false;
+}
+
+/*
+ * Make sure the database's workers run: their combiner supervises the
+ * consumers.  Waits for them to start (as a writer does).  When the calling
+ * transaction commits, the combiner is woken up to act on the change.
+ */
+Datum
+stream_ext_kafka_ensure_supervisor(PG_FUNCTION_ARGS)
+{
+	int			slotno = stream_batch_slot_for_backend();
+
+	kick_combiner_slot = stream_group_slot(stream_slot_group(slotno),
+										   StreamShared->slots_per_group - 1);
+	if (!kick_callback_registered)
+	{
+		RegisterXactCallback(kick_supervisor_at_commit, NULL);
+		kick_callback_registered = true;
+	}
+	kick_at_commit = true;
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,381 @@
+/*
+ * assign.c
+ *	  Which partitions a Kafka consumer worker reads, and from which offsets.
+ *
+ * Without group_id a worker takes the partitions p with
+ * p % parallelism = index, at the offsets stored in
+ * stream_ext_internal.kafka_offsets.  Partitions without a stored offset
+ * start at the consumer's start position, resolved to a concrete offset and
+ * stored before anything is consumed.  With group_id the group's rebalances
+ * assign partitions (kafka_rebalance_cb, run inside our own poll), still at
+ * the stored offsets, or at the group's committed ones when further.
+ */
+#include "postgres.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "kafka/assign.h"
+#include "kafka/consumer.h"
+#include "kafka/slots.h"
+
+/* Longest wait for a broker request (metadata, watermarks) */
+#define BROKER_TIMEOUT_MS 5000
+
+int			kafka_nassigned = 0;
+int32	   *kafka_assigned_partitions = NULL;
+int64	   *kafka_assigned_next = NULL;
+int			kafka_topic_partition_count = 0;
+bool		kafka_assignment_revoked = false;
+bool		kafka_assignment_failed = false;
+
+/* Stored next offsets of parts (offset -1 when none), into next[]. */
+static void
+read_stored_offsets(int n, const int32 *parts, int64 *next)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(kafka_cfg.id)};
+
+	for (int i = 0; i < n; i++)
+		next[i] = -1;
+	if (SPI_execute_with_args("SELECT partition, next_offset FROM stream_ext_internal.kafka_offsets "
+							  "WHERE consumer_id = $1", 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the offsets of Kafka consumer %d", kafka_cfg.id);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		int32		p = atoi(kafka_spi_text(r, 1));
+
+		for (int i = 0; i < n; i++)
+			if (parts[i] == p)
+				next[i] = strtoll(kafka_spi_text(r, 2), NULL, 10);
+	}
+}
+
+/*
+ * Offsets where partitions without a stored offset start, from kafka_cfg.start:
+ * earliest, latest, a timestamp, or a JSON object of partition: offset
+ * (partitions not in it start at the earliest).  Needs the brokers; returns
+ * false (with the problem reported) when they do not answer.
+ */
+static bool
+resolve_start(int n, const int32 *parts, int64 *next)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(kafka_cfg.start)};
+	int64		ts_ms = -1;
+	bool		latest = strcmp(kafka_cfg.start, "latest") == 0;
+
+	if (kafka_cfg.start[0] == '{')
+	{
+		if (SPI_execute_with_args("SELECT key::int, value::bigint FROM jsonb_each_text($1::jsonb)",
+								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read start offsets");
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			int32		p = atoi(kafka_spi_text(r, 1));
+
+			for (int i = 0; i < n; i++)
+				if (parts[i] == p && next[i] < 0)
+					next[i] = strtoll(kafka_spi_text(r, 2), NULL, 10);
+		}
+	}
+	else if (!latest && strcmp(kafka_cfg.start, "earliest") != 0)
+	{
+		if (SPI_execute_with_args("SELECT (extract(epoch FROM $1::timestamptz) * 1000)::bigint",
+								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the start timestamp");
+		ts_ms = strtoll(kafka_spi_text(0, 1), NULL, 10);
+	}
+
+	if (ts_ms >= 0)
+	{
+		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+		rd_kafka_resp_err_t err;
+
+		for (int i = 0; i < n; i++)
+			if (next[i] < 0)
+				rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i])->offset = ts_ms;
+		err = rd_kafka_offsets_for_times(kafka_rk, list, BROKER_TIMEOUT_MS);
+		if (err)
+		{
+			rd_kafka_topic_partition_list_destroy(list);
+			kafka_report_problem(psprintf("could not look up offsets for the start time: %s",
+									rd_kafka_err2str(err)));
+			return false;
+		}
+		for (int j = 0; j < list->cnt; j++)
+			for (int i = 0; i < n; i++)
+				if (parts[i] == list->elems[j].partition && list->elems[j].offset >= 0)
+					next[i] = list->elems[j].offset;
+		rd_kafka_topic_partition_list_destroy(list);
+		latest = true;			/* no message since that time: start at the end */
+	}
+
+	for (int i = 0; i < n; i++)
+	{
+		int64		low,
+					high;
+		rd_kafka_resp_err_t err;
+
+		if (next[i] >= 0)
+			continue;
+		err = rd_kafka_query_watermark_offsets(kafka_rk, kafka_cfg.topic, parts[i], &low, &high,
+											   BROKER_TIMEOUT_MS);
+		if (err)
+		{
+			kafka_report_problem(psprintf("could not query the offsets of partition %d: %s",
+									parts[i], rd_kafka_err2str(err)));
+			return false;
+		}
+		next[i] = latest ? high : low;
+	}
+	return true;
+}
+
+/*
+ * The offsets at which parts start: the stored ones, else (resolved from
+ * kafka_cfg.start and) stored now, so that a restart before the first batch starts
+ * at the same place.  In group mode also the group's committed offsets
+ * count: a partition taken over from another server continues where that
+ * one committed, if that is further.  Returns false when the brokers did
+ * not answer.
+ */
+static bool
+starting_offsets(int n, const int32 *parts, int64 *next)
+{
+	bool		ok = true;
+	bool		missing = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	read_stored_offsets(n, parts, next);
+
+	if (kafka_cfg.group_id)
+	{
+		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+
+		for (int i = 0; i < n; i++)
+			rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i]);
+		if (rd_kafka_committed(kafka_rk, list, BROKER_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			for (int j = 0; j < list->cnt; j++)
+				for (int i = 0; i < n; i++)
+					if (parts[i] == list->elems[j].partition &&
+						list->elems[j].offset > next[i])
+						next[i] = list->elems[j].offset;
+		}
+		rd_kafka_topic_partition_list_destroy(list);
+	}
+
+	for (int i = 0; i < n; i++)
+		missing |= next[i] < 0;
+	if (missing)
+		ok = resolve_start(n, parts, next);
+	if (ok)
+	{
+		Oid			argtypes[3] = {INT4OID, INT4OID, INT8OID};
+
+		for (int i = 0; i < n; i++)
+		{
+			Datum		args[3] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(parts[i]),
+			Int64GetDatum(next[i])};
+
+			if (SPI_execute_with_args("INSERT INTO stream_ext_internal.kafka_offsets "
+									  "(consumer_id, partition, next_offset) VALUES ($1, $2, $3) "
+									  "ON CONFLICT (consumer_id, partition) DO UPDATE "
+									  "SET next_offset = excluded.next_offset",
+									  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not store the offsets of Kafka consumer %d", kafka_cfg.id);
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return ok;
+}
+
+/* Remember the assignment (in kafka_worker_cxt) and show it in the slot. */
+static void
+set_assignment(int n, const int32 *parts, const int64 *next)
+{
+	MemoryContext old = MemoryContextSwitchTo(kafka_worker_cxt);
+
+	if (kafka_assigned_partitions)
+	{
+		pfree(kafka_assigned_partitions);
+		pfree(kafka_assigned_next);
+	}
+	kafka_nassigned = n;
+	kafka_assigned_partitions = palloc(sizeof(int32) * Max(n, 1));
+	kafka_assigned_next = palloc(sizeof(int64) * Max(n, 1));
+	if (n > 0)
+	{
+		memcpy(kafka_assigned_partitions, parts, sizeof(int32) * n);
+		memcpy(kafka_assigned_next, next, sizeof(int64) * n);
+	}
+	MemoryContextSwitchTo(old);
+
+	SpinLockAcquire(&kafka_my_slot->mutex);
+	kafka_my_slot->npartitions = Min(n, KAFKA_MAX_STATUS_PARTITIONS);
+	for (int i = 0; i < kafka_my_slot->npartitions; i++)
+		kafka_my_slot->partitions[i] = parts[i];
+	SpinLockRelease(&kafka_my_slot->mutex);
+}
+
+int
+kafka_assigned_index(int32 partition)
+{
+	for (int i = 0; i < kafka_nassigned; i++)
+		if (kafka_assigned_partitions[i] == partition)
+			return i;
+	return -1;
+}
+
+/*
+ * Partition count of the topic, or -1 (problem reported) when the brokers
+ * do not answer or do not know the topic.
+ */
+int
+kafka_topic_partitions(void)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(kafka_rk, kafka_cfg.topic, NULL);
+	rd_kafka_resp_err_t err = rd_kafka_metadata(kafka_rk, 0, rkt, &md, BROKER_TIMEOUT_MS);
+	int			count = -1;
+
+	if (err)
+		kafka_report_problem(psprintf("could not fetch metadata: %s", rd_kafka_err2str(err)));
+	else if (md->topic_cnt < 1 || md->topics[0].err)
+		kafka_report_problem(psprintf("topic is not available: %s",
+								rd_kafka_err2str(md->topic_cnt < 1 ?
+												 RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART :
+												 md->topics[0].err)));
+	else
+		count = md->topics[0].partition_cnt;
+	if (!err)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return count;
+}
+
+/*
+ * Without group_id: take partitions p % parallelism = index at their
+ * offsets, retrying with backoff until the brokers answer.
+ */
+void
+kafka_assign_static(void)
+{
+	long		backoff = 200;
+
+	for (;;)
+	{
+		int			count = kafka_topic_partitions();
+
+		if (count >= 0)
+		{
+			int32	   *parts = palloc(sizeof(int32) * Max(count, 1));
+			int64	   *next = palloc(sizeof(int64) * Max(count, 1));
+			int			n = 0;
+
+			for (int p = 0; p < count; p++)
+				if (p % kafka_cfg.parallelism == kafka_my_index)
+					parts[n++] = p;
+			if (starting_offsets(n, parts, next))
+			{
+				rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(n, 1));
+				rd_kafka_resp_err_t err;
+
+				for (int i = 0; i < n; i++)
+					rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i])->offset = next[i];
+				err = rd_kafka_assign(kafka_rk, list);
+				rd_kafka_topic_partition_list_destroy(list);
+				if (err)
+					ereport(ERROR,
+							(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+							 errmsg("could not assign partitions of topic \"%s\"", kafka_cfg.topic),
+							 errdetail("%s", rd_kafka_err2str(err))));
+				set_assignment(n, parts, next);
+				kafka_topic_partition_count = count;
+				return;
+			}
+		}
+		kafka_slot_set_state(kafka_my_slot, "retrying");
+		kafka_consumer_sleep(backoff);
+		backoff = Min(backoff * 2, 10000);
+	}
+}
+
+/*
+ * Group mode: the group assigns and revokes partitions while we poll.  On
+ * assignment we start at our stored offsets (or the group's committed ones
+ * if further, see starting_offsets); on revocation we commit our stored
+ * offsets to the group synchronously, so that the next owner continues
+ * exactly there, and drop the messages polled but not applied yet.
+ * Runs in this process, inside rd_kafka_consume_batch_queue; errors are
+ * caught here and end the worker from the loop.
+ */
+void
+kafka_rebalance_cb(rd_kafka_t *r, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *partitions, void *opaque)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+	{
+		int			n = partitions->cnt;
+		int32	   *parts = palloc(sizeof(int32) * Max(n, 1));
+		int64	   *next = palloc(sizeof(int64) * Max(n, 1));
+		volatile bool ok = false;
+
+		for (int i = 0; i < n; i++)
+			parts[i] = partitions->elems[i].partition;
+		PG_TRY();
+		{
+			ok = starting_offsets(n, parts, next);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		if (!ok)
+		{
+			kafka_assignment_failed = true;
+			rd_kafka_assign(r, NULL);
+			return;
+		}
+		for (int i = 0; i < n; i++)
+			partitions->elems[i].offset = next[i];
+		rd_kafka_assign(r, partitions);
+		set_assignment(n, parts, next);
+	}
+	else
+	{
+		if (kafka_nassigned > 0)
+		{
+			rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(kafka_nassigned);
+
+			for (int i = 0; i < kafka_nassigned; i++)
+				rd_kafka_topic_partition_list_add(list, kafka_cfg.topic,
+												  kafka_assigned_partitions[i])->offset = kafka_assigned_next[i];
+			(void) rd_kafka_commit(r, list, 0);
+			rd_kafka_topic_partition_list_destroy(list);
+		}
+		rd_kafka_assign(r, NULL);
+		set_assignment(0, NULL, NULL);
+		kafka_assignment_revoked = true;
+	}
+}

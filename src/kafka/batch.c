@@ -1,0 +1,471 @@
+/*
+ * batch.c
+ *	  Apply a batch of Kafka messages in one transaction: decode them into
+ *	  events of the stream, apply those to its continuous views, record the
+ *	  undecodable messages in stream_ext_internal.kafka_errors and store the
+ *	  next offset of each partition.  Deltas and offsets commit together:
+ *	  exactly once on this server.  See src/kafka/README.md.
+ */
+#include "postgres.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "ipc/queue.h"
+#include "kafka/assign.h"
+#include "kafka/batch.h"
+#include "kafka/consumer.h"
+#include "kafka/decode.h"
+#include "kafka/kafka_guc.h"
+#include "kafka/slots.h"
+#include "stream/fdw.h"
+#include "worker/apply.h"
+
+/* Counters of consumer workers go to view_counters under worker numbers from here */
+#define KAFKA_COUNTER_WORKER_BASE 1000
+
+/* A message that could not be decoded, for kafka_errors */
+typedef struct BadMessage
+{
+	int32		partition;
+	int64		offset;
+	char	   *error;
+	bytea	   *payload;
+} BadMessage;
+
+/*
+ * Tuple images of a batch live in an arena of chunks kept across batches, so
+ * that a busy consumer does not allocate (and fault in) fresh memory for
+ * every batch.
+ */
+#define ARENA_CHUNK_SIZE (4 * 1024 * 1024)
+
+typedef struct ArenaChunk
+{
+	struct ArenaChunk *next;
+	Size		used;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} ArenaChunk;
+
+static ArenaChunk *arena_first = NULL;
+static ArenaChunk *arena_current = NULL;
+
+static void
+arena_reset(void)
+{
+	for (ArenaChunk *c = arena_first; c != NULL; c = c->next)
+		c->used = 0;
+	arena_current = arena_first;
+}
+
+static char *
+arena_alloc(Size size)
+{
+	Size		chunk_size = Max(ARENA_CHUNK_SIZE, size);
+
+	size = MAXALIGN(size);
+	while (arena_current != NULL && arena_current->used + size > chunk_size)
+	{
+		if (arena_current->next == NULL)
+			break;
+		arena_current = arena_current->next;
+	}
+	if (arena_current == NULL || arena_current->used + size > chunk_size)
+	{
+		ArenaChunk *c = MemoryContextAlloc(kafka_worker_cxt, offsetof(ArenaChunk, data) + chunk_size);
+
+		c->used = 0;
+		c->next = NULL;
+		if (arena_current == NULL)
+			arena_first = c;
+		else
+		{
+			c->next = arena_current->next;
+			arena_current->next = c;
+		}
+		arena_current = c;
+	}
+	arena_current->used += size;
+	return arena_current->data + arena_current->used - size;
+}
+
+typedef struct BatchState
+{
+	StreamBatchEvents *events;
+	TransactionId xid;
+} BatchState;
+
+/*
+ * Decoder sink: form the event as the rings carry it (a heap tuple image
+ * whose xmin is our transaction) and add it to the batch.
+ */
+static void
+add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
+{
+	BatchState *b = arg;
+	StreamBatchEvents *ev = b->events;
+	bool		hasnull = false;
+	Size		hoff;
+	Size		data_len;
+	HeapTupleHeader td;
+	HeapTuple	dst;
+
+	for (int i = 0; i < desc->natts; i++)
+		hasnull |= nulls[i];
+	hoff = SizeofHeapTupleHeader;
+	if (hasnull)
+		hoff += BITMAPLEN(desc->natts);
+	hoff = MAXALIGN(hoff);
+	data_len = heap_compute_data_size(desc, values, nulls);
+
+	td = (HeapTupleHeader) arena_alloc(hoff + data_len);
+	memset(td, 0, hoff);
+	HeapTupleHeaderSetNatts(td, desc->natts);
+	td->t_hoff = hoff;
+	heap_fill_tuple(desc, values, nulls, (char *) td + hoff, data_len,
+					&td->t_infomask, hasnull ? td->t_bits : NULL);
+	HeapTupleHeaderSetXmin(td, b->xid);
+	HeapTupleHeaderSetCmin(td, FirstCommandId);
+	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
+	ItemPointerSetInvalid(&td->t_ctid);
+	HeapTupleHeaderSetDatumLength(td, hoff + data_len);
+	HeapTupleHeaderSetTypeId(td, desc->tdtypeid);
+	HeapTupleHeaderSetTypMod(td, desc->tdtypmod);
+
+	if (ev->nevents == ev->capacity)
+	{
+		ev->capacity *= 2;
+		ev->events = repalloc_huge(ev->events, sizeof(HeapTupleData) * ev->capacity);
+	}
+	dst = &ev->events[ev->nevents++];
+	dst->t_len = hoff + data_len;
+	dst->t_data = td;
+	dst->t_tableOid = ev->stream;
+	ItemPointerSetInvalid(&dst->t_self);
+}
+
+static bytea *
+payload_prefix(const rd_kafka_message_t *m)
+{
+	size_t		len = Min(m->len, (size_t) stream_ext_kafka_error_payload_limit);
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	if (len > 0)
+		memcpy(VARDATA(b), m->payload, len);
+	return b;
+}
+
+/*
+ * Decode msgs[from..n) into the batch in one subtransaction.  Returns the
+ * index of the first message whose values do not fit the stream's types
+ * (its error in *edata and the subtransaction rolled back), or n.  Messages
+ * of the wrong shape are added to *bad without interrupting the run.
+ */
+static MemoryContext scratch_cxt = NULL;	/* reset after every message */
+
+static int
+decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
+		   BatchState *b, TimestampTz arrival, List **bad, char **edata)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int i = from;
+	volatile int first_event = b->events->nevents;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		for (; i < n; i++)
+		{
+			rd_kafka_message_t *m = msgs[i];
+			KafkaMessageView v;
+			rd_kafka_timestamp_type_t tstype;
+			char	   *error;
+
+			first_event = b->events->nevents;
+			v.payload = m->payload;
+			v.len = m->len;
+			v.key = m->key;
+			v.key_len = m->key_len;
+			v.partition = m->partition;
+			v.offset = m->offset;
+			v.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+			MemoryContextSwitchTo(scratch_cxt);
+			error = kafka_decode(d, &v, arrival, add_event, b);
+			MemoryContextSwitchTo(cxt);
+			if (error != NULL)
+			{
+				BadMessage *bm = palloc(sizeof(BadMessage));
+
+				b->events->nevents = first_event;
+				bm->partition = m->partition;
+				bm->offset = m->offset;
+				bm->error = pstrdup(error);
+				bm->payload = payload_prefix(m);
+				*bad = lappend(*bad, bm);
+			}
+			MemoryContextReset(scratch_cxt);
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		MemoryContextReset(scratch_cxt);
+		RollbackAndReleaseCurrentSubTransaction();
+		b->events->nevents = first_event;
+		*edata = e->message ? e->message : pstrdup("unknown error");
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return i;
+}
+
+static SPIPlanPtr offsets_plan = NULL;
+static SPIPlanPtr errors_plan = NULL;
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare \"%s\"", sql);
+	return plan;
+}
+
+/* Insert the bad messages and the new offsets, in the batch's transaction. */
+static void
+record_errors_and_offsets(List *bad, const int64 *next)
+{
+	ListCell   *lc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (offsets_plan == NULL)
+	{
+		Oid			otypes[3] = {INT4OID, INT4OID, INT8OID};
+		Oid			etypes[5] = {INT4OID, INT4OID, INT8OID, TEXTOID, BYTEAOID};
+
+		offsets_plan = keep_plan("UPDATE stream_ext_internal.kafka_offsets SET next_offset = $3 "
+								 "WHERE consumer_id = $1 AND partition = $2", 3, otypes);
+		errors_plan = keep_plan("INSERT INTO stream_ext_internal.kafka_errors "
+								"(consumer_id, partition, \"offset\", error, payload) "
+								"VALUES ($1, $2, $3, $4, $5)", 5, etypes);
+	}
+	foreach(lc, bad)
+	{
+		BadMessage *bm = lfirst(lc);
+		Datum		args[5] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(bm->partition),
+			Int64GetDatum(bm->offset), CStringGetTextDatum(bm->error),
+		PointerGetDatum(bm->payload)};
+
+		if (SPI_execute_plan(errors_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record an undecodable Kafka message");
+	}
+	for (int i = 0; i < kafka_nassigned; i++)
+	{
+		Datum		args[3] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(kafka_assigned_partitions[i]),
+		Int64GetDatum(next[i])};
+
+		if (next[i] == kafka_assigned_next[i])
+			continue;
+		if (SPI_execute_plan(offsets_plan, args, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_processed != 1)
+			elog(ERROR, "could not store the offset of partition %d", kafka_assigned_partitions[i]);
+	}
+	SPI_finish();
+}
+
+/*
+ * Apply msgs[0..n) in one transaction: events to the views, bad messages to
+ * kafka_errors, offsets.  Throws on failure (the caller aborts and retries
+ * carefully).  Returns the number of events applied.
+ */
+static int
+apply_messages(rd_kafka_message_t **msgs, int n, bool careful, MemoryContext cxt,
+			   int64 *next)
+{
+	BatchState b;
+	StreamBatchEvents *events;
+	Relation	rel;
+	KafkaDecoder *decoder;
+	TimestampTz arrival = GetCurrentTimestamp();
+	List	   *bad = NIL;
+	int			i = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	rel = table_open(kafka_cfg.stream, AccessShareLock);
+	decoder = kafka_decoder_create(rel, &kafka_cfg.format);
+	table_close(rel, NoLock);
+
+	arena_reset();
+	events = palloc0(sizeof(StreamBatchEvents));
+	events->stream = kafka_cfg.stream;
+	events->only = -1;
+	events->capacity = Max(n, 16);
+	events->events = palloc(sizeof(HeapTupleData) * events->capacity);
+	b.events = events;
+	b.xid = GetTopTransactionId();
+
+	/*
+	 * Offsets after this batch.  Messages of partitions no longer ours, or
+	 * before the offset we expect (fetched before a re-assignment), are
+	 * left out.
+	 */
+	memcpy(next, kafka_assigned_next, sizeof(int64) * kafka_nassigned);
+	{
+		rd_kafka_message_t **all = msgs;
+		int			k = 0;
+
+		msgs = palloc(sizeof(rd_kafka_message_t *) * Max(n, 1));
+		for (int j = 0; j < n; j++)
+		{
+			int			a = kafka_assigned_index(all[j]->partition);
+
+			if (a < 0 || all[j]->offset < next[a])
+				continue;
+			next[a] = all[j]->offset + 1;
+			msgs[k++] = all[j];
+		}
+		n = k;
+	}
+
+	while (i < n)
+	{
+		char	   *error = NULL;
+
+		i = decode_run(decoder, msgs, i, n, &b, arrival, &bad, &error);
+		if (i < n)
+		{
+			BadMessage *bm = palloc(sizeof(BadMessage));
+
+			bm->partition = msgs[i]->partition;
+			bm->offset = msgs[i]->offset;
+			bm->error = error;
+			bm->payload = payload_prefix(msgs[i]);
+			bad = lappend(bad, bm);
+			i++;
+		}
+	}
+
+	if (events->nevents > 0)
+		stream_apply_events(list_make1(events), KAFKA_COUNTER_WORKER_BASE + kafka_my_slotno, careful);
+	record_errors_and_offsets(bad, next);
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return events->nevents;
+}
+
+/* After a commit: the new offsets become ours; tell the combiner and the group. */
+static void
+batch_committed(const int64 *next, int nmessages)
+{
+	memcpy(kafka_assigned_next, next, sizeof(int64) * kafka_nassigned);
+	stream_note_mergeable(stream_batch_slot_for_backend());
+
+	if (kafka_cfg.group_id && kafka_nassigned > 0)
+	{
+		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(kafka_nassigned);
+
+		for (int i = 0; i < kafka_nassigned; i++)
+			rd_kafka_topic_partition_list_add(list, kafka_cfg.topic,
+											  kafka_assigned_partitions[i])->offset = kafka_assigned_next[i];
+		(void) rd_kafka_commit(kafka_rk, list, 1);
+		rd_kafka_topic_partition_list_destroy(list);
+	}
+
+	if (kafka_my_slot->failures > 0)
+	{
+		LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
+		kafka_my_slot->failures = 0;
+		LWLockRelease(KafkaShared->lock);
+	}
+}
+
+/* Lag (from the watermarks librdkafka learnt with its fetches) and counters. */
+static void
+update_status(int nmessages, TimestampTz batch_start)
+{
+	int64		lag = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	double		secs = (double) (now - batch_start) / 1000000.0;
+
+	for (int i = 0; i < kafka_nassigned; i++)
+	{
+		int64		low,
+					high;
+
+		if (rd_kafka_get_watermark_offsets(kafka_rk, kafka_cfg.topic, kafka_assigned_partitions[i],
+										   &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			high >= kafka_assigned_next[i])
+			lag += high - kafka_assigned_next[i];
+	}
+	SpinLockAcquire(&kafka_my_slot->mutex);
+	kafka_my_slot->messages += nmessages;
+	kafka_my_slot->lag = lag;
+	if (secs > 0)
+		kafka_my_slot->rate = 0.7 * kafka_my_slot->rate + 0.3 * (nmessages / secs);
+	strlcpy(kafka_my_slot->state, "running", sizeof(kafka_my_slot->state));
+	SpinLockRelease(&kafka_my_slot->mutex);
+}
+
+/* Apply, retrying carefully on error (one bad event never stalls a partition). */
+void
+kafka_process_batch(rd_kafka_message_t **msgs, int n, MemoryContext cxt, TimestampTz batch_start)
+{
+	int64	   *next = palloc(sizeof(int64) * Max(kafka_nassigned, 1));
+	MemoryContext saved = CurrentMemoryContext;
+	TimestampTz apply_start = GetCurrentTimestamp();
+
+	PG_TRY();
+	{
+		apply_messages(msgs, n, false, cxt, next);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(saved);
+		FlushErrorState();
+		stream_scan_source = NULL;
+		AbortCurrentTransaction();
+		apply_messages(msgs, n, true, cxt, next);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(saved);
+	batch_committed(next, n);
+	update_status(n, batch_start);
+	elog(DEBUG1, "stream_ext kafka consumer %d: %d messages, polled in %ld ms, applied in %ld ms",
+		 kafka_cfg.id, n, (long) ((apply_start - batch_start) / 1000),
+		 (long) ((GetCurrentTimestamp() - apply_start) / 1000));
+}
+
+void
+kafka_batch_init(void)
+{
+	scratch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka message",
+										ALLOCSET_DEFAULT_SIZES);
+}

@@ -1,0 +1,65 @@
+/*
+ * slots.h
+ *	  Shared memory of the Kafka consumers: one slot per running consumer
+ *	  worker, with its status for stream_ext.kafka_consumers.
+ */
+#ifndef STREAM_EXT_KAFKA_SLOTS_H
+#define STREAM_EXT_KAFKA_SLOTS_H
+
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+
+#define KAFKA_MAX_STATUS_PARTITIONS 64
+
+/*
+ * One consumer worker (consumer_id, worker index) of one database.
+ * Identity, pid and the supervision fields are protected by
+ * KafkaShared->lock; the status fields (written only by the worker) by
+ * mutex.
+ */
+typedef struct KafkaSlot
+{
+	/* identity: consumer_id == 0 means the slot is free */
+	Oid			dboid;
+	int			consumer_id;
+	int			index;
+
+	pid_t		pid;			/* 0 until the worker attached, and after it exited */
+	bool		starting;		/* registered by the supervisor, not yet attached */
+	TimestampTz registered_at;
+	TransactionId stop_xid;		/* a kafka_stop etc. in progress: do not restart */
+	int			failures;		/* exits with an error since the last good batch */
+	TimestampTz retry_at;		/* do not start again before */
+
+	slock_t		mutex;
+	char		state[16];		/* "connecting", "running", "retrying" */
+	int			npartitions;
+	int			partitions[KAFKA_MAX_STATUS_PARTITIONS];
+	int64		messages;
+	int64		lag;
+	double		rate;			/* messages per second, smoothed */
+	char		last_error[256];
+	TimestampTz last_error_at;
+} KafkaSlot;
+
+typedef struct KafkaSharedState
+{
+	LWLock	   *lock;
+	pg_atomic_uint64 kicks;		/* bumped when a consumer changed: the
+								 * supervisors run a round at once */
+	int			nslots;
+	KafkaSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} KafkaSharedState;
+
+extern KafkaSharedState *KafkaShared;
+
+extern void kafka_shmem_request(void);
+extern void kafka_shmem_startup(void);
+
+extern KafkaSlot *kafka_slot_find(Oid dboid, int consumer_id, int index);
+extern void kafka_slot_set_state(KafkaSlot *slot, const char *state);
+extern void kafka_slot_set_error(KafkaSlot *slot, const char *error);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * supervisor.c
+ *	  Keeps the Kafka consumer workers of a database running, from its
+ *	  combiner: about once a second it reads stream_ext_internal.kafka_consumers
+ *	  and (re)starts the workers of every enabled consumer that are not
+ *	  running, after a backoff when they exited with an error (1 s doubling
+ *	  to 64 s), and stops workers whose consumer was disabled or dropped.
+ *
+ * Because the catalog drives it, consumers start again by themselves after
+ * a server restart (the combiner starts with the database's workers) or a
+ * worker crash.  A worker being stopped by a transaction in progress
+ * (kafka_stop, kafka_reset, kafka_consume of an existing consumer: stop_xid)
+ * is left alone until that transaction ends; then the catalog decides.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/procarray.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "kafka/consumer.h"
+#include "kafka/slots.h"
+#include "kafka/supervisor.h"
+
+#define SUPERVISE_INTERVAL_MS 200
+
+/* A worker that has not attached this long after registration is gone */
+#define START_TIMEOUT_MS 30000
+
+typedef struct WantedConsumer
+{
+	int			id;
+	int			parallelism;
+} WantedConsumer;
+
+static TimestampTz last_round = 0;
+static uint64 last_kicks = 0;
+static BackgroundWorkerHandle **handles = NULL; /* per slot, registered by us */
+
+/* Enabled consumers of this database: palloc'd array, count in *n. */
+static WantedConsumer *
+read_wanted(int *n)
+{
+	WantedConsumer *wanted = NULL;
+
+	*n = 0;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT id, parallelism FROM stream_ext_internal.kafka_consumers WHERE enabled",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the Kafka consumers");
+	if (SPI_processed > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		wanted = palloc(sizeof(WantedConsumer) * SPI_processed);
+		MemoryContextSwitchTo(old);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			wanted[i].id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+			wanted[i].parallelism = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		*n = (int) SPI_processed;
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return wanted;
+}
+
+static bool
+is_wanted(KafkaSlot *slot, WantedConsumer *wanted, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (wanted[i].id == slot->consumer_id)
+			return slot->index < wanted[i].parallelism;
+	return false;
+}
+
+static bool
+being_stopped(KafkaSlot *slot)
+{
+	return TransactionIdIsValid(slot->stop_xid) && TransactionIdIsInProgress(slot->stop_xid);
+}
+
+static void
+clear_slot(KafkaSlot *slot)
+{
+	slot->consumer_id = 0;
+	slot->dboid = InvalidOid;
+	slot->index = 0;
+	slot->pid = 0;
+	slot->starting = false;
+	slot->stop_xid = InvalidTransactionId;
+	slot->failures = 0;
+	slot->retry_at = 0;
+	SpinLockAcquire(&slot->mutex);
+	slot->state[0] = '\0';
+	slot->npartitions = 0;
+	slot->messages = 0;
+	slot->lag = 0;
+	slot->rate = 0;
+	slot->last_error[0] = '\0';
+	slot->last_error_at = 0;
+	SpinLockRelease(&slot->mutex);
+}
+
+static bool
+register_worker(int slotno, KafkaSlot *slot)
+{
+	BackgroundWorker worker;
+	KafkaWorkerArgs args;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "stream_ext");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "stream_ext_kafka_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "stream_ext kafka consumer %d/%d for database %u",
+			 slot->consumer_id, slot->index, slot->dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "stream_ext kafka consumer");
+	worker.bgw_main_arg = Int32GetDatum(slotno);
+	args.dboid = slot->dboid;
+	args.consumer_id = slot->consumer_id;
+	args.index = slot->index;
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+	if (handles[slotno] != NULL)
+	{
+		pfree(handles[slotno]);
+		handles[slotno] = NULL;
+	}
+	return RegisterDynamicBackgroundWorker(&worker, &handles[slotno]);
+}
+
+/* One round; caller is outside a transaction. */
+static void
+supervise_round(void)
+{
+	int			n;
+	WantedConsumer *wanted = read_wanted(&n);
+	TimestampTz now = GetCurrentTimestamp();
+	List	   *to_signal = NIL;
+	ListCell   *lc;
+	int			no_room = 0;
+
+	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
+
+	/* Our slots: notice workers that never attached, stop unwanted ones */
+	for (int s = 0; s < KafkaShared->nslots; s++)
+	{
+		KafkaSlot  *slot = &KafkaShared->slots[s];
+
+		if (slot->consumer_id == 0 || slot->dboid != MyDatabaseId)
+			continue;
+		if (slot->starting && slot->pid == 0)
+		{
+			pid_t		pid;
+			bool		gone;
+
+			if (handles[s] != NULL)
+				gone = GetBackgroundWorkerPid(handles[s], &pid) == BGWH_STOPPED;
+			else
+				gone = TimestampDifferenceExceeds(slot->registered_at, now, START_TIMEOUT_MS);
+			if (gone)
+			{
+				slot->starting = false;
+				slot->failures++;
+				slot->retry_at = TimestampTzPlusMilliseconds(now, 1000 << Min(slot->failures - 1, 6));
+			}
+		}
+		if (being_stopped(slot) || is_wanted(slot, wanted, n))
+			continue;
+		if (slot->pid != 0)
+			to_signal = lappend_int(to_signal, slot->pid);
+		else if (!slot->starting)
+			clear_slot(slot);
+	}
+
+	/* Wanted workers without a running process */
+	for (int i = 0; i < n; i++)
+	{
+		for (int index = 0; index < wanted[i].parallelism; index++)
+		{
+			KafkaSlot  *slot = kafka_slot_find(MyDatabaseId, wanted[i].id, index);
+			int			slotno;
+
+			if (slot == NULL)
+			{
+				for (int s = 0; s < KafkaShared->nslots && slot == NULL; s++)
+					if (KafkaShared->slots[s].consumer_id == 0)
+						slot = &KafkaShared->slots[s];
+				if (slot == NULL)
+				{
+					no_room++;
+					continue;
+				}
+				clear_slot(slot);
+				slot->dboid = MyDatabaseId;
+				slot->consumer_id = wanted[i].id;
+				slot->index = index;
+			}
+			if (slot->pid != 0 || slot->starting || being_stopped(slot) ||
+				now < slot->retry_at)
+				continue;
+			slotno = slot - KafkaShared->slots;
+			slot->stop_xid = InvalidTransactionId;
+			slot->starting = true;
+			slot->registered_at = now;
+			if (!register_worker(slotno, slot))
+			{
+				slot->starting = false;
+				slot->retry_at = TimestampTzPlusMilliseconds(now, 5000);
+				kafka_slot_set_error(slot, "no background worker slot free: raise max_worker_processes");
+				no_room++;
+			}
+		}
+	}
+	LWLockRelease(KafkaShared->lock);
+
+	foreach(lc, to_signal)
+		kill(lfirst_int(lc), SIGTERM);
+	if (no_room > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start %d Kafka consumer workers", no_room),
+				 errhint("Raise max_worker_processes or stream_ext.kafka_max_workers.")));
+	if (wanted)
+		pfree(wanted);
+}
+
+/*
+ * Called by the combiner in every iteration of its loop, outside a
+ * transaction; runs a round at most once per SUPERVISE_INTERVAL_MS.  Errors
+ * are logged and the round is skipped.
+ */
+void
+kafka_supervise(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext cxt = CurrentMemoryContext;
+
+	uint64		kicks = pg_atomic_read_u64(&KafkaShared->kicks);
+
+	if (kicks == last_kicks &&
+		!TimestampDifferenceExceeds(last_round, now, SUPERVISE_INTERVAL_MS))
+		return;
+	last_round = now;
+	last_kicks = kicks;
+	if (handles == NULL)
+		handles = MemoryContextAllocZero(TopMemoryContext,
+										 sizeof(BackgroundWorkerHandle *) * KafkaShared->nslots);
+	PG_TRY();
+	{
+		supervise_round();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		if (LWLockHeldByMe(KafkaShared->lock))
+			LWLockRelease(KafkaShared->lock);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+

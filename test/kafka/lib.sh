@@ -1,0 +1,47 @@
+# Kafka helpers for test scripts (sourced after test/lib.sh).
+#
+#   mock_start NBROKERS TOPIC:PARTITIONS...   build and start test/kafka/mock_broker;
+#                                             sets BROKERS (bootstrap address)
+#   mock_cmd "down 1"                         send a command, wait for its answer
+#   produce TOPIC [kcat options] < lines      produce one message per line
+KAFKA_DIR="$TEST_DIR/kafka"
+_mock_answers=0
+
+mock_start() {
+	local bin="$SCRATCH/mock_broker"
+	[ -x "$bin" ] || cc -O2 -Wall -o "$bin" "$KAFKA_DIR/mock_broker.c" -lrdkafka ||
+		fail "could not build the mock broker"
+	rm -f "$SCRATCH/mock.in"; mkfifo "$SCRATCH/mock.in"
+	exec 7<>"$SCRATCH/mock.in"
+	"$bin" "$@" <&7 >"$SCRATCH/mock.out" 2>"$SCRATCH/mock.err" &
+	_bg_pids+=($!)
+	MOCK_PID=$!
+	local deadline=$((SECONDS + 20))
+	until grep -q '^bootstrap ' "$SCRATCH/mock.out" 2>/dev/null; do
+		[ $SECONDS -lt $deadline ] || fail "mock broker did not start: $(cat "$SCRATCH/mock.err")"
+		kill -0 $MOCK_PID 2>/dev/null || fail "mock broker exited: $(cat "$SCRATCH/mock.err")"
+		sleep 0.05
+	done
+	BROKERS=$(sed -n 's/^bootstrap //p' "$SCRATCH/mock.out")
+	_mock_answers=0
+	export BROKERS
+}
+
+mock_cmd() {
+	local deadline=$((SECONDS + 20)) n
+	echo "$1" >&7
+	_mock_answers=$((_mock_answers + 1))
+	while :; do
+		n=$(grep -c -E '^(ok|error)' "$SCRATCH/mock.out" || true)
+		[ "$n" -ge $_mock_answers ] && break
+		[ $SECONDS -lt $deadline ] || fail "mock broker did not answer '$1'"
+		sleep 0.05
+	done
+	tail -n 1 "$SCRATCH/mock.out" | grep -q '^ok' || fail "mock broker: '$1': $(tail -n 1 "$SCRATCH/mock.out")"
+}
+
+produce() {
+	local topic=$1; shift
+	kcat -P -b "$BROKERS" -t "$topic" -X queue.buffering.max.ms=5 "$@" ||
+		fail "kcat could not produce to $topic"
+}

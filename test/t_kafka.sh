@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Kafka ingestion against librdkafka's mock cluster (test/kafka/mock_broker.c):
+# formats and metadata columns, bad messages, start positions and reset,
+# stop/start, consumer groups, privileges and secrets, broker faults, and a
+# server restart with consumers running.  Own server (it is restarted).
+source "$(dirname "$0")/lib.sh"
+source "$TEST_DIR/kafka/lib.sh"
+
+unset PGHOST PGPORT
+SRV="$SCRATCH/server"
+start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
+fresh_db t_kafka
+t0=$SECONDS
+mock_start 1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1
+say "mock cluster at $BROKERS"
+
+# expect SQL VALUE LABEL: the query's answer must be VALUE
+expect() {
+	local got; got=$(q "$1")
+	[ "$got" = "$2" ] || fail "$3: got '$got', expected '$2'"
+	say "ok: $3"
+}
+
+########## json, with key/partition/offset/timestamp columns
+run_sql <<SQL
+CREATE FOREIGN TABLE j (url text, user_id bigint, latency float8, ts timestamptz,
+                        k text, p int, o bigint, kts timestamptz) SERVER stream_ext;
+CREATE VIEW j_url WITH (continuous) AS
+  SELECT url, count(*) AS n, sum(user_id) AS users, sum(latency) AS lat, max(ts) AS last FROM j GROUP BY url;
+CREATE VIEW j_part WITH (continuous) AS
+  SELECT p, count(*) AS n, sum(o) AS osum, max(o) AS omax, min(kts) AS first_kts, count(k) AS keyed FROM j GROUP BY p;
+CREATE VIEW j_key WITH (continuous) AS SELECT k, count(*) AS n FROM j GROUP BY k;
+SELECT stream_ext.kafka_consume('j', 'json_t', '$BROKERS', key_column => 'k', partition_column => 'p',
+                                offset_column => 'o', timestamp_column => 'kts');
+SQL
+for i in $(seq 1 900); do
+	echo "k$((i % 9))|{\"url\": \"/p/$((i % 10))\", \"user_id\": $i, \"latency\": $((i % 7)).25, \"ts\": \"2026-01-01 00:00:$((i % 60))+00\", \"extra\": {\"x\": [1, 2]}}"
+done | produce json_t -K'|'
+# missing fields are NULL, extra fields ignored, unicode escapes decoded
+echo '{"url": "/only\u00e9", "nested": {"url": "/no"}}' | produce json_t -p 0
+wait_until 30 "901 json messages applied" "SELECT coalesce(sum(n), 0) = 901 FROM j_url"
+expect "SELECT string_agg(format('%s:%s:%s:%s', url, n, users, lat), ' ' ORDER BY url) FROM j_url WHERE url LIKE '/p/%'" \
+	"$(q "SELECT string_agg(format('%s:%s:%s:%s', url, n, users, lat), ' ' ORDER BY url) FROM (
+	      SELECT '/p/' || (i % 10) AS url, count(*) AS n, sum(i) AS users, sum((i % 7) + 0.25::float8) AS lat
+	        FROM generate_series(1, 900) i GROUP BY 1) s")" "json values per url equal the batch query"
+expect "SELECT max(last) = '2026-01-01 00:00:59+00' FROM j_url" "t" "json timestamps through timestamptz input"
+expect "SELECT format('%s:%s', n, users IS NULL) FROM j_url WHERE url = '/onlyé'" "1:t" "missing json fields are NULL"
+expect "SELECT bool_and(osum = omax * (omax + 1) / 2 AND n = omax + 1) FROM j_part" "t" "offset column: every offset of every partition once"
+expect "SELECT count(*) FROM j_part" "3" "partition column: 3 partitions"
+expect "SELECT bool_and(first_kts > now() - interval '1 hour') FROM j_part" "t" "timestamp column: Kafka timestamps"
+expect "SELECT string_agg(coalesce(k, '') || '=' || n, ' ' ORDER BY k) FROM j_key" \
+	"k0=100 k1=100 k2=100 k3=100 k4=100 k5=100 k6=100 k7=100 k8=100 =1" "key column"
+
+# flat objects take a fast path: simple escapes, numbers, literals, duplicate
+# keys (the last wins), as PostgreSQL's JSON parser reads them
+run_sql <<SQL
+CREATE FOREIGN TABLE jf (s text, n numeric, b boolean) SERVER stream_ext;
+CREATE VIEW jf_v WITH (continuous) AS SELECT s, count(*) AS c, sum(n) AS n, bool_and(b) AS b FROM jf GROUP BY s;
+SELECT stream_ext.kafka_consume('jf', 'flat_t', '$BROKERS');
+SQL
+printf '%s\n' '{"s": "a\"b\\c\nd\/", "n": -1.5e3, "b": true}' '{ "s" : "plain" , "n" : 0 , "b" : false }' \
+	'{"s": "dup", "s": "last", "n": 2, "b": null}' '{"n": 1E+2, "s": "last", "b": true, "x": [1, {"y": 2}]}' \
+	'{"s": "u\u00e9", "n": 0.5}' '{"s": "junk"} x' '{"s": "bad", "n": 01}' | produce flat_t
+wait_until 30 "flat json applied" "SELECT coalesce(sum(c), 0) = 5 FROM jf_v"
+expect "SELECT string_agg(format('%s|%s|%s|%s', s, c, n, b), ' ' ORDER BY s COLLATE \"C\") FROM jf_v" \
+	"$(printf 'a"b\\c\nd/|1|-1500|t last|2|102|t plain|1|0|f u\303\251|1|0.5|')" "json fast path: escapes, numbers, literals, duplicate keys"
+expect "SELECT count(*) FROM stream_ext.kafka_errors WHERE stream = 'jf'::regclass" "2" "json fast path: invalid messages still rejected"
+
+########## csv and text, with format options
+run_sql <<SQL
+CREATE FOREIGN TABLE c (a int, b text, x float8) SERVER stream_ext;
+CREATE VIEW c_v WITH (continuous) AS SELECT b, count(*) AS n, sum(a) AS a, sum(x) AS x FROM c GROUP BY b;
+SELECT stream_ext.kafka_consume('c', 'csv_t', '$BROKERS', format => 'csv');
+CREATE FOREIGN TABLE t (a int, b text, x float8) SERVER stream_ext;
+CREATE VIEW t_v WITH (continuous) AS SELECT b, count(*) AS n, sum(a) AS a, sum(x) AS x FROM t GROUP BY b;
+SELECT stream_ext.kafka_consume('t', 'text_t', '$BROKERS', format => 'text',
+       format_options => '{"delimiter": "|", "header": true, "null": "-"}');
+SQL
+printf '%s\n' '1,"x,y",2.5' '2,,1' '3,"say ""hi""",0.5' '4,"",1' | produce csv_t -p 0
+printf '5,multi,1\n6,multi,2\n' | produce csv_t -p 1 -D '#'
+printf 'a|b|x\n7|t\\tab|1.5#a|b|x\n8|-|2#a|b|x\n9|pipe\\|not|1' | produce text_t -D '#'
+wait_until 30 "csv events applied" "SELECT coalesce(sum(n), 0) = 6 FROM c_v"
+expect "SELECT string_agg(format('%s:%s:%s:%s', coalesce(b, '<null>'), n, a, x), ' ' ORDER BY b NULLS FIRST) FROM c_v" \
+	'<null>:1:2:1 :1:4:1 multi:2:11:3 say "hi":1:3:0.5 x,y:1:1:2.5' "csv: quotes, escapes, NULL vs empty string, two lines in one message"
+wait_until 30 "text events applied" "SELECT coalesce(sum(n), 0) = 3 FROM t_v"
+expect "SELECT string_agg(format('%s:%s:%s', coalesce(b, '<null>'), a, x), ' ' ORDER BY b NULLS FIRST) FROM t_v" \
+	"$(printf '<null>:8:2 pipe|not:9:1 t\tab:7:1.5')" "text: header skipped, delimiter, escapes, null string"
+
+########## bad messages: recorded, counted, the partition goes on
+run_sql <<SQL
+ALTER SYSTEM SET stream_ext.kafka_error_payload_limit = 12;
+SELECT pg_reload_conf();
+CREATE FOREIGN TABLE b (url text, user_id bigint) SERVER stream_ext;
+CREATE VIEW b_v WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM b;
+CREATE VIEW b_div WITH (continuous) AS SELECT count(*) AS n, sum(100 / user_id) AS s FROM b;
+SELECT stream_ext.kafka_consume('b', 'bad_t', '$BROKERS');
+SQL
+{
+	for i in 1 2 3; do echo "{\"url\": \"/a\", \"user_id\": $i}"; done
+	echo '{"url": "/a", "user_id": "not a number at all"}'
+	echo '{"url": "/a", "user_id": '
+	echo '[1, 2]'
+	echo '{"url": "/a", "user_id": 0}'
+	for i in 4 5; do echo "{\"url\": \"/a\", \"user_id\": $i}"; done
+} | produce bad_t
+wait_until 30 "good messages after bad ones applied" "SELECT n = 6 FROM b_v"
+expect "SELECT s FROM b_v" "15" "bad messages skipped, the others applied"
+expect "SELECT string_agg(format('%s:%s:%s', partition, \"offset\", length(payload)), ' ' ORDER BY \"offset\") FROM stream_ext.kafka_errors WHERE stream = 'b'::regclass" \
+	"0:3:12 0:4:12 0:5:6" "kafka_errors: partition, offset, payload cut to the limit"
+expect "SELECT array_agg(error ORDER BY \"offset\") FROM stream_ext.kafka_errors WHERE stream = 'b'::regclass" \
+	'{"invalid input syntax for type bigint: \"not a number at all\"","invalid JSON: The input string ended unexpectedly.","message is a JSON array, not an object"}' "kafka_errors: error texts"
+expect "SELECT errors FROM stream_ext.kafka_consumers WHERE stream = 'b'::regclass" "3" "kafka_consumers counts the errors"
+expect "SELECT format('%s:%s', n, s) FROM b_div" "5:228" "a view error skips the event for that view only"
+expect "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'b_div'::regclass" "1" "view error recorded"
+
+########## start positions and reset
+for p in 0 1; do seq 1 10 | sed 's/.*/{"user_id": &}/' | produce pos_t -p $p; done
+for p in 0 1; do seq 11 15 | sed 's/.*/{"user_id": &}/' | produce pos_t -p $p; done
+# The mock cluster does not look offsets up by time (ListOffsets by timestamp
+# answers -1, as Kafka does for a time after the last message), so only that
+# case is tested: a start time after every message starts at the end.
+future=$(q "SELECT now() + interval '1 day'")
+run_sql <<SQL
+CREATE FOREIGN TABLE s_earliest (user_id bigint) SERVER stream_ext;
+CREATE FOREIGN TABLE s_latest (user_id bigint) SERVER stream_ext;
+CREATE FOREIGN TABLE s_time (user_id bigint) SERVER stream_ext;
+CREATE FOREIGN TABLE s_offsets (user_id bigint) SERVER stream_ext;
+CREATE VIEW v_earliest WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM s_earliest;
+CREATE VIEW v_latest WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM s_latest;
+CREATE VIEW v_time WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM s_time;
+CREATE VIEW v_offsets WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM s_offsets;
+SELECT stream_ext.kafka_consume('s_earliest', 'pos_t', '$BROKERS');
+SELECT stream_ext.kafka_consume('s_latest', 'pos_t', '$BROKERS', start => 'latest');
+SELECT stream_ext.kafka_consume('s_time', 'pos_t', '$BROKERS', start => '$future');
+SELECT stream_ext.kafka_consume('s_offsets', 'pos_t', '$BROKERS', start => '{"0": 7, "1": 2}');
+SQL
+wait_until 30 "latest: offsets stored" "SELECT next_offsets = '{15,15}' FROM stream_ext.kafka_consumers WHERE stream = 's_latest'::regclass"
+for p in 0 1; do seq 16 17 | sed 's/.*/{"user_id": &}/' | produce pos_t -p $p; done
+wait_until 30 "earliest: all applied" "SELECT n = 34 FROM v_earliest"
+wait_until 30 "latest: new ones applied" "SELECT n = 4 FROM v_latest"
+wait_until 30 "timestamp: applied" "SELECT n = 4 FROM v_time"
+wait_until 30 "offsets: applied" "SELECT n = 25 FROM v_offsets"
+expect "SELECT format('%s %s %s %s', e.s, l.s, t.s, o.s) FROM v_earliest e, v_latest l, v_time t, v_offsets o" \
+	"$((2 * (55 + 65 + 33))) $((2 * 33)) $((2 * 33)) $(((8 + 9 + 10) + (3 + 4 + 5 + 6 + 7 + 8 + 9 + 10) + 2 * (65 + 33)))" \
+	"start positions: earliest, latest, timestamp, offsets"
+q "SELECT stream_ext.kafka_reset('s_latest', 'pos_t', 'earliest')" >/dev/null
+wait_until 30 "reset: read again from the earliest" "SELECT n = 38 FROM v_latest"
+expect "SELECT next_offsets FROM stream_ext.kafka_consumers WHERE stream = 's_latest'::regclass" "{17,17}" "reset: offsets at the end"
+
+########## stop and start
+q "SELECT stream_ext.kafka_stop('s_earliest', 'pos_t')" >/dev/null
+expect "SELECT state FROM stream_ext.kafka_consumers WHERE stream = 's_earliest'::regclass" "stopped" "stop: stopped at once"
+expect "SELECT count(*) FROM stream_ext_internal.kafka_worker_status() s JOIN stream_ext_internal.kafka_consumers c ON c.id = s.consumer_id WHERE c.stream = 's_earliest'::regclass AND s.pid IS NOT NULL" "0" "stop: no worker left"
+for p in 0 1; do seq 18 20 | sed 's/.*/{"user_id": &}/' | produce pos_t -p $p; done
+wait_until 30 "running consumers see the new messages" "SELECT n = 31 FROM v_offsets"
+expect "SELECT n FROM v_earliest" "34" "stop: a stopped consumer reads nothing"
+q "SELECT stream_ext.kafka_start('s_earliest', 'pos_t')" >/dev/null
+wait_until 30 "start: resumed" "SELECT n = 40 FROM v_earliest"
+expect "SELECT s FROM v_earliest" "$((2 * (55 + 65 + 33 + 57)))" "start: resumed at the stored offsets, nothing lost or doubled"
+
+########## consumer group: two consumers share a topic
+# (the mock cluster completes a rebalance only after the session timeout)
+grp_opts='{"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}'
+run_sql -v grp_opts="$grp_opts" <<SQL
+CREATE FOREIGN TABLE g1 (user_id bigint) SERVER stream_ext;
+CREATE FOREIGN TABLE g2 (user_id bigint) SERVER stream_ext;
+CREATE VIEW g1_v WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM g1;
+CREATE VIEW g2_v WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM g2;
+SELECT stream_ext.kafka_consume('g1', 'grp_t', '$BROKERS', group_id => 'shared', options => :'grp_opts');
+SQL
+seq 1 2000 | sed 's/.*/{"user_id": &}/' | produce grp_t
+wait_until 60 "first group member consumed" "SELECT n = 2000 FROM g1_v"
+q "SELECT stream_ext.kafka_consume('g2', 'grp_t', '$BROKERS', group_id => 'shared', options => '$grp_opts')" >/dev/null
+wait_until 60 "both members have partitions" \
+	"SELECT count(*) = 2 FROM stream_ext_internal.kafka_worker_status() s JOIN stream_ext_internal.kafka_consumers c ON c.id = s.consumer_id
+	  WHERE c.stream IN ('g1'::regclass, 'g2'::regclass) AND s.state = 'running' AND cardinality(s.partitions) > 0"
+# one quarter per partition (the producer would put a whole batch into one)
+for p in 0 1 2 3; do seq $((2001 + p * 500)) $((2500 + p * 500)) | sed 's/.*/{"user_id": &}/' | produce grp_t -p $p; done
+wait_until 60 "group consumed everything" "SELECT g1_v.n + g2_v.n = 4000 FROM g1_v, g2_v"
+expect "SELECT coalesce(g1_v.s, 0) + coalesce(g2_v.s, 0) FROM g1_v, g2_v" "$((4000 * 4001 / 2))" "group: every message in exactly one member"
+expect "SELECT g2_v.n > 0 FROM g2_v" "t" "group: the second member got a share"
+
+########## privileges and secrets
+run_sql <<SQL
+CREATE ROLE alice LOGIN;
+CREATE ROLE bob LOGIN;
+CREATE FOREIGN TABLE pv (user_id bigint) SERVER stream_ext;
+CREATE VIEW pv_v WITH (continuous) AS SELECT count(*) AS n FROM pv;
+GRANT INSERT ON pv TO alice, bob;
+GRANT SELECT ON pv_v TO alice;
+SQL
+out=$(PGUSER=bob psql -X -At -c "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS')" 2>&1 || true)
+echo "$out" | grep -q 'permission denied to manage Kafka consumers' || fail "non-member could start a consumer: $out"
+say "ok: a role without stream_ext_kafka cannot start a consumer"
+out=$(PGUSER=bob psql -X -At -c "SELECT stream_ext_internal.kafka_register('pv', 'priv_t', 'x', 'json', 'earliest', 1, NULL, '{}', '{}', NULL, NULL, NULL, NULL)" 2>&1 || true)
+echo "$out" | grep -q 'permission denied for function' || fail "non-member could call kafka_register: $out"
+say "ok: the internal function is not executable by others"
+q "CREATE FOREIGN TABLE pv2 (user_id bigint) SERVER stream_ext; GRANT stream_ext_kafka TO alice" >/dev/null
+out=$(PGUSER=alice psql -X -At -c "SELECT stream_ext_internal.kafka_register('pv2', 'priv_t', 'x', 'json', 'earliest', 1, NULL, '{}', '{}', NULL, NULL, NULL, NULL)" 2>&1 || true)
+echo "$out" | grep -q 'permission denied for stream "public.pv2"' || fail "a member without INSERT on the stream could register a consumer: $out"
+say "ok: a member needs INSERT on the stream, also through the internal function"
+PGUSER=alice q "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS', options => '{\"sasl.password\": \"hunter2\", \"fetch.max.bytes\": \"1048576\"}')" >/dev/null
+echo '{"user_id": 1}' | produce priv_t
+wait_until 30 "member's consumer runs" "SELECT n = 1 FROM pv_v"
+say "ok: a member of stream_ext_kafka can start a consumer"
+expect "SELECT options FROM stream_ext.kafka_consumers WHERE stream = 'pv'::regclass" \
+	'{"sasl.password": "********", "fetch.max.bytes": "1048576"}' "secrets masked in kafka_consumers"
+out=$(PGUSER=bob psql -X -At -c "SELECT options FROM stream_ext_internal.kafka_consumers" 2>&1 || true)
+echo "$out" | grep -q 'permission denied' || fail "catalog readable by others: $out"
+say "ok: the catalog with the secrets is not readable by others"
+expect "SELECT count(*) FROM stream_ext.kafka_errors" "5" "kafka_errors readable by a superuser"
+PGUSER=bob expect "SELECT count(*) FROM stream_ext.kafka_errors" "0" "kafka_errors payloads hidden from non-members"
+
+########## broker faults: down/up and request errors; nothing lost or doubled
+run_sql <<SQL
+CREATE FOREIGN TABLE o (user_id bigint) SERVER stream_ext;
+CREATE VIEW o_v WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM o;
+SELECT stream_ext.kafka_consume('o', 'out_t', '$BROKERS');
+SQL
+seq 1 500 | sed 's/.*/{"user_id": &}/' | produce out_t
+wait_until 30 "before the outage" "SELECT n = 500 FROM o_v"
+mock_cmd "down 1"
+wait_until 60 "the consumer reports the outage" \
+	"SELECT last_error IS NOT NULL AND state = 'retrying' FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"
+say "ok: outage reported: $(q "SELECT last_error FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass")"
+mock_cmd "up 1"
+seq 501 1000 | sed 's/.*/{"user_id": &}/' | produce out_t
+wait_until 60 "after the outage" "SELECT n = 1000 FROM o_v"
+# Fetch (API key 1) fails 20 times with NOT_LEADER_FOR_PARTITION (6)
+mock_cmd "errors 1 6 20"
+seq 1001 1500 | sed 's/.*/{"user_id": &}/' | produce out_t
+wait_until 60 "after the fetch errors" "SELECT n = 1500 FROM o_v"
+expect "SELECT s FROM o_v" "$((1500 * 1501 / 2))" "broker faults: nothing lost or doubled"
+expect "SELECT state FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass" "running" "running again after the faults"
+
+########## server restart with consumers running
+before=$(q "SELECT n FROM v_earliest")
+bash "$TEST_DIR/server.sh" stop "$SRV"
+for p in 0 1; do seq 21 22 | sed 's/.*/{"user_id": &}/' | produce pos_t -p $p; done
+bash "$TEST_DIR/server.sh" restart "$SRV" >/dev/null
+say "server restarted"
+wait_until 60 "consumers resumed after the restart" "SELECT n = $((before + 4)) FROM v_earliest"
+wait_until 60 "every consumer running again" \
+	"SELECT bool_and(state = 'running') FROM stream_ext.kafka_consumers WHERE enabled"
+expect "SELECT format('%s %s', n, s) FROM v_earliest" "$((before + 4)) $((2 * (55 + 65 + 33 + 57 + 43)))" "restart: nothing lost or doubled"
+expect "SELECT state FROM stream_ext.kafka_consumers WHERE stream = 's_latest'::regclass" "running" "restart: consumers running"
+
+########## dropping a stream drops its consumer
+q "SET client_min_messages = warning; DROP FOREIGN TABLE o CASCADE" >/dev/null
+wait_until 30 "its worker stopped" "SELECT count(*) = 0 FROM stream_ext_internal.kafka_worker_status() s WHERE NOT EXISTS (SELECT FROM stream_ext_internal.kafka_consumers c WHERE c.id = s.consumer_id)"
+expect "SELECT count(*) FROM stream_ext.kafka_consumers WHERE topic = 'out_t'" "0" "drop stream: consumer gone"
+
+say "PASS ($((SECONDS - t0))s)"
