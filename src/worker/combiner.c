@@ -274,6 +274,13 @@ maintain_table(const char *name, int options, MemoryContext cxt)
 		relid = get_relname_relid(name, get_namespace_oid("stream_ext_internal", false));
 		if (OidIsValid(relid))
 		{
+			/* VACUUM commits and starts transactions: keep its input in cxt */
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			List	   *rels = list_make1(makeVacuumRelation(makeRangeVar("stream_ext_internal",
+																		  pstrdup(name), -1),
+															 relid, NIL));
+
+			MemoryContextSwitchTo(old);
 			memset(&params, 0, sizeof(params));
 			params.options = options | VACOPT_SKIP_LOCKED;
 			params.freeze_min_age = -1;
@@ -284,9 +291,7 @@ maintain_table(const char *name, int options, MemoryContext cxt)
 			params.index_cleanup = VACOPTVALUE_UNSPECIFIED;
 			params.truncate = VACOPTVALUE_UNSPECIFIED;
 			params.nworkers = -1;
-			vacuum(list_make1(makeVacuumRelation(makeRangeVar("stream_ext_internal", pstrdup(name), -1),
-												 relid, NIL)),
-				   &params, NULL, true);
+			vacuum(rels, &params, NULL, true);
 		}
 		CommitTransactionCommand();
 	}
@@ -305,10 +310,11 @@ maintain_table(const char *name, int options, MemoryContext cxt)
  * autovacuum (once a minute at most), a busy delta table would bloat and
  * every merge would slow down.
  *
- * Analyze its state table once STATE_ANALYZE_ROWS rows were merged into it
- * (at most every STATE_ANALYZE_MS): reads of windowed views filter state rows
- * by time and group them, and without statistics the planner guesses a few
- * hundred rows and sorts sixty thousand.
+ * Vacuum and analyze its state table once STATE_ANALYZE_ROWS rows were
+ * merged into it (at most every STATE_ANALYZE_MS): reads of windowed views
+ * filter state rows by time and group them, and without statistics the
+ * planner guesses a few hundred rows and sorts sixty thousand; every merge
+ * updates rows, and reads would follow their chains of dead versions.
  */
 static void
 maintain_view_tables(int id, MemoryContext cxt)
@@ -329,7 +335,7 @@ maintain_view_tables(int id, MemoryContext cxt)
 	{
 		plan->merged_rows = 0;
 		plan->last_analyze = now;
-		maintain_table(psprintf("state_%d", id), VACOPT_ANALYZE, cxt);
+		maintain_table(psprintf("state_%d", id), VACOPT_VACUUM | VACOPT_ANALYZE, cxt);
 	}
 }
 
