@@ -141,7 +141,7 @@ aggregate_state_type(Aggref *aggref)
 
 /* Column names the extension uses beside a view's own keys and aggregates */
 static const char *const reserved_names[] = {
-	"writer_xid", "_one", "_block", "_step", "_slice", "_session_start", "_session_end",
+	"writer_xid", "_one", "_level", "_step", "_slice", "_session_start", "_session_end",
 	"_session", "_new", "window_start", "window_end", "session_start", "session_end", NULL
 };
 
@@ -198,7 +198,7 @@ add_hidden_aggregate(ViewShape *shape, Aggref *agg, const char *name, List **nam
 
 /*
  * The columns a window adds to the combine state, ahead of the view's own:
- *	 sliding: key _step, the step an event falls in (and _block, false for
+ *	 sliding: key _step, the step an event falls in (and _level, 0 for
  *	 steps, when the view keeps blocks: window/sliding.c);
  *	 hopping: key _slice, the slice of hop_slide an event falls in;
  *	 session: _session_start and _session_end, min and max event time of the
@@ -223,9 +223,13 @@ add_window_columns(ViewShape *shape, List **names)
 											shape->time_expr);
 	if (w->kind == WINDOW_SLIDING)
 	{
-		/* steps are written with _block false; the combiner adds the blocks */
-		if (stream_sliding_block(w) != NULL)
-			add_hidden_key(shape, (Expr *) makeBoolConst(false, false), "_block", names);
+		Interval   *lengths[SLIDING_LEVELS];
+
+		/* steps are written with _level 0; the combiner adds the blocks */
+		if (stream_sliding_levels(w, lengths) > 1)
+			add_hidden_key(shape, (Expr *) makeConst(INT2OID, -1, InvalidOid, sizeof(int16),
+													 Int16GetDatum(0), false, true),
+						   "_level", names);
 		add_hidden_key(shape, stream_window_bucket(shape->time_expr, w->step), "_step", names);
 	}
 	else if (w->kind == WINDOW_HOPPING)

@@ -156,25 +156,32 @@ sliding_rows_sql(ViewShape *shape, int id, const char *cols)
 {
 	WindowSpec *w = shape->window;
 	Oid			type = exprType((Node *) shape->time_expr);
-	char	   *oldest = stream_sliding_bound_sql(SLIDING_OLDEST_STEP, w, type);
-	char	   *now = stream_sliding_bound_sql(SLIDING_NOW, w, type);
-	char	   *deltas = psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".delta_%d"
-								  " WHERE " INTERNAL_SCHEMA ".xid_visible(writer_xid)"
-								  " AND _step >= %s AND _step <= %s", cols, id, oldest, now);
-	char	   *first_block;
-	char	   *blocks_end;
+	Interval   *lengths[SLIDING_LEVELS];
+	char	   *bound[SLIDING_REAP_BEFORE];
+	char	   *deltas;
 
-	if (stream_sliding_block(w) == NULL)
+	for (int i = 0; i < SLIDING_REAP_BEFORE; i++)
+		bound[i] = stream_sliding_bound_sql((SlidingBound) i, w, type);
+	deltas = psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".delta_%d"
+					  " WHERE " INTERNAL_SCHEMA ".xid_visible(writer_xid)"
+					  " AND _step >= %s AND _step <= %s",
+					  cols, id, bound[SLIDING_OLDEST_STEP], bound[SLIDING_NOW]);
+	if (stream_sliding_levels(w, lengths) == 1)
 		return psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _step >= %s AND _step <= %s"
-						" UNION ALL %s", cols, id, oldest, now, deltas);
-	first_block = stream_sliding_bound_sql(SLIDING_FIRST_BLOCK, w, type);
-	blocks_end = stream_sliding_bound_sql(SLIDING_BLOCKS_END, w, type);
-	return psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _block AND _step >= %s AND _step < %s"
-					" UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE NOT _block AND"
+						" UNION ALL %s", cols, id, bound[SLIDING_OLDEST_STEP], bound[SLIDING_NOW],
+						deltas);
+	/* big blocks [F2, G2); blocks [F1, F2) and [G2, G1); steps [L, F1) and [G1, H] */
+	return psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _level = 2 AND _step >= %s AND _step < %s"
+					" UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _level = 1 AND"
+					" (_step >= %s AND _step < %s OR _step >= %s AND _step < %s)"
+					" UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _level = 0 AND"
 					" (_step >= %s AND _step < %s OR _step >= %s AND _step <= %s)"
 					" UNION ALL %s",
-					cols, id, first_block, blocks_end,
-					cols, id, oldest, first_block, blocks_end, now, deltas);
+					cols, id, bound[SLIDING_FIRST_BIG], bound[SLIDING_BIGS_END],
+					cols, id, bound[SLIDING_FIRST_BLOCK], bound[SLIDING_FIRST_BIG],
+					bound[SLIDING_BIGS_END], bound[SLIDING_BLOCKS_END],
+					cols, id, bound[SLIDING_OLDEST_STEP], bound[SLIDING_FIRST_BLOCK],
+					bound[SLIDING_BLOCKS_END], bound[SLIDING_NOW], deltas);
 }
 
 /*

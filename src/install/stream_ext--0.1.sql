@@ -166,7 +166,7 @@ CREATE FUNCTION stream_ext.read_time() RETURNS timestamptz
   AS 'MODULE_PATHNAME', 'stream_ext_read_time' LANGUAGE C STABLE PARALLEL SAFE;
 
 -- Bounds of a sliding window read (src/window/sliding.c), in the type of its time.
-CREATE FUNCTION stream_ext_internal.sliding_bound(int, interval, interval, interval, anyelement)
+CREATE FUNCTION stream_ext_internal.sliding_bound(int, interval, interval, interval, interval, anyelement)
   RETURNS anyelement
   AS 'MODULE_PATHNAME', 'stream_ext_sliding_bound' LANGUAGE C STABLE PARALLEL SAFE;
 

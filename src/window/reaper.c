@@ -121,15 +121,18 @@ expired_condition(int id, WindowSpec *spec)
 			{
 				Oid			step_type = get_atttype(state, get_attnum(state, "_step"));
 				char	   *before = stream_sliding_bound_sql(SLIDING_REAP_BEFORE, spec, step_type);
-				Interval   *block = stream_sliding_block(spec);
-				Interval	tail = {0};
+				Interval   *lengths[SLIDING_LEVELS];
+				Interval	tail1 = {0};
+				Interval	tail2 = {0};
 
-				if (block == NULL)
+				if (stream_sliding_levels(spec, lengths) == 1)
 					return psprintf("_step < %s", before);
 				/* a block goes once its last step has */
-				tail.time = stream_interval_usecs(block) - stream_interval_usecs(spec->step);
-				return psprintf("(NOT _block AND _step < %s OR _block AND _step < %s - %s)",
-								before, before, interval_sql(&tail));
+				tail1.time = stream_interval_usecs(lengths[1]) - stream_interval_usecs(spec->step);
+				tail2.time = stream_interval_usecs(lengths[2]) - stream_interval_usecs(spec->step);
+				return psprintf("(_level = 0 AND _step < %s OR _level = 1 AND _step < %s - %s"
+								" OR _level = 2 AND _step < %s - %s)",
+								before, before, interval_sql(&tail1), before, interval_sql(&tail2));
 			}
 		case WINDOW_HOPPING:
 			if (spec->ttl == NULL)

@@ -3,14 +3,16 @@
  *	  Steps and blocks of sliding windows.
  *
  * A sliding view keeps one state row per group and step (_step, the step's
- * start).  A read at time T combines, per group, the steps from L, the step
- * holding T - window, up to T: window/step rows per group, sixty for five
- * minutes in steps of five seconds.  To read fewer, a view of at least 16
- * steps also keeps blocks: rows with _block = true holding the combined
- * states of B = floor(sqrt(steps)) consecutive steps, aligned on multiples
- * of B steps, which the combiner updates together with the steps.  A read
- * takes the blocks wholly inside [L, T] and the steps outside them: at most
- * 2(B - 1) steps and steps/B blocks per group instead of every step.
+ * start, _level 0).  A read at time T combines, per group, the steps from L,
+ * the step holding T - window, up to T: window/step rows per group, sixty
+ * for five minutes in steps of five seconds.  To read fewer, a view of at
+ * least 16 steps also keeps blocks (_level 1) of B consecutive steps, B the
+ * rounded cube root of the steps, and big blocks (_level 2) of B * B steps,
+ * each aligned on multiples of its length and holding the combined states of
+ * its steps; the combiner updates them together with the steps.  A read
+ * takes the big blocks wholly inside [L, T], the blocks inside [L, T] but
+ * outside those, and the steps outside every whole block: for sixty steps,
+ * about nine rows per group instead of sixty.
  *
  * The bounds are computed once per read by stream_ext_internal.sliding_bound
  * (a stable function, so the planner sees their values and an index scan
@@ -18,6 +20,8 @@
  * timestamp in the reader's TimeZone).
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -33,27 +37,38 @@ PG_FUNCTION_INFO_V1(stream_ext_sliding_bound);
 /* Windows of fewer steps keep no blocks */
 #define MIN_STEPS_FOR_BLOCKS 16
 
-/* The block length of a sliding view, or NULL when it keeps no blocks. */
-Interval *
-stream_sliding_block(WindowSpec *spec)
+static Interval *
+usecs_interval(int64 usecs)
+{
+	Interval   *i = palloc0(sizeof(Interval));
+
+	i->time = usecs;
+	return i;
+}
+
+/*
+ * The length of the rows of each level of a sliding view (lengths[0] is the
+ * step); returns the number of levels it keeps, 1 when it keeps no blocks.
+ */
+int
+stream_sliding_levels(WindowSpec *spec, Interval *lengths[SLIDING_LEVELS])
 {
 	int64		step;
 	int64		steps;
 	int64		per_block;
-	Interval   *block;
 
+	memset(lengths, 0, sizeof(Interval *) * SLIDING_LEVELS);
 	if (spec->kind != WINDOW_SLIDING)
-		return NULL;
+		return 0;
+	lengths[0] = spec->step;
 	step = stream_interval_usecs(spec->step);
 	steps = (stream_interval_usecs(spec->size) + step - 1) / step;
 	if (steps < MIN_STEPS_FOR_BLOCKS)
-		return NULL;
-	per_block = 1;
-	while ((per_block + 1) * (per_block + 1) <= steps)
-		per_block++;
-	block = palloc0(sizeof(Interval));
-	block->time = per_block * step;
-	return block;
+		return 1;
+	per_block = Max(2, (int64) rint(cbrt((double) steps)));
+	lengths[1] = usecs_interval(per_block * step);
+	lengths[2] = usecs_interval(per_block * per_block * step);
+	return 3;
 }
 
 static char *
@@ -68,12 +83,14 @@ interval_sql(Interval *interval)
 char *
 stream_sliding_bound_sql(SlidingBound which, WindowSpec *spec, Oid type)
 {
-	Interval   *block = stream_sliding_block(spec);
+	Interval   *lengths[SLIDING_LEVELS];
 	Interval	none = {0};
 
-	return psprintf("stream_ext_internal.sliding_bound(%d, %s, %s, %s, NULL::%s)",
+	stream_sliding_levels(spec, lengths);
+	return psprintf("stream_ext_internal.sliding_bound(%d, %s, %s, %s, %s, NULL::%s)",
 					(int) which, interval_sql(spec->step), interval_sql(spec->size),
-					interval_sql(block ? block : &none), format_type_be(type));
+					interval_sql(lengths[1] ? lengths[1] : &none),
+					interval_sql(lengths[2] ? lengths[2] : &none), format_type_be(type));
 }
 
 /* date_bin(width, t, '2000-01-01') in microseconds, for t >= or < origin */
@@ -85,17 +102,38 @@ bin_floor(int64 t, int64 width)
 	return (r < 0) ? t - r - width : t - r;
 }
 
+/*
+ * The whole blocks of length `block` inside [from, to] (steps of `step`):
+ * [*first, *end), or false when there is none.
+ */
+static bool
+whole_blocks(int64 from, int64 to, int64 step, int64 block, int64 *first, int64 *end)
+{
+	int64		first_whole;
+	int64		last_whole;
+
+	if (block <= 0)
+		return false;
+	first_whole = bin_floor(from + block - 1, block);
+	last_whole = bin_floor(to - block + step, block);
+	if (first_whole > last_whole)
+		return false;
+	*first = first_whole;
+	*end = last_whole + block;
+	return true;
+}
+
 typedef struct BoundCache
 {
 	TimestampTz read_time;
 	pg_tz	   *zone;
-	int64		bounds[5];
+	int64		bounds[SLIDING_REAP_BEFORE + 1];
 } BoundCache;
 
 /*
- * stream_ext_internal.sliding_bound(which, step, window, block, NULL::type):
- * see SlidingBound.  Timestamps of both types count microseconds from
- * 2000-01-01, the origin of every step and block.
+ * stream_ext_internal.sliding_bound(which, step, window, block, big_block,
+ * NULL::type): see SlidingBound.  Timestamps of both types count
+ * microseconds from 2000-01-01, the origin of every step and block.
  */
 Datum
 stream_ext_sliding_bound(PG_FUNCTION_ARGS)
@@ -104,7 +142,8 @@ stream_ext_sliding_bound(PG_FUNCTION_ARGS)
 	int64		step = stream_interval_usecs(PG_GETARG_INTERVAL_P(1));
 	int64		size = stream_interval_usecs(PG_GETARG_INTERVAL_P(2));
 	int64		block = stream_interval_usecs(PG_GETARG_INTERVAL_P(3));
-	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 4);
+	int64		big = stream_interval_usecs(PG_GETARG_INTERVAL_P(4));
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 5);
 	TimestampTz read_time = stream_window_read_time();
 	BoundCache *cache = (BoundCache *) fcinfo->flinfo->fn_extra;
 
@@ -114,48 +153,35 @@ stream_ext_sliding_bound(PG_FUNCTION_ARGS)
 	{
 		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BoundCache));
 		fcinfo->flinfo->fn_extra = cache;
-		cache->zone = NULL;
 		cache->read_time = DT_NOBEGIN;
 	}
 	if (cache->read_time != read_time || cache->zone != session_timezone)
 	{
 		int64		now = read_time;
-		int64		earliest_now;
+		int64		earliest_now = read_time;
 		int64		oldest;
-		int64		first_full = 0;
-		int64		last_full = -1;
+		int64	   *b = cache->bounds;
 
 		/* the clock reading of a timestamp: read_time in the reader's zone */
 		if (type == TIMESTAMPOID)
+		{
 			now = DatumGetTimestamp(DirectFunctionCall1(timestamptz_timestamp,
 														TimestampTzGetDatum(read_time)));
-		/* a reader up to a day behind UTC still sees rows of a timestamp time */
-		earliest_now = (type == TIMESTAMPOID)
-			? DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone,
-													CStringGetTextDatum("UTC"),
-													TimestampTzGetDatum(read_time))) - USECS_PER_DAY
-			: now;
+			/* a reader up to a day behind UTC still sees rows of a timestamp time */
+			earliest_now = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone,
+																 CStringGetTextDatum("UTC"),
+																 TimestampTzGetDatum(read_time))) - USECS_PER_DAY;
+		}
 		oldest = bin_floor(now - size, step);
-		cache->bounds[SLIDING_OLDEST_STEP] = oldest;
-		cache->bounds[SLIDING_NOW] = now;
-		cache->bounds[SLIDING_REAP_BEFORE] = bin_floor(earliest_now - size, step);
-		if (block > 0)
-		{
-			/* blocks [b, b + block) with oldest <= b and b + block - step <= now */
-			first_full = bin_floor(oldest + block - 1, block);
-			last_full = bin_floor(now - block + step, block);
-		}
-		if (block > 0 && first_full <= last_full)
-		{
-			cache->bounds[SLIDING_FIRST_BLOCK] = first_full;
-			cache->bounds[SLIDING_BLOCKS_END] = last_full + block;
-		}
-		else
-		{
-			/* no whole block: every step of [oldest, now] is read as a step */
-			cache->bounds[SLIDING_FIRST_BLOCK] = now + 1;
-			cache->bounds[SLIDING_BLOCKS_END] = now + 1;
-		}
+		b[SLIDING_OLDEST_STEP] = oldest;
+		b[SLIDING_NOW] = now;
+		b[SLIDING_REAP_BEFORE] = bin_floor(earliest_now - size, step);
+		/* without whole blocks every step of [oldest, now] is read as a step */
+		if (!whole_blocks(oldest, now, step, block, &b[SLIDING_FIRST_BLOCK], &b[SLIDING_BLOCKS_END]))
+			b[SLIDING_FIRST_BLOCK] = b[SLIDING_BLOCKS_END] = now + 1;
+		/* big blocks lie inside the blocks' range; none: an empty range at its end */
+		if (!whole_blocks(oldest, now, step, big, &b[SLIDING_FIRST_BIG], &b[SLIDING_BIGS_END]))
+			b[SLIDING_FIRST_BIG] = b[SLIDING_BIGS_END] = b[SLIDING_BLOCKS_END];
 		cache->read_time = read_time;
 		cache->zone = session_timezone;
 	}

@@ -80,10 +80,11 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 				session_null,
 				any_null,
 				old_returning,
-				blocks;
+				blocks[SLIDING_LEVELS];
 	char	   *sql;
 	char	   *source = "moved";
-	Interval   *block = stream_sliding_block(spec);
+	Interval   *lengths[SLIDING_LEVELS];
+	int			levels = stream_sliding_levels(spec, lengths);
 	int			rc;
 
 	initStringInfo(&keys);
@@ -94,7 +95,8 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 	initStringInfo(&session_null);
 	initStringInfo(&any_null);
 	initStringInfo(&old_returning);
-	initStringInfo(&blocks);
+	for (int l = 1; l < SLIDING_LEVELS; l++)
+		initStringInfo(&blocks[l]);
 
 	rc = SPI_execute(psprintf("SELECT a.attname, a.attnum, v.aggregates[a.attnum - v.key_count]::oid, "
 							  "pg_catalog.format_type(a.atttypid, a.atttypmod) "
@@ -111,16 +113,20 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 
 		appendStringInfo(&returning, "%sd.%s", i ? ", " : "", col);
 		appendStringInfo(&old_returning, "%st.%s", i ? ", " : "", col);
-		if (strcmp(col, "_block") == 0)
-			appendStringInfoString(&blocks, "true");
-		else if (strcmp(col, "_step") == 0 && block != NULL)
-			appendStringInfo(&blocks, ", pg_catalog.date_bin(%s::pg_catalog.interval, m._step, "
-							 "CAST('2000-01-01 00:00:00+00' AS %s))",
-							 quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																					IntervalPGetDatum(block)))),
-							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4));
-		else
-			appendStringInfo(&blocks, ", m.%s", col);
+		for (int l = 1; l < levels; l++)
+		{
+			/* a step's row of level l: the block of level l holding it */
+			if (strcmp(col, "_level") == 0)
+				appendStringInfo(&blocks[l], "%d::pg_catalog.int2", l);
+			else if (strcmp(col, "_step") == 0)
+				appendStringInfo(&blocks[l], ", pg_catalog.date_bin(%s::pg_catalog.interval, m._step, "
+								 "CAST('2000-01-01 00:00:00+00' AS %s))",
+								 quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																						IntervalPGetDatum(lengths[l])))),
+								 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4));
+			else
+				appendStringInfo(&blocks[l], ", m.%s", col);
+		}
 		if ((int) i < key_count)
 		{
 			appendStringInfo(&keys, "%s%s", i ? ", " : "", col);
@@ -174,8 +180,9 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 	else if (key_count > 0)
 	{
 		/* a sliding view's steps also go into their blocks (window/sliding.c) */
-		if (block != NULL)
-			source = psprintf("(SELECT * FROM moved UNION ALL SELECT %s FROM moved m) moved", blocks.data);
+		if (levels > 1)
+			source = psprintf("(SELECT * FROM moved UNION ALL SELECT %s FROM moved m"
+							  " UNION ALL SELECT %s FROM moved m) moved", blocks[1].data, blocks[2].data);
 		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
 					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s) "
 					   "INSERT INTO stream_ext_internal.state_%d AS t "
