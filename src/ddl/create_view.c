@@ -336,6 +336,25 @@ stream_continuous_view_id(Oid relid)
 }
 
 /*
+ * The id of a continuous view the current user owns; errors when view is
+ * not a continuous view or belongs to someone else.
+ */
+int
+stream_owned_continuous_view_id(Oid view)
+{
+	int			id;
+
+	if (!pg_class_ownercheck(view, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
+	id = stream_continuous_view_id(view);
+	if (id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a continuous view", get_rel_name(view))));
+	return id;
+}
+
+/*
  * The state and delta tables of a continuous view belong to the view's
  * owner (reading the view reads them with the owner's rights); follow an
  * ALTER VIEW ... OWNER TO.
@@ -420,13 +439,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	Oid			saved_user;
 	int			saved_sec;
 
-	if (!pg_class_ownercheck(view, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
-	id = stream_continuous_view_id(view);
-	if (id < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a continuous view", get_rel_name(view))));
+	id = stream_owned_continuous_view_id(view);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* deltas first: the combiner takes its row locks in the same order */

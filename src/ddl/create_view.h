@@ -13,6 +13,7 @@ extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
 										  WindowSpec *window);
 extern Oid	stream_catalog_relid(bool missing_ok);
 extern int	stream_continuous_view_id(Oid relid);
+extern int	stream_owned_continuous_view_id(Oid view);
 extern void stream_follow_view_owner(Oid view);
 
 #endif

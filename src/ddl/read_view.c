@@ -121,14 +121,6 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 	return expression_tree_mutator(node, read_view_mutator, (void *) ctx);
 }
 
-static char *
-interval_literal(Interval *interval)
-{
-	return psprintf("%s::pg_catalog.interval",
-					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																		   IntervalPGetDatum(interval)))));
-}
-
 /* The view's own keys, "k1, k2", or NULL when it has none */
 static char *
 user_keys_sql(ViewShape *shape, const char *prefix)
@@ -230,7 +222,7 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 	appendStringInfoString(&buf, "SELECT ");
 	if (w->kind == WINDOW_HOPPING)
 		appendStringInfo(&buf, "w.window_start, w.window_start + %s AS window_end, ",
-						 interval_literal(w->size));
+						 stream_interval_sql(w->size));
 	else if (w->kind == WINDOW_SESSION)
 		appendStringInfoString(&buf, "pg_catalog.min(s._session_start) AS session_start, "
 							   "pg_catalog.max(s._session_end) AS session_end, ");
@@ -253,7 +245,7 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 		case WINDOW_NONE:
 			if (w->ttl)
 				where = lappend(where, psprintf("(s.%s > " READ_TIME " - %s OR s.%s IS NULL)",
-												quote_identifier(w->ttl_column), interval_literal(w->ttl),
+												quote_identifier(w->ttl_column), stream_interval_sql(w->ttl),
 												quote_identifier(w->ttl_column)));
 			break;
 		case WINDOW_SLIDING:
@@ -266,18 +258,18 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 				span->time = stream_interval_usecs(w->size) - stream_interval_usecs(w->step);
 				appendStringInfo(&buf, " CROSS JOIN LATERAL pg_catalog.generate_series(s._slice - %s, "
 								 "s._slice, %s) AS w(window_start)",
-								 interval_literal(span), interval_literal(w->step));
+								 stream_interval_sql(span), stream_interval_sql(w->step));
 				group = lappend(group, "w.window_start");
 				if (w->ttl)
 					where = lappend(where, psprintf("w.window_start + %s > " READ_TIME " - %s",
-													interval_literal(w->size), interval_literal(w->ttl)));
+													stream_interval_sql(w->size), stream_interval_sql(w->ttl)));
 				break;
 			}
 		case WINDOW_SESSION:
 			group = lappend(group, "s._session");
 			if (w->ttl)
 				having = lappend(having, psprintf("pg_catalog.max(s._session_end) > " READ_TIME " - %s",
-												  interval_literal(w->ttl)));
+												  stream_interval_sql(w->ttl)));
 			break;
 	}
 

@@ -244,16 +244,6 @@ decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
 static SPIPlanPtr offsets_plan = NULL;
 static SPIPlanPtr errors_plan = NULL;
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare \"%s\"", sql);
-	return plan;
-}
-
 /* Insert the bad messages and the new offsets, in the batch's transaction. */
 static void
 record_errors_and_offsets(List *bad, const int64 *next)
@@ -267,9 +257,9 @@ record_errors_and_offsets(List *bad, const int64 *next)
 		Oid			otypes[3] = {INT4OID, INT4OID, INT8OID};
 		Oid			etypes[5] = {INT4OID, INT4OID, INT8OID, TEXTOID, BYTEAOID};
 
-		offsets_plan = keep_plan("UPDATE stream_ext_internal.kafka_offsets SET next_offset = $3 "
+		offsets_plan = stream_prepare_kept_plan("UPDATE stream_ext_internal.kafka_offsets SET next_offset = $3 "
 								 "WHERE consumer_id = $1 AND partition = $2", 3, otypes);
-		errors_plan = keep_plan("INSERT INTO stream_ext_internal.kafka_errors "
+		errors_plan = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.kafka_errors "
 								"(consumer_id, partition, \"offset\", error, payload) "
 								"VALUES ($1, $2, $3, $4, $5)", 5, etypes);
 	}

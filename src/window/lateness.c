@@ -43,41 +43,31 @@ static SPIPlanPtr note_pending = NULL;
 static SPIPlanPtr update_watermark = NULL;
 static SPIPlanPtr insert_late = NULL;
 
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare \"%s\"", sql);
-	return plan;
-}
-
 static void
 prepare_statements(void)
 {
 	if (lock_watermark != NULL)
 		return;
-	lock_watermark = prepare_kept("SELECT max_event_time FROM stream_ext_internal.view_watermarks "
+	lock_watermark = stream_prepare_kept_plan("SELECT max_event_time FROM stream_ext_internal.view_watermarks "
 								  "WHERE view_id = $1 FOR UPDATE",
 								  1, (Oid[]) {INT4OID});
-	fold_pending = prepare_kept("WITH done AS (DELETE FROM stream_ext_internal.watermark_pending "
+	fold_pending = stream_prepare_kept_plan("WITH done AS (DELETE FROM stream_ext_internal.watermark_pending "
 								"WHERE view_id = $1 AND (stream_ext_internal.xid_committed(writer_xid) "
 								"OR stream_ext_internal.xid_aborted(writer_xid)) "
 								"RETURNING writer_xid, max_event_time) "
 								"SELECT max(max_event_time) FILTER "
 								"(WHERE stream_ext_internal.xid_committed(writer_xid)) FROM done",
 								1, (Oid[]) {INT4OID});
-	note_pending = prepare_kept("INSERT INTO stream_ext_internal.watermark_pending AS p "
+	note_pending = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.watermark_pending AS p "
 								"(view_id, writer_xid, max_event_time) VALUES ($1, $2, $3) "
 								"ON CONFLICT (view_id, writer_xid) DO UPDATE "
 								"SET max_event_time = greatest(p.max_event_time, excluded.max_event_time)",
 								3, (Oid[]) {INT4OID, XID8OID, TIMESTAMPTZOID});
-	update_watermark = prepare_kept("UPDATE stream_ext_internal.view_watermarks "
+	update_watermark = stream_prepare_kept_plan("UPDATE stream_ext_internal.view_watermarks "
 									"SET max_event_time = $2, late_events = late_events + $3 "
 									"WHERE view_id = $1",
 									3, (Oid[]) {INT4OID, TIMESTAMPTZOID, INT8OID});
-	insert_late = prepare_kept("INSERT INTO stream_ext_internal.late_events "
+	insert_late = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.late_events "
 							   "(view_id, event_time, watermark, event) VALUES ($1, $2, $3, $4)",
 							   4, (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID});
 }

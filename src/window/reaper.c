@@ -78,14 +78,6 @@ stream_window_expires(WindowSpec *spec)
 	return spec->kind == WINDOW_SLIDING || spec->ttl != NULL;
 }
 
-static char *
-interval_sql(Interval *interval)
-{
-	return psprintf("%s::pg_catalog.interval",
-					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																		   IntervalPGetDatum(interval)))));
-}
-
 /*
  * "Now" for the reaper, in the type of a state column.  A timestamptz column
  * takes read_time().  A timestamp (or date) column is read in the reader's
@@ -116,7 +108,7 @@ expired_condition(int id, WindowSpec *spec)
 			if (spec->ttl == NULL)
 				return NULL;
 			return psprintf("%s <= %s - %s", quote_identifier(spec->ttl_column),
-							reap_now_sql(state, spec->ttl_column), interval_sql(spec->ttl));
+							reap_now_sql(state, spec->ttl_column), stream_interval_sql(spec->ttl));
 		case WINDOW_SLIDING:
 			{
 				Oid			step_type = get_atttype(state, get_attnum(state, "_step"));
@@ -132,18 +124,18 @@ expired_condition(int id, WindowSpec *spec)
 				tail2.time = stream_interval_usecs(lengths[2]) - stream_interval_usecs(spec->step);
 				return psprintf("(_level = 0 AND _step < %s OR _level = 1 AND _step < %s - %s"
 								" OR _level = 2 AND _step < %s - %s)",
-								before, before, interval_sql(&tail1), before, interval_sql(&tail2));
+								before, before, stream_interval_sql(&tail1), before, stream_interval_sql(&tail2));
 			}
 		case WINDOW_HOPPING:
 			if (spec->ttl == NULL)
 				return NULL;
-			return psprintf("_slice + %s <= %s - %s", interval_sql(spec->size),
-							reap_now_sql(state, "_slice"), interval_sql(spec->ttl));
+			return psprintf("_slice + %s <= %s - %s", stream_interval_sql(spec->size),
+							reap_now_sql(state, "_slice"), stream_interval_sql(spec->ttl));
 		case WINDOW_SESSION:
 			if (spec->ttl == NULL)
 				return NULL;
 			return psprintf("_session_end <= %s - %s", reap_now_sql(state, "_session_end"),
-							interval_sql(spec->ttl));
+							stream_interval_sql(spec->ttl));
 	}
 	return NULL;
 }
@@ -184,13 +176,7 @@ stream_ext_reap_expired(PG_FUNCTION_ARGS)
 	uint64		total = 0;
 	uint64		n;
 
-	if (!pg_class_ownercheck(view, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
-	id = stream_continuous_view_id(view);
-	if (id < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a continuous view", get_rel_name(view))));
+	id = stream_owned_continuous_view_id(view);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

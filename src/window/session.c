@@ -18,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "window/session.h"
+#include "window/spec.h"
 
 /*
  * SELECT over rows (a FROM item: a table, CTE or parenthesized subquery)
@@ -28,14 +29,13 @@ char *
 stream_sessionize_sql(const char *keys, Interval *gap, const char *rows)
 {
 	char	   *partition = keys[0] ? psprintf("PARTITION BY %s ", keys) : "";
-	char	   *gap_sql = quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																				 IntervalPGetDatum(gap))));
+	char	   *gap_sql = stream_interval_sql(gap);
 
 	/* equal (start, end) pairs: the one that opens a session sorts first */
 	return psprintf("SELECT n.*, pg_catalog.sum(n._new) OVER (%sORDER BY _session_start, _session_end, "
 					"_new DESC ROWS UNBOUNDED PRECEDING) AS _session FROM ("
 					"SELECT u.*, CASE WHEN u._session_start - pg_catalog.max(u._session_end) OVER "
 					"(%sORDER BY _session_start, _session_end ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-					" < %s::pg_catalog.interval THEN 0 ELSE 1 END AS _new FROM %s u) n",
+					" < %s THEN 0 ELSE 1 END AS _new FROM %s u) n",
 					partition, partition, gap_sql, rows);
 }

@@ -71,14 +71,6 @@ stream_sliding_levels(WindowSpec *spec, Interval *lengths[SLIDING_LEVELS])
 	return 3;
 }
 
-static char *
-interval_sql(Interval *interval)
-{
-	return psprintf("%s::pg_catalog.interval",
-					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																		   IntervalPGetDatum(interval)))));
-}
-
 /* SQL computing bound `which` of a sliding view whose time has type `type`. */
 char *
 stream_sliding_bound_sql(SlidingBound which, WindowSpec *spec, Oid type)
@@ -88,9 +80,9 @@ stream_sliding_bound_sql(SlidingBound which, WindowSpec *spec, Oid type)
 
 	stream_sliding_levels(spec, lengths);
 	return psprintf("stream_ext_internal.sliding_bound(%d, %s, %s, %s, %s, NULL::%s)",
-					(int) which, interval_sql(spec->step), interval_sql(spec->size),
-					interval_sql(lengths[1] ? lengths[1] : &none),
-					interval_sql(lengths[2] ? lengths[2] : &none), format_type_be(type));
+					(int) which, stream_interval_sql(spec->step), stream_interval_sql(spec->size),
+					stream_interval_sql(lengths[1] ? lengths[1] : &none),
+					stream_interval_sql(lengths[2] ? lengths[2] : &none), format_type_be(type));
 }
 
 /* date_bin(width, t, '2000-01-01') in microseconds, for t >= or < origin */

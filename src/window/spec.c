@@ -268,6 +268,15 @@ stream_window_spec_from_options(List *options)
 	return stream_window_spec_from_text(&text);
 }
 
+/* An interval as an SQL literal: 'text'::pg_catalog.interval */
+char *
+stream_interval_sql(Interval *interval)
+{
+	return psprintf("%s::pg_catalog.interval",
+					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																		   IntervalPGetDatum(interval)))));
+}
+
 static char *
 interval_text(Interval *interval)
 {

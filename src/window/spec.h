@@ -50,5 +50,6 @@ extern WindowSpecText *stream_window_spec_to_text(WindowSpec *spec);
 extern bool stream_window_has_event_time(WindowSpec *spec);
 extern const char *stream_window_kind_name(WindowKind kind);
 extern int64 stream_interval_usecs(Interval *interval);
+extern char *stream_interval_sql(Interval *interval);
 
 #endif

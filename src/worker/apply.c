@@ -307,8 +307,9 @@ typedef struct ViewCount
 static SPIPlanPtr counters_update = NULL;
 static SPIPlanPtr counters_insert = NULL;
 
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *argtypes)
+/* Prepare a statement kept for the life of the process; errors if it cannot. */
+SPIPlanPtr
+stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 
@@ -333,12 +334,12 @@ record_counters(List *counts, int worker_no)
 		elog(ERROR, "SPI_connect failed");
 	if (counters_update == NULL)
 	{
-		counters_update = prepare_kept("UPDATE stream_ext_internal.view_counters "
+		counters_update = stream_prepare_kept_plan("UPDATE stream_ext_internal.view_counters "
 									   "SET events = events + $3, batches = batches + 1, "
 									   "errors = errors + $4, last_applied = pg_catalog.now() "
 									   "WHERE view_id = $1 AND worker = $2",
 									   4, argtypes);
-		counters_insert = prepare_kept("INSERT INTO stream_ext_internal.view_counters "
+		counters_insert = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.view_counters "
 									   "(view_id, worker, events, batches, errors, last_applied) "
 									   "VALUES ($1, $2, $3, 1, $4, pg_catalog.now())",
 									   4, argtypes);

@@ -119,10 +119,9 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 			if (strcmp(col, "_level") == 0)
 				appendStringInfo(&blocks[l], "%d::pg_catalog.int2", l);
 			else if (strcmp(col, "_step") == 0)
-				appendStringInfo(&blocks[l], ", pg_catalog.date_bin(%s::pg_catalog.interval, m._step, "
+				appendStringInfo(&blocks[l], ", pg_catalog.date_bin(%s, m._step, "
 								 "CAST('2000-01-01 00:00:00+00' AS %s))",
-								 quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																						IntervalPGetDatum(lengths[l])))),
+								 stream_interval_sql(lengths[l]),
 								 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4));
 			else
 				appendStringInfo(&blocks[l], ", m.%s", col);
@@ -153,10 +152,9 @@ merge_sql(int id, int key_count, WindowSpec *spec)
 		 * those stored sessions.  Groups are matched with = (an index or hash
 		 * join), and groups with a NULL key separately.
 		 */
-		char	   *gap = quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																				 IntervalPGetDatum(spec->size))));
-		char	   *near = psprintf("t._session_end > m._session_start - %s::pg_catalog.interval AND "
-									"t._session_start < m._session_end + %s::pg_catalog.interval",
+		char	   *gap = stream_interval_sql(spec->size);
+		char	   *near = psprintf("t._session_end > m._session_start - %s AND "
+									"t._session_start < m._session_end + %s",
 									gap, gap);
 		char	   *old_null = "";
 
