@@ -132,6 +132,15 @@ streamIterateForeignScan(ForeignScanState *node)
 		if (source->skip != NULL && source->skip[i])
 			continue;
 		ExecStoreHeapTuple(&source->events[i], slot, false);
+		if (source->values != NULL)
+		{
+			/* columns deformed once per batch: the slot need not deform again */
+			memcpy(slot->tts_values, source->values + (size_t) i * source->natts,
+				   sizeof(Datum) * source->natts);
+			memcpy(slot->tts_isnull, source->isnull + (size_t) i * source->natts,
+				   sizeof(bool) * source->natts);
+			slot->tts_nvalid = source->natts;
+		}
 		return slot;
 	}
 	return ExecClearTuple(slot);

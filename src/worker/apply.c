@@ -296,6 +296,27 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 	return nbad;
 }
 
+/*
+ * Deform every event of a stream once, for all its views: each view's scan
+ * then hands its plan slots whose columns are already extracted.  The arrays
+ * live in the batch's transaction.
+ */
+static void
+deform_events(StreamBatchEvents *events)
+{
+	Relation	rel = table_open(events->stream, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	events->natts = desc->natts;
+	events->values = palloc(sizeof(Datum) * desc->natts * Max(events->nevents, 1));
+	events->isnull = palloc(sizeof(bool) * desc->natts * Max(events->nevents, 1));
+	for (int i = 0; i < events->nevents; i++)
+		heap_deform_tuple(&events->events[i], desc,
+						  events->values + (size_t) i * desc->natts,
+						  events->isnull + (size_t) i * desc->natts);
+	table_close(rel, AccessShareLock);
+}
+
 typedef struct ViewCount
 {
 	int			view_id;
@@ -384,6 +405,9 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(events->stream)))
 			continue;			/* the stream was dropped */
 		views = view_cache_views_of_stream(events->stream);
+		events->values = NULL;
+		if (list_length(views) > 1)
+			deform_events(events);
 		foreach(lv, views)
 		{
 			CachedView *view = lfirst(lv);
@@ -408,6 +432,8 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 		}
 	}
 	record_counters(counts, worker_no);
+	foreach(lc, streams)
+		((StreamBatchEvents *) lfirst(lc))->values = NULL;
 }
 
 /*
