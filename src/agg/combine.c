@@ -36,6 +36,8 @@
 #include "utils/syscache.h"
 #include "utils/xid8.h"
 
+#include "agg/combine.h"
+
 PG_FUNCTION_INFO_V1(stream_ext_combine_agg_trans);
 PG_FUNCTION_INFO_V1(stream_ext_combine_agg_final);
 PG_FUNCTION_INFO_V1(stream_ext_finalize_agg_final);
@@ -449,6 +451,18 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(value);
 }
 
+/* The 64-bit id of a recent transaction id (one not older than 2^31 xids). */
+FullTransactionId
+stream_recent_full_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
 /* event_xid8(xid): the full id of a recent transaction id. */
 typedef struct EventXidCache
 {
@@ -461,8 +475,6 @@ stream_ext_event_xid8(PG_FUNCTION_ARGS)
 {
 	TransactionId xid = DatumGetTransactionId(PG_GETARG_DATUM(0));
 	EventXidCache   *cache = (EventXidCache *) fcinfo->flinfo->fn_extra;
-	FullTransactionId next;
-	uint32		epoch;
 
 	/* Events come in runs of one transaction: spare XidGenLock. */
 	if (cache != NULL && cache->xid == xid)
@@ -472,12 +484,8 @@ stream_ext_event_xid8(PG_FUNCTION_ARGS)
 		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(EventXidCache));
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	next = ReadNextFullTransactionId();
-	epoch = EpochFromFullTransactionId(next);
-	if (xid > XidFromFullTransactionId(next))
-		epoch--;
 	cache->xid = xid;
-	cache->full = FullTransactionIdFromEpochAndXid(epoch, xid);
+	cache->full = stream_recent_full_xid(xid);
 	PG_RETURN_FULLTRANSACTIONID(cache->full);
 }
 

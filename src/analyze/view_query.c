@@ -432,18 +432,17 @@ partialize_plan(Plan *plan)
  * Plan the workers' query for a view: for the events of one batch,
  *	 SELECT event_xid8(xmin), keys..., partial(agg)... FROM stream WHERE ...
  *	 GROUP BY 1, keys...
- * whose rows are the view's deltas.  Must run inside a transaction.
+ * whose rows are the view's deltas; with one_writer, for a batch whose
+ * events all come from one transaction, SELECT $1, keys, ... GROUP BY keys.
+ * Must run inside a transaction.
  */
 PlannedStmt *
-stream_plan_partial_aggregation(ViewShape *shape, const char *sql)
+stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer)
 {
 	Query	   *q = copyObject(shape->query);
 	RangeTblEntry *rte = rt_fetch(shape->stream_rti, q->rtable);
 	List	   *tlist = NIL;
 	List	   *groupClause = NIL;
-	SortGroupClause *xid_sgc = makeNode(SortGroupClause);
-	Var		   *xmin;
-	Expr	   *xid_expr;
 	AttrNumber	resno = 1;
 	Index		ref = 1;
 	ListCell   *lc,
@@ -454,11 +453,31 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql)
 	/* The worker reads the batch itself; the view's owner was checked at CREATE. */
 	rte->requiredPerms = 0;
 
-	xmin = makeVar(shape->stream_rti, MinTransactionIdAttributeNumber, XIDOID, -1, InvalidOid, 0);
-	xid_expr = (Expr *) makeFuncExpr(event_xid8_function(), XID8OID, list_make1(xmin),
-									 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	if (one_writer)
 	{
+		/*
+		 * Every event of the batch comes from one writer, passed as $1: no
+		 * need to read and group by each event's xmin.
+		 */
+		Param	   *param = makeNode(Param);
+
+		Assert(shape->keys != NIL); /* else no events would still make a row */
+		param->paramkind = PARAM_EXTERN;
+		param->paramid = 1;
+		param->paramtype = XID8OID;
+		param->paramtypmod = -1;
+		param->location = -1;
+		tlist = lappend(tlist, makeTargetEntry((Expr *) param, resno++, pstrdup("writer_xid"), false));
+	}
+	else
+	{
+		Var		   *xmin = makeVar(shape->stream_rti, MinTransactionIdAttributeNumber, XIDOID,
+								   -1, InvalidOid, 0);
+		Expr	   *xid_expr = (Expr *) makeFuncExpr(event_xid8_function(), XID8OID,
+													 list_make1(xmin), InvalidOid, InvalidOid,
+													 COERCE_EXPLICIT_CALL);
 		TargetEntry *tle = makeTargetEntry(xid_expr, resno++, pstrdup("writer_xid"), false);
+		SortGroupClause *xid_sgc = makeNode(SortGroupClause);
 
 		tle->ressortgroupref = ref;
 		tlist = lappend(tlist, tle);

@@ -31,6 +31,7 @@ typedef struct ViewShape
 
 extern Query *stream_analyze_select(RawStmt *raw, const char *sql);
 extern ViewShape *stream_view_shape(Query *query, WindowSpec *window);
-extern PlannedStmt *stream_plan_partial_aggregation(ViewShape *shape, const char *sql);
+extern PlannedStmt *stream_plan_partial_aggregation(ViewShape *shape, const char *sql,
+													 bool one_writer);
 
 #endif

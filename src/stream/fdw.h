@@ -17,6 +17,7 @@ typedef struct StreamBatchEvents
 	HeapTupleData *events;
 	bool	   *skip;			/* events excluded from the current scan, or NULL */
 	int			only;			/* scan just this event when >= 0 */
+	TransactionId writer;		/* the xmin of every event, if they share one */
 	int			natts;			/* with values: columns of each event */
 	Datum	   *values;			/* every event's columns, deformed once for */
 	bool	   *isnull;			/* all the views of the stream, or NULL */

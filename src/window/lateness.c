@@ -33,6 +33,7 @@
 #include "access/transam.h"
 #include "utils/xid8.h"
 
+#include "agg/combine.h"
 #include "window/lateness.h"
 #include "window/time_expr.h"
 #include "worker/apply.h"
@@ -93,18 +94,6 @@ event_time(HeapTuple event, AttrNumber attnum, TupleDesc desc, TimestampTz *time
 			*time = DatumGetTimestampTz(value);
 	}
 	return true;
-}
-
-/* The 64-bit id of a recent transaction id, as event_xid8 computes it. */
-static FullTransactionId
-recent_full_xid(TransactionId xid)
-{
-	FullTransactionId next = ReadNextFullTransactionId();
-	uint32		epoch = EpochFromFullTransactionId(next);
-
-	if (xid > XidFromFullTransactionId(next))
-		epoch--;
-	return FullTransactionIdFromEpochAndXid(epoch, xid);
 }
 
 typedef struct WriterMax
@@ -232,7 +221,7 @@ stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate)
 	foreach(lc, writers)
 	{
 		WriterMax  *wm = lfirst(lc);
-		Datum		values[3] = {arg[0], FullTransactionIdGetDatum(recent_full_xid(wm->xid)),
+		Datum		values[3] = {arg[0], FullTransactionIdGetDatum(stream_recent_full_xid(wm->xid)),
 		TimestampTzGetDatum(wm->max_time)};
 
 		if (SPI_execute_plan(note_pending, values, NULL, false, 0) != SPI_OK_INSERT)

@@ -27,6 +27,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/params.h"
 #include "storage/lmgr.h"
 #include "tcop/dest.h"
 #include "utils/array.h"
@@ -37,8 +38,10 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/xid8.h"
 
 #include "worker/apply.h"
+#include "agg/combine.h"
 #include "window/lateness.h"
 #include "worker/view_cache.h"
 
@@ -118,17 +121,33 @@ make_delta_receiver(Oid relid)
 static void
 run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 {
-	PlannedStmt *plan = view_cache_plan(view);
+	PlannedStmt *plan = NULL;
+	ParamListInfo params = NULL;
 	QueryDesc  *qd;
 	Oid			saved_user;
 	int			saved_sec;
+
+	if (TransactionIdIsValid(events->writer))
+		plan = view_cache_plan(view, true);
+	if (plan != NULL)
+	{
+		/* $1: the one writer of every event */
+		params = makeParamList(1);
+		params->numParams = 1;
+		params->params[0].value = FullTransactionIdGetDatum(stream_recent_full_xid(events->writer));
+		params->params[0].isnull = false;
+		params->params[0].pflags = PARAM_FLAG_CONST;
+		params->params[0].ptype = XID8OID;
+	}
+	else
+		plan = view_cache_plan(view, false);
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	stream_scan_source = events;
 	qd = CreateQueryDesc(plan, view->definition, GetActiveSnapshot(), InvalidSnapshot,
-						 dest, NULL, NULL, 0);
+						 dest, params, NULL, 0);
 	ExecutorStart(qd, 0);
 	ExecutorRun(qd, ForwardScanDirection, 0, true);
 	ExecutorFinish(qd);
@@ -296,6 +315,21 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 	return nbad;
 }
 
+/* The xmin every event carries, or InvalidTransactionId when they differ. */
+static TransactionId
+common_writer(StreamBatchEvents *events)
+{
+	TransactionId writer;
+
+	if (events->nevents == 0)
+		return InvalidTransactionId;
+	writer = HeapTupleHeaderGetRawXmin(events->events[0].t_data);
+	for (int i = 1; i < events->nevents; i++)
+		if (HeapTupleHeaderGetRawXmin(events->events[i].t_data) != writer)
+			return InvalidTransactionId;
+	return writer;
+}
+
 /*
  * Deform every event of a stream once, for all its views: each view's scan
  * then hands its plan slots whose columns are already extracted.  The arrays
@@ -405,6 +439,7 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(events->stream)))
 			continue;			/* the stream was dropped */
 		views = view_cache_views_of_stream(events->stream);
+		events->writer = common_writer(events);
 		events->values = NULL;
 		if (list_length(views) > 1)
 			deform_events(events);

@@ -140,9 +140,14 @@ view_cache_views_of_stream(Oid stream)
 	return result;
 }
 
-/* The view's partial-aggregation plan, planned on first use. */
+/*
+ * The view's partial-aggregation plan, planned on first use; with
+ * one_writer, the plan for a batch whose events all come from one
+ * transaction (passed as $1), or NULL when the view has no group keys (its
+ * plan would make a row even for no events).
+ */
 PlannedStmt *
-view_cache_plan(CachedView *view)
+view_cache_plan(CachedView *view, bool one_writer)
 {
 	if (view->plan == NULL)
 	{
@@ -152,12 +157,18 @@ view_cache_plan(CachedView *view)
 		MemoryContext old = MemoryContextSwitchTo(plan_cxt);
 		Query	   *query = (Query *) stringToNode(view->query);
 		ViewShape  *shape = stream_view_shape(query, view->window);
-		PlannedStmt *plan = stream_plan_partial_aggregation(shape, view->definition);
+		PlannedStmt *plan = stream_plan_partial_aggregation(shape, view->definition, false);
+		PlannedStmt *plan_one = NULL;
 
+		if (shape->keys != NIL)
+			plan_one = stream_plan_partial_aggregation(stream_view_shape(stringToNode(view->query),
+																		 view->window),
+													   view->definition, true);
 		MemoryContextSwitchTo(cache_context);
 		view->plan = copyObject(plan);
+		view->plan_one_writer = plan_one ? copyObject(plan_one) : NULL;
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(plan_cxt);
 	}
-	return view->plan;
+	return one_writer ? view->plan_one_writer : view->plan;
 }

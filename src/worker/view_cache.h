@@ -22,10 +22,11 @@ typedef struct CachedView
 	char	   *query;			/* nodeToString of the defining query */
 	WindowSpec *window;		/* its window, ttl and lateness */
 	PlannedStmt *plan;			/* built on first use */
+	PlannedStmt *plan_one_writer;	/* the same for one writer ($1), or NULL */
 } CachedView;
 
 extern void view_cache_init(void);
 extern List *view_cache_views_of_stream(Oid stream);
-extern PlannedStmt *view_cache_plan(CachedView *view);
+extern PlannedStmt *view_cache_plan(CachedView *view, bool one_writer);
 
 #endif
