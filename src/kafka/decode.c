@@ -59,6 +59,7 @@ struct KafkaDecoder
 	char	  **raw;			/* per field: its text, or NULL */
 	StringInfoData buf;			/* field text of csv/text lines */
 	int		   *raw_off;		/* per field: offset into buf, -1 for NULL */
+	int			null_len;		/* strlen(opts.null_string) */
 };
 
 static int
@@ -90,6 +91,7 @@ kafka_decoder_create(Relation stream, const KafkaFormatOptions *opts)
 	TupleDesc	desc = CreateTupleDescCopy(RelationGetDescr(stream));
 
 	d->opts = *opts;
+	d->null_len = strlen(opts->null_string);
 	d->desc = desc;
 	d->natts = desc->natts;
 	d->arrival_attno = stream_arrival_attno(stream) - 1;
@@ -558,6 +560,37 @@ decode_json(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 
 /* ---- csv and text ---- */
 
+/* Is this field text the null string? */
+static bool
+is_null_string(KafkaDecoder *d, const char *field, int len)
+{
+	return len == d->null_len && memcmp(field, d->opts.null_string, len) == 0;
+}
+
+/*
+ * Close field *nf of the line, which starts at offset start of d->buf: NULL
+ * or its text, terminated.  Returns an error when the line has too many.
+ */
+static char *
+end_field(KafkaDecoder *d, int *nf, int start, bool is_null)
+{
+	if (*nf >= d->nfields)
+		return pstrdup("extra data after last expected column");
+	d->raw_off[*nf] = is_null ? -1 : start;
+	appendStringInfoChar(&d->buf, '\0');
+	(*nf)++;
+	return NULL;
+}
+
+/* A line of nf fields: an error when it has too few. */
+static char *
+end_line(KafkaDecoder *d, int nf)
+{
+	if (nf < d->nfields)
+		return psprintf("missing data for column \"%s\"", d->field_name[nf]);
+	return NULL;
+}
+
 /*
  * Split one csv line starting at *pp (ending before end) into d->raw, as
  * COPY ... (FORMAT csv) does.  Advances *pp past the line's newline.
@@ -571,6 +604,7 @@ split_csv_line(KafkaDecoder *d, const char **pp, const char *end)
 				escape = d->opts.escape;
 	int			nf = 0;
 	bool		line_done = false;
+	char	   *err;
 
 	resetStringInfo(&d->buf);
 	while (!line_done)
@@ -637,21 +671,14 @@ split_csv_line(KafkaDecoder *d, const char **pp, const char *end)
 				appendBinaryStringInfo(&d->buf, run, p - run);
 			}
 		}
-		if (nf >= d->nfields)
-			return pstrdup("extra data after last expected column");
 		/* an unquoted field equal to the null string is NULL */
-		if (!quoted && d->buf.len - start == (int) strlen(d->opts.null_string) &&
-			strncmp(d->buf.data + start, d->opts.null_string, d->buf.len - start) == 0)
-			d->raw_off[nf] = -1;
-		else
-			d->raw_off[nf] = start;
-		appendStringInfoChar(&d->buf, '\0');
-		nf++;
+		err = end_field(d, &nf, start,
+						!quoted && is_null_string(d, d->buf.data + start, d->buf.len - start));
+		if (err)
+			return err;
 	}
 	*pp = p;
-	if (nf < d->nfields)
-		return psprintf("missing data for column \"%s\"", d->field_name[nf]);
-	return NULL;
+	return end_line(d, nf);
 }
 
 /* The same for text format: backslash escapes, no quoting. */
@@ -662,6 +689,7 @@ split_text_line(KafkaDecoder *d, const char **pp, const char *end)
 	char		delim = d->opts.delimiter;
 	int			nf = 0;
 	bool		line_done = false;
+	char	   *err;
 
 	resetStringInfo(&d->buf);
 	while (!line_done)
@@ -714,21 +742,13 @@ split_text_line(KafkaDecoder *d, const char **pp, const char *end)
 				appendBinaryStringInfo(&d->buf, run, p - run);
 			}
 		}
-		if (nf >= d->nfields)
-			return pstrdup("extra data after last expected column");
 		/* the null string is compared with the field before de-escaping */
-		if (raw_end - raw_start == (long) strlen(d->opts.null_string) &&
-			strncmp(raw_start, d->opts.null_string, raw_end - raw_start) == 0)
-			d->raw_off[nf] = -1;
-		else
-			d->raw_off[nf] = start;
-		appendStringInfoChar(&d->buf, '\0');
-		nf++;
+		err = end_field(d, &nf, start, is_null_string(d, raw_start, raw_end - raw_start));
+		if (err)
+			return err;
 	}
 	*pp = p;
-	if (nf < d->nfields)
-		return psprintf("missing data for column \"%s\"", d->field_name[nf]);
-	return NULL;
+	return end_line(d, nf);
 }
 
 static char *
