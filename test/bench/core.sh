@@ -62,24 +62,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$HERE/lib.sh"
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 eval "$("$ROOT/test/server.sh" start "$DIR" "${SERVER_CONF[@]}")"
 export PGHOST PGPORT PGUSER PGDATABASE=postgres
 unset PGOPTIONS
 PM_PID=$(head -1 "$DIR/data/postmaster.pid")
-
-# psql, quiet, unaligned, stop on error
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-
-# number formatting: 1234567 -> 1,234,567
-fmt() { LC_ALL=C printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
-yesno() { if "$@"; then echo yes; else echo NO; fi; }
 
 # ---------------------------------------------------------------------------
 # peak memory sampler for the extension's processes (case e)
@@ -150,24 +139,6 @@ COPY (SELECT '/page/' || floor(random() * 1000)::int,
 SQL
 [ "$(wc -l < "$CSV")" -eq "$EVENTS" ] || die "CSV has the wrong number of lines"
 
-# time one server-side COPY into table $1; prints milliseconds
-copy_ms() {
-	local out
-	out=$(q -c '\timing on' -c "COPY $1 FROM '$CSV' (FORMAT csv)") || die "COPY into $1 failed"
-	sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<< "$out"
-}
-# wait until the combiner has merged every delta (a timed run must not share
-# the machine with the previous run's merging), at most 120 s
-quiesce() {
-	local expr n i
-	expr=$(q -c "SELECT coalesce(string_agg(format('(SELECT count(*) FROM %s)', delta_table), ' + '), '0') FROM stream_ext_internal.continuous_views")
-	for i in $(seq 1 600); do
-		n=$(q -c "SELECT $expr")
-		[ "$n" = 0 ] && return 0
-		sleep 0.2
-	done
-	log "warning: $n delta rows still pending after 120 s"
-}
 prep() { # $1 = table to truncate ("" = none), then quiesce and checkpoint
 	[ -n "$1" ] && q -c "TRUNCATE $1"
 	quiesce
@@ -175,18 +146,6 @@ prep() { # $1 = table to truncate ("" = none), then quiesce and checkpoint
 }
 rate_of() { awk -v ms="$1" -v n="$EVENTS" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
 
-# CPU seconds (user + system) used so far by a process
-CLK_TCK=$(getconf CLK_TCK)
-# CPU seconds used so far by the processes listed in $1 (space-separated pids)
-proc_cpu() {
-	local p total=0
-	for p in $1; do
-		total=$(awk -v hz="$CLK_TCK" -v t="$total" '{sub(/^.*\) /, ""); printf "%.2f", t + ($12 + $13) / hz}' "/proc/$p/stat" 2>/dev/null || echo "$total")
-	done
-	echo "$total"
-}
-# pids of the extension's processes of one kind ("worker" gives all batch workers)
-ext_pid() { ps --ppid "$PM_PID" -o pid=,args= | awk -v r="stream_ext $1" '$0 ~ r {printf "%s%s", sep, $1; sep = " "}'; }
 # the worker and combiner of a database start with its first writer: warm up with one
 # event whose url no baseline has
 q -c "INSERT INTO clicks VALUES ('warmup', 0, 0, now())"
@@ -200,7 +159,7 @@ run_copy() { # $1 = label, $2 = table, $3 = tables to truncate first
 	prep "$3"
 	WPID=$(ext_pid worker); CPID=$(ext_pid combiner)
 	w0=$(proc_cpu "$WPID"); c0=$(proc_cpu "$CPID")
-	ms=$(copy_ms "$2")
+	ms=$(copy_ms "$2" "$CSV")
 	w1=$(proc_cpu "$WPID"); c1=$(proc_cpu "$CPID")
 	r=$(rate_of "$ms")
 	RATES[$1]+="$r "

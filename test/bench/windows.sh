@@ -73,8 +73,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$HERE/lib.sh"
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 eval "$("$ROOT/test/server.sh" start "$DIR" "${SERVER_CONF[@]}")"
@@ -83,23 +82,7 @@ unset PGOPTIONS
 export PGTZ=UTC
 PM_PID=$(head -1 "$DIR/data/postmaster.pid")
 
-# helpers as in core.sh
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-fmt() { LC_ALL=C printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
-yesno() { if "$@"; then echo yes; else echo NO; fi; }
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}'; }
-ext_pid() { ps --ppid "$PM_PID" -o pid=,args= | awk -v r="stream_ext $1" '$0 ~ r {printf "%s%s", sep, $1; sep = " "}'; }
-CLK_TCK=$(getconf CLK_TCK)
-proc_cpu() {
-	local p total=0
-	for p in $1; do
-		total=$(awk -v hz="$CLK_TCK" -v t="$total" '{sub(/^.*\) /, ""); printf "%.2f", t + ($12 + $13) / hz}' "/proc/$p/stat" 2>/dev/null || echo "$total")
-	done
-	echo "$total"
-}
 
 log "server on port $PGPORT in $DIR; creating schema"
 q -v lateness="$LATENESS" <<'SQL'
@@ -144,21 +127,6 @@ q -c "CREATE UNLOGGED TABLE ref (url text, user_id bigint, latency float8, ts ti
 NGROUPS=$(q -c "SELECT count(*) FROM (SELECT DISTINCT date_bin('1 minute', ts, '2000-01-01'), url FROM ref) x")
 log "  $(fmt "$NGROUPS") distinct (minute, url) groups"
 
-copy_ms() {  # copy_ms TABLE FILE: time one server-side COPY; prints milliseconds
-	local out
-	out=$(q -c '\timing on' -c "COPY $1 FROM '$2' (FORMAT csv)") || die "COPY into $1 failed"
-	sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<< "$out"
-}
-quiesce() {  # wait until the combiner merged every delta, at most 120 s
-	local expr n i
-	expr=$(q -c "SELECT coalesce(string_agg(format('(SELECT count(*) FROM %s)', delta_table), ' + '), '0') FROM stream_ext_internal.continuous_views")
-	for i in $(seq 1 600); do
-		n=$(q -c "SELECT $expr")
-		[ "$n" = 0 ] && return 0
-		sleep 0.2
-	done
-	log "warning: $n delta rows still pending after 120 s"
-}
 state_of() { q -c "SELECT state_table FROM stream_ext.continuous_views WHERE name = '$1'::regclass"; }
 rate_of() { awk -v ms="$1" -v n="$2" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
 
