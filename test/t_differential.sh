@@ -15,6 +15,7 @@
 source "$(dirname "$0")/lib.sh"
 use_server
 fresh_db t_differential
+run_sql -f "$TEST_DIR/diff_view.sql"
 t0=$SECONDS
 
 say "setting up stream ev, reference table ev_ref and the views"
@@ -107,31 +108,6 @@ INSERT INTO cases VALUES
    min(t - '2024-01-01 00:00:00+00') AS mi FROM {S} GROUP BY k$q$),
 ('cv_user_aggs', true, $q$SELECT k, my_sum(b) AS ms, my_avg(n) AS ma FROM {S} GROUP BY k$q$),
 ('cv_range', false, $q$SELECT flag, range_intersect_agg(int4range(g - 600, g + 600)) AS ri FROM {S} GROUP BY flag$q$);
-
--- float results are compared rounded to 10 significant digits
-CREATE FUNCTION sig(x float8) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE WHEN x IS NULL THEN NULL
-              WHEN x = 0 OR x IN ('Infinity', '-Infinity', 'NaN') THEN x::text
-              ELSE round((x / 10 ^ e)::numeric, 9)::text || 'e' || e END
-    FROM (SELECT floor(log(abs(x)))::int AS e) s
-$$;
-
--- rows of view v and of its query over ev_ref that the other side lacks
-CREATE FUNCTION diff_view(v text, refq text) RETURNS TABLE (side text, r text) LANGUAGE plpgsql AS $$
-DECLARE cols text; norm text;
-BEGIN
-  SELECT string_agg('c' || attnum, ', ' ORDER BY attnum),
-         string_agg(CASE WHEN atttypid IN ('float8'::regtype, 'float4'::regtype)
-                         THEN format('sig(c%s::float8)', attnum) ELSE 'c' || attnum END, ', ' ORDER BY attnum)
-    INTO cols, norm
-    FROM pg_attribute WHERE attrelid = v::regclass AND attnum > 0 AND NOT attisdropped;
-  RETURN QUERY EXECUTE format(
-    $f$WITH a AS (SELECT %2$s FROM %1$I AS x(%3$s)), b AS (SELECT %2$s FROM (%4$s) AS x(%3$s))
-       SELECT 'view only', d::text FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM b) d
-       UNION ALL
-       SELECT 'ref only', d::text FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a) d$f$,
-    v, norm, cols, refq);
-END $$;
 
 CREATE FUNCTION check_all() RETURNS TABLE (view text, view_rows bigint, ref_rows bigint, diffs bigint, examples text)
 LANGUAGE plpgsql AS $$

@@ -29,6 +29,7 @@
 source "$(dirname "$0")/lib.sh"
 use_server
 fresh_db t_windows
+run_sql -f "$TEST_DIR/diff_view.sql"
 export PGTZ=UTC
 t0=$SECONDS
 failures=()
@@ -85,31 +86,6 @@ UPDATE ref r SET chunk_o = x.c FROM (
 UPDATE ref r SET chunk_s = CASE WHEN r.stage = 2 THEN 16 ELSE x.c END FROM (
   SELECT seq, (row_number() OVER (ORDER BY shuf, seq) - 1) / 501 AS c FROM ref WHERE stage = 1) x
   WHERE x.seq = r.seq OR (r.stage = 2 AND x.seq = 1);
-
--- float results are compared rounded to 10 significant digits
-CREATE FUNCTION sig(x float8) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE WHEN x IS NULL THEN NULL
-              WHEN x = 0 OR x IN ('Infinity', '-Infinity', 'NaN') THEN x::text
-              ELSE round((x / 10 ^ e)::numeric, 9)::text || 'e' || e END
-    FROM (SELECT floor(log(abs(x)))::int AS e) s
-$$;
-
--- rows of view v and of query refq that the other side lacks
-CREATE FUNCTION diff_view(v text, refq text) RETURNS TABLE (side text, r text) LANGUAGE plpgsql AS $$
-DECLARE cols text; norm text;
-BEGIN
-  SELECT string_agg('c' || attnum, ', ' ORDER BY attnum),
-         string_agg(CASE WHEN atttypid IN ('float8'::regtype, 'float4'::regtype)
-                         THEN format('sig(c%s::float8)', attnum) ELSE 'c' || attnum END, ', ' ORDER BY attnum)
-    INTO cols, norm
-    FROM pg_attribute WHERE attrelid = v::regclass AND attnum > 0 AND NOT attisdropped;
-  RETURN QUERY EXECUTE format(
-    $f$WITH a AS (SELECT %2$s FROM %1$I AS x(%3$s)), b AS (SELECT %2$s FROM (%4$s) AS x(%3$s))
-       SELECT 'view only', d::text FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM b) d
-       UNION ALL
-       SELECT 'ref only', d::text FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a) d$f$,
-    v, norm, cols, refq);
-END $$;
 
 -- The cases: view {S}-query over the stream, its options, the batch query
 -- over the reference events {R} at read time {T}, and the read times.
