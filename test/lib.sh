@@ -107,3 +107,24 @@ SQL
 log_offset() { stat -c %s "$STREAM_EXT_SERVER_LOG" 2>/dev/null || echo 0; }
 # log_since OFFSET: server log lines written after OFFSET
 log_since() { tail -c +$(($1 + 1)) "$STREAM_EXT_SERVER_LOG" 2>/dev/null || true; }
+
+# kill_server_hard DIR: kill -9 the postmaster of the server in DIR and every
+# child of it, as a crash would, and wait until they are gone.  Sets
+# KILLED_PM and KILLED_CHILDREN (how many).
+kill_server_hard() {
+	local dir=$1 pm children p deadline
+	pm=$(head -1 "$dir/data/postmaster.pid")
+	kill -STOP "$pm"                       # no new children from here on
+	children=$(pgrep -P "$pm" || true)
+	bash "$TEST_DIR/server.sh" kill "$dir"
+	[ -n "$children" ] && kill -9 $children 2>/dev/null || true
+	deadline=$((SECONDS + 30))
+	for p in $pm $children; do
+		while kill -0 "$p" 2>/dev/null; do
+			[ $SECONDS -ge $deadline ] && fail "process $p survives kill -9"
+			sleep 0.05
+		done
+	done
+	KILLED_PM=$pm
+	KILLED_CHILDREN=$(echo $children | wc -w)
+}

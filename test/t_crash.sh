@@ -96,20 +96,8 @@ SQL
 }
 
 crash() {  # kill -9 the postmaster and every child of it
-	local pm children p deadline
-	pm=$(head -1 "$SRV/data/postmaster.pid")
-	kill -STOP "$pm"                       # no new children from here on
-	children=$(pgrep -P "$pm" || true)
-	bash "$TEST_DIR/server.sh" kill "$SRV"
-	[ -n "$children" ] && kill -9 $children 2>/dev/null || true
-	deadline=$((SECONDS + 30))
-	for p in $pm $children; do
-		while kill -0 "$p" 2>/dev/null; do
-			[ $SECONDS -ge $deadline ] && fail "process $p survives kill -9"
-			sleep 0.05
-		done
-	done
-	say "killed postmaster $pm and $(echo $children | wc -w) children"
+	kill_server_hard "$SRV"
+	say "killed postmaster $KILLED_PM and $KILLED_CHILDREN children"
 }
 
 for cycle in $(seq 1 "$CYCLES"); do

@@ -52,21 +52,7 @@ producer > "$SCRATCH/producer.log" 2>&1 &
 producer_pid=$!
 _bg_pids+=($producer_pid)
 
-crash() {  # kill -9 the postmaster and every child of it (as t_crash.sh)
-	local pm children p deadline
-	pm=$(head -1 "$SRV/data/postmaster.pid")
-	kill -STOP "$pm"
-	children=$(pgrep -P "$pm" || true)
-	bash "$TEST_DIR/server.sh" kill "$SRV"
-	[ -n "$children" ] && kill -9 $children 2>/dev/null || true
-	deadline=$((SECONDS + 30))
-	for p in $pm $children; do
-		while kill -0 "$p" 2>/dev/null; do
-			[ $SECONDS -ge $deadline ] && fail "process $p survives kill -9"
-			sleep 0.05
-		done
-	done
-}
+crash() { kill_server_hard "$SRV"; }  # kill -9 the postmaster and every child of it
 
 step=$((MESSAGES / (CRASHES + 1)))
 after=0
