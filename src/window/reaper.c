@@ -172,24 +172,23 @@ stream_ext_reap_expired(PG_FUNCTION_ARGS)
 	Oid			view = PG_GETARG_OID(0);
 	int			id;
 	WindowSpec *spec;
-	WindowSpecText text = {0};
 	uint64		total = 0;
 	uint64		n;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	MemoryContext old;
 
 	id = stream_owned_continuous_view_id(view);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(psprintf("SELECT window_kind, window_size::text, window_step::text, ttl::text, "
-							 "ttl_column FROM stream_ext_internal.continuous_views WHERE id = %d", id),
+	if (SPI_execute(psprintf("SELECT " WINDOW_SPEC_COLUMNS
+							 " FROM stream_ext_internal.continuous_views v WHERE v.id = %d", id),
 					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read continuous view %d", id);
-	text.kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	text.size = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	text.step = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	text.ttl = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
-	text.ttl_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
-	spec = stream_window_spec_from_text(&text);
+	/* the spec outlives SPI_finish */
+	old = MemoryContextSwitchTo(caller_cxt);
+	spec = stream_window_spec_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	MemoryContextSwitchTo(old);
 	SPI_finish();
 
 	do

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "commands/defrem.h"
+#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -275,6 +276,26 @@ stream_interval_sql(Interval *interval)
 	return psprintf("%s::pg_catalog.interval",
 					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
 																		   IntervalPGetDatum(interval)))));
+}
+
+/*
+ * The window of a view from an SPI result row whose columns first, first + 1,
+ * ... are WINDOW_SPEC_COLUMNS.  Allocated in the current memory context.
+ */
+WindowSpec *
+stream_window_spec_from_row(HeapTuple tuple, TupleDesc desc, int first)
+{
+	WindowSpecText text;
+
+	text.kind = SPI_getvalue(tuple, desc, first);
+	text.time_column = SPI_getvalue(tuple, desc, first + 1);
+	text.size = SPI_getvalue(tuple, desc, first + 2);
+	text.step = SPI_getvalue(tuple, desc, first + 3);
+	text.ttl = SPI_getvalue(tuple, desc, first + 4);
+	text.ttl_column = SPI_getvalue(tuple, desc, first + 5);
+	text.lateness = SPI_getvalue(tuple, desc, first + 6);
+	text.keep_late = SPI_getvalue(tuple, desc, first + 7);
+	return stream_window_spec_from_text(&text);
 }
 
 static char *

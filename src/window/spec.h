@@ -9,6 +9,8 @@
 #define STREAM_EXT_WINDOW_SPEC_H
 
 #include "datatype/timestamp.h"
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "nodes/pg_list.h"
 
 typedef enum WindowKind
@@ -44,7 +46,18 @@ typedef struct WindowSpecText
 	char	   *keep_late;
 } WindowSpecText;
 
+/*
+ * The columns of stream_ext_internal.continuous_views (aliased v) that a
+ * view's WindowSpec is read from, in the order stream_window_spec_from_row
+ * expects them.
+ */
+#define WINDOW_SPEC_COLUMNS \
+	"v.window_kind, stream_ext_internal.time_column(v.stream, v.time_attnum), " \
+	"v.window_size::text, v.window_step::text, v.ttl::text, v.ttl_column, " \
+	"v.allowed_lateness::text, v.keep_late::text"
+
 extern WindowSpec *stream_window_spec_from_options(List *options);
+extern WindowSpec *stream_window_spec_from_row(HeapTuple tuple, TupleDesc desc, int first);
 extern WindowSpec *stream_window_spec_from_text(WindowSpecText *text);
 extern WindowSpecText *stream_window_spec_to_text(WindowSpec *spec);
 extern bool stream_window_has_event_time(WindowSpec *spec);

@@ -431,8 +431,8 @@ views_to_combine(MemoryContext cxt, List **views)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("SELECT id, key_count, window_kind, window_size::text, window_step::text, "
-						"ttl::text, ttl_column FROM stream_ext_internal.continuous_views ORDER BY id",
+		if (SPI_execute("SELECT v.id, v.key_count, " WINDOW_SPEC_COLUMNS
+						" FROM stream_ext_internal.continuous_views v ORDER BY v.id",
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the continuous view catalog");
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -443,16 +443,7 @@ views_to_combine(MemoryContext cxt, List **views)
 
 			v->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 			v->key_count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-			{
-				WindowSpecText text = {0};
-
-				text.kind = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
-				text.size = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
-				text.step = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5);
-				text.ttl = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6);
-				text.ttl_column = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 7);
-				v->window = stream_window_spec_from_text(&text);
-			}
+			v->window = stream_window_spec_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
 			*views = lappend(*views, v);
 			MemoryContextSwitchTo(old);
 		}

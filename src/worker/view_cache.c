@@ -80,9 +80,7 @@ load_views(void)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
 					 "v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
-					 "v.window_kind, stream_ext_internal.time_column(v.stream, v.time_attnum), "
-					 "v.window_size::text, v.window_step::text, "
-					 "v.ttl::text, v.ttl_column, v.allowed_lateness::text, v.keep_late::text "
+					 WINDOW_SPEC_COLUMNS " "
 					 "FROM stream_ext_internal.continuous_views v "
 					 "JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
 					 true, 0);
@@ -106,14 +104,7 @@ load_views(void)
 		v->definition = getstr(tuple, desc, 8);
 		v->query = getstr(tuple, desc, 9);
 		old = MemoryContextSwitchTo(cache_context);
-		{
-			WindowSpecText text = {getstr(tuple, desc, 10), getstr(tuple, desc, 11),
-				getstr(tuple, desc, 12), getstr(tuple, desc, 13),
-				getstr(tuple, desc, 14), getstr(tuple, desc, 15),
-			getstr(tuple, desc, 16), getstr(tuple, desc, 17)};
-
-			v->window = stream_window_spec_from_text(&text);
-		}
+		v->window = stream_window_spec_from_row(tuple, desc, 10);
 		cached_views = lappend(cached_views, v);
 		MemoryContextSwitchTo(old);
 	}
