@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 
 #include "kafka/decode.h"
+#include "stream/fast_input.h"
 #include "stream/insert.h"
 
 struct KafkaDecoder
@@ -122,6 +123,7 @@ kafka_decoder_create(Relation stream, const KafkaFormatOptions *opts)
 			continue;
 		getTypeInputInfo(att->atttypid, &infunc, &d->ioparams[i]);
 		fmgr_info(infunc, &d->in_funcs[i]);
+		stream_fast_input_install(&d->in_funcs[i], att->atttypid);
 		d->typmods[i] = att->atttypmod;
 		if (i == d->arrival_attno || i == d->key_att || i == d->partition_att ||
 			i == d->offset_att || i == d->timestamp_att)
