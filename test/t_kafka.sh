@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Kafka ingestion against librdkafka's mock cluster (test/kafka/mock_broker.c):
 # formats and metadata columns, bad messages, start positions and reset,
+# partitions added to the topic,
 # stop/start, consumer groups, privileges and secrets, broker faults, and a
 # server restart with consumers running.  Own server (it is restarted).
 source "$(dirname "$0")/lib.sh"
@@ -11,7 +12,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1
+mock_start 1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2
 say "mock cluster at $BROKERS"
 
 # expect SQL VALUE LABEL: the query's answer must be VALUE
@@ -146,6 +147,34 @@ expect "SELECT format('%s %s %s %s', e.s, l.s, t.s, o.s) FROM v_earliest e, v_la
 q "SELECT stream_ext.kafka_reset('s_latest', 'pos_t', 'earliest')" >/dev/null
 wait_until 30 "reset: read again from the earliest" "SELECT n = 38 FROM v_latest"
 expect "SELECT next_offsets FROM stream_ext.kafka_consumers WHERE stream = 's_latest'::regclass" "{17,17}" "reset: offsets at the end"
+
+########## partitions added to the topic
+# The mock cluster cannot add partitions to a topic, so the topic grows by
+# moving the consumer to a second cluster where it has four partitions, not
+# two.  The two new ones have no stored offset while the others do: they
+# were added after the consumer began, and start at their earliest message
+# even though the consumer's start is 'latest'.  (The same code runs when a
+# running consumer sees the topic grow, which it checks every 5 s.)
+for p in 0 1; do seq 1 10 | produce grow_t -p $p; done
+run_sql <<SQL
+CREATE FOREIGN TABLE g (v int) SERVER stream_ext;
+CREATE VIEW g_v WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM g;
+SELECT stream_ext.kafka_consume('g', 'grow_t', '$BROKERS', format => 'text', start => 'latest', parallelism => 2);
+SQL
+wait_until 30 "latest, 2 workers: offsets stored" "SELECT next_offsets = '{10,10}' FROM stream_ext.kafka_consumers WHERE stream = 'g'::regclass"
+for p in 0 1; do seq 11 12 | produce grow_t -p $p; done
+wait_until 30 "new messages applied" "SELECT n = 4 FROM g_v"
+expect "SELECT s FROM g_v" "$((2 * 23))" "start 'latest' with 2 workers: each partition starts at its end"
+q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
+mock_extra 1 grow_t:4
+for p in 0 1; do seq 101 114 | BROKERS=$EXTRA_BROKERS produce grow_t -p $p; done
+for p in 2 3; do seq 201 205 | BROKERS=$EXTRA_BROKERS produce grow_t -p $p; done
+q "SELECT stream_ext.kafka_consume('g', 'grow_t', '$EXTRA_BROKERS', format => 'text', start => 'latest', parallelism => 2)" >/dev/null
+wait_until 30 "the grown topic consumed" "SELECT n = 18 FROM g_v"
+expect "SELECT format('%s %s', s, next_offsets) FROM g_v, stream_ext.kafka_consumers WHERE stream = 'g'::regclass" \
+	"$((2 * 23 + 2 * (113 + 114) + 2 * (201 + 202 + 203 + 204 + 205))) {14,14,5,5}" \
+	"added partitions read from their earliest message, the others from their stored offsets"
+q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
 
 ########## stop and start
 q "SELECT stream_ext.kafka_stop('s_earliest', 'pos_t')" >/dev/null

@@ -5,8 +5,9 @@
  * Without group_id a worker takes the partitions p with
  * p % parallelism = index, at the offsets stored in
  * stream_ext_internal.kafka_offsets.  Partitions without a stored offset
- * start at the consumer's start position, resolved to a concrete offset and
- * stored before anything is consumed.  With group_id the group's rebalances
+ * start at the consumer's start position (or, when added to the topic after
+ * the consumer began, at their earliest message), resolved to a concrete
+ * offset and stored before anything is consumed.  With group_id the group's rebalances
  * assign partitions (kafka_rebalance_cb, run inside our own poll), still at
  * the stored offsets, or at the group's committed ones when further.
  */
@@ -58,20 +59,21 @@ read_stored_offsets(int n, const int32 *parts, int64 *next)
 }
 
 /*
- * Offsets where partitions without a stored offset start, from kafka_cfg.start:
- * earliest, latest, a timestamp, or a JSON object of partition: offset
- * (partitions not in it start at the earliest).  Needs the brokers; returns
- * false (with the problem reported) when they do not answer.
+ * Offsets where the parts whose next[] is negative start, from start (a
+ * consumer's start setting): earliest, latest, a timestamp, or a JSON object
+ * of partition: offset (partitions not in it start at the earliest).  Needs
+ * the brokers; returns false (with the problem reported) when they do not
+ * answer.
  */
 static bool
-resolve_start(int n, const int32 *parts, int64 *next)
+resolve_start(int n, const int32 *parts, int64 *next, const char *start)
 {
 	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(kafka_cfg.start)};
+	Datum		args[1] = {CStringGetTextDatum(start)};
 	int64		ts_ms = -1;
-	bool		latest = strcmp(kafka_cfg.start, "latest") == 0;
+	bool		latest = strcmp(start, "latest") == 0;
 
-	if (kafka_cfg.start[0] == '{')
+	if (start[0] == '{')
 	{
 		if (SPI_execute_with_args("SELECT key::int, value::bigint FROM jsonb_each_text($1::jsonb)",
 								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -85,7 +87,7 @@ resolve_start(int n, const int32 *parts, int64 *next)
 					next[i] = strtoll(kafka_spi_text(r, 2), NULL, 10);
 		}
 	}
-	else if (!latest && strcmp(kafka_cfg.start, "earliest") != 0)
+	else if (!latest && strcmp(start, "earliest") != 0)
 	{
 		if (SPI_execute_with_args("SELECT (extract(epoch FROM $1::timestamptz) * 1000)::bigint",
 								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -139,25 +141,59 @@ resolve_start(int n, const int32 *parts, int64 *next)
 }
 
 /*
- * The offsets at which parts start: the stored ones, else (resolved from
- * kafka_cfg.start and) stored now, so that a restart before the first batch starts
- * at the same place.  In group mode also the group's committed offsets
- * count: a partition taken over from another server continues where that
- * one committed, if that is further.  Returns false when the brokers did
- * not answer.
+ * The offsets at which parts start: the stored ones, else resolved and
+ * stored now, so that a restart before the first batch starts at the same
+ * place.
+ *
+ * Without group_id, parts are all the partitions of the topic, and the
+ * workers of a consumer do this one at a time (under an advisory lock on
+ * the consumer's id).  A consumer without any stored offset starts afresh, every
+ * partition at the consumer's start.  Otherwise a partition without one was
+ * added to the topic after the consumer began (seen now, or on a later
+ * start): none of its messages has been read, so it starts at its earliest
+ * whatever the start setting says.  Only missing offsets are stored: those
+ * of the other workers' partitions move on under them.
+ *
+ * With group_id, parts are what the group assigned us, and the group's
+ * committed offsets count too: a partition taken over from another server
+ * continues where that one committed, if that is further; partitions with
+ * neither start at the consumer's start.
+ *
+ * Returns false when the brokers did not answer.
  */
 static bool
 starting_offsets(int n, const int32 *parts, int64 *next)
 {
 	bool		ok = true;
 	bool		missing = false;
+	bool		any_stored = false;
+	bool	   *stored = palloc(sizeof(bool) * Max(n, 1));
+	Oid			argtypes[3] = {INT4OID, INT4OID, INT8OID};
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (!kafka_cfg.group_id)
+	{
+		Datum		id = Int32GetDatum(kafka_cfg.id);
+
+		/* not the catalog row's lock: kafka_stop must not wait for brokers */
+		if (SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
+								  "'stream_ext_internal.kafka_consumers'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
+								  1, argtypes, &id, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock Kafka consumer %d", kafka_cfg.id);
+		/* a new snapshot: it sees what the workers before us stored */
+		PopActiveSnapshot();
+		PushActiveSnapshot(GetTransactionSnapshot());
+	}
 	read_stored_offsets(n, parts, next);
+	for (int i = 0; i < n; i++)
+	{
+		stored[i] = next[i] >= 0;
+		any_stored |= stored[i];
+	}
 
 	if (kafka_cfg.group_id)
 	{
@@ -179,27 +215,26 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 	for (int i = 0; i < n; i++)
 		missing |= next[i] < 0;
 	if (missing)
-		ok = resolve_start(n, parts, next);
-	if (ok)
+		ok = resolve_start(n, parts, next,
+						   (!kafka_cfg.group_id && any_stored) ? "earliest" : kafka_cfg.start);
+	for (int i = 0; ok && i < n; i++)
 	{
-		Oid			argtypes[3] = {INT4OID, INT4OID, INT8OID};
+		Datum		args[3] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(parts[i]),
+		Int64GetDatum(next[i])};
 
-		for (int i = 0; i < n; i++)
-		{
-			Datum		args[3] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(parts[i]),
-			Int64GetDatum(next[i])};
-
-			if (SPI_execute_with_args("INSERT INTO stream_ext_internal.kafka_offsets "
-									  "(consumer_id, partition, next_offset) VALUES ($1, $2, $3) "
-									  "ON CONFLICT (consumer_id, partition) DO UPDATE "
-									  "SET next_offset = excluded.next_offset",
-									  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not store the offsets of Kafka consumer %d", kafka_cfg.id);
-		}
+		if (!kafka_cfg.group_id && stored[i])
+			continue;
+		if (SPI_execute_with_args("INSERT INTO stream_ext_internal.kafka_offsets "
+								  "(consumer_id, partition, next_offset) VALUES ($1, $2, $3) "
+								  "ON CONFLICT (consumer_id, partition) DO UPDATE "
+								  "SET next_offset = excluded.next_offset",
+								  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store the offsets of Kafka consumer %d", kafka_cfg.id);
 	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	pfree(stored);
 	return ok;
 }
 
@@ -287,13 +322,20 @@ kafka_assign_static(void)
 			int			n = 0;
 
 			for (int p = 0; p < count; p++)
-				if (p % kafka_cfg.parallelism == kafka_my_index)
-					parts[n++] = p;
-			if (starting_offsets(n, parts, next))
+				parts[p] = p;
+			if (starting_offsets(count, parts, next))
 			{
-				rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(n, 1));
+				rd_kafka_topic_partition_list_t *list;
 				rd_kafka_resp_err_t err;
 
+				/* ours: p % parallelism = index */
+				for (int p = 0; p < count; p++)
+					if (p % kafka_cfg.parallelism == kafka_my_index)
+					{
+						parts[n] = p;
+						next[n++] = next[p];
+					}
+				list = rd_kafka_topic_partition_list_new(Max(n, 1));
 				for (int i = 0; i < n; i++)
 					rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i])->offset = next[i];
 				err = rd_kafka_assign(kafka_rk, list);

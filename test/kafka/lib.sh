@@ -4,6 +4,7 @@
 #                                             sets BROKERS (bootstrap address)
 #   mock_cmd "down 1"                         send a command, wait for its answer
 #   produce TOPIC [kcat options] < lines      produce one message per line
+#   mock_extra NBROKERS TOPIC:PARTITIONS...   one more cluster; sets EXTRA_BROKERS
 KAFKA_DIR="$TEST_DIR/kafka"
 _mock_answers=0
 
@@ -44,4 +45,22 @@ produce() {
 	local topic=$1; shift
 	kcat -P -b "$BROKERS" -t "$topic" -X queue.buffering.max.ms=5 "$@" ||
 		fail "kcat could not produce to $topic"
+}
+
+# mock_extra NBROKERS TOPIC:PARTITIONS...: one more mock cluster (it takes no
+# commands); sets EXTRA_BROKERS.  Its input stays open (the helper stops at
+# the end of its input) until the script ends.
+mock_extra() {
+	local n=$((${_mock_extras:-0} + 1)) deadline=$((SECONDS + 20))
+	_mock_extras=$n
+	mkfifo "$SCRATCH/mock$n.in"
+	sleep 100000 > "$SCRATCH/mock$n.in" &
+	_bg_pids+=($!)
+	"$SCRATCH/mock_broker" "$@" < "$SCRATCH/mock$n.in" > "$SCRATCH/mock$n.out" 2> "$SCRATCH/mock$n.err" &
+	_bg_pids+=($!)
+	until grep -q '^bootstrap ' "$SCRATCH/mock$n.out" 2>/dev/null; do
+		[ $SECONDS -lt $deadline ] || fail "mock cluster $n did not start: $(cat "$SCRATCH/mock$n.err")"
+		sleep 0.05
+	done
+	EXTRA_BROKERS=$(sed -n 's/^bootstrap //p' "$SCRATCH/mock$n.out")
 }
