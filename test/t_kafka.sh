@@ -12,7 +12,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2
+mock_start 1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2
 say "mock cluster at $BROKERS"
 
 # expect SQL VALUE LABEL: the query's answer must be VALUE
@@ -166,6 +166,7 @@ for p in 0 1; do seq 11 12 | produce grow_t -p $p; done
 wait_until 30 "new messages applied" "SELECT n = 4 FROM g_v"
 expect "SELECT s FROM g_v" "$((2 * 23))" "start 'latest' with 2 workers: each partition starts at its end"
 q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
+
 mock_extra 1 grow_t:4
 for p in 0 1; do seq 101 114 | BROKERS=$EXTRA_BROKERS produce grow_t -p $p; done
 for p in 2 3; do seq 201 205 | BROKERS=$EXTRA_BROKERS produce grow_t -p $p; done
@@ -175,6 +176,25 @@ expect "SELECT format('%s %s', s, next_offsets) FROM g_v, stream_ext.kafka_consu
 	"$((2 * 23 + 2 * (113 + 114) + 2 * (201 + 202 + 203 + 204 + 205))) {14,14,5,5}" \
 	"added partitions read from their earliest message, the others from their stored offsets"
 q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
+
+# A fresh consumer whose first offset lookups fail (the next 6 ListOffsets
+# requests, API key 2, fail with TOPIC_AUTHORIZATION_FAILED; librdkafka
+# retries some itself): the partitions still start at the consumer's start
+# once the brokers answer, not at their earliest like added ones.
+for p in 0 1; do seq 1 10 | produce late_t -p $p; done
+mock_cmd "errors 2 29 6"
+run_sql <<SQL
+CREATE FOREIGN TABLE l (v int) SERVER stream_ext;
+CREATE VIEW l_v WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM l;
+SELECT stream_ext.kafka_consume('l', 'late_t', '$BROKERS', format => 'text', start => 'latest', parallelism => 2);
+SQL
+wait_until 30 "both partitions resolved" "SELECT next_offsets = '{10,10}' FROM stream_ext.kafka_consumers WHERE stream = 'l'::regclass"
+for p in 0 1; do seq 11 12 | produce late_t -p $p; done
+wait_until 30 "new messages applied" "SELECT n = 4 FROM l_v"
+expect "SELECT s FROM l_v" "$((2 * 23))" "a start the brokers did not give at once is still 'latest'"
+grep -q 'topic "late_t": could not query the offsets of partition' "$STREAM_EXT_SERVER_LOG" ||
+	fail "the offset lookup did not fail: the case above tested nothing"
+q "SELECT stream_ext.kafka_stop('l', 'late_t')" >/dev/null
 
 ########## stop and start
 q "SELECT stream_ext.kafka_stop('s_earliest', 'pos_t')" >/dev/null

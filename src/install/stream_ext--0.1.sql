@@ -303,7 +303,7 @@ CREATE TABLE stream_ext_internal.kafka_consumers (
 CREATE TABLE stream_ext_internal.kafka_offsets (
   consumer_id int NOT NULL REFERENCES stream_ext_internal.kafka_consumers ON DELETE CASCADE,
   partition   int NOT NULL,
-  next_offset bigint NOT NULL,
+  next_offset bigint NOT NULL,     -- -2: the brokers have not given its start yet
   PRIMARY KEY (consumer_id, partition)
 );
 
@@ -557,7 +557,7 @@ CREATE VIEW stream_ext.kafka_consumers AS
               ELSE 'starting' END AS state,
          (SELECT array_agg(o.partition ORDER BY o.partition)
             FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS partitions,
-         (SELECT array_agg(o.next_offset ORDER BY o.partition)
+         (SELECT array_agg(NULLIF(o.next_offset, -2) ORDER BY o.partition)
             FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS next_offsets,
          sum(s.lag)::bigint AS lag,
          coalesce(sum(s.messages), 0)::bigint AS messages,

@@ -62,8 +62,8 @@ read_stored_offsets(int n, const int32 *parts, int64 *next)
  * Offsets where the parts whose next[] is negative start, from start (a
  * consumer's start setting): earliest, latest, a timestamp, or a JSON object
  * of partition: offset (partitions not in it start at the earliest).  Needs
- * the brokers; returns false (with the problem reported) when they do not
- * answer.
+ * the brokers: a partition they do not answer for keeps its negative next[],
+ * and the result is false (with the problem reported).
  */
 static bool
 resolve_start(int n, const int32 *parts, int64 *next, const char *start)
@@ -72,6 +72,7 @@ resolve_start(int n, const int32 *parts, int64 *next, const char *start)
 	Datum		args[1] = {CStringGetTextDatum(start)};
 	int64		ts_ms = -1;
 	bool		latest = strcmp(start, "latest") == 0;
+	bool		ok = true;
 
 	if (start[0] == '{')
 	{
@@ -133,22 +134,60 @@ resolve_start(int n, const int32 *parts, int64 *next, const char *start)
 		{
 			kafka_report_problem(psprintf("could not query the offsets of partition %d: %s",
 									parts[i], rd_kafka_err2str(err)));
-			return false;
+			ok = false;
+			continue;
 		}
 		next[i] = latest ? high : low;
 	}
-	return true;
+	return ok;
+}
+
+/*
+ * A kafka_offsets row whose partition was there when the consumer began,
+ * but whose start the brokers have not resolved yet: it starts at the
+ * consumer's start setting once they answer.
+ */
+#define OFFSET_AT_START (-2)
+
+/*
+ * Resolve the parts with a negative next[] and want[] set, from start.
+ */
+static bool
+resolve_some(int n, const int32 *parts, int64 *next, const bool *want, const char *start)
+{
+	int32	   *sub_parts = palloc(sizeof(int32) * Max(n, 1));
+	int64	   *sub_next = palloc(sizeof(int64) * Max(n, 1));
+	int			m = 0;
+	bool		ok = true;
+
+	for (int i = 0; i < n; i++)
+		if (want[i] && next[i] < 0)
+		{
+			sub_parts[m] = parts[i];
+			sub_next[m++] = -1;
+		}
+	if (m > 0)
+		ok = resolve_start(m, sub_parts, sub_next, start);
+	m = 0;
+	for (int i = 0; i < n; i++)
+		if (want[i] && next[i] < 0)
+			next[i] = sub_next[m++];
+	pfree(sub_parts);
+	pfree(sub_next);
+	return ok;
 }
 
 /*
  * The offsets at which parts start: the stored ones, else resolved and
  * stored now, so that a restart before the first batch starts at the same
- * place.
+ * place.  A part whose start the brokers did not give keeps next[] < 0.
  *
  * Without group_id, parts are all the partitions of the topic, and the
  * workers of a consumer do this one at a time (under an advisory lock on
- * the consumer's id).  A consumer without any stored offset starts afresh, every
- * partition at the consumer's start.  Otherwise a partition without one was
+ * the consumer's id).  A consumer without any kafka_offsets row starts
+ * afresh, every partition at the consumer's start; a partition the brokers
+ * do not answer for then gets an OFFSET_AT_START row, resolved by whichever
+ * worker tries next.  Once a consumer has rows, a partition without one was
  * added to the topic after the consumer began (seen now, or on a later
  * start): none of its messages has been read, so it starts at its earliest
  * whatever the start setting says.  Only missing offsets are stored: those
@@ -157,17 +196,18 @@ resolve_start(int n, const int32 *parts, int64 *next, const char *start)
  * With group_id, parts are what the group assigned us, and the group's
  * committed offsets count too: a partition taken over from another server
  * continues where that one committed, if that is further; partitions with
- * neither start at the consumer's start.
- *
- * Returns false when the brokers did not answer.
+ * neither start at the consumer's start.  Returns false when the brokers
+ * did not answer.
  */
 static bool
 starting_offsets(int n, const int32 *parts, int64 *next)
 {
 	bool		ok = true;
-	bool		missing = false;
-	bool		any_stored = false;
+	bool		any_row = false;
+	bool	   *had_row = palloc(sizeof(bool) * Max(n, 1));
 	bool	   *stored = palloc(sizeof(bool) * Max(n, 1));
+	bool	   *at_start = palloc(sizeof(bool) * Max(n, 1));
+	bool	   *added = palloc(sizeof(bool) * Max(n, 1));
 	Oid			argtypes[3] = {INT4OID, INT4OID, INT8OID};
 
 	SetCurrentStatementStartTimestamp();
@@ -184,15 +224,20 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 								  "'stream_ext_internal.kafka_consumers'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
 								  1, argtypes, &id, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not lock Kafka consumer %d", kafka_cfg.id);
-		/* a new snapshot: it sees what the workers before us stored */
+
+		/*
+		 * A snapshot taken after the lock sees what the worker before us
+		 * stored: the worker runs at READ COMMITTED (see consumer.c).
+		 */
 		PopActiveSnapshot();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	read_stored_offsets(n, parts, next);
 	for (int i = 0; i < n; i++)
 	{
+		had_row[i] = next[i] != -1;
 		stored[i] = next[i] >= 0;
-		any_stored |= stored[i];
+		any_row |= had_row[i];
 	}
 
 	if (kafka_cfg.group_id)
@@ -213,18 +258,33 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 	}
 
 	for (int i = 0; i < n; i++)
-		missing |= next[i] < 0;
-	if (missing)
-		ok = resolve_start(n, parts, next,
-						   (!kafka_cfg.group_id && any_stored) ? "earliest" : kafka_cfg.start);
-	for (int i = 0; ok && i < n; i++)
+	{
+		added[i] = !kafka_cfg.group_id && any_row && !had_row[i];
+		at_start[i] = !added[i];
+	}
+	ok &= resolve_some(n, parts, next, at_start, kafka_cfg.start);
+	ok &= resolve_some(n, parts, next, added, "earliest");
+
+	for (int i = 0; i < n; i++)
 	{
 		Datum		args[3] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(parts[i]),
 		Int64GetDatum(next[i])};
+		bool		store;
 
-		if (!kafka_cfg.group_id && stored[i])
-			continue;
-		if (SPI_execute_with_args("INSERT INTO stream_ext_internal.kafka_offsets "
+		if (kafka_cfg.group_id)
+			store = next[i] >= 0;
+		else if (stored[i])
+			store = false;		/* moving on under its worker */
+		else if (next[i] >= 0)
+			store = true;		/* resolved now */
+		else
+		{
+			/* not resolved: a partition of a fresh start waits for its start */
+			store = !had_row[i] && !added[i];
+			args[2] = Int64GetDatum(OFFSET_AT_START);
+		}
+		if (store &&
+			SPI_execute_with_args("INSERT INTO stream_ext_internal.kafka_offsets "
 								  "(consumer_id, partition, next_offset) VALUES ($1, $2, $3) "
 								  "ON CONFLICT (consumer_id, partition) DO UPDATE "
 								  "SET next_offset = excluded.next_offset",
@@ -234,7 +294,10 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	pfree(had_row);
 	pfree(stored);
+	pfree(at_start);
+	pfree(added);
 	return ok;
 }
 
@@ -320,21 +383,25 @@ kafka_assign_static(void)
 			int32	   *parts = palloc(sizeof(int32) * Max(count, 1));
 			int64	   *next = palloc(sizeof(int64) * Max(count, 1));
 			int			n = 0;
+			bool		mine_ready = true;
 
 			for (int p = 0; p < count; p++)
 				parts[p] = p;
-			if (starting_offsets(count, parts, next))
+			(void) starting_offsets(count, parts, next);
+
+			/* ours: p % parallelism = index; other workers wait for theirs */
+			for (int p = 0; p < count; p++)
+				if (p % kafka_cfg.parallelism == kafka_my_index)
+				{
+					parts[n] = p;
+					next[n] = next[p];
+					mine_ready &= next[n++] >= 0;
+				}
+			if (mine_ready)
 			{
 				rd_kafka_topic_partition_list_t *list;
 				rd_kafka_resp_err_t err;
 
-				/* ours: p % parallelism = index */
-				for (int p = 0; p < count; p++)
-					if (p % kafka_cfg.parallelism == kafka_my_index)
-					{
-						parts[n] = p;
-						next[n++] = next[p];
-					}
 				list = rd_kafka_topic_partition_list_new(Max(n, 1));
 				for (int i = 0; i < n; i++)
 					rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i])->offset = next[i];

@@ -363,6 +363,9 @@ stream_ext_kafka_main(Datum arg)
 	 */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+	/* whatever ALTER DATABASE ... SET says: our transactions rely on these */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	attach_slot(&args);
 	if (kafka_my_slot == NULL)
