@@ -1,6 +1,7 @@
 /*
  * fast_input.c
- *	  Exact shortcuts for the input functions of timestamptz and timestamp.
+ *	  Exact shortcuts for the input functions of timestamptz, timestamp and
+ *	  float8.
  *
  * Profiles of COPY into a stream and of Kafka consumers put a quarter of the
  * writer's time in timestamptz_in: ParseDateTime and DecodeDateTime split
@@ -22,6 +23,12 @@
  * so it too goes to timestamptz_in; timestamp (without time zone) is only
  * shortcut when the text has no offset, which timestamp_in would ignore.
  * Columns with a precision (typmod) are not shortcut.
+ *
+ * float8 has one too, for plain decimals ([-]digits[.digits], no exponent)
+ * whose digits make an integer m below 2^53 with at most 22 after the point:
+ * m and 10^k are then exact doubles, so m / 10^k, one IEEE division, is the
+ * correctly rounded value strtod (and so float8in) returns.  Other text,
+ * including whitespace, exponents, NaN, Infinity and errors, goes to float8in.
  */
 #include "postgres.h"
 
@@ -171,6 +178,46 @@ fast_timestamp_in(PG_FUNCTION_ARGS)
 	return timestamp_in(fcinfo);
 }
 
+/* Exact powers of ten as doubles: 10^22 is the largest one. */
+static const double exact_powers_of_ten[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+/* float8 input: the shortcut for plain decimals, else float8in. */
+static Datum
+fast_float8_in(PG_FUNCTION_ARGS)
+{
+	const char *p = PG_GETARG_CSTRING(0);
+	bool		negative = false;
+	uint64		m = 0;
+	int			ndigits = 0;
+	int			nfraction = 0;
+
+	if (*p == '-')
+	{
+		negative = true;
+		p++;
+	}
+	for (; *p >= '0' && *p <= '9'; p++, ndigits++)
+		if (ndigits < 18)
+			m = m * 10 + (*p - '0');
+	if (*p == '.')
+	{
+		for (p++; *p >= '0' && *p <= '9'; p++, ndigits++, nfraction++)
+			if (ndigits < 18)
+				m = m * 10 + (*p - '0');
+	}
+	if (*p == '\0' && ndigits > 0 && ndigits <= 18 &&
+		m <= (UINT64CONST(1) << 53) && nfraction <= 22)
+	{
+		double		v = (double) m / exact_powers_of_ten[nfraction];
+
+		PG_RETURN_FLOAT8(negative ? -v : v);
+	}
+	return float8in(fcinfo);
+}
+
 /*
  * If values of type typid have a shortcut, make flinfo (already set up by
  * fmgr_info for the type's input function) call it instead.  The shortcut
@@ -183,4 +230,6 @@ stream_fast_input_install(FmgrInfo *flinfo, Oid typid)
 		flinfo->fn_addr = fast_timestamptz_in;
 	else if (typid == TIMESTAMPOID && flinfo->fn_addr == timestamp_in)
 		flinfo->fn_addr = fast_timestamp_in;
+	else if (typid == FLOAT8OID && flinfo->fn_addr == float8in)
+		flinfo->fn_addr = fast_float8_in;
 }

@@ -1,6 +1,6 @@
 /*
  * fast_input.h
- *	  Exact shortcuts for the input functions of event-time types.
+ *	  Exact shortcuts for the input functions of timestamptz, timestamp and float8.
  */
 #ifndef STREAM_EXT_FAST_INPUT_H
 #define STREAM_EXT_FAST_INPUT_H
