@@ -204,7 +204,8 @@ decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
 			v.key_len = m->key_len;
 			v.partition = m->partition;
 			v.offset = m->offset;
-			v.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+			v.timestamp_ms = kafka_decoder_wants_timestamp(d) ?
+				rd_kafka_message_timestamp(m, &tstype) : -1;
 			MemoryContextSwitchTo(scratch_cxt);
 			error = kafka_decode(d, &v, arrival, add_event, b);
 			MemoryContextSwitchTo(cxt);

@@ -143,6 +143,13 @@ kafka_decoder_desc(KafkaDecoder *d)
 	return d->desc;
 }
 
+/* Whether messages' Kafka timestamps go to a column (else they need not be read). */
+bool
+kafka_decoder_wants_timestamp(KafkaDecoder *d)
+{
+	return d->timestamp_att >= 0;
+}
+
 static void
 set_value(KafkaDecoder *d, int att, char *text)
 {

@@ -52,6 +52,7 @@ typedef void (*KafkaEventSink) (TupleDesc desc, Datum *values, bool *nulls, void
 
 extern KafkaDecoder *kafka_decoder_create(Relation stream, const KafkaFormatOptions *opts);
 extern TupleDesc kafka_decoder_desc(KafkaDecoder *d);
+extern bool kafka_decoder_wants_timestamp(KafkaDecoder *d);
 extern char *kafka_decode(KafkaDecoder *d, const KafkaMessageView *msg,
 						  TimestampTz arrival, KafkaEventSink sink, void *arg);
 
