@@ -58,21 +58,31 @@ read_stored_offsets(int n, const int32 *parts, int64 *next)
 	}
 }
 
+/* Whether part i is one resolve_start is asked to resolve. */
+#define UNRESOLVED(i) (want[i] && next[i] < 0)
+
 /*
- * Offsets where the parts whose next[] is negative start, from start (a
- * consumer's start setting): earliest, latest, a timestamp, or a JSON object
- * of partition: offset (partitions not in it start at the earliest).  Needs
- * the brokers: a partition they do not answer for keeps its negative next[],
- * and the result is false (with the problem reported).
+ * Offsets where the parts with want[] set and a negative next[] start, from
+ * start (a consumer's start setting): earliest, latest, a timestamp, or a
+ * JSON object of partition: offset (partitions not in it start at the
+ * earliest).  Needs the brokers: a partition they do not answer for keeps its
+ * negative next[], and the result is false (with the problem reported).
  */
 static bool
-resolve_start(int n, const int32 *parts, int64 *next, const char *start)
+resolve_start(int n, const int32 *parts, int64 *next, const bool *want, const char *start)
 {
 	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(start)};
+	Datum		args[1];
 	int64		ts_ms = -1;
 	bool		latest = strcmp(start, "latest") == 0;
 	bool		ok = true;
+	bool		any = false;
+
+	for (int i = 0; i < n; i++)
+		any |= UNRESOLVED(i);
+	if (!any)
+		return true;
+	args[0] = CStringGetTextDatum(start);
 
 	if (start[0] == '{')
 	{
@@ -84,7 +94,7 @@ resolve_start(int n, const int32 *parts, int64 *next, const char *start)
 			int32		p = atoi(kafka_spi_text(r, 1));
 
 			for (int i = 0; i < n; i++)
-				if (parts[i] == p && next[i] < 0)
+				if (parts[i] == p && UNRESOLVED(i))
 					next[i] = strtoll(kafka_spi_text(r, 2), NULL, 10);
 		}
 	}
@@ -102,7 +112,7 @@ resolve_start(int n, const int32 *parts, int64 *next, const char *start)
 		rd_kafka_resp_err_t err;
 
 		for (int i = 0; i < n; i++)
-			if (next[i] < 0)
+			if (UNRESOLVED(i))
 				rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i])->offset = ts_ms;
 		err = rd_kafka_offsets_for_times(kafka_rk, list, BROKER_TIMEOUT_MS);
 		if (err)
@@ -114,7 +124,8 @@ resolve_start(int n, const int32 *parts, int64 *next, const char *start)
 		}
 		for (int j = 0; j < list->cnt; j++)
 			for (int i = 0; i < n; i++)
-				if (parts[i] == list->elems[j].partition && list->elems[j].offset >= 0)
+				if (parts[i] == list->elems[j].partition && UNRESOLVED(i) &&
+					list->elems[j].offset >= 0)
 					next[i] = list->elems[j].offset;
 		rd_kafka_topic_partition_list_destroy(list);
 		latest = true;			/* no message since that time: start at the end */
@@ -126,7 +137,7 @@ resolve_start(int n, const int32 *parts, int64 *next, const char *start)
 					high;
 		rd_kafka_resp_err_t err;
 
-		if (next[i] >= 0)
+		if (!UNRESOLVED(i))
 			continue;
 		err = rd_kafka_query_watermark_offsets(kafka_rk, kafka_cfg.topic, parts[i], &low, &high,
 											   BROKER_TIMEOUT_MS);
@@ -148,34 +159,6 @@ resolve_start(int n, const int32 *parts, int64 *next, const char *start)
  * consumer's start setting once they answer.
  */
 #define OFFSET_AT_START (-2)
-
-/*
- * Resolve the parts with a negative next[] and want[] set, from start.
- */
-static bool
-resolve_some(int n, const int32 *parts, int64 *next, const bool *want, const char *start)
-{
-	int32	   *sub_parts = palloc(sizeof(int32) * Max(n, 1));
-	int64	   *sub_next = palloc(sizeof(int64) * Max(n, 1));
-	int			m = 0;
-	bool		ok = true;
-
-	for (int i = 0; i < n; i++)
-		if (want[i] && next[i] < 0)
-		{
-			sub_parts[m] = parts[i];
-			sub_next[m++] = -1;
-		}
-	if (m > 0)
-		ok = resolve_start(m, sub_parts, sub_next, start);
-	m = 0;
-	for (int i = 0; i < n; i++)
-		if (want[i] && next[i] < 0)
-			next[i] = sub_next[m++];
-	pfree(sub_parts);
-	pfree(sub_next);
-	return ok;
-}
 
 /*
  * The offsets at which parts start: the stored ones, else resolved and
@@ -262,8 +245,8 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 		added[i] = !kafka_cfg.group_id && any_row && !had_row[i];
 		at_start[i] = !added[i];
 	}
-	ok &= resolve_some(n, parts, next, at_start, kafka_cfg.start);
-	ok &= resolve_some(n, parts, next, added, "earliest");
+	ok &= resolve_start(n, parts, next, at_start, kafka_cfg.start);
+	ok &= resolve_start(n, parts, next, added, "earliest");
 
 	for (int i = 0; i < n; i++)
 	{
