@@ -136,6 +136,7 @@ SELECT stream_ext.kafka_consume('s_time', 'pos_t', '$BROKERS', start => '$future
 SELECT stream_ext.kafka_consume('s_offsets', 'pos_t', '$BROKERS', start => '{"0": 7, "1": 2}');
 SQL
 wait_until 30 "latest: offsets stored" "SELECT next_offsets = '{15,15}' FROM stream_ext.kafka_consumers WHERE stream = 's_latest'::regclass"
+wait_until 30 "timestamp: offsets stored" "SELECT next_offsets = '{15,15}' FROM stream_ext.kafka_consumers WHERE stream = 's_time'::regclass"
 for p in 0 1; do seq 16 17 | sed 's/.*/{"user_id": &}/' | produce pos_t -p $p; done
 wait_until 30 "earliest: all applied" "SELECT n = 34 FROM v_earliest"
 wait_until 30 "latest: new ones applied" "SELECT n = 4 FROM v_latest"
@@ -155,16 +156,24 @@ expect "SELECT next_offsets FROM stream_ext.kafka_consumers WHERE stream = 's_la
 # were added after the consumer began, and start at their earliest message
 # even though the consumer's start is 'latest'.  (The same code runs when a
 # running consumer sees the topic grow, which it checks every 5 s.)
-for p in 0 1; do seq 1 10 | produce grow_t -p $p; done
-run_sql <<SQL
-CREATE FOREIGN TABLE g (v int) SERVER stream_ext;
-CREATE VIEW g_v WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM g;
-SELECT stream_ext.kafka_consume('g', 'grow_t', '$BROKERS', format => 'text', start => 'latest', parallelism => 2);
+# latest_two_workers STREAM TOPIC LABEL: 10 messages in each of the topic's
+# 2 partitions, then a consumer with start 'latest' and 2 workers into a new
+# stream STREAM (view STREAM_v), then 2 more messages per partition: only
+# those 4 reach the view.  The consumer is left running.
+latest_two_workers() {
+	local p
+	for p in 0 1; do seq 1 10 | produce "$2" -p $p; done
+	run_sql <<SQL
+CREATE FOREIGN TABLE $1 (v int) SERVER stream_ext;
+CREATE VIEW ${1}_v WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM $1;
+SELECT stream_ext.kafka_consume('$1', '$2', '$BROKERS', format => 'text', start => 'latest', parallelism => 2);
 SQL
-wait_until 30 "latest, 2 workers: offsets stored" "SELECT next_offsets = '{10,10}' FROM stream_ext.kafka_consumers WHERE stream = 'g'::regclass"
-for p in 0 1; do seq 11 12 | produce grow_t -p $p; done
-wait_until 30 "new messages applied" "SELECT n = 4 FROM g_v"
-expect "SELECT s FROM g_v" "$((2 * 23))" "start 'latest' with 2 workers: each partition starts at its end"
+	wait_until 30 "$2: offsets stored at the end" "SELECT next_offsets = '{10,10}' FROM stream_ext.kafka_consumers WHERE stream = '$1'::regclass"
+	for p in 0 1; do seq 11 12 | produce "$2" -p $p; done
+	wait_until 30 "$2: new messages applied" "SELECT n = 4 FROM ${1}_v"
+	expect "SELECT s FROM ${1}_v" "$((2 * 23))" "$3"
+}
+latest_two_workers g grow_t "start 'latest' with 2 workers: each partition starts at its end"
 q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
 
 mock_extra 1 grow_t:4
@@ -181,17 +190,8 @@ q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
 # requests, API key 2, fail with TOPIC_AUTHORIZATION_FAILED; librdkafka
 # retries some itself): the partitions still start at the consumer's start
 # once the brokers answer, not at their earliest like added ones.
-for p in 0 1; do seq 1 10 | produce late_t -p $p; done
 mock_cmd "errors 2 29 6"
-run_sql <<SQL
-CREATE FOREIGN TABLE l (v int) SERVER stream_ext;
-CREATE VIEW l_v WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM l;
-SELECT stream_ext.kafka_consume('l', 'late_t', '$BROKERS', format => 'text', start => 'latest', parallelism => 2);
-SQL
-wait_until 30 "both partitions resolved" "SELECT next_offsets = '{10,10}' FROM stream_ext.kafka_consumers WHERE stream = 'l'::regclass"
-for p in 0 1; do seq 11 12 | produce late_t -p $p; done
-wait_until 30 "new messages applied" "SELECT n = 4 FROM l_v"
-expect "SELECT s FROM l_v" "$((2 * 23))" "a start the brokers did not give at once is still 'latest'"
+latest_two_workers l late_t "a start the brokers did not give at once is still 'latest'"
 grep -q 'topic "late_t": could not query the offsets of partition' "$STREAM_EXT_SERVER_LOG" ||
 	fail "the offset lookup did not fail: the case above tested nothing"
 q "SELECT stream_ext.kafka_stop('l', 'late_t')" >/dev/null
