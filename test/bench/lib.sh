@@ -1,5 +1,6 @@
-# Helpers sourced by test/bench/core.sh and test/bench/windows.sh, once the
-# script has started its server (they use PGHOST/PGPORT and PM_PID).
+# Helpers sourced by test/bench/core.sh and test/bench/windows.sh.  Apart
+# from start_bench_server they need the server it starts (PGHOST/PGPORT and
+# PM_PID).
 
 log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -45,4 +46,58 @@ proc_cpu() {
 		total=$(awk -v hz="$CLK_TCK" -v t="$total" '{sub(/^.*\) /, ""); printf "%.2f", t + ($12 + $13) / hz}' "/proc/$p/stat" 2>/dev/null || echo "$total")
 	done
 	echo "$total"
+}
+
+# start_bench_server: start the throwaway server in $DIR with the settings in
+# SERVER_CONF, export its PG* settings, note the load average (LOAD_START)
+# and the postmaster's pid (PM_PID)
+start_bench_server() {
+	LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+	eval "$("$ROOT/test/server.sh" start "$DIR" "${SERVER_CONF[@]}")"
+	export PGHOST PGPORT PGUSER PGDATABASE=postgres
+	unset PGOPTIONS
+	PM_PID=$(head -1 "$DIR/data/postmaster.pid")
+}
+
+# perf_reports LABEL PROCESS...: self and children reports of
+# $PERF_OUT/LABEL.PROCESS.data, as LABEL.PROCESS.{self,children}.txt
+# perf shows the functions of a stream_ext.so that was reinstalled during the run
+# (mapped "(deleted)") as bare addresses: resolve them with addr2line on the copy
+# the server mapped, then sum the self percentages per function
+resolve_ext() { # $1 = perf.data, $2 = report file, $3 = saved .so
+	local so=$3 base len pgoff map
+	[ -s "$so" ] && grep -q 'stream_ext.so (deleted)' "$2" || return 0
+	read -r base len pgoff < <(perf script -i "$1" --show-mmap-events 2>/dev/null |
+		sed -n 's/.*MMAP2 [0-9/]*: \[\(0x[0-9a-f]*\)(\(0x[0-9a-f]*\)) @ \(0x[0-9a-f]*\) .*r-xp .*stream_ext\.so.*/\1 \2 \3/p' | head -1)
+	[ -n "$base" ] || return 0
+	map=$(grep -o '0x[0-9a-f]\{6,16\}' "$2" | sort -u | while read -r a; do
+		if ((a >= base && a < base + len)); then printf '%s 0x%x abs\n' "$a" $((a - base + pgoff))
+		elif ((a < len + pgoff)); then printf '%s %s rel\n' "$a" "$a"; fi
+	done)
+	[ -n "$map" ] || return 0
+	paste -d' ' <(cut -d' ' -f1,3 <<< "$map") \
+		<(cut -d' ' -f2 <<< "$map" | addr2line -f -e "$so" | awk 'NR % 2') > "$2.map"
+	# absolute addresses (call chains) anywhere; relative ones only on stream_ext.so lines
+	awk 'NR == FNR {m[$1] = "stream_ext:" $3; k[$1] = $2; next}
+	     {for (a in m) if (index($0, a) && (k[a] == "abs" || index($0, "stream_ext.so"))) {
+	        sub(a, m[a]); sub(/ \(deleted\)/, "")}
+	      print}' "$2.map" "$2" > "$2.tmp"
+	mv "$2.tmp" "$2"; rm -f "$2.map"
+}
+perf_reports() { # $1 = label, then process names
+	local l=$1 w
+	shift
+	for w in "$@"; do
+		perf report -i "$PERF_OUT/$l.$w.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null \
+			| grep -v '^#' | grep -v '^$' > "$PERF_OUT/$l.$w.self.txt" || true
+		resolve_ext "$PERF_OUT/$l.$w.data" "$PERF_OUT/$l.$w.self.txt" "$PERF_OUT/stream_ext.so"
+		# one line per function (addresses inside one function are separate lines)
+		awk '{pct = $1; sub(/%/, "", pct); $1 = ""; sub(/ +- +- *$/, ""); s[$0] += pct}
+		     END {for (k in s) printf "%7.2f%% %s\n", s[k], k}' "$PERF_OUT/$l.$w.self.txt" \
+			| sort -rn | head -60 > "$PERF_OUT/$l.$w.self.tmp" || true
+		mv "$PERF_OUT/$l.$w.self.tmp" "$PERF_OUT/$l.$w.self.txt"
+		perf report -i "$PERF_OUT/$l.$w.data" --stdio --children --sort symbol -g none 2>/dev/null \
+			| grep -v '^#' | grep -v '^$' | head -150 > "$PERF_OUT/$l.$w.children.txt" || true
+		resolve_ext "$PERF_OUT/$l.$w.data" "$PERF_OUT/$l.$w.children.txt" "$PERF_OUT/stream_ext.so"
+	done
 }

@@ -75,12 +75,8 @@ trap 'exit 130' INT TERM
 
 source "$HERE/lib.sh"
 
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-eval "$("$ROOT/test/server.sh" start "$DIR" "${SERVER_CONF[@]}")"
-export PGHOST PGPORT PGUSER PGDATABASE=postgres
-unset PGOPTIONS
+start_bench_server
 export PGTZ=UTC
-PM_PID=$(head -1 "$DIR/data/postmaster.pid")
 
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}'; }
 
@@ -245,10 +241,7 @@ perf_copy() {  # perf_copy LABEL STREAM VIEW
 	copy_ms "$2" "$CSV" >/dev/null
 	kill -INT "$p" 2>/dev/null || true
 	wait "$p" 2>/dev/null || true
-	perf report -i "$PERF_OUT/$1.worker.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
-		grep -v '^#' | grep -v '^$' | head -40 > "$PERF_OUT/$1.worker.self.txt" || true
-	perf report -i "$PERF_OUT/$1.worker.data" --stdio --children --sort symbol -g none 2>/dev/null |
-		grep -v '^#' | grep -v '^$' | head -80 > "$PERF_OUT/$1.worker.children.txt" || true
+	perf_reports "$1" worker
 	PERF_DONE+="perf ($1): $PERF_OUT/$1.worker.{self,children}.txt; "
 }
 perf_read() {  # perf_read: profile the backend of a session doing READS * 3 reads of slide5
@@ -267,10 +260,7 @@ perf_read() {  # perf_read: profile the backend of a session doing READS * 3 rea
 	wait "$job"
 	kill -INT "$p" 2>/dev/null || true
 	wait "$p" 2>/dev/null || true
-	perf report -i "$PERF_OUT/sliding_read.backend.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
-		grep -v '^#' | grep -v '^$' | head -40 > "$PERF_OUT/sliding_read.backend.self.txt" || true
-	perf report -i "$PERF_OUT/sliding_read.backend.data" --stdio --children --sort symbol -g none 2>/dev/null |
-		grep -v '^#' | grep -v '^$' | head -80 > "$PERF_OUT/sliding_read.backend.children.txt" || true
+	perf_reports sliding_read backend
 	PERF_DONE+="perf (sliding read): $PERF_OUT/sliding_read.backend.{self,children}.txt; "
 }
 if [ "$PERF" = 1 ]; then
