@@ -42,6 +42,7 @@
 
 #include "worker/apply.h"
 #include "agg/combine.h"
+#include "worker/counters.h"
 #include "window/lateness.h"
 #include "worker/view_cache.h"
 
@@ -358,10 +359,6 @@ typedef struct ViewCount
 	int64		errors;
 } ViewCount;
 
-/* Prepared once per worker; they name only extension objects. */
-static SPIPlanPtr counters_update = NULL;
-static SPIPlanPtr counters_insert = NULL;
-
 /* Prepare a statement kept for the life of the process; errors if it cannot. */
 SPIPlanPtr
 stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
@@ -373,48 +370,18 @@ stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/*
- * Add this batch's counts to stream_ext_internal.view_counters: one row per
- * view and worker, updated in place (the first batch of a view inserts it).
- */
+/* Add this batch's counts to stream_ext_internal.view_counters. */
 static void
 record_counters(List *counts, int worker_no)
 {
-	Oid			argtypes[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
 	ListCell   *lc;
 
-	if (counts == NIL)
-		return;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (counters_update == NULL)
-	{
-		counters_update = stream_prepare_kept_plan("UPDATE stream_ext_internal.view_counters "
-									   "SET events = events + $3, batches = batches + 1, "
-									   "errors = errors + $4, last_applied = pg_catalog.now() "
-									   "WHERE view_id = $1 AND worker = $2",
-									   4, argtypes);
-		counters_insert = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.view_counters "
-									   "(view_id, worker, events, batches, errors, last_applied) "
-									   "VALUES ($1, $2, $3, 1, $4, pg_catalog.now())",
-									   4, argtypes);
-	}
 	foreach(lc, counts)
 	{
 		ViewCount  *c = lfirst(lc);
-		Datum		values[4];
 
-		values[0] = Int32GetDatum(c->view_id);
-		values[1] = Int32GetDatum(worker_no);
-		values[2] = Int64GetDatum(c->events);
-		values[3] = Int64GetDatum(c->errors);
-		if (SPI_execute_plan(counters_update, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update continuous view counters");
-		if (SPI_processed == 0 &&
-			SPI_execute_plan(counters_insert, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert continuous view counters");
+		stream_counters_add(c->view_id, worker_no, c->events, c->errors);
 	}
-	SPI_finish();
 }
 
 /*
