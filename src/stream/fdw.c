@@ -95,14 +95,10 @@ streamGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 							NIL, NIL, NIL, NIL, outer_plan);
 }
 
-static void
-streamBeginForeignScan(ForeignScanState *node, int eflags)
+/* The batch a scan of rel reads: only workers applying a batch have one. */
+static StreamBatchEvents *
+scan_source(Relation rel)
 {
-	StreamScanState *state;
-	Relation	rel = node->ss.ss_currentRelation;
-
-	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
-		return;
 	if (stream_scan_source == NULL ||
 		stream_scan_source->stream != RelationGetRelid(rel))
 		ereport(ERROR,
@@ -110,9 +106,18 @@ streamBeginForeignScan(ForeignScanState *node, int eflags)
 				 errmsg("cannot read from stream \"%s\"", RelationGetRelationName(rel)),
 				 errdetail("A stream does not store events; continuous views aggregate them as they arrive."),
 				 errhint("Query a continuous view defined over the stream.")));
+	return stream_scan_source;
+}
 
+static void
+streamBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	StreamScanState *state;
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
 	state = palloc0(sizeof(StreamScanState));
-	state->source = stream_scan_source;
+	state->source = scan_source(node->ss.ss_currentRelation);
 	state->next = (state->source->only >= 0) ? state->source->only : 0;
 	node->fdw_state = state;
 }
@@ -151,6 +156,8 @@ streamReScanForeignScan(ForeignScanState *node)
 {
 	StreamScanState *state = node->fdw_state;
 
+	/* a worker's kept executor is rescanned for each new batch */
+	state->source = scan_source(node->ss.ss_currentRelation);
 	state->next = (state->source->only >= 0) ? state->source->only : 0;
 }
 

@@ -118,20 +118,25 @@ make_delta_receiver(Oid relid)
 	return (DestReceiver *) r;
 }
 
-/* Run the view's plan over events, sending its rows to dest. */
+/*
+ * Run the view's plan over events, sending its rows to dest; with keep, in
+ * the view's kept executor (see kept_executor.c) when it can be.
+ */
 static void
-run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
+run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
 {
 	PlannedStmt *plan = NULL;
 	ParamListInfo params = NULL;
 	QueryDesc  *qd;
 	Oid			saved_user;
 	int			saved_sec;
+	bool		one_writer = false;
 
 	if (TransactionIdIsValid(events->writer))
 		plan = view_cache_plan(view, true);
 	if (plan != NULL)
 	{
+		one_writer = true;
 		/* $1: the one writer of every event */
 		params = makeParamList(1);
 		params->numParams = 1;
@@ -147,13 +152,17 @@ run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	stream_scan_source = events;
-	qd = CreateQueryDesc(plan, view->definition, GetActiveSnapshot(), InvalidSnapshot,
-						 dest, params, NULL, 0);
-	ExecutorStart(qd, 0);
-	ExecutorRun(qd, ForwardScanDirection, 0, true);
-	ExecutorFinish(qd);
-	ExecutorEnd(qd);
-	FreeQueryDesc(qd);
+	if (!keep || !view_cache_is_valid() ||
+		!kept_executor_run(&view->kept[one_writer ? 1 : 0], plan, view->definition, params, dest))
+	{
+		qd = CreateQueryDesc(plan, view->definition, GetActiveSnapshot(), InvalidSnapshot,
+							 dest, params, NULL, 0);
+		ExecutorStart(qd, 0);
+		ExecutorRun(qd, ForwardScanDirection, 0, true);
+		ExecutorFinish(qd);
+		ExecutorEnd(qd);
+		FreeQueryDesc(qd);
+	}
 	stream_scan_source = NULL;
 	SetUserIdAndSecContext(saved_user, saved_sec);
 }
@@ -173,7 +182,7 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		run_view_plan(view, events, dest);
+		run_view_plan(view, events, dest, false);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -427,7 +436,7 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 			if (careful)
 				count->errors = apply_view_carefully(view, events);
 			else
-				run_view_plan(view, events, make_delta_receiver(view->delta_table));
+				run_view_plan(view, events, make_delta_receiver(view->delta_table), true);
 			events->skip = NULL;
 			counts = lappend(counts, count);
 			CommandCounterIncrement();

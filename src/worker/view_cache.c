@@ -71,7 +71,15 @@ static void
 load_views(void)
 {
 	int			rc;
+	ListCell   *lc;
 
+	foreach(lc, cached_views)
+	{
+		CachedView *v = lfirst(lc);
+
+		kept_executor_end(&v->kept[0]);
+		kept_executor_end(&v->kept[1]);
+	}
 	MemoryContextReset(cache_context);
 	cached_views = NIL;
 	catalog_relid = stream_catalog_relid(false);
@@ -110,6 +118,13 @@ load_views(void)
 	}
 	SPI_finish();
 	cache_valid = true;
+}
+
+/* Has no invalidation come since the views were loaded? */
+bool
+view_cache_is_valid(void)
+{
+	return cache_valid;
 }
 
 /* The views over a stream; the list and its members stay valid for the batch. */

@@ -8,6 +8,7 @@
 
 #include "nodes/plannodes.h"
 #include "window/spec.h"
+#include "worker/kept_executor.h"
 
 typedef struct CachedView
 {
@@ -23,10 +24,12 @@ typedef struct CachedView
 	WindowSpec *window;		/* its window, ttl and lateness */
 	PlannedStmt *plan;			/* built on first use */
 	PlannedStmt *plan_one_writer;	/* the same for one writer ($1), or NULL */
+	KeptExecutor *kept[2];		/* executors of plan and plan_one_writer */
 } CachedView;
 
 extern void view_cache_init(void);
 extern List *view_cache_views_of_stream(Oid stream);
 extern PlannedStmt *view_cache_plan(CachedView *view, bool one_writer);
+extern bool view_cache_is_valid(void);
 
 #endif

@@ -1,0 +1,229 @@
+/*
+ * kept_executor.c
+ *	  A view plan's executor, started once and rescanned for every batch.
+ *
+ * A batch of a few commits costs the worker an executor start-up per view
+ * (aggregate transition setup, hash tables, the stream scan): on batches of
+ * 16 pgbench clients' commits that was a sixth of its CPU.  So the executor
+ * of a view's plan is kept between batches, in its own memory context, and
+ * each batch only rescans it over the new events.
+ *
+ * What this relies on:
+ * - ExecutorStart runs under a resource owner of our own that outlives
+ *   transactions, since it holds the relation references the plan opened.
+ *   It takes no locks (the plan's relations are opened with NoLock: the
+ *   batch locks the stream and the view itself, each time).
+ * - The executor has no registered snapshot; each run sets the batch's
+ *   active snapshot and clears it after.
+ * - Each run happens in the batch's transaction, under its resource owner.
+ * - A run that fails leaves the executor in an unknown state: any abort of a
+ *   transaction that used kept executors throws all of them away (memory
+ *   freed, references released) without ExecutorEnd.
+ * - The caller ends a kept executor whenever the view's plan is replaced
+ *   (the view cache is rebuilt after DDL), and does not use kept executors
+ *   in a batch during which the cache was invalidated.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "jit/jit.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+#include "worker/kept_executor.h"
+
+struct KeptExecutor
+{
+	MemoryContext cxt;			/* holds all of it */
+	QueryDesc  *qd;				/* NULL until ExecutorStart succeeded */
+	ParamListInfo params;		/* our copy, refilled for each run */
+	KeptExecutor **ref;			/* the caller's pointer to this */
+	struct KeptExecutor *next;
+};
+
+static KeptExecutor *all_kept = NULL;
+static ResourceOwner kept_owner = NULL;
+static bool callback_registered = false;
+static bool used_in_xact = false;
+
+static void
+unlink_kept(KeptExecutor *k)
+{
+	for (KeptExecutor **p = &all_kept; *p != NULL; p = &(*p)->next)
+	{
+		if (*p == k)
+		{
+			*p = k->next;
+			break;
+		}
+	}
+	if (k->ref != NULL && *k->ref == k)
+		*k->ref = NULL;
+}
+
+/* Throw every kept executor away, as after an error. */
+static void
+abandon_all(void)
+{
+	while (all_kept != NULL)
+	{
+		KeptExecutor *k = all_kept;
+
+		unlink_kept(k);
+		MemoryContextDelete(k->cxt);
+	}
+	if (kept_owner != NULL)
+	{
+		/* relation and tuple descriptor references of the executors */
+		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_BEFORE_LOCKS, false, false);
+		ResourceOwnerDelete(kept_owner);
+		kept_owner = NULL;
+	}
+}
+
+static void
+kept_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT && used_in_xact)
+		abandon_all();
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT)
+		used_in_xact = false;
+}
+
+/*
+ * Mark every node of the plan as having a changed input, so that the rescan
+ * recomputes everything: a hashed Agg whose input did not change would
+ * otherwise return its previous hash table again, and a Sort its previous
+ * sort.  Parameter 0 stands for the new batch; ExecReScan clears the mark
+ * of each node as it rescans it.
+ */
+static bool
+mark_input_changed(PlanState *ps, void *context)
+{
+	ps->chgParam = bms_add_member(ps->chgParam, 0);
+	return planstate_tree_walker(ps, mark_input_changed, context);
+}
+
+static void
+copy_params(ParamListInfo to, ParamListInfo from)
+{
+	for (int i = 0; i < from->numParams; i++)
+		to->params[i] = from->params[i];
+}
+
+static KeptExecutor *
+start_kept(PlannedStmt *plan, const char *source, ParamListInfo params, DestReceiver *dest)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kept executor",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	ResourceOwner saved_owner = CurrentResourceOwner;
+	KeptExecutor *k = palloc0(sizeof(KeptExecutor));
+
+	k->cxt = cxt;
+	k->next = all_kept;
+	all_kept = k;
+	if (params != NULL)
+	{
+		k->params = makeParamList(params->numParams);
+		k->params->numParams = params->numParams;
+		copy_params(k->params, params);
+	}
+	if (kept_owner == NULL)
+		kept_owner = ResourceOwnerCreate(NULL, "stream_ext kept executors");
+	CurrentResourceOwner = kept_owner;
+	PG_TRY();
+	{
+		QueryDesc  *qd = CreateQueryDesc(plan, pstrdup(source), InvalidSnapshot,
+										 InvalidSnapshot, dest, k->params, NULL, 0);
+
+		ExecutorStart(qd, EXEC_FLAG_SKIP_TRIGGERS);
+		k->qd = qd;
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = saved_owner;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	return k;
+}
+
+/*
+ * Run plan over the current batch, sending its rows to dest, with the
+ * executor kept in *kept (started and kept there if *kept is NULL).  Returns
+ * false, doing nothing, if plan cannot be kept (it would be JIT compiled,
+ * and compiled code belongs to a transaction): the caller runs it once.
+ * Must run in a transaction with an active snapshot, not in a
+ * subtransaction.
+ */
+bool
+kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
+				  ParamListInfo params, DestReceiver *dest)
+{
+	KeptExecutor *k = *kept;
+	EState	   *estate;
+	MemoryContext oldcxt;
+
+	if (plan->jitFlags != PGJIT_NONE || IsSubTransaction())
+		return false;
+	if (!callback_registered)
+	{
+		RegisterXactCallback(kept_xact_callback, NULL);
+		callback_registered = true;
+	}
+	used_in_xact = true;
+	if (k == NULL)
+	{
+		k = start_kept(plan, source, params, dest);
+		k->ref = kept;
+		*kept = k;
+	}
+	else
+	{
+		Assert(k->qd->plannedstmt == plan);
+		if (params != NULL)
+			copy_params(k->params, params);
+		k->qd->dest = dest;
+		oldcxt = MemoryContextSwitchTo(k->qd->estate->es_query_cxt);
+		mark_input_changed(k->qd->planstate, NULL);
+		MemoryContextSwitchTo(oldcxt);
+		ExecReScan(k->qd->planstate);
+	}
+	estate = k->qd->estate;
+	estate->es_snapshot = GetActiveSnapshot();
+	ExecutorRun(k->qd, ForwardScanDirection, 0, false);
+	estate->es_snapshot = InvalidSnapshot;
+	return true;
+}
+
+/* End the executor in *kept, if any, and free it; in a transaction. */
+void
+kept_executor_end(KeptExecutor **kept)
+{
+	KeptExecutor *k = *kept;
+	ResourceOwner saved_owner = CurrentResourceOwner;
+
+	if (k == NULL)
+		return;
+	unlink_kept(k);
+	*kept = NULL;
+	if (k->qd != NULL)
+	{
+		CurrentResourceOwner = kept_owner;
+		PG_TRY();
+		{
+			ExecutorFinish(k->qd);
+			ExecutorEnd(k->qd);
+		}
+		PG_FINALLY();
+		{
+			CurrentResourceOwner = saved_owner;
+		}
+		PG_END_TRY();
+	}
+	MemoryContextDelete(k->cxt);
+}
