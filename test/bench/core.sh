@@ -361,11 +361,11 @@ SQL
 # ---------------------------------------------------------------------------
 # (c) pgbench, small transactions
 # ---------------------------------------------------------------------------
-log "(c) pgbench -c $PGB_CLIENTS -j 2 -T $PGB_T, BEGIN; INSERT 10 rows; COMMIT;"
+log "(c) pgbench -c $PGB_CLIENTS -j 2 -T $PGB_T, BEGIN; INSERT 10 rows; COMMIT;, $REPS reps (interleaved)"
 declare -A TPS FAILED PROCESSED
-C_CPU=
-pgb() { # $1 = target table
-	local f=$DIR/pgb_$1.sql out err rc=0 failed aborted
+C_WCPU=0; C_CCPU=0
+pgb() { # $1 = target table; adds this run's tps to TPS[$1], its counts to PROCESSED and FAILED
+	local f=$DIR/pgb_$1.sql out err rc=0 failed aborted tps n
 	cat > "$f" <<SQL
 BEGIN;
 INSERT INTO $1 SELECT '/page/' || floor(random() * 1000)::int, floor(random() * 100000)::bigint,
@@ -379,27 +379,32 @@ SQL
 	fi
 	out=$(pgbench -n -c "$PGB_CLIENTS" -j 2 -T "$PGB_T" --failures-detailed -f "$f" 2> "$DIR/pgb_$1.err") || rc=$?
 	if [ "$1" = clicks ]; then
-		C_CPU="worker $(awk -v a="$w0" -v b="$(proc_cpu "$WPID")" 'BEGIN {printf "%.1f", b - a}') s, combiner $(awk -v a="$c0" -v b="$(proc_cpu "$CPID")" 'BEGIN {printf "%.1f", b - a}') s CPU in $PGB_T s"
-		log "  stream: $C_CPU"
+		C_WCPU=$(awk -v t="$C_WCPU" -v a="$w0" -v b="$(proc_cpu "$WPID")" 'BEGIN {printf "%.2f", t + b - a}')
+		C_CCPU=$(awk -v t="$C_CCPU" -v a="$c0" -v b="$(proc_cpu "$CPID")" 'BEGIN {printf "%.2f", t + b - a}')
 	fi
-	echo "$out" > "$DIR/pgb_$1.out"
-	TPS[$1]=$(sed -n 's/^tps = \([0-9.]*\) (without initial.*/\1/p' <<< "$out")
-	PROCESSED[$1]=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<< "$out")
+	echo "$out" >> "$DIR/pgb_$1.out"
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial.*/\1/p' <<< "$out")
+	TPS[$1]+="${tps:-0} "
+	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<< "$out")
+	PROCESSED[$1]=$(( ${PROCESSED[$1]:-0} + ${n:-0} ))
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<< "$out")
 	aborted=$(grep -c 'aborted in command' "$DIR/pgb_$1.err" || true)
-	FAILED[$1]=$(( ${failed:-0} + aborted ))
+	FAILED[$1]=$(( ${FAILED[$1]:-0} + ${failed:-0} + aborted ))
 	[ "$rc" -eq 0 ] || FAILED[$1]="${FAILED[$1]} (pgbench exit $rc: $(grep -m1 -i error "$DIR/pgb_$1.err" || true))"
-	log "  $1: $(fmt "$(awk -v t="${TPS[$1]:-0}" 'BEGIN {print t * 10}')") events/s, tps ${TPS[$1]:-?}, failed ${FAILED[$1]}"
+	log "  $1: $(fmt "$(awk -v t="${tps:-0}" 'BEGIN {print t * 10}')") events/s, tps ${tps:-?}, failed ${FAILED[$1]} so far"
 }
 before=$(q -c "SELECT sum(count) FROM url_stats")
-prep ""; pgb clicks
+for i in $(seq "$REPS"); do
+	prep ""; pgb clicks
+	prep plain_l; pgb plain_l
+	prep "base1, agg1"; pgb base1
+done
 after=$(q -c "SELECT sum(count) FROM url_stats")
+C_CPU="worker $C_WCPU s, combiner $C_CCPU s CPU in $REPS x $PGB_T s"
 C_CHECK=ok
 [ "$((after - before))" -eq "$(( ${PROCESSED[clicks]:-0} * 10 ))" ] ||
 	C_CHECK="view counted $((after - before)) events, pgbench committed $(( ${PROCESSED[clicks]:-0} * 10 ))"
 log "  check: $C_CHECK"
-prep plain_l; pgb plain_l
-prep "base1, agg1"; pgb base1
 if [ "$PERF" = 1 ]; then # an extra, untimed stream run: worker and combiner for 5 s in its middle
 	log "perf: profiling the worker and combiner during one more stream pgbench run"
 	WPID=$(ext_pid worker); CPID=$(ext_pid combiner)
@@ -414,9 +419,10 @@ if [ "$PERF" = 1 ]; then # an extra, untimed stream run: worker and combiner for
 	perf_reports c_pgbench worker combiner
 	PERF_DONE+="perf (c): $PERF_OUT/c_pgbench.{worker,combiner}.{self,children}.txt; "
 fi
-C_STREAM=$(awk -v t="${TPS[clicks]:-0}" 'BEGIN {print t * 10}')
-C_PLAIN=$(awk -v t="${TPS[plain_l]:-0}" 'BEGIN {print t * 10}')
-C_BASE=$(awk -v t="${TPS[base1]:-0}" 'BEGIN {print t * 10}')
+c_rate() { echo ${TPS[$1]:-0} | tr ' ' '\n' | median | awk '{print $1 * 10}'; }
+C_STREAM=$(c_rate clicks)
+C_PLAIN=$(c_rate plain_l)
+C_BASE=$(c_rate base1)
 
 # ---------------------------------------------------------------------------
 # (d) async mode: COMMIT -> visible latency under load
@@ -505,7 +511,7 @@ echo
 echo "stream_ext core benchmark -- $(date -u +'%Y-%m-%d %H:%M UTC'), commit $commit"
 echo "machine: $(nproc) CPUs ($cpu), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM; $(q -c 'SELECT version()' | cut -d, -f1)"
 echo "server: fsync=on, synchronous_commit=on, ${SERVER_CONF[*]}; stream_ext defaults (workers=$(q -c 'SHOW stream_ext.workers'), batch_size=$(q -c 'SHOW stream_ext.batch_size'), flush_interval=$(q -c 'SHOW stream_ext.flush_interval'))"
-echo "data: $EVENTS events, 1000 urls, CSV $(du -m "$CSV" | cut -f1) MB, server-side COPY FROM file; COPY rates are the median of $REPS interleaved runs"
+echo "data: $EVENTS events, 1000 urls, CSV $(du -m "$CSV" | cut -f1) MB, server-side COPY FROM file; COPY rates and (c) rates are the medians of $REPS interleaved runs"
 echo "load average (1/5/15 min) at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "command: $CMDLINE"
 echo
@@ -530,6 +536,7 @@ echo
 echo "checks: (a) $A_CHECK; (b) $B_CHECK; (c) $C_CHECK; (d) $D_CHECK"
 echo "stream COPY runs, wall/worker CPU/combiner CPU: (a) ${CPU[a_stream]}| (b) ${CPU[b_stream]}"
 echo "stream pgbench run (c): $C_CPU"
+echo "(c) runs (tps): stream ${TPS[clicks]}| plain ${TPS[plain_l]}| trigger ${TPS[base1]}"
 echo "runs (events/s): a_stream ${RATES[a_stream]}| a_unlogged ${RATES[a_unlogged]}| a_logged ${RATES[a_logged]}| a_trigger ${RATES[a_base]}| b_stream ${RATES[b_stream]}| b_trigger ${RATES[b_base]}"
 if [ -n "$PERF_DONE" ]; then echo "$PERF_DONE"; fi
 } | tee "$DIR/summary.txt"
