@@ -16,9 +16,12 @@
  * - The executor has no registered snapshot; each run sets the batch's
  *   active snapshot and clears it after.
  * - Each run happens in the batch's transaction, under its resource owner.
+ * - Each run ends with the rescan, still in its transaction, so that temporary
+ *   files of a spilled hash table or sort are closed by the transaction that
+ *   opened them.
  * - A run that fails leaves the executor in an unknown state: any abort of a
- *   transaction that used kept executors throws all of them away (memory
- *   freed, references released) without ExecutorEnd.
+ *   top-level transaction throws all of them away (memory freed, references
+ *   released) without ExecutorEnd.
  * - The caller ends a kept executor whenever the view's plan is replaced
  *   (the view cache is rebuilt after DDL), and does not use kept executors
  *   in a batch during which the cache was invalidated.
@@ -47,7 +50,6 @@ struct KeptExecutor
 static KeptExecutor *all_kept = NULL;
 static ResourceOwner kept_owner = NULL;
 static bool callback_registered = false;
-static bool used_in_xact = false;
 
 static void
 unlink_kept(KeptExecutor *k)
@@ -77,8 +79,10 @@ abandon_all(void)
 	}
 	if (kept_owner != NULL)
 	{
-		/* relation and tuple descriptor references of the executors */
+		/* relation references, then tuple descriptor pins (released last) */
 		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_BEFORE_LOCKS, false, false);
+		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_LOCKS, false, false);
+		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_AFTER_LOCKS, false, false);
 		ResourceOwnerDelete(kept_owner);
 		kept_owner = NULL;
 	}
@@ -87,10 +91,13 @@ abandon_all(void)
 static void
 kept_xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT && used_in_xact)
+	/*
+	 * Any abort, even of a transaction that did not run them: an error
+	 * while processing invalidations (a dropped stream whose relcache entry
+	 * a kept executor still references) must not recur batch after batch.
+	 */
+	if (event == XACT_EVENT_ABORT && all_kept != NULL)
 		abandon_all();
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT)
-		used_in_xact = false;
 }
 
 /*
@@ -156,7 +163,8 @@ start_kept(PlannedStmt *plan, const char *source, ParamListInfo params, DestRece
  * Run plan over the current batch, sending its rows to dest, with the
  * executor kept in *kept (started and kept there if *kept is NULL).  Returns
  * false, doing nothing, if plan cannot be kept (it would be JIT compiled,
- * and compiled code belongs to a transaction): the caller runs it once.
+ * and compiled code belongs to a transaction; or it has subplans, whose
+ * rescan needs parameters): the caller runs it once.
  * Must run in a transaction with an active snapshot, not in a
  * subtransaction.
  */
@@ -168,14 +176,13 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 	EState	   *estate;
 	MemoryContext oldcxt;
 
-	if (plan->jitFlags != PGJIT_NONE || IsSubTransaction())
+	if (plan->jitFlags != PGJIT_NONE || plan->subplans != NIL || IsSubTransaction())
 		return false;
 	if (!callback_registered)
 	{
 		RegisterXactCallback(kept_xact_callback, NULL);
 		callback_registered = true;
 	}
-	used_in_xact = true;
 	if (k == NULL)
 	{
 		k = start_kept(plan, source, params, dest);
@@ -188,15 +195,23 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 		if (params != NULL)
 			copy_params(k->params, params);
 		k->qd->dest = dest;
-		oldcxt = MemoryContextSwitchTo(k->qd->estate->es_query_cxt);
-		mark_input_changed(k->qd->planstate, NULL);
-		MemoryContextSwitchTo(oldcxt);
-		ExecReScan(k->qd->planstate);
 	}
 	estate = k->qd->estate;
 	estate->es_snapshot = GetActiveSnapshot();
 	ExecutorRun(k->qd, ForwardScanDirection, 0, false);
 	estate->es_snapshot = InvalidSnapshot;
+
+	/*
+	 * Rescan now, in this transaction: a hashed Agg that spilled or a Sort
+	 * that went to disk closes its temporary files, which belong to this
+	 * transaction's resource owner, and the hash table is emptied.  The
+	 * stream scan itself is rescanned lazily, at the next run, when it
+	 * takes that run's batch.
+	 */
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+	mark_input_changed(k->qd->planstate, NULL);
+	ExecReScan(k->qd->planstate);
+	MemoryContextSwitchTo(oldcxt);
 	return true;
 }
 
