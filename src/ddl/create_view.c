@@ -53,14 +53,21 @@ PG_FUNCTION_INFO_V1(stream_ext_catalog_changed);
 
 #define INTERNAL_SCHEMA "stream_ext_internal"
 
+/* The relation name of schema stream_ext_internal, or InvalidOid. */
 Oid
-stream_catalog_relid(bool missing_ok)
+stream_internal_relid(const char *name, bool missing_ok)
 {
 	Oid			nsp = get_namespace_oid(INTERNAL_SCHEMA, missing_ok);
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	return get_relname_relid("continuous_views", nsp);
+	return get_relname_relid(name, nsp);
+}
+
+Oid
+stream_catalog_relid(bool missing_ok)
+{
+	return stream_internal_relid("continuous_views", missing_ok);
 }
 
 static void
@@ -265,8 +272,8 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 					  quote_identifier(GetUserNameFromId(saved_user, false))), SPI_OK_UTILITY);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
-	state_relid = get_relname_relid(psprintf("state_%d", id), get_namespace_oid(INTERNAL_SCHEMA, false));
-	delta_relid = get_relname_relid(psprintf("delta_%d", id), get_namespace_oid(INTERNAL_SCHEMA, false));
+	state_relid = stream_internal_relid(psprintf("state_%d", id), false);
+	delta_relid = stream_internal_relid(psprintf("delta_%d", id), false);
 
 	/* The view itself belongs to the user, in the user's schema. */
 	initStringInfo(&create);

@@ -98,8 +98,8 @@ reap_now_sql(Oid state, const char *column)
 static char *
 expired_condition(int id, WindowSpec *spec)
 {
-	Oid			state = get_relname_relid(psprintf("state_%d", id),
-										  get_namespace_oid("stream_ext_internal", false));
+	Oid			state = stream_internal_relid(psprintf("state_%d", id), false);
+
 	if (!OidIsValid(state))
 		return NULL;
 	switch (spec->kind)

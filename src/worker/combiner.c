@@ -35,6 +35,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "ddl/create_view.h"
 #include "guc.h"
 #include "ipc/queue.h"
 #include "kafka/supervisor.h"
@@ -276,7 +277,7 @@ maintain_table(const char *name, int options, MemoryContext cxt)
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		relid = get_relname_relid(name, get_namespace_oid("stream_ext_internal", false));
+		relid = stream_internal_relid(name, false);
 		if (OidIsValid(relid))
 		{
 			/* VACUUM commits and starts transactions: keep its input in cxt */
