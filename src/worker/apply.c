@@ -361,13 +361,6 @@ deform_events(StreamBatchEvents *events)
 	table_close(rel, AccessShareLock);
 }
 
-typedef struct ViewCount
-{
-	int			view_id;
-	int64		events;
-	int64		errors;
-} ViewCount;
-
 /* Prepare a statement kept for the life of the process; errors if it cannot. */
 SPIPlanPtr
 stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
@@ -377,20 +370,6 @@ stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
 	if (plan == NULL || SPI_keepplan(plan) != 0)
 		elog(ERROR, "could not prepare \"%s\"", sql);
 	return plan;
-}
-
-/* Add this batch's counts to stream_ext_internal.view_counters. */
-static void
-record_counters(List *counts, int worker_no)
-{
-	ListCell   *lc;
-
-	foreach(lc, counts)
-	{
-		ViewCount  *c = lfirst(lc);
-
-		stream_counters_add(c->view_id, worker_no, c->events, c->errors);
-	}
 }
 
 /*
@@ -442,7 +421,7 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 			CommandCounterIncrement();
 		}
 	}
-	record_counters(counts, worker_no);
+	stream_counters_record(counts, worker_no);
 	foreach(lc, streams)
 		((StreamBatchEvents *) lfirst(lc))->values = NULL;
 }

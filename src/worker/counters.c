@@ -16,14 +16,14 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
-#include "catalog/namespace.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
 
+#include "ddl/create_view.h"
 #include "worker/counters.h"
 
 /* Columns of view_counters */
@@ -38,28 +38,13 @@ enum
 	NUM_COLS
 };
 
-static Relation
-open_counters(void)
-{
-	Oid			nsp = get_namespace_oid("stream_ext_internal", false);
-	Oid			relid = get_relname_relid("view_counters", nsp);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"stream_ext_internal.view_counters\" does not exist")));
-	return table_open(relid, RowExclusiveLock);
-}
-
 /*
  * Add events and errors (and one batch) to the row of view_id and worker_no,
  * inserting it at the view's first batch on this worker.
  */
-void
-stream_counters_add(int view_id, int worker_no, int64 events, int64 errors)
+static void
+add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int64 errors)
 {
-	Relation	rel = open_counters();
-	Oid			pkey = RelationGetPrimaryKeyIndex(rel);
 	TupleDesc	desc = RelationGetDescr(rel);
 	ScanKeyData key[2];
 	SysScanDesc scan;
@@ -68,8 +53,6 @@ stream_counters_add(int view_id, int worker_no, int64 events, int64 errors)
 	bool		nulls[NUM_COLS];
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-	if (!OidIsValid(pkey))
-		elog(ERROR, "stream_ext_internal.view_counters has no primary key");
 	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(view_id));
 	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(worker_no));
 	scan = systable_beginscan(rel, pkey, true, GetActiveSnapshot(), 2, key);
@@ -106,5 +89,33 @@ stream_counters_add(int view_id, int worker_no, int64 events, int64 errors)
 		heap_freetuple(new);
 	}
 	systable_endscan(scan);
+}
+
+/* Add a batch's counts (ViewCount *) to the rows of worker_no. */
+void
+stream_counters_record(List *counts, int worker_no)
+{
+	Oid			relid;
+	Relation	rel;
+	Oid			pkey;
+	ListCell   *lc;
+
+	if (counts == NIL)
+		return;
+	relid = stream_internal_relid("view_counters", false);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"stream_ext_internal.view_counters\" does not exist")));
+	rel = table_open(relid, RowExclusiveLock);
+	pkey = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pkey))
+		elog(ERROR, "stream_ext_internal.view_counters has no primary key");
+	foreach(lc, counts)
+	{
+		ViewCount  *c = lfirst(lc);
+
+		add_counts(rel, pkey, c->view_id, worker_no, c->events, c->errors);
+	}
 	table_close(rel, NoLock);
 }

@@ -6,6 +6,16 @@
 #ifndef STREAM_EXT_COUNTERS_H
 #define STREAM_EXT_COUNTERS_H
 
-extern void stream_counters_add(int view_id, int worker_no, int64 events, int64 errors);
+#include "nodes/pg_list.h"
+
+/* What one batch applied to one view */
+typedef struct ViewCount
+{
+	int			view_id;
+	int64		events;
+	int64		errors;
+} ViewCount;
+
+extern void stream_counters_record(List *counts, int worker_no);
 
 #endif

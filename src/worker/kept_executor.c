@@ -224,8 +224,7 @@ kept_executor_end(KeptExecutor **kept)
 
 	if (k == NULL)
 		return;
-	unlink_kept(k);
-	*kept = NULL;
+	unlink_kept(k);				/* clears *kept */
 	if (k->qd != NULL)
 	{
 		CurrentResourceOwner = kept_owner;
