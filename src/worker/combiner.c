@@ -29,10 +29,12 @@
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "ddl/create_view.h"
@@ -352,23 +354,37 @@ combine_view(int id, int key_count, WindowSpec *spec, bool cleanup, MemoryContex
 	PG_TRY();
 	{
 		CombinePlan *plan;
+		Oid			state;
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		plan = plan_for_view(id, key_count, spec);
-		if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "merge of continuous view %d failed", id);
-		if (SPI_processed > 0)
-			plan->merged = true;
-		plan->merged_rows += SPI_processed;
-		if (cleanup &&
-			SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "cleanup of continuous view %d failed", id);
-		SPI_finish();
-		PopActiveSnapshot();
+
+		/*
+		 * Lock the state table first: the merge statement would lock the
+		 * delta table before it, and DROP VIEW drops the state table and
+		 * then the delta table (on_sql_drop), so the other order can
+		 * deadlock with a DROP.  A view dropped meanwhile is skipped.
+		 */
+		state = stream_internal_relid(psprintf("state_%d", id), true);
+		if (OidIsValid(state))
+			LockRelationOid(state, RowExclusiveLock);
+		if (OidIsValid(state) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state)))
+		{
+			PushActiveSnapshot(GetTransactionSnapshot());
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			plan = plan_for_view(id, key_count, spec);
+			if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "merge of continuous view %d failed", id);
+			if (SPI_processed > 0)
+				plan->merged = true;
+			plan->merged_rows += SPI_processed;
+			if (cleanup &&
+				SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "cleanup of continuous view %d failed", id);
+			SPI_finish();
+			PopActiveSnapshot();
+		}
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
