@@ -20,6 +20,7 @@ int			stream_ext_combine_interval_ms = 250;
 int			stream_ext_commit_mode = STREAM_COMMIT_SYNC;
 char	   *stream_ext_read_time_setting = NULL;
 int			stream_ext_reap_interval_ms = 5000;
+int			stream_ext_jit_above_events = 1000000;
 
 static const struct config_enum_entry commit_mode_options[] = {
 	{"sync", STREAM_COMMIT_SYNC, false},
@@ -100,6 +101,14 @@ stream_ext_define_gucs(void)
 							&stream_ext_reap_interval_ms,
 							5000, 100, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.jit_above_events",
+							gettext_noop("Events a view's kept executor runs before a worker JIT-compiles it."),
+							gettext_noop("-1 never compiles. Compilation also needs jit = on."),
+							&stream_ext_jit_above_events,
+							1000000, -1, PG_INT32_MAX,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("stream_ext");

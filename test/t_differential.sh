@@ -11,9 +11,19 @@
 #   phase 1: sync mode, ~25k events by every ingestion path
 #   phase 2: async mode, after view_stats shows every event applied
 #   phase 3: 240k more events (many batches), then again once the combiner
-#            has merged every delta (stream_ext_internal.delta_* empty)
+#            has merged every delta (stream_ext_internal.delta_* empty); this
+#            phase runs with stream_ext.jit_above_events = 0, so the workers'
+#            kept executors are JIT-compiled (checked: llvmjit.so is loaded)
 source "$(dirname "$0")/lib.sh"
 use_server
+_differential_cleanup() {
+	local rc=$?
+	psql -X -q -d postgres -c "ALTER SYSTEM RESET stream_ext.jit_above_events" \
+		-c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
+	(exit $rc)
+	_cleanup
+}
+trap _differential_cleanup EXIT
 fresh_db t_differential
 run_sql -f "$TEST_DIR/diff_view.sql"
 t0=$SECONDS
@@ -250,7 +260,11 @@ wait_until 60 "view_stats shows the $async_events async events applied to every 
 wait_until 60 "cv_counts shows every event" "SELECT n = (SELECT count(*) FROM ev_ref) FROM cv_counts"
 compare "phase 2 (async)"
 
-say "phase 3: 240k events in big transactions (several batches, combiner rounds)"
+say "phase 3: 240k events in big transactions (several batches, combiner rounds), JIT-compiled"
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET stream_ext.jit_above_events = 0" \
+	-c "SELECT pg_reload_conf()" >/dev/null
+wait_until 10 "stream_ext.jit_above_events is 0" \
+	"SELECT setting = '0' FROM pg_settings WHERE name = 'stream_ext.jit_above_events'"
 for s in 1 2 3 4; do
 	q "SELECT gen(50000, 0.3$s)" >/dev/null
 	run_sql -c "BEGIN" -c "INSERT INTO ev SELECT k, g, b, n, f, flag, t FROM batch" \
@@ -258,6 +272,15 @@ for s in 1 2 3 4; do
 done
 q "SELECT gen(40000, 0.35)" >/dev/null; copy_batch csv
 batches=$(q "SELECT min(batches) FROM stream_ext.view_stats")
+jitted=0
+for pid in $(q "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'stream_ext worker'"); do
+	grep -q llvmjit "/proc/$pid/maps" 2>/dev/null && jitted=$((jitted + 1))
+done
+if [ "$jitted" -eq 0 ]; then
+	failures+=("phase 3: no batch worker of the database loaded llvmjit.so (JIT-compiled kept executors)")
+else
+	say "$jitted batch worker(s) ran JIT-compiled executors"
+fi
 say "view_stats: at least $batches batches applied per view"
 compare "phase 3 (240k events, right after commit)"
 if ! try_wait 60 "the combiner merged every delta (stream_ext_internal.delta_* empty)" "SELECT pending_deltas() = 0"; then

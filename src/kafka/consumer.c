@@ -359,9 +359,10 @@ stream_ext_kafka_main(Datum arg)
 	/*
 	 * Offsets and deltas commit in one transaction.  The commit waits for
 	 * its WAL flush (the server's synchronous_commit), once per batch: what
-	 * a reader has seen stays after a crash.
+	 * a reader has seen stays after a crash.  Only kept executors are
+	 * JIT-compiled (kept_executor.c), never a plan run once.
 	 */
-	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("jit_above_cost", "-1", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	/* whatever ALTER DATABASE ... SET says: our transactions rely on these */
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);

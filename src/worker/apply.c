@@ -153,7 +153,8 @@ run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, b
 						   SECURITY_RESTRICTED_OPERATION);
 	stream_scan_source = events;
 	if (!keep || !view_cache_is_valid() ||
-		!kept_executor_run(&view->kept[one_writer ? 1 : 0], plan, view->definition, params, dest))
+		!kept_executor_run(&view->kept[one_writer ? 1 : 0], plan, view->definition, params, dest,
+						   events->nevents))
 	{
 		qd = CreateQueryDesc(plan, view->definition, GetActiveSnapshot(), InvalidSnapshot,
 							 dest, params, NULL, 0);

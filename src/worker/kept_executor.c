@@ -25,6 +25,17 @@
  * - The caller ends a kept executor whenever the view's plan is replaced
  *   (the view cache is rebuilt after DDL), and does not use kept executors
  *   in a batch during which the cache was invalidated.
+ *
+ * JIT: a kept executor evaluates the same expressions over every event that
+ * reaches the view, which is where compiled expressions pay off, but
+ * compiling ten views with inlining and optimization takes the better part
+ * of a second.  So an executor starts interpreted, and once it has run
+ * stream_ext.jit_above_events events (with jit = on) it is ended and
+ * started again, compiled (expressions and tuple deforming, inlined and
+ * optimized).  Compiled code belongs to the executor's JIT context, which
+ * is registered with our resource owner and goes with the executor.  The
+ * planner itself never compiles in workers (jit_above_cost = -1), so plans
+ * run once, such as the careful retry after an error, stay interpreted.
  */
 #include "postgres.h"
 
@@ -32,10 +43,12 @@
 #include "executor/executor.h"
 #include "jit/jit.h"
 #include "nodes/nodeFuncs.h"
+#include "storage/ipc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "guc.h"
 #include "worker/kept_executor.h"
 
 struct KeptExecutor
@@ -43,6 +56,9 @@ struct KeptExecutor
 	MemoryContext cxt;			/* holds all of it */
 	QueryDesc  *qd;				/* NULL until ExecutorStart succeeded */
 	ParamListInfo params;		/* our copy, refilled for each run */
+	uint64		events;			/* events run through it, and its predecessors
+								 * since the view's plan was last replaced */
+	bool		compiled;		/* started with JIT compilation */
 	KeptExecutor **ref;			/* the caller's pointer to this */
 	struct KeptExecutor *next;
 };
@@ -101,6 +117,16 @@ kept_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * At process exit, before LLVM shuts down (an on_proc_exit callback, which
+ * PANICs if a JIT context is still in use).
+ */
+static void
+kept_at_exit(int code, Datum arg)
+{
+	abandon_all();
+}
+
+/*
  * Mark every node of the plan as having a changed input, so that the rescan
  * recomputes everything: a hashed Agg whose input did not change would
  * otherwise return its previous hash table again, and a Sort its previous
@@ -121,8 +147,32 @@ copy_params(ParamListInfo to, ParamListInfo from)
 		to->params[i] = from->params[i];
 }
 
+/* Whether an executor that has run this many events should be compiled. */
+static bool
+worth_compiling(uint64 events)
+{
+	return jit_enabled && stream_ext_jit_above_events >= 0 &&
+		events >= (uint64) stream_ext_jit_above_events;
+}
+
+/* A copy of plan with the JIT flags the planner sets for a costly plan. */
+static PlannedStmt *
+compiled_copy(PlannedStmt *plan)
+{
+	PlannedStmt *copy = palloc(sizeof(PlannedStmt));
+
+	memcpy(copy, plan, sizeof(PlannedStmt));
+	copy->jitFlags = PGJIT_PERFORM | PGJIT_OPT3 | PGJIT_INLINE;
+	if (jit_expressions)
+		copy->jitFlags |= PGJIT_EXPR;
+	if (jit_tuple_deforming)
+		copy->jitFlags |= PGJIT_DEFORM;
+	return copy;
+}
+
 static KeptExecutor *
-start_kept(PlannedStmt *plan, const char *source, ParamListInfo params, DestReceiver *dest)
+start_kept(PlannedStmt *plan, const char *source, ParamListInfo params, DestReceiver *dest,
+		   bool compile)
 {
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kept executor",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -139,12 +189,14 @@ start_kept(PlannedStmt *plan, const char *source, ParamListInfo params, DestRece
 		k->params->numParams = params->numParams;
 		copy_params(k->params, params);
 	}
+	k->compiled = compile;
 	if (kept_owner == NULL)
 		kept_owner = ResourceOwnerCreate(NULL, "stream_ext kept executors");
 	CurrentResourceOwner = kept_owner;
 	PG_TRY();
 	{
-		QueryDesc  *qd = CreateQueryDesc(plan, pstrdup(source), InvalidSnapshot,
+		QueryDesc  *qd = CreateQueryDesc(compile ? compiled_copy(plan) : plan,
+										 pstrdup(source), InvalidSnapshot,
 										 InvalidSnapshot, dest, k->params, NULL, 0);
 
 		ExecutorStart(qd, EXEC_FLAG_SKIP_TRIGGERS);
@@ -160,38 +212,48 @@ start_kept(PlannedStmt *plan, const char *source, ParamListInfo params, DestRece
 }
 
 /*
- * Run plan over the current batch, sending its rows to dest, with the
- * executor kept in *kept (started and kept there if *kept is NULL).  Returns
- * false, doing nothing, if plan cannot be kept (it would be JIT compiled,
- * and compiled code belongs to a transaction; or it has subplans, whose
+ * Run plan over the current batch of nevents events, sending its rows to
+ * dest, with the executor kept in *kept (started and kept there if *kept is
+ * NULL; started again, compiled, once it has run enough events).  Returns
+ * false, doing nothing, if plan cannot be kept (it has subplans, whose
  * rescan needs parameters): the caller runs it once.
  * Must run in a transaction with an active snapshot, not in a
  * subtransaction.
  */
 bool
 kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
-				  ParamListInfo params, DestReceiver *dest)
+				  ParamListInfo params, DestReceiver *dest, int nevents)
 {
 	KeptExecutor *k = *kept;
 	EState	   *estate;
 	MemoryContext oldcxt;
 
-	if (plan->jitFlags != PGJIT_NONE || plan->subplans != NIL || IsSubTransaction())
+	if (plan->subplans != NIL || IsSubTransaction())
 		return false;
 	if (!callback_registered)
 	{
 		RegisterXactCallback(kept_xact_callback, NULL);
+		before_shmem_exit(kept_at_exit, (Datum) 0);
 		callback_registered = true;
 	}
-	if (k == NULL)
+	if (k != NULL && !k->compiled && worth_compiling(k->events))
 	{
-		k = start_kept(plan, source, params, dest);
+		uint64		events = k->events;
+
+		kept_executor_end(kept);
+		k = start_kept(plan, source, params, dest, true);
+		k->events = events;
+		k->ref = kept;
+		*kept = k;
+	}
+	else if (k == NULL)
+	{
+		k = start_kept(plan, source, params, dest, worth_compiling(0));
 		k->ref = kept;
 		*kept = k;
 	}
 	else
 	{
-		Assert(k->qd->plannedstmt == plan);
 		if (params != NULL)
 			copy_params(k->params, params);
 		k->qd->dest = dest;
@@ -200,6 +262,7 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 	estate->es_snapshot = GetActiveSnapshot();
 	ExecutorRun(k->qd, ForwardScanDirection, 0, false);
 	estate->es_snapshot = InvalidSnapshot;
+	k->events += nevents;
 
 	/*
 	 * Rescan now, in this transaction: a hashed Agg that spilled or a Sort

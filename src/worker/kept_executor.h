@@ -12,7 +12,7 @@
 typedef struct KeptExecutor KeptExecutor;
 
 extern bool kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
-							  ParamListInfo params, DestReceiver *dest);
+							  ParamListInfo params, DestReceiver *dest, int nevents);
 extern void kept_executor_end(KeptExecutor **kept);
 
 #endif

@@ -107,7 +107,8 @@ stream_ext_worker_main(Datum arg)
 	 * flushes WAL past our commit record when it commits itself.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* only kept executors are compiled (kept_executor.c), never a plan run once */
+	SetConfigOption("jit_above_cost", "-1", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	/* whatever ALTER DATABASE ... SET says: our transactions rely on these */
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
