@@ -15,6 +15,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "jit/jit.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -443,6 +444,7 @@ kafka_process_batch(rd_kafka_message_t **msgs, int n, MemoryContext cxt, Timesta
 		FlushErrorState();
 		stream_scan_source = NULL;
 		AbortCurrentTransaction();
+		jit_reset_after_error();	/* as PostgresMain does */
 		apply_messages(msgs, n, true, cxt, next);
 	}
 	PG_END_TRY();

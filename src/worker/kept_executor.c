@@ -44,6 +44,7 @@
 #include "jit/jit.h"
 #include "nodes/nodeFuncs.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -64,6 +65,7 @@ struct KeptExecutor
 };
 
 static KeptExecutor *all_kept = NULL;
+static LocalTransactionId last_compile_lxid = InvalidLocalTransactionId;
 static ResourceOwner kept_owner = NULL;
 static bool callback_registered = false;
 
@@ -95,10 +97,14 @@ abandon_all(void)
 	}
 	if (kept_owner != NULL)
 	{
-		/* relation references, then tuple descriptor pins (released last) */
-		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_BEFORE_LOCKS, false, false);
-		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_LOCKS, false, false);
-		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_AFTER_LOCKS, false, false);
+		/*
+		 * Relation references and JIT contexts, then tuple descriptor pins
+		 * (released last).  isTopLevel: the owner has no parent, and holds
+		 * no locks.
+		 */
+		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_BEFORE_LOCKS, false, true);
+		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_LOCKS, false, true);
+		ResourceOwnerRelease(kept_owner, RESOURCE_RELEASE_AFTER_LOCKS, false, true);
 		ResourceOwnerDelete(kept_owner);
 		kept_owner = NULL;
 	}
@@ -123,6 +129,13 @@ kept_xact_callback(XactEvent event, void *arg)
 static void
 kept_at_exit(int code, Datum arg)
 {
+	/*
+	 * A FATAL error can leave us in a kept executor's memory or resource
+	 * owner, which AbortTransaction would have left before its callbacks.
+	 */
+	MemoryContextSwitchTo(TopMemoryContext);
+	if (CurrentResourceOwner == kept_owner)
+		CurrentResourceOwner = NULL;
 	abandon_all();
 }
 
@@ -236,10 +249,13 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 		before_shmem_exit(kept_at_exit, (Datum) 0);
 		callback_registered = true;
 	}
-	if (k != NULL && !k->compiled && worth_compiling(k->events))
+	if (k != NULL && !k->compiled && worth_compiling(k->events) &&
+		MyProc->lxid != last_compile_lxid)
 	{
 		uint64		events = k->events;
 
+		/* one at a time: the views of a stream all get there in one batch */
+		last_compile_lxid = MyProc->lxid;
 		kept_executor_end(kept);
 		k = start_kept(plan, source, params, dest, true);
 		k->events = events;
@@ -275,6 +291,15 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 	mark_input_changed(k->qd->planstate, NULL);
 	ExecReScan(k->qd->planstate);
 	MemoryContextSwitchTo(oldcxt);
+
+	/*
+	 * JIT contexts are created when the first expression is compiled,
+	 * normally by ExecutorStart under kept_owner.  One created during a run
+	 * belongs to this transaction and would be freed under the executor at
+	 * commit: end the executor now instead of keeping it.
+	 */
+	if (estate->es_jit != NULL && estate->es_jit->resowner != kept_owner)
+		kept_executor_end(kept);
 	return true;
 }
 

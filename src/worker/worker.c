@@ -13,6 +13,7 @@
 
 #include "access/xact.h"
 #include "commands/extension.h"
+#include "jit/jit.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -257,6 +258,7 @@ try_apply(StreamBatch *batch, int worker_no, bool careful, MemoryContext cxt)
 		FlushErrorState();
 		stream_scan_source = NULL;
 		AbortCurrentTransaction();
+		jit_reset_after_error();	/* as PostgresMain does */
 		failure = pstrdup(edata->message ? edata->message : "unknown error");
 	}
 	PG_END_TRY();
