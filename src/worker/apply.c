@@ -83,8 +83,11 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 						RelationGetRelationName(r->rel))));
 	if (r->slots == NULL)
 	{
+		MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
 		r->desc = CreateTupleDescCopy(RelationGetDescr(r->rel));
-		r->slots = MemoryContextAllocZero(r->cxt, DELTA_INSERT_ROWS * sizeof(TupleTableSlot *));
+		r->slots = palloc0(DELTA_INSERT_ROWS * sizeof(TupleTableSlot *));
+		MemoryContextSwitchTo(old);
 	}
 	r->nbuffered = 0;
 	r->buffered_bytes = 0;
