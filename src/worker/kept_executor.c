@@ -238,6 +238,7 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 				  ParamListInfo params, DestReceiver *dest, int nevents)
 {
 	KeptExecutor *k = *kept;
+	uint64		events = 0;		/* run by the executor being replaced */
 	EState	   *estate;
 	MemoryContext oldcxt;
 
@@ -252,19 +253,16 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 	if (k != NULL && !k->compiled && worth_compiling(k->events) &&
 		MyProc->lxid != last_compile_lxid)
 	{
-		uint64		events = k->events;
-
 		/* one at a time: the views of a stream all get there in one batch */
 		last_compile_lxid = MyProc->lxid;
+		events = k->events;
 		kept_executor_end(kept);
-		k = start_kept(plan, source, params, dest, true);
-		k->events = events;
-		k->ref = kept;
-		*kept = k;
+		k = NULL;
 	}
-	else if (k == NULL)
+	if (k == NULL)
 	{
-		k = start_kept(plan, source, params, dest, worth_compiling(0));
+		k = start_kept(plan, source, params, dest, worth_compiling(events));
+		k->events = events;
 		k->ref = kept;
 		*kept = k;
 	}
