@@ -347,6 +347,23 @@ maintain_view_tables(int id, MemoryContext cxt)
 	}
 }
 
+/*
+ * Lock view id's state table for the merge, before the merge statement locks
+ * its delta table: DROP VIEW drops the state table and then the delta table
+ * (on_sql_drop), so the other order can deadlock with a DROP.  Returns false
+ * if the view was dropped meanwhile.
+ */
+static bool
+lock_state_table(int id)
+{
+	Oid			state = stream_internal_relid(psprintf("state_%d", id), true);
+
+	if (!OidIsValid(state))
+		return false;
+	LockRelationOid(state, RowExclusiveLock);
+	return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state));
+}
+
 /* Merge the committed deltas of one view; one transaction. */
 static void
 combine_view(int id, int key_count, WindowSpec *spec, bool cleanup, MemoryContext cxt)
@@ -354,21 +371,10 @@ combine_view(int id, int key_count, WindowSpec *spec, bool cleanup, MemoryContex
 	PG_TRY();
 	{
 		CombinePlan *plan;
-		Oid			state;
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-
-		/*
-		 * Lock the state table first: the merge statement would lock the
-		 * delta table before it, and DROP VIEW drops the state table and
-		 * then the delta table (on_sql_drop), so the other order can
-		 * deadlock with a DROP.  A view dropped meanwhile is skipped.
-		 */
-		state = stream_internal_relid(psprintf("state_%d", id), true);
-		if (OidIsValid(state))
-			LockRelationOid(state, RowExclusiveLock);
-		if (OidIsValid(state) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state)))
+		if (lock_state_table(id))
 		{
 			PushActiveSnapshot(GetTransactionSnapshot());
 			if (SPI_connect() != SPI_OK_CONNECT)
