@@ -13,7 +13,9 @@
 #include "ipc/queue.h"
 #include "kafka/kafka_guc.h"
 #include "kafka/slots.h"
+#include "kafka/supervisor.h"
 #include "stream/insert.h"
+#include "window/reaper.h"
 #include "worker/worker.h"
 
 PG_MODULE_MAGIC;
@@ -61,5 +63,7 @@ _PG_init(void)
 
 	stream_utility_init();
 	stream_insert_init();
+	stream_reaper_init();
+	kafka_supervisor_init();
 	stream_register_launcher();
 }

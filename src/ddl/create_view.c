@@ -42,33 +42,16 @@
 #include "utils/syscache.h"
 
 #include "analyze/view_query.h"
+#include "catalog/catalog.h"
 #include "ddl/create_view.h"
 #include "ddl/read_view.h"
+#include "window/lateness.h"
 #include "window/spec.h"
+#include "window/state_tables.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_create_continuous_view);
 PG_FUNCTION_INFO_V1(stream_ext_truncate_continuous_view);
 PG_FUNCTION_INFO_V1(stream_ext_query_definition);
-PG_FUNCTION_INFO_V1(stream_ext_catalog_changed);
-
-#define INTERNAL_SCHEMA "stream_ext_internal"
-
-/* The relation name of schema stream_ext_internal, or InvalidOid. */
-Oid
-stream_internal_relid(const char *name, bool missing_ok)
-{
-	Oid			nsp = get_namespace_oid(INTERNAL_SCHEMA, missing_ok);
-
-	if (!OidIsValid(nsp))
-		return InvalidOid;
-	return get_relname_relid(name, nsp);
-}
-
-Oid
-stream_catalog_relid(bool missing_ok)
-{
-	return stream_internal_relid("continuous_views", missing_ok);
-}
 
 static void
 spi_exec(const char *sql, int expected)
@@ -89,6 +72,10 @@ column_type_sql(Oid type, int32 typmod, Oid collation)
 	return sql;
 }
 
+/*
+ * Create the state and delta tables of view id: a column per key and per
+ * aggregate state, laid out for the view's window (window/state_tables.c).
+ */
 static void
 create_state_tables(ViewShape *shape, int id)
 {
@@ -118,101 +105,43 @@ create_state_tables(ViewShape *shape, int id)
 						 column_type_sql(type, -1, aggref->inputcollid));
 	}
 	cols.data[cols.len - 2] = '\0';
-
-	if (shape->window->kind == WINDOW_SESSION)
-	{
-		/* several sessions per group; the combiner finds them by group */
-		spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".state_%d (%s)", id, cols.data),
-				 SPI_OK_UTILITY);
-		spi_exec(psprintf("CREATE INDEX state_%d_session ON " INTERNAL_SCHEMA ".state_%d "
-						  "(%s%s_session_end)", id, id, keys.data, keys.len ? ", " : ""),
-				 SPI_OK_UTILITY);
-	}
-	else if (shape->keys == NIL)
-		spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".state_%d (%s, "
-						  "_one boolean NOT NULL DEFAULT true CHECK (_one) UNIQUE)",
-						  id, cols.data), SPI_OK_UTILITY);
-	else
-	{
-		spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".state_%d (%s)", id, cols.data),
-				 SPI_OK_UTILITY);
-		spi_exec(psprintf("CREATE UNIQUE INDEX state_%d_key ON " INTERNAL_SCHEMA ".state_%d "
-						  "(%s) NULLS NOT DISTINCT", id, id, keys.data), SPI_OK_UTILITY);
-	}
-	/* the reaper finds expired rows by this column */
-	if (shape->window->ttl_column != NULL)
-		spi_exec(psprintf("CREATE INDEX state_%d_ttl ON " INTERNAL_SCHEMA ".state_%d (%s)",
-						  id, id, quote_identifier(shape->window->ttl_column)), SPI_OK_UTILITY);
-	spi_exec(psprintf("CREATE TABLE " INTERNAL_SCHEMA ".delta_%d "
-					  "(writer_xid pg_catalog.xid8 NOT NULL, %s) "
-					  "WITH (autovacuum_vacuum_threshold = 1000, "
-					  "autovacuum_vacuum_scale_factor = 0)", id, cols.data),
-			 SPI_OK_UTILITY);
+	stream_window_create_state_tables(id, cols.data, keys.data, shape->window);
 }
 
+/* Record view id in the catalog (and its watermark for event time). */
 static void
 insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, char *query)
 {
-	Oid			argtypes[17] = {INT4OID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID,
-		INT4OID, REGPROCEDUREARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID};
-	char	   *time_attnum = NULL;
-	Datum		values[17];
-	char		nulls[17];
-	int			naggs = list_length(shape->aggs);
-	Datum	   *aggoids = palloc(sizeof(Datum) * Max(naggs, 1));
-	WindowSpecText *w = stream_window_spec_to_text(shape->window);
-	char	   *wtext[8];
+	ContinuousViewRow row = {0};
+	List	   *aggregates = NIL;
 	ListCell   *lc;
-	int			i = 0;
-	int			rc;
 
 	foreach(lc, shape->aggs)
-		aggoids[i++] = ObjectIdGetDatum(((Aggref *) lfirst(lc))->aggfnoid);
+		aggregates = lappend_oid(aggregates, ((Aggref *) lfirst(lc))->aggfnoid);
+	row.id = id;
+	row.view = view;
+	row.stream = shape->stream;
+	row.state_table = state;
+	row.delta_table = delta;
+	row.definition = pg_get_querydef(shape->query, false);
+	row.query = query;
+	row.key_count = list_length(shape->keys);
+	stream_window_spec_to_text(shape->window, &row.window);
+	stream_catalog_insert_view(&row, aggregates);
+	if (stream_window_has_event_time(shape->window))
+		stream_lateness_add_view(id);
+}
 
-	/* the time column by number, so that renaming it changes nothing */
-	if (w->time_column != NULL)
-		time_attnum = psprintf("%d", (int) get_attnum(shape->stream, w->time_column));
-	wtext[0] = w->kind;
-	wtext[1] = time_attnum;
-	wtext[2] = w->size;
-	wtext[3] = w->step;
-	wtext[4] = w->ttl;
-	wtext[5] = w->ttl_column;
-	wtext[6] = w->lateness;
-	wtext[7] = w->keep_late;
+/* ALTER TABLE ... OWNER TO of view id's relations */
+static void
+give_view_relations_to(int id, Oid owner)
+{
+	const char *role = quote_identifier(GetUserNameFromId(owner, false));
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int32GetDatum(id);
-	values[1] = ObjectIdGetDatum(view);
-	values[2] = ObjectIdGetDatum(shape->stream);
-	values[3] = ObjectIdGetDatum(state);
-	values[4] = ObjectIdGetDatum(delta);
-	values[5] = CStringGetTextDatum(pg_get_querydef(shape->query, false));
-	values[6] = CStringGetTextDatum(query);
-	values[7] = Int32GetDatum(list_length(shape->keys));
-	values[8] = PointerGetDatum(construct_array(aggoids, naggs, REGPROCEDUREOID,
-												sizeof(Oid), true, TYPALIGN_INT));
-	for (i = 0; i < 8; i++)
-	{
-		values[9 + i] = wtext[i] ? CStringGetTextDatum(wtext[i]) : (Datum) 0;
-		nulls[9 + i] = wtext[i] ? ' ' : 'n';
-	}
-	rc = SPI_execute_with_args("INSERT INTO " INTERNAL_SCHEMA ".continuous_views "
-							   "(id, view, stream, state_table, delta_table, definition, "
-							   "query, key_count, aggregates, window_kind, time_attnum, "
-							   "window_size, window_step, ttl, ttl_column, allowed_lateness, keep_late) "
-							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_catalog.int2, "
-							   "$12::pg_catalog.interval, $13::pg_catalog.interval, "
-							   "$14::pg_catalog.interval, $15, $16::pg_catalog.interval, "
-							   "$17::pg_catalog.bool)",
-							   17, argtypes, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not record continuous view: %d", rc);
-	if (stream_window_has_event_time(shape->window) &&
-		SPI_execute_with_args("INSERT INTO " INTERNAL_SCHEMA ".view_watermarks (view_id) VALUES ($1)",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record the watermark of continuous view %d", id);
+	spi_exec(psprintf("ALTER TABLE %s OWNER TO %s",
+					  stream_view_relation_sql(id, VIEW_STATE_TABLE), role), SPI_OK_UTILITY);
+	spi_exec(psprintf("ALTER TABLE %s OWNER TO %s",
+					  stream_view_relation_sql(id, VIEW_DELTA_TABLE), role), SPI_OK_UTILITY);
 }
 
 /*
@@ -237,7 +166,6 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	StringInfoData create;
 	ObjectAddress viewaddr;
 	AclResult	acl;
-	bool		isnull;
 
 	if (name->relpersistence == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
@@ -261,19 +189,13 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	/* Internal objects are made by the extension's owner, then handed over. */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_execute("SELECT pg_catalog.nextval('" INTERNAL_SCHEMA ".continuous_views_id_seq')",
-					false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not allocate a continuous view id");
-	id = (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	id = stream_catalog_next_view_id();
 	create_state_tables(shape, id);
-	spi_exec(psprintf("ALTER TABLE " INTERNAL_SCHEMA ".state_%d OWNER TO %s", id,
-					  quote_identifier(GetUserNameFromId(saved_user, false))), SPI_OK_UTILITY);
-	spi_exec(psprintf("ALTER TABLE " INTERNAL_SCHEMA ".delta_%d OWNER TO %s", id,
-					  quote_identifier(GetUserNameFromId(saved_user, false))), SPI_OK_UTILITY);
+	give_view_relations_to(id, saved_user);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
-	state_relid = stream_internal_relid(psprintf("state_%d", id), false);
-	delta_relid = stream_internal_relid(psprintf("delta_%d", id), false);
+	state_relid = stream_view_relation_relid(id, VIEW_STATE_TABLE, false);
+	delta_relid = stream_view_relation_relid(id, VIEW_DELTA_TABLE, false);
 
 	/* The view itself belongs to the user, in the user's schema. */
 	initStringInfo(&create);
@@ -312,53 +234,8 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 							   DEPENDENCY_NORMAL);
 
 	SPI_finish();
-	CacheInvalidateRelcacheByRelid(stream_catalog_relid(false));
+	stream_catalog_changed();
 	return view_relid;
-}
-
-/* The id of a continuous view, or -1 when relid is not one. */
-int
-stream_continuous_view_id(Oid relid)
-{
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(relid)};
-	Oid			catalog = stream_catalog_relid(true);
-	int			id = -1;
-
-	if (!OidIsValid(catalog) || get_rel_relkind(relid) != RELKIND_VIEW)
-		return -1;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT id FROM " INTERNAL_SCHEMA ".continuous_views WHERE view = $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the continuous view catalog");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	SPI_finish();
-	return id;
-}
-
-/*
- * The id of a continuous view the current user owns; errors when view is
- * not a continuous view or belongs to someone else.
- */
-int
-stream_owned_continuous_view_id(Oid view)
-{
-	int			id;
-
-	if (!pg_class_ownercheck(view, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
-	id = stream_continuous_view_id(view);
-	if (id < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a continuous view", get_rel_name(view))));
-	return id;
 }
 
 /*
@@ -387,10 +264,7 @@ stream_follow_view_owner(Oid view)
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	spi_exec(psprintf("ALTER TABLE " INTERNAL_SCHEMA ".state_%d OWNER TO %s", id,
-					  quote_identifier(GetUserNameFromId(owner, false))), SPI_OK_UTILITY);
-	spi_exec(psprintf("ALTER TABLE " INTERNAL_SCHEMA ".delta_%d OWNER TO %s", id,
-					  quote_identifier(GetUserNameFromId(owner, false))), SPI_OK_UTILITY);
+	give_view_relations_to(id, owner);
 	SPI_finish();
 	SetUserIdAndSecContext(saved_user, saved_sec);
 }
@@ -450,15 +324,14 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* deltas first: the combiner takes its row locks in the same order */
-	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".delta_%d", id), SPI_OK_DELETE);
-	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".state_%d", id), SPI_OK_DELETE);
+	spi_exec(psprintf("DELETE FROM %s", stream_view_relation_sql(id, VIEW_DELTA_TABLE)),
+			 SPI_OK_DELETE);
+	spi_exec(psprintf("DELETE FROM %s", stream_view_relation_sql(id, VIEW_STATE_TABLE)),
+			 SPI_OK_DELETE);
 	/* the watermark starts over too; catalog rows are the extension's */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	spi_exec(psprintf("UPDATE " INTERNAL_SCHEMA ".view_watermarks SET max_event_time = NULL, "
-					  "late_events = 0 WHERE view_id = %d", id), SPI_OK_UPDATE);
-	spi_exec(psprintf("DELETE FROM " INTERNAL_SCHEMA ".watermark_pending WHERE view_id = %d", id),
-			 SPI_OK_DELETE);
+	stream_lateness_reset_view(id);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -471,12 +344,4 @@ stream_ext_query_definition(PG_FUNCTION_ARGS)
 	Query	   *query = (Query *) stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	PG_RETURN_TEXT_P(cstring_to_text(pg_get_querydef(query, true)));
-}
-
-/* Tell workers to reload the set of continuous views at their next batch. */
-Datum
-stream_ext_catalog_changed(PG_FUNCTION_ARGS)
-{
-	CacheInvalidateRelcacheByRelid(stream_catalog_relid(false));
-	PG_RETURN_VOID();
 }

@@ -11,10 +11,6 @@
 extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
 										  RawStmt *raw, const char *sql,
 										  WindowSpec *window);
-extern Oid	stream_internal_relid(const char *name, bool missing_ok);
-extern Oid	stream_catalog_relid(bool missing_ok);
-extern int	stream_continuous_view_id(Oid relid);
-extern int	stream_owned_continuous_view_id(Oid view);
 extern void stream_follow_view_owner(Oid view);
 
 #endif

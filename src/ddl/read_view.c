@@ -5,14 +5,8 @@
  * Its rows are the view's state rows plus the deltas of committed writers,
  * combined per group and finalized with stream_ext_internal.finalize_agg;
  * the defining query's select list and HAVING are rewritten over them.
- * Windows change the grouping:
- *	 sliding	the steps inside the window, combined per group;
- *	 hopping	each slice counted in every window it belongs to
- *				(window_start, window_end);
- *	 session	partial sessions of a group chained while they are closer than
- *				the gap (session_start, session_end);
- * and ttl hides expired rows at once, before the reaper deletes them (a
- * NULL bucket never expires).
+ * What the view's window changes (which rows, extra columns and grouping,
+ * ttl) comes from window/read_sql.c.
  */
 #include "postgres.h"
 
@@ -25,14 +19,9 @@
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
 
+#include "catalog/catalog.h"
 #include "ddl/read_view.h"
-#include "window/session.h"
-#include "window/sliding.h"
-
-#define INTERNAL_SCHEMA "stream_ext_internal"
-
-/* The SQL of "now" for windows and ttl: stream_ext.read_time() */
-#define READ_TIME "stream_ext.read_time()"
+#include "window/read_sql.h"
 
 typedef struct ReadViewContext
 {
@@ -139,63 +128,17 @@ user_keys_sql(ViewShape *shape, const char *prefix)
 	return buf.len ? buf.data : NULL;
 }
 
-/*
- * The rows of a sliding window read: the steps from the oldest step to now,
- * taking whole blocks where the view keeps them (window/sliding.c).
- */
-static char *
-sliding_rows_sql(ViewShape *shape, int id, const char *cols)
+/* Append items (char *) to buf after keyword, separated by sep */
+static void
+append_list_sql(StringInfo buf, const char *keyword, List *items, const char *sep)
 {
-	WindowSpec *w = shape->window;
-	Oid			type = exprType((Node *) shape->time_expr);
-	Interval   *lengths[SLIDING_LEVELS];
-	char	   *bound[SLIDING_REAP_BEFORE];
-	char	   *deltas;
+	ListCell   *lc;
 
-	for (int i = 0; i < SLIDING_REAP_BEFORE; i++)
-		bound[i] = stream_sliding_bound_sql((SlidingBound) i, w, type);
-	deltas = psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".delta_%d"
-					  " WHERE " INTERNAL_SCHEMA ".xid_visible(writer_xid)"
-					  " AND _step >= %s AND _step <= %s",
-					  cols, id, bound[SLIDING_OLDEST_STEP], bound[SLIDING_NOW]);
-	if (stream_sliding_levels(w, lengths) == 1)
-		return psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _step >= %s AND _step <= %s"
-						" UNION ALL %s", cols, id, bound[SLIDING_OLDEST_STEP], bound[SLIDING_NOW],
-						deltas);
-	/* big blocks [F2, G2); blocks [F1, F2) and [G2, G1); steps [L, F1) and [G1, H] */
-	return psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _level = 2 AND _step >= %s AND _step < %s"
-					" UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _level = 1 AND"
-					" (_step >= %s AND _step < %s OR _step >= %s AND _step < %s)"
-					" UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".state_%d WHERE _level = 0 AND"
-					" (_step >= %s AND _step < %s OR _step >= %s AND _step <= %s)"
-					" UNION ALL %s",
-					cols, id, bound[SLIDING_FIRST_BIG], bound[SLIDING_BIGS_END],
-					cols, id, bound[SLIDING_FIRST_BLOCK], bound[SLIDING_FIRST_BIG],
-					bound[SLIDING_BIGS_END], bound[SLIDING_BLOCKS_END],
-					cols, id, bound[SLIDING_OLDEST_STEP], bound[SLIDING_FIRST_BLOCK],
-					bound[SLIDING_BLOCKS_END], bound[SLIDING_NOW], deltas);
-}
-
-/*
- * The rows to combine, as subquery s: state rows and visible deltas; for
- * sessions numbered by the session each belongs to (_session).
- */
-static char *
-rows_sql(ViewShape *shape, int id)
-{
-	char	   *cols = stream_state_columns_sql(shape, "");
-	char	   *rows = psprintf("SELECT %s FROM " INTERNAL_SCHEMA ".state_%d"
-								" UNION ALL SELECT %s FROM " INTERNAL_SCHEMA ".delta_%d"
-								" WHERE " INTERNAL_SCHEMA ".xid_visible(writer_xid)",
-								cols, id, cols, id);
-	char	   *keys;
-
-	if (shape->window->kind == WINDOW_SLIDING)
-		return sliding_rows_sql(shape, id, cols);
-	if (shape->window->kind != WINDOW_SESSION)
-		return rows;
-	keys = user_keys_sql(shape, "");
-	return stream_sessionize_sql(keys ? keys : "", shape->window->size, psprintf("(%s)", rows));
+	if (items == NIL)
+		return;
+	appendStringInfo(buf, " %s ", keyword);
+	foreach(lc, items)
+		appendStringInfo(buf, "%s%s", foreach_current_index(lc) ? sep : "", (char *) lfirst(lc));
 }
 
 /* The SELECT of the view users query. */
@@ -203,29 +146,25 @@ char *
 stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 {
 	ReadViewContext ctx;
-	WindowSpec *w = shape->window;
 	List	   *dpcontext = deparse_context_for("s", state_relid);
 	StringInfoData buf;
 	ListCell   *lc;
 	char	   *keys = user_keys_sql(shape, "s.");
-	List	   *where = NIL;
-	List	   *having = NIL;
-	List	   *group = NIL;
+	WindowReadSql *w = stream_window_read_sql(shape->window, id,
+											  stream_state_columns_sql(shape, ""),
+											  user_keys_sql(shape, ""),
+											  exprType((Node *) shape->time_expr));
+	List	   *group = w->group;
+	List	   *having = w->having;
 
 	ctx.shape = shape;
-	ctx.finalize_agg = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
+	ctx.finalize_agg = LookupFuncName(list_make2(makeString(STREAM_INTERNAL_SCHEMA),
 												 makeString("finalize_agg")),
 									  3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID},
 									  false);
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT ");
-	if (w->kind == WINDOW_HOPPING)
-		appendStringInfo(&buf, "w.window_start, w.window_start + %s AS window_end, ",
-						 stream_interval_sql(w->size));
-	else if (w->kind == WINDOW_SESSION)
-		appendStringInfoString(&buf, "pg_catalog.min(s._session_start) AS session_start, "
-							   "pg_catalog.max(s._session_end) AS session_end, ");
+	appendStringInfo(&buf, "SELECT %s", w->columns);
 	foreach(lc, shape->query->targetList)
 	{
 		TargetEntry *tle = lfirst(lc);
@@ -238,64 +177,15 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 						 quote_identifier(tle->resname));
 	}
 	buf.data[buf.len -= 2] = '\0';
-	appendStringInfo(&buf, " FROM (%s) s", rows_sql(shape, id));
-
-	switch (w->kind)
-	{
-		case WINDOW_NONE:
-			if (w->ttl)
-				where = lappend(where, psprintf("(s.%s > " READ_TIME " - %s OR s.%s IS NULL)",
-												quote_identifier(w->ttl_column), stream_interval_sql(w->ttl),
-												quote_identifier(w->ttl_column)));
-			break;
-		case WINDOW_SLIDING:
-			break;				/* sliding_rows_sql reads the window's steps */
-		case WINDOW_HOPPING:
-			{
-				Interval   *span = palloc0(sizeof(Interval));
-
-				/* slice s is in the windows starting at s - (size - slide) ... s */
-				span->time = stream_interval_usecs(w->size) - stream_interval_usecs(w->step);
-				appendStringInfo(&buf, " CROSS JOIN LATERAL pg_catalog.generate_series(s._slice - %s, "
-								 "s._slice, %s) AS w(window_start)",
-								 stream_interval_sql(span), stream_interval_sql(w->step));
-				group = lappend(group, "w.window_start");
-				if (w->ttl)
-					where = lappend(where, psprintf("w.window_start + %s > " READ_TIME " - %s",
-													stream_interval_sql(w->size), stream_interval_sql(w->ttl)));
-				break;
-			}
-		case WINDOW_SESSION:
-			group = lappend(group, "s._session");
-			if (w->ttl)
-				having = lappend(having, psprintf("pg_catalog.max(s._session_end) > " READ_TIME " - %s",
-												  stream_interval_sql(w->ttl)));
-			break;
-	}
-
-	if (where)
-	{
-		appendStringInfoString(&buf, " WHERE ");
-		foreach(lc, where)
-			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? " AND " : "", (char *) lfirst(lc));
-	}
+	appendStringInfo(&buf, " FROM (%s) s%s", w->rows, w->join);
+	append_list_sql(&buf, "WHERE", w->where, " AND ");
 	if (keys)
 		group = lappend(group, keys);
-	if (group)
-	{
-		appendStringInfoString(&buf, " GROUP BY ");
-		foreach(lc, group)
-			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
-	}
+	append_list_sql(&buf, "GROUP BY", group, ", ");
 	if (shape->query->havingQual != NULL)
 		having = lappend(having, psprintf("(%s)",
 										  deparse_expression(read_view_mutator(shape->query->havingQual, &ctx),
 															 dpcontext, false, false)));
-	if (having)
-	{
-		appendStringInfoString(&buf, " HAVING ");
-		foreach(lc, having)
-			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? " AND " : "", (char *) lfirst(lc));
-	}
+	append_list_sql(&buf, "HAVING", having, " AND ");
 	return buf.data;
 }

@@ -19,6 +19,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 
+#include "catalog/catalog.h"
 #include "ddl/create_view.h"
 #include "ddl/utility.h"
 #include "ipc/queue.h"

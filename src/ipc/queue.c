@@ -26,6 +26,7 @@
 
 #include "guc.h"
 #include "ipc/queue.h"
+#include "ipc/record_format.h"
 
 #define STREAM_TRANCHE "stream_ext"
 
@@ -475,6 +476,27 @@ stream_ack_wait(int slotno, uint64 seq)
 				 errhint("The transaction was rolled back; it can be retried.")));
 }
 
+/*
+ * Wake the combiner of database dboid, if it runs.  Its process number is
+ * read under the lock: a combiner that exits clears it.
+ */
+void
+stream_wake_combiner(Oid dboid)
+{
+	int			groupno;
+
+	LWLockAcquire(StreamShared->lock, LW_SHARED);
+	if (find_group(dboid, &groupno) != NULL)
+	{
+		StreamWorkerSlot *slot = stream_slot(stream_group_slot(groupno,
+															   StreamShared->slots_per_group - 1));
+
+		if (slot->state == SLOT_RUNNING && slot->pgprocno >= 0)
+			SetLatch(&ProcGlobal->allProcs[slot->pgprocno].procLatch);
+	}
+	LWLockRelease(StreamShared->lock);
+}
+
 /* Deltas of the database of this slot may have become mergeable. */
 void
 stream_note_mergeable(int slotno)
@@ -705,11 +727,7 @@ stream_resume_database(Oid dboid)
 		if (!exists)
 		{
 			for (int s = 0; s < StreamShared->slots_per_group; s++)
-			{
-				StreamWorkerSlot *slot = stream_slot(stream_group_slot(groupno, s));
-
-				slot->read_pos = slot->write_pos;
-			}
+				stream_ring_discard(stream_slot(stream_group_slot(groupno, s)));
 			group->dboid = InvalidOid;
 		}
 		else

@@ -13,41 +13,6 @@
 #include "storage/condition_variable.h"
 #include "storage/lwlock.h"
 
-/* Record kinds in an event ring */
-#define STREAM_RECORD_EVENTS	1
-#define STREAM_RECORD_PAD		2
-
-/* Record flags */
-#define STREAM_FLAG_COMMIT		0x0001	/* sender waits for xact_seq to be
-										 * acknowledged */
-#define STREAM_FLAG_ASYNC		0x0002	/* sender does not wait (its transaction
-										 * may have committed already) */
-
-/*
- * A record in an event ring: this header, then nevents events.  Each event
- * is a StreamEventHeader followed by a heap tuple image (HeapTupleHeader and
- * data, xmin set to the inserting (sub)transaction), padded to MAXALIGN.
- */
-typedef struct StreamRecordHeader
-{
-	uint32		len;			/* whole record, header included, MAXALIGNed */
-	uint16		kind;
-	uint16		flags;
-	int			procno;			/* sending backend's pgprocno */
-	Oid			stream;			/* stream the events belong to */
-	uint32		nevents;
-	uint64		xact_seq;		/* sender's transaction sequence number */
-} StreamRecordHeader;
-
-typedef struct StreamEventHeader
-{
-	uint32		t_len;			/* length of the tuple image that follows */
-	uint32		unused;
-} StreamEventHeader;
-
-#define STREAM_RECORD_HDRSZ		MAXALIGN(sizeof(StreamRecordHeader))
-#define STREAM_EVENT_HDRSZ		MAXALIGN(sizeof(StreamEventHeader))
-
 typedef enum StreamSlotState
 {
 	SLOT_FREE = 0,				/* no process */
@@ -131,11 +96,10 @@ extern StreamWorkerRole stream_slot_role(int slotno);
 
 /* writers */
 extern int	stream_batch_slot_for_backend(void);
-extern void stream_ring_put(int slotno, StreamRecordHeader *hdr,
-							const char *payload, Size payload_len);
 extern uint64 stream_ack_next_seq(void);
 extern void stream_ack_wait(int slotno, uint64 seq);
 extern void stream_note_mergeable(int slotno);
+extern void stream_wake_combiner(Oid dboid);
 extern uint64 stream_mergeable_count(int slotno);
 
 /* workers */

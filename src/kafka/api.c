@@ -15,7 +15,6 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
-#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -132,7 +131,6 @@ stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
 
 static bool kick_at_commit = false;
 static bool kick_callback_registered = false;
-static int	kick_combiner_slot = -1;
 
 /* At commit: let the combiner's supervisor see the change at once. */
 static void
@@ -142,11 +140,8 @@ kick_supervisor_at_commit(XactEvent event, void *arg)
 		return;
 	if (event == XACT_EVENT_COMMIT)
 	{
-		StreamWorkerSlot *slot = stream_slot(kick_combiner_slot);
-
 		pg_atomic_fetch_add_u64(&KafkaShared->kicks, 1);
-		if (slot->state == SLOT_RUNNING)
-			SetLatch(&ProcGlobal->allProcs[slot->pgprocno].procLatch);
+		stream_wake_combiner(MyDatabaseId);
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
 		kick_at_commit = false;
@@ -160,10 +155,7 @@ kick_supervisor_at_commit(XactEvent event, void *arg)
 Datum
 stream_ext_kafka_ensure_supervisor(PG_FUNCTION_ARGS)
 {
-	int			slotno = stream_batch_slot_for_backend();
-
-	kick_combiner_slot = stream_group_slot(stream_slot_group(slotno),
-										   StreamShared->slots_per_group - 1);
+	(void) stream_batch_slot_for_backend();
 	if (!kick_callback_registered)
 	{
 		RegisterXactCallback(kick_supervisor_at_commit, NULL);

@@ -25,6 +25,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog/catalog.h"
 #include "ipc/queue.h"
 #include "kafka/assign.h"
 #include "kafka/batch.h"

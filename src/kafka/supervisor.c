@@ -1,9 +1,9 @@
 /*
  * supervisor.c
- *	  Keeps the Kafka consumer workers of a database running, from its
- *	  combiner: about once a second it reads stream_ext_internal.kafka_consumers
- *	  and (re)starts the workers of every enabled consumer that are not
- *	  running, after a backoff when they exited with an error (1 s doubling
+ *	  Keeps the Kafka consumer workers of a database running, as a job of
+ *	  its combiner (jobs/jobs.c): about every 200 ms it reads
+ *	  stream_ext_internal.kafka_consumers and (re)starts the workers of
+ *	  every enabled consumer that are not running, after a backoff when they exited with an error (1 s doubling
  *	  to 64 s), and stops workers whose consumer was disabled or dropped.
  *
  * Because the catalog drives it, consumers start again by themselves after
@@ -25,6 +25,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "jobs/jobs.h"
 #include "kafka/consumer.h"
 #include "kafka/slots.h"
 #include "kafka/supervisor.h"
@@ -244,21 +245,20 @@ supervise_round(void)
 }
 
 /*
- * Called by the combiner in every iteration of its loop, outside a
- * transaction; runs a round at most once per SUPERVISE_INTERVAL_MS.  Errors
- * are logged and the round is skipped.
+ * The combiner's job (jobs/jobs.c), run at every turn of its loop outside a
+ * transaction: a round at most once per SUPERVISE_INTERVAL_MS, or at once
+ * when a consumer changed (kicks).  Errors are logged and the round is
+ * skipped.
  */
-void
-kafka_supervise(void)
+static bool
+supervise_job(MemoryContext cxt)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	MemoryContext cxt = CurrentMemoryContext;
-
 	uint64		kicks = pg_atomic_read_u64(&KafkaShared->kicks);
 
 	if (kicks == last_kicks &&
 		!TimestampDifferenceExceeds(last_round, now, SUPERVISE_INTERVAL_MS))
-		return;
+		return false;
 	last_round = now;
 	last_kicks = kicks;
 	if (handles == NULL)
@@ -279,5 +279,13 @@ kafka_supervise(void)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
+	return false;
+}
+
+/* Give the combiner of every database the supervision job; from _PG_init. */
+void
+kafka_supervisor_init(void)
+{
+	stream_job_register("Kafka consumer supervision", supervise_job);
 }
 

@@ -5,6 +5,6 @@
 #ifndef STREAM_EXT_KAFKA_SUPERVISOR_H
 #define STREAM_EXT_KAFKA_SUPERVISOR_H
 
-extern void kafka_supervise(void);
+extern void kafka_supervisor_init(void);
 
 #endif

@@ -29,6 +29,8 @@
 
 #include "guc.h"
 #include "ipc/queue.h"
+#include "ipc/record.h"
+#include "ipc/route.h"
 #include "stream/insert.h"
 
 #define EVENT_BUFFER_SIZE (64 * 1024)
@@ -47,96 +49,25 @@ static Oid	event_buf_stream = InvalidOid;
 /* Per transaction */
 static bool xact_active = false;
 static int	xact_home_slot = -1;	/* first records go to this worker */
-static int	xact_group_base = -1;	/* slot of the database's worker 0 */
 static uint64 xact_workers_used = 0;	/* bitmask of worker indexes sent to */
 static uint64 xact_seq = 0;
 static int	committing_slotno = -1; /* between PRE_COMMIT and COMMIT */
-
-/* Bytes queued in a worker's ring: an unlocked read, good enough to choose. */
-static uint64
-ring_backlog(int slotno)
-{
-	StreamWorkerSlot *slot = stream_slot(slotno);
-
-	return slot->write_pos - slot->read_pos;
-}
-
-/*
- * The worker for the first record of this transaction: the first running
- * worker of the database with less than a sixteenth of its queue waiting,
- * else the backend's own.  Small transactions of many backends thus share
- * one worker's batches while it keeps up; a batch costs a transaction, an
- * executor start per view and a wake-up of the worker whatever its size, so
- * the more commits a batch holds, the less CPU each of them takes from the
- * writers.  (With two workers taking turns, a batch held 1.6 commits of 16
- * pgbench clients.)
- */
-static int
-first_record_slot(int own_slot)
-{
-	for (int i = 0; i < stream_ext_workers_per_database; i++)
-	{
-		int			slotno = xact_group_base + i;
-
-		if (stream_slot(slotno)->state == SLOT_RUNNING &&
-			ring_backlog(slotno) <= StreamShared->ring_size / 16)
-			return slotno;
-	}
-	return own_slot;
-}
-
-/*
- * The worker for the next record of this transaction.  Records go to the
- * transaction's home worker while it keeps up; when more than half of its queue
- * is waiting (the views of a large COPY cost more than one core), they go to
- * the running worker of the database with the least queued, so that the
- * views are aggregated on several cores.  Each worker writes its own deltas,
- * tagged with our transaction id.  Spreading only when needed keeps the other
- * workers from taking CPU from a writer that is itself the bottleneck.
- */
-static int
-next_record_slot(void)
-{
-	int			best = xact_home_slot;
-	uint64		best_backlog;
-
-	if (xact_workers_used == 0)
-		return xact_home_slot;
-	best_backlog = ring_backlog(xact_home_slot);
-	if (best_backlog <= StreamShared->ring_size / 2)
-		return xact_home_slot;
-	for (int i = 0; i < stream_ext_workers_per_database; i++)
-	{
-		int			slotno = xact_group_base + i;
-		uint64		backlog;
-
-		if (slotno == xact_home_slot || stream_slot(slotno)->state != SLOT_RUNNING)
-			continue;
-		backlog = ring_backlog(slotno);
-		if (backlog < best_backlog)
-		{
-			best = slotno;
-			best_backlog = backlog;
-		}
-	}
-	return best;
-}
 
 static void
 send_record(int slotno, Oid stream, uint32 nevents, const char *payload, Size len,
 			uint16 flags)
 {
-	StreamRecordHeader hdr;
+	stream_ring_send(slotno, flags, stream, nevents, xact_seq, payload, len);
+	xact_workers_used |= UINT64CONST(1) << stream_worker_index(slotno);
+}
 
-	memset(&hdr, 0, sizeof(hdr));
-	hdr.kind = STREAM_RECORD_EVENTS;
-	hdr.flags = flags;
-	hdr.procno = MyProc->pgprocno;
-	hdr.stream = stream;
-	hdr.nevents = nevents;
-	hdr.xact_seq = xact_seq;
-	stream_ring_put(slotno, &hdr, payload, len);
-	xact_workers_used |= UINT64CONST(1) << (slotno - xact_group_base);
+/* The worker for the next record of this transaction (ipc/route.c) */
+static int
+next_record_slot(void)
+{
+	if (xact_workers_used == 0)
+		return xact_home_slot;
+	return stream_route_next_record(xact_home_slot);
 }
 
 /* Send the buffered events (if any) as one record; returns its worker or -1. */
@@ -166,7 +97,7 @@ flush_and_wait(void)
 
 	for (int i = 0; i < n; i++)
 	{
-		int			slotno = xact_group_base + i;
+		int			slotno = stream_worker_slot(xact_home_slot, i);
 
 		if ((xact_workers_used & (UINT64CONST(1) << i)) && slotno != last)
 			send_record(slotno, InvalidOid, 0, NULL, 0, STREAM_FLAG_COMMIT);
@@ -174,7 +105,7 @@ flush_and_wait(void)
 	for (int i = 0; i < n; i++)
 	{
 		if (xact_workers_used & (UINT64CONST(1) << i))
-			stream_ack_wait(xact_group_base + i, xact_seq);
+			stream_ack_wait(stream_worker_slot(xact_home_slot, i), xact_seq);
 	}
 }
 
@@ -266,9 +197,7 @@ begin_stream_xact(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("cannot insert into a stream in a parallel worker")));
-	xact_home_slot = stream_batch_slot_for_backend();
-	xact_group_base = stream_group_slot(stream_slot_group(xact_home_slot), 0);
-	xact_home_slot = first_record_slot(xact_home_slot);
+	xact_home_slot = stream_route_first_record();
 	xact_workers_used = 0;
 	xact_seq = stream_ack_next_seq();
 	xact_active = true;
@@ -297,7 +226,7 @@ arrival_time(void)
 static char *
 reserve_event(Relation rel, Size tuple_len, char **oversized)
 {
-	Size		needed = STREAM_EVENT_HDRSZ + MAXALIGN(tuple_len);
+	Size		needed = stream_event_size(tuple_len);
 	char	   *dest;
 
 	if (!xact_active)
@@ -311,7 +240,7 @@ reserve_event(Relation rel, Size tuple_len, char **oversized)
 	*oversized = NULL;
 	if (needed > EVENT_BUFFER_SIZE)
 	{
-		if (needed + STREAM_RECORD_HDRSZ > StreamShared->ring_size / 2)
+		if (needed > stream_max_event_size())
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("event of %zu bytes is too large for stream \"%s\"",
@@ -321,19 +250,16 @@ reserve_event(Relation rel, Size tuple_len, char **oversized)
 		dest = *oversized;
 	}
 	else
-	{
 		dest = event_buf + event_buf_used;
-		memset(dest + MAXALIGN_DOWN(needed - 1), 0, needed - MAXALIGN_DOWN(needed - 1));
-	}
-	((StreamEventHeader *) dest)->t_len = (uint32) tuple_len;
+	stream_event_start(dest, tuple_len);
 	return dest;
 }
 
 static void
 commit_event(Relation rel, char *dest, char *oversized)
 {
-	HeapTupleHeader td = (HeapTupleHeader) (dest + STREAM_EVENT_HDRSZ);
-	Size		needed = STREAM_EVENT_HDRSZ + MAXALIGN(((StreamEventHeader *) dest)->t_len);
+	HeapTupleHeader td = stream_event_tuple(dest);
+	Size		needed = stream_event_size_of(dest);
 
 	HeapTupleHeaderSetXmin(td, GetCurrentTransactionId());
 	HeapTupleHeaderSetCmin(td, FirstCommandId);
@@ -382,7 +308,7 @@ insert_formed_tuple(Relation rel, TupleTableSlot *slot, int arrival_attno)
 	tuple_len = src->t_data->t_hoff + ts_off + sizeof(TimestampTz);
 
 	dest = reserve_event(rel, tuple_len, &oversized);
-	td = (HeapTupleHeader) (dest + STREAM_EVENT_HDRSZ);
+	td = stream_event_tuple(dest);
 	memcpy(td, src->t_data, src->t_len);
 	memset((char *) td + src->t_len, 0, ts_off - data_len);
 	now = arrival_time();
@@ -442,7 +368,7 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
 	data_len = heap_compute_data_size(desc, values, isnull);
 
 	dest = reserve_event(rel, hoff + data_len, &oversized);
-	td = (HeapTupleHeader) (dest + STREAM_EVENT_HDRSZ);
+	td = stream_event_tuple(dest);
 	memset(td, 0, hoff);
 	HeapTupleHeaderSetNatts(td, desc->natts);
 	td->t_hoff = hoff;

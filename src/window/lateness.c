@@ -34,9 +34,10 @@
 #include "utils/xid8.h"
 
 #include "agg/combine.h"
+#include "catalog/catalog.h"
+#include "stream/event_text.h"
 #include "window/lateness.h"
 #include "window/time_expr.h"
-#include "worker/apply.h"
 
 static SPIPlanPtr lock_watermark = NULL;
 static SPIPlanPtr fold_pending = NULL;
@@ -142,9 +143,9 @@ note_writer_time(List **writers, TransactionId xid, TimestampTz t)
  * inside the batch's transaction.
  */
 bool *
-stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate)
+stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
+						StreamBatchEvents *events, int *nlate)
 {
-	WindowSpec *w = view->window;
 	Relation	stream;
 	AttrNumber	attnum;
 	Datum		arg[1];
@@ -165,14 +166,14 @@ stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	prepare_statements();
-	arg[0] = Int32GetDatum(view->id);
+	arg[0] = Int32GetDatum(view_id);
 	if (SPI_execute_plan(lock_watermark, arg, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "watermark of continuous view \"%s\" is missing", view->name);
+		elog(ERROR, "watermark of continuous view \"%s\" is missing", view_name);
 	max_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	have_max = !isnull;
 
 	if (SPI_execute_plan(fold_pending, arg, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not fold the pending watermarks of continuous view \"%s\"", view->name);
+		elog(ERROR, "could not fold the pending watermarks of continuous view \"%s\"", view_name);
 	{
 		TimestampTz folded = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 															   SPI_tuptable->tupdesc, 1, &isnull));
@@ -225,15 +226,49 @@ stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate)
 		TimestampTzGetDatum(wm->max_time)};
 
 		if (SPI_execute_plan(note_pending, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not note the event times of continuous view \"%s\"", view->name);
+			elog(ERROR, "could not note the event times of continuous view \"%s\"", view_name);
 	}
 	if (changed || *nlate > 0)
 	{
 		Datum		values[3] = {arg[0], TimestampTzGetDatum(max_time), Int64GetDatum(*nlate)};
 
 		if (SPI_execute_plan(update_watermark, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not advance the watermark of continuous view \"%s\"", view->name);
+			elog(ERROR, "could not advance the watermark of continuous view \"%s\"", view_name);
 	}
 	SPI_finish();
 	return late;
+}
+
+/*
+ * Give a new event-time view its watermark row; the caller runs as the
+ * extension's owner with SPI connected.
+ */
+void
+stream_lateness_add_view(int view_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view_id)};
+
+	if (SPI_execute_with_args("INSERT INTO " STREAM_INTERNAL_SCHEMA ".view_watermarks (view_id) "
+							  "VALUES ($1)", 1, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the watermark of continuous view %d", view_id);
+}
+
+/*
+ * Start a view's watermark over (stream_ext.truncate_continuous_view); the
+ * caller runs as the extension's owner with SPI connected.
+ */
+void
+stream_lateness_reset_view(int view_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view_id)};
+
+	if (SPI_execute_with_args("UPDATE " STREAM_INTERNAL_SCHEMA ".view_watermarks "
+							  "SET max_event_time = NULL, late_events = 0 WHERE view_id = $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_execute_with_args("DELETE FROM " STREAM_INTERNAL_SCHEMA ".watermark_pending "
+							  "WHERE view_id = $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not reset the watermark of continuous view %d", view_id);
 }

@@ -6,8 +6,11 @@
 #define STREAM_EXT_WINDOW_LATENESS_H
 
 #include "stream/fdw.h"
-#include "worker/view_cache.h"
+#include "window/spec.h"
 
-extern bool *stream_mark_late_events(CachedView *view, StreamBatchEvents *events, int *nlate);
+extern bool *stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
+									 StreamBatchEvents *events, int *nlate);
+extern void stream_lateness_add_view(int view_id);
+extern void stream_lateness_reset_view(int view_id);
 
 #endif

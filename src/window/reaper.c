@@ -8,11 +8,12 @@
  *	 sliding		its step ends before the oldest step of the window;
  *	 hopping + ttl	every window holding its slice ended by read_time - ttl;
  *	 session + ttl	its session ended by read_time - ttl.
- * Reads filter expired rows themselves (read_view.c), so deleting them is
- * only about space: the combiner deletes them in statements of at most
- * REAP_BATCH_ROWS rows, each in its own transaction, skipping rows another
- * transaction has locked.  Only the combiner writes state rows, so this
- * never waits for ingestion and ingestion never waits for it.
+ * Reads filter expired rows themselves (read_sql.c), so deleting them is
+ * only about space: every stream_ext.reap_interval a job of the combiner
+ * (jobs/jobs.c) deletes them in statements of at most REAP_BATCH_ROWS rows,
+ * each in its own transaction, skipping rows another transaction has
+ * locked.  Only the combiner writes state rows, so this never waits for
+ * ingestion and ingestion never waits for it.
  */
 #include "postgres.h"
 
@@ -28,48 +29,14 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "ddl/create_view.h"
+#include "catalog/catalog.h"
 #include "guc.h"
+#include "jobs/jobs.h"
+#include "window/clock.h"
 #include "window/reaper.h"
 #include "window/sliding.h"
 
-PG_FUNCTION_INFO_V1(stream_ext_read_time);
 PG_FUNCTION_INFO_V1(stream_ext_reap_expired);
-
-/*
- * "Now" for windows: stream_ext.read_time when set, else the transaction's
- * start.  The parsed setting is remembered until the text or time zone
- * changes, since reads call this once per row.
- */
-TimestampTz
-stream_window_read_time(void)
-{
-	static char *parsed_text = NULL;
-	static pg_tz *parsed_zone = NULL;
-	static TimestampTz parsed = 0;
-
-	if (stream_ext_read_time_setting == NULL || stream_ext_read_time_setting[0] == '\0')
-		return GetCurrentTransactionStartTimestamp();
-	if (parsed_text == NULL || parsed_zone != session_timezone ||
-		strcmp(parsed_text, stream_ext_read_time_setting) != 0)
-	{
-		parsed = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-														 CStringGetDatum(stream_ext_read_time_setting),
-														 ObjectIdGetDatum(InvalidOid),
-														 Int32GetDatum(-1)));
-		if (parsed_text)
-			pfree(parsed_text);
-		parsed_text = MemoryContextStrdup(TopMemoryContext, stream_ext_read_time_setting);
-		parsed_zone = session_timezone;
-	}
-	return parsed;
-}
-
-Datum
-stream_ext_read_time(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_TIMESTAMPTZ(stream_window_read_time());
-}
 
 /* Do rows of this view ever expire? */
 bool
@@ -90,15 +57,15 @@ reap_now_sql(Oid state, const char *column)
 	Oid			type = get_atttype(state, get_attnum(state, column));
 
 	if (type == TIMESTAMPTZOID)
-		return "stream_ext.read_time()";
-	return "((stream_ext.read_time() AT TIME ZONE 'UTC') - '1 day'::pg_catalog.interval)";
+		return STREAM_READ_TIME_SQL;
+	return "((" STREAM_READ_TIME_SQL " AT TIME ZONE 'UTC') - '1 day'::pg_catalog.interval)";
 }
 
 /* The condition a state row of view id is expired under, or NULL. */
 static char *
 expired_condition(int id, WindowSpec *spec)
 {
-	Oid			state = stream_internal_relid(psprintf("state_%d", id), false);
+	Oid			state = stream_view_relation_relid(id, VIEW_STATE_TABLE, true);
 
 	if (!OidIsValid(state))
 		return NULL;
@@ -148,21 +115,109 @@ uint64
 stream_reap_batch(int id, WindowSpec *spec)
 {
 	char	   *condition = expired_condition(id, spec);
+	char	   *state;
 	uint64		deleted;
 
 	if (condition == NULL)
 		return 0;
+	state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(psprintf("DELETE FROM stream_ext_internal.state_%d WHERE ctid = ANY (ARRAY("
-							 "SELECT ctid FROM stream_ext_internal.state_%d WHERE %s "
+	if (SPI_execute(psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
+							 "SELECT ctid FROM %s WHERE %s "
 							 "LIMIT %d FOR UPDATE SKIP LOCKED))",
-							 id, id, condition, REAP_BATCH_ROWS),
+							 state, state, condition, REAP_BATCH_ROWS),
 					false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the expired rows of continuous view %d", id);
 	deleted = SPI_processed;
 	SPI_finish();
 	return deleted;
+}
+
+/* A view with rows that expire, in the reaping job's list */
+typedef struct ReapTarget
+{
+	int			id;
+	WindowSpec *spec;
+	uint64		deleted;		/* by the last batch */
+} ReapTarget;
+
+typedef struct ReapRound
+{
+	MemoryContext cxt;
+	List	   *targets;		/* ReapTarget *, in cxt */
+} ReapRound;
+
+/* The views whose rows expire (in a transaction) */
+static void
+list_expiring_views(void *arg)
+{
+	ReapRound  *round = arg;
+	ListCell   *lc;
+
+	foreach(lc, stream_catalog_views())
+	{
+		ContinuousViewRow *row = lfirst(lc);
+		MemoryContext old = MemoryContextSwitchTo(round->cxt);
+		WindowSpec *spec = stream_window_spec_from_text(&row->window);
+
+		if (stream_window_expires(spec))
+		{
+			ReapTarget *t = palloc0(sizeof(ReapTarget));
+
+			t->id = row->id;
+			t->spec = spec;
+			round->targets = lappend(round->targets, t);
+		}
+		MemoryContextSwitchTo(old);
+	}
+}
+
+static void
+reap_one_batch(void *arg)
+{
+	ReapTarget *t = arg;
+
+	t->deleted = stream_reap_batch(t->id, t->spec);
+}
+
+/*
+ * The combiner's reaping job: every stream_ext.reap_interval, one batch of
+ * each view with expired rows per call, until no view has a full batch
+ * left; returns true while one has.
+ */
+static bool
+reap_job(MemoryContext cxt)
+{
+	static TimestampTz last_round = 0;
+	static ReapRound round = {0};
+	TimestampTz now = GetCurrentTimestamp();
+	ListCell   *lc;
+
+	if (round.targets == NIL)
+	{
+		if (!TimestampDifferenceExceeds(last_round, now, stream_ext_reap_interval_ms))
+			return false;
+		last_round = now;
+		round.cxt = cxt;
+		if (!stream_job_in_transaction(list_expiring_views, &round, cxt))
+			round.targets = NIL;
+	}
+	foreach(lc, round.targets)
+	{
+		ReapTarget *t = lfirst(lc);
+
+		if (!stream_job_in_transaction(reap_one_batch, t, cxt) || t->deleted < REAP_BATCH_ROWS)
+			round.targets = foreach_delete_current(round.targets, lc);
+	}
+	return round.targets != NIL;
+}
+
+/* Register the reaping job with the combiner; from _PG_init. */
+void
+stream_reaper_init(void)
+{
+	stream_job_register("expired rows of windowed views", reap_job);
 }
 
 /* stream_ext.reap_expired(view): delete the view's expired rows now. */
@@ -171,25 +226,16 @@ stream_ext_reap_expired(PG_FUNCTION_ARGS)
 {
 	Oid			view = PG_GETARG_OID(0);
 	int			id;
+	ContinuousViewRow *row;
 	WindowSpec *spec;
 	uint64		total = 0;
 	uint64		n;
-	MemoryContext caller_cxt = CurrentMemoryContext;
-	MemoryContext old;
 
 	id = stream_owned_continuous_view_id(view);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(psprintf("SELECT " WINDOW_SPEC_COLUMNS
-							 " FROM stream_ext_internal.continuous_views v WHERE v.id = %d", id),
-					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	row = stream_catalog_view(id);
+	if (row == NULL)
 		elog(ERROR, "could not read continuous view %d", id);
-	/* the spec outlives SPI_finish */
-	old = MemoryContextSwitchTo(caller_cxt);
-	spec = stream_window_spec_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	MemoryContextSwitchTo(old);
-	SPI_finish();
+	spec = stream_window_spec_from_text(&row->window);
 
 	do
 	{

@@ -29,7 +29,7 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
-#include "window/reaper.h"
+#include "window/clock.h"
 #include "window/sliding.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_sliding_bound);

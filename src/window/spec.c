@@ -14,7 +14,6 @@
 #include "postgres.h"
 
 #include "commands/defrem.h"
-#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -278,26 +277,6 @@ stream_interval_sql(Interval *interval)
 																		   IntervalPGetDatum(interval)))));
 }
 
-/*
- * The window of a view from an SPI result row whose columns first, first + 1,
- * ... are WINDOW_SPEC_COLUMNS.  Allocated in the current memory context.
- */
-WindowSpec *
-stream_window_spec_from_row(HeapTuple tuple, TupleDesc desc, int first)
-{
-	WindowSpecText text;
-
-	text.kind = SPI_getvalue(tuple, desc, first);
-	text.time_column = SPI_getvalue(tuple, desc, first + 1);
-	text.size = SPI_getvalue(tuple, desc, first + 2);
-	text.step = SPI_getvalue(tuple, desc, first + 3);
-	text.ttl = SPI_getvalue(tuple, desc, first + 4);
-	text.ttl_column = SPI_getvalue(tuple, desc, first + 5);
-	text.lateness = SPI_getvalue(tuple, desc, first + 6);
-	text.keep_late = SPI_getvalue(tuple, desc, first + 7);
-	return stream_window_spec_from_text(&text);
-}
-
 static char *
 interval_text(Interval *interval)
 {
@@ -306,11 +285,11 @@ interval_text(Interval *interval)
 	return DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(interval)));
 }
 
-WindowSpecText *
-stream_window_spec_to_text(WindowSpec *spec)
+/* The text form of spec, as the catalog stores it, into *t */
+void
+stream_window_spec_to_text(WindowSpec *spec, WindowSpecText *t)
 {
-	WindowSpecText *t = palloc0(sizeof(WindowSpecText));
-
+	memset(t, 0, sizeof(WindowSpecText));
 	t->kind = pstrdup(stream_window_kind_name(spec->kind));
 	t->time_column = spec->time_column;
 	t->size = interval_text(spec->size);
@@ -319,7 +298,6 @@ stream_window_spec_to_text(WindowSpec *spec)
 	t->ttl_column = spec->ttl_column;
 	t->lateness = interval_text(spec->lateness);
 	t->keep_late = spec->keep_late ? "true" : "false";
-	return t;
 }
 
 /* Does the view measure lateness (an event-time column)? */

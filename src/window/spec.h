@@ -9,9 +9,9 @@
 #define STREAM_EXT_WINDOW_SPEC_H
 
 #include "datatype/timestamp.h"
-#include "access/htup.h"
-#include "access/tupdesc.h"
 #include "nodes/pg_list.h"
+
+#include "catalog/catalog.h"
 
 typedef enum WindowKind
 {
@@ -33,33 +33,9 @@ typedef struct WindowSpec
 	bool		keep_late;		/* keep late events in stream_ext.late_events */
 } WindowSpec;
 
-/* Text form of each field, as the catalog stores it (NULL when unset). */
-typedef struct WindowSpecText
-{
-	char	   *kind;
-	char	   *time_column;
-	char	   *size;
-	char	   *step;
-	char	   *ttl;
-	char	   *ttl_column;
-	char	   *lateness;
-	char	   *keep_late;
-} WindowSpecText;
-
-/*
- * The columns of stream_ext_internal.continuous_views (aliased v) that a
- * view's WindowSpec is read from, in the order stream_window_spec_from_row
- * expects them.
- */
-#define WINDOW_SPEC_COLUMNS \
-	"v.window_kind, stream_ext_internal.time_column(v.stream, v.time_attnum), " \
-	"v.window_size::text, v.window_step::text, v.ttl::text, v.ttl_column, " \
-	"v.allowed_lateness::text, v.keep_late::text"
-
 extern WindowSpec *stream_window_spec_from_options(List *options);
-extern WindowSpec *stream_window_spec_from_row(HeapTuple tuple, TupleDesc desc, int first);
 extern WindowSpec *stream_window_spec_from_text(WindowSpecText *text);
-extern WindowSpecText *stream_window_spec_to_text(WindowSpec *spec);
+extern void stream_window_spec_to_text(WindowSpec *spec, WindowSpecText *text);
 extern bool stream_window_has_event_time(WindowSpec *spec);
 extern const char *stream_window_kind_name(WindowKind kind);
 extern int64 stream_interval_usecs(Interval *interval);

@@ -40,10 +40,11 @@
 #include "utils/syscache.h"
 #include "utils/xid8.h"
 
-#include "worker/apply.h"
 #include "agg/combine.h"
-#include "worker/counters.h"
+#include "stream/event_text.h"
 #include "window/lateness.h"
+#include "worker/apply.h"
+#include "worker/counters.h"
 #include "worker/view_cache.h"
 
 /*
@@ -248,58 +249,6 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	return edata;
 }
 
-/*
- * The event as a row literal, for the errors table: each column through its
- * output function, quoted as record_out quotes, NULL as nothing.
- */
-char *
-stream_event_as_text(Oid stream, HeapTuple event)
-{
-	Relation	rel = table_open(stream, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
-	StringInfoData buf;
-	bool		first = true;
-
-	heap_deform_tuple(event, desc, values, nulls);
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '(');
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		Oid			typoutput;
-		bool		varlena;
-		char	   *value;
-		bool		quote;
-
-		if (att->attisdropped)
-			continue;
-		if (!first)
-			appendStringInfoChar(&buf, ',');
-		first = false;
-		if (nulls[i])
-			continue;
-		getTypeOutputInfo(att->atttypid, &typoutput, &varlena);
-		value = OidOutputFunctionCall(typoutput, values[i]);
-		quote = (value[0] == '\0' || strpbrk(value, "\"\\(),") != NULL ||
-				 strpbrk(value, " \t\n\r\v\f") != NULL);
-		if (quote)
-			appendStringInfoChar(&buf, '"');
-		for (char *c = value; *c; c++)
-		{
-			if (*c == '"' || *c == '\\')
-				appendStringInfoChar(&buf, *c);
-			appendStringInfoChar(&buf, *c);
-		}
-		if (quote)
-			appendStringInfoChar(&buf, '"');
-	}
-	appendStringInfoChar(&buf, ')');
-	table_close(rel, AccessShareLock);
-	return buf.data;
-}
-
 static void
 record_view_error(CachedView *view, ErrorData *edata, char *event)
 {
@@ -410,17 +359,6 @@ deform_events(StreamBatchEvents *events)
 	table_close(rel, AccessShareLock);
 }
 
-/* Prepare a statement kept for the life of the process; errors if it cannot. */
-SPIPlanPtr
-stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare \"%s\"", sql);
-	return plan;
-}
-
 /*
  * Apply the events of streams (a list of StreamBatchEvents) to their views
  * and count them, inside the caller's transaction, which must have an active
@@ -459,7 +397,8 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 
 			count = palloc0(sizeof(ViewCount));
 			count->view_id = view->id;
-			events->skip = stream_mark_late_events(view, events, &nlate);
+			events->skip = stream_mark_late_events(view->id, view->name, view->window,
+													events, &nlate);
 			count->events = events->nevents - nlate;
 			if (careful)
 				count->errors = apply_view_carefully(view, events);

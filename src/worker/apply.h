@@ -30,7 +30,5 @@ typedef struct StreamBatch
 
 extern void stream_apply_events(List *streams, int worker_no, bool careful);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
-extern char *stream_event_as_text(Oid stream, HeapTuple event);
-extern SPIPlanPtr stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes);
 
 #endif

@@ -1,22 +1,15 @@
 /*
  * combiner.c
- *	  The combiner of a database: every stream_ext.combine_interval it folds
- *	  the deltas of committed transactions into each view's combine-state
- *	  table, and deletes the deltas of aborted ones.
+ *	  The combiner of a database: it folds the deltas of committed
+ *	  transactions into each view's combine-state table, and deletes the
+ *	  deltas of aborted ones.
  *
- * Per view, in one transaction:
- *	 WITH moved AS (DELETE FROM delta WHERE xid_committed(writer_xid)
- *					RETURNING keys, states)
- *	 INSERT INTO state SELECT keys, combine_agg(agg, state)... FROM moved
- *	   GROUP BY keys
- *	 ON CONFLICT (keys) DO UPDATE SET state = combine_states(agg, old, new)...
- * Readers see either the deltas or the merged rows, never both, because the
- * move is one transaction and readers only count deltas of transactions that
- * committed before their snapshot.  Session windows chain the moved partial
- * sessions with the stored sessions they touch (window/session.c).
- *
- * Every stream_ext.reap_interval the combiner also deletes the expired rows
- * of windowed views (window/reaper.c).
+ * Per view, in one transaction, it runs the view's merge statement
+ * (window/merge_sql.c): readers see either the deltas or the merged rows,
+ * never both.  It keeps the tables it writes in shape (vacuum of delta
+ * tables, analyze of state tables), and runs the jobs other modules
+ * registered (jobs/jobs.c: expiry of windowed views' rows, supervision of
+ * Kafka consumers).
  */
 #include "postgres.h"
 
@@ -37,13 +30,11 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "ddl/create_view.h"
+#include "catalog/catalog.h"
 #include "guc.h"
 #include "ipc/queue.h"
-#include "kafka/supervisor.h"
-#include "window/reaper.h"
-#include "window/session.h"
-#include "window/sliding.h"
+#include "jobs/jobs.h"
+#include "window/merge_sql.h"
 #include "window/spec.h"
 #include "worker/worker.h"
 
@@ -71,135 +62,11 @@ typedef struct CombinePlan
 
 static List *combine_plans = NIL;	/* in TopMemoryContext */
 
-/* Build the merge statement of view id from its state table's columns. */
+/* The merge statement of view id (SPI connected) */
 static char *
 merge_sql(int id, int key_count, WindowSpec *spec)
 {
-	StringInfoData keys,
-				aggs_select,
-				aggs_update,
-				returning,
-				session_eq,
-				session_null,
-				any_null,
-				old_returning,
-				blocks[SLIDING_LEVELS];
-	char	   *sql;
-	char	   *source = "moved";
-	Interval   *lengths[SLIDING_LEVELS];
-	int			levels = stream_sliding_levels(spec, lengths);
-	int			rc;
-
-	initStringInfo(&keys);
-	initStringInfo(&aggs_select);
-	initStringInfo(&aggs_update);
-	initStringInfo(&returning);
-	initStringInfo(&session_eq);
-	initStringInfo(&session_null);
-	initStringInfo(&any_null);
-	initStringInfo(&old_returning);
-	for (int l = 1; l < SLIDING_LEVELS; l++)
-		initStringInfo(&blocks[l]);
-
-	rc = SPI_execute(psprintf("SELECT a.attname, a.attnum, v.aggregates[a.attnum - v.key_count]::oid, "
-							  "pg_catalog.format_type(a.atttypid, a.atttypmod) "
-							  "FROM stream_ext_internal.continuous_views v "
-							  "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
-							  "WHERE v.id = %d AND a.attnum > 0 AND NOT a.attisdropped "
-							  "AND a.attname <> '_one' ORDER BY a.attnum", id),
-					 true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the columns of continuous view %d", id);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		const char *col = quote_identifier(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-
-		appendStringInfo(&returning, "%sd.%s", i ? ", " : "", col);
-		appendStringInfo(&old_returning, "%st.%s", i ? ", " : "", col);
-		for (int l = 1; l < levels; l++)
-		{
-			/* a step's row of level l: the block of level l holding it */
-			if (strcmp(col, "_level") == 0)
-				appendStringInfo(&blocks[l], "%d::pg_catalog.int2", l);
-			else if (strcmp(col, "_step") == 0)
-				appendStringInfo(&blocks[l], ", pg_catalog.date_bin(%s, m._step, "
-								 "CAST('2000-01-01 00:00:00+00' AS %s))",
-								 stream_interval_sql(lengths[l]),
-								 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4));
-			else
-				appendStringInfo(&blocks[l], ", m.%s", col);
-		}
-		if ((int) i < key_count)
-		{
-			appendStringInfo(&keys, "%s%s", i ? ", " : "", col);
-			appendStringInfo(&session_eq, "m.%s = t.%s AND ", col, col);
-			appendStringInfo(&session_null, "m.%s IS NOT DISTINCT FROM t.%s AND ", col, col);
-			appendStringInfo(&any_null, "%st.%s IS NULL", i ? " OR " : "", col);
-		}
-		else
-		{
-			char	   *agg = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
-
-			appendStringInfo(&aggs_select, ", stream_ext_internal.combine_agg(%s::pg_catalog.regprocedure, %s)",
-							 agg, col);
-			appendStringInfo(&aggs_update, "%s%s = stream_ext_internal.combine_states(%s::pg_catalog.regprocedure, t.%s, excluded.%s)",
-							 aggs_update.len ? ", " : "", col, agg, col, col);
-		}
-	}
-
-	if (spec->kind == WINDOW_SESSION)
-	{
-		/*
-		 * Sessions: the moved partial sessions and the stored sessions of
-		 * their groups within a gap of them are chained again, and replace
-		 * those stored sessions.  Groups are matched with = (an index or hash
-		 * join), and groups with a NULL key separately.
-		 */
-		char	   *gap = stream_interval_sql(spec->size);
-		char	   *near = psprintf("t._session_end > m._session_start - %s AND "
-									"t._session_start < m._session_end + %s",
-									gap, gap);
-		char	   *old_null = "";
-
-		if (key_count > 0)
-			old_null = psprintf(", old_null AS (DELETE FROM stream_ext_internal.state_%d t "
-								"WHERE (%s) AND EXISTS (SELECT 1 FROM moved m WHERE %s%s) RETURNING %s)",
-								id, any_null.data, session_null.data, near, old_returning.data);
-		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
-					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s), "
-					   "old AS (DELETE FROM stream_ext_internal.state_%d t WHERE EXISTS ("
-					   "SELECT 1 FROM moved m WHERE %s%s) RETURNING %s)%s, "
-					   "u AS (SELECT * FROM moved UNION ALL SELECT * FROM old%s) "
-					   "INSERT INTO stream_ext_internal.state_%d "
-					   "SELECT %s%s FROM (%s) s GROUP BY %s%s_session",
-					   id, returning.data, id, session_eq.data, near, old_returning.data,
-					   old_null, key_count > 0 ? " UNION ALL SELECT * FROM old_null" : "",
-					   id, keys.data, aggs_select.data + (key_count > 0 ? 0 : 2),
-					   stream_sessionize_sql(keys.data, spec->size, "u"), keys.data,
-					   key_count > 0 ? ", " : "");
-	}
-	else if (key_count > 0)
-	{
-		/* a sliding view's steps also go into their blocks (window/sliding.c) */
-		if (levels > 1)
-			source = psprintf("(SELECT * FROM moved UNION ALL SELECT %s FROM moved m"
-							  " UNION ALL SELECT %s FROM moved m) moved", blocks[1].data, blocks[2].data);
-		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
-					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s) "
-					   "INSERT INTO stream_ext_internal.state_%d AS t "
-					   "SELECT %s%s FROM %s GROUP BY %s "
-					   "ON CONFLICT (%s) DO UPDATE SET %s",
-					   id, returning.data, id, keys.data, aggs_select.data, source, keys.data,
-					   keys.data, aggs_update.data);
-	}
-	else
-		sql = psprintf("WITH moved AS (DELETE FROM stream_ext_internal.delta_%d d "
-					   "WHERE stream_ext_internal.xid_committed(d.writer_xid) RETURNING %s) "
-					   "INSERT INTO stream_ext_internal.state_%d AS t "
-					   "SELECT %s, true FROM moved HAVING pg_catalog.count(*) > 0 "
-					   "ON CONFLICT (_one) DO UPDATE SET %s",
-					   id, returning.data, id, aggs_select.data + 2, aggs_update.data);
-	return sql;
+	return stream_window_merge_sql(id, stream_catalog_state_columns(id), key_count, spec);
 }
 
 /* The prepared statements of view id, or NULL */
@@ -225,8 +92,9 @@ plan_for_view(int id, int key_count, WindowSpec *spec)
 	plan = MemoryContextAllocZero(TopMemoryContext, sizeof(CombinePlan));
 	plan->id = id;
 	plan->merge = SPI_prepare(merge_sql(id, key_count, spec), 0, NULL);
-	plan->cleanup = SPI_prepare(psprintf("DELETE FROM stream_ext_internal.delta_%d "
-										 "WHERE stream_ext_internal.xid_aborted(writer_xid)", id),
+	plan->cleanup = SPI_prepare(psprintf("DELETE FROM %s "
+										 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_aborted(writer_xid)",
+										 stream_view_relation_sql(id, VIEW_DELTA_TABLE)),
 								0, NULL);
 	if (plan->merge == NULL || plan->cleanup == NULL)
 		elog(ERROR, "could not prepare the combiner's statements for view %d", id);
@@ -268,9 +136,9 @@ log_error_and_abort(MemoryContext cxt)
 	AbortCurrentTransaction();
 }
 
-/* VACUUM or ANALYZE one internal table (options: VACOPT_*), skipping it if locked. */
+/* VACUUM or ANALYZE a table of view id (options: VACOPT_*), skipping it if locked. */
 static void
-maintain_table(const char *name, int options, MemoryContext cxt)
+maintain_table(int id, ViewRelation which, int options, MemoryContext cxt)
 {
 	PG_TRY();
 	{
@@ -279,13 +147,14 @@ maintain_table(const char *name, int options, MemoryContext cxt)
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		relid = stream_internal_relid(name, false);
+		relid = stream_view_relation_relid(id, which, true);
 		if (OidIsValid(relid))
 		{
 			/* VACUUM commits and starts transactions: keep its input in cxt */
 			MemoryContext old = MemoryContextSwitchTo(cxt);
-			List	   *rels = list_make1(makeVacuumRelation(makeRangeVar("stream_ext_internal",
-																		  pstrdup(name), -1),
+			List	   *rels = list_make1(makeVacuumRelation(makeRangeVar(STREAM_INTERNAL_SCHEMA,
+																		  stream_view_relation_name(id, which),
+																		  -1),
 															 relid, NIL));
 
 			MemoryContextSwitchTo(old);
@@ -336,14 +205,14 @@ maintain_view_tables(int id, MemoryContext cxt)
 	{
 		plan->merged = false;
 		plan->last_vacuum = now;
-		maintain_table(psprintf("delta_%d", id), VACOPT_VACUUM, cxt);
+		maintain_table(id, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
 	}
 	if (plan->merged_rows >= STATE_ANALYZE_ROWS &&
 		TimestampDifferenceExceeds(plan->last_analyze, now, STATE_ANALYZE_MS))
 	{
 		plan->merged_rows = 0;
 		plan->last_analyze = now;
-		maintain_table(psprintf("state_%d", id), VACOPT_VACUUM | VACOPT_ANALYZE, cxt);
+		maintain_table(id, VIEW_STATE_TABLE, VACOPT_VACUUM | VACOPT_ANALYZE, cxt);
 	}
 }
 
@@ -356,7 +225,7 @@ maintain_view_tables(int id, MemoryContext cxt)
 static bool
 lock_state_table(int id)
 {
-	Oid			state = stream_internal_relid(psprintf("state_%d", id), true);
+	Oid			state = stream_view_relation_relid(id, VIEW_STATE_TABLE, true);
 
 	if (!OidIsValid(state))
 		return false;
@@ -409,37 +278,6 @@ typedef struct ViewToCombine
 	WindowSpec *window;
 } ViewToCombine;
 
-/*
- * Delete the expired rows of a windowed view, a bounded batch per
- * transaction, until none is left or the combiner is asked to stop.
- */
-static void
-reap_view(int id, WindowSpec *spec, MemoryContext cxt)
-{
-	uint64		deleted = REAP_BATCH_ROWS;
-
-	while (deleted == REAP_BATCH_ROWS && !stream_worker_stop_requested)
-	{
-		PG_TRY();
-		{
-			SetCurrentStatementStartTimestamp();
-			StartTransactionCommand();
-			PushActiveSnapshot(GetTransactionSnapshot());
-			deleted = stream_reap_batch(id, spec);
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-		}
-		PG_CATCH();
-		{
-			log_error_and_abort(cxt);
-			deleted = 0;
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
-		stream_worker_handle_interrupts();
-	}
-}
-
 /* The views of the database, allocated in cxt; false when the extension is gone. */
 static bool
 views_to_combine(MemoryContext cxt, List **views)
@@ -451,26 +289,21 @@ views_to_combine(MemoryContext cxt, List **views)
 	present = stream_worker_extension_present();
 	if (present)
 	{
+		ListCell   *lc;
+
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("SELECT v.id, v.key_count, " WINDOW_SPEC_COLUMNS
-						" FROM stream_ext_internal.continuous_views v ORDER BY v.id",
-						true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the continuous view catalog");
-		for (uint64 i = 0; i < SPI_processed; i++)
+		foreach(lc, stream_catalog_views())
 		{
-			bool		isnull;
+			ContinuousViewRow *row = lfirst(lc);
 			MemoryContext old = MemoryContextSwitchTo(cxt);
 			ViewToCombine *v = palloc(sizeof(ViewToCombine));
 
-			v->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-			v->key_count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-			v->window = stream_window_spec_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+			v->id = row->id;
+			v->key_count = row->key_count;
+			v->window = stream_window_spec_from_text(&row->window);
 			*views = lappend(*views, v);
 			MemoryContextSwitchTo(old);
 		}
-		SPI_finish();
 		PopActiveSnapshot();
 	}
 	CommitTransactionCommand();
@@ -478,6 +311,13 @@ views_to_combine(MemoryContext cxt, List **views)
 	return present;
 }
 
+/*
+ * The combiner's loop: a merge round when writers committed (the group's
+ * mergeable counter moved), and a full round, which also deletes the deltas
+ * of aborted writers and sees what no counter does (COMMIT PREPARED in
+ * another session, writers that crashed), every FULL_ROUND_MS; then the
+ * jobs other modules registered.
+ */
 void
 stream_combiner_loop(int slotno)
 {
@@ -485,7 +325,6 @@ stream_combiner_loop(int slotno)
 											  ALLOCSET_DEFAULT_SIZES);
 	uint64		last_mergeable = 0;
 	TimestampTz last_full = 0;
-	TimestampTz last_reap = 0;
 
 	for (;;)
 	{
@@ -494,18 +333,11 @@ stream_combiner_loop(int slotno)
 		uint64		mergeable = stream_mergeable_count(slotno);
 		TimestampTz now = GetCurrentTimestamp();
 		bool		full = TimestampDifferenceExceeds(last_full, now, FULL_ROUND_MS);
-		bool		reap = TimestampDifferenceExceeds(last_reap, now, stream_ext_reap_interval_ms);
 
 		stream_worker_handle_interrupts();
 		MemoryContextReset(cxt);
 
-		/*
-		 * Deltas become mergeable when their writer commits.  Writers (and
-		 * workers, for async writers) bump the counter; a full round also
-		 * runs every FULL_ROUND_MS for what no counter sees (COMMIT PREPARED
-		 * in another session, deltas of aborted or crashed writers).
-		 */
-		if (mergeable != last_mergeable || full || reap)
+		if (mergeable != last_mergeable || full)
 		{
 			if (!views_to_combine(cxt, &views))
 				proc_exit(0);
@@ -515,21 +347,18 @@ stream_combiner_loop(int slotno)
 
 				combine_view(v->id, v->key_count, v->window, full, cxt);
 				maintain_view_tables(v->id, cxt);
-				if (reap && stream_window_expires(v->window))
-					reap_view(v->id, v->window, cxt);
 			}
 			last_mergeable = mergeable;
 			if (full)
 				last_full = now;
-			if (reap)
-				last_reap = now;
 		}
 
-		/* Kafka consumer workers of the database (src/kafka/supervisor.c) */
-		kafka_supervise();
+		/* what other modules registered: expiry, Kafka supervision */
+		MemoryContextReset(cxt);
+		stream_jobs_run(stream_worker_handle_interrupts, cxt);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(stream_ext_combine_interval_ms, 200), PG_WAIT_EXTENSION);
+						 Min(stream_ext_combine_interval_ms, STREAM_JOB_TICK_MS), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

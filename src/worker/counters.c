@@ -23,7 +23,7 @@
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
 
-#include "ddl/create_view.h"
+#include "catalog/catalog.h"
 #include "worker/counters.h"
 
 /* Columns of view_counters */

@@ -9,14 +9,13 @@
  */
 #include "postgres.h"
 
-#include "executor/spi.h"
 #include "nodes/readfuncs.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 
 #include "analyze/view_query.h"
-#include "ddl/create_view.h"
+#include "catalog/catalog.h"
 #include "worker/view_cache.h"
 
 static MemoryContext cache_context = NULL;
@@ -52,25 +51,36 @@ view_cache_init(void)
 }
 
 static char *
-getstr(HeapTuple tuple, TupleDesc desc, int col)
+copy_text(const char *s)
 {
-	char	   *s = SPI_getvalue(tuple, desc, col);
-
 	return s ? MemoryContextStrdup(cache_context, s) : NULL;
 }
 
-static Oid
-getoid(HeapTuple tuple, TupleDesc desc, int col)
+/* A view of the catalog, with its own copies of what it needs, in cache_context */
+static CachedView *
+cache_row(ContinuousViewRow *row)
 {
-	bool		isnull;
+	MemoryContext old = MemoryContextSwitchTo(cache_context);
+	CachedView *v = palloc0(sizeof(CachedView));
 
-	return DatumGetObjectId(SPI_getbinval(tuple, desc, col, &isnull));
+	v->id = row->id;
+	v->view = row->view;
+	v->stream = row->stream;
+	v->state_table = row->state_table;
+	v->delta_table = row->delta_table;
+	v->owner = row->owner;
+	v->name = copy_text(row->name);
+	v->definition = copy_text(row->definition);
+	v->query = copy_text(row->query);
+	v->window = stream_window_spec_from_text(&row->window);
+	MemoryContextSwitchTo(old);
+	return v;
 }
 
+/* Load the views from the catalog (catalog/view_rows.c) into cache_context. */
 static void
 load_views(void)
 {
-	int			rc;
 	ListCell   *lc;
 
 	foreach(lc, cached_views)
@@ -83,41 +93,26 @@ load_views(void)
 	MemoryContextReset(cache_context);
 	cached_views = NIL;
 	catalog_relid = stream_catalog_relid(false);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
-					 "v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
-					 WINDOW_SPEC_COLUMNS " "
-					 "FROM stream_ext_internal.continuous_views v "
-					 "JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
-					 true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the continuous view catalog");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		CachedView *v = MemoryContextAllocZero(cache_context, sizeof(CachedView));
-		MemoryContext old;
-
-		v->id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
-		v->view = getoid(tuple, desc, 2);
-		v->stream = getoid(tuple, desc, 3);
-		v->state_table = getoid(tuple, desc, 4);
-		v->delta_table = getoid(tuple, desc, 5);
-		v->owner = getoid(tuple, desc, 6);
-		v->name = getstr(tuple, desc, 7);
-		v->definition = getstr(tuple, desc, 8);
-		v->query = getstr(tuple, desc, 9);
-		old = MemoryContextSwitchTo(cache_context);
-		v->window = stream_window_spec_from_row(tuple, desc, 10);
-		cached_views = lappend(cached_views, v);
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
+	/* invalidations that arrive while loading make the next lookup load again */
 	cache_valid = true;
+
+	PG_TRY();
+	{
+		foreach(lc, stream_catalog_views())
+		{
+			CachedView *v = cache_row(lfirst(lc));
+			MemoryContext old = MemoryContextSwitchTo(cache_context);
+
+			cached_views = lappend(cached_views, v);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	PG_CATCH();
+	{
+		cache_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 /* Has no invalidation come since the views were loaded? */

@@ -30,6 +30,8 @@
 
 #include "guc.h"
 #include "ipc/queue.h"
+#include "ipc/record.h"
+#include "ipc/route.h"
 #include "worker/apply.h"
 #include "worker/view_cache.h"
 #include "worker/worker.h"
@@ -171,24 +173,15 @@ new_batch(uint64 start)
  * single record is always taken).  Returns true when the batch is full.
  */
 static bool
-collect_records(StreamBatch *batch, StreamWorkerSlot *slot, uint64 to)
+collect_records(StreamBatch *batch, int slotno, uint64 to)
 {
-	Size		size = StreamShared->ring_size;
-	uint64		pos = batch->end_pos;
+	StreamRecord rec;
 
-	while (pos < to)
+	while (stream_ring_next_record(slotno, batch->end_pos, to, &rec))
 	{
-		StreamRecordHeader *hdr = (StreamRecordHeader *) (slot->ring + pos % size);
-		char	   *p;
-
-		if (hdr->kind == STREAM_RECORD_PAD)
+		if (batch->nevents > 0 && batch->nevents + (int) rec.nevents > stream_ext_batch_size)
 		{
-			pos += hdr->len;
-			continue;
-		}
-		if (batch->nevents > 0 && batch->nevents + (int) hdr->nevents > stream_ext_batch_size)
-		{
-			batch->end_pos = pos;
+			batch->end_pos = rec.start;
 			return true;
 		}
 
@@ -197,51 +190,41 @@ collect_records(StreamBatch *batch, StreamWorkerSlot *slot, uint64 to)
 			batch->maxsenders *= 2;
 			batch->senders = repalloc(batch->senders, sizeof(BatchSender) * batch->maxsenders);
 		}
-		batch->senders[batch->nsenders].procno = hdr->procno;
-		batch->senders[batch->nsenders].xact_seq = hdr->xact_seq;
-		batch->senders[batch->nsenders].commit = (hdr->flags & STREAM_FLAG_COMMIT) != 0;
+		batch->senders[batch->nsenders].procno = rec.procno;
+		batch->senders[batch->nsenders].xact_seq = rec.xact_seq;
+		batch->senders[batch->nsenders].commit = (rec.flags & STREAM_FLAG_COMMIT) != 0;
 		batch->nsenders++;
-		if (hdr->flags & STREAM_FLAG_COMMIT)
+		if (rec.flags & STREAM_FLAG_COMMIT)
 			batch->has_commit = true;
-		if (hdr->flags & STREAM_FLAG_ASYNC)
+		if (rec.flags & STREAM_FLAG_ASYNC)
 			batch->has_async = true;
 
-		if (hdr->nevents > 0)
+		if (rec.nevents > 0)
 		{
-			StreamBatchEvents *events = events_of_stream(batch, hdr->stream);
+			StreamBatchEvents *events = events_of_stream(batch, rec.stream);
 
-			p = (char *) hdr + STREAM_RECORD_HDRSZ;
-			for (uint32 i = 0; i < hdr->nevents; i++)
+			if (events->nevents + (int) rec.nevents > events->capacity)
 			{
-				StreamEventHeader *eh = (StreamEventHeader *) p;
-				HeapTuple	tuple;
-
-				if (events->nevents == events->capacity)
-				{
+				while (events->nevents + (int) rec.nevents > events->capacity)
 					events->capacity *= 2;
-					events->events = repalloc_huge(events->events,
-												   sizeof(HeapTupleData) * events->capacity);
-				}
-				tuple = &events->events[events->nevents++];
-				tuple->t_len = eh->t_len;
-				tuple->t_data = (HeapTupleHeader) (p + STREAM_EVENT_HDRSZ);
-				tuple->t_tableOid = hdr->stream;
-				ItemPointerSetInvalid(&tuple->t_self);
-				p += STREAM_EVENT_HDRSZ + MAXALIGN(eh->t_len);
+				events->events = repalloc_huge(events->events,
+											   sizeof(HeapTupleData) * events->capacity);
 			}
-			batch->nevents += hdr->nevents;
+			stream_record_events(&rec, &events->events[events->nevents]);
+			events->nevents += rec.nevents;
+			batch->nevents += rec.nevents;
 		}
-		pos += hdr->len;
+		batch->end_pos = rec.end;
 	}
-	batch->end_pos = pos;
+	batch->end_pos = to;
 	return batch->nevents >= stream_ext_batch_size;
 }
 
-/* Try to apply; on error, clean up and return the error message. */
-static char *
+/* Try to apply; on error, clean up and return the error (else NULL). */
+static ErrorData *
 try_apply(StreamBatch *batch, int worker_no, bool careful, MemoryContext cxt)
 {
-	char	   *volatile failure = NULL;
+	ErrorData  *volatile failure = NULL;
 
 	PG_TRY();
 	{
@@ -259,7 +242,7 @@ try_apply(StreamBatch *batch, int worker_no, bool careful, MemoryContext cxt)
 		stream_scan_source = NULL;
 		AbortCurrentTransaction();
 		jit_reset_after_error();	/* as PostgresMain does */
-		failure = pstrdup(edata->message ? edata->message : "unknown error");
+		failure = edata;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
@@ -270,18 +253,21 @@ static void
 apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 {
 	StreamWorkerSlot *slot = stream_slot(slotno);
-	int			worker_no = slotno % StreamShared->slots_per_group;
-	char	   *failure = try_apply(batch, worker_no, false, cxt);
+	int			worker_no = stream_worker_index(slotno);
+	ErrorData  *failure = try_apply(batch, worker_no, false, cxt);
+	const char *why = NULL;
 
 	if (failure != NULL)
 		failure = try_apply(batch, worker_no, true, cxt);
+	if (failure != NULL)
+		why = failure->message ? failure->message : "unknown error";
 
 	for (int i = 0; i < batch->nsenders; i++)
 	{
 		BatchSender *s = &batch->senders[i];
 
 		if (failure != NULL)
-			stream_ack_failed(s->procno, slotno, s->xact_seq, failure);
+			stream_ack_failed(s->procno, slotno, s->xact_seq, why);
 		else if (s->commit)
 			stream_ack_done(s->procno, slotno, s->xact_seq);
 	}
@@ -290,7 +276,7 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 	if (failure != NULL)
 		ereport(LOG,
 				(errmsg("stream_ext worker discarded a batch of %d events", batch->nevents),
-				 errdetail("%s", failure)));
+				 errdetail("%s", why)));
 	stream_ring_release(slot, batch->end_pos);
 }
 
@@ -337,7 +323,7 @@ stream_batch_worker_loop(int slotno)
 			first_seen = now;
 		}
 		MemoryContextSwitchTo(batch_cxt);
-		full = collect_records(batch, slot, written);
+		full = collect_records(batch, slotno, written);
 		MemoryContextSwitchTo(TopMemoryContext);
 
 		/* Nobody waits and there is room: let more events arrive. */

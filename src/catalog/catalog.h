@@ -1,0 +1,89 @@
+/*
+ * catalog.h
+ *	  The extension's catalog: the names of its internal relations, lookups
+ *	  of a continuous view by relation, and one reader and writer of the
+ *	  rows of stream_ext_internal.continuous_views.
+ *
+ * Nothing outside this module spells "state_<id>", "delta_<id>" or the
+ * columns of the catalog table.
+ */
+#ifndef STREAM_EXT_CATALOG_H
+#define STREAM_EXT_CATALOG_H
+
+#include "executor/spi.h"
+#include "nodes/pg_list.h"
+
+/* The schema of the extension's catalog tables and per-view relations */
+#define STREAM_INTERNAL_SCHEMA "stream_ext_internal"
+
+/* A continuous view's relations: combine states, and the workers' deltas */
+typedef enum ViewRelation
+{
+	VIEW_STATE_TABLE,
+	VIEW_DELTA_TABLE
+} ViewRelation;
+
+/*
+ * The window of a view as the catalog stores it: each field's text, NULL
+ * when unset (window/spec.c turns it into a WindowSpec and back).
+ */
+typedef struct WindowSpecText
+{
+	char	   *kind;
+	char	   *time_column;
+	char	   *size;
+	char	   *step;
+	char	   *ttl;
+	char	   *ttl_column;
+	char	   *lateness;
+	char	   *keep_late;
+} WindowSpecText;
+
+/* One row of stream_ext_internal.continuous_views, as the extension uses it. */
+typedef struct ContinuousViewRow
+{
+	int			id;
+	Oid			view;
+	Oid			stream;
+	Oid			state_table;
+	Oid			delta_table;
+	Oid			owner;			/* the view's owner, from pg_class */
+	char	   *name;			/* the view, as regclass text */
+	char	   *definition;		/* the SELECT as the user wrote it */
+	char	   *query;			/* its analyzed Query tree (nodeToString) */
+	int			key_count;		/* leading key columns of the state table */
+	WindowSpecText window;
+} ContinuousViewRow;
+
+/* A column of a view's state table, for the combiner's statements. */
+typedef struct StateColumn
+{
+	char	   *name;			/* quoted */
+	char	   *type;			/* format_type of the column */
+	char	   *aggregate;		/* OID (as text) of the aggregate whose
+								 * state the column holds; NULL for keys */
+} StateColumn;
+
+/* names */
+extern char *stream_view_relation_name(int id, ViewRelation which);
+extern char *stream_view_relation_sql(int id, ViewRelation which);
+extern Oid	stream_view_relation_relid(int id, ViewRelation which, bool missing_ok);
+extern Oid	stream_internal_relid(const char *name, bool missing_ok);
+extern Oid	stream_catalog_relid(bool missing_ok);
+
+/* lookups by relation */
+extern int	stream_continuous_view_id(Oid relid);
+extern int	stream_owned_continuous_view_id(Oid view);
+
+/* rows */
+extern List *stream_catalog_views(void);
+extern ContinuousViewRow *stream_catalog_view(int id);
+extern int	stream_catalog_next_view_id(void);
+extern void stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates);
+extern List *stream_catalog_state_columns(int id);
+extern void stream_catalog_changed(void);
+
+/* statements on the extension's tables kept for the life of the process */
+extern SPIPlanPtr stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes);
+
+#endif							/* STREAM_EXT_CATALOG_H */

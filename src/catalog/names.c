@@ -1,0 +1,147 @@
+/*
+ * names.c
+ *	  Names of the extension's internal relations, and lookups of a
+ *	  continuous view by the relation the user knows.
+ *
+ * Every continuous view <id> has two tables in schema stream_ext_internal:
+ * state_<id> (one row per group: keys and combined partial states) and
+ * delta_<id> (the workers' partial states, tagged with their writer's
+ * transaction).  This file is the only place that spells those names.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+
+#include "catalog/catalog.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_catalog_changed);
+
+/* "state_<id>" or "delta_<id>" */
+char *
+stream_view_relation_name(int id, ViewRelation which)
+{
+	return psprintf("%s_%d", which == VIEW_STATE_TABLE ? "state" : "delta", id);
+}
+
+/* The relation's name qualified and quoted, for generated SQL */
+char *
+stream_view_relation_sql(int id, ViewRelation which)
+{
+	return quote_qualified_identifier(STREAM_INTERNAL_SCHEMA,
+									  stream_view_relation_name(id, which));
+}
+
+/* The OID of one of view id's relations, or InvalidOid when missing_ok */
+Oid
+stream_view_relation_relid(int id, ViewRelation which, bool missing_ok)
+{
+	Oid			relid = stream_internal_relid(stream_view_relation_name(id, which), true);
+
+	if (!OidIsValid(relid) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", STREAM_INTERNAL_SCHEMA,
+						stream_view_relation_name(id, which))));
+	return relid;
+}
+
+/* The relation name of schema stream_ext_internal, or InvalidOid. */
+Oid
+stream_internal_relid(const char *name, bool missing_ok)
+{
+	Oid			nsp = get_namespace_oid(STREAM_INTERNAL_SCHEMA, missing_ok);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid(name, nsp);
+}
+
+/* stream_ext_internal.continuous_views */
+Oid
+stream_catalog_relid(bool missing_ok)
+{
+	return stream_internal_relid("continuous_views", missing_ok);
+}
+
+/* The id of a continuous view, or -1 when relid is not one. */
+int
+stream_continuous_view_id(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	Oid			catalog = stream_catalog_relid(true);
+	int			id = -1;
+
+	if (!OidIsValid(catalog) || get_rel_relkind(relid) != RELKIND_VIEW)
+		return -1;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT id FROM " STREAM_INTERNAL_SCHEMA ".continuous_views "
+							  "WHERE view = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the continuous view catalog");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	return id;
+}
+
+/*
+ * The id of a continuous view the current user owns; errors when view is
+ * not a continuous view or belongs to someone else.
+ */
+int
+stream_owned_continuous_view_id(Oid view)
+{
+	int			id;
+
+	if (!pg_class_ownercheck(view, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
+	id = stream_continuous_view_id(view);
+	if (id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a continuous view", get_rel_name(view))));
+	return id;
+}
+
+/*
+ * Tell every backend (workers, the combiner, sessions) that the set of
+ * continuous views changed: their cached rows and plans are reloaded at
+ * their next use.  Takes effect when the calling transaction commits.
+ */
+void
+stream_catalog_changed(void)
+{
+	CacheInvalidateRelcacheByRelid(stream_catalog_relid(false));
+}
+
+/* stream_ext_internal.catalog_changed(), called by the sql_drop trigger */
+Datum
+stream_ext_catalog_changed(PG_FUNCTION_ARGS)
+{
+	stream_catalog_changed();
+	PG_RETURN_VOID();
+}
+
+/* Prepare a statement kept for the life of the process; errors if it cannot. */
+SPIPlanPtr
+stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare \"%s\"", sql);
+	return plan;
+}

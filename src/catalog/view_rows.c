@@ -1,0 +1,285 @@
+/*
+ * view_rows.c
+ *	  The rows of stream_ext_internal.continuous_views: the one reader (a
+ *	  per-process cache) and the one writer.
+ *
+ * The cache is loaded at first use and kept until a relcache invalidation
+ * of the catalog table (stream_catalog_changed(), sent by every DDL that
+ * changes the set of views), of a cached view (ALTER VIEW ... OWNER TO or
+ * RENAME change what a row shows) or of its stream (a renamed column
+ * renames the view's time column).  The callback only marks the cache stale;
+ * it is reloaded at the next call of stream_catalog_views(), so a list the
+ * caller got stays valid until it calls again.  Callers run inside a
+ * transaction.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "catalog/catalog.h"
+
+/* The window columns of a catalog row, as text, in WindowSpecText's order */
+#define WINDOW_TEXT_COLUMNS \
+	"v.window_kind, " STREAM_INTERNAL_SCHEMA ".time_column(v.stream, v.time_attnum), " \
+	"v.window_size::text, v.window_step::text, v.ttl::text, v.ttl_column, " \
+	"v.allowed_lateness::text, v.keep_late::text"
+
+static MemoryContext rows_cxt = NULL;
+static List *cached_rows = NIL;
+static bool rows_valid = false;
+static Oid	cached_catalog_relid = InvalidOid;
+
+static void
+invalidate_rows(Datum arg, Oid relid)
+{
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || relid == cached_catalog_relid)
+	{
+		rows_valid = false;
+		return;
+	}
+	foreach(lc, cached_rows)
+	{
+		ContinuousViewRow *row = lfirst(lc);
+
+		if (row->view == relid || row->stream == relid)
+			rows_valid = false;
+	}
+}
+
+static char *
+text_column(HeapTuple tuple, TupleDesc desc, int col)
+{
+	char	   *s = SPI_getvalue(tuple, desc, col);
+
+	return s ? MemoryContextStrdup(rows_cxt, s) : NULL;
+}
+
+static Oid
+oid_column(HeapTuple tuple, TupleDesc desc, int col)
+{
+	bool		isnull;
+
+	return DatumGetObjectId(SPI_getbinval(tuple, desc, col, &isnull));
+}
+
+/* One result row of load_rows()' query, in rows_cxt */
+static ContinuousViewRow *
+row_from_tuple(HeapTuple tuple, TupleDesc desc)
+{
+	ContinuousViewRow *row = MemoryContextAllocZero(rows_cxt, sizeof(ContinuousViewRow));
+	WindowSpecText *w = &row->window;
+	bool		isnull;
+
+	row->id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+	row->view = oid_column(tuple, desc, 2);
+	row->stream = oid_column(tuple, desc, 3);
+	row->state_table = oid_column(tuple, desc, 4);
+	row->delta_table = oid_column(tuple, desc, 5);
+	row->owner = oid_column(tuple, desc, 6);
+	row->name = text_column(tuple, desc, 7);
+	row->definition = text_column(tuple, desc, 8);
+	row->query = text_column(tuple, desc, 9);
+	row->key_count = DatumGetInt32(SPI_getbinval(tuple, desc, 10, &isnull));
+	w->kind = text_column(tuple, desc, 11);
+	w->time_column = text_column(tuple, desc, 12);
+	w->size = text_column(tuple, desc, 13);
+	w->step = text_column(tuple, desc, 14);
+	w->ttl = text_column(tuple, desc, 15);
+	w->ttl_column = text_column(tuple, desc, 16);
+	w->lateness = text_column(tuple, desc, 17);
+	w->keep_late = text_column(tuple, desc, 18);
+	return row;
+}
+
+static void
+load_rows(void)
+{
+	MemoryContext old;
+
+	if (rows_cxt == NULL)
+	{
+		rows_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext catalog rows",
+										 ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(invalidate_rows, (Datum) 0);
+	}
+	MemoryContextReset(rows_cxt);
+	cached_rows = NIL;
+	/* invalidations that arrive while loading make the next call load again */
+	rows_valid = true;
+	cached_catalog_relid = stream_catalog_relid(false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
+					"v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
+					"v.key_count, " WINDOW_TEXT_COLUMNS " "
+					"FROM " STREAM_INTERNAL_SCHEMA ".continuous_views v "
+					"JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the continuous view catalog");
+	old = MemoryContextSwitchTo(rows_cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		cached_rows = lappend(cached_rows, row_from_tuple(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc));
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+}
+
+/*
+ * Every continuous view of the database, ordered by id.  The list and its
+ * rows stay valid until the next call; a caller that keeps them longer
+ * copies what it needs.  Needs a transaction with an active snapshot.
+ */
+List *
+stream_catalog_views(void)
+{
+	if (!rows_valid)
+	{
+		PG_TRY();
+		{
+			load_rows();
+		}
+		PG_CATCH();
+		{
+			rows_valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return cached_rows;
+}
+
+/* The row of view id (see stream_catalog_views), or NULL */
+ContinuousViewRow *
+stream_catalog_view(int id)
+{
+	ListCell   *lc;
+
+	foreach(lc, stream_catalog_views())
+		if (((ContinuousViewRow *) lfirst(lc))->id == id)
+			return lfirst(lc);
+	return NULL;
+}
+
+/*
+ * A new continuous view id.  The caller runs as the extension's owner
+ * (the sequence is not usable by others) with SPI connected.
+ */
+int
+stream_catalog_next_view_id(void)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT pg_catalog.nextval('" STREAM_INTERNAL_SCHEMA ".continuous_views_id_seq')",
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not allocate a continuous view id");
+	return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Record a new continuous view: row's identity, relations, texts, key count
+ * and window, and the aggregate (an Oid) of each state column.  The caller
+ * runs as the extension's owner with SPI connected, and calls
+ * stream_catalog_changed() once the view is complete.
+ */
+void
+stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates)
+{
+	Oid			argtypes[17] = {INT4OID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID,
+		INT4OID, REGPROCEDUREARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID};
+	WindowSpecText *w = &row->window;
+	char	   *time_attnum = NULL;
+	char	   *wtext[8];
+	Datum		values[17];
+	char		nulls[17];
+	int			naggs = list_length(aggregates);
+	Datum	   *aggoids = palloc(sizeof(Datum) * Max(naggs, 1));
+	ListCell   *lc;
+
+	foreach(lc, aggregates)
+		aggoids[foreach_current_index(lc)] = ObjectIdGetDatum(lfirst_oid(lc));
+
+	/* the time column by number, so that renaming it changes nothing */
+	if (w->time_column != NULL)
+		time_attnum = psprintf("%d", (int) get_attnum(row->stream, w->time_column));
+	wtext[0] = w->kind;
+	wtext[1] = time_attnum;
+	wtext[2] = w->size;
+	wtext[3] = w->step;
+	wtext[4] = w->ttl;
+	wtext[5] = w->ttl_column;
+	wtext[6] = w->lateness;
+	wtext[7] = w->keep_late;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int32GetDatum(row->id);
+	values[1] = ObjectIdGetDatum(row->view);
+	values[2] = ObjectIdGetDatum(row->stream);
+	values[3] = ObjectIdGetDatum(row->state_table);
+	values[4] = ObjectIdGetDatum(row->delta_table);
+	values[5] = CStringGetTextDatum(row->definition);
+	values[6] = CStringGetTextDatum(row->query);
+	values[7] = Int32GetDatum(row->key_count);
+	values[8] = PointerGetDatum(construct_array(aggoids, naggs, REGPROCEDUREOID,
+												sizeof(Oid), true, TYPALIGN_INT));
+	for (int i = 0; i < 8; i++)
+	{
+		values[9 + i] = wtext[i] ? CStringGetTextDatum(wtext[i]) : (Datum) 0;
+		nulls[9 + i] = wtext[i] ? ' ' : 'n';
+	}
+	if (SPI_execute_with_args("INSERT INTO " STREAM_INTERNAL_SCHEMA ".continuous_views "
+							  "(id, view, stream, state_table, delta_table, definition, "
+							  "query, key_count, aggregates, window_kind, time_attnum, "
+							  "window_size, window_step, ttl, ttl_column, allowed_lateness, keep_late) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_catalog.int2, "
+							  "$12::pg_catalog.interval, $13::pg_catalog.interval, "
+							  "$14::pg_catalog.interval, $15, $16::pg_catalog.interval, "
+							  "$17::pg_catalog.bool)",
+							  17, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record continuous view %d", row->id);
+}
+
+/*
+ * The columns of view id's state table in order, each with the aggregate
+ * whose state it holds (NULL for keys), for the combiner's statements.
+ * Allocated in the current memory context; SPI connected by the caller.
+ */
+List *
+stream_catalog_state_columns(int id)
+{
+	List	   *columns = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (SPI_execute(psprintf("SELECT a.attname, v.aggregates[a.attnum - v.key_count]::oid, "
+							 "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum <= v.key_count "
+							 "FROM " STREAM_INTERNAL_SCHEMA ".continuous_views v "
+							 "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
+							 "WHERE v.id = %d AND a.attnum > 0 AND NOT a.attisdropped "
+							 "AND a.attname <> '_one' ORDER BY a.attnum", id),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the columns of continuous view %d", id);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		StateColumn *col = palloc0(sizeof(StateColumn));
+		bool		isnull;
+		bool		is_key = DatumGetBool(SPI_getbinval(tuple, desc, 4, &isnull));
+
+		col->name = pstrdup(quote_identifier(SPI_getvalue(tuple, desc, 1)));
+		col->type = pstrdup(SPI_getvalue(tuple, desc, 3));
+		col->aggregate = is_key ? NULL : pstrdup(SPI_getvalue(tuple, desc, 2));
+		columns = lappend(columns, col);
+		MemoryContextSwitchTo(old);
+	}
+	return columns;
+}

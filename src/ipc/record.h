@@ -1,0 +1,50 @@
+/*
+ * record.h
+ *	  Writing events into a worker's ring and reading them back: the only
+ *	  interface to the ring's record format (record_format.h).
+ *
+ * A writer buffers events, each made by stream_event_start() in a buffer
+ * of its own, and sends the buffer as one record with stream_ring_send().
+ * A worker walks the records between two ring positions with
+ * stream_ring_next_record() and gets their events as heap tuples pointing
+ * into the ring with stream_record_events().
+ */
+#ifndef STREAM_EXT_RECORD_H
+#define STREAM_EXT_RECORD_H
+
+#include "access/htup.h"
+#include "access/htup_details.h"
+
+/* Record flags */
+#define STREAM_FLAG_COMMIT		0x0001	/* sender waits for xact_seq to be
+										 * acknowledged */
+#define STREAM_FLAG_ASYNC		0x0002	/* sender does not wait (its transaction
+										 * may have committed already) */
+
+/* A record of a ring, as a reader sees it */
+typedef struct StreamRecord
+{
+	uint64		start;			/* ring position of the record */
+	uint64		end;			/* position after it */
+	uint16		flags;
+	int			procno;			/* sending backend's pgprocno */
+	Oid			stream;			/* stream of its events */
+	uint32		nevents;
+	uint64		xact_seq;		/* sender's transaction sequence number */
+	const char *events;			/* the first event, in the ring */
+} StreamRecord;
+
+/* writers */
+extern Size stream_event_size(Size tuple_len);
+extern Size stream_max_event_size(void);
+extern HeapTupleHeader stream_event_start(char *event, Size tuple_len);
+extern HeapTupleHeader stream_event_tuple(char *event);
+extern Size stream_event_size_of(const char *event);
+extern void stream_ring_send(int slotno, uint16 flags, Oid stream, uint32 nevents,
+							 uint64 xact_seq, const char *events, Size len);
+
+/* readers */
+extern bool stream_ring_next_record(int slotno, uint64 pos, uint64 to, StreamRecord *rec);
+extern void stream_record_events(const StreamRecord *rec, HeapTupleData *tuples);
+
+#endif

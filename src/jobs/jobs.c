@@ -1,0 +1,85 @@
+/*
+ * jobs.c
+ *	  The registry of the combiner's periodic jobs.
+ *
+ * The combiner of each database merges deltas (worker/combiner.c); other
+ * modules give it work of their own without the combiner knowing them:
+ * window/reaper.c deletes expired rows, kafka/supervisor.c keeps the Kafka
+ * consumer workers running.  Each registers a job from _PG_init, in the
+ * postmaster, so every process has the same list.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "utils/snapmgr.h"
+
+#include "jobs/jobs.h"
+
+#define MAX_JOBS 8
+
+typedef struct StreamJob
+{
+	const char *name;
+	StreamJobRun run;
+} StreamJob;
+
+static StreamJob jobs[MAX_JOBS];
+static int	njobs = 0;
+
+/* Register a job; called from _PG_init.  name must be a constant string. */
+void
+stream_job_register(const char *name, StreamJobRun run)
+{
+	if (njobs == MAX_JOBS)
+		elog(ERROR, "too many stream_ext combiner jobs");
+	jobs[njobs].name = name;
+	jobs[njobs].run = run;
+	njobs++;
+}
+
+/*
+ * Run every job once, and again while it has more work ready; interrupts
+ * are checked between runs.  Called by the combiner outside a transaction.
+ */
+void
+stream_jobs_run(void (*check_interrupts) (void), MemoryContext cxt)
+{
+	for (int i = 0; i < njobs; i++)
+	{
+		while (jobs[i].run(cxt))
+			check_interrupts();
+		check_interrupts();
+	}
+}
+
+/*
+ * Run work(arg) in a transaction of its own with a snapshot.  An error is
+ * logged and the transaction aborted; returns whether work committed.
+ * Leaves cxt as the current memory context.
+ */
+bool
+stream_job_in_transaction(void (*work) (void *arg), void *arg, MemoryContext cxt)
+{
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		work(arg);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return ok;
+}

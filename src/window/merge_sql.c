@@ -1,0 +1,169 @@
+/*
+ * merge_sql.c
+ *	  The statement that merges a view's committed deltas into its state
+ *	  table, in one transaction:
+ *
+ *	 WITH moved AS (DELETE FROM delta WHERE xid_committed(writer_xid)
+ *					RETURNING keys, states)
+ *	 INSERT INTO state SELECT keys, combine_agg(agg, state)... FROM moved
+ *	   GROUP BY keys
+ *	 ON CONFLICT (keys) DO UPDATE SET state = combine_states(agg, old, new)...
+ *
+ * Readers see either the deltas or the merged rows, never both, because the
+ * move is one transaction and readers only count deltas of transactions that
+ * committed before their snapshot.  A sliding view's steps also go into the
+ * blocks holding them (window/sliding.c); session windows chain the moved
+ * partial sessions with the stored sessions they touch (window/session.c).
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+
+#include "catalog/catalog.h"
+#include "window/merge_sql.h"
+#include "window/session.h"
+#include "window/sliding.h"
+
+/* The pieces of SQL built from the state table's columns */
+typedef struct MergeColumns
+{
+	StringInfoData keys;		/* k1, k2 */
+	StringInfoData aggs_select; /* , combine_agg(agg, a1)... */
+	StringInfoData aggs_update; /* a1 = combine_states(agg, t.a1, excluded.a1)... */
+	StringInfoData returning;	/* d.k1, ..., d.a1 ... */
+	StringInfoData old_returning;	/* t.k1, ..., t.a1 ... */
+	StringInfoData session_eq;	/* m.k1 = t.k1 AND ... */
+	StringInfoData session_null;	/* m.k1 IS NOT DISTINCT FROM t.k1 AND ... */
+	StringInfoData any_null;	/* t.k1 IS NULL OR ... */
+	StringInfoData blocks[SLIDING_LEVELS];	/* a step's row as a block's */
+} MergeColumns;
+
+static void
+build_columns(MergeColumns *m, List *columns, int key_count, WindowSpec *spec)
+{
+	Interval   *lengths[SLIDING_LEVELS];
+	int			levels = stream_sliding_levels(spec, lengths);
+	ListCell   *lc;
+
+	initStringInfo(&m->keys);
+	initStringInfo(&m->aggs_select);
+	initStringInfo(&m->aggs_update);
+	initStringInfo(&m->returning);
+	initStringInfo(&m->old_returning);
+	initStringInfo(&m->session_eq);
+	initStringInfo(&m->session_null);
+	initStringInfo(&m->any_null);
+	for (int l = 1; l < SLIDING_LEVELS; l++)
+		initStringInfo(&m->blocks[l]);
+
+	foreach(lc, columns)
+	{
+		StateColumn *c = lfirst(lc);
+		const char *col = c->name;
+		int			i = foreach_current_index(lc);
+
+		appendStringInfo(&m->returning, "%sd.%s", i ? ", " : "", col);
+		appendStringInfo(&m->old_returning, "%st.%s", i ? ", " : "", col);
+		for (int l = 1; l < levels; l++)
+		{
+			/* a step's row of level l: the block of level l holding it */
+			if (strcmp(col, "_level") == 0)
+				appendStringInfo(&m->blocks[l], "%d::pg_catalog.int2", l);
+			else if (strcmp(col, "_step") == 0)
+				appendStringInfo(&m->blocks[l], ", pg_catalog.date_bin(%s, m._step, "
+								 "CAST('2000-01-01 00:00:00+00' AS %s))",
+								 stream_interval_sql(lengths[l]), c->type);
+			else
+				appendStringInfo(&m->blocks[l], ", m.%s", col);
+		}
+		if (i < key_count)
+		{
+			appendStringInfo(&m->keys, "%s%s", i ? ", " : "", col);
+			appendStringInfo(&m->session_eq, "m.%s = t.%s AND ", col, col);
+			appendStringInfo(&m->session_null, "m.%s IS NOT DISTINCT FROM t.%s AND ", col, col);
+			appendStringInfo(&m->any_null, "%st.%s IS NULL", i ? " OR " : "", col);
+		}
+		else
+		{
+			appendStringInfo(&m->aggs_select,
+							 ", " STREAM_INTERNAL_SCHEMA ".combine_agg(%s::pg_catalog.regprocedure, %s)",
+							 c->aggregate, col);
+			appendStringInfo(&m->aggs_update,
+							 "%s%s = " STREAM_INTERNAL_SCHEMA ".combine_states(%s::pg_catalog.regprocedure, t.%s, excluded.%s)",
+							 m->aggs_update.len ? ", " : "", col, c->aggregate, col, col);
+		}
+	}
+}
+
+/*
+ * Sessions: the moved partial sessions and the stored sessions of their
+ * groups within a gap of them are chained again, and replace those stored
+ * sessions.  Groups are matched with = (an index or hash join), and groups
+ * with a NULL key separately.
+ */
+static char *
+session_merge_sql(MergeColumns *m, const char *moved, const char *state, int key_count,
+				  WindowSpec *spec)
+{
+	char	   *gap = stream_interval_sql(spec->size);
+	char	   *near = psprintf("t._session_end > m._session_start - %s AND "
+								"t._session_start < m._session_end + %s",
+								gap, gap);
+	char	   *old_null = "";
+
+	if (key_count > 0)
+		old_null = psprintf(", old_null AS (DELETE FROM %s t "
+							"WHERE (%s) AND EXISTS (SELECT 1 FROM moved m WHERE %s%s) RETURNING %s)",
+							state, m->any_null.data, m->session_null.data, near,
+							m->old_returning.data);
+	return psprintf("WITH %s, "
+					"old AS (DELETE FROM %s t WHERE EXISTS ("
+					"SELECT 1 FROM moved m WHERE %s%s) RETURNING %s)%s, "
+					"u AS (SELECT * FROM moved UNION ALL SELECT * FROM old%s) "
+					"INSERT INTO %s "
+					"SELECT %s%s FROM (%s) s GROUP BY %s%s_session",
+					moved, state, m->session_eq.data, near, m->old_returning.data,
+					old_null, key_count > 0 ? " UNION ALL SELECT * FROM old_null" : "",
+					state, m->keys.data, m->aggs_select.data + (key_count > 0 ? 0 : 2),
+					stream_sessionize_sql(m->keys.data, spec->size, "u"), m->keys.data,
+					key_count > 0 ? ", " : "");
+}
+
+/*
+ * The merge statement of view id.  columns: its state table's columns
+ * (StateColumn *, from stream_catalog_state_columns), the first key_count
+ * of them keys.
+ */
+char *
+stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec)
+{
+	MergeColumns m;
+	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+	char	   *moved;
+	char	   *source = "moved";
+	Interval   *lengths[SLIDING_LEVELS];
+
+	build_columns(&m, columns, key_count, spec);
+	moved = psprintf("moved AS (DELETE FROM %s d "
+					 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(d.writer_xid) RETURNING %s)",
+					 stream_view_relation_sql(id, VIEW_DELTA_TABLE), m.returning.data);
+
+	if (spec->kind == WINDOW_SESSION)
+		return session_merge_sql(&m, moved, state, key_count, spec);
+	if (key_count == 0)
+		return psprintf("WITH %s INSERT INTO %s AS t "
+						"SELECT %s, true FROM moved HAVING pg_catalog.count(*) > 0 "
+						"ON CONFLICT (_one) DO UPDATE SET %s",
+						moved, state, m.aggs_select.data + 2, m.aggs_update.data);
+	/* a sliding view's steps also go into their blocks (window/sliding.c) */
+	if (stream_sliding_levels(spec, lengths) > 1)
+		source = psprintf("(SELECT * FROM moved UNION ALL SELECT %s FROM moved m"
+						  " UNION ALL SELECT %s FROM moved m) moved",
+						  m.blocks[1].data, m.blocks[2].data);
+	return psprintf("WITH %s INSERT INTO %s AS t "
+					"SELECT %s%s FROM %s GROUP BY %s "
+					"ON CONFLICT (%s) DO UPDATE SET %s",
+					moved, state, m.keys.data, m.aggs_select.data, source, m.keys.data,
+					m.keys.data, m.aggs_update.data);
+}

@@ -1,0 +1,14 @@
+/*
+ * merge_sql.h
+ *	  The combiner's statement that folds a view's committed deltas into its
+ *	  state table, which depends on the view's window.
+ */
+#ifndef STREAM_EXT_WINDOW_MERGE_SQL_H
+#define STREAM_EXT_WINDOW_MERGE_SQL_H
+
+#include "nodes/pg_list.h"
+#include "window/spec.h"
+
+extern char *stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec);
+
+#endif

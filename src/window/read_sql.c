@@ -1,0 +1,141 @@
+/*
+ * read_sql.c
+ *	  What a view's window adds to the SELECT of the view users query
+ *	  (ddl/read_view.c writes the rest).
+ *
+ * The rows to combine are the view's state rows plus the deltas of
+ * committed writers.  Windows change which rows, and the grouping:
+ *	 sliding	the steps inside the window, taking whole blocks where the
+ *				view keeps them (window/sliding.c);
+ *	 hopping	each slice counted in every window it belongs to
+ *				(window_start, window_end);
+ *	 session	partial sessions of a group chained while they are closer than
+ *				the gap (session_start, session_end; window/session.c);
+ * and ttl hides expired rows at once, before the reaper deletes them (a
+ * NULL bucket never expires).
+ */
+#include "postgres.h"
+
+#include "utils/builtins.h"
+
+#include "catalog/catalog.h"
+#include "window/clock.h"
+#include "window/read_sql.h"
+#include "window/session.h"
+#include "window/sliding.h"
+
+/* Visible deltas of view id: "SELECT cols FROM delta WHERE xid_visible(...)" */
+static char *
+visible_deltas_sql(int id, const char *cols)
+{
+	return psprintf("SELECT %s FROM %s WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(writer_xid)",
+					cols, stream_view_relation_sql(id, VIEW_DELTA_TABLE));
+}
+
+/*
+ * The rows of a sliding window read: the steps from the oldest step to now,
+ * taking whole blocks where the view keeps them.
+ */
+static char *
+sliding_rows_sql(WindowSpec *w, int id, const char *cols, Oid time_type)
+{
+	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+	Interval   *lengths[SLIDING_LEVELS];
+	char	   *bound[SLIDING_REAP_BEFORE];
+	char	   *deltas;
+
+	for (int i = 0; i < SLIDING_REAP_BEFORE; i++)
+		bound[i] = stream_sliding_bound_sql((SlidingBound) i, w, time_type);
+	deltas = psprintf("%s AND _step >= %s AND _step <= %s", visible_deltas_sql(id, cols),
+					  bound[SLIDING_OLDEST_STEP], bound[SLIDING_NOW]);
+	if (stream_sliding_levels(w, lengths) == 1)
+		return psprintf("SELECT %s FROM %s WHERE _step >= %s AND _step <= %s UNION ALL %s",
+						cols, state, bound[SLIDING_OLDEST_STEP], bound[SLIDING_NOW], deltas);
+	/* big blocks [F2, G2); blocks [F1, F2) and [G2, G1); steps [L, F1) and [G1, H] */
+	return psprintf("SELECT %s FROM %s WHERE _level = 2 AND _step >= %s AND _step < %s"
+					" UNION ALL SELECT %s FROM %s WHERE _level = 1 AND"
+					" (_step >= %s AND _step < %s OR _step >= %s AND _step < %s)"
+					" UNION ALL SELECT %s FROM %s WHERE _level = 0 AND"
+					" (_step >= %s AND _step < %s OR _step >= %s AND _step <= %s)"
+					" UNION ALL %s",
+					cols, state, bound[SLIDING_FIRST_BIG], bound[SLIDING_BIGS_END],
+					cols, state, bound[SLIDING_FIRST_BLOCK], bound[SLIDING_FIRST_BIG],
+					bound[SLIDING_BIGS_END], bound[SLIDING_BLOCKS_END],
+					cols, state, bound[SLIDING_OLDEST_STEP], bound[SLIDING_FIRST_BLOCK],
+					bound[SLIDING_BLOCKS_END], bound[SLIDING_NOW], deltas);
+}
+
+/*
+ * The rows to combine: state rows and visible deltas; for sessions
+ * numbered by the session each belongs to (_session).
+ */
+static char *
+rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid time_type)
+{
+	char	   *rows = psprintf("SELECT %s FROM %s UNION ALL %s", cols,
+								stream_view_relation_sql(id, VIEW_STATE_TABLE),
+								visible_deltas_sql(id, cols));
+
+	if (w->kind == WINDOW_SLIDING)
+		return sliding_rows_sql(w, id, cols, time_type);
+	if (w->kind != WINDOW_SESSION)
+		return rows;
+	return stream_sessionize_sql(user_keys ? user_keys : "", w->size, psprintf("(%s)", rows));
+}
+
+/*
+ * The parts of view id's read that its window w decides.  state_columns:
+ * every key and state column, quoted, comma separated; user_keys: the
+ * view's own keys likewise, or NULL; time_type: the type of its time.
+ */
+WindowReadSql *
+stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
+					   const char *user_keys, Oid time_type)
+{
+	WindowReadSql *r = palloc0(sizeof(WindowReadSql));
+
+	r->columns = "";
+	r->join = "";
+	r->rows = rows_sql(w, id, state_columns, user_keys, time_type);
+	switch (w->kind)
+	{
+		case WINDOW_NONE:
+			if (w->ttl)
+				r->where = lappend(r->where,
+								   psprintf("(s.%s > " STREAM_READ_TIME_SQL " - %s OR s.%s IS NULL)",
+											quote_identifier(w->ttl_column), stream_interval_sql(w->ttl),
+											quote_identifier(w->ttl_column)));
+			break;
+		case WINDOW_SLIDING:
+			break;				/* sliding_rows_sql reads the window's steps */
+		case WINDOW_HOPPING:
+			{
+				Interval   *span = palloc0(sizeof(Interval));
+
+				r->columns = psprintf("w.window_start, w.window_start + %s AS window_end, ",
+									  stream_interval_sql(w->size));
+				/* slice s is in the windows starting at s - (size - slide) ... s */
+				span->time = stream_interval_usecs(w->size) - stream_interval_usecs(w->step);
+				r->join = psprintf(" CROSS JOIN LATERAL pg_catalog.generate_series(s._slice - %s, "
+								   "s._slice, %s) AS w(window_start)",
+								   stream_interval_sql(span), stream_interval_sql(w->step));
+				r->group = lappend(r->group, "w.window_start");
+				if (w->ttl)
+					r->where = lappend(r->where,
+									   psprintf("w.window_start + %s > " STREAM_READ_TIME_SQL " - %s",
+												stream_interval_sql(w->size),
+												stream_interval_sql(w->ttl)));
+				break;
+			}
+		case WINDOW_SESSION:
+			r->columns = "pg_catalog.min(s._session_start) AS session_start, "
+				"pg_catalog.max(s._session_end) AS session_end, ";
+			r->group = lappend(r->group, "s._session");
+			if (w->ttl)
+				r->having = lappend(r->having,
+									psprintf("pg_catalog.max(s._session_end) > " STREAM_READ_TIME_SQL " - %s",
+											 stream_interval_sql(w->ttl)));
+			break;
+	}
+	return r;
+}

@@ -1,0 +1,67 @@
+/*
+ * state_tables.c
+ *	  Creating a continuous view's state and delta tables.
+ *
+ * The state table holds one row per group (and window step or slice),
+ * unique on its keys with NULLs equal, so that the combiner can upsert;
+ * a view without keys has one row, kept unique by a constant _one column.
+ * A session view holds several sessions per group: its index is not
+ * unique, and the combiner finds the sessions of a group by it.  A ttl
+ * column is indexed for the reaper.  The delta table has the same columns
+ * after the writer's transaction id, and no index: the combiner reads it
+ * whole.
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "catalog/catalog.h"
+#include "window/state_tables.h"
+
+static void
+spi_exec_utility(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not run \"%s\"", sql);
+}
+
+/*
+ * Create the tables of view id: columns is the column list ("k1 type, ...,
+ * a1 type, ..."), keys the key columns ("k1, k2", "" when none).  The
+ * caller has SPI connected and runs as the extension's owner.
+ */
+void
+stream_window_create_state_tables(int id, const char *columns, const char *keys, WindowSpec *w)
+{
+	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+	char	   *state_name = stream_view_relation_name(id, VIEW_STATE_TABLE);
+
+	if (w->kind == WINDOW_SESSION)
+	{
+		spi_exec_utility(psprintf("CREATE TABLE %s (%s)", state, columns));
+		spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s%s_session_end)",
+								  quote_identifier(psprintf("%s_session", state_name)), state,
+								  keys, keys[0] ? ", " : ""));
+	}
+	else if (keys[0] == '\0')
+		spi_exec_utility(psprintf("CREATE TABLE %s (%s, "
+								  "_one boolean NOT NULL DEFAULT true CHECK (_one) UNIQUE)",
+								  state, columns));
+	else
+	{
+		spi_exec_utility(psprintf("CREATE TABLE %s (%s)", state, columns));
+		spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
+								  quote_identifier(psprintf("%s_key", state_name)), state, keys));
+	}
+	/* the reaper finds expired rows by this column */
+	if (w->ttl_column != NULL)
+		spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s)",
+								  quote_identifier(psprintf("%s_ttl", state_name)), state,
+								  quote_identifier(w->ttl_column)));
+	spi_exec_utility(psprintf("CREATE TABLE %s "
+							  "(writer_xid pg_catalog.xid8 NOT NULL, %s) "
+							  "WITH (autovacuum_vacuum_threshold = 1000, "
+							  "autovacuum_vacuum_scale_factor = 0)",
+							  stream_view_relation_sql(id, VIEW_DELTA_TABLE), columns));
+}
