@@ -345,6 +345,7 @@ stream_ext_kafka_main(Datum arg)
 {
 	KafkaWorkerArgs args;
 	rd_kafka_message_t **msgs;
+	int			capacity;
 	MemoryContext batch_cxt;
 	TimestampTz last_partition_check;
 
@@ -405,12 +406,24 @@ stream_ext_kafka_main(Datum arg)
 	last_partition_check = GetCurrentTimestamp();
 	kafka_slot_set_state(kafka_my_slot, "running");
 
-	msgs = MemoryContextAlloc(kafka_worker_cxt, sizeof(rd_kafka_message_t *) * stream_ext_batch_size);
+	capacity = stream_ext_batch_size;
+	msgs = MemoryContextAlloc(kafka_worker_cxt, sizeof(rd_kafka_message_t *) * capacity);
 	for (;;)
 	{
 		int			n = 0;
 		int			limit = stream_ext_batch_size;
 		TimestampTz start = GetCurrentTimestamp();
+
+		/*
+		 * A reload may have raised batch_size since the array was allocated:
+		 * grow it (it stays in kafka_worker_cxt) before polling into it.  A
+		 * reload while the batch fills takes effect at the next batch.
+		 */
+		if (limit > capacity)
+		{
+			msgs = repalloc(msgs, sizeof(rd_kafka_message_t *) * limit);
+			capacity = limit;
+		}
 
 		MemoryContextReset(batch_cxt);
 		MemoryContextSwitchTo(batch_cxt);
