@@ -394,7 +394,7 @@ kafka_assign_static(void)
 					ereport(ERROR,
 							(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 							 errmsg("could not assign partitions of topic \"%s\"", kafka_cfg.topic),
-							 errdetail("%s", rd_kafka_err2str(err))));
+							 errdetail_internal("%s", rd_kafka_err2str(err))));
 				set_assignment(n, parts, next);
 				kafka_topic_partition_count = count;
 				return;

@@ -267,7 +267,7 @@ set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid librdkafka option \"%s\" for Kafka consumer %d", name, kafka_cfg.id),
-				 errdetail("%s", errstr)));
+				 errdetail_internal("%s", errstr)));
 }
 
 
@@ -315,7 +315,7 @@ create_handle(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not create a Kafka consumer for topic \"%s\"", kafka_cfg.topic),
-				 errdetail("%s", errstr)));
+				 errdetail_internal("%s", errstr)));
 	logq = rd_kafka_queue_new(kafka_rk);
 	rd_kafka_set_log_queue(kafka_rk, logq);
 	rd_kafka_poll_set_consumer(kafka_rk); /* errors and rebalances come with messages */
@@ -399,7 +399,7 @@ stream_ext_kafka_main(Datum arg)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 					 errmsg("could not subscribe to topic \"%s\"", kafka_cfg.topic),
-					 errdetail("%s", rd_kafka_err2str(err))));
+					 errdetail_internal("%s", rd_kafka_err2str(err))));
 	}
 	else
 		kafka_assign_static();
