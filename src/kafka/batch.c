@@ -376,7 +376,10 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 	return events->nevents;
 }
 
-/* After a commit: the new offsets become ours; tell the combiner and the group. */
+/*
+ * After a commit: the new offsets become ours; tell the combiner and the
+ * group; a good batch ends the backoff of earlier failures.
+ */
 static void
 batch_committed(KafkaWorker *w, const int64 *next, int nmessages)
 {
@@ -394,11 +397,12 @@ batch_committed(KafkaWorker *w, const int64 *next, int nmessages)
 		rd_kafka_topic_partition_list_destroy(list);
 	}
 
-	if (w->slot->failures > 0)
+	if (w->failures_to_reset)
 	{
 		LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
 		w->slot->failures = 0;
 		LWLockRelease(KafkaShared->lock);
+		w->failures_to_reset = false;
 	}
 }
 

@@ -76,7 +76,11 @@ handle_sigterm(SIGNAL_ARGS)
 	die(postgres_signal_arg);
 }
 
-/* On exit: release the slot, with a backoff when the exit was an error. */
+/*
+ * On exit: release the slot, with a backoff when the exit was an error.  The
+ * status is written before pid is cleared: after that the slot may be freed
+ * and claimed for another worker.
+ */
 static void
 consumer_exit(int code, Datum arg)
 {
@@ -86,6 +90,7 @@ consumer_exit(int code, Datum arg)
 	if (w->slot == NULL)
 		return;
 	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
+	kafka_slot_set_state(w->slot, "stopped");
 	w->slot->pid = 0;
 	w->slot->starting = false;
 	if (code != 0 && !stop_requested)
@@ -97,7 +102,6 @@ consumer_exit(int code, Datum arg)
 		w->slot->retry_at = TimestampTzPlusMilliseconds(now, delay_s * 1000);
 	}
 	LWLockRelease(KafkaShared->lock);
-	kafka_slot_set_state(w->slot, "stopped");
 }
 
 /* Report a problem the worker keeps retrying after: status and log. */
@@ -333,6 +337,7 @@ attach_slot(KafkaWorker *w, KafkaWorkerArgs *args)
 		w->slot->pid = MyProcPid;
 		w->slot->starting = false;
 		w->slotno = w->slot - KafkaShared->slots;
+		w->failures_to_reset = w->slot->failures > 0;
 	}
 	else
 		w->slot = NULL;

@@ -37,6 +37,8 @@ typedef struct KafkaWorker
 	int			index;			/* worker index within the consumer */
 	KafkaSlot  *slot;			/* our shared-memory slot */
 	int			slotno;
+	bool		failures_to_reset;	/* the slot counted failures when we
+									 * attached: a good batch resets them */
 	MemoryContext cxt;			/* lives as long as the worker */
 	KafkaConsumerConfig cfg;	/* in cxt */
 
