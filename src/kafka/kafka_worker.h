@@ -31,16 +31,24 @@ typedef struct KafkaConsumerConfig
 	KafkaFormatOptions format;
 } KafkaConsumerConfig;
 
+/*
+ * What a consumer worker process knows: process-local (its shared-memory
+ * slot follows the rules in slots.h).
+ */
 typedef struct KafkaWorker
 {
 	/* set at start (consumer.c) */
 	int			index;			/* worker index within the consumer */
 	KafkaSlot  *slot;			/* our shared-memory slot */
 	int			slotno;
-	bool		failures_to_reset;	/* the slot counted failures when we
-									 * attached: a good batch resets them */
 	MemoryContext cxt;			/* lives as long as the worker */
 	KafkaConsumerConfig cfg;	/* in cxt */
+
+	/*
+	 * The slot counted failures when we attached: the first good batch
+	 * resets them (batch.c)
+	 */
+	bool		failures_to_reset;
 
 	/* librdkafka (consumer.c) */
 	rd_kafka_t *rk;
