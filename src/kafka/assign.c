@@ -29,25 +29,18 @@
 /* Longest wait for a broker request (metadata, watermarks) */
 #define BROKER_TIMEOUT_MS 5000
 
-int			kafka_nassigned = 0;
-int32	   *kafka_assigned_partitions = NULL;
-int64	   *kafka_assigned_next = NULL;
-int			kafka_topic_partition_count = 0;
-bool		kafka_assignment_revoked = false;
-bool		kafka_assignment_failed = false;
-
 /* Stored next offsets of parts (offset -1 when none), into next[]. */
 static void
-read_stored_offsets(int n, const int32 *parts, int64 *next)
+read_stored_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 {
 	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(kafka_cfg.id)};
+	Datum		args[1] = {Int32GetDatum(w->cfg.id)};
 
 	for (int i = 0; i < n; i++)
 		next[i] = -1;
 	if (SPI_execute_with_args("SELECT partition, next_offset FROM stream_ext_internal.kafka_offsets "
 							  "WHERE consumer_id = $1", 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the offsets of Kafka consumer %d", kafka_cfg.id);
+		elog(ERROR, "could not read the offsets of Kafka consumer %d", w->cfg.id);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		int32		p = atoi(kafka_spi_text(r, 1));
@@ -69,7 +62,8 @@ read_stored_offsets(int n, const int32 *parts, int64 *next)
  * negative next[], and the result is false (with the problem reported).
  */
 static bool
-resolve_start(int n, const int32 *parts, int64 *next, const bool *want, const char *start)
+resolve_start(KafkaWorker *w, int n, const int32 *parts, int64 *next, const bool *want,
+			  const char *start)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
@@ -113,12 +107,12 @@ resolve_start(int n, const int32 *parts, int64 *next, const bool *want, const ch
 
 		for (int i = 0; i < n; i++)
 			if (UNRESOLVED(i))
-				rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i])->offset = ts_ms;
-		err = rd_kafka_offsets_for_times(kafka_rk, list, BROKER_TIMEOUT_MS);
+				rd_kafka_topic_partition_list_add(list, w->cfg.topic, parts[i])->offset = ts_ms;
+		err = rd_kafka_offsets_for_times(w->rk, list, BROKER_TIMEOUT_MS);
 		if (err)
 		{
 			rd_kafka_topic_partition_list_destroy(list);
-			kafka_report_problem(psprintf("could not look up offsets for the start time: %s",
+			kafka_report_problem(w, psprintf("could not look up offsets for the start time: %s",
 									rd_kafka_err2str(err)));
 			return false;
 		}
@@ -139,11 +133,11 @@ resolve_start(int n, const int32 *parts, int64 *next, const bool *want, const ch
 
 		if (!UNRESOLVED(i))
 			continue;
-		err = rd_kafka_query_watermark_offsets(kafka_rk, kafka_cfg.topic, parts[i], &low, &high,
+		err = rd_kafka_query_watermark_offsets(w->rk, w->cfg.topic, parts[i], &low, &high,
 											   BROKER_TIMEOUT_MS);
 		if (err)
 		{
-			kafka_report_problem(psprintf("could not query the offsets of partition %d: %s",
+			kafka_report_problem(w, psprintf("could not query the offsets of partition %d: %s",
 									parts[i], rd_kafka_err2str(err)));
 			ok = false;
 			continue;
@@ -183,7 +177,7 @@ resolve_start(int n, const int32 *parts, int64 *next, const bool *want, const ch
  * did not answer.
  */
 static bool
-starting_offsets(int n, const int32 *parts, int64 *next)
+starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 {
 	bool		ok = true;
 	bool		any_row = false;
@@ -198,15 +192,15 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (!kafka_cfg.group_id)
+	if (!w->cfg.group_id)
 	{
-		Datum		id = Int32GetDatum(kafka_cfg.id);
+		Datum		id = Int32GetDatum(w->cfg.id);
 
 		/* not the catalog row's lock: kafka_stop must not wait for brokers */
 		if (SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
 								  "'stream_ext_internal.kafka_consumers'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
 								  1, argtypes, &id, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not lock Kafka consumer %d", kafka_cfg.id);
+			elog(ERROR, "could not lock Kafka consumer %d", w->cfg.id);
 
 		/*
 		 * A snapshot taken after the lock sees what the worker before us
@@ -215,7 +209,7 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 		PopActiveSnapshot();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
-	read_stored_offsets(n, parts, next);
+	read_stored_offsets(w, n, parts, next);
 	for (int i = 0; i < n; i++)
 	{
 		had_row[i] = next[i] != -1;
@@ -223,13 +217,13 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 		any_row |= had_row[i];
 	}
 
-	if (kafka_cfg.group_id)
+	if (w->cfg.group_id)
 	{
 		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
 
 		for (int i = 0; i < n; i++)
-			rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i]);
-		if (rd_kafka_committed(kafka_rk, list, BROKER_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			rd_kafka_topic_partition_list_add(list, w->cfg.topic, parts[i]);
+		if (rd_kafka_committed(w->rk, list, BROKER_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			for (int j = 0; j < list->cnt; j++)
 				for (int i = 0; i < n; i++)
@@ -242,19 +236,19 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 
 	for (int i = 0; i < n; i++)
 	{
-		added[i] = !kafka_cfg.group_id && any_row && !had_row[i];
+		added[i] = !w->cfg.group_id && any_row && !had_row[i];
 		at_start[i] = !added[i];
 	}
-	ok &= resolve_start(n, parts, next, at_start, kafka_cfg.start);
-	ok &= resolve_start(n, parts, next, added, "earliest");
+	ok &= resolve_start(w, n, parts, next, at_start, w->cfg.start);
+	ok &= resolve_start(w, n, parts, next, added, "earliest");
 
 	for (int i = 0; i < n; i++)
 	{
-		Datum		args[3] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(parts[i]),
+		Datum		args[3] = {Int32GetDatum(w->cfg.id), Int32GetDatum(parts[i]),
 		Int64GetDatum(next[i])};
 		bool		store;
 
-		if (kafka_cfg.group_id)
+		if (w->cfg.group_id)
 			store = next[i] >= 0;
 		else if (stored[i])
 			store = false;		/* moving on under its worker */
@@ -272,7 +266,7 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 								  "ON CONFLICT (consumer_id, partition) DO UPDATE "
 								  "SET next_offset = excluded.next_offset",
 								  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not store the offsets of Kafka consumer %d", kafka_cfg.id);
+			elog(ERROR, "could not store the offsets of Kafka consumer %d", w->cfg.id);
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -284,39 +278,40 @@ starting_offsets(int n, const int32 *parts, int64 *next)
 	return ok;
 }
 
-/* Remember the assignment (in kafka_worker_cxt) and show it in the slot. */
+/* Remember the assignment (in w->cxt) and show it in the slot. */
 static void
-set_assignment(int n, const int32 *parts, const int64 *next)
+set_assignment(KafkaWorker *w, int n, const int32 *parts, const int64 *next)
 {
-	MemoryContext old = MemoryContextSwitchTo(kafka_worker_cxt);
+	MemoryContext old = MemoryContextSwitchTo(w->cxt);
 
-	if (kafka_assigned_partitions)
+	if (w->assigned_partitions)
 	{
-		pfree(kafka_assigned_partitions);
-		pfree(kafka_assigned_next);
+		pfree(w->assigned_partitions);
+		pfree(w->assigned_next);
 	}
-	kafka_nassigned = n;
-	kafka_assigned_partitions = palloc(sizeof(int32) * Max(n, 1));
-	kafka_assigned_next = palloc(sizeof(int64) * Max(n, 1));
+	w->nassigned = n;
+	w->assigned_partitions = palloc(sizeof(int32) * Max(n, 1));
+	w->assigned_next = palloc(sizeof(int64) * Max(n, 1));
 	if (n > 0)
 	{
-		memcpy(kafka_assigned_partitions, parts, sizeof(int32) * n);
-		memcpy(kafka_assigned_next, next, sizeof(int64) * n);
+		memcpy(w->assigned_partitions, parts, sizeof(int32) * n);
+		memcpy(w->assigned_next, next, sizeof(int64) * n);
 	}
 	MemoryContextSwitchTo(old);
 
-	SpinLockAcquire(&kafka_my_slot->mutex);
-	kafka_my_slot->npartitions = Min(n, KAFKA_MAX_STATUS_PARTITIONS);
-	for (int i = 0; i < kafka_my_slot->npartitions; i++)
-		kafka_my_slot->partitions[i] = parts[i];
-	SpinLockRelease(&kafka_my_slot->mutex);
+	SpinLockAcquire(&w->slot->mutex);
+	w->slot->npartitions = Min(n, KAFKA_MAX_STATUS_PARTITIONS);
+	for (int i = 0; i < w->slot->npartitions; i++)
+		w->slot->partitions[i] = parts[i];
+	SpinLockRelease(&w->slot->mutex);
 }
 
+/* Index of partition among the assigned ones, or -1. */
 int
-kafka_assigned_index(int32 partition)
+kafka_assigned_index(KafkaWorker *w, int32 partition)
 {
-	for (int i = 0; i < kafka_nassigned; i++)
-		if (kafka_assigned_partitions[i] == partition)
+	for (int i = 0; i < w->nassigned; i++)
+		if (w->assigned_partitions[i] == partition)
 			return i;
 	return -1;
 }
@@ -326,17 +321,17 @@ kafka_assigned_index(int32 partition)
  * do not answer or do not know the topic.
  */
 int
-kafka_topic_partitions(void)
+kafka_topic_partitions(KafkaWorker *w)
 {
 	const struct rd_kafka_metadata *md;
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(kafka_rk, kafka_cfg.topic, NULL);
-	rd_kafka_resp_err_t err = rd_kafka_metadata(kafka_rk, 0, rkt, &md, BROKER_TIMEOUT_MS);
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->rk, w->cfg.topic, NULL);
+	rd_kafka_resp_err_t err = rd_kafka_metadata(w->rk, 0, rkt, &md, BROKER_TIMEOUT_MS);
 	int			count = -1;
 
 	if (err)
-		kafka_report_problem(psprintf("could not fetch metadata: %s", rd_kafka_err2str(err)));
+		kafka_report_problem(w, psprintf("could not fetch metadata: %s", rd_kafka_err2str(err)));
 	else if (md->topic_cnt < 1 || md->topics[0].err)
-		kafka_report_problem(psprintf("topic is not available: %s",
+		kafka_report_problem(w, psprintf("topic is not available: %s",
 								rd_kafka_err2str(md->topic_cnt < 1 ?
 												 RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART :
 												 md->topics[0].err)));
@@ -353,13 +348,13 @@ kafka_topic_partitions(void)
  * offsets, retrying with backoff until the brokers answer.
  */
 void
-kafka_assign_static(void)
+kafka_assign_static(KafkaWorker *w)
 {
 	long		backoff = 200;
 
 	for (;;)
 	{
-		int			count = kafka_topic_partitions();
+		int			count = kafka_topic_partitions(w);
 
 		if (count >= 0)
 		{
@@ -370,11 +365,11 @@ kafka_assign_static(void)
 
 			for (int p = 0; p < count; p++)
 				parts[p] = p;
-			(void) starting_offsets(count, parts, next);
+			(void) starting_offsets(w, count, parts, next);
 
 			/* ours: p % parallelism = index; other workers wait for theirs */
 			for (int p = 0; p < count; p++)
-				if (p % kafka_cfg.parallelism == kafka_my_index)
+				if (p % w->cfg.parallelism == w->index)
 				{
 					parts[n] = p;
 					next[n] = next[p];
@@ -387,21 +382,21 @@ kafka_assign_static(void)
 
 				list = rd_kafka_topic_partition_list_new(Max(n, 1));
 				for (int i = 0; i < n; i++)
-					rd_kafka_topic_partition_list_add(list, kafka_cfg.topic, parts[i])->offset = next[i];
-				err = rd_kafka_assign(kafka_rk, list);
+					rd_kafka_topic_partition_list_add(list, w->cfg.topic, parts[i])->offset = next[i];
+				err = rd_kafka_assign(w->rk, list);
 				rd_kafka_topic_partition_list_destroy(list);
 				if (err)
 					ereport(ERROR,
 							(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-							 errmsg("could not assign partitions of topic \"%s\"", kafka_cfg.topic),
-							 errdetail("%s", rd_kafka_err2str(err))));
-				set_assignment(n, parts, next);
-				kafka_topic_partition_count = count;
+							 errmsg("could not assign partitions of topic \"%s\"", w->cfg.topic),
+							 errdetail_internal("%s", rd_kafka_err2str(err))));
+				set_assignment(w, n, parts, next);
+				w->topic_partition_count = count;
 				return;
 			}
 		}
-		kafka_slot_set_state(kafka_my_slot, "retrying");
-		kafka_consumer_sleep(backoff);
+		kafka_slot_set_state(w->slot, "retrying");
+		kafka_consumer_sleep(w, backoff);
 		backoff = Min(backoff * 2, 10000);
 	}
 }
@@ -413,12 +408,14 @@ kafka_assign_static(void)
  * offsets to the group synchronously, so that the next owner continues
  * exactly there, and drop the messages polled but not applied yet.
  * Runs in this process, inside rd_kafka_consume_batch_queue; errors are
- * caught here and end the worker from the loop.
+ * caught here and end the worker from the loop.  opaque is the KafkaWorker
+ * (rd_kafka_conf_set_opaque).
  */
 void
 kafka_rebalance_cb(rd_kafka_t *r, rd_kafka_resp_err_t err,
-			 rd_kafka_topic_partition_list_t *partitions, void *opaque)
+				   rd_kafka_topic_partition_list_t *partitions, void *opaque)
 {
+	KafkaWorker *w = opaque;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
@@ -432,7 +429,7 @@ kafka_rebalance_cb(rd_kafka_t *r, rd_kafka_resp_err_t err,
 			parts[i] = partitions->elems[i].partition;
 		PG_TRY();
 		{
-			ok = starting_offsets(n, parts, next);
+			ok = starting_offsets(w, n, parts, next);
 		}
 		PG_CATCH();
 		{
@@ -445,29 +442,29 @@ kafka_rebalance_cb(rd_kafka_t *r, rd_kafka_resp_err_t err,
 		MemoryContextSwitchTo(cxt);
 		if (!ok)
 		{
-			kafka_assignment_failed = true;
+			w->assignment_failed = true;
 			rd_kafka_assign(r, NULL);
 			return;
 		}
 		for (int i = 0; i < n; i++)
 			partitions->elems[i].offset = next[i];
 		rd_kafka_assign(r, partitions);
-		set_assignment(n, parts, next);
+		set_assignment(w, n, parts, next);
 	}
 	else
 	{
-		if (kafka_nassigned > 0)
+		if (w->nassigned > 0)
 		{
-			rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(kafka_nassigned);
+			rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(w->nassigned);
 
-			for (int i = 0; i < kafka_nassigned; i++)
-				rd_kafka_topic_partition_list_add(list, kafka_cfg.topic,
-												  kafka_assigned_partitions[i])->offset = kafka_assigned_next[i];
+			for (int i = 0; i < w->nassigned; i++)
+				rd_kafka_topic_partition_list_add(list, w->cfg.topic,
+												  w->assigned_partitions[i])->offset = w->assigned_next[i];
 			(void) rd_kafka_commit(r, list, 0);
 			rd_kafka_topic_partition_list_destroy(list);
 		}
 		rd_kafka_assign(r, NULL);
-		set_assignment(0, NULL, NULL);
-		kafka_assignment_revoked = true;
+		set_assignment(w, 0, NULL, NULL);
+		w->assignment_revoked = true;
 	}
 }

@@ -7,17 +7,11 @@
 
 #include <librdkafka/rdkafka.h>
 
-/* Partitions assigned to this worker and the next offset it expects of each */
-extern int	kafka_nassigned;
-extern int32 *kafka_assigned_partitions;
-extern int64 *kafka_assigned_next;
-extern int	kafka_topic_partition_count;
-extern bool kafka_assignment_revoked;	/* in group mode, since the batch began */
-extern bool kafka_assignment_failed;
+#include "kafka/kafka_worker.h"
 
-extern int	kafka_assigned_index(int32 partition);
-extern int	kafka_topic_partitions(void);
-extern void kafka_assign_static(void);
+extern int	kafka_assigned_index(KafkaWorker *w, int32 partition);
+extern int	kafka_topic_partitions(KafkaWorker *w);
+extern void kafka_assign_static(KafkaWorker *w);
 extern void kafka_rebalance_cb(rd_kafka_t *r, rd_kafka_resp_err_t err,
 							   rd_kafka_topic_partition_list_t *partitions, void *opaque);
 

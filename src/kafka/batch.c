@@ -29,9 +29,9 @@
 #include "ipc/queue.h"
 #include "kafka/assign.h"
 #include "kafka/batch.h"
-#include "kafka/consumer.h"
 #include "kafka/decode.h"
 #include "kafka/kafka_guc.h"
+#include "kafka/kafka_worker.h"
 #include "kafka/slots.h"
 #include "stream/fdw.h"
 #include "worker/apply.h"
@@ -73,8 +73,9 @@ arena_reset(void)
 	arena_current = arena_first;
 }
 
+/* size bytes from the arena; a new chunk comes from cxt (the worker's context) */
 static char *
-arena_alloc(Size size)
+arena_alloc(MemoryContext cxt, Size size)
 {
 	Size		chunk_size = Max(ARENA_CHUNK_SIZE, size);
 
@@ -87,7 +88,7 @@ arena_alloc(Size size)
 	}
 	if (arena_current == NULL || arena_current->used + size > chunk_size)
 	{
-		ArenaChunk *c = MemoryContextAlloc(kafka_worker_cxt, offsetof(ArenaChunk, data) + chunk_size);
+		ArenaChunk *c = MemoryContextAlloc(cxt, offsetof(ArenaChunk, data) + chunk_size);
 
 		c->used = 0;
 		c->next = NULL;
@@ -106,6 +107,7 @@ arena_alloc(Size size)
 
 typedef struct BatchState
 {
+	KafkaWorker *w;
 	StreamBatchEvents *events;
 	TransactionId xid;
 } BatchState;
@@ -133,7 +135,7 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 	hoff = MAXALIGN(hoff);
 	data_len = heap_compute_data_size(desc, values, nulls);
 
-	td = (HeapTupleHeader) arena_alloc(hoff + data_len);
+	td = (HeapTupleHeader) arena_alloc(b->w->cxt, hoff + data_len);
 	memset(td, 0, hoff);
 	HeapTupleHeaderSetNatts(td, desc->natts);
 	td->t_hoff = hoff;
@@ -249,7 +251,7 @@ static SPIPlanPtr errors_plan = NULL;
 
 /* Insert the bad messages and the new offsets, in the batch's transaction. */
 static void
-record_errors_and_offsets(List *bad, const int64 *next)
+record_errors_and_offsets(KafkaWorker *w, List *bad, const int64 *next)
 {
 	ListCell   *lc;
 
@@ -269,23 +271,23 @@ record_errors_and_offsets(List *bad, const int64 *next)
 	foreach(lc, bad)
 	{
 		BadMessage *bm = lfirst(lc);
-		Datum		args[5] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(bm->partition),
+		Datum		args[5] = {Int32GetDatum(w->cfg.id), Int32GetDatum(bm->partition),
 			Int64GetDatum(bm->offset), CStringGetTextDatum(bm->error),
 		PointerGetDatum(bm->payload)};
 
 		if (SPI_execute_plan(errors_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record an undecodable Kafka message");
 	}
-	for (int i = 0; i < kafka_nassigned; i++)
+	for (int i = 0; i < w->nassigned; i++)
 	{
-		Datum		args[3] = {Int32GetDatum(kafka_cfg.id), Int32GetDatum(kafka_assigned_partitions[i]),
+		Datum		args[3] = {Int32GetDatum(w->cfg.id), Int32GetDatum(w->assigned_partitions[i]),
 		Int64GetDatum(next[i])};
 
-		if (next[i] == kafka_assigned_next[i])
+		if (next[i] == w->assigned_next[i])
 			continue;
 		if (SPI_execute_plan(offsets_plan, args, NULL, false, 0) != SPI_OK_UPDATE ||
 			SPI_processed != 1)
-			elog(ERROR, "could not store the offset of partition %d", kafka_assigned_partitions[i]);
+			elog(ERROR, "could not store the offset of partition %d", w->assigned_partitions[i]);
 	}
 	SPI_finish();
 }
@@ -296,8 +298,8 @@ record_errors_and_offsets(List *bad, const int64 *next)
  * carefully).  Returns the number of events applied.
  */
 static int
-apply_messages(rd_kafka_message_t **msgs, int n, bool careful, MemoryContext cxt,
-			   int64 *next)
+apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
+			   MemoryContext cxt, int64 *next)
 {
 	BatchState b;
 	StreamBatchEvents *events;
@@ -311,16 +313,17 @@ apply_messages(rd_kafka_message_t **msgs, int n, bool careful, MemoryContext cxt
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 
-	rel = table_open(kafka_cfg.stream, AccessShareLock);
-	decoder = kafka_decoder_create(rel, &kafka_cfg.format);
+	rel = table_open(w->cfg.stream, AccessShareLock);
+	decoder = kafka_decoder_create(rel, &w->cfg.format);
 	table_close(rel, NoLock);
 
 	arena_reset();
 	events = palloc0(sizeof(StreamBatchEvents));
-	events->stream = kafka_cfg.stream;
+	events->stream = w->cfg.stream;
 	events->only = -1;
 	events->capacity = Max(n, 16);
 	events->events = palloc(sizeof(HeapTupleData) * events->capacity);
+	b.w = w;
 	b.events = events;
 	b.xid = GetTopTransactionId();
 
@@ -329,7 +332,7 @@ apply_messages(rd_kafka_message_t **msgs, int n, bool careful, MemoryContext cxt
 	 * before the offset we expect (fetched before a re-assignment), are
 	 * left out.
 	 */
-	memcpy(next, kafka_assigned_next, sizeof(int64) * kafka_nassigned);
+	memcpy(next, w->assigned_next, sizeof(int64) * w->nassigned);
 	{
 		rd_kafka_message_t **all = msgs;
 		int			k = 0;
@@ -337,7 +340,7 @@ apply_messages(rd_kafka_message_t **msgs, int n, bool careful, MemoryContext cxt
 		msgs = palloc(sizeof(rd_kafka_message_t *) * Max(n, 1));
 		for (int j = 0; j < n; j++)
 		{
-			int			a = kafka_assigned_index(all[j]->partition);
+			int			a = kafka_assigned_index(w, all[j]->partition);
 
 			if (a < 0 || all[j]->offset < next[a])
 				continue;
@@ -366,78 +369,83 @@ apply_messages(rd_kafka_message_t **msgs, int n, bool careful, MemoryContext cxt
 	}
 
 	if (events->nevents > 0)
-		stream_apply_events(list_make1(events), KAFKA_COUNTER_WORKER_BASE + kafka_my_slotno, careful);
-	record_errors_and_offsets(bad, next);
+		stream_apply_events(list_make1(events), KAFKA_COUNTER_WORKER_BASE + w->slotno, careful);
+	record_errors_and_offsets(w, bad, next);
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return events->nevents;
 }
 
-/* After a commit: the new offsets become ours; tell the combiner and the group. */
+/*
+ * After a commit: the new offsets become ours; tell the combiner and the
+ * group; a good batch ends the backoff of earlier failures.
+ */
 static void
-batch_committed(const int64 *next, int nmessages)
+batch_committed(KafkaWorker *w, const int64 *next, int nmessages)
 {
-	memcpy(kafka_assigned_next, next, sizeof(int64) * kafka_nassigned);
+	memcpy(w->assigned_next, next, sizeof(int64) * w->nassigned);
 	stream_note_mergeable(stream_batch_slot_for_backend());
 
-	if (kafka_cfg.group_id && kafka_nassigned > 0)
+	if (w->cfg.group_id && w->nassigned > 0)
 	{
-		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(kafka_nassigned);
+		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(w->nassigned);
 
-		for (int i = 0; i < kafka_nassigned; i++)
-			rd_kafka_topic_partition_list_add(list, kafka_cfg.topic,
-											  kafka_assigned_partitions[i])->offset = kafka_assigned_next[i];
-		(void) rd_kafka_commit(kafka_rk, list, 1);
+		for (int i = 0; i < w->nassigned; i++)
+			rd_kafka_topic_partition_list_add(list, w->cfg.topic,
+											  w->assigned_partitions[i])->offset = w->assigned_next[i];
+		(void) rd_kafka_commit(w->rk, list, 1);
 		rd_kafka_topic_partition_list_destroy(list);
 	}
 
-	if (kafka_my_slot->failures > 0)
+	if (w->failures_to_reset)
 	{
 		LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
-		kafka_my_slot->failures = 0;
+		w->slot->failures = 0;
 		LWLockRelease(KafkaShared->lock);
+		w->failures_to_reset = false;
 	}
 }
 
 /* Lag (from the watermarks librdkafka learnt with its fetches) and counters. */
 static void
-update_status(int nmessages, TimestampTz batch_start)
+update_status(KafkaWorker *w, int nmessages, TimestampTz batch_start)
 {
 	int64		lag = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	double		secs = (double) (now - batch_start) / 1000000.0;
 
-	for (int i = 0; i < kafka_nassigned; i++)
+	for (int i = 0; i < w->nassigned; i++)
 	{
 		int64		low,
 					high;
 
-		if (rd_kafka_get_watermark_offsets(kafka_rk, kafka_cfg.topic, kafka_assigned_partitions[i],
+		if (rd_kafka_get_watermark_offsets(w->rk, w->cfg.topic, w->assigned_partitions[i],
 										   &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-			high >= kafka_assigned_next[i])
-			lag += high - kafka_assigned_next[i];
+			high >= w->assigned_next[i])
+			lag += high - w->assigned_next[i];
 	}
-	SpinLockAcquire(&kafka_my_slot->mutex);
-	kafka_my_slot->messages += nmessages;
-	kafka_my_slot->lag = lag;
+	SpinLockAcquire(&w->slot->mutex);
+	w->slot->messages += nmessages;
+	w->slot->lag = lag;
 	if (secs > 0)
-		kafka_my_slot->rate = 0.7 * kafka_my_slot->rate + 0.3 * (nmessages / secs);
-	strlcpy(kafka_my_slot->state, "running", sizeof(kafka_my_slot->state));
-	SpinLockRelease(&kafka_my_slot->mutex);
+		w->slot->rate = 0.7 * w->slot->rate + 0.3 * (nmessages / secs);
+	strlcpy(w->slot->state, "running", sizeof(w->slot->state));
+	SpinLockRelease(&w->slot->mutex);
 }
 
 /* Apply, retrying carefully on error (one bad event never stalls a partition). */
 void
-kafka_process_batch(rd_kafka_message_t **msgs, int n, MemoryContext cxt, TimestampTz batch_start)
+kafka_process_batch(KafkaWorker *w, rd_kafka_message_t **msgs, int n, MemoryContext cxt,
+					TimestampTz batch_start)
 {
-	int64	   *next = palloc(sizeof(int64) * Max(kafka_nassigned, 1));
+	int64	   *next = palloc(sizeof(int64) * Max(w->nassigned, 1));
 	MemoryContext saved = CurrentMemoryContext;
 	TimestampTz apply_start = GetCurrentTimestamp();
 
 	PG_TRY();
 	{
-		apply_messages(msgs, n, false, cxt, next);
+		apply_messages(w, msgs, n, false, cxt, next);
 	}
 	PG_CATCH();
 	{
@@ -446,14 +454,14 @@ kafka_process_batch(rd_kafka_message_t **msgs, int n, MemoryContext cxt, Timesta
 		stream_scan_source = NULL;
 		AbortCurrentTransaction();
 		jit_reset_after_error();	/* as PostgresMain does */
-		apply_messages(msgs, n, true, cxt, next);
+		apply_messages(w, msgs, n, true, cxt, next);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(saved);
-	batch_committed(next, n);
-	update_status(n, batch_start);
+	batch_committed(w, next, n);
+	update_status(w, n, batch_start);
 	elog(DEBUG1, "stream_ext kafka consumer %d: %d messages, polled in %ld ms, applied in %ld ms",
-		 kafka_cfg.id, n, (long) ((apply_start - batch_start) / 1000),
+		 w->cfg.id, n, (long) ((apply_start - batch_start) / 1000),
 		 (long) ((GetCurrentTimestamp() - apply_start) / 1000));
 }
 

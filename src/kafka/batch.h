@@ -8,9 +8,10 @@
 #include <librdkafka/rdkafka.h>
 
 #include "datatype/timestamp.h"
+#include "kafka/kafka_worker.h"
 
 extern void kafka_batch_init(void);
-extern void kafka_process_batch(rd_kafka_message_t **msgs, int n, MemoryContext cxt,
-								TimestampTz batch_start);
+extern void kafka_process_batch(KafkaWorker *w, rd_kafka_message_t **msgs, int n,
+								MemoryContext cxt, TimestampTz batch_start);
 
 #endif

@@ -62,21 +62,10 @@
 /* Longest single poll while filling a batch */
 #define POLL_SLICE_MS 10
 
-KafkaSlot  *kafka_my_slot = NULL;
-int			kafka_my_slotno = -1;
-KafkaConsumerConfig kafka_cfg;
-int			kafka_my_index;
-rd_kafka_t *kafka_rk = NULL;
-MemoryContext kafka_worker_cxt;
-static rd_kafka_queue_t *rkq = NULL;	/* messages, errors, rebalances */
-static rd_kafka_queue_t *logq = NULL;	/* librdkafka's log lines */
+/* This process's state; the other files get it as a parameter */
+static KafkaWorker worker;
+
 static volatile sig_atomic_t stop_requested = false;
-
-/* What librdkafka's error callback handed us, reported from the loop */
-static char pending_error[256];
-static bool has_pending_error = false;
-
-static void consumer_exit(int code, Datum arg);
 
 /* ---------- signals and slot ---------- */
 
@@ -87,55 +76,64 @@ handle_sigterm(SIGNAL_ARGS)
 	die(postgres_signal_arg);
 }
 
+/*
+ * On exit: release the slot, with a backoff when the exit was an error.  The
+ * status is written before pid is cleared: after that the slot may be freed
+ * and claimed for another worker.
+ */
 static void
 consumer_exit(int code, Datum arg)
 {
+	KafkaWorker *w = (KafkaWorker *) DatumGetPointer(arg);
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (kafka_my_slot == NULL)
+	if (w->slot == NULL)
 		return;
 	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
-	kafka_my_slot->pid = 0;
-	kafka_my_slot->starting = false;
+	kafka_slot_set_state(w->slot, "stopped");
+	w->slot->pid = 0;
+	w->slot->starting = false;
 	if (code != 0 && !stop_requested)
 	{
 		int			delay_s;
 
-		kafka_my_slot->failures++;
-		delay_s = 1 << Min(kafka_my_slot->failures - 1, 6);	/* 1 s .. 64 s */
-		kafka_my_slot->retry_at = TimestampTzPlusMilliseconds(now, delay_s * 1000);
+		w->slot->failures++;
+		delay_s = 1 << Min(w->slot->failures - 1, 6);	/* 1 s .. 64 s */
+		w->slot->retry_at = TimestampTzPlusMilliseconds(now, delay_s * 1000);
 	}
 	LWLockRelease(KafkaShared->lock);
-	kafka_slot_set_state(kafka_my_slot, "stopped");
 }
 
 /* Report a problem the worker keeps retrying after: status and log. */
 void
-kafka_report_problem(const char *what)
+kafka_report_problem(KafkaWorker *w, const char *what)
 {
-	kafka_slot_set_error(kafka_my_slot, what);
+	kafka_slot_set_error(w->slot, what);
 	ereport(LOG,
 			(errmsg("stream_ext kafka consumer %d of topic \"%s\": %s",
-					kafka_cfg.id, kafka_cfg.topic, what)));
+					w->cfg.id, w->cfg.topic, what)));
 }
 
 /* ---------- librdkafka callbacks: copy only ---------- */
 
+/* opaque is the KafkaWorker (rd_kafka_conf_set_opaque) */
 static void
 error_cb(rd_kafka_t *r, int err, const char *reason, void *opaque)
 {
-	snprintf(pending_error, sizeof(pending_error), "%s: %s",
+	KafkaWorker *w = opaque;
+
+	snprintf(w->pending_error, sizeof(w->pending_error), "%s: %s",
 			 rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
-	has_pending_error = true;
+	w->has_pending_error = true;
 }
 
 /* Report what the callbacks saved, from our own loop. */
 static void
-serve_callback_reports(void)
+serve_callback_reports(KafkaWorker *w)
 {
 	rd_kafka_event_t *ev;
 
-	while (logq != NULL && (ev = rd_kafka_queue_poll(logq, 0)) != NULL)
+	while (w->logq != NULL && (ev = rd_kafka_queue_poll(w->logq, 0)) != NULL)
 	{
 		const char *fac;
 		const char *str;
@@ -145,20 +143,20 @@ serve_callback_reports(void)
 			rd_kafka_event_log(ev, &fac, &str, &level) == 0)
 			ereport(LOG,
 					(errmsg("stream_ext kafka consumer %d: librdkafka: %s: %s",
-							kafka_cfg.id, fac, str)));
+							w->cfg.id, fac, str)));
 		rd_kafka_event_destroy(ev);
 	}
-	if (has_pending_error)
+	if (w->has_pending_error)
 	{
-		has_pending_error = false;
-		kafka_slot_set_state(kafka_my_slot, "retrying");
-		kafka_report_problem(pending_error);
+		w->has_pending_error = false;
+		kafka_slot_set_state(w->slot, "retrying");
+		kafka_report_problem(w, w->pending_error);
 	}
 }
 
 /* Sleep ms (in steps), serving callbacks and interrupts. */
 void
-kafka_consumer_sleep(long ms)
+kafka_consumer_sleep(KafkaWorker *w, long ms)
 {
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 ms, PG_WAIT_EXTENSION);
@@ -169,7 +167,7 @@ kafka_consumer_sleep(long ms)
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 	}
-	serve_callback_reports();
+	serve_callback_reports(w);
 }
 
 /* ---------- catalog ---------- */
@@ -181,11 +179,11 @@ kafka_spi_text(int row, int col)
 }
 
 /*
- * Read the consumer's catalog row into kafka_cfg (in kafka_worker_cxt).  Returns false
+ * Read the consumer's catalog row into w->cfg (in w->cxt).  Returns false
  * when the consumer no longer exists or is disabled.
  */
 static bool
-load_config(int consumer_id)
+load_config(KafkaWorker *w, int consumer_id)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1] = {Int32GetDatum(consumer_id)};
@@ -207,46 +205,46 @@ load_config(int consumer_id)
 		elog(ERROR, "could not read Kafka consumer %d", consumer_id);
 	if (SPI_processed == 1)
 	{
-		MemoryContext old = MemoryContextSwitchTo(kafka_worker_cxt);
+		MemoryContext old = MemoryContextSwitchTo(w->cxt);
 		char	   *format = kafka_spi_text(0, 7);
 		char	   *s;
 
 		found = true;
-		memset(&kafka_cfg, 0, sizeof(kafka_cfg));
-		kafka_cfg.id = consumer_id;
-		kafka_cfg.stream = atooid(kafka_spi_text(0, 1));
-		kafka_cfg.topic = kafka_spi_text(0, 2);
-		kafka_cfg.brokers = kafka_spi_text(0, 3);
-		kafka_cfg.group_id = kafka_spi_text(0, 4);
-		kafka_cfg.start = kafka_spi_text(0, 5);
-		kafka_cfg.parallelism = atoi(kafka_spi_text(0, 6));
-		kafka_cfg.format.format = strcmp(format, "json") == 0 ? KAFKA_FORMAT_JSON :
+		memset(&w->cfg, 0, sizeof(w->cfg));
+		w->cfg.id = consumer_id;
+		w->cfg.stream = atooid(kafka_spi_text(0, 1));
+		w->cfg.topic = kafka_spi_text(0, 2);
+		w->cfg.brokers = kafka_spi_text(0, 3);
+		w->cfg.group_id = kafka_spi_text(0, 4);
+		w->cfg.start = kafka_spi_text(0, 5);
+		w->cfg.parallelism = atoi(kafka_spi_text(0, 6));
+		w->cfg.format.format = strcmp(format, "json") == 0 ? KAFKA_FORMAT_JSON :
 			strcmp(format, "csv") == 0 ? KAFKA_FORMAT_CSV : KAFKA_FORMAT_TEXT;
 		s = kafka_spi_text(0, 8);
-		kafka_cfg.format.delimiter = s && s[0] ? s[0] :
-			(kafka_cfg.format.format == KAFKA_FORMAT_CSV ? ',' : '\t');
+		w->cfg.format.delimiter = s && s[0] ? s[0] :
+			(w->cfg.format.format == KAFKA_FORMAT_CSV ? ',' : '\t');
 		s = kafka_spi_text(0, 9);
-		kafka_cfg.format.quote = s && s[0] ? s[0] : '"';
+		w->cfg.format.quote = s && s[0] ? s[0] : '"';
 		s = kafka_spi_text(0, 10);
-		kafka_cfg.format.escape = s && s[0] ? s[0] : kafka_cfg.format.quote;
-		kafka_cfg.format.header = strcmp(kafka_spi_text(0, 11), "true") == 0;
+		w->cfg.format.escape = s && s[0] ? s[0] : w->cfg.format.quote;
+		w->cfg.format.header = strcmp(kafka_spi_text(0, 11), "true") == 0;
 		s = kafka_spi_text(0, 12);
-		kafka_cfg.format.null_string = s ? s : (kafka_cfg.format.format == KAFKA_FORMAT_CSV ? "" : "\\N");
-		kafka_cfg.format.key_column = kafka_spi_text(0, 13);
-		kafka_cfg.format.partition_column = kafka_spi_text(0, 14);
-		kafka_cfg.format.offset_column = kafka_spi_text(0, 15);
-		kafka_cfg.format.timestamp_column = kafka_spi_text(0, 16);
+		w->cfg.format.null_string = s ? s : (w->cfg.format.format == KAFKA_FORMAT_CSV ? "" : "\\N");
+		w->cfg.format.key_column = kafka_spi_text(0, 13);
+		w->cfg.format.partition_column = kafka_spi_text(0, 14);
+		w->cfg.format.offset_column = kafka_spi_text(0, 15);
+		w->cfg.format.timestamp_column = kafka_spi_text(0, 16);
 		MemoryContextSwitchTo(old);
 
 		if (SPI_execute_with_args("SELECT key, value FROM stream_ext_internal.kafka_consumers c, "
 								  "jsonb_each_text(c.options) WHERE c.id = $1",
 								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the options of Kafka consumer %d", consumer_id);
-		old = MemoryContextSwitchTo(kafka_worker_cxt);
+		old = MemoryContextSwitchTo(w->cxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			kafka_cfg.option_names = lappend(kafka_cfg.option_names, kafka_spi_text(i, 1));
-			kafka_cfg.option_values = lappend(kafka_cfg.option_values, kafka_spi_text(i, 2));
+			w->cfg.option_names = lappend(w->cfg.option_names, kafka_spi_text(i, 1));
+			w->cfg.option_values = lappend(w->cfg.option_values, kafka_spi_text(i, 2));
 		}
 		MemoryContextSwitchTo(old);
 	}
@@ -259,20 +257,23 @@ load_config(int consumer_id)
 /* ---------- librdkafka handle ---------- */
 
 static void
-set_conf(rd_kafka_conf_t *conf, const char *name, const char *value)
+set_conf(KafkaWorker *w, rd_kafka_conf_t *conf, const char *name, const char *value)
 {
 	char		errstr[512];
 
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid librdkafka option \"%s\" for Kafka consumer %d", name, kafka_cfg.id),
-				 errdetail("%s", errstr)));
+				 errmsg("invalid librdkafka option \"%s\" for Kafka consumer %d", name, w->cfg.id),
+				 errdetail_internal("%s", errstr)));
 }
 
-
+/*
+ * Create w->rk and its queues from w->cfg.  librdkafka's threads start with
+ * every signal blocked.
+ */
 static void
-create_handle(void)
+create_handle(KafkaWorker *w)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char		errstr[512];
@@ -282,14 +283,14 @@ create_handle(void)
 	sigset_t	all,
 				saved;
 
-	snprintf(group, sizeof(group), "stream_ext-%u-%d", MyDatabaseId, kafka_cfg.id);
-	set_conf(conf, "bootstrap.servers", kafka_cfg.brokers);
-	set_conf(conf, "group.id", kafka_cfg.group_id ? kafka_cfg.group_id : group);
-	set_conf(conf, "client.id", "stream_ext");
-	set_conf(conf, "auto.offset.reset", "earliest");
-	set_conf(conf, "enable.auto.commit", "false");
-	set_conf(conf, "enable.auto.offset.store", "false");
-	set_conf(conf, "enable.partition.eof", "false");
+	snprintf(group, sizeof(group), "stream_ext-%u-%d", MyDatabaseId, w->cfg.id);
+	set_conf(w, conf, "bootstrap.servers", w->cfg.brokers);
+	set_conf(w, conf, "group.id", w->cfg.group_id ? w->cfg.group_id : group);
+	set_conf(w, conf, "client.id", "stream_ext");
+	set_conf(w, conf, "auto.offset.reset", "earliest");
+	set_conf(w, conf, "enable.auto.commit", "false");
+	set_conf(w, conf, "enable.auto.offset.store", "false");
+	set_conf(w, conf, "enable.partition.eof", "false");
 
 	/*
 	 * Keep fetching ahead: below this many queued messages per partition
@@ -297,59 +298,71 @@ create_handle(void)
 	 * (500 ms), which starves a consumer that applies faster than that.
 	 * The prefetch stays bounded by queued.max.messages.kbytes (64 MB).
 	 */
-	set_conf(conf, "queued.min.messages", "1000000");
-	forboth(ln, kafka_cfg.option_names, lv, kafka_cfg.option_values)
-		set_conf(conf, lfirst(ln), lfirst(lv));
+	set_conf(w, conf, "queued.min.messages", "1000000");
+	forboth(ln, w->cfg.option_names, lv, w->cfg.option_values)
+		set_conf(w, conf, lfirst(ln), lfirst(lv));
 	/* ours, whatever the options say */
-	set_conf(conf, "log.queue", "true");
+	set_conf(w, conf, "log.queue", "true");
+	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
-	if (kafka_cfg.group_id)
+	if (w->cfg.group_id)
 		rd_kafka_conf_set_rebalance_cb(conf, kafka_rebalance_cb);
 
 	/* librdkafka's threads inherit a mask that blocks every signal */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &saved);
-	kafka_rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (kafka_rk == NULL)
+	if (w->rk == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not create a Kafka consumer for topic \"%s\"", kafka_cfg.topic),
-				 errdetail("%s", errstr)));
-	logq = rd_kafka_queue_new(kafka_rk);
-	rd_kafka_set_log_queue(kafka_rk, logq);
-	rd_kafka_poll_set_consumer(kafka_rk); /* errors and rebalances come with messages */
-	rkq = rd_kafka_queue_get_consumer(kafka_rk);
+				 errmsg("could not create a Kafka consumer for topic \"%s\"", w->cfg.topic),
+				 errdetail_internal("%s", errstr)));
+	w->logq = rd_kafka_queue_new(w->rk);
+	rd_kafka_set_log_queue(w->rk, w->logq);
+	rd_kafka_poll_set_consumer(w->rk); /* errors and rebalances come with messages */
+	w->rkq = rd_kafka_queue_get_consumer(w->rk);
 }
 
 /* ---------- main ---------- */
 
+/* Take our slot (set up by the supervisor): w->slot, or NULL if it is gone. */
 static void
-attach_slot(KafkaWorkerArgs *args)
+attach_slot(KafkaWorker *w, KafkaWorkerArgs *args)
 {
 	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
-	kafka_my_slot = kafka_slot_find(args->dboid, args->consumer_id, args->index);
-	if (kafka_my_slot != NULL && kafka_my_slot->pid == 0)
+	w->slot = kafka_slot_find(args->dboid, args->consumer_id, args->index);
+	if (w->slot != NULL && w->slot->pid == 0)
 	{
-		kafka_my_slot->pid = MyProcPid;
-		kafka_my_slot->starting = false;
-		kafka_my_slotno = kafka_my_slot - KafkaShared->slots;
+		w->slot->pid = MyProcPid;
+		w->slot->starting = false;
+		w->slotno = w->slot - KafkaShared->slots;
+		w->failures_to_reset = w->slot->failures > 0;
 	}
 	else
-		kafka_my_slot = NULL;
+		w->slot = NULL;
 	LWLockRelease(KafkaShared->lock);
 }
 
+/*
+ * Entry point of a consumer worker (bgw_extra holds its KafkaWorkerArgs):
+ * attach to the slot the supervisor prepared, read the consumer, connect,
+ * then poll and apply batches until SIGTERM.
+ */
 void
 stream_ext_kafka_main(Datum arg)
 {
+	KafkaWorker *w = &worker;
 	KafkaWorkerArgs args;
 	rd_kafka_message_t **msgs;
+	int			capacity;
 	MemoryContext batch_cxt;
 	TimestampTz last_partition_check;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	kafka_my_index = args.index;
+	memset(w, 0, sizeof(KafkaWorker));
+	w->slotno = -1;
+	w->index = args.index;
 
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -368,53 +381,65 @@ stream_ext_kafka_main(Datum arg)
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
-	attach_slot(&args);
-	if (kafka_my_slot == NULL)
+	attach_slot(w, &args);
+	if (w->slot == NULL)
 		proc_exit(0);
-	before_shmem_exit(consumer_exit, (Datum) 0);
-	kafka_slot_set_state(kafka_my_slot, "connecting");
+	before_shmem_exit(consumer_exit, PointerGetDatum(w));
+	kafka_slot_set_state(w->slot, "connecting");
 
-	kafka_worker_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka consumer",
-									   ALLOCSET_DEFAULT_SIZES);
+	w->cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka consumer",
+								   ALLOCSET_DEFAULT_SIZES);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	kafka_batch_init();
-	if (!load_config(args.consumer_id))
+	if (!load_config(w, args.consumer_id))
 		proc_exit(0);			/* stopped or dropped meanwhile */
 	pgstat_report_appname("stream_ext kafka consumer");
 	view_cache_init();
 
-	MemoryContextSwitchTo(kafka_worker_cxt);
-	create_handle();
-	if (kafka_cfg.group_id)
+	MemoryContextSwitchTo(w->cxt);
+	create_handle(w);
+	if (w->cfg.group_id)
 	{
 		rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_resp_err_t err;
 
-		rd_kafka_topic_partition_list_add(topics, kafka_cfg.topic, RD_KAFKA_PARTITION_UA);
-		err = rd_kafka_subscribe(kafka_rk, topics);
+		rd_kafka_topic_partition_list_add(topics, w->cfg.topic, RD_KAFKA_PARTITION_UA);
+		err = rd_kafka_subscribe(w->rk, topics);
 		rd_kafka_topic_partition_list_destroy(topics);
 		if (err)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("could not subscribe to topic \"%s\"", kafka_cfg.topic),
-					 errdetail("%s", rd_kafka_err2str(err))));
+					 errmsg("could not subscribe to topic \"%s\"", w->cfg.topic),
+					 errdetail_internal("%s", rd_kafka_err2str(err))));
 	}
 	else
-		kafka_assign_static();
+		kafka_assign_static(w);
 	last_partition_check = GetCurrentTimestamp();
-	kafka_slot_set_state(kafka_my_slot, "running");
+	kafka_slot_set_state(w->slot, "running");
 
-	msgs = MemoryContextAlloc(kafka_worker_cxt, sizeof(rd_kafka_message_t *) * stream_ext_batch_size);
+	capacity = stream_ext_batch_size;
+	msgs = MemoryContextAlloc(w->cxt, sizeof(rd_kafka_message_t *) * capacity);
 	for (;;)
 	{
 		int			n = 0;
 		int			limit = stream_ext_batch_size;
 		TimestampTz start = GetCurrentTimestamp();
 
+		/*
+		 * A reload may have raised batch_size since the array was allocated:
+		 * grow it (it stays in w->cxt) before polling into it.  A reload
+		 * while the batch fills takes effect at the next batch.
+		 */
+		if (limit > capacity)
+		{
+			msgs = repalloc(msgs, sizeof(rd_kafka_message_t *) * limit);
+			capacity = limit;
+		}
+
 		MemoryContextReset(batch_cxt);
 		MemoryContextSwitchTo(batch_cxt);
-		kafka_assignment_revoked = false;
+		w->assignment_revoked = false;
 
 		/* Fill a batch: batch_size messages, or kafka_batch_wait passed */
 		for (;;)
@@ -437,21 +462,21 @@ stream_ext_kafka_main(Datum arg)
 			 * Short polls: when one brings nothing while messages are in
 			 * hand, the queue is drained and the batch goes now.
 			 */
-			got = rd_kafka_consume_batch_queue(rkq, (int) Min(left, POLL_SLICE_MS),
+			got = rd_kafka_consume_batch_queue(w->rkq, (int) Min(left, POLL_SLICE_MS),
 											   msgs + n, limit - n);
-			serve_callback_reports();
-			if (kafka_assignment_failed)
+			serve_callback_reports(w);
+			if (w->assignment_failed)
 				ereport(ERROR,
 						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 						 errmsg("could not take over the partitions assigned by group \"%s\"",
-								kafka_cfg.group_id)));
-			if (kafka_assignment_revoked)
+								w->cfg.group_id)));
+			if (w->assignment_revoked)
 			{
 				/* polled before the revocation: the next owner reads them */
 				for (int i = 0; i < n; i++)
 					rd_kafka_message_destroy(msgs[i]);
 				n = 0;
-				kafka_assignment_revoked = false;
+				w->assignment_revoked = false;
 			}
 			for (ssize_t i = 0; i < got; i++)
 			{
@@ -461,8 +486,8 @@ stream_ext_kafka_main(Datum arg)
 				{
 					if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 					{
-						kafka_slot_set_state(kafka_my_slot, "retrying");
-						kafka_report_problem(rd_kafka_message_errstr(m));
+						kafka_slot_set_state(w->slot, "retrying");
+						kafka_report_problem(w, rd_kafka_message_errstr(m));
 					}
 					rd_kafka_message_destroy(m);
 					msgs[n + i] = NULL;
@@ -483,7 +508,7 @@ stream_ext_kafka_main(Datum arg)
 
 		if (n > 0)
 		{
-			kafka_process_batch(msgs, n, batch_cxt, start);
+			kafka_process_batch(w, msgs, n, batch_cxt, start);
 			for (int i = 0; i < n; i++)
 				rd_kafka_message_destroy(msgs[i]);
 		}
@@ -493,18 +518,18 @@ stream_ext_kafka_main(Datum arg)
 		 * Looked for only when idle: the metadata request can wait behind a
 		 * fetch.
 		 */
-		if (!kafka_cfg.group_id && n == 0 &&
+		if (!w->cfg.group_id && n == 0 &&
 			TimestampDifferenceExceeds(last_partition_check, GetCurrentTimestamp(),
 									   PARTITION_CHECK_MS))
 		{
-			int			count = kafka_topic_partitions();
+			int			count = kafka_topic_partitions(w);
 
-			if (count > kafka_topic_partition_count)
+			if (count > w->topic_partition_count)
 			{
 				ereport(LOG,
 						(errmsg("stream_ext kafka consumer %d: topic \"%s\" has %d partitions now, was %d",
-								kafka_cfg.id, kafka_cfg.topic, count, kafka_topic_partition_count)));
-				kafka_assign_static();
+								w->cfg.id, w->cfg.topic, count, w->topic_partition_count)));
+				kafka_assign_static(w);
 			}
 			last_partition_check = GetCurrentTimestamp();
 		}

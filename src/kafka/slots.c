@@ -66,6 +66,11 @@ kafka_slot_find(Oid dboid, int consumer_id, int index)
 	return NULL;
 }
 
+/*
+ * Set a slot's state (kafka_slot_set_error: its last error).  Caller is the
+ * slot's attached worker, or the supervisor holding KafkaShared->lock
+ * exclusive while no worker is attached (see slots.h).
+ */
 void
 kafka_slot_set_state(KafkaSlot *slot, const char *state)
 {

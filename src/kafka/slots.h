@@ -15,9 +15,22 @@
 
 /*
  * One consumer worker (consumer_id, worker index) of one database.
- * Identity, pid and the supervision fields are protected by
- * KafkaShared->lock; the status fields (written only by the worker) by
- * mutex.
+ *
+ * Locking rules:
+ * - To read a slot's identity or supervision fields (dboid, consumer_id,
+ *   index, pid, starting, registered_at, stop_xid, failures, retry_at) hold
+ *   KafkaShared->lock, shared or exclusive; to change any of them hold it
+ *   exclusive.  Claiming a free slot (consumer_id == 0) and freeing one are
+ *   such changes, done by the supervisor only while no worker is attached
+ *   (pid == 0 and not starting).
+ * - The status fields (state, npartitions, partitions, messages, lag, rate,
+ *   last_error, last_error_at) are read and written under the slot's
+ *   spinlock mutex, held only to copy them.  They are written by the slot's
+ *   worker while it is attached (from setting pid to clearing it), and by
+ *   the supervisor only while no worker is attached, then holding
+ *   KafkaShared->lock exclusive as well.
+ * - A reader that needs both (kafka_worker_status) holds KafkaShared->lock
+ *   shared and copies the slot under mutex.
  */
 typedef struct KafkaSlot
 {
@@ -44,6 +57,10 @@ typedef struct KafkaSlot
 	TimestampTz last_error_at;
 } KafkaSlot;
 
+/*
+ * lock and nslots are set when shared memory is initialised and read without
+ * a lock; kicks is atomic; slots[] follow the rules above.
+ */
 typedef struct KafkaSharedState
 {
 	LWLock	   *lock;
