@@ -55,7 +55,7 @@ start)
 		echo "port = $port"
 		echo "unix_socket_directories = '$dir/socket'"
 		echo "listen_addresses = '127.0.0.1'"
-		echo "shared_preload_libraries = 'stream_ext'"
+		echo "shared_preload_libraries = 'pg_stat_statements, stream_ext'"
 		echo "max_worker_processes = 32"
 		echo "fsync = on"
 		for line in "$@"; do echo "$line"; done

@@ -13,8 +13,10 @@
 #include "commands/defrem.h"
 #include "catalog/namespace.h"
 #include "commands/extension.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -26,7 +28,22 @@
 #include "stream/copy.h"
 #include "window/spec.h"
 
+PG_FUNCTION_INFO_V1(stream_ext_run_utility);
+
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* A statement stream_ext runs itself, on its way down the chain */
+typedef struct OwnStatement
+{
+	Node	   *stmt;			/* ViewStmt or CopyStmt */
+	const char *queryString;
+	int			stmt_location;
+	int			stmt_len;
+	QueryCompletion *qc;
+	bool		taken;			/* run_utility() has taken it */
+} OwnStatement;
+
+static OwnStatement *own_statement = NULL;
 
 /*
  * Is this a CREATE VIEW with the continuous option?  Rejects CREATE OR
@@ -165,6 +182,99 @@ run_next_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 								params, queryEnv, dest, qc);
 }
 
+/* CREATE VIEW ... WITH (continuous, options...) AS query */
+static void
+create_continuous_view(OwnStatement *own)
+{
+	ViewStmt   *stmt = (ViewStmt *) own->stmt;
+	RawStmt    *raw = makeNode(RawStmt);
+	List	   *window_options = NIL;
+	ListCell   *lc;
+
+	raw->stmt = stmt->query;
+	raw->stmt_location = own->stmt_location;
+	raw->stmt_len = own->stmt_len;
+	foreach(lc, stmt->options)
+		if (strcmp(((DefElem *) lfirst(lc))->defname, "continuous") != 0)
+			window_options = lappend(window_options, lfirst(lc));
+	(void) stream_create_continuous_view(stmt->view, stmt->aliases, raw, own->queryString,
+										 stream_window_spec_from_options(window_options));
+	if (own->qc)
+		SetQueryCompletion(own->qc, CMDTAG_CREATE_VIEW, 0);
+}
+
+/*
+ * stream_ext_internal.run_utility(): run the statement the utility hook
+ * sent down the chain.  Called any other way, it refuses.
+ */
+Datum
+stream_ext_run_utility(PG_FUNCTION_ARGS)
+{
+	OwnStatement *own = own_statement;
+
+	if (own == NULL || own->taken)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("stream_ext_internal.run_utility() cannot be called directly"),
+				 errdetail("It runs the CREATE VIEW and COPY statements that stream_ext handles.")));
+	own->taken = true;
+	own_statement = NULL;
+	if (IsA(own->stmt, ViewStmt))
+		create_continuous_view(own);
+	else
+	{
+		uint64		processed = stream_copy_from((CopyStmt *) own->stmt, own->queryString);
+
+		if (own->qc)
+			SetQueryCompletion(own->qc, CMDTAG_COPY, processed);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * Send a statement stream_ext runs itself (stmt, of pstmt) down the chain
+ * as CALL stream_ext_internal.run_utility().
+ */
+static void
+run_own_statement(Node *stmt, PlannedStmt *pstmt, const char *queryString,
+				  ProcessUtilityContext context, ParamListInfo params,
+				  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	List	   *name = list_make2(makeString("stream_ext_internal"), makeString("run_utility"));
+	ObjectWithArgs *proc = makeNode(ObjectWithArgs);
+	Oid			procid;
+	CallStmt   *call = makeNode(CallStmt);
+	PlannedStmt *call_pstmt = makeNode(PlannedStmt);
+	OwnStatement own = {0};
+	OwnStatement *volatile outer = own_statement;
+
+	proc->objname = name;
+	procid = LookupFuncWithArgs(OBJECT_PROCEDURE, proc, false);
+	call->funccall = makeFuncCall(name, NIL, COERCE_EXPLICIT_CALL, -1);
+	call->funcexpr = makeFuncExpr(procid, VOIDOID, NIL, InvalidOid, InvalidOid,
+								  COERCE_EXPLICIT_CALL);
+	memcpy(call_pstmt, pstmt, sizeof(PlannedStmt));
+	call_pstmt->utilityStmt = (Node *) call;
+
+	own.stmt = stmt;
+	own.queryString = queryString;
+	own.stmt_location = pstmt->stmt_location;
+	own.stmt_len = pstmt->stmt_len;
+	own.qc = qc;
+	own_statement = &own;
+	PG_TRY();
+	{
+		run_next_hook(call_pstmt, queryString, false, context, params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		own_statement = outer;
+	}
+	PG_END_TRY();
+	if (!own.taken)
+		elog(ERROR, "a ProcessUtility hook did not run stream_ext's statement");
+}
+
 static void
 stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					  ProcessUtilityContext context, ParamListInfo params,
@@ -181,40 +291,19 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	}
 	if (IsA(parsetree, ViewStmt) && is_continuous_view((ViewStmt *) parsetree))
 	{
-		ViewStmt   *stmt = (ViewStmt *) parsetree;
-		RawStmt    *raw = makeNode(RawStmt);
-		List	   *window_options = NIL;
-		ListCell   *lc;
-
 		if (!OidIsValid(get_extension_oid("stream_ext", true)))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("extension \"stream_ext\" is not installed in this database"),
 					 errhint("Run CREATE EXTENSION stream_ext first.")));
-
-		raw->stmt = stmt->query;
-		raw->stmt_location = pstmt->stmt_location;
-		raw->stmt_len = pstmt->stmt_len;
-		foreach(lc, stmt->options)
-			if (strcmp(((DefElem *) lfirst(lc))->defname, "continuous") != 0)
-				window_options = lappend(window_options, lfirst(lc));
-		(void) stream_create_continuous_view(stmt->view, stmt->aliases, raw, queryString,
-											 stream_window_spec_from_options(window_options));
-		if (qc)
-			SetQueryCompletion(qc, CMDTAG_CREATE_VIEW, 0);
+		run_own_statement(parsetree, pstmt, queryString, context, params, queryEnv, dest, qc);
 		return;
 	}
 
-	if (IsA(parsetree, CopyStmt))
+	if (IsA(parsetree, CopyStmt) && stream_copy_handles((CopyStmt *) parsetree))
 	{
-		uint64		processed;
-
-		if (stream_copy_from((CopyStmt *) parsetree, queryString, &processed))
-		{
-			if (qc)
-				SetQueryCompletion(qc, CMDTAG_COPY, processed);
-			return;
-		}
+		run_own_statement(parsetree, pstmt, queryString, context, params, queryEnv, dest, qc);
+		return;
 	}
 
 	if (IsA(parsetree, CreateForeignTableStmt) &&

@@ -155,6 +155,13 @@ CREATE AGGREGATE stream_ext_internal.finalize_agg(regprocedure, anyelement, anyc
 CREATE FUNCTION stream_ext_internal.catalog_changed() RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_catalog_changed' LANGUAGE C VOLATILE;
 
+-- Runs the statements stream_ext handles itself (CREATE VIEW ... WITH (continuous),
+-- COPY into a stream): the utility hook sends them down PostgreSQL's hook chain as
+-- a CALL of this procedure, so that pg_stat_statements and other hooks see them.
+-- Called any other way, it refuses.
+CREATE PROCEDURE stream_ext_internal.run_utility()
+  LANGUAGE c AS 'MODULE_PATHNAME', 'stream_ext_run_utility';
+
 -- User-facing API.
 CREATE FUNCTION stream_ext.create_continuous_view(name text, query text,
                                                   options text[] DEFAULT '{}')

@@ -91,12 +91,33 @@ use_fast_input(CopyFromState cstate, TupleDesc desc)
 }
 
 /*
- * Run a COPY FROM into a stream.  Returns false, having done nothing, when
- * the statement is not one this path handles; the caller then runs it as
- * usual.
+ * Is this a COPY FROM into a stream that stream_copy_from runs?  A stream
+ * with triggers, a COPY with WHERE and COPY TO go PostgreSQL's way.
  */
 bool
-stream_copy_from(CopyStmt *stmt, const char *queryString, uint64 *processed)
+stream_copy_handles(CopyStmt *stmt)
+{
+	Oid			relid;
+	Relation	rel;
+	bool		handles;
+
+	if (!stmt->is_from || stmt->relation == NULL || stmt->whereClause != NULL)
+		return false;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid) || !stream_is_stream_relation(relid))
+		return false;
+	rel = table_open(relid, RowExclusiveLock);
+	handles = (rel->trigdesc == NULL);
+	table_close(rel, NoLock);
+	return handles;
+}
+
+/*
+ * Run a COPY FROM into a stream (stream_copy_handles said yes); returns
+ * the number of events copied.
+ */
+uint64
+stream_copy_from(CopyStmt *stmt, const char *queryString)
 {
 	Oid			relid;
 	Relation	rel;
@@ -111,18 +132,10 @@ stream_copy_from(CopyStmt *stmt, const char *queryString, uint64 *processed)
 	MemoryContext oldcxt;
 	uint64		count = 0;
 
-	if (!stmt->is_from || stmt->relation == NULL || stmt->whereClause != NULL)
-		return false;
-	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!OidIsValid(relid) || !stream_is_stream_relation(relid))
-		return false;
-
+	relid = RangeVarGetRelid(stmt->relation, RowExclusiveLock, false);
+	if (!stream_is_stream_relation(relid))
+		elog(ERROR, "\"%s\" is not a stream", stmt->relation->relname);
 	rel = table_open(relid, RowExclusiveLock);
-	if (rel->trigdesc != NULL)
-	{
-		table_close(rel, RowExclusiveLock);
-		return false;
-	}
 
 	PreventCommandIfReadOnly("COPY FROM");
 	PreventCommandIfParallelMode("COPY FROM");
@@ -168,7 +181,5 @@ stream_copy_from(CopyStmt *stmt, const char *queryString, uint64 *processed)
 	FreeExecutorState(estate);
 	free_parsestate(pstate);
 	table_close(rel, NoLock);
-
-	*processed = count;
-	return true;
+	return count;
 }

@@ -7,6 +7,7 @@
 
 #include "nodes/parsenodes.h"
 
-extern bool stream_copy_from(CopyStmt *stmt, const char *queryString, uint64 *processed);
+extern bool stream_copy_handles(CopyStmt *stmt);
+extern uint64 stream_copy_from(CopyStmt *stmt, const char *queryString);
 
 #endif

@@ -1,0 +1,29 @@
+--
+-- protocol: what stream_ext shows the rest of the server
+--
+-- pg_stat_statements is preloaded before stream_ext on the test server
+-- (test/server.sh), so its hook runs below ours: it sees the statements
+-- stream_ext runs itself only because our hook passes them down the chain.
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+SELECT pg_stat_statements_reset() IS NOT NULL AS reset;
+
+CREATE FOREIGN TABLE pr_s (k text, x float8) SERVER stream_ext;
+CREATE VIEW pr_v WITH (continuous) AS SELECT k, count(*) AS n FROM pr_s GROUP BY k;
+COPY pr_s (k, x) FROM STDIN;
+a	1
+a	2
+b	3
+\.
+INSERT INTO pr_s VALUES ('c', 4);
+SELECT * FROM pr_v ORDER BY k;
+
+-- each statement once, COPY with its row count, like any statement
+SELECT regexp_replace(query, '\s+', ' ', 'g') AS query, calls, rows
+  FROM pg_stat_statements
+ WHERE query ~* '^(create view pr_v|copy pr_s|insert into pr_s)'
+ ORDER BY query;
+
+-- the procedure that runs them refuses to be called by anyone else
+CALL stream_ext_internal.run_utility();
+
+DROP FOREIGN TABLE pr_s CASCADE;
