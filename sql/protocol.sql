@@ -26,4 +26,12 @@ SELECT regexp_replace(query, '\s+', ' ', 'g') AS query, calls, rows
 -- the procedure that runs them refuses to be called by anyone else
 CALL stream_ext_internal.run_utility();
 
+-- a batch that cannot be applied fails the transaction with the
+-- worker's SQLSTATE: here 22003, float8 overflow within one batch
+CREATE VIEW pr_sum WITH (continuous) AS SELECT sum(x) AS s FROM pr_s;
+\set VERBOSITY sqlstate
+INSERT INTO pr_s VALUES ('d', 1e308), ('d', 1e308);
+\set VERBOSITY default
+SELECT * FROM pr_v ORDER BY k;
+
 DROP FOREIGN TABLE pr_s CASCADE;

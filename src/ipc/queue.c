@@ -470,7 +470,7 @@ stream_ack_wait(int slotno, uint64 seq)
 	pg_read_barrier();
 	if (pg_atomic_read_u64(&ack->failed_seq) == seq)
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
+				(errcode(ack->failure_code),
 				 errmsg("could not apply this transaction's stream events to continuous views"),
 				 errdetail("The stream worker failed: %s", ack->failure),
 				 errhint("The transaction was rolled back; it can be retried.")));
@@ -652,10 +652,11 @@ stream_ack_done(int procno, int slotno, uint64 seq)
 }
 
 void
-stream_ack_failed(int procno, int slotno, uint64 seq, const char *why)
+stream_ack_failed(int procno, int slotno, uint64 seq, int sqlerrcode, const char *why)
 {
 	StreamBackendAck *ack = backend_ack(procno, slotno % StreamShared->slots_per_group);
 
+	ack->failure_code = sqlerrcode;
 	strlcpy(ack->failure, why, sizeof(ack->failure));
 	pg_write_barrier();
 	pg_atomic_write_u64(&ack->failed_seq, seq);

@@ -27,8 +27,22 @@ typedef enum StreamWorkerRole
 } StreamWorkerRole;
 
 /*
- * One worker process of one database.  The first fields are protected by
- * StreamShared->lock; the ring positions by ring_lock.
+ * One worker process of one database, and its event ring.
+ *
+ * Locking rules:
+ * - To change state, pid or pgprocno hold StreamShared->lock exclusive;
+ *   to read them together (say, to signal the process) hold it shared.  A
+ *   single unlocked read of state is allowed where a stale value only
+ *   delays a wake-up or a choice (writers choosing a ring, route.c), and
+ *   pgprocno is then read once into a local and checked for -1.
+ * - To change write_pos or read_pos hold ring_lock exclusive; to read
+ *   them consistently hold it shared.  The owning worker reads its own
+ *   read_pos without the lock (only it moves read_pos while it runs), and
+ *   reads the records in [read_pos, write_pos) without it: writers never
+ *   touch that range.
+ * - Lock order: StreamShared->lock before ring_lock, never the reverse.
+ * - ring_lock, space_cv and ring are set when shared memory is
+ *   initialised and read without a lock.
  */
 typedef struct StreamWorkerSlot
 {
@@ -45,7 +59,9 @@ typedef struct StreamWorkerSlot
 
 /*
  * The workers of one database: stream_ext.workers batch workers, then one
- * combiner.  Protected by StreamShared->lock.
+ * combiner.  To read or change dboid, launch_pending or stopping hold
+ * StreamShared->lock (exclusive to change); mergeable is atomic and read
+ * and bumped without a lock.
  */
 typedef struct StreamDatabaseGroup
 {
@@ -59,18 +75,28 @@ typedef struct StreamDatabaseGroup
 
 /*
  * What a backend waits for at commit, one per backend and batch worker of
- * its database.  Only the owning backend advances request_seq (of worker 0;
- * it is kept across backends that reuse the pgprocno); each worker that
- * applied some of the backend's events advances its done_seq.
+ * its database.  No lock: only the owning backend advances request_seq (of
+ * worker 0; it is kept across backends that reuse the pgprocno); only the
+ * worker advances done_seq and failed_seq.  The worker writes failure_code
+ * and failure before failed_seq (a write barrier between), and the backend
+ * reads failed_seq before them (a read barrier between).
  */
 typedef struct StreamBackendAck
 {
 	pg_atomic_uint64 request_seq;
 	pg_atomic_uint64 done_seq;
 	pg_atomic_uint64 failed_seq;	/* transaction whose events were lost */
+	int			failure_code;	/* its SQLSTATE; written before failed_seq */
 	char		failure[256];	/* why; written before failed_seq */
 } StreamBackendAck;
 
+/*
+ * The whole area.  lock protects the groups and the slots' process fields
+ * (rules above).  launcher_pgprocno is written under lock exclusive by the
+ * launcher when it starts, and read without a lock to wake it: a stale
+ * value sets another process's latch, which is harmless.  The other fields
+ * are set when shared memory is initialised and read without a lock.
+ */
 typedef struct StreamExtShared
 {
 	LWLock	   *lock;			/* groups and slot states */
@@ -111,7 +137,8 @@ extern void stream_ring_discard(StreamWorkerSlot *slot);
 extern uint64 stream_ring_written(StreamWorkerSlot *slot);
 extern void stream_ring_release(StreamWorkerSlot *slot, uint64 upto);
 extern void stream_ack_done(int procno, int slotno, uint64 seq);
-extern void stream_ack_failed(int procno, int slotno, uint64 seq, const char *why);
+extern void stream_ack_failed(int procno, int slotno, uint64 seq, int sqlerrcode,
+							  const char *why);
 
 /* launcher and database lifecycle */
 extern void stream_request_launch(Oid dboid);

@@ -267,7 +267,7 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 		BatchSender *s = &batch->senders[i];
 
 		if (failure != NULL)
-			stream_ack_failed(s->procno, slotno, s->xact_seq, why);
+			stream_ack_failed(s->procno, slotno, s->xact_seq, failure->sqlerrcode, why);
 		else if (s->commit)
 			stream_ack_done(s->procno, slotno, s->xact_seq);
 	}
