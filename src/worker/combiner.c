@@ -1,8 +1,8 @@
 /*
  * combiner.c
  *	  The combiner of a database: it folds the deltas of committed
- *	  transactions into each view's combine-state table, and deletes the
- *	  deltas of aborted ones.
+ *	  transactions into each view's combine-state table, at most every
+ *	  stream_ext.combine_interval, and deletes the deltas of aborted ones.
  *
  * Per view, in one transaction, it runs the view's merge statement
  * (window/merge_sql.c): readers see either the deltas or the merged rows,
@@ -312,11 +312,34 @@ views_to_combine(MemoryContext cxt, List **views)
 }
 
 /*
- * The combiner's loop: a merge round when writers committed (the group's
- * mergeable counter moved), and a full round, which also deletes the deltas
- * of aborted writers and sees what no counter does (COMMIT PREPARED in
- * another session, writers that crashed), every FULL_ROUND_MS; then the
- * jobs other modules registered.
+ * Milliseconds until the next turn of the loop: when a merge is due (if
+ * writers committed), and at least every STREAM_JOB_TICK_MS for the jobs.
+ */
+static long
+wait_ms(TimestampTz last_merge, bool merge_pending)
+{
+	long		ms = STREAM_JOB_TICK_MS;
+
+	if (merge_pending)
+	{
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(GetCurrentTimestamp(),
+							TimestampTzPlusMilliseconds(last_merge, stream_ext_combine_interval_ms),
+							&secs, &usecs);
+		ms = Min(ms, secs * 1000 + usecs / 1000);
+	}
+	return Max(ms, 1);
+}
+
+/*
+ * The combiner's loop.  A merge round runs when writers committed since the
+ * last one (the group's mergeable counter moved) and combine_interval has
+ * passed since it; a full round, which also deletes the deltas of aborted
+ * writers and sees what no counter does (COMMIT PREPARED in another
+ * session, writers that crashed), runs every FULL_ROUND_MS or
+ * combine_interval, whichever is longer.
  */
 void
 stream_combiner_loop(int slotno)
@@ -324,6 +347,7 @@ stream_combiner_loop(int slotno)
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext combiner",
 											  ALLOCSET_DEFAULT_SIZES);
 	uint64		last_mergeable = 0;
+	TimestampTz last_merge = 0;
 	TimestampTz last_full = 0;
 
 	for (;;)
@@ -332,12 +356,14 @@ stream_combiner_loop(int slotno)
 		ListCell   *lc;
 		uint64		mergeable = stream_mergeable_count(slotno);
 		TimestampTz now = GetCurrentTimestamp();
-		bool		full = TimestampDifferenceExceeds(last_full, now, FULL_ROUND_MS);
+		bool		due = TimestampDifferenceExceeds(last_merge, now, stream_ext_combine_interval_ms);
+		bool		full = TimestampDifferenceExceeds(last_full, now,
+													  Max(FULL_ROUND_MS, stream_ext_combine_interval_ms));
 
 		stream_worker_handle_interrupts();
 		MemoryContextReset(cxt);
 
-		if (mergeable != last_mergeable || full)
+		if ((mergeable != last_mergeable && due) || full)
 		{
 			if (!views_to_combine(cxt, &views))
 				proc_exit(0);
@@ -349,6 +375,7 @@ stream_combiner_loop(int slotno)
 				maintain_view_tables(v->id, cxt);
 			}
 			last_mergeable = mergeable;
+			last_merge = now;
 			if (full)
 				last_full = now;
 		}
@@ -358,7 +385,8 @@ stream_combiner_loop(int slotno)
 		stream_jobs_run(stream_worker_handle_interrupts, cxt);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(stream_ext_combine_interval_ms, STREAM_JOB_TICK_MS), PG_WAIT_EXTENSION);
+						 wait_ms(last_merge, stream_mergeable_count(slotno) != last_mergeable),
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# stream_ext.combine_interval is the merge period: committed deltas stay in
+# the delta tables (and reads already count them) until combine_interval has
+# passed since the last merge; a reload with a short interval merges them at
+# once.  Own server (its combine_interval is set at start).
+source "$(dirname "$0")/lib.sh"
+
+unset PGHOST PGPORT
+SRV="$SCRATCH/server"
+start_own_server "$SRV" "stream_ext.combine_interval = '60s'"
+fresh_db t_combiner
+
+# an insert before any view starts the database's workers; the combiner's
+# first round follows at once, and the 60 s period runs from it
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ev (k int) SERVER stream_ext;
+INSERT INTO ev VALUES (0);
+SQL
+wait_until 30 "the combiner runs" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = 't_combiner' AND application_name = 'stream_ext combiner'"
+sleep 1
+run_sql <<'SQL'
+CREATE VIEW ev_counts WITH (continuous) AS SELECT k, count(*) AS n FROM ev GROUP BY k;
+SQL
+create_pending_deltas
+state=$(q "SELECT state_table FROM stream_ext_internal.continuous_views WHERE view = 'ev_counts'::regclass")
+
+q "INSERT INTO ev SELECT i % 10 FROM generate_series(1, 1000) i" >/dev/null
+[ "$(q "SELECT sum(n) FROM ev_counts")" = 1000 ] || fail "the view does not count committed events"
+say "ok: events counted at COMMIT"
+[ "$(q "SELECT pending_deltas() > 0")" = t ] || fail "deltas were merged at once with combine_interval = 60s"
+# a writer's commit alone does not make the combiner merge before the period
+sleep 3
+q "INSERT INTO ev VALUES (1)" >/dev/null
+sleep 2
+[ "$(q "SELECT pending_deltas() > 0")" = t ] || fail "deltas were merged within 5 s with combine_interval = 60s"
+[ "$(q "SELECT count(*) FROM $state")" = 0 ] ||
+	fail "the state table took rows within 5 s with combine_interval = 60s"
+say "ok: nothing merged within 5 s of commits with combine_interval = 60s"
+
+q "ALTER SYSTEM SET stream_ext.combine_interval = '100ms'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+wait_until 10 "deltas merged after combine_interval = 100ms" "SELECT pending_deltas() = 0"
+[ "$(q "SELECT sum(n) FROM ev_counts")" = 1001 ] || fail "the view changed across the merge"
+say "ok: merged after a reload to 100ms, view unchanged"
+
+# with a short period, every commit is merged soon
+q "INSERT INTO ev SELECT i % 10 FROM generate_series(1, 500) i" >/dev/null
+wait_until 10 "new deltas merged" "SELECT pending_deltas() = 0"
+[ "$(q "SELECT sum(n) FROM ev_counts")" = 1501 ] || fail "wrong count after the second merge"
+say "ok: later commits merged within the short period"
+say PASS
