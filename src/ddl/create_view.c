@@ -464,13 +464,37 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* The defining query of a continuous view, from its stored Query tree. */
+/*
+ * stream_ext_internal.query_definition(view): the defining query of a
+ * continuous view, from the Query tree the catalog stores (only the
+ * extension writes it); NULL when view is not a continuous view.
+ */
 Datum
 stream_ext_query_definition(PG_FUNCTION_ARGS)
 {
-	Query	   *query = (Query *) stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {PG_GETARG_DATUM(0)};
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char	   *stored = NULL;
+	text	   *definition;
 
-	PG_RETURN_TEXT_P(cstring_to_text(pg_get_querydef(query, true)));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT query FROM " INTERNAL_SCHEMA ".continuous_views WHERE view = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the continuous view catalog");
+	if (SPI_processed == 1)
+		stored = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (stored == NULL)
+	{
+		SPI_finish();
+		PG_RETURN_NULL();
+	}
+	/* the result outlives SPI_finish */
+	MemoryContextSwitchTo(caller_cxt);
+	definition = cstring_to_text(pg_get_querydef((Query *) stringToNode(stored), true));
+	SPI_finish();
+	PG_RETURN_TEXT_P(definition);
 }
 
 /* Tell workers to reload the set of continuous views at their next batch. */

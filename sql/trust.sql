@@ -1,0 +1,81 @@
+--
+-- trust: what any role may do cannot crash the server or silently change
+-- what a view means
+--
+SET TimeZone = 'UTC';
+SET stream_ext.read_time = '2024-01-01 00:00:10+00';
+CREATE ROLE regress_trust_user;
+CREATE FOREIGN TABLE tr_s (k text, v int, t timestamptz) SERVER stream_ext;
+CREATE VIEW tr_plain WITH (continuous) AS
+  SELECT k, count(*) AS n, max(k) AS mk, avg(v) AS av, sum(v::int8) AS s8 FROM tr_s GROUP BY k;
+CREATE VIEW tr_sliding WITH (continuous, sliding_window = '1 minute', step = '1 second',
+                             time_column = 't') AS
+  SELECT count(*) AS n FROM tr_s;
+INSERT INTO tr_s VALUES ('a', 1, '2024-01-01 00:00:05+00'), ('a', 2, '2024-01-01 00:00:06+00'),
+                        ('b', 3, '2024-01-01 00:00:07+00');
+GRANT SELECT ON tr_plain, tr_sliding TO regress_trust_user;
+
+-- which functions of the extension PUBLIC may execute (Kafka's aside)
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('regress_trust_user', p.oid, 'EXECUTE') AS public_executes
+  FROM pg_proc p
+ WHERE p.pronamespace IN ('stream_ext'::regnamespace, 'stream_ext_internal'::regnamespace)
+   AND p.proname NOT LIKE 'kafka%'
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
+
+SET ROLE regress_trust_user;
+-- a role with SELECT reads the views and the catalog
+SELECT * FROM tr_plain ORDER BY k;
+SELECT * FROM tr_sliding;
+SELECT name, definition FROM stream_ext.continuous_views WHERE name::text LIKE 'tr\_%' ORDER BY name::text;
+
+-- finalize_agg: the state and result must have the aggregate's types
+SELECT stream_ext_internal.finalize_agg('max(text)'::regprocedure, 1::int8, NULL::text);
+SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, 1::int8, NULL::text);
+SELECT stream_ext_internal.finalize_agg('avg(int8)'::regprocedure, 1::int8, NULL::numeric);
+SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, 1, NULL::int[]);
+SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, '{1,2}'::int[], NULL::text[]);
+SELECT stream_ext_internal.finalize_agg('lower(text)'::regprocedure, 'x'::text, NULL::text);
+SELECT stream_ext_internal.finalize_agg('percentile_cont(float8,float8)'::regprocedure, 1::float8, NULL::float8);
+SELECT stream_ext_internal.finalize_agg(a, 1::int8, NULL::int8)
+  FROM (VALUES ('count()'::regprocedure), ('sum(int8)'::regprocedure)) v(a);
+-- states of the right type are checked by the aggregate's own functions
+SELECT stream_ext_internal.finalize_agg('avg(int8)'::regprocedure, '\x00'::bytea, NULL::numeric);
+SELECT stream_ext_internal.finalize_agg('avg(int4)'::regprocedure, '{1,2,3}'::int8[], NULL::numeric);
+-- and well-typed calls work
+SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, n, NULL::int8)
+  FROM (VALUES (1::int8), (2::int8)) v(n);
+SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, a, NULL::int[])
+  FROM (VALUES ('{1,2}'::int[]), ('{1,3}'::int[])) v(a);
+
+-- internal functions are not for PUBLIC
+SELECT stream_ext_internal.combine_states('max(text)'::regprocedure, 1::int8, 2::int8);
+SELECT stream_ext_internal.combine_agg('count()'::regprocedure, 1::int8);
+SELECT stream_ext_internal.xid_committed('1'::xid8);
+SELECT stream_ext_internal.catalog_changed();
+SELECT stream_ext_internal.stream_fdw_validator('{}', 0);
+
+-- query_definition takes a view, not a Query tree to parse
+SELECT stream_ext_internal.query_definition('{QUERY}');
+SELECT stream_ext_internal.query_definition('tr_s'::regclass) IS NULL AS not_a_view;
+
+-- sliding_bound: bound, intervals and type are checked, results in range
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '1 minute', '0', '0', NULL::text);
+SELECT stream_ext_internal.sliding_bound(7, '1 second', '1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '0', '1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 month', '1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '-1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '1 minute', '1.5 seconds', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '2147483647 days', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '100000000 days', '0', '0', NULL::timestamptz);
+SET stream_ext.read_time = 'infinity';
+SELECT stream_ext_internal.sliding_bound(1, '1 second', '1 minute', '0', '0', NULL::timestamptz);
+SET stream_ext.read_time = '2024-01-01 00:00:10+00';
+-- a call site whose arguments change from row to row
+SELECT w, stream_ext_internal.sliding_bound(0, '1 second', w, '0', '0', NULL::timestamp)
+  FROM (VALUES ('1 minute'::interval), ('1 hour')) v(w);
+RESET ROLE;
+
+DROP FOREIGN TABLE tr_s CASCADE;
+DROP ROLE regress_trust_user;
