@@ -77,5 +77,33 @@ SELECT w, stream_ext_internal.sliding_bound(0, '1 second', w, '0', '0', NULL::ti
   FROM (VALUES ('1 minute'::interval), ('1 hour')) v(w);
 RESET ROLE;
 
+-- a volatile WHERE clause or aggregate argument would be evaluated once, at
+-- arrival, and never again: refused
+CREATE VIEW tr_recent WITH (continuous) AS
+  SELECT count(*) AS n FROM tr_s WHERE arrival_timestamp > clock_timestamp() - interval '1 second';
+CREATE VIEW tr_recent WITH (continuous) AS SELECT k, count(*) AS n FROM tr_s WHERE random() < 0.5 GROUP BY k;
+SELECT stream_ext.create_continuous_view('tr_recent',
+  $$SELECT count(*) AS n FROM tr_s WHERE t > clock_timestamp() - interval '1 second'$$);
+CREATE VIEW tr_recent WITH (continuous) AS
+  SELECT sum(CASE WHEN t > clock_timestamp() - interval '1 second' THEN 1 ELSE 0 END) AS n FROM tr_s;
+CREATE VIEW tr_recent WITH (continuous) AS SELECT max(clock_timestamp()) AS last FROM tr_s;
+-- functions are volatile unless marked otherwise
+CREATE FUNCTION tr_is_a(k text) RETURNS boolean LANGUAGE sql AS $$SELECT k = 'a'$$;
+CREATE VIEW tr_only_a WITH (continuous) AS SELECT count(*) AS n FROM tr_s WHERE tr_is_a(k);
+ALTER FUNCTION tr_is_a(text) IMMUTABLE;
+CREATE VIEW tr_only_a WITH (continuous) AS SELECT count(*) AS n FROM tr_s WHERE tr_is_a(k);
+-- what the hint suggests
+CREATE VIEW tr_recent WITH (continuous, sliding_window = '1 second') AS SELECT count(*) AS n FROM tr_s;
+-- HAVING and the select list outside aggregates are evaluated when the view is read
+CREATE VIEW tr_read_time WITH (continuous) AS
+  SELECT k, count(*) AS n, clock_timestamp() > '2000-01-01' AS later
+    FROM tr_s GROUP BY k HAVING max(t) < clock_timestamp();
+INSERT INTO tr_s VALUES ('a', 4, '2024-01-01 00:00:08+00');
+SELECT * FROM tr_only_a;
+SELECT * FROM tr_read_time ORDER BY k;
+
+SET client_min_messages = warning;
+DROP FUNCTION tr_is_a(text) CASCADE;
 DROP FOREIGN TABLE tr_s CASCADE;
 DROP ROLE regress_trust_user;
+RESET client_min_messages;
