@@ -102,7 +102,43 @@ INSERT INTO tr_s VALUES ('a', 4, '2024-01-01 00:00:08+00');
 SELECT * FROM tr_only_a;
 SELECT * FROM tr_read_time ORDER BY k;
 
+-- arrival_timestamp is the column stream_ext adds: no other column takes its name
+CREATE FOREIGN TABLE tr_own (a int, arrival_timestamp text) SERVER stream_ext;
+CREATE FOREIGN TABLE tr_own (a int, arrival_timestamp timestamptz) SERVER stream_ext;
+-- but a stream restored from a dump brings it
+CREATE FOREIGN TABLE tr_own (a int, arrival_timestamp timestamp with time zone
+  GENERATED ALWAYS AS (NULL::timestamp with time zone) STORED) SERVER stream_ext;
+SELECT attname, format_type(atttypid, atttypmod), attgenerated FROM pg_attribute
+ WHERE attrelid = 'tr_own'::regclass AND attnum > 0 ORDER BY attnum;
+ALTER FOREIGN TABLE tr_own ADD COLUMN b text;
+ALTER FOREIGN TABLE tr_own ADD COLUMN arrival_timestamp text;
+ALTER FOREIGN TABLE tr_own ALTER COLUMN arrival_timestamp TYPE text;
+ALTER TABLE tr_own ALTER COLUMN arrival_timestamp TYPE text;
+ALTER FOREIGN TABLE tr_own RENAME COLUMN arrival_timestamp TO arrived;
+ALTER FOREIGN TABLE tr_own RENAME COLUMN b TO arrival_timestamp;
+ALTER FOREIGN TABLE tr_own RENAME COLUMN b TO c;
+ALTER FOREIGN TABLE tr_own DROP COLUMN arrival_timestamp;
+ALTER FOREIGN TABLE tr_own ADD COLUMN arrival_timestamp text;
+ALTER FOREIGN TABLE tr_own ADD COLUMN arrival_timestamp timestamptz GENERATED ALWAYS AS (NULL::timestamptz) STORED;
+SELECT attname, format_type(atttypid, atttypmod), attgenerated FROM pg_attribute
+ WHERE attrelid = 'tr_own'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+CREATE VIEW tr_own_v WITH (continuous, sliding_window = '1 minute') AS SELECT count(*) AS n FROM tr_own;
+-- ordinary tables are not concerned
+CREATE TABLE tr_table (arrival_timestamp text);
+ALTER TABLE tr_table RENAME COLUMN arrival_timestamp TO arrived;
+DROP TABLE tr_table;
+-- the column counts against the 1600 columns of a table
+SELECT format('CREATE FOREIGN TABLE tr_wide (%s) SERVER stream_ext',
+              string_agg('c' || i || ' int', ', ')) AS ddl FROM generate_series(1, 1600) i \gset
+:ddl;
+SELECT format('CREATE FOREIGN TABLE tr_wide (%s) SERVER stream_ext',
+              string_agg('c' || i || ' int', ', ')) AS ddl FROM generate_series(1, 1599) i \gset
+:ddl;
+SELECT count(*) FROM pg_attribute WHERE attrelid = 'tr_wide'::regclass AND attnum > 0;
+DROP FOREIGN TABLE tr_wide;
+
 SET client_min_messages = warning;
+DROP FOREIGN TABLE tr_own CASCADE;
 DROP FUNCTION tr_is_a(text) CASCADE;
 DROP FOREIGN TABLE tr_s CASCADE;
 DROP ROLE regress_trust_user;
