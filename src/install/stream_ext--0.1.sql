@@ -290,11 +290,19 @@ CREATE EVENT TRIGGER stream_ext_sql_drop ON sql_drop
 REVOKE ALL ON FUNCTION stream_ext_internal.on_sql_drop() FROM PUBLIC;
 
 -- Kafka ingestion (src/kafka/README.md).  Members of this role (and superusers)
--- may start consumers.  Roles are cluster-wide: the role outlives the extension.
+-- may start consumers.  Roles are cluster-wide: the role outlives the extension,
+-- and CREATE EXTENSION in another database may create it at the same time (then
+-- ours fails on the unique name once theirs commits, or finds it made).
 DO $role$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stream_ext_kafka') THEN
-    CREATE ROLE stream_ext_kafka NOLOGIN;
+    BEGIN
+      CREATE ROLE stream_ext_kafka NOLOGIN;
+    EXCEPTION WHEN unique_violation OR duplicate_object THEN
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stream_ext_kafka') THEN
+        RAISE;
+      END IF;
+    END;
   END IF;
 END
 $role$;
