@@ -77,8 +77,14 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step deps as_root bash test/deps.sh || finish
 build() {
+	local args=()
 	[ -x "$PGBIN/pg_config" ] && export PG_CONFIG="$PGBIN/pg_config"
-	make clean && make && as_root make install
+	# a relocated install may come without server headers: use the system's
+	if [ -n "${PG_CONFIG:-}" ] && [ ! -f "$("$PG_CONFIG" --includedir-server)/postgres.h" ] &&
+		[ -f "/usr/include/postgresql/$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')/server/postgres.h" ]; then
+		args=(pkgincludedir=/usr/include/postgresql)
+	fi
+	make clean && make "${args[@]}" && as_root make install "${args[@]}"
 }
 step build build || finish
 

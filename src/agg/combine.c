@@ -13,6 +13,11 @@
  * aggregate's own support functions are called with our aggregate's context,
  * so those that need AggCheckCallContext find the right memory context.
  *
+ * Any role may call finalize_agg (every read of a view does), so the types
+ * of its arguments are checked against the aggregate's pg_aggregate row
+ * before any of its support functions sees a value: a state of another type
+ * would reach them as a wrongly typed pointer.
+ *
  * Also here: the transaction-status tests on delta rows.
  */
 #include "postgres.h"
@@ -27,6 +32,7 @@
 #include "nodes/execnodes.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_agg.h"
+#include "parser/parse_coerce.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
@@ -89,9 +95,65 @@ typed_arg(Oid type, Oid collation)
 }
 
 /*
- * Look up an aggregate's support functions.  Each FmgrInfo gets a call
- * expression with the actual argument types, so that polymorphic support
- * functions (say, of range_intersect_agg) can resolve them.
+ * Error unless a partial state of type state_type (bytea for an internal
+ * state) and, when valid, a result of type result_type are those of the
+ * aggregate agg (aggfnoid): the exact types for an aggregate of fixed types,
+ * types fitting its declared ones for a polymorphic aggregate (a result
+ * type declared the same as the transition type must equal the state type).
+ */
+static void
+check_state_types(Oid aggfnoid, Form_pg_aggregate agg, Oid state_type, Oid result_type)
+{
+	Oid			transtype = agg->aggtranstype;
+	Oid			rettype = get_func_rettype(aggfnoid);
+	bool		fits;
+
+	if (transtype == INTERNALOID)
+	{
+		if (!OidIsValid(agg->aggserialfn) || !OidIsValid(agg->aggdeserialfn))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("aggregate %s has no serialization functions", format_procedure(aggfnoid)),
+					 errdetail("Its internal state cannot be stored as a partial state.")));
+		fits = (state_type == BYTEAOID);
+	}
+	else if (IsPolymorphicType(transtype))
+		fits = check_generic_type_consistency(&state_type, &transtype, 1);
+	else
+		fits = (state_type == transtype);
+	if (!fits)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("a partial state of aggregate %s cannot have type %s",
+						format_procedure(aggfnoid), format_type_be(state_type)),
+				 errdetail("The aggregate's partial state has type %s.",
+						   format_type_be(transtype == INTERNALOID ? BYTEAOID : transtype))));
+
+	if (!OidIsValid(result_type))
+		return;
+	if (!IsPolymorphicType(rettype))
+		fits = (result_type == rettype);
+	else if (rettype == transtype)
+		fits = (result_type == state_type);
+	else if (IsPolymorphicType(transtype))
+		fits = check_generic_type_consistency((Oid[]) {state_type, result_type},
+											  (Oid[]) {transtype, rettype}, 2);
+	else
+		fits = check_generic_type_consistency(&result_type, &rettype, 1);
+	if (!fits)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("aggregate %s cannot return type %s from a partial state of type %s",
+						format_procedure(aggfnoid), format_type_be(result_type),
+						format_type_be(state_type)),
+				 errdetail("The aggregate returns %s.", format_type_be(rettype))));
+}
+
+/*
+ * Look up an aggregate's support functions, once the types of the call are
+ * known to fit the aggregate.  Each FmgrInfo gets a call expression with
+ * the actual argument types, so that polymorphic support functions (say, of
+ * range_intersect_agg) can resolve them.
  */
 static AggSupport *
 lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
@@ -107,13 +169,14 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
 	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggfnoid));
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("function %u is not an aggregate", aggfnoid)));
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("function %s is not an aggregate", format_procedure(aggfnoid))));
 	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
 	if (!OidIsValid(agg->aggcombinefn))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("aggregate %s has no combine function", format_procedure(aggfnoid))));
+	check_state_types(aggfnoid, agg, state_type, result_type);
 
 	old = MemoryContextSwitchTo(mcxt);
 	s = palloc0(sizeof(AggSupport));
@@ -130,8 +193,6 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
 	{
 		Expr	   *expr;
 
-		if (state_type != BYTEAOID)
-			elog(ERROR, "serialized state of %s must be bytea", format_procedure(aggfnoid));
 		s->has_serial = true;
 		fmgr_info_cxt(agg->aggserialfn, &s->serialfn, mcxt);
 		build_aggregate_serialfn_expr(agg->aggserialfn, &expr);
@@ -297,6 +358,10 @@ stream_ext_combine_agg_trans(PG_FUNCTION_ARGS)
 				 errmsg("aggregate of a partial state must not be null")));
 
 	st = PG_ARGISNULL(0) ? NULL : (MergeState *) PG_GETARG_POINTER(0);
+	if (st != NULL && st->support->aggfnoid != PG_GETARG_OID(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the aggregate argument must be the same in every row of a group")));
 	if (st == NULL)
 	{
 		AggSupport *s = agg_support_for_call(fcinfo, PG_GETARG_OID(1), 2,

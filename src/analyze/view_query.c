@@ -48,6 +48,23 @@ reject(const char *what, const char *hint)
 			 hint ? errhint("%s", hint) : 0));
 }
 
+/*
+ * Error when expr, which workers evaluate once per event as it arrives
+ * (the WHERE clause, an aggregate's arguments), is volatile: the view would
+ * keep what it computed then, however a read later re-evaluated it.
+ */
+static void
+reject_volatile(Node *expr, const char *what)
+{
+	if (!contain_volatile_functions(expr))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s of a continuous view must not be volatile", what),
+			 errdetail("Continuous views evaluate such expressions once per event, when the event arrives: a condition on the current time such as clock_timestamp() would not drop events as time passes."),
+			 errhint("Use WITH (continuous, sliding_window = '1 second') to keep only recent events. A function whose result depends only on its arguments can be marked IMMUTABLE or STABLE.")));
+}
+
 /* Parse analysis of a SELECT given as a raw statement. */
 Query *
 stream_analyze_select(RawStmt *raw, const char *sql)
@@ -342,6 +359,7 @@ stream_view_shape(Query *query, WindowSpec *window)
 				 errdetail("A stream keeps no rows, so a view needs aggregates or GROUP BY."),
 				 errhint("For example: SELECT key, count(*) FROM stream GROUP BY key.")));
 
+	reject_volatile(query->jointree->quals, "the WHERE clause");
 	add_window_columns(shape, &names);
 
 	/* Group keys */
@@ -389,6 +407,8 @@ stream_view_shape(Query *query, WindowSpec *window)
 		check_aggregate(aggref);
 		if (aggref->aggfilter && contain_volatile_functions((Node *) aggref->aggfilter))
 			reject("a volatile aggregate FILTER", NULL);
+		reject_volatile((Node *) aggref->args,
+						psprintf("the arguments of aggregate %s", format_procedure(aggref->aggfnoid)));
 		base = unique_name(psprintf("a%d_%s", i - shape->nhidden_aggs,
 									get_func_name(aggref->aggfnoid)), names);
 		names = lappend(names, base);

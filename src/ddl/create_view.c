@@ -337,11 +337,24 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* The defining query of a continuous view, from its stored Query tree. */
+/*
+ * stream_ext_internal.query_definition(view): the defining query of a
+ * continuous view, from the Query tree the catalog stores (only the
+ * extension writes it); NULL when view is not a continuous view.
+ */
 Datum
 stream_ext_query_definition(PG_FUNCTION_ARGS)
 {
-	Query	   *query = (Query *) stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	Oid			view = PG_GETARG_OID(0);
+	ListCell   *lc;
 
-	PG_RETURN_TEXT_P(cstring_to_text(pg_get_querydef(query, true)));
+	foreach(lc, stream_catalog_views())
+	{
+		ContinuousViewRow *row = lfirst(lc);
+
+		if (row->view == view)
+			PG_RETURN_TEXT_P(cstring_to_text(pg_get_querydef((Query *) stringToNode(row->query),
+															 true)));
+	}
+	PG_RETURN_NULL();
 }

@@ -3,12 +3,14 @@
  *	  The ProcessUtility hook of stream_ext.
  *
  *	 CREATE VIEW v WITH (continuous) AS SELECT ...	 creates a continuous view
- *	 CREATE FOREIGN TABLE s (...) SERVER stream_ext	 gains arrival_timestamp
+ *	 CREATE FOREIGN TABLE s (...) SERVER stream_ext	 gains arrival_timestamp,
+ *	   a name no other column of a stream may take
  *	 DROP DATABASE, CREATE DATABASE ... TEMPLATE t	 stop the workers of the
  *	   database concerned while the command runs, since it must be unused.
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "catalog/namespace.h"
@@ -17,15 +19,18 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
+#include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "catalog/catalog.h"
 #include "ddl/create_view.h"
 #include "ddl/utility.h"
 #include "ipc/queue.h"
 #include "stream/copy.h"
+#include "stream/fdw.h"
 #include "window/spec.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_run_utility);
@@ -105,7 +110,45 @@ is_continuous_view(ViewStmt *stmt)
 	return true;
 }
 
-/* Append the generated arrival_timestamp column to a new stream. */
+#define ARRIVAL_COLUMN "arrival_timestamp"
+#define ARRIVAL_DETAIL "stream_ext adds a column arrival_timestamp timestamptz to every stream, holding the time each event arrived."
+
+/* Error: a column of a stream cannot be called arrival_timestamp. */
+static void
+arrival_name_conflict(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_COLUMN),
+			 errmsg("column name \"%s\" conflicts with the column stream_ext adds to streams",
+					ARRIVAL_COLUMN),
+			 errdetail(ARRIVAL_DETAIL),
+			 errhint("Give the column another name.")));
+}
+
+/*
+ * Is col the arrival_timestamp column of a stream?  False for another name;
+ * true for the column as pg_dump writes it back (a timestamptz generated
+ * column); any other column of that name is an error.
+ */
+static bool
+is_arrival_column(ColumnDef *col)
+{
+	ListCell   *lc;
+
+	if (strcmp(col->colname, ARRIVAL_COLUMN) != 0)
+		return false;
+	if (typenameTypeId(NULL, col->typeName) == TIMESTAMPTZOID)
+		foreach(lc, col->constraints)
+			if (((Constraint *) lfirst(lc))->contype == CONSTR_GENERATED)
+				return true;
+	arrival_name_conflict();
+	return false;				/* not reached */
+}
+
+/*
+ * Append the generated arrival_timestamp column to a new stream, unless it
+ * is given (a stream restored from a dump).
+ */
 static void
 add_arrival_timestamp(CreateForeignTableStmt *stmt)
 {
@@ -113,15 +156,24 @@ add_arrival_timestamp(CreateForeignTableStmt *stmt)
 	ColumnDef  *col;
 	Constraint *gen;
 	TypeCast   *null_ts;
+	int			ncolumns = 0;
 
 	foreach(lc, stmt->base.tableElts)
 	{
 		Node	   *elt = lfirst(lc);
 
-		if (IsA(elt, ColumnDef) &&
-			strcmp(((ColumnDef *) elt)->colname, "arrival_timestamp") == 0)
+		if (!IsA(elt, ColumnDef))
+			continue;
+		if (is_arrival_column((ColumnDef *) elt))
 			return;
+		ncolumns++;
 	}
+	if (ncolumns >= MaxHeapAttributeNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_TOO_MANY_COLUMNS),
+				 errmsg("streams can have at most %d columns", MaxHeapAttributeNumber - 1),
+				 errdetail("stream_ext adds a column arrival_timestamp to every stream, and tables can have at most %d columns.",
+						   MaxHeapAttributeNumber)));
 
 	null_ts = makeNode(TypeCast);
 	null_ts->arg = (Node *) makeNode(A_Const);
@@ -136,9 +188,70 @@ add_arrival_timestamp(CreateForeignTableStmt *stmt)
 	gen->raw_expr = (Node *) null_ts;
 	gen->location = -1;
 
-	col = makeColumnDef("arrival_timestamp", TIMESTAMPTZOID, -1, InvalidOid);
+	col = makeColumnDef(ARRIVAL_COLUMN, TIMESTAMPTZOID, -1, InvalidOid);
 	col->constraints = list_make1(gen);
 	stmt->base.tableElts = lappend(stmt->base.tableElts, col);
+}
+
+/* The stream a statement names, or InvalidOid when it names none */
+static Oid
+named_stream(RangeVar *relation)
+{
+	Oid			relid = relation ? RangeVarGetRelid(relation, NoLock, true) : InvalidOid;
+
+	return (OidIsValid(relid) && stream_is_stream_relation(relid)) ? relid : InvalidOid;
+}
+
+/*
+ * Errors unless an ALTER of a stream keeps its arrival_timestamp column as
+ * it is: no other column may take the name (ADD COLUMN, RENAME TO), and the
+ * column keeps its name and type, which views read it by.
+ */
+static void
+check_stream_alter(Node *parsetree)
+{
+	ListCell   *lc;
+	Oid			stream;
+
+	if (IsA(parsetree, RenameStmt) && ((RenameStmt *) parsetree)->renameType == OBJECT_COLUMN)
+	{
+		RenameStmt *stmt = (RenameStmt *) parsetree;
+
+		if (strcmp(stmt->subname, ARRIVAL_COLUMN) != 0 && strcmp(stmt->newname, ARRIVAL_COLUMN) != 0)
+			return;
+		if (!OidIsValid(stream = named_stream(stmt->relation)))
+			return;
+		if (strcmp(stmt->newname, ARRIVAL_COLUMN) == 0)
+			arrival_name_conflict();
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot rename column \"%s\" of stream \"%s\"", ARRIVAL_COLUMN,
+						get_rel_name(stream)),
+				 errdetail(ARRIVAL_DETAIL)));
+	}
+	if (!IsA(parsetree, AlterTableStmt))
+		return;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+		bool		add = (cmd->subtype == AT_AddColumn &&
+						   strcmp(((ColumnDef *) cmd->def)->colname, ARRIVAL_COLUMN) == 0);
+		bool		retype = (cmd->subtype == AT_AlterColumnType &&
+							  strcmp(cmd->name, ARRIVAL_COLUMN) == 0);
+
+		if (!add && !retype)
+			continue;
+		if (!OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)))
+			return;
+		if (add)
+			(void) is_arrival_column((ColumnDef *) cmd->def);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot alter the type of column \"%s\" of stream \"%s\"",
+							ARRIVAL_COLUMN, get_rel_name(stream)),
+					 errdetail(ARRIVAL_DETAIL)));
+	}
 }
 
 static bool
@@ -317,6 +430,9 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		}
 		add_arrival_timestamp((CreateForeignTableStmt *) parsetree);
 	}
+
+	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, RenameStmt))
+		check_stream_alter(parsetree);
 
 	if (IsA(parsetree, DropdbStmt))
 		quiet_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);

@@ -158,7 +158,8 @@ CREATE FUNCTION stream_ext_internal.catalog_changed() RETURNS void
 -- Runs the statements stream_ext handles itself (CREATE VIEW ... WITH (continuous),
 -- COPY into a stream): the utility hook sends them down PostgreSQL's hook chain as
 -- a CALL of this procedure, so that pg_stat_statements and other hooks see them.
--- Called any other way, it refuses.
+-- Called any other way, it refuses; so it stays executable by PUBLIC, as every role
+-- may create a continuous view or COPY into a stream it can write.
 CREATE PROCEDURE stream_ext_internal.run_utility()
   LANGUAGE c AS 'MODULE_PATHNAME', 'stream_ext_run_utility';
 
@@ -184,8 +185,30 @@ CREATE FUNCTION stream_ext.reap_expired(view regclass) RETURNS bigint
 CREATE FUNCTION stream_ext.truncate_continuous_view(name regclass) RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_truncate_continuous_view' LANGUAGE C STRICT VOLATILE;
 
-CREATE FUNCTION stream_ext_internal.query_definition(text) RETURNS text
+-- The defining query of a continuous view, from the Query tree in the catalog.
+CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
   AS 'MODULE_PATHNAME', 'stream_ext_query_definition' LANGUAGE C STRICT STABLE;
+
+-- Who may call the functions above.  A view's SELECT runs functions with the
+-- rights of the role reading it, so what views call stays executable by
+-- PUBLIC and checks its arguments: finalize_agg, xid_visible, sliding_bound,
+-- read_time, query_definition and time_column (event_xid8 runs in workers
+-- with the view owner's rights).  The rest is called only by the workers and
+-- the combiner (as superuser), by PostgreSQL itself (FDW handler and
+-- validator, support functions of finalize_agg, checked against the
+-- aggregate's owner), or by the extension's SECURITY DEFINER functions.
+REVOKE ALL ON FUNCTION stream_ext_internal.stream_fdw_handler(),
+                       stream_ext_internal.stream_fdw_validator(text[], oid),
+                       stream_ext_internal.xid_committed(xid8),
+                       stream_ext_internal.xid_aborted(xid8),
+                       stream_ext_internal.combine_states(regprocedure, anyelement, anyelement),
+                       stream_ext_internal.combine_agg_trans(internal, regprocedure, anyelement),
+                       stream_ext_internal.combine_agg_final(internal, regprocedure, anyelement),
+                       stream_ext_internal.combine_agg(regprocedure, anyelement),
+                       stream_ext_internal.finalize_agg_trans(internal, regprocedure, anyelement, anycompatible),
+                       stream_ext_internal.finalize_agg_final(internal, regprocedure, anyelement, anycompatible),
+                       stream_ext_internal.catalog_changed()
+  FROM PUBLIC;
 
 CREATE VIEW stream_ext.streams AS
   SELECT c.oid::regclass AS stream,
@@ -202,7 +225,7 @@ CREATE VIEW stream_ext.streams AS
 CREATE VIEW stream_ext.continuous_views AS
   SELECT v.view AS name,
          v.stream,
-         stream_ext_internal.query_definition(v.query) AS definition,
+         stream_ext_internal.query_definition(v.view) AS definition,
          v.state_table,
          nullif(v.window_kind, 'none') AS window_kind,
          coalesce(stream_ext_internal.time_column(v.stream, v.time_attnum),
@@ -272,13 +295,22 @@ END
 $$;
 CREATE EVENT TRIGGER stream_ext_sql_drop ON sql_drop
   EXECUTE FUNCTION stream_ext_internal.on_sql_drop();
+REVOKE ALL ON FUNCTION stream_ext_internal.on_sql_drop() FROM PUBLIC;
 
 -- Kafka ingestion (src/kafka/README.md).  Members of this role (and superusers)
--- may start consumers.  Roles are cluster-wide: the role outlives the extension.
+-- may start consumers.  Roles are cluster-wide: the role outlives the extension,
+-- and CREATE EXTENSION in another database may create it at the same time (then
+-- ours fails on the unique name once theirs commits, or finds it made).
 DO $role$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stream_ext_kafka') THEN
-    CREATE ROLE stream_ext_kafka NOLOGIN;
+    BEGIN
+      CREATE ROLE stream_ext_kafka NOLOGIN;
+    EXCEPTION WHEN unique_violation OR duplicate_object THEN
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stream_ext_kafka') THEN
+        RAISE;
+      END IF;
+    END;
   END IF;
 END
 $role$;

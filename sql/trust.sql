@@ -1,0 +1,145 @@
+--
+-- trust: what any role may do cannot crash the server or silently change
+-- what a view means
+--
+SET TimeZone = 'UTC';
+SET stream_ext.read_time = '2024-01-01 00:00:10+00';
+CREATE ROLE regress_trust_user;
+CREATE FOREIGN TABLE tr_s (k text, v int, t timestamptz) SERVER stream_ext;
+CREATE VIEW tr_plain WITH (continuous) AS
+  SELECT k, count(*) AS n, max(k) AS mk, avg(v) AS av, sum(v::int8) AS s8 FROM tr_s GROUP BY k;
+CREATE VIEW tr_sliding WITH (continuous, sliding_window = '1 minute', step = '1 second',
+                             time_column = 't') AS
+  SELECT count(*) AS n FROM tr_s;
+INSERT INTO tr_s VALUES ('a', 1, '2024-01-01 00:00:05+00'), ('a', 2, '2024-01-01 00:00:06+00'),
+                        ('b', 3, '2024-01-01 00:00:07+00');
+GRANT SELECT ON tr_plain, tr_sliding TO regress_trust_user;
+
+-- which functions of the extension PUBLIC may execute (Kafka's aside)
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('regress_trust_user', p.oid, 'EXECUTE') AS public_executes
+  FROM pg_proc p
+ WHERE p.pronamespace IN ('stream_ext'::regnamespace, 'stream_ext_internal'::regnamespace)
+   AND p.proname NOT LIKE 'kafka%'
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
+
+SET ROLE regress_trust_user;
+-- a role with SELECT reads the views and the catalog
+SELECT * FROM tr_plain ORDER BY k;
+SELECT * FROM tr_sliding;
+SELECT name, definition FROM stream_ext.continuous_views WHERE name::text LIKE 'tr\_%' ORDER BY name::text;
+
+-- finalize_agg: the state and result must have the aggregate's types
+SELECT stream_ext_internal.finalize_agg('max(text)'::regprocedure, 1::int8, NULL::text);
+SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, 1::int8, NULL::text);
+SELECT stream_ext_internal.finalize_agg('avg(int8)'::regprocedure, 1::int8, NULL::numeric);
+SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, 1, NULL::int[]);
+SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, '{1,2}'::int[], NULL::text[]);
+SELECT stream_ext_internal.finalize_agg('lower(text)'::regprocedure, 'x'::text, NULL::text);
+SELECT stream_ext_internal.finalize_agg('percentile_cont(float8,float8)'::regprocedure, 1::float8, NULL::float8);
+SELECT stream_ext_internal.finalize_agg(a, 1::int8, NULL::int8)
+  FROM (VALUES ('count()'::regprocedure), ('sum(int8)'::regprocedure)) v(a);
+-- states of the right type are checked by the aggregate's own functions
+SELECT stream_ext_internal.finalize_agg('avg(int8)'::regprocedure, '\x00'::bytea, NULL::numeric);
+SELECT stream_ext_internal.finalize_agg('avg(int4)'::regprocedure, '{1,2,3}'::int8[], NULL::numeric);
+-- and well-typed calls work
+SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, n, NULL::int8)
+  FROM (VALUES (1::int8), (2::int8)) v(n);
+SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, a, NULL::int[])
+  FROM (VALUES ('{1,2}'::int[]), ('{1,3}'::int[])) v(a);
+
+-- internal functions are not for PUBLIC
+SELECT stream_ext_internal.combine_states('max(text)'::regprocedure, 1::int8, 2::int8);
+SELECT stream_ext_internal.combine_agg('count()'::regprocedure, 1::int8);
+SELECT stream_ext_internal.xid_committed('1'::xid8);
+SELECT stream_ext_internal.catalog_changed();
+SELECT stream_ext_internal.stream_fdw_validator('{}', 0);
+
+-- query_definition takes a view, not a Query tree to parse
+SELECT stream_ext_internal.query_definition('{QUERY}');
+SELECT stream_ext_internal.query_definition('tr_s'::regclass) IS NULL AS not_a_view;
+
+-- sliding_bound: bound, intervals and type are checked, results in range
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '1 minute', '0', '0', NULL::text);
+SELECT stream_ext_internal.sliding_bound(7, '1 second', '1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '0', '1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 month', '1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '-1 minute', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '1 minute', '1.5 seconds', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '2147483647 days', '0', '0', NULL::timestamptz);
+SELECT stream_ext_internal.sliding_bound(0, '1 second', '100000000 days', '0', '0', NULL::timestamptz);
+SET stream_ext.read_time = 'infinity';
+SELECT stream_ext_internal.sliding_bound(1, '1 second', '1 minute', '0', '0', NULL::timestamptz);
+SET stream_ext.read_time = '2024-01-01 00:00:10+00';
+-- a call site whose arguments change from row to row
+SELECT w, stream_ext_internal.sliding_bound(0, '1 second', w, '0', '0', NULL::timestamp)
+  FROM (VALUES ('1 minute'::interval), ('1 hour')) v(w);
+RESET ROLE;
+
+-- a volatile WHERE clause or aggregate argument would be evaluated once, at
+-- arrival, and never again: refused
+CREATE VIEW tr_recent WITH (continuous) AS
+  SELECT count(*) AS n FROM tr_s WHERE arrival_timestamp > clock_timestamp() - interval '1 second';
+CREATE VIEW tr_recent WITH (continuous) AS SELECT k, count(*) AS n FROM tr_s WHERE random() < 0.5 GROUP BY k;
+SELECT stream_ext.create_continuous_view('tr_recent',
+  $$SELECT count(*) AS n FROM tr_s WHERE t > clock_timestamp() - interval '1 second'$$);
+CREATE VIEW tr_recent WITH (continuous) AS
+  SELECT sum(CASE WHEN t > clock_timestamp() - interval '1 second' THEN 1 ELSE 0 END) AS n FROM tr_s;
+CREATE VIEW tr_recent WITH (continuous) AS SELECT max(clock_timestamp()) AS last FROM tr_s;
+-- functions are volatile unless marked otherwise
+CREATE FUNCTION tr_is_a(k text) RETURNS boolean LANGUAGE sql AS $$SELECT k = 'a'$$;
+CREATE VIEW tr_only_a WITH (continuous) AS SELECT count(*) AS n FROM tr_s WHERE tr_is_a(k);
+ALTER FUNCTION tr_is_a(text) IMMUTABLE;
+CREATE VIEW tr_only_a WITH (continuous) AS SELECT count(*) AS n FROM tr_s WHERE tr_is_a(k);
+-- what the hint suggests
+CREATE VIEW tr_recent WITH (continuous, sliding_window = '1 second') AS SELECT count(*) AS n FROM tr_s;
+-- HAVING and the select list outside aggregates are evaluated when the view is read
+CREATE VIEW tr_read_time WITH (continuous) AS
+  SELECT k, count(*) AS n, clock_timestamp() > '2000-01-01' AS later
+    FROM tr_s GROUP BY k HAVING max(t) < clock_timestamp();
+INSERT INTO tr_s VALUES ('a', 4, '2024-01-01 00:00:08+00');
+SELECT * FROM tr_only_a;
+SELECT * FROM tr_read_time ORDER BY k;
+
+-- arrival_timestamp is the column stream_ext adds: no other column takes its name
+CREATE FOREIGN TABLE tr_own (a int, arrival_timestamp text) SERVER stream_ext;
+CREATE FOREIGN TABLE tr_own (a int, arrival_timestamp timestamptz) SERVER stream_ext;
+-- but a stream restored from a dump brings it
+CREATE FOREIGN TABLE tr_own (a int, arrival_timestamp timestamp with time zone
+  GENERATED ALWAYS AS (NULL::timestamp with time zone) STORED) SERVER stream_ext;
+SELECT attname, format_type(atttypid, atttypmod), attgenerated FROM pg_attribute
+ WHERE attrelid = 'tr_own'::regclass AND attnum > 0 ORDER BY attnum;
+ALTER FOREIGN TABLE tr_own ADD COLUMN b text;
+ALTER FOREIGN TABLE tr_own ADD COLUMN arrival_timestamp text;
+ALTER FOREIGN TABLE tr_own ALTER COLUMN arrival_timestamp TYPE text;
+ALTER TABLE tr_own ALTER COLUMN arrival_timestamp TYPE text;
+ALTER FOREIGN TABLE tr_own RENAME COLUMN arrival_timestamp TO arrived;
+ALTER FOREIGN TABLE tr_own RENAME COLUMN b TO arrival_timestamp;
+ALTER FOREIGN TABLE tr_own RENAME COLUMN b TO c;
+ALTER FOREIGN TABLE tr_own DROP COLUMN arrival_timestamp;
+ALTER FOREIGN TABLE tr_own ADD COLUMN arrival_timestamp text;
+ALTER FOREIGN TABLE tr_own ADD COLUMN arrival_timestamp timestamptz GENERATED ALWAYS AS (NULL::timestamptz) STORED;
+SELECT attname, format_type(atttypid, atttypmod), attgenerated FROM pg_attribute
+ WHERE attrelid = 'tr_own'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+CREATE VIEW tr_own_v WITH (continuous, sliding_window = '1 minute') AS SELECT count(*) AS n FROM tr_own;
+-- ordinary tables are not concerned
+CREATE TABLE tr_table (arrival_timestamp text);
+ALTER TABLE tr_table RENAME COLUMN arrival_timestamp TO arrived;
+DROP TABLE tr_table;
+-- the column counts against the 1600 columns of a table
+SELECT format('CREATE FOREIGN TABLE tr_wide (%s) SERVER stream_ext',
+              string_agg('c' || i || ' int', ', ')) AS ddl FROM generate_series(1, 1600) i \gset
+:ddl;
+SELECT format('CREATE FOREIGN TABLE tr_wide (%s) SERVER stream_ext',
+              string_agg('c' || i || ' int', ', ')) AS ddl FROM generate_series(1, 1599) i \gset
+:ddl;
+SELECT count(*) FROM pg_attribute WHERE attrelid = 'tr_wide'::regclass AND attnum > 0;
+DROP FOREIGN TABLE tr_wide;
+
+SET client_min_messages = warning;
+DROP FOREIGN TABLE tr_own CASCADE;
+DROP FUNCTION tr_is_a(text) CASCADE;
+DROP FOREIGN TABLE tr_s CASCADE;
+DROP ROLE regress_trust_user;
+RESET client_min_messages;
