@@ -188,6 +188,40 @@ find_group(Oid dboid, int *groupno)
 	return NULL;
 }
 
+/* Number of database groups, and of slots in each (set at start-up) */
+int
+stream_group_count(void)
+{
+	return StreamShared->ngroups;
+}
+
+int
+stream_slots_per_group(void)
+{
+	return StreamShared->slots_per_group;
+}
+
+/* The database the group of slotno serves (InvalidOid when none) */
+Oid
+stream_slot_database(int slotno)
+{
+	Oid			dboid;
+
+	LWLockAcquire(StreamShared->lock, LW_SHARED);
+	dboid = StreamShared->groups[stream_slot_group(slotno)].dboid;
+	LWLockRelease(StreamShared->lock);
+	return dboid;
+}
+
+/* Launcher side: the launcher's latch is the one writers set. */
+void
+stream_launcher_attach(void)
+{
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	StreamShared->launcher_pgprocno = MyProc->pgprocno;
+	LWLockRelease(StreamShared->lock);
+}
+
 static void
 wake_launcher(void)
 {
@@ -329,32 +363,54 @@ stream_batch_slot_for_backend(void)
 	}
 }
 
+/* How far along a chain of lock waits a waiting writer looks for itself */
+#define MAX_WAIT_CHAIN 4
+
 /*
- * A writer waiting for its worker must not hold a lock the worker needs (an
- * exclusive lock on the stream or on one of its views, say after DDL in the
- * same transaction): the lock manager cannot see that wait, so check here.
+ * Does process pid wait for a lock this backend holds, directly or through
+ * a chain of at most depth processes each waiting for the next?
+ */
+static bool
+waits_for_us(int pid, int depth)
+{
+	ArrayType  *blockers;
+	Datum	   *pids;
+	int			n;
+
+	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
+	deconstruct_array(blockers, INT4OID, sizeof(int32), true, TYPALIGN_INT, &pids, NULL, &n);
+	for (int i = 0; i < n; i++)
+	{
+		int			blocker = DatumGetInt32(pids[i]);
+
+		if (blocker == MyProcPid || (depth > 1 && waits_for_us(blocker, depth - 1)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A writer waiting for its worker (for ring space or for the acknowledgement)
+ * must not hold a lock the worker waits for: the lock manager cannot see a
+ * wait that is not for a lock, so a cycle through it is checked here.  The
+ * worker may wait for us directly (after DDL on the stream or a view in the
+ * same transaction), or through others: DDL on the stream queued behind our
+ * RowExclusiveLock, with the worker's AccessShareLock queued behind it.
+ * Breaking the cycle from the writer's side lets the DDL and the worker go
+ * on; the writer's transaction can be retried.
  */
 static void
 error_if_worker_waits_for_us(StreamWorkerSlot *slot)
 {
 	pid_t		pid = slot->pid;
-	ArrayType  *blockers;
-	Datum	   *pids;
-	int			n;
 
-	if (pid == 0)
+	if (pid == 0 || !waits_for_us(pid, MAX_WAIT_CHAIN))
 		return;
-	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
-	deconstruct_array(blockers, INT4OID, sizeof(int32), true, TYPALIGN_INT, &pids, NULL, &n);
-	for (int i = 0; i < n; i++)
-	{
-		if (DatumGetInt32(pids[i]) == MyProcPid)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-					 errmsg("deadlock detected between this transaction and a stream worker"),
-					 errdetail("The worker that applies this transaction's events waits for a lock this transaction holds."),
-					 errhint("Do not insert into a stream in a transaction that altered or locked the stream or its continuous views.")));
-	}
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+			 errmsg("deadlock detected between this transaction and a stream worker"),
+			 errdetail("The worker that applies this transaction's events waits for a lock this transaction holds, or for a transaction that waits for one."),
+			 errhint("Do not insert into a stream in a transaction that altered or locked the stream or its continuous views; DDL on a stream waits for its writers. The transaction can be retried.")));
 }
 
 /*

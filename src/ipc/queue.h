@@ -141,6 +141,10 @@ extern void stream_ack_failed(int procno, int slotno, uint64 seq, int sqlerrcode
 							  const char *why);
 
 /* launcher and database lifecycle */
+extern int	stream_group_count(void);
+extern int	stream_slots_per_group(void);
+extern Oid	stream_slot_database(int slotno);
+extern void stream_launcher_attach(void);
 extern void stream_request_launch(Oid dboid);
 extern List *stream_take_launch_requests(void);
 extern void stream_stop_database(Oid dboid);

@@ -100,7 +100,8 @@ request_all_databases(void)
 void
 stream_ext_launcher_main(Datum arg)
 {
-	int			nslots = StreamShared->ngroups * StreamShared->slots_per_group;
+	int			ngroups = stream_group_count();
+	int			nslots = ngroups * stream_slots_per_group();
 	void	  **handles;
 	TimestampTz *last_restart;
 
@@ -112,11 +113,8 @@ stream_ext_launcher_main(Datum arg)
 
 	handles = MemoryContextAllocZero(TopMemoryContext, sizeof(void *) * nslots);
 	last_restart = MemoryContextAllocZero(TopMemoryContext,
-										  sizeof(TimestampTz) * StreamShared->ngroups);
-
-	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
-	StreamShared->launcher_pgprocno = MyProc->pgprocno;
-	LWLockRelease(StreamShared->lock);
+										  sizeof(TimestampTz) * ngroups);
+	stream_launcher_attach();
 
 	request_all_databases();
 
@@ -148,7 +146,7 @@ stream_ext_launcher_main(Datum arg)
 		}
 
 		/* Databases whose processes partly stopped */
-		for (int g = 0; g < StreamShared->ngroups; g++)
+		for (int g = 0; g < ngroups; g++)
 		{
 			if (TimestampDifferenceExceeds(last_restart[g], now, RESTART_DELAY_MS) &&
 				stream_group_needs_restart(g))
@@ -159,7 +157,7 @@ stream_ext_launcher_main(Datum arg)
 		foreach(lc, starts)
 		{
 			int			slotno = lfirst_int(lc);
-			Oid			dboid = StreamShared->groups[stream_slot_group(slotno)].dboid;
+			Oid			dboid = stream_slot_database(slotno);
 
 			if (handles[slotno] != NULL)
 			{
@@ -173,7 +171,7 @@ stream_ext_launcher_main(Datum arg)
 						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 						 errmsg("could not start a stream_ext worker for database %u", dboid),
 						 errhint("Raise max_worker_processes; stream_ext needs %d per database plus one.",
-								 StreamShared->slots_per_group)));
+								 stream_slots_per_group())));
 			}
 		}
 		list_free(starts);
