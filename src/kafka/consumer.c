@@ -54,6 +54,7 @@
 #include "kafka/slots.h"
 #include "stream/fdw.h"
 #include "worker/apply.h"
+#include "worker/settings.h"
 #include "worker/view_cache.h"
 
 /* How often the worker looks for partitions added to the topic */
@@ -372,14 +373,10 @@ stream_ext_kafka_main(Datum arg)
 	/*
 	 * Offsets and deltas commit in one transaction.  The commit waits for
 	 * its WAL flush (the server's synchronous_commit), once per batch: what
-	 * a reader has seen stays after a crash.  Only kept executors are
-	 * JIT-compiled (kept_executor.c), never a plan run once.
+	 * a reader has seen stays after a crash.  The settings the workers pin
+	 * (worker/settings.c) hold for consumers too.
 	 */
-	SetConfigOption("jit_above_cost", "-1", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
-	/* whatever ALTER DATABASE ... SET says: our transactions rely on these */
-	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	stream_worker_pin_settings();
 
 	attach_slot(w, &args);
 	if (w->slot == NULL)
