@@ -48,10 +48,12 @@ SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, n, NULL::int8)
 SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, a, NULL::int[])
   FROM (VALUES ('{1,2}'::int[]), ('{1,3}'::int[])) v(a);
 
--- internal functions are not for PUBLIC
+-- what the combiner's merge statements call runs as the view's owner, so it
+-- is executable and checks its arguments like finalize_agg
 SELECT stream_ext_internal.combine_states('max(text)'::regprocedure, 1::int8, 2::int8);
 SELECT stream_ext_internal.combine_agg('count()'::regprocedure, 1::int8);
 SELECT stream_ext_internal.xid_committed('1'::xid8);
+-- the other internal functions are not for PUBLIC
 SELECT stream_ext_internal.catalog_changed();
 SELECT stream_ext_internal.stream_fdw_validator('{}', 0);
 

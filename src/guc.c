@@ -7,6 +7,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "guc.h"
@@ -21,6 +23,7 @@ int			stream_ext_commit_mode = STREAM_COMMIT_SYNC;
 char	   *stream_ext_read_time_setting = NULL;
 int			stream_ext_reap_interval_ms = 5000;
 int			stream_ext_jit_above_events = 1000000;
+int			stream_ext_max_view_errors = 1000;
 
 static const struct config_enum_entry commit_mode_options[] = {
 	{"sync", STREAM_COMMIT_SYNC, false},
@@ -101,6 +104,14 @@ stream_ext_define_gucs(void)
 							&stream_ext_reap_interval_ms,
 							5000, 100, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.max_view_errors",
+							gettext_noop("Most errors kept per continuous view in stream_ext.view_errors."),
+							gettext_noop("The newest are kept; view_stats counts every error."),
+							&stream_ext_max_view_errors,
+							1000, 0, INT_MAX,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("stream_ext.jit_above_events",

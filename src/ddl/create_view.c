@@ -43,6 +43,7 @@
 
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
+#include "catalog/view_errors.h"
 #include "ddl/create_view.h"
 #include "ddl/read_view.h"
 #include "window/lateness.h"
@@ -332,6 +333,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	stream_lateness_reset_view(id);
+	stream_view_errors_forget(id);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	SPI_finish();
 	PG_RETURN_VOID();

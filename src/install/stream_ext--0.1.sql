@@ -193,18 +193,16 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- rights of the role reading it, so what views call stays executable by
 -- PUBLIC and checks its arguments: finalize_agg, xid_visible, sliding_bound,
 -- read_time, query_definition and time_column (event_xid8 runs in workers
--- with the view owner's rights).  The rest is called only by the workers and
--- the combiner (as superuser), by PostgreSQL itself (FDW handler and
--- validator, support functions of finalize_agg, checked against the
--- aggregate's owner), or by the extension's SECURITY DEFINER functions.
+-- with the view owner's rights).  The combiner runs its merge statements as
+-- the view's owner too, so combine_agg, combine_states, xid_committed and
+-- xid_aborted stay executable and check their arguments as well.  The rest
+-- is called only by PostgreSQL itself (FDW handler and validator, support
+-- functions of the aggregates, checked against the aggregate's owner), or by
+-- the extension's SECURITY DEFINER functions.
 REVOKE ALL ON FUNCTION stream_ext_internal.stream_fdw_handler(),
                        stream_ext_internal.stream_fdw_validator(text[], oid),
-                       stream_ext_internal.xid_committed(xid8),
-                       stream_ext_internal.xid_aborted(xid8),
-                       stream_ext_internal.combine_states(regprocedure, anyelement, anyelement),
                        stream_ext_internal.combine_agg_trans(internal, regprocedure, anyelement),
                        stream_ext_internal.combine_agg_final(internal, regprocedure, anyelement),
-                       stream_ext_internal.combine_agg(regprocedure, anyelement),
                        stream_ext_internal.finalize_agg_trans(internal, regprocedure, anyelement, anycompatible),
                        stream_ext_internal.finalize_agg_final(internal, regprocedure, anyelement, anycompatible),
                        stream_ext_internal.catalog_changed()
@@ -403,10 +401,21 @@ $$;
 -- functions check current_user; the SECURITY DEFINER functions below, which
 -- members of stream_ext_kafka may also call directly, check session_user (they
 -- cannot see the invoker; a session never gets more than its login role has).
+-- Inside a security-restricted operation (a continuous view's expression run by
+-- a worker, an index expression, REFRESH MATERIALIZED VIEW) the session user is
+-- not the role that asked: the internal functions cannot check it there.
+CREATE FUNCTION stream_ext_internal.in_security_restricted_operation() RETURNS boolean
+  AS 'MODULE_PATHNAME', 'stream_ext_in_security_restricted_operation' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION stream_ext_internal.kafka_check_caller(p_stream regclass, p_role name)
   RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
 BEGIN
+  IF stream_ext_internal.in_security_restricted_operation() THEN
+    RAISE EXCEPTION 'cannot manage Kafka consumers in a security-restricted operation'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'A continuous view''s expressions, index expressions and REFRESH MATERIALIZED VIEW run as another role than the session''s.';
+  END IF;
   IF NOT pg_has_role(p_role, 'stream_ext_kafka', 'MEMBER') THEN
     RAISE EXCEPTION 'permission denied to manage Kafka consumers'
       USING ERRCODE = 'insufficient_privilege',

@@ -26,6 +26,18 @@
 PG_FUNCTION_INFO_V1(stream_ext_kafka_stop_workers);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_worker_status);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_ensure_supervisor);
+PG_FUNCTION_INFO_V1(stream_ext_in_security_restricted_operation);
+
+/*
+ * Are we inside a security-restricted operation?  Then the session user is
+ * not the role that asked (a worker runs a view's expressions as its owner
+ * in one), and kafka_check_caller refuses.
+ */
+Datum
+stream_ext_in_security_restricted_operation(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(InSecurityRestrictedOperation());
+}
 
 /* How long kafka_stop waits for the workers to exit */
 #define STOP_TIMEOUT_MS 30000

@@ -255,8 +255,9 @@ stream_lateness_add_view(int view_id)
 }
 
 /*
- * Start a view's watermark over (stream_ext.truncate_continuous_view); the
- * caller runs as the extension's owner with SPI connected.
+ * Start a view's watermark over and forget its late events
+ * (stream_ext.truncate_continuous_view); the caller runs as the
+ * extension's owner with SPI connected.
  */
 void
 stream_lateness_reset_view(int view_id)
@@ -268,6 +269,9 @@ stream_lateness_reset_view(int view_id)
 							  "SET max_event_time = NULL, late_events = 0 WHERE view_id = $1",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE ||
 		SPI_execute_with_args("DELETE FROM " STREAM_INTERNAL_SCHEMA ".watermark_pending "
+							  "WHERE view_id = $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("DELETE FROM " STREAM_INTERNAL_SCHEMA ".late_events "
 							  "WHERE view_id = $1",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not reset the watermark of continuous view %d", view_id);

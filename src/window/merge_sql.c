@@ -3,12 +3,20 @@
  *	  The statement that merges a view's committed deltas into its state
  *	  table, in one transaction:
  *
- *	 WITH moved AS (DELETE FROM delta WHERE xid_committed(writer_xid)
- *					RETURNING keys, states)
- *	 INSERT INTO state SELECT keys, combine_agg(agg, state)... FROM moved
- *	   GROUP BY keys
- *	 ON CONFLICT (keys) DO UPDATE SET state = combine_states(agg, old, new)...
+ *	 WITH moved AS (DELETE FROM delta WHERE ctid = ANY (ARRAY(
+ *					  SELECT ctid FROM delta WHERE xid_committed(writer_xid)
+ *					  LIMIT chunk))
+ *					RETURNING keys, states),
+ *		  merged AS (INSERT INTO state SELECT keys, combine_agg(agg, state)...
+ *					   FROM moved GROUP BY keys
+ *					 ON CONFLICT (keys) DO UPDATE
+ *					   SET state = combine_states(agg, old, new)...
+ *					 RETURNING 1)
+ *	 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
  *
+ * It moves at most `chunk` deltas, so that a merge needs bounded space (a
+ * full disk is recovered from with the space of one chunk); the combiner
+ * repeats it, a transaction each, while it moves a full chunk.
  * Readers see either the deltas or the merged rows, never both, because the
  * move is one transaction and readers only count deltas of transactions that
  * committed before their snapshot.  A sliding view's steps also go into the
@@ -24,6 +32,10 @@
 #include "window/merge_sql.h"
 #include "window/session.h"
 #include "window/sliding.h"
+
+/* The statement's result: deltas moved, state rows written */
+#define MERGE_COUNTS \
+	"SELECT (SELECT pg_catalog.count(*) FROM moved), (SELECT pg_catalog.count(*) FROM merged)"
 
 /* The pieces of SQL built from the state table's columns */
 typedef struct MergeColumns
@@ -120,9 +132,9 @@ session_merge_sql(MergeColumns *m, const char *moved, const char *state, int key
 	return psprintf("WITH %s, "
 					"old AS (DELETE FROM %s t WHERE EXISTS ("
 					"SELECT 1 FROM moved m WHERE %s%s) RETURNING %s)%s, "
-					"u AS (SELECT * FROM moved UNION ALL SELECT * FROM old%s) "
-					"INSERT INTO %s "
-					"SELECT %s%s FROM (%s) s GROUP BY %s%s_session",
+					"u AS (SELECT * FROM moved UNION ALL SELECT * FROM old%s), "
+					"merged AS (INSERT INTO %s "
+					"SELECT %s%s FROM (%s) s GROUP BY %s%s_session RETURNING 1) " MERGE_COUNTS,
 					moved, state, m->session_eq.data, near, m->old_returning.data,
 					old_null, key_count > 0 ? " UNION ALL SELECT * FROM old_null" : "",
 					state, m->keys.data, m->aggs_select.data + (key_count > 0 ? 0 : 2),
@@ -131,39 +143,50 @@ session_merge_sql(MergeColumns *m, const char *moved, const char *state, int key
 }
 
 /*
- * The merge statement of view id.  columns: its state table's columns
- * (StateColumn *, from stream_catalog_state_columns), the first key_count
- * of them keys.
+ * The merge statement of view id, moving at most chunk deltas, or with
+ * chunk 0 the one delta whose ctid is $1 (if committed).  columns:
+ * its state table's columns (StateColumn *, from
+ * stream_catalog_state_columns), the first key_count of them keys.  It
+ * returns one row: the deltas moved, the state rows written.
  */
 char *
-stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec)
+stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec, int chunk)
 {
 	MergeColumns m;
 	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+	char	   *delta = stream_view_relation_sql(id, VIEW_DELTA_TABLE);
 	char	   *moved;
 	char	   *source = "moved";
 	Interval   *lengths[SLIDING_LEVELS];
 
 	build_columns(&m, columns, key_count, spec);
-	moved = psprintf("moved AS (DELETE FROM %s d "
-					 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(d.writer_xid) RETURNING %s)",
-					 stream_view_relation_sql(id, VIEW_DELTA_TABLE), m.returning.data);
+	if (chunk > 0)
+		moved = psprintf("moved AS (DELETE FROM %s d WHERE d.ctid = ANY (ARRAY("
+						 "SELECT c.ctid FROM %s c "
+						 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) LIMIT %d)) "
+						 "RETURNING %s)",
+						 delta, delta, chunk, m.returning.data);
+	else
+		moved = psprintf("moved AS (DELETE FROM %s d WHERE d.ctid = $1 "
+						 "AND " STREAM_INTERNAL_SCHEMA ".xid_committed(d.writer_xid) "
+						 "RETURNING %s)",
+						 delta, m.returning.data);
 
 	if (spec->kind == WINDOW_SESSION)
 		return session_merge_sql(&m, moved, state, key_count, spec);
 	if (key_count == 0)
-		return psprintf("WITH %s INSERT INTO %s AS t "
+		return psprintf("WITH %s, merged AS (INSERT INTO %s AS t "
 						"SELECT %s, true FROM moved HAVING pg_catalog.count(*) > 0 "
-						"ON CONFLICT (_one) DO UPDATE SET %s",
+						"ON CONFLICT (_one) DO UPDATE SET %s RETURNING 1) " MERGE_COUNTS,
 						moved, state, m.aggs_select.data + 2, m.aggs_update.data);
 	/* a sliding view's steps also go into their blocks (window/sliding.c) */
 	if (stream_sliding_levels(spec, lengths) > 1)
 		source = psprintf("(SELECT * FROM moved UNION ALL SELECT %s FROM moved m"
 						  " UNION ALL SELECT %s FROM moved m) moved",
 						  m.blocks[1].data, m.blocks[2].data);
-	return psprintf("WITH %s INSERT INTO %s AS t "
+	return psprintf("WITH %s, merged AS (INSERT INTO %s AS t "
 					"SELECT %s%s FROM %s GROUP BY %s "
-					"ON CONFLICT (%s) DO UPDATE SET %s",
+					"ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1) " MERGE_COUNTS,
 					moved, state, m.keys.data, m.aggs_select.data, source, m.keys.data,
 					m.keys.data, m.aggs_update.data);
 }

@@ -138,6 +138,7 @@ stream_reap_batch(int id, WindowSpec *spec)
 typedef struct ReapTarget
 {
 	int			id;
+	Oid			owner;
 	WindowSpec *spec;
 	uint64		deleted;		/* by the last batch */
 } ReapTarget;
@@ -166,6 +167,7 @@ list_expiring_views(void *arg)
 			ReapTarget *t = palloc0(sizeof(ReapTarget));
 
 			t->id = row->id;
+			t->owner = row->owner;
 			t->spec = spec;
 			round->targets = lappend(round->targets, t);
 		}
@@ -173,12 +175,23 @@ list_expiring_views(void *arg)
 	}
 }
 
+/*
+ * One batch of a view's expired rows, deleted as the view's owner in a
+ * security-restricted operation: whatever the owner attached to the state
+ * table runs with the owner's rights, not the combiner's.
+ */
 static void
 reap_one_batch(void *arg)
 {
 	ReapTarget *t = arg;
+	Oid			saved_user;
+	int			saved_sec;
 
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(t->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	t->deleted = stream_reap_batch(t->id, t->spec);
+	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 
 /*

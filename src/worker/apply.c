@@ -41,6 +41,7 @@
 #include "utils/xid8.h"
 
 #include "agg/combine.h"
+#include "catalog/view_errors.h"
 #include "stream/event_text.h"
 #include "window/lateness.h"
 #include "worker/apply.h"
@@ -181,6 +182,13 @@ run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, b
 	int			saved_sec;
 	bool		one_writer = false;
 
+	/*
+	 * As the view's owner from here on: planning evaluates the view's
+	 * immutable functions of constants, and the plan runs its expressions.
+	 */
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	if (TransactionIdIsValid(events->writer))
 		plan = view_cache_plan(view, true);
 	if (plan != NULL)
@@ -197,9 +205,6 @@ run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, b
 	else
 		plan = view_cache_plan(view, false);
 
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
 	stream_scan_source = events;
 	if (!keep || !view_cache_is_valid() ||
 		!kept_executor_run(&view->kept[one_writer ? 1 : 0], plan, view->definition, params, dest,
@@ -249,30 +254,85 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	return edata;
 }
 
-static void
-record_view_error(CachedView *view, ErrorData *edata, char *event)
+/*
+ * Run the view's plan, writing nothing, over the events neither in bad nor
+ * at or after upto.  Returns the error, or NULL.
+ */
+static ErrorData *
+try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upto,
+		   bool *scratch)
 {
-	Oid			argtypes[4] = {INT4OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', event ? ' ' : 'n'};
+	bool	   *skip = events->skip;
+	ErrorData  *e;
 
-	values[0] = Int32GetDatum(view->id);
-	values[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[2] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
-	values[3] = event ? CStringGetTextDatum(event) : (Datum) 0;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("INSERT INTO stream_ext_internal.view_errors "
-							  "(view_id, sqlstate, message, event) VALUES ($1, $2, $3, $4)",
-							  4, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record a continuous view error");
-	SPI_finish();
+	for (int i = 0; i < events->nevents; i++)
+		scratch[i] = bad[i] || i >= upto;
+	events->skip = scratch;
+	e = try_view_plan(view, events, None_Receiver);
+	events->skip = skip;
+	if (e != NULL && stream_error_is_transient(e->sqlerrcode))
+		ReThrowError(e);
+	return e;
 }
 
 /*
+ * For an error no event causes alone (a float sum overflowing over two
+ * events, say): the event whose transition makes the view's plan fail, the
+ * last of the shortest failing prefix of the events not in bad.  -1 when
+ * even all of them together do not fail without writing (the error is not
+ * the events': a full disk, a dropped table).
+ */
+static int
+find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad)
+{
+	bool	   *scratch = palloc(sizeof(bool) * events->nevents);
+	int			ok = 0;			/* a prefix that does not fail */
+	int			fails = events->nevents;	/* one that does */
+
+	if (try_prefix(view, events, bad, fails, scratch) == NULL)
+		return -1;
+	while (fails - ok > 1)
+	{
+		int			mid = ok + (fails - ok) / 2;
+
+		if (try_prefix(view, events, bad, mid, scratch) != NULL)
+			fails = mid;
+		else
+			ok = mid;
+	}
+	pfree(scratch);
+	return bad[fails - 1] ? -1 : fails - 1;
+}
+
+/*
+ * Is an error one that applying the same events again may not meet: out of
+ * resources (a full disk, memory), an I/O error, operator intervention (a
+ * cancel), a deadlock or serialization failure, a lock not available?
+ */
+bool
+stream_error_is_transient(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_INSUFFICIENT_RESOURCES ||
+		category == ERRCODE_SYSTEM_ERROR ||
+		category == ERRCODE_OPERATOR_INTERVENTION ||
+		category == ERRCODE_TRANSACTION_ROLLBACK ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+}
+
+/* At most this many culprits of errors no event causes alone, per view and batch */
+#define MAX_CULPRIT_SEARCHES 16
+
+/*
  * Apply events to a view, skipping the events its expressions fail on (and
- * those events->skip already excludes).  Returns the number of events
- * skipped for an error.
+ * those events->skip already excludes) and recording them (at most
+ * stream_ext.max_view_errors).  An event fails alone (a division by zero)
+ * or with the events before it (an overflowing sum): each round tries every
+ * event alone, then the shortest failing prefix names one more.  An error
+ * that is not the events' costs the view this batch (recorded without an
+ * event), unless it is transient: that one propagates, and the batch is
+ * applied again later.  Returns the number of events skipped for an error.
  */
 static int
 apply_view_carefully(CachedView *view, StreamBatchEvents *events)
@@ -281,14 +341,17 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 	bool	   *excluded = events->skip;
 	bool	   *bad;
 	int			nbad = 0;
+	ViewErrorLog log;
 
 	edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
 	if (edata == NULL)
 		return 0;
+	stream_view_errors_begin(&log, view->id);
 	if (view->plan == NULL)
 	{
 		/* The view cannot be planned at all: nothing event-specific. */
-		record_view_error(view, edata, NULL);
+		stream_view_errors_record(&log, edata, NULL);
+		stream_view_errors_end(&log);
 		return events->nevents;
 	}
 
@@ -304,22 +367,48 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 		}
 		events->only = i;
 		e = try_view_plan(view, events, None_Receiver);
+		if (e != NULL && stream_error_is_transient(e->sqlerrcode))
+		{
+			events->only = -1;
+			ReThrowError(e);
+		}
 		if (e != NULL)
 		{
 			bad[i] = true;
 			nbad++;
-			record_view_error(view, e, stream_event_as_text(events->stream, &events->events[i]));
+			stream_view_errors_record(&log, e, stream_event_as_text(events->stream,
+																	&events->events[i]));
 		}
 	}
 	events->only = -1;
-	if (nbad == 0)
-		ReThrowError(edata);	/* not an event's fault */
 
-	events->skip = bad;
-	edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
-	events->skip = excluded;
-	if (edata != NULL)
-		ReThrowError(edata);
+	for (int round = 0;; round++)
+	{
+		int			culprit;
+
+		events->skip = bad;
+		edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
+		events->skip = excluded;
+		if (edata == NULL)
+			break;
+		if (stream_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		culprit = round < MAX_CULPRIT_SEARCHES ? find_culprit(view, events, bad) : -1;
+		if (culprit < 0)
+		{
+			/* not an event's fault: the view skips this batch */
+			stream_view_errors_record(&log, edata, NULL);
+			for (int i = 0; i < events->nevents; i++)
+				if (!bad[i])
+					nbad++;
+			break;
+		}
+		bad[culprit] = true;
+		nbad++;
+		stream_view_errors_record(&log, edata, stream_event_as_text(events->stream,
+																	&events->events[culprit]));
+	}
+	stream_view_errors_end(&log);
 	return nbad;
 }
 

@@ -31,11 +31,14 @@
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
+#include "catalog/pg_type.h"
+#include "catalog/view_errors.h"
 #include "guc.h"
 #include "ipc/queue.h"
 #include "jobs/jobs.h"
 #include "window/merge_sql.h"
 #include "window/spec.h"
+#include "worker/apply.h"
 #include "worker/worker.h"
 
 /* Every this often the combiner merges and cleans up without being asked. */
@@ -62,11 +65,15 @@ typedef struct CombinePlan
 
 static List *combine_plans = NIL;	/* in TopMemoryContext */
 
+/* Deltas one merge statement moves at most, in one transaction */
+#define MERGE_CHUNK_ROWS 10000
+
 /* The merge statement of view id (SPI connected) */
 static char *
 merge_sql(int id, int key_count, WindowSpec *spec)
 {
-	return stream_window_merge_sql(id, stream_catalog_state_columns(id), key_count, spec);
+	return stream_window_merge_sql(id, stream_catalog_state_columns(id), key_count, spec,
+								   MERGE_CHUNK_ROWS);
 }
 
 /* The prepared statements of view id, or NULL */
@@ -233,30 +240,188 @@ lock_state_table(int id)
 	return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state));
 }
 
-/* Merge the committed deltas of one view; one transaction. */
+typedef struct ViewToCombine
+{
+	int			id;
+	Oid			owner;
+	int			key_count;
+	WindowSpec *window;
+} ViewToCombine;
+
+/*
+ * Run the merge statement of view v once (at most MERGE_CHUNK_ROWS deltas)
+ * and, with cleanup, delete the deltas of aborted writers.  The statements
+ * run as the view's owner in a security-restricted operation, as REFRESH
+ * MATERIALIZED VIEW runs a view's query: the aggregates' combine
+ * functions, and anything the owner attached to the state table, never run
+ * with the combiner's rights.  Returns the number of deltas moved.
+ */
+static uint64
+merge_chunk(ViewToCombine *v, bool cleanup)
+{
+	CombinePlan *plan;
+	Oid			saved_user;
+	int			saved_sec;
+	bool		isnull;
+	uint64		moved;
+	uint64		written;
+
+	/* planning too: it folds the owner's immutable index expressions */
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	plan = plan_for_view(v->id, v->key_count, v->window);
+	if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "merge of continuous view %d failed", v->id);
+	moved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	written = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (moved > 0)
+		plan->merged = true;
+	plan->merged_rows += written;
+	if (cleanup &&
+		SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "cleanup of continuous view %d failed", v->id);
+	SetUserIdAndSecContext(saved_user, saved_sec);
+	return moved;
+}
+
+/*
+ * Merge one delta (a subtransaction) and return NULL, or return the error
+ * it fails with, the subtransaction rolled back.  Runs as the view's owner.
+ */
+static ErrorData *
+try_merge_one(SPIPlanPtr one, ItemPointer tid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+	Datum		arg[1] = {PointerGetDatum(tid)};
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (SPI_execute_plan(one, arg, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not merge one delta");
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+/*
+ * Set aside a delta that cannot be merged: record it, with the error, in
+ * view_errors (as the combiner, which may write that table), and delete
+ * it (as the owner).
+ */
 static void
-combine_view(int id, int key_count, WindowSpec *spec, bool cleanup, MemoryContext cxt)
+set_delta_aside(ViewToCombine *v, ItemPointer tid, ErrorData *edata, Oid combiner_user,
+				int combiner_sec)
+{
+	Oid			argtypes[1] = {TIDOID};
+	Datum		arg[1] = {PointerGetDatum(tid)};
+	char	   *delta = stream_view_relation_sql(v->id, VIEW_DELTA_TABLE);
+	char	   *row = NULL;
+	ViewErrorLog log;
+
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s d WHERE d.ctid = $1 "
+									   "RETURNING pg_catalog.left(d::text, 1000)", delta),
+							  1, argtypes, arg, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "could not set aside a delta of continuous view %d", v->id);
+	if (SPI_processed == 1)
+		row = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SetUserIdAndSecContext(combiner_user, combiner_sec);
+	stream_view_errors_begin(&log, v->id);
+	stream_view_errors_record(&log, edata, row);
+	stream_view_errors_end(&log);
+	SetUserIdAndSecContext(v->owner, combiner_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/*
+ * After a merge failed with an error that is not transient (a sum
+ * overflowing across transactions, say), merge the committed deltas of a
+ * chunk one at a time, each in a subtransaction, and set aside those that
+ * cannot be merged: recorded in view_errors and deleted.  The error thus
+ * costs the deltas of the groups it affects, never the view's other groups
+ * or its reads (which combine the same states).  One transaction.
+ */
+static void
+set_aside_unmergeable(ViewToCombine *v)
+{
+	char	   *delta = stream_view_relation_sql(v->id, VIEW_DELTA_TABLE);
+	Oid			saved_user;
+	int			saved_sec;
+	SPIPlanPtr	one;
+	ItemPointerData *tids;
+	uint64		ntids;
+	int			aside = 0;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_execute(psprintf("SELECT ctid FROM %s WHERE " STREAM_INTERNAL_SCHEMA
+							 ".xid_committed(writer_xid) LIMIT %d", delta, MERGE_CHUNK_ROWS),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the deltas of continuous view %d", v->id);
+	ntids = SPI_processed;
+	tids = palloc(sizeof(ItemPointerData) * Max(ntids, 1));
+	for (uint64 i = 0; i < ntids; i++)
+	{
+		bool		isnull;
+
+		tids[i] = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	one = SPI_prepare(stream_window_merge_sql(v->id, stream_catalog_state_columns(v->id),
+											  v->key_count, v->window, 0),
+					  1, (Oid[]) {TIDOID});
+	if (one == NULL)
+		elog(ERROR, "could not prepare the merge of one delta of continuous view %d", v->id);
+	for (uint64 i = 0; i < ntids; i++)
+	{
+		ErrorData  *edata = try_merge_one(one, &tids[i]);
+
+		if (edata == NULL)
+			continue;
+		if (stream_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		set_delta_aside(v, &tids[i], edata, saved_user, saved_sec);
+		aside++;
+	}
+	SPI_freeplan(one);
+	SetUserIdAndSecContext(saved_user, saved_sec);
+	if (aside > 0)
+		ereport(LOG,
+				(errmsg("stream_ext combiner set aside %d deltas of continuous view %d that could not be merged",
+						aside, v->id),
+				 errdetail("They are recorded in stream_ext.view_errors.")));
+}
+
+/* set_aside_unmergeable in a transaction of its own; errors are logged */
+static void
+set_aside_in_transaction(ViewToCombine *v, MemoryContext cxt)
 {
 	PG_TRY();
 	{
-		CombinePlan *plan;
-
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		if (lock_state_table(id))
+		if (lock_state_table(v->id))
 		{
 			PushActiveSnapshot(GetTransactionSnapshot());
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
-			plan = plan_for_view(id, key_count, spec);
-			if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "merge of continuous view %d failed", id);
-			if (SPI_processed > 0)
-				plan->merged = true;
-			plan->merged_rows += SPI_processed;
-			if (cleanup &&
-				SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "cleanup of continuous view %d failed", id);
+			set_aside_unmergeable(v);
 			SPI_finish();
 			PopActiveSnapshot();
 		}
@@ -265,18 +430,60 @@ combine_view(int id, int key_count, WindowSpec *spec, bool cleanup, MemoryContex
 	PG_CATCH();
 	{
 		log_error_and_abort(cxt);
-		forget_plan(id);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 }
 
-typedef struct ViewToCombine
+/*
+ * Merge the committed deltas of one view: a transaction per chunk, until a
+ * chunk is not full.  A merge that fails with an error that is not
+ * transient is followed by a transaction that sets aside the deltas that
+ * cannot be merged; the next round merges the rest.  Errors are logged and
+ * end the view's round.
+ */
+static void
+combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 {
-	int			id;
-	int			key_count;
-	WindowSpec *window;
-} ViewToCombine;
+	volatile uint64 moved = MERGE_CHUNK_ROWS;
+	volatile bool cleanup = full;
+
+	while (moved == MERGE_CHUNK_ROWS)
+	{
+		PG_TRY();
+		{
+			moved = 0;
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			if (lock_state_table(v->id))
+			{
+				PushActiveSnapshot(GetTransactionSnapshot());
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "SPI_connect failed");
+				moved = merge_chunk(v, cleanup);
+				SPI_finish();
+				PopActiveSnapshot();
+			}
+			CommitTransactionCommand();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			log_error_and_abort(cxt);
+			forget_plan(v->id);
+			moved = 0;
+			if (!stream_error_is_transient(edata->sqlerrcode))
+				set_aside_in_transaction(v, cxt);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		cleanup = false;
+		stream_worker_handle_interrupts();
+	}
+}
 
 /* The views of the database, allocated in cxt; false when the extension is gone. */
 static bool
@@ -299,6 +506,7 @@ views_to_combine(MemoryContext cxt, List **views)
 			ViewToCombine *v = palloc(sizeof(ViewToCombine));
 
 			v->id = row->id;
+			v->owner = row->owner;
 			v->key_count = row->key_count;
 			v->window = stream_window_spec_from_text(&row->window);
 			*views = lappend(*views, v);
@@ -371,7 +579,7 @@ stream_combiner_loop(int slotno)
 			{
 				ViewToCombine *v = lfirst(lc);
 
-				combine_view(v->id, v->key_count, v->window, full, cxt);
+				combine_view(v, full, cxt);
 				maintain_view_tables(v->id, cxt);
 			}
 			last_mergeable = mergeable;

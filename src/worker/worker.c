@@ -33,6 +33,7 @@
 #include "ipc/record.h"
 #include "ipc/route.h"
 #include "worker/apply.h"
+#include "worker/settings.h"
 #include "worker/view_cache.h"
 #include "worker/worker.h"
 
@@ -110,12 +111,7 @@ stream_ext_worker_main(Datum arg)
 	 * flushes WAL past our commit record when it commits itself.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	/* only kept executors are compiled (kept_executor.c), never a plan run once */
-	SetConfigOption("jit_above_cost", "-1", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
-	/* whatever ALTER DATABASE ... SET says: our transactions rely on these */
-	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	stream_worker_pin_settings();
 
 	if (!stream_slot_attach(slotno))
 		proc_exit(0);
@@ -249,7 +245,20 @@ try_apply(StreamBatch *batch, int worker_no, bool careful, MemoryContext cxt)
 	return failure;
 }
 
-static void
+/* A transient failure's batch is applied again after this long */
+#define RETRY_DELAY_MS 1000
+
+/*
+ * Apply the batch (carefully after an error), then acknowledge its waiting
+ * writers and release its ring space.  An error on events costs only those
+ * events for their views (apply.c); what remains is not the events' fault.
+ * A transient failure (out of resources, an I/O error, a cancel, a
+ * deadlock) keeps the batch in the ring, unacknowledged, and returns false:
+ * the caller applies it again later, so nothing a writer was told is
+ * applied gets lost.  Any other failure fails the waiting writers'
+ * transactions with the error and its SQLSTATE.
+ */
+static bool
 apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 {
 	StreamWorkerSlot *slot = stream_slot(slotno);
@@ -261,6 +270,14 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 		failure = try_apply(batch, worker_no, true, cxt);
 	if (failure != NULL)
 		why = failure->message ? failure->message : "unknown error";
+	if (failure != NULL && stream_error_is_transient(failure->sqlerrcode))
+	{
+		ereport(LOG,
+				(errmsg("stream_ext worker will apply a batch of %d events again in %d ms",
+						batch->nevents, RETRY_DELAY_MS),
+				 errdetail_internal("%s", why)));
+		return false;
+	}
 
 	for (int i = 0; i < batch->nsenders; i++)
 	{
@@ -276,8 +293,9 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 	if (failure != NULL)
 		ereport(LOG,
 				(errmsg("stream_ext worker discarded a batch of %d events", batch->nevents),
-				 errdetail("%s", why)));
+				 errdetail_internal("%s", why)));
 	stream_ring_release(slot, batch->end_pos);
+	return true;
 }
 
 static void
@@ -287,6 +305,7 @@ stream_batch_worker_loop(int slotno)
 	MemoryContext batch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext batch",
 													ALLOCSET_DEFAULT_SIZES);
 	StreamBatch *batch = NULL;	/* being collected, in batch_cxt */
+	TimestampTz retry_at = 0;	/* batch failed transiently: apply it again then */
 	TimestampTz first_seen = 0;
 	TimestampTz last_check = GetCurrentTimestamp();
 
@@ -300,8 +319,25 @@ stream_batch_worker_loop(int slotno)
 
 		stream_worker_handle_interrupts();
 
-		written = stream_ring_written(slot);
 		now = GetCurrentTimestamp();
+		if (retry_at != 0)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(now, retry_at, &secs, &usecs);
+			if (secs > 0 || usecs > 0)
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 secs * 1000 + usecs / 1000 + 1, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				continue;
+			}
+			retry_at = 0;
+			goto apply;
+		}
+
+		written = stream_ring_written(slot);
 		if (batch == NULL && written == slot->read_pos)
 		{
 			if (TimestampDifferenceExceeds(last_check, now, 1000))
@@ -341,9 +377,12 @@ stream_batch_worker_loop(int slotno)
 			}
 		}
 
+apply:
 		MemoryContextSwitchTo(batch_cxt);
-		apply_and_acknowledge(slotno, batch, batch_cxt);
+		if (apply_and_acknowledge(slotno, batch, batch_cxt))
+			batch = NULL;
+		else
+			retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_DELAY_MS);
 		MemoryContextSwitchTo(TopMemoryContext);
-		batch = NULL;
 	}
 }

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Fault isolation that needs its own server:
+#   1. stream_ext.max_view_errors bounds what view_errors keeps per view (the
+#      newest), while view_stats counts every error;
+#   2. ALTER DATABASE ... SET lock_timeout does not reach the workers: many
+#      writers into an event-time view (two workers contend for its
+#      watermark row) all commit, and no worker statement times out;
+#   3. a COPY waiting on a full queue honours statement_timeout;
+#   4. DDL on a stream while a COPY into it waits on a full queue: the cycle
+#      COPY -> worker -> DDL -> COPY is broken, the COPY fails with a
+#      deadlock error, the DDL completes, and the worker goes on.
+# Own server: small queues, two workers, max_view_errors = 5.
+source "$(dirname "$0")/lib.sh"
+
+unset PGHOST PGPORT
+start_own_server "$SCRATCH/server" "stream_ext.workers = 2" "stream_ext.queue_size = 256kB" \
+	"stream_ext.max_view_errors = 5" "max_connections = 50"
+fresh_db t_isolation
+
+# --- 1. view_errors keeps the newest max_view_errors per view
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ev (id int, x int) SERVER stream_ext;
+CREATE VIEW ev_ratio WITH (continuous) AS SELECT count(*) AS n, sum(100 / x) AS r FROM ev;
+CREATE VIEW ev_all WITH (continuous) AS SELECT count(*) AS n FROM ev;
+INSERT INTO ev SELECT i, 0 FROM generate_series(1, 20) i;
+INSERT INTO ev SELECT 100 + i, 0 FROM generate_series(1, 3) i;
+INSERT INTO ev VALUES (1000, 1);
+SQL
+[ "$(q "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'ev_ratio'::regclass")" = 5 ] ||
+	fail "view_errors keeps $(q "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'ev_ratio'::regclass") rows of ev_ratio, expected 5"
+[ "$(q "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'ev_ratio'::regclass AND event LIKE '(10_,%'")" = 3 ] ||
+	fail "the newest errors (events 101-103) are not all kept"
+[ "$(q "SELECT errors FROM stream_ext.view_stats WHERE name = 'ev_ratio'::regclass")" = 23 ] ||
+	fail "view_stats does not count every error"
+[ "$(q "SELECT n FROM ev_all")" = 24 ] || fail "ev_all lost events"
+[ "$(q "SELECT n || ':' || r FROM ev_ratio")" = 1:100 ] || fail "ev_ratio counted a bad event"
+say "ok: view_errors keeps the newest 5 errors of a view; view_stats counts all 23"
+
+# --- 2. ALTER DATABASE ... SET lock_timeout does not reach the workers
+psql -X -q -d postgres -c "ALTER DATABASE t_isolation SET lock_timeout = '1ms'" \
+	-c "ALTER DATABASE t_isolation SET statement_timeout = '50ms'"
+# the workers take database settings when they start: start them again
+q "SELECT count(pg_terminate_backend(pid)) >= 0 FROM pg_stat_activity
+    WHERE datname = 't_isolation' AND backend_type LIKE 'stream_ext%'" >/dev/null
+export PGOPTIONS="-c lock_timeout=0 -c statement_timeout=0"
+run_sql <<'SQL'
+CREATE FOREIGN TABLE tm (k int, ts timestamptz) SERVER stream_ext;
+CREATE VIEW tm_minute WITH (continuous, time_column = 'ts', allowed_lateness = '1 day') AS
+  SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, count(*) AS n FROM tm GROUP BY 1;
+SQL
+offset=$(log_offset)
+cat > "$SCRATCH/tm.sql" <<'SQL'
+INSERT INTO tm SELECT i, '2024-01-01 00:00:00+00'::timestamptz + (random() * 600) * interval '1 second'
+  FROM generate_series(1, 20) i;
+SQL
+pgbench -n -c 8 -j 2 -t 150 -f "$SCRATCH/tm.sql" > "$SCRATCH/pgbench.out" 2>&1 ||
+	{ cat "$SCRATCH/pgbench.out"; fail "pgbench failed"; }
+grep -q 'number of transactions actually processed: 1200/1200' "$SCRATCH/pgbench.out" ||
+	{ cat "$SCRATCH/pgbench.out"; fail "some transactions failed"; }
+[ "$(q "SELECT sum(n) FROM tm_minute")" = 24000 ] || fail "tm_minute counts $(q "SELECT sum(n) FROM tm_minute"), expected 24000"
+if log_since "$offset" | grep -E 'lock timeout|statement timeout|will apply a batch|discarded a batch'; then
+	fail "a worker statement timed out under ALTER DATABASE ... SET"
+fi
+unset PGOPTIONS
+psql -X -q -d postgres -c "ALTER DATABASE t_isolation RESET lock_timeout" -c "ALTER DATABASE t_isolation RESET statement_timeout"
+say "ok: 1200 transactions into an event-time view under database lock_timeout = 1ms: all counted, no worker timed out"
+
+# --- 3 and 4: a COPY waiting on a full queue
+run_sql <<'SQL'
+CREATE FOREIGN TABLE big (id int, pad text) SERVER stream_ext;
+CREATE VIEW big_n WITH (continuous) AS SELECT count(*) AS n FROM big;
+CREATE FOREIGN TABLE other (id int) SERVER stream_ext;
+CREATE VIEW other_n WITH (continuous) AS SELECT count(*) AS n FROM other;
+SQL
+delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'big_n'::regclass")
+awk 'BEGIN { pad = sprintf("%100s", ""); gsub(/ /, "x", pad); for (i = 1; i <= 40000; i++) print i "," pad }' > "$SCRATCH/big.csv"
+chmod 644 "$SCRATCH/big.csv"
+
+# hold the view's delta table: the workers wait for it, the queues fill up
+block_workers() {
+	psql -X -q -c "BEGIN" -c "LOCK TABLE $delta IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(600)" \
+		>/dev/null 2>&1 &
+	_bg_pids+=($!); blocker=$!
+	wait_until 10 "the delta table is locked" \
+		"SELECT count(*) = 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		  WHERE c.oid = '$delta'::regclass AND l.mode = 'AccessExclusiveLock' AND l.granted"
+}
+unblock_workers() {
+	q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'" >/dev/null
+	wait "$blocker" 2>/dev/null || true
+}
+
+# 3. statement_timeout fires while the COPY waits on the full queue
+block_workers
+t=$SECONDS
+out=$(psql -X -v ON_ERROR_STOP=1 -c "SET statement_timeout = '3s'" \
+	-c "\\copy big FROM '$SCRATCH/big.csv' (FORMAT csv)" 2>&1 || true)
+echo "$out" | grep -q 'canceling statement due to statement timeout' ||
+	fail "the waiting COPY did not time out: $out"
+[ $((SECONDS - t)) -lt 30 ] || fail "statement_timeout took $((SECONDS - t)) s"
+unblock_workers
+say "ok: a COPY waiting on a full queue honours statement_timeout"
+
+# 4. ALTER of the stream while the COPY waits on the full queue
+block_workers
+psql -X -c "\\copy big FROM '$SCRATCH/big.csv' (FORMAT csv)" > "$SCRATCH/copy.out" 2>&1 &
+copy_pid=$!
+wait_until 30 "the COPY waits on the full queue" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query ILIKE 'copy%big%' AND wait_event_type = 'Extension'"
+psql -X -c "ALTER FOREIGN TABLE big ADD COLUMN extra int" > "$SCRATCH/alter.out" 2>&1 &
+alter_pid=$!
+wait_until 30 "the ALTER waits for its lock" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'ALTER FOREIGN TABLE big%' AND wait_event_type = 'Lock'"
+unblock_workers
+t=$SECONDS
+timeout 60 tail --pid=$alter_pid -f /dev/null || fail "the ALTER did not complete within 60 s"
+timeout 60 tail --pid=$copy_pid -f /dev/null || fail "the COPY did not end within 60 s"
+grep -q 'ALTER FOREIGN TABLE' "$SCRATCH/alter.out" || { cat "$SCRATCH/alter.out"; fail "the ALTER failed"; }
+grep -q 'deadlock detected between this transaction and a stream worker' "$SCRATCH/copy.out" ||
+	{ cat "$SCRATCH/copy.out"; fail "the COPY did not fail with the deadlock error"; }
+say "ok: DDL during a COPY waiting on a full queue: the COPY fails with a deadlock error, the DDL completes ($((SECONDS - t)) s)"
+q "INSERT INTO other VALUES (1)" >/dev/null
+[ "$(q "SELECT n FROM other_n")" = 1 ] || fail "another stream is held up"
+[ "$(q "SELECT n FROM big_n")" = 0 ] || fail "big_n counts events of failed COPYs"
+q "INSERT INTO big (id, pad, extra) VALUES (1, 'x', 1)" >/dev/null
+[ "$(q "SELECT n FROM big_n")" = 1 ] || fail "the altered stream does not take events"
+say "ok: other streams and the altered stream take events; nothing of the failed COPYs counted"
+say PASS
