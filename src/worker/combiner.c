@@ -24,6 +24,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -67,6 +68,25 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
 
 /* Deltas one merge statement moves at most, in one transaction */
 #define MERGE_CHUNK_ROWS 10000
+
+/*
+ * Plan what follows, until AtEOXact_GUC(true, the returned level), with
+ * enable_seqscan off.  A merge statement finds its chunk of deltas by ctid
+ * (ctid = ANY (ARRAY(...)), or ctid = $1); its plan is kept, and was made
+ * when the delta table may have been nearly empty, when a sequential scan
+ * filtering on the array looks as cheap as a TID scan: on a million deltas
+ * it compared each with the 10,000 of the chunk.  Disabled sequential scans
+ * make the TID scan the plan whatever the statistics were.
+ */
+static int
+prefer_tid_scans(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
 
 /* The merge statement of view id (SPI connected) */
 static char *
@@ -265,11 +285,13 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 	bool		isnull;
 	uint64		moved;
 	uint64		written;
+	int			guc_level;
 
 	/* planning too: it folds the owner's immutable index expressions */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	guc_level = prefer_tid_scans();
 	plan = plan_for_view(v->id, v->key_count, v->window);
 	if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -282,6 +304,7 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 	if (cleanup &&
 		SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "cleanup of continuous view %d failed", v->id);
+	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	return moved;
 }
@@ -366,6 +389,7 @@ set_aside_unmergeable(ViewToCombine *v)
 	ItemPointerData *tids;
 	uint64		ntids;
 	int			aside = 0;
+	int			guc_level = prefer_tid_scans();
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -400,6 +424,7 @@ set_aside_unmergeable(ViewToCombine *v)
 		aside++;
 	}
 	SPI_freeplan(one);
+	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	if (aside > 0)
 		ereport(LOG,
