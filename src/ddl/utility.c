@@ -27,6 +27,7 @@
 
 #include "catalog/catalog.h"
 #include "ddl/create_view.h"
+#include "ddl/internal_guard.h"
 #include "ddl/utility.h"
 #include "ipc/queue.h"
 #include "stream/copy.h"
@@ -281,26 +282,6 @@ template_database(CreatedbStmt *stmt)
 	return get_database_oid(name, true);
 }
 
-/*
- * Triggers and rules on the extension's internal relations (state, delta
- * and catalog tables) would run inside the statements of the workers and
- * the combiner: refuse them, to everyone.
- */
-static void
-refuse_on_internal_relation(RangeVar *relation, const char *what)
-{
-	Oid			relid = RangeVarGetRelid(relation, NoLock, true);
-	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
-
-	if (OidIsValid(relid) && OidIsValid(internal) && get_rel_namespace(relid) == internal)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot create %s on relation \"%s.%s\"", what,
-						STREAM_INTERNAL_SCHEMA, get_rel_name(relid)),
-				 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
-						   STREAM_INTERNAL_SCHEMA)));
-}
-
 /* The rest of the ProcessUtility chain. */
 static void
 run_next_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -439,10 +420,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		return;
 	}
 
-	if (IsA(parsetree, CreateTrigStmt))
-		refuse_on_internal_relation(((CreateTrigStmt *) parsetree)->relation, "a trigger");
-	else if (IsA(parsetree, RuleStmt))
-		refuse_on_internal_relation(((RuleStmt *) parsetree)->relation, "a rule");
+	stream_guard_internal_relations(parsetree);
 
 	if (IsA(parsetree, CreateForeignTableStmt) &&
 		strcmp(((CreateForeignTableStmt *) parsetree)->servername, "stream_ext") == 0)

@@ -72,13 +72,32 @@ typedef struct DeltaReceiver
 	CommandId	cid;
 } DeltaReceiver;
 
+/*
+ * Do the delta table's columns take the plan's rows: as many, of the same
+ * types?  (A row formed for other types would be read as garbage.)
+ */
+static bool
+delta_table_matches(TupleDesc table, TupleDesc rows)
+{
+	if (table->natts != rows->natts)
+		return false;
+	for (int i = 0; i < table->natts; i++)
+	{
+		Form_pg_attribute t = TupleDescAttr(table, i);
+
+		if (t->attisdropped || t->atttypid != TupleDescAttr(rows, i)->atttypid)
+			return false;
+	}
+	return true;
+}
+
 static void
 delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
 	DeltaReceiver *r = (DeltaReceiver *) self;
 
 	r->rel = table_open(r->relid, RowExclusiveLock);
-	if (RelationGetDescr(r->rel)->natts != typeinfo->natts)
+	if (!delta_table_matches(RelationGetDescr(r->rel), typeinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("delta table \"%s\" does not match its continuous view",

@@ -1,0 +1,101 @@
+/*
+ * internal_guard.c
+ *	  DDL on the relations of schema stream_ext_internal.
+ *
+ * A view's owner owns its state and delta tables (reads of the view read
+ * them with the owner's rights), so PostgreSQL would let the owner alter
+ * them.  But the workers write them with a layout of their own, and the
+ * combiner rewrites them: a column of another type would hand the workers
+ * a tuple they form wrongly, a trigger or rule would run inside their
+ * statements.  So:
+ *	 - triggers and rules on these relations are refused to everyone;
+ *	 - ALTER, RENAME, SET SCHEMA, DROP, TRUNCATE and CREATE INDEX of them
+ *	   are refused to anyone but a superuser (the extension's own code runs
+ *	   its DDL on them as one; a superuser repairing them knows why).
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "utils/lsyscache.h"
+
+#include "catalog/catalog.h"
+#include "ddl/internal_guard.h"
+
+/* The relation, if it is one of stream_ext_internal; else InvalidOid */
+static Oid
+internal_relid(RangeVar *relation)
+{
+	Oid			relid;
+	Oid			internal;
+
+	if (relation == NULL)
+		return InvalidOid;
+	relid = RangeVarGetRelid(relation, NoLock, true);
+	internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+	if (OidIsValid(relid) && OidIsValid(internal) && get_rel_namespace(relid) == internal)
+		return relid;
+	return InvalidOid;
+}
+
+static void
+refuse(RangeVar *relation, const char *what, bool superuser_may)
+{
+	Oid			relid = internal_relid(relation);
+
+	if (!OidIsValid(relid) || (superuser_may && superuser()))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s relation \"%s.%s\"", what,
+					STREAM_INTERNAL_SCHEMA, get_rel_name(relid)),
+			 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
+					   STREAM_INTERNAL_SCHEMA)));
+}
+
+/* Refuse parsetree if it is DDL on an internal relation that is not allowed. */
+void
+stream_guard_internal_relations(Node *parsetree)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_CreateTrigStmt:
+			refuse(((CreateTrigStmt *) parsetree)->relation, "create a trigger on", false);
+			break;
+		case T_RuleStmt:
+			refuse(((RuleStmt *) parsetree)->relation, "create a rule on", false);
+			break;
+		case T_AlterTableStmt:
+			refuse(((AlterTableStmt *) parsetree)->relation, "alter", true);
+			break;
+		case T_RenameStmt:
+			refuse(((RenameStmt *) parsetree)->relation, "rename", true);
+			break;
+		case T_AlterObjectSchemaStmt:
+			refuse(((AlterObjectSchemaStmt *) parsetree)->relation, "move", true);
+			break;
+		case T_IndexStmt:
+			refuse(((IndexStmt *) parsetree)->relation, "index", true);
+			break;
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) parsetree)->relations)
+				refuse(lfirst(lc), "truncate", true);
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *stmt = (DropStmt *) parsetree;
+
+				if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX)
+					break;
+				foreach(lc, stmt->objects)
+					refuse(makeRangeVarFromNameList(lfirst(lc)), "drop", true);
+				break;
+			}
+		default:
+			break;
+	}
+}

@@ -1,0 +1,12 @@
+/*
+ * internal_guard.h
+ *	  Refusing DDL on the extension's internal relations.
+ */
+#ifndef STREAM_EXT_INTERNAL_GUARD_H
+#define STREAM_EXT_INTERNAL_GUARD_H
+
+#include "nodes/nodes.h"
+
+extern void stream_guard_internal_relations(Node *parsetree);
+
+#endif
