@@ -24,6 +24,7 @@ char	   *stream_ext_read_time_setting = NULL;
 int			stream_ext_reap_interval_ms = 5000;
 int			stream_ext_jit_above_events = 1000000;
 int			stream_ext_max_view_errors = 1000;
+int			stream_ext_view_time_limit_ms = 2000;
 
 static const struct config_enum_entry commit_mode_options[] = {
 	{"sync", STREAM_COMMIT_SYNC, false},
@@ -112,6 +113,14 @@ stream_ext_define_gucs(void)
 							&stream_ext_max_view_errors,
 							1000, 0, INT_MAX,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.view_time_limit",
+							gettext_noop("Longest one view may take over one batch (or one event of it) in a worker; 0 means no limit."),
+							gettext_noop("A view that takes longer loses those events, recorded in view_errors."),
+							&stream_ext_view_time_limit_ms,
+							2000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("stream_ext.jit_above_events",

@@ -22,6 +22,7 @@ extern char *stream_ext_read_time_setting;
 extern int	stream_ext_reap_interval_ms;
 extern int	stream_ext_jit_above_events;
 extern int	stream_ext_max_view_errors;
+extern int	stream_ext_view_time_limit_ms;
 
 extern void stream_ext_define_gucs(void);
 

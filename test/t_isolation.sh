@@ -8,13 +8,17 @@
 #   3. a COPY waiting on a full queue honours statement_timeout;
 #   4. DDL on a stream while a COPY into it waits on a full queue: the cycle
 #      COPY -> worker -> DDL -> COPY is broken, the COPY fails with a
-#      deadlock error, the DDL completes, and the worker goes on.
-# Own server: small queues, two workers, max_view_errors = 5.
+#      deadlock error, the DDL completes, and the worker goes on;
+#   5. stream_ext.view_time_limit: an event that makes a view's expression
+#      sleep 30 s costs that event for that view, and its transaction
+#      commits within seconds.
+# Own server: small queues, two workers, max_view_errors = 5,
+# view_time_limit = 500ms.
 source "$(dirname "$0")/lib.sh"
 
 unset PGHOST PGPORT
 start_own_server "$SCRATCH/server" "stream_ext.workers = 2" "stream_ext.queue_size = 256kB" \
-	"stream_ext.max_view_errors = 5" "max_connections = 50"
+	"stream_ext.max_view_errors = 5" "stream_ext.view_time_limit = 500ms" "max_connections = 50"
 fresh_db t_isolation
 
 # --- 1. view_errors keeps the newest max_view_errors per view
@@ -125,4 +129,25 @@ q "INSERT INTO other VALUES (1)" >/dev/null
 q "INSERT INTO big (id, pad, extra) VALUES (1, 'x', 1)" >/dev/null
 [ "$(q "SELECT n FROM big_n")" = 1 ] || fail "the altered stream does not take events"
 say "ok: other streams and the altered stream take events; nothing of the failed COPYs counted"
+
+# --- 5. a view over its time limit loses the slow event, not the batch
+run_sql <<'SQL'
+CREATE FOREIGN TABLE slow (x int) SERVER stream_ext;
+CREATE FUNCTION nap(x int) RETURNS int LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF x = 13 THEN PERFORM pg_sleep(30); END IF;
+  RETURN x;
+END $$;
+CREATE VIEW slow_sum WITH (continuous) AS SELECT count(*) AS n, sum(nap(x)) AS s FROM slow;
+CREATE VIEW slow_all WITH (continuous) AS SELECT count(*) AS n FROM slow;
+SQL
+t=$SECONDS
+q "INSERT INTO slow SELECT i FROM generate_series(1, 20) i" >/dev/null
+took=$((SECONDS - t))
+[ "$took" -lt 10 ] || fail "the INSERT with a 30 s event took $took s"
+[ "$(q "SELECT n || ':' || s FROM slow_sum")" = 19:197 ] || fail "slow_sum: $(q "SELECT n || ':' || s FROM slow_sum"), expected 19:197"
+[ "$(q "SELECT n FROM slow_all")" = 20 ] || fail "slow_all lost events"
+[ "$(q "SELECT sqlstate || ' ' || (event LIKE '(13,%') FROM stream_ext.view_errors WHERE name = 'slow_sum'::regclass")" = "54000 true" ] ||
+	fail "the slow event is not recorded: $(q "SELECT sqlstate, message, event FROM stream_ext.view_errors WHERE name = 'slow_sum'::regclass")"
+say "ok: an event sleeping 30 s in a view's expression cost that event for that view; the INSERT took $took s"
 say PASS

@@ -41,11 +41,13 @@
 #include "utils/xid8.h"
 
 #include "agg/combine.h"
+#include "guc.h"
 #include "catalog/view_errors.h"
 #include "stream/event_text.h"
 #include "window/lateness.h"
 #include "worker/apply.h"
 #include "worker/counters.h"
+#include "worker/time_limit.h"
 #include "worker/view_cache.h"
 
 /*
@@ -191,8 +193,42 @@ make_delta_receiver(Oid relid)
  * Run the view's plan over events, sending its rows to dest; with keep, in
  * the view's kept executor (see kept_executor.c) when it can be.
  */
+static void run_view_plan_timed(CachedView *view, StreamBatchEvents *events,
+								DestReceiver *dest, bool keep);
+
+/*
+ * Run the view's plan over events, sending its rows to dest, within
+ * stream_ext.view_time_limit: a run that takes longer fails with an error
+ * of the view (54000), not a cancel.
+ */
 static void
 run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	stream_view_time_limit_start();
+	PG_TRY();
+	{
+		run_view_plan_timed(view, events, dest, keep);
+	}
+	PG_CATCH();
+	{
+		if (!stream_view_time_limit_stop())
+			PG_RE_THROW();
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("continuous view \"%s\" took longer than stream_ext.view_time_limit (%d ms)",
+						view->name, stream_ext_view_time_limit_ms),
+				 errhint("Make the view's expressions cheaper, or raise stream_ext.view_time_limit.")));
+	}
+	PG_END_TRY();
+	(void) stream_view_time_limit_stop();
+}
+
+static void
+run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
 {
 	PlannedStmt *plan = NULL;
 	ParamListInfo params = NULL;
@@ -361,6 +397,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 	bool	   *bad;
 	int			nbad = 0;
 	ViewErrorLog log;
+	TimestampTz deadline = 0;
 
 	edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
 	if (edata == NULL)
@@ -374,11 +411,27 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 		return events->nevents;
 	}
 
+	/*
+	 * Trying each event alone may cost as much as the view's whole run: a
+	 * view over its time limit gets twice the limit for it, then skips the
+	 * batch.
+	 */
+	if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED && stream_ext_view_time_limit_ms > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   2 * stream_ext_view_time_limit_ms);
 	bad = palloc0(sizeof(bool) * events->nevents);
 	for (int i = 0; i < events->nevents; i++)
 	{
 		ErrorData  *e;
 
+		if (deadline != 0 && GetCurrentTimestamp() > deadline)
+		{
+			/* the view is slow, not an event: it skips this batch */
+			events->only = -1;
+			stream_view_errors_record(&log, edata, NULL);
+			stream_view_errors_end(&log);
+			return events->nevents;
+		}
 		if (excluded != NULL && excluded[i])
 		{
 			bad[i] = true;
@@ -412,7 +465,10 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 			break;
 		if (stream_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
-		culprit = round < MAX_CULPRIT_SEARCHES ? find_culprit(view, events, bad) : -1;
+		/* a time limit is not found by prefix: the longest prefix would be blamed */
+		culprit = (round < MAX_CULPRIT_SEARCHES &&
+				   edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED) ?
+			find_culprit(view, events, bad) : -1;
 		if (culprit < 0)
 		{
 			/* not an event's fault: the view skips this batch */

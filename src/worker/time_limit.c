@@ -1,0 +1,70 @@
+/*
+ * time_limit.c
+ *	  A time limit on one run of a view's plan in a worker
+ *	  (stream_ext.view_time_limit).
+ *
+ * A worker applies the views of a batch one after another, so a view whose
+ * expressions are slow holds up every stream whose events share the
+ * worker's queue.  The limit is a timeout of our own: when it fires it
+ * cancels the run as a statement timeout would, and apply.c turns the
+ * cancel into an error of the view (54000), which costs the view the
+ * events it was running on, never the batch: unlike a cancel by an
+ * operator, it is not retried.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/timeout.h"
+
+#include "guc.h"
+#include "worker/time_limit.h"
+
+static bool registered = false;
+static TimeoutId limit_timeout;
+static volatile sig_atomic_t exceeded = false;
+
+/* Signal handler of the timeout: cancel what runs, like statement_timeout */
+static void
+limit_handler(void)
+{
+	exceeded = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/* Start timing a run of a view's plan */
+void
+stream_view_time_limit_start(void)
+{
+	if (!registered)
+	{
+		limit_timeout = RegisterTimeout(USER_TIMEOUT, limit_handler);
+		registered = true;
+	}
+	exceeded = false;
+	if (stream_ext_view_time_limit_ms > 0)
+		enable_timeout_after(limit_timeout, stream_ext_view_time_limit_ms);
+}
+
+/*
+ * Stop timing; returns whether the limit was reached.  A cancel the limit
+ * asked for and nothing served yet is withdrawn.
+ */
+bool
+stream_view_time_limit_stop(void)
+{
+	bool		hit;
+
+	if (!registered)
+		return false;
+	disable_timeout(limit_timeout, false);
+	hit = exceeded;
+	if (hit)
+	{
+		exceeded = false;
+		QueryCancelPending = false;
+	}
+	return hit;
+}

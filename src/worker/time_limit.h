@@ -1,0 +1,11 @@
+/*
+ * time_limit.h
+ *	  stream_ext.view_time_limit: how long one run of a view's plan may take.
+ */
+#ifndef STREAM_EXT_TIME_LIMIT_H
+#define STREAM_EXT_TIME_LIMIT_H
+
+extern void stream_view_time_limit_start(void);
+extern bool stream_view_time_limit_stop(void);
+
+#endif
