@@ -54,13 +54,13 @@ stream_jobs_run(void (*check_interrupts) (void), MemoryContext cxt)
 
 /*
  * Run work(arg) in a transaction of its own with a snapshot.  An error is
- * logged and the transaction aborted; returns whether work committed.
- * Leaves cxt as the current memory context.
+ * logged and the transaction aborted; returns it (copied into cxt), or NULL
+ * when work committed.  Leaves cxt as the current memory context.
  */
-bool
+ErrorData *
 stream_job_in_transaction(void (*work) (void *arg), void *arg, MemoryContext cxt)
 {
-	volatile bool ok = true;
+	ErrorData  *volatile edata = NULL;
 
 	PG_TRY();
 	{
@@ -74,12 +74,12 @@ stream_job_in_transaction(void (*work) (void *arg), void *arg, MemoryContext cxt
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		ok = false;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
-	return ok;
+	return edata;
 }

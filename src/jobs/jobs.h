@@ -22,6 +22,7 @@ typedef bool (*StreamJobRun) (MemoryContext cxt);
 
 extern void stream_job_register(const char *name, StreamJobRun run);
 extern void stream_jobs_run(void (*check_interrupts) (void), MemoryContext cxt);
-extern bool stream_job_in_transaction(void (*work) (void *arg), void *arg, MemoryContext cxt);
+extern ErrorData *stream_job_in_transaction(void (*work) (void *arg), void *arg,
+											MemoryContext cxt);
 
 #endif

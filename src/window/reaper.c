@@ -213,14 +213,15 @@ reap_job(MemoryContext cxt)
 			return false;
 		last_round = now;
 		round.cxt = cxt;
-		if (!stream_job_in_transaction(list_expiring_views, &round, cxt))
+		if (stream_job_in_transaction(list_expiring_views, &round, cxt) != NULL)
 			round.targets = NIL;
 	}
 	foreach(lc, round.targets)
 	{
 		ReapTarget *t = lfirst(lc);
 
-		if (!stream_job_in_transaction(reap_one_batch, t, cxt) || t->deleted < REAP_BATCH_ROWS)
+		if (stream_job_in_transaction(reap_one_batch, t, cxt) != NULL ||
+			t->deleted < REAP_BATCH_ROWS)
 			round.targets = foreach_delete_current(round.targets, lc);
 	}
 	return round.targets != NIL;

@@ -193,40 +193,6 @@ make_delta_receiver(Oid relid)
  * Run the view's plan over events, sending its rows to dest; with keep, in
  * the view's kept executor (see kept_executor.c) when it can be.
  */
-static void run_view_plan_timed(CachedView *view, StreamBatchEvents *events,
-								DestReceiver *dest, bool keep);
-
-/*
- * Run the view's plan over events, sending its rows to dest, within
- * stream_ext.view_time_limit: a run that takes longer fails with an error
- * of the view (54000), not a cancel.
- */
-static void
-run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-
-	stream_view_time_limit_start();
-	PG_TRY();
-	{
-		run_view_plan_timed(view, events, dest, keep);
-	}
-	PG_CATCH();
-	{
-		if (!stream_view_time_limit_stop())
-			PG_RE_THROW();
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("continuous view \"%s\" took longer than stream_ext.view_time_limit (%d ms)",
-						view->name, stream_ext_view_time_limit_ms),
-				 errhint("Make the view's expressions cheaper, or raise stream_ext.view_time_limit.")));
-	}
-	PG_END_TRY();
-	(void) stream_view_time_limit_stop();
-}
-
 static void
 run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
 {
@@ -278,11 +244,44 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 }
 
 /*
- * Run the view's plan in a subtransaction.  Returns NULL on success, else
- * the error, which has been cleaned up.
+ * Run the view's plan over events, sending its rows to dest, within
+ * stream_ext.view_time_limit: a run that takes longer fails with an error
+ * of the view (54000), not a cancel.
  */
-static ErrorData *
-try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
+static void
+run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	stream_view_time_limit_start();
+	PG_TRY();
+	{
+		run_view_plan_timed(view, events, dest, keep);
+	}
+	PG_CATCH();
+	{
+		if (!stream_view_time_limit_stop())
+			PG_RE_THROW();
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("continuous view \"%s\" took longer than stream_ext.view_time_limit (%d ms)",
+						view->name, stream_ext_view_time_limit_ms),
+				 errhint("Make the view's expressions cheaper, or raise stream_ext.view_time_limit.")));
+	}
+	PG_END_TRY();
+	(void) stream_view_time_limit_stop();
+}
+
+
+/*
+ * Run work(arg) in an internal subtransaction.  Returns NULL when it
+ * succeeded, else its error, the subtransaction rolled back.  The caller's
+ * memory context and resource owner are current again either way.
+ */
+ErrorData *
+stream_try_in_subtransaction(void (*work) (void *arg), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -292,7 +291,7 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		run_view_plan(view, events, dest, false);
+		work(arg);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -300,12 +299,40 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		stream_scan_source = NULL;
 		RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
+	return edata;
+}
+
+typedef struct ViewPlanRun
+{
+	CachedView *view;
+	StreamBatchEvents *events;
+	DestReceiver *dest;
+} ViewPlanRun;
+
+static void
+run_view_plan_once(void *arg)
+{
+	ViewPlanRun *run = arg;
+
+	run_view_plan(run->view, run->events, run->dest, false);
+}
+
+/*
+ * Run the view's plan in a subtransaction.  Returns NULL on success, else
+ * the error, which has been cleaned up.
+ */
+static ErrorData *
+try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
+{
+	ViewPlanRun run = {view, events, dest};
+	ErrorData  *edata = stream_try_in_subtransaction(run_view_plan_once, &run);
+
+	stream_scan_source = NULL;
 	return edata;
 }
 
@@ -345,7 +372,10 @@ find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad)
 	int			fails = events->nevents;	/* one that does */
 
 	if (try_prefix(view, events, bad, fails, scratch) == NULL)
+	{
+		pfree(scratch);
 		return -1;
+	}
 	while (fails - ok > 1)
 	{
 		int			mid = ok + (fails - ok) / 2;

@@ -88,12 +88,11 @@ prefer_tid_scans(void)
 	return level;
 }
 
-/* The merge statement of view id (SPI connected) */
+/* The merge statement of view id for chunk deltas, or the one at $1 (SPI connected) */
 static char *
-merge_sql(int id, int key_count, WindowSpec *spec)
+merge_sql(int id, int key_count, WindowSpec *spec, int chunk)
 {
-	return stream_window_merge_sql(id, stream_catalog_state_columns(id), key_count, spec,
-								   MERGE_CHUNK_ROWS);
+	return stream_window_merge_sql(id, stream_catalog_state_columns(id), key_count, spec, chunk);
 }
 
 /* The prepared statements of view id, or NULL */
@@ -118,7 +117,7 @@ plan_for_view(int id, int key_count, WindowSpec *spec)
 		return plan;
 	plan = MemoryContextAllocZero(TopMemoryContext, sizeof(CombinePlan));
 	plan->id = id;
-	plan->merge = SPI_prepare(merge_sql(id, key_count, spec), 0, NULL);
+	plan->merge = SPI_prepare(merge_sql(id, key_count, spec, MERGE_CHUNK_ROWS), 0, NULL);
 	plan->cleanup = SPI_prepare(psprintf("DELETE FROM %s "
 										 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_aborted(writer_xid)",
 										 stream_view_relation_sql(id, VIEW_DELTA_TABLE)),
@@ -309,88 +308,61 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 	return moved;
 }
 
-/*
- * Merge one delta (a subtransaction) and return NULL, or return the error
- * it fails with, the subtransaction rolled back.  Runs as the view's owner.
- */
-static ErrorData *
-try_merge_one(SPIPlanPtr one, ItemPointer tid)
+/* One delta and the statement that merges it, for stream_try_in_subtransaction */
+typedef struct OneDelta
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-	Datum		arg[1] = {PointerGetDatum(tid)};
+	SPIPlanPtr	merge;
+	ItemPointer tid;
+} OneDelta;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		if (SPI_execute_plan(one, arg, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not merge one delta");
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return edata;
-}
-
-/*
- * Set aside a delta that cannot be merged: record it, with the error, in
- * view_errors (as the combiner, which may write that table), and delete
- * it (as the owner).
- */
 static void
-set_delta_aside(ViewToCombine *v, ItemPointer tid, ErrorData *edata, Oid combiner_user,
-				int combiner_sec)
+merge_one_delta(void *arg)
 {
-	Oid			argtypes[1] = {TIDOID};
-	Datum		arg[1] = {PointerGetDatum(tid)};
-	char	   *delta = stream_view_relation_sql(v->id, VIEW_DELTA_TABLE);
-	char	   *row = NULL;
-	ViewErrorLog log;
+	OneDelta   *d = arg;
+	Datum		args[1] = {PointerGetDatum(d->tid)};
 
-	if (SPI_execute_with_args(psprintf("DELETE FROM %s d WHERE d.ctid = $1 "
-									   "RETURNING pg_catalog.left(d::text, 1000)", delta),
-							  1, argtypes, arg, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "could not set aside a delta of continuous view %d", v->id);
-	if (SPI_processed == 1)
-		row = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	SetUserIdAndSecContext(combiner_user, combiner_sec);
-	stream_view_errors_begin(&log, v->id);
-	stream_view_errors_record(&log, edata, row);
-	stream_view_errors_end(&log);
-	SetUserIdAndSecContext(v->owner, combiner_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_execute_plan(d->merge, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not merge one delta");
 }
+
+/* A delta set aside: its row as text, and why it could not be merged */
+typedef struct AsideDelta
+{
+	char	   *row;
+	ErrorData  *edata;
+} AsideDelta;
 
 /*
  * After a merge failed with an error that is not transient (a sum
  * overflowing across transactions, say), merge the committed deltas of a
- * chunk one at a time, each in a subtransaction, and set aside those that
- * cannot be merged: recorded in view_errors and deleted.  The error thus
- * costs the deltas of the groups it affects, never the view's other groups
- * or its reads (which combine the same states).  One transaction.
+ * chunk one at a time, each in a subtransaction, as the view's owner, and
+ * set aside those that cannot be merged: deleted, and recorded in
+ * view_errors (as the combiner, which may write that table).  The error
+ * thus costs the deltas of the groups it affects, never the view's other
+ * groups or its reads (which combine the same states).  Runs in the
+ * caller's transaction, SPI connected.
  */
 static void
-set_aside_unmergeable(ViewToCombine *v)
+set_aside_unmergeable(void *arg)
 {
+	ViewToCombine *v = arg;
 	char	   *delta = stream_view_relation_sql(v->id, VIEW_DELTA_TABLE);
 	Oid			saved_user;
 	int			saved_sec;
-	SPIPlanPtr	one;
+	OneDelta	one;
+	SPIPlanPtr	remove;
 	ItemPointerData *tids;
 	uint64		ntids;
-	int			aside = 0;
-	int			guc_level = prefer_tid_scans();
+	List	   *aside = NIL;
+	ListCell   *lc;
+	ViewErrorLog log;
+	int			guc_level;
 
+	if (!lock_state_table(v->id))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	guc_level = prefer_tid_scans();
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
@@ -405,59 +377,71 @@ set_aside_unmergeable(ViewToCombine *v)
 		bool		isnull;
 
 		tids[i] = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1, &isnull));
+															   SPI_tuptable->tupdesc, 1,
+															   &isnull));
 	}
-	one = SPI_prepare(stream_window_merge_sql(v->id, stream_catalog_state_columns(v->id),
-											  v->key_count, v->window, 0),
-					  1, (Oid[]) {TIDOID});
-	if (one == NULL)
+	one.merge = SPI_prepare(merge_sql(v->id, v->key_count, v->window, 0), 1, (Oid[]) {TIDOID});
+	remove = SPI_prepare(psprintf("DELETE FROM %s d WHERE d.ctid = $1 "
+								  "RETURNING pg_catalog.left(d::text, 1000)", delta),
+						 1, (Oid[]) {TIDOID});
+	if (one.merge == NULL || remove == NULL)
 		elog(ERROR, "could not prepare the merge of one delta of continuous view %d", v->id);
 	for (uint64 i = 0; i < ntids; i++)
 	{
-		ErrorData  *edata = try_merge_one(one, &tids[i]);
+		ErrorData  *edata;
+		AsideDelta *d;
+		Datum		args[1] = {PointerGetDatum(&tids[i])};
 
+		one.tid = &tids[i];
+		edata = stream_try_in_subtransaction(merge_one_delta, &one);
 		if (edata == NULL)
 			continue;
 		if (stream_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
-		set_delta_aside(v, &tids[i], edata, saved_user, saved_sec);
-		aside++;
+		if (SPI_execute_plan(remove, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+			elog(ERROR, "could not set aside a delta of continuous view %d", v->id);
+		d = palloc(sizeof(AsideDelta));
+		d->row = SPI_processed == 1 ?
+			SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+		d->edata = edata;
+		aside = lappend(aside, d);
 	}
-	SPI_freeplan(one);
 	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
-	if (aside > 0)
+
+	stream_view_errors_begin(&log, v->id);
+	foreach(lc, aside)
+		stream_view_errors_record(&log, ((AsideDelta *) lfirst(lc))->edata,
+								  ((AsideDelta *) lfirst(lc))->row);
+	stream_view_errors_end(&log);
+	SPI_finish();
+	if (aside != NIL)
 		ereport(LOG,
 				(errmsg("stream_ext combiner set aside %d deltas of continuous view %d that could not be merged",
-						aside, v->id),
+						list_length(aside), v->id),
 				 errdetail("They are recorded in stream_ext.view_errors.")));
 }
 
-/* set_aside_unmergeable in a transaction of its own; errors are logged */
-static void
-set_aside_in_transaction(ViewToCombine *v, MemoryContext cxt)
+/* One chunk of a view's merge, for stream_job_in_transaction */
+typedef struct MergeChunk
 {
-	PG_TRY();
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (lock_state_table(v->id))
-		{
-			PushActiveSnapshot(GetTransactionSnapshot());
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			set_aside_unmergeable(v);
-			SPI_finish();
-			PopActiveSnapshot();
-		}
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		log_error_and_abort(cxt);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
+	ViewToCombine *view;
+	bool		cleanup;
+	uint64		moved;
+} MergeChunk;
+
+static void
+merge_chunk_in_transaction(void *arg)
+{
+	MergeChunk *chunk = arg;
+
+	chunk->moved = 0;
+	if (!lock_state_table(chunk->view->id))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	chunk->moved = merge_chunk(chunk->view, chunk->cleanup);
+	SPI_finish();
 }
 
 /*
@@ -470,42 +454,20 @@ set_aside_in_transaction(ViewToCombine *v, MemoryContext cxt)
 static void
 combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 {
-	volatile uint64 moved = MERGE_CHUNK_ROWS;
-	volatile bool cleanup = full;
+	MergeChunk	chunk = {v, full, MERGE_CHUNK_ROWS};
 
-	while (moved == MERGE_CHUNK_ROWS)
+	while (chunk.moved == MERGE_CHUNK_ROWS)
 	{
-		PG_TRY();
-		{
-			moved = 0;
-			SetCurrentStatementStartTimestamp();
-			StartTransactionCommand();
-			if (lock_state_table(v->id))
-			{
-				PushActiveSnapshot(GetTransactionSnapshot());
-				if (SPI_connect() != SPI_OK_CONNECT)
-					elog(ERROR, "SPI_connect failed");
-				moved = merge_chunk(v, cleanup);
-				SPI_finish();
-				PopActiveSnapshot();
-			}
-			CommitTransactionCommand();
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
+		ErrorData  *edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
 
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			log_error_and_abort(cxt);
+		if (edata != NULL)
+		{
 			forget_plan(v->id);
-			moved = 0;
+			chunk.moved = 0;
 			if (!stream_error_is_transient(edata->sqlerrcode))
-				set_aside_in_transaction(v, cxt);
+				(void) stream_job_in_transaction(set_aside_unmergeable, v, cxt);
 		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
-		cleanup = false;
+		chunk.cleanup = false;
 		stream_worker_handle_interrupts();
 	}
 }

@@ -298,6 +298,21 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 	return true;
 }
 
+/*
+ * Apply the batch; returns 0 when it is done with, else the time to apply
+ * it again (a transient failure).
+ */
+static TimestampTz
+apply_batch(int slotno, StreamBatch *batch, MemoryContext batch_cxt)
+{
+	bool		done;
+
+	MemoryContextSwitchTo(batch_cxt);
+	done = apply_and_acknowledge(slotno, batch, batch_cxt);
+	MemoryContextSwitchTo(TopMemoryContext);
+	return done ? 0 : TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_DELAY_MS);
+}
+
 static void
 stream_batch_worker_loop(int slotno)
 {
@@ -333,8 +348,10 @@ stream_batch_worker_loop(int slotno)
 				ResetLatch(MyLatch);
 				continue;
 			}
-			retry_at = 0;
-			goto apply;
+			retry_at = apply_batch(slotno, batch, batch_cxt);
+			if (retry_at == 0)
+				batch = NULL;
+			continue;
 		}
 
 		written = stream_ring_written(slot);
@@ -377,12 +394,8 @@ stream_batch_worker_loop(int slotno)
 			}
 		}
 
-apply:
-		MemoryContextSwitchTo(batch_cxt);
-		if (apply_and_acknowledge(slotno, batch, batch_cxt))
+		retry_at = apply_batch(slotno, batch, batch_cxt);
+		if (retry_at == 0)
 			batch = NULL;
-		else
-			retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_DELAY_MS);
-		MemoryContextSwitchTo(TopMemoryContext);
 	}
 }
