@@ -104,39 +104,24 @@ SELECT * FROM iso_owned.v;
 -- the owner may not put triggers or rules on the view's internal tables,
 -- nor change them (a delta column of another type would give the workers
 -- rows they form wrongly)
-DO $$
-DECLARE
-  state regclass := (SELECT state_table FROM stream_ext_internal.continuous_views
-                      WHERE view = 'iso_owned.v'::regclass);
-  delta regclass := (SELECT delta_table FROM stream_ext_internal.continuous_views
-                      WHERE view = 'iso_owned.v'::regclass);
+CREATE FUNCTION iso_owned.refused(what text, command text, rel regclass) RETURNS void
+LANGUAGE plpgsql AS $$
 BEGIN
-  BEGIN
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN n TYPE text', delta);
-  EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'alter refused: %', regexp_replace(SQLERRM, '_[0-9]+', '_N');
-  END;
-  BEGIN
-    EXECUTE format('DROP TABLE %s', delta);
-  EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'drop refused: %', regexp_replace(SQLERRM, '_[0-9]+', '_N');
-  END;
-  BEGIN
-    EXECUTE format('TRUNCATE %s', state);
-  EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'truncate refused: %', regexp_replace(SQLERRM, '_[0-9]+', '_N');
-  END;
-  BEGIN
-    EXECUTE format('CREATE TRIGGER t BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()', state);
-  EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'trigger refused: %', regexp_replace(SQLERRM, '_[0-9]+', '_N');
-  END;
-  BEGIN
-    EXECUTE format('CREATE RULE r AS ON INSERT TO %s DO INSTEAD NOTHING', state);
-  EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'rule refused: %', regexp_replace(SQLERRM, '_[0-9]+', '_N');
-  END;
+  EXECUTE format(command, rel);
+  RAISE NOTICE '% accepted', what;
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE NOTICE '% refused: %', what, regexp_replace(SQLERRM, '_[0-9]+', '_N');
 END $$;
+SELECT iso_owned.refused(what, command, CASE t WHEN 'delta' THEN v.delta_table ELSE v.state_table END)
+  FROM stream_ext_internal.continuous_views v,
+       (VALUES (1, 'alter', 'ALTER TABLE %s ALTER COLUMN n TYPE text', 'delta'),
+               (2, 'drop', 'DROP TABLE %s', 'delta'),
+               (3, 'truncate', 'TRUNCATE %s', 'state'),
+               (4, 'trigger', 'CREATE TRIGGER t BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()', 'state'),
+               (5, 'rule', 'CREATE RULE r AS ON INSERT TO %s DO INSTEAD NOTHING', 'state'))
+         AS c(i, what, command, t)
+ WHERE v.view = 'iso_owned.v'::regclass
+ ORDER BY i;
 RESET ROLE;
 DROP SCHEMA iso_owned CASCADE;
 DROP ROLE regress_iso_owner;
