@@ -143,6 +143,16 @@ session_merge_sql(MergeColumns *m, const char *moved, const char *state, int key
 }
 
 /*
+ * Does the merge statement of a view with this window upsert on its state
+ * table's unique key?  (Sessions replace the stored sessions they touch.)
+ */
+bool
+stream_window_merge_needs_unique_key(WindowSpec *spec)
+{
+	return spec->kind != WINDOW_SESSION;
+}
+
+/*
  * The merge statement of view id, moving at most chunk deltas, or with
  * chunk 0 the one delta whose ctid is $1 (if committed).  columns:
  * its state table's columns (StateColumn *, from

@@ -9,6 +9,7 @@
 #include "nodes/pg_list.h"
 #include "window/spec.h"
 
+extern bool stream_window_merge_needs_unique_key(WindowSpec *spec);
 extern char *stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec,
 									 int chunk);
 

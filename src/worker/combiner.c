@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/vacuum.h"
@@ -27,11 +28,14 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "catalog/view_errors.h"
 #include "guc.h"
@@ -242,23 +246,6 @@ maintain_view_tables(int id, MemoryContext cxt)
 	}
 }
 
-/*
- * Lock view id's state table for the merge, before the merge statement locks
- * its delta table: DROP VIEW drops the state table and then the delta table
- * (on_sql_drop), so the other order can deadlock with a DROP.  Returns false
- * if the view was dropped meanwhile.
- */
-static bool
-lock_state_table(int id)
-{
-	Oid			state = stream_view_relation_relid(id, VIEW_STATE_TABLE, true);
-
-	if (!OidIsValid(state))
-		return false;
-	LockRelationOid(state, RowExclusiveLock);
-	return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state));
-}
-
 typedef struct ViewToCombine
 {
 	int			id;
@@ -266,6 +253,64 @@ typedef struct ViewToCombine
 	int			key_count;
 	WindowSpec *window;
 } ViewToCombine;
+
+/* Has the relation a valid unique index (the merge's ON CONFLICT needs it)? */
+static bool
+has_unique_index(Oid relid)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	bool		found = false;
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tuple))
+			continue;
+		if (((Form_pg_index) GETSTRUCT(tuple))->indisunique &&
+			((Form_pg_index) GETSTRUCT(tuple))->indisvalid)
+			found = true;
+		ReleaseSysCache(tuple);
+	}
+	relation_close(rel, NoLock);
+	return found;
+}
+
+/*
+ * Lock view id's state table for the merge, before the merge statement locks
+ * its delta table: DROP VIEW drops the state table and then the delta table
+ * (on_sql_drop), so the other order can deadlock with a DROP.  Returns false
+ * if the view was dropped meanwhile, or if its merge needs the state table's
+ * unique index and it has none yet (pg_restore creates indexes after it
+ * loads the data): its deltas wait for a later round.
+ */
+static bool
+lock_state_table(ViewToCombine *v)
+{
+	Oid			state = stream_view_relation_relid(v->id, VIEW_STATE_TABLE, true);
+
+	if (!OidIsValid(state))
+		return false;
+	LockRelationOid(state, RowExclusiveLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state)))
+		return false;
+	return !stream_window_merge_needs_unique_key(v->window) || has_unique_index(state);
+}
+
+/*
+ * Can deltas be the cause of a merge error (an overflow, a combine function
+ * that raises)?  Not when it is transient, nor when it is about the
+ * relations or privileges (class 42: a missing column or index, a revoked
+ * function), which no delta causes: those keep the deltas until fixed.
+ */
+static bool
+deltas_may_cause(int sqlerrcode)
+{
+	return !stream_error_is_transient(sqlerrcode) &&
+		ERRCODE_TO_CATEGORY(sqlerrcode) != ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION;
+}
 
 /*
  * Run the merge statement of view v once (at most MERGE_CHUNK_ROWS deltas)
@@ -358,7 +403,7 @@ set_aside_unmergeable(void *arg)
 	ViewErrorLog log;
 	int			guc_level;
 
-	if (!lock_state_table(v->id))
+	if (!lock_state_table(v))
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -396,7 +441,7 @@ set_aside_unmergeable(void *arg)
 		edata = stream_try_in_subtransaction(merge_one_delta, &one);
 		if (edata == NULL)
 			continue;
-		if (stream_error_is_transient(edata->sqlerrcode))
+		if (!deltas_may_cause(edata->sqlerrcode))
 			ReThrowError(edata);
 		if (SPI_execute_plan(remove, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "could not set aside a delta of continuous view %d", v->id);
@@ -436,7 +481,7 @@ merge_chunk_in_transaction(void *arg)
 	MergeChunk *chunk = arg;
 
 	chunk->moved = 0;
-	if (!lock_state_table(chunk->view->id))
+	if (!lock_state_table(chunk->view))
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -464,7 +509,7 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 		{
 			forget_plan(v->id);
 			chunk.moved = 0;
-			if (!stream_error_is_transient(edata->sqlerrcode))
+			if (deltas_may_cause(edata->sqlerrcode))
 				(void) stream_job_in_transaction(set_aside_unmergeable, v, cxt);
 		}
 		chunk.cleanup = false;
