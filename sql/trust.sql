@@ -77,7 +77,25 @@ SET stream_ext.read_time = '2024-01-01 00:00:10+00';
 -- a call site whose arguments change from row to row
 SELECT w, stream_ext_internal.sliding_bound(0, '1 second', w, '0', '0', NULL::timestamp)
   FROM (VALUES ('1 minute'::interval), ('1 hour')) v(w);
+-- a writer's text form is its visibility; read back, it is committed or
+-- aborted here, whatever number it had (pg_dump and pg_restore use it)
+SELECT '12345 visible'::stream_ext_internal.writer_xact::text AS restored_visible,
+       '12345 invisible'::stream_ext_internal.writer_xact::text AS restored_invisible,
+       stream_ext_internal.xid_visible('7 visible'::stream_ext_internal.writer_xact) AS counted;
+SELECT pg_current_xact_id()::stream_ext_internal.writer_xact::text ~ '^[0-9]+ invisible$'
+  AS own_transaction_invisible;
+SELECT 'visible'::stream_ext_internal.writer_xact;
+SELECT '12 seen'::stream_ext_internal.writer_xact;
+SELECT stream_ext_internal.writer_xact_in('99999999999999999999999 visible');
+-- the adoption of restored catalog rows runs only as the extension's trigger
+SELECT stream_ext_internal.adopt_restored_view();
+SELECT stream_ext_internal.catalog_origin();
 RESET ROLE;
+CREATE TABLE tr_adopt (x int);
+CREATE TRIGGER tr_adopt BEFORE INSERT ON tr_adopt FOR EACH ROW
+  EXECUTE FUNCTION stream_ext_internal.adopt_restored_view();
+INSERT INTO tr_adopt VALUES (1);
+DROP TABLE tr_adopt;
 
 -- a volatile WHERE clause or aggregate argument would be evaluated once, at
 -- arrival, and never again: refused

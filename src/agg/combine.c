@@ -17,14 +17,11 @@
  * of its arguments are checked against the aggregate's pg_aggregate row
  * before any of its support functions sees a value: a state of another type
  * would reach them as a wrongly typed pointer.
- *
- * Also here: the transaction-status tests on delta rows.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "access/transam.h"
-#include "access/xact.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_type.h"
 #include "executor/nodeAgg.h"
@@ -33,14 +30,11 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_agg.h"
 #include "parser/parse_coerce.h"
-#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
 #include "utils/syscache.h"
-#include "utils/xid8.h"
 
 #include "agg/combine.h"
 
@@ -48,10 +42,6 @@ PG_FUNCTION_INFO_V1(stream_ext_combine_agg_trans);
 PG_FUNCTION_INFO_V1(stream_ext_combine_agg_final);
 PG_FUNCTION_INFO_V1(stream_ext_finalize_agg_final);
 PG_FUNCTION_INFO_V1(stream_ext_combine_states);
-PG_FUNCTION_INFO_V1(stream_ext_xid_visible);
-PG_FUNCTION_INFO_V1(stream_ext_xid_committed);
-PG_FUNCTION_INFO_V1(stream_ext_xid_aborted);
-PG_FUNCTION_INFO_V1(stream_ext_event_xid8);
 
 /* What we need to know about one aggregate; lives in fn_mcxt. */
 typedef struct AggSupport
@@ -514,110 +504,4 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(value);
-}
-
-/* The 64-bit id of a recent transaction id (one not older than 2^31 xids). */
-FullTransactionId
-stream_recent_full_xid(TransactionId xid)
-{
-	FullTransactionId next = ReadNextFullTransactionId();
-	uint32		epoch = EpochFromFullTransactionId(next);
-
-	if (xid > XidFromFullTransactionId(next))
-		epoch--;
-	return FullTransactionIdFromEpochAndXid(epoch, xid);
-}
-
-/* event_xid8(xid): the full id of a recent transaction id. */
-typedef struct EventXidCache
-{
-	TransactionId xid;
-	FullTransactionId full;
-} EventXidCache;
-
-Datum
-stream_ext_event_xid8(PG_FUNCTION_ARGS)
-{
-	TransactionId xid = DatumGetTransactionId(PG_GETARG_DATUM(0));
-	EventXidCache   *cache = (EventXidCache *) fcinfo->flinfo->fn_extra;
-
-	/* Events come in runs of one transaction: spare XidGenLock. */
-	if (cache != NULL && cache->xid == xid)
-		PG_RETURN_FULLTRANSACTIONID(cache->full);
-	if (cache == NULL)
-	{
-		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(EventXidCache));
-		fcinfo->flinfo->fn_extra = cache;
-	}
-	cache->xid = xid;
-	cache->full = stream_recent_full_xid(xid);
-	PG_RETURN_FULLTRANSACTIONID(cache->full);
-}
-
-/*
- * xid_visible(xid8): did the transaction that inserted these events commit,
- * as seen by the current snapshot?  Readers use it on delta rows.
- */
-Datum
-stream_ext_xid_visible(PG_FUNCTION_ARGS)
-{
-	TransactionId xid = XidFromFullTransactionId(PG_GETARG_FULLTRANSACTIONID(0));
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-
-	if (!TransactionIdIsNormal(xid) || TransactionIdIsCurrentTransactionId(xid))
-		PG_RETURN_BOOL(false);
-	if (XidInMVCCSnapshot(xid, snapshot))
-		PG_RETURN_BOOL(false);
-	PG_RETURN_BOOL(TransactionIdDidCommit(xid));
-}
-
-/* Status of a writer transaction for the combiner; cached for repeated ids. */
-typedef enum WriterStatus
-{
-	WRITER_IN_PROGRESS,
-	WRITER_COMMITTED,
-	WRITER_ABORTED
-} WriterStatus;
-
-typedef struct StatusCache
-{
-	TransactionId xid;
-	WriterStatus status;
-} StatusCache;
-
-static WriterStatus
-writer_status(FunctionCallInfo fcinfo)
-{
-	TransactionId xid = XidFromFullTransactionId(PG_GETARG_FULLTRANSACTIONID(0));
-	StatusCache *cache = (StatusCache *) fcinfo->flinfo->fn_extra;
-
-	if (cache == NULL)
-	{
-		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(StatusCache));
-		fcinfo->flinfo->fn_extra = cache;
-	}
-	else if (cache->xid == xid && TransactionIdIsValid(xid))
-		return cache->status;
-
-	/* In-progress first: clog says committed before the procarray forgets. */
-	if (TransactionIdIsInProgress(xid))
-		cache->status = WRITER_IN_PROGRESS;
-	else if (TransactionIdDidCommit(xid))
-		cache->status = WRITER_COMMITTED;
-	else
-		cache->status = WRITER_ABORTED;
-	cache->xid = xid;
-	return cache->status;
-}
-
-Datum
-stream_ext_xid_committed(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(writer_status(fcinfo) == WRITER_COMMITTED);
-}
-
-Datum
-stream_ext_xid_aborted(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(writer_status(fcinfo) == WRITER_ABORTED);
 }

@@ -70,6 +70,7 @@ extern char *stream_view_relation_sql(int id, ViewRelation which);
 extern Oid	stream_view_relation_relid(int id, ViewRelation which, bool missing_ok);
 extern Oid	stream_internal_relid(const char *name, bool missing_ok);
 extern Oid	stream_catalog_relid(bool missing_ok);
+extern Oid	stream_writer_xact_typid(void);
 
 /* lookups by relation */
 extern int	stream_continuous_view_id(Oid relid);

@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "catalog/catalog.h"
 
@@ -68,6 +69,16 @@ Oid
 stream_catalog_relid(bool missing_ok)
 {
 	return stream_internal_relid("continuous_views", missing_ok);
+}
+
+/* stream_ext_internal.writer_xact: the type of delta rows' writer column */
+Oid
+stream_writer_xact_typid(void)
+{
+	Oid			nsp = get_namespace_oid(STREAM_INTERNAL_SCHEMA, false);
+
+	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+						   CStringGetDatum("writer_xact"), ObjectIdGetDatum(nsp));
 }
 
 /* The id of a continuous view, or -1 when relid is not one. */

@@ -46,6 +46,7 @@
 #include "catalog/view_errors.h"
 #include "ddl/create_view.h"
 #include "ddl/read_view.h"
+#include "ddl/restore.h"
 #include "window/lateness.h"
 #include "window/spec.h"
 #include "window/state_tables.h"
@@ -111,7 +112,7 @@ create_state_tables(ViewShape *shape, int id)
 
 /* Record view id in the catalog (and its watermark for event time). */
 static void
-insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, char *query)
+insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Query *original)
 {
 	ContinuousViewRow row = {0};
 	List	   *aggregates = NIL;
@@ -124,8 +125,8 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, cha
 	row.stream = shape->stream;
 	row.state_table = state;
 	row.delta_table = delta;
-	row.definition = pg_get_querydef(shape->query, false);
-	row.query = query;
+	row.definition = stream_portable_query_text(original);
+	row.query = nodeToString(original);
 	row.key_count = list_length(shape->keys);
 	stream_window_spec_to_text(shape->window, &row.window);
 	stream_catalog_insert_view(&row, aggregates);
@@ -165,7 +166,6 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	Oid			view_relid;
 	char	   *qualified;
 	StringInfoData create;
-	ObjectAddress viewaddr;
 	AclResult	acl;
 
 	if (name->relpersistence == RELPERSISTENCE_TEMP)
@@ -220,23 +220,31 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	view_relid = get_relname_relid(name->relname, nspid);
 
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, nodeToString(original));
+	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, original);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
-	/*
-	 * The view's rule depends on the stream, the columns and functions it
-	 * uses, as if it read them itself: DROP and ALTER ... TYPE of those are
-	 * refused the way they are for an ordinary view.
-	 */
-	ObjectAddressSet(viewaddr, RewriteRelationId, get_rewrite_oid(view_relid, ViewSelectRuleName, false));
-	recordDependencyOnExpr(&viewaddr, (Node *) original, NIL, DEPENDENCY_NORMAL);
-	if (shape->time_expr != NULL)
-		recordDependencyOnExpr(&viewaddr, (Node *) shape->time_expr, list_make1(original->rtable),
-							   DEPENDENCY_NORMAL);
+	stream_record_view_dependencies(view_relid, original, shape);
 
 	SPI_finish();
 	stream_catalog_changed();
 	return view_relid;
+}
+
+/*
+ * The view's rule depends on the stream, the columns and functions its
+ * defining query (original) uses, as if it read them itself: DROP and
+ * ALTER ... TYPE of those are refused the way they are for an ordinary view.
+ */
+void
+stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape)
+{
+	ObjectAddress viewaddr;
+
+	ObjectAddressSet(viewaddr, RewriteRelationId, get_rewrite_oid(view, ViewSelectRuleName, false));
+	recordDependencyOnExpr(&viewaddr, (Node *) original, NIL, DEPENDENCY_NORMAL);
+	if (shape->time_expr != NULL)
+		recordDependencyOnExpr(&viewaddr, (Node *) shape->time_expr, list_make1(original->rtable),
+							   DEPENDENCY_NORMAL);
 }
 
 /*

@@ -5,6 +5,7 @@
 #ifndef STREAM_EXT_CREATE_VIEW_H
 #define STREAM_EXT_CREATE_VIEW_H
 
+#include "analyze/view_query.h"
 #include "nodes/parsenodes.h"
 #include "window/spec.h"
 
@@ -12,5 +13,6 @@ extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
 										  RawStmt *raw, const char *sql,
 										  WindowSpec *window);
 extern void stream_follow_view_owner(Oid view);
+extern void stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape);
 
 #endif

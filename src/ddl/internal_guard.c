@@ -8,7 +8,8 @@
  * combiner rewrites them: a column of another type would hand the workers
  * a tuple they form wrongly, a trigger or rule would run inside their
  * statements.  So:
- *	 - triggers and rules on these relations are refused to everyone;
+ *	 - triggers and rules on these relations are refused to everyone (but
+ *	   the install script);
  *	 - ALTER, RENAME, SET SCHEMA, DROP, TRUNCATE and CREATE INDEX of them
  *	   are refused to anyone but a superuser (the extension's own code runs
  *	   its DDL on them as one; a superuser repairing them knows why).
@@ -16,6 +17,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -64,7 +66,9 @@ stream_guard_internal_relations(Node *parsetree)
 	switch (nodeTag(parsetree))
 	{
 		case T_CreateTrigStmt:
-			refuse(((CreateTrigStmt *) parsetree)->relation, "create a trigger on", false);
+			/* the install script's own (ddl/restore.c) */
+			if (!creating_extension)
+				refuse(((CreateTrigStmt *) parsetree)->relation, "create a trigger on", false);
 			break;
 		case T_RuleStmt:
 			refuse(((RuleStmt *) parsetree)->relation, "create a rule on", false);

@@ -29,6 +29,10 @@ CREATE FOREIGN DATA WRAPPER stream_ext
 CREATE SERVER stream_ext FOREIGN DATA WRAPPER stream_ext;
 GRANT USAGE ON FOREIGN SERVER stream_ext TO PUBLIC;
 
+-- "<system identifier>/<extension OID>": the origin of catalog rows written here.
+CREATE FUNCTION stream_ext_internal.catalog_origin() RETURNS text
+  AS 'MODULE_PATHNAME', 'stream_ext_catalog_origin' LANGUAGE C STRICT STABLE;
+
 -- One row per continuous view.  Rows are written only by the extension's code.
 CREATE TABLE stream_ext_internal.continuous_views (
   id          serial PRIMARY KEY,
@@ -49,7 +53,10 @@ CREATE TABLE stream_ext_internal.continuous_views (
   ttl         interval,
   ttl_column  text,
   allowed_lateness interval,      -- set exactly when time_attnum is
-  keep_late   boolean NOT NULL DEFAULT false
+  keep_late   boolean NOT NULL DEFAULT false,
+  -- where the row was written (src/ddl/restore.c): a row restored from a dump
+  -- is adopted by trigger adopt_restored below
+  made_in     text NOT NULL DEFAULT stream_ext_internal.catalog_origin()
 );
 
 -- The name of a view's time column, which follows renames of the stream's columns.
@@ -71,6 +78,23 @@ CREATE TABLE stream_ext_internal.view_counters (
   PRIMARY KEY (view_id, worker)
 );
 
+-- The writer transaction of delta rows and pending watermarks: an xid8 whose
+-- text form is its visibility in the current snapshot ("<id> visible"), so
+-- that pg_dump writes out what its snapshot counted and a restore reads it
+-- back as committed or aborted here (src/agg/writer_xact.c).
+CREATE TYPE stream_ext_internal.writer_xact;
+CREATE FUNCTION stream_ext_internal.writer_xact_in(cstring) RETURNS stream_ext_internal.writer_xact
+  AS 'MODULE_PATHNAME', 'stream_ext_writer_xact_in' LANGUAGE C STRICT IMMUTABLE;
+CREATE FUNCTION stream_ext_internal.writer_xact_out(stream_ext_internal.writer_xact) RETURNS cstring
+  AS 'MODULE_PATHNAME', 'stream_ext_writer_xact_out' LANGUAGE C STRICT STABLE;
+CREATE TYPE stream_ext_internal.writer_xact (
+  INPUT = stream_ext_internal.writer_xact_in,
+  OUTPUT = stream_ext_internal.writer_xact_out,
+  INTERNALLENGTH = 8, PASSEDBYVALUE, ALIGNMENT = double
+);
+CREATE CAST (stream_ext_internal.writer_xact AS pg_catalog.xid8) WITHOUT FUNCTION AS IMPLICIT;
+CREATE CAST (pg_catalog.xid8 AS stream_ext_internal.writer_xact) WITHOUT FUNCTION AS ASSIGNMENT;
+
 -- The highest event time of the committed events of each event-time view, and
 -- the events it refused as late.  Workers lock a view's row while they apply
 -- a batch to it (src/window/lateness.c).
@@ -84,7 +108,7 @@ CREATE TABLE stream_ext_internal.view_watermarks (
 -- applied; folded into view_watermarks once the writer has committed.
 CREATE TABLE stream_ext_internal.watermark_pending (
   view_id        int NOT NULL REFERENCES stream_ext_internal.continuous_views ON DELETE CASCADE,
-  writer_xid     xid8 NOT NULL,
+  writer_xid     stream_ext_internal.writer_xact NOT NULL,
   max_event_time timestamptz NOT NULL,
   PRIMARY KEY (view_id, writer_xid)
 );
@@ -332,6 +356,7 @@ CREATE TABLE stream_ext_internal.kafka_consumers (
   options          jsonb NOT NULL DEFAULT '{}',   -- librdkafka configuration
   enabled          boolean NOT NULL DEFAULT true,
   created_by       name NOT NULL DEFAULT current_user,
+  made_in          text NOT NULL DEFAULT stream_ext_internal.catalog_origin(),
   UNIQUE (stream, topic)
 );
 
@@ -640,3 +665,65 @@ END
 $$;
 CREATE EVENT TRIGGER stream_ext_kafka_sql_drop ON sql_drop
   EXECUTE FUNCTION stream_ext_internal.kafka_on_sql_drop();
+
+-- pg_dump / pg_restore (src/ddl/restore.c).  pg_dump writes out the rows of
+-- these tables and sequences with the database; the views, streams, state and
+-- delta tables are ordinary relations it writes out anyway.  Rows that arrive
+-- from another database (made_in differs) are adopted: a view's query is
+-- analyzed again here; a Kafka consumer is restored stopped (kafka_start
+-- resumes it from its restored offsets).
+CREATE FUNCTION stream_ext_internal.adopt_restored_view() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'stream_ext_adopt_restored_view' LANGUAGE C;
+CREATE TRIGGER adopt_restored BEFORE INSERT ON stream_ext_internal.continuous_views
+  FOR EACH ROW WHEN (NEW.made_in IS DISTINCT FROM stream_ext_internal.catalog_origin())
+  EXECUTE FUNCTION stream_ext_internal.adopt_restored_view();
+
+CREATE FUNCTION stream_ext_internal.adopt_restored_consumer() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  NEW.enabled := false;
+  NEW.made_in := stream_ext_internal.catalog_origin();
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER adopt_restored BEFORE INSERT ON stream_ext_internal.kafka_consumers
+  FOR EACH ROW WHEN (NEW.made_in IS DISTINCT FROM stream_ext_internal.catalog_origin())
+  EXECUTE FUNCTION stream_ext_internal.adopt_restored_consumer();
+
+-- A restored pending watermark has a restored writer (src/agg/writer_xact.c):
+-- frozen, visible in pg_dump's snapshot, or invalid; several fold into one.
+CREATE FUNCTION stream_ext_internal.adopt_restored_watermark() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  IF NEW.writer_xid::xid8 = '0'::xid8 THEN
+    RETURN NULL;                -- its writer had not committed when dumped
+  END IF;
+  UPDATE stream_ext_internal.watermark_pending
+     SET max_event_time = greatest(max_event_time, NEW.max_event_time)
+   WHERE view_id = NEW.view_id AND writer_xid = NEW.writer_xid;
+  IF FOUND THEN
+    RETURN NULL;
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER adopt_restored BEFORE INSERT ON stream_ext_internal.watermark_pending
+  FOR EACH ROW WHEN (NEW.writer_xid::xid8 < '3'::xid8)
+  EXECUTE FUNCTION stream_ext_internal.adopt_restored_watermark();
+
+REVOKE ALL ON FUNCTION stream_ext_internal.catalog_origin(),
+                       stream_ext_internal.adopt_restored_view(),
+                       stream_ext_internal.adopt_restored_consumer(),
+                       stream_ext_internal.adopt_restored_watermark() FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.continuous_views', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.continuous_views_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.view_counters', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.view_watermarks', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.watermark_pending', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.late_events', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.view_errors', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_consumers', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_consumers_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_offsets', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_errors', '');

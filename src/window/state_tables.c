@@ -60,7 +60,7 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 								  quote_identifier(psprintf("%s_ttl", state_name)), state,
 								  quote_identifier(w->ttl_column)));
 	spi_exec_utility(psprintf("CREATE TABLE %s "
-							  "(writer_xid pg_catalog.xid8 NOT NULL, %s) "
+							  "(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
 							  "WITH (autovacuum_vacuum_threshold = 1000, "
 							  "autovacuum_vacuum_scale_factor = 0)",
 							  stream_view_relation_sql(id, VIEW_DELTA_TABLE), columns));

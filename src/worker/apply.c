@@ -42,6 +42,7 @@
 
 #include "agg/combine.h"
 #include "guc.h"
+#include "catalog/catalog.h"
 #include "catalog/view_errors.h"
 #include "stream/event_text.h"
 #include "window/lateness.h"
@@ -76,14 +77,18 @@ typedef struct DeltaReceiver
 
 /*
  * Do the delta table's columns take the plan's rows: as many, of the same
- * types?  (A row formed for other types would be read as garbage.)
+ * types (the writer, an xid8, into a writer_xact)?  (A row formed for other
+ * types would be read as garbage.)
  */
 static bool
 delta_table_matches(TupleDesc table, TupleDesc rows)
 {
-	if (table->natts != rows->natts)
+	if (table->natts != rows->natts || table->natts == 0)
 		return false;
-	for (int i = 0; i < table->natts; i++)
+	if (TupleDescAttr(table, 0)->atttypid != stream_writer_xact_typid() ||
+		TupleDescAttr(rows, 0)->atttypid != XID8OID)
+		return false;
+	for (int i = 1; i < table->natts; i++)
 	{
 		Form_pg_attribute t = TupleDescAttr(table, i);
 

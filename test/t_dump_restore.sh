@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# pg_dump / pg_restore round trip.  A database with streams, continuous views
+# of every window kind (one owned by a non-superuser, one over a stream column
+# numbered differently after the restore) and a Kafka consumer is dumped while
+# writers commit into it; restored into a new database:
+#   - pg_restore reports nothing;
+#   - each restored view holds exactly what a read in pg_dump's snapshot held:
+#     every writer transaction also wrote its events into a plain table, and
+#     each view equals its defining query run over that table's restored rows
+#     (a delta row of a writer still in progress at the dump is not counted);
+#   - the combiner merges restored deltas; the watermark is the dump's;
+#   - ingestion goes on: new events are counted exactly, windows included;
+#   - views depend on their stream again, new views get new ids, dropping a
+#     restored view removes its tables, the catalog views show everything;
+#   - the Kafka consumer is restored stopped, with its offsets.
+# Own server: the combiner merges every 3 s, so that the dump holds deltas.
+source "$(dirname "$0")/lib.sh"
+
+unset PGHOST PGPORT
+start_own_server "$SCRATCH/server" "stream_ext.combine_interval = '3s'"
+fresh_db dump_src
+psql -X -q -d postgres -c "CREATE DATABASE dump_dst"
+
+run_sql <<'SQL'
+CREATE ROLE dump_owner LOGIN;
+GRANT CREATE ON SCHEMA public TO dump_owner;
+CREATE FOREIGN TABLE clicks (gone int, url text, user_id bigint, latency float8, ts timestamptz)
+  SERVER stream_ext;
+ALTER FOREIGN TABLE clicks DROP COLUMN gone;   -- restored, ts is column 4, not 5
+GRANT SELECT, INSERT ON clicks TO dump_owner;
+CREATE TABLE log (url text, user_id bigint, latency float8, ts timestamptz);
+SET ROLE dump_owner;
+CREATE VIEW url_stats WITH (continuous) AS
+  SELECT url, count(*) AS n, sum(user_id) AS s, avg(latency) AS a FROM clicks GROUP BY url;
+RESET ROLE;
+CREATE VIEW per_second WITH (continuous, ttl = '1 day', ttl_column = 'sec') AS
+  SELECT date_bin('1 second', ts, '2000-01-01') AS sec, count(*) AS n, max(latency) AS top
+  FROM clicks GROUP BY 1;
+CREATE VIEW recent WITH (continuous, sliding_window = '1 day', time_column = 'ts',
+                         allowed_lateness = '1 day') AS
+  SELECT url, count(*) AS n, sum(latency) AS total FROM clicks GROUP BY url;
+CREATE VIEW hops WITH (continuous, hop_size = '1 day', hop_slide = '12 hours', time_column = 'ts',
+                       allowed_lateness = '1 day') AS
+  SELECT count(*) AS n FROM clicks;
+CREATE VIEW visits WITH (continuous, session_gap = '1 hour', time_column = 'ts',
+                         allowed_lateness = '1 day') AS
+  SELECT url, count(*) AS n FROM clicks GROUP BY url;
+CREATE VIEW ghosts WITH (continuous) AS SELECT url, count(*) AS n FROM clicks GROUP BY url;
+SELECT stream_ext.kafka_consume('clicks', 'dump_topic', '127.0.0.1:9', format => 'json');
+INSERT INTO stream_ext_internal.kafka_offsets
+  SELECT id, 0, 4242 FROM stream_ext_internal.kafka_consumers;
+SQL
+
+# A writer transaction k writes events 50k .. 50k+49 into the stream and the
+# same rows into log; every seventh rolls back.  Event times are recent (the
+# sliding window is the last day) and within the views' allowed lateness.
+writer_sql() {  # writer_sql FIRST LAST
+	local k
+	for k in $(seq "$1" "$2"); do
+		local end=COMMIT
+		[ $((k % 7)) -eq 0 ] && end=ROLLBACK
+		cat <<SQL
+BEGIN;
+INSERT INTO clicks SELECT '/p/' || (i % 7), i, (i % 97) / 4.0, now() + (i % 1000) * interval '1 ms'
+  FROM generate_series($((k * 50)), $((k * 50 + 49))) i;
+INSERT INTO log SELECT '/p/' || (i % 7), i, (i % 97) / 4.0, now() + (i % 1000) * interval '1 ms'
+  FROM generate_series($((k * 50)), $((k * 50 + 49))) i;
+$end;
+SQL
+	done
+}
+writer_sql 1 40 | run_sql
+
+# A delta row whose writer is still in progress when pg_dump takes its
+# snapshot (in sync mode, a worker's batch commits before its writer does).
+ghost_xid="$SCRATCH/ghost_xid"
+(
+	{
+		echo "BEGIN; SELECT pg_current_xact_id() \\g $ghost_xid"
+		echo "SELECT pg_sleep(6); COMMIT;"
+	} | psql -X -q -At -v ON_ERROR_STOP=1 >/dev/null
+) &
+_bg_pids+=($!)
+wait_for_file() { local i; for i in $(seq 100); do [ -s "$1" ] && return; sleep 0.1; done; fail "no $1"; }
+wait_for_file "$ghost_xid"
+q "INSERT INTO stream_ext_internal.delta_$(q "SELECT id FROM stream_ext_internal.continuous_views WHERE view = 'ghosts'::regclass") (writer_xid, url, a1_count) VALUES ('$(cat "$ghost_xid")'::xid8, '/ghost', 1000)" >/dev/null
+
+# Two writers commit while pg_dump runs.
+writer_sql 41 240 | run_sql &
+w1=$!
+writer_sql 241 440 | run_sql &
+w2=$!
+_bg_pids+=($w1 $w2)
+sleep 1
+pg_dump -Fc -f "$SCRATCH/dump" dump_src || fail "pg_dump failed"
+wait $w1 $w2 || fail "a writer failed"
+wait
+say "ok: dumped while two writers committed"
+[ "$(q "SELECT n FROM ghosts WHERE url = '/ghost'")" = 1000 ] ||
+	fail "the ghost writer's delta row is not counted in the source after its commit"
+
+deltas=$(pg_restore -a -f - "$SCRATCH/dump" | grep -cE '^[0-9]+ visible' || true)
+invisible=$(pg_restore -a -f - "$SCRATCH/dump" | grep -cE '^[0-9]+ invisible' || true)
+say "the dump holds $deltas delta rows of visible writers and $invisible of invisible ones"
+[ "$deltas" -gt 0 ] || fail "the dump holds no unmerged delta rows: the test proves nothing about them"
+[ "$invisible" -gt 0 ] || fail "the dump holds no delta row of an in-progress writer"
+
+out=$(pg_restore -d dump_dst "$SCRATCH/dump" 2>&1) || fail "pg_restore failed: $out"
+[ -z "$out" ] || fail "pg_restore said: $out"
+say "ok: pg_restore into a new database, without a word"
+export PGDATABASE=dump_dst
+
+logged=$(q "SELECT count(*) FROM log")
+total=$(psql -X -At -d dump_src -c "SELECT count(*) FROM log")
+say "restored log holds $logged of the $total events committed in the source"
+
+# Each view against its defining query over log, in the restored database.
+check_views() {  # check_views LABEL
+	local diff
+	diff=$(q "
+	  (SELECT 'url_stats', url, n::text, s::text, round(a::numeric, 9)::text FROM url_stats
+	   EXCEPT SELECT 'url_stats', url, count(*)::text, sum(user_id)::text, round(avg(latency)::numeric, 9)::text
+	          FROM log GROUP BY url)
+	  UNION ALL
+	  (SELECT 'per_second', sec::text, n::text, top::text, '' FROM per_second
+	   EXCEPT SELECT 'per_second', date_bin('1 second', ts, '2000-01-01')::text, count(*)::text,
+	                 max(latency)::text, '' FROM log GROUP BY 2)
+	  UNION ALL
+	  (SELECT 'recent', url, n::text, total::text, '' FROM recent
+	   EXCEPT SELECT 'recent', url, count(*)::text, sum(latency)::text, '' FROM log
+	          WHERE ts > stream_ext.read_time() - interval '1 day' GROUP BY url)
+	  UNION ALL
+	  (SELECT 'visits', url, sum(n)::text, '', '' FROM visits GROUP BY url
+	   EXCEPT SELECT 'visits', url, count(*)::text, '', '' FROM log GROUP BY url)
+	  UNION ALL
+	  (SELECT 'ghosts', url, n::text, '', '' FROM ghosts
+	   EXCEPT SELECT 'ghosts', url, count(*)::text, '', '' FROM log GROUP BY url)
+	  UNION ALL
+	  SELECT 'rows', v, got::text, want::text, '' FROM (VALUES
+	    ('url_stats', (SELECT count(*) FROM url_stats), (SELECT count(DISTINCT url) FROM log)),
+	    ('per_second', (SELECT count(*) FROM per_second),
+	                   (SELECT count(DISTINCT date_bin('1 second', ts, '2000-01-01')) FROM log)),
+	    ('ghosts', (SELECT count(*) FROM ghosts), (SELECT count(DISTINCT url) FROM log)),
+	    ('hops', (SELECT max(n) FROM hops), (SELECT count(*) FROM log))) c(v, got, want)
+	   WHERE got IS DISTINCT FROM want")
+	[ -z "$diff" ] || fail "$1: views differ from their queries over log:
+$diff"
+	say "ok: $1: every view equals its defining query over log ($(q "SELECT count(*) FROM log") events)"
+}
+check_views "restored"
+[ "$(q "SELECT watermark = (SELECT max(ts) FROM log) - interval '1 day' FROM stream_ext.view_stats WHERE name = 'visits'::regclass")" = t ] ||
+	fail "the restored watermark of visits is not the latest event time in the dump's snapshot"
+say "ok: the restored watermark is the dump's"
+
+# The combiner merges the restored deltas of visible writers, drops the rest.
+create_pending_deltas
+try_wait 30 "restored deltas merged" "SELECT pending_deltas() = 0" || { q "SELECT pid, backend_type, application_name, state, wait_event, left(query, 80) FROM pg_stat_activity"; for t in $(q "SELECT delta_table FROM stream_ext_internal.continuous_views"); do echo "$t $(q "SELECT count(*), min(writer_xid::text), max(writer_xid::text) FROM $t")"; done; q "TABLE stream_ext.view_errors"; grep -v kafka "$STREAM_EXT_SERVER_LOG" | tail -20; fail "restored deltas not merged"; }
+check_views "restored deltas merged"
+
+# pg_restore --jobs loads tables and builds indexes in parallel: the same.
+psql -X -q -d postgres -c "CREATE DATABASE dump_par"
+out=$(pg_restore -j 2 -d dump_par "$SCRATCH/dump" 2>&1) || fail "pg_restore -j 2 failed: $out"
+[ -z "$out" ] || fail "pg_restore -j 2 said: $out"
+PGDATABASE=dump_par check_views "restored with pg_restore -j 2"
+
+# Ingestion goes on: views of the restored database count new events.
+writer_sql 441 480 | run_sql
+check_views "after new events"
+
+# The catalog is whole again.
+[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 6 ] || fail "stream_ext.continuous_views lacks views"
+[ "$(q "SELECT time_column FROM stream_ext.continuous_views WHERE name = 'recent'::regclass")" = ts ] ||
+	fail "the time column of recent is lost"
+[ "$(q "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'url_stats'::regclass")" = dump_owner ] ||
+	fail "url_stats lost its owner"
+q "SELECT definition FROM stream_ext.continuous_views WHERE name = 'url_stats'::regclass" | grep -q "count(\*) AS n" ||
+	fail "query_definition of a restored view"
+err=$(psql -X -q -c "DROP FOREIGN TABLE clicks" 2>&1 || true)
+echo "$err" | grep -q "other objects depend on it" || fail "DROP of a restored view's stream without CASCADE: $err"
+run_sql <<'SQL'
+CREATE VIEW fresh WITH (continuous) AS SELECT count(*) AS n FROM clicks;
+INSERT INTO clicks VALUES ('/new', 1, 1, now());
+SQL
+[ "$(q "SELECT n FROM fresh")" = 1 ] || fail "a view created after the restore"
+ghost_tables=$(q "SELECT state_table || ' ' || delta_table FROM stream_ext_internal.continuous_views WHERE view = 'ghosts'::regclass")
+q "DROP VIEW ghosts" >/dev/null
+for t in $ghost_tables; do
+	[ "$(q "SELECT to_regclass('$t') IS NULL")" = t ] || fail "DROP VIEW of a restored view left $t behind"
+done
+say "ok: catalog views, dependencies, new view ids and DROP VIEW work on the restored database"
+
+[ "$(q "SELECT enabled FROM stream_ext_internal.kafka_consumers")" = f ] || fail "the Kafka consumer was restored running"
+[ "$(q "SELECT next_offset FROM stream_ext_internal.kafka_offsets")" = 4242 ] || fail "Kafka offsets were not restored"
+[ "$(psql -X -At -d dump_src -c "SELECT enabled FROM stream_ext_internal.kafka_consumers")" = t ] ||
+	fail "the source's Kafka consumer was stopped"
+say "ok: the Kafka consumer is restored stopped, with its offsets"
