@@ -52,6 +52,12 @@ SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, a, NULL::
 -- is executable and checks its arguments like finalize_agg
 SELECT stream_ext_internal.combine_states('max(text)'::regprocedure, 1::int8, 2::int8);
 SELECT stream_ext_internal.combine_agg('count()'::regprocedure, 1::int8);
+-- finalize_state (state tables' kept results) likewise
+SELECT stream_ext_internal.finalize_state('max(text)'::regprocedure, 1::int8, NULL::text);
+SELECT stream_ext_internal.finalize_state('sum(bigint)'::regprocedure, 1::int8, NULL::numeric);
+SELECT stream_ext_internal.finalize_state('avg(float8)'::regprocedure, '{2,3,0.5}'::float8[], NULL::int8);
+SELECT stream_ext_internal.finalize_state('avg(float8)'::regprocedure, '{2,3,0.5}'::float8[], NULL::float8);
+SELECT stream_ext_internal.finalize_state('count()'::regprocedure, NULL::int8, NULL::int8);
 SELECT stream_ext_internal.xid_committed('1'::xid8);
 -- the other internal functions are not for PUBLIC
 SELECT stream_ext_internal.catalog_changed();

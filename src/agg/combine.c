@@ -5,6 +5,7 @@
  *	 combine_agg(agg, state)		 aggregate: merges partial states of agg
  *	 finalize_agg(agg, state, result-typed NULL) aggregate: merges, finalizes
  *	 combine_states(agg, a, b)		 merges two partial states
+ *	 finalize_state(agg, state, result-typed NULL) the result of one state
  *
  * They work for any aggregate with a combine function, by looking up its
  * pg_aggregate row: transition type, combine function, (de)serialization
@@ -42,6 +43,7 @@ PG_FUNCTION_INFO_V1(stream_ext_combine_agg_trans);
 PG_FUNCTION_INFO_V1(stream_ext_combine_agg_final);
 PG_FUNCTION_INFO_V1(stream_ext_finalize_agg_final);
 PG_FUNCTION_INFO_V1(stream_ext_combine_states);
+PG_FUNCTION_INFO_V1(stream_ext_finalize_state);
 
 /* What we need to know about one aggregate; lives in fn_mcxt. */
 typedef struct AggSupport
@@ -403,14 +405,44 @@ aggregate_of_call(FunctionCallInfo fcinfo)
 	return DatumGetObjectId(((Const *) tle->expr)->constvalue);
 }
 
+/*
+ * The aggregate's result from a merged state (value, isnull), by its final
+ * function if it has one.
+ */
+static Datum
+final_result(AggSupport *s, Oid collation, fmNodePtr context, Datum value, bool isnull,
+			 bool *result_isnull)
+{
+	LOCAL_FCINFO(fc, FUNC_MAX_ARGS);
+	Datum		result;
+
+	*result_isnull = isnull;
+	if (!s->has_final)
+		return value;
+	if (s->finalfn.fn_strict && isnull)
+		return (Datum) 0;
+	InitFunctionCallInfoData(*fc, &s->finalfn, s->final_nargs, collation, context, NULL);
+	fc->args[0].value = value;
+	fc->args[0].isnull = isnull;
+	for (int i = 1; i < s->final_nargs; i++)
+	{
+		fc->args[i].value = (Datum) 0;
+		fc->args[i].isnull = true;
+	}
+	result = FunctionCallInvoke(fc);
+	*result_isnull = fc->isnull;
+	return result;
+}
+
 /* Final function of finalize_agg: the aggregate's result. */
 Datum
 stream_ext_finalize_agg_final(PG_FUNCTION_ARGS)
 {
 	MergeState *st = PG_ARGISNULL(0) ? NULL : (MergeState *) PG_GETARG_POINTER(0);
 	MergeState	empty;
-	AggSupport *s;
 	MemoryContext aggcxt;
+	Datum		result;
+	bool		isnull;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "finalize_agg_final called in non-aggregate context");
@@ -418,36 +450,58 @@ stream_ext_finalize_agg_final(PG_FUNCTION_ARGS)
 	if (st == NULL)
 	{
 		/* No rows: the aggregate over no input (count gives 0, sum NULL). */
-		s = agg_support_for_call(fcinfo, aggregate_of_call(fcinfo), 2, 3);
+		AggSupport *s = agg_support_for_call(fcinfo, aggregate_of_call(fcinfo), 2, 3);
+
 		init_merge_state(&empty, s, aggcxt);
 		st = &empty;
 	}
-	s = st->support;
-
-	if (s->has_final)
-	{
-		LOCAL_FCINFO(fc, FUNC_MAX_ARGS);
-		Datum		result;
-
-		if (s->finalfn.fn_strict && st->isnull)
-			PG_RETURN_NULL();
-		InitFunctionCallInfoData(*fc, &s->finalfn, s->final_nargs, PG_GET_COLLATION(),
-								 fcinfo->context, NULL);
-		fc->args[0].value = st->value;
-		fc->args[0].isnull = st->isnull;
-		for (int i = 1; i < s->final_nargs; i++)
-		{
-			fc->args[i].value = (Datum) 0;
-			fc->args[i].isnull = true;
-		}
-		result = FunctionCallInvoke(fc);
-		if (fc->isnull)
-			PG_RETURN_NULL();
-		PG_RETURN_DATUM(result);
-	}
-	if (st->isnull)
+	result = final_result(st->support, PG_GET_COLLATION(), fcinfo->context,
+						  st->value, st->isnull, &isnull);
+	if (isnull)
 		PG_RETURN_NULL();
-	PG_RETURN_DATUM(st->value);
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * Support functions of internal states insist on an aggregate context; one
+ * whose memory is the current context, for the scalar functions below.
+ */
+static fmNodePtr
+scalar_agg_context(void)
+{
+	ExprContext *econtext = makeNode(ExprContext);
+	AggState   *context = makeNode(AggState);
+
+	econtext->ecxt_per_tuple_memory = CurrentMemoryContext;
+	context->curaggcontext = econtext;
+	return (fmNodePtr) context;
+}
+
+/*
+ * finalize_state(agg, state, NULL::result): the aggregate's result from one
+ * partial state.  State tables keep it beside the state, as a generated
+ * column, so that reads of groups without deltas need not finalize.
+ */
+Datum
+stream_ext_finalize_state(PG_FUNCTION_ARGS)
+{
+	AggSupport *s;
+	fmNodePtr	context;
+	Datum		value = PG_GETARG_DATUM(1);
+	bool		isnull = PG_ARGISNULL(1);
+	Datum		result;
+	bool		result_isnull;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = agg_support_for_call(fcinfo, PG_GETARG_OID(0), 1, 2);
+	context = scalar_agg_context();
+	if (s->transtype == INTERNALOID && !isnull)
+		value = deserialize_state(s, PG_GET_COLLATION(), context, value);
+	result = final_result(s, PG_GET_COLLATION(), context, value, isnull, &result_isnull);
+	if (result_isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
 }
 
 /*
@@ -458,8 +512,7 @@ Datum
 stream_ext_combine_states(PG_FUNCTION_ARGS)
 {
 	AggSupport *s;
-	AggState   *context;
-	ExprContext *econtext;
+	fmNodePtr	context;
 	Datum		value;
 	bool		isnull;
 
@@ -468,15 +521,7 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1) && PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	s = agg_support_for_call(fcinfo, PG_GETARG_OID(0), 1, -1);
-
-	/*
-	 * Support functions of internal states insist on an aggregate context;
-	 * give them one whose memory is our current context.
-	 */
-	econtext = makeNode(ExprContext);
-	econtext->ecxt_per_tuple_memory = CurrentMemoryContext;
-	context = makeNode(AggState);
-	context->curaggcontext = econtext;
+	context = scalar_agg_context();
 
 	if (s->transtype == INTERNALOID)
 	{
@@ -486,10 +531,10 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 			PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 		if (PG_ARGISNULL(2))
 			PG_RETURN_DATUM(PG_GETARG_DATUM(1));
-		value = deserialize_state(s, PG_GET_COLLATION(), (fmNodePtr) context, PG_GETARG_DATUM(1));
-		merge_state(s, PG_GET_COLLATION(), (fmNodePtr) context, CurrentMemoryContext,
+		value = deserialize_state(s, PG_GET_COLLATION(), context, PG_GETARG_DATUM(1));
+		merge_state(s, PG_GET_COLLATION(), context, CurrentMemoryContext,
 					&value, &isnull, PG_GETARG_DATUM(2), false);
-		value = call2(&s->serialfn, PG_GET_COLLATION(), (fmNodePtr) context,
+		value = call2(&s->serialfn, PG_GET_COLLATION(), context,
 					  value, false, (Datum) 0, false, &rnull);
 		if (rnull)
 			PG_RETURN_NULL();
@@ -499,7 +544,7 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 	/* Work on a copy: combine functions may update their first argument. */
 	isnull = PG_ARGISNULL(1);
 	value = isnull ? (Datum) 0 : datumCopy(PG_GETARG_DATUM(1), s->transbyval, s->translen);
-	merge_state(s, PG_GET_COLLATION(), (fmNodePtr) context, CurrentMemoryContext,
+	merge_state(s, PG_GET_COLLATION(), context, CurrentMemoryContext,
 				&value, &isnull, PG_GETARG_DATUM(2), PG_ARGISNULL(2));
 	if (isnull)
 		PG_RETURN_NULL();

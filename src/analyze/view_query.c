@@ -31,6 +31,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/typcache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
@@ -158,7 +159,7 @@ aggregate_state_type(Aggref *aggref)
 
 /* Column names the extension uses beside a view's own keys and aggregates */
 static const char *const reserved_names[] = {
-	"writer_xid", "_one", "_level", "_step", "_slice", "_session_start", "_session_end",
+	"writer_xid", "_one", VIEW_GROUP_HASH_COLUMN, "_level", "_step", "_slice", "_session_start", "_session_end",
 	"_session", "_new", "window_start", "window_end", "session_start", "session_end", NULL
 };
 
@@ -259,6 +260,31 @@ add_window_columns(ViewShape *shape, List **names)
 							 "_session_end", names);
 		shape->session_bucket = stream_window_bucket(shape->time_expr, w->size);
 	}
+}
+
+/*
+ * Can the view keep its aggregates' results in its state rows?  When it has
+ * one state row per group (no window), keys, and keys that hash (the hash of
+ * a group's keys finds the state row a delta belongs to; ddl/read_view.c).
+ */
+static bool
+keeps_finals(ViewShape *shape)
+{
+	ListCell   *lc;
+
+	if (shape->window->kind != WINDOW_NONE || shape->keys == NIL)
+		return false;
+	foreach(lc, shape->keys)
+	{
+		Oid			type = exprType((Node *) ((TargetEntry *) lfirst(lc))->expr);
+
+		if (!OidIsValid(lookup_type_cache(type, TYPECACHE_HASH_EXTENDED_PROC)->hash_extended_proc))
+			return false;
+	}
+	foreach(lc, shape->aggs)
+		if (get_typtype(((Aggref *) lfirst(lc))->aggtype) == TYPTYPE_PSEUDO)
+			return false;
+	return true;
 }
 
 /* ttl_column must name a time-typed group key of the view. */
@@ -416,6 +442,14 @@ stream_view_shape(Query *query, WindowSpec *window)
 		shape->agg_state_types = lappend_oid(shape->agg_state_types,
 											 aggregate_state_type(aggref));
 	}
+	if (keeps_finals(shape))
+		foreach(lc, shape->agg_names)
+		{
+			char	   *name = unique_name(psprintf("%s_final", (char *) lfirst(lc)), names);
+
+			names = lappend(names, name);
+			shape->final_names = lappend(shape->final_names, name);
+		}
 	return shape;
 }
 

@@ -27,6 +27,13 @@ typedef struct ViewShape
 	List	   *aggs;			/* each distinct Aggref */
 	List	   *agg_names;		/* state-table column name of each aggregate */
 	List	   *agg_state_types;	/* Oid: state column type of each aggregate */
+
+	/*
+	 * Views of one state row per group (no window, some keys, hashable keys)
+	 * keep each aggregate's result beside its state, and a hash of the keys:
+	 * the state-table column name of each result (NIL for other views).
+	 */
+	List	   *final_names;
 } ViewShape;
 
 extern Query *stream_analyze_select(RawStmt *raw, const char *sql);

@@ -16,6 +16,12 @@
 /* The schema of the extension's catalog tables and per-view relations */
 #define STREAM_INTERNAL_SCHEMA "stream_ext_internal"
 
+/*
+ * The state-table column holding the hash of a group's keys, in views that
+ * keep their aggregates' results (ViewShape.final_names)
+ */
+#define VIEW_GROUP_HASH_COLUMN "_group"
+
 /* A continuous view's relations: combine states, and the workers' deltas */
 typedef enum ViewRelation
 {

@@ -249,7 +249,8 @@ stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates)
 
 /*
  * The columns of view id's state table in order, each with the aggregate
- * whose state it holds (NULL for keys), for the combiner's statements.
+ * whose state it holds (NULL for keys), for the combiner's statements (not
+ * the generated columns after them, kept results: PostgreSQL computes them).
  * Allocated in the current memory context; SPI connected by the caller.
  */
 List *
@@ -263,7 +264,7 @@ stream_catalog_state_columns(int id)
 							 "FROM " STREAM_INTERNAL_SCHEMA ".continuous_views v "
 							 "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
 							 "WHERE v.id = %d AND a.attnum > 0 AND NOT a.attisdropped "
-							 "AND a.attname <> '_one' ORDER BY a.attnum", id),
+							 "AND a.attgenerated = '' AND a.attname <> '_one' ORDER BY a.attnum", id),
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the columns of continuous view %d", id);
 	for (uint64 i = 0; i < SPI_processed; i++)

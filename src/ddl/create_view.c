@@ -75,6 +75,39 @@ column_type_sql(Oid type, int32 typmod, Oid collation)
 }
 
 /*
+ * The generated columns of a view that keeps its results (NULL for other
+ * views): the hash of the keys, and each aggregate's result from its state.
+ */
+static char *
+results_sql(ViewShape *shape)
+{
+	StringInfoData buf;
+	ListCell   *lc,
+			   *lc2;
+	int			i = 0;
+
+	if (shape->final_names == NIL)
+		return NULL;
+	initStringInfo(&buf);
+	appendStringInfo(&buf, ", " VIEW_GROUP_HASH_COLUMN " pg_catalog.int8 GENERATED ALWAYS AS "
+					 "(pg_catalog.hash_record_extended(ROW(%s), 0)) STORED",
+					 stream_key_columns_sql(shape));
+	forboth(lc, shape->aggs, lc2, shape->final_names)
+	{
+		Aggref	   *aggref = lfirst(lc);
+		const char *state = quote_identifier(list_nth(shape->agg_names, i++));
+		char	   *result_type = format_type_with_typemod(aggref->aggtype, exprTypmod((Node *) aggref));
+
+		appendStringInfo(&buf, ", %s %s GENERATED ALWAYS AS (" STREAM_INTERNAL_SCHEMA
+						 ".finalize_state(%u::pg_catalog.regprocedure, %s, NULL::%s)) STORED",
+						 quote_identifier(lfirst(lc2)),
+						 column_type_sql(aggref->aggtype, exprTypmod((Node *) aggref), aggref->aggcollid),
+						 aggref->aggfnoid, state, result_type);
+	}
+	return buf.data;
+}
+
+/*
  * Create the state and delta tables of view id: a column per key and per
  * aggregate state, laid out for the view's window (window/state_tables.c).
  */
@@ -107,7 +140,7 @@ create_state_tables(ViewShape *shape, int id)
 						 column_type_sql(type, -1, aggref->inputcollid));
 	}
 	cols.data[cols.len - 2] = '\0';
-	stream_window_create_state_tables(id, cols.data, keys.data, shape->window);
+	stream_window_create_state_tables(id, cols.data, keys.data, results_sql(shape), shape->window);
 }
 
 /* Record view id in the catalog (and its watermark for event time). */

@@ -4,7 +4,11 @@
  *
  * Its rows are the view's state rows plus the deltas of committed writers,
  * combined per group and finalized with stream_ext_internal.finalize_agg;
- * the defining query's select list and HAVING are rewritten over them.
+ * the defining query's select list and HAVING are rewritten over them.  A
+ * view without a window keeps each aggregate's result in its state rows
+ * (ViewShape.final_names): its read takes them for the groups no visible
+ * delta changes, and finalizes only the others, so that reading it costs
+ * about what reading a table of its rows does.
  * What the view's window changes (which rows, extra columns and grouping,
  * ttl) comes from window/read_sql.c.
  */
@@ -27,6 +31,7 @@ typedef struct ReadViewContext
 {
 	ViewShape  *shape;
 	Oid			finalize_agg;
+	bool		kept_results;	/* rows carry each aggregate's result */
 } ReadViewContext;
 
 /* "p.k1, p.k2, p.a1, p.a2": the key and state columns, quoted */
@@ -48,6 +53,19 @@ stream_state_columns_sql(ViewShape *shape, const char *prefix)
 		appendStringInfo(&buf, "%s%s%s", first ? "" : ", ", prefix, quote_identifier(lfirst(lc)));
 		first = false;
 	}
+	return buf.data;
+}
+
+/* "k1, k2": every key column, quoted */
+char *
+stream_key_columns_sql(ViewShape *shape)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, shape->key_names)
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", quote_identifier(lfirst(lc)));
 	return buf.data;
 }
 
@@ -79,6 +97,48 @@ finalize_call(ReadViewContext *ctx, Aggref *aggref, int aggno)
 	return (Node *) f;
 }
 
+/*
+ * The state-table column number of aggregate aggno's kept result: after
+ * the keys, the states and the hash of the keys (ddl/create_view.c).
+ */
+static AttrNumber
+kept_result_attno(ViewShape *shape, int aggno)
+{
+	return list_length(shape->keys) + list_length(shape->aggs) + 1 + aggno + 1;
+}
+
+/*
+ * The columns of a view that keeps its results, for window/read_sql.c:
+ * each result finalized from combined states is finalize_call's SQL.
+ */
+static KeptResultsSql *
+kept_results_sql(ReadViewContext *ctx, List *dpcontext)
+{
+	KeptResultsSql *k = palloc0(sizeof(KeptResultsSql));
+	StringInfoData results;
+	StringInfoData finalize;
+	ListCell   *lc;
+
+	if (ctx->shape->final_names == NIL)
+		return NULL;
+	initStringInfo(&results);
+	initStringInfo(&finalize);
+	foreach(lc, ctx->shape->final_names)
+	{
+		int			i = foreach_current_index(lc);
+		Node	   *f = finalize_call(ctx, list_nth(ctx->shape->aggs, i), i);
+
+		appendStringInfo(&results, "%s%s", i ? ", " : "", quote_identifier(lfirst(lc)));
+		appendStringInfo(&finalize, "%s%s AS %s", i ? ", " : "",
+						 deparse_expression(f, dpcontext, false, false),
+						 quote_identifier(lfirst(lc)));
+	}
+	k->keys = stream_key_columns_sql(ctx->shape);
+	k->results = results.data;
+	k->finalize = finalize.data;
+	return k;
+}
+
 /* Rewrite an expression of the defining query over the state columns. */
 static Node *
 read_view_mutator(Node *node, ReadViewContext *ctx)
@@ -101,6 +161,10 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 		i = 0;
 		foreach(lc, ctx->shape->aggs)
 		{
+			if (equal(node, lfirst(lc)) && ctx->kept_results)
+				return (Node *) makeVar(1, kept_result_attno(ctx->shape, i),
+										((Aggref *) node)->aggtype, exprTypmod(node),
+										((Aggref *) node)->aggcollid, 0);
 			if (equal(node, lfirst(lc)))
 				return finalize_call(ctx, (Aggref *) node, i);
 			i++;
@@ -150,18 +214,22 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 	StringInfoData buf;
 	ListCell   *lc;
 	char	   *keys = user_keys_sql(shape, "s.");
-	WindowReadSql *w = stream_window_read_sql(shape->window, id,
-											  stream_state_columns_sql(shape, ""),
-											  user_keys_sql(shape, ""),
-											  exprType((Node *) shape->time_expr));
-	List	   *group = w->group;
-	List	   *having = w->having;
+	WindowReadSql *w;
+	List	   *group;
+	List	   *having;
 
 	ctx.shape = shape;
+	ctx.kept_results = false;
 	ctx.finalize_agg = LookupFuncName(list_make2(makeString(STREAM_INTERNAL_SCHEMA),
 												 makeString("finalize_agg")),
 									  3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID},
 									  false);
+	w = stream_window_read_sql(shape->window, id, stream_state_columns_sql(shape, ""),
+							   user_keys_sql(shape, ""), exprType((Node *) shape->time_expr),
+							   kept_results_sql(&ctx, dpcontext));
+	group = w->group;
+	having = w->having;
+	ctx.kept_results = w->one_row_per_group;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "SELECT %s", w->columns);
@@ -178,14 +246,20 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 	}
 	buf.data[buf.len -= 2] = '\0';
 	appendStringInfo(&buf, " FROM (%s) s%s", w->rows, w->join);
-	append_list_sql(&buf, "WHERE", w->where, " AND ");
-	if (keys)
-		group = lappend(group, keys);
-	append_list_sql(&buf, "GROUP BY", group, ", ");
 	if (shape->query->havingQual != NULL)
 		having = lappend(having, psprintf("(%s)",
 										  deparse_expression(read_view_mutator(shape->query->havingQual, &ctx),
 															 dpcontext, false, false)));
+	if (w->one_row_per_group)
+	{
+		/* each row is a group already */
+		append_list_sql(&buf, "WHERE", list_concat(w->where, having), " AND ");
+		return buf.data;
+	}
+	append_list_sql(&buf, "WHERE", w->where, " AND ");
+	if (keys)
+		group = lappend(group, keys);
+	append_list_sql(&buf, "GROUP BY", group, ", ");
 	append_list_sql(&buf, "HAVING", having, " AND ");
 	return buf.data;
 }

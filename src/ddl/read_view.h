@@ -8,6 +8,7 @@
 #include "analyze/view_query.h"
 
 extern char *stream_state_columns_sql(ViewShape *shape, const char *prefix);
+extern char *stream_key_columns_sql(ViewShape *shape);
 extern char *stream_read_view_sql(ViewShape *shape, int id, Oid state_relid);
 
 #endif

@@ -161,6 +161,11 @@ CREATE AGGREGATE stream_ext_internal.combine_agg(regprocedure, anyelement) (
   FINALFUNC_EXTRA
 );
 
+-- The result of an aggregate from one partial state: state tables keep it.
+CREATE FUNCTION stream_ext_internal.finalize_state(regprocedure, anyelement, anycompatible)
+  RETURNS anycompatible
+  AS 'MODULE_PATHNAME', 'stream_ext_finalize_state' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
 CREATE FUNCTION stream_ext_internal.finalize_agg_trans(internal, regprocedure, anyelement, anycompatible)
   RETURNS internal
   AS 'MODULE_PATHNAME', 'stream_ext_combine_agg_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -218,8 +223,9 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- PUBLIC and checks its arguments: finalize_agg, xid_visible, sliding_bound,
 -- read_time, query_definition and time_column (event_xid8 runs in workers
 -- with the view owner's rights).  The combiner runs its merge statements as
--- the view's owner too, so combine_agg, combine_states, xid_committed and
--- xid_aborted stay executable and check their arguments as well.  The rest
+-- the view's owner too, so combine_agg, combine_states, finalize_state (of
+-- the state tables' generated columns), xid_committed and xid_aborted stay
+-- executable and check their arguments as well.  The rest
 -- is called only by PostgreSQL itself (FDW handler and validator, support
 -- functions of the aggregates, checked against the aggregate's owner), or by
 -- the extension's SECURITY DEFINER functions.

@@ -12,7 +12,8 @@
  *	 session	partial sessions of a group chained while they are closer than
  *				the gap (session_start, session_end; window/session.c);
  * and ttl hides expired rows at once, before the reaper deletes them (a
- * NULL bucket never expires).
+ * NULL bucket never expires).  A view without a window that keeps its
+ * aggregates' results reads them where no delta changes them.
  */
 #include "postgres.h"
 
@@ -30,6 +31,32 @@ visible_deltas_sql(int id, const char *cols)
 {
 	return psprintf("SELECT %s FROM %s WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(writer_xid)",
 					cols, stream_view_relation_sql(id, VIEW_DELTA_TABLE));
+}
+
+/*
+ * The rows of a view that keeps its results: one per group.  A group
+ * without visible deltas is its state row's kept results (found by the hash
+ * of its keys: a hash join, NULL keys included); the groups with visible
+ * deltas (state rows whose hash some visible delta has, and those deltas)
+ * are combined and finalized.  A group whose hash only collides with a
+ * delta's goes the second way, alone in its group: right either way.
+ */
+static char *
+kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k)
+{
+	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+	char	   *delta = stream_view_relation_sql(id, VIEW_DELTA_TABLE);
+	char	   *delta_hash = psprintf("pg_catalog.hash_record_extended(ROW(%s), 0)", k->keys);
+	char	   *visible = "d.writer_xid";
+
+	return psprintf("SELECT %s, %s FROM %s t WHERE NOT EXISTS (SELECT 1 FROM %s d "
+					"WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(%s) AND %s = t." VIEW_GROUP_HASH_COLUMN ") "
+					"UNION ALL SELECT %s, %s FROM (SELECT %s FROM %s t WHERE t." VIEW_GROUP_HASH_COLUMN
+					" IN (SELECT %s FROM %s d WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(%s)) "
+					"UNION ALL %s) u GROUP BY %s",
+					k->keys, k->results, state, delta, visible, delta_hash,
+					k->keys, k->finalize, state_columns, state, delta_hash, delta, visible,
+					visible_deltas_sql(id, state_columns), k->keys);
 }
 
 /*
@@ -70,12 +97,15 @@ sliding_rows_sql(WindowSpec *w, int id, const char *cols, Oid time_type)
  * numbered by the session each belongs to (_session).
  */
 static char *
-rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid time_type)
+rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid time_type,
+		 KeptResultsSql *kept)
 {
 	char	   *rows = psprintf("SELECT %s FROM %s UNION ALL %s", cols,
 								stream_view_relation_sql(id, VIEW_STATE_TABLE),
 								visible_deltas_sql(id, cols));
 
+	if (kept != NULL)
+		return kept_results_rows_sql(id, cols, kept);
 	if (w->kind == WINDOW_SLIDING)
 		return sliding_rows_sql(w, id, cols, time_type);
 	if (w->kind != WINDOW_SESSION)
@@ -86,17 +116,21 @@ rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid tim
 /*
  * The parts of view id's read that its window w decides.  state_columns:
  * every key and state column, quoted, comma separated; user_keys: the
- * view's own keys likewise, or NULL; time_type: the type of its time.
+ * view's own keys likewise, or NULL; time_type: the type of its time;
+ * kept: the columns of a view (without a window) that keeps its results,
+ * or NULL.
  */
 WindowReadSql *
 stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
-					   const char *user_keys, Oid time_type)
+					   const char *user_keys, Oid time_type, KeptResultsSql *kept)
 {
 	WindowReadSql *r = palloc0(sizeof(WindowReadSql));
 
+	Assert(kept == NULL || w->kind == WINDOW_NONE);
 	r->columns = "";
 	r->join = "";
-	r->rows = rows_sql(w, id, state_columns, user_keys, time_type);
+	r->rows = rows_sql(w, id, state_columns, user_keys, time_type, kept);
+	r->one_row_per_group = (kept != NULL);
 	switch (w->kind)
 	{
 		case WINDOW_NONE:

@@ -23,9 +23,24 @@ typedef struct WindowReadSql
 	List	   *where;
 	List	   *group;
 	List	   *having;
+	bool		one_row_per_group;	/* rows are groups, with their kept
+									 * results: no GROUP BY, HAVING as WHERE */
 } WindowReadSql;
 
+/*
+ * The columns of a view that keeps its aggregates' results in its state
+ * rows (ViewShape.final_names), each list quoted and comma separated.
+ */
+typedef struct KeptResultsSql
+{
+	const char *keys;			/* the keys: "k1, k2" */
+	const char *results;		/* the kept results: "a1_count_final, ..." */
+	const char *finalize;		/* each result from combined states, named
+								 * as kept: "finalize_agg(...) AS ..., ..." */
+} KeptResultsSql;
+
 extern WindowReadSql *stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
-											 const char *user_keys, Oid time_type);
+											 const char *user_keys, Oid time_type,
+											 KeptResultsSql *kept);
 
 #endif

@@ -28,11 +28,15 @@ spi_exec_utility(const char *sql)
 
 /*
  * Create the tables of view id: columns is the column list ("k1 type, ...,
- * a1 type, ..."), keys the key columns ("k1, k2", "" when none).  The
- * caller has SPI connected and runs as the extension's owner.
+ * a1 type, ..."), keys the key columns ("k1, k2", "" when none); results,
+ * when not NULL, the generated columns a view of one row per group keeps
+ * after its states (", _group ..., a1_count_final ...": the hash of the
+ * keys, indexed, and each aggregate's result).  The caller has SPI
+ * connected and runs as the extension's owner.
  */
 void
-stream_window_create_state_tables(int id, const char *columns, const char *keys, WindowSpec *w)
+stream_window_create_state_tables(int id, const char *columns, const char *keys,
+								  const char *results, WindowSpec *w)
 {
 	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
 	char	   *state_name = stream_view_relation_name(id, VIEW_STATE_TABLE);
@@ -50,9 +54,12 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 								  state, columns));
 	else
 	{
-		spi_exec_utility(psprintf("CREATE TABLE %s (%s)", state, columns));
+		spi_exec_utility(psprintf("CREATE TABLE %s (%s%s)", state, columns, results ? results : ""));
 		spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 								  quote_identifier(psprintf("%s_key", state_name)), state, keys));
+		if (results)
+			spi_exec_utility(psprintf("CREATE INDEX %s ON %s (" VIEW_GROUP_HASH_COLUMN ")",
+									  quote_identifier(psprintf("%s_group", state_name)), state));
 	}
 	/* the reaper finds expired rows by this column */
 	if (w->ttl_column != NULL)

@@ -9,6 +9,7 @@
 #include "window/spec.h"
 
 extern void stream_window_create_state_tables(int id, const char *columns, const char *keys,
+											  const char *results,
 											  WindowSpec *w);
 
 #endif
