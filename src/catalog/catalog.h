@@ -26,7 +26,9 @@
 typedef enum ViewRelation
 {
 	VIEW_STATE_TABLE,
-	VIEW_DELTA_TABLE
+	VIEW_DELTA_TABLE,
+	VIEW_RESULT_TABLE			/* views that keep their results: one row per
+								 * group, its keys, key hash and results */
 } ViewRelation;
 
 /*
@@ -68,6 +70,10 @@ typedef struct StateColumn
 	char	   *type;			/* format_type of the column */
 	char	   *aggregate;		/* OID (as text) of the aggregate whose
 								 * state the column holds; NULL for keys */
+	char	   *result;			/* the column of the view's result table
+								 * keeping the aggregate's result (quoted),
+								 * or NULL */
+	char	   *result_type;	/* its format_type */
 } StateColumn;
 
 /* names */

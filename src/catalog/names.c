@@ -24,11 +24,12 @@
 
 PG_FUNCTION_INFO_V1(stream_ext_catalog_changed);
 
-/* "state_<id>" or "delta_<id>" */
+/* "state_<id>", "delta_<id>" or "result_<id>" */
 char *
 stream_view_relation_name(int id, ViewRelation which)
 {
-	return psprintf("%s_%d", which == VIEW_STATE_TABLE ? "state" : "delta", id);
+	return psprintf("%s_%d", which == VIEW_STATE_TABLE ? "state" :
+					which == VIEW_DELTA_TABLE ? "delta" : "result", id);
 }
 
 /* The relation's name qualified and quoted, for generated SQL */

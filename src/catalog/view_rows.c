@@ -249,8 +249,9 @@ stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates)
 
 /*
  * The columns of view id's state table in order, each with the aggregate
- * whose state it holds (NULL for keys), for the combiner's statements (not
- * the generated columns after them, kept results: PostgreSQL computes them).
+ * whose state it holds (NULL for keys) and the result table's column
+ * keeping its result, for the combiner's statements (not the generated key
+ * hash after them: PostgreSQL computes it).
  * Allocated in the current memory context; SPI connected by the caller.
  */
 List *
@@ -258,13 +259,19 @@ stream_catalog_state_columns(int id)
 {
 	List	   *columns = NIL;
 	MemoryContext cxt = CurrentMemoryContext;
+	Oid			result = stream_view_relation_relid(id, VIEW_RESULT_TABLE, true);
 
+	/* a result table has the keys, the key hash, then a result per state */
 	if (SPI_execute(psprintf("SELECT a.attname, v.aggregates[a.attnum - v.key_count]::oid, "
-							 "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum <= v.key_count "
+							 "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum <= v.key_count, "
+							 "r.attname, pg_catalog.format_type(r.atttypid, r.atttypmod) "
 							 "FROM " STREAM_INTERNAL_SCHEMA ".continuous_views v "
 							 "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
+							 "LEFT JOIN pg_catalog.pg_attribute r ON r.attrelid = %u "
+							 "AND a.attnum > v.key_count AND r.attnum = a.attnum + 1 "
 							 "WHERE v.id = %d AND a.attnum > 0 AND NOT a.attisdropped "
-							 "AND a.attgenerated = '' AND a.attname <> '_one' ORDER BY a.attnum", id),
+							 "AND a.attgenerated = '' AND a.attname <> '_one' ORDER BY a.attnum",
+							 result, id),
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the columns of continuous view %d", id);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -275,10 +282,13 @@ stream_catalog_state_columns(int id)
 		StateColumn *col = palloc0(sizeof(StateColumn));
 		bool		isnull;
 		bool		is_key = DatumGetBool(SPI_getbinval(tuple, desc, 4, &isnull));
+		char	   *result_name = SPI_getvalue(tuple, desc, 5);
 
 		col->name = pstrdup(quote_identifier(SPI_getvalue(tuple, desc, 1)));
 		col->type = pstrdup(SPI_getvalue(tuple, desc, 3));
 		col->aggregate = is_key ? NULL : pstrdup(SPI_getvalue(tuple, desc, 2));
+		col->result = result_name ? pstrdup(quote_identifier(result_name)) : NULL;
+		col->result_type = result_name ? pstrdup(SPI_getvalue(tuple, desc, 6)) : NULL;
 		columns = lappend(columns, col);
 		MemoryContextSwitchTo(old);
 	}

@@ -7,6 +7,9 @@
  *	   each aggregate's partial state; unique on the keys (NULLs equal);
  *	 - stream_ext_internal.delta_<id>: partial states written by workers, each
  *	   row tagged with the transaction that inserted its events;
+ *	 - for a view without a window, with keys that hash,
+ *	   stream_ext_internal.result_<id>: each group's aggregate results, which
+ *	   the combiner keeps beside the states (ddl/read_view.c reads them);
  *	 - the view the user named, which combines state rows with the deltas of
  *	   committed transactions and finalizes the aggregates;
  *	 - a row in stream_ext_internal.continuous_views.
@@ -75,34 +78,33 @@ column_type_sql(Oid type, int32 typmod, Oid collation)
 }
 
 /*
- * The generated columns of a view that keeps its results (NULL for other
- * views): the hash of the keys, and each aggregate's result from its state.
+ * The columns of the result table of a view that keeps its results (NULL
+ * for other views): its keys, the hash of the keys, each aggregate's result.
  */
 static char *
-results_sql(ViewShape *shape)
+result_columns_sql(ViewShape *shape)
 {
 	StringInfoData buf;
 	ListCell   *lc,
 			   *lc2;
-	int			i = 0;
 
 	if (shape->final_names == NIL)
 		return NULL;
 	initStringInfo(&buf);
-	appendStringInfo(&buf, ", " VIEW_GROUP_HASH_COLUMN " pg_catalog.int8 GENERATED ALWAYS AS "
-					 "(pg_catalog.hash_record_extended(ROW(%s), 0)) STORED",
-					 stream_key_columns_sql(shape));
+	forboth(lc, shape->keys, lc2, shape->key_names)
+	{
+		Node	   *expr = (Node *) ((TargetEntry *) lfirst(lc))->expr;
+
+		appendStringInfo(&buf, "%s %s, ", quote_identifier(lfirst(lc2)),
+						 column_type_sql(exprType(expr), exprTypmod(expr), exprCollation(expr)));
+	}
+	appendStringInfoString(&buf, VIEW_GROUP_HASH_COLUMN " pg_catalog.int8 NOT NULL");
 	forboth(lc, shape->aggs, lc2, shape->final_names)
 	{
 		Aggref	   *aggref = lfirst(lc);
-		const char *state = quote_identifier(list_nth(shape->agg_names, i++));
-		char	   *result_type = format_type_with_typemod(aggref->aggtype, exprTypmod((Node *) aggref));
 
-		appendStringInfo(&buf, ", %s %s GENERATED ALWAYS AS (" STREAM_INTERNAL_SCHEMA
-						 ".finalize_state(%u::pg_catalog.regprocedure, %s, NULL::%s)) STORED",
-						 quote_identifier(lfirst(lc2)),
-						 column_type_sql(aggref->aggtype, exprTypmod((Node *) aggref), aggref->aggcollid),
-						 aggref->aggfnoid, state, result_type);
+		appendStringInfo(&buf, ", %s %s", quote_identifier(lfirst(lc2)),
+						 column_type_sql(aggref->aggtype, exprTypmod((Node *) aggref), aggref->aggcollid));
 	}
 	return buf.data;
 }
@@ -140,7 +142,7 @@ create_state_tables(ViewShape *shape, int id)
 						 column_type_sql(type, -1, aggref->inputcollid));
 	}
 	cols.data[cols.len - 2] = '\0';
-	stream_window_create_state_tables(id, cols.data, keys.data, results_sql(shape), shape->window);
+	stream_window_create_state_tables(id, cols.data, keys.data, result_columns_sql(shape), shape->window);
 }
 
 /* Record view id in the catalog (and its watermark for event time). */
@@ -177,6 +179,9 @@ give_view_relations_to(int id, Oid owner)
 					  stream_view_relation_sql(id, VIEW_STATE_TABLE), role), SPI_OK_UTILITY);
 	spi_exec(psprintf("ALTER TABLE %s OWNER TO %s",
 					  stream_view_relation_sql(id, VIEW_DELTA_TABLE), role), SPI_OK_UTILITY);
+	if (OidIsValid(stream_view_relation_relid(id, VIEW_RESULT_TABLE, true)))
+		spi_exec(psprintf("ALTER TABLE %s OWNER TO %s",
+						  stream_view_relation_sql(id, VIEW_RESULT_TABLE), role), SPI_OK_UTILITY);
 }
 
 /*
@@ -370,6 +375,9 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 			 SPI_OK_DELETE);
 	spi_exec(psprintf("DELETE FROM %s", stream_view_relation_sql(id, VIEW_STATE_TABLE)),
 			 SPI_OK_DELETE);
+	if (OidIsValid(stream_view_relation_relid(id, VIEW_RESULT_TABLE, true)))
+		spi_exec(psprintf("DELETE FROM %s", stream_view_relation_sql(id, VIEW_RESULT_TABLE)),
+				 SPI_OK_DELETE);
 	/* the watermark starts over too; catalog rows are the extension's */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);

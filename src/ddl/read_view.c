@@ -5,7 +5,7 @@
  * Its rows are the view's state rows plus the deltas of committed writers,
  * combined per group and finalized with stream_ext_internal.finalize_agg;
  * the defining query's select list and HAVING are rewritten over them.  A
- * view without a window keeps each aggregate's result in its state rows
+ * view without a window keeps each aggregate's result in a result table
  * (ViewShape.final_names): its read takes them for the groups no visible
  * delta changes, and finalizes only the others, so that reading it costs
  * about what reading a table of its rows does.
@@ -98,13 +98,13 @@ finalize_call(ReadViewContext *ctx, Aggref *aggref, int aggno)
 }
 
 /*
- * The state-table column number of aggregate aggno's kept result: after
- * the keys, the states and the hash of the keys (ddl/create_view.c).
+ * The result-table column number of aggregate aggno's kept result: after
+ * the keys and the hash of the keys (ddl/create_view.c).
  */
 static AttrNumber
 kept_result_attno(ViewShape *shape, int aggno)
 {
-	return list_length(shape->keys) + list_length(shape->aggs) + 1 + aggno + 1;
+	return list_length(shape->keys) + 1 + aggno + 1;
 }
 
 /*
@@ -211,6 +211,7 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 {
 	ReadViewContext ctx;
 	List	   *dpcontext = deparse_context_for("s", state_relid);
+	Oid			result_relid = stream_view_relation_relid(id, VIEW_RESULT_TABLE, true);
 	StringInfoData buf;
 	ListCell   *lc;
 	char	   *keys = user_keys_sql(shape, "s.");
@@ -230,6 +231,9 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 	group = w->group;
 	having = w->having;
 	ctx.kept_results = w->one_row_per_group;
+	/* the select list is over the result table's columns, then */
+	if (ctx.kept_results)
+		dpcontext = deparse_context_for("s", result_relid);
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "SELECT %s", w->columns);

@@ -315,6 +315,9 @@ BEGIN
     DELETE FROM stream_ext_internal.continuous_views WHERE id = cv.id;
     EXECUTE format('DROP TABLE IF EXISTS stream_ext_internal.%I, stream_ext_internal.%I',
                    'state_' || cv.id, 'delta_' || cv.id);
+    IF to_regclass(format('stream_ext_internal.%I', 'result_' || cv.id)) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE stream_ext_internal.%I', 'result_' || cv.id);
+    END IF;
   END LOOP;
   IF found THEN
     PERFORM stream_ext_internal.catalog_changed();

@@ -14,6 +14,10 @@
  *					 RETURNING 1)
  *	 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
  *
+ * A view that keeps its results (a result table: ddl/read_view.c) has the
+ * merged rows return their keys, key hash and results (finalize_state), and
+ * upserts them into the result table in the same statement.
+ *
  * It moves at most `chunk` deltas, so that a merge needs bounded space (a
  * full disk is recovered from with the space of one chunk); the combiner
  * repeats it, a transaction each, while it moves a full chunk.
@@ -49,6 +53,11 @@ typedef struct MergeColumns
 	StringInfoData session_null;	/* m.k1 IS NOT DISTINCT FROM t.k1 AND ... */
 	StringInfoData any_null;	/* t.k1 IS NULL OR ... */
 	StringInfoData blocks[SLIDING_LEVELS];	/* a step's row as a block's */
+	StringInfoData kept;		/* t.k1, ..., t._group, finalize_state(agg,
+								 * t.a1, NULL::type) AS r1 ... (with a result
+								 * table) */
+	StringInfoData kept_update; /* _group = excluded._group, r1 = excluded.r1;
+								 * "" without a result table */
 } MergeColumns;
 
 static void
@@ -66,6 +75,8 @@ build_columns(MergeColumns *m, List *columns, int key_count, WindowSpec *spec)
 	initStringInfo(&m->session_eq);
 	initStringInfo(&m->session_null);
 	initStringInfo(&m->any_null);
+	initStringInfo(&m->kept);
+	initStringInfo(&m->kept_update);
 	for (int l = 1; l < SLIDING_LEVELS; l++)
 		initStringInfo(&m->blocks[l]);
 
@@ -95,6 +106,7 @@ build_columns(MergeColumns *m, List *columns, int key_count, WindowSpec *spec)
 			appendStringInfo(&m->session_eq, "m.%s = t.%s AND ", col, col);
 			appendStringInfo(&m->session_null, "m.%s IS NOT DISTINCT FROM t.%s AND ", col, col);
 			appendStringInfo(&m->any_null, "%st.%s IS NULL", i ? " OR " : "", col);
+			appendStringInfo(&m->kept, "%st.%s", i ? ", " : "", col);
 		}
 		else
 		{
@@ -104,6 +116,20 @@ build_columns(MergeColumns *m, List *columns, int key_count, WindowSpec *spec)
 			appendStringInfo(&m->aggs_update,
 							 "%s%s = " STREAM_INTERNAL_SCHEMA ".combine_states(%s::pg_catalog.regprocedure, t.%s, excluded.%s)",
 							 m->aggs_update.len ? ", " : "", col, c->aggregate, col, col);
+			if (c->result != NULL)
+			{
+				if (m->kept_update.len == 0)
+				{
+					/* the keys (all before the first state), then the hash */
+					appendStringInfoString(&m->kept, ", t." VIEW_GROUP_HASH_COLUMN);
+					appendStringInfoString(&m->kept_update, VIEW_GROUP_HASH_COLUMN
+										   " = excluded." VIEW_GROUP_HASH_COLUMN);
+				}
+				appendStringInfo(&m->kept, ", " STREAM_INTERNAL_SCHEMA
+								 ".finalize_state(%s::pg_catalog.regprocedure, t.%s, NULL::%s) AS %s",
+								 c->aggregate, col, c->result_type, c->result);
+				appendStringInfo(&m->kept_update, ", %s = excluded.%s", c->result, c->result);
+			}
 		}
 	}
 }
@@ -194,6 +220,16 @@ stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec, 
 		source = psprintf("(SELECT * FROM moved UNION ALL SELECT %s FROM moved m"
 						  " UNION ALL SELECT %s FROM moved m) moved",
 						  m.blocks[1].data, m.blocks[2].data);
+	if (m.kept_update.len > 0)
+		return psprintf("WITH %s, merged AS (INSERT INTO %s AS t "
+						"SELECT %s%s FROM %s GROUP BY %s "
+						"ON CONFLICT (%s) DO UPDATE SET %s RETURNING %s), "
+						"kept AS (INSERT INTO %s AS r SELECT * FROM merged "
+						"ON CONFLICT (%s) DO UPDATE SET %s) " MERGE_COUNTS,
+						moved, state, m.keys.data, m.aggs_select.data, source, m.keys.data,
+						m.keys.data, m.aggs_update.data, m.kept.data,
+						stream_view_relation_sql(id, VIEW_RESULT_TABLE), m.keys.data,
+						m.kept_update.data);
 	return psprintf("WITH %s, merged AS (INSERT INTO %s AS t "
 					"SELECT %s%s FROM %s GROUP BY %s "
 					"ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1) " MERGE_COUNTS,

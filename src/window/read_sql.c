@@ -35,28 +35,27 @@ visible_deltas_sql(int id, const char *cols)
 
 /*
  * The rows of a view that keeps its results: one per group.  A group
- * without visible deltas is its state row's kept results (found by the hash
- * of its keys: a hash join, NULL keys included); the groups with visible
- * deltas (state rows whose hash some visible delta has, and those deltas)
- * are combined and finalized.  A group whose hash only collides with a
- * delta's goes the second way, alone in its group: right either way.
+ * without visible deltas is its row of the result table (a narrow table,
+ * read about as fast as a table of the view's rows; found by the hash of
+ * its keys, NULL keys included, in a hashed subplan of the visible deltas'
+ * hashes); the groups with visible deltas (state rows whose hash some
+ * visible delta has, and those deltas) are combined and finalized.  A group
+ * whose hash only collides with a delta's goes the second way, alone in its
+ * group: right either way.
  */
 static char *
 kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k)
 {
-	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
-	char	   *delta = stream_view_relation_sql(id, VIEW_DELTA_TABLE);
-	char	   *delta_hash = psprintf("pg_catalog.hash_record_extended(ROW(%s), 0)", k->keys);
-	char	   *visible = "d.writer_xid";
+	char	   *delta_hashes = psprintf("SELECT pg_catalog.hash_record_extended(ROW(%s), 0) FROM %s d "
+										"WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(d.writer_xid)",
+										k->keys, stream_view_relation_sql(id, VIEW_DELTA_TABLE));
 
-	return psprintf("SELECT %s, %s FROM %s t WHERE NOT EXISTS (SELECT 1 FROM %s d "
-					"WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(%s) AND %s = t." VIEW_GROUP_HASH_COLUMN ") "
+	return psprintf("SELECT %s, %s FROM %s t WHERE NOT (t." VIEW_GROUP_HASH_COLUMN " = ANY (%s)) "
 					"UNION ALL SELECT %s, %s FROM (SELECT %s FROM %s t WHERE t." VIEW_GROUP_HASH_COLUMN
-					" IN (SELECT %s FROM %s d WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(%s)) "
-					"UNION ALL %s) u GROUP BY %s",
-					k->keys, k->results, state, delta, visible, delta_hash,
-					k->keys, k->finalize, state_columns, state, delta_hash, delta, visible,
-					visible_deltas_sql(id, state_columns), k->keys);
+					" IN (%s) UNION ALL %s) u GROUP BY %s",
+					k->keys, k->results, stream_view_relation_sql(id, VIEW_RESULT_TABLE), delta_hashes,
+					k->keys, k->finalize, state_columns, stream_view_relation_sql(id, VIEW_STATE_TABLE),
+					delta_hashes, visible_deltas_sql(id, state_columns), k->keys);
 }
 
 /*

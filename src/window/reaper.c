@@ -130,6 +130,16 @@ stream_reap_batch(int id, WindowSpec *spec)
 					false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the expired rows of continuous view %d", id);
 	deleted = SPI_processed;
+	/* the result table of a view without a window holds the same groups */
+	if (OidIsValid(stream_view_relation_relid(id, VIEW_RESULT_TABLE, true)) &&
+		SPI_execute(psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
+							 "SELECT ctid FROM %s WHERE %s "
+							 "LIMIT %d FOR UPDATE SKIP LOCKED))",
+							 stream_view_relation_sql(id, VIEW_RESULT_TABLE),
+							 stream_view_relation_sql(id, VIEW_RESULT_TABLE), condition,
+							 REAP_BATCH_ROWS),
+					false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the expired rows of continuous view %d", id);
 	SPI_finish();
 	return deleted;
 }

@@ -29,9 +29,10 @@ spi_exec_utility(const char *sql)
 /*
  * Create the tables of view id: columns is the column list ("k1 type, ...,
  * a1 type, ..."), keys the key columns ("k1, k2", "" when none); results,
- * when not NULL, the generated columns a view of one row per group keeps
- * after its states (", _group ..., a1_count_final ...": the hash of the
- * keys, indexed, and each aggregate's result).  The caller has SPI
+ * when not NULL, the columns of the result table of a view that keeps its
+ * aggregates' results ("k1 type, ..., _group int8 NOT NULL, r1 type, ..."):
+ * that table is unique on its keys, and the state table gets the same hash
+ * of the keys, _group, as a generated column, indexed.  The caller has SPI
  * connected and runs as the extension's owner.
  */
 void
@@ -54,12 +55,24 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 								  state, columns));
 	else
 	{
-		spi_exec_utility(psprintf("CREATE TABLE %s (%s%s)", state, columns, results ? results : ""));
+		spi_exec_utility(psprintf("CREATE TABLE %s (%s%s)", state, columns,
+								  results == NULL ? "" :
+								  psprintf(", " VIEW_GROUP_HASH_COLUMN " pg_catalog.int8 GENERATED ALWAYS AS "
+										   "(pg_catalog.hash_record_extended(ROW(%s), 0)) STORED", keys)));
 		spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 								  quote_identifier(psprintf("%s_key", state_name)), state, keys));
 		if (results)
+		{
+			char	   *result = stream_view_relation_sql(id, VIEW_RESULT_TABLE);
+
 			spi_exec_utility(psprintf("CREATE INDEX %s ON %s (" VIEW_GROUP_HASH_COLUMN ")",
 									  quote_identifier(psprintf("%s_group", state_name)), state));
+			spi_exec_utility(psprintf("CREATE TABLE %s (%s)", result, results));
+			spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
+									  quote_identifier(psprintf("%s_key",
+																stream_view_relation_name(id, VIEW_RESULT_TABLE))),
+									  result, keys));
+		}
 	}
 	/* the reaper finds expired rows by this column */
 	if (w->ttl_column != NULL)

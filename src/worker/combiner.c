@@ -290,13 +290,18 @@ static bool
 lock_state_table(ViewToCombine *v)
 {
 	Oid			state = stream_view_relation_relid(v->id, VIEW_STATE_TABLE, true);
+	Oid			result;
 
 	if (!OidIsValid(state))
 		return false;
 	LockRelationOid(state, RowExclusiveLock);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state)))
 		return false;
-	return !stream_window_merge_needs_unique_key(v->window) || has_unique_index(state);
+	if (!stream_window_merge_needs_unique_key(v->window))
+		return true;
+	/* the merge upserts the state table and any result table */
+	result = stream_view_relation_relid(v->id, VIEW_RESULT_TABLE, true);
+	return has_unique_index(state) && (!OidIsValid(result) || has_unique_index(result));
 }
 
 /*
