@@ -14,6 +14,9 @@
 #            has merged every delta (stream_ext_internal.delta_* empty); this
 #            phase runs with stream_ext.jit_above_events = 0, so the workers'
 #            kept executors are JIT-compiled (checked: llvmjit.so is loaded)
+#   phase 4: the ways BI tools read (count(*), ORDER BY ... LIMIT, WHERE on an
+#            aggregate column, a cursor) while a 60k-event COPY is applied but
+#            not committed, and after it commits
 source "$(dirname "$0")/lib.sh"
 use_server
 _differential_cleanup() {
@@ -292,6 +295,87 @@ if ! try_wait 60 "the combiner merged every delta (stream_ext_internal.delta_* e
 	failures+=("phase 3: combiner did not merge all deltas within 60s")
 fi
 compare "phase 3 (after the combiner merged all deltas)"
+
+say "phase 4: read shapes (count(*), ORDER BY ... LIMIT, filters on aggregates, a cursor) while a COPY is running"
+# check_shapes(): each view read the ways BI tools read it, against its query
+# over ev_ref; a failure per line
+run_sql <<'SQL'
+CREATE FUNCTION invisible_deltas() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE r record; total bigint := 0; n bigint;
+BEGIN
+  FOR r IN SELECT delta_table FROM stream_ext_internal.continuous_views LOOP
+    EXECUTE format('SELECT count(*) FROM %s WHERE NOT stream_ext_internal.xid_visible(writer_xid)',
+                   r.delta_table) INTO n;
+    total := total + n;
+  END LOOP;
+  RETURN total;
+END $$;
+CREATE FUNCTION check_shapes() RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE c record; ncols int; ord text; got bigint; want bigint; n bigint; cur refcursor; r record; ex text;
+BEGIN
+  FOR c IN SELECT * FROM cases ORDER BY name LOOP
+    SELECT count(*) INTO ncols FROM pg_attribute WHERE attrelid = c.name::regclass AND attnum > 0;
+    SELECT string_agg(i::text || ' NULLS FIRST', ', ') INTO ord FROM generate_series(1, ncols) i;
+    EXECUTE format('SELECT count(*) FROM %I', c.name) INTO got;
+    EXECUTE format('SELECT count(*) FROM (%s) x', replace(c.q, '{S}', 'ev_ref')) INTO want;
+    IF got <> want THEN RETURN NEXT format('%s: count(*) %s, expected %s', c.name, got, want); END IF;
+    EXECUTE format('CREATE TEMP VIEW shape AS SELECT * FROM %I ORDER BY %s LIMIT 7', c.name, ord);
+    SELECT count(*), string_agg(side || ': ' || d.r, E'\n') INTO n, ex FROM diff_view('shape',
+      format('SELECT * FROM (%s) x ORDER BY %s LIMIT 7', replace(c.q, '{S}', 'ev_ref'), ord)) d;
+    IF n > 0 THEN RETURN NEXT format(E'%s: ORDER BY ... LIMIT 7 differs in %s rows:\n%s', c.name, n, ex); END IF;
+    DROP VIEW shape;
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = c.name::regclass AND attname = 'c') THEN
+      EXECUTE format('CREATE TEMP VIEW shape AS SELECT * FROM %I WHERE c > 100', c.name);
+      SELECT count(*) INTO n FROM diff_view('shape',
+        format('SELECT * FROM (%s) x WHERE c > 100', replace(c.q, '{S}', 'ev_ref')));
+      IF n > 0 THEN RETURN NEXT format('%s: WHERE c > 100 differs in %s rows', c.name, n); END IF;
+      DROP VIEW shape;
+    END IF;
+    n := 0;
+    OPEN cur FOR EXECUTE format('SELECT * FROM %I', c.name);
+    LOOP
+      FETCH cur INTO r;
+      EXIT WHEN NOT FOUND;
+      n := n + 1;
+    END LOOP;
+    CLOSE cur;
+    IF n <> want THEN RETURN NEXT format('%s: a cursor fetched %s rows, expected %s', c.name, n, want); END IF;
+  END LOOP;
+END $$;
+SQL
+q "SELECT gen(60000, 0.41)" >/dev/null
+copy_open="$SCRATCH/copy_open"
+rm -f "$copy_open"
+# the COPY's transaction commits only once the holder of this lock goes
+psql -X -q -c "SELECT pg_advisory_lock(4242)" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+holder_pid=$!
+_bg_pids+=($holder_pid)
+wait_until 10 "the lock holder has the lock" "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted"
+(
+	{
+		echo "BEGIN;"
+		echo "COPY ev FROM STDIN (FORMAT csv);"
+		psql -X -q -At -c "COPY (SELECT k, g, b, n, f, flag, t FROM batch ORDER BY seq) TO STDOUT (FORMAT csv)"
+		echo '\.'
+		echo "\! touch $copy_open"
+		echo "SELECT pg_advisory_lock(4242);"
+		echo "COMMIT;"
+	} | psql -X -q -v ON_ERROR_STOP=1 >/dev/null
+) &
+copy_pid=$!
+_bg_pids+=($copy_pid)
+for i in $(seq 300); do [ -e "$copy_open" ] && break; sleep 0.1; done
+[ -e "$copy_open" ] || fail "phase 4: the COPY did not finish loading"
+in_progress=$(q "SELECT invisible_deltas()")
+say "phase 4: $in_progress delta rows of the open COPY's transaction are in the delta tables"
+shapes=$(q "SELECT string_agg(s, E'\n') FROM check_shapes() s")
+[ -z "$shapes" ] || failures+=("phase 4 (COPY running): $shapes")
+kill "$holder_pid"
+wait "$copy_pid" || fail "phase 4: the COPY failed"
+q "INSERT INTO ev_ref SELECT k, g, b, n, f, flag, t FROM batch" >/dev/null
+shapes=$(q "SELECT string_agg(s, E'\n') FROM check_shapes() s")
+[ -z "$shapes" ] || failures+=("phase 4 (after the COPY committed): $shapes")
+[ ${#failures[@]} -eq 0 ] && say "ok: phase 4: every read shape equals the reference, during and after the COPY"
 
 errs=$(q "SELECT count(*) FROM stream_ext.view_errors")
 if [ "$errs" != 0 ]; then
