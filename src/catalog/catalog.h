@@ -16,6 +16,12 @@
 /* The schema of the extension's catalog tables and per-view relations */
 #define STREAM_INTERNAL_SCHEMA "stream_ext_internal"
 
+/*
+ * The catalog rows as every role reads them: the table is its owner's only
+ * (it is not listed as readable), this SECURITY DEFINER function returns it.
+ */
+#define STREAM_CATALOG_ROWS STREAM_INTERNAL_SCHEMA ".catalog_rows()"
+
 /* A continuous view's relations: combine states, and the workers' deltas */
 typedef enum ViewRelation
 {
