@@ -46,8 +46,9 @@ $$;
 
 SET ROLE regress_bi_reader;
 SET search_path = bi, public;
-INSERT INTO bi.clicks VALUES ('/a', 10, '2026-01-01 10:00:30+00'), ('/a', 30, '2026-01-01 10:01:10+00'),
-                             ('/b', 5, '2026-01-01 10:01:20+00');
+-- events of the last minutes (older ones the background reaper would expire)
+INSERT INTO bi.clicks VALUES ('/a', 10, now() - interval '3 minutes'), ('/a', 30, now() - interval '2 minutes'),
+                             ('/b', 5, now() - interval '2 minutes');
 
 -- Grafana, table list (no schema chosen): relations of the search path by
 -- name, others qualified.
@@ -138,10 +139,8 @@ ORDER BY type, schema, name;
 
 -- what those tools then read, as this role
 SELECT * FROM bi.url_stats ORDER BY url;
-SET stream_ext.read_time = '2026-01-01 10:30+00';
 SELECT * FROM bi.recent ORDER BY url;
-SELECT * FROM bi.per_minute ORDER BY minute;
-RESET stream_ext.read_time;
+SELECT sum(count) FROM bi.per_minute;
 -- the probe on the stream fails with the stream's error
 SELECT TRUE FROM bi.clicks WHERE 1 <> 1 LIMIT 0;
 -- internal relations stay unreadable
