@@ -113,7 +113,7 @@ EXCEPTION WHEN insufficient_privilege THEN
   RAISE NOTICE '% refused: %', what, regexp_replace(SQLERRM, '_[0-9]+', '_N');
 END $$;
 SELECT iso_owned.refused(what, command, CASE t WHEN 'delta' THEN v.delta_table ELSE v.state_table END)
-  FROM stream_ext_internal.continuous_views v,
+  FROM stream_ext_internal.catalog_rows() v,
        (VALUES (1, 'alter', 'ALTER TABLE %s ALTER COLUMN n TYPE text', 'delta'),
                (2, 'drop', 'DROP TABLE %s', 'delta'),
                (3, 'truncate', 'TRUNCATE %s', 'state'),

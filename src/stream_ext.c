@@ -15,6 +15,7 @@
 #include "kafka/slots.h"
 #include "kafka/supervisor.h"
 #include "stream/insert.h"
+#include "stream/read_guard.h"
 #include "window/reaper.h"
 #include "worker/worker.h"
 
@@ -63,6 +64,7 @@ _PG_init(void)
 
 	stream_utility_init();
 	stream_insert_init();
+	stream_read_guard_init();
 	stream_reaper_init();
 	kafka_supervisor_init();
 	stream_register_launcher();

@@ -55,12 +55,17 @@ use_server() {
 	export PGUSER=${PGUSER:-postgres}
 }
 
-# fresh_db NAME: (re)create database NAME with the extension; sets PGDATABASE.
-# On a shared server it is dropped at exit unless KEEP_DB is set.
-fresh_db() {
+# empty_db NAME: (re)create database NAME, without the extension; sets
+# PGDATABASE.  On a shared server it is dropped at exit unless KEEP_DB is set.
+empty_db() {
 	psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
 	export PGDATABASE=$1
 	[ -n "${KEEP_DB:-}" ] || _drop_db=$1
+}
+
+# fresh_db NAME: empty_db NAME, with the extension.
+fresh_db() {
+	empty_db "$1"
 	psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION stream_ext"
 }
 

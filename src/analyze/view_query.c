@@ -37,6 +37,7 @@
 
 #include "analyze/view_query.h"
 #include "stream/fdw.h"
+#include "stream/read_guard.h"
 #include "window/sliding.h"
 #include "window/time_expr.h"
 
@@ -576,7 +577,7 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 	q->havingQual = NULL;
 	q->hasAggs = true;
 
-	pstmt = pg_plan_query(q, sql, 0, NULL);
+	pstmt = stream_plan_batch_query(q, sql);
 	partialize_plan(pstmt->planTree);
 	return pstmt;
 }

@@ -22,6 +22,12 @@
  */
 #define VIEW_GROUP_HASH_COLUMN "_group"
 
+/*
+ * The catalog rows as every role reads them: the table is its owner's only
+ * (it is not listed as readable), this SECURITY DEFINER function returns it.
+ */
+#define STREAM_CATALOG_ROWS STREAM_INTERNAL_SCHEMA ".catalog_rows()"
+
 /* A continuous view's relations: combine states, and the workers' deltas */
 typedef enum ViewRelation
 {

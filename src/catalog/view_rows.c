@@ -120,7 +120,7 @@ load_rows(void)
 	if (SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
 					"v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
 					"v.key_count, " WINDOW_TEXT_COLUMNS " "
-					"FROM " STREAM_INTERNAL_SCHEMA ".continuous_views v "
+					"FROM " STREAM_CATALOG_ROWS " v "
 					"JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the continuous view catalog");
@@ -265,7 +265,7 @@ stream_catalog_state_columns(int id)
 	if (SPI_execute(psprintf("SELECT a.attname, v.aggregates[a.attnum - v.key_count]::oid, "
 							 "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum <= v.key_count, "
 							 "r.attname, pg_catalog.format_type(r.atttypid, r.atttypmod) "
-							 "FROM " STREAM_INTERNAL_SCHEMA ".continuous_views v "
+							 "FROM " STREAM_CATALOG_ROWS " v "
 							 "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
 							 "LEFT JOIN pg_catalog.pg_attribute r ON r.attrelid = %u "
 							 "AND a.attnum > v.key_count AND r.attnum = a.attnum + 1 "

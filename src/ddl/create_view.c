@@ -169,6 +169,46 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Que
 		stream_lateness_add_view(id);
 }
 
+/*
+ * Revoke what ALTER DEFAULT PRIVILEGES of the role that created view id's
+ * relations granted on them: they are their owner's only, so that no other
+ * role reads them or is shown them as readable (information_schema, the
+ * lists BI tools make).  SPI connected by the caller.
+ */
+static void
+keep_view_relations_private(int id)
+{
+	for (int which = VIEW_STATE_TABLE; which <= VIEW_RESULT_TABLE; which++)
+	{
+		const char *rel = stream_view_relation_sql(id, (ViewRelation) which);
+		bool		isnull;
+		Datum		grantees;
+
+		if (!OidIsValid(stream_view_relation_relid(id, (ViewRelation) which, true)))
+			continue;			/* no result table */
+
+		/*
+		 * Not read-only: the snapshot must see the new tables.  Operators
+		 * qualified: this runs as the extension's owner.
+		 */
+		if (SPI_execute(psprintf("SELECT pg_catalog.string_agg(DISTINCT CASE "
+								 "WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' "
+								 "ELSE pg_catalog.quote_ident(r.rolname) END, ', ') "
+								 "FROM pg_catalog.pg_class c "
+								 "CROSS JOIN pg_catalog.aclexplode(c.relacl) a "
+								 "LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee "
+								 "WHERE c.oid OPERATOR(pg_catalog.=) %s::pg_catalog.regclass "
+								 "AND a.grantee OPERATOR(pg_catalog.<>) c.relowner",
+								 quote_literal_cstr(rel)),
+						false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the privileges of %s", rel);
+		grantees = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			spi_exec(psprintf("REVOKE ALL ON %s FROM %s", rel, TextDatumGetCString(grantees)),
+					 SPI_OK_UTILITY);
+	}
+}
+
 /* ALTER TABLE ... OWNER TO of view id's relations */
 static void
 give_view_relations_to(int id, Oid owner)
@@ -230,6 +270,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	id = stream_catalog_next_view_id();
 	create_state_tables(shape, id);
+	keep_view_relations_private(id);
 	give_view_relations_to(id, saved_user);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 

@@ -64,8 +64,15 @@ CREATE FUNCTION stream_ext_internal.time_column(stream regclass, attnum int2) RE
   LANGUAGE sql STABLE AS
   $$SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum = $2$$;
 
--- Readable like pg_class: it holds what pg_views shows anyway.
-GRANT SELECT ON stream_ext_internal.continuous_views TO PUBLIC;
+-- The catalog rows, for the extension's code in any role's session (DDL on
+-- a view looks its row up).  The table itself is readable by its owner only,
+-- so that it is not among the relations a role is shown as readable
+-- (information_schema.tables, the lists BI tools make); what it holds is
+-- what pg_views and stream_ext.continuous_views show anyway.
+CREATE FUNCTION stream_ext_internal.catalog_rows()
+  RETURNS SETOF stream_ext_internal.continuous_views
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS
+  $$SELECT * FROM stream_ext_internal.continuous_views$$;
 
 -- Per view and worker counters; each worker updates only its own rows.
 CREATE TABLE stream_ext_internal.view_counters (

@@ -5,8 +5,8 @@
  *
  * Writing (INSERT, COPY FROM) hands events to the workers (see insert.c).
  * Reading is only possible inside a worker, where a scan of the stream
- * returns the events of the batch being applied; everywhere else it is an
- * error, because a stream stores nothing.
+ * returns the events of the batch being applied; every other plan that
+ * reads a stream is refused when it is made (read_guard.c).
  */
 #include "postgres.h"
 
@@ -30,6 +30,7 @@
 
 #include "stream/fdw.h"
 #include "stream/insert.h"
+#include "stream/read_guard.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_fdw_handler);
 PG_FUNCTION_INFO_V1(stream_ext_fdw_validator);
@@ -101,11 +102,7 @@ scan_source(Relation rel)
 {
 	if (stream_scan_source == NULL ||
 		stream_scan_source->stream != RelationGetRelid(rel))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot read from stream \"%s\"", RelationGetRelationName(rel)),
-				 errdetail("A stream does not store events; continuous views aggregate them as they arrive."),
-				 errhint("Query a continuous view defined over the stream.")));
+		stream_refuse_read(RelationGetRelid(rel));
 	return stream_scan_source;
 }
 
