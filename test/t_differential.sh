@@ -347,9 +347,8 @@ q "SELECT gen(60000, 0.41)" >/dev/null
 copy_open="$SCRATCH/copy_open"
 rm -f "$copy_open"
 # the COPY's transaction commits only once the holder of this lock goes
-psql -X -q -c "SELECT pg_advisory_lock(4242)" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-holder_pid=$!
-_bg_pids+=($holder_pid)
+PGAPPNAME=phase4_holder psql -X -q -c "SELECT pg_advisory_lock(4242)" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+_bg_pids+=($!)
 wait_until 10 "the lock holder has the lock" "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted"
 (
 	{
@@ -370,7 +369,8 @@ in_progress=$(q "SELECT invisible_deltas()")
 say "phase 4: $in_progress delta rows of the open COPY's transaction are in the delta tables"
 shapes=$(q "SELECT string_agg(s, E'\n') FROM check_shapes() s")
 [ -z "$shapes" ] || failures+=("phase 4 (COPY running): $shapes")
-kill "$holder_pid"
+# (a backend in pg_sleep does not notice its client going: end it)
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'phase4_holder'" >/dev/null
 wait "$copy_pid" || fail "phase 4: the COPY failed"
 q "INSERT INTO ev_ref SELECT k, g, b, n, f, flag, t FROM batch" >/dev/null
 shapes=$(q "SELECT string_agg(s, E'\n') FROM check_shapes() s")
