@@ -10,10 +10,17 @@
 
 #include "metrics/rate.h"
 
+/* A zeroed StreamRate counts in 1 s buckets */
+static uint32
+width_of(const StreamRate *rate)
+{
+	return Max(rate->width_s, 1);
+}
+
 static uint32
 epoch_of(const StreamRate *rate, TimestampTz now)
 {
-	return (uint32) ((now / USECS_PER_SEC) / rate->width_s);
+	return (uint32) ((now / USECS_PER_SEC) / width_of(rate));
 }
 
 void
@@ -47,7 +54,7 @@ double
 stream_rate_per_second(const StreamRate *rate, TimestampTz now, int seconds)
 {
 	uint32		e = epoch_of(rate, now);
-	int			nbuckets = Min(seconds / (int) rate->width_s, STREAM_RATE_BUCKETS - 1);
+	int			nbuckets = Min(seconds / (int) width_of(rate), STREAM_RATE_BUCKETS - 1);
 	uint64		sum = 0;
 
 	for (int k = 1; k <= nbuckets; k++)
@@ -57,5 +64,5 @@ stream_rate_per_second(const StreamRate *rate, TimestampTz now, int seconds)
 		if (rate->epoch[i] == e - k)
 			sum += rate->count[i];
 	}
-	return nbuckets > 0 ? (double) sum / (nbuckets * rate->width_s) : 0.0;
+	return nbuckets > 0 ? (double) sum / (nbuckets * width_of(rate)) : 0.0;
 }
