@@ -14,6 +14,8 @@
 #include "kafka/kafka_guc.h"
 #include "kafka/slots.h"
 #include "kafka/supervisor.h"
+#include "metrics/latency.h"
+#include "metrics/view_rates.h"
 #include "stream/insert.h"
 #include "stream/read_guard.h"
 #include "window/reaper.h"
@@ -32,6 +34,8 @@ stream_ext_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	stream_shmem_request();
+	stream_view_rates_shmem_request();
+	stream_latency_shmem_request();
 	kafka_shmem_request();
 }
 
@@ -41,6 +45,8 @@ stream_ext_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	stream_shmem_startup();
+	stream_view_rates_shmem_startup();
+	stream_latency_shmem_startup();
 	kafka_shmem_startup();
 }
 

@@ -6,8 +6,10 @@ set -euo pipefail
 # postgresql-15: server, contrib modules and pgbench (Debian ships contrib inside it)
 # postgresql-client-15: psql;  postgresql-server-dev-15: pg_config, PGXS, headers
 # librdkafka-dev, kcat: Kafka ingestion and its tests;  procps: pkill/pgrep
+# prometheus-postgres-exporter, curl: test/t_exporter.sh scrapes the query file
 required=(postgresql-15 postgresql-client-15 postgresql-server-dev-15
-          librdkafka-dev kcat make gcc procps util-linux coreutils)
+          librdkafka-dev kcat make gcc procps util-linux coreutils
+          prometheus-postgres-exporter curl)
 # Only a separate package on some distributions (not on Debian 12).
 optional=(postgresql-contrib-15)
 

@@ -110,7 +110,7 @@ block_workers
 psql -X -c "\\copy big FROM '$SCRATCH/big.csv' (FORMAT csv)" > "$SCRATCH/copy.out" 2>&1 &
 copy_pid=$!
 wait_until 30 "the COPY waits on the full queue" \
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query ILIKE 'copy%big%' AND wait_event_type = 'Extension'"
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query ILIKE 'copy%big%' AND wait_event = 'MessageQueueSend'"
 psql -X -c "ALTER FOREIGN TABLE big ADD COLUMN extra int" > "$SCRATCH/alter.out" 2>&1 &
 alter_pid=$!
 wait_until 30 "the ALTER waits for its lock" \

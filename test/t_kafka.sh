@@ -2,8 +2,10 @@
 # Kafka ingestion against librdkafka's mock cluster (test/kafka/mock_broker.c):
 # formats and metadata columns, bad messages, start positions and reset,
 # partitions added to the topic,
-# stop/start, consumer groups, privileges and secrets, broker faults, and a
-# server restart with consumers running.  Own server (it is restarted).
+# stop/start, consumer groups, privileges and secrets, broker faults (lag
+# from the brokers' watermarks, NULL while they are down; the rate over the
+# last 10 s; running again as soon as they answer), and a server restart with
+# consumers running.  Own server (it is restarted).
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -268,11 +270,20 @@ SELECT stream_ext.kafka_consume('o', 'out_t', '$BROKERS');
 SQL
 seq 1 500 | sed 's/.*/{"user_id": &}/' | produce out_t
 wait_until 30 "before the outage" "SELECT n = 500 FROM o_v"
+wait_until 10 "the lag is known and 0" "SELECT lag = 0 FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"
+wait_until 5 "rate: messages per second of the last 10 s" "SELECT rate > 0 FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"
+say "ok: rate $(q "SELECT rate FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass") messages/s over the last 10 s"
+wait_until 15 "the rate falls to 0 when idle" "SELECT rate = 0 FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"
+say "ok: rate 0 once idle for 10 s"
 mock_cmd "down 1"
 wait_until 60 "the consumer reports the outage" \
-	"SELECT last_error IS NOT NULL AND state = 'retrying' FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"
-say "ok: outage reported: $(q "SELECT last_error FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass")"
+	"SELECT last_error IS NOT NULL AND state = 'retrying' AND lag IS NULL FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"
+say "ok: outage reported, lag unknown (NULL): $(q "SELECT last_error FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass")"
 mock_cmd "up 1"
+# running again as soon as the brokers answer, before any new message
+wait_until 15 "running again once the brokers answer" \
+	"SELECT state = 'running' AND lag = 0 FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"
+say "ok: running again with lag 0 after the outage, no message needed"
 seq 501 1000 | sed 's/.*/{"user_id": &}/' | produce out_t
 wait_until 60 "after the outage" "SELECT n = 1000 FROM o_v"
 # Fetch (API key 1) fails 20 times with NOT_LEADER_FOR_PARTITION (6)

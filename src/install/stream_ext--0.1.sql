@@ -273,6 +273,12 @@ CREATE VIEW stream_ext.continuous_views AS
          v.keep_late
     FROM stream_ext_internal.continuous_views v;
 
+-- Recent events per second of each view (shared memory, src/metrics/view_rates.c).
+CREATE FUNCTION stream_ext_internal.view_rates(
+    OUT view_id int, OUT rate_10s float8, OUT rate_1m float8, OUT rate_5m float8)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'stream_ext_view_rates' LANGUAGE C STRICT VOLATILE;
+
 CREATE VIEW stream_ext.view_stats AS
   SELECT v.view AS name,
          coalesce(sum(c.events), 0)::bigint AS events,
@@ -283,11 +289,60 @@ CREATE VIEW stream_ext.view_stats AS
          greatest(w.max_event_time,
                   (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
                     WHERE p.view_id = v.id AND stream_ext_internal.xid_visible(p.writer_xid)))
-           - v.allowed_lateness AS watermark
+           - v.allowed_lateness AS watermark,
+         coalesce(r.rate_10s, 0) AS rate_10s,
+         coalesce(r.rate_1m, 0) AS rate_1m,
+         coalesce(r.rate_5m, 0) AS rate_5m,
+         -- delta rows not merged yet, from the table's statistics (the
+         -- workers and the combiner report them at least every second)
+         pg_catalog.pg_stat_get_live_tuples(v.delta_table) AS unmerged_deltas
     FROM stream_ext_internal.continuous_views v
     LEFT JOIN stream_ext_internal.view_counters c ON c.view_id = v.id
     LEFT JOIN stream_ext_internal.view_watermarks w ON w.view_id = v.id
-   GROUP BY v.id, v.view, w.late_events, w.max_event_time;
+    LEFT JOIN stream_ext_internal.view_rates() r ON r.view_id = v.id
+   GROUP BY v.id, v.view, w.late_events, w.max_event_time, r.rate_10s, r.rate_1m, r.rate_5m;
+
+-- This database's processes and writers (shared memory, src/metrics/processes.c).
+CREATE FUNCTION stream_ext_internal.worker_status(
+    OUT worker int, OUT pid int, OUT state text, OUT queue_bytes bigint,
+    OUT queue_size bigint, OUT writers_waiting_queue int, OUT writers_waiting_commit int)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'stream_ext_worker_status' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION stream_ext_internal.combiner_status(
+    OUT pid int, OUT state text, OUT pending_merges bigint, OUT last_merge_at timestamptz,
+    OUT workers_failed_since timestamptz)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'stream_ext_combiner_status' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION stream_ext_internal.waiting_writers(
+    OUT pid int, OUT waiting_for text, OUT worker int, OUT since timestamptz)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'stream_ext_waiting_writers' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION stream_ext_internal.commit_latency(
+    OUT commits bigint, OUT p50_ms float8, OUT p99_ms float8, OUT max_ms float8)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'stream_ext_commit_latency' LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW stream_ext.workers AS
+  SELECT s.worker, s.pid, s.state, s.queue_bytes, s.queue_size,
+         round(s.queue_bytes::numeric / s.queue_size, 4)::float8 AS queue_fill,
+         s.writers_waiting_queue, s.writers_waiting_commit
+    FROM stream_ext_internal.worker_status() s;
+
+CREATE VIEW stream_ext.combiner AS
+  SELECT s.pid, s.state, s.pending_merges,
+         (SELECT coalesce(sum(pg_catalog.pg_stat_get_live_tuples(v.delta_table)), 0)::bigint
+            FROM stream_ext_internal.continuous_views v) AS unmerged_deltas,
+         s.last_merge_at, s.workers_failed_since
+    FROM stream_ext_internal.combiner_status() s;
+
+CREATE VIEW stream_ext.waiting_writers AS
+  SELECT w.pid, w.waiting_for, w.worker, w.since, a.usename, a.query
+    FROM stream_ext_internal.waiting_writers() w
+    LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = w.pid;
+
+CREATE VIEW stream_ext.commit_latency AS
+  SELECT l.commits, l.p50_ms, l.p99_ms, l.max_ms
+    FROM stream_ext_internal.commit_latency() l;
 
 CREATE VIEW stream_ext.view_errors AS
   SELECT v.view AS name, e.occurred_at, e.sqlstate, e.message, e.event
@@ -303,7 +358,8 @@ CREATE VIEW stream_ext.late_events AS
 
 GRANT SELECT ON stream_ext.streams, stream_ext.continuous_views,
                 stream_ext.view_stats, stream_ext.view_errors,
-                stream_ext.late_events TO PUBLIC;
+                stream_ext.late_events, stream_ext.workers, stream_ext.combiner,
+                stream_ext.waiting_writers, stream_ext.commit_latency TO PUBLIC;
 
 -- DROP VIEW (or DROP ... CASCADE of a stream) removes the state behind a view.
 CREATE FUNCTION stream_ext_internal.on_sql_drop() RETURNS event_trigger
@@ -648,7 +704,8 @@ CREATE VIEW stream_ext.kafka_consumers AS
             FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS partitions,
          (SELECT array_agg(NULLIF(o.next_offset, -2) ORDER BY o.partition)
             FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS next_offsets,
-         sum(s.lag)::bigint AS lag,
+         -- known only when every worker runs and the brokers gave its watermarks
+         CASE WHEN c.enabled AND count(s.lag) = c.parallelism THEN sum(s.lag)::bigint END AS lag,
          coalesce(sum(s.messages), 0)::bigint AS messages,
          (SELECT count(*) FROM stream_ext_internal.kafka_errors e WHERE e.consumer_id = c.id) AS errors,
          sum(s.rate) AS rate,

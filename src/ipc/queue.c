@@ -33,6 +33,18 @@
 /* How long a writer waits for workers of its database to start */
 #define WORKER_START_TIMEOUT_MS 30000
 
+/*
+ * A writer fails at once when the launcher could not start its database's
+ * workers for this long (at server start, workers of databases without the
+ * extension hold background worker slots for a moment), and the launcher
+ * tries again this often.
+ */
+#define START_FAILURE_GRACE_MS 1000
+#define START_RETRY_MS 250
+
+/* A group whose processes could not start is kept this long after the last try */
+#define START_FAILURE_KEEP_MS 10000
+
 StreamExtShared *StreamShared = NULL;
 
 static int
@@ -66,6 +78,7 @@ stream_shmem_size(void)
 	size = add_size(size, MAXALIGN(mul_size(mul_size(total_ack_slots(),
 													 stream_ext_workers_per_database),
 											sizeof(StreamBackendAck))));
+	size = add_size(size, MAXALIGN(mul_size(total_ack_slots(), sizeof(StreamWriterWait))));
 	size = add_size(size, mul_size(mul_size(stream_ext_max_databases,
 											stream_ext_workers_per_database),
 								   ring_size()));
@@ -113,9 +126,18 @@ stream_shmem_startup(void)
 		ptr += MAXALIGN(mul_size(nslots, sizeof(StreamWorkerSlot)));
 		StreamShared->acks = (StreamBackendAck *) ptr;
 		ptr += MAXALIGN(mul_size(nacks, sizeof(StreamBackendAck)));
+		StreamShared->waits = (StreamWriterWait *) ptr;
+		StreamShared->nwaits = total_ack_slots();
+		ptr += MAXALIGN(mul_size(total_ack_slots(), sizeof(StreamWriterWait)));
 
 		for (int g = 0; g < stream_ext_max_databases; g++)
+		{
 			pg_atomic_init_u64(&StreamShared->groups[g].mergeable, 0);
+			pg_atomic_init_u64(&StreamShared->groups[g].merged, 0);
+			pg_atomic_init_u64(&StreamShared->groups[g].last_merge_at, 0);
+		}
+		for (int i = 0; i < StreamShared->nwaits; i++)
+			pg_atomic_init_u32(&StreamShared->waits[i].kind, WRITER_NOT_WAITING);
 		for (int i = 0; i < nacks; i++)
 		{
 			pg_atomic_init_u64(&StreamShared->acks[i].request_seq, 0);
@@ -231,6 +253,45 @@ wake_launcher(void)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
+/* Is a group idle: no process, no unapplied events?  Lock held. */
+static bool
+group_idle_locked(int groupno)
+{
+	for (int s = 0; s < StreamShared->slots_per_group; s++)
+	{
+		StreamWorkerSlot *other = stream_slot(stream_group_slot(groupno, s));
+
+		if (other->state != SLOT_FREE || other->write_pos != other->read_pos)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A group kept for a database whose processes could not start (so that
+ * its writers and the launcher remember the failure), idle and not asked
+ * for in START_FAILURE_KEEP_MS: another database may take it.  Lock held.
+ */
+static StreamDatabaseGroup *
+find_stale_failed_group(int *groupno)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int g = 0; g < StreamShared->ngroups; g++)
+	{
+		StreamDatabaseGroup *group = &StreamShared->groups[g];
+
+		if (group->start_failed_since != 0 && !group->launch_pending && !group->stopping &&
+			TimestampDifferenceExceeds(group->start_failed_at, now, START_FAILURE_KEEP_MS) &&
+			group_idle_locked(g))
+		{
+			*groupno = g;
+			return group;
+		}
+	}
+	return NULL;
+}
+
 /*
  * Ask the launcher to start the workers of a database that are not running.
  * Returns false when every group is taken by other databases.
@@ -242,9 +303,16 @@ request_launch_locked(Oid dboid)
 	StreamDatabaseGroup *group = find_group(dboid, &groupno);
 
 	if (group == NULL)
+	{
 		group = find_group(InvalidOid, &groupno);
-	if (group == NULL)
-		return false;
+		if (group == NULL)
+			group = find_stale_failed_group(&groupno);
+		if (group == NULL)
+			return false;
+		group->start_failed_since = 0;
+		group->start_failed_at = 0;
+		group->start_retry_at = 0;
+	}
 	group->dboid = dboid;
 	if (!group->stopping)
 		group->launch_pending = true;
@@ -271,13 +339,14 @@ List *
 stream_take_launch_requests(void)
 {
 	List	   *slots = NIL;
+	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
 	for (int g = 0; g < StreamShared->ngroups; g++)
 	{
 		StreamDatabaseGroup *group = &StreamShared->groups[g];
 
-		if (!group->launch_pending || group->stopping)
+		if (!group->launch_pending || group->stopping || group->start_retry_at > now)
 			continue;
 		group->launch_pending = false;
 		for (int s = 0; s < StreamShared->slots_per_group; s++)
@@ -296,15 +365,63 @@ stream_take_launch_requests(void)
 	return slots;
 }
 
+/* Mark what this backend waits for (stream_ext.waiting_writers). */
+static void
+writer_wait_begin(StreamWriterWaitKind kind, int slotno)
+{
+	StreamWriterWait *w = &StreamShared->waits[MyProc->pgprocno];
+
+	w->pid = MyProcPid;
+	w->dboid = MyDatabaseId;
+	w->slotno = slotno;
+	w->since = GetCurrentTimestamp();
+	pg_write_barrier();
+	pg_atomic_write_u32(&w->kind, kind);
+}
+
+/* The wait ended (also called at abort: an error may have ended it). */
+void
+stream_writer_wait_done(void)
+{
+	if (StreamShared != NULL && MyProc != NULL)
+		pg_atomic_write_u32(&StreamShared->waits[MyProc->pgprocno].kind, WRITER_NOT_WAITING);
+}
+
+/*
+ * Error out when the launcher could not start the workers of this
+ * database after our request (started at requested_at), and has not been
+ * able to for START_FAILURE_GRACE_MS.  Caller holds StreamShared->lock.
+ */
+static void
+error_if_workers_cannot_start(StreamDatabaseGroup *group, TimestampTz requested_at)
+{
+	if (group->start_failed_since == 0 || group->start_failed_at < requested_at ||
+		!TimestampDifferenceExceeds(group->start_failed_since, group->start_failed_at,
+									START_FAILURE_GRACE_MS))
+		return;
+	LWLockRelease(StreamShared->lock);
+	stream_writer_wait_done();
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("stream_ext workers cannot start in database \"%s\"",
+					get_database_name(MyDatabaseId)),
+			 errdetail("All %d background worker slots (max_worker_processes) are in use.",
+					   max_worker_processes),
+			 errhint("Raise max_worker_processes and restart the server: stream_ext needs %d background workers per database it serves (stream_ext.workers + 1), one launcher, and one per Kafka consumer worker.",
+					 StreamShared->slots_per_group)));
+}
+
 /*
  * Return this backend's home batch worker slot (the first records of its
  * transactions go there), starting the database's workers first if need be.
+ * Fails at once when the launcher reports that they cannot start.
  */
 int
 stream_batch_slot_for_backend(void)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	int			index = MyProc->pgprocno % stream_ext_workers_per_database;
+	bool		waiting = false;
 
 	for (;;)
 	{
@@ -323,8 +440,11 @@ stream_batch_slot_for_backend(void)
 			if (slot->state == SLOT_RUNNING)
 			{
 				LWLockRelease(StreamShared->lock);
+				if (waiting)
+					stream_writer_wait_done();
 				return slotno;
 			}
+			error_if_workers_cannot_start(group, start);
 			if (slot->state == SLOT_FREE)
 				requested = request_launch_locked(MyDatabaseId);
 		}
@@ -346,6 +466,8 @@ stream_batch_slot_for_backend(void)
 
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
 									   WORKER_START_TIMEOUT_MS))
+		{
+			stream_writer_wait_done();
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("stream_ext workers are not running in database \"%s\"",
@@ -355,9 +477,15 @@ stream_batch_slot_for_backend(void)
 					 errhint("Check that CREATE EXTENSION stream_ext has been committed, "
 							 "that max_worker_processes leaves room for stream_ext's workers, "
 							 "and the server log for worker errors.")));
+		}
 
+		if (!waiting)
+		{
+			writer_wait_begin(WRITER_WAITS_FOR_WORKERS, -1);
+			waiting = true;
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 20L, PG_WAIT_EXTENSION);
+						 20L, STREAM_WAIT_WORKER_START);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -467,16 +595,20 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 		if (!sleeping)
 		{
 			ConditionVariablePrepareToSleep(&slot->space_cv);
+			writer_wait_begin(WRITER_WAITS_FOR_QUEUE, slotno);
 			sleeping = true;
 		}
 		else
 		{
-			if (ConditionVariableTimedSleep(&slot->space_cv, 100, PG_WAIT_EXTENSION))
+			if (ConditionVariableTimedSleep(&slot->space_cv, 100, STREAM_WAIT_QUEUE_FULL))
 				error_if_worker_waits_for_us(slot);
 		}
 	}
 	if (sleeping)
+	{
 		ConditionVariableCancelSleep();
+		stream_writer_wait_done();
+	}
 
 	/* Wake the worker (cheap when its latch is already set). */
 	{
@@ -506,6 +638,7 @@ stream_ack_wait(int slotno, uint64 seq)
 {
 	StreamBackendAck *ack = backend_ack(MyProc->pgprocno, slotno % StreamShared->slots_per_group);
 	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+	bool		waiting = false;
 
 	for (;;)
 	{
@@ -516,12 +649,19 @@ stream_ack_wait(int slotno, uint64 seq)
 		if (slot->state == SLOT_FREE)
 			stream_request_launch(MyDatabaseId);
 
+		if (!waiting)
+		{
+			writer_wait_begin(WRITER_WAITS_FOR_COMMIT, slotno);
+			waiting = true;
+		}
 		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					  100L, PG_WAIT_EXTENSION) & WL_TIMEOUT)
+					  100L, STREAM_WAIT_COMMIT_ACK) & WL_TIMEOUT)
 			error_if_worker_waits_for_us(slot);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	if (waiting)
+		stream_writer_wait_done();
 
 	pg_read_barrier();
 	if (pg_atomic_read_u64(&ack->failed_seq) == seq)
@@ -566,6 +706,79 @@ stream_mergeable_count(int slotno)
 	return pg_atomic_read_u64(&StreamShared->groups[stream_slot_group(slotno)].mergeable);
 }
 
+/*
+ * The combiner of slotno's group completed a merge round that began when
+ * the mergeable counter was mergeable_at_start.
+ */
+void
+stream_note_merge_round(int slotno, uint64 mergeable_at_start)
+{
+	StreamDatabaseGroup *group = &StreamShared->groups[stream_slot_group(slotno)];
+
+	pg_atomic_write_u64(&group->merged, mergeable_at_start);
+	pg_atomic_write_u64(&group->last_merge_at, (uint64) GetCurrentTimestamp());
+}
+
+/* The group serving dboid, or -1. */
+int
+stream_group_of_database(Oid dboid)
+{
+	int			groupno = -1;
+
+	LWLockAcquire(StreamShared->lock, LW_SHARED);
+	if (find_group(dboid, &groupno) == NULL)
+		groupno = -1;
+	LWLockRelease(StreamShared->lock);
+	return groupno;
+}
+
+/*
+ * Launcher side: the process of slotno could not be registered (no
+ * background worker slot free).  The slot is free again; the group keeps
+ * the failure, which its writers see, and a new request is tried
+ * START_RETRY_MS later at the earliest.  Returns true when this begins a
+ * failure (the caller logs it once).
+ */
+bool
+stream_slot_start_failed(int slotno)
+{
+	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+	StreamDatabaseGroup *group = &StreamShared->groups[stream_slot_group(slotno)];
+	TimestampTz now = GetCurrentTimestamp();
+	bool		first;
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	if (slot->state == SLOT_STARTING)
+		slot->state = SLOT_FREE;
+	first = (group->start_failed_since == 0);
+	if (first)
+		group->start_failed_since = now;
+	group->start_failed_at = now;
+	group->start_retry_at = TimestampTzPlusMilliseconds(now, START_RETRY_MS);
+	LWLockRelease(StreamShared->lock);
+	return first;
+}
+
+/*
+ * Launcher side: every process of group groupno it was asked for could be
+ * registered.  Returns true when the group had failed before (the caller
+ * logs the recovery once).
+ */
+bool
+stream_group_started(int groupno)
+{
+	StreamDatabaseGroup *group = &StreamShared->groups[groupno];
+	bool		was_failing;
+
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	was_failing = (group->start_failed_since != 0);
+	group->start_failed_since = 0;
+	group->start_failed_at = 0;
+	group->start_retry_at = 0;
+	LWLockRelease(StreamShared->lock);
+	return was_failing;
+}
+
 /* Worker side: mark a process as attached to its slot. */
 bool
 stream_slot_attach(int slotno)
@@ -586,19 +799,17 @@ stream_slot_attach(int slotno)
 	return ok;
 }
 
-/* Give up a group that has no process and no unapplied events.  Lock held. */
+/*
+ * Give up a group that has no process and no unapplied events, unless its
+ * processes could not start: it keeps that failure.  Lock held.
+ */
 static void
 maybe_free_group_locked(int groupno)
 {
 	StreamDatabaseGroup *group = &StreamShared->groups[groupno];
 
-	for (int s = 0; s < StreamShared->slots_per_group; s++)
-	{
-		StreamWorkerSlot *other = stream_slot(stream_group_slot(groupno, s));
-
-		if (other->state != SLOT_FREE || other->write_pos != other->read_pos)
-			return;
-	}
+	if (!group_idle_locked(groupno) || group->start_failed_since != 0)
+		return;
 	if (!group->launch_pending && !group->stopping)
 		group->dboid = InvalidOid;
 }

@@ -12,6 +12,8 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/lwlock.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 typedef enum StreamSlotState
 {
@@ -59,19 +61,64 @@ typedef struct StreamWorkerSlot
 
 /*
  * The workers of one database: stream_ext.workers batch workers, then one
- * combiner.  To read or change dboid, launch_pending or stopping hold
- * StreamShared->lock (exclusive to change); mergeable is atomic and read
- * and bumped without a lock.
+ * combiner.  To read or change dboid, launch_pending, stopping or the
+ * start_* fields hold StreamShared->lock (exclusive to change); mergeable,
+ * merged and last_merge_at are atomic and read without a lock (only the
+ * combiner writes the last two).
  */
 typedef struct StreamDatabaseGroup
 {
 	Oid			dboid;			/* InvalidOid when the group is unused */
 	bool		launch_pending; /* the launcher should start FREE slots */
 	bool		stopping;		/* being stopped for DROP DATABASE etc. */
+	TimestampTz start_failed_since; /* the launcher could not start a
+									 * process of the group since then (0:
+									 * it could) */
+	TimestampTz start_failed_at;	/* its latest failed attempt */
+	TimestampTz start_retry_at; /* the launcher tries again from then */
 	pg_atomic_uint64 mergeable; /* bumped when deltas may have become
 								 * mergeable: a writer committed, or a worker
 								 * applied events of async writers */
+	pg_atomic_uint64 merged;	/* mergeable when the combiner's last
+								 * completed round began */
+	pg_atomic_uint64 last_merge_at; /* TimestampTz that round ended */
 } StreamDatabaseGroup;
+
+/* What a writer waits for (StreamWriterWait.kind) */
+typedef enum StreamWriterWaitKind
+{
+	WRITER_NOT_WAITING = 0,
+	WRITER_WAITS_FOR_QUEUE,		/* room in a full ring */
+	WRITER_WAITS_FOR_COMMIT,	/* a worker's acknowledgement at COMMIT */
+	WRITER_WAITS_FOR_WORKERS	/* the database's workers to start */
+} StreamWriterWaitKind;
+
+/*
+ * What a backend waits for, for stream_ext.waiting_writers; one per
+ * backend, indexed by pgprocno.  Only the backend writes it: slotno and
+ * since first, then kind (a write barrier between).  Readers read kind,
+ * then the rest (a read barrier between), and accept a stale view.
+ */
+typedef struct StreamWriterWait
+{
+	pg_atomic_uint32 kind;		/* StreamWriterWaitKind */
+	int			pid;			/* of the backend that set it */
+	Oid			dboid;
+	int			slotno;
+	TimestampTz since;
+} StreamWriterWait;
+
+/*
+ * Wait events.  PostgreSQL 15 gives extensions a single wait event name,
+ * "Extension"; these are existing events of type IPC whose meaning is what
+ * a writer does: send to a shared queue that is full, receive the
+ * worker's acknowledgement through shared memory, wait for background
+ * workers to start.  stream_ext.waiting_writers tells them apart from
+ * PostgreSQL's own uses.
+ */
+#define STREAM_WAIT_QUEUE_FULL		WAIT_EVENT_MQ_SEND
+#define STREAM_WAIT_COMMIT_ACK		WAIT_EVENT_MQ_RECEIVE
+#define STREAM_WAIT_WORKER_START	WAIT_EVENT_BGWORKER_STARTUP
 
 /*
  * What a backend waits for at commit, one per backend and batch worker of
@@ -107,6 +154,8 @@ typedef struct StreamExtShared
 	StreamDatabaseGroup *groups;
 	StreamWorkerSlot *slots;	/* ngroups * slots_per_group */
 	StreamBackendAck *acks;		/* indexed by pgprocno */
+	StreamWriterWait *waits;	/* indexed by pgprocno */
+	int			nwaits;
 } StreamExtShared;
 
 extern StreamExtShared *StreamShared;
@@ -128,6 +177,8 @@ extern void stream_note_mergeable(int slotno);
 extern void stream_wake_combiner(Oid dboid);
 extern uint64 stream_mergeable_count(int slotno);
 
+extern void stream_writer_wait_done(void);
+
 /* workers */
 extern bool stream_slot_attach(int slotno);
 extern void stream_slot_detach(int slotno);
@@ -140,6 +191,12 @@ extern void stream_ack_done(int procno, int slotno, uint64 seq);
 extern void stream_ack_failed(int procno, int slotno, uint64 seq, int sqlerrcode,
 							  const char *why);
 
+/* the combiner */
+extern void stream_note_merge_round(int slotno, uint64 mergeable_at_start);
+
+/* status, for the metrics views */
+extern int	stream_group_of_database(Oid dboid);
+
 /* launcher and database lifecycle */
 extern int	stream_group_count(void);
 extern int	stream_slots_per_group(void);
@@ -147,6 +204,8 @@ extern Oid	stream_slot_database(int slotno);
 extern void stream_launcher_attach(void);
 extern void stream_request_launch(Oid dboid);
 extern List *stream_take_launch_requests(void);
+extern bool stream_slot_start_failed(int slotno);
+extern bool stream_group_started(int groupno);
 extern void stream_stop_database(Oid dboid);
 extern void stream_resume_database(Oid dboid);
 

@@ -72,6 +72,8 @@ stream_ring_send(int slotno, uint16 flags, Oid stream, uint32 nevents, uint64 xa
 	hdr.stream = stream;
 	hdr.nevents = nevents;
 	hdr.xact_seq = xact_seq;
+	if (flags & (STREAM_FLAG_COMMIT | STREAM_FLAG_ASYNC))
+		hdr.sent_at = GetCurrentTimestamp();
 	stream_ring_put(slotno, &hdr, events, len);
 }
 
@@ -102,6 +104,7 @@ stream_ring_next_record(int slotno, uint64 pos, uint64 to, StreamRecord *rec)
 		rec->stream = hdr->stream;
 		rec->nevents = hdr->nevents;
 		rec->xact_seq = hdr->xact_seq;
+		rec->sent_at = hdr->sent_at;
 		rec->events = (const char *) hdr + STREAM_RECORD_HDRSZ;
 		return true;
 	}

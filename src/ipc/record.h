@@ -14,6 +14,7 @@
 
 #include "access/htup.h"
 #include "access/htup_details.h"
+#include "datatype/timestamp.h"
 
 /* Record flags */
 #define STREAM_FLAG_COMMIT		0x0001	/* sender waits for xact_seq to be
@@ -31,6 +32,7 @@ typedef struct StreamRecord
 	Oid			stream;			/* stream of its events */
 	uint32		nevents;
 	uint64		xact_seq;		/* sender's transaction sequence number */
+	TimestampTz sent_at;		/* when sent, if flagged COMMIT or ASYNC */
 	const char *events;			/* the first event, in the ring */
 } StreamRecord;
 

@@ -26,6 +26,7 @@ typedef struct StreamRecordHeader
 	Oid			stream;			/* stream the events belong to */
 	uint32		nevents;
 	uint64		xact_seq;		/* sender's transaction sequence number */
+	TimestampTz sent_at;		/* when sent, if flagged COMMIT or ASYNC */
 } StreamRecordHeader;
 
 typedef struct StreamEventHeader

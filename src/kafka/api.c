@@ -23,6 +23,9 @@
 #include "ipc/queue.h"
 #include "kafka/slots.h"
 
+/* kafka_consumers.rate: messages per second over the last this many seconds */
+#define KAFKA_RATE_SECONDS 10
+
 PG_FUNCTION_INFO_V1(stream_ext_kafka_stop_workers);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_worker_status);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_ensure_supervisor);
@@ -130,7 +133,9 @@ stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
 													TYPALIGN_INT));
 		values[5] = Int64GetDatum(copy.messages);
 		values[6] = Int64GetDatum(copy.lag);
-		values[7] = Float8GetDatum(copy.rate);
+		nulls[6] = !copy.lag_known || copy.pid == 0;
+		values[7] = Float8GetDatum(stream_rate_per_second(&copy.rate, GetCurrentTimestamp(),
+														   KAFKA_RATE_SECONDS));
 		values[8] = CStringGetTextDatum(copy.last_error);
 		nulls[8] = copy.last_error[0] == '\0';
 		values[9] = TimestampTzGetDatum(copy.last_error_at);

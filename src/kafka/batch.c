@@ -407,29 +407,15 @@ batch_committed(KafkaWorker *w, const int64 *next, int nmessages)
 	}
 }
 
-/* Lag (from the watermarks librdkafka learnt with its fetches) and counters. */
+/* Counters after a committed batch (the lag is kafka_refresh_lag's). */
 static void
-update_status(KafkaWorker *w, int nmessages, TimestampTz batch_start)
+update_status(KafkaWorker *w, int nmessages)
 {
-	int64		lag = 0;
 	TimestampTz now = GetCurrentTimestamp();
-	double		secs = (double) (now - batch_start) / 1000000.0;
 
-	for (int i = 0; i < w->nassigned; i++)
-	{
-		int64		low,
-					high;
-
-		if (rd_kafka_get_watermark_offsets(w->rk, w->cfg.topic, w->assigned_partitions[i],
-										   &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-			high >= w->assigned_next[i])
-			lag += high - w->assigned_next[i];
-	}
 	SpinLockAcquire(&w->slot->mutex);
 	w->slot->messages += nmessages;
-	w->slot->lag = lag;
-	if (secs > 0)
-		w->slot->rate = 0.7 * w->slot->rate + 0.3 * (nmessages / secs);
+	stream_rate_add(&w->slot->rate, now, nmessages);
 	strlcpy(w->slot->state, "running", sizeof(w->slot->state));
 	SpinLockRelease(&w->slot->mutex);
 }
@@ -459,7 +445,7 @@ kafka_process_batch(KafkaWorker *w, rd_kafka_message_t **msgs, int n, MemoryCont
 	PG_END_TRY();
 	MemoryContextSwitchTo(saved);
 	batch_committed(w, next, n);
-	update_status(w, n, batch_start);
+	update_status(w, n);
 	elog(DEBUG1, "stream_ext kafka consumer %d: %d messages, polled in %ld ms, applied in %ld ms",
 		 w->cfg.id, n, (long) ((apply_start - batch_start) / 1000),
 		 (long) ((GetCurrentTimestamp() - apply_start) / 1000));

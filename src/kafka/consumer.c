@@ -39,6 +39,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -51,6 +52,7 @@
 #include "kafka/consumer.h"
 #include "kafka/decode.h"
 #include "kafka/kafka_guc.h"
+#include "kafka/lag.h"
 #include "kafka/slots.h"
 #include "stream/fdw.h"
 #include "worker/apply.h"
@@ -327,6 +329,25 @@ create_handle(KafkaWorker *w)
 
 /* ---------- main ---------- */
 
+/* What pg_stat_activity shows as this worker's query (in w->cxt) */
+static char *
+consumer_activity(KafkaWorker *w)
+{
+	char	   *stream;
+	MemoryContext old;
+	char	   *activity;
+
+	StartTransactionCommand();
+	stream = get_rel_name(w->cfg.stream);
+	stream = MemoryContextStrdup(w->cxt, stream ? stream : "?");
+	CommitTransactionCommand();
+	old = MemoryContextSwitchTo(w->cxt);
+	activity = psprintf("stream_ext: Kafka consumer %d (worker %d) of topic \"%s\" into stream %s",
+						w->cfg.id, w->index, w->cfg.topic, stream);
+	MemoryContextSwitchTo(old);
+	return activity;
+}
+
 /* Take our slot (set up by the supervisor): w->slot, or NULL if it is gone. */
 static void
 attach_slot(KafkaWorker *w, KafkaWorkerArgs *args)
@@ -359,6 +380,7 @@ stream_ext_kafka_main(Datum arg)
 	int			capacity;
 	MemoryContext batch_cxt;
 	TimestampTz last_partition_check;
+	char	   *activity;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	memset(w, 0, sizeof(KafkaWorker));
@@ -414,6 +436,7 @@ stream_ext_kafka_main(Datum arg)
 		kafka_assign_static(w);
 	last_partition_check = GetCurrentTimestamp();
 	kafka_slot_set_state(w->slot, "running");
+	activity = consumer_activity(w);
 
 	capacity = stream_ext_batch_size;
 	msgs = MemoryContextAlloc(w->cxt, sizeof(rd_kafka_message_t *) * capacity);
@@ -505,17 +528,25 @@ stream_ext_kafka_main(Datum arg)
 
 		if (n > 0)
 		{
+			pgstat_report_activity(STATE_RUNNING, activity);
 			kafka_process_batch(w, msgs, n, batch_cxt, start);
 			for (int i = 0; i < n; i++)
 				rd_kafka_message_destroy(msgs[i]);
+			(void) pgstat_report_stat(false);
 		}
+		else
+			(void) pgstat_report_stat(true);
+		pgstat_report_activity(STATE_IDLE, activity);
+		kafka_refresh_lag(w);
 
 		/*
 		 * Partitions added to the topic (the group notices them itself).
 		 * Looked for only when idle: the metadata request can wait behind a
-		 * fetch.
+		 * fetch; and not while the brokers fail (kafka_refresh_lag asks them
+		 * every second then, and the metadata request would block the loop
+		 * for seconds).
 		 */
-		if (!w->cfg.group_id && n == 0 &&
+		if (!w->cfg.group_id && n == 0 && !kafka_brokers_failing(w) &&
 			TimestampDifferenceExceeds(last_partition_check, GetCurrentTimestamp(),
 									   PARTITION_CHECK_MS))
 		{

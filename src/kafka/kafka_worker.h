@@ -65,6 +65,10 @@ typedef struct KafkaWorker
 	int			topic_partition_count;
 	bool		assignment_revoked; /* in group mode, since the batch began */
 	bool		assignment_failed;
+
+	/* the brokers' watermarks (lag.c) */
+	TimestampTz lag_checked_at;
+	bool		lag_failing;	/* the last query failed */
 } KafkaWorker;
 
 #endif

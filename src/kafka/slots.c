@@ -69,13 +69,16 @@ kafka_slot_find(Oid dboid, int consumer_id, int index)
 /*
  * Set a slot's state (kafka_slot_set_error: its last error).  Caller is the
  * slot's attached worker, or the supervisor holding KafkaShared->lock
- * exclusive while no worker is attached (see slots.h).
+ * exclusive while no worker is attached (see slots.h).  A worker retrying
+ * after a broker failure does not know its lag (lag.c).
  */
 void
 kafka_slot_set_state(KafkaSlot *slot, const char *state)
 {
 	SpinLockAcquire(&slot->mutex);
 	strlcpy(slot->state, state, sizeof(slot->state));
+	if (strcmp(state, "retrying") == 0)
+		slot->lag_known = false;
 	SpinLockRelease(&slot->mutex);
 }
 

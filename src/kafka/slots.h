@@ -11,6 +11,8 @@
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
+#include "metrics/rate.h"
+
 #define KAFKA_MAX_STATUS_PARTITIONS 64
 
 /*
@@ -23,8 +25,8 @@
  *   exclusive.  Claiming a free slot (consumer_id == 0) and freeing one are
  *   such changes, done by the supervisor only while no worker is attached
  *   (pid == 0 and not starting).
- * - The status fields (state, npartitions, partitions, messages, lag, rate,
- *   last_error, last_error_at) are read and written under the slot's
+ * - The status fields (state, npartitions, partitions, messages, lag,
+ *   lag_known, rate, last_error, last_error_at) are read and written under the slot's
  *   spinlock mutex, held only to copy them.  They are written by the slot's
  *   worker while it is attached (from setting pid to clearing it), and by
  *   the supervisor only while no worker is attached, then holding
@@ -51,8 +53,10 @@ typedef struct KafkaSlot
 	int			npartitions;
 	int			partitions[KAFKA_MAX_STATUS_PARTITIONS];
 	int64		messages;
-	int64		lag;
-	double		rate;			/* messages per second, smoothed */
+	int64		lag;			/* behind the brokers' high watermarks */
+	bool		lag_known;		/* false until the brokers answered, and
+								 * while they do not */
+	StreamRate	rate;			/* messages applied, per second */
 	char		last_error[256];
 	TimestampTz last_error_at;
 } KafkaSlot;

@@ -114,7 +114,8 @@ clear_slot(KafkaSlot *slot)
 	slot->npartitions = 0;
 	slot->messages = 0;
 	slot->lag = 0;
-	slot->rate = 0;
+	slot->lag_known = false;
+	stream_rate_init(&slot->rate, 1);
 	slot->last_error[0] = '\0';
 	slot->last_error_at = 0;
 	SpinLockRelease(&slot->mutex);

@@ -156,6 +156,10 @@ stream_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			stream_writer_wait_done();	/* an error may have ended a wait */
+			committing_slotno = -1;
+			reset_xact_state();
+			break;
 		case XACT_EVENT_PREPARE:
 			committing_slotno = -1;
 			reset_xact_state();

@@ -27,6 +27,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "nodes/params.h"
 #include "storage/lmgr.h"
 #include "tcop/dest.h"
@@ -558,6 +559,17 @@ deform_events(StreamBatchEvents *events)
 	table_close(rel, AccessShareLock);
 }
 
+/* Show in pg_stat_activity which view this process applies events to. */
+static void
+report_view_activity(CachedView *view, int nevents)
+{
+	char		activity[NAMEDATALEN * 2 + 64];
+
+	snprintf(activity, sizeof(activity), "stream_ext: applying %d events to continuous view %s",
+			 nevents, view->name);
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
 /*
  * Apply the events of streams (a list of StreamBatchEvents) to their views
  * and count them, inside the caller's transaction, which must have an active
@@ -594,6 +606,7 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
 				continue;		/* dropped since the cache was loaded */
 
+			report_view_activity(view, events->nevents);
 			count = palloc0(sizeof(ViewCount));
 			count->view_id = view->id;
 			events->skip = stream_mark_late_events(view->id, view->name, view->window,

@@ -7,6 +7,7 @@
 
 #include "nodes/pg_list.h"
 #include "executor/spi.h"
+#include "datatype/timestamp.h"
 #include "stream/fdw.h"
 
 typedef struct BatchSender
@@ -14,6 +15,8 @@ typedef struct BatchSender
 	int			procno;
 	uint64		xact_seq;
 	bool		commit;			/* the sender waits for an acknowledgement */
+	TimestampTz sent_at;		/* sent at COMMIT or a statement's end
+								 * (async); 0 for other records */
 } BatchSender;
 
 typedef struct StreamBatch

@@ -249,6 +249,7 @@ maintain_view_tables(int id, MemoryContext cxt)
 typedef struct ViewToCombine
 {
 	int			id;
+	char	   *name;			/* the view, as regclass text */
 	Oid			owner;
 	int			key_count;
 	WindowSpec *window;
@@ -505,6 +506,11 @@ static void
 combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 {
 	MergeChunk	chunk = {v, full, MERGE_CHUNK_ROWS};
+	char		activity[NAMEDATALEN * 2 + 64];
+
+	snprintf(activity, sizeof(activity), "stream_ext: merging deltas of continuous view %s",
+			 v->name);
+	pgstat_report_activity(STATE_RUNNING, activity);
 
 	while (chunk.moved == MERGE_CHUNK_ROWS)
 	{
@@ -543,6 +549,7 @@ views_to_combine(MemoryContext cxt, List **views)
 			ViewToCombine *v = palloc(sizeof(ViewToCombine));
 
 			v->id = row->id;
+			v->name = pstrdup(row->name);
 			v->owner = row->owner;
 			v->key_count = row->key_count;
 			v->window = stream_window_spec_from_text(&row->window);
@@ -618,7 +625,9 @@ stream_combiner_loop(int slotno)
 
 				combine_view(v, full, cxt);
 				maintain_view_tables(v->id, cxt);
+				stream_worker_report_done();
 			}
+			stream_note_merge_round(slotno, mergeable);
 			last_mergeable = mergeable;
 			last_merge = now;
 			if (full)
@@ -629,6 +638,7 @@ stream_combiner_loop(int slotno)
 		MemoryContextReset(cxt);
 		stream_jobs_run(stream_worker_handle_interrupts, cxt);
 
+		stream_worker_report_idle();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_ms(last_merge, stream_mergeable_count(slotno) != last_mergeable),
 						 PG_WAIT_EXTENSION);

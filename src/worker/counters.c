@@ -24,6 +24,7 @@
 #include "utils/snapmgr.h"
 
 #include "catalog/catalog.h"
+#include "metrics/view_rates.h"
 #include "worker/counters.h"
 
 /* Columns of view_counters */
@@ -116,6 +117,7 @@ stream_counters_record(List *counts, int worker_no)
 		ViewCount  *c = lfirst(lc);
 
 		add_counts(rel, pkey, c->view_id, worker_no, c->events, c->errors);
+		stream_view_rates_note(c->view_id, c->events);
 	}
 	table_close(rel, NoLock);
 }

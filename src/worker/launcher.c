@@ -9,6 +9,9 @@
  * has no workers yet), reaps processes that stopped before attaching, and
  * restarts a database's processes that stopped after an error, at most once
  * per RESTART_DELAY_MS so that a persistent error cannot become a crash loop.
+ * When max_worker_processes leaves no room for a database's processes, it
+ * logs that once (and once when they start after all); the database's
+ * writers get the error at once (ipc/queue.c).
  */
 #include "postgres.h"
 
@@ -18,6 +21,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -72,6 +76,85 @@ stream_start_worker(int slotno, Oid dboid, void **handle)
 	return RegisterDynamicBackgroundWorker(&worker, (BackgroundWorkerHandle **) handle);
 }
 
+/* The name of a database, for the log (the launcher has no database). */
+static char *
+database_name(Oid dboid)
+{
+	char	   *name;
+
+	StartTransactionCommand();
+	name = get_database_name(dboid);
+	if (name == NULL)
+		name = psprintf("%u", dboid);
+	name = MemoryContextStrdup(TopMemoryContext, name);
+	CommitTransactionCommand();
+	return name;
+}
+
+/*
+ * A group's processes could not all start (a new condition), or could
+ * after failing: one log line per change, however often writers ask again.
+ */
+static void
+log_start_change(Oid dboid, bool failed)
+{
+	char	   *name = database_name(dboid);
+
+	if (failed)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the stream_ext workers of database \"%s\"", name),
+				 errdetail("All %d background worker slots (max_worker_processes) are in use. Writers into this database fail until the workers start; this is logged once.",
+						   max_worker_processes),
+				 errhint("Raise max_worker_processes: stream_ext needs %d per database plus one, and one per Kafka consumer worker.",
+						 stream_slots_per_group())));
+	else
+		ereport(LOG,
+				(errmsg("the stream_ext workers of database \"%s\" started", name)));
+	pfree(name);
+}
+
+/*
+ * Register the processes of the slots in starts (taken from the requests);
+ * log when a group's processes begin to fail to start, or start again.
+ */
+static void
+start_requested(List *starts, void **handles)
+{
+	int			ngroups = stream_group_count();
+	bool	   *tried = palloc0(sizeof(bool) * ngroups);
+	bool	   *failed = palloc0(sizeof(bool) * ngroups);
+	Oid		   *dboids = palloc0(sizeof(Oid) * ngroups);
+	ListCell   *lc;
+
+	foreach(lc, starts)
+	{
+		int			slotno = lfirst_int(lc);
+		int			groupno = stream_slot_group(slotno);
+		Oid			dboid = stream_slot_database(slotno);
+
+		if (handles[slotno] != NULL)
+		{
+			pfree(handles[slotno]);
+			handles[slotno] = NULL;
+		}
+		tried[groupno] = true;
+		dboids[groupno] = dboid;
+		if (!stream_start_worker(slotno, dboid, &handles[slotno]))
+		{
+			if (stream_slot_start_failed(slotno) && !failed[groupno])
+				log_start_change(dboid, true);
+			failed[groupno] = true;
+		}
+	}
+	for (int g = 0; g < ngroups; g++)
+		if (tried[g] && !failed[g] && stream_group_started(g))
+			log_start_change(dboids[g], false);
+	pfree(tried);
+	pfree(failed);
+	pfree(dboids);
+}
+
 /* Ask for the workers of every database that accepts connections. */
 static void
 request_all_databases(void)
@@ -121,7 +204,6 @@ stream_ext_launcher_main(Datum arg)
 	for (;;)
 	{
 		List	   *starts;
-		ListCell   *lc;
 		TimestampTz now = GetCurrentTimestamp();
 
 		CHECK_FOR_INTERRUPTS();
@@ -154,26 +236,7 @@ stream_ext_launcher_main(Datum arg)
 		}
 
 		starts = stream_take_launch_requests();
-		foreach(lc, starts)
-		{
-			int			slotno = lfirst_int(lc);
-			Oid			dboid = stream_slot_database(slotno);
-
-			if (handles[slotno] != NULL)
-			{
-				pfree(handles[slotno]);
-				handles[slotno] = NULL;
-			}
-			if (!stream_start_worker(slotno, dboid, &handles[slotno]))
-			{
-				stream_slot_reap(slotno);
-				ereport(WARNING,
-						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-						 errmsg("could not start a stream_ext worker for database %u", dboid),
-						 errhint("Raise max_worker_processes; stream_ext needs %d per database plus one.",
-								 stream_slots_per_group())));
-			}
-		}
+		start_requested(starts, handles);
 		list_free(starts);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -32,6 +32,7 @@
 #include "ipc/queue.h"
 #include "ipc/record.h"
 #include "ipc/route.h"
+#include "metrics/latency.h"
 #include "worker/apply.h"
 #include "worker/settings.h"
 #include "worker/view_cache.h"
@@ -63,6 +64,28 @@ bool
 stream_worker_extension_present(void)
 {
 	return OidIsValid(get_extension_oid("stream_ext", true));
+}
+
+/*
+ * After a unit of work, outside a transaction: send the table and database
+ * statistics of its transactions (at most once a second, as a backend
+ * does), so pg_stat_* and autovacuum see the workers' writes.
+ */
+void
+stream_worker_report_done(void)
+{
+	(void) pgstat_report_stat(false);
+}
+
+/*
+ * Before waiting for work: send what statistics remain, and show the
+ * process as idle (with its last query) in pg_stat_activity.
+ */
+void
+stream_worker_report_idle(void)
+{
+	(void) pgstat_report_stat(true);
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 void
@@ -189,6 +212,7 @@ collect_records(StreamBatch *batch, int slotno, uint64 to)
 		batch->senders[batch->nsenders].procno = rec.procno;
 		batch->senders[batch->nsenders].xact_seq = rec.xact_seq;
 		batch->senders[batch->nsenders].commit = (rec.flags & STREAM_FLAG_COMMIT) != 0;
+		batch->senders[batch->nsenders].sent_at = rec.sent_at;
 		batch->nsenders++;
 		if (rec.flags & STREAM_FLAG_COMMIT)
 			batch->has_commit = true;
@@ -245,6 +269,23 @@ try_apply(StreamBatch *batch, int worker_no, bool careful, MemoryContext cxt)
 	return failure;
 }
 
+/*
+ * The batch committed: note how long the records sent at a writer's COMMIT
+ * (or, async, at a statement's end) took to become visible.
+ */
+static void
+note_commit_latency(int slotno, StreamBatch *batch)
+{
+	TimestampTz *sent = palloc(sizeof(TimestampTz) * Max(batch->nsenders, 1));
+	int			n = 0;
+
+	for (int i = 0; i < batch->nsenders; i++)
+		if (batch->senders[i].sent_at != 0)
+			sent[n++] = batch->senders[i].sent_at;
+	stream_latency_note(stream_slot_group(slotno), sent, n, GetCurrentTimestamp());
+	pfree(sent);
+}
+
 /* A transient failure's batch is applied again after this long */
 #define RETRY_DELAY_MS 1000
 
@@ -290,6 +331,8 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 	}
 	if (failure == NULL && batch->has_async)
 		stream_note_mergeable(slotno);
+	if (failure == NULL)
+		note_commit_latency(slotno, batch);
 	if (failure != NULL)
 		ereport(LOG,
 				(errmsg("stream_ext worker discarded a batch of %d events", batch->nevents),
@@ -310,6 +353,7 @@ apply_batch(int slotno, StreamBatch *batch, MemoryContext batch_cxt)
 	MemoryContextSwitchTo(batch_cxt);
 	done = apply_and_acknowledge(slotno, batch, batch_cxt);
 	MemoryContextSwitchTo(TopMemoryContext);
+	stream_worker_report_done();
 	return done ? 0 : TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_DELAY_MS);
 }
 
@@ -362,6 +406,7 @@ stream_batch_worker_loop(int slotno)
 				exit_if_extension_dropped(slot);
 				last_check = now;
 			}
+			stream_worker_report_idle();
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 1000L, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);

@@ -16,6 +16,8 @@ extern PGDLLEXPORT void stream_ext_worker_main(Datum arg);
 extern volatile sig_atomic_t stream_worker_stop_requested;
 extern bool stream_worker_extension_present(void);
 extern void stream_worker_handle_interrupts(void);
+extern void stream_worker_report_done(void);
+extern void stream_worker_report_idle(void);
 extern void stream_combiner_loop(int slotno);
 
 #endif
