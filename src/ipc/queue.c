@@ -41,6 +41,8 @@
  */
 #define START_FAILURE_GRACE_MS 1000
 #define START_RETRY_MS 250
+/* processes in a row that stop before attaching until a group gives up */
+#define MAX_EARLY_EXITS 60
 
 /* A group whose processes could not start is kept this long after the last try */
 #define START_FAILURE_KEEP_MS 10000
@@ -791,6 +793,7 @@ stream_slot_attach(int slotno)
 	ok = (group->dboid == MyDatabaseId && !group->stopping);
 	if (ok)
 	{
+		group->early_exits = 0;
 		slot->state = SLOT_RUNNING;
 		slot->pid = MyProcPid;
 		slot->pgprocno = MyProc->pgprocno;
@@ -808,7 +811,7 @@ maybe_free_group_locked(int groupno)
 {
 	StreamDatabaseGroup *group = &StreamShared->groups[groupno];
 
-	if (!group_idle_locked(groupno) || group->start_failed_since != 0)
+	if (!group_idle_locked(groupno) || group->start_failed_since != 0 || group->restart_wanted)
 		return;
 	if (!group->launch_pending && !group->stopping)
 		group->dboid = InvalidOid;
@@ -831,17 +834,34 @@ stream_slot_detach(int slotno)
 	LWLockRelease(StreamShared->lock);
 }
 
-/* Launcher side: a registered process stopped; free its slot if it never attached. */
-void
+/*
+ * Launcher side: a registered process stopped; free its slot if it never
+ * attached.  A process that stopped before attaching (its database could not
+ * be opened: a full disk at start-up, say) keeps the group for a restart, up
+ * to MAX_EARLY_EXITS times in a row, so that a database whose processes all
+ * failed at once is not forgotten until its next writer.  Returns false when
+ * the group gives up (the caller logs it).
+ */
+bool
 stream_slot_reap(int slotno)
 {
 	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
+	StreamDatabaseGroup *group = &StreamShared->groups[stream_slot_group(slotno)];
+	bool		keeps = true;
 
 	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
 	if (slot->state == SLOT_STARTING)
+	{
 		slot->state = SLOT_FREE;
+		if (OidIsValid(group->dboid) && !group->stopping)
+		{
+			keeps = (++group->early_exits <= MAX_EARLY_EXITS);
+			group->restart_wanted = keeps;
+		}
+	}
 	maybe_free_group_locked(stream_slot_group(slotno));
 	LWLockRelease(StreamShared->lock);
+	return keeps;
 }
 
 /*
@@ -867,8 +887,12 @@ stream_group_needs_restart(int groupno)
 			if (slot->state != SLOT_FREE || slot->write_pos != slot->read_pos)
 				alive = true;
 		}
+		alive = alive || group->restart_wanted;
 		if (any_free && alive)
+		{
 			group->launch_pending = true;
+			group->restart_wanted = false;
+		}
 	}
 	LWLockRelease(StreamShared->lock);
 	return any_free && alive;

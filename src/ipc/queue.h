@@ -76,6 +76,9 @@ typedef struct StreamDatabaseGroup
 									 * it could) */
 	TimestampTz start_failed_at;	/* its latest failed attempt */
 	TimestampTz start_retry_at; /* the launcher tries again from then */
+	int			early_exits;	/* processes in a row that stopped before
+								 * attaching (a full disk at start-up, say) */
+	bool		restart_wanted; /* one did: start the group again */
 	pg_atomic_uint64 mergeable; /* bumped when deltas may have become
 								 * mergeable: a writer committed, or a worker
 								 * applied events of async writers */
@@ -182,7 +185,7 @@ extern void stream_writer_wait_done(void);
 /* workers */
 extern bool stream_slot_attach(int slotno);
 extern void stream_slot_detach(int slotno);
-extern void stream_slot_reap(int slotno);
+extern bool stream_slot_reap(int slotno);
 extern bool stream_group_needs_restart(int groupno);
 extern void stream_ring_discard(StreamWorkerSlot *slot);
 extern uint64 stream_ring_written(StreamWorkerSlot *slot);

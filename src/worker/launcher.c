@@ -221,9 +221,16 @@ stream_ext_launcher_main(Datum arg)
 			if (handles[i] != NULL &&
 				GetBackgroundWorkerPid((BackgroundWorkerHandle *) handles[i], &pid) == BGWH_STOPPED)
 			{
+				Oid			dboid = stream_slot_database(i);
+
 				pfree(handles[i]);
 				handles[i] = NULL;
-				stream_slot_reap(i);
+				if (!stream_slot_reap(i))
+					ereport(WARNING,
+							(errmsg("stream_ext gives up starting the workers of database %u",
+									dboid),
+							 errdetail("Its processes stopped before they started, many times in a row."),
+							 errhint("See the errors above; the next INSERT into one of its streams starts them again.")));
 			}
 		}
 
