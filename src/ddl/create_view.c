@@ -77,6 +77,22 @@ column_type_sql(Oid type, int32 typmod, Oid collation)
 	return sql;
 }
 
+/* "k1 type, k2 type, ": the definitions of the key columns */
+static void
+append_key_columns(StringInfo buf, ViewShape *shape)
+{
+	ListCell   *lc,
+			   *lc2;
+
+	forboth(lc, shape->keys, lc2, shape->key_names)
+	{
+		Node	   *expr = (Node *) ((TargetEntry *) lfirst(lc))->expr;
+
+		appendStringInfo(buf, "%s %s, ", quote_identifier(lfirst(lc2)),
+						 column_type_sql(exprType(expr), exprTypmod(expr), exprCollation(expr)));
+	}
+}
+
 /*
  * The columns of the result table of a view that keeps its results (NULL
  * for other views): its keys, the hash of the keys, each aggregate's result.
@@ -91,13 +107,7 @@ result_columns_sql(ViewShape *shape)
 	if (shape->final_names == NIL)
 		return NULL;
 	initStringInfo(&buf);
-	forboth(lc, shape->keys, lc2, shape->key_names)
-	{
-		Node	   *expr = (Node *) ((TargetEntry *) lfirst(lc))->expr;
-
-		appendStringInfo(&buf, "%s %s, ", quote_identifier(lfirst(lc2)),
-						 column_type_sql(exprType(expr), exprTypmod(expr), exprCollation(expr)));
-	}
+	append_key_columns(&buf, shape);
 	appendStringInfoString(&buf, VIEW_GROUP_HASH_COLUMN " pg_catalog.int8 NOT NULL");
 	forboth(lc, shape->aggs, lc2, shape->final_names)
 	{
@@ -117,22 +127,12 @@ static void
 create_state_tables(ViewShape *shape, int id)
 {
 	StringInfoData cols;
-	StringInfoData keys;
 	ListCell   *lc,
 			   *lc2;
 	int			i = 0;
 
 	initStringInfo(&cols);
-	initStringInfo(&keys);
-	forboth(lc, shape->keys, lc2, shape->key_names)
-	{
-		Node	   *expr = (Node *) ((TargetEntry *) lfirst(lc))->expr;
-
-		appendStringInfo(&cols, "%s %s, ", quote_identifier(lfirst(lc2)),
-						 column_type_sql(exprType(expr), exprTypmod(expr), exprCollation(expr)));
-		appendStringInfo(&keys, "%s%s", i++ ? ", " : "", quote_identifier(lfirst(lc2)));
-	}
-	i = 0;
+	append_key_columns(&cols, shape);
 	forboth(lc, shape->aggs, lc2, shape->agg_names)
 	{
 		Aggref	   *aggref = lfirst(lc);
@@ -142,7 +142,8 @@ create_state_tables(ViewShape *shape, int id)
 						 column_type_sql(type, -1, aggref->inputcollid));
 	}
 	cols.data[cols.len - 2] = '\0';
-	stream_window_create_state_tables(id, cols.data, keys.data, result_columns_sql(shape), shape->window);
+	stream_window_create_state_tables(id, cols.data, stream_key_columns_sql(shape),
+									  result_columns_sql(shape), shape->window);
 }
 
 /* Record view id in the catalog (and its watermark for event time). */

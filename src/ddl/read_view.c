@@ -158,16 +158,16 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 	}
 	if (IsA(node, Aggref))
 	{
-		i = 0;
 		foreach(lc, ctx->shape->aggs)
 		{
-			if (equal(node, lfirst(lc)) && ctx->kept_results)
+			i = foreach_current_index(lc);
+			if (!equal(node, lfirst(lc)))
+				continue;
+			if (ctx->kept_results)
 				return (Node *) makeVar(1, kept_result_attno(ctx->shape, i),
 										((Aggref *) node)->aggtype, exprTypmod(node),
 										((Aggref *) node)->aggcollid, 0);
-			if (equal(node, lfirst(lc)))
-				return finalize_call(ctx, (Aggref *) node, i);
-			i++;
+			return finalize_call(ctx, (Aggref *) node, i);
 		}
 		elog(ERROR, "aggregate not found in continuous view shape");
 	}

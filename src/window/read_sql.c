@@ -24,6 +24,7 @@
 #include "window/read_sql.h"
 #include "window/session.h"
 #include "window/sliding.h"
+#include "window/state_tables.h"
 
 /* Visible deltas of view id: "SELECT cols FROM delta WHERE xid_visible(...)" */
 static char *
@@ -47,9 +48,10 @@ visible_deltas_sql(int id, const char *cols)
 static char *
 kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k)
 {
-	char	   *delta_hashes = psprintf("SELECT pg_catalog.hash_record_extended(ROW(%s), 0) FROM %s d "
+	char	   *delta_hashes = psprintf("SELECT %s FROM %s d "
 										"WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(d.writer_xid)",
-										k->keys, stream_view_relation_sql(id, VIEW_DELTA_TABLE));
+										stream_group_hash_sql(k->keys),
+										stream_view_relation_sql(id, VIEW_DELTA_TABLE));
 
 	return psprintf("SELECT %s, %s FROM %s t WHERE NOT EXISTS (SELECT 1 FROM (%s) d(h) "
 					"WHERE d.h = t." VIEW_GROUP_HASH_COLUMN ") "

@@ -27,6 +27,17 @@ spi_exec_utility(const char *sql)
 }
 
 /*
+ * The hash of a group's keys ("k1, k2", quoted): the state and result
+ * tables' _group, and what reads compute over deltas to find their groups
+ * (window/read_sql.c).  NULL keys hash too.
+ */
+char *
+stream_group_hash_sql(const char *keys)
+{
+	return psprintf("pg_catalog.hash_record_extended(ROW(%s), 0)", keys);
+}
+
+/*
  * Create the tables of view id: columns is the column list ("k1 type, ...,
  * a1 type, ..."), keys the key columns ("k1, k2", "" when none); results,
  * when not NULL, the columns of the result table of a view that keeps its
@@ -58,7 +69,7 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 		spi_exec_utility(psprintf("CREATE TABLE %s (%s%s)", state, columns,
 								  results == NULL ? "" :
 								  psprintf(", " VIEW_GROUP_HASH_COLUMN " pg_catalog.int8 GENERATED ALWAYS AS "
-										   "(pg_catalog.hash_record_extended(ROW(%s), 0)) STORED", keys)));
+										   "(%s) STORED", stream_group_hash_sql(keys))));
 		spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 								  quote_identifier(psprintf("%s_key", state_name)), state, keys));
 		if (results)
