@@ -55,9 +55,13 @@ expect "SELECT format('%s %s %s', count(*), min(state), min(queue_size)) FROM st
 	"1 running 262144" "workers: one row per batch worker, its queue size"
 
 ########## a busy worker: the queue fills, a writer waits for room, then for its commit
-q "SET stream_ext.commit_mode = async; INSERT INTO ev VALUES (-1, '')" >/dev/null
-wait_until 10 "the worker is busy with the slow event" \
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'stream_ext worker' AND datname = 't_metrics' AND state = 'active'"
+# busy_worker: the one worker busy with a slow event (async, so no one waits on it)
+busy_worker() {
+	q "SET stream_ext.commit_mode = async; INSERT INTO ev VALUES (-1, '')" >/dev/null
+	wait_until 10 "the worker is busy with the slow event" \
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'stream_ext worker' AND datname = 't_metrics' AND state = 'active'"
+}
+busy_worker
 # 3000 events of 200 bytes: more than the 256 kB queue
 psql -X -q -c "INSERT INTO ev SELECT i, repeat('x', 200) FROM generate_series(1, 3000) i" >/dev/null 2>"$SCRATCH/writer.err" &
 writer=$!
@@ -72,9 +76,7 @@ expect "SELECT writers_waiting_queue = 1 AND queue_fill > 0.5 FROM stream_ext.wo
 wait "$writer" || fail "the writer failed: $(cat "$SCRATCH/writer.err")"
 expect "SELECT count(*) FROM stream_ext.waiting_writers" "0" "no writer waits once the worker caught up"
 
-q "SET stream_ext.commit_mode = async; INSERT INTO ev VALUES (-1, '')" >/dev/null
-wait_until 10 "the worker is busy with the slow event" \
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'stream_ext worker' AND datname = 't_metrics' AND state = 'active'"
+busy_worker
 psql -X -q -c "INSERT INTO ev VALUES (7, '')" >/dev/null 2>"$SCRATCH/writer.err" &
 writer=$!
 _bg_pids+=("$writer")
