@@ -6,7 +6,9 @@
  *	 CREATE FOREIGN TABLE s (...) SERVER stream_ext	 gains arrival_timestamp,
  *	   a name no other column of a stream may take
  *	 DROP DATABASE, CREATE DATABASE ... TEMPLATE t	 stop the workers of the
- *	   database concerned while the command runs, since it must be unused.
+ *	   database concerned while the command runs, since it must be unused;
+ *	 DROP EXTENSION stream_ext						 likewise: it locks every
+ *	   view's tables in its own order, which could deadlock with a worker.
  */
 #include "postgres.h"
 
@@ -282,6 +284,20 @@ template_database(CreatedbStmt *stmt)
 	return get_database_oid(name, true);
 }
 
+/* Does stmt drop this extension (DROP EXTENSION ... stream_ext ...)? */
+static bool
+drops_stream_ext(DropStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(lc, stmt->objects)
+		if (strcmp(strVal(lfirst(lc)), "stream_ext") == 0)
+			return true;
+	return false;
+}
+
 /* The rest of the ProcessUtility chain. */
 static void
 run_next_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -441,6 +457,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		quiet_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
 	else if (IsA(parsetree, CreatedbStmt))
 		quiet_db = template_database((CreatedbStmt *) parsetree);
+	else if (IsA(parsetree, DropStmt) && drops_stream_ext((DropStmt *) parsetree))
+		quiet_db = MyDatabaseId;	/* its lock walk could deadlock with them */
 
 	if (OidIsValid(quiet_db) && StreamShared != NULL)
 	{
