@@ -45,6 +45,15 @@ SELECT * FROM by_utc_day ORDER BY day;
 -- NULL keys form one group
 SELECT * FROM by_lower_url ORDER BY url;
 SELECT * FROM by_url_user ORDER BY url COLLATE "C", parity;
+-- reads by key find groups with NULL keys too, whether their events are merged or not
+SELECT * FROM by_url_user WHERE url IS NULL ORDER BY parity;
+SELECT * FROM by_url_user WHERE parity IS NULL ORDER BY url COLLATE "C";
+SELECT * FROM by_url_user WHERE url = '/page/1' ORDER BY parity;
+INSERT INTO clicks VALUES (NULL, NULL, 45, NULL), (NULL, 7, 5, NULL), ('/page/1', NULL, 1, NULL);
+SELECT * FROM by_url_user WHERE url IS NULL ORDER BY parity;
+SELECT * FROM by_url_user WHERE parity IS NULL ORDER BY url COLLATE "C";
+SELECT * FROM by_url_user WHERE url = '/page/1' ORDER BY parity;
+SELECT count(*), sum(n) FROM by_url_user;
 
 -- no GROUP BY: exactly one row, even before any event
 CREATE FOREIGN TABLE readings (sensor int, value numeric) SERVER stream_ext;

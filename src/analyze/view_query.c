@@ -160,7 +160,7 @@ aggregate_state_type(Aggref *aggref)
 
 /* Column names the extension uses beside a view's own keys and aggregates */
 static const char *const reserved_names[] = {
-	"writer_xid", "_one", VIEW_GROUP_HASH_COLUMN, "_level", "_step", "_slice", "_session_start", "_session_end",
+	"writer_xid", "_one", "_level", "_step", "_slice", "_session_start", "_session_end",
 	"_session", "_new", "window_start", "window_end", "session_start", "session_end", NULL
 };
 

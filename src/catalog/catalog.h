@@ -17,12 +17,6 @@
 #define STREAM_INTERNAL_SCHEMA "stream_ext_internal"
 
 /*
- * The state-table column holding the hash of a group's keys, in views that
- * keep their aggregates' results (ViewShape.final_names)
- */
-#define VIEW_GROUP_HASH_COLUMN "_group"
-
-/*
  * The catalog rows as every role reads them: the table is its owner's only
  * (it is not listed as readable), this SECURITY DEFINER function returns it.
  */

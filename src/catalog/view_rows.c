@@ -250,8 +250,7 @@ stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates)
 /*
  * The columns of view id's state table in order, each with the aggregate
  * whose state it holds (NULL for keys) and the result table's column
- * keeping its result, for the combiner's statements (not the generated key
- * hash after them: PostgreSQL computes it).
+ * keeping its result, for the combiner's statements.
  * Allocated in the current memory context; SPI connected by the caller.
  */
 List *
@@ -261,14 +260,14 @@ stream_catalog_state_columns(int id)
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			result = stream_view_relation_relid(id, VIEW_RESULT_TABLE, true);
 
-	/* a result table has the keys, the key hash, then a result per state */
+	/* a result table has the keys, then a result per state */
 	if (SPI_execute(psprintf("SELECT a.attname, v.aggregates[a.attnum - v.key_count]::oid, "
 							 "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum <= v.key_count, "
 							 "r.attname, pg_catalog.format_type(r.atttypid, r.atttypmod) "
 							 "FROM " STREAM_CATALOG_ROWS " v "
 							 "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
 							 "LEFT JOIN pg_catalog.pg_attribute r ON r.attrelid = %u "
-							 "AND a.attnum > v.key_count AND r.attnum = a.attnum + 1 "
+							 "AND a.attnum > v.key_count AND r.attnum = a.attnum "
 							 "WHERE v.id = %d AND a.attnum > 0 AND NOT a.attisdropped "
 							 "AND a.attgenerated = '' AND a.attname <> '_one' ORDER BY a.attnum",
 							 result, id),

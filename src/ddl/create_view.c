@@ -95,7 +95,7 @@ append_key_columns(StringInfo buf, ViewShape *shape)
 
 /*
  * The columns of the result table of a view that keeps its results (NULL
- * for other views): its keys, the hash of the keys, each aggregate's result.
+ * for other views): its keys, each aggregate's result.
  */
 static char *
 result_columns_sql(ViewShape *shape)
@@ -108,14 +108,29 @@ result_columns_sql(ViewShape *shape)
 		return NULL;
 	initStringInfo(&buf);
 	append_key_columns(&buf, shape);
-	appendStringInfoString(&buf, VIEW_GROUP_HASH_COLUMN " pg_catalog.int8 NOT NULL");
 	forboth(lc, shape->aggs, lc2, shape->final_names)
 	{
 		Aggref	   *aggref = lfirst(lc);
 
-		appendStringInfo(&buf, ", %s %s", quote_identifier(lfirst(lc2)),
+		appendStringInfo(&buf, "%s %s, ", quote_identifier(lfirst(lc2)),
 						 column_type_sql(aggref->aggtype, exprTypmod((Node *) aggref), aggref->aggcollid));
 	}
+	buf.data[buf.len -= 2] = '\0';
+	return buf.data;
+}
+
+/* "k1 IS NULL OR k2 IS NULL ...", or NULL for fewer than two keys */
+static char *
+several_keys_null_sql(ViewShape *shape)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (list_length(shape->key_names) < 2)
+		return NULL;
+	initStringInfo(&buf);
+	foreach(lc, shape->key_names)
+		appendStringInfo(&buf, "%s%s IS NULL", buf.len ? " OR " : "", quote_identifier(lfirst(lc)));
 	return buf.data;
 }
 
@@ -143,7 +158,8 @@ create_state_tables(ViewShape *shape, int id)
 	}
 	cols.data[cols.len - 2] = '\0';
 	stream_window_create_state_tables(id, cols.data, stream_key_columns_sql(shape),
-									  result_columns_sql(shape), shape->window);
+									  several_keys_null_sql(shape), result_columns_sql(shape),
+									  shape->window);
 }
 
 /* Record view id in the catalog (and its watermark for event time). */

@@ -15,13 +15,16 @@
 #include "postgres.h"
 
 #include "catalog/pg_aggregate.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_func.h"
+#include "parser/parse_oper.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
+#include "utils/syscache.h"
 
 #include "catalog/catalog.h"
 #include "ddl/read_view.h"
@@ -99,12 +102,35 @@ finalize_call(ReadViewContext *ctx, Aggref *aggref, int aggno)
 
 /*
  * The result-table column number of aggregate aggno's kept result: after
- * the keys and the hash of the keys (ddl/create_view.c).
+ * the keys (ddl/create_view.c).
  */
 static AttrNumber
 kept_result_attno(ViewShape *shape, int aggno)
 {
-	return list_length(shape->keys) + 1 + aggno + 1;
+	return list_length(shape->keys) + aggno + 1;
+}
+
+/*
+ * "OPERATOR(schema.=)": the equality that groups values of type, qualified
+ * so that the view means the same under any search_path.
+ */
+static char *
+group_equality_sql(Oid type)
+{
+	Oid			eqop;
+	HeapTuple	tuple;
+	Form_pg_operator op;
+	char	   *sql;
+
+	get_sort_group_operators(type, false, true, false, NULL, &eqop, NULL, NULL);
+	tuple = SearchSysCache1(OPEROID, ObjectIdGetDatum(eqop));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for operator %u", eqop);
+	op = (Form_pg_operator) GETSTRUCT(tuple);
+	sql = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(op->oprnamespace)),
+				   NameStr(op->oprname));
+	ReleaseSysCache(tuple);
+	return sql;
 }
 
 /*
@@ -117,6 +143,8 @@ kept_results_sql(ReadViewContext *ctx, List *dpcontext)
 	KeptResultsSql *k = palloc0(sizeof(KeptResultsSql));
 	StringInfoData results;
 	StringInfoData finalize;
+	StringInfoData match;
+	StringInfoData any_null;
 	ListCell   *lc;
 
 	if (ctx->shape->final_names == NIL)
@@ -133,7 +161,21 @@ kept_results_sql(ReadViewContext *ctx, List *dpcontext)
 						 deparse_expression(f, dpcontext, false, false),
 						 quote_identifier(lfirst(lc)));
 	}
+	initStringInfo(&match);
+	initStringInfo(&any_null);
+	foreach(lc, ctx->shape->key_names)
+	{
+		Node	   *key = (Node *) ((TargetEntry *) list_nth(ctx->shape->keys,
+															  foreach_current_index(lc)))->expr;
+		const char *col = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&match, "%sd.%s %s t.%s", match.len ? " AND " : "", col,
+						 group_equality_sql(exprType(key)), col);
+		appendStringInfo(&any_null, "%st.%s IS NULL", any_null.len ? " OR " : "", col);
+	}
 	k->keys = stream_key_columns_sql(ctx->shape);
+	k->keys_match = match.data;
+	k->any_key_null = any_null.data;
 	k->results = results.data;
 	k->finalize = finalize.data;
 	return k;

@@ -15,7 +15,7 @@
  *	 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
  *
  * A view that keeps its results (a result table: ddl/read_view.c) has the
- * merged rows return their keys, key hash and results (finalize_state), and
+ * merged rows return their keys and results (finalize_state), and
  * upserts them into the result table in the same statement.
  *
  * It moves at most `chunk` deltas, so that a merge needs bounded space (a
@@ -53,11 +53,11 @@ typedef struct MergeColumns
 	StringInfoData session_null;	/* m.k1 IS NOT DISTINCT FROM t.k1 AND ... */
 	StringInfoData any_null;	/* t.k1 IS NULL OR ... */
 	StringInfoData blocks[SLIDING_LEVELS];	/* a step's row as a block's */
-	StringInfoData kept;		/* t.k1, ..., t._group, finalize_state(agg,
-								 * t.a1, NULL::type) AS r1 ... (with a result
+	StringInfoData kept;		/* t.k1, ..., finalize_state(agg, t.a1,
+								 * NULL::type) AS r1 ... (with a result
 								 * table) */
-	StringInfoData kept_update; /* _group = excluded._group, r1 = excluded.r1;
-								 * "" without a result table */
+	StringInfoData kept_update; /* r1 = excluded.r1, ...; "" without a
+								 * result table */
 } MergeColumns;
 
 static void
@@ -118,17 +118,12 @@ build_columns(MergeColumns *m, List *columns, int key_count, WindowSpec *spec)
 							 m->aggs_update.len ? ", " : "", col, c->aggregate, col, col);
 			if (c->result != NULL)
 			{
-				if (m->kept_update.len == 0)
-				{
-					/* the keys (all before the first state), then the hash */
-					appendStringInfoString(&m->kept, ", t." VIEW_GROUP_HASH_COLUMN);
-					appendStringInfoString(&m->kept_update, VIEW_GROUP_HASH_COLUMN
-										   " = excluded." VIEW_GROUP_HASH_COLUMN);
-				}
+				/* after the keys, which come before the first state */
 				appendStringInfo(&m->kept, ", " STREAM_INTERNAL_SCHEMA
 								 ".finalize_state(%s::pg_catalog.regprocedure, t.%s, NULL::%s) AS %s",
 								 c->aggregate, col, c->result_type, c->result);
-				appendStringInfo(&m->kept_update, ", %s = excluded.%s", c->result, c->result);
+				appendStringInfo(&m->kept_update, "%s%s = excluded.%s",
+								 m->kept_update.len ? ", " : "", c->result, c->result);
 			}
 		}
 	}

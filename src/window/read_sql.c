@@ -24,7 +24,6 @@
 #include "window/read_sql.h"
 #include "window/session.h"
 #include "window/sliding.h"
-#include "window/state_tables.h"
 
 /* Visible deltas of view id: "SELECT cols FROM delta WHERE xid_visible(...)" */
 static char *
@@ -35,31 +34,36 @@ visible_deltas_sql(int id, const char *cols)
 }
 
 /*
- * The rows of a view that keeps its results: one per group.  A group
- * without visible deltas is its row of the result table (a narrow table,
- * read about as fast as a table of the view's rows; found by the hash of
- * its keys, NULL keys included: an anti-join with the visible deltas'
- * hashes, which the planner estimates well, where a hashed subplan would
- * count half the rows); the groups with visible deltas (state rows whose hash some
- * visible delta has, and those deltas) are combined and finalized.  A group
- * whose hash only collides with a delta's goes the second way, alone in its
- * group: right either way.
+ * The rows of a view that keeps its results: one per group.  A group whose
+ * keys are not NULL and that no visible delta changes is its row of the
+ * result table (a narrow table, read about as fast as a table of the
+ * view's rows): an anti-join with the visible deltas on the keys, which
+ * the planner estimates well, hashes for a whole read and looks up in the
+ * delta table's index for a key.  The other groups are combined from their
+ * state rows and visible deltas and finalized: those some visible delta
+ * changes, and those with a NULL key (which equality cannot match; they
+ * are few, and found in an index).
  */
 static char *
 kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k)
 {
-	char	   *delta_hashes = psprintf("SELECT %s FROM %s d "
-										"WHERE " STREAM_INTERNAL_SCHEMA ".xid_visible(d.writer_xid)",
-										stream_group_hash_sql(k->keys),
-										stream_view_relation_sql(id, VIEW_DELTA_TABLE));
+	char	   *delta = stream_view_relation_sql(id, VIEW_DELTA_TABLE);
+	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+	char	   *changed = psprintf("EXISTS (SELECT 1 FROM %s d WHERE %s AND "
+								   STREAM_INTERNAL_SCHEMA ".xid_visible(d.writer_xid))",
+								   delta, k->keys_match);
 
-	return psprintf("SELECT %s, %s FROM %s t WHERE NOT EXISTS (SELECT 1 FROM (%s) d(h) "
-					"WHERE d.h = t." VIEW_GROUP_HASH_COLUMN ") "
-					"UNION ALL SELECT %s, %s FROM (SELECT %s FROM %s t WHERE t." VIEW_GROUP_HASH_COLUMN
-					" IN (%s) UNION ALL %s) u GROUP BY %s",
-					k->keys, k->results, stream_view_relation_sql(id, VIEW_RESULT_TABLE), delta_hashes,
-					k->keys, k->finalize, state_columns, stream_view_relation_sql(id, VIEW_STATE_TABLE),
-					delta_hashes, visible_deltas_sql(id, state_columns), k->keys);
+	return psprintf("SELECT %s, %s FROM %s t WHERE NOT (%s) AND NOT %s "
+					"UNION ALL SELECT %s, %s FROM ("
+					"SELECT %s FROM %s t WHERE %s "
+					"UNION ALL SELECT %s FROM %s t WHERE %s "
+					"UNION ALL %s) u GROUP BY %s",
+					k->keys, k->results, stream_view_relation_sql(id, VIEW_RESULT_TABLE),
+					k->any_key_null, changed,
+					k->keys, k->finalize,
+					state_columns, state, k->any_key_null,
+					state_columns, state, changed,
+					visible_deltas_sql(id, state_columns), k->keys);
 }
 
 /*

@@ -34,6 +34,9 @@ typedef struct WindowReadSql
 typedef struct KeptResultsSql
 {
 	const char *keys;			/* the keys: "k1, k2" */
+	const char *keys_match;		/* delta d's keys equal row t's: "d.k1
+								 * OPERATOR(pg_catalog.=) t.k1 AND ..." */
+	const char *any_key_null;	/* "t.k1 IS NULL OR ..." */
 	const char *results;		/* the kept results: "a1_count_final, ..." */
 	const char *finalize;		/* each result from combined states, named
 								 * as kept: "finalize_agg(...) AS ..., ..." */

@@ -27,29 +27,21 @@ spi_exec_utility(const char *sql)
 }
 
 /*
- * The hash of a group's keys ("k1, k2", quoted): the state and result
- * tables' _group, and what reads compute over deltas to find their groups
- * (window/read_sql.c).  NULL keys hash too.
- */
-char *
-stream_group_hash_sql(const char *keys)
-{
-	return psprintf("pg_catalog.hash_record_extended(ROW(%s), 0)", keys);
-}
-
-/*
  * Create the tables of view id: columns is the column list ("k1 type, ...,
  * a1 type, ..."), keys the key columns ("k1, k2", "" when none); results,
  * when not NULL, the columns of the result table of a view that keeps its
- * aggregates' results ("k1 type, ..., _group int8 NOT NULL, r1 type, ..."):
- * that table is unique on its keys, and the state table gets the same hash
- * of the keys, _group, as a generated column, indexed.  The caller has SPI
- * connected and runs as the extension's owner.
+ * aggregates' results ("k1 type, ..., r1 type, ..."): that table is unique
+ * on its keys, and reads find the groups that deltas change by the delta
+ * table's index on the keys, and those with a NULL key by the state
+ * table's: its index on the keys for one key, else a partial index on
+ * several_keys_null ("k1 IS NULL OR k2 IS NULL ...", NULL for one key).
+ * The caller has SPI connected and runs as the extension's owner.
  */
 void
 stream_window_create_state_tables(int id, const char *columns, const char *keys,
-								  const char *results, WindowSpec *w)
+								  const char *several_keys_null, const char *results, WindowSpec *w)
 {
+	char	   *delta = stream_view_relation_sql(id, VIEW_DELTA_TABLE);
 	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
 	char	   *state_name = stream_view_relation_name(id, VIEW_STATE_TABLE);
 
@@ -66,18 +58,17 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 								  state, columns));
 	else
 	{
-		spi_exec_utility(psprintf("CREATE TABLE %s (%s%s)", state, columns,
-								  results == NULL ? "" :
-								  psprintf(", " VIEW_GROUP_HASH_COLUMN " pg_catalog.int8 GENERATED ALWAYS AS "
-										   "(%s) STORED", stream_group_hash_sql(keys))));
+		spi_exec_utility(psprintf("CREATE TABLE %s (%s)", state, columns));
 		spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 								  quote_identifier(psprintf("%s_key", state_name)), state, keys));
 		if (results)
 		{
 			char	   *result = stream_view_relation_sql(id, VIEW_RESULT_TABLE);
 
-			spi_exec_utility(psprintf("CREATE INDEX %s ON %s (" VIEW_GROUP_HASH_COLUMN ")",
-									  quote_identifier(psprintf("%s_group", state_name)), state));
+			if (several_keys_null != NULL)
+				spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s) WHERE %s",
+										  quote_identifier(psprintf("%s_null_key", state_name)),
+										  state, keys, several_keys_null));
 			spi_exec_utility(psprintf("CREATE TABLE %s (%s)", result, results));
 			spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 									  quote_identifier(psprintf("%s_key",
@@ -94,5 +85,10 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 							  "(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
 							  "WITH (autovacuum_vacuum_threshold = 1000, "
 							  "autovacuum_vacuum_scale_factor = 0)",
-							  stream_view_relation_sql(id, VIEW_DELTA_TABLE), columns));
+							  delta, columns));
+	if (results)
+		spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s)",
+								  quote_identifier(psprintf("%s_key",
+															stream_view_relation_name(id, VIEW_DELTA_TABLE))),
+								  delta, keys));
 }

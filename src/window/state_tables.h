@@ -8,9 +8,8 @@
 
 #include "window/spec.h"
 
-extern char *stream_group_hash_sql(const char *keys);
 extern void stream_window_create_state_tables(int id, const char *columns, const char *keys,
-											  const char *results,
-											  WindowSpec *w);
+											  const char *several_keys_null,
+											  const char *results, WindowSpec *w);
 
 #endif
