@@ -4,11 +4,12 @@
  *
  * A continuous view is an aggregate query over one stream, which it may
  * join with tables (joins.c).  Its combine state is one row per group: the
- * GROUP BY keys plus the partial state of each distinct aggregate.  Workers compute those partial states for a batch
- * with PostgreSQL's own partial aggregation (AGGSPLIT_INITIAL_SERIAL, as the
- * partial side of a parallel aggregate does), grouped additionally by the
- * transaction that inserted each event (the event tuple's xmin), so that a
- * delta becomes visible exactly when its transaction commits.
+ * GROUP BY keys plus the partial state of each distinct aggregate.  Workers
+ * compute those partial states for a batch with PostgreSQL's own partial
+ * aggregation (AGGSPLIT_INITIAL_SERIAL, as the partial side of a parallel
+ * aggregate does), grouped additionally by the transaction that inserted
+ * each event (the event tuple's xmin), so that a delta becomes visible
+ * exactly when its transaction commits.
  */
 #include "postgres.h"
 
