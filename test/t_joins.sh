@@ -5,7 +5,8 @@
 # events were applied.
 #
 # Tables: users (partitioned by range of id, primary key), pages (a view over
-# table pages_t), tags (several rows per url), bands (a range join).  Events
+# table pages_t), tags (several rows per url), bands (a range join), regions
+# (a foreign table of file_fdw).  Events
 # have NULL keys and keys missing from the tables (INNER drops them, LEFT
 # keeps them) and go in by INSERT ... SELECT, COPY, small transactions, a
 # rolled back transaction and a rolled back savepoint.
@@ -42,6 +43,19 @@ CREATE INDEX ON tags (url);
 CREATE TABLE bands (lo float8, hi float8, name text);
 INSERT INTO bands VALUES (0, 10, 'fast'), (10, 50, 'ok'), (40, 80, 'slow'), (80, 'Infinity', 'very slow');
 ANALYZE users, pages_t, tags, bands;
+-- a foreign table (file_fdw), and the same rows in a plain table for the reference
+CREATE EXTENSION file_fdw;
+CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+CREATE TABLE regions_ref (country text, region text);
+INSERT INTO regions_ref SELECT 'c' || i, CASE WHEN i < 3 THEN 'north' ELSE 'south' END FROM generate_series(0, 5) i;
+SQL
+q "COPY regions_ref TO STDOUT (FORMAT csv)" > "$SCRATCH/regions.csv"
+chmod 644 "$SCRATCH/regions.csv"
+run_sql <<SQL
+CREATE FOREIGN TABLE regions (country text, region text) SERVER files
+  OPTIONS (filename '$SCRATCH/regions.csv', format 'csv');
+SQL
+run_sql <<'SQL'
 
 CREATE TABLE users_hist (epoch int, id bigint, country text, plan text);
 CREATE TABLE pages_hist (epoch int, url text, category text);
@@ -83,16 +97,20 @@ INSERT INTO cases VALUES
    GROUP BY 1, 2$q$),
 ('j_band', $q$SELECT b.name, count(*) AS n, avg(c.latency) AS a
    FROM {S} c LEFT JOIN bands b ON c.latency >= b.lo AND c.latency < b.hi GROUP BY 1$q$),
+('j_foreign', $q$SELECT f.region, u.plan, count(*) AS n, sum(c.latency) AS s
+   FROM {S} c JOIN {users} u ON u.id = c.user_id {eu} LEFT JOIN {regions} f ON f.country = u.country
+   GROUP BY 1, 2$q$),
 ('j_global', $q$SELECT count(*) AS n, count(p.url) AS np, sum(u.id) AS su
    FROM {S} c JOIN {users} u ON u.id = c.user_id {eu} LEFT JOIN {pages} p ON p.url = c.url {ep}$q$);
 
 CREATE FUNCTION view_sql(q text) RETURNS text LANGUAGE sql AS $$
-  SELECT replace(replace(replace(replace(replace(q, '{S}', 'clicks'), '{users}', 'users'),
-                 '{pages}', 'pages'), '{eu}', ''), '{ep}', '')
+  SELECT replace(replace(replace(replace(replace(replace(q, '{S}', 'clicks'), '{users}', 'users'),
+                 '{pages}', 'pages'), '{eu}', ''), '{ep}', ''), '{regions}', 'regions')
 $$;
 CREATE FUNCTION ref_sql(q text) RETURNS text LANGUAGE sql AS $$
-  SELECT replace(replace(replace(replace(replace(q, '{S}', 'clicks_ref'), '{users}', 'users_hist'),
-                 '{pages}', 'pages_hist'), '{eu}', 'AND u.epoch = c.epoch'), '{ep}', 'AND p.epoch = c.epoch')
+  SELECT replace(replace(replace(replace(replace(replace(q, '{S}', 'clicks_ref'), '{users}', 'users_hist'),
+                 '{pages}', 'pages_hist'), '{eu}', 'AND u.epoch = c.epoch'), '{ep}', 'AND p.epoch = c.epoch'),
+                 '{regions}', 'regions_ref')
 $$;
 
 CREATE FUNCTION check_all() RETURNS TABLE (view text, view_rows bigint, ref_rows bigint, diffs bigint, examples text)
