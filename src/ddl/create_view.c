@@ -330,7 +330,7 @@ stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape)
 	ObjectAddressSet(viewaddr, RewriteRelationId, get_rewrite_oid(view, ViewSelectRuleName, false));
 	recordDependencyOnExpr(&viewaddr, (Node *) original, NIL, DEPENDENCY_NORMAL);
 	if (shape->time_expr != NULL)
-		recordDependencyOnExpr(&viewaddr, (Node *) shape->time_expr, list_make1(original->rtable),
+		recordDependencyOnExpr(&viewaddr, (Node *) shape->time_expr, original->rtable,
 							   DEPENDENCY_NORMAL);
 }
 
