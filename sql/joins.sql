@@ -33,6 +33,10 @@ CREATE VIEW jn_slow_pages WITH (continuous) AS
 -- RIGHT JOIN with the stream on its right is a LEFT join
 CREATE VIEW jn_right WITH (continuous) AS
   SELECT p.category, count(*) FROM jn_pages p RIGHT JOIN jn_clicks c ON p.url = c.url GROUP BY 1;
+-- a window over joined events (sliding, by arrival time)
+CREATE VIEW jn_recent WITH (continuous, sliding_window = '1 hour') AS
+  SELECT u.plan, count(*) AS n, max(c.latency) AS top
+    FROM jn_clicks c JOIN jn_users u ON u.id = c.user_id GROUP BY 1;
 
 INSERT INTO jn_clicks VALUES ('/a', 1, 10), ('/b', 2, 20), ('/c', 3, 300), ('/a', 99, 1), ('/a', NULL, 1),
   ('/a', 4, 400), (NULL, 2, 5);
@@ -47,6 +51,7 @@ SELECT * FROM jn_by_country ORDER BY 1, 2;
 SELECT * FROM jn_by_region ORDER BY 1, 2;
 SELECT * FROM jn_slow_pages ORDER BY 1;
 SELECT * FROM jn_right ORDER BY 1;
+SELECT * FROM jn_recent ORDER BY 1;
 
 -- each event meets the tables as they are when its batch is applied; later
 -- changes to a table do not revise what was applied

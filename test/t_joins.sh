@@ -14,6 +14,8 @@
 #   epoch 2: users and pages changed (rows updated, deleted, added), more
 #            events; compared: epoch 1 events keep what they were joined
 #            with, epoch 2 events see the change
+#   epoch 3: DDL on the joined tables (indexes, columns, the view
+#            redefined) while events arrive; compared, no view errors
 # The reference keeps each epoch's tables in users_hist and pages_hist and
 # joins each event with the rows of its epoch.
 source "$(dirname "$0")/lib.sh"
@@ -201,6 +203,30 @@ SELECT snapshot_tables(2);
 SQL
 send_epoch 2 0.5
 compare "epoch 2"
+
+say "epoch 3: DDL on the joined tables while events arrive (the data unchanged)"
+q "SELECT snapshot_tables(3)" >/dev/null
+send_epoch 3 0.75 &
+sender=$!
+_bg_pids+=($sender)
+for round in 1 2 3; do
+	run_sql <<'SQL'
+CREATE INDEX users_country ON users (country);
+ALTER TABLE pages_t ADD COLUMN extra int;
+DROP INDEX tags_url_idx;
+ANALYZE users, tags;
+CREATE OR REPLACE VIEW pages AS SELECT url, category FROM pages_t WHERE NOT hidden;
+ALTER TABLE users ADD COLUMN extra int;
+SELECT pg_sleep(0.2);
+DROP INDEX users_country;
+ALTER TABLE pages_t DROP COLUMN extra;
+CREATE INDEX tags_url_idx ON tags (url);
+ALTER TABLE users DROP COLUMN extra;
+SELECT pg_sleep(0.2);
+SQL
+done
+wait "$sender" || fail "sending epoch 3 failed"
+compare "epoch 3"
 
 errors=$(q "SELECT count(*) FROM stream_ext.view_errors")
 [ "$errors" = 0 ] || failures+=("view_errors has $errors rows: $(q "SELECT string_agg(message, '; ') FROM stream_ext.view_errors")")
