@@ -161,6 +161,7 @@ stream_view_stream_rti(Query *query)
 	return stream_rti;
 }
 
+/* The error of a view whose FROM item name (or, NULL, no FROM item) is no stream. */
 void
 stream_error_not_a_stream(const char *name)
 {
