@@ -37,10 +37,8 @@ CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_plain_view GROU
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, sum(n) FROM rj_ok GROUP BY k;
 CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM generate_series(1, 10);
 CREATE VIEW rj_v WITH (continuous) AS SELECT count(*);
--- joins
+-- joins of two streams (joins with tables: joins.sql)
 CREATE VIEW rj_v WITH (continuous) AS SELECT rj_s.k, count(*) FROM rj_s JOIN rj_s2 ON rj_s.k = rj_s2.k GROUP BY rj_s.k;
-CREATE VIEW rj_v WITH (continuous) AS SELECT rj_s.k, count(*) FROM rj_s, rj_table WHERE rj_s.k = rj_table.k GROUP BY rj_s.k;
-CREATE VIEW rj_v WITH (continuous) AS SELECT s.k, count(*) FROM rj_s s LEFT JOIN rj_table t ON s.k = t.k GROUP BY s.k;
 CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s, LATERAL (SELECT rj_s.v + 1 AS w) x;
 -- volatile GROUP BY
 CREATE VIEW rj_v WITH (continuous) AS SELECT random() > 0.5 AS coin, count(*) FROM rj_s GROUP BY 1;

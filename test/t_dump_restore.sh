@@ -12,7 +12,8 @@
 #     (a delta row of a writer still in progress at the dump is not counted);
 #   - the combiner merges restored deltas; the watermark is the dump's;
 #   - ingestion goes on: new events are counted exactly, windows included;
-#   - views depend on their stream again, new views get new ids, dropping a
+#   - a view joining a table and a view over a table is restored too;
+#   - views depend on their stream and tables again, new views get new ids, dropping a
 #     restored view removes its tables, the catalog views show everything;
 #   - the Kafka consumer is restored stopped, with its offsets.
 # Own server: the combiner merges every 3 s, so that the dump holds deltas.
@@ -48,6 +49,16 @@ CREATE VIEW visits WITH (continuous, session_gap = '1 hour', time_column = 'ts',
                          allowed_lateness = '1 day') AS
   SELECT url, count(*) AS n FROM clicks GROUP BY url;
 CREATE VIEW ghosts WITH (continuous) AS SELECT url, count(*) AS n FROM clicks GROUP BY url;
+-- joins with a table (a third of the users missing) and a view over a table
+CREATE TABLE users (id bigint PRIMARY KEY, tier int);
+INSERT INTO users SELECT i, i % 5 FROM generate_series(1, 30000) i WHERE i % 3 <> 0;
+CREATE TABLE kinds_t (url text PRIMARY KEY, kind text);
+INSERT INTO kinds_t VALUES ('/p/1', 'one'), ('/p/2', 'two'), ('/p/3', NULL);
+CREATE VIEW page_kinds AS SELECT url, kind FROM kinds_t;
+CREATE VIEW by_tier WITH (continuous) AS
+  SELECT u.tier, k.kind, count(*) AS n, sum(c.latency) AS total
+    FROM clicks c JOIN users u ON u.id = c.user_id LEFT JOIN page_kinds k ON k.url = c.url
+   GROUP BY 1, 2;
 SELECT stream_ext.kafka_consume('clicks', 'dump_topic', '127.0.0.1:9', format => 'json');
 INSERT INTO stream_ext_internal.kafka_offsets
   SELECT id, 0, 4242 FROM stream_ext_internal.kafka_consumers;
@@ -138,7 +149,15 @@ check_views() {  # check_views LABEL
 	  (SELECT 'ghosts', url, n::text, '', '' FROM ghosts
 	   EXCEPT SELECT 'ghosts', url, count(*)::text, '', '' FROM log GROUP BY url)
 	  UNION ALL
+	  (SELECT 'by_tier', tier::text, kind, n::text, total::text FROM by_tier
+	   EXCEPT SELECT 'by_tier', u.tier::text, k.kind, count(*)::text, sum(c.latency)::text
+	          FROM log c JOIN users u ON u.id = c.user_id LEFT JOIN page_kinds k ON k.url = c.url
+	          GROUP BY u.tier, k.kind)
+	  UNION ALL
 	  SELECT 'rows', v, got::text, want::text, '' FROM (VALUES
+	    ('by_tier', (SELECT count(*) FROM by_tier),
+	                (SELECT count(*) FROM (SELECT DISTINCT u.tier, k.kind FROM log c JOIN users u ON u.id = c.user_id
+	                                         LEFT JOIN page_kinds k ON k.url = c.url) d)),
 	    ('url_stats', (SELECT count(*) FROM url_stats), (SELECT count(DISTINCT url) FROM log)),
 	    ('per_second', (SELECT count(*) FROM per_second),
 	                   (SELECT count(DISTINCT date_bin('1 second', ts, '2000-01-01')) FROM log)),
@@ -164,7 +183,7 @@ writer_sql 441 480 | run_sql
 check_views "after new events"
 
 # The catalog is whole again.
-[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 6 ] || fail "stream_ext.continuous_views lacks views"
+[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 7 ] || fail "stream_ext.continuous_views lacks views"
 [ "$(q "SELECT time_column FROM stream_ext.continuous_views WHERE name = 'recent'::regclass")" = ts ] ||
 	fail "the time column of recent is lost"
 [ "$(q "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'url_stats'::regclass")" = dump_owner ] ||
@@ -173,6 +192,10 @@ q "SELECT definition FROM stream_ext.continuous_views WHERE name = 'url_stats'::
 	fail "query_definition of a restored view"
 err=$(psql -X -q -c "DROP FOREIGN TABLE clicks" 2>&1 || true)
 echo "$err" | grep -q "other objects depend on it" || fail "DROP of a restored view's stream without CASCADE: $err"
+for t in "TABLE users" "VIEW page_kinds"; do
+	err=$(psql -X -q -c "DROP $t" 2>&1 || true)
+	echo "$err" | grep -q "view by_tier depends on" || fail "DROP $t joined by a restored view, without CASCADE: $err"
+done
 run_sql <<'SQL'
 CREATE VIEW fresh WITH (continuous) AS SELECT count(*) AS n FROM clicks;
 INSERT INTO clicks VALUES ('/new', 1, 1, now());

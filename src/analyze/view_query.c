@@ -2,13 +2,14 @@
  * view_query.c
  *	  What a continuous view computes.
  *
- * A continuous view is an aggregate query over one stream.  Its combine
- * state is one row per group: the GROUP BY keys plus the partial state of
- * each distinct aggregate.  Workers compute those partial states for a batch
- * with PostgreSQL's own partial aggregation (AGGSPLIT_INITIAL_SERIAL, as the
- * partial side of a parallel aggregate does), grouped additionally by the
- * transaction that inserted each event (the event tuple's xmin), so that a
- * delta becomes visible exactly when its transaction commits.
+ * A continuous view is an aggregate query over one stream, which it may
+ * join with tables (joins.c).  Its combine state is one row per group: the
+ * GROUP BY keys plus the partial state of each distinct aggregate.  Workers
+ * compute those partial states for a batch with PostgreSQL's own partial
+ * aggregation (AGGSPLIT_INITIAL_SERIAL, as the partial side of a parallel
+ * aggregate does), grouped additionally by the transaction that inserted
+ * each event (the event tuple's xmin), so that a delta becomes visible
+ * exactly when its transaction commits.
  */
 #include "postgres.h"
 
@@ -35,6 +36,7 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
+#include "analyze/joins.h"
 #include "analyze/view_query.h"
 #include "stream/fdw.h"
 #include "stream/read_guard.h"
@@ -325,7 +327,6 @@ ViewShape *
 stream_view_shape(Query *query, WindowSpec *window)
 {
 	ViewShape  *shape = palloc0(sizeof(ViewShape));
-	RangeTblEntry *rte;
 	List	   *names = NIL;
 	ListCell   *lc;
 	int			i;
@@ -354,30 +355,8 @@ stream_view_shape(Query *query, WindowSpec *window)
 	if (query->rowMarks != NIL)
 		reject("FOR UPDATE or FOR SHARE", NULL);
 
-	if (list_length(query->rtable) != 1 ||
-		list_length(query->jointree->fromlist) != 1 ||
-		!IsA(linitial(query->jointree->fromlist), RangeTblRef))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a continuous view must read from exactly one stream"),
-				 errdetail("Joins and several FROM items are not supported.")));
-	rte = linitial(query->rtable);
-	if (rte->rtekind == RTE_SUBQUERY)
-		reject("a subquery", NULL);
-	if (rte->rtekind == RTE_FUNCTION || rte->rtekind == RTE_TABLEFUNC)
-		reject("a set-returning function", "A continuous view reads a stream.");
-	if (rte->rtekind == RTE_VALUES)
-		reject("VALUES", "A continuous view reads a stream.");
-	if (rte->rtekind != RTE_RELATION || !stream_is_stream_relation(rte->relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a stream",
-						rte->rtekind == RTE_RELATION ? get_rel_name(rte->relid) : "FROM item"),
-				 errhint("A stream is a foreign table of server stream_ext: CREATE FOREIGN TABLE name (...) SERVER stream_ext.")));
-	if (rte->tablesample != NULL)
-		reject("TABLESAMPLE", NULL);
-	shape->stream = rte->relid;
-	shape->stream_rti = 1;
+	shape->stream_rti = stream_view_stream_rti(query);
+	shape->stream = rt_fetch(shape->stream_rti, query->rtable)->relid;
 
 	if (!query->hasAggs && query->groupClause == NIL)
 		ereport(ERROR,
@@ -577,6 +556,8 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 	q->havingQual = NULL;
 	q->hasAggs = true;
 
+	/* views it joins expanded, as the view's owner (the caller) reads them */
+	q = stream_rewrite_view_query(q, shape->stream);
 	pstmt = stream_plan_batch_query(q, sql);
 	partialize_plan(pstmt->planTree);
 	return pstmt;

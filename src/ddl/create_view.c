@@ -13,9 +13,9 @@
  *	 - the view the user named, which combines state rows with the deltas of
  *	   committed transactions and finalizes the aggregates;
  *	 - a row in stream_ext_internal.continuous_views.
- * The view depends on the stream (and the columns and functions it uses), so
- * DROP of the stream needs CASCADE; DROP VIEW removes the rest through the
- * extension's sql_drop event trigger.
+ * The view depends on the stream and the tables it joins (and the columns
+ * and functions it uses), so DROP of any of them needs CASCADE; DROP VIEW
+ * removes the rest through the extension's sql_drop event trigger.
  */
 #include "postgres.h"
 
@@ -44,6 +44,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "analyze/joins.h"
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
 #include "catalog/view_errors.h"
@@ -275,6 +276,12 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	acl = pg_class_aclcheck(shape->stream, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_FOREIGN_TABLE, get_rel_name(shape->stream));
+	if (stream_view_joins_tables(original))
+	{
+		/* what workers will read as the owner: readable, and no stream */
+		stream_check_join_privileges(original, shape->stream_rti);
+		(void) stream_rewrite_view_query(copyObject(original), shape->stream);
+	}
 
 	nspid = RangeVarGetCreationNamespace(name);
 	qualified = quote_qualified_identifier(get_namespace_name(nspid), name->relname);
@@ -339,7 +346,7 @@ stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape)
 	ObjectAddressSet(viewaddr, RewriteRelationId, get_rewrite_oid(view, ViewSelectRuleName, false));
 	recordDependencyOnExpr(&viewaddr, (Node *) original, NIL, DEPENDENCY_NORMAL);
 	if (shape->time_expr != NULL)
-		recordDependencyOnExpr(&viewaddr, (Node *) shape->time_expr, list_make1(original->rtable),
+		recordDependencyOnExpr(&viewaddr, (Node *) shape->time_expr, original->rtable,
 							   DEPENDENCY_NORMAL);
 }
 

@@ -221,6 +221,11 @@ CREATE FUNCTION stream_ext.reap_expired(view regclass) RETURNS bigint
 CREATE FUNCTION stream_ext.truncate_continuous_view(name regclass) RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_truncate_continuous_view' LANGUAGE C STRICT VOLATILE;
 
+-- The plan workers run over a batch of a continuous view's events (EXPLAIN
+-- text, COSTS OFF): how joined tables are looked up.  For the view's owner.
+CREATE FUNCTION stream_ext.explain_continuous_view(view regclass) RETURNS SETOF text
+  AS 'MODULE_PATHNAME', 'stream_ext_explain_continuous_view' LANGUAGE C STRICT VOLATILE;
+
 -- The defining query of a continuous view, from the Query tree in the catalog.
 CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
   AS 'MODULE_PATHNAME', 'stream_ext_query_definition' LANGUAGE C STRICT STABLE;

@@ -70,10 +70,23 @@ stream_is_stream_relation(Oid relid)
 	return result;
 }
 
+/*
+ * The events a batch is planned for.  A batch holds from one event to
+ * stream_ext.batch_size; a view that joins tables is planned for a small one
+ * (a lookup join), so that each event finds its rows through an index of
+ * the table where there is one, instead of every batch reading the whole
+ * table into a hash: many small batches come from many small transactions.
+ * Tables without a usable index are still hashed once per batch.
+ */
+#define STREAM_BATCH_ROWS			1000
+#define STREAM_JOINED_BATCH_ROWS	100
+
 static void
 streamGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
-	baserel->rows = 1000;
+	/* all_baserels is set before the sizes of base relations are estimated */
+	baserel->rows = bms_membership(root->all_baserels) == BMS_MULTIPLE ?
+		STREAM_JOINED_BATCH_ROWS : STREAM_BATCH_ROWS;
 }
 
 static void

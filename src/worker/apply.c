@@ -437,6 +437,22 @@ stream_error_is_transient(int sqlerrcode)
 		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
 }
 
+/*
+ * Does the view's plan fail with every event skipped?  Then its error is not
+ * the events' (a privilege lost, a table it joins unreadable).
+ */
+static bool
+fails_without_events(CachedView *view, StreamBatchEvents *events)
+{
+	bool	   *none = palloc0(sizeof(bool) * Max(events->nevents, 1));
+	bool	   *scratch = palloc(sizeof(bool) * Max(events->nevents, 1));
+	bool		fails = (try_prefix(view, events, none, 0, scratch) != NULL);
+
+	pfree(none);
+	pfree(scratch);
+	return fails;
+}
+
 /* At most this many culprits of errors no event causes alone, per view and batch */
 #define MAX_CULPRIT_SEARCHES 16
 
@@ -464,9 +480,13 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 	if (edata == NULL)
 		return 0;
 	stream_view_errors_begin(&log, view->id);
-	if (view->plan == NULL)
+	if (view->plan == NULL || fails_without_events(view, events))
 	{
-		/* The view cannot be planned at all: nothing event-specific. */
+		/*
+		 * The view cannot be planned, or its plan fails even without events
+		 * (its owner may no longer read a table it joins): nothing
+		 * event-specific.
+		 */
 		stream_view_errors_record(&log, edata, NULL);
 		stream_view_errors_end(&log);
 		return events->nevents;

@@ -22,6 +22,10 @@
  * - A run that fails leaves the executor in an unknown state: any abort of a
  *   top-level transaction throws all of them away (memory freed, references
  *   released) without ExecutorEnd.
+ * - The plan reads nothing but the stream.  A scan of a joined table keeps
+ *   the snapshot its first run began it with (a rescan does not take a new
+ *   one), and each batch must see the tables as of its own snapshot: plans
+ *   that join tables run in a fresh executor every time.
  * - The caller ends a kept executor whenever the view's plan is replaced
  *   (the view cache is rebuilt after DDL), and does not use kept executors
  *   in a batch during which the cache was invalidated.
@@ -224,12 +228,25 @@ start_kept(PlannedStmt *plan, const char *source, ParamListInfo params, DestRece
 	return k;
 }
 
+/* Does plan read relations besides the stream? */
+static bool
+reads_tables(PlannedStmt *plan)
+{
+	ListCell   *lc;
+	int			relations = 0;
+
+	foreach(lc, plan->rtable)
+		if (((RangeTblEntry *) lfirst(lc))->rtekind == RTE_RELATION)
+			relations++;
+	return relations > 1;
+}
+
 /*
  * Run plan over the current batch of nevents events, sending its rows to
  * dest, with the executor kept in *kept (started and kept there if *kept is
  * NULL; started again, compiled, once it has run enough events).  Returns
  * false, doing nothing, if plan cannot be kept (it has subplans, whose
- * rescan needs parameters): the caller runs it once.
+ * rescan needs parameters, or reads tables): the caller runs it once.
  * Must run in a transaction with an active snapshot, not in a
  * subtransaction.
  */
@@ -242,7 +259,7 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 	EState	   *estate;
 	MemoryContext oldcxt;
 
-	if (plan->subplans != NIL || IsSubTransaction())
+	if (plan->subplans != NIL || IsSubTransaction() || reads_tables(plan))
 		return false;
 	if (!callback_registered)
 	{

@@ -5,11 +5,16 @@
  *	  that catalog (sent by every DDL that changes it) or of a stream.
  *
  * Invalidation callbacks only mark the cache stale; it is rebuilt at the next
- * lookup, never while a batch is using it.  Callers run inside a transaction.
+ * lookup, never while a batch is using it.  A view's plans are also made
+ * again, alone, when a relation they read besides the stream (a joined
+ * table, an index of it, a view it expands) changes: as PostgreSQL's plan
+ * cache does, the relations are locked before each run and the plan is
+ * checked after.  Callers run inside a transaction.
  */
 #include "postgres.h"
 
 #include "nodes/readfuncs.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -39,6 +44,8 @@ invalidate_view_cache(Datum arg, Oid relid)
 
 		if (v->stream == relid || v->view == relid)
 			cache_valid = false;
+		else if (list_member_oid(v->plan_relations, relid))
+			v->plan_stale = true;
 	}
 }
 
@@ -90,7 +97,7 @@ load_views(void)
 		kept_executor_end(&v->kept[0]);
 		kept_executor_end(&v->kept[1]);
 	}
-	MemoryContextReset(cache_context);
+	MemoryContextReset(cache_context);	/* plan contexts with it */
 	cached_views = NIL;
 	catalog_relid = stream_catalog_relid(false);
 	/* invalidations that arrive while loading make the next lookup load again */
@@ -141,35 +148,70 @@ view_cache_views_of_stream(Oid stream)
 	return result;
 }
 
+/* Plan the view (both plans), into a context of its own under cache_context. */
+static void
+plan_view(CachedView *view)
+{
+	MemoryContext plan_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "stream_ext planning",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(plan_cxt);
+	Query	   *query = (Query *) stringToNode(view->query);
+	ViewShape  *shape = stream_view_shape(query, view->window);
+	PlannedStmt *plan = stream_plan_partial_aggregation(shape, view->definition, false);
+	PlannedStmt *plan_one = NULL;
+
+	if (shape->keys != NIL)
+		plan_one = stream_plan_partial_aggregation(stream_view_shape(stringToNode(view->query),
+																	 view->window),
+												   view->definition, true);
+	view->plan_cxt = AllocSetContextCreate(cache_context, "stream_ext view plan",
+										   ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(view->plan_cxt);
+	view->plan = copyObject(plan);
+	view->plan_one_writer = plan_one ? copyObject(plan_one) : NULL;
+	view->plan_relations = list_copy(plan->relationOids);
+	view->plan_stale = false;
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(plan_cxt);
+}
+
+/* Forget the view's plans and their kept executors. */
+static void
+forget_plan(CachedView *view)
+{
+	kept_executor_end(&view->kept[0]);
+	kept_executor_end(&view->kept[1]);
+	if (view->plan_cxt != NULL)
+		MemoryContextDelete(view->plan_cxt);
+	view->plan_cxt = NULL;
+	view->plan = NULL;
+	view->plan_one_writer = NULL;
+	view->plan_relations = NIL;
+}
+
 /*
  * The view's partial-aggregation plan, planned on first use; with
  * one_writer, the plan for a batch whose events all come from one
  * transaction (passed as $1), or NULL when the view has no group keys (its
- * plan would make a row even for no events).
+ * plan would make a row even for no events).  Every relation the plans read
+ * is locked (AccessShareLock) until the end of the transaction; plans that
+ * a change of one of them made stale are made again.
  */
 PlannedStmt *
 view_cache_plan(CachedView *view, bool one_writer)
 {
-	if (view->plan == NULL)
+	for (;;)
 	{
-		MemoryContext plan_cxt = AllocSetContextCreate(CurrentMemoryContext,
-													   "stream_ext planning",
-													   ALLOCSET_DEFAULT_SIZES);
-		MemoryContext old = MemoryContextSwitchTo(plan_cxt);
-		Query	   *query = (Query *) stringToNode(view->query);
-		ViewShape  *shape = stream_view_shape(query, view->window);
-		PlannedStmt *plan = stream_plan_partial_aggregation(shape, view->definition, false);
-		PlannedStmt *plan_one = NULL;
+		ListCell   *lc;
 
-		if (shape->keys != NIL)
-			plan_one = stream_plan_partial_aggregation(stream_view_shape(stringToNode(view->query),
-																		 view->window),
-													   view->definition, true);
-		MemoryContextSwitchTo(cache_context);
-		view->plan = copyObject(plan);
-		view->plan_one_writer = plan_one ? copyObject(plan_one) : NULL;
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(plan_cxt);
+		if (view->plan == NULL)
+			plan_view(view);
+		foreach(lc, view->plan_relations)
+			LockRelationOid(lfirst_oid(lc), AccessShareLock);
+		if (!view->plan_stale)
+			break;
+		forget_plan(view);
 	}
 	return one_writer ? view->plan_one_writer : view->plan;
 }

@@ -24,6 +24,9 @@ typedef struct CachedView
 	WindowSpec *window;		/* its window, ttl and lateness */
 	PlannedStmt *plan;			/* built on first use */
 	PlannedStmt *plan_one_writer;	/* the same for one writer ($1), or NULL */
+	MemoryContext plan_cxt;		/* holds both plans */
+	List	   *plan_relations; /* Oid: what they read, locked before each run */
+	bool		plan_stale;		/* one of those changed since they were made */
 	KeptExecutor *kept[2];		/* executors of plan and plan_one_writer */
 } CachedView;
 
