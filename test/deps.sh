@@ -7,9 +7,10 @@ set -euo pipefail
 # postgresql-client-15: psql;  postgresql-server-dev-15: pg_config, PGXS, headers
 # librdkafka-dev, kcat: Kafka ingestion and its tests;  procps: pkill/pgrep
 # prometheus-postgres-exporter, curl: test/t_exporter.sh scrapes the query file
+# postgresql-15-hll, postgresql-15-tdigest: test/t_sketches.sh (their aggregates in views)
 required=(postgresql-15 postgresql-client-15 postgresql-server-dev-15
           librdkafka-dev kcat make gcc procps util-linux coreutils
-          prometheus-postgres-exporter curl)
+          prometheus-postgres-exporter curl postgresql-15-hll postgresql-15-tdigest)
 # Only a separate package on some distributions (not on Debian 12).
 optional=(postgresql-contrib-15)
 

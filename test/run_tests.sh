@@ -88,6 +88,30 @@ build() {
 }
 step build build || finish
 
+# A relocated PostgreSQL (PGBIN elsewhere) lacks the extensions Debian's
+# packages install into the system one: copy the hll and tdigest libraries and
+# extension files there when they are missing (t_sketches creates both).
+copy_packaged_extensions() {
+	local pkglib share p f dir
+	pkglib=$("$PG_CONFIG" --pkglibdir) share=$("$PG_CONFIG" --sharedir)/extension
+	for p in postgresql-15-hll postgresql-15-tdigest; do
+		for f in $(dpkg -L "$p"); do
+			case $f in
+			/usr/lib/postgresql/15/lib/*.so) dir=$pkglib ;;
+			/usr/share/postgresql/15/extension/*) dir=$share ;;
+			*) continue ;;
+			esac
+			if [ -f "$f" ] && [ ! -e "$dir/${f##*/}" ]; then
+				echo "copying $f to $dir"
+				as_root cp "$f" "$dir/" || return 1
+			fi
+		done
+	done
+}
+if [ -n "${PG_CONFIG:-}" ] && [ "$("$PG_CONFIG" --pkglibdir)" != /usr/lib/postgresql/15/lib ]; then
+	step packaged_extensions copy_packaged_extensions || finish
+fi
+
 echo "== server"
 if ! env_line=$(bash test/server.sh start "$SERVER" "max_prepared_transactions = 10" 2>"$ROOT/server-start.log"); then
 	cat "$ROOT/server-start.log"; server_log_tail; record server 1 0; finish

@@ -260,12 +260,22 @@ call2(FmgrInfo *fn, Oid collation, fmNodePtr context,
 	return result;
 }
 
-/* Deserialize a bytea state into an internal one. */
+/*
+ * Deserialize a bytea state into an internal one.
+ *
+ * PostgreSQL hands a deserialization function only what the serialization
+ * function just returned: a plain in-memory bytea.  Ours come from state and
+ * delta tables, compressed or stored out of line once they pass TOAST's
+ * threshold (about 2 kB), or with a short header when small; deserialization
+ * functions that do not detoast their argument (tdigest's, for one) would
+ * read the compressed bytes as a state.  So they get the plain form.
+ */
 static Datum
 deserialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum bytes)
 {
 	bool		isnull;
 
+	bytes = PointerGetDatum(PG_DETOAST_DATUM(bytes));
 	return call2(&s->deserialfn, collation, context, bytes, false, (Datum) 0, false, &isnull);
 }
 
