@@ -196,6 +196,34 @@ SELECT g, my_sum, my_stats, my_longest, my_sum_minus_sum, my_avg, my_avg_is_avg 
 SELECT count_star, sum_int8, avg_numeric, round(stddev_float8::numeric, 3) AS stddev_float8,
        min_text_c, bit_xor_bit, every, round(regr_slope::numeric, 6) AS regr_slope FROM agg_global;
 
+-- reads can be parallel, unless a view has an aggregate that is not parallel safe (agg_uda's)
+CREATE FUNCTION agg_read_is_parallel(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+    IF line LIKE '%Gather%' THEN RETURN true; END IF;
+  END LOOP;
+  RETURN false;
+END
+$$;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT agg_read_is_parallel('SELECT * FROM agg_count') AS count_parallel,
+       agg_read_is_parallel('SELECT * FROM agg_sum') AS sum_parallel,
+       agg_read_is_parallel('SELECT * FROM agg_uda') AS uda_parallel;
+-- and a parallel read is right
+CREATE TEMP TABLE agg_count_read AS SELECT * FROM agg_count;
+SELECT count(*) AS wrong_rows
+  FROM ((SELECT * FROM agg_count_read EXCEPT ALL SELECT * FROM agg_count_ref)
+        UNION ALL (SELECT * FROM agg_count_ref EXCEPT ALL SELECT * FROM agg_count_read)) d;
+DROP TABLE agg_count_read;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+
 -- wait until the combiner has merged every delta into the state tables, then compare again
 DO $$
 DECLARE

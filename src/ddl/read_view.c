@@ -16,6 +16,7 @@
 
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -247,6 +248,21 @@ append_list_sql(StringInfo buf, const char *keyword, List *items, const char *se
 		appendStringInfo(buf, "%s%s", foreach_current_index(lc) ? sep : "", (char *) lfirst(lc));
 }
 
+/*
+ * May the view's aggregates run in parallel workers?  Then so may its read
+ * (finalize_agg is parallel safe; finalize_agg_parallel_unsafe is not).
+ */
+static bool
+aggregates_parallel_safe(ViewShape *shape)
+{
+	ListCell   *lc;
+
+	foreach(lc, shape->aggs)
+		if (func_parallel(((Aggref *) lfirst(lc))->aggfnoid) != PROPARALLEL_SAFE)
+			return false;
+	return true;
+}
+
 /* The SELECT of the view users query. */
 char *
 stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
@@ -264,7 +280,9 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 	ctx.shape = shape;
 	ctx.kept_results = false;
 	ctx.finalize_agg = LookupFuncName(list_make2(makeString(STREAM_INTERNAL_SCHEMA),
-												 makeString("finalize_agg")),
+												 makeString(aggregates_parallel_safe(shape) ?
+															"finalize_agg" :
+															"finalize_agg_parallel_unsafe")),
 									  3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID},
 									  false);
 	w = stream_window_read_sql(shape->window, id, stream_state_columns_sql(shape, ""),

@@ -179,7 +179,17 @@ CREATE FUNCTION stream_ext_internal.finalize_agg_trans(internal, regprocedure, a
 CREATE FUNCTION stream_ext_internal.finalize_agg_final(internal, regprocedure, anyelement, anycompatible)
   RETURNS anycompatible
   AS 'MODULE_PATHNAME', 'stream_ext_finalize_agg_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- Parallel safe, so that reads of big views can be parallel; views of an
+-- aggregate that is not (a user's, say) finalize it with the second one.
 CREATE AGGREGATE stream_ext_internal.finalize_agg(regprocedure, anyelement, anycompatible) (
+  SFUNC = stream_ext_internal.finalize_agg_trans,
+  STYPE = internal,
+  SSPACE = 64,
+  FINALFUNC = stream_ext_internal.finalize_agg_final,
+  FINALFUNC_EXTRA,
+  PARALLEL = SAFE
+);
+CREATE AGGREGATE stream_ext_internal.finalize_agg_parallel_unsafe(regprocedure, anyelement, anycompatible) (
   SFUNC = stream_ext_internal.finalize_agg_trans,
   STYPE = internal,
   SSPACE = 64,
@@ -232,7 +242,8 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 
 -- Who may call the functions above.  A view's SELECT runs functions with the
 -- rights of the role reading it, so what views call stays executable by
--- PUBLIC and checks its arguments: finalize_agg, xid_visible, sliding_bound,
+-- PUBLIC and checks its arguments: finalize_agg (and
+-- finalize_agg_parallel_unsafe), xid_visible, sliding_bound,
 -- read_time, query_definition and time_column (event_xid8 runs in workers
 -- with the view owner's rights).  The combiner runs its merge statements as
 -- the view's owner too, so combine_agg, combine_states, finalize_state (of
