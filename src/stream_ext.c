@@ -8,6 +8,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
+#include "ddl/read_estimates.h"
 #include "ddl/utility.h"
 #include "guc.h"
 #include "ipc/queue.h"
@@ -71,6 +72,7 @@ _PG_init(void)
 	stream_utility_init();
 	stream_insert_init();
 	stream_read_guard_init();
+	stream_read_estimates_init();
 	stream_reaper_init();
 	kafka_supervisor_init();
 	stream_register_launcher();

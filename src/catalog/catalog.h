@@ -28,7 +28,7 @@ typedef enum ViewRelation
 	VIEW_STATE_TABLE,
 	VIEW_DELTA_TABLE,
 	VIEW_RESULT_TABLE			/* views that keep their results: one row per
-								 * group, its keys, key hash and results */
+								 * group, its keys and results */
 } ViewRelation;
 
 /*
