@@ -191,7 +191,7 @@ forget_plan(CachedView *view)
 }
 
 /*
- * The view's partial-aggregation plan, planned on first use; with
+ * The view's plan (partial aggregation, or its rows), planned on first use; with
  * one_writer, the plan for a batch whose events all come from one
  * transaction (passed as $1), or NULL when the view has no group keys (its
  * plan would make a row even for no events).  Every relation the plans read
