@@ -159,6 +159,17 @@ SELECT * FROM rw_owned ORDER BY url;
 DROP INDEX stream_ext_internal.rw_owned_url_idx;
 RESET ROLE;
 
+-- column names the extension uses elsewhere are the view's own here
+CREATE VIEW rw_names WITH (continuous, ttl = '1 hour', ttl_column = 'session_start') AS
+  SELECT ts AS session_start, url AS _one, latency AS writer_xid FROM rw_clicks WHERE url = '/names';
+CREATE INDEX ON rw_names (_one, writer_xid);
+INSERT INTO rw_clicks VALUES ('/names', 1, 5, '2100-01-01 11:30:00+00'), ('/names', 1, 6, '2100-01-01 10:30:00+00');
+SELECT rw_merged('rw_names');
+SELECT * FROM rw_names;
+SELECT stream_ext.reap_expired('rw_names');
+SELECT rw_kept('rw_names');
+DROP VIEW rw_names;
+
 -- per-event errors: the event is recorded in view_errors, the others kept
 CREATE VIEW rw_ratio WITH (continuous) AS SELECT url, 1000 / latency::int AS per_ms FROM rw_clicks;
 INSERT INTO rw_clicks VALUES ('/x', 1, 10, NULL), ('/zero', 1, 0, NULL), ('/y', 1, 20, NULL);

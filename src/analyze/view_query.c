@@ -168,8 +168,12 @@ static const char *const reserved_names[] = {
 	"_session", "_new", "window_start", "window_end", "session_start", "session_end", NULL
 };
 
+/* ... of a view that keeps rows: its delta table's writer, the combiner's _one */
+static const char *const reserved_row_names[] = {"writer_xid", "_one", NULL};
+
+/* base, or base_2, base_3 ...: a name neither reserved nor taken */
 static char *
-unique_name(const char *base, List *taken)
+unique_name_among(const char *base, List *taken, const char *const *reserved)
 {
 	char	   *name = pstrdup(base);
 	int			n = 1;
@@ -179,7 +183,7 @@ unique_name(const char *base, List *taken)
 	{
 		bool		clash = false;
 
-		for (const char *const *r = reserved_names; *r; r++)
+		for (const char *const *r = reserved; *r; r++)
 			if (strcmp(name, *r) == 0)
 				clash = true;
 
@@ -190,6 +194,12 @@ unique_name(const char *base, List *taken)
 			return name;
 		name = psprintf("%s_%d", base, ++n);
 	}
+}
+
+static char *
+unique_name(const char *base, List *taken)
+{
+	return unique_name_among(base, taken, reserved_names);
 }
 
 /* A key the window adds, grouped with the type's default operators. */
@@ -359,7 +369,8 @@ shape_kept_rows(ViewShape *shape)
 		 */
 		if (tle->resjunk)
 			continue;
-		name = unique_name(tle->resname ? tle->resname : "column", names);
+		name = unique_name_among(tle->resname ? tle->resname : "column", names,
+								 reserved_row_names);
 		names = lappend(names, name);
 		shape->keys = lappend(shape->keys, tle);
 		shape->key_names = lappend(shape->key_names, name);
