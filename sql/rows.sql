@@ -170,6 +170,16 @@ SELECT stream_ext.reap_expired('rw_names');
 SELECT rw_kept('rw_names');
 DROP VIEW rw_names;
 
+-- event time: a late event is counted (and kept as late), not kept as a row
+CREATE FOREIGN TABLE rw_timed (k int, ts timestamptz) SERVER stream_ext;
+CREATE VIEW rw_in_time WITH (continuous, time_column = 'ts', allowed_lateness = '1 minute',
+                             keep_late = true) AS SELECT k, ts FROM rw_timed;
+INSERT INTO rw_timed VALUES (1, '2100-01-01 12:00:00+00'), (2, '2100-01-01 12:10:00+00');
+INSERT INTO rw_timed VALUES (3, '2100-01-01 12:00:00+00'), (4, '2100-01-01 12:09:30+00');
+SELECT * FROM rw_in_time ORDER BY k;
+SELECT late_events, watermark FROM stream_ext.view_stats WHERE name = 'rw_in_time'::regclass;
+DROP FOREIGN TABLE rw_timed CASCADE;
+
 -- per-event errors: the event is recorded in view_errors, the others kept
 CREATE VIEW rw_ratio WITH (continuous) AS SELECT url, 1000 / latency::int AS per_ms FROM rw_clicks;
 INSERT INTO rw_clicks VALUES ('/x', 1, 10, NULL), ('/zero', 1, 0, NULL), ('/y', 1, 20, NULL);
