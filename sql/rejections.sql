@@ -70,9 +70,11 @@ CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s UNION SELECT cou
 CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s UNION ALL SELECT count(*) FROM rj_s;
 CREATE VIEW rj_v WITH (continuous) AS SELECT k FROM rj_s INTERSECT SELECT k FROM rj_s2;
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k EXCEPT SELECT 1, 1;
--- queries that do not aggregate
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, v FROM rj_s;
-CREATE VIEW rj_v WITH (continuous) AS SELECT * FROM rj_s WHERE k > 1;
+-- queries that do not aggregate keep rows (sql/rows.sql), but not in windows
+CREATE VIEW rj_v WITH (continuous, sliding_window = '1 minute') AS SELECT k, v FROM rj_s;
+CREATE VIEW rj_v WITH (continuous) AS SELECT FROM rj_s WHERE k > 1;
+CREATE VIEW rj_v WITH (continuous, ttl = '1 hour', ttl_column = 'nope') AS SELECT k, ts FROM rj_s;
+CREATE VIEW rj_v WITH (continuous, ttl = '1 hour', ttl_column = 'k') AS SELECT k, ts FROM rj_s;
 -- grouping sets
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, v, count(*) FROM rj_s GROUP BY ROLLUP (k, v);
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, v, count(*) FROM rj_s GROUP BY GROUPING SETS ((k), (v));
@@ -115,7 +117,7 @@ DELETE FROM rj_ok;
 -- the function form refuses the same things
 SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(DISTINCT v) FROM rj_s');
 SELECT stream_ext.create_continuous_view('rj_v', 'SELECT k, array_agg(v) FROM rj_s GROUP BY k');
-SELECT stream_ext.create_continuous_view('rj_v', 'SELECT k, v FROM rj_s');
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT k, v FROM rj_s', ARRAY['hop_size=1 hour', 'hop_slide=1 minute']);
 SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(*) FROM rj_table');
 SELECT stream_ext.create_continuous_view('rj_v', 'INSERT INTO rj_s VALUES (1)');
 SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(*) FROM rj_s; SELECT 1');

@@ -12,7 +12,8 @@
 #       every acknowledged batch is counted exactly once (count = its size);
 #       every batch in the view is complete (count = its size, no double count,
 #       no partial batch); rolled back batches are absent; no duplicate groups;
-#       the global count equals the sum over batches.
+#       the global count equals the sum over batches; the row-keeping view
+#       keeps every third event of exactly those batches, each once.
 # Finally, after the last restart, new events are applied (workers came back).
 source "$(dirname "$0")/lib.sh"
 CLIENTS=${CLIENTS:-6} CYCLES=${CYCLES:-3} EVENTS_PER_CYCLE=${EVENTS_PER_CYCLE:-50000}
@@ -29,6 +30,7 @@ CREATE VIEW per_batch WITH (continuous) AS
   SELECT batch_id, count(*) AS n, min(size) AS size_min, max(size) AS size_max, sum(seq) AS seq_sum
     FROM ev GROUP BY batch_id;
 CREATE VIEW totals WITH (continuous) AS SELECT count(*) AS n FROM ev;
+CREATE VIEW kept_rows WITH (continuous) AS SELECT batch_id, seq, size FROM ev WHERE seq % 3 = 0;
 CREATE TABLE acked (id bigint, size int);
 CREATE TABLE rolled_back (id bigint, size int);
 SQL
@@ -80,7 +82,18 @@ CREATE TABLE problems AS
     FROM per_batch GROUP BY batch_id HAVING count(*) > 1
   UNION ALL
   SELECT 'views disagree', format('totals says %s events, per_batch sums to %s', (SELECT n FROM totals), coalesce(sum(n), 0))
-    FROM per_batch HAVING coalesce(sum(n), 0) <> (SELECT n FROM totals);
+    FROM per_batch HAVING coalesce(sum(n), 0) <> (SELECT n FROM totals)
+  UNION ALL
+  SELECT 'row-keeping view lost or doubled rows',
+         format('batch %s of %s events: %s kept rows, %s distinct (expected %s)', b.id, b.size,
+                coalesce(k.n, 0), coalesce(k.d, 0), b.size / 3)
+    FROM (SELECT id, size FROM acked UNION SELECT batch_id, size_max FROM per_batch) b
+    LEFT JOIN (SELECT batch_id, count(*) AS n, count(DISTINCT seq) AS d FROM kept_rows GROUP BY batch_id) k
+      ON k.batch_id = b.id
+   WHERE coalesce(k.n, 0) <> b.size / 3 OR coalesce(k.d, 0) <> b.size / 3
+  UNION ALL
+  SELECT 'row-keeping view kept rows of a batch the other views do not count', format('batch %s', batch_id)
+    FROM kept_rows k WHERE NOT EXISTS (SELECT FROM per_batch v WHERE v.batch_id = k.batch_id);
 SQL
 	bad=$(q "SELECT format('%s: %s, e.g. %s', kind, count(*), string_agg(detail, '; ' ORDER BY detail DESC) FILTER (WHERE rn <= 3))
 	           FROM (SELECT *, row_number() OVER (PARTITION BY kind ORDER BY detail DESC) AS rn FROM problems) p GROUP BY kind")
@@ -92,7 +105,8 @@ SQL
 	fi
 	say "ok: $label: $(q "SELECT count(*) FROM acked") acknowledged batches counted exactly once;" \
 		"$(q "SELECT count(*) FROM per_batch v WHERE NOT EXISTS (SELECT FROM acked a WHERE a.id = v.batch_id)") unacknowledged ones complete;" \
-		"$(q "SELECT count(*) FROM rolled_back") rolled back ones absent; $(q "SELECT n FROM totals") events"
+		"$(q "SELECT count(*) FROM rolled_back") rolled back ones absent; $(q "SELECT n FROM totals") events;" \
+		"$(q "SELECT count(*) FROM kept_rows") kept rows"
 }
 
 crash() {  # kill -9 the postmaster and every child of it

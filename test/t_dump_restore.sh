@@ -12,7 +12,8 @@
 #     (a delta row of a writer still in progress at the dump is not counted);
 #   - the combiner merges restored deltas; the watermark is the dump's;
 #   - ingestion goes on: new events are counted exactly, windows included;
-#   - a view joining a table and a view over a table is restored too;
+#   - a view joining a table and a view over a table is restored too, and a
+#     row-keeping view joining a table, with the index its owner made on it;
 #   - views depend on their stream and tables again, new views get new ids, dropping a
 #     restored view removes its tables, the catalog views show everything;
 #   - the Kafka consumer is restored stopped, with its offsets.
@@ -59,6 +60,11 @@ CREATE VIEW by_tier WITH (continuous) AS
   SELECT u.tier, k.kind, count(*) AS n, sum(c.latency) AS total
     FROM clicks c JOIN users u ON u.id = c.user_id LEFT JOIN page_kinds k ON k.url = c.url
    GROUP BY 1, 2;
+-- a view that keeps rows, joined, with ttl and an index of its owner's
+CREATE VIEW slow_rows WITH (continuous, ttl = '1 day', ttl_column = 'ts') AS
+  SELECT c.ts, c.url, c.user_id, u.tier FROM clicks c JOIN users u ON u.id = c.user_id
+   WHERE c.latency > 20;
+CREATE INDEX ON slow_rows (url);
 SELECT stream_ext.kafka_consume('clicks', 'dump_topic', '127.0.0.1:9', format => 'json');
 INSERT INTO stream_ext_internal.kafka_offsets
   SELECT id, 0, 4242 FROM stream_ext_internal.kafka_consumers;
@@ -154,6 +160,14 @@ check_views() {  # check_views LABEL
 	          FROM log c JOIN users u ON u.id = c.user_id LEFT JOIN page_kinds k ON k.url = c.url
 	          GROUP BY u.tier, k.kind)
 	  UNION ALL
+	  ((SELECT 'slow_rows', ts::text, url, user_id::text, tier::text FROM slow_rows
+	    EXCEPT ALL SELECT 'slow_rows', c.ts::text, c.url, c.user_id::text, u.tier::text
+	          FROM log c JOIN users u ON u.id = c.user_id WHERE c.latency > 20)
+	   UNION ALL
+	   (SELECT 'slow_rows missing', c.ts::text, c.url, c.user_id::text, u.tier::text
+	          FROM log c JOIN users u ON u.id = c.user_id WHERE c.latency > 20
+	    EXCEPT ALL SELECT 'slow_rows missing', ts::text, url, user_id::text, tier::text FROM slow_rows))
+	  UNION ALL
 	  SELECT 'rows', v, got::text, want::text, '' FROM (VALUES
 	    ('by_tier', (SELECT count(*) FROM by_tier),
 	                (SELECT count(*) FROM (SELECT DISTINCT u.tier, k.kind FROM log c JOIN users u ON u.id = c.user_id
@@ -183,7 +197,9 @@ writer_sql 441 480 | run_sql
 check_views "after new events"
 
 # The catalog is whole again.
-[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 7 ] || fail "stream_ext.continuous_views lacks views"
+[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 8 ] || fail "stream_ext.continuous_views lacks views"
+psql -X -At -c "SET enable_seqscan = off" -c "EXPLAIN SELECT * FROM slow_rows WHERE url = '/p/1'" |
+	grep -q slow_rows_url_idx || fail "the restored index of slow_rows is not used by its reads"
 [ "$(q "SELECT time_column FROM stream_ext.continuous_views WHERE name = 'recent'::regclass")" = ts ] ||
 	fail "the time column of recent is lost"
 [ "$(q "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'url_stats'::regclass")" = dump_owner ] ||

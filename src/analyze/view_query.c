@@ -3,7 +3,8 @@
  *	  What a continuous view computes.
  *
  * A continuous view is an aggregate query over one stream, which it may
- * join with tables (joins.c).  Its combine state is one row per group: the
+ * join with tables (joins.c); one without aggregates or GROUP BY keeps the
+ * rows of its query instead (row_query.c plans them).  Its combine state is one row per group: the
  * GROUP BY keys plus the partial state of each distinct aggregate.  Workers
  * compute those partial states for a batch with PostgreSQL's own partial
  * aggregation (AGGSPLIT_INITIAL_SERIAL, as the partial side of a parallel
@@ -37,6 +38,7 @@
 #include "utils/syscache.h"
 
 #include "analyze/joins.h"
+#include "analyze/row_query.h"
 #include "analyze/view_query.h"
 #include "stream/fdw.h"
 #include "stream/read_guard.h"
@@ -166,8 +168,12 @@ static const char *const reserved_names[] = {
 	"_session", "_new", "window_start", "window_end", "session_start", "session_end", NULL
 };
 
+/* ... of a view that keeps rows: its delta table's writer, the combiner's _one */
+static const char *const reserved_row_names[] = {"writer_xid", "_one", NULL};
+
+/* base, or base_2, base_3 ...: a name neither reserved nor taken */
 static char *
-unique_name(const char *base, List *taken)
+unique_name_among(const char *base, List *taken, const char *const *reserved)
 {
 	char	   *name = pstrdup(base);
 	int			n = 1;
@@ -177,7 +183,7 @@ unique_name(const char *base, List *taken)
 	{
 		bool		clash = false;
 
-		for (const char *const *r = reserved_names; *r; r++)
+		for (const char *const *r = reserved; *r; r++)
 			if (strcmp(name, *r) == 0)
 				clash = true;
 
@@ -188,6 +194,12 @@ unique_name(const char *base, List *taken)
 			return name;
 		name = psprintf("%s_%d", base, ++n);
 	}
+}
+
+static char *
+unique_name(const char *base, List *taken)
+{
+	return unique_name_among(base, taken, reserved_names);
 }
 
 /* A key the window adds, grouped with the type's default operators. */
@@ -313,10 +325,61 @@ check_ttl_column(ViewShape *shape)
 					 errhint("ttl applies to a time bucket column of type timestamptz, timestamp or date.")));
 		return;
 	}
+	if (shape->keeps_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("ttl_column \"%s\" is not a column of the view", column),
+				 errhint("Name a column of type timestamptz, timestamp or date of the view's select list.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_COLUMN),
 			 errmsg("ttl_column \"%s\" is not a GROUP BY column of the view", column),
 			 errhint("Name the view's time bucket column, for example date_bin('1 minute', ts, '2000-01-01') AS minute.")));
+}
+
+/*
+ * The shape of a view that keeps its query's rows (it neither aggregates
+ * nor groups): each output column is a "key" of the shape, a column of the
+ * kept-rows table, never grouped.  Windows are refused (there is nothing to
+ * window); ttl applies to a time-typed output column.
+ */
+static void
+shape_kept_rows(ViewShape *shape)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	shape->keeps_rows = true;
+	if (shape->window->kind != WINDOW_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view without aggregates cannot have a time window"),
+				 errdetail("A view without aggregates or GROUP BY keeps the rows of its query; windows group events."),
+				 errhint("Use ttl and ttl_column to keep recent rows only.")));
+	if (shape->window->time_column != NULL)
+		shape->time_expr = stream_window_time_expr(shape->window, shape->stream,
+												   shape->stream_rti);
+	foreach(lc, shape->query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		char	   *name;
+
+		/*
+		 * Volatile expressions are welcome (clock_timestamp() AS seen):
+		 * the row a batch's transaction writes is the one kept.
+		 */
+		if (tle->resjunk)
+			continue;
+		name = unique_name_among(tle->resname ? tle->resname : "column", names,
+								 reserved_row_names);
+		names = lappend(names, name);
+		shape->keys = lappend(shape->keys, tle);
+		shape->key_names = lappend(shape->key_names, name);
+	}
+	if (shape->keys == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view must have columns")));
+	check_ttl_column(shape);
 }
 
 /*
@@ -358,14 +421,12 @@ stream_view_shape(Query *query, WindowSpec *window)
 	shape->stream_rti = stream_view_stream_rti(query);
 	shape->stream = rt_fetch(shape->stream_rti, query->rtable)->relid;
 
-	if (!query->hasAggs && query->groupClause == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a continuous view must aggregate"),
-				 errdetail("A stream keeps no rows, so a view needs aggregates or GROUP BY."),
-				 errhint("For example: SELECT key, count(*) FROM stream GROUP BY key.")));
-
 	reject_volatile(query->jointree->quals, "the WHERE clause");
+	if (!query->hasAggs && query->groupClause == NIL)
+	{
+		shape_kept_rows(shape);
+		return shape;
+	}
 	add_window_columns(shape, &names);
 
 	/* Group keys */
@@ -442,6 +503,32 @@ event_xid8_function(void)
 	return LookupFuncName(name, 1, argtypes, false);
 }
 
+/*
+ * The writer transaction of an event, as the first column of the workers'
+ * rows: with one_writer $1 (every event of the batch comes from that one
+ * transaction), else event_xid8(xmin) of the stream's tuple.
+ */
+Expr *
+stream_writer_xid_expr(ViewShape *shape, bool one_writer)
+{
+	Var		   *xmin;
+
+	if (one_writer)
+	{
+		Param	   *param = makeNode(Param);
+
+		param->paramkind = PARAM_EXTERN;
+		param->paramid = 1;
+		param->paramtype = XID8OID;
+		param->paramtypmod = -1;
+		param->location = -1;
+		return (Expr *) param;
+	}
+	xmin = makeVar(shape->stream_rti, MinTransactionIdAttributeNumber, XIDOID, -1, InvalidOid, 0);
+	return (Expr *) makeFuncExpr(event_xid8_function(), XID8OID, list_make1(xmin), InvalidOid,
+								 InvalidOid, COERCE_EXPLICIT_CALL);
+}
+
 /* Mark the aggregation of a planned query as the partial (serializing) phase. */
 static void
 partialize_plan(Plan *plan)
@@ -493,24 +580,14 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 		 * Every event of the batch comes from one writer, passed as $1: no
 		 * need to read and group by each event's xmin.
 		 */
-		Param	   *param = makeNode(Param);
-
 		Assert(shape->keys != NIL); /* else no events would still make a row */
-		param->paramkind = PARAM_EXTERN;
-		param->paramid = 1;
-		param->paramtype = XID8OID;
-		param->paramtypmod = -1;
-		param->location = -1;
-		tlist = lappend(tlist, makeTargetEntry((Expr *) param, resno++, pstrdup("writer_xid"), false));
+		tlist = lappend(tlist, makeTargetEntry(stream_writer_xid_expr(shape, true), resno++,
+											   pstrdup("writer_xid"), false));
 	}
 	else
 	{
-		Var		   *xmin = makeVar(shape->stream_rti, MinTransactionIdAttributeNumber, XIDOID,
-								   -1, InvalidOid, 0);
-		Expr	   *xid_expr = (Expr *) makeFuncExpr(event_xid8_function(), XID8OID,
-													 list_make1(xmin), InvalidOid, InvalidOid,
-													 COERCE_EXPLICIT_CALL);
-		TargetEntry *tle = makeTargetEntry(xid_expr, resno++, pstrdup("writer_xid"), false);
+		TargetEntry *tle = makeTargetEntry(stream_writer_xid_expr(shape, false), resno++,
+										   pstrdup("writer_xid"), false);
 		SortGroupClause *xid_sgc = makeNode(SortGroupClause);
 
 		tle->ressortgroupref = ref;
@@ -561,4 +638,16 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 	pstmt = stream_plan_batch_query(q, sql);
 	partialize_plan(pstmt->planTree);
 	return pstmt;
+}
+
+/*
+ * The plan workers run over a batch for a view: its partial aggregation, or
+ * for a view that keeps rows the rows of its query (row_query.c).
+ */
+PlannedStmt *
+stream_plan_view_batch(ViewShape *shape, const char *sql, bool one_writer)
+{
+	if (shape->keeps_rows)
+		return stream_plan_view_rows(shape, sql, one_writer);
+	return stream_plan_partial_aggregation(shape, sql, one_writer);
 }

@@ -1,8 +1,8 @@
 /*
  * view_query.h
  *	  Analysis of a continuous view's defining query: validation, the group
- *	  keys and aggregates that make up its combine state, and the partial
- *	  aggregation plan the workers run over each batch.
+ *	  keys and aggregates that make up its combine state (or the columns of
+ *	  the rows it keeps), and the plan the workers run over each batch.
  */
 #ifndef STREAM_EXT_VIEW_QUERY_H
 #define STREAM_EXT_VIEW_QUERY_H
@@ -34,11 +34,20 @@ typedef struct ViewShape
 	 * the state-table column name of each result (NIL for other views).
 	 */
 	List	   *final_names;
+
+	/*
+	 * A view without aggregates or GROUP BY keeps the rows of its query:
+	 * keys are then its output columns (not grouped), key_names the columns
+	 * of its kept-rows table, and it has no aggregates (row_query.c).
+	 */
+	bool		keeps_rows;
 } ViewShape;
 
 extern Query *stream_analyze_select(RawStmt *raw, const char *sql);
 extern ViewShape *stream_view_shape(Query *query, WindowSpec *window);
 extern PlannedStmt *stream_plan_partial_aggregation(ViewShape *shape, const char *sql,
 													 bool one_writer);
+extern Expr *stream_writer_xid_expr(ViewShape *shape, bool one_writer);
+extern PlannedStmt *stream_plan_view_batch(ViewShape *shape, const char *sql, bool one_writer);
 
 #endif

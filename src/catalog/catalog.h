@@ -61,6 +61,9 @@ typedef struct ContinuousViewRow
 	char	   *query;			/* its analyzed Query tree (nodeToString) */
 	int			key_count;		/* leading key columns of the state table */
 	WindowSpecText window;
+	bool		keeps_rows;		/* the view keeps its query's rows: it has
+								 * neither keys nor aggregates, and its state
+								 * table holds the rows */
 } ContinuousViewRow;
 
 /* A column of a view's state table, for the combiner's statements. */

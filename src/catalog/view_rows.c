@@ -95,6 +95,7 @@ row_from_tuple(HeapTuple tuple, TupleDesc desc)
 	w->ttl_column = text_column(tuple, desc, 16);
 	w->lateness = text_column(tuple, desc, 17);
 	w->keep_late = text_column(tuple, desc, 18);
+	row->keeps_rows = DatumGetBool(SPI_getbinval(tuple, desc, 19, &isnull));
 	return row;
 }
 
@@ -119,7 +120,8 @@ load_rows(void)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
 					"v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
-					"v.key_count, " WINDOW_TEXT_COLUMNS " "
+					"v.key_count, " WINDOW_TEXT_COLUMNS ", "
+					"v.key_count = 0 AND pg_catalog.cardinality(v.aggregates) = 0 "
 					"FROM " STREAM_CATALOG_ROWS " v "
 					"JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
 					true, 0) != SPI_OK_SELECT)
@@ -282,10 +284,12 @@ stream_catalog_state_columns(int id)
 		bool		isnull;
 		bool		is_key = DatumGetBool(SPI_getbinval(tuple, desc, 4, &isnull));
 		char	   *result_name = SPI_getvalue(tuple, desc, 5);
+		char	   *aggregate = SPI_getvalue(tuple, desc, 2);
 
 		col->name = pstrdup(quote_identifier(SPI_getvalue(tuple, desc, 1)));
 		col->type = pstrdup(SPI_getvalue(tuple, desc, 3));
-		col->aggregate = is_key ? NULL : pstrdup(SPI_getvalue(tuple, desc, 2));
+		/* NULL for keys, and for the columns of a view that keeps rows */
+		col->aggregate = (is_key || aggregate == NULL) ? NULL : pstrdup(aggregate);
 		col->result = result_name ? pstrdup(quote_identifier(result_name)) : NULL;
 		col->result_type = result_name ? pstrdup(SPI_getvalue(tuple, desc, 6)) : NULL;
 		columns = lappend(columns, col);

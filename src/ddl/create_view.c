@@ -7,6 +7,8 @@
  *	   each aggregate's partial state; unique on the keys (NULLs equal);
  *	 - stream_ext_internal.delta_<id>: partial states written by workers, each
  *	   row tagged with the transaction that inserted its events;
+ *	   (a view without aggregates or GROUP BY keeps the rows of its query
+ *	   there instead: src/analyze/row_query.c);
  *	 - for a view without a window, with keys that hash,
  *	   stream_ext_internal.result_<id>: each group's aggregate results, which
  *	   the combiner keeps beside the states (ddl/read_view.c reads them);
@@ -149,6 +151,12 @@ create_state_tables(ViewShape *shape, int id)
 
 	initStringInfo(&cols);
 	append_key_columns(&cols, shape);
+	if (shape->keeps_rows)
+	{
+		cols.data[cols.len - 2] = '\0';
+		stream_window_create_row_tables(id, cols.data, shape->window);
+		return;
+	}
 	forboth(lc, shape->aggs, lc2, shape->agg_names)
 	{
 		Aggref	   *aggref = lfirst(lc);
@@ -180,7 +188,8 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Que
 	row.delta_table = delta;
 	row.definition = stream_portable_query_text(original);
 	row.query = nodeToString(original);
-	row.key_count = list_length(shape->keys);
+	/* a view that keeps rows: neither keys nor aggregates (catalog/view_rows.c) */
+	row.key_count = shape->keeps_rows ? 0 : list_length(shape->keys);
 	stream_window_spec_to_text(shape->window, &row.window);
 	stream_catalog_insert_view(&row, aggregates);
 	if (stream_window_has_event_time(shape->window))
@@ -243,6 +252,31 @@ give_view_relations_to(int id, Oid owner)
 }
 
 /*
+ * A view that keeps rows (no aggregates, no GROUP BY) names the columns of
+ * its kept rows as its own: CREATE VIEW v (a, b) renames its query's
+ * columns, so that its tables, its indexes and its stored query say a, b.
+ * (CREATE VIEW refuses more names than columns.)
+ */
+static void
+name_kept_columns(Query *query, List *aliases)
+{
+	ListCell   *lc;
+	ListCell   *alias = list_head(aliases);
+
+	if (aliases == NIL || query->hasAggs || query->groupClause != NIL)
+		return;
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk || alias == NULL)
+			continue;
+		tle->resname = pstrdup(strVal(lfirst(alias)));
+		alias = lnext(aliases, alias);
+	}
+}
+
+/*
  * Create a continuous view named name over the SELECT in raw (whose text is
  * sql).  Returns the view's OID.
  */
@@ -270,6 +304,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 				 errmsg("continuous views cannot be temporary")));
 
 	query = stream_analyze_select(copyObject(raw), sql);
+	name_kept_columns(query, aliases);
 	original = copyObject(query);
 	shape = stream_view_shape(query, window);
 

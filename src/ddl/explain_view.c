@@ -29,7 +29,7 @@ explain_batch_plan(ContinuousViewRow *row)
 {
 	Query	   *query = (Query *) stringToNode(row->query);
 	ViewShape  *shape = stream_view_shape(query, stream_window_spec_from_text(&row->window));
-	PlannedStmt *plan = stream_plan_partial_aggregation(shape, row->definition, false);
+	PlannedStmt *plan = stream_plan_view_batch(shape, row->definition, false);
 	ExplainState *es = NewExplainState();
 	instr_time	planning = {0};
 

@@ -12,7 +12,9 @@
  *	   the install script);
  *	 - ALTER, RENAME, SET SCHEMA, DROP, TRUNCATE and CREATE INDEX of them
  *	   are refused to anyone but a superuser (the extension's own code runs
- *	   its DDL on them as one; a superuser repairing them knows why).
+ *	   its DDL on them as one; a superuser repairing them knows why), but
+ *	   for DROP INDEX of an index CREATE INDEX on a view made
+ *	   (ddl/view_index.c), which PostgreSQL lets its owner drop.
  */
 #include "postgres.h"
 
@@ -25,6 +27,7 @@
 
 #include "catalog/catalog.h"
 #include "ddl/internal_guard.h"
+#include "ddl/view_index.h"
 
 /* The relation, if it is one of stream_ext_internal; else InvalidOid */
 static Oid
@@ -96,7 +99,15 @@ stream_guard_internal_relations(Node *parsetree)
 				if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX)
 					break;
 				foreach(lc, stmt->objects)
-					refuse(makeRangeVarFromNameList(lfirst(lc)), "drop", true);
+				{
+					RangeVar   *rel = makeRangeVarFromNameList(lfirst(lc));
+
+					/* what CREATE INDEX on a view made, its owner drops */
+					if (stmt->removeType == OBJECT_INDEX &&
+						stream_is_view_index(internal_relid(rel)))
+						continue;
+					refuse(rel, "drop", true);
+				}
 				break;
 			}
 		default:

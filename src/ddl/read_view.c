@@ -11,6 +11,10 @@
  * about what reading a table of its rows does.
  * What the view's window changes (which rows, extra columns and grouping,
  * ttl) comes from window/read_sql.c.
+ * A view that keeps rows reads its kept rows and the rows of committed
+ * writers the combiner has not moved yet, as they are: a UNION ALL the
+ * planner pushes a reader's conditions into, so that the indexes of the
+ * kept-rows table serve them (ddl/view_index.c).
  */
 #include "postgres.h"
 
@@ -314,9 +318,9 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 		having = lappend(having, psprintf("(%s)",
 										  deparse_expression(read_view_mutator(shape->query->havingQual, &ctx),
 															 dpcontext, false, false)));
-	if (w->one_row_per_group)
+	if (w->one_row_per_group || shape->keeps_rows)
 	{
-		/* each row is a group already */
+		/* each row is a group already, or a kept row */
 		append_list_sql(&buf, "WHERE", list_concat(w->where, having), " AND ");
 		return buf.data;
 	}

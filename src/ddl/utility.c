@@ -17,6 +17,7 @@
 #include "commands/defrem.h"
 #include "catalog/namespace.h"
 #include "commands/extension.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -31,6 +32,7 @@
 #include "ddl/create_view.h"
 #include "ddl/internal_guard.h"
 #include "ddl/utility.h"
+#include "ddl/view_index.h"
 #include "ipc/queue.h"
 #include "stream/copy.h"
 #include "stream/fdw.h"
@@ -405,6 +407,32 @@ run_own_statement(Node *stmt, PlannedStmt *pstmt, const char *queryString,
 		elog(ERROR, "a ProcessUtility hook did not run stream_ext's statement");
 }
 
+/*
+ * Run CREATE INDEX on a view that keeps rows, redirected to its kept-rows
+ * table (ddl/view_index.c), as the bootstrap superuser: the table's schema
+ * is the extension's.
+ */
+static void
+run_view_index(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext context,
+			   ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest,
+			   QueryCompletion *qc)
+{
+	Oid			saved_user;
+	int			saved_sec;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		run_next_hook(pstmt, queryString, false, context, params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(saved_user, saved_sec);
+	}
+	PG_END_TRY();
+}
+
 static void
 stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					  ProcessUtilityContext context, ParamListInfo params,
@@ -437,6 +465,17 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	}
 
 	stream_guard_internal_relations(parsetree);
+
+	if (IsA(parsetree, IndexStmt))
+	{
+		PlannedStmt *copy = copyObject(pstmt);
+
+		if (stream_redirect_view_index((IndexStmt *) copy->utilityStmt))
+		{
+			run_view_index(copy, queryString, context, params, queryEnv, dest, qc);
+			return;
+		}
+	}
 
 	if (IsA(parsetree, CreateForeignTableStmt) &&
 		strcmp(((CreateForeignTableStmt *) parsetree)->servername, "stream_ext") == 0)

@@ -14,6 +14,8 @@
  *					 RETURNING 1)
  *	 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
  *
+ * A view that keeps rows moves its committed rows as they are (no
+ * grouping, no conflict): stream_window_move_rows_sql.
  * A view that keeps its results (a result table: ddl/read_view.c) has the
  * merged rows return their keys and results (finalize_state), and
  * upserts them into the result table in the same statement.
@@ -164,6 +166,50 @@ session_merge_sql(MergeColumns *m, const char *moved, const char *state, int key
 }
 
 /*
+ * The committed deltas to move, as "moved AS (DELETE ... RETURNING
+ * returning)": at most chunk, or with chunk 0 the one at ctid $1.
+ */
+static char *
+moved_deltas_sql(const char *delta, const char *returning, int chunk)
+{
+	if (chunk > 0)
+		return psprintf("moved AS (DELETE FROM %s d WHERE d.ctid = ANY (ARRAY("
+						"SELECT c.ctid FROM %s c "
+						"WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) LIMIT %d)) "
+						"RETURNING %s)",
+						delta, delta, chunk, returning);
+	return psprintf("moved AS (DELETE FROM %s d WHERE d.ctid = $1 "
+					"AND " STREAM_INTERNAL_SCHEMA ".xid_committed(d.writer_xid) "
+					"RETURNING %s)",
+					delta, returning);
+}
+
+/*
+ * The statement that moves the committed rows of view id, which keeps its
+ * query's rows, from its delta table into its kept-rows table (the state
+ * table: the same columns, without the writer): at most chunk rows, or with
+ * chunk 0 the one whose ctid is $1.  columns: the kept-rows table's
+ * (StateColumn *).  Like a merge, it returns one row: the rows moved, the
+ * rows written.
+ */
+char *
+stream_window_move_rows_sql(int id, List *columns, int chunk)
+{
+	StringInfoData returning;
+	ListCell   *lc;
+
+	initStringInfo(&returning);
+	foreach(lc, columns)
+		appendStringInfo(&returning, "%sd.%s", returning.len ? ", " : "",
+						 ((StateColumn *) lfirst(lc))->name);
+	return psprintf("WITH %s, merged AS (INSERT INTO %s SELECT * FROM moved RETURNING 1) "
+					MERGE_COUNTS,
+					moved_deltas_sql(stream_view_relation_sql(id, VIEW_DELTA_TABLE),
+									 returning.data, chunk),
+					stream_view_relation_sql(id, VIEW_STATE_TABLE));
+}
+
+/*
  * Does the merge statement of a view with this window upsert on its state
  * table's unique key?  (Sessions replace the stored sessions they touch.)
  */
@@ -191,17 +237,7 @@ stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec, 
 	Interval   *lengths[SLIDING_LEVELS];
 
 	build_columns(&m, columns, key_count, spec);
-	if (chunk > 0)
-		moved = psprintf("moved AS (DELETE FROM %s d WHERE d.ctid = ANY (ARRAY("
-						 "SELECT c.ctid FROM %s c "
-						 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) LIMIT %d)) "
-						 "RETURNING %s)",
-						 delta, delta, chunk, m.returning.data);
-	else
-		moved = psprintf("moved AS (DELETE FROM %s d WHERE d.ctid = $1 "
-						 "AND " STREAM_INTERNAL_SCHEMA ".xid_committed(d.writer_xid) "
-						 "RETURNING %s)",
-						 delta, m.returning.data);
+	moved = moved_deltas_sql(delta, m.returning.data, chunk);
 
 	if (spec->kind == WINDOW_SESSION)
 		return session_merge_sql(&m, moved, state, key_count, spec);

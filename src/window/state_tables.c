@@ -9,7 +9,9 @@
  * unique, and the combiner finds the sessions of a group by it.  A ttl
  * column is indexed for the reaper.  The delta table has the same columns
  * after the writer's transaction id, and no index: the combiner reads it
- * whole.
+ * whole.  A view that keeps rows has a kept-rows table in place of the
+ * state table: the view's columns, no key, and the indexes its owner
+ * creates on the view (ddl/view_index.c).
  */
 #include "postgres.h"
 
@@ -91,4 +93,29 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 								  quote_identifier(psprintf("%s_key",
 															stream_view_relation_name(id, VIEW_DELTA_TABLE))),
 								  delta, keys));
+}
+
+/*
+ * Create the tables of view id that keeps rows: its kept-rows table (the
+ * state table's name) of columns ("c1 type, ..."), indexed on its ttl
+ * column for the reaper, and its delta table, the same columns after the
+ * writer's transaction id.  The caller has SPI connected and runs as the
+ * extension's owner.
+ */
+void
+stream_window_create_row_tables(int id, const char *columns, WindowSpec *w)
+{
+	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+
+	spi_exec_utility(psprintf("CREATE TABLE %s (%s)", state, columns));
+	if (w->ttl_column != NULL)
+		spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s)",
+								  quote_identifier(psprintf("%s_ttl",
+															stream_view_relation_name(id, VIEW_STATE_TABLE))),
+								  state, quote_identifier(w->ttl_column)));
+	spi_exec_utility(psprintf("CREATE TABLE %s "
+							  "(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
+							  "WITH (autovacuum_vacuum_threshold = 1000, "
+							  "autovacuum_vacuum_scale_factor = 0)",
+							  stream_view_relation_sql(id, VIEW_DELTA_TABLE), columns));
 }

@@ -92,11 +92,24 @@ prefer_tid_scans(void)
 	return level;
 }
 
-/* The merge statement of view id for chunk deltas, or the one at $1 (SPI connected) */
-static char *
-merge_sql(int id, int key_count, WindowSpec *spec, int chunk)
+typedef struct ViewToCombine
 {
-	return stream_window_merge_sql(id, stream_catalog_state_columns(id), key_count, spec, chunk);
+	int			id;
+	char	   *name;			/* the view, as regclass text */
+	Oid			owner;
+	int			key_count;
+	bool		keeps_rows;		/* its state table keeps its query's rows */
+	WindowSpec *window;
+} ViewToCombine;
+
+/* The merge statement of view v for chunk deltas, or the one at $1 (SPI connected) */
+static char *
+merge_sql(ViewToCombine *v, int chunk)
+{
+	if (v->keeps_rows)
+		return stream_window_move_rows_sql(v->id, stream_catalog_state_columns(v->id), chunk);
+	return stream_window_merge_sql(v->id, stream_catalog_state_columns(v->id), v->key_count,
+								   v->window, chunk);
 }
 
 /* The prepared statements of view id, or NULL */
@@ -112,8 +125,9 @@ find_plan(int id)
 }
 
 static CombinePlan *
-plan_for_view(int id, int key_count, WindowSpec *spec)
+plan_for_view(ViewToCombine *v)
 {
+	int			id = v->id;
 	CombinePlan *plan = find_plan(id);
 	MemoryContext old;
 
@@ -121,7 +135,7 @@ plan_for_view(int id, int key_count, WindowSpec *spec)
 		return plan;
 	plan = MemoryContextAllocZero(TopMemoryContext, sizeof(CombinePlan));
 	plan->id = id;
-	plan->merge = SPI_prepare(merge_sql(id, key_count, spec, MERGE_CHUNK_ROWS), 0, NULL);
+	plan->merge = SPI_prepare(merge_sql(v, MERGE_CHUNK_ROWS), 0, NULL);
 	plan->cleanup = SPI_prepare(psprintf("DELETE FROM %s "
 										 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_aborted(writer_xid)",
 										 stream_view_relation_sql(id, VIEW_DELTA_TABLE)),
@@ -246,15 +260,6 @@ maintain_view_tables(int id, MemoryContext cxt)
 	}
 }
 
-typedef struct ViewToCombine
-{
-	int			id;
-	char	   *name;			/* the view, as regclass text */
-	Oid			owner;
-	int			key_count;
-	WindowSpec *window;
-} ViewToCombine;
-
 /* Has the relation a valid unique index (the merge's ON CONFLICT needs it)? */
 static bool
 has_unique_index(Oid relid)
@@ -298,7 +303,7 @@ lock_state_table(ViewToCombine *v)
 	LockRelationOid(state, RowExclusiveLock);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state)))
 		return false;
-	if (!stream_window_merge_needs_unique_key(v->window))
+	if (v->keeps_rows || !stream_window_merge_needs_unique_key(v->window))
 		return true;
 	/* the merge upserts the state table and any result table */
 	result = stream_view_relation_relid(v->id, VIEW_RESULT_TABLE, true);
@@ -342,7 +347,7 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	guc_level = prefer_tid_scans();
-	plan = plan_for_view(v->id, v->key_count, v->window);
+	plan = plan_for_view(v);
 	if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "merge of continuous view %d failed", v->id);
@@ -431,7 +436,7 @@ set_aside_unmergeable(void *arg)
 															   SPI_tuptable->tupdesc, 1,
 															   &isnull));
 	}
-	one.merge = SPI_prepare(merge_sql(v->id, v->key_count, v->window, 0), 1, (Oid[]) {TIDOID});
+	one.merge = SPI_prepare(merge_sql(v, 0), 1, (Oid[]) {TIDOID});
 	remove = SPI_prepare(psprintf("DELETE FROM %s d WHERE d.ctid = $1 "
 								  "RETURNING pg_catalog.left(d::text, 1000)", delta),
 						 1, (Oid[]) {TIDOID});
@@ -552,6 +557,7 @@ views_to_combine(MemoryContext cxt, List **views)
 			v->name = pstrdup(row->name);
 			v->owner = row->owner;
 			v->key_count = row->key_count;
+			v->keeps_rows = row->keeps_rows;
 			v->window = stream_window_spec_from_text(&row->window);
 			*views = lappend(*views, v);
 			MemoryContextSwitchTo(old);

@@ -158,13 +158,13 @@ plan_view(CachedView *view)
 	MemoryContext old = MemoryContextSwitchTo(plan_cxt);
 	Query	   *query = (Query *) stringToNode(view->query);
 	ViewShape  *shape = stream_view_shape(query, view->window);
-	PlannedStmt *plan = stream_plan_partial_aggregation(shape, view->definition, false);
+	PlannedStmt *plan = stream_plan_view_batch(shape, view->definition, false);
 	PlannedStmt *plan_one = NULL;
 
 	if (shape->keys != NIL)
-		plan_one = stream_plan_partial_aggregation(stream_view_shape(stringToNode(view->query),
-																	 view->window),
-												   view->definition, true);
+		plan_one = stream_plan_view_batch(stream_view_shape(stringToNode(view->query),
+															view->window),
+										  view->definition, true);
 	view->plan_cxt = AllocSetContextCreate(cache_context, "stream_ext view plan",
 										   ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(view->plan_cxt);
@@ -191,7 +191,7 @@ forget_plan(CachedView *view)
 }
 
 /*
- * The view's partial-aggregation plan, planned on first use; with
+ * The view's plan (partial aggregation, or its rows), planned on first use; with
  * one_writer, the plan for a batch whose events all come from one
  * transaction (passed as $1), or NULL when the view has no group keys (its
  * plan would make a row even for no events).  Every relation the plans read

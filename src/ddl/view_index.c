@@ -1,0 +1,131 @@
+/*
+ * view_index.c
+ *	  CREATE INDEX on a continuous view that keeps rows.
+ *
+ * A view that keeps rows reads its kept-rows table (the state table) and
+ * the visible rows of its delta table, a UNION ALL the planner pushes a
+ * reader's conditions into (ddl/read_view.c).  So an index on the kept-rows
+ * table serves a condition on the view: CREATE INDEX ON view (columns) is
+ * taken as CREATE INDEX ON that table, with the view's column names turned
+ * into the table's, and passed down the ProcessUtility chain.  The delta
+ * table is not indexed: the combiner keeps it small.
+ *
+ * The index lives beside its table in stream_ext_internal, where the view's
+ * owner may not create anything: the statement runs as the bootstrap
+ * superuser once the caller is found to own the view (the index is the
+ * table's owner's, and PostgreSQL builds it as that owner).  The view's
+ * owner may drop it again (ddl/internal_guard.c asks stream_is_view_index).
+ * Unique indexes are refused: a duplicate row would reach the combiner
+ * after its writer committed, when nobody can be told.
+ */
+#include "postgres.h"
+
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+
+#include "catalog/catalog.h"
+#include "ddl/view_index.h"
+
+/* The kept-rows table's name of the view's column name (same attnum) */
+static char *
+kept_column_name(Oid view, Oid kept, const char *name)
+{
+	AttrNumber	attnum = get_attnum(view, name);
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" does not exist", name)));
+	return get_attname(kept, attnum, false);
+}
+
+/* Name the kept-rows table's columns in elems (IndexElem) as the view's */
+static void
+rename_columns(List *elems, Oid view, Oid kept)
+{
+	ListCell   *lc;
+
+	foreach(lc, elems)
+	{
+		IndexElem  *elem = lfirst(lc);
+
+		if (elem->name != NULL)
+			elem->name = kept_column_name(view, kept, elem->name);
+	}
+}
+
+/* An index name after the view's, free in stream_ext_internal */
+static char *
+index_name_for(Oid view, IndexStmt *stmt)
+{
+	IndexElem  *first = linitial(stmt->indexParams);
+
+	return ChooseRelationName(get_rel_name(view), first->name ? first->name : "expr", "idx",
+							  get_namespace_oid(STREAM_INTERNAL_SCHEMA, false), false);
+}
+
+/*
+ * If stmt creates an index on a continuous view, make it create the index
+ * on the view's kept-rows table and return true; the caller runs it as a
+ * superuser.  Errors when the view does not keep rows, the caller does not
+ * own it, or the index is unique.  False for any other relation.
+ */
+bool
+stream_redirect_view_index(IndexStmt *stmt)
+{
+	Oid			view = RangeVarGetRelid(stmt->relation, NoLock, true);
+	int			id;
+	ContinuousViewRow *row;
+	Oid			kept;
+
+	if (!OidIsValid(view) || (id = stream_continuous_view_id(view)) < 0)
+		return false;
+	row = stream_catalog_view(id);
+	if (row == NULL || !row->keeps_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot create an index on continuous view \"%s\"", get_rel_name(view)),
+				 errdetail("Only continuous views that keep rows (without aggregates or GROUP BY) can be indexed."),
+				 errhint("Reads of an aggregating view use the indexes stream_ext makes.")));
+	if (!pg_class_ownercheck(view, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
+	if (stmt->unique || stmt->primary || stmt->isconstraint || stmt->excludeOpNames != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("unique indexes on continuous views are not supported"),
+				 errdetail("A continuous view keeps every row its query makes; a duplicate could not be refused to the transaction that wrote its event.")));
+
+	kept = row->state_table;
+	rename_columns(stmt->indexParams, view, kept);
+	rename_columns(stmt->indexIncludingParams, view, kept);
+	if (stmt->idxname == NULL)
+		stmt->idxname = index_name_for(view, stmt);
+	stmt->relation = makeRangeVar(STREAM_INTERNAL_SCHEMA, get_rel_name(kept), -1);
+	return true;
+}
+
+/* Is index one that CREATE INDEX on a view that keeps rows made? */
+bool
+stream_is_view_index(Oid index)
+{
+	Oid			table = IndexGetRelation(index, true);
+	ListCell   *lc;
+
+	if (!OidIsValid(table))
+		return false;
+	foreach(lc, stream_catalog_views())
+	{
+		ContinuousViewRow *row = lfirst(lc);
+
+		if (row->keeps_rows && row->state_table == table)
+			return !(strcmp(get_rel_name(index),
+							psprintf("%s_ttl", stream_view_relation_name(row->id, VIEW_STATE_TABLE))) == 0);
+	}
+	return false;
+}
