@@ -177,7 +177,38 @@ CREATE VIEW ticks_b_top AS SELECT k FROM ticks_b WHERE n > 1000;
 SELECT * FROM ticks_b_top ORDER BY k;
 DROP VIEW ticks_b_top;
 
+-- a read planned while the delta table is empty (merged, vacuumed) hashes
+-- the deltas once rather than rescanning them for each of the 20000 groups
+CREATE FOREIGN TABLE many (k int) SERVER stream_ext;
+CREATE VIEW many_v WITH (continuous) AS SELECT k, count(*) AS n FROM many GROUP BY k;
+INSERT INTO many SELECT generate_series(1, 20000);
+SELECT set_config('regress.many_delta', format('stream_ext_internal.%I', 'delta_' || id), false) AS many_delta
+  FROM stream_ext_internal.continuous_views WHERE view = 'many_v'::regclass \gset
+DO $$
+DECLARE pending bigint;
+BEGIN
+  FOR i IN 1 .. 3000 LOOP
+    EXECUTE 'SELECT count(*) FROM ' || current_setting('regress.many_delta') INTO pending;
+    EXIT WHEN pending = 0;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END
+$$;
+VACUUM :many_delta;
+CREATE FUNCTION views_plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+    RETURN NEXT line;
+  END LOOP;
+END
+$$;
+SELECT bool_or(l LIKE '%Hash Anti Join%') AS hashed, bool_or(l LIKE '%Nested Loop Anti Join%') AS rescanned
+  FROM views_plan('SELECT count(*) FROM many_v') l;
+DROP FUNCTION views_plan(text);
+SELECT count(*), sum(n) FROM many_v;
+
 SET client_min_messages = warning;
-DROP FOREIGN TABLE clicks, readings, ticks, s1, s2, s3 CASCADE;
+DROP FOREIGN TABLE clicks, readings, ticks, s1, s2, s3, many CASCADE;
 RESET client_min_messages;
 SELECT count(*) FROM stream_ext.continuous_views;

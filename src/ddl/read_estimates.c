@@ -3,14 +3,15 @@
  *	  What the planner assumes about the tables behind a view's read.
  *
  * A delta table churns: the combiner empties it every combine_interval and
- * writers fill it again.  The planner sizes a table by its length on disk,
- * so a read planned while the delta table is empty counts on one delta
- * row, and may scan the delta table once per result row (a nested loop):
- * harmless at once, but a cached plan (a prepared statement, a view read
- * from a function) runs again a moment later, when the table holds
- * thousands of rows, and a million result rows then take hours.  So an
- * empty delta table is planned as one page of rows: hashed once for a
- * whole read, found through its index for a key.
+ * writers fill it again.  The planner sizes a table by its length on disk
+ * times the density of rows its last VACUUM or ANALYZE saw, so a read
+ * planned while the delta table is empty, or after a VACUUM that found it
+ * empty, counts on one delta row, and may scan the delta table once per
+ * result row (a nested loop): with thousands of deltas a read of a million
+ * groups then takes hours, and a cached plan (a prepared statement) is
+ * reused while the table fills.  So a delta table is planned as holding at
+ * least a page of rows: hashed once for a whole read, found through its
+ * index for a key.
  */
 #include "postgres.h"
 
@@ -21,8 +22,8 @@
 #include "catalog/catalog.h"
 #include "ddl/read_estimates.h"
 
-/* Delta rows assumed in an empty delta table: about one page */
-#define EMPTY_DELTA_TABLE_ROWS	100
+/* The fewest delta rows a plan counts on: about one page */
+#define MIN_DELTA_TABLE_ROWS	100
 
 static get_relation_info_hook_type prev_get_relation_info_hook = NULL;
 
@@ -43,15 +44,15 @@ is_delta_table(Oid relid)
 }
 
 static void
-plan_empty_delta_table_as_a_page(PlannerInfo *root, Oid relid, bool inhparent,
-								 RelOptInfo *rel)
+plan_delta_table_as_a_page_at_least(PlannerInfo *root, Oid relid, bool inhparent,
+									RelOptInfo *rel)
 {
 	if (prev_get_relation_info_hook)
 		prev_get_relation_info_hook(root, relid, inhparent, rel);
-	if (rel->pages == 0 && rel->tuples < EMPTY_DELTA_TABLE_ROWS && is_delta_table(relid))
+	if (rel->tuples < MIN_DELTA_TABLE_ROWS && is_delta_table(relid))
 	{
-		rel->pages = 1;
-		rel->tuples = EMPTY_DELTA_TABLE_ROWS;
+		rel->pages = Max(rel->pages, 1);
+		rel->tuples = MIN_DELTA_TABLE_ROWS;
 	}
 }
 
@@ -59,5 +60,5 @@ void
 stream_read_estimates_init(void)
 {
 	prev_get_relation_info_hook = get_relation_info_hook;
-	get_relation_info_hook = plan_empty_delta_table_as_a_page;
+	get_relation_info_hook = plan_delta_table_as_a_page_at_least;
 }
