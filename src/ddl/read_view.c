@@ -27,6 +27,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "analyze/grouping_sets.h"
 #include "catalog/catalog.h"
 #include "ddl/read_view.h"
 #include "window/read_sql.h"
@@ -191,6 +192,11 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 
 	if (node == NULL)
 		return NULL;
+	if (IsA(node, GroupingFunc) && ctx->shape->grouping_key >= 0)
+		return stream_grouping_value((GroupingFunc *) node, ctx->shape->query,
+									 ctx->shape->grouping_masks,
+									 makeVar(1, ctx->shape->grouping_key + 1, INT4OID, -1,
+											 InvalidOid, 0));
 	foreach(lc, ctx->shape->keys)
 	{
 		Node	   *key = (Node *) ((TargetEntry *) lfirst(lc))->expr;
@@ -233,6 +239,35 @@ user_keys_sql(ViewShape *shape, const char *prefix)
 		appendStringInfo(&buf, "%s%s%s", buf.len ? ", " : "", prefix, quote_identifier(lfirst(lc)));
 	}
 	return buf.len ? buf.data : NULL;
+}
+
+/*
+ * " UNION ALL SELECT NULL, ..., mask, NULL, ...": for a view with grouping
+ * sets read over the whole stream (or sliding window), a row of no states
+ * for the set that rolls up every key, which has its row even without
+ * events, as in a batch query (finalize_agg of no state is the aggregate
+ * over no input); "" when the view has no such set.
+ */
+static char *
+empty_set_row_sql(ViewShape *shape)
+{
+	int			nkeys = list_length(shape->keys) - shape->grouping_key - 1;
+	int			all = (int) (((uint32) 1 << nkeys) - 1);
+	StringInfoData buf;
+
+	if (shape->grouping_key < 0 || !list_member_int(shape->grouping_masks, all) ||
+		!stream_window_reads_whole_stream(shape->window))
+		return "";
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, " UNION ALL SELECT ");
+	for (int i = 0; i < list_length(shape->keys) + list_length(shape->aggs); i++)
+	{
+		if (i == shape->grouping_key)
+			appendStringInfo(&buf, "%s%d", i ? ", " : "", all);
+		else
+			appendStringInfo(&buf, "%sNULL", i ? ", " : "");
+	}
+	return buf.data;
 }
 
 /* Append items (char *) to buf after keyword, separated by sep */
@@ -309,7 +344,7 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 						 quote_identifier(tle->resname));
 	}
 	buf.data[buf.len -= 2] = '\0';
-	appendStringInfo(&buf, " FROM (%s) s%s", w->rows, w->join);
+	appendStringInfo(&buf, " FROM (%s%s) s%s", w->rows, empty_set_row_sql(shape), w->join);
 	if (shape->query->havingQual != NULL)
 		having = lappend(having, psprintf("(%s)",
 										  deparse_expression(read_view_mutator(shape->query->havingQual, &ctx),

@@ -121,6 +121,18 @@ rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid tim
 }
 
 /*
+ * Does a read of a view with window w group its rows by the view's keys
+ * alone, over every event of the stream or of its sliding window (so that
+ * a view without keys reads one row even without events)?  Hopping and
+ * session windows add their own grouping.
+ */
+bool
+stream_window_reads_whole_stream(WindowSpec *w)
+{
+	return w->kind == WINDOW_NONE || w->kind == WINDOW_SLIDING;
+}
+
+/*
  * The parts of view id's read that its window w decides.  state_columns:
  * every key and state column, quoted, comma separated; user_keys: the
  * view's own keys likewise, or NULL; time_type: the type of its time;

@@ -42,6 +42,7 @@ typedef struct KeptResultsSql
 								 * as kept: "finalize_agg(...) AS ..., ..." */
 } KeptResultsSql;
 
+extern bool stream_window_reads_whole_stream(WindowSpec *w);
 extern WindowReadSql *stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
 											 const char *user_keys, Oid time_type,
 											 KeptResultsSql *kept);
