@@ -11,8 +11,9 @@
  * transaction, a window's step or slice, a session's bucket), and compute
  * _grouping with GROUPING() itself; reads group by _grouping and the keys,
  * and rewrite the query's own GROUPING() calls over _grouping.
- * Sets that repeat (GROUPING SETS ((a), (a))) would share their rows, and
- * are refused.
+ * A set the query makes more than once (GROUPING SETS ((a), (a)),
+ * GROUP BY a, ROLLUP (a)) is stored once, and read as many times as the
+ * query makes it.
  */
 #include "postgres.h"
 
@@ -48,8 +49,9 @@ key_bit(int key, int nkeys)
 
 /*
  * The grouping sets of a view's query, each as the GROUPING() value of all
- * the query's keys (an int List, in the order PostgreSQL expands them); NIL
- * when the query has one grouping set at most (a plain GROUP BY).
+ * the query's keys (an int List, in the order PostgreSQL expands them, a set
+ * made twice there twice); NIL when the query has one grouping set at most
+ * (a plain GROUP BY).
  */
 List *
 stream_grouping_masks(Query *query)
@@ -76,12 +78,6 @@ stream_grouping_masks(Query *query)
 
 		foreach(lc2, (List *) lfirst(lc))
 			mask &= ~key_bit(key_index(query, lfirst_int(lc2)), nkeys);
-		if (list_member_int(masks, mask))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("a grouping set that appears more than once is not supported in continuous views"),
-					 errdetail("The GROUP BY clause makes the same grouping set more than once, so each of its groups would appear more than once."),
-					 errhint("Write GROUP BY DISTINCT to keep one of each grouping set.")));
 		masks = lappend_int(masks, mask);
 	}
 	return masks;
@@ -119,15 +115,28 @@ stream_grouping_key_in_every_set(List *masks, int key, int nkeys)
 	return true;
 }
 
+/* How many times the query makes the set of mask */
+int
+stream_grouping_copies(List *masks, int mask)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, masks)
+		n += (lfirst_int(lc) == mask);
+	return n;
+}
+
 /*
- * The groupingSets of the workers' query: one set per mask, with the
- * sort-group references always_refs (in every set) and those of key_refs
- * (the view's keys, in GROUP BY order) that the mask keeps.
+ * The groupingSets of the workers' query: one set per distinct mask, with
+ * the sort-group references always_refs (in every set) and those of
+ * key_refs (the view's keys, in GROUP BY order) that the mask keeps.
  */
 List *
 stream_worker_grouping_sets(List *masks, List *always_refs, List *key_refs)
 {
 	List	   *sets = NIL;
+	List	   *done = NIL;
 	int			nkeys = list_length(key_refs);
 	ListCell   *lc;
 
@@ -135,6 +144,10 @@ stream_worker_grouping_sets(List *masks, List *always_refs, List *key_refs)
 	{
 		List	   *content = list_copy(always_refs);
 		ListCell   *lc2;
+
+		if (list_member_int(done, lfirst_int(lc)))
+			continue;
+		done = lappend_int(done, lfirst_int(lc));
 
 		foreach(lc2, key_refs)
 			if (!(lfirst_int(lc) & key_bit(foreach_current_index(lc2), nkeys)))
@@ -174,6 +187,7 @@ stream_grouping_value(GroupingFunc *g, Query *query, List *masks, Var *mask)
 {
 	CaseExpr   *c = makeNode(CaseExpr);
 	bool		same = true;
+	List	   *done = NIL;
 	ListCell   *lc;
 
 	foreach(lc, masks)
@@ -187,6 +201,9 @@ stream_grouping_value(GroupingFunc *g, Query *query, List *masks, Var *mask)
 		CaseWhen   *w = makeNode(CaseWhen);
 		CaseTestExpr *t = makeNode(CaseTestExpr);
 
+		if (list_member_int(done, lfirst_int(lc)))
+			continue;
+		done = lappend_int(done, lfirst_int(lc));
 		t->typeId = INT4OID;
 		t->typeMod = -1;
 		w->expr = make_opclause(Int4EqualOperator, BOOLOID, false, (Expr *) t,

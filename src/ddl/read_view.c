@@ -197,6 +197,9 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 									 ctx->shape->grouping_masks,
 									 makeVar(1, ctx->shape->grouping_key + 1, INT4OID, -1,
 											 InvalidOid, 0));
+	if (IsA(node, GroupingFunc))
+		return (Node *) makeConst(INT4OID, -1, InvalidOid, sizeof(int32), Int32GetDatum(0),
+								  false, true);	/* one grouping set: keeps every key */
 	foreach(lc, ctx->shape->keys)
 	{
 		Node	   *key = (Node *) ((TargetEntry *) lfirst(lc))->expr;
@@ -268,6 +271,35 @@ empty_set_row_sql(ViewShape *shape)
 			appendStringInfo(&buf, "%sNULL", i ? ", " : "");
 	}
 	return buf.data;
+}
+
+/*
+ * For a view whose query makes a grouping set more than once (stored once):
+ * " CROSS JOIN LATERAL generate_series(1, CASE s._grouping WHEN m THEN 2
+ * ... ELSE 1 END) AS _gcopy(n)", each row read once per copy of its set
+ * (grouped by _gcopy.n too); "" for other views.
+ */
+static char *
+grouping_copies_sql(ViewShape *shape)
+{
+	StringInfoData buf;
+	List	   *done = NIL;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, shape->grouping_masks)
+	{
+		int			copies = stream_grouping_copies(shape->grouping_masks, lfirst_int(lc));
+
+		if (copies < 2 || list_member_int(done, lfirst_int(lc)))
+			continue;
+		done = lappend_int(done, lfirst_int(lc));
+		appendStringInfo(&buf, " WHEN %d THEN %d", lfirst_int(lc), copies);
+	}
+	if (buf.len == 0)
+		return "";
+	return psprintf(" CROSS JOIN LATERAL pg_catalog.generate_series(1, CASE s.%s%s ELSE 1 END) "
+					"AS _gcopy(n)", quote_identifier(STREAM_GROUPING_KEY_NAME), buf.data);
 }
 
 /* Append items (char *) to buf after keyword, separated by sep */
@@ -344,7 +376,8 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 						 quote_identifier(tle->resname));
 	}
 	buf.data[buf.len -= 2] = '\0';
-	appendStringInfo(&buf, " FROM (%s%s) s%s", w->rows, empty_set_row_sql(shape), w->join);
+	appendStringInfo(&buf, " FROM (%s%s) s%s%s", w->rows, empty_set_row_sql(shape), w->join,
+					 grouping_copies_sql(shape));
 	if (shape->query->havingQual != NULL)
 		having = lappend(having, psprintf("(%s)",
 										  deparse_expression(read_view_mutator(shape->query->havingQual, &ctx),
@@ -356,6 +389,8 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 		return buf.data;
 	}
 	append_list_sql(&buf, "WHERE", w->where, " AND ");
+	if (grouping_copies_sql(shape)[0] != '\0')
+		group = lappend(group, "_gcopy.n");
 	if (keys)
 		group = lappend(group, keys);
 	append_list_sql(&buf, "GROUP BY", group, ", ");
