@@ -9,7 +9,8 @@
  * aggregation (AGGSPLIT_INITIAL_SERIAL, as the partial side of a parallel
  * aggregate does), grouped additionally by the transaction that inserted
  * each event (the event tuple's xmin), so that a delta becomes visible
- * exactly when its transaction commits.
+ * exactly when its transaction commits.  A view with grouping sets has a
+ * row per group of each set, told apart by a hidden key (grouping_sets.c).
  */
 #include "postgres.h"
 
