@@ -165,7 +165,8 @@ aggregate_state_type(Aggref *aggref)
 /* Column names the extension uses beside a view's own keys and aggregates */
 static const char *const reserved_names[] = {
 	"writer_xid", "_one", "_level", "_step", "_slice", "_session_start", "_session_end",
-	"_session", "_new", STREAM_GROUPING_KEY_NAME, "window_start", "window_end", "session_start", "session_end", NULL
+	"_session", "_new", STREAM_GROUPING_KEY_NAME, "window_start", "window_end",
+	"session_start", "session_end", NULL
 };
 
 static char *
