@@ -103,6 +103,13 @@ stream_grouping_key_expr(Query *query)
 	return g;
 }
 
+/* Does the grouping set of mask group by key (of nkeys)? */
+bool
+stream_grouping_set_has_key(int mask, int key, int nkeys)
+{
+	return (mask & key_bit(key, nkeys)) == 0;
+}
+
 /* Is key (of nkeys) in every grouping set of masks? */
 bool
 stream_grouping_key_in_every_set(List *masks, int key, int nkeys)

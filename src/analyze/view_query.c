@@ -298,17 +298,14 @@ add_grouping_key(ViewShape *shape, List **names)
 /*
  * Can the view keep its aggregates' results in its state rows?  When it has
  * one state row per group (no window), keys, and keys that hash (the hash of
- * a group's keys finds the state row a delta belongs to; ddl/read_view.c);
- * not with grouping sets, whose rolled-up keys are NULL in most rows and
- * would send most reads to the slow path.
+ * a group's keys finds the state row a delta belongs to; ddl/read_view.c).
  */
 static bool
 keeps_finals(ViewShape *shape)
 {
 	ListCell   *lc;
 
-	if (shape->window->kind != WINDOW_NONE || shape->keys == NIL ||
-		shape->grouping_masks != NIL)
+	if (shape->window->kind != WINDOW_NONE || shape->keys == NIL)
 		return false;
 	foreach(lc, shape->keys)
 	{

@@ -37,8 +37,8 @@ typedef struct ViewShape
 	int			grouping_key;
 
 	/*
-	 * Views of one state row per group (no window, some keys, hashable keys,
-	 * no grouping sets) keep each aggregate's result beside its state, and a hash of the keys:
+	 * Views of one state row per group (no window, some keys, hashable keys)
+	 * keep each aggregate's result beside its state, and a hash of the keys:
 	 * the state-table column name of each result (NIL for other views).
 	 */
 	List	   *final_names;
