@@ -8,7 +8,10 @@
  * view without a window keeps each aggregate's result in a result table
  * (ViewShape.final_names): its read takes them for the groups no visible
  * delta changes, and finalizes only the others, so that reading it costs
- * about what reading a table of its rows does.
+ * about what reading a table of its rows does.  A view with grouping sets
+ * groups by its hidden key too, reads its GROUPING() calls from it, reads
+ * a set made twice twice, and its kept results one set at a time
+ * (analyze/grouping_sets.c).
  * What the view's window changes (which rows, extra columns and grouping,
  * ttl) comes from window/read_sql.c.
  */
