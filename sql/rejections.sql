@@ -75,10 +75,9 @@ CREATE VIEW rj_v WITH (continuous, sliding_window = '1 minute') AS SELECT k, v F
 CREATE VIEW rj_v WITH (continuous) AS SELECT FROM rj_s WHERE k > 1;
 CREATE VIEW rj_v WITH (continuous, ttl = '1 hour', ttl_column = 'nope') AS SELECT k, ts FROM rj_s;
 CREATE VIEW rj_v WITH (continuous, ttl = '1 hour', ttl_column = 'k') AS SELECT k, ts FROM rj_s;
--- grouping sets
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, v, count(*) FROM rj_s GROUP BY ROLLUP (k, v);
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, v, count(*) FROM rj_s GROUP BY GROUPING SETS ((k), (v));
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, v, count(*) FROM rj_s GROUP BY CUBE (k, v);
+-- grouping sets: a ttl column rolled up
+CREATE VIEW rj_v WITH (continuous, time_column = ts, ttl = '1 day', ttl_column = m) AS
+  SELECT date_bin('1 hour', ts, '2000-01-01') AS m, k, count(*) FROM rj_s GROUP BY ROLLUP (m, k);
 -- row locking
 CREATE VIEW rj_v WITH (continuous) AS SELECT k FROM rj_s FOR UPDATE;
 

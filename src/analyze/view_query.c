@@ -10,7 +10,8 @@
  * aggregation (AGGSPLIT_INITIAL_SERIAL, as the partial side of a parallel
  * aggregate does), grouped additionally by the transaction that inserted
  * each event (the event tuple's xmin), so that a delta becomes visible
- * exactly when its transaction commits.
+ * exactly when its transaction commits.  A view with grouping sets has a
+ * row per group of each set, told apart by a hidden key (grouping_sets.c).
  */
 #include "postgres.h"
 
@@ -37,6 +38,7 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
+#include "analyze/grouping_sets.h"
 #include "analyze/joins.h"
 #include "analyze/row_query.h"
 #include "analyze/view_query.h"
@@ -165,7 +167,8 @@ aggregate_state_type(Aggref *aggref)
 /* Column names the extension uses beside a view's own keys and aggregates */
 static const char *const reserved_names[] = {
 	"writer_xid", "_one", "_level", "_step", "_slice", "_session_start", "_session_end",
-	"_session", "_new", "window_start", "window_end", "session_start", "session_end", NULL
+	"_session", "_new", STREAM_GROUPING_KEY_NAME, "window_start", "window_end",
+	"session_start", "session_end", NULL
 };
 
 /* ... of a view that keeps rows: its delta table's writer, the combiner's _one */
@@ -278,6 +281,33 @@ add_window_columns(ViewShape *shape, List **names)
 }
 
 /*
+ * A view with grouping sets: the key that tells its sets apart, after the
+ * window's keys and before the view's own (grouping_sets.c).  Not a hidden
+ * key: reads group by it.
+ */
+static void
+add_grouping_key(ViewShape *shape, List **names)
+{
+	SortGroupClause *sgc = makeNode(SortGroupClause);
+	bool		hashable;
+
+	shape->grouping_key = -1;
+	shape->grouping_masks = stream_grouping_masks(shape->query);
+	if (shape->grouping_masks == NIL)
+		return;
+	get_sort_group_operators(INT4OID, true, true, false,
+							 &sgc->sortop, &sgc->eqop, NULL, &hashable);
+	sgc->hashable = hashable;
+	shape->grouping_key = list_length(shape->keys);
+	shape->keys = lappend(shape->keys,
+						  makeTargetEntry((Expr *) stream_grouping_key_expr(shape->query), 0,
+										  pstrdup(STREAM_GROUPING_KEY_NAME), true));
+	shape->key_clauses = lappend(shape->key_clauses, sgc);
+	shape->key_names = lappend(shape->key_names, pstrdup(STREAM_GROUPING_KEY_NAME));
+	*names = lappend(*names, pstrdup(STREAM_GROUPING_KEY_NAME));
+}
+
+/*
  * Can the view keep its aggregates' results in its state rows?  When it has
  * one state row per group (no window), keys, and keys that hash (the hash of
  * a group's keys finds the state row a delta belongs to; ddl/read_view.c).
@@ -323,6 +353,15 @@ check_ttl_column(ViewShape *shape)
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("ttl_column \"%s\" has type %s", column, format_type_be(type)),
 					 errhint("ttl applies to a time bucket column of type timestamptz, timestamp or date.")));
+		if (shape->grouping_masks != NIL &&
+			!stream_grouping_key_in_every_set(shape->grouping_masks,
+											  foreach_current_index(lc) - shape->grouping_key - 1,
+											  list_length(shape->query->groupClause)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("ttl_column \"%s\" must be in every grouping set of the view", column),
+					 errdetail("Rows of a grouping set without the ttl column would hold events of every time bucket, and could never expire."),
+					 errhint("Group by the time bucket outside ROLLUP or CUBE, for example GROUP BY minute, ROLLUP (url, country).")));
 		return;
 	}
 	if (shape->keeps_rows)
@@ -407,8 +446,6 @@ stream_view_shape(Query *query, WindowSpec *window)
 		reject("a window function", NULL);
 	if (query->hasTargetSRFs)
 		reject("a set-returning function", NULL);
-	if (query->groupingSets != NIL)
-		reject("GROUPING SETS, ROLLUP or CUBE", NULL);
 	if (query->distinctClause != NIL)
 		reject("SELECT DISTINCT", NULL);
 	if (query->sortClause != NIL)
@@ -428,6 +465,7 @@ stream_view_shape(Query *query, WindowSpec *window)
 		return shape;
 	}
 	add_window_columns(shape, &names);
+	add_grouping_key(shape, &names);
 
 	/* Group keys */
 	i = 0;
@@ -555,6 +593,8 @@ partialize_plan(Plan *plan)
  *	 GROUP BY 1, keys...
  * whose rows are the view's deltas; with one_writer, for a batch whose
  * events all come from one transaction, SELECT $1, keys, ... GROUP BY keys.
+ * A view with grouping sets groups by each of them, extended by the writer
+ * and the window's keys, and computes its hidden key with GROUPING().
  * Must run inside a transaction.
  */
 PlannedStmt *
@@ -564,6 +604,9 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 	RangeTblEntry *rte = rt_fetch(shape->stream_rti, q->rtable);
 	List	   *tlist = NIL;
 	List	   *groupClause = NIL;
+	List	   *always_refs = NIL;	/* in every grouping set */
+	List	   *key_refs = NIL;		/* the view's own keys */
+	GroupingFunc *grouping = NULL;
 	AttrNumber	resno = 1;
 	Index		ref = 1;
 	ListCell   *lc,
@@ -595,6 +638,7 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 		get_sort_group_operators(XID8OID, true, true, false,
 								 &xid_sgc->sortop, &xid_sgc->eqop, NULL, &hashable);
 		xid_sgc->hashable = hashable;
+		always_refs = lappend_int(always_refs, ref);
 		xid_sgc->tleSortGroupRef = ref++;
 		groupClause = lappend(groupClause, xid_sgc);
 	}
@@ -604,10 +648,21 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 		SortGroupClause *sgc = copyObject(lfirst(lc2));
 		TargetEntry *tle = makeTargetEntry(copyObject(((TargetEntry *) lfirst(lc))->expr),
 										   resno++, NULL, false);
+		int			i = foreach_current_index(lc);
 
+		tlist = lappend(tlist, tle);
+		if (i == shape->grouping_key)
+		{
+			/* computed by the Agg node; its refs are set below */
+			grouping = (GroupingFunc *) tle->expr;
+			continue;
+		}
+		if (i < shape->nhidden_keys)
+			always_refs = lappend_int(always_refs, ref);
+		else
+			key_refs = lappend_int(key_refs, ref);
 		tle->ressortgroupref = ref;
 		sgc->tleSortGroupRef = ref++;
-		tlist = lappend(tlist, tle);
 		groupClause = lappend(groupClause, sgc);
 	}
 	foreach(lc, shape->aggs)
@@ -622,6 +677,7 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 		get_sort_group_operators(exprType((Node *) shape->session_bucket), true, true, false,
 								 &sgc->sortop, &sgc->eqop, NULL, &hashable);
 		sgc->hashable = hashable;
+		always_refs = lappend_int(always_refs, ref);
 		tle->ressortgroupref = ref;
 		sgc->tleSortGroupRef = ref++;
 		tlist = lappend(tlist, tle);
@@ -630,6 +686,14 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 
 	q->targetList = tlist;
 	q->groupClause = groupClause;
+	q->groupingSets = NIL;
+	q->groupDistinct = false;
+	if (grouping != NULL)
+	{
+		grouping->refs = key_refs;
+		q->groupingSets = stream_worker_grouping_sets(shape->grouping_masks, always_refs,
+													  key_refs);
+	}
 	q->havingQual = NULL;
 	q->hasAggs = true;
 

@@ -29,6 +29,14 @@ typedef struct ViewShape
 	List	   *agg_state_types;	/* Oid: state column type of each aggregate */
 
 	/*
+	 * Views with grouping sets: the GROUPING() value of all the view's own
+	 * keys in each set (grouping_sets.c), and the position in keys of the
+	 * key holding it, right after the hidden ones (-1 without grouping sets).
+	 */
+	List	   *grouping_masks;
+	int			grouping_key;
+
+	/*
 	 * Views of one state row per group (no window, some keys, hashable keys)
 	 * keep each aggregate's result beside its state, and a hash of the keys:
 	 * the state-table column name of each result (NIL for other views).

@@ -8,7 +8,10 @@
  * view without a window keeps each aggregate's result in a result table
  * (ViewShape.final_names): its read takes them for the groups no visible
  * delta changes, and finalizes only the others, so that reading it costs
- * about what reading a table of its rows does.
+ * about what reading a table of its rows does.  A view with grouping sets
+ * groups by its hidden key too, reads its GROUPING() calls from it, reads
+ * a set made twice twice, and its kept results one set at a time
+ * (analyze/grouping_sets.c).
  * What the view's window changes (which rows, extra columns and grouping,
  * ttl) comes from window/read_sql.c.
  * A view that keeps rows reads its kept rows and the rows of committed
@@ -31,6 +34,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "analyze/grouping_sets.h"
 #include "catalog/catalog.h"
 #include "ddl/read_view.h"
 #include "window/read_sql.h"
@@ -139,21 +143,95 @@ group_equality_sql(Oid type)
 }
 
 /*
- * The columns of a view that keeps its results, for window/read_sql.c:
- * each result finalized from combined states is finalize_call's SQL.
+ * "SELECT NULL, ..., mask, NULL, ...": for a view with grouping sets read
+ * over the whole stream (or sliding window), a row of no states for the
+ * set that rolls up every key, which has its row even without events, as
+ * in a batch query (finalize_agg of no state is the aggregate over no
+ * input); NULL when the view has no such set.
+ */
+static char *
+empty_set_row_sql(ViewShape *shape)
+{
+	int			nkeys = list_length(shape->keys) - shape->grouping_key - 1;
+	int			all = (int) (((uint32) 1 << nkeys) - 1);
+	StringInfoData buf;
+
+	if (shape->grouping_key < 0 || !list_member_int(shape->grouping_masks, all) ||
+		!stream_window_reads_whole_stream(shape->window))
+		return NULL;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (int i = 0; i < list_length(shape->keys) + list_length(shape->aggs); i++)
+	{
+		if (i == shape->grouping_key)
+			appendStringInfo(&buf, "%s%d", i ? ", " : "", all);
+		else
+			appendStringInfo(&buf, "%sNULL", i ? ", " : "");
+	}
+	return buf.data;
+}
+
+/*
+ * The columns of a view that keeps its results, for the grouping set of
+ * mask (-1: the view has no grouping sets): its keys are matched, and
+ * checked for NULL, but for those the set rolls up (NULL in all its rows);
+ * the hidden key of sets is matched too.
  */
 static KeptResultsSql *
-kept_results_sql(ReadViewContext *ctx, List *dpcontext)
+kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finalize)
 {
 	KeptResultsSql *k = palloc0(sizeof(KeptResultsSql));
-	StringInfoData results;
-	StringInfoData finalize;
 	StringInfoData match;
 	StringInfoData any_null;
+	int			nkeys = list_length(shape->keys) - shape->grouping_key - 1;
+	ListCell   *lc;
+
+	initStringInfo(&match);
+	initStringInfo(&any_null);
+	foreach(lc, shape->key_names)
+	{
+		int			i = foreach_current_index(lc);
+		Node	   *key = (Node *) ((TargetEntry *) list_nth(shape->keys, i))->expr;
+		const char *col = quote_identifier(lfirst(lc));
+
+		if (mask >= 0 && i > shape->grouping_key &&
+			!stream_grouping_set_has_key(mask, i - shape->grouping_key - 1, nkeys))
+			continue;
+		appendStringInfo(&match, "%sd.%s %s t.%s", match.len ? " AND " : "", col,
+						 group_equality_sql(exprType(key)), col);
+		if (i != shape->grouping_key)
+			appendStringInfo(&any_null, "%st.%s IS NULL", any_null.len ? " OR " : "", col);
+	}
+	k->keys = stream_key_columns_sql(shape);
+	k->keys_match = match.data;
+	k->any_key_null = any_null.len ? any_null.data : "false";
+	k->results = results;
+	k->finalize = finalize;
+	if (mask >= 0)
+	{
+		k->set = psprintf("%s = %d", quote_identifier(STREAM_GROUPING_KEY_NAME), mask);
+		if (mask == (int) (((uint32) 1 << nkeys) - 1))
+			k->empty_row = empty_set_row_sql(shape);
+	}
+	return k;
+}
+
+/*
+ * The columns of a view that keeps its results, for window/read_sql.c
+ * (KeptResultsSql, one per grouping set), or NIL: each result finalized
+ * from combined states is finalize_call's SQL.
+ */
+static List *
+kept_results_sql(ReadViewContext *ctx, List *dpcontext)
+{
+	StringInfoData results;
+	StringInfoData finalize;
+	List	   *sets = NIL;
+	List	   *done = NIL;
 	ListCell   *lc;
 
 	if (ctx->shape->final_names == NIL)
-		return NULL;
+		return NIL;
 	initStringInfo(&results);
 	initStringInfo(&finalize);
 	foreach(lc, ctx->shape->final_names)
@@ -166,24 +244,17 @@ kept_results_sql(ReadViewContext *ctx, List *dpcontext)
 						 deparse_expression(f, dpcontext, false, false),
 						 quote_identifier(lfirst(lc)));
 	}
-	initStringInfo(&match);
-	initStringInfo(&any_null);
-	foreach(lc, ctx->shape->key_names)
+	if (ctx->shape->grouping_key < 0)
+		return list_make1(kept_set_sql(ctx->shape, -1, results.data, finalize.data));
+	foreach(lc, ctx->shape->grouping_masks)
 	{
-		Node	   *key = (Node *) ((TargetEntry *) list_nth(ctx->shape->keys,
-															  foreach_current_index(lc)))->expr;
-		const char *col = quote_identifier(lfirst(lc));
+		int			mask = lfirst_int(lc);
 
-		appendStringInfo(&match, "%sd.%s %s t.%s", match.len ? " AND " : "", col,
-						 group_equality_sql(exprType(key)), col);
-		appendStringInfo(&any_null, "%st.%s IS NULL", any_null.len ? " OR " : "", col);
+		if (!list_member_int(done, mask))
+			sets = lappend(sets, kept_set_sql(ctx->shape, mask, results.data, finalize.data));
+		done = lappend_int(done, mask);
 	}
-	k->keys = stream_key_columns_sql(ctx->shape);
-	k->keys_match = match.data;
-	k->any_key_null = any_null.data;
-	k->results = results.data;
-	k->finalize = finalize.data;
-	return k;
+	return sets;
 }
 
 /* Rewrite an expression of the defining query over the state columns. */
@@ -195,6 +266,14 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 
 	if (node == NULL)
 		return NULL;
+	if (IsA(node, GroupingFunc) && ctx->shape->grouping_key >= 0)
+		return stream_grouping_value((GroupingFunc *) node, ctx->shape->query,
+									 ctx->shape->grouping_masks,
+									 makeVar(1, ctx->shape->grouping_key + 1, INT4OID, -1,
+											 InvalidOid, 0));
+	if (IsA(node, GroupingFunc))
+		return (Node *) makeConst(INT4OID, -1, InvalidOid, sizeof(int32), Int32GetDatum(0),
+								  false, true);	/* one grouping set: keeps every key */
 	foreach(lc, ctx->shape->keys)
 	{
 		Node	   *key = (Node *) ((TargetEntry *) lfirst(lc))->expr;
@@ -239,6 +318,35 @@ user_keys_sql(ViewShape *shape, const char *prefix)
 	return buf.len ? buf.data : NULL;
 }
 
+/*
+ * For a view whose query makes a grouping set more than once (stored once):
+ * " CROSS JOIN LATERAL generate_series(1, CASE s._grouping WHEN m THEN 2
+ * ... ELSE 1 END) AS _gcopy(n)", each row read once per copy of its set
+ * (grouped by _gcopy.n too); "" for other views.
+ */
+static char *
+grouping_copies_sql(ViewShape *shape)
+{
+	StringInfoData buf;
+	List	   *done = NIL;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, shape->grouping_masks)
+	{
+		int			copies = stream_grouping_copies(shape->grouping_masks, lfirst_int(lc));
+
+		if (copies < 2 || list_member_int(done, lfirst_int(lc)))
+			continue;
+		done = lappend_int(done, lfirst_int(lc));
+		appendStringInfo(&buf, " WHEN %d THEN %d", lfirst_int(lc), copies);
+	}
+	if (buf.len == 0)
+		return "";
+	return psprintf(" CROSS JOIN LATERAL pg_catalog.generate_series(1, CASE s.%s%s ELSE 1 END) "
+					"AS _gcopy(n)", quote_identifier(STREAM_GROUPING_KEY_NAME), buf.data);
+}
+
 /* Append items (char *) to buf after keyword, separated by sep */
 static void
 append_list_sql(StringInfo buf, const char *keyword, List *items, const char *sep)
@@ -280,6 +388,7 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 	WindowReadSql *w;
 	List	   *group;
 	List	   *having;
+	char	   *empty_row;
 
 	ctx.shape = shape;
 	ctx.kept_results = false;
@@ -313,7 +422,9 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 						 quote_identifier(tle->resname));
 	}
 	buf.data[buf.len -= 2] = '\0';
-	appendStringInfo(&buf, " FROM (%s) s%s", w->rows, w->join);
+	empty_row = w->one_row_per_group ? NULL : empty_set_row_sql(shape);
+	appendStringInfo(&buf, " FROM (%s%s%s) s%s%s", w->rows, empty_row ? " UNION ALL " : "",
+					 empty_row ? empty_row : "", w->join, grouping_copies_sql(shape));
 	if (shape->query->havingQual != NULL)
 		having = lappend(having, psprintf("(%s)",
 										  deparse_expression(read_view_mutator(shape->query->havingQual, &ctx),
@@ -325,6 +436,8 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 		return buf.data;
 	}
 	append_list_sql(&buf, "WHERE", w->where, " AND ");
+	if (grouping_copies_sql(shape)[0] != '\0')
+		group = lappend(group, "_gcopy.n");
 	if (keys)
 		group = lappend(group, keys);
 	append_list_sql(&buf, "GROUP BY", group, ", ");

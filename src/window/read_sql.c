@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
 #include "catalog/catalog.h"
@@ -42,28 +43,38 @@ visible_deltas_sql(int id, const char *cols)
  * delta table's index for a key.  The other groups are combined from their
  * state rows and visible deltas and finalized: those some visible delta
  * changes, and those with a NULL key (which equality cannot match; they
- * are few, and found in an index).
+ * are few, and found in an index).  With grouping sets, the rows of the
+ * set k describes; its empty_row joins the rows to combine while the set
+ * has no result row.
  */
 static char *
 kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k)
 {
 	char	   *delta = stream_view_relation_sql(id, VIEW_DELTA_TABLE);
 	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+	char	   *result = stream_view_relation_sql(id, VIEW_RESULT_TABLE);
 	char	   *changed = psprintf("EXISTS (SELECT 1 FROM %s d WHERE %s AND "
 								   STREAM_INTERNAL_SCHEMA ".xid_visible(d.writer_xid))",
 								   delta, k->keys_match);
+	char	   *in_set = k->set ? psprintf("t.%s AND ", k->set) : "";
+	char	   *deltas = visible_deltas_sql(id, state_columns);
+	char	   *empty = "";
 
-	return psprintf("SELECT %s, %s FROM %s t WHERE NOT (%s) AND NOT %s "
+	if (k->set)
+		deltas = psprintf("%s AND %s", deltas, k->set);
+	if (k->empty_row)
+		empty = psprintf(" UNION ALL %s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s)",
+						 k->empty_row, result, k->set);
+	return psprintf("SELECT %s, %s FROM %s t WHERE %sNOT (%s) AND NOT %s "
 					"UNION ALL SELECT %s, %s FROM ("
-					"SELECT %s FROM %s t WHERE %s "
-					"UNION ALL SELECT %s FROM %s t WHERE %s "
-					"UNION ALL %s) u GROUP BY %s",
-					k->keys, k->results, stream_view_relation_sql(id, VIEW_RESULT_TABLE),
-					k->any_key_null, changed,
+					"SELECT %s FROM %s t WHERE %s(%s) "
+					"UNION ALL SELECT %s FROM %s t WHERE %s%s "
+					"UNION ALL %s%s) u GROUP BY %s",
+					k->keys, k->results, result, in_set, k->any_key_null, changed,
 					k->keys, k->finalize,
-					state_columns, state, k->any_key_null,
-					state_columns, state, changed,
-					visible_deltas_sql(id, state_columns), k->keys);
+					state_columns, state, in_set, k->any_key_null,
+					state_columns, state, in_set, changed,
+					deltas, empty, k->keys);
 }
 
 /*
@@ -105,14 +116,24 @@ sliding_rows_sql(WindowSpec *w, int id, const char *cols, Oid time_type)
  */
 static char *
 rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid time_type,
-		 KeptResultsSql *kept)
+		 List *kept)
 {
 	char	   *rows = psprintf("SELECT %s FROM %s UNION ALL %s", cols,
 								stream_view_relation_sql(id, VIEW_STATE_TABLE),
 								visible_deltas_sql(id, cols));
 
-	if (kept != NULL)
-		return kept_results_rows_sql(id, cols, kept);
+	if (kept != NIL)
+	{
+		StringInfoData buf;
+		ListCell   *lc;
+
+		/* one part per grouping set */
+		initStringInfo(&buf);
+		foreach(lc, kept)
+			appendStringInfo(&buf, "%s%s", buf.len ? " UNION ALL " : "",
+							 kept_results_rows_sql(id, cols, lfirst(lc)));
+		return buf.data;
+	}
 	if (w->kind == WINDOW_SLIDING)
 		return sliding_rows_sql(w, id, cols, time_type);
 	if (w->kind != WINDOW_SESSION)
@@ -121,23 +142,35 @@ rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid tim
 }
 
 /*
+ * Does a read of a view with window w group its rows by the view's keys
+ * alone, over every event of the stream or of its sliding window (so that
+ * a view without keys reads one row even without events)?  Hopping and
+ * session windows add their own grouping.
+ */
+bool
+stream_window_reads_whole_stream(WindowSpec *w)
+{
+	return w->kind == WINDOW_NONE || w->kind == WINDOW_SLIDING;
+}
+
+/*
  * The parts of view id's read that its window w decides.  state_columns:
  * every key and state column, quoted, comma separated; user_keys: the
  * view's own keys likewise, or NULL; time_type: the type of its time;
- * kept: the columns of a view (without a window) that keeps its results,
- * or NULL.
+ * kept: the columns of a view (without a window) that keeps its results
+ * (KeptResultsSql, one per grouping set), or NIL.
  */
 WindowReadSql *
 stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
-					   const char *user_keys, Oid time_type, KeptResultsSql *kept)
+					   const char *user_keys, Oid time_type, List *kept)
 {
 	WindowReadSql *r = palloc0(sizeof(WindowReadSql));
 
-	Assert(kept == NULL || w->kind == WINDOW_NONE);
+	Assert(kept == NIL || w->kind == WINDOW_NONE);
 	r->columns = "";
 	r->join = "";
 	r->rows = rows_sql(w, id, state_columns, user_keys, time_type, kept);
-	r->one_row_per_group = (kept != NULL);
+	r->one_row_per_group = (kept != NIL);
 	switch (w->kind)
 	{
 		case WINDOW_NONE:

@@ -29,21 +29,27 @@ typedef struct WindowReadSql
 
 /*
  * The columns of a view that keeps its aggregates' results in its state
- * rows (ViewShape.final_names), each list quoted and comma separated.
+ * rows (ViewShape.final_names), each list quoted and comma separated; for
+ * a view with grouping sets, those of one set (the keys it rolls up are
+ * NULL in all its rows, and neither matched nor taken for NULL keys).
  */
 typedef struct KeptResultsSql
 {
 	const char *keys;			/* the keys: "k1, k2" */
 	const char *keys_match;		/* delta d's keys equal row t's: "d.k1
 								 * OPERATOR(pg_catalog.=) t.k1 AND ..." */
-	const char *any_key_null;	/* "t.k1 IS NULL OR ..." */
+	const char *any_key_null;	/* "t.k1 IS NULL OR ...", or "false" */
+	const char *set;			/* the set's rows: "_grouping = 3", or NULL */
+	const char *empty_row;		/* a row of no states for a set that has
+								 * its row without events, or NULL */
 	const char *results;		/* the kept results: "a1_count_final, ..." */
 	const char *finalize;		/* each result from combined states, named
 								 * as kept: "finalize_agg(...) AS ..., ..." */
 } KeptResultsSql;
 
+extern bool stream_window_reads_whole_stream(WindowSpec *w);
 extern WindowReadSql *stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
 											 const char *user_keys, Oid time_type,
-											 KeptResultsSql *kept);
+											 List *kept);
 
 #endif
