@@ -1,8 +1,10 @@
 --
 -- windows: time windows, event time, ttl and lateness
 --
--- Reads take stream_ext.read_time as "now", so results do not depend on the clock.
-SET stream_ext.read_time = '2024-01-01 12:00:00+00';
+-- Reads take stream_ext.read_time as "now", so results do not depend on the clock;
+-- events are dated 2052 so that the combiner's reaper, which expires rows by the
+-- clock, never deletes rows a read at that read_time still shows.
+SET stream_ext.read_time = '2052-01-01 12:00:00+00';
 CREATE FOREIGN TABLE w_s (url text, user_id bigint, latency float8, ts timestamptz,
                           lts timestamp, d date) SERVER stream_ext;
 
@@ -101,11 +103,11 @@ SELECT column_name, data_type FROM information_schema.columns
  WHERE table_name IN ('w_hop', 'w_sessions') ORDER BY table_name, ordinal_position;
 
 INSERT INTO w_s (url, user_id, latency, ts, lts, d) VALUES
-  ('/a', 1, 10, '2024-01-01 11:58:00+00', '2024-01-01 11:58:00', '2024-01-01'),
-  ('/a', 1, 20, '2024-01-01 11:56:30+00', '2024-01-01 11:56:30', '2024-01-01'),
-  ('/b', 2, 30, '2024-01-01 11:54:59+00', '2024-01-01 11:54:59', '2024-01-03'),
-  ('/b', 2, 40, '2024-01-01 11:30:00+00', '2024-01-01 11:30:00', '2024-01-06'),
-  ('/a', 1, 50, '2024-01-01 10:00:00+00', '2024-01-01 10:00:00', '2023-12-25'),
+  ('/a', 1, 10, '2052-01-01 11:58:00+00', '2052-01-01 11:58:00', '2052-01-01'),
+  ('/a', 1, 20, '2052-01-01 11:56:30+00', '2052-01-01 11:56:30', '2052-01-01'),
+  ('/b', 2, 30, '2052-01-01 11:54:59+00', '2052-01-01 11:54:59', '2052-01-03'),
+  ('/b', 2, 40, '2052-01-01 11:30:00+00', '2052-01-01 11:30:00', '2052-01-06'),
+  ('/a', 1, 50, '2052-01-01 10:00:00+00', '2052-01-01 10:00:00', '2051-12-25'),
   ('/c', NULL, 60, NULL, NULL, NULL);
 
 SELECT * FROM w_minute ORDER BY minute, url;
@@ -118,16 +120,16 @@ SELECT * FROM w_hop_local ORDER BY window_start;
 SELECT * FROM w_days ORDER BY url, session_start;
 
 -- Out-of-order events within the allowed lateness bridge two sessions
-INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/a', 1, 1, '2024-01-01 10:25:00+00');
-INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/a', 1, 2, '2024-01-01 11:20:00+00'),
-                                                   ('/a', 1, 3, '2024-01-01 10:50:00+00');
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/a', 1, 1, '2052-01-01 10:25:00+00');
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/a', 1, 2, '2052-01-01 11:20:00+00'),
+                                                   ('/a', 1, 3, '2052-01-01 10:50:00+00');
 SELECT * FROM w_sessions ORDER BY user_id, session_start;
 SELECT w_merged('w_sessions');
 SELECT * FROM w_sessions ORDER BY user_id, session_start;
 SELECT w_state_rows('w_sessions');
 
 -- The sliding window moves with the read time; old steps are reaped
-SET stream_ext.read_time = '2024-01-01 12:03:00+00';
+SET stream_ext.read_time = '2052-01-01 12:03:00+00';
 SELECT * FROM w_last5 ORDER BY url;
 SELECT * FROM w_last5_all;
 SELECT w_merged('w_last5');
@@ -137,7 +139,7 @@ SELECT w_state_rows('w_last5');
 SELECT * FROM w_last5 ORDER BY url;
 
 -- ttl: an hour later the 10:xx and 11:0x-11:3x buckets are gone from reads at once
-SET stream_ext.read_time = '2024-01-01 12:55:30+00';
+SET stream_ext.read_time = '2052-01-01 12:55:30+00';
 SELECT * FROM w_minute ORDER BY minute, url;
 SELECT w_merged('w_minute');
 SELECT w_state_rows('w_minute');
@@ -148,16 +150,16 @@ SELECT * FROM w_minute ORDER BY minute, url;
 -- Late events: counted, kept, never applied
 SELECT * FROM w_late ORDER BY bucket;
 INSERT INTO w_s (url, user_id, latency, ts) VALUES
-  ('/late', 9, 1, '2024-01-01 11:55:00+00'),   -- 3 min before the max event time: late
-  ('/ok',   9, 1, '2024-01-01 11:57:30+00');   -- within a minute: accepted
+  ('/late', 9, 1, '2052-01-01 11:55:00+00'),   -- 3 min before the max event time: late
+  ('/ok',   9, 1, '2052-01-01 11:57:30+00');   -- within a minute: accepted
 SELECT * FROM w_late ORDER BY bucket;
 SELECT name, events, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
 -- (the event's last column is its arrival time)
 SELECT name, event_time, watermark, regexp_replace(event, ',"[^"]*"\)$', ',...)') AS event
   FROM stream_ext.late_events ORDER BY event_time;
 -- the watermark advances with later events; the 11:50 bucket is then final
-INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/new', 9, 1, '2024-01-01 12:20:00+00');
-INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/old', 9, 1, '2024-01-01 11:59:00+00');
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/new', 9, 1, '2052-01-01 12:20:00+00');
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/old', 9, 1, '2052-01-01 11:59:00+00');
 SELECT * FROM w_late ORDER BY bucket;
 SELECT name, events, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
 
@@ -173,12 +175,12 @@ RESET stream_ext.read_time;
 -- Renaming the time column changes nothing
 ALTER FOREIGN TABLE w_s RENAME COLUMN ts TO event_ts;
 SELECT name, time_column FROM stream_ext.continuous_views WHERE name = 'w_late'::regclass;
-INSERT INTO w_s (url, user_id, latency, event_ts) VALUES ('/renamed', 9, 1, '2024-01-01 12:21:00+00');
+INSERT INTO w_s (url, user_id, latency, event_ts) VALUES ('/renamed', 9, 1, '2052-01-01 12:21:00+00');
 SELECT * FROM w_late ORDER BY bucket;
 -- truncate forgets the watermark too: an old event is accepted again
 SELECT stream_ext.truncate_continuous_view('w_late');
 SELECT name, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
-INSERT INTO w_s (url, user_id, latency, event_ts) VALUES ('/again', 9, 1, '2024-01-01 08:00:00+00');
+INSERT INTO w_s (url, user_id, latency, event_ts) VALUES ('/again', 9, 1, '2052-01-01 08:00:00+00');
 SELECT * FROM w_late ORDER BY bucket;
 SELECT name, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
 
