@@ -39,8 +39,7 @@ visible_deltas_sql(int id, const char *cols)
  * keys are not NULL and that no visible delta changes is its row of the
  * result table (a narrow table, read about as fast as a table of the
  * view's rows): an anti-join with the visible deltas on the keys, which
- * the planner estimates well, hashes for a whole read and looks up in the
- * delta table's index for a key.  The other groups are combined from their
+ * the planner estimates well.  The other groups are combined from their
  * state rows and visible deltas and finalized: those some visible delta
  * changes, and those with a NULL key (which equality cannot match; they
  * are few, and found in an index).  With grouping sets, the rows of the

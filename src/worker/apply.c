@@ -55,9 +55,9 @@
 /*
  * DestReceiver that appends the plan's rows to a delta table, in groups of up
  * to DELTA_INSERT_ROWS rows (or DELTA_INSERT_BYTES) by heap_multi_insert: one
- * WAL record per page filled instead of one per row.  A view that keeps its
- * results has its delta table indexed on the keys (reads look its groups
- * up); the rows go into its index after each group.
+ * WAL record per page filled instead of one per row.  Delta tables have no
+ * index (window/state_tables.c says why); should one have, its entries are
+ * made after each group of rows.
  */
 #define DELTA_INSERT_ROWS	1000
 #define DELTA_INSERT_BYTES	(1024 * 1024)
