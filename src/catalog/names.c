@@ -3,10 +3,11 @@
  *	  Names of the extension's internal relations, and lookups of a
  *	  continuous view by the relation the user knows.
  *
- * Every continuous view <id> has two tables in schema stream_ext_internal:
- * state_<id> (one row per group: keys and combined partial states) and
+ * Every continuous view <id> has tables in schema stream_ext_internal:
+ * state_<id> (one row per group: keys and combined partial states),
  * delta_<id> (the workers' partial states, tagged with their writer's
- * transaction).  This file is the only place that spells those names.
+ * transaction) and, for a view that keeps its results, result_<id>.  This
+ * file is the only place that spells those names.
  */
 #include "postgres.h"
 
@@ -24,12 +25,37 @@
 
 PG_FUNCTION_INFO_V1(stream_ext_catalog_changed);
 
+/* The name of each ViewRelation, before "_<id>" */
+static const char *const view_relation_prefix[] = {
+	[VIEW_STATE_TABLE] = "state",
+	[VIEW_DELTA_TABLE] = "delta",
+	[VIEW_RESULT_TABLE] = "result",
+};
+
 /* "state_<id>", "delta_<id>" or "result_<id>" */
 char *
 stream_view_relation_name(int id, ViewRelation which)
 {
-	return psprintf("%s_%d", which == VIEW_STATE_TABLE ? "state" :
-					which == VIEW_DELTA_TABLE ? "delta" : "result", id);
+	return psprintf("%s_%d", view_relation_prefix[which], id);
+}
+
+/* Is relid a continuous view's relation of kind which (of any view)? */
+bool
+stream_is_view_relation(Oid relid, ViewRelation which)
+{
+	Oid			nsp = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+	const char *prefix = view_relation_prefix[which];
+	char	   *name;
+	bool		is;
+
+	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
+		return false;
+	name = get_rel_name(relid);
+	is = (name != NULL && strncmp(name, prefix, strlen(prefix)) == 0 &&
+		  name[strlen(prefix)] == '_');
+	if (name != NULL)
+		pfree(name);
+	return is;
 }
 
 /* The relation's name qualified and quoted, for generated SQL */

@@ -10,14 +10,11 @@
  * result row (a nested loop): with thousands of deltas a read of a million
  * groups then takes hours, and a cached plan (a prepared statement) is
  * reused while the table fills.  So a delta table is planned as holding at
- * least a page of rows: hashed once for a whole read, found through its
- * index for a key.
+ * least a page of rows, which a whole read hashes once.
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "optimizer/plancat.h"
-#include "utils/lsyscache.h"
 
 #include "catalog/catalog.h"
 #include "ddl/read_estimates.h"
@@ -27,29 +24,13 @@
 
 static get_relation_info_hook_type prev_get_relation_info_hook = NULL;
 
-static bool
-is_delta_table(Oid relid)
-{
-	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
-	char	   *name;
-	bool		delta;
-
-	if (!OidIsValid(internal) || get_rel_namespace(relid) != internal)
-		return false;
-	name = get_rel_name(relid);
-	delta = (name != NULL && strncmp(name, "delta_", 6) == 0);
-	if (name != NULL)
-		pfree(name);
-	return delta;
-}
-
 static void
 plan_delta_table_as_a_page_at_least(PlannerInfo *root, Oid relid, bool inhparent,
 									RelOptInfo *rel)
 {
 	if (prev_get_relation_info_hook)
 		prev_get_relation_info_hook(root, relid, inhparent, rel);
-	if (rel->tuples < MIN_DELTA_TABLE_ROWS && is_delta_table(relid))
+	if (rel->tuples < MIN_DELTA_TABLE_ROWS && stream_is_view_relation(relid, VIEW_DELTA_TABLE))
 	{
 		rel->pages = Max(rel->pages, 1);
 		rel->tuples = MIN_DELTA_TABLE_ROWS;
