@@ -56,8 +56,7 @@
  * DestReceiver that appends the plan's rows to a delta table, in groups of up
  * to DELTA_INSERT_ROWS rows (or DELTA_INSERT_BYTES) by heap_multi_insert: one
  * WAL record per page filled instead of one per row.  Delta tables have no
- * index (window/state_tables.c says why); should one have, its entries are
- * made after each group of rows.
+ * indexes (window/state_tables.c says why).
  */
 #define DELTA_INSERT_ROWS	1000
 #define DELTA_INSERT_BYTES	(1024 * 1024)
@@ -75,8 +74,6 @@ typedef struct DeltaReceiver
 	Size		buffered_bytes;
 	BulkInsertState bistate;
 	CommandId	cid;
-	EState	   *estate;			/* with the table's indexes open, if any */
-	ResultRelInfo *indexed;
 } DeltaReceiver;
 
 /*
@@ -125,13 +122,6 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	r->buffered_bytes = 0;
 	r->bistate = GetBulkInsertState();
 	r->cid = GetCurrentCommandId(true);
-	if (RelationGetForm(r->rel)->relhasindex)
-	{
-		r->estate = CreateExecutorState();
-		r->indexed = makeNode(ResultRelInfo);
-		InitResultRelInfo(r->indexed, r->rel, 1, NULL, 0);
-		ExecOpenIndices(r->indexed, false);
-	}
 }
 
 static void
@@ -141,15 +131,7 @@ delta_flush(DeltaReceiver *r)
 		return;
 	table_multi_insert(r->rel, r->slots, r->nbuffered, r->cid, 0, r->bistate);
 	for (int i = 0; i < r->nbuffered; i++)
-	{
-		if (r->indexed != NULL)
-		{
-			(void) ExecInsertIndexTuples(r->indexed, r->slots[i], r->estate,
-										 false, false, NULL, NIL);
-			ResetPerTupleExprContext(r->estate);
-		}
 		ExecClearTuple(r->slots[i]);
-	}
 	r->nbuffered = 0;
 	r->buffered_bytes = 0;
 }
@@ -180,13 +162,6 @@ delta_shutdown(DestReceiver *self)
 
 	delta_flush(r);
 	FreeBulkInsertState(r->bistate);
-	if (r->indexed != NULL)
-	{
-		ExecCloseIndices(r->indexed);
-		FreeExecutorState(r->estate);
-		r->indexed = NULL;
-		r->estate = NULL;
-	}
 	table_close(r->rel, NoLock);
 }
 
