@@ -19,10 +19,18 @@ fi
 chmod 755 "$SCRATCH"
 _own_servers=()
 _bg_pids=()
+_server_settings=()
 
 _cleanup() {
 	local rc=$? p d
 	for p in "${_bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# settings made server-wide by set_server_setting
+	if [ ${#_server_settings[@]} -gt 0 ]; then
+		for p in "${_server_settings[@]}"; do
+			psql -X -q -d postgres -c "ALTER SYSTEM RESET $p" >/dev/null 2>&1 || true
+		done
+		psql -X -q -d postgres -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
+	fi
 	# a database on a server we do not own is dropped (its workers stop too)
 	if [ -n "${_drop_db:-}" ] && [ ${#_own_servers[@]} -eq 0 ]; then
 		psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $_drop_db WITH (FORCE)" >/dev/null 2>&1 || true
@@ -91,6 +99,15 @@ try_wait() {
 }
 # wait_until TIMEOUT_S DESCRIPTION SQL: same, a timeout fails the test
 wait_until() { try_wait "$@" || fail "timeout: $2"; }
+
+# set_server_setting NAME VALUE: ALTER SYSTEM SET and reload, then wait until
+# the server has it; reset at exit
+set_server_setting() {
+	psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET $1 = '$2'" \
+		-c "SELECT pg_reload_conf()" >/dev/null
+	_server_settings+=("$1")
+	wait_until 10 "server-wide $1 is $2" "SELECT setting = '$2' FROM pg_settings WHERE name = '$1'"
+}
 
 # SQL function pending_deltas(): rows in the delta tables of all views, which
 # the combiner merges away

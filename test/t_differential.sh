@@ -19,14 +19,6 @@
 #            not committed, and after it commits
 source "$(dirname "$0")/lib.sh"
 use_server
-_differential_cleanup() {
-	local rc=$?
-	psql -X -q -d postgres -c "ALTER SYSTEM RESET stream_ext.jit_above_events" \
-		-c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
-	(exit $rc)
-	_cleanup
-}
-trap _differential_cleanup EXIT
 fresh_db t_differential
 run_sql -f "$TEST_DIR/diff_view.sql"
 t0=$SECONDS
@@ -264,10 +256,7 @@ wait_until 60 "cv_counts shows every event" "SELECT n = (SELECT count(*) FROM ev
 compare "phase 2 (async)"
 
 say "phase 3: 240k events in big transactions (several batches, combiner rounds), JIT-compiled"
-psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET stream_ext.jit_above_events = 0" \
-	-c "SELECT pg_reload_conf()" >/dev/null
-wait_until 10 "stream_ext.jit_above_events is 0" \
-	"SELECT setting = '0' FROM pg_settings WHERE name = 'stream_ext.jit_above_events'"
+set_server_setting stream_ext.jit_above_events 0
 for s in 1 2 3 4; do
 	q "SELECT gen(50000, 0.3$s)" >/dev/null
 	run_sql -c "BEGIN" -c "INSERT INTO ev SELECT k, g, b, n, f, flag, t FROM batch" \

@@ -27,18 +27,7 @@ failures=()
 
 # The background reaper uses the server-wide read_time (default: now(), which
 # would expire all of 2024 at once): pin it before the data, reset it at exit.
-_grouping_sets_cleanup() {
-	local rc=$?
-	psql -X -q -d postgres -c "ALTER SYSTEM RESET stream_ext.read_time" -c "SELECT pg_reload_conf()" \
-		>/dev/null 2>&1 || true
-	(exit $rc)
-	_cleanup
-}
-trap _grouping_sets_cleanup EXIT
-psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET stream_ext.read_time = '2023-12-01 00:00:00+00'" \
-	-c "SELECT pg_reload_conf()" >/dev/null
-wait_until 10 "server-wide read_time is pinned" \
-	"SELECT setting = '2023-12-01 00:00:00+00' FROM pg_settings WHERE name = 'stream_ext.read_time'"
+set_server_setting stream_ext.read_time '2023-12-01 00:00:00+00'
 
 say "setting up the stream, the reference table and the views"
 run_sql <<'SQL'

@@ -37,17 +37,7 @@ failures=()
 
 # Sliding steps older than the server-wide read time are reaped in the
 # background: pin it before the 2024 events, reset it at exit.
-_sketches_cleanup() {
-	local rc=$?
-	psql -X -q -d postgres -c "ALTER SYSTEM RESET stream_ext.read_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
-	(exit $rc)
-	_cleanup
-}
-trap _sketches_cleanup EXIT
-psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET stream_ext.read_time = '2023-12-01 00:00:00+00'" \
-	-c "SELECT pg_reload_conf()" >/dev/null
-wait_until 10 "server-wide read_time is pinned" \
-	"SELECT setting = '2023-12-01 00:00:00+00' FROM pg_settings WHERE name = 'stream_ext.read_time'"
+set_server_setting stream_ext.read_time '2023-12-01 00:00:00+00'
 
 say "setting up the stream, the reference table and the views"
 run_sql <<'SQL'

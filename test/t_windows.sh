@@ -37,19 +37,9 @@ failures=()
 # The background reaper uses the server-wide read_time (default: now(), which
 # would expire all of 2024 at once): pin it before the data, reset it at exit.
 EARLY="2023-12-01 00:00:00+00"
-_windows_cleanup() {
-	local rc=$?
-	psql -X -q -d postgres -c "ALTER SYSTEM RESET stream_ext.read_time" -c "ALTER SYSTEM RESET stream_ext.reap_interval" \
-		-c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
-	(exit $rc)
-	_cleanup
-}
-trap _windows_cleanup EXIT
 set_server_read_time() {  # set_server_read_time TIME [REAP_INTERVAL_MS]
-	psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET stream_ext.read_time = '$1'" \
-		-c "ALTER SYSTEM SET stream_ext.reap_interval = ${2:-5000}" -c "SELECT pg_reload_conf()" >/dev/null
-	wait_until 10 "server-wide read_time is $1" \
-		"SELECT setting = '$1' FROM pg_settings WHERE name = 'stream_ext.read_time'"
+	set_server_setting stream_ext.reap_interval "${2:-5000}"
+	set_server_setting stream_ext.read_time "$1"
 }
 set_server_read_time "$EARLY"
 
