@@ -9,6 +9,7 @@
 #include "storage/ipc.h"
 
 #include "ddl/read_estimates.h"
+#include "ddl/rollup.h"
 #include "ddl/utility.h"
 #include "guc.h"
 #include "ipc/queue.h"
@@ -73,6 +74,7 @@ _PG_init(void)
 	stream_insert_init();
 	stream_read_guard_init();
 	stream_read_estimates_init();
+	stream_rollup_init();
 	stream_reaper_init();
 	kafka_supervisor_init();
 	stream_register_launcher();

@@ -114,19 +114,65 @@ INSERT INTO cases VALUES
 ('cv_user_aggs', true, $q$SELECT k, my_sum(b) AS ms, my_avg(n) AS ma FROM {S} GROUP BY k$q$),
 ('cv_range', false, $q$SELECT flag, range_intersect_agg(int4range(g - 600, g + 600)) AS ri FROM {S} GROUP BY flag$q$);
 
+-- Roll-ups of the views with stream_ext.combine(), each read through a plain view:
+-- q over the continuous views, ref the same aggregates over ev_ref.
+CREATE TABLE rollups (name text PRIMARY KEY, q text, ref text);
+INSERT INTO rollups VALUES
+('ru_minmax', $q$SELECT stream_ext.combine(ming) AS ming, stream_ext.combine(maxg) AS maxg,
+   stream_ext.combine(minb) AS minb, stream_ext.combine(maxn) AS maxn, stream_ext.combine(minf) AS minf,
+   stream_ext.combine(maxt) AS maxt, stream_ext.combine(mind) AS mind, stream_ext.combine(maxi) AS maxi,
+   stream_ext.combine(maxkg) AS maxkg FROM cv_minmax$q$,
+ $q$SELECT min(g), max(g), min(b), max(n), min(f), max(t), min(t::date), max(t - '2024-01-01 00:00:00+00'),
+   max(k || g) FROM ev_ref$q$),
+('ru_bool', $q$SELECT flag, stream_ext.combine(ba) AS ba, stream_ext.combine(bo) AS bo,
+   stream_ext.combine(ev) AS ev, stream_ext.combine(c) AS c FROM cv_bool GROUP BY flag$q$,
+ $q$SELECT flag, bool_and(g > 0), bool_or(f > 75), every(n < 990), count(*) FROM ev_ref GROUP BY flag$q$),
+('ru_bits', $q$SELECT stream_ext.combine(a4) AS a4, stream_ext.combine(o8) AS o8, stream_ext.combine(x2) AS x2,
+   stream_ext.combine(obit) AS obit FROM cv_bits$q$,
+ $q$SELECT bit_and(g), bit_or(b), bit_xor(g::int2), bit_or(g::bit(16)) FROM ev_ref$q$),
+('ru_var_float', $q$SELECT k IS NULL AS nok, stream_ext.combine(sd) AS sd, stream_ext.combine(vp) AS vp,
+   stream_ext.combine(vs4) AS vs4 FROM cv_var_float GROUP BY k IS NULL$q$,
+ $q$SELECT k IS NULL, stddev(f), var_pop(f), var_samp(f::float4) FROM ev_ref GROUP BY k IS NULL$q$),
+('ru_var_numeric', $q$SELECT stream_ext.combine(sd) AS sd, stream_ext.combine(vp) AS vp FROM cv_var_numeric$q$,
+ $q$SELECT stddev(n), var_pop(n) FROM ev_ref$q$),
+('ru_regr', $q$SELECT stream_ext.combine(corr) AS corr, stream_ext.combine(rc) AS rc,
+   stream_ext.combine(rs) AS rs, stream_ext.combine(sxy) AS sxy FROM cv_regr$q$,
+ $q$SELECT corr(f, g), regr_count(f, g), regr_slope(f, g), regr_sxy(f, g) FROM ev_ref$q$),
+('ru_filter', $q$SELECT stream_ext.combine(cf) AS cf, stream_ext.combine(sg) AS sg, stream_ext.combine(an) AS an,
+   stream_ext.combine(mt) AS mt, stream_ext.combine(sd) AS sd FROM cv_filter$q$,
+ $q$SELECT count(*) FILTER (WHERE flag), sum(g) FILTER (WHERE f > 10),
+   avg(n) FILTER (WHERE t < '2024-01-05 00:00:00+00'), max(t) FILTER (WHERE flag IS NULL),
+   stddev(f) FILTER (WHERE g % 2 = 0) FROM ev_ref$q$),
+('ru_week', $q$SELECT date_trunc('week', day) AS week, stream_ext.combine(c) AS c, stream_ext.combine(sg) AS sg,
+   stream_ext.combine(af) AS af FROM cv_day GROUP BY 1$q$,
+ $q$SELECT date_trunc('week', date_trunc('day', t)), count(*), sum(g), avg(f) FROM ev_ref GROUP BY 1$q$),
+('ru_two_keys', $q$SELECT big, stream_ext.combine(c) AS c, stream_ext.combine(sn) AS sn, stream_ext.combine(mt) AS mt
+   FROM cv_two_keys GROUP BY big$q$,
+ $q$SELECT n > 500, count(*), sum(n), min(t) FROM ev_ref GROUP BY n > 500$q$),
+('ru_interval', $q$SELECT stream_ext.combine(si) AS si, stream_ext.combine(ai) AS ai, stream_ext.combine(mi) AS mi
+   FROM cv_interval$q$,
+ $q$SELECT sum(t - '2024-01-01 00:00:00+00'), avg(t - '2024-01-01 00:00:00+00'),
+   min(t - '2024-01-01 00:00:00+00') FROM ev_ref$q$),
+('ru_user_aggs', $q$SELECT stream_ext.combine(ms) AS ms, stream_ext.combine(ma) AS ma FROM cv_user_aggs$q$,
+ $q$SELECT my_sum(b), my_avg(n) FROM ev_ref$q$),
+('ru_range', $q$SELECT stream_ext.combine(ri) AS ri FROM cv_range$q$,
+ $q$SELECT range_intersect_agg(int4range(g - 600, g + 600)) FROM ev_ref$q$);
+
+-- every view, and every roll-up, against its query over ev_ref
 CREATE FUNCTION check_all() RETURNS TABLE (view text, view_rows bigint, ref_rows bigint, diffs bigint, examples text)
 LANGUAGE plpgsql AS $$
 DECLARE c record;
 BEGIN
-  FOR c IN SELECT * FROM cases ORDER BY name LOOP
+  FOR c IN SELECT name, replace(q, '{S}', 'ev_ref') AS ref FROM cases
+           UNION ALL SELECT name, ref FROM rollups ORDER BY name LOOP
     view := c.name;
     view_rows := NULL; ref_rows := NULL;
     BEGIN
-      EXECUTE format('SELECT count(*) FROM (%s) x', replace(c.q, '{S}', 'ev_ref')) INTO ref_rows;
+      EXECUTE format('SELECT count(*) FROM (%s) x', c.ref) INTO ref_rows;
       EXECUTE format('SELECT count(*) FROM %I', c.name) INTO view_rows;
       SELECT count(*), string_agg(d.side || ': ' || d.r, E'\n') FILTER (WHERE d.rn <= 4)
         INTO diffs, examples
-        FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(c.name, replace(c.q, '{S}', 'ev_ref')) dv) d;
+        FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(c.name, c.ref) dv) d;
     EXCEPTION WHEN OTHERS THEN
       diffs := -1;
       examples := 'ERROR reading the view: ' || SQLERRM;
@@ -147,13 +193,22 @@ BEGIN
   END LOOP;
 END $$;
 
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM rollups LOOP
+    EXECUTE format('CREATE VIEW %I AS %s', r.name, r.q);
+  END LOOP;
+END $$;
+
 -- arrival_timestamp must be filled for every event (not compared with ev_ref)
 SELECT stream_ext.create_continuous_view('cv_arrival',
   $q$SELECT count(*) AS n, count(arrival_timestamp) AS na FROM ev$q$);
 SQL
 create_pending_deltas
 nviews=$(q "SELECT count(*) FROM cases")
-say "$nviews views created"
+nchecked=$((nviews + $(q "SELECT count(*) FROM rollups")))
+say "$nviews views and $((nchecked - nviews)) roll-ups of them created"
 
 failures=()
 compare() {
@@ -176,7 +231,7 @@ compare() {
 		echo "[$TEST_NAME] $label: cv_arrival is $(q "SELECT n || ' events, ' || na || ' with arrival_timestamp' FROM cv_arrival"), expected $ev_n, all with arrival_timestamp"
 		failures+=("$label: cv_arrival")
 	fi
-	say "$label: $(echo "$out" | awk -F'|' '$4 == 0' | wc -l)/$nviews views equal the reference ($ev_n events; rows per view: $(echo "$out" | awk -F'|' '{printf "%s%s", sep, $2; sep=","}'))"
+	say "$label: $(echo "$out" | awk -F'|' '$4 == 0' | wc -l)/$nchecked views and roll-ups equal the reference ($ev_n events; rows per view: $(echo "$out" | awk -F'|' '{printf "%s%s", sep, $2; sep=","}'))"
 	q "DROP TABLE res" >/dev/null
 }
 

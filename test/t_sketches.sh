@@ -170,6 +170,42 @@ BEGIN
      CASE WHEN d > 100 THEN abs(nu - d) / d / (1.04 / sqrt(2 ^ 11)) END)) e(w, r)
   GROUP BY w;
 END $$;
+
+-- Roll-ups with stream_ext.combine(): sk_tum's half hours rolled up per group
+-- and to one row, against the batch sketches of the same events.
+CREATE FUNCTION check_rollups() RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('stream_ext.read_time', '2024-01-01 05:00:00+00', true);
+  DROP TABLE IF EXISTS j;
+  CREATE TEMP TABLE j AS
+  WITH x AS (SELECT g, GROUPING(g) AS gs, stream_ext.combine(n) AS n, stream_ext.combine(h) AS h, stream_ext.combine(nu) AS nu,
+                    stream_ext.combine(h14) AS h14, stream_ext.combine(td) AS td,
+                    stream_ext.combine(p99) AS p99, stream_ext.combine(ps) AS ps
+               FROM sk_tum GROUP BY GROUPING SETS ((g), ())),
+       b AS (SELECT g, GROUPING(g) AS gs, count(v) AS n, count(DISTINCT u) AS d, array_agg(v) AS vals,
+                    hll_add_agg(hll_hash_bigint(u)) AS h, hll_add_agg(hll_hash_bigint(u), 14) AS h14
+               FROM ref WHERE kept GROUP BY GROUPING SETS ((g), ()))
+  SELECT CASE WHEN coalesce(x.gs, b.gs) = 1 THEN 'all' ELSE coalesce(x.g, b.g, 'NULL') END AS grp, x.n AS xn, b.n, b.d, b.vals, x.h AS xh, b.h, x.nu,
+         x.h14 AS xh14, b.h14, x.td, x.p99, x.ps
+    FROM x FULL JOIN b ON x.g IS NOT DISTINCT FROM b.g AND x.gs = b.gs;
+  RETURN QUERY
+  SELECT format('roll-up of sk_tum, group %s: %s', grp, msg) FROM j, LATERAL (VALUES
+    (CASE WHEN xn IS NULL OR n IS NULL THEN 'missing from the roll-up or from the batch result' END),
+    (CASE WHEN xn IS DISTINCT FROM n THEN format('count(v) %s, batch %s', xn, n) END),
+    (CASE WHEN coalesce(tdigest_count(td), 0) <> n THEN format('tdigest_count %s, count(v) %s', tdigest_count(td), n) END),
+    (CASE WHEN xh IS DISTINCT FROM h THEN 'the hll differs from the batch hll' END),
+    (CASE WHEN xh14 IS DISTINCT FROM h14 THEN 'the hll (log2m 14) differs from the batch hll' END),
+    (CASE WHEN nu IS DISTINCT FROM hll_cardinality(h) THEN format('hll_cardinality %s, batch %s', nu, hll_cardinality(h)) END),
+    (CASE WHEN rank_error(vals, p99, 0.99) > 5.0 / 100 + 1.0 / nullif(n, 0)
+          THEN format('p99 %s is off by %s of the values', p99, rank_error(vals, p99, 0.99)) END),
+    ((SELECT format('percentile %s of %s is off by %s of the values', q, e, rank_error(vals, e, q))
+        FROM unnest(ps, ARRAY[0.01, 0.5, 0.9]) z(e, q)
+       WHERE rank_error(vals, e, q) > 5.0 / 500 + 1.0 / nullif(n, 0) LIMIT 1))) m(msg)
+  WHERE msg IS NOT NULL;
+  IF (SELECT count(*) FROM j) < 2 THEN
+    RETURN NEXT 'roll-up of sk_tum: no groups';
+  END IF;
+END $$;
 SQL
 create_pending_deltas
 say "$(q "SELECT count(*) FROM stream_ext.continuous_views") views; $(q "SELECT count(*) FROM ref WHERE kept") events, $(q "SELECT count(*) FROM ref WHERE NOT kept") more rolled back"
@@ -232,6 +268,14 @@ for c in 100 101 102 103; do send_chunk "$c"; done
 check "after more events, before merging"
 wait_until 60 "the combiner merged every delta" "SELECT pending_deltas() = 0"
 check "after more events, merged"
+
+out=$(q "SELECT string_agg(f, E'\n') FROM check_rollups() f")
+if [ -n "$out" ]; then
+	echo "$out" | head -20 | sed 's/^/  /'
+	failures+=("roll-ups: $(echo "$out" | wc -l) failed checks")
+else
+	say "roll-ups of sk_tum with stream_ext.combine() equal the batch sketches (within their bounds)"
+fi
 
 errors=$(q "SELECT count(*) FROM stream_ext.view_errors")
 [ "$errors" = 0 ] || failures+=("$errors events recorded in view_errors: $(q "SELECT string_agg(DISTINCT message, '; ') FROM stream_ext.view_errors")")

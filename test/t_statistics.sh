@@ -41,6 +41,12 @@ say "ok: state table: $(q "SELECT format('%s inserted, %s updated', n_tup_ins, n
 wait_until 30 "pg_stat_user_tables counts the delta rows the workers inserted and the combiner deleted" \
 	"SELECT n_tup_ins >= 41 AND n_tup_del >= 41 FROM pg_stat_user_tables WHERE relid = $delta"
 say "ok: delta table: $(q "SELECT format('%s inserted, %s deleted', n_tup_ins, n_tup_del) FROM pg_stat_user_tables WHERE relid = $delta")"
+wait_until 30 "view_stats shows the 500 groups of by_k as its state rows" \
+	"SELECT state_rows = 500 FROM stream_ext.view_stats WHERE name = 'by_k'::regclass"
+[ "$(q "SELECT state_bytes >= pg_total_relation_size($state) + pg_total_relation_size($delta)
+             AND state_bytes > 0 FROM stream_ext.view_stats WHERE name = 'by_k'::regclass")" = t ] ||
+	fail "view_stats.state_bytes does not count the view's tables"
+say "ok: view_stats: by_k keeps $(q "SELECT format('%s state rows in %s', state_rows, pg_size_pretty(state_bytes)) FROM stream_ext.view_stats WHERE name = 'by_k'::regclass")"
 wait_until 30 "view_counters updates counted" \
 	"SELECT n_tup_ins + n_tup_upd >= 41 FROM pg_stat_user_tables WHERE relid = 'stream_ext_internal.view_counters'::regclass"
 say "ok: the workers' counter updates are counted"

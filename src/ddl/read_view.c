@@ -42,7 +42,6 @@
 typedef struct ReadViewContext
 {
 	ViewShape  *shape;
-	Oid			finalize_agg;
 	bool		kept_results;	/* rows carry each aggregate's result */
 } ReadViewContext;
 
@@ -81,32 +80,69 @@ stream_key_columns_sql(ViewShape *shape)
 	return buf.data;
 }
 
-/* finalize_agg('agg'::regprocedure, <state column>, NULL::result) */
-static Node *
-finalize_call(ReadViewContext *ctx, Aggref *aggref, int aggno)
+/*
+ * May the view's aggregates run in parallel workers?  Then so may its read
+ * (finalize_agg is parallel safe; finalize_agg_parallel_unsafe is not).
+ */
+static bool
+aggregates_parallel_safe(ViewShape *shape)
 {
+	ListCell   *lc;
+
+	foreach(lc, shape->aggs)
+		if (func_parallel(((Aggref *) lfirst(lc))->aggfnoid) != PROPARALLEL_SAFE)
+			return false;
+	return true;
+}
+
+/*
+ * finalize_agg('agg'::regprocedure, state, NULL::result): the result of the
+ * view's aggregate aggno over the partial states state takes in a group.
+ * The one place that finalizes a view's states: its reads, and roll-ups of
+ * its columns (ddl/rollup.c).
+ */
+Aggref *
+stream_finalize_states_call(ViewShape *shape, int aggno, Expr *state)
+{
+	Aggref	   *aggref = list_nth(shape->aggs, aggno);
 	Aggref	   *f = makeNode(Aggref);
-	Oid			state_type = list_nth_oid(ctx->shape->agg_state_types, aggno);
+	Oid			state_type = exprType((Node *) state);
 	Oid			state_coll = type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid;
-	AttrNumber	attno = list_length(ctx->shape->keys) + aggno + 1;
 	Const	   *agg = makeConst(REGPROCEDUREOID, -1, InvalidOid, sizeof(Oid),
 								ObjectIdGetDatum(aggref->aggfnoid), false, true);
-	Var		   *state = makeVar(1, attno, state_type, -1, state_coll, 0);
 	Const	   *result = makeNullConst(aggref->aggtype, exprTypmod((Node *) aggref),
 									   aggref->aggcollid);
+	char	   *name = aggregates_parallel_safe(shape) ? "finalize_agg" :
+		"finalize_agg_parallel_unsafe";
 
-	f->aggfnoid = ctx->finalize_agg;
+	f->aggfnoid = LookupFuncName(list_make2(makeString(STREAM_INTERNAL_SCHEMA), makeString(name)),
+								 3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID},
+								 false);
 	f->aggtype = aggref->aggtype;
 	f->aggcollid = aggref->aggcollid;
 	f->inputcollid = state_coll;
 	f->aggargtypes = list_make3_oid(REGPROCEDUREOID, state_type, aggref->aggtype);
 	f->args = list_make3(makeTargetEntry((Expr *) agg, 1, NULL, false),
-						 makeTargetEntry((Expr *) state, 2, NULL, false),
+						 makeTargetEntry(state, 2, NULL, false),
 						 makeTargetEntry((Expr *) result, 3, NULL, false));
 	f->aggkind = AGGKIND_NORMAL;
 	f->aggsplit = AGGSPLIT_SIMPLE;
 	f->location = -1;
-	return (Node *) f;
+	return f;
+}
+
+/* The finalization of aggregate aggno over the state column of the read */
+static Node *
+finalize_call(ReadViewContext *ctx, int aggno)
+{
+	Aggref	   *aggref = list_nth(ctx->shape->aggs, aggno);
+	Oid			state_type = list_nth_oid(ctx->shape->agg_state_types, aggno);
+	AttrNumber	attno = list_length(ctx->shape->keys) + aggno + 1;
+	Var		   *state = makeVar(1, attno, state_type, -1,
+								type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid,
+								0);
+
+	return (Node *) stream_finalize_states_call(ctx->shape, aggno, (Expr *) state);
 }
 
 /*
@@ -237,7 +273,7 @@ kept_results_sql(ReadViewContext *ctx, List *dpcontext)
 	foreach(lc, ctx->shape->final_names)
 	{
 		int			i = foreach_current_index(lc);
-		Node	   *f = finalize_call(ctx, list_nth(ctx->shape->aggs, i), i);
+		Node	   *f = finalize_call(ctx, i);
 
 		appendStringInfo(&results, "%s%s", i ? ", " : "", quote_identifier(lfirst(lc)));
 		appendStringInfo(&finalize, "%s%s AS %s", i ? ", " : "",
@@ -293,7 +329,7 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 				return (Node *) makeVar(1, kept_result_attno(ctx->shape, i),
 										((Aggref *) node)->aggtype, exprTypmod(node),
 										((Aggref *) node)->aggcollid, 0);
-			return finalize_call(ctx, (Aggref *) node, i);
+			return finalize_call(ctx, i);
 		}
 		elog(ERROR, "aggregate not found in continuous view shape");
 	}
@@ -361,23 +397,31 @@ append_list_sql(StringInfo buf, const char *keyword, List *items, const char *se
 }
 
 /*
- * May the view's aggregates run in parallel workers?  Then so may its read
- * (finalize_agg is parallel safe; finalize_agg_parallel_unsafe is not).
+ * ", combine_agg('agg'::regprocedure, s.state), ...": each aggregate's
+ * partial states combined per group, after the view's columns.
  */
-static bool
-aggregates_parallel_safe(ViewShape *shape)
+static char *
+combined_states_sql(ViewShape *shape)
 {
+	StringInfoData buf;
 	ListCell   *lc;
 
-	foreach(lc, shape->aggs)
-		if (func_parallel(((Aggref *) lfirst(lc))->aggfnoid) != PROPARALLEL_SAFE)
-			return false;
-	return true;
+	initStringInfo(&buf);
+	foreach(lc, shape->agg_names)
+		appendStringInfo(&buf, ", " STREAM_INTERNAL_SCHEMA ".combine_agg(%u::pg_catalog.oid::"
+						 "pg_catalog.regprocedure, s.%s)",
+						 ((Aggref *) list_nth(shape->aggs, foreach_current_index(lc)))->aggfnoid,
+						 quote_identifier(lfirst(lc)));
+	return buf.data;
 }
 
-/* The SELECT of the view users query. */
-char *
-stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
+/*
+ * The SELECT of the view users query; with_states, the same rows, without
+ * the results the view keeps, followed by one column per aggregate of the
+ * shape with the group's combined partial states (for roll-ups).
+ */
+static char *
+read_view_sql(ViewShape *shape, int id, Oid state_relid, bool with_states)
 {
 	ReadViewContext ctx;
 	List	   *dpcontext = deparse_context_for("s", state_relid);
@@ -392,15 +436,9 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 
 	ctx.shape = shape;
 	ctx.kept_results = false;
-	ctx.finalize_agg = LookupFuncName(list_make2(makeString(STREAM_INTERNAL_SCHEMA),
-												 makeString(aggregates_parallel_safe(shape) ?
-															"finalize_agg" :
-															"finalize_agg_parallel_unsafe")),
-									  3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID},
-									  false);
 	w = stream_window_read_sql(shape->window, id, stream_state_columns_sql(shape, ""),
 							   user_keys_sql(shape, ""), exprType((Node *) shape->time_expr),
-							   kept_results_sql(&ctx, dpcontext));
+							   with_states ? NIL : kept_results_sql(&ctx, dpcontext));
 	group = w->group;
 	having = w->having;
 	ctx.kept_results = w->one_row_per_group;
@@ -422,6 +460,8 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 						 quote_identifier(tle->resname));
 	}
 	buf.data[buf.len -= 2] = '\0';
+	if (with_states)
+		appendStringInfoString(&buf, combined_states_sql(shape));
 	empty_row = w->one_row_per_group ? NULL : empty_set_row_sql(shape);
 	appendStringInfo(&buf, " FROM (%s%s%s) s%s%s", w->rows, empty_row ? " UNION ALL " : "",
 					 empty_row ? empty_row : "", w->join, grouping_copies_sql(shape));
@@ -443,4 +483,21 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 	append_list_sql(&buf, "GROUP BY", group, ", ");
 	append_list_sql(&buf, "HAVING", having, " AND ");
 	return buf.data;
+}
+
+/* The SELECT of the view users query. */
+char *
+stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
+{
+	return read_view_sql(shape, id, state_relid, false);
+}
+
+/*
+ * The rows of the view users query, each followed by its group's combined
+ * partial state of every aggregate of shape (ddl/rollup.c).
+ */
+char *
+stream_read_view_states_sql(ViewShape *shape, int id, Oid state_relid)
+{
+	return read_view_sql(shape, id, state_relid, true);
 }

@@ -197,6 +197,17 @@ CREATE AGGREGATE stream_ext_internal.finalize_agg_parallel_unsafe(regprocedure, 
   FINALFUNC_EXTRA
 );
 
+-- combine(column): a continuous view's aggregate column rolled up to the
+-- query's groups.  The planner rewrites every call (ddl/rollup.c); the
+-- transition function runs only for a call it did not, and refuses it.
+CREATE FUNCTION stream_ext_internal.combine_unrewritten(anyelement, anyelement)
+  RETURNS anyelement
+  AS 'MODULE_PATHNAME', 'stream_ext_combine_unrewritten' LANGUAGE C IMMUTABLE;
+CREATE AGGREGATE stream_ext.combine(anyelement) (
+  SFUNC = stream_ext_internal.combine_unrewritten,
+  STYPE = anyelement
+);
+
 -- Notifies workers that the set of continuous views changed.
 CREATE FUNCTION stream_ext_internal.catalog_changed() RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_catalog_changed' LANGUAGE C VOLATILE;
@@ -258,6 +269,7 @@ REVOKE ALL ON FUNCTION stream_ext_internal.stream_fdw_handler(),
                        stream_ext_internal.combine_agg_final(internal, regprocedure, anyelement),
                        stream_ext_internal.finalize_agg_trans(internal, regprocedure, anyelement, anycompatible),
                        stream_ext_internal.finalize_agg_final(internal, regprocedure, anyelement, anycompatible),
+                       stream_ext_internal.combine_unrewritten(anyelement, anyelement),
                        stream_ext_internal.catalog_changed()
   FROM PUBLIC;
 
@@ -311,12 +323,22 @@ CREATE VIEW stream_ext.view_stats AS
          coalesce(r.rate_5m, 0) AS rate_5m,
          -- delta rows not merged yet, from the table's statistics (the
          -- workers and the combiner report them at least every second)
-         pg_catalog.pg_stat_get_live_tuples(v.delta_table) AS unmerged_deltas
+         pg_catalog.pg_stat_get_live_tuples(v.delta_table) AS unmerged_deltas,
+         -- what the definition costs: rows of the state table (groups and
+         -- window steps, or kept rows; from its statistics) and the bytes
+         -- on disk of its state, result and delta tables with their indexes
+         pg_catalog.pg_stat_get_live_tuples(v.state_table) AS state_rows,
+         (pg_catalog.pg_total_relation_size(v.state_table)
+          + pg_catalog.pg_total_relation_size(v.delta_table)
+          + coalesce(pg_catalog.pg_total_relation_size(
+                       pg_catalog.to_regclass('stream_ext_internal.result_' || v.id)), 0))::bigint
+           AS state_bytes
     FROM stream_ext_internal.continuous_views v
     LEFT JOIN stream_ext_internal.view_counters c ON c.view_id = v.id
     LEFT JOIN stream_ext_internal.view_watermarks w ON w.view_id = v.id
     LEFT JOIN stream_ext_internal.view_rates() r ON r.view_id = v.id
-   GROUP BY v.id, v.view, w.late_events, w.max_event_time, r.rate_10s, r.rate_1m, r.rate_5m;
+   GROUP BY v.id, v.view, v.state_table, v.delta_table, w.late_events, w.max_event_time,
+            r.rate_10s, r.rate_1m, r.rate_5m;
 
 -- This database's processes and writers (shared memory, src/metrics/processes.c).
 CREATE FUNCTION stream_ext_internal.worker_status(
