@@ -101,3 +101,25 @@ perf_reports() { # $1 = label, then process names
 		resolve_ext "$PERF_OUT/$l.$w.data" "$PERF_OUT/$l.$w.children.txt" "$PERF_OUT/stream_ext.so"
 	done
 }
+
+# rate_per_s MS N: N events in MS milliseconds, per second
+rate_per_s() { awk -v ms="$1" -v n="$2" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
+
+# view_copy LABEL STREAM VIEW: empty VIEW, wait for the combiner, checkpoint, then
+# time a COPY of $CSV ($EVENTS events) into STREAM; appends the rate to
+# RATES[LABEL] and "COPY/workers/combiner" seconds to CPU[LABEL] (associative
+# arrays the caller declares)
+view_copy() {
+	local ms r w0 c0 w1 c1 wp cp
+	q -c "SELECT stream_ext.truncate_continuous_view('$3')" >/dev/null
+	quiesce
+	q -c "CHECKPOINT"
+	wp=$(ext_pid worker); cp=$(ext_pid combiner)
+	w0=$(proc_cpu "$wp"); c0=$(proc_cpu "$cp")
+	ms=$(copy_ms "$2" "$CSV")
+	w1=$(proc_cpu "$wp"); c1=$(proc_cpu "$cp")
+	r=$(rate_per_s "$ms" "$EVENTS")
+	RATES[$1]+="$r "
+	CPU[$1]+="$(awk -v a="$w0" -v b="$w1" -v c="$c0" -v d="$c1" -v ms="$ms" 'BEGIN {printf "%.1fs/%.1fs/%.1fs", ms / 1000, b - a, d - c}') "
+	log "  $1: $(fmt "$r") events/s ($ms ms; CPU of workers $(awk -v a="$w0" -v b="$w1" 'BEGIN {printf "%.2f", b - a}') s, combiner $(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.2f", b - a}') s)"
+}

@@ -124,34 +124,18 @@ NGROUPS=$(q -c "SELECT count(*) FROM (SELECT DISTINCT date_bin('1 minute', ts, '
 log "  $(fmt "$NGROUPS") distinct (minute, url) groups"
 
 state_of() { q -c "SELECT state_table FROM stream_ext.continuous_views WHERE name = '$1'::regclass"; }
-rate_of() { awk -v ms="$1" -v n="$2" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
-
 q -c "INSERT INTO clicks VALUES ('warmup', 0, 0, now())"
 q -c "SELECT stream_ext.truncate_continuous_view('core_view')" >/dev/null
 [ -n "$(ext_pid worker)" ] || die "stream_ext workers not running"
 
 declare -A RATES CPU
-run_copy() {  # run_copy LABEL STREAM VIEW
-	local ms r w0 c0 w1 c1 wp cp
-	q -c "SELECT stream_ext.truncate_continuous_view('$3')" >/dev/null
-	quiesce
-	q -c "CHECKPOINT"
-	wp=$(ext_pid worker); cp=$(ext_pid combiner)
-	w0=$(proc_cpu "$wp"); c0=$(proc_cpu "$cp")
-	ms=$(copy_ms "$2" "$CSV")
-	w1=$(proc_cpu "$wp"); c1=$(proc_cpu "$cp")
-	r=$(rate_of "$ms" "$EVENTS")
-	RATES[$1]+="$r "
-	CPU[$1]+="$(awk -v a="$w0" -v b="$w1" -v c="$c0" -v d="$c1" -v ms="$ms" 'BEGIN {printf "%.1fs/%.1fs/%.1fs", ms / 1000, b - a, d - c}') "
-	log "  $1: $(fmt "$r") events/s ($ms ms; CPU of workers $(awk -v a="$w0" -v b="$w1" 'BEGIN {printf "%.2f", b - a}') s, combiner $(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.2f", b - a}') s)"
-}
 
 # ---------------------------------------------------------------------------
 log "(1)(2)(4) COPY $EVENTS events: core view, per-minute tumbling, hopping 10/1; $REPS reps (interleaved)"
 for i in $(seq "$REPS"); do
-	run_copy core clicks core_view
-	run_copy tumbling clicks_tum per_minute
-	run_copy hopping clicks_hop hop10
+	view_copy core clicks core_view
+	view_copy tumbling clicks_tum per_minute
+	view_copy hopping clicks_hop hop10
 done
 quiesce
 CHECKS=""
@@ -178,7 +162,7 @@ R_HOP=$(echo ${RATES[hopping]} | tr ' ' '\n' | median)
 log "(3) sliding window 5 minutes / 5 seconds: COPY $SLIDE_EVENTS events, then $READS reads at read_time $READ_TIME"
 quiesce
 ms=$(copy_ms clicks_sl "$SCSV")
-R_SL=$(rate_of "$ms" "$SLIDE_EVENTS")
+R_SL=$(rate_per_s "$ms" "$SLIDE_EVENTS")
 log "  fill: $(fmt "$R_SL") events/s ($ms ms)"
 quiesce
 SL_STATE=$(state_of slide5)
