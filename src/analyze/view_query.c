@@ -19,6 +19,7 @@
 #include "access/sysattr.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -588,6 +589,28 @@ partialize_plan(Plan *plan)
 }
 
 /*
+ * A group key of the workers' plan, compared byte by byte.  A batch groups
+ * its events, often by sorting them (aggregates with big states, such as
+ * hll's, are not hashed), and under a deterministic collation two strings
+ * are equal exactly when their bytes are: so the "C" collation groups them
+ * the same, and sorts them several times faster than a linguistic one.
+ * Only for text, varchar and char, whose equality is the collation's.
+ */
+static Expr *
+key_compared_bytewise(Expr *key)
+{
+	Oid			type = exprType((Node *) key);
+	Oid			collation = exprCollation((Node *) key);
+
+	if ((type != TEXTOID && type != VARCHAROID && type != BPCHAROID) ||
+		!OidIsValid(collation) || collation == C_COLLATION_OID ||
+		!get_collation_isdeterministic(collation))
+		return key;
+	return (Expr *) makeRelabelType(key, type, exprTypmod((Node *) key), C_COLLATION_OID,
+									COERCE_IMPLICIT_CAST);
+}
+
+/*
  * Plan the workers' query for a view: for the events of one batch,
  *	 SELECT event_xid8(xmin), keys..., partial(agg)... FROM stream WHERE ...
  *	 GROUP BY 1, keys...
@@ -646,7 +669,7 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 	forboth(lc, shape->keys, lc2, shape->key_clauses)
 	{
 		SortGroupClause *sgc = copyObject(lfirst(lc2));
-		TargetEntry *tle = makeTargetEntry(copyObject(((TargetEntry *) lfirst(lc))->expr),
+		TargetEntry *tle = makeTargetEntry(key_compared_bytewise(copyObject(((TargetEntry *) lfirst(lc))->expr)),
 										   resno++, NULL, false);
 		int			i = foreach_current_index(lc);
 
