@@ -124,16 +124,7 @@ CREATE TRIGGER agg1 AFTER INSERT ON base1 REFERENCING NEW TABLE AS n
   FOR EACH STATEMENT EXECUTE FUNCTION agg1_trg();
 SQL
 
-log "generating $EVENTS events into $CSV"
-q <<SQL
-SELECT setseed(0.42);
-COPY (SELECT '/page/' || floor(random() * 1000)::int,
-             floor(random() * 100000)::bigint,
-             round((random() * 200)::numeric, 2)::float8,
-             timestamptz '2024-01-01 00:00:00+00' + g * (interval '2 hours' / $EVENTS)
-      FROM generate_series(1, $EVENTS) g) TO '$CSV' (FORMAT csv);
-SQL
-[ "$(wc -l < "$CSV")" -eq "$EVENTS" ] || die "CSV has the wrong number of lines"
+write_core_events
 
 prep() { # $1 = table to truncate ("" = none), then quiesce and checkpoint
 	[ -n "$1" ] && q -c "TRUNCATE $1"

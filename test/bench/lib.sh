@@ -123,3 +123,30 @@ view_copy() {
 	CPU[$1]+="$(awk -v a="$w0" -v b="$w1" -v c="$c0" -v d="$c1" -v ms="$ms" 'BEGIN {printf "%.1fs/%.1fs/%.1fs", ms / 1000, b - a, d - c}') "
 	log "  $1: $(fmt "$r") events/s ($ms ms; CPU of workers $(awk -v a="$w0" -v b="$w1" 'BEGIN {printf "%.2f", b - a}') s, combiner $(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.2f", b - a}') s)"
 }
+
+# write_core_events: the core benchmark's EVENTS events into $CSV: 1000 urls,
+# user ids below 100,000, latencies in [0, 200), times over two hours (seeded)
+write_core_events() {
+	log "generating $EVENTS events into $CSV"
+	q <<SQL
+SELECT setseed(0.42);
+COPY (SELECT '/page/' || floor(random() * 1000)::int,
+             floor(random() * 100000)::bigint,
+             round((random() * 200)::numeric, 2)::float8,
+             timestamptz '2024-01-01 00:00:00+00' + g * (interval '2 hours' / $EVENTS)
+      FROM generate_series(1, $EVENTS) g) TO '$CSV' (FORMAT csv);
+SQL
+	[ "$(wc -l < "$CSV")" -eq "$EVENTS" ] || die "CSV has the wrong number of lines"
+}
+
+# start_workers STREAM VIEW: the database's worker and combiner start with its
+# first writer: one event into STREAM, then VIEW emptied again
+start_workers() {
+	q -c "INSERT INTO $1 VALUES ('warmup', 0, 0, now())"
+	q -c "SELECT stream_ext.truncate_continuous_view('$2')" >/dev/null
+	[ -n "$(ext_pid worker)" ] || die "stream_ext workers not running"
+}
+
+# check GOT WANT WHAT: note in CHECKS what differs
+CHECKS=""
+check() { [ "$1" = "$2" ] || CHECKS+="$3: $1, expected $2; "; }

@@ -81,22 +81,11 @@ CREATE VIEW nojoin_view WITH (continuous) AS
   SELECT 'c' || (user_id % 50) AS country, count(*), avg(latency) FROM clicks_nj GROUP BY 1;
 SQL
 
-log "generating $EVENTS events into $CSV (the events of test/bench/core.sh)"
-q <<SQL
-SELECT setseed(0.42);
-COPY (SELECT '/page/' || floor(random() * 1000)::int,
-             floor(random() * 100000)::bigint,
-             round((random() * 200)::numeric, 2)::float8,
-             timestamptz '2024-01-01 00:00:00+00' + g * (interval '2 hours' / $EVENTS)
-      FROM generate_series(1, $EVENTS) g) TO '$CSV' (FORMAT csv);
-SQL
-[ "$(wc -l < "$CSV")" -eq "$EVENTS" ] || die "CSV has the wrong number of lines"
+write_core_events
 q -c "CREATE UNLOGGED TABLE ref (url text, user_id bigint, latency float8, ts timestamptz)" \
   -c "COPY ref FROM '$CSV' (FORMAT csv)"
 
-q -c "INSERT INTO clicks VALUES ('warmup', 0, 0, now())"
-q -c "SELECT stream_ext.truncate_continuous_view('core_view')" >/dev/null
-[ -n "$(ext_pid worker)" ] || die "stream_ext workers not running"
+start_workers clicks core_view
 
 declare -A RATES CPU
 log "COPY $EVENTS events into each view's stream; $REPS reps (interleaved)"
@@ -108,8 +97,6 @@ for i in $(seq "$REPS"); do
 done
 quiesce
 
-CHECKS=""
-check() { [ "$1" = "$2" ] || CHECKS+="$3: $1, expected $2; "; }
 check "$(q -c "SELECT count(*) FROM (SELECT url, count FROM core_view EXCEPT
                 SELECT url, count(*) FROM ref GROUP BY url) x")" 0 "core_view rows differing from ref"
 check "$(q -c "SELECT count(*) FROM (SELECT country, count FROM join_view EXCEPT

@@ -124,9 +124,7 @@ NGROUPS=$(q -c "SELECT count(*) FROM (SELECT DISTINCT date_bin('1 minute', ts, '
 log "  $(fmt "$NGROUPS") distinct (minute, url) groups"
 
 state_of() { q -c "SELECT state_table FROM stream_ext.continuous_views WHERE name = '$1'::regclass"; }
-q -c "INSERT INTO clicks VALUES ('warmup', 0, 0, now())"
-q -c "SELECT stream_ext.truncate_continuous_view('core_view')" >/dev/null
-[ -n "$(ext_pid worker)" ] || die "stream_ext workers not running"
+start_workers clicks core_view
 
 declare -A RATES CPU
 
@@ -138,8 +136,6 @@ for i in $(seq "$REPS"); do
 	view_copy hopping clicks_hop hop10
 done
 quiesce
-CHECKS=""
-check() { [ "$1" = "$2" ] || CHECKS+="$3: $1, expected $2; "; }
 check "$(q -c "SELECT sum(count) || '/' || count(*) FROM core_view")" "$EVENTS/1000" "core_view events/urls"
 check "$(q -c "SELECT sum(count) || '/' || count(*) FROM per_minute")" "$EVENTS/$NGROUPS" "per_minute events/groups"
 check "$(q -c "SELECT count(*) FROM (SELECT minute, url, count FROM per_minute EXCEPT
