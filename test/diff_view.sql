@@ -1,5 +1,6 @@
--- Comparing a view with the same query over a reference table (run by
--- t_differential.sh and t_windows.sh before their views are checked).
+-- Comparing a view with the same query over a reference table (run by the
+-- differential scripts, t_differential.sh, t_windows.sh, t_grouping_sets.sh,
+-- t_joins.sh and t_rows.sh, before their views are checked).
 
 -- float results are compared rounded to 10 significant digits
 CREATE FUNCTION sig(x float8) RETURNS text LANGUAGE sql IMMUTABLE AS $$
@@ -24,4 +25,19 @@ BEGIN
        UNION ALL
        SELECT 'ref only', d::text FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a) d$f$,
     v, norm, cols, refq);
+END $$;
+
+-- view v against query refq: the rows of each, how many rows differ and up to
+-- four of them; diffs -1 and the error when they cannot be compared
+CREATE FUNCTION compare_view(v text, refq text, OUT view_rows bigint, OUT ref_rows bigint,
+                             OUT diffs bigint, OUT examples text) LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE format('SELECT count(*) FROM (%s) x', refq) INTO ref_rows;
+  EXECUTE format('SELECT count(*) FROM %I', v) INTO view_rows;
+  SELECT count(*), string_agg(d.side || ': ' || d.r, E'\n') FILTER (WHERE d.rn <= 4)
+    INTO diffs, examples
+    FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(v, refq) dv) d;
+EXCEPTION WHEN OTHERS THEN
+  diffs := -1;
+  examples := 'ERROR: ' || SQLERRM;
 END $$;

@@ -166,17 +166,7 @@ BEGIN
   FOR c IN SELECT name, replace(q, '{S}', 'ev_ref') AS ref FROM cases
            UNION ALL SELECT name, ref FROM rollups ORDER BY name LOOP
     view := c.name;
-    view_rows := NULL; ref_rows := NULL;
-    BEGIN
-      EXECUTE format('SELECT count(*) FROM (%s) x', c.ref) INTO ref_rows;
-      EXECUTE format('SELECT count(*) FROM %I', c.name) INTO view_rows;
-      SELECT count(*), string_agg(d.side || ': ' || d.r, E'\n') FILTER (WHERE d.rn <= 4)
-        INTO diffs, examples
-        FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(c.name, c.ref) dv) d;
-    EXCEPTION WHEN OTHERS THEN
-      diffs := -1;
-      examples := 'ERROR reading the view: ' || SQLERRM;
-    END;
+    SELECT * INTO view_rows, ref_rows, diffs, examples FROM compare_view(c.name, c.ref);
     RETURN NEXT;
   END LOOP;
 END $$;

@@ -180,17 +180,7 @@ BEGIN
       refq := replace(replace(coalesce(c.refq, c.q), '{R}',
                               format('(SELECT * FROM ref WHERE chunk < %s) AS r', upto)), '{T}', rt);
       refq := replace(refq, '{S}', format('(SELECT * FROM ref WHERE chunk < %s) AS r', upto));
-      view_rows := NULL; ref_rows := NULL;
-      BEGIN
-        EXECUTE format('SELECT count(*) FROM (%s) x', refq) INTO ref_rows;
-        EXECUTE format('SELECT count(*) FROM %I', view) INTO view_rows;
-        SELECT count(*), string_agg(d.side || ': ' || d.r, E'\n') FILTER (WHERE d.rn <= 4)
-          INTO diffs, examples
-          FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(view, refq) dv) d;
-      EXCEPTION WHEN OTHERS THEN
-        diffs := -1;
-        examples := 'ERROR: ' || SQLERRM;
-      END;
+      SELECT * INTO view_rows, ref_rows, diffs, examples FROM compare_view(view, refq);
       RETURN NEXT;
     END LOOP;
   END LOOP;

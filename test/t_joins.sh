@@ -121,11 +121,7 @@ DECLARE c record;
 BEGIN
   FOR c IN SELECT * FROM cases ORDER BY name LOOP
     view := c.name;
-    EXECUTE format('SELECT count(*) FROM (%s) x', ref_sql(c.q)) INTO ref_rows;
-    EXECUTE format('SELECT count(*) FROM %I', c.name) INTO view_rows;
-    SELECT count(*), string_agg(d.side || ': ' || d.r, E'\n') FILTER (WHERE d.rn <= 4)
-      INTO diffs, examples
-      FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(c.name, ref_sql(c.q)) dv) d;
+    SELECT * INTO view_rows, ref_rows, diffs, examples FROM compare_view(c.name, ref_sql(c.q));
     RETURN NEXT;
   END LOOP;
 END $$;
