@@ -150,3 +150,22 @@ kill_server_hard() {
 	KILLED_PM=$pm
 	KILLED_CHILDREN=$(echo $children | wc -w)
 }
+
+# report_comparison LABEL: report table res (view, read_time, view_rows,
+# ref_rows, diffs, examples: one row per view and read time compared with its
+# batch query): say how many pairs are equal, print those that are not and
+# add them to the caller's failures array
+report_comparison() {
+	local out bad
+	out=$(q "SELECT count(*) FILTER (WHERE diffs = 0) || '/' || count(*) || ' (view, read time) pairs equal the batch queries; rows compared: ' || sum(ref_rows) FROM res")
+	bad=$(q "SELECT string_agg(format(E'  %s at %s: %s (view %s rows, reference %s rows)\n    %s', view, read_time,
+	                  CASE WHEN diffs < 0 THEN 'cannot be compared' ELSE diffs || ' differing rows' END,
+	                  coalesce(view_rows::text, '?'), coalesce(ref_rows::text, '?'), replace(examples, E'\n', E'\n    ')), E'\n')
+	           FROM res WHERE diffs <> 0")
+	if [ -n "$bad" ]; then
+		echo "[$TEST_NAME] $1: views differing from the batch queries:"
+		echo "$bad"
+		failures+=("$1: $(q "SELECT string_agg(DISTINCT view, ', ') FROM res WHERE diffs <> 0")")
+	fi
+	say "$1: $out"
+}

@@ -197,19 +197,9 @@ nchunks=$(q "SELECT max(chunk) + 1 FROM ref")
 say "$nviews views created; $(q "SELECT count(*) FROM ref") reference events in $nchunks transactions"
 
 compare() {  # compare LABEL CHUNKS_SENT
-	local label=$1 out bad
+	local label=$1
 	q "CREATE TABLE res AS SELECT * FROM check_all($2)" >/dev/null
-	out=$(q "SELECT count(*) FILTER (WHERE diffs = 0) || '/' || count(*) || ' (view, read time) pairs equal the batch queries; rows compared: ' || sum(ref_rows) FROM res")
-	bad=$(q "SELECT string_agg(format(E'  %s at %s: %s (view %s rows, reference %s rows)\n    %s', view, read_time,
-	                  CASE WHEN diffs < 0 THEN 'cannot be compared' ELSE diffs || ' differing rows' END,
-	                  coalesce(view_rows::text, '?'), coalesce(ref_rows::text, '?'), replace(examples, E'\n', E'\n    ')), E'\n')
-	           FROM res WHERE diffs <> 0")
-	if [ -n "$bad" ]; then
-		echo "[$TEST_NAME] $label: views differing from the batch queries:"
-		echo "$bad"
-		failures+=("$label: $(q "SELECT string_agg(DISTINCT view, ', ') FROM res WHERE diffs <> 0")")
-	fi
-	say "$label: $out"
+	report_comparison "$label"
 	q "DROP TABLE res" >/dev/null
 }
 merged() {  # merged LABEL: wait until the combiner merged every delta

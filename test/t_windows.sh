@@ -232,19 +232,9 @@ nviews=$(q "SELECT count(*) FROM stream_ext.continuous_views")
 say "$nviews views created; $(q "SELECT count(*) FROM ref") reference events, $(q "SELECT count(*) FROM ref WHERE ts IS NULL") with a NULL time, $(q "SELECT count(*) FROM ref WHERE g IS NULL") in the NULL group"
 
 compare() {  # compare LABEL SFX MAX_STAGE [CONDITION on (view, read_time) of the pairs to compare]
-	local label=$1 out bad
+	local label=$1
 	q "CREATE TABLE res AS SELECT * FROM check_all('$2', $3) WHERE ${4:-true}" >/dev/null
-	out=$(q "SELECT count(*) FILTER (WHERE diffs = 0) || '/' || count(*) || ' (view, read time) pairs equal the batch queries; rows compared: ' || sum(ref_rows) FROM res")
-	bad=$(q "SELECT string_agg(format(E'  %s at %s: %s (view %s rows, reference %s rows)\n    %s', view, read_time,
-	                  CASE WHEN diffs < 0 THEN 'cannot be compared' ELSE diffs || ' differing rows' END,
-	                  coalesce(view_rows::text, '?'), coalesce(ref_rows::text, '?'), replace(examples, E'\n', E'\n    ')), E'\n')
-	           FROM res WHERE diffs <> 0")
-	if [ -n "$bad" ]; then
-		echo "[$TEST_NAME] $label: views differing from the batch queries:"
-		echo "$bad"
-		failures+=("$label: $(q "SELECT string_agg(DISTINCT view, ', ') FROM res WHERE diffs <> 0")")
-	fi
-	say "$label: $out"
+	report_comparison "$label"
 	# a comparison that compares nothing cannot fail: every case must have rows somewhere
 	empty=$(q "SELECT string_agg(view, ', ') FROM (SELECT view FROM res GROUP BY view HAVING max(ref_rows) = 0) x")
 	[ -z "$empty" ] || failures+=("$label: no reference rows at any read time for $empty")
