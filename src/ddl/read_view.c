@@ -35,6 +35,7 @@
 #include "utils/syscache.h"
 
 #include "analyze/grouping_sets.h"
+#include "analyze/input_aggs.h"
 #include "catalog/catalog.h"
 #include "ddl/read_view.h"
 #include "window/read_sql.h"
@@ -81,10 +82,16 @@ stream_key_columns_sql(ViewShape *shape)
 	return buf.data;
 }
 
-/* finalize_agg('agg'::regprocedure, <state column>, NULL::result) */
+/*
+ * finalize_agg('agg'::regprocedure, <state column>, NULL::result); for an
+ * aggregate kept as its inputs, the original aggregate over them
+ * (analyze/input_aggs.c).  aggref is the aggregate workers compute.
+ */
 static Node *
 finalize_call(ReadViewContext *ctx, Aggref *aggref, int aggno)
 {
+	Aggref	   *original = list_nth(ctx->shape->input_aggs, aggno);
+
 	Aggref	   *f = makeNode(Aggref);
 	Oid			state_type = list_nth_oid(ctx->shape->agg_state_types, aggno);
 	Oid			state_coll = type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid;
@@ -106,6 +113,8 @@ finalize_call(ReadViewContext *ctx, Aggref *aggref, int aggno)
 	f->aggkind = AGGKIND_NORMAL;
 	f->aggsplit = AGGSPLIT_SIMPLE;
 	f->location = -1;
+	if (original != NULL)
+		return stream_finalize_inputs_expr(original, (Node *) f);
 	return (Node *) f;
 }
 
@@ -287,13 +296,13 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 		foreach(lc, ctx->shape->aggs)
 		{
 			i = foreach_current_index(lc);
-			if (!equal(node, lfirst(lc)))
+			if (!equal(node, stream_shape_query_agg(ctx->shape, i)))
 				continue;
 			if (ctx->kept_results)
 				return (Node *) makeVar(1, kept_result_attno(ctx->shape, i),
 										((Aggref *) node)->aggtype, exprTypmod(node),
 										((Aggref *) node)->aggcollid, 0);
-			return finalize_call(ctx, (Aggref *) node, i);
+			return finalize_call(ctx, lfirst(lc), i);
 		}
 		elog(ERROR, "aggregate not found in continuous view shape");
 	}

@@ -197,6 +197,40 @@ CREATE AGGREGATE stream_ext_internal.finalize_agg_parallel_unsafe(regprocedure, 
   FINALFUNC_EXTRA
 );
 
+-- The partial state of aggregates that cannot be merged otherwise (DISTINCT,
+-- ORDER BY inside, ordered-set aggregates, no combine function): the multiset
+-- of their input rows (src/agg/inputs.c), finalized by running the original
+-- aggregate over them (src/agg/inputs_final.c).
+CREATE FUNCTION stream_ext_internal.inputs_trans(internal, VARIADIC "any")
+  RETURNS internal
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_combine(internal, internal)
+  RETURNS internal
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_serialize(internal)
+  RETURNS bytea
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_serialize' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_deserialize(bytea, internal)
+  RETURNS internal
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_deserialize' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE stream_ext_internal.inputs_agg(VARIADIC "any") (
+  SFUNC = stream_ext_internal.inputs_trans,
+  STYPE = internal,
+  COMBINEFUNC = stream_ext_internal.inputs_combine,
+  SERIALFUNC = stream_ext_internal.inputs_serialize,
+  DESERIALFUNC = stream_ext_internal.inputs_deserialize,
+  FINALFUNC = stream_ext_internal.inputs_serialize,
+  PARALLEL = SAFE
+);
+CREATE FUNCTION stream_ext_internal.inputs_rows(bytea, boolean)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_rows' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+-- Runs a read-only query with the rights of its caller: restricted, as it
+-- runs SQL.
+CREATE FUNCTION stream_ext_internal.finalize_inputs(bytea, text, anyelement)
+  RETURNS anyelement
+  AS 'MODULE_PATHNAME', 'stream_ext_finalize_inputs' LANGUAGE C STABLE PARALLEL RESTRICTED;
+
 -- Notifies workers that the set of continuous views changed.
 CREATE FUNCTION stream_ext_internal.catalog_changed() RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_catalog_changed' LANGUAGE C VOLATILE;
@@ -244,7 +278,8 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- rights of the role reading it, so what views call stays executable by
 -- PUBLIC and checks its arguments: finalize_agg (and
 -- finalize_agg_parallel_unsafe), xid_visible, sliding_bound,
--- read_time, query_definition and time_column (event_xid8 runs in workers
+-- read_time, query_definition, time_column, finalize_inputs and inputs_rows
+-- (event_xid8 runs in workers
 -- with the view owner's rights).  The combiner runs its merge statements as
 -- the view's owner too, so combine_agg, combine_states, finalize_state (of
 -- the state tables' generated columns), xid_committed and xid_aborted stay
@@ -258,6 +293,10 @@ REVOKE ALL ON FUNCTION stream_ext_internal.stream_fdw_handler(),
                        stream_ext_internal.combine_agg_final(internal, regprocedure, anyelement),
                        stream_ext_internal.finalize_agg_trans(internal, regprocedure, anyelement, anycompatible),
                        stream_ext_internal.finalize_agg_final(internal, regprocedure, anyelement, anycompatible),
+                       stream_ext_internal.inputs_trans(internal, "any"),
+                       stream_ext_internal.inputs_combine(internal, internal),
+                       stream_ext_internal.inputs_serialize(internal),
+                       stream_ext_internal.inputs_deserialize(bytea, internal),
                        stream_ext_internal.catalog_changed()
   FROM PUBLIC;
 

@@ -1,0 +1,199 @@
+/*
+ * inputs_final.c
+ *	  The result of an aggregate kept as the multiset of its input rows
+ *	  (inputs.c): the original aggregate run over those rows.
+ *
+ *	 inputs_rows(state, distinct) AS t(c1 type, ...)
+ *		 the rows of a state, each as often as it was seen (once with
+ *		 distinct), its values received with their types' binary input
+ *		 functions; the column list must have the state's types.
+ *	 finalize_inputs(state, query, result-typed NULL)
+ *		 runs query, a SELECT of the original aggregate over
+ *		 inputs_rows($1, ...) that analyze/input_aggs.c writes, with the state
+ *		 as $1, and returns its one value.
+ *
+ * Running the aggregate itself, through the executor, is what makes every
+ * aggregate exact here: DISTINCT, ORDER BY inside it, ordered-set and
+ * hypothetical-set aggregates (which need the executor's Agg node), and
+ * aggregates without a combine function.  The query runs read-only with the
+ * rights of the role reading the view, as the rest of the view's read does.
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "agg/inputs.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_inputs_rows);
+PG_FUNCTION_INFO_V1(stream_ext_finalize_inputs);
+
+/* inputs_rows(state bytea, distinct boolean) RETURNS SETOF record */
+Datum
+stream_ext_inputs_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	InputsState *s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
+	bool		distinct = PG_GETARG_BOOL(1);
+	TupleDesc	desc;
+	FmgrInfo   *recv;
+	Oid		   *ioparams;
+	Datum	   *values;
+	bool	   *nulls;
+	StringInfoData value;
+
+	InitMaterializedSRF(fcinfo, 0);
+	desc = rsinfo->setDesc;
+	if (desc->natts != s->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("input set has %d columns, but the column list has %d",
+						s->natts, desc->natts)));
+	recv = palloc(sizeof(FmgrInfo) * Max(s->natts, 1));
+	ioparams = palloc(sizeof(Oid) * Max(s->natts, 1));
+	values = palloc(sizeof(Datum) * Max(s->natts, 1));
+	nulls = palloc(sizeof(bool) * Max(s->natts, 1));
+	for (int i = 0; i < s->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			recvfn;
+
+		if (att->atttypid != s->types[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("input set column %d has type %s, but the column list says %s",
+							i + 1, format_type_be(s->types[i]),
+							format_type_be(att->atttypid))));
+		getTypeBinaryInputInfo(att->atttypid, &recvfn, &ioparams[i]);
+		fmgr_info(recvfn, &recv[i]);
+	}
+
+	initStringInfo(&value);
+	for (int64 e = 0; e < s->nentries; e++)
+	{
+		InputEntry *entry = &s->entries[e];
+		int32		pos = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int i = 0; i < s->natts; i++)
+		{
+			int32		len;
+
+			if (pos + (int32) sizeof(len) > entry->len)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("invalid aggregate input set")));
+			memcpy(&len, entry->data + pos, sizeof(len));
+			pos += sizeof(len);
+			if (len == -1)
+			{
+				values[i] = ReceiveFunctionCall(&recv[i], NULL, ioparams[i],
+												TupleDescAttr(desc, i)->atttypmod);
+				nulls[i] = true;
+				continue;
+			}
+			if (len < 0 || pos + len > entry->len)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("invalid aggregate input set")));
+			/* a copy ending in a NUL, as the binary input functions expect */
+			resetStringInfo(&value);
+			appendBinaryStringInfo(&value, entry->data + pos, len);
+			pos += len;
+			values[i] = ReceiveFunctionCall(&recv[i], &value, ioparams[i],
+											TupleDescAttr(desc, i)->atttypmod);
+			nulls[i] = false;
+			if (value.cursor != value.len)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+						 errmsg("incorrect binary data format in aggregate input set column %d",
+								i + 1)));
+		}
+		if (pos != entry->len)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid aggregate input set")));
+		for (int64 n = distinct ? 1 : entry->count; n > 0; n--)
+			tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* The prepared query of finalize_inputs, per call site (fn_extra) */
+typedef struct FinalizePlan
+{
+	char	   *query;
+	SPIPlanPtr	plan;
+} FinalizePlan;
+
+/*
+ * finalize_inputs(state bytea, query text, result anyelement): query's
+ * one value with $1 = state.  Not strict: the aggregate over no rows (a
+ * group whose events were all filtered out) is the query over an empty set.
+ */
+Datum
+stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
+{
+	char	   *query;
+	FinalizePlan *fp = fcinfo->flinfo->fn_extra;
+	Oid			result_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	Datum		arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	char		argnull = PG_ARGISNULL(0) ? 'n' : ' ';
+	Datum		result;
+	bool		isnull;
+	int16		typlen;
+	bool		typbyval;
+	int			rc;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (fp == NULL)
+		fp = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FinalizePlan));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (fp->plan == NULL || strcmp(fp->query, query) != 0)
+	{
+		SPIPlanPtr	plan = SPI_prepare(query, 1, (Oid[]) {BYTEAOID});
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the finalization of an aggregate: %s",
+				 SPI_result_code_string(SPI_result));
+		if (fp->plan != NULL)
+		{
+			SPI_freeplan(fp->plan);
+			pfree(fp->query);
+		}
+		SPI_keepplan(plan);
+		fp->plan = plan;
+		fp->query = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, query);
+	}
+	rc = SPI_execute_plan(fp->plan, &arg, &argnull, true, 2);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1 || SPI_tuptable->tupdesc->natts != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the finalization query of an aggregate must return one value")));
+	if (TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypid != result_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the finalization query of an aggregate returns type %s, not %s",
+						format_type_be(TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypid),
+						format_type_be(result_type))));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	get_typlenbyval(result_type, &typlen, &typbyval);
+	if (!isnull)
+		result = SPI_datumTransfer(result, typbyval, typlen);
+	SPI_finish();
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
