@@ -494,7 +494,10 @@ stream_view_shape(Query *query, WindowSpec *window)
 		if (aggref->aggfilter && contain_volatile_functions((Node *) aggref->aggfilter))
 			reject("a volatile aggregate FILTER", NULL);
 		reject_volatile((Node *) aggref->args,
-						psprintf("the arguments of aggregate %s", format_procedure(aggref->aggfnoid)));
+						psprintf(aggref->aggorder != NIL ?
+								 "the arguments and ORDER BY of aggregate %s" :
+								 "the arguments of aggregate %s",
+								 format_procedure(aggref->aggfnoid)));
 		partial = check_aggregate(aggref);
 		shape->input_aggs = lappend(shape->input_aggs, partial != aggref ? aggref : NULL);
 		lfirst(lc) = partial;
