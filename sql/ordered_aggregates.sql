@@ -15,6 +15,7 @@ CREATE AGGREGATE oa_noserial(int8) (SFUNC = int8_avg_accum, STYPE = internal,
   FINALFUNC = numeric_poly_avg, COMBINEFUNC = int8_avg_combine);
 CREATE AGGREGATE oa_cat(text) (SFUNC = textcat, STYPE = text);
 CREATE TYPE oa_pair AS (u int, c text);
+CREATE COLLATION oa_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 
 -- Creates the continuous view NAME over oa_s and the plain view NAME_ref over
 -- oa_t from the same query text (%s stands for the source).
@@ -37,7 +38,8 @@ $$;
 
 SELECT oa_pair('oa_distinct', $$SELECT g, count(DISTINCT u) AS users, sum(DISTINCT n) AS sum_d, avg(DISTINCT v) AS avg_d,
   count(DISTINCT (u, c)::oa_pair) AS pairs, string_agg(DISTINCT c, ',' ORDER BY c) AS cs,
-  array_agg(DISTINCT u ORDER BY u DESC NULLS LAST) AS us, count(DISTINCT u) FILTER (WHERE v > 2) AS users_f
+  array_agg(DISTINCT u ORDER BY u DESC NULLS LAST) AS us, count(DISTINCT u) FILTER (WHERE v > 2) AS users_f,
+  count(DISTINCT c) AS n_c, count(DISTINCT c COLLATE oa_ci) AS n_c_ci, count(DISTINCT v) AS n_v
   FROM %s GROUP BY g$$);
 SELECT oa_pair('oa_ordered_set', $$SELECT g, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS median,
   percentile_cont(ARRAY[0, 0.25, 1]) WITHIN GROUP (ORDER BY v DESC) AS pc,
@@ -88,8 +90,21 @@ INSERT INTO oa_t VALUES (1, 1, 1, 1, 'a', '2024-01-01 00:00+00'), (2, NULL, NULL
 SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows,
        (SELECT count(*) FROM oa_diff(name) WHERE side = 'ref only') AS missing
   FROM unnest(ARRAY['oa_distinct', 'oa_ordered_set', 'oa_hypothetical', 'oa_order_by', 'oa_no_combine', 'oa_global']) name;
+-- a reader whose client encoding differs from the database's reads the same
+-- (values are kept in binary form, which for text follows the client encoding)
+SET client_encoding = 'LATIN1';
+SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows
+  FROM unnest(ARRAY['oa_distinct', 'oa_order_by', 'oa_no_combine']) name;
+RESET client_encoding;
+-- count(DISTINCT) of integers and of text under a deterministic collation
+-- counts the entries of the state; of floats (0 = -0) and text under a
+-- nondeterministic collation, it runs count itself
+SELECT col, pg_get_viewdef('oa_distinct') ~
+         format('inputs_count_distinct\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, s\.%s, NULL::bytea\)\) AS %s,', state, col)
+         AS counts_entries
+  FROM (VALUES ('users', 'a1_count'), ('n_c', 'a8_count'), ('n_c_ci', 'a9_count'), ('n_v', 'a10_count')) v(col, state);
 -- the comparison compares something
-SELECT g, users, sum_d, cs, us FROM oa_distinct ORDER BY g;
+SELECT g, users, sum_d, cs, us, n_c, n_c_ci, n_v FROM oa_distinct ORDER BY g;
 SELECT g, median, pc, pd_text, mode_c FROM oa_ordered_set ORDER BY g;
 SELECT g, r, dr, pr, cd FROM oa_hypothetical ORDER BY g;
 
@@ -133,4 +148,5 @@ DROP FUNCTION oa_pair, oa_diff;
 DROP AGGREGATE oa_nocombine(int), oa_noserial(int8), oa_cat(text);
 DROP FUNCTION oa_add;
 DROP TYPE oa_pair;
+DROP COLLATION oa_ci;
 RESET client_min_messages;

@@ -14,6 +14,10 @@
  * any other partial state.  The original aggregate is run over the rows at
  * read time (inputs_final.c).
  *
+ * Values are sent and received with the client encoding set to the
+ * database's (inputs_pin_encoding): a text's binary form is otherwise in the
+ * session's client encoding, and workers and readers may differ.
+ *
  * Serialized form (bytea), all integers in native byte order:
  *	 int32 magic, int32 natts, Oid type[natts], int64 nentries,
  *	 then per entry: int64 count, int32 len, len bytes.
@@ -24,6 +28,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -110,6 +115,30 @@ inputs_sort(InputsState *s)
 	s->sorted = true;
 }
 
+/*
+ * Set the client encoding to the database's for the binary send and receive
+ * functions (text's convert to the client encoding); returns the encoding to
+ * restore with stream_inputs_restore_encoding, -1 when nothing changed.
+ */
+int
+stream_inputs_pin_encoding(void)
+{
+	int			old = pg_get_client_encoding();
+
+	if (old == GetDatabaseEncoding())
+		return -1;
+	if (SetClientEncoding(GetDatabaseEncoding()) < 0)
+		elog(ERROR, "could not set the client encoding to the database's");
+	return old;
+}
+
+void
+stream_inputs_restore_encoding(int old)
+{
+	if (old >= 0 && SetClientEncoding(old) < 0)
+		elog(ERROR, "could not restore client encoding %s", pg_encoding_to_char(old));
+}
+
 static MemoryContext
 aggregate_context(FunctionCallInfo fcinfo, const char *fn)
 {
@@ -118,6 +147,45 @@ aggregate_context(FunctionCallInfo fcinfo, const char *fn)
 	if (!AggCheckCallContext(fcinfo, &cxt))
 		elog(ERROR, "%s called in non-aggregate context", fn);
 	return cxt;
+}
+
+/* Append the row of inputs_trans's arguments to buf, in send format. */
+static void
+append_row(FunctionCallInfo fcinfo, InputsSend *send, StringInfo buf)
+{
+	for (int i = 0; i < send->natts; i++)
+	{
+		int32		len = -1;
+
+		if (PG_ARGISNULL(i + 1))
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+		else
+		{
+			bytea	   *bytes = SendFunctionCall(&send->send[i], PG_GETARG_DATUM(i + 1));
+
+			len = VARSIZE(bytes) - VARHDRSZ;
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, VARDATA(bytes), len);
+			pfree(bytes);
+		}
+	}
+}
+
+/* append_row with the client encoding set to the database's */
+static void
+append_row_pinned(FunctionCallInfo fcinfo, InputsSend *send, StringInfo buf)
+{
+	int			old = stream_inputs_pin_encoding();
+
+	PG_TRY();
+	{
+		append_row(fcinfo, send, buf);
+	}
+	PG_FINALLY();
+	{
+		stream_inputs_restore_encoding(old);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -160,21 +228,10 @@ stream_ext_inputs_trans(PG_FUNCTION_ARGS)
 	}
 
 	initStringInfo(&buf);
-	for (int i = 0; i < natts; i++)
-	{
-		int32		len = -1;
-
-		if (PG_ARGISNULL(i + 1))
-			appendBinaryStringInfo(&buf, (char *) &len, sizeof(len));
-		else
-		{
-			bytea	   *bytes = SendFunctionCall(&send->send[i], PG_GETARG_DATUM(i + 1));
-
-			len = VARSIZE(bytes) - VARHDRSZ;
-			appendBinaryStringInfo(&buf, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(&buf, VARDATA(bytes), len);
-		}
-	}
+	if (pg_get_client_encoding() == GetDatabaseEncoding())
+		append_row(fcinfo, send, &buf);
+	else
+		append_row_pinned(fcinfo, send, &buf);
 	data = MemoryContextAlloc(cxt, Max(buf.len, 1));
 	memcpy(data, buf.data, buf.len);
 	pfree(buf.data);

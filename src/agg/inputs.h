@@ -27,5 +27,7 @@ typedef struct InputsState
 } InputsState;
 
 extern InputsState *stream_inputs_from_bytea(bytea *b);
+extern int	stream_inputs_pin_encoding(void);
+extern void stream_inputs_restore_encoding(int old);
 
 #endif

@@ -34,46 +34,22 @@
 
 PG_FUNCTION_INFO_V1(stream_ext_inputs_rows);
 PG_FUNCTION_INFO_V1(stream_ext_finalize_inputs);
+PG_FUNCTION_INFO_V1(stream_ext_inputs_count_distinct);
 
-/* inputs_rows(state bytea, distinct boolean) RETURNS SETOF record */
-Datum
-stream_ext_inputs_rows(PG_FUNCTION_ARGS)
+/*
+ * Put the rows of s into store (each as often as it was seen, or once with
+ * distinct), received with recv; the client encoding must be the database's.
+ */
+static void
+put_rows(Tuplestorestate *store, TupleDesc desc, InputsState *s, FmgrInfo *recv,
+		 Oid *ioparams, bool distinct)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	InputsState *s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
-	bool		distinct = PG_GETARG_BOOL(1);
-	TupleDesc	desc;
-	FmgrInfo   *recv;
-	Oid		   *ioparams;
-	Datum	   *values;
-	bool	   *nulls;
+	Datum	   *values = palloc(sizeof(Datum) * Max(s->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(s->natts, 1));
 	StringInfoData value;
-
-	InitMaterializedSRF(fcinfo, 0);
-	desc = rsinfo->setDesc;
-	if (desc->natts != s->natts)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("input set has %d columns, but the column list has %d",
-						s->natts, desc->natts)));
-	recv = palloc(sizeof(FmgrInfo) * Max(s->natts, 1));
-	ioparams = palloc(sizeof(Oid) * Max(s->natts, 1));
-	values = palloc(sizeof(Datum) * Max(s->natts, 1));
-	nulls = palloc(sizeof(bool) * Max(s->natts, 1));
-	for (int i = 0; i < s->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		Oid			recvfn;
-
-		if (att->atttypid != s->types[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("input set column %d has type %s, but the column list says %s",
-							i + 1, format_type_be(s->types[i]),
-							format_type_be(att->atttypid))));
-		getTypeBinaryInputInfo(att->atttypid, &recvfn, &ioparams[i]);
-		fmgr_info(recvfn, &recv[i]);
-	}
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "input set row",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old_cxt = CurrentMemoryContext;
 
 	initStringInfo(&value);
 	for (int64 e = 0; e < s->nentries; e++)
@@ -82,6 +58,8 @@ stream_ext_inputs_rows(PG_FUNCTION_ARGS)
 		int32		pos = 0;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(row_cxt);
+		MemoryContextSwitchTo(row_cxt);
 		for (int i = 0; i < s->natts; i++)
 		{
 			int32		len;
@@ -120,9 +98,67 @@ stream_ext_inputs_rows(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("invalid aggregate input set")));
+		MemoryContextSwitchTo(old_cxt);
 		for (int64 n = distinct ? 1 : entry->count; n > 0; n--)
-			tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+			tuplestore_putvalues(store, desc, values, nulls);
 	}
+	MemoryContextDelete(row_cxt);
+}
+
+/* put_rows with the client encoding set to the database's */
+static void
+put_rows_pinned(Tuplestorestate *store, TupleDesc desc, InputsState *s, FmgrInfo *recv,
+				Oid *ioparams, bool distinct)
+{
+	int			old = stream_inputs_pin_encoding();
+
+	PG_TRY();
+	{
+		put_rows(store, desc, s, recv, ioparams, distinct);
+	}
+	PG_FINALLY();
+	{
+		stream_inputs_restore_encoding(old);
+	}
+	PG_END_TRY();
+}
+
+/* inputs_rows(state bytea, distinct boolean) RETURNS SETOF record */
+Datum
+stream_ext_inputs_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	InputsState *s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
+	bool		distinct = PG_GETARG_BOOL(1);
+	TupleDesc	desc;
+	FmgrInfo   *recv;
+	Oid		   *ioparams;
+
+	InitMaterializedSRF(fcinfo, 0);
+	desc = rsinfo->setDesc;
+	if (desc->natts != s->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("input set has %d columns, but the column list has %d",
+						s->natts, desc->natts)));
+	recv = palloc(sizeof(FmgrInfo) * Max(s->natts, 1));
+	ioparams = palloc(sizeof(Oid) * Max(s->natts, 1));
+	for (int i = 0; i < s->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			recvfn;
+
+		if (att->atttypid != s->types[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("input set column %d has type %s, but the column list says %s",
+							i + 1, format_type_be(s->types[i]),
+							format_type_be(att->atttypid))));
+		getTypeBinaryInputInfo(att->atttypid, &recvfn, &ioparams[i]);
+		fmgr_info(recvfn, &recv[i]);
+	}
+
+	put_rows_pinned(rsinfo->setResult, desc, s, recv, ioparams, distinct);
 	return (Datum) 0;
 }
 
@@ -196,4 +232,38 @@ stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * inputs_count_distinct(state): count(DISTINCT x) from the state of one
+ * column whose type's equality is the identity of its binary form
+ * (analyze/input_aggs.c picks such columns): its entries but a NULL one.
+ * No state is the count over no rows, 0.
+ */
+Datum
+stream_ext_inputs_count_distinct(PG_FUNCTION_ARGS)
+{
+	InputsState *s;
+	int64		n = 0;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_INT64(0);
+	s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
+	if (s->natts != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("input set has %d columns, not 1", s->natts)));
+	for (int64 e = 0; e < s->nentries; e++)
+	{
+		int32		len;
+
+		if (s->entries[e].len < (int32) sizeof(len))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid aggregate input set")));
+		memcpy(&len, s->entries[e].data, sizeof(len));
+		if (len != -1)
+			n++;
+	}
+	PG_RETURN_INT64(n);
 }

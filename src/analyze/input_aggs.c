@@ -38,6 +38,7 @@
 #include "parser/parse_agg.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/ruleutils.h"
@@ -342,14 +343,72 @@ stream_inputs_final_sql(Aggref *aggref)
 }
 
 /*
+ * Is aggref count(DISTINCT x) over a type whose equality is the identity of
+ * its binary form (text only under a deterministic collation)?  Then it is
+ * the number of non-NULL entries of its state.
+ */
+static bool
+counts_distinct_entries(Aggref *aggref)
+{
+	Oid			type;
+
+	if (aggref->aggfnoid != F_COUNT_ANY || aggref->aggdistinct == NIL ||
+		list_length(aggref->args) != 1 || kept_args(aggref) == NIL)
+		return false;
+	type = exprType((Node *) ((TargetEntry *) linitial(aggref->args))->expr);
+	switch (type)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case BOOLOID:
+		case CHAROID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case UUIDOID:
+		case BYTEAOID:
+			return true;
+		case TEXTOID:
+		case VARCHAROID:
+			return OidIsValid(aggref->inputcollid) &&
+				get_collation_isdeterministic(aggref->inputcollid);
+		default:
+			return false;
+	}
+}
+
+static Node *finalize_by_query(Aggref *aggref, Node *state);
+
+/*
  * The result of aggregate aggref, which keeps its inputs, from the bytea
  * expression state (its combined state, or NULL when no event reached it):
- *	 finalize_inputs(state, 'query', NULL::result).
+ *	 finalize_inputs(state, 'query', NULL::result),
+ * or for count(DISTINCT x) of some types inputs_count_distinct(state).
  * The one place a read, or a roll-up of a view's column, finalizes such a
  * state.
  */
 Node *
 stream_finalize_inputs_expr(Aggref *aggref, Node *state)
+{
+	if (counts_distinct_entries(aggref))
+	{
+		Oid			bytea_type = BYTEAOID;
+		Oid			fn = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
+												   makeString("inputs_count_distinct")),
+										1, &bytea_type, false);
+
+		return (Node *) makeFuncExpr(fn, INT8OID, list_make1(state), InvalidOid, InvalidOid,
+									 COERCE_EXPLICIT_CALL);
+	}
+	return finalize_by_query(aggref, state);
+}
+
+/* finalize_inputs(state, 'query', NULL::result) */
+static Node *
+finalize_by_query(Aggref *aggref, Node *state)
 {
 	Oid			argtypes[3] = {BYTEAOID, TEXTOID, ANYELEMENTOID};
 	Oid			fn = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
