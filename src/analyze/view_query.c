@@ -12,6 +12,8 @@
  * each event (the event tuple's xmin), so that a delta becomes visible
  * exactly when its transaction commits.  A view with grouping sets has a
  * row per group of each set, told apart by a hidden key (grouping_sets.c).
+ * An aggregate whose partial states cannot be merged is kept as the multiset
+ * of its inputs (input_aggs.c): workers compute inputs_agg in its place.
  */
 #include "postgres.h"
 
