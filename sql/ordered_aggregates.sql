@@ -44,7 +44,9 @@ SELECT oa_pair('oa_distinct', $$SELECT g, count(DISTINCT u) AS users, sum(DISTIN
 SELECT oa_pair('oa_ordered_set', $$SELECT g, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS median,
   percentile_cont(ARRAY[0, 0.25, 1]) WITHIN GROUP (ORDER BY v DESC) AS pc,
   percentile_disc(0.9) WITHIN GROUP (ORDER BY n) AS pd, percentile_disc(ARRAY[0.1, 0.5]) WITHIN GROUP (ORDER BY c) AS pd_text,
-  mode() WITHIN GROUP (ORDER BY u) AS mode_u, mode() WITHIN GROUP (ORDER BY c DESC) AS mode_c
+  mode() WITHIN GROUP (ORDER BY u) AS mode_u, mode() WITHIN GROUP (ORDER BY c DESC) AS mode_c,
+  percentile_disc(0.25) WITHIN GROUP (ORDER BY v) AS pd_v, percentile_cont(0.3) WITHIN GROUP (ORDER BY v - 2) AS pc_neg,
+  percentile_disc(1) WITHIN GROUP (ORDER BY v - 2) AS pd_neg, percentile_cont(0) WITHIN GROUP (ORDER BY v) AS pc_min
   FROM %s GROUP BY g$$);
 SELECT oa_pair('oa_hypothetical', $$SELECT g, rank(3) WITHIN GROUP (ORDER BY u) AS r,
   dense_rank(3) WITHIN GROUP (ORDER BY u DESC NULLS FIRST) AS dr, percent_rank(2.5) WITHIN GROUP (ORDER BY v) AS pr,
@@ -105,7 +107,12 @@ SELECT col, pg_get_viewdef('oa_distinct') ~
   FROM (VALUES ('users', 'a1_count'), ('n_c', 'a8_count'), ('n_c_ci', 'a9_count'), ('n_v', 'a10_count')) v(col, state);
 -- the comparison compares something
 SELECT g, users, sum_d, cs, us, n_c, n_c_ci, n_v FROM oa_distinct ORDER BY g;
-SELECT g, median, pc, pd_text, mode_c FROM oa_ordered_set ORDER BY g;
+SELECT g, median, pc, pd_text, mode_c, pd_v, pc_neg, pd_neg, pc_min FROM oa_ordered_set ORDER BY g;
+-- percentile_cont and percentile_disc of one fraction over a float8 are
+-- computed from the state's (value, count) entries
+SELECT col, pg_get_viewdef('oa_ordered_set') ~
+         format('inputs_percentile_float8\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, s\.a[0-9]+_percentile_[a-z]+, NULL::bytea\), [^,]*::double precision, (true|false)\) AS %s\M', col) AS from_entries
+  FROM unnest(ARRAY['median', 'pc', 'pd', 'pd_v', 'pc_neg', 'pd_neg', 'pc_min']) col;
 SELECT g, r, dr, pr, cd FROM oa_hypothetical ORDER BY g;
 
 -- once the combiner merged every delta, and again with more events merged

@@ -20,11 +20,14 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -35,6 +38,7 @@
 PG_FUNCTION_INFO_V1(stream_ext_inputs_rows);
 PG_FUNCTION_INFO_V1(stream_ext_finalize_inputs);
 PG_FUNCTION_INFO_V1(stream_ext_inputs_count_distinct);
+PG_FUNCTION_INFO_V1(stream_ext_inputs_percentile_float8);
 
 /*
  * Put the rows of s into store (each as often as it was seen, or once with
@@ -266,4 +270,136 @@ stream_ext_inputs_count_distinct(PG_FUNCTION_ARGS)
 			n++;
 	}
 	PG_RETURN_INT64(n);
+}
+
+/* A float8 value of a state and how often it arrived */
+typedef struct WeightedValue
+{
+	double		value;
+	int64		count;
+} WeightedValue;
+
+/* float8's btree order (float8_cmp_internal): NaN after every number */
+static int
+float8_order(double a, double b)
+{
+	if (isnan(a))
+		return isnan(b) ? 0 : 1;
+	if (isnan(b))
+		return -1;
+	return (a > b) - (a < b);
+}
+
+static int
+weighted_cmp(const void *a, const void *b)
+{
+	return float8_order(((const WeightedValue *) a)->value, ((const WeightedValue *) b)->value);
+}
+
+/* The value of row k (from 0) of the sorted multiset w of n values */
+static double
+weighted_row(WeightedValue *w, int64 n, int64 k)
+{
+	int64		seen = 0;
+
+	for (int64 i = 0; i < n; i++)
+	{
+		seen += w[i].count;
+		if (k < seen)
+			return w[i].value;
+	}
+	elog(ERROR, "missing row in percentile");
+	return 0;					/* keep the compiler quiet */
+}
+
+/*
+ * inputs_percentile_float8(state, fraction, continuous): percentile_cont
+ * (continuous) or percentile_disc of fraction WITHIN GROUP (ORDER BY x) over
+ * the state of one float8 column x, computed from its (value, count)
+ * entries as PostgreSQL's orderedsetaggs.c computes them from the sorted
+ * rows: NULLs ignored, NULL without rows, the same row numbers and the same
+ * interpolation.
+ */
+Datum
+stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
+{
+	bool		continuous = PG_GETARG_BOOL(2);
+	double		fraction;
+	InputsState *s;
+	WeightedValue *w;
+	int64		n = 0;
+	int64		rows = 0;
+	bool		sorted = true;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	fraction = PG_GETARG_FLOAT8(1);
+	if (fraction < 0 || fraction > 1 || isnan(fraction))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("percentile value %g is not between 0 and 1", fraction)));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
+	if (s->natts != 1 || s->types[0] != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("input set is not of one double precision column")));
+
+	w = palloc(sizeof(WeightedValue) * Max(s->nentries, 1));
+	for (int64 e = 0; e < s->nentries; e++)
+	{
+		int32		len;
+		uint64		bits;
+		union
+		{
+			uint64		i;
+			double		d;
+		}			swap;
+
+		if (s->entries[e].len < (int32) sizeof(len))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid aggregate input set")));
+		memcpy(&len, s->entries[e].data, sizeof(len));
+		if (len == -1)
+			continue;
+		if (len != sizeof(bits) || s->entries[e].len != (int32) (sizeof(len) + sizeof(bits)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid aggregate input set")));
+		/* float8send's form: the IEEE bits in network byte order */
+		memcpy(&bits, s->entries[e].data + sizeof(len), sizeof(bits));
+		swap.i = pg_ntoh64(bits);
+		w[n].value = swap.d;
+		w[n].count = s->entries[e].count;
+		rows += w[n].count;
+		if (n > 0 && float8_order(w[n - 1].value, w[n].value) > 0)
+			sorted = false;
+		n++;
+	}
+	if (rows == 0)
+		PG_RETURN_NULL();
+	/* entries are in byte order: ascending for non-negative values */
+	if (!sorted)
+		qsort(w, n, sizeof(WeightedValue), weighted_cmp);
+
+	if (!continuous)
+	{
+		int64		rownum = (int64) ceil(fraction * rows);
+
+		PG_RETURN_FLOAT8(weighted_row(w, n, rownum > 1 ? rownum - 1 : 0));
+	}
+	else
+	{
+		int64		first_row = floor(fraction * (rows - 1));
+		int64		second_row = ceil(fraction * (rows - 1));
+		double		lo = weighted_row(w, n, first_row);
+		double		hi;
+
+		if (first_row == second_row)
+			PG_RETURN_FLOAT8(lo);
+		hi = weighted_row(w, n, second_row);
+		PG_RETURN_FLOAT8(lo + (((fraction * (rows - 1)) - first_row) * (hi - lo)));
+	}
 }

@@ -380,19 +380,48 @@ counts_distinct_entries(Aggref *aggref)
 	}
 }
 
+/*
+ * Is aggref percentile_cont or percentile_disc of one fraction WITHIN GROUP
+ * (ORDER BY x) of a float8 x, ascending?  Then agg/inputs_final.c computes
+ * it from the state's (value, count) entries; *continuous says which.
+ */
+static bool
+percentile_of_float8(Aggref *aggref, bool *continuous)
+{
+	TargetEntry *tle;
+
+	if (aggref->aggfnoid == F_PERCENTILE_CONT_FLOAT8_FLOAT8)
+		*continuous = true;
+	else if (aggref->aggfnoid == F_PERCENTILE_DISC_FLOAT8_ANYELEMENT)
+		*continuous = false;
+	else
+		return false;
+	if (list_length(aggref->args) != 1 || list_length(aggref->aggorder) != 1 ||
+		list_length(aggref->aggdirectargs) != 1 ||
+		exprType(linitial(aggref->aggdirectargs)) != FLOAT8OID)
+		return false;
+	tle = linitial(aggref->args);
+	return !arg_is_constant(tle) && exprType((Node *) tle->expr) == FLOAT8OID &&
+		((SortGroupClause *) linitial(aggref->aggorder))->sortop == Float8LessOperator;
+}
+
 static Node *finalize_by_query(Aggref *aggref, Node *state);
 
 /*
  * The result of aggregate aggref, which keeps its inputs, from the bytea
  * expression state (its combined state, or NULL when no event reached it):
  *	 finalize_inputs(state, 'query', NULL::result),
- * or for count(DISTINCT x) of some types inputs_count_distinct(state).
+ * or for count(DISTINCT x) of some types inputs_count_distinct(state), for
+ * percentile_cont/disc of a float8 inputs_percentile_float8(state, fraction,
+ * continuous).
  * The one place a read, or a roll-up of a view's column, finalizes such a
  * state.
  */
 Node *
 stream_finalize_inputs_expr(Aggref *aggref, Node *state)
 {
+	bool		continuous;
+
 	if (counts_distinct_entries(aggref))
 	{
 		Oid			bytea_type = BYTEAOID;
@@ -402,6 +431,18 @@ stream_finalize_inputs_expr(Aggref *aggref, Node *state)
 
 		return (Node *) makeFuncExpr(fn, INT8OID, list_make1(state), InvalidOid, InvalidOid,
 									 COERCE_EXPLICIT_CALL);
+	}
+	if (percentile_of_float8(aggref, &continuous))
+	{
+		Oid			argtypes[3] = {BYTEAOID, FLOAT8OID, BOOLOID};
+		Oid			fn = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
+												   makeString("inputs_percentile_float8")),
+										3, argtypes, false);
+
+		return (Node *) makeFuncExpr(fn, FLOAT8OID,
+									 list_make3(state, copyObject(linitial(aggref->aggdirectargs)),
+												makeBoolConst(continuous, false)),
+									 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 	}
 	return finalize_by_query(aggref, state);
 }

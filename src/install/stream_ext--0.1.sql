@@ -228,6 +228,9 @@ CREATE FUNCTION stream_ext_internal.inputs_rows(bytea, boolean)
 CREATE FUNCTION stream_ext_internal.inputs_count_distinct(bytea)
   RETURNS bigint
   AS 'MODULE_PATHNAME', 'stream_ext_inputs_count_distinct' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_percentile_float8(bytea, float8, boolean)
+  RETURNS float8
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_percentile_float8' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 -- Runs a read-only query with the rights of its caller: restricted, as it
 -- runs SQL.
 CREATE FUNCTION stream_ext_internal.finalize_inputs(bytea, text, anyelement)
@@ -281,8 +284,8 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- rights of the role reading it, so what views call stays executable by
 -- PUBLIC and checks its arguments: finalize_agg (and
 -- finalize_agg_parallel_unsafe), xid_visible, sliding_bound,
--- read_time, query_definition, time_column, finalize_inputs, inputs_rows and
--- inputs_count_distinct
+-- read_time, query_definition, time_column, finalize_inputs, inputs_rows,
+-- inputs_count_distinct and inputs_percentile_float8
 -- (event_xid8 runs in workers
 -- with the view owner's rights).  The combiner runs its merge statements as
 -- the view's owner too, so combine_agg, combine_states, finalize_state (of
