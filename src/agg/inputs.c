@@ -237,6 +237,7 @@ stream_ext_inputs_trans(PG_FUNCTION_ARGS)
 	pfree(buf.data);
 	inputs_append(s, data, buf.len, 1);
 	s->sorted = (s->nentries == 1);
+	s->source = NULL;
 	PG_RETURN_POINTER(s);
 }
 
@@ -246,6 +247,19 @@ inputs_copy(InputsState *s, MemoryContext cxt)
 {
 	InputsState *c = inputs_new(cxt, s->natts, s->types);
 
+	if (s->source != NULL)
+	{
+		/* one copy of the serialized form, the entries pointing into it */
+		Size		size = VARSIZE(s->source);
+		char	   *copy = MemoryContextAlloc(cxt, size);
+
+		memcpy(copy, s->source, size);
+		for (int64 i = 0; i < s->nentries; i++)
+			inputs_append(c, copy + (s->entries[i].data - (char *) s->source),
+						  s->entries[i].len, s->entries[i].count);
+		c->source = (bytea *) copy;
+		return c;
+	}
 	inputs_sort(s);
 	for (int64 i = 0; i < s->nentries; i++)
 	{
@@ -338,6 +352,9 @@ stream_ext_inputs_serialize(PG_FUNCTION_ARGS)
 	int32		magic = INPUTS_MAGIC;
 	bytea	   *result;
 
+	/* unchanged since it was read: its serialized form is where it came from */
+	if (s->source != NULL)
+		PG_RETURN_BYTEA_P(s->source);
 	inputs_sort(s);
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, (char *) &magic, sizeof(magic));
@@ -416,6 +433,8 @@ stream_inputs_from_bytea(bytea *b)
 	if (pos != size)
 		corrupted();
 	s->sorted = true;
+	/* a plain 4-byte-header bytea can be handed back as the serialized form */
+	s->source = VARATT_IS_4B_U(b) ? b : NULL;
 	return s;
 }
 
@@ -423,7 +442,11 @@ stream_inputs_from_bytea(bytea *b)
 Datum
 stream_ext_inputs_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *b = PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0));
+	/*
+	 * Not copied: the combine function that receives the state copies what
+	 * it keeps (ours always runs right after the deserialization).
+	 */
+	bytea	   *b = PG_DETOAST_DATUM(PG_GETARG_DATUM(0));
 
 	PG_RETURN_POINTER(stream_inputs_from_bytea(b));
 }

@@ -24,6 +24,8 @@ typedef struct InputsState
 	int64		nentries;
 	int64		capacity;
 	bool		sorted;			/* by bytes, identical rows merged */
+	bytea	   *source;			/* the serialized form entries point into, as
+								 * long as the state is unchanged (else NULL) */
 } InputsState;
 
 extern InputsState *stream_inputs_from_bytea(bytea *b);
