@@ -58,6 +58,8 @@ SELECT oa_pair('oa_no_combine', $$SELECT g, jsonb_object_agg(coalesce(c, '-'), u
   json_object_agg(coalesce(c, '-'), u ORDER BY c, u)::text AS jso, xmlagg(xmlelement(name e, u) ORDER BY u, c)::text AS x,
   oa_nocombine(u) AS nc, oa_noserial(u) AS ns, oa_cat(c ORDER BY c, u) AS cat, array_length(array_agg(u), 1) AS n_all,
   string_agg('x', '' ORDER BY u) AS xs FROM %s GROUP BY g$$);
+SELECT oa_pair('oa_sets', $$SELECT g, c, count(DISTINCT u) AS users, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS median,
+  string_agg(c, ',' ORDER BY c, u) AS cs, GROUPING(g, c) AS gr FROM %s GROUP BY CUBE (g, c) HAVING count(DISTINCT u) > 0$$);
 SELECT oa_pair('oa_global', $$SELECT count(DISTINCT u) AS users, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS median,
   string_agg(DISTINCT c, ',' ORDER BY c) AS cs, mode() WITHIN GROUP (ORDER BY c) AS mode_c FROM %s$$);
 
@@ -91,7 +93,7 @@ INSERT INTO oa_t VALUES (1, 1, 1, 1, 'a', '2024-01-01 00:00+00'), (2, NULL, NULL
 
 SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows,
        (SELECT count(*) FROM oa_diff(name) WHERE side = 'ref only') AS missing
-  FROM unnest(ARRAY['oa_distinct', 'oa_ordered_set', 'oa_hypothetical', 'oa_order_by', 'oa_no_combine', 'oa_global']) name;
+  FROM unnest(ARRAY['oa_distinct', 'oa_ordered_set', 'oa_hypothetical', 'oa_order_by', 'oa_no_combine', 'oa_sets', 'oa_global']) name;
 -- a reader whose client encoding differs from the database's reads the same
 -- (values are kept in binary form, which for text follows the client encoding)
 SET client_encoding = 'LATIN1';
@@ -137,7 +139,7 @@ $$;
 INSERT INTO oa_s SELECT * FROM oa_t WHERE g = 1;
 INSERT INTO oa_t SELECT * FROM oa_t WHERE g = 1;
 SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows
-  FROM unnest(ARRAY['oa_distinct', 'oa_ordered_set', 'oa_hypothetical', 'oa_order_by', 'oa_no_combine', 'oa_global']) name;
+  FROM unnest(ARRAY['oa_distinct', 'oa_ordered_set', 'oa_hypothetical', 'oa_order_by', 'oa_no_combine', 'oa_sets', 'oa_global']) name;
 
 -- the state column of such an aggregate is its inputs_agg, its result the
 -- original aggregate over the inputs

@@ -3,8 +3,8 @@
 # of their inputs (DISTINCT, ORDER BY inside, ordered-set and hypothetical-set
 # aggregates, aggregates without a combine function): every view must equal
 # its batch query over a plain table that received exactly the same events,
-# for a view without a window and for each window kind (tumbling with ttl,
-# sliding with blocks, hopping, session), at fixed stream_ext.read_time.
+# for a view without a window, with ROLLUP, and for each window kind (tumbling
+# with ttl, sliding with blocks, hopping, session), at fixed stream_ext.read_time.
 #
 # Events (seeded; NULLs in every column, many duplicates and ties: few users,
 # values rounded) arrive shuffled, in chunks: INSERT ... SELECT, COPY csv,
@@ -73,6 +73,8 @@ CREATE TABLE cases (name text PRIMARY KEY, q text, opts text[], refq text, read_
 INSERT INTO cases VALUES
 ('plain', $q$SELECT g, {A} FROM {S} GROUP BY g$q$, ARRAY[]::text[],
  $r$SELECT g, {A} FROM {R} GROUP BY g$r$, ARRAY['2024-01-01 05:00:00+00']),
+('gsets', $q$SELECT g, c, {A} FROM {S} GROUP BY ROLLUP (g, c)$q$, ARRAY[]::text[],
+ $r$SELECT g, c, {A} FROM {R} GROUP BY ROLLUP (g, c)$r$, ARRAY['2024-01-01 05:00:00+00']),
 ('global', $q$SELECT {A} FROM {S}$q$, ARRAY[]::text[],
  $r$SELECT {A} FROM {R}$r$, ARRAY['2024-01-01 05:00:00+00']),
 ('tum_ttl', $q$SELECT date_bin('20 minutes', ts, '2000-01-01') AS m, g, {A} FROM {S} GROUP BY 1, 2$q$,
