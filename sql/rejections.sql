@@ -7,30 +7,18 @@ CREATE TABLE rj_table (k int, v int);
 CREATE VIEW rj_plain_view AS SELECT k, v FROM rj_table;
 CREATE VIEW rj_ok WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 
--- aggregates with DISTINCT or ORDER BY
-CREATE VIEW rj_v WITH (continuous) AS SELECT count(DISTINCT v) FROM rj_s;
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, sum(DISTINCT v) FROM rj_s GROUP BY k;
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, max(v ORDER BY ts) FROM rj_s GROUP BY k;
--- ordered-set and hypothetical-set aggregates
-CREATE VIEW rj_v WITH (continuous) AS SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM rj_s;
-CREATE VIEW rj_v WITH (continuous) AS SELECT mode() WITHIN GROUP (ORDER BY t) FROM rj_s;
-CREATE VIEW rj_v WITH (continuous) AS SELECT rank(3) WITHIN GROUP (ORDER BY v) FROM rj_s;
+-- aggregates kept as their inputs (ordered_aggregates.sql), but not with a
+-- volatile argument or ORDER BY, direct arguments that depend on the events,
+-- inputs of an anonymous record type or of a type without binary I/O
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, array_agg(v ORDER BY random()) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, string_agg(t || random()::text, ',') FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, percentile_cont(k / 10.0) WITHIN GROUP (ORDER BY v) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, rank(random()) WITHIN GROUP (ORDER BY v) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(DISTINCT (v, t)) FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, array_agg(makeaclitem('pg_monitor'::regrole, 'pg_monitor'::regrole, 'SELECT', false) ORDER BY v) FROM rj_s GROUP BY k;
 -- window functions
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*), rank() OVER (ORDER BY k) FROM rj_s GROUP BY k;
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, sum(count(*)) OVER () FROM rj_s GROUP BY k;
--- aggregates without a combine function
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, array_agg(v) FROM rj_s GROUP BY k;
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, string_agg(t, ',') FROM rj_s GROUP BY k;
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, json_agg(v) FROM rj_s GROUP BY k;
-CREATE VIEW rj_v WITH (continuous) AS SELECT k, jsonb_object_agg(t, v) FROM rj_s GROUP BY k;
-CREATE VIEW rj_v WITH (continuous) AS SELECT xmlagg(xmlelement(name e, t)) FROM rj_s;
-CREATE FUNCTION rj_add(int, int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2';
-CREATE AGGREGATE rj_nocombine(int) (SFUNC = rj_add, STYPE = int, INITCOND = '0');
-CREATE VIEW rj_v WITH (continuous) AS SELECT rj_nocombine(v) FROM rj_s;
--- internal state without serialization functions cannot be stored
-CREATE AGGREGATE rj_noserial(int8) (SFUNC = int8_avg_accum, STYPE = internal,
-  FINALFUNC = numeric_poly_avg, COMBINEFUNC = int8_avg_combine);
-CREATE VIEW rj_v WITH (continuous) AS SELECT rj_noserial(v) FROM rj_s;
 -- the source must be one stream
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_table GROUP BY k;
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_plain_view GROUP BY k;
@@ -114,8 +102,7 @@ UPDATE rj_ok SET n = 0;
 DELETE FROM rj_ok;
 
 -- the function form refuses the same things
-SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(DISTINCT v) FROM rj_s');
-SELECT stream_ext.create_continuous_view('rj_v', 'SELECT k, array_agg(v) FROM rj_s GROUP BY k');
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT k, array_agg(v ORDER BY random()) FROM rj_s GROUP BY k');
 SELECT stream_ext.create_continuous_view('rj_v', 'SELECT k, v FROM rj_s', ARRAY['hop_size=1 hour', 'hop_slide=1 minute']);
 SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(*) FROM rj_table');
 SELECT stream_ext.create_continuous_view('rj_v', 'INSERT INTO rj_s VALUES (1)');
@@ -157,6 +144,4 @@ SELECT * FROM rj_ok ORDER BY k;
 SET client_min_messages = warning;
 DROP FOREIGN TABLE rj_s, rj_s2 CASCADE;
 DROP TABLE rj_table CASCADE;
-DROP AGGREGATE rj_nocombine(int), rj_noserial(int8);
-DROP FUNCTION rj_add;
 RESET client_min_messages;

@@ -114,6 +114,30 @@ SELECT (SELECT stream_ext.combine(count) FROM ru_sessions) AS sessions_total,
        (SELECT round(stream_ext.combine(avg)::numeric, 9) FROM ru_sessions) =
        (SELECT round(avg(latency)::numeric, 9) FROM ru_events) AS same_avg;
 
+-- aggregates kept as their inputs roll up from the groups' inputs: distinct
+-- values, percentiles, ordered lists over the union
+CREATE FOREIGN TABLE ru_s2 (ts timestamptz, url text, user_id int, latency float8, amount numeric)
+  SERVER stream_ext;
+CREATE VIEW ru_inputs WITH (continuous) AS
+  SELECT date_bin('10 minutes', ts, '2000-01-01') AS tenmin, url,
+         count(DISTINCT user_id) AS users, percentile_cont(0.9) WITHIN GROUP (ORDER BY latency) AS p90,
+         percentile_disc(ARRAY[0.25, 0.75]) WITHIN GROUP (ORDER BY amount) AS quartiles,
+         mode() WITHIN GROUP (ORDER BY user_id) AS usual_user,
+         string_agg(DISTINCT user_id::text, ',' ORDER BY user_id::text) AS user_list
+  FROM ru_s2 GROUP BY 1, 2;
+INSERT INTO ru_s2 SELECT ts, url, user_id, latency, amount FROM ru_events;
+SELECT * FROM ru_differs(
+  $$SELECT url, stream_ext.combine(users), round(stream_ext.combine(p90)::numeric, 9),
+           stream_ext.combine(quartiles), stream_ext.combine(usual_user), stream_ext.combine(user_list)
+      FROM ru_inputs GROUP BY url$$,
+  $$SELECT url, count(DISTINCT user_id), round((percentile_cont(0.9) WITHIN GROUP (ORDER BY latency))::numeric, 9),
+           percentile_disc(ARRAY[0.25, 0.75]) WITHIN GROUP (ORDER BY amount),
+           mode() WITHIN GROUP (ORDER BY user_id),
+           string_agg(DISTINCT user_id::text, ',' ORDER BY user_id::text)
+      FROM ru_events GROUP BY url$$);
+SELECT stream_ext.combine(users) = (SELECT count(DISTINCT user_id) FROM ru_events) AS all_users
+  FROM ru_inputs;
+
 -- more events: a prepared roll-up and a view over a roll-up see them
 PREPARE ru_by_url AS SELECT url, stream_ext.combine(count), stream_ext.combine(avg_amount)
                        FROM ru_minute WHERE url = '/p1' GROUP BY url;
@@ -154,7 +178,7 @@ CREATE VIEW ru_kept WITH (continuous) AS SELECT url, latency FROM ru_s;
 SELECT stream_ext.combine(latency) FROM ru_kept;
 
 DROP VIEW ru_hourly;
-DROP FOREIGN TABLE ru_s CASCADE;
+DROP FOREIGN TABLE ru_s, ru_s2 CASCADE;
 DROP ROLE ru_reader;
 DROP ROLE ru_stranger;
 DROP TABLE ru_events;

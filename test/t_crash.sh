@@ -12,7 +12,9 @@
 #       every acknowledged batch is counted exactly once (count = its size);
 #       every batch in the view is complete (count = its size, no double count,
 #       no partial batch); rolled back batches are absent; no duplicate groups;
-#       the global count equals the sum over batches; the row-keeping view
+#       the global count equals the sum over batches; per_batch_sets (count
+#       DISTINCT, percentiles, sum with ORDER BY: states that are multisets of
+#       the inputs) agrees with per_batch for every batch; the row-keeping view
 #       keeps every third event of exactly those batches, each once.
 # Finally, after the last restart, new events are applied (workers came back).
 source "$(dirname "$0")/lib.sh"
@@ -30,6 +32,11 @@ CREATE VIEW per_batch WITH (continuous) AS
   SELECT batch_id, count(*) AS n, min(size) AS size_min, max(size) AS size_max, sum(seq) AS seq_sum
     FROM ev GROUP BY batch_id;
 CREATE VIEW totals WITH (continuous) AS SELECT count(*) AS n FROM ev;
+-- aggregates kept as the multiset of their inputs (src/agg/inputs.c)
+CREATE VIEW per_batch_sets WITH (continuous) AS
+  SELECT batch_id, count(DISTINCT seq) AS seq_distinct, percentile_disc(1.0) WITHIN GROUP (ORDER BY seq) AS seq_top,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY seq) AS seq_median, sum(seq ORDER BY seq) AS seq_sum
+    FROM ev GROUP BY batch_id;
 CREATE VIEW kept_rows WITH (continuous) AS SELECT batch_id, seq, size FROM ev WHERE seq % 3 = 0;
 CREATE TABLE acked (id bigint, size int);
 CREATE TABLE rolled_back (id bigint, size int);
@@ -74,6 +81,13 @@ CREATE TABLE problems AS
          format('batch %s: %s events, sizes %s..%s, seq sum %s (acknowledged: %s)', batch_id, n, size_min, size_max,
                 seq_sum, EXISTS (SELECT FROM acked a WHERE a.id = batch_id))
     FROM per_batch WHERE n <> size_max OR size_min <> size_max OR seq_sum <> n * (n + 1) / 2
+  UNION ALL
+  SELECT 'input multiset differs from the batch',
+         format('batch %s: %s events, %s distinct, top %s, median %s, seq sum %s (per_batch: %s events, seq sum %s)',
+                v.batch_id, v.n, s.seq_distinct, s.seq_top, s.seq_median, s.seq_sum, v.n, v.seq_sum)
+    FROM per_batch v FULL JOIN per_batch_sets s ON s.batch_id = v.batch_id
+   WHERE v.batch_id IS NULL OR s.batch_id IS NULL OR s.seq_distinct <> v.n OR s.seq_top <> v.size_max
+      OR s.seq_median <> (v.n + 1) / 2.0 OR s.seq_sum <> v.seq_sum
   UNION ALL
   SELECT 'rolled back but counted', format('batch %s: %s events', r.id, v.n)
     FROM rolled_back r JOIN per_batch v ON v.batch_id = r.id

@@ -12,6 +12,8 @@
  * each event (the event tuple's xmin), so that a delta becomes visible
  * exactly when its transaction commits.  A view with grouping sets has a
  * row per group of each set, told apart by a hidden key (grouping_sets.c).
+ * An aggregate whose partial states cannot be merged is kept as the multiset
+ * of its inputs (input_aggs.c): workers compute inputs_agg in its place.
  */
 #include "postgres.h"
 
@@ -40,6 +42,7 @@
 #include "utils/syscache.h"
 
 #include "analyze/grouping_sets.h"
+#include "analyze/input_aggs.h"
 #include "analyze/joins.h"
 #include "analyze/row_query.h"
 #include "analyze/view_query.h"
@@ -106,43 +109,17 @@ collect_aggrefs_walker(Node *node, List **aggs)
 	return expression_tree_walker(node, collect_aggrefs_walker, (void *) aggs);
 }
 
-/* Check that an aggregate can be computed in parts and merged. */
-static void
+/*
+ * Check that an aggregate can be computed in parts and merged; one that
+ * cannot is kept as the multiset of its inputs (input_aggs.c), and the
+ * Aggref workers compute for it is returned instead.
+ */
+static Aggref *
 check_aggregate(Aggref *aggref)
 {
-	HeapTuple	tuple;
-	Form_pg_aggregate agg;
-	char	   *name = format_procedure(aggref->aggfnoid);
-
-	if (aggref->aggkind != AGGKIND_NORMAL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("ordered-set aggregate %s is not supported in continuous views", name)));
-	if (aggref->aggdistinct != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("DISTINCT inside aggregate %s is not supported in continuous views", name)));
-	if (aggref->aggorder != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("ORDER BY inside aggregate %s is not supported in continuous views", name)));
-
-	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
-	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
-	if (!OidIsValid(agg->aggcombinefn))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("aggregate %s is not supported in continuous views", name),
-				 errdetail("The aggregate has no combine function, so partial results cannot be merged.")));
-	if (agg->aggtranstype == INTERNALOID &&
-		(!OidIsValid(agg->aggserialfn) || !OidIsValid(agg->aggdeserialfn)))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("aggregate %s is not supported in continuous views", name),
-				 errdetail("Its internal state has no serialization functions.")));
-	ReleaseSysCache(tuple);
+	if (stream_agg_keeps_inputs(aggref))
+		return stream_inputs_aggref(aggref);
+	return aggref;
 }
 
 /* The type a state column of this aggregate has. */
@@ -227,6 +204,7 @@ static void
 add_hidden_aggregate(ViewShape *shape, Aggref *agg, const char *name, List **names)
 {
 	shape->aggs = lappend(shape->aggs, agg);
+	shape->input_aggs = lappend(shape->input_aggs, NULL);
 	shape->agg_names = lappend(shape->agg_names, pstrdup(name));
 	shape->agg_state_types = lappend_oid(shape->agg_state_types, agg->aggtype);
 	*names = lappend(*names, pstrdup(name));
@@ -329,6 +307,10 @@ keeps_finals(ViewShape *shape)
 	}
 	foreach(lc, shape->aggs)
 		if (get_typtype(((Aggref *) lfirst(lc))->aggtype) == TYPTYPE_PSEUDO)
+			return false;
+	/* the combiner would have to run the aggregates that keep their inputs */
+	foreach(lc, shape->input_aggs)
+		if (lfirst(lc) != NULL)
 			return false;
 	return true;
 }
@@ -507,20 +489,27 @@ stream_view_shape(Query *query, WindowSpec *window)
 		Aggref	   *aggref = lfirst(lc);
 		char	   *base;
 
+		Aggref	   *partial;
+
 		i++;
 		if (i <= shape->nhidden_aggs)
 			continue;			/* named by add_window_columns */
-		check_aggregate(aggref);
 		if (aggref->aggfilter && contain_volatile_functions((Node *) aggref->aggfilter))
 			reject("a volatile aggregate FILTER", NULL);
 		reject_volatile((Node *) aggref->args,
-						psprintf("the arguments of aggregate %s", format_procedure(aggref->aggfnoid)));
+						psprintf(aggref->aggorder != NIL ?
+								 "the arguments and ORDER BY of aggregate %s" :
+								 "the arguments of aggregate %s",
+								 format_procedure(aggref->aggfnoid)));
+		partial = check_aggregate(aggref);
+		shape->input_aggs = lappend(shape->input_aggs, partial != aggref ? aggref : NULL);
+		lfirst(lc) = partial;
 		base = unique_name(psprintf("a%d_%s", i - shape->nhidden_aggs,
 									get_func_name(aggref->aggfnoid)), names);
 		names = lappend(names, base);
 		shape->agg_names = lappend(shape->agg_names, base);
 		shape->agg_state_types = lappend_oid(shape->agg_state_types,
-											 aggregate_state_type(aggref));
+											 aggregate_state_type(partial));
 	}
 	if (keeps_finals(shape))
 		foreach(lc, shape->agg_names)
@@ -737,4 +726,16 @@ stream_plan_view_batch(ViewShape *shape, const char *sql, bool one_writer)
 	if (shape->keeps_rows)
 		return stream_plan_view_rows(shape, sql, one_writer);
 	return stream_plan_partial_aggregation(shape, sql, one_writer);
+}
+
+/*
+ * Aggregate aggno of the view as its query has it: the one its column
+ * keeps the inputs of, or the one workers compute.
+ */
+Aggref *
+stream_shape_query_agg(ViewShape *shape, int aggno)
+{
+	Aggref	   *original = shape->input_aggs ? list_nth(shape->input_aggs, aggno) : NULL;
+
+	return original ? original : list_nth(shape->aggs, aggno);
 }

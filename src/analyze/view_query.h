@@ -27,6 +27,9 @@ typedef struct ViewShape
 	List	   *aggs;			/* each distinct Aggref */
 	List	   *agg_names;		/* state-table column name of each aggregate */
 	List	   *agg_state_types;	/* Oid: state column type of each aggregate */
+	List	   *input_aggs;		/* Aggref of the query for each aggregate kept
+								 * as its inputs (aggs has its inputs_agg),
+								 * NULL for the others (input_aggs.c) */
 
 	/*
 	 * Views with grouping sets: the GROUPING() value of all the view's own
@@ -51,6 +54,7 @@ typedef struct ViewShape
 	bool		keeps_rows;
 } ViewShape;
 
+extern Aggref *stream_shape_query_agg(ViewShape *shape, int aggno);
 extern Query *stream_analyze_select(RawStmt *raw, const char *sql);
 extern ViewShape *stream_view_shape(Query *query, WindowSpec *window);
 extern PlannedStmt *stream_plan_partial_aggregation(ViewShape *shape, const char *sql,

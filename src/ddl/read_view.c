@@ -35,6 +35,7 @@
 #include "utils/syscache.h"
 
 #include "analyze/grouping_sets.h"
+#include "analyze/input_aggs.h"
 #include "catalog/catalog.h"
 #include "ddl/read_view.h"
 #include "window/read_sql.h"
@@ -97,14 +98,16 @@ aggregates_parallel_safe(ViewShape *shape)
 
 /*
  * finalize_agg('agg'::regprocedure, state, NULL::result): the result of the
- * view's aggregate aggno over the partial states state takes in a group.
- * The one place that finalizes a view's states: its reads, and roll-ups of
- * its columns (ddl/rollup.c).
+ * view's aggregate aggno over the partial states state takes in a group;
+ * for an aggregate kept as its inputs, the original aggregate over them
+ * (analyze/input_aggs.c).  The one place that finalizes a view's states:
+ * its reads, and roll-ups of its columns (ddl/rollup.c).
  */
-Aggref *
+Node *
 stream_finalize_states_call(ViewShape *shape, int aggno, Expr *state)
 {
-	Aggref	   *aggref = list_nth(shape->aggs, aggno);
+	Aggref	   *aggref = list_nth(shape->aggs, aggno);	/* what workers compute */
+	Aggref	   *original = list_nth(shape->input_aggs, aggno);
 	Aggref	   *f = makeNode(Aggref);
 	Oid			state_type = exprType((Node *) state);
 	Oid			state_coll = type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid;
@@ -128,7 +131,9 @@ stream_finalize_states_call(ViewShape *shape, int aggno, Expr *state)
 	f->aggkind = AGGKIND_NORMAL;
 	f->aggsplit = AGGSPLIT_SIMPLE;
 	f->location = -1;
-	return f;
+	if (original != NULL)
+		return stream_finalize_inputs_expr(original, (Node *) f);
+	return (Node *) f;
 }
 
 /* The finalization of aggregate aggno over the state column of the read */
@@ -142,7 +147,7 @@ finalize_call(ReadViewContext *ctx, int aggno)
 								type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid,
 								0);
 
-	return (Node *) stream_finalize_states_call(ctx->shape, aggno, (Expr *) state);
+	return stream_finalize_states_call(ctx->shape, aggno, (Expr *) state);
 }
 
 /*
@@ -323,7 +328,7 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 		foreach(lc, ctx->shape->aggs)
 		{
 			i = foreach_current_index(lc);
-			if (!equal(node, lfirst(lc)))
+			if (!equal(node, stream_shape_query_agg(ctx->shape, i)))
 				continue;
 			if (ctx->kept_results)
 				return (Node *) makeVar(1, kept_result_attno(ctx->shape, i),

@@ -218,7 +218,7 @@ finalize_mutator(Node *node, FinalizeContext *ctx)
 			Oid			state_type = list_nth_oid(ctx->view->shape->agg_state_types, aggno);
 			Var		   *states;
 
-			if (!equal(node, aggref))
+			if (!equal(node, stream_shape_query_agg(ctx->view->shape, aggno)))
 				continue;
 			states = makeVar(ctx->varno, ctx->view->ncolumns + aggno + 1, state_type, -1,
 							 type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid, 0);

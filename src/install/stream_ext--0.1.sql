@@ -208,6 +208,46 @@ CREATE AGGREGATE stream_ext.combine(anyelement) (
   STYPE = anyelement
 );
 
+-- The partial state of aggregates that cannot be merged otherwise (DISTINCT,
+-- ORDER BY inside, ordered-set aggregates, no combine function): the multiset
+-- of their input rows (src/agg/inputs.c), finalized by running the original
+-- aggregate over them (src/agg/inputs_final.c).
+CREATE FUNCTION stream_ext_internal.inputs_trans(internal, VARIADIC "any")
+  RETURNS internal
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_combine(internal, internal)
+  RETURNS internal
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_serialize(internal)
+  RETURNS bytea
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_serialize' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_deserialize(bytea, internal)
+  RETURNS internal
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_deserialize' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE stream_ext_internal.inputs_agg(VARIADIC "any") (
+  SFUNC = stream_ext_internal.inputs_trans,
+  STYPE = internal,
+  COMBINEFUNC = stream_ext_internal.inputs_combine,
+  SERIALFUNC = stream_ext_internal.inputs_serialize,
+  DESERIALFUNC = stream_ext_internal.inputs_deserialize,
+  FINALFUNC = stream_ext_internal.inputs_serialize,
+  PARALLEL = SAFE
+);
+CREATE FUNCTION stream_ext_internal.inputs_rows(bytea, boolean)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_rows' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_count_distinct(bytea)
+  RETURNS bigint
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_count_distinct' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.inputs_percentile_float8(bytea, float8, boolean)
+  RETURNS float8
+  AS 'MODULE_PATHNAME', 'stream_ext_inputs_percentile_float8' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- Runs a read-only query with the rights of its caller: restricted, as it
+-- runs SQL.
+CREATE FUNCTION stream_ext_internal.finalize_inputs(bytea, text, anyelement)
+  RETURNS anyelement
+  AS 'MODULE_PATHNAME', 'stream_ext_finalize_inputs' LANGUAGE C STABLE PARALLEL RESTRICTED;
+
 -- Notifies workers that the set of continuous views changed.
 CREATE FUNCTION stream_ext_internal.catalog_changed() RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_catalog_changed' LANGUAGE C VOLATILE;
@@ -255,7 +295,9 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- rights of the role reading it, so what views call stays executable by
 -- PUBLIC and checks its arguments: finalize_agg (and
 -- finalize_agg_parallel_unsafe), xid_visible, sliding_bound,
--- read_time, query_definition and time_column (event_xid8 runs in workers
+-- read_time, query_definition, time_column, finalize_inputs, inputs_rows,
+-- inputs_count_distinct and inputs_percentile_float8
+-- (event_xid8 runs in workers
 -- with the view owner's rights).  The combiner runs its merge statements as
 -- the view's owner too, so combine_agg, combine_states, finalize_state (of
 -- the state tables' generated columns), xid_committed and xid_aborted stay
@@ -270,6 +312,11 @@ REVOKE ALL ON FUNCTION stream_ext_internal.stream_fdw_handler(),
                        stream_ext_internal.finalize_agg_trans(internal, regprocedure, anyelement, anycompatible),
                        stream_ext_internal.finalize_agg_final(internal, regprocedure, anyelement, anycompatible),
                        stream_ext_internal.combine_unrewritten(anyelement, anyelement),
+
+                       stream_ext_internal.inputs_trans(internal, "any"),
+                       stream_ext_internal.inputs_combine(internal, internal),
+                       stream_ext_internal.inputs_serialize(internal),
+                       stream_ext_internal.inputs_deserialize(bytea, internal),
                        stream_ext_internal.catalog_changed()
   FROM PUBLIC;
 

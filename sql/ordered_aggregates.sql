@@ -1,0 +1,161 @@
+--
+-- ordered_aggregates: aggregates a continuous view keeps as the multiset of
+-- their inputs (DISTINCT, ORDER BY inside, ordered-set and hypothetical-set
+-- aggregates, aggregates without a combine function) give the same result as
+-- the same query over a plain table holding the same rows
+--
+CREATE FOREIGN TABLE oa_s (g int, u int, v float8, n numeric, c text, ts timestamptz) SERVER stream_ext;
+CREATE TABLE oa_t (g int, u int, v float8, n numeric, c text, ts timestamptz);
+
+-- user-defined aggregates without a combine function, one with an internal
+-- state without serialization functions
+CREATE FUNCTION oa_add(int, int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + coalesce($2, 0)';
+CREATE AGGREGATE oa_nocombine(int) (SFUNC = oa_add, STYPE = int, INITCOND = '0');
+CREATE AGGREGATE oa_noserial(int8) (SFUNC = int8_avg_accum, STYPE = internal,
+  FINALFUNC = numeric_poly_avg, COMBINEFUNC = int8_avg_combine);
+CREATE AGGREGATE oa_cat(text) (SFUNC = textcat, STYPE = text);
+CREATE TYPE oa_pair AS (u int, c text);
+CREATE COLLATION oa_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+
+-- Creates the continuous view NAME over oa_s and the plain view NAME_ref over
+-- oa_t from the same query text (%s stands for the source).
+CREATE FUNCTION oa_pair(name text, q text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE format('CREATE VIEW %I WITH (continuous) AS ', name) || format(q, 'oa_s');
+  EXECUTE format('CREATE VIEW %I AS ', name || '_ref') || format(q, 'oa_t');
+END
+$$;
+-- The rows of view NAME and of NAME_ref that the other lacks (json as text).
+CREATE FUNCTION oa_diff(name text) RETURNS TABLE (side text, r text) LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format(
+    $f$SELECT 'view only', x::text FROM (SELECT oa_v::text FROM %1$I oa_v EXCEPT ALL SELECT oa_r::text FROM %2$I oa_r) x
+       UNION ALL
+       SELECT 'ref only', x::text FROM (SELECT oa_r::text FROM %2$I oa_r EXCEPT ALL SELECT oa_v::text FROM %1$I oa_v) x$f$,
+    name, name || '_ref');
+END
+$$;
+
+SELECT oa_pair('oa_distinct', $$SELECT g, count(DISTINCT u) AS users, sum(DISTINCT n) AS sum_d, avg(DISTINCT v) AS avg_d,
+  count(DISTINCT (u, c)::oa_pair) AS pairs, string_agg(DISTINCT c, ',' ORDER BY c) AS cs,
+  array_agg(DISTINCT u ORDER BY u DESC NULLS LAST) AS us, count(DISTINCT u) FILTER (WHERE v > 2) AS users_f,
+  count(DISTINCT c) AS n_c, count(DISTINCT c COLLATE oa_ci) AS n_c_ci, count(DISTINCT v) AS n_v
+  FROM %s GROUP BY g$$);
+SELECT oa_pair('oa_ordered_set', $$SELECT g, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS median,
+  percentile_cont(ARRAY[0, 0.25, 1]) WITHIN GROUP (ORDER BY v DESC) AS pc,
+  percentile_disc(0.9) WITHIN GROUP (ORDER BY n) AS pd, percentile_disc(ARRAY[0.1, 0.5]) WITHIN GROUP (ORDER BY c) AS pd_text,
+  mode() WITHIN GROUP (ORDER BY u) AS mode_u, mode() WITHIN GROUP (ORDER BY c DESC) AS mode_c,
+  percentile_disc(0.25) WITHIN GROUP (ORDER BY v) AS pd_v, percentile_cont(0.3) WITHIN GROUP (ORDER BY v - 2) AS pc_neg,
+  percentile_disc(1) WITHIN GROUP (ORDER BY v - 2) AS pd_neg, percentile_cont(0) WITHIN GROUP (ORDER BY v) AS pc_min
+  FROM %s GROUP BY g$$);
+SELECT oa_pair('oa_hypothetical', $$SELECT g, rank(3) WITHIN GROUP (ORDER BY u) AS r,
+  dense_rank(3) WITHIN GROUP (ORDER BY u DESC NULLS FIRST) AS dr, percent_rank(2.5) WITHIN GROUP (ORDER BY v) AS pr,
+  cume_dist(2, 'b') WITHIN GROUP (ORDER BY u, c) AS cd FROM %s GROUP BY g$$);
+SELECT oa_pair('oa_order_by', $$SELECT g, jsonb_agg(u ORDER BY ts DESC, u) AS us, string_agg(c, '' ORDER BY c COLLATE "C", u) AS cs,
+  array_agg(n ORDER BY n NULLS FIRST) AS ns, json_agg(c ORDER BY ts, c)::text AS cj, sum(v ORDER BY v) AS sv
+  FROM %s GROUP BY g$$);
+SELECT oa_pair('oa_no_combine', $$SELECT g, jsonb_object_agg(coalesce(c, '-'), u ORDER BY c, u) AS jo,
+  json_object_agg(coalesce(c, '-'), u ORDER BY c, u)::text AS jso, xmlagg(xmlelement(name e, u) ORDER BY u, c)::text AS x,
+  oa_nocombine(u) AS nc, oa_noserial(u) AS ns, oa_cat(c ORDER BY c, u) AS cat, array_length(array_agg(u), 1) AS n_all,
+  string_agg('x', '' ORDER BY u) AS xs FROM %s GROUP BY g$$);
+SELECT oa_pair('oa_sets', $$SELECT g, c, count(DISTINCT u) AS users, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS median,
+  string_agg(c, ',' ORDER BY c, u) AS cs, GROUPING(g, c) AS gr FROM %s GROUP BY CUBE (g, c) HAVING count(DISTINCT u) > 0$$);
+SELECT oa_pair('oa_global', $$SELECT count(DISTINCT u) AS users, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS median,
+  string_agg(DISTINCT c, ',' ORDER BY c) AS cs, mode() WITHIN GROUP (ORDER BY c) AS mode_c FROM %s$$);
+
+-- no events: a global view has its one row (the aggregates over no input)
+SELECT * FROM oa_global;
+SELECT * FROM oa_global_ref;
+
+-- NULLs, duplicates and ties in every column; group 9 only NULLs
+INSERT INTO oa_t
+SELECT i % 4, CASE WHEN i % 11 = 0 THEN NULL ELSE i % 7 END, CASE WHEN i % 13 = 0 THEN NULL ELSE (i % 9) / 2.0 END,
+       CASE WHEN i % 17 = 0 THEN NULL ELSE round(i / 10.0, 1) END,
+       CASE WHEN i % 5 = 0 THEN NULL ELSE (ARRAY['a', 'B', 'b', 'é', 'z'])[i % 5 + 1] END,
+       timestamptz '2024-01-01 00:00+00' + (i % 50) * interval '1 minute'
+  FROM generate_series(1, 400) i;
+INSERT INTO oa_t (g) SELECT 9 FROM generate_series(1, 3);
+INSERT INTO oa_s SELECT * FROM oa_t WHERE u IS NULL OR u < 3;
+\copy (SELECT * FROM oa_t WHERE u >= 3) TO '/tmp/stream_ext_oa_rows.copy'
+\copy oa_s FROM '/tmp/stream_ext_oa_rows.copy'
+-- a rolled back transaction and a rolled back savepoint contribute nothing
+BEGIN;
+INSERT INTO oa_s SELECT g, u + 100, v + 100, n, 'rolled back', ts FROM oa_t;
+ROLLBACK;
+BEGIN;
+INSERT INTO oa_s VALUES (1, 1, 1, 1, 'a', '2024-01-01 00:00+00');
+SAVEPOINT sp;
+INSERT INTO oa_s SELECT g, u + 200, v + 200, n, 'savepoint', ts FROM oa_t;
+ROLLBACK TO SAVEPOINT sp;
+INSERT INTO oa_s VALUES (2, NULL, NULL, NULL, NULL, NULL);
+COMMIT;
+INSERT INTO oa_t VALUES (1, 1, 1, 1, 'a', '2024-01-01 00:00+00'), (2, NULL, NULL, NULL, NULL, NULL);
+
+SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows,
+       (SELECT count(*) FROM oa_diff(name) WHERE side = 'ref only') AS missing
+  FROM unnest(ARRAY['oa_distinct', 'oa_ordered_set', 'oa_hypothetical', 'oa_order_by', 'oa_no_combine', 'oa_sets', 'oa_global']) name;
+-- a reader whose client encoding differs from the database's reads the same
+-- (values are kept in binary form, which for text follows the client encoding)
+SET client_encoding = 'LATIN1';
+SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows
+  FROM unnest(ARRAY['oa_distinct', 'oa_order_by', 'oa_no_combine']) name;
+RESET client_encoding;
+-- count(DISTINCT) of integers and of text under a deterministic collation
+-- counts the entries of the state; of floats (0 = -0) and text under a
+-- nondeterministic collation, it runs count itself
+SELECT col, pg_get_viewdef('oa_distinct') ~
+         format('inputs_count_distinct\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, s\.%s, NULL::bytea\)\) AS %s,', state, col)
+         AS counts_entries
+  FROM (VALUES ('users', 'a1_count'), ('n_c', 'a8_count'), ('n_c_ci', 'a9_count'), ('n_v', 'a10_count')) v(col, state);
+-- the comparison compares something
+SELECT g, users, sum_d, cs, us, n_c, n_c_ci, n_v FROM oa_distinct ORDER BY g;
+SELECT g, median, pc, pd_text, mode_c, pd_v, pc_neg, pd_neg, pc_min FROM oa_ordered_set ORDER BY g;
+-- percentile_cont and percentile_disc of one fraction over a float8 are
+-- computed from the state's (value, count) entries
+SELECT col, pg_get_viewdef('oa_ordered_set') ~
+         format('inputs_percentile_float8\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, s\.a[0-9]+_percentile_[a-z]+, NULL::bytea\), [^,]*::double precision, (true|false)\) AS %s\M', col) AS from_entries
+  FROM unnest(ARRAY['median', 'pc', 'pd', 'pd_v', 'pc_neg', 'pd_neg', 'pc_min']) col;
+SELECT g, r, dr, pr, cd FROM oa_hypothetical ORDER BY g;
+
+-- once the combiner merged every delta, and again with more events merged
+-- into the existing states
+DO $$
+DECLARE
+  pending bigint;
+  q text;
+BEGIN
+  SELECT string_agg(format('(SELECT count(*) FROM %s)', delta_table), ' + ') INTO q
+    FROM stream_ext_internal.continuous_views WHERE view::text LIKE 'oa\_%';
+  FOR i IN 1 .. 3000 LOOP
+    EXECUTE 'SELECT ' || q INTO pending;
+    EXIT WHEN pending = 0;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  IF pending <> 0 THEN
+    RAISE WARNING 'deltas were not combined within 30 s: % rows pending', pending;
+  END IF;
+END
+$$;
+INSERT INTO oa_s SELECT * FROM oa_t WHERE g = 1;
+INSERT INTO oa_t SELECT * FROM oa_t WHERE g = 1;
+SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows
+  FROM unnest(ARRAY['oa_distinct', 'oa_ordered_set', 'oa_hypothetical', 'oa_order_by', 'oa_no_combine', 'oa_sets', 'oa_global']) name;
+
+-- the state column of such an aggregate is its inputs_agg, its result the
+-- original aggregate over the inputs
+SELECT a::regprocedure FROM stream_ext_internal.continuous_views, unnest(aggregates) a
+ WHERE view = 'oa_global'::regclass;
+-- the finalization query runs read-only, as the caller; a state of other
+-- columns than the column list says is refused, not read
+SELECT stream_ext_internal.finalize_inputs(NULL, 'DELETE FROM oa_t RETURNING 1', NULL::int);
+SELECT count(*) FROM stream_ext_internal.inputs_rows('\x31494553000000000000000000000000'::bytea, false) AS t(x int);
+
+SET client_min_messages = warning;
+DROP FOREIGN TABLE oa_s CASCADE;
+DROP TABLE oa_t CASCADE;
+DROP FUNCTION oa_pair, oa_diff;
+DROP AGGREGATE oa_nocombine(int), oa_noserial(int8), oa_cat(text);
+DROP FUNCTION oa_add;
+DROP TYPE oa_pair;
+DROP COLLATION oa_ci;
+RESET client_min_messages;

@@ -1,0 +1,405 @@
+/*
+ * inputs_final.c
+ *	  The result of an aggregate kept as the multiset of its input rows
+ *	  (inputs.c): the original aggregate run over those rows.
+ *
+ *	 inputs_rows(state, distinct) AS t(c1 type, ...)
+ *		 the rows of a state, each as often as it was seen (once with
+ *		 distinct), its values received with their types' binary input
+ *		 functions; the column list must have the state's types.
+ *	 finalize_inputs(state, query, result-typed NULL)
+ *		 runs query, a SELECT of the original aggregate over
+ *		 inputs_rows($1, ...) that analyze/input_aggs.c writes, with the state
+ *		 as $1, and returns its one value.
+ *
+ * Running the aggregate itself, through the executor, is what makes every
+ * aggregate exact here: DISTINCT, ORDER BY inside it, ordered-set and
+ * hypothetical-set aggregates (which need the executor's Agg node), and
+ * aggregates without a combine function.  The query runs read-only with the
+ * rights of the role reading the view, as the rest of the view's read does.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "agg/inputs.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_inputs_rows);
+PG_FUNCTION_INFO_V1(stream_ext_finalize_inputs);
+PG_FUNCTION_INFO_V1(stream_ext_inputs_count_distinct);
+PG_FUNCTION_INFO_V1(stream_ext_inputs_percentile_float8);
+
+/*
+ * Put the rows of s into store (each as often as it was seen, or once with
+ * distinct), received with recv; the client encoding must be the database's.
+ */
+static void
+put_rows(Tuplestorestate *store, TupleDesc desc, InputsState *s, FmgrInfo *recv,
+		 Oid *ioparams, bool distinct)
+{
+	Datum	   *values = palloc(sizeof(Datum) * Max(s->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(s->natts, 1));
+	StringInfoData value;
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "input set row",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old_cxt = CurrentMemoryContext;
+
+	initStringInfo(&value);
+	for (int64 e = 0; e < s->nentries; e++)
+	{
+		InputEntry *entry = &s->entries[e];
+		int32		pos = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(row_cxt);
+		MemoryContextSwitchTo(row_cxt);
+		for (int i = 0; i < s->natts; i++)
+		{
+			int32		len;
+
+			if (pos + (int32) sizeof(len) > entry->len)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("invalid aggregate input set")));
+			memcpy(&len, entry->data + pos, sizeof(len));
+			pos += sizeof(len);
+			if (len == -1)
+			{
+				values[i] = ReceiveFunctionCall(&recv[i], NULL, ioparams[i],
+												TupleDescAttr(desc, i)->atttypmod);
+				nulls[i] = true;
+				continue;
+			}
+			if (len < 0 || pos + len > entry->len)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("invalid aggregate input set")));
+			/* a copy ending in a NUL, as the binary input functions expect */
+			resetStringInfo(&value);
+			appendBinaryStringInfo(&value, entry->data + pos, len);
+			pos += len;
+			values[i] = ReceiveFunctionCall(&recv[i], &value, ioparams[i],
+											TupleDescAttr(desc, i)->atttypmod);
+			nulls[i] = false;
+			if (value.cursor != value.len)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+						 errmsg("incorrect binary data format in aggregate input set column %d",
+								i + 1)));
+		}
+		if (pos != entry->len)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid aggregate input set")));
+		MemoryContextSwitchTo(old_cxt);
+		for (int64 n = distinct ? 1 : entry->count; n > 0; n--)
+			tuplestore_putvalues(store, desc, values, nulls);
+	}
+	MemoryContextDelete(row_cxt);
+}
+
+/* put_rows with the client encoding set to the database's */
+static void
+put_rows_pinned(Tuplestorestate *store, TupleDesc desc, InputsState *s, FmgrInfo *recv,
+				Oid *ioparams, bool distinct)
+{
+	int			old = stream_inputs_pin_encoding();
+
+	PG_TRY();
+	{
+		put_rows(store, desc, s, recv, ioparams, distinct);
+	}
+	PG_FINALLY();
+	{
+		stream_inputs_restore_encoding(old);
+	}
+	PG_END_TRY();
+}
+
+/* inputs_rows(state bytea, distinct boolean) RETURNS SETOF record */
+Datum
+stream_ext_inputs_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	InputsState *s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
+	bool		distinct = PG_GETARG_BOOL(1);
+	TupleDesc	desc;
+	FmgrInfo   *recv;
+	Oid		   *ioparams;
+
+	InitMaterializedSRF(fcinfo, 0);
+	desc = rsinfo->setDesc;
+	if (desc->natts != s->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("input set has %d columns, but the column list has %d",
+						s->natts, desc->natts)));
+	recv = palloc(sizeof(FmgrInfo) * Max(s->natts, 1));
+	ioparams = palloc(sizeof(Oid) * Max(s->natts, 1));
+	for (int i = 0; i < s->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			recvfn;
+
+		if (att->atttypid != s->types[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("input set column %d has type %s, but the column list says %s",
+							i + 1, format_type_be(s->types[i]),
+							format_type_be(att->atttypid))));
+		getTypeBinaryInputInfo(att->atttypid, &recvfn, &ioparams[i]);
+		fmgr_info(recvfn, &recv[i]);
+	}
+
+	put_rows_pinned(rsinfo->setResult, desc, s, recv, ioparams, distinct);
+	return (Datum) 0;
+}
+
+/* The prepared query of finalize_inputs, per call site (fn_extra) */
+typedef struct FinalizePlan
+{
+	char	   *query;
+	SPIPlanPtr	plan;
+} FinalizePlan;
+
+/*
+ * finalize_inputs(state bytea, query text, result anyelement): query's
+ * one value with $1 = state.  Not strict: the aggregate over no rows (a
+ * group whose events were all filtered out) is the query over an empty set.
+ */
+Datum
+stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
+{
+	char	   *query;
+	FinalizePlan *fp = fcinfo->flinfo->fn_extra;
+	Oid			result_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	Datum		arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	char		argnull = PG_ARGISNULL(0) ? 'n' : ' ';
+	Datum		result;
+	bool		isnull;
+	int16		typlen;
+	bool		typbyval;
+	int			rc;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (fp == NULL)
+		fp = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FinalizePlan));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (fp->plan == NULL || strcmp(fp->query, query) != 0)
+	{
+		SPIPlanPtr	plan = SPI_prepare(query, 1, (Oid[]) {BYTEAOID});
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the finalization of an aggregate: %s",
+				 SPI_result_code_string(SPI_result));
+		if (fp->plan != NULL)
+		{
+			SPI_freeplan(fp->plan);
+			pfree(fp->query);
+		}
+		SPI_keepplan(plan);
+		fp->plan = plan;
+		fp->query = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, query);
+	}
+	rc = SPI_execute_plan(fp->plan, &arg, &argnull, true, 2);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1 || SPI_tuptable->tupdesc->natts != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the finalization query of an aggregate must return one value")));
+	if (TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypid != result_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the finalization query of an aggregate returns type %s, not %s",
+						format_type_be(TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypid),
+						format_type_be(result_type))));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	get_typlenbyval(result_type, &typlen, &typbyval);
+	if (!isnull)
+		result = SPI_datumTransfer(result, typbyval, typlen);
+	SPI_finish();
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * inputs_count_distinct(state): count(DISTINCT x) from the state of one
+ * column whose type's equality is the identity of its binary form
+ * (analyze/input_aggs.c picks such columns): its entries but a NULL one.
+ * No state is the count over no rows, 0.
+ */
+Datum
+stream_ext_inputs_count_distinct(PG_FUNCTION_ARGS)
+{
+	InputsState *s;
+	int64		n = 0;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_INT64(0);
+	s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
+	if (s->natts != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("input set has %d columns, not 1", s->natts)));
+	for (int64 e = 0; e < s->nentries; e++)
+	{
+		int32		len;
+
+		if (s->entries[e].len < (int32) sizeof(len))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid aggregate input set")));
+		memcpy(&len, s->entries[e].data, sizeof(len));
+		if (len != -1)
+			n++;
+	}
+	PG_RETURN_INT64(n);
+}
+
+/* A float8 value of a state and how often it arrived */
+typedef struct WeightedValue
+{
+	double		value;
+	int64		count;
+} WeightedValue;
+
+/* float8's btree order (float8_cmp_internal): NaN after every number */
+static int
+float8_order(double a, double b)
+{
+	if (isnan(a))
+		return isnan(b) ? 0 : 1;
+	if (isnan(b))
+		return -1;
+	return (a > b) - (a < b);
+}
+
+static int
+weighted_cmp(const void *a, const void *b)
+{
+	return float8_order(((const WeightedValue *) a)->value, ((const WeightedValue *) b)->value);
+}
+
+/* The value of row k (from 0) of the sorted multiset w of n values */
+static double
+weighted_row(WeightedValue *w, int64 n, int64 k)
+{
+	int64		seen = 0;
+
+	for (int64 i = 0; i < n; i++)
+	{
+		seen += w[i].count;
+		if (k < seen)
+			return w[i].value;
+	}
+	elog(ERROR, "missing row in percentile");
+	return 0;					/* keep the compiler quiet */
+}
+
+/*
+ * inputs_percentile_float8(state, fraction, continuous): percentile_cont
+ * (continuous) or percentile_disc of fraction WITHIN GROUP (ORDER BY x) over
+ * the state of one float8 column x, computed from its (value, count)
+ * entries as PostgreSQL's orderedsetaggs.c computes them from the sorted
+ * rows: NULLs ignored, NULL without rows, the same row numbers and the same
+ * interpolation.
+ */
+Datum
+stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
+{
+	bool		continuous = PG_GETARG_BOOL(2);
+	double		fraction;
+	InputsState *s;
+	WeightedValue *w;
+	int64		n = 0;
+	int64		rows = 0;
+	bool		sorted = true;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	fraction = PG_GETARG_FLOAT8(1);
+	if (fraction < 0 || fraction > 1 || isnan(fraction))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("percentile value %g is not between 0 and 1", fraction)));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
+	if (s->natts != 1 || s->types[0] != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("input set is not of one double precision column")));
+
+	w = palloc(sizeof(WeightedValue) * Max(s->nentries, 1));
+	for (int64 e = 0; e < s->nentries; e++)
+	{
+		int32		len;
+		uint64		bits;
+		union
+		{
+			uint64		i;
+			double		d;
+		}			swap;
+
+		if (s->entries[e].len < (int32) sizeof(len))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid aggregate input set")));
+		memcpy(&len, s->entries[e].data, sizeof(len));
+		if (len == -1)
+			continue;
+		if (len != sizeof(bits) || s->entries[e].len != (int32) (sizeof(len) + sizeof(bits)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid aggregate input set")));
+		/* float8send's form: the IEEE bits in network byte order */
+		memcpy(&bits, s->entries[e].data + sizeof(len), sizeof(bits));
+		swap.i = pg_ntoh64(bits);
+		w[n].value = swap.d;
+		w[n].count = s->entries[e].count;
+		rows += w[n].count;
+		if (n > 0 && float8_order(w[n - 1].value, w[n].value) > 0)
+			sorted = false;
+		n++;
+	}
+	if (rows == 0)
+		PG_RETURN_NULL();
+	/* entries are in byte order: ascending for non-negative values */
+	if (!sorted)
+		qsort(w, n, sizeof(WeightedValue), weighted_cmp);
+
+	if (!continuous)
+	{
+		int64		rownum = (int64) ceil(fraction * rows);
+
+		PG_RETURN_FLOAT8(weighted_row(w, n, rownum > 1 ? rownum - 1 : 0));
+	}
+	else
+	{
+		int64		first_row = floor(fraction * (rows - 1));
+		int64		second_row = ceil(fraction * (rows - 1));
+		double		lo = weighted_row(w, n, first_row);
+		double		hi;
+
+		if (first_row == second_row)
+			PG_RETURN_FLOAT8(lo);
+		hi = weighted_row(w, n, second_row);
+		PG_RETURN_FLOAT8(lo + (((fraction * (rows - 1)) - first_row) * (hi - lo)));
+	}
+}

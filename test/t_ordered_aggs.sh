@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Differential test of the aggregates a continuous view keeps as the multiset
+# of their inputs (DISTINCT, ORDER BY inside, ordered-set and hypothetical-set
+# aggregates, aggregates without a combine function): every view must equal
+# its batch query over a plain table that received exactly the same events,
+# for a view without a window, with ROLLUP, and for each window kind (tumbling
+# with ttl, sliding with blocks, hopping, session), at fixed stream_ext.read_time.
+#
+# Events (seeded; NULLs in every column, many duplicates and ties: few users,
+# values rounded) arrive shuffled, in chunks: INSERT ... SELECT, COPY csv,
+# COPY binary, transactions with a rolled back savepoint, and rolled back
+# transactions (never in the reference table).  Compared (EXCEPT ALL both
+# ways, floats rounded) after the commits and again once the combiner merged
+# every delta.  array_agg without ORDER BY, whose order PostgreSQL leaves
+# unspecified, is compared sorted.
+source "$(dirname "$0")/lib.sh"
+use_server
+fresh_db t_ordered_aggs
+run_sql -f "$TEST_DIR/diff_view.sql"
+export PGTZ=UTC
+t0=$SECONDS
+failures=()
+# The background reaper uses the server-wide read_time (default: now(), which
+# would expire all of 2024 at once): pinned before the events, reset at exit.
+set_server_setting stream_ext.read_time "2023-12-01 00:00:00+00"
+
+say "setting up stream, reference table and views"
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ev (g text, u int, v float8, n int, c text, ts timestamptz) SERVER stream_ext;
+CREATE TABLE ref (seq int, g text, u int, v float8, n int, c text, ts timestamptz, chunk int);
+SELECT setseed(0.1313);
+INSERT INTO ref
+SELECT i,
+  CASE WHEN random() < 0.08 THEN NULL ELSE 'g' || floor(random() * 4)::int END,
+  CASE WHEN random() < 0.05 THEN NULL ELSE floor(random() * 40)::int END,
+  CASE WHEN random() < 0.05 THEN NULL ELSE round((random() * 100)::numeric, 1)::float8 END,
+  CASE WHEN random() < 0.05 THEN NULL ELSE floor(random() * 30)::int END,
+  CASE WHEN random() < 0.10 THEN NULL ELSE (ARRAY['de', 'fr', 'us', 'Ab', 'ab', 'zz'])[1 + floor(random() * 6)::int] END,
+  CASE WHEN random() < 0.03 THEN NULL
+       ELSE timestamptz '2024-01-01 00:00:00+00' + round(random() * 7200) * interval '1 second' END,
+  floor(random() * 12)::int
+FROM generate_series(1, 6000) i;
+
+-- array_agg's order is unspecified without ORDER BY: compared sorted
+CREATE FUNCTION sorted(a int[]) RETURNS int[] LANGUAGE sql IMMUTABLE AS
+  $$SELECT array_agg(x ORDER BY x NULLS LAST) FROM unnest(a) x$$;
+-- user-defined aggregates without a combine function
+CREATE AGGREGATE my_cat(text) (sfunc = textcat, stype = text, initcond = '');
+CREATE FUNCTION sq_acc(float8, float8) RETURNS float8 LANGUAGE sql IMMUTABLE AS
+  $$SELECT coalesce($1, 0) + coalesce($2 * $2, 0)$$;
+CREATE AGGREGATE my_sumsq(float8) (sfunc = sq_acc, stype = float8);
+
+-- {A}: the aggregates, the same in every view and batch query
+CREATE TABLE aggs (a text);
+INSERT INTO aggs VALUES ($a$count(*) AS cnt, count(DISTINCT u) AS users, count(DISTINCT u) FILTER (WHERE n > 10) AS users_f,
+  sum(DISTINCT n) AS sum_d, avg(DISTINCT v) AS avg_d,
+  percentile_cont(0.9) WITHIN GROUP (ORDER BY v) AS p90, percentile_cont(ARRAY[0, 0.5, 1]) WITHIN GROUP (ORDER BY v) AS pc_arr,
+  percentile_disc(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY v DESC) AS pd_arr,
+  percentile_cont(0.1) WITHIN GROUP (ORDER BY v - 50) AS p10_neg, percentile_disc(0.5) WITHIN GROUP (ORDER BY v) AS pd_v, percentile_disc(0.5) WITHIN GROUP (ORDER BY c) AS pd_text,
+  mode() WITHIN GROUP (ORDER BY n) AS mode_n,
+  rank(10) WITHIN GROUP (ORDER BY n) AS rank10, dense_rank(10) WITHIN GROUP (ORDER BY n DESC NULLS LAST) AS drank10,
+  percent_rank(50.0) WITHIN GROUP (ORDER BY v) AS prank50, cume_dist(15, 'fr') WITHIN GROUP (ORDER BY n, c) AS cdist,
+  string_agg(DISTINCT c, ',' ORDER BY c) AS countries, string_agg(c, '|' ORDER BY c COLLATE "C", n, u) AS cs_c,
+  jsonb_agg(n ORDER BY ts DESC, n, u) AS statuses, json_agg(u ORDER BY u NULLS FIRST)::text AS users_json,
+  sorted(array_agg(n)) AS ns, array_agg(DISTINCT u ORDER BY u DESC) AS us,
+  jsonb_object_agg(coalesce(c, 'none'), n ORDER BY c, n) AS jo, json_object_agg(coalesce(c, '?'), u ORDER BY c, u)::text AS jso,
+  (xmlagg(xmlelement(name e, n) ORDER BY n, u))::text AS xs, my_cat(c ORDER BY c, u) AS cat, my_sumsq(v) AS sumsq,
+  sum(v ORDER BY v) AS sum_o$a$);
+
+-- The cases: view {S}-query over the stream with {A}, its options, the
+-- batch query over the reference events {R} at read time {T}.
+CREATE TABLE cases (name text PRIMARY KEY, q text, opts text[], refq text, read_times text[]);
+INSERT INTO cases VALUES
+('plain', $q$SELECT g, {A} FROM {S} GROUP BY g$q$, ARRAY[]::text[],
+ $r$SELECT g, {A} FROM {R} GROUP BY g$r$, ARRAY['2024-01-01 05:00:00+00']),
+('gsets', $q$SELECT g, c, {A} FROM {S} GROUP BY ROLLUP (g, c)$q$, ARRAY[]::text[],
+ $r$SELECT g, c, {A} FROM {R} GROUP BY ROLLUP (g, c)$r$, ARRAY['2024-01-01 05:00:00+00']),
+('global', $q$SELECT {A} FROM {S}$q$, ARRAY[]::text[],
+ $r$SELECT {A} FROM {R}$r$, ARRAY['2024-01-01 05:00:00+00']),
+('tum_ttl', $q$SELECT date_bin('20 minutes', ts, '2000-01-01') AS m, g, {A} FROM {S} GROUP BY 1, 2$q$,
+ ARRAY['time_column=ts', 'ttl=1 hour', 'ttl_column=m', 'allowed_lateness=100 years'],
+ $r$SELECT * FROM (SELECT date_bin('20 minutes', ts, '2000-01-01') AS m, g, {A} FROM {R} GROUP BY 1, 2) x
+   WHERE m IS NULL OR m > timestamptz '{T}' - interval '1 hour'$r$,
+ ARRAY['2024-01-01 01:30:00+00', '2024-01-01 03:00:00+00']),
+('sl', $q$SELECT g, {A} FROM {S} GROUP BY g$q$,
+ ARRAY['time_column=ts', 'sliding_window=50 minutes', 'step=2 minutes', 'allowed_lateness=100 years'],
+ $r$SELECT g, {A} FROM {R}
+   WHERE ts >= date_bin('2 minutes', timestamptz '{T}' - interval '50 minutes', timestamptz '2000-01-01 00:00:00+00')
+     AND ts < date_bin('2 minutes', timestamptz '{T}', timestamptz '2000-01-01 00:00:00+00') + interval '2 minutes'
+   GROUP BY g$r$,
+ ARRAY['2024-01-01 00:20:00+00', '2024-01-01 01:01:00+00', '2024-01-01 02:13:59+00']),
+('hop', $q$SELECT g, {A} FROM {S} GROUP BY g$q$,
+ ARRAY['time_column=ts', 'hop_size=30 minutes', 'hop_slide=10 minutes', 'allowed_lateness=100 years'],
+ $r$SELECT ws, ws + interval '30 minutes', g, {A}
+   FROM {R}, generate_series(date_bin('10 minutes', ts, timestamptz '2000-01-01 00:00:00+00') - interval '20 minutes',
+                             date_bin('10 minutes', ts, timestamptz '2000-01-01 00:00:00+00'), interval '10 minutes') ws
+   WHERE ts IS NOT NULL GROUP BY ws, g$r$,
+ ARRAY['2024-01-01 05:00:00+00']),
+('ses', $q$SELECT g, {A} FROM {S} WHERE n < 4 GROUP BY g$q$,
+ ARRAY['time_column=ts', 'session_gap=5 minutes', 'allowed_lateness=100 years'],
+ $r$SELECT min(ts), max(ts), g, {A} FROM (
+     SELECT *, sum(brk) OVER (PARTITION BY g ORDER BY ts ROWS UNBOUNDED PRECEDING) AS sid FROM (
+       SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY g ORDER BY ts) < interval '5 minutes' THEN 0 ELSE 1 END AS brk
+       FROM {R} WHERE n < 4 AND ts IS NOT NULL) a) b
+   GROUP BY g, sid$r$,
+ ARRAY['2024-01-01 05:00:00+00']);
+UPDATE cases SET q = replace(q, '{A}', (SELECT a FROM aggs)), refq = replace(refq, '{A}', (SELECT a FROM aggs));
+
+DO $$
+DECLARE c record;
+BEGIN
+  FOR c IN SELECT * FROM cases ORDER BY name LOOP
+    PERFORM stream_ext.create_continuous_view(c.name, replace(c.q, '{S}', 'ev'), c.opts);
+  END LOOP;
+END $$;
+
+-- every case at each of its read times, against the events of chunks <= max_chunk
+CREATE FUNCTION check_all(max_chunk int)
+RETURNS TABLE (view text, read_time text, view_rows bigint, ref_rows bigint, diffs bigint, examples text)
+LANGUAGE plpgsql AS $$
+DECLARE c record; rt text; refq text;
+BEGIN
+  FOR c IN SELECT * FROM cases ORDER BY name LOOP
+    view := c.name;
+    FOREACH rt IN ARRAY c.read_times LOOP
+      read_time := rt;
+      PERFORM set_config('stream_ext.read_time', rt, true);
+      refq := replace(replace(c.refq, '{R}', format('(SELECT * FROM ref WHERE chunk <= %s AND chunk <> 5) AS r', max_chunk)), '{T}', rt);
+      view_rows := NULL; ref_rows := NULL;
+      BEGIN
+        EXECUTE format('SELECT count(*) FROM (%s) x', refq) INTO ref_rows;
+        EXECUTE format('SELECT count(*) FROM %I', view) INTO view_rows;
+        SELECT count(*), string_agg(d.side || ': ' || left(d.r, 400), E'\n') FILTER (WHERE d.rn <= 2)
+          INTO diffs, examples
+          FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(view, refq) dv) d;
+      EXCEPTION WHEN OTHERS THEN
+        diffs := -1;
+        examples := 'ERROR: ' || SQLERRM;
+      END;
+      RETURN NEXT;
+    END LOOP;
+  END LOOP;
+END $$;
+SQL
+create_pending_deltas
+say "$(q "SELECT count(*) FROM cases") views of $(q "SELECT array_length(regexp_split_to_array(a, ' AS '), 1) - 1 FROM aggs") aggregates each"
+
+compare() {  # compare LABEL MAX_CHUNK
+	local label=$1 out bad empty
+	# with no events the views must be empty (the global one: one row)
+	q "CREATE TABLE res AS SELECT * FROM check_all($2)" >/dev/null
+	out=$(q "SELECT count(*) FILTER (WHERE diffs = 0) || '/' || count(*) || ' (view, read time) pairs equal the batch queries; rows compared: ' || sum(ref_rows) FROM res")
+	bad=$(q "SELECT string_agg(format(E'  %s at %s: %s (view %s rows, reference %s rows)\n    %s', view, read_time,
+	                  CASE WHEN diffs < 0 THEN 'cannot be compared' ELSE diffs || ' differing rows' END,
+	                  coalesce(view_rows::text, '?'), coalesce(ref_rows::text, '?'), replace(examples, E'\n', E'\n    ')), E'\n')
+	           FROM res WHERE diffs <> 0")
+	if [ -n "$bad" ]; then
+		echo "[$TEST_NAME] $label: views differing from the batch queries:"
+		echo "$bad"
+		failures+=("$label: $(q "SELECT string_agg(DISTINCT view, ', ') FROM res WHERE diffs <> 0")")
+	fi
+	say "$label: $out"
+	# a comparison that compares nothing cannot fail: every case must have rows
+	empty=$(q "SELECT string_agg(view, ', ') FROM (SELECT view FROM res GROUP BY view HAVING max(ref_rows) = 0) x")
+	[ -z "$empty" ] || [ "$2" -lt 0 ] || failures+=("$label: no reference rows for $empty")
+	q "DROP TABLE res" >/dev/null
+}
+
+compare "no events" -1
+
+# chunk_sql N: the events of chunk N in shuffled order
+chunk_sql() { echo "SELECT g, u, v, n, c, ts FROM ref WHERE chunk = $1 ORDER BY md5(seq::text)"; }
+for chunk in $(seq 0 11); do
+	case $chunk in
+	0|6)	run_sql -c "INSERT INTO ev $(chunk_sql $chunk)" ;;
+	1|7)	psql -X -q -v ON_ERROR_STOP=1 -c "COPY ($(chunk_sql $chunk)) TO STDOUT (FORMAT csv)" |
+			psql -X -q -v ON_ERROR_STOP=1 -c "COPY ev FROM STDIN (FORMAT csv)" ;;
+	2|8)	psql -X -q -v ON_ERROR_STOP=1 -c "COPY ($(chunk_sql $chunk)) TO STDOUT (FORMAT binary)" |
+			psql -X -q -v ON_ERROR_STOP=1 -c "COPY ev FROM STDIN (FORMAT binary)" ;;
+	3|9)	# a savepoint rolled back: its events (the chunk again) never count
+		run_sql <<SQL
+BEGIN;
+INSERT INTO ev $(chunk_sql $chunk) LIMIT 100;
+SAVEPOINT s;
+INSERT INTO ev $(chunk_sql $chunk);
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO ev $(chunk_sql $chunk) OFFSET 100;
+COMMIT;
+SQL
+		;;
+	5)	# a rolled back transaction: chunk 5 is not in the reference
+		run_sql -c "BEGIN" -c "INSERT INTO ev $(chunk_sql 5)" -c "ROLLBACK" ;;
+	*)	for part in 0 1 2 3; do
+			run_sql -c "INSERT INTO ev SELECT g, u, v, n, c, ts FROM ref WHERE chunk = $chunk AND seq % 4 = $part"
+		done ;;
+	esac
+	[ $chunk = 4 ] && compare "after chunks 0-4" 4
+done
+compare "after all chunks" 11
+wait_until 120 "the combiner merged every delta" "SELECT pending_deltas() = 0"
+compare "after the combiner merged every delta" 11
+
+# more events into states the combiner already merged
+run_sql -c "INSERT INTO ev SELECT g, u, v, n, c, ts FROM ref WHERE chunk <= 4"
+run_sql -c "INSERT INTO ref SELECT seq + 100000, g, u, v, n, c, ts, 11 FROM ref WHERE chunk <= 4"
+wait_until 120 "the combiner merged every delta" "SELECT pending_deltas() = 0"
+compare "the first chunks again, merged into existing states" 11
+
+say "done in $((SECONDS - t0)) s"
+if [ ${#failures[@]} -gt 0 ]; then
+	for f in "${failures[@]}"; do echo "[$TEST_NAME] FAIL: $f" >&2; done
+	exit 1
+fi
+say "ok"
