@@ -65,6 +65,10 @@ CREATE VIEW slow_rows WITH (continuous, ttl = '1 day', ttl_column = 'ts') AS
   SELECT c.ts, c.url, c.user_id, u.tier FROM clicks c JOIN users u ON u.id = c.user_id
    WHERE c.latency > 20;
 CREATE INDEX ON slow_rows (url);
+-- a transform into a table: moved rows are table data, staged rows deltas
+CREATE TABLE slow_log (url text, user_id bigint);
+CREATE VIEW to_slow_log WITH (continuous, output = 'slow_log') AS
+  SELECT url, user_id FROM clicks WHERE latency > 22;
 SELECT stream_ext.kafka_consume('clicks', 'dump_topic', '127.0.0.1:9', format => 'json');
 INSERT INTO stream_ext_internal.kafka_offsets
   SELECT id, 0, 4242 FROM stream_ext_internal.kafka_consumers;
@@ -168,6 +172,13 @@ check_views() {  # check_views LABEL
 	          FROM log c JOIN users u ON u.id = c.user_id WHERE c.latency > 20
 	    EXCEPT ALL SELECT 'slow_rows missing', ts::text, url, user_id::text, tier::text FROM slow_rows))
 	  UNION ALL
+	  -- a transform's rows are in its table or staged (read through it), once
+	  ((SELECT 'slow_log', url, user_id::text, '', '' FROM (TABLE slow_log UNION ALL TABLE to_slow_log) t
+	    EXCEPT ALL SELECT 'slow_log', url, user_id::text, '', '' FROM log WHERE latency > 22)
+	   UNION ALL
+	   (SELECT 'slow_log missing', url, user_id::text, '', '' FROM log WHERE latency > 22
+	    EXCEPT ALL SELECT 'slow_log missing', url, user_id::text, '', '' FROM (TABLE slow_log UNION ALL TABLE to_slow_log) t))
+	  UNION ALL
 	  SELECT 'rows', v, got::text, want::text, '' FROM (VALUES
 	    ('by_tier', (SELECT count(*) FROM by_tier),
 	                (SELECT count(*) FROM (SELECT DISTINCT u.tier, k.kind FROM log c JOIN users u ON u.id = c.user_id
@@ -197,7 +208,12 @@ writer_sql 441 480 | run_sql
 check_views "after new events"
 
 # The catalog is whole again.
-[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 8 ] || fail "stream_ext.continuous_views lacks views"
+[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 9 ] || fail "stream_ext.continuous_views lacks views"
+[ "$(q "SELECT output FROM stream_ext.continuous_views WHERE name = 'to_slow_log'::regclass")" = slow_log ] ||
+	fail "the output of to_slow_log is lost"
+wait_until 30 "the restored transform's staged rows moved" "SELECT count(*) = 0 FROM to_slow_log"
+err=$(psql -X -q -c "DROP TABLE slow_log" 2>&1 || true)
+echo "$err" | grep -q "view to_slow_log depends on" || fail "DROP of a restored transform's output without CASCADE: $err"
 psql -X -At -c "SET enable_seqscan = off" -c "EXPLAIN SELECT * FROM slow_rows WHERE url = '/p/1'" |
 	grep -q slow_rows_url_idx || fail "the restored index of slow_rows is not used by its reads"
 [ "$(q "SELECT time_column FROM stream_ext.continuous_views WHERE name = 'recent'::regclass")" = ts ] ||

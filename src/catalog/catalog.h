@@ -64,6 +64,8 @@ typedef struct ContinuousViewRow
 	bool		keeps_rows;		/* the view keeps its query's rows: it has
 								 * neither keys nor aggregates, and its state
 								 * table holds the rows */
+	Oid			output;			/* a transform's target table or stream, or
+								 * InvalidOid (src/ddl/transform.c) */
 } ContinuousViewRow;
 
 /* A column of a view's state table, for the combiner's statements. */

@@ -53,6 +53,7 @@
 #include "ddl/create_view.h"
 #include "ddl/read_view.h"
 #include "ddl/restore.h"
+#include "ddl/transform.h"
 #include "window/lateness.h"
 #include "window/spec.h"
 #include "window/state_tables.h"
@@ -173,7 +174,8 @@ create_state_tables(ViewShape *shape, int id)
 
 /* Record view id in the catalog (and its watermark for event time). */
 static void
-insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Query *original)
+insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Query *original,
+				   Oid output)
 {
 	ContinuousViewRow row = {0};
 	List	   *aggregates = NIL;
@@ -190,6 +192,7 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Que
 	row.query = nodeToString(original);
 	/* a view that keeps rows: neither keys nor aggregates (catalog/view_rows.c) */
 	row.key_count = shape->keeps_rows ? 0 : list_length(shape->keys);
+	row.output = output;
 	stream_window_spec_to_text(shape->window, &row.window);
 	stream_catalog_insert_view(&row, aggregates);
 	if (stream_window_has_event_time(shape->window))
@@ -278,11 +281,12 @@ name_kept_columns(Query *query, List *aliases)
 
 /*
  * Create a continuous view named name over the SELECT in raw (whose text is
- * sql).  Returns the view's OID.
+ * sql); with output (a relation's name), a transform whose rows go into that
+ * table or stream (transform.c).  Returns the view's OID.
  */
 Oid
 stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const char *sql,
-							  WindowSpec *window)
+							  WindowSpec *window, const char *output)
 {
 	Query	   *query;
 	Query	   *original;
@@ -297,6 +301,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	char	   *qualified;
 	StringInfoData create;
 	AclResult	acl;
+	Oid			output_relid = InvalidOid;
 
 	if (name->relpersistence == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
@@ -305,8 +310,15 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 
 	query = stream_analyze_select(copyObject(raw), sql);
 	name_kept_columns(query, aliases);
+	if (output != NULL)
+	{
+		output_relid = stream_transform_output(output);
+		stream_transform_fit_columns(query, output_relid);
+	}
 	original = copyObject(query);
 	shape = stream_view_shape(query, window);
+	if (output != NULL)
+		stream_transform_check(shape->stream, output_relid, window);
 
 	acl = pg_class_aclcheck(shape->stream, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
@@ -358,10 +370,12 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	view_relid = get_relname_relid(name->relname, nspid);
 
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, original);
+	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, original, output_relid);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	stream_record_view_dependencies(view_relid, original, shape);
+	if (OidIsValid(output_relid))
+		stream_transform_record_dependencies(view_relid, output_relid);
 
 	SPI_finish();
 	stream_catalog_changed();
@@ -423,6 +437,7 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	List	   *options = NIL;
+	char	   *output = NULL;
 	List	   *names = stringToQualifiedNameList(name);
 	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 
@@ -450,12 +465,16 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 						 errmsg("invalid continuous view option \"%s\"", opt),
 						 errhint("Write each option as name=value, for example 'sliding_window=5 minutes'.")));
 			*eq = '\0';
-			options = lappend(options, makeDefElem(pstrdup(opt), (Node *) makeString(pstrdup(eq + 1)), -1));
+			if (strcmp(opt, "output") == 0)
+				output = pstrdup(eq + 1);
+			else
+				options = lappend(options, makeDefElem(pstrdup(opt), (Node *) makeString(pstrdup(eq + 1)), -1));
 		}
 	}
 	PG_RETURN_OID(stream_create_continuous_view(makeRangeVarFromNameList(names), NIL,
 												linitial(stmts), sql,
-												stream_window_spec_from_options(options)));
+												stream_window_spec_from_options(options),
+												output));
 }
 
 /* stream_ext.truncate_continuous_view(view): forget everything it aggregated. */

@@ -11,7 +11,7 @@
 
 extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
 										  RawStmt *raw, const char *sql,
-										  WindowSpec *window);
+										  WindowSpec *window, const char *output);
 extern void stream_follow_view_owner(Oid view);
 extern void stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape);
 

@@ -51,6 +51,7 @@
 #include "catalog/catalog.h"
 #include "ddl/create_view.h"
 #include "ddl/restore.h"
+#include "ddl/transform.h"
 #include "ipc/queue.h"
 #include "window/spec.h"
 
@@ -234,6 +235,7 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Oid			view;
 	Oid			stream;
+	Oid			output;
 	Oid			owner;
 	char	   *view_name;
 	char	   *definition;
@@ -317,6 +319,9 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 		restore_error(view_name, "Its definition computes other aggregates than its state table holds.");
 
 	stream_record_view_dependencies(view, original, shape);
+	output = DatumGetObjectId(column(tuple, desc, "output", &isnull));
+	if (!isnull)
+		stream_transform_record_dependencies(view, output);
 
 	cols[0] = SPI_fnumber(desc, "query");
 	values[0] = CStringGetTextDatum(nodeToString(original));

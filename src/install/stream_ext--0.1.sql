@@ -54,6 +54,8 @@ CREATE TABLE stream_ext_internal.continuous_views (
   ttl_column  text,
   allowed_lateness interval,      -- set exactly when time_attnum is
   keep_late   boolean NOT NULL DEFAULT false,
+  -- a transform's target: the table or stream its rows go into (src/ddl/transform.c)
+  output      regclass,
   -- where the row was written (src/ddl/restore.c): a row restored from a dump
   -- is adopted by trigger adopt_restored below
   made_in     text NOT NULL DEFAULT stream_ext_internal.catalog_origin()
@@ -345,7 +347,8 @@ CREATE VIEW stream_ext.continuous_views AS
          v.ttl,
          v.ttl_column,
          v.allowed_lateness,
-         v.keep_late
+         v.keep_late,
+         v.output
     FROM stream_ext_internal.continuous_views v;
 
 -- Recent events per second of each view (shared memory, src/metrics/view_rates.c).

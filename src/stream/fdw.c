@@ -136,9 +136,22 @@ static TupleTableSlot *
 streamIterateForeignScan(ForeignScanState *node)
 {
 	StreamScanState *state = node->fdw_state;
-	StreamBatchEvents *source = state->source;
+	StreamBatchEvents *source;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-	int			end = (source->only >= 0) ? source->only + 1 : source->nevents;
+	int			end;
+
+	/*
+	 * A kept executor was rescanned at the end of its last run, over that
+	 * run's batch.  A batch of rows that transforms wrote into this stream
+	 * (worker/forward.c) is a new one each time: the previous one is gone.
+	 */
+	if (state->source != stream_scan_source)
+	{
+		state->source = scan_source(node->ss.ss_currentRelation);
+		state->next = (state->source->only >= 0) ? state->source->only : 0;
+	}
+	source = state->source;
+	end = (source->only >= 0) ? source->only + 1 : source->nevents;
 
 	while (state->next < end)
 	{

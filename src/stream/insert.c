@@ -31,6 +31,7 @@
 #include "ipc/queue.h"
 #include "ipc/record.h"
 #include "ipc/route.h"
+#include "stream/fdw.h"
 #include "stream/insert.h"
 
 #define EVENT_BUFFER_SIZE (64 * 1024)
@@ -190,6 +191,30 @@ stream_arrival_attno(Relation rel)
 			return i + 1;
 	}
 	return 0;
+}
+
+/*
+ * The attribute numbers of the columns of rel (a table or a stream) that a
+ * transform into it fills, in order: every column but dropped and generated
+ * ones and a stream's arrival_timestamp.
+ */
+List *
+stream_output_columns(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			arrival = stream_is_stream_relation(RelationGetRelid(rel)) ?
+		stream_arrival_attno(rel) : 0;
+	List	   *attnos = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->attgenerated != '\0' || i + 1 == arrival)
+			continue;
+		attnos = lappend_int(attnos, i + 1);
+	}
+	return attnos;
 }
 
 static void

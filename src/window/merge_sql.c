@@ -15,7 +15,8 @@
  *	 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
  *
  * A view that keeps rows moves its committed rows as they are (no
- * grouping, no conflict): stream_window_move_rows_sql.
+ * grouping, no conflict): stream_window_move_rows_sql; a transform into a
+ * table moves them into that table the same way.
  * A view that keeps its results (a result table: ddl/read_view.c) has the
  * merged rows return their keys and results (finalize_state), and
  * upserts them into the result table in the same statement.
@@ -190,10 +191,13 @@ moved_deltas_sql(const char *delta, const char *returning, int chunk)
  * table: the same columns, without the writer): at most chunk rows, or with
  * chunk 0 the one whose ctid is $1.  columns: the kept-rows table's
  * (StateColumn *).  Like a merge, it returns one row: the rows moved, the
- * rows written.
+ * rows written.  A transform's rows go instead into its output: into is
+ * then "table (column, ...)", the output and its columns in the order of
+ * the kept-rows table's (ddl/transform.c makes them match), and the
+ * table's triggers and constraints apply to each row.
  */
 char *
-stream_window_move_rows_sql(int id, List *columns, int chunk)
+stream_window_move_rows_sql(int id, List *columns, int chunk, const char *into)
 {
 	StringInfoData returning;
 	ListCell   *lc;
@@ -206,7 +210,7 @@ stream_window_move_rows_sql(int id, List *columns, int chunk)
 					MERGE_COUNTS,
 					moved_deltas_sql(stream_view_relation_sql(id, VIEW_DELTA_TABLE),
 									 returning.data, chunk),
-					stream_view_relation_sql(id, VIEW_STATE_TABLE));
+					into ? into : stream_view_relation_sql(id, VIEW_STATE_TABLE));
 }
 
 /*

@@ -49,6 +49,7 @@
 #include "window/lateness.h"
 #include "worker/apply.h"
 #include "worker/counters.h"
+#include "worker/forward.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
 
@@ -193,6 +194,19 @@ make_delta_receiver(Oid relid)
 	r->relid = relid;
 	r->cxt = CurrentMemoryContext;
 	return (DestReceiver *) r;
+}
+
+/*
+ * Where the rows of the view's plan go: its delta table, or for a transform
+ * into a stream, events of that stream added to *outputs once kept
+ * (worker/forward.c).
+ */
+static DestReceiver *
+make_view_receiver(CachedView *view, List **outputs)
+{
+	if (OidIsValid(view->output_stream))
+		return stream_forward_receiver(view->output_stream, outputs);
+	return make_delta_receiver(view->delta_table);
 }
 
 /*
@@ -442,7 +456,7 @@ fails_without_events(CachedView *view, StreamBatchEvents *events)
  * applied again later.  Returns the number of events skipped for an error.
  */
 static int
-apply_view_carefully(CachedView *view, StreamBatchEvents *events)
+apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs)
 {
 	ErrorData  *edata;
 	bool	   *excluded = events->skip;
@@ -450,10 +464,14 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 	int			nbad = 0;
 	ViewErrorLog log;
 	TimestampTz deadline = 0;
+	DestReceiver *dest = make_view_receiver(view, outputs);
 
-	edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
+	edata = try_view_plan(view, events, dest);
 	if (edata == NULL)
+	{
+		stream_forward_keep(dest);
 		return 0;
+	}
 	stream_view_errors_begin(&log, view->id);
 	if (view->plan == NULL || fails_without_events(view, events))
 	{
@@ -515,10 +533,14 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events)
 		int			culprit;
 
 		events->skip = bad;
-		edata = try_view_plan(view, events, make_delta_receiver(view->delta_table));
+		dest = make_view_receiver(view, outputs);
+		edata = try_view_plan(view, events, dest);
 		events->skip = excluded;
 		if (edata == NULL)
+		{
+			stream_forward_keep(dest);
 			break;
+		}
 		if (stream_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
 		/* a time limit is not found by prefix: the longest prefix would be blamed */
@@ -590,18 +612,25 @@ report_view_activity(CachedView *view, int nevents)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+/* Transforms into streams chain at most this deep (cycles are refused at CREATE) */
+#define MAX_TRANSFORM_DEPTH 32
+
 /*
- * Apply the events of streams (a list of StreamBatchEvents) to their views
- * and count them, inside the caller's transaction, which must have an active
- * snapshot.  Errors propagate; the caller aborts and may retry with
- * careful = true.
+ * Apply the events of streams to their views, adding a ViewCount per view
+ * to *counts; then, in the same transaction, the rows that transforms wrote
+ * into streams to those streams' views, and so on down the chain.
  */
-void
-stream_apply_events(List *streams, int worker_no, bool careful)
+static void
+apply_streams(List *streams, bool careful, List **counts, int depth)
 {
-	List	   *counts = NIL;
+	List	   *outputs = NIL;	/* StreamBatchEvents * that transforms wrote */
 	ListCell   *lc;
 
+	if (depth > MAX_TRANSFORM_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transforms into streams chain deeper than %d", MAX_TRANSFORM_DEPTH),
+				 errhint("Drop a transform of the chain: two made concurrently may form a cycle.")));
 	foreach(lc, streams)
 	{
 		StreamBatchEvents *events = lfirst(lc);
@@ -633,22 +662,63 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 													events, &nlate);
 			count->events = events->nevents - nlate;
 			if (careful)
-				count->errors = apply_view_carefully(view, events);
+				count->errors = apply_view_carefully(view, events, &outputs);
 			else
 			{
-				DestReceiver *dest = make_delta_receiver(view->delta_table);
+				DestReceiver *dest = make_view_receiver(view, &outputs);
 
 				run_view_plan(view, events, dest, true);
+				stream_forward_keep(dest);
 				dest->rDestroy(dest);
 			}
 			events->skip = NULL;
-			counts = lappend(counts, count);
+			*counts = lappend(*counts, count);
 			CommandCounterIncrement();
 		}
+		events->values = NULL;
 	}
-	stream_counters_record(counts, worker_no);
-	foreach(lc, streams)
-		((StreamBatchEvents *) lfirst(lc))->values = NULL;
+	if (outputs != NIL)
+		apply_streams(outputs, careful, counts, depth + 1);
+}
+
+/*
+ * Apply the events of streams (a list of StreamBatchEvents) to their views
+ * and count them, inside the caller's transaction, which must have an active
+ * snapshot.  Rows of transforms into streams are applied to those streams'
+ * views in the same transaction (worker/forward.c).  Errors propagate; the
+ * caller aborts and may retry with careful = true.
+ */
+void
+stream_apply_events(List *streams, int worker_no, bool careful)
+{
+	List	   *counts = NIL;
+	List	   *merged = NIL;
+	ListCell   *lc;
+
+	apply_streams(streams, careful, &counts, 0);
+
+	/* one count per view: a chain may reach a stream twice */
+	foreach(lc, counts)
+	{
+		ViewCount  *c = lfirst(lc);
+		ListCell   *lm;
+		bool		found = false;
+
+		foreach(lm, merged)
+		{
+			ViewCount  *m = lfirst(lm);
+
+			if (m->view_id == c->view_id)
+			{
+				m->events += c->events;
+				m->errors += c->errors;
+				found = true;
+			}
+		}
+		if (!found)
+			merged = lappend(merged, c);
+	}
+	stream_counters_record(merged, worker_no);
 }
 
 /*

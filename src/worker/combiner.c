@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/vacuum.h"
@@ -40,6 +41,8 @@
 #include "catalog/view_errors.h"
 #include "guc.h"
 #include "ipc/queue.h"
+#include "stream/fdw.h"
+#include "stream/insert.h"
 #include "jobs/jobs.h"
 #include "window/merge_sql.h"
 #include "window/spec.h"
@@ -99,15 +102,52 @@ typedef struct ViewToCombine
 	Oid			owner;
 	int			key_count;
 	bool		keeps_rows;		/* its state table keeps its query's rows */
+	Oid			output;			/* a transform's output table, whose rows
+								 * are moved there; else InvalidOid */
 	WindowSpec *window;
 } ViewToCombine;
+
+/*
+ * "table (c1, c2, ...)": where the merge of transform v inserts its rows,
+ * the output's first columns as many as the transform has (SPI connected).
+ */
+static char *
+output_target_sql(ViewToCombine *v, int ncolumns)
+{
+	Relation	rel = table_open(v->output, AccessShareLock);
+	StringInfoData buf;
+	ListCell   *lc;
+	int			n = 0;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s (",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	foreach(lc, stream_output_columns(rel))
+	{
+		if (n == ncolumns)
+			break;
+		appendStringInfo(&buf, "%s%s", n++ ? ", " : "",
+						 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel),
+																lfirst_int(lc) - 1)->attname)));
+	}
+	appendStringInfoChar(&buf, ')');
+	table_close(rel, NoLock);
+	return buf.data;
+}
 
 /* The merge statement of view v for chunk deltas, or the one at $1 (SPI connected) */
 static char *
 merge_sql(ViewToCombine *v, int chunk)
 {
 	if (v->keeps_rows)
-		return stream_window_move_rows_sql(v->id, stream_catalog_state_columns(v->id), chunk);
+	{
+		List	   *columns = stream_catalog_state_columns(v->id);
+
+		return stream_window_move_rows_sql(v->id, columns, chunk,
+										   OidIsValid(v->output) ?
+										   output_target_sql(v, list_length(columns)) : NULL);
+	}
 	return stream_window_merge_sql(v->id, stream_catalog_state_columns(v->id), v->key_count,
 								   v->window, chunk);
 }
@@ -300,6 +340,17 @@ lock_state_table(ViewToCombine *v)
 
 	if (!OidIsValid(state))
 		return false;
+
+	/*
+	 * A transform's output first: DROP TABLE output CASCADE locks it, then
+	 * drops the transform's tables.
+	 */
+	if (OidIsValid(v->output))
+	{
+		LockRelationOid(v->output, RowExclusiveLock);
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(v->output)))
+			return false;
+	}
 	LockRelationOid(state, RowExclusiveLock);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state)))
 		return false;
@@ -558,6 +609,9 @@ views_to_combine(MemoryContext cxt, List **views)
 			v->owner = row->owner;
 			v->key_count = row->key_count;
 			v->keeps_rows = row->keeps_rows;
+			/* a stream output is written by the workers (worker/forward.c) */
+			v->output = (OidIsValid(row->output) && !stream_is_stream_relation(row->output)) ?
+				row->output : InvalidOid;
 			v->window = stream_window_spec_from_text(&row->window);
 			*views = lappend(*views, v);
 			MemoryContextSwitchTo(old);

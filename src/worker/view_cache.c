@@ -21,6 +21,7 @@
 
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
+#include "stream/fdw.h"
 #include "worker/view_cache.h"
 
 static MemoryContext cache_context = NULL;
@@ -42,7 +43,7 @@ invalidate_view_cache(Datum arg, Oid relid)
 	{
 		CachedView *v = lfirst(lc);
 
-		if (v->stream == relid || v->view == relid)
+		if (v->stream == relid || v->view == relid || v->output_stream == relid)
 			cache_valid = false;
 		else if (list_member_oid(v->plan_relations, relid))
 			v->plan_stale = true;
@@ -76,6 +77,8 @@ cache_row(ContinuousViewRow *row)
 	v->state_table = row->state_table;
 	v->delta_table = row->delta_table;
 	v->owner = row->owner;
+	if (OidIsValid(row->output) && stream_is_stream_relation(row->output))
+		v->output_stream = row->output;
 	v->name = copy_text(row->name);
 	v->definition = copy_text(row->definition);
 	v->query = copy_text(row->query);

@@ -18,6 +18,8 @@ typedef struct CachedView
 	Oid			state_table;
 	Oid			delta_table;
 	Oid			owner;
+	Oid			output_stream;	/* a transform's output, if a stream: its
+								 * rows are that stream's events */
 	char	   *name;
 	char	   *definition;
 	char	   *query;			/* nodeToString of the defining query */

@@ -1,0 +1,186 @@
+--
+-- transforms: continuous views with output write their rows into a table or
+-- a stream, exactly once
+--
+CREATE FOREIGN TABLE tf_requests (ts timestamptz, url text, status int, user_id bigint) SERVER stream_ext;
+CREATE FOREIGN TABLE tf_errors (ts timestamptz, url text, status bigint) SERVER stream_ext;
+CREATE TABLE tf_users (id bigint PRIMARY KEY, country text);
+INSERT INTO tf_users VALUES (1, 'fr'), (2, 'de');
+-- the same events in a plain table, written in the same transactions
+CREATE TABLE tf_events (ts timestamptz, url text, status int, user_id bigint);
+-- a target table with a constraint and a trigger
+CREATE TABLE tf_audit (ts timestamptz, url text, status int CHECK (status < 600), country text);
+CREATE TABLE tf_audit_trail (url text, by_user name, restricted boolean);
+CREATE FUNCTION tf_audit_note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.tf_audit_trail VALUES (NEW.url, current_user,
+                                     stream_ext_internal.in_security_restricted_operation());
+  IF NEW.url = '/admin/trigger-fails' THEN
+    RAISE EXCEPTION 'trigger refuses %', NEW.url;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER tf_audit_note AFTER INSERT ON tf_audit FOR EACH ROW EXECUTE FUNCTION tf_audit_note();
+
+-- rows of committed writers not yet in a table transform's output
+CREATE FUNCTION tf_pending(v regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM %s WHERE stream_ext_internal.xid_committed(writer_xid)',
+                 (SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = v)) INTO n;
+  RETURN n;
+END $$;
+CREATE FUNCTION tf_moved(v regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..400 LOOP
+    IF tf_pending(v) = 0 THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- into a stream, whose views see the rows; into a table, with a join
+CREATE VIEW tf_to_errors WITH (continuous, output = 'tf_errors') AS
+  SELECT ts, url, status FROM tf_requests WHERE status >= 500;
+CREATE VIEW tf_error_rate WITH (continuous) AS
+  SELECT url, count(*), max(status) FROM tf_errors GROUP BY url;
+CREATE VIEW tf_to_audit WITH (continuous, output = 'tf_audit') AS
+  SELECT r.ts, r.url, r.status, u.country FROM tf_requests r LEFT JOIN tf_users u ON u.id = r.user_id
+  WHERE r.url LIKE '/admin%';
+-- a second stage: a transform of the transformed rows into a table
+CREATE TABLE tf_server_errors (url text, status bigint);
+CREATE VIEW tf_to_server_errors WITH (continuous, output = 'tf_server_errors') AS
+  SELECT url, status FROM tf_errors WHERE status >= 503;
+SELECT name, output FROM stream_ext.continuous_views WHERE name::text LIKE 'tf_%' ORDER BY 1;
+-- the transform's columns are its output's, converted to their types
+\d tf_to_errors
+
+-- INSERT, COPY, a rolled back transaction, a rolled back savepoint
+INSERT INTO tf_requests VALUES ('2100-01-01 10:00', '/a', 500, 1), ('2100-01-01 10:01', '/a', 200, 1),
+  ('2100-01-01 10:02', '/admin/x', 503, 2), ('2100-01-01 10:03', '/admin/y', 200, NULL);
+INSERT INTO tf_events VALUES ('2100-01-01 10:00', '/a', 500, 1), ('2100-01-01 10:01', '/a', 200, 1),
+  ('2100-01-01 10:02', '/admin/x', 503, 2), ('2100-01-01 10:03', '/admin/y', 200, NULL);
+COPY tf_requests FROM STDIN (FORMAT csv);
+2100-01-01 10:04,/b,502,1
+2100-01-01 10:05,/admin/z,504,1
+\.
+COPY tf_events FROM STDIN (FORMAT csv);
+2100-01-01 10:04,/b,502,1
+2100-01-01 10:05,/admin/z,504,1
+\.
+BEGIN;
+INSERT INTO tf_requests VALUES ('2100-01-01 10:06', '/rolled-back', 500, 1), ('2100-01-01 10:06', '/admin/rolled-back', 500, 1);
+ROLLBACK;
+BEGIN;
+INSERT INTO tf_requests VALUES ('2100-01-01 10:07', '/c', 501, 2);
+INSERT INTO tf_events VALUES ('2100-01-01 10:07', '/c', 501, 2);
+SAVEPOINT s;
+INSERT INTO tf_requests VALUES ('2100-01-01 10:08', '/savepoint', 500, 1), ('2100-01-01 10:08', '/admin/savepoint', 200, 1);
+ROLLBACK TO s;
+INSERT INTO tf_requests VALUES ('2100-01-01 10:09', '/admin/after', 200, 2);
+INSERT INTO tf_events VALUES ('2100-01-01 10:09', '/admin/after', 200, 2);
+COMMIT;
+
+-- the stream's view saw exactly the transformed rows of committed writers
+SELECT * FROM tf_error_rate ORDER BY url;
+(SELECT url, count(*), max(status)::bigint FROM tf_events WHERE status >= 500 GROUP BY url
+ EXCEPT SELECT * FROM tf_error_rate)
+UNION ALL
+(SELECT * FROM tf_error_rate
+ EXCEPT SELECT url, count(*), max(status)::bigint FROM tf_events WHERE status >= 500 GROUP BY url);
+-- the table gets them once the combiner moved them; the trigger ran as the
+-- view's owner, restricted
+SELECT tf_moved('tf_to_audit'), tf_moved('tf_to_server_errors');
+SELECT ts, url, status, country FROM tf_audit ORDER BY ts;
+(SELECT e.ts, e.url, e.status, u.country FROM tf_events e LEFT JOIN tf_users u ON u.id = e.user_id
+ WHERE e.url LIKE '/admin%' EXCEPT ALL SELECT * FROM tf_audit)
+UNION ALL
+(SELECT * FROM tf_audit EXCEPT ALL
+ SELECT e.ts, e.url, e.status, u.country FROM tf_events e LEFT JOIN tf_users u ON u.id = e.user_id
+ WHERE e.url LIKE '/admin%');
+SELECT * FROM tf_audit_trail ORDER BY url;
+SELECT * FROM tf_server_errors ORDER BY url;
+-- reading a transform shows the rows on their way to a table output (none
+-- now), never a stream output's
+SELECT count(*) FROM tf_to_audit;
+SELECT count(*) FROM tf_to_errors;
+
+-- rows the table rejects (a constraint, the trigger) are recorded in
+-- view_errors; the rest goes in
+INSERT INTO tf_requests VALUES ('2100-01-01 11:00', '/admin/too-big', 700, 1),
+  ('2100-01-01 11:01', '/admin/fine', 404, 1), ('2100-01-01 11:02', '/admin/trigger-fails', 200, 1),
+  ('2100-01-01 11:03', '/admin/fine-too', 200, 2);
+SELECT tf_moved('tf_to_audit');
+SELECT url, status FROM tf_audit WHERE ts >= '2100-01-01 11:00' ORDER BY ts;
+SELECT name, sqlstate, message, event LIKE '%/admin/too-big%' OR event LIKE '%/admin/trigger-fails%' AS has_row
+  FROM stream_ext.view_errors WHERE name = 'tf_to_audit'::regclass ORDER BY sqlstate;
+SELECT url FROM tf_audit_trail WHERE url LIKE '/admin/%f%' ORDER BY url;
+
+-- CREATE-time errors
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_requests') AS
+  SELECT ts, url, status, user_id FROM tf_requests;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_requests') AS
+  SELECT ts, url, status::int, 0::bigint FROM tf_errors;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_audit') AS SELECT ts, url FROM tf_requests;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_audit') AS
+  SELECT ts, url, status, country, 1 FROM tf_requests, tf_users;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_audit') AS
+  SELECT ts, url, ts, url FROM tf_requests;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_audit') AS
+  SELECT max(ts), url, 1, 'x' FROM tf_requests GROUP BY url;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_audit', ttl = '1 hour', ttl_column = 'ts') AS
+  SELECT ts, url, status, 'x' FROM tf_requests;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_no_such_table') AS SELECT ts FROM tf_requests;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_error_rate') AS SELECT url, 1::bigint, 1::bigint FROM tf_requests;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_audit', output = 'tf_audit') AS SELECT ts FROM tf_requests;
+SELECT stream_ext.create_continuous_view('tf_bad', 'SELECT ts, url FROM tf_requests', ARRAY['output=tf_errors']);
+-- a role without INSERT on the output
+CREATE ROLE regress_tf_owner;
+GRANT SELECT ON tf_requests TO regress_tf_owner;
+GRANT CREATE ON SCHEMA public TO regress_tf_owner;
+SET ROLE regress_tf_owner;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_audit') AS SELECT ts, url, status, 'x' FROM tf_requests;
+CREATE VIEW tf_bad WITH (continuous, output = 'tf_errors') AS SELECT ts, url, status FROM tf_requests;
+RESET ROLE;
+-- with it: the rows go in as the owner; revoked, they wait until it is granted again
+GRANT INSERT ON tf_server_errors TO regress_tf_owner;
+SET ROLE regress_tf_owner;
+CREATE VIEW tf_owned WITH (continuous, output = 'tf_server_errors') AS
+  SELECT url, status FROM tf_requests WHERE url = '/owned';
+RESET ROLE;
+REVOKE INSERT ON tf_server_errors FROM regress_tf_owner;
+INSERT INTO tf_requests VALUES ('2100-01-01 12:00', '/owned', 404, 1);
+SELECT pg_sleep(1);
+SELECT count(*) FROM tf_server_errors WHERE url = '/owned';
+SELECT url, status FROM tf_owned;
+GRANT INSERT ON tf_server_errors TO regress_tf_owner;
+SELECT tf_moved('tf_owned');
+SELECT url, status FROM tf_server_errors WHERE url = '/owned';
+SELECT count(*) FROM tf_owned;
+
+-- the output cannot be dropped, nor its used columns dropped or retyped,
+-- without CASCADE
+DROP TABLE tf_audit;
+ALTER TABLE tf_audit DROP COLUMN country;
+ALTER TABLE tf_audit ALTER COLUMN status TYPE bigint;
+DROP FOREIGN TABLE tf_errors;
+-- a column added to the output takes its default
+ALTER TABLE tf_server_errors ADD COLUMN noted boolean DEFAULT true;
+INSERT INTO tf_requests VALUES ('2100-01-01 12:01', '/owned', 403, 1);
+SELECT tf_moved('tf_owned');
+SELECT url, status, noted FROM tf_server_errors WHERE url = '/owned' ORDER BY status;
+-- CASCADE drops the transforms, and nothing is left behind
+DROP FOREIGN TABLE tf_errors CASCADE;
+DROP TABLE tf_audit CASCADE;
+DROP VIEW tf_owned;
+SELECT name FROM stream_ext.continuous_views WHERE name::text LIKE 'tf_%' ORDER BY 1;
+SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'stream_ext_internal'
+           AND (c.relname LIKE 'state\_%' OR c.relname LIKE 'delta\_%')) =
+       2 * (SELECT count(*) FROM stream_ext_internal.continuous_views) AS no_orphans;
+DROP TABLE tf_server_errors CASCADE;
+DROP FOREIGN TABLE tf_requests CASCADE;
+DROP TABLE tf_users, tf_events, tf_audit_trail;
+DROP FUNCTION tf_audit_note(), tf_pending(regclass), tf_moved(regclass);
+REVOKE CREATE ON SCHEMA public FROM regress_tf_owner;
+DROP ROLE regress_tf_owner;

@@ -1,0 +1,282 @@
+/*
+ * forward.c
+ *	  The rows of a transform into a stream, as events of that stream.
+ *
+ * A worker runs a transform's plan like a row-keeping view's (its writer,
+ * then its columns), but instead of a delta table its rows go to a
+ * ForwardReceiver: each row becomes an event of the output stream, the heap
+ * tuple image the rings carry, whose xmin is the row's writer (the
+ * transaction, or subtransaction, that wrote the event it came from) and
+ * whose arrival_timestamp is the batch's time.  The apply loop
+ * (worker/apply.c) then applies those events to the output stream's views
+ * in the same transaction, as it applies a batch read from a ring: views
+ * downstream tag their deltas with the original writer, so they see the
+ * rows exactly when that writer commits, never if it aborts, and a crash
+ * before the batch commits loses nothing (the batch is applied again).
+ *
+ * The rows of a run are pending until the caller keeps them
+ * (stream_forward_keep), after the run succeeded: a careful retry runs a
+ * view's plan several times, and only its successful run's rows count.
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "stream/insert.h"
+#include "worker/forward.h"
+
+typedef struct ForwardReceiver
+{
+	DestReceiver pub;
+	Oid			stream;			/* the output stream */
+	List	  **outputs;		/* StreamBatchEvents * of kept rows, one per
+								 * output stream, in cxt */
+	MemoryContext cxt;
+	StreamBatchEvents *pending; /* this run's events */
+	TupleDesc	desc;			/* the stream's, for this run */
+	int		   *attnos;			/* the stream column of each row column */
+	int			ncolumns;
+	int			arrival_attno;
+	TimestampTz arrival;
+	Datum	   *values;
+	bool	   *isnull;
+} ForwardReceiver;
+
+static StreamBatchEvents *
+new_events(Oid stream, MemoryContext cxt)
+{
+	StreamBatchEvents *ev = MemoryContextAllocZero(cxt, sizeof(StreamBatchEvents));
+
+	ev->stream = stream;
+	ev->capacity = 64;
+	ev->events = MemoryContextAlloc(cxt, sizeof(HeapTupleData) * ev->capacity);
+	ev->only = -1;
+	return ev;
+}
+
+static void
+forward_startup(DestReceiver *self, int operation, TupleDesc rows)
+{
+	ForwardReceiver *r = (ForwardReceiver *) self;
+	Relation	rel = table_open(r->stream, AccessShareLock);
+	List	   *columns = stream_output_columns(rel);
+	AclResult	acl;
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	int			i = 0;
+	ListCell   *lc;
+
+	/* the view's owner writes into the stream: it must still be allowed to */
+	acl = pg_class_aclcheck(r->stream, GetUserId(), ACL_INSERT);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_FOREIGN_TABLE, RelationGetRelationName(rel));
+
+	r->desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	r->ncolumns = rows->natts - 1;
+	if (r->ncolumns < 1 || r->ncolumns > list_length(columns) ||
+		TupleDescAttr(rows, 0)->atttypid != XID8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stream \"%s\" does not match the transform writing into it",
+						RelationGetRelationName(rel))));
+	r->attnos = palloc(sizeof(int) * r->ncolumns);
+	foreach(lc, columns)
+	{
+		if (i == r->ncolumns)
+			break;
+		r->attnos[i] = lfirst_int(lc);
+		if (TupleDescAttr(r->desc, r->attnos[i] - 1)->atttypid !=
+			TupleDescAttr(rows, i + 1)->atttypid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("column \"%s\" of stream \"%s\" does not match the transform writing into it",
+							NameStr(TupleDescAttr(r->desc, r->attnos[i] - 1)->attname),
+							RelationGetRelationName(rel))));
+		i++;
+	}
+	r->arrival_attno = stream_arrival_attno(rel);
+	r->arrival = GetCurrentTransactionStartTimestamp();
+	r->values = palloc(sizeof(Datum) * r->desc->natts);
+	r->isnull = palloc(sizeof(bool) * r->desc->natts);
+	r->pending = new_events(r->stream, r->cxt);
+	MemoryContextSwitchTo(old);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * An event as the rings carry it (stream/insert.c forms them so): the
+ * heap tuple image of values, whose xmin is writer.
+ */
+static HeapTuple
+form_event(TupleDesc desc, Datum *values, bool *isnull, TransactionId writer)
+{
+	bool		hasnull = false;
+	Size		hoff;
+	Size		data_len;
+	HeapTuple	tuple;
+	HeapTupleHeader td;
+
+	for (int i = 0; i < desc->natts; i++)
+		hasnull |= isnull[i];
+	hoff = SizeofHeapTupleHeader;
+	if (hasnull)
+		hoff += BITMAPLEN(desc->natts);
+	hoff = MAXALIGN(hoff);
+	data_len = heap_compute_data_size(desc, values, isnull);
+
+	tuple = palloc(HEAPTUPLESIZE + hoff + data_len);
+	td = (HeapTupleHeader) ((char *) tuple + HEAPTUPLESIZE);
+	tuple->t_data = td;
+	tuple->t_len = hoff + data_len;
+	memset(td, 0, hoff);
+	HeapTupleHeaderSetNatts(td, desc->natts);
+	td->t_hoff = hoff;
+	heap_fill_tuple(desc, values, isnull, (char *) td + hoff, data_len,
+					&td->t_infomask, hasnull ? td->t_bits : NULL);
+	HeapTupleHeaderSetXmin(td, writer);
+	HeapTupleHeaderSetCmin(td, FirstCommandId);
+	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
+	ItemPointerSetInvalid(&td->t_ctid);
+	return tuple;
+}
+
+/* One row: the writer, then the stream's columns, as an event of the stream */
+static bool
+forward_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ForwardReceiver *r = (ForwardReceiver *) self;
+	StreamBatchEvents *ev = r->pending;
+	TupleDesc	desc = r->desc;
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	TransactionId writer;
+	HeapTuple	tuple;
+	HeapTupleData *dst;
+
+	slot_getallattrs(slot);
+	if (slot->tts_isnull[0])
+		elog(ERROR, "a transform's row has no writer");
+	writer = XidFromFullTransactionId(DatumGetFullTransactionId(slot->tts_values[0]));
+	for (int i = 0; i < desc->natts; i++)
+	{
+		r->values[i] = (Datum) 0;
+		r->isnull[i] = true;
+	}
+	for (int i = 0; i < r->ncolumns; i++)
+	{
+		int			a = r->attnos[i] - 1;
+		Datum		value = slot->tts_values[i + 1];
+
+		/* a value read from a joined table may be toasted there */
+		if (!slot->tts_isnull[i + 1] && TupleDescAttr(desc, a)->attlen == -1 &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(value)))
+			value = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(value)));
+		r->values[a] = value;
+		r->isnull[a] = slot->tts_isnull[i + 1];
+	}
+	if (r->arrival_attno > 0)
+	{
+		r->values[r->arrival_attno - 1] = TimestampTzGetDatum(r->arrival);
+		r->isnull[r->arrival_attno - 1] = false;
+	}
+	tuple = form_event(desc, r->values, r->isnull, writer);
+
+	if (ev->nevents == ev->capacity)
+	{
+		ev->capacity *= 2;
+		ev->events = repalloc_huge(ev->events, sizeof(HeapTupleData) * ev->capacity);
+	}
+	dst = &ev->events[ev->nevents++];
+	*dst = *tuple;
+	dst->t_tableOid = r->stream;
+	ItemPointerSetInvalid(&dst->t_self);
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+static void
+forward_shutdown(DestReceiver *self)
+{
+}
+
+static void
+forward_destroy(DestReceiver *self)
+{
+}
+
+/*
+ * A receiver making the rows of a transform's plan events of stream; kept
+ * runs add them to *outputs.  Allocated in the current memory context,
+ * which must last as long as *outputs is used.
+ */
+DestReceiver *
+stream_forward_receiver(Oid stream, List **outputs)
+{
+	ForwardReceiver *r = palloc0(sizeof(ForwardReceiver));
+
+	r->pub.receiveSlot = forward_receive;
+	r->pub.rStartup = forward_startup;
+	r->pub.rShutdown = forward_shutdown;
+	r->pub.rDestroy = forward_destroy;
+	r->pub.mydest = DestNone;
+	r->stream = stream;
+	r->outputs = outputs;
+	r->cxt = CurrentMemoryContext;
+	return (DestReceiver *) r;
+}
+
+bool
+stream_is_forward_receiver(DestReceiver *dest)
+{
+	return dest->receiveSlot == forward_receive;
+}
+
+/*
+ * The last run of dest succeeded: add its events to those of its stream in
+ * *outputs.
+ */
+void
+stream_forward_keep(DestReceiver *dest)
+{
+	ForwardReceiver *r = (ForwardReceiver *) dest;
+	StreamBatchEvents *into = NULL;
+	ListCell   *lc;
+
+	if (!stream_is_forward_receiver(dest) || r->pending == NULL)
+		return;
+	if (r->pending->nevents == 0)
+	{
+		r->pending = NULL;
+		return;
+	}
+	foreach(lc, *r->outputs)
+		if (((StreamBatchEvents *) lfirst(lc))->stream == r->stream)
+			into = lfirst(lc);
+	if (into == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+		*r->outputs = lappend(*r->outputs, r->pending);
+		MemoryContextSwitchTo(old);
+	}
+	else
+	{
+		if (into->nevents + r->pending->nevents > into->capacity)
+		{
+			into->capacity = into->nevents + r->pending->nevents;
+			into->events = repalloc_huge(into->events, sizeof(HeapTupleData) * into->capacity);
+		}
+		memcpy(into->events + into->nevents, r->pending->events,
+			   sizeof(HeapTupleData) * r->pending->nevents);
+		into->nevents += r->pending->nevents;
+	}
+	r->pending = NULL;
+}

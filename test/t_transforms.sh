@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Transforms (views with output into a stream or a table), in two parts.
+#
+# 1. Differential, on the given server (or one of its own): random events,
+#    written by INSERT and COPY, some in rolled back transactions or rolled
+#    back savepoints, go through two chained stages:
+#      ev -> t_mid (a LEFT JOIN with a table, rows missing on its side, a
+#      WHERE, expressions) -> stream mid -> views mid_agg (GROUP BY) and
+#      mid_minutes (time buckets), and -> t_out -> table out_tab;
+#      ev -> t_direct -> table direct_tab.
+#    The same events go into a plain table in the same transactions; every
+#    stage must equal the batch query over that table.
+# 2. Crash: an own server; clients write batches (each with its id: COPY,
+#    multi-statement transactions, rollbacks, rolled back savepoints) into a
+#    chain ev -> t_mid -> mid -> (per_batch view, t_out -> out_tab) and
+#    ev -> t_direct -> direct_tab; kill -9 of the postmaster mid-ingestion,
+#    restart, and in every stage every acknowledged batch is there exactly
+#    once and complete, every batch there is complete in every stage, rolled
+#    back batches and savepoints are nowhere, no row is doubled.
+source "$(dirname "$0")/lib.sh"
+ROUNDS=${ROUNDS:-40} CLIENTS=${CLIENTS:-4} CYCLES=${CYCLES:-2} EVENTS_PER_CYCLE=${EVENTS_PER_CYCLE:-30000}
+
+###########################################################################
+say "part 1: chained stages against the batch query"
+use_server
+fresh_db t_transforms
+create_pending_deltas
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ev (id bigint, k int, v int, u bigint, ts timestamptz) SERVER stream_ext;
+CREATE FOREIGN TABLE mid (id bigint, k int, v2 bigint, country text, ts timestamptz) SERVER stream_ext;
+CREATE TABLE users (id bigint PRIMARY KEY, country text);
+INSERT INTO users SELECT g, 'c' || (g % 7) FROM generate_series(1, 80) g;   -- ids 81..100 missing
+CREATE TABLE out_tab (id bigint, k int, v2 bigint);
+CREATE TABLE direct_tab (id bigint, v int, country text);
+CREATE TABLE plain (round int, id bigint, k int, v int, u bigint, ts timestamptz);
+CREATE VIEW t_mid WITH (continuous, output = 'mid') AS
+  SELECT e.id, e.k, e.v * 2, coalesce(u.country, '?'), e.ts
+    FROM ev e LEFT JOIN users u ON u.id = e.u WHERE e.v % 5 <> 0;
+CREATE VIEW mid_agg WITH (continuous) AS
+  SELECT k, country, count(*), sum(v2) FROM mid GROUP BY k, country;
+CREATE VIEW mid_minutes WITH (continuous) AS
+  SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, count(*), max(v2) FROM mid GROUP BY minute;
+CREATE VIEW t_out WITH (continuous, output = 'out_tab') AS
+  SELECT id, k, v2 FROM mid WHERE v2 % 3 = 0;
+CREATE VIEW t_direct WITH (continuous, output = 'direct_tab') AS
+  SELECT e.id, e.v, u.country FROM ev e JOIN users u ON u.id = e.u WHERE e.k < 5;
+-- the batch queries over the committed events
+CREATE VIEW want_mid AS
+  SELECT p.id, p.k, p.v * 2 AS v2, coalesce(u.country, '?') AS country, p.ts
+    FROM plain p LEFT JOIN users u ON u.id = p.u WHERE p.v % 5 <> 0;
+SQL
+
+# round R: N random events into plain (NULL join keys too), then into ev
+plain_sql() {
+	printf "INSERT INTO plain SELECT %s, %s * 100000 + g, (random() * 9)::int, (random() * 1000)::int, " "$1" "$1"
+	printf "CASE WHEN random() < 0.1 THEN NULL ELSE (random() * 100)::bigint END, "
+	printf "'2100-01-01'::timestamptz + (random() * 3600) * interval '1 second' FROM generate_series(1, %s) g;\n" "$2"
+}
+round_sql() {
+	plain_sql "$1" "$2"
+	printf "INSERT INTO ev SELECT id, k, v, u, ts FROM plain WHERE round = %s;\n" "$1"
+}
+for r in $(seq 1 "$ROUNDS"); do
+	n=$((RANDOM % 300 + 1))
+	case $((r % 6)) in
+	0) { echo "BEGIN;"; round_sql "$r" "$n"; echo "ROLLBACK;"; } | run_sql ;;
+	1) { echo "BEGIN;"; round_sql "$r" "$n"; echo "SAVEPOINT s;"; round_sql "$((r + 1000))" 50
+	     echo "ROLLBACK TO s;"; echo "COMMIT;"; } | run_sql ;;
+	2) # COPY of the round's events, once they are in plain
+	   plain_sql "$r" "$n" | run_sql
+	   psql -X -q -At -c "COPY (SELECT id, k, v, u, ts FROM plain WHERE round = $r) TO STDOUT" > "$SCRATCH/round.copy"
+	   run_sql -c "\\copy ev FROM '$SCRATCH/round.copy'" ;;
+	*) { echo "BEGIN;"; round_sql "$r" "$n"; echo "COMMIT;"; } | run_sql ;;
+	esac
+done
+say "$(q "SELECT count(*) FROM plain") committed events in $ROUNDS rounds"
+wait_until 60 "the combiner moved every committed row" \
+	"SELECT count(*) = 0 FROM (SELECT 1 FROM t_out UNION ALL SELECT 1 FROM t_direct) x"
+
+check_equal() {  # check_equal WHAT ACTUAL_SQL WANTED_SQL: multiset equality
+	local diff
+	diff=$(q "SELECT count(*) FROM ((($2) EXCEPT ALL ($3)) UNION ALL (($3) EXCEPT ALL ($2))) d")
+	[ "$diff" = 0 ] || fail "$1 differs from the batch query in $diff rows"
+	say "ok: $1 equals the batch query ($(q "SELECT count(*) FROM ($2) x") rows)"
+}
+check_equal "mid_agg (stream -> transform with a join -> stream -> view)" \
+	"SELECT * FROM mid_agg" "SELECT k, country, count(*), sum(v2) FROM want_mid GROUP BY k, country"
+check_equal "mid_minutes (time buckets over transformed events)" \
+	"SELECT * FROM mid_minutes" \
+	"SELECT date_bin('1 minute', ts, '2000-01-01'), count(*), max(v2) FROM want_mid GROUP BY 1"
+check_equal "out_tab (stream -> transform -> stream -> transform -> table)" \
+	"SELECT * FROM out_tab" "SELECT id, k, v2 FROM want_mid WHERE v2 % 3 = 0"
+check_equal "direct_tab (stream -> transform with a join -> table)" \
+	"SELECT * FROM direct_tab" \
+	"SELECT p.id, p.v, u.country FROM plain p JOIN users u ON u.id = p.u WHERE p.k < 5"
+# view_stats counts what each view applied, rolled back writers' events too:
+# the views of mid all saw the same transformed events, at least the committed ones
+[ "$(q "SELECT count(DISTINCT events) = 1 AND min(events) >= (SELECT count(*) FROM want_mid)
+        FROM stream_ext.view_stats WHERE name IN ('mid_agg'::regclass, 'mid_minutes'::regclass, 't_out'::regclass)")" = t ] ||
+	fail "view_stats of the views of mid: $(q "SELECT string_agg(name || '=' || events, ' ') FROM stream_ext.view_stats")"
+say "ok: view_stats counts the transformed events each view applied"
+
+# truncate and DROP keep working along the chain
+run_sql -c "SELECT stream_ext.truncate_continuous_view('mid_agg')" -c "DROP VIEW t_out"
+q "INSERT INTO ev VALUES (1, 1, 1, 1, '2100-01-01')" >/dev/null
+[ "$(q "SELECT count FROM mid_agg")" = 1 ] || fail "mid_agg after truncate"
+say "ok: truncate and DROP of a stage"
+
+###########################################################################
+say "part 2: kill -9 mid-ingestion loses and doubles nothing in any stage"
+unset PGHOST PGPORT PGDATABASE
+SRV="$SCRATCH/crash_server"
+start_own_server "$SRV" "stream_ext.workers = 2" "stream_ext.queue_size = 256kB"
+fresh_db t_transforms_crash
+create_pending_deltas
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ev (batch_id bigint, size int, seq int) SERVER stream_ext;
+CREATE FOREIGN TABLE mid (batch_id bigint, size int, seq int) SERVER stream_ext;
+CREATE TABLE out_tab (batch_id bigint, seq int);
+CREATE TABLE direct_tab (batch_id bigint, seq int);
+CREATE VIEW t_mid WITH (continuous, output = 'mid') AS
+  SELECT batch_id, size, seq FROM ev WHERE seq % 2 = 0;
+CREATE VIEW per_batch WITH (continuous) AS
+  SELECT batch_id, count(*) AS n, max(size) AS size, sum(seq) AS seq_sum FROM mid GROUP BY batch_id;
+CREATE VIEW t_out WITH (continuous, output = 'out_tab') AS
+  SELECT batch_id, seq FROM mid WHERE seq % 4 = 0;
+CREATE VIEW t_direct WITH (continuous, output = 'direct_tab') AS
+  SELECT batch_id, seq FROM ev WHERE seq % 3 = 0;
+CREATE VIEW totals WITH (continuous) AS SELECT count(*) AS n FROM ev;
+CREATE TABLE acked (id bigint, size int);
+CREATE TABLE rolled_back (id bigint, size int);
+SQL
+
+# client_sql CYCLE CLIENT: endless SQL script for one client
+client_sql() {
+	local base=$((($1 * 100 + $2) * 1000000)) n=0 id size i
+	while :; do
+		n=$((n + 1)); id=$((base + n)); size=12
+		[ $((n % 7)) = 3 ] && size=2400
+		case $((n % 5)) in
+		0)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nROLLBACK;\n\\echo rb %s %s\n' \
+				$id $size $size $id $size ;;
+		1)	printf 'COPY ev FROM STDIN;\n'
+			for ((i = 1; i <= size; i++)); do printf '%s\t%s\t%s\n' $id $size $i; done
+			printf '\\.\n\\echo ack %s %s\n' $id $size ;;
+		2)	# a rolled back savepoint with a batch of its own in the middle
+			printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\n' $id $size $((size / 2))
+			printf 'SAVEPOINT s;\nINSERT INTO ev SELECT %s, 5, g FROM generate_series(1, 5) g;\nROLLBACK TO s;\n' $((id + 500000))
+			printf 'INSERT INTO ev SELECT %s, %s, g FROM generate_series(%s, %s) g;\nCOMMIT;\n\\echo ack %s %s\n\\echo rb %s 5\n' \
+				$id $size $((size / 2 + 1)) $size $id $size $((id + 500000)) ;;
+		*)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nCOMMIT;\n\\echo ack %s %s\n' \
+				$id $size $size $id $size ;;
+		esac
+	done
+}
+
+verify() {  # verify LABEL
+	local label=$1 bad
+	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "ack" { print $2 "\t" $3 }' > "$SCRATCH/acked.tsv"
+	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "rb" { print $2 "\t" $3 }' > "$SCRATCH/rolled_back.tsv"
+	run_sql -c "TRUNCATE acked, rolled_back" -c "\\copy acked FROM '$SCRATCH/acked.tsv'" \
+		-c "\\copy rolled_back FROM '$SCRATCH/rolled_back.tsv'"
+	bad=$(psql -X -At -v ON_ERROR_STOP=1 <<'SQL'
+WITH ob AS (SELECT batch_id, count(*) AS n, count(DISTINCT seq) AS d FROM out_tab GROUP BY batch_id),
+     db AS (SELECT batch_id, count(*) AS n, count(DISTINCT seq) AS d FROM direct_tab GROUP BY batch_id),
+     present AS (SELECT batch_id FROM per_batch UNION SELECT batch_id FROM ob UNION SELECT batch_id FROM db),
+     sizes AS (SELECT id, size FROM acked UNION SELECT batch_id, size FROM per_batch)
+SELECT format('batch %s (size %s): mid %s events (seq sum %s), out_tab %s rows (%s distinct), direct_tab %s rows (%s distinct), acknowledged %s',
+              p.batch_id, s.size, v.n, v.seq_sum, o.n, o.d, d.n, d.d, a.id IS NOT NULL)
+  FROM present p
+  LEFT JOIN per_batch v ON v.batch_id = p.batch_id
+  LEFT JOIN ob o ON o.batch_id = p.batch_id
+  LEFT JOIN db d ON d.batch_id = p.batch_id
+  LEFT JOIN acked a ON a.id = p.batch_id
+  LEFT JOIN LATERAL (SELECT max(size) AS size FROM sizes WHERE id = p.batch_id) s ON true
+ WHERE s.size IS NULL
+    OR coalesce(v.n, 0) <> s.size / 2 OR coalesce(v.seq_sum, 0) <> (s.size / 2) * (s.size / 2 + 1)
+    OR coalesce(o.n, 0) <> s.size / 4 OR coalesce(o.d, 0) <> s.size / 4
+    OR coalesce(d.n, 0) <> s.size / 3 OR coalesce(d.d, 0) <> s.size / 3
+    OR EXISTS (SELECT FROM rolled_back r WHERE r.id = p.batch_id)
+UNION ALL
+SELECT format('acknowledged batch %s missing', a.id) FROM acked a
+ WHERE NOT EXISTS (SELECT FROM per_batch v WHERE v.batch_id = a.id)
+    OR NOT EXISTS (SELECT FROM direct_tab d WHERE d.batch_id = a.id)
+ LIMIT 10
+SQL
+)
+	[ -z "$bad" ] || fail "$label: $bad"
+	say "ok: $label: $(q "SELECT count(*) FROM acked") acknowledged batches exactly once in every stage;" \
+		"$(q "SELECT count(*) FROM rolled_back") rolled back ones nowhere; $(q "SELECT count(*) FROM out_tab") + $(q "SELECT count(*) FROM direct_tab") table rows"
+}
+
+for cycle in $(seq 1 "$CYCLES"); do
+	before=$(q "SELECT n FROM totals")
+	pids=()
+	for c in $(seq 1 "$CLIENTS"); do
+		client_sql "$cycle" "$c" | psql -X -q -o /dev/null -v ON_ERROR_STOP=1 \
+			>"$SCRATCH/client-$cycle-$c.out" 2>"$SCRATCH/client-$cycle-$c.err" &
+		pids+=($!)
+		_bg_pids+=($!)
+	done
+	say "cycle $cycle: $CLIENTS clients writing; crash after $EVENTS_PER_CYCLE more events"
+	wait_until 120 "$EVENTS_PER_CYCLE more events" "SELECT n >= $before + $EVENTS_PER_CYCLE FROM totals"
+	kill_server_hard "$SRV"
+	say "killed postmaster $KILLED_PM and $KILLED_CHILDREN children"
+	deadline=$((SECONDS + 30))
+	for p in "${pids[@]}"; do
+		while kill -0 "$p" 2>/dev/null; do
+			[ $SECONDS -ge $deadline ] && fail "client $p still running after the crash"
+			sleep 0.05
+		done
+	done
+	bash "$TEST_DIR/server.sh" restart "$SRV" >"$SCRATCH/restart.out" 2>&1 || { cat "$SCRATCH/restart.out"; fail "restart failed"; }
+	grep -q 'automatic recovery in progress' "$SRV/server.log" || fail "no crash recovery happened"
+	wait_until 60 "the combiner moved and cleaned every delta" "SELECT pending_deltas() = 0"
+	verify "cycle $cycle, after restart and the combiner's rounds"
+done
+say "ok"
