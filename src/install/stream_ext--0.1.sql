@@ -989,7 +989,8 @@ REVOKE ALL ON FUNCTION stream_ext_internal.kafka_csv_field(text, text, text, tex
                        stream_ext_internal.kafka_text_field(text, text, text) FROM PUBLIC;
 
 -- Events staged: committed to the stream (kept by the staging view, or still in
--- its deltas) or in the outbox, not yet acknowledged by the brokers.
+-- its deltas) or in the outbox, not yet acknowledged by the brokers.  A count,
+-- public as the consumers' lag is; the events themselves are not.
 CREATE FUNCTION stream_ext_internal.kafka_producer_pending(p_id int) RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
@@ -1004,8 +1005,6 @@ BEGIN
   RETURN n + (SELECT count(*) FROM stream_ext_internal.kafka_outbox WHERE producer_id = p_id);
 END
 $$;
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_producer_pending(int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_producer_pending(int) TO stream_ext_kafka;
 
 CREATE VIEW stream_ext.kafka_producers AS
   SELECT p.stream, p.topic, p.brokers, p.format, p.key_column, p.enabled,
@@ -1014,8 +1013,7 @@ CREATE VIEW stream_ext.kafka_producers AS
               WHEN s.last_error IS NOT NULL THEN 'retrying'
               ELSE 'starting' END AS state,
          p.produced AS messages,
-         CASE WHEN pg_catalog.pg_has_role('stream_ext_kafka', 'MEMBER')
-              THEN stream_ext_internal.kafka_producer_pending(p.id) END AS lag,
+         stream_ext_internal.kafka_producer_pending(p.id) AS lag,
          s.rate, s.last_error, s.last_error_at,
          stream_ext_internal.kafka_mask_options(p.options) AS options,
          p.format_options, p.staging
