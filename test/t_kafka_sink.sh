@@ -128,4 +128,32 @@ say "copies sent again after the crashes: $dups"
 [ "$dups" -le $((2 * $(q "SHOW stream_ext.batch_size"))) ] ||
 	fail "more copies than two batches: $dups"
 expect "SELECT count(*) FROM stream_ext_internal.kafka_outbox" 0 "the outbox is empty"
+
+# backpressure: with the broker down, a producer with kafka_sink_max_pending
+# events staged makes the next writer wait, then fail; once the broker is
+# back, writers go on and every event is produced
+set_server_setting stream_ext.kafka_sink_max_pending 1000
+mock_cmd "down 1"
+q "INSERT INTO ev SELECT 'bp', g, 'bp' FROM generate_series(1, 3000) g" >/dev/null
+refused() {
+	! psql -X -q -v ON_ERROR_STOP=1 -c "SET stream_ext.kafka_sink_full_wait = '100ms'" \
+		-c "INSERT INTO ev VALUES ('bp', 0, 'one more')" 2>"$SCRATCH/bp.err" >/dev/null &&
+		grep -q 'has too many events waiting for Kafka producer' "$SCRATCH/bp.err"
+}
+deadline=$((SECONDS + 30))
+until refused; do
+	[ $SECONDS -lt $deadline ] || fail "writers were never held back: $(cat "$SCRATCH/bp.err")"
+	sleep 0.2
+done
+say "ok: a full producer refuses writers: $(head -n 2 "$SCRATCH/bp.err" | tr '\n' ' ')"
+mock_cmd "up 1"
+q "INSERT INTO ev VALUES ('bp', 3001, 'after the outage')" >/dev/null   # waits until there is room
+wait_until 120 "the backlog produced" "SELECT lag = 0 FROM stream_ext.kafka_producers"
+kcat -C -b "$BROKERS" -t out -e -q -X isolation.level=read_committed -f '%h\t%k\n' |
+	awk -F'\t' '$2 == "bp" { seen[$1] = 1 } END { print length(seen) }' > "$SCRATCH/bp.count"
+# the 3000, the one after the outage, and the writes admitted before the
+# producer counted past its bound
+bp=$(q "SELECT n - $EVENTS FROM ev_count")
+[ "$(cat "$SCRATCH/bp.count")" = "$bp" ] || fail "events after the outage: $(cat "$SCRATCH/bp.count") of $bp"
+say "ok: after the outage all $bp events written meanwhile were produced"
 say "PASS ($((SECONDS - t0))s)"

@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
 #include <librdkafka/rdkafka.h>
 
 #include "access/xact.h"
@@ -74,6 +75,11 @@ static KafkaWorker worker;
 static OutboxMessage *batch = NULL;
 static int	outstanding = 0;
 static char last_delivery_error[256];
+
+/* counting the staged events for the writers' bound (backpressure.c) */
+#define PENDING_REFRESH_MS 1000
+static char *pending_sql = NULL;
+static TimestampTz pending_at = 0;
 
 /* ---------- catalog ---------- */
 
@@ -187,6 +193,43 @@ create_producer(KafkaWorker *w)
 	kafka_create_handle(w, conf, RD_KAFKA_PRODUCER);
 }
 
+/*
+ * About every second, count the staged events (up to one more than the
+ * bound) into the slot, where writers of the stream look (backpressure.c).
+ * Caller is outside a transaction.
+ */
+static void
+refresh_pending(KafkaWorker *w)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		args[2];
+	int64		pending;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (pending_sql == NULL || !TimestampDifferenceExceeds(pending_at, now, PENDING_REFRESH_MS))
+		return;
+	pending_at = now;
+	args[0] = Int32GetDatum(w->cfg.id);
+	args[1] = Int32GetDatum(stream_ext_kafka_sink_max_pending < INT_MAX ?
+							stream_ext_kafka_sink_max_pending + 1 : INT_MAX);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(pending_sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not count the staged events of Kafka producer %d", w->cfg.id);
+	pending = strtoll(kafka_spi_text(0, 1), NULL, 10);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	SpinLockAcquire(&w->slot->mutex);
+	w->slot->lag = pending;
+	w->slot->lag_known = true;
+	SpinLockRelease(&w->slot->mutex);
+}
+
 /* Poll for acknowledgements up to ms, serving interrupts and the log. */
 static void
 poll_acknowledgements(KafkaWorker *w, int ms)
@@ -201,6 +244,7 @@ poll_acknowledgements(KafkaWorker *w, int ms)
 		ProcessConfigFile(PGC_SIGHUP);
 	}
 	kafka_serve_callback_reports(w);
+	refresh_pending(w);
 }
 
 /* ---------- the three steps ---------- */
@@ -404,7 +448,10 @@ stream_ext_kafka_producer_main(Datum arg)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	stage_sql = kafka_sink_stage_sql(staging, &w->cfg.format);
 	if (stage_sql)
+	{
 		stage_sql = MemoryContextStrdup(w->cxt, stage_sql);
+		pending_sql = MemoryContextStrdup(w->cxt, kafka_sink_pending_sql(staging));
+	}
 	activity = MemoryContextStrdup(w->cxt,
 								   psprintf("stream_ext: Kafka producer %d of stream %s to topic \"%s\"",
 											w->cfg.id, get_rel_name(w->cfg.stream) ? get_rel_name(w->cfg.stream) : "?",
@@ -416,6 +463,11 @@ stream_ext_kafka_producer_main(Datum arg)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the staging view of Kafka producer %d is missing", w->cfg.id),
 				 errhint("Drop the producer with stream_ext.kafka_drop_producer and create it again.")));
+
+	/* writers of the stream find us here (backpressure.c) */
+	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
+	w->slot->stream = w->cfg.stream;
+	LWLockRelease(KafkaShared->lock);
 
 	MemoryContextSwitchTo(w->cxt);
 	create_producer(w);
@@ -441,6 +493,7 @@ stream_ext_kafka_producer_main(Datum arg)
 				(void) pgstat_report_stat(true);
 				poll_acknowledgements(w, 0);
 				kafka_consumer_sleep(w, IDLE_WAIT_MS);
+				refresh_pending(w);
 				continue;
 			}
 			n = read_outbox(w, batch_cxt);

@@ -103,3 +103,14 @@ kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 	table_close(state, AccessShareLock);
 	return sql.data;
 }
+
+char *
+kafka_sink_pending_sql(Oid staging)
+{
+	char	   *view = quote_qualified_identifier(get_namespace_name(get_rel_namespace(staging)),
+												  get_rel_name(staging));
+
+	return psprintf("SELECT (SELECT count(*) FROM (SELECT 1 FROM %s LIMIT $2) s) + "
+					"(SELECT count(*) FROM stream_ext_internal.kafka_outbox WHERE producer_id = $1)",
+					view);
+}

@@ -16,4 +16,10 @@
  */
 extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format);
 
+/*
+ * The statement that counts producer $1's staged events, up to $2: in the
+ * staging view (kept or still pending in its deltas) and in the outbox.
+ */
+extern char *kafka_sink_pending_sql(Oid staging);
+
 #endif

@@ -22,7 +22,7 @@
  *
  * Locking rules:
  * - To read a slot's identity or supervision fields (dboid, producer,
- *   consumer_id, index, pid, starting, registered_at, stop_xid, failures, retry_at) hold
+ *   consumer_id, stream, index, pid, starting, registered_at, stop_xid, failures, retry_at) hold
  *   KafkaShared->lock, shared or exclusive; to change any of them hold it
  *   exclusive.  Claiming a free slot (consumer_id == 0) and freeing one are
  *   such changes, done by the supervisor only while no worker is attached
@@ -42,6 +42,8 @@ typedef struct KafkaSlot
 	Oid			dboid;
 	bool		producer;		/* a producer's slot (ids are per kind) */
 	int			consumer_id;
+	Oid			stream;			/* a producer's stream, set by its worker
+								 * once attached (kafka/backpressure.c) */
 	int			index;
 
 	pid_t		pid;			/* 0 until the worker attached, and after it exited */
@@ -56,7 +58,8 @@ typedef struct KafkaSlot
 	int			npartitions;
 	int			partitions[KAFKA_MAX_STATUS_PARTITIONS];
 	int64		messages;		/* consumed, or produced and delivered */
-	int64		lag;			/* behind the brokers' high watermarks */
+	int64		lag;			/* behind the brokers' high watermarks; a
+								 * producer: events staged, not yet sent */
 	bool		lag_known;		/* false until the brokers answered, and
 								 * while they do not */
 	StreamRate	rate;			/* messages applied, per second */

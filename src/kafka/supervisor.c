@@ -108,6 +108,7 @@ clear_slot(KafkaSlot *slot)
 {
 	slot->consumer_id = 0;
 	slot->producer = false;
+	slot->stream = InvalidOid;
 	slot->dboid = InvalidOid;
 	slot->index = 0;
 	slot->pid = 0;
