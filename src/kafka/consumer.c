@@ -128,17 +128,7 @@ load_config(KafkaWorker *w, int consumer_id)
 		w->cfg.format.timestamp_column = kafka_spi_text(0, 16);
 		MemoryContextSwitchTo(old);
 
-		if (SPI_execute_with_args("SELECT key, value FROM stream_ext_internal.kafka_consumers c, "
-								  "jsonb_each_text(c.options) WHERE c.id = $1",
-								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the options of Kafka consumer %d", consumer_id);
-		old = MemoryContextSwitchTo(w->cxt);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			w->cfg.option_names = lappend(w->cfg.option_names, kafka_spi_text(i, 1));
-			w->cfg.option_values = lappend(w->cfg.option_values, kafka_spi_text(i, 2));
-		}
-		MemoryContextSwitchTo(old);
+		kafka_load_options(w, "kafka_consumers");
 	}
 	SPI_finish();
 	PopActiveSnapshot();

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <pthread.h>
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -23,6 +24,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -187,6 +189,32 @@ char *
 kafka_spi_text(int row, int col)
 {
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/*
+ * Read the librdkafka options of w->cfg.id from the catalog table catalog
+ * (kafka_consumers or kafka_producers) into w->cfg (in w->cxt).  Caller is
+ * connected to SPI inside a transaction.
+ */
+void
+kafka_load_options(KafkaWorker *w, const char *catalog)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(w->cfg.id)};
+	char	   *sql = psprintf("SELECT key, value FROM stream_ext_internal.%s c, "
+							   "jsonb_each_text(c.options) WHERE c.id = $1",
+							   quote_identifier(catalog));
+	MemoryContext old;
+
+	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the options of Kafka %s %d", ROLE(w), w->cfg.id);
+	old = MemoryContextSwitchTo(w->cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		w->cfg.option_names = lappend(w->cfg.option_names, kafka_spi_text(i, 1));
+		w->cfg.option_values = lappend(w->cfg.option_values, kafka_spi_text(i, 2));
+	}
+	MemoryContextSwitchTo(old);
 }
 
 void

@@ -131,17 +131,7 @@ load_config(KafkaWorker *w, int producer_id, Oid *staging)
 		*staging = atooid(kafka_spi_text(0, 9));
 		MemoryContextSwitchTo(old);
 
-		if (SPI_execute_with_args("SELECT key, value FROM stream_ext_internal.kafka_producers p, "
-								  "jsonb_each_text(p.options) WHERE p.id = $1",
-								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the options of Kafka producer %d", producer_id);
-		old = MemoryContextSwitchTo(w->cxt);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			w->cfg.option_names = lappend(w->cfg.option_names, kafka_spi_text(i, 1));
-			w->cfg.option_values = lappend(w->cfg.option_values, kafka_spi_text(i, 2));
-		}
-		MemoryContextSwitchTo(old);
+		kafka_load_options(w, "kafka_producers");
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -359,6 +349,21 @@ produce_batch(KafkaWorker *w, int n)
 	}
 	while (outstanding > 0)
 		poll_acknowledgements(w, POLL_SLICE_MS);
+
+	/*
+	 * A fatal error of the idempotent producer (its sequence state broke)
+	 * leaves the handle unusable: exit, and the supervisor starts a fresh
+	 * one after the backoff; the outbox keeps what was not acknowledged.
+	 */
+	{
+		char		reason[256];
+
+		if (rd_kafka_fatal_error(w->rk, reason, sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("Kafka producer %d of topic \"%s\" failed", w->cfg.id, w->cfg.topic),
+					 errdetail_internal("%s", reason)));
+	}
 	for (int i = 0; i < n; i++)
 		if (!batch[i].done)
 			return false;
