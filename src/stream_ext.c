@@ -13,6 +13,7 @@
 #include "ddl/utility.h"
 #include "guc.h"
 #include "ipc/queue.h"
+#include "kafka/backpressure.h"
 #include "kafka/kafka_guc.h"
 #include "kafka/slots.h"
 #include "kafka/supervisor.h"
@@ -77,5 +78,6 @@ _PG_init(void)
 	stream_rollup_init();
 	stream_reaper_init();
 	kafka_supervisor_init();
+	kafka_backpressure_init();
 	stream_register_launcher();
 }

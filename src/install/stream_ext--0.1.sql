@@ -540,17 +540,19 @@ CREATE TABLE stream_ext_internal.kafka_errors (
 );
 CREATE INDEX ON stream_ext_internal.kafka_errors (consumer_id, occurred_at);
 
-CREATE FUNCTION stream_ext_internal.kafka_stop_workers(consumer_id int) RETURNS void
+CREATE FUNCTION stream_ext_internal.kafka_stop_workers(consumer_id int, producer boolean DEFAULT false)
+  RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_kafka_stop_workers' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION stream_ext_internal.kafka_worker_status(
     OUT consumer_id int, OUT worker int, OUT pid int, OUT state text,
     OUT partitions int[], OUT messages bigint, OUT lag bigint,
-    OUT rate float8, OUT last_error text, OUT last_error_at timestamptz)
+    OUT rate float8, OUT last_error text, OUT last_error_at timestamptz,
+    OUT producer boolean)
   RETURNS SETOF record
   AS 'MODULE_PATHNAME', 'stream_ext_kafka_worker_status' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION stream_ext_internal.kafka_ensure_supervisor() RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_kafka_ensure_supervisor' LANGUAGE C STRICT VOLATILE;
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_stop_workers(int),
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_stop_workers(int, boolean),
                        stream_ext_internal.kafka_ensure_supervisor() FROM PUBLIC;
 
 -- A start position: earliest, latest, a timestamp, or a JSON object of
@@ -582,7 +584,8 @@ END
 $$;
 
 -- Raises unless role may manage Kafka consumers of the stream: a member of
--- stream_ext_kafka (superusers are) with INSERT on the stream.  The public
+-- stream_ext_kafka (superusers are) with INSERT on the stream (with
+-- p_producer, producers: SELECT on the stream, whose events they send).  The public
 -- functions check current_user; the SECURITY DEFINER functions below, which
 -- members of stream_ext_kafka may also call directly, check session_user (they
 -- cannot see the invoker; a session never gets more than its login role has).
@@ -592,22 +595,30 @@ $$;
 CREATE FUNCTION stream_ext_internal.in_security_restricted_operation() RETURNS boolean
   AS 'MODULE_PATHNAME', 'stream_ext_in_security_restricted_operation' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION stream_ext_internal.kafka_check_caller(p_stream regclass, p_role name)
+CREATE FUNCTION stream_ext_internal.kafka_check_caller(p_stream regclass, p_role name,
+                                                      p_producer boolean DEFAULT false)
   RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+  what text := CASE WHEN p_producer THEN 'producers' ELSE 'consumers' END;
 BEGIN
   IF stream_ext_internal.in_security_restricted_operation() THEN
-    RAISE EXCEPTION 'cannot manage Kafka consumers in a security-restricted operation'
+    RAISE EXCEPTION 'cannot manage Kafka % in a security-restricted operation', what
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'A continuous view''s expressions, index expressions and REFRESH MATERIALIZED VIEW run as another role than the session''s.';
   END IF;
   IF NOT pg_has_role(p_role, 'stream_ext_kafka', 'MEMBER') THEN
-    RAISE EXCEPTION 'permission denied to manage Kafka consumers'
+    RAISE EXCEPTION 'permission denied to manage Kafka %', what
       USING ERRCODE = 'insufficient_privilege',
-            DETAIL = 'Only superusers and members of role stream_ext_kafka may start, stop or reset consumers.',
+            DETAIL = format('Only superusers and members of role stream_ext_kafka may start, stop or reset %s.', what),
             HINT = 'GRANT stream_ext_kafka TO the role.';
   END IF;
-  IF NOT has_table_privilege(p_role, p_stream, 'INSERT') THEN
+  IF p_producer AND NOT has_table_privilege(p_role, p_stream, 'SELECT') THEN
+    RAISE EXCEPTION 'permission denied for stream "%"', p_stream
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'A producer sends its stream''s events: it needs SELECT on the stream.';
+  END IF;
+  IF NOT p_producer AND NOT has_table_privilege(p_role, p_stream, 'INSERT') THEN
     RAISE EXCEPTION 'permission denied for stream "%"', p_stream
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'A consumer inserts into its stream: it needs INSERT on the stream.';
@@ -803,7 +814,8 @@ CREATE VIEW stream_ext.kafka_consumers AS
          c.format_options, c.key_column, c.partition_column, c.offset_column,
          c.timestamp_column, c.start
     FROM stream_ext_internal.kafka_consumers c
-    LEFT JOIN stream_ext_internal.kafka_worker_status() s ON s.consumer_id = c.id
+    LEFT JOIN stream_ext_internal.kafka_worker_status() s
+           ON s.consumer_id = c.id AND NOT s.producer
    GROUP BY c.id;
 
 CREATE VIEW stream_ext.kafka_errors AS
@@ -814,7 +826,254 @@ CREATE VIEW stream_ext.kafka_errors AS
 
 GRANT SELECT ON stream_ext.kafka_consumers, stream_ext.kafka_errors TO PUBLIC;
 
--- Dropping a stream drops its consumers (their workers stop within a second).
+-- Kafka sink (src/kafka/README.md, "Producers").  One row per producer of a
+-- stream's events to a topic.  Its staging view, a row-keeping continuous view
+-- of the stream in this schema, keeps the stream's committed events until the
+-- producer has moved them to the outbox; the outbox keeps a batch's formatted
+-- messages, each with its event number, until the brokers acknowledged them.
+CREATE TABLE stream_ext_internal.kafka_producers (
+  id               serial PRIMARY KEY,
+  stream           regclass NOT NULL,
+  topic            text NOT NULL,
+  brokers          text NOT NULL,
+  format           text NOT NULL CHECK (format IN ('json', 'csv', 'text')),
+  format_options   jsonb NOT NULL DEFAULT '{}',   -- delimiter, quote, null
+  key_column       name,
+  options          jsonb NOT NULL DEFAULT '{}',   -- librdkafka configuration
+  staging          regclass,                      -- stream_ext_internal.kafka_sink_<id>
+  produced         bigint NOT NULL DEFAULT 0,     -- messages the brokers acknowledged
+  enabled          boolean NOT NULL DEFAULT true,
+  created_by       name NOT NULL DEFAULT current_user,
+  made_in          text NOT NULL DEFAULT stream_ext_internal.catalog_origin(),
+  UNIQUE (stream, topic)
+);
+
+CREATE SEQUENCE stream_ext_internal.kafka_event_seq;
+CREATE TABLE stream_ext_internal.kafka_outbox (
+  producer_id int NOT NULL REFERENCES stream_ext_internal.kafka_producers ON DELETE CASCADE,
+  event       bigint NOT NULL,      -- the event's number: header stream_ext_event
+  key         text,
+  value       text NOT NULL,
+  PRIMARY KEY (producer_id, event)
+);
+
+-- The staging view's query: the stream's columns but arrival_timestamp.
+CREATE FUNCTION stream_ext_internal.kafka_staging_columns(p_stream regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+  SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+    FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid = p_stream AND a.attnum > 0 AND NOT a.attisdropped
+     AND a.attname <> 'arrival_timestamp'
+$$;
+
+-- Checks and stores a producer and creates its staging view; runs as the
+-- extension owner.  EXECUTE only for stream_ext_kafka (and superusers).
+CREATE FUNCTION stream_ext_internal.kafka_register_producer(
+    p_stream regclass, p_topic text, p_brokers text, p_format text,
+    p_key_column name, p_options jsonb, p_format_options jsonb)
+  RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  pid int;
+  k text;
+  v text;
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
+                   JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
+                  WHERE ft.ftrelid = p_stream AND s.srvname = 'stream_ext') THEN
+    RAISE EXCEPTION '"%" is not a stream', p_stream
+      USING ERRCODE = 'wrong_object_type',
+            HINT = 'Create it with CREATE FOREIGN TABLE ... SERVER stream_ext.';
+  END IF;
+  IF p_format IS NULL OR p_format NOT IN ('json', 'csv', 'text') THEN
+    RAISE EXCEPTION 'unknown format "%"', p_format
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use json, csv or text.';
+  END IF;
+  IF coalesce(p_topic, '') = '' OR coalesce(p_brokers, '') = '' THEN
+    RAISE EXCEPTION 'topic and brokers must be given' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(p_options) IS DISTINCT FROM 'object'
+     OR jsonb_typeof(p_format_options) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k, v IN SELECT key, value FROM jsonb_each_text(p_format_options) LOOP
+    IF k NOT IN ('delimiter', 'quote', 'null') THEN
+      RAISE EXCEPTION 'unknown format option "%"', k
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Format options of a producer are delimiter, quote and null.';
+    END IF;
+    IF k IN ('delimiter', 'quote') AND length(v) IS DISTINCT FROM 1 THEN
+      RAISE EXCEPTION 'format option "%" must be a single character', k
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  IF p_key_column IS NOT NULL AND (p_key_column = 'arrival_timestamp' OR NOT EXISTS (
+       SELECT 1 FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = p_stream AND a.attname = p_key_column AND a.attnum > 0
+          AND NOT a.attisdropped)) THEN
+    RAISE EXCEPTION 'stream "%" has no column "%" for the key', p_stream, p_key_column
+      USING ERRCODE = 'undefined_column';
+  END IF;
+
+  SELECT id INTO pid FROM stream_ext_internal.kafka_producers
+   WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
+  IF FOUND THEN
+    PERFORM stream_ext_internal.kafka_stop_workers(pid, true);
+    UPDATE stream_ext_internal.kafka_producers
+       SET brokers = p_brokers, format = p_format, format_options = p_format_options,
+           key_column = p_key_column, options = p_options, enabled = true
+     WHERE id = pid;
+  ELSE
+    INSERT INTO stream_ext_internal.kafka_producers
+      (stream, topic, brokers, format, format_options, key_column, options, created_by)
+    VALUES (p_stream, p_topic, p_brokers, p_format, p_format_options, p_key_column,
+            p_options, session_user)
+    RETURNING id INTO pid;
+    EXECUTE format('CREATE VIEW stream_ext_internal.%I WITH (continuous) AS SELECT %s FROM %s',
+                   'kafka_sink_' || pid, stream_ext_internal.kafka_staging_columns(p_stream),
+                   p_stream);
+    UPDATE stream_ext_internal.kafka_producers
+       SET staging = format('stream_ext_internal.%I', 'kafka_sink_' || pid)::regclass
+     WHERE id = pid;
+  END IF;
+  PERFORM stream_ext_internal.kafka_ensure_supervisor();
+  RETURN pid;
+END
+$$;
+
+-- Stops (p_action 'stop'), starts ('start') or drops ('drop': with its
+-- staging view and outbox, events not yet produced included) a producer.
+CREATE FUNCTION stream_ext_internal.kafka_control_producer(p_stream regclass, p_topic text,
+                                                           p_action text)
+  RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  pid int;
+  stg regclass;
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
+  SELECT id, staging INTO pid, stg FROM stream_ext_internal.kafka_producers
+   WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'stream "%" has no producer to topic "%"', p_stream, p_topic
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  PERFORM stream_ext_internal.kafka_stop_workers(pid, true);
+  IF p_action = 'drop' THEN
+    DELETE FROM stream_ext_internal.kafka_producers WHERE id = pid;
+    IF stg IS NOT NULL THEN
+      EXECUTE format('DROP VIEW %s', stg);
+    END IF;
+  ELSE
+    UPDATE stream_ext_internal.kafka_producers SET enabled = (p_action = 'start') WHERE id = pid;
+  END IF;
+  PERFORM stream_ext_internal.kafka_ensure_supervisor();
+END
+$$;
+
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb),
+                       stream_ext_internal.kafka_control_producer(regclass, text, text),
+                       stream_ext_internal.kafka_staging_columns(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb),
+                          stream_ext_internal.kafka_control_producer(regclass, text, text) TO stream_ext_kafka;
+
+CREATE FUNCTION stream_ext.kafka_produce(
+    stream regclass, topic text, brokers text,
+    format text DEFAULT 'json', key_column name DEFAULT NULL,
+    options jsonb DEFAULT '{}', format_options jsonb DEFAULT '{}')
+  RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
+  PERFORM stream_ext_internal.kafka_register_producer(stream, topic, brokers, format,
+            key_column, options, format_options);
+END
+$$;
+
+CREATE FUNCTION stream_ext.kafka_stop_producer(stream regclass, topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
+  PERFORM stream_ext_internal.kafka_control_producer(stream, topic, 'stop');
+END
+$$;
+
+CREATE FUNCTION stream_ext.kafka_start_producer(stream regclass, topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
+  PERFORM stream_ext_internal.kafka_control_producer(stream, topic, 'start');
+END
+$$;
+
+CREATE FUNCTION stream_ext.kafka_drop_producer(stream regclass, topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
+  PERFORM stream_ext_internal.kafka_control_producer(stream, topic, 'drop');
+END
+$$;
+
+-- One field of a message a producer writes in csv (as COPY csv reads it back:
+-- NULL is the null string, a value that could be mistaken is quoted) and in
+-- text format (COPY text's backslash escapes).
+-- (No SET search_path: they are inlined into the producer's statement, which
+-- runs with search_path pg_catalog.)
+CREATE FUNCTION stream_ext_internal.kafka_csv_field(v text, d text, q text, n text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN v IS NULL THEN n
+              WHEN v = '' OR v = n OR strpos(v, d) > 0 OR strpos(v, q) > 0
+                   OR strpos(v, E'\n') > 0 OR strpos(v, E'\r') > 0
+              THEN q || replace(v, q, q || q) || q
+              ELSE v END
+$$;
+CREATE FUNCTION stream_ext_internal.kafka_text_field(v text, d text, n text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN v IS NULL THEN n
+              ELSE replace(replace(replace(replace(replace(v, E'\\', E'\\\\'),
+                     E'\n', E'\\n'), E'\r', E'\\r'), E'\t', E'\\t'),
+                     d, E'\\' || d) END
+$$;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_csv_field(text, text, text, text),
+                       stream_ext_internal.kafka_text_field(text, text, text) FROM PUBLIC;
+
+-- Events staged: committed to the stream (kept by the staging view, or still in
+-- its deltas) or in the outbox, not yet acknowledged by the brokers.  A count,
+-- public as the consumers' lag is; the events themselves are not.
+CREATE FUNCTION stream_ext_internal.kafka_producer_pending(p_id int) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  stg regclass;
+  n bigint;
+BEGIN
+  SELECT staging INTO stg FROM stream_ext_internal.kafka_producers WHERE id = p_id;
+  IF stg IS NULL THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE format('SELECT count(*) FROM %s', stg) INTO n;
+  RETURN n + (SELECT count(*) FROM stream_ext_internal.kafka_outbox WHERE producer_id = p_id);
+END
+$$;
+
+CREATE VIEW stream_ext.kafka_producers AS
+  SELECT p.stream, p.topic, p.brokers, p.format, p.key_column, p.enabled,
+         CASE WHEN NOT p.enabled THEN 'stopped'
+              WHEN s.pid IS NOT NULL THEN s.state
+              WHEN s.last_error IS NOT NULL THEN 'retrying'
+              ELSE 'starting' END AS state,
+         p.produced AS messages,
+         stream_ext_internal.kafka_producer_pending(p.id) AS lag,
+         s.rate, s.last_error, s.last_error_at,
+         stream_ext_internal.kafka_mask_options(p.options) AS options,
+         p.format_options, p.staging
+    FROM stream_ext_internal.kafka_producers p
+    LEFT JOIN stream_ext_internal.kafka_worker_status() s
+           ON s.consumer_id = p.id AND s.producer;
+GRANT SELECT ON stream_ext.kafka_producers TO PUBLIC;
+
+-- Dropping a stream drops its consumers and producers (their workers stop
+-- within a second); DROP ... CASCADE drops a producer's staging view with it.
 CREATE FUNCTION stream_ext_internal.kafka_on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
@@ -822,6 +1081,10 @@ BEGIN
    USING pg_catalog.pg_event_trigger_dropped_objects() d
    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
      AND d.objid = c.stream::oid;
+  DELETE FROM stream_ext_internal.kafka_producers p
+   USING pg_catalog.pg_event_trigger_dropped_objects() d
+   WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+     AND (d.objid = p.stream::oid OR d.objid = p.staging::oid);
 END
 $$;
 CREATE EVENT TRIGGER stream_ext_kafka_sql_drop ON sql_drop
@@ -848,6 +1111,9 @@ BEGIN
 END
 $$;
 CREATE TRIGGER adopt_restored BEFORE INSERT ON stream_ext_internal.kafka_consumers
+  FOR EACH ROW WHEN (NEW.made_in IS DISTINCT FROM stream_ext_internal.catalog_origin())
+  EXECUTE FUNCTION stream_ext_internal.adopt_restored_consumer();
+CREATE TRIGGER adopt_restored BEFORE INSERT ON stream_ext_internal.kafka_producers
   FOR EACH ROW WHEN (NEW.made_in IS DISTINCT FROM stream_ext_internal.catalog_origin())
   EXECUTE FUNCTION stream_ext_internal.adopt_restored_consumer();
 
@@ -888,3 +1154,7 @@ SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_consumers'
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_consumers_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_offsets', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_errors', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_producers', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_producers_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_event_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_outbox', '');

@@ -46,8 +46,8 @@ stream_ext_in_security_restricted_operation(PG_FUNCTION_ARGS)
 #define STOP_TIMEOUT_MS 30000
 
 /*
- * Stop the workers of a consumer of this database and wait until they have
- * exited.  Until the calling transaction ends, the supervisor does not start
+ * Stop the workers of a consumer (or, with producer, of a producer) of this
+ * database and wait until they have exited.  Until the calling transaction ends, the supervisor does not start
  * them again; then the catalog decides (a committed kafka_stop disabled the
  * consumer).  Offsets stay as the last committed batch left them.
  */
@@ -55,6 +55,7 @@ Datum
 stream_ext_kafka_stop_workers(PG_FUNCTION_ARGS)
 {
 	int			consumer_id = PG_GETARG_INT32(0);
+	bool		producer = PG_GETARG_BOOL(1);
 	TransactionId xid = GetTopTransactionId();
 	TimestampTz start = GetCurrentTimestamp();
 
@@ -69,7 +70,8 @@ stream_ext_kafka_stop_workers(PG_FUNCTION_ARGS)
 		{
 			KafkaSlot  *slot = &KafkaShared->slots[s];
 
-			if (slot->consumer_id != consumer_id || slot->dboid != MyDatabaseId)
+			if (slot->consumer_id != consumer_id || slot->dboid != MyDatabaseId ||
+				slot->producer != producer)
 				continue;
 			slot->stop_xid = xid;
 			if (slot->pid != 0)
@@ -86,7 +88,8 @@ stream_ext_kafka_stop_workers(PG_FUNCTION_ARGS)
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), STOP_TIMEOUT_MS))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("workers of Kafka consumer %d did not stop", consumer_id),
+					 errmsg("workers of Kafka %s %d did not stop",
+							producer ? "producer" : "consumer", consumer_id),
 					 errdetail("They were still running after %d seconds.", STOP_TIMEOUT_MS / 1000)));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 20L, PG_WAIT_EXTENSION);
@@ -96,7 +99,10 @@ stream_ext_kafka_stop_workers(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* One row per worker slot of this database (see the kafka_consumers view). */
+/*
+ * One row per worker slot of this database (see the kafka_consumers and
+ * kafka_producers views).
+ */
 Datum
 stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
 {
@@ -108,8 +114,8 @@ stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
 	{
 		KafkaSlot  *slot = &KafkaShared->slots[s];
 		KafkaSlot	copy;
-		Datum		values[10];
-		bool		nulls[10];
+		Datum		values[11];
+		bool		nulls[11];
 		Datum	   *parts;
 
 		if (slot->consumer_id == 0 || slot->dboid != MyDatabaseId)
@@ -140,6 +146,7 @@ stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
 		nulls[8] = copy.last_error[0] == '\0';
 		values[9] = TimestampTzGetDatum(copy.last_error_at);
 		nulls[9] = copy.last_error_at == 0;
+		values[10] = BoolGetDatum(copy.producer);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(KafkaShared->lock);

@@ -24,6 +24,7 @@
 
 #include "kafka/assign.h"
 #include "kafka/consumer.h"
+#include "kafka/process.h"
 #include "kafka/slots.h"
 
 /* Longest wait for a broker request (metadata, watermarks) */

@@ -7,8 +7,9 @@
  *	  partition in stream_ext_internal.kafka_offsets.  Offsets and view
  *	  deltas commit together: exactly once on this server.
  *
- * This file holds the process: signals, its shared-memory slot, the catalog
- * row, the librdkafka handle and the poll loop.  assign.c decides which
+ * This file holds the process: the catalog row, the librdkafka handle and
+ * the poll loop (signals, the slot and the handle's common configuration
+ * are process.c's).  assign.c decides which
  * partitions it reads and from which offsets; batch.c applies a batch.
  *
  * librdkafka's threads never call PostgreSQL: signals are blocked in them,
@@ -19,8 +20,6 @@
  */
 #include "postgres.h"
 
-#include <signal.h>
-#include <pthread.h>
 #include <librdkafka/rdkafka.h>
 
 #include "access/htup_details.h"
@@ -53,6 +52,7 @@
 #include "kafka/decode.h"
 #include "kafka/kafka_guc.h"
 #include "kafka/lag.h"
+#include "kafka/process.h"
 #include "kafka/slots.h"
 #include "stream/fdw.h"
 #include "worker/apply.h"
@@ -68,118 +68,7 @@
 /* This process's state; the other files get it as a parameter */
 static KafkaWorker worker;
 
-static volatile sig_atomic_t stop_requested = false;
-
-/* ---------- signals and slot ---------- */
-
-static void
-handle_sigterm(SIGNAL_ARGS)
-{
-	stop_requested = true;
-	die(postgres_signal_arg);
-}
-
-/*
- * On exit: release the slot, with a backoff when the exit was an error.  The
- * status is written before pid is cleared: after that the slot may be freed
- * and claimed for another worker.
- */
-static void
-consumer_exit(int code, Datum arg)
-{
-	KafkaWorker *w = (KafkaWorker *) DatumGetPointer(arg);
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (w->slot == NULL)
-		return;
-	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
-	kafka_slot_set_state(w->slot, "stopped");
-	w->slot->pid = 0;
-	w->slot->starting = false;
-	if (code != 0 && !stop_requested)
-	{
-		int			delay_s;
-
-		w->slot->failures++;
-		delay_s = 1 << Min(w->slot->failures - 1, 6);	/* 1 s .. 64 s */
-		w->slot->retry_at = TimestampTzPlusMilliseconds(now, delay_s * 1000);
-	}
-	LWLockRelease(KafkaShared->lock);
-}
-
-/* Report a problem the worker keeps retrying after: status and log. */
-void
-kafka_report_problem(KafkaWorker *w, const char *what)
-{
-	kafka_slot_set_error(w->slot, what);
-	ereport(LOG,
-			(errmsg("stream_ext kafka consumer %d of topic \"%s\": %s",
-					w->cfg.id, w->cfg.topic, what)));
-}
-
-/* ---------- librdkafka callbacks: copy only ---------- */
-
-/* opaque is the KafkaWorker (rd_kafka_conf_set_opaque) */
-static void
-error_cb(rd_kafka_t *r, int err, const char *reason, void *opaque)
-{
-	KafkaWorker *w = opaque;
-
-	snprintf(w->pending_error, sizeof(w->pending_error), "%s: %s",
-			 rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
-	w->has_pending_error = true;
-}
-
-/* Report what the callbacks saved, from our own loop. */
-static void
-serve_callback_reports(KafkaWorker *w)
-{
-	rd_kafka_event_t *ev;
-
-	while (w->logq != NULL && (ev = rd_kafka_queue_poll(w->logq, 0)) != NULL)
-	{
-		const char *fac;
-		const char *str;
-		int			level;
-
-		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LOG &&
-			rd_kafka_event_log(ev, &fac, &str, &level) == 0)
-			ereport(LOG,
-					(errmsg("stream_ext kafka consumer %d: librdkafka: %s: %s",
-							w->cfg.id, fac, str)));
-		rd_kafka_event_destroy(ev);
-	}
-	if (w->has_pending_error)
-	{
-		w->has_pending_error = false;
-		kafka_slot_set_state(w->slot, "retrying");
-		kafka_report_problem(w, w->pending_error);
-	}
-}
-
-/* Sleep ms (in steps), serving callbacks and interrupts. */
-void
-kafka_consumer_sleep(KafkaWorker *w, long ms)
-{
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-	if (ConfigReloadPending)
-	{
-		ConfigReloadPending = false;
-		ProcessConfigFile(PGC_SIGHUP);
-	}
-	serve_callback_reports(w);
-}
-
 /* ---------- catalog ---------- */
-
-char *
-kafka_spi_text(int row, int col)
-{
-	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-}
 
 /*
  * Read the consumer's catalog row into w->cfg (in w->cxt).  Returns false
@@ -239,17 +128,7 @@ load_config(KafkaWorker *w, int consumer_id)
 		w->cfg.format.timestamp_column = kafka_spi_text(0, 16);
 		MemoryContextSwitchTo(old);
 
-		if (SPI_execute_with_args("SELECT key, value FROM stream_ext_internal.kafka_consumers c, "
-								  "jsonb_each_text(c.options) WHERE c.id = $1",
-								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the options of Kafka consumer %d", consumer_id);
-		old = MemoryContextSwitchTo(w->cxt);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			w->cfg.option_names = lappend(w->cfg.option_names, kafka_spi_text(i, 1));
-			w->cfg.option_values = lappend(w->cfg.option_values, kafka_spi_text(i, 2));
-		}
-		MemoryContextSwitchTo(old);
+		kafka_load_options(w, "kafka_consumers");
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -259,41 +138,24 @@ load_config(KafkaWorker *w, int consumer_id)
 
 /* ---------- librdkafka handle ---------- */
 
-static void
-set_conf(KafkaWorker *w, rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-	char		errstr[512];
-
-	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid librdkafka option \"%s\" for Kafka consumer %d", name, w->cfg.id),
-				 errdetail_internal("%s", errstr)));
-}
-
 /*
- * Create w->rk and its queues from w->cfg.  librdkafka's threads start with
- * every signal blocked.
+ * Create w->rk and its queues from w->cfg: the consumer's defaults, then the
+ * user's options (process.c).
  */
 static void
 create_handle(KafkaWorker *w)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char		errstr[512];
 	char		group[256];
-	ListCell   *ln,
-			   *lv;
-	sigset_t	all,
-				saved;
 
 	snprintf(group, sizeof(group), "stream_ext-%u-%d", MyDatabaseId, w->cfg.id);
-	set_conf(w, conf, "bootstrap.servers", w->cfg.brokers);
-	set_conf(w, conf, "group.id", w->cfg.group_id ? w->cfg.group_id : group);
-	set_conf(w, conf, "client.id", "stream_ext");
-	set_conf(w, conf, "auto.offset.reset", "earliest");
-	set_conf(w, conf, "enable.auto.commit", "false");
-	set_conf(w, conf, "enable.auto.offset.store", "false");
-	set_conf(w, conf, "enable.partition.eof", "false");
+	kafka_set_conf(w, conf, "bootstrap.servers", w->cfg.brokers);
+	kafka_set_conf(w, conf, "group.id", w->cfg.group_id ? w->cfg.group_id : group);
+	kafka_set_conf(w, conf, "client.id", "stream_ext");
+	kafka_set_conf(w, conf, "auto.offset.reset", "earliest");
+	kafka_set_conf(w, conf, "enable.auto.commit", "false");
+	kafka_set_conf(w, conf, "enable.auto.offset.store", "false");
+	kafka_set_conf(w, conf, "enable.partition.eof", "false");
 
 	/*
 	 * Keep fetching ahead: below this many queued messages per partition
@@ -301,28 +163,10 @@ create_handle(KafkaWorker *w)
 	 * (500 ms), which starves a consumer that applies faster than that.
 	 * The prefetch stays bounded by queued.max.messages.kbytes (64 MB).
 	 */
-	set_conf(w, conf, "queued.min.messages", "1000000");
-	forboth(ln, w->cfg.option_names, lv, w->cfg.option_values)
-		set_conf(w, conf, lfirst(ln), lfirst(lv));
-	/* ours, whatever the options say */
-	set_conf(w, conf, "log.queue", "true");
-	rd_kafka_conf_set_opaque(conf, w);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
+	kafka_set_conf(w, conf, "queued.min.messages", "1000000");
 	if (w->cfg.group_id)
 		rd_kafka_conf_set_rebalance_cb(conf, kafka_rebalance_cb);
-
-	/* librdkafka's threads inherit a mask that blocks every signal */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &saved);
-	w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (w->rk == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not create a Kafka consumer for topic \"%s\"", w->cfg.topic),
-				 errdetail_internal("%s", errstr)));
-	w->logq = rd_kafka_queue_new(w->rk);
-	rd_kafka_set_log_queue(w->rk, w->logq);
+	kafka_create_handle(w, conf, RD_KAFKA_CONSUMER);
 	rd_kafka_poll_set_consumer(w->rk); /* errors and rebalances come with messages */
 	w->rkq = rd_kafka_queue_get_consumer(w->rk);
 }
@@ -348,24 +192,6 @@ consumer_activity(KafkaWorker *w)
 	return activity;
 }
 
-/* Take our slot (set up by the supervisor): w->slot, or NULL if it is gone. */
-static void
-attach_slot(KafkaWorker *w, KafkaWorkerArgs *args)
-{
-	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
-	w->slot = kafka_slot_find(args->dboid, args->consumer_id, args->index);
-	if (w->slot != NULL && w->slot->pid == 0)
-	{
-		w->slot->pid = MyProcPid;
-		w->slot->starting = false;
-		w->slotno = w->slot - KafkaShared->slots;
-		w->failures_to_reset = w->slot->failures > 0;
-	}
-	else
-		w->slot = NULL;
-	LWLockRelease(KafkaShared->lock);
-}
-
 /*
  * Entry point of a consumer worker (bgw_extra holds its KafkaWorkerArgs):
  * attach to the slot the supervisor prepared, read the consumer, connect,
@@ -383,14 +209,7 @@ stream_ext_kafka_main(Datum arg)
 	char	   *activity;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	memset(w, 0, sizeof(KafkaWorker));
-	w->slotno = -1;
-	w->index = args.index;
-
-	pqsignal(SIGTERM, handle_sigterm);
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
+	kafka_worker_start(w, &args);
 
 	/*
 	 * Offsets and deltas commit in one transaction.  The commit waits for
@@ -400,14 +219,6 @@ stream_ext_kafka_main(Datum arg)
 	 */
 	stream_worker_pin_settings();
 
-	attach_slot(w, &args);
-	if (w->slot == NULL)
-		proc_exit(0);
-	before_shmem_exit(consumer_exit, PointerGetDatum(w));
-	kafka_slot_set_state(w->slot, "connecting");
-
-	w->cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka consumer",
-								   ALLOCSET_DEFAULT_SIZES);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	kafka_batch_init();
@@ -484,7 +295,7 @@ stream_ext_kafka_main(Datum arg)
 			 */
 			got = rd_kafka_consume_batch_queue(w->rkq, (int) Min(left, POLL_SLICE_MS),
 											   msgs + n, limit - n);
-			serve_callback_reports(w);
+			kafka_serve_callback_reports(w);
 			if (w->assignment_failed)
 				ereport(ERROR,
 						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "kafka/kafka_guc.h"
@@ -11,6 +13,8 @@
 int			stream_ext_kafka_max_workers = 16;
 int			stream_ext_kafka_error_payload_limit = 1024;
 int			stream_ext_kafka_batch_wait_ms = 100;
+int			stream_ext_kafka_sink_max_pending = 1000000;
+int			stream_ext_kafka_sink_full_wait_ms = 10000;
 
 void
 stream_kafka_define_gucs(void)
@@ -37,5 +41,21 @@ stream_kafka_define_gucs(void)
 							&stream_ext_kafka_batch_wait_ms,
 							100, 1, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.kafka_sink_max_pending",
+							gettext_noop("Events a running Kafka producer may have staged before writers of its stream wait."),
+							gettext_noop("Staged events are committed to the stream and not yet acknowledged by the brokers."),
+							&stream_ext_kafka_sink_max_pending,
+							1000000, 1, INT_MAX,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.kafka_sink_full_wait",
+							gettext_noop("Longest time a writer waits for a full Kafka producer of its stream, then fails."),
+							NULL,
+							&stream_ext_kafka_sink_full_wait_ms,
+							10000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 /*
  * kafka_worker.h
- *	  The state of a Kafka consumer worker process, in one struct: consumer.c
- *	  owns it and passes it to assign.c and batch.c (and, through the
- *	  handle's opaque pointer, to librdkafka's callbacks).
+ *	  The state of a Kafka worker process, in one struct: consumer.c (or
+ *	  producer.c) owns it and passes it to process.c, assign.c and batch.c
+ *	  (and, through the handle's opaque pointer, to librdkafka's callbacks).
+ *	  A producer uses the common fields and cfg; the assignment and
+ *	  watermark fields are the consumer's.
  */
 #ifndef STREAM_EXT_KAFKA_WORKER_H
 #define STREAM_EXT_KAFKA_WORKER_H
@@ -16,7 +18,7 @@
 #include "nodes/pg_list.h"
 #include "utils/palloc.h"
 
-/* The consumer's catalog row, as the worker uses it */
+/* The consumer's (or producer's) catalog row, as the worker uses it */
 typedef struct KafkaConsumerConfig
 {
 	int			id;
@@ -37,7 +39,8 @@ typedef struct KafkaConsumerConfig
  */
 typedef struct KafkaWorker
 {
-	/* set at start (consumer.c) */
+	/* set at start (process.c) */
+	bool		producer;		/* a producer (producer.c), else a consumer */
 	int			index;			/* worker index within the consumer */
 	KafkaSlot  *slot;			/* our shared-memory slot */
 	int			slotno;

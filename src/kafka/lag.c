@@ -18,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "kafka/consumer.h"
+#include "kafka/process.h"
 #include "kafka/lag.h"
 #include "kafka/slots.h"
 

@@ -1,6 +1,7 @@
 /*
  * slots.c
- *	  Shared-memory slots of the Kafka consumer workers (see slots.h).
+ *	  Shared-memory slots of the Kafka consumer and producer workers (see
+ *	  slots.h).
  *
  * The supervisor (in each database's combiner, supervisor.c) fills a slot
  * when it registers a worker; the worker sets its pid when it attaches and
@@ -53,14 +54,14 @@ kafka_shmem_startup(void)
 
 /* The slot of a worker, or NULL.  Caller holds KafkaShared->lock. */
 KafkaSlot *
-kafka_slot_find(Oid dboid, int consumer_id, int index)
+kafka_slot_find(Oid dboid, bool producer, int id, int index)
 {
 	for (int i = 0; i < KafkaShared->nslots; i++)
 	{
 		KafkaSlot  *slot = &KafkaShared->slots[i];
 
-		if (slot->consumer_id == consumer_id && slot->dboid == dboid &&
-			slot->index == index)
+		if (slot->consumer_id == id && slot->dboid == dboid &&
+			slot->producer == producer && slot->index == index)
 			return slot;
 	}
 	return NULL;

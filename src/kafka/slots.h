@@ -1,7 +1,8 @@
 /*
  * slots.h
- *	  Shared memory of the Kafka consumers: one slot per running consumer
- *	  worker, with its status for stream_ext.kafka_consumers.
+ *	  Shared memory of the Kafka workers: one slot per running consumer
+ *	  worker or producer, with its status for stream_ext.kafka_consumers and
+ *	  stream_ext.kafka_producers.
  */
 #ifndef STREAM_EXT_KAFKA_SLOTS_H
 #define STREAM_EXT_KAFKA_SLOTS_H
@@ -16,11 +17,12 @@
 #define KAFKA_MAX_STATUS_PARTITIONS 64
 
 /*
- * One consumer worker (consumer_id, worker index) of one database.
+ * One consumer worker (consumer_id, worker index) or producer (producer
+ * set, consumer_id is the producer's id, index 0) of one database.
  *
  * Locking rules:
- * - To read a slot's identity or supervision fields (dboid, consumer_id,
- *   index, pid, starting, registered_at, stop_xid, failures, retry_at) hold
+ * - To read a slot's identity or supervision fields (dboid, producer,
+ *   consumer_id, stream, index, pid, starting, registered_at, stop_xid, failures, retry_at) hold
  *   KafkaShared->lock, shared or exclusive; to change any of them hold it
  *   exclusive.  Claiming a free slot (consumer_id == 0) and freeing one are
  *   such changes, done by the supervisor only while no worker is attached
@@ -38,7 +40,10 @@ typedef struct KafkaSlot
 {
 	/* identity: consumer_id == 0 means the slot is free */
 	Oid			dboid;
+	bool		producer;		/* a producer's slot (ids are per kind) */
 	int			consumer_id;
+	Oid			stream;			/* a producer's stream, set by its worker
+								 * once attached (kafka/backpressure.c) */
 	int			index;
 
 	pid_t		pid;			/* 0 until the worker attached, and after it exited */
@@ -52,8 +57,9 @@ typedef struct KafkaSlot
 	char		state[16];		/* "connecting", "running", "retrying" */
 	int			npartitions;
 	int			partitions[KAFKA_MAX_STATUS_PARTITIONS];
-	int64		messages;
-	int64		lag;			/* behind the brokers' high watermarks */
+	int64		messages;		/* consumed, or produced and delivered */
+	int64		lag;			/* behind the brokers' high watermarks; a
+								 * producer: events staged, not yet sent */
 	bool		lag_known;		/* false until the brokers answered, and
 								 * while they do not */
 	StreamRate	rate;			/* messages applied, per second */
@@ -79,7 +85,7 @@ extern KafkaSharedState *KafkaShared;
 extern void kafka_shmem_request(void);
 extern void kafka_shmem_startup(void);
 
-extern KafkaSlot *kafka_slot_find(Oid dboid, int consumer_id, int index);
+extern KafkaSlot *kafka_slot_find(Oid dboid, bool producer, int id, int index);
 extern void kafka_slot_set_state(KafkaSlot *slot, const char *state);
 extern void kafka_slot_set_error(KafkaSlot *slot, const char *error);
 

@@ -1,9 +1,9 @@
 /*
  * supervisor.c
- *	  Keeps the Kafka consumer workers of a database running, as a job of
- *	  its combiner (jobs/jobs.c): about every 200 ms it reads
- *	  stream_ext_internal.kafka_consumers and (re)starts the workers of
- *	  every enabled consumer that are not running, after a backoff when they exited with an error (1 s doubling
+ *	  Keeps the Kafka consumer and producer workers of a database running,
+ *	  as a job of its combiner (jobs/jobs.c): about every 200 ms it reads
+ *	  stream_ext_internal.kafka_consumers and kafka_producers and (re)starts
+ *	  the workers of every enabled consumer and producer that are not running, after a backoff when they exited with an error (1 s doubling
  *	  to 64 s), and stops workers whose consumer was disabled or dropped.
  *
  * Because the catalog drives it, consumers start again by themselves after
@@ -27,6 +27,7 @@
 
 #include "jobs/jobs.h"
 #include "kafka/consumer.h"
+#include "kafka/process.h"
 #include "kafka/slots.h"
 #include "kafka/supervisor.h"
 
@@ -37,6 +38,7 @@
 
 typedef struct WantedConsumer
 {
+	bool		producer;		/* a producer (one worker), else a consumer */
 	int			id;
 	int			parallelism;
 } WantedConsumer;
@@ -45,7 +47,7 @@ static TimestampTz last_round = 0;
 static uint64 last_kicks = 0;
 static BackgroundWorkerHandle **handles = NULL; /* per slot, registered by us */
 
-/* Enabled consumers of this database: palloc'd array, count in *n. */
+/* Enabled consumers and producers of this database: palloc'd array, count in *n. */
 static WantedConsumer *
 read_wanted(int *n)
 {
@@ -57,7 +59,8 @@ read_wanted(int *n)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT id, parallelism FROM stream_ext_internal.kafka_consumers WHERE enabled",
+	if (SPI_execute("SELECT false, id, parallelism FROM stream_ext_internal.kafka_consumers WHERE enabled "
+					"UNION ALL SELECT true, id, 1 FROM stream_ext_internal.kafka_producers WHERE enabled",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the Kafka consumers");
 	if (SPI_processed > 0)
@@ -70,10 +73,12 @@ read_wanted(int *n)
 		{
 			bool		isnull;
 
+			wanted[i].producer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull));
 			wanted[i].id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-													   SPI_tuptable->tupdesc, 1, &isnull));
+													   SPI_tuptable->tupdesc, 2, &isnull));
 			wanted[i].parallelism = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-																SPI_tuptable->tupdesc, 2, &isnull));
+																SPI_tuptable->tupdesc, 3, &isnull));
 		}
 		*n = (int) SPI_processed;
 	}
@@ -87,7 +92,7 @@ static bool
 is_wanted(KafkaSlot *slot, WantedConsumer *wanted, int n)
 {
 	for (int i = 0; i < n; i++)
-		if (wanted[i].id == slot->consumer_id)
+		if (wanted[i].id == slot->consumer_id && wanted[i].producer == slot->producer)
 			return slot->index < wanted[i].parallelism;
 	return false;
 }
@@ -102,6 +107,8 @@ static void
 clear_slot(KafkaSlot *slot)
 {
 	slot->consumer_id = 0;
+	slot->producer = false;
+	slot->stream = InvalidOid;
 	slot->dboid = InvalidOid;
 	slot->index = 0;
 	slot->pid = 0;
@@ -132,12 +139,24 @@ register_worker(int slotno, KafkaSlot *slot)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "stream_ext");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "stream_ext_kafka_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "stream_ext kafka consumer %d/%d for database %u",
-			 slot->consumer_id, slot->index, slot->dboid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "stream_ext kafka consumer");
+	if (slot->producer)
+	{
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "stream_ext_kafka_producer_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "stream_ext kafka producer %d for database %u",
+				 slot->consumer_id, slot->dboid);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "stream_ext kafka producer");
+	}
+	else
+	{
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "stream_ext_kafka_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "stream_ext kafka consumer %d/%d for database %u",
+				 slot->consumer_id, slot->index, slot->dboid);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "stream_ext kafka consumer");
+	}
 	worker.bgw_main_arg = Int32GetDatum(slotno);
+	memset(&args, 0, sizeof(args));
 	args.dboid = slot->dboid;
+	args.producer = slot->producer;
 	args.consumer_id = slot->consumer_id;
 	args.index = slot->index;
 	memcpy(worker.bgw_extra, &args, sizeof(args));
@@ -198,7 +217,8 @@ supervise_round(void)
 	{
 		for (int index = 0; index < wanted[i].parallelism; index++)
 		{
-			KafkaSlot  *slot = kafka_slot_find(MyDatabaseId, wanted[i].id, index);
+			KafkaSlot  *slot = kafka_slot_find(MyDatabaseId, wanted[i].producer,
+											   wanted[i].id, index);
 			int			slotno;
 
 			if (slot == NULL)
@@ -213,6 +233,7 @@ supervise_round(void)
 				}
 				clear_slot(slot);
 				slot->dboid = MyDatabaseId;
+				slot->producer = wanted[i].producer;
 				slot->consumer_id = wanted[i].id;
 				slot->index = index;
 			}

@@ -140,6 +140,7 @@ stream_copy_from(CopyStmt *stmt, const char *queryString)
 	PreventCommandIfReadOnly("COPY FROM");
 	PreventCommandIfParallelMode("COPY FROM");
 	check_copy_permissions(stmt, rel);
+	stream_admit_writer(rel);
 
 	pstate = make_parsestate(NULL);
 	pstate->p_sourcetext = queryString;

@@ -221,6 +221,7 @@ begin_insert(ResultRelInfo *rinfo)
 {
 	StreamModifyState *state = palloc0(sizeof(StreamModifyState));
 
+	stream_admit_writer(rinfo->ri_RelationDesc);
 	state->arrival_attno = stream_arrival_attno(rinfo->ri_RelationDesc);
 	rinfo->ri_FdwState = state;
 }

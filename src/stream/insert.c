@@ -176,6 +176,16 @@ stream_insert_init(void)
 	RegisterXactCallback(stream_xact_callback, NULL);
 }
 
+stream_write_admit_hook_type stream_write_admit_hook = NULL;
+
+/* Before a statement writes into rel: the admission hook, if any. */
+void
+stream_admit_writer(Relation rel)
+{
+	if (stream_write_admit_hook)
+		stream_write_admit_hook(rel);
+}
+
 /* Attribute number of the stream's arrival_timestamp column, or 0. */
 int
 stream_arrival_attno(Relation rel)

@@ -16,4 +16,13 @@ extern void stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_
 extern void stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attno);
 extern void stream_insert_statement_done(void);
 
+/*
+ * Called before a statement writes into a stream (INSERT, COPY FROM): a
+ * module above may make the writer wait or refuse it (the Kafka sink's
+ * backpressure, kafka/backpressure.c).  NULL: nothing to check.
+ */
+typedef void (*stream_write_admit_hook_type) (Relation rel);
+extern PGDLLIMPORT stream_write_admit_hook_type stream_write_admit_hook;
+extern void stream_admit_writer(Relation rel);
+
 #endif

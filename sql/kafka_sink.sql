@@ -1,0 +1,82 @@
+--
+-- kafka_sink: the SQL API of Kafka producers (no broker needed: the brokers
+-- given do not answer, so the workers only retry)
+--
+CREATE FOREIGN TABLE ks_s (url text, n int, at timestamptz) SERVER stream_ext;
+CREATE TABLE ks_table (url text);
+CREATE ROLE regress_ks_outsider;
+CREATE ROLE regress_ks_member IN ROLE stream_ext_kafka;
+GRANT USAGE ON SCHEMA public TO regress_ks_outsider, regress_ks_member;
+
+-- arguments
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'xml');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', key_column => 'nope');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', key_column => 'arrival_timestamp');
+SELECT stream_ext.kafka_produce('ks_table', 'out', '127.0.0.1:9');
+SELECT stream_ext.kafka_produce('ks_s', '', '127.0.0.1:9');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '[1]');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"header": true}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"delimiter": ";;"}');
+SELECT count(*) AS producers FROM stream_ext_internal.kafka_producers;
+
+-- privileges: members of stream_ext_kafka with SELECT on the stream
+SET ROLE regress_ks_outsider;
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9');
+SELECT stream_ext_internal.kafka_register_producer('ks_s', 'out', '127.0.0.1:9', 'json',
+                                                   NULL, '{}', '{}');
+SET ROLE regress_ks_member;
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9');
+RESET ROLE;
+GRANT SELECT ON ks_s TO regress_ks_member;
+SET ROLE regress_ks_member;
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', key_column => 'url',
+                                options => '{"sasl.password": "secret", "linger.ms": "1"}');
+SELECT stream, topic, format, key_column, enabled, options, staging
+  FROM stream_ext.kafka_producers;
+-- a producer of the same topic changes its settings and keeps its staging view
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"delimiter": ";"}');
+SELECT format, key_column, format_options, staging FROM stream_ext.kafka_producers;
+-- the staging view (or the outbox) keeps the stream's committed events until
+-- they are sent: the lag counts them
+RESET ROLE;
+INSERT INTO ks_s VALUES ('/a', 1, '2024-01-01 00:00:00+00');
+BEGIN;
+INSERT INTO ks_s VALUES ('/rolled-back', 2, '2024-01-01 00:00:00+00');
+ROLLBACK;
+SELECT topic, lag FROM stream_ext.kafka_producers;
+SET ROLE regress_ks_member;
+SELECT stream_ext.kafka_stop_producer('ks_s', 'out');
+SELECT state, enabled FROM stream_ext.kafka_producers;
+SELECT stream_ext.kafka_start_producer('ks_s', 'out');
+SELECT enabled FROM stream_ext.kafka_producers;
+SELECT stream_ext.kafka_stop_producer('ks_s', 'other');
+-- anyone sees the producers (options masked), but not their staged events
+SET ROLE regress_ks_outsider;
+SELECT topic, lag, options FROM stream_ext.kafka_producers;
+SELECT count(*) FROM stream_ext_internal.kafka_outbox;
+SELECT stream_ext.kafka_drop_producer('ks_s', 'out');
+SET ROLE regress_ks_member;
+SELECT stream_ext.kafka_drop_producer('ks_s', 'out');
+RESET ROLE;
+SELECT count(*) AS producers FROM stream_ext_internal.kafka_producers;
+SELECT to_regclass('stream_ext_internal.kafka_sink_1') AS staging_view;
+
+-- how fields are written: csv quotes what COPY would misread, text escapes
+SELECT stream_ext_internal.kafka_csv_field(v, ',', '"', '') AS csv,
+       stream_ext_internal.kafka_text_field(v, E'\t', '\N') AS text
+  FROM (VALUES ('plain'), (''), (NULL), ('a,b'), ('say "hi"'), (E'two\nlines'),
+               (E'tab\there'), (E'back\\slash')) v(v);
+
+-- dropping the stream (CASCADE: the staging view depends on it) drops its producers
+SELECT stream_ext.kafka_produce('ks_s', 'again', '127.0.0.1:9');
+DROP FOREIGN TABLE ks_s;
+DROP FOREIGN TABLE ks_s CASCADE;
+SELECT count(*) AS producers FROM stream_ext_internal.kafka_producers;
+
+DROP TABLE ks_table;
+REVOKE USAGE ON SCHEMA public FROM regress_ks_outsider, regress_ks_member;
+DROP ROLE regress_ks_outsider;
+DROP ROLE regress_ks_member;

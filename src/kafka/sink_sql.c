@@ -1,0 +1,116 @@
+/*
+ * sink_sql.c
+ *	  Generates the statement with which a Kafka producer takes staged
+ *	  events: it deletes up to a batch of rows from the kept-rows table of
+ *	  the producer's staging view (a row-keeping continuous view of the
+ *	  stream, src/ddl/README.md) and inserts them into
+ *	  stream_ext_internal.kafka_outbox, each with a new event number and its
+ *	  message already formatted (json, csv or text) with its key.  Every
+ *	  identifier is quoted; the values are parameters.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_attribute.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "access/table.h"
+
+#include "catalog/catalog.h"
+#include "kafka/sink_sql.h"
+
+/* A one-character string as a SQL literal */
+static char *
+char_literal(char c)
+{
+	char		s[2] = {c, '\0'};
+
+	return quote_literal_cstr(s);
+}
+
+/*
+ * The message's expression over the moved row m: its columns in order, as
+ * json (row_to_json: numbers and booleans bare, the rest strings), or as a
+ * csv or text line with format's delimiter, quote and null string.
+ */
+static void
+append_value_expr(StringInfo sql, Relation state, const KafkaFormatOptions *format)
+{
+	TupleDesc	desc = RelationGetDescr(state);
+	bool		first = true;
+
+	if (format->format == KAFKA_FORMAT_JSON)
+	{
+		appendStringInfoString(sql, "pg_catalog.row_to_json(m)::text");
+		return;
+	}
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *col;
+
+		if (att->attisdropped)
+			continue;
+		col = quote_identifier(NameStr(att->attname));
+		if (!first)
+			appendStringInfo(sql, " || %s || ", char_literal(format->delimiter));
+		first = false;
+		if (format->format == KAFKA_FORMAT_CSV)
+			appendStringInfo(sql, "stream_ext_internal.kafka_csv_field(m.%s::text, %s, %s, %s)",
+							 col, char_literal(format->delimiter), char_literal(format->quote),
+							 quote_literal_cstr(format->null_string));
+		else
+			appendStringInfo(sql, "stream_ext_internal.kafka_text_field(m.%s::text, %s, %s)",
+							 col, char_literal(format->delimiter),
+							 quote_literal_cstr(format->null_string));
+	}
+	if (first)
+		appendStringInfoString(sql, "''");
+}
+
+char *
+kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
+{
+	int			view_id = stream_continuous_view_id(staging);
+	Oid			state_relid;
+	char	   *state_sql;
+	Relation	state;
+	StringInfoData sql;
+
+	if (view_id < 0)
+		return NULL;
+	state_relid = stream_view_relation_relid(view_id, VIEW_STATE_TABLE, true);
+	if (!OidIsValid(state_relid))
+		return NULL;
+	state_sql = stream_view_relation_sql(view_id, VIEW_STATE_TABLE);
+	state = table_open(state_relid, AccessShareLock);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH m AS (DELETE FROM %s WHERE ctid = ANY (ARRAY("
+					 "SELECT ctid FROM %s LIMIT $2)) RETURNING *) "
+					 "INSERT INTO stream_ext_internal.kafka_outbox (producer_id, event, key, value) "
+					 "SELECT $1, pg_catalog.nextval('stream_ext_internal.kafka_event_seq'), ",
+					 state_sql, state_sql);
+	if (format->key_column)
+		appendStringInfo(&sql, "m.%s::text, ", quote_identifier(format->key_column));
+	else
+		appendStringInfoString(&sql, "NULL, ");
+	append_value_expr(&sql, state, format);
+	appendStringInfoString(&sql, " FROM m");
+	table_close(state, AccessShareLock);
+	return sql.data;
+}
+
+char *
+kafka_sink_pending_sql(Oid staging)
+{
+	char	   *view = quote_qualified_identifier(get_namespace_name(get_rel_namespace(staging)),
+												  get_rel_name(staging));
+
+	return psprintf("SELECT (SELECT count(*) FROM (SELECT 1 FROM %s LIMIT $2) s) + "
+					"(SELECT count(*) FROM stream_ext_internal.kafka_outbox WHERE producer_id = $1)",
+					view);
+}
