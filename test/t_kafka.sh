@@ -14,7 +14,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2
+mock_start 1 xid_t:1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2
 say "mock cluster at $BROKERS"
 
 # expect SQL VALUE LABEL: the query's answer must be VALUE
@@ -292,6 +292,30 @@ seq 1001 1500 | sed 's/.*/{"user_id": &}/' | produce out_t
 wait_until 60 "after the fetch errors" "SELECT n = 1500 FROM o_v"
 expect "SELECT s FROM o_v" "$((1500 * 1501 / 2))" "broker faults: nothing lost or doubled"
 expect "SELECT state FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass" "running" "running again after the faults"
+
+########## a consumer's deltas carry its own transaction
+# (they become visible when its batch commits, as any writer's): checked on
+# the delta rows before the combiner merges them, with merges held back
+q "ALTER SYSTEM SET stream_ext.combine_interval = '1h'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+wait_until 10 "the combiner holds merges back" "SELECT current_setting('stream_ext.combine_interval') = '1h'"
+sleep 1
+first=$(q "SELECT pg_current_xact_id()")
+run_sql <<SQL
+CREATE FOREIGN TABLE xs (v int, pad text) SERVER stream_ext;
+CREATE VIEW xs_all WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM xs;
+CREATE VIEW xs_mod WITH (continuous) AS SELECT v % 3 AS m, count(*) AS n FROM xs GROUP BY 1;
+SELECT stream_ext.kafka_consume('xs', 'xid_t', '$BROKERS');
+SQL
+for i in $(seq 1 60); do echo "{\"v\": $i, \"pad\": \"$(printf '%*s' $((i * 7)) '' | tr ' ' x)\"}"; done | produce xid_t
+wait_until 30 "60 messages applied" "SELECT n = 60 AND s = 1830 FROM xs_all"
+for v in xs_all xs_mod; do
+	delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = '$v'::regclass")
+	expect "SELECT count(*) FILTER (WHERE writer_xid::xid8 < '$first'::xid8) || '/' || (count(*) > 0)
+	          FROM $delta" "0/true" "$v: the consumer's deltas carry its transaction, not an older one"
+done
+q "ALTER SYSTEM RESET stream_ext.combine_interval" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
 
 ########## server restart with consumers running
 before=$(q "SELECT n FROM v_earliest")

@@ -145,9 +145,11 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 	HeapTupleHeaderSetCmin(td, FirstCommandId);
 	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
 	ItemPointerSetInvalid(&td->t_ctid);
-	HeapTupleHeaderSetDatumLength(td, hoff + data_len);
-	HeapTupleHeaderSetTypeId(td, desc->tdtypeid);
-	HeapTupleHeaderSetTypMod(td, desc->tdtypmod);
+
+	/*
+	 * A heap tuple's header, not a datum's: its length, type and typmod
+	 * would overwrite the xmin that names the event's writer.
+	 */
 
 	if (ev->nevents == ev->capacity)
 	{
