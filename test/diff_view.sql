@@ -28,13 +28,14 @@ BEGIN
 END $$;
 
 -- view v against query refq: the rows of each, how many rows differ and up to
--- four of them; diffs -1 and the error when they cannot be compared
+-- four of them (400 characters of each); diffs -1 and the error when they
+-- cannot be compared
 CREATE FUNCTION compare_view(v text, refq text, OUT view_rows bigint, OUT ref_rows bigint,
                              OUT diffs bigint, OUT examples text) LANGUAGE plpgsql AS $$
 BEGIN
   EXECUTE format('SELECT count(*) FROM (%s) x', refq) INTO ref_rows;
   EXECUTE format('SELECT count(*) FROM %I', v) INTO view_rows;
-  SELECT count(*), string_agg(d.side || ': ' || d.r, E'\n') FILTER (WHERE d.rn <= 4)
+  SELECT count(*), string_agg(d.side || ': ' || left(d.r, 400), E'\n') FILTER (WHERE d.rn <= 4)
     INTO diffs, examples
     FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(v, refq) dv) d;
 EXCEPTION WHEN OTHERS THEN

@@ -126,17 +126,7 @@ BEGIN
       read_time := rt;
       PERFORM set_config('stream_ext.read_time', rt, true);
       refq := replace(replace(c.refq, '{R}', format('(SELECT * FROM ref WHERE chunk <= %s AND chunk <> 5) AS r', max_chunk)), '{T}', rt);
-      view_rows := NULL; ref_rows := NULL;
-      BEGIN
-        EXECUTE format('SELECT count(*) FROM (%s) x', refq) INTO ref_rows;
-        EXECUTE format('SELECT count(*) FROM %I', view) INTO view_rows;
-        SELECT count(*), string_agg(d.side || ': ' || left(d.r, 400), E'\n') FILTER (WHERE d.rn <= 2)
-          INTO diffs, examples
-          FROM (SELECT dv.*, row_number() OVER () AS rn FROM diff_view(view, refq) dv) d;
-      EXCEPTION WHEN OTHERS THEN
-        diffs := -1;
-        examples := 'ERROR: ' || SQLERRM;
-      END;
+      SELECT * INTO view_rows, ref_rows, diffs, examples FROM compare_view(view, refq);
       RETURN NEXT;
     END LOOP;
   END LOOP;
@@ -146,20 +136,10 @@ create_pending_deltas
 say "$(q "SELECT count(*) FROM cases") views of $(q "SELECT array_length(regexp_split_to_array(a, ' AS '), 1) - 1 FROM aggs") aggregates each"
 
 compare() {  # compare LABEL MAX_CHUNK
-	local label=$1 out bad empty
+	local label=$1 empty
 	# with no events the views must be empty (the global one: one row)
 	q "CREATE TABLE res AS SELECT * FROM check_all($2)" >/dev/null
-	out=$(q "SELECT count(*) FILTER (WHERE diffs = 0) || '/' || count(*) || ' (view, read time) pairs equal the batch queries; rows compared: ' || sum(ref_rows) FROM res")
-	bad=$(q "SELECT string_agg(format(E'  %s at %s: %s (view %s rows, reference %s rows)\n    %s', view, read_time,
-	                  CASE WHEN diffs < 0 THEN 'cannot be compared' ELSE diffs || ' differing rows' END,
-	                  coalesce(view_rows::text, '?'), coalesce(ref_rows::text, '?'), replace(examples, E'\n', E'\n    ')), E'\n')
-	           FROM res WHERE diffs <> 0")
-	if [ -n "$bad" ]; then
-		echo "[$TEST_NAME] $label: views differing from the batch queries:"
-		echo "$bad"
-		failures+=("$label: $(q "SELECT string_agg(DISTINCT view, ', ') FROM res WHERE diffs <> 0")")
-	fi
-	say "$label: $out"
+	report_comparison "$label"
 	# a comparison that compares nothing cannot fail: every case must have rows
 	empty=$(q "SELECT string_agg(view, ', ') FROM (SELECT view FROM res GROUP BY view HAVING max(ref_rows) = 0) x")
 	[ -z "$empty" ] || [ "$2" -lt 0 ] || failures+=("$label: no reference rows for $empty")
