@@ -33,6 +33,7 @@
 #include "kafka/kafka_guc.h"
 #include "kafka/kafka_worker.h"
 #include "kafka/slots.h"
+#include "stream/event_tuple.h"
 #include "stream/fdw.h"
 #include "worker/apply.h"
 
@@ -121,35 +122,12 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 {
 	BatchState *b = arg;
 	StreamBatchEvents *ev = b->events;
-	bool		hasnull = false;
-	Size		hoff;
-	Size		data_len;
-	HeapTupleHeader td;
+	EventLayout layout = stream_event_layout(desc, values, nulls);
+	HeapTupleHeader td = (HeapTupleHeader) arena_alloc(b->w->cxt, layout.len);
 	HeapTuple	dst;
 
-	for (int i = 0; i < desc->natts; i++)
-		hasnull |= nulls[i];
-	hoff = SizeofHeapTupleHeader;
-	if (hasnull)
-		hoff += BITMAPLEN(desc->natts);
-	hoff = MAXALIGN(hoff);
-	data_len = heap_compute_data_size(desc, values, nulls);
-
-	td = (HeapTupleHeader) arena_alloc(b->w->cxt, hoff + data_len);
-	memset(td, 0, hoff);
-	HeapTupleHeaderSetNatts(td, desc->natts);
-	td->t_hoff = hoff;
-	heap_fill_tuple(desc, values, nulls, (char *) td + hoff, data_len,
-					&td->t_infomask, hasnull ? td->t_bits : NULL);
-	HeapTupleHeaderSetXmin(td, b->xid);
-	HeapTupleHeaderSetCmin(td, FirstCommandId);
-	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
-	ItemPointerSetInvalid(&td->t_ctid);
-
-	/*
-	 * A heap tuple's header, not a datum's: its length, type and typmod
-	 * would overwrite the xmin that names the event's writer.
-	 */
+	stream_event_fill(td, layout, desc, values, nulls);
+	stream_event_set_writer(td, b->xid);
 
 	if (ev->nevents == ev->capacity)
 	{
@@ -157,7 +135,7 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 		ev->events = repalloc_huge(ev->events, sizeof(HeapTupleData) * ev->capacity);
 	}
 	dst = &ev->events[ev->nevents++];
-	dst->t_len = hoff + data_len;
+	dst->t_len = layout.len;
 	dst->t_data = td;
 	dst->t_tableOid = ev->stream;
 	ItemPointerSetInvalid(&dst->t_self);

@@ -31,6 +31,7 @@
 #include "ipc/queue.h"
 #include "ipc/record.h"
 #include "ipc/route.h"
+#include "stream/event_tuple.h"
 #include "stream/fdw.h"
 #include "stream/insert.h"
 
@@ -300,10 +301,7 @@ commit_event(Relation rel, char *dest, char *oversized)
 	HeapTupleHeader td = stream_event_tuple(dest);
 	Size		needed = stream_event_size_of(dest);
 
-	HeapTupleHeaderSetXmin(td, GetCurrentTransactionId());
-	HeapTupleHeaderSetCmin(td, FirstCommandId);
-	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
-	ItemPointerSetInvalid(&td->t_ctid);
+	stream_event_set_writer(td, GetCurrentTransactionId());
 
 	if (oversized != NULL)
 	{
@@ -378,12 +376,9 @@ void
 stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attno)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	bool		hasnull = false;
-	Size		hoff;
-	Size		data_len;
+	EventLayout layout;
 	char	   *dest;
 	char	   *oversized;
-	HeapTupleHeader td;
 
 	if (arrival_attno > 0)
 	{
@@ -391,28 +386,14 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
 		isnull[arrival_attno - 1] = false;
 	}
 	for (int i = 0; i < desc->natts; i++)
-	{
-		if (isnull[i])
-			hasnull = true;
-		else if (TupleDescAttr(desc, i)->attlen == -1 &&
-				 VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+		if (!isnull[i] && TupleDescAttr(desc, i)->attlen == -1 &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
 			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
 															  DatumGetPointer(values[i])));
-	}
 
-	hoff = SizeofHeapTupleHeader;
-	if (hasnull)
-		hoff += BITMAPLEN(desc->natts);
-	hoff = MAXALIGN(hoff);
-	data_len = heap_compute_data_size(desc, values, isnull);
-
-	dest = reserve_event(rel, hoff + data_len, &oversized);
-	td = stream_event_tuple(dest);
-	memset(td, 0, hoff);
-	HeapTupleHeaderSetNatts(td, desc->natts);
-	td->t_hoff = hoff;
-	heap_fill_tuple(desc, values, isnull, (char *) td + hoff, data_len,
-					&td->t_infomask, hasnull ? td->t_bits : NULL);
+	layout = stream_event_layout(desc, values, isnull);
+	dest = reserve_event(rel, layout.len, &oversized);
+	stream_event_fill(stream_event_tuple(dest), layout, desc, values, isnull);
 	commit_event(rel, dest, oversized);
 }
 

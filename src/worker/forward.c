@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
+#include "stream/event_tuple.h"
 #include "stream/insert.h"
 #include "worker/forward.h"
 
@@ -119,33 +120,13 @@ forward_startup(DestReceiver *self, int operation, TupleDesc rows)
 static HeapTuple
 form_event(TupleDesc desc, Datum *values, bool *isnull, TransactionId writer)
 {
-	bool		hasnull = false;
-	Size		hoff;
-	Size		data_len;
-	HeapTuple	tuple;
-	HeapTupleHeader td;
+	EventLayout layout = stream_event_layout(desc, values, isnull);
+	HeapTuple	tuple = palloc(HEAPTUPLESIZE + layout.len);
 
-	for (int i = 0; i < desc->natts; i++)
-		hasnull |= isnull[i];
-	hoff = SizeofHeapTupleHeader;
-	if (hasnull)
-		hoff += BITMAPLEN(desc->natts);
-	hoff = MAXALIGN(hoff);
-	data_len = heap_compute_data_size(desc, values, isnull);
-
-	tuple = palloc(HEAPTUPLESIZE + hoff + data_len);
-	td = (HeapTupleHeader) ((char *) tuple + HEAPTUPLESIZE);
-	tuple->t_data = td;
-	tuple->t_len = hoff + data_len;
-	memset(td, 0, hoff);
-	HeapTupleHeaderSetNatts(td, desc->natts);
-	td->t_hoff = hoff;
-	heap_fill_tuple(desc, values, isnull, (char *) td + hoff, data_len,
-					&td->t_infomask, hasnull ? td->t_bits : NULL);
-	HeapTupleHeaderSetXmin(td, writer);
-	HeapTupleHeaderSetCmin(td, FirstCommandId);
-	HeapTupleHeaderSetXmax(td, InvalidTransactionId);
-	ItemPointerSetInvalid(&td->t_ctid);
+	tuple->t_data = (HeapTupleHeader) ((char *) tuple + HEAPTUPLESIZE);
+	tuple->t_len = layout.len;
+	stream_event_fill(tuple->t_data, layout, desc, values, isnull);
+	stream_event_set_writer(tuple->t_data, writer);
 	return tuple;
 }
 
