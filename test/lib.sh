@@ -169,3 +169,40 @@ report_comparison() {
 	fi
 	say "$1: $out"
 }
+
+# crash_client_sql CYCLE CLIENT SMALL LARGE: an endless SQL script for one
+# client of a kill -9 test, writing batches into stream ev (batch_id, size,
+# seq), each batch its own id: SMALL events, one in seven LARGE, by INSERT,
+# COPY, a transaction with a rolled back savepoint (a 5-event batch of its
+# own) in the middle, or rolled back.  It echoes "ack ID SIZE" once a batch
+# committed (ON_ERROR_STOP: never after a failed COMMIT) and "rb ID SIZE" for
+# a batch rolled back.
+crash_client_sql() {
+	local base=$((($1 * 100 + $2) * 1000000)) n=0 id size i
+	while :; do
+		n=$((n + 1)); id=$((base + n)); size=$3
+		[ $((n % 7)) = 3 ] && size=$4
+		case $((n % 5)) in
+		0)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nROLLBACK;\n\\echo rb %s %s\n' \
+				$id $size $size $id $size ;;
+		1)	printf 'COPY ev FROM STDIN;\n'
+			for ((i = 1; i <= size; i++)); do printf '%s\t%s\t%s\n' $id $size $i; done
+			printf '\\.\n\\echo ack %s %s\n' $id $size ;;
+		2)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\n' $id $size $((size / 2))
+			printf 'SAVEPOINT s;\nINSERT INTO ev SELECT %s, 5, g FROM generate_series(1, 5) g;\nROLLBACK TO s;\n' $((id + 500000))
+			printf 'INSERT INTO ev SELECT %s, %s, g FROM generate_series(%s, %s) g;\nCOMMIT;\n\\echo ack %s %s\n\\echo rb %s 5\n' \
+				$id $size $((size / 2 + 1)) $size $id $size $((id + 500000)) ;;
+		*)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nCOMMIT;\n\\echo ack %s %s\n' \
+				$id $size $size $id $size ;;
+		esac
+	done
+}
+
+# load_client_logs: what the crash clients echoed ($SCRATCH/client-*.out)
+# into the tables acked and rolled_back (id, size)
+load_client_logs() {
+	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "ack" { print $2 "\t" $3 }' > "$SCRATCH/acked.tsv"
+	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "rb" { print $2 "\t" $3 }' > "$SCRATCH/rolled_back.tsv"
+	run_sql -c "TRUNCATE acked, rolled_back" -c "\\copy acked FROM '$SCRATCH/acked.tsv'" \
+		-c "\\copy rolled_back FROM '$SCRATCH/rolled_back.tsv'"
+}

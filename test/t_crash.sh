@@ -3,8 +3,9 @@
 #   - CLIENTS psql clients insert batches in a loop, each batch with its own
 #     batch id: INSERT ... SELECT transactions, multi-statement transactions,
 #     COPY, some large (3000 events: several records; with 256 kB queues
-#     they spill over both workers), and every 5th one rolled back.  A client
-#     prints "ack ID SIZE" only after COMMIT (or COPY) returned success
+#     they spill over both workers), every 5th one rolled back, and rolled
+#     back savepoints inside committed ones (test/lib.sh, crash_client_sql).
+#     A client prints "ack ID SIZE" only after COMMIT (or COPY) returned success
 #     (psql -v ON_ERROR_STOP=1: the \echo after a failed COMMIT never runs).
 #   - once enough events are in, kill -9 the postmaster and all its children
 #   - restart (crash recovery) and check at once, and again after the combiner
@@ -43,34 +44,10 @@ CREATE TABLE rolled_back (id bigint, size int);
 SQL
 create_pending_deltas
 
-# client_sql CYCLE CLIENT: endless SQL script for one client
-client_sql() {
-	local base=$((($1 * 100 + $2) * 1000000)) n=0 id size i
-	while :; do
-		n=$((n + 1)); id=$((base + n)); size=10
-		[ $((n % 7)) = 3 ] && size=3000
-		case $((n % 5)) in
-		0)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nROLLBACK;\n\\echo rb %s %s\n' \
-				$id $size $size $id $size ;;
-		1)	printf 'COPY ev FROM STDIN;\n'
-			for ((i = 1; i <= size; i++)); do printf '%s\t%s\t%s\n' $id $size $i; done
-			printf '\\.\n\\echo ack %s %s\n' $id $size ;;
-		2)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\n' $id $size $((size / 2))
-			printf 'INSERT INTO ev SELECT %s, %s, g FROM generate_series(%s, %s) g;\nCOMMIT;\n\\echo ack %s %s\n' \
-				$id $size $((size / 2 + 1)) $size $id $size ;;
-		*)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nCOMMIT;\n\\echo ack %s %s\n' \
-				$id $size $size $id $size ;;
-		esac
-	done
-}
-
 failures=()
 verify() {  # verify LABEL: check the views against the clients' logs; failures are collected
 	local label=$1 bad
-	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "ack" { print $2 "\t" $3 }' > "$SCRATCH/acked.tsv"
-	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "rb" { print $2 "\t" $3 }' > "$SCRATCH/rolled_back.tsv"
-	run_sql -c "TRUNCATE acked, rolled_back" -c "\\copy acked FROM '$SCRATCH/acked.tsv'" \
-		-c "\\copy rolled_back FROM '$SCRATCH/rolled_back.tsv'"
+	load_client_logs
 	run_sql <<'SQL'
 DROP TABLE IF EXISTS problems;
 CREATE TABLE problems AS
@@ -132,7 +109,7 @@ for cycle in $(seq 1 "$CYCLES"); do
 	before=$(q "SELECT n FROM totals")
 	pids=()
 	for c in $(seq 1 "$CLIENTS"); do
-		client_sql "$cycle" "$c" | psql -X -q -o /dev/null -v ON_ERROR_STOP=1 \
+		crash_client_sql "$cycle" "$c" 10 3000 | psql -X -q -o /dev/null -v ON_ERROR_STOP=1 \
 			>"$SCRATCH/client-$cycle-$c.out" 2>"$SCRATCH/client-$cycle-$c.err" &
 		pids+=($!)
 		_bg_pids+=($!)

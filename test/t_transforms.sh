@@ -131,35 +131,9 @@ CREATE TABLE acked (id bigint, size int);
 CREATE TABLE rolled_back (id bigint, size int);
 SQL
 
-# client_sql CYCLE CLIENT: endless SQL script for one client
-client_sql() {
-	local base=$((($1 * 100 + $2) * 1000000)) n=0 id size i
-	while :; do
-		n=$((n + 1)); id=$((base + n)); size=12
-		[ $((n % 7)) = 3 ] && size=2400
-		case $((n % 5)) in
-		0)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nROLLBACK;\n\\echo rb %s %s\n' \
-				$id $size $size $id $size ;;
-		1)	printf 'COPY ev FROM STDIN;\n'
-			for ((i = 1; i <= size; i++)); do printf '%s\t%s\t%s\n' $id $size $i; done
-			printf '\\.\n\\echo ack %s %s\n' $id $size ;;
-		2)	# a rolled back savepoint with a batch of its own in the middle
-			printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\n' $id $size $((size / 2))
-			printf 'SAVEPOINT s;\nINSERT INTO ev SELECT %s, 5, g FROM generate_series(1, 5) g;\nROLLBACK TO s;\n' $((id + 500000))
-			printf 'INSERT INTO ev SELECT %s, %s, g FROM generate_series(%s, %s) g;\nCOMMIT;\n\\echo ack %s %s\n\\echo rb %s 5\n' \
-				$id $size $((size / 2 + 1)) $size $id $size $((id + 500000)) ;;
-		*)	printf 'BEGIN;\nINSERT INTO ev SELECT %s, %s, g FROM generate_series(1, %s) g;\nCOMMIT;\n\\echo ack %s %s\n' \
-				$id $size $size $id $size ;;
-		esac
-	done
-}
-
 verify() {  # verify LABEL
 	local label=$1 bad
-	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "ack" { print $2 "\t" $3 }' > "$SCRATCH/acked.tsv"
-	cat "$SCRATCH"/client-*.out 2>/dev/null | awk '$1 == "rb" { print $2 "\t" $3 }' > "$SCRATCH/rolled_back.tsv"
-	run_sql -c "TRUNCATE acked, rolled_back" -c "\\copy acked FROM '$SCRATCH/acked.tsv'" \
-		-c "\\copy rolled_back FROM '$SCRATCH/rolled_back.tsv'"
+	load_client_logs
 	bad=$(psql -X -At -v ON_ERROR_STOP=1 <<'SQL'
 WITH ob AS (SELECT batch_id, count(*) AS n, count(DISTINCT seq) AS d FROM out_tab GROUP BY batch_id),
      db AS (SELECT batch_id, count(*) AS n, count(DISTINCT seq) AS d FROM direct_tab GROUP BY batch_id),
@@ -194,7 +168,7 @@ for cycle in $(seq 1 "$CYCLES"); do
 	before=$(q "SELECT n FROM totals")
 	pids=()
 	for c in $(seq 1 "$CLIENTS"); do
-		client_sql "$cycle" "$c" | psql -X -q -o /dev/null -v ON_ERROR_STOP=1 \
+		crash_client_sql "$cycle" "$c" 12 2400 | psql -X -q -o /dev/null -v ON_ERROR_STOP=1 \
 			>"$SCRATCH/client-$cycle-$c.out" 2>"$SCRATCH/client-$cycle-$c.err" &
 		pids+=($!)
 		_bg_pids+=($!)
