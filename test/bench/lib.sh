@@ -1,6 +1,6 @@
-# Helpers sourced by test/bench/core.sh and test/bench/windows.sh.  Apart
-# from start_bench_server they need the server it starts (PGHOST/PGPORT and
-# PM_PID).
+# Helpers sourced by the scripts of test/bench/.  Apart from
+# start_bench_server and start_bench they need the server those start
+# (PGHOST/PGPORT and PM_PID).
 
 log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -57,6 +57,18 @@ start_bench_server() {
 	export PGHOST PGPORT PGUSER PGDATABASE=postgres
 	unset PGOPTIONS
 	PM_PID=$(head -1 "$DIR/data/postmaster.pid")
+}
+
+# start_bench NAME: a directory DIR (/tmp/stream-bench-NAME.XXXXXX, destroyed
+# with its server at exit) with CSV the path of the events' file in it, and
+# the throwaway server started there (start_bench_server), times in UTC
+start_bench() {
+	DIR=$(mktemp -d "/tmp/stream-bench-$1.XXXXXX")
+	CSV=$DIR/events.csv
+	trap '_rc=$?; "$ROOT/test/server.sh" destroy "$DIR" || true; exit $_rc' EXIT
+	trap 'exit 130' INT TERM
+	start_bench_server
+	export PGTZ=UTC
 }
 
 # perf_reports LABEL PROCESS...: self and children reports of

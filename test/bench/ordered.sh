@@ -33,19 +33,8 @@ READS_BATCH=${READS_BATCH:-5}
 SERVER_CONF=("shared_buffers = '1GB'" "max_wal_size = '10GB'" "min_wal_size = '1GB'"
 	"checkpoint_timeout = '30min'" "stream_ext.read_time = '2024-01-01 00:00:00+00'")
 
-DIR=$(mktemp -d /tmp/stream-bench-ordered.XXXXXX)
-CSV=$DIR/events.csv
-cleanup() {
-	local rc=$?
-	"$ROOT/test/server.sh" destroy "$DIR" || true
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 source "$HERE/lib.sh"
-start_bench_server
-export PGTZ=UTC
+start_bench ordered
 
 q <<'SQL'
 CREATE EXTENSION stream_ext;

@@ -36,19 +36,8 @@ CMDLINE="test/bench/transforms.sh"
 [ "$EVENTS" != 2000000 ] && CMDLINE="EVENTS=$EVENTS $CMDLINE"
 [ "$REPS" != 3 ] && CMDLINE="REPS=$REPS $CMDLINE"
 
-DIR=$(mktemp -d /tmp/stream-bench-transforms.XXXXXX)
-CSV=$DIR/events.csv
-cleanup() {
-	local rc=$?
-	"$ROOT/test/server.sh" destroy "$DIR" || true
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 source "$HERE/lib.sh"
-start_bench_server
-export PGTZ=UTC
+start_bench transforms
 
 log "server on port $PGPORT in $DIR; creating schema"
 q <<'SQL'

@@ -39,21 +39,8 @@ envs=""
 [ "$REPS" != 3 ] && envs+="REPS=$REPS "
 CMDLINE="${envs}${CMDLINE}"
 
-DIR=$(mktemp -d /tmp/stream-bench-views.XXXXXX)
-CSV=$DIR/events.csv
-
-cleanup() {
-	local rc=$?
-	"$ROOT/test/server.sh" destroy "$DIR" || true
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 source "$HERE/lib.sh"
-
-start_bench_server
-export PGTZ=UTC
+start_bench views
 
 log "server on port $PGPORT in $DIR; creating schema"
 q <<'SQL'

@@ -61,22 +61,9 @@ envs=""
 [ "$PERF" != 0 ] && envs+="PERF=$PERF "
 CMDLINE="${envs}${CMDLINE}"
 
-DIR=$(mktemp -d /tmp/stream-bench-windows.XXXXXX)
-CSV=$DIR/events.csv
-SCSV=$DIR/sliding.csv
-
-cleanup() {
-	local rc=$?
-	"$ROOT/test/server.sh" destroy "$DIR" || true
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 source "$HERE/lib.sh"
-
-start_bench_server
-export PGTZ=UTC
+start_bench windows
+SCSV=$DIR/sliding.csv
 
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}'; }
 
