@@ -206,3 +206,34 @@ load_client_logs() {
 	run_sql -c "TRUNCATE acked, rolled_back" -c "\\copy acked FROM '$SCRATCH/acked.tsv'" \
 		-c "\\copy rolled_back FROM '$SCRATCH/rolled_back.tsv'"
 }
+
+# start_crash_clients CYCLE SMALL LARGE: $CLIENTS clients running
+# crash_client_sql in the background, their output in
+# $SCRATCH/client-CYCLE-N.out; their pids in crash_pids
+start_crash_clients() {
+	local c
+	crash_pids=()
+	for c in $(seq 1 "$CLIENTS"); do
+		crash_client_sql "$1" "$c" "$2" "$3" | psql -X -q -o /dev/null -v ON_ERROR_STOP=1 \
+			>"$SCRATCH/client-$1-$c.out" 2>"$SCRATCH/client-$1-$c.err" &
+		crash_pids+=($!)
+		_bg_pids+=($!)
+	done
+}
+
+# crash_and_recover SRV: kill -9 the server SRV and every child of it, wait
+# until the crash clients noticed, restart it and check that it recovered
+crash_and_recover() {
+	local deadline p
+	kill_server_hard "$1"
+	say "killed postmaster $KILLED_PM and $KILLED_CHILDREN children"
+	deadline=$((SECONDS + 30))
+	for p in "${crash_pids[@]}"; do
+		while kill -0 "$p" 2>/dev/null; do
+			[ $SECONDS -ge $deadline ] && fail "client $p still running after the crash"
+			sleep 0.05
+		done
+	done
+	bash "$TEST_DIR/server.sh" restart "$1" >"$SCRATCH/restart.out" 2>&1 || { cat "$SCRATCH/restart.out"; fail "restart failed"; }
+	grep -q 'automatic recovery in progress' "$1/server.log" || fail "no crash recovery happened"
+}

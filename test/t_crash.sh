@@ -100,35 +100,16 @@ SQL
 		"$(q "SELECT count(*) FROM kept_rows") kept rows"
 }
 
-crash() {  # kill -9 the postmaster and every child of it
-	kill_server_hard "$SRV"
-	say "killed postmaster $KILLED_PM and $KILLED_CHILDREN children"
-}
 
 for cycle in $(seq 1 "$CYCLES"); do
 	before=$(q "SELECT n FROM totals")
-	pids=()
-	for c in $(seq 1 "$CLIENTS"); do
-		crash_client_sql "$cycle" "$c" 10 3000 | psql -X -q -o /dev/null -v ON_ERROR_STOP=1 \
-			>"$SCRATCH/client-$cycle-$c.out" 2>"$SCRATCH/client-$cycle-$c.err" &
-		pids+=($!)
-		_bg_pids+=($!)
-	done
+	start_crash_clients "$cycle" 10 3000
 	say "cycle $cycle: $CLIENTS clients inserting; crash after $EVENTS_PER_CYCLE more events"
 	wait_until 120 "$EVENTS_PER_CYCLE more events in totals" \
 		"SELECT n >= $before + $EVENTS_PER_CYCLE FROM totals"
 	wait_until 30 "all $CLIENTS clients connected" \
 		"SELECT count(*) >= $CLIENTS FROM pg_stat_activity WHERE datname = 't_crash' AND application_name = 'psql' AND pid <> pg_backend_pid()"
-	crash
-	deadline=$((SECONDS + 30))
-	for p in "${pids[@]}"; do
-		while kill -0 "$p" 2>/dev/null; do
-			[ $SECONDS -ge $deadline ] && fail "client $p still running after the crash"
-			sleep 0.05
-		done
-	done
-	bash "$TEST_DIR/server.sh" restart "$SRV" >"$SCRATCH/restart.out" 2>&1 || { cat "$SCRATCH/restart.out"; fail "restart failed"; }
-	grep -q 'automatic recovery in progress' "$SRV/server.log" || fail "no crash recovery happened"
+	crash_and_recover "$SRV"
 	say "restarted (crash recovery)"
 	verify "cycle $cycle, right after restart"
 	wait_until 60 "the combiner merged every delta" "SELECT pending_deltas() = 0"
