@@ -25,31 +25,8 @@ REPS=${REPS:-2}
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 export PATH="$PGBIN:$PATH"
 
-DIR=$(mktemp -d /tmp/stream-sink-bench.XXXXXX)
-chmod 755 "$DIR"
-MOCK_PID=
-cleanup() {
-	local rc=$?
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null || true
-	PGBIN=$PGBIN bash "$ROOT/test/server.sh" destroy "$DIR/server" >/dev/null 2>&1 || true
-	rm -rf "$DIR"
-	exit $rc
-}
-trap cleanup EXIT
-
-eval "export $(PGBIN=$PGBIN bash "$ROOT/test/server.sh" start "$DIR/server" \
-	"shared_buffers = '1GB'" "max_wal_size = '10GB'" "checkpoint_timeout = '30min'")"
-export PGDATABASE=bench
-psql -X -q -d postgres -c "CREATE DATABASE bench"
-psql -X -q -c "CREATE EXTENSION stream_ext"
-
-cc -O2 -o "$DIR/mock_broker" "$ROOT/test/kafka/mock_broker.c" -lrdkafka
-mkfifo "$DIR/mock.in"
-exec 7<>"$DIR/mock.in"
-"$DIR/mock_broker" 1 sink:4 kcat:4 <&7 >"$DIR/mock.out" 2>"$DIR/mock.err" &
-MOCK_PID=$!
-until grep -q '^bootstrap ' "$DIR/mock.out" 2>/dev/null; do sleep 0.05; done
-BROKERS=$(sed -n 's/^bootstrap //p' "$DIR/mock.out")
+source "$HERE/lib.sh"
+start_kafka_bench sink sink:4 kcat:4
 
 q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
 now() { date +%s.%N; }

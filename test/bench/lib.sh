@@ -1,6 +1,6 @@
 # Helpers sourced by the scripts of test/bench/.  Apart from
-# start_bench_server and start_bench they need the server those start
-# (PGHOST/PGPORT and PM_PID).
+# start_bench_server, start_bench and start_kafka_bench they need the server
+# those start (PGHOST/PGPORT, and PM_PID from the first two).
 
 log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -69,6 +69,34 @@ start_bench() {
 	trap 'exit 130' INT TERM
 	start_bench_server
 	export PGTZ=UTC
+}
+
+# start_kafka_bench NAME [TOPIC:PARTITIONS...]: a directory DIR
+# (/tmp/stream-NAME-bench.XXXXXX, removed at exit) with a throwaway server
+# (database bench, stream_ext created) and a mock Kafka cluster of one broker
+# (test/kafka/mock_broker.c, commands on fd 7) holding the topics; BROKERS its
+# bootstrap address
+start_kafka_bench() {
+	local name=$1
+	shift
+	DIR=$(mktemp -d "/tmp/stream-$name-bench.XXXXXX")
+	chmod 755 "$DIR"
+	MOCK_PID=
+	trap '_rc=$?; [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
+	      PGBIN=$PGBIN bash "$ROOT/test/server.sh" destroy "$DIR/server" >/dev/null 2>&1
+	      rm -rf "$DIR"; exit $_rc' EXIT
+	eval "export $(PGBIN=$PGBIN bash "$ROOT/test/server.sh" start "$DIR/server" \
+		"shared_buffers = '1GB'" "max_wal_size = '10GB'" "checkpoint_timeout = '30min'")"
+	export PGDATABASE=bench
+	psql -X -q -d postgres -c "CREATE DATABASE bench"
+	psql -X -q -c "CREATE EXTENSION stream_ext"
+	cc -O2 -o "$DIR/mock_broker" "$ROOT/test/kafka/mock_broker.c" -lrdkafka
+	mkfifo "$DIR/mock.in"
+	exec 7<>"$DIR/mock.in"
+	"$DIR/mock_broker" 1 "$@" <&7 >"$DIR/mock.out" 2>"$DIR/mock.err" &
+	MOCK_PID=$!
+	until grep -q '^bootstrap ' "$DIR/mock.out" 2>/dev/null; do sleep 0.05; done
+	BROKERS=$(sed -n 's/^bootstrap //p' "$DIR/mock.out")
 }
 
 # perf_reports LABEL PROCESS...: self and children reports of
