@@ -22,6 +22,7 @@
 #include "stream/insert.h"
 #include "stream/read_guard.h"
 #include "window/reaper.h"
+#include "worker/change_events.h"
 #include "worker/worker.h"
 
 PG_MODULE_MAGIC;
@@ -77,6 +78,7 @@ _PG_init(void)
 	stream_read_estimates_init();
 	stream_rollup_init();
 	stream_reaper_init();
+	stream_change_events_init();
 	kafka_supervisor_init();
 	kafka_backpressure_init();
 	stream_register_launcher();

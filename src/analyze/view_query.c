@@ -257,6 +257,7 @@ add_window_columns(ViewShape *shape, List **names)
 							 "_session_end", names);
 		shape->session_bucket = stream_window_bucket(shape->time_expr, w->size);
 	}
+	Assert(shape->nhidden_keys == stream_window_hidden_keys(w));
 }
 
 /*

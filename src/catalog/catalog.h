@@ -27,9 +27,15 @@ typedef enum ViewRelation
 {
 	VIEW_STATE_TABLE,
 	VIEW_DELTA_TABLE,
-	VIEW_RESULT_TABLE			/* views that keep their results: one row per
+	VIEW_RESULT_TABLE,			/* views that keep their results: one row per
 								 * group, its keys and results */
+	VIEW_CHANGED_GROUPS,		/* views with a change stream: the groups
+								 * merged since their changes were emitted */
+	VIEW_EMITTED_ROWS			/* ... and each row as its last change
+								 * event gave it (src/changes/) */
 } ViewRelation;
+
+#define VIEW_LAST_RELATION VIEW_EMITTED_ROWS
 
 /*
  * The window of a view as the catalog stores it: each field's text, NULL

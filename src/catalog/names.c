@@ -6,8 +6,9 @@
  * Every continuous view <id> has tables in schema stream_ext_internal:
  * state_<id> (one row per group: keys and combined partial states),
  * delta_<id> (the workers' partial states, tagged with their writer's
- * transaction) and, for a view that keeps its results, result_<id>.  This
- * file is the only place that spells those names.
+ * transaction), for a view that keeps its results, result_<id>, and for a
+ * view with a change stream changed_<id> and emitted_<id>.  This file is the
+ * only place that spells those names.
  */
 #include "postgres.h"
 
@@ -30,6 +31,8 @@ static const char *const view_relation_prefix[] = {
 	[VIEW_STATE_TABLE] = "state",
 	[VIEW_DELTA_TABLE] = "delta",
 	[VIEW_RESULT_TABLE] = "result",
+	[VIEW_CHANGED_GROUPS] = "changed",
+	[VIEW_EMITTED_ROWS] = "emitted",
 };
 
 /* "state_<id>", "delta_<id>" or "result_<id>" */

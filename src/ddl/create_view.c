@@ -208,14 +208,14 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Que
 static void
 keep_view_relations_private(int id)
 {
-	for (int which = VIEW_STATE_TABLE; which <= VIEW_RESULT_TABLE; which++)
+	for (int which = VIEW_STATE_TABLE; which <= VIEW_LAST_RELATION; which++)
 	{
 		const char *rel = stream_view_relation_sql(id, (ViewRelation) which);
 		bool		isnull;
 		Datum		grantees;
 
 		if (!OidIsValid(stream_view_relation_relid(id, (ViewRelation) which, true)))
-			continue;			/* no result table */
+			continue;			/* no result table, no change stream */
 
 		/*
 		 * Not read-only: the snapshot must see the new tables.  Operators
@@ -245,13 +245,23 @@ give_view_relations_to(int id, Oid owner)
 {
 	const char *role = quote_identifier(GetUserNameFromId(owner, false));
 
-	spi_exec(psprintf("ALTER TABLE %s OWNER TO %s",
-					  stream_view_relation_sql(id, VIEW_STATE_TABLE), role), SPI_OK_UTILITY);
-	spi_exec(psprintf("ALTER TABLE %s OWNER TO %s",
-					  stream_view_relation_sql(id, VIEW_DELTA_TABLE), role), SPI_OK_UTILITY);
-	if (OidIsValid(stream_view_relation_relid(id, VIEW_RESULT_TABLE, true)))
-		spi_exec(psprintf("ALTER TABLE %s OWNER TO %s",
-						  stream_view_relation_sql(id, VIEW_RESULT_TABLE), role), SPI_OK_UTILITY);
+	for (int which = VIEW_STATE_TABLE; which <= VIEW_LAST_RELATION; which++)
+		if (OidIsValid(stream_view_relation_relid(id, (ViewRelation) which, true)))
+			spi_exec(psprintf("ALTER TABLE %s OWNER TO %s",
+							  stream_view_relation_sql(id, (ViewRelation) which), role),
+					 SPI_OK_UTILITY);
+}
+
+/*
+ * Make view id's relations owner's only (SPI connected; run as the
+ * extension's owner, which made them): for relations added to an existing
+ * view (src/changes/create.c).
+ */
+void
+stream_hand_over_view_relations(int id, Oid owner)
+{
+	keep_view_relations_private(id);
+	give_view_relations_to(id, owner);
 }
 
 /*
@@ -341,8 +351,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	id = stream_catalog_next_view_id();
 	create_state_tables(shape, id);
-	keep_view_relations_private(id);
-	give_view_relations_to(id, saved_user);
+	stream_hand_over_view_relations(id, saved_user);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	state_relid = stream_view_relation_relid(id, VIEW_STATE_TABLE, false);
@@ -497,6 +506,12 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	if (OidIsValid(stream_view_relation_relid(id, VIEW_RESULT_TABLE, true)))
 		spi_exec(psprintf("DELETE FROM %s", stream_view_relation_sql(id, VIEW_RESULT_TABLE)),
 				 SPI_OK_DELETE);
+	/* a change stream sees every row leave (src/changes/change_sql.c) */
+	if (OidIsValid(stream_view_relation_relid(id, VIEW_CHANGED_GROUPS, true)))
+		spi_exec(psprintf("INSERT INTO %s SELECT DISTINCT _gid FROM %s ON CONFLICT DO NOTHING",
+						  stream_view_relation_sql(id, VIEW_CHANGED_GROUPS),
+						  stream_view_relation_sql(id, VIEW_EMITTED_ROWS)),
+				 SPI_OK_INSERT);
 	/* the watermark starts over too; catalog rows are the extension's */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);

@@ -13,6 +13,7 @@ extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
 										  RawStmt *raw, const char *sql,
 										  WindowSpec *window, const char *output);
 extern void stream_follow_view_owner(Oid view);
+extern void stream_hand_over_view_relations(int id, Oid owner);
 extern void stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape);
 
 #endif

@@ -420,14 +420,46 @@ combined_states_sql(ViewShape *shape)
 	return buf.data;
 }
 
+/* What a read returns besides the view's columns */
+typedef enum ReadViewExtra
+{
+	READ_VIEW_ONLY,				/* the view's columns */
+	READ_WITH_STATES,			/* then each aggregate's combined states */
+	READ_WITH_IDENTITY			/* first the row's group and identity */
+} ReadViewExtra;
+
 /*
- * The SELECT of the view users query; with_states, the same rows, without
- * the results the view keeps, followed by one column per aggregate of the
- * shape with the group's combined partial states (for roll-ups).
+ * "ROW(s.k1, s.k2, ...)::text AS _gid, ROW(s.k1, ..., window)::text AS
+ * _rid, ": which group of the view's own keys a row is of, and which row
+ * it is among the group's (its window), as text (src/changes/).
  */
 static char *
-read_view_sql(ViewShape *shape, int id, Oid state_relid, bool with_states)
+identity_columns_sql(ViewShape *shape, WindowReadSql *w)
 {
+	char	   *keys = user_keys_sql(shape, "s.");
+	char	   *copies = grouping_copies_sql(shape)[0] != '\0' ? "_gcopy.n" : NULL;
+	StringInfoData rid;
+
+	initStringInfo(&rid);
+	appendStringInfo(&rid, "ROW(%s", keys ? keys : "");
+	if (w->identity != NULL)
+		appendStringInfo(&rid, "%s%s", keys ? ", " : "", w->identity);
+	if (copies != NULL)
+		appendStringInfo(&rid, "%s%s", keys || w->identity ? ", " : "", copies);
+	return psprintf("ROW(%s)::pg_catalog.text AS _gid, %s)::pg_catalog.text AS _rid, ",
+					keys ? keys : "", rid.data);
+}
+
+/*
+ * The SELECT of the view users query; READ_WITH_STATES, the same rows,
+ * without the results the view keeps, followed by one column per aggregate
+ * of the shape with the group's combined partial states (for roll-ups);
+ * READ_WITH_IDENTITY, the view's rows after their identity_columns_sql.
+ */
+static char *
+read_view_sql(ViewShape *shape, int id, Oid state_relid, ReadViewExtra extra)
+{
+	bool		with_states = (extra == READ_WITH_STATES);
 	ReadViewContext ctx;
 	List	   *dpcontext = deparse_context_for("s", state_relid);
 	Oid			result_relid = stream_view_relation_relid(id, VIEW_RESULT_TABLE, true);
@@ -452,7 +484,8 @@ read_view_sql(ViewShape *shape, int id, Oid state_relid, bool with_states)
 		dpcontext = deparse_context_for("s", result_relid);
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "SELECT %s", w->columns);
+	appendStringInfo(&buf, "SELECT %s%s",
+					 extra == READ_WITH_IDENTITY ? identity_columns_sql(shape, w) : "", w->columns);
 	foreach(lc, shape->query->targetList)
 	{
 		TargetEntry *tle = lfirst(lc);
@@ -494,7 +527,7 @@ read_view_sql(ViewShape *shape, int id, Oid state_relid, bool with_states)
 char *
 stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 {
-	return read_view_sql(shape, id, state_relid, false);
+	return read_view_sql(shape, id, state_relid, READ_VIEW_ONLY);
 }
 
 /*
@@ -504,5 +537,15 @@ stream_read_view_sql(ViewShape *shape, int id, Oid state_relid)
 char *
 stream_read_view_states_sql(ViewShape *shape, int id, Oid state_relid)
 {
-	return read_view_sql(shape, id, state_relid, true);
+	return read_view_sql(shape, id, state_relid, READ_WITH_STATES);
+}
+
+/*
+ * The rows of the view users query, each after its group (_gid) and its
+ * identity within the group (_rid), as text (src/changes/change_sql.c).
+ */
+char *
+stream_read_view_identified_sql(ViewShape *shape, int id, Oid state_relid)
+{
+	return read_view_sql(shape, id, state_relid, READ_WITH_IDENTITY);
 }

@@ -11,6 +11,7 @@ extern char *stream_state_columns_sql(ViewShape *shape, const char *prefix);
 extern char *stream_key_columns_sql(ViewShape *shape);
 extern char *stream_read_view_sql(ViewShape *shape, int id, Oid state_relid);
 extern char *stream_read_view_states_sql(ViewShape *shape, int id, Oid state_relid);
+extern char *stream_read_view_identified_sql(ViewShape *shape, int id, Oid state_relid);
 extern Node *stream_finalize_states_call(ViewShape *shape, int aggno, Expr *state);
 
 #endif

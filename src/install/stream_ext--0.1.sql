@@ -284,6 +284,15 @@ CREATE FUNCTION stream_ext.reap_expired(view regclass) RETURNS bigint
 CREATE FUNCTION stream_ext.truncate_continuous_view(name regclass) RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_truncate_continuous_view' LANGUAGE C STRICT VOLATILE;
 
+-- Change streams (src/changes/): the stream each view's changes go to, as
+-- events (old row, new row, final) the combiner emits.
+CREATE TABLE stream_ext_internal.change_streams (
+  view_id int PRIMARY KEY,
+  stream  regclass NOT NULL UNIQUE
+);
+CREATE FUNCTION stream_ext.create_change_stream(view regclass, name text) RETURNS regclass
+  AS 'MODULE_PATHNAME', 'stream_ext_create_change_stream' LANGUAGE C STRICT VOLATILE;
+
 -- The plan workers run over a batch of a continuous view's events (EXPLAIN
 -- text, COSTS OFF): how joined tables are looked up.  For the view's owner.
 CREATE FUNCTION stream_ext.explain_continuous_view(view regclass) RETURNS SETOF text
@@ -444,10 +453,17 @@ CREATE VIEW stream_ext.late_events AS
     JOIN stream_ext_internal.continuous_views v ON v.id = l.view_id
    WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');
 
+CREATE VIEW stream_ext.change_streams AS
+  SELECT v.view, c.stream
+    FROM stream_ext_internal.change_streams c
+    JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id
+   WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');
+
 GRANT SELECT ON stream_ext.streams, stream_ext.continuous_views,
                 stream_ext.view_stats, stream_ext.view_errors,
                 stream_ext.late_events, stream_ext.workers, stream_ext.combiner,
-                stream_ext.waiting_writers, stream_ext.commit_latency TO PUBLIC;
+                stream_ext.waiting_writers, stream_ext.commit_latency,
+                stream_ext.change_streams TO PUBLIC;
 
 -- DROP VIEW (or DROP ... CASCADE of a stream) removes the state behind a view.
 CREATE FUNCTION stream_ext_internal.on_sql_drop() RETURNS event_trigger
@@ -470,6 +486,10 @@ BEGIN
       EXECUTE format('DROP TABLE stream_ext_internal.%I', 'result_' || cv.id);
     END IF;
   END LOOP;
+  -- change streams whose stream or view is gone (the stream's tables went with it)
+  DELETE FROM stream_ext_internal.change_streams c
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.stream::oid)
+      OR NOT EXISTS (SELECT 1 FROM stream_ext_internal.continuous_views v WHERE v.id = c.view_id);
   IF found THEN
     PERFORM stream_ext_internal.catalog_changed();
   END IF;
@@ -1150,6 +1170,7 @@ SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.view_watermarks'
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.watermark_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.late_events', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.view_errors', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.change_streams', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_consumers', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_consumers_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_offsets', '');

@@ -228,10 +228,14 @@ stream_window_merge_needs_unique_key(WindowSpec *spec)
  * chunk 0 the one delta whose ctid is $1 (if committed).  columns:
  * its state table's columns (StateColumn *, from
  * stream_catalog_state_columns), the first key_count of them keys.  It
- * returns one row: the deltas moved, the state rows written.
+ * returns one row: the deltas moved, the state rows written.  also, when
+ * not NULL, is one more common table expression over the moved deltas
+ * ("name AS (...)"), run with the merge: src/changes/ notes the groups a
+ * merge changes so.
  */
 char *
-stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec, int chunk)
+stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec, int chunk,
+						const char *also)
 {
 	MergeColumns m;
 	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
@@ -242,6 +246,8 @@ stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec, 
 
 	build_columns(&m, columns, key_count, spec);
 	moved = moved_deltas_sql(delta, m.returning.data, chunk);
+	if (also != NULL)
+		moved = psprintf("%s, %s", moved, also);
 
 	if (spec->kind == WINDOW_SESSION)
 		return session_merge_sql(&m, moved, state, key_count, spec);

@@ -193,6 +193,7 @@ stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
 								   "s._slice, %s) AS w(window_start)",
 								   stream_interval_sql(span), stream_interval_sql(w->step));
 				r->group = lappend(r->group, "w.window_start");
+				r->identity = "w.window_start";
 				if (w->ttl)
 					r->where = lappend(r->where,
 									   psprintf("w.window_start + %s > " STREAM_READ_TIME_SQL " - %s",
@@ -204,6 +205,8 @@ stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
 			r->columns = "pg_catalog.min(s._session_start) AS session_start, "
 				"pg_catalog.max(s._session_end) AS session_end, ";
 			r->group = lappend(r->group, "s._session");
+			/* _session only numbers one read's sessions; their start names them */
+			r->identity = "pg_catalog.min(s._session_start)";
 			if (w->ttl)
 				r->having = lappend(r->having,
 									psprintf("pg_catalog.max(s._session_end) > " STREAM_READ_TIME_SQL " - %s",

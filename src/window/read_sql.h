@@ -25,6 +25,9 @@ typedef struct WindowReadSql
 	List	   *having;
 	bool		one_row_per_group;	/* rows are groups, with their kept
 									 * results: no GROUP BY, HAVING as WHERE */
+	char	   *identity;		/* which of a group's rows a row is (its
+								 * window), stable from read to read, or
+								 * NULL: one row per group */
 } WindowReadSql;
 
 /*

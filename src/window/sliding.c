@@ -73,6 +73,21 @@ stream_sliding_levels(WindowSpec *spec, Interval *lengths[SLIDING_LEVELS])
 	return 3;
 }
 
+/*
+ * How many keys a window puts before a view's own in its state rows
+ * (analyze/view_query.c adds them): a sliding view's _level (when it keeps
+ * blocks) and _step, a hopping view's _slice.
+ */
+int
+stream_window_hidden_keys(WindowSpec *spec)
+{
+	Interval   *lengths[SLIDING_LEVELS];
+
+	if (spec->kind == WINDOW_SLIDING)
+		return stream_sliding_levels(spec, lengths) > 1 ? 2 : 1;
+	return spec->kind == WINDOW_HOPPING ? 1 : 0;
+}
+
 /* SQL computing bound `which` of a sliding view whose time has type `type`. */
 char *
 stream_sliding_bound_sql(SlidingBound which, WindowSpec *spec, Oid type)

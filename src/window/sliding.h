@@ -23,6 +23,7 @@ typedef enum SlidingBound
 } SlidingBound;
 
 extern int	stream_sliding_levels(WindowSpec *spec, Interval *lengths[SLIDING_LEVELS]);
+extern int	stream_window_hidden_keys(WindowSpec *spec);
 extern char *stream_sliding_bound_sql(SlidingBound which, WindowSpec *spec, Oid type);
 
 #endif

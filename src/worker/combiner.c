@@ -39,6 +39,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "catalog/view_errors.h"
+#include "changes/changes.h"
 #include "guc.h"
 #include "ipc/queue.h"
 #include "stream/fdw.h"
@@ -47,6 +48,7 @@
 #include "window/merge_sql.h"
 #include "window/spec.h"
 #include "worker/apply.h"
+#include "worker/view_cache.h"
 #include "worker/worker.h"
 
 /* Every this often the combiner merges and cleans up without being asked. */
@@ -65,6 +67,7 @@ typedef struct CombinePlan
 	int			id;
 	SPIPlanPtr	merge;
 	SPIPlanPtr	cleanup;
+	bool		notes_changes;	/* the merge notes changed groups */
 	bool		merged;			/* rows moved since the last vacuum */
 	TimestampTz last_vacuum;
 	uint64		merged_rows;	/* rows written to the state table since ANALYZE */
@@ -140,16 +143,26 @@ output_target_sql(ViewToCombine *v, int ncolumns)
 static char *
 merge_sql(ViewToCombine *v, int chunk)
 {
-	if (v->keeps_rows)
-	{
-		List	   *columns = stream_catalog_state_columns(v->id);
+	List	   *columns = stream_catalog_state_columns(v->id);
 
+	if (v->keeps_rows)
 		return stream_window_move_rows_sql(v->id, columns, chunk,
 										   OidIsValid(v->output) ?
 										   output_target_sql(v, list_length(columns)) : NULL);
-	}
-	return stream_window_merge_sql(v->id, stream_catalog_state_columns(v->id), v->key_count,
-								   v->window, chunk);
+	/* with a change stream, the merge notes the groups it changes */
+	return stream_window_merge_sql(v->id, columns, v->key_count, v->window, chunk,
+								   stream_changes_note_sql(v->id, columns, v->key_count, v->window));
+}
+
+/*
+ * Has view v a change stream?  Its merges note the groups they change, in
+ * identities spelled with the text forms pinned (changes/change_sql.c).
+ */
+static bool
+has_change_stream(ViewToCombine *v)
+{
+	return !v->keeps_rows &&
+		OidIsValid(stream_view_relation_relid(v->id, VIEW_CHANGED_GROUPS, true));
 }
 
 /* The prepared statements of view id, or NULL */
@@ -175,6 +188,7 @@ plan_for_view(ViewToCombine *v)
 		return plan;
 	plan = MemoryContextAllocZero(TopMemoryContext, sizeof(CombinePlan));
 	plan->id = id;
+	plan->notes_changes = has_change_stream(v);
 	plan->merge = SPI_prepare(merge_sql(v, MERGE_CHUNK_ROWS), 0, NULL);
 	plan->cleanup = SPI_prepare(psprintf("DELETE FROM %s "
 										 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_aborted(writer_xid)",
@@ -393,12 +407,19 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 	uint64		written;
 	int			guc_level;
 
+	/* a change stream made or dropped since the plan was: plan again */
+	plan = find_plan(v->id);
+	if (plan != NULL && plan->notes_changes != has_change_stream(v))
+		forget_plan(v->id);
+
 	/* planning too: it folds the owner's immutable index expressions */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	guc_level = prefer_tid_scans();
 	plan = plan_for_view(v);
+	if (plan->notes_changes)
+		(void) stream_changes_pin_text();
 	if (SPI_execute_plan(plan->merge, NULL, NULL, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "merge of continuous view %d failed", v->id);
@@ -470,6 +491,8 @@ set_aside_unmergeable(void *arg)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	guc_level = prefer_tid_scans();
+	if (has_change_stream(v))
+		(void) stream_changes_pin_text();
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
@@ -661,6 +684,9 @@ stream_combiner_loop(int slotno)
 	uint64		last_mergeable = 0;
 	TimestampTz last_merge = 0;
 	TimestampTz last_full = 0;
+
+	/* the events of change streams are applied here (change_events.c) */
+	view_cache_init();
 
 	for (;;)
 	{

@@ -1,0 +1,28 @@
+/*
+ * changes.h
+ *	  Change streams of continuous views: the SQL that notes which groups a
+ *	  merge changed, and the SQL that turns those groups into change events.
+ */
+#ifndef STREAM_EXT_CHANGES_H
+#define STREAM_EXT_CHANGES_H
+
+#include "catalog/catalog.h"
+#include "window/spec.h"
+
+/* The catalog table of change streams: (view_id, stream) */
+#define STREAM_CHANGE_STREAMS_TABLE STREAM_INTERNAL_SCHEMA ".change_streams"
+
+/* A view's change stream, as the combiner's job sees it */
+typedef struct ChangeStream
+{
+	int			view_id;
+	Oid			stream;
+} ChangeStream;
+
+extern int	stream_changes_pin_text(void);
+extern char *stream_changes_note_sql(int id, List *columns, int key_count, WindowSpec *window);
+extern bool stream_changes_follow_time(WindowSpec *window);
+extern char *stream_changes_emit_sql(ContinuousViewRow *row, bool all);
+extern List *stream_change_streams(MemoryContext cxt);
+
+#endif

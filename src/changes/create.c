@@ -1,0 +1,139 @@
+/*
+ * create.c
+ *	  stream_ext.create_change_stream(view, name): a stream of the changes
+ *	  of a continuous view.
+ *
+ * The stream is an ordinary stream (a foreign table of the server
+ * stream_ext) owned by the caller, with the columns old and new, both of
+ * the view's row type, and final; its events come from the combiner
+ * (change_sql.c).  The view gets its changed_<id> and emitted_<id> tables,
+ * made by the extension's owner and handed to the view's owner like its
+ * other tables, and emitted_<id> starts as the view's rows now: the first
+ * change of a row carries its row of now as old.  The state table is
+ * locked against merges until the creation commits, so that no merge goes
+ * unnoted between that read and the combiner's first merge that notes.
+ * Dropping the stream drops both tables (they depend on it); dropping the
+ * view needs CASCADE, since the stream's columns are of its type.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+
+#include "changes/changes.h"
+#include "ddl/create_view.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_create_change_stream);
+
+static void
+spi_exec(const char *sql, int expected)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute failed (%d): %s", rc, sql);
+}
+
+/* The stream's changed_<id> and emitted_<id> depend on it: DROP drops them. */
+static void
+record_table_dependencies(int id, Oid stream)
+{
+	ObjectAddress referenced;
+
+	ObjectAddressSet(referenced, RelationRelationId, stream);
+	for (int which = VIEW_CHANGED_GROUPS; which <= VIEW_EMITTED_ROWS; which++)
+	{
+		ObjectAddress table;
+
+		ObjectAddressSet(table, RelationRelationId,
+						 stream_view_relation_relid(id, (ViewRelation) which, false));
+		recordDependencyOn(&table, &referenced, DEPENDENCY_AUTO);
+	}
+}
+
+Datum
+stream_ext_create_change_stream(PG_FUNCTION_ARGS)
+{
+	Oid			view = PG_GETARG_OID(0);
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int			id = stream_owned_continuous_view_id(view);
+	ContinuousViewRow *row = stream_catalog_view(id);
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	char	   *type = format_type_be_qualified(get_rel_type_id(view));
+	char	   *qualified;
+	Oid			stream;
+	Oid			saved_user;
+	int			saved_sec;
+	int			level;
+
+	if (row->keeps_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous view \"%s\" keeps rows; it has no changes to stream",
+						get_rel_name(view)),
+				 errhint("Its rows are events already: a transform into a stream "
+						 "(WITH (continuous, output = 'stream')) hands them on.")));
+	if (OidIsValid(stream_view_relation_relid(id, VIEW_EMITTED_ROWS, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("continuous view \"%s\" has a change stream already", get_rel_name(view)),
+				 errhint("Read that stream from several views, or drop it first.")));
+
+	/* no merge until this commits: a merge in between would go unnoted */
+	LockRelationOid(row->state_table, ShareLock);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* the stream is the caller's, made as CREATE FOREIGN TABLE makes it */
+	qualified = quote_qualified_identifier(get_namespace_name(RangeVarGetCreationNamespace(rv)),
+										   rv->relname);
+	spi_exec(psprintf("CREATE FOREIGN TABLE %s (old %s, new %s, final boolean) SERVER stream_ext",
+					  qualified, type, type),
+			 SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	stream = RangeVarGetRelid(rv, NoLock, false);
+
+	/* its tables are the extension's to make, and the view owner's to have */
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	spi_exec(psprintf("CREATE TABLE %s (_gid text COLLATE \"C\" PRIMARY KEY)",
+					  stream_view_relation_sql(id, VIEW_CHANGED_GROUPS)),
+			 SPI_OK_UTILITY);
+	spi_exec(psprintf("CREATE TABLE %s (_rid text COLLATE \"C\" PRIMARY KEY, "
+					  "_gid text COLLATE \"C\" NOT NULL, last %s)",
+					  stream_view_relation_sql(id, VIEW_EMITTED_ROWS), type),
+			 SPI_OK_UTILITY);
+	spi_exec(psprintf("CREATE INDEX ON %s (_gid)", stream_view_relation_sql(id, VIEW_EMITTED_ROWS)),
+			 SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	stream_hand_over_view_relations(id, row->owner);
+	spi_exec(psprintf("INSERT INTO " STREAM_CHANGE_STREAMS_TABLE " (view_id, stream) "
+					  "VALUES (%d, %u)", id, stream),
+			 SPI_OK_INSERT);
+	record_table_dependencies(id, stream);
+	SetUserIdAndSecContext(saved_user, saved_sec);
+	CommandCounterIncrement();
+
+	/* the view's rows now, as the owner reads them */
+	SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	level = stream_changes_pin_text();
+	if (SPI_execute(stream_changes_emit_sql(row, true), false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the rows of continuous view %d", id);
+	AtEOXact_GUC(true, level);
+	SetUserIdAndSecContext(saved_user, saved_sec);
+
+	SPI_finish();
+	PG_RETURN_OID(stream);
+}

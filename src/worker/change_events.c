@@ -1,0 +1,195 @@
+/*
+ * change_events.c
+ *	  The combiner's job that emits the events of change streams.
+ *
+ * After the combiner's merges, at every turn of its loop, each view with a
+ * change stream whose merges noted changed groups (or, for a view whose
+ * rows change with time, every TIME_CHECK_MS) has its changes emitted in
+ * one transaction: the statement of changes/change_sql.c, run as the
+ * view's owner in a security-restricted operation, returns the events and
+ * brings the view's emitted rows up to date; its rows go to a
+ * ForwardReceiver (forward.c), which makes them events of the change
+ * stream whose writer is this transaction; stream_apply_events applies
+ * them to the stream's views, and so on down the chain, in the same
+ * transaction.  So the events and the emitted rows they were compared with
+ * commit together or not at all: a crash or an error before the commit
+ * leaves the noted groups noted, and the next turn emits them again from
+ * the same emitted rows.  An error in a view downstream is retried with
+ * per-event isolation, as a batch is (apply.c).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "changes/changes.h"
+#include "ipc/queue.h"
+#include "window/spec.h"
+#include "jobs/jobs.h"
+#include "worker/apply.h"
+#include "worker/change_events.h"
+#include "worker/forward.h"
+
+/* Views whose rows change with time are compared whole this often */
+#define TIME_CHECK_MS 1000
+
+/* The counters of events applied to views downstream (view_stats) */
+#define CHANGES_COUNTER_WORKER 2000
+
+/* One view's emission, for stream_job_in_transaction */
+typedef struct Emission
+{
+	ChangeStream *change;
+	bool		all;			/* compare every row */
+	bool		careful;		/* apply events one at a time on error */
+	int			nevents;		/* out: events emitted */
+} Emission;
+
+static TimestampTz last_time_check = 0;
+
+/* Has view id noted changed groups?  SPI connected. */
+static bool
+has_changed_groups(int id)
+{
+	if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1",
+							 stream_view_relation_sql(id, VIEW_CHANGED_GROUPS)),
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the changed groups of continuous view %d", id);
+	return SPI_processed > 0;
+}
+
+static void
+emit_in_transaction(void *arg)
+{
+	Emission   *e = arg;
+	ContinuousViewRow *row;
+	List	   *outputs = NIL;
+	DestReceiver *dest;
+	Oid			saved_user;
+	int			saved_sec;
+	int			level;
+
+	e->nevents = 0;
+	/* DROP of the stream or the view waits for this, or happened before */
+	LockRelationOid(e->change->stream, AccessShareLock);
+	row = stream_catalog_view(e->change->view_id);
+	if (row == NULL || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(e->change->stream)))
+		return;
+	LockRelationOid(row->view, AccessShareLock);
+	if (!OidIsValid(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, true)))
+		return;
+
+	/* the events outlive SPI: they are applied after it */
+	dest = stream_forward_receiver(e->change->stream, &outputs);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (e->all || has_changed_groups(row->id))
+	{
+		SPIExecuteOptions options = {0};
+
+		GetUserIdAndSecContext(&saved_user, &saved_sec);
+		SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		level = stream_changes_pin_text();
+		options.dest = dest;
+		if (SPI_execute_extended(stream_changes_emit_sql(row, e->all), &options) < 0)
+			elog(ERROR, "could not emit the changes of continuous view %s", row->name);
+		stream_forward_keep(dest);
+		AtEOXact_GUC(true, level);
+		SetUserIdAndSecContext(saved_user, saved_sec);
+	}
+	SPI_finish();
+	dest->rDestroy(dest);
+
+	if (outputs != NIL)
+	{
+		e->nevents = ((StreamBatchEvents *) linitial(outputs))->nevents;
+		stream_apply_events(outputs, CHANGES_COUNTER_WORKER, e->careful);
+	}
+}
+
+/* Emit the changes of one view; on an error, once more with care. */
+static void
+emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
+{
+	Emission	e = {change, all, false, 0};
+
+	if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
+	{
+		e.careful = true;
+		if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
+			return;				/* logged; the groups stay noted */
+	}
+	/* the views downstream have deltas to merge */
+	if (e.nevents > 0)
+		stream_note_mergeable(stream_batch_slot_for_backend());
+}
+
+/* The change streams, and which views to compare whole, for the job */
+typedef struct DueEmissions
+{
+	bool		time_check;		/* compare whole the views that follow time */
+	MemoryContext cxt;
+	List	   *changes;		/* ChangeStream *, in cxt */
+	List	   *all;			/* view ids to compare whole, in cxt */
+} DueEmissions;
+
+static void
+list_due_emissions(void *arg)
+{
+	DueEmissions *due = arg;
+	ListCell   *lc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	due->changes = stream_change_streams(due->cxt);
+	SPI_finish();
+	foreach(lc, due->changes)
+	{
+		ChangeStream *change = lfirst(lc);
+		ContinuousViewRow *row = stream_catalog_view(change->view_id);
+
+		if (due->time_check && row != NULL &&
+			stream_changes_follow_time(stream_window_spec_from_text(&row->window)))
+		{
+			MemoryContext old = MemoryContextSwitchTo(due->cxt);
+
+			due->all = lappend_int(due->all, change->view_id);
+			MemoryContextSwitchTo(old);
+		}
+	}
+}
+
+/* The job: every change stream's due emissions */
+static bool
+change_events_job(MemoryContext cxt)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	DueEmissions due = {TimestampDifferenceExceeds(last_time_check, now, TIME_CHECK_MS), cxt,
+	NIL, NIL};
+	ListCell   *lc;
+
+	if (stream_job_in_transaction(list_due_emissions, &due, cxt) != NULL)
+		return false;
+	foreach(lc, due.changes)
+	{
+		ChangeStream *change = lfirst(lc);
+
+		emit_view_changes(change, list_member_int(due.all, change->view_id), cxt);
+	}
+	if (due.time_check)
+		last_time_check = now;
+	return false;
+}
+
+/* Register the job with the combiner; from _PG_init. */
+void
+stream_change_events_init(void)
+{
+	stream_job_register("events of change streams", change_events_job);
+}
