@@ -72,6 +72,8 @@ typedef struct ContinuousViewRow
 								 * table holds the rows */
 	Oid			output;			/* a transform's target table or stream, or
 								 * InvalidOid (src/ddl/transform.c) */
+	char	   *notify;			/* the channel its rows are notified on, or
+								 * NULL (window/merge_sql.c) */
 } ContinuousViewRow;
 
 /* A column of a view's state table, for the combiner's statements. */

@@ -97,6 +97,7 @@ row_from_tuple(HeapTuple tuple, TupleDesc desc)
 	w->keep_late = text_column(tuple, desc, 18);
 	row->keeps_rows = DatumGetBool(SPI_getbinval(tuple, desc, 19, &isnull));
 	row->output = oid_column(tuple, desc, 20);
+	row->notify = text_column(tuple, desc, 21);
 	return row;
 }
 
@@ -122,7 +123,7 @@ load_rows(void)
 	if (SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
 					"v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
 					"v.key_count, " WINDOW_TEXT_COLUMNS ", "
-					"v.key_count = 0 AND pg_catalog.cardinality(v.aggregates) = 0, v.output::oid "
+					"v.key_count = 0 AND pg_catalog.cardinality(v.aggregates) = 0, v.output::oid, v.notify "
 					"FROM " STREAM_CATALOG_ROWS " v "
 					"JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
 					true, 0) != SPI_OK_SELECT)
@@ -195,14 +196,14 @@ stream_catalog_next_view_id(void)
 void
 stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates)
 {
-	Oid			argtypes[18] = {INT4OID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID,
+	Oid			argtypes[19] = {INT4OID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID,
 		INT4OID, REGPROCEDUREARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, OIDOID};
+	TEXTOID, TEXTOID, OIDOID, TEXTOID};
 	WindowSpecText *w = &row->window;
 	char	   *time_attnum = NULL;
 	char	   *wtext[8];
-	Datum		values[18];
-	char		nulls[18];
+	Datum		values[19];
+	char		nulls[19];
 	int			naggs = list_length(aggregates);
 	Datum	   *aggoids = palloc(sizeof(Datum) * Max(naggs, 1));
 	ListCell   *lc;
@@ -240,15 +241,17 @@ stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates)
 	}
 	values[17] = ObjectIdGetDatum(row->output);
 	nulls[17] = OidIsValid(row->output) ? ' ' : 'n';
+	values[18] = row->notify ? CStringGetTextDatum(row->notify) : (Datum) 0;
+	nulls[18] = row->notify ? ' ' : 'n';
 	if (SPI_execute_with_args("INSERT INTO " STREAM_INTERNAL_SCHEMA ".continuous_views "
 							  "(id, view, stream, state_table, delta_table, definition, "
 							  "query, key_count, aggregates, window_kind, time_attnum, "
-							  "window_size, window_step, ttl, ttl_column, allowed_lateness, keep_late, output) "
+							  "window_size, window_step, ttl, ttl_column, allowed_lateness, keep_late, output, notify) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_catalog.int2, "
 							  "$12::pg_catalog.interval, $13::pg_catalog.interval, "
 							  "$14::pg_catalog.interval, $15, $16::pg_catalog.interval, "
-							  "$17::pg_catalog.bool, $18::pg_catalog.regclass)",
-							  18, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+							  "$17::pg_catalog.bool, $18::pg_catalog.regclass, $19)",
+							  19, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record continuous view %d", row->id);
 }
 

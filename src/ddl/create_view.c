@@ -30,6 +30,7 @@
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "commands/defrem.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -51,6 +52,7 @@
 #include "catalog/catalog.h"
 #include "catalog/view_errors.h"
 #include "ddl/create_view.h"
+#include "stream/fdw.h"
 #include "ddl/read_view.h"
 #include "ddl/restore.h"
 #include "ddl/transform.h"
@@ -175,7 +177,7 @@ create_state_tables(ViewShape *shape, int id)
 /* Record view id in the catalog (and its watermark for event time). */
 static void
 insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Query *original,
-				   Oid output)
+				   Oid output, const char *notify)
 {
 	ContinuousViewRow row = {0};
 	List	   *aggregates = NIL;
@@ -193,6 +195,7 @@ insert_catalog_row(int id, Oid view, ViewShape *shape, Oid state, Oid delta, Que
 	/* a view that keeps rows: neither keys nor aggregates (catalog/view_rows.c) */
 	row.key_count = shape->keeps_rows ? 0 : list_length(shape->keys);
 	row.output = output;
+	row.notify = (char *) notify;
 	stream_window_spec_to_text(shape->window, &row.window);
 	stream_catalog_insert_view(&row, aggregates);
 	if (stream_window_has_event_time(shape->window))
@@ -290,14 +293,79 @@ name_kept_columns(Query *query, List *aliases)
 }
 
 /*
+ * The options of CREATE VIEW ... WITH (continuous, ...) but continuous
+ * (DefElem *): output, notify, and the window's.
+ */
+ContinuousViewOptions *
+stream_view_options(List *defs)
+{
+	ContinuousViewOptions *options = palloc0(sizeof(ContinuousViewOptions));
+	List	   *window = NIL;
+	ListCell   *lc;
+
+	foreach(lc, defs)
+	{
+		DefElem    *def = lfirst(lc);
+		const char **value = NULL;
+
+		if (strcmp(def->defname, "output") == 0)
+			value = &options->output;
+		else if (strcmp(def->defname, "notify") == 0)
+			value = &options->notify;
+		else
+		{
+			window = lappend(window, def);
+			continue;
+		}
+		if (*value != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("option \"%s\" specified more than once", def->defname)));
+		*value = defGetString(def);
+	}
+	options->window = stream_window_spec_from_options(window);
+	if (options->notify != NULL &&
+		(options->notify[0] == '\0' || strlen(options->notify) >= NAMEDATALEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid notify channel \"%s\"", options->notify),
+				 errdetail("A channel name has 1 to %d bytes.", NAMEDATALEN - 1)));
+	return options;
+}
+
+/*
+ * notify is for the views whose rows the combiner moves: views that keep
+ * rows, transforms into tables.
+ */
+static void
+check_notify(ViewShape *shape, Oid output)
+{
+	if (!shape->keeps_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("option \"notify\" is for continuous views without aggregates"),
+				 errhint("To be told when an aggregate changes, make a change stream of this view "
+						 "(stream_ext.create_change_stream) and a view with notify over it.")));
+	if (OidIsValid(output) && stream_is_stream_relation(output))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("option \"notify\" cannot be given to a transform into a stream"),
+				 errhint("Give it to a view over that stream.")));
+}
+
+/*
  * Create a continuous view named name over the SELECT in raw (whose text is
- * sql); with output (a relation's name), a transform whose rows go into that
- * table or stream (transform.c).  Returns the view's OID.
+ * sql), with options: an output (a relation's name) makes it a transform
+ * whose rows go into that table or stream (transform.c); notify a view
+ * whose rows are sent on that channel as the combiner moves them
+ * (window/merge_sql.c).  Returns the view's OID.
  */
 Oid
 stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const char *sql,
-							  WindowSpec *window, const char *output)
+							  ContinuousViewOptions *options)
 {
+	WindowSpec *window = options->window;
+	const char *output = options->output;
 	Query	   *query;
 	Query	   *original;
 	ViewShape  *shape;
@@ -329,6 +397,8 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	shape = stream_view_shape(query, window);
 	if (output != NULL)
 		stream_transform_check(shape->stream, output_relid, window);
+	if (options->notify != NULL)
+		check_notify(shape, output_relid);
 
 	acl = pg_class_aclcheck(shape->stream, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
@@ -379,7 +449,8 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	view_relid = get_relname_relid(name->relname, nspid);
 
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, original, output_relid);
+	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, original, output_relid,
+					   options->notify);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	stream_record_view_dependencies(view_relid, original, shape);
@@ -446,7 +517,6 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	List	   *options = NIL;
-	char	   *output = NULL;
 	List	   *names = stringToQualifiedNameList(name);
 	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 
@@ -474,16 +544,12 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 						 errmsg("invalid continuous view option \"%s\"", opt),
 						 errhint("Write each option as name=value, for example 'sliding_window=5 minutes'.")));
 			*eq = '\0';
-			if (strcmp(opt, "output") == 0)
-				output = pstrdup(eq + 1);
-			else
-				options = lappend(options, makeDefElem(pstrdup(opt), (Node *) makeString(pstrdup(eq + 1)), -1));
+			options = lappend(options, makeDefElem(pstrdup(opt), (Node *) makeString(pstrdup(eq + 1)), -1));
 		}
 	}
 	PG_RETURN_OID(stream_create_continuous_view(makeRangeVarFromNameList(names), NIL,
 												linitial(stmts), sql,
-												stream_window_spec_from_options(options),
-												output));
+												stream_view_options(options)));
 }
 
 /* stream_ext.truncate_continuous_view(view): forget everything it aggregated. */

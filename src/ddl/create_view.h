@@ -9,9 +9,18 @@
 #include "nodes/parsenodes.h"
 #include "window/spec.h"
 
+/* What CREATE VIEW ... WITH (continuous, ...) says besides its query */
+typedef struct ContinuousViewOptions
+{
+	WindowSpec *window;
+	const char *output;			/* a transform's table or stream, or NULL */
+	const char *notify;			/* the channel of its rows, or NULL */
+} ContinuousViewOptions;
+
+extern ContinuousViewOptions *stream_view_options(List *defs);
 extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
 										  RawStmt *raw, const char *sql,
-										  WindowSpec *window, const char *output);
+										  ContinuousViewOptions *options);
 extern void stream_follow_view_owner(Oid view);
 extern void stream_hand_over_view_relations(int id, Oid owner);
 extern void stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape);

@@ -320,32 +320,17 @@ create_continuous_view(OwnStatement *own)
 {
 	ViewStmt   *stmt = (ViewStmt *) own->stmt;
 	RawStmt    *raw = makeNode(RawStmt);
-	List	   *window_options = NIL;
-	char	   *output = NULL;
+	List	   *options = NIL;
 	ListCell   *lc;
 
 	raw->stmt = stmt->query;
 	raw->stmt_location = own->stmt_location;
 	raw->stmt_len = own->stmt_len;
 	foreach(lc, stmt->options)
-	{
-		DefElem    *def = lfirst(lc);
-
-		if (strcmp(def->defname, "continuous") == 0)
-			continue;
-		if (strcmp(def->defname, "output") == 0)
-		{
-			if (output != NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_SYNTAX_ERROR),
-						 errmsg("option \"output\" specified more than once")));
-			output = defGetString(def);
-		}
-		else
-			window_options = lappend(window_options, def);
-	}
+		if (strcmp(((DefElem *) lfirst(lc))->defname, "continuous") != 0)
+			options = lappend(options, lfirst(lc));
 	(void) stream_create_continuous_view(stmt->view, stmt->aliases, raw, own->queryString,
-										 stream_window_spec_from_options(window_options), output);
+										 stream_view_options(options));
 	if (own->qc)
 		SetQueryCompletion(own->qc, CMDTAG_CREATE_VIEW, 0);
 }

@@ -56,6 +56,8 @@ CREATE TABLE stream_ext_internal.continuous_views (
   keep_late   boolean NOT NULL DEFAULT false,
   -- a transform's target: the table or stream its rows go into (src/ddl/transform.c)
   output      regclass,
+  -- the channel each row the combiner moves is sent on with pg_notify
+  notify      text,
   -- where the row was written (src/ddl/restore.c): a row restored from a dump
   -- is adopted by trigger adopt_restored below
   made_in     text NOT NULL DEFAULT stream_ext_internal.catalog_origin()

@@ -40,6 +40,9 @@
 #include "window/session.h"
 #include "window/sliding.h"
 
+/* A notification's payload is shorter than this (commands/async.c) */
+#define NOTIFY_PAYLOAD_LIMIT (BLCKSZ - NAMEDATALEN - 128)
+
 /* The statement's result: deltas moved, state rows written */
 #define MERGE_COUNTS \
 	"SELECT (SELECT pg_catalog.count(*) FROM moved), (SELECT pg_catalog.count(*) FROM merged)"
@@ -186,6 +189,24 @@ moved_deltas_sql(const char *delta, const char *returning, int chunk)
 }
 
 /*
+ * ", notified AS (...)": each moved row sent on channel with pg_notify, as
+ * JSON (row_to_json: the view's column names); a row whose JSON does not fit
+ * in a notification (PostgreSQL takes less than 8000 bytes) is sent as
+ * {"truncated": true, "bytes": its length}.  The notifications go out when
+ * the move commits, and only then.
+ */
+static char *
+notified_rows_sql(const char *channel)
+{
+	return psprintf(", notified AS (SELECT pg_catalog.pg_notify(%s, "
+					"CASE WHEN pg_catalog.octet_length(j) < %d THEN j "
+					"ELSE pg_catalog.json_build_object('truncated', true, 'bytes', "
+					"pg_catalog.octet_length(j))::pg_catalog.text END) "
+					"FROM (SELECT pg_catalog.row_to_json(m)::pg_catalog.text AS j FROM moved m) r)",
+					quote_literal_cstr(channel), NOTIFY_PAYLOAD_LIMIT);
+}
+
+/*
  * The statement that moves the committed rows of view id, which keeps its
  * query's rows, from its delta table into its kept-rows table (the state
  * table: the same columns, without the writer): at most chunk rows, or with
@@ -194,10 +215,12 @@ moved_deltas_sql(const char *delta, const char *returning, int chunk)
  * rows written.  A transform's rows go instead into its output: into is
  * then "table (column, ...)", the output and its columns in the order of
  * the kept-rows table's (ddl/transform.c makes them match), and the
- * table's triggers and constraints apply to each row.
+ * table's triggers and constraints apply to each row.  With notify, each
+ * moved row is also sent on that channel (notified_rows_sql).
  */
 char *
-stream_window_move_rows_sql(int id, List *columns, int chunk, const char *into)
+stream_window_move_rows_sql(int id, List *columns, int chunk, const char *into,
+							const char *notify)
 {
 	StringInfoData returning;
 	ListCell   *lc;
@@ -206,11 +229,13 @@ stream_window_move_rows_sql(int id, List *columns, int chunk, const char *into)
 	foreach(lc, columns)
 		appendStringInfo(&returning, "%sd.%s", returning.len ? ", " : "",
 						 ((StateColumn *) lfirst(lc))->name);
-	return psprintf("WITH %s, merged AS (INSERT INTO %s SELECT * FROM moved RETURNING 1) "
-					MERGE_COUNTS,
+	return psprintf("WITH %s, merged AS (INSERT INTO %s SELECT * FROM moved RETURNING 1)%s "
+					MERGE_COUNTS "%s",
 					moved_deltas_sql(stream_view_relation_sql(id, VIEW_DELTA_TABLE),
 									 returning.data, chunk),
-					into ? into : stream_view_relation_sql(id, VIEW_STATE_TABLE));
+					into ? into : stream_view_relation_sql(id, VIEW_STATE_TABLE),
+					notify ? notified_rows_sql(notify) : "",
+					notify ? ", (SELECT pg_catalog.count(*) FROM notified)" : "");
 }
 
 /*

@@ -12,6 +12,7 @@
 extern bool stream_window_merge_needs_unique_key(WindowSpec *spec);
 extern char *stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec,
 									 int chunk, const char *also);
-extern char *stream_window_move_rows_sql(int id, List *columns, int chunk, const char *into);
+extern char *stream_window_move_rows_sql(int id, List *columns, int chunk, const char *into,
+										 const char *notify);
 
 #endif

@@ -107,6 +107,7 @@ typedef struct ViewToCombine
 	bool		keeps_rows;		/* its state table keeps its query's rows */
 	Oid			output;			/* a transform's output table, whose rows
 								 * are moved there; else InvalidOid */
+	char	   *notify;			/* the channel its moved rows are sent on */
 	WindowSpec *window;
 } ViewToCombine;
 
@@ -148,7 +149,8 @@ merge_sql(ViewToCombine *v, int chunk)
 	if (v->keeps_rows)
 		return stream_window_move_rows_sql(v->id, columns, chunk,
 										   OidIsValid(v->output) ?
-										   output_target_sql(v, list_length(columns)) : NULL);
+										   output_target_sql(v, list_length(columns)) : NULL,
+										   v->notify);
 	/* with a change stream, the merge notes the groups it changes */
 	return stream_window_merge_sql(v->id, columns, v->key_count, v->window, chunk,
 								   stream_changes_note_sql(v->id, columns, v->key_count, v->window));
@@ -635,6 +637,7 @@ views_to_combine(MemoryContext cxt, List **views)
 			/* a stream output is written by the workers (worker/forward.c) */
 			v->output = (OidIsValid(row->output) && !stream_is_stream_relation(row->output)) ?
 				row->output : InvalidOid;
+			v->notify = row->notify ? pstrdup(row->notify) : NULL;
 			v->window = stream_window_spec_from_text(&row->window);
 			*views = lappend(*views, v);
 			MemoryContextSwitchTo(old);
@@ -647,13 +650,21 @@ views_to_combine(MemoryContext cxt, List **views)
 }
 
 /*
+ * While views with notify exist, the combiner looks for commits this
+ * often, and moves those views' rows at once: their listeners wait for
+ * them, not combine_interval.
+ */
+#define PROMPT_POLL_MS 5
+
+/*
  * Milliseconds until the next turn of the loop: when a merge is due (if
- * writers committed), and at least every STREAM_JOB_TICK_MS for the jobs.
+ * writers committed), and at least every STREAM_JOB_TICK_MS for the jobs
+ * (PROMPT_POLL_MS with views to notify).
  */
 static long
-wait_ms(TimestampTz last_merge, bool merge_pending)
+wait_ms(TimestampTz last_merge, bool merge_pending, bool prompt)
 {
-	long		ms = STREAM_JOB_TICK_MS;
+	long		ms = prompt ? PROMPT_POLL_MS : STREAM_JOB_TICK_MS;
 
 	if (merge_pending)
 	{
@@ -668,13 +679,40 @@ wait_ms(TimestampTz last_merge, bool merge_pending)
 	return Max(ms, 1);
 }
 
+/* Merge the views of a round (all, or only those with notify); false when the extension is gone */
+static bool
+merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
+{
+	List	   *views;
+	ListCell   *lc;
+
+	if (!views_to_combine(cxt, &views))
+		return false;
+	*has_notify = false;
+	foreach(lc, views)
+	{
+		ViewToCombine *v = lfirst(lc);
+
+		if (v->notify != NULL)
+			*has_notify = true;
+		if (only_notify && v->notify == NULL)
+			continue;
+		combine_view(v, full, cxt);
+		maintain_view_tables(v->id, cxt);
+		stream_worker_report_done();
+	}
+	return true;
+}
+
 /*
  * The combiner's loop.  A merge round runs when writers committed since the
  * last one (the group's mergeable counter moved) and combine_interval has
  * passed since it; a full round, which also deletes the deltas of aborted
  * writers and sees what no counter does (COMMIT PREPARED in another
  * session, writers that crashed), runs every FULL_ROUND_MS or
- * combine_interval, whichever is longer.
+ * combine_interval, whichever is longer.  Views with notify are merged as
+ * soon as the counter moves (a prompt round).  The jobs run after every
+ * round, and at least every STREAM_JOB_TICK_MS.
  */
 void
 stream_combiner_loop(int slotno)
@@ -682,51 +720,58 @@ stream_combiner_loop(int slotno)
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext combiner",
 											  ALLOCSET_DEFAULT_SIZES);
 	uint64		last_mergeable = 0;
+	uint64		last_prompt = 0;
 	TimestampTz last_merge = 0;
 	TimestampTz last_full = 0;
+	TimestampTz last_jobs = 0;
+	bool		has_notify = false;
 
 	/* the events of change streams are applied here (change_events.c) */
 	view_cache_init();
 
 	for (;;)
 	{
-		List	   *views;
-		ListCell   *lc;
 		uint64		mergeable = stream_mergeable_count(slotno);
 		TimestampTz now = GetCurrentTimestamp();
 		bool		due = TimestampDifferenceExceeds(last_merge, now, stream_ext_combine_interval_ms);
 		bool		full = TimestampDifferenceExceeds(last_full, now,
 													  Max(FULL_ROUND_MS, stream_ext_combine_interval_ms));
+		bool		merged = false;
 
 		stream_worker_handle_interrupts();
 		MemoryContextReset(cxt);
 
 		if ((mergeable != last_mergeable && due) || full)
 		{
-			if (!views_to_combine(cxt, &views))
+			if (!merge_round(full, false, &has_notify, cxt))
 				proc_exit(0);
-			foreach(lc, views)
-			{
-				ViewToCombine *v = lfirst(lc);
-
-				combine_view(v, full, cxt);
-				maintain_view_tables(v->id, cxt);
-				stream_worker_report_done();
-			}
 			stream_note_merge_round(slotno, mergeable);
-			last_mergeable = mergeable;
+			last_mergeable = last_prompt = mergeable;
 			last_merge = now;
 			if (full)
 				last_full = now;
+			merged = true;
+		}
+		else if (has_notify && mergeable != last_prompt)
+		{
+			if (!merge_round(false, true, &has_notify, cxt))
+				proc_exit(0);
+			last_prompt = mergeable;
+			merged = true;
 		}
 
-		/* what other modules registered: expiry, Kafka supervision */
-		MemoryContextReset(cxt);
-		stream_jobs_run(stream_worker_handle_interrupts, cxt);
+		/* what other modules registered: expiry, Kafka supervision, change streams */
+		if (merged || TimestampDifferenceExceeds(last_jobs, now, STREAM_JOB_TICK_MS))
+		{
+			MemoryContextReset(cxt);
+			stream_jobs_run(stream_worker_handle_interrupts, cxt);
+			last_jobs = now;
+		}
 
 		stream_worker_report_idle();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms(last_merge, stream_mergeable_count(slotno) != last_mergeable),
+						 wait_ms(last_merge, stream_mergeable_count(slotno) != last_mergeable,
+								 has_notify),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
