@@ -6,9 +6,10 @@
  * A view with a change stream has two more tables (catalog/names.c):
  *	 changed_<id> (_gid)			the groups merges touched since the last
  *									emission: ROW(the view's own keys)::text
- *	 emitted_<id> (_rid, _gid, last)	every row of the view as its last
- *									change event gave it, by identity: its
- *									group and window, as text
+ *	 emitted_<id> (_rid, _gid, last, _final_at)	every row of the view as
+ *									its last change event gave it, by
+ *									identity (its group and window, as
+ *									text), and when its window ends
  * The combiner's merge notes the groups of the deltas it moves in
  * changed_<id>, in the merge's own statement (window/merge_sql.c, also).
  * Its job (worker/change_events.c) then reads the view's current rows of
@@ -28,12 +29,16 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "nodes/nodeFuncs.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "analyze/view_query.h"
 #include "changes/changes.h"
@@ -103,56 +108,132 @@ stream_changes_follow_time(WindowSpec *window)
 }
 
 /*
- * The statement that emits the changes of the view of row: its result is
- * the events of the change stream, each "writer (this transaction), old,
- * new, final", and it brings emitted_<id> up to date.  It compares the
- * rows of the groups noted in changed_<id> (and empties it), or with all
- * every row.  Run with the text forms pinned, as the view's owner.
+ * SQL of the time at which row r of the read (its columns _c1, ...) is
+ * final: its window ends then, so once the view's watermark passes it
+ * nothing changes it (README, "Lateness and watermarks").  NULL for views
+ * whose rows are never final: without event time, sliding windows, and
+ * views without a date_bin bucket of their time as a column.  A time
+ * without time zone is taken in zone, as the workers take it for the
+ * watermark.
  */
-char *
-stream_changes_emit_sql(ContinuousViewRow *row, bool all)
+static char *
+final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
 {
-	ViewShape  *shape = stream_view_shape((Query *) stringToNode(row->query),
-										  stream_window_spec_from_text(&row->window));
-	char	   *read = stream_read_view_identified_sql(shape, row->id, row->state_table);
-	char	   *type = format_type_be_qualified(get_rel_type_id(row->view));
-	char	   *emitted = stream_view_relation_sql(row->id, VIEW_EMITTED_ROWS);
-	StringInfoData aliases;
-	StringInfoData fields;
+	char	   *end = NULL;
 	ListCell   *lc;
 	int			n = 0;
 
+	if (!stream_window_has_event_time(window))
+		return NULL;
+	if (window->kind == WINDOW_HOPPING)
+		end = "r._c2";			/* window_start, window_end, ... */
+	else if (window->kind == WINDOW_SESSION)
+		end = psprintf("(r._c2 + %s)", stream_interval_sql(window->size)); /* session_end */
+	else if (window->kind == WINDOW_NONE)
+	{
+		/* a tumbling view: GROUP BY date_bin(width, time, origin) AS bucket */
+		foreach(lc, shape->query->targetList)
+		{
+			TargetEntry *tle = lfirst(lc);
+			FuncExpr   *f = (FuncExpr *) tle->expr;
+
+			if (tle->resjunk)
+				continue;
+			n++;
+			if (IsA(f, FuncExpr) && tle->ressortgroupref != 0 &&
+				(f->funcid == F_DATE_BIN_INTERVAL_TIMESTAMPTZ_TIMESTAMPTZ ||
+				 f->funcid == F_DATE_BIN_INTERVAL_TIMESTAMP_TIMESTAMP) &&
+				IsA(linitial(f->args), Const) && !((Const *) linitial(f->args))->constisnull &&
+				equal(lsecond(f->args), shape->time_expr))
+			{
+				end = psprintf("(r._c%d + %s)", n,
+							   stream_interval_sql(DatumGetIntervalP(((Const *) linitial(f->args))->constvalue)));
+				break;
+			}
+		}
+	}
+	if (end == NULL)
+		return NULL;
+	if (exprType((Node *) shape->time_expr) != TIMESTAMPTZOID)
+		end = psprintf("pg_catalog.timezone(%s, %s)", quote_literal_cstr(zone), end);
+	return end;
+}
+
+/*
+ * The statements that emit the changes of the view of row.  Each returns
+ * events of the change stream, "writer (this transaction), old, new,
+ * final", and brings emitted_<id> up to date:
+ *	 diff compares the rows of the groups noted in changed_<id> (and
+ *	 empties it), or with all every row, and the groups of rows final at
+ *	 watermark;
+ *	 close (NULL when the view's rows are never final) then emits the rows
+ *	 final at watermark once more, with final true, and marks them closed
+ *	 (_final_at NULL; a change after all, from a transaction that was
+ *	 applying when the watermark passed, sets it again).
+ * watermark is the view's, as a literal, or NULL; zone the zone of the
+ * workers (final_at_sql).  Run with the text forms pinned, as the view's
+ * owner, one after the other.
+ */
+EmitSql *
+stream_changes_emit_sql(ContinuousViewRow *row, bool all, const char *watermark, const char *zone)
+{
+	WindowSpec *window = stream_window_spec_from_text(&row->window);
+	ViewShape  *shape = stream_view_shape((Query *) stringToNode(row->query), window);
+	char	   *read = stream_read_view_identified_sql(shape, row->id, row->state_table);
+	Oid			type = get_rel_type_id(row->view);
+	TupleDesc	desc = lookup_rowtype_tupdesc(type, -1);
+	char	   *emitted = stream_view_relation_sql(row->id, VIEW_EMITTED_ROWS);
+	char	   *final_at = final_at_sql(shape, window, zone);
+	char	   *closing = "";
+	char	   *groups = "SELECT _gid FROM cand";
+	EmitSql    *sql = palloc0(sizeof(EmitSql));
+	StringInfoData aliases;
+	StringInfoData fields;
+
 	initStringInfo(&aliases);
 	initStringInfo(&fields);
-	foreach(lc, shape->query->targetList)
+	for (int i = 1; i <= desc->natts; i++)
 	{
-		if (((TargetEntry *) lfirst(lc))->resjunk)
-			continue;
-		n++;
-		appendStringInfo(&aliases, ", _c%d", n);
-		appendStringInfo(&fields, "%sr._c%d", n > 1 ? ", " : "", n);
+		appendStringInfo(&aliases, ", _c%d", i);
+		appendStringInfo(&fields, "%sr._c%d", i > 1 ? ", " : "", i);
 	}
-	return psprintf("WITH cand AS (DELETE FROM %s RETURNING _gid), "
-					"cur AS (SELECT r._gid, r._rid, ROW(%s)::%s AS new "
-					"FROM (%s) r(_gid, _rid%s)%s), "
-					"prev AS (SELECT e._gid, e._rid, e.last FROM %s e%s), "
-					"diff AS (SELECT COALESCE(c._rid, p._rid) AS _rid, "
-					"COALESCE(c._gid, p._gid) AS _gid, p.last AS old, c.new, "
-					"c._rid IS NOT NULL AS has_new "
-					"FROM cur c FULL JOIN prev p ON p._rid OPERATOR(pg_catalog.=) c._rid "
-					"WHERE p._rid IS NULL OR c._rid IS NULL "
-					"OR NOT (p.last OPERATOR(pg_catalog.*=) c.new)), "
-					"gone AS (DELETE FROM %s e USING diff d "
-					"WHERE NOT d.has_new AND e._rid OPERATOR(pg_catalog.=) d._rid), "
-					"kept AS (INSERT INTO %s AS e SELECT _rid, _gid, new FROM diff WHERE has_new "
-					"ON CONFLICT (_rid) DO UPDATE SET last = excluded.last) "
-					"SELECT pg_catalog.pg_current_xact_id(), old, new, false FROM diff",
-					stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS),
-					fields.data, type, read, aliases.data,
-					all ? "" : " WHERE r._gid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT _gid FROM cand))",
-					emitted,
-					all ? "" : " WHERE e._gid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT _gid FROM cand))",
-					emitted, emitted);
+	ReleaseTupleDesc(desc);
+	if (final_at != NULL && watermark != NULL)
+	{
+		closing = psprintf(", closing AS (SELECT e._gid FROM %s e "
+						   "WHERE e._final_at OPERATOR(pg_catalog.<=) %s::pg_catalog.timestamptz)",
+						   emitted, watermark);
+		groups = "SELECT _gid FROM cand UNION SELECT _gid FROM closing";
+		sql->close = psprintf("WITH closed AS (UPDATE %s e SET _final_at = NULL "
+							  "WHERE e._final_at OPERATOR(pg_catalog.<=) %s::pg_catalog.timestamptz "
+							  "RETURNING e.last) "
+							  "SELECT pg_catalog.pg_current_xact_id(), last, last, true FROM closed",
+							  emitted, watermark);
+	}
+	sql->diff = psprintf("WITH cand AS (DELETE FROM %s RETURNING _gid)%s, "
+						 "cur AS (SELECT r._gid, r._rid, ROW(%s)::%s AS new, %s AS final_at "
+						 "FROM (%s) r(_gid, _rid%s)%s), "
+						 "prev AS (SELECT e._gid, e._rid, e.last FROM %s e%s), "
+						 "diff AS (SELECT COALESCE(c._rid, p._rid) AS _rid, "
+						 "COALESCE(c._gid, p._gid) AS _gid, p.last AS old, c.new, c.final_at, "
+						 "c._rid IS NOT NULL AS has_new "
+						 "FROM cur c FULL JOIN prev p ON p._rid OPERATOR(pg_catalog.=) c._rid "
+						 "WHERE p._rid IS NULL OR c._rid IS NULL "
+						 "OR NOT (p.last OPERATOR(pg_catalog.*=) c.new)), "
+						 "gone AS (DELETE FROM %s e USING diff d "
+						 "WHERE NOT d.has_new AND e._rid OPERATOR(pg_catalog.=) d._rid), "
+						 "kept AS (INSERT INTO %s AS e SELECT _rid, _gid, new, final_at FROM diff "
+						 "WHERE has_new ON CONFLICT (_rid) DO UPDATE SET last = excluded.last, "
+						 "_final_at = excluded._final_at) "
+						 "SELECT pg_catalog.pg_current_xact_id(), old, new, false FROM diff",
+						 stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS), closing,
+						 fields.data, format_type_be_qualified(type),
+						 final_at ? final_at : "NULL::pg_catalog.timestamptz", read, aliases.data,
+						 all ? "" : psprintf(" WHERE r._gid OPERATOR(pg_catalog.=) ANY (ARRAY(%s))", groups),
+						 emitted,
+						 all ? "" : psprintf(" WHERE e._gid OPERATOR(pg_catalog.=) ANY (ARRAY(%s))", groups),
+						 emitted, emitted);
+	return sql;
 }
 
 /* The change streams of the database (ChangeStream *, in cxt), SPI connected */

@@ -22,7 +22,15 @@ typedef struct ChangeStream
 extern int	stream_changes_pin_text(void);
 extern char *stream_changes_note_sql(int id, List *columns, int key_count, WindowSpec *window);
 extern bool stream_changes_follow_time(WindowSpec *window);
-extern char *stream_changes_emit_sql(ContinuousViewRow *row, bool all);
+/* The statements of one emission (change_sql.c) */
+typedef struct EmitSql
+{
+	char	   *diff;			/* the rows that changed */
+	char	   *close;			/* the rows that became final, or NULL */
+} EmitSql;
+
+extern EmitSql *stream_changes_emit_sql(ContinuousViewRow *row, bool all,
+										const char *watermark, const char *zone);
 extern List *stream_change_streams(MemoryContext cxt);
 
 #endif

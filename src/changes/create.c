@@ -32,6 +32,7 @@
 
 #include "changes/changes.h"
 #include "ddl/create_view.h"
+#include "window/lateness.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_create_change_stream);
 
@@ -75,6 +76,9 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	Oid			saved_user;
 	int			saved_sec;
 	int			level;
+	char	   *watermark;
+	char	   *zone = pstrdup(GetConfigOptionResetString("TimeZone"));
+	EmitSql    *sql;
 
 	if (row->keeps_rows)
 		ereport(ERROR,
@@ -111,10 +115,13 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 					  stream_view_relation_sql(id, VIEW_CHANGED_GROUPS)),
 			 SPI_OK_UTILITY);
 	spi_exec(psprintf("CREATE TABLE %s (_rid text COLLATE \"C\" PRIMARY KEY, "
-					  "_gid text COLLATE \"C\" NOT NULL, last %s)",
+					  "_gid text COLLATE \"C\" NOT NULL, last %s, _final_at timestamptz)",
 					  stream_view_relation_sql(id, VIEW_EMITTED_ROWS), type),
 			 SPI_OK_UTILITY);
 	spi_exec(psprintf("CREATE INDEX ON %s (_gid)", stream_view_relation_sql(id, VIEW_EMITTED_ROWS)),
+			 SPI_OK_UTILITY);
+	spi_exec(psprintf("CREATE INDEX ON %s (_final_at) WHERE _final_at IS NOT NULL",
+					  stream_view_relation_sql(id, VIEW_EMITTED_ROWS)),
 			 SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	stream_hand_over_view_relations(id, row->owner);
@@ -125,11 +132,18 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	CommandCounterIncrement();
 
-	/* the view's rows now, as the owner reads them */
+	/*
+	 * The view's rows now, as the owner reads them; those final already are
+	 * forgotten at once (their events are not sent: the stream is new).
+	 */
+	level = stream_changes_pin_text();
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	watermark = stream_lateness_watermark_literal(id);
 	SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	level = stream_changes_pin_text();
-	if (SPI_execute(stream_changes_emit_sql(row, true), false, 0) != SPI_OK_SELECT)
+	sql = stream_changes_emit_sql(row, true, watermark, zone);
+	if (SPI_execute(sql->diff, false, 0) != SPI_OK_SELECT ||
+		(sql->close != NULL && SPI_execute(sql->close, false, 0) != SPI_OK_SELECT))
 		elog(ERROR, "could not read the rows of continuous view %d", id);
 	AtEOXact_GUC(true, level);
 	SetUserIdAndSecContext(saved_user, saved_sec);

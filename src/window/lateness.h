@@ -12,5 +12,6 @@ extern bool *stream_mark_late_events(int view_id, const char *view_name, WindowS
 									 StreamBatchEvents *events, int *nlate);
 extern void stream_lateness_add_view(int view_id);
 extern void stream_lateness_reset_view(int view_id);
+extern char *stream_lateness_watermark_literal(int view_id);
 
 #endif

@@ -3,9 +3,9 @@
  *	  The combiner's job that emits the events of change streams.
  *
  * After the combiner's merges, at every turn of its loop, each view with a
- * change stream whose merges noted changed groups (or, for a view whose
- * rows change with time, every TIME_CHECK_MS) has its changes emitted in
- * one transaction: the statement of changes/change_sql.c, run as the
+ * change stream whose merges noted changed groups, or which has rows that
+ * the watermark made final (or, for a view whose rows change with time,
+ * every TIME_CHECK_MS) has its changes emitted in one transaction: the statement of changes/change_sql.c, run as the
  * view's owner in a security-restricted operation, returns the events and
  * brings the view's emitted rows up to date; its rows go to a
  * ForwardReceiver (forward.c), which makes them events of the change
@@ -29,6 +29,7 @@
 
 #include "changes/changes.h"
 #include "ipc/queue.h"
+#include "window/lateness.h"
 #include "window/spec.h"
 #include "jobs/jobs.h"
 #include "worker/apply.h"
@@ -52,15 +53,25 @@ typedef struct Emission
 
 static TimestampTz last_time_check = 0;
 
-/* Has view id noted changed groups?  SPI connected. */
+/* Does a query (SPI connected) return a row? */
 static bool
-has_changed_groups(int id)
+returns_rows(const char *sql)
 {
-	if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1",
-							 stream_view_relation_sql(id, VIEW_CHANGED_GROUPS)),
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the changed groups of continuous view %d", id);
+	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", sql);
 	return SPI_processed > 0;
+}
+
+/* Run one statement of an emission into dest, and keep its events */
+static void
+run_emission(const char *sql, DestReceiver *dest, const char *view)
+{
+	SPIExecuteOptions options = {0};
+
+	options.dest = dest;
+	if (SPI_execute_extended(sql, &options) < 0)
+		elog(ERROR, "could not emit the changes of continuous view %s", view);
+	stream_forward_keep(dest);
 }
 
 static void
@@ -68,11 +79,16 @@ emit_in_transaction(void *arg)
 {
 	Emission   *e = arg;
 	ContinuousViewRow *row;
+	WindowSpec *window;
 	List	   *outputs = NIL;
 	DestReceiver *dest;
 	Oid			saved_user;
 	int			saved_sec;
 	int			level;
+	char	   *watermark = NULL;
+	const char *zone = GetConfigOptionResetString("TimeZone");
+	EmitSql    *sql;
+	char	   *emitted;
 
 	e->nevents = 0;
 	/* DROP of the stream or the view waits for this, or happened before */
@@ -83,26 +99,34 @@ emit_in_transaction(void *arg)
 	LockRelationOid(row->view, AccessShareLock);
 	if (!OidIsValid(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, true)))
 		return;
+	window = stream_window_spec_from_text(&row->window);
+	emitted = stream_view_relation_sql(row->id, VIEW_EMITTED_ROWS);
 
 	/* the events outlive SPI: they are applied after it */
 	dest = stream_forward_receiver(e->change->stream, &outputs);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (e->all || has_changed_groups(row->id))
+	zone = pstrdup(zone);
+	level = stream_changes_pin_text();
+	if (stream_window_has_event_time(window))
+		watermark = stream_lateness_watermark_literal(row->id);
+	if (e->all ||
+		returns_rows(psprintf("SELECT 1 FROM %s",
+							  stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS))) ||
+		(watermark != NULL &&
+		 returns_rows(psprintf("SELECT 1 FROM %s WHERE _final_at <= %s::pg_catalog.timestamptz",
+							   emitted, watermark))))
 	{
-		SPIExecuteOptions options = {0};
-
+		sql = stream_changes_emit_sql(row, e->all, watermark, zone);
 		GetUserIdAndSecContext(&saved_user, &saved_sec);
 		SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
-		level = stream_changes_pin_text();
-		options.dest = dest;
-		if (SPI_execute_extended(stream_changes_emit_sql(row, e->all), &options) < 0)
-			elog(ERROR, "could not emit the changes of continuous view %s", row->name);
-		stream_forward_keep(dest);
-		AtEOXact_GUC(true, level);
+		run_emission(sql->diff, dest, row->name);
+		if (sql->close != NULL)
+			run_emission(sql->close, dest, row->name);
 		SetUserIdAndSecContext(saved_user, saved_sec);
 	}
+	AtEOXact_GUC(true, level);
 	SPI_finish();
 	dest->rDestroy(dest);
 
