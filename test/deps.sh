@@ -8,9 +8,11 @@ set -euo pipefail
 # librdkafka-dev, kcat: Kafka ingestion and its tests;  procps: pkill/pgrep
 # prometheus-postgres-exporter, curl: test/t_exporter.sh scrapes the query file
 # postgresql-15-hll, postgresql-15-tdigest: test/t_sketches.sh (their aggregates in views)
+# python3-psycopg2: a client that LISTENs (test/listen.py: t_notify, bench/changes.sh)
 required=(postgresql-15 postgresql-client-15 postgresql-server-dev-15
           librdkafka-dev kcat make gcc procps util-linux coreutils
-          prometheus-postgres-exporter curl postgresql-15-hll postgresql-15-tdigest)
+          prometheus-postgres-exporter curl postgresql-15-hll postgresql-15-tdigest
+          python3 python3-psycopg2)
 # Only a separate package on some distributions (not on Debian 12).
 optional=(postgresql-contrib-15)
 
