@@ -359,7 +359,8 @@ CREATE VIEW stream_ext.continuous_views AS
          v.ttl_column,
          v.allowed_lateness,
          v.keep_late,
-         v.output
+         v.output,
+         v.notify
     FROM stream_ext_internal.continuous_views v;
 
 -- Recent events per second of each view (shared memory, src/metrics/view_rates.c).
