@@ -87,6 +87,8 @@ typedef struct StateColumn
 								 * keeping the aggregate's result (quoted),
 								 * or NULL */
 	char	   *result_type;	/* its format_type */
+	char	   *collation;		/* the column's collation, qualified and
+								 * quoted, or NULL */
 } StateColumn;
 
 /* names */

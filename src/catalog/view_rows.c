@@ -271,7 +271,10 @@ stream_catalog_state_columns(int id)
 	/* a result table has the keys, then a result per state */
 	if (SPI_execute(psprintf("SELECT a.attname, v.aggregates[a.attnum - v.key_count]::oid, "
 							 "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum <= v.key_count, "
-							 "r.attname, pg_catalog.format_type(r.atttypid, r.atttypmod) "
+							 "r.attname, pg_catalog.format_type(r.atttypid, r.atttypmod), "
+							 "(SELECT pg_catalog.format('%%I.%%I', n.nspname, c.collname) "
+							 "FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n "
+							 "ON n.oid = c.collnamespace WHERE c.oid = a.attcollation) "
 							 "FROM " STREAM_CATALOG_ROWS " v "
 							 "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
 							 "LEFT JOIN pg_catalog.pg_attribute r ON r.attrelid = %u "
@@ -298,6 +301,9 @@ stream_catalog_state_columns(int id)
 		col->aggregate = (is_key || aggregate == NULL) ? NULL : pstrdup(aggregate);
 		col->result = result_name ? pstrdup(quote_identifier(result_name)) : NULL;
 		col->result_type = result_name ? pstrdup(SPI_getvalue(tuple, desc, 6)) : NULL;
+		col->collation = SPI_getvalue(tuple, desc, 7);
+		if (col->collation != NULL)
+			col->collation = pstrdup(col->collation);
 		columns = lappend(columns, col);
 		MemoryContextSwitchTo(old);
 	}

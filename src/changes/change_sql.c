@@ -69,6 +69,59 @@ stream_changes_pin_text(void)
 	return level;
 }
 
+/* The view's own keys among its state table's columns (StateColumn *) */
+static List *
+own_keys(List *columns, int key_count, WindowSpec *window)
+{
+	List	   *keys = NIL;
+	ListCell   *lc;
+
+	foreach(lc, columns)
+	{
+		int			i = foreach_current_index(lc);
+
+		if (i >= stream_window_hidden_keys(window) && i < key_count)
+			keys = lappend(keys, lfirst(lc));
+	}
+	return keys;
+}
+
+/* "prefix.k1, prefix.k2": the view's own keys, by their state table names */
+static char *
+own_keys_sql(List *keys, const char *prefix)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, keys)
+		appendStringInfo(&buf, "%s%s%s", buf.len ? ", " : "", prefix,
+						 ((StateColumn *) lfirst(lc))->name);
+	return buf.data;
+}
+
+/*
+ * ", _k1 type COLLATE c, ...": the columns of changed_<id> and
+ * emitted_<id> holding the view's own keys (SPI connected).
+ */
+char *
+stream_changes_key_columns_sql(ContinuousViewRow *row)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, own_keys(stream_catalog_state_columns(row->id), row->key_count,
+						 stream_window_spec_from_text(&row->window)))
+	{
+		StateColumn *c = lfirst(lc);
+
+		appendStringInfo(&buf, ", _k%d %s%s%s", foreach_current_index(lc) + 1, c->type,
+						 c->collation ? " COLLATE " : "", c->collation ? c->collation : "");
+	}
+	return buf.data;
+}
+
 /*
  * "changed AS (INSERT INTO changed_<id> ...)": the common table expression
  * that notes the groups of the deltas a merge of view id moves, for its
@@ -78,23 +131,18 @@ stream_changes_pin_text(void)
 char *
 stream_changes_note_sql(int id, List *columns, int key_count, WindowSpec *window)
 {
-	StringInfoData keys;
-	ListCell   *lc;
+	List	   *keys = own_keys(columns, key_count, window);
+	char	   *moved = own_keys_sql(keys, "m.");
 
 	if (!OidIsValid(stream_view_relation_relid(id, VIEW_CHANGED_GROUPS, true)))
 		return NULL;
-	initStringInfo(&keys);
-	foreach(lc, columns)
-	{
-		int			i = foreach_current_index(lc);
-
-		if (i >= stream_window_hidden_keys(window) && i < key_count)
-			appendStringInfo(&keys, "%sm.%s", keys.len ? ", " : "",
-							 ((StateColumn *) lfirst(lc))->name);
-	}
-	return psprintf("changed AS (INSERT INTO %s SELECT ROW(%s)::pg_catalog.text FROM moved m "
-					"GROUP BY 1 ON CONFLICT DO NOTHING)",
-					stream_view_relation_sql(id, VIEW_CHANGED_GROUPS), keys.data);
+	if (keys == NIL)
+		return psprintf("changed AS (INSERT INTO %s SELECT DISTINCT ROW()::pg_catalog.text "
+						"FROM moved m ON CONFLICT DO NOTHING)",
+						stream_view_relation_sql(id, VIEW_CHANGED_GROUPS));
+	return psprintf("changed AS (INSERT INTO %s SELECT ROW(%s)::pg_catalog.text, %s "
+					"FROM moved m GROUP BY %s ON CONFLICT DO NOTHING)",
+					stream_view_relation_sql(id, VIEW_CHANGED_GROUPS), moved, moved, moved);
 }
 
 /*
@@ -160,12 +208,73 @@ final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
 }
 
 /*
+ * The query that takes the groups to compare in an emission of the view of
+ * row: it empties changed_<id> and returns one row, the number of groups
+ * (those noted, and those of rows final at watermark, a literal or NULL),
+ * their _gid as a text array, and as many text arrays again, of each of
+ * their own keys: what stream_changes_emit_sql takes.
+ */
+char *
+stream_changes_groups_sql(ContinuousViewRow *row, const char *watermark)
+{
+	List	   *keys = own_keys(stream_catalog_state_columns(row->id), row->key_count,
+								stream_window_spec_from_text(&row->window));
+	StringInfoData columns;
+	StringInfoData arrays;
+
+	initStringInfo(&columns);
+	initStringInfo(&arrays);
+	for (int i = 1; i <= list_length(keys); i++)
+	{
+		appendStringInfo(&columns, ", _k%d", i);
+		appendStringInfo(&arrays, ", pg_catalog.array_agg(_k%d)::pg_catalog.text", i);
+	}
+	return psprintf("WITH cand AS (DELETE FROM %s RETURNING _gid%s), g AS (SELECT * FROM cand%s) "
+					"SELECT pg_catalog.count(*), pg_catalog.array_agg(_gid)::pg_catalog.text%s FROM g",
+					stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS), columns.data,
+					watermark ? psprintf(" UNION SELECT _gid%s FROM %s "
+										 "WHERE _final_at OPERATOR(pg_catalog.<=) %s::pg_catalog.timestamptz",
+										 columns.data,
+										 stream_view_relation_sql(row->id, VIEW_EMITTED_ROWS),
+										 watermark) : "",
+					arrays.data);
+}
+
+/*
+ * The condition that takes the rows of the groups of an emission from the
+ * view's read r: their own keys among those listed (a condition on the
+ * read's grouping columns, which the planner pushes down to the state
+ * table's scan and its index), then their _gid.  groups: the arrays of
+ * stream_changes_groups_sql, as text.
+ */
+static char *
+groups_condition_sql(List *keys, char **groups)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, keys)
+	{
+		StateColumn *c = lfirst(lc);
+		int			i = foreach_current_index(lc) + 1;
+
+		appendStringInfo(&buf, "(r._k%d OPERATOR(pg_catalog.=) ANY (%s::%s[]%s%s) OR r._k%d IS NULL) AND ",
+						 i, quote_literal_cstr(groups[i]), c->type,
+						 c->collation ? " COLLATE " : "", c->collation ? c->collation : "", i);
+	}
+	appendStringInfo(&buf, "r._gid OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.text[])",
+					 quote_literal_cstr(groups[0]));
+	return buf.data;
+}
+
+/*
  * The statements that emit the changes of the view of row.  Each returns
  * events of the change stream, "writer (this transaction), old, new,
  * final", and brings emitted_<id> up to date:
- *	 diff compares the rows of the groups noted in changed_<id> (and
- *	 empties it), or with all every row, and the groups of rows final at
- *	 watermark;
+ *	 diff compares the rows of the groups listed (groups: the arrays of
+ *	 stream_changes_groups_sql; NULL: every row of the view) with their
+ *	 emitted rows;
  *	 close (NULL when the view's rows are never final) then emits the rows
  *	 final at watermark once more, with final true, and marks them closed
  *	 (_final_at NULL; a change after all, from a transaction that was
@@ -175,23 +284,33 @@ final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
  * owner, one after the other.
  */
 EmitSql *
-stream_changes_emit_sql(ContinuousViewRow *row, bool all, const char *watermark, const char *zone)
+stream_changes_emit_sql(ContinuousViewRow *row, char **groups, const char *watermark,
+						const char *zone)
 {
 	WindowSpec *window = stream_window_spec_from_text(&row->window);
 	ViewShape  *shape = stream_view_shape((Query *) stringToNode(row->query), window);
+	List	   *keys = own_keys(stream_catalog_state_columns(row->id), row->key_count, window);
 	char	   *read = stream_read_view_identified_sql(shape, row->id, row->state_table);
 	Oid			type = get_rel_type_id(row->view);
 	TupleDesc	desc = lookup_rowtype_tupdesc(type, -1);
 	char	   *emitted = stream_view_relation_sql(row->id, VIEW_EMITTED_ROWS);
 	char	   *final_at = final_at_sql(shape, window, zone);
-	char	   *closing = "";
-	char	   *groups = "SELECT _gid FROM cand";
 	EmitSql    *sql = palloc0(sizeof(EmitSql));
 	StringInfoData aliases;
 	StringInfoData fields;
+	StringInfoData key_columns;
+	StringInfoData read_keys;
 
 	initStringInfo(&aliases);
 	initStringInfo(&fields);
+	initStringInfo(&key_columns);
+	initStringInfo(&read_keys);
+	for (int i = 1; i <= list_length(keys); i++)
+	{
+		appendStringInfo(&aliases, ", _k%d", i);
+		appendStringInfo(&key_columns, ", _k%d", i);
+		appendStringInfo(&read_keys, ", r._k%d", i);
+	}
 	for (int i = 1; i <= desc->natts; i++)
 	{
 		appendStringInfo(&aliases, ", _c%d", i);
@@ -199,40 +318,30 @@ stream_changes_emit_sql(ContinuousViewRow *row, bool all, const char *watermark,
 	}
 	ReleaseTupleDesc(desc);
 	if (final_at != NULL && watermark != NULL)
-	{
-		closing = psprintf(", closing AS (SELECT e._gid FROM %s e "
-						   "WHERE e._final_at OPERATOR(pg_catalog.<=) %s::pg_catalog.timestamptz)",
-						   emitted, watermark);
-		groups = "SELECT _gid FROM cand UNION SELECT _gid FROM closing";
 		sql->close = psprintf("WITH closed AS (UPDATE %s e SET _final_at = NULL "
 							  "WHERE e._final_at OPERATOR(pg_catalog.<=) %s::pg_catalog.timestamptz "
 							  "RETURNING e.last) "
 							  "SELECT pg_catalog.pg_current_xact_id(), last, last, true FROM closed",
 							  emitted, watermark);
-	}
-	sql->diff = psprintf("WITH cand AS (DELETE FROM %s RETURNING _gid)%s, "
-						 "cur AS (SELECT r._gid, r._rid, ROW(%s)::%s AS new, %s AS final_at "
-						 "FROM (%s) r(_gid, _rid%s)%s), "
-						 "prev AS (SELECT e._gid, e._rid, e.last FROM %s e%s), "
-						 "diff AS (SELECT COALESCE(c._rid, p._rid) AS _rid, "
-						 "COALESCE(c._gid, p._gid) AS _gid, p.last AS old, c.new, c.final_at, "
-						 "c._rid IS NOT NULL AS has_new "
+	sql->diff = psprintf("WITH cur AS (SELECT r._gid, r._rid%s, ROW(%s)::%s AS new, %s AS final_at "
+						 "FROM (%s) r(_gid, _rid%s)%s%s), "
+						 "prev AS (SELECT e._gid, e._rid, e.last FROM %s e%s%s), "
+						 "diff AS (SELECT c.*, p._rid AS old_rid, p._gid AS old_gid, p.last AS old "
 						 "FROM cur c FULL JOIN prev p ON p._rid OPERATOR(pg_catalog.=) c._rid "
 						 "WHERE p._rid IS NULL OR c._rid IS NULL "
 						 "OR NOT (p.last OPERATOR(pg_catalog.*=) c.new)), "
 						 "gone AS (DELETE FROM %s e USING diff d "
-						 "WHERE NOT d.has_new AND e._rid OPERATOR(pg_catalog.=) d._rid), "
-						 "kept AS (INSERT INTO %s AS e SELECT _rid, _gid, new, final_at FROM diff "
-						 "WHERE has_new ON CONFLICT (_rid) DO UPDATE SET last = excluded.last, "
+						 "WHERE d._rid IS NULL AND e._rid OPERATOR(pg_catalog.=) d.old_rid), "
+						 "kept AS (INSERT INTO %s AS e SELECT _rid, _gid, new, final_at%s FROM diff "
+						 "WHERE _rid IS NOT NULL ON CONFLICT (_rid) DO UPDATE SET last = excluded.last, "
 						 "_final_at = excluded._final_at) "
 						 "SELECT pg_catalog.pg_current_xact_id(), old, new, false FROM diff",
-						 stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS), closing,
-						 fields.data, format_type_be_qualified(type),
+						 read_keys.data, fields.data, format_type_be_qualified(type),
 						 final_at ? final_at : "NULL::pg_catalog.timestamptz", read, aliases.data,
-						 all ? "" : psprintf(" WHERE r._gid OPERATOR(pg_catalog.=) ANY (ARRAY(%s))", groups),
-						 emitted,
-						 all ? "" : psprintf(" WHERE e._gid OPERATOR(pg_catalog.=) ANY (ARRAY(%s))", groups),
-						 emitted, emitted);
+						 groups ? " WHERE " : "", groups ? groups_condition_sql(keys, groups) : "",
+						 emitted, groups ? " WHERE e._gid OPERATOR(pg_catalog.=) ANY " : "",
+						 groups ? psprintf("(%s::pg_catalog.text[])", quote_literal_cstr(groups[0])) : "",
+						 emitted, emitted, key_columns.data);
 	return sql;
 }
 

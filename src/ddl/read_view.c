@@ -430,8 +430,9 @@ typedef enum ReadViewExtra
 
 /*
  * "ROW(s.k1, s.k2, ...)::text AS _gid, ROW(s.k1, ..., window)::text AS
- * _rid, ": which group of the view's own keys a row is of, and which row
- * it is among the group's (its window), as text (src/changes/).
+ * _rid, s.k1, s.k2, ": which group of the view's own keys a row is of, and
+ * which row it is among the group's (its window), as text, then those keys
+ * (src/changes/).
  */
 static char *
 identity_columns_sql(ViewShape *shape, WindowReadSql *w)
@@ -446,8 +447,8 @@ identity_columns_sql(ViewShape *shape, WindowReadSql *w)
 		appendStringInfo(&rid, "%s%s", keys ? ", " : "", w->identity);
 	if (copies != NULL)
 		appendStringInfo(&rid, "%s%s", keys || w->identity ? ", " : "", copies);
-	return psprintf("ROW(%s)::pg_catalog.text AS _gid, %s)::pg_catalog.text AS _rid, ",
-					keys ? keys : "", rid.data);
+	return psprintf("ROW(%s)::pg_catalog.text AS _gid, %s)::pg_catalog.text AS _rid, %s%s",
+					keys ? keys : "", rid.data, keys ? keys : "", keys ? ", " : "");
 }
 
 /*
@@ -542,7 +543,8 @@ stream_read_view_states_sql(ViewShape *shape, int id, Oid state_relid)
 
 /*
  * The rows of the view users query, each after its group (_gid) and its
- * identity within the group (_rid), as text (src/changes/change_sql.c).
+ * identity within the group (_rid), as text, and the view's own keys
+ * (src/changes/change_sql.c).
  */
 char *
 stream_read_view_identified_sql(ViewShape *shape, int id, Oid state_relid)

@@ -5,17 +5,18 @@
  * After the combiner's merges, at every turn of its loop, each view with a
  * change stream whose merges noted changed groups, or which has rows that
  * the watermark made final (or, for a view whose rows change with time,
- * every TIME_CHECK_MS) has its changes emitted in one transaction: the statement of changes/change_sql.c, run as the
- * view's owner in a security-restricted operation, returns the events and
- * brings the view's emitted rows up to date; its rows go to a
- * ForwardReceiver (forward.c), which makes them events of the change
- * stream whose writer is this transaction; stream_apply_events applies
- * them to the stream's views, and so on down the chain, in the same
- * transaction.  So the events and the emitted rows they were compared with
- * commit together or not at all: a crash or an error before the commit
- * leaves the noted groups noted, and the next turn emits them again from
- * the same emitted rows.  An error in a view downstream is retried with
- * per-event isolation, as a batch is (apply.c).
+ * every TIME_CHECK_MS) has its changes emitted in one transaction: the
+ * groups to compare are taken out of changed_<id>, and the statements of
+ * changes/change_sql.c, run as the view's owner in a security-restricted
+ * operation, return the events and bring the view's emitted rows up to
+ * date; their rows go to a ForwardReceiver (forward.c), which makes them
+ * events of the change stream whose writer is this transaction;
+ * stream_apply_events applies them to the stream's views, and so on down
+ * the chain, in the same transaction.  So the events and the emitted rows
+ * they were compared with commit together or not at all: a crash or an
+ * error before the commit leaves the noted groups noted, and the next turn
+ * emits them again from the same emitted rows.  An error in a view
+ * downstream is retried with per-event isolation, as a batch is (apply.c).
  */
 #include "postgres.h"
 
@@ -39,6 +40,9 @@
 /* Views whose rows change with time are compared whole this often */
 #define TIME_CHECK_MS 1000
 
+/* More changed groups than this are found by reading the whole view */
+#define MAX_LISTED_GROUPS 20000
+
 /* The counters of events applied to views downstream (view_stats) */
 #define CHANGES_COUNTER_WORKER 2000
 
@@ -53,13 +57,32 @@ typedef struct Emission
 
 static TimestampTz last_time_check = 0;
 
-/* Does a query (SPI connected) return a row? */
-static bool
-returns_rows(const char *sql)
+/*
+ * The groups to compare: those merges noted (taken out of changed_<id>),
+ * and those of rows final at watermark, as text arrays (the _gid, then each
+ * key: stream_changes_groups_sql); NULL when there are none, and an array
+ * of NULLs when there are more than MAX_LISTED_GROUPS (compare every row).
+ * SPI connected.
+ */
+static char **
+take_groups(ContinuousViewRow *row, const char *watermark)
 {
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed: %s", sql);
-	return SPI_processed > 0;
+	char	  **groups;
+	bool		isnull;
+	int64		n;
+
+	if (SPI_execute(stream_changes_groups_sql(row, watermark), false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not take the changed groups of continuous view %s", row->name);
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (n == 0)
+		return NULL;
+	groups = palloc0(sizeof(char *) * SPI_tuptable->tupdesc->natts);
+	if (n > MAX_LISTED_GROUPS)
+		return groups;
+	for (int i = 0; i < SPI_tuptable->tupdesc->natts - 1; i++)
+		groups[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 2);
+	return groups;
 }
 
 /* Run one statement of an emission into dest, and keep its events */
@@ -88,7 +111,7 @@ emit_in_transaction(void *arg)
 	char	   *watermark = NULL;
 	const char *zone = GetConfigOptionResetString("TimeZone");
 	EmitSql    *sql;
-	char	   *emitted;
+	char	  **groups;
 
 	e->nevents = 0;
 	/* DROP of the stream or the view waits for this, or happened before */
@@ -100,7 +123,6 @@ emit_in_transaction(void *arg)
 	if (!OidIsValid(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, true)))
 		return;
 	window = stream_window_spec_from_text(&row->window);
-	emitted = stream_view_relation_sql(row->id, VIEW_EMITTED_ROWS);
 
 	/* the events outlive SPI: they are applied after it */
 	dest = stream_forward_receiver(e->change->stream, &outputs);
@@ -110,14 +132,11 @@ emit_in_transaction(void *arg)
 	level = stream_changes_pin_text();
 	if (stream_window_has_event_time(window))
 		watermark = stream_lateness_watermark_literal(row->id);
-	if (e->all ||
-		returns_rows(psprintf("SELECT 1 FROM %s",
-							  stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS))) ||
-		(watermark != NULL &&
-		 returns_rows(psprintf("SELECT 1 FROM %s WHERE _final_at <= %s::pg_catalog.timestamptz",
-							   emitted, watermark))))
+	groups = take_groups(row, watermark);
+	if (e->all || groups != NULL)
 	{
-		sql = stream_changes_emit_sql(row, e->all, watermark, zone);
+		sql = stream_changes_emit_sql(row, e->all || groups[0] == NULL ? NULL : groups,
+									  watermark, zone);
 		GetUserIdAndSecContext(&saved_user, &saved_sec);
 		SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
