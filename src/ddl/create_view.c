@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
@@ -552,6 +553,31 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 												stream_view_options(options)));
 }
 
+/*
+ * Note every group the change stream of view id has emitted rows of as
+ * changed, so that its next emission compares them all (src/changes/): the
+ * columns of changed_<id> are the group's, which emitted_<id> has too.
+ */
+static void
+note_every_emitted_group(int id)
+{
+	Relation	rel = table_open(stream_view_relation_relid(id, VIEW_CHANGED_GROUPS, false),
+								 AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData columns;
+
+	initStringInfo(&columns);
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			appendStringInfo(&columns, "%s%s", columns.len ? ", " : "",
+							 quote_identifier(NameStr(TupleDescAttr(desc, i)->attname)));
+	table_close(rel, AccessShareLock);
+	spi_exec(psprintf("INSERT INTO %s (%s) SELECT DISTINCT ON (_gid) %s FROM %s ON CONFLICT DO NOTHING",
+					  stream_view_relation_sql(id, VIEW_CHANGED_GROUPS), columns.data, columns.data,
+					  stream_view_relation_sql(id, VIEW_EMITTED_ROWS)),
+			 SPI_OK_INSERT);
+}
+
 /* stream_ext.truncate_continuous_view(view): forget everything it aggregated. */
 Datum
 stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
@@ -572,12 +598,9 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	if (OidIsValid(stream_view_relation_relid(id, VIEW_RESULT_TABLE, true)))
 		spi_exec(psprintf("DELETE FROM %s", stream_view_relation_sql(id, VIEW_RESULT_TABLE)),
 				 SPI_OK_DELETE);
-	/* a change stream sees every row leave (src/changes/change_sql.c) */
+	/* a change stream sees every row leave */
 	if (OidIsValid(stream_view_relation_relid(id, VIEW_CHANGED_GROUPS, true)))
-		spi_exec(psprintf("INSERT INTO %s SELECT DISTINCT _gid FROM %s ON CONFLICT DO NOTHING",
-						  stream_view_relation_sql(id, VIEW_CHANGED_GROUPS),
-						  stream_view_relation_sql(id, VIEW_EMITTED_ROWS)),
-				 SPI_OK_INSERT);
+		note_every_emitted_group(id);
 	/* the watermark starts over too; catalog rows are the extension's */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);

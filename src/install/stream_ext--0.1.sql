@@ -489,10 +489,19 @@ BEGIN
       EXECUTE format('DROP TABLE stream_ext_internal.%I', 'result_' || cv.id);
     END IF;
   END LOOP;
-  -- change streams whose stream or view is gone (the stream's tables went with it)
-  DELETE FROM stream_ext_internal.change_streams c
-   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.stream::oid)
-      OR NOT EXISTS (SELECT 1 FROM stream_ext_internal.continuous_views v WHERE v.id = c.view_id);
+  -- change streams whose stream or view is gone, and their tables
+  FOR cv IN
+    DELETE FROM stream_ext_internal.change_streams c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.stream::oid)
+        OR NOT EXISTS (SELECT 1 FROM stream_ext_internal.continuous_views v WHERE v.id = c.view_id)
+    RETURNING c.view_id AS id
+  LOOP
+    -- gone with the stream, unless restored from a dump (pg_depend is not)
+    IF to_regclass(format('stream_ext_internal.%I', 'changed_' || cv.id)) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE stream_ext_internal.%I, stream_ext_internal.%I',
+                     'changed_' || cv.id, 'emitted_' || cv.id);
+    END IF;
+  END LOOP;
   IF found THEN
     PERFORM stream_ext_internal.catalog_changed();
   END IF;
