@@ -205,7 +205,7 @@ static DestReceiver *
 make_view_receiver(CachedView *view, List **outputs)
 {
 	if (OidIsValid(view->output_stream))
-		return stream_forward_receiver(view->output_stream, outputs);
+		return stream_forward_receiver(view->output_stream, outputs, true);
 	return make_delta_receiver(view->delta_table);
 }
 

@@ -25,6 +25,7 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -56,6 +57,62 @@ typedef struct Emission
 } Emission;
 
 static TimestampTz last_time_check = 0;
+
+/*
+ * A view whose emission failed waits before the next attempt, from 1 s,
+ * doubling up to a minute: an error that persists (the view's read fails)
+ * is logged that often, not at every turn.
+ */
+#define RETRY_FIRST_MS 1000
+#define RETRY_MAX_MS 60000
+
+typedef struct FailedEmission
+{
+	int			view_id;
+	int			delay_ms;
+	TimestampTz retry_at;
+} FailedEmission;
+
+static List *failed = NIL;		/* FailedEmission *, in TopMemoryContext */
+
+static FailedEmission *
+find_failed(int view_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, failed)
+		if (((FailedEmission *) lfirst(lc))->view_id == view_id)
+			return lfirst(lc);
+	return NULL;
+}
+
+/* Note the outcome of an emission of view_id */
+static void
+note_outcome(int view_id, bool ok)
+{
+	FailedEmission *f = find_failed(view_id);
+	MemoryContext old;
+
+	if (ok)
+	{
+		if (f != NULL)
+		{
+			failed = list_delete_ptr(failed, f);
+			pfree(f);
+		}
+		return;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (f == NULL)
+	{
+		f = palloc0(sizeof(FailedEmission));
+		f->view_id = view_id;
+		failed = lappend(failed, f);
+	}
+	f->delay_ms = f->delay_ms == 0 ? RETRY_FIRST_MS : Min(f->delay_ms * 2, RETRY_MAX_MS);
+	f->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), f->delay_ms);
+	MemoryContextSwitchTo(old);
+}
 
 /*
  * The groups to compare: those merges noted (taken out of changed_<id>),
@@ -125,7 +182,7 @@ emit_in_transaction(void *arg)
 	window = stream_window_spec_from_text(&row->window);
 
 	/* the events outlive SPI: they are applied after it */
-	dest = stream_forward_receiver(e->change->stream, &outputs);
+	dest = stream_forward_receiver(e->change->stream, &outputs, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	zone = pstrdup(zone);
@@ -161,13 +218,20 @@ static void
 emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 {
 	Emission	e = {change, all, false, 0};
+	FailedEmission *f = find_failed(change->view_id);
 
+	if (f != NULL && GetCurrentTimestamp() < f->retry_at)
+		return;
 	if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
 	{
 		e.careful = true;
 		if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
+		{
+			note_outcome(change->view_id, false);
 			return;				/* logged; the groups stay noted */
+		}
 	}
+	note_outcome(change->view_id, true);
 	/* the views downstream have deltas to merge */
 	if (e.nevents > 0)
 		stream_note_mergeable(stream_batch_slot_for_backend());

@@ -40,6 +40,7 @@ typedef struct ForwardReceiver
 {
 	DestReceiver pub;
 	Oid			stream;			/* the output stream */
+	bool		check_insert;	/* the user must be allowed to INSERT into it */
 	List	  **outputs;		/* StreamBatchEvents * of kept rows, one per
 								 * output stream, in cxt */
 	MemoryContext cxt;
@@ -77,9 +78,12 @@ forward_startup(DestReceiver *self, int operation, TupleDesc rows)
 	ListCell   *lc;
 
 	/* the view's owner writes into the stream: it must still be allowed to */
-	acl = pg_class_aclcheck(r->stream, GetUserId(), ACL_INSERT);
-	if (acl != ACLCHECK_OK)
-		aclcheck_error(acl, OBJECT_FOREIGN_TABLE, RelationGetRelationName(rel));
+	if (r->check_insert)
+	{
+		acl = pg_class_aclcheck(r->stream, GetUserId(), ACL_INSERT);
+		if (acl != ACLCHECK_OK)
+			aclcheck_error(acl, OBJECT_FOREIGN_TABLE, RelationGetRelationName(rel));
+	}
 
 	r->desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	r->ncolumns = rows->natts - 1;
@@ -195,11 +199,13 @@ forward_destroy(DestReceiver *self)
 
 /*
  * A receiver making the rows of a transform's plan events of stream; kept
- * runs add them to *outputs.  Allocated in the current memory context,
- * which must last as long as *outputs is used.
+ * runs add them to *outputs.  With check_insert, the current user (the
+ * transform's owner) must be allowed to INSERT into the stream; a change
+ * stream's events come from the extension itself.  Allocated in the
+ * current memory context, which must last as long as *outputs is used.
  */
 DestReceiver *
-stream_forward_receiver(Oid stream, List **outputs)
+stream_forward_receiver(Oid stream, List **outputs, bool check_insert)
 {
 	ForwardReceiver *r = palloc0(sizeof(ForwardReceiver));
 
@@ -209,6 +215,7 @@ stream_forward_receiver(Oid stream, List **outputs)
 	r->pub.rDestroy = forward_destroy;
 	r->pub.mydest = DestNone;
 	r->stream = stream;
+	r->check_insert = check_insert;
 	r->outputs = outputs;
 	r->cxt = CurrentMemoryContext;
 	return (DestReceiver *) r;

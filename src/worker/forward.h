@@ -9,7 +9,7 @@
 #include "tcop/dest.h"
 #include "stream/fdw.h"
 
-extern DestReceiver *stream_forward_receiver(Oid stream, List **outputs);
+extern DestReceiver *stream_forward_receiver(Oid stream, List **outputs, bool check_insert);
 extern bool stream_is_forward_receiver(DestReceiver *dest);
 extern void stream_forward_keep(DestReceiver *dest);
 
