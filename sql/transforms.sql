@@ -184,3 +184,38 @@ DROP TABLE tf_users, tf_events, tf_audit_trail;
 DROP FUNCTION tf_audit_note(), tf_pending(regclass), tf_moved(regclass);
 REVOKE CREATE ON SCHEMA public FROM regress_tf_owner;
 DROP ROLE regress_tf_owner;
+
+-- a diamond: two transforms of one stream into one stream, a view over it;
+-- each event reaches the view once by each path, only if its writer commits
+CREATE FOREIGN TABLE tf_d_in (k int, v int) SERVER stream_ext;
+CREATE FOREIGN TABLE tf_d_mid (k int, v int, via text) SERVER stream_ext;
+CREATE TABLE tf_d_events (k int, v int);
+CREATE VIEW tf_d_left WITH (continuous, output = 'tf_d_mid') AS SELECT k, v, 'left' FROM tf_d_in;
+CREATE VIEW tf_d_right WITH (continuous, output = 'tf_d_mid') AS
+  SELECT k, v * 10, 'right' FROM tf_d_in WHERE v % 2 = 0;
+CREATE VIEW tf_d_sum WITH (continuous) AS
+  SELECT via, k, count(*), sum(v) FROM tf_d_mid GROUP BY via, k;
+BEGIN;
+INSERT INTO tf_d_in SELECT i % 3, i FROM generate_series(1, 100) i;
+INSERT INTO tf_d_events SELECT i % 3, i FROM generate_series(1, 100) i;
+SAVEPOINT s;
+INSERT INTO tf_d_in VALUES (7, 7);
+ROLLBACK TO s;
+COMMIT;
+BEGIN;
+INSERT INTO tf_d_in VALUES (8, 8);
+ROLLBACK;
+COPY tf_d_in FROM STDIN;
+1	1000
+2	2001
+\.
+INSERT INTO tf_d_events VALUES (1, 1000), (2, 2001);
+WITH batch AS (
+  SELECT 'left' AS via, k, count(*), sum(v) FROM tf_d_events GROUP BY k
+  UNION ALL
+  SELECT 'right', k, count(*), sum(v * 10) FROM tf_d_events WHERE v % 2 = 0 GROUP BY k)
+SELECT (SELECT count(*) FROM ((SELECT * FROM tf_d_sum EXCEPT SELECT * FROM batch)
+                              UNION ALL (SELECT * FROM batch EXCEPT SELECT * FROM tf_d_sum)) d) AS differing,
+       (SELECT count(*) FROM tf_d_sum) AS view_rows, (SELECT sum(count) FROM tf_d_sum) AS events;
+DROP FOREIGN TABLE tf_d_in, tf_d_mid CASCADE;
+DROP TABLE tf_d_events;
