@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/typcache.h"
 
 #include "analyze/view_query.h"
 #include "changes/changes.h"
@@ -119,16 +120,21 @@ stream_changes_emit_sql(ContinuousViewRow *row, bool all)
 	char	   *emitted = stream_view_relation_sql(row->id, VIEW_EMITTED_ROWS);
 	StringInfoData aliases;
 	StringInfoData fields;
-	ListCell   *lc;
-	int			n = 0;
+	TupleDesc	desc;
+	int			ncolumns;
 
+	/*
+	 * The read gives the view's columns, window columns (window_start and
+	 * window_end, session_start and session_end) included: count them from
+	 * its row type, not from the query's target list.
+	 */
+	desc = lookup_rowtype_tupdesc(get_rel_type_id(row->view), -1);
+	ncolumns = desc->natts;
+	ReleaseTupleDesc(desc);
 	initStringInfo(&aliases);
 	initStringInfo(&fields);
-	foreach(lc, shape->query->targetList)
+	for (int n = 1; n <= ncolumns; n++)
 	{
-		if (((TargetEntry *) lfirst(lc))->resjunk)
-			continue;
-		n++;
 		appendStringInfo(&aliases, ", _c%d", n);
 		appendStringInfo(&fields, "%sr._c%d", n > 1 ? ", " : "", n);
 	}
