@@ -155,9 +155,9 @@ stream_changes_emit_sql(ContinuousViewRow *row, bool all)
 					"SELECT pg_catalog.pg_current_xact_id(), old, new, false FROM diff",
 					stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS),
 					fields.data, type, read, aliases.data,
-					all ? "" : " WHERE r._gid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT _gid FROM cand))",
+					all ? "" : " WHERE EXISTS (SELECT FROM cand k WHERE k._gid OPERATOR(pg_catalog.=) r._gid)",
 					emitted,
-					all ? "" : " WHERE e._gid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT _gid FROM cand))",
+					all ? "" : " WHERE EXISTS (SELECT FROM cand k WHERE k._gid OPERATOR(pg_catalog.=) e._gid)",
 					emitted, emitted);
 }
 
