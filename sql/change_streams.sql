@@ -79,20 +79,22 @@ CREATE VIEW cs_alert WITH (continuous, output = 'cs_alerts') AS
   SELECT (new).url, (new).n, (old).n FROM cs_changes
   WHERE (new).n >= 3 AND coalesce((old).n, 0) < 3;
 
--- the events logged since the last call, numbered by emission (one
--- transaction of the combiner, one arrival_timestamp)
+-- the events logged since the last call, by row of the view, in arrival
+-- order (one emission, one transaction of the combiner, one
+-- arrival_timestamp; the changes of one transaction can come in two
+-- emissions, when the combiner merged its deltas in two rounds)
 CREATE TABLE cs_shown (upto timestamptz);
 INSERT INTO cs_shown VALUES ('-infinity');
-CREATE FUNCTION cs_new_events() RETURNS TABLE (emission bigint, old text, new text, final boolean)
+CREATE FUNCTION cs_new_events() RETURNS TABLE (old text, new text, final boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT cs_settled('cs_v') THEN
     RAISE EXCEPTION 'the combiner did not emit the changes of cs_v';
   END IF;
   RETURN QUERY
-    SELECT dense_rank() OVER (ORDER BY l.arrival_timestamp), l.old::text, l.new::text, l.final
+    SELECT l.old::text, l.new::text, l.final
       FROM cs_log l WHERE l.arrival_timestamp > (SELECT upto FROM cs_shown)
-     ORDER BY 1, coalesce(l.new, l.old)::text COLLATE "C";
+     ORDER BY (coalesce(l.new, l.old)).url COLLATE "C" NULLS FIRST, l.arrival_timestamp;
   UPDATE cs_shown SET upto = (SELECT max(arrival_timestamp) FROM cs_log)
    WHERE EXISTS (SELECT 1 FROM cs_log);
 END $$;
@@ -130,8 +132,6 @@ INSERT INTO cs_s VALUES ('/a', 3);
 INSERT INTO cs_s VALUES ('/a', 4);
 INSERT INTO cs_s VALUES ('/b', 7);
 SELECT dblink_exec('cs_locker', 'COMMIT');
-SELECT dblink_disconnect('cs_locker');
-DROP EXTENSION dblink;
 SELECT * FROM cs_new_events();
 
 -- a row leaving the view (HAVING): new NULL; its later changes are not
@@ -150,9 +150,54 @@ SELECT * FROM cs_new_events();
 SELECT cs_moved('cs_alert');
 SELECT * FROM cs_alerts ORDER BY url;
 
--- truncate_continuous_view: every row leaves; the next ones are new
-SELECT stream_ext.truncate_continuous_view('cs_v');
+-- truncate_continuous_view: every row leaves, also a row an emission under
+-- way adds.  The emission of /e is held while it applies its events to
+-- cs_held, which joins a table a second session locks; a third session
+-- truncates meanwhile: it waits for the emission.
+CREATE TABLE cs_hold (url text);
+CREATE VIEW cs_held WITH (continuous) AS
+  SELECT (c.new).url, count(h.url) FROM cs_changes c LEFT JOIN cs_hold h ON h.url = (c.new).url
+  GROUP BY 1;
+CREATE FUNCTION cs_lock_awaited(rel regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..3000 LOOP
+    IF EXISTS (SELECT FROM pg_locks WHERE relation = rel AND NOT granted) THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN false;
+END $$;
+SELECT dblink_connect('cs_truncator', format('host=%s port=%s dbname=%s user=%s',
+         split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_setting('port'), current_database(), current_user)) AS connected;
+SELECT dblink_exec('cs_locker', 'BEGIN');
+SELECT dblink_exec('cs_locker', 'LOCK TABLE cs_hold IN ACCESS EXCLUSIVE MODE');
+INSERT INTO cs_s VALUES ('/e', 1);
+SELECT cs_lock_awaited('cs_hold') AS emission_waits;
+SELECT dblink_send_query('cs_truncator', $$SELECT stream_ext.truncate_continuous_view('cs_v')$$);
+-- the truncation waits for the emission (rather than finishing without it)
+DO $$
+DECLARE
+  emitted regclass := format('stream_ext_internal.emitted_%s',
+                             (SELECT id FROM stream_ext_internal.continuous_views WHERE view = 'cs_v'::regclass));
+BEGIN
+  FOR i IN 1..3000 LOOP
+    IF EXISTS (SELECT FROM pg_locks WHERE relation = emitted AND NOT granted) THEN RETURN; END IF;
+    IF dblink_is_busy('cs_truncator') = 0 THEN
+      RAISE WARNING 'the truncation finished while an emission was under way';
+      RETURN;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RAISE WARNING 'the truncation neither waits nor finished';
+END $$;
+SELECT dblink_exec('cs_locker', 'COMMIT');
+SELECT * FROM dblink_get_result('cs_truncator') AS t(r text);
+SELECT dblink_disconnect('cs_truncator');
+SELECT dblink_disconnect('cs_locker');
+DROP EXTENSION dblink;
 SELECT * FROM cs_new_events();
+DROP VIEW cs_held;
+DROP TABLE cs_hold;
 INSERT INTO cs_s VALUES ('/b', 1);
 SELECT * FROM cs_new_events();
 
@@ -244,6 +289,6 @@ SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relname
 
 DROP TABLE cs_alerts, cs_shown;
 DROP FOREIGN TABLE cs_s CASCADE;
-DROP FUNCTION cs_settled(regclass), cs_moved(regclass), cs_new_events();
+DROP FUNCTION cs_settled(regclass), cs_moved(regclass), cs_new_events(), cs_lock_awaited(regclass);
 REVOKE CREATE ON SCHEMA public FROM regress_cs_owner, regress_cs_other;
 DROP ROLE regress_cs_owner, regress_cs_other;
