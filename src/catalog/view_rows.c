@@ -20,6 +20,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "catalog/catalog.h"
 
@@ -120,6 +121,14 @@ load_rows(void)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * Read the catalog as committed now, not in the caller's snapshot: the
+	 * invalidation that brought us here may come from a DDL that committed
+	 * after that snapshot was taken (a lock taken since processed it), and
+	 * a load that missed that DDL would be kept until the next one.
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
 	if (SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
 					"v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
 					"v.key_count, " WINDOW_TEXT_COLUMNS ", "
@@ -128,6 +137,7 @@ load_rows(void)
 					"JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the continuous view catalog");
+	PopActiveSnapshot();
 	old = MemoryContextSwitchTo(rows_cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		cached_rows = lappend(cached_rows, row_from_tuple(SPI_tuptable->vals[i],

@@ -13,7 +13,8 @@
  * locked against merges until the creation commits, so that no merge goes
  * unnoted between that read and the combiner's first merge that notes.
  * Dropping the stream drops both tables (they depend on it); dropping the
- * view needs CASCADE, since the stream's columns are of its type.
+ * view needs CASCADE, which drops the stream (it depends on the view) and
+ * so its tables and the views that read it.
  */
 #include "postgres.h"
 
@@ -45,11 +46,20 @@ spi_exec(const char *sql, int expected)
 		elog(ERROR, "SPI_execute failed (%d): %s", rc, sql);
 }
 
-/* The stream's changed_<id> and emitted_<id> depend on it: DROP drops them. */
+/*
+ * The stream's changed_<id> and emitted_<id> depend on it: DROP drops them.
+ * The stream depends on the view: DROP VIEW ... CASCADE drops it (and so
+ * its tables and views) rather than only its columns of the view's type.
+ */
 static void
-record_table_dependencies(int id, Oid stream)
+record_table_dependencies(int id, Oid view, Oid stream)
 {
 	ObjectAddress referenced;
+	ObjectAddress depender;
+
+	ObjectAddressSet(depender, RelationRelationId, stream);
+	ObjectAddressSet(referenced, RelationRelationId, view);
+	recordDependencyOn(&depender, &referenced, DEPENDENCY_NORMAL);
 
 	ObjectAddressSet(referenced, RelationRelationId, stream);
 	for (int which = VIEW_CHANGED_GROUPS; which <= VIEW_EMITTED_ROWS; which++)
@@ -130,7 +140,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	spi_exec(psprintf("INSERT INTO " STREAM_CHANGE_STREAMS_TABLE " (view_id, stream) "
 					  "VALUES (%d, %u)", id, stream),
 			 SPI_OK_INSERT);
-	record_table_dependencies(id, stream);
+	record_table_dependencies(id, view, stream);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	CommandCounterIncrement();
 

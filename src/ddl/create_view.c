@@ -39,6 +39,7 @@
 #include "parser/parse_func.h"
 #include "parser/parser.h"
 #include "rewrite/rewriteSupport.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -598,9 +599,18 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	if (OidIsValid(stream_view_relation_relid(id, VIEW_RESULT_TABLE, true)))
 		spi_exec(psprintf("DELETE FROM %s", stream_view_relation_sql(id, VIEW_RESULT_TABLE)),
 				 SPI_OK_DELETE);
-	/* a change stream sees every row leave */
+	/*
+	 * A change stream sees every row leave (src/changes/change_sql.c): note
+	 * every emitted row's group.  An emission under way may have read the
+	 * rows from before the truncation and be adding rows to emitted_<id>
+	 * that this statement would not see: wait for it, and keep the next
+	 * emission from starting until this commits.
+	 */
 	if (OidIsValid(stream_view_relation_relid(id, VIEW_CHANGED_GROUPS, true)))
+	{
+		LockRelationOid(stream_view_relation_relid(id, VIEW_EMITTED_ROWS, false), ExclusiveLock);
 		note_every_emitted_group(id);
+	}
 	/* the watermark starts over too; catalog rows are the extension's */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);

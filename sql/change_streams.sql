@@ -1,0 +1,294 @@
+--
+-- change_streams: a stream of a continuous view's changes (old row, new row),
+-- emitted by the combiner after its merges
+--
+CREATE FOREIGN TABLE cs_s (url text, n int) SERVER stream_ext;
+CREATE VIEW cs_v WITH (continuous) AS
+  SELECT url, count(*) AS n, sum(n) AS total, avg(n) AS mean FROM cs_s
+  GROUP BY url HAVING count(*) < 5;
+
+-- wait until the combiner merged the committed deltas of view v and emitted
+-- the changes they made (its changed groups are then empty)
+CREATE FUNCTION cs_settled(v regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  vid int := (SELECT id FROM stream_ext_internal.continuous_views WHERE view = v);
+  pending bigint;
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXECUTE format('SELECT (SELECT count(*) FROM stream_ext_internal.%I
+                             WHERE stream_ext_internal.xid_committed(writer_xid))',
+                   'delta_' || vid) INTO pending;
+    IF pending = 0 AND to_regclass('stream_ext_internal.changed_' || vid) IS NOT NULL THEN
+      EXECUTE format('SELECT count(*) FROM stream_ext_internal.%I', 'changed_' || vid)
+        INTO pending;
+    END IF;
+    IF pending = 0 THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+-- wait until the committed deltas of a transform went to its output table
+CREATE FUNCTION cs_moved(v regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXECUTE format('SELECT count(*) FROM %s WHERE stream_ext_internal.xid_committed(writer_xid)',
+                   (SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = v))
+      INTO n;
+    IF n = 0 THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- a row of the view before its change stream exists
+INSERT INTO cs_s VALUES ('/a', 1);
+
+-- create_change_stream and its errors
+SELECT stream_ext.create_change_stream('cs_v', 'cs_changes');
+SELECT * FROM stream_ext.change_streams WHERE view::text LIKE 'cs\_%';
+\d cs_changes
+SELECT stream_ext.create_change_stream('cs_v', 'cs_changes2');
+SELECT stream_ext.create_change_stream('cs_s', 'cs_changes2');
+CREATE TABLE cs_table (a int);
+SELECT stream_ext.create_change_stream('cs_table', 'cs_changes2');
+CREATE VIEW cs_plain AS SELECT 1 AS one;
+SELECT stream_ext.create_change_stream('cs_plain', 'cs_changes2');
+CREATE VIEW cs_rows WITH (continuous) AS SELECT url, n FROM cs_s;
+SELECT stream_ext.create_change_stream('cs_rows', 'cs_changes2');
+CREATE VIEW cs_v2 WITH (continuous) AS SELECT url, max(n) FROM cs_s GROUP BY url;
+SELECT stream_ext.create_change_stream('cs_v2', 'cs_table');
+SELECT stream_ext.create_change_stream('cs_v2', 'cs_no_schema.cs_changes2');
+CREATE ROLE regress_cs_other;
+SET ROLE regress_cs_other;
+SELECT stream_ext.create_change_stream('cs_v2', 'cs_changes2');
+RESET ROLE;
+-- nothing was left behind by the failed calls
+SELECT count(*) FROM pg_class WHERE relname = 'cs_changes2';
+SELECT view, stream FROM stream_ext.change_streams WHERE view::text LIKE 'cs\_%';
+DROP VIEW cs_rows, cs_v2, cs_plain;
+DROP TABLE cs_table;
+
+-- every event, as a row-keeping view logs it, and an alert: a transform
+-- into a table of the groups whose count reached 3
+CREATE VIEW cs_log WITH (continuous) AS
+  SELECT old, new, final, arrival_timestamp FROM cs_changes;
+CREATE TABLE cs_alerts (url text, n bigint, was bigint);
+CREATE VIEW cs_alert WITH (continuous, output = 'cs_alerts') AS
+  SELECT (new).url, (new).n, (old).n FROM cs_changes
+  WHERE (new).n >= 3 AND coalesce((old).n, 0) < 3;
+
+-- the events logged since the last call, by row of the view, in arrival
+-- order (one emission, one transaction of the combiner, one
+-- arrival_timestamp; the changes of one transaction can come in two
+-- emissions, when the combiner merged its deltas in two rounds)
+CREATE TABLE cs_shown (upto timestamptz);
+INSERT INTO cs_shown VALUES ('-infinity');
+CREATE FUNCTION cs_new_events() RETURNS TABLE (old text, new text, final boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT cs_settled('cs_v') THEN
+    RAISE EXCEPTION 'the combiner did not emit the changes of cs_v';
+  END IF;
+  RETURN QUERY
+    SELECT l.old::text, l.new::text, l.final
+      FROM cs_log l WHERE l.arrival_timestamp > (SELECT upto FROM cs_shown)
+     ORDER BY (coalesce(l.new, l.old)).url COLLATE "C" NULLS FIRST, l.arrival_timestamp;
+  UPDATE cs_shown SET upto = (SELECT max(arrival_timestamp) FROM cs_log)
+   WHERE EXISTS (SELECT 1 FROM cs_log);
+END $$;
+
+-- new rows (old NULL, also for a NULL key) and an updated row, whose old is
+-- its row when the stream was created
+INSERT INTO cs_s VALUES ('/a', 2), ('/b', NULL), (NULL, 5);
+SELECT * FROM cs_new_events();
+SELECT * FROM cs_v ORDER BY url;
+
+-- a rolled back transaction and a rolled back savepoint emit nothing; the
+-- committed part of the transaction does
+BEGIN;
+INSERT INTO cs_s VALUES ('/rolled-back', 1), ('/a', 100);
+ROLLBACK;
+BEGIN;
+INSERT INTO cs_s VALUES ('/b', 1);
+SAVEPOINT sp;
+INSERT INTO cs_s VALUES ('/savepoint', 1), ('/b', 100);
+ROLLBACK TO sp;
+COMMIT;
+SELECT * FROM cs_new_events();
+
+-- changes are coalesced per merge: while a second session keeps the
+-- combiner from merging cs_v, three transactions change /a, then one event
+-- carries /a from before the first to after the third
+CREATE EXTENSION dblink;
+SELECT dblink_connect('cs_locker', format('host=%s port=%s dbname=%s user=%s',
+         split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_setting('port'), current_database(), current_user)) AS connected;
+SELECT dblink_exec('cs_locker', 'BEGIN');
+SELECT dblink_exec('cs_locker', format('LOCK TABLE %s IN SHARE MODE',
+         (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'cs_v'::regclass)));
+INSERT INTO cs_s VALUES ('/a', 3);
+INSERT INTO cs_s VALUES ('/a', 4);
+INSERT INTO cs_s VALUES ('/b', 7);
+SELECT dblink_exec('cs_locker', 'COMMIT');
+SELECT * FROM cs_new_events();
+
+-- a row leaving the view (HAVING): new NULL; its later changes are not
+-- rows of the view and emit nothing, until it is back
+INSERT INTO cs_s VALUES ('/a', 5);
+SELECT * FROM cs_new_events();
+INSERT INTO cs_s VALUES ('/a', 6), ('/c', 1);
+SELECT * FROM cs_new_events();
+
+-- a group reaching a count of 3 in one transaction, from nothing
+INSERT INTO cs_s VALUES ('/d', 1), ('/d', 2), ('/d', 3);
+SELECT * FROM cs_new_events();
+
+-- the alert fired once for each group whose count reached 3 or more from
+-- less: /a and /b in the coalesced event, /d from nothing; not for /c
+SELECT cs_moved('cs_alert');
+SELECT * FROM cs_alerts ORDER BY url;
+
+-- truncate_continuous_view: every row leaves, also a row an emission under
+-- way adds.  The emission of /e is held while it applies its events to
+-- cs_held, which joins a table a second session locks; a third session
+-- truncates meanwhile: it waits for the emission.
+CREATE TABLE cs_hold (url text);
+CREATE VIEW cs_held WITH (continuous) AS
+  SELECT (c.new).url, count(h.url) FROM cs_changes c LEFT JOIN cs_hold h ON h.url = (c.new).url
+  GROUP BY 1;
+CREATE FUNCTION cs_lock_awaited(rel regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..3000 LOOP
+    IF EXISTS (SELECT FROM pg_locks WHERE relation = rel AND NOT granted) THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN false;
+END $$;
+SELECT dblink_connect('cs_truncator', format('host=%s port=%s dbname=%s user=%s',
+         split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_setting('port'), current_database(), current_user)) AS connected;
+SELECT dblink_exec('cs_locker', 'BEGIN');
+SELECT dblink_exec('cs_locker', 'LOCK TABLE cs_hold IN ACCESS EXCLUSIVE MODE');
+INSERT INTO cs_s VALUES ('/e', 1);
+SELECT cs_lock_awaited('cs_hold') AS emission_waits;
+SELECT dblink_send_query('cs_truncator', $$SELECT stream_ext.truncate_continuous_view('cs_v')$$);
+-- the truncation waits for the emission (rather than finishing without it)
+DO $$
+DECLARE
+  emitted regclass := format('stream_ext_internal.emitted_%s',
+                             (SELECT id FROM stream_ext_internal.continuous_views WHERE view = 'cs_v'::regclass));
+BEGIN
+  FOR i IN 1..3000 LOOP
+    IF EXISTS (SELECT FROM pg_locks WHERE relation = emitted AND NOT granted) THEN RETURN; END IF;
+    IF dblink_is_busy('cs_truncator') = 0 THEN
+      RAISE WARNING 'the truncation finished while an emission was under way';
+      RETURN;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RAISE WARNING 'the truncation neither waits nor finished';
+END $$;
+SELECT dblink_exec('cs_locker', 'COMMIT');
+SELECT * FROM dblink_get_result('cs_truncator') AS t(r text);
+SELECT dblink_disconnect('cs_truncator');
+SELECT dblink_disconnect('cs_locker');
+DROP EXTENSION dblink;
+SELECT * FROM cs_new_events();
+DROP VIEW cs_held;
+DROP TABLE cs_hold;
+INSERT INTO cs_s VALUES ('/b', 1);
+SELECT * FROM cs_new_events();
+
+-- the last new row of every row of the view is the view (and a row that left
+-- has a last new NULL)
+WITH last AS (
+  SELECT DISTINCT ON ((coalesce(new, old)).url) new
+    FROM cs_log ORDER BY (coalesce(new, old)).url, arrival_timestamp DESC)
+SELECT (SELECT count(*) FROM last WHERE new IS NOT NULL) AS rows_with_a_last_new,
+       (SELECT count(*) FROM cs_v) AS view_rows,
+       NOT EXISTS (SELECT * FROM cs_v v WHERE NOT EXISTS
+                     (SELECT 1 FROM last l WHERE l.new *= v)) AS view_equals_last_new;
+
+-- privileges: the stream is its creator's; reading it (through a view)
+-- needs SELECT on it, not on the view of its rows
+CREATE ROLE regress_cs_owner;
+GRANT CREATE ON SCHEMA public TO regress_cs_owner, regress_cs_other;
+GRANT SELECT ON cs_s TO regress_cs_owner;
+SET ROLE regress_cs_owner;
+CREATE VIEW cs_owned WITH (continuous) AS SELECT url, count(*) AS n FROM cs_s GROUP BY url;
+SELECT stream_ext.create_change_stream('cs_owned', 'cs_owned_changes');
+SELECT relname, pg_get_userbyid(relowner) AS owner FROM pg_class
+ WHERE relname = 'cs_owned_changes';
+RESET ROLE;
+SET ROLE regress_cs_other;
+-- no rights on the view: its change stream is not listed, nor readable
+SELECT count(*) FROM stream_ext.change_streams WHERE view::text LIKE 'cs\_%';
+CREATE VIEW cs_spy WITH (continuous) AS SELECT new FROM cs_owned_changes;
+INSERT INTO cs_owned_changes VALUES (NULL, NULL, false);
+RESET ROLE;
+-- granted SELECT on the stream, the other role's view gets the events
+GRANT SELECT ON cs_owned_changes TO regress_cs_other;
+SET ROLE regress_cs_other;
+CREATE VIEW cs_spy WITH (continuous) AS SELECT (new).url, (new).n FROM cs_owned_changes;
+RESET ROLE;
+INSERT INTO cs_s VALUES ('/owned', 1);
+SELECT cs_settled('cs_owned');
+SET ROLE regress_cs_other;
+SELECT * FROM cs_spy WHERE url = '/owned';
+SELECT count(*) FROM stream_ext.change_streams WHERE view::text LIKE 'cs\_%';
+RESET ROLE;
+-- the owner sees its change stream listed
+SET ROLE regress_cs_owner;
+SELECT * FROM stream_ext.change_streams WHERE view::text LIKE 'cs\_%';
+RESET ROLE;
+-- a revoked SELECT on the stream refuses new readers
+REVOKE SELECT ON cs_owned_changes FROM regress_cs_other;
+SET ROLE regress_cs_other;
+CREATE VIEW cs_spy2 WITH (continuous) AS SELECT new FROM cs_owned_changes;
+RESET ROLE;
+DROP VIEW cs_spy;
+-- the view's CASCADE drops its change stream (and the stream's tables)
+DROP VIEW cs_owned CASCADE;
+SELECT count(*) FROM pg_class WHERE relname = 'cs_owned_changes';
+
+-- DROP of the stream needs CASCADE for its views; it drops the view's
+-- change tables, and the view gets a new change stream, from its rows now
+DROP FOREIGN TABLE cs_changes;
+DROP FOREIGN TABLE cs_changes CASCADE;
+SELECT * FROM stream_ext.change_streams WHERE view::text LIKE 'cs\_%';
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'stream_ext_internal'
+   AND c.relkind = 'r' AND (c.relname LIKE 'changed\_%' OR c.relname LIKE 'emitted\_%');
+INSERT INTO cs_s VALUES ('/b', 2);
+SELECT cs_settled('cs_v');
+SELECT stream_ext.create_change_stream('cs_v', 'cs_changes');
+CREATE VIEW cs_log2 WITH (continuous) AS SELECT old, new FROM cs_changes;
+INSERT INTO cs_s VALUES ('/b', 3);
+SELECT cs_settled('cs_v');
+SELECT old, new FROM cs_log2;
+
+-- DROP VIEW of the source needs CASCADE (the stream's columns are of its
+-- row type); CASCADE drops the stream, its views and the change tables
+\set VERBOSITY terse
+DROP VIEW cs_v;
+DROP VIEW cs_v CASCADE;
+\set VERBOSITY default
+SELECT count(*) FROM pg_class WHERE relname IN ('cs_changes', 'cs_log2');
+SELECT * FROM stream_ext.change_streams WHERE view::text LIKE 'cs\_%';
+SELECT count(*) FROM stream_ext_internal.change_streams;
+SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'stream_ext_internal'
+           AND c.relkind = 'r' AND (c.relname LIKE 'changed\_%' OR c.relname LIKE 'emitted\_%')) = 0 AS no_change_tables,
+       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'stream_ext_internal'
+           AND c.relkind = 'r' AND (c.relname LIKE 'state\_%' OR c.relname LIKE 'delta\_%')) =
+       2 * (SELECT count(*) FROM stream_ext_internal.continuous_views) AS no_orphans;
+
+
+DROP TABLE cs_alerts, cs_shown;
+DROP FOREIGN TABLE cs_s CASCADE;
+DROP FUNCTION cs_settled(regclass), cs_moved(regclass), cs_new_events(), cs_lock_awaited(regclass);
+REVOKE CREATE ON SCHEMA public FROM regress_cs_owner, regress_cs_other;
+DROP ROLE regress_cs_owner, regress_cs_other;
