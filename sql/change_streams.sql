@@ -269,6 +269,17 @@ INSERT INTO cs_s VALUES ('/b', 3);
 SELECT cs_settled('cs_v');
 SELECT old, new FROM cs_log2;
 
+-- only stream_ext writes into a change stream: INSERT, COPY, a transform
+-- into it and a Kafka consumer of it are refused
+INSERT INTO cs_changes (final) VALUES (true);
+COPY cs_changes (final) FROM STDIN;
+t
+\.
+CREATE VIEW cs_fake WITH (continuous, output = 'cs_changes') AS
+  SELECT NULL::cs_v, NULL::cs_v, true FROM cs_s;
+SELECT stream_ext.kafka_consume('cs_changes', 'topic', 'localhost:1');
+SELECT old, new FROM cs_log2;
+
 -- DROP VIEW of the source needs CASCADE (the stream's columns are of its
 -- row type); CASCADE drops the stream, its views and the change tables
 \set VERBOSITY terse

@@ -33,6 +33,7 @@
 
 #include "changes/changes.h"
 #include "ddl/create_view.h"
+#include "stream/fdw.h"
 #include "window/lateness.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_create_change_stream);
@@ -113,8 +114,13 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	/* the stream is the caller's, made as CREATE FOREIGN TABLE makes it */
 	qualified = quote_qualified_identifier(get_namespace_name(RangeVarGetCreationNamespace(rv)),
 										   rv->relname);
-	spi_exec(psprintf("CREATE FOREIGN TABLE %s (old %s, new %s, final boolean) SERVER stream_ext",
-					  qualified, type, type),
+	if (OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s\" already exists", name)));
+	spi_exec(psprintf("CREATE FOREIGN TABLE %s (old %s, new %s, final boolean) SERVER stream_ext "
+					  "OPTIONS (" STREAM_CHANGES_OF_OPTION " %s)",
+					  qualified, type, type, quote_literal_cstr(row->name)),
 			 SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	stream = RangeVarGetRelid(rv, NoLock, false);

@@ -73,6 +73,12 @@ stream_transform_output(const char *output)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("output \"%s\" is an internal relation of stream_ext", output)));
+	if (relkind == RELKIND_FOREIGN_TABLE && stream_changes_of(relid) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("output \"%s\" is a change stream", output),
+				 errdetail("Its events are the changes of continuous view %s.",
+						   stream_changes_of(relid))));
 	acl = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, relkind == RELKIND_FOREIGN_TABLE ? OBJECT_FOREIGN_TABLE : OBJECT_TABLE,

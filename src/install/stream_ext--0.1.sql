@@ -655,6 +655,13 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'A consumer inserts into its stream: it needs INSERT on the stream.';
   END IF;
+  IF NOT p_producer AND EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table t,
+                                       pg_catalog.pg_options_to_table(t.ftoptions) o
+                                 WHERE t.ftrelid = p_stream AND o.option_name = 'changes_of') THEN
+    RAISE EXCEPTION 'cannot write into change stream "%"', p_stream
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'Its events are the changes of a continuous view, which stream_ext emits.';
+  END IF;
 END
 $$;
 

@@ -14,6 +14,7 @@
 #include "access/table.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_foreign_table.h"
+#include "commands/defrem.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -295,20 +296,48 @@ stream_ext_fdw_handler(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(routine);
 }
 
-/* Streams, their server and the wrapper take no options. */
+/*
+ * Streams, their server and the wrapper take no options, but a change
+ * stream's mark: changes_of, the view whose changes it carries
+ * (src/changes/create.c).
+ */
 Datum
 stream_ext_fdw_validator(PG_FUNCTION_ARGS)
 {
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	ListCell   *lc;
 
-	if (options != NIL)
+	foreach(lc, options)
 	{
-		DefElem    *def = linitial(options);
+		DefElem    *def = lfirst(lc);
 
+		if (catalog == ForeignTableRelationId &&
+			strcmp(def->defname, STREAM_CHANGES_OF_OPTION) == 0)
+			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 				 errmsg("invalid option \"%s\"", def->defname),
 				 errhint("Streams of stream_ext take no options.")));
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * The view whose changes stream relid carries (its changes_of option), or
+ * NULL for other streams.
+ */
+char *
+stream_changes_of(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, GetForeignTable(relid)->options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, STREAM_CHANGES_OF_OPTION) == 0)
+			return defGetString(def);
+	}
+	return NULL;
 }

@@ -26,6 +26,10 @@ typedef struct StreamBatchEvents
 /* Set by a worker while it runs a view's plan; NULL elsewhere. */
 extern StreamBatchEvents *stream_scan_source;
 
+/* The option that marks a change stream (src/changes/create.c) */
+#define STREAM_CHANGES_OF_OPTION "changes_of"
+
 extern bool stream_is_stream_relation(Oid relid);
+extern char *stream_changes_of(Oid relid);
 
 #endif

@@ -179,10 +179,21 @@ stream_insert_init(void)
 
 stream_write_admit_hook_type stream_write_admit_hook = NULL;
 
-/* Before a statement writes into rel: the admission hook, if any. */
+/*
+ * Before a statement writes into rel: a change stream takes no events but
+ * its view's changes; then the admission hook, if any.
+ */
 void
 stream_admit_writer(Relation rel)
 {
+	char	   *view = stream_changes_of(RelationGetRelid(rel));
+
+	if (view != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot write into change stream \"%s\"", RelationGetRelationName(rel)),
+				 errdetail("Its events are the changes of continuous view %s, which stream_ext emits.",
+						   view)));
 	if (stream_write_admit_hook)
 		stream_write_admit_hook(rel);
 }
