@@ -101,11 +101,14 @@ SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows
   FROM unnest(ARRAY['oa_distinct', 'oa_order_by', 'oa_no_combine']) name;
 RESET client_encoding;
 -- count(DISTINCT) of integers and of text under a deterministic collation
--- counts the entries of the state; of floats (0 = -0) and text under a
+-- counts the entries of the state (the count in its header, for a group
+-- read from its state row alone); of floats (0 = -0) and text under a
 -- nondeterministic collation, it runs count itself
 SELECT col, pg_get_viewdef('oa_distinct') ~
-         format('inputs_count_distinct\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, s\.%s, NULL::bytea\)\) AS %s,', state, col)
-         AS counts_entries
+         format('inputs_count_distinct\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, u\.%s, NULL::bytea\)\) AS %s,', state, state)
+         AS counts_entries,
+       pg_get_viewdef('oa_distinct') ~ format('inputs_count_distinct\(t\.%s\) AS %s,', state, state)
+         AS counts_state_row
   FROM (VALUES ('users', 'a1_count'), ('n_c', 'a8_count'), ('n_c_ci', 'a9_count'), ('n_v', 'a10_count')) v(col, state);
 -- the comparison compares something
 SELECT g, users, sum_d, cs, us, n_c, n_c_ci, n_v FROM oa_distinct ORDER BY g;
@@ -113,7 +116,8 @@ SELECT g, median, pc, pd_text, mode_c, pd_v, pc_neg, pd_neg, pc_min FROM oa_orde
 -- percentile_cont and percentile_disc of one fraction over a float8 are
 -- computed from the state's (value, count) entries
 SELECT col, pg_get_viewdef('oa_ordered_set') ~
-         format('inputs_percentile_float8\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, s\.a[0-9]+_percentile_[a-z]+, NULL::bytea\), [^,]*::double precision, (true|false)\) AS %s\M', col) AS from_entries
+         format('s\.(a[0-9]+_percentile_[a-z]+) AS %s\M.*inputs_percentile_float8\(t\.\1, [^,]*::double precision, (true|false)\) AS \1\M'
+                '.*inputs_percentile_float8\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, u\.\1, NULL::bytea\), [^,]*::double precision, (true|false)\) AS \1\M', col) AS from_entries
   FROM unnest(ARRAY['median', 'pc', 'pd', 'pd_v', 'pc_neg', 'pd_neg', 'pc_min']) col;
 SELECT g, r, dr, pr, cd FROM oa_hypothetical ORDER BY g;
 
@@ -148,7 +152,10 @@ SELECT a::regprocedure FROM stream_ext_internal.continuous_views, unnest(aggrega
 -- the finalization query runs read-only, as the caller; a state of other
 -- columns than the column list says is refused, not read
 SELECT stream_ext_internal.finalize_inputs(NULL, 'DELETE FROM oa_t RETURNING 1', NULL::int);
-SELECT count(*) FROM stream_ext_internal.inputs_rows('\x31494553000000000000000000000000'::bytea, false) AS t(x int);
+SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455300000000000000000000000000000000000000000000000000000000'::bytea, false) AS t(x int);
+-- a state's header is checked: its counts must fit its entries
+SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000000000000000000000000000000000000100000000000000'::bytea);
+SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000'::bytea);
 
 SET client_min_messages = warning;
 DROP FOREIGN TABLE oa_s CASCADE;

@@ -238,38 +238,54 @@ stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
+static void
+corrupted(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("invalid aggregate input set")));
+}
+
+/*
+ * The header of the input set d, fetched alone when d is stored out of
+ * line (a slice of the value: one TOAST chunk, or the compressed prefix
+ * that holds it), so that its cost does not grow with the set.
+ */
+static InputsHeader
+stored_header(Datum d)
+{
+	bytea	   *b = DatumGetByteaPSlice(d, 0, sizeof(InputsHeader));
+	InputsHeader h;
+
+	if (VARSIZE_ANY_EXHDR(b) < sizeof(InputsHeader))
+		corrupted();
+	memcpy(&h, VARDATA_ANY(b), sizeof(h));
+	if (h.magic != INPUTS_MAGIC || h.natts < 0 || h.natts > FUNC_MAX_ARGS ||
+		h.nentries < 0 || h.nnull < 0 || h.nnull > h.nentries || h.nrows < h.nentries)
+		corrupted();
+	return h;
+}
+
 /*
  * inputs_count_distinct(state): count(DISTINCT x) from the state of one
  * column whose type's equality is the identity of its binary form
- * (analyze/input_aggs.c picks such columns): its entries but a NULL one.
- * No state is the count over no rows, 0.
+ * (analyze/input_aggs.c picks such columns): its entries but a NULL one,
+ * read from the state's header alone.  No state is the count over no rows,
+ * 0.
  */
 Datum
 stream_ext_inputs_count_distinct(PG_FUNCTION_ARGS)
 {
-	InputsState *s;
-	int64		n = 0;
+	InputsHeader h;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_INT64(0);
-	s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
-	if (s->natts != 1)
+	h = stored_header(PG_GETARG_DATUM(0));
+	if (h.natts != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("input set has %d columns, not 1", s->natts)));
-	for (int64 e = 0; e < s->nentries; e++)
-	{
-		int32		len;
-
-		if (s->entries[e].len < (int32) sizeof(len))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("invalid aggregate input set")));
-		memcpy(&len, s->entries[e].data, sizeof(len));
-		if (len != -1)
-			n++;
-	}
-	PG_RETURN_INT64(n);
+				 errmsg("input set has %d columns, not 1", h.natts)));
+	PG_RETURN_INT64(h.nentries - h.nnull);
 }
 
 /* A float8 value of a state and how often it arrived */
@@ -313,23 +329,82 @@ weighted_row(WeightedValue *w, int64 n, int64 k)
 }
 
 /*
+ * The next entry of a serialized one-column float8 input set at *pos
+ * (advanced), checked: false at the end, *isnull for the NULL entry.
+ */
+static bool
+next_float8_entry(const char *data, int64 size, int64 *pos, WeightedValue *v, bool *isnull)
+{
+	int32		elen;
+	int32		len;
+	uint64		bits;
+	union
+	{
+		uint64		i;
+		double		d;
+	}			swap;
+
+	if (*pos >= size)
+		return false;
+	if (*pos + (int64) (sizeof(int64) + sizeof(int32)) > size)
+		corrupted();
+	memcpy(&v->count, data + *pos, sizeof(int64));
+	memcpy(&elen, data + *pos + sizeof(int64), sizeof(int32));
+	*pos += sizeof(int64) + sizeof(int32);
+	/* the entry: the value's length (-1: NULL), then float8send's bytes */
+	if (v->count <= 0 || elen < (int32) sizeof(int32) || *pos + elen > size)
+		corrupted();
+	memcpy(&len, data + *pos, sizeof(int32));
+	*pos += sizeof(int32);
+	if (len == -1 && elen == (int32) sizeof(int32))
+	{
+		*isnull = true;
+		return true;
+	}
+	if (len != sizeof(bits) || elen != (int32) (sizeof(int32) + sizeof(bits)))
+		corrupted();
+	/* float8send's form: the IEEE bits in network byte order */
+	memcpy(&bits, data + *pos, sizeof(bits));
+	*pos += sizeof(bits);
+	swap.i = pg_ntoh64(bits);
+	v->value = swap.d;
+	*isnull = false;
+	return true;
+}
+
+/*
  * inputs_percentile_float8(state, fraction, continuous): percentile_cont
  * (continuous) or percentile_disc of fraction WITHIN GROUP (ORDER BY x) over
  * the state of one float8 column x, computed from its (value, count)
  * entries as PostgreSQL's orderedsetaggs.c computes them from the sorted
  * rows: NULLs ignored, NULL without rows, the same row numbers and the same
- * interpolation.
+ * interpolation.  The entries are read where they lie in the state (byte
+ * order is value order when no value is negative); only a state with a
+ * negative value has them copied and sorted.
  */
 Datum
 stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
 {
 	bool		continuous = PG_GETARG_BOOL(2);
 	double		fraction;
-	InputsState *s;
-	WeightedValue *w;
+	bytea	   *b;
+	const char *data;
+	int64		size;
+	int64		start;
+	int64		pos;
+	InputsHeader h;
+	Oid			type;
+	WeightedValue v;
+	WeightedValue prev = {0, 0};
+	bool		isnull;
 	int64		n = 0;
 	int64		rows = 0;
 	bool		sorted = true;
+	int64		first_row;
+	int64		second_row;
+	double		lo = 0;
+	double		hi = 0;
+	int64		seen = 0;
 
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
@@ -340,66 +415,81 @@ stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
 				 errmsg("percentile value %g is not between 0 and 1", fraction)));
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
-	if (s->natts != 1 || s->types[0] != FLOAT8OID)
+	b = PG_GETARG_BYTEA_PP(0);
+	data = VARDATA_ANY(b);
+	size = VARSIZE_ANY_EXHDR(b);
+	if (size < (int64) (sizeof(h) + sizeof(Oid)))
+		corrupted();
+	memcpy(&h, data, sizeof(h));
+	memcpy(&type, data + sizeof(h), sizeof(Oid));
+	if (h.magic != INPUTS_MAGIC)
+		corrupted();
+	if (h.natts != 1 || type != FLOAT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("input set is not of one double precision column")));
+	start = sizeof(h) + sizeof(Oid);
 
-	w = palloc(sizeof(WeightedValue) * Max(s->nentries, 1));
-	for (int64 e = 0; e < s->nentries; e++)
+	/* the rows that count, and whether the entries are in value order */
+	pos = start;
+	while (next_float8_entry(data, size, &pos, &v, &isnull))
 	{
-		int32		len;
-		uint64		bits;
-		union
-		{
-			uint64		i;
-			double		d;
-		}			swap;
-
-		if (s->entries[e].len < (int32) sizeof(len))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("invalid aggregate input set")));
-		memcpy(&len, s->entries[e].data, sizeof(len));
-		if (len == -1)
+		if (isnull)
 			continue;
-		if (len != sizeof(bits) || s->entries[e].len != (int32) (sizeof(len) + sizeof(bits)))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("invalid aggregate input set")));
-		/* float8send's form: the IEEE bits in network byte order */
-		memcpy(&bits, s->entries[e].data + sizeof(len), sizeof(bits));
-		swap.i = pg_ntoh64(bits);
-		w[n].value = swap.d;
-		w[n].count = s->entries[e].count;
-		rows += w[n].count;
-		if (n > 0 && float8_order(w[n - 1].value, w[n].value) > 0)
+		if (v.count > PG_INT64_MAX - rows)
+			corrupted();
+		rows += v.count;
+		if (n > 0 && float8_order(prev.value, v.value) > 0)
 			sorted = false;
+		prev = v;
 		n++;
 	}
 	if (rows == 0)
 		PG_RETURN_NULL();
-	/* entries are in byte order: ascending for non-negative values */
-	if (!sorted)
-		qsort(w, n, sizeof(WeightedValue), weighted_cmp);
-
-	if (!continuous)
+	if (continuous)
 	{
-		int64		rownum = (int64) ceil(fraction * rows);
-
-		PG_RETURN_FLOAT8(weighted_row(w, n, rownum > 1 ? rownum - 1 : 0));
+		first_row = floor(fraction * (rows - 1));
+		second_row = ceil(fraction * (rows - 1));
 	}
 	else
 	{
-		int64		first_row = floor(fraction * (rows - 1));
-		int64		second_row = ceil(fraction * (rows - 1));
-		double		lo = weighted_row(w, n, first_row);
-		double		hi;
+		int64		rownum = (int64) ceil(fraction * rows);
 
-		if (first_row == second_row)
-			PG_RETURN_FLOAT8(lo);
-		hi = weighted_row(w, n, second_row);
-		PG_RETURN_FLOAT8(lo + (((fraction * (rows - 1)) - first_row) * (hi - lo)));
+		first_row = second_row = rownum > 1 ? rownum - 1 : 0;
 	}
+
+	if (sorted)
+	{
+		/* rows first_row and second_row (from 0), reading as far as them */
+		pos = start;
+		while (next_float8_entry(data, size, &pos, &v, &isnull))
+		{
+			if (isnull)
+				continue;
+			if (first_row >= seen && first_row < seen + v.count)
+				lo = v.value;
+			if (second_row >= seen && second_row < seen + v.count)
+			{
+				hi = v.value;
+				break;
+			}
+			seen += v.count;
+		}
+	}
+	else
+	{
+		WeightedValue *w = palloc(sizeof(WeightedValue) * n);
+		int64		i = 0;
+
+		pos = start;
+		while (next_float8_entry(data, size, &pos, &v, &isnull))
+			if (!isnull)
+				w[i++] = v;
+		qsort(w, n, sizeof(WeightedValue), weighted_cmp);
+		lo = weighted_row(w, n, first_row);
+		hi = weighted_row(w, n, second_row);
+	}
+	if (!continuous || first_row == second_row)
+		PG_RETURN_FLOAT8(lo);
+	PG_RETURN_FLOAT8(lo + (((fraction * (rows - 1)) - first_row) * (hi - lo)));
 }

@@ -168,7 +168,9 @@ create_state_tables(ViewShape *shape, int id)
 	}
 	cols.data[cols.len - 2] = '\0';
 	stream_window_create_state_tables(id, cols.data, stream_key_columns_sql(shape),
-									  several_keys_null_sql(shape), result_columns_sql(shape),
+									  stream_shape_one_row_per_group(shape) ?
+									  several_keys_null_sql(shape) : NULL,
+									  result_columns_sql(shape),
 									  shape->window);
 }
 
