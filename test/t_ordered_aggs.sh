@@ -219,7 +219,7 @@ compare "the first chunks again, merged into existing states" 11
 set_server_setting stream_ext.combine_interval 3600000  # ms: 1 h
 run_sql -c "INSERT INTO ev SELECT g, u, v, n, c, ts FROM ref WHERE chunk IN (0, 1) AND seq <= 6000"
 run_sql -c "INSERT INTO ref SELECT seq + 200000, g, u, v, n, c, ts, 11 FROM ref WHERE chunk IN (0, 1) AND seq <= 6000"
-try_wait 5 "the combiner's last short round" "SELECT pending_deltas() = 0" >/dev/null || true
+try_wait 5 "the combiner's last short round" "SELECT pending_deltas() = 0" 2>/dev/null || true
 run_sql <<'SQL'
 BEGIN;
 INSERT INTO ev SELECT g, u, v, n, c, ts FROM ref WHERE chunk IN (2, 3) AND seq <= 6000;
