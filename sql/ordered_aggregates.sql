@@ -157,7 +157,62 @@ SELECT count(*) FROM stream_ext_internal.inputs_rows('\x324945530000000000000000
 SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000000000000000000000000000000000000100000000000000'::bytea);
 SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000'::bytea);
 
+-- a large multiset of float8 values is stored uncompressed out of line, and
+-- its percentiles read slices of it from the end nearer to the rows they
+-- pick (NULLs, ties; group 3 has a negative value, its entries are then out
+-- of value order and read whole); once merged, each group is its state row
+CREATE FOREIGN TABLE oa_big_s (g int, v float8) SERVER stream_ext;
+CREATE TABLE oa_big_t (g int, v float8);
+CREATE FUNCTION oa_big_q(src text) RETURNS text LANGUAGE sql AS $$
+  SELECT format('SELECT g, percentile_cont(0.99) WITHIN GROUP (ORDER BY v) AS c99, percentile_disc(0.99) WITHIN GROUP (ORDER BY v) AS d99,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS c50, percentile_disc(0.5) WITHIN GROUP (ORDER BY v) AS d50,
+    percentile_cont(0.013) WITHIN GROUP (ORDER BY v) AS c01, percentile_disc(0.013) WITHIN GROUP (ORDER BY v) AS d01,
+    percentile_cont(0) WITHIN GROUP (ORDER BY v) AS c0, percentile_disc(1) WITHIN GROUP (ORDER BY v) AS d1,
+    count(DISTINCT g) AS n FROM %s GROUP BY g', src) $$;
+DO $$ BEGIN
+  EXECUTE 'CREATE VIEW oa_big WITH (continuous) AS ' || oa_big_q('oa_big_s');
+  EXECUTE 'CREATE VIEW oa_big_ref AS ' || oa_big_q('oa_big_t');
+END $$;
+INSERT INTO oa_big_t
+SELECT 1 + i % 3, CASE WHEN i % 97 = 0 THEN NULL WHEN i = 5 THEN -0.5 ELSE (i * 7919 % 2003) / 10.0 END
+  FROM generate_series(1, 9000) i;
+INSERT INTO oa_big_s SELECT * FROM oa_big_t;
+SELECT attname, attstorage FROM pg_attribute
+ WHERE attrelid = (SELECT state_table FROM stream_ext_internal.continuous_views WHERE view = 'oa_big'::regclass)
+   AND attnum > 0 ORDER BY attnum;
+CREATE FUNCTION oa_merged(v regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  pending bigint;
+BEGIN
+  FOR i IN 1..1200 LOOP
+    EXECUTE format('SELECT count(*) FROM %s',
+                   (SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = v))
+      INTO pending;
+    IF pending = 0 THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+SELECT oa_merged('oa_big');
+-- every group's state is large (out of line)
+CREATE FUNCTION oa_large_states(v regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM %s WHERE octet_length(a1_percentile_cont) > 20000',
+                 (SELECT state_table FROM stream_ext_internal.continuous_views WHERE view = v))
+    INTO n;
+  RETURN n;
+END $$;
+SELECT oa_large_states('oa_big');
+SELECT 'view only' AS side, * FROM (SELECT * FROM oa_big EXCEPT ALL SELECT * FROM oa_big_ref) x
+UNION ALL SELECT 'ref only', * FROM (SELECT * FROM oa_big_ref EXCEPT ALL SELECT * FROM oa_big) y;
+SELECT * FROM oa_big ORDER BY g;
+
 SET client_min_messages = warning;
+DROP FOREIGN TABLE oa_big_s CASCADE;
+DROP TABLE oa_big_t CASCADE;
+DROP FUNCTION oa_big_q, oa_merged, oa_large_states;
 DROP FOREIGN TABLE oa_s CASCADE;
 DROP TABLE oa_t CASCADE;
 DROP FUNCTION oa_pair, oa_diff;

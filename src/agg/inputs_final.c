@@ -22,6 +22,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -372,6 +373,213 @@ next_float8_entry(const char *data, int64 size, int64 *pos, WeightedValue *v, bo
 	return true;
 }
 
+/* The row numbers (from 0) percentile_cont or percentile_disc reads of rows */
+static void
+percentile_rows(double fraction, bool continuous, int64 rows, int64 *first_row,
+				int64 *second_row)
+{
+	if (continuous)
+	{
+		*first_row = floor(fraction * (rows - 1));
+		*second_row = ceil(fraction * (rows - 1));
+	}
+	else
+	{
+		int64		rownum = (int64) ceil(fraction * rows);
+
+		*first_row = *second_row = rownum > 1 ? rownum - 1 : 0;
+	}
+}
+
+/* Bytes of an entry of a one-column float8 input set: non-NULL and NULL */
+#define FLOAT8_ENTRY (sizeof(int64) + 2 * sizeof(int32) + sizeof(double))
+#define NULL_ENTRY (sizeof(int64) + 2 * sizeof(int32))
+/* entries fetched per slice of a percentile walk */
+#define SLICE_ENTRIES 128
+
+/*
+ * Entries [i, i + n) of the float8 input set d stored out of line, whose
+ * entries start at offset start, and extra bytes after them, fetched as one
+ * slice into buf.
+ */
+static void
+fetch_float8_entries(Datum d, int64 start, int64 i, int64 n, int64 extra, char *buf)
+{
+	int64		len = n * FLOAT8_ENTRY + extra;
+	bytea	   *slice = DatumGetByteaPSlice(d, start + i * FLOAT8_ENTRY, len);
+
+	if (VARSIZE_ANY_EXHDR(slice) != len)
+		corrupted();
+	memcpy(buf, VARDATA_ANY(slice), len);
+	pfree(slice);
+}
+
+/* The float8 entry at buf, checked: its value and count */
+static WeightedValue
+float8_entry_at(const char *buf)
+{
+	WeightedValue v;
+	int64		pos = 0;
+	bool		entry_null;
+
+	if (!next_float8_entry(buf, FLOAT8_ENTRY, &pos, &v, &entry_null) || entry_null)
+		corrupted();
+	return v;
+}
+
+/*
+ * The percentile of a one-column float8 input set stored out of line and
+ * uncompressed (its column's storage is EXTERNAL: ddl/create_view.c), read
+ * in slices: the header; the last entries with the NULL entry; then, from
+ * the end nearer to the rows the fraction picks, the entries as far as
+ * those rows.  Its entries have a fixed size (the NULL entry last), so entry
+ * i lies at a known offset; a p99 of a large state reads two slices of a
+ * few TOAST chunks.  False when d is not such a value, or has a value with
+ * the sign bit (its entries are then not in value order): the caller reads
+ * it whole.
+ */
+static bool
+percentile_from_slices(Datum d, double fraction, bool continuous, double *result,
+					   bool *isnull)
+{
+	struct varlena *attr = (struct varlena *) DatumGetPointer(d);
+	struct varatt_external toast;
+	int64		size;
+	int64		start = sizeof(InputsHeader) + sizeof(Oid);
+	bytea	   *slice;
+	InputsHeader h;
+	Oid			type;
+	int64		m;
+	int64		tail;
+	int64		rows;
+	int64		null_rows = 0;
+	int64		first_row;
+	int64		second_row;
+	char	   *buf;
+	WeightedValue v;
+	bool		found_first = false;
+	bool		found_second = false;
+	double		lo = 0;
+	double		hi = 0;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(attr))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(toast, attr);
+	if (VARATT_EXTERNAL_IS_COMPRESSED(toast))
+		return false;
+	size = VARATT_EXTERNAL_GET_EXTSIZE(toast);
+	slice = DatumGetByteaPSlice(d, 0, start);
+	if (VARSIZE_ANY_EXHDR(slice) != start)
+		return false;
+	memcpy(&h, VARDATA_ANY(slice), sizeof(h));
+	memcpy(&type, VARDATA_ANY(slice) + sizeof(h), sizeof(Oid));
+	if (h.magic != INPUTS_MAGIC || h.natts != 1 || type != FLOAT8OID || h.nnull < 0 ||
+		h.nnull > 1 || h.nentries <= h.nnull ||
+		size != start + (h.nentries - h.nnull) * (int64) FLOAT8_ENTRY + h.nnull * (int64) NULL_ENTRY)
+		return false;			/* read whole, which checks it */
+	m = h.nentries - h.nnull;
+
+	/* the last entries and the NULL entry */
+	tail = Min(SLICE_ENTRIES, m);
+	buf = palloc(SLICE_ENTRIES * FLOAT8_ENTRY + NULL_ENTRY);
+	fetch_float8_entries(d, start, m - tail, tail, h.nnull * NULL_ENTRY, buf);
+	if (h.nnull == 1)
+	{
+		int64		pos = tail * FLOAT8_ENTRY;
+		bool		entry_null;
+
+		if (!next_float8_entry(buf, pos + NULL_ENTRY, &pos, &v, &entry_null) || !entry_null)
+			corrupted();
+		null_rows = v.count;
+	}
+
+	/*
+	 * a sign bit set in the last value (a negative number, -0 or a NaN with
+	 * the bit): the entries are in value order only when no value has it
+	 */
+	if (signbit(float8_entry_at(buf + (tail - 1) * FLOAT8_ENTRY).value))
+		return false;
+	rows = h.nrows - null_rows;
+	if (rows < m)
+		corrupted();
+	percentile_rows(fraction, continuous, rows, &first_row, &second_row);
+
+	if (second_row >= rows / 2)
+	{
+		/* from the last entry back: the rows after entry i are above it */
+		int64		above = 0;
+		int64		end = m;
+		int64		n = tail;
+
+		while (!found_first)
+		{
+			for (int64 e = n - 1; e >= 0 && !found_first; e--)
+			{
+				int64		low;
+
+				v = float8_entry_at(buf + e * FLOAT8_ENTRY);
+				if (v.count > rows - above)
+					corrupted();
+				above += v.count;
+				low = rows - above;
+				if (!found_second && second_row >= low)
+				{
+					hi = v.value;
+					found_second = true;
+				}
+				if (found_second && first_row >= low)
+				{
+					lo = v.value;
+					found_first = true;
+				}
+			}
+			end -= n;
+			if (found_first || end == 0)
+				break;
+			CHECK_FOR_INTERRUPTS();
+			n = Min(SLICE_ENTRIES, end);
+			fetch_float8_entries(d, start, end - n, n, 0, buf);
+		}
+	}
+	else
+	{
+		int64		seen = 0;
+
+		for (int64 begin = 0; begin < m && !found_second; begin += SLICE_ENTRIES)
+		{
+			int64		n = Min(SLICE_ENTRIES, m - begin);
+
+			CHECK_FOR_INTERRUPTS();
+			fetch_float8_entries(d, start, begin, n, 0, buf);
+			for (int64 e = 0; e < n && !found_second; e++)
+			{
+				v = float8_entry_at(buf + e * FLOAT8_ENTRY);
+				if (v.count > rows - seen)
+					corrupted();
+				if (!found_first && first_row < seen + v.count)
+				{
+					lo = v.value;
+					found_first = true;
+				}
+				if (found_first && second_row < seen + v.count)
+				{
+					hi = v.value;
+					found_second = true;
+				}
+				seen += v.count;
+			}
+		}
+	}
+	if (!found_first || !found_second)
+		corrupted();			/* the header's row count lies */
+	*isnull = false;
+	if (!continuous || first_row == second_row)
+		*result = lo;
+	else
+		*result = lo + (((fraction * (rows - 1)) - first_row) * (hi - lo));
+	return true;
+}
+
 /*
  * inputs_percentile_float8(state, fraction, continuous): percentile_cont
  * (continuous) or percentile_disc of fraction WITHIN GROUP (ORDER BY x) over
@@ -415,6 +623,12 @@ stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
 				 errmsg("percentile value %g is not between 0 and 1", fraction)));
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	if (percentile_from_slices(PG_GETARG_DATUM(0), fraction, continuous, &lo, &isnull))
+	{
+		if (isnull)
+			PG_RETURN_NULL();
+		PG_RETURN_FLOAT8(lo);
+	}
 	b = PG_GETARG_BYTEA_PP(0);
 	data = VARDATA_ANY(b);
 	size = VARSIZE_ANY_EXHDR(b);
@@ -446,17 +660,7 @@ stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
 	}
 	if (rows == 0)
 		PG_RETURN_NULL();
-	if (continuous)
-	{
-		first_row = floor(fraction * (rows - 1));
-		second_row = ceil(fraction * (rows - 1));
-	}
-	else
-	{
-		int64		rownum = (int64) ceil(fraction * rows);
-
-		first_row = second_row = rownum > 1 ? rownum - 1 : 0;
-	}
+	percentile_rows(fraction, continuous, rows, &first_row, &second_row);
 
 	if (sorted)
 	{

@@ -94,6 +94,20 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 }
 
 /*
+ * Store column of view id's state table out of line uncompressed (storage
+ * EXTERNAL), so that reads can fetch parts of its large values (a slice of
+ * an uncompressed TOAST value reads only the chunks it covers).  The caller
+ * has SPI connected and runs as the extension's owner.
+ */
+void
+stream_window_store_uncompressed(int id, const char *column)
+{
+	spi_exec_utility(psprintf("ALTER TABLE %s ALTER COLUMN %s SET STORAGE EXTERNAL",
+							  stream_view_relation_sql(id, VIEW_STATE_TABLE),
+							  quote_identifier(column)));
+}
+
+/*
  * Create the tables of view id that keeps rows: its kept-rows table (the
  * state table's name) of columns ("c1 type, ..."), indexed on its ttl
  * column for the reaper, and its delta table, the same columns after the
