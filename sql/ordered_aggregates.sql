@@ -157,6 +157,22 @@ SELECT count(*) FROM stream_ext_internal.inputs_rows('\x324945530000000000000000
 SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000000000000000000000000000000000000100000000000000'::bytea);
 SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000'::bytea);
 
+-- a view with an aggregate that is not parallel safe (user-defined ones are
+-- not by default) reads every group through finalize_agg_parallel_unsafe,
+-- never from its state row alone (finalize_state is parallel safe)
+CREATE AGGREGATE oa_unsafe_sum(int8) (SFUNC = int8pl, STYPE = int8, COMBINEFUNC = int8pl);
+CREATE VIEW oa_unsafe WITH (continuous) AS
+  SELECT g, count(DISTINCT u) AS users, oa_unsafe_sum(u) AS s FROM oa_s GROUP BY g;
+INSERT INTO oa_s SELECT * FROM oa_t;
+SELECT pg_get_viewdef('oa_unsafe') ~ 'inputs_count_distinct\(t\.' AS from_state_rows,
+       pg_get_viewdef('oa_unsafe') ~ 'finalize_agg_parallel_unsafe' AS parallel_unsafe;
+SELECT count(*) AS differing_rows FROM (
+  (SELECT * FROM oa_unsafe EXCEPT ALL SELECT g, count(DISTINCT u), sum(u) FROM oa_t GROUP BY g)
+  UNION ALL
+  (SELECT g, count(DISTINCT u), sum(u) FROM oa_t GROUP BY g EXCEPT ALL SELECT * FROM oa_unsafe)) d;
+DROP VIEW oa_unsafe;
+DROP AGGREGATE oa_unsafe_sum(int8);
+
 -- a large multiset of float8 values is stored uncompressed out of line, and
 -- its percentiles read slices of it from the end nearer to the rows they
 -- pick (NULLs, ties; group 3 has a negative value, its entries are then out

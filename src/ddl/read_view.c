@@ -301,13 +301,18 @@ kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finali
  * When it has one state row per group but keeps no results beside it
  * because some aggregate keeps its inputs (analyze/view_query.c): reading
  * such a state alone skips the aggregation of the group's rows, and for
- * count(DISTINCT x) reads only the state's header.
+ * count(DISTINCT x) reads only the state's header.  Not when some aggregate
+ * is not parallel safe.
  */
 static bool
 reads_states_as_results(ViewShape *shape)
 {
+	/*
+	 * finalize_state is parallel safe: it may not run the final function of
+	 * an aggregate that is not (finalize_agg_parallel_unsafe does)
+	 */
 	return shape->final_names == NIL && stream_shape_one_row_per_group(shape) &&
-		stream_shape_keeps_inputs(shape);
+		stream_shape_keeps_inputs(shape) && aggregates_parallel_safe(shape);
 }
 
 /*
@@ -329,7 +334,7 @@ kept_results_sql(ReadViewContext *ctx, List *dpcontext)
 	bool		from_states = reads_states_as_results(ctx->shape);
 	List	   *names = from_states ? ctx->shape->agg_names : ctx->shape->final_names;
 
-	if (names == NIL || (ctx->shape->final_names == NIL && !from_states))
+	if (names == NIL)
 		return NIL;
 	initStringInfo(&results);
 	initStringInfo(&finalize);
