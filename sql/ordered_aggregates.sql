@@ -101,11 +101,14 @@ SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows
   FROM unnest(ARRAY['oa_distinct', 'oa_order_by', 'oa_no_combine']) name;
 RESET client_encoding;
 -- count(DISTINCT) of integers and of text under a deterministic collation
--- counts the entries of the state; of floats (0 = -0) and text under a
+-- counts the entries of the state (the count in its header, for a group
+-- read from its state row alone); of floats (0 = -0) and text under a
 -- nondeterministic collation, it runs count itself
 SELECT col, pg_get_viewdef('oa_distinct') ~
-         format('inputs_count_distinct\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, s\.%s, NULL::bytea\)\) AS %s,', state, col)
-         AS counts_entries
+         format('inputs_count_distinct\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, u\.%s, NULL::bytea\)\) AS %s,', state, state)
+         AS counts_entries,
+       pg_get_viewdef('oa_distinct') ~ format('inputs_count_distinct\(t\.%s\) AS %s,', state, state)
+         AS counts_state_row
   FROM (VALUES ('users', 'a1_count'), ('n_c', 'a8_count'), ('n_c_ci', 'a9_count'), ('n_v', 'a10_count')) v(col, state);
 -- the comparison compares something
 SELECT g, users, sum_d, cs, us, n_c, n_c_ci, n_v FROM oa_distinct ORDER BY g;
@@ -113,7 +116,8 @@ SELECT g, median, pc, pd_text, mode_c, pd_v, pc_neg, pd_neg, pc_min FROM oa_orde
 -- percentile_cont and percentile_disc of one fraction over a float8 are
 -- computed from the state's (value, count) entries
 SELECT col, pg_get_viewdef('oa_ordered_set') ~
-         format('inputs_percentile_float8\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, s\.a[0-9]+_percentile_[a-z]+, NULL::bytea\), [^,]*::double precision, (true|false)\) AS %s\M', col) AS from_entries
+         format('s\.(a[0-9]+_percentile_[a-z]+) AS %s\M.*inputs_percentile_float8\(t\.\1, [^,]*::double precision, (true|false)\) AS \1\M'
+                '.*inputs_percentile_float8\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, u\.\1, NULL::bytea\), [^,]*::double precision, (true|false)\) AS \1\M', col) AS from_entries
   FROM unnest(ARRAY['median', 'pc', 'pd', 'pd_v', 'pc_neg', 'pd_neg', 'pc_min']) col;
 SELECT g, r, dr, pr, cd FROM oa_hypothetical ORDER BY g;
 
@@ -148,9 +152,83 @@ SELECT a::regprocedure FROM stream_ext_internal.continuous_views, unnest(aggrega
 -- the finalization query runs read-only, as the caller; a state of other
 -- columns than the column list says is refused, not read
 SELECT stream_ext_internal.finalize_inputs(NULL, 'DELETE FROM oa_t RETURNING 1', NULL::int);
-SELECT count(*) FROM stream_ext_internal.inputs_rows('\x31494553000000000000000000000000'::bytea, false) AS t(x int);
+SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455300000000000000000000000000000000000000000000000000000000'::bytea, false) AS t(x int);
+-- a state's header is checked: its counts must fit its entries
+SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000000000000000000000000000000000000100000000000000'::bytea);
+SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000'::bytea);
+
+-- a view with an aggregate that is not parallel safe (user-defined ones are
+-- not by default) reads every group through finalize_agg_parallel_unsafe,
+-- never from its state row alone (finalize_state is parallel safe)
+CREATE AGGREGATE oa_unsafe_sum(int8) (SFUNC = int8pl, STYPE = int8, COMBINEFUNC = int8pl);
+CREATE VIEW oa_unsafe WITH (continuous) AS
+  SELECT g, count(DISTINCT u) AS users, oa_unsafe_sum(u) AS s FROM oa_s GROUP BY g;
+INSERT INTO oa_s SELECT * FROM oa_t;
+SELECT pg_get_viewdef('oa_unsafe') ~ 'inputs_count_distinct\(t\.' AS from_state_rows,
+       pg_get_viewdef('oa_unsafe') ~ 'finalize_agg_parallel_unsafe' AS parallel_unsafe;
+SELECT count(*) AS differing_rows FROM (
+  (SELECT * FROM oa_unsafe EXCEPT ALL SELECT g, count(DISTINCT u), sum(u) FROM oa_t GROUP BY g)
+  UNION ALL
+  (SELECT g, count(DISTINCT u), sum(u) FROM oa_t GROUP BY g EXCEPT ALL SELECT * FROM oa_unsafe)) d;
+DROP VIEW oa_unsafe;
+DROP AGGREGATE oa_unsafe_sum(int8);
+
+-- a large multiset of float8 values is stored uncompressed out of line, and
+-- its percentiles read slices of it from the end nearer to the rows they
+-- pick (NULLs, ties; group 3 has a negative value, its entries are then out
+-- of value order and read whole); once merged, each group is its state row
+CREATE FOREIGN TABLE oa_big_s (g int, v float8) SERVER stream_ext;
+CREATE TABLE oa_big_t (g int, v float8);
+CREATE FUNCTION oa_big_q(src text) RETURNS text LANGUAGE sql AS $$
+  SELECT format('SELECT g, percentile_cont(0.99) WITHIN GROUP (ORDER BY v) AS c99, percentile_disc(0.99) WITHIN GROUP (ORDER BY v) AS d99,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS c50, percentile_disc(0.5) WITHIN GROUP (ORDER BY v) AS d50,
+    percentile_cont(0.013) WITHIN GROUP (ORDER BY v) AS c01, percentile_disc(0.013) WITHIN GROUP (ORDER BY v) AS d01,
+    percentile_cont(0) WITHIN GROUP (ORDER BY v) AS c0, percentile_disc(1) WITHIN GROUP (ORDER BY v) AS d1,
+    count(DISTINCT g) AS n FROM %s GROUP BY g', src) $$;
+DO $$ BEGIN
+  EXECUTE 'CREATE VIEW oa_big WITH (continuous) AS ' || oa_big_q('oa_big_s');
+  EXECUTE 'CREATE VIEW oa_big_ref AS ' || oa_big_q('oa_big_t');
+END $$;
+INSERT INTO oa_big_t
+SELECT 1 + i % 3, CASE WHEN i % 97 = 0 THEN NULL WHEN i = 5 THEN -0.5 ELSE (i * 7919 % 2003) / 10.0 END
+  FROM generate_series(1, 9000) i;
+INSERT INTO oa_big_s SELECT * FROM oa_big_t;
+SELECT attname, attstorage FROM pg_attribute
+ WHERE attrelid = (SELECT state_table FROM stream_ext_internal.continuous_views WHERE view = 'oa_big'::regclass)
+   AND attnum > 0 ORDER BY attnum;
+CREATE FUNCTION oa_merged(v regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  pending bigint;
+BEGIN
+  FOR i IN 1..1200 LOOP
+    EXECUTE format('SELECT count(*) FROM %s',
+                   (SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = v))
+      INTO pending;
+    IF pending = 0 THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+SELECT oa_merged('oa_big');
+-- every group's state is large (out of line)
+CREATE FUNCTION oa_large_states(v regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM %s WHERE octet_length(a1_percentile_cont) > 20000',
+                 (SELECT state_table FROM stream_ext_internal.continuous_views WHERE view = v))
+    INTO n;
+  RETURN n;
+END $$;
+SELECT oa_large_states('oa_big');
+SELECT 'view only' AS side, * FROM (SELECT * FROM oa_big EXCEPT ALL SELECT * FROM oa_big_ref) x
+UNION ALL SELECT 'ref only', * FROM (SELECT * FROM oa_big_ref EXCEPT ALL SELECT * FROM oa_big) y;
+SELECT * FROM oa_big ORDER BY g;
 
 SET client_min_messages = warning;
+DROP FOREIGN TABLE oa_big_s CASCADE;
+DROP TABLE oa_big_t CASCADE;
+DROP FUNCTION oa_big_q, oa_merged, oa_large_states;
 DROP FOREIGN TABLE oa_s CASCADE;
 DROP TABLE oa_t CASCADE;
 DROP FUNCTION oa_pair, oa_diff;

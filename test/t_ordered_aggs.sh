@@ -11,7 +11,8 @@
 # COPY binary, transactions with a rolled back savepoint, and rolled back
 # transactions (never in the reference table).  Compared (EXCEPT ALL both
 # ways, floats rounded) after the commits and again once the combiner merged
-# every delta.  array_agg without ORDER BY, whose order PostgreSQL leaves
+# every delta, and again with deltas of values the merged states already
+# hold left unmerged (combine_interval 1h).  array_agg without ORDER BY, whose order PostgreSQL leaves
 # unspecified, is compared sorted.
 source "$(dirname "$0")/lib.sh"
 use_server
@@ -131,6 +132,29 @@ BEGIN
     END LOOP;
   END LOOP;
 END $$;
+
+-- roll-ups of the views' columns (stream_ext.combine): the aggregate over the
+-- union of the groups' events, from their combined states
+CREATE TABLE rollup_aggs (a text, r text);
+INSERT INTO rollup_aggs VALUES (
+  $a$stream_ext.combine(users) AS users, stream_ext.combine(users_f) AS users_f, stream_ext.combine(p90) AS p90,
+  stream_ext.combine(pd_v) AS pd_v, stream_ext.combine(p10_neg) AS p10_neg, stream_ext.combine(pc_arr) AS pc_arr,
+  stream_ext.combine(mode_n) AS mode_n, stream_ext.combine(countries) AS countries$a$,
+  $r$count(DISTINCT u) AS users, count(DISTINCT u) FILTER (WHERE n > 10) AS users_f,
+  percentile_cont(0.9) WITHIN GROUP (ORDER BY v) AS p90, percentile_disc(0.5) WITHIN GROUP (ORDER BY v) AS pd_v,
+  percentile_cont(0.1) WITHIN GROUP (ORDER BY v - 50) AS p10_neg, percentile_cont(ARRAY[0, 0.5, 1]) WITHIN GROUP (ORDER BY v) AS pc_arr,
+  mode() WITHIN GROUP (ORDER BY n) AS mode_n, string_agg(DISTINCT c, ',' ORDER BY c) AS countries$r$);
+DO $$
+DECLARE a text := (SELECT a FROM rollup_aggs);
+BEGIN
+  EXECUTE 'CREATE VIEW ru_plain AS SELECT ' || a || ' FROM plain';
+  EXECUTE 'CREATE VIEW ru_tum_ttl AS SELECT g, ' || a || ' FROM tum_ttl GROUP BY g';
+END $$;
+INSERT INTO cases SELECT 'ru_plain', NULL, NULL, $r$SELECT {RA} FROM {R}$r$, ARRAY['2024-01-01 05:00:00+00'];
+INSERT INTO cases SELECT 'ru_tum_ttl', NULL, NULL,
+  $r$SELECT g, {RA} FROM {R} WHERE ts IS NULL OR date_bin('20 minutes', ts, '2000-01-01') > timestamptz '{T}' - interval '1 hour'
+     GROUP BY g$r$, ARRAY['2024-01-01 03:00:00+00'];
+UPDATE cases SET refq = replace(refq, '{RA}', (SELECT r FROM rollup_aggs));
 SQL
 create_pending_deltas
 say "$(q "SELECT count(*) FROM cases") views of $(q "SELECT array_length(regexp_split_to_array(a, ' AS '), 1) - 1 FROM aggs") aggregates each"
@@ -185,6 +209,34 @@ run_sql -c "INSERT INTO ev SELECT g, u, v, n, c, ts FROM ref WHERE chunk <= 4"
 run_sql -c "INSERT INTO ref SELECT seq + 100000, g, u, v, n, c, ts, 11 FROM ref WHERE chunk <= 4"
 wait_until 120 "the combiner merged every delta" "SELECT pending_deltas() = 0"
 compare "the first chunks again, merged into existing states" 11
+
+# events again while the combiner waits: reads combine the merged state rows
+# with unmerged deltas holding values the states already hold, and new ones
+# (a view without a window reads groups without deltas from their state rows,
+# the others from state and deltas combined).  The combiner may still merge
+# the first part in the round it runs as it reloads the setting; the second
+# part then stays pending.
+set_server_setting stream_ext.combine_interval 3600000  # ms: 1 h
+run_sql -c "INSERT INTO ev SELECT g, u, v, n, c, ts FROM ref WHERE chunk IN (0, 1) AND seq <= 6000"
+run_sql -c "INSERT INTO ref SELECT seq + 200000, g, u, v, n, c, ts, 11 FROM ref WHERE chunk IN (0, 1) AND seq <= 6000"
+try_wait 5 "the combiner's last short round" "SELECT pending_deltas() = 0" 2>/dev/null || true
+run_sql <<'SQL'
+BEGIN;
+INSERT INTO ev SELECT g, u, v, n, c, ts FROM ref WHERE chunk IN (2, 3) AND seq <= 6000;
+SAVEPOINT s;
+INSERT INTO ev SELECT g, u + 1000, v + 1000, n, 'savepoint', ts FROM ref WHERE chunk = 4 AND seq <= 6000;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+BEGIN;
+INSERT INTO ev SELECT g, u + 2000, v + 2000, n, 'rolled back', ts FROM ref WHERE seq <= 6000;
+ROLLBACK;
+INSERT INTO ref SELECT seq + 300000, g, u, v, n, c, ts, 11 FROM ref WHERE chunk IN (2, 3) AND seq <= 6000;
+SQL
+[ "$(q "SELECT pending_deltas() > 0")" = t ] || fail "no delta pending with combine_interval = 1h"
+compare "merged states plus unmerged deltas of the same values" 11
+set_server_setting stream_ext.combine_interval 100  # ms
+wait_until 120 "the combiner merged every delta" "SELECT pending_deltas() = 0"
+compare "those deltas merged" 11
 
 say "done in $((SECONDS - t0)) s"
 if [ ${#failures[@]} -gt 0 ]; then

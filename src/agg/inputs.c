@@ -19,10 +19,15 @@
  * session's client encoding, and workers and readers may differ.
  *
  * Serialized form (bytea), all integers in native byte order:
- *	 int32 magic, int32 natts, Oid type[natts], int64 nentries,
+ *	 a header (InputsHeader: int32 magic, int32 natts, int64 nentries,
+ *	 int64 nrows, int64 nnull), Oid type[natts],
  *	 then per entry: int64 count, int32 len, len bytes.
- * The deserialization function checks every length: any role can hand a
- * bytea to finalize_agg.
+ * nrows is the sum of the counts (the rows that arrived), nnull the number
+ * of entries holding a NULL value: with nentries they answer count(DISTINCT
+ * x) and the row numbers of percentiles from the header alone, which a read
+ * fetches as a slice of the stored value (inputs_final.c).  The
+ * deserialization function checks every length and nentries and nrows: any
+ * role can hand a bytea to finalize_agg.
  */
 #include "postgres.h"
 
@@ -40,7 +45,6 @@ PG_FUNCTION_INFO_V1(stream_ext_inputs_combine);
 PG_FUNCTION_INFO_V1(stream_ext_inputs_serialize);
 PG_FUNCTION_INFO_V1(stream_ext_inputs_deserialize);
 
-#define INPUTS_MAGIC 0x53454931	/* "SEI1" */
 
 /* The send functions of the transition's argument types (fn_extra) */
 typedef struct InputsSend
@@ -63,6 +67,16 @@ inputs_new(MemoryContext cxt, int natts, const Oid *types)
 	s->entries = MemoryContextAlloc(cxt, sizeof(InputEntry) * s->capacity);
 	s->sorted = true;
 	return s;
+}
+
+/* Make room for n entries in s, at once rather than by doubling. */
+static void
+inputs_reserve(InputsState *s, int64 n)
+{
+	if (n <= s->capacity)
+		return;
+	s->capacity = n;
+	s->entries = repalloc_huge(s->entries, sizeof(InputEntry) * n);
 }
 
 static void
@@ -254,6 +268,7 @@ inputs_copy(InputsState *s, MemoryContext cxt)
 		char	   *copy = MemoryContextAlloc(cxt, size);
 
 		memcpy(copy, s->source, size);
+		inputs_reserve(c, s->nentries);
 		for (int64 i = 0; i < s->nentries; i++)
 			inputs_append(c, copy + (s->entries[i].data - (char *) s->source),
 						  s->entries[i].len, s->entries[i].count);
@@ -306,6 +321,7 @@ stream_ext_inputs_combine(PG_FUNCTION_ARGS)
 	inputs_sort(a);
 	inputs_sort(b);
 	m = inputs_new(cxt, a->natts, a->types);
+	inputs_reserve(m, a->nentries + b->nentries);
 	while (i < a->nentries || j < b->nentries)
 	{
 		int			c;
@@ -343,24 +359,55 @@ stream_ext_inputs_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(m);
 }
 
+/*
+ * Does entry e (a row of natts values) hold a NULL?  Its bytes were made by
+ * append_row or checked by stream_inputs_from_bytea's caller: a length
+ * beyond the entry ends the walk.
+ */
+static bool
+entry_has_null(const InputEntry *e, int natts)
+{
+	int64		pos = 0;
+
+	for (int i = 0; i < natts && pos + (int64) sizeof(int32) <= e->len; i++)
+	{
+		int32		len;
+
+		memcpy(&len, e->data + pos, sizeof(len));
+		if (len == -1)
+			return true;
+		pos += sizeof(len) + Max(len, 0);
+	}
+	return false;
+}
+
 /* inputs_serialize(state): the bytea form (also the aggregate's result). */
 Datum
 stream_ext_inputs_serialize(PG_FUNCTION_ARGS)
 {
 	InputsState *s = (InputsState *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
-	int32		magic = INPUTS_MAGIC;
+	InputsHeader header;
 	bytea	   *result;
 
 	/* unchanged since it was read: its serialized form is where it came from */
 	if (s->source != NULL)
 		PG_RETURN_BYTEA_P(s->source);
 	inputs_sort(s);
+	header.magic = INPUTS_MAGIC;
+	header.natts = s->natts;
+	header.nentries = s->nentries;
+	header.nrows = 0;
+	header.nnull = 0;
+	for (int64 i = 0; i < s->nentries; i++)
+	{
+		header.nrows += s->entries[i].count;
+		if (entry_has_null(&s->entries[i], s->natts))
+			header.nnull++;
+	}
 	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, (char *) &magic, sizeof(magic));
-	appendBinaryStringInfo(&buf, (char *) &s->natts, sizeof(int32));
+	appendBinaryStringInfo(&buf, (char *) &header, sizeof(header));
 	appendBinaryStringInfo(&buf, (char *) s->types, sizeof(Oid) * s->natts);
-	appendBinaryStringInfo(&buf, (char *) &s->nentries, sizeof(int64));
 	for (int64 i = 0; i < s->nentries; i++)
 	{
 		appendBinaryStringInfo(&buf, (char *) &s->entries[i].count, sizeof(int64));
@@ -403,21 +450,20 @@ stream_inputs_from_bytea(bytea *b)
 	char	   *data = VARDATA_ANY(b);
 	int64		size = VARSIZE_ANY_EXHDR(b);
 	int64		pos = 0;
-	int32		magic;
-	int32		natts;
+	InputsHeader h;
 	int64		n;
+	int64		rows = 0;
 	Oid			types[FUNC_MAX_ARGS];
 	InputsState *s;
 
-	take(data, size, &pos, &magic, sizeof(magic));
-	take(data, size, &pos, &natts, sizeof(natts));
-	if (magic != INPUTS_MAGIC || natts < 0 || natts > FUNC_MAX_ARGS)
+	take(data, size, &pos, &h, sizeof(h));
+	n = h.nentries;
+	if (h.magic != INPUTS_MAGIC || h.natts < 0 || h.natts > FUNC_MAX_ARGS ||
+		n < 0 || n > size || h.nnull < 0 || h.nnull > n)
 		corrupted();
-	take(data, size, &pos, types, sizeof(Oid) * natts);
-	take(data, size, &pos, &n, sizeof(n));
-	if (n < 0 || n > size)
-		corrupted();
-	s = inputs_new(CurrentMemoryContext, natts, types);
+	take(data, size, &pos, types, sizeof(Oid) * h.natts);
+	s = inputs_new(CurrentMemoryContext, h.natts, types);
+	inputs_reserve(s, n);
 	for (int64 i = 0; i < n; i++)
 	{
 		int64		count;
@@ -425,12 +471,13 @@ stream_inputs_from_bytea(bytea *b)
 
 		take(data, size, &pos, &count, sizeof(count));
 		take(data, size, &pos, &len, sizeof(len));
-		if (count <= 0 || len < 0 || pos + len > size)
+		if (count <= 0 || len < 0 || pos + len > size || count > PG_INT64_MAX - rows)
 			corrupted();
+		rows += count;
 		inputs_append(s, data + pos, len, count);
 		pos += len;
 	}
-	if (pos != size)
+	if (pos != size || rows != h.nrows)
 		corrupted();
 	s->sorted = true;
 	/* a plain 4-byte-header bytea can be handed back as the serialized form */

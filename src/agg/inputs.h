@@ -28,6 +28,21 @@ typedef struct InputsState
 								 * long as the state is unchanged (else NULL) */
 } InputsState;
 
+/*
+ * The head of a serialized input set (inputs.c), followed by the natts
+ * types and the entries; fixed-size, so that a read can fetch it alone.
+ */
+typedef struct InputsHeader
+{
+	int32		magic;			/* INPUTS_MAGIC */
+	int32		natts;
+	int64		nentries;		/* distinct rows */
+	int64		nrows;			/* rows: the sum of the entries' counts */
+	int64		nnull;			/* entries holding a NULL value */
+} InputsHeader;
+
+#define INPUTS_MAGIC 0x53454932	/* "SEI2" */
+
 extern InputsState *stream_inputs_from_bytea(bytea *b);
 extern int	stream_inputs_pin_encoding(void);
 extern void stream_inputs_restore_encoding(int old);

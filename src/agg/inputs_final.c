@@ -22,6 +22,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -238,38 +239,54 @@ stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
+static void
+corrupted(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("invalid aggregate input set")));
+}
+
+/*
+ * The header of the input set d, fetched alone when d is stored out of
+ * line (a slice of the value: one TOAST chunk, or the compressed prefix
+ * that holds it), so that its cost does not grow with the set.
+ */
+static InputsHeader
+stored_header(Datum d)
+{
+	bytea	   *b = DatumGetByteaPSlice(d, 0, sizeof(InputsHeader));
+	InputsHeader h;
+
+	if (VARSIZE_ANY_EXHDR(b) < sizeof(InputsHeader))
+		corrupted();
+	memcpy(&h, VARDATA_ANY(b), sizeof(h));
+	if (h.magic != INPUTS_MAGIC || h.natts < 0 || h.natts > FUNC_MAX_ARGS ||
+		h.nentries < 0 || h.nnull < 0 || h.nnull > h.nentries || h.nrows < h.nentries)
+		corrupted();
+	return h;
+}
+
 /*
  * inputs_count_distinct(state): count(DISTINCT x) from the state of one
  * column whose type's equality is the identity of its binary form
- * (analyze/input_aggs.c picks such columns): its entries but a NULL one.
- * No state is the count over no rows, 0.
+ * (analyze/input_aggs.c picks such columns): its entries but a NULL one,
+ * read from the state's header alone.  No state is the count over no rows,
+ * 0.
  */
 Datum
 stream_ext_inputs_count_distinct(PG_FUNCTION_ARGS)
 {
-	InputsState *s;
-	int64		n = 0;
+	InputsHeader h;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_INT64(0);
-	s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
-	if (s->natts != 1)
+	h = stored_header(PG_GETARG_DATUM(0));
+	if (h.natts != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("input set has %d columns, not 1", s->natts)));
-	for (int64 e = 0; e < s->nentries; e++)
-	{
-		int32		len;
-
-		if (s->entries[e].len < (int32) sizeof(len))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("invalid aggregate input set")));
-		memcpy(&len, s->entries[e].data, sizeof(len));
-		if (len != -1)
-			n++;
-	}
-	PG_RETURN_INT64(n);
+				 errmsg("input set has %d columns, not 1", h.natts)));
+	PG_RETURN_INT64(h.nentries - h.nnull);
 }
 
 /* A float8 value of a state and how often it arrived */
@@ -313,23 +330,289 @@ weighted_row(WeightedValue *w, int64 n, int64 k)
 }
 
 /*
+ * The next entry of a serialized one-column float8 input set at *pos
+ * (advanced), checked: false at the end, *isnull for the NULL entry.
+ */
+static bool
+next_float8_entry(const char *data, int64 size, int64 *pos, WeightedValue *v, bool *isnull)
+{
+	int32		elen;
+	int32		len;
+	uint64		bits;
+	union
+	{
+		uint64		i;
+		double		d;
+	}			swap;
+
+	if (*pos >= size)
+		return false;
+	if (*pos + (int64) (sizeof(int64) + sizeof(int32)) > size)
+		corrupted();
+	memcpy(&v->count, data + *pos, sizeof(int64));
+	memcpy(&elen, data + *pos + sizeof(int64), sizeof(int32));
+	*pos += sizeof(int64) + sizeof(int32);
+	/* the entry: the value's length (-1: NULL), then float8send's bytes */
+	if (v->count <= 0 || elen < (int32) sizeof(int32) || *pos + elen > size)
+		corrupted();
+	memcpy(&len, data + *pos, sizeof(int32));
+	*pos += sizeof(int32);
+	if (len == -1 && elen == (int32) sizeof(int32))
+	{
+		*isnull = true;
+		return true;
+	}
+	if (len != sizeof(bits) || elen != (int32) (sizeof(int32) + sizeof(bits)))
+		corrupted();
+	/* float8send's form: the IEEE bits in network byte order */
+	memcpy(&bits, data + *pos, sizeof(bits));
+	*pos += sizeof(bits);
+	swap.i = pg_ntoh64(bits);
+	v->value = swap.d;
+	*isnull = false;
+	return true;
+}
+
+/* The row numbers (from 0) percentile_cont or percentile_disc reads of rows */
+static void
+percentile_rows(double fraction, bool continuous, int64 rows, int64 *first_row,
+				int64 *second_row)
+{
+	if (continuous)
+	{
+		*first_row = floor(fraction * (rows - 1));
+		*second_row = ceil(fraction * (rows - 1));
+	}
+	else
+	{
+		int64		rownum = (int64) ceil(fraction * rows);
+
+		*first_row = *second_row = rownum > 1 ? rownum - 1 : 0;
+	}
+}
+
+/* Bytes of an entry of a one-column float8 input set: non-NULL and NULL */
+#define FLOAT8_ENTRY (sizeof(int64) + 2 * sizeof(int32) + sizeof(double))
+#define NULL_ENTRY (sizeof(int64) + 2 * sizeof(int32))
+/* entries fetched per slice of a percentile walk */
+#define SLICE_ENTRIES 128
+
+/*
+ * Entries [i, i + n) of the float8 input set d stored out of line, whose
+ * entries start at offset start, and extra bytes after them, fetched as one
+ * slice into buf.
+ */
+static void
+fetch_float8_entries(Datum d, int64 start, int64 i, int64 n, int64 extra, char *buf)
+{
+	int64		len = n * FLOAT8_ENTRY + extra;
+	bytea	   *slice = DatumGetByteaPSlice(d, start + i * FLOAT8_ENTRY, len);
+
+	if (VARSIZE_ANY_EXHDR(slice) != len)
+		corrupted();
+	memcpy(buf, VARDATA_ANY(slice), len);
+	pfree(slice);
+}
+
+/* The float8 entry at buf, checked: its value and count */
+static WeightedValue
+float8_entry_at(const char *buf)
+{
+	WeightedValue v;
+	int64		pos = 0;
+	bool		entry_null;
+
+	if (!next_float8_entry(buf, FLOAT8_ENTRY, &pos, &v, &entry_null) || entry_null)
+		corrupted();
+	return v;
+}
+
+/*
+ * The percentile of a one-column float8 input set stored out of line and
+ * uncompressed (its column's storage is EXTERNAL: ddl/create_view.c), read
+ * in slices: the header; the last entries with the NULL entry; then, from
+ * the end nearer to the rows the fraction picks, the entries as far as
+ * those rows.  Its entries have a fixed size (the NULL entry last), so entry
+ * i lies at a known offset; a p99 of a large state reads two slices of a
+ * few TOAST chunks.  False when d is not such a value, or has a value with
+ * the sign bit (its entries are then not in value order): the caller reads
+ * it whole.
+ */
+static bool
+percentile_from_slices(Datum d, double fraction, bool continuous, double *result,
+					   bool *isnull)
+{
+	struct varlena *attr = (struct varlena *) DatumGetPointer(d);
+	struct varatt_external toast;
+	int64		size;
+	int64		start = sizeof(InputsHeader) + sizeof(Oid);
+	bytea	   *slice;
+	InputsHeader h;
+	Oid			type;
+	int64		m;
+	int64		tail;
+	int64		rows;
+	int64		null_rows = 0;
+	int64		first_row;
+	int64		second_row;
+	char	   *buf;
+	WeightedValue v;
+	bool		found_first = false;
+	bool		found_second = false;
+	double		lo = 0;
+	double		hi = 0;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(attr))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(toast, attr);
+	if (VARATT_EXTERNAL_IS_COMPRESSED(toast))
+		return false;
+	size = VARATT_EXTERNAL_GET_EXTSIZE(toast);
+	slice = DatumGetByteaPSlice(d, 0, start);
+	if (VARSIZE_ANY_EXHDR(slice) != start)
+		return false;
+	memcpy(&h, VARDATA_ANY(slice), sizeof(h));
+	memcpy(&type, VARDATA_ANY(slice) + sizeof(h), sizeof(Oid));
+	if (h.magic != INPUTS_MAGIC || h.natts != 1 || type != FLOAT8OID || h.nnull < 0 ||
+		h.nnull > 1 || h.nentries <= h.nnull ||
+		size != start + (h.nentries - h.nnull) * (int64) FLOAT8_ENTRY + h.nnull * (int64) NULL_ENTRY)
+		return false;			/* read whole, which checks it */
+	m = h.nentries - h.nnull;
+
+	/* the last entries and the NULL entry */
+	tail = Min(SLICE_ENTRIES, m);
+	buf = palloc(SLICE_ENTRIES * FLOAT8_ENTRY + NULL_ENTRY);
+	fetch_float8_entries(d, start, m - tail, tail, h.nnull * NULL_ENTRY, buf);
+	if (h.nnull == 1)
+	{
+		int64		pos = tail * FLOAT8_ENTRY;
+		bool		entry_null;
+
+		if (!next_float8_entry(buf, pos + NULL_ENTRY, &pos, &v, &entry_null) || !entry_null)
+			corrupted();
+		null_rows = v.count;
+	}
+
+	/*
+	 * a sign bit set in the last value (a negative number, -0 or a NaN with
+	 * the bit): the entries are in value order only when no value has it
+	 */
+	if (signbit(float8_entry_at(buf + (tail - 1) * FLOAT8_ENTRY).value))
+		return false;
+	rows = h.nrows - null_rows;
+	if (rows < m)
+		corrupted();
+	percentile_rows(fraction, continuous, rows, &first_row, &second_row);
+
+	if (second_row >= rows / 2)
+	{
+		/* from the last entry back: the rows after entry i are above it */
+		int64		above = 0;
+		int64		end = m;
+		int64		n = tail;
+
+		while (!found_first)
+		{
+			for (int64 e = n - 1; e >= 0 && !found_first; e--)
+			{
+				int64		low;
+
+				v = float8_entry_at(buf + e * FLOAT8_ENTRY);
+				if (v.count > rows - above)
+					corrupted();
+				above += v.count;
+				low = rows - above;
+				if (!found_second && second_row >= low)
+				{
+					hi = v.value;
+					found_second = true;
+				}
+				if (found_second && first_row >= low)
+				{
+					lo = v.value;
+					found_first = true;
+				}
+			}
+			end -= n;
+			if (found_first || end == 0)
+				break;
+			CHECK_FOR_INTERRUPTS();
+			n = Min(SLICE_ENTRIES, end);
+			fetch_float8_entries(d, start, end - n, n, 0, buf);
+		}
+	}
+	else
+	{
+		int64		seen = 0;
+
+		for (int64 begin = 0; begin < m && !found_second; begin += SLICE_ENTRIES)
+		{
+			int64		n = Min(SLICE_ENTRIES, m - begin);
+
+			CHECK_FOR_INTERRUPTS();
+			fetch_float8_entries(d, start, begin, n, 0, buf);
+			for (int64 e = 0; e < n && !found_second; e++)
+			{
+				v = float8_entry_at(buf + e * FLOAT8_ENTRY);
+				if (v.count > rows - seen)
+					corrupted();
+				if (!found_first && first_row < seen + v.count)
+				{
+					lo = v.value;
+					found_first = true;
+				}
+				if (found_first && second_row < seen + v.count)
+				{
+					hi = v.value;
+					found_second = true;
+				}
+				seen += v.count;
+			}
+		}
+	}
+	if (!found_first || !found_second)
+		corrupted();			/* the header's row count lies */
+	*isnull = false;
+	if (!continuous || first_row == second_row)
+		*result = lo;
+	else
+		*result = lo + (((fraction * (rows - 1)) - first_row) * (hi - lo));
+	return true;
+}
+
+/*
  * inputs_percentile_float8(state, fraction, continuous): percentile_cont
  * (continuous) or percentile_disc of fraction WITHIN GROUP (ORDER BY x) over
  * the state of one float8 column x, computed from its (value, count)
  * entries as PostgreSQL's orderedsetaggs.c computes them from the sorted
  * rows: NULLs ignored, NULL without rows, the same row numbers and the same
- * interpolation.
+ * interpolation.  The entries are read where they lie in the state (byte
+ * order is value order when no value is negative); only a state with a
+ * negative value has them copied and sorted.
  */
 Datum
 stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
 {
 	bool		continuous = PG_GETARG_BOOL(2);
 	double		fraction;
-	InputsState *s;
-	WeightedValue *w;
+	bytea	   *b;
+	const char *data;
+	int64		size;
+	int64		start;
+	int64		pos;
+	InputsHeader h;
+	Oid			type;
+	WeightedValue v;
+	WeightedValue prev = {0, 0};
+	bool		isnull;
 	int64		n = 0;
 	int64		rows = 0;
 	bool		sorted = true;
+	int64		first_row;
+	int64		second_row;
+	double		lo = 0;
+	double		hi = 0;
+	int64		seen = 0;
 
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
@@ -340,66 +623,77 @@ stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
 				 errmsg("percentile value %g is not between 0 and 1", fraction)));
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	s = stream_inputs_from_bytea(PG_GETARG_BYTEA_PP(0));
-	if (s->natts != 1 || s->types[0] != FLOAT8OID)
+	if (percentile_from_slices(PG_GETARG_DATUM(0), fraction, continuous, &lo, &isnull))
+	{
+		if (isnull)
+			PG_RETURN_NULL();
+		PG_RETURN_FLOAT8(lo);
+	}
+	b = PG_GETARG_BYTEA_PP(0);
+	data = VARDATA_ANY(b);
+	size = VARSIZE_ANY_EXHDR(b);
+	if (size < (int64) (sizeof(h) + sizeof(Oid)))
+		corrupted();
+	memcpy(&h, data, sizeof(h));
+	memcpy(&type, data + sizeof(h), sizeof(Oid));
+	if (h.magic != INPUTS_MAGIC)
+		corrupted();
+	if (h.natts != 1 || type != FLOAT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("input set is not of one double precision column")));
+	start = sizeof(h) + sizeof(Oid);
 
-	w = palloc(sizeof(WeightedValue) * Max(s->nentries, 1));
-	for (int64 e = 0; e < s->nentries; e++)
+	/* the rows that count, and whether the entries are in value order */
+	pos = start;
+	while (next_float8_entry(data, size, &pos, &v, &isnull))
 	{
-		int32		len;
-		uint64		bits;
-		union
-		{
-			uint64		i;
-			double		d;
-		}			swap;
-
-		if (s->entries[e].len < (int32) sizeof(len))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("invalid aggregate input set")));
-		memcpy(&len, s->entries[e].data, sizeof(len));
-		if (len == -1)
+		if (isnull)
 			continue;
-		if (len != sizeof(bits) || s->entries[e].len != (int32) (sizeof(len) + sizeof(bits)))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("invalid aggregate input set")));
-		/* float8send's form: the IEEE bits in network byte order */
-		memcpy(&bits, s->entries[e].data + sizeof(len), sizeof(bits));
-		swap.i = pg_ntoh64(bits);
-		w[n].value = swap.d;
-		w[n].count = s->entries[e].count;
-		rows += w[n].count;
-		if (n > 0 && float8_order(w[n - 1].value, w[n].value) > 0)
+		if (v.count > PG_INT64_MAX - rows)
+			corrupted();
+		rows += v.count;
+		if (n > 0 && float8_order(prev.value, v.value) > 0)
 			sorted = false;
+		prev = v;
 		n++;
 	}
 	if (rows == 0)
 		PG_RETURN_NULL();
-	/* entries are in byte order: ascending for non-negative values */
-	if (!sorted)
-		qsort(w, n, sizeof(WeightedValue), weighted_cmp);
+	percentile_rows(fraction, continuous, rows, &first_row, &second_row);
 
-	if (!continuous)
+	if (sorted)
 	{
-		int64		rownum = (int64) ceil(fraction * rows);
-
-		PG_RETURN_FLOAT8(weighted_row(w, n, rownum > 1 ? rownum - 1 : 0));
+		/* rows first_row and second_row (from 0), reading as far as them */
+		pos = start;
+		while (next_float8_entry(data, size, &pos, &v, &isnull))
+		{
+			if (isnull)
+				continue;
+			if (first_row >= seen && first_row < seen + v.count)
+				lo = v.value;
+			if (second_row >= seen && second_row < seen + v.count)
+			{
+				hi = v.value;
+				break;
+			}
+			seen += v.count;
+		}
 	}
 	else
 	{
-		int64		first_row = floor(fraction * (rows - 1));
-		int64		second_row = ceil(fraction * (rows - 1));
-		double		lo = weighted_row(w, n, first_row);
-		double		hi;
+		WeightedValue *w = palloc(sizeof(WeightedValue) * n);
+		int64		i = 0;
 
-		if (first_row == second_row)
-			PG_RETURN_FLOAT8(lo);
+		pos = start;
+		while (next_float8_entry(data, size, &pos, &v, &isnull))
+			if (!isnull)
+				w[i++] = v;
+		qsort(w, n, sizeof(WeightedValue), weighted_cmp);
+		lo = weighted_row(w, n, first_row);
 		hi = weighted_row(w, n, second_row);
-		PG_RETURN_FLOAT8(lo + (((fraction * (rows - 1)) - first_row) * (hi - lo)));
 	}
+	if (!continuous || first_row == second_row)
+		PG_RETURN_FLOAT8(lo);
+	PG_RETURN_FLOAT8(lo + (((fraction * (rows - 1)) - first_row) * (hi - lo)));
 }

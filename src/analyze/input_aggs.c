@@ -405,6 +405,23 @@ percentile_of_float8(Aggref *aggref, bool *continuous)
 		((SortGroupClause *) linitial(aggref->aggorder))->sortop == Float8LessOperator;
 }
 
+/*
+ * Does the finalization of aggref, which keeps its inputs, read slices of
+ * a state stored uncompressed rather than all of it?  percentile_cont and
+ * percentile_disc of a float8 do (agg/inputs_final.c): the entries up to
+ * the rows they pick, from the nearer end.  count(DISTINCT) reads only the
+ * header, which a compressed state yields as cheaply, and its states
+ * compress well (one count and one length per value), so they stay
+ * compressed.
+ */
+bool
+stream_inputs_read_in_slices(Aggref *aggref)
+{
+	bool		continuous;
+
+	return percentile_of_float8(aggref, &continuous);
+}
+
 static Node *finalize_by_query(Aggref *aggref, Node *state);
 
 /*

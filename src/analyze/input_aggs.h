@@ -12,5 +12,6 @@ extern bool stream_agg_keeps_inputs(Aggref *aggref);
 extern Aggref *stream_inputs_aggref(Aggref *aggref);
 extern char *stream_inputs_final_sql(Aggref *aggref);
 extern Node *stream_finalize_inputs_expr(Aggref *aggref, Node *state);
+extern bool stream_inputs_read_in_slices(Aggref *aggref);
 
 #endif

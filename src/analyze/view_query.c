@@ -288,16 +288,18 @@ add_grouping_key(ViewShape *shape, List **names)
 }
 
 /*
- * Can the view keep its aggregates' results in its state rows?  When it has
- * one state row per group (no window), keys, and keys that hash (the hash of
- * a group's keys finds the state row a delta belongs to; ddl/read_view.c).
+ * Is each of the view's groups one state row (no window, some keys), whose
+ * keys hash and whose aggregates have results of real types?  Then a read
+ * can take a group's results from that row alone while no visible delta
+ * changes it (ddl/read_view.c): from a result the view keeps (below), or
+ * by finalizing the row's states one by one.
  */
-static bool
-keeps_finals(ViewShape *shape)
+bool
+stream_shape_one_row_per_group(ViewShape *shape)
 {
 	ListCell   *lc;
 
-	if (shape->window->kind != WINDOW_NONE || shape->keys == NIL)
+	if (shape->window->kind != WINDOW_NONE || shape->keys == NIL || shape->keeps_rows)
 		return false;
 	foreach(lc, shape->keys)
 	{
@@ -309,11 +311,31 @@ keeps_finals(ViewShape *shape)
 	foreach(lc, shape->aggs)
 		if (get_typtype(((Aggref *) lfirst(lc))->aggtype) == TYPTYPE_PSEUDO)
 			return false;
-	/* the combiner would have to run the aggregates that keep their inputs */
+	return true;
+}
+
+/* Does the view keep an aggregate as the multiset of its inputs? */
+bool
+stream_shape_keeps_inputs(ViewShape *shape)
+{
+	ListCell   *lc;
+
 	foreach(lc, shape->input_aggs)
 		if (lfirst(lc) != NULL)
-			return false;
-	return true;
+			return true;
+	return false;
+}
+
+/*
+ * Can the view keep its aggregates' results in its state rows?  When it has
+ * one state row per group whose keys hash (the hash of a group's keys finds
+ * the state row a delta belongs to; ddl/read_view.c), and no aggregate kept
+ * as its inputs (the combiner would have to run the aggregates).
+ */
+static bool
+keeps_finals(ViewShape *shape)
+{
+	return stream_shape_one_row_per_group(shape) && !stream_shape_keeps_inputs(shape);
 }
 
 /* ttl_column must name a time-typed group key of the view. */

@@ -55,6 +55,8 @@ typedef struct ViewShape
 } ViewShape;
 
 extern Aggref *stream_shape_query_agg(ViewShape *shape, int aggno);
+extern bool stream_shape_one_row_per_group(ViewShape *shape);
+extern bool stream_shape_keeps_inputs(ViewShape *shape);
 extern Query *stream_analyze_select(RawStmt *raw, const char *sql);
 extern ViewShape *stream_view_shape(Query *query, WindowSpec *window);
 extern PlannedStmt *stream_plan_partial_aggregation(ViewShape *shape, const char *sql,

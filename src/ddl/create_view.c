@@ -49,6 +49,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "analyze/input_aggs.h"
 #include "analyze/joins.h"
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
@@ -172,8 +173,14 @@ create_state_tables(ViewShape *shape, int id)
 	}
 	cols.data[cols.len - 2] = '\0';
 	stream_window_create_state_tables(id, cols.data, stream_key_columns_sql(shape),
-									  several_keys_null_sql(shape), result_columns_sql(shape),
+									  stream_shape_one_row_per_group(shape) ?
+									  several_keys_null_sql(shape) : NULL,
+									  result_columns_sql(shape),
 									  shape->window);
+	/* states whose reads fetch slices of them (analyze/input_aggs.c) */
+	forboth(lc, shape->input_aggs, lc2, shape->agg_names)
+		if (lfirst(lc) != NULL && stream_inputs_read_in_slices(lfirst(lc)))
+			stream_window_store_uncompressed(id, lfirst(lc2));
 }
 
 /* Record view id in the catalog (and its watermark for event time). */

@@ -136,18 +136,54 @@ stream_finalize_states_call(ViewShape *shape, int aggno, Expr *state)
 	return (Node *) f;
 }
 
-/* The finalization of aggregate aggno over the state column of the read */
+/*
+ * The result of the view's aggregate aggno from one partial state, state (a
+ * group's state row read alone): finalize_state('agg'::regprocedure, state,
+ * NULL::result), or for an aggregate kept as its inputs its finalization
+ * over that state (analyze/input_aggs.c: count(DISTINCT x) from the state's
+ * header alone).
+ */
 static Node *
-finalize_call(ReadViewContext *ctx, int aggno)
+finalize_one_state_call(ViewShape *shape, int aggno, Expr *state)
+{
+	Aggref	   *aggref = list_nth(shape->aggs, aggno);
+	Aggref	   *original = list_nth(shape->input_aggs, aggno);
+	Oid			state_type = exprType((Node *) state);
+	Const	   *agg;
+	Const	   *result;
+	Oid			fn;
+
+	if (original != NULL)
+		return stream_finalize_inputs_expr(original, (Node *) state);
+	agg = makeConst(REGPROCEDUREOID, -1, InvalidOid, sizeof(Oid),
+					ObjectIdGetDatum(aggref->aggfnoid), false, true);
+	result = makeNullConst(aggref->aggtype, exprTypmod((Node *) aggref), aggref->aggcollid);
+	fn = LookupFuncName(list_make2(makeString(STREAM_INTERNAL_SCHEMA), makeString("finalize_state")),
+						3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID}, false);
+	return (Node *) makeFuncExpr(fn, aggref->aggtype, list_make3(agg, state, result),
+								 aggref->aggcollid,
+								 type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid,
+								 COERCE_EXPLICIT_CALL);
+}
+
+/* The state column of aggregate aggno in the read's rows */
+static Expr *
+state_var(ReadViewContext *ctx, int aggno)
 {
 	Aggref	   *aggref = list_nth(ctx->shape->aggs, aggno);
 	Oid			state_type = list_nth_oid(ctx->shape->agg_state_types, aggno);
 	AttrNumber	attno = list_length(ctx->shape->keys) + aggno + 1;
-	Var		   *state = makeVar(1, attno, state_type, -1,
-								type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid,
-								0);
 
-	return stream_finalize_states_call(ctx->shape, aggno, (Expr *) state);
+	return (Expr *) makeVar(1, attno, state_type, -1,
+							type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid,
+							0);
+}
+
+/* The finalization of aggregate aggno over the state column of the read */
+static Node *
+finalize_call(ReadViewContext *ctx, int aggno)
+{
+	return stream_finalize_states_call(ctx->shape, aggno, state_var(ctx, aggno));
 }
 
 /*
@@ -219,7 +255,8 @@ empty_set_row_sql(ViewShape *shape)
  * the hidden key of sets is matched too.
  */
 static KeptResultsSql *
-kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finalize)
+kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finalize,
+			 bool from_states)
 {
 	KeptResultsSql *k = palloc0(sizeof(KeptResultsSql));
 	StringInfoData match;
@@ -248,6 +285,7 @@ kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finali
 	k->any_key_null = any_null.len ? any_null.data : "false";
 	k->results = results;
 	k->finalize = finalize;
+	k->from_states = from_states;
 	if (mask >= 0)
 	{
 		k->set = psprintf("%s = %d", quote_identifier(STREAM_GROUPING_KEY_NAME), mask);
@@ -258,9 +296,32 @@ kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finali
 }
 
 /*
- * The columns of a view that keeps its results, for window/read_sql.c
+ * Does the view read a group's results from its state row alone (each
+ * state finalized on its own) while no visible delta changes the group?
+ * When it has one state row per group but keeps no results beside it
+ * because some aggregate keeps its inputs (analyze/view_query.c): reading
+ * such a state alone skips the aggregation of the group's rows, and for
+ * count(DISTINCT x) reads only the state's header.  Not when some aggregate
+ * is not parallel safe.
+ */
+static bool
+reads_states_as_results(ViewShape *shape)
+{
+	/*
+	 * finalize_state is parallel safe: it may not run the final function of
+	 * an aggregate that is not (finalize_agg_parallel_unsafe does)
+	 */
+	return shape->final_names == NIL && stream_shape_one_row_per_group(shape) &&
+		stream_shape_keeps_inputs(shape) && aggregates_parallel_safe(shape);
+}
+
+/*
+ * The columns of a view that keeps its results, or reads them from its
+ * state rows (reads_states_as_results), for window/read_sql.c
  * (KeptResultsSql, one per grouping set), or NIL: each result finalized
- * from combined states is finalize_call's SQL.
+ * from combined states is finalize_call's SQL.  Results read from state
+ * rows are named as the state columns they come from, so that the select
+ * list, deparsed over the state table, finds them.
  */
 static List *
 kept_results_sql(ReadViewContext *ctx, List *dpcontext)
@@ -270,29 +331,40 @@ kept_results_sql(ReadViewContext *ctx, List *dpcontext)
 	List	   *sets = NIL;
 	List	   *done = NIL;
 	ListCell   *lc;
+	bool		from_states = reads_states_as_results(ctx->shape);
+	List	   *names = from_states ? ctx->shape->agg_names : ctx->shape->final_names;
 
-	if (ctx->shape->final_names == NIL)
+	if (names == NIL)
 		return NIL;
 	initStringInfo(&results);
 	initStringInfo(&finalize);
-	foreach(lc, ctx->shape->final_names)
+	foreach(lc, names)
 	{
 		int			i = foreach_current_index(lc);
 		Node	   *f = finalize_call(ctx, i);
+		const char *name = quote_identifier(lfirst(lc));
 
-		appendStringInfo(&results, "%s%s", i ? ", " : "", quote_identifier(lfirst(lc)));
+		if (from_states)
+			appendStringInfo(&results, "%s%s AS %s", i ? ", " : "",
+							 deparse_expression(finalize_one_state_call(ctx->shape, i,
+																		state_var(ctx, i)),
+												dpcontext, false, false),
+							 name);
+		else
+			appendStringInfo(&results, "%s%s", i ? ", " : "", name);
 		appendStringInfo(&finalize, "%s%s AS %s", i ? ", " : "",
-						 deparse_expression(f, dpcontext, false, false),
-						 quote_identifier(lfirst(lc)));
+						 deparse_expression(f, dpcontext, false, false), name);
 	}
 	if (ctx->shape->grouping_key < 0)
-		return list_make1(kept_set_sql(ctx->shape, -1, results.data, finalize.data));
+		return list_make1(kept_set_sql(ctx->shape, -1, results.data, finalize.data,
+									   from_states));
 	foreach(lc, ctx->shape->grouping_masks)
 	{
 		int			mask = lfirst_int(lc);
 
 		if (!list_member_int(done, mask))
-			sets = lappend(sets, kept_set_sql(ctx->shape, mask, results.data, finalize.data));
+			sets = lappend(sets, kept_set_sql(ctx->shape, mask, results.data, finalize.data,
+											  from_states));
 		done = lappend_int(done, mask);
 	}
 	return sets;
@@ -480,8 +552,11 @@ read_view_sql(ViewShape *shape, int id, Oid state_relid, ReadViewExtra extra)
 	group = w->group;
 	having = w->having;
 	ctx.kept_results = w->one_row_per_group;
-	/* the select list is over the result table's columns, then */
-	if (ctx.kept_results)
+	/*
+	 * the select list is over the result table's columns, then (or over
+	 * results named as the state columns they come from)
+	 */
+	if (ctx.kept_results && OidIsValid(result_relid))
 		dpcontext = deparse_context_for("s", result_relid);
 
 	initStringInfo(&buf);

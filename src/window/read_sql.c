@@ -51,7 +51,8 @@ kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k)
 {
 	char	   *delta = stream_view_relation_sql(id, VIEW_DELTA_TABLE);
 	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
-	char	   *result = stream_view_relation_sql(id, VIEW_RESULT_TABLE);
+	char	   *result = stream_view_relation_sql(id, k->from_states ? VIEW_STATE_TABLE :
+												  VIEW_RESULT_TABLE);
 	char	   *changed = psprintf("EXISTS (SELECT 1 FROM %s d WHERE %s AND "
 								   STREAM_INTERNAL_SCHEMA ".xid_visible(d.writer_xid))",
 								   delta, k->keys_match);

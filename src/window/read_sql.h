@@ -32,7 +32,8 @@ typedef struct WindowReadSql
 
 /*
  * The columns of a view that keeps its aggregates' results in its state
- * rows (ViewShape.final_names), each list quoted and comma separated; for
+ * rows (ViewShape.final_names), or reads them from its state rows alone,
+ * each list quoted and comma separated; for
  * a view with grouping sets, those of one set (the keys it rolls up are
  * NULL in all its rows, and neither matched nor taken for NULL keys).
  */
@@ -48,6 +49,9 @@ typedef struct KeptResultsSql
 	const char *results;		/* the kept results: "a1_count_final, ..." */
 	const char *finalize;		/* each result from combined states, named
 								 * as kept: "finalize_agg(...) AS ..., ..." */
+	bool		from_states;	/* no result table: the state rows hold the
+								 * results, each state finalized alone
+								 * ("finalize_state(...) AS ..." in results) */
 } KeptResultsSql;
 
 extern bool stream_window_reads_whole_stream(WindowSpec *w);

@@ -33,9 +33,10 @@ spi_exec_utility(const char *sql)
  * a1 type, ..."), keys the key columns ("k1, k2", "" when none); results,
  * when not NULL, the columns of the result table of a view that keeps its
  * aggregates' results ("k1 type, ..., r1 type, ..."): that table is unique
- * on its keys, and reads find the groups with a NULL key by the state
- * table's index: on the keys for one key, else a partial index on
- * several_keys_null ("k1 IS NULL OR k2 IS NULL ...", NULL for one key).
+ * on its keys.  Reads of a view that keeps its results, or reads them from
+ * its state rows, find the groups with a NULL key by the state table's
+ * index: on the keys for one key, else a partial index on several_keys_null
+ * ("k1 IS NULL OR k2 IS NULL ...", NULL for one key or other views).
  * The delta table has no index: one made ingestion of a view of 10,000
  * groups per batch twice as costly (an index entry, and its WAL record,
  * per delta row), for key lookups that scan the few unmerged deltas.
@@ -65,14 +66,14 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 		spi_exec_utility(psprintf("CREATE TABLE %s (%s)", state, columns));
 		spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 								  quote_identifier(psprintf("%s_key", state_name)), state, keys));
+		if (several_keys_null != NULL)
+			spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s) WHERE %s",
+									  quote_identifier(psprintf("%s_null_key", state_name)),
+									  state, keys, several_keys_null));
 		if (results)
 		{
 			char	   *result = stream_view_relation_sql(id, VIEW_RESULT_TABLE);
 
-			if (several_keys_null != NULL)
-				spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s) WHERE %s",
-										  quote_identifier(psprintf("%s_null_key", state_name)),
-										  state, keys, several_keys_null));
 			spi_exec_utility(psprintf("CREATE TABLE %s (%s)", result, results));
 			spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 									  quote_identifier(psprintf("%s_key",
@@ -90,6 +91,20 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 							  "WITH (autovacuum_vacuum_threshold = 1000, "
 							  "autovacuum_vacuum_scale_factor = 0)",
 							  delta, columns));
+}
+
+/*
+ * Store column of view id's state table out of line uncompressed (storage
+ * EXTERNAL), so that reads can fetch parts of its large values (a slice of
+ * an uncompressed TOAST value reads only the chunks it covers).  The caller
+ * has SPI connected and runs as the extension's owner.
+ */
+void
+stream_window_store_uncompressed(int id, const char *column)
+{
+	spi_exec_utility(psprintf("ALTER TABLE %s ALTER COLUMN %s SET STORAGE EXTERNAL",
+							  stream_view_relation_sql(id, VIEW_STATE_TABLE),
+							  quote_identifier(column)));
 }
 
 /*

@@ -11,6 +11,7 @@
 extern void stream_window_create_state_tables(int id, const char *columns, const char *keys,
 											  const char *several_keys_null,
 											  const char *results, WindowSpec *w);
+extern void stream_window_store_uncompressed(int id, const char *column);
 extern void stream_window_create_row_tables(int id, const char *columns, WindowSpec *w);
 
 #endif
