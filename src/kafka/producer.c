@@ -240,24 +240,46 @@ poll_acknowledgements(KafkaWorker *w, int ms)
 /* ---------- the three steps ---------- */
 
 /*
- * Step 1: move up to limit staged events into the outbox.  Returns how many
- * (0 when none).  stage_sql is NULL while the staging view is missing.
+ * Copy the n rows (event, key, value) of the last SPI result into batch, in
+ * cxt.
  */
-static uint64
-stage_events(KafkaWorker *w, const char *stage_sql, int limit)
+static void
+keep_messages(MemoryContext cxt, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	batch = palloc0(sizeof(OutboxMessage) * n);
+	for (int i = 0; i < n; i++)
+	{
+		batch[i].event = strtoll(kafka_spi_text(i, 1), NULL, 10);
+		batch[i].key = kafka_spi_text(i, 2);
+		batch[i].value = kafka_spi_text(i, 3);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Step 1: move staged events into the outbox (up to limit kept rows and up
+ * to limit committed deltas) and keep their messages in batch (in cxt).
+ * Returns how many (0 when none).
+ */
+static int
+stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt)
 {
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(limit)};
-	uint64		n;
+	int			n;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not stage the events of Kafka producer %d", w->cfg.id);
-	n = SPI_processed;
+	n = (int) SPI_processed;
+	if (n > 0)
+		keep_messages(cxt, n);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -277,24 +299,15 @@ read_outbox(KafkaWorker *w, MemoryContext cxt)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT event, key, value FROM stream_ext_internal.kafka_outbox "
-							  "WHERE producer_id = $1 ORDER BY event",
+	if (SPI_execute_with_args("SELECT u.event, u.key, u.value "
+							  "FROM stream_ext_internal.kafka_outbox o, "
+							  "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
+							  "WHERE o.producer_id = $1 ORDER BY u.event",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
 	n = (int) SPI_processed;
 	if (n > 0)
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		batch = palloc0(sizeof(OutboxMessage) * n);
-		for (int i = 0; i < n; i++)
-		{
-			batch[i].event = strtoll(kafka_spi_text(i, 1), NULL, 10);
-			batch[i].key = kafka_spi_text(i, 2);
-			batch[i].value = kafka_spi_text(i, 3);
-		}
-		MemoryContextSwitchTo(old);
-	}
+		keep_messages(cxt, n);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -371,37 +384,60 @@ produce_batch(KafkaWorker *w, int n)
 }
 
 /*
- * Step 3: delete the acknowledged messages from the outbox (those of them
- * deleted by an earlier round are not there) and count them.  Returns how
- * many were deleted.
+ * Step 3: replace the outbox's rows of ours (the n messages of batch: all
+ * of them, since we read or staged them all) by one row of the messages
+ * not acknowledged, if any, and count the others.  Returns how many were
+ * acknowledged and left the outbox.
  */
 static int64
 forget_acknowledged(KafkaWorker *w, int n)
 {
 	Datum	   *events = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *keys = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *key_nulls = palloc(sizeof(bool) * Max(n, 1));
+	Datum	   *values = palloc(sizeof(Datum) * Max(n, 1));
+	int			dims[1];
+	int			lbs[1] = {1};
 	int			k = 0;
-	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-	Datum		args[2];
+	Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[4];
 	int64		deleted;
 
 	for (int i = 0; i < n; i++)
-		if (batch[i].done)
-			events[k++] = Int64GetDatum(batch[i].event);
-	if (k == 0)
-		return 0;
+		if (!batch[i].done)
+		{
+			events[k] = Int64GetDatum(batch[i].event);
+			key_nulls[k] = batch[i].key == NULL;
+			keys[k] = key_nulls[k] ? (Datum) 0 : CStringGetTextDatum(batch[i].key);
+			values[k] = CStringGetTextDatum(batch[i].value);
+			k++;
+		}
+	if (k == n)
+		return 0;				/* none acknowledged: the outbox stays */
+	dims[0] = k;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	args[0] = Int32GetDatum(w->cfg.id);
-	args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_md_array(events, NULL, 1, dims, lbs, INT8OID, 8,
+												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_md_array(keys, key_nulls, 1, dims, lbs, TEXTOID, -1,
+												 false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(values, NULL, 1, dims, lbs, TEXTOID, -1,
+												 false, TYPALIGN_INT));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
-							  "WHERE producer_id = $1 AND event = ANY ($2) RETURNING 1) "
+							  "WHERE producer_id = $1 RETURNING pg_catalog.cardinality(events) AS n), "
+							  "a AS (SELECT coalesce(pg_catalog.sum(n), 0) "
+							  "- pg_catalog.cardinality($2) AS n FROM d), "
+							  "i AS (INSERT INTO stream_ext_internal.kafka_outbox "
+							  "(producer_id, events, keys, messages) "
+							  "SELECT $1, $2, $3, $4 WHERE pg_catalog.cardinality($2) > 0) "
 							  "UPDATE stream_ext_internal.kafka_producers "
-							  "SET produced = produced + (SELECT count(*) FROM d) WHERE id = $1 "
-							  "RETURNING (SELECT count(*) FROM d)",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+							  "SET produced = produced + (SELECT n FROM a) WHERE id = $1 "
+							  "RETURNING (SELECT n FROM a)",
+							  4, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
 	deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
 	SPI_finish();
@@ -483,16 +519,21 @@ stream_ext_kafka_producer_main(Datum arg)
 		int			n;
 		bool		all;
 		int64		deleted;
+		TimestampTz t_start,
+					t_staged,
+					t_produced;
 
 		MemoryContextReset(batch_cxt);
 		batch = NULL;
 		CHECK_FOR_INTERRUPTS();
 
 		/* messages left from an earlier round (or run) go first */
+		t_start = GetCurrentTimestamp();
 		n = read_outbox(w, batch_cxt);
 		if (n == 0)
 		{
-			if (stage_events(w, stage_sql, stream_ext_batch_size) == 0)
+			n = stage_events(w, stage_sql, stream_ext_batch_size, batch_cxt);
+			if (n == 0)
 			{
 				pgstat_report_activity(STATE_IDLE, activity);
 				(void) pgstat_report_stat(true);
@@ -501,11 +542,15 @@ stream_ext_kafka_producer_main(Datum arg)
 				refresh_pending(w);
 				continue;
 			}
-			n = read_outbox(w, batch_cxt);
 		}
+		t_staged = GetCurrentTimestamp();
 		pgstat_report_activity(STATE_RUNNING, activity);
 		all = produce_batch(w, n);
+		t_produced = GetCurrentTimestamp();
 		deleted = forget_acknowledged(w, n);
+		elog(DEBUG1, "Kafka producer %d: %d messages: staged in %ld us, produced in %ld us, forgotten in %ld us",
+			 w->cfg.id, n, (long) (t_staged - t_start), (long) (t_produced - t_staged),
+			 (long) (GetCurrentTimestamp() - t_produced));
 		count_produced(w, deleted);
 		(void) pgstat_report_stat(false);
 		if (all)
