@@ -384,60 +384,34 @@ produce_batch(KafkaWorker *w, int n)
 }
 
 /*
- * Step 3: replace the outbox's rows of ours (the n messages of batch: all
- * of them, since we read or staged them all) by one row of the messages
- * not acknowledged, if any, and count the others.  Returns how many were
- * acknowledged and left the outbox.
+ * Step 3: delete the outbox's rows of ours (the n messages of batch: all of
+ * them, since we read or staged them all) and put back the messages not
+ * acknowledged, taken from the deleted rows (so unchanged), in one
+ * transaction; count the others.  Returns how many were acknowledged and
+ * left the outbox.
  */
 static int64
-forget_acknowledged(KafkaWorker *w, int n)
+forget_acknowledged(KafkaWorker *w, const char *forget_sql, int n)
 {
 	Datum	   *events = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *keys = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *key_nulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *values = palloc(sizeof(Datum) * Max(n, 1));
-	int			dims[1];
-	int			lbs[1] = {1};
 	int			k = 0;
-	Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		args[4];
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		args[2];
 	int64		deleted;
 
 	for (int i = 0; i < n; i++)
 		if (!batch[i].done)
-		{
-			events[k] = Int64GetDatum(batch[i].event);
-			key_nulls[k] = batch[i].key == NULL;
-			keys[k] = key_nulls[k] ? (Datum) 0 : CStringGetTextDatum(batch[i].key);
-			values[k] = CStringGetTextDatum(batch[i].value);
-			k++;
-		}
+			events[k++] = Int64GetDatum(batch[i].event);
 	if (k == n)
 		return 0;				/* none acknowledged: the outbox stays */
-	dims[0] = k;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	args[0] = Int32GetDatum(w->cfg.id);
-	args[1] = PointerGetDatum(construct_md_array(events, NULL, 1, dims, lbs, INT8OID, 8,
-												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_md_array(keys, key_nulls, 1, dims, lbs, TEXTOID, -1,
-												 false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_md_array(values, NULL, 1, dims, lbs, TEXTOID, -1,
-												 false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
-							  "WHERE producer_id = $1 RETURNING pg_catalog.cardinality(events) AS n), "
-							  "a AS (SELECT coalesce(pg_catalog.sum(n), 0) "
-							  "- pg_catalog.cardinality($2) AS n FROM d), "
-							  "i AS (INSERT INTO stream_ext_internal.kafka_outbox "
-							  "(producer_id, events, keys, messages) "
-							  "SELECT $1, $2, $3, $4 WHERE pg_catalog.cardinality($2) > 0) "
-							  "UPDATE stream_ext_internal.kafka_producers "
-							  "SET produced = produced + (SELECT n FROM a) WHERE id = $1 "
-							  "RETURNING (SELECT n FROM a)",
-							  4, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+	if (SPI_execute_with_args(forget_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
 	deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
 	SPI_finish();
@@ -473,6 +447,7 @@ stream_ext_kafka_producer_main(Datum arg)
 	MemoryContext batch_cxt;
 	Oid			staging = InvalidOid;
 	char	   *stage_sql;
+	char	   *forget_sql;
 	char	   *activity;
 	int			failures = 0;
 
@@ -493,6 +468,7 @@ stream_ext_kafka_producer_main(Datum arg)
 		stage_sql = MemoryContextStrdup(w->cxt, stage_sql);
 		pending_sql = MemoryContextStrdup(w->cxt, kafka_sink_pending_sql(staging));
 	}
+	forget_sql = MemoryContextStrdup(w->cxt, kafka_sink_forget_sql());
 	activity = MemoryContextStrdup(w->cxt,
 								   psprintf("stream_ext: Kafka producer %d of stream %s to topic \"%s\"",
 											w->cfg.id, get_rel_name(w->cfg.stream) ? get_rel_name(w->cfg.stream) : "?",
@@ -547,7 +523,7 @@ stream_ext_kafka_producer_main(Datum arg)
 		pgstat_report_activity(STATE_RUNNING, activity);
 		all = produce_batch(w, n);
 		t_produced = GetCurrentTimestamp();
-		deleted = forget_acknowledged(w, n);
+		deleted = forget_acknowledged(w, forget_sql, n);
 		elog(DEBUG1, "Kafka producer %d: %d messages: staged in %ld us, produced in %ld us, forgotten in %ld us",
 			 w->cfg.id, n, (long) (t_staged - t_start), (long) (t_produced - t_staged),
 			 (long) (GetCurrentTimestamp() - t_produced));

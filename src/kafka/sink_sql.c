@@ -73,6 +73,17 @@ append_value_expr(StringInfo sql, Relation state, const KafkaFormatOptions *form
 		appendStringInfoString(sql, "''");
 }
 
+char *
+kafka_sink_outbox_rows_sql(const char *messages)
+{
+	return psprintf("SELECT $1, pg_catalog.array_agg(event ORDER BY event), "
+					"pg_catalog.array_agg(key ORDER BY event), "
+					"pg_catalog.array_agg(value ORDER BY event) "
+					"FROM (SELECT event, key, value, pg_catalog.sum(pg_catalog.octet_length(value)) "
+					"OVER (ORDER BY event) / %d AS part FROM %s) p GROUP BY part",
+					KAFKA_OUTBOX_ROW_BYTES, messages);
+}
+
 /* ", " separated list of the kept-rows table's columns, each prefixed */
 static char *
 column_list(Relation state, const char *prefix)
@@ -140,19 +151,35 @@ kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 	else
 		appendStringInfoString(&sql, "NULL::text AS key, ");
 	append_value_expr(&sql, state, format);
-	appendStringInfoString(&sql,
-						   " AS value FROM m), "
-						   "o AS (INSERT INTO stream_ext_internal.kafka_outbox "
-						   "(producer_id, events, keys, messages) "
-						   "SELECT $1, pg_catalog.array_agg(event ORDER BY event), "
-						   "pg_catalog.array_agg(key ORDER BY event), "
-						   "pg_catalog.array_agg(value ORDER BY event) FROM f "
-						   "HAVING pg_catalog.count(*) > 0 "
-						   "RETURNING events, keys, messages) "
-						   "SELECT u.event, u.key, u.value FROM o, "
-						   "unnest(o.events, o.keys, o.messages) AS u(event, key, value)");
+	appendStringInfo(&sql,
+					 " AS value FROM m), "
+					 "o AS (INSERT INTO stream_ext_internal.kafka_outbox "
+					 "(producer_id, events, keys, messages) %s "
+					 "RETURNING events, keys, messages) "
+					 "SELECT u.event, u.key, u.value FROM o, "
+					 "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
+					 "ORDER BY u.event",
+					 kafka_sink_outbox_rows_sql("f"));
 	table_close(state, AccessShareLock);
 	return sql.data;
+}
+
+char *
+kafka_sink_forget_sql(void)
+{
+	return psprintf("WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
+					"WHERE producer_id = $1 RETURNING events, keys, messages), "
+					"u AS (SELECT u.event, u.key, u.value FROM d, "
+					"unnest(d.events, d.keys, d.messages) AS u(event, key, value)), "
+					"l AS (SELECT * FROM u WHERE u.event = ANY ($2)), "
+					"i AS (INSERT INTO stream_ext_internal.kafka_outbox "
+					"(producer_id, events, keys, messages) %s), "
+					"a AS (SELECT (SELECT pg_catalog.count(*) FROM u) - "
+					"(SELECT pg_catalog.count(*) FROM l) AS n) "
+					"UPDATE stream_ext_internal.kafka_producers "
+					"SET produced = produced + (SELECT n FROM a) WHERE id = $1 "
+					"RETURNING (SELECT n FROM a)",
+					kafka_sink_outbox_rows_sql("l"));
 }
 
 char *
