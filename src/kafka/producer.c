@@ -259,9 +259,9 @@ keep_messages(MemoryContext cxt, int n)
 }
 
 /*
- * Step 1: move staged events into the outbox (up to limit kept rows and up
- * to limit committed deltas) and keep their messages in batch (in cxt).
- * Returns how many (0 when none).
+ * Step 1: move up to limit staged events (kept rows, then committed deltas)
+ * into the outbox and keep their messages in batch (in cxt).  Returns how
+ * many (0 when none).
  */
 static int
 stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt)

@@ -130,7 +130,7 @@ kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 
 	/*
 	 * Rows the combiner moved into the kept-rows table first, then the
-	 * deltas of committed writers, each up to $2.  The combiner may move the
+	 * deltas of committed writers, up to $2 in all.  The combiner may move the
 	 * same deltas at the same time: a row deleted by both is deleted (and
 	 * returned) by one only, the other waits for it and skips it.
 	 */
@@ -140,7 +140,8 @@ kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 					 "SELECT ctid FROM %s LIMIT $2)) RETURNING %s), "
 					 "d AS (DELETE FROM %s d WHERE d.ctid = ANY (ARRAY("
 					 "SELECT c.ctid FROM %s c "
-					 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) LIMIT $2)) "
+					 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) "
+					 "LIMIT GREATEST($2 - (SELECT pg_catalog.count(*) FROM k), 0))) "
 					 "RETURNING %s), "
 					 "m AS (SELECT * FROM k UNION ALL SELECT * FROM d), "
 					 "f AS (SELECT pg_catalog.nextval('stream_ext_internal.kafka_event_seq') AS event, ",

@@ -10,10 +10,10 @@
 #include "kafka/decode.h"
 
 /*
- * The statement that moves staged events of producer $1 (up to $2 of the
- * staging view's kept rows and up to $2 of its committed deltas) into the
- * outbox, formatted, returning their event, key and value; NULL when the
- * staging view is gone.  Runs in the caller's transaction.
+ * The statement that moves up to $2 staged events of producer $1 (the
+ * staging view's kept rows first, then its committed deltas) into the
+ * outbox, formatted, returning their event, key and value in event order;
+ * NULL when the staging view is gone.  Runs in the caller's transaction.
  */
 extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format);
 
