@@ -888,13 +888,20 @@ CREATE TABLE stream_ext_internal.kafka_producers (
 );
 
 CREATE SEQUENCE stream_ext_internal.kafka_event_seq;
+-- A producer's messages staged and not yet acknowledged, a row per batch (one
+-- insert and one delete per batch, not per message): element i of the arrays
+-- is one message.
 CREATE TABLE stream_ext_internal.kafka_outbox (
   producer_id int NOT NULL REFERENCES stream_ext_internal.kafka_producers ON DELETE CASCADE,
-  event       bigint NOT NULL,      -- the event's number: header stream_ext_event
-  key         text,
-  value       text NOT NULL,
-  PRIMARY KEY (producer_id, event)
+  events      bigint[] NOT NULL,    -- the events' numbers: header stream_ext_event
+  keys        text[] NOT NULL,      -- NULL element: no key
+  messages    text[] NOT NULL
 );
+CREATE INDEX ON stream_ext_internal.kafka_outbox (producer_id);
+-- written once and read once: not worth compressing
+ALTER TABLE stream_ext_internal.kafka_outbox ALTER COLUMN events SET STORAGE EXTERNAL,
+                                             ALTER COLUMN keys SET STORAGE EXTERNAL,
+                                             ALTER COLUMN messages SET STORAGE EXTERNAL;
 
 -- The staging view's query: the stream's columns but arrival_timestamp.
 CREATE FUNCTION stream_ext_internal.kafka_staging_columns(p_stream regclass) RETURNS text
@@ -1091,7 +1098,8 @@ BEGIN
     RETURN NULL;
   END IF;
   EXECUTE format('SELECT count(*) FROM %s', stg) INTO n;
-  RETURN n + (SELECT count(*) FROM stream_ext_internal.kafka_outbox WHERE producer_id = p_id);
+  RETURN n + (SELECT coalesce(sum(cardinality(events)), 0)
+                FROM stream_ext_internal.kafka_outbox WHERE producer_id = p_id);
 END
 $$;
 

@@ -240,24 +240,46 @@ poll_acknowledgements(KafkaWorker *w, int ms)
 /* ---------- the three steps ---------- */
 
 /*
- * Step 1: move up to limit staged events into the outbox.  Returns how many
- * (0 when none).  stage_sql is NULL while the staging view is missing.
+ * Copy the n rows (event, key, value) of the last SPI result into batch, in
+ * cxt.
  */
-static uint64
-stage_events(KafkaWorker *w, const char *stage_sql, int limit)
+static void
+keep_messages(MemoryContext cxt, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	batch = palloc0(sizeof(OutboxMessage) * n);
+	for (int i = 0; i < n; i++)
+	{
+		batch[i].event = strtoll(kafka_spi_text(i, 1), NULL, 10);
+		batch[i].key = kafka_spi_text(i, 2);
+		batch[i].value = kafka_spi_text(i, 3);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Step 1: move up to limit staged events (kept rows, then committed deltas)
+ * into the outbox and keep their messages in batch (in cxt).  Returns how
+ * many (0 when none).
+ */
+static int
+stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt)
 {
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(limit)};
-	uint64		n;
+	int			n;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not stage the events of Kafka producer %d", w->cfg.id);
-	n = SPI_processed;
+	n = (int) SPI_processed;
+	if (n > 0)
+		keep_messages(cxt, n);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -277,24 +299,15 @@ read_outbox(KafkaWorker *w, MemoryContext cxt)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT event, key, value FROM stream_ext_internal.kafka_outbox "
-							  "WHERE producer_id = $1 ORDER BY event",
+	if (SPI_execute_with_args("SELECT u.event, u.key, u.value "
+							  "FROM stream_ext_internal.kafka_outbox o, "
+							  "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
+							  "WHERE o.producer_id = $1 ORDER BY u.event",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
 	n = (int) SPI_processed;
 	if (n > 0)
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		batch = palloc0(sizeof(OutboxMessage) * n);
-		for (int i = 0; i < n; i++)
-		{
-			batch[i].event = strtoll(kafka_spi_text(i, 1), NULL, 10);
-			batch[i].key = kafka_spi_text(i, 2);
-			batch[i].value = kafka_spi_text(i, 3);
-		}
-		MemoryContextSwitchTo(old);
-	}
+		keep_messages(cxt, n);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -371,12 +384,14 @@ produce_batch(KafkaWorker *w, int n)
 }
 
 /*
- * Step 3: delete the acknowledged messages from the outbox (those of them
- * deleted by an earlier round are not there) and count them.  Returns how
- * many were deleted.
+ * Step 3: delete the outbox's rows of ours (the n messages of batch: all of
+ * them, since we read or staged them all) and put back the messages not
+ * acknowledged, taken from the deleted rows (so unchanged), in one
+ * transaction; count the others.  Returns how many were acknowledged and
+ * left the outbox.
  */
 static int64
-forget_acknowledged(KafkaWorker *w, int n)
+forget_acknowledged(KafkaWorker *w, const char *forget_sql, int n)
 {
 	Datum	   *events = palloc(sizeof(Datum) * Max(n, 1));
 	int			k = 0;
@@ -385,10 +400,10 @@ forget_acknowledged(KafkaWorker *w, int n)
 	int64		deleted;
 
 	for (int i = 0; i < n; i++)
-		if (batch[i].done)
+		if (!batch[i].done)
 			events[k++] = Int64GetDatum(batch[i].event);
-	if (k == 0)
-		return 0;
+	if (k == n)
+		return 0;				/* none acknowledged: the outbox stays */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -396,12 +411,7 @@ forget_acknowledged(KafkaWorker *w, int n)
 	args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
-							  "WHERE producer_id = $1 AND event = ANY ($2) RETURNING 1) "
-							  "UPDATE stream_ext_internal.kafka_producers "
-							  "SET produced = produced + (SELECT count(*) FROM d) WHERE id = $1 "
-							  "RETURNING (SELECT count(*) FROM d)",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+	if (SPI_execute_with_args(forget_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
 	deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
 	SPI_finish();
@@ -437,6 +447,7 @@ stream_ext_kafka_producer_main(Datum arg)
 	MemoryContext batch_cxt;
 	Oid			staging = InvalidOid;
 	char	   *stage_sql;
+	char	   *forget_sql;
 	char	   *activity;
 	int			failures = 0;
 
@@ -457,6 +468,7 @@ stream_ext_kafka_producer_main(Datum arg)
 		stage_sql = MemoryContextStrdup(w->cxt, stage_sql);
 		pending_sql = MemoryContextStrdup(w->cxt, kafka_sink_pending_sql(staging));
 	}
+	forget_sql = MemoryContextStrdup(w->cxt, kafka_sink_forget_sql());
 	activity = MemoryContextStrdup(w->cxt,
 								   psprintf("stream_ext: Kafka producer %d of stream %s to topic \"%s\"",
 											w->cfg.id, get_rel_name(w->cfg.stream) ? get_rel_name(w->cfg.stream) : "?",
@@ -483,16 +495,21 @@ stream_ext_kafka_producer_main(Datum arg)
 		int			n;
 		bool		all;
 		int64		deleted;
+		TimestampTz t_start,
+					t_staged,
+					t_produced;
 
 		MemoryContextReset(batch_cxt);
 		batch = NULL;
 		CHECK_FOR_INTERRUPTS();
 
 		/* messages left from an earlier round (or run) go first */
+		t_start = GetCurrentTimestamp();
 		n = read_outbox(w, batch_cxt);
 		if (n == 0)
 		{
-			if (stage_events(w, stage_sql, stream_ext_batch_size) == 0)
+			n = stage_events(w, stage_sql, stream_ext_batch_size, batch_cxt);
+			if (n == 0)
 			{
 				pgstat_report_activity(STATE_IDLE, activity);
 				(void) pgstat_report_stat(true);
@@ -501,11 +518,15 @@ stream_ext_kafka_producer_main(Datum arg)
 				refresh_pending(w);
 				continue;
 			}
-			n = read_outbox(w, batch_cxt);
 		}
+		t_staged = GetCurrentTimestamp();
 		pgstat_report_activity(STATE_RUNNING, activity);
 		all = produce_batch(w, n);
-		deleted = forget_acknowledged(w, n);
+		t_produced = GetCurrentTimestamp();
+		deleted = forget_acknowledged(w, forget_sql, n);
+		elog(DEBUG1, "Kafka producer %d: %d messages: staged in %ld us, produced in %ld us, forgotten in %ld us",
+			 w->cfg.id, n, (long) (t_staged - t_start), (long) (t_produced - t_staged),
+			 (long) (GetCurrentTimestamp() - t_produced));
 		count_produced(w, deleted);
 		(void) pgstat_report_stat(false);
 		if (all)

@@ -3,10 +3,13 @@
  *	  Generates the statement with which a Kafka producer takes staged
  *	  events: it deletes up to a batch of rows from the kept-rows table of
  *	  the producer's staging view (a row-keeping continuous view of the
- *	  stream, src/ddl/README.md) and inserts them into
- *	  stream_ext_internal.kafka_outbox, each with a new event number and its
- *	  message already formatted (json, csv or text) with its key.  Every
- *	  identifier is quoted; the values are parameters.
+ *	  stream, src/ddl/README.md) and up to a batch of its committed writers'
+ *	  delta rows (so events need not wait for the combiner's move), and
+ *	  inserts them into stream_ext_internal.kafka_outbox as one row (arrays
+ *	  of event numbers, keys and messages), each event with a new number
+ *	  and its message already formatted (json, csv or text) with its key,
+ *	  returning the messages (event, key, value) in event order.  Every identifier is quoted; the
+ *	  values are parameters.
  */
 #include "postgres.h"
 
@@ -71,37 +74,113 @@ append_value_expr(StringInfo sql, Relation state, const KafkaFormatOptions *form
 }
 
 char *
+kafka_sink_outbox_rows_sql(const char *messages)
+{
+	return psprintf("SELECT $1, pg_catalog.array_agg(event ORDER BY event), "
+					"pg_catalog.array_agg(key ORDER BY event), "
+					"pg_catalog.array_agg(value ORDER BY event) "
+					"FROM (SELECT event, key, value, pg_catalog.sum(pg_catalog.octet_length(value)) "
+					"OVER (ORDER BY event) / %d AS part FROM %s) p GROUP BY part",
+					KAFKA_OUTBOX_ROW_BYTES, messages);
+}
+
+/* ", " separated list of the kept-rows table's columns, each prefixed */
+static char *
+column_list(Relation state, const char *prefix)
+{
+	TupleDesc	desc = RelationGetDescr(state);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		appendStringInfo(&buf, "%s%s%s", buf.len ? ", " : "", prefix,
+						 quote_identifier(NameStr(att->attname)));
+	}
+	return buf.data;
+}
+
+char *
 kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 {
 	int			view_id = stream_continuous_view_id(staging);
 	Oid			state_relid;
 	char	   *state_sql;
+	char	   *delta_sql;
+	char	   *kept_columns;
+	char	   *delta_columns;
 	Relation	state;
 	StringInfoData sql;
 
 	if (view_id < 0)
 		return NULL;
 	state_relid = stream_view_relation_relid(view_id, VIEW_STATE_TABLE, true);
-	if (!OidIsValid(state_relid))
+	if (!OidIsValid(state_relid) ||
+		!OidIsValid(stream_view_relation_relid(view_id, VIEW_DELTA_TABLE, true)))
 		return NULL;
 	state_sql = stream_view_relation_sql(view_id, VIEW_STATE_TABLE);
+	delta_sql = stream_view_relation_sql(view_id, VIEW_DELTA_TABLE);
 	state = table_open(state_relid, AccessShareLock);
+	kept_columns = column_list(state, "k.");
+	delta_columns = column_list(state, "d.");
 
+	/*
+	 * Rows the combiner moved into the kept-rows table first, then the
+	 * deltas of committed writers, up to $2 in all.  The combiner may move the
+	 * same deltas at the same time: a row deleted by both is deleted (and
+	 * returned) by one only, the other waits for it and skips it.
+	 */
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "WITH m AS (DELETE FROM %s WHERE ctid = ANY (ARRAY("
-					 "SELECT ctid FROM %s LIMIT $2)) RETURNING *) "
-					 "INSERT INTO stream_ext_internal.kafka_outbox (producer_id, event, key, value) "
-					 "SELECT $1, pg_catalog.nextval('stream_ext_internal.kafka_event_seq'), ",
-					 state_sql, state_sql);
+					 "WITH k AS (DELETE FROM %s k WHERE k.ctid = ANY (ARRAY("
+					 "SELECT ctid FROM %s LIMIT $2)) RETURNING %s), "
+					 "d AS (DELETE FROM %s d WHERE d.ctid = ANY (ARRAY("
+					 "SELECT c.ctid FROM %s c "
+					 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) "
+					 "LIMIT GREATEST($2 - (SELECT pg_catalog.count(*) FROM k), 0))) "
+					 "RETURNING %s), "
+					 "m AS (SELECT * FROM k UNION ALL SELECT * FROM d), "
+					 "f AS (SELECT pg_catalog.nextval('stream_ext_internal.kafka_event_seq') AS event, ",
+					 state_sql, state_sql, kept_columns,
+					 delta_sql, delta_sql, delta_columns);
 	if (format->key_column)
-		appendStringInfo(&sql, "m.%s::text, ", quote_identifier(format->key_column));
+		appendStringInfo(&sql, "m.%s::text AS key, ", quote_identifier(format->key_column));
 	else
-		appendStringInfoString(&sql, "NULL, ");
+		appendStringInfoString(&sql, "NULL::text AS key, ");
 	append_value_expr(&sql, state, format);
-	appendStringInfoString(&sql, " FROM m");
+	appendStringInfo(&sql,
+					 " AS value FROM m), "
+					 "o AS (INSERT INTO stream_ext_internal.kafka_outbox "
+					 "(producer_id, events, keys, messages) %s "
+					 "RETURNING events, keys, messages) "
+					 "SELECT u.event, u.key, u.value FROM o, "
+					 "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
+					 "ORDER BY u.event",
+					 kafka_sink_outbox_rows_sql("f"));
 	table_close(state, AccessShareLock);
 	return sql.data;
+}
+
+char *
+kafka_sink_forget_sql(void)
+{
+	return psprintf("WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
+					"WHERE producer_id = $1 RETURNING events, keys, messages), "
+					"u AS (SELECT u.event, u.key, u.value FROM d, "
+					"unnest(d.events, d.keys, d.messages) AS u(event, key, value)), "
+					"l AS (SELECT * FROM u WHERE u.event = ANY ($2)), "
+					"i AS (INSERT INTO stream_ext_internal.kafka_outbox "
+					"(producer_id, events, keys, messages) %s), "
+					"a AS (SELECT (SELECT pg_catalog.count(*) FROM u) - "
+					"(SELECT pg_catalog.count(*) FROM l) AS n) "
+					"UPDATE stream_ext_internal.kafka_producers "
+					"SET produced = produced + (SELECT n FROM a) WHERE id = $1 "
+					"RETURNING (SELECT n FROM a)",
+					kafka_sink_outbox_rows_sql("l"));
 }
 
 char *
@@ -111,6 +190,7 @@ kafka_sink_pending_sql(Oid staging)
 												  get_rel_name(staging));
 
 	return psprintf("SELECT (SELECT count(*) FROM (SELECT 1 FROM %s LIMIT $2) s) + "
-					"(SELECT count(*) FROM stream_ext_internal.kafka_outbox WHERE producer_id = $1)",
+					"(SELECT coalesce(sum(cardinality(events)), 0) "
+					"FROM stream_ext_internal.kafka_outbox WHERE producer_id = $1)",
 					view);
 }

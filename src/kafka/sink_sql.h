@@ -10,11 +10,33 @@
 #include "kafka/decode.h"
 
 /*
- * The statement that moves up to $2 staged events of producer $1 from its
- * staging view's kept rows into the outbox, formatted; NULL when the staging
- * view is gone.  Runs in the caller's transaction.
+ * The statement that moves up to $2 staged events of producer $1 (the
+ * staging view's kept rows first, then its committed deltas) into the
+ * outbox, formatted, returning their event, key and value in event order;
+ * NULL when the staging view is gone.  Runs in the caller's transaction.
  */
 extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format);
+
+/*
+ * An outbox row holds the messages of about this many bytes at most (and
+ * at least one), so that its arrays stay far below PostgreSQL's 1 GB.
+ */
+#define KAFKA_OUTBOX_ROW_BYTES (64 * 1024 * 1024)
+
+/*
+ * "SELECT $1, events, keys, messages ...": the outbox rows of producer $1
+ * that hold the messages of relation messages (columns event, key, value),
+ * in event order, one row per KAFKA_OUTBOX_ROW_BYTES of messages.
+ */
+extern char *kafka_sink_outbox_rows_sql(const char *messages);
+
+/*
+ * The statement that forgets producer $1's acknowledged messages: it
+ * deletes the producer's outbox rows and inserts again those of their
+ * messages whose events are in $2 (not acknowledged), unchanged; it adds
+ * the others to kafka_producers.produced and returns their count.
+ */
+extern char *kafka_sink_forget_sql(void);
 
 /*
  * The statement that counts producer $1's staged events, up to $2: in the

@@ -15,7 +15,10 @@
 # (the COPY, the workers, the combiner moving rows into the staging view,
 # the producer's outbox and the brokers' acknowledgements); the baseline from
 # the start of kcat -P until it exits (it waits for every acknowledgement).
-# Each is run REPS (2) times, interleaved; the best run is reported.
+# Each is run REPS (2) times, interleaved; the best run is reported.  The
+# CPU seconds the producer, the combiner and the batch workers used per
+# 100,000 events are reported too: on a loaded machine they say more than the
+# wall-clock rate.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,10 +48,13 @@ SELECT stream_ext.kafka_produce('clicks', 'sink', '$BROKERS', key_column => 'url
 SQL
 # the producer is running before the clock starts
 until [ "$(q "SELECT state FROM stream_ext.kafka_producers")" = running ]; do sleep 0.05; done
+PM_PID=$(head -1 "$DIR/server/data/postmaster.pid")
+cpu_of() { proc_cpu "$(ext_pid "$1")"; }
 
 best_sink=0 best_kcat=0
 for r in $(seq 1 "$REPS"); do
 	before=$(q "SELECT messages FROM stream_ext.kafka_producers")
+	p0=$(cpu_of "kafka producer") c0=$(cpu_of combiner) w0=$(cpu_of worker)
 	t0=$(now)
 	q "COPY clicks FROM '$DIR/events.csv' (FORMAT csv)" >/dev/null
 	until [ "$(q "SELECT messages - $before >= $EVENTS FROM stream_ext.kafka_producers")" = t ]; do
@@ -56,6 +62,10 @@ for r in $(seq 1 "$REPS"); do
 	done
 	t1=$(now)
 	sink=$(echo "$EVENTS / ($t1 - $t0)" | bc -l)
+	per() { echo "($2 - $1) * 100000 / $EVENTS" | bc -l; }
+	printf 'run %d: CPU s per 100,000 events: producer %.2f, combiner %.2f, workers %.2f\n' "$r" \
+		"$(per "$p0" "$(cpu_of "kafka producer")")" "$(per "$c0" "$(cpu_of combiner)")" \
+		"$(per "$w0" "$(cpu_of worker)")"
 
 	t0=$(now)
 	kcat -P -b "$BROKERS" -t kcat -K $'\t' -X linger.ms=5 -X enable.idempotence=true < "$DIR/events.kv"
