@@ -33,6 +33,13 @@ t0=$SECONDS
 # the replay checks and the wait for the combiner, in the current database
 create_check_functions() {
 	run_sql <<'SQL'
+-- the rows of a view, named by a value
+CREATE FUNCTION stream_ext_count(v regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM %s', v) INTO n;
+  RETURN n;
+END $$;
 -- the changed groups the combiner has not emitted yet, over all views
 CREATE FUNCTION pending_changes() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE r record; total bigint := 0; n bigint;
@@ -155,12 +162,6 @@ create_check_functions
 T0='2052-01-01 12:00:00+00'
 set_server_setting stream_ext.read_time "2052-01-01 13:30:00+00"
 run_sql <<'SQL'
-CREATE FUNCTION stream_ext_count(v regclass) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE n bigint;
-BEGIN
-  EXECUTE format('SELECT count(*) FROM %s', v) INTO n;
-  RETURN n;
-END $$;
 CREATE FOREIGN TABLE ev (k1 text, k2 int, v int, u int, ts timestamptz) SERVER stream_ext;
 CREATE VIEW c_plain WITH (continuous) AS
   SELECT k1, k2, count(*), sum(v), avg(v), count(DISTINCT u) AS users, min(v), max(v)
@@ -259,12 +260,6 @@ fresh_db t_change_streams_crash
 create_pending_deltas
 create_check_functions
 run_sql <<'SQL'
-CREATE FUNCTION stream_ext_count(v regclass) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE n bigint;
-BEGIN
-  EXECUTE format('SELECT count(*) FROM %s', v) INTO n;
-  RETURN n;
-END $$;
 CREATE FOREIGN TABLE ev (batch_id bigint, size int, seq int) SERVER stream_ext;
 CREATE VIEW totals WITH (continuous) AS SELECT count(*) AS n FROM ev;
 CREATE VIEW k_mod WITH (continuous) AS
