@@ -101,18 +101,29 @@ own_keys_sql(List *keys, const char *prefix)
 }
 
 /*
+ * The own keys of the view of row among its state table's columns
+ * (StateColumn *), for the functions below (SPI connected): read once per
+ * emission.
+ */
+List *
+stream_changes_own_keys(ContinuousViewRow *row)
+{
+	return own_keys(stream_catalog_state_columns(row->id), row->key_count,
+					stream_window_spec_from_text(&row->window));
+}
+
+/*
  * ", _k1 type COLLATE c, ...": the columns of changed_<id> and
- * emitted_<id> holding the view's own keys (SPI connected).
+ * emitted_<id> holding the view's own keys (keys: stream_changes_own_keys).
  */
 char *
-stream_changes_key_columns_sql(ContinuousViewRow *row)
+stream_changes_key_columns_sql(List *keys)
 {
 	StringInfoData buf;
 	ListCell   *lc;
 
 	initStringInfo(&buf);
-	foreach(lc, own_keys(stream_catalog_state_columns(row->id), row->key_count,
-						 stream_window_spec_from_text(&row->window)))
+	foreach(lc, keys)
 	{
 		StateColumn *c = lfirst(lc);
 
@@ -131,11 +142,13 @@ stream_changes_key_columns_sql(ContinuousViewRow *row)
 char *
 stream_changes_note_sql(int id, List *columns, int key_count, WindowSpec *window)
 {
-	List	   *keys = own_keys(columns, key_count, window);
-	char	   *moved = own_keys_sql(keys, "m.");
+	List	   *keys;
+	char	   *moved;
 
 	if (!OidIsValid(stream_view_relation_relid(id, VIEW_CHANGED_GROUPS, true)))
 		return NULL;
+	keys = own_keys(columns, key_count, window);
+	moved = own_keys_sql(keys, "m.");
 	if (keys == NIL)
 		return psprintf("changed AS (INSERT INTO %s SELECT DISTINCT ROW()::pg_catalog.text "
 						"FROM moved m ON CONFLICT DO NOTHING)",
@@ -212,13 +225,12 @@ final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
  * row: it empties changed_<id> and returns one row, the number of groups
  * (those noted, and those of rows final at watermark, a literal or NULL),
  * their _gid as a text array, and as many text arrays again, of each of
- * their own keys: what stream_changes_emit_sql takes.
+ * their own keys (keys: stream_changes_own_keys): what
+ * stream_changes_emit_sql takes.
  */
 char *
-stream_changes_groups_sql(ContinuousViewRow *row, const char *watermark)
+stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *watermark)
 {
-	List	   *keys = own_keys(stream_catalog_state_columns(row->id), row->key_count,
-								stream_window_spec_from_text(&row->window));
 	StringInfoData columns;
 	StringInfoData arrays;
 
@@ -279,17 +291,17 @@ groups_condition_sql(List *keys, char **groups)
  *	 final at watermark once more, with final true, and marks them closed
  *	 (_final_at NULL; a change after all, from a transaction that was
  *	 applying when the watermark passed, sets it again).
- * watermark is the view's, as a literal, or NULL; zone the zone of the
- * workers (final_at_sql).  Run with the text forms pinned, as the view's
+ * keys are the view's own (stream_changes_own_keys); watermark is the
+ * view's, as a literal, or NULL; zone the zone of the workers
+ * (final_at_sql).  Run with the text forms pinned, as the view's
  * owner, one after the other.
  */
 EmitSql *
-stream_changes_emit_sql(ContinuousViewRow *row, char **groups, const char *watermark,
-						const char *zone)
+stream_changes_emit_sql(ContinuousViewRow *row, List *keys, char **groups,
+						const char *watermark, const char *zone)
 {
 	WindowSpec *window = stream_window_spec_from_text(&row->window);
 	ViewShape  *shape = stream_view_shape((Query *) stringToNode(row->query), window);
-	List	   *keys = own_keys(stream_catalog_state_columns(row->id), row->key_count, window);
 	char	   *read = stream_read_view_identified_sql(shape, row->id, row->state_table);
 	Oid			type = get_rel_type_id(row->view);
 	TupleDesc	desc = lookup_rowtype_tupdesc(type, -1);

@@ -29,9 +29,10 @@ typedef struct EmitSql
 	char	   *close;			/* the rows that became final, or NULL */
 } EmitSql;
 
-extern char *stream_changes_key_columns_sql(ContinuousViewRow *row);
-extern char *stream_changes_groups_sql(ContinuousViewRow *row, const char *watermark);
-extern EmitSql *stream_changes_emit_sql(ContinuousViewRow *row, char **groups,
+extern List *stream_changes_own_keys(ContinuousViewRow *row);
+extern char *stream_changes_key_columns_sql(List *keys);
+extern char *stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *watermark);
+extern EmitSql *stream_changes_emit_sql(ContinuousViewRow *row, List *keys, char **groups,
 										const char *watermark, const char *zone);
 extern List *stream_change_streams(MemoryContext cxt);
 

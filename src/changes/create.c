@@ -88,7 +88,8 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	int			saved_sec;
 	int			level;
 	char	   *watermark;
-	char	   *keys;
+	List	   *keys;
+	char	   *key_columns;
 	char	   *zone = pstrdup(GetConfigOptionResetString("TimeZone"));
 	EmitSql    *sql;
 
@@ -128,13 +129,14 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	/* its tables are the extension's to make, and the view owner's to have */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	keys = stream_changes_key_columns_sql(row);
+	keys = stream_changes_own_keys(row);
+	key_columns = stream_changes_key_columns_sql(keys);
 	spi_exec(psprintf("CREATE TABLE %s (_gid text COLLATE \"C\" PRIMARY KEY%s)",
-					  stream_view_relation_sql(id, VIEW_CHANGED_GROUPS), keys),
+					  stream_view_relation_sql(id, VIEW_CHANGED_GROUPS), key_columns),
 			 SPI_OK_UTILITY);
 	spi_exec(psprintf("CREATE TABLE %s (_rid text COLLATE \"C\" PRIMARY KEY, "
 					  "_gid text COLLATE \"C\" NOT NULL, last %s, _final_at timestamptz%s)",
-					  stream_view_relation_sql(id, VIEW_EMITTED_ROWS), type, keys),
+					  stream_view_relation_sql(id, VIEW_EMITTED_ROWS), type, key_columns),
 			 SPI_OK_UTILITY);
 	spi_exec(psprintf("CREATE INDEX ON %s (_gid)", stream_view_relation_sql(id, VIEW_EMITTED_ROWS)),
 			 SPI_OK_UTILITY);
@@ -159,7 +161,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	watermark = stream_lateness_watermark_literal(id);
 	SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	sql = stream_changes_emit_sql(row, NULL, watermark, zone);
+	sql = stream_changes_emit_sql(row, keys, NULL, watermark, zone);
 	if (SPI_execute(sql->diff, false, 0) != SPI_OK_SELECT ||
 		(sql->close != NULL && SPI_execute(sql->close, false, 0) != SPI_OK_SELECT))
 		elog(ERROR, "could not read the rows of continuous view %d", id);

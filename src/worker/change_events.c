@@ -122,13 +122,13 @@ note_outcome(int view_id, bool ok)
  * SPI connected.
  */
 static char **
-take_groups(ContinuousViewRow *row, const char *watermark)
+take_groups(ContinuousViewRow *row, List *keys, const char *watermark)
 {
 	char	  **groups;
 	bool		isnull;
 	int64		n;
 
-	if (SPI_execute(stream_changes_groups_sql(row, watermark), false, 1) != SPI_OK_SELECT ||
+	if (SPI_execute(stream_changes_groups_sql(row, keys, watermark), false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not take the changed groups of continuous view %s", row->name);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -169,6 +169,7 @@ emit_in_transaction(void *arg)
 	const char *zone = GetConfigOptionResetString("TimeZone");
 	EmitSql    *sql;
 	char	  **groups;
+	List	   *keys;
 
 	e->nevents = 0;
 	/* DROP of the stream or the view waits for this, or happened before */
@@ -189,10 +190,11 @@ emit_in_transaction(void *arg)
 	level = stream_changes_pin_text();
 	if (stream_window_has_event_time(window))
 		watermark = stream_lateness_watermark_literal(row->id);
-	groups = take_groups(row, watermark);
+	keys = stream_changes_own_keys(row);
+	groups = take_groups(row, keys, watermark);
 	if (e->all || groups != NULL)
 	{
-		sql = stream_changes_emit_sql(row, e->all || groups[0] == NULL ? NULL : groups,
+		sql = stream_changes_emit_sql(row, keys, e->all || groups[0] == NULL ? NULL : groups,
 									  watermark, zone);
 		GetUserIdAndSecContext(&saved_user, &saved_sec);
 		SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
