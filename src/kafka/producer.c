@@ -259,12 +259,14 @@ keep_messages(MemoryContext cxt, int n)
 }
 
 /*
- * Step 1: move up to limit staged events (kept rows, then committed deltas)
- * into the outbox and keep their messages in batch (in cxt).  Returns how
- * many (0 when none).
+ * Run sql, which returns messages (event, key, value) of ours, in a
+ * transaction of its own, with args $1 the producer's id and $2 limit, and
+ * keep the messages in batch (in cxt); returns how many.  what names the
+ * step in the error.
  */
 static int
-stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt)
+fetch_messages(KafkaWorker *w, const char *sql, int limit, bool read_only, const char *what,
+			   MemoryContext cxt)
 {
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(limit)};
@@ -275,8 +277,9 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not stage the events of Kafka producer %d", w->cfg.id);
+	if (SPI_execute_with_args(sql, limit > 0 ? 2 : 1, argtypes, args, NULL, read_only, 0) !=
+		SPI_OK_SELECT)
+		elog(ERROR, "could not %s of Kafka producer %d", what, w->cfg.id);
 	n = (int) SPI_processed;
 	if (n > 0)
 		keep_messages(cxt, n);
@@ -286,32 +289,26 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 	return n;
 }
 
+/*
+ * Step 1: move up to limit staged events (kept rows, then committed deltas)
+ * into the outbox and keep their messages in batch (in cxt).  Returns how
+ * many (0 when none).
+ */
+static int
+stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt)
+{
+	return fetch_messages(w, stage_sql, limit, false, "stage the events", cxt);
+}
+
 /* Read the outbox's messages of ours into batch (in cxt); returns how many. */
 static int
 read_outbox(KafkaWorker *w, MemoryContext cxt)
 {
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(w->cfg.id)};
-	int			n;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT u.event, u.key, u.value "
-							  "FROM stream_ext_internal.kafka_outbox o, "
-							  "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
-							  "WHERE o.producer_id = $1 ORDER BY u.event",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
-	n = (int) SPI_processed;
-	if (n > 0)
-		keep_messages(cxt, n);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return n;
+	return fetch_messages(w, "SELECT u.event, u.key, u.value "
+						  "FROM stream_ext_internal.kafka_outbox o, "
+						  "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
+						  "WHERE o.producer_id = $1 ORDER BY u.event",
+						  0, true, "read the outbox", cxt);
 }
 
 /*
