@@ -711,8 +711,9 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
  * writers and sees what no counter does (COMMIT PREPARED in another
  * session, writers that crashed), runs every FULL_ROUND_MS or
  * combine_interval, whichever is longer.  Views with notify are merged as
- * soon as the counter moves (a prompt round).  The jobs run after every
- * round, and at least every STREAM_JOB_TICK_MS.
+ * soon as the counter moves (a prompt round, up to every PROMPT_POLL_MS).
+ * The jobs run after every other round, and at least every
+ * STREAM_JOB_TICK_MS.
  */
 void
 stream_combiner_loop(int slotno)
@@ -754,10 +755,10 @@ stream_combiner_loop(int slotno)
 		}
 		else if (has_notify && mergeable != last_prompt)
 		{
+			/* only views that keep rows: no change stream to emit after it */
 			if (!merge_round(false, true, &has_notify, cxt))
 				proc_exit(0);
 			last_prompt = mergeable;
-			merged = true;
 		}
 
 		/* what other modules registered: expiry, Kafka supervision, change streams */
