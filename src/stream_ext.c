@@ -23,6 +23,7 @@
 #include "stream/read_guard.h"
 #include "window/reaper.h"
 #include "worker/change_events.h"
+#include "worker/writer_apply.h"
 #include "worker/worker.h"
 
 PG_MODULE_MAGIC;
@@ -79,6 +80,7 @@ _PG_init(void)
 	stream_rollup_init();
 	stream_reaper_init();
 	stream_change_events_init();
+	stream_writer_apply_init();
 	kafka_supervisor_init();
 	kafka_backpressure_init();
 	stream_register_launcher();

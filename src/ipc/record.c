@@ -115,16 +115,26 @@ stream_ring_next_record(int slotno, uint64 pos, uint64 to, StreamRecord *rec)
 void
 stream_record_events(const StreamRecord *rec, HeapTupleData *tuples)
 {
-	const char *p = rec->events;
+	stream_buffer_events(rec->events, rec->nevents, rec->stream, tuples);
+}
 
-	for (uint32 i = 0; i < rec->nevents; i++)
+/*
+ * The nevents events of stream laid out from events on (as a record or a
+ * writer's buffer holds them), as heap tuples pointing into them.
+ */
+void
+stream_buffer_events(const char *events, uint32 nevents, Oid stream, HeapTupleData *tuples)
+{
+	const char *p = events;
+
+	for (uint32 i = 0; i < nevents; i++)
 	{
 		const StreamEventHeader *eh = (const StreamEventHeader *) p;
 		HeapTuple	tuple = &tuples[i];
 
 		tuple->t_len = eh->t_len;
 		tuple->t_data = (HeapTupleHeader) (p + STREAM_EVENT_HDRSZ);
-		tuple->t_tableOid = rec->stream;
+		tuple->t_tableOid = stream;
 		ItemPointerSetInvalid(&tuple->t_self);
 		p += STREAM_EVENT_HDRSZ + MAXALIGN(eh->t_len);
 	}

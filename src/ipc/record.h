@@ -21,6 +21,9 @@
 										 * acknowledged */
 #define STREAM_FLAG_ASYNC		0x0002	/* sender does not wait (its transaction
 										 * may have committed already) */
+#define STREAM_FLAG_TABLES_APPLIED	0x0004	/* the sender applied the stream's
+											 * transforms into tables to these
+											 * events itself */
 
 /* A record of a ring, as a reader sees it */
 typedef struct StreamRecord
@@ -42,6 +45,8 @@ extern Size stream_max_event_size(void);
 extern HeapTupleHeader stream_event_start(char *event, Size tuple_len);
 extern HeapTupleHeader stream_event_tuple(char *event);
 extern Size stream_event_size_of(const char *event);
+extern void stream_buffer_events(const char *events, uint32 nevents, Oid stream,
+								 HeapTupleData *tuples);
 extern void stream_ring_send(int slotno, uint16 flags, Oid stream, uint32 nevents,
 							 uint64 xact_seq, const char *events, Size len);
 

@@ -21,6 +21,8 @@ typedef struct StreamBatchEvents
 	int			natts;			/* with values: columns of each event */
 	Datum	   *values;			/* every event's columns, deformed once for */
 	bool	   *isnull;			/* all the views of the stream, or NULL */
+	bool		tables_applied; /* their writers applied the stream's
+								 * transforms into tables (insert.c) */
 } StreamBatchEvents;
 
 /* Set by a worker while it runs a view's plan; NULL elsewhere. */

@@ -14,6 +14,16 @@
  * before our own commit record is written, and they become visible exactly
  * when (and if) our transaction commits, because every delta row carries our
  * transaction id.  Nothing needs to be undone on abort.
+ *
+ * A stream's transforms into tables are applied by the writer itself when
+ * each of them can be (stream_writer_applies_hook, worker/writer_apply.c):
+ * then its events are buffered up to APPLY_BUFFER_SIZE, and at each flush,
+ * and at the end of each statement, the writer applies those transforms to
+ * the buffered events in its own transaction, before sending them (flagged
+ * STREAM_FLAG_TABLES_APPLIED, in records of at most EVENT_BUFFER_SIZE) to a
+ * worker for the stream's other views; a stream with no other view sends
+ * nothing.  When the writer's apply fails, the events go unflagged and the
+ * workers stage the transforms' rows as for any other writer.
  */
 #include "postgres.h"
 
@@ -35,7 +45,11 @@
 #include "stream/fdw.h"
 #include "stream/insert.h"
 
+/* Most bytes of events in one record */
 #define EVENT_BUFFER_SIZE (64 * 1024)
+
+/* Most bytes of events a writer applies its stream's transforms to at once */
+#define APPLY_BUFFER_SIZE (4 * 1024 * 1024)
 
 /* Arrival clock: read once per ARRIVAL_CLOCK_EVENTS events of a statement */
 #define ARRIVAL_CLOCK_EVENTS 64
@@ -44,9 +58,17 @@ static TimestampTz arrival_statement = 0;
 static uint32 arrival_uses = 0;
 
 static char *event_buf = NULL;
+static Size event_buf_size = 0;	/* allocated */
 static Size event_buf_used = 0;
 static uint32 event_buf_count = 0;
 static Oid	event_buf_stream = InvalidOid;
+
+/* What this statement's writer applies itself of event_buf_stream's views */
+static Oid	applies_stream = InvalidOid;	/* decided for this stream */
+static WriterApplies applies = WRITER_APPLIES_NOTHING;
+
+stream_writer_applies_hook_type stream_writer_applies_hook = NULL;
+stream_writer_apply_hook_type stream_writer_apply_hook = NULL;
 
 /* Per transaction */
 static bool xact_active = false;
@@ -72,7 +94,73 @@ next_record_slot(void)
 	return stream_route_next_record(xact_home_slot);
 }
 
-/* Send the buffered events (if any) as one record; returns its worker or -1. */
+/*
+ * Apply the stream's transforms into tables to events[0 .. nevents - 1]
+ * (stream_writer_apply_hook), leaving out events of rolled back
+ * subtransactions.  Returns whether they were applied.
+ */
+static bool
+apply_own_events(Oid stream, const char *events, uint32 nevents)
+{
+	HeapTupleData *tuples = palloc(sizeof(HeapTupleData) * nevents);
+	int			n = 0;
+	bool		applied;
+
+	stream_buffer_events(events, nevents, stream, tuples);
+	for (uint32 i = 0; i < nevents; i++)
+		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuples[i].t_data)))
+			tuples[n++] = tuples[i];
+	applied = n == 0 || stream_writer_apply_hook(stream, tuples, n);
+	pfree(tuples);
+	return applied;
+}
+
+/*
+ * Hand events (the nevents events of stream, len bytes from payload) on: the
+ * writer's own apply first, when it applies the stream's transforms into
+ * tables, then to workers in records of at most EVENT_BUFFER_SIZE (an
+ * event larger goes alone), the last one with flags.  Returns the worker of
+ * the last record, or -1 when none was sent.
+ */
+static int
+dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags)
+{
+	const char *start = payload;
+	const char *p = payload;
+	const char *end = payload + len;
+	uint32		n = 0;
+	int			slotno = -1;
+
+	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream)
+	{
+		if (!apply_own_events(stream, payload, nevents))
+			;					/* the workers stage them */
+		else if (applies == WRITER_APPLIES_ALL)
+			return -1;
+		else
+			flags |= STREAM_FLAG_TABLES_APPLIED;
+	}
+	while (p < end)
+	{
+		Size		size = stream_event_size_of(p);
+
+		if (n > 0 && (p - start) + size > EVENT_BUFFER_SIZE)
+		{
+			slotno = next_record_slot();
+			send_record(slotno, stream, n, start, p - start,
+						flags & ~(STREAM_FLAG_COMMIT | STREAM_FLAG_ASYNC));
+			start = p;
+			n = 0;
+		}
+		p += size;
+		n++;
+	}
+	slotno = next_record_slot();
+	send_record(slotno, stream, n, start, p - start, flags);
+	return slotno;
+}
+
+/* Send the buffered events (if any); returns the last record's worker or -1. */
 static int
 flush_event_buffer(uint16 flags)
 {
@@ -80,8 +168,7 @@ flush_event_buffer(uint16 flags)
 
 	if (event_buf_count == 0)
 		return -1;
-	slotno = next_record_slot();
-	send_record(slotno, event_buf_stream, event_buf_count, event_buf, event_buf_used, flags);
+	slotno = dispatch_events(event_buf_stream, event_buf_count, event_buf, event_buf_used, flags);
 	event_buf_used = 0;
 	event_buf_count = 0;
 	return slotno;
@@ -117,6 +204,8 @@ reset_xact_state(void)
 	event_buf_used = 0;
 	event_buf_count = 0;
 	event_buf_stream = InvalidOid;
+	applies_stream = InvalidOid;
+	applies = WRITER_APPLIES_NOTHING;
 	xact_active = false;
 	xact_workers_used = 0;
 }
@@ -196,6 +285,15 @@ stream_admit_writer(Relation rel)
 						   view)));
 	if (stream_write_admit_hook)
 		stream_write_admit_hook(rel);
+
+	/*
+	 * What the writer applies itself is decided again for each statement,
+	 * which sees the views created before it started.  (Events left by a
+	 * failed statement go first.)
+	 */
+	if (event_buf_count > 0 && applies != WRITER_APPLIES_NOTHING)
+		flush_event_buffer(0);
+	applies_stream = InvalidOid;
 }
 
 /* Attribute number of the stream's arrival_timestamp column, or 0. */
@@ -243,7 +341,10 @@ static void
 begin_stream_xact(void)
 {
 	if (event_buf == NULL)
+	{
 		event_buf = MemoryContextAlloc(TopMemoryContext, EVENT_BUFFER_SIZE);
+		event_buf_size = EVENT_BUFFER_SIZE;
+	}
 	if (IsInParallelMode())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
@@ -274,22 +375,48 @@ arrival_time(void)
  * goes.  An event too large for the buffer gets a palloc'd
  * area of its own (*oversized), sent as a record by itself.
  */
+/*
+ * Decide what the writer applies itself of the stream's views, for this
+ * statement, and make the buffer as large as that needs.
+ */
+static void
+decide_applies(Oid stream)
+{
+	applies_stream = stream;
+	applies = stream_writer_applies_hook ? stream_writer_applies_hook(stream) :
+		WRITER_APPLIES_NOTHING;
+	if (applies != WRITER_APPLIES_NOTHING && event_buf_size < APPLY_BUFFER_SIZE)
+	{
+		event_buf = repalloc(event_buf, APPLY_BUFFER_SIZE);
+		event_buf_size = APPLY_BUFFER_SIZE;
+	}
+}
+
+/* The bytes of events the buffer takes for the stream being written */
+static Size
+buffer_capacity(void)
+{
+	return applies != WRITER_APPLIES_NOTHING ? APPLY_BUFFER_SIZE : EVENT_BUFFER_SIZE;
+}
+
 static char *
 reserve_event(Relation rel, Size tuple_len, char **oversized)
 {
 	Size		needed = stream_event_size(tuple_len);
+	Oid			stream = RelationGetRelid(rel);
 	char	   *dest;
 
 	if (!xact_active)
 		begin_stream_xact();
 	if (event_buf_count > 0 &&
-		(event_buf_stream != RelationGetRelid(rel) ||
-		 event_buf_used + needed > EVENT_BUFFER_SIZE))
+		(event_buf_stream != stream || event_buf_used + needed > buffer_capacity()))
 		flush_event_buffer(0);
-	event_buf_stream = RelationGetRelid(rel);
+	event_buf_stream = stream;
+	if (applies_stream != stream)
+		decide_applies(stream);
 
 	*oversized = NULL;
-	if (needed > EVENT_BUFFER_SIZE)
+	if (needed > buffer_capacity())
 	{
 		if (needed > stream_max_event_size())
 			ereport(ERROR,
@@ -316,7 +443,7 @@ commit_event(Relation rel, char *dest, char *oversized)
 
 	if (oversized != NULL)
 	{
-		send_record(next_record_slot(), RelationGetRelid(rel), 1, oversized, needed, 0);
+		dispatch_events(RelationGetRelid(rel), 1, oversized, needed, 0);
 		pfree(oversized);
 		return;
 	}
@@ -411,10 +538,16 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
 /*
  * End of an INSERT or COPY statement.  In async mode the buffered events go
  * to the worker now, so that they are applied within the flush interval.
+ * Transforms the writer applies itself are applied now, so that the
+ * statement's rows are in their tables for the rest of the transaction.
  */
 void
 stream_insert_statement_done(void)
 {
-	if (xact_active && stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
+	if (!xact_active)
+		return;
+	if (stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
 		flush_event_buffer(STREAM_FLAG_ASYNC);
+	else if (applies != WRITER_APPLIES_NOTHING)
+		flush_event_buffer(0);
 }

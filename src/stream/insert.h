@@ -25,4 +25,30 @@ typedef void (*stream_write_admit_hook_type) (Relation rel);
 extern PGDLLIMPORT stream_write_admit_hook_type stream_write_admit_hook;
 extern void stream_admit_writer(Relation rel);
 
+/*
+ * What a writer applies itself of a stream's views, in its own transaction
+ * (worker/writer_apply.c): the transforms into tables, when every one of
+ * them can be (then the workers skip them for its events), and nothing
+ * else.  WRITER_APPLIES_ALL: the stream has no other view, so its events
+ * need not go to a worker at all.
+ */
+typedef enum WriterApplies
+{
+	WRITER_APPLIES_NOTHING,
+	WRITER_APPLIES_TABLES,
+	WRITER_APPLIES_ALL
+} WriterApplies;
+
+typedef WriterApplies (*stream_writer_applies_hook_type) (Oid stream);
+
+/*
+ * Apply the transforms into tables of stream to its nevents events (their
+ * xmin our current (sub)transactions); false when it could not (nothing
+ * applied: the events go to the workers as if the writer applied nothing).
+ */
+typedef bool (*stream_writer_apply_hook_type) (Oid stream, HeapTupleData *tuples, int nevents);
+
+extern PGDLLIMPORT stream_writer_applies_hook_type stream_writer_applies_hook;
+extern PGDLLIMPORT stream_writer_apply_hook_type stream_writer_apply_hook;
+
 #endif

@@ -50,6 +50,7 @@
 #include "worker/apply.h"
 #include "worker/counters.h"
 #include "worker/forward.h"
+#include "worker/table_insert.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
 
@@ -651,6 +652,8 @@ apply_streams(List *streams, bool careful, List **counts, int depth)
 			ViewCount  *count;
 			int			nlate;
 
+			if (events->tables_applied && OidIsValid(view->output_table))
+				continue;		/* the writers applied it (writer_apply.c) */
 			LockRelationOid(view->view, AccessShareLock);
 			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
 				continue;		/* dropped since the cache was loaded */
@@ -719,6 +722,43 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 			merged = lappend(merged, c);
 	}
 	stream_counters_record(merged, worker_no);
+}
+
+/*
+ * For a writer applying its own events (writer_apply.c): run the stream's
+ * transforms into tables over events, their rows inserted straight into
+ * the output tables (table_insert.c), counted under worker_no, in the
+ * caller's transaction, which must have an active snapshot.  Errors
+ * propagate.  No executor is kept: a session goes on to run anything, and
+ * must not hold relations open between its transactions.
+ */
+void
+stream_apply_table_transforms(StreamBatchEvents *events, int worker_no)
+{
+	List	   *counts = NIL;
+	ListCell   *lv;
+
+	foreach(lv, view_cache_views_of_stream(events->stream))
+	{
+		CachedView *view = lfirst(lv);
+		DestReceiver *dest;
+		ViewCount  *count;
+
+		if (!OidIsValid(view->output_table))
+			continue;
+		LockRelationOid(view->view, AccessShareLock);
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
+			continue;			/* dropped since the cache was loaded */
+		dest = stream_table_insert_receiver(view->output_table);
+		run_view_plan(view, events, dest, false);
+		dest->rDestroy(dest);
+		count = palloc0(sizeof(ViewCount));
+		count->view_id = view->id;
+		count->events = events->nevents;
+		counts = lappend(counts, count);
+		CommandCounterIncrement();
+	}
+	stream_counters_record(counts, worker_no);
 }
 
 /*

@@ -32,6 +32,7 @@ typedef struct StreamBatch
 } StreamBatch;
 
 extern void stream_apply_events(List *streams, int worker_no, bool careful);
+extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 extern bool stream_error_is_transient(int sqlerrcode);
 extern ErrorData *stream_try_in_subtransaction(void (*work) (void *arg), void *arg);

@@ -79,6 +79,9 @@ cache_row(ContinuousViewRow *row)
 	v->owner = row->owner;
 	if (OidIsValid(row->output) && stream_is_stream_relation(row->output))
 		v->output_stream = row->output;
+	else
+		v->output_table = row->output;
+	v->notify = row->notify != NULL;
 	v->name = copy_text(row->name);
 	v->definition = copy_text(row->definition);
 	v->query = copy_text(row->query);

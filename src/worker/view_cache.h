@@ -20,6 +20,8 @@ typedef struct CachedView
 	Oid			owner;
 	Oid			output_stream;	/* a transform's output, if a stream: its
 								 * rows are that stream's events */
+	Oid			output_table;	/* a transform's output, if a table */
+	bool		notify;			/* its moved rows are notified */
 	char	   *name;
 	char	   *definition;
 	char	   *query;			/* nodeToString of the defining query */

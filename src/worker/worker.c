@@ -154,8 +154,12 @@ stream_ext_worker_main(Datum arg)
 	proc_exit(0);
 }
 
+/*
+ * The batch's events of stream whose writers did (or did not) apply its
+ * transforms into tables themselves.
+ */
 static StreamBatchEvents *
-events_of_stream(StreamBatch *batch, Oid stream)
+events_of_stream(StreamBatch *batch, Oid stream, bool tables_applied)
 {
 	ListCell   *lc;
 	StreamBatchEvents *events;
@@ -163,11 +167,12 @@ events_of_stream(StreamBatch *batch, Oid stream)
 	foreach(lc, batch->streams)
 	{
 		events = lfirst(lc);
-		if (events->stream == stream)
+		if (events->stream == stream && events->tables_applied == tables_applied)
 			return events;
 	}
 	events = palloc0(sizeof(StreamBatchEvents));
 	events->stream = stream;
+	events->tables_applied = tables_applied;
 	events->only = -1;
 	events->capacity = 1024;
 	events->events = palloc(sizeof(HeapTupleData) * events->capacity);
@@ -221,7 +226,8 @@ collect_records(StreamBatch *batch, int slotno, uint64 to)
 
 		if (rec.nevents > 0)
 		{
-			StreamBatchEvents *events = events_of_stream(batch, rec.stream);
+			StreamBatchEvents *events = events_of_stream(batch, rec.stream,
+															  (rec.flags & STREAM_FLAG_TABLES_APPLIED) != 0);
 
 			if (events->nevents + (int) rec.nevents > events->capacity)
 			{

@@ -1,0 +1,271 @@
+/*
+ * writer_apply.c
+ *	  A writer applies its stream's transforms into tables itself, in its
+ *	  own transaction.
+ *
+ * A transform into a table applied by a worker must stage its rows (the
+ * writer has not committed when its batch is applied) for the combiner to
+ * move into the table once the writer commits: a second write, a delete and
+ * a per-row insert per event.  The writer has no such problem: rows it
+ * inserts into the table commit or roll back with its own transaction, as a
+ * trigger's do.  So when every transform into a table of the stream can be
+ * applied this way, stream/insert.c hands the writer's events to
+ * writer_apply() before sending them on: the transforms run over them, as
+ * their owners, in a security-restricted operation, with the settings
+ * workers pin (search_path, no JIT), and their rows go straight into the
+ * tables (table_insert.c).  The records that carry the events to a worker
+ * for the stream's other views are flagged so that the worker skips the
+ * transforms into tables; a stream with no other view sends nothing.
+ *
+ * The apply runs in a subtransaction.  When it fails, the subtransaction is
+ * rolled back and the events go to the workers unflagged, whose staging
+ * sets rejected rows aside one by one and records the errors (apply.c,
+ * combiner.c): the writer's own statement fails only on a transient error
+ * (a cancel, a deadlock, out of memory).
+ *
+ * A transform is left to the workers when it joins tables (a worker's batch
+ * sees them as committed; the writer would see its own changes), sends
+ * notifications, or its table is not one table_insert.c covers; then all of
+ * the stream's transforms into tables are, so that one flag says which
+ * events the workers skip them for.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
+#include "nodes/plannodes.h"
+#include "storage/proc.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "stream/insert.h"
+#include "worker/apply.h"
+#include "worker/table_insert.h"
+#include "worker/view_cache.h"
+#include "worker/writer_apply.h"
+
+/* Counts of writers go to view_counters under worker numbers from here */
+#define WRITER_COUNTER_WORKER_BASE 2000
+
+/* The user and settings our code runs with in a writer's backend */
+typedef struct WriterContext
+{
+	Oid			saved_user;
+	int			saved_sec;
+	int			nestlevel;		/* of the pinned settings, or 0 */
+} WriterContext;
+
+/*
+ * As the bootstrap superuser, for stream_ext's own tables (the writer may
+ * have no rights on them); views' plans run as their owners (apply.c).
+ */
+static void
+enter_writer_context(WriterContext *cx)
+{
+	GetUserIdAndSecContext(&cx->saved_user, &cx->saved_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, cx->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	cx->nestlevel = 0;
+}
+
+/*
+ * With the settings workers pin that matter to planning and running the
+ * views (worker/settings.c), until leave_writer_context.  (Not while the
+ * view cache loads: the names of views in the catalog rows it reads, which
+ * other code of the session shares, follow the session's search_path.)
+ */
+static void
+pin_worker_settings(WriterContext *cx)
+{
+	cx->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit_above_cost", "-1", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+static void
+leave_writer_context(WriterContext *cx)
+{
+	if (cx->nestlevel > 0)
+		AtEOXact_GUC(true, cx->nestlevel);
+	SetUserIdAndSecContext(cx->saved_user, cx->saved_sec);
+}
+
+/* Columns of the rows a plan returns */
+static int
+plan_columns(PlannedStmt *plan)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, plan->planTree->targetlist)
+		if (!((TargetEntry *) lfirst(lc))->resjunk)
+			n++;
+	return n;
+}
+
+/* Can the writer apply transform view (into a table) itself? */
+static bool
+transform_direct(CachedView *view)
+{
+	PlannedStmt *plan;
+	Oid			saved_user;
+	int			saved_sec;
+	ListCell   *lc;
+
+	if (view->notify)
+		return false;
+	/* planned as the owner, as a worker plans it (apply.c) */
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	plan = view_cache_plan(view, false);
+	SetUserIdAndSecContext(saved_user, saved_sec);
+	foreach(lc, view->plan_relations)
+		if (lfirst_oid(lc) != view->stream)
+			return false;
+	/* the rows: the writer, then the columns the transform fills */
+	return stream_table_insert_direct(view->output_table, view->owner, plan_columns(plan) - 1);
+}
+
+typedef struct AppliesCheck
+{
+	Oid			stream;
+	WriterApplies result;
+} AppliesCheck;
+
+static void
+check_transforms(void *arg)
+{
+	AppliesCheck *check = arg;
+	ListCell   *lc;
+	int			tables = 0;
+	int			others = 0;
+
+	foreach(lc, view_cache_views_of_stream(check->stream))
+	{
+		CachedView *view = lfirst(lc);
+
+		if (!OidIsValid(view->output_table))
+			others++;
+		else if (transform_direct(view))
+			tables++;
+		else
+			return;				/* the workers apply them all */
+	}
+	if (tables > 0)
+		check->result = others > 0 ? WRITER_APPLIES_TABLES : WRITER_APPLIES_ALL;
+}
+
+/* Has the stream a transform into a table? */
+static bool
+has_transform_into_table(Oid stream)
+{
+	ListCell   *lc;
+
+	foreach(lc, view_cache_views_of_stream(stream))
+		if (OidIsValid(((CachedView *) lfirst(lc))->output_table))
+			return true;
+	return false;
+}
+
+/*
+ * stream_writer_applies_hook: what the writer applies itself of the
+ * stream's views, for the statement writing into it.  Finding out runs in
+ * a subtransaction (it may plan the transforms); if that fails, nothing:
+ * the workers will say why.
+ */
+static WriterApplies
+writer_applies(Oid stream)
+{
+	static bool cache_ready = false;
+	AppliesCheck check = {stream, WRITER_APPLIES_NOTHING};
+	WriterContext cx;
+	ErrorData  *edata;
+
+	enter_writer_context(&cx);
+	if (!cache_ready)
+	{
+		view_cache_init();
+		cache_ready = true;
+	}
+	if (has_transform_into_table(stream))
+	{
+		pin_worker_settings(&cx);
+		edata = stream_try_in_subtransaction(check_transforms, &check);
+		if (edata != NULL)
+		{
+			ereport(DEBUG1,
+					(errmsg_internal("stream_ext: the writer leaves the transforms into tables to the workers: %s",
+									 edata->message)));
+			FreeErrorData(edata);
+			check.result = WRITER_APPLIES_NOTHING;
+		}
+	}
+	leave_writer_context(&cx);
+	return check.result;
+}
+
+static void
+apply_in_subtransaction(void *arg)
+{
+	stream_apply_table_transforms((StreamBatchEvents *) arg,
+								  WRITER_COUNTER_WORKER_BASE + MyProc->pgprocno);
+}
+
+/*
+ * stream_writer_apply_hook: apply the stream's transforms into tables to
+ * the writer's events.  Returns false when that failed (rolled back: the
+ * workers take them); a transient error fails the writer's statement.
+ */
+static bool
+writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext writer apply",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	StreamBatchEvents *events = palloc0(sizeof(StreamBatchEvents));
+	WriterContext cx;
+	ErrorData  *edata;
+
+	events->stream = stream;
+	events->only = -1;
+	events->nevents = nevents;
+	events->capacity = nevents;
+	events->events = tuples;
+
+	/*
+	 * A snapshot that sees what the statement wrote so far, the rows and
+	 * counts of earlier applies of a COPY included; the statement's own
+	 * scans keep theirs.
+	 */
+	CommandCounterIncrement();
+	if (ActiveSnapshotSet())
+		PushCopiedSnapshot(GetActiveSnapshot());
+	else
+		PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	enter_writer_context(&cx);
+	pin_worker_settings(&cx);
+	edata = stream_try_in_subtransaction(apply_in_subtransaction, events);
+	leave_writer_context(&cx);
+	PopActiveSnapshot();
+	MemoryContextSwitchTo(old);
+	if (edata != NULL && stream_error_is_transient(edata->sqlerrcode))
+		ReThrowError(edata);
+	if (edata != NULL)
+		ereport(DEBUG1,
+				(errmsg_internal("stream_ext: the writer's apply of transforms into tables failed, the workers take its events: %s",
+								 edata->message)));
+	MemoryContextDelete(cxt);
+	return edata == NULL;
+}
+
+void
+stream_writer_apply_init(void)
+{
+	stream_writer_applies_hook = writer_applies;
+	stream_writer_apply_hook = writer_apply;
+}
