@@ -7,13 +7,17 @@
 #      ev -> t_mid (a LEFT JOIN with a table, rows missing on its side, a
 #      WHERE, expressions) -> stream mid -> views mid_agg (GROUP BY) and
 #      mid_minutes (time buckets), and -> t_out -> table out_tab;
-#      ev -> t_direct -> table direct_tab.
+#      ev -> t_direct -> table direct_tab;
+#      ev2 (the same events) -> t_writer -> table writer_tab (a unique index),
+#      which the writers insert into themselves, and -> view ev2_agg, which
+#      the workers apply to the same (flagged) events.
 #    The same events go into a plain table in the same transactions; every
 #    stage must equal the batch query over that table.
 # 2. Crash: an own server; clients write batches (each with its id: COPY,
 #    multi-statement transactions, rollbacks, rolled back savepoints) into a
 #    chain ev -> t_mid -> mid -> (per_batch view, t_out -> out_tab) and
-#    ev -> t_direct -> direct_tab; kill -9 of the postmaster mid-ingestion,
+#    ev -> t_direct -> direct_tab (which the writers insert into themselves);
+#    kill -9 of the postmaster mid-ingestion,
 #    restart, and in every stage every acknowledged batch is there exactly
 #    once and complete, every batch there is complete in every stage, rolled
 #    back batches and savepoints are nowhere, no row is doubled.
@@ -44,6 +48,12 @@ CREATE VIEW t_out WITH (continuous, output = 'out_tab') AS
   SELECT id, k, v2 FROM mid WHERE v2 % 3 = 0;
 CREATE VIEW t_direct WITH (continuous, output = 'direct_tab') AS
   SELECT e.id, e.v, u.country FROM ev e JOIN users u ON u.id = e.u WHERE e.k < 5;
+CREATE FOREIGN TABLE ev2 (id bigint, k int, v int, u bigint, ts timestamptz) SERVER stream_ext;
+CREATE TABLE writer_tab (id bigint, k int, v int);
+CREATE UNIQUE INDEX ON writer_tab (id);
+CREATE VIEW t_writer WITH (continuous, output = 'writer_tab') AS
+  SELECT id, k, v * 3 FROM ev2 WHERE v % 2 = 0;
+CREATE VIEW ev2_agg WITH (continuous) AS SELECT k, count(*), sum(v) FROM ev2 GROUP BY k;
 -- the batch queries over the committed events
 CREATE VIEW want_mid AS
   SELECT p.id, p.k, p.v * 2 AS v2, coalesce(u.country, '?') AS country, p.ts
@@ -59,6 +69,7 @@ plain_sql() {
 round_sql() {
 	plain_sql "$1" "$2"
 	printf "INSERT INTO ev SELECT id, k, v, u, ts FROM plain WHERE round = %s;\n" "$1"
+	printf "INSERT INTO ev2 SELECT id, k, v, u, ts FROM plain WHERE round = %s;\n" "$1"
 }
 for r in $(seq 1 "$ROUNDS"); do
 	n=$((RANDOM % 300 + 1))
@@ -69,13 +80,15 @@ for r in $(seq 1 "$ROUNDS"); do
 	2) # COPY of the round's events, once they are in plain
 	   plain_sql "$r" "$n" | run_sql
 	   psql -X -q -At -c "COPY (SELECT id, k, v, u, ts FROM plain WHERE round = $r) TO STDOUT" > "$SCRATCH/round.copy"
-	   run_sql -c "\\copy ev FROM '$SCRATCH/round.copy'" ;;
+	   run_sql -c "\\copy ev FROM '$SCRATCH/round.copy'" -c "\\copy ev2 FROM '$SCRATCH/round.copy'" ;;
 	*) { echo "BEGIN;"; round_sql "$r" "$n"; echo "COMMIT;"; } | run_sql ;;
 	esac
 done
 say "$(q "SELECT count(*) FROM plain") committed events in $ROUNDS rounds"
 wait_until 60 "the combiner moved every committed row" \
 	"SELECT count(*) = 0 FROM (SELECT 1 FROM t_out UNION ALL SELECT 1 FROM t_direct) x"
+wait_until 60 "the combiner merged ev2_agg" \
+	"SELECT sum(count) = (SELECT count(*) FROM plain) FROM ev2_agg"
 
 check_equal() {  # check_equal WHAT ACTUAL_SQL WANTED_SQL: multiset equality
 	local diff
@@ -93,6 +106,15 @@ check_equal "out_tab (stream -> transform -> stream -> transform -> table)" \
 check_equal "direct_tab (stream -> transform with a join -> table)" \
 	"SELECT * FROM direct_tab" \
 	"SELECT p.id, p.v, u.country FROM plain p JOIN users u ON u.id = p.u WHERE p.k < 5"
+check_equal "writer_tab (stream -> transform -> table, inserted by the writers)" \
+	"SELECT * FROM writer_tab" "SELECT id, k, v * 3 FROM plain WHERE v % 2 = 0"
+check_equal "ev2_agg (a view of the same stream, applied by the workers)" \
+	"SELECT * FROM ev2_agg" "SELECT k, count(*), sum(v) FROM plain GROUP BY k"
+# every event of t_writer was counted by a writer (worker numbers from 2000), none by a worker
+[ "$(q "SELECT bool_and(c.worker >= 2000) FROM stream_ext_internal.view_counters c
+        JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id WHERE v.view = 't_writer'::regclass")" = t ] ||
+	fail "t_writer was applied by workers too: $(q "SELECT string_agg(worker || ':' || events, ' ') FROM stream_ext_internal.view_counters")"
+say "ok: the writers applied t_writer themselves"
 # view_stats counts what each view applied, rolled back writers' events too:
 # the views of mid all saw the same transformed events, at least the committed ones
 [ "$(q "SELECT count(DISTINCT events) = 1 AND min(events) >= (SELECT count(*) FROM want_mid)
@@ -173,4 +195,9 @@ for cycle in $(seq 1 "$CYCLES"); do
 	wait_until 60 "the combiner moved and cleaned every delta" "SELECT pending_deltas() = 0"
 	verify "cycle $cycle, after restart and the combiner's rounds"
 done
+# the writers inserted direct_tab's rows themselves (counted under worker numbers from 2000)
+[ "$(q "SELECT bool_and(c.worker >= 2000) FROM stream_ext_internal.view_counters c
+        JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id WHERE v.view = 't_direct'::regclass")" = t ] ||
+	fail "t_direct was applied by workers too"
+say "ok: the writers applied t_direct themselves, kill -9 included"
 say "ok"

@@ -1,0 +1,160 @@
+--
+-- transforms_writer: a writer inserts the rows of its stream's transforms
+-- into tables itself, in its own transaction, when every one of them can be
+-- (a plain table without triggers, rules or row security; no join; no
+-- notify); otherwise the workers stage the rows and the combiner moves them
+--
+CREATE FOREIGN TABLE tw_s (ts timestamptz, url text, status int) SERVER stream_ext;
+CREATE TABLE tw_out (ts timestamptz, url text, status int CHECK (status < 600));
+CREATE UNIQUE INDEX tw_out_key ON tw_out (url, ts);
+CREATE VIEW tw_to_out WITH (continuous, output = 'tw_out') AS
+  SELECT ts, url, status FROM tw_s WHERE status >= 500;
+-- wait until the committed deltas of view v are merged (or moved)
+CREATE FUNCTION tw_merged(v regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  FOR i IN 1..400 LOOP
+    EXECUTE format('SELECT count(*) FROM %s WHERE stream_ext_internal.xid_committed(writer_xid)',
+                   (SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = v)) INTO n;
+    IF n = 0 THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- the rows are in the table inside the writer's transaction, before COMMIT;
+-- a rolled back savepoint takes its rows along
+BEGIN;
+INSERT INTO tw_s VALUES ('2100-01-01 10:00', '/a', 500), ('2100-01-01 10:01', '/b', 200);
+SELECT url, status FROM tw_out ORDER BY ts;
+SAVEPOINT s;
+INSERT INTO tw_s VALUES ('2100-01-01 10:02', '/c', 503);
+SELECT count(*) FROM tw_out;
+ROLLBACK TO s;
+COPY tw_s FROM STDIN (FORMAT csv);
+2100-01-01 10:03,/d,502
+2100-01-01 10:04,/e,200
+\.
+SELECT url, status FROM tw_out ORDER BY ts;
+COMMIT;
+-- a rolled back transaction leaves nothing
+BEGIN;
+INSERT INTO tw_s VALUES ('2100-01-01 10:05', '/f', 501);
+ROLLBACK;
+SELECT url, status FROM tw_out ORDER BY ts;
+-- nothing was staged; view_stats counts the committed writers' events
+SELECT count(*) FROM tw_to_out;
+SELECT events FROM stream_ext.view_stats WHERE name = 'tw_to_out'::regclass;
+-- the rows are in the table's indexes
+SET enable_seqscan = off;
+SELECT url, status FROM tw_out WHERE url = '/d';
+RESET enable_seqscan;
+
+-- a row the table rejects (a CHECK, a duplicate key): the writer leaves the
+-- statement's events to the workers, which set that row aside and record it
+INSERT INTO tw_s VALUES ('2100-01-01 11:00', '/big', 700), ('2100-01-01 11:01', '/g', 504);
+INSERT INTO tw_s VALUES ('2100-01-01 11:01', '/g', 505), ('2100-01-01 11:02', '/h', 506);
+SELECT tw_merged('tw_to_out');
+SELECT url, status FROM tw_out WHERE ts >= '2100-01-01 11:00' ORDER BY ts;
+SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'tw_to_out'::regclass ORDER BY 1;
+
+-- with another view of the stream, the writer still inserts the rows, and
+-- the worker applies only that view to its events: nothing is doubled
+CREATE VIEW tw_classes WITH (continuous) AS
+  SELECT status / 100 AS class, count(*) FROM tw_s GROUP BY 1;
+BEGIN;
+INSERT INTO tw_s SELECT '2100-01-02'::timestamptz + i * interval '1 second', '/many', 500 + i % 2
+  FROM generate_series(1, 1000) i;
+SELECT count(*) FROM tw_out WHERE url = '/many';
+INSERT INTO tw_s VALUES ('2100-01-02 01:00', '/ok', 200);
+COMMIT;
+SELECT tw_merged('tw_classes'), tw_merged('tw_to_out');
+SELECT * FROM tw_classes ORDER BY class;
+SELECT count(*), count(DISTINCT ts) FROM tw_out WHERE url = '/many';
+
+-- a trigger on the table: the workers apply the transform, and the rows
+-- arrive once the writer committed
+CREATE FUNCTION tw_shout() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.url := upper(NEW.url); RETURN NEW; END $$;
+CREATE TRIGGER tw_shout BEFORE INSERT ON tw_out FOR EACH ROW EXECUTE FUNCTION tw_shout();
+BEGIN;
+INSERT INTO tw_s VALUES ('2100-01-03 10:00', '/t', 500);
+SELECT count(*) FROM tw_out WHERE ts = '2100-01-03 10:00';
+COMMIT;
+SELECT tw_merged('tw_to_out');
+SELECT url FROM tw_out WHERE ts = '2100-01-03 10:00';
+DROP TRIGGER tw_shout ON tw_out;
+-- without it, the writer again
+BEGIN;
+INSERT INTO tw_s VALUES ('2100-01-03 10:01', '/u', 500);
+SELECT url FROM tw_out WHERE ts = '2100-01-03 10:01';
+COMMIT;
+-- a transform with a join on the same stream: all of its transforms into
+-- tables go to the workers
+CREATE TABLE tw_names (url text PRIMARY KEY, name text);
+INSERT INTO tw_names VALUES ('/v', 'vee');
+CREATE TABLE tw_named (url text, name text);
+CREATE VIEW tw_to_named WITH (continuous, output = 'tw_named') AS
+  SELECT s.url, n.name FROM tw_s s JOIN tw_names n USING (url);
+BEGIN;
+INSERT INTO tw_s VALUES ('2100-01-03 10:02', '/v', 500);
+SELECT count(*) FROM tw_out WHERE ts = '2100-01-03 10:02';
+COMMIT;
+SELECT tw_merged('tw_to_out'), tw_merged('tw_to_named');
+SELECT url FROM tw_out WHERE ts = '2100-01-03 10:02';
+SELECT * FROM tw_named;
+DROP VIEW tw_to_named;
+
+-- a transform runs as its owner, restricted, whoever writes; the writer
+-- needs no right on the table.  Revoked, the rows wait (staged) until the
+-- owner may insert again.
+CREATE ROLE regress_tw_owner;
+CREATE ROLE regress_tw_writer;
+GRANT SELECT ON tw_s TO regress_tw_owner;
+GRANT CREATE ON SCHEMA public TO regress_tw_owner;
+GRANT INSERT ON tw_s TO regress_tw_writer;
+CREATE TABLE tw_who (url text, owner name, restricted boolean);
+GRANT INSERT ON tw_who TO regress_tw_owner;
+SET ROLE regress_tw_owner;
+CREATE VIEW tw_to_who WITH (continuous, output = 'tw_who') AS
+  SELECT url, current_user, stream_ext_internal.in_security_restricted_operation()
+  FROM tw_s WHERE url LIKE '/who%';
+RESET ROLE;
+SET ROLE regress_tw_writer;
+INSERT INTO tw_s VALUES ('2100-01-04 10:00', '/who', 200);
+SELECT has_table_privilege('tw_who', 'INSERT');
+RESET ROLE;
+SELECT * FROM tw_who;
+REVOKE INSERT ON tw_who FROM regress_tw_owner;
+INSERT INTO tw_s VALUES ('2100-01-04 10:01', '/who-revoked', 200);
+SELECT pg_sleep(0.5);
+SELECT count(*) FROM tw_who;
+GRANT INSERT ON tw_who TO regress_tw_owner;
+SELECT tw_merged('tw_to_who');
+SELECT * FROM tw_who ORDER BY url;
+-- a column added to the table takes its default (nextval as the owner)
+ALTER TABLE tw_who ADD COLUMN n bigserial;
+GRANT USAGE ON SEQUENCE tw_who_n_seq TO regress_tw_owner;
+BEGIN;
+INSERT INTO tw_s VALUES ('2100-01-04 10:02', '/who-numbered', 200);
+SELECT url, n FROM tw_who WHERE url = '/who-numbered';
+COMMIT;
+
+-- a partitioned table: the workers, too
+CREATE FOREIGN TABLE tw_p (k int, v int) SERVER stream_ext;
+CREATE TABLE tw_parts (k int, v int) PARTITION BY RANGE (k);
+CREATE TABLE tw_parts_low PARTITION OF tw_parts FOR VALUES FROM (0) TO (10);
+CREATE TABLE tw_parts_high PARTITION OF tw_parts FOR VALUES FROM (10) TO (100);
+CREATE VIEW tw_to_parts WITH (continuous, output = 'tw_parts') AS SELECT k, v FROM tw_p;
+BEGIN;
+INSERT INTO tw_p VALUES (1, 1), (50, 2);
+SELECT count(*) FROM tw_parts;
+COMMIT;
+SELECT tw_merged('tw_to_parts');
+SELECT tableoid::regclass, k, v FROM tw_parts ORDER BY k;
+
+DROP FOREIGN TABLE tw_s, tw_p CASCADE;
+DROP TABLE tw_out, tw_names, tw_named, tw_who, tw_parts;
+DROP FUNCTION tw_merged(regclass), tw_shout();
+REVOKE CREATE ON SCHEMA public FROM regress_tw_owner;
+DROP ROLE regress_tw_owner, regress_tw_writer;
