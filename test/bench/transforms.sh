@@ -12,11 +12,13 @@
 #   (j1) a transform of every event into a plain logged table
 #          CREATE VIEW to_out WITH (continuous, output = 'out') AS
 #            SELECT url, user_id, latency, ts FROM clicks_t
-#        timed from the COPY's start until every row is in `out` (the COPY
-#        returns once the workers staged the rows; the combiner then moves
-#        them into the table in transactions of 10,000 rows), and also until
-#        the COPY returned; baseline: COPY of the same file straight into a
-#        plain logged table of the same columns.  Target: >= 0.8x.
+#        timed from the COPY's start until every row is in `out`: when the
+#        COPY returns (the writer inserts the rows itself, src/worker/
+#        writer_apply.c), or, when rows were staged by the workers instead,
+#        once the combiner moved them (the COPY's time plus the wait after
+#        it, polled every 50 ms); and also until the COPY returned.
+#        Baseline: COPY of the same file straight into a plain logged table
+#        of the same columns.  Target: >= 0.8x.
 #   (j2) a chain stream -> transform -> stream -> view
 #          clicks_c -> to_mid (every event) -> mid -> chain_view
 #        against the single view over a stream (the core view of core.sh:
@@ -86,12 +88,15 @@ for rep in $(seq 1 "$REPS"); do
 	log "rep $rep: plain table $(fmt "${PLAIN[-1]}") events/s"
 
 	prepare
-	t0=$(now_ms)
 	ms=$(copy_ms clicks_t "$CSV")
 	TRANSFORM_ACK+=("$(rate "$ms")")
-	while [ "$(q -c "SELECT NOT EXISTS (SELECT 1 FROM $DELTA_OUT)")" != t ]; do sleep 0.05; done
-	t1=$(now_ms)
-	TRANSFORM_IN+=("$(rate $((t1 - t0)))")
+	# rows still staged when the COPY returned add the time until they are moved
+	t_ret=$(now_ms) in_ms=$ms
+	until [ "$(q -c "SELECT NOT EXISTS (SELECT 1 FROM $DELTA_OUT)")" = t ]; do
+		sleep 0.05
+		in_ms=$((ms + $(now_ms) - t_ret))
+	done
+	TRANSFORM_IN+=("$(rate "$in_ms")")
 	[ "$(q -c "SELECT count(*) FROM out")" = "$EVENTS" ] || die "out has $(q -c "SELECT count(*) FROM out") rows, not $EVENTS"
 	log "rep $rep: transform into a table $(fmt "${TRANSFORM_IN[-1]}") events/s in the table (COPY returned at $(fmt "${TRANSFORM_ACK[-1]}"))"
 
@@ -119,7 +124,7 @@ echo
 echo "| case | events/s | baseline events/s | ratio | target | met |"
 echo "|---|---:|---:|---:|---:|---|"
 echo "| (j1) transform into a logged table, rows in the table | $(fmt "$ti") | $(fmt "$p") (COPY into the table) | $(ratio "$ti" "$p") | 0.8 | $(yesno ge "$(ratio "$ti" "$p")" 0.8) |"
-echo "| (j1) same, until the COPY returned (rows staged) | $(fmt "$ta") | $(fmt "$p") | $(ratio "$ta" "$p") | - | - |"
+echo "| (j1) same, until the COPY returned | $(fmt "$ta") | $(fmt "$p") | $(ratio "$ta" "$p") | - | - |"
 echo "| (j2) stream -> transform -> stream -> view | $(fmt "$c") | $(fmt "$s") (single view) | $(ratio "$c" "$s") | 0.5 | $(yesno ge "$(ratio "$c" "$s")" 0.5) |"
 echo
 echo "checks: out has every event after each run; chain_view = single_view: $([ "$same" = 0 ] && echo yes || echo "NO ($same rows differ)")"
