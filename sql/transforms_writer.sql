@@ -125,6 +125,10 @@ INSERT INTO tw_s VALUES ('2100-01-04 10:00', '/who', 200);
 SELECT has_table_privilege('tw_who', 'INSERT');
 RESET ROLE;
 SELECT * FROM tw_who;
+-- (inserted by the writer itself: counted under a writer's number, from 2000)
+SELECT bool_and(c.worker >= 2000) AS by_writers
+  FROM stream_ext_internal.view_counters c JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id
+ WHERE v.view = 'tw_to_who'::regclass;
 REVOKE INSERT ON tw_who FROM regress_tw_owner;
 INSERT INTO tw_s VALUES ('2100-01-04 10:01', '/who-revoked', 200);
 SELECT pg_sleep(0.5);
@@ -139,6 +143,34 @@ BEGIN;
 INSERT INTO tw_s VALUES ('2100-01-04 10:02', '/who-numbered', 200);
 SELECT url, n FROM tw_who WHERE url = '/who-numbered';
 COMMIT;
+
+-- the writer reads the extension's catalog and plans the transforms with
+-- search_path = pg_catalog: an operator planted on its own path is not called
+CREATE ROLE regress_tw_evil;
+CREATE SCHEMA tw_evil AUTHORIZATION regress_tw_evil;
+GRANT INSERT ON tw_s TO regress_tw_evil;
+SET ROLE regress_tw_evil;
+CREATE TABLE tw_evil.calls (who name);
+CREATE FUNCTION tw_evil.eq(oid, regclass) RETURNS boolean LANGUAGE sql
+  AS $$ INSERT INTO tw_evil.calls VALUES (current_user); SELECT $1 OPERATOR(pg_catalog.=) $2::oid $$;
+CREATE OPERATOR tw_evil.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = tw_evil.eq);
+CREATE FUNCTION tw_evil.eq(integer, integer) RETURNS boolean LANGUAGE sql
+  AS $$ INSERT INTO tw_evil.calls VALUES (current_user); SELECT $1 OPERATOR(pg_catalog.=) $2 $$;
+CREATE OPERATOR tw_evil.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = tw_evil.eq);
+RESET ROLE;
+-- a new view makes every session read the catalog again
+CREATE VIEW tw_refresh WITH (continuous) AS SELECT count(*) FROM tw_s;
+SET ROLE regress_tw_evil;
+SET search_path = tw_evil, pg_catalog;
+INSERT INTO public.tw_s VALUES ('2100-01-04 11:00', '/who-evil', 200);
+SELECT * FROM tw_evil.calls;
+RESET search_path;
+RESET ROLE;
+SELECT url, owner FROM tw_who WHERE url = '/who-evil';
+DROP VIEW tw_refresh;
+DROP SCHEMA tw_evil CASCADE;
+REVOKE INSERT ON tw_s FROM regress_tw_evil;
+DROP ROLE regress_tw_evil;
 
 -- a partitioned table: the workers, too
 CREATE FOREIGN TABLE tw_p (k int, v int) SERVER stream_ext;

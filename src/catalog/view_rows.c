@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -34,6 +36,13 @@ static MemoryContext rows_cxt = NULL;
 static List *cached_rows = NIL;
 static bool rows_valid = false;
 static Oid	cached_catalog_relid = InvalidOid;
+
+/*
+ * The search_path the rows were read under: the names in them (regclass as
+ * text) follow it, so a caller under another path (a writer's own apply of
+ * transforms pins pg_catalog, worker/writer_apply.c) reads them again.
+ */
+static char *rows_search_path = NULL;
 
 static void
 invalidate_rows(Datum arg, Oid relid)
@@ -115,6 +124,7 @@ load_rows(void)
 	}
 	MemoryContextReset(rows_cxt);
 	cached_rows = NIL;
+	rows_search_path = MemoryContextStrdup(rows_cxt, namespace_search_path);
 	/* invalidations that arrive while loading make the next call load again */
 	rows_valid = true;
 	cached_catalog_relid = stream_catalog_relid(false);
@@ -154,7 +164,7 @@ load_rows(void)
 List *
 stream_catalog_views(void)
 {
-	if (!rows_valid)
+	if (!rows_valid || strcmp(rows_search_path, namespace_search_path) != 0)
 	{
 		PG_TRY();
 		{

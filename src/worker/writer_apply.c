@@ -32,7 +32,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "storage/proc.h"
@@ -49,48 +48,25 @@
 /* Counts of writers go to view_counters under worker numbers from here */
 #define WRITER_COUNTER_WORKER_BASE 2000
 
-/* The user and settings our code runs with in a writer's backend */
-typedef struct WriterContext
-{
-	Oid			saved_user;
-	int			saved_sec;
-	int			nestlevel;		/* of the pinned settings, or 0 */
-} WriterContext;
-
 /*
- * As the bootstrap superuser, for stream_ext's own tables (the writer may
- * have no rights on them); views' plans run as their owners (apply.c).
+ * Pin the settings workers pin that matter here (worker/settings.c), until
+ * AtEOXact_GUC at the level returned: search_path = pg_catalog (the
+ * catalog's SQL and the views' planning resolve nothing through the
+ * writer's path), and no JIT for plans run once.  The writer's own role
+ * stays: reading the catalog needs no privilege (catalog_rows() is a
+ * security definer function), the views' plans run as their owners
+ * (apply.c), and counts are written by heap access.
  */
-static void
-enter_writer_context(WriterContext *cx)
+static int
+pin_worker_settings(void)
 {
-	GetUserIdAndSecContext(&cx->saved_user, &cx->saved_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, cx->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	cx->nestlevel = 0;
-}
+	int			nestlevel = NewGUCNestLevel();
 
-/*
- * With the settings workers pin that matter to planning and running the
- * views (worker/settings.c), until leave_writer_context.  (Not while the
- * view cache loads: the names of views in the catalog rows it reads, which
- * other code of the session shares, follow the session's search_path.)
- */
-static void
-pin_worker_settings(WriterContext *cx)
-{
-	cx->nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION,
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("jit_above_cost", "-1", PGC_SUSET, PGC_S_SESSION,
+	(void) set_config_option("jit_above_cost", "-1", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-}
-
-static void
-leave_writer_context(WriterContext *cx)
-{
-	if (cx->nestlevel > 0)
-		AtEOXact_GUC(true, cx->nestlevel);
-	SetUserIdAndSecContext(cx->saved_user, cx->saved_sec);
+	return nestlevel;
 }
 
 /* Columns of the rows a plan returns */
@@ -173,19 +149,22 @@ has_transform_into_table(Oid stream)
 
 /*
  * stream_writer_applies_hook: what the writer applies itself of the
- * stream's views, for the statement writing into it.  Finding out runs in
- * a subtransaction (it may plan the transforms); if that fails, nothing:
- * the workers will say why.
+ * stream's views, for the statement writing into it.  Cheap for a stream
+ * without transforms into tables (its views are looked up in the view
+ * cache, which reads the catalog only after a change of it).  Finding out
+ * runs in a subtransaction (it may plan the transforms); if that fails,
+ * nothing: the workers will say why.
  */
 static WriterApplies
 writer_applies(Oid stream)
 {
 	static bool cache_ready = false;
 	AppliesCheck check = {stream, WRITER_APPLIES_NOTHING};
-	WriterContext cx;
+	int			nestlevel = 0;
 	ErrorData  *edata;
 
-	enter_writer_context(&cx);
+	if (!cache_ready || !view_cache_is_valid())
+		nestlevel = pin_worker_settings();	/* the view cache reads the catalog */
 	if (!cache_ready)
 	{
 		view_cache_init();
@@ -193,7 +172,8 @@ writer_applies(Oid stream)
 	}
 	if (has_transform_into_table(stream))
 	{
-		pin_worker_settings(&cx);
+		if (nestlevel == 0)
+			nestlevel = pin_worker_settings();
 		edata = stream_try_in_subtransaction(check_transforms, &check);
 		if (edata != NULL)
 		{
@@ -204,7 +184,8 @@ writer_applies(Oid stream)
 			check.result = WRITER_APPLIES_NOTHING;
 		}
 	}
-	leave_writer_context(&cx);
+	if (nestlevel > 0)
+		AtEOXact_GUC(true, nestlevel);
 	return check.result;
 }
 
@@ -227,7 +208,7 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	StreamBatchEvents *events = palloc0(sizeof(StreamBatchEvents));
-	WriterContext cx;
+	int			nestlevel;
 	ErrorData  *edata;
 
 	events->stream = stream;
@@ -247,10 +228,9 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 	else
 		PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
-	enter_writer_context(&cx);
-	pin_worker_settings(&cx);
+	nestlevel = pin_worker_settings();
 	edata = stream_try_in_subtransaction(apply_in_subtransaction, events);
-	leave_writer_context(&cx);
+	AtEOXact_GUC(true, nestlevel);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
 	if (edata != NULL && stream_error_is_transient(edata->sqlerrcode))
