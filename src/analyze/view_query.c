@@ -623,6 +623,89 @@ key_compared_bytewise(Expr *key)
 }
 
 /*
+ * A hash of a variable-length group key, consistent with its grouping
+ * equality, or NULL when the key is not one: see sort_by_hashes_first.
+ */
+static Expr *
+key_hash(Expr *key, SortGroupClause *sgc)
+{
+	Oid			type = exprType((Node *) key);
+	Oid			collation = exprCollation((Node *) key);
+	RegProcedure hash;
+	RegProcedure right_hash;
+
+	if (get_typlen(type) != -1 || !OidIsValid(sgc->eqop) ||
+		(OidIsValid(collation) && collation != C_COLLATION_OID &&
+		 !get_collation_isdeterministic(collation)) ||
+		!get_op_hash_functions(sgc->eqop, &hash, &right_hash) || hash != right_hash ||
+		get_func_rettype(hash) != INT4OID)
+		return NULL;
+	return (Expr *) makeFuncExpr(hash, INT4OID, list_make1(copyObject(key)), InvalidOid,
+								 collation, COERCE_EXPLICIT_CALL);
+}
+
+/*
+ * Add to q, grouped as groupClause (the writer first when refs_from is 2,
+ * its keys after it), a hidden group key per variable-length key: its hash,
+ * ahead of the keys.  The groups are the same (equal keys have equal
+ * hashes), but a sort of the batch compares two int4 first and the keys
+ * themselves almost only within a group.  Sorting a batch of 20,000 events
+ * by their url text took a third of a worker's time on an hll view (hll's
+ * 128 kB states keep the planner from hashing the groups).  Returns the
+ * new group clause.
+ */
+static List *
+sort_by_hashes_first(Query *q, List *groupClause, bool writer_first)
+{
+	List	   *hashes = NIL;
+	ListCell   *lc;
+	Index		ref = 0;
+	AttrNumber	resno = list_length(q->targetList) + 1;
+
+	foreach(lc, q->targetList)
+		ref = Max(ref, ((TargetEntry *) lfirst(lc))->ressortgroupref);
+	foreach(lc, groupClause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *key = get_sortgroupclause_tle(sgc, q->targetList);
+		Expr	   *hash = key_hash(key->expr, sgc);
+		SortGroupClause *hash_sgc;
+		TargetEntry *tle;
+		bool		hashable;
+
+		if (hash == NULL)
+			continue;
+		tle = makeTargetEntry(hash, resno++, pstrdup("_key_hash"), true);
+		tle->ressortgroupref = ++ref;
+		q->targetList = lappend(q->targetList, tle);
+		hash_sgc = makeNode(SortGroupClause);
+		get_sort_group_operators(INT4OID, true, true, false,
+								 &hash_sgc->sortop, &hash_sgc->eqop, NULL, &hashable);
+		hash_sgc->hashable = hashable;
+		hash_sgc->tleSortGroupRef = ref;
+		hashes = lappend(hashes, hash_sgc);
+	}
+	if (hashes == NIL)
+		return groupClause;
+	if (writer_first)
+	{
+		List	   *result = list_make1(linitial(groupClause));
+
+		result = list_concat(result, hashes);
+		return list_concat(result, list_delete_first(groupClause));
+	}
+	return list_concat(hashes, groupClause);
+}
+
+/* Does the plan group a batch by sorting it? */
+static bool
+groups_by_sorting(PlannedStmt *pstmt)
+{
+	return IsA(pstmt->planTree, Agg) &&
+		((Agg *) pstmt->planTree)->aggstrategy == AGG_SORTED;
+}
+
+/*
  * Plan the workers' query for a view: for the events of one batch,
  *	 SELECT event_xid8(xmin), keys..., partial(agg)... FROM stream WHERE ...
  *	 GROUP BY 1, keys...
@@ -632,8 +715,8 @@ key_compared_bytewise(Expr *key)
  * and the window's keys, and computes its hidden key with GROUPING().
  * Must run inside a transaction.
  */
-PlannedStmt *
-stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer)
+static PlannedStmt *
+plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer, bool key_hashes)
 {
 	Query	   *q = copyObject(shape->query);
 	RangeTblEntry *rte = rt_fetch(shape->stream_rti, q->rtable);
@@ -720,7 +803,7 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 	}
 
 	q->targetList = tlist;
-	q->groupClause = groupClause;
+	q->groupClause = key_hashes ? sort_by_hashes_first(q, groupClause, !one_writer) : groupClause;
 	q->groupingSets = NIL;
 	q->groupDistinct = false;
 	if (grouping != NULL)
@@ -736,6 +819,21 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 	q = stream_rewrite_view_query(q, shape->stream);
 	pstmt = stream_plan_batch_query(q, sql);
 	partialize_plan(pstmt->planTree);
+	return pstmt;
+}
+
+/*
+ * The workers' plan of a view's partial aggregation (above); when it groups
+ * a batch by sorting it, planned again with the keys' hashes sorted first
+ * (sort_by_hashes_first), but for grouping sets.
+ */
+PlannedStmt *
+stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer)
+{
+	PlannedStmt *pstmt = plan_partial_aggregation(shape, sql, one_writer, false);
+
+	if (shape->grouping_key < 0 && groups_by_sorting(pstmt))
+		pstmt = plan_partial_aggregation(shape, sql, one_writer, true);
 	return pstmt;
 }
 
