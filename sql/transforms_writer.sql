@@ -172,6 +172,26 @@ DROP SCHEMA tw_evil CASCADE;
 REVOKE INSERT ON tw_s FROM regress_tw_evil;
 DROP ROLE regress_tw_evil;
 
+-- a function of the statement writes into a stream in an exception block,
+-- which rolls back: the rows of the statement's events buffered before it
+-- stay (the writer does not apply them inside that block)
+CREATE FOREIGN TABLE tw_s2 (x int) SERVER stream_ext;
+CREATE FUNCTION tw_nested(i int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    INSERT INTO tw_s2 VALUES (i);
+    RAISE EXCEPTION 'undone';
+  EXCEPTION WHEN raise_exception THEN NULL;
+  END;
+  RETURN i;
+END $$;
+INSERT INTO tw_s SELECT '2100-01-05'::timestamptz + tw_nested(i) * interval '1 second', '/nested', 500
+  FROM generate_series(1, 3) i;
+SELECT tw_merged('tw_to_out');
+SELECT count(*) FROM tw_out WHERE url = '/nested';
+DROP FUNCTION tw_nested(int);
+DROP FOREIGN TABLE tw_s2;
+
 -- a partitioned table: the workers, too
 CREATE FOREIGN TABLE tw_p (k int, v int) SERVER stream_ext;
 CREATE TABLE tw_parts (k int, v int) PARTITION BY RANGE (k);

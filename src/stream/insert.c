@@ -63,6 +63,16 @@ static Size event_buf_used = 0;
 static uint32 event_buf_count = 0;
 static Oid	event_buf_stream = InvalidOid;
 
+/*
+ * The earliest subtransaction that buffered one of the events (subtransaction
+ * ids grow within a transaction).  The writer's own apply inserts rows in
+ * the subtransaction current at the flush: only when none of the events was
+ * buffered before it began can those rows not be rolled back without them
+ * (a function called by the statement may flush inside its own exception
+ * block, which then rolls back).
+ */
+static SubTransactionId event_buf_first_subxact = InvalidSubTransactionId;
+
 /* What this statement's writer applies itself of event_buf_stream's views */
 static Oid	applies_stream = InvalidOid;	/* decided for this stream */
 static WriterApplies applies = WRITER_APPLIES_NOTHING;
@@ -119,11 +129,14 @@ apply_own_events(Oid stream, const char *events, uint32 nevents)
  * Hand events (the nevents events of stream, len bytes from payload) on: the
  * writer's own apply first, when it applies the stream's transforms into
  * tables, then to workers in records of at most EVENT_BUFFER_SIZE (an
- * event larger goes alone), the last one with flags.  Returns the worker of
- * the last record, or -1 when none was sent.
+ * event larger goes alone), the last one with flags.  first_subxact: the
+ * earliest subtransaction that wrote one of them; the writer applies them
+ * only from it or an earlier one (see event_buf_first_subxact).  Returns
+ * the worker of the last record, or -1 when none was sent.
  */
 static int
-dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags)
+dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags,
+				SubTransactionId first_subxact)
 {
 	const char *start = payload;
 	const char *p = payload;
@@ -131,7 +144,8 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 	uint32		n = 0;
 	int			slotno = -1;
 
-	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream)
+	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream &&
+		first_subxact >= GetCurrentSubTransactionId())
 	{
 		if (!apply_own_events(stream, payload, nevents))
 			;					/* the workers stage them */
@@ -168,9 +182,11 @@ flush_event_buffer(uint16 flags)
 
 	if (event_buf_count == 0)
 		return -1;
-	slotno = dispatch_events(event_buf_stream, event_buf_count, event_buf, event_buf_used, flags);
+	slotno = dispatch_events(event_buf_stream, event_buf_count, event_buf, event_buf_used, flags,
+							 event_buf_first_subxact);
 	event_buf_used = 0;
 	event_buf_count = 0;
+	event_buf_first_subxact = InvalidSubTransactionId;
 	return slotno;
 }
 
@@ -204,6 +220,7 @@ reset_xact_state(void)
 	event_buf_used = 0;
 	event_buf_count = 0;
 	event_buf_stream = InvalidOid;
+	event_buf_first_subxact = InvalidSubTransactionId;
 	applies_stream = InvalidOid;
 	applies = WRITER_APPLIES_NOTHING;
 	xact_active = false;
@@ -443,10 +460,13 @@ commit_event(Relation rel, char *dest, char *oversized)
 
 	if (oversized != NULL)
 	{
-		dispatch_events(RelationGetRelid(rel), 1, oversized, needed, 0);
+		dispatch_events(RelationGetRelid(rel), 1, oversized, needed, 0,
+						GetCurrentSubTransactionId());
 		pfree(oversized);
 		return;
 	}
+	if (event_buf_count == 0)
+		event_buf_first_subxact = GetCurrentSubTransactionId();
 	event_buf_used += needed;
 	event_buf_count++;
 }
