@@ -106,8 +106,9 @@ SELECT * FROM tw_named;
 DROP VIEW tw_to_named;
 
 -- a transform runs as its owner, restricted, whoever writes; the writer
--- needs no right on the table.  Revoked, the rows wait (staged) until the
--- owner may insert again.
+-- needs no right on the table (one without the owner's rights leaves it to
+-- the workers, below).  Revoked, the rows wait (staged) until the owner may
+-- insert again.
 CREATE ROLE regress_tw_owner;
 CREATE ROLE regress_tw_writer;
 GRANT SELECT ON tw_s TO regress_tw_owner;
@@ -124,11 +125,25 @@ SET ROLE regress_tw_writer;
 INSERT INTO tw_s VALUES ('2100-01-04 10:00', '/who', 200);
 SELECT has_table_privilege('tw_who', 'INSERT');
 RESET ROLE;
+SELECT tw_merged('tw_to_who');
 SELECT * FROM tw_who;
--- (inserted by the writer itself: counted under a writer's number, from 2000)
-SELECT bool_and(c.worker >= 2000) AS by_writers
+-- (applied by the workers: not counted under a writer's number, from 2000)
+SELECT bool_or(c.worker >= 2000) AS by_writers
   FROM stream_ext_internal.view_counters c JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id
  WHERE v.view = 'tw_to_who'::regclass;
+-- the owner of every transform of a stream, not a superuser, writing: the
+-- writer applies them itself
+SET ROLE regress_tw_owner;
+CREATE FOREIGN TABLE tw_own (x int) SERVER stream_ext;
+CREATE TABLE tw_own_out (x int, who name);
+CREATE VIEW tw_own_to WITH (continuous, output = 'tw_own_out') AS SELECT x, current_user FROM tw_own;
+BEGIN;
+INSERT INTO tw_own VALUES (1);
+SELECT * FROM tw_own_out;
+COMMIT;
+DROP FOREIGN TABLE tw_own CASCADE;
+DROP TABLE tw_own_out;
+RESET ROLE;
 REVOKE INSERT ON tw_who FROM regress_tw_owner;
 INSERT INTO tw_s VALUES ('2100-01-04 10:01', '/who-revoked', 200);
 SELECT pg_sleep(0.5);
@@ -136,6 +151,34 @@ SELECT count(*) FROM tw_who;
 GRANT INSERT ON tw_who TO regress_tw_owner;
 SELECT tw_merged('tw_to_who');
 SELECT * FROM tw_who ORDER BY url;
+-- the owner's code would run in the writer's session, which the writer
+-- controls (its temporary objects, its compiled functions): a writer
+-- without the owner's rights leaves the transforms to the workers, and a
+-- domain it planted in pg_temp in place of text never runs as the owner
+SET ROLE regress_tw_owner;
+CREATE FUNCTION tw_label(int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'n' || $1::text $$;
+CREATE TABLE tw_labels (label text);
+CREATE VIEW tw_to_labels WITH (continuous, output = 'tw_labels') AS
+  SELECT tw_label(status) FROM tw_s WHERE url = '/label';
+RESET ROLE;
+CREATE TABLE tw_calls (who name);
+GRANT INSERT ON tw_calls TO PUBLIC;
+CREATE FUNCTION tw_record_call(text) RETURNS boolean LANGUAGE sql
+  AS $$ INSERT INTO public.tw_calls VALUES (current_user) RETURNING true $$;
+SET ROLE regress_tw_writer;
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (public.tw_record_call(VALUE));
+INSERT INTO tw_s VALUES ('2100-01-04 12:00', '/label', 201);
+DROP DOMAIN pg_temp.text;
+RESET ROLE;
+SELECT tw_merged('tw_to_labels');
+SELECT * FROM tw_labels;
+SELECT who FROM tw_calls WHERE who <> 'regress_tw_writer';
+SELECT bool_or(c.worker >= 2000) AS by_writers
+  FROM stream_ext_internal.view_counters c JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id
+ WHERE v.view = 'tw_to_labels'::regclass;
+DROP VIEW tw_to_labels;
+DROP TABLE tw_labels, tw_calls;
+DROP FUNCTION tw_label(int), tw_record_call(text);
 -- a column added to the table takes its default (nextval as the owner)
 ALTER TABLE tw_who ADD COLUMN n bigserial;
 GRANT USAGE ON SEQUENCE tw_who_n_seq TO regress_tw_owner;
@@ -166,6 +209,7 @@ INSERT INTO public.tw_s VALUES ('2100-01-04 11:00', '/who-evil', 200);
 SELECT * FROM tw_evil.calls;
 RESET search_path;
 RESET ROLE;
+SELECT tw_merged('tw_to_who');
 SELECT url, owner FROM tw_who WHERE url = '/who-evil';
 DROP VIEW tw_refresh;
 DROP SCHEMA tw_evil CASCADE;

@@ -35,6 +35,7 @@
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -50,9 +51,11 @@
 
 /*
  * Pin the settings workers pin that matter here (worker/settings.c), until
- * AtEOXact_GUC at the level returned: search_path = pg_catalog (the
- * catalog's SQL and the views' planning resolve nothing through the
- * writer's path), and no JIT for plans run once.  The writer's own role
+ * AtEOXact_GUC at the level returned: search_path = pg_catalog, then
+ * pg_temp (the catalog's SQL and the views' planning resolve nothing through
+ * the writer's path, and its temporary objects never hide pg_catalog's, as
+ * they would if pg_temp were left implicit, hence first), and no JIT for
+ * plans run once.  The writer's own role
  * stays: reading the catalog needs no privilege (catalog_rows() is a
  * security definer function), the views' plans run as their owners
  * (apply.c), and counts are written by heap access.
@@ -62,7 +65,7 @@ pin_worker_settings(void)
 {
 	int			nestlevel = NewGUCNestLevel();
 
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit_above_cost", "-1", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -92,6 +95,16 @@ transform_direct(CachedView *view)
 	ListCell   *lc;
 
 	if (view->notify)
+		return false;
+
+	/*
+	 * The owner's code would run in this session, whose state the writer
+	 * controls: its temporary objects (types, relations found through
+	 * pg_temp), the functions it compiled under its own search_path
+	 * (PL/pgSQL keeps their variables' types).  Only a writer with the
+	 * owner's rights may have it run here; others leave it to the workers.
+	 */
+	if (!has_privs_of_role(GetUserId(), view->owner))
 		return false;
 	/* planned as the owner, as a worker plans it (apply.c) */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
