@@ -236,6 +236,33 @@ SELECT count(*) FROM tw_out WHERE url = '/nested';
 DROP FUNCTION tw_nested(int);
 DROP FOREIGN TABLE tw_s2;
 
+-- a trigger added, or a transform with a join created, by a function of the
+-- statement after the writer decided: the writer's apply sees them and
+-- leaves the statement's events to the workers (whose insert fires the
+-- trigger; which do not know the view, uncommitted when they apply)
+CREATE FUNCTION tw_change(i int, ddl text) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  IF i = 2 THEN EXECUTE ddl; END IF;
+  RETURN i;
+END $$;
+INSERT INTO tw_s SELECT '2100-01-06'::timestamptz + i * interval '1 second', '/late-trigger', 500
+  FROM generate_series(1, 3) i
+ WHERE tw_change(i, 'CREATE TRIGGER tw_shout BEFORE INSERT ON tw_out FOR EACH ROW EXECUTE FUNCTION tw_shout()') > 0;
+SELECT tw_merged('tw_to_out');
+SELECT url FROM tw_out WHERE ts >= '2100-01-06' AND ts < '2100-01-07' ORDER BY ts;
+DROP TRIGGER tw_shout ON tw_out;
+CREATE TABLE tw_late (url text, name text);
+INSERT INTO tw_s SELECT '2100-01-07'::timestamptz + i * interval '1 second', '/v', 500
+  FROM generate_series(1, 3) i
+ WHERE tw_change(i, $$CREATE VIEW tw_to_late WITH (continuous, output = 'tw_late') AS
+                      SELECT s.url, n.name FROM tw_s s JOIN tw_names n USING (url)$$) > 0;
+SELECT count(*) FROM tw_late;
+SELECT tw_merged('tw_to_out');
+SELECT count(*) FROM tw_out WHERE ts >= '2100-01-07' AND ts < '2100-01-08';
+DROP VIEW tw_to_late;
+DROP TABLE tw_late;
+DROP FUNCTION tw_change(int, text);
+
 -- a partitioned table: the workers, too
 CREATE FOREIGN TABLE tw_p (k int, v int) SERVER stream_ext;
 CREATE TABLE tw_parts (k int, v int) PARTITION BY RANGE (k);

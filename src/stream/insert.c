@@ -107,20 +107,22 @@ next_record_slot(void)
 /*
  * Apply the stream's transforms into tables to events[0 .. nevents - 1]
  * (stream_writer_apply_hook), leaving out events of rolled back
- * subtransactions.  Returns whether they were applied.
+ * subtransactions.  Returns what was applied (WRITER_APPLIES_NOTHING:
+ * nothing).
  */
-static bool
+static WriterApplies
 apply_own_events(Oid stream, const char *events, uint32 nevents)
 {
 	HeapTupleData *tuples = palloc(sizeof(HeapTupleData) * nevents);
 	int			n = 0;
-	bool		applied;
+	WriterApplies applied = applies;
 
 	stream_buffer_events(events, nevents, stream, tuples);
 	for (uint32 i = 0; i < nevents; i++)
 		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuples[i].t_data)))
 			tuples[n++] = tuples[i];
-	applied = n == 0 || stream_writer_apply_hook(stream, tuples, n);
+	if (n > 0)
+		applied = stream_writer_apply_hook(stream, tuples, n);
 	pfree(tuples);
 	return applied;
 }
@@ -147,9 +149,11 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream &&
 		first_subxact >= GetCurrentSubTransactionId())
 	{
-		if (!apply_own_events(stream, payload, nevents))
+		WriterApplies applied = apply_own_events(stream, payload, nevents);
+
+		if (applied == WRITER_APPLIES_NOTHING)
 			;					/* the workers stage them */
-		else if (applies == WRITER_APPLIES_ALL)
+		else if (applied == WRITER_APPLIES_ALL)
 			return -1;
 		else
 			flags |= STREAM_FLAG_TABLES_APPLIED;

@@ -37,6 +37,7 @@
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -202,25 +203,47 @@ writer_applies(Oid stream)
 	return check.result;
 }
 
+typedef struct OwnApply
+{
+	StreamBatchEvents *events;
+	WriterApplies applies;		/* decided again at the apply */
+} OwnApply;
+
+/*
+ * Decide again (the views of the stream may have changed since the
+ * statement decided: one created by a function of the statement, or in
+ * another session, is in the view cache now), then apply.
+ */
 static void
 apply_in_subtransaction(void *arg)
 {
-	stream_apply_table_transforms((StreamBatchEvents *) arg,
-								  WRITER_COUNTER_WORKER_BASE + MyProc->pgprocno);
+	OwnApply   *apply = arg;
+	AppliesCheck check = {apply->events->stream, WRITER_APPLIES_NOTHING};
+
+	check_transforms(&check);
+	if (check.result == WRITER_APPLIES_NOTHING)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("transforms into tables of stream \"%s\" changed since the statement began",
+						get_rel_name(apply->events->stream))));
+	stream_apply_table_transforms(apply->events, WRITER_COUNTER_WORKER_BASE + MyProc->pgprocno);
+	apply->applies = check.result;
 }
 
 /*
  * stream_writer_apply_hook: apply the stream's transforms into tables to
- * the writer's events.  Returns false when that failed (rolled back: the
- * workers take them); a transient error fails the writer's statement.
+ * the writer's events.  Returns what it applied, WRITER_APPLIES_NOTHING
+ * when that failed (rolled back: the workers take them); a transient error
+ * fails the writer's statement.
  */
-static bool
+static WriterApplies
 writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext writer apply",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	StreamBatchEvents *events = palloc0(sizeof(StreamBatchEvents));
+	OwnApply	apply = {events, WRITER_APPLIES_NOTHING};
 	int			nestlevel;
 	ErrorData  *edata;
 
@@ -242,7 +265,7 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
 	nestlevel = pin_worker_settings();
-	edata = stream_try_in_subtransaction(apply_in_subtransaction, events);
+	edata = stream_try_in_subtransaction(apply_in_subtransaction, &apply);
 	AtEOXact_GUC(true, nestlevel);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
@@ -253,7 +276,7 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 				(errmsg_internal("stream_ext: the writer's apply of transforms into tables failed, the workers take its events: %s",
 								 edata->message)));
 	MemoryContextDelete(cxt);
-	return edata == NULL;
+	return edata == NULL ? apply.applies : WRITER_APPLIES_NOTHING;
 }
 
 void
