@@ -272,6 +272,18 @@ DROP VIEW tw_classes;
 INSERT INTO tw_s VALUES ('2100-01-08', repeat('x', 3000000), 500);
 SELECT count(*) FROM tw_out WHERE ts = '2100-01-08';
 
+-- a prepared transaction of the session holds its writer's counters: its
+-- next statement leaves its events to the workers instead of waiting for it
+BEGIN;
+INSERT INTO tw_s VALUES ('2100-01-09 00:00', '/prepared', 500);
+PREPARE TRANSACTION 'tw_prepared';
+SET statement_timeout = '5s';
+INSERT INTO tw_s VALUES ('2100-01-09 00:01', '/after-prepared', 500);
+RESET statement_timeout;
+COMMIT PREPARED 'tw_prepared';
+SELECT tw_merged('tw_to_out');
+SELECT url FROM tw_out WHERE ts >= '2100-01-09' ORDER BY ts;
+
 -- a partitioned table: the workers, too
 CREATE FOREIGN TABLE tw_p (k int, v int) SERVER stream_ext;
 CREATE TABLE tw_parts (k int, v int) PARTITION BY RANGE (k);
