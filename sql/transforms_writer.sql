@@ -284,6 +284,21 @@ COMMIT PREPARED 'tw_prepared';
 SELECT tw_merged('tw_to_out');
 SELECT url FROM tw_out WHERE ts >= '2100-01-09' ORDER BY ts;
 
+-- a cancel (here statement_timeout) while the writer decides (planning a
+-- transform runs its immutable functions of constants) fails the statement
+CREATE FOREIGN TABLE tw_slow (x int) SERVER stream_ext;
+CREATE TABLE tw_slow_out (x int);
+CREATE FUNCTION tw_slow_const(int) RETURNS int IMMUTABLE LANGUAGE plpgsql
+  AS $$ BEGIN PERFORM pg_sleep(2); RETURN $1; END $$;
+CREATE VIEW tw_slow_to WITH (continuous, output = 'tw_slow_out') AS
+  SELECT x FROM tw_slow WHERE x > tw_slow_const(0);
+SET statement_timeout = '500ms';
+INSERT INTO tw_slow VALUES (1);
+RESET statement_timeout;
+DROP FOREIGN TABLE tw_slow CASCADE;
+DROP TABLE tw_slow_out;
+DROP FUNCTION tw_slow_const(int);
+
 -- a partitioned table: the workers, too
 CREATE FOREIGN TABLE tw_p (k int, v int) SERVER stream_ext;
 CREATE TABLE tw_parts (k int, v int) PARTITION BY RANGE (k);

@@ -167,7 +167,8 @@ has_transform_into_table(Oid stream)
  * without transforms into tables (its views are looked up in the view
  * cache, which reads the catalog only after a change of it).  Finding out
  * runs in a subtransaction (it may plan the transforms); if that fails,
- * nothing: the workers will say why.
+ * nothing: the workers will say why.  A transient error (a cancel, a
+ * statement_timeout) fails the statement, as anywhere else in it.
  */
 static WriterApplies
 writer_applies(Oid stream)
@@ -189,6 +190,11 @@ writer_applies(Oid stream)
 		if (nestlevel == 0)
 			nestlevel = pin_worker_settings();
 		edata = stream_try_in_subtransaction(check_transforms, &check);
+		if (edata != NULL && stream_error_is_transient(edata->sqlerrcode))
+		{
+			AtEOXact_GUC(true, nestlevel);
+			ReThrowError(edata);
+		}
 		if (edata != NULL)
 		{
 			ereport(DEBUG1,
