@@ -63,6 +63,16 @@ static Size event_buf_used = 0;
 static uint32 event_buf_count = 0;
 static Oid	event_buf_stream = InvalidOid;
 
+/*
+ * The earliest subtransaction that buffered one of the events (subtransaction
+ * ids grow within a transaction).  The writer's own apply inserts rows in
+ * the subtransaction current at the flush: only when none of the events was
+ * buffered before it began can those rows not be rolled back without them
+ * (a function called by the statement may flush inside its own exception
+ * block, which then rolls back).
+ */
+static SubTransactionId event_buf_first_subxact = InvalidSubTransactionId;
+
 /* What this statement's writer applies itself of event_buf_stream's views */
 static Oid	applies_stream = InvalidOid;	/* decided for this stream */
 static WriterApplies applies = WRITER_APPLIES_NOTHING;
@@ -97,20 +107,22 @@ next_record_slot(void)
 /*
  * Apply the stream's transforms into tables to events[0 .. nevents - 1]
  * (stream_writer_apply_hook), leaving out events of rolled back
- * subtransactions.  Returns whether they were applied.
+ * subtransactions.  Returns what was applied (WRITER_APPLIES_NOTHING:
+ * nothing).
  */
-static bool
+static WriterApplies
 apply_own_events(Oid stream, const char *events, uint32 nevents)
 {
 	HeapTupleData *tuples = palloc(sizeof(HeapTupleData) * nevents);
 	int			n = 0;
-	bool		applied;
+	WriterApplies applied = applies;
 
 	stream_buffer_events(events, nevents, stream, tuples);
 	for (uint32 i = 0; i < nevents; i++)
 		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuples[i].t_data)))
 			tuples[n++] = tuples[i];
-	applied = n == 0 || stream_writer_apply_hook(stream, tuples, n);
+	if (n > 0)
+		applied = stream_writer_apply_hook(stream, tuples, n);
 	pfree(tuples);
 	return applied;
 }
@@ -119,11 +131,14 @@ apply_own_events(Oid stream, const char *events, uint32 nevents)
  * Hand events (the nevents events of stream, len bytes from payload) on: the
  * writer's own apply first, when it applies the stream's transforms into
  * tables, then to workers in records of at most EVENT_BUFFER_SIZE (an
- * event larger goes alone), the last one with flags.  Returns the worker of
- * the last record, or -1 when none was sent.
+ * event larger goes alone), the last one with flags.  first_subxact: the
+ * earliest subtransaction that wrote one of them; the writer applies them
+ * only from it or an earlier one (see event_buf_first_subxact).  Returns
+ * the worker of the last record, or -1 when none was sent.
  */
 static int
-dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags)
+dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags,
+				SubTransactionId first_subxact)
 {
 	const char *start = payload;
 	const char *p = payload;
@@ -131,11 +146,14 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 	uint32		n = 0;
 	int			slotno = -1;
 
-	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream)
+	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream &&
+		first_subxact >= GetCurrentSubTransactionId())
 	{
-		if (!apply_own_events(stream, payload, nevents))
+		WriterApplies applied = apply_own_events(stream, payload, nevents);
+
+		if (applied == WRITER_APPLIES_NOTHING)
 			;					/* the workers stage them */
-		else if (applies == WRITER_APPLIES_ALL)
+		else if (applied == WRITER_APPLIES_ALL)
 			return -1;
 		else
 			flags |= STREAM_FLAG_TABLES_APPLIED;
@@ -168,9 +186,11 @@ flush_event_buffer(uint16 flags)
 
 	if (event_buf_count == 0)
 		return -1;
-	slotno = dispatch_events(event_buf_stream, event_buf_count, event_buf, event_buf_used, flags);
+	slotno = dispatch_events(event_buf_stream, event_buf_count, event_buf, event_buf_used, flags,
+							 event_buf_first_subxact);
 	event_buf_used = 0;
 	event_buf_count = 0;
+	event_buf_first_subxact = InvalidSubTransactionId;
 	return slotno;
 }
 
@@ -204,6 +224,7 @@ reset_xact_state(void)
 	event_buf_used = 0;
 	event_buf_count = 0;
 	event_buf_stream = InvalidOid;
+	event_buf_first_subxact = InvalidSubTransactionId;
 	applies_stream = InvalidOid;
 	applies = WRITER_APPLIES_NOTHING;
 	xact_active = false;
@@ -415,15 +436,19 @@ reserve_event(Relation rel, Size tuple_len, char **oversized)
 	if (applies_stream != stream)
 		decide_applies(stream);
 
+	/*
+	 * Whether or not the writer applies the stream's transforms itself: the
+	 * event may have to go to a worker (another view, a failed apply).
+	 */
+	if (needed > stream_max_event_size())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event of %zu bytes is too large for stream \"%s\"",
+						tuple_len, RelationGetRelationName(rel)),
+				 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
 	*oversized = NULL;
 	if (needed > buffer_capacity())
 	{
-		if (needed > stream_max_event_size())
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("event of %zu bytes is too large for stream \"%s\"",
-							tuple_len, RelationGetRelationName(rel)),
-					 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
 		*oversized = palloc0(needed);
 		dest = *oversized;
 	}
@@ -443,10 +468,13 @@ commit_event(Relation rel, char *dest, char *oversized)
 
 	if (oversized != NULL)
 	{
-		dispatch_events(RelationGetRelid(rel), 1, oversized, needed, 0);
+		dispatch_events(RelationGetRelid(rel), 1, oversized, needed, 0,
+						GetCurrentSubTransactionId());
 		pfree(oversized);
 		return;
 	}
+	if (event_buf_count == 0)
+		event_buf_first_subxact = GetCurrentSubTransactionId();
 	event_buf_used += needed;
 	event_buf_count++;
 }

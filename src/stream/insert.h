@@ -43,10 +43,13 @@ typedef WriterApplies (*stream_writer_applies_hook_type) (Oid stream);
 
 /*
  * Apply the transforms into tables of stream to its nevents events (their
- * xmin our current (sub)transactions); false when it could not (nothing
+ * xmin our current (sub)transactions), if every one of them still can be;
+ * returns what it applied, decided again (a view may have come since the
+ * statement's decision): WRITER_APPLIES_NOTHING when it could not (nothing
  * applied: the events go to the workers as if the writer applied nothing).
  */
-typedef bool (*stream_writer_apply_hook_type) (Oid stream, HeapTupleData *tuples, int nevents);
+typedef WriterApplies (*stream_writer_apply_hook_type) (Oid stream, HeapTupleData *tuples,
+														int nevents);
 
 extern PGDLLIMPORT stream_writer_applies_hook_type stream_writer_applies_hook;
 extern PGDLLIMPORT stream_writer_apply_hook_type stream_writer_apply_hook;

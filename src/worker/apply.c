@@ -758,7 +758,7 @@ stream_apply_table_transforms(StreamBatchEvents *events, int worker_no)
 		counts = lappend(counts, count);
 		CommandCounterIncrement();
 	}
-	stream_counters_record(counts, worker_no);
+	stream_counters_record_nowait(counts, worker_no);
 }
 
 /*

@@ -40,11 +40,36 @@ enum
 };
 
 /*
+ * Has another transaction, still in progress, written the row the keys
+ * select?  Only a prepared transaction can have: a writer's number
+ * (worker/writer_apply.c) is its process number, which a session's prepared
+ * transaction keeps while the session, or the next to get that number,
+ * writes on.
+ */
+static bool
+counts_row_held(Relation rel, Oid pkey, ScanKey key)
+{
+	SnapshotData dirty;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		held = false;
+
+	InitDirtySnapshot(dirty);
+	scan = systable_beginscan(rel, pkey, true, &dirty, 2, key);
+	while (!held && (tuple = systable_getnext(scan)) != NULL)
+		held = TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax);
+	systable_endscan(scan);
+	return held;
+}
+
+/*
  * Add events and errors (and one batch) to the row of view_id and worker_no,
- * inserting it at the view's first batch on this worker.
+ * inserting it at the view's first batch on this worker.  With nowait, fail
+ * (55006) rather than wait for another transaction that holds the row.
  */
 static void
-add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int64 errors)
+add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int64 errors,
+		   bool nowait)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	ScanKeyData key[2];
@@ -56,6 +81,12 @@ add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int
 
 	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(view_id));
 	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(worker_no));
+	if (nowait && counts_row_held(rel, pkey, key))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("counters of continuous view %d for worker number %d are held by another transaction",
+						view_id, worker_no),
+				 errdetail("A prepared transaction of a session with the same process number holds them.")));
 	scan = systable_beginscan(rel, pkey, true, GetActiveSnapshot(), 2, key);
 	old = systable_getnext(scan);
 	if (HeapTupleIsValid(old))
@@ -92,9 +123,8 @@ add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int
 	systable_endscan(scan);
 }
 
-/* Add a batch's counts (ViewCount *) to the rows of worker_no. */
-void
-stream_counters_record(List *counts, int worker_no)
+static void
+record_counts(List *counts, int worker_no, bool nowait)
 {
 	Oid			relid;
 	Relation	rel;
@@ -116,8 +146,25 @@ stream_counters_record(List *counts, int worker_no)
 	{
 		ViewCount  *c = lfirst(lc);
 
-		add_counts(rel, pkey, c->view_id, worker_no, c->events, c->errors);
+		add_counts(rel, pkey, c->view_id, worker_no, c->events, c->errors, nowait);
 		stream_view_rates_note(c->view_id, c->events);
 	}
 	table_close(rel, NoLock);
+}
+
+/* Add a batch's counts (ViewCount *) to the rows of worker_no. */
+void
+stream_counters_record(List *counts, int worker_no)
+{
+	record_counts(counts, worker_no, false);
+}
+
+/*
+ * The same for a writer's own apply, under its writer's number: fails (55006)
+ * instead of waiting when a prepared transaction holds one of the rows.
+ */
+void
+stream_counters_record_nowait(List *counts, int worker_no)
+{
+	record_counts(counts, worker_no, true);
 }

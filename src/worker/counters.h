@@ -17,5 +17,6 @@ typedef struct ViewCount
 } ViewCount;
 
 extern void stream_counters_record(List *counts, int worker_no);
+extern void stream_counters_record_nowait(List *counts, int worker_no);
 
 #endif

@@ -24,6 +24,7 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
@@ -62,6 +63,25 @@ typedef struct TableInsertReceiver
 } TableInsertReceiver;
 
 /*
+ * Is rel a table this receiver covers, that owner may insert into?  The
+ * receiver asks again once it holds its lock (table_insert_startup): a
+ * trigger, a rule or row security added, or the privilege revoked, since
+ * the writer decided (a function of its statement may do it, another
+ * session too) must not be bypassed.
+ */
+static bool
+table_takes_rows(Relation rel, Oid owner)
+{
+	Form_pg_class form = rel->rd_rel;
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+
+	return form->relkind == RELKIND_RELATION && !form->relispartition &&
+		rel->trigdesc == NULL && !form->relhasrules && !form->relrowsecurity &&
+		!(constr != NULL && constr->has_generated_stored) &&
+		pg_class_aclcheck(RelationGetRelid(rel), owner, ACL_INSERT) == ACLCHECK_OK;
+}
+
+/*
  * Can the transform's rows go straight into table (for owner, filling its
  * first ncolumns columns) through this receiver?
  */
@@ -69,15 +89,10 @@ bool
 stream_table_insert_direct(Oid table, Oid owner, int ncolumns)
 {
 	Relation	rel = table_open(table, AccessShareLock);
-	Form_pg_class form = rel->rd_rel;
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
 	bool		ok;
 
-	ok = form->relkind == RELKIND_RELATION && !form->relispartition &&
-		rel->trigdesc == NULL && !form->relhasrules && !form->relrowsecurity &&
-		!(constr != NULL && constr->has_generated_stored) &&
-		list_length(stream_output_columns(rel)) >= ncolumns &&
-		pg_class_aclcheck(table, owner, ACL_INSERT) == ACLCHECK_OK;
+	ok = table_takes_rows(rel, owner) &&
+		list_length(stream_output_columns(rel)) >= ncolumns;
 	table_close(rel, AccessShareLock);
 	return ok;
 }
@@ -111,6 +126,13 @@ table_insert_startup(DestReceiver *self, int operation, TupleDesc rows)
 	int			natts;
 
 	r->rel = table_open(r->relid, RowExclusiveLock);
+	if (!table_takes_rows(r->rel, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" no longer takes the rows of its transform directly",
+						RelationGetRelationName(r->rel)),
+				 errdetail("A trigger, a rule or row security was added to it, or the privilege to insert into it revoked, since the statement began."),
+				 errhint("The workers apply the statement's events to the transform instead.")));
 	desc = RelationGetDescr(r->rel);
 	natts = desc->natts;
 	attnos = stream_output_columns(r->rel);

@@ -35,7 +35,9 @@
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -50,9 +52,11 @@
 
 /*
  * Pin the settings workers pin that matter here (worker/settings.c), until
- * AtEOXact_GUC at the level returned: search_path = pg_catalog (the
- * catalog's SQL and the views' planning resolve nothing through the
- * writer's path), and no JIT for plans run once.  The writer's own role
+ * AtEOXact_GUC at the level returned: search_path = pg_catalog, then
+ * pg_temp (the catalog's SQL and the views' planning resolve nothing through
+ * the writer's path, and its temporary objects never hide pg_catalog's, as
+ * they would if pg_temp were left implicit, hence first), and no JIT for
+ * plans run once.  The writer's own role
  * stays: reading the catalog needs no privilege (catalog_rows() is a
  * security definer function), the views' plans run as their owners
  * (apply.c), and counts are written by heap access.
@@ -62,7 +66,7 @@ pin_worker_settings(void)
 {
 	int			nestlevel = NewGUCNestLevel();
 
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit_above_cost", "-1", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -92,6 +96,16 @@ transform_direct(CachedView *view)
 	ListCell   *lc;
 
 	if (view->notify)
+		return false;
+
+	/*
+	 * The owner's code would run in this session, whose state the writer
+	 * controls: its temporary objects (types, relations found through
+	 * pg_temp), the functions it compiled under its own search_path
+	 * (PL/pgSQL keeps their variables' types).  Only a writer with the
+	 * owner's rights may have it run here; others leave it to the workers.
+	 */
+	if (!has_privs_of_role(GetUserId(), view->owner))
 		return false;
 	/* planned as the owner, as a worker plans it (apply.c) */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
@@ -153,7 +167,8 @@ has_transform_into_table(Oid stream)
  * without transforms into tables (its views are looked up in the view
  * cache, which reads the catalog only after a change of it).  Finding out
  * runs in a subtransaction (it may plan the transforms); if that fails,
- * nothing: the workers will say why.
+ * nothing: the workers will say why.  A transient error (a cancel, a
+ * statement_timeout) fails the statement, as anywhere else in it.
  */
 static WriterApplies
 writer_applies(Oid stream)
@@ -175,6 +190,11 @@ writer_applies(Oid stream)
 		if (nestlevel == 0)
 			nestlevel = pin_worker_settings();
 		edata = stream_try_in_subtransaction(check_transforms, &check);
+		if (edata != NULL && stream_error_is_transient(edata->sqlerrcode))
+		{
+			AtEOXact_GUC(true, nestlevel);
+			ReThrowError(edata);
+		}
 		if (edata != NULL)
 		{
 			ereport(DEBUG1,
@@ -189,25 +209,47 @@ writer_applies(Oid stream)
 	return check.result;
 }
 
+typedef struct OwnApply
+{
+	StreamBatchEvents *events;
+	WriterApplies applies;		/* decided again at the apply */
+} OwnApply;
+
+/*
+ * Decide again (the views of the stream may have changed since the
+ * statement decided: one created by a function of the statement, or in
+ * another session, is in the view cache now), then apply.
+ */
 static void
 apply_in_subtransaction(void *arg)
 {
-	stream_apply_table_transforms((StreamBatchEvents *) arg,
-								  WRITER_COUNTER_WORKER_BASE + MyProc->pgprocno);
+	OwnApply   *apply = arg;
+	AppliesCheck check = {apply->events->stream, WRITER_APPLIES_NOTHING};
+
+	check_transforms(&check);
+	if (check.result == WRITER_APPLIES_NOTHING)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("transforms into tables of stream \"%s\" changed since the statement began",
+						get_rel_name(apply->events->stream))));
+	stream_apply_table_transforms(apply->events, WRITER_COUNTER_WORKER_BASE + MyProc->pgprocno);
+	apply->applies = check.result;
 }
 
 /*
  * stream_writer_apply_hook: apply the stream's transforms into tables to
- * the writer's events.  Returns false when that failed (rolled back: the
- * workers take them); a transient error fails the writer's statement.
+ * the writer's events.  Returns what it applied, WRITER_APPLIES_NOTHING
+ * when that failed (rolled back: the workers take them); a transient error
+ * fails the writer's statement.
  */
-static bool
+static WriterApplies
 writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext writer apply",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	StreamBatchEvents *events = palloc0(sizeof(StreamBatchEvents));
+	OwnApply	apply = {events, WRITER_APPLIES_NOTHING};
 	int			nestlevel;
 	ErrorData  *edata;
 
@@ -229,7 +271,7 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
 	nestlevel = pin_worker_settings();
-	edata = stream_try_in_subtransaction(apply_in_subtransaction, events);
+	edata = stream_try_in_subtransaction(apply_in_subtransaction, &apply);
 	AtEOXact_GUC(true, nestlevel);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
@@ -240,7 +282,7 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 				(errmsg_internal("stream_ext: the writer's apply of transforms into tables failed, the workers take its events: %s",
 								 edata->message)));
 	MemoryContextDelete(cxt);
-	return edata == NULL;
+	return edata == NULL ? apply.applies : WRITER_APPLIES_NOTHING;
 }
 
 void
