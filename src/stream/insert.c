@@ -151,11 +151,10 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 	{
 		WriterApplies applied = apply_own_events(stream, payload, nevents);
 
-		if (applied == WRITER_APPLIES_NOTHING)
-			;					/* the workers stage them */
-		else if (applied == WRITER_APPLIES_ALL)
+		/* (WRITER_APPLIES_NOTHING: they go unflagged, the workers stage them) */
+		if (applied == WRITER_APPLIES_ALL)
 			return -1;
-		else
+		if (applied == WRITER_APPLIES_TABLES)
 			flags |= STREAM_FLAG_TABLES_APPLIED;
 	}
 	while (p < end)
@@ -391,12 +390,6 @@ arrival_time(void)
 }
 
 /*
- * Reserve room for an event of tuple_len bytes (starting the stream
- * transaction with the first event) and return where its StreamEventHeader
- * goes.  An event too large for the buffer gets a palloc'd
- * area of its own (*oversized), sent as a record by itself.
- */
-/*
  * Decide what the writer applies itself of the stream's views, for this
  * statement, and make the buffer as large as that needs.
  */
@@ -420,6 +413,12 @@ buffer_capacity(void)
 	return applies != WRITER_APPLIES_NOTHING ? APPLY_BUFFER_SIZE : EVENT_BUFFER_SIZE;
 }
 
+/*
+ * Reserve room for an event of tuple_len bytes (starting the stream
+ * transaction with the first event) and return where its StreamEventHeader
+ * goes.  An event too large for the buffer gets a palloc'd
+ * area of its own (*oversized), sent as a record by itself.
+ */
 static char *
 reserve_event(Relation rel, Size tuple_len, char **oversized)
 {

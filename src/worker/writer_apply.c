@@ -54,9 +54,9 @@
  * Pin the settings workers pin that matter here (worker/settings.c), until
  * AtEOXact_GUC at the level returned: search_path = pg_catalog, then
  * pg_temp (the catalog's SQL and the views' planning resolve nothing through
- * the writer's path, and its temporary objects never hide pg_catalog's, as
- * they would if pg_temp were left implicit, hence first), and no JIT for
- * plans run once.  The writer's own role
+ * the writer's path; pg_temp named last, since left implicit it would be
+ * searched first and the writer's temporary objects could hide
+ * pg_catalog's), and no JIT for plans run once.  The writer's own role
  * stays: reading the catalog needs no privilege (catalog_rows() is a
  * security definer function), the views' plans run as their owners
  * (apply.c), and counts are written by heap access.
@@ -118,6 +118,24 @@ transform_direct(CachedView *view)
 			return false;
 	/* the rows: the writer, then the columns the transform fills */
 	return stream_table_insert_direct(view->output_table, view->owner, plan_columns(plan) - 1);
+}
+
+/*
+ * After the writer's own work (deciding, applying) failed with edata, in a
+ * subtransaction rolled back since: a transient error (a cancel, a
+ * statement_timeout, a deadlock) fails the statement, as anywhere else in
+ * it; any other leaves the events to the workers, noted at DEBUG1 with
+ * what (they will say why, if it is about the view).
+ */
+static void
+leave_to_workers(ErrorData *edata, const char *what)
+{
+	if (stream_error_is_transient(edata->sqlerrcode))
+		ReThrowError(edata);
+	ereport(DEBUG1,
+			(errmsg_internal("stream_ext: %s, the workers take the writer's events: %s",
+							 what, edata->message)));
+	FreeErrorData(edata);
 }
 
 typedef struct AppliesCheck
@@ -190,21 +208,14 @@ writer_applies(Oid stream)
 		if (nestlevel == 0)
 			nestlevel = pin_worker_settings();
 		edata = stream_try_in_subtransaction(check_transforms, &check);
-		if (edata != NULL && stream_error_is_transient(edata->sqlerrcode))
-		{
-			AtEOXact_GUC(true, nestlevel);
-			ReThrowError(edata);
-		}
+		AtEOXact_GUC(true, nestlevel);
 		if (edata != NULL)
 		{
-			ereport(DEBUG1,
-					(errmsg_internal("stream_ext: the writer leaves the transforms into tables to the workers: %s",
-									 edata->message)));
-			FreeErrorData(edata);
+			leave_to_workers(edata, "deciding what the writer applies itself failed");
 			check.result = WRITER_APPLIES_NOTHING;
 		}
 	}
-	if (nestlevel > 0)
+	else if (nestlevel > 0)
 		AtEOXact_GUC(true, nestlevel);
 	return check.result;
 }
@@ -275,14 +286,13 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 	AtEOXact_GUC(true, nestlevel);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
-	if (edata != NULL && stream_error_is_transient(edata->sqlerrcode))
-		ReThrowError(edata);
 	if (edata != NULL)
-		ereport(DEBUG1,
-				(errmsg_internal("stream_ext: the writer's apply of transforms into tables failed, the workers take its events: %s",
-								 edata->message)));
+	{
+		leave_to_workers(edata, "the writer's apply of transforms into tables failed");
+		apply.applies = WRITER_APPLIES_NOTHING;
+	}
 	MemoryContextDelete(cxt);
-	return edata == NULL ? apply.applies : WRITER_APPLIES_NOTHING;
+	return apply.applies;
 }
 
 void
