@@ -25,6 +25,7 @@ int			stream_ext_reap_interval_ms = 5000;
 int			stream_ext_jit_above_events = 1000000;
 int			stream_ext_max_view_errors = 1000;
 int			stream_ext_view_time_limit_ms = 2000;
+int			stream_ext_join_cache_kb = 65536;
 
 static const struct config_enum_entry commit_mode_options[] = {
 	{"sync", STREAM_COMMIT_SYNC, false},
@@ -129,6 +130,14 @@ stream_ext_define_gucs(void)
 							&stream_ext_jit_above_events,
 							1000000, -1, PG_INT32_MAX,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.join_cache_size",
+							gettext_noop("Memory each batch worker may use for copies of the tables views join."),
+							gettext_noop("A copy answers a view's lookups in a table while the table does not change; 0 means every lookup probes the table's index."),
+							&stream_ext_join_cache_kb,
+							65536, 0, MAX_KILOBYTES,
+							PGC_SIGHUP, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("stream_ext");

@@ -45,6 +45,7 @@
 #include "analyze/input_aggs.h"
 #include "analyze/joins.h"
 #include "analyze/row_query.h"
+#include "analyze/table_copies.h"
 #include "analyze/view_query.h"
 #include "stream/fdw.h"
 #include "stream/read_guard.h"
@@ -839,14 +840,21 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 
 /*
  * The plan workers run over a batch for a view: its partial aggregation, or
- * for a view that keeps rows the rows of its query (row_query.c).
+ * for a view that keeps rows the rows of its query (row_query.c); its
+ * lookups of joined tables answered from kept copies when they can be
+ * (table_copies.c).
  */
 PlannedStmt *
 stream_plan_view_batch(ViewShape *shape, const char *sql, bool one_writer)
 {
+	PlannedStmt *pstmt;
+
 	if (shape->keeps_rows)
-		return stream_plan_view_rows(shape, sql, one_writer);
-	return stream_plan_partial_aggregation(shape, sql, one_writer);
+		pstmt = stream_plan_view_rows(shape, sql, one_writer);
+	else
+		pstmt = stream_plan_partial_aggregation(shape, sql, one_writer);
+	stream_table_copies_in_plan(pstmt);
+	return pstmt;
 }
 
 /*

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Joined tables answered from the workers' copies (src/analyze/table_copies.c):
+# a view joining a table must see the table as its batch's snapshot does,
+# whether a worker reads its kept copy, builds a new one or probes the index.
+#
+# Stream ev joined with accounts (a plain table, primary key) by an
+# aggregating view and a view that keeps rows.  Each phase sends events by
+# INSERT (sync commit: applied when it returns) and, in the same session right
+# after, the reference: the same events joined with accounts as that session
+# sees it.  Phases:
+#   1. warm-up: the workers build their copies;
+#   2. the table unchanged: lookups read the copies, the index is not probed
+#      (pg_stat_user_indexes.idx_scan of accounts_pkey stays put);
+#   3. committed changes: a delete and a one-row update that leave the
+#      table's size as it is (only the pages' LSNs tell), then many;
+#   4. a transaction inserts into accounts (then another updates it) and
+#      stays open while events arrive (they must not see its rows), then
+#      commits (later events must);
+#   5. VACUUM FULL (a new file) and TRUNCATE + reload in one transaction;
+#   6. stream_ext.join_cache_size = 0: every lookup probes the index.
+# After every phase both views equal their references.
+source "$(dirname "$0")/lib.sh"
+use_server
+fresh_db t_table_copies
+
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ev (account_id bigint, amount int) SERVER stream_ext;
+CREATE TABLE accounts (id bigint PRIMARY KEY, tier text);
+INSERT INTO accounts SELECT i, 't' || (i % 7) FROM generate_series(1, 100000) i;
+ANALYZE accounts;
+CREATE TABLE ev_ref (account_id bigint, amount int, tier text);
+CREATE VIEW per_tier WITH (continuous) AS
+  SELECT a.tier, count(*) AS n, sum(e.amount) AS total
+  FROM ev e JOIN accounts a ON a.id = e.account_id GROUP BY a.tier;
+CREATE VIEW kept WITH (continuous) AS
+  SELECT e.account_id, e.amount, a.tier FROM ev e LEFT JOIN accounts a ON a.id = e.account_id
+  WHERE e.amount % 10 = 0;
+-- send(n, seed): n events into ev, and into ev_ref as joined now
+CREATE FUNCTION send(n int, seed int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TEMP TABLE IF NOT EXISTS batch (account_id bigint, amount int) ON COMMIT DELETE ROWS;
+  INSERT INTO batch SELECT (i * 7919 + seed) % 105000, (i + seed) % 1000 FROM generate_series(1, n) i;
+  INSERT INTO ev SELECT * FROM batch;
+  INSERT INTO ev_ref SELECT b.account_id, b.amount, a.tier FROM batch b LEFT JOIN accounts a ON a.id = b.account_id;
+END $$;
+SQL
+
+# every event must be in a batch of its own transaction: send in separate transactions
+send() {  # send COUNT TRANSACTIONS SEED
+	local i
+	for i in $(seq "$2"); do q "SELECT send($1, $3 + $i)" >/dev/null; done
+}
+
+compare() {
+	local bad
+	bad=$(q "SELECT (SELECT count(*) FROM (
+	            (SELECT tier, n, total FROM per_tier
+	             EXCEPT SELECT tier, count(*), sum(amount) FROM ev_ref WHERE tier IS NOT NULL GROUP BY tier)
+	             UNION ALL
+	            (SELECT tier, count(*), sum(amount) FROM ev_ref WHERE tier IS NOT NULL GROUP BY tier
+	             EXCEPT SELECT tier, n, total FROM per_tier)) x)
+	       + (SELECT count(*) FROM (
+	            (SELECT account_id, amount, tier, count(*) FROM kept GROUP BY 1, 2, 3
+	             EXCEPT SELECT account_id, amount, tier, count(*) FROM ev_ref WHERE amount % 10 = 0 GROUP BY 1, 2, 3)
+	             UNION ALL
+	            (SELECT account_id, amount, tier, count(*) FROM ev_ref WHERE amount % 10 = 0 GROUP BY 1, 2, 3
+	             EXCEPT SELECT account_id, amount, tier, count(*) FROM kept GROUP BY 1, 2, 3)) y)")
+	[ "$bad" = 0 ] || fail "$1: $bad rows of the views differ from the reference
+$(q "SELECT tier, n, total FROM per_tier ORDER BY 1")
+--- reference
+$(q "SELECT tier, count(*), sum(amount) FROM ev_ref WHERE tier IS NOT NULL GROUP BY 1 ORDER BY 1")"
+	say "ok: $1: both views equal the reference ($(q "SELECT count(*) FROM ev_ref") events)"
+}
+
+# index probes of accounts so far, once the workers have sent their statistics
+probes() {
+	sleep 1.5   # workers send statistics at most once a second, and when idle
+	q "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelid = 'accounts_pkey'::regclass"
+}
+
+# the workers' plans look accounts up through the copies, the index below them
+plan_uses_copies() {
+	local v
+	for v in per_tier kept; do
+		q "SELECT string_agg(p, E'\n') FROM stream_ext.explain_continuous_view('$v') p" |
+			grep -q 'Custom Scan (Table Copy Lookup) on accounts' ||
+			fail "$1: the plan of $v does not look accounts up in a copy:
+$(q "SELECT * FROM stream_ext.explain_continuous_view('$v')")"
+	done
+}
+plan_uses_copies "at the start"
+
+say "1. warm-up"
+send 20000 6 100
+compare "warm-up"
+
+say "2. accounts unchanged"
+before=$(probes)
+send 20000 5 200
+after=$(probes)
+[ $((after - before)) -lt 1000 ] ||
+	fail "100,000 events probed the index $((after - before)) times: the copies were not used"
+compare "unchanged"
+say "ok: 100,000 events joined with $((after - before)) index probes"
+
+say "3. committed changes"
+# changes that leave the table's size as it is: only the pages' LSNs tell
+size=$(q "SELECT pg_relation_size('accounts')")
+q "DELETE FROM accounts WHERE id % 17 = 0" >/dev/null
+send 20000 2 300
+compare "after a delete"
+q "UPDATE accounts SET tier = 'again' WHERE id = 42" >/dev/null
+send 5000 2 330
+compare "after a one-row update"
+[ "$(q "SELECT pg_relation_size('accounts')")" = "$size" ] ||
+	fail "the delete and the one-row update changed the size of accounts: the pages' LSNs were not what told"
+run_sql <<'SQL'
+UPDATE accounts SET tier = 'moved' WHERE id % 10 = 3;
+INSERT INTO accounts SELECT i, 'new' FROM generate_series(100001, 100500) i;
+SQL
+send 20000 3 360
+compare "after an update of many rows and inserts"
+
+say "4. changes in an open transaction"
+# open_transaction SQL: run SQL in a transaction left open (commit_transaction)
+open_transaction() {
+	rm -f "$SCRATCH/open.in" "$SCRATCH/open.out"
+	mkfifo "$SCRATCH/open.in"
+	psql -X -q -v ON_ERROR_STOP=1 < "$SCRATCH/open.in" > "$SCRATCH/open.out" 2>&1 &
+	_bg_pids+=($!); open_psql=$!
+	exec 3> "$SCRATCH/open.in"
+	echo "BEGIN; $1; SELECT 'changed';" >&3
+	for _ in $(seq 100); do grep -q changed "$SCRATCH/open.out" && break; sleep 0.1; done
+	grep -q changed "$SCRATCH/open.out" || fail "the open transaction did not run: $(cat "$SCRATCH/open.out")"
+}
+commit_transaction() {
+	echo "COMMIT;" >&3
+	exec 3>&-
+	wait "$open_psql" || fail "the open transaction failed: $(cat "$SCRATCH/open.out")"
+}
+# inserts only: nothing to prune once committed, so no page changes after
+# the commit; a copy made while they were in progress must not be kept
+open_transaction "INSERT INTO accounts SELECT i, 'pending' FROM generate_series(100501, 101000) i"
+send 20000 3 400
+[ "$(q "SELECT count(*) FROM ev_ref WHERE tier = 'pending'")" = 0 ] || fail "the reference saw uncommitted rows"
+compare "while a transaction inserting into accounts is open"
+commit_transaction
+send 20000 3 500
+[ "$(q "SELECT count(*) > 0 FROM ev_ref WHERE tier = 'pending'")" = t ] || fail "the reference missed the committed rows"
+compare "after it committed"
+open_transaction "UPDATE accounts SET tier = 'held' WHERE id % 5 = 0"
+send 20000 3 550
+compare "while a transaction updating accounts is open"
+commit_transaction
+send 20000 3 580
+[ "$(q "SELECT count(*) > 0 FROM ev_ref WHERE tier = 'held'")" = t ] || fail "the reference missed the updated rows"
+compare "after it committed"
+
+say "5. a new file for accounts"
+q "VACUUM FULL accounts" >/dev/null
+send 20000 2 600
+compare "after VACUUM FULL"
+run_sql <<'SQL'
+BEGIN;
+TRUNCATE accounts;
+INSERT INTO accounts SELECT i, 'r' || (i % 3) FROM generate_series(1, 101000) i;
+COMMIT;
+ANALYZE accounts;
+SQL
+send 20000 3 700
+compare "after TRUNCATE and reload"
+
+plan_uses_copies "after TRUNCATE"
+
+say "6. stream_ext.join_cache_size = 0"
+set_server_setting stream_ext.join_cache_size 0
+before=$(probes)
+send 10000 2 800
+after=$(probes)
+[ $((after - before)) -ge 20000 ] ||
+	fail "with join_cache_size = 0, 20,000 events probed the index only $((after - before)) times"
+compare "without copies"
+say "ok: without copies 20,000 events made $((after - before)) index probes"
