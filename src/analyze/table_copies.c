@@ -94,11 +94,23 @@ typedef struct CopyKey
 	Oid			collation;
 } CopyKey;
 
-typedef struct CopiedTuple
+/*
+ * The hash table: open addressing, linear probing, at most half full, each
+ * entry a row's hash and number, so that a lookup touches one cache line of
+ * it and then the row's.
+ */
+typedef struct CopyEntry
 {
 	uint32		hash;
-	int			next;			/* next in the bucket, or -1 */
-	HeapTupleData tuple;		/* data in the copy's context */
+	int32		row;			/* -1: empty */
+} CopyEntry;
+
+/* a copied tuple while building */
+typedef struct CopiedTuple
+{
+	HeapTuple	tuple;			/* in the copy's context */
+	uint32		hash;
+	bool		null_key;
 } CopiedTuple;
 
 typedef struct TableCopy
@@ -113,9 +125,12 @@ typedef struct TableCopy
 	int			nxids;			/* how many, or -1 if too many to note */
 	bool		reusable;		/* every tuple was settled at the build */
 	int			ntuples;
-	CopiedTuple *tuples;
-	int		   *buckets;		/* first tuple of each bucket, or -1 */
-	uint32		mask;
+	int			natts;			/* columns of each tuple, deformed once */
+	Size		row_size;		/* a row: natts Datums, then natts isnull flags */
+	char	   *rows;			/* ntuples rows; by-reference values point
+								 * into the copied tuples */
+	CopyEntry  *entries;
+	uint32		mask;			/* entries - 1 */
 	Size		bytes;
 	double		probes_owed;	/* index probes since a copy was last usable */
 	BlockNumber too_big_at;		/* nblocks at which a build overflowed */
@@ -139,7 +154,8 @@ typedef struct TableCopyScanState
 	bool		use_copy;		/* this run reads slot's copy */
 	bool		positioned;		/* hash computed for the current probe */
 	uint32		hash;
-	int			next;			/* next candidate tuple, or -1 */
+	uint32		next;			/* next entry to look at */
+	bool		done;			/* no more candidates for this probe */
 	double		index_probes;	/* through the index in this run */
 } TableCopyScanState;
 
@@ -424,8 +440,8 @@ forget_copy(TableCopy *copy)
 	}
 	copy->cxt = NULL;
 	copy->lsns = NULL;
-	copy->tuples = NULL;
-	copy->buckets = NULL;
+	copy->rows = NULL;
+	copy->entries = NULL;
 	copy->bytes = 0;
 }
 
@@ -463,26 +479,28 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 		   Size limit)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
+	int			natts = desc->natts;
 	MemoryContext cxt = AllocSetContextCreate(copies_cxt, "stream_ext table copy",
 											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext page_cxt = AllocSetContextCreate(CurrentMemoryContext,
-												   "stream_ext table copy page",
+	MemoryContext work_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "stream_ext table copy build",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext page_cxt = AllocSetContextCreate(work_cxt, "stream_ext table copy page",
 												   ALLOCSET_SMALL_SIZES);
 	MemoryContext old;
 	FmgrInfo	hash_fn;
+	CopiedTuple *tuples;
 	int			capacity = 1024;
 	int			ntuples = 0;
 	Size		bytes = 0;
 	bool		reusable = true;
-	uint32		nbuckets;
+	uint32		nentries;
 
-	fmgr_info_cxt(copy->key.hash_fn, &hash_fn, cxt);
+	fmgr_info_cxt(copy->key.hash_fn, &hash_fn, work_cxt);
 	copy->max_xid = InvalidTransactionId;
 	copy->nxids = 0;
-	old = MemoryContextSwitchTo(cxt);
-	copy->lsns = palloc(sizeof(XLogRecPtr) * Max(nblocks, 1));
-	copy->tuples = palloc(sizeof(CopiedTuple) * capacity);
-	MemoryContextSwitchTo(old);
+	copy->lsns = MemoryContextAlloc(cxt, sizeof(XLogRecPtr) * Max(nblocks, 1));
+	tuples = MemoryContextAlloc(work_cxt, sizeof(CopiedTuple) * capacity);
 
 	PG_TRY();
 	{
@@ -518,26 +536,23 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 				if (ntuples == capacity)
 				{
 					capacity *= 2;
-					copy->tuples = repalloc_huge(copy->tuples, sizeof(CopiedTuple) * capacity);
+					tuples = repalloc_huge(tuples, sizeof(CopiedTuple) * capacity);
 				}
 				old = MemoryContextSwitchTo(cxt);
-				copy->tuples[ntuples].tuple = *heap_copytuple(&tuple);
+				tuples[ntuples++].tuple = heap_copytuple(&tuple);
 				MemoryContextSwitchTo(old);
-				bytes += HEAPTUPLESIZE + tuple.t_len + sizeof(CopiedTuple);
-				ntuples++;
+				bytes += HEAPTUPLESIZE + tuple.t_len;
 			}
 			UnlockReleaseBuffer(buf);
 
-			/* hash this page's tuples, NULL keys in no bucket */
+			/* hash this page's tuples */
 			old = MemoryContextSwitchTo(page_cxt);
 			for (int i = first; i < ntuples; i++)
 			{
-				CopiedTuple *t = &copy->tuples[i];
-				bool		isnull;
-				Datum		value = heap_getattr(&t->tuple, copy->key.attno, desc, &isnull);
+				Datum		value = heap_getattr(tuples[i].tuple, copy->key.attno, desc,
+												 &tuples[i].null_key);
 
-				t->next = isnull ? -2 : -1;
-				t->hash = isnull ? 0 :
+				tuples[i].hash = tuples[i].null_key ? 0 :
 					DatumGetUInt32(FunctionCall1Coll(&hash_fn, copy->key.collation, value));
 			}
 			MemoryContextSwitchTo(old);
@@ -548,41 +563,49 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 	{
 		MemoryContextDelete(cxt);
 		copy->lsns = NULL;
-		copy->tuples = NULL;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	MemoryContextDelete(page_cxt);
 
+	/* every row's columns deformed once, and the hash table (NULL keys not in it) */
+	for (nentries = 16; nentries < (uint32) ntuples * 2; nentries <<= 1)
+		;
+	copy->row_size = MAXALIGN(natts * (sizeof(Datum) + sizeof(bool)));
+	bytes += copy->row_size * ntuples + sizeof(CopyEntry) * nentries;
 	if (bytes > limit)
 	{
+		MemoryContextDelete(work_cxt);
 		MemoryContextDelete(cxt);
 		copy->lsns = NULL;
-		copy->tuples = NULL;
 		return false;
 	}
-
-	for (nbuckets = 16; nbuckets < (uint32) ntuples * 2; nbuckets <<= 1)
-		;
-	copy->buckets = MemoryContextAlloc(cxt, sizeof(int) * nbuckets);
-	memset(copy->buckets, -1, sizeof(int) * nbuckets);
-	copy->mask = nbuckets - 1;
+	copy->rows = MemoryContextAllocHuge(cxt, copy->row_size * Max(ntuples, 1));
+	copy->entries = MemoryContextAllocHuge(cxt, sizeof(CopyEntry) * nentries);
+	memset(copy->entries, -1, sizeof(CopyEntry) * nentries);
+	copy->mask = nentries - 1;
 	for (int i = 0; i < ntuples; i++)
 	{
-		CopiedTuple *t = &copy->tuples[i];
+		Datum	   *values = (Datum *) (copy->rows + copy->row_size * i);
+		uint32		at;
 
-		if (t->next == -2)
+		heap_deform_tuple(tuples[i].tuple, desc, values, (bool *) (values + natts));
+		if (tuples[i].null_key)
 			continue;
-		t->next = copy->buckets[t->hash & copy->mask];
-		copy->buckets[t->hash & copy->mask] = i;
+		for (at = tuples[i].hash & copy->mask; copy->entries[at].row >= 0;
+			 at = (at + 1) & copy->mask)
+			;
+		copy->entries[at].hash = tuples[i].hash;
+		copy->entries[at].row = i;
 	}
+	MemoryContextDelete(work_cxt);
 
 	copy->cxt = cxt;
 	copy->node = rel->rd_node;
 	copy->nblocks = nblocks;
+	copy->natts = natts;
 	copy->reusable = reusable;
 	copy->ntuples = ntuples;
-	copy->bytes = bytes + sizeof(int) * nbuckets + sizeof(XLogRecPtr) * nblocks;
+	copy->bytes = bytes + sizeof(XLogRecPtr) * nblocks;
 	copies_bytes += copy->bytes;
 	return true;
 }
@@ -592,7 +615,8 @@ static bool
 copy_still_valid(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks)
 {
 	if (!copy->reusable || !RelFileNodeEquals(copy->node, rel->rd_node) ||
-		copy->nblocks != nblocks || !writers_settled(copy, snapshot))
+		copy->nblocks != nblocks || copy->natts != RelationGetDescr(rel)->natts ||
+		!writers_settled(copy, snapshot))
 		return false;
 	for (BlockNumber blk = 0; blk < nblocks; blk++)
 	{
@@ -730,7 +754,7 @@ begin_table_copy_scan(CustomScanState *node, EState *estate, int eflags)
 								   estate->es_snapshot);
 }
 
-/* The next tuple of the copy with the probed value's hash */
+/* The next row of the copy with the probed value's hash */
 static TupleTableSlot *
 next_copied(ScanState *ss)
 {
@@ -746,24 +770,30 @@ next_copied(ScanState *ss)
 		Datum		value = ExecEvalExpr(state->probe, econtext, &isnull);
 
 		state->positioned = true;
-		state->next = -1;
+		state->done = isnull;	/* a strict operator matches no NULL */
 		if (!isnull)
 		{
 			state->hash = DatumGetUInt32(FunctionCall1Coll(&state->probe_hash,
 														   state->key.collation, value));
-			state->next = copy->buckets[state->hash & copy->mask];
+			state->next = state->hash & copy->mask;
 		}
 		MemoryContextSwitchTo(old);
 	}
-	while (state->next >= 0)
+	while (!state->done)
 	{
-		CopiedTuple *t = &copy->tuples[state->next];
+		CopyEntry  *e = &copy->entries[state->next];
 
-		state->next = t->next;
-		if (t->hash == state->hash)
+		state->next = (state->next + 1) & copy->mask;
+		if (e->row < 0)
+			state->done = true;
+		else if (e->hash == state->hash)
 		{
-			ExecForceStoreHeapTuple(&t->tuple, slot, false);
-			return slot;
+			Datum	   *values = (Datum *) (copy->rows + copy->row_size * e->row);
+
+			ExecClearTuple(slot);
+			memcpy(slot->tts_values, values, sizeof(Datum) * copy->natts);
+			memcpy(slot->tts_isnull, values + copy->natts, sizeof(bool) * copy->natts);
+			return ExecStoreVirtualTuple(slot);
 		}
 	}
 	return ExecClearTuple(slot);
