@@ -35,8 +35,11 @@
  * reach a quarter of the table's rows, checked only by batches with at least
  * an eighth as many events as the table has pages, and never beyond
  * stream_ext.join_cache_size per worker (least recently used copies go
- * first).  A copy in use by the current transaction is never rebuilt or
- * evicted: its tuples may be in a slot of an executor still running.
+ * first).  A build gives up (and the index answers) past that size or past a
+ * quarter of stream_ext.view_time_limit, so that it never costs the view its
+ * batch; after a build that gave up or failed, the table is not copied again
+ * until its size changes.  A copy in use by the current transaction is never
+ * rebuilt or evicted: its rows may be in a slot of an executor still running.
  *
  * What is rewritten (table_copies_in_plan): an index scan that is the inner
  * side of a nested loop (or under its Memoize), with one index condition
@@ -70,6 +73,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/typcache.h"
 
 #include "analyze/table_copies.h"
 #include "guc.h"
@@ -108,7 +112,7 @@ typedef struct CopyEntry
 /* a copied tuple while building */
 typedef struct CopiedTuple
 {
-	HeapTuple	tuple;			/* in the copy's context */
+	HeapTupleData tuple;		/* data in a block of the copy's context */
 	uint32		hash;
 	bool		null_key;
 } CopiedTuple;
@@ -133,7 +137,9 @@ typedef struct TableCopy
 	uint32		mask;			/* entries - 1 */
 	Size		bytes;
 	double		probes_owed;	/* index probes since a copy was last usable */
-	BlockNumber too_big_at;		/* nblocks at which a build overflowed */
+	BlockNumber failed_at;		/* nblocks at which a build failed or overflowed */
+	bool		building;		/* a build is under way (a hash function or a
+								 * detoast ran SQL that looks the table up) */
 	LocalTransactionId used_lxid;	/* last transaction that used the copy */
 	uint64		used_tick;		/* for least recently used */
 } TableCopy;
@@ -199,6 +205,20 @@ reads_system_column_walker(Node *node, Index *scanrelid)
 	return expression_tree_walker(node, reads_system_column_walker, scanrelid);
 }
 
+/*
+ * Can values of the expression's type be hashed?  The hash operator family
+ * of arrays, records and ranges holds their equality whatever the element
+ * types, whose hash functions may be missing (money[]); the type cache
+ * knows, as for a hash join.
+ */
+static bool
+hashable_input(Node *expr)
+{
+	TypeCacheEntry *tc = lookup_type_cache(exprType(expr), TYPECACHE_HASH_PROC);
+
+	return OidIsValid(tc->hash_proc);
+}
+
 static Node *
 strip_relabel(Node *node)
 {
@@ -254,12 +274,15 @@ table_copy_scan_for(IndexScan *is, PlannedStmt *pstmt, int *last_node_id)
 		reads_system_column_walker((Node *) is->scan.plan.targetlist, &scanrelid) ||
 		reads_system_column_walker((Node *) is->scan.plan.qual, &scanrelid) ||
 		!op_strict(clause->opno) ||
-		!get_op_hash_functions(clause->opno, &left_hash, &right_hash))
+		!get_op_hash_functions(clause->opno, &left_hash, &right_hash) ||
+		!hashable_input(linitial(clause->args)) || !hashable_input(lsecond(clause->args)))
 		return NULL;
 
 	rel = relation_open(rte->relid, AccessShareLock);
 	index = relation_open(is->indexid, AccessShareLock);
+	/* not a catalog: in-place updates change its pages without a commit */
 	fits = rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
+		RelationGetRelid(rel) >= FirstUnpinnedObjectId &&
 		rel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT &&
 		!rel->rd_rel->relrowsecurity &&
 		RelationGetIndexPredicate(index) == NIL;
@@ -276,6 +299,7 @@ table_copy_scan_for(IndexScan *is, PlannedStmt *pstmt, int *last_node_id)
 									 copyObject(is->scan.plan.qual));
 	cs->scan.plan.plan_node_id = ++(*last_node_id);
 	cs->scan.plan.parallel_aware = false;
+	cs->scan.plan.initPlan = NIL;	/* the child's, if any */
 	cs->scan.scanrelid = scanrelid;
 	cs->custom_plans = list_make1(is);
 	cs->custom_exprs = list_make1(copyObject(probe));
@@ -363,10 +387,13 @@ void
 stream_table_copies_in_plan(PlannedStmt *pstmt)
 {
 	int			last_node_id;
+	ListCell   *lc;
 
 	if (pstmt->rowMarks != NIL || pstmt->parallelModeNeeded)
 		return;
 	last_node_id = last_plan_node_id(pstmt->planTree);
+	foreach(lc, pstmt->subplans)
+		last_node_id = Max(last_node_id, last_plan_node_id(lfirst(lc)));
 	rewrite_lookups(pstmt->planTree, pstmt, &last_node_id);
 }
 
@@ -469,42 +496,53 @@ make_room(Size bytes, Size limit, TableCopy *keep)
 	return true;
 }
 
+/* Tuples are copied into blocks of this size, not one allocation each */
+#define COPY_BLOCK_SIZE (64 * 1024)
+
 /*
  * Copy the tuples of rel that snapshot sees, into copy, hashed on its key
- * column; false if they took more than limit bytes.  The hash function runs
- * after each page's lock is released.
+ * column.  False, with nothing kept, if the copy would take more than budget
+ * bytes, or the build more than a quarter of stream_ext.view_time_limit (the
+ * view's batch must not fail for it: the index answers instead).  The hash
+ * function runs after each page's lock is released.
  */
 static bool
 build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks,
-		   Size limit)
+		   Size budget)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			natts = desc->natts;
+	TimestampTz deadline = stream_ext_view_time_limit_ms > 0 ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), stream_ext_view_time_limit_ms / 4) : 0;
 	MemoryContext cxt = AllocSetContextCreate(copies_cxt, "stream_ext table copy",
 											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext work_cxt = AllocSetContextCreate(CurrentMemoryContext,
-												   "stream_ext table copy build",
-												   ALLOCSET_DEFAULT_SIZES);
-	MemoryContext page_cxt = AllocSetContextCreate(work_cxt, "stream_ext table copy page",
-												   ALLOCSET_SMALL_SIZES);
-	MemoryContext old;
-	FmgrInfo	hash_fn;
-	CopiedTuple *tuples;
-	int			capacity = 1024;
-	int			ntuples = 0;
-	Size		bytes = 0;
-	bool		reusable = true;
-	uint32		nentries;
-
-	fmgr_info_cxt(copy->key.hash_fn, &hash_fn, work_cxt);
-	copy->max_xid = InvalidTransactionId;
-	copy->nxids = 0;
-	copy->lsns = MemoryContextAlloc(cxt, sizeof(XLogRecPtr) * Max(nblocks, 1));
-	tuples = MemoryContextAlloc(work_cxt, sizeof(CopiedTuple) * capacity);
+	MemoryContext work_cxt = NULL;
+	bool		fits = true;
 
 	PG_TRY();
 	{
-		for (BlockNumber blk = 0; blk < nblocks && bytes <= limit; blk++)
+		MemoryContext page_cxt;
+		MemoryContext old;
+		FmgrInfo	hash_fn;
+		CopiedTuple *tuples;
+		int			capacity = 1024;
+		int			ntuples = 0;
+		char	   *block = NULL;
+		Size		block_left = 0;
+		bool		reusable = true;
+		uint32		nentries;
+
+		work_cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext table copy build",
+										 ALLOCSET_DEFAULT_SIZES);
+		page_cxt = AllocSetContextCreate(work_cxt, "stream_ext table copy page",
+										 ALLOCSET_SMALL_SIZES);
+		fmgr_info_cxt(copy->key.hash_fn, &hash_fn, work_cxt);
+		copy->max_xid = InvalidTransactionId;
+		copy->nxids = 0;
+		copy->lsns = MemoryContextAllocHuge(cxt, sizeof(XLogRecPtr) * Max(nblocks, 1));
+		tuples = MemoryContextAlloc(work_cxt, sizeof(CopiedTuple) * capacity);
+
+		for (BlockNumber blk = 0; blk < nblocks && fits; blk++)
 		{
 			Buffer		buf;
 			Page		page;
@@ -522,6 +560,7 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 			{
 				ItemId		item = PageGetItemId(page, off);
 				HeapTupleData tuple;
+				HeapTuple	t;
 
 				if (!ItemIdIsNormal(item))
 					continue;
@@ -538,10 +577,17 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 					capacity *= 2;
 					tuples = repalloc_huge(tuples, sizeof(CopiedTuple) * capacity);
 				}
-				old = MemoryContextSwitchTo(cxt);
-				tuples[ntuples++].tuple = heap_copytuple(&tuple);
-				MemoryContextSwitchTo(old);
-				bytes += HEAPTUPLESIZE + tuple.t_len;
+				if (MAXALIGN(tuple.t_len) > block_left)
+				{
+					block_left = Max(COPY_BLOCK_SIZE, MAXALIGN(tuple.t_len));
+					block = MemoryContextAlloc(cxt, block_left);
+				}
+				t = &tuples[ntuples++].tuple;
+				*t = tuple;
+				t->t_data = (HeapTupleHeader) block;
+				memcpy(block, tuple.t_data, tuple.t_len);
+				block += MAXALIGN(tuple.t_len);
+				block_left -= MAXALIGN(tuple.t_len);
 			}
 			UnlockReleaseBuffer(buf);
 
@@ -549,7 +595,7 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 			old = MemoryContextSwitchTo(page_cxt);
 			for (int i = first; i < ntuples; i++)
 			{
-				Datum		value = heap_getattr(tuples[i].tuple, copy->key.attno, desc,
+				Datum		value = heap_getattr(&tuples[i].tuple, copy->key.attno, desc,
 												 &tuples[i].null_key);
 
 				tuples[i].hash = tuples[i].null_key ? 0 :
@@ -557,55 +603,68 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 			}
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(page_cxt);
+
+			/* what the rows and the hash table will add, about a third more */
+			if (MemoryContextMemAllocated(cxt, true) +
+				(Size) ntuples * (MAXALIGN(natts * (sizeof(Datum) + sizeof(bool))) +
+								  2 * sizeof(CopyEntry)) > budget ||
+				ntuples > INT_MAX / 4 ||
+				(deadline != 0 && blk % 64 == 63 && GetCurrentTimestamp() > deadline))
+				fits = false;
+		}
+
+		if (fits)
+		{
+			/* every row's columns deformed once; the hash table, without NULL keys */
+			for (nentries = 16; nentries < (uint32) ntuples * 2; nentries <<= 1)
+				;
+			copy->row_size = MAXALIGN(natts * (sizeof(Datum) + sizeof(bool)));
+			copy->rows = MemoryContextAllocHuge(cxt, copy->row_size * Max(ntuples, 1));
+			copy->entries = MemoryContextAllocHuge(cxt, sizeof(CopyEntry) * nentries);
+			memset(copy->entries, -1, sizeof(CopyEntry) * nentries);
+			copy->mask = nentries - 1;
+			for (int i = 0; i < ntuples; i++)
+			{
+				Datum	   *values = (Datum *) (copy->rows + copy->row_size * i);
+				uint32		at;
+
+				heap_deform_tuple(&tuples[i].tuple, desc, values, (bool *) (values + natts));
+				if (tuples[i].null_key)
+					continue;
+				for (at = tuples[i].hash & copy->mask; copy->entries[at].row >= 0;
+					 at = (at + 1) & copy->mask)
+					;
+				copy->entries[at].hash = tuples[i].hash;
+				copy->entries[at].row = i;
+			}
+			copy->reusable = reusable;
+			copy->ntuples = ntuples;
 		}
 	}
 	PG_CATCH();
 	{
-		MemoryContextDelete(cxt);
 		copy->lsns = NULL;
+		copy->rows = NULL;
+		copy->entries = NULL;
+		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-
-	/* every row's columns deformed once, and the hash table (NULL keys not in it) */
-	for (nentries = 16; nentries < (uint32) ntuples * 2; nentries <<= 1)
-		;
-	copy->row_size = MAXALIGN(natts * (sizeof(Datum) + sizeof(bool)));
-	bytes += copy->row_size * ntuples + sizeof(CopyEntry) * nentries;
-	if (bytes > limit)
-	{
-		MemoryContextDelete(work_cxt);
-		MemoryContextDelete(cxt);
-		copy->lsns = NULL;
-		return false;
-	}
-	copy->rows = MemoryContextAllocHuge(cxt, copy->row_size * Max(ntuples, 1));
-	copy->entries = MemoryContextAllocHuge(cxt, sizeof(CopyEntry) * nentries);
-	memset(copy->entries, -1, sizeof(CopyEntry) * nentries);
-	copy->mask = nentries - 1;
-	for (int i = 0; i < ntuples; i++)
-	{
-		Datum	   *values = (Datum *) (copy->rows + copy->row_size * i);
-		uint32		at;
-
-		heap_deform_tuple(tuples[i].tuple, desc, values, (bool *) (values + natts));
-		if (tuples[i].null_key)
-			continue;
-		for (at = tuples[i].hash & copy->mask; copy->entries[at].row >= 0;
-			 at = (at + 1) & copy->mask)
-			;
-		copy->entries[at].hash = tuples[i].hash;
-		copy->entries[at].row = i;
-	}
 	MemoryContextDelete(work_cxt);
 
+	if (!fits || MemoryContextMemAllocated(cxt, true) > budget)
+	{
+		copy->lsns = NULL;
+		copy->rows = NULL;
+		copy->entries = NULL;
+		MemoryContextDelete(cxt);
+		return false;
+	}
 	copy->cxt = cxt;
 	copy->node = rel->rd_node;
 	copy->nblocks = nblocks;
 	copy->natts = natts;
-	copy->reusable = reusable;
-	copy->ntuples = ntuples;
-	copy->bytes = bytes + sizeof(XLogRecPtr) * nblocks;
+	copy->bytes = MemoryContextMemAllocated(cxt, true);
 	copies_bytes += copy->bytes;
 	return true;
 }
@@ -657,7 +716,7 @@ registry_entry(CopyKey *key)
 	}
 	copy = MemoryContextAllocZero(copies_cxt, sizeof(TableCopy));
 	copy->key = *key;
-	copy->too_big_at = InvalidBlockNumber;
+	copy->failed_at = InvalidBlockNumber;
 	copies = lappend_with_cxt(copies_cxt, copies, copy);
 	return copy;
 }
@@ -673,8 +732,10 @@ copy_for_run(TableCopy *copy, Relation rel, Snapshot snapshot)
 	double		probes = 1;
 	BlockNumber nblocks;
 	double		rows;
+	bool		built;
 
-	if (limit == 0 || snapshot == NULL || !IsMVCCSnapshot(snapshot) ||
+	if (limit == 0 || snapshot == NULL || snapshot->snapshot_type != SNAPSHOT_MVCC ||
+		old_snapshot_threshold >= 0 || copy->building ||
 		rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
 		return false;
 	if (stream_scan_source != NULL && stream_scan_source->only < 0)
@@ -694,9 +755,12 @@ copy_for_run(TableCopy *copy, Relation rel, Snapshot snapshot)
 		}
 	}
 
-	/* build it again, if it is not in use and the probes owed pay for it */
+	/*
+	 * Build it again, if it is not in use, if the probes owed pay for it, and
+	 * if no build failed or overflowed at this size of the table.
+	 */
 	if (copy->used_lxid == MyProc->lxid ||
-		(Size) nblocks * BLCKSZ > limit || nblocks == copy->too_big_at)
+		(Size) nblocks * BLCKSZ > limit || nblocks == copy->failed_at)
 		return false;
 	rows = copy->cxt != NULL ? copy->ntuples : rel->rd_rel->reltuples;
 	if (rows < 0)
@@ -706,18 +770,28 @@ copy_for_run(TableCopy *copy, Relation rel, Snapshot snapshot)
 	forget_copy(copy);
 	if (!make_room((Size) nblocks * BLCKSZ, limit, copy))
 		return false;
-	if (!build_copy(copy, rel, snapshot, nblocks, limit))
+
+	/* if the build fails (an error), the next batches go to the index */
+	copy->failed_at = nblocks;
+	copy->probes_owed = 0;
+	copy->building = true;
+	PG_TRY();
 	{
-		copy->too_big_at = nblocks;
-		return false;
+		built = build_copy(copy, rel, snapshot, nblocks, limit - copies_bytes);
 	}
+	PG_FINALLY();
+	{
+		copy->building = false;
+	}
+	PG_END_TRY();
+	if (!built)
+		return false;
 	elog(DEBUG1, "stream_ext: copied table \"%s\" for lookups: %d rows in %u pages%s",
 		 RelationGetRelationName(rel), copy->ntuples, nblocks,
 		 copy->reusable ? "" : ", for this batch only (some rows not yet settled)");
-	copy->too_big_at = InvalidBlockNumber;
+	copy->failed_at = InvalidBlockNumber;
 	copy->used_lxid = MyProc->lxid;
 	copy->used_tick = ++copies_tick;
-	copy->probes_owed = 0;
 	return true;
 }
 
