@@ -36,6 +36,7 @@
 #include "parser/parsetree.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 #include "utils/regproc.h"
@@ -823,18 +824,95 @@ plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer, boo
 	return pstmt;
 }
 
+/* Does the plan read relations besides the stream? */
+static bool
+joins_tables(PlannedStmt *pstmt)
+{
+	ListCell   *lc;
+	int			relations = 0;
+
+	foreach(lc, pstmt->rtable)
+		if (((RangeTblEntry *) lfirst(lc))->rtekind == RTE_RELATION)
+			relations++;
+	return relations > 1;
+}
+
+/*
+ * Are the transition states of the view's aggregates small and of fixed
+ * shape (no internal state, no declared transition space), so that hashing
+ * a batch's groups takes no more memory than sorting them?
+ */
+static bool
+states_are_small(ViewShape *shape)
+{
+	ListCell   *lc;
+
+	foreach(lc, shape->aggs)
+	{
+		Aggref	   *agg = lfirst(lc);
+		HeapTuple	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(agg->aggfnoid));
+		Form_pg_aggregate form;
+		bool		small;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for aggregate %u", agg->aggfnoid);
+		form = (Form_pg_aggregate) GETSTRUCT(tup);
+		small = form->aggtranstype != INTERNALOID && form->aggtransspace <= 0;
+		ReleaseSysCache(tup);
+		if (!small)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The plan of a view that joins tables, made with sorts disabled, if its
+ * batch then groups by hashing: such a view is planned for a batch of a
+ * hundred events (stream/fdw.c: lookups by index), for which sorting looks
+ * cheaper than hashing, while batches hold up to stream_ext.batch_size.
+ * NULL when sorting stays (grouping sets, or states that are not small).
+ */
+static PlannedStmt *
+plan_joined_hashed(ViewShape *shape, const char *sql, bool one_writer)
+{
+	PlannedStmt *volatile pstmt = NULL;
+	int			nest_level;
+
+	if (shape->grouping_key >= 0 || !states_are_small(shape))
+		return NULL;
+	nest_level = NewGUCNestLevel();
+	PG_TRY();
+	{
+		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		pstmt = plan_partial_aggregation(shape, sql, one_writer, false);
+	}
+	PG_FINALLY();
+	{
+		AtEOXact_GUC(false, nest_level);
+	}
+	PG_END_TRY();
+	return IsA(pstmt->planTree, Agg) &&
+		((Agg *) pstmt->planTree)->aggstrategy == AGG_HASHED ? pstmt : NULL;
+}
+
 /*
  * The workers' plan of a view's partial aggregation (above); when it groups
- * a batch by sorting it, planned again with the keys' hashes sorted first
- * (sort_by_hashes_first), but for grouping sets.
+ * a batch by sorting it, for a view that joins tables planned again to hash
+ * its groups if their states are small (plan_joined_hashed), else with the
+ * keys' hashes sorted first (sort_by_hashes_first), but for grouping sets.
  */
 PlannedStmt *
 stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer)
 {
 	PlannedStmt *pstmt = plan_partial_aggregation(shape, sql, one_writer, false);
+	PlannedStmt *hashed;
 
 	if (shape->grouping_key < 0 && groups_by_sorting(pstmt))
-		pstmt = plan_partial_aggregation(shape, sql, one_writer, true);
+	{
+		hashed = joins_tables(pstmt) ? plan_joined_hashed(shape, sql, one_writer) : NULL;
+		pstmt = hashed ? hashed : plan_partial_aggregation(shape, sql, one_writer, true);
+	}
 	return pstmt;
 }
 
