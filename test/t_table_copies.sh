@@ -82,6 +82,14 @@ probes() {
 	sleep 1.5   # workers send statistics at most once a second, and when idle
 	q "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelid = 'accounts_pkey'::regclass"
 }
+# send_counting_probes COUNT TRANSACTIONS SEED: send, setting probed to the
+# index probes it took
+send_counting_probes() {
+	local before
+	before=$(probes)
+	send "$@"
+	probed=$(($(probes) - before))
+}
 
 # the workers' plans look accounts up through the copies, the index below them
 plan_uses_copies() {
@@ -100,13 +108,10 @@ send 20000 6 100
 compare "warm-up"
 
 say "2. accounts unchanged"
-before=$(probes)
-send 20000 5 200
-after=$(probes)
-[ $((after - before)) -lt 1000 ] ||
-	fail "100,000 events probed the index $((after - before)) times: the copies were not used"
+send_counting_probes 20000 5 200
+[ "$probed" -lt 1000 ] || fail "100,000 events probed the index $probed times: the copies were not used"
 compare "unchanged"
-say "ok: 100,000 events joined with $((after - before)) index probes"
+say "ok: 100,000 events joined with $probed index probes"
 
 say "3. committed changes"
 # changes that leave the table's size as it is: only the pages' LSNs tell
@@ -179,13 +184,10 @@ plan_uses_copies "after TRUNCATE"
 
 say "6. stream_ext.join_cache_size = 0"
 set_server_setting stream_ext.join_cache_size 0
-before=$(probes)
-send 10000 2 800
-after=$(probes)
-[ $((after - before)) -ge 20000 ] ||
-	fail "with join_cache_size = 0, 20,000 events probed the index only $((after - before)) times"
+send_counting_probes 10000 2 800
+[ "$probed" -ge 20000 ] || fail "with join_cache_size = 0, 20,000 events probed the index only $probed times"
 compare "without copies"
-say "ok: without copies 20,000 events made $((after - before)) index probes"
+say "ok: without copies 20,000 events made $probed index probes"
 
 say "7. a key whose type cannot be hashed"
 run_sql <<'SQL'

@@ -176,17 +176,24 @@ stream_error_not_a_stream(const char *name)
 			 errhint("A stream is a foreign table of server stream_ext: CREATE FOREIGN TABLE name (...) SERVER stream_ext.")));
 }
 
-/* Does the query read relations besides its stream? */
+/* Does a query's or a plan's range table hold relations besides its stream? */
 bool
-stream_view_joins_tables(Query *query)
+stream_rtable_joins_tables(List *rtable)
 {
 	ListCell   *lc;
 	int			relations = 0;
 
-	foreach(lc, query->rtable)
+	foreach(lc, rtable)
 		if (((RangeTblEntry *) lfirst(lc))->rtekind == RTE_RELATION)
 			relations++;
 	return relations > 1;
+}
+
+/* Does the query read relations besides its stream? */
+bool
+stream_view_joins_tables(Query *query)
+{
+	return stream_rtable_joins_tables(query->rtable);
 }
 
 /*

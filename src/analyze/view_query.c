@@ -824,19 +824,6 @@ plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer, boo
 	return pstmt;
 }
 
-/* Does the plan read relations besides the stream? */
-static bool
-joins_tables(PlannedStmt *pstmt)
-{
-	ListCell   *lc;
-	int			relations = 0;
-
-	foreach(lc, pstmt->rtable)
-		if (((RangeTblEntry *) lfirst(lc))->rtekind == RTE_RELATION)
-			relations++;
-	return relations > 1;
-}
-
 /*
  * Are the transition states of the view's aggregates small and of fixed
  * shape (no internal state, no declared transition space), so that hashing
@@ -910,7 +897,8 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 
 	if (shape->grouping_key < 0 && groups_by_sorting(pstmt))
 	{
-		hashed = joins_tables(pstmt) ? plan_joined_hashed(shape, sql, one_writer) : NULL;
+		hashed = stream_rtable_joins_tables(pstmt->rtable) ?
+			plan_joined_hashed(shape, sql, one_writer) : NULL;
 		pstmt = hashed ? hashed : plan_partial_aggregation(shape, sql, one_writer, true);
 	}
 	return pstmt;

@@ -53,6 +53,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "analyze/joins.h"
 #include "guc.h"
 #include "worker/kept_executor.h"
 
@@ -228,19 +229,6 @@ start_kept(PlannedStmt *plan, const char *source, ParamListInfo params, DestRece
 	return k;
 }
 
-/* Does plan read relations besides the stream? */
-static bool
-reads_tables(PlannedStmt *plan)
-{
-	ListCell   *lc;
-	int			relations = 0;
-
-	foreach(lc, plan->rtable)
-		if (((RangeTblEntry *) lfirst(lc))->rtekind == RTE_RELATION)
-			relations++;
-	return relations > 1;
-}
-
 /*
  * Run plan over the current batch of nevents events, sending its rows to
  * dest, with the executor kept in *kept (started and kept there if *kept is
@@ -259,7 +247,7 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 	EState	   *estate;
 	MemoryContext oldcxt;
 
-	if (plan->subplans != NIL || IsSubTransaction() || reads_tables(plan))
+	if (plan->subplans != NIL || IsSubTransaction() || stream_rtable_joins_tables(plan->rtable))
 		return false;
 	if (!callback_registered)
 	{
