@@ -133,7 +133,7 @@ stream_ext_define_gucs(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("stream_ext.join_cache_size",
-							gettext_noop("Memory each batch worker may use for copies of the tables views join."),
+							gettext_noop("Memory each batch worker or Kafka consumer may use for copies of the tables views join."),
 							gettext_noop("A copy answers a view's lookups in a table while the table does not change; 0 means every lookup probes the table's index."),
 							&stream_ext_join_cache_kb,
 							65536, 0, MAX_KILOBYTES,
