@@ -312,6 +312,35 @@ COMMIT;
 SELECT tw_merged('tw_to_parts');
 SELECT tableoid::regclass, k, v FROM tw_parts ORDER BY k;
 
+-- the writer computes with the workers' settings, not its session's: the
+-- same event through a transform the writer applies and through one the
+-- workers apply (into a partitioned table) gives the same row, whatever the
+-- writer's TimeZone, DateStyle, IntervalStyle or extra_float_digits
+CREATE FOREIGN TABLE tw_set_w (ts timestamptz, x float8, i interval) SERVER stream_ext;
+CREATE FOREIGN TABLE tw_set_k (ts timestamptz, x float8, i interval) SERVER stream_ext;
+CREATE TABLE tw_set_writer (d date, t text, f text, it text);
+CREATE TABLE tw_set_workers (k int, d date, t text, f text, it text) PARTITION BY RANGE (k);
+CREATE TABLE tw_set_workers_all PARTITION OF tw_set_workers FOR VALUES FROM (0) TO (10);
+CREATE VIEW tw_to_set_writer WITH (continuous, output = 'tw_set_writer') AS
+  SELECT ts::date, ts::text, x::text, i::text FROM tw_set_w;
+CREATE VIEW tw_to_set_workers WITH (continuous, output = 'tw_set_workers') AS
+  SELECT 1, ts::date, ts::text, x::text, i::text FROM tw_set_k;
+BEGIN;
+SET LOCAL TimeZone = 'Pacific/Kiritimati';
+SET LOCAL DateStyle = 'SQL, DMY';
+SET LOCAL IntervalStyle = 'sql_standard';
+SET LOCAL extra_float_digits = -2;
+INSERT INTO tw_set_w VALUES ('2100-01-01 23:30+00', 1.0 / 3, '1 day 2 hours');
+INSERT INTO tw_set_k VALUES ('2100-01-01 23:30+00', 1.0 / 3, '1 day 2 hours');
+SELECT count(*) AS applied_by_the_writer FROM tw_set_writer;
+COMMIT;
+SELECT tw_merged('tw_to_set_workers');
+SELECT w.d = k.d AS same_date, w.t = k.t AS same_text, w.f = k.f AS same_float,
+       w.it = k.it AS same_interval
+  FROM tw_set_writer w, tw_set_workers k;
+DROP FOREIGN TABLE tw_set_w, tw_set_k CASCADE;
+DROP TABLE tw_set_writer, tw_set_workers;
+
 DROP FOREIGN TABLE tw_s, tw_p CASCADE;
 DROP TABLE tw_out, tw_names, tw_named, tw_who, tw_parts;
 DROP FUNCTION tw_merged(regclass), tw_shout();

@@ -314,6 +314,7 @@ request_launch_locked(Oid dboid)
 		group->start_failed_since = 0;
 		group->start_failed_at = 0;
 		group->start_retry_at = 0;
+		group->settings_len = 0;
 	}
 	group->dboid = dboid;
 	if (!group->stopping)
@@ -732,6 +733,49 @@ stream_group_of_database(Oid dboid)
 		groupno = -1;
 	LWLockRelease(StreamShared->lock);
 	return groupno;
+}
+
+/*
+ * Worker side: publish the settings (len bytes) the workers of dboid's group
+ * apply events with; a no-op if no group serves dboid.
+ */
+void
+stream_group_publish_settings(Oid dboid, const char *settings, int len)
+{
+	StreamDatabaseGroup *group;
+	int			groupno;
+
+	Assert(len > 0 && len <= STREAM_GROUP_SETTINGS_SIZE);
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	group = find_group(dboid, &groupno);
+	if (group != NULL)
+	{
+		memcpy(group->settings, settings, len);
+		group->settings_len = len;
+	}
+	LWLockRelease(StreamShared->lock);
+}
+
+/*
+ * Writer side: copy the settings the workers of dboid published into buf
+ * (STREAM_GROUP_SETTINGS_SIZE bytes); returns their length, 0 if none.
+ */
+int
+stream_group_settings(Oid dboid, char *buf)
+{
+	StreamDatabaseGroup *group;
+	int			groupno;
+	int			len = 0;
+
+	LWLockAcquire(StreamShared->lock, LW_SHARED);
+	group = find_group(dboid, &groupno);
+	if (group != NULL)
+	{
+		len = group->settings_len;
+		memcpy(buf, group->settings, len);
+	}
+	LWLockRelease(StreamShared->lock);
+	return len;
 }
 
 /*

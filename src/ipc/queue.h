@@ -59,6 +59,9 @@ typedef struct StreamWorkerSlot
 	char	   *ring;			/* NULL for combiner slots */
 } StreamWorkerSlot;
 
+/* Room for the workers' settings a writer adopts (worker/settings.c) */
+#define STREAM_GROUP_SETTINGS_SIZE 1024
+
 /*
  * The workers of one database: stream_ext.workers batch workers, then one
  * combiner.  To read or change dboid, launch_pending, stopping or the
@@ -85,6 +88,11 @@ typedef struct StreamDatabaseGroup
 	pg_atomic_uint64 merged;	/* mergeable when the combiner's last
 								 * completed round began */
 	pg_atomic_uint64 last_merge_at; /* TimestampTz that round ended */
+	int			settings_len;	/* bytes in settings; 0: none published */
+	char		settings[STREAM_GROUP_SETTINGS_SIZE];	/* the workers' values of
+														 * the settings results
+														 * depend on
+														 * (worker/settings.c) */
 } StreamDatabaseGroup;
 
 /* What a writer waits for (StreamWriterWait.kind) */
@@ -199,6 +207,8 @@ extern void stream_note_merge_round(int slotno, uint64 mergeable_at_start);
 
 /* status, for the metrics views */
 extern int	stream_group_of_database(Oid dboid);
+extern void stream_group_publish_settings(Oid dboid, const char *settings, int len);
+extern int	stream_group_settings(Oid dboid, char *buf);
 
 /* launcher and database lifecycle */
 extern int	stream_group_count(void);

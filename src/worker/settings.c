@@ -8,11 +8,21 @@
  * lock_timeout set for users made batches of event-time views fail on the
  * watermark row lock and discarded them.  These are pinned at the highest
  * priority (PGC_S_OVERRIDE); README lists them.
+ *
+ * A writer that applies its stream's transforms into tables itself
+ * (writer_apply.c) must produce the rows a worker would: the settings the
+ * results of expressions depend on (a timestamptz cast to date or text, a
+ * float to text, to_char, to_tsvector) are the workers' there, not the
+ * writer session's.  Batch workers publish their values in the group's
+ * shared memory when they start and after each reload, and the writer
+ * adopts them for the apply.
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "ipc/queue.h"
 #include "worker/settings.h"
 
 typedef struct PinnedSetting
@@ -45,4 +55,62 @@ stream_worker_pin_settings(void)
 {
 	for (const PinnedSetting *s = pinned; s->name != NULL; s++)
 		SetConfigOption(s->name, s->value, PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/* The settings the results of a transform's expressions depend on */
+static const char *const result_settings[] = {
+	"TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits",
+	"lc_monetary", "lc_numeric", "lc_time", "bytea_output", "xmlbinary",
+	"xmloption", "default_text_search_config", NULL
+};
+
+/*
+ * Publish this worker's values of result_settings for the writers of its
+ * database: each value with its terminating zero, in the order of the list
+ * (nothing is published if they do not fit: writers then leave their
+ * events to the workers).
+ */
+void
+stream_worker_publish_settings(void)
+{
+	char		buf[STREAM_GROUP_SETTINGS_SIZE];
+	int			len = 0;
+
+	for (const char *const *name = result_settings; *name != NULL; name++)
+	{
+		const char *value = GetConfigOption(*name, false, false);
+		int			n = strlen(value) + 1;
+
+		if (len + n > STREAM_GROUP_SETTINGS_SIZE)
+			return;
+		memcpy(buf + len, value, n);
+		len += n;
+	}
+	stream_group_publish_settings(MyDatabaseId, buf, len);
+}
+
+/*
+ * Writer side: take the workers' values of result_settings, until
+ * AtEOXact_GUC at the caller's nesting level.  False, changing nothing, if
+ * the workers of this database have published none.
+ */
+bool
+stream_adopt_worker_settings(void)
+{
+	char		buf[STREAM_GROUP_SETTINGS_SIZE];
+	int			len = stream_group_settings(MyDatabaseId, buf);
+	const char *value = buf;
+
+	if (len == 0)
+		return false;
+	for (const char *const *name = result_settings; *name != NULL; name++)
+	{
+		if (value >= buf + len)
+			return false;
+		if (strcmp(GetConfigOption(*name, false, false), value) != 0)
+			(void) set_config_option(*name, value, PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+		value += strlen(value) + 1;
+	}
+	return true;
 }

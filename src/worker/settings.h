@@ -6,5 +6,7 @@
 #define STREAM_EXT_WORKER_SETTINGS_H
 
 extern void stream_worker_pin_settings(void);
+extern void stream_worker_publish_settings(void);
+extern bool stream_adopt_worker_settings(void);
 
 #endif

@@ -98,6 +98,7 @@ stream_worker_handle_interrupts(void)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		stream_worker_publish_settings();
 	}
 }
 
@@ -140,6 +141,7 @@ stream_ext_worker_main(Datum arg)
 		proc_exit(0);
 	before_shmem_exit(detach_at_exit, Int32GetDatum(slotno));
 	exit_if_extension_dropped(stream_slot(slotno));
+	stream_worker_publish_settings();
 
 	if (stream_slot_role(slotno) == ROLE_COMBINER)
 	{

@@ -12,8 +12,9 @@
  * applied this way, stream/insert.c hands the writer's events to
  * writer_apply() before sending them on: the transforms run over them, as
  * their owners, in a security-restricted operation, with the settings
- * workers pin (search_path, no JIT), and their rows go straight into the
- * tables (table_insert.c).  The records that carry the events to a worker
+ * workers pin (search_path, no JIT) and the workers' values of those the
+ * results depend on (TimeZone, DateStyle, ...: worker/settings.c), and their
+ * rows go straight into the tables (table_insert.c).  The records that carry the events to a worker
  * for the stream's other views are flagged so that the worker skips the
  * transforms into tables; a stream with no other view sends nothing.
  *
@@ -43,6 +44,7 @@
 
 #include "stream/insert.h"
 #include "worker/apply.h"
+#include "worker/settings.h"
 #include "worker/table_insert.h"
 #include "worker/view_cache.h"
 #include "worker/writer_apply.h"
@@ -282,7 +284,10 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
 	nestlevel = pin_worker_settings();
-	edata = stream_try_in_subtransaction(apply_in_subtransaction, &apply);
+	if (stream_adopt_worker_settings())
+		edata = stream_try_in_subtransaction(apply_in_subtransaction, &apply);
+	else
+		edata = NULL;			/* no settings published yet: the workers apply */
 	AtEOXact_GUC(true, nestlevel);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
