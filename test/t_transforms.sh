@@ -200,4 +200,26 @@ done
         JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id WHERE v.view = 't_direct'::regclass")" = t ] ||
 	fail "t_direct was applied by workers too"
 say "ok: the writers applied t_direct themselves, kill -9 included"
+
+# a setting of the workers the writer cannot take: its default text search
+# configuration, unqualified, in public (the writer's apply searches only
+# pg_catalog): the statement succeeds and the workers apply its events
+run_sql <<'SQL'
+CREATE TEXT SEARCH CONFIGURATION public.tw_cfg (COPY = pg_catalog.english);
+CREATE FOREIGN TABLE cfg_s (body text) SERVER stream_ext;
+CREATE TABLE cfg_out (body text);
+CREATE VIEW t_cfg WITH (continuous, output = 'cfg_out') AS SELECT upper(body) FROM cfg_s;
+SQL
+# ALTER SYSTEM checks the name in database postgres
+psql -X -q -d postgres -c "CREATE TEXT SEARCH CONFIGURATION public.tw_cfg (COPY = pg_catalog.english)"
+set_server_setting default_text_search_config tw_cfg
+sleep 1   # the workers reload and publish it
+out=$(psql -X -v ON_ERROR_STOP=1 -c "SET default_text_search_config = 'pg_catalog.english'" \
+	-c "INSERT INTO cfg_s VALUES ('quick foxes')" 2>&1) ||
+	fail "a writer failed on a setting of the workers it cannot take: $out"
+wait_until 30 "the workers moved the row" "SELECT count(*) = 1 FROM cfg_out WHERE body = 'QUICK FOXES'"
+[ "$(q "SELECT bool_and(c.worker < 2000) FROM stream_ext_internal.view_counters c
+        JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id WHERE v.view = 't_cfg'::regclass")" = t ] ||
+	fail "the writer applied t_cfg although it could not take the workers' settings"
+say "ok: a writer that cannot take the workers' settings leaves its events to them"
 say "ok"

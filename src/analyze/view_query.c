@@ -27,6 +27,7 @@
 #include "commands/defrem.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/cost.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/analyze.h"
@@ -826,8 +827,9 @@ plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer, boo
 
 /*
  * Are the transition states of the view's aggregates small and of fixed
- * shape (no internal state, no declared transition space), so that hashing
- * a batch's groups takes no more memory than sorting them?
+ * shape (no internal state, no declared transition space), so that a batch's
+ * groups hash in memory as other views' do (hash_mem, beyond which PostgreSQL
+ * spills them)?
  */
 static bool
 states_are_small(ViewShape *shape)
@@ -865,7 +867,7 @@ plan_joined_hashed(ViewShape *shape, const char *sql, bool one_writer)
 	PlannedStmt *volatile pstmt = NULL;
 	int			nest_level;
 
-	if (shape->grouping_key >= 0 || !states_are_small(shape))
+	if (shape->grouping_key >= 0 || !enable_hashagg || !states_are_small(shape))
 		return NULL;
 	nest_level = NewGUCNestLevel();
 	PG_TRY();
@@ -879,8 +881,10 @@ plan_joined_hashed(ViewShape *shape, const char *sql, bool one_writer)
 		AtEOXact_GUC(false, nest_level);
 	}
 	PG_END_TRY();
+	/* a sort it could not avoid (disable_cost in every path) makes no choice */
 	return IsA(pstmt->planTree, Agg) &&
-		((Agg *) pstmt->planTree)->aggstrategy == AGG_HASHED ? pstmt : NULL;
+		((Agg *) pstmt->planTree)->aggstrategy == AGG_HASHED &&
+		pstmt->planTree->total_cost < disable_cost ? pstmt : NULL;
 }
 
 /*

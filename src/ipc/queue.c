@@ -736,8 +736,21 @@ stream_group_of_database(Oid dboid)
 }
 
 /*
- * Worker side: publish the settings (len bytes) the workers of dboid's group
- * apply events with; a no-op if no group serves dboid.
+ * When no process of the group runs any more, its published settings go:
+ * the next ones to start may have others (ALTER DATABASE ... SET).
+ */
+static void
+forget_settings_if_stopped_locked(int groupno)
+{
+	for (int s = 0; s < StreamShared->slots_per_group; s++)
+		if (StreamShared->slots[stream_group_slot(groupno, s)].state == SLOT_RUNNING)
+			return;
+	StreamShared->groups[groupno].settings_len = 0;
+}
+
+/*
+ * Worker side: publish the settings (len bytes; 0: none) the workers of
+ * dboid's group apply events with; a no-op if no group serves dboid.
  */
 void
 stream_group_publish_settings(Oid dboid, const char *settings, int len)
@@ -745,7 +758,7 @@ stream_group_publish_settings(Oid dboid, const char *settings, int len)
 	StreamDatabaseGroup *group;
 	int			groupno;
 
-	Assert(len > 0 && len <= STREAM_GROUP_SETTINGS_SIZE);
+	Assert(len >= 0 && len <= STREAM_GROUP_SETTINGS_SIZE);
 	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
 	group = find_group(dboid, &groupno);
 	if (group != NULL)
@@ -874,6 +887,7 @@ stream_slot_detach(int slotno)
 		slot->pid = 0;
 		slot->pgprocno = -1;
 	}
+	forget_settings_if_stopped_locked(stream_slot_group(slotno));
 	maybe_free_group_locked(stream_slot_group(slotno));
 	LWLockRelease(StreamShared->lock);
 }

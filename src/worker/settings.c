@@ -59,16 +59,18 @@ stream_worker_pin_settings(void)
 
 /* The settings the results of a transform's expressions depend on */
 static const char *const result_settings[] = {
-	"TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits",
-	"lc_monetary", "lc_numeric", "lc_time", "bytea_output", "xmlbinary",
-	"xmloption", "default_text_search_config", NULL
+	"TimeZone", "timezone_abbreviations", "DateStyle", "IntervalStyle",
+	"extra_float_digits", "lc_monetary", "lc_numeric", "lc_time",
+	"bytea_output", "xmlbinary", "xmloption", "default_text_search_config",
+	"array_nulls", "quote_all_identifiers", NULL
 };
 
 /*
  * Publish this worker's values of result_settings for the writers of its
  * database: each value with its terminating zero, in the order of the list
- * (nothing is published if they do not fit: writers then leave their
- * events to the workers).
+ * (none if they do not fit: writers then leave their events to the
+ * workers).  The workers of a database connect alike and take the same
+ * values; after a reload that changed them, the last to publish wins.
  */
 void
 stream_worker_publish_settings(void)
@@ -82,7 +84,10 @@ stream_worker_publish_settings(void)
 		int			n = strlen(value) + 1;
 
 		if (len + n > STREAM_GROUP_SETTINGS_SIZE)
-			return;
+		{
+			len = 0;			/* none, rather than stale ones */
+			break;
+		}
 		memcpy(buf + len, value, n);
 		len += n;
 	}
@@ -90,9 +95,12 @@ stream_worker_publish_settings(void)
 }
 
 /*
- * Writer side: take the workers' values of result_settings, until
- * AtEOXact_GUC at the caller's nesting level.  False, changing nothing, if
- * the workers of this database have published none.
+ * Writer side: take the workers' values of result_settings, until the end
+ * of the caller's (sub)transaction or GUC nesting level.  False, changing
+ * nothing, if the workers of this database have published none.  A value
+ * the writer cannot take (a text search configuration it cannot see) is an
+ * error: the caller runs this in the subtransaction of its apply, whose
+ * failure leaves the events to the workers.
  */
 bool
 stream_adopt_worker_settings(void)

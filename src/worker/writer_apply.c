@@ -239,6 +239,8 @@ apply_in_subtransaction(void *arg)
 	OwnApply   *apply = arg;
 	AppliesCheck check = {apply->events->stream, WRITER_APPLIES_NOTHING};
 
+	if (!stream_adopt_worker_settings())
+		return;					/* none published yet: the workers apply */
 	check_transforms(&check);
 	if (check.result == WRITER_APPLIES_NOTHING)
 		ereport(ERROR,
@@ -284,10 +286,7 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
 	nestlevel = pin_worker_settings();
-	if (stream_adopt_worker_settings())
-		edata = stream_try_in_subtransaction(apply_in_subtransaction, &apply);
-	else
-		edata = NULL;			/* no settings published yet: the workers apply */
+	edata = stream_try_in_subtransaction(apply_in_subtransaction, &apply);
 	AtEOXact_GUC(true, nestlevel);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
