@@ -156,8 +156,8 @@ typedef struct TableCopyScanState
 	ExprState  *probe;			/* the value looked up */
 	FmgrInfo	probe_hash;		/* its hash function */
 	PlanState  *index_scan;		/* the plan's own lookup */
-	TableCopy  *slot;			/* the registry's entry for the key */
-	bool		use_copy;		/* this run reads slot's copy */
+	TableCopy  *copy;			/* the registry's entry for the key */
+	bool		use_copy;		/* this run reads it */
 	bool		positioned;		/* hash computed for the current probe */
 	uint32		hash;
 	uint32		next;			/* next entry to look at */
@@ -314,25 +314,33 @@ table_copy_scan_for(IndexScan *is, PlannedStmt *pstmt, int *last_node_id)
 	return cs;
 }
 
-static int
-last_plan_node_id(Plan *plan)
+/* Visit every node of a plan tree, each after the nodes below it */
+static void
+visit_plan_tree(Plan *plan, void (*visit) (Plan *plan, void *arg), void *arg)
 {
-	int			last;
 	ListCell   *lc;
 
 	if (plan == NULL)
-		return -1;
-	last = Max(plan->plan_node_id,
-			   Max(last_plan_node_id(plan->lefttree), last_plan_node_id(plan->righttree)));
+		return;
+	visit_plan_tree(plan->lefttree, visit, arg);
+	visit_plan_tree(plan->righttree, visit, arg);
 	if (IsA(plan, Append))
 		foreach(lc, ((Append *) plan)->appendplans)
-			last = Max(last, last_plan_node_id(lfirst(lc)));
+			visit_plan_tree(lfirst(lc), visit, arg);
 	else if (IsA(plan, MergeAppend))
 		foreach(lc, ((MergeAppend *) plan)->mergeplans)
-			last = Max(last, last_plan_node_id(lfirst(lc)));
+			visit_plan_tree(lfirst(lc), visit, arg);
 	else if (IsA(plan, SubqueryScan))
-		last = Max(last, last_plan_node_id(((SubqueryScan *) plan)->subplan));
-	return last;
+		visit_plan_tree(((SubqueryScan *) plan)->subplan, visit, arg);
+	visit(plan, arg);
+}
+
+static void
+note_plan_node_id(Plan *plan, void *arg)
+{
+	int		   *last_node_id = arg;
+
+	*last_node_id = Max(*last_node_id, plan->plan_node_id);
 }
 
 /* The inner side of a nested loop, rewritten if a table copy can answer it */
@@ -357,25 +365,19 @@ inner_lookup(Plan *inner, PlannedStmt *pstmt, int *last_node_id)
 	return inner;
 }
 
-static void
-rewrite_lookups(Plan *plan, PlannedStmt *pstmt, int *last_node_id)
+typedef struct RewriteContext
 {
-	ListCell   *lc;
+	PlannedStmt *pstmt;
+	int			last_node_id;	/* of the plan, and of the nodes added */
+} RewriteContext;
 
-	if (plan == NULL)
-		return;
-	rewrite_lookups(plan->lefttree, pstmt, last_node_id);
-	rewrite_lookups(plan->righttree, pstmt, last_node_id);
+static void
+rewrite_nested_loop(Plan *plan, void *arg)
+{
+	RewriteContext *cxt = arg;
+
 	if (IsA(plan, NestLoop))
-		plan->righttree = inner_lookup(plan->righttree, pstmt, last_node_id);
-	else if (IsA(plan, Append))
-		foreach(lc, ((Append *) plan)->appendplans)
-			rewrite_lookups(lfirst(lc), pstmt, last_node_id);
-	else if (IsA(plan, MergeAppend))
-		foreach(lc, ((MergeAppend *) plan)->mergeplans)
-			rewrite_lookups(lfirst(lc), pstmt, last_node_id);
-	else if (IsA(plan, SubqueryScan))
-		rewrite_lookups(((SubqueryScan *) plan)->subplan, pstmt, last_node_id);
+		plan->righttree = inner_lookup(plan->righttree, cxt->pstmt, &cxt->last_node_id);
 }
 
 /*
@@ -386,15 +388,15 @@ rewrite_lookups(Plan *plan, PlannedStmt *pstmt, int *last_node_id)
 void
 stream_table_copies_in_plan(PlannedStmt *pstmt)
 {
-	int			last_node_id;
+	RewriteContext cxt = {pstmt, -1};
 	ListCell   *lc;
 
 	if (pstmt->rowMarks != NIL || pstmt->parallelModeNeeded)
 		return;
-	last_node_id = last_plan_node_id(pstmt->planTree);
+	visit_plan_tree(pstmt->planTree, note_plan_node_id, &cxt.last_node_id);
 	foreach(lc, pstmt->subplans)
-		last_node_id = Max(last_node_id, last_plan_node_id(lfirst(lc)));
-	rewrite_lookups(pstmt->planTree, pstmt, &last_node_id);
+		visit_plan_tree(lfirst(lc), note_plan_node_id, &cxt.last_node_id);
+	visit_plan_tree(pstmt->planTree, rewrite_nested_loop, &cxt);
 }
 
 /* ---- the copies ---- */
@@ -494,6 +496,16 @@ make_room(Size bytes, Size limit, TableCopy *keep)
 		forget_copy(oldest);
 	}
 	return true;
+}
+
+/* Throw away a build that failed or does not fit (cxt is not copy->cxt yet) */
+static void
+discard_build(TableCopy *copy, MemoryContext cxt)
+{
+	copy->lsns = NULL;
+	copy->rows = NULL;
+	copy->entries = NULL;
+	MemoryContextDelete(cxt);
 }
 
 /* Tuples are copied into blocks of this size, not one allocation each */
@@ -643,10 +655,7 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 	}
 	PG_CATCH();
 	{
-		copy->lsns = NULL;
-		copy->rows = NULL;
-		copy->entries = NULL;
-		MemoryContextDelete(cxt);
+		discard_build(copy, cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -654,10 +663,7 @@ build_copy(TableCopy *copy, Relation rel, Snapshot snapshot, BlockNumber nblocks
 
 	if (!fits || MemoryContextMemAllocated(cxt, true) > budget)
 	{
-		copy->lsns = NULL;
-		copy->rows = NULL;
-		copy->entries = NULL;
-		MemoryContextDelete(cxt);
+		discard_build(copy, cxt);
 		return false;
 	}
 	copy->cxt = cxt;
@@ -823,8 +829,8 @@ begin_table_copy_scan(CustomScanState *node, EState *estate, int eflags)
 	node->custom_ps = list_make1(state->index_scan);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	state->slot = registry_entry(&state->key);
-	state->use_copy = copy_for_run(state->slot, node->ss.ss_currentRelation,
+	state->copy = registry_entry(&state->key);
+	state->use_copy = copy_for_run(state->copy, node->ss.ss_currentRelation,
 								   estate->es_snapshot);
 }
 
@@ -833,7 +839,7 @@ static TupleTableSlot *
 next_copied(ScanState *ss)
 {
 	TableCopyScanState *state = (TableCopyScanState *) ss;
-	TableCopy  *copy = state->slot;
+	TableCopy  *copy = state->copy;
 	TupleTableSlot *slot = ss->ss_ScanTupleSlot;
 
 	if (!state->positioned)
@@ -928,8 +934,8 @@ end_table_copy_scan(CustomScanState *node)
 {
 	TableCopyScanState *state = (TableCopyScanState *) node;
 
-	if (state->slot != NULL && !state->use_copy)
-		state->slot->probes_owed += state->index_probes;
+	if (state->copy != NULL && !state->use_copy)
+		state->copy->probes_owed += state->index_probes;
 	ExecEndNode(state->index_scan);
 }
 
