@@ -128,6 +128,23 @@ apply_own_events(Oid stream, const char *events, uint32 nevents)
 }
 
 /*
+ * May the writer's own apply take one more subtransaction?  Each apply runs
+ * in one, which takes a transaction id of its own (its rows are written
+ * under it), and PostgreSQL keeps at most PGPROC_MAX_CACHED_SUBXIDS of them
+ * per transaction where other sessions' snapshots find them: one more
+ * marks this transaction's cache overflowed, and while it runs every
+ * snapshot taken anywhere looks subtransactions up in pg_subtrans.  So a
+ * transaction of many statements (or a COPY of many buffers) leaves its
+ * later events to the workers once its cache is full.
+ */
+static bool
+subxact_cache_has_room(void)
+{
+	return !MyProc->subxidStatus.overflowed &&
+		MyProc->subxidStatus.count < PGPROC_MAX_CACHED_SUBXIDS;
+}
+
+/*
  * Hand events (the nevents events of stream, len bytes from payload) on: the
  * writer's own apply first, when it applies the stream's transforms into
  * tables, then to workers in records of at most EVENT_BUFFER_SIZE (an
@@ -147,7 +164,7 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 	int			slotno = -1;
 
 	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream &&
-		first_subxact >= GetCurrentSubTransactionId())
+		first_subxact >= GetCurrentSubTransactionId() && subxact_cache_has_room())
 	{
 		WriterApplies applied = apply_own_events(stream, payload, nevents);
 
