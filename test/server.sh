@@ -46,6 +46,10 @@ start_server() {
 
 case "$cmd" in
 start)
+	if [ -e "$dir/data" ]; then
+		echo "$dir/data exists: use restart, or destroy first" >&2
+		exit 1
+	fi
 	mkdir -p "$dir/socket"
 	[ "$(id -u)" = 0 ] && chown -R postgres "$dir"
 	port=$(free_port)
