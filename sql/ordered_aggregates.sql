@@ -102,10 +102,11 @@ SELECT name, (SELECT count(*) FROM oa_diff(name)) AS differing_rows
 RESET client_encoding;
 -- count(DISTINCT) of integers and of text under a deterministic collation
 -- counts the entries of the state (the count in its header, for a group
--- read from its state row alone); of floats (0 = -0) and text under a
--- nondeterministic collation, it runs count itself
+-- read from its state row alone; the union of its state and deltas for a
+-- group with deltas, count_distinct_union); of floats (0 = -0) and text
+-- under a nondeterministic collation, it runs count itself
 SELECT col, pg_get_viewdef('oa_distinct') ~
-         format('inputs_count_distinct\(stream_ext_internal\.finalize_agg\(''[^'']*''::regprocedure, u\.%s, NULL::bytea\)\) AS %s,', state, state)
+         format('count_distinct_union\(u\.%s\) AS %s,', state, state)
          AS counts_entries,
        pg_get_viewdef('oa_distinct') ~ format('inputs_count_distinct\(t\.%s\) AS %s,', state, state)
          AS counts_state_row
@@ -173,7 +174,8 @@ SELECT count(*) AS differing_rows FROM (
 DROP VIEW oa_unsafe;
 DROP AGGREGATE oa_unsafe_sum(int8);
 
--- a large multiset of float8 values is stored uncompressed out of line, and
+-- a large multiset of float8 values is stored uncompressed out of line (as
+-- is the state of count(DISTINCT) of an int: agg/distinct_union.c), and
 -- its percentiles read slices of it from the end nearer to the rows they
 -- pick (NULLs, ties; group 3 has a negative value, its entries are then out
 -- of value order and read whole); once merged, each group is its state row

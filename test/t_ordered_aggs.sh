@@ -238,6 +238,71 @@ set_server_setting stream_ext.combine_interval 100  # ms
 wait_until 120 "the combiner merged every delta" "SELECT pending_deltas() = 0"
 compare "those deltas merged" 11
 
+# Large states: 60,000 values of each column in each of two groups, merged;
+# then a few unmerged deltas (values the states hold, new ones below, between
+# and above the stored ones, NULLs, duplicates across transactions, a rolled
+# back transaction).  A read of count(DISTINCT x) of a fixed-width type then
+# looks the deltas' values up in the stored state rather than merging it
+# (agg/distinct_union.c, which says so at DEBUG1): int8, int4 (negative
+# values sort after positive ones in binary form), uuid, timestamptz.  Every
+# count, and the roll-up over both groups, must equal the batch query's.
+say "large states with unmerged deltas"
+set_server_setting stream_ext.combine_interval 100  # ms
+run_sql <<'SQL'
+CREATE FOREIGN TABLE big_ev (g int, a int8, b int4, c uuid, d timestamptz) SERVER stream_ext;
+CREATE TABLE big_ref (g int, a int8, b int4, c uuid, d timestamptz);
+CREATE VIEW big_v WITH (continuous) AS
+  SELECT g, count(DISTINCT a) AS da, count(DISTINCT b) AS db, count(DISTINCT c) AS dc,
+         count(DISTINCT d) AS dd, count(*) AS n
+  FROM big_ev GROUP BY g;
+CREATE TABLE big_batch (i int);
+INSERT INTO big_batch SELECT i FROM generate_series(1, 120000) i;
+INSERT INTO big_ref SELECT i % 2, i * 3, i * 7 - 400000, md5(i::text)::uuid,
+  timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' FROM big_batch;
+INSERT INTO big_ev SELECT * FROM big_ref;
+SQL
+wait_until 120 "the combiner merged every delta" "SELECT pending_deltas() = 0"
+set_server_setting stream_ext.combine_interval 3600000  # ms: 1 h
+try_wait 5 "the combiner's last short round" "SELECT pending_deltas() = 0" 2>/dev/null || true
+run_sql <<'SQL'
+CREATE TABLE big_more (g int, a int8, b int4, c uuid, d timestamptz);
+INSERT INTO big_more
+SELECT g, a, b, c, d FROM big_ref WHERE (a / 3) % 9973 = 1          -- held already
+UNION ALL
+SELECT i % 2, -i, -500000 - i, md5((-i)::text)::uuid, timestamptz '2023-01-01 00:00:00+00' + i * interval '1 hour'
+  FROM generate_series(1, 4) i                                       -- below every stored value
+UNION ALL
+SELECT i % 2, i * 3 + 1, i * 7 - 399999, md5((i + 0.5)::text)::uuid,
+       timestamptz '2024-01-01 00:00:00.5+00' + i * interval '1 second'
+  FROM generate_series(5000, 5003) i                                 -- between stored values
+UNION ALL
+SELECT i % 2, 10000000 + i, 10000000 + i, md5((1000000 + i)::text)::uuid, timestamptz '2030-01-01 00:00:00+00' + i * interval '1 second'
+  FROM generate_series(1, 4) i                                       -- above every stored value
+UNION ALL
+SELECT g, NULL, NULL, NULL, NULL FROM (VALUES (0), (1)) v(g);
+INSERT INTO big_ev SELECT * FROM big_more;
+INSERT INTO big_ev SELECT * FROM big_more WHERE a > 0;               -- again, in another transaction
+BEGIN;
+INSERT INTO big_ev SELECT g, a + 1, b + 1, md5(a::text || 'x')::uuid, d + interval '1 ms' FROM big_more;
+ROLLBACK;
+INSERT INTO big_ref SELECT * FROM big_more;
+INSERT INTO big_ref SELECT * FROM big_more WHERE a > 0;
+SQL
+[ "$(q "SELECT pending_deltas() > 0")" = t ] || fail "no delta pending with combine_interval = 1h"
+big_diff=$(q "SELECT count(*) FROM ((SELECT * FROM big_v EXCEPT ALL
+  SELECT g, count(DISTINCT a), count(DISTINCT b), count(DISTINCT c), count(DISTINCT d), count(*) FROM big_ref GROUP BY g)
+  UNION ALL (SELECT g, count(DISTINCT a), count(DISTINCT b), count(DISTINCT c), count(DISTINCT d), count(*) FROM big_ref GROUP BY g
+  EXCEPT ALL SELECT * FROM big_v)) x")
+[ "$big_diff" = 0 ] || failures+=("large states: $big_diff rows differ from the batch query: $(q "SELECT string_agg(format('%s', v), '; ') FROM big_v v")")
+big_rollup=$(q "SELECT (SELECT row(stream_ext.combine(da), stream_ext.combine(db), stream_ext.combine(dc), stream_ext.combine(dd)) FROM big_v)
+  = (SELECT row(count(DISTINCT a), count(DISTINCT b), count(DISTINCT c), count(DISTINCT d)) FROM big_ref)")
+[ "$big_rollup" = t ] || failures+=("large states: the roll-up differs from the batch query")
+probes=$(PGOPTIONS="-c client_min_messages=debug1 -c max_parallel_workers_per_gather=0" \
+	psql -X -q -c "SELECT * FROM big_v" 2>&1 >/dev/null | grep -c "count_distinct_union: looked" || true)
+[ "$probes" -eq 8 ] || failures+=("large states: $probes of the 8 counts looked their deltas' values up in the stored state")
+say "large states: view and roll-up equal to the batch query; $probes counts read by lookups"
+set_server_setting stream_ext.combine_interval 100  # ms
+
 say "done in $((SECONDS - t0)) s"
 if [ ${#failures[@]} -gt 0 ]; then
 	for f in "${failures[@]}"; do echo "[$TEST_NAME] FAIL: $f" >&2; done

@@ -485,6 +485,29 @@ stream_inputs_from_bytea(bytea *b)
 	return s;
 }
 
+/*
+ * Add the entries of from (same columns; its rows' bytes must live as long
+ * as into's) to into, which is then unsorted until stream_inputs_sort.
+ * For a reader merging many small sets at once (distinct_union.c).
+ */
+void
+stream_inputs_absorb(InputsState *into, InputsState *from)
+{
+	check_same_columns(into, from);
+	inputs_reserve(into, into->nentries + from->nentries);
+	for (int64 i = 0; i < from->nentries; i++)
+		inputs_append(into, from->entries[i].data, from->entries[i].len, from->entries[i].count);
+	into->sorted = false;
+	into->source = NULL;
+}
+
+/* Sort s's entries by their bytes, identical rows kept once, counted. */
+void
+stream_inputs_sort(InputsState *s)
+{
+	inputs_sort(s);
+}
+
 /* inputs_deserialize(bytea, internal) */
 Datum
 stream_ext_inputs_deserialize(PG_FUNCTION_ARGS)

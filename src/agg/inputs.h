@@ -44,6 +44,9 @@ typedef struct InputsHeader
 #define INPUTS_MAGIC 0x53454932	/* "SEI2" */
 
 extern InputsState *stream_inputs_from_bytea(bytea *b);
+extern void stream_inputs_absorb(InputsState *into, InputsState *from);
+extern void stream_inputs_sort(InputsState *s);
+extern InputsHeader stream_inputs_stored_header(Datum d);
 extern int	stream_inputs_pin_encoding(void);
 extern void stream_inputs_restore_encoding(int old);
 

@@ -252,8 +252,8 @@ corrupted(void)
  * line (a slice of the value: one TOAST chunk, or the compressed prefix
  * that holds it), so that its cost does not grow with the set.
  */
-static InputsHeader
-stored_header(Datum d)
+InputsHeader
+stream_inputs_stored_header(Datum d)
 {
 	bytea	   *b = DatumGetByteaPSlice(d, 0, sizeof(InputsHeader));
 	InputsHeader h;
@@ -281,7 +281,7 @@ stream_ext_inputs_count_distinct(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_INT64(0);
-	h = stored_header(PG_GETARG_DATUM(0));
+	h = stream_inputs_stored_header(PG_GETARG_DATUM(0));
 	if (h.natts != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),

@@ -406,20 +406,65 @@ percentile_of_float8(Aggref *aggref, bool *continuous)
 }
 
 /*
+ * Is aggref count(DISTINCT x) read from its state's entries (above) over a
+ * type whose values all have one binary size?  Then a group's entries lie
+ * at known offsets, and a read can look values up in a stored state
+ * (agg/distinct_union.c).
+ */
+static bool
+counts_distinct_fixed_width(Aggref *aggref)
+{
+	Oid			type;
+
+	if (!counts_distinct_entries(aggref))
+		return false;
+	type = exprType((Node *) ((TargetEntry *) linitial(aggref->args))->expr);
+	return type != TEXTOID && type != VARCHAROID && type != BYTEAOID;
+}
+
+/*
  * Does the finalization of aggref, which keeps its inputs, read slices of
  * a state stored uncompressed rather than all of it?  percentile_cont and
  * percentile_disc of a float8 do (agg/inputs_final.c): the entries up to
- * the rows they pick, from the nearer end.  count(DISTINCT) reads only the
- * header, which a compressed state yields as cheaply, and its states
- * compress well (one count and one length per value), so they stay
- * compressed.
+ * the rows they pick, from the nearer end; and count(DISTINCT x) of a
+ * fixed-width x, whose reads of a group with unmerged deltas look the
+ * deltas' values up in its state (agg/distinct_union.c).  Those of text,
+ * varchar and bytea read only the header, which a compressed state yields
+ * as cheaply, so they stay compressed.
  */
 bool
 stream_inputs_read_in_slices(Aggref *aggref)
 {
 	bool		continuous;
 
-	return percentile_of_float8(aggref, &continuous);
+	return percentile_of_float8(aggref, &continuous) || counts_distinct_fixed_width(aggref);
+}
+
+/*
+ * count(DISTINCT x) of the input sets a group's rows hold, for aggref when
+ * it is read from its state's entries:
+ *	 count_distinct_union(state)
+ * an aggregate that counts the union without merging a large stored state
+ * (agg/distinct_union.c); NULL for other aggregates.
+ */
+Node *
+stream_count_distinct_union_call(Aggref *aggref, Expr *state)
+{
+	Aggref	   *f;
+
+	if (!counts_distinct_entries(aggref))
+		return NULL;
+	f = makeNode(Aggref);
+	f->aggfnoid = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
+											makeString("count_distinct_union")),
+								 1, (Oid[]) {BYTEAOID}, false);
+	f->aggtype = INT8OID;
+	f->aggargtypes = list_make1_oid(BYTEAOID);
+	f->args = list_make1(makeTargetEntry(state, 1, NULL, false));
+	f->aggkind = AGGKIND_NORMAL;
+	f->aggsplit = AGGSPLIT_SIMPLE;
+	f->location = -1;
+	return (Node *) f;
 }
 
 static Node *finalize_by_query(Aggref *aggref, Node *state);

@@ -13,5 +13,6 @@ extern Aggref *stream_inputs_aggref(Aggref *aggref);
 extern char *stream_inputs_final_sql(Aggref *aggref);
 extern Node *stream_finalize_inputs_expr(Aggref *aggref, Node *state);
 extern bool stream_inputs_read_in_slices(Aggref *aggref);
+extern Node *stream_count_distinct_union_call(Aggref *aggref, Expr *state);
 
 #endif

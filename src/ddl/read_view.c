@@ -132,7 +132,11 @@ stream_finalize_states_call(ViewShape *shape, int aggno, Expr *state)
 	f->aggsplit = AGGSPLIT_SIMPLE;
 	f->location = -1;
 	if (original != NULL)
-		return stream_finalize_inputs_expr(original, (Node *) f);
+	{
+		Node	   *union_count = stream_count_distinct_union_call(original, state);
+
+		return union_count ? union_count : stream_finalize_inputs_expr(original, (Node *) f);
+	}
 	return (Node *) f;
 }
 

@@ -246,6 +246,20 @@ CREATE FUNCTION stream_ext_internal.inputs_count_distinct(bytea)
 CREATE FUNCTION stream_ext_internal.inputs_percentile_float8(bytea, float8, boolean)
   RETURNS float8
   AS 'MODULE_PATHNAME', 'stream_ext_inputs_percentile_float8' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- count(DISTINCT x) of the input sets of a group (src/agg/distinct_union.c)
+CREATE FUNCTION stream_ext_internal.count_distinct_union_trans(internal, bytea)
+  RETURNS internal
+  AS 'MODULE_PATHNAME', 'stream_ext_count_distinct_union_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION stream_ext_internal.count_distinct_union_final(internal)
+  RETURNS bigint
+  AS 'MODULE_PATHNAME', 'stream_ext_count_distinct_union_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE stream_ext_internal.count_distinct_union(bytea) (
+  SFUNC = stream_ext_internal.count_distinct_union_trans,
+  STYPE = internal,
+  FINALFUNC = stream_ext_internal.count_distinct_union_final,
+  FINALFUNC_MODIFY = SHAREABLE,
+  PARALLEL = SAFE
+);
 -- Runs a read-only query with the rights of its caller: restricted, as it
 -- runs SQL.
 CREATE FUNCTION stream_ext_internal.finalize_inputs(bytea, text, anyelement)
@@ -309,7 +323,7 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- PUBLIC and checks its arguments: finalize_agg (and
 -- finalize_agg_parallel_unsafe), xid_visible, sliding_bound,
 -- read_time, query_definition, time_column, finalize_inputs, inputs_rows,
--- inputs_count_distinct and inputs_percentile_float8
+-- inputs_count_distinct, inputs_percentile_float8 and count_distinct_union
 -- (event_xid8 runs in workers
 -- with the view owner's rights).  The combiner runs its merge statements as
 -- the view's owner too, so combine_agg, combine_states, finalize_state (of
@@ -330,6 +344,8 @@ REVOKE ALL ON FUNCTION stream_ext_internal.stream_fdw_handler(),
                        stream_ext_internal.inputs_combine(internal, internal),
                        stream_ext_internal.inputs_serialize(internal),
                        stream_ext_internal.inputs_deserialize(bytea, internal),
+                       stream_ext_internal.count_distinct_union_trans(internal, bytea),
+                       stream_ext_internal.count_distinct_union_final(internal),
                        stream_ext_internal.catalog_changed()
   FROM PUBLIC;
 

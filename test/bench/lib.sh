@@ -22,6 +22,21 @@ copy_ms() {
 	sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<< "$out"
 }
 
+# read_ms_list N SQL: run SQL once (to warm up), then N times, one client;
+# prints each run's client-side time in ms, one per line (pgbench's
+# per-statement log)
+read_ms_list() {
+	local n=$1 sql=$2 d
+	d=$(mktemp -d "$DIR/reads.XXXXXX")
+	echo "$sql" > "$d/read.sql"
+	chmod -R a+rwx "$d"
+	(cd "$d" && pgbench -n -c 1 -t 1 -f read.sql >/dev/null 2>&1 &&
+		pgbench -n -c 1 -t "$n" -f read.sql -l --log-prefix=r >/dev/null 2>&1) || die "pgbench of '$sql' failed"
+	awk '{print $3 / 1000}' "$d"/r.*
+}
+# the 99th percentile of the numbers on stdin (the nearest rank)
+p99() { sort -g | awk '{a[NR]=$1} END {i = int(0.99 * NR + 0.999999); if (i < 1) i = 1; printf "%.2f", a[i]}'; }
+
 # wait until the combiner has merged every delta (a timed run must not share
 # the machine with the previous run's merging), at most 120 s
 quiesce() {

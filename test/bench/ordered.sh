@@ -76,18 +76,13 @@ quiesce
 [ "$(q -c "SELECT sum(users) = (SELECT sum(c) FROM (SELECT count(DISTINCT user_id) AS c FROM plain_l GROUP BY url) x) FROM f")" = t ] ||
 	die "view f's distinct counts differ from the plain table's"
 
-# p99 of n runs of SQL, client side (pgbench's per-statement log), in ms;
-# the median goes to stderr's log line (context for a p99 on a shared machine)
+# p99 of n runs of SQL, client side, in ms; the median goes to stderr's log
+# line (context for a p99 on a shared machine)
 p99_ms() {
-	local n=$1 sql=$2 d
-	d=$(mktemp -d "$DIR/reads.XXXXXX")
-	echo "$sql" > "$d/read.sql"
-	chmod -R a+rwx "$d"
-	(cd "$d" && pgbench -n -c 1 -t 1 -f read.sql >/dev/null 2>&1 &&
-		pgbench -n -c 1 -t "$n" -f read.sql -l --log-prefix=r >/dev/null 2>&1) || die "pgbench of '$sql' failed"
-	log "  '$sql': median $(awk '{print $3 / 1000}' "$d"/r.* | median) ms"
-	awk '{print $3 / 1000}' "$d"/r.* | sort -g |
-		awk '{a[NR]=$1} END {i = int(0.99 * NR + 0.999999); if (i < 1) i = 1; printf "%.1f", a[i]}'
+	local times
+	times=$(read_ms_list "$1" "$2")
+	log "  '$2': median $(median <<< "$times") ms"
+	p99 <<< "$times"
 }
 log "(g) reads of view f ($READS) and of the batch query over plain_l ($READS_BATCH)"
 G_VIEW=$(p99_ms "$READS" "SELECT * FROM f;")
