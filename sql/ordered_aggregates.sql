@@ -227,6 +227,37 @@ SELECT 'view only' AS side, * FROM (SELECT * FROM oa_big EXCEPT ALL SELECT * FRO
 UNION ALL SELECT 'ref only', * FROM (SELECT * FROM oa_big_ref EXCEPT ALL SELECT * FROM oa_big) y;
 SELECT * FROM oa_big ORDER BY g;
 
+-- count_distinct_union, the aggregate reads of count(DISTINCT) run over a
+-- group's states, on states made here: a large one stored uncompressed (the
+-- base: 400,000 odd numbers) and small ones whose values it is searched for
+-- (agg/distinct_union.c): values it holds at gaps of 1 to 127 entries (so
+-- that searches end on every side of their brackets), new values between,
+-- below and above, NULLs, duplicates across the small states, negative
+-- numbers (after the positive ones in binary order).  DEBUG1 says the base
+-- was searched; the count must be the union's.
+CREATE TABLE oa_union_sets (s bytea);
+ALTER TABLE oa_union_sets ALTER COLUMN s SET STORAGE EXTERNAL;
+CREATE TABLE oa_union_probe (v int8);
+INSERT INTO oa_union_probe
+SELECT 2 * p + 1 FROM (
+  SELECT sum(g) OVER (ORDER BY i) AS p
+    FROM (SELECT i, (ARRAY[1, 2, 3, 6, 7, 14, 15, 30, 31, 62, 63, 126, 127])[1 + i % 13] AS g
+            FROM generate_series(0, 38) i) x) y;
+INSERT INTO oa_union_probe SELECT v + 1 FROM oa_union_probe WHERE v % 4 = 1;
+INSERT INTO oa_union_probe VALUES (-5), (-1), (0), (799999), (800001), (10000000), (NULL), (NULL);
+INSERT INTO oa_union_sets SELECT stream_ext_internal.inputs_agg((2 * i + 1)::int8) FROM generate_series(0, 399999) i;
+INSERT INTO oa_union_sets SELECT stream_ext_internal.inputs_agg(v) FROM oa_union_probe WHERE v % 3 <> 0;
+INSERT INTO oa_union_sets SELECT stream_ext_internal.inputs_agg(v) FROM oa_union_probe WHERE v % 2 <> 0 OR v IS NULL;
+SELECT count(*) AS probe_values, count(DISTINCT v) AS distinct_probe_values FROM oa_union_probe;
+SET client_min_messages = debug1;
+SELECT stream_ext_internal.count_distinct_union(s) FROM oa_union_sets;
+RESET client_min_messages;
+SELECT count(DISTINCT v) FROM (SELECT 2 * i + 1 AS v FROM generate_series(0, 399999) i
+                               UNION ALL SELECT v FROM oa_union_probe WHERE v % 3 <> 0 OR v % 2 <> 0) u;
+-- the same sets with the base read whole (inline: not probed) count alike
+SELECT stream_ext_internal.count_distinct_union(s) FROM (SELECT s || ''::bytea AS s FROM oa_union_sets) x;
+DROP TABLE oa_union_sets, oa_union_probe;
+
 SET client_min_messages = warning;
 DROP FOREIGN TABLE oa_big_s CASCADE;
 DROP TABLE oa_big_t CASCADE;

@@ -13,9 +13,11 @@
  * counts the base's values from its header and looks each value of the
  * others up in the base: the base's entries are sorted by their bytes and,
  * for a type of fixed width, have one size, so entry i lies at a known
- * offset and a binary search fetches only the blocks of entries it visits
- * (slices of the TOAST value: one or two chunks each).  The count is the
- * base's values plus the others' values the base does not hold.
+ * offset, and a search (in doubling steps from the previous value's place,
+ * then by halves) fetches only the blocks of entries it visits (slices of
+ * the TOAST value: one or two chunks each).  The count is the base's values
+ * plus the others' values the base does not hold.  The others are merged
+ * as they come (two sorted runs), so they take the room of their union.
  *
  * Which input is the base does not change the count; when probing would
  * fetch more than reading the base whole (many values to look up, a small
@@ -50,7 +52,7 @@ typedef struct DistinctUnion
 /* Blocks kept while probing */
 #define CACHED_BLOCKS 32
 /* A probed block costs about this many chunks of a whole read */
-#define PROBE_COST_CHUNKS 4
+#define PROBE_COST_CHUNKS 3
 
 typedef struct ProbedBase
 {
@@ -123,7 +125,6 @@ Datum
 stream_ext_count_distinct_union_trans(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	MemoryContext old;
 	DistinctUnion *u;
 	struct varlena *attr;
 	InputsState *s;
@@ -136,26 +137,26 @@ stream_ext_count_distinct_union_trans(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		PG_RETURN_POINTER(u);
 	attr = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(1));
-	old = MemoryContextSwitchTo(aggcxt);
 	if (u->base == NULL && stored_uncompressed(attr))
 	{
 		/* the pointer alone: its chunks are read when probed */
-		u->base = palloc(VARSIZE_ANY(attr));
+		u->base = MemoryContextAlloc(aggcxt, VARSIZE_ANY(attr));
 		memcpy(u->base, attr, VARSIZE_ANY(attr));
+		PG_RETURN_POINTER(u);
 	}
-	else
-	{
-		s = stream_inputs_from_bytea((bytea *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(1)));
-		if (s->natts != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("input set has %d columns, not 1", s->natts)));
-		if (u->rest == NULL)
-			u->rest = s;
-		else
-			stream_inputs_absorb(u->rest, s);
-	}
-	MemoryContextSwitchTo(old);
+
+	/*
+	 * Any other input is merged into the rest at once (two sorted runs, its
+	 * rows copied into the aggregate's context): the rest holds the union,
+	 * each distinct row once, not every input's rows.
+	 */
+	s = stream_inputs_from_bytea((bytea *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(1)));
+	if (s->natts != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("input set has %d columns, not 1", s->natts)));
+	u->rest = u->rest == NULL ? stream_inputs_copy(s, aggcxt) :
+		stream_inputs_union(u->rest, s, aggcxt);
 	PG_RETURN_POINTER(u);
 }
 
@@ -211,7 +212,8 @@ probe_setup(ProbedBase *p, Datum value, InputsHeader h, Oid *type)
 	p->data_len = sizeof(int32) + width;
 	p->entry_size = sizeof(int64) + sizeof(int32) + p->data_len;
 	/* every entry of that size, the NULL entry (a count, 4, -1) last */
-	if (size != p->start + p->nvalues * p->entry_size +
+	if (size < p->start || p->nvalues > (size - p->start) / p->entry_size ||
+		size != p->start + p->nvalues * p->entry_size +
 		h.nnull * (int64) (sizeof(int64) + 2 * sizeof(int32)))
 		return false;
 	for (int i = 0; i < CACHED_BLOCKS; i++)
@@ -263,9 +265,19 @@ probe_entry(ProbedBase *p, int64 i)
 	return e + sizeof(int64) + sizeof(int32);
 }
 
+/* Is the base's entry i below the row data? */
+static bool
+entry_below(ProbedBase *p, int64 i, const char *data)
+{
+	return memcmp(probe_entry(p, i), data, p->data_len) < 0;
+}
+
 /*
  * How many of rest's values (sorted, non-NULL ones first) the base does not
- * hold, by binary search from the position of the previous value.
+ * hold.  Each value's place is at or after the previous one's: it is
+ * bracketed from there in doubling steps, then searched in the bracket, so
+ * that a value close to the previous one costs a few entries of the blocks
+ * already fetched, and one far away about twice the log of the distance.
  */
 static int64
 count_new_by_probes(ProbedBase *p, InputsState *rest)
@@ -276,18 +288,25 @@ count_new_by_probes(ProbedBase *p, InputsState *rest)
 	for (int64 i = 0; i < rest->nentries; i++)
 	{
 		const InputEntry *e = &rest->entries[i];
-		int64		hi = p->nvalues;
+		int64		step = 1;
+		int64		hi;
 
 		if (entry_is_null(e))
 			continue;
 		if (e->len != p->data_len)
 			corrupted();
-		/* the first base entry not below e: in [lo, hi] */
+		/* the first base entry not below e is in [lo, hi] */
+		while (lo + step - 1 < p->nvalues && entry_below(p, lo + step - 1, e->data))
+		{
+			lo += step;
+			step *= 2;
+		}
+		hi = Min(lo + step - 1, p->nvalues);
 		while (lo < hi)
 		{
 			int64		mid = lo + (hi - lo) / 2;
 
-			if (memcmp(probe_entry(p, mid), e->data, p->data_len) < 0)
+			if (entry_below(p, mid, e->data))
 				lo = mid + 1;
 			else
 				hi = mid;
@@ -299,16 +318,18 @@ count_new_by_probes(ProbedBase *p, InputsState *rest)
 }
 
 /*
- * Would probing the base for nrest values fetch fewer chunks (weighted)
- * than reading it whole?  A value's search visits about log2 of the blocks
- * it has not shared with the values before it.
+ * Would probing the base for nrest values fetch fewer chunks (weighted: a
+ * slice is an index lookup in the TOAST table, a whole read one ordered
+ * scan) than reading it whole?  Values spread over the base are about
+ * blocks / nrest blocks apart, and a value's search visits about twice the
+ * log of that.
  */
 static bool
 probing_pays(ProbedBase *p, int64 nrest)
 {
 	double		blocks = ceil((double) p->nvalues / BLOCK_ENTRIES);
 	double		chunks = ceil((double) p->nvalues * p->entry_size / TOAST_MAX_CHUNK_SIZE);
-	double		per_value = Max(log2(blocks / Max(nrest, 1)), 0) + 1;
+	double		per_value = 2 * Max(log2(blocks / Max(nrest, 1)), 0) + 1;
 
 	return nrest * per_value * PROBE_COST_CHUNKS < chunks;
 }
@@ -326,8 +347,6 @@ stream_ext_count_distinct_union_final(PG_FUNCTION_ARGS)
 
 	if (u == NULL || (u->base == NULL && u->rest == NULL))
 		PG_RETURN_INT64(0);
-	if (u->rest != NULL)
-		stream_inputs_sort(u->rest);
 	if (u->base == NULL)
 		PG_RETURN_INT64(count_values(u->rest));
 	h = stream_inputs_stored_header(PointerGetDatum(u->base));
@@ -349,11 +368,9 @@ stream_ext_count_distinct_union_final(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(probe.nvalues + fresh);
 	}
 
-	/* the base whole, merged with the rest */
+	/* the base whole, counted with the rest in one merge */
 	base = stream_inputs_from_bytea((bytea *) PG_DETOAST_DATUM(PointerGetDatum(u->base)));
 	if (base->natts != 1)
 		corrupted();
-	stream_inputs_absorb(base, u->rest);
-	stream_inputs_sort(base);
-	PG_RETURN_INT64(count_values(base));
+	PG_RETURN_INT64(stream_inputs_count_union(base, u->rest));
 }

@@ -296,27 +296,17 @@ check_same_columns(InputsState *a, InputsState *b)
 }
 
 /*
- * inputs_combine(a, b): the union of two multisets, in a's aggregate
- * context; b may live in a shorter-lived context (a deserialized state).
+ * The union of the multisets a and b (same columns), in cxt, where a lives:
+ * a's rows are kept where they are, b's copied (b may live in a
+ * shorter-lived context); a is freed.
  */
-Datum
-stream_ext_inputs_combine(PG_FUNCTION_ARGS)
+InputsState *
+stream_inputs_union(InputsState *a, InputsState *b, MemoryContext cxt)
 {
-	MemoryContext cxt = aggregate_context(fcinfo, "inputs_combine");
-	InputsState *a = PG_ARGISNULL(0) ? NULL : (InputsState *) PG_GETARG_POINTER(0);
-	InputsState *b = PG_ARGISNULL(1) ? NULL : (InputsState *) PG_GETARG_POINTER(1);
 	InputsState *m;
 	int64		i = 0,
 				j = 0;
 
-	if (b == NULL)
-	{
-		if (a == NULL)
-			PG_RETURN_NULL();
-		PG_RETURN_POINTER(a);
-	}
-	if (a == NULL)
-		PG_RETURN_POINTER(inputs_copy(b, cxt));
 	check_same_columns(a, b);
 	inputs_sort(a);
 	inputs_sort(b);
@@ -356,7 +346,36 @@ stream_ext_inputs_combine(PG_FUNCTION_ARGS)
 	}
 	pfree(a->entries);
 	pfree(a);
-	PG_RETURN_POINTER(m);
+	return m;
+}
+
+/* A copy of s in cxt, sorted, its rows' bytes copied too. */
+InputsState *
+stream_inputs_copy(InputsState *s, MemoryContext cxt)
+{
+	return inputs_copy(s, cxt);
+}
+
+/*
+ * inputs_combine(a, b): the union of two multisets, in a's aggregate
+ * context; b may live in a shorter-lived context (a deserialized state).
+ */
+Datum
+stream_ext_inputs_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = aggregate_context(fcinfo, "inputs_combine");
+	InputsState *a = PG_ARGISNULL(0) ? NULL : (InputsState *) PG_GETARG_POINTER(0);
+	InputsState *b = PG_ARGISNULL(1) ? NULL : (InputsState *) PG_GETARG_POINTER(1);
+
+	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(a);
+	}
+	if (a == NULL)
+		PG_RETURN_POINTER(inputs_copy(b, cxt));
+	PG_RETURN_POINTER(stream_inputs_union(a, b, cxt));
 }
 
 /*
@@ -486,26 +505,39 @@ stream_inputs_from_bytea(bytea *b)
 }
 
 /*
- * Add the entries of from (same columns; its rows' bytes must live as long
- * as into's) to into, which is then unsorted until stream_inputs_sort.
- * For a reader merging many small sets at once (distinct_union.c).
+ * The distinct non-NULL rows of the union of a and b (same columns; both
+ * sorted), counted in one merge of the two runs.
  */
-void
-stream_inputs_absorb(InputsState *into, InputsState *from)
+int64
+stream_inputs_count_union(InputsState *a, InputsState *b)
 {
-	check_same_columns(into, from);
-	inputs_reserve(into, into->nentries + from->nentries);
-	for (int64 i = 0; i < from->nentries; i++)
-		inputs_append(into, from->entries[i].data, from->entries[i].len, from->entries[i].count);
-	into->sorted = false;
-	into->source = NULL;
-}
+	int64		i = 0,
+				j = 0,
+				n = 0;
 
-/* Sort s's entries by their bytes, identical rows kept once, counted. */
-void
-stream_inputs_sort(InputsState *s)
-{
-	inputs_sort(s);
+	check_same_columns(a, b);
+	inputs_sort(a);
+	inputs_sort(b);
+	while (i < a->nentries || j < b->nentries)
+	{
+		const InputEntry *e;
+		int			c;
+
+		if (i >= a->nentries)
+			c = 1;
+		else if (j >= b->nentries)
+			c = -1;
+		else
+			c = entry_cmp(&a->entries[i], &b->entries[j]);
+		e = c <= 0 ? &a->entries[i] : &b->entries[j];
+		if (!entry_has_null(e, a->natts))
+			n++;
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			j++;
+	}
+	return n;
 }
 
 /* inputs_deserialize(bytea, internal) */

@@ -44,8 +44,9 @@ typedef struct InputsHeader
 #define INPUTS_MAGIC 0x53454932	/* "SEI2" */
 
 extern InputsState *stream_inputs_from_bytea(bytea *b);
-extern void stream_inputs_absorb(InputsState *into, InputsState *from);
-extern void stream_inputs_sort(InputsState *s);
+extern InputsState *stream_inputs_union(InputsState *a, InputsState *b, MemoryContext cxt);
+extern InputsState *stream_inputs_copy(InputsState *s, MemoryContext cxt);
+extern int64 stream_inputs_count_union(InputsState *a, InputsState *b);
 extern InputsHeader stream_inputs_stored_header(Datum d);
 extern int	stream_inputs_pin_encoding(void);
 extern void stream_inputs_restore_encoding(int old);

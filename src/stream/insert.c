@@ -135,12 +135,15 @@ apply_own_events(Oid stream, const char *events, uint32 nevents)
  * marks this transaction's cache overflowed, and while it runs every
  * snapshot taken anywhere looks subtransactions up in pg_subtrans.  So a
  * transaction of many statements (or a COPY of many buffers) leaves its
- * later events to the workers once its cache is full.
+ * later events to the workers once its cache is full; once it overflowed
+ * anyway (the session's own savepoints), one more costs nothing.  Best
+ * effort: a transform whose function writes in an exception block takes
+ * more ids than the one counted here.
  */
 static bool
 subxact_cache_has_room(void)
 {
-	return !MyProc->subxidStatus.overflowed &&
+	return MyProc->subxidStatus.overflowed ||
 		MyProc->subxidStatus.count < PGPROC_MAX_CACHED_SUBXIDS;
 }
 
