@@ -77,6 +77,15 @@ SELECT stream_ext_internal.sliding_bound(0, '1 second', '-1 minute', '0', '0', N
 SELECT stream_ext_internal.sliding_bound(0, '1 second', '1 minute', '1.5 seconds', '0', NULL::timestamptz);
 SELECT stream_ext_internal.sliding_bound(0, '1 second', '2147483647 days', '0', '0', NULL::timestamptz);
 SELECT stream_ext_internal.sliding_bound(0, '1 second', '100000000 days', '0', '0', NULL::timestamptz);
+-- it is not STRICT (its last argument is a typed NULL): a NULL argument is
+-- a NULL bound
+SELECT stream_ext_internal.sliding_bound(0, NULL::interval, '1 minute', '0', '0', NULL::timestamptz) IS NULL,
+       stream_ext_internal.sliding_bound(NULL, '1 second', '1 minute', '0', '0', NULL::timestamptz) IS NULL;
+-- inputs_rows: a forged entry counted 2^40 times returns rows until the
+-- statement is cancelled (here by its timeout)
+SET statement_timeout = '200ms';
+SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455301000000010000000000000000000000000100000000000000000000170000000000000000010000080000000400000000000007'::bytea, false) AS t(c1 int);
+RESET statement_timeout;
 SET stream_ext.read_time = 'infinity';
 SELECT stream_ext_internal.sliding_bound(1, '1 second', '1 minute', '0', '0', NULL::timestamptz);
 SET stream_ext.read_time = '2024-01-01 00:00:10+00';

@@ -542,6 +542,7 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 		if (PG_ARGISNULL(2))
 			PG_RETURN_DATUM(PG_GETARG_DATUM(1));
 		value = deserialize_state(s, PG_GET_COLLATION(), context, PG_GETARG_DATUM(1));
+		isnull = false;
 		merge_state(s, PG_GET_COLLATION(), context, CurrentMemoryContext,
 					&value, &isnull, PG_GETARG_DATUM(2), false);
 		value = call2(&s->serialfn, PG_GET_COLLATION(), context,

@@ -105,7 +105,11 @@ put_rows(Tuplestorestate *store, TupleDesc desc, InputsState *s, FmgrInfo *recv,
 					 errmsg("invalid aggregate input set")));
 		MemoryContextSwitchTo(old_cxt);
 		for (int64 n = distinct ? 1 : entry->count; n > 0; n--)
+		{
+			/* a forged count can be 2^62: the rows must stay cancellable */
+			CHECK_FOR_INTERRUPTS();
 			tuplestore_putvalues(store, desc, values, nulls);
+		}
 	}
 	MemoryContextDelete(row_cxt);
 }

@@ -215,16 +215,26 @@ typedef struct BoundCache
 Datum
 stream_ext_sliding_bound(PG_FUNCTION_ARGS)
 {
-	int			which = PG_GETARG_INT32(0);
-	int64		step = bound_arg_usecs(PG_GETARG_INTERVAL_P(1), "step");
-	int64		size = bound_arg_usecs(PG_GETARG_INTERVAL_P(2), "window");
-	int64		block = bound_arg_usecs(PG_GETARG_INTERVAL_P(3), "block");
-	int64		big = bound_arg_usecs(PG_GETARG_INTERVAL_P(4), "big block");
+	int			which;
+	int64		step;
+	int64		size;
+	int64		block;
+	int64		big;
 	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 5);
-	TimestampTz read_time = stream_window_read_time();
+	TimestampTz read_time;
 	BoundCache *cache = (BoundCache *) fcinfo->flinfo->fn_extra;
 	int64		result;
 
+	/* not STRICT, for the NULL of the last argument: a NULL bound is NULL */
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			PG_RETURN_NULL();
+	which = PG_GETARG_INT32(0);
+	step = bound_arg_usecs(PG_GETARG_INTERVAL_P(1), "step");
+	size = bound_arg_usecs(PG_GETARG_INTERVAL_P(2), "window");
+	block = bound_arg_usecs(PG_GETARG_INTERVAL_P(3), "block");
+	big = bound_arg_usecs(PG_GETARG_INTERVAL_P(4), "big block");
+	read_time = stream_window_read_time();
 	check_bound_args(which, step, block, big, type);
 	if (cache == NULL)
 	{
