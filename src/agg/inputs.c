@@ -296,6 +296,20 @@ check_same_columns(InputsState *a, InputsState *b)
 }
 
 /*
+ * Merging the sorted runs of a and b, at entries i and j (not both past
+ * their ends): which comes next, a's (< 0), b's (> 0) or both, equal (0)?
+ */
+static int
+next_of_two_runs(const InputsState *a, int64 i, const InputsState *b, int64 j)
+{
+	if (i >= a->nentries)
+		return 1;
+	if (j >= b->nentries)
+		return -1;
+	return entry_cmp(&a->entries[i], &b->entries[j]);
+}
+
+/*
  * The union of the multisets a and b (same columns), in cxt, where a lives:
  * a's rows are kept where they are, b's copied (b may live in a
  * shorter-lived context); a is freed.
@@ -314,14 +328,8 @@ stream_inputs_union(InputsState *a, InputsState *b, MemoryContext cxt)
 	inputs_reserve(m, a->nentries + b->nentries);
 	while (i < a->nentries || j < b->nentries)
 	{
-		int			c;
+		int			c = next_of_two_runs(a, i, b, j);
 
-		if (i >= a->nentries)
-			c = 1;
-		else if (j >= b->nentries)
-			c = -1;
-		else
-			c = entry_cmp(&a->entries[i], &b->entries[j]);
 		if (c < 0)
 		{
 			inputs_append(m, a->entries[i].data, a->entries[i].len, a->entries[i].count);
@@ -520,16 +528,9 @@ stream_inputs_count_union(InputsState *a, InputsState *b)
 	inputs_sort(b);
 	while (i < a->nentries || j < b->nentries)
 	{
-		const InputEntry *e;
-		int			c;
+		int			c = next_of_two_runs(a, i, b, j);
+		const InputEntry *e = c <= 0 ? &a->entries[i] : &b->entries[j];
 
-		if (i >= a->nentries)
-			c = 1;
-		else if (j >= b->nentries)
-			c = -1;
-		else
-			c = entry_cmp(&a->entries[i], &b->entries[j]);
-		e = c <= 0 ? &a->entries[i] : &b->entries[j];
 		if (!entry_has_null(e, a->natts))
 			n++;
 		if (c <= 0)
