@@ -145,8 +145,11 @@ CREATE TABLE stream_ext_internal.view_errors (
 CREATE INDEX ON stream_ext_internal.view_errors (view_id, occurred_at);
 
 -- Aggregate state plumbing used by generated views and by the combiner.
+-- COST 10: a status lookup per delta row, dearer than a key's equality, which
+-- a read's filter then tests first (a key lookup skips the test for the
+-- deltas of other keys)
 CREATE FUNCTION stream_ext_internal.xid_visible(xid8) RETURNS boolean
-  AS 'MODULE_PATHNAME', 'stream_ext_xid_visible' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'stream_ext_xid_visible' LANGUAGE C STRICT STABLE PARALLEL SAFE COST 10;
 CREATE FUNCTION stream_ext_internal.event_xid8(xid) RETURNS xid8
   AS 'MODULE_PATHNAME', 'stream_ext_event_xid8' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 CREATE FUNCTION stream_ext_internal.xid_committed(xid8) RETURNS boolean
