@@ -32,7 +32,6 @@
 
 #include "access/detoast.h"
 #include "access/heaptoast.h"
-#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/memutils.h"
 
@@ -57,52 +56,20 @@ typedef struct DistinctUnion
 typedef struct ProbedBase
 {
 	Datum		value;			/* the TOAST pointer */
-	int64		start;			/* offset of entry 0 */
-	int64		nvalues;		/* non-NULL entries (the NULL entry is last) */
-	int32		entry_size;		/* bytes of a non-NULL entry */
-	int32		data_len;		/* bytes of its row: a length, the value */
+	InputsSlicedLayout layout;
+	int32		data_len;		/* bytes of an entry's row: a length, the value */
 	int64		cached_block[CACHED_BLOCKS];
 	char	   *cached_data[CACHED_BLOCKS];
 	int			next_slot;
 } ProbedBase;
 
+/* An input set of other than one column */
 static void
-corrupted(void)
+not_one_column(int natts)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("invalid aggregate input set")));
-}
-
-/*
- * Bytes of the binary send form of a value of type, when every value has
- * the same (the types count(DISTINCT) reads entries of, but text and
- * bytea); else 0.
- */
-static int32
-fixed_send_width(Oid type)
-{
-	switch (type)
-	{
-		case BOOLOID:
-		case CHAROID:
-			return 1;
-		case INT2OID:
-			return 2;
-		case INT4OID:
-		case OIDOID:
-		case DATEOID:
-			return 4;
-		case INT8OID:
-		case TIMEOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-			return 8;
-		case UUIDOID:
-			return 16;
-		default:
-			return 0;
-	}
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("input set has %d columns, not 1", natts)));
 }
 
 /* Is attr a value stored out of line without compression? */
@@ -152,9 +119,7 @@ stream_ext_count_distinct_union_trans(PG_FUNCTION_ARGS)
 	 */
 	s = stream_inputs_from_bytea((bytea *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(1)));
 	if (s->natts != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("input set has %d columns, not 1", s->natts)));
+		not_one_column(s->natts);
 	u->rest = u->rest == NULL ? stream_inputs_copy(s, aggcxt) :
 		stream_inputs_union(u->rest, s, aggcxt);
 	PG_RETURN_POINTER(u);
@@ -167,7 +132,7 @@ entry_is_null(const InputEntry *e)
 	int32		len;
 
 	if (e->len < (int32) sizeof(int32))
-		corrupted();
+		stream_inputs_corrupted();
 	memcpy(&len, e->data, sizeof(len));
 	return len == -1;
 }
@@ -185,37 +150,17 @@ count_values(InputsState *s)
 }
 
 /*
- * Set p up to probe the base stored at value, whose header is h: false if
- * its entries are not all of one size at known offsets.
+ * Set p up to probe the base stored at value: false if its entries are not
+ * all of one size at known offsets (stream_inputs_sliced_layout).
  */
 static bool
-probe_setup(ProbedBase *p, Datum value, InputsHeader h, Oid *type)
+probe_setup(ProbedBase *p, Datum value)
 {
-	struct varatt_external toast;
-	bytea	   *head = DatumGetByteaPSlice(value, 0, sizeof(InputsHeader) + sizeof(Oid));
-	int32		width;
-	int64		size;
-
-	if (VARSIZE_ANY_EXHDR(head) != sizeof(InputsHeader) + sizeof(Oid))
-		corrupted();
-	memcpy(type, VARDATA_ANY(head) + sizeof(InputsHeader), sizeof(Oid));
-	pfree(head);
-	width = fixed_send_width(*type);
-	if (h.natts != 1 || width == 0 || h.nnull > 1)
-		return false;
-	VARATT_EXTERNAL_GET_POINTER(toast, DatumGetPointer(value));
-	size = toast.va_rawsize - VARHDRSZ;
 	memset(p, 0, sizeof(*p));
-	p->value = value;
-	p->start = sizeof(InputsHeader) + sizeof(Oid);
-	p->nvalues = h.nentries - h.nnull;
-	p->data_len = sizeof(int32) + width;
-	p->entry_size = sizeof(int64) + sizeof(int32) + p->data_len;
-	/* every entry of that size, the NULL entry (a count, 4, -1) last */
-	if (size < p->start || p->nvalues > (size - p->start) / p->entry_size ||
-		size != p->start + p->nvalues * p->entry_size +
-		h.nnull * (int64) (sizeof(int64) + 2 * sizeof(int32)))
+	if (!stream_inputs_sliced_layout(value, &p->layout))
 		return false;
+	p->value = value;
+	p->data_len = p->layout.entry_size - sizeof(int64) - sizeof(int32);
 	for (int i = 0; i < CACHED_BLOCKS; i++)
 		p->cached_block[i] = -1;
 	return true;
@@ -226,17 +171,17 @@ static char *
 probe_block(ProbedBase *p, int64 b)
 {
 	int64		first = b * BLOCK_ENTRIES;
-	int64		n = Min(BLOCK_ENTRIES, p->nvalues - first);
-	int64		len = n * p->entry_size;
+	int64		n = Min(BLOCK_ENTRIES, p->layout.nvalues - first);
+	int64		len = n * p->layout.entry_size;
 	bytea	   *slice;
 	int			slot;
 
 	for (int i = 0; i < CACHED_BLOCKS; i++)
 		if (p->cached_block[i] == b)
 			return p->cached_data[i];
-	slice = DatumGetByteaPSlice(p->value, p->start + first * p->entry_size, len);
+	slice = DatumGetByteaPSlice(p->value, p->layout.start + first * p->layout.entry_size, len);
 	if (VARSIZE_ANY_EXHDR(slice) != len)
-		corrupted();
+		stream_inputs_corrupted();
 	slot = p->next_slot;
 	p->next_slot = (p->next_slot + 1) % CACHED_BLOCKS;
 	if (p->cached_data[slot] != NULL)
@@ -252,7 +197,7 @@ probe_block(ProbedBase *p, int64 b)
 static const char *
 probe_entry(ProbedBase *p, int64 i)
 {
-	const char *e = probe_block(p, i / BLOCK_ENTRIES) + (i % BLOCK_ENTRIES) * p->entry_size;
+	const char *e = probe_block(p, i / BLOCK_ENTRIES) + (i % BLOCK_ENTRIES) * p->layout.entry_size;
 	int64		count;
 	int32		elen;
 	int32		len;
@@ -261,7 +206,7 @@ probe_entry(ProbedBase *p, int64 i)
 	memcpy(&elen, e + sizeof(int64), sizeof(elen));
 	memcpy(&len, e + sizeof(int64) + sizeof(int32), sizeof(len));
 	if (count <= 0 || elen != p->data_len || len != p->data_len - (int32) sizeof(int32))
-		corrupted();
+		stream_inputs_corrupted();
 	return e + sizeof(int64) + sizeof(int32);
 }
 
@@ -294,14 +239,14 @@ count_new_by_probes(ProbedBase *p, InputsState *rest)
 		if (entry_is_null(e))
 			continue;
 		if (e->len != p->data_len)
-			corrupted();
+			stream_inputs_corrupted();
 		/* the first base entry not below e is in [lo, hi] */
-		while (lo + step - 1 < p->nvalues && entry_below(p, lo + step - 1, e->data))
+		while (lo + step - 1 < p->layout.nvalues && entry_below(p, lo + step - 1, e->data))
 		{
 			lo += step;
 			step *= 2;
 		}
-		hi = Min(lo + step - 1, p->nvalues);
+		hi = Min(lo + step - 1, p->layout.nvalues);
 		while (lo < hi)
 		{
 			int64		mid = lo + (hi - lo) / 2;
@@ -311,7 +256,7 @@ count_new_by_probes(ProbedBase *p, InputsState *rest)
 			else
 				hi = mid;
 		}
-		if (lo == p->nvalues || memcmp(probe_entry(p, lo), e->data, p->data_len) != 0)
+		if (lo == p->layout.nvalues || memcmp(probe_entry(p, lo), e->data, p->data_len) != 0)
 			fresh++;
 	}
 	return fresh;
@@ -327,8 +272,8 @@ count_new_by_probes(ProbedBase *p, InputsState *rest)
 static bool
 probing_pays(ProbedBase *p, int64 nrest)
 {
-	double		blocks = ceil((double) p->nvalues / BLOCK_ENTRIES);
-	double		chunks = ceil((double) p->nvalues * p->entry_size / TOAST_MAX_CHUNK_SIZE);
+	double		blocks = ceil((double) p->layout.nvalues / BLOCK_ENTRIES);
+	double		chunks = ceil((double) p->layout.nvalues * p->layout.entry_size / TOAST_MAX_CHUNK_SIZE);
 	double		per_value = 2 * Max(log2(blocks / Max(nrest, 1)), 0) + 1;
 
 	return nrest * per_value * PROBE_COST_CHUNKS < chunks;
@@ -342,35 +287,35 @@ stream_ext_count_distinct_union_final(PG_FUNCTION_ARGS)
 	InputsState *base;
 	InputsHeader h;
 	ProbedBase probe;
-	Oid			type;
 	int64		nrest;
 
 	if (u == NULL || (u->base == NULL && u->rest == NULL))
 		PG_RETURN_INT64(0);
 	if (u->base == NULL)
 		PG_RETURN_INT64(count_values(u->rest));
-	h = stream_inputs_stored_header(PointerGetDatum(u->base));
-	if (h.natts != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("input set has %d columns, not 1", h.natts)));
 	nrest = u->rest ? count_values(u->rest) : 0;
 	if (nrest == 0)
+	{
+		/* the base's header alone */
+		h = stream_inputs_stored_header(PointerGetDatum(u->base));
+		if (h.natts != 1)
+			not_one_column(h.natts);
 		PG_RETURN_INT64(h.nentries - h.nnull);
-	if (probe_setup(&probe, PointerGetDatum(u->base), h, &type) &&
-		type == u->rest->types[0] && probing_pays(&probe, nrest))
+	}
+	if (probe_setup(&probe, PointerGetDatum(u->base)) &&
+		probe.layout.type == u->rest->types[0] && probing_pays(&probe, nrest))
 	{
 		int64		fresh = count_new_by_probes(&probe, u->rest);
 
 		ereport(DEBUG1,
 				(errmsg_internal("count_distinct_union: looked " INT64_FORMAT " values up in a stored set of " INT64_FORMAT ", " INT64_FORMAT " new",
-								 nrest, probe.nvalues, fresh)));
-		PG_RETURN_INT64(probe.nvalues + fresh);
+								 nrest, probe.layout.nvalues, fresh)));
+		PG_RETURN_INT64(probe.layout.nvalues + fresh);
 	}
 
 	/* the base whole, counted with the rest in one merge */
 	base = stream_inputs_from_bytea((bytea *) PG_DETOAST_DATUM(PointerGetDatum(u->base)));
 	if (base->natts != 1)
-		corrupted();
+		not_one_column(base->natts);
 	PG_RETURN_INT64(stream_inputs_count_union(base, u->rest));
 }

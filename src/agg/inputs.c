@@ -31,6 +31,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -448,12 +449,46 @@ stream_ext_inputs_serialize(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(result);
 }
 
-static void
-corrupted(void)
+/* The error of a serialized input set that is not one (inputs_final.c too) */
+void
+stream_inputs_corrupted(void)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("invalid aggregate input set")));
+}
+
+/*
+ * Bytes of the binary send form of every value of type, when all have the
+ * same; else 0.  Entries of a one-column set of such a type all have one
+ * size (STREAM_INPUTS_FIXED_ENTRY), which reads of slices rely on.
+ */
+int32
+stream_inputs_fixed_width(Oid type)
+{
+	switch (type)
+	{
+		case BOOLOID:
+		case CHAROID:
+			return 1;
+		case INT2OID:
+			return 2;
+		case INT4OID:
+		case OIDOID:
+		case DATEOID:
+		case FLOAT4OID:
+			return 4;
+		case INT8OID:
+		case TIMEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case FLOAT8OID:
+			return 8;
+		case UUIDOID:
+			return 16;
+		default:
+			return 0;
+	}
 }
 
 /* Copy n bytes at *pos of a data area of size end into dst, advancing. */
@@ -461,7 +496,7 @@ static void
 take(const char *data, int64 size, int64 *pos, void *dst, int64 n)
 {
 	if (n < 0 || *pos + n > size)
-		corrupted();
+		stream_inputs_corrupted();
 	memcpy(dst, data + *pos, n);
 	*pos += n;
 }
@@ -487,7 +522,7 @@ stream_inputs_from_bytea(bytea *b)
 	n = h.nentries;
 	if (h.magic != INPUTS_MAGIC || h.natts < 0 || h.natts > FUNC_MAX_ARGS ||
 		n < 0 || n > size || h.nnull < 0 || h.nnull > n)
-		corrupted();
+		stream_inputs_corrupted();
 	take(data, size, &pos, types, sizeof(Oid) * h.natts);
 	s = inputs_new(CurrentMemoryContext, h.natts, types);
 	inputs_reserve(s, n);
@@ -499,13 +534,13 @@ stream_inputs_from_bytea(bytea *b)
 		take(data, size, &pos, &count, sizeof(count));
 		take(data, size, &pos, &len, sizeof(len));
 		if (count <= 0 || len < 0 || pos + len > size || count > PG_INT64_MAX - rows)
-			corrupted();
+			stream_inputs_corrupted();
 		rows += count;
 		inputs_append(s, data + pos, len, count);
 		pos += len;
 	}
 	if (pos != size || rows != h.nrows)
-		corrupted();
+		stream_inputs_corrupted();
 	s->sorted = true;
 	/* a plain 4-byte-header bytea can be handed back as the serialized form */
 	s->source = VARATT_IS_4B_U(b) ? b : NULL;

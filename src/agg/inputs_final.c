@@ -243,14 +243,6 @@ stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-static void
-corrupted(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("invalid aggregate input set")));
-}
-
 /*
  * The header of the input set d, fetched alone when d is stored out of
  * line (a slice of the value: one TOAST chunk, or the compressed prefix
@@ -263,12 +255,58 @@ stream_inputs_stored_header(Datum d)
 	InputsHeader h;
 
 	if (VARSIZE_ANY_EXHDR(b) < sizeof(InputsHeader))
-		corrupted();
+		stream_inputs_corrupted();
 	memcpy(&h, VARDATA_ANY(b), sizeof(h));
 	if (h.magic != INPUTS_MAGIC || h.natts < 0 || h.natts > FUNC_MAX_ARGS ||
 		h.nentries < 0 || h.nnull < 0 || h.nnull > h.nentries || h.nrows < h.nentries)
-		corrupted();
+		stream_inputs_corrupted();
 	return h;
+}
+
+/*
+ * Is d a one-column input set stored out of line and uncompressed (its
+ * column's storage EXTERNAL: ddl/create_view.c) of a type whose values all
+ * have one binary size, its entries of one size with at most the NULL
+ * entry after them?  Then fill *layout from its header and column type,
+ * fetched as one slice (one TOAST chunk), and each entry can be fetched
+ * alone.  False for any other value, which the caller reads whole (which
+ * checks it).
+ */
+bool
+stream_inputs_sliced_layout(Datum d, InputsSlicedLayout *layout)
+{
+	struct varlena *attr = (struct varlena *) DatumGetPointer(d);
+	struct varatt_external toast;
+	int64		start = sizeof(InputsHeader) + sizeof(Oid);
+	int64		size;
+	bytea	   *head;
+	InputsHeader h;
+	int32		width;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(attr))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(toast, attr);
+	if (VARATT_EXTERNAL_IS_COMPRESSED(toast))
+		return false;
+	size = VARATT_EXTERNAL_GET_EXTSIZE(toast);
+	head = DatumGetByteaPSlice(d, 0, start);
+	if (VARSIZE_ANY_EXHDR(head) != start)
+		return false;
+	memcpy(&h, VARDATA_ANY(head), sizeof(h));
+	memcpy(&layout->type, VARDATA_ANY(head) + sizeof(h), sizeof(Oid));
+	pfree(head);
+	width = stream_inputs_fixed_width(layout->type);
+	if (h.magic != INPUTS_MAGIC || h.natts != 1 || width == 0 || h.nnull < 0 ||
+		h.nnull > 1 || h.nentries < h.nnull)
+		return false;
+	layout->header = h;
+	layout->start = start;
+	layout->nvalues = h.nentries - h.nnull;
+	layout->entry_size = STREAM_INPUTS_FIXED_ENTRY(width);
+	/* every entry of that size, then the NULL entry if any */
+	return layout->nvalues <= (size - start) / layout->entry_size &&
+		size == start + layout->nvalues * layout->entry_size +
+		h.nnull * (int64) STREAM_INPUTS_NULL_ENTRY;
 }
 
 /*
@@ -352,13 +390,13 @@ next_float8_entry(const char *data, int64 size, int64 *pos, WeightedValue *v, bo
 	if (*pos >= size)
 		return false;
 	if (*pos + (int64) (sizeof(int64) + sizeof(int32)) > size)
-		corrupted();
+		stream_inputs_corrupted();
 	memcpy(&v->count, data + *pos, sizeof(int64));
 	memcpy(&elen, data + *pos + sizeof(int64), sizeof(int32));
 	*pos += sizeof(int64) + sizeof(int32);
 	/* the entry: the value's length (-1: NULL), then float8send's bytes */
 	if (v->count <= 0 || elen < (int32) sizeof(int32) || *pos + elen > size)
-		corrupted();
+		stream_inputs_corrupted();
 	memcpy(&len, data + *pos, sizeof(int32));
 	*pos += sizeof(int32);
 	if (len == -1 && elen == (int32) sizeof(int32))
@@ -367,7 +405,7 @@ next_float8_entry(const char *data, int64 size, int64 *pos, WeightedValue *v, bo
 		return true;
 	}
 	if (len != sizeof(bits) || elen != (int32) (sizeof(int32) + sizeof(bits)))
-		corrupted();
+		stream_inputs_corrupted();
 	/* float8send's form: the IEEE bits in network byte order */
 	memcpy(&bits, data + *pos, sizeof(bits));
 	*pos += sizeof(bits);
@@ -396,8 +434,8 @@ percentile_rows(double fraction, bool continuous, int64 rows, int64 *first_row,
 }
 
 /* Bytes of an entry of a one-column float8 input set: non-NULL and NULL */
-#define FLOAT8_ENTRY (sizeof(int64) + 2 * sizeof(int32) + sizeof(double))
-#define NULL_ENTRY (sizeof(int64) + 2 * sizeof(int32))
+#define FLOAT8_ENTRY STREAM_INPUTS_FIXED_ENTRY(sizeof(double))
+#define NULL_ENTRY STREAM_INPUTS_NULL_ENTRY
 /* entries fetched per slice of a percentile walk */
 #define SLICE_ENTRIES 128
 
@@ -413,7 +451,7 @@ fetch_float8_entries(Datum d, int64 start, int64 i, int64 n, int64 extra, char *
 	bytea	   *slice = DatumGetByteaPSlice(d, start + i * FLOAT8_ENTRY, len);
 
 	if (VARSIZE_ANY_EXHDR(slice) != len)
-		corrupted();
+		stream_inputs_corrupted();
 	memcpy(buf, VARDATA_ANY(slice), len);
 	pfree(slice);
 }
@@ -427,7 +465,7 @@ float8_entry_at(const char *buf)
 	bool		entry_null;
 
 	if (!next_float8_entry(buf, FLOAT8_ENTRY, &pos, &v, &entry_null) || entry_null)
-		corrupted();
+		stream_inputs_corrupted();
 	return v;
 }
 
@@ -446,13 +484,9 @@ static bool
 percentile_from_slices(Datum d, double fraction, bool continuous, double *result,
 					   bool *isnull)
 {
-	struct varlena *attr = (struct varlena *) DatumGetPointer(d);
-	struct varatt_external toast;
-	int64		size;
-	int64		start = sizeof(InputsHeader) + sizeof(Oid);
-	bytea	   *slice;
+	InputsSlicedLayout layout;
 	InputsHeader h;
-	Oid			type;
+	int64		start;
 	int64		m;
 	int64		tail;
 	int64		rows;
@@ -466,22 +500,12 @@ percentile_from_slices(Datum d, double fraction, bool continuous, double *result
 	double		lo = 0;
 	double		hi = 0;
 
-	if (!VARATT_IS_EXTERNAL_ONDISK(attr))
-		return false;
-	VARATT_EXTERNAL_GET_POINTER(toast, attr);
-	if (VARATT_EXTERNAL_IS_COMPRESSED(toast))
-		return false;
-	size = VARATT_EXTERNAL_GET_EXTSIZE(toast);
-	slice = DatumGetByteaPSlice(d, 0, start);
-	if (VARSIZE_ANY_EXHDR(slice) != start)
-		return false;
-	memcpy(&h, VARDATA_ANY(slice), sizeof(h));
-	memcpy(&type, VARDATA_ANY(slice) + sizeof(h), sizeof(Oid));
-	if (h.magic != INPUTS_MAGIC || h.natts != 1 || type != FLOAT8OID || h.nnull < 0 ||
-		h.nnull > 1 || h.nentries <= h.nnull ||
-		size != start + (h.nentries - h.nnull) * (int64) FLOAT8_ENTRY + h.nnull * (int64) NULL_ENTRY)
+	if (!stream_inputs_sliced_layout(d, &layout) || layout.type != FLOAT8OID ||
+		layout.nvalues == 0)
 		return false;			/* read whole, which checks it */
-	m = h.nentries - h.nnull;
+	h = layout.header;
+	start = layout.start;
+	m = layout.nvalues;
 
 	/* the last entries and the NULL entry */
 	tail = Min(SLICE_ENTRIES, m);
@@ -493,7 +517,7 @@ percentile_from_slices(Datum d, double fraction, bool continuous, double *result
 		bool		entry_null;
 
 		if (!next_float8_entry(buf, pos + NULL_ENTRY, &pos, &v, &entry_null) || !entry_null)
-			corrupted();
+			stream_inputs_corrupted();
 		null_rows = v.count;
 	}
 
@@ -505,7 +529,7 @@ percentile_from_slices(Datum d, double fraction, bool continuous, double *result
 		return false;
 	rows = h.nrows - null_rows;
 	if (rows < m)
-		corrupted();
+		stream_inputs_corrupted();
 	percentile_rows(fraction, continuous, rows, &first_row, &second_row);
 
 	if (second_row >= rows / 2)
@@ -523,7 +547,7 @@ percentile_from_slices(Datum d, double fraction, bool continuous, double *result
 
 				v = float8_entry_at(buf + e * FLOAT8_ENTRY);
 				if (v.count > rows - above)
-					corrupted();
+					stream_inputs_corrupted();
 				above += v.count;
 				low = rows - above;
 				if (!found_second && second_row >= low)
@@ -559,7 +583,7 @@ percentile_from_slices(Datum d, double fraction, bool continuous, double *result
 			{
 				v = float8_entry_at(buf + e * FLOAT8_ENTRY);
 				if (v.count > rows - seen)
-					corrupted();
+					stream_inputs_corrupted();
 				if (!found_first && first_row < seen + v.count)
 				{
 					lo = v.value;
@@ -575,7 +599,7 @@ percentile_from_slices(Datum d, double fraction, bool continuous, double *result
 		}
 	}
 	if (!found_first || !found_second)
-		corrupted();			/* the header's row count lies */
+		stream_inputs_corrupted();			/* the header's row count lies */
 	*isnull = false;
 	if (!continuous || first_row == second_row)
 		*result = lo;
@@ -637,11 +661,11 @@ stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
 	data = VARDATA_ANY(b);
 	size = VARSIZE_ANY_EXHDR(b);
 	if (size < (int64) (sizeof(h) + sizeof(Oid)))
-		corrupted();
+		stream_inputs_corrupted();
 	memcpy(&h, data, sizeof(h));
 	memcpy(&type, data + sizeof(h), sizeof(Oid));
 	if (h.magic != INPUTS_MAGIC)
-		corrupted();
+		stream_inputs_corrupted();
 	if (h.natts != 1 || type != FLOAT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -655,7 +679,7 @@ stream_ext_inputs_percentile_float8(PG_FUNCTION_ARGS)
 		if (isnull)
 			continue;
 		if (v.count > PG_INT64_MAX - rows)
-			corrupted();
+			stream_inputs_corrupted();
 		rows += v.count;
 		if (n > 0 && float8_order(prev.value, v.value) > 0)
 			sorted = false;

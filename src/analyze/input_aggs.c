@@ -45,6 +45,7 @@
 #include "utils/syscache.h"
 #include "access/htup_details.h"
 
+#include "agg/inputs.h"
 #include "analyze/input_aggs.h"
 
 #define INTERNAL_SCHEMA "stream_ext_internal"
@@ -419,7 +420,7 @@ counts_distinct_fixed_width(Aggref *aggref)
 	if (!counts_distinct_entries(aggref))
 		return false;
 	type = exprType((Node *) ((TargetEntry *) linitial(aggref->args))->expr);
-	return type != TEXTOID && type != VARCHAROID && type != BYTEAOID;
+	return stream_inputs_fixed_width(type) != 0;
 }
 
 /*

@@ -108,16 +108,21 @@ stream_finalize_states_call(ViewShape *shape, int aggno, Expr *state)
 {
 	Aggref	   *aggref = list_nth(shape->aggs, aggno);	/* what workers compute */
 	Aggref	   *original = list_nth(shape->input_aggs, aggno);
-	Aggref	   *f = makeNode(Aggref);
+	Node	   *union_count = original ? stream_count_distinct_union_call(original, state) : NULL;
+	Aggref	   *f;
 	Oid			state_type = exprType((Node *) state);
 	Oid			state_coll = type_is_collatable(state_type) ? aggref->inputcollid : InvalidOid;
-	Const	   *agg = makeConst(REGPROCEDUREOID, -1, InvalidOid, sizeof(Oid),
-								ObjectIdGetDatum(aggref->aggfnoid), false, true);
-	Const	   *result = makeNullConst(aggref->aggtype, exprTypmod((Node *) aggref),
-									   aggref->aggcollid);
-	char	   *name = aggregates_parallel_safe(shape) ? "finalize_agg" :
-		"finalize_agg_parallel_unsafe";
+	Const	   *agg;
+	Const	   *result;
+	char	   *name;
 
+	if (union_count != NULL)
+		return union_count;		/* count(DISTINCT x) of the group's sets */
+	f = makeNode(Aggref);
+	agg = makeConst(REGPROCEDUREOID, -1, InvalidOid, sizeof(Oid),
+					ObjectIdGetDatum(aggref->aggfnoid), false, true);
+	result = makeNullConst(aggref->aggtype, exprTypmod((Node *) aggref), aggref->aggcollid);
+	name = aggregates_parallel_safe(shape) ? "finalize_agg" : "finalize_agg_parallel_unsafe";
 	f->aggfnoid = LookupFuncName(list_make2(makeString(STREAM_INTERNAL_SCHEMA), makeString(name)),
 								 3, (Oid[]) {REGPROCEDUREOID, ANYELEMENTOID, ANYCOMPATIBLEOID},
 								 false);
@@ -132,11 +137,7 @@ stream_finalize_states_call(ViewShape *shape, int aggno, Expr *state)
 	f->aggsplit = AGGSPLIT_SIMPLE;
 	f->location = -1;
 	if (original != NULL)
-	{
-		Node	   *union_count = stream_count_distinct_union_call(original, state);
-
-		return union_count ? union_count : stream_finalize_inputs_expr(original, (Node *) f);
-	}
+		return stream_finalize_inputs_expr(original, (Node *) f);
 	return (Node *) f;
 }
 
