@@ -14,6 +14,9 @@ CREATE VIEW tr_sliding WITH (continuous, sliding_window = '1 minute', step = '1 
 INSERT INTO tr_s VALUES ('a', 1, '2024-01-01 00:00:05+00'), ('a', 2, '2024-01-01 00:00:06+00'),
                         ('b', 3, '2024-01-01 00:00:07+00');
 GRANT SELECT ON tr_plain, tr_sliding TO regress_trust_user;
+-- an aggregate the role may not execute
+CREATE AGGREGATE tr_sum(int8) (SFUNC = int8pl, STYPE = int8, COMBINEFUNC = int8pl);
+REVOKE EXECUTE ON FUNCTION tr_sum(int8) FROM PUBLIC;
 
 -- which functions of the extension PUBLIC may execute (Kafka's aside)
 SELECT p.oid::regprocedure AS function,
@@ -40,8 +43,19 @@ SELECT stream_ext_internal.finalize_agg('percentile_cont(float8,float8)'::regpro
 SELECT stream_ext_internal.finalize_agg(a, 1::int8, NULL::int8)
   FROM (VALUES ('count()'::regprocedure), ('sum(int8)'::regprocedure)) v(a);
 -- states of the right type are checked by the aggregate's own functions
-SELECT stream_ext_internal.finalize_agg('avg(int8)'::regprocedure, '\x00'::bytea, NULL::numeric);
 SELECT stream_ext_internal.finalize_agg('avg(int4)'::regprocedure, '{1,2,3}'::int8[], NULL::numeric);
+-- but for internal states, which deserialization functions trust: they are
+-- agg_state, which no role can make up (only a superuser may enter one)
+SELECT stream_ext_internal.finalize_agg('avg(int8)'::regprocedure, '\x00'::bytea, NULL::numeric);
+SELECT 'sum(int8):\x0000'::stream_ext_internal.agg_state;
+SELECT '\x00'::bytea::stream_ext_internal.agg_state;
+SELECT stream_ext_internal.finalize_agg('sum(int8)'::regprocedure,
+         'sum(int8):\x00'::text::stream_ext_internal.agg_state, NULL::numeric);
+SELECT stream_ext_internal.agg_state_in('sum(int8):\x00');
+DO $$DECLARE s stream_ext_internal.agg_state; BEGIN s := 'sum(int8):\x00'; END$$;
+-- nor can it use an aggregate it may not execute
+SELECT stream_ext_internal.finalize_agg('tr_sum(int8)'::regprocedure, 1::int8, NULL::int8);
+SELECT stream_ext_internal.combine_states('tr_sum(int8)'::regprocedure, 1::int8, 2::int8);
 -- and well-typed calls work
 SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, n, NULL::int8)
   FROM (VALUES (1::int8), (2::int8)) v(n);
@@ -106,6 +120,26 @@ SELECT stream_ext_internal.writer_xact_in('99999999999999999999999 visible');
 SELECT stream_ext_internal.adopt_restored_view();
 SELECT stream_ext_internal.catalog_origin();
 RESET ROLE;
+-- a state is read back only by the aggregate that made it: sum(int8)'s
+-- states in tr_plain's state and delta tables, and their text form (what
+-- pg_dump writes) read back by a superuser
+SELECT format($$CREATE VIEW tr_states AS SELECT k, %2$I AS st FROM %1$s UNION ALL SELECT k, %2$I FROM %3$s$$,
+              state_table, (SELECT attname FROM pg_attribute WHERE attrelid = state_table AND attname LIKE '%\_sum'),
+              delta_table) AS ddl
+  FROM stream_ext_internal.continuous_views WHERE view = 'tr_plain'::regclass \gset
+:ddl;
+SELECT DISTINCT pg_typeof(st) FROM tr_states;
+SELECT k, stream_ext_internal.finalize_agg('sum(int8)'::regprocedure, st, NULL::numeric) AS s8,
+       stream_ext_internal.finalize_agg('sum(int8)'::regprocedure, st::text::stream_ext_internal.agg_state,
+                                        NULL::numeric) AS from_text,
+       bool_and(st::text LIKE 'sum(bigint):\\x%') AS text_names_it
+  FROM tr_states GROUP BY k ORDER BY k;
+SELECT stream_ext_internal.finalize_agg('avg(int8)'::regprocedure, st, NULL::numeric) FROM tr_states;
+SELECT stream_ext_internal.combine_states('avg(int8)'::regprocedure, st, st) FROM tr_states;
+SELECT 'avg(int4):\x00'::stream_ext_internal.agg_state;
+SELECT 'lower(text):\x00'::stream_ext_internal.agg_state;
+SELECT 'sum(int8)\x00'::stream_ext_internal.agg_state;
+DROP VIEW tr_states;
 CREATE TABLE tr_adopt (x int);
 CREATE TRIGGER tr_adopt BEFORE INSERT ON tr_adopt FOR EACH ROW
   EXECUTE FUNCTION stream_ext_internal.adopt_restored_view();
@@ -176,5 +210,6 @@ SET client_min_messages = warning;
 DROP FOREIGN TABLE tr_own CASCADE;
 DROP FUNCTION tr_is_a(text) CASCADE;
 DROP FOREIGN TABLE tr_s CASCADE;
+DROP AGGREGATE tr_sum(int8);
 DROP ROLE regress_trust_user;
 RESET client_min_messages;

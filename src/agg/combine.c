@@ -10,14 +10,16 @@
  * They work for any aggregate with a combine function, by looking up its
  * pg_aggregate row: transition type, combine function, (de)serialization
  * functions for internal states, final function and initial value.  States of
- * internal type travel as bytea (the aggregate's serialized form).  The
+ * internal type travel as agg_state (agg_state.c: the aggregate's serialized
+ * form, marked with the aggregate; inputs_agg's as bytea).  The
  * aggregate's own support functions are called with our aggregate's context,
  * so those that need AggCheckCallContext find the right memory context.
  *
  * Any role may call finalize_agg (every read of a view does), so the types
  * of its arguments are checked against the aggregate's pg_aggregate row
  * before any of its support functions sees a value: a state of another type
- * would reach them as a wrongly typed pointer.
+ * would reach them as a wrongly typed pointer.  The caller must have EXECUTE
+ * on the aggregate, as for calling it.
  */
 #include "postgres.h"
 
@@ -27,16 +29,19 @@
 #include "catalog/pg_type.h"
 #include "executor/nodeAgg.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_agg.h"
 #include "parser/parse_coerce.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "agg/agg_state.h"
 #include "agg/combine.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_combine_agg_trans);
@@ -54,6 +59,7 @@ typedef struct AggSupport
 	bool		transbyval;
 	FmgrInfo	combinefn;
 	bool		has_serial;
+	bool		marked;			/* its states are agg_state, not bytea */
 	FmgrInfo	serialfn;
 	FmgrInfo	deserialfn;
 	bool		has_final;
@@ -87,8 +93,18 @@ typed_arg(Oid type, Oid collation)
 }
 
 /*
- * Error unless a partial state of type state_type (bytea for an internal
- * state) and, when valid, a result of type result_type are those of the
+ * The type of the stored partial states of an aggregate whose transition
+ * type is internal.
+ */
+static Oid
+internal_state_type(Form_pg_aggregate agg)
+{
+	return stream_internal_state_type(agg->aggdeserialfn);
+}
+
+/*
+ * Error unless a partial state of type state_type (agg_state or bytea for an
+ * internal state, internal_state_type) and, when valid, a result of type result_type are those of the
  * aggregate agg (aggfnoid): the exact types for an aggregate of fixed types,
  * types fitting its declared ones for a polymorphic aggregate (a result
  * type declared the same as the transition type must equal the state type).
@@ -107,7 +123,7 @@ check_state_types(Oid aggfnoid, Form_pg_aggregate agg, Oid state_type, Oid resul
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("aggregate %s has no serialization functions", format_procedure(aggfnoid)),
 					 errdetail("Its internal state cannot be stored as a partial state.")));
-		fits = (state_type == BYTEAOID);
+		fits = (state_type == internal_state_type(agg));
 	}
 	else if (IsPolymorphicType(transtype))
 		fits = check_generic_type_consistency(&state_type, &transtype, 1);
@@ -119,7 +135,7 @@ check_state_types(Oid aggfnoid, Form_pg_aggregate agg, Oid state_type, Oid resul
 				 errmsg("a partial state of aggregate %s cannot have type %s",
 						format_procedure(aggfnoid), format_type_be(state_type)),
 				 errdetail("The aggregate's partial state has type %s.",
-						   format_type_be(transtype == INTERNALOID ? BYTEAOID : transtype))));
+						   format_type_be(transtype == INTERNALOID ? internal_state_type(agg) : transtype))));
 
 	if (!OidIsValid(result_type))
 		return;
@@ -164,6 +180,8 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("function %s is not an aggregate", format_procedure(aggfnoid))));
 	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
+	if (pg_proc_aclcheck(aggfnoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_AGGREGATE, get_func_name(aggfnoid));
 	if (!OidIsValid(agg->aggcombinefn))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -174,6 +192,7 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
 	s = palloc0(sizeof(AggSupport));
 	s->aggfnoid = aggfnoid;
 	s->transtype = (agg->aggtranstype == INTERNALOID) ? INTERNALOID : state_type;
+	s->marked = (s->transtype == INTERNALOID && state_type != BYTEAOID);
 	get_typlenbyval(s->transtype, &s->translen, &s->transbyval);
 	fmgr_info_cxt(agg->aggcombinefn, &s->combinefn, mcxt);
 	fmgr_info_set_expr((Node *) makeFuncExpr(agg->aggcombinefn, s->transtype,
@@ -261,7 +280,7 @@ call2(FmgrInfo *fn, Oid collation, fmNodePtr context,
 }
 
 /*
- * Deserialize a bytea state into an internal one.
+ * Deserialize a stored state into an internal one.
  *
  * PostgreSQL hands a deserialization function only what the serialization
  * function just returned: a plain in-memory bytea.  Ours come from state and
@@ -275,8 +294,23 @@ deserialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum bytes)
 {
 	bool		isnull;
 
-	bytes = PointerGetDatum(PG_DETOAST_DATUM(bytes));
+	if (s->marked)
+		bytes = stream_agg_state_bytes(s->aggfnoid, bytes);
+	else
+		bytes = PointerGetDatum(PG_DETOAST_DATUM(bytes));
 	return call2(&s->deserialfn, collation, context, bytes, false, (Datum) 0, false, &isnull);
+}
+
+/* The stored form of an internal state: serialized, marked when agg_state. */
+static Datum
+serialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum value, bool *isnull)
+{
+	Datum		bytes = call2(&s->serialfn, collation, context, value, false, (Datum) 0, false,
+							  isnull);
+
+	if (*isnull || !s->marked)
+		return bytes;
+	return stream_agg_state_make(s->aggfnoid, bytes);
 }
 
 /*
@@ -391,8 +425,7 @@ stream_ext_combine_agg_final(PG_FUNCTION_ARGS)
 	s = st->support;
 	if (s->transtype != INTERNALOID)
 		PG_RETURN_DATUM(st->value);
-	result = call2(&s->serialfn, PG_GET_COLLATION(), fcinfo->context,
-				   st->value, false, (Datum) 0, false, &isnull);
+	result = serialize_state(s, PG_GET_COLLATION(), fcinfo->context, st->value, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
@@ -545,8 +578,7 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 		isnull = false;
 		merge_state(s, PG_GET_COLLATION(), context, CurrentMemoryContext,
 					&value, &isnull, PG_GETARG_DATUM(2), false);
-		value = call2(&s->serialfn, PG_GET_COLLATION(), context,
-					  value, false, (Datum) 0, false, &rnull);
+		value = serialize_state(s, PG_GET_COLLATION(), context, value, &rnull);
 		if (rnull)
 			PG_RETURN_NULL();
 		PG_RETURN_DATUM(value);

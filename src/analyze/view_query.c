@@ -43,6 +43,7 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
+#include "agg/agg_state.h"
 #include "analyze/grouping_sets.h"
 #include "analyze/input_aggs.h"
 #include "analyze/joins.h"
@@ -131,6 +132,7 @@ aggregate_state_type(Aggref *aggref)
 {
 	HeapTuple	tuple;
 	Oid			transtype;
+	Oid			deserialfn;
 	Oid			inputTypes[FUNC_MAX_ARGS];
 	int			nargs;
 
@@ -138,11 +140,12 @@ aggregate_state_type(Aggref *aggref)
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
 	transtype = ((Form_pg_aggregate) GETSTRUCT(tuple))->aggtranstype;
+	deserialfn = ((Form_pg_aggregate) GETSTRUCT(tuple))->aggdeserialfn;
 	ReleaseSysCache(tuple);
 
 	nargs = get_aggregate_argtypes(aggref, inputTypes);
 	transtype = resolve_aggregate_transtype(aggref->aggfnoid, transtype, inputTypes, nargs);
-	return (transtype == INTERNALOID) ? BYTEAOID : transtype;
+	return (transtype == INTERNALOID) ? stream_internal_state_type(deserialfn) : transtype;
 }
 
 /* Column names the extension uses beside a view's own keys and aggregates */
@@ -925,6 +928,23 @@ stream_plan_view_batch(ViewShape *shape, const char *sql, bool one_writer)
 		pstmt = stream_plan_partial_aggregation(shape, sql, one_writer);
 	stream_table_copies_in_plan(pstmt);
 	return pstmt;
+}
+
+/*
+ * The aggregate whose partial state column resno of a view's batch plan
+ * holds, or InvalidOid when it holds none (the writer, a key, a kept row).
+ */
+Oid
+stream_plan_state_aggregate(PlannedStmt *plan, AttrNumber resno)
+{
+	TargetEntry *tle;
+
+	if (!IsA(plan->planTree, Agg))
+		return InvalidOid;
+	tle = get_tle_by_resno(plan->planTree->targetlist, resno);
+	if (tle == NULL || !IsA(tle->expr, Aggref))
+		return InvalidOid;
+	return ((Aggref *) tle->expr)->aggfnoid;
 }
 
 /*

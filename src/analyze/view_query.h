@@ -63,5 +63,6 @@ extern PlannedStmt *stream_plan_partial_aggregation(ViewShape *shape, const char
 													 bool one_writer);
 extern Expr *stream_writer_xid_expr(ViewShape *shape, bool one_writer);
 extern PlannedStmt *stream_plan_view_batch(ViewShape *shape, const char *sql, bool one_writer);
+extern Oid	stream_plan_state_aggregate(PlannedStmt *plan, AttrNumber resno);
 
 #endif

@@ -157,6 +157,29 @@ CREATE FUNCTION stream_ext_internal.xid_committed(xid8) RETURNS boolean
 CREATE FUNCTION stream_ext_internal.xid_aborted(xid8) RETURNS boolean
   AS 'MODULE_PATHNAME', 'stream_ext_xid_aborted' LANGUAGE C STRICT VOLATILE;
 
+-- The stored partial state of an aggregate whose state is internal: its
+-- serialized bytes, marked with the aggregate (src/agg/agg_state.c).  No cast
+-- makes one, and only a superuser may enter one as text or binary (pg_restore
+-- does): a deserialization function trusts the bytes it is given.
+CREATE TYPE stream_ext_internal.agg_state;
+CREATE FUNCTION stream_ext_internal.agg_state_in(cstring) RETURNS stream_ext_internal.agg_state
+  AS 'MODULE_PATHNAME', 'stream_ext_agg_state_in' LANGUAGE C STRICT STABLE;
+CREATE FUNCTION stream_ext_internal.agg_state_out(stream_ext_internal.agg_state) RETURNS cstring
+  AS 'MODULE_PATHNAME', 'stream_ext_agg_state_out' LANGUAGE C STRICT STABLE;
+CREATE FUNCTION stream_ext_internal.agg_state_recv(internal) RETURNS stream_ext_internal.agg_state
+  AS 'MODULE_PATHNAME', 'stream_ext_agg_state_recv' LANGUAGE C STRICT STABLE;
+CREATE FUNCTION stream_ext_internal.agg_state_send(stream_ext_internal.agg_state) RETURNS bytea
+  AS 'MODULE_PATHNAME', 'stream_ext_agg_state_send' LANGUAGE C STRICT STABLE;
+CREATE TYPE stream_ext_internal.agg_state (
+  INPUT = stream_ext_internal.agg_state_in,
+  OUTPUT = stream_ext_internal.agg_state_out,
+  RECEIVE = stream_ext_internal.agg_state_recv,
+  SEND = stream_ext_internal.agg_state_send,
+  INTERNALLENGTH = VARIABLE,
+  ALIGNMENT = int4,
+  STORAGE = extended
+);
+
 CREATE FUNCTION stream_ext_internal.combine_states(regprocedure, anyelement, anyelement)
   RETURNS anyelement
   AS 'MODULE_PATHNAME', 'stream_ext_combine_states' LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -342,6 +365,10 @@ REVOKE ALL ON FUNCTION stream_ext_internal.stream_fdw_handler(),
                        stream_ext_internal.finalize_agg_trans(internal, regprocedure, anyelement, anycompatible),
                        stream_ext_internal.finalize_agg_final(internal, regprocedure, anyelement, anycompatible),
                        stream_ext_internal.combine_unrewritten(anyelement, anyelement),
+                       stream_ext_internal.agg_state_in(cstring),
+                       stream_ext_internal.agg_state_out(stream_ext_internal.agg_state),
+                       stream_ext_internal.agg_state_recv(internal),
+                       stream_ext_internal.agg_state_send(stream_ext_internal.agg_state),
 
                        stream_ext_internal.inputs_trans(internal, "any"),
                        stream_ext_internal.inputs_combine(internal, internal),

@@ -41,9 +41,11 @@
 #include "utils/syscache.h"
 #include "utils/xid8.h"
 
+#include "agg/agg_state.h"
 #include "agg/combine.h"
 #include "guc.h"
 #include "catalog/catalog.h"
+#include "analyze/view_query.h"
 #include "catalog/view_errors.h"
 #include "stream/event_text.h"
 #include "window/lateness.h"
@@ -66,6 +68,7 @@
 typedef struct DeltaReceiver
 {
 	DestReceiver pub;
+	CachedView *view;
 	Oid			relid;
 	MemoryContext cxt;			/* the receiver's maker's: slots and rows */
 	Relation	rel;
@@ -76,16 +79,22 @@ typedef struct DeltaReceiver
 	Size		buffered_bytes;
 	BulkInsertState bistate;
 	CommandId	cid;
+	Oid		   *marks;			/* per column, the aggregate whose serialized
+								 * state (bytea) it stores as agg_state */
+	Datum	   *values;			/* a row with its states marked */
 } DeltaReceiver;
 
 /*
  * Do the delta table's columns take the plan's rows: as many, of the same
- * types (the writer, an xid8, into a writer_xact)?  (A row formed for other
- * types would be read as garbage.)
+ * types (the writer, an xid8, into a writer_xact; a serialized state of
+ * aggregate marks[i], a bytea, into an agg_state)?  (A row formed for other
+ * types would be read as garbage.)  Fills in marks.
  */
 static bool
-delta_table_matches(TupleDesc table, TupleDesc rows)
+delta_table_matches(TupleDesc table, TupleDesc rows, PlannedStmt *plan, Oid *marks)
 {
+	Oid			agg_state = stream_agg_state_typid();
+
 	if (table->natts != rows->natts || table->natts == 0)
 		return false;
 	if (TupleDescAttr(table, 0)->atttypid != stream_writer_xact_typid() ||
@@ -94,8 +103,18 @@ delta_table_matches(TupleDesc table, TupleDesc rows)
 	for (int i = 1; i < table->natts; i++)
 	{
 		Form_pg_attribute t = TupleDescAttr(table, i);
+		Oid			row_type = TupleDescAttr(rows, i)->atttypid;
 
-		if (t->attisdropped || t->atttypid != TupleDescAttr(rows, i)->atttypid)
+		marks[i] = InvalidOid;
+		if (t->attisdropped)
+			return false;
+		if (t->atttypid == agg_state && row_type == BYTEAOID)
+		{
+			marks[i] = stream_plan_state_aggregate(plan, i + 1);
+			if (!OidIsValid(marks[i]))
+				return false;
+		}
+		else if (t->atttypid != row_type)
 			return false;
 	}
 	return true;
@@ -107,7 +126,10 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	DeltaReceiver *r = (DeltaReceiver *) self;
 
 	r->rel = table_open(r->relid, RowExclusiveLock);
-	if (!delta_table_matches(RelationGetDescr(r->rel), typeinfo))
+	if (r->marks != NULL)
+		pfree(r->marks);
+	r->marks = MemoryContextAllocZero(r->cxt, Max(typeinfo->natts, 1) * sizeof(Oid));
+	if (!delta_table_matches(RelationGetDescr(r->rel), typeinfo, r->view->plan, r->marks))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("delta table \"%s\" does not match its continuous view",
@@ -118,6 +140,7 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 
 		r->desc = CreateTupleDescCopy(RelationGetDescr(r->rel));
 		r->slots = palloc0(DELTA_INSERT_ROWS * sizeof(TupleTableSlot *));
+		r->values = palloc(r->desc->natts * sizeof(Datum));
 		MemoryContextSwitchTo(old);
 	}
 	r->nbuffered = 0;
@@ -148,7 +171,13 @@ delta_receive(TupleTableSlot *in, DestReceiver *self)
 	if (r->nbuffered == r->nslots)
 		r->slots[r->nslots++] = MakeSingleTupleTableSlot(r->desc, &TTSOpsHeapTuple);
 	slot_getallattrs(in);
-	tuple = heap_form_tuple(r->desc, in->tts_values, in->tts_isnull);
+	for (int i = 0; i < r->desc->natts; i++)
+		r->values[i] = (OidIsValid(r->marks[i]) && !in->tts_isnull[i]) ?
+			stream_agg_state_make(r->marks[i], in->tts_values[i]) : in->tts_values[i];
+	tuple = heap_form_tuple(r->desc, r->values, in->tts_isnull);
+	for (int i = 0; i < r->desc->natts; i++)
+		if (r->values[i] != in->tts_values[i])
+			pfree(DatumGetPointer(r->values[i]));
 	ExecStoreHeapTuple(tuple, r->slots[r->nbuffered++], true);
 	MemoryContextSwitchTo(old);
 	r->buffered_bytes += tuple->t_len;
@@ -177,13 +206,16 @@ delta_destroy(DestReceiver *self)
 	if (r->slots != NULL)
 	{
 		pfree(r->slots);
+		pfree(r->values);
 		FreeTupleDesc(r->desc);
 	}
+	if (r->marks != NULL)
+		pfree(r->marks);
 	pfree(self);
 }
 
 static DestReceiver *
-make_delta_receiver(Oid relid)
+make_delta_receiver(CachedView *view)
 {
 	DeltaReceiver *r = palloc0(sizeof(DeltaReceiver));
 
@@ -192,7 +224,8 @@ make_delta_receiver(Oid relid)
 	r->pub.rShutdown = delta_shutdown;
 	r->pub.rDestroy = delta_destroy;
 	r->pub.mydest = DestNone;
-	r->relid = relid;
+	r->view = view;
+	r->relid = view->delta_table;
 	r->cxt = CurrentMemoryContext;
 	return (DestReceiver *) r;
 }
@@ -207,7 +240,7 @@ make_view_receiver(CachedView *view, List **outputs)
 {
 	if (OidIsValid(view->output_stream))
 		return stream_forward_receiver(view->output_stream, outputs, true);
-	return make_delta_receiver(view->delta_table);
+	return make_delta_receiver(view);
 }
 
 /*

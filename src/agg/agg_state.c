@@ -1,0 +1,242 @@
+/*
+ * agg_state.c
+ *	  Type stream_ext_internal.agg_state: the stored partial state of an
+ *	  aggregate whose transition type is internal.
+ *
+ * PostgreSQL hands an aggregate's deserialization function only bytes its
+ * serialization function made, and such functions trust them (tdigest's
+ * reads the sizes it finds; hll's and numeric's loop over them).  Every
+ * read of a continuous view hands stored states to finalize_agg with the
+ * reader's rights, so a state must be something no role can make up: not a
+ * bytea, which any role can write, but a value of this type, which has
+ * no cast from anything, and whose text and binary input functions only a
+ * superuser may call (pg_restore does).  Its value is the serialized bytes
+ * marked with the aggregate that made them; reading it back as another
+ * aggregate's state is an error (an owner can copy a state from one column
+ * of a state table to another).  So the bytes that reach a deserialization
+ * function were made by that aggregate's own serialization function: a
+ * worker's partial aggregation (worker/apply.c marks them), or combine.c.
+ *
+ * The text form is "<aggregate>:\x<hex bytes>", the aggregate as its
+ * regprocedure text, so that a dump restores into another database, where
+ * the aggregate has another OID.
+ *
+ * The extension's own inputs_agg (inputs.c) keeps bytea states: its
+ * deserialization checks every byte, and the reads of its states fetch them
+ * in slices at fixed offsets.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "agg/agg_state.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_agg_state_in);
+PG_FUNCTION_INFO_V1(stream_ext_agg_state_out);
+PG_FUNCTION_INFO_V1(stream_ext_agg_state_recv);
+PG_FUNCTION_INFO_V1(stream_ext_agg_state_send);
+
+/* inputs.c: the deserialization function that checks its bytes */
+extern Datum stream_ext_inputs_deserialize(PG_FUNCTION_ARGS);
+
+typedef struct AggStateData
+{
+	int32		vl_len_;		/* varlena header */
+	Oid			aggfnoid;		/* the aggregate that made the bytes */
+	char		bytes[FLEXIBLE_ARRAY_MEMBER];	/* its serialization */
+} AggStateData;
+
+#define AGG_STATE_HEADER	offsetof(AggStateData, bytes)
+
+/* The OID of type stream_ext_internal.agg_state. */
+Oid
+stream_agg_state_typid(void)
+{
+	Oid			schema = get_namespace_oid("stream_ext_internal", false);
+
+	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+						   CStringGetDatum("agg_state"), ObjectIdGetDatum(schema));
+}
+
+/*
+ * Are the internal states of an aggregate with this deserialization function
+ * stored as agg_state (true), or as bytea (inputs_agg's: false)?
+ */
+static bool
+agg_state_needed(Oid deserialfn)
+{
+	FmgrInfo	f;
+
+	fmgr_info(deserialfn, &f);
+	return f.fn_addr != stream_ext_inputs_deserialize;
+}
+
+/*
+ * The type stored partial states have, of an aggregate whose transition type
+ * is internal and whose deserialization function is deserialfn.
+ */
+Oid
+stream_internal_state_type(Oid deserialfn)
+{
+	return agg_state_needed(deserialfn) ? stream_agg_state_typid() : BYTEAOID;
+}
+
+/* An agg_state of aggregate aggfnoid holding serialized (a bytea) */
+Datum
+stream_agg_state_make(Oid aggfnoid, Datum serialized)
+{
+	bytea	   *b = DatumGetByteaPP(serialized);
+	Size		len = VARSIZE_ANY_EXHDR(b);
+	AggStateData *s = palloc(AGG_STATE_HEADER + len);
+
+	SET_VARSIZE(s, AGG_STATE_HEADER + len);
+	s->aggfnoid = aggfnoid;
+	memcpy(s->bytes, VARDATA_ANY(b), len);
+	return PointerGetDatum(s);
+}
+
+/*
+ * The serialized bytes of an agg_state, as a plain bytea in memory, after
+ * checking that aggregate aggfnoid made them.
+ */
+Datum
+stream_agg_state_bytes(Oid aggfnoid, Datum state)
+{
+	AggStateData *s = (AggStateData *) PG_DETOAST_DATUM(state);
+	Size		len;
+	bytea	   *b;
+
+	if (VARSIZE(s) < AGG_STATE_HEADER)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid partial aggregate state")));
+	if (s->aggfnoid != aggfnoid)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("a partial state of aggregate %s is not one of aggregate %s",
+						format_procedure(s->aggfnoid), format_procedure(aggfnoid))));
+	len = VARSIZE(s) - AGG_STATE_HEADER;
+	b = palloc(VARHDRSZ + len);
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), s->bytes, len);
+	return PointerGetDatum(b);
+}
+
+/* Error unless the current user may make up states. */
+static void
+check_may_enter_states(void)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser may enter a partial aggregate state"),
+				 errdetail("An aggregate's deserialization function trusts the states it is given."),
+				 errhint("States are made by continuous views; pg_restore enters them as superuser.")));
+}
+
+/* The aggregate named, which must store its states as agg_state. */
+static Oid
+aggregate_named(const char *name)
+{
+	Oid			aggfnoid = DatumGetObjectId(DirectFunctionCall1(regprocedurein,
+															   CStringGetDatum(name)));
+	HeapTuple	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggfnoid));
+	Form_pg_aggregate agg;
+	bool		fits;
+
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("function %s is not an aggregate", format_procedure(aggfnoid))));
+	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
+	fits = agg->aggtranstype == INTERNALOID && OidIsValid(agg->aggdeserialfn) &&
+		agg_state_needed(agg->aggdeserialfn);
+	ReleaseSysCache(tuple);
+	if (!fits)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("aggregate %s has no partial state of type agg_state",
+						format_procedure(aggfnoid))));
+	return aggfnoid;
+}
+
+/* agg_state_in(cstring): from "<aggregate>:\x<hex>" */
+Datum
+stream_ext_agg_state_in(PG_FUNCTION_ARGS)
+{
+	char	   *str = PG_GETARG_CSTRING(0);
+	char	   *colon = strrchr(str, ':');
+	char	   *name;
+	Size		hexlen;
+	AggStateData *s;
+
+	check_may_enter_states();
+	if (colon == NULL || colon == str || strncmp(colon + 1, "\\x", 2) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type %s: \"%s\"", "agg_state", str),
+				 errdetail("A partial state is written as the aggregate, a colon and its bytes in hex: avg(numeric):\\x0001.")));
+	name = pnstrdup(str, colon - str);
+	hexlen = strlen(colon + 3);
+	s = palloc(AGG_STATE_HEADER + hexlen / 2 + 1);
+	s->aggfnoid = aggregate_named(name);
+	SET_VARSIZE(s, AGG_STATE_HEADER + hex_decode(colon + 3, hexlen, s->bytes));
+	PG_RETURN_POINTER(s);
+}
+
+/* agg_state_out(agg_state) */
+Datum
+stream_ext_agg_state_out(PG_FUNCTION_ARGS)
+{
+	AggStateData *s = (AggStateData *) PG_GETARG_VARLENA_P(0);
+	Size		len = VARSIZE(s) - AGG_STATE_HEADER;
+	char	   *name = format_procedure(s->aggfnoid);
+	Size		namelen = strlen(name);
+	char	   *out = palloc(namelen + 3 + 2 * len + 1);
+
+	memcpy(out, name, namelen);
+	memcpy(out + namelen, ":\\x", 3);
+	out[namelen + 3 + hex_encode(s->bytes, len, out + namelen + 3)] = '\0';
+	PG_RETURN_CSTRING(out);
+}
+
+/* agg_state_recv(internal): the aggregate's name, then the bytes */
+Datum
+stream_ext_agg_state_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	Oid			aggfnoid;
+	Size		len;
+	AggStateData *s;
+
+	check_may_enter_states();
+	aggfnoid = aggregate_named(pq_getmsgstring(buf));
+	len = buf->len - buf->cursor;
+	s = palloc(AGG_STATE_HEADER + len);
+	SET_VARSIZE(s, AGG_STATE_HEADER + len);
+	s->aggfnoid = aggfnoid;
+	pq_copymsgbytes(buf, s->bytes, len);
+	PG_RETURN_POINTER(s);
+}
+
+/* agg_state_send(agg_state) */
+Datum
+stream_ext_agg_state_send(PG_FUNCTION_ARGS)
+{
+	AggStateData *s = (AggStateData *) PG_GETARG_VARLENA_P(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendstring(&buf, format_procedure(s->aggfnoid));
+	pq_sendbytes(&buf, s->bytes, VARSIZE(s) - AGG_STATE_HEADER);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
