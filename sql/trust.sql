@@ -17,6 +17,12 @@ GRANT SELECT ON tr_plain, tr_sliding TO regress_trust_user;
 -- an aggregate the role may not execute
 CREATE AGGREGATE tr_sum(int8) (SFUNC = int8pl, STYPE = int8, COMBINEFUNC = int8pl);
 REVOKE EXECUTE ON FUNCTION tr_sum(int8) FROM PUBLIC;
+-- a superuser's function that makes a state of its argument, which another role calls
+CREATE FUNCTION tr_make_state(t text) RETURNS stream_ext_internal.agg_state
+  LANGUAGE plpgsql SECURITY DEFINER AS $$BEGIN RETURN t::stream_ext_internal.agg_state; END$$;
+-- a view of the role's own, that keeps rows
+GRANT CREATE ON SCHEMA public TO regress_trust_user;
+GRANT SELECT ON tr_s TO regress_trust_user;
 
 -- which functions of the extension PUBLIC may execute (Kafka's aside)
 SELECT p.oid::regprocedure AS function,
@@ -53,6 +59,19 @@ SELECT stream_ext_internal.finalize_agg('sum(int8)'::regprocedure,
          'sum(int8):\x00'::text::stream_ext_internal.agg_state, NULL::numeric);
 SELECT stream_ext_internal.agg_state_in('sum(int8):\x00');
 DO $$DECLARE s stream_ext_internal.agg_state; BEGIN s := 'sum(int8):\x00'; END$$;
+-- a superuser's SECURITY DEFINER function does not make one for another role's session
+RESET ROLE;
+SET SESSION AUTHORIZATION regress_trust_user;
+SELECT tr_make_state('sum(int8):\x00');
+RESET SESSION AUTHORIZATION;
+SET ROLE regress_trust_user;
+-- nor when the statement runs as a superuser: an index of a view's owner
+CREATE VIEW tr_rows WITH (continuous) AS SELECT k, v FROM tr_s;
+CREATE INDEX ON tr_rows (k) WHERE stream_ext_internal.finalize_state('sum(int8)'::regprocedure,
+  'sum(int8):\x00'::stream_ext_internal.agg_state, NULL::numeric) IS NULL;
+CREATE INDEX ON tr_rows (k) TABLESPACE pg_default;
+CREATE INDEX ON tr_rows (k) TABLESPACE pg_global;
+DROP VIEW tr_rows;
 -- nor can it use an aggregate it may not execute
 SELECT stream_ext_internal.finalize_agg('tr_sum(int8)'::regprocedure, 1::int8, NULL::int8);
 SELECT stream_ext_internal.combine_states('tr_sum(int8)'::regprocedure, 1::int8, 2::int8);
@@ -136,6 +155,14 @@ SELECT k, stream_ext_internal.finalize_agg('sum(int8)'::regprocedure, st, NULL::
   FROM tr_states GROUP BY k ORDER BY k;
 SELECT stream_ext_internal.finalize_agg('avg(int8)'::regprocedure, st, NULL::numeric) FROM tr_states;
 SELECT stream_ext_internal.combine_states('avg(int8)'::regprocedure, st, st) FROM tr_states;
+SELECT stream_ext_internal.combine_states('avg(int8)'::regprocedure, NULL, st) FROM tr_states;
+SELECT stream_ext_internal.combine_states('sum(int8)'::regprocedure, NULL, st) IS NOT NULL AS kept
+  FROM tr_states LIMIT 1;
+-- a view that would keep states as its inputs
+CREATE TABLE tr_state_copy AS SELECT k, st FROM tr_states;
+CREATE VIEW tr_keeps_states WITH (continuous) AS
+  SELECT s.k, array_agg(c.st ORDER BY c.st::text) AS sts FROM tr_s s JOIN tr_state_copy c ON c.k = s.k GROUP BY s.k;
+DROP TABLE tr_state_copy;
 SELECT 'avg(int4):\x00'::stream_ext_internal.agg_state;
 SELECT 'lower(text):\x00'::stream_ext_internal.agg_state;
 SELECT 'sum(int8)\x00'::stream_ext_internal.agg_state;
@@ -211,5 +238,7 @@ DROP FOREIGN TABLE tr_own CASCADE;
 DROP FUNCTION tr_is_a(text) CASCADE;
 DROP FOREIGN TABLE tr_s CASCADE;
 DROP AGGREGATE tr_sum(int8);
+DROP FUNCTION tr_make_state(text);
+REVOKE CREATE ON SCHEMA public FROM regress_trust_user;
 DROP ROLE regress_trust_user;
 RESET client_min_messages;

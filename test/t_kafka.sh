@@ -14,7 +14,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 xid_t:1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2
+mock_start 1 xid_t:1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2
 say "mock cluster at $BROKERS"
 
 # expect SQL VALUE LABEL: the query's answer must be VALUE
@@ -115,6 +115,23 @@ expect "SELECT array_agg(error ORDER BY \"offset\") FROM stream_ext.kafka_errors
 expect "SELECT errors FROM stream_ext.kafka_consumers WHERE stream = 'b'::regclass" "3" "kafka_consumers counts the errors"
 expect "SELECT format('%s:%s', n, s) FROM b_div" "5:228" "a view error skips the event for that view only"
 expect "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'b_div'::regclass" "1" "view error recorded"
+
+########## a stream column that holds partial aggregate states is not read
+# from Kafka (the consumer decodes as the bootstrap superuser, who may enter
+# them): the consumer says why, and makes no event
+run_sql <<SQL
+CREATE DOMAIN states_d AS stream_ext_internal.agg_state[];
+CREATE FOREIGN TABLE st (url text, sts states_d) SERVER stream_ext;
+CREATE VIEW st_v WITH (continuous) AS SELECT count(*) AS n FROM st;
+SELECT stream_ext.kafka_consume('st', 'st_t', '$BROKERS');
+SQL
+echo '{"url": "/a", "sts": ["tdigest(double precision,integer):\\x07000000"]}' | produce st_t
+wait_until 30 "the consumer of a stream with states reports why it does not run" \
+	"SELECT last_error LIKE '%column \"sts\" of stream \"st\" cannot be read from Kafka%' FROM stream_ext.kafka_consumers WHERE stream = 'st'::regclass"
+expect "SELECT n FROM st_v" "0" "no event of a stream column of partial states from Kafka"
+run_sql <<SQL
+SELECT stream_ext.kafka_stop('st', 'st_t');
+SQL
 
 ########## start positions and reset
 for p in 0 1; do seq 1 10 | sed 's/.*/{"user_id": &}/' | produce pos_t -p $p; done

@@ -10,12 +10,18 @@
  * reader's rights, so a state must be something no role can make up: not a
  * bytea, which any role can write, but a value of this type, which has
  * no cast from anything, and whose text and binary input functions only a
- * superuser may call (pg_restore does).  Its value is the serialized bytes
- * marked with the aggregate that made them; reading it back as another
- * aggregate's state is an error (an owner can copy a state from one column
- * of a state table to another).  So the bytes that reach a deserialization
- * function were made by that aggregate's own serialization function: a
- * worker's partial aggregation (worker/apply.c marks them), or combine.c.
+ * superuser may call, in a session of a superuser (pg_restore does; a
+ * superuser's SECURITY DEFINER function called by another role does not).
+ * Its value is the serialized bytes marked with the aggregate that made
+ * them and with the identity of that aggregate's deserialization function
+ * (a hash of its C symbol and library); reading it back as the state of
+ * another aggregate, or of an aggregate whose deserialization function is
+ * not the one that mark names, is an error (an owner can copy a state from
+ * one column of a state table to another; an aggregate's OID may name
+ * another aggregate after pg_upgrade).  So the bytes that reach a
+ * deserialization function were made by that aggregate's own serialization
+ * function: a worker's partial aggregation (worker/apply.c marks them), or
+ * combine.c.
  *
  * The text form is "<aggregate>:\x<hex bytes>", the aggregate as its
  * regprocedure text, so that a dump restores into another database, where
@@ -30,13 +36,17 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
+#include "catalog/pg_proc.h"
+#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "agg/agg_state.h"
 
@@ -52,6 +62,7 @@ typedef struct AggStateData
 {
 	int32		vl_len_;		/* varlena header */
 	Oid			aggfnoid;		/* the aggregate that made the bytes */
+	uint32		format;			/* stream_agg_state_format of it */
 	char		bytes[FLEXIBLE_ARRAY_MEMBER];	/* its serialization */
 } AggStateData;
 
@@ -62,9 +73,84 @@ Oid
 stream_agg_state_typid(void)
 {
 	Oid			schema = get_namespace_oid("stream_ext_internal", false);
+	Oid			typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										CStringGetDatum("agg_state"), ObjectIdGetDatum(schema));
 
-	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-						   CStringGetDatum("agg_state"), ObjectIdGetDatum(schema));
+	if (!OidIsValid(typid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("type stream_ext_internal.agg_state does not exist"),
+				 errhint("The extension's SQL objects are older than its library: drop and create extension stream_ext again.")));
+	return typid;
+}
+
+/*
+ * The identity of the serialized form of aggregate aggfnoid's states: a
+ * hash of its deserialization function's symbol and library.  Two
+ * aggregates with one deserialization function (avg and sum of numeric)
+ * have the same.
+ */
+uint32
+stream_agg_state_format(Oid aggfnoid)
+{
+	HeapTuple	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggfnoid));
+	Oid			deserialfn;
+	StringInfoData id;
+	Datum		d;
+	bool		isnull;
+	uint32		format;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for aggregate %u", aggfnoid);
+	deserialfn = ((Form_pg_aggregate) GETSTRUCT(tuple))->aggdeserialfn;
+	ReleaseSysCache(tuple);
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(deserialfn));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", deserialfn);
+	initStringInfo(&id);
+	d = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_prosrc, &isnull);
+	if (!isnull)
+		appendStringInfoString(&id, TextDatumGetCString(d));
+	appendStringInfoChar(&id, '\0');
+	d = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_probin, &isnull);
+	if (!isnull)
+		appendStringInfoString(&id, TextDatumGetCString(d));
+	ReleaseSysCache(tuple);
+	format = hash_bytes((const unsigned char *) id.data, id.len);
+	pfree(id.data);
+	return format;
+}
+
+/*
+ * Can a value of type typid hold an agg_state (itself, or through a domain,
+ * an array or a composite type)?  Input that nobody vouches for (a Kafka
+ * message, kept inputs read back) must not be read as such a type: a
+ * Kafka consumer decodes as the bootstrap superuser.
+ */
+bool
+stream_type_holds_agg_state(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	Oid			elem = get_element_type(base);
+	Oid			relid;
+
+	if (base == stream_agg_state_typid())
+		return true;
+	if (OidIsValid(elem))
+		return stream_type_holds_agg_state(elem);
+	relid = get_typ_typrelid(base);
+	if (OidIsValid(relid))
+	{
+		TupleDesc	desc = lookup_rowtype_tupdesc(base, -1);
+		bool		holds = false;
+
+		for (int i = 0; i < desc->natts && !holds; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped)
+				holds = stream_type_holds_agg_state(TupleDescAttr(desc, i)->atttypid);
+		ReleaseTupleDesc(desc);
+		return holds;
+	}
+	return false;
 }
 
 /*
@@ -90,9 +176,12 @@ stream_internal_state_type(Oid deserialfn)
 	return agg_state_needed(deserialfn) ? stream_agg_state_typid() : BYTEAOID;
 }
 
-/* An agg_state of aggregate aggfnoid holding serialized (a bytea) */
+/*
+ * An agg_state of aggregate aggfnoid (whose stream_agg_state_format is
+ * format) holding serialized (a bytea)
+ */
 Datum
-stream_agg_state_make(Oid aggfnoid, Datum serialized)
+stream_agg_state_make(Oid aggfnoid, uint32 format, Datum serialized)
 {
 	bytea	   *b = DatumGetByteaPP(serialized);
 	Size		len = VARSIZE_ANY_EXHDR(b);
@@ -100,30 +189,51 @@ stream_agg_state_make(Oid aggfnoid, Datum serialized)
 
 	SET_VARSIZE(s, AGG_STATE_HEADER + len);
 	s->aggfnoid = aggfnoid;
+	s->format = format;
 	memcpy(s->bytes, VARDATA_ANY(b), len);
 	return PointerGetDatum(s);
 }
 
+/* Error unless header s (of an agg_state) is one of aggfnoid and format. */
+static void
+check_mark(const AggStateData *s, Size size, Oid aggfnoid, uint32 format)
+{
+	if (size < AGG_STATE_HEADER)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid partial aggregate state")));
+	if (s->aggfnoid != aggfnoid || s->format != format)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("a partial state of aggregate %s is not one of aggregate %s",
+						format_procedure(s->aggfnoid), format_procedure(aggfnoid)),
+				 s->aggfnoid == aggfnoid ?
+				 errdetail("The aggregate's deserialization function is not the one that made the state.") : 0));
+}
+
+/* Error unless state is an agg_state of aggfnoid and format. */
+void
+stream_agg_state_check(Oid aggfnoid, uint32 format, Datum state)
+{
+	AggStateData *s = (AggStateData *) PG_DETOAST_DATUM(state);
+
+	check_mark(s, VARSIZE(s), aggfnoid, format);
+	if ((Pointer) s != DatumGetPointer(state))
+		pfree(s);
+}
+
 /*
  * The serialized bytes of an agg_state, as a plain bytea in memory, after
- * checking that aggregate aggfnoid made them.
+ * checking that aggregate aggfnoid (of format) made them.
  */
 Datum
-stream_agg_state_bytes(Oid aggfnoid, Datum state)
+stream_agg_state_bytes(Oid aggfnoid, uint32 format, Datum state)
 {
 	AggStateData *s = (AggStateData *) PG_DETOAST_DATUM(state);
 	Size		len;
 	bytea	   *b;
 
-	if (VARSIZE(s) < AGG_STATE_HEADER)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("invalid partial aggregate state")));
-	if (s->aggfnoid != aggfnoid)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("a partial state of aggregate %s is not one of aggregate %s",
-						format_procedure(s->aggfnoid), format_procedure(aggfnoid))));
+	check_mark(s, VARSIZE(s), aggfnoid, format);
 	len = VARSIZE(s) - AGG_STATE_HEADER;
 	b = palloc(VARHDRSZ + len);
 	SET_VARSIZE(b, VARHDRSZ + len);
@@ -135,11 +245,11 @@ stream_agg_state_bytes(Oid aggfnoid, Datum state)
 static void
 check_may_enter_states(void)
 {
-	if (!superuser())
+	if (!superuser() || !superuser_arg(GetSessionUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only a superuser may enter a partial aggregate state"),
-				 errdetail("An aggregate's deserialization function trusts the states it is given."),
+				 errdetail("An aggregate's deserialization function trusts the states it is given; the session's user and the current user must be superusers."),
 				 errhint("States are made by continuous views; pg_restore enters them as superuser.")));
 }
 
@@ -189,15 +299,29 @@ stream_ext_agg_state_in(PG_FUNCTION_ARGS)
 	hexlen = strlen(colon + 3);
 	s = palloc(AGG_STATE_HEADER + hexlen / 2 + 1);
 	s->aggfnoid = aggregate_named(name);
+	s->format = stream_agg_state_format(s->aggfnoid);
 	SET_VARSIZE(s, AGG_STATE_HEADER + hex_decode(colon + 3, hexlen, s->bytes));
 	PG_RETURN_POINTER(s);
+}
+
+/* A stored agg_state, its header checked */
+static AggStateData *
+stored_state(Datum d)
+{
+	AggStateData *s = (AggStateData *) PG_DETOAST_DATUM(d);
+
+	if (VARSIZE(s) < AGG_STATE_HEADER)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid partial aggregate state")));
+	return s;
 }
 
 /* agg_state_out(agg_state) */
 Datum
 stream_ext_agg_state_out(PG_FUNCTION_ARGS)
 {
-	AggStateData *s = (AggStateData *) PG_GETARG_VARLENA_P(0);
+	AggStateData *s = stored_state(PG_GETARG_DATUM(0));
 	Size		len = VARSIZE(s) - AGG_STATE_HEADER;
 	char	   *name = format_procedure(s->aggfnoid);
 	Size		namelen = strlen(name);
@@ -224,6 +348,7 @@ stream_ext_agg_state_recv(PG_FUNCTION_ARGS)
 	s = palloc(AGG_STATE_HEADER + len);
 	SET_VARSIZE(s, AGG_STATE_HEADER + len);
 	s->aggfnoid = aggfnoid;
+	s->format = stream_agg_state_format(aggfnoid);
 	pq_copymsgbytes(buf, s->bytes, len);
 	PG_RETURN_POINTER(s);
 }
@@ -232,7 +357,7 @@ stream_ext_agg_state_recv(PG_FUNCTION_ARGS)
 Datum
 stream_ext_agg_state_send(PG_FUNCTION_ARGS)
 {
-	AggStateData *s = (AggStateData *) PG_GETARG_VARLENA_P(0);
+	AggStateData *s = stored_state(PG_GETARG_DATUM(0));
 	StringInfoData buf;
 
 	pq_begintypsend(&buf);

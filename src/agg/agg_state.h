@@ -10,7 +10,10 @@
 
 extern Oid	stream_agg_state_typid(void);
 extern Oid	stream_internal_state_type(Oid deserialfn);
-extern Datum stream_agg_state_make(Oid aggfnoid, Datum serialized);
-extern Datum stream_agg_state_bytes(Oid aggfnoid, Datum state);
+extern bool stream_type_holds_agg_state(Oid typid);
+extern uint32 stream_agg_state_format(Oid aggfnoid);
+extern Datum stream_agg_state_make(Oid aggfnoid, uint32 format, Datum serialized);
+extern Datum stream_agg_state_bytes(Oid aggfnoid, uint32 format, Datum state);
+extern void stream_agg_state_check(Oid aggfnoid, uint32 format, Datum state);
 
 #endif

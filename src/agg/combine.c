@@ -60,6 +60,7 @@ typedef struct AggSupport
 	FmgrInfo	combinefn;
 	bool		has_serial;
 	bool		marked;			/* its states are agg_state, not bytea */
+	uint32		format;			/* stream_agg_state_format, when marked */
 	FmgrInfo	serialfn;
 	FmgrInfo	deserialfn;
 	bool		has_final;
@@ -193,6 +194,8 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
 	s->aggfnoid = aggfnoid;
 	s->transtype = (agg->aggtranstype == INTERNALOID) ? INTERNALOID : state_type;
 	s->marked = (s->transtype == INTERNALOID && state_type != BYTEAOID);
+	if (s->marked)
+		s->format = stream_agg_state_format(aggfnoid);
 	get_typlenbyval(s->transtype, &s->translen, &s->transbyval);
 	fmgr_info_cxt(agg->aggcombinefn, &s->combinefn, mcxt);
 	fmgr_info_set_expr((Node *) makeFuncExpr(agg->aggcombinefn, s->transtype,
@@ -295,7 +298,7 @@ deserialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum bytes)
 	bool		isnull;
 
 	if (s->marked)
-		bytes = stream_agg_state_bytes(s->aggfnoid, bytes);
+		bytes = stream_agg_state_bytes(s->aggfnoid, s->format, bytes);
 	else
 		bytes = PointerGetDatum(PG_DETOAST_DATUM(bytes));
 	return call2(&s->deserialfn, collation, context, bytes, false, (Datum) 0, false, &isnull);
@@ -310,7 +313,7 @@ serialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum value, bo
 
 	if (*isnull || !s->marked)
 		return bytes;
-	return stream_agg_state_make(s->aggfnoid, bytes);
+	return stream_agg_state_make(s->aggfnoid, s->format, bytes);
 }
 
 /*
@@ -570,10 +573,14 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 	{
 		bool		rnull;
 
-		if (PG_ARGISNULL(1))
-			PG_RETURN_DATUM(PG_GETARG_DATUM(2));
-		if (PG_ARGISNULL(2))
-			PG_RETURN_DATUM(PG_GETARG_DATUM(1));
+		if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		{
+			Datum		state = PG_GETARG_DATUM(PG_ARGISNULL(1) ? 2 : 1);
+
+			if (s->marked)
+				stream_agg_state_check(s->aggfnoid, s->format, state);
+			PG_RETURN_DATUM(state);
+		}
 		value = deserialize_state(s, PG_GET_COLLATION(), context, PG_GETARG_DATUM(1));
 		isnull = false;
 		merge_state(s, PG_GET_COLLATION(), context, CurrentMemoryContext,

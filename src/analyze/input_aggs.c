@@ -45,6 +45,7 @@
 #include "utils/syscache.h"
 #include "access/htup_details.h"
 
+#include "agg/agg_state.h"
 #include "agg/inputs.h"
 #include "analyze/input_aggs.h"
 
@@ -134,6 +135,12 @@ check_keeps_inputs(Aggref *aggref)
 		Form_pg_type typ;
 		bool		ok;
 
+		if (stream_type_holds_agg_state(type))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("aggregate %s over type %s is not supported in continuous views",
+							format_procedure(aggref->aggfnoid), format_type_be(type)),
+					 errdetail("The view would keep partial aggregate states as its inputs, and read them back.")));
 		if (type == RECORDOID || get_typtype(type) == TYPTYPE_PSEUDO)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -409,8 +409,8 @@ run_own_statement(Node *stmt, PlannedStmt *pstmt, const char *queryString,
 
 /*
  * Run CREATE INDEX on a view that keeps rows, redirected to its kept-rows
- * table (ddl/view_index.c), as the bootstrap superuser: the table's schema
- * is the extension's.
+ * table and analyzed as the caller (ddl/view_index.c), as the bootstrap
+ * superuser: the table's schema is the extension's.
  */
 static void
 run_view_index(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext context,
@@ -472,6 +472,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 
 		if (stream_redirect_view_index((IndexStmt *) copy->utilityStmt))
 		{
+			copy->utilityStmt = (Node *) stream_view_index_analyzed((IndexStmt *) copy->utilityStmt,
+																	queryString);
 			run_view_index(copy, queryString, context, params, queryEnv, dest, qc);
 			return;
 		}

@@ -24,8 +24,11 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/defrem.h"
+#include "commands/tablespace.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_utilcmd.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 
@@ -108,6 +111,30 @@ stream_redirect_view_index(IndexStmt *stmt)
 		stmt->idxname = index_name_for(view, stmt);
 	stmt->relation = makeRangeVar(STREAM_INTERNAL_SCHEMA, get_rel_name(kept), -1);
 	return true;
+}
+
+/*
+ * The redirected statement analyzed as the caller (the index is then made
+ * as the bootstrap superuser, ddl/utility.c): the input functions of its
+ * constants and the lookups of its names run with the caller's rights, and
+ * the caller must be allowed to create in its tablespace (as DefineIndex
+ * checks, the database's own needs no right).
+ */
+IndexStmt *
+stream_view_index_analyzed(IndexStmt *stmt, const char *queryString)
+{
+	LOCKMODE	lockmode = stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock;
+	Oid			kept = RangeVarGetRelid(stmt->relation, lockmode, false);
+
+	if (stmt->tableSpace != NULL)
+	{
+		Oid			tablespace = get_tablespace_oid(stmt->tableSpace, false);
+
+		if (tablespace != MyDatabaseTableSpace &&
+			pg_tablespace_aclcheck(tablespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLESPACE, stmt->tableSpace);
+	}
+	return transformIndexStmt(kept, stmt, queryString);
 }
 
 /* Is index one that CREATE INDEX on a view that keeps rows made? */

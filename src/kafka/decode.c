@@ -32,6 +32,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "agg/agg_state.h"
 #include "kafka/decode.h"
 #include "stream/fast_input.h"
 #include "stream/insert.h"
@@ -121,6 +122,13 @@ kafka_decoder_create(Relation stream, const KafkaFormatOptions *opts)
 
 		if (att->attisdropped)
 			continue;
+		if (stream_type_holds_agg_state(att->atttypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" of stream \"%s\" cannot be read from Kafka",
+							NameStr(att->attname), RelationGetRelationName(stream)),
+					 errdetail("Its type %s holds partial aggregate states, which only a superuser may enter.",
+							   format_type_be(att->atttypid))));
 		getTypeInputInfo(att->atttypid, &infunc, &d->ioparams[i]);
 		fmgr_info(infunc, &d->in_funcs[i]);
 		stream_fast_input_install(&d->in_funcs[i], att->atttypid);

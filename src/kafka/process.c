@@ -90,10 +90,29 @@ attach_slot(KafkaWorker *w, KafkaWorkerArgs *args)
 	LWLockRelease(KafkaShared->lock);
 }
 
+/* the worker of this process, for worker_log_hook */
+static KafkaWorker *this_worker = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/*
+ * An error the worker reports (one that ends it, most often: say, its
+ * stream has a column it cannot decode) is shown as the slot's last_error,
+ * in kafka_consumers and kafka_producers, not only in the server's log.
+ */
+static void
+worker_log_hook(ErrorData *edata)
+{
+	if (edata->elevel >= ERROR && this_worker != NULL && this_worker->slot != NULL &&
+		edata->message != NULL)
+		kafka_slot_set_error(this_worker->slot, edata->message);
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
 /*
  * The start of every Kafka worker: signals, the database connection, the
- * slot (the process exits at once when the slot is gone), the exit handler
- * and w->cxt.  w is zeroed here.
+ * slot (the process exits at once when the slot is gone), the exit handler,
+ * the log hook and w->cxt.  w is zeroed here.
  */
 void
 kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args)
@@ -112,6 +131,9 @@ kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args)
 	if (w->slot == NULL)
 		proc_exit(0);
 	before_shmem_exit(worker_exit, PointerGetDatum(w));
+	this_worker = w;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = worker_log_hook;
 	kafka_slot_set_state(w->slot, "connecting");
 	if (w->producer)
 		w->cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka producer",

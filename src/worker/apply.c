@@ -81,6 +81,7 @@ typedef struct DeltaReceiver
 	CommandId	cid;
 	Oid		   *marks;			/* per column, the aggregate whose serialized
 								 * state (bytea) it stores as agg_state */
+	uint32	   *formats;		/* and stream_agg_state_format of it */
 	Datum	   *values;			/* a row with its states marked */
 } DeltaReceiver;
 
@@ -88,10 +89,11 @@ typedef struct DeltaReceiver
  * Do the delta table's columns take the plan's rows: as many, of the same
  * types (the writer, an xid8, into a writer_xact; a serialized state of
  * aggregate marks[i], a bytea, into an agg_state)?  (A row formed for other
- * types would be read as garbage.)  Fills in marks.
+ * types would be read as garbage.)  Fills in marks and formats.
  */
 static bool
-delta_table_matches(TupleDesc table, TupleDesc rows, PlannedStmt *plan, Oid *marks)
+delta_table_matches(TupleDesc table, TupleDesc rows, PlannedStmt *plan, Oid *marks,
+					uint32 *formats)
 {
 	Oid			agg_state = stream_agg_state_typid();
 
@@ -113,6 +115,7 @@ delta_table_matches(TupleDesc table, TupleDesc rows, PlannedStmt *plan, Oid *mar
 			marks[i] = stream_plan_state_aggregate(plan, i + 1);
 			if (!OidIsValid(marks[i]))
 				return false;
+			formats[i] = stream_agg_state_format(marks[i]);
 		}
 		else if (t->atttypid != row_type)
 			return false;
@@ -127,9 +130,14 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 
 	r->rel = table_open(r->relid, RowExclusiveLock);
 	if (r->marks != NULL)
+	{
 		pfree(r->marks);
+		pfree(r->formats);
+	}
 	r->marks = MemoryContextAllocZero(r->cxt, Max(typeinfo->natts, 1) * sizeof(Oid));
-	if (!delta_table_matches(RelationGetDescr(r->rel), typeinfo, r->view->plan, r->marks))
+	r->formats = MemoryContextAllocZero(r->cxt, Max(typeinfo->natts, 1) * sizeof(uint32));
+	if (!delta_table_matches(RelationGetDescr(r->rel), typeinfo, r->view->plan, r->marks,
+							 r->formats))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("delta table \"%s\" does not match its continuous view",
@@ -173,7 +181,7 @@ delta_receive(TupleTableSlot *in, DestReceiver *self)
 	slot_getallattrs(in);
 	for (int i = 0; i < r->desc->natts; i++)
 		r->values[i] = (OidIsValid(r->marks[i]) && !in->tts_isnull[i]) ?
-			stream_agg_state_make(r->marks[i], in->tts_values[i]) : in->tts_values[i];
+			stream_agg_state_make(r->marks[i], r->formats[i], in->tts_values[i]) : in->tts_values[i];
 	tuple = heap_form_tuple(r->desc, r->values, in->tts_isnull);
 	for (int i = 0; i < r->desc->natts; i++)
 		if (r->values[i] != in->tts_values[i])
@@ -210,7 +218,10 @@ delta_destroy(DestReceiver *self)
 		FreeTupleDesc(r->desc);
 	}
 	if (r->marks != NULL)
+	{
 		pfree(r->marks);
+		pfree(r->formats);
+	}
 	pfree(self);
 }
 
