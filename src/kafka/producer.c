@@ -9,15 +9,18 @@
  *	 1. stage: if the outbox holds nothing of ours, move up to
  *		stream_ext.batch_size events from the staging view's kept rows into
  *		the outbox, numbered and formatted (sink_sql.c); commit;
- *	 2. produce every outbox message of ours and wait until the brokers
- *		acknowledged or refused each (librdkafka retries inside; a message
- *		it gives up on is produced again after a backoff);
- *	 3. delete the acknowledged messages from the outbox and count them;
- *		commit.
+ *	 2. hand every message of the batch to librdkafka; while the brokers
+ *		acknowledge them, stage the next batch (step 1 again, into the
+ *		outbox beside this one); then wait until each message of this batch
+ *		is acknowledged or refused (librdkafka retries inside; a message it
+ *		gives up on is produced again after a backoff);
+ *	 3. delete this batch's acknowledged messages from the outbox and count
+ *		them; commit; the batch staged meanwhile is the next one.
  * A crash between 2 and 3 sends those messages again after the restart,
  * with the same key, value and header: at least once, never lost (events
  * leave the outbox only after their acknowledgement, and the staging view
- * only in the transaction that puts them in the outbox).
+ * only in the transaction that puts them in the outbox).  After a refusal,
+ * or a restart, the loop starts again from every message in the outbox.
  */
 #include "postgres.h"
 
@@ -25,7 +28,9 @@
 #include <librdkafka/rdkafka.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -71,8 +76,11 @@ typedef struct OutboxMessage
 
 static KafkaWorker worker;
 
-/* the batch in flight (the delivery callback marks its messages) */
+/* the messages the last stage or outbox read kept */
 static OutboxMessage *batch = NULL;
+
+/* the batch in flight (the delivery callback marks its messages) */
+static OutboxMessage *inflight = NULL;
 static int	outstanding = 0;
 static char last_delivery_error[256];
 
@@ -151,16 +159,16 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	int			i = (int) (intptr_t) m->_private;
 
-	if (batch == NULL)
+	if (inflight == NULL)
 		return;
 	if (m->err)
 	{
-		batch[i].failed = true;
+		inflight[i].failed = true;
 		snprintf(last_delivery_error, sizeof(last_delivery_error), "%s: %s",
 				 rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
 	}
 	else
-		batch[i].done = true;
+		inflight[i].done = true;
 	outstanding--;
 }
 
@@ -290,14 +298,107 @@ fetch_messages(KafkaWorker *w, const char *sql, int limit, bool read_only, const
 }
 
 /*
- * Step 1: move up to limit staged events (kept rows, then committed deltas)
- * into the outbox and keep their messages in batch (in cxt).  Returns how
- * many (0 when none).
+ * Insert the outbox row of producer id holding messages first .. last - 1
+ * of batch, with their (text) keys and values from the stage statement's
+ * result.  Caller is connected to SPI; the result is saved in tuptable.
+ */
+static void
+insert_outbox_row(int id, SPITupleTable *tuptable, int first, int last)
+{
+	static const char *sql = "INSERT INTO stream_ext_internal.kafka_outbox "
+		"(producer_id, events, keys, messages) VALUES ($1, $2, $3, $4)";
+	Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	int			n = last - first;
+	Datum	   *events = palloc(sizeof(Datum) * n);
+	Datum	   *keys = palloc(sizeof(Datum) * n);
+	bool	   *key_nulls = palloc(sizeof(bool) * n);
+	Datum	   *values = palloc(sizeof(Datum) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	Datum		args[4];
+	bool		isnull;
+
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	row = tuptable->vals[first + i];
+
+		events[i] = Int64GetDatum(batch[first + i].event);
+		keys[i] = SPI_getbinval(row, tuptable->tupdesc, 1, &key_nulls[i]);
+		values[i] = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
+	}
+	args[0] = Int32GetDatum(id);
+	args[1] = PointerGetDatum(construct_array(events, n, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_md_array(keys, key_nulls, 1, dims, lbs, TEXTOID, -1,
+												 false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(values, n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args(sql, 4, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into the outbox of Kafka producer %d", id);
+}
+
+/*
+ * Step 1: take up to limit staged events (kept rows, then committed deltas)
+ * out of the staging view, number them (kafka_event_seq) and put their
+ * messages into the outbox, one row per KAFKA_OUTBOX_ROW_BYTES of messages,
+ * in one transaction; keep the messages in batch (in cxt).  Returns how many
+ * (0 when none).
  */
 static int
 stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt)
 {
-	return fetch_messages(w, stage_sql, limit, false, "stage the events", cxt);
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(limit)};
+	Oid			sequence;
+	SPITupleTable *tuptable;
+	int			n;
+	int			first = 0;
+	Size		bytes = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not stage the events of Kafka producer %d", w->cfg.id);
+	n = (int) SPI_processed;
+	tuptable = SPI_tuptable;
+	if (n > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		sequence = get_relname_relid("kafka_event_seq",
+									 get_namespace_oid("stream_ext_internal", false));
+		batch = palloc0(sizeof(OutboxMessage) * n);
+		for (int i = 0; i < n; i++)
+		{
+			HeapTuple	row = tuptable->vals[i];
+			bool		isnull;
+			Datum		key = SPI_getbinval(row, tuptable->tupdesc, 1, &isnull);
+			Datum		value;
+
+			batch[i].event = nextval_internal(sequence, true);
+			batch[i].key = isnull ? NULL : TextDatumGetCString(key);
+			value = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
+			if (isnull)
+				elog(ERROR, "a staged message of Kafka producer %d is null", w->cfg.id);
+			batch[i].value = TextDatumGetCString(value);
+			bytes += strlen(batch[i].value);
+			if (bytes >= KAFKA_OUTBOX_ROW_BYTES || i == n - 1)
+			{
+				MemoryContextSwitchTo(old);
+				insert_outbox_row(w->cfg.id, tuptable, first, i + 1);
+				MemoryContextSwitchTo(cxt);
+				first = i + 1;
+				bytes = 0;
+			}
+		}
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return n;
 }
 
 /* Read the outbox's messages of ours into batch (in cxt); returns how many. */
@@ -312,32 +413,34 @@ read_outbox(KafkaWorker *w, MemoryContext cxt)
 }
 
 /*
- * Step 2: hand every message not yet acknowledged to librdkafka and wait
- * until each is acknowledged or refused.  Returns whether all were
- * acknowledged.
+ * Step 2, first half: hand every message of msgs not yet acknowledged to
+ * librdkafka (they are in flight from here on).  Returns whether none was
+ * refused at once.
  */
 static bool
-produce_batch(KafkaWorker *w, int n)
+enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 {
 	char		header[64];
+	bool		all = true;
 
 	last_delivery_error[0] = '\0';
+	inflight = msgs;
 	for (int i = 0; i < n; i++)
 	{
 		rd_kafka_resp_err_t err;
 
-		if (batch[i].done)
+		if (msgs[i].done)
 			continue;
-		batch[i].failed = false;
-		snprintf(header, sizeof(header), "%d-" INT64_FORMAT, w->cfg.id, batch[i].event);
+		msgs[i].failed = false;
+		snprintf(header, sizeof(header), "%d-" INT64_FORMAT, w->cfg.id, msgs[i].event);
 		for (;;)
 		{
 			err = rd_kafka_producev(w->rk,
 									RD_KAFKA_V_TOPIC(w->cfg.topic),
 									RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-									RD_KAFKA_V_VALUE(batch[i].value, strlen(batch[i].value)),
-									RD_KAFKA_V_KEY(batch[i].key,
-												   batch[i].key ? strlen(batch[i].key) : 0),
+									RD_KAFKA_V_VALUE(msgs[i].value, strlen(msgs[i].value)),
+									RD_KAFKA_V_KEY(msgs[i].key,
+												   msgs[i].key ? strlen(msgs[i].key) : 0),
 									RD_KAFKA_V_HEADER(EVENT_HEADER, header, strlen(header)),
 									RD_KAFKA_V_OPAQUE((void *) (intptr_t) i),
 									RD_KAFKA_V_END);
@@ -348,7 +451,8 @@ produce_batch(KafkaWorker *w, int n)
 		if (err)
 		{
 			/* refused at once (e.g. message too large): the batch waits */
-			batch[i].failed = true;
+			msgs[i].failed = true;
+			all = false;
 			snprintf(last_delivery_error, sizeof(last_delivery_error), "%s: %s",
 					 rd_kafka_err2name(err), rd_kafka_err2str(err));
 			continue;
@@ -357,6 +461,16 @@ produce_batch(KafkaWorker *w, int n)
 		if (i % 1000 == 999)
 			poll_acknowledgements(w, 0);
 	}
+	return all;
+}
+
+/*
+ * Step 2, second half: wait until each message in flight is acknowledged
+ * or refused.  Returns whether all n of msgs were acknowledged.
+ */
+static bool
+wait_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
+{
 	while (outstanding > 0)
 		poll_acknowledgements(w, POLL_SLICE_MS);
 
@@ -375,30 +489,35 @@ produce_batch(KafkaWorker *w, int n)
 					 errdetail_internal("%s", reason)));
 	}
 	for (int i = 0; i < n; i++)
-		if (!batch[i].done)
+		if (!msgs[i].done)
 			return false;
 	return true;
 }
 
 /*
- * Step 3: delete the outbox's rows of ours (the n messages of batch: all of
- * them, since we read or staged them all) and put back the messages not
+ * Step 3: delete the outbox's rows of ours that hold the n messages of msgs
+ * (those whose first event is at most the last of msgs: the rows of a batch
+ * staged meanwhile hold later events) and put back the messages not
  * acknowledged, taken from the deleted rows (so unchanged), in one
  * transaction; count the others.  Returns how many were acknowledged and
  * left the outbox.
  */
 static int64
-forget_acknowledged(KafkaWorker *w, const char *forget_sql, int n)
+forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs, int n)
 {
 	Datum	   *events = palloc(sizeof(Datum) * Max(n, 1));
 	int			k = 0;
-	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-	Datum		args[2];
+	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT8OID};
+	Datum		args[3];
 	int64		deleted;
+	int64		last = 0;
 
 	for (int i = 0; i < n; i++)
-		if (!batch[i].done)
-			events[k++] = Int64GetDatum(batch[i].event);
+	{
+		last = Max(last, msgs[i].event);
+		if (!msgs[i].done)
+			events[k++] = Int64GetDatum(msgs[i].event);
+	}
 	if (k == n)
 		return 0;				/* none acknowledged: the outbox stays */
 	SetCurrentStatementStartTimestamp();
@@ -406,9 +525,10 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, int n)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	args[0] = Int32GetDatum(w->cfg.id);
 	args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = Int64GetDatum(last);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(forget_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+	if (SPI_execute_with_args(forget_sql, 3, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
 	deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
 	SPI_finish();
@@ -487,70 +607,101 @@ stream_ext_kafka_producer_main(Datum arg)
 	create_producer(w);
 	kafka_slot_set_state(w->slot, "running");
 
-	for (;;)
+	/*
+	 * cur: the batch in flight, in cxt[c]; the next one is staged into
+	 * cxt[1 - c] while cur's acknowledgements come in.
+	 */
 	{
-		int			n;
-		bool		all;
-		int64		deleted;
-		TimestampTz t_start,
-					t_staged,
-					t_produced;
+		MemoryContext cxt[2] = {batch_cxt,
+			AllocSetContextCreate(TopMemoryContext, "stream_ext kafka producer next batch",
+								  ALLOCSET_DEFAULT_SIZES)};
+		int			c = 0;
+		OutboxMessage *cur = NULL;
+		int			n = 0;
 
-		MemoryContextReset(batch_cxt);
-		batch = NULL;
-		CHECK_FOR_INTERRUPTS();
-
-		/* messages left from an earlier round (or run) go first */
-		t_start = GetCurrentTimestamp();
-		n = read_outbox(w, batch_cxt);
-		if (n == 0)
+		for (;;)
 		{
-			n = stage_events(w, stage_sql, stream_ext_batch_size, batch_cxt);
-			if (n == 0)
+			OutboxMessage *next = NULL;
+			int			next_n = 0;
+			bool		all;
+			int64		deleted;
+			TimestampTz t_start,
+						t_staged,
+						t_produced;
+
+			CHECK_FOR_INTERRUPTS();
+			t_start = GetCurrentTimestamp();
+			if (cur == NULL)
 			{
-				pgstat_report_activity(STATE_IDLE, activity);
-				(void) pgstat_report_stat(true);
-				poll_acknowledgements(w, 0);
-				kafka_consumer_sleep(w, IDLE_WAIT_MS);
-				refresh_pending(w);
-				continue;
+				/* messages left from an earlier round (or run) go first */
+				MemoryContextReset(cxt[c]);
+				batch = NULL;
+				n = read_outbox(w, cxt[c]);
+				if (n == 0)
+					n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[c]);
+				if (n == 0)
+				{
+					pgstat_report_activity(STATE_IDLE, activity);
+					(void) pgstat_report_stat(true);
+					poll_acknowledgements(w, 0);
+					kafka_consumer_sleep(w, IDLE_WAIT_MS);
+					refresh_pending(w);
+					continue;
+				}
+				cur = batch;
 			}
-		}
-		t_staged = GetCurrentTimestamp();
-		pgstat_report_activity(STATE_RUNNING, activity);
-		all = produce_batch(w, n);
-		t_produced = GetCurrentTimestamp();
-		deleted = forget_acknowledged(w, forget_sql, n);
-		elog(DEBUG1, "Kafka producer %d: %d messages: staged in %ld us, produced in %ld us, forgotten in %ld us",
-			 w->cfg.id, n, (long) (t_staged - t_start), (long) (t_produced - t_staged),
-			 (long) (GetCurrentTimestamp() - t_produced));
-		count_produced(w, deleted);
-		(void) pgstat_report_stat(false);
-		if (all)
-		{
-			if (failures > 0 || w->failures_to_reset)
+			pgstat_report_activity(STATE_RUNNING, activity);
+			all = enqueue_batch(w, cur, n);
+			t_staged = GetCurrentTimestamp();
+			if (all)
 			{
-				LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
-				w->slot->failures = 0;
-				LWLockRelease(KafkaShared->lock);
-				w->failures_to_reset = false;
+				/* the next batch, while the brokers acknowledge this one */
+				MemoryContextReset(cxt[1 - c]);
+				batch = NULL;
+				next_n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[1 - c]);
+				next = next_n > 0 ? batch : NULL;
 			}
-			failures = 0;
-			kafka_slot_set_state(w->slot, "running");
-		}
-		else
-		{
-			/* the brokers refused some: they stay in the outbox, try again */
-			long		backoff = 1000L << Min(failures, 6);	/* 1 s .. 64 s */
-			int			left = 0;
+			all = wait_batch(w, cur, n) && all;
+			t_produced = GetCurrentTimestamp();
+			deleted = forget_acknowledged(w, forget_sql, cur, n);
+			inflight = NULL;
+			elog(DEBUG1, "Kafka producer %d: %d messages: produced (and %d staged) in %ld us, acknowledged in %ld us, forgotten in %ld us",
+				 w->cfg.id, n, next_n, (long) (t_staged - t_start), (long) (t_produced - t_staged),
+				 (long) (GetCurrentTimestamp() - t_produced));
+			count_produced(w, deleted);
+			(void) pgstat_report_stat(false);
+			if (all)
+			{
+				if (failures > 0 || w->failures_to_reset)
+				{
+					LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
+					w->slot->failures = 0;
+					LWLockRelease(KafkaShared->lock);
+					w->failures_to_reset = false;
+				}
+				failures = 0;
+				kafka_slot_set_state(w->slot, "running");
+				/* the batch staged meanwhile (in the outbox too) goes next */
+				cur = next;
+				n = next_n;
+				c = 1 - c;
+			}
+			else
+			{
+				/* the brokers refused some: they stay in the outbox, try again */
+				long		backoff = 1000L << Min(failures, 6);	/* 1 s .. 64 s */
+				int			left = 0;
 
-			for (int i = 0; i < n; i++)
-				left += batch[i].done ? 0 : 1;
-			failures++;
-			kafka_slot_set_state(w->slot, "retrying");
-			kafka_report_problem(w, psprintf("could not deliver %d messages: %s", left,
-											 last_delivery_error));
-			kafka_consumer_sleep(w, backoff);
+				for (int i = 0; i < n; i++)
+					left += cur[i].done ? 0 : 1;
+				failures++;
+				kafka_slot_set_state(w->slot, "retrying");
+				kafka_report_problem(w, psprintf("could not deliver %d messages: %s", left,
+												 last_delivery_error));
+				kafka_consumer_sleep(w, backoff);
+				/* then from the outbox: these, and a batch staged meanwhile */
+				cur = NULL;
+			}
 		}
 	}
 }

@@ -1,15 +1,14 @@
 /*
  * sink_sql.c
- *	  Generates the statement with which a Kafka producer takes staged
- *	  events: it deletes up to a batch of rows from the kept-rows table of
- *	  the producer's staging view (a row-keeping continuous view of the
- *	  stream, src/ddl/README.md) and up to a batch of its committed writers'
- *	  delta rows (so events need not wait for the combiner's move), and
- *	  inserts them into stream_ext_internal.kafka_outbox as one row (arrays
- *	  of event numbers, keys and messages), each event with a new number
- *	  and its message already formatted (json, csv or text) with its key,
- *	  returning the messages (event, key, value) in event order.  Every identifier is quoted; the
- *	  values are parameters.
+ *	  Generates the statements of a Kafka producer.  The stage statement
+ *	  deletes up to a batch of rows from the kept-rows table of the
+ *	  producer's staging view (a row-keeping continuous view of the stream,
+ *	  src/ddl/README.md) and up to a batch of its committed writers' delta
+ *	  rows (so events need not wait for the combiner's move), and returns
+ *	  each one's key and message, formatted (json, csv or text); the
+ *	  producer numbers them and puts them in stream_ext_internal.kafka_outbox
+ *	  in the same transaction.  Every identifier is quoted; the values are
+ *	  parameters.
  */
 #include "postgres.h"
 
@@ -143,8 +142,7 @@ kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 					 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) "
 					 "LIMIT GREATEST($2 - (SELECT pg_catalog.count(*) FROM k), 0))) "
 					 "RETURNING %s), "
-					 "m AS (SELECT * FROM k UNION ALL SELECT * FROM d), "
-					 "f AS (SELECT pg_catalog.nextval('stream_ext_internal.kafka_event_seq') AS event, ",
+					 "m AS (SELECT * FROM k UNION ALL SELECT * FROM d) SELECT ",
 					 state_sql, state_sql, kept_columns,
 					 delta_sql, delta_sql, delta_columns);
 	if (format->key_column)
@@ -152,15 +150,7 @@ kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 	else
 		appendStringInfoString(&sql, "NULL::text AS key, ");
 	append_value_expr(&sql, state, format);
-	appendStringInfo(&sql,
-					 " AS value FROM m), "
-					 "o AS (INSERT INTO stream_ext_internal.kafka_outbox "
-					 "(producer_id, events, keys, messages) %s "
-					 "RETURNING events, keys, messages) "
-					 "SELECT u.event, u.key, u.value FROM o, "
-					 "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
-					 "ORDER BY u.event",
-					 kafka_sink_outbox_rows_sql("f"));
+	appendStringInfoString(&sql, " AS value FROM m");
 	table_close(state, AccessShareLock);
 	return sql.data;
 }
@@ -169,7 +159,8 @@ char *
 kafka_sink_forget_sql(void)
 {
 	return psprintf("WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
-					"WHERE producer_id = $1 RETURNING events, keys, messages), "
+					"WHERE producer_id = $1 AND events[1] <= $3 "
+					"RETURNING events, keys, messages), "
 					"u AS (SELECT u.event, u.key, u.value FROM d, "
 					"unnest(d.events, d.keys, d.messages) AS u(event, key, value)), "
 					"l AS (SELECT * FROM u WHERE u.event = ANY ($2)), "

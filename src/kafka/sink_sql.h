@@ -10,10 +10,11 @@
 #include "kafka/decode.h"
 
 /*
- * The statement that moves up to $2 staged events of producer $1 (the
- * staging view's kept rows first, then its committed deltas) into the
- * outbox, formatted, returning their event, key and value in event order;
- * NULL when the staging view is gone.  Runs in the caller's transaction.
+ * The statement that takes up to $2 staged events (the staging view's kept
+ * rows first, then its committed deltas) out of the staging view, returning
+ * each one's key (text, NULL for none) and formatted message (text); NULL
+ * when the staging view is gone.  The caller puts them in the outbox in
+ * the same transaction.
  */
 extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format);
 
@@ -26,15 +27,18 @@ extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 /*
  * "SELECT $1, events, keys, messages ...": the outbox rows of producer $1
  * that hold the messages of relation messages (columns event, key, value),
- * in event order, one row per KAFKA_OUTBOX_ROW_BYTES of messages.
+ * in event order, one row per KAFKA_OUTBOX_ROW_BYTES of messages (the
+ * producer's stage step cuts its rows the same way).
  */
 extern char *kafka_sink_outbox_rows_sql(const char *messages);
 
 /*
  * The statement that forgets producer $1's acknowledged messages: it
- * deletes the producer's outbox rows and inserts again those of their
- * messages whose events are in $2 (not acknowledged), unchanged; it adds
- * the others to kafka_producers.produced and returns their count.
+ * deletes the producer's outbox rows whose first event is at most $3 (those
+ * of the batch that was produced, not of one staged meanwhile) and inserts
+ * again those of their messages whose events are in $2 (not acknowledged),
+ * unchanged; it adds the others to kafka_producers.produced and returns
+ * their count.
  */
 extern char *kafka_sink_forget_sql(void);
 
