@@ -68,7 +68,8 @@
 typedef struct DeltaReceiver
 {
 	DestReceiver pub;
-	CachedView *view;
+	PlannedStmt *plan;			/* the plan whose rows it takes: set before
+								 * each run (run_view_plan_timed) */
 	Oid			relid;
 	MemoryContext cxt;			/* the receiver's maker's: slots and rows */
 	Relation	rel;
@@ -136,8 +137,8 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	}
 	r->marks = MemoryContextAllocZero(r->cxt, Max(typeinfo->natts, 1) * sizeof(Oid));
 	r->formats = MemoryContextAllocZero(r->cxt, Max(typeinfo->natts, 1) * sizeof(uint32));
-	if (!delta_table_matches(RelationGetDescr(r->rel), typeinfo, r->view->plan, r->marks,
-							 r->formats))
+	if (r->plan == NULL ||
+		!delta_table_matches(RelationGetDescr(r->rel), typeinfo, r->plan, r->marks, r->formats))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("delta table \"%s\" does not match its continuous view",
@@ -235,7 +236,6 @@ make_delta_receiver(CachedView *view)
 	r->pub.rShutdown = delta_shutdown;
 	r->pub.rDestroy = delta_destroy;
 	r->pub.mydest = DestNone;
-	r->view = view;
 	r->relid = view->delta_table;
 	r->cxt = CurrentMemoryContext;
 	return (DestReceiver *) r;
@@ -291,6 +291,8 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 	else
 		plan = view_cache_plan(view, false);
 
+	if (dest->rStartup == delta_startup)
+		((DeltaReceiver *) dest)->plan = plan;
 	stream_scan_source = events;
 	if (!keep || !view_cache_is_valid() ||
 		!kept_executor_run(&view->kept[one_writer ? 1 : 0], plan, view->definition, params, dest,
