@@ -6,7 +6,7 @@
  *	  "Producers").
  *
  * The loop, each step a transaction of its own:
- *	 1. stage: if the outbox holds nothing of ours, move up to
+ *	 1. stage: when the outbox holds nothing of ours, move up to
  *		stream_ext.batch_size events from the staging view's kept rows into
  *		the outbox, numbered and formatted (sink_sql.c); commit;
  *	 2. hand every message of the batch to librdkafka; while the brokers
@@ -72,6 +72,7 @@ typedef struct OutboxMessage
 	char	   *value;
 	bool		done;			/* acknowledged */
 	bool		failed;			/* refused or timed out: produce again */
+	bool		row_start;		/* the first of its outbox row */
 } OutboxMessage;
 
 static KafkaWorker worker;
@@ -248,8 +249,8 @@ poll_acknowledgements(KafkaWorker *w, int ms)
 /* ---------- the three steps ---------- */
 
 /*
- * Copy the n rows (event, key, value) of the last SPI result into batch, in
- * cxt.
+ * Copy the n rows (event, key, value, row_start) of the last SPI result into
+ * batch, in cxt.
  */
 static void
 keep_messages(MemoryContext cxt, int n)
@@ -262,6 +263,7 @@ keep_messages(MemoryContext cxt, int n)
 		batch[i].event = strtoll(kafka_spi_text(i, 1), NULL, 10);
 		batch[i].key = kafka_spi_text(i, 2);
 		batch[i].value = kafka_spi_text(i, 3);
+		batch[i].row_start = strcmp(kafka_spi_text(i, 4), "t") == 0;
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -378,6 +380,7 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 			Datum		value;
 
 			batch[i].event = nextval_internal(sequence, true);
+			batch[i].row_start = (i == first);
 			batch[i].key = isnull ? NULL : TextDatumGetCString(key);
 			value = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
 			if (isnull)
@@ -405,7 +408,7 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 static int
 read_outbox(KafkaWorker *w, MemoryContext cxt)
 {
-	return fetch_messages(w, "SELECT u.event, u.key, u.value "
+	return fetch_messages(w, "SELECT u.event, u.key, u.value, u.event = o.events[1] "
 						  "FROM stream_ext_internal.kafka_outbox o, "
 						  "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
 						  "WHERE o.producer_id = $1 ORDER BY u.event",
@@ -496,36 +499,41 @@ wait_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 
 /*
  * Step 3: delete the outbox's rows of ours that hold the n messages of msgs
- * (those whose first event is at most the last of msgs: the rows of a batch
- * staged meanwhile hold later events) and put back the messages not
- * acknowledged, taken from the deleted rows (so unchanged), in one
- * transaction; count the others.  Returns how many were acknowledged and
- * left the outbox.
+ * (those whose first event is the first of a row of msgs: not the rows of a
+ * batch staged meanwhile) and put back the messages not acknowledged, taken
+ * from the deleted rows (so unchanged), in one transaction; count the
+ * others.  Returns how many were acknowledged and left the outbox.
  */
 static int64
 forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs, int n)
 {
 	Datum	   *events = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *rows = palloc(sizeof(Datum) * Max(n, 1));
 	int			k = 0;
-	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT8OID};
+	int			nrows = 0;
+	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		args[3];
 	int64		deleted;
-	int64		last = 0;
 
 	for (int i = 0; i < n; i++)
 	{
-		last = Max(last, msgs[i].event);
+		if (msgs[i].row_start)
+			rows[nrows++] = Int64GetDatum(msgs[i].event);
 		if (!msgs[i].done)
 			events[k++] = Int64GetDatum(msgs[i].event);
 	}
 	if (k == n)
+	{
+		pfree(events);
+		pfree(rows);
 		return 0;				/* none acknowledged: the outbox stays */
+	}
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	args[0] = Int32GetDatum(w->cfg.id);
 	args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = Int64GetDatum(last);
+	args[2] = PointerGetDatum(construct_array(rows, nrows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(forget_sql, 3, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
@@ -534,6 +542,8 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	pfree(events);
+	pfree(rows);
 	return deleted;
 }
 
@@ -626,6 +636,7 @@ stream_ext_kafka_producer_main(Datum arg)
 			bool		all;
 			int64		deleted;
 			TimestampTz t_start,
+						t_enqueued,
 						t_staged,
 						t_produced;
 
@@ -652,22 +663,27 @@ stream_ext_kafka_producer_main(Datum arg)
 			}
 			pgstat_report_activity(STATE_RUNNING, activity);
 			all = enqueue_batch(w, cur, n);
-			t_staged = GetCurrentTimestamp();
-			if (all)
+			t_enqueued = GetCurrentTimestamp();
+			if (all && failures == 0 && !w->failures_to_reset)
 			{
-				/* the next batch, while the brokers acknowledge this one */
+				/*
+				 * The next batch, while the brokers acknowledge this one; not
+				 * while retrying (the brokers may be down: the outbox would
+				 * grow by a batch a round).
+				 */
 				MemoryContextReset(cxt[1 - c]);
 				batch = NULL;
 				next_n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[1 - c]);
 				next = next_n > 0 ? batch : NULL;
 			}
+			t_staged = GetCurrentTimestamp();
 			all = wait_batch(w, cur, n) && all;
 			t_produced = GetCurrentTimestamp();
 			deleted = forget_acknowledged(w, forget_sql, cur, n);
 			inflight = NULL;
-			elog(DEBUG1, "Kafka producer %d: %d messages: produced (and %d staged) in %ld us, acknowledged in %ld us, forgotten in %ld us",
-				 w->cfg.id, n, next_n, (long) (t_staged - t_start), (long) (t_produced - t_staged),
-				 (long) (GetCurrentTimestamp() - t_produced));
+			elog(DEBUG1, "Kafka producer %d: %d messages: read or staged and produced in %ld us, %d next staged in %ld us, then acknowledged in %ld us, forgotten in %ld us",
+				 w->cfg.id, n, (long) (t_enqueued - t_start), next_n, (long) (t_staged - t_enqueued),
+				 (long) (t_produced - t_staged), (long) (GetCurrentTimestamp() - t_produced));
 			count_produced(w, deleted);
 			(void) pgstat_report_stat(false);
 			if (all)

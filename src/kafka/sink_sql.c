@@ -159,7 +159,7 @@ char *
 kafka_sink_forget_sql(void)
 {
 	return psprintf("WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
-					"WHERE producer_id = $1 AND events[1] <= $3 "
+					"WHERE producer_id = $1 AND events[1] = ANY ($3) "
 					"RETURNING events, keys, messages), "
 					"u AS (SELECT u.event, u.key, u.value FROM d, "
 					"unnest(d.events, d.keys, d.messages) AS u(event, key, value)), "

@@ -28,14 +28,15 @@ extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
  * "SELECT $1, events, keys, messages ...": the outbox rows of producer $1
  * that hold the messages of relation messages (columns event, key, value),
  * in event order, one row per KAFKA_OUTBOX_ROW_BYTES of messages (the
- * producer's stage step cuts its rows the same way).
+ * producer's stage step cuts its rows likewise, ending a row with the
+ * message that reaches the size).
  */
 extern char *kafka_sink_outbox_rows_sql(const char *messages);
 
 /*
  * The statement that forgets producer $1's acknowledged messages: it
- * deletes the producer's outbox rows whose first event is at most $3 (those
- * of the batch that was produced, not of one staged meanwhile) and inserts
+ * deletes the producer's outbox rows whose first event is in $3 (those of
+ * the batch that was produced, not of one staged meanwhile) and inserts
  * again those of their messages whose events are in $2 (not acknowledged),
  * unchanged; it adds the others to kafka_producers.produced and returns
  * their count.
