@@ -1149,6 +1149,20 @@ BEGIN
 END
 $$;
 
+-- Messages a producer's brokers refused for good (larger than the topic or
+-- the producer takes): set aside with their event number and key, their
+-- message cut to stream_ext.kafka_error_payload_limit characters, so that
+-- they never stall the sink (src/kafka/producer.c).
+CREATE TABLE stream_ext_internal.kafka_sink_errors (
+  producer_id int NOT NULL REFERENCES stream_ext_internal.kafka_producers ON DELETE CASCADE,
+  occurred_at timestamptz NOT NULL DEFAULT now(),
+  event       bigint NOT NULL,
+  key         text,
+  error       text NOT NULL,
+  message     text
+);
+CREATE INDEX ON stream_ext_internal.kafka_sink_errors (producer_id, occurred_at);
+
 CREATE VIEW stream_ext.kafka_producers AS
   SELECT p.stream, p.topic, p.brokers, p.format, p.key_column, p.enabled,
          CASE WHEN NOT p.enabled THEN 'stopped'
@@ -1157,6 +1171,8 @@ CREATE VIEW stream_ext.kafka_producers AS
               ELSE 'starting' END AS state,
          p.produced AS messages,
          stream_ext_internal.kafka_producer_pending(p.id) AS lag,
+         (SELECT count(*) FROM stream_ext_internal.kafka_sink_errors e
+           WHERE e.producer_id = p.id) AS errors,
          s.rate, s.last_error, s.last_error_at,
          stream_ext_internal.kafka_mask_options(p.options) AS options,
          p.format_options, p.staging
@@ -1164,6 +1180,13 @@ CREATE VIEW stream_ext.kafka_producers AS
     LEFT JOIN stream_ext_internal.kafka_worker_status() s
            ON s.consumer_id = p.id AND s.producer;
 GRANT SELECT ON stream_ext.kafka_producers TO PUBLIC;
+
+CREATE VIEW stream_ext.kafka_sink_errors AS
+  SELECT p.stream, p.topic, e.event, e.key, e.occurred_at, e.error, e.message
+    FROM stream_ext_internal.kafka_sink_errors e
+    JOIN stream_ext_internal.kafka_producers p ON p.id = e.producer_id
+   WHERE pg_catalog.pg_has_role('stream_ext_kafka', 'MEMBER');  -- messages are event contents
+GRANT SELECT ON stream_ext.kafka_sink_errors TO PUBLIC;
 
 -- Dropping a stream drops its consumers and producers (their workers stop
 -- within a second); DROP ... CASCADE drops a producer's staging view with it.
@@ -1248,6 +1271,7 @@ SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_consumers'
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_consumers_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_offsets', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_errors', '');
+SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_sink_errors', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_producers', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_producers_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_event_seq', '');

@@ -72,8 +72,20 @@ typedef struct OutboxMessage
 	char	   *value;
 	bool		done;			/* acknowledged */
 	bool		failed;			/* refused or timed out: produce again */
+	char	   *refused;		/* refused for good (too large): the error;
+								 * set aside, not produced again */
 	bool		row_start;		/* the first of its outbox row */
 } OutboxMessage;
+
+/*
+ * Is err a refusal of the message itself, which producing it again cannot
+ * change?  (Not one of the topic, the brokers or the producer.)
+ */
+static bool
+refused_for_good(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+}
 
 static KafkaWorker worker;
 
@@ -162,7 +174,10 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 	if (inflight == NULL)
 		return;
-	if (m->err)
+	if (m->err && refused_for_good(m->err))
+		inflight[i].refused = MemoryContextStrdup(GetMemoryChunkContext(inflight),
+												  rd_kafka_err2str(m->err));
+	else if (m->err)
 	{
 		inflight[i].failed = true;
 		snprintf(last_delivery_error, sizeof(last_delivery_error), "%s: %s",
@@ -432,7 +447,7 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 	{
 		rd_kafka_resp_err_t err;
 
-		if (msgs[i].done)
+		if (msgs[i].done || msgs[i].refused)
 			continue;
 		msgs[i].failed = false;
 		snprintf(header, sizeof(header), "%d-" INT64_FORMAT, w->cfg.id, msgs[i].event);
@@ -451,9 +466,15 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 				break;
 			poll_acknowledgements(w, POLL_SLICE_MS);
 		}
+		if (err && refused_for_good(err))
+		{
+			/* refused at once for good (too large): set aside */
+			msgs[i].refused = pstrdup(rd_kafka_err2str(err));
+			continue;
+		}
 		if (err)
 		{
-			/* refused at once (e.g. message too large): the batch waits */
+			/* refused at once: the batch waits */
 			msgs[i].failed = true;
 			all = false;
 			snprintf(last_delivery_error, sizeof(last_delivery_error), "%s: %s",
@@ -492,7 +513,7 @@ wait_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 					 errdetail_internal("%s", reason)));
 	}
 	for (int i = 0; i < n; i++)
-		if (!msgs[i].done)
+		if (!msgs[i].done && !msgs[i].refused)
 			return false;
 	return true;
 }
@@ -509,41 +530,65 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 {
 	Datum	   *events = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *rows = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *refused = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *errors = palloc(sizeof(Datum) * Max(n, 1));
 	int			k = 0;
 	int			nrows = 0;
-	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		args[3];
-	int64		deleted;
+	int			nrefused = 0;
+	Oid			argtypes[6] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		TEXTARRAYOID, INT4OID};
+	Datum		args[6];
+	int64		deleted = 0;
 
 	for (int i = 0; i < n; i++)
 	{
 		if (msgs[i].row_start)
 			rows[nrows++] = Int64GetDatum(msgs[i].event);
-		if (!msgs[i].done)
+		if (msgs[i].refused)
+		{
+			refused[nrefused] = Int64GetDatum(msgs[i].event);
+			errors[nrefused++] = PointerGetDatum(cstring_to_text(msgs[i].refused));
+		}
+		else if (!msgs[i].done)
 			events[k++] = Int64GetDatum(msgs[i].event);
 	}
-	if (k == n)
+	if (k < n)
 	{
-		pfree(events);
-		pfree(rows);
-		return 0;				/* none acknowledged: the outbox stays */
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		args[0] = Int32GetDatum(w->cfg.id);
+		args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(rows, nrows, INT8OID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(refused, nrefused, INT8OID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		args[4] = PointerGetDatum(construct_array(errors, nrefused, TEXTOID, -1, false,
+												  TYPALIGN_INT));
+		args[5] = Int32GetDatum(stream_ext_kafka_error_payload_limit);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args(forget_sql, 6, argtypes, args, NULL, false, 0) !=
+			SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
+		deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		if (nrefused > 0)
+			ereport(LOG,
+					(errmsg("stream_ext kafka producer %d of topic \"%s\": %d messages refused for good, set aside in kafka_sink_errors",
+							w->cfg.id, w->cfg.topic, nrefused),
+					 errdetail_internal("%s", TextDatumGetCString(errors[0]))));
 	}
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	args[0] = Int32GetDatum(w->cfg.id);
-	args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_array(rows, nrows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(forget_sql, 3, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
-	deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	/* (k == n: none acknowledged nor set aside, the outbox stays) */
+	for (int i = 0; i < nrefused; i++)
+		pfree(DatumGetPointer(errors[i]));
 	pfree(events);
 	pfree(rows);
+	pfree(refused);
+	pfree(errors);
 	return deleted;
 }
 
@@ -709,7 +754,7 @@ stream_ext_kafka_producer_main(Datum arg)
 				int			left = 0;
 
 				for (int i = 0; i < n; i++)
-					left += cur[i].done ? 0 : 1;
+					left += (cur[i].done || cur[i].refused) ? 0 : 1;
 				failures++;
 				kafka_slot_set_state(w->slot, "retrying");
 				kafka_report_problem(w, psprintf("could not deliver %d messages: %s", left,

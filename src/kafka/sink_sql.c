@@ -166,8 +166,12 @@ kafka_sink_forget_sql(void)
 					"l AS (SELECT * FROM u WHERE u.event = ANY ($2)), "
 					"i AS (INSERT INTO stream_ext_internal.kafka_outbox "
 					"(producer_id, events, keys, messages) %s), "
+					"x AS (INSERT INTO stream_ext_internal.kafka_sink_errors "
+					"(producer_id, event, key, error, message) "
+					"SELECT $1, u.event, u.key, ($5)[pg_catalog.array_position($4, u.event)], "
+					"pg_catalog.left(u.value, $6) FROM u WHERE u.event = ANY ($4) RETURNING 1), "
 					"a AS (SELECT (SELECT pg_catalog.count(*) FROM u) - "
-					"(SELECT pg_catalog.count(*) FROM l) AS n) "
+					"(SELECT pg_catalog.count(*) FROM l) - (SELECT pg_catalog.count(*) FROM x) AS n) "
 					"UPDATE stream_ext_internal.kafka_producers "
 					"SET produced = produced + (SELECT n FROM a) WHERE id = $1 "
 					"RETURNING (SELECT n FROM a)",

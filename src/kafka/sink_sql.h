@@ -36,10 +36,12 @@ extern char *kafka_sink_outbox_rows_sql(const char *messages);
 /*
  * The statement that forgets producer $1's acknowledged messages: it
  * deletes the producer's outbox rows whose first event is in $3 (those of
- * the batch that was produced, not of one staged meanwhile) and inserts
- * again those of their messages whose events are in $2 (not acknowledged),
- * unchanged; it adds the others to kafka_producers.produced and returns
- * their count.
+ * the batch that was produced, not of one staged meanwhile), inserts again
+ * those of their messages whose events are in $2 (not acknowledged),
+ * unchanged, and sets aside in kafka_sink_errors those whose events are in
+ * $4 (refused for good), with the error of the same place in $5 and the
+ * message cut to $6 characters; it adds the others to
+ * kafka_producers.produced and returns their count.
  */
 extern char *kafka_sink_forget_sql(void);
 
