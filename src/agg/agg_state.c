@@ -61,8 +61,7 @@ extern Datum stream_ext_inputs_deserialize(PG_FUNCTION_ARGS);
 typedef struct AggStateData
 {
 	int32		vl_len_;		/* varlena header */
-	Oid			aggfnoid;		/* the aggregate that made the bytes */
-	uint32		format;			/* stream_agg_state_format of it */
+	AggStateMark mark;			/* the aggregate that made the bytes */
 	char		bytes[FLEXIBLE_ARRAY_MEMBER];	/* its serialization */
 } AggStateData;
 
@@ -85,20 +84,20 @@ stream_agg_state_typid(void)
 }
 
 /*
- * The identity of the serialized form of aggregate aggfnoid's states: a
- * hash of its deserialization function's symbol and library.  Two
- * aggregates with one deserialization function (avg and sum of numeric)
- * have the same.
+ * The mark of aggregate aggfnoid's states: the aggregate, and the identity
+ * of their serialized form, a hash of its deserialization function's
+ * symbol and library (two aggregates with one deserialization function,
+ * avg and sum of numeric, have the same).
  */
-uint32
-stream_agg_state_format(Oid aggfnoid)
+AggStateMark
+stream_agg_state_mark(Oid aggfnoid)
 {
+	AggStateMark mark;
 	HeapTuple	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggfnoid));
 	Oid			deserialfn;
 	StringInfoData id;
 	Datum		d;
 	bool		isnull;
-	uint32		format;
 
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for aggregate %u", aggfnoid);
@@ -116,9 +115,10 @@ stream_agg_state_format(Oid aggfnoid)
 	if (!isnull)
 		appendStringInfoString(&id, TextDatumGetCString(d));
 	ReleaseSysCache(tuple);
-	format = hash_bytes((const unsigned char *) id.data, id.len);
+	mark.aggfnoid = aggfnoid;
+	mark.format = hash_bytes((const unsigned char *) id.data, id.len);
 	pfree(id.data);
-	return format;
+	return mark;
 }
 
 /*
@@ -127,30 +127,33 @@ stream_agg_state_format(Oid aggfnoid)
  * message, kept inputs read back) must not be read as such a type: a
  * Kafka consumer decodes as the bootstrap superuser.
  */
-bool
-stream_type_holds_agg_state(Oid typid)
+static bool
+type_holds(Oid typid, Oid agg_state)
 {
 	Oid			base = getBaseType(typid);
 	Oid			elem = get_element_type(base);
-	Oid			relid;
+	bool		holds = false;
 
-	if (base == stream_agg_state_typid())
+	if (base == agg_state)
 		return true;
 	if (OidIsValid(elem))
-		return stream_type_holds_agg_state(elem);
-	relid = get_typ_typrelid(base);
-	if (OidIsValid(relid))
+		return type_holds(elem, agg_state);
+	if (OidIsValid(get_typ_typrelid(base)))
 	{
 		TupleDesc	desc = lookup_rowtype_tupdesc(base, -1);
-		bool		holds = false;
 
 		for (int i = 0; i < desc->natts && !holds; i++)
 			if (!TupleDescAttr(desc, i)->attisdropped)
-				holds = stream_type_holds_agg_state(TupleDescAttr(desc, i)->atttypid);
+				holds = type_holds(TupleDescAttr(desc, i)->atttypid, agg_state);
 		ReleaseTupleDesc(desc);
-		return holds;
 	}
-	return false;
+	return holds;
+}
+
+bool
+stream_type_holds_agg_state(Oid typid)
+{
+	return type_holds(typid, stream_agg_state_typid());
 }
 
 /*
@@ -176,64 +179,77 @@ stream_internal_state_type(Oid deserialfn)
 	return agg_state_needed(deserialfn) ? stream_agg_state_typid() : BYTEAOID;
 }
 
-/*
- * An agg_state of aggregate aggfnoid (whose stream_agg_state_format is
- * format) holding serialized (a bytea)
- */
-Datum
-stream_agg_state_make(Oid aggfnoid, uint32 format, Datum serialized)
+/* A new agg_state of mark with room for len bytes */
+static AggStateData *
+new_state(AggStateMark mark, Size len)
 {
-	bytea	   *b = DatumGetByteaPP(serialized);
-	Size		len = VARSIZE_ANY_EXHDR(b);
 	AggStateData *s = palloc(AGG_STATE_HEADER + len);
 
 	SET_VARSIZE(s, AGG_STATE_HEADER + len);
-	s->aggfnoid = aggfnoid;
-	s->format = format;
-	memcpy(s->bytes, VARDATA_ANY(b), len);
+	s->mark = mark;
+	return s;
+}
+
+/* An agg_state of mark holding serialized (a bytea) */
+Datum
+stream_agg_state_make(AggStateMark mark, Datum serialized)
+{
+	bytea	   *b = DatumGetByteaPP(serialized);
+	AggStateData *s = new_state(mark, VARSIZE_ANY_EXHDR(b));
+
+	memcpy(s->bytes, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
 	return PointerGetDatum(s);
 }
 
-/* Error unless header s (of an agg_state) is one of aggfnoid and format. */
-static void
-check_mark(const AggStateData *s, Size size, Oid aggfnoid, uint32 format)
+/* A stored agg_state, its header checked */
+static AggStateData *
+stored_state(Datum d)
 {
-	if (size < AGG_STATE_HEADER)
+	AggStateData *s = (AggStateData *) PG_DETOAST_DATUM(d);
+
+	if (VARSIZE(s) < AGG_STATE_HEADER)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("invalid partial aggregate state")));
-	if (s->aggfnoid != aggfnoid || s->format != format)
+	return s;
+}
+
+/* Error unless stored state s has mark. */
+static void
+check_mark(const AggStateData *s, AggStateMark mark)
+{
+	if (s->mark.aggfnoid != mark.aggfnoid || s->mark.format != mark.format)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("a partial state of aggregate %s is not one of aggregate %s",
-						format_procedure(s->aggfnoid), format_procedure(aggfnoid)),
-				 s->aggfnoid == aggfnoid ?
+						format_procedure(s->mark.aggfnoid), format_procedure(mark.aggfnoid)),
+				 s->mark.aggfnoid == mark.aggfnoid ?
 				 errdetail("The aggregate's deserialization function is not the one that made the state.") : 0));
 }
 
-/* Error unless state is an agg_state of aggfnoid and format. */
+/* Error unless state is an agg_state of mark. */
 void
-stream_agg_state_check(Oid aggfnoid, uint32 format, Datum state)
+stream_agg_state_check(AggStateMark mark, Datum state)
 {
-	AggStateData *s = (AggStateData *) PG_DETOAST_DATUM(state);
+	AggStateData *s = stored_state(state);
 
-	check_mark(s, VARSIZE(s), aggfnoid, format);
+	check_mark(s, mark);
 	if ((Pointer) s != DatumGetPointer(state))
 		pfree(s);
 }
 
 /*
  * The serialized bytes of an agg_state, as a plain bytea in memory, after
- * checking that aggregate aggfnoid (of format) made them.
+ * checking that it has mark.
  */
 Datum
-stream_agg_state_bytes(Oid aggfnoid, uint32 format, Datum state)
+stream_agg_state_bytes(AggStateMark mark, Datum state)
 {
-	AggStateData *s = (AggStateData *) PG_DETOAST_DATUM(state);
+	AggStateData *s = stored_state(state);
 	Size		len;
 	bytea	   *b;
 
-	check_mark(s, VARSIZE(s), aggfnoid, format);
+	check_mark(s, mark);
 	len = VARSIZE(s) - AGG_STATE_HEADER;
 	b = palloc(VARHDRSZ + len);
 	SET_VARSIZE(b, VARHDRSZ + len);
@@ -297,24 +313,9 @@ stream_ext_agg_state_in(PG_FUNCTION_ARGS)
 				 errdetail("A partial state is written as the aggregate, a colon and its bytes in hex: avg(numeric):\\x0001.")));
 	name = pnstrdup(str, colon - str);
 	hexlen = strlen(colon + 3);
-	s = palloc(AGG_STATE_HEADER + hexlen / 2 + 1);
-	s->aggfnoid = aggregate_named(name);
-	s->format = stream_agg_state_format(s->aggfnoid);
+	s = new_state(stream_agg_state_mark(aggregate_named(name)), hexlen / 2 + 1);
 	SET_VARSIZE(s, AGG_STATE_HEADER + hex_decode(colon + 3, hexlen, s->bytes));
 	PG_RETURN_POINTER(s);
-}
-
-/* A stored agg_state, its header checked */
-static AggStateData *
-stored_state(Datum d)
-{
-	AggStateData *s = (AggStateData *) PG_DETOAST_DATUM(d);
-
-	if (VARSIZE(s) < AGG_STATE_HEADER)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("invalid partial aggregate state")));
-	return s;
 }
 
 /* agg_state_out(agg_state) */
@@ -323,7 +324,7 @@ stream_ext_agg_state_out(PG_FUNCTION_ARGS)
 {
 	AggStateData *s = stored_state(PG_GETARG_DATUM(0));
 	Size		len = VARSIZE(s) - AGG_STATE_HEADER;
-	char	   *name = format_procedure(s->aggfnoid);
+	char	   *name = format_procedure(s->mark.aggfnoid);
 	Size		namelen = strlen(name);
 	char	   *out = palloc(namelen + 3 + 2 * len + 1);
 
@@ -338,18 +339,13 @@ Datum
 stream_ext_agg_state_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
-	Oid			aggfnoid;
-	Size		len;
+	AggStateMark mark;
 	AggStateData *s;
 
 	check_may_enter_states();
-	aggfnoid = aggregate_named(pq_getmsgstring(buf));
-	len = buf->len - buf->cursor;
-	s = palloc(AGG_STATE_HEADER + len);
-	SET_VARSIZE(s, AGG_STATE_HEADER + len);
-	s->aggfnoid = aggfnoid;
-	s->format = stream_agg_state_format(aggfnoid);
-	pq_copymsgbytes(buf, s->bytes, len);
+	mark = stream_agg_state_mark(aggregate_named(pq_getmsgstring(buf)));
+	s = new_state(mark, buf->len - buf->cursor);
+	pq_copymsgbytes(buf, s->bytes, buf->len - buf->cursor);
 	PG_RETURN_POINTER(s);
 }
 
@@ -361,7 +357,7 @@ stream_ext_agg_state_send(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 
 	pq_begintypsend(&buf);
-	pq_sendstring(&buf, format_procedure(s->aggfnoid));
+	pq_sendstring(&buf, format_procedure(s->mark.aggfnoid));
 	pq_sendbytes(&buf, s->bytes, VARSIZE(s) - AGG_STATE_HEADER);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }

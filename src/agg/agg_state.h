@@ -8,12 +8,23 @@
 
 #include "fmgr.h"
 
+/*
+ * What an agg_state is marked with: the aggregate that made it, and the
+ * identity of that aggregate's deserialization function (a hash of its
+ * symbol and library).
+ */
+typedef struct AggStateMark
+{
+	Oid			aggfnoid;
+	uint32		format;
+} AggStateMark;
+
 extern Oid	stream_agg_state_typid(void);
 extern Oid	stream_internal_state_type(Oid deserialfn);
 extern bool stream_type_holds_agg_state(Oid typid);
-extern uint32 stream_agg_state_format(Oid aggfnoid);
-extern Datum stream_agg_state_make(Oid aggfnoid, uint32 format, Datum serialized);
-extern Datum stream_agg_state_bytes(Oid aggfnoid, uint32 format, Datum state);
-extern void stream_agg_state_check(Oid aggfnoid, uint32 format, Datum state);
+extern AggStateMark stream_agg_state_mark(Oid aggfnoid);
+extern Datum stream_agg_state_make(AggStateMark mark, Datum serialized);
+extern Datum stream_agg_state_bytes(AggStateMark mark, Datum state);
+extern void stream_agg_state_check(AggStateMark mark, Datum state);
 
 #endif

@@ -60,7 +60,7 @@ typedef struct AggSupport
 	FmgrInfo	combinefn;
 	bool		has_serial;
 	bool		marked;			/* its states are agg_state, not bytea */
-	uint32		format;			/* stream_agg_state_format, when marked */
+	AggStateMark mark;			/* theirs, when marked */
 	FmgrInfo	serialfn;
 	FmgrInfo	deserialfn;
 	bool		has_final;
@@ -94,27 +94,19 @@ typed_arg(Oid type, Oid collation)
 }
 
 /*
- * The type of the stored partial states of an aggregate whose transition
- * type is internal.
- */
-static Oid
-internal_state_type(Form_pg_aggregate agg)
-{
-	return stream_internal_state_type(agg->aggdeserialfn);
-}
-
-/*
  * Error unless a partial state of type state_type (agg_state or bytea for an
- * internal state, internal_state_type) and, when valid, a result of type result_type are those of the
- * aggregate agg (aggfnoid): the exact types for an aggregate of fixed types,
- * types fitting its declared ones for a polymorphic aggregate (a result
- * type declared the same as the transition type must equal the state type).
+ * internal state, stream_internal_state_type) and, when valid, a result of
+ * type result_type are those of the aggregate agg (aggfnoid): the exact
+ * types for an aggregate of fixed types, types fitting its declared ones
+ * for a polymorphic aggregate (a result type declared the same as the
+ * transition type must equal the state type).
  */
 static void
 check_state_types(Oid aggfnoid, Form_pg_aggregate agg, Oid state_type, Oid result_type)
 {
 	Oid			transtype = agg->aggtranstype;
 	Oid			rettype = get_func_rettype(aggfnoid);
+	Oid			stored_type = transtype;
 	bool		fits;
 
 	if (transtype == INTERNALOID)
@@ -124,7 +116,8 @@ check_state_types(Oid aggfnoid, Form_pg_aggregate agg, Oid state_type, Oid resul
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("aggregate %s has no serialization functions", format_procedure(aggfnoid)),
 					 errdetail("Its internal state cannot be stored as a partial state.")));
-		fits = (state_type == internal_state_type(agg));
+		stored_type = stream_internal_state_type(agg->aggdeserialfn);
+		fits = (state_type == stored_type);
 	}
 	else if (IsPolymorphicType(transtype))
 		fits = check_generic_type_consistency(&state_type, &transtype, 1);
@@ -136,7 +129,7 @@ check_state_types(Oid aggfnoid, Form_pg_aggregate agg, Oid state_type, Oid resul
 				 errmsg("a partial state of aggregate %s cannot have type %s",
 						format_procedure(aggfnoid), format_type_be(state_type)),
 				 errdetail("The aggregate's partial state has type %s.",
-						   format_type_be(transtype == INTERNALOID ? internal_state_type(agg) : transtype))));
+						   format_type_be(stored_type))));
 
 	if (!OidIsValid(result_type))
 		return;
@@ -195,7 +188,7 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
 	s->transtype = (agg->aggtranstype == INTERNALOID) ? INTERNALOID : state_type;
 	s->marked = (s->transtype == INTERNALOID && state_type != BYTEAOID);
 	if (s->marked)
-		s->format = stream_agg_state_format(aggfnoid);
+		s->mark = stream_agg_state_mark(aggfnoid);
 	get_typlenbyval(s->transtype, &s->translen, &s->transbyval);
 	fmgr_info_cxt(agg->aggcombinefn, &s->combinefn, mcxt);
 	fmgr_info_set_expr((Node *) makeFuncExpr(agg->aggcombinefn, s->transtype,
@@ -298,7 +291,7 @@ deserialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum bytes)
 	bool		isnull;
 
 	if (s->marked)
-		bytes = stream_agg_state_bytes(s->aggfnoid, s->format, bytes);
+		bytes = stream_agg_state_bytes(s->mark, bytes);
 	else
 		bytes = PointerGetDatum(PG_DETOAST_DATUM(bytes));
 	return call2(&s->deserialfn, collation, context, bytes, false, (Datum) 0, false, &isnull);
@@ -313,7 +306,7 @@ serialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum value, bo
 
 	if (*isnull || !s->marked)
 		return bytes;
-	return stream_agg_state_make(s->aggfnoid, s->format, bytes);
+	return stream_agg_state_make(s->mark, bytes);
 }
 
 /*
@@ -578,7 +571,7 @@ stream_ext_combine_states(PG_FUNCTION_ARGS)
 			Datum		state = PG_GETARG_DATUM(PG_ARGISNULL(1) ? 2 : 1);
 
 			if (s->marked)
-				stream_agg_state_check(s->aggfnoid, s->format, state);
+				stream_agg_state_check(s->mark, state);
 			PG_RETURN_DATUM(state);
 		}
 		value = deserialize_state(s, PG_GET_COLLATION(), context, PG_GETARG_DATUM(1));

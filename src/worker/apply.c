@@ -80,9 +80,10 @@ typedef struct DeltaReceiver
 	Size		buffered_bytes;
 	BulkInsertState bistate;
 	CommandId	cid;
-	Oid		   *marks;			/* per column, the aggregate whose serialized
-								 * state (bytea) it stores as agg_state */
-	uint32	   *formats;		/* and stream_agg_state_format of it */
+	AggStateMark *marks;		/* per column, the mark of the serialized
+								 * state (bytea) it stores as agg_state, or
+								 * InvalidOid aggfnoid */
+	bool		marking;		/* some column is marked */
 	Datum	   *values;			/* a row with its states marked */
 } DeltaReceiver;
 
@@ -90,11 +91,10 @@ typedef struct DeltaReceiver
  * Do the delta table's columns take the plan's rows: as many, of the same
  * types (the writer, an xid8, into a writer_xact; a serialized state of
  * aggregate marks[i], a bytea, into an agg_state)?  (A row formed for other
- * types would be read as garbage.)  Fills in marks and formats.
+ * types would be read as garbage.)  Fills in marks (zeroed by the caller).
  */
 static bool
-delta_table_matches(TupleDesc table, TupleDesc rows, PlannedStmt *plan, Oid *marks,
-					uint32 *formats)
+delta_table_matches(TupleDesc table, TupleDesc rows, PlannedStmt *plan, AggStateMark *marks)
 {
 	Oid			agg_state = stream_agg_state_typid();
 
@@ -108,15 +108,15 @@ delta_table_matches(TupleDesc table, TupleDesc rows, PlannedStmt *plan, Oid *mar
 		Form_pg_attribute t = TupleDescAttr(table, i);
 		Oid			row_type = TupleDescAttr(rows, i)->atttypid;
 
-		marks[i] = InvalidOid;
 		if (t->attisdropped)
 			return false;
 		if (t->atttypid == agg_state && row_type == BYTEAOID)
 		{
-			marks[i] = stream_plan_state_aggregate(plan, i + 1);
-			if (!OidIsValid(marks[i]))
+			Oid			aggfnoid = stream_plan_state_aggregate(plan, i + 1);
+
+			if (!OidIsValid(aggfnoid))
 				return false;
-			formats[i] = stream_agg_state_format(marks[i]);
+			marks[i] = stream_agg_state_mark(aggfnoid);
 		}
 		else if (t->atttypid != row_type)
 			return false;
@@ -131,18 +131,17 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 
 	r->rel = table_open(r->relid, RowExclusiveLock);
 	if (r->marks != NULL)
-	{
 		pfree(r->marks);
-		pfree(r->formats);
-	}
-	r->marks = MemoryContextAllocZero(r->cxt, Max(typeinfo->natts, 1) * sizeof(Oid));
-	r->formats = MemoryContextAllocZero(r->cxt, Max(typeinfo->natts, 1) * sizeof(uint32));
+	r->marks = MemoryContextAllocZero(r->cxt, Max(typeinfo->natts, 1) * sizeof(AggStateMark));
 	if (r->plan == NULL ||
-		!delta_table_matches(RelationGetDescr(r->rel), typeinfo, r->plan, r->marks, r->formats))
+		!delta_table_matches(RelationGetDescr(r->rel), typeinfo, r->plan, r->marks))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("delta table \"%s\" does not match its continuous view",
 						RelationGetRelationName(r->rel))));
+	r->marking = false;
+	for (int i = 0; i < typeinfo->natts; i++)
+		r->marking |= OidIsValid(r->marks[i].aggfnoid);
 	if (r->slots == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(r->cxt);
@@ -180,13 +179,18 @@ delta_receive(TupleTableSlot *in, DestReceiver *self)
 	if (r->nbuffered == r->nslots)
 		r->slots[r->nslots++] = MakeSingleTupleTableSlot(r->desc, &TTSOpsHeapTuple);
 	slot_getallattrs(in);
-	for (int i = 0; i < r->desc->natts; i++)
-		r->values[i] = (OidIsValid(r->marks[i]) && !in->tts_isnull[i]) ?
-			stream_agg_state_make(r->marks[i], r->formats[i], in->tts_values[i]) : in->tts_values[i];
-	tuple = heap_form_tuple(r->desc, r->values, in->tts_isnull);
-	for (int i = 0; i < r->desc->natts; i++)
-		if (r->values[i] != in->tts_values[i])
-			pfree(DatumGetPointer(r->values[i]));
+	if (!r->marking)
+		tuple = heap_form_tuple(r->desc, in->tts_values, in->tts_isnull);
+	else
+	{
+		for (int i = 0; i < r->desc->natts; i++)
+			r->values[i] = (OidIsValid(r->marks[i].aggfnoid) && !in->tts_isnull[i]) ?
+				stream_agg_state_make(r->marks[i], in->tts_values[i]) : in->tts_values[i];
+		tuple = heap_form_tuple(r->desc, r->values, in->tts_isnull);
+		for (int i = 0; i < r->desc->natts; i++)
+			if (r->values[i] != in->tts_values[i])
+				pfree(DatumGetPointer(r->values[i]));
+	}
 	ExecStoreHeapTuple(tuple, r->slots[r->nbuffered++], true);
 	MemoryContextSwitchTo(old);
 	r->buffered_bytes += tuple->t_len;
@@ -219,10 +223,7 @@ delta_destroy(DestReceiver *self)
 		FreeTupleDesc(r->desc);
 	}
 	if (r->marks != NULL)
-	{
 		pfree(r->marks);
-		pfree(r->formats);
-	}
 	pfree(self);
 }
 
