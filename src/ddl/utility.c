@@ -469,11 +469,12 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	if (IsA(parsetree, IndexStmt))
 	{
 		PlannedStmt *copy = copyObject(pstmt);
+		IndexStmt  *redirected = stream_redirect_view_index((IndexStmt *) copy->utilityStmt,
+														   queryString);
 
-		if (stream_redirect_view_index((IndexStmt *) copy->utilityStmt))
+		if (redirected != NULL)
 		{
-			copy->utilityStmt = (Node *) stream_view_index_analyzed((IndexStmt *) copy->utilityStmt,
-																	queryString);
+			copy->utilityStmt = (Node *) redirected;
 			run_view_index(copy, queryString, context, params, queryEnv, dest, qc);
 			return;
 		}

@@ -74,13 +74,36 @@ index_name_for(Oid view, IndexStmt *stmt)
 }
 
 /*
- * If stmt creates an index on a continuous view, make it create the index
- * on the view's kept-rows table and return true; the caller runs it as a
- * superuser.  Errors when the view does not keep rows, the caller does not
- * own it, or the index is unique.  False for any other relation.
+ * The redirected statement (on table kept) analyzed as the caller (the
+ * index is then made as the bootstrap superuser, ddl/utility.c): the input
+ * functions of its constants and the lookups of its names run with the
+ * caller's rights, and the caller must be allowed to create in its
+ * tablespace (as DefineIndex checks, the database's own needs no right).
  */
-bool
-stream_redirect_view_index(IndexStmt *stmt)
+static IndexStmt *
+analyzed_as_caller(IndexStmt *stmt, Oid kept, const char *queryString)
+{
+	LockRelationOid(kept, stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock);
+	if (stmt->tableSpace != NULL)
+	{
+		Oid			tablespace = get_tablespace_oid(stmt->tableSpace, false);
+
+		if (tablespace != MyDatabaseTableSpace &&
+			pg_tablespace_aclcheck(tablespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLESPACE, stmt->tableSpace);
+	}
+	return transformIndexStmt(kept, stmt, queryString);
+}
+
+/*
+ * If stmt creates an index on a continuous view, the statement that
+ * creates the index on the view's kept-rows table, analyzed as the caller;
+ * the caller runs it as a superuser.  Errors when the view does not keep
+ * rows, the caller does not own it, or the index is unique.  NULL for any
+ * other relation.
+ */
+IndexStmt *
+stream_redirect_view_index(IndexStmt *stmt, const char *queryString)
 {
 	Oid			view = RangeVarGetRelid(stmt->relation, NoLock, true);
 	int			id;
@@ -88,7 +111,7 @@ stream_redirect_view_index(IndexStmt *stmt)
 	Oid			kept;
 
 	if (!OidIsValid(view) || (id = stream_continuous_view_id(view)) < 0)
-		return false;
+		return NULL;
 	row = stream_catalog_view(id);
 	if (row == NULL || !row->keeps_rows)
 		ereport(ERROR,
@@ -110,31 +133,7 @@ stream_redirect_view_index(IndexStmt *stmt)
 	if (stmt->idxname == NULL)
 		stmt->idxname = index_name_for(view, stmt);
 	stmt->relation = makeRangeVar(STREAM_INTERNAL_SCHEMA, get_rel_name(kept), -1);
-	return true;
-}
-
-/*
- * The redirected statement analyzed as the caller (the index is then made
- * as the bootstrap superuser, ddl/utility.c): the input functions of its
- * constants and the lookups of its names run with the caller's rights, and
- * the caller must be allowed to create in its tablespace (as DefineIndex
- * checks, the database's own needs no right).
- */
-IndexStmt *
-stream_view_index_analyzed(IndexStmt *stmt, const char *queryString)
-{
-	LOCKMODE	lockmode = stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock;
-	Oid			kept = RangeVarGetRelid(stmt->relation, lockmode, false);
-
-	if (stmt->tableSpace != NULL)
-	{
-		Oid			tablespace = get_tablespace_oid(stmt->tableSpace, false);
-
-		if (tablespace != MyDatabaseTableSpace &&
-			pg_tablespace_aclcheck(tablespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLESPACE, stmt->tableSpace);
-	}
-	return transformIndexStmt(kept, stmt, queryString);
+	return analyzed_as_caller(stmt, kept, queryString);
 }
 
 /* Is index one that CREATE INDEX on a view that keeps rows made? */

@@ -7,8 +7,7 @@
 
 #include "nodes/parsenodes.h"
 
-extern bool stream_redirect_view_index(IndexStmt *stmt);
-extern IndexStmt *stream_view_index_analyzed(IndexStmt *stmt, const char *queryString);
+extern IndexStmt *stream_redirect_view_index(IndexStmt *stmt, const char *queryString);
 extern bool stream_is_view_index(Oid index);
 
 #endif
