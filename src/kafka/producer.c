@@ -28,7 +28,6 @@
 #include <librdkafka/rdkafka.h>
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
@@ -47,6 +46,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog/catalog.h"
 #include "guc.h"
 #include "kafka/kafka_guc.h"
 #include "kafka/process.h"
@@ -102,6 +102,28 @@ static char last_delivery_error[256];
 static char *pending_sql = NULL;
 static TimestampTz pending_at = 0;
 
+/*
+ * Each step of the worker is a transaction of its own, with a snapshot,
+ * connected to SPI.
+ */
+static void
+begin_spi_transaction(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+end_spi_transaction(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
 /* ---------- catalog ---------- */
 
 /*
@@ -115,11 +137,7 @@ load_config(KafkaWorker *w, int producer_id, Oid *staging)
 	Datum		args[1] = {Int32GetDatum(producer_id)};
 	bool		found = false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	begin_spi_transaction();
 	if (SPI_execute_with_args("SELECT stream::oid, topic, brokers, format, "
 							  "format_options->>'delimiter', format_options->>'quote', "
 							  "format_options->>'null', key_column, staging::oid "
@@ -154,9 +172,7 @@ load_config(KafkaWorker *w, int producer_id, Oid *staging)
 
 		kafka_load_options(w, "kafka_producers");
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	end_spi_transaction();
 	return found;
 }
 
@@ -226,18 +242,12 @@ refresh_pending(KafkaWorker *w)
 	args[0] = Int32GetDatum(w->cfg.id);
 	args[1] = Int32GetDatum(stream_ext_kafka_sink_max_pending < INT_MAX ?
 							stream_ext_kafka_sink_max_pending + 1 : INT_MAX);
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	begin_spi_transaction();
 	if (SPI_execute_with_args(pending_sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not count the staged events of Kafka producer %d", w->cfg.id);
 	pending = strtoll(kafka_spi_text(0, 1), NULL, 10);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	end_spi_transaction();
 	SpinLockAcquire(&w->slot->mutex);
 	w->slot->lag = pending;
 	w->slot->lag_known = true;
@@ -297,20 +307,14 @@ fetch_messages(KafkaWorker *w, const char *sql, int limit, bool read_only, const
 	Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(limit)};
 	int			n;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	begin_spi_transaction();
 	if (SPI_execute_with_args(sql, limit > 0 ? 2 : 1, argtypes, args, NULL, read_only, 0) !=
 		SPI_OK_SELECT)
 		elog(ERROR, "could not %s of Kafka producer %d", what, w->cfg.id);
 	n = (int) SPI_processed;
 	if (n > 0)
 		keep_messages(cxt, n);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	end_spi_transaction();
 	return n;
 }
 
@@ -371,11 +375,7 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 	int			first = 0;
 	Size		bytes = 0;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	begin_spi_transaction();
 	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not stage the events of Kafka producer %d", w->cfg.id);
 	n = (int) SPI_processed;
@@ -384,8 +384,7 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		sequence = get_relname_relid("kafka_event_seq",
-									 get_namespace_oid("stream_ext_internal", false));
+		sequence = stream_internal_relid("kafka_event_seq", false);
 		batch = palloc0(sizeof(OutboxMessage) * n);
 		for (int i = 0; i < n; i++)
 		{
@@ -413,9 +412,7 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 		}
 		MemoryContextSwitchTo(old);
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	end_spi_transaction();
 	return n;
 }
 
@@ -554,9 +551,7 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 	}
 	if (k < n)
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		begin_spi_transaction();
 		args[0] = Int32GetDatum(w->cfg.id);
 		args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
@@ -567,15 +562,11 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 		args[4] = PointerGetDatum(construct_array(errors, nrefused, TEXTOID, -1, false,
 												  TYPALIGN_INT));
 		args[5] = Int32GetDatum(stream_ext_kafka_error_payload_limit);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
 		if (SPI_execute_with_args(forget_sql, 6, argtypes, args, NULL, false, 0) !=
 			SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
 		deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		end_spi_transaction();
 		if (nrefused > 0)
 			ereport(LOG,
 					(errmsg("stream_ext kafka producer %d of topic \"%s\": %d messages refused for good, set aside in kafka_sink_errors",
