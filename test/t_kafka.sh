@@ -14,7 +14,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 xid_t:1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2
+mock_start 1 xid_t:1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1
 say "mock cluster at $BROKERS"
 
 # expect SQL VALUE LABEL: the query's answer must be VALUE
@@ -278,6 +278,25 @@ echo "$out" | grep -q 'permission denied' || fail "catalog readable by others: $
 say "ok: the catalog with the secrets is not readable by others"
 expect "SELECT count(*) FROM stream_ext.kafka_errors" "5" "kafka_errors readable by a superuser"
 PGUSER=bob expect "SELECT count(*) FROM stream_ext.kafka_errors" "0" "kafka_errors payloads hidden from non-members"
+
+########## kafka_errors keeps the newest kafka_max_errors of a consumer; errors counts all
+set_server_setting stream_ext.kafka_max_errors 2
+run_sql <<SQL
+CREATE FOREIGN TABLE b2 (user_id bigint) SERVER stream_ext;
+CREATE VIEW b2_v WITH (continuous) AS SELECT count(*) AS n FROM b2;
+SELECT stream_ext.kafka_consume('b2', 'bad2_t', '$BROKERS');
+SQL
+{ echo '{"user_id": 1}'; for i in 1 2 3 4 5; do echo "bad $i"; done; echo '{"user_id": 2}'; } | produce bad2_t
+wait_until 30 "good messages around five bad ones applied" "SELECT n = 2 FROM b2_v"
+expect "SELECT errors FROM stream_ext.kafka_consumers WHERE stream = 'b2'::regclass" "5" "kafka_consumers counts every bad message"
+expect "SELECT string_agg(\"offset\"::text, ' ' ORDER BY \"offset\") FROM stream_ext.kafka_errors WHERE stream = 'b2'::regclass" \
+	"4 5" "kafka_errors keeps the newest kafka_max_errors bad messages"
+{ echo "bad 6"; echo "bad 7"; echo '{"user_id": 3}'; } | produce bad2_t
+wait_until 30 "a later batch applied" "SELECT n = 3 FROM b2_v"
+expect "SELECT errors || ' ' || (SELECT string_agg(\"offset\"::text, ' ' ORDER BY \"offset\") FROM stream_ext.kafka_errors e
+        WHERE e.stream = 'b2'::regclass) FROM stream_ext.kafka_consumers WHERE stream = 'b2'::regclass" \
+	"7 7 8" "a later batch's bad messages replace the older ones, all counted"
+psql -X -q -d postgres -c "ALTER SYSTEM RESET stream_ext.kafka_max_errors" -c "SELECT pg_reload_conf()" >/dev/null
 
 ########## broker faults: down/up and request errors; nothing lost or doubled
 run_sql <<SQL

@@ -6,7 +6,9 @@
 # stream_ext.kafka_error_payload_limit) and never stalls the sink: events
 # written after it are produced.  The delivered ones leave the outbox and
 # are counted once, also across a kill -9; the topic holds each delivered
-# event once with its header, the refused one never.  Own server.
+# event once with its header, the refused one never.  kafka_sink_errors keeps
+# the newest stream_ext.kafka_max_errors; kafka_producers.errors counts all.
+# Own server.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -83,6 +85,15 @@ got=$(q "SELECT count(*) || ' ' || count(DISTINCT header) || ' ' ||
          FROM got")
 [ "$got" = "101 101 101 101" ] || fail "topic: messages, headers, well-formed, events 1-100 and 102: $got"
 say "ok: the topic holds events 1-100 and 102 once each, with key and header, not the refused one"
+
+# the set-aside messages kept are the newest kafka_max_errors; all are counted
+set_server_setting stream_ext.kafka_max_errors 1
+sleep 1 # the producer reloads its configuration between batches
+run_sql -c "INSERT INTO pe VALUES ('k1', 201, repeat('x', 5000)), ('k2', 202, repeat('y', 5000)), ('k0', 203, 'small')"
+wait_until 60 "two more refused events counted" "SELECT messages = 102 AND errors = 3 FROM stream_ext.kafka_producers"
+got=$(q "SELECT count(*) || ' ' || string_agg(key || ':' || left(message, 20), ',') FROM stream_ext.kafka_sink_errors")
+[ "$got" = '1 k2:{"k":"k2","i":202,"n' ] || fail "kafka_sink_errors with kafka_max_errors = 1 holds '$got', not the newest refused event alone"
+say "ok: kafka_sink_errors keeps the newest kafka_max_errors refused events, kafka_producers.errors counts all 3"
 
 run_sql -c "SELECT stream_ext.kafka_drop_producer('pe', 'part')"
 [ "$(q "SELECT count(*) FROM stream_ext_internal.kafka_outbox") $(q "SELECT count(*) FROM stream_ext_internal.kafka_sink_errors")" = "0 0" ] ||

@@ -593,6 +593,7 @@ CREATE TABLE stream_ext_internal.kafka_consumers (
   group_id         text,
   options          jsonb NOT NULL DEFAULT '{}',   -- librdkafka configuration
   enabled          boolean NOT NULL DEFAULT true,
+  errors           bigint NOT NULL DEFAULT 0,     -- messages set aside in kafka_errors, ever
   created_by       name NOT NULL DEFAULT current_user,
   made_in          text NOT NULL DEFAULT stream_ext_internal.catalog_origin(),
   UNIQUE (stream, topic)
@@ -607,7 +608,8 @@ CREATE TABLE stream_ext_internal.kafka_offsets (
   PRIMARY KEY (consumer_id, partition)
 );
 
--- Messages that could not be decoded into the stream's columns.
+-- Messages that could not be decoded into the stream's columns: the newest
+-- stream_ext.kafka_max_errors of each consumer (src/kafka/batch.c).
 CREATE TABLE stream_ext_internal.kafka_errors (
   consumer_id int NOT NULL REFERENCES stream_ext_internal.kafka_consumers ON DELETE CASCADE,
   occurred_at timestamptz NOT NULL DEFAULT now(),
@@ -891,7 +893,7 @@ CREATE VIEW stream_ext.kafka_consumers AS
          -- known only when every worker runs and the brokers gave its watermarks
          CASE WHEN c.enabled AND count(s.lag) = c.parallelism THEN sum(s.lag)::bigint END AS lag,
          coalesce(sum(s.messages), 0)::bigint AS messages,
-         (SELECT count(*) FROM stream_ext_internal.kafka_errors e WHERE e.consumer_id = c.id) AS errors,
+         c.errors,
          sum(s.rate) AS rate,
          (array_agg(s.last_error ORDER BY s.last_error_at DESC NULLS LAST))[1] AS last_error,
          max(s.last_error_at) AS last_error_at,
@@ -927,6 +929,7 @@ CREATE TABLE stream_ext_internal.kafka_producers (
   options          jsonb NOT NULL DEFAULT '{}',   -- librdkafka configuration
   staging          regclass,                      -- stream_ext_internal.kafka_sink_<id>
   produced         bigint NOT NULL DEFAULT 0,     -- messages the brokers acknowledged
+  errors           bigint NOT NULL DEFAULT 0,     -- messages set aside in kafka_sink_errors, ever
   enabled          boolean NOT NULL DEFAULT true,
   created_by       name NOT NULL DEFAULT current_user,
   made_in          text NOT NULL DEFAULT stream_ext_internal.catalog_origin(),
@@ -1152,7 +1155,8 @@ $$;
 -- Messages a producer's brokers refused for good (larger than the topic or
 -- the producer takes): set aside with their event number and key, their
 -- message cut to stream_ext.kafka_error_payload_limit characters, so that
--- they never stall the sink (src/kafka/producer.c).
+-- they never stall the sink (src/kafka/producer.c); the newest
+-- stream_ext.kafka_max_errors of each producer.
 CREATE TABLE stream_ext_internal.kafka_sink_errors (
   producer_id int NOT NULL REFERENCES stream_ext_internal.kafka_producers ON DELETE CASCADE,
   occurred_at timestamptz NOT NULL DEFAULT now(),
@@ -1171,8 +1175,7 @@ CREATE VIEW stream_ext.kafka_producers AS
               ELSE 'starting' END AS state,
          p.produced AS messages,
          stream_ext_internal.kafka_producer_pending(p.id) AS lag,
-         (SELECT count(*) FROM stream_ext_internal.kafka_sink_errors e
-           WHERE e.producer_id = p.id) AS errors,
+         p.errors,
          s.rate, s.last_error, s.last_error_at,
          stream_ext_internal.kafka_mask_options(p.options) AS options,
          p.format_options, p.staging

@@ -228,25 +228,53 @@ decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
 
 static SPIPlanPtr offsets_plan = NULL;
 static SPIPlanPtr errors_plan = NULL;
+static SPIPlanPtr count_errors_plan = NULL;
+static SPIPlanPtr trim_errors_plan = NULL;
 
-/* Insert the bad messages and the new offsets, in the batch's transaction. */
+static void
+prepare_plans(void)
+{
+	Oid			otypes[3] = {INT4OID, INT4OID, INT8OID};
+	Oid			etypes[5] = {INT4OID, INT4OID, INT8OID, TEXTOID, BYTEAOID};
+	Oid			ctypes[2] = {INT4OID, INT8OID};
+	Oid			ttypes[2] = {INT4OID, INT4OID};
+
+	offsets_plan = stream_prepare_kept_plan("UPDATE stream_ext_internal.kafka_offsets SET next_offset = $3 "
+											"WHERE consumer_id = $1 AND partition = $2", 3, otypes);
+	errors_plan = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.kafka_errors "
+										   "(consumer_id, partition, \"offset\", error, payload) "
+										   "VALUES ($1, $2, $3, $4, $5)", 5, etypes);
+	count_errors_plan = stream_prepare_kept_plan("UPDATE stream_ext_internal.kafka_consumers "
+												 "SET errors = errors + $2 WHERE id = $1", 2, ctypes);
+	trim_errors_plan = stream_prepare_kept_plan("DELETE FROM stream_ext_internal.kafka_errors "
+												"WHERE ctid = ANY (ARRAY(SELECT ctid FROM stream_ext_internal.kafka_errors "
+												"WHERE consumer_id = $1 ORDER BY occurred_at DESC, \"offset\" DESC "
+												"OFFSET $2))", 2, ttypes);
+}
+
+/*
+ * Insert the bad messages and the new offsets, in the batch's transaction.
+ * Every bad message is counted (kafka_consumers.errors); kafka_errors keeps
+ * the consumer's newest stream_ext.kafka_max_errors, so a topic full of bad
+ * messages cannot grow it without bound.
+ */
 static void
 record_errors_and_offsets(KafkaWorker *w, List *bad, const int64 *next)
 {
+	int			skip = list_length(bad) - stream_ext_kafka_max_errors;
 	ListCell   *lc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (offsets_plan == NULL)
+		prepare_plans();
+	if (bad != NIL)
 	{
-		Oid			otypes[3] = {INT4OID, INT4OID, INT8OID};
-		Oid			etypes[5] = {INT4OID, INT4OID, INT8OID, TEXTOID, BYTEAOID};
+		Datum		args[2] = {Int32GetDatum(w->cfg.id), Int64GetDatum(list_length(bad))};
 
-		offsets_plan = stream_prepare_kept_plan("UPDATE stream_ext_internal.kafka_offsets SET next_offset = $3 "
-								 "WHERE consumer_id = $1 AND partition = $2", 3, otypes);
-		errors_plan = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.kafka_errors "
-								"(consumer_id, partition, \"offset\", error, payload) "
-								"VALUES ($1, $2, $3, $4, $5)", 5, etypes);
+		/* the catalog row first, so that workers of a consumer queue in one order */
+		if (SPI_execute_plan(count_errors_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not count the undecodable Kafka messages");
 	}
 	foreach(lc, bad)
 	{
@@ -255,8 +283,17 @@ record_errors_and_offsets(KafkaWorker *w, List *bad, const int64 *next)
 			Int64GetDatum(bm->offset), CStringGetTextDatum(bm->error),
 		PointerGetDatum(bm->payload)};
 
+		if (foreach_current_index(lc) < skip)
+			continue;			/* older than the newest kafka_max_errors */
 		if (SPI_execute_plan(errors_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record an undecodable Kafka message");
+	}
+	if (bad != NIL)
+	{
+		Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(stream_ext_kafka_max_errors)};
+
+		if (SPI_execute_plan(trim_errors_plan, args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not trim the undecodable Kafka messages of consumer %d", w->cfg.id);
 	}
 	for (int i = 0; i < w->nassigned; i++)
 	{

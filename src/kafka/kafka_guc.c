@@ -12,6 +12,7 @@
 
 int			stream_ext_kafka_max_workers = 16;
 int			stream_ext_kafka_error_payload_limit = 1024;
+int			stream_ext_kafka_max_errors = 1000;
 int			stream_ext_kafka_batch_wait_ms = 100;
 int			stream_ext_kafka_sink_max_pending = 1000000;
 int			stream_ext_kafka_sink_full_wait_ms = 10000;
@@ -33,6 +34,14 @@ stream_kafka_define_gucs(void)
 							&stream_ext_kafka_error_payload_limit,
 							1024, 0, 1024 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.kafka_max_errors",
+							gettext_noop("Set-aside messages kept per Kafka consumer and per Kafka producer."),
+							gettext_noop("The newest are kept in kafka_errors and kafka_sink_errors; the errors columns count them all."),
+							&stream_ext_kafka_max_errors,
+							1000, 0, INT_MAX,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("stream_ext.kafka_batch_wait",

@@ -8,6 +8,7 @@
 
 extern int	stream_ext_kafka_max_workers;
 extern int	stream_ext_kafka_error_payload_limit;
+extern int	stream_ext_kafka_max_errors;
 extern int	stream_ext_kafka_batch_wait_ms;
 extern int	stream_ext_kafka_sink_max_pending;
 extern int	stream_ext_kafka_sink_full_wait_ms;

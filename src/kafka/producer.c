@@ -532,9 +532,9 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 	int			k = 0;
 	int			nrows = 0;
 	int			nrefused = 0;
-	Oid			argtypes[6] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		TEXTARRAYOID, INT4OID};
-	Datum		args[6];
+	Oid			argtypes[7] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		TEXTARRAYOID, INT4OID, INT4OID};
+	Datum		args[7];
 	int64		deleted = 0;
 
 	for (int i = 0; i < n; i++)
@@ -562,10 +562,21 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 		args[4] = PointerGetDatum(construct_array(errors, nrefused, TEXTOID, -1, false,
 												  TYPALIGN_INT));
 		args[5] = Int32GetDatum(stream_ext_kafka_error_payload_limit);
-		if (SPI_execute_with_args(forget_sql, 6, argtypes, args, NULL, false, 0) !=
+		args[6] = Int32GetDatum(stream_ext_kafka_max_errors);
+		if (SPI_execute_with_args(forget_sql, 7, argtypes, args, NULL, false, 0) !=
 			SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
 		deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
+		if (nrefused > 0)
+		{
+			Oid			trim_types[2] = {INT4OID, INT4OID};
+			Datum		trim_args[2] = {args[0], args[6]};
+
+			if (SPI_execute_with_args(kafka_sink_trim_errors_sql(), 2, trim_types, trim_args,
+									  NULL, false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "could not trim the set-aside messages of Kafka producer %d",
+					 w->cfg.id);
+		}
 		end_spi_transaction();
 		if (nrefused > 0)
 			ereport(LOG,

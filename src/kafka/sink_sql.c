@@ -166,16 +166,27 @@ kafka_sink_forget_sql(void)
 					"l AS (SELECT * FROM u WHERE u.event = ANY ($2)), "
 					"i AS (INSERT INTO stream_ext_internal.kafka_outbox "
 					"(producer_id, events, keys, messages) %s), "
+					"r AS (SELECT * FROM u WHERE u.event = ANY ($4)), "
 					"x AS (INSERT INTO stream_ext_internal.kafka_sink_errors "
 					"(producer_id, event, key, error, message) "
-					"SELECT $1, u.event, u.key, ($5)[pg_catalog.array_position($4, u.event)], "
-					"pg_catalog.left(u.value, $6) FROM u WHERE u.event = ANY ($4) RETURNING 1), "
+					"SELECT $1, r.event, r.key, ($5)[pg_catalog.array_position($4, r.event)], "
+					"pg_catalog.left(r.value, $6) FROM r ORDER BY r.event DESC LIMIT $7), "
 					"a AS (SELECT (SELECT pg_catalog.count(*) FROM u) - "
-					"(SELECT pg_catalog.count(*) FROM l) - (SELECT pg_catalog.count(*) FROM x) AS n) "
+					"(SELECT pg_catalog.count(*) FROM l) - (SELECT pg_catalog.count(*) FROM r) AS n) "
 					"UPDATE stream_ext_internal.kafka_producers "
-					"SET produced = produced + (SELECT n FROM a) WHERE id = $1 "
+					"SET produced = produced + (SELECT n FROM a), "
+					"errors = errors + (SELECT pg_catalog.count(*) FROM r) WHERE id = $1 "
 					"RETURNING (SELECT n FROM a)",
 					kafka_sink_outbox_rows_sql("l"));
+}
+
+/* Keep the newest stream_ext.kafka_max_errors ($2) set-aside messages of producer $1 */
+const char *
+kafka_sink_trim_errors_sql(void)
+{
+	return "DELETE FROM stream_ext_internal.kafka_sink_errors WHERE ctid = ANY (ARRAY("
+		"SELECT ctid FROM stream_ext_internal.kafka_sink_errors WHERE producer_id = $1 "
+		"ORDER BY occurred_at DESC, event DESC OFFSET $2))";
 }
 
 char *

@@ -39,11 +39,13 @@ extern char *kafka_sink_outbox_rows_sql(const char *messages);
  * the batch that was produced, not of one staged meanwhile), inserts again
  * those of their messages whose events are in $2 (not acknowledged),
  * unchanged, and sets aside in kafka_sink_errors those whose events are in
- * $4 (refused for good), with the error of the same place in $5 and the
- * message cut to $6 characters; it adds the others to
+ * $4 (refused for good), the newest $7 of them, with the error of the
+ * same place in $5 and the message cut to $6 characters; it counts the
+ * refused in kafka_producers.errors, adds the others to
  * kafka_producers.produced and returns their count.
  */
 extern char *kafka_sink_forget_sql(void);
+extern const char *kafka_sink_trim_errors_sql(void);
 
 /*
  * The statement that counts producer $1's staged events, up to $2: in the
