@@ -30,11 +30,9 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
-#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -279,14 +277,7 @@ stream_ext_kafka_main(Datum arg)
 				(long) ((GetCurrentTimestamp() - start) / 1000);
 			ssize_t		got;
 
-			CHECK_FOR_INTERRUPTS();
-			if (!PostmasterIsAlive())
-				proc_exit(1);
-			if (ConfigReloadPending)
-			{
-				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
-			}
+			kafka_serve_interrupts();
 			if (left <= 0 || n >= limit)
 				break;
 			/*

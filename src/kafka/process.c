@@ -23,6 +23,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -198,13 +199,25 @@ kafka_consumer_sleep(KafkaWorker *w, long ms)
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
+	kafka_serve_interrupts();
+	kafka_serve_callback_reports(w);
+}
+
+/*
+ * Between librdkafka calls: cancel and termination, the postmaster's death,
+ * a configuration reload.
+ */
+void
+kafka_serve_interrupts(void)
+{
 	CHECK_FOR_INTERRUPTS();
+	if (!PostmasterIsAlive())
+		proc_exit(1);
 	if (ConfigReloadPending)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 	}
-	kafka_serve_callback_reports(w);
 }
 
 char *

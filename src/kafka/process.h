@@ -27,6 +27,7 @@ extern void kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args);
 extern void kafka_report_problem(KafkaWorker *w, const char *what);
 extern void kafka_serve_callback_reports(KafkaWorker *w);
 extern void kafka_consumer_sleep(KafkaWorker *w, long ms);
+extern void kafka_serve_interrupts(void);
 extern char *kafka_spi_text(int row, int col);
 extern void kafka_load_options(KafkaWorker *w, const char *catalog);
 extern void kafka_set_conf(KafkaWorker *w, rd_kafka_conf_t *conf, const char *name,

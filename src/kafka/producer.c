@@ -34,10 +34,8 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/pmsignal.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -259,14 +257,7 @@ static void
 poll_acknowledgements(KafkaWorker *w, int ms)
 {
 	(void) rd_kafka_poll(w->rk, ms);
-	CHECK_FOR_INTERRUPTS();
-	if (!PostmasterIsAlive())
-		proc_exit(1);
-	if (ConfigReloadPending)
-	{
-		ConfigReloadPending = false;
-		ProcessConfigFile(PGC_SIGHUP);
-	}
+	kafka_serve_interrupts();
 	kafka_serve_callback_reports(w);
 	refresh_pending(w);
 }
