@@ -71,6 +71,29 @@ CREATE INDEX ON tr_rows (k) WHERE stream_ext_internal.finalize_state('sum(int8)'
   'sum(int8):\x00'::stream_ext_internal.agg_state, NULL::numeric) IS NULL;
 CREATE INDEX ON tr_rows (k) TABLESPACE pg_default;
 CREATE INDEX ON tr_rows (k) TABLESPACE pg_global;
+-- an index build that fails leaves the caller the role it was (the index is
+-- made as a superuser); CONCURRENTLY, whose own commits would not, is refused
+RESET ROLE;
+INSERT INTO tr_s VALUES ('z', 0, '2024-01-01 00:00:08+00');
+DO $$
+DECLARE n bigint;
+BEGIN
+  FOR i IN 1..400 LOOP
+    EXECUTE format('SELECT count(*) FROM %s', (SELECT state_table FROM stream_ext_internal.continuous_views
+                                               WHERE view = 'tr_rows'::regclass)) INTO n;
+    EXIT WHEN n > 0;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SET ROLE regress_trust_user;
+CREATE INDEX ON tr_rows ((1 / v));
+SELECT current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser;
+CREATE INDEX CONCURRENTLY ON tr_rows ((1 / v));
+SELECT current_user;
+-- nor may an index take a name the extension gives its own relations
+CREATE INDEX state_999999 ON tr_rows (k);
+CREATE INDEX result_1_key ON tr_rows (k);
+CREATE INDEX tr_rows_by_k ON tr_rows (k);
 DROP VIEW tr_rows;
 -- nor can it use an aggregate it may not execute
 SELECT stream_ext_internal.finalize_agg('tr_sum(int8)'::regprocedure, 1::int8, NULL::int8);
@@ -139,6 +162,16 @@ SELECT stream_ext_internal.writer_xact_in('99999999999999999999999 visible');
 SELECT stream_ext_internal.adopt_restored_view();
 SELECT stream_ext_internal.catalog_origin();
 RESET ROLE;
+-- a type that can hold a state, through a composite in a range or a
+-- multirange, is no aggregate input a view keeps (they are read back)
+CREATE TYPE tr_c AS (a stream_ext_internal.agg_state);
+CREATE TYPE tr_r AS RANGE (subtype = tr_c);
+CREATE FOREIGN TABLE tr_rs (x tr_r, w tr_r_multirange) SERVER stream_ext;
+CREATE VIEW tr_vr WITH (continuous) AS SELECT count(DISTINCT x) FROM tr_rs;
+CREATE VIEW tr_vm WITH (continuous) AS SELECT count(DISTINCT w) FROM tr_rs;
+DROP FOREIGN TABLE tr_rs;
+DROP TYPE tr_r;
+DROP TYPE tr_c;
 -- a state is read back only by the aggregate that made it: sum(int8)'s
 -- states in tr_plain's state and delta tables, and their text form (what
 -- pg_dump writes) read back by a superuser

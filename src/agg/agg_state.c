@@ -123,9 +123,9 @@ stream_agg_state_mark(Oid aggfnoid)
 
 /*
  * Can a value of type typid hold an agg_state (itself, or through a domain,
- * an array or a composite type)?  Input that nobody vouches for (a Kafka
- * message, kept inputs read back) must not be read as such a type: a
- * Kafka consumer decodes as the bootstrap superuser.
+ * an array, a range, a multirange or a composite type)?  Input that nobody
+ * vouches for (a Kafka message, kept inputs read back) must not be read as
+ * such a type: a Kafka consumer decodes as the bootstrap superuser.
  */
 static bool
 type_holds(Oid typid, Oid agg_state)
@@ -138,6 +138,10 @@ type_holds(Oid typid, Oid agg_state)
 		return true;
 	if (OidIsValid(elem))
 		return type_holds(elem, agg_state);
+	if (type_is_multirange(base))
+		return type_holds(get_multirange_range(base), agg_state);
+	if (type_is_range(base))
+		return type_holds(get_range_subtype(base), agg_state);
 	if (OidIsValid(get_typ_typrelid(base)))
 	{
 		TupleDesc	desc = lookup_rowtype_tupdesc(base, -1);

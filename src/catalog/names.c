@@ -42,6 +42,25 @@ stream_view_relation_name(int id, ViewRelation which)
 	return psprintf("%s_%d", view_relation_prefix[which], id);
 }
 
+/*
+ * Is name one the extension gives a relation of a view in
+ * stream_ext_internal: "<prefix>_<digit>...", its tables and their indexes
+ * (and the Kafka sinks' staging views, kafka_sink_<id>)?
+ */
+bool
+stream_is_reserved_internal_name(const char *name)
+{
+	for (int i = 0; i < lengthof(view_relation_prefix); i++)
+	{
+		size_t		len = strlen(view_relation_prefix[i]);
+
+		if (strncmp(name, view_relation_prefix[i], len) == 0 && name[len] == '_' &&
+			isdigit((unsigned char) name[len + 1]))
+			return true;
+	}
+	return strncmp(name, "kafka_sink_", 11) == 0 && isdigit((unsigned char) name[11]);
+}
+
 /* Is relid a continuous view's relation of kind which (of any view)? */
 bool
 stream_is_view_relation(Oid relid, ViewRelation which)

@@ -16,7 +16,10 @@
  * table's owner's, and PostgreSQL builds it as that owner).  The view's
  * owner may drop it again (ddl/internal_guard.c asks stream_is_view_index).
  * Unique indexes are refused: a duplicate row would reach the combiner
- * after its writer committed, when nobody can be told.
+ * after its writer committed, when nobody can be told.  So are CONCURRENTLY
+ * (its own commits would leave an error's abort to restore the superuser)
+ * and names the extension gives its own relations (names.c), which an index
+ * there could otherwise take before a later view needs them.
  */
 #include "postgres.h"
 
@@ -68,8 +71,11 @@ static char *
 index_name_for(Oid view, IndexStmt *stmt)
 {
 	IndexElem  *first = linitial(stmt->indexParams);
+	char	   *name = get_rel_name(view);
 
-	return ChooseRelationName(get_rel_name(view), first->name ? first->name : "expr", "idx",
+	if (stream_is_reserved_internal_name(name))
+		name = psprintf("view_%s", name);
+	return ChooseRelationName(name, first->name ? first->name : "expr", "idx",
 							  get_namespace_oid(STREAM_INTERNAL_SCHEMA, false), false);
 }
 
@@ -126,6 +132,22 @@ stream_redirect_view_index(IndexStmt *stmt, const char *queryString)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("unique indexes on continuous views are not supported"),
 				 errdetail("A continuous view keeps every row its query makes; a duplicate could not be refused to the transaction that wrote its event.")));
+
+	/*
+	 * CONCURRENTLY commits inside DefineIndex: an error after that would
+	 * abort a transaction begun as the superuser the index is made as.
+	 */
+	if (stmt->concurrent)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("CREATE INDEX CONCURRENTLY is not supported on continuous views"),
+				 errhint("Use CREATE INDEX: it blocks only the combiner's merges of the view while it builds.")));
+	if (stmt->idxname != NULL && stream_is_reserved_internal_name(stmt->idxname))
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("index name \"%s\" is reserved for the internal tables of continuous views",
+						stmt->idxname),
+				 errhint("Choose another name, or leave it out.")));
 
 	kept = row->state_table;
 	rename_columns(stmt->indexParams, view, kept);
