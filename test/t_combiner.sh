@@ -2,7 +2,9 @@
 # stream_ext.combine_interval is the merge period: committed deltas stay in
 # the delta tables (and reads already count them) until combine_interval has
 # passed since the last merge; a reload with a short interval merges them at
-# once.  Own server (its combine_interval is set at start).
+# once.  A view whose owner's combine function outlasts
+# stream_ext.view_time_limit holds up no other view's merges.  Own server
+# (its combine_interval is set at start).
 source "$(dirname "$0")/lib.sh"
 
 unset PGHOST PGPORT
@@ -49,4 +51,27 @@ q "INSERT INTO ev SELECT i % 10 FROM generate_series(1, 500) i" >/dev/null
 wait_until 10 "new deltas merged" "SELECT pending_deltas() = 0"
 [ "$(q "SELECT sum(n) FROM ev_counts")" = 1501 ] || fail "wrong count after the second merge"
 say "ok: later commits merged within the short period"
+
+# a view whose combine function never returns: its merges stop at
+# view_time_limit, its deltas set aside one at a time, and the other views
+# are merged meanwhile
+set_server_setting stream_ext.view_time_limit 500
+run_sql <<'SQL'
+CREATE FUNCTION slow_comb(a int8, b int8) RETURNS int8 LANGUAGE plpgsql IMMUTABLE
+  AS $$BEGIN PERFORM pg_sleep(3600); RETURN a + b; END$$;
+CREATE FUNCTION acc(a int8, b int) RETURNS int8 LANGUAGE sql IMMUTABLE AS $$SELECT a + b$$;
+CREATE AGGREGATE slowsum(int) (sfunc = acc, stype = int8, combinefunc = slow_comb, initcond = '0');
+CREATE VIEW slowv WITH (continuous) AS SELECT slowsum(k) AS s FROM ev;
+SQL
+for i in 1 2 3; do q "INSERT INTO ev VALUES ($i)" >/dev/null; done
+wait_until 20 "the slow view's merge stopped at the time limit" \
+	"SELECT count(*) > 0 FROM stream_ext.view_errors WHERE name = 'slowv'::regclass AND sqlstate = '54000'"
+counts_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'ev_counts'::regclass")
+for round in 1 2 3; do
+	q "INSERT INTO ev SELECT i % 10 FROM generate_series(1, 100) i" >/dev/null
+	wait_until 10 "the other view merged while the slow one fails (round $round)" "SELECT count(*) = 0 FROM $counts_delta"
+done
+[ "$(q "SELECT sum(n) FROM ev_counts")" = 1804 ] || fail "wrong count beside the slow view: $(q "SELECT sum(n) FROM ev_counts")"
+say "ok: a view whose combine function never returns stops at view_time_limit; the other views are merged"
+run_sql -c "DROP VIEW slowv"
 say PASS

@@ -311,6 +311,22 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 
+typedef struct TimedPlanRun
+{
+	CachedView *view;
+	StreamBatchEvents *events;
+	DestReceiver *dest;
+	bool		keep;
+} TimedPlanRun;
+
+static void
+run_view_plan_work(void *arg)
+{
+	TimedPlanRun *r = arg;
+
+	run_view_plan_timed(r->view, r->events, r->dest, r->keep);
+}
+
 /*
  * Run the view's plan over events, sending its rows to dest, within
  * stream_ext.view_time_limit: a run that takes longer fails with an error
@@ -319,27 +335,9 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 static void
 run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	TimedPlanRun r = {view, events, dest, keep};
 
-	stream_view_time_limit_start();
-	PG_TRY();
-	{
-		run_view_plan_timed(view, events, dest, keep);
-	}
-	PG_CATCH();
-	{
-		if (!stream_view_time_limit_stop())
-			PG_RE_THROW();
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("continuous view \"%s\" took longer than stream_ext.view_time_limit (%d ms)",
-						view->name, stream_ext_view_time_limit_ms),
-				 errhint("Make the view's expressions cheaper, or raise stream_ext.view_time_limit.")));
-	}
-	PG_END_TRY();
-	(void) stream_view_time_limit_stop();
+	stream_view_time_limited(view->name, run_view_plan_work, &r);
 }
 
 

@@ -37,6 +37,7 @@
 #include "worker/apply.h"
 #include "worker/change_events.h"
 #include "worker/forward.h"
+#include "worker/time_limit.h"
 
 /* Views whose rows change with time are compared whole this often */
 #define TIME_CHECK_MS 1000
@@ -154,6 +155,24 @@ run_emission(const char *sql, DestReceiver *dest, const char *view)
 	stream_forward_keep(dest);
 }
 
+/* The statements of one emission, run as the view's owner */
+typedef struct EmissionRun
+{
+	EmitSql    *sql;
+	DestReceiver *dest;
+	const char *view;
+} EmissionRun;
+
+static void
+run_emissions(void *arg)
+{
+	EmissionRun *r = arg;
+
+	run_emission(r->sql->diff, r->dest, r->view);
+	if (r->sql->close != NULL)
+		run_emission(r->sql->close, r->dest, r->view);
+}
+
 static void
 emit_in_transaction(void *arg)
 {
@@ -199,9 +218,12 @@ emit_in_transaction(void *arg)
 		GetUserIdAndSecContext(&saved_user, &saved_sec);
 		SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
-		run_emission(sql->diff, dest, row->name);
-		if (sql->close != NULL)
-			run_emission(sql->close, dest, row->name);
+		{
+			EmissionRun run = {sql, dest, row->name};
+
+			/* the owner's HAVING and final functions: within the time limit */
+			stream_view_time_limited(row->name, run_emissions, &run);
+		}
 		SetUserIdAndSecContext(saved_user, saved_sec);
 	}
 	AtEOXact_GUC(true, level);

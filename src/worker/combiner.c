@@ -48,6 +48,7 @@
 #include "window/merge_sql.h"
 #include "window/spec.h"
 #include "worker/apply.h"
+#include "worker/time_limit.h"
 #include "worker/view_cache.h"
 #include "worker/worker.h"
 
@@ -443,16 +444,23 @@ typedef struct OneDelta
 {
 	SPIPlanPtr	merge;
 	ItemPointer tid;
+	const char *view_name;
 } OneDelta;
 
 static void
-merge_one_delta(void *arg)
+merge_one_delta_work(void *arg)
 {
 	OneDelta   *d = arg;
 	Datum		args[1] = {PointerGetDatum(d->tid)};
 
 	if (SPI_execute_plan(d->merge, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not merge one delta");
+}
+
+static void
+merge_one_delta(void *arg)
+{
+	stream_view_time_limited(((OneDelta *) arg)->view_name, merge_one_delta_work, arg);
 }
 
 /* A delta set aside: its row as text, and why it could not be merged */
@@ -512,6 +520,7 @@ set_aside_unmergeable(void *arg)
 															   SPI_tuptable->tupdesc, 1,
 															   &isnull));
 	}
+	one.view_name = v->name;
 	one.merge = SPI_prepare(merge_sql(v, 0), 1, (Oid[]) {TIDOID});
 	remove = SPI_prepare(psprintf("DELETE FROM %s d WHERE d.ctid = $1 "
 								  "RETURNING pg_catalog.left(d::text, 1000)", delta),
@@ -537,6 +546,9 @@ set_aside_unmergeable(void *arg)
 			SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
 		d->edata = edata;
 		aside = lappend(aside, d);
+		/* one delta past the time limit per round: it could be every one */
+		if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+			break;
 	}
 	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
@@ -563,6 +575,14 @@ typedef struct MergeChunk
 } MergeChunk;
 
 static void
+merge_chunk_work(void *arg)
+{
+	MergeChunk *chunk = arg;
+
+	chunk->moved = merge_chunk(chunk->view, chunk->cleanup);
+}
+
+static void
 merge_chunk_in_transaction(void *arg)
 {
 	MergeChunk *chunk = arg;
@@ -572,8 +592,71 @@ merge_chunk_in_transaction(void *arg)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	chunk->moved = merge_chunk(chunk->view, chunk->cleanup);
+	stream_view_time_limited(chunk->view->name, merge_chunk_work, chunk);
 	SPI_finish();
+}
+
+/*
+ * Views whose merge ran past stream_ext.view_time_limit wait before the
+ * next try, 1 s doubling to 64 s, so that one view's slow code (its owner's
+ * combine or final functions) costs the other views' merges a little time
+ * now and then, not every round's.
+ */
+typedef struct SlowView
+{
+	int			id;
+	int			failures;
+	TimestampTz retry_at;
+} SlowView;
+
+static List *slow_views = NIL;	/* of SlowView, in TopMemoryContext */
+
+static SlowView *
+slow_view(int id, bool create)
+{
+	ListCell   *lc;
+	SlowView   *sv;
+	MemoryContext old;
+
+	foreach(lc, slow_views)
+		if (((SlowView *) lfirst(lc))->id == id)
+			return lfirst(lc);
+	if (!create)
+		return NULL;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	sv = palloc0(sizeof(SlowView));
+	sv->id = id;
+	slow_views = lappend(slow_views, sv);
+	MemoryContextSwitchTo(old);
+	return sv;
+}
+
+/* Is view id still waiting after running past the time limit? */
+static bool
+merge_deferred(int id)
+{
+	SlowView   *sv = slow_view(id, false);
+
+	return sv != NULL && GetCurrentTimestamp() < sv->retry_at;
+}
+
+/* Note how a merge of view id ended: past the time limit or not */
+static void
+note_merge_time(int id, bool too_slow)
+{
+	SlowView   *sv = slow_view(id, too_slow);
+
+	if (sv == NULL)
+		return;
+	if (!too_slow)
+	{
+		slow_views = list_delete_ptr(slow_views, sv);
+		pfree(sv);
+		return;
+	}
+	sv->failures = Min(sv->failures + 1, 7);
+	sv->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   1000 << (sv->failures - 1));
 }
 
 /*
@@ -589,6 +672,8 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 	MergeChunk	chunk = {v, full, MERGE_CHUNK_ROWS};
 	char		activity[NAMEDATALEN * 2 + 64];
 
+	if (merge_deferred(v->id))
+		return;
 	snprintf(activity, sizeof(activity), "stream_ext: merging deltas of continuous view %s",
 			 v->name);
 	pgstat_report_activity(STATE_RUNNING, activity);
@@ -597,6 +682,8 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 	{
 		ErrorData  *edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
 
+		note_merge_time(v->id, edata != NULL &&
+						edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED);
 		if (edata != NULL)
 		{
 			forget_plan(v->id);

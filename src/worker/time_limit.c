@@ -15,6 +15,8 @@
 
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/elog.h"
+#include "utils/memutils.h"
 #include "utils/timeout.h"
 
 #include "guc.h"
@@ -67,4 +69,35 @@ stream_view_time_limit_stop(void)
 		QueryCancelPending = false;
 	}
 	return hit;
+}
+
+/*
+ * Run work(arg), owner code of continuous view view_name, within
+ * stream_ext.view_time_limit: a run that takes longer fails with an error
+ * of the view (54000, what_hint as its hint), not a cancel.
+ */
+void
+stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	stream_view_time_limit_start();
+	PG_TRY();
+	{
+		work(arg);
+	}
+	PG_CATCH();
+	{
+		if (!stream_view_time_limit_stop())
+			PG_RE_THROW();
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("continuous view \"%s\" took longer than stream_ext.view_time_limit (%d ms)",
+						view_name, stream_ext_view_time_limit_ms),
+				 errhint("Make the view's expressions and aggregates cheaper, or raise stream_ext.view_time_limit.")));
+	}
+	PG_END_TRY();
+	(void) stream_view_time_limit_stop();
 }
