@@ -162,6 +162,20 @@ SELECT stream_ext_internal.writer_xact_in('99999999999999999999999 visible');
 SELECT stream_ext_internal.adopt_restored_view();
 SELECT stream_ext_internal.catalog_origin();
 RESET ROLE;
+-- a reader of a view sees its errors, but the events (every column of the
+-- stream) only with the right to read the stream
+CREATE ROLE regress_trust_reader;
+CREATE FOREIGN TABLE tr_s2 (k text, v int, secret text) SERVER stream_ext;
+CREATE VIEW tr_div WITH (continuous) AS SELECT k, 100 / v AS q FROM tr_s2;
+INSERT INTO tr_s2 VALUES ('a', 0, 'the password');
+GRANT SELECT ON tr_div TO regress_trust_reader;
+SET ROLE regress_trust_reader;
+SELECT name, sqlstate, message, event FROM stream_ext.view_errors WHERE name = 'tr_div'::regclass;
+RESET ROLE;
+SELECT name, sqlstate, event LIKE '%the password%' AS event_shown
+  FROM stream_ext.view_errors WHERE name = 'tr_div'::regclass;
+DROP FOREIGN TABLE tr_s2 CASCADE;
+DROP ROLE regress_trust_reader;
 -- a type that can hold a state, through a composite in a range or a
 -- multirange, is no aggregate input a view keeps (they are read back)
 CREATE TYPE tr_c AS (a stream_ext_internal.agg_state);

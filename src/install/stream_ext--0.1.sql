@@ -490,14 +490,19 @@ CREATE VIEW stream_ext.commit_latency AS
   SELECT l.commits, l.p50_ms, l.p99_ms, l.max_ms
     FROM stream_ext_internal.commit_latency() l;
 
+-- The errors and late events of the views the reader may read; the events
+-- themselves (every column of the stream, which the view may not show) only
+-- to those who may read the stream.
 CREATE VIEW stream_ext.view_errors AS
-  SELECT v.view AS name, e.occurred_at, e.sqlstate, e.message, e.event
+  SELECT v.view AS name, e.occurred_at, e.sqlstate, e.message,
+         CASE WHEN pg_catalog.has_table_privilege(v.stream, 'SELECT') THEN e.event END AS event
     FROM stream_ext_internal.view_errors e
     JOIN stream_ext_internal.continuous_views v ON v.id = e.view_id
-   WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');  -- errors show event contents
+   WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');
 
 CREATE VIEW stream_ext.late_events AS
-  SELECT v.view AS name, l.arrived_at, l.event_time, l.watermark, l.event
+  SELECT v.view AS name, l.arrived_at, l.event_time, l.watermark,
+         CASE WHEN pg_catalog.has_table_privilege(v.stream, 'SELECT') THEN l.event END AS event
     FROM stream_ext_internal.late_events l
     JOIN stream_ext_internal.continuous_views v ON v.id = l.view_id
    WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');
