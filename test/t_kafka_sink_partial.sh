@@ -8,7 +8,8 @@
 # are counted once, also across a kill -9; the topic holds each delivered
 # event once with its header, the refused one never.  kafka_sink_errors keeps
 # the newest stream_ext.kafka_max_errors; kafka_producers.errors counts all.
-# Own server.
+# A broker's "too large" for a whole batch sets nothing aside: each of its
+# messages is produced again alone.  Own server.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -94,6 +95,25 @@ wait_until 60 "two more refused events counted" "SELECT messages = 102 AND error
 got=$(q "SELECT count(*) || ' ' || string_agg(key || ':' || left(message, 20), ',') FROM stream_ext.kafka_sink_errors")
 [ "$got" = '1 k2:{"k":"k2","i":202,"n' ] || fail "kafka_sink_errors with kafka_max_errors = 1 holds '$got', not the newest refused event alone"
 say "ok: kafka_sink_errors keeps the newest kafka_max_errors refused events, kafka_producers.errors counts all 3"
+
+# a broker answers "too large" for a whole request (a record batch larger
+# than the topic takes): its small messages are produced again, each alone,
+# and none is set aside
+mock_cmd "errors 0 10 1"
+run_sql -c "INSERT INTO pe SELECT 'k' || (g % 3), 1000 + g, 'small' FROM generate_series(1, 50) g"
+wait_until 60 "the 50 small events produced after the broker's refusal of their batch" \
+	"SELECT messages = 152 AND errors = 3 AND lag = 0 FROM stream_ext.kafka_producers"
+[ "$(q "SELECT count(*) FROM stream_ext_internal.kafka_sink_errors")" = 1 ] ||
+	fail "events of a batch a broker refused as a whole were set aside"
+say "ok: a broker's refusal of a whole batch as too large sets nothing aside: each message produced again alone"
+# refused again when alone, a message is set aside: its batch, then it alone
+mock_cmd "errors 0 10 2"
+run_sql -c "INSERT INTO pe SELECT 'k1', 2000 + g, 'alone' FROM generate_series(1, 3) g"
+wait_until 60 "two of three produced, the first set aside" \
+	"SELECT messages = 154 AND errors = 4 AND lag = 0 FROM stream_ext.kafka_producers"
+[ "$(q "SELECT key || ':' || left(message, 20) FROM stream_ext.kafka_sink_errors")" = 'k1:{"k":"k1","i":2001,"' ] ||
+	fail "not the first event refused alone set aside: $(q "SELECT key || ':' || left(message, 20) FROM stream_ext.kafka_sink_errors")"
+say "ok: a message a broker refuses when sent alone is set aside"
 
 run_sql -c "SELECT stream_ext.kafka_drop_producer('pe', 'part')"
 [ "$(q "SELECT count(*) FROM stream_ext_internal.kafka_outbox") $(q "SELECT count(*) FROM stream_ext_internal.kafka_sink_errors")" = "0 0" ] ||

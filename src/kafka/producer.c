@@ -73,16 +73,39 @@ typedef struct OutboxMessage
 	char	   *refused;		/* refused for good (too large): the error;
 								 * set aside, not produced again */
 	bool		row_start;		/* the first of its outbox row */
+	bool		alone;			/* produced alone: a broker's "too large"
+								 * is then the message's own */
+	bool		too_large;		/* a broker said too large of its batch */
 } OutboxMessage;
 
 /*
  * Is err a refusal of the message itself, which producing it again cannot
- * change?  (Not one of the topic, the brokers or the producer.)
+ * change?  (Not one of the topic, the brokers or the producer.)  Only when
+ * librdkafka refuses the message at once, or a broker refuses it sent
+ * alone: a broker answers for a whole record batch, and says "too large"
+ * of every small message of a batch that is too large as a whole.
  */
 static bool
 refused_for_good(rd_kafka_resp_err_t err)
 {
 	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+}
+
+/*
+ * Events a broker refused as too large in a batch with others: produced
+ * again each alone (in w->cxt; they are few, and forgotten once settled).
+ */
+static List *send_alone = NIL;
+
+static bool
+sent_alone(int64 event)
+{
+	ListCell   *lc;
+
+	foreach(lc, send_alone)
+		if (*(int64 *) lfirst(lc) == event)
+			return true;
+	return false;
 }
 
 static KafkaWorker worker;
@@ -188,11 +211,13 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 	if (inflight == NULL)
 		return;
-	if (m->err && refused_for_good(m->err))
+	if (m->err && refused_for_good(m->err) && inflight[i].alone)
 		inflight[i].refused = MemoryContextStrdup(GetMemoryChunkContext(inflight),
 												  rd_kafka_err2str(m->err));
 	else if (m->err)
 	{
+		/* too large in a batch: produced again alone (enqueue_batch) */
+		inflight[i].too_large = refused_for_good(m->err);
 		inflight[i].failed = true;
 		snprintf(last_delivery_error, sizeof(last_delivery_error), "%s: %s",
 				 rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
@@ -438,6 +463,11 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 		if (msgs[i].done || msgs[i].refused)
 			continue;
 		msgs[i].failed = false;
+		msgs[i].too_large = false;
+		msgs[i].alone = send_alone != NIL && sent_alone(msgs[i].event);
+		/* alone: in a request of its own, after the others in flight */
+		while (msgs[i].alone && outstanding > 0)
+			poll_acknowledgements(w, POLL_SLICE_MS);
 		snprintf(header, sizeof(header), "%d-" INT64_FORMAT, w->cfg.id, msgs[i].event);
 		for (;;)
 		{
@@ -457,7 +487,8 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 		if (err && refused_for_good(err))
 		{
 			/* refused at once for good (too large): set aside */
-			msgs[i].refused = pstrdup(rd_kafka_err2str(err));
+			msgs[i].refused = MemoryContextStrdup(GetMemoryChunkContext(msgs),
+												  rd_kafka_err2str(err));
 			continue;
 		}
 		if (err)
@@ -470,6 +501,8 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 			continue;
 		}
 		outstanding++;
+		while (msgs[i].alone && outstanding > 0)
+			poll_acknowledgements(w, POLL_SLICE_MS);
 		if (i % 1000 == 999)
 			poll_acknowledgements(w, 0);
 	}
@@ -726,6 +759,8 @@ stream_ext_kafka_producer_main(Datum arg)
 			(void) pgstat_report_stat(false);
 			if (all)
 			{
+				list_free_deep(send_alone);
+				send_alone = NIL;
 				if (failures > 0 || w->failures_to_reset)
 				{
 					LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
@@ -747,7 +782,18 @@ stream_ext_kafka_producer_main(Datum arg)
 				int			left = 0;
 
 				for (int i = 0; i < n; i++)
+				{
 					left += (cur[i].done || cur[i].refused) ? 0 : 1;
+					if (cur[i].too_large)
+					{
+						MemoryContext old = MemoryContextSwitchTo(w->cxt);
+						int64	   *event = palloc(sizeof(int64));
+
+						*event = cur[i].event;
+						send_alone = lappend(send_alone, event);
+						MemoryContextSwitchTo(old);
+					}
+				}
 				failures++;
 				kafka_slot_set_state(w->slot, "retrying");
 				kafka_report_problem(w, psprintf("could not deliver %d messages: %s", left,
