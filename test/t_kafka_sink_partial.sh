@@ -114,6 +114,15 @@ wait_until 60 "two of three produced, the first set aside" \
 [ "$(q "SELECT key || ':' || left(message, 20) FROM stream_ext.kafka_sink_errors")" = 'k1:{"k":"k1","i":2001,"' ] ||
 	fail "not the first event refused alone set aside: $(q "SELECT key || ':' || left(message, 20) FROM stream_ext.kafka_sink_errors")"
 say "ok: a message a broker refuses when sent alone is set aside"
+# so is an invalid record (a broker's INVALID_RECORD: no key for a compacted
+# topic, say), which would otherwise stall the sink
+mock_cmd "errors 0 87 2"
+run_sql -c "INSERT INTO pe SELECT 'k2', 3000 + g, 'invalid' FROM generate_series(1, 3) g"
+wait_until 60 "two of three produced, the invalid one set aside" \
+	"SELECT messages = 156 AND errors = 5 AND lag = 0 FROM stream_ext.kafka_producers"
+[ "$(q "SELECT key || ':' || error FROM stream_ext.kafka_sink_errors")" = 'k2:Broker: Broker failed to validate record' ] ||
+	fail "not the invalid record set aside: $(q "SELECT key || ':' || error FROM stream_ext.kafka_sink_errors")"
+say "ok: an invalid record is set aside, the sink goes on"
 
 run_sql -c "SELECT stream_ext.kafka_drop_producer('pe', 'part')"
 [ "$(q "SELECT count(*) FROM stream_ext_internal.kafka_outbox") $(q "SELECT count(*) FROM stream_ext_internal.kafka_sink_errors")" = "0 0" ] ||

@@ -268,14 +268,6 @@ record_errors_and_offsets(KafkaWorker *w, List *bad, const int64 *next)
 		elog(ERROR, "SPI_connect failed");
 	if (offsets_plan == NULL)
 		prepare_plans();
-	if (bad != NIL)
-	{
-		Datum		args[2] = {Int32GetDatum(w->cfg.id), Int64GetDatum(list_length(bad))};
-
-		/* the catalog row first, so that workers of a consumer queue in one order */
-		if (SPI_execute_plan(count_errors_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not count the undecodable Kafka messages");
-	}
 	foreach(lc, bad)
 	{
 		BadMessage *bm = lfirst(lc);
@@ -290,8 +282,15 @@ record_errors_and_offsets(KafkaWorker *w, List *bad, const int64 *next)
 	}
 	if (bad != NIL)
 	{
+		Datum		count_args[2] = {Int32GetDatum(w->cfg.id), Int64GetDatum(list_length(bad))};
 		Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(stream_ext_kafka_max_errors)};
 
+		/*
+		 * The catalog row before the trim, so that workers of a consumer
+		 * trim one after the other (and hold the row only from here).
+		 */
+		if (SPI_execute_plan(count_errors_plan, count_args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not count the undecodable Kafka messages");
 		if (SPI_execute_plan(trim_errors_plan, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not trim the undecodable Kafka messages of consumer %d", w->cfg.id);
 	}

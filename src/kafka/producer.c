@@ -75,7 +75,8 @@ typedef struct OutboxMessage
 	bool		row_start;		/* the first of its outbox row */
 	bool		alone;			/* produced alone: a broker's "too large"
 								 * is then the message's own */
-	bool		too_large;		/* a broker said too large of its batch */
+	bool		too_large;		/* a broker refused it for good with its
+								 * batch: too large, or an invalid record */
 } OutboxMessage;
 
 /*
@@ -88,7 +89,8 @@ typedef struct OutboxMessage
 static bool
 refused_for_good(rd_kafka_resp_err_t err)
 {
-	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+		err == RD_KAFKA_RESP_ERR_INVALID_RECORD;	/* e.g. no key for a compacted topic */
 }
 
 /*
@@ -216,7 +218,7 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 												  rd_kafka_err2str(m->err));
 	else if (m->err)
 	{
-		/* too large in a batch: produced again alone (enqueue_batch) */
+		/* refused with its batch: produced again alone (enqueue_batch) */
 		inflight[i].too_large = refused_for_good(m->err);
 		inflight[i].failed = true;
 		snprintf(last_delivery_error, sizeof(last_delivery_error), "%s: %s",
