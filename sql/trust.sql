@@ -280,6 +280,52 @@ SELECT format('CREATE FOREIGN TABLE tr_wide (%s) SERVER stream_ext',
 SELECT count(*) FROM pg_attribute WHERE attrelid = 'tr_wide'::regclass AND attnum > 0;
 DROP FOREIGN TABLE tr_wide;
 
+-- the extension's SQL run as a superuser finds nothing through the caller's
+-- search_path: an owner's operator = ahead of pg_catalog's
+SET ROLE regress_trust_user;
+CREATE FUNCTION tr_evil_eq(int4, int4) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION 'tr_evil_eq ran as a superuser';
+  END IF;
+  RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = tr_evil_eq);
+CREATE FOREIGN TABLE tr_s3 (x int, ts timestamptz) SERVER stream_ext;
+CREATE VIEW tr_wm WITH (continuous, time_column = 'ts') AS SELECT x, count(*) AS n FROM tr_s3 GROUP BY x;
+INSERT INTO tr_s3 VALUES (1, '2024-01-01 00:00:05+00');
+SET search_path = public, pg_catalog;
+SELECT stream_ext.create_change_stream('tr_wm', 'tr_wm_changes') IS NOT NULL AS made;
+SELECT stream_ext.truncate_continuous_view('tr_wm');
+RESET search_path;
+-- a view's code changes no setting of the workers' sessions (set_config
+-- there would outlive the batch, and reach the next views and the
+-- workers' own catalog reads)
+CREATE VIEW tr_setter WITH (continuous) AS
+  SELECT x, pg_catalog.set_config('search_path', 'public, pg_catalog', false) AS sp FROM tr_s3;
+CREATE VIEW tr_path WITH (continuous) AS
+  SELECT pg_catalog.current_setting('search_path') AS sp, count(*) AS n FROM tr_s3 GROUP BY 1;
+INSERT INTO tr_s3 SELECT g, '2024-01-01 00:00:06+00' FROM generate_series(1, 10) g;
+INSERT INTO tr_s3 SELECT g, '2024-01-01 00:00:06+00' FROM generate_series(1, 10) g;
+INSERT INTO tr_s3 SELECT g, '2024-01-01 00:00:06+00' FROM generate_series(1, 10) g;
+SELECT sp, n FROM tr_path;
+-- nor of a writer's session, when the writer puts a transform's rows in its
+-- table itself (a superuser has the owner's rights)
+CREATE TABLE tr_out (x int);
+CREATE VIEW tr_into WITH (continuous, output = 'tr_out') AS
+  SELECT x + 0 * pg_catalog.length(pg_catalog.set_config('search_path', 'public, pg_catalog', false))
+  FROM tr_s3;
+RESET ROLE;
+INSERT INTO tr_s3 VALUES (7, '2024-01-01 00:00:07+00');
+SHOW search_path;
+SELECT x FROM tr_out;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE tr_s3 CASCADE;
+DROP TABLE tr_out;
+DROP OPERATOR public.= (int4, int4);
+DROP FUNCTION tr_evil_eq(int4, int4);
+RESET client_min_messages;
+
 SET client_min_messages = warning;
 DROP FOREIGN TABLE tr_own CASCADE;
 DROP FUNCTION tr_is_a(text) CASCADE;

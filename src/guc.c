@@ -142,3 +142,20 @@ stream_ext_define_gucs(void)
 
 	MarkGUCPrefixReserved("stream_ext");
 }
+
+/*
+ * Resolve names as the extension's own SQL must, whoever's session it runs
+ * in: search_path = pg_catalog, then pg_temp (named last: left implicit it
+ * would be searched first, and a session's temporary objects could hide
+ * pg_catalog's).  Until AtEOXact_GUC(false, the returned level), which also
+ * drops any setting code run meanwhile changed.
+ */
+int
+stream_pin_internal_search_path(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}

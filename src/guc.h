@@ -26,5 +26,6 @@ extern int	stream_ext_view_time_limit_ms;
 extern int	stream_ext_join_cache_kb;
 
 extern void stream_ext_define_gucs(void);
+extern int	stream_pin_internal_search_path(void);
 
 #endif

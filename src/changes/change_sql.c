@@ -56,7 +56,8 @@ static const char *const pinned_settings[][2] = {
 
 /*
  * Pin the settings that decide how values are written as text, until
- * AtEOXact_GUC(true, the returned level).
+ * AtEOXact_GUC(false, the returned level) (false: any setting the view's code
+ * changed meanwhile goes too).
  */
 int
 stream_changes_pin_text(void)

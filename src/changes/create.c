@@ -32,6 +32,7 @@
 #include "utils/regproc.h"
 
 #include "changes/changes.h"
+#include "guc.h"
 #include "ddl/create_view.h"
 #include "stream/fdw.h"
 #include "window/lateness.h"
@@ -87,6 +88,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	Oid			saved_user;
 	int			saved_sec;
 	int			level;
+	int			path_level;
 	char	   *watermark;
 	List	   *keys;
 	char	   *key_columns;
@@ -126,7 +128,12 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 	stream = RangeVarGetRelid(rv, NoLock, false);
 
-	/* its tables are the extension's to make, and the view owner's to have */
+	/*
+	 * Its tables are the extension's to make, and the view owner's to have;
+	 * names resolve as the extension's (the superuser's SQL must not find
+	 * the caller's operators or types first).
+	 */
+	path_level = stream_pin_internal_search_path();
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	keys = stream_changes_own_keys(row);
@@ -165,7 +172,8 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	if (SPI_execute(sql->diff, false, 0) != SPI_OK_SELECT ||
 		(sql->close != NULL && SPI_execute(sql->close, false, 0) != SPI_OK_SELECT))
 		elog(ERROR, "could not read the rows of continuous view %d", id);
-	AtEOXact_GUC(true, level);
+	AtEOXact_GUC(false, level);
+	AtEOXact_GUC(false, path_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	SPI_finish();

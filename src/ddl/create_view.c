@@ -55,6 +55,7 @@
 #include "catalog/catalog.h"
 #include "catalog/view_errors.h"
 #include "ddl/create_view.h"
+#include "guc.h"
 #include "stream/fdw.h"
 #include "ddl/read_view.h"
 #include "ddl/restore.h"
@@ -381,6 +382,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	Oid			nspid;
 	Oid			saved_user;
 	int			saved_sec;
+	int			path_level;
 	int			id;
 	Oid			state_relid;
 	Oid			delta_relid;
@@ -427,10 +429,12 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 
 	/* Internal objects are made by the extension's owner, then handed over. */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	path_level = stream_pin_internal_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	id = stream_catalog_next_view_id();
 	create_state_tables(shape, id);
 	stream_hand_over_view_relations(id, saved_user);
+	AtEOXact_GUC(false, path_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	state_relid = stream_view_relation_relid(id, VIEW_STATE_TABLE, false);
@@ -457,9 +461,11 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	CommandCounterIncrement();
 	view_relid = get_relname_relid(name->relname, nspid);
 
+	path_level = stream_pin_internal_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, original, output_relid,
 					   options->notify);
+	AtEOXact_GUC(false, path_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	stream_record_view_dependencies(view_relid, original, shape);
@@ -501,6 +507,7 @@ stream_follow_view_owner(Oid view)
 	Oid			owner;
 	Oid			saved_user;
 	int			saved_sec;
+	int			path_level;
 
 	if (id < 0)
 		return;
@@ -511,11 +518,13 @@ stream_follow_view_owner(Oid view)
 	ReleaseSysCache(tuple);
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	path_level = stream_pin_internal_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	give_view_relations_to(id, owner);
 	SPI_finish();
+	AtEOXact_GUC(false, path_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 
@@ -594,6 +603,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	int			id;
 	Oid			saved_user;
 	int			saved_sec;
+	int			path_level;
 
 	id = stream_owned_continuous_view_id(view);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -620,9 +630,11 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	}
 	/* the watermark starts over too; catalog rows are the extension's */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	path_level = stream_pin_internal_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	stream_lateness_reset_view(id);
 	stream_view_errors_forget(id);
+	AtEOXact_GUC(false, path_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	SPI_finish();
 	PG_RETURN_VOID();

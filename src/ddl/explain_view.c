@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "nodes/readfuncs.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
@@ -53,6 +54,7 @@ stream_ext_explain_continuous_view(PG_FUNCTION_ARGS)
 	ContinuousViewRow *row = stream_catalog_view(stream_owned_continuous_view_id(view));
 	Oid			saved_user;
 	int			saved_sec;
+	int			guc_level;
 	char	   *text;
 	char	   *line;
 	char	   *next;
@@ -61,7 +63,10 @@ stream_ext_explain_continuous_view(PG_FUNCTION_ARGS)
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	/* planning runs the owner's immutable functions: their settings go after */
+	guc_level = NewGUCNestLevel();
 	text = explain_batch_plan(row);
+	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	for (line = text; *line != '\0'; line = next)

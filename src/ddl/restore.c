@@ -76,7 +76,7 @@ stream_portable_query_text(Query *query)
 	int			nestlevel = enter_empty_search_path();
 	char	   *text = pg_get_querydef(query, false);
 
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 	return text;
 }
 
@@ -310,7 +310,7 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 	wtext.lateness = column_text(tuple, desc, "allowed_lateness");
 	wtext.keep_late = column_text(tuple, desc, "keep_late");
 	shape = stream_view_shape(analyzed, stream_window_spec_from_text(&wtext));
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	if (shape->stream != stream)

@@ -25,8 +25,9 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
@@ -196,11 +197,14 @@ reap_one_batch(void *arg)
 	ReapTarget *t = arg;
 	Oid			saved_user;
 	int			saved_sec;
+	int			guc_level;
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(t->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	guc_level = NewGUCNestLevel();
 	t->deleted = stream_reap_batch(t->id, t->spec);
+	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 

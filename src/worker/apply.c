@@ -267,6 +267,7 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 	QueryDesc  *qd;
 	Oid			saved_user;
 	int			saved_sec;
+	int			guc_level;
 	bool		one_writer = false;
 
 	/*
@@ -276,6 +277,8 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	/* what the owner's code sets (set_config) does not outlive the run */
+	guc_level = NewGUCNestLevel();
 	if (TransactionIdIsValid(events->writer))
 		plan = view_cache_plan(view, true);
 	if (plan != NULL)
@@ -308,6 +311,7 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 		FreeQueryDesc(qd);
 	}
 	stream_scan_source = NULL;
+	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 

@@ -226,7 +226,7 @@ emit_in_transaction(void *arg)
 		}
 		SetUserIdAndSecContext(saved_user, saved_sec);
 	}
-	AtEOXact_GUC(true, level);
+	AtEOXact_GUC(false, level);
 	SPI_finish();
 	dest->rDestroy(dest);
 

@@ -81,7 +81,7 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
 #define MERGE_CHUNK_ROWS 10000
 
 /*
- * Plan what follows, until AtEOXact_GUC(true, the returned level), with
+ * Plan what follows, until AtEOXact_GUC(false, the returned level), with
  * enable_seqscan off.  A merge statement finds its chunk of deltas by ctid
  * (ctid = ANY (ARRAY(...)), or ctid = $1); its plan is kept, and was made
  * when the delta table may have been nearly empty, when a sequential scan
@@ -434,7 +434,7 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 	if (cleanup &&
 		SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "cleanup of continuous view %d failed", v->id);
-	AtEOXact_GUC(true, guc_level);
+	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 	return moved;
 }
@@ -550,7 +550,7 @@ set_aside_unmergeable(void *arg)
 		if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 			break;
 	}
-	AtEOXact_GUC(true, guc_level);
+	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	stream_view_errors_begin(&log, v->id);

@@ -54,7 +54,9 @@
 
 /*
  * Pin the settings workers pin that matter here (worker/settings.c), until
- * AtEOXact_GUC at the level returned: search_path = pg_catalog, then
+ * AtEOXact_GUC(false, the level returned), which also drops any setting
+ * the owners' code changed (set_config(..., false) would otherwise outlive
+ * the apply in the writer's session): search_path = pg_catalog, then
  * pg_temp (the catalog's SQL and the views' planning resolve nothing through
  * the writer's path; pg_temp named last, since left implicit it would be
  * searched first and the writer's temporary objects could hide
@@ -210,7 +212,7 @@ writer_applies(Oid stream)
 		if (nestlevel == 0)
 			nestlevel = pin_worker_settings();
 		edata = stream_try_in_subtransaction(check_transforms, &check);
-		AtEOXact_GUC(true, nestlevel);
+		AtEOXact_GUC(false, nestlevel);
 		if (edata != NULL)
 		{
 			leave_to_workers(edata, "deciding what the writer applies itself failed");
@@ -218,7 +220,7 @@ writer_applies(Oid stream)
 		}
 	}
 	else if (nestlevel > 0)
-		AtEOXact_GUC(true, nestlevel);
+		AtEOXact_GUC(false, nestlevel);
 	return check.result;
 }
 
@@ -287,7 +289,7 @@ writer_apply(Oid stream, HeapTupleData *tuples, int nevents)
 	UpdateActiveSnapshotCommandId();
 	nestlevel = pin_worker_settings();
 	edata = stream_try_in_subtransaction(apply_in_subtransaction, &apply);
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
 	if (edata != NULL)
