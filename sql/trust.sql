@@ -326,6 +326,44 @@ DROP OPERATOR public.= (int4, int4);
 DROP FUNCTION tr_evil_eq(int4, int4);
 RESET client_min_messages;
 
+-- a writer applies a transform itself only in a session of a role with the
+-- owner's rights: not in another role's session calling the owner's
+-- SECURITY DEFINER function (the transform sees the session it runs in)
+CREATE ROLE regress_trust_owner;
+GRANT CREATE ON SCHEMA public TO regress_trust_owner;
+SET ROLE regress_trust_owner;
+CREATE FOREIGN TABLE tr_s4 (x int) SERVER stream_ext;
+CREATE TABLE tr_apps (x int, app text);
+CREATE VIEW tr_app_tf WITH (continuous, output = 'tr_apps') AS
+  SELECT x, pg_catalog.current_setting('application_name') FROM tr_s4;
+CREATE FUNCTION tr_put(v int) RETURNS void LANGUAGE sql SECURITY DEFINER
+  AS $$ INSERT INTO public.tr_s4 VALUES (v) $$;
+RESET ROLE;
+SET SESSION AUTHORIZATION regress_trust_user;
+SET application_name = 'tr_caller';
+SELECT tr_put(1);
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION regress_trust_owner;
+SET application_name = 'tr_owner';
+SELECT tr_put(2);
+RESET SESSION AUTHORIZATION;
+RESET application_name;
+DO $$BEGIN
+  FOR i IN 1..400 LOOP
+    EXIT WHEN (SELECT count(*) FROM tr_apps) = 2;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT x, app = 'tr_caller' AS in_callers_session, app = 'tr_owner' AS in_owners_session
+  FROM tr_apps ORDER BY x;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE tr_s4 CASCADE;
+DROP TABLE tr_apps;
+DROP FUNCTION tr_put(int);
+REVOKE CREATE ON SCHEMA public FROM regress_trust_owner;
+DROP ROLE regress_trust_owner;
+RESET client_min_messages;
+
 SET client_min_messages = warning;
 DROP FOREIGN TABLE tr_own CASCADE;
 DROP FUNCTION tr_is_a(text) CASCADE;

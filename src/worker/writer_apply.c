@@ -107,9 +107,12 @@ transform_direct(CachedView *view)
 	 * controls: its temporary objects (types, relations found through
 	 * pg_temp), the functions it compiled under its own search_path
 	 * (PL/pgSQL keeps their variables' types).  Only a writer with the
-	 * owner's rights may have it run here; others leave it to the workers.
+	 * owner's rights may have it run here, in a session of a role with them
+	 * too (not another role's call of the writer's SECURITY DEFINER
+	 * function); others leave it to the workers.
 	 */
-	if (!has_privs_of_role(GetUserId(), view->owner))
+	if (!has_privs_of_role(GetUserId(), view->owner) ||
+		!has_privs_of_role(GetSessionUserId(), view->owner))
 		return false;
 	/* planned as the owner, as a worker plans it (apply.c) */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
