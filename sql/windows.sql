@@ -184,6 +184,26 @@ INSERT INTO w_s (url, user_id, latency, event_ts) VALUES ('/again', 9, 1, '2052-
 SELECT * FROM w_late ORDER BY bucket;
 SELECT name, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
 
+-- infinite event times fall in no hopping or session window and move no
+-- watermark; a lateness reaching before the first timestamp makes nothing
+-- late, and fails nothing
+CREATE FOREIGN TABLE w_inf (ts timestamptz, v int) SERVER stream_ext;
+CREATE VIEW w_inf_hop WITH (continuous, hop_size = '2 hours', hop_slide = '1 hour', time_column = 'ts') AS
+  SELECT v, count(*) FROM w_inf GROUP BY v;
+CREATE VIEW w_inf_ses WITH (continuous, session_gap = '1 hour', time_column = 'ts') AS
+  SELECT v, count(*) FROM w_inf GROUP BY v;
+CREATE VIEW w_inf_far WITH (continuous, time_column = 'ts', allowed_lateness = '10000 years') AS
+  SELECT count(*) FROM w_inf;
+INSERT INTO w_inf VALUES ('2052-01-05 10:00+00', 1);
+INSERT INTO w_inf VALUES ('infinity', 1), ('-infinity', 2);
+INSERT INTO w_inf VALUES ('2052-01-05 10:30+00', 1);
+SELECT * FROM w_inf_hop ORDER BY window_start, v;
+SELECT * FROM w_inf_ses ORDER BY session_start, v;
+SELECT * FROM w_inf_far;
+SELECT name, late_events, watermark FROM stream_ext.view_stats
+ WHERE name IN ('w_inf_hop'::regclass, 'w_inf_ses'::regclass, 'w_inf_far'::regclass) ORDER BY name::text;
+DROP FOREIGN TABLE w_inf CASCADE;
+
 DROP FOREIGN TABLE w_s CASCADE;
 SELECT count(*) FROM stream_ext_internal.view_watermarks;
 SELECT count(*) FROM stream_ext_internal.late_events;

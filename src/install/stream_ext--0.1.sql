@@ -150,6 +150,9 @@ CREATE INDEX ON stream_ext_internal.view_errors (view_id, occurred_at);
 -- deltas of other keys)
 CREATE FUNCTION stream_ext_internal.xid_visible(xid8) RETURNS boolean
   AS 'MODULE_PATHNAME', 'stream_ext_xid_visible' LANGUAGE C STRICT STABLE PARALLEL SAFE COST 10;
+-- max_event_time - allowed_lateness, -infinity below the timestamps there are
+CREATE FUNCTION stream_ext_internal.watermark(timestamptz, interval) RETURNS timestamptz
+  AS 'MODULE_PATHNAME', 'stream_ext_watermark' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION stream_ext_internal.event_xid8(xid) RETURNS xid8
   AS 'MODULE_PATHNAME', 'stream_ext_event_xid8' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 CREATE FUNCTION stream_ext_internal.xid_committed(xid8) RETURNS boolean
@@ -422,10 +425,11 @@ CREATE VIEW stream_ext.view_stats AS
          max(c.last_applied) AS last_applied,
          coalesce(sum(c.errors), 0)::bigint AS errors,
          w.late_events,
-         greatest(w.max_event_time,
-                  (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
-                    WHERE p.view_id = v.id AND stream_ext_internal.xid_visible(p.writer_xid)))
-           - v.allowed_lateness AS watermark,
+         stream_ext_internal.watermark(
+           greatest(w.max_event_time,
+                    (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
+                      WHERE p.view_id = v.id AND stream_ext_internal.xid_visible(p.writer_xid))),
+           v.allowed_lateness) AS watermark,
          coalesce(r.rate_10s, 0) AS rate_10s,
          coalesce(r.rate_1m, 0) AS rate_1m,
          coalesce(r.rate_5m, 0) AS rate_5m,

@@ -39,6 +39,45 @@
 #include "window/lateness.h"
 #include "window/time_expr.h"
 
+PG_FUNCTION_INFO_V1(stream_ext_watermark);
+
+/*
+ * max_time - lateness, or -infinity when that is before the first
+ * timestamp there is (a lateness of ten thousand years, say): then no event
+ * is late, and nothing fails.
+ */
+static TimestampTz
+watermark_of(TimestampTz max_time, Interval *lateness)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile TimestampTz mark = DT_NOBEGIN;
+
+	if (TIMESTAMP_NOT_FINITE(max_time))
+		return max_time;
+	PG_TRY();
+	{
+		mark = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+													   TimestampTzGetDatum(max_time),
+													   IntervalPGetDatum(lateness)));
+	}
+	PG_CATCH();
+	{
+		/* timestamp out of range: a pure function's error, nothing to undo */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		mark = DT_NOBEGIN;
+	}
+	PG_END_TRY();
+	return mark;
+}
+
+/* stream_ext_internal.watermark(max_event_time, allowed_lateness), for SQL */
+Datum
+stream_ext_watermark(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(watermark_of(PG_GETARG_TIMESTAMPTZ(0), PG_GETARG_INTERVAL_P(1)));
+}
+
 static SPIPlanPtr lock_watermark = NULL;
 static SPIPlanPtr fold_pending = NULL;
 static SPIPlanPtr note_pending = NULL;
@@ -94,7 +133,8 @@ event_time(HeapTuple event, AttrNumber attnum, TupleDesc desc, TimestampTz *time
 		default:
 			*time = DatumGetTimestampTz(value);
 	}
-	return true;
+	/* infinity and -infinity are no time to judge lateness by, like NULL */
+	return !TIMESTAMP_NOT_FINITE(*time);
 }
 
 typedef struct WriterMax
@@ -186,9 +226,7 @@ stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 		}
 	}
 	if (have_max)
-		cutoff = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
-														 TimestampTzGetDatum(max_time),
-														 IntervalPGetDatum(w->lateness)));
+		cutoff = watermark_of(max_time, w->lateness);
 
 	stream = table_open(events->stream, AccessShareLock);
 	attnum = stream_window_time_attnum(w, events->stream);
@@ -267,12 +305,12 @@ stream_lateness_watermark_literal(int view_id)
 	Datum		values[1] = {Int32GetDatum(view_id)};
 	char	   *text;
 
-	if (SPI_execute_with_args("SELECT GREATEST(w.max_event_time, "
+	if (SPI_execute_with_args("SELECT " STREAM_INTERNAL_SCHEMA ".watermark(GREATEST(w.max_event_time, "
 							  "(SELECT pg_catalog.max(p.max_event_time) FROM "
 							  STREAM_INTERNAL_SCHEMA ".watermark_pending p "
 							  "WHERE p.view_id = w.view_id AND "
-							  STREAM_INTERNAL_SCHEMA ".xid_visible(p.writer_xid))) "
-							  "- v.allowed_lateness FROM " STREAM_INTERNAL_SCHEMA ".view_watermarks w "
+							  STREAM_INTERNAL_SCHEMA ".xid_visible(p.writer_xid))), "
+							  "v.allowed_lateness) FROM " STREAM_INTERNAL_SCHEMA ".view_watermarks w "
 							  "JOIN " STREAM_INTERNAL_SCHEMA ".continuous_views v ON v.id = w.view_id "
 							  "WHERE w.view_id = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)

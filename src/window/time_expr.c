@@ -48,19 +48,40 @@ stream_window_time_attnum(WindowSpec *spec, Oid stream)
 	return attnum;
 }
 
-/* The event's time, as timestamptz or timestamp (a date becomes a timestamp). */
+/*
+ * The event's time, as timestamptz or timestamp (a date becomes a
+ * timestamp); NULL for infinity and -infinity, which, like a NULL time,
+ * fall in no window (a hopping window's slices or a session's gap cannot
+ * be counted from them).
+ */
 Expr *
 stream_window_time_expr(WindowSpec *spec, Oid stream, Index rti)
 {
 	AttrNumber	attnum = stream_window_time_attnum(spec, stream);
 	Oid			type = get_atttype(stream, attnum);
-	Expr	   *var = (Expr *) makeVar(rti, attnum, type, -1, InvalidOid, 0);
+	Expr	   *time = (Expr *) makeVar(rti, attnum, type, -1, InvalidOid, 0);
+	CaseExpr   *finite = makeNode(CaseExpr);
+	CaseWhen   *when = makeNode(CaseWhen);
 
 	if (type == DATEOID)
-		return (Expr *) makeFuncExpr(catalog_function("timestamp", 1, (Oid[]) {DATEOID}),
-									 TIMESTAMPOID, list_make1(var), InvalidOid, InvalidOid,
+	{
+		time = (Expr *) makeFuncExpr(catalog_function("timestamp", 1, (Oid[]) {DATEOID}),
+									 TIMESTAMPOID, list_make1(time), InvalidOid, InvalidOid,
 									 COERCE_EXPLICIT_CAST);
-	return var;
+		type = TIMESTAMPOID;
+	}
+	when->expr = (Expr *) makeFuncExpr(catalog_function("isfinite", 1, (Oid[]) {type}), BOOLOID,
+									   list_make1(time), InvalidOid, InvalidOid,
+									   COERCE_EXPLICIT_CALL);
+	when->result = (Expr *) copyObject(time);
+	when->location = -1;
+	finite->casetype = type;
+	finite->casecollid = InvalidOid;
+	finite->arg = NULL;
+	finite->args = list_make1(when);
+	finite->defresult = (Expr *) makeNullConst(type, -1, InvalidOid);
+	finite->location = -1;
+	return (Expr *) finite;
 }
 
 /* date_bin(width, time, '2000-01-01') */
