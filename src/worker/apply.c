@@ -52,6 +52,7 @@
 #include "worker/apply.h"
 #include "worker/counters.h"
 #include "worker/forward.h"
+#include "worker/key_size.h"
 #include "worker/table_insert.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
@@ -85,6 +86,10 @@ typedef struct DeltaReceiver
 								 * InvalidOid aggfnoid */
 	bool		marking;		/* some column is marked */
 	Datum	   *values;			/* a row with its states marked */
+	Oid			state_table;	/* whose indexes take the keys (key_size.c) */
+	const char *view_name;
+	List	   *key_indexes;	/* stream_key_indexes, once loaded */
+	bool		keys_loaded;
 } DeltaReceiver;
 
 /*
@@ -151,6 +156,11 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 		r->values = palloc(r->desc->natts * sizeof(Datum));
 		MemoryContextSwitchTo(old);
 	}
+	if (!r->keys_loaded)
+	{
+		r->key_indexes = stream_key_indexes(r->state_table, r->cxt);
+		r->keys_loaded = true;
+	}
 	r->nbuffered = 0;
 	r->buffered_bytes = 0;
 	r->bistate = GetBulkInsertState();
@@ -179,6 +189,8 @@ delta_receive(TupleTableSlot *in, DestReceiver *self)
 	if (r->nbuffered == r->nslots)
 		r->slots[r->nslots++] = MakeSingleTupleTableSlot(r->desc, &TTSOpsHeapTuple);
 	slot_getallattrs(in);
+	if (r->key_indexes != NIL)
+		stream_check_key_size(r->key_indexes, r->view_name, in->tts_values, in->tts_isnull);
 	if (!r->marking)
 		tuple = heap_form_tuple(r->desc, in->tts_values, in->tts_isnull);
 	else
@@ -227,6 +239,64 @@ delta_destroy(DestReceiver *self)
 	pfree(self);
 }
 
+/*
+ * The receiver of a trial run (one event alone, a prefix of the batch): it
+ * keeps no row, but refuses the keys the delta receiver would
+ * (key_size.c), so that the trial finds the events that fail there too.
+ */
+typedef struct TrialReceiver
+{
+	DestReceiver pub;
+	CachedView *view;
+	List	   *key_indexes;
+} TrialReceiver;
+
+static void
+trial_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static bool
+trial_receive(TupleTableSlot *in, DestReceiver *self)
+{
+	TrialReceiver *r = (TrialReceiver *) self;
+
+	slot_getallattrs(in);
+	stream_check_key_size(r->key_indexes, r->view->name, in->tts_values, in->tts_isnull);
+	return true;
+}
+
+static void
+trial_shutdown(DestReceiver *self)
+{
+}
+
+static void
+trial_destroy(DestReceiver *self)
+{
+}
+
+/* The receiver of view's trial runs, valid until the batch's end */
+static DestReceiver *
+make_trial_receiver(CachedView *view)
+{
+	TrialReceiver *r;
+
+	if (OidIsValid(view->output_stream))
+		return None_Receiver;
+	r = palloc0(sizeof(TrialReceiver));
+	r->pub.receiveSlot = trial_receive;
+	r->pub.rStartup = trial_startup;
+	r->pub.rShutdown = trial_shutdown;
+	r->pub.rDestroy = trial_destroy;
+	r->pub.mydest = DestNone;
+	r->view = view;
+	r->key_indexes = stream_key_indexes(view->state_table, CurrentMemoryContext);
+	if (r->key_indexes == NIL)
+		return None_Receiver;
+	return (DestReceiver *) r;
+}
+
 static DestReceiver *
 make_delta_receiver(CachedView *view)
 {
@@ -238,6 +308,8 @@ make_delta_receiver(CachedView *view)
 	r->pub.rDestroy = delta_destroy;
 	r->pub.mydest = DestNone;
 	r->relid = view->delta_table;
+	r->state_table = view->state_table;
+	r->view_name = view->name;
 	r->cxt = CurrentMemoryContext;
 	return (DestReceiver *) r;
 }
@@ -412,7 +484,7 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
  */
 static ErrorData *
 try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upto,
-		   bool *scratch)
+		   bool *scratch, DestReceiver *trial)
 {
 	bool	   *skip = events->skip;
 	ErrorData  *e;
@@ -420,7 +492,7 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
 	for (int i = 0; i < events->nevents; i++)
 		scratch[i] = bad[i] || i >= upto;
 	events->skip = scratch;
-	e = try_view_plan(view, events, None_Receiver);
+	e = try_view_plan(view, events, trial);
 	events->skip = skip;
 	if (e != NULL && stream_error_is_transient(e->sqlerrcode))
 		ReThrowError(e);
@@ -435,13 +507,13 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
  * the events': a full disk, a dropped table).
  */
 static int
-find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad)
+find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad, DestReceiver *trial)
 {
 	bool	   *scratch = palloc(sizeof(bool) * events->nevents);
 	int			ok = 0;			/* a prefix that does not fail */
 	int			fails = events->nevents;	/* one that does */
 
-	if (try_prefix(view, events, bad, fails, scratch) == NULL)
+	if (try_prefix(view, events, bad, fails, scratch, trial) == NULL)
 	{
 		pfree(scratch);
 		return -1;
@@ -450,7 +522,7 @@ find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad)
 	{
 		int			mid = ok + (fails - ok) / 2;
 
-		if (try_prefix(view, events, bad, mid, scratch) != NULL)
+		if (try_prefix(view, events, bad, mid, scratch, trial) != NULL)
 			fails = mid;
 		else
 			ok = mid;
@@ -485,7 +557,7 @@ fails_without_events(CachedView *view, StreamBatchEvents *events)
 {
 	bool	   *none = palloc0(sizeof(bool) * Max(events->nevents, 1));
 	bool	   *scratch = palloc(sizeof(bool) * Max(events->nevents, 1));
-	bool		fails = (try_prefix(view, events, none, 0, scratch) != NULL);
+	bool		fails = (try_prefix(view, events, none, 0, scratch, None_Receiver) != NULL);
 
 	pfree(none);
 	pfree(scratch);
@@ -515,6 +587,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	ViewErrorLog log;
 	TimestampTz deadline = 0;
 	DestReceiver *dest = make_view_receiver(view, outputs);
+	DestReceiver *trial;
 
 	edata = try_view_plan(view, events, dest);
 	if (edata == NULL)
@@ -522,6 +595,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		stream_forward_keep(dest);
 		return 0;
 	}
+	trial = make_trial_receiver(view);
 	stream_view_errors_begin(&log, view->id);
 	if (view->plan == NULL || fails_without_events(view, events))
 	{
@@ -562,7 +636,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 			continue;
 		}
 		events->only = i;
-		e = try_view_plan(view, events, None_Receiver);
+		e = try_view_plan(view, events, trial);
 		if (e != NULL && stream_error_is_transient(e->sqlerrcode))
 		{
 			events->only = -1;
@@ -596,7 +670,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		/* a time limit is not found by prefix: the longest prefix would be blamed */
 		culprit = (round < MAX_CULPRIT_SEARCHES &&
 				   edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED) ?
-			find_culprit(view, events, bad) : -1;
+			find_culprit(view, events, bad, trial) : -1;
 		if (culprit < 0)
 		{
 			/* not an event's fault: the view skips this batch */

@@ -1,0 +1,130 @@
+/*
+ * key_size.c
+ *	  Refusing, when a batch applies it, an event whose group key the
+ *	  view's state table could not index.
+ *
+ * A group's row is found by a btree index on its keys (window/
+ * state_tables.c), which takes entries of at most about a third of a page
+ * (2704 bytes with 8 kB pages, after compression).  The delta table has no
+ * index, so a longer key would be accepted by the batch, counted by reads,
+ * and then refused by the combiner's merge, which sets the delta aside: the
+ * group would vanish.  Checked here instead, the event fails for that view
+ * when it is applied (recorded in view_errors, SQLSTATE 22001 as a value
+ * too long for its column: 54000, PostgreSQL's own code for it, is the time
+ * limit's, which the worker does not search a culprit event for), as any
+ * error of a view's expressions does.  Rows with short keys cost a sum of lengths; only keys
+ * of more than KEY_CHECK_BYTES are formed into an index entry to measure.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/itup.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "utils/rel.h"
+
+#include "worker/key_size.h"
+
+/* Below this many bytes of key data no entry can be too large */
+#define KEY_CHECK_BYTES 2000
+
+/* The largest btree entry, as _bt_check_third_page measures it */
+#define BTREE_MAX_ENTRY \
+	(MAXALIGN_DOWN((BLCKSZ - MAXALIGN(SizeOfPageHeaderData + 3 * sizeof(ItemIdData)) - \
+					MAXALIGN(sizeof(BTPageOpaqueData))) / 3) - MAXALIGN(sizeof(ItemPointerData)))
+
+typedef struct KeyIndex
+{
+	char	   *name;
+	TupleDesc	desc;			/* the index's */
+	int			natts;
+	AttrNumber *delta_attnums;	/* the delta table's columns it indexes */
+} KeyIndex;
+
+/*
+ * The btree indexes of state table state on its columns (not expressions),
+ * with the delta table's column of each (the delta table is the state
+ * table's columns after its writer column); in cxt.  NIL when none.
+ */
+List *
+stream_key_indexes(Oid state, MemoryContext cxt)
+{
+	Relation	rel = table_open(state, AccessShareLock);
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, RelationGetIndexList(rel))
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		bool		plain = index->rd_rel->relam == BTREE_AM_OID;
+		MemoryContext old;
+		KeyIndex   *k;
+
+		for (int i = 0; plain && i < index->rd_index->indnatts; i++)
+			plain = index->rd_index->indkey.values[i] > 0;
+		if (!plain)
+		{
+			index_close(index, AccessShareLock);
+			continue;
+		}
+		old = MemoryContextSwitchTo(cxt);
+		k = palloc(sizeof(KeyIndex));
+		k->name = pstrdup(RelationGetRelationName(index));
+		k->desc = CreateTupleDescCopy(RelationGetDescr(index));
+		k->natts = index->rd_index->indnatts;
+		k->delta_attnums = palloc(sizeof(AttrNumber) * k->natts);
+		for (int i = 0; i < k->natts; i++)
+			k->delta_attnums[i] = index->rd_index->indkey.values[i] + 1;
+		result = lappend(result, k);
+		MemoryContextSwitchTo(old);
+		index_close(index, AccessShareLock);
+	}
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/* Error if a delta row (values, isnull) has keys some index could not take */
+void
+stream_check_key_size(List *indexes, const char *view_name, Datum *values, bool *isnull)
+{
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		KeyIndex   *k = lfirst(lc);
+		Datum		keys[INDEX_MAX_KEYS];
+		bool		nulls[INDEX_MAX_KEYS];
+		Size		bytes = 0;
+		bool		measure = false;
+		IndexTuple	entry;
+		Size		size;
+
+		for (int i = 0; i < k->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(k->desc, i);
+
+			keys[i] = values[k->delta_attnums[i] - 1];
+			nulls[i] = isnull[k->delta_attnums[i] - 1];
+			if (nulls[i] || att->attlen != -1)
+				continue;
+			if (VARATT_IS_EXTERNAL(DatumGetPointer(keys[i])))
+				measure = true;
+			else
+				bytes += VARSIZE_ANY(DatumGetPointer(keys[i]));
+		}
+		if (!measure && bytes <= KEY_CHECK_BYTES)
+			continue;
+		entry = index_form_tuple(k->desc, keys, nulls);
+		size = IndexTupleSize(entry);
+		pfree(entry);
+		if (size > BTREE_MAX_ENTRY)
+			ereport(ERROR,
+					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+					 errmsg("the group key of continuous view \"%s\" is too large", view_name),
+					 errdetail("An entry of index \"%s\" would take %zu bytes; at most %zu fit.",
+							   k->name, size, (Size) BTREE_MAX_ENTRY),
+					 errhint("Group by a shorter value, such as md5() of a long text.")));
+	}
+}
