@@ -271,6 +271,17 @@ PGUSER=alice q "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS', opti
 echo '{"user_id": 1}' | produce priv_t
 wait_until 30 "member's consumer runs" "SELECT n = 1 FROM pv_v"
 say "ok: a member of stream_ext_kafka can start a consumer"
+q "GRANT SELECT ON pv TO alice" >/dev/null
+for opt in '{"sasl.kerberos.kinit.cmd": "touch /tmp/stream_ext_pwned"}' '{"ssl.ca.location": "/etc/passwd"}' \
+	'{"plugin.library.paths": "/tmp/x.so"}' '{"SSL.Engine.Location": "/tmp/x.so"}'; do
+	out=$(PGUSER=alice psql -X -At -c "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS', options => '$opt')" 2>&1 || true)
+	echo "$out" | grep -q 'only superusers may set librdkafka option' || fail "a member set librdkafka option $opt: $out"
+	out=$(PGUSER=alice psql -X -At -c "SELECT stream_ext.kafka_produce('pv', 'priv_out', '$BROKERS', options => '$opt')" 2>&1 || true)
+	echo "$out" | grep -q 'only superusers may set librdkafka option' || fail "a member set librdkafka option $opt for a producer: $out"
+done
+[ ! -e /tmp/stream_ext_pwned ] || fail "a member's kinit command ran"
+q "REVOKE SELECT ON pv FROM alice" >/dev/null
+say "ok: options naming a file, a library or a command of the server are for superusers only"
 expect "SELECT options FROM stream_ext.kafka_consumers WHERE stream = 'pv'::regclass" \
 	'{"sasl.password": "********", "fetch.max.bytes": "1048576"}' "secrets masked in kafka_consumers"
 out=$(PGUSER=bob psql -X -At -c "SELECT options FROM stream_ext_internal.kafka_consumers" 2>&1 || true)

@@ -724,6 +724,31 @@ $$;
 
 -- Checks and stores a consumer; runs as the extension owner.  EXECUTE only for
 -- stream_ext_kafka (and superusers).
+-- librdkafka options naming a file, a library or a command of the server
+-- (ssl.*.location, plugin.library.paths, sasl.kerberos.kinit.cmd, ...) are
+-- read, loaded or run by librdkafka as the server's operating system user:
+-- only superusers may set them, as only they may read server files.
+CREATE FUNCTION stream_ext_internal.kafka_check_options(p_options jsonb, p_role name)
+  RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+  k text;
+BEGIN
+  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = p_role) THEN
+    RETURN;
+  END IF;
+  FOR k IN SELECT pg_catalog.jsonb_object_keys(p_options) LOOP
+    IF pg_catalog.lower(k) ~ '(location|path|file|cmd|keytab|engine|provider|plugin)' THEN
+      RAISE EXCEPTION 'only superusers may set librdkafka option "%"', k
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'It names a file, a library or a command of the server, which librdkafka would read, load or run as the server''s operating system user.',
+              HINT = 'Give certificates and keys inline (ssl.ca.pem, ssl.certificate.pem, ssl.key.pem), or have a superuser start the consumer or producer.';
+    END IF;
+  END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_options(jsonb, name) FROM PUBLIC;
+
 CREATE FUNCTION stream_ext_internal.kafka_register(
     p_stream regclass, p_topic text, p_brokers text, p_format text, p_start text,
     p_parallelism int, p_group_id text, p_options jsonb, p_format_options jsonb,
@@ -759,6 +784,7 @@ BEGIN
   IF jsonb_typeof(p_options) <> 'object' OR jsonb_typeof(p_format_options) <> 'object' THEN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  PERFORM stream_ext_internal.kafka_check_options(p_options, session_user);
   FOR k IN SELECT jsonb_object_keys(p_format_options) LOOP
     IF k NOT IN ('delimiter', 'quote', 'escape', 'header', 'null') THEN
       RAISE EXCEPTION 'unknown format option "%"', k
@@ -1001,6 +1027,7 @@ BEGIN
      OR jsonb_typeof(p_format_options) IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  PERFORM stream_ext_internal.kafka_check_options(p_options, session_user);
   FOR k, v IN SELECT key, value FROM jsonb_each_text(p_format_options) LOOP
     IF k NOT IN ('delimiter', 'quote', 'null') THEN
       RAISE EXCEPTION 'unknown format option "%"', k
