@@ -364,6 +364,37 @@ REVOKE CREATE ON SCHEMA public FROM regress_trust_owner;
 DROP ROLE regress_trust_owner;
 RESET client_min_messages;
 
+-- a view's owner may not lock its internal tables (a worker waiting for
+-- them would hold up other owners' streams), nor take their locks by
+-- CLUSTER, REINDEX or VACUUM FULL
+SET ROLE regress_trust_user;
+CREATE FOREIGN TABLE tr_s5 (k text) SERVER stream_ext;
+CREATE VIEW tr_lk WITH (continuous) AS SELECT k, count(*) AS n FROM tr_s5 GROUP BY k;
+DO $$
+DECLARE
+  st text := (SELECT state_table::text FROM stream_ext.continuous_views WHERE name = 'tr_lk'::regclass);
+  stmt text;
+BEGIN
+  FOREACH stmt IN ARRAY ARRAY['LOCK TABLE %s', 'LOCK TABLE %s IN ROW EXCLUSIVE MODE', 'CLUSTER %s',
+                              'REINDEX TABLE %s', 'VACUUM (FULL) %s'] LOOP
+    BEGIN
+      EXECUTE format(stmt, st);
+      RAISE NOTICE '%: allowed', format(stmt, 'state table');
+    EXCEPTION WHEN OTHERS THEN
+      RAISE NOTICE '%: % %', format(stmt, 'state table'), SQLSTATE, split_part(SQLERRM, ' relation', 1);
+    END;
+  END LOOP;
+END $$;
+-- stream_ext.read_time takes fixed times only ('now' would stand still)
+SET stream_ext.read_time = 'now';
+SET stream_ext.read_time = 'today';
+SET stream_ext.read_time = '2024-01-01 00:00:00+00';
+RESET stream_ext.read_time;
+RESET ROLE;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE tr_s5 CASCADE;
+RESET client_min_messages;
+
 SET client_min_messages = warning;
 DROP FOREIGN TABLE tr_own CASCADE;
 DROP FUNCTION tr_is_a(text) CASCADE;

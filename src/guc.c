@@ -9,6 +9,8 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
+#include "utils/formatting.h"
 #include "utils/guc.h"
 
 #include "guc.h"
@@ -32,6 +34,41 @@ static const struct config_enum_entry commit_mode_options[] = {
 	{"async", STREAM_COMMIT_ASYNC, false},
 	{NULL, 0, false}
 };
+
+/*
+ * stream_ext.read_time: empty, or a fixed time ("now", "today" and the like
+ * would be read once and then stand still).  The extension's background
+ * processes take only the server's value (postgresql.conf, ALTER SYSTEM):
+ * their reaper deletes rows for every owner of the database, so a value
+ * that a database's or a role's owner set (ALTER DATABASE/ROLE ... SET) is
+ * not theirs to follow.
+ */
+static bool
+check_read_time(char **newval, void **extra, GucSource source)
+{
+	static const char *const relative[] = {"now", "today", "tomorrow", "yesterday", NULL};
+	char	   *lower;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (IsBackgroundWorker &&
+		(source == PGC_S_DATABASE || source == PGC_S_USER || source == PGC_S_DATABASE_USER))
+	{
+		GUC_check_errdetail("The extension's background processes take stream_ext.read_time from the server's configuration only.");
+		return false;
+	}
+	lower = asc_tolower(*newval, strlen(*newval));
+	for (int i = 0; relative[i] != NULL; i++)
+		if (strstr(lower, relative[i]) != NULL)
+		{
+			GUC_check_errdetail("\"%s\" is a time relative to when it is read.", *newval);
+			GUC_check_errhint("Give a fixed time, such as '2024-01-01 00:00:00+00', or an empty string for the transaction's start.");
+			pfree(lower);
+			return false;
+		}
+	pfree(lower);
+	return true;
+}
 
 void
 stream_ext_define_gucs(void)
@@ -98,7 +135,7 @@ stream_ext_define_gucs(void)
 							   &stream_ext_read_time_setting,
 							   "",
 							   PGC_USERSET, 0,
-							   NULL, NULL, NULL);
+							   check_read_time, NULL, NULL);
 
 	DefineCustomIntVariable("stream_ext.reap_interval",
 							gettext_noop("How often expired rows of windowed views are deleted in the background."),

@@ -53,4 +53,18 @@ done
 q "SELECT events >= 16000 FROM stream_ext.view_stats WHERE name = 'url_stats'::regclass" | grep -qx t ||
 	fail "view_stats does not count the events: $(q "SELECT events FROM stream_ext.view_stats WHERE name = 'url_stats'::regclass")"
 say "ok: view_stats counts events across restarts"
+
+# a database's (or role's) stream_ext.read_time is not the workers': their
+# reaper deletes rows of every owner of the database
+run_sql <<'SQL'
+ALTER DATABASE t_restart SET stream_ext.read_time = '2099-01-01 00:00:00+00';
+CREATE VIEW seen_time WITH (continuous) AS
+  SELECT url, pg_catalog.current_setting('stream_ext.read_time') AS worker_read_time FROM clicks;
+SQL
+bash "$TEST_DIR/server.sh" stop "$SRV"
+bash "$TEST_DIR/server.sh" restart "$SRV" >/dev/null
+q "INSERT INTO clicks VALUES ('/after-db-setting', 1, 1, now())" >/dev/null
+got=$(PGOPTIONS="-c stream_ext.read_time=" q "SELECT count(*) || ':' || coalesce(max(worker_read_time), '?') FROM seen_time WHERE url = '/after-db-setting'")
+[ "$got" = "1:" ] || fail "the workers took the database's stream_ext.read_time (rows:value): '$got'"
+say "ok: the workers ignore a database's stream_ext.read_time"
 say "PASS ($((SECONDS - t0))s)"

@@ -11,7 +11,10 @@
  *	 - triggers and rules on these relations are refused to everyone (but
  *	   the install script);
  *	 - ALTER, RENAME, SET SCHEMA, DROP, TRUNCATE and CREATE INDEX of them
- *	   are refused to anyone but a superuser (the extension's own code runs
+ *	   are refused to anyone but a superuser, and so are LOCK, CLUSTER,
+ *	   REINDEX and VACUUM FULL, whose locks would stall the workers (a
+ *	   worker waiting for one view's table holds up every stream whose
+ *	   events share its queue) (the extension's own code runs
  *	   its DDL on them as one; a superuser repairing them knows why), but
  *	   for DROP INDEX of an index CREATE INDEX on a view made
  *	   (ddl/view_index.c), which PostgreSQL lets its owner drop.
@@ -19,6 +22,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -108,6 +112,30 @@ stream_guard_internal_relations(Node *parsetree)
 						continue;
 					refuse(rel, "drop", true);
 				}
+				break;
+			}
+		case T_LockStmt:
+			foreach(lc, ((LockStmt *) parsetree)->relations)
+				refuse(lfirst(lc), "lock", true);
+			break;
+		case T_ClusterStmt:
+			refuse(((ClusterStmt *) parsetree)->relation, "cluster", true);
+			break;
+		case T_ReindexStmt:
+			refuse(((ReindexStmt *) parsetree)->relation, "reindex", true);
+			break;
+		case T_VacuumStmt:
+			{
+				VacuumStmt *stmt = (VacuumStmt *) parsetree;
+				bool		full = false;
+
+				foreach(lc, stmt->options)
+					if (strcmp(((DefElem *) lfirst(lc))->defname, "full") == 0)
+						full = defGetBoolean(lfirst(lc));
+				if (!full)
+					break;
+				foreach(lc, stmt->rels)
+					refuse(((VacuumRelation *) lfirst(lc))->relation, "vacuum full", true);
 				break;
 			}
 		default:
