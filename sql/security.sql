@@ -133,9 +133,16 @@ SET ROLE regress_stream_writer;
 INSERT INTO sec.events VALUES ('writer', 40);
 RESET ROLE;
 
--- ownership can be transferred
+-- ownership can be transferred; the new owner reads the stream with its own
+-- rights: without SELECT on it the view gets no new events (recorded)
 ALTER VIEW sec.totals OWNER TO regress_stream_writer;
 SET ROLE regress_stream_owner;
+INSERT INTO sec.events VALUES ('owner', 7);
+RESET ROLE;
+SELECT * FROM sec.totals ORDER BY who;
+SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'sec.totals'::regclass AND sqlstate = '42501';
+SET ROLE regress_stream_owner;
+GRANT SELECT ON sec.events TO regress_stream_writer;
 INSERT INTO sec.events VALUES ('owner', 5);
 RESET ROLE;
 SET ROLE regress_stream_writer;

@@ -385,6 +385,23 @@ BEGIN
     END;
   END LOOP;
 END $$;
+RESET ROLE;
+-- a view whose owner may no longer read its stream gets no more of its
+-- events (as for a table it joins): the batches fail for it, recorded
+CREATE FOREIGN TABLE tr_s6 (k text) SERVER stream_ext;
+GRANT SELECT ON tr_s6 TO regress_trust_user;
+SET ROLE regress_trust_user;
+CREATE VIEW tr_rv WITH (continuous) AS SELECT k FROM tr_s6;
+RESET ROLE;
+INSERT INTO tr_s6 VALUES ('before');
+REVOKE SELECT ON tr_s6 FROM regress_trust_user;
+INSERT INTO tr_s6 VALUES ('after');
+SELECT k FROM tr_rv;
+SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'tr_rv'::regclass;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE tr_s6 CASCADE;
+RESET client_min_messages;
+SET ROLE regress_trust_user;
 -- stream_ext.read_time takes fixed times only ('now' would stand still)
 SET stream_ext.read_time = 'now';
 SET stream_ext.read_time = 'today';

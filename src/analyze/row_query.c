@@ -31,14 +31,18 @@ PlannedStmt *
 stream_plan_view_rows(ViewShape *shape, const char *sql, bool one_writer)
 {
 	Query	   *q = copyObject(shape->query);
-	RangeTblEntry *rte = rt_fetch(shape->stream_rti, q->rtable);
+	RangeTblEntry *rte PG_USED_FOR_ASSERTS_ONLY = rt_fetch(shape->stream_rti, q->rtable);
 	List	   *tlist = NIL;
 	AttrNumber	resno = 1;
 	ListCell   *lc;
 
 	Assert(shape->keeps_rows);
-	/* The worker reads the batch itself; the view's owner was checked at CREATE. */
-	rte->requiredPerms = 0;
+	/*
+	 * The worker reads the batch itself, as the view's owner, who must
+	 * still be allowed to read the stream (as a table it joins): a REVOKE
+	 * stops the view's batches (42501, recorded) as it would a SELECT.
+	 */
+	Assert(rte->requiredPerms & ACL_SELECT);
 
 	tlist = lappend(tlist, makeTargetEntry(stream_writer_xid_expr(shape, one_writer), resno++,
 										   pstrdup("writer_xid"), false));

@@ -725,7 +725,7 @@ static PlannedStmt *
 plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer, bool key_hashes)
 {
 	Query	   *q = copyObject(shape->query);
-	RangeTblEntry *rte = rt_fetch(shape->stream_rti, q->rtable);
+	RangeTblEntry *rte PG_USED_FOR_ASSERTS_ONLY = rt_fetch(shape->stream_rti, q->rtable);
 	List	   *tlist = NIL;
 	List	   *groupClause = NIL;
 	List	   *always_refs = NIL;	/* in every grouping set */
@@ -738,8 +738,12 @@ plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writer, boo
 	bool		hashable;
 	PlannedStmt *pstmt;
 
-	/* The worker reads the batch itself; the view's owner was checked at CREATE. */
-	rte->requiredPerms = 0;
+	/*
+	 * The worker reads the batch itself, as the view's owner, who must
+	 * still be allowed to read the stream (as a table it joins): a REVOKE
+	 * stops the view's batches (42501, recorded) as it would a SELECT.
+	 */
+	Assert(rte->requiredPerms & ACL_SELECT);
 
 	if (one_writer)
 	{
