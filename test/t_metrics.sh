@@ -89,4 +89,21 @@ expect "SELECT writers_waiting_commit FROM stream_ext.workers" "1" "workers: one
 wait "$writer" || fail "the writer failed: $(cat "$SCRATCH/writer.err")"
 expect "SELECT sum(n) FROM ev_v" "3003" "every event counted"
 
+########## a view that takes the id of a dropped one has rates of its own
+# (ids start again after DROP and CREATE EXTENSION; rates are kept by id)
+for i in $(seq 1 5); do echo "INSERT INTO r SELECT generate_series(1, 100);"; done | run_sql
+wait_until 10 "r_v has a rate" "SELECT rate_10s > 0 FROM stream_ext.view_stats WHERE name = 'r_v'::regclass"
+id=$(q "SELECT id FROM stream_ext_internal.continuous_views WHERE view = 'r_v'::regclass")
+run_sql <<'SQL'
+SET client_min_messages = warning;
+DROP EXTENSION stream_ext CASCADE;
+CREATE EXTENSION stream_ext;
+CREATE FOREIGN TABLE r2 (k int) SERVER stream_ext;
+CREATE VIEW v1 WITH (continuous) AS SELECT count(*) AS n FROM r2;
+CREATE VIEW v2 WITH (continuous) AS SELECT count(*) AS n FROM r2;
+SQL
+expect "SELECT count(*) FILTER (WHERE id = $id) || ':' || coalesce(sum(s.rate_10s + s.rate_1m + s.rate_5m), 0)
+          FROM stream_ext_internal.continuous_views v JOIN stream_ext.view_stats s ON s.name = v.view" \
+	"1:0" "a new view with a dropped view's id starts with no events per second"
+
 say "PASS ($((SECONDS - t0))s)"

@@ -60,6 +60,7 @@
 #include "ddl/read_view.h"
 #include "ddl/restore.h"
 #include "ddl/transform.h"
+#include "metrics/view_rates.h"
 #include "window/lateness.h"
 #include "window/spec.h"
 #include "window/state_tables.h"
@@ -432,6 +433,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	path_level = stream_pin_internal_search_path();
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	id = stream_catalog_next_view_id();
+	stream_view_rates_forget(id);
 	create_state_tables(shape, id);
 	stream_hand_over_view_relations(id, saved_user);
 	AtEOXact_GUC(false, path_level);

@@ -110,6 +110,26 @@ init_entry(ViewRateEntry *entry, const ViewRateKey *key)
 	stream_rate_init(&entry->fives, 5);
 }
 
+/*
+ * Forget the rates of view id of this database: a new view takes an id a
+ * dropped view had (ids start again after DROP and CREATE EXTENSION), and
+ * must not show its events.
+ */
+void
+stream_view_rates_forget(int view_id)
+{
+	ViewRateKey key;
+
+	if (rates == NULL)
+		return;
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.view_id = view_id;
+	LWLockAcquire(rates_lock, LW_EXCLUSIVE);
+	hash_search(rates, &key, HASH_REMOVE, NULL);
+	LWLockRelease(rates_lock);
+}
+
 /* An entry idle for IDLE_REUSE_SECS, removed.  Lock held exclusive. */
 static bool
 remove_idle_entry(TimestampTz now)

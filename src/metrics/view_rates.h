@@ -11,5 +11,6 @@
 extern void stream_view_rates_shmem_request(void);
 extern void stream_view_rates_shmem_startup(void);
 extern void stream_view_rates_note(int view_id, int64 events);
+extern void stream_view_rates_forget(int view_id);
 
 #endif
