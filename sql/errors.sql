@@ -90,6 +90,28 @@ SET client_min_messages = warning;
 DROP FOREIGN TABLE er_long CASCADE;
 RESET client_min_messages;
 
+-- a view's expression that writes into a stream fails for its event: in a
+-- worker it would wait for the worker itself
+CREATE FOREIGN TABLE er_src (k int) SERVER stream_ext;
+CREATE FOREIGN TABLE er_dst (k int) SERVER stream_ext;
+CREATE FUNCTION er_put(x int) RETURNS boolean LANGUAGE plpgsql VOLATILE
+  AS $$BEGIN INSERT INTO public.er_dst VALUES (x); RETURN true; END$$;
+CREATE FUNCTION er_stable_put(x int) RETURNS boolean LANGUAGE plpgsql STABLE
+  AS $$BEGIN RETURN public.er_put(x); END$$;
+CREATE VIEW er_writes WITH (continuous) AS SELECT count(*) AS n FROM er_src WHERE er_stable_put(k);
+CREATE VIEW er_counts WITH (continuous) AS SELECT count(*) AS n FROM er_src;
+INSERT INTO er_src VALUES (1);
+SET stream_ext.commit_mode = async;
+INSERT INTO er_src VALUES (2);
+RESET stream_ext.commit_mode;
+INSERT INTO er_src VALUES (3);
+SELECT (SELECT n FROM er_writes) AS writes, (SELECT n FROM er_counts) AS counts;
+SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'er_writes'::regclass ORDER BY occurred_at LIMIT 1;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE er_src, er_dst CASCADE;
+DROP FUNCTION er_stable_put(int), er_put(int);
+RESET client_min_messages;
+
 -- dropping a view removes its recorded errors
 DROP VIEW er_where;
 SELECT count(*) FROM stream_ext.view_errors WHERE name::text = 'er_where';

@@ -114,6 +114,11 @@ DROP FOREIGN TABLE lc_addcol CASCADE;
 -- a column a view uses cannot be dropped or changed
 ALTER FOREIGN TABLE lc_s2 DROP COLUMN value;
 ALTER FOREIGN TABLE lc_s2 DROP COLUMN extra;
+-- nor may a column no view uses change its type: events written before and
+-- not applied yet would be read with the new one
+ALTER FOREIGN TABLE lc_s2 ADD COLUMN spare int;
+ALTER FOREIGN TABLE lc_s2 ALTER COLUMN spare TYPE text;
+ALTER FOREIGN TABLE lc_s2 DROP COLUMN spare;
 -- (changing the type is refused with an ordinary error, not an internal one)
 DO $$
 BEGIN

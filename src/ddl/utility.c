@@ -241,8 +241,7 @@ check_stream_alter(Node *parsetree)
 		AlterTableCmd *cmd = lfirst(lc);
 		bool		add = (cmd->subtype == AT_AddColumn &&
 						   strcmp(((ColumnDef *) cmd->def)->colname, ARRIVAL_COLUMN) == 0);
-		bool		retype = (cmd->subtype == AT_AlterColumnType &&
-							  strcmp(cmd->name, ARRIVAL_COLUMN) == 0);
+		bool		retype = (cmd->subtype == AT_AlterColumnType);
 
 		if (!add && !retype)
 			continue;
@@ -250,12 +249,25 @@ check_stream_alter(Node *parsetree)
 			return;
 		if (add)
 			(void) is_arrival_column((ColumnDef *) cmd->def);
-		else
+		else if (strcmp(cmd->name, ARRIVAL_COLUMN) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot alter the type of column \"%s\" of stream \"%s\"",
 							ARRIVAL_COLUMN, get_rel_name(stream)),
 					 errdetail(ARRIVAL_DETAIL)));
+		else
+
+			/*
+			 * Events already written (async ones not applied yet, a queue's
+			 * backlog) are tuples of the old type, which the workers would
+			 * read with the new one.
+			 */
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot alter the type of column \"%s\" of stream \"%s\"",
+							cmd->name, get_rel_name(stream)),
+					 errdetail("Events written before the change and not applied yet would be read with the new type."),
+					 errhint("Drop the column and add it again with the new type.")));
 	}
 }
 

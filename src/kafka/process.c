@@ -32,6 +32,7 @@
 
 #include "kafka/process.h"
 #include "kafka/slots.h"
+#include "stream/insert.h"
 
 static volatile sig_atomic_t stop_requested = false;
 
@@ -127,6 +128,7 @@ kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(args->dboid, InvalidOid, 0);
+	stream_refuse_writes_in_this_process();
 
 	attach_slot(w, args);
 	if (w->slot == NULL)

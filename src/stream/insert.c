@@ -308,6 +308,20 @@ stream_insert_init(void)
 
 stream_write_admit_hook_type stream_write_admit_hook = NULL;
 
+/* set in stream_ext's own processes, which never write into a stream by SQL */
+static bool writes_refused = false;
+
+/*
+ * Refuse INSERT and COPY into streams in this process: a batch worker, the
+ * combiner, a Kafka worker.  A view's expressions run there; a write of
+ * theirs into a stream would wait at commit for a worker, maybe this one.
+ */
+void
+stream_refuse_writes_in_this_process(void)
+{
+	writes_refused = true;
+}
+
 /*
  * Before a statement writes into rel: a change stream takes no events but
  * its view's changes; then the admission hook, if any.
@@ -317,6 +331,13 @@ stream_admit_writer(Relation rel)
 {
 	char	   *view = stream_changes_of(RelationGetRelid(rel));
 
+	if (writes_refused)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot write into stream \"%s\" from a stream_ext worker",
+						RelationGetRelationName(rel)),
+				 errdetail("A continuous view's expressions run in the workers, which would wait for themselves."),
+				 errhint("Hand rows to another stream with a transform: WITH (continuous, output = 'stream').")));
 	if (view != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -564,22 +585,45 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
 	EventLayout layout;
 	char	   *dest;
 	char	   *oversized;
+	Datum	   *detoasted = NULL;
+	Datum	   *event_values = values;
 
 	if (arrival_attno > 0)
 	{
 		values[arrival_attno - 1] = TimestampTzGetDatum(arrival_time());
 		isnull[arrival_attno - 1] = false;
 	}
+	/*
+	 * Values stored out of line are copied into the event whole; their
+	 * detoasted copies go once it is formed (a statement of many large
+	 * values would otherwise keep them all until its end).
+	 */
 	for (int i = 0; i < desc->natts; i++)
 		if (!isnull[i] && TupleDescAttr(desc, i)->attlen == -1 &&
 			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
-			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
-															  DatumGetPointer(values[i])));
+		{
+			if (detoasted == NULL)
+			{
+				detoasted = palloc(sizeof(Datum) * desc->natts);
+				memcpy(detoasted, values, sizeof(Datum) * desc->natts);
+			}
+			detoasted[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
+																 DatumGetPointer(values[i])));
+		}
+	if (detoasted != NULL)
+		event_values = detoasted;
 
-	layout = stream_event_layout(desc, values, isnull);
+	layout = stream_event_layout(desc, event_values, isnull);
 	dest = reserve_event(rel, layout.len, &oversized);
-	stream_event_fill(stream_event_tuple(dest), layout, desc, values, isnull);
+	stream_event_fill(stream_event_tuple(dest), layout, desc, event_values, isnull);
 	commit_event(rel, dest, oversized);
+	if (detoasted != NULL)
+	{
+		for (int i = 0; i < desc->natts; i++)
+			if (detoasted[i] != values[i])
+				pfree(DatumGetPointer(detoasted[i]));
+		pfree(detoasted);
+	}
 }
 
 /*

@@ -24,6 +24,7 @@ extern void stream_insert_statement_done(void);
 typedef void (*stream_write_admit_hook_type) (Relation rel);
 extern PGDLLIMPORT stream_write_admit_hook_type stream_write_admit_hook;
 extern void stream_admit_writer(Relation rel);
+extern void stream_refuse_writes_in_this_process(void);
 
 /*
  * What a writer applies itself of a stream's views, in its own transaction

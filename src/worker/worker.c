@@ -33,6 +33,7 @@
 #include "ipc/record.h"
 #include "ipc/route.h"
 #include "metrics/latency.h"
+#include "stream/insert.h"
 #include "worker/apply.h"
 #include "worker/settings.h"
 #include "worker/view_cache.h"
@@ -129,6 +130,7 @@ stream_ext_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	stream_refuse_writes_in_this_process();
 
 	/*
 	 * Our commits need not wait for a WAL flush: a writer that waits for us
