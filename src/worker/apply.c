@@ -86,10 +86,7 @@ typedef struct DeltaReceiver
 								 * InvalidOid aggfnoid */
 	bool		marking;		/* some column is marked */
 	Datum	   *values;			/* a row with its states marked */
-	Oid			state_table;	/* whose indexes take the keys (key_size.c) */
-	const char *view_name;
-	List	   *key_indexes;	/* stream_key_indexes, once loaded */
-	bool		keys_loaded;
+	KeySizeCheck keys;			/* its rows' keys fit the state table's indexes */
 } DeltaReceiver;
 
 /*
@@ -156,11 +153,6 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 		r->values = palloc(r->desc->natts * sizeof(Datum));
 		MemoryContextSwitchTo(old);
 	}
-	if (!r->keys_loaded)
-	{
-		r->key_indexes = stream_key_indexes(r->state_table, r->cxt);
-		r->keys_loaded = true;
-	}
 	r->nbuffered = 0;
 	r->buffered_bytes = 0;
 	r->bistate = GetBulkInsertState();
@@ -189,8 +181,7 @@ delta_receive(TupleTableSlot *in, DestReceiver *self)
 	if (r->nbuffered == r->nslots)
 		r->slots[r->nslots++] = MakeSingleTupleTableSlot(r->desc, &TTSOpsHeapTuple);
 	slot_getallattrs(in);
-	if (r->key_indexes != NIL)
-		stream_check_key_size(r->key_indexes, r->view_name, in->tts_values, in->tts_isnull);
+	stream_check_key_size(&r->keys, in);
 	if (!r->marking)
 		tuple = heap_form_tuple(r->desc, in->tts_values, in->tts_isnull);
 	else
@@ -247,8 +238,7 @@ delta_destroy(DestReceiver *self)
 typedef struct TrialReceiver
 {
 	DestReceiver pub;
-	CachedView *view;
-	List	   *key_indexes;
+	KeySizeCheck keys;
 } TrialReceiver;
 
 static void
@@ -262,7 +252,7 @@ trial_receive(TupleTableSlot *in, DestReceiver *self)
 	TrialReceiver *r = (TrialReceiver *) self;
 
 	slot_getallattrs(in);
-	stream_check_key_size(r->key_indexes, r->view->name, in->tts_values, in->tts_isnull);
+	stream_check_key_size(&r->keys, in);
 	return true;
 }
 
@@ -290,10 +280,7 @@ make_trial_receiver(CachedView *view)
 	r->pub.rShutdown = trial_shutdown;
 	r->pub.rDestroy = trial_destroy;
 	r->pub.mydest = DestNone;
-	r->view = view;
-	r->key_indexes = stream_key_indexes(view->state_table, CurrentMemoryContext);
-	if (r->key_indexes == NIL)
-		return None_Receiver;
+	stream_key_size_init(&r->keys, view->state_table, view->name, CurrentMemoryContext);
 	return (DestReceiver *) r;
 }
 
@@ -308,9 +295,8 @@ make_delta_receiver(CachedView *view)
 	r->pub.rDestroy = delta_destroy;
 	r->pub.mydest = DestNone;
 	r->relid = view->delta_table;
-	r->state_table = view->state_table;
-	r->view_name = view->name;
 	r->cxt = CurrentMemoryContext;
+	stream_key_size_init(&r->keys, view->state_table, view->name, r->cxt);
 	return (DestReceiver *) r;
 }
 

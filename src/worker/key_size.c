@@ -48,8 +48,8 @@ typedef struct KeyIndex
  * with the delta table's column of each (the delta table is the state
  * table's columns after its writer column); in cxt.  NIL when none.
  */
-List *
-stream_key_indexes(Oid state, MemoryContext cxt)
+static List *
+key_indexes(Oid state, MemoryContext cxt)
 {
 	Relation	rel = table_open(state, AccessShareLock);
 	List	   *result = NIL;
@@ -85,13 +85,56 @@ stream_key_indexes(Oid state, MemoryContext cxt)
 	return result;
 }
 
-/* Error if a delta row (values, isnull) has keys some index could not take */
-void
-stream_check_key_size(List *indexes, const char *view_name, Datum *values, bool *isnull)
+/*
+ * Could a row of these values hold a key too long for an index: more than
+ * KEY_CHECK_BYTES of variable-length values, or one stored out of line?
+ */
+static bool
+row_may_hold_long_key(TupleDesc desc, Datum *values, bool *isnull)
 {
+	Size		bytes = 0;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		if (isnull[i] || TupleDescAttr(desc, i)->attlen != -1)
+			continue;
+		if (VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+			return true;
+		bytes += VARSIZE_ANY(DatumGetPointer(values[i]));
+	}
+	return bytes > KEY_CHECK_BYTES;
+}
+
+/* Check delta rows of view_name for the indexes of its state table */
+void
+stream_key_size_init(KeySizeCheck *c, Oid state_table, const char *view_name, MemoryContext cxt)
+{
+	c->state_table = state_table;
+	c->view_name = view_name;
+	c->cxt = cxt;
+	c->loaded = false;
+	c->indexes = NIL;
+}
+
+/*
+ * Error if the delta row in slot (deformed) has keys some index of the
+ * state table could not take.
+ */
+void
+stream_check_key_size(KeySizeCheck *c, TupleTableSlot *slot)
+{
+	Datum	   *values = slot->tts_values;
+	bool	   *isnull = slot->tts_isnull;
 	ListCell   *lc;
 
-	foreach(lc, indexes)
+	if (!row_may_hold_long_key(slot->tts_tupleDescriptor, values, isnull))
+		return;
+	if (!c->loaded)
+	{
+		c->indexes = key_indexes(c->state_table, c->cxt);
+		c->loaded = true;
+	}
+	foreach(lc, c->indexes)
 	{
 		KeyIndex   *k = lfirst(lc);
 		Datum		keys[INDEX_MAX_KEYS];
@@ -122,7 +165,7 @@ stream_check_key_size(List *indexes, const char *view_name, Datum *values, bool 
 		if (size > BTREE_MAX_ENTRY)
 			ereport(ERROR,
 					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-					 errmsg("the group key of continuous view \"%s\" is too large", view_name),
+					 errmsg("the group key of continuous view \"%s\" is too large", c->view_name),
 					 errdetail("An entry of index \"%s\" would take %zu bytes; at most %zu fit.",
 							   k->name, size, (Size) BTREE_MAX_ENTRY),
 					 errhint("Group by a shorter value, such as md5() of a long text.")));
