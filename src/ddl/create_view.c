@@ -267,6 +267,34 @@ give_view_relations_to(int id, Oid owner)
 }
 
 /*
+ * The extension's own statements in a user's backend (its internal objects,
+ * its catalog rows) run as the bootstrap superuser, and resolve names as
+ * the extension's SQL must (guc.c's search_path): never through the
+ * caller's path, where the caller's operators or types could come first.
+ */
+typedef struct AsExtension
+{
+	Oid			user;			/* the caller's, to return to */
+	int			sec;
+	int			guc_level;
+} AsExtension;
+
+static void
+begin_as_extension(AsExtension *as)
+{
+	GetUserIdAndSecContext(&as->user, &as->sec);
+	as->guc_level = stream_pin_internal_search_path();
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, as->sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+static void
+end_as_extension(AsExtension *as)
+{
+	AtEOXact_GUC(false, as->guc_level);
+	SetUserIdAndSecContext(as->user, as->sec);
+}
+
+/*
  * Make view id's relations owner's only (SPI connected; run as the
  * extension's owner, which made them): for relations added to an existing
  * view (src/changes/create.c).
@@ -381,9 +409,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	Query	   *original;
 	ViewShape  *shape;
 	Oid			nspid;
-	Oid			saved_user;
-	int			saved_sec;
-	int			path_level;
+	AsExtension as;
 	int			id;
 	Oid			state_relid;
 	Oid			delta_relid;
@@ -429,15 +455,12 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 		elog(ERROR, "SPI_connect failed");
 
 	/* Internal objects are made by the extension's owner, then handed over. */
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	path_level = stream_pin_internal_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	begin_as_extension(&as);
 	id = stream_catalog_next_view_id();
 	stream_view_rates_forget(id);
 	create_state_tables(shape, id);
-	stream_hand_over_view_relations(id, saved_user);
-	AtEOXact_GUC(false, path_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_hand_over_view_relations(id, as.user);
+	end_as_extension(&as);
 
 	state_relid = stream_view_relation_relid(id, VIEW_STATE_TABLE, false);
 	delta_relid = stream_view_relation_relid(id, VIEW_DELTA_TABLE, false);
@@ -463,12 +486,10 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	CommandCounterIncrement();
 	view_relid = get_relname_relid(name->relname, nspid);
 
-	path_level = stream_pin_internal_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	begin_as_extension(&as);
 	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, original, output_relid,
 					   options->notify);
-	AtEOXact_GUC(false, path_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	end_as_extension(&as);
 
 	stream_record_view_dependencies(view_relid, original, shape);
 	if (OidIsValid(output_relid))
@@ -507,9 +528,7 @@ stream_follow_view_owner(Oid view)
 	int			id = stream_continuous_view_id(view);
 	HeapTuple	tuple;
 	Oid			owner;
-	Oid			saved_user;
-	int			saved_sec;
-	int			path_level;
+	AsExtension as;
 
 	if (id < 0)
 		return;
@@ -519,15 +538,12 @@ stream_follow_view_owner(Oid view)
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
 
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	path_level = stream_pin_internal_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	begin_as_extension(&as);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	give_view_relations_to(id, owner);
 	SPI_finish();
-	AtEOXact_GUC(false, path_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	end_as_extension(&as);
 }
 
 /* stream_ext.create_continuous_view(name text, query text) */
@@ -603,9 +619,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 {
 	Oid			view = PG_GETARG_OID(0);
 	int			id;
-	Oid			saved_user;
-	int			saved_sec;
-	int			path_level;
+	AsExtension as;
 
 	id = stream_owned_continuous_view_id(view);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -631,13 +645,10 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 		note_every_emitted_group(id);
 	}
 	/* the watermark starts over too; catalog rows are the extension's */
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	path_level = stream_pin_internal_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	begin_as_extension(&as);
 	stream_lateness_reset_view(id);
 	stream_view_errors_forget(id);
-	AtEOXact_GUC(false, path_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	end_as_extension(&as);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

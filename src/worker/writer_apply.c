@@ -42,6 +42,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "guc.h"
 #include "stream/insert.h"
 #include "worker/apply.h"
 #include "worker/settings.h"
@@ -56,22 +57,19 @@
  * Pin the settings workers pin that matter here (worker/settings.c), until
  * AtEOXact_GUC(false, the level returned), which also drops any setting
  * the owners' code changed (set_config(..., false) would otherwise outlive
- * the apply in the writer's session): search_path = pg_catalog, then
- * pg_temp (the catalog's SQL and the views' planning resolve nothing through
- * the writer's path; pg_temp named last, since left implicit it would be
- * searched first and the writer's temporary objects could hide
- * pg_catalog's), and no JIT for plans run once.  The writer's own role
- * stays: reading the catalog needs no privilege (catalog_rows() is a
- * security definer function), the views' plans run as their owners
- * (apply.c), and counts are written by heap access.
+ * the apply in the writer's session): the extension's search_path
+ * (guc.c: the catalog's SQL and the views' planning resolve nothing through
+ * the writer's path, nor find its temporary objects first), and no JIT for
+ * plans run once.  The writer's own role stays: reading the catalog needs
+ * no privilege (catalog_rows() is a security definer function), the views'
+ * plans run as their owners (apply.c), and counts are written by heap
+ * access.
  */
 static int
 pin_worker_settings(void)
 {
-	int			nestlevel = NewGUCNestLevel();
+	int			nestlevel = stream_pin_internal_search_path();
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit_above_cost", "-1", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	return nestlevel;
