@@ -74,7 +74,7 @@ stream_view_time_limit_stop(void)
 /*
  * Run work(arg), owner code of continuous view view_name, within
  * stream_ext.view_time_limit: a run that takes longer fails with an error
- * of the view (54000, what_hint as its hint), not a cancel.
+ * of the view (54000), not a cancel.
  */
 void
 stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg)
