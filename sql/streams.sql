@@ -113,5 +113,30 @@ SELECT n, with_arrival, arrived_before_apply,
        first_arrival <= last_arrival AS ordered
   FROM st_arrival;
 
+-- row triggers on a stream: BEFORE ROW sees the event before it is stamped
+-- and may change it; AFTER ROW sees it as buffered, arrival time included,
+-- by INSERT, INSERT ... SELECT and COPY
+CREATE TABLE st_trigger_log (id int, name text, arrival timestamptz);
+CREATE FUNCTION st_upper_name() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN NEW.name := upper(NEW.name); RETURN NEW; END$$;
+CREATE FUNCTION st_log_event() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO st_trigger_log VALUES (NEW.id, NEW.name, NEW.arrival_timestamp); RETURN NULL; END$$;
+CREATE TRIGGER st_upper BEFORE INSERT ON st_events FOR EACH ROW EXECUTE FUNCTION st_upper_name();
+CREATE TRIGGER st_log AFTER INSERT ON st_events FOR EACH ROW EXECUTE FUNCTION st_log_event();
+CREATE VIEW st_by_name WITH (continuous) AS SELECT name, count(*) FROM st_events GROUP BY name;
+SELECT clock_timestamp() AS st_before \gset
+INSERT INTO st_events VALUES (1100, 'trig', 1, NULL);
+INSERT INTO st_events SELECT 1101, 'trig', g, NULL FROM generate_series(1, 4) g;
+COPY st_events (id, name) FROM STDIN;
+1102	trig
+\.
+SELECT * FROM st_by_name;
+SELECT id, name, count(*) AS events,
+       count(*) FILTER (WHERE arrival BETWEEN :'st_before'::timestamptz AND now()) AS stamped
+  FROM st_trigger_log GROUP BY id, name ORDER BY id;
+DROP TRIGGER st_upper ON st_events;
+DROP TRIGGER st_log ON st_events;
+DROP VIEW st_by_name;
+
 DROP FOREIGN TABLE st_events CASCADE;
 SELECT count(*) FROM stream_ext.streams WHERE name = 'st_events';

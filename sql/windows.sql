@@ -53,6 +53,7 @@ CREATE VIEW w_bad WITH (continuous, sliding_window = '0') AS SELECT url, count(*
 CREATE VIEW w_bad WITH (continuous, sliding_window = 'soon') AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, sliding_window = '5 minutes', sliding_window = '6 minutes') AS
   SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, continuous = false) AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, ttl = '1 day') AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, ttl_column = 'url') AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, ttl = '1 day', sliding_window = '5 minutes') AS

@@ -74,6 +74,10 @@ is_continuous_view(ViewStmt *stmt)
 
 		if (strcmp(def->defname, "continuous") == 0)
 		{
+			if (mentioned)
+				ereport(ERROR,
+						(errcode(ERRCODE_SYNTAX_ERROR),
+						 errmsg("option \"%s\" specified more than once", def->defname)));
 			continuous = defGetBoolean(def);
 			mentioned = true;
 		}

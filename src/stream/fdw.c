@@ -47,6 +47,8 @@ typedef struct StreamScanState
 typedef struct StreamModifyState
 {
 	int			arrival_attno;
+	/* the event with its arrival time, for AFTER ROW triggers; or NULL */
+	TupleTableSlot *stamped;
 } StreamModifyState;
 
 /* Is relid a foreign table of the server stream_ext? */
@@ -222,9 +224,46 @@ begin_insert(ResultRelInfo *rinfo)
 {
 	StreamModifyState *state = palloc0(sizeof(StreamModifyState));
 
+	TriggerDesc *triggers = rinfo->ri_TrigDesc;
+
 	stream_admit_writer(rinfo->ri_RelationDesc);
 	state->arrival_attno = stream_arrival_attno(rinfo->ri_RelationDesc);
+	if (state->arrival_attno > 0 && triggers != NULL && triggers->trig_insert_after_row)
+		state->stamped = MakeSingleTupleTableSlot(RelationGetDescr(rinfo->ri_RelationDesc),
+												  &TTSOpsVirtual);
 	rinfo->ri_FdwState = state;
+}
+
+/*
+ * The slot AFTER ROW triggers get: the event as it was buffered, with the
+ * arrival time it was given (the executor's slot still has NULL there).
+ */
+static TupleTableSlot *
+stamped_event(StreamModifyState *state, TupleTableSlot *slot, TimestampTz arrival)
+{
+	TupleTableSlot *stamped = state->stamped;
+	int			natts = stamped->tts_tupleDescriptor->natts;
+
+	slot_getallattrs(slot);
+	ExecClearTuple(stamped);
+	memcpy(stamped->tts_values, slot->tts_values, sizeof(Datum) * natts);
+	memcpy(stamped->tts_isnull, slot->tts_isnull, sizeof(bool) * natts);
+	stamped->tts_values[state->arrival_attno - 1] = TimestampTzGetDatum(arrival);
+	stamped->tts_isnull[state->arrival_attno - 1] = false;
+	return ExecStoreVirtualTuple(stamped);
+}
+
+static void
+end_insert(ResultRelInfo *rinfo)
+{
+	StreamModifyState *state = rinfo->ri_FdwState;
+
+	if (state != NULL && state->stamped != NULL)
+	{
+		ExecDropSingleTupleTableSlot(state->stamped);
+		state->stamped = NULL;
+	}
+	stream_insert_statement_done();
 }
 
 static void
@@ -241,8 +280,11 @@ streamExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 						TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
 	StreamModifyState *state = rinfo->ri_FdwState;
+	TimestampTz arrival;
 
-	stream_insert_event(rinfo->ri_RelationDesc, slot, state->arrival_attno);
+	arrival = stream_insert_event(rinfo->ri_RelationDesc, slot, state->arrival_attno);
+	if (state->stamped != NULL)
+		return stamped_event(state, slot, arrival);
 	return slot;
 }
 
@@ -250,7 +292,7 @@ static void
 streamEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	if (rinfo->ri_FdwState != NULL)
-		stream_insert_statement_done();
+		end_insert(rinfo);
 }
 
 static void
@@ -262,7 +304,7 @@ streamBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 static void
 streamEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
 {
-	stream_insert_statement_done();
+	end_insert(rinfo);
 }
 
 static void

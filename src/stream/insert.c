@@ -522,11 +522,12 @@ commit_event(Relation rel, char *dest, char *oversized)
 /*
  * Fast path: the executor has already formed the row as a heap tuple (it
  * does, to compute the generated arrival_timestamp column) and that column
- * is the last one and NULL.  Copy the tuple and append the arrival time.
- * Returns false when the slot does not qualify.
+ * is the last one and NULL.  Copy the tuple and append the arrival time,
+ * which goes to *stamped.  Returns false when the slot does not qualify.
  */
 static bool
-insert_formed_tuple(Relation rel, TupleTableSlot *slot, int arrival_attno)
+insert_formed_tuple(Relation rel, TupleTableSlot *slot, int arrival_attno,
+					TimestampTz *stamped)
 {
 	HeapTuple	src;
 	Size		data_len;
@@ -558,20 +559,27 @@ insert_formed_tuple(Relation rel, TupleTableSlot *slot, int arrival_attno)
 	memcpy((char *) td + td->t_hoff + ts_off, &now, sizeof(TimestampTz));
 	td->t_bits[(arrival_attno - 1) >> 3] |= (1 << ((arrival_attno - 1) & 7));
 	commit_event(rel, dest, oversized);
+	*stamped = now;
 	return true;
 }
 
 /*
  * Form one event from the slot (stamping its arrival time) and buffer it.
+ * Returns the arrival time given to the event (0 for a stream without the
+ * column).
  */
-void
+TimestampTz
 stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno)
 {
-	if (insert_formed_tuple(rel, slot, arrival_attno))
-		return;
+	TimestampTz stamped = 0;
+
+	if (insert_formed_tuple(rel, slot, arrival_attno, &stamped))
+		return stamped;
 
 	slot_getallattrs(slot);
 	stream_insert_values(rel, slot->tts_values, slot->tts_isnull, arrival_attno);
+	return arrival_attno > 0 ?
+		DatumGetTimestampTz(slot->tts_values[arrival_attno - 1]) : 0;
 }
 
 /*

@@ -12,7 +12,7 @@
 extern void stream_insert_init(void);
 extern int	stream_arrival_attno(Relation rel);
 extern List *stream_output_columns(Relation rel);
-extern void stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno);
+extern TimestampTz stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno);
 extern void stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attno);
 extern void stream_insert_statement_done(void);
 
