@@ -132,6 +132,10 @@ CREATE TABLE stream_ext_internal.late_events (
   watermark   timestamptz NOT NULL,
   event       text NOT NULL
 );
+-- Tables without a primary key have the whole row as replica identity, so that
+-- a publication FOR ALL TABLES does not refuse their deletes (no cost unless
+-- wal_level is logical).
+ALTER TABLE stream_ext_internal.late_events REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.late_events (view_id, arrived_at);
 
 -- Events that a view's expressions failed on; the event was skipped for that view.
@@ -142,6 +146,7 @@ CREATE TABLE stream_ext_internal.view_errors (
   message     text NOT NULL,
   event       text
 );
+ALTER TABLE stream_ext_internal.view_errors REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.view_errors (view_id, occurred_at);
 
 -- Aggregate state plumbing used by generated views and by the combiner.
@@ -627,6 +632,7 @@ CREATE TABLE stream_ext_internal.kafka_errors (
   error       text NOT NULL,
   payload     bytea             -- cut to stream_ext.kafka_error_payload_limit bytes
 );
+ALTER TABLE stream_ext_internal.kafka_errors REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.kafka_errors (consumer_id, occurred_at);
 
 CREATE FUNCTION stream_ext_internal.kafka_stop_workers(consumer_id int, producer boolean DEFAULT false)
@@ -981,6 +987,7 @@ CREATE TABLE stream_ext_internal.kafka_outbox (
   keys        text[] NOT NULL,      -- NULL element: no key
   messages    text[] NOT NULL
 );
+ALTER TABLE stream_ext_internal.kafka_outbox REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.kafka_outbox (producer_id);
 -- written once and read once: not worth compressing
 ALTER TABLE stream_ext_internal.kafka_outbox ALTER COLUMN events SET STORAGE EXTERNAL,
@@ -1201,6 +1208,7 @@ CREATE TABLE stream_ext_internal.kafka_sink_errors (
   error       text NOT NULL,
   message     text
 );
+ALTER TABLE stream_ext_internal.kafka_sink_errors REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.kafka_sink_errors (producer_id, occurred_at);
 
 CREATE VIEW stream_ext.kafka_producers AS

@@ -38,6 +38,19 @@ spi_exec_utility(const char *sql)
 }
 
 /*
+ * The combiner deletes and updates rows of every table it makes, and a
+ * publication FOR ALL TABLES refuses that on a table without a replica
+ * identity.  The whole old row is the identity: it costs nothing unless
+ * wal_level is logical.
+ */
+static void
+create_table(const char *table, const char *definition)
+{
+	spi_exec_utility(psprintf("CREATE TABLE %s %s", table, definition));
+	spi_exec_utility(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", table));
+}
+
+/*
  * Create the tables of view id: columns is the column list ("k1 type, ...,
  * a1 type, ..."), keys the key columns ("k1, k2", "" when none); results,
  * when not NULL, the columns of the result table of a view that keeps its
@@ -61,18 +74,17 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 
 	if (w->kind == WINDOW_SESSION)
 	{
-		spi_exec_utility(psprintf("CREATE TABLE %s (%s) " STATE_TABLE_OPTIONS, state, columns));
+		create_table(state, psprintf("(%s) " STATE_TABLE_OPTIONS, columns));
 		spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s%s_session_end)",
 								  quote_identifier(psprintf("%s_session", state_name)), state,
 								  keys, keys[0] ? ", " : ""));
 	}
 	else if (keys[0] == '\0')
-		spi_exec_utility(psprintf("CREATE TABLE %s (%s, "
-								  "_one boolean NOT NULL DEFAULT true CHECK (_one) UNIQUE) "
-								  STATE_TABLE_OPTIONS, state, columns));
+		create_table(state, psprintf("(%s, _one boolean NOT NULL DEFAULT true CHECK (_one) UNIQUE) "
+									 STATE_TABLE_OPTIONS, columns));
 	else
 	{
-		spi_exec_utility(psprintf("CREATE TABLE %s (%s) " STATE_TABLE_OPTIONS, state, columns));
+		create_table(state, psprintf("(%s) " STATE_TABLE_OPTIONS, columns));
 		spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 								  quote_identifier(psprintf("%s_key", state_name)), state, keys));
 		if (several_keys_null != NULL)
@@ -83,7 +95,7 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 		{
 			char	   *result = stream_view_relation_sql(id, VIEW_RESULT_TABLE);
 
-			spi_exec_utility(psprintf("CREATE TABLE %s (%s) " STATE_TABLE_OPTIONS, result, results));
+			create_table(result, psprintf("(%s) " STATE_TABLE_OPTIONS, results));
 			spi_exec_utility(psprintf("CREATE UNIQUE INDEX %s ON %s (%s) NULLS NOT DISTINCT",
 									  quote_identifier(psprintf("%s_key",
 																stream_view_relation_name(id, VIEW_RESULT_TABLE))),
@@ -95,11 +107,10 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 		spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s)",
 								  quote_identifier(psprintf("%s_ttl", state_name)), state,
 								  quote_identifier(w->ttl_column)));
-	spi_exec_utility(psprintf("CREATE TABLE %s "
-							  "(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
-							  "WITH (autovacuum_vacuum_threshold = 1000, "
-							  "autovacuum_vacuum_scale_factor = 0, toast_tuple_target = 8160)",
-							  delta, columns));
+	create_table(delta, psprintf("(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
+								 "WITH (autovacuum_vacuum_threshold = 1000, "
+								 "autovacuum_vacuum_scale_factor = 0, toast_tuple_target = 8160)",
+								 columns));
 }
 
 /*
@@ -128,15 +139,14 @@ stream_window_create_row_tables(int id, const char *columns, WindowSpec *w)
 {
 	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
 
-	spi_exec_utility(psprintf("CREATE TABLE %s (%s)", state, columns));
+	create_table(state, psprintf("(%s)", columns));
 	if (w->ttl_column != NULL)
 		spi_exec_utility(psprintf("CREATE INDEX %s ON %s (%s)",
 								  quote_identifier(psprintf("%s_ttl",
 															stream_view_relation_name(id, VIEW_STATE_TABLE))),
 								  state, quote_identifier(w->ttl_column)));
-	spi_exec_utility(psprintf("CREATE TABLE %s "
-							  "(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
-							  "WITH (autovacuum_vacuum_threshold = 1000, "
-							  "autovacuum_vacuum_scale_factor = 0)",
-							  stream_view_relation_sql(id, VIEW_DELTA_TABLE), columns));
+	create_table(stream_view_relation_sql(id, VIEW_DELTA_TABLE),
+				 psprintf("(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
+						  "WITH (autovacuum_vacuum_threshold = 1000, "
+						  "autovacuum_vacuum_scale_factor = 0)", columns));
 }
