@@ -208,7 +208,56 @@ SELECT bool_or(l LIKE '%Hash Anti Join%') AS hashed, bool_or(l LIKE '%Nested Loo
 DROP FUNCTION views_plan(text);
 SELECT count(*), sum(n) FROM many_v;
 
+-- a composite key whose fields are all NULL is a group like any other
+-- (= matches it, though IS NULL is true of it), apart from the NULL value
+-- itself: counted once whether its events are merged or not, with one key
+-- and with several (whose NULL keys a partial index finds)
+CREATE TYPE pair AS (a text, b text);
+CREATE FOREIGN TABLE pairs (a text, b text, p pair) SERVER stream_ext;
+CREATE VIEW by_pair WITH (continuous) AS SELECT (a, b)::pair AS pair, count(*) AS n FROM pairs GROUP BY 1;
+CREATE VIEW by_p_a WITH (continuous) AS SELECT p, a, count(*) AS n FROM pairs GROUP BY p, a;
+CREATE FUNCTION views_merged(VARIADIC views regclass[]) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE pending bigint; total bigint; v regclass;
+BEGIN
+  FOR i IN 1 .. 3000 LOOP
+    total := 0;
+    FOREACH v IN ARRAY views LOOP
+      EXECUTE format('SELECT count(*) FROM %s',
+                     (SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = v))
+        INTO pending;
+      total := total + pending;
+    END LOOP;
+    IF total = 0 THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN false;
+END
+$$;
+INSERT INTO pairs VALUES (NULL, NULL, ROW(NULL, NULL)), (NULL, NULL, NULL), ('x', NULL, ROW('x', NULL));
+SELECT views_merged('by_pair', 'by_p_a') AS merged;
+-- a second session holds the merges while more events come
+CREATE EXTENSION dblink;
+SELECT dblink_connect('views_locker', format('host=%s port=%s dbname=%s user=%s',
+         split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_setting('port'), current_database(), current_user)) AS connected;
+SELECT dblink_exec('views_locker', 'BEGIN');
+SELECT dblink_exec('views_locker', format('LOCK TABLE %s, %s IN SHARE MODE',
+         (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'by_pair'::regclass),
+         (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'by_p_a'::regclass)));
+INSERT INTO pairs VALUES (NULL, NULL, ROW(NULL, NULL)), (NULL, NULL, NULL), ('x', NULL, ROW('x', NULL));
+SELECT pair, pair IS NULL AS is_null, n FROM by_pair ORDER BY pair;
+SELECT * FROM by_pair WHERE pair = ROW(NULL, NULL)::pair;
+SELECT p, p IS NULL AS is_null, p IS NOT DISTINCT FROM NULL AS null_value, a, n FROM by_p_a ORDER BY p, a;
+SELECT dblink_exec('views_locker', 'COMMIT');
+SELECT dblink_disconnect('views_locker');
+DROP EXTENSION dblink;
+SELECT views_merged('by_pair', 'by_p_a') AS merged;
+SELECT pair, n FROM by_pair ORDER BY pair;
+SELECT p, a, n FROM by_p_a ORDER BY p, a;
+DROP FUNCTION views_merged(regclass[]);
+
 SET client_min_messages = warning;
-DROP FOREIGN TABLE clicks, readings, ticks, s1, s2, s3, many CASCADE;
+DROP FOREIGN TABLE clicks, readings, ticks, s1, s2, s3, many, pairs CASCADE;
+DROP TYPE pair;
 RESET client_min_messages;
 SELECT count(*) FROM stream_ext.continuous_views;

@@ -89,6 +89,9 @@ typedef struct StateColumn
 	char	   *result_type;	/* its format_type */
 	char	   *collation;		/* the column's collation, qualified and
 								 * quoted, or NULL */
+	char	   *null_test;		/* SQL testing a key column of alias t for
+								 * NULL (stream_key_null_sql); NULL for
+								 * other columns */
 } StateColumn;
 
 /* names */
@@ -96,6 +99,7 @@ extern char *stream_view_relation_name(int id, ViewRelation which);
 extern char *stream_view_relation_sql(int id, ViewRelation which);
 extern bool stream_is_view_relation(Oid relid, ViewRelation which);
 extern bool stream_is_reserved_internal_name(const char *name);
+extern char *stream_key_null_sql(const char *expr, Oid type);
 extern Oid	stream_view_relation_relid(int id, ViewRelation which, bool missing_ok);
 extern Oid	stream_internal_relid(const char *name, bool missing_ok);
 extern Oid	stream_catalog_relid(bool missing_ok);

@@ -35,6 +35,20 @@ static const char *const view_relation_prefix[] = {
 	[VIEW_EMITTED_ROWS] = "emitted",
 };
 
+/*
+ * SQL that is true when the group key expr (of type type) is NULL, the key
+ * = cannot match.  "IS NULL" of a composite value is also true of a row
+ * whose fields are all NULL, which = matches like any other row: for those
+ * types only the NULL value itself is tested.
+ */
+char *
+stream_key_null_sql(const char *expr, Oid type)
+{
+	if (type_is_rowtype(type))
+		return psprintf("%s IS NOT DISTINCT FROM NULL", expr);
+	return psprintf("%s IS NULL", expr);
+}
+
 /* "state_<id>", "delta_<id>" or "result_<id>" */
 char *
 stream_view_relation_name(int id, ViewRelation which)

@@ -294,7 +294,7 @@ stream_catalog_state_columns(int id)
 							 "r.attname, pg_catalog.format_type(r.atttypid, r.atttypmod), "
 							 "(SELECT pg_catalog.format('%%I.%%I', n.nspname, c.collname) "
 							 "FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n "
-							 "ON n.oid = c.collnamespace WHERE c.oid = a.attcollation) "
+							 "ON n.oid = c.collnamespace WHERE c.oid = a.attcollation), a.atttypid "
 							 "FROM " STREAM_CATALOG_ROWS " v "
 							 "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
 							 "LEFT JOIN pg_catalog.pg_attribute r ON r.attrelid = %u "
@@ -324,6 +324,9 @@ stream_catalog_state_columns(int id)
 		col->collation = SPI_getvalue(tuple, desc, 7);
 		if (col->collation != NULL)
 			col->collation = pstrdup(col->collation);
+		if (is_key)
+			col->null_test = stream_key_null_sql(psprintf("t.%s", col->name),
+												 DatumGetObjectId(SPI_getbinval(tuple, desc, 8, &isnull)));
 		columns = lappend(columns, col);
 		MemoryContextSwitchTo(old);
 	}

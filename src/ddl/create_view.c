@@ -130,18 +130,24 @@ result_columns_sql(ViewShape *shape)
 	return buf.data;
 }
 
-/* "k1 IS NULL OR k2 IS NULL ...", or NULL for fewer than two keys */
+/*
+ * "k1 IS NULL OR k2 IS NULL ..." (stream_key_null_sql, as reads test
+ * them), or NULL for fewer than two keys
+ */
 static char *
 several_keys_null_sql(ViewShape *shape)
 {
 	StringInfoData buf;
-	ListCell   *lc;
+	ListCell   *lc,
+			   *lc2;
 
 	if (list_length(shape->key_names) < 2)
 		return NULL;
 	initStringInfo(&buf);
-	foreach(lc, shape->key_names)
-		appendStringInfo(&buf, "%s%s IS NULL", buf.len ? " OR " : "", quote_identifier(lfirst(lc)));
+	forboth(lc, shape->key_names, lc2, shape->keys)
+		appendStringInfo(&buf, "%s%s", buf.len ? " OR " : "",
+						 stream_key_null_sql(quote_identifier(lfirst(lc)),
+											 exprType((Node *) ((TargetEntry *) lfirst(lc2))->expr)));
 	return buf.data;
 }
 

@@ -283,7 +283,8 @@ kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finali
 		appendStringInfo(&match, "%sd.%s %s t.%s", match.len ? " AND " : "", col,
 						 group_equality_sql(exprType(key)), col);
 		if (i != shape->grouping_key)
-			appendStringInfo(&any_null, "%st.%s IS NULL", any_null.len ? " OR " : "", col);
+			appendStringInfo(&any_null, "%s%s", any_null.len ? " OR " : "",
+							 stream_key_null_sql(psprintf("t.%s", col), exprType(key)));
 	}
 	k->keys = stream_key_columns_sql(shape);
 	k->keys_match = match.data;

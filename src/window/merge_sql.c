@@ -57,7 +57,7 @@ typedef struct MergeColumns
 	StringInfoData old_returning;	/* t.k1, ..., t.a1 ... */
 	StringInfoData session_eq;	/* m.k1 = t.k1 AND ... */
 	StringInfoData session_null;	/* m.k1 IS NOT DISTINCT FROM t.k1 AND ... */
-	StringInfoData any_null;	/* t.k1 IS NULL OR ... */
+	StringInfoData any_null;	/* t.k1 IS NULL OR ... (StateColumn.null_test) */
 	StringInfoData blocks[SLIDING_LEVELS];	/* a step's row as a block's */
 	StringInfoData kept;		/* t.k1, ..., finalize_state(agg, t.a1,
 								 * NULL::type) AS r1 ... (with a result
@@ -111,7 +111,7 @@ build_columns(MergeColumns *m, List *columns, int key_count, WindowSpec *spec)
 			appendStringInfo(&m->keys, "%s%s", i ? ", " : "", col);
 			appendStringInfo(&m->session_eq, "m.%s = t.%s AND ", col, col);
 			appendStringInfo(&m->session_null, "m.%s IS NOT DISTINCT FROM t.%s AND ", col, col);
-			appendStringInfo(&m->any_null, "%st.%s IS NULL", i ? " OR " : "", col);
+			appendStringInfo(&m->any_null, "%s%s", i ? " OR " : "", c->null_test);
 			appendStringInfo(&m->kept, "%st.%s", i ? ", " : "", col);
 		}
 		else
