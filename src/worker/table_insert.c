@@ -30,6 +30,7 @@
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -45,6 +46,7 @@ typedef struct TableInsertReceiver
 	DestReceiver pub;
 	Oid			relid;
 	MemoryContext cxt;			/* the receiver's maker's */
+	MemoryContext flush_cxt;	/* reset after each group of rows inserted */
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -189,9 +191,15 @@ table_insert_startup(DestReceiver *self, int operation, TupleDesc rows)
 static void
 table_insert_flush(TableInsertReceiver *r)
 {
+	MemoryContext old;
+
 	if (r->nbuffered == 0)
 		return;
+	/* heap_multi_insert leaves its array of rows (and toasted copies) behind */
+	old = MemoryContextSwitchTo(r->flush_cxt);
 	table_multi_insert(r->rel, r->slots, r->nbuffered, r->cid, 0, r->bistate);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->flush_cxt);
 	for (int i = 0; i < r->nbuffered; i++)
 	{
 		if (r->rri->ri_NumIndices > 0)
@@ -273,6 +281,7 @@ table_insert_shutdown(DestReceiver *self)
 static void
 table_insert_destroy(DestReceiver *self)
 {
+	MemoryContextDelete(((TableInsertReceiver *) self)->flush_cxt);
 	pfree(self);
 }
 
@@ -292,5 +301,6 @@ stream_table_insert_receiver(Oid table)
 	r->pub.mydest = DestNone;
 	r->relid = table;
 	r->cxt = CurrentMemoryContext;
+	r->flush_cxt = AllocSetContextCreate(r->cxt, "stream_ext table insert", ALLOCSET_DEFAULT_SIZES);
 	return (DestReceiver *) r;
 }
