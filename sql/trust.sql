@@ -385,6 +385,24 @@ BEGIN
     END;
   END LOOP;
 END $$;
+-- nor through the view, whose LOCK locks what its query reads, or through a
+-- view over it; ordinary views and tables stay lockable
+CREATE VIEW tr_lk_top AS SELECT * FROM tr_lk WHERE n > 1;
+CREATE TABLE tr_lk_table (k text);
+CREATE VIEW tr_lk_plain AS SELECT * FROM tr_lk_table;
+\set VERBOSITY terse
+BEGIN;
+LOCK TABLE tr_lk IN SHARE MODE;
+ROLLBACK;
+BEGIN;
+LOCK TABLE tr_lk_top;
+ROLLBACK;
+\set VERBOSITY default
+BEGIN;
+LOCK TABLE tr_lk_plain, tr_lk_table IN SHARE MODE;
+ROLLBACK;
+DROP VIEW tr_lk_top, tr_lk_plain;
+DROP TABLE tr_lk_table;
 RESET ROLE;
 -- a view whose owner may no longer read its stream gets no more of its
 -- events (as for a table it joins): the batches fail for it, recorded

@@ -18,16 +18,23 @@
  *	   its DDL on them as one; a superuser repairing them knows why), but
  *	   for DROP INDEX of an index CREATE INDEX on a view made
  *	   (ddl/view_index.c), which PostgreSQL lets its owner drop.
+ *	   LOCK of a view locks the relations its query reads, views' too: so
+ *	   LOCK of a continuous view, or of a view over one, is refused too.
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "catalog/catalog.h"
 #include "ddl/internal_guard.h"
@@ -62,6 +69,81 @@ refuse(RangeVar *relation, const char *what, bool superuser_may)
 					STREAM_INTERNAL_SCHEMA, get_rel_name(relid)),
 			 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
 					   STREAM_INTERNAL_SCHEMA)));
+}
+
+/* Context of reads_internal_walker */
+typedef struct ReadsInternal
+{
+	Oid			internal;		/* the namespace stream_ext_internal */
+	List	   *views;			/* the views being walked (a cycle stops) */
+	Oid			found;			/* an internal relation read, or InvalidOid */
+} ReadsInternal;
+
+static bool reads_internal_view(Oid view, ReadsInternal *ctx);
+
+static bool
+reads_internal_walker(Node *node, ReadsInternal *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind != RTE_RELATION)
+			return false;
+		if (get_rel_namespace(rte->relid) == ctx->internal)
+		{
+			ctx->found = rte->relid;
+			return true;
+		}
+		return rte->relkind == RELKIND_VIEW && reads_internal_view(rte->relid, ctx);
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, reads_internal_walker, (void *) ctx,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, reads_internal_walker, (void *) ctx);
+}
+
+/* Does view read a relation of stream_ext_internal, itself or through views? */
+static bool
+reads_internal_view(Oid view, ReadsInternal *ctx)
+{
+	Relation	rel;
+	bool		found;
+
+	if (list_member_oid(ctx->views, view))
+		return false;
+	ctx->views = lappend_oid(ctx->views, view);
+	rel = table_open(view, AccessShareLock);
+	found = reads_internal_walker((Node *) get_view_query(rel), ctx);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * LOCK of a view locks what its query reads (LockViewRecurse): refuse it,
+ * but to a superuser, when that reaches a relation of stream_ext_internal.
+ */
+static void
+refuse_lock_through_view(RangeVar *relation)
+{
+	ReadsInternal ctx = {0};
+	Oid			relid;
+
+	if (superuser())
+		return;
+	relid = RangeVarGetRelid(relation, NoLock, true);
+	ctx.internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+	if (!OidIsValid(relid) || !OidIsValid(ctx.internal) ||
+		get_rel_relkind(relid) != RELKIND_VIEW || !reads_internal_view(relid, &ctx))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot lock view \"%s\"", get_rel_name(relid)),
+			 errdetail("Locking it would lock relation \"%s.%s\", which stream_ext's workers and combiner write.",
+					   STREAM_INTERNAL_SCHEMA, get_rel_name(ctx.found)),
+			 errhint("Reads of a continuous view need no lock: each sees a consistent snapshot.")));
 }
 
 /* Refuse parsetree if it is DDL on an internal relation that is not allowed. */
@@ -116,7 +198,10 @@ stream_guard_internal_relations(Node *parsetree)
 			}
 		case T_LockStmt:
 			foreach(lc, ((LockStmt *) parsetree)->relations)
+			{
 				refuse(lfirst(lc), "lock", true);
+				refuse_lock_through_view(lfirst(lc));
+			}
 			break;
 		case T_ClusterStmt:
 			refuse(((ClusterStmt *) parsetree)->relation, "cluster", true);
