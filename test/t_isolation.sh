@@ -11,7 +11,10 @@
 #      deadlock error, the DDL completes, and the worker goes on;
 #   5. stream_ext.view_time_limit: an event that makes a view's expression
 #      sleep 30 s costs that event for that view, and its transaction
-#      commits within seconds.
+#      commits within seconds;
+#   6. a statement_timeout caught by an exception block while the writer's
+#      buffer was half sent: every event counted once;
+#   7. a sync COMMIT waiting for a worker honours statement_timeout.
 # Own server: small queues, two workers, max_view_errors = 5,
 # view_time_limit = 500ms.
 source "$(dirname "$0")/lib.sh"
@@ -150,4 +153,69 @@ took=$((SECONDS - t))
 [ "$(q "SELECT sqlstate || ' ' || (event LIKE '(13,%') FROM stream_ext.view_errors WHERE name = 'slow_sum'::regclass")" = "54000 true" ] ||
 	fail "the slow event is not recorded: $(q "SELECT sqlstate, message, event FROM stream_ext.view_errors WHERE name = 'slow_sum'::regclass")"
 say "ok: an event sleeping 30 s in a view's expression cost that event for that view; the INSERT took $took s"
+
+# --- 6 and 7: a writer stopped while it waits for the workers (their queue
+# full, or its commit not yet applied) by statement_timeout.  The views are
+# slow on purpose: no time limit for them here.
+set_server_setting stream_ext.view_time_limit 0
+run_sql <<'SQL'
+CREATE FOREIGN TABLE tw (k int, v bigint) SERVER stream_ext;
+CREATE TABLE tw_out (k int, v bigint);
+CREATE VIEW tw_copy WITH (continuous, output = 'tw_out') AS SELECT k, v FROM tw;
+CREATE FUNCTION tw_slow(x bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS
+  $$BEGIN PERFORM pg_sleep(0.0005); RETURN x; END$$;
+CREATE VIEW tw_agg WITH (continuous) AS SELECT k, count(*) AS c, sum(tw_slow(v)) AS sv FROM tw GROUP BY k;
+-- a write into the stream in an exception block that catches the timeout
+CREATE FUNCTION tw_inner(g bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    INSERT INTO tw VALUES (-1, g);
+  EXCEPTION WHEN query_canceled THEN
+    RAISE NOTICE 'caught: %', SQLERRM;
+    -- the statement has run out of time: let it finish and commit
+    PERFORM set_config('statement_timeout', '0', false);
+  END;
+  RETURN true;
+END $$;
+SQL
+# 6: the statement's 20,000 events wait in the writer's buffer (it applies
+# tw_copy itself); the inner INSERT's statement sends them, in records, to
+# queues the slow view keeps full: the timeout stops it after some records,
+# the exception block catches it, the statement commits.  Every event once.
+out=$(PGOPTIONS="-c statement_timeout=2s" psql -X -v ON_ERROR_STOP=1 -c \
+	"INSERT INTO tw SELECT g % 10, g FROM generate_series(1, 20000) g WHERE g < 20000 OR tw_inner(g)" 2>&1) ||
+	fail "the INSERT failed: $out"
+echo "$out" | grep -q 'caught: canceling statement due to statement timeout' ||
+	fail "the timeout did not stop the inner INSERT while it sent the buffer: $out"
+wait_until 120 "the queues are drained" \
+	"SELECT sum(queue_bytes) = 0 AND sum(writers_waiting_queue) = 0 FROM stream_ext.workers"
+wait_until 30 "tw_agg and tw_out have the events" \
+	"SELECT (SELECT sum(c) FROM tw_agg) >= 20000 AND (SELECT count(*) FROM tw_out) >= 20000"
+got=$(q "SELECT (SELECT sum(c) FROM tw_agg) || ' ' || (SELECT count(*) FROM tw_out) || ' ' || (SELECT count(DISTINCT v) FROM tw_out)")
+[ "$got" = "20000 20000 20000" ] ||
+	fail "after a timeout caught while the buffer was sent: tw_agg counts, tw_out rows, distinct rows: $got, expected 20000 20000 20000"
+say "ok: a timeout caught while a writer's buffer was half sent: every event once in a view and a transform's table"
+
+# 7: at commit (PostgreSQL disarms statement_timeout before it), a writer
+# waiting for a worker stuck on a lock still times out, and nothing of its
+# transaction counts
+q "SELECT stream_ext.truncate_continuous_view('tw_agg')" >/dev/null
+agg_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'tw_agg'::regclass")
+psql -X -q -c "BEGIN" -c "LOCK TABLE $agg_delta IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
+locker=$!
+_bg_pids+=("$locker")
+wait_until 10 "the delta table is locked" \
+	"SELECT count(*) = 1 FROM pg_locks WHERE relation = '$agg_delta'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+t=$SECONDS
+out=$(PGOPTIONS="-c statement_timeout=1s" psql -X -c "INSERT INTO tw VALUES (1, 1)" 2>&1) &&
+	fail "the INSERT committed while its worker waited for a lock: $out"
+took=$((SECONDS - t))
+echo "$out" | grep -q 'canceling statement due to statement timeout' || fail "not a statement timeout: $out"
+[ "$took" -le 5 ] || fail "the INSERT's COMMIT wait took $took s under statement_timeout = 1s"
+kill "$locker" 2>/dev/null || true
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
+q "INSERT INTO tw VALUES (2, 2)" >/dev/null
+got=$(q "SELECT string_agg(k || ':' || c, ',' ORDER BY k) FROM tw_agg")
+[ "$got" = "2:1" ] || fail "after the timed out INSERT and one more: tw_agg is '$got', expected '2:1'"
+say "ok: statement_timeout = 1s ended a COMMIT waiting for a worker after $took s; its event not counted"
 say PASS

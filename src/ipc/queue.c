@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "access/twophase.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -22,6 +23,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "commands/dbcommands.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
@@ -494,6 +496,26 @@ stream_batch_slot_for_backend(void)
 	}
 }
 
+/*
+ * statement_timeout where PostgreSQL has disarmed it: it does so before a
+ * commit, and a writer in sync mode waits for the workers at its commit.
+ * Measured from the statement's start (COMMIT's, or that of the statement
+ * that commits itself), as during a statement.  For client backends only.
+ */
+static void
+error_if_statement_timed_out(void)
+{
+	if (StatementTimeout <= 0 || MyBackendType != B_BACKEND ||
+		get_timeout_active(STATEMENT_TIMEOUT) ||
+		!TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), GetCurrentTimestamp(),
+									StatementTimeout))
+		return;
+	stream_writer_wait_done();
+	ereport(ERROR,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("canceling statement due to statement timeout")));
+}
+
 /* How far along a chain of lock waits a waiting writer looks for itself */
 #define MAX_WAIT_CHAIN 4
 
@@ -605,6 +627,7 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 		{
 			if (ConditionVariableTimedSleep(&slot->space_cv, 100, STREAM_WAIT_QUEUE_FULL))
 				error_if_worker_waits_for_us(slot);
+			error_if_statement_timed_out();
 		}
 	}
 	if (sleeping)
@@ -662,6 +685,7 @@ stream_ack_wait(int slotno, uint64 seq)
 			error_if_worker_waits_for_us(slot);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		error_if_statement_timed_out();
 	}
 	if (waiting)
 		stream_writer_wait_done();

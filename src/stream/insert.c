@@ -60,7 +60,15 @@ static uint32 arrival_uses = 0;
 static char *event_buf = NULL;
 static Size event_buf_size = 0;	/* allocated */
 static Size event_buf_used = 0;
-static uint32 event_buf_count = 0;
+static uint32 event_buf_count = 0;	/* events not sent yet */
+
+/*
+ * Where the events not sent yet start.  A flush of a large buffer sends
+ * several records, and an error (a cancel while the queue is full) may stop
+ * it after some: those are gone from the buffer, for a later flush must not
+ * send them again when a subtransaction caught the error.
+ */
+static Size event_buf_start = 0;
 static Oid	event_buf_stream = InvalidOid;
 
 /*
@@ -154,11 +162,13 @@ subxact_cache_has_room(void)
  * event larger goes alone), the last one with flags.  first_subxact: the
  * earliest subtransaction that wrote one of them; the writer applies them
  * only from it or an earlier one (see event_buf_first_subxact).  Returns
- * the worker of the last record, or -1 when none was sent.
+ * the worker of the last record, or -1 when none was sent.  With
+ * from_buffer (payload is the buffer's unsent events), each record sent
+ * leaves the buffer at once.
  */
 static int
 dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint16 flags,
-				SubTransactionId first_subxact)
+				SubTransactionId first_subxact, bool from_buffer)
 {
 	const char *start = payload;
 	const char *p = payload;
@@ -186,6 +196,11 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 			slotno = next_record_slot();
 			send_record(slotno, stream, n, start, p - start,
 						flags & ~(STREAM_FLAG_COMMIT | STREAM_FLAG_ASYNC));
+			if (from_buffer)
+			{
+				event_buf_start += p - start;
+				event_buf_count -= n;
+			}
 			start = p;
 			n = 0;
 		}
@@ -205,8 +220,10 @@ flush_event_buffer(uint16 flags)
 
 	if (event_buf_count == 0)
 		return -1;
-	slotno = dispatch_events(event_buf_stream, event_buf_count, event_buf, event_buf_used, flags,
-							 event_buf_first_subxact);
+	slotno = dispatch_events(event_buf_stream, event_buf_count, event_buf + event_buf_start,
+							 event_buf_used - event_buf_start, flags, event_buf_first_subxact,
+							 true);
+	event_buf_start = 0;
 	event_buf_used = 0;
 	event_buf_count = 0;
 	event_buf_first_subxact = InvalidSubTransactionId;
@@ -240,6 +257,7 @@ flush_and_wait(void)
 static void
 reset_xact_state(void)
 {
+	event_buf_start = 0;
 	event_buf_used = 0;
 	event_buf_count = 0;
 	event_buf_stream = InvalidOid;
@@ -300,10 +318,20 @@ stream_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/* A subtransaction's error may have ended a wait (a cancel caught by it). */
+static void
+stream_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		stream_writer_wait_done();
+}
+
 void
 stream_insert_init(void)
 {
 	RegisterXactCallback(stream_xact_callback, NULL);
+	RegisterSubXactCallback(stream_subxact_callback, NULL);
 }
 
 stream_write_admit_hook_type stream_write_admit_hook = NULL;
@@ -509,7 +537,7 @@ commit_event(Relation rel, char *dest, char *oversized)
 	if (oversized != NULL)
 	{
 		dispatch_events(RelationGetRelid(rel), 1, oversized, needed, 0,
-						GetCurrentSubTransactionId());
+						GetCurrentSubTransactionId(), false);
 		pfree(oversized);
 		return;
 	}
