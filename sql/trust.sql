@@ -419,6 +419,27 @@ SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'tr_rv'::regcl
 SET client_min_messages = warning;
 DROP FOREIGN TABLE tr_s6 CASCADE;
 RESET client_min_messages;
+-- the same when the right came with a role the owner is no longer a member
+-- of (which invalidates no plan: the workers check it for every batch)
+CREATE ROLE regress_trust_group;
+CREATE FOREIGN TABLE tr_s7 (k text) SERVER stream_ext;
+GRANT SELECT ON tr_s7 TO regress_trust_group;
+GRANT regress_trust_group TO regress_trust_user;
+SET ROLE regress_trust_user;
+CREATE VIEW tr_gv WITH (continuous) AS SELECT k, count(*) AS n FROM tr_s7 GROUP BY k;
+RESET ROLE;
+INSERT INTO tr_s7 VALUES ('before');
+INSERT INTO tr_s7 VALUES ('before');
+INSERT INTO tr_s7 VALUES ('before');
+REVOKE regress_trust_group FROM regress_trust_user;
+INSERT INTO tr_s7 VALUES ('after');
+INSERT INTO tr_s7 VALUES ('after');
+SELECT k, n FROM tr_gv ORDER BY k;
+SELECT DISTINCT sqlstate, message FROM stream_ext.view_errors WHERE name = 'tr_gv'::regclass;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE tr_s7 CASCADE;
+DROP ROLE regress_trust_group;
+RESET client_min_messages;
 SET ROLE regress_trust_user;
 -- stream_ext.read_time takes fixed times only ('now' would stand still)
 SET stream_ext.read_time = 'now';

@@ -14,7 +14,8 @@
 #      commits within seconds;
 #   6. a statement_timeout caught by an exception block while the writer's
 #      buffer was half sent: every event counted once;
-#   7. a sync COMMIT waiting for a worker honours statement_timeout.
+#   7. a sync COMMIT waiting for a worker honours statement_timeout;
+#   8. DROP EXTENSION during a writer's COMMIT: neither waits for good.
 # Own server: small queues, two workers, max_view_errors = 5,
 # view_time_limit = 500ms.
 source "$(dirname "$0")/lib.sh"
@@ -218,4 +219,21 @@ q "INSERT INTO tw VALUES (2, 2)" >/dev/null
 got=$(q "SELECT string_agg(k || ':' || c, ',' ORDER BY k) FROM tw_agg")
 [ "$got" = "2:1" ] || fail "after the timed out INSERT and one more: tw_agg is '$got', expected '2:1'"
 say "ok: statement_timeout = 1s ended a COMMIT waiting for a worker after $took s; its event not counted"
+
+# --- 8. DROP EXTENSION while a writer commits: it stops the workers, then
+# waits for the writer's lock on the stream; the writer, waiting for the
+# stopped workers, fails at once instead of both waiting for good
+q "CREATE FOREIGN TABLE dx (k int) SERVER stream_ext" >/dev/null
+q "CREATE VIEW dx_n WITH (continuous) AS SELECT count(*) AS n FROM dx" >/dev/null
+psql -X -c "BEGIN" -c "INSERT INTO dx VALUES (1)" -c "SELECT pg_sleep(3)" -c "COMMIT" > "$SCRATCH/dx_writer.out" 2>&1 &
+writer=$!
+_bg_pids+=("$writer")
+sleep 1
+t=$SECONDS
+timeout 60 psql -X -v ON_ERROR_STOP=1 -c "DROP EXTENSION stream_ext CASCADE" > "$SCRATCH/dx_drop.out" 2>&1 ||
+	{ cat "$SCRATCH/dx_drop.out"; fail "DROP EXTENSION did not complete within 60 s while a writer committed"; }
+timeout 30 tail --pid=$writer -f /dev/null || fail "the writer is still waiting"
+grep -q 'stream_ext workers of database "t_isolation" are stopped' "$SCRATCH/dx_writer.out" ||
+	{ cat "$SCRATCH/dx_writer.out"; fail "the writer's COMMIT did not fail with the workers-stopped error"; }
+say "ok: DROP EXTENSION during a writer's COMMIT completed in $((SECONDS - t)) s; the COMMIT failed, saying why"
 say PASS

@@ -567,6 +567,37 @@ error_if_worker_waits_for_us(StreamWorkerSlot *slot)
 }
 
 /*
+ * Error out when this database's workers are stopped (stream_stop_database:
+ * DROP EXTENSION, or a DROP or copy of the database) while the writer waits
+ * for them.  The statement that stopped them may wait for this writer's
+ * locks (DROP EXTENSION for its streams'), and the workers stay stopped
+ * until it ends: neither would ever go on.
+ */
+static void
+error_if_workers_stopped(StreamWorkerSlot *slot)
+{
+	int			groupno;
+	StreamDatabaseGroup *group;
+	bool		stopped;
+
+	if (slot->state == SLOT_RUNNING)
+		return;
+	LWLockAcquire(StreamShared->lock, LW_SHARED);
+	group = find_group(MyDatabaseId, &groupno);
+	stopped = (group != NULL && group->stopping);
+	LWLockRelease(StreamShared->lock);
+	if (!stopped)
+		return;
+	stream_writer_wait_done();
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("stream_ext workers of database \"%s\" are stopped",
+					get_database_name(MyDatabaseId)),
+			 errdetail("DROP EXTENSION stream_ext, or a DROP or copy of the database, stopped them while this transaction waited for them to apply its events."),
+			 errhint("The transaction was rolled back; it can be retried once that statement has ended.")));
+}
+
+/*
  * Append one record (header plus payload) to a worker's ring, waiting while
  * the ring lacks room.  Sets hdr->len.
  */
@@ -626,7 +657,10 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 		else
 		{
 			if (ConditionVariableTimedSleep(&slot->space_cv, 100, STREAM_WAIT_QUEUE_FULL))
+			{
 				error_if_worker_waits_for_us(slot);
+				error_if_workers_stopped(slot);
+			}
 			error_if_statement_timed_out();
 		}
 	}
@@ -682,7 +716,10 @@ stream_ack_wait(int slotno, uint64 seq)
 		}
 		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					  100L, STREAM_WAIT_COMMIT_ACK) & WL_TIMEOUT)
+		{
 			error_if_worker_waits_for_us(slot);
+			error_if_workers_stopped(slot);
+		}
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		error_if_statement_timed_out();

@@ -26,6 +26,8 @@
  *   the snapshot its first run began it with (a rescan does not take a new
  *   one), and each batch must see the tables as of its own snapshot: plans
  *   that join tables run in a fresh executor every time.
+ * - The plan's permissions are checked again at each run: a role's
+ *   membership revoked invalidates no plan.
  * - The caller ends a kept executor whenever the view's plan is replaced
  *   (the view cache is rebuilt after DDL), and does not use kept executors
  *   in a batch during which the cache was invalidated.
@@ -273,6 +275,13 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 	}
 	else
 	{
+		/*
+		 * The owner's rights on the stream were checked when the executor
+		 * started; they may have gone since without any invalidation of the
+		 * plan (a role membership revoked): check them for every batch, as
+		 * a new executor would.
+		 */
+		(void) ExecCheckRTPerms(plan->rtable, true);
 		if (params != NULL)
 			copy_params(k->params, params);
 		k->qd->dest = dest;
