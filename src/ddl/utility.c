@@ -5,8 +5,10 @@
  *	 CREATE VIEW v WITH (continuous) AS SELECT ...	 creates a continuous view
  *	 CREATE FOREIGN TABLE s (...) SERVER stream_ext	 gains arrival_timestamp,
  *	   a name no other column of a stream may take
- *	 DROP DATABASE, CREATE DATABASE ... TEMPLATE t	 stop the workers of the
- *	   database concerned while the command runs, since it must be unused;
+ *	 DROP DATABASE, CREATE DATABASE ... TEMPLATE t,	 stop the workers of the
+ *	 ALTER DATABASE ... RENAME TO or SET TABLESPACE	 database concerned (its
+ *	   Kafka workers leave too) while the command runs, since it must be
+ *	   unused;
  *	 DROP EXTENSION stream_ext						 likewise: it locks every
  *	   view's tables in its own order, which could deadlock with a worker.
  */
@@ -302,6 +304,18 @@ template_database(CreatedbStmt *stmt)
 	return get_database_oid(name, true);
 }
 
+/* Does stmt move the database (ALTER DATABASE ... SET TABLESPACE)? */
+static bool
+moves_database(AlterDatabaseStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+		if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+			return true;
+	return false;
+}
+
 /* Does stmt drop this extension (DROP EXTENSION ... stream_ext ...)? */
 static bool
 drops_stream_ext(DropStmt *stmt)
@@ -513,6 +527,12 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 
 	if (IsA(parsetree, DropdbStmt))
 		quiet_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+		quiet_db = get_database_oid(((RenameStmt *) parsetree)->subname, true);
+	else if (IsA(parsetree, AlterDatabaseStmt) &&
+			 moves_database((AlterDatabaseStmt *) parsetree))
+		quiet_db = get_database_oid(((AlterDatabaseStmt *) parsetree)->dbname, true);
 	else if (IsA(parsetree, CreatedbStmt))
 		quiet_db = template_database((CreatedbStmt *) parsetree);
 	else if (IsA(parsetree, DropStmt) && drops_stream_ext((DropStmt *) parsetree))

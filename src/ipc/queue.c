@@ -797,6 +797,49 @@ stream_group_of_database(Oid dboid)
 }
 
 /*
+ * Are the workers of database dboid stopped (stream_stop_database)?  Its
+ * Kafka workers then leave too: a DROP or copy of the database waits for
+ * every process connected to it.
+ */
+bool
+stream_database_stopping(Oid dboid)
+{
+	int			groupno;
+	StreamDatabaseGroup *group;
+	bool		stopping;
+
+	LWLockAcquire(StreamShared->lock, LW_SHARED);
+	group = find_group(dboid, &groupno);
+	stopping = (group != NULL && group->stopping);
+	LWLockRelease(StreamShared->lock);
+	return stopping;
+}
+
+/*
+ * Does a combiner of database dboid run?  It looks after the database's
+ * Kafka workers; without one nobody does.
+ */
+bool
+stream_database_combiner_running(Oid dboid)
+{
+	int			groupno;
+	bool		running = false;
+
+	LWLockAcquire(StreamShared->lock, LW_SHARED);
+	if (find_group(dboid, &groupno) != NULL)
+		for (int s = 0; s < StreamShared->slots_per_group; s++)
+		{
+			int			slotno = stream_group_slot(groupno, s);
+
+			if (stream_slot_role(slotno) == ROLE_COMBINER &&
+				StreamShared->slots[slotno].state == SLOT_RUNNING)
+				running = true;
+		}
+	LWLockRelease(StreamShared->lock);
+	return running;
+}
+
+/*
  * When no process of the group runs any more, its published settings go:
  * the next ones to start may have others (ALTER DATABASE ... SET).
  */

@@ -207,6 +207,8 @@ extern void stream_note_merge_round(int slotno, uint64 mergeable_at_start);
 
 /* status, for the metrics views */
 extern int	stream_group_of_database(Oid dboid);
+extern bool stream_database_stopping(Oid dboid);
+extern bool stream_database_combiner_running(Oid dboid);
 extern void stream_group_publish_settings(Oid dboid, const char *settings, int len);
 extern int	stream_group_settings(Oid dboid, char *buf);
 

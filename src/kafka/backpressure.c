@@ -79,7 +79,7 @@ admit_writer(Relation rel)
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("stream \"%s\" has too many events waiting for Kafka producer %d",
 							RelationGetRelationName(rel), id),
-					 errdetail("%lld events are staged; stream_ext.kafka_sink_max_pending is %d.",
+					 errdetail("%lld or more events are staged; stream_ext.kafka_sink_max_pending is %d.",
 							   (long long) pending, stream_ext_kafka_sink_max_pending),
 					 errhint("See the producer's state and last error in stream_ext.kafka_producers; "
 							 "try again once the brokers have caught up.")));

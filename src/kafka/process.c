@@ -30,6 +30,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "ipc/queue.h"
 #include "kafka/process.h"
 #include "kafka/slots.h"
 #include "stream/insert.h"
@@ -207,7 +208,11 @@ kafka_consumer_sleep(KafkaWorker *w, long ms)
 
 /*
  * Between librdkafka calls: cancel and termination, the postmaster's death,
- * a configuration reload.
+ * a configuration reload.  A worker leaves (a clean exit: the supervisor
+ * starts it again once the database's combiner is back) when the
+ * database's workers are stopped for a DROP, copy or rename of the
+ * database, which waits for every process connected to it, or for DROP
+ * EXTENSION.
  */
 void
 kafka_serve_interrupts(void)
@@ -215,6 +220,8 @@ kafka_serve_interrupts(void)
 	CHECK_FOR_INTERRUPTS();
 	if (!PostmasterIsAlive())
 		proc_exit(1);
+	if (stream_database_stopping(MyDatabaseId))
+		proc_exit(0);
 	if (ConfigReloadPending)
 	{
 		ConfigReloadPending = false;

@@ -25,6 +25,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "ipc/queue.h"
 #include "jobs/jobs.h"
 #include "kafka/consumer.h"
 #include "kafka/process.h"
@@ -45,6 +46,7 @@ typedef struct WantedConsumer
 
 static TimestampTz last_round = 0;
 static uint64 last_kicks = 0;
+static int	last_no_room = 0;	/* workers not started for want of a slot */
 static BackgroundWorkerHandle **handles = NULL; /* per slot, registered by us */
 
 /* Enabled consumers and producers of this database: palloc'd array, count in *n. */
@@ -168,12 +170,40 @@ register_worker(int slotno, KafkaSlot *slot)
 	return RegisterDynamicBackgroundWorker(&worker, &handles[slotno]);
 }
 
+/*
+ * Per slot: is it another database's, its process gone, with no combiner of
+ * that database to look after it (the database or the extension dropped)?
+ * Such a slot is taken when no slot is free.
+ */
+static bool *
+orphaned_slots(void)
+{
+	bool	   *orphaned = palloc0(sizeof(bool) * KafkaShared->nslots);
+	Oid		   *dboids = palloc0(sizeof(Oid) * KafkaShared->nslots);
+
+	LWLockAcquire(KafkaShared->lock, LW_SHARED);
+	for (int s = 0; s < KafkaShared->nslots; s++)
+	{
+		KafkaSlot  *slot = &KafkaShared->slots[s];
+
+		if (slot->consumer_id != 0 && slot->dboid != MyDatabaseId && slot->pid == 0 &&
+			!slot->starting)
+			dboids[s] = slot->dboid;
+	}
+	LWLockRelease(KafkaShared->lock);
+	for (int s = 0; s < KafkaShared->nslots; s++)
+		orphaned[s] = OidIsValid(dboids[s]) && !stream_database_combiner_running(dboids[s]);
+	pfree(dboids);
+	return orphaned;
+}
+
 /* One round; caller is outside a transaction. */
 static void
 supervise_round(void)
 {
 	int			n;
 	WantedConsumer *wanted = read_wanted(&n);
+	bool	   *orphaned = orphaned_slots();
 	TimestampTz now = GetCurrentTimestamp();
 	List	   *to_signal = NIL;
 	ListCell   *lc;
@@ -226,6 +256,15 @@ supervise_round(void)
 				for (int s = 0; s < KafkaShared->nslots && slot == NULL; s++)
 					if (KafkaShared->slots[s].consumer_id == 0)
 						slot = &KafkaShared->slots[s];
+				for (int s = 0; s < KafkaShared->nslots && slot == NULL; s++)
+				{
+					KafkaSlot  *other = &KafkaShared->slots[s];
+
+					/* still as it was when found orphaned */
+					if (orphaned[s] && other->pid == 0 && !other->starting &&
+						other->dboid != MyDatabaseId)
+						slot = other;
+				}
 				if (slot == NULL)
 				{
 					no_room++;
@@ -257,13 +296,16 @@ supervise_round(void)
 
 	foreach(lc, to_signal)
 		kill(lfirst_int(lc), SIGTERM);
-	if (no_room > 0)
+	/* once per condition, not every round (the slots' states say it too) */
+	if (no_room > 0 && no_room != last_no_room)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start %d Kafka consumer workers", no_room),
 				 errhint("Raise max_worker_processes or stream_ext.kafka_max_workers.")));
+	last_no_room = no_room;
 	if (wanted)
 		pfree(wanted);
+	pfree(orphaned);
 }
 
 /*

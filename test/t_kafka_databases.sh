@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Kafka workers and the life of their database (mock cluster; own server with
+# stream_ext.kafka_max_workers = 2):
+#   1. ALTER DATABASE ... RENAME TO of a database with a running consumer
+#      succeeds (its processes step aside), and the consumer goes on after;
+#   2. a plain DROP DATABASE of a database with a running consumer (two
+#      workers: every Kafka slot) succeeds, and its slots are free again: a
+#      consumer of another database starts and consumes;
+#   3. DROP EXTENSION in a database with a consumer frees its slot too;
+#   4. a consumer that cannot get a slot is logged once, not every round.
+source "$(dirname "$0")/lib.sh"
+source "$TEST_DIR/kafka/lib.sh"
+
+unset PGHOST PGPORT
+start_own_server "$SCRATCH/server" "stream_ext.kafka_max_workers = 2" \
+	"stream_ext.kafka_batch_wait = 20ms"
+mock_start 1 a_t:2 b_t:1 c_t:1
+say "mock cluster at $BROKERS"
+
+consumer_db() { # NAME TOPIC PARALLELISM
+	empty_db "$1"
+	_drop_db=
+	run_sql -d "$1" <<SQL
+CREATE EXTENSION stream_ext;
+CREATE FOREIGN TABLE ev (x text) SERVER stream_ext;
+CREATE VIEW ev_n WITH (continuous) AS SELECT count(*) AS n FROM ev;
+SELECT stream_ext.kafka_consume('ev', '$2', '$BROKERS', format => 'text', parallelism => $3);
+SQL
+}
+count_in() { psql -X -At -d "$1" -c "SELECT n FROM ev_n"; }
+
+consumer_db kdb_a a_t 2
+seq 1 100 | produce a_t
+PGDATABASE=kdb_a wait_until 30 "kdb_a consumes" "SELECT n = 100 FROM ev_n"
+
+# --- 1. rename
+offset=$(log_offset)
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER DATABASE kdb_a RENAME TO kdb_renamed" ||
+	fail "ALTER DATABASE ... RENAME TO failed with a consumer running"
+seq 101 150 | produce a_t
+PGDATABASE=kdb_renamed wait_until 60 "the renamed database's consumer goes on" "SELECT n = 150 FROM ev_n"
+say "ok: ALTER DATABASE ... RENAME TO with a running consumer; it consumed on after"
+
+# --- 2. plain DROP DATABASE frees the slots
+t=$SECONDS
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE kdb_renamed" ||
+	fail "DROP DATABASE failed with a consumer running"
+say "ok: DROP DATABASE of a database with a consumer of parallelism 2 in $((SECONDS - t)) s"
+consumer_db kdb_b b_t 2
+seq 1 40 | produce b_t
+PGDATABASE=kdb_b wait_until 60 "another database's consumer gets a freed slot" "SELECT n = 40 FROM ev_n"
+say "ok: the dropped database's Kafka slots went to another database's consumer"
+
+# --- 3. DROP EXTENSION frees the slot too; 4. one warning while waiting
+consumer_db kdb_c c_t 1
+seq 1 30 | produce c_t
+sleep 3
+[ "$(count_in kdb_c)" = 0 ] || fail "kdb_c consumed with no slot free"
+warnings=$(log_since "$offset" | grep -c 'could not start 1 Kafka consumer workers' || true)
+[ "$warnings" -le 2 ] || fail "the lack of a Kafka slot was logged $warnings times in 3 s"
+psql -X -q -d kdb_b -v ON_ERROR_STOP=1 -c "DROP EXTENSION stream_ext CASCADE"
+PGDATABASE=kdb_c wait_until 60 "kdb_c's consumer gets kdb_b's slot" "SELECT n = 30 FROM ev_n"
+say "ok: DROP EXTENSION freed its consumer's slot; a waiting consumer was logged $warnings time(s)"
+for db in kdb_b kdb_c; do
+	psql -X -q -d postgres -c "DROP DATABASE $db WITH (FORCE)"
+done
+say PASS
