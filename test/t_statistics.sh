@@ -76,6 +76,17 @@ wait_until 10 "the combiner is idle with its last query" \
 	   AND state = 'idle' AND query LIKE 'stream_ext: merging deltas of continuous view public.%'"
 say "ok: idle workers and combiner show their state and last query"
 
+# a cancel that finds them idle has nothing to cancel: they stay
+pids=$(q "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity
+          WHERE datname = 't_statistics' AND backend_type IN ('stream_ext worker', 'stream_ext combiner')")
+q "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity
+   WHERE datname = 't_statistics' AND backend_type IN ('stream_ext worker', 'stream_ext combiner')" >/dev/null
+sleep 1
+[ "$(q "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity
+       WHERE datname = 't_statistics' AND backend_type IN ('stream_ext worker', 'stream_ext combiner')")" = "$pids" ] ||
+	fail "pg_cancel_backend of idle workers and combiner ended them"
+say "ok: pg_cancel_backend of the idle workers and combiner leaves them running"
+
 # ... and a busy worker its view, its transaction's start and its state
 q "SET stream_ext.commit_mode = async; INSERT INTO slow VALUES (-1)" >/dev/null
 wait_until 10 "a busy worker shows the view it applies events to" \

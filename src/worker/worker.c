@@ -92,6 +92,12 @@ stream_worker_report_idle(void)
 void
 stream_worker_handle_interrupts(void)
 {
+	/*
+	 * Called between batches and rounds, where a cancel (pg_cancel_backend)
+	 * finds nothing to cancel: it must not end the process.  One that comes
+	 * during a batch cancels that batch, which is applied again.
+	 */
+	QueryCancelPending = false;
 	CHECK_FOR_INTERRUPTS();
 	if (stream_worker_stop_requested)
 		proc_exit(0);
