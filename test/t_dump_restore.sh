@@ -17,7 +17,10 @@
 #   - views depend on their stream and tables again, new views get new ids, dropping a
 #     restored view removes its tables, the catalog views show everything;
 #   - the Kafka consumer is restored stopped, with its offsets;
-#   - partial states of hll's aggregate (agg_state) are restored by name.
+#   - partial states of hll's aggregate (agg_state) are restored by name;
+#   - a view whose joined table and column were renamed after it was made,
+#     and one made under other DateStyle, IntervalStyle and extra_float_digits
+#     than the restore's, restore with the same meaning.
 # Own server: the combiner merges every 3 s, so that the dump holds deltas.
 source "$(dirname "$0")/lib.sh"
 
@@ -75,6 +78,20 @@ CREATE INDEX ON slow_rows (url);
 CREATE TABLE slow_log (url text, user_id bigint);
 CREATE VIEW to_slow_log WITH (continuous, output = 'slow_log') AS
   SELECT url, user_id FROM clicks WHERE latency > 22;
+-- constants written under other display settings than the restore's
+SET datestyle = 'SQL, DMY';
+SET intervalstyle = 'sql_standard';
+SET extra_float_digits = -10;
+CREATE VIEW styled WITH (continuous) AS
+  SELECT '03/04/2026'::date AS d, interval '-1 day -2 hours' AS iv, count(*) AS n,
+         count(*) FILTER (WHERE latency < 24.123456789) AS under
+    FROM clicks GROUP BY 1, 2;
+RESET datestyle;
+RESET intervalstyle;
+RESET extra_float_digits;
+-- what the views read renamed after they were made: their text follows
+ALTER TABLE users RENAME TO user_tiers;
+ALTER TABLE user_tiers RENAME COLUMN tier TO level;
 SELECT stream_ext.kafka_consume('clicks', 'dump_topic', '127.0.0.1:9', format => 'json');
 INSERT INTO stream_ext_internal.kafka_offsets
   SELECT id, 0, 4242 FROM stream_ext_internal.kafka_consumers;
@@ -173,16 +190,16 @@ check_views() {  # check_views LABEL
 	   EXCEPT SELECT 'ghosts', url, count(*)::text, '', '' FROM log GROUP BY url)
 	  UNION ALL
 	  (SELECT 'by_tier', tier::text, kind, n::text, total::text FROM by_tier
-	   EXCEPT SELECT 'by_tier', u.tier::text, k.kind, count(*)::text, sum(c.latency)::text
-	          FROM log c JOIN users u ON u.id = c.user_id LEFT JOIN page_kinds k ON k.url = c.url
-	          GROUP BY u.tier, k.kind)
+	   EXCEPT SELECT 'by_tier', u.level::text, k.kind, count(*)::text, sum(c.latency)::text
+	          FROM log c JOIN user_tiers u ON u.id = c.user_id LEFT JOIN page_kinds k ON k.url = c.url
+	          GROUP BY u.level, k.kind)
 	  UNION ALL
 	  ((SELECT 'slow_rows', ts::text, url, user_id::text, tier::text FROM slow_rows
-	    EXCEPT ALL SELECT 'slow_rows', c.ts::text, c.url, c.user_id::text, u.tier::text
-	          FROM log c JOIN users u ON u.id = c.user_id WHERE c.latency > 20)
+	    EXCEPT ALL SELECT 'slow_rows', c.ts::text, c.url, c.user_id::text, u.level::text
+	          FROM log c JOIN user_tiers u ON u.id = c.user_id WHERE c.latency > 20)
 	   UNION ALL
-	   (SELECT 'slow_rows missing', c.ts::text, c.url, c.user_id::text, u.tier::text
-	          FROM log c JOIN users u ON u.id = c.user_id WHERE c.latency > 20
+	   (SELECT 'slow_rows missing', c.ts::text, c.url, c.user_id::text, u.level::text
+	          FROM log c JOIN user_tiers u ON u.id = c.user_id WHERE c.latency > 20
 	    EXCEPT ALL SELECT 'slow_rows missing', ts::text, url, user_id::text, tier::text FROM slow_rows))
 	  UNION ALL
 	  -- a transform's rows are in its table or staged (read through it), once
@@ -192,9 +209,13 @@ check_views() {  # check_views LABEL
 	   (SELECT 'slow_log missing', url, user_id::text, '', '' FROM log WHERE latency > 22
 	    EXCEPT ALL SELECT 'slow_log missing', url, user_id::text, '', '' FROM (TABLE slow_log UNION ALL TABLE to_slow_log) t))
 	  UNION ALL
+	  (SELECT 'styled', d::text, iv::text, n::text, under::text FROM styled
+	   EXCEPT SELECT 'styled', '2026-04-03', '-1 days -02:00:00', count(*)::text,
+	                 (count(*) FILTER (WHERE latency < 24.123456789))::text FROM log)
+	  UNION ALL
 	  SELECT 'rows', v, got::text, want::text, '' FROM (VALUES
 	    ('by_tier', (SELECT count(*) FROM by_tier),
-	                (SELECT count(*) FROM (SELECT DISTINCT u.tier, k.kind FROM log c JOIN users u ON u.id = c.user_id
+	                (SELECT count(*) FROM (SELECT DISTINCT u.level, k.kind FROM log c JOIN user_tiers u ON u.id = c.user_id
 	                                         LEFT JOIN page_kinds k ON k.url = c.url) d)),
 	    ('url_stats', (SELECT count(*) FROM url_stats), (SELECT count(DISTINCT url) FROM log)),
 	    ('per_second', (SELECT count(*) FROM per_second),
@@ -221,7 +242,7 @@ writer_sql 441 480 | run_sql
 check_views "after new events"
 
 # The catalog is whole again.
-[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 10 ] || fail "stream_ext.continuous_views lacks views"
+[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 11 ] || fail "stream_ext.continuous_views lacks views"
 [ "$(q "SELECT output FROM stream_ext.continuous_views WHERE name = 'to_slow_log'::regclass")" = slow_log ] ||
 	fail "the output of to_slow_log is lost"
 wait_until 30 "the restored transform's staged rows moved" "SELECT count(*) = 0 FROM to_slow_log"
@@ -237,7 +258,7 @@ q "SELECT definition FROM stream_ext.continuous_views WHERE name = 'url_stats'::
 	fail "query_definition of a restored view"
 err=$(psql -X -q -c "DROP FOREIGN TABLE clicks" 2>&1 || true)
 echo "$err" | grep -q "other objects depend on it" || fail "DROP of a restored view's stream without CASCADE: $err"
-for t in "TABLE users" "VIEW page_kinds"; do
+for t in "TABLE user_tiers" "VIEW page_kinds"; do
 	err=$(psql -X -q -c "DROP $t" 2>&1 || true)
 	echo "$err" | grep -q "view by_tier depends on" || fail "DROP $t joined by a restored view, without CASCADE: $err"
 done

@@ -301,6 +301,47 @@ end_as_extension(AsExtension *as)
 }
 
 /*
+ * Write the definition of every continuous view of the database again from
+ * its stored query, after a statement that renamed or moved something: the
+ * views refer to what they read by OID and follow it, but their text, which
+ * a restore parses again, named it as it was.
+ */
+void
+stream_refresh_view_definitions(void)
+{
+	List	   *rows;
+	ListCell   *lc;
+	AsExtension as;
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+
+	if (!OidIsValid(get_extension_oid("stream_ext", true)))
+		return;
+	CommandCounterIncrement();
+	rows = stream_catalog_views();
+	if (rows == NIL)
+		return;
+	begin_as_extension(&as);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, rows)
+	{
+		ContinuousViewRow *row = lfirst(lc);
+		char	   *text = stream_portable_query_text((Query *) stringToNode(row->query));
+		Datum		values[2] = {CStringGetTextDatum(text), Int32GetDatum(row->id)};
+
+		if (strcmp(text, row->definition) == 0)
+			continue;
+		if (SPI_execute_with_args("UPDATE " STREAM_INTERNAL_SCHEMA ".continuous_views "
+								  "SET definition = $1 WHERE id OPERATOR(pg_catalog.=) $2",
+								  2, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update the definition of continuous view %d", row->id);
+	}
+	SPI_finish();
+	end_as_extension(&as);
+	stream_catalog_changed();
+}
+
+/*
  * Make view id's relations owner's only (SPI connected; run as the
  * extension's owner, which made them): for relations added to an existing
  * view (src/changes/create.c).

@@ -25,4 +25,6 @@ extern void stream_follow_view_owner(Oid view);
 extern void stream_hand_over_view_relations(int id, Oid owner);
 extern void stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape);
 
+extern void stream_refresh_view_definitions(void);
+
 #endif

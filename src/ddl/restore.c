@@ -69,12 +69,29 @@ enter_empty_search_path(void)
 	return nestlevel;
 }
 
-/* A query as SQL text that means the same under any search_path */
+static void
+set_for_portable_text(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * A query as SQL text that means the same under any search_path and any
+ * session's settings: constants printed as pg_dump prints them (ISO dates,
+ * postgres intervals, floats exactly), which any DateStyle and
+ * IntervalStyle read back the same.
+ */
 char *
 stream_portable_query_text(Query *query)
 {
 	int			nestlevel = enter_empty_search_path();
-	char	   *text = pg_get_querydef(query, false);
+	char	   *text;
+
+	set_for_portable_text("datestyle", "ISO");
+	set_for_portable_text("intervalstyle", "postgres");
+	set_for_portable_text("extra_float_digits", "3");
+	text = pg_get_querydef(query, false);
 
 	AtEOXact_GUC(false, nestlevel);
 	return text;

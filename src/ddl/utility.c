@@ -558,6 +558,10 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 
 	run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 
+	/* the views' text names what they read as it is now (pg_dump takes it) */
+	if (IsA(parsetree, RenameStmt) || IsA(parsetree, AlterObjectSchemaStmt))
+		stream_refresh_view_definitions();
+
 	if (IsA(parsetree, AlterTableStmt) && changes_owner((AlterTableStmt *) parsetree))
 	{
 		Oid			relid = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation,
