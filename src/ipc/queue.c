@@ -324,7 +324,7 @@ request_launch_locked(Oid dboid)
 	return true;
 }
 
-void
+bool
 stream_request_launch(Oid dboid)
 {
 	bool		ok;
@@ -334,6 +334,7 @@ stream_request_launch(Oid dboid)
 	LWLockRelease(StreamShared->lock);
 	if (ok)
 		wake_launcher();
+	return ok;
 }
 
 /*

@@ -217,7 +217,7 @@ extern int	stream_group_count(void);
 extern int	stream_slots_per_group(void);
 extern Oid	stream_slot_database(int slotno);
 extern void stream_launcher_attach(void);
-extern void stream_request_launch(Oid dboid);
+extern bool stream_request_launch(Oid dboid);
 extern List *stream_take_launch_requests(void);
 extern bool stream_slot_start_failed(int slotno);
 extern bool stream_group_started(int groupno);

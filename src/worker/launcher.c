@@ -155,6 +155,9 @@ start_requested(List *starts, void **handles)
 	pfree(dboids);
 }
 
+/* Databases no place was free for when request_all_databases asked */
+static List *not_yet_requested = NIL;
+
 /* Ask for the workers of every database that accepts connections. */
 static void
 request_all_databases(void)
@@ -172,12 +175,38 @@ request_all_databases(void)
 	{
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
 
-		if (db->datallowconn && !db->datistemplate)
-			stream_request_launch(db->oid);
+		if (db->datallowconn && !db->datistemplate && !stream_request_launch(db->oid))
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			not_yet_requested = lappend_oid(not_yet_requested, db->oid);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
+}
+
+/*
+ * Request the databases every place was taken for at start-up, as places
+ * come free: the workers of a database without the extension leave at
+ * once, and give their place up.  Each is requested once; a database that
+ * was dropped meanwhile starts no process (its workers cannot connect).
+ */
+static void
+request_databases_not_yet_requested(void)
+{
+	List	   *still = NIL;
+	ListCell   *lc;
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	foreach(lc, not_yet_requested)
+		if (!stream_request_launch(lfirst_oid(lc)))
+			still = lappend_oid(still, lfirst_oid(lc));
+	list_free(not_yet_requested);
+	not_yet_requested = still;
+	MemoryContextSwitchTo(old);
 }
 
 void
@@ -242,6 +271,8 @@ stream_ext_launcher_main(Datum arg)
 				last_restart[g] = now;
 		}
 
+		if (not_yet_requested != NIL)
+			request_databases_not_yet_requested();
 		starts = stream_take_launch_requests();
 		start_requested(starts, handles);
 		list_free(starts);
