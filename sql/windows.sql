@@ -148,6 +148,30 @@ SELECT stream_ext.reap_expired('w_minute');
 SELECT w_state_rows('w_minute');
 SELECT * FROM w_minute ORDER BY minute, url;
 
+-- Sessions with ttl: the reaper deletes a stored session only once it cannot
+-- grow any more: its end before read_time - ttl, and the watermark past its
+-- end plus the gap (an event within the gap would not be late, and would
+-- join it); until then a later event still joins it
+CREATE FOREIGN TABLE w_ss (k text, ts timestamptz) SERVER stream_ext;
+CREATE VIEW w_sess_ttl WITH (continuous, session_gap = '10 minutes', time_column = 'ts',
+                             ttl = '15 minutes') AS
+  SELECT k, count(*) FROM w_ss GROUP BY k;
+INSERT INTO w_ss VALUES ('a', '2053-01-01 00:00+00'), ('a', '2053-01-01 00:05+00');
+SELECT w_merged('w_sess_ttl');
+SET stream_ext.read_time = '2053-01-01 00:21:00+00';
+SELECT stream_ext.reap_expired('w_sess_ttl');
+INSERT INTO w_ss VALUES ('a', '2053-01-01 00:12+00');
+SET stream_ext.read_time = '2053-01-01 00:22:00+00';
+SELECT * FROM w_sess_ttl ORDER BY session_start;
+-- the watermark moves to 00:59: the 00:00-00:12 session is closed, and expired
+INSERT INTO w_ss VALUES ('a', '2053-01-01 01:00+00');
+SELECT w_merged('w_sess_ttl');
+SET stream_ext.read_time = '2053-01-01 01:05:00+00';
+SELECT stream_ext.reap_expired('w_sess_ttl');
+SELECT w_state_rows('w_sess_ttl');
+SELECT * FROM w_sess_ttl ORDER BY session_start;
+SET stream_ext.read_time = '2052-01-01 12:55:30+00';
+
 -- Late events: counted, kept, never applied
 SELECT * FROM w_late ORDER BY bucket;
 INSERT INTO w_s (url, user_id, latency, ts) VALUES
@@ -204,6 +228,7 @@ SELECT * FROM w_inf_far;
 SELECT name, late_events, watermark FROM stream_ext.view_stats
  WHERE name IN ('w_inf_hop'::regclass, 'w_inf_ses'::regclass, 'w_inf_far'::regclass) ORDER BY name::text;
 DROP FOREIGN TABLE w_inf CASCADE;
+DROP FOREIGN TABLE w_ss CASCADE;
 
 DROP FOREIGN TABLE w_s CASCADE;
 SELECT count(*) FROM stream_ext_internal.view_watermarks;

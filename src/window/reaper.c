@@ -62,7 +62,54 @@ reap_now_sql(Oid state, const char *column)
 	return "((" STREAM_READ_TIME_SQL " AT TIME ZONE 'UTC') - '1 day'::pg_catalog.interval)";
 }
 
-/* The condition a state row of view id is expired under, or NULL. */
+/*
+ * A stored session of view id may still grow while an event within the gap
+ * after it may come: one applied but not merged yet (its partial session is
+ * a delta, maybe of a writer still in progress, and was not late when it
+ * was applied), or, for an event-time view, one not late yet (at or after
+ * the watermark; an event before it is late and dropped).  The condition
+ * that neither can, on a row of the state table state (SPI connected).
+ */
+static char *
+session_closed_sql(int id, WindowSpec *spec, Oid state)
+{
+	ContinuousViewRow *row = stream_catalog_view(id);
+	List	   *columns = stream_catalog_state_columns(id);
+	char	   *table = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+	char	   *gap = stream_interval_sql(spec->size);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (row == NULL)
+		elog(ERROR, "continuous view %d is not in the catalog", id);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "NOT EXISTS (SELECT 1 FROM %s d WHERE ",
+					 stream_view_relation_sql(id, VIEW_DELTA_TABLE));
+	foreach(lc, columns)
+	{
+		const char *col = ((StateColumn *) lfirst(lc))->name;
+
+		if (foreach_current_index(lc) >= row->key_count)
+			break;
+		appendStringInfo(&buf, "d.%s IS NOT DISTINCT FROM %s.%s AND ", col, table, col);
+	}
+	appendStringInfo(&buf, "d._session_start <= %s._session_end + %s)", table, gap);
+	/* the watermark as stream_ext.view_stats computes it */
+	if (stream_window_has_event_time(spec))
+		appendStringInfo(&buf, " AND %s._session_end + %s < (SELECT "
+						 STREAM_INTERNAL_SCHEMA ".watermark(GREATEST(w.max_event_time, "
+						 "(SELECT pg_catalog.max(p.max_event_time) FROM "
+						 STREAM_INTERNAL_SCHEMA ".watermark_pending p WHERE p.view_id = %d AND "
+						 STREAM_INTERNAL_SCHEMA ".xid_visible(p.writer_xid))), %s) FROM "
+						 STREAM_INTERNAL_SCHEMA ".view_watermarks w WHERE w.view_id = %d)",
+						 table, gap, id, stream_interval_sql(spec->lateness), id);
+	return buf.data;
+}
+
+/*
+ * The condition a state row of view id is expired under, or NULL.  SPI
+ * connected.
+ */
 static char *
 expired_condition(int id, WindowSpec *spec)
 {
@@ -102,8 +149,8 @@ expired_condition(int id, WindowSpec *spec)
 		case WINDOW_SESSION:
 			if (spec->ttl == NULL)
 				return NULL;
-			return psprintf("_session_end <= %s - %s", reap_now_sql(state, "_session_end"),
-							stream_interval_sql(spec->ttl));
+			return psprintf("_session_end <= %s - %s AND %s", reap_now_sql(state, "_session_end"),
+							stream_interval_sql(spec->ttl), session_closed_sql(id, spec, state));
 	}
 	return NULL;
 }
@@ -115,15 +162,19 @@ expired_condition(int id, WindowSpec *spec)
 uint64
 stream_reap_batch(int id, WindowSpec *spec)
 {
-	char	   *condition = expired_condition(id, spec);
+	char	   *condition;
 	char	   *state;
 	uint64		deleted;
 
-	if (condition == NULL)
-		return 0;
-	state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	condition = expired_condition(id, spec);
+	if (condition == NULL)
+	{
+		SPI_finish();
+		return 0;
+	}
+	state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
 	if (SPI_execute(psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
 							 "SELECT ctid FROM %s WHERE %s "
 							 "LIMIT %d FOR UPDATE SKIP LOCKED))",
