@@ -187,6 +187,29 @@ INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/new', 9, 1, '2052-01-01 12
 INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/old', 9, 1, '2052-01-01 11:59:00+00');
 SELECT * FROM w_late ORDER BY bucket;
 SELECT name, events, late_events, watermark FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
+-- late events of a rolled back transaction (large: its events reach the
+-- workers before the ROLLBACK) and of a rolled back savepoint count for
+-- nothing, and are not kept
+BEGIN;
+INSERT INTO w_s (url, user_id, latency, ts)
+  SELECT '/late-rolled-back/' || repeat('x', 100), i, 1, '2052-01-01 11:00:00+00'
+    FROM generate_series(1, 3000) i;
+SELECT pg_sleep(0.5);
+ROLLBACK;
+BEGIN;
+SAVEPOINT before_late;
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/late-savepoint', 9, 1, '2052-01-01 11:00:00+00');
+ROLLBACK TO before_late;
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/late-kept', 9, 1, '2052-01-01 11:00:00+00');
+COMMIT;
+SELECT name, late_events FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
+SELECT split_part(event, ',', 1) AS event FROM stream_ext.late_events WHERE event_time = '2052-01-01 11:00:00+00';
+-- once the view's next batch folds the writers in, the rolled back ones' rows are gone
+INSERT INTO w_s (url, user_id, latency, ts) VALUES ('/new', 9, 1, '2052-01-01 12:20:00+00');
+SELECT name, late_events FROM stream_ext.view_stats WHERE name = 'w_late'::regclass;
+SELECT count(*) FROM stream_ext_internal.late_events l
+  JOIN stream_ext_internal.continuous_views v ON v.id = l.view_id
+ WHERE v.view = 'w_late'::regclass AND l.event_time = '2052-01-01 11:00:00+00';
 
 -- Arrival time by default: the window follows the clock when read_time is not set
 RESET stream_ext.read_time;

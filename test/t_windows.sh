@@ -348,14 +348,16 @@ want=$(q "SELECT count(*) FROM (SELECT DISTINCT date_bin('10 minutes', ts, times
           WHERE ts IS NOT NULL) x WHERE s + interval '30 minutes' > timestamptz '$T' - interval '1 hour'")
 say "  reap_expired('hop_ttl_s') at 02:30 deleted $n of $before slice rows, $left left (expected $want left)"
 [ "$left" = "$want" ] && [ "$n" = $((before - left)) ] || failures+=("reap_expired(hop_ttl_s) at $T: deleted $n, left $left; expected $want left")
-# session with ttl: sessions that ended by read_time - ttl go (the combiner merged them: one row each)
+# session with ttl: sessions that ended by read_time - ttl are hidden, but with
+# allowed_lateness = 100 years an event may still join any of them: none is
+# deleted (sql/windows.sql checks the deletion once the watermark has passed)
 before=$(q "SELECT state_rows('ses_ttl_s')")
 n=$(qt "$T" "SELECT stream_ext.reap_expired('ses_ttl_s')")
 left=$(q "SELECT state_rows('ses_ttl_s')")
 want=$(qt "$T" "SELECT count(*) FROM ses_ttl_s")
-say "  reap_expired('ses_ttl_s') at 02:30 deleted $n of $before session rows, $left left ($want sessions visible)"
-[ "$left" = "$want" ] && [ "$n" = $((before - left)) ] && [ "$n" -gt 0 ] ||
-	failures+=("reap_expired(ses_ttl_s) at $T: deleted $n of $before, left $left; expected one row per visible session ($want)")
+say "  reap_expired('ses_ttl_s') at 02:30 deleted $n of $before session rows ($want sessions visible; every one may still grow)"
+[ "$n" = 0 ] && [ "$left" = "$before" ] && [ "$want" -lt "$before" ] ||
+	failures+=("reap_expired(ses_ttl_s) at $T: deleted $n of $before ($want visible); expected none deleted under a lateness of 100 years")
 # hopping and session views without ttl expire nothing
 n=$(qt "2024-01-01 05:00:00+00" "SELECT stream_ext.reap_expired('hop_s') + stream_ext.reap_expired('ses_s')")
 [ "$n" = 0 ] || failures+=("reap_expired on hop_s/ses_s (no ttl) deleted $n rows")

@@ -116,11 +116,13 @@ CREATE TABLE stream_ext_internal.view_watermarks (
 );
 
 -- The highest event time of each writer transaction whose events a view
--- applied; folded into view_watermarks once the writer has committed.
+-- applied, and how many of them were late; folded into view_watermarks once
+-- the writer has committed (dropped once it aborted).
 CREATE TABLE stream_ext_internal.watermark_pending (
   view_id        int NOT NULL REFERENCES stream_ext_internal.continuous_views ON DELETE CASCADE,
   writer_xid     stream_ext_internal.writer_xact NOT NULL,
-  max_event_time timestamptz NOT NULL,
+  max_event_time timestamptz,     -- NULL when every event of the writer was late
+  late_events    bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (view_id, writer_xid)
 );
 
@@ -130,7 +132,9 @@ CREATE TABLE stream_ext_internal.late_events (
   arrived_at  timestamptz NOT NULL DEFAULT now(),
   event_time  timestamptz,
   watermark   timestamptz NOT NULL,
-  event       text NOT NULL
+  event       text NOT NULL,
+  -- the event's writer: shown once it committed, deleted once it aborted
+  writer_xid  stream_ext_internal.writer_xact
 );
 -- Tables without a primary key have the whole row as replica identity, so that
 -- a publication FOR ALL TABLES does not refuse their deletes (no cost unless
@@ -429,7 +433,9 @@ CREATE VIEW stream_ext.view_stats AS
          coalesce(sum(c.batches), 0)::bigint AS batches,
          max(c.last_applied) AS last_applied,
          coalesce(sum(c.errors), 0)::bigint AS errors,
-         w.late_events,
+         w.late_events + coalesce((SELECT sum(p.late_events) FROM stream_ext_internal.watermark_pending p
+                                    WHERE p.view_id = v.id AND stream_ext_internal.xid_visible(p.writer_xid)),
+                                  0)::bigint AS late_events,
          stream_ext_internal.watermark(
            greatest(w.max_event_time,
                     (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
@@ -514,7 +520,8 @@ CREATE VIEW stream_ext.late_events AS
          CASE WHEN pg_catalog.has_table_privilege(v.stream, 'SELECT') THEN l.event END AS event
     FROM stream_ext_internal.late_events l
     JOIN stream_ext_internal.continuous_views v ON v.id = l.view_id
-   WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');
+   WHERE pg_catalog.has_table_privilege(v.view, 'SELECT')
+     AND (l.writer_xid IS NULL OR stream_ext_internal.xid_visible(l.writer_xid));
 
 CREATE VIEW stream_ext.change_streams AS
   SELECT v.view, c.stream
@@ -1289,7 +1296,8 @@ BEGIN
     RETURN NULL;                -- its writer had not committed when dumped
   END IF;
   UPDATE stream_ext_internal.watermark_pending
-     SET max_event_time = greatest(max_event_time, NEW.max_event_time)
+     SET max_event_time = greatest(max_event_time, NEW.max_event_time),
+         late_events = late_events + NEW.late_events
    WHERE view_id = NEW.view_id AND writer_xid = NEW.writer_xid;
   IF FOUND THEN
     RETURN NULL;

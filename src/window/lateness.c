@@ -14,8 +14,11 @@
  * watermark_pending, and the first batch of the view after the writer
  * committed folds it into view_watermarks (an aborted writer's is dropped).
  *
- * Late events are not applied to the view: they are counted in
- * view_watermarks, and kept in late_events when the view says keep_late.
+ * Late events are not applied to the view: they are counted per writer in
+ * watermark_pending, folded into view_watermarks once the writer committed
+ * (an aborted writer's late events count for nothing), and kept in
+ * late_events when the view says keep_late, with their writer: those of an
+ * aborted writer are deleted when it is folded, and not shown before.
  * The worker that applies a batch to a view locks the view's watermark row
  * until it commits, so batches of one view are judged one after another.
  */
@@ -95,22 +98,28 @@ prepare_statements(void)
 	fold_pending = stream_prepare_kept_plan("WITH done AS (DELETE FROM stream_ext_internal.watermark_pending "
 								"WHERE view_id = $1 AND (stream_ext_internal.xid_committed(writer_xid) "
 								"OR stream_ext_internal.xid_aborted(writer_xid)) "
-								"RETURNING writer_xid, max_event_time) "
-								"SELECT max(max_event_time) FILTER "
-								"(WHERE stream_ext_internal.xid_committed(writer_xid)) FROM done",
+								"RETURNING writer_xid, max_event_time, late_events, "
+								"stream_ext_internal.xid_committed(writer_xid) AS committed), "
+								"forgotten AS (DELETE FROM stream_ext_internal.late_events l USING done d "
+								"WHERE l.view_id = $1 AND NOT d.committed AND l.writer_xid = d.writer_xid) "
+								"SELECT max(max_event_time) FILTER (WHERE committed), "
+								"coalesce(sum(late_events) FILTER (WHERE committed), 0)::int8 FROM done",
 								1, (Oid[]) {INT4OID});
 	note_pending = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.watermark_pending AS p "
-								"(view_id, writer_xid, max_event_time) VALUES ($1, $2, $3) "
+								"(view_id, writer_xid, max_event_time, late_events) VALUES ($1, $2, $3, $4) "
 								"ON CONFLICT (view_id, writer_xid) DO UPDATE "
-								"SET max_event_time = greatest(p.max_event_time, excluded.max_event_time)",
-								3, (Oid[]) {INT4OID, XID8OID, TIMESTAMPTZOID});
+								"SET max_event_time = greatest(p.max_event_time, excluded.max_event_time), "
+								"late_events = p.late_events + excluded.late_events",
+								4, (Oid[]) {INT4OID, XID8OID, TIMESTAMPTZOID, INT8OID});
 	update_watermark = stream_prepare_kept_plan("UPDATE stream_ext_internal.view_watermarks "
-									"SET max_event_time = $2, late_events = late_events + $3 "
+									"SET max_event_time = coalesce($2, max_event_time), "
+									"late_events = late_events + $3 "
 									"WHERE view_id = $1",
 									3, (Oid[]) {INT4OID, TIMESTAMPTZOID, INT8OID});
 	insert_late = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.late_events "
-							   "(view_id, event_time, watermark, event) VALUES ($1, $2, $3, $4)",
-							   4, (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID});
+							   "(view_id, event_time, watermark, event, writer_xid) "
+							   "VALUES ($1, $2, $3, $4, $5)",
+							   5, (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, XID8OID});
 }
 
 /* An event's time as timestamptz; false when it has none. */
@@ -140,39 +149,41 @@ event_time(HeapTuple event, AttrNumber attnum, TupleDesc desc, TimestampTz *time
 typedef struct WriterMax
 {
 	TransactionId xid;
-	TimestampTz max_time;
+	bool		has_time;		/* an event of it was accepted */
+	TimestampTz max_time;		/* the highest time accepted */
+	int64		late;			/* its late events */
 } WriterMax;
 
-/* Remember the highest accepted time of each writer of the batch. */
-static void
-note_writer_time(List **writers, TransactionId xid, TimestampTz t)
+/* The entry of writer xid among writers of the batch, made when missing. */
+static WriterMax *
+writer_of(List **writers, TransactionId xid)
 {
 	ListCell   *lc;
 	WriterMax  *w;
 
 	/* events come in runs of one writer: look at the last one first */
-	if (*writers != NIL)
-	{
-		w = llast(*writers);
-		if (w->xid == xid)
-		{
-			w->max_time = Max(w->max_time, t);
-			return;
-		}
-	}
+	if (*writers != NIL && ((WriterMax *) llast(*writers))->xid == xid)
+		return llast(*writers);
 	foreach(lc, *writers)
 	{
 		w = lfirst(lc);
 		if (w->xid == xid)
-		{
-			w->max_time = Max(w->max_time, t);
-			return;
-		}
+			return w;
 	}
-	w = palloc(sizeof(WriterMax));
+	w = palloc0(sizeof(WriterMax));
 	w->xid = xid;
-	w->max_time = t;
 	*writers = lappend(*writers, w);
+	return w;
+}
+
+/* Remember the highest accepted time of each writer of the batch. */
+static void
+note_writer_time(List **writers, TransactionId xid, TimestampTz t)
+{
+	WriterMax  *w = writer_of(writers, xid);
+
+	w->max_time = w->has_time ? Max(w->max_time, t) : t;
+	w->has_time = true;
 }
 
 /*
@@ -194,6 +205,7 @@ stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 	bool		changed = false;
 	TimestampTz max_time = 0;
 	TimestampTz cutoff = 0;
+	int64		folded_late = 0;	/* late events of writers that committed */
 	bool	   *late = NULL;
 	List	   *writers = NIL;
 	ListCell   *lc;
@@ -224,6 +236,8 @@ stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 			have_max = true;
 			changed = true;
 		}
+		folded_late = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	if (have_max)
 		cutoff = watermark_of(max_time, w->lateness);
@@ -239,14 +253,18 @@ stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 			continue;
 		if (have_max && t < cutoff)
 		{
+			TransactionId xid = HeapTupleHeaderGetRawXmin(event->t_data);
+
 			if (late == NULL)	/* outlives SPI_finish */
 				late = MemoryContextAllocZero(caller_cxt, sizeof(bool) * events->nevents);
 			late[i] = true;
 			(*nlate)++;
+			writer_of(&writers, xid)->late++;
 			if (w->keep_late)
 			{
-				Datum		values[4] = {arg[0], TimestampTzGetDatum(t), TimestampTzGetDatum(cutoff),
-				CStringGetTextDatum(stream_event_as_text(events->stream, event))};
+				Datum		values[5] = {arg[0], TimestampTzGetDatum(t), TimestampTzGetDatum(cutoff),
+					CStringGetTextDatum(stream_event_as_text(events->stream, event)),
+				FullTransactionIdGetDatum(stream_recent_full_xid(xid))};
 
 				if (SPI_execute_plan(insert_late, values, NULL, false, 0) != SPI_OK_INSERT)
 					elog(ERROR, "could not keep a late event");
@@ -260,17 +278,19 @@ stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 	foreach(lc, writers)
 	{
 		WriterMax  *wm = lfirst(lc);
-		Datum		values[3] = {arg[0], FullTransactionIdGetDatum(stream_recent_full_xid(wm->xid)),
-		TimestampTzGetDatum(wm->max_time)};
+		Datum		values[4] = {arg[0], FullTransactionIdGetDatum(stream_recent_full_xid(wm->xid)),
+			TimestampTzGetDatum(wm->max_time), Int64GetDatum(wm->late)};
+		char		nulls[4] = {' ', ' ', wm->has_time ? ' ' : 'n', ' '};
 
-		if (SPI_execute_plan(note_pending, values, NULL, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_plan(note_pending, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not note the event times of continuous view \"%s\"", view_name);
 	}
-	if (changed || *nlate > 0)
+	if (changed || folded_late > 0)
 	{
-		Datum		values[3] = {arg[0], TimestampTzGetDatum(max_time), Int64GetDatum(*nlate)};
+		Datum		values[3] = {arg[0], TimestampTzGetDatum(max_time), Int64GetDatum(folded_late)};
+		char		nulls[3] = {' ', have_max ? ' ' : 'n', ' '};
 
-		if (SPI_execute_plan(update_watermark, values, NULL, false, 0) != SPI_OK_UPDATE)
+		if (SPI_execute_plan(update_watermark, values, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not advance the watermark of continuous view \"%s\"", view_name);
 	}
 	SPI_finish();

@@ -93,7 +93,10 @@ session_closed_sql(int id, WindowSpec *spec, Oid state)
 			break;
 		appendStringInfo(&buf, "d.%s IS NOT DISTINCT FROM %s.%s AND ", col, table, col);
 	}
-	appendStringInfo(&buf, "d._session_start <= %s._session_end + %s)", table, gap);
+	appendStringInfo(&buf, "d._session_start <= %s._session_end + %s AND "
+					 "d._session_end >= %s._session_start - %s AND "
+					 "NOT " STREAM_INTERNAL_SCHEMA ".xid_aborted(d.writer_xid))",
+					 table, gap, table, gap);
 	/* the watermark as stream_ext.view_stats computes it */
 	if (stream_window_has_event_time(spec))
 		appendStringInfo(&buf, " AND %s._session_end + %s < (SELECT "
