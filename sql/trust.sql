@@ -142,7 +142,7 @@ SELECT stream_ext_internal.sliding_bound(0, NULL::interval, '1 minute', '0', '0'
 SET statement_timeout = '200ms';
 SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455301000000010000000000000000000000000100000000000000000000170000000000000000010000080000000400000000000007'::bytea, false) AS t(c1 int);
 RESET statement_timeout;
-SET stream_ext.read_time = 'infinity';
+SET stream_ext.read_time = '4714-11-24 00:00:00+00 BC';
 SELECT stream_ext_internal.sliding_bound(1, '1 second', '1 minute', '0', '0', NULL::timestamptz);
 SET stream_ext.read_time = '2024-01-01 00:00:10+00';
 -- a call site whose arguments change from row to row
@@ -444,6 +444,7 @@ SET ROLE regress_trust_user;
 -- stream_ext.read_time takes fixed times only ('now' would stand still)
 SET stream_ext.read_time = 'now';
 SET stream_ext.read_time = 'today';
+SET stream_ext.read_time = ' -Infinity';
 SET stream_ext.read_time = '2024-01-01 00:00:00+00';
 RESET stream_ext.read_time;
 RESET ROLE;

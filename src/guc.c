@@ -47,6 +47,7 @@ static bool
 check_read_time(char **newval, void **extra, GucSource source)
 {
 	static const char *const relative[] = {"now", "today", "tomorrow", "yesterday", NULL};
+	static const char *const infinite[] = {"infinity", NULL};	/* and -infinity */
 	char	   *lower;
 
 	if (*newval == NULL || (*newval)[0] == '\0')
@@ -62,6 +63,14 @@ check_read_time(char **newval, void **extra, GucSource source)
 		if (strstr(lower, relative[i]) != NULL)
 		{
 			GUC_check_errdetail("\"%s\" is a time relative to when it is read.", *newval);
+			GUC_check_errhint("Give a fixed time, such as '2024-01-01 00:00:00+00', or an empty string for the transaction's start.");
+			pfree(lower);
+			return false;
+		}
+	for (int i = 0; infinite[i] != NULL; i++)
+		if (strstr(lower, infinite[i]) != NULL)
+		{
+			GUC_check_errdetail("\"%s\" is no point in time a window or ttl can be measured from.", *newval);
 			GUC_check_errhint("Give a fixed time, such as '2024-01-01 00:00:00+00', or an empty string for the transaction's start.");
 			pfree(lower);
 			return false;
