@@ -219,6 +219,20 @@ q "INSERT INTO tw VALUES (2, 2)" >/dev/null
 got=$(q "SELECT string_agg(k || ':' || c, ',' ORDER BY k) FROM tw_agg")
 [ "$got" = "2:1" ] || fail "after the timed out INSERT and one more: tw_agg is '$got', expected '2:1'"
 say "ok: statement_timeout = 1s ended a COMMIT waiting for a worker after $took s; its event not counted"
+# ... counted from the start of the commit's wait: a procedure that ran 1.2 s
+# before it set statement_timeout = 1s commits its insert
+run_sql <<'SQL'
+CREATE PROCEDURE tw_late_timeout() LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(1.2);
+  PERFORM set_config('statement_timeout', '1000', false);
+  INSERT INTO tw VALUES (3, 3);
+  COMMIT;
+END $$;
+SQL
+out=$(psql -X -v ON_ERROR_STOP=1 -c "CALL tw_late_timeout()" 2>&1) || fail "CALL tw_late_timeout() failed: $out"
+[ "$(q "SELECT c FROM tw_agg WHERE k = 3")" = 1 ] || fail "the procedure's event is not counted"
+say "ok: a statement_timeout set late in a procedure does not fail its commit"
 
 # --- 8. DROP EXTENSION while a writer commits: it stops the workers, then
 # waits for the writer's lock on the stream; the writer, waiting for the

@@ -33,6 +33,16 @@ consumer_db kdb_a a_t 2
 seq 1 100 | produce a_t
 PGDATABASE=kdb_a wait_until 30 "kdb_a consumes" "SELECT n = 100 FROM ev_n"
 
+# --- 0. a role that may not rename the database stops nothing trying
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE ROLE kdb_stranger LOGIN"
+pids() { psql -X -At -d postgres -c "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity
+                                        WHERE datname = '$1' AND backend_type LIKE 'stream_ext%'"; }
+before=$(pids kdb_a)
+out=$(psql -X -U kdb_stranger -d postgres -c "ALTER DATABASE kdb_a RENAME TO kdb_taken" 2>&1 || true)
+echo "$out" | grep -q "must be owner of database kdb_a" || fail "a stranger's rename: $out"
+[ "$(pids kdb_a)" = "$before" ] || fail "a stranger's refused rename stopped kdb_a's processes"
+say "ok: a refused ALTER DATABASE ... RENAME by a role that does not own the database stops nothing"
+
 # --- 1. rename
 offset=$(log_offset)
 psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER DATABASE kdb_a RENAME TO kdb_renamed" ||
@@ -64,4 +74,5 @@ say "ok: DROP EXTENSION freed its consumer's slot; a waiting consumer was logged
 for db in kdb_b kdb_c; do
 	psql -X -q -d postgres -c "DROP DATABASE $db WITH (FORCE)"
 done
+psql -X -q -d postgres -c "DROP ROLE kdb_stranger"
 say PASS

@@ -20,6 +20,7 @@
 #include "catalog/namespace.h"
 #include "commands/extension.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -27,8 +28,10 @@
 #include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "catalog/catalog.h"
 #include "ddl/create_view.h"
@@ -304,6 +307,35 @@ template_database(CreatedbStmt *stmt)
 	return get_database_oid(name, true);
 }
 
+/*
+ * May the caller run parsetree, which would stop the processes of database
+ * dboid?  A role that may not gets PostgreSQL's error, without the workers
+ * of another's database stopped meanwhile: the owner of the database (or
+ * of the extension, for DROP EXTENSION, which PostgreSQL checks), or for a
+ * copy one who may create databases from that template.
+ */
+static bool
+may_quiet_database(Node *parsetree, Oid dboid)
+{
+	HeapTuple	tuple;
+	bool		is_template;
+
+	if (superuser())
+		return true;
+	if (IsA(parsetree, DropStmt))
+		return pg_extension_ownercheck(get_extension_oid("stream_ext", false), GetUserId());
+	if (pg_database_ownercheck(dboid, GetUserId()))
+		return true;
+	if (!IsA(parsetree, CreatedbStmt))
+		return false;
+	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	is_template = ((Form_pg_database) GETSTRUCT(tuple))->datistemplate;
+	ReleaseSysCache(tuple);
+	return is_template && have_createdb_privilege();
+}
+
 /* Does stmt move the database (ALTER DATABASE ... SET TABLESPACE)? */
 static bool
 moves_database(AlterDatabaseStmt *stmt)
@@ -537,6 +569,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		quiet_db = template_database((CreatedbStmt *) parsetree);
 	else if (IsA(parsetree, DropStmt) && drops_stream_ext((DropStmt *) parsetree))
 		quiet_db = MyDatabaseId;	/* its lock walk could deadlock with them */
+	if (OidIsValid(quiet_db) && !may_quiet_database(parsetree, quiet_db))
+		quiet_db = InvalidOid;	/* PostgreSQL refuses the command */
 
 	if (OidIsValid(quiet_db) && StreamShared != NULL)
 	{

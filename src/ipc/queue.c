@@ -12,7 +12,6 @@
 #include "postgres.h"
 
 #include "access/twophase.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -23,7 +22,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "commands/dbcommands.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
@@ -497,20 +495,34 @@ stream_batch_slot_for_backend(void)
 	}
 }
 
+/* When this backend began waiting for the workers at its commit, or 0 */
+static TimestampTz commit_wait_since = 0;
+
 /*
- * statement_timeout where PostgreSQL has disarmed it: it does so before a
- * commit, and a writer in sync mode waits for the workers at its commit.
- * Measured from the statement's start (COMMIT's, or that of the statement
- * that commits itself), as during a statement.  For client backends only.
+ * A writer in sync mode waits for the workers at its commit, where
+ * PostgreSQL has disarmed statement_timeout: between these two calls, the
+ * waits honour it themselves, counted from the first.
  */
+void
+stream_commit_wait_begin(void)
+{
+	commit_wait_since = GetCurrentTimestamp();
+}
+
+void
+stream_commit_wait_end(void)
+{
+	commit_wait_since = 0;
+}
+
+/* statement_timeout, during a commit's wait (stream_commit_wait_begin) */
 static void
 error_if_statement_timed_out(void)
 {
-	if (StatementTimeout <= 0 || MyBackendType != B_BACKEND ||
-		get_timeout_active(STATEMENT_TIMEOUT) ||
-		!TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), GetCurrentTimestamp(),
-									StatementTimeout))
+	if (commit_wait_since == 0 || StatementTimeout <= 0 ||
+		!TimestampDifferenceExceeds(commit_wait_since, GetCurrentTimestamp(), StatementTimeout))
 		return;
+	commit_wait_since = 0;
 	stream_writer_wait_done();
 	ereport(ERROR,
 			(errcode(ERRCODE_QUERY_CANCELED),

@@ -189,6 +189,8 @@ extern void stream_wake_combiner(Oid dboid);
 extern uint64 stream_mergeable_count(int slotno);
 
 extern void stream_writer_wait_done(void);
+extern void stream_commit_wait_begin(void);
+extern void stream_commit_wait_end(void);
 
 /* workers */
 extern bool stream_slot_attach(int slotno);

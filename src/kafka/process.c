@@ -64,6 +64,7 @@ worker_exit(int code, Datum arg)
 	kafka_slot_set_state(w->slot, "stopped");
 	w->slot->pid = 0;
 	w->slot->starting = false;
+	w->slot->exited_at = now;
 	if (code != 0 && !stop_requested)
 	{
 		int			delay_s;

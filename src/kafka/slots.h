@@ -49,6 +49,7 @@ typedef struct KafkaSlot
 	pid_t		pid;			/* 0 until the worker attached, and after it exited */
 	bool		starting;		/* registered by the supervisor, not yet attached */
 	TimestampTz registered_at;
+	TimestampTz exited_at;		/* when its worker last exited */
 	TransactionId stop_xid;		/* a kafka_stop etc. in progress: do not restart */
 	int			failures;		/* exits with an error since the last good batch */
 	TimestampTz retry_at;		/* do not start again before */

@@ -37,6 +37,14 @@
 /* A worker that has not attached this long after registration is gone */
 #define START_TIMEOUT_MS 30000
 
+/*
+ * Another database's slot whose worker has been gone this long, with no
+ * combiner of that database running, is taken when no slot is free: longer
+ * than a combiner's restart or a database's processes stopped for a copy or
+ * a rename take.
+ */
+#define ORPHANED_AFTER_MS 60000
+
 typedef struct WantedConsumer
 {
 	bool		producer;		/* a producer (one worker), else a consumer */
@@ -118,6 +126,7 @@ clear_slot(KafkaSlot *slot)
 	slot->stop_xid = InvalidTransactionId;
 	slot->failures = 0;
 	slot->retry_at = 0;
+	slot->exited_at = 0;
 	SpinLockAcquire(&slot->mutex);
 	slot->state[0] = '\0';
 	slot->npartitions = 0;
@@ -171,29 +180,39 @@ register_worker(int slotno, KafkaSlot *slot)
 }
 
 /*
- * Per slot: is it another database's, its process gone, with no combiner of
- * that database to look after it (the database or the extension dropped)?
- * Such a slot is taken when no slot is free.
+ * Per slot: is it another database's, its process gone, and nobody to look
+ * after it?  That is when its database has no place among the served ones
+ * (dropped, its extension dropped, or past stream_ext.max_databases), or
+ * when no combiner of it has run for ORPHANED_AFTER_MS since the worker
+ * left.  Such a slot is taken when no slot is free.
  */
 static bool *
 orphaned_slots(void)
 {
 	bool	   *orphaned = palloc0(sizeof(bool) * KafkaShared->nslots);
 	Oid		   *dboids = palloc0(sizeof(Oid) * KafkaShared->nslots);
+	bool	   *gone_long = palloc0(sizeof(bool) * KafkaShared->nslots);
+	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(KafkaShared->lock, LW_SHARED);
 	for (int s = 0; s < KafkaShared->nslots; s++)
 	{
 		KafkaSlot  *slot = &KafkaShared->slots[s];
 
-		if (slot->consumer_id != 0 && slot->dboid != MyDatabaseId && slot->pid == 0 &&
-			!slot->starting)
-			dboids[s] = slot->dboid;
+		if (slot->consumer_id == 0 || slot->dboid == MyDatabaseId || slot->pid != 0 ||
+			slot->starting)
+			continue;
+		dboids[s] = slot->dboid;
+		gone_long[s] = TimestampDifferenceExceeds(Max(slot->exited_at, slot->registered_at),
+												  now, ORPHANED_AFTER_MS);
 	}
 	LWLockRelease(KafkaShared->lock);
 	for (int s = 0; s < KafkaShared->nslots; s++)
-		orphaned[s] = OidIsValid(dboids[s]) && !stream_database_combiner_running(dboids[s]);
+		orphaned[s] = OidIsValid(dboids[s]) &&
+			(stream_group_of_database(dboids[s]) < 0 ||
+			 (gone_long[s] && !stream_database_combiner_running(dboids[s])));
 	pfree(dboids);
+	pfree(gone_long);
 	return orphaned;
 }
 

@@ -279,7 +279,9 @@ stream_xact_callback(XactEvent event, void *arg)
 				break;
 			if (stream_ext_commit_mode == STREAM_COMMIT_SYNC)
 			{
+				stream_commit_wait_begin();
 				flush_and_wait();
+				stream_commit_wait_end();
 
 				/*
 				 * This transaction may have written no WAL itself, and then
@@ -306,6 +308,7 @@ stream_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			stream_writer_wait_done();	/* an error may have ended a wait */
+			stream_commit_wait_end();
 			committing_slotno = -1;
 			reset_xact_state();
 			break;
