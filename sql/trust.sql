@@ -447,6 +447,31 @@ SET stream_ext.read_time = 'today';
 SET stream_ext.read_time = ' -Infinity';
 SET stream_ext.read_time = '2024-01-01 00:00:00+00';
 RESET stream_ext.read_time;
+-- the reaper of an owner's event-time session view reads the view's
+-- watermark, in the extension's tables, as the extension: the owner may
+-- reap (the closed session goes, the one the watermark has not passed stays)
+CREATE FOREIGN TABLE tr_s8 (k text, ts timestamptz) SERVER stream_ext;
+CREATE VIEW tr_ses WITH (continuous, session_gap = '10 minutes', time_column = 'ts', ttl = '15 minutes') AS
+  SELECT k, count(*) AS n FROM tr_s8 GROUP BY k;
+INSERT INTO tr_s8 VALUES ('a', '2024-01-01 00:00+00'), ('a', '2024-01-01 00:05+00'), ('b', '2024-01-01 03:00+00');
+RESET ROLE;
+DO $$
+DECLARE pending bigint;
+BEGIN
+  FOR i IN 1 .. 3000 LOOP
+    EXECUTE format('SELECT count(*) FROM %s', (SELECT delta_table FROM stream_ext_internal.continuous_views
+                                               WHERE view = 'tr_ses'::regclass)) INTO pending;
+    EXIT WHEN pending = 0;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SET ROLE regress_trust_user;
+SET stream_ext.read_time = '2024-01-01 02:00:00+00';
+SELECT stream_ext.reap_expired('tr_ses') >= 0 AS reaped;
+SET stream_ext.read_time = '2024-01-01 00:10:00+00';
+SELECT k, n FROM tr_ses ORDER BY k;
+RESET stream_ext.read_time;
+DROP FOREIGN TABLE tr_s8 CASCADE;
 RESET ROLE;
 SET client_min_messages = warning;
 DROP FOREIGN TABLE tr_s5 CASCADE;

@@ -19,6 +19,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -34,6 +35,7 @@
 #include "guc.h"
 #include "jobs/jobs.h"
 #include "window/clock.h"
+#include "window/lateness.h"
 #include "window/reaper.h"
 #include "window/sliding.h"
 
@@ -60,6 +62,28 @@ reap_now_sql(Oid state, const char *column)
 	if (type == TIMESTAMPTZOID)
 		return STREAM_READ_TIME_SQL;
 	return "((" STREAM_READ_TIME_SQL " AT TIME ZONE 'UTC') - '1 day'::pg_catalog.interval)";
+}
+
+/*
+ * The watermark of view id as a SQL literal, or NULL (lateness.c): read as
+ * the extension's owner, with its search_path, since the reaper runs as the
+ * view's owner, who may not read the extension's tables.
+ */
+static char *
+watermark_literal_as_extension(int id)
+{
+	Oid			saved_user;
+	int			saved_sec;
+	int			guc_level;
+	char	   *literal;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	guc_level = stream_pin_internal_search_path();
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	literal = stream_lateness_watermark_literal(id);
+	SetUserIdAndSecContext(saved_user, saved_sec);
+	AtEOXact_GUC(false, guc_level);
+	return literal;
 }
 
 /*
@@ -97,15 +121,16 @@ session_closed_sql(int id, WindowSpec *spec, Oid state)
 					 "d._session_end >= %s._session_start - %s AND "
 					 "NOT " STREAM_INTERNAL_SCHEMA ".xid_aborted(d.writer_xid))",
 					 table, gap, table, gap);
-	/* the watermark as stream_ext.view_stats computes it */
 	if (stream_window_has_event_time(spec))
-		appendStringInfo(&buf, " AND %s._session_end + %s < (SELECT "
-						 STREAM_INTERNAL_SCHEMA ".watermark(GREATEST(w.max_event_time, "
-						 "(SELECT pg_catalog.max(p.max_event_time) FROM "
-						 STREAM_INTERNAL_SCHEMA ".watermark_pending p WHERE p.view_id = %d AND "
-						 STREAM_INTERNAL_SCHEMA ".xid_visible(p.writer_xid))), %s) FROM "
-						 STREAM_INTERNAL_SCHEMA ".view_watermarks w WHERE w.view_id = %d)",
-						 table, gap, id, stream_interval_sql(spec->lateness), id);
+	{
+		char	   *watermark = watermark_literal_as_extension(id);
+
+		/* no watermark yet: no event is late, any may join */
+		if (watermark == NULL)
+			return "false";
+		appendStringInfo(&buf, " AND %s._session_end + %s < %s::pg_catalog.timestamptz",
+						 table, gap, watermark);
+	}
 	return buf.data;
 }
 
