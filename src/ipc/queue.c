@@ -589,17 +589,7 @@ error_if_worker_waits_for_us(StreamWorkerSlot *slot)
 static void
 error_if_workers_stopped(StreamWorkerSlot *slot)
 {
-	int			groupno;
-	StreamDatabaseGroup *group;
-	bool		stopped;
-
-	if (slot->state == SLOT_RUNNING)
-		return;
-	LWLockAcquire(StreamShared->lock, LW_SHARED);
-	group = find_group(MyDatabaseId, &groupno);
-	stopped = (group != NULL && group->stopping);
-	LWLockRelease(StreamShared->lock);
-	if (!stopped)
+	if (slot->state == SLOT_RUNNING || !stream_database_stopping(MyDatabaseId))
 		return;
 	stream_writer_wait_done();
 	ereport(ERROR,
