@@ -73,7 +73,7 @@ typedef struct DeltaReceiver
 								 * each run (run_view_plan_timed) */
 	Oid			relid;
 	MemoryContext cxt;			/* the receiver's maker's: slots and rows */
-	MemoryContext flush_cxt;	/* reset after each group of rows inserted */
+	MemoryContext flush_cxt;	/* stream_multi_insert's scratch */
 	Relation	rel;
 	TupleDesc	desc;			/* unpinned copy of the delta table's */
 	TupleTableSlot **slots;		/* DELTA_INSERT_ROWS, made as needed */
@@ -163,19 +163,9 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 static void
 delta_flush(DeltaReceiver *r)
 {
-	MemoryContext old;
-
 	if (r->nbuffered == 0)
 		return;
-	/*
-	 * heap_multi_insert leaves its array of the rows (and the copies it
-	 * toasts) in the current context, which here lives as long as the kept
-	 * executor: 8 bytes per delta row, for good, without this reset.
-	 */
-	old = MemoryContextSwitchTo(r->flush_cxt);
-	table_multi_insert(r->rel, r->slots, r->nbuffered, r->cid, 0, r->bistate);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(r->flush_cxt);
+	stream_multi_insert(r->rel, r->slots, r->nbuffered, r->cid, r->bistate, r->flush_cxt);
 	for (int i = 0; i < r->nbuffered; i++)
 		ExecClearTuple(r->slots[i]);
 	r->nbuffered = 0;

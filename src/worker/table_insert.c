@@ -46,7 +46,7 @@ typedef struct TableInsertReceiver
 	DestReceiver pub;
 	Oid			relid;
 	MemoryContext cxt;			/* the receiver's maker's */
-	MemoryContext flush_cxt;	/* reset after each group of rows inserted */
+	MemoryContext flush_cxt;	/* stream_multi_insert's scratch */
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -187,19 +187,30 @@ table_insert_startup(DestReceiver *self, int operation, TupleDesc rows)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * table_multi_insert of slots[0 .. n - 1] into rel, in scratch, which is
+ * reset after: heap_multi_insert leaves its array of the rows (and the
+ * copies it toasts) in the current context, which for the receivers of a
+ * kept executor lives as long as the executor (8 bytes a row, for good).
+ */
+void
+stream_multi_insert(Relation rel, TupleTableSlot **slots, int n, CommandId cid,
+					BulkInsertState bistate, MemoryContext scratch)
+{
+	MemoryContext old = MemoryContextSwitchTo(scratch);
+
+	table_multi_insert(rel, slots, n, cid, 0, bistate);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(scratch);
+}
+
 /* Insert the buffered rows, then their index entries. */
 static void
 table_insert_flush(TableInsertReceiver *r)
 {
-	MemoryContext old;
-
 	if (r->nbuffered == 0)
 		return;
-	/* heap_multi_insert leaves its array of rows (and toasted copies) behind */
-	old = MemoryContextSwitchTo(r->flush_cxt);
-	table_multi_insert(r->rel, r->slots, r->nbuffered, r->cid, 0, r->bistate);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(r->flush_cxt);
+	stream_multi_insert(r->rel, r->slots, r->nbuffered, r->cid, r->bistate, r->flush_cxt);
 	for (int i = 0; i < r->nbuffered; i++)
 	{
 		if (r->rri->ri_NumIndices > 0)
