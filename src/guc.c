@@ -9,6 +9,7 @@
 
 #include <limits.h>
 
+#include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "utils/formatting.h"
 #include "utils/guc.h"
@@ -204,4 +205,25 @@ stream_pin_internal_search_path(void)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	return level;
+}
+
+/*
+ * Run as the extension: the bootstrap superuser, never through the
+ * caller's search_path, where the caller's operators or types could come
+ * first.
+ */
+void
+stream_begin_as_extension(StreamAsExtension *as)
+{
+	GetUserIdAndSecContext(&as->user, &as->sec);
+	as->guc_level = stream_pin_internal_search_path();
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, as->sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* Back to the caller, settings changed meanwhile dropped. */
+void
+stream_end_as_extension(StreamAsExtension *as)
+{
+	AtEOXact_GUC(false, as->guc_level);
+	SetUserIdAndSecContext(as->user, as->sec);
 }

@@ -28,4 +28,20 @@ extern int	stream_ext_join_cache_kb;
 extern void stream_ext_define_gucs(void);
 extern int	stream_pin_internal_search_path(void);
 
+/*
+ * The extension's own statements in a user's backend (its internal objects,
+ * its catalog rows): run as the bootstrap superuser, with names resolved as
+ * stream_pin_internal_search_path says, between stream_begin_as_extension
+ * and stream_end_as_extension.
+ */
+typedef struct StreamAsExtension
+{
+	Oid			user;			/* the caller's, to return to */
+	int			sec;
+	int			guc_level;
+} StreamAsExtension;
+
+extern void stream_begin_as_extension(StreamAsExtension *as);
+extern void stream_end_as_extension(StreamAsExtension *as);
+
 #endif

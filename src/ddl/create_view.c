@@ -273,34 +273,6 @@ give_view_relations_to(int id, Oid owner)
 }
 
 /*
- * The extension's own statements in a user's backend (its internal objects,
- * its catalog rows) run as the bootstrap superuser, and resolve names as
- * the extension's SQL must (guc.c's search_path): never through the
- * caller's path, where the caller's operators or types could come first.
- */
-typedef struct AsExtension
-{
-	Oid			user;			/* the caller's, to return to */
-	int			sec;
-	int			guc_level;
-} AsExtension;
-
-static void
-begin_as_extension(AsExtension *as)
-{
-	GetUserIdAndSecContext(&as->user, &as->sec);
-	as->guc_level = stream_pin_internal_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, as->sec | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-static void
-end_as_extension(AsExtension *as)
-{
-	AtEOXact_GUC(false, as->guc_level);
-	SetUserIdAndSecContext(as->user, as->sec);
-}
-
-/*
  * Write the definition of every continuous view of the database again from
  * its stored query, after a statement that renamed or moved something: the
  * views refer to what they read by OID and follow it, but their text, which
@@ -311,7 +283,7 @@ stream_refresh_view_definitions(void)
 {
 	List	   *rows;
 	ListCell   *lc;
-	AsExtension as;
+	StreamAsExtension as;
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 
 	if (!OidIsValid(get_extension_oid("stream_ext", true)))
@@ -320,7 +292,7 @@ stream_refresh_view_definitions(void)
 	rows = stream_catalog_views();
 	if (rows == NIL)
 		return;
-	begin_as_extension(&as);
+	stream_begin_as_extension(&as);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	foreach(lc, rows)
@@ -337,7 +309,7 @@ stream_refresh_view_definitions(void)
 			elog(ERROR, "could not update the definition of continuous view %d", row->id);
 	}
 	SPI_finish();
-	end_as_extension(&as);
+	stream_end_as_extension(&as);
 	stream_catalog_changed();
 }
 
@@ -456,7 +428,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	Query	   *original;
 	ViewShape  *shape;
 	Oid			nspid;
-	AsExtension as;
+	StreamAsExtension as;
 	int			id;
 	Oid			state_relid;
 	Oid			delta_relid;
@@ -502,12 +474,12 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 		elog(ERROR, "SPI_connect failed");
 
 	/* Internal objects are made by the extension's owner, then handed over. */
-	begin_as_extension(&as);
+	stream_begin_as_extension(&as);
 	id = stream_catalog_next_view_id();
 	stream_view_rates_forget(id);
 	create_state_tables(shape, id);
 	stream_hand_over_view_relations(id, as.user);
-	end_as_extension(&as);
+	stream_end_as_extension(&as);
 
 	state_relid = stream_view_relation_relid(id, VIEW_STATE_TABLE, false);
 	delta_relid = stream_view_relation_relid(id, VIEW_DELTA_TABLE, false);
@@ -533,10 +505,10 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	CommandCounterIncrement();
 	view_relid = get_relname_relid(name->relname, nspid);
 
-	begin_as_extension(&as);
+	stream_begin_as_extension(&as);
 	insert_catalog_row(id, view_relid, shape, state_relid, delta_relid, original, output_relid,
 					   options->notify);
-	end_as_extension(&as);
+	stream_end_as_extension(&as);
 
 	stream_record_view_dependencies(view_relid, original, shape);
 	if (OidIsValid(output_relid))
@@ -575,7 +547,7 @@ stream_follow_view_owner(Oid view)
 	int			id = stream_continuous_view_id(view);
 	HeapTuple	tuple;
 	Oid			owner;
-	AsExtension as;
+	StreamAsExtension as;
 
 	if (id < 0)
 		return;
@@ -585,12 +557,12 @@ stream_follow_view_owner(Oid view)
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
 
-	begin_as_extension(&as);
+	stream_begin_as_extension(&as);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	give_view_relations_to(id, owner);
 	SPI_finish();
-	end_as_extension(&as);
+	stream_end_as_extension(&as);
 }
 
 /* stream_ext.create_continuous_view(name text, query text) */
@@ -666,7 +638,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 {
 	Oid			view = PG_GETARG_OID(0);
 	int			id;
-	AsExtension as;
+	StreamAsExtension as;
 
 	id = stream_owned_continuous_view_id(view);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -692,10 +664,10 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 		note_every_emitted_group(id);
 	}
 	/* the watermark starts over too; catalog rows are the extension's */
-	begin_as_extension(&as);
+	stream_begin_as_extension(&as);
 	stream_lateness_reset_view(id);
 	stream_view_errors_forget(id);
-	end_as_extension(&as);
+	stream_end_as_extension(&as);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -19,7 +19,6 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -72,17 +71,12 @@ reap_now_sql(Oid state, const char *column)
 static char *
 watermark_literal_as_extension(int id)
 {
-	Oid			saved_user;
-	int			saved_sec;
-	int			guc_level;
+	StreamAsExtension as;
 	char	   *literal;
 
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	guc_level = stream_pin_internal_search_path();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	stream_begin_as_extension(&as);
 	literal = stream_lateness_watermark_literal(id);
-	SetUserIdAndSecContext(saved_user, saved_sec);
-	AtEOXact_GUC(false, guc_level);
+	stream_end_as_extension(&as);
 	return literal;
 }
 
