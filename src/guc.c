@@ -48,7 +48,6 @@ static bool
 check_read_time(char **newval, void **extra, GucSource source)
 {
 	static const char *const relative[] = {"now", "today", "tomorrow", "yesterday", NULL};
-	static const char *const infinite[] = {"infinity", NULL};	/* and -infinity */
 	char	   *lower;
 
 	if (*newval == NULL || (*newval)[0] == '\0')
@@ -68,14 +67,14 @@ check_read_time(char **newval, void **extra, GucSource source)
 			pfree(lower);
 			return false;
 		}
-	for (int i = 0; infinite[i] != NULL; i++)
-		if (strstr(lower, infinite[i]) != NULL)
-		{
-			GUC_check_errdetail("\"%s\" is no point in time a window or ttl can be measured from.", *newval);
-			GUC_check_errhint("Give a fixed time, such as '2024-01-01 00:00:00+00', or an empty string for the transaction's start.");
-			pfree(lower);
-			return false;
-		}
+	/* infinity, and -infinity */
+	if (strstr(lower, "infinity") != NULL)
+	{
+		GUC_check_errdetail("\"%s\" is no point in time a window or ttl can be measured from.", *newval);
+		GUC_check_errhint("Give a fixed time, such as '2024-01-01 00:00:00+00', or an empty string for the transaction's start.");
+		pfree(lower);
+		return false;
+	}
 	pfree(lower);
 	return true;
 }
