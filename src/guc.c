@@ -212,7 +212,7 @@ stream_pin_internal_search_path(void)
  * first.
  */
 void
-stream_begin_as_extension(StreamAsExtension *as)
+stream_begin_as_extension(StreamRunAs *as)
 {
 	GetUserIdAndSecContext(&as->user, &as->sec);
 	as->guc_level = stream_pin_internal_search_path();
@@ -221,7 +221,25 @@ stream_begin_as_extension(StreamAsExtension *as)
 
 /* Back to the caller, settings changed meanwhile dropped. */
 void
-stream_end_as_extension(StreamAsExtension *as)
+stream_end_as_extension(StreamRunAs *as)
+{
+	AtEOXact_GUC(false, as->guc_level);
+	SetUserIdAndSecContext(as->user, as->sec);
+}
+
+/* Run as owner, in a security-restricted operation (guc.h) */
+void
+stream_begin_as_owner(StreamRunAs *as, Oid owner)
+{
+	GetUserIdAndSecContext(&as->user, &as->sec);
+	SetUserIdAndSecContext(owner, as->sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	as->guc_level = NewGUCNestLevel();
+}
+
+/* Back to the caller, what the owner's code set dropped */
+void
+stream_end_as_owner(StreamRunAs *as)
 {
 	AtEOXact_GUC(false, as->guc_level);
 	SetUserIdAndSecContext(as->user, as->sec);

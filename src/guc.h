@@ -29,19 +29,30 @@ extern void stream_ext_define_gucs(void);
 extern int	stream_pin_internal_search_path(void);
 
 /*
+ * Who runs a piece of code, and the caller's identity to return to.
+ *
  * The extension's own statements in a user's backend (its internal objects,
- * its catalog rows): run as the bootstrap superuser, with names resolved as
+ * its catalog rows) run as the bootstrap superuser, with names resolved as
  * stream_pin_internal_search_path says, between stream_begin_as_extension
  * and stream_end_as_extension.
+ *
+ * A view owner's code (the view's expressions, aggregate support functions,
+ * the triggers of a transform's table) runs as that owner in a
+ * security-restricted operation, as REFRESH MATERIALIZED VIEW runs a
+ * materialized view's query, between stream_begin_as_owner and
+ * stream_end_as_owner; settings changed meanwhile (the owner's
+ * set_config(..., false) included) are dropped at the end.
  */
-typedef struct StreamAsExtension
+typedef struct StreamRunAs
 {
 	Oid			user;			/* the caller's, to return to */
 	int			sec;
 	int			guc_level;
-} StreamAsExtension;
+} StreamRunAs;
 
-extern void stream_begin_as_extension(StreamAsExtension *as);
-extern void stream_end_as_extension(StreamAsExtension *as);
+extern void stream_begin_as_extension(StreamRunAs *as);
+extern void stream_end_as_extension(StreamRunAs *as);
+extern void stream_begin_as_owner(StreamRunAs *as, Oid owner);
+extern void stream_end_as_owner(StreamRunAs *as);
 
 #endif

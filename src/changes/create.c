@@ -85,9 +85,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	char	   *type = format_type_be_qualified(get_rel_type_id(view));
 	char	   *qualified;
 	Oid			stream;
-	Oid			saved_user;
-	int			saved_sec;
-	int			level;
+	StreamRunAs as;
 	int			path_level;
 	char	   *watermark;
 	List	   *keys;
@@ -134,8 +132,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	 * the caller's operators or types first).
 	 */
 	path_level = stream_pin_internal_search_path();
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	stream_begin_as_extension(&as);
 	keys = stream_changes_own_keys(row);
 	key_columns = stream_changes_key_columns_sql(keys);
 	spi_exec(psprintf("CREATE TABLE %s (_gid text COLLATE \"C\" PRIMARY KEY%s)",
@@ -156,25 +153,24 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 					  "VALUES (%d, %u)", id, stream),
 			 SPI_OK_INSERT);
 	record_table_dependencies(id, view, stream);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_end_as_extension(&as);
 	CommandCounterIncrement();
 
 	/*
 	 * The view's rows now, as the owner reads them; those final already are
 	 * forgotten at once (their events are not sent: the stream is new).
 	 */
-	level = stream_changes_pin_text();
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	(void) stream_changes_pin_text();
+	stream_begin_as_extension(&as);
 	watermark = stream_lateness_watermark_literal(id);
-	SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	stream_end_as_extension(&as);
+	stream_begin_as_owner(&as, row->owner);
 	sql = stream_changes_emit_sql(row, keys, NULL, watermark, zone);
 	if (SPI_execute(sql->diff, false, 0) != SPI_OK_SELECT ||
 		(sql->close != NULL && SPI_execute(sql->close, false, 0) != SPI_OK_SELECT))
 		elog(ERROR, "could not read the rows of continuous view %d", id);
-	AtEOXact_GUC(false, level);
+	stream_end_as_owner(&as);
 	AtEOXact_GUC(false, path_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
 
 	SPI_finish();
 	PG_RETURN_OID(stream);

@@ -283,7 +283,7 @@ stream_refresh_view_definitions(void)
 {
 	List	   *rows;
 	ListCell   *lc;
-	StreamAsExtension as;
+	StreamRunAs as;
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 
 	if (!OidIsValid(get_extension_oid("stream_ext", true)))
@@ -428,7 +428,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	Query	   *original;
 	ViewShape  *shape;
 	Oid			nspid;
-	StreamAsExtension as;
+	StreamRunAs as;
 	int			id;
 	Oid			state_relid;
 	Oid			delta_relid;
@@ -547,7 +547,7 @@ stream_follow_view_owner(Oid view)
 	int			id = stream_continuous_view_id(view);
 	HeapTuple	tuple;
 	Oid			owner;
-	StreamAsExtension as;
+	StreamRunAs as;
 
 	if (id < 0)
 		return;
@@ -638,7 +638,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 {
 	Oid			view = PG_GETARG_OID(0);
 	int			id;
-	StreamAsExtension as;
+	StreamRunAs as;
 
 	id = stream_owned_continuous_view_id(view);
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "guc.h"
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
 #include "window/spec.h"
@@ -52,22 +53,16 @@ stream_ext_explain_continuous_view(PG_FUNCTION_ARGS)
 	Oid			view = PG_GETARG_OID(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ContinuousViewRow *row = stream_catalog_view(stream_owned_continuous_view_id(view));
-	Oid			saved_user;
-	int			saved_sec;
-	int			guc_level;
+	StreamRunAs as;
 	char	   *text;
 	char	   *line;
 	char	   *next;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
 	/* planning runs the owner's immutable functions: their settings go after */
-	guc_level = NewGUCNestLevel();
+	stream_begin_as_owner(&as, row->owner);
 	text = explain_batch_plan(row);
-	AtEOXact_GUC(false, guc_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_end_as_owner(&as);
 
 	for (line = text; *line != '\0'; line = next)
 	{

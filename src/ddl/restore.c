@@ -47,6 +47,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "guc.h"
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
 #include "ddl/create_view.h"
@@ -264,9 +265,7 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 	ViewShape  *shape;
 	Datum		time_attnum;
 	bool		has_time;
-	Oid			saved_user;
-	int			saved_sec;
-	int			nestlevel;
+	StreamRunAs as;
 	int			cols[3];
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
@@ -294,10 +293,8 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 		restore_error(view_name, "Its stored query is not a query.");
 
 	/* the definition again, as the view's owner would have it analyzed */
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	nestlevel = enter_empty_search_path();
+	stream_begin_as_owner(&as, owner);
+	(void) enter_empty_search_path();
 	stmts = raw_parser(definition, RAW_PARSE_DEFAULT);
 	if (list_length(stmts) != 1)
 		restore_error(view_name, "Its definition is not one SELECT.");
@@ -327,8 +324,7 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 	wtext.lateness = column_text(tuple, desc, "allowed_lateness");
 	wtext.keep_late = column_text(tuple, desc, "keep_late");
 	shape = stream_view_shape(analyzed, stream_window_spec_from_text(&wtext));
-	AtEOXact_GUC(false, nestlevel);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_end_as_owner(&as);
 
 	if (shape->stream != stream)
 		restore_error(view_name, "Its definition reads another stream.");

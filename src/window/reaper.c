@@ -71,7 +71,7 @@ reap_now_sql(Oid state, const char *column)
 static char *
 watermark_literal_as_extension(int id)
 {
-	StreamAsExtension as;
+	StreamRunAs as;
 	char	   *literal;
 
 	stream_begin_as_extension(&as);
@@ -268,17 +268,11 @@ static void
 reap_one_batch(void *arg)
 {
 	ReapTarget *t = arg;
-	Oid			saved_user;
-	int			saved_sec;
-	int			guc_level;
+	StreamRunAs as;
 
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(t->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	guc_level = NewGUCNestLevel();
+	stream_begin_as_owner(&as, t->owner);
 	t->deleted = stream_reap_batch(t->id, t->spec);
-	AtEOXact_GUC(false, guc_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_end_as_owner(&as);
 }
 
 /*

@@ -326,20 +326,14 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 	PlannedStmt *plan = NULL;
 	ParamListInfo params = NULL;
 	QueryDesc  *qd;
-	Oid			saved_user;
-	int			saved_sec;
-	int			guc_level;
+	StreamRunAs as;
 	bool		one_writer = false;
 
 	/*
 	 * As the view's owner from here on: planning evaluates the view's
 	 * immutable functions of constants, and the plan runs its expressions.
 	 */
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	/* what the owner's code sets (set_config) does not outlive the run */
-	guc_level = NewGUCNestLevel();
+	stream_begin_as_owner(&as, view->owner);
 	if (TransactionIdIsValid(events->writer))
 		plan = view_cache_plan(view, true);
 	if (plan != NULL)
@@ -372,8 +366,7 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 		FreeQueryDesc(qd);
 	}
 	stream_scan_source = NULL;
-	AtEOXact_GUC(false, guc_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_end_as_owner(&as);
 }
 
 typedef struct TimedPlanRun

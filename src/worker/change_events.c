@@ -29,6 +29,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "guc.h"
 #include "changes/changes.h"
 #include "ipc/queue.h"
 #include "window/lateness.h"
@@ -181,8 +182,7 @@ emit_in_transaction(void *arg)
 	WindowSpec *window;
 	List	   *outputs = NIL;
 	DestReceiver *dest;
-	Oid			saved_user;
-	int			saved_sec;
+	StreamRunAs as;
 	int			level;
 	char	   *watermark = NULL;
 	const char *zone = GetConfigOptionResetString("TimeZone");
@@ -215,16 +215,14 @@ emit_in_transaction(void *arg)
 	{
 		sql = stream_changes_emit_sql(row, keys, e->all || groups[0] == NULL ? NULL : groups,
 									  watermark, zone);
-		GetUserIdAndSecContext(&saved_user, &saved_sec);
-		SetUserIdAndSecContext(row->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
+		stream_begin_as_owner(&as, row->owner);
 		{
 			EmissionRun run = {sql, dest, row->name};
 
 			/* the owner's HAVING and final functions: within the time limit */
 			stream_view_time_limited(row->name, run_emissions, &run);
 		}
-		SetUserIdAndSecContext(saved_user, saved_sec);
+		stream_end_as_owner(&as);
 	}
 	AtEOXact_GUC(false, level);
 	SPI_finish();

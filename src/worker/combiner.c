@@ -81,7 +81,7 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
 #define MERGE_CHUNK_ROWS 10000
 
 /*
- * Plan what follows, until AtEOXact_GUC(false, the returned level), with
+ * Plan what follows, until the caller's GUC nest level ends, with
  * enable_seqscan off.  A merge statement finds its chunk of deltas by ctid
  * (ctid = ANY (ARRAY(...)), or ctid = $1); its plan is kept, and was made
  * when the delta table may have been nearly empty, when a sequential scan
@@ -89,14 +89,11 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
  * it compared each with the 10,000 of the chunk.  Disabled sequential scans
  * make the TID scan the plan whatever the statistics were.
  */
-static int
+static void
 prefer_tid_scans(void)
 {
-	int			level = NewGUCNestLevel();
-
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	return level;
 }
 
 typedef struct ViewToCombine
@@ -403,12 +400,10 @@ static uint64
 merge_chunk(ViewToCombine *v, bool cleanup)
 {
 	CombinePlan *plan;
-	Oid			saved_user;
-	int			saved_sec;
+	StreamRunAs as;
 	bool		isnull;
 	uint64		moved;
 	uint64		written;
-	int			guc_level;
 
 	/* a change stream made or dropped since the plan was: plan again */
 	plan = find_plan(v->id);
@@ -416,10 +411,8 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 		forget_plan(v->id);
 
 	/* planning too: it folds the owner's immutable index expressions */
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	guc_level = prefer_tid_scans();
+	stream_begin_as_owner(&as, v->owner);
+	prefer_tid_scans();
 	plan = plan_for_view(v);
 	if (plan->notes_changes)
 		(void) stream_changes_pin_text();
@@ -434,8 +427,7 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 	if (cleanup &&
 		SPI_execute_plan(plan->cleanup, NULL, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "cleanup of continuous view %d failed", v->id);
-	AtEOXact_GUC(false, guc_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_end_as_owner(&as);
 	return moved;
 }
 
@@ -485,8 +477,8 @@ set_aside_unmergeable(void *arg)
 {
 	ViewToCombine *v = arg;
 	char	   *delta = stream_view_relation_sql(v->id, VIEW_DELTA_TABLE);
-	Oid			saved_user;
-	int			saved_sec;
+	bool		notes_changes = has_change_stream(v);
+	StreamRunAs as;
 	OneDelta	one;
 	SPIPlanPtr	remove;
 	ItemPointerData *tids;
@@ -494,18 +486,15 @@ set_aside_unmergeable(void *arg)
 	List	   *aside = NIL;
 	ListCell   *lc;
 	ViewErrorLog log;
-	int			guc_level;
 
 	if (!lock_state_table(v))
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	guc_level = prefer_tid_scans();
-	if (has_change_stream(v))
+	stream_begin_as_owner(&as, v->owner);
+	prefer_tid_scans();
+	if (notes_changes)
 		(void) stream_changes_pin_text();
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(v->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
 	if (SPI_execute(psprintf("SELECT ctid FROM %s WHERE " STREAM_INTERNAL_SCHEMA
 							 ".xid_committed(writer_xid) LIMIT %d", delta, MERGE_CHUNK_ROWS),
 					true, 0) != SPI_OK_SELECT)
@@ -550,8 +539,7 @@ set_aside_unmergeable(void *arg)
 		if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 			break;
 	}
-	AtEOXact_GUC(false, guc_level);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_end_as_owner(&as);
 
 	stream_view_errors_begin(&log, v->id);
 	foreach(lc, aside)

@@ -93,8 +93,7 @@ static bool
 transform_direct(CachedView *view)
 {
 	PlannedStmt *plan;
-	Oid			saved_user;
-	int			saved_sec;
+	StreamRunAs as;
 	ListCell   *lc;
 
 	if (view->notify)
@@ -113,11 +112,9 @@ transform_direct(CachedView *view)
 		!has_privs_of_role(GetSessionUserId(), view->owner))
 		return false;
 	/* planned as the owner, as a worker plans it (apply.c) */
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(view->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	stream_begin_as_owner(&as, view->owner);
 	plan = view_cache_plan(view, false);
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	stream_end_as_owner(&as);
 	foreach(lc, view->plan_relations)
 		if (lfirst_oid(lc) != view->stream)
 			return false;
