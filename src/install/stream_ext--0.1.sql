@@ -427,6 +427,20 @@ CREATE FUNCTION stream_ext_internal.view_rates(
   RETURNS SETOF record
   AS 'MODULE_PATHNAME', 'stream_ext_view_rates' LANGUAGE C STRICT VOLATILE;
 
+-- The watermark of each event-time view now: the highest event time of its
+-- committed events (those folded in, and those of writers visible now)
+-- minus its allowed lateness.  view_stats shows it; the reaper and change
+-- streams compare with it (src/window/lateness.c reads it here).
+CREATE VIEW stream_ext_internal.view_watermark AS
+  SELECT w.view_id,
+         stream_ext_internal.watermark(
+           greatest(w.max_event_time,
+                    (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
+                      WHERE p.view_id = w.view_id AND stream_ext_internal.xid_visible(p.writer_xid))),
+           v.allowed_lateness) AS watermark
+    FROM stream_ext_internal.view_watermarks w
+    JOIN stream_ext_internal.continuous_views v ON v.id = w.view_id;
+
 CREATE VIEW stream_ext.view_stats AS
   SELECT v.view AS name,
          coalesce(sum(c.events), 0)::bigint AS events,
@@ -436,11 +450,8 @@ CREATE VIEW stream_ext.view_stats AS
          w.late_events + coalesce((SELECT sum(p.late_events) FROM stream_ext_internal.watermark_pending p
                                     WHERE p.view_id = v.id AND stream_ext_internal.xid_visible(p.writer_xid)),
                                   0)::bigint AS late_events,
-         stream_ext_internal.watermark(
-           greatest(w.max_event_time,
-                    (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
-                      WHERE p.view_id = v.id AND stream_ext_internal.xid_visible(p.writer_xid))),
-           v.allowed_lateness) AS watermark,
+         (SELECT n.watermark FROM stream_ext_internal.view_watermark n
+           WHERE n.view_id = v.id) AS watermark,
          coalesce(r.rate_10s, 0) AS rate_10s,
          coalesce(r.rate_1m, 0) AS rate_1m,
          coalesce(r.rate_5m, 0) AS rate_5m,
@@ -460,7 +471,7 @@ CREATE VIEW stream_ext.view_stats AS
     LEFT JOIN stream_ext_internal.view_counters c ON c.view_id = v.id
     LEFT JOIN stream_ext_internal.view_watermarks w ON w.view_id = v.id
     LEFT JOIN stream_ext_internal.view_rates() r ON r.view_id = v.id
-   GROUP BY v.id, v.view, v.state_table, v.delta_table, w.late_events, w.max_event_time,
+   GROUP BY v.id, v.view, v.state_table, v.delta_table, w.late_events,
             r.rate_10s, r.rate_1m, r.rate_5m;
 
 -- This database's processes and writers (shared memory, src/metrics/processes.c).

@@ -313,10 +313,9 @@ stream_lateness_add_view(int view_id)
 }
 
 /*
- * The watermark of view view_id as a SQL literal, or NULL when it has none:
- * the highest event time of committed events (those folded in, and those
- * of writers visible now) minus allowed_lateness, as view_stats shows it.
- * The caller may read the extension's tables, with SPI connected.
+ * The watermark of view view_id as a SQL literal, or NULL when it has none,
+ * from the view stream_ext_internal.view_watermark (which view_stats shows
+ * too).  The caller may read the extension's tables, with SPI connected.
  */
 char *
 stream_lateness_watermark_literal(int view_id)
@@ -325,14 +324,8 @@ stream_lateness_watermark_literal(int view_id)
 	Datum		values[1] = {Int32GetDatum(view_id)};
 	char	   *text;
 
-	if (SPI_execute_with_args("SELECT " STREAM_INTERNAL_SCHEMA ".watermark(GREATEST(w.max_event_time, "
-							  "(SELECT pg_catalog.max(p.max_event_time) FROM "
-							  STREAM_INTERNAL_SCHEMA ".watermark_pending p "
-							  "WHERE p.view_id = w.view_id AND "
-							  STREAM_INTERNAL_SCHEMA ".xid_visible(p.writer_xid))), "
-							  "v.allowed_lateness) FROM " STREAM_INTERNAL_SCHEMA ".view_watermarks w "
-							  "JOIN " STREAM_INTERNAL_SCHEMA ".continuous_views v ON v.id = w.view_id "
-							  "WHERE w.view_id = $1",
+	if (SPI_execute_with_args("SELECT watermark FROM " STREAM_INTERNAL_SCHEMA ".view_watermark "
+							  "WHERE view_id = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the watermark of continuous view %d", view_id);
 	if (SPI_processed == 0)
