@@ -18,7 +18,8 @@
 #    together, into a plain GROUP BY view (count, sum, avg, count DISTINCT,
 #    min, max), a HAVING view whose rows leave and come back, a view without
 #    GROUP BY, tumbling buckets with ttl, a sliding window, a hopping window
-#    and sessions; a truncate_continuous_view in the middle.  Checked along
+#    and sessions, and a view of rows over 126 bytes; a
+#    truncate_continuous_view in the middle.  Checked along
 #    the way, at the end, and after the server-wide read_time moved (the
 #    sliding window slides, ttl buckets expire; the second move empties them).
 # 2. Crash: an own server; the clients of test/lib.sh (crash_client_sql)
@@ -181,6 +182,10 @@ SELECT stream_ext.create_continuous_view('c_hop', 'SELECT k1, count(*), sum(v) F
 CREATE VIEW c_session WITH (continuous, session_gap = '4 minutes', time_column = 'ts',
                             allowed_lateness = '1 day') AS
   SELECT k2, count(*), sum(v) FROM ev GROUP BY k2;
+-- rows of more than 126 bytes (events of their change stream hold them with
+-- 4-byte headers, after alignment padding)
+CREATE VIEW c_wide WITH (continuous) AS
+  SELECT k1, count(*), max(lpad(v::text, 130 + u, k1)) AS widest FROM ev GROUP BY k1;
 -- events before the change streams exist: their rows are the starting point
 INSERT INTO ev SELECT 'k' || g % 3, g % 2, g, g, '2052-01-01 13:00:00+00'::timestamptz + g * interval '1 minute'
   FROM generate_series(1, 20) g;
@@ -189,7 +194,8 @@ CREATE TABLE cases (view regclass PRIMARY KEY, ident text);
 INSERT INTO cases VALUES
   ('c_plain', 'ROW((x).k1, (x).k2)'), ('c_having', 'ROW((x).k1)'), ('c_all', 'ROW()'),
   ('c_tumble', 'ROW((x).bucket, (x).k1)'), ('c_slide', 'ROW((x).k1)'),
-  ('c_hop', 'ROW((x).window_start, (x).k1)'), ('c_session', 'ROW((x).session_start, (x).k2)');
+  ('c_hop', 'ROW((x).window_start, (x).k1)'), ('c_session', 'ROW((x).session_start, (x).k2)'),
+  ('c_wide', 'ROW((x).k1)');
 SELECT make_change_stream(view, ident) FROM cases;
 SQL
 

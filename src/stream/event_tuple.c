@@ -27,12 +27,17 @@ stream_event_layout(TupleDesc desc, Datum *values, bool *isnull)
 	return layout;
 }
 
-/* Form the event of values in td (layout.len bytes); its writer is set apart */
+/*
+ * Form the event of values in td (layout.len bytes); its writer is set
+ * apart.  The whole event is zeroed first, as heap_form_tuple's palloc0
+ * does: heap_fill_tuple skips the padding that aligns a 4-byte varlena
+ * header, and a stale byte there reads as a short varlena's header.
+ */
 void
 stream_event_fill(HeapTupleHeader td, EventLayout layout, TupleDesc desc, Datum *values,
 				  bool *isnull)
 {
-	memset(td, 0, layout.hoff);
+	memset(td, 0, layout.len);
 	HeapTupleHeaderSetNatts(td, desc->natts);
 	td->t_hoff = layout.hoff;
 	heap_fill_tuple(desc, values, isnull, (char *) td + layout.hoff, layout.len - layout.hoff,
