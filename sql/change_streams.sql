@@ -297,6 +297,47 @@ SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relname
            AND c.relkind = 'r' AND (c.relname LIKE 'state\_%' OR c.relname LIKE 'delta\_%')) =
        2 * (SELECT count(*) FROM stream_ext_internal.continuous_views) AS no_orphans;
 
+-- window closed: a row of an event-time view whose end the watermark
+-- passed gets one more event, final, with the complete row: tumbling
+-- buckets (date_bin of the time column), hopping windows and sessions
+CREATE FOREIGN TABLE cs_tw (k int, ts timestamptz) SERVER stream_ext;
+CREATE VIEW cs_tumble WITH (continuous, time_column = 'ts', allowed_lateness = '0 seconds') AS
+  SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, k, count(*) AS c FROM cs_tw
+  GROUP BY minute, k;
+SELECT stream_ext.create_continuous_view('cs_hop', 'SELECT k, count(*) AS c FROM cs_tw GROUP BY k',
+  ARRAY['time_column=ts', 'hop_size=2 minutes', 'hop_slide=1 minute', 'allowed_lateness=0 seconds']);
+CREATE VIEW cs_session WITH (continuous, session_gap = '30 seconds', time_column = 'ts',
+                             allowed_lateness = '0 seconds') AS
+  SELECT k, count(*) AS c FROM cs_tw GROUP BY k;
+SELECT count(stream_ext.create_change_stream(v, v || '_changes'))
+  FROM unnest(ARRAY['cs_tumble', 'cs_hop', 'cs_session']) v;
+CREATE VIEW cs_tumble_closed WITH (continuous) AS
+  SELECT new::text AS r, old::text = new::text AS complete FROM cs_tumble_changes WHERE final;
+CREATE VIEW cs_hop_closed WITH (continuous) AS
+  SELECT new::text AS r, old::text = new::text AS complete FROM cs_hop_changes WHERE final;
+CREATE VIEW cs_session_closed WITH (continuous) AS
+  SELECT new::text AS r, old::text = new::text AS complete FROM cs_session_changes WHERE final;
+INSERT INTO cs_tw VALUES (1, '2026-01-01 00:00:10+00');
+INSERT INTO cs_tw VALUES (1, '2026-01-01 00:01:10+00'), (2, '2026-01-01 00:01:20+00');
+INSERT INTO cs_tw VALUES (1, '2026-01-01 00:02:10+00');
+-- the watermark is 00:02:10: three buckets, three hopping windows and
+-- three sessions are closed
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN (SELECT count(*) FROM cs_tumble_closed) >= 3 AND (SELECT count(*) FROM cs_hop_closed) >= 3
+          AND (SELECT count(*) FROM cs_session_closed) >= 3;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SET TimeZone = 'UTC';
+SELECT * FROM cs_tumble_closed ORDER BY r;
+SELECT * FROM cs_hop_closed ORDER BY r;
+SELECT * FROM cs_session_closed ORDER BY r;
+RESET TimeZone;
+\set VERBOSITY terse
+DROP FOREIGN TABLE cs_tw CASCADE;
+\set VERBOSITY default
 
 DROP TABLE cs_alerts, cs_shown;
 DROP FOREIGN TABLE cs_s CASCADE;

@@ -44,6 +44,7 @@
 #include "changes/changes.h"
 #include "ddl/read_view.h"
 #include "window/sliding.h"
+#include "window/time_expr.h"
 
 /* The settings that decide the text of values in identities */
 static const char *const pinned_settings[][2] = {
@@ -206,7 +207,7 @@ final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
 				(f->funcid == F_DATE_BIN_INTERVAL_TIMESTAMPTZ_TIMESTAMPTZ ||
 				 f->funcid == F_DATE_BIN_INTERVAL_TIMESTAMP_TIMESTAMP) &&
 				IsA(linitial(f->args), Const) && !((Const *) linitial(f->args))->constisnull &&
-				equal(lsecond(f->args), shape->time_expr))
+				equal(lsecond(f->args), stream_window_time_value(shape->time_expr)))
 			{
 				end = psprintf("(r._c%d + %s)", n,
 							   stream_interval_sql(DatumGetIntervalP(((Const *) linitial(f->args))->constvalue)));

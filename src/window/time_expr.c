@@ -84,6 +84,19 @@ stream_window_time_expr(WindowSpec *spec, Oid stream, Index rti)
 	return (Expr *) finite;
 }
 
+/*
+ * The time column's value in a time expression of stream_window_time_expr
+ * (the result of its CASE): what a view's own date_bin(width, time, origin)
+ * takes.
+ */
+Expr *
+stream_window_time_value(Expr *time_expr)
+{
+	CaseExpr   *finite = castNode(CaseExpr, time_expr);
+
+	return ((CaseWhen *) linitial(finite->args))->result;
+}
+
 /* date_bin(width, time, '2000-01-01') */
 Expr *
 stream_window_bucket(Expr *time, Interval *width)

@@ -11,6 +11,7 @@
 
 extern AttrNumber stream_window_time_attnum(WindowSpec *spec, Oid stream);
 extern Expr *stream_window_time_expr(WindowSpec *spec, Oid stream, Index rti);
+extern Expr *stream_window_time_value(Expr *time_expr);
 extern Expr *stream_window_bucket(Expr *time, Interval *width);
 extern Aggref *stream_window_time_aggregate(const char *name, Expr *time);
 extern Expr *stream_window_and_not_null(Expr *qual, Expr *time);
