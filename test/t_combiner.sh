@@ -3,7 +3,8 @@
 # the delta tables (and reads already count them) until combine_interval has
 # passed since the last merge; a reload with a short interval merges them at
 # once.  A view whose owner's combine function outlasts
-# stream_ext.view_time_limit holds up no other view's merges.  Own server
+# stream_ext.view_time_limit holds up no other view's merges, and one that
+# waits that long for another transaction's lock is tried again.  Own server
 # (its combine_interval is set at start).
 source "$(dirname "$0")/lib.sh"
 
@@ -74,4 +75,27 @@ done
 [ "$(q "SELECT sum(n) FROM ev_counts")" = 1804 ] || fail "wrong count beside the slow view: $(q "SELECT sum(n) FROM ev_counts")"
 say "ok: a view whose combine function never returns stops at view_time_limit; the other views are merged"
 run_sql -c "DROP VIEW slowv"
+
+# a merge that waits for another transaction's lock past view_time_limit is
+# tried again, not set aside: a transform's row whose key another session
+# inserted and has not committed goes in once that session rolls back
+run_sql <<'SQL'
+CREATE FOREIGN TABLE lw (id int, note text) SERVER stream_ext;
+CREATE TABLE lw_out (id int PRIMARY KEY, note text);
+-- a trigger leaves the transform to the workers and the combiner
+CREATE FUNCTION lw_trg() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER lw_t BEFORE INSERT ON lw_out FOR EACH ROW EXECUTE FUNCTION lw_trg();
+CREATE VIEW lw_tr WITH (continuous, output = 'lw_out') AS SELECT id, note FROM lw;
+SQL
+psql -X -q -o /dev/null -c "BEGIN" -c "INSERT INTO lw_out VALUES (1, 'held')" -c "SELECT pg_sleep(3)" \
+	-c "ROLLBACK" &
+holder=$!
+wait_until 10 "another session holds key 1 of lw_out" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3)'"
+q "INSERT INTO lw VALUES (1, 'event')" >/dev/null
+wait "$holder"
+wait_until 20 "the transform's row went in after the rollback" "SELECT count(*) = 1 FROM lw_out WHERE note = 'event'"
+[ "$(q "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'lw_tr'::regclass")" = 0 ] ||
+	fail "the lock wait was recorded as the view's error: $(q "SELECT message FROM stream_ext.view_errors WHERE name = 'lw_tr'::regclass")"
+say "ok: a merge waiting on another transaction's row past view_time_limit is tried again, its row kept"
 say PASS

@@ -9,12 +9,17 @@
  * cancels the run as a statement timeout would, and apply.c turns the
  * cancel into an error of the view (54000), which costs the view the
  * events it was running on, never the batch: unlike a cancel by an
- * operator, it is not retried.
+ * operator, it is not retried.  Unless the run was waiting for a lock when
+ * the limit came (a row of a transform's table that another transaction
+ * inserted and has not committed): that is no fault of the view's code,
+ * so it fails as a lock not available, which is transient (apply.c), and
+ * the run is tried again later.
  */
 #include "postgres.h"
 
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
 #include "utils/timeout.h"
@@ -25,12 +30,14 @@
 static bool registered = false;
 static TimeoutId limit_timeout;
 static volatile sig_atomic_t exceeded = false;
+static volatile sig_atomic_t exceeded_in_lock_wait = false;
 
 /* Signal handler of the timeout: cancel what runs, like statement_timeout */
 static void
 limit_handler(void)
 {
 	exceeded = true;
+	exceeded_in_lock_wait = (MyProc != NULL && MyProc->waitLock != NULL);
 	QueryCancelPending = true;
 	InterruptPending = true;
 	SetLatch(MyLatch);
@@ -46,6 +53,7 @@ stream_view_time_limit_start(void)
 		registered = true;
 	}
 	exceeded = false;
+	exceeded_in_lock_wait = false;
 	if (stream_ext_view_time_limit_ms > 0)
 		enable_timeout_after(limit_timeout, stream_ext_view_time_limit_ms);
 }
@@ -92,6 +100,12 @@ stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *
 			PG_RE_THROW();
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
+		if (exceeded_in_lock_wait)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("continuous view \"%s\" waited longer than stream_ext.view_time_limit (%d ms) for a lock",
+							view_name, stream_ext_view_time_limit_ms),
+					 errdetail("Another transaction holds a lock the view's run needs; the run is tried again later.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("continuous view \"%s\" took longer than stream_ext.view_time_limit (%d ms)",
