@@ -452,7 +452,7 @@ merge_one_delta_work(void *arg)
 static void
 merge_one_delta(void *arg)
 {
-	stream_view_time_limited(((OneDelta *) arg)->view_name, merge_one_delta_work, arg);
+	stream_view_time_limited(((OneDelta *) arg)->view_name, merge_one_delta_work, arg, true);
 }
 
 /* A delta set aside: its row as text, and why it could not be merged */
@@ -580,7 +580,7 @@ merge_chunk_in_transaction(void *arg)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	stream_view_time_limited(chunk->view->name, merge_chunk_work, chunk);
+	stream_view_time_limited(chunk->view->name, merge_chunk_work, chunk, true);
 	SPI_finish();
 }
 
@@ -670,8 +670,10 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 	{
 		ErrorData  *edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
 
+		/* past the time limit, or waiting that long for a lock */
 		note_merge_time(v->id, edata != NULL &&
-						edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED);
+						(edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+						 edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE));
 		if (edata != NULL)
 		{
 			forget_plan(v->id);

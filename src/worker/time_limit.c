@@ -9,11 +9,13 @@
  * cancels the run as a statement timeout would, and apply.c turns the
  * cancel into an error of the view (54000), which costs the view the
  * events it was running on, never the batch: unlike a cancel by an
- * operator, it is not retried.  Unless the run was waiting for a lock when
- * the limit came (a row of a transform's table that another transaction
- * inserted and has not committed): that is no fault of the view's code,
- * so it fails as a lock not available, which is transient (apply.c), and
- * the run is tried again later.
+ * operator, it is not retried.  In the combiner, a run that was waiting
+ * for a lock when the limit came (a key of a transform's table that another
+ * transaction inserted and has not committed) is no fault of the view's
+ * code: it fails as a lock not available, which is transient (apply.c), and
+ * the merge is tried again later.  Not in a worker: retrying its batch
+ * would hold up the writers of every stream of its queue for as long as
+ * someone holds the lock.
  */
 #include "postgres.h"
 
@@ -82,10 +84,12 @@ stream_view_time_limit_stop(void)
 /*
  * Run work(arg), owner code of continuous view view_name, within
  * stream_ext.view_time_limit: a run that takes longer fails with an error
- * of the view (54000), not a cancel.
+ * of the view (54000), not a cancel; with retry_lock_waits, one stopped
+ * while it waited for a lock fails with 55P03.
  */
 void
-stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg)
+stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg,
+						 bool retry_lock_waits)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -100,7 +104,7 @@ stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *
 			PG_RE_THROW();
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
-		if (exceeded_in_lock_wait)
+		if (retry_lock_waits && exceeded_in_lock_wait)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("continuous view \"%s\" waited longer than stream_ext.view_time_limit (%d ms) for a lock",
