@@ -445,7 +445,16 @@ SET ROLE regress_trust_user;
 SET stream_ext.read_time = 'now';
 SET stream_ext.read_time = 'today';
 SET stream_ext.read_time = ' -Infinity';
+-- and times only: refused when set, not at every later read
+SET stream_ext.read_time = '2026-13-45';
+SET stream_ext.read_time = 'garbage';
 SET stream_ext.read_time = '2024-01-01 00:00:00+00';
+-- a DateStyle that reads the value differently later: the error names it
+SET datestyle = 'ISO, DMY';
+SET stream_ext.read_time = '13/01/2024';
+SET datestyle = 'ISO, MDY';
+SELECT stream_ext.read_time();
+RESET datestyle;
 RESET stream_ext.read_time;
 -- the reaper of an owner's event-time session view reads the view's
 -- watermark, in the extension's tables, as the extension: the owner may

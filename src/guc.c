@@ -11,8 +11,10 @@
 
 #include "catalog/pg_authid.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/formatting.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "guc.h"
 
@@ -35,6 +37,37 @@ static const struct config_enum_entry commit_mode_options[] = {
 	{"async", STREAM_COMMIT_ASYNC, false},
 	{NULL, 0, false}
 };
+
+/*
+ * Does text read as a timestamptz (under the current DateStyle and time
+ * zone)?  If not, the input function's message becomes the detail of the
+ * setting's error.
+ */
+static bool
+reads_as_time(const char *text)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		(void) DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+								   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		GUC_check_errdetail("%s", edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
 
 /*
  * stream_ext.read_time: empty, or a fixed time ("now", "today" and the like
@@ -76,7 +109,7 @@ check_read_time(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	pfree(lower);
-	return true;
+	return reads_as_time(*newval);
 }
 
 void

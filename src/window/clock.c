@@ -20,6 +20,13 @@
 
 PG_FUNCTION_INFO_V1(stream_ext_read_time);
 
+/* Name the setting in an error reading it */
+static void
+read_time_context(void *arg)
+{
+	errcontext("reading parameter \"stream_ext.read_time\" = \"%s\"", stream_ext_read_time_setting);
+}
+
 /*
  * "Now" for windows: stream_ext.read_time when set, else the transaction's
  * start.  The parsed setting is remembered until the text or time zone
@@ -37,10 +44,15 @@ stream_window_read_time(void)
 	if (parsed_text == NULL || parsed_zone != session_timezone ||
 		strcmp(parsed_text, stream_ext_read_time_setting) != 0)
 	{
+		ErrorContextCallback context = {error_context_stack, read_time_context, NULL};
+
+		/* a DateStyle changed since the setting was checked can fail it */
+		error_context_stack = &context;
 		parsed = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
 														 CStringGetDatum(stream_ext_read_time_setting),
 														 ObjectIdGetDatum(InvalidOid),
 														 Int32GetDatum(-1)));
+		error_context_stack = context.previous;
 		if (parsed_text)
 			pfree(parsed_text);
 		parsed_text = MemoryContextStrdup(TopMemoryContext, stream_ext_read_time_setting);
