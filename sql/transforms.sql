@@ -219,3 +219,25 @@ SELECT (SELECT count(*) FROM ((SELECT * FROM tf_d_sum EXCEPT SELECT * FROM batch
        (SELECT count(*) FROM tf_d_sum) AS view_rows, (SELECT sum(count) FROM tf_d_sum) AS events;
 DROP FOREIGN TABLE tf_d_in, tf_d_mid CASCADE;
 DROP TABLE tf_d_events;
+
+-- the stream's columns added after a transform into it was made take their
+-- defaults, and its stored generated columns are computed, as for an INSERT
+-- or COPY into the stream
+CREATE FOREIGN TABLE tf_g_in (a int) SERVER stream_ext;
+CREATE FOREIGN TABLE tf_g_out (a int, g int GENERATED ALWAYS AS (a * 2) STORED) SERVER stream_ext;
+CREATE VIEW tf_g WITH (continuous, output = 'tf_g_out') AS SELECT a FROM tf_g_in;
+ALTER FOREIGN TABLE tf_g_out ADD COLUMN n text DEFAULT 'none', ADD COLUMN d int DEFAULT 9;
+CREATE VIEW tf_g_rows WITH (continuous) AS SELECT a, g, n, d FROM tf_g_out;
+CREATE VIEW tf_g_sums WITH (continuous) AS
+  SELECT count(*) AS events, count(g) AS with_g, sum(g) AS g, sum(d) AS d FROM tf_g_out;
+INSERT INTO tf_g_in VALUES (1);
+INSERT INTO tf_g_out (a) VALUES (2);
+COPY tf_g_out (a) FROM STDIN;
+3
+\.
+COPY tf_g_out (a, n) FROM STDIN (FORMAT csv);
+4,csv
+\.
+SELECT * FROM tf_g_rows ORDER BY a;
+SELECT * FROM tf_g_sums;
+DROP FOREIGN TABLE tf_g_in, tf_g_out CASCADE;

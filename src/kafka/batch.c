@@ -33,6 +33,7 @@
 #include "kafka/kafka_guc.h"
 #include "kafka/kafka_worker.h"
 #include "kafka/slots.h"
+#include "stream/column_fill.h"
 #include "stream/event_tuple.h"
 #include "stream/fdw.h"
 #include "worker/apply.h"
@@ -111,6 +112,7 @@ typedef struct BatchState
 	KafkaWorker *w;
 	StreamBatchEvents *events;
 	TransactionId xid;
+	StreamColumnFill *fill;		/* the stream's generated columns, or NULL */
 } BatchState;
 
 /*
@@ -122,10 +124,14 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 {
 	BatchState *b = arg;
 	StreamBatchEvents *ev = b->events;
-	EventLayout layout = stream_event_layout(desc, values, nulls);
-	HeapTupleHeader td = (HeapTupleHeader) arena_alloc(b->w->cxt, layout.len);
+	EventLayout layout;
+	HeapTupleHeader td;
 	HeapTuple	dst;
 
+	if (b->fill != NULL)
+		stream_column_fill(b->fill, values, nulls);
+	layout = stream_event_layout(desc, values, nulls);
+	td = (HeapTupleHeader) arena_alloc(b->w->cxt, layout.len);
 	stream_event_fill(td, layout, desc, values, nulls);
 	stream_event_set_writer(td, b->xid);
 
@@ -139,6 +145,17 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 	dst->t_data = td;
 	dst->t_tableOid = ev->stream;
 	ItemPointerSetInvalid(&dst->t_self);
+}
+
+/* The attribute numbers of every column of rel */
+static Bitmapset *
+every_column(Relation rel)
+{
+	Bitmapset  *all = NULL;
+
+	for (int i = 1; i <= RelationGetDescr(rel)->natts; i++)
+		all = bms_add_member(all, i);
+	return all;
 }
 
 static bytea *
@@ -331,6 +348,8 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 
 	rel = table_open(w->cfg.stream, AccessShareLock);
 	decoder = kafka_decoder_create(rel, &w->cfg.format);
+	/* a message gives every column: only generated ones are computed */
+	b.fill = stream_column_fill_begin(rel, every_column(rel));
 	table_close(rel, NoLock);
 
 	arena_reset();
@@ -384,6 +403,7 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 		}
 	}
 
+	stream_column_fill_end(b.fill);
 	if (events->nevents > 0)
 		stream_apply_events(list_make1(events), KAFKA_COUNTER_WORKER_BASE + w->slotno, careful);
 	record_errors_and_offsets(w, bad, next);

@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
+#include "stream/column_fill.h"
 #include "stream/event_tuple.h"
 #include "stream/insert.h"
 #include "worker/forward.h"
@@ -52,6 +53,7 @@ typedef struct ForwardReceiver
 	TimestampTz arrival;
 	Datum	   *values;
 	bool	   *isnull;
+	StreamColumnFill *fill;		/* the stream's defaults and generated columns */
 } ForwardReceiver;
 
 static StreamBatchEvents *
@@ -114,6 +116,14 @@ forward_startup(DestReceiver *self, int operation, TupleDesc rows)
 	r->isnull = palloc(sizeof(bool) * r->desc->natts);
 	r->pending = new_events(r->stream, r->cxt);
 	MemoryContextSwitchTo(old);
+	/* the columns the transform does not fill take their defaults */
+	{
+		Bitmapset  *given = NULL;
+
+		for (i = 0; i < r->ncolumns; i++)
+			given = bms_add_member(given, r->attnos[i]);
+		r->fill = stream_column_fill_begin(rel, given);
+	}
 	table_close(rel, AccessShareLock);
 }
 
@@ -172,6 +182,12 @@ forward_receive(TupleTableSlot *slot, DestReceiver *self)
 		r->values[r->arrival_attno - 1] = TimestampTzGetDatum(r->arrival);
 		r->isnull[r->arrival_attno - 1] = false;
 	}
+	if (r->fill != NULL)
+	{
+		MemoryContextSwitchTo(old);
+		stream_column_fill(r->fill, r->values, r->isnull);
+		MemoryContextSwitchTo(r->cxt);
+	}
 	tuple = form_event(desc, r->values, r->isnull, writer);
 
 	if (ev->nevents == ev->capacity)
@@ -190,6 +206,10 @@ forward_receive(TupleTableSlot *slot, DestReceiver *self)
 static void
 forward_shutdown(DestReceiver *self)
 {
+	ForwardReceiver *r = (ForwardReceiver *) self;
+
+	stream_column_fill_end(r->fill);
+	r->fill = NULL;
 }
 
 static void
