@@ -177,6 +177,24 @@ SELECT stream_ext.combine(1);
 CREATE VIEW ru_kept WITH (continuous) AS SELECT url, latency FROM ru_s;
 SELECT stream_ext.combine(latency) FROM ru_kept;
 
+-- combine() takes a column at its position: after ALTER VIEW ... RENAME
+-- COLUMN (two names swapped here) each name rolls up what it shows now
+CREATE VIEW ru_renamed WITH (continuous) AS
+  SELECT url, count(*) AS a, sum(amount) AS b FROM ru_s GROUP BY url;
+CREATE VIEW ru_renamed_hop WITH (continuous, hop_size = '10 minutes', hop_slide = '5 minutes',
+                                 time_column = 'ts', allowed_lateness = '1 day') AS
+  SELECT url, count(*) AS a, sum(amount) AS b FROM ru_s GROUP BY url;
+INSERT INTO ru_s (ts, url, amount) VALUES ('2052-01-01 11:00:00+00', '/r1', 100),
+  ('2052-01-01 11:01:00+00', '/r1', 200), ('2052-01-01 11:02:00+00', '/r2', 1000);
+ALTER VIEW ru_renamed RENAME COLUMN a TO tmp;
+ALTER VIEW ru_renamed RENAME COLUMN b TO a;
+ALTER VIEW ru_renamed RENAME COLUMN tmp TO b;
+ALTER VIEW ru_renamed_hop RENAME COLUMN a TO events;
+SELECT stream_ext.combine(a) AS amount, stream_ext.combine(b) AS events FROM ru_renamed;
+SELECT window_start, stream_ext.combine(events) AS events, stream_ext.combine(b) AS amount
+  FROM ru_renamed_hop GROUP BY window_start ORDER BY window_start;
+DROP VIEW ru_renamed, ru_renamed_hop;
+
 DROP VIEW ru_hourly;
 DROP FOREIGN TABLE ru_s, ru_s2 CASCADE;
 DROP ROLE ru_reader;

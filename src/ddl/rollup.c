@@ -25,6 +25,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -40,6 +41,7 @@
 #include "rewrite/rewriteDefine.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
@@ -171,21 +173,32 @@ rolled_up_view(RollupContext *ctx, RangeTblEntry *rte)
 	return v;
 }
 
-/* The expression of column attno of the view, in its definition */
+/*
+ * The expression of column attno of the view, in its definition, by
+ * position (ALTER VIEW ... RENAME COLUMN renames the view's columns, not
+ * the definition's); NULL for the columns a window adds ahead of the
+ * definition's.  *name: the column's name now.
+ */
 static Expr *
 column_expression(RolledUpView *v, AttrNumber attno, char **name)
 {
+	List	   *columns = NIL;
 	ListCell   *lc;
+	int			leading;
 
 	*name = get_attname(v->rte->relid, attno, false);
 	foreach(lc, v->shape->query->targetList)
+		if (!((TargetEntry *) lfirst(lc))->resjunk)
+			columns = lappend(columns, ((TargetEntry *) lfirst(lc))->expr);
 	{
-		TargetEntry *tle = lfirst(lc);
+		Relation	view = relation_open(v->rte->relid, AccessShareLock);
 
-		if (!tle->resjunk && strcmp(tle->resname, *name) == 0)
-			return tle->expr;
+		leading = RelationGetNumberOfAttributes(view) - list_length(columns);
+		relation_close(view, AccessShareLock);
 	}
-	return NULL;				/* a column the window adds */
+	if (attno <= leading)
+		return NULL;
+	return list_nth(columns, attno - leading - 1);
 }
 
 typedef struct FinalizeContext
