@@ -96,4 +96,15 @@ wait_until 10 "a busy worker shows the view it applies events to" \
 say "ok: a busy worker is active on slow_v since $(q "SELECT xact_start FROM pg_stat_activity WHERE query LIKE '%slow_v' AND state = 'active'")"
 wait_until 10 "the slow batch applied" "SELECT n = 1 FROM slow_v"
 
+# a COPY into a stream reports its progress as one into a table does
+run_sql -c "CREATE FOREIGN TABLE copied (a int) SERVER stream_ext"
+# (COPY reads its input 64 kB at a time: it has read the first 90,000 lines
+# or so when the program pauses)
+psql -X -q -o /dev/null -c "COPY copied FROM PROGRAM 'seq 1 100000; sleep 3'" &
+copier=$!
+wait_until 10 "pg_stat_progress_copy counts the COPY's events" \
+	"SELECT count(*) = 1 FROM pg_stat_progress_copy WHERE relid = 'copied'::regclass AND tuples_processed > 50000"
+wait "$copier"
+say "ok: pg_stat_progress_copy counts the events of a COPY into a stream"
+
 say "PASS ($((SECONDS - t0))s)"

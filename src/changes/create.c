@@ -118,7 +118,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	if (OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_TABLE),
-				 errmsg("relation \"%s\" already exists", name)));
+				 errmsg("relation \"%s\" already exists", rv->relname)));
 	spi_exec(psprintf("CREATE FOREIGN TABLE %s (old %s, new %s, final boolean) SERVER stream_ext "
 					  "OPTIONS (" STREAM_CHANGES_OF_OPTION " %s)",
 					  qualified, type, type, quote_literal_cstr(row->name)),

@@ -18,6 +18,8 @@
 #include "catalog/pg_authid.h"
 #include "commands/copy.h"
 #include "commands/copyfrom_internal.h"
+#include "commands/progress.h"
+#include "pgstat.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "parser/parse_node.h"
@@ -188,7 +190,8 @@ stream_copy_from(CopyStmt *stmt, const char *queryString)
 		MemoryContextSwitchTo(oldcxt);
 		if (!found)
 			break;
-		count++;
+		/* pg_stat_progress_copy, as COPY into a table reports it */
+		pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++count);
 	}
 
 	error_context_stack = errcallback.previous;
