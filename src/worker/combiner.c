@@ -17,6 +17,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "commands/trigger.h"
 #include "commands/vacuum.h"
 #include "nodes/makefuncs.h"
 #include "executor/spi.h"
@@ -89,6 +90,23 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
  * it compared each with the 10,000 of the chunk.  Disabled sequential scans
  * make the TID scan the plan whatever the statistics were.
  */
+/*
+ * Check the deferred constraints of the tables a merge writes into (a
+ * transform's output table) at the end of each statement, for the rest of
+ * the transaction: a deferred trigger cannot fire in a security-restricted
+ * operation (the merge ran into that error forever), and a violation is
+ * then one delta's, set aside like any row the table rejects.
+ */
+static void
+check_constraints_at_once(void)
+{
+	ConstraintsSetStmt *immediate = makeNode(ConstraintsSetStmt);
+
+	immediate->constraints = NIL;
+	immediate->deferred = false;
+	AfterTriggerSetState(immediate);
+}
+
 static void
 prefer_tid_scans(void)
 {
@@ -377,9 +395,12 @@ lock_state_table(ViewToCombine *v)
 
 /*
  * Can deltas be the cause of a merge error (an overflow, a combine function
- * that raises)?  Not when it is transient, nor when it is about the
- * relations or privileges (class 42: a missing column or index, a revoked
- * function), which no delta causes: those keep the deltas until fixed.
+ * that raises)?  Not when it is transient, nor, as a rule, when it is about
+ * the relations or privileges (class 42: a missing column or index, a
+ * revoked function), which no delta causes: those keep the deltas until
+ * fixed.  But a class 42 error can be one row's too (a transform's row a
+ * row-security policy of its table rejects, 42501): set_aside_unmergeable
+ * tells them apart by whether other deltas merge.
  */
 static bool
 deltas_may_cause(int sqlerrcode)
@@ -413,6 +434,7 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 	/* planning too: it folds the owner's immutable index expressions */
 	stream_begin_as_owner(&as, v->owner);
 	prefer_tid_scans();
+	check_constraints_at_once();
 	plan = plan_for_view(v);
 	if (plan->notes_changes)
 		(void) stream_changes_pin_text();
@@ -455,6 +477,13 @@ merge_one_delta(void *arg)
 	stream_view_time_limited(((OneDelta *) arg)->view_name, merge_one_delta_work, arg, true);
 }
 
+/*
+ * Deltas that fail with an error about the relations or privileges, with
+ * none merged between, after which set_aside_unmergeable takes the error as
+ * theirs, not the deltas'
+ */
+#define MAX_UNMERGED_TRIED 100
+
 /* A delta set aside: its row as text, and why it could not be merged */
 typedef struct AsideDelta
 {
@@ -486,6 +515,7 @@ set_aside_unmergeable(void *arg)
 	List	   *aside = NIL;
 	ListCell   *lc;
 	ViewErrorLog log;
+	uint64		merged = 0;
 
 	if (!lock_state_table(v))
 		return;
@@ -493,6 +523,7 @@ set_aside_unmergeable(void *arg)
 		elog(ERROR, "SPI_connect failed");
 	stream_begin_as_owner(&as, v->owner);
 	prefer_tid_scans();
+	check_constraints_at_once();
 	if (notes_changes)
 		(void) stream_changes_pin_text();
 	if (SPI_execute(psprintf("SELECT ctid FROM %s WHERE " STREAM_INTERNAL_SCHEMA
@@ -525,8 +556,15 @@ set_aside_unmergeable(void *arg)
 		one.tid = &tids[i];
 		edata = stream_try_in_subtransaction(merge_one_delta, &one);
 		if (edata == NULL)
+		{
+			merged++;
 			continue;
-		if (!deltas_may_cause(edata->sqlerrcode))
+		}
+		if (stream_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		/* a class 42 error of every delta tried: the relations' (none set aside) */
+		if (!deltas_may_cause(edata->sqlerrcode) && merged == 0 &&
+			(list_length(aside) + 1 == MAX_UNMERGED_TRIED || i + 1 == ntids))
 			ReThrowError(edata);
 		if (SPI_execute_plan(remove, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "could not set aside a delta of continuous view %d", v->id);
@@ -652,7 +690,8 @@ note_merge_time(int id, bool too_slow)
  * chunk is not full.  A merge that fails with an error that is not
  * transient is followed by a transaction that sets aside the deltas that
  * cannot be merged; the next round merges the rest.  Errors are logged and
- * end the view's round.
+ * end the view's round; when every delta fails alike (a revoked privilege)
+ * the view's merges wait as a slow view's do.
  */
 static void
 combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
@@ -669,18 +708,25 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 	while (chunk.moved == MERGE_CHUNK_ROWS)
 	{
 		ErrorData  *edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
+		bool		wait = false;
 
-		/* past the time limit, or waiting that long for a lock */
-		note_merge_time(v->id, edata != NULL &&
-						(edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
-						 edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE));
 		if (edata != NULL)
 		{
+			/* past the time limit, or waiting that long for a lock */
+			wait = (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+					edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE);
 			forget_plan(v->id);
 			chunk.moved = 0;
-			if (deltas_may_cause(edata->sqlerrcode))
-				(void) stream_job_in_transaction(set_aside_unmergeable, v, cxt);
+			if (!stream_error_is_transient(edata->sqlerrcode))
+			{
+				ErrorData  *aside = stream_job_in_transaction(set_aside_unmergeable, v, cxt);
+
+				/* every delta fails alike: wait for a fix as for a slow view */
+				if (aside != NULL && !deltas_may_cause(aside->sqlerrcode))
+					wait = true;
+			}
 		}
+		note_merge_time(v->id, wait);
 		chunk.cleanup = false;
 		stream_worker_handle_interrupts();
 	}
