@@ -78,6 +78,15 @@ CREATE TABLE cs_alerts (url text, n bigint, was bigint);
 CREATE VIEW cs_alert WITH (continuous, output = 'cs_alerts') AS
   SELECT (new).url, (new).n, (old).n FROM cs_changes
   WHERE (new).n >= 3 AND coalesce((old).n, 0) < 3;
+-- a transform of the change stream into the view's own stream (or into a
+-- stream that reaches it) is a cycle: refused, as between transforms
+CREATE VIEW cs_loop WITH (continuous, output = 'cs_s') AS
+  SELECT (new).url, (new).n::int FROM cs_changes;
+CREATE FOREIGN TABLE cs_mid (url text, n int) SERVER stream_ext;
+CREATE VIEW cs_mid_to_s WITH (continuous, output = 'cs_s') AS SELECT url, n FROM cs_mid;
+CREATE VIEW cs_loop WITH (continuous, output = 'cs_mid') AS
+  SELECT (new).url, (new).n::int FROM cs_changes;
+DROP FOREIGN TABLE cs_mid CASCADE;
 
 -- the events logged since the last call, by row of the view, in arrival
 -- order (one emission, one transaction of the combiner, one

@@ -110,6 +110,17 @@ extern int	stream_continuous_view_id(Oid relid);
 extern int	stream_owned_continuous_view_id(Oid view);
 
 /* rows */
+/* The catalog table of change streams: (view_id, stream) */
+#define STREAM_CHANGE_STREAMS_TABLE STREAM_INTERNAL_SCHEMA ".change_streams"
+
+/* A view's change stream */
+typedef struct ChangeStream
+{
+	int			view_id;
+	Oid			stream;
+} ChangeStream;
+
+extern List *stream_catalog_change_streams(MemoryContext cxt);
 extern List *stream_catalog_views(void);
 extern ContinuousViewRow *stream_catalog_view(int id);
 extern int	stream_catalog_next_view_id(void);

@@ -332,3 +332,30 @@ stream_catalog_state_columns(int id)
 	}
 	return columns;
 }
+
+/*
+ * The change streams of the database (ChangeStream *, in cxt), SPI
+ * connected, read as a role that may read the extension's tables.
+ */
+List *
+stream_catalog_change_streams(MemoryContext cxt)
+{
+	List	   *streams = NIL;
+
+	if (SPI_execute("SELECT c.view_id, c.stream FROM " STREAM_CHANGE_STREAMS_TABLE " c "
+					"JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.stream "
+					"ORDER BY c.view_id", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read " STREAM_CHANGE_STREAMS_TABLE);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		ChangeStream *c = palloc(sizeof(ChangeStream));
+		bool		isnull;
+
+		c->view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		c->stream = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		streams = lappend(streams, c);
+		MemoryContextSwitchTo(old);
+	}
+	return streams;
+}

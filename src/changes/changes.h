@@ -9,16 +9,6 @@
 #include "catalog/catalog.h"
 #include "window/spec.h"
 
-/* The catalog table of change streams: (view_id, stream) */
-#define STREAM_CHANGE_STREAMS_TABLE STREAM_INTERNAL_SCHEMA ".change_streams"
-
-/* A view's change stream, as the combiner's job sees it */
-typedef struct ChangeStream
-{
-	int			view_id;
-	Oid			stream;
-} ChangeStream;
-
 extern int	stream_changes_pin_text(void);
 extern char *stream_changes_note_sql(int id, List *columns, int key_count, WindowSpec *window);
 extern bool stream_changes_follow_time(WindowSpec *window);
@@ -34,6 +24,5 @@ extern char *stream_changes_key_columns_sql(List *keys);
 extern char *stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *watermark);
 extern EmitSql *stream_changes_emit_sql(ContinuousViewRow *row, List *keys, char **groups,
 										const char *watermark, const char *zone);
-extern List *stream_change_streams(MemoryContext cxt);
 
 #endif

@@ -27,6 +27,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_rewrite.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "nodes/makefuncs.h"
@@ -40,6 +41,7 @@
 #include "utils/rel.h"
 #include "utils/varlena.h"
 
+#include "guc.h"
 #include "catalog/catalog.h"
 #include "ddl/transform.h"
 #include "stream/fdw.h"
@@ -156,15 +158,33 @@ stream_transform_fit_columns(Query *query, Oid output)
 	table_close(rel, NoLock);
 }
 
+/* The change streams of the database (catalog rows, read as the extension) */
+static List *
+change_streams(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	StreamRunAs as;
+	List	   *streams;
+
+	stream_begin_as_extension(&as);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	streams = stream_catalog_change_streams(cxt);
+	SPI_finish();
+	stream_end_as_extension(&as);
+	return streams;
+}
+
 /*
  * Refuse what a transform over stream, with this window, into output cannot
  * be: window options, and a cycle of streams (output feeding stream,
- * directly or through the transforms of the catalog).
+ * directly or through the transforms and change streams of the catalog).
  */
 void
 stream_transform_check(Oid stream, Oid output, WindowSpec *window)
 {
 	List	   *reached;
+	List	   *changes;
 	ListCell   *lc;
 
 	if (window->kind != WINDOW_NONE || window->time_column != NULL || window->ttl != NULL ||
@@ -183,8 +203,12 @@ stream_transform_check(Oid stream, Oid output, WindowSpec *window)
 	 * neither sees; the lock also brings the catalog rows up to date.
 	 */
 	LockRelationOid(stream_catalog_relid(false), ShareRowExclusiveLock);
+	changes = change_streams();
 
-	/* the streams output feeds: itself, then the outputs of their transforms */
+	/*
+	 * The streams output feeds: itself, then the outputs of their
+	 * transforms and the change streams of their views.
+	 */
 	reached = list_make1_oid(output);
 	foreach(lc, reached)
 	{
@@ -197,15 +221,20 @@ stream_transform_check(Oid stream, Oid output, WindowSpec *window)
 					 errmsg("transform would make a cycle: output \"%s\" feeds stream \"%s\" it reads",
 							get_rel_name(output), get_rel_name(stream)),
 					 errdetail(s == output ? "A transform cannot write into the stream it reads." :
-							   "Rows written into \"%s\" reach \"%s\" through other transforms.",
+							   "Rows written into \"%s\" reach \"%s\" through other transforms or change streams.",
 							   get_rel_name(output), get_rel_name(stream))));
 		foreach(lv, stream_catalog_views())
 		{
 			ContinuousViewRow *row = lfirst(lv);
+			ListCell   *lch;
 
-			if (row->stream == s && OidIsValid(row->output) &&
-				stream_is_stream_relation(row->output))
+			if (row->stream != s)
+				continue;
+			if (OidIsValid(row->output) && stream_is_stream_relation(row->output))
 				reached = list_append_unique_oid(reached, row->output);
+			foreach(lch, changes)
+				if (((ChangeStream *) lfirst(lch))->view_id == row->id)
+					reached = list_append_unique_oid(reached, ((ChangeStream *) lfirst(lch))->stream);
 		}
 	}
 }

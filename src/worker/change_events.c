@@ -276,7 +276,7 @@ list_due_emissions(void *arg)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	due->changes = stream_change_streams(due->cxt);
+	due->changes = stream_catalog_change_streams(due->cxt);
 	SPI_finish();
 	foreach(lc, due->changes)
 	{
