@@ -280,6 +280,48 @@ check_stream_alter(Node *parsetree)
 	}
 }
 
+/*
+ * A change stream's events come from the combiner: a row trigger on it
+ * would never fire, and its changes_of option (what makes it a change
+ * stream, refusing INSERT) is the extension's to set.
+ */
+static void
+check_change_stream_ddl(Node *parsetree)
+{
+	Oid			stream;
+	ListCell   *lc;
+
+	if (IsA(parsetree, CreateTrigStmt))
+	{
+		stream = named_stream(((CreateTrigStmt *) parsetree)->relation);
+		if (OidIsValid(stream) && stream_changes_of(stream) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot create a trigger on change stream \"%s\"", get_rel_name(stream)),
+					 errdetail("Its events come from the combiner, not from INSERT: a trigger would never fire."),
+					 errhint("Filter or enrich its events in the views and transforms that read it.")));
+		return;
+	}
+	if (!IsA(parsetree, AlterTableStmt))
+		return;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+		ListCell   *lo;
+
+		if (cmd->subtype != AT_GenericOptions)
+			continue;
+		foreach(lo, (List *) cmd->def)
+			if (strcmp(((DefElem *) lfirst(lo))->defname, STREAM_CHANGES_OF_OPTION) == 0 &&
+				OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot change option \"%s\" of stream \"%s\"", STREAM_CHANGES_OF_OPTION,
+								get_rel_name(stream)),
+						 errdetail("It marks the change stream of a continuous view, which stream_ext.create_change_stream makes.")));
+	}
+}
+
 static bool
 changes_owner(AlterTableStmt *stmt)
 {
@@ -556,6 +598,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 
 	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, RenameStmt))
 		check_stream_alter(parsetree);
+	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, CreateTrigStmt))
+		check_change_stream_ddl(parsetree);
 
 	if (IsA(parsetree, DropdbStmt))
 		quiet_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
