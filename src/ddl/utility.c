@@ -41,6 +41,7 @@
 #include "ipc/queue.h"
 #include "stream/copy.h"
 #include "stream/fdw.h"
+#include "stream/insert.h"
 #include "window/spec.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_run_utility);
@@ -600,6 +601,9 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		check_stream_alter(parsetree);
 	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, CreateTrigStmt))
 		check_change_stream_ddl(parsetree);
+	if (IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
+		stream_insert_finishing_prepared();
 
 	if (IsA(parsetree, DropdbStmt))
 		quiet_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);

@@ -767,6 +767,20 @@ stream_note_mergeable(int slotno)
 	pg_atomic_fetch_add_u64(&StreamShared->groups[stream_slot_group(slotno)].mergeable, 1);
 }
 
+/*
+ * Deltas of database dboid may have become mergeable, committed by a
+ * session that wrote none (COMMIT PREPARED); nothing when it has no
+ * workers.
+ */
+void
+stream_note_mergeable_in_database(Oid dboid)
+{
+	int			groupno = stream_group_of_database(dboid);
+
+	if (groupno >= 0)
+		pg_atomic_fetch_add_u64(&StreamShared->groups[groupno].mergeable, 1);
+}
+
 uint64
 stream_mergeable_count(int slotno)
 {

@@ -185,6 +185,7 @@ extern int	stream_batch_slot_for_backend(void);
 extern uint64 stream_ack_next_seq(void);
 extern void stream_ack_wait(int slotno, uint64 seq);
 extern void stream_note_mergeable(int slotno);
+extern void stream_note_mergeable_in_database(Oid dboid);
 extern void stream_wake_combiner(Oid dboid);
 extern uint64 stream_mergeable_count(int slotno);
 

@@ -94,6 +94,7 @@ static int	xact_home_slot = -1;	/* first records go to this worker */
 static uint64 xact_workers_used = 0;	/* bitmask of worker indexes sent to */
 static uint64 xact_seq = 0;
 static int	committing_slotno = -1; /* between PRE_COMMIT and COMMIT */
+static bool finishing_prepared = false; /* this transaction runs COMMIT PREPARED */
 
 static void
 send_record(int slotno, Oid stream, uint32 nevents, const char *payload, Size len,
@@ -302,7 +303,10 @@ stream_xact_callback(XactEvent event, void *arg)
 			/* Our deltas can be merged now: tell the combiner. */
 			if (committing_slotno >= 0)
 				stream_note_mergeable(committing_slotno);
+			else if (finishing_prepared)
+				stream_note_mergeable_in_database(MyDatabaseId);
 			committing_slotno = -1;
+			finishing_prepared = false;
 			reset_xact_state();
 			break;
 		case XACT_EVENT_ABORT:
@@ -310,6 +314,7 @@ stream_xact_callback(XactEvent event, void *arg)
 			stream_writer_wait_done();	/* an error may have ended a wait */
 			stream_commit_wait_end();
 			committing_slotno = -1;
+			finishing_prepared = false;
 			reset_xact_state();
 			break;
 		case XACT_EVENT_PREPARE:
@@ -403,6 +408,18 @@ stream_arrival_attno(Relation rel)
 			return i + 1;
 	}
 	return 0;
+}
+
+/*
+ * This transaction runs COMMIT PREPARED: a prepared writer's deltas become
+ * mergeable when it commits, which the writer's session, gone or busy, no
+ * longer tells the combiner (it would find them at its next cleanup, seconds
+ * later).
+ */
+void
+stream_insert_finishing_prepared(void)
+{
+	finishing_prepared = true;
 }
 
 /*

@@ -15,6 +15,7 @@ extern List *stream_output_columns(Relation rel);
 extern TimestampTz stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno);
 extern void stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attno);
 extern void stream_insert_statement_done(void);
+extern void stream_insert_finishing_prepared(void);
 
 /*
  * Called before a statement writes into a stream (INSERT, COPY FROM): a
