@@ -46,6 +46,8 @@ static const PinnedSetting pinned[] = {
 	{"search_path", "pg_catalog"},
 	/* only kept executors are compiled (kept_executor.c), never a plan run once */
 	{"jit_above_cost", "-1"},
+	/* the users' statements, not the merges of every view, fill its entries */
+	{"pg_stat_statements.track", "none"},
 	{NULL, NULL}
 };
 
