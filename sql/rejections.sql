@@ -79,11 +79,12 @@ CREATE VIEW rj_v WITH (continuous = 'maybe') AS SELECT k, count(*) AS n FROM rj_
 CREATE TEMP VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE RECURSIVE VIEW rj_v (k, n) WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE MATERIALIZED VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
--- an existing name (terse: the context would show internal names)
-\set VERBOSITY terse
+-- an existing name, a column named twice, more names than columns: said as
+-- for a plain view, without the generated statement (it names internal tables)
 CREATE VIEW rj_ok WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE VIEW rj_table WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
-\set VERBOSITY default
+CREATE VIEW rj_twice WITH (continuous) AS SELECT k, count(*), count(k) FROM rj_s GROUP BY k;
+CREATE VIEW rj_names (a, b, c) WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k;
 -- a non-continuous view over a stream is an ordinary view that fails when read
 CREATE VIEW rj_not_continuous AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 SELECT * FROM rj_not_continuous;

@@ -78,6 +78,41 @@ spi_exec(const char *sql, int expected)
 		elog(ERROR, "SPI_execute failed (%d): %s", rc, sql);
 }
 
+/*
+ * Run the view's own CREATE VIEW.  Its errors are about the user's names (a
+ * column named twice, more names than columns): they are said without the
+ * generated statement SPI gives as context, which is long and names the
+ * extension's internal tables; the context of the caller stays.
+ */
+static void
+create_user_view(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		spi_exec(sql, SPI_OK_UTILITY);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (edata->context != NULL && strncmp(edata->context, "SQL statement \"", 15) == 0)
+		{
+			char	   *rest = strchr(edata->context, '\n');
+
+			edata->context = rest ? pstrdup(rest + 1) : NULL;
+		}
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
 static char *
 column_type_sql(Oid type, int32 typmod, Oid collation)
 {
@@ -470,6 +505,12 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	nspid = RangeVarGetCreationNamespace(name);
 	qualified = quote_qualified_identifier(get_namespace_name(nspid), name->relname);
 
+	/* before anything is made for it */
+	if (OidIsValid(get_relname_relid(name->relname, nspid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s\" already exists", name->relname)));
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -501,7 +542,7 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 		appendStringInfoString(&create, ")");
 	}
 	appendStringInfo(&create, " AS %s", stream_read_view_sql(shape, id, state_relid));
-	spi_exec(create.data, SPI_OK_UTILITY);
+	create_user_view(create.data);
 	CommandCounterIncrement();
 	view_relid = get_relname_relid(name->relname, nspid);
 
