@@ -313,6 +313,31 @@ SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relname
            AND c.relkind = 'r' AND (c.relname LIKE 'state\_%' OR c.relname LIKE 'delta\_%')) =
        2 * (SELECT count(*) FROM stream_ext_internal.continuous_views) AS no_orphans;
 
+-- keys whose equal values print differently name one group: 1.0 and 1.00,
+-- -0 and 0, '1 day' and '24 hours' (the view's row keeps the first)
+CREATE FOREIGN TABLE cs_eq (n numeric, f float8, i interval) SERVER stream_ext;
+CREATE VIEW cs_eq_v WITH (continuous) AS
+  SELECT n, f, i, count(*) AS c FROM cs_eq GROUP BY n, f, i;
+SELECT stream_ext.create_change_stream('cs_eq_v', 'cs_eq_changes');
+CREATE VIEW cs_eq_log WITH (continuous) AS
+  SELECT (old).c AS old_c, (new).c AS new_c, arrival_timestamp AS at FROM cs_eq_changes;
+INSERT INTO cs_eq VALUES (1.0, 0, '1 day');
+SELECT cs_settled('cs_eq_v');
+INSERT INTO cs_eq VALUES (1.00, '-0', '24 hours');
+SELECT cs_settled('cs_eq_v');
+INSERT INTO cs_eq VALUES (1.000, 0, '1 day');
+SELECT cs_settled('cs_eq_v');
+SELECT old_c, new_c FROM cs_eq_log ORDER BY at;
+SELECT * FROM cs_eq_v;
+DROP FOREIGN TABLE cs_eq CASCADE;
+-- text under a nondeterministic collation has no such form: refused
+CREATE COLLATION cs_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE FOREIGN TABLE cs_ci_s (t text COLLATE cs_ci) SERVER stream_ext;
+CREATE VIEW cs_ci_v WITH (continuous) AS SELECT t, count(*) FROM cs_ci_s GROUP BY t;
+SELECT stream_ext.create_change_stream('cs_ci_v', 'cs_ci_changes');
+DROP FOREIGN TABLE cs_ci_s CASCADE;
+DROP COLLATION cs_ci;
+
 -- window closed: a row of an event-time view whose end the watermark
 -- passed gets one more event, final, with the complete row: tumbling
 -- buckets (date_bin of the time column), hopping windows and sessions

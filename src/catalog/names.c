@@ -49,6 +49,17 @@ stream_key_null_sql(const char *expr, Oid type)
 	return psprintf("%s IS NULL", expr);
 }
 
+/*
+ * The group key expr as change streams name its group, in ROW(...)::text
+ * (changes/key_identity.c): both where a merge notes a group and where an
+ * emission reads the view's rows.
+ */
+char *
+stream_key_identity_sql(const char *expr)
+{
+	return psprintf(STREAM_INTERNAL_SCHEMA ".key_identity(%s)", expr);
+}
+
 /* "state_<id>", "delta_<id>" or "result_<id>" */
 char *
 stream_view_relation_name(int id, ViewRelation which)

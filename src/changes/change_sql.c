@@ -5,7 +5,8 @@
  *
  * A view with a change stream has two more tables (catalog/names.c):
  *	 changed_<id> (_gid)			the groups merges touched since the last
- *									emission: ROW(the view's own keys)::text
+ *									emission: ROW(the view's own keys, each
+ *									through key_identity.c)::text
  *	 emitted_<id> (_rid, _gid, last, _final_at)	every row of the view as
  *									its last change event gave it, by
  *									identity (its group and window, as
@@ -102,6 +103,23 @@ own_keys_sql(List *keys, const char *prefix)
 	return buf.data;
 }
 
+/* "ROW(key_identity(prefix.k1), ...)": the group of the keys, named as read_view.c names it */
+static char *
+own_keys_identity_sql(List *keys, const char *prefix)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "ROW(");
+	foreach(lc, keys)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? ", " : "",
+						 stream_key_identity_sql(psprintf("%s%s", prefix,
+														  ((StateColumn *) lfirst(lc))->name)));
+	appendStringInfoString(&buf, ")");
+	return buf.data;
+}
+
 /*
  * The own keys of the view of row among its state table's columns
  * (StateColumn *), for the functions below (SPI connected): read once per
@@ -155,9 +173,10 @@ stream_changes_note_sql(int id, List *columns, int key_count, WindowSpec *window
 		return psprintf("changed AS (INSERT INTO %s SELECT DISTINCT ROW()::pg_catalog.text "
 						"FROM moved m ON CONFLICT DO NOTHING)",
 						stream_view_relation_sql(id, VIEW_CHANGED_GROUPS));
-	return psprintf("changed AS (INSERT INTO %s SELECT ROW(%s)::pg_catalog.text, %s "
+	return psprintf("changed AS (INSERT INTO %s SELECT %s::pg_catalog.text, %s "
 					"FROM moved m GROUP BY %s ON CONFLICT DO NOTHING)",
-					stream_view_relation_sql(id, VIEW_CHANGED_GROUPS), moved, moved, moved);
+					stream_view_relation_sql(id, VIEW_CHANGED_GROUPS),
+					own_keys_identity_sql(keys, "m."), moved, moved);
 }
 
 /*

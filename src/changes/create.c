@@ -74,6 +74,32 @@ record_table_dependencies(int id, Oid view, Oid stream)
 	}
 }
 
+/*
+ * Groups are named by the text of their keys (key_identity.c): text under a
+ * nondeterministic collation has equal values that print differently, and
+ * no form that stands for them all.
+ */
+static void
+refuse_nondeterministic_keys(List *keys, const char *view_name)
+{
+	ListCell   *lc;
+
+	foreach(lc, keys)
+	{
+		StateColumn *c = lfirst(lc);
+
+		if (c->collation != NULL &&
+			!get_collation_isdeterministic(get_collation_oid(stringToQualifiedNameList(c->collation),
+															 false)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("continuous view \"%s\" groups by %s under a nondeterministic collation",
+							view_name, c->name),
+					 errdetail("A change stream tells groups apart by the text of their keys."),
+					 errhint("Group by the key with a deterministic collation, or by a normalized form of it (lower(...)).")));
+	}
+}
+
 Datum
 stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 {
@@ -134,6 +160,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	path_level = stream_pin_internal_search_path();
 	stream_begin_as_extension(&as);
 	keys = stream_changes_own_keys(row);
+	refuse_nondeterministic_keys(keys, get_rel_name(view));
 	key_columns = stream_changes_key_columns_sql(keys);
 	spi_exec(psprintf("CREATE TABLE %s (_gid text COLLATE \"C\" PRIMARY KEY%s)",
 					  stream_view_relation_sql(id, VIEW_CHANGED_GROUPS), key_columns),

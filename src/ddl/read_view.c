@@ -508,7 +508,8 @@ typedef enum ReadViewExtra
 
 /*
  * "ROW(s.k1, s.k2, ...)::text AS _gid, ROW(s.k1, ..., window)::text AS
- * _rid, s.k1, s.k2, ": which group of the view's own keys a row is of, and
+ * _rid, s.k1, s.k2, " (the keys of _gid and _rid through key_identity,
+ * stream_key_identity_sql): which group of the view's own keys a row is of, and
  * which row it is among the group's (its window), as text, then those keys
  * (src/changes/).
  */
@@ -517,16 +518,28 @@ identity_columns_sql(ViewShape *shape, WindowReadSql *w)
 {
 	char	   *keys = user_keys_sql(shape, "s.");
 	char	   *copies = grouping_copies_sql(shape)[0] != '\0' ? "_gcopy.n" : NULL;
+	StringInfoData ids;
 	StringInfoData rid;
+	ListCell   *lc;
+	int			i = 0;
 
+	/* each key as change streams name its group (catalog/names.c) */
+	initStringInfo(&ids);
+	foreach(lc, shape->key_names)
+	{
+		if (i++ < shape->nhidden_keys)
+			continue;
+		appendStringInfo(&ids, "%s%s", ids.len ? ", " : "",
+						 stream_key_identity_sql(psprintf("s.%s", quote_identifier(lfirst(lc)))));
+	}
 	initStringInfo(&rid);
-	appendStringInfo(&rid, "ROW(%s", keys ? keys : "");
+	appendStringInfo(&rid, "ROW(%s", ids.data);
 	if (w->identity != NULL)
 		appendStringInfo(&rid, "%s%s", keys ? ", " : "", w->identity);
 	if (copies != NULL)
 		appendStringInfo(&rid, "%s%s", keys || w->identity ? ", " : "", copies);
 	return psprintf("ROW(%s)::pg_catalog.text AS _gid, %s)::pg_catalog.text AS _rid, %s%s",
-					keys ? keys : "", rid.data, keys ? keys : "", keys ? ", " : "");
+					ids.data, rid.data, keys ? keys : "", keys ? ", " : "");
 }
 
 /*

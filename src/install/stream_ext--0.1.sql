@@ -344,6 +344,10 @@ CREATE TABLE stream_ext_internal.change_streams (
   view_id int PRIMARY KEY,
   stream  regclass NOT NULL UNIQUE
 );
+-- A group key as change streams name its group (src/changes/key_identity.c);
+-- run by the combiner as views' owners.
+CREATE FUNCTION stream_ext_internal.key_identity(anyelement) RETURNS anyelement
+  AS 'MODULE_PATHNAME', 'stream_ext_key_identity' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION stream_ext.create_change_stream(view regclass, name text) RETURNS regclass
   AS 'MODULE_PATHNAME', 'stream_ext_create_change_stream' LANGUAGE C STRICT VOLATILE;
 
@@ -366,7 +370,8 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- with the view owner's rights).  The combiner runs its merge statements as
 -- the view's owner too, so combine_agg, combine_states, finalize_state (of
 -- the state tables' generated columns), xid_committed and xid_aborted stay
--- executable and check their arguments as well.  The rest
+-- executable and check their arguments as well, and key_identity (a pure
+-- function of its argument) runs in the combiner's emissions.  The rest
 -- is called only by PostgreSQL itself (FDW handler and validator, support
 -- functions of the aggregates, checked against the aggregate's owner), or by
 -- the extension's SECURITY DEFINER functions.
