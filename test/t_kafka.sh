@@ -14,7 +14,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 xid_t:1 json_t:3 flat_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1
+mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1
 say "mock cluster at $BROKERS"
 
 # expect SQL VALUE LABEL: the query's answer must be VALUE
@@ -68,6 +68,22 @@ wait_until 30 "flat json applied" "SELECT coalesce(sum(c), 0) = 5 FROM jf_v"
 expect "SELECT string_agg(format('%s|%s|%s|%s', s, c, n, b), ' ' ORDER BY s COLLATE \"C\") FROM jf_v" \
 	"$(printf 'a"b\\c\nd/|1|-1500|t last|2|102|t plain|1|0|f u\303\251|1|0.5|')" "json fast path: escapes, numbers, literals, duplicate keys"
 expect "SELECT count(*) FROM stream_ext.kafka_errors WHERE stream = 'jf'::regclass" "2" "json fast path: invalid messages still rejected"
+
+# nested objects and arrays of a field arrive whole, as their JSON text; the
+# keys inside a nested value are not the message's
+run_sql <<SQL
+CREATE FOREIGN TABLE jn (i int, j jsonb, t text) SERVER stream_ext;
+CREATE VIEW jn_rows WITH (continuous) AS SELECT i, j, t FROM jn;
+SELECT stream_ext.kafka_consume('jn', 'nest_t', '$BROKERS');
+SQL
+printf '%s\n' '{"i":1,"j":{"a":1}}' '{"i":2,"t":{"x":1}}' '{"i":3,"t":[1,2]}' '{"t":[1,2],"i":4}' \
+	'{"i":5,"j":[1,2]}' '{"i":6,"j":{}}' '{"i":7,"j":{"i":70},"t":"after"}' \
+	'{"i":8,"t":{"y":[{"z":1}]},"j":"\u00e9"}' | produce nest_t
+wait_until 30 "nested json applied" "SELECT count(*) = 8 FROM jn_rows"
+expect "SELECT string_agg(format('%s|%s|%s', i, j, t), ' ' ORDER BY i) FROM jn_rows" \
+	"$(printf '1|{"a": 1}| 2||{"x":1} 3||[1,2] 4||[1,2] 5|[1, 2]| 6|{}| 7|{"i": 70}|after 8|"\303\251"|{"y":[{"z":1}]}')" \
+	"json: nested values whole, as JSON text"
+expect "SELECT count(*) FROM stream_ext.kafka_errors WHERE stream = 'jn'::regclass" "0" "json: no nested value refused"
 
 ########## csv and text, with format options
 run_sql <<SQL

@@ -240,8 +240,9 @@ json_object_end(void *state)
 	s->depth--;
 	if (s->depth == 1 && s->field >= 0 && s->nested_start != NULL)
 	{
+		/* the parser calls this with the next token lexed: the value ends before it */
 		s->d->raw[s->field] = pnstrdup(s->nested_start,
-									   s->lex->token_terminator - s->nested_start);
+									   s->lex->prev_token_terminator - s->nested_start);
 		s->nested_start = NULL;
 	}
 }
@@ -261,9 +262,10 @@ json_field_start(void *state, char *fname, bool isnull)
 {
 	JsonDecodeState *s = state;
 
-	s->field = -1;
+	/* the keys of a nested value are part of that value */
 	if (s->depth != 1)
 		return;
+	s->field = -1;
 	for (int f = 0; f < s->d->nfields; f++)
 	{
 		if (strcmp(fname, s->d->field_name[f]) == 0)
