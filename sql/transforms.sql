@@ -197,6 +197,8 @@ INSERT INTO tf_rls_in VALUES (4, 4);
 SELECT tf_moved('tf_rls');
 SELECT * FROM tf_rls_out ORDER BY id;
 SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'tf_rls'::regclass;
+-- view_stats counts the rows the combiner set aside with the workers' errors
+SELECT events, errors FROM stream_ext.view_stats WHERE name = 'tf_rls'::regclass;
 DROP FOREIGN TABLE tf_rls_in CASCADE;
 DROP TABLE tf_rls_out;
 
@@ -216,6 +218,7 @@ INSERT INTO tf_order_in VALUES (100, 2), (103, 1);
 SELECT tf_moved('tf_to_orders');
 SELECT * FROM tf_orders ORDER BY order_id;
 SELECT sqlstate FROM stream_ext.view_errors WHERE name = 'tf_to_orders'::regclass ORDER BY 1;
+SELECT events, errors FROM stream_ext.view_stats WHERE name = 'tf_to_orders'::regclass;
 DROP FOREIGN TABLE tf_order_in CASCADE;
 DROP TABLE tf_orders, tf_customers;
 

@@ -49,6 +49,7 @@
 #include "window/merge_sql.h"
 #include "window/spec.h"
 #include "worker/apply.h"
+#include "worker/counters.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
 #include "worker/worker.h"
@@ -584,6 +585,8 @@ set_aside_unmergeable(void *arg)
 		stream_view_errors_record(&log, ((AsideDelta *) lfirst(lc))->edata,
 								  ((AsideDelta *) lfirst(lc))->row);
 	stream_view_errors_end(&log);
+	if (aside != NIL)
+		stream_counters_record_merge_errors(v->id, list_length(aside));
 	SPI_finish();
 	if (aside != NIL)
 		ereport(LOG,

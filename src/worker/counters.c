@@ -63,13 +63,14 @@ counts_row_held(Relation rel, Oid pkey, ScanKey key)
 }
 
 /*
- * Add events and errors (and one batch) to the row of view_id and worker_no,
- * inserting it at the view's first batch on this worker.  With nowait, fail
- * (55006) rather than wait for another transaction that holds the row.
+ * Add events, errors and batches (one, or none for errors the combiner
+ * found) to the row of view_id and worker_no, inserting it at the view's
+ * first count on this worker.  With nowait, fail (55006) rather than wait
+ * for another transaction that holds the row.
  */
 static void
 add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int64 errors,
-		   bool nowait)
+		   int64 batches, bool nowait)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	ScanKeyData key[2];
@@ -96,11 +97,12 @@ add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int
 
 		heap_deform_tuple(old, desc, values, nulls);
 		values[COL_EVENTS] = Int64GetDatum(DatumGetInt64(values[COL_EVENTS]) + events);
-		values[COL_BATCHES] = Int64GetDatum(DatumGetInt64(values[COL_BATCHES]) + 1);
+		values[COL_BATCHES] = Int64GetDatum(DatumGetInt64(values[COL_BATCHES]) + batches);
 		values[COL_ERRORS] = Int64GetDatum(DatumGetInt64(values[COL_ERRORS]) + errors);
 		values[COL_LAST_APPLIED] = TimestampTzGetDatum(now);
 		nulls[COL_LAST_APPLIED] = false;
-		repl[COL_EVENTS] = repl[COL_BATCHES] = repl[COL_ERRORS] = repl[COL_LAST_APPLIED] = true;
+		repl[COL_EVENTS] = repl[COL_BATCHES] = repl[COL_ERRORS] = true;
+		repl[COL_LAST_APPLIED] = (batches > 0);
 		new = heap_modify_tuple(old, desc, values, nulls, repl);
 		CatalogTupleUpdate(rel, &old->t_self, new);
 		heap_freetuple(new);
@@ -113,9 +115,10 @@ add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int
 		values[COL_VIEW_ID] = Int32GetDatum(view_id);
 		values[COL_WORKER] = Int32GetDatum(worker_no);
 		values[COL_EVENTS] = Int64GetDatum(events);
-		values[COL_BATCHES] = Int64GetDatum(1);
+		values[COL_BATCHES] = Int64GetDatum(batches);
 		values[COL_ERRORS] = Int64GetDatum(errors);
 		values[COL_LAST_APPLIED] = TimestampTzGetDatum(now);
+		nulls[COL_LAST_APPLIED] = (batches == 0);
 		new = heap_form_tuple(desc, values, nulls);
 		CatalogTupleInsert(rel, new);
 		heap_freetuple(new);
@@ -146,9 +149,25 @@ record_counts(List *counts, int worker_no, bool nowait)
 	{
 		ViewCount  *c = lfirst(lc);
 
-		add_counts(rel, pkey, c->view_id, worker_no, c->events, c->errors, nowait);
+		add_counts(rel, pkey, c->view_id, worker_no, c->events, c->errors, 1, nowait);
 		stream_view_rates_note(c->view_id, c->events);
 	}
+	table_close(rel, NoLock);
+}
+
+/*
+ * Count errors the combiner found in view_id's deltas (it set them aside),
+ * under the combiner's own number, in its transaction.
+ */
+void
+stream_counters_record_merge_errors(int view_id, int64 errors)
+{
+	Relation	rel = table_open(stream_internal_relid("view_counters", false), RowExclusiveLock);
+	Oid			pkey = RelationGetPrimaryKeyIndex(rel);
+
+	if (!OidIsValid(pkey))
+		elog(ERROR, "stream_ext_internal.view_counters has no primary key");
+	add_counts(rel, pkey, view_id, COMBINER_COUNTER_WORKER, 0, errors, 0, false);
 	table_close(rel, NoLock);
 }
 

@@ -16,7 +16,12 @@ typedef struct ViewCount
 	int64		errors;
 } ViewCount;
 
+/* The combiner's number in view_counters (workers count from 0, Kafka
+ * workers from 1000, writers from 2000) */
+#define COMBINER_COUNTER_WORKER 3000
+
 extern void stream_counters_record(List *counts, int worker_no);
+extern void stream_counters_record_merge_errors(int view_id, int64 errors);
 extern void stream_counters_record_nowait(List *counts, int worker_no);
 
 #endif
