@@ -221,6 +221,20 @@ expect "SELECT format('%s %s', s, next_offsets) FROM g_v, stream_ext.kafka_consu
 	"added partitions read from their earliest message, the others from their stored offsets"
 q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
 
+# the topic recreated (here: a third cluster, whose topic holds fewer messages
+# than the stored offsets): its partitions end before them, and the consumer
+# reads them from their start instead of dropping every message below them
+mock_extra 1 grow_t:4
+for p in 0 1 2 3; do seq 301 303 | BROKERS=$EXTRA_BROKERS produce grow_t -p $p; done
+q "SELECT stream_ext.kafka_consume('g', 'grow_t', '$EXTRA_BROKERS', format => 'text', parallelism => 2)" >/dev/null
+wait_until 30 "the recreated topic consumed" "SELECT n = 30 FROM g_v"
+expect "SELECT format('%s %s', s, next_offsets) FROM g_v, stream_ext.kafka_consumers WHERE stream = 'g'::regclass" \
+	"$((2 * 23 + 2 * (113 + 114) + 2 * (201 + 202 + 203 + 204 + 205) + 4 * (301 + 302 + 303))) {3,3,3,3}" \
+	"a recreated topic whose partitions end before the stored offsets is read from its start"
+grep -q 'partition 0 ends at offset 3, before its stored offset 14' "$STREAM_EXT_SERVER_LOG" ||
+	fail "the reset of a recreated topic was not logged"
+q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
+
 # A fresh consumer whose first offset lookups fail (the next 6 ListOffsets
 # requests, API key 2, fail with TOPIC_AUTHORIZATION_FAILED; librdkafka
 # retries some itself): the partitions still start at the consumer's start

@@ -107,6 +107,30 @@ arena_alloc(MemoryContext cxt, Size size)
 	return arena_current->data + arena_current->used - size;
 }
 
+/*
+ * Does the partition of message m end before offset next (its high
+ * watermark, from the fetch that brought m, is lower)?  Then the offset we
+ * stored is past the end of a partition that was recreated or moved, and
+ * librdkafka went back to where auto.offset.reset says: its messages are
+ * new, not ones applied already.  Said once per partition and reset.
+ */
+static bool
+partition_ends_before(KafkaWorker *w, const rd_kafka_message_t *m, int64 next)
+{
+	int64_t		low;
+	int64_t		high;
+
+	if (rd_kafka_get_watermark_offsets(w->rk, w->cfg.topic, m->partition, &low, &high) !=
+		RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 || high >= next)
+		return false;
+	ereport(WARNING,
+			(errmsg("stream_ext Kafka consumer of topic \"%s\": partition %d ends at offset %lld, before its stored offset %lld",
+					w->cfg.topic, (int) m->partition, (long long) high, (long long) next),
+			 errdetail("The topic was recreated, or the consumer reads other brokers now; it consumes the partition from offset %lld.",
+					   (long long) m->offset)));
+	return true;
+}
+
 typedef struct BatchState
 {
 	KafkaWorker *w;
@@ -365,7 +389,9 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 	/*
 	 * Offsets after this batch.  Messages of partitions no longer ours, or
 	 * before the offset we expect (fetched before a re-assignment), are
-	 * left out.
+	 * left out; unless the partition now ends before that offset (the
+	 * topic was recreated, or the brokers changed), where the consumer
+	 * starts over as auto.offset.reset says.
 	 */
 	memcpy(next, w->assigned_next, sizeof(int64) * w->nassigned);
 	{
@@ -377,7 +403,7 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 		{
 			int			a = kafka_assigned_index(w, all[j]->partition);
 
-			if (a < 0 || all[j]->offset < next[a])
+			if (a < 0 || (all[j]->offset < next[a] && !partition_ends_before(w, all[j], next[a])))
 				continue;
 			next[a] = all[j]->offset + 1;
 			msgs[k++] = all[j];
