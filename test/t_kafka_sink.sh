@@ -130,9 +130,13 @@ say "copies sent again after the crashes: $dups"
 expect "SELECT count(*) FROM stream_ext_internal.kafka_outbox" 0 "the outbox is empty"
 
 # backpressure: with the broker down, a producer with kafka_sink_max_pending
-# events staged makes the next writer wait, then fail; once the broker is
-# back, writers go on and every event is produced
+# events staged makes the next writer wait, then fail, also while it waits
+# between its tries (messages time out after 1 s here, so that it retries
+# with backoff soon); once the broker is back, writers go on and every event
+# is produced
 set_server_setting stream_ext.kafka_sink_max_pending 1000
+q "SELECT stream_ext.kafka_produce('ev', topic => 'out', brokers => '$BROKERS', format => 'json',
+	key_column => 'k', options => '{\"message.timeout.ms\": \"1000\"}')" >/dev/null
 mock_cmd "down 1"
 q "INSERT INTO ev SELECT 'bp', g, 'bp' FROM generate_series(1, 3000) g" >/dev/null
 refused() {
@@ -146,6 +150,12 @@ until refused; do
 	sleep 0.2
 done
 say "ok: a full producer refuses writers: $(head -n 2 "$SCRATCH/bp.err" | tr '\n' ' ')"
+wait_until 30 "the producer retries" "SELECT state = 'retrying' FROM stream_ext.kafka_producers"
+for i in $(seq 1 16); do
+	refused || fail "a writer was let in while the producer retried ($(q "SELECT state FROM stream_ext.kafka_producers")): $(cat "$SCRATCH/bp.err")"
+	sleep 0.5
+done
+say "ok: writers stay refused while the producer retries with backoff"
 mock_cmd "up 1"
 q "INSERT INTO ev VALUES ('bp', 3001, 'after the outage')" >/dev/null   # waits until there is room
 wait_until 120 "the backlog produced" "SELECT lag = 0 FROM stream_ext.kafka_producers"

@@ -279,6 +279,24 @@ refresh_pending(KafkaWorker *w)
 	SpinLockRelease(&w->slot->mutex);
 }
 
+/*
+ * Wait ms before trying the brokers again, counting the staged events every
+ * second meanwhile: writers go on staging while the brokers are down, and
+ * their backpressure follows that count.
+ */
+static void
+backoff_counting(KafkaWorker *w, long ms)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	long		left;
+
+	while ((left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until)) > 0)
+	{
+		kafka_consumer_sleep(w, Min(left, 1000L));
+		refresh_pending(w);
+	}
+}
+
 /* Poll for acknowledgements up to ms, serving interrupts and the log. */
 static void
 poll_acknowledgements(KafkaWorker *w, int ms)
@@ -800,7 +818,7 @@ stream_ext_kafka_producer_main(Datum arg)
 				kafka_slot_set_state(w->slot, "retrying");
 				kafka_report_problem(w, psprintf("could not deliver %d messages: %s", left,
 												 last_delivery_error));
-				kafka_consumer_sleep(w, backoff);
+				backoff_counting(w, backoff);
 				/* then from the outbox: these, and a batch staged meanwhile */
 				cur = NULL;
 			}

@@ -70,15 +70,17 @@ kafka_slot_find(Oid dboid, bool producer, int id, int index)
 /*
  * Set a slot's state (kafka_slot_set_error: its last error).  Caller is the
  * slot's attached worker, or the supervisor holding KafkaShared->lock
- * exclusive while no worker is attached (see slots.h).  A worker retrying
- * after a broker failure does not know its lag (lag.c).
+ * exclusive while no worker is attached (see slots.h).  A consumer retrying
+ * after a broker failure does not know its lag (lag.c); a producer's lag is
+ * its staged count, from its own table, which writers' backpressure needs
+ * most while the brokers are down (backpressure.c).
  */
 void
 kafka_slot_set_state(KafkaSlot *slot, const char *state)
 {
 	SpinLockAcquire(&slot->mutex);
 	strlcpy(slot->state, state, sizeof(slot->state));
-	if (strcmp(state, "retrying") == 0)
+	if (strcmp(state, "retrying") == 0 && !slot->producer)
 		slot->lag_known = false;
 	SpinLockRelease(&slot->mutex);
 }
