@@ -224,6 +224,37 @@ done
 wait "$sender" || fail "sending epoch 3 failed"
 compare "epoch 3"
 
+say "a joined table reloaded (TRUNCATE and INSERT in one transaction) while a batch waits for it"
+run_sql <<'SQL'
+CREATE FOREIGN TABLE rl_clicks (user_id int) SERVER stream_ext;
+CREATE TABLE rl_users (id int PRIMARY KEY, country text);
+INSERT INTO rl_users VALUES (1, 'fr'), (2, 'de');
+CREATE VIEW rl_inner WITH (continuous) AS
+  SELECT u.country, count(*) FROM rl_clicks c JOIN rl_users u ON u.id = c.user_id GROUP BY 1;
+CREATE VIEW rl_left WITH (continuous) AS
+  SELECT u.country, count(*) FROM rl_clicks c LEFT JOIN rl_users u ON u.id = c.user_id GROUP BY 1;
+INSERT INTO rl_clicks VALUES (1), (2);
+SQL
+mkfifo "$SCRATCH/reload.in"
+psql -X -q -o /dev/null -v ON_ERROR_STOP=1 <"$SCRATCH/reload.in" &
+reloader=$!
+exec 8>"$SCRATCH/reload.in"
+echo "BEGIN; TRUNCATE rl_users; INSERT INTO rl_users VALUES (1, 'fr'), (2, 'de');" >&8
+held="FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'rl_users'"
+wait_until 10 "the reload holds rl_users" "SELECT count(*) > 0 $held AND l.mode = 'AccessExclusiveLock' AND l.granted"
+q "INSERT INTO rl_clicks VALUES (1), (2)" >/dev/null &
+writer=$!
+wait_until 10 "the writer's batch waits for the reload" "SELECT count(*) > 0 $held AND NOT l.granted"
+echo "COMMIT;" >&8
+exec 8>&-
+wait "$writer" || fail "the writer failed"
+wait "$reloader" || fail "the reload failed"
+for v in rl_inner rl_left; do
+	got=$(q "SELECT string_agg(country || '=' || count, ' ' ORDER BY country) FROM $v")
+	[ "$got" = "de=2 fr=2" ] || failures+=("$v after a reload of the joined table: $got (want de=2 fr=2)")
+done
+say "checked: the batch joined the reloaded table"
+
 errors=$(q "SELECT count(*) FROM stream_ext.view_errors")
 [ "$errors" = 0 ] || failures+=("view_errors has $errors rows: $(q "SELECT string_agg(message, '; ') FROM stream_ext.view_errors")")
 

@@ -352,6 +352,14 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 
 	if (dest->rStartup == delta_startup)
 		((DeltaReceiver *) dest)->plan = plan;
+
+	/*
+	 * The relations the plan reads are locked now (view_cache_plan): a
+	 * snapshot taken after that sees what a transaction the locks waited
+	 * for committed, as a statement's does (a joined table truncated and
+	 * filled again read empty under the batch's older snapshot).
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	stream_scan_source = events;
 	if (!keep || !view_cache_is_valid() ||
 		!kept_executor_run(&view->kept[one_writer ? 1 : 0], plan, view->definition, params, dest,
@@ -366,6 +374,7 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 		FreeQueryDesc(qd);
 	}
 	stream_scan_source = NULL;
+	PopActiveSnapshot();
 	stream_end_as_owner(&as);
 }
 
