@@ -249,6 +249,34 @@ SELECT pair, pair IS NULL AS is_null, n FROM by_pair ORDER BY pair;
 SELECT * FROM by_pair WHERE pair = ROW(NULL, NULL)::pair;
 SELECT p, p IS NULL AS is_null, p IS NOT DISTINCT FROM NULL AS null_value, a, n FROM by_p_a ORDER BY p, a;
 SELECT dblink_exec('views_locker', 'COMMIT');
+
+-- truncate_continuous_view waits for the stream's writers in progress (as
+-- TRUNCATE does for a table's): a transaction's events are all forgotten or
+-- all counted, never some
+CREATE FOREIGN TABLE vw_tr (k int) SERVER stream_ext;
+CREATE VIEW vw_tr_v WITH (continuous) AS SELECT count(*) AS n FROM vw_tr;
+SELECT dblink_connect('views_truncater', format('host=%s port=%s dbname=%s user=%s',
+         split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_setting('port'), current_database(), current_user)) AS connected;
+SELECT dblink_exec('views_locker', 'BEGIN');
+SELECT dblink_exec('views_locker', 'INSERT INTO vw_tr SELECT g FROM generate_series(1, 100) g');
+SELECT dblink_send_query('views_truncater', $$SELECT stream_ext.truncate_continuous_view('vw_tr_v')$$);
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'vw_tr'::regclass AND NOT granted);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT dblink_exec('views_locker', 'INSERT INTO vw_tr SELECT g FROM generate_series(1, 50) g');
+SELECT dblink_exec('views_locker', 'COMMIT');
+SELECT * FROM dblink_get_result('views_truncater') AS r(done text);
+SELECT n FROM vw_tr_v;
+INSERT INTO vw_tr VALUES (1);
+SELECT n FROM vw_tr_v;
+SELECT dblink_disconnect('views_truncater');
+DROP FOREIGN TABLE vw_tr CASCADE;
+
 SELECT dblink_disconnect('views_locker');
 DROP EXTENSION dblink;
 SELECT views_merged('by_pair', 'by_p_a') AS merged;

@@ -682,6 +682,13 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	StreamRunAs as;
 
 	id = stream_owned_continuous_view_id(view);
+
+	/*
+	 * The writers of the stream in progress finish first, and new ones wait
+	 * for this transaction (as TRUNCATE of a table waits for its writers):
+	 * a transaction's events are all forgotten or all counted, never some.
+	 */
+	LockRelationOid(stream_catalog_view(id)->stream, ShareLock);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* deltas first: the combiner takes its row locks in the same order */
