@@ -363,13 +363,15 @@ has_unique_index(Oid relid)
  * (on_sql_drop), so the other order can deadlock with a DROP.  Returns false
  * if the view was dropped meanwhile, or if its merge needs the state table's
  * unique index and it has none yet (pg_restore creates indexes after it
- * loads the data): its deltas wait for a later round.
+ * loads the data): its deltas wait for a later round.  Takes the view's
+ * owner again, as of the lock (the merge runs as the owner).
  */
 static bool
 lock_state_table(ViewToCombine *v)
 {
 	Oid			state = stream_view_relation_relid(v->id, VIEW_STATE_TABLE, true);
 	Oid			result;
+	HeapTuple	tuple;
 
 	if (!OidIsValid(state))
 		return false;
@@ -385,8 +387,12 @@ lock_state_table(ViewToCombine *v)
 			return false;
 	}
 	LockRelationOid(state, RowExclusiveLock);
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state)))
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(state));
+	if (!HeapTupleIsValid(tuple))
 		return false;
+	/* the view's owner now (ALTER VIEW ... OWNER TO hands its tables over) */
+	v->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
 	if (v->keeps_rows || !stream_window_merge_needs_unique_key(v->window))
 		return true;
 	/* the merge upserts the state table and any result table */
