@@ -552,8 +552,10 @@ GRANT SELECT ON stream_ext.streams, stream_ext.continuous_views,
                 stream_ext.change_streams TO PUBLIC;
 
 -- DROP VIEW (or DROP ... CASCADE of a stream) removes the state behind a view.
+-- (Quietly: the tables DROP OWNED dropped already are no one's business.)
 CREATE FUNCTION stream_ext_internal.on_sql_drop() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+  SET client_min_messages = warning AS $$
 DECLARE
   cv record;
   found boolean := false;
