@@ -700,6 +700,17 @@ split_csv_line(KafkaDecoder *d, const char **pp, const char *end)
 	return end_line(d, nf);
 }
 
+/* The value of a hex digit */
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return c - 'A' + 10;
+}
+
 /* The same for text format: backslash escapes, no quoting. */
 static char *
 split_text_line(KafkaDecoder *d, const char **pp, const char *end)
@@ -708,6 +719,7 @@ split_text_line(KafkaDecoder *d, const char **pp, const char *end)
 	char		delim = d->opts.delimiter;
 	int			nf = 0;
 	bool		line_done = false;
+	bool		saw_escaped_byte = false;
 	char	   *err;
 
 	resetStringInfo(&d->buf);
@@ -748,6 +760,30 @@ split_text_line(KafkaDecoder *d, const char **pp, const char *end)
 					case 'r': c = '\r'; break;
 					case 't': c = '\t'; break;
 					case 'v': c = '\v'; break;
+					case '0': case '1': case '2': case '3':
+					case '4': case '5': case '6': case '7':
+						{
+							/* \ and one to three octal digits, as COPY reads them */
+							int			val = c - '0';
+
+							for (int i = 0; i < 2 && p < end && *p >= '0' && *p <= '7'; i++)
+								val = (val << 3) + (*p++ - '0');
+							c = (char) (val & 0xff);
+							saw_escaped_byte |= IS_HIGHBIT_SET(c);
+						}
+						break;
+					case 'x':
+						/* \x and one or two hex digits; else a plain x */
+						if (p < end && isxdigit((unsigned char) *p))
+						{
+							int			val = hexval(*p++);
+
+							if (p < end && isxdigit((unsigned char) *p))
+								val = (val << 4) + hexval(*p++);
+							c = (char) (val & 0xff);
+							saw_escaped_byte |= IS_HIGHBIT_SET(c);
+						}
+						break;
 					default: break;
 				}
 				appendStringInfoChar(&d->buf, c);
@@ -761,6 +797,12 @@ split_text_line(KafkaDecoder *d, const char **pp, const char *end)
 				appendBinaryStringInfo(&d->buf, run, p - run);
 			}
 		}
+		/* bytes given as escapes must still make text of the database's encoding */
+		if (saw_escaped_byte &&
+			!pg_verifymbstr(d->buf.data + start, d->buf.len - start, true))
+			return psprintf("invalid byte sequence for encoding \"%s\" in field %d",
+							GetDatabaseEncodingName(), nf + 1);
+		saw_escaped_byte = false;
 		/* the null string is compared with the field before de-escaping */
 		err = end_field(d, &nf, start, is_null_string(d, raw_start, raw_end - raw_start));
 		if (err)
