@@ -187,6 +187,8 @@ expect "SELECT format('%s %s %s %s', e.s, l.s, t.s, o.s) FROM v_earliest e, v_la
 q "SELECT stream_ext.kafka_reset('s_latest', 'pos_t', 'earliest')" >/dev/null
 wait_until 30 "reset: read again from the earliest" "SELECT n = 38 FROM v_latest"
 expect "SELECT next_offsets FROM stream_ext.kafka_consumers WHERE stream = 's_latest'::regclass" "{17,17}" "reset: offsets at the end"
+expect "SELECT coalesce(last_error, '<none>') FROM stream_ext.kafka_consumers WHERE stream = 's_latest'::regclass" \
+	"<none>" "reset: the restart it asked for is no error"
 
 ########## partitions added to the topic
 # The mock cluster cannot add partitions to a topic, so the topic grows by

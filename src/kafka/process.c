@@ -106,8 +106,9 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 static void
 worker_log_hook(ErrorData *edata)
 {
+	/* a stop or restart someone asked for (57P01) is no error of the worker */
 	if (edata->elevel >= ERROR && this_worker != NULL && this_worker->slot != NULL &&
-		edata->message != NULL)
+		edata->message != NULL && edata->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN)
 		kafka_slot_set_error(this_worker->slot, edata->message);
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
