@@ -166,4 +166,12 @@ kcat -C -b "$BROKERS" -t out -e -q -X isolation.level=read_committed -f '%h\t%k\
 bp=$(q "SELECT n - $EVENTS FROM ev_count")
 [ "$(cat "$SCRATCH/bp.count")" = "$bp" ] || fail "events after the outage: $(cat "$SCRATCH/bp.count") of $bp"
 say "ok: after the outage all $bp events written meanwhile were produced"
+
+# an idle producer that saw the brokers fail is running again as soon as
+# they answer, without a message to send
+mock_cmd "down 1"
+wait_until 60 "the idle producer notices the outage" "SELECT state = 'retrying' FROM stream_ext.kafka_producers"
+mock_cmd "up 1"
+wait_until 30 "the idle producer is running again" "SELECT state = 'running' FROM stream_ext.kafka_producers"
+say "ok: an idle producer is running again once the brokers answer"
 say "PASS ($((SECONDS - t0))s)"

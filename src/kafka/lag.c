@@ -143,3 +143,24 @@ kafka_refresh_lag(KafkaWorker *w)
 		strlcpy(w->slot->state, "running", sizeof(w->slot->state));
 	SpinLockRelease(&w->slot->mutex);
 }
+
+/*
+ * An idle producer retrying (a broker error came while it had nothing to
+ * send) asks the brokers for the cluster's metadata, at most every
+ * PROBE_INTERVAL_MS: running again as soon as they answer, not at its next
+ * delivered message.  Its lag stays its staged count (producer.c).
+ */
+void
+kafka_producer_probe_brokers(KafkaWorker *w)
+{
+	const struct rd_kafka_metadata *md;
+
+	if (!kafka_brokers_failing(w) ||
+		!TimestampDifferenceExceeds(w->lag_checked_at, GetCurrentTimestamp(), PROBE_INTERVAL_MS))
+		return;
+	w->lag_checked_at = GetCurrentTimestamp();
+	if (rd_kafka_metadata(w->rk, 0, NULL, &md, PROBE_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	rd_kafka_metadata_destroy(md);
+	kafka_slot_set_state(w->slot, "running");
+}

@@ -9,5 +9,6 @@
 
 extern void kafka_refresh_lag(KafkaWorker *w);
 extern bool kafka_brokers_failing(KafkaWorker *w);
+extern void kafka_producer_probe_brokers(KafkaWorker *w);
 
 #endif

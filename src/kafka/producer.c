@@ -47,6 +47,7 @@
 #include "catalog/catalog.h"
 #include "guc.h"
 #include "kafka/kafka_guc.h"
+#include "kafka/lag.h"
 #include "kafka/process.h"
 #include "kafka/producer.h"
 #include "kafka/sink_sql.h"
@@ -748,6 +749,7 @@ stream_ext_kafka_producer_main(Datum arg)
 					poll_acknowledgements(w, 0);
 					kafka_consumer_sleep(w, IDLE_WAIT_MS);
 					refresh_pending(w);
+					kafka_producer_probe_brokers(w);
 					continue;
 				}
 				cur = batch;
