@@ -192,8 +192,10 @@ moved_deltas_sql(const char *delta, const char *returning, int chunk)
  * ", notified AS (...)": each moved row sent on channel with pg_notify, as
  * JSON (row_to_json: the view's column names); a row whose JSON does not fit
  * in a notification (PostgreSQL takes less than 8000 bytes) is sent as
- * {"truncated": true, "bytes": its length}.  The notifications go out when
- * the move commits, and only then.
+ * {"truncated": true, "bytes": its length, "md5": of its JSON}: PostgreSQL
+ * delivers equal payloads of one transaction once, which two different
+ * long rows must not be.  The notifications go out when the move commits,
+ * and only then.
  */
 static char *
 notified_rows_sql(const char *channel)
@@ -201,7 +203,7 @@ notified_rows_sql(const char *channel)
 	return psprintf(", notified AS (SELECT pg_catalog.pg_notify(%s, "
 					"CASE WHEN pg_catalog.octet_length(j) < %d THEN j "
 					"ELSE pg_catalog.json_build_object('truncated', true, 'bytes', "
-					"pg_catalog.octet_length(j))::pg_catalog.text END) "
+					"pg_catalog.octet_length(j), 'md5', pg_catalog.md5(j))::pg_catalog.text END) "
 					"FROM (SELECT pg_catalog.row_to_json(m)::pg_catalog.text AS j FROM moved m) r)",
 					quote_literal_cstr(channel), NOTIFY_PAYLOAD_LIMIT);
 }
