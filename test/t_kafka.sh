@@ -14,7 +14,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1
+mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 gen_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1
 say "mock cluster at $BROKERS"
 
 # expect SQL VALUE LABEL: the query's answer must be VALUE
@@ -84,6 +84,7 @@ expect "SELECT string_agg(format('%s|%s|%s', i, j, t), ' ' ORDER BY i) FROM jn_r
 	"$(printf '1|{"a": 1}| 2||{"x":1} 3||[1,2] 4||[1,2] 5|[1, 2]| 6|{}| 7|{"i": 70}|after 8|"\303\251"|{"y":[{"z":1}]}')" \
 	"json: nested values whole, as JSON text"
 expect "SELECT count(*) FROM stream_ext.kafka_errors WHERE stream = 'jn'::regclass" "0" "json: no nested value refused"
+q "SELECT stream_ext.kafka_stop('jn', 'nest_t')" >/dev/null
 
 ########## csv and text, with format options
 run_sql <<SQL
@@ -318,6 +319,21 @@ done
 [ ! -e /tmp/stream_ext_pwned ] || fail "a member's kinit command ran"
 q "REVOKE SELECT ON pv FROM alice" >/dev/null
 say "ok: options naming a file, a library or a command of the server are for superusers only"
+# a stream's generated columns (its owner's code) are computed as its owner,
+# not as the worker's superuser
+run_sql <<'SQL'
+GRANT CREATE ON SCHEMA public TO alice;
+SET ROLE alice;
+CREATE FUNCTION whoami(bigint) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$BEGIN RETURN current_user; END$$;
+CREATE FOREIGN TABLE gw (user_id bigint, who text GENERATED ALWAYS AS (whoami(user_id)) STORED) SERVER stream_ext;
+CREATE VIEW gw_v WITH (continuous) AS SELECT user_id, who FROM gw;
+RESET ROLE;
+SQL
+PGUSER=alice q "SELECT stream_ext.kafka_consume('gw', 'gen_t', '$BROKERS')" >/dev/null
+echo '{"user_id": 7}' | produce gen_t
+wait_until 30 "the generated column's stream consumed" "SELECT count(*) = 1 FROM gw_v"
+expect "SELECT format('%s %s', user_id, who) FROM gw_v" "7 alice" "Kafka: generated columns computed as the stream's owner"
+q "SELECT stream_ext.kafka_stop('gw', 'gen_t')" >/dev/null   # its worker slot is needed below
 expect "SELECT options FROM stream_ext.kafka_consumers WHERE stream = 'pv'::regclass" \
 	'{"sasl.password": "********", "fetch.max.bytes": "1048576"}' "secrets masked in kafka_consumers"
 out=$(PGUSER=bob psql -X -At -c "SELECT options FROM stream_ext_internal.kafka_consumers" 2>&1 || true)

@@ -33,6 +33,7 @@
 #include "kafka/kafka_guc.h"
 #include "kafka/kafka_worker.h"
 #include "kafka/slots.h"
+#include "guc.h"
 #include "stream/column_fill.h"
 #include "stream/event_tuple.h"
 #include "stream/fdw.h"
@@ -361,6 +362,7 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 	BatchState b;
 	StreamBatchEvents *events;
 	Relation	rel;
+	StreamRunAs as;
 	KafkaDecoder *decoder;
 	TimestampTz arrival = GetCurrentTimestamp();
 	List	   *bad = NIL;
@@ -371,6 +373,14 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 	PushActiveSnapshot(GetTransactionSnapshot());
 
 	rel = table_open(w->cfg.stream, AccessShareLock);
+
+	/*
+	 * Messages are decoded, and generated columns computed, as the stream's
+	 * owner in a security-restricted operation: the columns' input
+	 * functions, domain checks and generation expressions are user code,
+	 * which must not run with the worker's (superuser's) rights.
+	 */
+	stream_begin_as_owner(&as, rel->rd_rel->relowner);
 	decoder = kafka_decoder_create(rel, &w->cfg.format);
 	/* a message gives every column: only generated ones are computed */
 	b.fill = stream_column_fill_begin(rel, every_column(rel));
@@ -430,6 +440,7 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 	}
 
 	stream_column_fill_end(b.fill);
+	stream_end_as_owner(&as);
 	if (events->nevents > 0)
 		stream_apply_events(list_make1(events), KAFKA_COUNTER_WORKER_BASE + w->slotno, careful);
 	record_errors_and_offsets(w, bad, next);
