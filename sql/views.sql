@@ -274,8 +274,27 @@ SELECT * FROM dblink_get_result('views_truncater') AS r(done text);
 SELECT n FROM vw_tr_v;
 INSERT INTO vw_tr VALUES (1);
 SELECT n FROM vw_tr_v;
+-- ... but a view's owner who may only read the stream holds none of its
+-- writers (LOCK TABLE's rule): the truncate waits for those in progress only
+CREATE ROLE regress_views_reader;
+GRANT CREATE ON SCHEMA public TO regress_views_reader;
+GRANT SELECT ON vw_tr TO regress_views_reader;
+SET ROLE regress_views_reader;
+CREATE VIEW vw_tr_r WITH (continuous) AS SELECT count(*) AS n FROM vw_tr;
+RESET ROLE;
+SELECT dblink_exec('views_locker', 'BEGIN');
+SELECT dblink_exec('views_locker', 'SET ROLE regress_views_reader');
+SELECT * FROM dblink('views_locker', $$SELECT stream_ext.truncate_continuous_view('vw_tr_r')::text$$)
+  AS t(truncated text);
+SET statement_timeout = '5s';
+INSERT INTO vw_tr VALUES (2);
+RESET statement_timeout;
+SELECT dblink_exec('views_locker', 'COMMIT');
+SELECT n FROM vw_tr_r;
 SELECT dblink_disconnect('views_truncater');
 DROP FOREIGN TABLE vw_tr CASCADE;
+REVOKE CREATE ON SCHEMA public FROM regress_views_reader;
+DROP ROLE regress_views_reader;
 
 SELECT dblink_disconnect('views_locker');
 DROP EXTENSION dblink;

@@ -673,6 +673,29 @@ note_every_emitted_group(int id)
 			 SPI_OK_INSERT);
 }
 
+/*
+ * The writers of stream in progress finish first, so that a transaction's
+ * events are all forgotten or all counted, never some.  A caller who may
+ * lock the stream in SHARE mode (LOCK TABLE's rule: UPDATE, DELETE or
+ * TRUNCATE on it) also holds new writers until it commits, as TRUNCATE of a
+ * table does; another (a view's owner who may only read the stream) must
+ * not be able to stop its writers, and only waits for those in progress.
+ */
+static void
+wait_for_stream_writers(Oid stream)
+{
+	LOCKTAG		tag;
+
+	if (pg_class_aclmask(stream, GetUserId(), ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE,
+						 ACLMASK_ANY) != 0)
+	{
+		LockRelationOid(stream, ShareLock);
+		return;
+	}
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, stream);
+	WaitForLockers(tag, ShareLock, false);
+}
+
 /* stream_ext.truncate_continuous_view(view): forget everything it aggregated. */
 Datum
 stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
@@ -683,12 +706,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 
 	id = stream_owned_continuous_view_id(view);
 
-	/*
-	 * The writers of the stream in progress finish first, and new ones wait
-	 * for this transaction (as TRUNCATE of a table waits for its writers):
-	 * a transaction's events are all forgotten or all counted, never some.
-	 */
-	LockRelationOid(stream_catalog_view(id)->stream, ShareLock);
+	wait_for_stream_writers(stream_catalog_view(id)->stream);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* deltas first: the combiner takes its row locks in the same order */
