@@ -199,6 +199,12 @@ SELECT * FROM tf_rls_out ORDER BY id;
 SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'tf_rls'::regclass;
 -- view_stats counts the rows the combiner set aside with the workers' errors
 SELECT events, errors FROM stream_ext.view_stats WHERE name = 'tf_rls'::regclass;
+-- however many are refused in a row
+INSERT INTO tf_rls_in SELECT g, -g FROM generate_series(10, 159) g;
+INSERT INTO tf_rls_in VALUES (200, 200);
+SELECT tf_moved('tf_rls');
+SELECT count(*), max(id) FROM tf_rls_out;
+SELECT count(*) FROM stream_ext.view_errors WHERE name = 'tf_rls'::regclass;
 DROP FOREIGN TABLE tf_rls_in CASCADE;
 DROP TABLE tf_rls_out;
 

@@ -407,7 +407,7 @@ lock_state_table(ViewToCombine *v)
  * revoked function), which no delta causes: those keep the deltas until
  * fixed.  But a class 42 error can be one row's too (a transform's row a
  * row-security policy of its table rejects, 42501): set_aside_unmergeable
- * tells them apart by whether other deltas merge.
+ * tells them apart by whether the merge fails with no delta at all.
  */
 static bool
 deltas_may_cause(int sqlerrcode)
@@ -484,13 +484,6 @@ merge_one_delta(void *arg)
 	stream_view_time_limited(((OneDelta *) arg)->view_name, merge_one_delta_work, arg, true);
 }
 
-/*
- * Deltas that fail with an error about the relations or privileges, with
- * none merged between, after which set_aside_unmergeable takes the error as
- * theirs, not the deltas'
- */
-#define MAX_UNMERGED_TRIED 100
-
 /* A delta set aside: its row as text, and why it could not be merged */
 typedef struct AsideDelta
 {
@@ -522,7 +515,7 @@ set_aside_unmergeable(void *arg)
 	List	   *aside = NIL;
 	ListCell   *lc;
 	ViewErrorLog log;
-	uint64		merged = 0;
+	bool		class42_checked = false;
 
 	if (!lock_state_table(v))
 		return;
@@ -563,16 +556,24 @@ set_aside_unmergeable(void *arg)
 		one.tid = &tids[i];
 		edata = stream_try_in_subtransaction(merge_one_delta, &one);
 		if (edata == NULL)
-		{
-			merged++;
 			continue;
-		}
 		if (stream_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
-		/* a class 42 error of every delta tried: the relations' (none set aside) */
-		if (!deltas_may_cause(edata->sqlerrcode) && merged == 0 &&
-			(list_length(aside) + 1 == MAX_UNMERGED_TRIED || i + 1 == ntids))
-			ReThrowError(edata);
+		/*
+		 * A class 42 error: the relations' or privileges' (none set aside)
+		 * if the merge fails without any delta too, as a privilege check
+		 * does; else the delta's own (a row-security policy refusing it).
+		 */
+		if (!deltas_may_cause(edata->sqlerrcode) && !class42_checked)
+		{
+			ItemPointerData none;
+
+			ItemPointerSet(&none, InvalidBlockNumber, 0);
+			one.tid = &none;
+			if (stream_try_in_subtransaction(merge_one_delta, &one) != NULL)
+				ReThrowError(edata);
+			class42_checked = true;
+		}
 		if (SPI_execute_plan(remove, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "could not set aside a delta of continuous view %d", v->id);
 		d = palloc(sizeof(AsideDelta));
