@@ -341,7 +341,7 @@ DROP COLLATION cs_ci;
 -- window closed: a row of an event-time view whose end the watermark
 -- passed gets one more event, final, with the complete row: tumbling
 -- buckets (date_bin of the time column), hopping windows and sessions
-CREATE FOREIGN TABLE cs_tw (k int, ts timestamptz) SERVER stream_ext;
+CREATE FOREIGN TABLE cs_tw (k int, ts timestamptz(0)) SERVER stream_ext;
 CREATE VIEW cs_tumble WITH (continuous, time_column = 'ts', allowed_lateness = '0 seconds') AS
   SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, k, count(*) AS c FROM cs_tw
   GROUP BY minute, k;

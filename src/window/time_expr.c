@@ -58,10 +58,16 @@ Expr *
 stream_window_time_expr(WindowSpec *spec, Oid stream, Index rti)
 {
 	AttrNumber	attnum = stream_window_time_attnum(spec, stream);
-	Oid			type = get_atttype(stream, attnum);
-	Expr	   *time = (Expr *) makeVar(rti, attnum, type, -1, InvalidOid, 0);
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+	Expr	   *time;
 	CaseExpr   *finite = makeNode(CaseExpr);
 	CaseWhen   *when = makeNode(CaseWhen);
+
+	/* the column as the parser makes it (typmod too: a view's date_bin of it is equal) */
+	get_atttypetypmodcoll(stream, attnum, &type, &typmod, &collation);
+	time = (Expr *) makeVar(rti, attnum, type, typmod, InvalidOid, 0);
 
 	if (type == DATEOID)
 	{
