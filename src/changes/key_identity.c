@@ -26,7 +26,17 @@ PG_FUNCTION_INFO_V1(stream_ext_key_identity);
 Datum
 stream_ext_key_identity(PG_FUNCTION_ARGS)
 {
-	Oid			type = getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 0));
+	Oid		   *cached = fcinfo->flinfo->fn_extra;
+	Oid			type;
+
+	/* the argument's base type, looked up once per call site */
+	if (cached == NULL)
+	{
+		cached = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
+		*cached = getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 0));
+		fcinfo->flinfo->fn_extra = cached;
+	}
+	type = *cached;
 
 	switch (type)
 	{

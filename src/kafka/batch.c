@@ -110,7 +110,7 @@ arena_alloc(MemoryContext cxt, Size size)
 
 /*
  * Does the partition of message m end before offset next (its high
- * watermark, from the fetch that brought m, is lower)?  Then the offset we
+ * watermark, as the brokers say now, is lower)?  Then the offset we
  * stored is past the end of a partition that was recreated or moved, and
  * librdkafka went back to where auto.offset.reset says: its messages are
  * new, not ones applied already.  Said once per partition and reset.
@@ -121,7 +121,12 @@ partition_ends_before(KafkaWorker *w, const rd_kafka_message_t *m, int64 next)
 	int64_t		low;
 	int64_t		high;
 
-	if (rd_kafka_get_watermark_offsets(w->rk, w->cfg.topic, m->partition, &low, &high) !=
+	/*
+	 * Asked of the brokers now, not librdkafka's cached value: a message
+	 * fetched before its partition went to another worker and came back
+	 * must not pass for a new one on a stale watermark.
+	 */
+	if (rd_kafka_query_watermark_offsets(w->rk, w->cfg.topic, m->partition, &low, &high, 5000) !=
 		RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 || high >= next)
 		return false;
 	ereport(WARNING,

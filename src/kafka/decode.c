@@ -769,7 +769,7 @@ split_text_line(KafkaDecoder *d, const char **pp, const char *end)
 							for (int i = 0; i < 2 && p < end && *p >= '0' && *p <= '7'; i++)
 								val = (val << 3) + (*p++ - '0');
 							c = (char) (val & 0xff);
-							saw_escaped_byte |= IS_HIGHBIT_SET(c);
+							saw_escaped_byte |= IS_HIGHBIT_SET(c) || c == '\0';
 						}
 						break;
 					case 'x':
@@ -781,7 +781,7 @@ split_text_line(KafkaDecoder *d, const char **pp, const char *end)
 							if (p < end && isxdigit((unsigned char) *p))
 								val = (val << 4) + hexval(*p++);
 							c = (char) (val & 0xff);
-							saw_escaped_byte |= IS_HIGHBIT_SET(c);
+							saw_escaped_byte |= IS_HIGHBIT_SET(c) || c == '\0';
 						}
 						break;
 					default: break;
@@ -797,7 +797,7 @@ split_text_line(KafkaDecoder *d, const char **pp, const char *end)
 				appendBinaryStringInfo(&d->buf, run, p - run);
 			}
 		}
-		/* bytes given as escapes must still make text of the database's encoding */
+		/* bytes given as escapes must still make text of the database's encoding (no NUL) */
 		if (saw_escaped_byte &&
 			!pg_verifymbstr(d->buf.data + start, d->buf.len - start, true))
 			return psprintf("invalid byte sequence for encoding \"%s\" in field %d",

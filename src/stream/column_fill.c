@@ -31,6 +31,7 @@ typedef struct FilledColumn
 
 struct StreamColumnFill
 {
+	Oid			relid;			/* the stream */
 	EState	   *estate;
 	TupleTableSlot *row;		/* the event so far, for generation expressions */
 	int			ndefaults;
@@ -52,6 +53,7 @@ stream_column_fill_begin(Relation rel, Bitmapset *given)
 	StreamColumnFill *fill;
 
 	fill = palloc0(sizeof(StreamColumnFill));
+	fill->relid = RelationGetRelid(rel);
 	fill->defaults = palloc(sizeof(FilledColumn) * desc->natts);
 	fill->generated = palloc(sizeof(FilledColumn) * desc->natts);
 	fill->estate = CreateExecutorState();
@@ -113,6 +115,7 @@ stream_column_fill(StreamColumnFill *fill, Datum *values, bool *isnull)
 		memcpy(row->tts_values, values, sizeof(Datum) * row->tts_tupleDescriptor->natts);
 		memcpy(row->tts_isnull, isnull, sizeof(bool) * row->tts_tupleDescriptor->natts);
 		ExecStoreVirtualTuple(row);
+		row->tts_tableOid = fill->relid;	/* an expression may read tableoid */
 		econtext->ecxt_scantuple = row;
 		for (int i = 0; i < fill->ngenerated; i++)
 		{

@@ -316,6 +316,18 @@ make_view_receiver(CachedView *view, List **outputs)
 	return make_delta_receiver(view);
 }
 
+/* Does the view's plan read relations besides its stream (tables it joins)? */
+static bool
+joins_tables(CachedView *view)
+{
+	ListCell   *lc;
+
+	foreach(lc, view->plan_relations)
+		if (lfirst_oid(lc) != view->stream)
+			return true;
+	return false;
+}
+
 /*
  * Run the view's plan over events, sending its rows to dest; with keep, in
  * the view's kept executor (see kept_executor.c) when it can be.
@@ -328,6 +340,7 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 	QueryDesc  *qd;
 	StreamRunAs as;
 	bool		one_writer = false;
+	bool		fresh_snapshot;
 
 	/*
 	 * As the view's owner from here on: planning evaluates the view's
@@ -354,12 +367,14 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 		((DeltaReceiver *) dest)->plan = plan;
 
 	/*
-	 * The relations the plan reads are locked now (view_cache_plan): a
+	 * The tables the plan joins are locked now (view_cache_plan): a
 	 * snapshot taken after that sees what a transaction the locks waited
 	 * for committed, as a statement's does (a joined table truncated and
 	 * filled again read empty under the batch's older snapshot).
 	 */
-	PushActiveSnapshot(GetTransactionSnapshot());
+	fresh_snapshot = joins_tables(view);
+	if (fresh_snapshot)
+		PushActiveSnapshot(GetTransactionSnapshot());
 	stream_scan_source = events;
 	if (!keep || !view_cache_is_valid() ||
 		!kept_executor_run(&view->kept[one_writer ? 1 : 0], plan, view->definition, params, dest,
@@ -374,7 +389,8 @@ run_view_plan_timed(CachedView *view, StreamBatchEvents *events, DestReceiver *d
 		FreeQueryDesc(qd);
 	}
 	stream_scan_source = NULL;
-	PopActiveSnapshot();
+	if (fresh_snapshot)
+		PopActiveSnapshot();
 	stream_end_as_owner(&as);
 }
 

@@ -17,8 +17,8 @@ typedef struct ViewCount
 } ViewCount;
 
 /* The combiner's number in view_counters (workers count from 0, Kafka
- * workers from 1000, writers from 2000) */
-#define COMBINER_COUNTER_WORKER 3000
+ * workers from 1000, writers from 2000 on) */
+#define COMBINER_COUNTER_WORKER (-1)
 
 extern void stream_counters_record(List *counts, int worker_no);
 extern void stream_counters_record_merge_errors(int view_id, int64 errors);
