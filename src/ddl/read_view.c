@@ -419,9 +419,12 @@ read_view_mutator(Node *node, ReadViewContext *ctx)
 	return expression_tree_mutator(node, read_view_mutator, (void *) ctx);
 }
 
-/* The view's own keys, "k1, k2", or NULL when it has none */
+/*
+ * The view's own keys, "k1, k2", or NULL when it has none; as_identity,
+ * each as change streams name its group (stream_key_identity_sql).
+ */
 static char *
-user_keys_sql(ViewShape *shape, const char *prefix)
+user_keys_list_sql(ViewShape *shape, const char *prefix, bool as_identity)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -430,11 +433,20 @@ user_keys_sql(ViewShape *shape, const char *prefix)
 	initStringInfo(&buf);
 	foreach(lc, shape->key_names)
 	{
+		char	   *key = psprintf("%s%s", prefix, quote_identifier(lfirst(lc)));
+
 		if (i++ < shape->nhidden_keys)
 			continue;
-		appendStringInfo(&buf, "%s%s%s", buf.len ? ", " : "", prefix, quote_identifier(lfirst(lc)));
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "",
+						 as_identity ? stream_key_identity_sql(key) : key);
 	}
 	return buf.len ? buf.data : NULL;
+}
+
+static char *
+user_keys_sql(ViewShape *shape, const char *prefix)
+{
+	return user_keys_list_sql(shape, prefix, false);
 }
 
 /*
@@ -517,29 +529,20 @@ static char *
 identity_columns_sql(ViewShape *shape, WindowReadSql *w)
 {
 	char	   *keys = user_keys_sql(shape, "s.");
+	char	   *ids = user_keys_list_sql(shape, "s.", true);
 	char	   *copies = grouping_copies_sql(shape)[0] != '\0' ? "_gcopy.n" : NULL;
-	StringInfoData ids;
 	StringInfoData rid;
-	ListCell   *lc;
-	int			i = 0;
 
-	/* each key as change streams name its group (catalog/names.c) */
-	initStringInfo(&ids);
-	foreach(lc, shape->key_names)
-	{
-		if (i++ < shape->nhidden_keys)
-			continue;
-		appendStringInfo(&ids, "%s%s", ids.len ? ", " : "",
-						 stream_key_identity_sql(psprintf("s.%s", quote_identifier(lfirst(lc)))));
-	}
+	if (ids == NULL)
+		ids = "";
 	initStringInfo(&rid);
-	appendStringInfo(&rid, "ROW(%s", ids.data);
+	appendStringInfo(&rid, "ROW(%s", ids);
 	if (w->identity != NULL)
 		appendStringInfo(&rid, "%s%s", keys ? ", " : "", w->identity);
 	if (copies != NULL)
 		appendStringInfo(&rid, "%s%s", keys || w->identity ? ", " : "", copies);
 	return psprintf("ROW(%s)::pg_catalog.text AS _gid, %s)::pg_catalog.text AS _rid, %s%s",
-					ids.data, rid.data, keys ? keys : "", keys ? ", " : "");
+					ids, rid.data, keys ? keys : "", keys ? ", " : "");
 }
 
 /*
