@@ -91,6 +91,13 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
  * it compared each with the 10,000 of the chunk.  Disabled sequential scans
  * make the TID scan the plan whatever the statistics were.
  */
+static void
+prefer_tid_scans(void)
+{
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
 /*
  * Check the deferred constraints of the tables a merge writes into (a
  * transform's output table) at the end of each statement, for the rest of
@@ -108,11 +115,16 @@ check_constraints_at_once(void)
 	AfterTriggerSetState(immediate);
 }
 
+/*
+ * Begin a merge's statements: as the view's owner (stream_begin_as_owner),
+ * with the settings above; stream_end_as_owner ends them.
+ */
 static void
-prefer_tid_scans(void)
+begin_merge_as_owner(StreamRunAs *as, Oid owner)
 {
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	stream_begin_as_owner(as, owner);
+	prefer_tid_scans();
+	check_constraints_at_once();
 }
 
 typedef struct ViewToCombine
@@ -439,9 +451,7 @@ merge_chunk(ViewToCombine *v, bool cleanup)
 		forget_plan(v->id);
 
 	/* planning too: it folds the owner's immutable index expressions */
-	stream_begin_as_owner(&as, v->owner);
-	prefer_tid_scans();
-	check_constraints_at_once();
+	begin_merge_as_owner(&as, v->owner);
 	plan = plan_for_view(v);
 	if (plan->notes_changes)
 		(void) stream_changes_pin_text();
@@ -521,9 +531,7 @@ set_aside_unmergeable(void *arg)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	stream_begin_as_owner(&as, v->owner);
-	prefer_tid_scans();
-	check_constraints_at_once();
+	begin_merge_as_owner(&as, v->owner);
 	if (notes_changes)
 		(void) stream_changes_pin_text();
 	if (SPI_execute(psprintf("SELECT ctid FROM %s WHERE " STREAM_INTERNAL_SCHEMA
