@@ -188,9 +188,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	 * forgotten at once (their events are not sent: the stream is new).
 	 */
 	(void) stream_changes_pin_text();
-	stream_begin_as_extension(&as);
 	watermark = stream_lateness_watermark_literal(id);
-	stream_end_as_extension(&as);
 	stream_begin_as_owner(&as, row->owner);
 	sql = stream_changes_emit_sql(row, keys, NULL, watermark, zone);
 	if (SPI_execute(sql->diff, false, 0) != SPI_OK_SELECT ||

@@ -36,6 +36,7 @@
 #include "access/transam.h"
 #include "utils/xid8.h"
 
+#include "guc.h"
 #include "agg/combine.h"
 #include "catalog/catalog.h"
 #include "stream/event_text.h"
@@ -315,22 +316,26 @@ stream_lateness_add_view(int view_id)
 /*
  * The watermark of view view_id as a SQL literal, or NULL when it has none,
  * from the view stream_ext_internal.view_watermark (which view_stats shows
- * too).  The caller may read the extension's tables, with SPI connected.
+ * too).  Read as the extension (stream_begin_as_extension), whoever calls:
+ * the reaper and change streams run as views' owners, who may not read the
+ * extension's tables.  SPI connected.
  */
 char *
 stream_lateness_watermark_literal(int view_id)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(view_id)};
-	char	   *text;
+	char	   *text = NULL;
+	StreamRunAs as;
 
+	stream_begin_as_extension(&as);
 	if (SPI_execute_with_args("SELECT watermark FROM " STREAM_INTERNAL_SCHEMA ".view_watermark "
 							  "WHERE view_id = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the watermark of continuous view %d", view_id);
-	if (SPI_processed == 0)
-		return NULL;
-	text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (SPI_processed > 0)
+		text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	stream_end_as_extension(&as);
 	return text ? quote_literal_cstr(text) : NULL;
 }
 

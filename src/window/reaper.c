@@ -64,23 +64,6 @@ reap_now_sql(Oid state, const char *column)
 }
 
 /*
- * The watermark of view id as a SQL literal, or NULL (lateness.c): read as
- * the extension's owner, with its search_path, since the reaper runs as the
- * view's owner, who may not read the extension's tables.
- */
-static char *
-watermark_literal_as_extension(int id)
-{
-	StreamRunAs as;
-	char	   *literal;
-
-	stream_begin_as_extension(&as);
-	literal = stream_lateness_watermark_literal(id);
-	stream_end_as_extension(&as);
-	return literal;
-}
-
-/*
  * A stored session of view id may still grow while an event within the gap
  * after it may come: one applied but not merged yet (its partial session is
  * a delta, maybe of a writer still in progress, and was not late when it
@@ -117,7 +100,7 @@ session_closed_sql(int id, WindowSpec *spec, Oid state)
 					 table, gap, table, gap);
 	if (stream_window_has_event_time(spec))
 	{
-		char	   *watermark = watermark_literal_as_extension(id);
+		char	   *watermark = stream_lateness_watermark_literal(id);
 
 		/* no watermark yet: no event is late, any may join */
 		if (watermark == NULL)
