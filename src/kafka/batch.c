@@ -177,17 +177,6 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 	ItemPointerSetInvalid(&dst->t_self);
 }
 
-/* The attribute numbers of every column of rel */
-static Bitmapset *
-every_column(Relation rel)
-{
-	Bitmapset  *all = NULL;
-
-	for (int i = 1; i <= RelationGetDescr(rel)->natts; i++)
-		all = bms_add_member(all, i);
-	return all;
-}
-
 static bytea *
 payload_prefix(const rd_kafka_message_t *m)
 {
@@ -388,7 +377,7 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 	stream_begin_as_owner(&as, rel->rd_rel->relowner);
 	decoder = kafka_decoder_create(rel, &w->cfg.format);
 	/* a message gives every column: only generated ones are computed */
-	b.fill = stream_column_fill_begin(rel, every_column(rel));
+	b.fill = stream_column_fill_begin(rel, bms_add_range(NULL, 1, RelationGetNumberOfAttributes(rel)));
 	table_close(rel, NoLock);
 
 	arena_reset();
