@@ -40,6 +40,32 @@ struct StreamColumnFill
 	FilledColumn *generated;
 };
 
+/* Is column i (from 0) of desc a stored generated column of the stream's own? */
+static bool
+own_generated_column(TupleDesc desc, int i, int arrival)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, i);
+
+	return att->attgenerated == ATTRIBUTE_GENERATED_STORED && !att->attisdropped &&
+		i + 1 != arrival;
+}
+
+/*
+ * Has stream rel stored generated columns (arrival_timestamp, which its
+ * writer stamps, aside)?
+ */
+bool
+stream_has_generated_columns(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			arrival = stream_arrival_attno(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+		if (own_generated_column(desc, i, arrival))
+			return true;
+	return false;
+}
+
 /*
  * What events of rel (a stream) that are given the columns in given (by
  * attribute number) lack, or NULL when they lack nothing.  Allocated in the
@@ -64,7 +90,7 @@ stream_column_fill_begin(Relation rel, Bitmapset *given)
 
 		if (att->attisdropped || i + 1 == arrival)
 			continue;
-		if (att->attgenerated == ATTRIBUTE_GENERATED_STORED)
+		if (own_generated_column(desc, i, arrival))
 		{
 			expr = build_column_default(rel, i + 1);
 			if (expr == NULL)

@@ -30,6 +30,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "stream/column_fill.h"
 #include "stream/copy.h"
 #include "stream/fast_input.h"
 #include "stream/fdw.h"
@@ -92,20 +93,6 @@ use_fast_input(CopyFromState cstate, TupleDesc desc)
 	}
 }
 
-/* Has stream rel a stored generated column of its own (not arrival_timestamp)? */
-static bool
-has_generated_columns(Relation rel)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			arrival = stream_arrival_attno(rel);
-
-	for (int i = 0; i < desc->natts; i++)
-		if (TupleDescAttr(desc, i)->attgenerated == ATTRIBUTE_GENERATED_STORED &&
-			!TupleDescAttr(desc, i)->attisdropped && i + 1 != arrival)
-			return true;
-	return false;
-}
-
 /*
  * Is this a COPY FROM into a stream that stream_copy_from runs?  A stream
  * with triggers or generated columns (the executor computes them), a COPY
@@ -124,7 +111,7 @@ stream_copy_handles(CopyStmt *stmt)
 	if (!OidIsValid(relid) || !stream_is_stream_relation(relid))
 		return false;
 	rel = table_open(relid, RowExclusiveLock);
-	handles = (rel->trigdesc == NULL && !has_generated_columns(rel));
+	handles = (rel->trigdesc == NULL && !stream_has_generated_columns(rel));
 	table_close(rel, NoLock);
 	return handles;
 }
