@@ -126,8 +126,13 @@ add_counts(Relation rel, Oid pkey, int view_id, int worker_no, int64 events, int
 	systable_endscan(scan);
 }
 
+/*
+ * Add counts (ViewCount *) to the rows of worker_no, each as batches batches
+ * (one for a batch; none for errors the combiner found, which are not
+ * applied events and note no rate).
+ */
 static void
-record_counts(List *counts, int worker_no, bool nowait)
+record_counts(List *counts, int worker_no, int64 batches, bool nowait)
 {
 	Oid			relid;
 	Relation	rel;
@@ -149,8 +154,9 @@ record_counts(List *counts, int worker_no, bool nowait)
 	{
 		ViewCount  *c = lfirst(lc);
 
-		add_counts(rel, pkey, c->view_id, worker_no, c->events, c->errors, 1, nowait);
-		stream_view_rates_note(c->view_id, c->events);
+		add_counts(rel, pkey, c->view_id, worker_no, c->events, c->errors, batches, nowait);
+		if (batches > 0)
+			stream_view_rates_note(c->view_id, c->events);
 	}
 	table_close(rel, NoLock);
 }
@@ -162,20 +168,16 @@ record_counts(List *counts, int worker_no, bool nowait)
 void
 stream_counters_record_merge_errors(int view_id, int64 errors)
 {
-	Relation	rel = table_open(stream_internal_relid("view_counters", false), RowExclusiveLock);
-	Oid			pkey = RelationGetPrimaryKeyIndex(rel);
+	ViewCount	count = {view_id, 0, errors};
 
-	if (!OidIsValid(pkey))
-		elog(ERROR, "stream_ext_internal.view_counters has no primary key");
-	add_counts(rel, pkey, view_id, COMBINER_COUNTER_WORKER, 0, errors, 0, false);
-	table_close(rel, NoLock);
+	record_counts(list_make1(&count), COMBINER_COUNTER_WORKER, 0, false);
 }
 
 /* Add a batch's counts (ViewCount *) to the rows of worker_no. */
 void
 stream_counters_record(List *counts, int worker_no)
 {
-	record_counts(counts, worker_no, false);
+	record_counts(counts, worker_no, 1, false);
 }
 
 /*
@@ -185,5 +187,5 @@ stream_counters_record(List *counts, int worker_no)
 void
 stream_counters_record_nowait(List *counts, int worker_no)
 {
-	record_counts(counts, worker_no, true);
+	record_counts(counts, worker_no, 1, true);
 }
