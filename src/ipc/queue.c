@@ -601,6 +601,17 @@ error_if_workers_stopped(StreamWorkerSlot *slot)
 }
 
 /*
+ * Every 100 ms of a writer's wait for slot's worker: error out when the
+ * wait can never end (the worker waits for this writer, or is stopped).
+ */
+static void
+error_if_wait_cannot_end(StreamWorkerSlot *slot)
+{
+	error_if_worker_waits_for_us(slot);
+	error_if_workers_stopped(slot);
+}
+
+/*
  * Append one record (header plus payload) to a worker's ring, waiting while
  * the ring lacks room.  Sets hdr->len.
  */
@@ -660,10 +671,7 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 		else
 		{
 			if (ConditionVariableTimedSleep(&slot->space_cv, 100, STREAM_WAIT_QUEUE_FULL))
-			{
-				error_if_worker_waits_for_us(slot);
-				error_if_workers_stopped(slot);
-			}
+				error_if_wait_cannot_end(slot);
 			error_if_statement_timed_out();
 		}
 	}
@@ -719,10 +727,7 @@ stream_ack_wait(int slotno, uint64 seq)
 		}
 		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					  100L, STREAM_WAIT_COMMIT_ACK) & WL_TIMEOUT)
-		{
-			error_if_worker_waits_for_us(slot);
-			error_if_workers_stopped(slot);
-		}
+			error_if_wait_cannot_end(slot);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		error_if_statement_timed_out();
