@@ -433,10 +433,11 @@ user_keys_list_sql(ViewShape *shape, const char *prefix, bool as_identity)
 	initStringInfo(&buf);
 	foreach(lc, shape->key_names)
 	{
-		char	   *key = psprintf("%s%s", prefix, quote_identifier(lfirst(lc)));
+		char	   *key;
 
 		if (i++ < shape->nhidden_keys)
 			continue;
+		key = psprintf("%s%s", prefix, quote_identifier(lfirst(lc)));
 		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "",
 						 as_identity ? stream_key_identity_sql(key) : key);
 	}
