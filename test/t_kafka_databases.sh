@@ -7,7 +7,8 @@
 #      workers: every Kafka slot) succeeds, and its slots are free again: a
 #      consumer of another database starts and consumes;
 #   3. DROP EXTENSION in a database with a consumer frees its slot too;
-#   4. a consumer that cannot get a slot is logged once, not every round.
+#   4. a consumer that cannot get a slot is logged once, not every round,
+#      and kafka_consumers shows it retrying and why.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -66,11 +67,16 @@ consumer_db kdb_c c_t 1
 seq 1 30 | produce c_t
 sleep 3
 [ "$(count_in kdb_c)" = 0 ] || fail "kdb_c consumed with no slot free"
+state=$(psql -X -At -d kdb_c -c "SELECT state || ': ' || last_error FROM stream_ext.kafka_consumers")
+[ "$state" = "retrying: no Kafka worker slot free: the server's 2 (stream_ext.kafka_max_workers) are all taken" ] ||
+	fail "a consumer without a slot shows: $state"
 warnings=$(log_since "$offset" | grep -c 'could not start 1 Kafka consumer workers' || true)
 [ "$warnings" -le 2 ] || fail "the lack of a Kafka slot was logged $warnings times in 3 s"
 psql -X -q -d kdb_b -v ON_ERROR_STOP=1 -c "DROP EXTENSION stream_ext CASCADE"
 PGDATABASE=kdb_c wait_until 60 "kdb_c's consumer gets kdb_b's slot" "SELECT n = 30 FROM ev_n"
-say "ok: DROP EXTENSION freed its consumer's slot; a waiting consumer was logged $warnings time(s)"
+say "ok: DROP EXTENSION freed its consumer's slot; a waiting consumer was logged $warnings time(s) and showed why"
+[ "$(psql -X -At -d kdb_c -c "SELECT state FROM stream_ext.kafka_consumers")" = running ] ||
+	fail "the consumer that got a slot is not running"
 for db in kdb_b kdb_c; do
 	psql -X -q -d postgres -c "DROP DATABASE $db WITH (FORCE)"
 done

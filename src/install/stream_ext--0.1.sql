@@ -670,6 +670,16 @@ CREATE FUNCTION stream_ext_internal.kafka_worker_status(
     OUT producer boolean)
   RETURNS SETOF record
   AS 'MODULE_PATHNAME', 'stream_ext_kafka_worker_status' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION stream_ext_internal.kafka_free_slots() RETURNS int
+  AS 'MODULE_PATHNAME', 'stream_ext_kafka_free_slots' LANGUAGE C STRICT VOLATILE;
+-- Why a consumer or producer with fewer workers than it wants (has of wants)
+-- waits, when it is that no slot of the server is free; else NULL.
+CREATE FUNCTION stream_ext_internal.kafka_no_slot_error(has bigint, wants int) RETURNS text
+LANGUAGE sql VOLATILE SET search_path = pg_catalog AS $$
+  SELECT format('no Kafka worker slot free: the server''s %s (stream_ext.kafka_max_workers) are all taken',
+                current_setting('stream_ext.kafka_max_workers'))
+   WHERE has < wants AND stream_ext_internal.kafka_free_slots() = 0
+$$;
 CREATE FUNCTION stream_ext_internal.kafka_ensure_supervisor() RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_kafka_ensure_supervisor' LANGUAGE C STRICT VOLATILE;
 REVOKE ALL ON FUNCTION stream_ext_internal.kafka_stop_workers(int, boolean),
@@ -951,6 +961,8 @@ CREATE VIEW stream_ext.kafka_consumers AS
          CASE WHEN NOT c.enabled THEN 'stopped'
               WHEN count(s.pid) FILTER (WHERE s.state = 'running') = c.parallelism THEN 'running'
               WHEN count(s.last_error) FILTER (WHERE s.state <> 'running') > 0 THEN 'retrying'
+              WHEN stream_ext_internal.kafka_no_slot_error(count(s.consumer_id), c.parallelism)
+                   IS NOT NULL THEN 'retrying'
               ELSE 'starting' END AS state,
          (SELECT array_agg(o.partition ORDER BY o.partition)
             FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS partitions,
@@ -961,7 +973,9 @@ CREATE VIEW stream_ext.kafka_consumers AS
          coalesce(sum(s.messages), 0)::bigint AS messages,
          c.errors,
          sum(s.rate) AS rate,
-         (array_agg(s.last_error ORDER BY s.last_error_at DESC NULLS LAST))[1] AS last_error,
+         coalesce(CASE WHEN c.enabled THEN stream_ext_internal.kafka_no_slot_error(
+                                             count(s.consumer_id), c.parallelism) END,
+                  (array_agg(s.last_error ORDER BY s.last_error_at DESC NULLS LAST))[1]) AS last_error,
          max(s.last_error_at) AS last_error_at,
          stream_ext_internal.kafka_mask_options(c.options) AS options,
          c.format_options, c.key_column, c.partition_column, c.offset_column,
@@ -1241,11 +1255,16 @@ CREATE VIEW stream_ext.kafka_producers AS
          CASE WHEN NOT p.enabled THEN 'stopped'
               WHEN s.pid IS NOT NULL THEN s.state
               WHEN s.last_error IS NOT NULL THEN 'retrying'
+              WHEN s.consumer_id IS NULL AND stream_ext_internal.kafka_no_slot_error(0, 1) IS NOT NULL
+                   THEN 'retrying'
               ELSE 'starting' END AS state,
          p.produced AS messages,
          stream_ext_internal.kafka_producer_pending(p.id) AS lag,
          p.errors,
-         s.rate, s.last_error, s.last_error_at,
+         s.rate,
+         CASE WHEN p.enabled AND s.consumer_id IS NULL THEN stream_ext_internal.kafka_no_slot_error(0, 1)
+              ELSE s.last_error END AS last_error,
+         s.last_error_at,
          stream_ext_internal.kafka_mask_options(p.options) AS options,
          p.format_options, p.staging
     FROM stream_ext_internal.kafka_producers p

@@ -28,6 +28,7 @@
 
 PG_FUNCTION_INFO_V1(stream_ext_kafka_stop_workers);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_worker_status);
+PG_FUNCTION_INFO_V1(stream_ext_kafka_free_slots);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_ensure_supervisor);
 PG_FUNCTION_INFO_V1(stream_ext_in_security_restricted_operation);
 
@@ -151,6 +152,24 @@ stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(KafkaShared->lock);
 	return (Datum) 0;
+}
+
+/*
+ * How many of the server's Kafka worker slots (stream_ext.kafka_max_workers)
+ * no database holds.  With none free, a consumer or producer of this
+ * database that has no slot waits for one: the views say so.
+ */
+Datum
+stream_ext_kafka_free_slots(PG_FUNCTION_ARGS)
+{
+	int			free_slots = 0;
+
+	LWLockAcquire(KafkaShared->lock, LW_SHARED);
+	for (int s = 0; s < KafkaShared->nslots; s++)
+		if (KafkaShared->slots[s].consumer_id == 0)
+			free_slots++;
+	LWLockRelease(KafkaShared->lock);
+	PG_RETURN_INT32(free_slots);
 }
 
 static bool kick_at_commit = false;
