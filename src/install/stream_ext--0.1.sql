@@ -718,7 +718,8 @@ $$;
 -- p_producer, producers: SELECT on the stream, whose events they send).  The public
 -- functions check current_user; the SECURITY DEFINER functions below, which
 -- members of stream_ext_kafka may also call directly, check session_user (they
--- cannot see the invoker; a session never gets more than its login role has).
+-- cannot see the invoker; a session never gets more than its login role has),
+-- or, when they configure, the role the workers will act for.
 -- Inside a security-restricted operation (a continuous view's expression run by
 -- a worker, an index expression, REFRESH MATERIALIZED VIEW) the session user is
 -- not the role that asked: the internal functions cannot check it there.
@@ -763,6 +764,21 @@ BEGIN
 END
 $$;
 
+-- The role a consumer or producer being configured acts for (its workers
+-- check that role's rights at every batch, kafka/rights.c): the invoker's
+-- current_user, passed by the public functions, which the session must be
+-- able to become (a direct call cannot name a role the session is not).
+CREATE FUNCTION stream_ext_internal.kafka_check_acting_role(p_role name) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+BEGIN
+  IF p_role IS NULL OR NOT pg_has_role(session_user, p_role, 'MEMBER') THEN
+    RAISE EXCEPTION 'permission denied to act as role "%"', p_role
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'A Kafka consumer or producer acts for a role the session can become.';
+  END IF;
+END
+$$;
+
 -- Checks and stores a consumer; runs as the extension owner.  EXECUTE only for
 -- stream_ext_kafka (and superusers).
 -- librdkafka options naming a file, a library or a command of the server
@@ -794,7 +810,7 @@ CREATE FUNCTION stream_ext_internal.kafka_register(
     p_stream regclass, p_topic text, p_brokers text, p_format text, p_start text,
     p_parallelism int, p_group_id text, p_options jsonb, p_format_options jsonb,
     p_key_column name, p_partition_column name, p_offset_column name,
-    p_timestamp_column name)
+    p_timestamp_column name, p_role name DEFAULT session_user)
   RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
@@ -803,7 +819,8 @@ DECLARE
   typ regtype;
   k text;
 BEGIN
-  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
+  PERFORM stream_ext_internal.kafka_check_acting_role(p_role);
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role);
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
                    JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
                   WHERE ft.ftrelid = p_stream AND s.srvname = 'stream_ext') THEN
@@ -825,7 +842,7 @@ BEGIN
   IF jsonb_typeof(p_options) <> 'object' OR jsonb_typeof(p_format_options) <> 'object' THEN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM stream_ext_internal.kafka_check_options(p_options, session_user);
+  PERFORM stream_ext_internal.kafka_check_options(p_options, p_role);
   FOR k IN SELECT jsonb_object_keys(p_format_options) LOOP
     IF k NOT IN ('delimiter', 'quote', 'escape', 'header', 'null') THEN
       RAISE EXCEPTION 'unknown format option "%"', k
@@ -852,7 +869,7 @@ BEGIN
            key_column = p_key_column, partition_column = p_partition_column,
            offset_column = p_offset_column, timestamp_column = p_timestamp_column,
            start = p_start, parallelism = p_parallelism, group_id = p_group_id,
-           options = p_options, enabled = true
+           options = p_options, enabled = true, created_by = p_role
      WHERE id = cid;
   ELSE
     INSERT INTO stream_ext_internal.kafka_consumers
@@ -860,7 +877,7 @@ BEGIN
        offset_column, timestamp_column, start, parallelism, group_id, options, created_by)
     VALUES (p_stream, p_topic, p_brokers, p_format, p_format_options, p_key_column,
             p_partition_column, p_offset_column, p_timestamp_column, p_start,
-            p_parallelism, p_group_id, p_options, session_user)
+            p_parallelism, p_group_id, p_options, p_role)
     RETURNING id INTO cid;
   END IF;
   PERFORM stream_ext_internal.kafka_ensure_supervisor();
@@ -898,9 +915,9 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name),
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name, name),
                        stream_ext_internal.kafka_control(regclass, text, boolean, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name),
+GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name, name),
                           stream_ext_internal.kafka_control(regclass, text, boolean, text) TO stream_ext_kafka;
 
 CREATE FUNCTION stream_ext.kafka_consume(
@@ -916,7 +933,7 @@ BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
   PERFORM stream_ext_internal.kafka_register(stream, topic, brokers, format, start,
             parallelism, group_id, options, format_options, key_column,
-            partition_column, offset_column, timestamp_column);
+            partition_column, offset_column, timestamp_column, current_user);
 END
 $$;
 
@@ -1046,7 +1063,8 @@ $$;
 -- extension owner.  EXECUTE only for stream_ext_kafka (and superusers).
 CREATE FUNCTION stream_ext_internal.kafka_register_producer(
     p_stream regclass, p_topic text, p_brokers text, p_format text,
-    p_key_column name, p_options jsonb, p_format_options jsonb)
+    p_key_column name, p_options jsonb, p_format_options jsonb,
+    p_role name DEFAULT session_user)
   RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
@@ -1054,7 +1072,8 @@ DECLARE
   k text;
   v text;
 BEGIN
-  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
+  PERFORM stream_ext_internal.kafka_check_acting_role(p_role);
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role, true);
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
                    JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
                   WHERE ft.ftrelid = p_stream AND s.srvname = 'stream_ext') THEN
@@ -1073,7 +1092,7 @@ BEGIN
      OR jsonb_typeof(p_format_options) IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM stream_ext_internal.kafka_check_options(p_options, session_user);
+  PERFORM stream_ext_internal.kafka_check_options(p_options, p_role);
   FOR k, v IN SELECT key, value FROM jsonb_each_text(p_format_options) LOOP
     IF k NOT IN ('delimiter', 'quote', 'null') THEN
       RAISE EXCEPTION 'unknown format option "%"', k
@@ -1099,13 +1118,18 @@ BEGIN
     PERFORM stream_ext_internal.kafka_stop_workers(pid, true);
     UPDATE stream_ext_internal.kafka_producers
        SET brokers = p_brokers, format = p_format, format_options = p_format_options,
-           key_column = p_key_column, options = p_options, enabled = true
+           key_column = p_key_column, options = p_options, enabled = true,
+           created_by = p_role
      WHERE id = pid;
+    -- the producer acts for the role that configured it last (kafka/rights.c)
+    EXECUTE format('ALTER VIEW %s OWNER TO %I',
+                   (SELECT staging FROM stream_ext_internal.kafka_producers WHERE id = pid),
+                   p_role);
   ELSE
     INSERT INTO stream_ext_internal.kafka_producers
       (stream, topic, brokers, format, format_options, key_column, options, created_by)
     VALUES (p_stream, p_topic, p_brokers, p_format, p_format_options, p_key_column,
-            p_options, session_user)
+            p_options, p_role)
     RETURNING id INTO pid;
     EXECUTE format('CREATE VIEW stream_ext_internal.%I WITH (continuous) AS SELECT %s FROM %s',
                    'kafka_sink_' || pid, stream_ext_internal.kafka_staging_columns(p_stream),
@@ -1113,6 +1137,10 @@ BEGIN
     UPDATE stream_ext_internal.kafka_producers
        SET staging = format('stream_ext_internal.%I', 'kafka_sink_' || pid)::regclass
      WHERE id = pid;
+    -- which formats the events as the role that configured the producer
+    -- (kafka/rights.c), never as the extension's owner
+    EXECUTE format('ALTER VIEW stream_ext_internal.%I OWNER TO %I', 'kafka_sink_' || pid,
+                   p_role);
   END IF;
   PERFORM stream_ext_internal.kafka_ensure_supervisor();
   RETURN pid;
@@ -1149,10 +1177,10 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb),
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb, name),
                        stream_ext_internal.kafka_control_producer(regclass, text, text),
                        stream_ext_internal.kafka_staging_columns(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb),
+GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb, name),
                           stream_ext_internal.kafka_control_producer(regclass, text, text) TO stream_ext_kafka;
 
 CREATE FUNCTION stream_ext.kafka_produce(
@@ -1164,7 +1192,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
   PERFORM stream_ext_internal.kafka_register_producer(stream, topic, brokers, format,
-            key_column, options, format_options);
+            key_column, options, format_options, current_user);
 END
 $$;
 
@@ -1214,6 +1242,9 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 REVOKE ALL ON FUNCTION stream_ext_internal.kafka_csv_field(text, text, text, text),
                        stream_ext_internal.kafka_text_field(text, text, text) FROM PUBLIC;
+-- a producer formats as the role it acts for, a member of stream_ext_kafka
+GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_csv_field(text, text, text, text),
+                          stream_ext_internal.kafka_text_field(text, text, text) TO stream_ext_kafka;
 
 -- Events staged: committed to the stream (kept by the staging view, or still in
 -- its deltas) or in the outbox, not yet acknowledged by the brokers.  A count,

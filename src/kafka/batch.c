@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -32,6 +33,7 @@
 #include "kafka/decode.h"
 #include "kafka/kafka_guc.h"
 #include "kafka/kafka_worker.h"
+#include "kafka/rights.h"
 #include "kafka/slots.h"
 #include "guc.h"
 #include "stream/column_fill.h"
@@ -366,6 +368,8 @@ apply_messages(KafkaWorker *w, rd_kafka_message_t **msgs, int n, bool careful,
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 
+	/* the role the consumer acts for may still insert (an error here ends the worker) */
+	kafka_check_rights(w, get_role_oid(w->cfg.created_by, true));
 	rel = table_open(w->cfg.stream, AccessShareLock);
 
 	/*

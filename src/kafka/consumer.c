@@ -89,7 +89,7 @@ load_config(KafkaWorker *w, int consumer_id)
 							  "format_options->>'escape', "
 							  "coalesce((format_options->>'header')::boolean, false)::text, "
 							  "format_options->>'null', key_column, partition_column, "
-							  "offset_column, timestamp_column "
+							  "offset_column, timestamp_column, created_by "
 							  "FROM stream_ext_internal.kafka_consumers WHERE id = $1 AND enabled",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read Kafka consumer %d", consumer_id);
@@ -124,6 +124,7 @@ load_config(KafkaWorker *w, int consumer_id)
 		w->cfg.format.partition_column = kafka_spi_text(0, 14);
 		w->cfg.format.offset_column = kafka_spi_text(0, 15);
 		w->cfg.format.timestamp_column = kafka_spi_text(0, 16);
+		w->cfg.created_by = kafka_spi_text(0, 17);
 		MemoryContextSwitchTo(old);
 
 		kafka_load_options(w, "kafka_consumers");

@@ -28,6 +28,8 @@ typedef struct KafkaConsumerConfig
 	char	   *group_id;		/* NULL: partitions by p % parallelism */
 	char	   *start;
 	int			parallelism;
+	char	   *created_by;		/* consumers: the role they act for (rights.c) */
+	Oid			staging;		/* producers: the staging view, whose owner they act for */
 	List	   *option_names;	/* librdkafka configuration */
 	List	   *option_values;
 	KafkaFormatOptions format;

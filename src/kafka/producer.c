@@ -50,6 +50,7 @@
 #include "kafka/lag.h"
 #include "kafka/process.h"
 #include "kafka/producer.h"
+#include "kafka/rights.h"
 #include "kafka/sink_sql.h"
 #include "kafka/slots.h"
 #include "worker/settings.h"
@@ -192,6 +193,7 @@ load_config(KafkaWorker *w, int producer_id, Oid *staging)
 		f->null_string = s ? s : (f->format == KAFKA_FORMAT_CSV ? "" : "\\N");
 		f->key_column = kafka_spi_text(0, 8);
 		*staging = atooid(kafka_spi_text(0, 9));
+		w->cfg.staging = *staging;
 		MemoryContextSwitchTo(old);
 
 		kafka_load_options(w, "kafka_producers");
@@ -411,10 +413,22 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 	int			n;
 	int			first = 0;
 	Size		bytes = 0;
+	Oid			owner;
+	StreamRunAs as;
 
 	begin_spi_transaction();
+
+	/*
+	 * The statement formats the events: casts and output functions of the
+	 * stream's types are user code, run with the rights of the role the
+	 * producer acts for, never the worker's (rights.c).
+	 */
+	owner = kafka_relation_owner(w->cfg.staging);
+	kafka_check_rights(w, owner);
+	stream_begin_as_owner(&as, owner);
 	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not stage the events of Kafka producer %d", w->cfg.id);
+	stream_end_as_owner(&as);
 	n = (int) SPI_processed;
 	tuptable = SPI_tuptable;
 	if (n > 0)

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Kafka workers act for the role that configured them, never with their own
+# (superuser) rights (mock cluster; own server):
+#   1. a producer formats events as the role that configured it, in a
+#      security-restricted operation: a cast of the stream owner's type,
+#      which json and csv messages call, runs as that role and cannot make
+#      its author a superuser;
+#   2. a REVOKE of SELECT on the stream stops a producer (retrying, with the
+#      reason in last_error), which sends nothing written meanwhile; after a
+#      GRANT it sends again;
+#   3. a REVOKE of INSERT on the stream stops a consumer likewise (its
+#      messages wait in Kafka), and so does leaving role stream_ext_kafka.
+source "$(dirname "$0")/lib.sh"
+source "$TEST_DIR/kafka/lib.sh"
+
+unset PGHOST PGPORT
+start_own_server "$SCRATCH/server" "stream_ext.kafka_batch_wait = 20ms"
+fresh_db t_kafka_rights
+mock_start 1 out_json:1 out_csv:1 in_t:1
+
+run_sql <<SQL
+CREATE ROLE kr_admin LOGIN IN ROLE stream_ext_kafka;   -- manages Kafka, no superuser
+CREATE ROLE kr_owner LOGIN;                            -- owns the stream, no Kafka rights
+CREATE SCHEMA kr AUTHORIZATION kr_owner;
+GRANT USAGE ON SCHEMA kr TO kr_admin;
+SET ROLE kr_owner;
+CREATE TABLE kr.calls (who text, sess text);
+GRANT INSERT ON kr.calls TO PUBLIC;
+CREATE TYPE kr.level AS ENUM ('low', 'high');
+-- a cast that notes who runs it and tries to make its author a superuser
+CREATE FUNCTION kr.as_text(x kr.level) RETURNS text LANGUAGE plpgsql AS \$\$
+BEGIN
+  INSERT INTO kr.calls VALUES (current_user, session_user);
+  BEGIN EXECUTE 'ALTER ROLE kr_owner SUPERUSER'; EXCEPTION WHEN others THEN NULL; END;
+  RETURN x::name::text;
+END \$\$;
+CREATE CAST (kr.level AS text) WITH FUNCTION kr.as_text(kr.level);
+CREATE FUNCTION kr.as_json(x kr.level) RETURNS json LANGUAGE sql AS
+  \$\$ SELECT to_json(kr.as_text(x)) \$\$;
+CREATE CAST (kr.level AS json) WITH FUNCTION kr.as_json(kr.level);
+CREATE FOREIGN TABLE kr.s (k text, x kr.level) SERVER stream_ext;
+CREATE FOREIGN TABLE kr.i (v int) SERVER stream_ext;
+CREATE VIEW kr.i_n WITH (continuous) AS SELECT count(*) AS n FROM kr.i;
+GRANT SELECT ON kr.s TO kr_admin;
+GRANT INSERT ON kr.i TO kr_admin;
+RESET ROLE;
+SET ROLE kr_admin;
+SELECT stream_ext.kafka_produce('kr.s', topic => 'out_json', brokers => '$BROKERS', format => 'json');
+SELECT stream_ext.kafka_produce('kr.s', topic => 'out_csv', brokers => '$BROKERS', format => 'csv');
+SELECT stream_ext.kafka_consume('kr.i', 'in_t', '$BROKERS', format => 'text');
+RESET ROLE;
+SQL
+
+# --- 1. user code of the sink runs as the configuring role, restricted
+psql -X -q -U kr_owner -v ON_ERROR_STOP=1 -c "INSERT INTO kr.s VALUES ('a', 'high'), ('b', 'low')"
+wait_until 30 "both producers sent the two events" \
+	"SELECT sum(messages) = 4 FROM stream_ext.kafka_producers"
+[ "$(q "SELECT rolsuper FROM pg_roles WHERE rolname = 'kr_owner'")" = f ] ||
+	fail "the stream owner's cast made it a superuser through the producer"
+who=$(q "SELECT string_agg(DISTINCT who, ',') FROM kr.calls")
+[ "$who" = kr_admin ] || fail "the producers ran the stream owner's cast as: $who"
+kcat -C -b "$BROKERS" -t out_json -e -q -f '%s\n' > "$SCRATCH/json.out" || fail "kcat could not read out_json"
+grep -q '"x":"high"' "$SCRATCH/json.out" || fail "json messages: $(cat "$SCRATCH/json.out")"
+say "ok: producers run casts of the stream's types as the role that configured them ($who), who stays no superuser"
+
+# --- 2. a REVOKE stops the producer: events written meanwhile are not its
+# to send (its staging view sets them aside, as any view of a role without
+# SELECT does); after a GRANT the producer sends again
+run_sql -c "REVOKE SELECT ON kr.s FROM kr_admin"
+psql -X -q -U kr_owner -v ON_ERROR_STOP=1 -c "INSERT INTO kr.s VALUES ('c', 'high')"
+wait_until 30 "the producers stop on the REVOKE" \
+	"SELECT bool_and(state = 'retrying' AND last_error LIKE '%has no SELECT privilege on stream \"s\"%') FROM stream_ext.kafka_producers"
+sleep 1
+[ "$(q "SELECT sum(messages) FROM stream_ext.kafka_producers")" = 4 ] ||
+	fail "a producer sent events after its role lost SELECT on the stream"
+run_sql -c "GRANT SELECT ON kr.s TO kr_admin"
+psql -X -q -U kr_owner -v ON_ERROR_STOP=1 -c "INSERT INTO kr.s VALUES ('d', 'low')"
+wait_until 120 "the event after the GRANT sent" \
+	"SELECT sum(messages) = 6 AND bool_and(state = 'running') FROM stream_ext.kafka_producers"
+kcat -C -b "$BROKERS" -t out_csv -e -q -f '%s\n' > "$SCRATCH/csv.out" || fail "kcat could not read out_csv"
+[ "$(cut -d, -f1 "$SCRATCH/csv.out" | sort | tr '\n' ' ')" = "a b d " ] ||
+	fail "csv messages after the REVOKE and GRANT: $(cat "$SCRATCH/csv.out")"
+say "ok: a producer whose role lost SELECT on the stream stops (retrying, the reason in last_error), sends nothing written meanwhile, and sends again after the GRANT"
+
+# --- 3. consumers: REVOKE INSERT, then leaving stream_ext_kafka
+seq 1 10 | produce in_t
+wait_until 30 "the consumer consumes" "SELECT n = 10 FROM kr.i_n"
+run_sql -c "REVOKE INSERT ON kr.i FROM kr_admin"
+seq 11 15 | produce in_t
+wait_until 30 "the consumer stops on the REVOKE" \
+	"SELECT state = 'retrying' AND last_error LIKE '%has no INSERT privilege on stream \"i\"%' FROM stream_ext.kafka_consumers"
+sleep 1
+[ "$(q "SELECT n FROM kr.i_n")" = 10 ] || fail "the consumer inserted after its role lost INSERT"
+run_sql -c "GRANT INSERT ON kr.i TO kr_admin" -c "REVOKE stream_ext_kafka FROM kr_admin"
+wait_until 90 "the consumer reports the lost membership" \
+	"SELECT last_error LIKE '%is no longer a member of role stream_ext_kafka%' FROM stream_ext.kafka_consumers"
+[ "$(q "SELECT n FROM kr.i_n")" = 10 ] || fail "the consumer inserted after its role left stream_ext_kafka"
+run_sql -c "GRANT stream_ext_kafka TO kr_admin"
+wait_until 90 "the waiting messages consumed after the GRANT" "SELECT n = 15 FROM kr.i_n"
+say "ok: a consumer whose role lost INSERT, then stream_ext_kafka, stops, and consumes the waiting messages once both are back"
+say PASS
