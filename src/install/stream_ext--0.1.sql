@@ -455,8 +455,10 @@ CREATE VIEW stream_ext.view_stats AS
          w.late_events + coalesce((SELECT sum(p.late_events) FROM stream_ext_internal.watermark_pending p
                                     WHERE p.view_id = v.id AND stream_ext_internal.xid_visible(p.writer_xid)),
                                   0)::bigint AS late_events,
+         -- the greatest event time seen is data: for those who may read the view
          (SELECT n.watermark FROM stream_ext_internal.view_watermark n
-           WHERE n.view_id = v.id) AS watermark,
+           WHERE n.view_id = v.id AND pg_catalog.has_table_privilege(v.view, 'SELECT'))
+           AS watermark,
          coalesce(r.rate_10s, 0) AS rate_10s,
          coalesce(r.rate_1m, 0) AS rate_1m,
          coalesce(r.rate_5m, 0) AS rate_5m,
@@ -525,7 +527,9 @@ CREATE VIEW stream_ext.commit_latency AS
 -- themselves (every column of the stream, which the view may not show) only
 -- to those who may read the stream.
 CREATE VIEW stream_ext.view_errors AS
-  SELECT v.view AS name, e.occurred_at, e.sqlstate, e.message,
+  SELECT v.view AS name, e.occurred_at, e.sqlstate,
+         -- a message quotes the value that failed ("invalid input syntax ...: <value>")
+         CASE WHEN pg_catalog.has_table_privilege(v.stream, 'SELECT') THEN e.message END AS message,
          CASE WHEN pg_catalog.has_table_privilege(v.stream, 'SELECT') THEN e.event END AS event
     FROM stream_ext_internal.view_errors e
     JOIN stream_ext_internal.continuous_views v ON v.id = e.view_id
