@@ -152,7 +152,30 @@ SELECT a::regprocedure FROM stream_ext_internal.continuous_views, unnest(aggrega
  WHERE view = 'oa_global'::regclass;
 -- the finalization query runs read-only, as the caller; a state of other
 -- columns than the column list says is refused, not read
-SELECT stream_ext_internal.finalize_inputs(NULL, 'DELETE FROM oa_t RETURNING 1', NULL::int);
+SELECT stream_ext_internal.finalize_inputs(NULL, 'WITH d AS (DELETE FROM public.oa_t RETURNING 1) SELECT count(*)::int FROM d',
+                                          'count()', NULL::int);
+-- the query must call the aggregate it is given, whatever it names
+SELECT stream_ext_internal.finalize_inputs(NULL, 'SELECT 1', 'count()', NULL::int);
+SELECT stream_ext_internal.finalize_inputs(NULL, 'SELECT max(1)', 'count()', NULL::int);
+-- a view keeps the aggregate it was defined with: one of the same name that
+-- matches its arguments better, created since, is never run by its reads
+-- (they fail, naming both, until it is gone), whatever the reader's search_path
+CREATE FUNCTION oa_last_sf(anyelement, anyelement) RETURNS anyelement LANGUAGE sql IMMUTABLE AS 'SELECT $2';
+CREATE AGGREGATE public.oa_last(anyelement) (SFUNC = oa_last_sf, STYPE = anyelement);
+CREATE FOREIGN TABLE oa_ls (k text, n int) SERVER stream_ext;
+CREATE VIEW oa_lastv WITH (continuous) AS SELECT k, public.oa_last(n ORDER BY n) AS l FROM oa_ls GROUP BY k;
+INSERT INTO oa_ls VALUES ('a', 1), ('a', 3), ('b', 2);
+SELECT * FROM oa_lastv ORDER BY k;
+CREATE FUNCTION oa_evil_sf(int, int) RETURNS int LANGUAGE sql AS 'SELECT 42';
+CREATE AGGREGATE public.oa_last(int) (SFUNC = oa_evil_sf, STYPE = int);
+SELECT * FROM oa_lastv ORDER BY k;
+SET search_path = public, pg_catalog;
+SELECT * FROM oa_lastv ORDER BY k;
+RESET search_path;
+DROP AGGREGATE public.oa_last(int);
+SELECT * FROM oa_lastv ORDER BY k;
+DROP VIEW oa_lastv;
+DROP FOREIGN TABLE oa_ls;
 SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455300000000000000000000000000000000000000000000000000000000'::bytea, false) AS t(x int);
 -- a state's header is checked: its counts must fit its entries
 SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000000000000000000000000000000000000100000000000000'::bytea);

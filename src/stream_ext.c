@@ -8,6 +8,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
+#include "agg/inputs.h"
 #include "analyze/table_copies.h"
 #include "ddl/read_estimates.h"
 #include "ddl/rollup.h"
@@ -79,6 +80,7 @@ _PG_init(void)
 	stream_read_guard_init();
 	stream_read_estimates_init();
 	stream_rollup_init();
+	stream_inputs_final_init();
 	stream_table_copies_init();
 	stream_reaper_init();
 	stream_change_events_init();

@@ -262,13 +262,13 @@ def sample_lit(typ, val):
 
 
 # what each state column holds: finalize_state/finalize_agg(agg, col, NULL::result)
-# and finalize_inputs(col, query, NULL::result)
+# and finalize_inputs(col, query, aggregate, NULL::result)
 TYPE_RE = r'([\w ."\[\]]+?)'
 FIN_RE = re.compile(r"finalize_(?:state|agg|agg_parallel_unsafe)\('((?:[^']|'')+)'::regprocedure, (?:\w+\.)?(\w+), NULL::" + TYPE_RE + r"\)")
-FINI_RE = re.compile(r"finalize_inputs\((?:\w+\.)?(\w+), '((?:[^']|'')*)'::text, NULL::" + TYPE_RE + r"\)")
+FINI_RE = re.compile(r"finalize_inputs\((?:\w+\.)?(\w+), '((?:[^']|'')*)'::text, '((?:[^']|'')+)'::regprocedure, NULL::" + TYPE_RE + r"\)")
 PCT_RE = re.compile(r"inputs_(?:percentile_float8|count_distinct)\((?:\w+\.)?(\w+)")
 triples = {}       # (agg, statetype, resulttype) -> [state literals]
-finals = []        # (state literal, query, result type)
+finals = []        # (state literal, query, aggregate, result type)
 float8_sets = []   # literals of one-column float8 input sets
 inputs_sets = []   # literals of input sets
 for tab, text in EXPRS:
@@ -278,9 +278,9 @@ for tab, text in EXPRS:
             triples.setdefault((agg, typ, res), []).append(sample_lit(typ, val))
             if 'inputs_agg' in agg and val is not None:
                 inputs_sets.append(val)
-    for col, query, res in FINI_RE.findall(text):
+    for col, query, fagg, res in FINI_RE.findall(text):
         for typ, val in samples.get((tab, col), []):
-            finals.append((sample_lit(typ, val), query.replace("''", "'"), res))
+            finals.append((sample_lit(typ, val), query.replace("''", "'"), fagg.replace("''", "'"), res))
             if val is not None:
                 inputs_sets.append(val)
     for col in PCT_RE.findall(text):
@@ -289,6 +289,8 @@ for tab, text in EXPRS:
                 inputs_sets.append(val)
                 if 'percentile' in text:
                     float8_sets.append(val)
+if not finals or not triples:
+    sys.exit('the views\' reads show no finalize_inputs or finalize_* call to take states from')
 real_bytea = sorted({val for vals in samples.values() for typ, val in vals
                      if typ == 'bytea' and val is not None})
 
@@ -813,7 +815,7 @@ def gen_calls(f):
             else:
                 vals = [agg, st, res]
         if name == 'finalize_inputs' and finals and R.random() < 0.7:
-            st, query, res = pick(finals)
+            st, query, fagg, res = pick(finals)
             r = R.random()
             if r < 0.3:
                 st = blit(mutate(hexbytes(st[1:].split("'")[0]))) if st.startswith("'\\x") else st
@@ -823,6 +825,7 @@ def gen_calls(f):
                 query = 'SELECT count(*)::int FROM stream_ext_internal.inputs_rows($1, %s) AS t(%s)' % (
                     pick(['true', 'false']), coldef(types))
                 res = 'integer'
+                fagg = 'count()'
             elif r < 0.55:
                 query = pick(['', 'SELECT 1', 'SELECT $1', 'SELECT $2', 'SELECT NULL::int', 'SELECT 1, 2',
                               'SELECT generate_series(1, 3)', 'SELECT 1; SELECT 2', 'INSERT INTO plain_t VALUES (1)',
@@ -830,7 +833,7 @@ def gen_calls(f):
                               'SET search_path = nothing', 'LISTEN x', 'NOTIFY x', 'EXPLAIN SELECT 1',
                               'DECLARE c CURSOR FOR SELECT 1', 'SHOW ALL', 'SELECT pg_sleep(30)', 'SELECT ROW(1, 2)',
                               'CALL stream_ext_internal.run_utility()', 'SELECT * FROM s', 'SELECT * FROM agg_v',
-                              'SELECT stream_ext_internal.finalize_inputs($1, $q$SELECT count(*)::int FROM stream_ext_internal.inputs_rows($1, true) AS t(c1 int)$q$, NULL::int)',
+                              'SELECT stream_ext_internal.finalize_inputs($1, $q$SELECT count(*)::int FROM stream_ext_internal.inputs_rows($1, true) AS t(c1 int)$q$, $$count()$$, NULL::int)',
                               'SELECT count(*) FROM stream_ext_internal.inputs_rows($1, false) AS t(c1 int)',
                               'CREATE TABLE fz_x ()', 'DO $$BEGIN PERFORM 1; END$$', 'SELECT )', 'SELECT $1::text',
                               "SELECT 'x'::cstring", 'TABLE plain_t', 'VALUES (1), (2)', 'PREPARE p AS SELECT 1',
@@ -844,7 +847,9 @@ def gen_calls(f):
                     query = query.replace('$1, true', '$1, false') if '$1, true' in query else query.replace('$1, false', '$1, true')
             if R.random() < 0.1:
                 res = pick(['integer', 'text', 'bigint', 'numeric', 'record'])
-            vals = [st, lit(query) + '::text', 'NULL::' + res]
+            if R.random() < 0.1:
+                fagg = pick(['count()', 'max(integer)', 'sum(bigint)', 'string_agg(text,text)'])
+            vals = [st, lit(query) + '::text', lit(fagg) + '::regprocedure', 'NULL::' + res]
         if name == 'inputs_rows' and R.random() < 0.8:
             if R.random() < 0.3 and inputs_sets:
                 v = pick(inputs_sets)

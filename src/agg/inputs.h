@@ -75,5 +75,6 @@ extern void stream_inputs_corrupted(void) pg_attribute_noreturn();
 extern int32 stream_inputs_fixed_width(Oid type);
 extern int	stream_inputs_pin_encoding(void);
 extern void stream_inputs_restore_encoding(int old);
+extern void stream_inputs_final_init(void);
 
 #endif

@@ -7,10 +7,15 @@
  *		 the rows of a state, each as often as it was seen (once with
  *		 distinct), its values received with their types' binary input
  *		 functions; the column list must have the state's types.
- *	 finalize_inputs(state, query, result-typed NULL)
+ *	 finalize_inputs(state, query, aggregate, result-typed NULL)
  *		 runs query, a SELECT of the original aggregate over
  *		 inputs_rows($1, ...) that analyze/input_aggs.c writes, with the state
- *		 as $1, and returns its one value.
+ *		 as $1, and returns its one value.  The query names the aggregate;
+ *		 every analysis of it (the first, and any the plan cache makes
+ *		 again) must find exactly aggregate, the regprocedure the view
+ *		 holds (and depends on), whatever overloads were created since: it
+ *		 is analyzed and run with search_path pg_catalog, pg_temp, and
+ *		 post_parse_analyze_hook checks what it calls.
  *
  * Running the aggregate itself, through the executor, is what makes every
  * aggregate exact here: DISTINCT, ORDER BY inside it, ordered-set and
@@ -32,9 +37,13 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/tuplestore.h"
 
 #include "agg/inputs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
+#include "utils/guc.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_inputs_rows);
 PG_FUNCTION_INFO_V1(stream_ext_finalize_inputs);
@@ -178,17 +187,69 @@ typedef struct FinalizePlan
 	SPIPlanPtr	plan;
 } FinalizePlan;
 
+/* While finalize_inputs prepares or runs query: the aggregate it must call */
+static const char *checked_query = NULL;
+static Oid	checked_aggregate = InvalidOid;
+static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
+
+static bool
+calls_other_aggregate(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Aggref) && ((Aggref *) node)->aggfnoid != checked_aggregate)
+	{
+		*(Oid *) context = ((Aggref *) node)->aggfnoid;
+		return true;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, calls_other_aggregate, context, 0);
+	return expression_tree_walker(node, calls_other_aggregate, context);
+}
+
+/* Each analysis of the query being run: it must call the view's aggregate */
+static void
+check_finalization_analysis(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	Oid			other = InvalidOid;
+
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(pstate, query, jstate);
+	if (checked_query == NULL || pstate->p_sourcetext == NULL ||
+		strcmp(pstate->p_sourcetext, checked_query) != 0)
+		return;
+	if (query_tree_walker(query, calls_other_aggregate, &other, 0) || !query->hasAggs)
+		ereport(ERROR,
+				(errcode(ERRCODE_AMBIGUOUS_FUNCTION),
+				 errmsg("the finalization of aggregate %s resolves to %s",
+						format_procedure(checked_aggregate),
+						OidIsValid(other) ? format_procedure(other) : "no aggregate"),
+				 errdetail("An aggregate of that name created since the view was defined matches its arguments better."),
+				 errhint("Drop the other aggregate, or define the view again.")));
+}
+
+void
+stream_inputs_final_init(void)
+{
+	prev_post_parse_analyze_hook = post_parse_analyze_hook;
+	post_parse_analyze_hook = check_finalization_analysis;
+}
+
 /*
- * finalize_inputs(state bytea, query text, result anyelement): query's
- * one value with $1 = state.  Not strict: the aggregate over no rows (a
- * group whose events were all filtered out) is the query over an empty set.
+ * finalize_inputs(state bytea, query text, aggregate regprocedure, result
+ * anyelement): query's one value with $1 = state.  Not strict: the aggregate
+ * over no rows (a group whose events were all filtered out) is the query
+ * over an empty set.
  */
 Datum
 stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 {
 	char	   *query;
-	FinalizePlan *fp = fcinfo->flinfo->fn_extra;
-	Oid			result_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	FinalizePlan *volatile fp = fcinfo->flinfo->fn_extra;
+	Oid			result_type = get_fn_expr_argtype(fcinfo->flinfo, 3);
+	int			guc_level;
+	const char *saved_query;
+	Oid			saved_aggregate;
 	Datum		arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	char		argnull = PG_ARGISNULL(0) ? 'n' : ' ';
 	Datum		result;
@@ -197,7 +258,7 @@ stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 	bool		typbyval;
 	int			rc;
 
-	if (PG_ARGISNULL(1))
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (fp == NULL)
@@ -206,23 +267,40 @@ stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (fp->plan == NULL || strcmp(fp->query, query) != 0)
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	saved_query = checked_query;
+	saved_aggregate = checked_aggregate;
+	checked_query = query;
+	checked_aggregate = PG_GETARG_OID(2);
+	PG_TRY();
 	{
-		SPIPlanPtr	plan = SPI_prepare(query, 1, (Oid[]) {BYTEAOID});
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the finalization of an aggregate: %s",
-				 SPI_result_code_string(SPI_result));
-		if (fp->plan != NULL)
+		if (fp->plan == NULL || strcmp(fp->query, query) != 0)
 		{
-			SPI_freeplan(fp->plan);
-			pfree(fp->query);
+			SPIPlanPtr	plan = SPI_prepare(query, 1, (Oid[]) {BYTEAOID});
+
+			if (plan == NULL)
+				elog(ERROR, "could not prepare the finalization of an aggregate: %s",
+					 SPI_result_code_string(SPI_result));
+			if (fp->plan != NULL)
+			{
+				SPI_freeplan(fp->plan);
+				pfree(fp->query);
+			}
+			SPI_keepplan(plan);
+			fp->plan = plan;
+			fp->query = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, query);
 		}
-		SPI_keepplan(plan);
-		fp->plan = plan;
-		fp->query = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, query);
+		rc = SPI_execute_plan(fp->plan, &arg, &argnull, true, 2);
 	}
-	rc = SPI_execute_plan(fp->plan, &arg, &argnull, true, 2);
+	PG_FINALLY();
+	{
+		checked_query = saved_query;
+		checked_aggregate = saved_aggregate;
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, guc_level);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1 || SPI_tuptable->tupdesc->natts != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

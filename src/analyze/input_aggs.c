@@ -39,6 +39,7 @@
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/ruleutils.h"
@@ -286,7 +287,9 @@ order_sql(Aggref *aggref, List *clauses)
 
 /*
  * The query that computes aggref (which keeps its inputs) from its state,
- * passed as $1; see the file's comment.
+ * passed as $1; see the file's comment.  Written with search_path
+ * pg_catalog, so that every name outside it is qualified: the query is
+ * analyzed with that path (agg/inputs_final.c), not the reader's.
  */
 char *
 stream_inputs_final_sql(Aggref *aggref)
@@ -297,7 +300,10 @@ stream_inputs_final_sql(Aggref *aggref)
 	ListCell   *lc;
 	bool		first = true;
 	int			col = 0;
+	int			guc_level = NewGUCNestLevel();
 
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "SELECT %s(",
 					 qualified(get_func_namespace(aggref->aggfnoid),
@@ -347,6 +353,7 @@ stream_inputs_final_sql(Aggref *aggref)
 	}
 	appendStringInfo(&buf, " FROM %s.inputs_rows($1, %s) AS t(%s)", INTERNAL_SCHEMA,
 					 aggref->aggdistinct != NIL ? "true" : "false", cols.data);
+	AtEOXact_GUC(true, guc_level);
 	return buf.data;
 }
 
@@ -480,7 +487,7 @@ static Node *finalize_by_query(Aggref *aggref, Node *state);
 /*
  * The result of aggregate aggref, which keeps its inputs, from the bytea
  * expression state (its combined state, or NULL when no event reached it):
- *	 finalize_inputs(state, 'query', NULL::result),
+ *	 finalize_inputs(state, 'query', 'aggregate'::regprocedure, NULL::result),
  * or for count(DISTINCT x) of some types inputs_count_distinct(state), for
  * percentile_cont/disc of a float8 inputs_percentile_float8(state, fraction,
  * continuous).
@@ -517,20 +524,23 @@ stream_finalize_inputs_expr(Aggref *aggref, Node *state)
 	return finalize_by_query(aggref, state);
 }
 
-/* finalize_inputs(state, 'query', NULL::result) */
+/* finalize_inputs(state, 'query', 'aggregate'::regprocedure, NULL::result) */
 static Node *
 finalize_by_query(Aggref *aggref, Node *state)
 {
-	Oid			argtypes[3] = {BYTEAOID, TEXTOID, ANYELEMENTOID};
+	Oid			argtypes[4] = {BYTEAOID, TEXTOID, REGPROCEDUREOID, ANYELEMENTOID};
 	Oid			fn = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
 											   makeString("finalize_inputs")),
-									3, argtypes, false);
+									4, argtypes, false);
 	Const	   *query = makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
 								  CStringGetTextDatum(stream_inputs_final_sql(aggref)),
 								  false, false);
 	Const	   *result = makeNullConst(aggref->aggtype, exprTypmod((Node *) aggref),
 									   aggref->aggcollid);
 
-	return (Node *) makeFuncExpr(fn, aggref->aggtype, list_make3(state, query, result),
+	Const	   *aggregate = makeConst(REGPROCEDUREOID, -1, InvalidOid, sizeof(Oid),
+									  ObjectIdGetDatum(aggref->aggfnoid), false, true);
+
+	return (Node *) makeFuncExpr(fn, aggref->aggtype, list_make4(state, query, aggregate, result),
 								 aggref->aggcollid, InvalidOid, COERCE_EXPLICIT_CALL);
 }

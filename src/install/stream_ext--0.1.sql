@@ -300,7 +300,7 @@ CREATE AGGREGATE stream_ext_internal.count_distinct_union(bytea) (
 );
 -- Runs a read-only query with the rights of its caller: restricted, as it
 -- runs SQL.
-CREATE FUNCTION stream_ext_internal.finalize_inputs(bytea, text, anyelement)
+CREATE FUNCTION stream_ext_internal.finalize_inputs(bytea, text, regprocedure, anyelement)
   RETURNS anyelement
   AS 'MODULE_PATHNAME', 'stream_ext_finalize_inputs' LANGUAGE C STABLE PARALLEL RESTRICTED;
 
