@@ -77,6 +77,23 @@ CREATE VIEW rj_v WITH (continuous, check_option = 'local') AS SELECT k, count(*)
 CREATE VIEW rj_v WITH (continuous, foo = 1) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE VIEW rj_v WITH (continuous = 'maybe') AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE TEMP VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+-- nor in pg_temp, nor over temporary objects: they end with the session
+CREATE VIEW pg_temp.rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE TEMP TABLE rj_temp (k int);
+CREATE VIEW rj_v WITH (continuous) AS SELECT rj_s.k, count(*) AS n FROM rj_s JOIN rj_temp t ON t.k = rj_s.k GROUP BY 1;
+CREATE FUNCTION pg_temp.rj_f(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+CREATE VIEW rj_v WITH (continuous) AS SELECT pg_temp.rj_f(k) AS k, count(*) AS n FROM rj_s GROUP BY 1;
+CREATE FOREIGN TABLE pg_temp.rj_temp_s (k text) SERVER stream_ext;
+DROP TABLE rj_temp;
+-- keys are columns of a table and of its unique index: no anonymous rows,
+-- at most 32 (a sliding window adds two)
+CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k, ROW(k, 1);
+SELECT format('CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s GROUP BY %s',
+              string_agg('k + ' || i, ', ')) AS ddl FROM generate_series(1, 33) i \gset
+:ddl;
+SELECT format('CREATE VIEW rj_v WITH (continuous, sliding_window = ''1 minute'') AS SELECT count(*) FROM rj_s GROUP BY %s',
+              string_agg('k + ' || i, ', ')) AS ddl FROM generate_series(1, 31) i \gset
+:ddl;
 CREATE RECURSIVE VIEW rj_v (k, n) WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE MATERIALIZED VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 -- an existing name, a column named twice, more names than columns: said as

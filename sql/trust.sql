@@ -260,9 +260,23 @@ ALTER TABLE tr_own ALTER COLUMN arrival_timestamp TYPE text;
 ALTER FOREIGN TABLE tr_own RENAME COLUMN arrival_timestamp TO arrived;
 ALTER FOREIGN TABLE tr_own RENAME COLUMN b TO arrival_timestamp;
 ALTER FOREIGN TABLE tr_own RENAME COLUMN b TO c;
+-- nor dropped or stripped of its expression (views read it, dumps restore it)
 ALTER FOREIGN TABLE tr_own DROP COLUMN arrival_timestamp;
-ALTER FOREIGN TABLE tr_own ADD COLUMN arrival_timestamp text;
+ALTER FOREIGN TABLE tr_own ALTER COLUMN arrival_timestamp DROP EXPRESSION;
+ALTER FOREIGN TABLE tr_own ALTER COLUMN arrival_timestamp SET DEFAULT now();
 ALTER FOREIGN TABLE tr_own ADD COLUMN arrival_timestamp timestamptz GENERATED ALWAYS AS (NULL::timestamptz) STORED;
+-- a stream takes no part in inheritance or partitioning: a view reads its
+-- own events, not a tree's rows
+CREATE FOREIGN TABLE tr_child (a int) INHERITS (tr_own) SERVER stream_ext;
+CREATE TABLE tr_tchild (a int) INHERITS (tr_own);
+CREATE TABLE tr_tparent (a int);
+CREATE FOREIGN TABLE tr_child (a int) INHERITS (tr_tparent) SERVER stream_ext;
+ALTER TABLE tr_tparent INHERIT tr_own;
+ALTER FOREIGN TABLE tr_own INHERIT tr_tparent;
+CREATE TABLE tr_parted (a int) PARTITION BY LIST (a);
+CREATE FOREIGN TABLE tr_part PARTITION OF tr_parted FOR VALUES IN (1) SERVER stream_ext;
+ALTER TABLE tr_parted ATTACH PARTITION tr_own FOR VALUES IN (2);
+DROP TABLE tr_tparent, tr_parted;
 SELECT attname, format_type(atttypid, atttypmod), attgenerated FROM pg_attribute
  WHERE attrelid = 'tr_own'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
 CREATE VIEW tr_own_v WITH (continuous, sliding_window = '1 minute') AS SELECT count(*) AS n FROM tr_own;

@@ -499,6 +499,12 @@ stream_view_shape(Query *query, WindowSpec *window)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot group a continuous view by type %s", format_type_be(type)),
 					 errdetail("Group keys need a default btree operator class.")));
+		if (get_typtype(type) == TYPTYPE_PSEUDO)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot group a continuous view by type %s", format_type_be(type)),
+					 errdetail("Key %d is an anonymous row: the view stores its keys in a table.", i),
+					 errhint("Group by the row's columns, or cast the row to a composite type.")));
 		base = (!tle->resjunk && tle->resname) ? tle->resname : psprintf("key%d", i);
 		base = unique_name(base, names);
 		names = lappend(names, base);
@@ -506,6 +512,13 @@ stream_view_shape(Query *query, WindowSpec *window)
 		shape->key_clauses = lappend(shape->key_clauses, sgc);
 		shape->key_names = lappend(shape->key_names, base);
 	}
+	/* the keys (the window's and grouping sets' hidden ones too) are an index's columns */
+	if (list_length(names) > INDEX_MAX_KEYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a continuous view has at most %d group keys", INDEX_MAX_KEYS),
+				 errdetail("This one has %d: %d of its GROUP BY and %d its window or grouping sets add.",
+						   list_length(names), i, list_length(names) - i)));
 	check_ttl_column(shape);
 
 	/* Aggregates, each distinct one once */

@@ -37,6 +37,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_func.h"
+#include "parser/parse_relation.h"
 #include "parser/parser.h"
 #include "rewrite/rewriteSupport.h"
 #include "storage/lmgr.h"
@@ -453,6 +454,53 @@ check_notify(ViewShape *shape, Oid output)
  * whose rows are sent on that channel as the combiner moves them
  * (window/merge_sql.c).  Returns the view's OID.
  */
+/* Does node call a function or operator of a temporary schema? */
+static bool
+calls_temporary_code(Node *node, void *context)
+{
+	Oid			fn = InvalidOid;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr))
+		fn = ((FuncExpr *) node)->funcid;
+	else if (IsA(node, Aggref))
+		fn = ((Aggref *) node)->aggfnoid;
+	else if (IsA(node, WindowFunc))
+		fn = ((WindowFunc *) node)->winfnoid;
+	else if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr))
+		fn = get_opcode(((OpExpr *) node)->opno);
+	else if (IsA(node, ScalarArrayOpExpr))
+		fn = get_opcode(((ScalarArrayOpExpr *) node)->opno);
+	if (OidIsValid(fn) && isAnyTempNamespace(get_func_namespace(fn)))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, calls_temporary_code, context, 0);
+	return expression_tree_walker(node, calls_temporary_code, context);
+}
+
+/*
+ * A continuous view outlives sessions: it may use no temporary relation
+ * (the stream included), function or operator, nor be one.  (PostgreSQL
+ * drops a session's temporary objects, and what depends on them, without
+ * the DDL event that lets stream_ext forget a view.)
+ */
+static void
+refuse_temporary_objects(RangeVar *name, Query *query)
+{
+	if (name->relpersistence == RELPERSISTENCE_TEMP ||
+		isAnyTempNamespace(RangeVarGetCreationNamespace(name)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views cannot be temporary")));
+	if (isQueryUsingTempRelation(query) || calls_temporary_code((Node *) query, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view cannot use temporary objects"),
+				 errdetail("Temporary tables, views, streams, functions and operators end with their session; the view would not."),
+				 errhint("Use permanent ones.")));
+}
+
 Oid
 stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const char *sql,
 							  ContinuousViewOptions *options)
@@ -473,12 +521,8 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 	AclResult	acl;
 	Oid			output_relid = InvalidOid;
 
-	if (name->relpersistence == RELPERSISTENCE_TEMP)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("continuous views cannot be temporary")));
-
 	query = stream_analyze_select(copyObject(raw), sql);
+	refuse_temporary_objects(name, query);
 	name_kept_columns(query, aliases);
 	if (output != NULL)
 	{

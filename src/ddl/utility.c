@@ -218,6 +218,45 @@ named_stream(RangeVar *relation)
 }
 
 /*
+ * A stream is no parent, child or partition of another relation: its views
+ * read its own events, which a plan over an inheritance tree would mix with
+ * the other relations' rows (or fail on another stream, which cannot be
+ * read).
+ */
+static void
+refuse_stream_hierarchy(Oid stream)
+{
+	if (OidIsValid(stream))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("stream \"%s\" cannot take part in inheritance or partitioning",
+						get_rel_name(stream)),
+				 errdetail("A continuous view reads the events of its stream alone.")));
+}
+
+/* CREATE [FOREIGN] TABLE ... INHERITS / PARTITION OF a stream, or a stream so (or temporary) */
+static void
+check_stream_create(CreateStmt *stmt, bool is_stream)
+{
+	ListCell   *lc;
+
+	if (is_stream && (stmt->relation->relpersistence == RELPERSISTENCE_TEMP ||
+					  (stmt->relation->schemaname != NULL &&
+					   strncmp(stmt->relation->schemaname, "pg_temp", 7) == 0)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("streams cannot be temporary"),
+				 errdetail("Background workers, not the session, read a stream's events.")));
+	if (is_stream && (stmt->inhRelations != NIL || stmt->partbound != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a stream cannot inherit from or be a partition of another relation"),
+				 errdetail("A continuous view reads the events of its stream alone.")));
+	foreach(lc, stmt->inhRelations)
+		refuse_stream_hierarchy(named_stream(lfirst(lc)));
+}
+
+/*
  * Errors unless an ALTER of a stream keeps its arrival_timestamp column as
  * it is: no other column may take the name (ADD COLUMN, RENAME TO), and the
  * column keeps its name and type, which views read it by.
@@ -253,6 +292,24 @@ check_stream_alter(Node *parsetree)
 						   strcmp(((ColumnDef *) cmd->def)->colname, ARRIVAL_COLUMN) == 0);
 		bool		retype = (cmd->subtype == AT_AlterColumnType);
 
+		if (cmd->subtype == AT_AddInherit || cmd->subtype == AT_AttachPartition)
+		{
+			RangeVar   *other = cmd->subtype == AT_AddInherit ? (RangeVar *) cmd->def :
+			((PartitionCmd *) cmd->def)->name;
+
+			refuse_stream_hierarchy(named_stream(((AlterTableStmt *) parsetree)->relation));
+			refuse_stream_hierarchy(named_stream(other));
+			continue;
+		}
+		if ((cmd->subtype == AT_DropColumn || cmd->subtype == AT_DropExpression ||
+			 cmd->subtype == AT_ColumnDefault) &&
+			cmd->name != NULL && strcmp(cmd->name, ARRIVAL_COLUMN) == 0 &&
+			OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot alter column \"%s\" of stream \"%s\"", ARRIVAL_COLUMN,
+							get_rel_name(stream)),
+					 errdetail(ARRIVAL_DETAIL)));
 		if (!add && !retype)
 			continue;
 		if (!OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)))
@@ -585,6 +642,11 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		}
 	}
 
+	if (IsA(parsetree, CreateStmt))
+		check_stream_create((CreateStmt *) parsetree, false);
+	if (IsA(parsetree, CreateForeignTableStmt))
+		check_stream_create(&((CreateForeignTableStmt *) parsetree)->base,
+							strcmp(((CreateForeignTableStmt *) parsetree)->servername, "stream_ext") == 0);
 	if (IsA(parsetree, CreateForeignTableStmt) &&
 		strcmp(((CreateForeignTableStmt *) parsetree)->servername, "stream_ext") == 0)
 	{
