@@ -51,6 +51,9 @@ CREATE VIEW w_bad WITH (continuous, sliding_window = '1 month') AS SELECT url, c
 CREATE VIEW w_bad WITH (continuous, sliding_window = '-5 minutes') AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, sliding_window = '0') AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, sliding_window = 'soon') AS SELECT url, count(*) FROM w_s GROUP BY url;
+-- lengths reads subtract from now: at most 1000 years
+CREATE VIEW w_bad WITH (continuous, sliding_window = '3000000 days') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, session_gap = '1 minute', ttl = '10000 years') AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, sliding_window = '5 minutes', sliding_window = '6 minutes') AS
   SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, continuous = false) AS SELECT url, count(*) FROM w_s GROUP BY url;
@@ -170,6 +173,17 @@ SET stream_ext.read_time = '2053-01-01 01:05:00+00';
 SELECT stream_ext.reap_expired('w_sess_ttl');
 SELECT w_state_rows('w_sess_ttl');
 SELECT * FROM w_sess_ttl ORDER BY session_start;
+RESET stream_ext.read_time;
+-- in arrival time, a session whose ttl passed is kept while an event
+-- arriving within the gap may still join it
+CREATE VIEW w_sess_arrival WITH (continuous, session_gap = '1 hour', ttl = '1 second') AS
+  SELECT k, count(*) FROM w_ss GROUP BY k;
+INSERT INTO w_ss VALUES ('b', NULL);
+SELECT pg_sleep(1.5);
+SELECT w_merged('w_sess_arrival');
+SELECT stream_ext.reap_expired('w_sess_arrival');
+INSERT INTO w_ss VALUES ('b', NULL);
+SELECT k, count FROM w_sess_arrival WHERE k = 'b';
 SET stream_ext.read_time = '2052-01-01 12:55:30+00';
 
 -- Late events: counted, kept, never applied

@@ -108,6 +108,12 @@ session_closed_sql(int id, WindowSpec *spec, Oid state)
 		appendStringInfo(&buf, " AND %s._session_end + %s < %s::pg_catalog.timestamptz",
 						 table, gap, watermark);
 	}
+	else
+	{
+		/* arrival time: an event arriving within the gap may still join it */
+		appendStringInfo(&buf, " AND %s._session_end + %s < %s",
+						 table, gap, reap_now_sql(state, "_session_end"));
+	}
 	return buf.data;
 }
 

@@ -52,8 +52,12 @@ stream_interval_usecs(Interval *interval)
 	return interval->time + interval->day * USECS_PER_DAY;
 }
 
+/* The longest window, step, gap, ttl or lateness */
+#define WINDOW_MAX_YEARS 1000
+
 static Interval *
-parse_interval(const char *option, const char *text, bool fixed_length, bool zero_ok)
+parse_interval(const char *option, const char *text, bool fixed_length, bool zero_ok,
+			   bool bounded)
 {
 	Interval   *interval = DatumGetIntervalP(DirectFunctionCall3(interval_in,
 																 CStringGetDatum(text),
@@ -77,6 +81,18 @@ parse_interval(const char *option, const char *text, bool fixed_length, bool zer
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must be a positive interval", option),
 				 errdetail("\"%s\" was given.", text)));
+	/*
+	 * reads and the reaper subtract it from now: keep that within timestamps
+	 * (the watermark's subtraction of the lateness is guarded instead)
+	 */
+	if (bounded && (interval->month > WINDOW_MAX_YEARS * MONTHS_PER_YEAR ||
+		stream_interval_usecs(interval) > (int64) WINDOW_MAX_YEARS * DAYS_PER_YEAR * USECS_PER_DAY ||
+		(double) interval->month * DAYS_PER_MONTH * USECS_PER_DAY +
+		(double) stream_interval_usecs(interval) > (double) WINDOW_MAX_YEARS * DAYS_PER_YEAR * USECS_PER_DAY))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" is too long", option),
+				 errdetail("\"%s\" was given; the limit is %d years.", text, WINDOW_MAX_YEARS)));
 	return interval;
 }
 
@@ -124,14 +140,14 @@ stream_window_spec_from_text(WindowSpecText *t)
 
 	spec->time_column = t->time_column ? pstrdup(t->time_column) : NULL;
 	if (size_option)
-		spec->size = parse_interval(size_option, t->size, true, false);
+		spec->size = parse_interval(size_option, t->size, true, false, true);
 	if (t->step)
-		spec->step = parse_interval(step_option ? step_option : "step", t->step, true, false);
+		spec->step = parse_interval(step_option ? step_option : "step", t->step, true, false, true);
 	if (t->ttl)
-		spec->ttl = parse_interval("ttl", t->ttl, false, false);
+		spec->ttl = parse_interval("ttl", t->ttl, false, false, true);
 	spec->ttl_column = t->ttl_column ? pstrdup(t->ttl_column) : NULL;
 	if (t->lateness)
-		spec->lateness = parse_interval("allowed_lateness", t->lateness, false, true);
+		spec->lateness = parse_interval("allowed_lateness", t->lateness, false, true, false);
 	spec->keep_late = (t->keep_late != NULL && parse_bool(t->keep_late, &spec->keep_late) &&
 					   spec->keep_late);
 
@@ -181,7 +197,7 @@ stream_window_spec_from_text(WindowSpecText *t)
 		requires("step", spec->step != NULL, "sliding_window", NULL);
 
 	if (spec->time_column && spec->lateness == NULL)
-		spec->lateness = parse_interval("allowed_lateness", DEFAULT_LATENESS, false, true);
+		spec->lateness = parse_interval("allowed_lateness", DEFAULT_LATENESS, false, true, false);
 	return spec;
 }
 
