@@ -175,6 +175,20 @@ RESET search_path;
 DROP AGGREGATE public.oa_last(int);
 SELECT * FROM oa_lastv ORDER BY k;
 DROP VIEW oa_lastv;
+-- an aggregate whose final function is told its polymorphic argument types
+-- (FINALFUNC_EXTRA) is run whole over its inputs: it sees integer, as in batch
+CREATE FUNCTION oa_mx_sf(text, anyelement) RETURNS text LANGUAGE sql IMMUTABLE
+  AS $$SELECT CASE WHEN $1 IS NULL OR $2::text > $1 THEN $2::text ELSE $1 END$$;
+CREATE FUNCTION oa_mx_cf(text, text) RETURNS text LANGUAGE sql IMMUTABLE
+  AS $$SELECT CASE WHEN $1 IS NULL OR $2 > $1 THEN $2 ELSE $1 END$$;
+CREATE FUNCTION oa_typed_ff(st text, dummy anyelement) RETURNS text LANGUAGE sql IMMUTABLE
+  AS $$SELECT pg_typeof(dummy)::text || ':' || st$$;
+CREATE AGGREGATE oa_typed_max(anyelement) (SFUNC = oa_mx_sf, STYPE = text, COMBINEFUNC = oa_mx_cf,
+                                           FINALFUNC = oa_typed_ff, FINALFUNC_EXTRA);
+CREATE VIEW oa_typed WITH (continuous) AS SELECT k, oa_typed_max(n) AS m FROM oa_ls GROUP BY k;
+INSERT INTO oa_ls VALUES ('a', 9), ('a', 10);
+SELECT * FROM oa_typed ORDER BY k;
+DROP VIEW oa_typed;
 DROP FOREIGN TABLE oa_ls;
 SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455300000000000000000000000000000000000000000000000000000000'::bytea, false) AS t(x int);
 -- a state's header is checked: its counts must fit its entries

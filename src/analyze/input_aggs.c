@@ -53,9 +53,29 @@
 #define INTERNAL_SCHEMA "stream_ext_internal"
 
 /*
+ * Does aggregate fn declare a polymorphic or "any" argument?  With
+ * FINALFUNC_EXTRA its final function is told the actual argument types,
+ * which a state finalized apart from its aggregate call does not know: such
+ * an aggregate is run whole, over its inputs.
+ */
+static bool
+polymorphic_inputs(Oid fn)
+{
+	Oid		   *argtypes;
+	int			nargs;
+
+	(void) get_func_signature(fn, &argtypes, &nargs);
+	for (int i = 0; i < nargs; i++)
+		if (IsPolymorphicType(argtypes[i]) || argtypes[i] == ANYOID)
+			return true;
+	return false;
+}
+
+/*
  * Must aggref keep its inputs?  When it has DISTINCT or ORDER BY inside, is
- * ordered-set or hypothetical, or has no combine function or no way to
- * serialize its internal state.
+ * ordered-set or hypothetical, has no combine function or no way to
+ * serialize its internal state, or a final function told polymorphic
+ * argument types (above).
  */
 bool
 stream_agg_keeps_inputs(Aggref *aggref)
@@ -73,7 +93,8 @@ stream_agg_keeps_inputs(Aggref *aggref)
 	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
 	keeps = !OidIsValid(agg->aggcombinefn) ||
 		(agg->aggtranstype == INTERNALOID &&
-		 (!OidIsValid(agg->aggserialfn) || !OidIsValid(agg->aggdeserialfn)));
+		 (!OidIsValid(agg->aggserialfn) || !OidIsValid(agg->aggdeserialfn))) ||
+		(agg->aggfinalextra && OidIsValid(agg->aggfinalfn) && polymorphic_inputs(aggref->aggfnoid));
 	ReleaseSysCache(tuple);
 	return keeps;
 }
