@@ -84,6 +84,11 @@ CREATE FUNCTION cs_skip() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NUL
 CREATE TRIGGER cs_skip BEFORE INSERT ON cs_changes FOR EACH ROW EXECUTE FUNCTION cs_skip();
 ALTER FOREIGN TABLE cs_changes OPTIONS (DROP changes_of);
 ALTER FOREIGN TABLE cs_s OPTIONS (ADD changes_of 'cs_v');
+-- nor its columns, which the combiner writes
+ALTER FOREIGN TABLE cs_changes DROP COLUMN final;
+ALTER FOREIGN TABLE cs_changes ADD COLUMN extra int;
+ALTER FOREIGN TABLE cs_changes RENAME COLUMN new TO nw;
+ALTER FOREIGN TABLE cs_changes ALTER COLUMN final SET DEFAULT true;
 DROP FUNCTION cs_skip();
 -- a transform of the change stream into the view's own stream (or into a
 -- stream that reaches it) is a cycle: refused, as between transforms

@@ -338,6 +338,17 @@ check_stream_alter(Node *parsetree)
 	}
 }
 
+/* A change stream's columns are what the combiner writes into it */
+static void
+refuse_change_stream_columns(Oid stream)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot change the columns of change stream \"%s\"", get_rel_name(stream)),
+			 errdetail("Its columns (old, new, final) are what the combiner writes into it."),
+			 errhint("Compute other columns in the views and transforms that read it.")));
+}
+
 /*
  * A change stream's events come from the combiner: a row trigger on it
  * would never fire, and its changes_of option (what makes it a change
@@ -360,6 +371,15 @@ check_change_stream_ddl(Node *parsetree)
 					 errhint("Filter or enrich its events in the views and transforms that read it.")));
 		return;
 	}
+	if (IsA(parsetree, RenameStmt))
+	{
+		RenameStmt *stmt = (RenameStmt *) parsetree;
+
+		if (stmt->renameType == OBJECT_COLUMN &&
+			OidIsValid(stream = named_stream(stmt->relation)) && stream_changes_of(stream) != NULL)
+			refuse_change_stream_columns(stream);
+		return;
+	}
 	if (!IsA(parsetree, AlterTableStmt))
 		return;
 	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
@@ -367,6 +387,12 @@ check_change_stream_ddl(Node *parsetree)
 		AlterTableCmd *cmd = lfirst(lc);
 		ListCell   *lo;
 
+		if ((cmd->subtype == AT_AddColumn || cmd->subtype == AT_DropColumn ||
+			 cmd->subtype == AT_ColumnDefault || cmd->subtype == AT_SetNotNull ||
+			 cmd->subtype == AT_AddConstraint) &&
+			OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)) &&
+			stream_changes_of(stream) != NULL)
+			refuse_change_stream_columns(stream);
 		if (cmd->subtype != AT_GenericOptions)
 			continue;
 		foreach(lo, (List *) cmd->def)
@@ -661,7 +687,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 
 	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, RenameStmt))
 		check_stream_alter(parsetree);
-	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, CreateTrigStmt))
+	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, CreateTrigStmt) ||
+		IsA(parsetree, RenameStmt))
 		check_change_stream_ddl(parsetree);
 	if (IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
