@@ -153,6 +153,15 @@ INSERT INTO tf_requests VALUES ('2100-01-01 12:00', '/owned', 404, 1);
 SELECT pg_sleep(1);
 SELECT count(*) FROM tf_server_errors WHERE url = '/owned';
 SELECT url, status FROM tf_owned;
+-- and view_errors says why (without an event; noted again at most once a minute)
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN EXISTS (SELECT FROM stream_ext.view_errors WHERE name = 'tf_owned'::regclass);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT sqlstate, message, event FROM stream_ext.view_errors WHERE name = 'tf_owned'::regclass LIMIT 1;
 GRANT INSERT ON tf_server_errors TO regress_tf_owner;
 SELECT tf_moved('tf_owned');
 SELECT url, status FROM tf_server_errors WHERE url = '/owned';

@@ -703,6 +703,32 @@ note_merge_time(int id, bool too_slow)
 											   1000 << (sv->failures - 1));
 }
 
+/* A view whose merges wait, and why */
+typedef struct WaitingMerge
+{
+	ViewToCombine *view;
+	ErrorData  *edata;
+} WaitingMerge;
+
+/*
+ * Record in view_errors (without an event) why the view's merges wait: an
+ * error of its relations or privileges that every delta meets (its owner
+ * lost INSERT on a transform's table, say).  Its deltas are kept until
+ * that is fixed; the merge is tried again after a backoff of up to a
+ * minute, so this is noted at most about once a minute.  Runs in its own
+ * transaction.
+ */
+static void
+note_waiting_merge(void *arg)
+{
+	WaitingMerge *w = arg;
+	ViewErrorLog log;
+
+	stream_view_errors_begin(&log, w->view->id);
+	stream_view_errors_record(&log, w->edata, NULL);
+	stream_view_errors_end(&log);
+}
+
 /*
  * Merge the committed deltas of one view: a transaction per chunk, until a
  * chunk is not full.  A merge that fails with an error that is not
@@ -741,7 +767,12 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 
 				/* every delta fails alike: wait for a fix as for a slow view */
 				if (aside != NULL && !deltas_may_cause(aside->sqlerrcode))
+				{
+					WaitingMerge waiting = {v, aside};
+
 					wait = true;
+					(void) stream_job_in_transaction(note_waiting_merge, &waiting, cxt);
+				}
 			}
 		}
 		note_merge_time(v->id, wait);
