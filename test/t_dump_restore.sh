@@ -92,6 +92,16 @@ RESET extra_float_digits;
 -- what the views read renamed after they were made: their text follows
 ALTER TABLE users RENAME TO user_tiers;
 ALTER TABLE user_tiers RENAME COLUMN tier TO level;
+-- a non-superuser's view of a stream in a schema of its own: pg_restore
+-- grants the owner its rights on the schema only after the data
+CREATE SCHEMA dr;
+CREATE FOREIGN TABLE dr.ev (k text) SERVER stream_ext;
+GRANT USAGE ON SCHEMA dr TO dump_owner;
+GRANT SELECT ON dr.ev TO dump_owner;
+SET ROLE dump_owner;
+CREATE VIEW dr_counts WITH (continuous) AS SELECT k, count(*) AS n FROM dr.ev GROUP BY k;
+RESET ROLE;
+INSERT INTO dr.ev VALUES ('a'), ('a'), ('b');
 SELECT stream_ext.kafka_consume('clicks', 'dump_topic', '127.0.0.1:9', format => 'json');
 INSERT INTO stream_ext_internal.kafka_offsets
   SELECT id, 0, 4242 FROM stream_ext_internal.kafka_consumers;
@@ -242,7 +252,11 @@ writer_sql 441 480 | run_sql
 check_views "after new events"
 
 # The catalog is whole again.
-[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 11 ] || fail "stream_ext.continuous_views lacks views"
+[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 12 ] || fail "stream_ext.continuous_views lacks views"
+q "INSERT INTO dr.ev VALUES ('a')" >/dev/null
+[ "$(q "SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM dr_counts")" = "a=3,b=1" ] ||
+	fail "the view of a non-superuser over a stream of another schema: $(q "SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM dr_counts")"
+say "ok: a non-superuser's view of a stream in another schema is restored continuous (its grants come after the data)"
 [ "$(q "SELECT output FROM stream_ext.continuous_views WHERE name = 'to_slow_log'::regclass")" = slow_log ] ||
 	fail "the output of to_slow_log is lost"
 wait_until 30 "the restored transform's staged rows moved" "SELECT count(*) = 0 FROM to_slow_log"
