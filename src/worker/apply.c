@@ -413,14 +413,17 @@ run_view_plan_work(void *arg)
 /*
  * Run the view's plan over events, sending its rows to dest, within
  * stream_ext.view_time_limit: a run that takes longer fails with an error
- * of the view (54000), not a cancel.
+ * of the view (54000), not a cancel; one that waited that long for a lock
+ * (someone's LOCK, VACUUM FULL or REINDEX of a table it writes or reads)
+ * fails with 55P03, which is transient: the batch is applied again later,
+ * its writers waiting meanwhile, never losing the events.
  */
 static void
 run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
 {
 	TimedPlanRun r = {view, events, dest, keep};
 
-	stream_view_time_limited(view->name, run_view_plan_work, &r, false);
+	stream_view_time_limited(view->name, run_view_plan_work, &r, true);
 }
 
 

@@ -9,13 +9,14 @@
  * cancels the run as a statement timeout would, and apply.c turns the
  * cancel into an error of the view (54000), which costs the view the
  * events it was running on, never the batch: unlike a cancel by an
- * operator, it is not retried.  In the combiner, a run that was waiting
- * for a lock when the limit came (a key of a transform's table that another
- * transaction inserted and has not committed) is no fault of the view's
- * code: it fails as a lock not available, which is transient (apply.c), and
- * the merge is tried again later.  Not in a worker: retrying its batch
- * would hold up the writers of every stream of its queue for as long as
- * someone holds the lock.
+ * operator, it is not retried.  A run that was waiting for a lock when the
+ * limit came (a key of a transform's table that another transaction
+ * inserted and has not committed, a LOCK or VACUUM FULL of a table it
+ * writes) is no fault of the view's code: it fails as a lock not
+ * available, which is transient (apply.c), and the merge or batch is tried
+ * again later.  In a worker that holds up the writers of its queue for as
+ * long as someone holds the lock, as a locked table holds up its writers:
+ * dropping the events would break what their writers were told.
  */
 #include "postgres.h"
 
