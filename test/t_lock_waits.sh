@@ -2,7 +2,8 @@
 # A lock on a table a view's batch writes (LOCK, VACUUM FULL of its delta
 # table), held longer than the view's time limit, is no fault of the events
 # (own server, stream_ext.view_time_limit = 500ms): the sync writer waits for
-# it and its event is in every view afterwards, none set aside.
+# it and its event is in every view afterwards, none set aside; also when
+# the view is planned again while the lock is held (a locked joined table).
 source "$(dirname "$0")/lib.sh"
 
 unset PGHOST PGPORT
@@ -43,4 +44,24 @@ wait
 [ "$(q "SELECT n FROM per_k WHERE k = 600")" = 1 ] || fail "the event written behind VACUUM FULL is not in per_k"
 say "ok: an event written while VACUUM FULL of a delta table waited behind a read is in the view"
 
+# a view planned again while the lock is held (the workers reload their views
+# when one is created): the planning waits, and is retried too
+run_sql <<'SQL'
+CREATE TABLE users (id int PRIMARY KEY, country text);
+INSERT INTO users VALUES (800, 'fr');
+CREATE VIEW per_country WITH (continuous) AS
+  SELECT u.country, count(*) AS n FROM s JOIN users u ON u.id = s.k GROUP BY 1;
+INSERT INTO s VALUES (800, 'j');
+CREATE VIEW later WITH (continuous) AS SELECT max(k) AS m FROM s;
+SQL
+psql -X -q -c "BEGIN; LOCK users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;" >/dev/null &
+_bg_pids+=($!)
+sleep 0.3
+q "INSERT INTO s VALUES (800, 'k')" >/dev/null || fail "the writer failed while a joined table was locked"
+wait
+[ "$(q "SELECT n FROM per_country WHERE country = 'fr'")" = 2 ] ||
+	fail "the event written while a joined table was locked is not in the join view: $(q "SELECT n FROM per_country")"
+[ "$(q "SELECT count(*) FROM stream_ext.view_errors")" = 0 ] ||
+	fail "a lock wait while planning was recorded as the view's error: $(q "SELECT sqlstate || ' ' || message FROM stream_ext.view_errors")"
+say "ok: a view planned again while its joined table was locked waits for it too"
 say PASS

@@ -605,6 +605,9 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		stream_forward_keep(dest);
 		return 0;
 	}
+	/* planning it, too, may have waited for a lock (or run out of memory) */
+	if (stream_error_is_transient(edata->sqlerrcode))
+		ReThrowError(edata);
 	trial = make_trial_receiver(view);
 	stream_view_errors_begin(&log, view->id);
 	if (view->plan == NULL || fails_without_events(view, events))
