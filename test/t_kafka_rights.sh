@@ -16,7 +16,7 @@ source "$TEST_DIR/kafka/lib.sh"
 unset PGHOST PGPORT
 start_own_server "$SCRATCH/server" "stream_ext.kafka_batch_wait = 20ms"
 fresh_db t_kafka_rights
-mock_start 1 out_json:1 out_csv:1 in_t:1
+mock_start 1 out_json:1 out_csv:1 out_def:1 in_t:1
 
 run_sql <<SQL
 CREATE ROLE kr_admin LOGIN IN ROLE stream_ext_kafka;   -- manages Kafka, no superuser
@@ -50,6 +50,32 @@ SELECT stream_ext.kafka_produce('kr.s', topic => 'out_csv', brokers => '$BROKERS
 SELECT stream_ext.kafka_consume('kr.i', 'in_t', '$BROKERS', format => 'text');
 RESET ROLE;
 SQL
+
+# --- 0. the role a producer acts for is the caller's current_user: inside a
+# SECURITY DEFINER function, its owner, even when a superuser calls it; the
+# internal function, which cannot see its caller, refuses direct calls
+run_sql <<'SQL'
+GRANT CREATE ON SCHEMA public TO kr_admin;
+SET ROLE kr_admin;
+CREATE FUNCTION kr_admin_produce() RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+  PERFORM stream_ext.kafka_produce('kr.s', topic => 'out_def', brokers => current_setting('kr.brokers'));
+END $$;
+CREATE FUNCTION kr_admin_register() RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+  RETURN stream_ext_internal.kafka_register_producer('kr.s', 'out_def', 'x', 'json', NULL, '{}', '{}');
+END $$;
+RESET ROLE;
+SQL
+q "SET kr.brokers = '$BROKERS'; SELECT kr_admin_produce()" >/dev/null
+[ "$(q "SELECT p.created_by || ' ' || pg_get_userbyid(c.relowner) FROM stream_ext_internal.kafka_producers p
+         JOIN pg_class c ON c.oid = p.staging WHERE p.topic = 'out_def'")" = "kr_admin kr_admin" ] ||
+	fail "a producer made by a SECURITY DEFINER function a superuser called does not act for the function's owner"
+out=$(q "SELECT kr_admin_register()" 2>&1 || true)
+echo "$out" | grep -q "are configured through stream_ext.kafka_consume and stream_ext.kafka_produce" ||
+	fail "a direct call of the internal function: $out"
+run_sql -c "SELECT stream_ext.kafka_drop_producer('kr.s', 'out_def')" -c "DROP FUNCTION kr_admin_produce(), kr_admin_register()"
+say "ok: a producer made inside a SECURITY DEFINER function acts for its owner, not the calling superuser; direct internal calls are refused"
 
 # --- 1. user code of the sink runs as the configuring role, restricted
 psql -X -q -U kr_owner -v ON_ERROR_STOP=1 -c "INSERT INTO kr.s VALUES ('a', 'high'), ('b', 'low')"

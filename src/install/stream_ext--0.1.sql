@@ -723,7 +723,7 @@ $$;
 -- functions check current_user; the SECURITY DEFINER functions below, which
 -- members of stream_ext_kafka may also call directly, check session_user (they
 -- cannot see the invoker; a session never gets more than its login role has),
--- or, when they configure, the role the workers will act for.
+-- and, when they configure, the role the workers will act for (below).
 -- Inside a security-restricted operation (a continuous view's expression run by
 -- a worker, an index expression, REFRESH MATERIALIZED VIEW) the session user is
 -- not the role that asked: the internal functions cannot check it there.
@@ -769,19 +769,31 @@ END
 $$;
 
 -- The role a consumer or producer being configured acts for (its workers
--- check that role's rights at every batch, kafka/rights.c): the invoker's
--- current_user, passed by the public functions, which the session must be
--- able to become (a direct call cannot name a role the session is not).
-CREATE FUNCTION stream_ext_internal.kafka_check_acting_role(p_role name) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+-- check that role's rights at every batch, kafka/rights.c): the current_user
+-- of whoever called kafka_note_invoker (the public functions, just before
+-- they call the SECURITY DEFINER ones below, which cannot see their
+-- invoker), taken once (src/kafka/api.c).  Inside SECURITY DEFINER code,
+-- that is the code's owner, never the session's role.
+CREATE FUNCTION stream_ext_internal.kafka_note_invoker() RETURNS void
+  AS 'MODULE_PATHNAME', 'stream_ext_kafka_note_invoker' LANGUAGE C VOLATILE;
+CREATE FUNCTION stream_ext_internal.kafka_take_invoker() RETURNS name
+  AS 'MODULE_PATHNAME', 'stream_ext_kafka_take_invoker' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_take_invoker() FROM PUBLIC;
+CREATE FUNCTION stream_ext_internal.kafka_acting_role() RETURNS name
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+  r name := stream_ext_internal.kafka_take_invoker();
 BEGIN
-  IF p_role IS NULL OR NOT pg_has_role(session_user, p_role, 'MEMBER') THEN
-    RAISE EXCEPTION 'permission denied to act as role "%"', p_role
+  IF r IS NULL THEN
+    RAISE EXCEPTION 'Kafka consumers and producers are configured through stream_ext.kafka_consume and stream_ext.kafka_produce'
       USING ERRCODE = 'insufficient_privilege',
-            DETAIL = 'A Kafka consumer or producer acts for a role the session can become.';
+            DETAIL = 'They act for the role that calls those functions, which the internal ones cannot see.',
+            HINT = 'Call stream_ext_internal.kafka_note_invoker() just before, as they do.';
   END IF;
+  RETURN r;
 END
 $$;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_acting_role() FROM PUBLIC;
 
 -- Checks and stores a consumer; runs as the extension owner.  EXECUTE only for
 -- stream_ext_kafka (and superusers).
@@ -814,16 +826,18 @@ CREATE FUNCTION stream_ext_internal.kafka_register(
     p_stream regclass, p_topic text, p_brokers text, p_format text, p_start text,
     p_parallelism int, p_group_id text, p_options jsonb, p_format_options jsonb,
     p_key_column name, p_partition_column name, p_offset_column name,
-    p_timestamp_column name, p_role name DEFAULT session_user)
+    p_timestamp_column name)
   RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
+  p_role name;
   cid int;
   col name;
   typ regtype;
   k text;
 BEGIN
-  PERFORM stream_ext_internal.kafka_check_acting_role(p_role);
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
+  p_role := stream_ext_internal.kafka_acting_role();
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role);
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
                    JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
@@ -919,9 +933,9 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name, name),
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name),
                        stream_ext_internal.kafka_control(regclass, text, boolean, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name, name),
+GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register(regclass, text, text, text, text, int, text, jsonb, jsonb, name, name, name, name),
                           stream_ext_internal.kafka_control(regclass, text, boolean, text) TO stream_ext_kafka;
 
 CREATE FUNCTION stream_ext.kafka_consume(
@@ -935,9 +949,10 @@ CREATE FUNCTION stream_ext.kafka_consume(
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
+  PERFORM stream_ext_internal.kafka_note_invoker();
   PERFORM stream_ext_internal.kafka_register(stream, topic, brokers, format, start,
             parallelism, group_id, options, format_options, key_column,
-            partition_column, offset_column, timestamp_column, current_user);
+            partition_column, offset_column, timestamp_column);
 END
 $$;
 
@@ -1067,16 +1082,17 @@ $$;
 -- extension owner.  EXECUTE only for stream_ext_kafka (and superusers).
 CREATE FUNCTION stream_ext_internal.kafka_register_producer(
     p_stream regclass, p_topic text, p_brokers text, p_format text,
-    p_key_column name, p_options jsonb, p_format_options jsonb,
-    p_role name DEFAULT session_user)
+    p_key_column name, p_options jsonb, p_format_options jsonb)
   RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
+  p_role name;
   pid int;
   k text;
   v text;
 BEGIN
-  PERFORM stream_ext_internal.kafka_check_acting_role(p_role);
+  PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
+  p_role := stream_ext_internal.kafka_acting_role();
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role, true);
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
                    JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
@@ -1181,10 +1197,10 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb, name),
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb),
                        stream_ext_internal.kafka_control_producer(regclass, text, text),
                        stream_ext_internal.kafka_staging_columns(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb, name),
+GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_register_producer(regclass, text, text, text, name, jsonb, jsonb),
                           stream_ext_internal.kafka_control_producer(regclass, text, text) TO stream_ext_kafka;
 
 CREATE FUNCTION stream_ext.kafka_produce(
@@ -1195,8 +1211,9 @@ CREATE FUNCTION stream_ext.kafka_produce(
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
+  PERFORM stream_ext_internal.kafka_note_invoker();
   PERFORM stream_ext_internal.kafka_register_producer(stream, topic, brokers, format,
-            key_column, options, format_options, current_user);
+            key_column, options, format_options);
 END
 $$;
 

@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -29,6 +30,8 @@
 PG_FUNCTION_INFO_V1(stream_ext_kafka_stop_workers);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_worker_status);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_free_slots);
+PG_FUNCTION_INFO_V1(stream_ext_kafka_note_invoker);
+PG_FUNCTION_INFO_V1(stream_ext_kafka_take_invoker);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_ensure_supervisor);
 PG_FUNCTION_INFO_V1(stream_ext_in_security_restricted_operation);
 
@@ -170,6 +173,37 @@ stream_ext_kafka_free_slots(PG_FUNCTION_ARGS)
 			free_slots++;
 	LWLockRelease(KafkaShared->lock);
 	PG_RETURN_INT32(free_slots);
+}
+
+/*
+ * The role a consumer or producer being configured acts for: the
+ * current_user of the caller of kafka_note_invoker (a public function,
+ * invoker's rights), which the SECURITY DEFINER function it calls next takes
+ * with kafka_take_invoker, once, in the same transaction.
+ */
+static Oid	noted_invoker = InvalidOid;
+static LocalTransactionId noted_in = InvalidLocalTransactionId;
+
+Datum
+stream_ext_kafka_note_invoker(PG_FUNCTION_ARGS)
+{
+	noted_invoker = GetUserId();
+	noted_in = MyProc->lxid;
+	PG_RETURN_VOID();
+}
+
+Datum
+stream_ext_kafka_take_invoker(PG_FUNCTION_ARGS)
+{
+	Oid			role = (noted_in == MyProc->lxid) ? noted_invoker : InvalidOid;
+	char	   *name;
+
+	noted_invoker = InvalidOid;
+	noted_in = InvalidLocalTransactionId;
+	name = OidIsValid(role) ? GetUserNameFromId(role, true) : NULL;
+	if (name == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(DirectFunctionCall1(namein, CStringGetDatum(name)));
 }
 
 static bool kick_at_commit = false;
