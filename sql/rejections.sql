@@ -83,7 +83,14 @@ CREATE TEMP TABLE rj_temp (k int);
 CREATE VIEW rj_v WITH (continuous) AS SELECT rj_s.k, count(*) AS n FROM rj_s JOIN rj_temp t ON t.k = rj_s.k GROUP BY 1;
 CREATE FUNCTION pg_temp.rj_f(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
 CREATE VIEW rj_v WITH (continuous) AS SELECT pg_temp.rj_f(k) AS k, count(*) AS n FROM rj_s GROUP BY 1;
+CREATE DOMAIN pg_temp.rj_d AS int;
+CREATE VIEW rj_v WITH (continuous) AS SELECT k::pg_temp.rj_d AS k, count(*) AS n FROM rj_s GROUP BY 1;
+CREATE TYPE pg_temp.rj_comp AS (a int);
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*), max((row(k)::pg_temp.rj_comp).a) FROM rj_s;
 CREATE FOREIGN TABLE pg_temp.rj_temp_s (k text) SERVER stream_ext;
+SET search_path = pg_temp, public;
+CREATE FOREIGN TABLE rj_temp_s (k text) SERVER stream_ext;
+RESET search_path;
 DROP TABLE rj_temp;
 -- keys are columns of a table and of its unique index: no anonymous rows,
 -- at most 32 (a sliding window adds two)
@@ -109,6 +116,9 @@ DROP VIEW rj_not_continuous;
 -- a continuous view cannot be turned off or on later
 ALTER VIEW rj_ok SET (continuous = false);
 ALTER VIEW rj_ok RESET (continuous);
+-- nor change options (readers would need rights on its internal tables)
+ALTER VIEW rj_ok SET (security_invoker = true);
+ALTER VIEW rj_ok SET (security_barrier = true);
 CREATE VIEW rj_later AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 ALTER VIEW rj_later SET (continuous);
 DROP VIEW rj_later;

@@ -54,6 +54,8 @@ CREATE VIEW w_bad WITH (continuous, sliding_window = 'soon') AS SELECT url, coun
 -- lengths reads subtract from now: at most 1000 years
 CREATE VIEW w_bad WITH (continuous, sliding_window = '3000000 days') AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, session_gap = '1 minute', ttl = '10000 years') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, session_gap = '1 minute', ttl = '213503983 days') AS SELECT url, count(*) FROM w_s GROUP BY url;
+CREATE VIEW w_bad WITH (continuous, sliding_window = '213503983 days') AS SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, sliding_window = '5 minutes', sliding_window = '6 minutes') AS
   SELECT url, count(*) FROM w_s GROUP BY url;
 CREATE VIEW w_bad WITH (continuous, continuous = false) AS SELECT url, count(*) FROM w_s GROUP BY url;

@@ -454,7 +454,26 @@ check_notify(ViewShape *shape, Oid output)
  * whose rows are sent on that channel as the combiner moves them
  * (window/merge_sql.c).  Returns the view's OID.
  */
-/* Does node call a function or operator of a temporary schema? */
+/* Is type (a domain, a composite, an enum ...) of a temporary schema? */
+static bool
+is_temporary_type(Oid type)
+{
+	HeapTuple	tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+	bool		temporary = false;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		temporary = isAnyTempNamespace(((Form_pg_type) GETSTRUCT(tuple))->typnamespace);
+		ReleaseSysCache(tuple);
+	}
+	return temporary;
+}
+
+/*
+ * Does node use an object of a temporary schema: call a function or
+ * operator, yield a type, or name a relation, type or function in a
+ * constant ('t'::regclass)?
+ */
 static bool
 calls_temporary_code(Node *node, void *context)
 {
@@ -462,6 +481,30 @@ calls_temporary_code(Node *node, void *context)
 
 	if (node == NULL)
 		return false;
+	if (IsA(node, Var) || IsA(node, Const) || IsA(node, FuncExpr) || IsA(node, OpExpr) ||
+		IsA(node, Aggref) || IsA(node, RelabelType) || IsA(node, CoerceViaIO) ||
+		IsA(node, CoerceToDomain) || IsA(node, ArrayCoerceExpr) || IsA(node, RowExpr) ||
+		IsA(node, ConvertRowtypeExpr) || IsA(node, CaseExpr) || IsA(node, ArrayExpr) ||
+		IsA(node, FieldSelect) || IsA(node, CoalesceExpr) || IsA(node, MinMaxExpr))
+	{
+		if (is_temporary_type(exprType(node)))
+			return true;
+	}
+	if (IsA(node, Const) && !((Const *) node)->constisnull)
+	{
+		Const	   *c = (Const *) node;
+		Oid			object = DatumGetObjectId(c->constvalue);
+		Oid			nsp = InvalidOid;
+
+		if (c->consttype == REGCLASSOID)
+			nsp = get_rel_namespace(object);
+		else if (c->consttype == REGTYPEOID)
+			return is_temporary_type(object);
+		else if (c->consttype == REGPROCOID || c->consttype == REGPROCEDUREOID)
+			nsp = get_func_namespace(object);
+		if (OidIsValid(nsp) && isAnyTempNamespace(nsp))
+			return true;
+	}
 	if (IsA(node, FuncExpr))
 		fn = ((FuncExpr *) node)->funcid;
 	else if (IsA(node, Aggref))
@@ -497,7 +540,7 @@ refuse_temporary_objects(RangeVar *name, Query *query)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("a continuous view cannot use temporary objects"),
-				 errdetail("Temporary tables, views, streams, functions and operators end with their session; the view would not."),
+				 errdetail("Temporary tables, views, streams, types, functions and operators end with their session; the view would not."),
 				 errhint("Use permanent ones.")));
 }
 

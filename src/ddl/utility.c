@@ -241,8 +241,7 @@ check_stream_create(CreateStmt *stmt, bool is_stream)
 	ListCell   *lc;
 
 	if (is_stream && (stmt->relation->relpersistence == RELPERSISTENCE_TEMP ||
-					  (stmt->relation->schemaname != NULL &&
-					   strncmp(stmt->relation->schemaname, "pg_temp", 7) == 0)))
+					  isAnyTempNamespace(RangeVarGetCreationNamespace(stmt->relation))))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("streams cannot be temporary"),
@@ -335,6 +334,34 @@ check_stream_alter(Node *parsetree)
 							cmd->name, get_rel_name(stream)),
 					 errdetail("Events written before the change and not applied yet would be read with the new type."),
 					 errhint("Drop the column and add it again with the new type.")));
+	}
+}
+
+/*
+ * A continuous view's options are its definition's (CREATE VIEW ... WITH):
+ * ALTER VIEW ... SET or RESET of options would leave its workers and reads
+ * at odds with them (security_invoker would make readers need rights on its
+ * internal tables).
+ */
+static void
+check_continuous_view_options(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableType t = ((AlterTableCmd *) lfirst(lc))->subtype;
+		Oid			relid;
+
+		if (t != AT_SetRelOptions && t != AT_ResetRelOptions && t != AT_ReplaceRelOptions)
+			continue;
+		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (OidIsValid(relid) && stream_continuous_view_id(relid) >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change the options of continuous view \"%s\"",
+							get_rel_name(relid)),
+					 errhint("Drop the view and create it again with the options.")));
 	}
 }
 
@@ -687,6 +714,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 
 	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, RenameStmt))
 		check_stream_alter(parsetree);
+	if (IsA(parsetree, AlterTableStmt))
+		check_continuous_view_options((AlterTableStmt *) parsetree);
 	if (IsA(parsetree, AlterTableStmt) || IsA(parsetree, CreateTrigStmt) ||
 		IsA(parsetree, RenameStmt))
 		check_change_stream_ddl(parsetree);

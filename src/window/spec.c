@@ -64,35 +64,41 @@ parse_interval(const char *option, const char *text, bool fixed_length, bool zer
 																 ObjectIdGetDatum(InvalidOid),
 																 Int32GetDatum(-1)));
 
+	/* its length in microseconds, counted without overflowing */
+	double		length = (double) interval->month * DAYS_PER_MONTH * USECS_PER_DAY +
+		(double) interval->day * USECS_PER_DAY + (double) interval->time;
+
 	if (fixed_length && interval->month != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" cannot contain months or years", option),
 				 errdetail("Windows are cut into fixed lengths of time; use days instead.")));
+
+	/*
+	 * Reads and the reaper subtract it from now: keep that within timestamps
+	 * (the watermark's subtraction of the lateness is guarded instead), and
+	 * any length within what a count of microseconds holds.
+	 */
+	if (length > (bounded ? (double) WINDOW_MAX_YEARS * DAYS_PER_YEAR * USECS_PER_DAY :
+				  (double) PG_INT64_MAX / 2))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" is too long", option),
+				 bounded ? errdetail("\"%s\" was given; the limit is %d years.", text, WINDOW_MAX_YEARS) :
+				 errdetail("\"%s\" was given.", text)));
+	if (interval->month < 0 || length < 0 || (double) interval->day * USECS_PER_DAY < -(double) PG_INT64_MAX / 2 ||
+		stream_interval_usecs(interval) < 0 ||
+		(!zero_ok && interval->month == 0 && stream_interval_usecs(interval) == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a positive interval", option),
+				 errdetail("\"%s\" was given.", text)));
 	if (fixed_length)
 	{
 		/* days are 24 hours here, as date_bin takes them: keep them as hours */
 		interval->time = stream_interval_usecs(interval);
 		interval->day = 0;
 	}
-	if (interval->month < 0 || stream_interval_usecs(interval) < 0 ||
-		(!zero_ok && interval->month == 0 && stream_interval_usecs(interval) == 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a positive interval", option),
-				 errdetail("\"%s\" was given.", text)));
-	/*
-	 * reads and the reaper subtract it from now: keep that within timestamps
-	 * (the watermark's subtraction of the lateness is guarded instead)
-	 */
-	if (bounded && (interval->month > WINDOW_MAX_YEARS * MONTHS_PER_YEAR ||
-		stream_interval_usecs(interval) > (int64) WINDOW_MAX_YEARS * DAYS_PER_YEAR * USECS_PER_DAY ||
-		(double) interval->month * DAYS_PER_MONTH * USECS_PER_DAY +
-		(double) stream_interval_usecs(interval) > (double) WINDOW_MAX_YEARS * DAYS_PER_YEAR * USECS_PER_DAY))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" is too long", option),
-				 errdetail("\"%s\" was given; the limit is %d years.", text, WINDOW_MAX_YEARS)));
 	return interval;
 }
 
