@@ -144,6 +144,9 @@ SELECT * FROM lc_e ORDER BY k;
 INSERT INTO lc_s2 (k, value, note, extra) VALUES (5, 50, 'after truncate', 0);
 SELECT * FROM lc_a2 ORDER BY k;
 SELECT n FROM lc_other.lc_b;
+-- an OID that names no relation is said so
+SELECT stream_ext.truncate_continuous_view(0);
+SELECT stream_ext.reap_expired(0);
 -- truncating in a rolled back transaction keeps the content
 BEGIN;
 SELECT stream_ext.truncate_continuous_view('lc_other.lc_b');

@@ -190,6 +190,10 @@ stream_owned_continuous_view_id(Oid view)
 {
 	int			id;
 
+	if (get_rel_name(view) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", view)));
 	if (!pg_class_ownercheck(view, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(view));
 	id = stream_continuous_view_id(view);
