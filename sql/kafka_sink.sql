@@ -39,6 +39,14 @@ SELECT stream, topic, format, key_column, enabled, options, staging
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"delimiter": ";"}');
 SELECT format, key_column, format_options, staging FROM stream_ext.kafka_producers;
+-- its columns are the stream's at its creation: a key column added since is refused
+RESET ROLE;
+ALTER FOREIGN TABLE ks_s ADD COLUMN ks_later text;
+SET ROLE regress_ks_member;
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', key_column => 'ks_later');
+RESET ROLE;
+ALTER FOREIGN TABLE ks_s DROP COLUMN ks_later;
+SET ROLE regress_ks_member;
 -- the staging view (or the outbox) keeps the stream's committed events until
 -- they are sent: the lag counts them
 RESET ROLE;

@@ -1135,6 +1135,17 @@ BEGIN
   SELECT id INTO pid FROM stream_ext_internal.kafka_producers
    WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
   IF FOUND THEN
+    -- its messages carry the columns of its staging view, made with it
+    IF p_key_column IS NOT NULL AND NOT EXISTS (
+         SELECT 1 FROM stream_ext_internal.kafka_producers p, pg_catalog.pg_attribute a
+          WHERE p.id = pid AND a.attrelid = p.staging AND a.attname = p_key_column
+            AND a.attnum > 0 AND NOT a.attisdropped) THEN
+      RAISE EXCEPTION 'Kafka producer of stream "%" to topic "%" has no column "%" for the key',
+                      p_stream, p_topic, p_key_column
+        USING ERRCODE = 'undefined_column',
+              DETAIL = 'A producer sends the stream''s columns as they were when it was created.',
+              HINT = 'Drop the producer with stream_ext.kafka_drop_producer and create it again.';
+    END IF;
     PERFORM stream_ext_internal.kafka_stop_workers(pid, true);
     UPDATE stream_ext_internal.kafka_producers
        SET brokers = p_brokers, format = p_format, format_options = p_format_options,
