@@ -158,6 +158,13 @@ INSERT INTO rw_clicks VALUES ('/owned', 1, 801, '2100-01-01 11:00:00+00');
 SELECT * FROM rw_owned ORDER BY url;
 DROP INDEX stream_ext_internal.rw_owned_url_idx;
 RESET ROLE;
+-- an index's expressions and predicate name the view's columns as they are now
+ALTER VIEW rw_all RENAME COLUMN who TO person;
+CREATE INDEX rw_all_person ON rw_all (lower(person)) WHERE person IS NOT NULL;
+SELECT regexp_replace(indexdef, 'state_[0-9]+', 'state_N') AS indexdef
+  FROM pg_indexes WHERE indexname = 'rw_all_person';
+DROP INDEX stream_ext_internal.rw_all_person;
+ALTER VIEW rw_all RENAME COLUMN person TO who;
 
 -- column names the extension uses elsewhere are the view's own here
 CREATE VIEW rw_names WITH (continuous, ttl = '1 hour', ttl_column = 'session_start') AS

@@ -30,6 +30,7 @@
 #include "commands/tablespace.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/parse_utilcmd.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
@@ -51,10 +52,41 @@ kept_column_name(Oid view, Oid kept, const char *name)
 	return get_attname(kept, attnum, false);
 }
 
-/* Name the kept-rows table's columns in elems (IndexElem) as the view's */
+typedef struct ColumnRenaming
+{
+	Oid			view;
+	Oid			kept;
+} ColumnRenaming;
+
+/* Each column a raw expression names, by its name in the kept-rows table */
+static bool
+rename_column_refs(Node *node, void *context)
+{
+	ColumnRenaming *r = context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, ColumnRef))
+	{
+		ColumnRef  *ref = (ColumnRef *) node;
+
+		if (list_length(ref->fields) == 1 && IsA(linitial(ref->fields), String))
+			linitial(ref->fields) = makeString(kept_column_name(r->view, r->kept,
+															   strVal(linitial(ref->fields))));
+		return false;
+	}
+	return raw_expression_tree_walker(node, rename_column_refs, context);
+}
+
+/*
+ * Name the kept-rows table's columns in elems (IndexElem: a column, or an
+ * expression's column references) as the view's: the view's columns may
+ * have been renamed since it was made, the table's were not.
+ */
 static void
 rename_columns(List *elems, Oid view, Oid kept)
 {
+	ColumnRenaming r = {view, kept};
 	ListCell   *lc;
 
 	foreach(lc, elems)
@@ -63,6 +95,8 @@ rename_columns(List *elems, Oid view, Oid kept)
 
 		if (elem->name != NULL)
 			elem->name = kept_column_name(view, kept, elem->name);
+		else
+			(void) rename_column_refs(elem->expr, &r);
 	}
 }
 
@@ -152,6 +186,11 @@ stream_redirect_view_index(IndexStmt *stmt, const char *queryString)
 	kept = row->state_table;
 	rename_columns(stmt->indexParams, view, kept);
 	rename_columns(stmt->indexIncludingParams, view, kept);
+	{
+		ColumnRenaming r = {view, kept};
+
+		(void) rename_column_refs(stmt->whereClause, &r);
+	}
 	if (stmt->idxname == NULL)
 		stmt->idxname = index_name_for(view, stmt);
 	stmt->relation = makeRangeVar(STREAM_INTERNAL_SCHEMA, get_rel_name(kept), -1);
