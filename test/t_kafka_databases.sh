@@ -8,7 +8,9 @@
 #      consumer of another database starts and consumes;
 #   3. DROP EXTENSION in a database with a consumer frees its slot too;
 #   4. a consumer that cannot get a slot is logged once, not every round,
-#      and kafka_consumers shows it retrying and why.
+#      and kafka_consumers shows it retrying and why;
+#   5. a copy made by CREATE DATABASE ... TEMPLATE stops its consumer rather
+#      than read its source's topic.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -77,7 +79,22 @@ PGDATABASE=kdb_c wait_until 60 "kdb_c's consumer gets kdb_b's slot" "SELECT n = 
 say "ok: DROP EXTENSION freed its consumer's slot; a waiting consumer was logged $warnings time(s) and showed why"
 [ "$(psql -X -At -d kdb_c -c "SELECT state FROM stream_ext.kafka_consumers")" = running ] ||
 	fail "the consumer that got a slot is not running"
-for db in kdb_b kdb_c; do
+
+# --- 5. a copy made by CREATE DATABASE ... TEMPLATE does not consume its
+# source's topic: its consumer is stopped there
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE kdb_copy TEMPLATE kdb_c" ||
+	fail "CREATE DATABASE ... TEMPLATE of a database with a consumer"
+psql -X -q -d kdb_copy -v ON_ERROR_STOP=1 -c "INSERT INTO ev VALUES ('local')"   # its workers start
+PGDATABASE=kdb_copy wait_until 30 "the copy's consumer is stopped" \
+	"SELECT state = 'stopped' AND NOT enabled FROM stream_ext.kafka_consumers"
+seq 31 40 | produce c_t
+PGDATABASE=kdb_c wait_until 60 "the source consumes on" "SELECT n = 40 FROM ev_n"
+sleep 1
+[ "$(count_in kdb_copy)" = 31 ] || fail "the copy consumed its source's topic: $(count_in kdb_copy) events"
+log_since "$offset" | grep -q 'stopped Kafka consumer .* it was started in another database' ||
+	fail "the copy's stopped consumer is not logged"
+say "ok: a template copy's consumer is stopped, not reading its source's topic"
+for db in kdb_b kdb_c kdb_copy; do
 	psql -X -q -d postgres -c "DROP DATABASE $db WITH (FORCE)"
 done
 psql -X -q -d postgres -c "DROP ROLE kdb_stranger"

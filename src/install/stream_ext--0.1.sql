@@ -636,6 +636,7 @@ CREATE TABLE stream_ext_internal.kafka_consumers (
   group_id         text,
   options          jsonb NOT NULL DEFAULT '{}',   -- librdkafka configuration
   enabled          boolean NOT NULL DEFAULT true,
+  enabled_in       oid,                           -- the database it was enabled in (a copy's is another)
   errors           bigint NOT NULL DEFAULT 0,     -- messages set aside in kafka_errors, ever
   created_by       name NOT NULL DEFAULT current_user,
   made_in          text NOT NULL DEFAULT stream_ext_internal.catalog_origin(),
@@ -1047,6 +1048,7 @@ CREATE TABLE stream_ext_internal.kafka_producers (
   produced         bigint NOT NULL DEFAULT 0,     -- messages the brokers acknowledged
   errors           bigint NOT NULL DEFAULT 0,     -- messages set aside in kafka_sink_errors, ever
   enabled          boolean NOT NULL DEFAULT true,
+  enabled_in       oid,                           -- the database it was enabled in (a copy's is another)
   created_by       name NOT NULL DEFAULT current_user,
   made_in          text NOT NULL DEFAULT stream_ext_internal.catalog_origin(),
   UNIQUE (stream, topic)
@@ -1386,6 +1388,25 @@ CREATE TRIGGER adopt_restored BEFORE INSERT ON stream_ext_internal.kafka_consume
 CREATE TRIGGER adopt_restored BEFORE INSERT ON stream_ext_internal.kafka_producers
   FOR EACH ROW WHEN (NEW.made_in IS DISTINCT FROM stream_ext_internal.catalog_origin())
   EXECUTE FUNCTION stream_ext_internal.adopt_restored_consumer();
+
+-- A consumer or producer runs only in the database it was enabled in: a
+-- copy made by CREATE DATABASE ... TEMPLATE holds its rows enabled, and its
+-- supervisor stops them (src/kafka/supervisor.c) rather than read or write
+-- the source's topics; kafka_start there enables them again, here.
+CREATE FUNCTION stream_ext_internal.kafka_note_database() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  IF NEW.enabled AND (TG_OP = 'INSERT' OR NOT OLD.enabled) THEN
+    NEW.enabled_in := (SELECT d.oid FROM pg_catalog.pg_database d
+                        WHERE d.datname = pg_catalog.current_database());
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER note_database BEFORE INSERT OR UPDATE OF enabled ON stream_ext_internal.kafka_consumers
+  FOR EACH ROW EXECUTE FUNCTION stream_ext_internal.kafka_note_database();
+CREATE TRIGGER note_database BEFORE INSERT OR UPDATE OF enabled ON stream_ext_internal.kafka_producers
+  FOR EACH ROW EXECUTE FUNCTION stream_ext_internal.kafka_note_database();
 
 -- A restored pending watermark has a restored writer (src/agg/writer_xact.c):
 -- frozen, visible in pg_dump's snapshot, or invalid; several fold into one.

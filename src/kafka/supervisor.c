@@ -58,6 +58,33 @@ static int	last_no_room = 0;	/* workers not started for want of a slot */
 static BackgroundWorkerHandle **handles = NULL; /* per slot, registered by us */
 
 /* Enabled consumers and producers of this database: palloc'd array, count in *n. */
+/*
+ * Stop the consumers and producers enabled in another database: this one is
+ * a copy of it (CREATE DATABASE ... TEMPLATE), which must not read or write
+ * the source's topics until someone starts them here.  SPI connected.
+ */
+static void
+stop_copied(Oid dboid)
+{
+	const char *tables[2] = {"kafka_consumers", "kafka_producers"};
+
+	for (int t = 0; t < 2; t++)
+	{
+		if (SPI_execute(psprintf("UPDATE stream_ext_internal.%s SET enabled = false "
+								 "WHERE enabled AND enabled_in IS DISTINCT FROM %u "
+								 "RETURNING id, topic", tables[t], dboid),
+						false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not stop the Kafka workers of another database");
+		for (uint64 i = 0; i < SPI_processed; i++)
+			ereport(LOG,
+					(errmsg("stream_ext stopped Kafka %s %s of topic \"%s\": it was started in another database",
+							t == 0 ? "consumer" : "producer",
+							SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+							SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)),
+					 errdetail("This database is a copy of it; start it here with stream_ext.kafka_start or kafka_start_producer.")));
+	}
+}
+
 static WantedConsumer *
 read_wanted(int *n)
 {
@@ -69,8 +96,11 @@ read_wanted(int *n)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT false, id, parallelism FROM stream_ext_internal.kafka_consumers WHERE enabled "
-					"UNION ALL SELECT true, id, 1 FROM stream_ext_internal.kafka_producers WHERE enabled",
+	stop_copied(MyDatabaseId);
+	if (SPI_execute(psprintf("SELECT false, id, parallelism FROM stream_ext_internal.kafka_consumers "
+							 "WHERE enabled AND enabled_in = %u "
+							 "UNION ALL SELECT true, id, 1 FROM stream_ext_internal.kafka_producers "
+							 "WHERE enabled AND enabled_in = %u", MyDatabaseId, MyDatabaseId),
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the Kafka consumers");
 	if (SPI_processed > 0)
