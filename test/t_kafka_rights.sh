@@ -75,6 +75,31 @@ out=$(q "SELECT kr_admin_register()" 2>&1 || true)
 echo "$out" | grep -q "are configured through stream_ext.kafka_consume and stream_ext.kafka_produce" ||
 	fail "a direct call of the internal function: $out"
 run_sql -c "SELECT stream_ext.kafka_drop_producer('kr.s', 'out_def')" -c "DROP FUNCTION kr_admin_produce(), kr_admin_register()"
+# a public call that failed inside the internal function, and was caught,
+# leaves no note for a direct call after it: kr_admin runs a superuser's
+# SECURITY DEFINER function that produces kr.i (which kr_admin may not read:
+# refused), then calls the internal function itself
+run_sql <<SQL
+CREATE FUNCTION kr_su_produce() RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS \$\$
+BEGIN
+  PERFORM stream_ext.kafka_produce('kr.i', topic => 'out_def', brokers => '$BROKERS');
+END \$\$;
+GRANT EXECUTE ON FUNCTION kr_su_produce() TO kr_admin;
+SQL
+out=$(psql -X -q -U kr_admin -c "DO \$\$
+BEGIN
+  BEGIN
+    PERFORM kr_su_produce();
+  EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'refused: %', SQLERRM;
+  END;
+  PERFORM stream_ext_internal.kafka_register_producer('kr.s', 'out_def', 'x', 'json', NULL, '{}', '{}');
+END \$\$" 2>&1 || true)
+echo "$out" | grep -q "refused: permission denied for stream" || fail "the superuser's function was not refused to kr_admin: $out"
+echo "$out" | grep -q "are configured through stream_ext.kafka_consume and stream_ext.kafka_produce" ||
+	fail "a direct call after a caught failure of the public function: $out"
+[ "$(q "SELECT count(*) FROM stream_ext_internal.kafka_producers WHERE topic = 'out_def'")" = 0 ] ||
+	fail "a direct call after a caught failure made a producer"
+run_sql -c "DROP FUNCTION kr_su_produce()"
 say "ok: a producer made inside a SECURITY DEFINER function acts for its owner, not the calling superuser; direct internal calls are refused"
 
 # --- 1. user code of the sink runs as the configuring role, restricted

@@ -780,10 +780,9 @@ CREATE FUNCTION stream_ext_internal.kafka_note_invoker() RETURNS void
 CREATE FUNCTION stream_ext_internal.kafka_take_invoker() RETURNS name
   AS 'MODULE_PATHNAME', 'stream_ext_kafka_take_invoker' LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION stream_ext_internal.kafka_take_invoker() FROM PUBLIC;
-CREATE FUNCTION stream_ext_internal.kafka_acting_role() RETURNS name
+-- The noted role (kafka_take_invoker), or an error when there was none.
+CREATE FUNCTION stream_ext_internal.kafka_acting_role(r name) RETURNS name
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
-DECLARE
-  r name := stream_ext_internal.kafka_take_invoker();
 BEGIN
   IF r IS NULL THEN
     RAISE EXCEPTION 'Kafka consumers and producers are configured through stream_ext.kafka_consume and stream_ext.kafka_produce'
@@ -794,7 +793,7 @@ BEGIN
   RETURN r;
 END
 $$;
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_acting_role() FROM PUBLIC;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_acting_role(name) FROM PUBLIC;
 
 -- Checks and stores a consumer; runs as the extension owner.  EXECUTE only for
 -- stream_ext_kafka (and superusers).
@@ -837,8 +836,9 @@ DECLARE
   typ regtype;
   k text;
 BEGIN
+  p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
-  p_role := stream_ext_internal.kafka_acting_role();
+  p_role := stream_ext_internal.kafka_acting_role(p_role);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role);
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
                    JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
@@ -1093,8 +1093,9 @@ DECLARE
   k text;
   v text;
 BEGIN
+  p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
-  p_role := stream_ext_internal.kafka_acting_role();
+  p_role := stream_ext_internal.kafka_acting_role(p_role);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role, true);
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft
                    JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
@@ -1396,7 +1397,7 @@ CREATE TRIGGER adopt_restored BEFORE INSERT ON stream_ext_internal.kafka_produce
 CREATE FUNCTION stream_ext_internal.kafka_note_database() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-  IF NEW.enabled AND (TG_OP = 'INSERT' OR NOT OLD.enabled) THEN
+  IF NEW.enabled THEN
     NEW.enabled_in := (SELECT d.oid FROM pg_catalog.pg_database d
                         WHERE d.datname = pg_catalog.current_database());
   END IF;

@@ -179,27 +179,32 @@ stream_ext_kafka_free_slots(PG_FUNCTION_ARGS)
  * The role a consumer or producer being configured acts for: the
  * current_user of the caller of kafka_note_invoker (a public function,
  * invoker's rights), which the SECURITY DEFINER function it calls next takes
- * with kafka_take_invoker, once, in the same transaction.
+ * with kafka_take_invoker, once, in the same (sub)transaction: a note left
+ * by a call that failed and was caught is never taken by a later one.
  */
 static Oid	noted_invoker = InvalidOid;
 static LocalTransactionId noted_in = InvalidLocalTransactionId;
+static SubTransactionId noted_in_sub = InvalidSubTransactionId;
 
 Datum
 stream_ext_kafka_note_invoker(PG_FUNCTION_ARGS)
 {
 	noted_invoker = GetUserId();
 	noted_in = MyProc->lxid;
+	noted_in_sub = GetCurrentSubTransactionId();
 	PG_RETURN_VOID();
 }
 
 Datum
 stream_ext_kafka_take_invoker(PG_FUNCTION_ARGS)
 {
-	Oid			role = (noted_in == MyProc->lxid) ? noted_invoker : InvalidOid;
+	Oid			role = (noted_in == MyProc->lxid &&
+						noted_in_sub == GetCurrentSubTransactionId()) ? noted_invoker : InvalidOid;
 	char	   *name;
 
 	noted_invoker = InvalidOid;
 	noted_in = InvalidLocalTransactionId;
+	noted_in_sub = InvalidSubTransactionId;
 	name = OidIsValid(role) ? GetUserNameFromId(role, true) : NULL;
 	if (name == NULL)
 		PG_RETURN_NULL();
