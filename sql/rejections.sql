@@ -87,6 +87,11 @@ CREATE DOMAIN pg_temp.rj_d AS int;
 CREATE VIEW rj_v WITH (continuous) AS SELECT k::pg_temp.rj_d AS k, count(*) AS n FROM rj_s GROUP BY 1;
 CREATE TYPE pg_temp.rj_comp AS (a int);
 CREATE VIEW rj_v WITH (continuous) AS SELECT count(*), max((row(k)::pg_temp.rj_comp).a) FROM rj_s;
+CREATE COLLATION pg_temp.rj_coll FROM "C";
+CREATE VIEW rj_v WITH (continuous) AS SELECT t COLLATE pg_temp.rj_coll AS t, count(*) AS n FROM rj_s GROUP BY 1;
+CREATE TEXT SEARCH CONFIGURATION pg_temp.rj_cfg (COPY = simple);
+CREATE VIEW rj_v WITH (continuous) AS
+  SELECT count(*) FILTER (WHERE to_tsvector('pg_temp.rj_cfg', t) @@ 'x') AS n FROM rj_s;
 CREATE FOREIGN TABLE pg_temp.rj_temp_s (k text) SERVER stream_ext;
 SET search_path = pg_temp, public;
 CREATE FOREIGN TABLE rj_temp_s (k text) SERVER stream_ext;

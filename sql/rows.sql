@@ -160,7 +160,7 @@ DROP INDEX stream_ext_internal.rw_owned_url_idx;
 RESET ROLE;
 -- an index's expressions and predicate name the view's columns as they are now
 ALTER VIEW rw_all RENAME COLUMN who TO person;
-CREATE INDEX rw_all_person ON rw_all (lower(person)) WHERE person IS NOT NULL;
+CREATE INDEX rw_all_person ON rw_all (lower(person)) WHERE rw_all.person IS NOT NULL;
 SELECT regexp_replace(indexdef, 'state_[0-9]+', 'state_N') AS indexdef
   FROM pg_indexes WHERE indexname = 'rw_all_person';
 DROP INDEX stream_ext_internal.rw_all_person;

@@ -28,7 +28,11 @@
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_rewrite.h"
+#include "catalog/pg_ts_config.h"
+#include "catalog/pg_ts_dict.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/defrem.h"
@@ -469,6 +473,40 @@ is_temporary_type(Oid type)
 	return temporary;
 }
 
+/* Is object (found in syscache cache by its OID) in a temporary schema? */
+static bool
+is_temporary_object(int cache, Oid object)
+{
+	HeapTuple	tuple;
+	bool		isnull;
+	Datum		nsp;
+	AttrNumber	nsp_att;
+
+	switch (cache)
+	{
+		case COLLOID:
+			nsp_att = Anum_pg_collation_collnamespace;
+			break;
+		case OPEROID:
+			nsp_att = Anum_pg_operator_oprnamespace;
+			break;
+		case TSCONFIGOID:
+			nsp_att = Anum_pg_ts_config_cfgnamespace;
+			break;
+		case TSDICTOID:
+			nsp_att = Anum_pg_ts_dict_dictnamespace;
+			break;
+		default:
+			elog(ERROR, "unexpected cache %d", cache);
+	}
+	tuple = SearchSysCache1(cache, ObjectIdGetDatum(object));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	nsp = SysCacheGetAttr(cache, tuple, nsp_att, &isnull);
+	ReleaseSysCache(tuple);
+	return !isnull && isAnyTempNamespace(DatumGetObjectId(nsp));
+}
+
 /*
  * Does node use an object of a temporary schema: call a function or
  * operator, yield a type, or name a relation, type or function in a
@@ -490,19 +528,23 @@ calls_temporary_code(Node *node, void *context)
 		if (is_temporary_type(exprType(node)))
 			return true;
 	}
+	if (IsA(node, CollateExpr) && is_temporary_object(COLLOID, ((CollateExpr *) node)->collOid))
+		return true;
 	if (IsA(node, Const) && !((Const *) node)->constisnull)
 	{
 		Const	   *c = (Const *) node;
 		Oid			object = DatumGetObjectId(c->constvalue);
-		Oid			nsp = InvalidOid;
 
-		if (c->consttype == REGCLASSOID)
-			nsp = get_rel_namespace(object);
-		else if (c->consttype == REGTYPEOID)
-			return is_temporary_type(object);
-		else if (c->consttype == REGPROCOID || c->consttype == REGPROCEDUREOID)
-			nsp = get_func_namespace(object);
-		if (OidIsValid(nsp) && isAnyTempNamespace(nsp))
+		if (is_temporary_type(c->consttype == REGTYPEOID ? object : InvalidOid) ||
+			(c->consttype == REGCLASSOID && isAnyTempNamespace(get_rel_namespace(object))) ||
+			((c->consttype == REGPROCOID || c->consttype == REGPROCEDUREOID) &&
+			 isAnyTempNamespace(get_func_namespace(object))) ||
+			((c->consttype == REGOPEROID || c->consttype == REGOPERATOROID) &&
+			 is_temporary_object(OPEROID, object)) ||
+			(c->consttype == REGCONFIGOID && is_temporary_object(TSCONFIGOID, object)) ||
+			(c->consttype == REGDICTIONARYOID && is_temporary_object(TSDICTOID, object)) ||
+			(c->consttype == REGCOLLATIONOID && is_temporary_object(COLLOID, object)) ||
+			(c->consttype == REGNAMESPACEOID && OidIsValid(object) && isAnyTempNamespace(object)))
 			return true;
 	}
 	if (IsA(node, FuncExpr))
@@ -540,7 +582,7 @@ refuse_temporary_objects(RangeVar *name, Query *query)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("a continuous view cannot use temporary objects"),
-				 errdetail("Temporary tables, views, streams, types, functions and operators end with their session; the view would not."),
+				 errdetail("Temporary objects (tables, views, streams, types, collations, functions, operators, ...) end with their session; the view would not."),
 				 errhint("Use permanent ones.")));
 }
 

@@ -70,6 +70,11 @@ rename_column_refs(Node *node, void *context)
 	{
 		ColumnRef  *ref = (ColumnRef *) node;
 
+		/* view.column names the table's column alone, the view being gone */
+		if (list_length(ref->fields) == 2 && IsA(linitial(ref->fields), String) &&
+			IsA(lsecond(ref->fields), String) &&
+			strcmp(strVal(linitial(ref->fields)), get_rel_name(r->view)) == 0)
+			ref->fields = list_make1(lsecond(ref->fields));
 		if (list_length(ref->fields) == 1 && IsA(linitial(ref->fields), String))
 			linitial(ref->fields) = makeString(kept_column_name(r->view, r->kept,
 															   strVal(linitial(ref->fields))));
