@@ -423,7 +423,7 @@ run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, b
 {
 	TimedPlanRun r = {view, events, dest, keep};
 
-	stream_view_time_limited(view->name, run_view_plan_work, &r, true);
+	stream_view_time_limited(view->name, run_view_plan_work, &r);
 }
 
 

@@ -220,7 +220,7 @@ emit_in_transaction(void *arg)
 			EmissionRun run = {sql, dest, row->name};
 
 			/* the owner's HAVING and final functions: within the time limit */
-			stream_view_time_limited(row->name, run_emissions, &run, true);
+			stream_view_time_limited(row->name, run_emissions, &run);
 		}
 		stream_end_as_owner(&as);
 	}

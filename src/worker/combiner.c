@@ -491,7 +491,7 @@ merge_one_delta_work(void *arg)
 static void
 merge_one_delta(void *arg)
 {
-	stream_view_time_limited(((OneDelta *) arg)->view_name, merge_one_delta_work, arg, true);
+	stream_view_time_limited(((OneDelta *) arg)->view_name, merge_one_delta_work, arg);
 }
 
 /* A delta set aside: its row as text, and why it could not be merged */
@@ -636,7 +636,7 @@ merge_chunk_in_transaction(void *arg)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	stream_view_time_limited(chunk->view->name, merge_chunk_work, chunk, true);
+	stream_view_time_limited(chunk->view->name, merge_chunk_work, chunk);
 	SPI_finish();
 }
 

@@ -85,12 +85,11 @@ stream_view_time_limit_stop(void)
 /*
  * Run work(arg), owner code of continuous view view_name, within
  * stream_ext.view_time_limit: a run that takes longer fails with an error
- * of the view (54000), not a cancel; with retry_lock_waits, one stopped
- * while it waited for a lock fails with 55P03.
+ * of the view (54000), not a cancel; one stopped while it waited for a
+ * lock fails with 55P03.
  */
 void
-stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg,
-						 bool retry_lock_waits)
+stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -105,7 +104,7 @@ stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *
 			PG_RE_THROW();
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
-		if (retry_lock_waits && exceeded_in_lock_wait)
+		if (exceeded_in_lock_wait)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("continuous view \"%s\" waited longer than stream_ext.view_time_limit (%d ms) for a lock",
