@@ -41,6 +41,7 @@
 #include "utils/tuplestore.h"
 
 #include "agg/inputs.h"
+#include "guc.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/analyze.h"
 #include "utils/guc.h"
@@ -267,9 +268,7 @@ stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	guc_level = stream_pin_internal_search_path();
 	saved_query = checked_query;
 	saved_aggregate = checked_aggregate;
 	checked_query = query;

@@ -49,6 +49,7 @@
 #include "agg/agg_state.h"
 #include "agg/inputs.h"
 #include "analyze/input_aggs.h"
+#include "guc.h"
 
 #define INTERNAL_SCHEMA "stream_ext_internal"
 
@@ -308,9 +309,9 @@ order_sql(Aggref *aggref, List *clauses)
 
 /*
  * The query that computes aggref (which keeps its inputs) from its state,
- * passed as $1; see the file's comment.  Written with search_path
- * pg_catalog, so that every name outside it is qualified: the query is
- * analyzed with that path (agg/inputs_final.c), not the reader's.
+ * passed as $1; see the file's comment.  Written with the search_path it
+ * is analyzed with (pg_catalog, pg_temp: agg/inputs_final.c), not the
+ * reader's, so that every name outside it is qualified.
  */
 char *
 stream_inputs_final_sql(Aggref *aggref)
@@ -321,10 +322,8 @@ stream_inputs_final_sql(Aggref *aggref)
 	ListCell   *lc;
 	bool		first = true;
 	int			col = 0;
-	int			guc_level = NewGUCNestLevel();
+	int			guc_level = stream_pin_internal_search_path();
 
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "SELECT %s(",
 					 qualified(get_func_namespace(aggref->aggfnoid),
