@@ -451,13 +451,6 @@ check_notify(ViewShape *shape, Oid output)
 				 errhint("Give it to a view over that stream.")));
 }
 
-/*
- * Create a continuous view named name over the SELECT in raw (whose text is
- * sql), with options: an output (a relation's name) makes it a transform
- * whose rows go into that table or stream (transform.c); notify a view
- * whose rows are sent on that channel as the combiner moves them
- * (window/merge_sql.c).  Returns the view's OID.
- */
 /* Is type (a domain, a composite, an enum ...) of a temporary schema? */
 static bool
 is_temporary_type(Oid type)
@@ -586,6 +579,13 @@ refuse_temporary_objects(RangeVar *name, Query *query)
 				 errhint("Use permanent ones.")));
 }
 
+/*
+ * Create a continuous view named name over the SELECT in raw (whose text is
+ * sql), with options: an output (a relation's name) makes it a transform
+ * whose rows go into that table or stream (transform.c); notify a view
+ * whose rows are sent on that channel as the combiner moves them
+ * (window/merge_sql.c).  Returns the view's OID.
+ */
 Oid
 stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const char *sql,
 							  ContinuousViewOptions *options)

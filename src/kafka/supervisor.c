@@ -57,12 +57,16 @@ static uint64 last_kicks = 0;
 static int	last_no_room = 0;	/* workers not started for want of a slot */
 static BackgroundWorkerHandle **handles = NULL; /* per slot, registered by us */
 
-/* Enabled consumers and producers of this database: palloc'd array, count in *n. */
 /*
  * Stop the consumers and producers enabled in another database: this one is
  * a copy of it (CREATE DATABASE ... TEMPLATE), which must not read or write
- * the source's topics until someone starts them here.  SPI connected.
+ * the source's topics until someone starts them here.  Once per process
+ * (copies_stopped, once it committed): rows are enabled in this database
+ * from then on (the install script's note_database trigger), and
+ * read_wanted takes only those.  SPI connected.
  */
+static bool copies_stopped = false;
+
 static void
 stop_copied(Oid dboid)
 {
@@ -85,6 +89,7 @@ stop_copied(Oid dboid)
 	}
 }
 
+/* Enabled consumers and producers of this database: palloc'd array, count in *n. */
 static WantedConsumer *
 read_wanted(int *n)
 {
@@ -96,7 +101,8 @@ read_wanted(int *n)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	stop_copied(MyDatabaseId);
+	if (!copies_stopped)
+		stop_copied(MyDatabaseId);
 	if (SPI_execute(psprintf("SELECT false, id, parallelism FROM stream_ext_internal.kafka_consumers "
 							 "WHERE enabled AND enabled_in = %u "
 							 "UNION ALL SELECT true, id, 1 FROM stream_ext_internal.kafka_producers "
@@ -125,6 +131,7 @@ read_wanted(int *n)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	copies_stopped = true;
 	return wanted;
 }
 
