@@ -89,9 +89,8 @@ rename_column_refs(Node *node, void *context)
  * have been renamed since it was made, the table's were not.
  */
 static void
-rename_columns(List *elems, Oid view, Oid kept)
+rename_columns(List *elems, ColumnRenaming *r)
 {
-	ColumnRenaming r = {view, kept};
 	ListCell   *lc;
 
 	foreach(lc, elems)
@@ -99,9 +98,9 @@ rename_columns(List *elems, Oid view, Oid kept)
 		IndexElem  *elem = lfirst(lc);
 
 		if (elem->name != NULL)
-			elem->name = kept_column_name(view, kept, elem->name);
+			elem->name = kept_column_name(r->view, r->kept, elem->name);
 		else
-			(void) rename_column_refs(elem->expr, &r);
+			(void) rename_column_refs(elem->expr, r);
 	}
 }
 
@@ -154,6 +153,7 @@ stream_redirect_view_index(IndexStmt *stmt, const char *queryString)
 	int			id;
 	ContinuousViewRow *row;
 	Oid			kept;
+	ColumnRenaming renaming;
 
 	if (!OidIsValid(view) || (id = stream_continuous_view_id(view)) < 0)
 		return NULL;
@@ -188,14 +188,11 @@ stream_redirect_view_index(IndexStmt *stmt, const char *queryString)
 						stmt->idxname),
 				 errhint("Choose another name, or leave it out.")));
 
-	kept = row->state_table;
-	rename_columns(stmt->indexParams, view, kept);
-	rename_columns(stmt->indexIncludingParams, view, kept);
-	{
-		ColumnRenaming r = {view, kept};
-
-		(void) rename_column_refs(stmt->whereClause, &r);
-	}
+	renaming.view = view;
+	renaming.kept = kept = row->state_table;
+	rename_columns(stmt->indexParams, &renaming);
+	rename_columns(stmt->indexIncludingParams, &renaming);
+	(void) rename_column_refs(stmt->whereClause, &renaming);
 	if (stmt->idxname == NULL)
 		stmt->idxname = index_name_for(view, stmt);
 	stmt->relation = makeRangeVar(STREAM_INTERNAL_SCHEMA, get_rel_name(kept), -1);
