@@ -1155,10 +1155,6 @@ BEGIN
            key_column = p_key_column, options = p_options, enabled = true,
            created_by = p_role
      WHERE id = pid;
-    -- the producer acts for the role that configured it last (kafka/rights.c)
-    EXECUTE format('ALTER VIEW %s OWNER TO %I',
-                   (SELECT staging FROM stream_ext_internal.kafka_producers WHERE id = pid),
-                   p_role);
   ELSE
     INSERT INTO stream_ext_internal.kafka_producers
       (stream, topic, brokers, format, format_options, key_column, options, created_by)
@@ -1171,11 +1167,11 @@ BEGIN
     UPDATE stream_ext_internal.kafka_producers
        SET staging = format('stream_ext_internal.%I', 'kafka_sink_' || pid)::regclass
      WHERE id = pid;
-    -- which formats the events as the role that configured the producer
-    -- (kafka/rights.c), never as the extension's owner
-    EXECUTE format('ALTER VIEW stream_ext_internal.%I OWNER TO %I', 'kafka_sink_' || pid,
-                   p_role);
   END IF;
+  -- the producer acts for the role that configured it last (kafka/rights.c):
+  -- the staging view formats the events as that role, never as the extension
+  EXECUTE format('ALTER VIEW %s OWNER TO %I',
+                 (SELECT staging FROM stream_ext_internal.kafka_producers WHERE id = pid), p_role);
   PERFORM stream_ext_internal.kafka_ensure_supervisor();
   RETURN pid;
 END
