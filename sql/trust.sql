@@ -115,6 +115,18 @@ SELECT stream_ext_internal.finalize_state('avg(float8)'::regprocedure, '{2,3,0.5
 SELECT stream_ext_internal.finalize_state('avg(float8)'::regprocedure, '{2,3,0.5}'::float8[], NULL::float8);
 SELECT stream_ext_internal.finalize_state('count()'::regprocedure, NULL::int8, NULL::int8);
 SELECT stream_ext_internal.xid_committed('1'::xid8);
+-- delta_may_have_key answers only about a delta table's keys, to a reader
+-- of its view, hashing values of types that hash like the keys; otherwise
+-- (and for NULLs) it says a key may have deltas
+SELECT stream_ext_internal.delta_may_have_key('pg_class', 1) AS not_a_delta,
+       stream_ext_internal.delta_may_have_key(NULL, 1) AS no_table,
+       stream_ext_internal.delta_may_have_key(0, NULL::text, 2, 3) AS bad_table,
+       stream_ext_internal.delta_may_have_key('pg_class', VARIADIC ARRAY[1, 2]) AS variadic_array;
+SELECT stream_ext_internal.delta_may_have_key(d, '(1,2)'::point) AS unhashable,
+       stream_ext_internal.delta_may_have_key(d, 'x'::text, 42, now()) AS too_many_keys,
+       stream_ext_internal.delta_may_have_key(d, NULL::text) AS null_key
+  FROM (SELECT replace(state_table::text, '.state_', '.delta_')::regclass AS d
+          FROM stream_ext.continuous_views ORDER BY name::text LIMIT 1) c;
 -- the other internal functions are not for PUBLIC
 SELECT stream_ext_internal.catalog_changed();
 SELECT stream_ext_internal.stream_fdw_validator('{}', 0);

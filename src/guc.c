@@ -31,6 +31,7 @@ int			stream_ext_jit_above_events = 1000000;
 int			stream_ext_max_view_errors = 1000;
 int			stream_ext_view_time_limit_ms = 2000;
 int			stream_ext_join_cache_kb = 65536;
+int			stream_ext_pending_key_slots = 1048576;
 
 static const struct config_enum_entry commit_mode_options[] = {
 	{"sync", STREAM_COMMIT_SYNC, false},
@@ -217,6 +218,14 @@ stream_ext_define_gucs(void)
 							&stream_ext_join_cache_kb,
 							65536, 0, MAX_KILOBYTES,
 							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stream_ext.pending_key_slots",
+							gettext_noop("Slots of shared memory (8 bytes each) that tell a read of one group whether the group may have unmerged deltas."),
+							gettext_noop("Rounded down to a power of two; 0 means every read of one group scans the view's delta table."),
+							&stream_ext_pending_key_slots,
+							1048576, 0, 64 * 1024 * 1024,
+							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("stream_ext");

@@ -24,6 +24,7 @@ extern int	stream_ext_jit_above_events;
 extern int	stream_ext_max_view_errors;
 extern int	stream_ext_view_time_limit_ms;
 extern int	stream_ext_join_cache_kb;
+extern int	stream_ext_pending_key_slots;
 
 extern void stream_ext_define_gucs(void);
 extern int	stream_pin_internal_search_path(void);

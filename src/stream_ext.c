@@ -10,10 +10,12 @@
 
 #include "agg/inputs.h"
 #include "analyze/table_copies.h"
+#include "ddl/delta_gate.h"
 #include "ddl/read_estimates.h"
 #include "ddl/rollup.h"
 #include "ddl/utility.h"
 #include "guc.h"
+#include "ipc/pending_keys.h"
 #include "ipc/queue.h"
 #include "kafka/backpressure.h"
 #include "kafka/kafka_guc.h"
@@ -44,6 +46,7 @@ stream_ext_shmem_request(void)
 	stream_view_rates_shmem_request();
 	stream_latency_shmem_request();
 	kafka_shmem_request();
+	stream_pending_keys_shmem_request();
 }
 
 static void
@@ -55,6 +58,7 @@ stream_ext_shmem_startup(void)
 	stream_view_rates_shmem_startup();
 	stream_latency_shmem_startup();
 	kafka_shmem_startup();
+	stream_pending_keys_shmem_startup();
 }
 
 void
@@ -79,6 +83,7 @@ _PG_init(void)
 	stream_insert_init();
 	stream_read_guard_init();
 	stream_read_estimates_init();
+	stream_delta_gate_init();
 	stream_rollup_init();
 	stream_inputs_final_init();
 	stream_table_copies_init();

@@ -159,6 +159,12 @@ CREATE INDEX ON stream_ext_internal.view_errors (view_id, occurred_at);
 -- deltas of other keys)
 CREATE FUNCTION stream_ext_internal.xid_visible(xid8) RETURNS boolean
   AS 'MODULE_PATHNAME', 'stream_ext_xid_visible' LANGUAGE C STRICT STABLE PARALLEL SAFE COST 10;
+-- May a delta table hold deltas of this key that the current snapshot sees?
+-- The planner gates a read's scan of a delta table restricted to one key
+-- with it (src/ddl/delta_gate.c); true when it cannot tell.
+CREATE FUNCTION stream_ext_internal.delta_may_have_key(delta regclass, VARIADIC keys "any")
+  RETURNS boolean
+  AS 'MODULE_PATHNAME', 'stream_ext_delta_may_have_key' LANGUAGE C STABLE PARALLEL SAFE;
 -- max_event_time - allowed_lateness, -infinity below the timestamps there are
 CREATE FUNCTION stream_ext_internal.watermark(timestamptz, interval) RETURNS timestamptz
   AS 'MODULE_PATHNAME', 'stream_ext_watermark' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
@@ -363,7 +369,7 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- Who may call the functions above.  A view's SELECT runs functions with the
 -- rights of the role reading it, so what views call stays executable by
 -- PUBLIC and checks its arguments: finalize_agg (and
--- finalize_agg_parallel_unsafe), xid_visible, sliding_bound,
+-- finalize_agg_parallel_unsafe), xid_visible, delta_may_have_key, sliding_bound,
 -- read_time, query_definition, time_column, finalize_inputs, inputs_rows,
 -- inputs_count_distinct, inputs_percentile_float8 and count_distinct_union
 -- (event_xid8 runs in workers

@@ -61,7 +61,8 @@ create_table(const char *table, const char *definition)
  * ("k1 IS NULL OR k2 IS NULL ...", NULL for one key or other views).
  * The delta table has no index: one made ingestion of a view of 10,000
  * groups per batch twice as costly (an index entry, and its WAL record,
- * per delta row), for key lookups that scan the few unmerged deltas.
+ * per delta row), for key lookups that scan the few unmerged deltas (and
+ * skip them when shared memory says the key has none: ddl/delta_gate.c).
  * The caller has SPI connected and runs as the extension's owner.
  */
 void

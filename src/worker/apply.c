@@ -44,6 +44,7 @@
 #include "agg/agg_state.h"
 #include "agg/combine.h"
 #include "guc.h"
+#include "ipc/pending_keys.h"
 #include "catalog/catalog.h"
 #include "analyze/view_query.h"
 #include "catalog/view_errors.h"
@@ -88,6 +89,10 @@ typedef struct DeltaReceiver
 	bool		marking;		/* some column is marked */
 	Datum	   *values;			/* a row with its states marked */
 	KeySizeCheck keys;			/* its rows' keys fit the state table's indexes */
+	int			key_count;		/* the view's keys: columns 2 .. key_count + 1 */
+	bool		tracks_keys;	/* notes the keys it writes (ipc/pending_keys.c) */
+	PendingKeyHash key_hash;	/* how, when it does */
+	PendingKeyNote *key_notes;	/* of the rows in slots[0 .. nbuffered - 1] */
 } DeltaReceiver;
 
 /*
@@ -153,6 +158,9 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 		r->slots = palloc0(DELTA_INSERT_ROWS * sizeof(TupleTableSlot *));
 		r->values = palloc(r->desc->natts * sizeof(Datum));
 		MemoryContextSwitchTo(old);
+		r->tracks_keys = stream_pending_key_hash_init(&r->key_hash, r->desc, r->key_count, r->cxt);
+		if (r->tracks_keys)
+			r->key_notes = MemoryContextAlloc(r->cxt, DELTA_INSERT_ROWS * sizeof(PendingKeyNote));
 	}
 	r->nbuffered = 0;
 	r->buffered_bytes = 0;
@@ -165,11 +173,34 @@ delta_flush(DeltaReceiver *r)
 {
 	if (r->nbuffered == 0)
 		return;
+	if (r->tracks_keys)
+		stream_pending_keys_raise(r->key_notes, r->nbuffered);
 	stream_multi_insert(r->rel, r->slots, r->nbuffered, r->cid, r->bistate, r->flush_cxt);
 	for (int i = 0; i < r->nbuffered; i++)
 		ExecClearTuple(r->slots[i]);
 	r->nbuffered = 0;
 	r->buffered_bytes = 0;
+}
+
+/*
+ * Note the pending-key slot of the row's key, raised when the rows are
+ * flushed, before the batch commits: reads of one group then know it may
+ * have deltas.  To the writer's id, or the batch's own when higher: with
+ * commit_mode async a writer may have ended long before its events are
+ * applied (worker/pending_clear.c).
+ */
+static void
+note_key_written(DeltaReceiver *r, TupleTableSlot *in)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->flush_cxt);
+	uint32		hash = stream_pending_key_hash(&r->key_hash, in->tts_values + 1, in->tts_isnull + 1);
+	FullTransactionId writer = DatumGetFullTransactionId(in->tts_values[0]);
+	FullTransactionId batch = GetTopFullTransactionId();
+
+	MemoryContextSwitchTo(old);
+	r->key_notes[r->nbuffered] = stream_pending_key_note(r->relid, hash,
+														 FullTransactionIdFollows(batch, writer) ?
+														 batch : writer);
 }
 
 static bool
@@ -183,6 +214,8 @@ delta_receive(TupleTableSlot *in, DestReceiver *self)
 		r->slots[r->nslots++] = MakeSingleTupleTableSlot(r->desc, &TTSOpsHeapTuple);
 	slot_getallattrs(in);
 	stream_check_key_size(&r->keys, in);
+	if (r->tracks_keys)
+		note_key_written(r, in);
 	if (!r->marking)
 		tuple = heap_form_tuple(r->desc, in->tts_values, in->tts_isnull);
 	else
@@ -297,6 +330,7 @@ make_delta_receiver(CachedView *view)
 	r->pub.rDestroy = delta_destroy;
 	r->pub.mydest = DestNone;
 	r->relid = view->delta_table;
+	r->key_count = view->key_count;
 	r->cxt = CurrentMemoryContext;
 	r->flush_cxt = AllocSetContextCreate(r->cxt, "stream_ext delta insert", ALLOCSET_DEFAULT_SIZES);
 	stream_key_size_init(&r->keys, view->state_table, view->name, r->cxt);

@@ -50,6 +50,7 @@
 #include "window/spec.h"
 #include "worker/apply.h"
 #include "worker/counters.h"
+#include "worker/pending_clear.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
 #include "worker/worker.h"
@@ -133,6 +134,7 @@ typedef struct ViewToCombine
 	char	   *name;			/* the view, as regclass text */
 	Oid			owner;
 	int			key_count;
+	Oid			delta_table;
 	bool		keeps_rows;		/* its state table keeps its query's rows */
 	Oid			output;			/* a transform's output table, whose rows
 								 * are moved there; else InvalidOid */
@@ -805,6 +807,7 @@ views_to_combine(MemoryContext cxt, List **views)
 			v->name = pstrdup(row->name);
 			v->owner = row->owner;
 			v->key_count = row->key_count;
+			v->delta_table = row->delta_table;
 			v->keeps_rows = row->keeps_rows;
 			/* a stream output is written by the workers (worker/forward.c) */
 			v->output = (OidIsValid(row->output) && !stream_is_stream_relation(row->output)) ?
@@ -831,12 +834,16 @@ views_to_combine(MemoryContext cxt, List **views)
 /*
  * Milliseconds until the next turn of the loop: when a merge is due (if
  * writers committed), and at least every STREAM_JOB_TICK_MS for the jobs
- * (PROMPT_POLL_MS with views to notify).
+ * (PROMPT_POLL_MS with views to notify, PUBLISH_POLL_MS while a delta
+ * table's cleared id waits to be published).
  */
 static long
-wait_ms(TimestampTz last_merge, bool merge_pending, bool prompt)
+wait_ms(TimestampTz last_merge, bool merge_pending, bool prompt, bool publish_pending)
 {
 	long		ms = prompt ? PROMPT_POLL_MS : STREAM_JOB_TICK_MS;
+
+	if (publish_pending)
+		ms = Min(ms, PUBLISH_POLL_MS);
 
 	if (merge_pending)
 	{
@@ -849,6 +856,15 @@ wait_ms(TimestampTz last_merge, bool merge_pending, bool prompt)
 		ms = Min(ms, secs * 1000 + usecs / 1000);
 	}
 	return Max(ms, 1);
+}
+
+/* After a view's merges: what reads of one group may skip (pending_clear.c) */
+static void
+scan_for_pending_clear(void *arg)
+{
+	ViewToCombine *v = arg;
+
+	stream_pending_clear_scan(v->delta_table, v->keeps_rows ? 0 : v->key_count);
 }
 
 /* Merge the views of a round (all, or only those with notify); false when the extension is gone */
@@ -870,6 +886,8 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 		if (only_notify && v->notify == NULL)
 			continue;
 		combine_view(v, full, cxt);
+		if (!v->keeps_rows && v->key_count > 0)
+			(void) stream_job_in_transaction(scan_for_pending_clear, v, cxt);
 		maintain_view_tables(v->id, cxt);
 		stream_worker_report_done();
 	}
@@ -944,7 +962,7 @@ stream_combiner_loop(int slotno)
 		stream_worker_report_idle();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_ms(last_merge, stream_mergeable_count(slotno) != last_mergeable,
-								 has_notify),
+								 has_notify, stream_pending_clear_publish()),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}

@@ -77,6 +77,7 @@ cache_row(ContinuousViewRow *row)
 	v->state_table = row->state_table;
 	v->delta_table = row->delta_table;
 	v->owner = row->owner;
+	v->key_count = row->keeps_rows ? 0 : row->key_count;
 	if (OidIsValid(row->output) && stream_is_stream_relation(row->output))
 		v->output_stream = row->output;
 	else

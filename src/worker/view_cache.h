@@ -18,6 +18,8 @@ typedef struct CachedView
 	Oid			state_table;
 	Oid			delta_table;
 	Oid			owner;
+	int			key_count;		/* leading key columns of its state and delta
+								 * tables; 0 for a view that keeps rows */
 	Oid			output_stream;	/* a transform's output, if a stream: its
 								 * rows are that stream's events */
 	Oid			output_table;	/* a transform's output, if a table */

@@ -1,0 +1,281 @@
+/*
+ * delta_gate.c
+ *	  Reads of one group skip the scans of the view's delta table when no
+ *	  delta of that group can be there.
+ *
+ * The delta table has no index (window/state_tables.c says why), so a read
+ * of one group scans it; the plan of a view that keeps its results does so
+ * three times.  When the planner sees a scan of a delta table restricted
+ * to one key, every key column equal to a value known before the scan (a
+ * constant, a parameter, an expression of them: the key the reader asked
+ * for, pushed down from the view's WHERE), it adds a
+ * gate above that scan: a one-time filter calling delta_may_have_key(the
+ * delta table, the key), which asks shared memory (ipc/pending_keys.c)
+ * whether the key may have deltas the reader's snapshot sees.  When it
+ * cannot, the scan does not run.
+ *
+ * A key is hashed as writers hash it: by the default hash function of each
+ * value's type, under the key column's collation.  So the gate is added
+ * only where equality by the restriction's operator implies equal hashes:
+ * the operator belongs to the hash family of the key column's type, the
+ * value's type has its default hash function in the same family, and the
+ * operator compares under the column's collation (or both are
+ * deterministic, which compare bytes).
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/paths.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/typcache.h"
+
+#include "catalog/catalog.h"
+#include "ddl/delta_gate.h"
+#include "ipc/pending_keys.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_delta_may_have_key);
+
+static set_rel_pathlist_hook_type prev_set_rel_pathlist_hook = NULL;
+
+/* The catalog row of the view whose delta table is delta, or NULL */
+static ContinuousViewRow *
+view_of_delta(Oid delta)
+{
+	ListCell   *lc;
+
+	foreach(lc, stream_catalog_views())
+		if (((ContinuousViewRow *) lfirst(lc))->delta_table == delta)
+			return lfirst(lc);
+	return NULL;
+}
+
+/* Do hashes agree wherever opno (under collation) finds a key of key_type equal to a value_type? */
+static bool
+hashes_agree(Oid opno, Oid collation, Oid key_type, Oid key_collation, Oid value_type)
+{
+	TypeCacheEntry *key = lookup_type_cache(key_type, TYPECACHE_HASH_OPFAMILY);
+	TypeCacheEntry *value = lookup_type_cache(value_type, TYPECACHE_HASH_OPFAMILY |
+											  TYPECACHE_HASH_PROC);
+
+	if (!OidIsValid(key->hash_opf) || key->hash_opf != value->hash_opf ||
+		!OidIsValid(value->hash_proc) || !op_in_opfamily(opno, key->hash_opf))
+		return false;
+	if (collation == key_collation)
+		return true;
+	return OidIsValid(collation) && OidIsValid(key_collation) &&
+		get_collation_isdeterministic(collation) &&
+		get_collation_isdeterministic(key_collation);
+}
+
+static bool
+is_column(Node *node, Index rti, AttrNumber attno)
+{
+	if (IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	return IsA(node, Var) && ((Var *) node)->varno == rti &&
+		((Var *) node)->varattno == attno && ((Var *) node)->varlevelsup == 0;
+}
+
+/*
+ * The value a restriction of rel sets key column attno of delta equal to
+ * (as "column = value" or "value = column"), or NULL: an expression the
+ * gate can compute before the scan, of neither columns nor volatile
+ * functions nor subqueries (a constant, a parameter, '/u/' || $1).
+ */
+static Expr *
+key_value(RelOptInfo *rel, Index rti, Oid delta, AttrNumber attno)
+{
+	Oid			key_type;
+	int32		typmod;
+	Oid			key_collation;
+	ListCell   *lc;
+
+	get_atttypetypmodcoll(delta, attno, &key_type, &typmod, &key_collation);
+	foreach(lc, rel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst(lc);
+		OpExpr	   *op = (OpExpr *) ri->clause;
+		Node	   *value;
+
+		if (ri->pseudoconstant || !IsA(op, OpExpr) || list_length(op->args) != 2)
+			continue;
+		if (is_column(linitial(op->args), rti, attno))
+			value = lsecond(op->args);
+		else if (is_column(lsecond(op->args), rti, attno))
+			value = linitial(op->args);
+		else
+			continue;
+		if (IsA(value, RelabelType))
+			value = (Node *) ((RelabelType *) value)->arg;
+		if ((IsA(value, Const) && ((Const *) value)->constisnull) ||
+			!is_pseudo_constant_clause(value) || contain_subplans(value))
+			continue;
+		if (hashes_agree(op->opno, op->inputcollid, key_type, key_collation, exprType(value)))
+			return (Expr *) copyObject(value);
+	}
+	return NULL;
+}
+
+static Oid
+gate_function(void)
+{
+	Oid			argtypes[2] = {REGCLASSOID, ANYOID};
+
+	return LookupFuncName(list_make2(makeString(STREAM_INTERNAL_SCHEMA),
+									 makeString("delta_may_have_key")),
+						  2, argtypes, true);
+}
+
+/*
+ * set_rel_pathlist_hook: a scan of a delta table restricted to one key
+ * gets a gating qual (a pseudoconstant: the plan puts it in a Result above
+ * the scan, evaluated once per scan).
+ */
+static void
+gate_delta_scan(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rte)
+{
+	ContinuousViewRow *row;
+	Expr	   *first;
+	List	   *args;
+	Oid			func;
+	FuncExpr   *gate;
+
+	if (prev_set_rel_pathlist_hook)
+		prev_set_rel_pathlist_hook(root, rel, rti, rte);
+	if (rel->reloptkind != RELOPT_BASEREL || rte->rtekind != RTE_RELATION ||
+		rel->baserestrictinfo == NIL || !ActiveSnapshotSet() ||
+		!stream_is_view_relation(rte->relid, VIEW_DELTA_TABLE))
+		return;
+	/* the first key first: the catalog is read only for a read of one key */
+	first = key_value(rel, rti, rte->relid, 2);
+	if (first == NULL)
+		return;
+	row = view_of_delta(rte->relid);
+	if (row == NULL || row->keeps_rows || row->key_count <= 0)
+		return;
+	args = list_make2(makeConst(REGCLASSOID, -1, InvalidOid, sizeof(Oid),
+								ObjectIdGetDatum(rte->relid), false, true),
+					  first);
+	for (AttrNumber attno = 3; attno <= row->key_count + 1; attno++)
+	{
+		Expr	   *value = key_value(rel, rti, rte->relid, attno);
+
+		if (value == NULL)
+			return;
+		args = lappend(args, value);
+	}
+	func = gate_function();
+	if (!OidIsValid(func))
+		return;
+	gate = makeFuncExpr(func, BOOLOID, args, InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	rel->baserestrictinfo = lappend(rel->baserestrictinfo,
+									make_restrictinfo(root, (Expr *) gate, true, false, true,
+													  0, NULL, NULL, NULL));
+	root->hasPseudoConstantQuals = true;
+}
+
+void
+stream_delta_gate_init(void)
+{
+	prev_set_rel_pathlist_hook = set_rel_pathlist_hook;
+	set_rel_pathlist_hook = gate_delta_scan;
+}
+
+/* What one call site of delta_may_have_key found out on its first call */
+typedef struct GateSite
+{
+	Oid			delta;
+	bool		usable;			/* false: every key may have deltas */
+	PendingKeyHash hash;
+	Datum	   *keys;
+	bool	   *isnull;
+} GateSite;
+
+/*
+ * Can this call site answer for delta?  Only for the reader of the view
+ * (the answer tells whether a key was written lately), on a primary (a
+ * standby's shared memory knows no writes), with one value per key of a
+ * type whose hash agrees with the key column's.
+ */
+static GateSite *
+gate_site(FunctionCallInfo fcinfo, Oid delta)
+{
+	GateSite   *site = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(GateSite));
+	int			nkeys = PG_NARGS() - 1;
+	ContinuousViewRow *row;
+
+	site->delta = delta;
+	fcinfo->flinfo->fn_extra = site;
+	if (RecoveryInProgress() || get_fn_expr_variadic(fcinfo->flinfo) ||
+		!stream_is_view_relation(delta, VIEW_DELTA_TABLE))
+		return site;
+	row = view_of_delta(delta);
+	if (row == NULL || row->keeps_rows || row->key_count != nkeys || nkeys <= 0 ||
+		pg_class_aclcheck(row->view, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return site;
+	site->hash.nkeys = nkeys;
+	site->hash.procs = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo) * nkeys);
+	site->hash.collations = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * nkeys);
+	site->keys = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Datum) * nkeys);
+	site->isnull = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(bool) * nkeys);
+	for (int i = 0; i < nkeys; i++)
+	{
+		Oid			value_type = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
+		Oid			key_type;
+		int32		typmod;
+		TypeCacheEntry *key;
+		TypeCacheEntry *value;
+
+		get_atttypetypmodcoll(delta, i + 2, &key_type, &typmod, &site->hash.collations[i]);
+		if (!OidIsValid(value_type) || !OidIsValid(key_type))
+			return site;
+		key = lookup_type_cache(key_type, TYPECACHE_HASH_OPFAMILY);
+		value = lookup_type_cache(value_type, TYPECACHE_HASH_OPFAMILY | TYPECACHE_HASH_PROC_FINFO);
+		if (!OidIsValid(key->hash_opf) || key->hash_opf != value->hash_opf ||
+			!OidIsValid(value->hash_proc))
+			return site;
+		fmgr_info_copy(&site->hash.procs[i], &value->hash_proc_finfo, fcinfo->flinfo->fn_mcxt);
+	}
+	site->usable = true;
+	return site;
+}
+
+/*
+ * delta_may_have_key(delta regclass, VARIADIC keys "any"): may delta hold
+ * deltas of this key that the current snapshot sees?  True when it cannot
+ * tell.
+ */
+Datum
+stream_ext_delta_may_have_key(PG_FUNCTION_ARGS)
+{
+	GateSite   *site = fcinfo->flinfo->fn_extra;
+	Oid			delta;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	delta = PG_GETARG_OID(0);
+	if (site == NULL || site->delta != delta)
+		site = gate_site(fcinfo, delta);
+	if (!site->usable)
+		PG_RETURN_BOOL(true);
+	for (int i = 0; i < site->hash.nkeys; i++)
+	{
+		if (PG_ARGISNULL(i + 1))
+			PG_RETURN_BOOL(true);
+		site->keys[i] = PG_GETARG_DATUM(i + 1);
+		site->isnull[i] = false;
+	}
+	PG_RETURN_BOOL(stream_pending_key_may_have_deltas(delta,
+													  stream_pending_key_hash(&site->hash, site->keys,
+																			  site->isnull)));
+}

@@ -1,0 +1,160 @@
+/*
+ * pending_clear.c
+ *	  The combiner publishes, per delta table, the writer id below which no
+ *	  delta is left (ipc/pending_keys.c uses it to spare reads of one group
+ *	  the delta table's scans).
+ *
+ * After merging a view, the combiner takes R, the oldest transaction id
+ * still running, and then a snapshot, in which it scans the delta table:
+ * it raises every row's pending-key slot to the row's writer (so that rows
+ * no worker noted, restored ones or those written before the server
+ * restarted, count as well), and takes M, the lower of R and the lowest
+ * writer it saw.  Every delta of a writer below M is gone in that snapshot:
+ * a delta it does not see either was deleted by a transaction that had
+ * committed, or was written by a batch that had not committed, whose writer
+ * (sync commit) or batch (async commit, where workers note their own id
+ * too) was still running or not yet started when R was taken, so is at or
+ * above R.  Snapshots older than the scan may still see deleted deltas:
+ * M is published once every running snapshot is newer than the scan (the
+ * oldest xmin of the cluster reached the next transaction id read after
+ * it), as VACUUM waits before removing rows.  The combiner checks that at
+ * every turn of its loop, and while a table waits, turns every
+ * PUBLISH_POLL_MS: the sooner M is published, the fewer groups look pending.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "storage/procarray.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
+
+#include "agg/combine.h"
+#include "ipc/pending_keys.h"
+#include "worker/pending_clear.h"
+
+/* A delta table's cleared id, waiting for older snapshots to end */
+typedef struct WaitingClear
+{
+	Oid			delta;
+	FullTransactionId below;	/* M */
+	FullTransactionId after;	/* the next id after the scan */
+} WaitingClear;
+
+static List *waiting = NIL;		/* in TopMemoryContext */
+
+static WaitingClear *
+find_waiting(Oid delta)
+{
+	ListCell   *lc;
+
+	foreach(lc, waiting)
+		if (((WaitingClear *) lfirst(lc))->delta == delta)
+			return lfirst(lc);
+	return NULL;
+}
+
+static FullTransactionId
+full_min(FullTransactionId a, FullTransactionId b)
+{
+	return FullTransactionIdPrecedes(a, b) ? a : b;
+}
+
+/*
+ * Scan delta (its first column the writer, key_count keys after it) as
+ * described above, unless its last cleared id still waits.  Runs in a
+ * transaction, as the combiner.
+ */
+void
+stream_pending_clear_scan(Oid delta, int key_count)
+{
+	TransactionId oldest_running;
+	FullTransactionId below;
+	Snapshot	snapshot;
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	PendingKeyHash hash;
+	MemoryContext row_cxt;
+	MemoryContext old;
+	WaitingClear *w;
+
+	if (key_count <= 0 || find_waiting(delta) != NULL)
+		return;
+	rel = table_open(delta, AccessShareLock);
+	if (!stream_pending_key_hash_init(&hash, RelationGetDescr(rel), key_count,
+									  CurrentMemoryContext))
+	{
+		table_close(rel, AccessShareLock);
+		return;
+	}
+	oldest_running = GetOldestActiveTransactionId();
+	below = stream_recent_full_xid(oldest_running);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext pending clear",
+									ALLOCSET_SMALL_SIZES);
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		FullTransactionId writer;
+
+		CHECK_FOR_INTERRUPTS();
+		slot_getsomeattrs(slot, key_count + 1);
+		if (slot->tts_isnull[0])
+			continue;
+		writer = DatumGetFullTransactionId(slot->tts_values[0]);
+		old = MemoryContextSwitchTo(row_cxt);
+		stream_pending_key_written(delta,
+								   stream_pending_key_hash(&hash, slot->tts_values + 1,
+														   slot->tts_isnull + 1),
+								   writer);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+		below = full_min(below, writer);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	MemoryContextDelete(row_cxt);
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	w = palloc(sizeof(WaitingClear));
+	w->delta = delta;
+	w->below = below;
+	w->after = ReadNextFullTransactionId();
+	waiting = lappend(waiting, w);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Publish the cleared ids no running snapshot predates; true while some
+ * still wait.
+ */
+bool
+stream_pending_clear_publish(void)
+{
+	TransactionId horizon;
+	ListCell   *lc;
+
+	if (waiting == NIL)
+		return false;
+	horizon = GetOldestNonRemovableTransactionId(NULL);
+	foreach(lc, waiting)
+	{
+		WaitingClear *w = lfirst(lc);
+
+		if (!TransactionIdFollowsOrEquals(horizon, XidFromFullTransactionId(w->after)))
+			continue;
+		stream_pending_keys_cleared(w->delta, w->below);
+		waiting = foreach_delete_current(waiting, lc);
+		pfree(w);
+	}
+	return waiting != NIL;
+}
