@@ -4,11 +4,13 @@
 # stay exact when it can: a repeatable-read transaction that saw a group's
 # deltas still sees them after the combiner merged them; a group written
 # without pause never reads lower than it read before; keys of several
-# columns, and a bigint key compared with an integer, are gated too.
+# columns, and a bigint key compared with an integer, are gated too.  The
+# shared table of delta tables' cleared ids (128 per database served: one
+# database here) makes room for a new view once views were dropped.
 source "$(dirname "$0")/lib.sh"
 
 unset PGHOST PGPORT
-start_own_server "$SCRATCH/server"
+start_own_server "$SCRATCH/server" "stream_ext.max_databases = 1"
 fresh_db t_key_reads
 
 run_sql <<'SQL'
@@ -110,3 +112,34 @@ wait "$writer" || fail "the writer failed"
 [ "$(q "SELECT n FROM per_k WHERE k = 'hot'")" = 400 ] || fail "the hot key reads $(q "SELECT n FROM per_k WHERE k = 'hot'"), not 400"
 [ "$(q "SELECT sum(n) FROM per_k")" = "$(q "SELECT sum(n) FROM per_ka")" ] || fail "the two views disagree on the events counted"
 say "ok: 400 one-event writes of a key read back without ever going down"
+
+# --- 4. dropped views leave room for new ones in the table of cleared ids
+run_sql <<'SQL'
+DO $$
+BEGIN
+  FOR i IN 1..130 LOOP
+    EXECUTE format('CREATE VIEW many_%s WITH (continuous) AS SELECT k, count(*) AS n FROM s GROUP BY k', i);
+  END LOOP;
+END $$;
+CREATE FUNCTION gated_views() RETURNS bigint LANGUAGE sql AS $$
+  SELECT count(*) FROM stream_ext_internal.continuous_views
+   WHERE view::text LIKE 'many\_%' AND NOT stream_ext_internal.delta_may_have_key(delta_table, 'k1'::text)
+$$;
+SQL
+wait_until 60 "the table of cleared ids full (126 of the 130 views besides per_k and per_ka)" \
+	"SELECT gated_views() = 126"
+run_sql <<'SQL'
+DO $$
+BEGIN
+  FOR i IN 1..130 LOOP
+    EXECUTE format('DROP VIEW many_%s', i);
+  END LOOP;
+END $$;
+CREATE VIEW fresh WITH (continuous) AS SELECT k, count(*) AS n FROM s GROUP BY k;
+INSERT INTO s VALUES ('k1', 1, 1);
+SQL
+fresh=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'fresh'::regclass")
+wait_until 60 "a view made after 130 were dropped is gated" \
+	"SELECT NOT stream_ext_internal.delta_may_have_key('$fresh', 'k1'::text)"
+[ "$(q "SELECT n FROM fresh WHERE k = 'k1'")" = 1 ] || fail "fresh reads $(q "SELECT n FROM fresh WHERE k = 'k1'") for k1"
+say "ok: with the table of cleared ids full, the entries of dropped views make room for a new one"

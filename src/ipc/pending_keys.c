@@ -19,6 +19,8 @@
  *	 cleared	per delta table, an id below which no delta is left, for any
  *				snapshot still running (published by the combiner,
  *				worker/pending_clear.c, which explains how it is computed).
+ *				A full table of entries drops those of dropped tables and
+ *				databases.
  *
  * A key may have visible deltas only if its slot is at or above its delta
  * table's cleared id.  A delta a reader's snapshot sees was written, and
@@ -39,6 +41,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "guc.h"
@@ -237,16 +240,84 @@ stream_pending_key_may_have_deltas(Oid delta, uint32 hash)
 }
 
 /*
+ * Remove the entries of relations gone from this database, and of
+ * databases gone, to make room.  Needs a transaction (the syscache).
+ */
+static void
+reclaim_dead_entries(void)
+{
+	ClearedKey *keys = palloc(sizeof(ClearedKey) * max_tables());
+	bool	   *gone = palloc(sizeof(bool) * max_tables());
+	int			n = 0;
+	HASH_SEQ_STATUS scan;
+	ClearedEntry *entry;
+
+	LWLockAcquire(cleared_lock, LW_SHARED);
+	hash_seq_init(&scan, cleared);
+	while ((entry = hash_seq_search(&scan)) != NULL && n < max_tables())
+		keys[n++] = entry->key;
+	if (entry != NULL)
+		hash_seq_term(&scan);
+	LWLockRelease(cleared_lock);
+	for (int i = 0; i < n; i++)
+		gone[i] = keys[i].dboid == MyDatabaseId ?
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(keys[i].delta)) :
+			!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(keys[i].dboid));
+	LWLockAcquire(cleared_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+		if (gone[i])
+			hash_search(cleared, &keys[i], HASH_REMOVE, NULL);
+	LWLockRelease(cleared_lock);
+	pfree(keys);
+	pfree(gone);
+}
+
+/*
+ * Make delta an entry, if it has none, with a cleared id of 0 (every key
+ * may have deltas); false when the table of entries is full even after
+ * the entries of dropped tables and databases are removed.  Needs a
+ * transaction.
+ */
+bool
+stream_pending_keys_reserve(Oid delta)
+{
+	ClearedKey	key;
+	ClearedEntry *entry;
+	bool		found;
+
+	if (slots == NULL)
+		return false;
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.delta = delta;
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		LWLockAcquire(cleared_lock, LW_EXCLUSIVE);
+		entry = hash_search(cleared, &key, HASH_FIND, &found);
+		/* a shared hash table may grow past its size: this one does not */
+		if (entry == NULL && hash_get_num_entries(cleared) < max_tables())
+			entry = hash_search(cleared, &key, HASH_ENTER_NULL, &found);
+		if (entry != NULL && !found)
+			pg_atomic_init_u64(&entry->below, 0);
+		LWLockRelease(cleared_lock);
+		if (entry != NULL)
+			return true;
+		if (attempt == 0)
+			reclaim_dead_entries();
+	}
+	return false;
+}
+
+/*
  * No delta of a writer below this id is left in delta, for any snapshot
- * now running or to come (the caller, the combiner, made sure).  A table
- * that finds no room keeps having every key read.
+ * now running or to come (the caller, the combiner, made sure).  Sets the
+ * entry stream_pending_keys_reserve made, if it is still there.
  */
 void
 stream_pending_keys_cleared(Oid delta, FullTransactionId below)
 {
 	ClearedKey	key;
 	ClearedEntry *entry;
-	bool		found;
 
 	if (slots == NULL)
 		return;
@@ -257,33 +328,5 @@ stream_pending_keys_cleared(Oid delta, FullTransactionId below)
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
 	if (entry != NULL)
 		pg_atomic_write_u64(&entry->below, U64FromFullTransactionId(below));
-	LWLockRelease(cleared_lock);
-	if (entry != NULL)
-		return;
-	LWLockAcquire(cleared_lock, LW_EXCLUSIVE);
-	entry = hash_search(cleared, &key, HASH_ENTER_NULL, &found);
-	if (entry != NULL && !found)
-		pg_atomic_init_u64(&entry->below, U64FromFullTransactionId(below));
-	else if (entry != NULL)
-		pg_atomic_write_u64(&entry->below, U64FromFullTransactionId(below));
-	LWLockRelease(cleared_lock);
-}
-
-/*
- * Forget the cleared id of delta (a new delta table may take the OID of
- * a dropped one): until the combiner publishes one, every key is read.
- */
-void
-stream_pending_keys_forget(Oid delta)
-{
-	ClearedKey	key;
-
-	if (slots == NULL)
-		return;
-	memset(&key, 0, sizeof(key));
-	key.dboid = MyDatabaseId;
-	key.delta = delta;
-	LWLockAcquire(cleared_lock, LW_EXCLUSIVE);
-	hash_search(cleared, &key, HASH_REMOVE, NULL);
 	LWLockRelease(cleared_lock);
 }

@@ -36,7 +36,7 @@ extern void stream_pending_key_written(Oid delta, uint32 hash, FullTransactionId
 extern PendingKeyNote stream_pending_key_note(Oid delta, uint32 hash, FullTransactionId writer);
 extern void stream_pending_keys_raise(const PendingKeyNote *notes, int n);
 extern bool stream_pending_key_may_have_deltas(Oid delta, uint32 hash);
+extern bool stream_pending_keys_reserve(Oid delta);
 extern void stream_pending_keys_cleared(Oid delta, FullTransactionId below);
-extern void stream_pending_keys_forget(Oid delta);
 
 #endif

@@ -88,7 +88,8 @@ stream_pending_clear_scan(Oid delta, int key_count)
 		return;
 	rel = table_open(delta, AccessShareLock);
 	if (!stream_pending_key_hash_init(&hash, RelationGetDescr(rel), key_count,
-									  CurrentMemoryContext))
+									  CurrentMemoryContext) ||
+		!stream_pending_keys_reserve(delta))
 	{
 		table_close(rel, AccessShareLock);
 		return;
