@@ -59,22 +59,40 @@ view_of_delta(Oid delta)
 	return NULL;
 }
 
-/* Do hashes agree wherever opno (under collation) finds a key of key_type equal to a value_type? */
 static bool
-hashes_agree(Oid opno, Oid collation, Oid key_type, Oid key_collation, Oid value_type)
+deterministic(Oid collation)
 {
-	TypeCacheEntry *key = lookup_type_cache(key_type, TYPECACHE_HASH_OPFAMILY);
+	return !OidIsValid(collation) || get_collation_isdeterministic(collation);
+}
+
+/*
+ * Does a value_type hash as the key_type column (of key_collation) does,
+ * for every value equal to a key?  Types of one hash family do under a
+ * deterministic collation (they hash bytes); under another, only the key
+ * type's own hash function hashes the collation's sort key.
+ */
+static bool
+hashes_like_key(Oid key_type, Oid key_collation, Oid value_type)
+{
+	TypeCacheEntry *key = lookup_type_cache(key_type, TYPECACHE_HASH_OPFAMILY |
+											TYPECACHE_HASH_PROC);
 	TypeCacheEntry *value = lookup_type_cache(value_type, TYPECACHE_HASH_OPFAMILY |
 											  TYPECACHE_HASH_PROC);
 
 	if (!OidIsValid(key->hash_opf) || key->hash_opf != value->hash_opf ||
-		!OidIsValid(value->hash_proc) || !op_in_opfamily(opno, key->hash_opf))
+		!OidIsValid(value->hash_proc))
 		return false;
-	if (collation == key_collation)
-		return true;
-	return OidIsValid(collation) && OidIsValid(key_collation) &&
-		get_collation_isdeterministic(collation) &&
-		get_collation_isdeterministic(key_collation);
+	return deterministic(key_collation) || value->hash_proc == key->hash_proc;
+}
+
+/* Do hashes agree wherever opno (under collation) finds a key equal to a value_type? */
+static bool
+hashes_agree(Oid opno, Oid collation, Oid key_type, Oid key_collation, Oid value_type)
+{
+	if (!hashes_like_key(key_type, key_collation, value_type) ||
+		!op_in_opfamily(opno, lookup_type_cache(key_type, TYPECACHE_HASH_OPFAMILY)->hash_opf))
+		return false;
+	return collation == key_collation || (deterministic(collation) && deterministic(key_collation));
 }
 
 static bool
@@ -137,6 +155,25 @@ gate_function(void)
 }
 
 /*
+ * The gate runs in the leader (it is parallel restricted: it reads the
+ * catalog rows, which a worker would load anew): the scan is planned with
+ * no partial path, and its paths as not parallel safe, so that neither a
+ * Gather below the gate nor force_parallel_mode above it moves it to a
+ * worker.  (The rel's paths were made before the hook, with the rel's
+ * parallel safety of then.)
+ */
+static void
+keep_out_of_parallel_workers(RelOptInfo *rel)
+{
+	ListCell   *lc;
+
+	rel->consider_parallel = false;
+	rel->partial_pathlist = NIL;
+	foreach(lc, rel->pathlist)
+		((Path *) lfirst(lc))->parallel_safe = false;
+}
+
+/*
  * set_rel_pathlist_hook: a scan of a delta table restricted to one key
  * gets a gating qual (a pseudoconstant: the plan puts it in a Result above
  * the scan, evaluated once per scan).
@@ -182,6 +219,7 @@ gate_delta_scan(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rt
 									make_restrictinfo(root, (Expr *) gate, true, false, true,
 													  0, NULL, NULL, NULL));
 	root->hasPseudoConstantQuals = true;
+	keep_out_of_parallel_workers(rel);
 }
 
 void
@@ -204,8 +242,10 @@ typedef struct GateSite
 /*
  * Can this call site answer for delta?  Only for the reader of the view
  * (the answer tells whether a key was written lately), on a primary (a
- * standby's shared memory knows no writes), with one value per key of a
- * type whose hash agrees with the key column's.
+ * standby's shared memory knows no writes), outside parallel mode (the
+ * catalog rows may have to be read again, which needs a new snapshot),
+ * with one value per key of a type whose hash agrees with the key
+ * column's.
  */
 static GateSite *
 gate_site(FunctionCallInfo fcinfo, Oid delta)
@@ -216,7 +256,7 @@ gate_site(FunctionCallInfo fcinfo, Oid delta)
 
 	site->delta = delta;
 	fcinfo->flinfo->fn_extra = site;
-	if (RecoveryInProgress() || get_fn_expr_variadic(fcinfo->flinfo) ||
+	if (RecoveryInProgress() || IsInParallelMode() || get_fn_expr_variadic(fcinfo->flinfo) ||
 		!stream_is_view_relation(delta, VIEW_DELTA_TABLE))
 		return site;
 	row = view_of_delta(delta);
@@ -233,17 +273,14 @@ gate_site(FunctionCallInfo fcinfo, Oid delta)
 		Oid			value_type = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
 		Oid			key_type;
 		int32		typmod;
-		TypeCacheEntry *key;
 		TypeCacheEntry *value;
 
 		get_atttypetypmodcoll(delta, i + 2, &key_type, &typmod, &site->hash.collations[i]);
 		if (!OidIsValid(value_type) || !OidIsValid(key_type))
 			return site;
-		key = lookup_type_cache(key_type, TYPECACHE_HASH_OPFAMILY);
-		value = lookup_type_cache(value_type, TYPECACHE_HASH_OPFAMILY | TYPECACHE_HASH_PROC_FINFO);
-		if (!OidIsValid(key->hash_opf) || key->hash_opf != value->hash_opf ||
-			!OidIsValid(value->hash_proc))
+		if (!hashes_like_key(key_type, site->hash.collations[i], value_type))
 			return site;
+		value = lookup_type_cache(value_type, TYPECACHE_HASH_PROC_FINFO);
 		fmgr_info_copy(&site->hash.procs[i], &value->hash_proc_finfo, fcinfo->flinfo->fn_mcxt);
 	}
 	site->usable = true;

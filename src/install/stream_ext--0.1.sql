@@ -164,7 +164,7 @@ CREATE FUNCTION stream_ext_internal.xid_visible(xid8) RETURNS boolean
 -- with it (src/ddl/delta_gate.c); true when it cannot tell.
 CREATE FUNCTION stream_ext_internal.delta_may_have_key(delta regclass, VARIADIC keys "any")
   RETURNS boolean
-  AS 'MODULE_PATHNAME', 'stream_ext_delta_may_have_key' LANGUAGE C STABLE PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'stream_ext_delta_may_have_key' LANGUAGE C STABLE PARALLEL RESTRICTED;
 -- max_event_time - allowed_lateness, -infinity below the timestamps there are
 CREATE FUNCTION stream_ext_internal.watermark(timestamptz, interval) RETURNS timestamptz
   AS 'MODULE_PATHNAME', 'stream_ext_watermark' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
