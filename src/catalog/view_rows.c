@@ -44,11 +44,33 @@ static Oid	cached_catalog_relid = InvalidOid;
  */
 static char *rows_search_path = NULL;
 
+/*
+ * A second cache, of what reads of one group ask at every planning and
+ * execution (ddl/delta_gate.c): each delta table's view and key count.
+ * Nothing in it follows the search_path, so it is not read again when the
+ * path changes (a session per tenant schema changes it for every
+ * transaction, and reading every row again costs milliseconds).
+ */
+typedef struct DeltaKeys
+{
+	Oid			delta;
+	Oid			view;
+	int			key_count;
+} DeltaKeys;
+
+static DeltaKeys *delta_keys = NULL;	/* in TopMemoryContext */
+static int	ndelta_keys = 0;
+static bool keys_valid = false;
+static Oid	keys_catalog_relid = InvalidOid;
+static bool callback_registered = false;
+
 static void
 invalidate_rows(Datum arg, Oid relid)
 {
 	ListCell   *lc;
 
+	if (!OidIsValid(relid) || relid == keys_catalog_relid)
+		keys_valid = false;
 	if (!OidIsValid(relid) || relid == cached_catalog_relid)
 	{
 		rows_valid = false;
@@ -117,10 +139,12 @@ load_rows(void)
 	MemoryContext old;
 
 	if (rows_cxt == NULL)
-	{
 		rows_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext catalog rows",
 										 ALLOCSET_SMALL_SIZES);
+	if (!callback_registered)
+	{
 		CacheRegisterRelcacheCallback(invalidate_rows, (Datum) 0);
+		callback_registered = true;
 	}
 	MemoryContextReset(rows_cxt);
 	cached_rows = NIL;
@@ -178,6 +202,72 @@ stream_catalog_views(void)
 		PG_END_TRY();
 	}
 	return cached_rows;
+}
+
+static void
+load_delta_keys(void)
+{
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(invalidate_rows, (Datum) 0);
+		callback_registered = true;
+	}
+	/* invalidations that arrive while loading make the next call load again */
+	keys_valid = true;
+	keys_catalog_relid = stream_catalog_relid(false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* as committed now: see load_rows */
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (SPI_execute("SELECT v.delta_table::oid, v.view::oid, v.key_count FROM "
+					STREAM_CATALOG_ROWS " v", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the continuous view catalog");
+	PopActiveSnapshot();
+	if (delta_keys != NULL)
+		pfree(delta_keys);
+	delta_keys = MemoryContextAlloc(TopMemoryContext, sizeof(DeltaKeys) * Max(SPI_processed, 1));
+	ndelta_keys = SPI_processed;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		delta_keys[i].delta = oid_column(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		delta_keys[i].view = oid_column(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		delta_keys[i].key_count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+															  SPI_tuptable->tupdesc, 3, &isnull));
+	}
+	SPI_finish();
+}
+
+/*
+ * The key count of the view whose delta table is delta (0 for a view that
+ * keeps rows), and that view in *view; -1 when delta is no delta table.
+ * Needs a transaction, and outside parallel mode (a reload reads the
+ * catalog).
+ */
+int
+stream_catalog_delta_keys(Oid delta, Oid *view)
+{
+	if (!keys_valid)
+	{
+		PG_TRY();
+		{
+			load_delta_keys();
+		}
+		PG_CATCH();
+		{
+			keys_valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	for (int i = 0; i < ndelta_keys; i++)
+		if (delta_keys[i].delta == delta)
+		{
+			*view = delta_keys[i].view;
+			return delta_keys[i].key_count;
+		}
+	return -1;
 }
 
 /* The row of view id (see stream_catalog_views), or NULL */

@@ -47,18 +47,6 @@ PG_FUNCTION_INFO_V1(stream_ext_delta_may_have_key);
 
 static set_rel_pathlist_hook_type prev_set_rel_pathlist_hook = NULL;
 
-/* The catalog row of the view whose delta table is delta, or NULL */
-static ContinuousViewRow *
-view_of_delta(Oid delta)
-{
-	ListCell   *lc;
-
-	foreach(lc, stream_catalog_views())
-		if (((ContinuousViewRow *) lfirst(lc))->delta_table == delta)
-			return lfirst(lc);
-	return NULL;
-}
-
 static bool
 deterministic(Oid collation)
 {
@@ -181,7 +169,8 @@ keep_out_of_parallel_workers(RelOptInfo *rel)
 static void
 gate_delta_scan(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rte)
 {
-	ContinuousViewRow *row;
+	Oid			view;
+	int			key_count;
 	Expr	   *first;
 	List	   *args;
 	Oid			func;
@@ -197,13 +186,13 @@ gate_delta_scan(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rt
 	first = key_value(rel, rti, rte->relid, 2);
 	if (first == NULL)
 		return;
-	row = view_of_delta(rte->relid);
-	if (row == NULL || row->keeps_rows || row->key_count <= 0)
+	key_count = stream_catalog_delta_keys(rte->relid, &view);
+	if (key_count <= 0)
 		return;
 	args = list_make2(makeConst(REGCLASSOID, -1, InvalidOid, sizeof(Oid),
 								ObjectIdGetDatum(rte->relid), false, true),
 					  first);
-	for (AttrNumber attno = 3; attno <= row->key_count + 1; attno++)
+	for (AttrNumber attno = 3; attno <= key_count + 1; attno++)
 	{
 		Expr	   *value = key_value(rel, rti, rte->relid, attno);
 
@@ -252,16 +241,15 @@ gate_site(FunctionCallInfo fcinfo, Oid delta)
 {
 	GateSite   *site = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(GateSite));
 	int			nkeys = PG_NARGS() - 1;
-	ContinuousViewRow *row;
+	Oid			view;
 
 	site->delta = delta;
 	fcinfo->flinfo->fn_extra = site;
 	if (RecoveryInProgress() || IsInParallelMode() || get_fn_expr_variadic(fcinfo->flinfo) ||
 		!stream_is_view_relation(delta, VIEW_DELTA_TABLE))
 		return site;
-	row = view_of_delta(delta);
-	if (row == NULL || row->keeps_rows || row->key_count != nkeys || nkeys <= 0 ||
-		pg_class_aclcheck(row->view, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+	if (nkeys <= 0 || stream_catalog_delta_keys(delta, &view) != nkeys ||
+		pg_class_aclcheck(view, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return site;
 	site->hash.nkeys = nkeys;
 	site->hash.procs = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo) * nkeys);
