@@ -214,6 +214,18 @@ stream_pending_keys_raise(const PendingKeyNote *notes, int n)
 	}
 }
 
+/* The entry key of delta in this database (zeroed padding: the hash reads bytes) */
+static ClearedKey
+cleared_key(Oid delta)
+{
+	ClearedKey	key;
+
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.delta = delta;
+	return key;
+}
+
 /* May delta hold deltas of the key of this hash that the caller's snapshot sees? */
 bool
 stream_pending_key_may_have_deltas(Oid delta, uint32 hash)
@@ -225,9 +237,7 @@ stream_pending_key_may_have_deltas(Oid delta, uint32 hash)
 
 	if (slots == NULL)
 		return true;
-	memset(&key, 0, sizeof(key));
-	key.dboid = MyDatabaseId;
-	key.delta = delta;
+	key = cleared_key(delta);
 	LWLockAcquire(cleared_lock, LW_SHARED);
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
 	if (entry != NULL)
@@ -287,9 +297,7 @@ stream_pending_keys_reserve(Oid delta)
 
 	if (slots == NULL)
 		return false;
-	memset(&key, 0, sizeof(key));
-	key.dboid = MyDatabaseId;
-	key.delta = delta;
+	key = cleared_key(delta);
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
 		LWLockAcquire(cleared_lock, LW_EXCLUSIVE);
@@ -321,9 +329,7 @@ stream_pending_keys_cleared(Oid delta, FullTransactionId below)
 
 	if (slots == NULL)
 		return;
-	memset(&key, 0, sizeof(key));
-	key.dboid = MyDatabaseId;
-	key.delta = delta;
+	key = cleared_key(delta);
 	LWLockAcquire(cleared_lock, LW_SHARED);
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
 	if (entry != NULL)
