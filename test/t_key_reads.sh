@@ -13,6 +13,7 @@ source "$(dirname "$0")/lib.sh"
 unset PGHOST PGPORT
 start_own_server "$SCRATCH/server" "stream_ext.max_databases = 1"
 fresh_db t_key_reads
+log0=$(log_offset)
 
 run_sql <<'SQL'
 CREATE FOREIGN TABLE s (k text, a bigint, v int) SERVER stream_ext;
@@ -138,10 +139,101 @@ done
 n=$(psql -X -qAt -c "SET force_parallel_mode = on" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
 	-c "SET min_parallel_table_scan_size = 0" -c "SELECT n FROM v_ci WHERE k = 'abc'" 2>&1)
 [ "$n" = 3 ] || fail "a read of one key with force_parallel_mode reads: $n"
+# a function's read of one key, planned in parallel mode (in the leader, or a worker)
+n=$(psql -X -qAt -c "CREATE FUNCTION n_ci(text) RETURNS bigint LANGUAGE plpgsql STABLE PARALLEL SAFE AS
+	  \$\$BEGIN RETURN (SELECT n FROM v_ci WHERE k = \$1); END\$\$" \
+	-c "SET force_parallel_mode = on" -c "SELECT n_ci('abc')" 2>&1)
+[ "$n" = 3 ] || fail "a parallel-safe function's read of one key with force_parallel_mode reads: $n"
 wait
 say "ok: keys under a nondeterministic collation read exactly with a delta pending (text, name, varchar values), also with force_parallel_mode"
 
-# --- 5. dropped views leave room for new ones in the table of cleared ids
+# --- 5. the combiner hashes keys (to publish how far deltas are merged) by
+# their type's hash function, user code: as the view's owner, restricted
+run_sql <<'SQL'
+CREATE TYPE ktext;
+CREATE FUNCTION ktext_in(cstring) RETURNS ktext AS 'textin' LANGUAGE internal IMMUTABLE STRICT;
+CREATE FUNCTION ktext_out(ktext) RETURNS cstring AS 'textout' LANGUAGE internal IMMUTABLE STRICT;
+CREATE TYPE ktext (INPUT = ktext_in, OUTPUT = ktext_out, LIKE = text);
+CREATE FUNCTION ktext_eq(ktext, ktext) RETURNS bool AS 'byteaeq' LANGUAGE internal IMMUTABLE STRICT;
+CREATE FUNCTION ktext_lt(ktext, ktext) RETURNS bool AS 'bytealt' LANGUAGE internal IMMUTABLE STRICT;
+CREATE FUNCTION ktext_le(ktext, ktext) RETURNS bool AS 'byteale' LANGUAGE internal IMMUTABLE STRICT;
+CREATE FUNCTION ktext_gt(ktext, ktext) RETURNS bool AS 'byteagt' LANGUAGE internal IMMUTABLE STRICT;
+CREATE FUNCTION ktext_ge(ktext, ktext) RETURNS bool AS 'byteage' LANGUAGE internal IMMUTABLE STRICT;
+CREATE FUNCTION ktext_cmp(ktext, ktext) RETURNS int AS 'byteacmp' LANGUAGE internal IMMUTABLE STRICT;
+CREATE OPERATOR = (LEFTARG = ktext, RIGHTARG = ktext, FUNCTION = ktext_eq, HASHES, MERGES);
+CREATE OPERATOR < (LEFTARG = ktext, RIGHTARG = ktext, FUNCTION = ktext_lt);
+CREATE OPERATOR <= (LEFTARG = ktext, RIGHTARG = ktext, FUNCTION = ktext_le);
+CREATE OPERATOR > (LEFTARG = ktext, RIGHTARG = ktext, FUNCTION = ktext_gt);
+CREATE OPERATOR >= (LEFTARG = ktext, RIGHTARG = ktext, FUNCTION = ktext_ge);
+CREATE OPERATOR CLASS ktext_ops DEFAULT FOR TYPE ktext USING btree AS
+  OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 ktext_cmp(ktext, ktext);
+-- the hash function notes who runs it, and whether it may make a temporary table
+CREATE TABLE hash_calls (who name, restricted boolean, pid int);
+GRANT INSERT ON hash_calls TO PUBLIC;
+CREATE FUNCTION ktext_hash(ktext) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE restricted boolean := false;
+BEGIN
+  BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS hash_probe (x int);
+  EXCEPTION WHEN insufficient_privilege OR feature_not_supported OR object_not_in_prerequisite_state THEN
+    restricted := true;
+  END;
+  INSERT INTO public.hash_calls VALUES (current_user, restricted, pg_backend_pid());
+  RETURN hashtext(public.ktext_out($1)::text);
+END $$;
+CREATE OPERATOR CLASS ktext_hash_ops DEFAULT FOR TYPE ktext USING hash AS
+  OPERATOR 1 =, FUNCTION 1 ktext_hash(ktext);
+CREATE ROLE t_key_reads_owner;
+GRANT USAGE ON FOREIGN SERVER stream_ext TO t_key_reads_owner;
+GRANT CREATE ON SCHEMA public TO t_key_reads_owner;
+SET ROLE t_key_reads_owner;
+CREATE FOREIGN TABLE s_k (k ktext, v int) SERVER stream_ext;
+CREATE VIEW v_k WITH (continuous) AS SELECT k, count(*) AS n FROM s_k GROUP BY k;
+INSERT INTO s_k VALUES ('a', 1), ('b', 2);
+RESET ROLE;
+SQL
+delta_k=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'v_k'::regclass")
+wait_until 30 "the deltas of v_k merged and its cleared id published" \
+	"SELECT (SELECT count(*) FROM $delta_k) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta_k', 'a'::ktext)"
+[ "$(q "SELECT n FROM v_k WHERE k = 'a'::ktext")" = 1 ] || fail "v_k reads $(q "SELECT n FROM v_k WHERE k = 'a'::ktext") for a"
+# deltas the combiner cannot merge (their writer is still open) are hashed by its scan
+psql -X -q -c "SET ROLE t_key_reads_owner" -c "BEGIN" \
+	-c "INSERT INTO s_k SELECT ktext_in(('x' || i)::text::cstring), i FROM generate_series(1, 5000) i" \
+	-c "SELECT pg_sleep(7)" -c "ROLLBACK" >/dev/null
+run_sql -c "CREATE VIEW hash_calls_by AS SELECT h.*, a.backend_type AS process
+              FROM hash_calls h JOIN pg_stat_activity a ON a.pid = h.pid"
+calls=$(q "SELECT string_agg(DISTINCT process || ' as ' || who || CASE WHEN restricted THEN ', restricted' ELSE '' END, '; ')
+           FROM hash_calls_by WHERE process LIKE 'stream_ext%'")
+[ "$(q "SELECT count(DISTINCT process) FROM hash_calls_by WHERE process IN ('stream_ext worker', 'stream_ext combiner')
+                                       AND who = 't_key_reads_owner' AND restricted")" = 2 ] ||
+	fail "the key type's hash function did not run in both a worker and the combiner as the view's owner, restricted: $calls"
+[ "$(q "SELECT count(*) FROM hash_calls_by WHERE process LIKE 'stream_ext%' AND (who <> 't_key_reads_owner' OR NOT restricted)")" = 0 ] ||
+	fail "a background process ran the key type's hash function with other rights: $calls"
+say "ok: the workers and the combiner hash a view's keys as its owner, in a security-restricted operation"
+
+# a hash function that waits (here for a lock on the table it notes calls in)
+# holds up the combiner's scan no longer than the view's time limit (2 s):
+# the merges of other views go on.  A new combiner (the old one stopped)
+# scans v_k's deltas of a writer still open while the lock is held.
+psql -X -q -c "SET ROLE t_key_reads_owner" -c "BEGIN" \
+	-c "INSERT INTO s_k SELECT ktext_in(('y' || i)::text::cstring), i FROM generate_series(1, 5000) i" \
+	-c "SELECT pg_sleep(25)" -c "ROLLBACK" >/dev/null &
+_bg_pids+=($!)
+sleep 1
+psql -X -q -c "BEGIN" -c "LOCK hash_calls IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(20)" -c "COMMIT" >/dev/null &
+_bg_pids+=($!)
+sleep 0.5
+run_sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE backend_type = 'stream_ext combiner' AND datname = current_database()"
+wait_until 15 "the new combiner's scan waits for the lock" \
+	"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'stream_ext combiner'
+	                AND datname = current_database() AND wait_event_type = 'Lock')"
+run_sql -c "INSERT INTO s VALUES ('while_locked', 1, 1)"
+wait_until 8 "per_k's delta merged while a key hash of v_k waits for a lock" "SELECT count(*) = 0 FROM $delta"
+wait
+say "ok: a key hash waiting for a lock in the combiner's scan did not hold up other views' merges"
+
+# --- 6. dropped views leave room for new ones in the table of cleared ids
 run_sql <<'SQL'
 DO $$
 BEGIN
@@ -172,3 +264,8 @@ wait_until 60 "a view made after 130 were dropped is gated" \
 	"SELECT NOT stream_ext_internal.delta_may_have_key('$fresh', 'k1'::text)"
 [ "$(q "SELECT n FROM fresh WHERE k = 'k1'")" = 1 ] || fail "fresh reads $(q "SELECT n FROM fresh WHERE k = 'k1'") for k1"
 say "ok: with the table of cleared ids full, the entries of dropped views make room for a new one"
+
+if log_since "$log0" | grep -E 'terminated by signal|server process .* was terminated|TRAP:'; then
+	fail "a server process crashed (above)"
+fi
+say "ok: no server process crashed"

@@ -178,8 +178,9 @@ gate_delta_scan(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rt
 
 	if (prev_set_rel_pathlist_hook)
 		prev_set_rel_pathlist_hook(root, rel, rti, rte);
+	/* in parallel mode (a function's query) the catalog could not be read */
 	if (rel->reloptkind != RELOPT_BASEREL || rte->rtekind != RTE_RELATION ||
-		rel->baserestrictinfo == NIL || !ActiveSnapshotSet() ||
+		rel->baserestrictinfo == NIL || !ActiveSnapshotSet() || IsInParallelMode() ||
 		!stream_is_view_relation(rte->relid, VIEW_DELTA_TABLE))
 		return;
 	/* the first key first: the catalog is read only for a read of one key */

@@ -858,13 +858,29 @@ wait_ms(TimestampTz last_merge, bool merge_pending, bool prompt, bool publish_pe
 	return Max(ms, 1);
 }
 
-/* After a view's merges: what reads of one group may skip (pending_clear.c) */
+static void
+scan_for_pending_clear_work(void *arg)
+{
+	ViewToCombine *v = arg;
+
+	stream_pending_clear_scan(v->delta_table, v->key_count);
+}
+
+/*
+ * After a view's merges: what reads of one group may skip (pending_clear.c).
+ * The scan hashes the keys by their types' hash functions: user code, run
+ * as the view's owner in a security-restricted operation, under the view's
+ * time limit, as merges are.
+ */
 static void
 scan_for_pending_clear(void *arg)
 {
 	ViewToCombine *v = arg;
+	StreamRunAs as;
 
-	stream_pending_clear_scan(v->delta_table, v->keeps_rows ? 0 : v->key_count);
+	stream_begin_as_owner(&as, v->owner);
+	stream_view_time_limited(v->name, scan_for_pending_clear_work, v);
+	stream_end_as_owner(&as);
 }
 
 /* Merge the views of a round (all, or only those with notify); false when the extension is gone */
@@ -886,8 +902,9 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 		if (only_notify && v->notify == NULL)
 			continue;
 		combine_view(v, full, cxt);
-		if (!v->keeps_rows && v->key_count > 0)
-			(void) stream_job_in_transaction(scan_for_pending_clear, v, cxt);
+		if (!v->keeps_rows && v->key_count > 0 && stream_pending_clear_due(v->delta_table) &&
+			stream_job_in_transaction(scan_for_pending_clear, v, cxt) != NULL)
+			stream_pending_clear_failed(v->delta_table);
 		maintain_view_tables(v->id, cxt);
 		stream_worker_report_done();
 	}

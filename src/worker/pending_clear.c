@@ -18,8 +18,14 @@
  * M is published once every running snapshot is newer than the scan (the
  * oldest xmin of the cluster reached the next transaction id read after
  * it), as VACUUM waits before removing rows.  The combiner checks that at
- * every turn of its loop, and while a table waits, turns every
- * PUBLISH_POLL_MS: the sooner M is published, the fewer groups look pending.
+ * every turn of its loop, and for a second after a scan, turns every
+ * PUBLISH_POLL_MS: the sooner M is published, the fewer groups look
+ * pending.  (An old transaction anywhere in the cluster holds every
+ * publication back: then the combiner does not spin.)
+ *
+ * The scan hashes keys by their types' hash functions, which may be user
+ * code: the combiner runs it as the view's owner, under the view's time
+ * limit; a scan that fails is not tried again for SCAN_RETRY_MS.
  */
 #include "postgres.h"
 
@@ -32,6 +38,7 @@
 #include "storage/procarray.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/xid8.h"
 
 #include "agg/combine.h"
@@ -44,6 +51,7 @@ typedef struct WaitingClear
 	Oid			delta;
 	FullTransactionId below;	/* M */
 	FullTransactionId after;	/* the next id after the scan */
+	TimestampTz scanned_at;
 } WaitingClear;
 
 static List *waiting = NIL;		/* in TopMemoryContext */
@@ -57,6 +65,60 @@ find_waiting(Oid delta)
 		if (((WaitingClear *) lfirst(lc))->delta == delta)
 			return lfirst(lc);
 	return NULL;
+}
+
+/* How long the combiner polls fast for a publication */
+#define PUBLISH_FAST_MS 1000
+
+/* A delta table whose scan failed, and when to try again */
+typedef struct FailedScan
+{
+	Oid			delta;
+	TimestampTz retry_at;
+} FailedScan;
+
+#define SCAN_RETRY_MS 60000
+
+static List *failed = NIL;		/* in TopMemoryContext */
+
+static FailedScan *
+find_failed(Oid delta)
+{
+	ListCell   *lc;
+
+	foreach(lc, failed)
+		if (((FailedScan *) lfirst(lc))->delta == delta)
+			return lfirst(lc);
+	return NULL;
+}
+
+/* Is a scan of delta due: none waits to be published, none failed lately? */
+bool
+stream_pending_clear_due(Oid delta)
+{
+	FailedScan *f = find_failed(delta);
+
+	if (f != NULL && GetCurrentTimestamp() < f->retry_at)
+		return false;
+	return find_waiting(delta) == NULL;
+}
+
+/* The scan of delta failed (its error was reported): try again later */
+void
+stream_pending_clear_failed(Oid delta)
+{
+	FailedScan *f = find_failed(delta);
+
+	if (f == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		f = palloc(sizeof(FailedScan));
+		f->delta = delta;
+		failed = lappend(failed, f);
+		MemoryContextSwitchTo(old);
+	}
+	f->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), SCAN_RETRY_MS);
 }
 
 static FullTransactionId
@@ -84,9 +146,12 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	MemoryContext old;
 	WaitingClear *w;
 
-	if (key_count <= 0 || find_waiting(delta) != NULL)
+	if (key_count <= 0 || !stream_pending_clear_due(delta))
 		return;
-	rel = table_open(delta, AccessShareLock);
+	/* the view may just have been dropped */
+	rel = try_table_open(delta, AccessShareLock);
+	if (rel == NULL)
+		return;
 	if (!stream_pending_key_hash_init(&hash, RelationGetDescr(rel), key_count,
 									  CurrentMemoryContext) ||
 		!stream_pending_keys_reserve(delta))
@@ -130,18 +195,21 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	w->delta = delta;
 	w->below = below;
 	w->after = ReadNextFullTransactionId();
+	w->scanned_at = GetCurrentTimestamp();
 	waiting = lappend(waiting, w);
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * Publish the cleared ids no running snapshot predates; true while some
- * still wait.
+ * Publish the cleared ids no running snapshot predates; true while one
+ * scanned less than PUBLISH_FAST_MS ago still waits.
  */
 bool
 stream_pending_clear_publish(void)
 {
 	TransactionId horizon;
+	TimestampTz fast_since = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -PUBLISH_FAST_MS);
+	bool		poll_fast = false;
 	ListCell   *lc;
 
 	if (waiting == NIL)
@@ -152,10 +220,13 @@ stream_pending_clear_publish(void)
 		WaitingClear *w = lfirst(lc);
 
 		if (!TransactionIdFollowsOrEquals(horizon, XidFromFullTransactionId(w->after)))
+		{
+			poll_fast |= w->scanned_at > fast_since;
 			continue;
+		}
 		stream_pending_keys_cleared(w->delta, w->below);
 		waiting = foreach_delete_current(waiting, lc);
 		pfree(w);
 	}
-	return waiting != NIL;
+	return poll_fast;
 }
