@@ -225,6 +225,8 @@ load_delta_keys(void)
 	PopActiveSnapshot();
 	if (delta_keys != NULL)
 		pfree(delta_keys);
+	delta_keys = NULL;
+	ndelta_keys = 0;
 	delta_keys = MemoryContextAlloc(TopMemoryContext, sizeof(DeltaKeys) * Max(SPI_processed, 1));
 	ndelta_keys = SPI_processed;
 	for (uint64 i = 0; i < SPI_processed; i++)

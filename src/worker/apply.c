@@ -154,13 +154,15 @@ delta_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	{
 		MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
+		/* the keys' tracking first: slots set mean the receiver is ready */
 		r->desc = CreateTupleDescCopy(RelationGetDescr(r->rel));
-		r->slots = palloc0(DELTA_INSERT_ROWS * sizeof(TupleTableSlot *));
-		r->values = palloc(r->desc->natts * sizeof(Datum));
-		MemoryContextSwitchTo(old);
+		r->key_notes = NULL;
 		r->tracks_keys = stream_pending_key_hash_init(&r->key_hash, r->desc, r->key_count, r->cxt);
 		if (r->tracks_keys)
-			r->key_notes = MemoryContextAlloc(r->cxt, DELTA_INSERT_ROWS * sizeof(PendingKeyNote));
+			r->key_notes = palloc(DELTA_INSERT_ROWS * sizeof(PendingKeyNote));
+		r->values = palloc(r->desc->natts * sizeof(Datum));
+		r->slots = palloc0(DELTA_INSERT_ROWS * sizeof(TupleTableSlot *));
+		MemoryContextSwitchTo(old);
 	}
 	r->nbuffered = 0;
 	r->buffered_bytes = 0;
@@ -261,6 +263,12 @@ delta_destroy(DestReceiver *self)
 	}
 	if (r->marks != NULL)
 		pfree(r->marks);
+	if (r->key_notes != NULL)
+	{
+		pfree(r->key_notes);
+		pfree(r->key_hash.procs);
+		pfree(r->key_hash.collations);
+	}
 	MemoryContextDelete(r->flush_cxt);
 	pfree(self);
 }

@@ -737,16 +737,18 @@ note_waiting_merge(void *arg)
  * transient is followed by a transaction that sets aside the deltas that
  * cannot be merged; the next round merges the rest.  Errors are logged and
  * end the view's round; when every delta fails alike (a revoked privilege)
- * the view's merges wait as a slow view's do.
+ * the view's merges wait as a slow view's do.  Returns whether deltas were
+ * moved.
  */
-static void
+static bool
 combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 {
 	MergeChunk	chunk = {v, full, MERGE_CHUNK_ROWS};
 	char		activity[NAMEDATALEN * 2 + 64];
+	bool		moved = false;
 
 	if (merge_deferred(v->id))
-		return;
+		return false;
 	snprintf(activity, sizeof(activity), "stream_ext: merging deltas of continuous view %s",
 			 v->name);
 	pgstat_report_activity(STATE_RUNNING, activity);
@@ -779,8 +781,10 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 		}
 		note_merge_time(v->id, wait);
 		chunk.cleanup = false;
+		moved |= chunk.moved > 0;
 		stream_worker_handle_interrupts();
 	}
+	return moved;
 }
 
 /* The views of the database, allocated in cxt; false when the extension is gone. */
@@ -896,13 +900,14 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 	foreach(lc, views)
 	{
 		ViewToCombine *v = lfirst(lc);
+		bool		moved;
 
 		if (v->notify != NULL)
 			*has_notify = true;
 		if (only_notify && v->notify == NULL)
 			continue;
-		combine_view(v, full, cxt);
-		if (!v->keeps_rows && v->key_count > 0 && stream_pending_clear_due(v->delta_table) &&
+		moved = combine_view(v, full, cxt);
+		if (!v->keeps_rows && v->key_count > 0 && stream_pending_clear_due(v->delta_table, moved) &&
 			stream_job_in_transaction(scan_for_pending_clear, v, cxt) != NULL)
 			stream_pending_clear_failed(v->delta_table);
 		maintain_view_tables(v->id, cxt);
@@ -979,7 +984,7 @@ stream_combiner_loop(int slotno)
 		stream_worker_report_idle();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_ms(last_merge, stream_mergeable_count(slotno) != last_mergeable,
-								 has_notify, stream_pending_clear_publish()),
+								 has_notify, stream_pending_clear_publish(cxt)),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}

@@ -15,13 +15,15 @@
  * (sync commit) or batch (async commit, where workers note their own id
  * too) was still running or not yet started when R was taken, so is at or
  * above R.  Snapshots older than the scan may still see deleted deltas:
- * M is published once every running snapshot is newer than the scan (the
- * oldest xmin of the cluster reached the next transaction id read after
- * it), as VACUUM waits before removing rows.  The combiner checks that at
- * every turn of its loop, and for a second after a scan, turns every
+ * M is published once every snapshot that can read the table is newer
+ * than the scan (the table's horizon, as VACUUM computes it: this
+ * database's snapshots, reached the next transaction id read after the
+ * scan), as VACUUM waits before removing rows.  The combiner checks that
+ * at every turn of its loop, and for a second after a scan, turns every
  * PUBLISH_POLL_MS: the sooner M is published, the fewer groups look
- * pending.  (An old transaction anywhere in the cluster holds every
- * publication back: then the combiner does not spin.)
+ * pending.  (An old transaction of the database holds every publication
+ * back: then the combiner does not spin.)  A table is scanned again only
+ * after deltas were moved out of it.
  *
  * The scan hashes keys by their types' hash functions, which may be user
  * code: the combiner runs it as the view's owner, under the view's time
@@ -43,6 +45,7 @@
 
 #include "agg/combine.h"
 #include "ipc/pending_keys.h"
+#include "jobs/jobs.h"
 #include "worker/pending_clear.h"
 
 /* A delta table's cleared id, waiting for older snapshots to end */
@@ -92,15 +95,25 @@ find_failed(Oid delta)
 	return NULL;
 }
 
-/* Is a scan of delta due: none waits to be published, none failed lately? */
+/* Delta tables this process scanned (publishing their cleared id or not) */
+static List *scanned = NIL;		/* OIDs, in TopMemoryContext */
+
+/*
+ * Is a scan of delta due?  Not while its last cleared id waits, nor for a
+ * while after a scan failed; and only once deltas were moved out of it
+ * since the last (new deltas leave a cleared id true: a rescan could only
+ * raise it), or if this process never scanned it.
+ */
 bool
-stream_pending_clear_due(Oid delta)
+stream_pending_clear_due(Oid delta, bool moved)
 {
 	FailedScan *f = find_failed(delta);
 
 	if (f != NULL && GetCurrentTimestamp() < f->retry_at)
 		return false;
-	return find_waiting(delta) == NULL;
+	if (find_waiting(delta) != NULL)
+		return false;
+	return moved || !list_member_oid(scanned, delta);
 }
 
 /* The scan of delta failed (its error was reported): try again later */
@@ -146,7 +159,7 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	MemoryContext old;
 	WaitingClear *w;
 
-	if (key_count <= 0 || !stream_pending_clear_due(delta))
+	if (key_count <= 0)
 		return;
 	/* the view may just have been dropped */
 	rel = try_table_open(delta, AccessShareLock);
@@ -191,6 +204,8 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	MemoryContextDelete(row_cxt);
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (!list_member_oid(scanned, delta))
+		scanned = lappend_oid(scanned, delta);
 	w = palloc(sizeof(WaitingClear));
 	w->delta = delta;
 	w->below = below;
@@ -200,33 +215,54 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	MemoryContextSwitchTo(old);
 }
 
-/*
- * Publish the cleared ids no running snapshot predates; true while one
- * scanned less than PUBLISH_FAST_MS ago still waits.
- */
-bool
-stream_pending_clear_publish(void)
+/* What stream_pending_clear_publish does in its transaction */
+static void
+publish_work(void *arg)
 {
-	TransactionId horizon;
+	bool	   *poll_fast = arg;
 	TimestampTz fast_since = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -PUBLISH_FAST_MS);
-	bool		poll_fast = false;
 	ListCell   *lc;
 
-	if (waiting == NIL)
-		return false;
-	horizon = GetOldestNonRemovableTransactionId(NULL);
 	foreach(lc, waiting)
 	{
 		WaitingClear *w = lfirst(lc);
+		Relation	rel = try_table_open(w->delta, AccessShareLock);
+		TransactionId horizon;
 
-		if (!TransactionIdFollowsOrEquals(horizon, XidFromFullTransactionId(w->after)))
+		/* a dropped view's table has nothing to publish */
+		if (rel != NULL)
 		{
-			poll_fast |= w->scanned_at > fast_since;
-			continue;
+			/*
+			 * The horizon of the table's rows: this database's snapshots
+			 * (only they can read it), not a logical slot's catalog_xmin
+			 * or other databases' transactions.
+			 */
+			horizon = GetOldestNonRemovableTransactionId(rel);
+			table_close(rel, AccessShareLock);
+			if (!TransactionIdFollowsOrEquals(horizon, XidFromFullTransactionId(w->after)))
+			{
+				*poll_fast |= w->scanned_at > fast_since;
+				continue;
+			}
+			stream_pending_keys_cleared(w->delta, w->below);
 		}
-		stream_pending_keys_cleared(w->delta, w->below);
 		waiting = foreach_delete_current(waiting, lc);
 		pfree(w);
 	}
+}
+
+/*
+ * Publish the cleared ids no running snapshot predates (in a transaction of
+ * its own: the horizon is the table's); true while one scanned less than
+ * PUBLISH_FAST_MS ago still waits.
+ */
+bool
+stream_pending_clear_publish(MemoryContext cxt)
+{
+	bool		poll_fast = false;
+
+	if (waiting == NIL)
+		return false;
+	(void) stream_job_in_transaction(publish_work, &poll_fast, cxt);
 	return poll_fast;
 }

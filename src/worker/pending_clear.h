@@ -9,9 +9,9 @@
 /* A table waiting turns the combiner's loop this often, for a second */
 #define PUBLISH_POLL_MS 10
 
-extern bool stream_pending_clear_due(Oid delta);
+extern bool stream_pending_clear_due(Oid delta, bool moved);
 extern void stream_pending_clear_scan(Oid delta, int key_count);
 extern void stream_pending_clear_failed(Oid delta);
-extern bool stream_pending_clear_publish(void);
+extern bool stream_pending_clear_publish(MemoryContext cxt);
 
 #endif
