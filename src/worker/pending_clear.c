@@ -48,55 +48,48 @@
 #include "jobs/jobs.h"
 #include "worker/pending_clear.h"
 
-/* A delta table's cleared id, waiting for older snapshots to end */
-typedef struct WaitingClear
+/*
+ * What the combiner knows of one delta table: whether it scanned it, the
+ * cleared id of its last scan while that waits for older snapshots to end,
+ * and when to scan it again after a scan failed.
+ */
+typedef struct ClearState
 {
 	Oid			delta;
+	bool		scanned;		/* by this process */
+	bool		waiting;		/* below and after wait to be published */
 	FullTransactionId below;	/* M */
 	FullTransactionId after;	/* the next id after the scan */
 	TimestampTz scanned_at;
-} WaitingClear;
+	TimestampTz retry_at;		/* after a failed scan; 0 if none */
+} ClearState;
 
-static List *waiting = NIL;		/* in TopMemoryContext */
-
-static WaitingClear *
-find_waiting(Oid delta)
-{
-	ListCell   *lc;
-
-	foreach(lc, waiting)
-		if (((WaitingClear *) lfirst(lc))->delta == delta)
-			return lfirst(lc);
-	return NULL;
-}
+static List *tables = NIL;		/* ClearState, in TopMemoryContext */
 
 /* How long the combiner polls fast for a publication */
 #define PUBLISH_FAST_MS 1000
 
-/* A delta table whose scan failed, and when to try again */
-typedef struct FailedScan
-{
-	Oid			delta;
-	TimestampTz retry_at;
-} FailedScan;
-
+/* How long a delta table whose scan failed is left alone */
 #define SCAN_RETRY_MS 60000
 
-static List *failed = NIL;		/* in TopMemoryContext */
-
-static FailedScan *
-find_failed(Oid delta)
+/* The state of delta, made (in TopMemoryContext) when it has none */
+static ClearState *
+table_state(Oid delta)
 {
 	ListCell   *lc;
+	ClearState *t;
+	MemoryContext old;
 
-	foreach(lc, failed)
-		if (((FailedScan *) lfirst(lc))->delta == delta)
+	foreach(lc, tables)
+		if (((ClearState *) lfirst(lc))->delta == delta)
 			return lfirst(lc);
-	return NULL;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	t = palloc0(sizeof(ClearState));
+	t->delta = delta;
+	tables = lappend(tables, t);
+	MemoryContextSwitchTo(old);
+	return t;
 }
-
-/* Delta tables this process scanned (publishing their cleared id or not) */
-static List *scanned = NIL;		/* OIDs, in TopMemoryContext */
 
 /*
  * Is a scan of delta due?  Not while its last cleared id waits, nor for a
@@ -107,31 +100,19 @@ static List *scanned = NIL;		/* OIDs, in TopMemoryContext */
 bool
 stream_pending_clear_due(Oid delta, bool moved)
 {
-	FailedScan *f = find_failed(delta);
+	ClearState *t = table_state(delta);
 
-	if (f != NULL && GetCurrentTimestamp() < f->retry_at)
+	if (t->waiting || (t->retry_at != 0 && GetCurrentTimestamp() < t->retry_at))
 		return false;
-	if (find_waiting(delta) != NULL)
-		return false;
-	return moved || !list_member_oid(scanned, delta);
+	return moved || !t->scanned;
 }
 
 /* The scan of delta failed (its error was reported): try again later */
 void
 stream_pending_clear_failed(Oid delta)
 {
-	FailedScan *f = find_failed(delta);
-
-	if (f == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		f = palloc(sizeof(FailedScan));
-		f->delta = delta;
-		failed = lappend(failed, f);
-		MemoryContextSwitchTo(old);
-	}
-	f->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), SCAN_RETRY_MS);
+	table_state(delta)->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															   SCAN_RETRY_MS);
 }
 
 static FullTransactionId
@@ -142,8 +123,8 @@ full_min(FullTransactionId a, FullTransactionId b)
 
 /*
  * Scan delta (its first column the writer, key_count keys after it) as
- * described above, unless its last cleared id still waits.  Runs in a
- * transaction, as the combiner.
+ * described above.  Runs in a transaction, as the view's owner (the
+ * caller, when stream_pending_clear_due says so).
  */
 void
 stream_pending_clear_scan(Oid delta, int key_count)
@@ -157,7 +138,7 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	PendingKeyHash hash;
 	MemoryContext row_cxt;
 	MemoryContext old;
-	WaitingClear *w;
+	ClearState *t;
 
 	if (key_count <= 0)
 		return;
@@ -203,16 +184,12 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	table_close(rel, AccessShareLock);
 	MemoryContextDelete(row_cxt);
 
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	if (!list_member_oid(scanned, delta))
-		scanned = lappend_oid(scanned, delta);
-	w = palloc(sizeof(WaitingClear));
-	w->delta = delta;
-	w->below = below;
-	w->after = ReadNextFullTransactionId();
-	w->scanned_at = GetCurrentTimestamp();
-	waiting = lappend(waiting, w);
-	MemoryContextSwitchTo(old);
+	t = table_state(delta);
+	t->scanned = true;
+	t->waiting = true;
+	t->below = below;
+	t->after = ReadNextFullTransactionId();
+	t->scanned_at = GetCurrentTimestamp();
 }
 
 /* What stream_pending_clear_publish does in its transaction */
@@ -223,31 +200,37 @@ publish_work(void *arg)
 	TimestampTz fast_since = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -PUBLISH_FAST_MS);
 	ListCell   *lc;
 
-	foreach(lc, waiting)
+	foreach(lc, tables)
 	{
-		WaitingClear *w = lfirst(lc);
-		Relation	rel = try_table_open(w->delta, AccessShareLock);
+		ClearState *t = lfirst(lc);
+		Relation	rel;
 		TransactionId horizon;
 
-		/* a dropped view's table has nothing to publish */
-		if (rel != NULL)
+		if (!t->waiting)
+			continue;
+		/* a dropped view's table has nothing to publish, nor to scan */
+		rel = try_table_open(t->delta, AccessShareLock);
+		if (rel == NULL)
 		{
-			/*
-			 * The horizon of the table's rows: this database's snapshots
-			 * (only they can read it), not a logical slot's catalog_xmin
-			 * or other databases' transactions.
-			 */
-			horizon = GetOldestNonRemovableTransactionId(rel);
-			table_close(rel, AccessShareLock);
-			if (!TransactionIdFollowsOrEquals(horizon, XidFromFullTransactionId(w->after)))
-			{
-				*poll_fast |= w->scanned_at > fast_since;
-				continue;
-			}
-			stream_pending_keys_cleared(w->delta, w->below);
+			tables = foreach_delete_current(tables, lc);
+			pfree(t);
+			continue;
 		}
-		waiting = foreach_delete_current(waiting, lc);
-		pfree(w);
+
+		/*
+		 * The horizon of the table's rows: this database's snapshots (only
+		 * they can read it), not a logical slot's catalog_xmin or other
+		 * databases' transactions.
+		 */
+		horizon = GetOldestNonRemovableTransactionId(rel);
+		table_close(rel, AccessShareLock);
+		if (!TransactionIdFollowsOrEquals(horizon, XidFromFullTransactionId(t->after)))
+		{
+			*poll_fast |= t->scanned_at > fast_since;
+			continue;
+		}
+		stream_pending_keys_cleared(t->delta, t->below);
+		t->waiting = false;
 	}
 }
 
@@ -260,9 +243,13 @@ bool
 stream_pending_clear_publish(MemoryContext cxt)
 {
 	bool		poll_fast = false;
+	ListCell   *lc;
 
-	if (waiting == NIL)
-		return false;
-	(void) stream_job_in_transaction(publish_work, &poll_fast, cxt);
+	foreach(lc, tables)
+		if (((ClearState *) lfirst(lc))->waiting)
+		{
+			(void) stream_job_in_transaction(publish_work, &poll_fast, cxt);
+			break;
+		}
 	return poll_fast;
 }
