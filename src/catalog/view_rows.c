@@ -133,6 +133,54 @@ row_from_tuple(HeapTuple tuple, TupleDesc desc)
 	return row;
 }
 
+/* Have invalidate_rows called at relcache invalidations, once per process */
+static void
+register_invalidation(void)
+{
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(invalidate_rows, (Datum) 0);
+		callback_registered = true;
+	}
+}
+
+/*
+ * Connect SPI and run sql (a query of the catalog) as committed now, not in
+ * the caller's snapshot: the invalidation that brought a load here may come
+ * from a DDL that committed after that snapshot was taken (a lock taken
+ * since processed it), and a load that missed that DDL would be kept until
+ * the next one.  The caller reads SPI_tuptable and calls SPI_finish().
+ */
+static void
+read_catalog_now(const char *sql)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the continuous view catalog");
+	PopActiveSnapshot();
+}
+
+/*
+ * Run load, which sets *valid first (so that invalidations arriving while
+ * it loads make the next call load again); an error leaves the cache stale.
+ */
+static void
+load_or_stay_stale(void (*load) (void), bool *valid)
+{
+	PG_TRY();
+	{
+		load();
+	}
+	PG_CATCH();
+	{
+		*valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
 static void
 load_rows(void)
 {
@@ -141,11 +189,7 @@ load_rows(void)
 	if (rows_cxt == NULL)
 		rows_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext catalog rows",
 										 ALLOCSET_SMALL_SIZES);
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(invalidate_rows, (Datum) 0);
-		callback_registered = true;
-	}
+	register_invalidation();
 	MemoryContextReset(rows_cxt);
 	cached_rows = NIL;
 	rows_search_path = MemoryContextStrdup(rows_cxt, namespace_search_path);
@@ -153,25 +197,12 @@ load_rows(void)
 	rows_valid = true;
 	cached_catalog_relid = stream_catalog_relid(false);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	/*
-	 * Read the catalog as committed now, not in the caller's snapshot: the
-	 * invalidation that brought us here may come from a DDL that committed
-	 * after that snapshot was taken (a lock taken since processed it), and
-	 * a load that missed that DDL would be kept until the next one.
-	 */
-	PushActiveSnapshot(GetLatestSnapshot());
-	if (SPI_execute("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
-					"v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
-					"v.key_count, " WINDOW_TEXT_COLUMNS ", "
-					"v.key_count = 0 AND pg_catalog.cardinality(v.aggregates) = 0, v.output::oid, v.notify "
-					"FROM " STREAM_CATALOG_ROWS " v "
-					"JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the continuous view catalog");
-	PopActiveSnapshot();
+	read_catalog_now("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
+					 "v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
+					 "v.key_count, " WINDOW_TEXT_COLUMNS ", "
+					 "v.key_count = 0 AND pg_catalog.cardinality(v.aggregates) = 0, v.output::oid, v.notify "
+					 "FROM " STREAM_CATALOG_ROWS " v "
+					 "JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id");
 	old = MemoryContextSwitchTo(rows_cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		cached_rows = lappend(cached_rows, row_from_tuple(SPI_tuptable->vals[i],
@@ -189,55 +220,35 @@ List *
 stream_catalog_views(void)
 {
 	if (!rows_valid || strcmp(rows_search_path, namespace_search_path) != 0)
-	{
-		PG_TRY();
-		{
-			load_rows();
-		}
-		PG_CATCH();
-		{
-			rows_valid = false;
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-	}
+		load_or_stay_stale(load_rows, &rows_valid);
 	return cached_rows;
 }
 
 static void
 load_delta_keys(void)
 {
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(invalidate_rows, (Datum) 0);
-		callback_registered = true;
-	}
+	DeltaKeys  *keys;
+
+	register_invalidation();
 	/* invalidations that arrive while loading make the next call load again */
 	keys_valid = true;
 	keys_catalog_relid = stream_catalog_relid(false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	/* as committed now: see load_rows */
-	PushActiveSnapshot(GetLatestSnapshot());
-	if (SPI_execute("SELECT v.delta_table::oid, v.view::oid, v.key_count FROM "
-					STREAM_CATALOG_ROWS " v", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the continuous view catalog");
-	PopActiveSnapshot();
-	if (delta_keys != NULL)
-		pfree(delta_keys);
-	delta_keys = NULL;
-	ndelta_keys = 0;
-	delta_keys = MemoryContextAlloc(TopMemoryContext, sizeof(DeltaKeys) * Max(SPI_processed, 1));
-	ndelta_keys = SPI_processed;
+	read_catalog_now("SELECT v.delta_table::oid, v.view::oid, v.key_count FROM "
+					 STREAM_CATALOG_ROWS " v");
+	keys = MemoryContextAlloc(TopMemoryContext, sizeof(DeltaKeys) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 
-		delta_keys[i].delta = oid_column(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		delta_keys[i].view = oid_column(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-		delta_keys[i].key_count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-															  SPI_tuptable->tupdesc, 3, &isnull));
+		keys[i].delta = oid_column(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		keys[i].view = oid_column(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		keys[i].key_count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 3, &isnull));
 	}
+	if (delta_keys != NULL)
+		pfree(delta_keys);
+	delta_keys = keys;
+	ndelta_keys = SPI_processed;
 	SPI_finish();
 }
 
@@ -251,18 +262,7 @@ int
 stream_catalog_delta_keys(Oid delta, Oid *view)
 {
 	if (!keys_valid)
-	{
-		PG_TRY();
-		{
-			load_delta_keys();
-		}
-		PG_CATCH();
-		{
-			keys_valid = false;
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-	}
+		load_or_stay_stale(load_delta_keys, &keys_valid);
 	for (int i = 0; i < ndelta_keys; i++)
 		if (delta_keys[i].delta == delta)
 		{
