@@ -365,6 +365,15 @@ check_continuous_view_options(AlterTableStmt *stmt)
 	}
 }
 
+/* The change stream relation names, or InvalidOid */
+static Oid
+named_change_stream(RangeVar *relation)
+{
+	Oid			stream = named_stream(relation);
+
+	return (OidIsValid(stream) && stream_changes_of(stream) != NULL) ? stream : InvalidOid;
+}
+
 /* A change stream's columns are what the combiner writes into it */
 static void
 refuse_change_stream_columns(Oid stream)
@@ -389,8 +398,8 @@ check_change_stream_ddl(Node *parsetree)
 
 	if (IsA(parsetree, CreateTrigStmt))
 	{
-		stream = named_stream(((CreateTrigStmt *) parsetree)->relation);
-		if (OidIsValid(stream) && stream_changes_of(stream) != NULL)
+		stream = named_change_stream(((CreateTrigStmt *) parsetree)->relation);
+		if (OidIsValid(stream))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot create a trigger on change stream \"%s\"", get_rel_name(stream)),
@@ -403,7 +412,7 @@ check_change_stream_ddl(Node *parsetree)
 		RenameStmt *stmt = (RenameStmt *) parsetree;
 
 		if (stmt->renameType == OBJECT_COLUMN &&
-			OidIsValid(stream = named_stream(stmt->relation)) && stream_changes_of(stream) != NULL)
+			OidIsValid(stream = named_change_stream(stmt->relation)))
 			refuse_change_stream_columns(stream);
 		return;
 	}
@@ -417,8 +426,7 @@ check_change_stream_ddl(Node *parsetree)
 		if ((cmd->subtype == AT_AddColumn || cmd->subtype == AT_DropColumn ||
 			 cmd->subtype == AT_ColumnDefault || cmd->subtype == AT_SetNotNull ||
 			 cmd->subtype == AT_AddConstraint) &&
-			OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)) &&
-			stream_changes_of(stream) != NULL)
+			OidIsValid(stream = named_change_stream(((AlterTableStmt *) parsetree)->relation)))
 			refuse_change_stream_columns(stream);
 		if (cmd->subtype != AT_GenericOptions)
 			continue;
@@ -655,6 +663,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	volatile Oid quiet_db = InvalidOid;
+	bool		creates_stream;
 
 	if (IsA(parsetree, ViewStmt) && readOnlyTree)
 	{
@@ -695,13 +704,13 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		}
 	}
 
+	creates_stream = IsA(parsetree, CreateForeignTableStmt) &&
+		strcmp(((CreateForeignTableStmt *) parsetree)->servername, "stream_ext") == 0;
 	if (IsA(parsetree, CreateStmt))
 		check_stream_create((CreateStmt *) parsetree, false);
 	if (IsA(parsetree, CreateForeignTableStmt))
-		check_stream_create(&((CreateForeignTableStmt *) parsetree)->base,
-							strcmp(((CreateForeignTableStmt *) parsetree)->servername, "stream_ext") == 0);
-	if (IsA(parsetree, CreateForeignTableStmt) &&
-		strcmp(((CreateForeignTableStmt *) parsetree)->servername, "stream_ext") == 0)
+		check_stream_create(&((CreateForeignTableStmt *) parsetree)->base, creates_stream);
+	if (creates_stream)
 	{
 		if (readOnlyTree)
 		{
