@@ -451,22 +451,10 @@ check_notify(ViewShape *shape, Oid output)
 				 errhint("Give it to a view over that stream.")));
 }
 
-/* Is type (a domain, a composite, an enum ...) of a temporary schema? */
-static bool
-is_temporary_type(Oid type)
-{
-	HeapTuple	tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
-	bool		temporary = false;
-
-	if (HeapTupleIsValid(tuple))
-	{
-		temporary = isAnyTempNamespace(((Form_pg_type) GETSTRUCT(tuple))->typnamespace);
-		ReleaseSysCache(tuple);
-	}
-	return temporary;
-}
-
-/* Is object (found in syscache cache by its OID) in a temporary schema? */
+/*
+ * Is object (found in syscache cache by its OID: a type, say a domain, a
+ * composite or an enum, a collation ...) in a temporary schema?
+ */
 static bool
 is_temporary_object(int cache, Oid object)
 {
@@ -477,6 +465,9 @@ is_temporary_object(int cache, Oid object)
 
 	switch (cache)
 	{
+		case TYPEOID:
+			nsp_att = Anum_pg_type_typnamespace;
+			break;
 		case COLLOID:
 			nsp_att = Anum_pg_collation_collnamespace;
 			break;
@@ -518,7 +509,7 @@ calls_temporary_code(Node *node, void *context)
 		IsA(node, ConvertRowtypeExpr) || IsA(node, CaseExpr) || IsA(node, ArrayExpr) ||
 		IsA(node, FieldSelect) || IsA(node, CoalesceExpr) || IsA(node, MinMaxExpr))
 	{
-		if (is_temporary_type(exprType(node)))
+		if (is_temporary_object(TYPEOID, exprType(node)))
 			return true;
 	}
 	if (IsA(node, CollateExpr) && is_temporary_object(COLLOID, ((CollateExpr *) node)->collOid))
@@ -528,7 +519,7 @@ calls_temporary_code(Node *node, void *context)
 		Const	   *c = (Const *) node;
 		Oid			object = DatumGetObjectId(c->constvalue);
 
-		if (is_temporary_type(c->consttype == REGTYPEOID ? object : InvalidOid) ||
+		if ((c->consttype == REGTYPEOID && is_temporary_object(TYPEOID, object)) ||
 			(c->consttype == REGCLASSOID && isAnyTempNamespace(get_rel_namespace(object))) ||
 			((c->consttype == REGPROCOID || c->consttype == REGPROCEDUREOID) &&
 			 isAnyTempNamespace(get_func_namespace(object))) ||
