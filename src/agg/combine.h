@@ -9,5 +9,6 @@
 #include "access/transam.h"
 
 extern FullTransactionId stream_recent_full_xid(TransactionId xid);
+extern bool stream_writer_visible(FullTransactionId writer);
 
 #endif

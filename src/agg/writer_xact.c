@@ -84,8 +84,8 @@ stream_ext_event_xid8(PG_FUNCTION_ARGS)
  * Did writer commit, as the current snapshot sees it?  A restored writer
  * (FrozenTransactionId) did; an invalid one did not.
  */
-static bool
-writer_visible(FullTransactionId writer)
+bool
+stream_writer_visible(FullTransactionId writer)
 {
 	TransactionId xid = XidFromFullTransactionId(writer);
 	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
@@ -106,7 +106,7 @@ writer_visible(FullTransactionId writer)
 Datum
 stream_ext_xid_visible(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(writer_visible(PG_GETARG_FULLTRANSACTIONID(0)));
+	PG_RETURN_BOOL(stream_writer_visible(PG_GETARG_FULLTRANSACTIONID(0)));
 }
 
 /* Status of a writer transaction for the combiner; cached for repeated ids. */
@@ -171,7 +171,7 @@ stream_ext_writer_xact_out(PG_FUNCTION_ARGS)
 	FullTransactionId writer = PG_GETARG_FULLTRANSACTIONID(0);
 
 	PG_RETURN_CSTRING(psprintf(UINT64_FORMAT " %s", U64FromFullTransactionId(writer),
-							   writer_visible(writer) ? "visible" : "invisible"));
+							   stream_writer_visible(writer) ? "visible" : "invisible"));
 }
 
 /*

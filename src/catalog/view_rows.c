@@ -14,6 +14,9 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 
 #include "catalog/pg_type.h"
@@ -23,6 +26,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "executor/tuptable.h"
 
 #include "catalog/catalog.h"
 
@@ -270,6 +274,53 @@ stream_catalog_delta_keys(Oid delta, Oid *view)
 			return delta_keys[i].key_count;
 		}
 	return -1;
+}
+
+/*
+ * The view whose delta table is delta, or InvalidOid.  In parallel mode (a
+ * worker of a parallel read, where the cache cannot be loaded: that takes a
+ * new snapshot) the catalog table is read in the query's snapshot instead:
+ * a delta table belongs to one view all its life, so a snapshot that sees
+ * the table sees the view's row.
+ */
+Oid
+stream_catalog_delta_view(Oid delta)
+{
+	Oid			view = InvalidOid;
+	Oid			catalog;
+	Relation	rel;
+	AttrNumber	delta_att;
+	AttrNumber	view_att;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	if (!IsInParallelMode())
+		return stream_catalog_delta_keys(delta, &view) < 0 ? InvalidOid : view;
+	catalog = stream_catalog_relid(true);
+	if (!OidIsValid(catalog))
+		return InvalidOid;
+	rel = table_open(catalog, AccessShareLock);
+	delta_att = get_attnum(catalog, "delta_table");
+	view_att = get_attnum(catalog, "view");
+	scan = table_beginscan(rel, ActiveSnapshotSet() ? GetActiveSnapshot() :
+						   GetTransactionSnapshot(), 0, NULL);
+	slot = table_slot_create(rel, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		value = slot_getattr(slot, delta_att, &isnull);
+
+		if (!isnull && DatumGetObjectId(value) == delta)
+		{
+			value = slot_getattr(slot, view_att, &isnull);
+			view = isnull ? InvalidOid : DatumGetObjectId(value);
+			break;
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return view;
 }
 
 /* The row of view id (see stream_catalog_views), or NULL */

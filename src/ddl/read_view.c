@@ -37,6 +37,7 @@
 #include "analyze/grouping_sets.h"
 #include "analyze/input_aggs.h"
 #include "catalog/catalog.h"
+#include "ddl/changed_keys.h"
 #include "ddl/read_view.h"
 #include "window/read_sql.h"
 
@@ -44,6 +45,7 @@ typedef struct ReadViewContext
 {
 	ViewShape  *shape;
 	bool		kept_results;	/* rows carry each aggregate's result */
+	Oid			delta;			/* the view's delta table */
 } ReadViewContext;
 
 /* "p.k1, p.k2, p.a1, p.a2": the key and state columns, quoted */
@@ -260,17 +262,22 @@ empty_set_row_sql(ViewShape *shape)
  * the hidden key of sets is matched too.
  */
 static KeptResultsSql *
-kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finalize,
-			 bool from_states)
+kept_set_sql(ViewShape *shape, Oid delta, int mask, const char *results,
+			 const char *finalize, bool from_states)
 {
 	KeptResultsSql *k = palloc0(sizeof(KeptResultsSql));
 	StringInfoData match;
 	StringInfoData any_null;
+	StringInfoData columns;
+	StringInfoData args;
+	bool		hashable = OidIsValid(delta);
 	int			nkeys = list_length(shape->keys) - shape->grouping_key - 1;
 	ListCell   *lc;
 
 	initStringInfo(&match);
 	initStringInfo(&any_null);
+	initStringInfo(&columns);
+	initStringInfo(&args);
 	foreach(lc, shape->key_names)
 	{
 		int			i = foreach_current_index(lc);
@@ -285,10 +292,21 @@ kept_set_sql(ViewShape *shape, int mask, const char *results, const char *finali
 		if (i != shape->grouping_key)
 			appendStringInfo(&any_null, "%s%s", any_null.len ? " OR " : "",
 							 stream_key_null_sql(psprintf("t.%s", col), exprType(key)));
+		if (hashable && !stream_changed_keys_hashable(exprType(key)))
+			hashable = false;
+		if (hashable)
+			appendStringInfo(&columns, "%s%d", columns.len ? "," : "",
+							 get_attnum(delta, lfirst(lc)));
+		appendStringInfo(&args, ", s.%s", col);
 	}
 	k->keys = stream_key_columns_sql(shape);
 	k->keys_match = match.data;
 	k->any_key_null = any_null.len ? any_null.data : "false";
+	if (hashable && match.len > 0)
+	{
+		k->delta_columns = psprintf("'{%s}'", columns.data);
+		k->key_args = args.data;
+	}
 	k->results = results;
 	k->finalize = finalize;
 	k->from_states = from_states;
@@ -362,15 +380,15 @@ kept_results_sql(ReadViewContext *ctx, List *dpcontext)
 						 deparse_expression(f, dpcontext, false, false), name);
 	}
 	if (ctx->shape->grouping_key < 0)
-		return list_make1(kept_set_sql(ctx->shape, -1, results.data, finalize.data,
-									   from_states));
+		return list_make1(kept_set_sql(ctx->shape, ctx->delta, -1, results.data,
+									   finalize.data, from_states));
 	foreach(lc, ctx->shape->grouping_masks)
 	{
 		int			mask = lfirst_int(lc);
 
 		if (!list_member_int(done, mask))
-			sets = lappend(sets, kept_set_sql(ctx->shape, mask, results.data, finalize.data,
-											  from_states));
+			sets = lappend(sets, kept_set_sql(ctx->shape, ctx->delta, mask, results.data,
+											  finalize.data, from_states));
 		done = lappend_int(done, mask);
 	}
 	return sets;
@@ -569,6 +587,7 @@ read_view_sql(ViewShape *shape, int id, Oid state_relid, ReadViewExtra extra)
 
 	ctx.shape = shape;
 	ctx.kept_results = false;
+	ctx.delta = stream_view_relation_relid(id, VIEW_DELTA_TABLE, true);
 	w = stream_window_read_sql(shape->window, id, stream_state_columns_sql(shape, ""),
 							   user_keys_sql(shape, ""), exprType((Node *) shape->time_expr),
 							   with_states ? NIL : kept_results_sql(&ctx, dpcontext));

@@ -165,6 +165,21 @@ CREATE FUNCTION stream_ext_internal.xid_visible(xid8) RETURNS boolean
 CREATE FUNCTION stream_ext_internal.delta_may_have_key(delta regclass, VARIADIC keys "any")
   RETURNS boolean
   AS 'MODULE_PATHNAME', 'stream_ext_delta_may_have_key' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- Does a delta the current snapshot sees hold these keys (in these columns
+-- of the delta table), or is a key NULL?  A read of a view that keeps its
+-- results takes a group's result row unless so (src/ddl/changed_keys.c);
+-- only for roles that may read the view.  delta_read_allowed: may the
+-- current role, folded into a constant when planned.
+CREATE FUNCTION stream_ext_internal.delta_read_support(internal) RETURNS internal
+  AS 'MODULE_PATHNAME', 'stream_ext_delta_read_support' LANGUAGE C STRICT;
+CREATE FUNCTION stream_ext_internal.delta_changes_key(delta regclass, columns int2[],
+                                                      VARIADIC keys "any")
+  RETURNS boolean
+  AS 'MODULE_PATHNAME', 'stream_ext_delta_changes_key' LANGUAGE C STABLE PARALLEL SAFE
+  COST 2 SUPPORT stream_ext_internal.delta_read_support;
+CREATE FUNCTION stream_ext_internal.delta_read_allowed(delta regclass) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'stream_ext_delta_read_allowed' LANGUAGE C STRICT STABLE PARALLEL SAFE
+  SUPPORT stream_ext_internal.delta_read_support;
 -- max_event_time - allowed_lateness, -infinity below the timestamps there are
 CREATE FUNCTION stream_ext_internal.watermark(timestamptz, interval) RETURNS timestamptz
   AS 'MODULE_PATHNAME', 'stream_ext_watermark' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
@@ -369,7 +384,8 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- Who may call the functions above.  A view's SELECT runs functions with the
 -- rights of the role reading it, so what views call stays executable by
 -- PUBLIC and checks its arguments: finalize_agg (and
--- finalize_agg_parallel_unsafe), xid_visible, delta_may_have_key, sliding_bound,
+-- finalize_agg_parallel_unsafe), xid_visible, delta_may_have_key,
+-- delta_changes_key, delta_read_allowed, sliding_bound,
 -- read_time, query_definition, time_column, finalize_inputs, inputs_rows,
 -- inputs_count_distinct, inputs_percentile_float8 and count_distinct_union
 -- (event_xid8 runs in workers
@@ -382,6 +398,7 @@ CREATE FUNCTION stream_ext_internal.query_definition(view regclass) RETURNS text
 -- functions of the aggregates, checked against the aggregate's owner), or by
 -- the extension's SECURITY DEFINER functions.
 REVOKE ALL ON FUNCTION stream_ext_internal.stream_fdw_handler(),
+                       stream_ext_internal.delta_read_support(internal),
                        stream_ext_internal.stream_fdw_validator(text[], oid),
                        stream_ext_internal.combine_agg_trans(internal, regprocedure, anyelement),
                        stream_ext_internal.combine_agg_final(internal, regprocedure, anyelement),

@@ -38,16 +38,26 @@ visible_deltas_sql(int id, const char *cols)
  * The rows of a view that keeps its results: one per group.  A group whose
  * keys are not NULL and that no visible delta changes is its row of the
  * result table (a narrow table, read about as fast as a table of the
- * view's rows): an anti-join with the visible deltas on the keys, which
- * the planner estimates well.  The other groups are combined from their
- * state rows and visible deltas and finalized: those some visible delta
- * changes, and those with a NULL key (which equality cannot match; they
- * are few, and found in an index).  With grouping sets, the rows of the
- * set k describes; its empty_row joins the rows to combine while the set
- * has no result row.
+ * view's rows).  The other groups are combined from their state rows and
+ * visible deltas and finalized: those some visible delta changes, and
+ * those with a NULL key (which equality cannot match; they are few, and
+ * found in an index).  With grouping sets, the rows of the set k
+ * describes; its empty_row joins the rows to combine while the set has no
+ * result row.
+ *
+ * Which result rows a read takes is decided in the read's WHERE, on the
+ * rows' _kept, so that the scan of the result table is a plain member of
+ * the read's UNION ALL, filtered by delta_changes_key
+ * (ddl/changed_keys.c): part (set) j's rows are 2j+1, and, for readers who
+ * may not call it (reading through another role's view), 2j+2: those the
+ * anti-join with the visible deltas keeps.  delta_read_allowed picks one of
+ * the two when the read is planned.  Combined rows are 0; *where gets
+ * part j's arms of the CASE.  When a key's equality does not hash, the
+ * part is the anti-join alone, its rows 0.
  */
 static char *
-kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k)
+kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k, int j,
+					  StringInfo where)
 {
 	char	   *delta = stream_view_relation_sql(id, VIEW_DELTA_TABLE);
 	char	   *state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
@@ -59,18 +69,37 @@ kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k)
 	char	   *in_set = k->set ? psprintf("t.%s AND ", k->set) : "";
 	char	   *deltas = visible_deltas_sql(id, state_columns);
 	char	   *empty = "";
+	char	   *taken = "";
+	int			anti_join_rows = 0;
 
 	if (k->set)
 		deltas = psprintf("%s AND %s", deltas, k->set);
 	if (k->empty_row)
 		empty = psprintf(" UNION ALL %s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s)",
 						 k->empty_row, result, k->set);
-	return psprintf("SELECT %s, %s FROM %s t WHERE %sNOT (%s) AND NOT %s "
-					"UNION ALL SELECT %s, %s FROM ("
+	if (k->delta_columns)
+	{
+		char	   *regclass = psprintf("%s::pg_catalog.regclass",
+										quote_literal_cstr(delta));
+
+		taken = psprintf("SELECT %s, %s, %d AS _kept FROM %s t UNION ALL ",
+						 k->keys, k->results, 2 * j + 1, result);
+		anti_join_rows = 2 * j + 2;
+		appendStringInfo(where, " WHEN %d THEN %s%s" STREAM_INTERNAL_SCHEMA
+						 ".delta_read_allowed(%s) AND NOT " STREAM_INTERNAL_SCHEMA
+						 ".delta_changes_key(%s, %s%s)"
+						 " WHEN %d THEN NOT " STREAM_INTERNAL_SCHEMA ".delta_read_allowed(%s)",
+						 2 * j + 1, k->set ? psprintf("s.%s", k->set) : "",
+						 k->set ? " AND " : "", regclass, regclass, k->delta_columns,
+						 k->key_args, anti_join_rows, regclass);
+	}
+	return psprintf("%sSELECT %s, %s, %d AS _kept FROM %s t WHERE %sNOT (%s) AND NOT %s "
+					"UNION ALL SELECT %s, %s, 0 AS _kept FROM ("
 					"SELECT %s FROM %s t WHERE %s(%s) "
 					"UNION ALL SELECT %s FROM %s t WHERE %s%s "
 					"UNION ALL %s%s) u GROUP BY %s",
-					k->keys, k->results, result, in_set, k->any_key_null, changed,
+					taken, k->keys, k->results, anti_join_rows, result, in_set,
+					k->any_key_null, changed,
 					k->keys, k->finalize,
 					state_columns, state, in_set, k->any_key_null,
 					state_columns, state, in_set, changed,
@@ -116,7 +145,7 @@ sliding_rows_sql(WindowSpec *w, int id, const char *cols, Oid time_type)
  */
 static char *
 rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid time_type,
-		 List *kept)
+		 List *kept, List **where)
 {
 	char	   *rows = psprintf("SELECT %s FROM %s UNION ALL %s", cols,
 								stream_view_relation_sql(id, VIEW_STATE_TABLE),
@@ -125,13 +154,18 @@ rows_sql(WindowSpec *w, int id, const char *cols, const char *user_keys, Oid tim
 	if (kept != NIL)
 	{
 		StringInfoData buf;
+		StringInfoData arms;
 		ListCell   *lc;
 
 		/* one part per grouping set */
 		initStringInfo(&buf);
+		initStringInfo(&arms);
 		foreach(lc, kept)
 			appendStringInfo(&buf, "%s%s", buf.len ? " UNION ALL " : "",
-							 kept_results_rows_sql(id, cols, lfirst(lc)));
+							 kept_results_rows_sql(id, cols, lfirst(lc),
+												   foreach_current_index(lc), &arms));
+		if (arms.len > 0)
+			*where = lappend(*where, psprintf("CASE s._kept%s ELSE true END", arms.data));
 		return buf.data;
 	}
 	if (w->kind == WINDOW_SLIDING)
@@ -169,7 +203,7 @@ stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
 	Assert(kept == NIL || w->kind == WINDOW_NONE);
 	r->columns = "";
 	r->join = "";
-	r->rows = rows_sql(w, id, state_columns, user_keys, time_type, kept);
+	r->rows = rows_sql(w, id, state_columns, user_keys, time_type, kept, &r->where);
 	r->one_row_per_group = (kept != NIL);
 	switch (w->kind)
 	{

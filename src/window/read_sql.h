@@ -52,6 +52,11 @@ typedef struct KeptResultsSql
 	bool		from_states;	/* no result table: the state rows hold the
 								 * results, each state finalized alone
 								 * ("finalize_state(...) AS ..." in results) */
+	const char *delta_columns;	/* the delta table's attribute numbers of
+								 * the matched keys, as an int2[] literal
+								 * ("'{2,3}'"), or NULL: a key's equality
+								 * does not hash (ddl/changed_keys.c) */
+	const char *key_args;		/* the matched keys of row s: ", s.k1, ..." */
 } KeptResultsSql;
 
 extern bool stream_window_reads_whole_stream(WindowSpec *w);

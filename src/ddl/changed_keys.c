@@ -1,0 +1,498 @@
+/*
+ * changed_keys.c
+ *	  Which rows of a result table a read may take as they are: those of
+ *	  groups no delta the reader's snapshot sees changes.
+ *
+ * A view that keeps its results (ddl/read_view.c) reads a group's row from
+ * its result table unless a visible delta changes the group, and combines
+ * the others from their state rows and deltas.  Written as an anti-join of
+ * the result table with the visible deltas, a whole-view read hashed every
+ * row's key into the join and passed every row through a subquery scan
+ * above it (a member of a UNION ALL with a WHERE of its own is not pulled
+ * up into the append).  Instead the read's WHERE, pushed down into the
+ * plain scan of the result table, calls
+ *
+ *	 delta_changes_key(delta, columns, VARIADIC keys)
+ *
+ * per row: does a delta the current snapshot sees, in delta's columns
+ * (their attribute numbers), hold these keys?  True for a NULL key too
+ * (those groups are always combined: equality does not match them).  Its
+ * first calls ask shared memory (ipc/pending_keys.c), as the gate of key
+ * lookups does (ddl/delta_gate.c), so that reading one group does not scan
+ * the delta table; once a call cannot tell from there, or after a few
+ * calls, it reads the visible deltas' keys once into a hash set, probed by
+ * a bitmap first, and answers every later call from it.
+ *
+ * The answer tells whether a key was written lately, which only readers of
+ * the view may know: delta_changes_key refuses other roles.  Reads through
+ * a view another role owns run as a role that may not read the view
+ * itself, so the read keeps the anti-join as well, and
+ *
+ *	 delta_read_allowed(delta)
+ *
+ * chooses between the two: the planner folds it into a constant (the plan
+ * depends on the role then, as plans of tables with row security do, and
+ * is made again when the view's privileges change), and the member of the
+ * read it excludes is not planned at all.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/pathnodes.h"
+#include "nodes/supportnodes.h"
+#include "parser/parse_oper.h"
+#include "common/hashfn.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/typcache.h"
+#include "utils/xid8.h"
+
+#include "agg/combine.h"
+#include "catalog/catalog.h"
+#include "ddl/changed_keys.h"
+#include "ipc/pending_keys.h"
+
+PG_FUNCTION_INFO_V1(stream_ext_delta_changes_key);
+PG_FUNCTION_INFO_V1(stream_ext_delta_read_allowed);
+PG_FUNCTION_INFO_V1(stream_ext_delta_read_support);
+
+/* Calls answered from shared memory before the deltas are read */
+#define GATE_CALLS 16
+
+/* The keys of the visible deltas: open addressing on the hash */
+typedef struct KeyEntry
+{
+	uint32		hash;
+	Datum	   *keys;			/* NULL: free */
+} KeyEntry;
+
+/* What one call site of delta_changes_key keeps between calls */
+typedef struct ChangedKeys
+{
+	Oid			delta;
+	int			nkeys;
+	AttrNumber *columns;		/* in delta */
+	PendingKeyHash hash;		/* as writers hash keys */
+	bool	   *hashes_bytes;	/* the key's hash is its bytes' (text under
+								 * a deterministic collation): computed here */
+	FmgrInfo   *equal;			/* each key type's equality */
+	int16	   *typlen;
+	bool	   *typbyval;
+	bool		gate_usable;	/* the columns are delta's keys, in order */
+	int			calls;
+	bool		loaded;
+	MemoryContext cxt;
+	Datum	   *keys;
+	/* the set, once loaded */
+	int			count;
+	uint32		table_mask;
+	KeyEntry   *table;
+	uint32		bitmap_mask;	/* in bits */
+	uint64	   *bitmap;
+} ChangedKeys;
+
+/*
+ * Can a read match values of type against a delta's keys here?  When the
+ * type's equality (the one a view groups by) hashes: its default hash
+ * function is of the same family.
+ */
+bool
+stream_changed_keys_hashable(Oid type)
+{
+	Oid			eqop;
+	bool		hashable;
+	TypeCacheEntry *tc;
+
+	get_sort_group_operators(type, false, false, false, NULL, &eqop, NULL, &hashable);
+	if (!OidIsValid(eqop) || !hashable)
+		return false;
+	tc = lookup_type_cache(type, TYPECACHE_HASH_OPFAMILY | TYPECACHE_HASH_PROC);
+	return OidIsValid(tc->hash_proc) && OidIsValid(tc->hash_opf) &&
+		op_in_opfamily(eqop, tc->hash_opf);
+}
+
+/*
+ * The view delta belongs to, if the current user may read it; errors when
+ * delta is no delta table, or (with complain) when the user may not.
+ */
+static bool
+may_read_deltas(Oid delta, bool complain)
+{
+	Oid			view = stream_is_view_relation(delta, VIEW_DELTA_TABLE) ?
+		stream_catalog_delta_view(delta) : InvalidOid;
+	AclResult	acl;
+
+	if (!OidIsValid(view))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("relation with OID %u is not the delta table of a continuous view",
+						delta)));
+	acl = pg_class_aclcheck(view, GetUserId(), ACL_SELECT);
+	if (acl != ACLCHECK_OK && complain)
+		aclcheck_error(acl, OBJECT_VIEW, get_rel_name(view));
+	return acl == ACLCHECK_OK;
+}
+
+/* The attribute numbers of columns (int2[]), each a column of delta's */
+static AttrNumber *
+key_columns(ArrayType *columns, Relation delta, int nkeys, MemoryContext cxt)
+{
+	AttrNumber *attnums = MemoryContextAlloc(cxt, sizeof(AttrNumber) * nkeys);
+	Datum	   *values;
+	bool	   *nulls;
+	int			n;
+
+	if (ARR_NDIM(columns) > 1 || ARR_ELEMTYPE(columns) != INT2OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("columns must be a one-dimensional smallint array")));
+	deconstruct_array(columns, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+					  &values, &nulls, &n);
+	if (n != nkeys)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("delta_changes_key takes one key per column"),
+				 errdetail("Columns: %d; keys: %d.", n, nkeys)));
+	for (int i = 0; i < n; i++)
+	{
+		AttrNumber	attnum;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("columns must not contain NULL")));
+		attnum = DatumGetInt16(values[i]);
+		/* the first column is the writer */
+		if (attnum <= 1 || attnum > RelationGetNumberOfAttributes(delta) ||
+			TupleDescAttr(RelationGetDescr(delta), attnum - 1)->attisdropped)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%d is not a column of the delta table's keys or states", attnum)));
+		attnums[i] = attnum;
+	}
+	return attnums;
+}
+
+/*
+ * Set up a call site: the arguments checked (the keys of the columns' own
+ * types, each hashable), the reader's right to know checked.
+ */
+static ChangedKeys *
+changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
+{
+	MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
+	ChangedKeys *site;
+	int			nkeys = PG_NARGS() - 2;
+	Relation	rel;
+	TupleDesc	desc;
+	int			key_count;
+	Oid			view;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("columns must not be NULL")));
+	if (get_fn_expr_variadic(fcinfo->flinfo) || nkeys < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("delta_changes_key takes its keys as separate arguments")));
+	may_read_deltas(delta, true);
+	site = MemoryContextAllocZero(cxt, sizeof(ChangedKeys));
+	site->delta = delta;
+	site->nkeys = nkeys;
+	site->cxt = AllocSetContextCreate(cxt, "stream_ext changed keys", ALLOCSET_DEFAULT_SIZES);
+	rel = table_open(delta, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	site->columns = key_columns(PG_GETARG_ARRAYTYPE_P(1), rel, nkeys, cxt);
+	site->hash.nkeys = nkeys;
+	site->hash.procs = MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * nkeys);
+	site->hash.collations = MemoryContextAlloc(cxt, sizeof(Oid) * nkeys);
+	site->equal = MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * nkeys);
+	site->typlen = MemoryContextAlloc(cxt, sizeof(int16) * nkeys);
+	site->typbyval = MemoryContextAlloc(cxt, sizeof(bool) * nkeys);
+	site->hashes_bytes = MemoryContextAlloc(cxt, sizeof(bool) * nkeys);
+	site->keys = MemoryContextAlloc(cxt, sizeof(Datum) * nkeys);
+	site->gate_usable = true;
+	for (int i = 0; i < nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, site->columns[i] - 1);
+		TypeCacheEntry *tc;
+		Oid			eqop;
+
+		if (get_fn_expr_argtype(fcinfo->flinfo, i + 2) != att->atttypid ||
+			!stream_changed_keys_hashable(att->atttypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("key %d is not of the type of column \"%s\", or that type's equality does not hash",
+							i + 1, NameStr(att->attname))));
+		tc = lookup_type_cache(att->atttypid, TYPECACHE_HASH_PROC_FINFO);
+		fmgr_info_copy(&site->hash.procs[i], &tc->hash_proc_finfo, cxt);
+		site->hash.collations[i] = att->attcollation;
+		site->hashes_bytes[i] = tc->hash_proc == F_HASHTEXT &&
+			OidIsValid(att->attcollation) && get_collation_isdeterministic(att->attcollation);
+		get_sort_group_operators(att->atttypid, false, true, false, NULL, &eqop, NULL, NULL);
+		fmgr_info_cxt(get_opcode(eqop), &site->equal[i], cxt);
+		site->typlen[i] = att->attlen;
+		site->typbyval[i] = att->attbyval;
+		if (site->columns[i] != i + 2)
+			site->gate_usable = false;
+	}
+	table_close(rel, AccessShareLock);
+
+	/*
+	 * Shared memory knows the keys writers hash: all of the delta's, in
+	 * order; on a primary, and outside parallel mode (where the catalog rows
+	 * the gate reads could not be loaded).
+	 */
+	key_count = IsInParallelMode() ? -1 : stream_catalog_delta_keys(delta, &view);
+	if (key_count != nkeys || RecoveryInProgress())
+		site->gate_usable = false;
+	fcinfo->flinfo->fn_extra = site;
+	return site;
+}
+
+/*
+ * The hash of keys, as writers hash them (stream_pending_key_hash), with
+ * hashtext's work done here where it hashes the bytes
+ */
+static uint32
+key_hash(ChangedKeys *site, const Datum *keys)
+{
+	uint32		hash = 0;
+
+	for (int i = 0; i < site->nkeys; i++)
+	{
+		uint32		h;
+
+		if (site->hashes_bytes[i])
+		{
+			struct varlena *v = PG_DETOAST_DATUM_PACKED(keys[i]);
+
+			h = hash_bytes((unsigned char *) VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+		}
+		else
+			h = DatumGetUInt32(FunctionCall1Coll(&site->hash.procs[i], site->hash.collations[i],
+												 keys[i]));
+		hash = hash_combine(hash, h);
+	}
+	return hash;
+}
+
+static bool
+keys_equal(ChangedKeys *site, const Datum *a, const Datum *b)
+{
+	for (int i = 0; i < site->nkeys; i++)
+		if (!DatumGetBool(FunctionCall2Coll(&site->equal[i], site->hash.collations[i],
+											a[i], b[i])))
+			return false;
+	return true;
+}
+
+/* The entry of keys (hash), or the free entry where they would go */
+static KeyEntry *
+find_entry(ChangedKeys *site, uint32 hash, const Datum *keys)
+{
+	for (uint32 i = hash & site->table_mask;; i = (i + 1) & site->table_mask)
+	{
+		KeyEntry   *e = &site->table[i];
+
+		if (e->keys == NULL || (e->hash == hash && keys_equal(site, e->keys, keys)))
+			return e;
+	}
+}
+
+static void
+grow_table(ChangedKeys *site)
+{
+	KeyEntry   *old = site->table;
+	uint32		old_size = site->table ? site->table_mask + 1 : 0;
+	uint32		size = Max(old_size * 2, 64);
+
+	site->table = MemoryContextAllocZero(site->cxt, sizeof(KeyEntry) * size);
+	site->table_mask = size - 1;
+	for (uint32 i = 0; i < old_size; i++)
+		if (old[i].keys != NULL)
+			*find_entry(site, old[i].hash, old[i].keys) = old[i];
+	if (old)
+		pfree(old);
+}
+
+static void
+add_key(ChangedKeys *site, uint32 hash, const Datum *keys)
+{
+	KeyEntry   *e;
+
+	if (site->table == NULL || (uint32) site->count * 2 >= site->table_mask + 1)
+		grow_table(site);
+	e = find_entry(site, hash, keys);
+	if (e->keys != NULL)
+		return;
+	e->hash = hash;
+	e->keys = MemoryContextAlloc(site->cxt, sizeof(Datum) * site->nkeys);
+	for (int i = 0; i < site->nkeys; i++)
+		e->keys[i] = datumCopy(keys[i], site->typbyval[i], site->typlen[i]);
+	site->count++;
+}
+
+/*
+ * Read the keys of every delta the current snapshot sees, its writer
+ * committed as that snapshot sees it, into the set; then the bitmap, 16
+ * bits per key, that most probes of other keys stop at.
+ */
+static void
+load_changed_keys(ChangedKeys *site)
+{
+	MemoryContext old = MemoryContextSwitchTo(site->cxt);
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	Relation	rel = table_open(site->delta, AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	MemoryContext per_row = AllocSetContextCreate(CurrentMemoryContext, "stream_ext delta row",
+												  ALLOCSET_SMALL_SIZES);
+	Datum	   *keys = palloc(sizeof(Datum) * site->nkeys);
+	uint32		bits;
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		writer = slot_getattr(slot, 1, &isnull);
+		bool		any_null = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (isnull || !stream_writer_visible(DatumGetFullTransactionId(writer)))
+			continue;
+		for (int i = 0; i < site->nkeys; i++)
+		{
+			keys[i] = slot_getattr(slot, site->columns[i], &isnull);
+			any_null |= isnull;
+		}
+		if (any_null)
+			continue;
+		MemoryContextSwitchTo(per_row);
+		{
+			uint32		hash = key_hash(site, keys);
+
+			MemoryContextSwitchTo(site->cxt);
+			add_key(site, hash, keys);
+		}
+		MemoryContextReset(per_row);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	MemoryContextDelete(per_row);
+	pfree(keys);
+
+	for (bits = 64; bits < (uint32) site->count * 16 && bits < (1U << 30); bits *= 2)
+		;
+	site->bitmap_mask = bits - 1;
+	site->bitmap = palloc0(bits / 8);
+	if (site->table)
+		for (uint32 i = 0; i <= site->table_mask; i++)
+			if (site->table[i].keys != NULL)
+				site->bitmap[(site->table[i].hash & site->bitmap_mask) / 64] |=
+					UINT64CONST(1) << (site->table[i].hash & 63);
+	site->loaded = true;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * delta_changes_key(delta regclass, columns int2[], VARIADIC keys "any"):
+ * does a delta the current snapshot sees hold these keys in these columns
+ * (or is a key NULL)?  Only for roles that may read delta's view.
+ *
+ * A call site reads the deltas once, so it answers for the snapshot of its
+ * first read: a query's, for the query's life.
+ */
+Datum
+stream_ext_delta_changes_key(PG_FUNCTION_ARGS)
+{
+	ChangedKeys *site = fcinfo->flinfo->fn_extra;
+	Oid			delta;
+	uint32		hash;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	delta = PG_GETARG_OID(0);
+	if (site == NULL || site->delta != delta)
+		site = changed_keys_site(fcinfo, delta);
+	for (int i = 0; i < site->nkeys; i++)
+	{
+		if (PG_ARGISNULL(i + 2))
+			PG_RETURN_BOOL(true);
+		site->keys[i] = PG_GETARG_DATUM(i + 2);
+	}
+	if (site->loaded && site->count == 0)
+		PG_RETURN_BOOL(false);
+	hash = key_hash(site, site->keys);
+	if (!site->loaded)
+	{
+		if (site->gate_usable && site->calls++ < GATE_CALLS &&
+			!stream_pending_key_may_have_deltas(delta, hash))
+			PG_RETURN_BOOL(false);
+		load_changed_keys(site);
+		if (site->count == 0)
+			PG_RETURN_BOOL(false);
+	}
+	if ((site->bitmap[(hash & site->bitmap_mask) / 64] & (UINT64CONST(1) << (hash & 63))) == 0)
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(find_entry(site, hash, site->keys)->keys != NULL);
+}
+
+/*
+ * delta_read_allowed(delta regclass): may the current user read the view
+ * whose delta table delta is?
+ */
+Datum
+stream_ext_delta_read_allowed(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(may_read_deltas(PG_GETARG_OID(0), false));
+}
+
+/*
+ * The support function of both: delta_read_allowed(constant) becomes a
+ * constant when planned, the plan then made for the current role alone;
+ * delta_changes_key is rare (the groups with visible deltas are few next
+ * to the view's).
+ */
+Datum
+stream_ext_delta_read_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+
+	if (IsA(rawreq, SupportRequestSimplify))
+	{
+		SupportRequestSimplify *req = (SupportRequestSimplify *) rawreq;
+		Node	   *arg = list_length(req->fcall->args) == 1 ? linitial(req->fcall->args) : NULL;
+
+		if (req->root == NULL || arg == NULL || !IsA(arg, Const) || ((Const *) arg)->constisnull)
+			PG_RETURN_POINTER(NULL);
+		req->root->glob->dependsOnRole = true;
+		PG_RETURN_POINTER(makeBoolConst(may_read_deltas(DatumGetObjectId(((Const *) arg)->constvalue),
+														false), false));
+	}
+	if (IsA(rawreq, SupportRequestSelectivity))
+	{
+		SupportRequestSelectivity *req = (SupportRequestSelectivity *) rawreq;
+
+		if (list_length(req->args) < 3)
+			PG_RETURN_POINTER(NULL);
+		req->selectivity = 0.0;
+		PG_RETURN_POINTER(req);
+	}
+	PG_RETURN_POINTER(NULL);
+}
