@@ -84,6 +84,12 @@ grep -q "Filter: (NOT stream_ext_internal.delta_changes_key(" <<< "$plan" ||
 	fail "a whole read of v_text does not filter its result rows: $plan"
 grep -q "Anti Join" <<< "$plan" && fail "a whole read of v_text by its owner anti-joins its result rows: $plan"
 compare "deltas pending"
+# reads of one group: those with pending deltas scan the deltas for their key
+for key in k1 K2 m3 k39 K40 new; do
+	[ "$(q "SELECT n || ' ' || total FROM v_text WHERE k = '$key'")" = \
+		"$(q "SELECT n || ' ' || total FROM r_text WHERE k = '$key'")" ] ||
+		fail "v_text of $key reads $(q "SELECT n || ' ' || total FROM v_text WHERE k = '$key'") with deltas pending"
+done
 compare "deltas pending, parallel workers forced" -c "SET force_parallel_mode = on" \
 	-c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SET min_parallel_table_scan_size = 0" \
 	-c "SET max_parallel_workers_per_gather = 2"

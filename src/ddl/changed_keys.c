@@ -19,9 +19,10 @@
  * (those groups are always combined: equality does not match them).  Its
  * first calls ask shared memory (ipc/pending_keys.c), as the gate of key
  * lookups does (ddl/delta_gate.c), so that reading one group does not scan
- * the delta table; once a call cannot tell from there, or after a few
- * calls, it reads the visible deltas' keys once into a hash set, probed by
- * a bitmap first, and answers every later call from it.
+ * the delta table; the first that shared memory cannot answer scans the
+ * deltas for its own key.  After that, or after a few calls, it reads the
+ * visible deltas' keys once into a hash set, probed by a bitmap first, and
+ * answers every later call from it.
  *
  * The answer tells whether a key was written lately, which only readers of
  * the view may know: delta_changes_key refuses other roles.  Reads through
@@ -70,8 +71,13 @@ PG_FUNCTION_INFO_V1(stream_ext_delta_changes_key);
 PG_FUNCTION_INFO_V1(stream_ext_delta_read_allowed);
 PG_FUNCTION_INFO_V1(stream_ext_delta_read_support);
 
-/* Calls answered from shared memory before the deltas are read */
+/*
+ * Calls answered from shared memory before the deltas are read into the
+ * set; of those, how many shared memory cannot answer may scan the deltas
+ * for their own key (a read of one group, as its plan's gated scans do)
+ */
 #define GATE_CALLS 16
+#define KEY_SCANS 1
 
 /* The keys of the visible deltas: open addressing on the hash */
 typedef struct KeyEntry
@@ -94,6 +100,7 @@ typedef struct ChangedKeys
 	bool	   *typbyval;
 	bool		gate_usable;	/* the columns are delta's keys, in order */
 	int			calls;
+	int			key_scans;
 	bool		loaded;
 	MemoryContext cxt;
 	Datum	   *keys;
@@ -411,6 +418,40 @@ load_changed_keys(ChangedKeys *site)
 }
 
 /*
+ * Does a delta the current snapshot sees hold keys?  A scan of the deltas
+ * for one key: equality first, the writer's status only for equal keys.
+ */
+static bool
+scan_for_key(ChangedKeys *site, const Datum *keys)
+{
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	Relation	rel = table_open(site->delta, AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Datum	   *row = palloc(sizeof(Datum) * site->nkeys);
+	bool		found = false;
+
+	while (!found && table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull = false;
+		Datum		writer;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int i = 0; i < site->nkeys && !isnull; i++)
+			row[i] = slot_getattr(slot, site->columns[i], &isnull);
+		if (isnull || !keys_equal(site, keys, row))
+			continue;
+		writer = slot_getattr(slot, 1, &isnull);
+		found = !isnull && stream_writer_visible(DatumGetFullTransactionId(writer));
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	pfree(row);
+	return found;
+}
+
+/*
  * delta_changes_key(delta regclass, columns int2[], VARIADIC keys "any"):
  * does a delta the current snapshot sees hold these keys in these columns
  * (or is a key NULL)?  Only for roles that may read delta's view.
@@ -441,9 +482,13 @@ stream_ext_delta_changes_key(PG_FUNCTION_ARGS)
 	hash = key_hash(site, site->keys);
 	if (!site->loaded)
 	{
-		if (site->gate_usable && site->calls++ < GATE_CALLS &&
-			!stream_pending_key_may_have_deltas(delta, hash))
-			PG_RETURN_BOOL(false);
+		if (site->gate_usable && site->calls++ < GATE_CALLS)
+		{
+			if (!stream_pending_key_may_have_deltas(delta, hash))
+				PG_RETURN_BOOL(false);
+			if (site->key_scans++ < KEY_SCANS)
+				PG_RETURN_BOOL(scan_for_key(site, site->keys));
+		}
 		load_changed_keys(site);
 		if (site->count == 0)
 			PG_RETURN_BOOL(false);
