@@ -151,6 +151,10 @@ SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2,2}', 'a'::text);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2}', 1);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2}', '(1,2)'::point);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2}', VARIADIC ARRAY['a']);
+-- a state column is no key; columns are a constant
+SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{3}', 1::int8);
+SELECT stream_ext_internal.delta_changes_key(:'tr_delta', c, 'a'::text)
+  FROM (VALUES ('{2}'::int2[]), ('{3}')) v(c);
 -- the other internal functions are not for PUBLIC
 SELECT stream_ext_internal.catalog_changed();
 SELECT stream_ext_internal.stream_fdw_validator('{}', 0);

@@ -136,7 +136,42 @@ run_sql -c "GRANT SELECT ON v_text TO kr_low"
 out=$(plans kr_low || true)
 [ "$(grep -c "delta_changes_key" <<< "$out")" = 2 ] ||
 	fail "after GRANT SELECT on the view, kr_low's read of mid does not filter: $out"
-say "ok: a read through another role's view anti-joins, exactly; direct calls are refused; plans follow the role and GRANT"
+# a cursor a reader opened answers whoever fetches from it (privileges are
+# checked when the read is planned, as a table's when the query starts): a
+# role that may not read the view fetches from the owner's cursor, and from
+# one a SECURITY DEFINER function of the owner opened
+run_sql <<SQL
+CREATE ROLE kr_none;
+GRANT USAGE, CREATE ON SCHEMA public TO kr_none;
+CREATE FUNCTION open_text() RETURNS refcursor LANGUAGE plpgsql SECURITY DEFINER AS \$\$
+DECLARE c refcursor := 'c_text';
+BEGIN
+  OPEN c FOR SELECT count(*) FROM v_text;
+  RETURN c;
+END \$\$;
+CREATE FUNCTION probe(key text) RETURNS boolean LANGUAGE plpgsql AS \$\$
+BEGIN
+  RETURN stream_ext_internal.delta_changes_key('$delta', '{2}', key);
+END \$\$;
+SET ROLE kr_none;
+CREATE FUNCTION none_probe() RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER AS \$\$
+BEGIN
+  RETURN probe('k1');
+END \$\$;
+RESET ROLE;
+SQL
+out=$(psql -X -qAt -c "BEGIN" -c "DECLARE c CURSOR FOR SELECT count(*) FROM v_text" -c "SET ROLE kr_none" \
+	-c "FETCH ALL FROM c" -c "COMMIT" 2>&1 || true)
+[ "$out" = "$n" ] || fail "a role fetching from the owner's cursor over v_text got: $out (not $n)"
+out=$(psql -X -qAt -c "SET ROLE kr_none" -c "BEGIN" -c "SELECT open_text()" -c "FETCH ALL FROM c_text" -c "COMMIT" 2>&1 || true)
+[ "$out" = "$(printf 'c_text\n%s' "$n")" ] ||
+	fail "a role fetching from a cursor a SECURITY DEFINER function of the owner opened got: $out"
+# a call site kept across roles in one transaction (PL/pgSQL) answers each
+# role as it may: the owner's call does not open it to kr_none's code
+out=$(psql -X -qAt -c "BEGIN" -c "SELECT probe('k1')" -c "SELECT none_probe()" -c "COMMIT" 2>&1 || true)
+grep -q "permission denied for view v_text" <<< "$out" ||
+	fail "after the owner's call, kr_none's function called delta_changes_key: $out"
+say "ok: a read through another role's view anti-joins, exactly; direct calls are refused; plans follow the role and GRANT; cursors answer who fetches"
 
 # --- 3. the merges go on: the same reads once every delta is merged
 run_sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kr_locker'"

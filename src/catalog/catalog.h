@@ -125,7 +125,7 @@ extern List *stream_catalog_change_streams(MemoryContext cxt);
 extern List *stream_catalog_views(void);
 extern ContinuousViewRow *stream_catalog_view(int id);
 extern int	stream_catalog_delta_keys(Oid delta, Oid *view);
-extern Oid	stream_catalog_delta_view(Oid delta);
+extern int	stream_catalog_delta_keys_anywhere(Oid delta, Oid *view);
 extern int	stream_catalog_next_view_id(void);
 extern void stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates);
 extern List *stream_catalog_state_columns(int id);

@@ -277,31 +277,34 @@ stream_catalog_delta_keys(Oid delta, Oid *view)
 }
 
 /*
- * The view whose delta table is delta, or InvalidOid.  In parallel mode (a
- * worker of a parallel read, where the cache cannot be loaded: that takes a
- * new snapshot) the catalog table is read in the query's snapshot instead:
- * a delta table belongs to one view all its life, so a snapshot that sees
- * the table sees the view's row.
+ * stream_catalog_delta_keys in any process: in parallel mode too (a worker
+ * of a parallel read, where the cache cannot be loaded: that takes a new
+ * snapshot), where the catalog table is read in the query's snapshot
+ * instead: a delta table belongs to one view all its life, so a snapshot
+ * that sees the table sees the view's row.
  */
-Oid
-stream_catalog_delta_view(Oid delta)
+int
+stream_catalog_delta_keys_anywhere(Oid delta, Oid *view)
 {
-	Oid			view = InvalidOid;
+	int			key_count = -1;
 	Oid			catalog;
 	Relation	rel;
 	AttrNumber	delta_att;
 	AttrNumber	view_att;
+	AttrNumber	keys_att;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 
 	if (!IsInParallelMode())
-		return stream_catalog_delta_keys(delta, &view) < 0 ? InvalidOid : view;
+		return stream_catalog_delta_keys(delta, view);
+	*view = InvalidOid;
 	catalog = stream_catalog_relid(true);
 	if (!OidIsValid(catalog))
-		return InvalidOid;
+		return -1;
 	rel = table_open(catalog, AccessShareLock);
 	delta_att = get_attnum(catalog, "delta_table");
 	view_att = get_attnum(catalog, "view");
+	keys_att = get_attnum(catalog, "key_count");
 	scan = table_beginscan(rel, ActiveSnapshotSet() ? GetActiveSnapshot() :
 						   GetTransactionSnapshot(), 0, NULL);
 	slot = table_slot_create(rel, NULL);
@@ -312,15 +315,15 @@ stream_catalog_delta_view(Oid delta)
 
 		if (!isnull && DatumGetObjectId(value) == delta)
 		{
-			value = slot_getattr(slot, view_att, &isnull);
-			view = isnull ? InvalidOid : DatumGetObjectId(value);
+			*view = DatumGetObjectId(slot_getattr(slot, view_att, &isnull));
+			key_count = DatumGetInt32(slot_getattr(slot, keys_att, &isnull));
 			break;
 		}
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
-	return view;
+	return key_count;
 }
 
 /* The row of view id (see stream_catalog_views), or NULL */

@@ -25,16 +25,19 @@
  * answers every later call from it.
  *
  * The answer tells whether a key was written lately, which only readers of
- * the view may know: delta_changes_key refuses other roles.  Reads through
- * a view another role owns run as a role that may not read the view
- * itself, so the read keeps the anti-join as well, and
+ * the view may know: delta_changes_key refuses other roles, checked when the
+ * call is planned (and at its first call, when it was not planned for a
+ * reader), so that a cursor a reader opened answers whoever fetches from it,
+ * as with tables, whose privileges are checked when the query starts.
+ * Reads through a view another role owns run as a role that may not read
+ * the view itself, so the read keeps the anti-join as well, and
  *
  *	 delta_read_allowed(delta)
  *
- * chooses between the two: the planner folds it into a constant (the plan
- * depends on the role then, as plans of tables with row security do, and
- * is made again when the view's privileges change), and the member of the
- * read it excludes is not planned at all.
+ * chooses between the two: the planner folds it into a constant, and the
+ * member of the read it excludes is not planned at all.  Both make the plan
+ * one for the current role (as plans of tables with row security are), made
+ * again when the view's privileges change.
  */
 #include "postgres.h"
 
@@ -90,6 +93,9 @@ typedef struct KeyEntry
 typedef struct ChangedKeys
 {
 	Oid			delta;
+	Oid			view;
+	bool		planned_for_reader; /* planned_for_reader() */
+	Oid			checked_user;	/* else the role found to read the view */
 	int			nkeys;
 	AttrNumber *columns;		/* in delta */
 	PendingKeyHash hash;		/* as writers hash keys */
@@ -133,30 +139,53 @@ stream_changed_keys_hashable(Oid type)
 }
 
 /*
- * The view delta belongs to, if the current user may read it; errors when
- * delta is no delta table, or (with complain) when the user may not.
+ * The view whose delta table delta is, and its key count; errors when delta
+ * is no delta table
  */
-static bool
-may_read_deltas(Oid delta, bool complain)
+static Oid
+delta_view(Oid delta, int *key_count)
 {
-	Oid			view = stream_is_view_relation(delta, VIEW_DELTA_TABLE) ?
-		stream_catalog_delta_view(delta) : InvalidOid;
-	AclResult	acl;
+	Oid			view = InvalidOid;
 
-	if (!OidIsValid(view))
+	*key_count = stream_is_view_relation(delta, VIEW_DELTA_TABLE) ?
+		stream_catalog_delta_keys_anywhere(delta, &view) : -1;
+	if (*key_count < 1 || !OidIsValid(view))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("relation with OID %u is not the delta table of a continuous view",
+				 errmsg("relation with OID %u is not the delta table of a continuous view with keys",
 						delta)));
-	acl = pg_class_aclcheck(view, GetUserId(), ACL_SELECT);
+	return view;
+}
+
+/* May the current user read view?  With complain, an error if not. */
+static bool
+may_read(Oid view, bool complain)
+{
+	AclResult	acl = pg_class_aclcheck(view, GetUserId(), ACL_SELECT);
+
 	if (acl != ACLCHECK_OK && complain)
 		aclcheck_error(acl, OBJECT_VIEW, get_rel_name(view));
 	return acl == ACLCHECK_OK;
 }
 
-/* The attribute numbers of columns (int2[]), each a column of delta's */
+/*
+ * Was this call planned for a role that may read the view?  The planner
+ * support function marks such a call (its plan then made again for another
+ * role, or when the view's privileges change): as a function called with
+ * SQL's own syntax, which no SQL can write for this function.  So a cursor
+ * opened by a reader answers whoever fetches from it, as the read of a
+ * table does.
+ */
+static bool
+planned_for_reader(FmgrInfo *flinfo)
+{
+	return flinfo->fn_expr != NULL && IsA(flinfo->fn_expr, FuncExpr) &&
+		((FuncExpr *) flinfo->fn_expr)->funcformat == COERCE_SQL_SYNTAX;
+}
+
+/* The attribute numbers of columns (int2[]), each a key column of delta */
 static AttrNumber *
-key_columns(ArrayType *columns, Relation delta, int nkeys, MemoryContext cxt)
+key_columns(ArrayType *columns, Relation delta, int key_count, int nkeys, MemoryContext cxt)
 {
 	AttrNumber *attnums = MemoryContextAlloc(cxt, sizeof(AttrNumber) * nkeys);
 	Datum	   *values;
@@ -183,12 +212,13 @@ key_columns(ArrayType *columns, Relation delta, int nkeys, MemoryContext cxt)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("columns must not contain NULL")));
 		attnum = DatumGetInt16(values[i]);
-		/* the first column is the writer */
-		if (attnum <= 1 || attnum > RelationGetNumberOfAttributes(delta) ||
+		/* the writer, then the keys */
+		if (attnum < 2 || attnum > key_count + 1 ||
+			attnum > RelationGetNumberOfAttributes(delta) ||
 			TupleDescAttr(RelationGetDescr(delta), attnum - 1)->attisdropped)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%d is not a column of the delta table's keys or states", attnum)));
+					 errmsg("%d is not a key column of the delta table", attnum)));
 		attnums[i] = attnum;
 	}
 	return attnums;
@@ -213,18 +243,29 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("columns must not be NULL")));
+	if (!get_fn_expr_arg_stable(fcinfo->flinfo, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("columns must be a constant")));
 	if (get_fn_expr_variadic(fcinfo->flinfo) || nkeys < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delta_changes_key takes its keys as separate arguments")));
-	may_read_deltas(delta, true);
+	view = delta_view(delta, &key_count);
 	site = MemoryContextAllocZero(cxt, sizeof(ChangedKeys));
 	site->delta = delta;
+	site->view = view;
+	site->planned_for_reader = planned_for_reader(fcinfo->flinfo);
+	if (!site->planned_for_reader)
+	{
+		may_read(view, true);
+		site->checked_user = GetUserId();
+	}
 	site->nkeys = nkeys;
 	site->cxt = AllocSetContextCreate(cxt, "stream_ext changed keys", ALLOCSET_DEFAULT_SIZES);
 	rel = table_open(delta, AccessShareLock);
 	desc = RelationGetDescr(rel);
-	site->columns = key_columns(PG_GETARG_ARRAYTYPE_P(1), rel, nkeys, cxt);
+	site->columns = key_columns(PG_GETARG_ARRAYTYPE_P(1), rel, key_count, nkeys, cxt);
 	site->hash.nkeys = nkeys;
 	site->hash.procs = MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * nkeys);
 	site->hash.collations = MemoryContextAlloc(cxt, sizeof(Oid) * nkeys);
@@ -265,8 +306,7 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 	 * order; on a primary, and outside parallel mode (where the catalog rows
 	 * the gate reads could not be loaded).
 	 */
-	key_count = IsInParallelMode() ? -1 : stream_catalog_delta_keys(delta, &view);
-	if (key_count != nkeys || RecoveryInProgress())
+	if (key_count != nkeys || RecoveryInProgress() || IsInParallelMode())
 		site->gate_usable = false;
 	fcinfo->flinfo->fn_extra = site;
 	return site;
@@ -471,6 +511,12 @@ stream_ext_delta_changes_key(PG_FUNCTION_ARGS)
 	delta = PG_GETARG_OID(0);
 	if (site == NULL || site->delta != delta)
 		site = changed_keys_site(fcinfo, delta);
+	else if (!site->planned_for_reader && site->checked_user != GetUserId())
+	{
+		/* a call site kept across calls of several roles (PL/pgSQL) */
+		may_read(site->view, true);
+		site->checked_user = GetUserId();
+	}
 	for (int i = 0; i < site->nkeys; i++)
 	{
 		if (PG_ARGISNULL(i + 2))
@@ -505,14 +551,18 @@ stream_ext_delta_changes_key(PG_FUNCTION_ARGS)
 Datum
 stream_ext_delta_read_allowed(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(may_read_deltas(PG_GETARG_OID(0), false));
+	int			key_count;
+
+	PG_RETURN_BOOL(may_read(delta_view(PG_GETARG_OID(0), &key_count), false));
 }
 
 /*
- * The support function of both: delta_read_allowed(constant) becomes a
- * constant when planned, the plan then made for the current role alone;
- * delta_changes_key is rare (the groups with visible deltas are few next
- * to the view's).
+ * The support function of both, when planned.  delta_read_allowed(constant)
+ * becomes a constant; delta_changes_key, planned for a role that may read
+ * the view, is marked so (planned_for_reader).  Either makes the plan one
+ * for the current role, made again when the view's privileges change.
+ * delta_changes_key is rare (the groups with visible deltas are few next to
+ * the view's).
  */
 Datum
 stream_ext_delta_read_support(PG_FUNCTION_ARGS)
@@ -522,13 +572,29 @@ stream_ext_delta_read_support(PG_FUNCTION_ARGS)
 	if (IsA(rawreq, SupportRequestSimplify))
 	{
 		SupportRequestSimplify *req = (SupportRequestSimplify *) rawreq;
-		Node	   *arg = list_length(req->fcall->args) == 1 ? linitial(req->fcall->args) : NULL;
+		List	   *args = req->fcall->args;
+		Node	   *arg = args != NIL ? linitial(args) : NULL;
+		int			key_count;
+		Oid			view;
+		bool		allowed;
+		FuncExpr   *marked;
 
 		if (req->root == NULL || arg == NULL || !IsA(arg, Const) || ((Const *) arg)->constisnull)
 			PG_RETURN_POINTER(NULL);
+		view = delta_view(DatumGetObjectId(((Const *) arg)->constvalue), &key_count);
+		allowed = may_read(view, false);
 		req->root->glob->dependsOnRole = true;
-		PG_RETURN_POINTER(makeBoolConst(may_read_deltas(DatumGetObjectId(((Const *) arg)->constvalue),
-														false), false));
+		req->root->glob->relationOids = lappend_oid(req->root->glob->relationOids, view);
+		if (list_length(args) == 1)
+			PG_RETURN_POINTER(makeBoolConst(allowed, false));
+		if (!allowed)
+			PG_RETURN_POINTER(NULL);
+		marked = makeFuncExpr(req->fcall->funcid, req->fcall->funcresulttype, args,
+							  req->fcall->funccollid, req->fcall->inputcollid,
+							  COERCE_SQL_SYNTAX);
+		marked->funcvariadic = req->fcall->funcvariadic;
+		marked->location = req->fcall->location;
+		PG_RETURN_POINTER(marked);
 	}
 	if (IsA(rawreq, SupportRequestSelectivity))
 	{
