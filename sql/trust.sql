@@ -129,17 +129,15 @@ SELECT stream_ext_internal.delta_may_have_key(d, '(1,2)'::point) AS unhashable,
           FROM stream_ext.continuous_views ORDER BY name::text LIMIT 1) c;
 -- delta_changes_key answers a reader of the view, for values of its delta
 -- table's columns' own types, as separate arguments; it refuses the rest
-SELECT stream_ext_internal.delta_changes_key(d, '{2}', NULL::text) AS null_key,
+SELECT replace(state_table::text, '.state_', '.delta_') AS tr_delta
+  FROM stream_ext.continuous_views WHERE name = 'tr_plain'::regclass \gset
+SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2}', NULL::text) AS null_key,
        stream_ext_internal.delta_changes_key(NULL, '{2}', 'a'::text) AS no_table,
-       stream_ext_internal.delta_changes_key(d, '{2}', 'nowhere'::text) AS no_delta,
-       stream_ext_internal.delta_read_allowed(d) AS allowed
-  FROM (SELECT replace(state_table::text, '.state_', '.delta_')::regclass AS d
-          FROM stream_ext.continuous_views WHERE name = 'tr_plain'::regclass) c;
+       stream_ext_internal.delta_changes_key(:'tr_delta', '{2}', 'nowhere'::text) AS no_delta,
+       stream_ext_internal.delta_read_allowed(:'tr_delta') AS allowed;
 SELECT stream_ext_internal.delta_changes_key('pg_class', '{2}', 'a'::text);
 SELECT stream_ext_internal.delta_read_allowed('pg_class');
 SELECT stream_ext_internal.delta_changes_key(0, '{2}', 'a'::text);
-SELECT replace(state_table::text, '.state_', '.delta_') AS tr_delta
-  FROM stream_ext.continuous_views WHERE name = 'tr_plain'::regclass \gset
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', NULL, 'a'::text);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{1}', 'a'::text);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{0}', 'a'::text);
@@ -151,10 +149,13 @@ SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2,2}', 'a'::text);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2}', 1);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2}', '(1,2)'::point);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2}', VARIADIC ARRAY['a']);
--- a state column is no key; columns are a constant
+-- a state column is no key; the table and the columns are constants
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{3}', 1::int8);
 SELECT stream_ext_internal.delta_changes_key(:'tr_delta', c, 'a'::text)
   FROM (VALUES ('{2}'::int2[]), ('{3}')) v(c);
+SELECT stream_ext_internal.delta_changes_key(d, '{2}', 'a'::text)
+  FROM (VALUES (:'tr_delta'::regclass), ('pg_class')) v(d);
+SELECT stream_ext_internal.delta_changes_key(:'tr_delta', '{2}');
 -- the other internal functions are not for PUBLIC
 SELECT stream_ext_internal.catalog_changed();
 SELECT stream_ext_internal.stream_fdw_validator('{}', 0);

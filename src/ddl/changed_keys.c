@@ -225,6 +225,21 @@ key_columns(ArrayType *columns, Relation delta, int key_count, int nkeys, Memory
 }
 
 /*
+ * Are the delta table and the columns constants of the call (as in a view's
+ * read), so that a call site answers for one table and one set of columns?
+ */
+static bool
+constant_arguments(FmgrInfo *flinfo)
+{
+	List	   *args;
+
+	if (flinfo->fn_expr == NULL || !IsA(flinfo->fn_expr, FuncExpr))
+		return false;
+	args = ((FuncExpr *) flinfo->fn_expr)->args;
+	return list_length(args) >= 2 && IsA(linitial(args), Const) && IsA(lsecond(args), Const);
+}
+
+/*
  * Set up a call site: the arguments checked (the keys of the columns' own
  * types, each hashable), the reader's right to know checked.
  */
@@ -243,16 +258,22 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("columns must not be NULL")));
-	if (!get_fn_expr_arg_stable(fcinfo->flinfo, 1))
+	if (!constant_arguments(fcinfo->flinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("columns must be a constant")));
-	if (get_fn_expr_variadic(fcinfo->flinfo) || nkeys < 1)
+				 errmsg("delta and columns must be constants")));
+	if (nkeys < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("delta_changes_key takes at least one key")));
+	if (get_fn_expr_variadic(fcinfo->flinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delta_changes_key takes its keys as separate arguments")));
 	view = delta_view(delta, &key_count);
 	site = MemoryContextAllocZero(cxt, sizeof(ChangedKeys));
+	site->cxt = AllocSetContextCreate(cxt, "stream_ext changed keys", ALLOCSET_DEFAULT_SIZES);
+	cxt = site->cxt;
 	site->delta = delta;
 	site->view = view;
 	site->planned_for_reader = planned_for_reader(fcinfo->flinfo);
@@ -262,7 +283,6 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 		site->checked_user = GetUserId();
 	}
 	site->nkeys = nkeys;
-	site->cxt = AllocSetContextCreate(cxt, "stream_ext changed keys", ALLOCSET_DEFAULT_SIZES);
 	rel = table_open(delta, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	site->columns = key_columns(PG_GETARG_ARRAYTYPE_P(1), rel, key_count, nkeys, cxt);
@@ -281,12 +301,16 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 		TypeCacheEntry *tc;
 		Oid			eqop;
 
-		if (get_fn_expr_argtype(fcinfo->flinfo, i + 2) != att->atttypid ||
-			!stream_changed_keys_hashable(att->atttypid))
+		if (get_fn_expr_argtype(fcinfo->flinfo, i + 2) != att->atttypid)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("key %d is not of the type of column \"%s\", or that type's equality does not hash",
-							i + 1, NameStr(att->attname))));
+					 errmsg("key %d is not of the type of column \"%s\"", i + 1,
+							NameStr(att->attname))));
+		if (!stream_changed_keys_hashable(att->atttypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the equality of column \"%s\" does not hash",
+							NameStr(att->attname))));
 		tc = lookup_type_cache(att->atttypid, TYPECACHE_HASH_PROC_FINFO);
 		fmgr_info_copy(&site->hash.procs[i], &tc->hash_proc_finfo, cxt);
 		site->hash.collations[i] = att->attcollation;
@@ -382,6 +406,7 @@ static void
 add_key(ChangedKeys *site, uint32 hash, const Datum *keys)
 {
 	KeyEntry   *e;
+	MemoryContext old;
 
 	if (site->table == NULL || (uint32) site->count * 2 >= site->table_mask + 1)
 		grow_table(site);
@@ -389,9 +414,11 @@ add_key(ChangedKeys *site, uint32 hash, const Datum *keys)
 	if (e->keys != NULL)
 		return;
 	e->hash = hash;
-	e->keys = MemoryContextAlloc(site->cxt, sizeof(Datum) * site->nkeys);
+	old = MemoryContextSwitchTo(site->cxt);
+	e->keys = palloc(sizeof(Datum) * site->nkeys);
 	for (int i = 0; i < site->nkeys; i++)
 		e->keys[i] = datumCopy(keys[i], site->typbyval[i], site->typlen[i]);
+	MemoryContextSwitchTo(old);
 	site->count++;
 }
 
@@ -429,13 +456,10 @@ load_changed_keys(ChangedKeys *site)
 		}
 		if (any_null)
 			continue;
+		/* hashes and equality (detoasting) in per_row, the set in site->cxt */
 		MemoryContextSwitchTo(per_row);
-		{
-			uint32		hash = key_hash(site, keys);
-
-			MemoryContextSwitchTo(site->cxt);
-			add_key(site, hash, keys);
-		}
+		add_key(site, key_hash(site, keys), keys);
+		MemoryContextSwitchTo(site->cxt);
 		MemoryContextReset(per_row);
 	}
 	ExecDropSingleTupleTableSlot(slot);
@@ -497,7 +521,11 @@ scan_for_key(ChangedKeys *site, const Datum *keys)
  * (or is a key NULL)?  Only for roles that may read delta's view.
  *
  * A call site reads the deltas once, so it answers for the snapshot of its
- * first read: a query's, for the query's life.
+ * first read: a query's, for the query's life.  So delta and columns are
+ * constants (as in a view's read): one call site, one table and one set of
+ * columns; and the plan of a call depends on the role (see the support
+ * function), which PL/pgSQL does not keep from statement to statement as
+ * it keeps simple expressions.
  */
 Datum
 stream_ext_delta_changes_key(PG_FUNCTION_ARGS)
@@ -509,7 +537,7 @@ stream_ext_delta_changes_key(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	delta = PG_GETARG_OID(0);
-	if (site == NULL || site->delta != delta)
+	if (site == NULL)
 		site = changed_keys_site(fcinfo, delta);
 	else if (!site->planned_for_reader && site->checked_user != GetUserId())
 	{
@@ -584,6 +612,7 @@ stream_ext_delta_read_support(PG_FUNCTION_ARGS)
 		view = delta_view(DatumGetObjectId(((Const *) arg)->constvalue), &key_count);
 		allowed = may_read(view, false);
 		req->root->glob->dependsOnRole = true;
+		/* a direct call's plan does not read the view: follow its privileges */
 		req->root->glob->relationOids = lappend_oid(req->root->glob->relationOids, view);
 		if (list_length(args) == 1)
 			PG_RETURN_POINTER(makeBoolConst(allowed, false));
