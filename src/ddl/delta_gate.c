@@ -5,11 +5,12 @@
  *
  * The delta table has no index (window/state_tables.c says why), so a read
  * of one group scans it; the plan of a view that keeps its results does so
- * three times.  When the planner sees a scan of a delta table restricted
- * to one key, every key column equal to a value known before the scan (a
- * constant, a parameter, an expression of them: the key the reader asked
- * for, pushed down from the view's WHERE), it adds a
- * gate above that scan: a one-time filter calling delta_may_have_key(the
+ * twice, and its filter of the result rows once more (ddl/changed_keys.c,
+ * which asks shared memory first too).  When the planner sees a scan of a
+ * delta table restricted to one key, every key column equal to a value
+ * known before the scan (a constant, a parameter, an expression of them:
+ * the key the reader asked for, pushed down from the view's WHERE), it adds
+ * a gate above that scan: a one-time filter calling delta_may_have_key(the
  * delta table, the key), which asks shared memory (ipc/pending_keys.c)
  * whether the key may have deltas the reader's snapshot sees.  When it
  * cannot, the scan does not run.
