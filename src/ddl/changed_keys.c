@@ -52,12 +52,10 @@
 #include "nodes/pathnodes.h"
 #include "nodes/supportnodes.h"
 #include "parser/parse_oper.h"
-#include "common/hashfn.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -99,8 +97,6 @@ typedef struct ChangedKeys
 	int			nkeys;
 	AttrNumber *columns;		/* in delta */
 	PendingKeyHash hash;		/* as writers hash keys */
-	bool	   *hashes_bytes;	/* the key's hash is its bytes' (text under
-								 * a deterministic collation): computed here */
 	FmgrInfo   *equal;			/* each key type's equality */
 	int16	   *typlen;
 	bool	   *typbyval;
@@ -286,19 +282,15 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 	rel = table_open(delta, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	site->columns = key_columns(PG_GETARG_ARRAYTYPE_P(1), rel, key_count, nkeys, cxt);
-	site->hash.nkeys = nkeys;
-	site->hash.procs = MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * nkeys);
-	site->hash.collations = MemoryContextAlloc(cxt, sizeof(Oid) * nkeys);
+	stream_pending_key_hash_alloc(&site->hash, nkeys, cxt);
 	site->equal = MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * nkeys);
 	site->typlen = MemoryContextAlloc(cxt, sizeof(int16) * nkeys);
 	site->typbyval = MemoryContextAlloc(cxt, sizeof(bool) * nkeys);
-	site->hashes_bytes = MemoryContextAlloc(cxt, sizeof(bool) * nkeys);
 	site->keys = MemoryContextAlloc(cxt, sizeof(Datum) * nkeys);
 	site->gate_usable = true;
 	for (int i = 0; i < nkeys; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, site->columns[i] - 1);
-		TypeCacheEntry *tc;
 		Oid			eqop;
 
 		if (get_fn_expr_argtype(fcinfo->flinfo, i + 2) != att->atttypid)
@@ -311,11 +303,8 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("the equality of column \"%s\" does not hash",
 							NameStr(att->attname))));
-		tc = lookup_type_cache(att->atttypid, TYPECACHE_HASH_PROC_FINFO);
-		fmgr_info_copy(&site->hash.procs[i], &tc->hash_proc_finfo, cxt);
-		site->hash.collations[i] = att->attcollation;
-		site->hashes_bytes[i] = tc->hash_proc == F_HASHTEXT &&
-			OidIsValid(att->attcollation) && get_collation_isdeterministic(att->attcollation);
+		/* hashable, so it has a hash function */
+		stream_pending_key_hash_column(&site->hash, i, att->atttypid, att->attcollation, cxt);
 		get_sort_group_operators(att->atttypid, false, true, false, NULL, &eqop, NULL, NULL);
 		fmgr_info_cxt(get_opcode(eqop), &site->equal[i], cxt);
 		site->typlen[i] = att->attlen;
@@ -334,33 +323,6 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 		site->gate_usable = false;
 	fcinfo->flinfo->fn_extra = site;
 	return site;
-}
-
-/*
- * The hash of keys, as writers hash them (stream_pending_key_hash), with
- * hashtext's work done here where it hashes the bytes
- */
-static uint32
-key_hash(ChangedKeys *site, const Datum *keys)
-{
-	uint32		hash = 0;
-
-	for (int i = 0; i < site->nkeys; i++)
-	{
-		uint32		h;
-
-		if (site->hashes_bytes[i])
-		{
-			struct varlena *v = PG_DETOAST_DATUM_PACKED(keys[i]);
-
-			h = hash_bytes((unsigned char *) VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
-		}
-		else
-			h = DatumGetUInt32(FunctionCall1Coll(&site->hash.procs[i], site->hash.collations[i],
-												 keys[i]));
-		hash = hash_combine(hash, h);
-	}
-	return hash;
 }
 
 static bool
@@ -423,6 +385,75 @@ add_key(ChangedKeys *site, uint32 hash, const Datum *keys)
 }
 
 /*
+ * Call row(site, slot, arg) for each row of the delta table the current
+ * snapshot sees, until it returns false.
+ */
+typedef bool (*DeltaRowFn) (ChangedKeys *site, TupleTableSlot *slot, void *arg);
+
+static void
+scan_deltas(ChangedKeys *site, DeltaRowFn row, void *arg)
+{
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	Relation	rel = table_open(site->delta, AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!row(site, slot, arg))
+			break;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/* The keys of a delta row into keys; false when one is NULL */
+static bool
+row_keys(ChangedKeys *site, TupleTableSlot *slot, Datum *keys)
+{
+	bool		isnull = false;
+
+	for (int i = 0; i < site->nkeys && !isnull; i++)
+		keys[i] = slot_getattr(slot, site->columns[i], &isnull);
+	return !isnull;
+}
+
+/* Did the writer of a delta row commit, as the current snapshot sees it? */
+static bool
+row_writer_visible(TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		writer = slot_getattr(slot, 1, &isnull);
+
+	return !isnull && stream_writer_visible(DatumGetFullTransactionId(writer));
+}
+
+/* What load_changed_keys's rows share */
+typedef struct LoadRows
+{
+	MemoryContext per_row;
+	Datum	   *keys;
+} LoadRows;
+
+static bool
+load_row(ChangedKeys *site, TupleTableSlot *slot, void *arg)
+{
+	LoadRows   *load = arg;
+	MemoryContext old;
+
+	if (!row_writer_visible(slot) || !row_keys(site, slot, load->keys))
+		return true;
+	/* hashes and equality (detoasting) in per_row, the set in site->cxt */
+	old = MemoryContextSwitchTo(load->per_row);
+	add_key(site, stream_pending_key_hash(&site->hash, load->keys, NULL), load->keys);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(load->per_row);
+	return true;
+}
+
+/*
  * Read the keys of every delta the current snapshot sees, its writer
  * committed as that snapshot sees it, into the set; then the bitmap, 16
  * bits per key, that most probes of other keys stop at.
@@ -431,42 +462,14 @@ static void
 load_changed_keys(ChangedKeys *site)
 {
 	MemoryContext old = MemoryContextSwitchTo(site->cxt);
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	Relation	rel = table_open(site->delta, AccessShareLock);
-	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	MemoryContext per_row = AllocSetContextCreate(CurrentMemoryContext, "stream_ext delta row",
-												  ALLOCSET_SMALL_SIZES);
-	Datum	   *keys = palloc(sizeof(Datum) * site->nkeys);
+	LoadRows	load;
 	uint32		bits;
 
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-	{
-		bool		isnull;
-		Datum		writer = slot_getattr(slot, 1, &isnull);
-		bool		any_null = false;
-
-		CHECK_FOR_INTERRUPTS();
-		if (isnull || !stream_writer_visible(DatumGetFullTransactionId(writer)))
-			continue;
-		for (int i = 0; i < site->nkeys; i++)
-		{
-			keys[i] = slot_getattr(slot, site->columns[i], &isnull);
-			any_null |= isnull;
-		}
-		if (any_null)
-			continue;
-		/* hashes and equality (detoasting) in per_row, the set in site->cxt */
-		MemoryContextSwitchTo(per_row);
-		add_key(site, key_hash(site, keys), keys);
-		MemoryContextSwitchTo(site->cxt);
-		MemoryContextReset(per_row);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	MemoryContextDelete(per_row);
-	pfree(keys);
+	load.per_row = AllocSetContextCreate(site->cxt, "stream_ext delta row", ALLOCSET_SMALL_SIZES);
+	load.keys = palloc(sizeof(Datum) * site->nkeys);
+	scan_deltas(site, load_row, &load);
+	MemoryContextDelete(load.per_row);
+	pfree(load.keys);
 
 	for (bits = 64; bits < (uint32) site->count * 16 && bits < (1U << 30); bits *= 2)
 		;
@@ -481,6 +484,24 @@ load_changed_keys(ChangedKeys *site)
 	MemoryContextSwitchTo(old);
 }
 
+/* What scan_for_key's rows share */
+typedef struct KeyScan
+{
+	const Datum *keys;
+	Datum	   *row;
+	bool		found;
+} KeyScan;
+
+static bool
+key_row(ChangedKeys *site, TupleTableSlot *slot, void *arg)
+{
+	KeyScan    *scan = arg;
+
+	if (row_keys(site, slot, scan->row) && keys_equal(site, scan->keys, scan->row))
+		scan->found = row_writer_visible(slot);
+	return !scan->found;
+}
+
 /*
  * Does a delta the current snapshot sees hold keys?  A scan of the deltas
  * for one key: equality first, the writer's status only for equal keys.
@@ -488,31 +509,11 @@ load_changed_keys(ChangedKeys *site)
 static bool
 scan_for_key(ChangedKeys *site, const Datum *keys)
 {
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	Relation	rel = table_open(site->delta, AccessShareLock);
-	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	Datum	   *row = palloc(sizeof(Datum) * site->nkeys);
-	bool		found = false;
+	KeyScan		scan = {keys, palloc(sizeof(Datum) * site->nkeys), false};
 
-	while (!found && table_scan_getnextslot(scan, ForwardScanDirection, slot))
-	{
-		bool		isnull = false;
-		Datum		writer;
-
-		CHECK_FOR_INTERRUPTS();
-		for (int i = 0; i < site->nkeys && !isnull; i++)
-			row[i] = slot_getattr(slot, site->columns[i], &isnull);
-		if (isnull || !keys_equal(site, keys, row))
-			continue;
-		writer = slot_getattr(slot, 1, &isnull);
-		found = !isnull && stream_writer_visible(DatumGetFullTransactionId(writer));
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	pfree(row);
-	return found;
+	scan_deltas(site, key_row, &scan);
+	pfree(scan.row);
+	return scan.found;
 }
 
 /*
@@ -553,7 +554,7 @@ stream_ext_delta_changes_key(PG_FUNCTION_ARGS)
 	}
 	if (site->loaded && site->count == 0)
 		PG_RETURN_BOOL(false);
-	hash = key_hash(site, site->keys);
+	hash = stream_pending_key_hash(&site->hash, site->keys, NULL);
 	if (!site->loaded)
 	{
 		if (site->gate_usable && site->calls++ < GATE_CALLS)

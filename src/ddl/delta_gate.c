@@ -253,9 +253,7 @@ gate_site(FunctionCallInfo fcinfo, Oid delta)
 	if (nkeys <= 0 || stream_catalog_delta_keys(delta, &view) != nkeys ||
 		pg_class_aclcheck(view, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return site;
-	site->hash.nkeys = nkeys;
-	site->hash.procs = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo) * nkeys);
-	site->hash.collations = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * nkeys);
+	stream_pending_key_hash_alloc(&site->hash, nkeys, fcinfo->flinfo->fn_mcxt);
 	site->keys = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Datum) * nkeys);
 	site->isnull = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(bool) * nkeys);
 	for (int i = 0; i < nkeys; i++)
@@ -263,15 +261,14 @@ gate_site(FunctionCallInfo fcinfo, Oid delta)
 		Oid			value_type = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
 		Oid			key_type;
 		int32		typmod;
-		TypeCacheEntry *value;
+		Oid			collation;
 
-		get_atttypetypmodcoll(delta, i + 2, &key_type, &typmod, &site->hash.collations[i]);
-		if (!OidIsValid(value_type) || !OidIsValid(key_type))
+		get_atttypetypmodcoll(delta, i + 2, &key_type, &typmod, &collation);
+		if (!OidIsValid(value_type) || !OidIsValid(key_type) ||
+			!hashes_like_key(key_type, collation, value_type) ||
+			!stream_pending_key_hash_column(&site->hash, i, value_type, collation,
+											fcinfo->flinfo->fn_mcxt))
 			return site;
-		if (!hashes_like_key(key_type, site->hash.collations[i], value_type))
-			return site;
-		value = lookup_type_cache(value_type, TYPECACHE_HASH_PROC_FINFO);
-		fmgr_info_copy(&site->hash.procs[i], &value->hash_proc_finfo, fcinfo->flinfo->fn_mcxt);
 	}
 	site->usable = true;
 	return site;

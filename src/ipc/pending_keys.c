@@ -40,7 +40,9 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
@@ -115,6 +117,35 @@ stream_pending_keys_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* Room in h for nkeys keys, in cxt */
+void
+stream_pending_key_hash_alloc(PendingKeyHash *h, int nkeys, MemoryContext cxt)
+{
+	h->nkeys = nkeys;
+	h->procs = MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * nkeys);
+	h->collations = MemoryContextAlloc(cxt, sizeof(Oid) * nkeys);
+	h->hashes_bytes = MemoryContextAlloc(cxt, sizeof(bool) * nkeys);
+}
+
+/*
+ * Hash key i of h, a value of type, by the type's default hash function
+ * under collation: false when the type has none.
+ */
+bool
+stream_pending_key_hash_column(PendingKeyHash *h, int i, Oid type, Oid collation,
+							   MemoryContext cxt)
+{
+	TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_HASH_PROC_FINFO);
+
+	if (!OidIsValid(tc->hash_proc))
+		return false;
+	fmgr_info_copy(&h->procs[i], &tc->hash_proc_finfo, cxt);
+	h->collations[i] = collation;
+	h->hashes_bytes[i] = tc->hash_proc == F_HASHTEXT && OidIsValid(collation) &&
+		get_collation_isdeterministic(collation);
+	return true;
+}
+
 /*
  * Set up h for the key columns of a delta table (its first column is the
  * writer's id, the key_count keys follow): false when keys are not tracked
@@ -125,32 +156,45 @@ stream_pending_key_hash_init(PendingKeyHash *h, TupleDesc delta, int key_count, 
 {
 	if (slots == NULL || key_count <= 0 || key_count >= delta->natts)
 		return false;
-	h->nkeys = key_count;
-	h->procs = MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * key_count);
-	h->collations = MemoryContextAlloc(cxt, sizeof(Oid) * key_count);
+	stream_pending_key_hash_alloc(h, key_count, cxt);
 	for (int i = 0; i < key_count; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(delta, i + 1);
-		TypeCacheEntry *tc = lookup_type_cache(att->atttypid, TYPECACHE_HASH_PROC_FINFO);
 
-		if (!OidIsValid(tc->hash_proc))
+		if (!stream_pending_key_hash_column(h, i, att->atttypid, att->attcollation, cxt))
 			return false;
-		fmgr_info_copy(&h->procs[i], &tc->hash_proc_finfo, cxt);
-		h->collations[i] = att->attcollation;
 	}
 	return true;
 }
 
-/* The hash of a key: each column's hash, combined; 0 for a NULL */
+/*
+ * The hash of a key: each column's hash, combined; 0 for a NULL (isnull
+ * NULL: none is).  A text column under a deterministic collation hashes
+ * its bytes here, as hashtext does, without the call.
+ */
 uint32
 stream_pending_key_hash(PendingKeyHash *h, const Datum *keys, const bool *isnull)
 {
 	uint32		hash = 0;
 
 	for (int i = 0; i < h->nkeys; i++)
-		hash = hash_combine(hash, isnull[i] ? 0 :
-							DatumGetUInt32(FunctionCall1Coll(&h->procs[i], h->collations[i],
-															 keys[i])));
+	{
+		uint32		one;
+
+		if (isnull != NULL && isnull[i])
+			one = 0;
+		else if (h->hashes_bytes[i])
+		{
+			struct varlena *v = PG_DETOAST_DATUM_PACKED(keys[i]);
+
+			one = hash_bytes((unsigned char *) VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+			if ((Pointer) v != DatumGetPointer(keys[i]))
+				pfree(v);
+		}
+		else
+			one = DatumGetUInt32(FunctionCall1Coll(&h->procs[i], h->collations[i], keys[i]));
+		hash = hash_combine(hash, one);
+	}
 	return hash;
 }
 

@@ -16,6 +16,8 @@ typedef struct PendingKeyHash
 	int			nkeys;
 	FmgrInfo   *procs;			/* each key type's default hash function */
 	Oid		   *collations;		/* each key column's collation */
+	bool	   *hashes_bytes;	/* text under a deterministic collation:
+								 * its bytes hashed here, as hashtext would */
 } PendingKeyHash;
 
 extern void stream_pending_keys_shmem_request(void);
@@ -23,6 +25,9 @@ extern void stream_pending_keys_shmem_startup(void);
 
 extern bool stream_pending_key_hash_init(PendingKeyHash *h, TupleDesc delta, int key_count,
 										 MemoryContext cxt);
+extern void stream_pending_key_hash_alloc(PendingKeyHash *h, int nkeys, MemoryContext cxt);
+extern bool stream_pending_key_hash_column(PendingKeyHash *h, int i, Oid type, Oid collation,
+										   MemoryContext cxt);
 extern uint32 stream_pending_key_hash(PendingKeyHash *h, const Datum *keys, const bool *isnull);
 
 /* A key's slot and the id it is to be raised to */
