@@ -5,7 +5,8 @@
 # deltas still sees them after the combiner merged them; a group written
 # without pause never reads lower than it read before; keys of several
 # columns, a bigint key compared with an integer, and text keys under a
-# nondeterministic collation are gated too.  The
+# nondeterministic collation are gated too; an old transaction of another
+# database, or an old snapshot of this one, does not hold them back.  The
 # shared table of delta tables' cleared ids (128 per database served: one
 # database here) makes room for a new view once views were dropped.
 source "$(dirname "$0")/lib.sh"
@@ -76,6 +77,37 @@ wait_until 20 "a key written while a logical slot exists merged and published" \
 	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'slot'::text)"
 run_sql -c "SELECT pg_drop_replication_slot('t_key_reads_slot')"
 say "ok: a logical replication slot does not keep reads of one key scanning"
+
+# a transaction of another database, however old, writes into no stream of
+# this one, and a snapshot held open here (a repeatable-read transaction)
+# is older than the combiner's scans: neither keeps new reads of one key
+# scanning (the old snapshot's own reads do scan: section 2)
+run_sql -d postgres -c "CREATE DATABASE t_key_reads_elsewhere"
+psql -X -q -d t_key_reads_elsewhere -c "BEGIN" -c "SELECT pg_current_xact_id()" \
+	-c "SELECT pg_sleep(120)" -c "COMMIT" >/dev/null 2>&1 &
+_bg_pids+=($!)
+psql -X -q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM per_k" \
+	-c "SELECT pg_sleep(120)" -c "COMMIT" >/dev/null 2>&1 &
+_bg_pids+=($!)
+wait_until 10 "a transaction id held open in another database, a snapshot here" \
+	"SELECT count(*) FILTER (WHERE datname = 't_key_reads_elsewhere' AND backend_xid IS NOT NULL) = 1
+	    AND count(*) FILTER (WHERE datname = current_database() AND query = 'SELECT pg_sleep(120)') = 1
+	   FROM pg_stat_activity"
+run_sql -c "INSERT INTO s VALUES ('elsewhere', 1, 1)"
+wait_until 20 "a key written while old transactions run merged and published" \
+	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'elsewhere'::text)"
+[ "$(delta_scans_run "SELECT * FROM per_k WHERE k = 'elsewhere'")" = 0 ] ||
+	fail "a read of a merged key scanned the delta table while old transactions ran"
+[ "$(q "SELECT n FROM per_k WHERE k = 'elsewhere'")" = 1 ] || fail "elsewhere reads $(q "SELECT n FROM per_k WHERE k = 'elsewhere'")"
+# and again after another merge, while the old snapshot still runs
+run_sql -c "INSERT INTO s VALUES ('elsewhere 2', 1, 1)"
+wait_until 20 "a key written later, while the old transactions still run, merged and published" \
+	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'elsewhere 2'::text)"
+[ "$(delta_scans_run "SELECT * FROM per_k WHERE k = 'elsewhere 2'")" = 0 ] ||
+	fail "a read of a key merged in a later round scanned the delta table while old transactions ran"
+run_sql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)'" \
+	-c "DROP DATABASE t_key_reads_elsewhere WITH (FORCE)"
+say "ok: a transaction held open in another database, or a snapshot held here, does not keep new reads of one key scanning"
 
 # --- 2. a repeatable-read transaction that saw a key's deltas keeps seeing
 # them after the combiner merged them (and published its cleared id)

@@ -16,20 +16,27 @@
  *				the highest writer transaction id of any delta ever
  *				written for a key hashing there.  Writers raise it before
  *				their batch commits (worker/apply.c).
- *	 cleared	per delta table, an id below which no delta is left, for any
- *				snapshot still running (published by the combiner,
- *				worker/pending_clear.c, which explains how it is computed).
- *				A full table of entries drops those of dropped tables and
- *				databases.
+ *	 cleared	per delta table, two ids below which no delta is left
+ *				(published by the combiner, worker/pending_clear.c, which
+ *				explains how they are computed): one for any snapshot still
+ *				running, and a newer one, for the snapshots that have seen
+ *				every transaction end that the combiner's scan of the table
+ *				saw end (its snapshot's xmax and running ids are kept with
+ *				it).  A full table of entries drops those of dropped tables
+ *				and databases.
  *
  * A key may have visible deltas only if its slot is at or above its delta
- * table's cleared id.  A delta a reader's snapshot sees was written, and
- * its slot raised, before that snapshot; it has not been merged out of that
+ * table's cleared id, or, for a snapshot that has seen what the scan saw,
+ * the scan's.  A delta a reader's snapshot sees was written, and its slot
+ * raised, before that snapshot; it has not been merged out of that
  * snapshot's sight; so no cleared id published while the snapshot runs is
- * above its writer.  Without a cleared id (a new delta table, a server just
- * started, a standby, a full table of entries) every key may have deltas.
- * Slots are shared by keys that hash alike; that only makes a read scan
- * when it need not.
+ * above its writer, and no scan whose snapshot it has seen cleared the
+ * writer either: what the scan did not see was written by a batch that had
+ * not committed (its writer is at or above the id cleared) or deleted by a
+ * transaction the scan saw end, which the reader sees ended too.  Without a
+ * cleared id (a new delta table, a server just started, a standby, a full
+ * table of entries) every key may have deltas.  Slots are shared by keys
+ * that hash alike; that only makes a read scan when it need not.
  */
 #include "postgres.h"
 
@@ -40,9 +47,12 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
@@ -58,10 +68,19 @@ typedef struct ClearedKey
 	Oid			delta;
 } ClearedKey;
 
+/* Running ids of a scan's snapshot kept: more, and its cleared id is not */
+#define SCAN_XIP_MAX 64
+
 typedef struct ClearedEntry
 {
 	ClearedKey	key;
 	pg_atomic_uint64 below;		/* a FullTransactionId */
+	pg_atomic_uint64 scan_below;	/* a FullTransactionId; 0 if none */
+	pg_atomic_uint64 scans;		/* publications of a scan so far */
+	slock_t		mutex;			/* for the changes of these two and: */
+	TransactionId scan_xmax;	/* the scan's snapshot: xmax, */
+	int			scan_xcnt;		/* and its running ids, sorted */
+	TransactionId scan_xip[SCAN_XIP_MAX];
 } ClearedEntry;
 
 static pg_atomic_uint64 *slots = NULL;
@@ -270,14 +289,43 @@ cleared_key(Oid delta)
 	return key;
 }
 
-/* May delta hold deltas of the key of this hash that the caller's snapshot sees? */
+/*
+ * Has snapshot s seen every transaction end that a snapshot with this xmax
+ * and these running ids (sorted) saw end?  Yes if s's xmax is not below
+ * xmax, and every id s sees running below xmax was running then too.  (A
+ * snapshot lists every running top-level id; a subtransaction ends with its
+ * parent.)
+ */
+static bool
+snapshot_has_seen(Snapshot s, TransactionId xmax, const TransactionId *xip, int xcnt)
+{
+	if (s == NULL || s->snapshot_type != SNAPSHOT_MVCC || s->takenDuringRecovery ||
+		TransactionIdPrecedes(s->xmax, xmax))
+		return false;
+	for (uint32 i = 0; i < s->xcnt; i++)
+		if (TransactionIdPrecedes(s->xip[i], xmax) &&
+			bsearch(&s->xip[i], xip, xcnt, sizeof(TransactionId), xidComparator) == NULL)
+			return false;
+	return true;
+}
+
+/*
+ * May delta hold deltas of the key of this hash that the caller's snapshot
+ * (the active one) sees?  The cleared ids are read before the key's slot:
+ * the combiner's scan raises the slots of the deltas it finds before it
+ * publishes what it cleared, so a slot read after a publication holds
+ * every writer that publication counted on.
+ */
 bool
 stream_pending_key_may_have_deltas(Oid delta, uint32 hash)
 {
 	ClearedKey	key;
 	ClearedEntry *entry;
-	uint64		below = 0;
-	bool		known = false;
+	uint64		slot;
+	uint64		below;
+	uint64		scan_below;
+	uint64		scans;
+	bool		may = true;
 
 	if (slots == NULL)
 		return true;
@@ -287,10 +335,33 @@ stream_pending_key_may_have_deltas(Oid delta, uint32 hash)
 	if (entry != NULL)
 	{
 		below = pg_atomic_read_u64(&entry->below);
-		known = true;
+		/* a scan's publication counts once all of it is written */
+		scans = pg_atomic_read_u64(&entry->scans);
+		pg_read_barrier();
+		scan_below = pg_atomic_read_u64(&entry->scan_below);
+		pg_read_barrier();
+		slot = pg_atomic_read_u64(&slots[slot_index(delta, hash)]);
+		if (slot < below)
+			may = false;
+		else if (slot < scan_below && ActiveSnapshotSet())
+		{
+			TransactionId xip[SCAN_XIP_MAX];
+			TransactionId xmax;
+			int			xcnt;
+			bool		same;
+
+			SpinLockAcquire(&entry->mutex);
+			/* a scan published since the slot was read may count on it */
+			same = pg_atomic_read_u64(&entry->scans) == scans;
+			xmax = entry->scan_xmax;
+			xcnt = entry->scan_xcnt;
+			memcpy(xip, entry->scan_xip, xcnt * sizeof(TransactionId));
+			SpinLockRelease(&entry->mutex);
+			may = !(same && snapshot_has_seen(GetActiveSnapshot(), xmax, xip, xcnt));
+		}
 	}
 	LWLockRelease(cleared_lock);
-	return !known || pg_atomic_read_u64(&slots[slot_index(delta, hash)]) >= below;
+	return may;
 }
 
 /*
@@ -350,7 +421,13 @@ stream_pending_keys_reserve(Oid delta)
 		if (entry == NULL && hash_get_num_entries(cleared) < max_tables())
 			entry = hash_search(cleared, &key, HASH_ENTER_NULL, &found);
 		if (entry != NULL && !found)
+		{
 			pg_atomic_init_u64(&entry->below, 0);
+			pg_atomic_init_u64(&entry->scan_below, 0);
+			pg_atomic_init_u64(&entry->scans, 0);
+			SpinLockInit(&entry->mutex);
+			entry->scan_xcnt = 0;
+		}
 		LWLockRelease(cleared_lock);
 		if (entry != NULL)
 			return true;
@@ -378,5 +455,40 @@ stream_pending_keys_cleared(Oid delta, FullTransactionId below)
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
 	if (entry != NULL)
 		pg_atomic_write_u64(&entry->below, U64FromFullTransactionId(below));
+	LWLockRelease(cleared_lock);
+}
+
+/*
+ * No delta of a writer below this id is left in delta for any snapshot
+ * that has seen every transaction end that snapshot scanned (the
+ * combiner's scan of the table) saw end.  Kept only when scanned ran at
+ * most SCAN_XIP_MAX transactions.
+ */
+void
+stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below, Snapshot scanned)
+{
+	ClearedKey	key;
+	ClearedEntry *entry;
+	TransactionId xip[SCAN_XIP_MAX];
+	int			xcnt = scanned->xcnt;
+
+	if (slots == NULL || xcnt > SCAN_XIP_MAX)
+		return;
+	memcpy(xip, scanned->xip, xcnt * sizeof(TransactionId));
+	qsort(xip, xcnt, sizeof(TransactionId), xidComparator);
+	key = cleared_key(delta);
+	LWLockAcquire(cleared_lock, LW_SHARED);
+	entry = hash_search(cleared, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		SpinLockAcquire(&entry->mutex);
+		pg_atomic_write_u64(&entry->scan_below, U64FromFullTransactionId(below));
+		entry->scan_xmax = scanned->xmax;
+		entry->scan_xcnt = xcnt;
+		memcpy(entry->scan_xip, xip, xcnt * sizeof(TransactionId));
+		pg_write_barrier();
+		pg_atomic_write_u64(&entry->scans, pg_atomic_read_u64(&entry->scans) + 1);
+		SpinLockRelease(&entry->mutex);
+	}
 	LWLockRelease(cleared_lock);
 }

@@ -9,6 +9,7 @@
 #include "access/transam.h"
 #include "access/tupdesc.h"
 #include "fmgr.h"
+#include "utils/snapshot.h"
 
 /* How to hash the key columns of a delta table, as writers and readers do */
 typedef struct PendingKeyHash
@@ -43,5 +44,7 @@ extern void stream_pending_keys_raise(const PendingKeyNote *notes, int n);
 extern bool stream_pending_key_may_have_deltas(Oid delta, uint32 hash);
 extern bool stream_pending_keys_reserve(Oid delta);
 extern void stream_pending_keys_cleared(Oid delta, FullTransactionId below);
+extern void stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below,
+											 Snapshot scanned);
 
 #endif

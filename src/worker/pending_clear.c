@@ -5,7 +5,8 @@
  *	  the delta table's scans).
  *
  * After merging a view, the combiner takes R, the oldest transaction id
- * still running, and then a snapshot, in which it scans the delta table:
+ * of this database still running (oldest_running_here), and then a
+ * snapshot, in which it scans the delta table:
  * it raises every row's pending-key slot to the row's writer (so that rows
  * no worker noted, restored ones or those written before the server
  * restarted, count as well), and takes M, the lower of R and the lowest
@@ -14,16 +15,23 @@
  * committed, or was written by a batch that had not committed, whose writer
  * (sync commit) or batch (async commit, where workers note their own id
  * too) was still running or not yet started when R was taken, so is at or
- * above R.  Snapshots older than the scan may still see deleted deltas:
- * M is published once every snapshot that can read the table is newer
+ * above R.  A reader's snapshot that has seen every transaction end that
+ * the scan's snapshot saw end sees no more deltas than the scan did, but
+ * for those of batches not committed then: M is published at once for
+ * such snapshots, with the scan snapshot's xmax and running ids
+ * (ipc/pending_keys.c checks a reader's snapshot against them), when they
+ * are at most 64.  Older snapshots may still see deleted deltas: for
+ * them, M is published once every snapshot that can read the table is newer
  * than the scan (the table's horizon, as VACUUM computes it: this
  * database's snapshots, reached the next transaction id read after the
  * scan), as VACUUM waits before removing rows.  The combiner checks that
  * at every turn of its loop, and for a second after a scan, turns every
  * PUBLISH_POLL_MS: the sooner M is published, the fewer groups look
- * pending.  (An old transaction of the database holds every publication
- * back: then the combiner does not spin.)  A table is scanned again only
- * after deltas were moved out of it.
+ * pending.  (A snapshot held open holds that publication back, and only
+ * that one: the combiner does not spin on it, and meanwhile the scans after
+ * later merges publish their M for newer snapshots, leaving the M that
+ * waits as it is.)  A table is scanned again only after deltas were moved
+ * out of it.
  *
  * The scan hashes keys by their types' hash functions, which may be user
  * code: the combiner runs it as the view's owner, under the view's time
@@ -35,8 +43,11 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
+#include "access/twophase.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -92,17 +103,19 @@ table_state(Oid delta)
 }
 
 /*
- * Is a scan of delta due?  Not while its last cleared id waits, nor for a
- * while after a scan failed; and only once deltas were moved out of it
- * since the last (new deltas leave a cleared id true: a rescan could only
- * raise it), or if this process never scanned it.
+ * Is a scan of delta due?  Not for a while after a scan failed; and only
+ * once deltas were moved out of it since the last (new deltas leave a
+ * cleared id true: a rescan could only raise it), or if this process never
+ * scanned it.  A scan while the last one's cleared id waits for older
+ * snapshots publishes its own for newer snapshots at once, and leaves the
+ * one that waits as it is (its wait ends first).
  */
 bool
 stream_pending_clear_due(Oid delta, bool moved)
 {
 	ClearState *t = table_state(delta);
 
-	if (t->waiting || (t->retry_at != 0 && GetCurrentTimestamp() < t->retry_at))
+	if (t->retry_at != 0 && GetCurrentTimestamp() < t->retry_at)
 		return false;
 	return moved || !t->scanned;
 }
@@ -113,6 +126,47 @@ stream_pending_clear_failed(Oid delta)
 {
 	table_state(delta)->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															   SCAN_RETRY_MS);
+}
+
+/*
+ * The oldest transaction id that a backend or prepared transaction of this
+ * database still runs, or the next id if none.  Only they write into this
+ * database's streams (writers, and the workers, combiner and Kafka workers
+ * of this database, which are connected to it), so a transaction of another
+ * database, however old, holds no key of this one pending.  As
+ * GetOldestActiveTransactionId, over this database: the next id is read
+ * first, under XidGenLock, so that every id below it is in the proc array
+ * or has ended.  The proc array's own list is private to procarray.c: a
+ * PGPROC is in it while its id is mirrored at its pgxactoff (a prepared
+ * transaction's dummy PGPROC keeps its id after it leaves the array, but
+ * that id has ended, and no one else's slot holds it).
+ */
+static TransactionId
+oldest_running_here(void)
+{
+	/* prepared transactions' PGPROCs follow the others' */
+	int			procs = ProcGlobal->allProcCount + max_prepared_xacts;
+	TransactionId oldest;
+
+	LWLockAcquire(XidGenLock, LW_SHARED);
+	oldest = XidFromFullTransactionId(ShmemVariableCache->nextXid);
+	LWLockRelease(XidGenLock);
+
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (int i = 0; i < procs; i++)
+	{
+		PGPROC	   *proc = &ProcGlobal->allProcs[i];
+		TransactionId xid = *(volatile TransactionId *) &proc->xid;
+
+		if (!TransactionIdIsNormal(xid) || proc->databaseId != MyDatabaseId ||
+			proc->pgxactoff < 0 || proc->pgxactoff >= procs ||
+			((volatile TransactionId *) ProcGlobal->xids)[proc->pgxactoff] != xid)
+			continue;
+		if (TransactionIdPrecedes(xid, oldest))
+			oldest = xid;
+	}
+	LWLockRelease(ProcArrayLock);
+	return oldest;
 }
 
 static FullTransactionId
@@ -153,7 +207,7 @@ stream_pending_clear_scan(Oid delta, int key_count)
 		table_close(rel, AccessShareLock);
 		return;
 	}
-	oldest_running = GetOldestActiveTransactionId();
+	oldest_running = oldest_running_here();
 	below = stream_recent_full_xid(oldest_running);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext pending clear",
@@ -180,12 +234,15 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
+	stream_pending_keys_scan_cleared(delta, below, snapshot);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
 	MemoryContextDelete(row_cxt);
 
 	t = table_state(delta);
 	t->scanned = true;
+	if (t->waiting)
+		return;
 	t->waiting = true;
 	t->below = below;
 	t->after = ReadNextFullTransactionId();
