@@ -68,10 +68,12 @@ typedef struct ClearState
 {
 	Oid			delta;
 	bool		scanned;		/* by this process */
+	bool		moved;			/* deltas moved out since the last scan */
 	bool		waiting;		/* below and after wait to be published */
 	FullTransactionId below;	/* M */
 	FullTransactionId after;	/* the next id after the scan */
-	TimestampTz scanned_at;
+	TimestampTz scanned_at;		/* of below and after */
+	TimestampTz last_scan_at;
 	TimestampTz retry_at;		/* after a failed scan; 0 if none */
 } ClearState;
 
@@ -79,6 +81,13 @@ static List *tables = NIL;		/* ClearState, in TopMemoryContext */
 
 /* How long the combiner polls fast for a publication */
 #define PUBLISH_FAST_MS 1000
+
+/*
+ * How often a table is scanned while its cleared id waits: the snapshot it
+ * waits for keeps VACUUM from removing the merged deltas, which each scan
+ * reads again
+ */
+#define SCAN_WAITING_MS 1000
 
 /* How long a delta table whose scan failed is left alone */
 #define SCAN_RETRY_MS 60000
@@ -107,17 +116,22 @@ table_state(Oid delta)
  * once deltas were moved out of it since the last (new deltas leave a
  * cleared id true: a rescan could only raise it), or if this process never
  * scanned it.  A scan while the last one's cleared id waits for older
- * snapshots publishes its own for newer snapshots at once, and leaves the
- * one that waits as it is (its wait ends first).
+ * snapshots (at most every SCAN_WAITING_MS) publishes its own for newer
+ * snapshots at once, and leaves the one that waits as it is (its wait ends
+ * first).
  */
 bool
 stream_pending_clear_due(Oid delta, bool moved)
 {
 	ClearState *t = table_state(delta);
+	TimestampTz now = GetCurrentTimestamp();
 
-	if (t->retry_at != 0 && GetCurrentTimestamp() < t->retry_at)
+	t->moved |= moved;
+	if (t->retry_at != 0 && now < t->retry_at)
 		return false;
-	return moved || !t->scanned;
+	if (t->waiting && now < TimestampTzPlusMilliseconds(t->last_scan_at, SCAN_WAITING_MS))
+		return false;
+	return t->moved || !t->scanned;
 }
 
 /* The scan of delta failed (its error was reported): try again later */
@@ -241,6 +255,8 @@ stream_pending_clear_scan(Oid delta, int key_count)
 
 	t = table_state(delta);
 	t->scanned = true;
+	t->moved = false;
+	t->last_scan_at = GetCurrentTimestamp();
 	if (t->waiting)
 		return;
 	t->waiting = true;
