@@ -37,10 +37,17 @@
  * cleared id (a new delta table, a server just started, a standby, a full
  * table of entries) every key may have deltas.  Slots are shared by keys
  * that hash alike; that only makes a read scan when it need not.
+ *
+ * Delta rows that no worker wrote (a restore's, whose writer reads back as
+ * frozen, agg/writer_xact.c) raise no slot: while a transaction that wrote
+ * such rows runs, every key may have deltas, and when it commits every
+ * cleared id is dropped, and those of scans that began before are not
+ * published (the epoch).
  */
 #include "postgres.h"
 
 #include "common/hashfn.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "port/pg_bitutils.h"
@@ -83,6 +90,15 @@ typedef struct ClearedEntry
 	TransactionId scan_xip[SCAN_XIP_MAX];
 } ClearedEntry;
 
+/* What restores change (see the top) */
+typedef struct UnnotedWrites
+{
+	pg_atomic_uint32 running;	/* transactions that wrote such rows */
+	pg_atomic_uint64 epoch;		/* commits of such transactions */
+} UnnotedWrites;
+
+static UnnotedWrites *unnoted = NULL;
+static bool unnoted_counted = false;	/* this transaction is counted */
 static pg_atomic_uint64 *slots = NULL;
 static uint64 slot_mask = 0;
 static LWLock *cleared_lock = NULL;
@@ -108,6 +124,7 @@ stream_pending_keys_shmem_request(void)
 {
 	RequestAddinShmemSpace(mul_size(slot_count(), sizeof(pg_atomic_uint64)));
 	RequestAddinShmemSpace(hash_estimate_size(max_tables(), sizeof(ClearedEntry)));
+	RequestAddinShmemSpace(sizeof(UnnotedWrites));
 	RequestNamedLWLockTranche("stream_ext pending keys", 1);
 }
 
@@ -124,6 +141,12 @@ stream_pending_keys_shmem_startup(void)
 	info.entrysize = sizeof(ClearedEntry);
 	cleared = ShmemInitHash("stream_ext cleared deltas", max_tables(), max_tables(),
 							&info, HASH_ELEM | HASH_BLOBS);
+	unnoted = ShmemInitStruct("stream_ext unnoted delta writes", sizeof(UnnotedWrites), &found);
+	if (!found)
+	{
+		pg_atomic_init_u32(&unnoted->running, 0);
+		pg_atomic_init_u64(&unnoted->epoch, 0);
+	}
 	if (n > 0)
 	{
 		slots = ShmemInitStruct("stream_ext pending key slots",
@@ -327,8 +350,9 @@ stream_pending_key_may_have_deltas(Oid delta, uint32 hash)
 	uint64		scans;
 	bool		may = true;
 
-	if (slots == NULL)
+	if (slots == NULL || pg_atomic_read_u32(&unnoted->running) > 0)
 		return true;
+	pg_read_barrier();
 	key = cleared_key(delta);
 	LWLockAcquire(cleared_lock, LW_SHARED);
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
@@ -443,7 +467,7 @@ stream_pending_keys_reserve(Oid delta)
  * entry stream_pending_keys_reserve made, if it is still there.
  */
 void
-stream_pending_keys_cleared(Oid delta, FullTransactionId below)
+stream_pending_keys_cleared(Oid delta, FullTransactionId below, uint64 epoch)
 {
 	ClearedKey	key;
 	ClearedEntry *entry;
@@ -453,7 +477,7 @@ stream_pending_keys_cleared(Oid delta, FullTransactionId below)
 	key = cleared_key(delta);
 	LWLockAcquire(cleared_lock, LW_SHARED);
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
-	if (entry != NULL)
+	if (entry != NULL && pg_atomic_read_u64(&unnoted->epoch) == epoch)
 		pg_atomic_write_u64(&entry->below, U64FromFullTransactionId(below));
 	LWLockRelease(cleared_lock);
 }
@@ -465,7 +489,8 @@ stream_pending_keys_cleared(Oid delta, FullTransactionId below)
  * most SCAN_XIP_MAX transactions.
  */
 void
-stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below, Snapshot scanned)
+stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below, Snapshot scanned,
+								 uint64 epoch)
 {
 	ClearedKey	key;
 	ClearedEntry *entry;
@@ -479,7 +504,7 @@ stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below, Snapshot sc
 	key = cleared_key(delta);
 	LWLockAcquire(cleared_lock, LW_SHARED);
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
-	if (entry != NULL)
+	if (entry != NULL && pg_atomic_read_u64(&unnoted->epoch) == epoch)
 	{
 		SpinLockAcquire(&entry->mutex);
 		pg_atomic_write_u64(&entry->scan_below, U64FromFullTransactionId(below));
@@ -491,4 +516,82 @@ stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below, Snapshot sc
 		SpinLockRelease(&entry->mutex);
 	}
 	LWLockRelease(cleared_lock);
+}
+
+/*
+ * The epoch a scan of a delta table begins in: taken before the scan's
+ * snapshot, given back with what it cleared.
+ */
+uint64
+stream_pending_keys_epoch(void)
+{
+	return unnoted == NULL ? 0 : pg_atomic_read_u64(&unnoted->epoch);
+}
+
+/*
+ * At the end of a transaction that wrote delta rows no worker noted: if it
+ * committed (its rows now visible), drop every cleared id and begin a new
+ * epoch, under the lock that publications take; then stop counting it.
+ */
+static void
+unnoted_xact_callback(XactEvent event, void *arg)
+{
+	if (!unnoted_counted)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot prepare a transaction that wrote rows of a continuous view's delta table")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			{
+				HASH_SEQ_STATUS scan;
+				ClearedEntry *entry;
+
+				LWLockAcquire(cleared_lock, LW_EXCLUSIVE);
+				pg_atomic_fetch_add_u64(&unnoted->epoch, 1);
+				hash_seq_init(&scan, cleared);
+				while ((entry = hash_seq_search(&scan)) != NULL)
+				{
+					pg_atomic_write_u64(&entry->below, 0);
+					SpinLockAcquire(&entry->mutex);
+					pg_atomic_write_u64(&entry->scan_below, 0);
+					pg_atomic_write_u64(&entry->scans, pg_atomic_read_u64(&entry->scans) + 1);
+					SpinLockRelease(&entry->mutex);
+				}
+				LWLockRelease(cleared_lock);
+			}
+			/* FALLTHROUGH */
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pg_atomic_fetch_sub_u32(&unnoted->running, 1);
+			unnoted_counted = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * This transaction writes a delta row that no batch worker noted (read
+ * back from its text form, as pg_restore does): until it ends, every key
+ * may have deltas, and once it commits, what was cleared before is not.
+ */
+void
+stream_pending_keys_unnoted_write(void)
+{
+	static bool registered = false;
+
+	if (unnoted == NULL || unnoted_counted)
+		return;
+	if (!registered)
+	{
+		RegisterXactCallback(unnoted_xact_callback, NULL);
+		registered = true;
+	}
+	pg_atomic_fetch_add_u32(&unnoted->running, 1);
+	unnoted_counted = true;
 }

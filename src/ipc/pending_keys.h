@@ -43,8 +43,10 @@ extern PendingKeyNote stream_pending_key_note(Oid delta, uint32 hash, FullTransa
 extern void stream_pending_keys_raise(const PendingKeyNote *notes, int n);
 extern bool stream_pending_key_may_have_deltas(Oid delta, uint32 hash);
 extern bool stream_pending_keys_reserve(Oid delta);
-extern void stream_pending_keys_cleared(Oid delta, FullTransactionId below);
+extern uint64 stream_pending_keys_epoch(void);
+extern void stream_pending_keys_cleared(Oid delta, FullTransactionId below, uint64 epoch);
 extern void stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below,
-											 Snapshot scanned);
+											 Snapshot scanned, uint64 epoch);
+extern void stream_pending_keys_unnoted_write(void);
 
 #endif

@@ -69,9 +69,11 @@ typedef struct ClearState
 	Oid			delta;
 	bool		scanned;		/* by this process */
 	bool		moved;			/* deltas moved out since the last scan */
+	uint64		scanned_epoch;	/* the epoch of the last scan */
 	bool		waiting;		/* below and after wait to be published */
 	FullTransactionId below;	/* M */
 	FullTransactionId after;	/* the next id after the scan */
+	uint64		epoch;			/* ipc/pending_keys.c's, before the scan */
 	TimestampTz scanned_at;		/* of below and after */
 	TimestampTz last_scan_at;
 	TimestampTz retry_at;		/* after a failed scan; 0 if none */
@@ -129,6 +131,9 @@ stream_pending_clear_due(Oid delta, bool moved)
 	t->moved |= moved;
 	if (t->retry_at != 0 && now < t->retry_at)
 		return false;
+	/* a restore committed since the last scan: what it cleared was dropped */
+	if (t->scanned && t->scanned_epoch != stream_pending_keys_epoch())
+		return true;
 	if (t->waiting && now < TimestampTzPlusMilliseconds(t->last_scan_at, SCAN_WAITING_MS))
 		return false;
 	return t->moved || !t->scanned;
@@ -198,6 +203,7 @@ void
 stream_pending_clear_scan(Oid delta, int key_count)
 {
 	TransactionId oldest_running;
+	uint64		epoch;
 	FullTransactionId below;
 	Snapshot	snapshot;
 	Relation	rel;
@@ -221,6 +227,8 @@ stream_pending_clear_scan(Oid delta, int key_count)
 		table_close(rel, AccessShareLock);
 		return;
 	}
+	epoch = stream_pending_keys_epoch();
+	pg_memory_barrier();
 	oldest_running = oldest_running_here();
 	below = stream_recent_full_xid(oldest_running);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -248,7 +256,7 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	stream_pending_keys_scan_cleared(delta, below, snapshot);
+	stream_pending_keys_scan_cleared(delta, below, snapshot, epoch);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
 	MemoryContextDelete(row_cxt);
@@ -256,10 +264,12 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	t = table_state(delta);
 	t->scanned = true;
 	t->moved = false;
+	t->scanned_epoch = epoch;
 	t->last_scan_at = GetCurrentTimestamp();
 	if (t->waiting)
 		return;
 	t->waiting = true;
+	t->epoch = epoch;
 	t->below = below;
 	t->after = ReadNextFullTransactionId();
 	t->scanned_at = GetCurrentTimestamp();
@@ -281,6 +291,12 @@ publish_work(void *arg)
 
 		if (!t->waiting)
 			continue;
+		/* dropped by a restore's commit: the next scan makes another */
+		if (t->epoch != stream_pending_keys_epoch())
+		{
+			t->waiting = false;
+			continue;
+		}
 		/* a dropped view's table has nothing to publish, nor to scan */
 		rel = try_table_open(t->delta, AccessShareLock);
 		if (rel == NULL)
@@ -302,7 +318,7 @@ publish_work(void *arg)
 			*poll_fast |= t->scanned_at > fast_since;
 			continue;
 		}
-		stream_pending_keys_cleared(t->delta, t->below);
+		stream_pending_keys_cleared(t->delta, t->below, t->epoch);
 		t->waiting = false;
 	}
 }
