@@ -10,6 +10,7 @@
 
 #include "agg/inputs.h"
 #include "analyze/table_copies.h"
+#include "ddl/delta_writes.h"
 #include "ddl/delta_gate.h"
 #include "ddl/read_estimates.h"
 #include "ddl/rollup.h"
@@ -85,6 +86,7 @@ _PG_init(void)
 	stream_read_estimates_init();
 	stream_delta_gate_init();
 	stream_rollup_init();
+	stream_delta_writes_init();
 	stream_inputs_final_init();
 	stream_table_copies_init();
 	stream_reaper_init();

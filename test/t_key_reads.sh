@@ -109,9 +109,10 @@ run_sql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity W
 	-c "DROP DATABASE t_key_reads_elsewhere WITH (FORCE)"
 say "ok: a transaction held open in another database, or a snapshot held here, does not keep new reads of one key scanning"
 
-# a delta row read back from its text form, as pg_restore loads them, raises
-# no key's slot: reads of its group count it at once all the same (here while
-# the combiner cannot merge it: the state table is locked)
+# delta rows written by a statement, not by a batch worker (a restore's COPY,
+# an owner's INSERT), raise no key's slot: reads of their groups count them
+# at once all the same (here while the combiner cannot merge them: the state
+# table is locked)
 run_sql <<'SQL'
 CREATE VIEW restored_v WITH (continuous) AS SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k;
 INSERT INTO s SELECT 'r' || (i % 10), 1, i FROM generate_series(1, 100) i;
@@ -122,28 +123,37 @@ wait_until 30 "restored_v's deltas merged and its cleared id published" \
 	"SELECT (SELECT count(*) FROM $r_delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$r_delta', 'r5'::text)"
 [ "$(q "SELECT n || ' ' || total FROM restored_v WHERE k = 'r5'")" = "10 500" ] ||
 	fail "restored_v reads $(q "SELECT n || ' ' || total FROM restored_v WHERE k = 'r5'") for r5"
-psql -X -q -c "BEGIN; LOCK $r_state IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" >/dev/null &
+r5_row=$(psql -X -At -F $'\t' -c "SELECT '7 visible', s.* FROM $r_state s WHERE k = 'r5'")
+psql -X -q -c "BEGIN; LOCK $r_state IN EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;" >/dev/null &
 _bg_pids+=($!)
 sleep 0.3
-psql -X -q -v ON_ERROR_STOP=1 > "$SCRATCH/restored.out" 2>&1 <<SQL &
+# write_unnoted "SQL": run SQL in a transaction that then waits a second;
+# meanwhile every key must read as maybe having deltas
+write_unnoted() {
+	psql -X -q -v ON_ERROR_STOP=1 > "$SCRATCH/restored.out" 2>&1 <<SQL &
 BEGIN;
-INSERT INTO $r_delta SELECT '7 visible', s.* FROM $r_state s WHERE k = 'r5';
+$1
 SELECT pg_sleep(1);
 COMMIT;
 SQL
-restorer=$!
-sleep 0.5
-[ "$(q "SELECT stream_ext_internal.delta_may_have_key('$r_delta', 'r3'::text)")" = t ] ||
-	fail "while a transaction writes restored delta rows, a key reads as having no deltas"
-wait "$restorer" || fail "the restored delta row was refused: $(cat "$SCRATCH/restored.out")"
-[ "$(q "SELECT n || ' ' || total FROM restored_v WHERE k = 'r5'")" = "20 1000" ] ||
-	fail "r5 reads $(q "SELECT n || ' ' || total FROM restored_v WHERE k = 'r5'") right after a restored delta of it, not 20 1000"
-wait_until 20 "the restored delta merged and the cleared ids published again" \
+	local writer=$!
+	sleep 0.5
+	[ "$(q "SELECT stream_ext_internal.delta_may_have_key('$r_delta', 'r3'::text)")" = t ] ||
+		fail "while a transaction writes delta rows itself, a key reads as having no deltas"
+	wait "$writer" || fail "the delta rows were refused: $(cat "$SCRATCH/restored.out")"
+}
+write_unnoted "COPY $r_delta FROM STDIN;
+$r5_row
+\\."
+write_unnoted "INSERT INTO $r_delta SELECT '7 visible', s.* FROM $r_state s WHERE k = 'r6';"
+[ "$(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')")" = "20 1000, 20 1020" ] ||
+	fail "r5, r6 read $(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')") right after delta rows of them were written, not 20 1000, 20 1020"
+wait_until 20 "the written deltas merged and the cleared ids published again" \
 	"SELECT (SELECT count(*) FROM $r_delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$r_delta', 'r3'::text)"
-[ "$(q "SELECT n || ' ' || total FROM restored_v WHERE k = 'r5'")" = "20 1000" ] ||
-	fail "r5 reads $(q "SELECT n || ' ' || total FROM restored_v WHERE k = 'r5'") once its restored delta is merged"
+[ "$(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')")" = "20 1000, 20 1020" ] ||
+	fail "r5, r6 read $(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')") once the written deltas are merged"
 run_sql -c "DROP VIEW restored_v"
-say "ok: a delta row restored from its text form counts in reads of its group at once"
+say "ok: delta rows written by COPY or INSERT count in reads of their groups at once"
 
 # --- 2. a repeatable-read transaction that saw a key's deltas keeps seeing
 # them after the combiner merged them (and published its cleared id)

@@ -21,13 +21,7 @@
  * what a read in that snapshot counted.  Read back, "visible" becomes
  * FrozenTransactionId (committed for every snapshot; the combiner merges
  * it) and "invisible" InvalidTransactionId (aborted; the combiner deletes
- * it).  Workers never go through the text form.  A "visible" row's key was
- * noted by no worker, so reads of one group must not skip the delta table
- * for it: the input tells ipc/pending_keys.c, which holds that off while
- * the transaction runs and drops every cleared id when it commits.  (So the
- * rows must be read in the transaction that writes them, as COPY and
- * INSERT ... VALUES do; a prepared statement planned in an earlier
- * transaction would have read its literal there.)
+ * it).  Workers never go through the text form.
  */
 #include "postgres.h"
 
@@ -40,7 +34,6 @@
 #include "utils/xid8.h"
 
 #include "agg/combine.h"
-#include "ipc/pending_keys.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_xid_visible);
 PG_FUNCTION_INFO_V1(stream_ext_xid_committed);
@@ -203,9 +196,7 @@ stream_ext_writer_xact_in(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid input syntax for type %s: \"%s\"", "writer_xact", text),
 				 errdetail("A writer is written as a transaction id followed by \"visible\" or \"invisible\".")));
-	if (strcmp(word, "invisible") == 0)
-		PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(0, InvalidTransactionId));
-	/* a row no worker wrote, whose key no worker noted (ipc/pending_keys.c) */
-	stream_pending_keys_unnoted_write();
-	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(0, FrozenTransactionId));
+	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(0, strcmp(word, "visible") == 0
+																 ? FrozenTransactionId
+																 : InvalidTransactionId));
 }

@@ -34,6 +34,7 @@
 #include "utils/syscache.h"
 
 #include "catalog/catalog.h"
+#include "ddl/delta_writes.h"
 #include "ddl/create_view.h"
 #include "ddl/internal_guard.h"
 #include "ddl/utility.h"
@@ -689,6 +690,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	}
 
 	stream_guard_internal_relations(parsetree);
+	if (IsA(parsetree, CopyStmt))
+		stream_note_delta_copy((CopyStmt *) parsetree);
 
 	if (IsA(parsetree, IndexStmt))
 	{

@@ -38,11 +38,11 @@
  * table of entries) every key may have deltas.  Slots are shared by keys
  * that hash alike; that only makes a read scan when it need not.
  *
- * Delta rows that no worker wrote (a restore's, whose writer reads back as
- * frozen, agg/writer_xact.c) raise no slot: while a transaction that wrote
- * such rows runs, every key may have deltas, and when it commits every
- * cleared id is dropped, and those of scans that began before are not
- * published (the epoch).
+ * Delta rows that no worker wrote (a restore's COPY, an owner's INSERT:
+ * ddl/delta_writes.c) raise no slot: while a transaction that writes such
+ * rows runs, every key may have deltas, and when it commits the cleared
+ * ids of its database are dropped, and those of scans that began before
+ * are not published (the epoch).
  */
 #include "postgres.h"
 
@@ -530,8 +530,9 @@ stream_pending_keys_epoch(void)
 
 /*
  * At the end of a transaction that wrote delta rows no worker noted: if it
- * committed (its rows now visible), drop every cleared id and begin a new
- * epoch, under the lock that publications take; then stop counting it.
+ * committed (its rows now visible), drop the cleared ids of its database
+ * and begin a new epoch, under the lock that publications take; then stop
+ * counting it.
  */
 static void
 unnoted_xact_callback(XactEvent event, void *arg)
@@ -556,6 +557,8 @@ unnoted_xact_callback(XactEvent event, void *arg)
 				hash_seq_init(&scan, cleared);
 				while ((entry = hash_seq_search(&scan)) != NULL)
 				{
+					if (entry->key.dboid != MyDatabaseId)
+						continue;
 					pg_atomic_write_u64(&entry->below, 0);
 					SpinLockAcquire(&entry->mutex);
 					pg_atomic_write_u64(&entry->scan_below, 0);
@@ -576,9 +579,9 @@ unnoted_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * This transaction writes a delta row that no batch worker noted (read
- * back from its text form, as pg_restore does): until it ends, every key
- * may have deltas, and once it commits, what was cleared before is not.
+ * This transaction is about to write delta rows that no batch worker notes
+ * (ddl/delta_writes.c): until it ends, every key may have deltas, and once
+ * it commits, what was cleared in its database before is not.
  */
 void
 stream_pending_keys_unnoted_write(void)

@@ -266,7 +266,8 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	t->moved = false;
 	t->scanned_epoch = epoch;
 	t->last_scan_at = GetCurrentTimestamp();
-	if (t->waiting)
+	/* a candidate of an epoch gone is replaced (publish_work drops it) */
+	if (t->waiting && t->epoch == epoch)
 		return;
 	t->waiting = true;
 	t->epoch = epoch;

@@ -1,0 +1,88 @@
+/*
+ * delta_writes.c
+ *	  Rows written into a delta table by a statement, not by a batch worker.
+ *
+ * Batch workers raise the pending-key slot of every delta row they write
+ * (ipc/pending_keys.c); a statement that writes one itself does not: a
+ * restore's COPY (its writer read back as frozen, agg/writer_xact.c), or
+ * the owner's INSERT, UPDATE or MERGE.  Reads of one group would skip those
+ * rows until the combiner merged them, so such a statement's transaction
+ * is counted (stream_pending_keys_unnoted_write) before it writes: while it
+ * runs every key may have deltas, and its commit drops the cleared ids of
+ * its database.  The workers and the combiner do not go through here (they
+ * write with table_multi_insert, or only delete).
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "nodes/parsenodes.h"
+#include "parser/parsetree.h"
+#include "utils/lsyscache.h"
+
+#include "catalog/catalog.h"
+#include "ddl/delta_writes.h"
+#include "ipc/pending_keys.h"
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+
+/* Is relid a delta table of a continuous view (stream_ext_internal.delta_<n>)? */
+static bool
+is_delta_table(Oid relid)
+{
+	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+	char	   *name;
+
+	if (!OidIsValid(internal) || get_rel_namespace(relid) != internal)
+		return false;
+	name = get_rel_name(relid);
+	return name != NULL && strncmp(name, "delta_", 6) == 0;
+}
+
+/* A COPY FROM into a delta table is about to run */
+void
+stream_note_delta_copy(CopyStmt *stmt)
+{
+	Oid			relid;
+
+	if (!stmt->is_from || stmt->relation == NULL)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (OidIsValid(relid) && is_delta_table(relid))
+		stream_pending_keys_unnoted_write();
+}
+
+/* ExecutorStart_hook: a statement that inserts into or updates a delta table */
+static void
+delta_writes_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+
+	if ((stmt->commandType == CMD_INSERT || stmt->commandType == CMD_UPDATE ||
+		 stmt->commandType == CMD_MERGE) && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	{
+		ListCell   *lc;
+
+		foreach(lc, stmt->resultRelations)
+		{
+			RangeTblEntry *rte = rt_fetch(lfirst_int(lc), stmt->rtable);
+
+			if (is_delta_table(rte->relid))
+			{
+				stream_pending_keys_unnoted_write();
+				break;
+			}
+		}
+	}
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+void
+stream_delta_writes_init(void)
+{
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = delta_writes_executor_start;
+}
