@@ -16,6 +16,7 @@
 
 #include "catalog/namespace.h"
 #include "executor/executor.h"
+#include "nodes/plannodes.h"
 #include "nodes/parsenodes.h"
 #include "parser/parsetree.h"
 #include "utils/lsyscache.h"
@@ -52,27 +53,40 @@ stream_note_delta_copy(CopyStmt *stmt)
 		stream_pending_keys_unnoted_write();
 }
 
-/* ExecutorStart_hook: a statement that inserts into or updates a delta table */
+/*
+ * Does plan (the root of a statement's plan or of one of its subplans, where
+ * a ModifyTable is, a WITH's too) insert, update or merge into a delta
+ * table?  Deletes are the combiner's and the Kafka sink's: they leave no row.
+ */
+static bool
+writes_delta_rows(Plan *plan, PlannedStmt *stmt)
+{
+	ModifyTable *modify = (ModifyTable *) plan;
+	ListCell   *lc;
+
+	if (plan == NULL || !IsA(plan, ModifyTable) || modify->operation == CMD_DELETE)
+		return false;
+	foreach(lc, modify->resultRelations)
+		if (is_delta_table(rt_fetch(lfirst_int(lc), stmt->rtable)->relid))
+			return true;
+	return false;
+}
+
+/* ExecutorStart_hook: a statement that writes rows into a delta table */
 static void
 delta_writes_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 
-	if ((stmt->commandType == CMD_INSERT || stmt->commandType == CMD_UPDATE ||
-		 stmt->commandType == CMD_MERGE) && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	if (stmt->resultRelations != NIL && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
 	{
+		bool		writes = writes_delta_rows(stmt->planTree, stmt);
 		ListCell   *lc;
 
-		foreach(lc, stmt->resultRelations)
-		{
-			RangeTblEntry *rte = rt_fetch(lfirst_int(lc), stmt->rtable);
-
-			if (is_delta_table(rte->relid))
-			{
-				stream_pending_keys_unnoted_write();
-				break;
-			}
-		}
+		foreach(lc, stmt->subplans)
+			writes = writes || writes_delta_rows(lfirst(lc), stmt);
+		if (writes)
+			stream_pending_keys_unnoted_write();
 	}
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
