@@ -154,6 +154,23 @@ wait_until 20 "the written deltas merged and the cleared ids published again" \
 	fail "r5, r6 read $(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')") once the written deltas are merged"
 run_sql -c "DROP VIEW restored_v"
 say "ok: delta rows written by COPY or INSERT count in reads of their groups at once"
+# a role that may not write into a delta table holds nothing off by trying
+run_sql -c "CREATE ROLE t_key_reads_nowrite LOGIN"
+wait_until 20 "k5 of per_k published as without deltas" \
+	"SELECT NOT stream_ext_internal.delta_may_have_key('$delta', 'k5'::text)"
+psql -X -q -U t_key_reads_nowrite -c "BEGIN" -c "SAVEPOINT a" \
+	-c "INSERT INTO $delta SELECT * FROM $delta WHERE false" -c "ROLLBACK TO a" \
+	-c "COPY $delta FROM STDIN" -c "ROLLBACK TO a" \
+	-c "UPDATE $delta SET k = k WHERE false" -c "ROLLBACK TO a" \
+	-c "SELECT pg_sleep(2)" -c "COMMIT" < /dev/null > "$SCRATCH/nowrite.out" 2>&1 &
+nowrite=$!
+sleep 1
+[ "$(q "SELECT stream_ext_internal.delta_may_have_key('$delta', 'k5'::text)")" = f ] ||
+	fail "a role refused writes into a delta table made keys read as maybe having deltas"
+wait "$nowrite" || true
+[ "$(grep -c 'permission denied' "$SCRATCH/nowrite.out")" = 3 ] ||
+	fail "the role's writes into a delta table were not all refused: $(cat "$SCRATCH/nowrite.out")"
+run_sql -c "DROP ROLE t_key_reads_nowrite"
 
 # --- 2. a repeatable-read transaction that saw a key's deltas keeps seeing
 # them after the combiner merged them (and published its cleared id)

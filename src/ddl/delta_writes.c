@@ -15,6 +15,8 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "executor/executor.h"
 #include "nodes/plannodes.h"
 #include "nodes/parsenodes.h"
@@ -40,7 +42,10 @@ is_delta_table(Oid relid)
 	return name != NULL && strncmp(name, "delta_", 6) == 0;
 }
 
-/* A COPY FROM into a delta table is about to run */
+/*
+ * A COPY FROM into a delta table is about to run: counted if the role may
+ * insert into it (else the COPY fails, and counts for nothing)
+ */
 void
 stream_note_delta_copy(CopyStmt *stmt)
 {
@@ -49,7 +54,9 @@ stream_note_delta_copy(CopyStmt *stmt)
 	if (!stmt->is_from || stmt->relation == NULL)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (OidIsValid(relid) && is_delta_table(relid))
+	if (OidIsValid(relid) && is_delta_table(relid) &&
+		(pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) == ACLCHECK_OK ||
+		 pg_attribute_aclcheck_all(relid, GetUserId(), ACL_INSERT, ACLMASK_ANY) == ACLCHECK_OK))
 		stream_pending_keys_unnoted_write();
 }
 
@@ -72,12 +79,20 @@ writes_delta_rows(Plan *plan, PlannedStmt *stmt)
 	return false;
 }
 
-/* ExecutorStart_hook: a statement that writes rows into a delta table */
+/*
+ * ExecutorStart_hook: a statement that writes rows into a delta table, once
+ * its privileges were checked (a role that may not write there counts for
+ * nothing); it writes no row before it runs.
+ */
 static void
 delta_writes_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
 	if (stmt->resultRelations != NIL && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
 	{
 		bool		writes = writes_delta_rows(stmt->planTree, stmt);
@@ -88,10 +103,6 @@ delta_writes_executor_start(QueryDesc *queryDesc, int eflags)
 		if (writes)
 			stream_pending_keys_unnoted_write();
 	}
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
 }
 
 void
