@@ -15,32 +15,18 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
-#include "miscadmin.h"
-#include "utils/acl.h"
 #include "executor/executor.h"
-#include "nodes/plannodes.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
 #include "parser/parsetree.h"
-#include "utils/lsyscache.h"
+#include "utils/acl.h"
 
 #include "catalog/catalog.h"
 #include "ddl/delta_writes.h"
 #include "ipc/pending_keys.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
-
-/* Is relid a delta table of a continuous view (stream_ext_internal.delta_<n>)? */
-static bool
-is_delta_table(Oid relid)
-{
-	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
-	char	   *name;
-
-	if (!OidIsValid(internal) || get_rel_namespace(relid) != internal)
-		return false;
-	name = get_rel_name(relid);
-	return name != NULL && strncmp(name, "delta_", 6) == 0;
-}
 
 /*
  * A COPY FROM into a delta table is about to run: counted if the role may
@@ -54,7 +40,7 @@ stream_note_delta_copy(CopyStmt *stmt)
 	if (!stmt->is_from || stmt->relation == NULL)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (OidIsValid(relid) && is_delta_table(relid) &&
+	if (OidIsValid(relid) && stream_is_view_relation(relid, VIEW_DELTA_TABLE) &&
 		(pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) == ACLCHECK_OK ||
 		 pg_attribute_aclcheck_all(relid, GetUserId(), ACL_INSERT, ACLMASK_ANY) == ACLCHECK_OK))
 		stream_pending_keys_unnoted_write();
@@ -74,7 +60,8 @@ writes_delta_rows(Plan *plan, PlannedStmt *stmt)
 	if (plan == NULL || !IsA(plan, ModifyTable) || modify->operation == CMD_DELETE)
 		return false;
 	foreach(lc, modify->resultRelations)
-		if (is_delta_table(rt_fetch(lfirst_int(lc), stmt->rtable)->relid))
+		if (stream_is_view_relation(rt_fetch(lfirst_int(lc), stmt->rtable)->relid,
+									VIEW_DELTA_TABLE))
 			return true;
 	return false;
 }
