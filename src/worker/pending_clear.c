@@ -273,7 +273,7 @@ stream_pending_clear_scan(Oid delta, int key_count)
 	t->epoch = epoch;
 	t->below = below;
 	t->after = ReadNextFullTransactionId();
-	t->scanned_at = GetCurrentTimestamp();
+	t->scanned_at = t->last_scan_at;
 }
 
 /* What stream_pending_clear_publish does in its transaction */
