@@ -458,6 +458,41 @@ LOCK TABLE tr_lk_plain, tr_lk_table IN SHARE MODE;
 ROLLBACK;
 DROP VIEW tr_lk_top, tr_lk_plain;
 DROP TABLE tr_lk_table;
+-- nor link another table to them: a parent's ALTER, LOCK, TRUNCATE and DROP
+-- reach its partitions, a child's rows would be read as deltas, a foreign
+-- key puts triggers on the table it references
+CREATE TABLE tr_lk_parent (k text, a1_count bigint) PARTITION BY LIST (k);
+CREATE TABLE tr_lk_other (k text);
+DO $$
+DECLARE
+  st text := (SELECT state_table::text FROM stream_ext.continuous_views WHERE name = 'tr_lk'::regclass);
+  dt text := replace(st, '.state_', '.delta_');
+  stmt text;
+BEGIN
+  FOREACH stmt IN ARRAY ARRAY[
+      format('CREATE TABLE tr_lk_child () INHERITS (%s)', dt),
+      format('CREATE FOREIGN TABLE tr_lk_child () INHERITS (%s) SERVER stream_ext', dt),
+      format('ALTER TABLE tr_lk_other INHERIT %s', st),
+      format('ALTER TABLE tr_lk_parent ATTACH PARTITION %s DEFAULT', st),
+      format('CREATE TABLE tr_lk_child (k text REFERENCES %s (k))', st),
+      format('CREATE TABLE tr_lk_child (k text, FOREIGN KEY (k) REFERENCES %s (k))', st),
+      format('ALTER TABLE tr_lk_other ADD FOREIGN KEY (k) REFERENCES %s (k)', st),
+      format('ALTER TABLE tr_lk_other ADD COLUMN k2 text REFERENCES %s (k)', st),
+      format('CREATE TABLE tr_lk_child (LIKE %s)', st)] LOOP
+    BEGIN
+      EXECUTE stmt;
+      RAISE NOTICE '%: allowed', replace(replace(stmt, st, 'state table'), dt, 'delta table');
+    EXCEPTION WHEN OTHERS THEN
+      RAISE NOTICE '%: % %', replace(replace(stmt, st, 'state table'), dt, 'delta table'),
+        SQLSTATE, split_part(SQLERRM, ' relation', 1);
+    END;
+  END LOOP;
+END $$;
+SELECT (SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid IN (i.inhparent, i.inhrelid)
+        WHERE c.relnamespace = 'stream_ext_internal'::regnamespace) AS links,
+       (SELECT count(*) FROM pg_constraint
+        WHERE confrelid IN (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_lk'::regclass)) AS keys;
+DROP TABLE tr_lk_child, tr_lk_parent, tr_lk_other;
 RESET ROLE;
 -- a view whose owner may no longer read its stream gets no more of its
 -- events (as for a table it joins): the batches fail for it, recorded

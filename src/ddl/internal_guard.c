@@ -19,7 +19,16 @@
  *	   for DROP INDEX of an index CREATE INDEX on a view made
  *	   (ddl/view_index.c), which PostgreSQL lets its owner drop.
  *	   LOCK of a view locks the relations its query reads, views' too: so
- *	   LOCK of a continuous view, or of a view over one, is refused too.
+ *	   LOCK of a continuous view, or of a view over one, is refused too;
+ *	 - and, but to a superuser, links from another table that would make
+ *	   these relations part of it: INHERITS, ATTACH PARTITION, INHERIT and
+ *	   a foreign key referencing one.  Through the link the other table's
+ *	   owner (the view's owner, who owns both) would reach them with every
+ *	   statement refused above: ALTER TABLE of a parent recurses into its
+ *	   partitions, LOCK, TRUNCATE and DROP of it do too, and triggers of a
+ *	   partitioned table are cloned onto them; a child's rows would be read
+ *	   and deleted with the delta rows; a foreign key puts its triggers on
+ *	   the referenced table.
  */
 #include "postgres.h"
 
@@ -69,6 +78,76 @@ refuse(RangeVar *relation, const char *what, bool superuser_may)
 					STREAM_INTERNAL_SCHEMA, get_rel_name(relid)),
 			 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
 					   STREAM_INTERNAL_SCHEMA)));
+}
+
+/* Refuse a foreign key constraint that references a relation of ours */
+static void
+refuse_reference(Node *node)
+{
+	if (node != NULL && IsA(node, Constraint) &&
+		((Constraint *) node)->contype == CONSTR_FOREIGN)
+		refuse(((Constraint *) node)->pktable, "reference", true);
+}
+
+/* ... nor one among a column's constraints, or the elements of a table */
+static void
+refuse_references(List *elements)
+{
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	foreach(lc, elements)
+	{
+		Node	   *element = lfirst(lc);
+
+		if (IsA(element, ColumnDef))
+			foreach(lc2, ((ColumnDef *) element)->constraints)
+				refuse_reference(lfirst(lc2));
+		else
+			refuse_reference(element);
+	}
+}
+
+/* CREATE TABLE (or FOREIGN TABLE) inheriting from or referencing ours */
+static void
+refuse_create_links(CreateStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->inhRelations)
+		refuse(lfirst(lc), stmt->partbound ? "create a partition of" : "inherit from", true);
+	refuse_references(stmt->tableElts);
+	refuse_references(stmt->constraints);
+}
+
+/* ALTER TABLE of another table that would link it to ours */
+static void
+refuse_alter_links(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		switch (cmd->subtype)
+		{
+			case AT_AttachPartition:
+				refuse(((PartitionCmd *) cmd->def)->name, "attach", true);
+				break;
+			case AT_AddInherit:
+				refuse((RangeVar *) cmd->def, "inherit from", true);
+				break;
+			case AT_AddConstraint:
+				refuse_reference(cmd->def);
+				break;
+			case AT_AddColumn:
+				refuse_references(list_make1(cmd->def));
+				break;
+			default:
+				break;
+		}
+	}
 }
 
 /* Context of reads_internal_walker */
@@ -164,6 +243,13 @@ stream_guard_internal_relations(Node *parsetree)
 			break;
 		case T_AlterTableStmt:
 			refuse(((AlterTableStmt *) parsetree)->relation, "alter", true);
+			refuse_alter_links((AlterTableStmt *) parsetree);
+			break;
+		case T_CreateStmt:
+			refuse_create_links((CreateStmt *) parsetree);
+			break;
+		case T_CreateForeignTableStmt:
+			refuse_create_links(&((CreateForeignTableStmt *) parsetree)->base);
 			break;
 		case T_RenameStmt:
 			refuse(((RenameStmt *) parsetree)->relation, "rename", true);
