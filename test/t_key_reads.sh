@@ -171,6 +171,34 @@ wait "$nowrite" || true
 [ "$(grep -c 'permission denied' "$SCRATCH/nowrite.out")" = 3 ] ||
 	fail "the role's writes into a delta table were not all refused: $(cat "$SCRATCH/nowrite.out")"
 run_sql -c "DROP ROLE t_key_reads_nowrite"
+# nor does a transaction writing delta rows itself in another database: it
+# can reach no delta table of this one
+run_sql -d postgres -c "CREATE DATABASE t_key_reads_restore"
+psql -X -q -v ON_ERROR_STOP=1 -d t_key_reads_restore <<'SQL' || fail "the second database's view could not be made"
+CREATE EXTENSION stream_ext;
+CREATE FOREIGN TABLE s2 (k text) SERVER stream_ext;
+CREATE VIEW v2 WITH (continuous) AS SELECT k, count(*) AS n FROM s2 GROUP BY k;
+SQL
+o_delta=$(psql -X -At -d t_key_reads_restore -c "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'v2'::regclass")
+wait_until 20 "k5 of per_k published as without deltas" \
+	"SELECT NOT stream_ext_internal.delta_may_have_key('$delta', 'k5'::text)"
+psql -X -q -v ON_ERROR_STOP=1 -d t_key_reads_restore > "$SCRATCH/other.out" 2>&1 <<SQL &
+BEGIN;
+INSERT INTO $o_delta VALUES ('7 visible', 'o1', 1);
+SELECT pg_sleep(2);
+COMMIT;
+SQL
+other=$!
+sleep 0.7
+[ "$(q "SELECT stream_ext_internal.delta_may_have_key('$delta', 'k5'::text)")" = f ] ||
+	fail "a transaction writing delta rows in another database made keys here read as maybe having deltas"
+wait "$other" || fail "the other database's delta row was refused: $(cat "$SCRATCH/other.out")"
+[ "$(q "SELECT stream_ext_internal.delta_may_have_key('$delta', 'k5'::text)")" = f ] ||
+	fail "the commit of delta rows written in another database dropped what was cleared here"
+[ "$(psql -X -At -d t_key_reads_restore -c "SELECT n FROM v2 WHERE k = 'o1'")" = 1 ] ||
+	fail "the other database's view does not read its written delta row"
+run_sql -d postgres -c "DROP DATABASE t_key_reads_restore WITH (FORCE)"
+say "ok: delta rows written in another database leave the reads of one key here alone"
 
 # --- 2. a repeatable-read transaction that saw a key's deltas keeps seeing
 # them after the combiner merged them (and published its cleared id)

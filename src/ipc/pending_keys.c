@@ -40,9 +40,12 @@
  *
  * Delta rows that no worker wrote (a restore's COPY, an owner's INSERT:
  * ddl/delta_writes.c) raise no slot: while a transaction that writes such
- * rows runs, every key may have deltas, and when it commits the cleared
- * ids of its database are dropped, and those of scans that began before
- * are not published (the epoch).
+ * rows runs, every key of its database may have deltas, and when it
+ * commits the cleared ids of its database are dropped, and those of scans
+ * of its database that began before are not published (the epoch).  Each
+ * database that had such a transaction since the server started takes an
+ * entry for that count and epoch; past UNNOTED_DATABASES of them the
+ * others share one more (their reads then scan for each other's).
  */
 #include "postgres.h"
 
@@ -90,19 +93,84 @@ typedef struct ClearedEntry
 	TransactionId scan_xip[SCAN_XIP_MAX];
 } ClearedEntry;
 
-/* What restores change (see the top) */
+/* What restores change in a database (see the top) */
 typedef struct UnnotedWrites
 {
+	pg_atomic_uint32 dboid;		/* the database; 0 while the entry is free */
 	pg_atomic_uint32 running;	/* transactions that wrote such rows */
 	pg_atomic_uint64 epoch;		/* commits of such transactions */
 } UnnotedWrites;
 
+/*
+ * UNNOTED_DATABASES entries, taken in order and never given back, then the
+ * one that databases without an entry share
+ */
+#define UNNOTED_DATABASES 64
+
 static UnnotedWrites *unnoted = NULL;
-static bool unnoted_counted = false;	/* this transaction is counted */
+static UnnotedWrites *unnoted_own = NULL;	/* this database's, once known */
+static UnnotedWrites *unnoted_counted = NULL;	/* where this transaction counts */
 static pg_atomic_uint64 *slots = NULL;
 static uint64 slot_mask = 0;
 static LWLock *cleared_lock = NULL;
 static HTAB *cleared = NULL;
+
+/* The entry databases without one of their own share */
+static UnnotedWrites *
+unnoted_shared(void)
+{
+	return &unnoted[UNNOTED_DATABASES];
+}
+
+/*
+ * This database's entry: NULL while it has none and claim is false, the
+ * shared one when it has none and all are taken.  Entries are taken in
+ * order and keep their database, so a search may stop at a free one.
+ */
+static UnnotedWrites *
+unnoted_entry(bool claim)
+{
+	if (unnoted_own != NULL)
+		return unnoted_own;
+	for (int i = 0; i < UNNOTED_DATABASES; i++)
+	{
+		uint32		dboid = pg_atomic_read_u32(&unnoted[i].dboid);
+
+		if (dboid == 0)
+		{
+			if (!claim)
+				return NULL;
+			if (pg_atomic_compare_exchange_u32(&unnoted[i].dboid, &dboid, MyDatabaseId))
+				return unnoted_own = &unnoted[i];
+			/* dboid is now the database that took it first */
+		}
+		if (dboid == MyDatabaseId)
+			return unnoted_own = &unnoted[i];
+	}
+	return unnoted_shared();
+}
+
+/* Is a transaction writing rows no worker notes into this database's deltas? */
+static bool
+unnoted_running(void)
+{
+	UnnotedWrites *own = unnoted_entry(false);
+
+	return pg_atomic_read_u32(&unnoted_shared()->running) > 0 ||
+		(own != NULL && pg_atomic_read_u32(&own->running) > 0);
+}
+
+/* This database's epoch: its own entry's commits and the shared one's */
+static uint64
+unnoted_epoch(void)
+{
+	UnnotedWrites *own = unnoted_entry(false);
+	uint64		epoch = pg_atomic_read_u64(&unnoted_shared()->epoch);
+
+	if (own != NULL && own != unnoted_shared())
+		epoch += pg_atomic_read_u64(&own->epoch);
+	return epoch;
+}
 
 /* The slots in use: stream_ext.pending_key_slots rounded down to a power of two */
 static uint64
@@ -124,7 +192,7 @@ stream_pending_keys_shmem_request(void)
 {
 	RequestAddinShmemSpace(mul_size(slot_count(), sizeof(pg_atomic_uint64)));
 	RequestAddinShmemSpace(hash_estimate_size(max_tables(), sizeof(ClearedEntry)));
-	RequestAddinShmemSpace(sizeof(UnnotedWrites));
+	RequestAddinShmemSpace(mul_size(UNNOTED_DATABASES + 1, sizeof(UnnotedWrites)));
 	RequestNamedLWLockTranche("stream_ext pending keys", 1);
 }
 
@@ -141,12 +209,16 @@ stream_pending_keys_shmem_startup(void)
 	info.entrysize = sizeof(ClearedEntry);
 	cleared = ShmemInitHash("stream_ext cleared deltas", max_tables(), max_tables(),
 							&info, HASH_ELEM | HASH_BLOBS);
-	unnoted = ShmemInitStruct("stream_ext unnoted delta writes", sizeof(UnnotedWrites), &found);
+	unnoted = ShmemInitStruct("stream_ext unnoted delta writes",
+							  mul_size(UNNOTED_DATABASES + 1, sizeof(UnnotedWrites)),
+							  &found);
 	if (!found)
-	{
-		pg_atomic_init_u32(&unnoted->running, 0);
-		pg_atomic_init_u64(&unnoted->epoch, 0);
-	}
+		for (int i = 0; i <= UNNOTED_DATABASES; i++)
+		{
+			pg_atomic_init_u32(&unnoted[i].dboid, 0);
+			pg_atomic_init_u32(&unnoted[i].running, 0);
+			pg_atomic_init_u64(&unnoted[i].epoch, 0);
+		}
 	if (n > 0)
 	{
 		slots = ShmemInitStruct("stream_ext pending key slots",
@@ -350,7 +422,7 @@ stream_pending_key_may_have_deltas(Oid delta, uint32 hash)
 	uint64		scans;
 	bool		may = true;
 
-	if (slots == NULL || pg_atomic_read_u32(&unnoted->running) > 0)
+	if (slots == NULL || unnoted_running())
 		return true;
 	pg_read_barrier();
 	key = cleared_key(delta);
@@ -477,7 +549,7 @@ stream_pending_keys_cleared(Oid delta, FullTransactionId below, uint64 epoch)
 	key = cleared_key(delta);
 	LWLockAcquire(cleared_lock, LW_SHARED);
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
-	if (entry != NULL && pg_atomic_read_u64(&unnoted->epoch) == epoch)
+	if (entry != NULL && unnoted_epoch() == epoch)
 		pg_atomic_write_u64(&entry->below, U64FromFullTransactionId(below));
 	LWLockRelease(cleared_lock);
 }
@@ -504,7 +576,7 @@ stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below, Snapshot sc
 	key = cleared_key(delta);
 	LWLockAcquire(cleared_lock, LW_SHARED);
 	entry = hash_search(cleared, &key, HASH_FIND, NULL);
-	if (entry != NULL && pg_atomic_read_u64(&unnoted->epoch) == epoch)
+	if (entry != NULL && unnoted_epoch() == epoch)
 	{
 		SpinLockAcquire(&entry->mutex);
 		pg_atomic_write_u64(&entry->scan_below, U64FromFullTransactionId(below));
@@ -525,7 +597,7 @@ stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below, Snapshot sc
 uint64
 stream_pending_keys_epoch(void)
 {
-	return unnoted == NULL ? 0 : pg_atomic_read_u64(&unnoted->epoch);
+	return unnoted == NULL ? 0 : unnoted_epoch();
 }
 
 /*
@@ -537,7 +609,7 @@ stream_pending_keys_epoch(void)
 static void
 unnoted_xact_callback(XactEvent event, void *arg)
 {
-	if (!unnoted_counted)
+	if (unnoted_counted == NULL)
 		return;
 	switch (event)
 	{
@@ -553,7 +625,7 @@ unnoted_xact_callback(XactEvent event, void *arg)
 				ClearedEntry *entry;
 
 				LWLockAcquire(cleared_lock, LW_EXCLUSIVE);
-				pg_atomic_fetch_add_u64(&unnoted->epoch, 1);
+				pg_atomic_fetch_add_u64(&unnoted_counted->epoch, 1);
 				hash_seq_init(&scan, cleared);
 				while ((entry = hash_seq_search(&scan)) != NULL)
 				{
@@ -570,8 +642,8 @@ unnoted_xact_callback(XactEvent event, void *arg)
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			pg_atomic_fetch_sub_u32(&unnoted->running, 1);
-			unnoted_counted = false;
+			pg_atomic_fetch_sub_u32(&unnoted_counted->running, 1);
+			unnoted_counted = NULL;
 			break;
 		default:
 			break;
@@ -588,13 +660,13 @@ stream_pending_keys_unnoted_write(void)
 {
 	static bool registered = false;
 
-	if (unnoted == NULL || unnoted_counted)
+	if (unnoted == NULL || unnoted_counted != NULL)
 		return;
 	if (!registered)
 	{
 		RegisterXactCallback(unnoted_xact_callback, NULL);
 		registered = true;
 	}
-	pg_atomic_fetch_add_u32(&unnoted->running, 1);
-	unnoted_counted = true;
+	unnoted_counted = unnoted_entry(true);
+	pg_atomic_fetch_add_u32(&unnoted_counted->running, 1);
 }
