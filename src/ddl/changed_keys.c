@@ -66,6 +66,7 @@
 #include "agg/combine.h"
 #include "catalog/catalog.h"
 #include "ddl/changed_keys.h"
+#include "ddl/key_memo.h"
 #include "ipc/pending_keys.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_delta_changes_key);
@@ -98,6 +99,7 @@ typedef struct ChangedKeys
 	AttrNumber *columns;		/* in delta */
 	PendingKeyHash hash;		/* as writers hash keys */
 	FmgrInfo   *equal;			/* each key type's equality */
+	Oid		   *types;
 	int16	   *typlen;
 	bool	   *typbyval;
 	bool		gate_usable;	/* the columns are delta's keys, in order */
@@ -284,6 +286,7 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 	site->columns = key_columns(PG_GETARG_ARRAYTYPE_P(1), rel, key_count, nkeys, cxt);
 	stream_pending_key_hash_alloc(&site->hash, nkeys, cxt);
 	site->equal = MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * nkeys);
+	site->types = MemoryContextAlloc(cxt, sizeof(Oid) * nkeys);
 	site->typlen = MemoryContextAlloc(cxt, sizeof(int16) * nkeys);
 	site->typbyval = MemoryContextAlloc(cxt, sizeof(bool) * nkeys);
 	site->keys = MemoryContextAlloc(cxt, sizeof(Datum) * nkeys);
@@ -307,6 +310,7 @@ changed_keys_site(FunctionCallInfo fcinfo, Oid delta)
 		stream_pending_key_hash_column(&site->hash, i, att->atttypid, att->attcollation, cxt);
 		get_sort_group_operators(att->atttypid, false, true, false, NULL, &eqop, NULL, NULL);
 		fmgr_info_cxt(get_opcode(eqop), &site->equal[i], cxt);
+		site->types[i] = att->atttypid;
 		site->typlen[i] = att->attlen;
 		site->typbyval[i] = att->attbyval;
 		if (site->columns[i] != i + 2)
@@ -503,16 +507,21 @@ key_row(ChangedKeys *site, TupleTableSlot *slot, void *arg)
 }
 
 /*
- * Does a delta the current snapshot sees hold keys?  A scan of the deltas
- * for one key: equality first, the writer's status only for equal keys.
+ * Does a delta the current snapshot sees hold keys (of this hash)?  A scan
+ * of the deltas for one key: equality first, the writer's status only for
+ * equal keys.  When none does, the gated scans of the same read need not
+ * run either (key_memo.c).
  */
 static bool
-scan_for_key(ChangedKeys *site, const Datum *keys)
+scan_for_key(ChangedKeys *site, const Datum *keys, uint32 hash)
 {
 	KeyScan		scan = {keys, palloc(sizeof(Datum) * site->nkeys), false};
 
 	scan_deltas(site, key_row, &scan);
 	pfree(scan.row);
+	if (!scan.found)
+		stream_key_memo_note_absent(site->delta, hash, site->nkeys, site->types, keys,
+									site->typlen, site->typbyval);
 	return scan.found;
 }
 
@@ -562,7 +571,7 @@ stream_ext_delta_changes_key(PG_FUNCTION_ARGS)
 			if (!stream_pending_key_may_have_deltas(delta, hash))
 				PG_RETURN_BOOL(false);
 			if (site->key_scans++ < KEY_SCANS)
-				PG_RETURN_BOOL(scan_for_key(site, site->keys));
+				PG_RETURN_BOOL(scan_for_key(site, site->keys, hash));
 		}
 		load_changed_keys(site);
 		if (site->count == 0)

@@ -42,6 +42,7 @@
 
 #include "catalog/catalog.h"
 #include "ddl/delta_gate.h"
+#include "ddl/key_memo.h"
 #include "ipc/pending_keys.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_delta_may_have_key);
@@ -226,6 +227,7 @@ typedef struct GateSite
 	Oid			delta;
 	bool		usable;			/* false: every key may have deltas */
 	PendingKeyHash hash;
+	Oid		   *types;			/* of the values */
 	Datum	   *keys;
 	bool	   *isnull;
 } GateSite;
@@ -256,6 +258,7 @@ gate_site(FunctionCallInfo fcinfo, Oid delta)
 	stream_pending_key_hash_alloc(&site->hash, nkeys, fcinfo->flinfo->fn_mcxt);
 	site->keys = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Datum) * nkeys);
 	site->isnull = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(bool) * nkeys);
+	site->types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * nkeys);
 	for (int i = 0; i < nkeys; i++)
 	{
 		Oid			value_type = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
@@ -263,6 +266,7 @@ gate_site(FunctionCallInfo fcinfo, Oid delta)
 		int32		typmod;
 		Oid			collation;
 
+		site->types[i] = value_type;
 		get_atttypetypmodcoll(delta, i + 2, &key_type, &typmod, &collation);
 		if (!OidIsValid(value_type) || !OidIsValid(key_type) ||
 			!hashes_like_key(key_type, collation, value_type) ||
@@ -284,6 +288,7 @@ stream_ext_delta_may_have_key(PG_FUNCTION_ARGS)
 {
 	GateSite   *site = fcinfo->flinfo->fn_extra;
 	Oid			delta;
+	uint32		hash;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(true);
@@ -299,7 +304,9 @@ stream_ext_delta_may_have_key(PG_FUNCTION_ARGS)
 		site->keys[i] = PG_GETARG_DATUM(i + 1);
 		site->isnull[i] = false;
 	}
-	PG_RETURN_BOOL(stream_pending_key_may_have_deltas(delta,
-													  stream_pending_key_hash(&site->hash, site->keys,
-																			  site->isnull)));
+	hash = stream_pending_key_hash(&site->hash, site->keys, site->isnull);
+	/* a scan of this read for the key found none: key_memo.c */
+	PG_RETURN_BOOL(stream_pending_key_may_have_deltas(delta, hash) &&
+				   !stream_key_memo_absent(delta, hash, site->hash.nkeys, site->types,
+										   site->keys));
 }
