@@ -249,7 +249,28 @@ grep -qx "n 1" "$SCRATCH/memo.out" || fail "the snapshot saw a write after it: $
 grep -qx "scans 1" "$SCRATCH/memo.out" ||
 	fail "a read of a key with no delta its snapshot sees ran $(grep scans "$SCRATCH/memo.out") of the delta table, not 1"
 [ "$(q "SELECT n FROM per_k WHERE k = 'memo'")" = 2 ] || fail "memo reads $(q "SELECT n FROM per_k WHERE k = 'memo'") after the snapshot ended, not 2"
-say "ok: a read whose own scan found no delta of its key runs no gated scan of it"
+# ... but a note of a key without deltas does not outlive a rolled back
+# subtransaction that deleted them: its rows are seen again
+run_sql -c "INSERT INTO s VALUES ('sx', 1, 1)"
+wait_until 20 "sx merged and published as without deltas" \
+	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'sx'::text)"
+psql -X -q -c "BEGIN; LOCK $state IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" >/dev/null &
+_bg_pids+=($!)
+sleep 0.3
+run_sql -c "INSERT INTO s VALUES ('sx', 1, 1)"
+psql -X -At -v ON_ERROR_STOP=1 > "$SCRATCH/subx.out" 2>&1 <<SQL || fail "the savepoint transaction failed: $(cat "$SCRATCH/subx.out")"
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SAVEPOINT a;
+DELETE FROM $delta WHERE k = 'sx';
+SELECT 'deleted ' || n FROM per_k WHERE k = 'sx';
+ROLLBACK TO a;
+SELECT 'restored ' || n FROM per_k WHERE k = 'sx';
+COMMIT;
+SQL
+grep -qx "deleted 1" "$SCRATCH/subx.out" || fail "with its delta deleted, sx read: $(cat "$SCRATCH/subx.out")"
+grep -qx "restored 2" "$SCRATCH/subx.out" ||
+	fail "after the deletion of its delta was rolled back, sx read: $(cat "$SCRATCH/subx.out")"
+say "ok: a read whose own scan found no delta of its key runs no gated scan of it, until a rollback shows deltas again"
 
 # --- 3. a key written without pause never reads lower than before
 cat > "$SCRATCH/hot.sql" <<'SQL'

@@ -494,6 +494,7 @@ typedef struct KeyScan
 	const Datum *keys;
 	Datum	   *row;
 	bool		found;
+	bool		any;			/* a row of these keys, its writer visible or not */
 } KeyScan;
 
 static bool
@@ -502,24 +503,29 @@ key_row(ChangedKeys *site, TupleTableSlot *slot, void *arg)
 	KeyScan    *scan = arg;
 
 	if (row_keys(site, slot, scan->row) && keys_equal(site, scan->keys, scan->row))
+	{
+		scan->any = true;
 		scan->found = row_writer_visible(slot);
+	}
 	return !scan->found;
 }
 
 /*
  * Does a delta the current snapshot sees hold keys (of this hash)?  A scan
  * of the deltas for one key: equality first, the writer's status only for
- * equal keys.  When none does, the gated scans of the same read need not
- * run either (key_memo.c).
+ * equal keys.  When the snapshot sees no row of the key at all (a writer
+ * not visible or not), no scan of the delta table restricted to the key
+ * finds one: the gated scans of the same snapshot need not run
+ * (key_memo.c).
  */
 static bool
 scan_for_key(ChangedKeys *site, const Datum *keys, uint32 hash)
 {
-	KeyScan		scan = {keys, palloc(sizeof(Datum) * site->nkeys), false};
+	KeyScan		scan = {keys, palloc(sizeof(Datum) * site->nkeys), false, false};
 
 	scan_deltas(site, key_row, &scan);
 	pfree(scan.row);
-	if (!scan.found)
+	if (!scan.any)
 		stream_key_memo_note_absent(site->delta, hash, site->nkeys, site->types, keys,
 									site->typlen, site->typbyval);
 	return scan.found;

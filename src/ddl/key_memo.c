@@ -12,17 +12,21 @@
  * either, under the same snapshot.  So the scan notes the key here, and the
  * gates ask before they let their scans run.
  *
- * A note holds for the snapshot it was made under: the same top-level
- * transaction (its local id), command id, xmin, xmax and counts of running
- * ids.  Two snapshots of one transaction that agree on those see the same
- * rows: every id below xmax was handed out before either was taken, so the
- * set of those still running only shrinks, and equal counts mean equal sets.
+ * A note says that the snapshot sees no row of the key in the delta table,
+ * whatever its writer's status, so that it answers for any scan of the
+ * table restricted to the key, not only the view's.  It holds for the
+ * snapshot it was made under: the same top-level transaction (its local
+ * id), command id, xmin, xmax, running ids, and no subtransaction of this
+ * one rolled back since (which would show again rows this transaction had
+ * deleted, with the same command id).  Two snapshots of one transaction
+ * that agree on those see the same rows of other transactions.
  * A gate matches a note only for the same delta table, key types and keys
  * equal byte for byte (so equal under any collation); anything else, and the
  * gate goes by shared memory as before.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "storage/proc.h"
 #include "utils/datum.h"
@@ -35,6 +39,8 @@
 #define MEMO_NOTES 4
 /* Keys of a note at most */
 #define MEMO_KEYS 8
+/* Running ids (and running subtransaction ids) of a noted snapshot at most */
+#define MEMO_XIDS 64
 
 typedef struct KeyNote
 {
@@ -46,6 +52,8 @@ typedef struct KeyNote
 	uint32		xcnt;
 	int32		subxcnt;
 	bool		suboverflowed;
+	TransactionId xip[MEMO_XIDS];
+	TransactionId subxip[MEMO_XIDS];
 	Oid			delta;
 	uint32		hash;
 	int			nkeys;
@@ -58,6 +66,17 @@ typedef struct KeyNote
 
 static KeyNote notes[MEMO_NOTES];
 static int	next_note = 0;
+static bool callback_registered = false;
+
+/* A subtransaction rolled back: rows this transaction deleted may be seen again */
+static void
+forget_notes(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid,
+			 void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		for (int n = 0; n < MEMO_NOTES; n++)
+			notes[n].valid = false;
+}
 
 /* Does note hold for the active snapshot? */
 static bool
@@ -66,7 +85,10 @@ same_snapshot(const KeyNote *note, Snapshot snapshot)
 	return note->lxid == MyProc->lxid && note->curcid == snapshot->curcid &&
 		note->xmin == snapshot->xmin && note->xmax == snapshot->xmax &&
 		note->xcnt == snapshot->xcnt && note->subxcnt == snapshot->subxcnt &&
-		note->suboverflowed == snapshot->suboverflowed;
+		note->suboverflowed == snapshot->suboverflowed &&
+		memcmp(note->xip, snapshot->xip, sizeof(TransactionId) * note->xcnt) == 0 &&
+		(note->subxcnt <= 0 ||
+		 memcmp(note->subxip, snapshot->subxip, sizeof(TransactionId) * note->subxcnt) == 0);
 }
 
 /*
@@ -84,6 +106,13 @@ stream_key_memo_note_absent(Oid delta, uint32 hash, int nkeys, const Oid *types,
 	if (!ActiveSnapshotSet() || nkeys > MEMO_KEYS || MyProc == NULL)
 		return;
 	snapshot = GetActiveSnapshot();
+	if (snapshot->xcnt > MEMO_XIDS || snapshot->subxcnt > MEMO_XIDS || snapshot->subxcnt < 0)
+		return;
+	if (!callback_registered)
+	{
+		RegisterSubXactCallback(forget_notes, NULL);
+		callback_registered = true;
+	}
 	next_note = (next_note + 1) % MEMO_NOTES;
 	if (note->cxt == NULL)
 		note->cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext key note",
@@ -111,6 +140,9 @@ stream_key_memo_note_absent(Oid delta, uint32 hash, int nkeys, const Oid *types,
 	note->xcnt = snapshot->xcnt;
 	note->subxcnt = snapshot->subxcnt;
 	note->suboverflowed = snapshot->suboverflowed;
+	memcpy(note->xip, snapshot->xip, sizeof(TransactionId) * snapshot->xcnt);
+	if (snapshot->subxcnt > 0)
+		memcpy(note->subxip, snapshot->subxip, sizeof(TransactionId) * snapshot->subxcnt);
 	note->delta = delta;
 	note->hash = hash;
 	note->nkeys = nkeys;
