@@ -492,6 +492,12 @@ SELECT (SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid IN (i.inhpar
         WHERE c.relnamespace = 'stream_ext_internal'::regnamespace) AS links,
        (SELECT count(*) FROM pg_constraint
         WHERE confrelid IN (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_lk'::regclass)) AS keys;
+-- a name is looked up again once the statement locks it: with our schema on
+-- the search path, an unqualified one could come to mean an internal table
+SET search_path = public, stream_ext_internal;
+ALTER TABLE tr_lk_other ADD COLUMN k3 text;
+ALTER TABLE public.tr_lk_other ADD COLUMN k3 text;
+RESET search_path;
 DROP TABLE tr_lk_child, tr_lk_parent, tr_lk_other;
 RESET ROLE;
 -- a view whose owner may no longer read its stream gets no more of its

@@ -29,6 +29,10 @@
  *	   partitioned table are cloned onto them; a child's rows would be read
  *	   and deleted with the delta rows; a foreign key puts its triggers on
  *	   the referenced table.
+ * A name is judged as it resolves before the statement runs; PostgreSQL
+ * resolves it again when it locks the relation.  So, for roles that are not
+ * superusers, these statements take only qualified names while
+ * stream_ext_internal is on the search path.
  */
 #include "postgres.h"
 
@@ -65,11 +69,42 @@ internal_relid(RangeVar *relation)
 	return InvalidOid;
 }
 
+/* Is stream_ext_internal on the search path, where names resolve? */
+static bool
+internal_on_search_path(void)
+{
+	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+	List	   *path;
+	bool		on;
+
+	if (!OidIsValid(internal))
+		return false;
+	path = fetch_search_path(false);
+	on = list_member_oid(path, internal);
+	list_free(path);
+	return on;
+}
+
 static void
 refuse(RangeVar *relation, const char *what, bool superuser_may)
 {
 	Oid			relid = internal_relid(relation);
 
+	/*
+	 * The statement looks the name up again once it locks the relation, and
+	 * again if that relation was dropped meanwhile: an unqualified name
+	 * another schema of the search path holds now could then mean one of
+	 * ours.  So with our schema on the path, names are qualified.
+	 */
+	if (!OidIsValid(relid) && relation != NULL && relation->schemaname == NULL &&
+		!superuser() && internal_on_search_path())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot %s relation \"%s\" by an unqualified name while schema %s is on search_path",
+						what, relation->relname, STREAM_INTERNAL_SCHEMA),
+				 errdetail("The name could come to mean a relation of %s, which stream_ext's workers and combiner write, before the statement locks it.",
+						   STREAM_INTERNAL_SCHEMA),
+				 errhint("Qualify the name with its schema.")));
 	if (!OidIsValid(relid) || (superuser_may && superuser()))
 		return;
 	ereport(ERROR,
