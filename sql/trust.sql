@@ -497,8 +497,38 @@ SELECT (SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid IN (i.inhpar
 SET search_path = public, stream_ext_internal;
 ALTER TABLE tr_lk_other ADD COLUMN k3 text;
 ALTER TABLE public.tr_lk_other ADD COLUMN k3 text;
+-- (a temporary table's name is its session's alone, while pg_temp comes first)
+CREATE TEMP TABLE tr_lk_temp (id int PRIMARY KEY);
+DROP TABLE tr_lk_temp;
+SET search_path = stream_ext_internal, pg_temp, public;
+CREATE TEMP TABLE tr_lk_temp (id int PRIMARY KEY);
 RESET search_path;
+-- and a name in our schema is refused even before it means a relation (a
+-- view made by another session may make it one before the statement locks it)
+ALTER TABLE stream_ext_internal.delta_999999 ADD COLUMN junk int;
 DROP TABLE tr_lk_child, tr_lk_parent, tr_lk_other;
+-- another role's object that depends on a view's internal table stops a
+-- DROP VIEW that does not cascade, as for any table; CASCADE drops it
+RESET ROLE;
+CREATE ROLE regress_trust_dep;
+GRANT CREATE ON SCHEMA public TO regress_trust_dep;
+SET ROLE regress_trust_user;
+CREATE VIEW tr_dep WITH (continuous) AS SELECT k, count(*) AS n FROM tr_s5 GROUP BY k;
+SET ROLE regress_trust_dep;
+DO $$BEGIN
+  EXECUTE format('CREATE VIEW tr_dep_over AS SELECT * FROM %s',
+                 (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_dep'::regclass));
+END$$;
+SET ROLE regress_trust_user;
+\set VERBOSITY terse
+DROP VIEW tr_dep;
+\set VERBOSITY default
+DROP VIEW tr_dep CASCADE;
+SELECT to_regclass('tr_dep_over') AS dependent_view, to_regclass('tr_dep') AS continuous_view;
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM regress_trust_dep;
+DROP ROLE regress_trust_dep;
+SET ROLE regress_trust_user;
 RESET ROLE;
 -- a view whose owner may no longer read its stream gets no more of its
 -- events (as for a table it joins): the batches fail for it, recorded

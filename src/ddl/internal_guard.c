@@ -29,10 +29,11 @@
  *	   partitioned table are cloned onto them; a child's rows would be read
  *	   and deleted with the delta rows; a foreign key puts its triggers on
  *	   the referenced table.
- * A name is judged as it resolves before the statement runs; PostgreSQL
- * resolves it again when it locks the relation.  So, for roles that are not
- * superusers, these statements take only qualified names while
- * stream_ext_internal is on the search path.
+ * A name is judged before the statement runs; PostgreSQL looks it up again
+ * when it locks the relation (refuse() says why that matters).  VACUUM FULL
+ * and REINDEX without a relation reach every table their role owns, these
+ * too: not refused (a plain maintenance command), documented with the other
+ * lock waits that hold up the workers.
  */
 #include "postgres.h"
 
@@ -85,19 +86,73 @@ internal_on_search_path(void)
 	return on;
 }
 
+/*
+ * Is relation a temporary one that stays what the name means: no other
+ * session can drop it, and no relation of ours can take the name over
+ * (pg_temp is searched before our schema)?
+ */
+static bool
+temporary(RangeVar *relation)
+{
+	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+	Oid			relid;
+	List	   *path;
+	ListCell   *lc;
+	bool		temp_first = false;
+
+	relid = RangeVarGetRelid(relation, NoLock, true);
+	if (relation->relpersistence != RELPERSISTENCE_TEMP &&
+		(!OidIsValid(relid) || get_rel_persistence(relid) != RELPERSISTENCE_TEMP))
+		return false;
+	path = fetch_search_path(true);
+	foreach(lc, path)
+	{
+		if (lfirst_oid(lc) == internal)
+			break;
+		if (isTempNamespace(lfirst_oid(lc)))
+		{
+			temp_first = true;
+			break;
+		}
+	}
+	list_free(path);
+	return temp_first;
+}
+
 static void
 refuse(RangeVar *relation, const char *what, bool superuser_may)
 {
-	Oid			relid = internal_relid(relation);
+	Oid			relid;
+
+	if (relation == NULL || (superuser_may && superuser()))
+		return;
+	relid = internal_relid(relation);
+	if (OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot %s relation \"%s.%s\"", what,
+						STREAM_INTERNAL_SCHEMA, get_rel_name(relid)),
+				 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
+						   STREAM_INTERNAL_SCHEMA)));
 
 	/*
 	 * The statement looks the name up again once it locks the relation, and
-	 * again if that relation was dropped meanwhile: an unqualified name
-	 * another schema of the search path holds now could then mean one of
-	 * ours.  So with our schema on the path, names are qualified.
+	 * again after invalidations (a relation dropped meanwhile, one created
+	 * since this backend last read the catalog): a name that means none of
+	 * ours now could then mean one.  So a name in our schema is refused
+	 * whether or not it resolves, and, with our schema on the search path,
+	 * an unqualified name too, unless it is of a temporary relation.
 	 */
-	if (!OidIsValid(relid) && relation != NULL && relation->schemaname == NULL &&
-		!superuser() && internal_on_search_path())
+	if (relation->schemaname != NULL &&
+		strcmp(relation->schemaname, STREAM_INTERNAL_SCHEMA) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot %s relation \"%s.%s\"", what,
+						STREAM_INTERNAL_SCHEMA, relation->relname),
+				 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
+						   STREAM_INTERNAL_SCHEMA)));
+	if (relation->schemaname == NULL && !superuser() && internal_on_search_path() &&
+		!temporary(relation))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot %s relation \"%s\" by an unqualified name while schema %s is on search_path",
@@ -105,14 +160,6 @@ refuse(RangeVar *relation, const char *what, bool superuser_may)
 				 errdetail("The name could come to mean a relation of %s, which stream_ext's workers and combiner write, before the statement locks it.",
 						   STREAM_INTERNAL_SCHEMA),
 				 errhint("Qualify the name with its schema.")));
-	if (!OidIsValid(relid) || (superuser_may && superuser()))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot %s relation \"%s.%s\"", what,
-					STREAM_INTERNAL_SCHEMA, get_rel_name(relid)),
-			 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
-					   STREAM_INTERNAL_SCHEMA)));
 }
 
 /* Refuse a foreign key constraint that references a relation of ours */

@@ -35,6 +35,7 @@
 
 #include "catalog/catalog.h"
 #include "ddl/delta_writes.h"
+#include "ddl/drop_behavior.h"
 #include "ddl/create_view.h"
 #include "ddl/internal_guard.h"
 #include "ddl/utility.h"
@@ -538,6 +539,33 @@ run_next_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 								params, queryEnv, dest, qc);
 }
 
+/*
+ * A DROP or DROP OWNED, its behavior kept while it runs, for the drops of
+ * views' tables it sets off (drop_behavior.c)
+ */
+static void
+run_drop(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+		 ProcessUtilityContext context, ParamListInfo params,
+		 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	bool		saved;
+
+	if (!stream_drop_behavior_begin(pstmt->utilityStmt, &saved))
+	{
+		run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		return;
+	}
+	PG_TRY();
+	{
+		run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		stream_drop_behavior_end(saved);
+	}
+	PG_END_TRY();
+}
+
 /* CREATE VIEW ... WITH (continuous, options...) AS query */
 static void
 create_continuous_view(OwnStatement *own)
@@ -768,7 +796,10 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		return;
 	}
 
-	run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	if (IsA(parsetree, DropStmt) || IsA(parsetree, DropOwnedStmt))
+		run_drop(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 
 	/* the views' text names what they read as it is now (pg_dump takes it) */
 	if (IsA(parsetree, RenameStmt) || IsA(parsetree, AlterObjectSchemaStmt))

@@ -580,12 +580,19 @@ GRANT SELECT ON stream_ext.streams, stream_ext.continuous_views,
 
 -- DROP VIEW (or DROP ... CASCADE of a stream) removes the state behind a view.
 -- (Quietly: the tables DROP OWNED dropped already are no one's business.)
+-- Does the DROP being run cascade (src/ddl/drop_behavior.c)?  The tables of
+-- a dropped view are dropped as the statement said: other roles' objects
+-- that depend on them (a view over one) stop a drop that does not cascade.
+CREATE FUNCTION stream_ext_internal.drop_cascades() RETURNS boolean
+  LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'stream_ext_drop_cascades';
+REVOKE ALL ON FUNCTION stream_ext_internal.drop_cascades() FROM PUBLIC;
+
 CREATE FUNCTION stream_ext_internal.on_sql_drop() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
-  SET client_min_messages = warning AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   cv record;
   found boolean := false;
+  behavior text := CASE WHEN stream_ext_internal.drop_cascades() THEN ' CASCADE' ELSE '' END;
 BEGIN
   FOR cv IN
     SELECT v.id
@@ -596,9 +603,9 @@ BEGIN
     found := true;
     DELETE FROM stream_ext_internal.continuous_views WHERE id = cv.id;
     EXECUTE format('DROP TABLE IF EXISTS stream_ext_internal.%I, stream_ext_internal.%I',
-                   'state_' || cv.id, 'delta_' || cv.id);
+                   'state_' || cv.id, 'delta_' || cv.id) || behavior;
     IF to_regclass(format('stream_ext_internal.%I', 'result_' || cv.id)) IS NOT NULL THEN
-      EXECUTE format('DROP TABLE stream_ext_internal.%I', 'result_' || cv.id);
+      EXECUTE format('DROP TABLE stream_ext_internal.%I', 'result_' || cv.id) || behavior;
     END IF;
   END LOOP;
   -- change streams whose stream or view is gone, and their tables
@@ -611,7 +618,7 @@ BEGIN
     -- gone with the stream, unless restored from a dump (pg_depend is not)
     IF to_regclass(format('stream_ext_internal.%I', 'changed_' || cv.id)) IS NOT NULL THEN
       EXECUTE format('DROP TABLE stream_ext_internal.%I, stream_ext_internal.%I',
-                     'changed_' || cv.id, 'emitted_' || cv.id);
+                     'changed_' || cv.id, 'emitted_' || cv.id) || behavior;
     END IF;
   END LOOP;
   IF found THEN
