@@ -492,6 +492,25 @@ SELECT (SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid IN (i.inhpar
         WHERE c.relnamespace = 'stream_ext_internal'::regnamespace) AS links,
        (SELECT count(*) FROM pg_constraint
         WHERE confrelid IN (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_lk'::regclass)) AS keys;
+-- nor when a function the statement runs first puts our schema on the path
+-- (the link is checked once the statement ran, and rolled back)
+CREATE FUNCTION tr_lk_path() RETURNS int LANGUAGE plpgsql STABLE AS
+  $$BEGIN PERFORM set_config('search_path', 'public, stream_ext_internal', false); RETURN 1; END$$;
+DO $$
+DECLARE
+  st text := (SELECT relname FROM pg_class
+              WHERE oid = (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_lk'::regclass));
+BEGIN
+  EXECUTE format('ALTER TABLE public.tr_lk_other ADD COLUMN z int DEFAULT tr_lk_path(), '
+                 'ADD FOREIGN KEY (k) REFERENCES %I (k)', st);
+  RAISE NOTICE 'linked';
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE '%: %', SQLSTATE, split_part(SQLERRM, ' relation', 1);
+END $$;
+RESET search_path;
+SELECT count(*) AS keys FROM pg_constraint
+WHERE confrelid IN (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_lk'::regclass);
+DROP FUNCTION tr_lk_path();
 -- a name is looked up again once the statement locks it: with our schema on
 -- the search path, an unqualified one could come to mean an internal table
 SET search_path = public, stream_ext_internal;

@@ -30,16 +30,24 @@
  *	   and deleted with the delta rows; a foreign key puts its triggers on
  *	   the referenced table.
  * A name is judged before the statement runs; PostgreSQL looks it up again
- * when it locks the relation (refuse() says why that matters).  VACUUM FULL
+ * when it locks the relation (refuse() says why that matters), and an ALTER
+ * TABLE looks up the names of its links only after expressions of its other
+ * subcommands ran (which may change the search path): so the links such a
+ * statement leaves are checked again once it ran.  VACUUM FULL
  * and REINDEX without a relation reach every table their role owns, these
  * too: not refused (a plain maintenance command), documented with the other
  * lock waits that hold up the workers.
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_inherits.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -47,8 +55,10 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "rewrite/rewriteHandler.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "catalog/catalog.h"
 #include "ddl/internal_guard.h"
@@ -202,11 +212,18 @@ refuse_create_links(CreateStmt *stmt)
 	refuse_references(stmt->constraints);
 }
 
-/* ALTER TABLE of another table that would link it to ours */
-static void
+/*
+ * ALTER TABLE of another table that would link it to ours.  True when the
+ * statement has such a subcommand: the names in it are looked up while the
+ * statement runs, after expressions of its other subcommands (a default, a
+ * partition bound) ran, which may change the search path; so the links the
+ * table has afterwards are checked too (stream_guard_check_links).
+ */
+static bool
 refuse_alter_links(AlterTableStmt *stmt)
 {
 	ListCell   *lc;
+	bool		links = false;
 
 	foreach(lc, stmt->cmds)
 	{
@@ -216,20 +233,109 @@ refuse_alter_links(AlterTableStmt *stmt)
 		{
 			case AT_AttachPartition:
 				refuse(((PartitionCmd *) cmd->def)->name, "attach", true);
+				links = true;
 				break;
 			case AT_AddInherit:
 				refuse((RangeVar *) cmd->def, "inherit from", true);
+				links = true;
 				break;
 			case AT_AddConstraint:
 				refuse_reference(cmd->def);
+				links = true;
 				break;
 			case AT_AddColumn:
 				refuse_references(list_make1(cmd->def));
+				links = true;
 				break;
 			default:
 				break;
 		}
 	}
+	return links;
+}
+
+static bool
+is_internal(Oid relid)
+{
+	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+
+	return OidIsValid(internal) && get_rel_namespace(relid) == internal;
+}
+
+static void
+refuse_link(Oid relid, Oid linked, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s relation \"%s.%s\"", what,
+					STREAM_INTERNAL_SCHEMA, get_rel_name(linked)),
+			 errdetail("Relation \"%s\" would be linked to it; relations in schema %s are written by stream_ext's workers and combiner.",
+					   get_rel_name(relid), STREAM_INTERNAL_SCHEMA)));
+}
+
+/*
+ * After parsetree, an ALTER TABLE that may have linked relid to another
+ * table, ran: refuse (rolling it back) a partition, a parent or a
+ * referenced table of ours, as its subcommands could make.
+ */
+void
+stream_guard_check_links(Oid relid, Node *parsetree)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+	ListCell   *lc;
+	bool		attaches = false;
+	bool		inherits = false;
+
+	if (!OidIsValid(relid) || !IsA(parsetree, AlterTableStmt) || superuser() ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		return;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		attaches |= ((AlterTableCmd *) lfirst(lc))->subtype == AT_AttachPartition;
+		inherits |= ((AlterTableCmd *) lfirst(lc))->subtype == AT_AddInherit;
+	}
+	CommandCounterIncrement();
+	if (attaches)
+	{
+		List	   *children = find_inheritance_children(relid, NoLock);
+
+		foreach(lc, children)
+			if (is_internal(lfirst_oid(lc)))
+				refuse_link(relid, lfirst_oid(lc), "attach");
+	}
+	if (inherits)
+	{
+		rel = table_open(InheritsRelationId, AccessShareLock);
+		ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(relid));
+		scan = systable_beginscan(rel, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		{
+			Oid			parent = ((Form_pg_inherits) GETSTRUCT(tuple))->inhparent;
+
+			if (is_internal(parent))
+				refuse_link(relid, parent, "inherit from");
+		}
+		systable_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
+
+	rel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
+
+		if (con->contype == CONSTRAINT_FOREIGN && is_internal(con->confrelid))
+			refuse_link(relid, con->confrelid, "reference");
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 }
 
 /* Context of reads_internal_walker */
@@ -307,10 +413,15 @@ refuse_lock_through_view(RangeVar *relation)
 			 errhint("Reads of a continuous view need no lock: each sees a consistent snapshot.")));
 }
 
-/* Refuse parsetree if it is DDL on an internal relation that is not allowed. */
-void
+/*
+ * Refuse parsetree if it is DDL on an internal relation that is not
+ * allowed.  Returns the relation whose links to check once it ran
+ * (stream_guard_check_links), or InvalidOid.
+ */
+Oid
 stream_guard_internal_relations(Node *parsetree)
 {
+	Oid			check_links = InvalidOid;
 	ListCell   *lc;
 
 	switch (nodeTag(parsetree))
@@ -325,7 +436,9 @@ stream_guard_internal_relations(Node *parsetree)
 			break;
 		case T_AlterTableStmt:
 			refuse(((AlterTableStmt *) parsetree)->relation, "alter", true);
-			refuse_alter_links((AlterTableStmt *) parsetree);
+			if (refuse_alter_links((AlterTableStmt *) parsetree))
+				check_links = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation,
+											   NoLock, true);
 			break;
 		case T_CreateStmt:
 			refuse_create_links((CreateStmt *) parsetree);
@@ -394,4 +507,5 @@ stream_guard_internal_relations(Node *parsetree)
 		default:
 			break;
 	}
+	return check_links;
 }

@@ -7,6 +7,7 @@
 
 #include "nodes/nodes.h"
 
-extern void stream_guard_internal_relations(Node *parsetree);
+extern Oid	stream_guard_internal_relations(Node *parsetree);
+extern void stream_guard_check_links(Oid relid, Node *parsetree);
 
 #endif

@@ -693,6 +693,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	Node	   *parsetree = pstmt->utilityStmt;
 	volatile Oid quiet_db = InvalidOid;
 	bool		creates_stream;
+	Oid			check_links;
 
 	if (IsA(parsetree, ViewStmt) && readOnlyTree)
 	{
@@ -717,7 +718,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		return;
 	}
 
-	stream_guard_internal_relations(parsetree);
+	check_links = stream_guard_internal_relations(parsetree);
 	if (IsA(parsetree, CopyStmt))
 		stream_note_delta_copy((CopyStmt *) parsetree);
 
@@ -800,6 +801,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		run_drop(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	stream_guard_check_links(check_links, parsetree);
 
 	/* the views' text names what they read as it is now (pg_dump takes it) */
 	if (IsA(parsetree, RenameStmt) || IsA(parsetree, AlterObjectSchemaStmt))
