@@ -544,6 +544,18 @@ DROP VIEW tr_dep;
 \set VERBOSITY default
 DROP VIEW tr_dep CASCADE;
 SELECT to_regclass('tr_dep_over') AS dependent_view, to_regclass('tr_dep') AS continuous_view;
+-- the same when the view goes with a column of its stream
+CREATE FOREIGN TABLE tr_dep_s (k text, v int) SERVER stream_ext;
+CREATE VIEW tr_dep WITH (continuous) AS SELECT k, sum(v) AS n FROM tr_dep_s GROUP BY k;
+SET ROLE regress_trust_dep;
+DO $$BEGIN
+  EXECUTE format('CREATE VIEW tr_dep_over AS SELECT * FROM %s',
+                 (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_dep'::regclass));
+END$$;
+SET ROLE regress_trust_user;
+ALTER FOREIGN TABLE tr_dep_s DROP COLUMN v CASCADE;
+SELECT to_regclass('tr_dep_over') AS dependent_view, to_regclass('tr_dep') AS continuous_view;
+DROP FOREIGN TABLE tr_dep_s;
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM regress_trust_dep;
 DROP ROLE regress_trust_dep;

@@ -540,8 +540,9 @@ run_next_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 }
 
 /*
- * A DROP or DROP OWNED, its behavior kept while it runs, for the drops of
- * views' tables it sets off (drop_behavior.c)
+ * A DROP, a DROP OWNED or an ALTER TABLE, the behavior of its drops kept
+ * while it runs, for the drops of views' tables it sets off
+ * (drop_behavior.c)
  */
 static void
 run_drop(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -797,7 +798,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		return;
 	}
 
-	if (IsA(parsetree, DropStmt) || IsA(parsetree, DropOwnedStmt))
+	if (IsA(parsetree, DropStmt) || IsA(parsetree, DropOwnedStmt) ||
+		IsA(parsetree, AlterTableStmt))
 		run_drop(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
