@@ -97,6 +97,7 @@ typedef struct StateColumn
 /* names */
 extern char *stream_view_relation_name(int id, ViewRelation which);
 extern char *stream_view_relation_sql(int id, ViewRelation which);
+extern bool stream_is_internal_relation(Oid relid);
 extern bool stream_is_view_relation(Oid relid, ViewRelation which);
 extern bool stream_is_reserved_internal_name(const char *name);
 extern char *stream_key_null_sql(const char *expr, Oid type);

@@ -86,16 +86,24 @@ stream_is_reserved_internal_name(const char *name)
 	return strncmp(name, "kafka_sink_", 11) == 0 && isdigit((unsigned char) name[11]);
 }
 
+/* Is relid a relation of schema stream_ext_internal? */
+bool
+stream_is_internal_relation(Oid relid)
+{
+	Oid			nsp = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+
+	return OidIsValid(nsp) && OidIsValid(relid) && get_rel_namespace(relid) == nsp;
+}
+
 /* Is relid a continuous view's relation of kind which (of any view)? */
 bool
 stream_is_view_relation(Oid relid, ViewRelation which)
 {
-	Oid			nsp = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
 	const char *prefix = view_relation_prefix[which];
 	char	   *name;
 	bool		is;
 
-	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
+	if (!stream_is_internal_relation(relid))
 		return false;
 	name = get_rel_name(relid);
 	is = (name != NULL && strncmp(name, prefix, strlen(prefix)) == 0 &&

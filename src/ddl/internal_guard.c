@@ -69,15 +69,11 @@ static Oid
 internal_relid(RangeVar *relation)
 {
 	Oid			relid;
-	Oid			internal;
 
 	if (relation == NULL)
 		return InvalidOid;
 	relid = RangeVarGetRelid(relation, NoLock, true);
-	internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
-	if (OidIsValid(relid) && OidIsValid(internal) && get_rel_namespace(relid) == internal)
-		return relid;
-	return InvalidOid;
+	return stream_is_internal_relation(relid) ? relid : InvalidOid;
 }
 
 /* Is stream_ext_internal on the search path, where names resolve? */
@@ -254,14 +250,6 @@ refuse_alter_links(AlterTableStmt *stmt)
 	return links;
 }
 
-static bool
-is_internal(Oid relid)
-{
-	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
-
-	return OidIsValid(internal) && get_rel_namespace(relid) == internal;
-}
-
 static void
 refuse_link(Oid relid, Oid linked, const char *what)
 {
@@ -303,7 +291,7 @@ stream_guard_check_links(Oid relid, Node *parsetree)
 		List	   *children = find_inheritance_children(relid, NoLock);
 
 		foreach(lc, children)
-			if (is_internal(lfirst_oid(lc)))
+			if (stream_is_internal_relation(lfirst_oid(lc)))
 				refuse_link(relid, lfirst_oid(lc), "attach");
 	}
 	if (inherits)
@@ -316,7 +304,7 @@ stream_guard_check_links(Oid relid, Node *parsetree)
 		{
 			Oid			parent = ((Form_pg_inherits) GETSTRUCT(tuple))->inhparent;
 
-			if (is_internal(parent))
+			if (stream_is_internal_relation(parent))
 				refuse_link(relid, parent, "inherit from");
 		}
 		systable_endscan(scan);
@@ -331,7 +319,7 @@ stream_guard_check_links(Oid relid, Node *parsetree)
 	{
 		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
 
-		if (con->contype == CONSTRAINT_FOREIGN && is_internal(con->confrelid))
+		if (con->contype == CONSTRAINT_FOREIGN && stream_is_internal_relation(con->confrelid))
 			refuse_link(relid, con->confrelid, "reference");
 	}
 	systable_endscan(scan);

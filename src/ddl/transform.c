@@ -71,7 +71,7 @@ stream_transform_output(const char *output)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("output \"%s\" is a temporary table", output),
 				 errdetail("Background workers write a transform's rows; they cannot see a session's temporary tables.")));
-	if (get_rel_namespace(relid) == get_namespace_oid(STREAM_INTERNAL_SCHEMA, true))
+	if (stream_is_internal_relation(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("output \"%s\" is an internal relation of stream_ext", output)));
