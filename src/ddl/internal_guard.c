@@ -98,15 +98,13 @@ internal_on_search_path(void)
  * (pg_temp is searched before our schema)?
  */
 static bool
-temporary(RangeVar *relation)
+temporary(RangeVar *relation, Oid relid)
 {
 	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
-	Oid			relid;
 	List	   *path;
 	ListCell   *lc;
 	bool		temp_first = false;
 
-	relid = RangeVarGetRelid(relation, NoLock, true);
 	if (relation->relpersistence != RELPERSISTENCE_TEMP &&
 		(!OidIsValid(relid) || get_rel_persistence(relid) != RELPERSISTENCE_TEMP))
 		return false;
@@ -125,6 +123,17 @@ temporary(RangeVar *relation)
 	return temp_first;
 }
 
+/*
+ * Refuse what on relation, a relation of stream_ext_internal: to everyone,
+ * or but to a superuser.
+ *
+ * The statement looks the name up again once it locks the relation, and
+ * again after invalidations (a relation dropped meanwhile, one created since
+ * this backend last read the catalog): a name that means none of ours now
+ * could then mean one.  So a name in our schema is refused whether or not it
+ * resolves, and, with our schema on the search path, an unqualified name
+ * too, unless it is of a temporary relation.
+ */
 static void
 refuse(RangeVar *relation, const char *what, bool superuser_may)
 {
@@ -132,33 +141,18 @@ refuse(RangeVar *relation, const char *what, bool superuser_may)
 
 	if (relation == NULL || (superuser_may && superuser()))
 		return;
-	relid = internal_relid(relation);
-	if (OidIsValid(relid))
+	relid = RangeVarGetRelid(relation, NoLock, true);
+	if (stream_is_internal_relation(relid) ||
+		(relation->schemaname != NULL &&
+		 strcmp(relation->schemaname, STREAM_INTERNAL_SCHEMA) == 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot %s relation \"%s.%s\"", what,
-						STREAM_INTERNAL_SCHEMA, get_rel_name(relid)),
-				 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
-						   STREAM_INTERNAL_SCHEMA)));
-
-	/*
-	 * The statement looks the name up again once it locks the relation, and
-	 * again after invalidations (a relation dropped meanwhile, one created
-	 * since this backend last read the catalog): a name that means none of
-	 * ours now could then mean one.  So a name in our schema is refused
-	 * whether or not it resolves, and, with our schema on the search path,
-	 * an unqualified name too, unless it is of a temporary relation.
-	 */
-	if (relation->schemaname != NULL &&
-		strcmp(relation->schemaname, STREAM_INTERNAL_SCHEMA) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot %s relation \"%s.%s\"", what,
-						STREAM_INTERNAL_SCHEMA, relation->relname),
+				 errmsg("cannot %s relation \"%s.%s\"", what, STREAM_INTERNAL_SCHEMA,
+						OidIsValid(relid) ? get_rel_name(relid) : relation->relname),
 				 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
 						   STREAM_INTERNAL_SCHEMA)));
 	if (relation->schemaname == NULL && !superuser() && internal_on_search_path() &&
-		!temporary(relation))
+		!temporary(relation, relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot %s relation \"%s\" by an unqualified name while schema %s is on search_path",
@@ -168,21 +162,27 @@ refuse(RangeVar *relation, const char *what, bool superuser_may)
 				 errhint("Qualify the name with its schema.")));
 }
 
-/* Refuse a foreign key constraint that references a relation of ours */
-static void
+/*
+ * Refuse a foreign key constraint that references a relation of ours; true
+ * if node is a foreign key
+ */
+static bool
 refuse_reference(Node *node)
 {
-	if (node != NULL && IsA(node, Constraint) &&
-		((Constraint *) node)->contype == CONSTR_FOREIGN)
-		refuse(((Constraint *) node)->pktable, "reference", true);
+	if (node == NULL || !IsA(node, Constraint) ||
+		((Constraint *) node)->contype != CONSTR_FOREIGN)
+		return false;
+	refuse(((Constraint *) node)->pktable, "reference", true);
+	return true;
 }
 
 /* ... nor one among a column's constraints, or the elements of a table */
-static void
+static bool
 refuse_references(List *elements)
 {
 	ListCell   *lc;
 	ListCell   *lc2;
+	bool		any = false;
 
 	foreach(lc, elements)
 	{
@@ -190,10 +190,11 @@ refuse_references(List *elements)
 
 		if (IsA(element, ColumnDef))
 			foreach(lc2, ((ColumnDef *) element)->constraints)
-				refuse_reference(lfirst(lc2));
+				any |= refuse_reference(lfirst(lc2));
 		else
-			refuse_reference(element);
+			any |= refuse_reference(element);
 	}
+	return any;
 }
 
 /* CREATE TABLE (or FOREIGN TABLE) inheriting from or referencing ours */
@@ -209,17 +210,16 @@ refuse_create_links(CreateStmt *stmt)
 }
 
 /*
- * ALTER TABLE of another table that would link it to ours.  True when the
- * statement has such a subcommand: the names in it are looked up while the
- * statement runs, after expressions of its other subcommands (a default, a
- * partition bound) ran, which may change the search path; so the links the
- * table has afterwards are checked too (stream_guard_check_links).
+ * ALTER TABLE of another table that would link it to ours.  The names in
+ * such a subcommand are looked up while the statement runs, after
+ * expressions of its other subcommands (a default, a partition bound) ran,
+ * which may change the search path; so the links the table has afterwards
+ * are checked too: what to check is set in *check (stream_guard_check_links).
  */
-static bool
-refuse_alter_links(AlterTableStmt *stmt)
+static void
+refuse_alter_links(AlterTableStmt *stmt, StreamLinkCheck *check)
 {
 	ListCell   *lc;
-	bool		links = false;
 
 	foreach(lc, stmt->cmds)
 	{
@@ -229,25 +229,24 @@ refuse_alter_links(AlterTableStmt *stmt)
 		{
 			case AT_AttachPartition:
 				refuse(((PartitionCmd *) cmd->def)->name, "attach", true);
-				links = true;
+				check->attaches = true;
 				break;
 			case AT_AddInherit:
 				refuse((RangeVar *) cmd->def, "inherit from", true);
-				links = true;
+				check->inherits = true;
 				break;
 			case AT_AddConstraint:
-				refuse_reference(cmd->def);
-				links = true;
+				check->references |= refuse_reference(cmd->def);
 				break;
 			case AT_AddColumn:
-				refuse_references(list_make1(cmd->def));
-				links = true;
+				check->references |= refuse_references(list_make1(cmd->def));
 				break;
 			default:
 				break;
 		}
 	}
-	return links;
+	if (check->attaches || check->inherits || check->references)
+		check->relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 }
 
 static void
@@ -262,31 +261,25 @@ refuse_link(Oid relid, Oid linked, const char *what)
 }
 
 /*
- * After parsetree, an ALTER TABLE that may have linked relid to another
- * table, ran: refuse (rolling it back) a partition, a parent or a
- * referenced table of ours, as its subcommands could make.
+ * After an ALTER TABLE that may have linked check.relid to another table
+ * ran: refuse (rolling it back) a partition, a parent or a referenced table
+ * of ours, as its subcommands could make.
  */
 void
-stream_guard_check_links(Oid relid, Node *parsetree)
+stream_guard_check_links(StreamLinkCheck check)
 {
+	Oid			relid = check.relid;
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
 	HeapTuple	tuple;
 	ListCell   *lc;
-	bool		attaches = false;
-	bool		inherits = false;
 
-	if (!OidIsValid(relid) || !IsA(parsetree, AlterTableStmt) || superuser() ||
+	if (!OidIsValid(relid) || superuser() ||
 		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		return;
-	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
-	{
-		attaches |= ((AlterTableCmd *) lfirst(lc))->subtype == AT_AttachPartition;
-		inherits |= ((AlterTableCmd *) lfirst(lc))->subtype == AT_AddInherit;
-	}
 	CommandCounterIncrement();
-	if (attaches)
+	if (check.attaches)
 	{
 		List	   *children = find_inheritance_children(relid, NoLock);
 
@@ -294,7 +287,7 @@ stream_guard_check_links(Oid relid, Node *parsetree)
 			if (stream_is_internal_relation(lfirst_oid(lc)))
 				refuse_link(relid, lfirst_oid(lc), "attach");
 	}
-	if (inherits)
+	if (check.inherits)
 	{
 		rel = table_open(InheritsRelationId, AccessShareLock);
 		ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ,
@@ -310,20 +303,23 @@ stream_guard_check_links(Oid relid, Node *parsetree)
 		systable_endscan(scan);
 		table_close(rel, AccessShareLock);
 	}
-
-	rel = table_open(ConstraintRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(rel, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
-	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	if (check.references)
 	{
-		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
+		rel = table_open(ConstraintRelationId, AccessShareLock);
+		ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(relid));
+		scan = systable_beginscan(rel, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		{
+			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
 
-		if (con->contype == CONSTRAINT_FOREIGN && stream_is_internal_relation(con->confrelid))
-			refuse_link(relid, con->confrelid, "reference");
+			if (con->contype == CONSTRAINT_FOREIGN &&
+				stream_is_internal_relation(con->confrelid))
+				refuse_link(relid, con->confrelid, "reference");
+		}
+		systable_endscan(scan);
+		table_close(rel, AccessShareLock);
 	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
 }
 
 /* Context of reads_internal_walker */
@@ -403,13 +399,13 @@ refuse_lock_through_view(RangeVar *relation)
 
 /*
  * Refuse parsetree if it is DDL on an internal relation that is not
- * allowed.  Returns the relation whose links to check once it ran
- * (stream_guard_check_links), or InvalidOid.
+ * allowed.  Returns the links to check once it ran
+ * (stream_guard_check_links).
  */
-Oid
+StreamLinkCheck
 stream_guard_internal_relations(Node *parsetree)
 {
-	Oid			check_links = InvalidOid;
+	StreamLinkCheck check = {InvalidOid, false, false, false};
 	ListCell   *lc;
 
 	switch (nodeTag(parsetree))
@@ -424,9 +420,7 @@ stream_guard_internal_relations(Node *parsetree)
 			break;
 		case T_AlterTableStmt:
 			refuse(((AlterTableStmt *) parsetree)->relation, "alter", true);
-			if (refuse_alter_links((AlterTableStmt *) parsetree))
-				check_links = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation,
-											   NoLock, true);
+			refuse_alter_links((AlterTableStmt *) parsetree, &check);
 			break;
 		case T_CreateStmt:
 			refuse_create_links((CreateStmt *) parsetree);
@@ -495,5 +489,5 @@ stream_guard_internal_relations(Node *parsetree)
 		default:
 			break;
 	}
-	return check_links;
+	return check;
 }

@@ -7,7 +7,16 @@
 
 #include "nodes/nodes.h"
 
-extern Oid	stream_guard_internal_relations(Node *parsetree);
-extern void stream_guard_check_links(Oid relid, Node *parsetree);
+/* The links an ALTER TABLE may have made, to check once it ran */
+typedef struct StreamLinkCheck
+{
+	Oid			relid;			/* the altered table; InvalidOid: none */
+	bool		attaches;		/* ATTACH PARTITION */
+	bool		inherits;		/* INHERIT */
+	bool		references;		/* a foreign key */
+} StreamLinkCheck;
+
+extern StreamLinkCheck stream_guard_internal_relations(Node *parsetree);
+extern void stream_guard_check_links(StreamLinkCheck check);
 
 #endif

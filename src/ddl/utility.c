@@ -694,7 +694,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	Node	   *parsetree = pstmt->utilityStmt;
 	volatile Oid quiet_db = InvalidOid;
 	bool		creates_stream;
-	Oid			check_links;
+	StreamLinkCheck check_links;
 
 	if (IsA(parsetree, ViewStmt) && readOnlyTree)
 	{
@@ -803,7 +803,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		run_drop(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-	stream_guard_check_links(check_links, parsetree);
+	stream_guard_check_links(check_links);
 
 	/* the views' text names what they read as it is now (pg_dump takes it) */
 	if (IsA(parsetree, RenameStmt) || IsA(parsetree, AlterObjectSchemaStmt))
