@@ -540,14 +540,14 @@ run_next_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 }
 
 /*
- * A DROP, a DROP OWNED or an ALTER TABLE, the behavior of its drops kept
- * while it runs, for the drops of views' tables it sets off
- * (drop_behavior.c)
+ * The rest of the chain; for a statement that drops (drop_behavior.c says
+ * which), with its behavior kept while it runs, for the drops of views'
+ * tables it sets off
  */
 static void
-run_drop(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-		 ProcessUtilityContext context, ParamListInfo params,
-		 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+run_keeping_drop_behavior(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						  ProcessUtilityContext context, ParamListInfo params,
+						  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	bool		saved;
 
@@ -798,11 +798,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		return;
 	}
 
-	if (IsA(parsetree, DropStmt) || IsA(parsetree, DropOwnedStmt) ||
-		IsA(parsetree, AlterTableStmt))
-		run_drop(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-	else
-		run_next_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	run_keeping_drop_behavior(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+							  dest, qc);
 	stream_guard_check_links(check_links);
 
 	/* the views' text names what they read as it is now (pg_dump takes it) */
