@@ -37,6 +37,7 @@
 #include "jobs/jobs.h"
 #include "worker/apply.h"
 #include "worker/change_events.h"
+#include "worker/counters.h"
 #include "worker/forward.h"
 #include "worker/time_limit.h"
 
@@ -45,9 +46,6 @@
 
 /* More changed groups than this are found by reading the whole view */
 #define MAX_LISTED_GROUPS 20000
-
-/* The counters of events applied to views downstream (view_stats) */
-#define CHANGES_COUNTER_WORKER 2000
 
 /* One view's emission, for stream_job_in_transaction */
 typedef struct Emission
@@ -231,7 +229,7 @@ emit_in_transaction(void *arg)
 	if (outputs != NIL)
 	{
 		e->nevents = ((StreamBatchEvents *) linitial(outputs))->nevents;
-		stream_apply_events(outputs, CHANGES_COUNTER_WORKER, e->careful);
+		stream_apply_events(outputs, COMBINER_COUNTER_WORKER, e->careful);
 	}
 }
 
