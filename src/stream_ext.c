@@ -28,6 +28,7 @@
 #include "stream/read_guard.h"
 #include "window/reaper.h"
 #include "worker/change_events.h"
+#include "worker/held_back.h"
 #include "worker/writer_apply.h"
 #include "worker/worker.h"
 
@@ -91,6 +92,7 @@ _PG_init(void)
 	stream_table_copies_init();
 	stream_reaper_init();
 	stream_change_events_init();
+	stream_held_back_init();
 	stream_writer_apply_init();
 	kafka_supervisor_init();
 	kafka_backpressure_init();

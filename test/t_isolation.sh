@@ -6,9 +6,9 @@
 #      writers into an event-time view (two workers contend for its
 #      watermark row) all commit, and no worker statement times out;
 #   3. a COPY waiting on a full queue honours statement_timeout;
-#   4. DDL on a stream while a COPY into it waits on a full queue: the cycle
-#      COPY -> worker -> DDL -> COPY is broken, the COPY fails with a
-#      deadlock error, the DDL completes, and the worker goes on;
+#   4. DDL on a stream while a COPY into it waits on a full queue: the
+#      worker does not wait for the DDL's lock (it holds the stream's events
+#      back), so the COPY and then the DDL complete, and every event counts;
 #   5. stream_ext.view_time_limit: an event that makes a view's expression
 #      sleep 30 s costs that event for that view, and its transaction
 #      commits within seconds;
@@ -80,18 +80,20 @@ CREATE VIEW big_n WITH (continuous) AS SELECT count(*) AS n FROM big;
 CREATE FOREIGN TABLE other (id int) SERVER stream_ext;
 CREATE VIEW other_n WITH (continuous) AS SELECT count(*) AS n FROM other;
 SQL
-delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'big_n'::regclass")
 awk 'BEGIN { pad = sprintf("%100s", ""); gsub(/ /, "x", pad); for (i = 1; i <= 40000; i++) print i "," pad }' > "$SCRATCH/big.csv"
 chmod 644 "$SCRATCH/big.csv"
 
-# hold the view's delta table: the workers wait for it, the queues fill up
+# hold the table the workers count their batches in (as a superuser may):
+# they wait for it at the end of a batch, the queues fill up (a lock of a
+# view's table would not do: its events would be held back)
+counters=stream_ext_internal.view_counters
 block_workers() {
-	psql -X -q -c "BEGIN" -c "LOCK TABLE $delta IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(600)" \
+	psql -X -q -c "BEGIN" -c "LOCK TABLE $counters IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(600)" \
 		>/dev/null 2>&1 &
 	_bg_pids+=($!); blocker=$!
-	wait_until 10 "the delta table is locked" \
+	wait_until 10 "the counters table is locked" \
 		"SELECT count(*) = 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-		  WHERE c.oid = '$delta'::regclass AND l.mode = 'AccessExclusiveLock' AND l.granted"
+		  WHERE c.oid = '$counters'::regclass AND l.mode = 'AccessExclusiveLock' AND l.granted"
 }
 unblock_workers() {
 	q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'" >/dev/null
@@ -124,15 +126,15 @@ t=$SECONDS
 timeout 60 tail --pid=$alter_pid -f /dev/null || fail "the ALTER did not complete within 60 s"
 timeout 60 tail --pid=$copy_pid -f /dev/null || fail "the COPY did not end within 60 s"
 grep -q 'ALTER FOREIGN TABLE' "$SCRATCH/alter.out" || { cat "$SCRATCH/alter.out"; fail "the ALTER failed"; }
-grep -q 'deadlock detected between this transaction and a stream worker' "$SCRATCH/copy.out" ||
-	{ cat "$SCRATCH/copy.out"; fail "the COPY did not fail with the deadlock error"; }
-say "ok: DDL during a COPY waiting on a full queue: the COPY fails with a deadlock error, the DDL completes ($((SECONDS - t)) s)"
+grep -q 'COPY 40000' "$SCRATCH/copy.out" || { cat "$SCRATCH/copy.out"; fail "the COPY failed"; }
+say "ok: DDL during a COPY waiting on a full queue: the COPY and the DDL complete ($((SECONDS - t)) s)"
 q "INSERT INTO other VALUES (1)" >/dev/null
 [ "$(q "SELECT n FROM other_n")" = 1 ] || fail "another stream is held up"
-[ "$(q "SELECT n FROM big_n")" = 0 ] || fail "big_n counts events of failed COPYs"
+wait_until 60 "big_n counts the COPY's held events" "SELECT n = 40000 FROM big_n"
+[ "$(q "SELECT sum(held_events) FROM stream_ext.view_stats")" = 0 ] || fail "events are still held back"
 q "INSERT INTO big (id, pad, extra) VALUES (1, 'x', 1)" >/dev/null
-[ "$(q "SELECT n FROM big_n")" = 1 ] || fail "the altered stream does not take events"
-say "ok: other streams and the altered stream take events; nothing of the failed COPYs counted"
+[ "$(q "SELECT n FROM big_n")" = 40001 ] || fail "the altered stream does not take events"
+say "ok: other streams and the altered stream take events; every event of the COPY counted once, none of the timed out one"
 
 # --- 5. a view over its time limit loses the slow event, not the batch
 run_sql <<'SQL'
@@ -198,15 +200,14 @@ got=$(q "SELECT (SELECT sum(c) FROM tw_agg) || ' ' || (SELECT count(*) FROM tw_o
 say "ok: a timeout caught while a writer's buffer was half sent: every event once in a view and a transform's table"
 
 # 7: at commit (PostgreSQL disarms statement_timeout before it), a writer
-# waiting for a worker stuck on a lock still times out, and nothing of its
-# transaction counts
+# waiting for a worker stuck on a lock (of the counters table, which a
+# superuser may take) still times out, and nothing of its transaction counts
 q "SELECT stream_ext.truncate_continuous_view('tw_agg')" >/dev/null
-agg_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'tw_agg'::regclass")
-psql -X -q -c "BEGIN" -c "LOCK TABLE $agg_delta IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
+psql -X -q -c "BEGIN" -c "LOCK TABLE $counters IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
 locker=$!
 _bg_pids+=("$locker")
-wait_until 10 "the delta table is locked" \
-	"SELECT count(*) = 1 FROM pg_locks WHERE relation = '$agg_delta'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+wait_until 10 "the counters table is locked" \
+	"SELECT count(*) = 1 FROM pg_locks WHERE relation = '$counters'::regclass AND mode = 'AccessExclusiveLock' AND granted"
 t=$SECONDS
 out=$(PGOPTIONS="-c statement_timeout=1s" psql -X -c "INSERT INTO tw VALUES (1, 1)" 2>&1) &&
 	fail "the INSERT committed while its worker waited for a lock: $out"

@@ -58,6 +58,7 @@
 #include "analyze/joins.h"
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
+#include "catalog/held_events.h"
 #include "catalog/view_errors.h"
 #include "ddl/create_view.h"
 #include "guc.h"
@@ -853,6 +854,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	stream_begin_as_extension(&as);
 	stream_lateness_reset_view(id);
 	stream_view_errors_forget(id);
+	stream_held_events_forget(id);
 	stream_end_as_extension(&as);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -153,6 +153,19 @@ CREATE TABLE stream_ext_internal.view_errors (
 ALTER TABLE stream_ext_internal.view_errors REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.view_errors (view_id, occurred_at);
 
+-- Events held back from a view whose run waits for a lock someone holds
+-- (src/catalog/held_events.c): each the stream's tuple as the worker got it,
+-- header and all (its xmin is the event's writer); the combiner applies and
+-- deletes them, oldest (lowest seq) first, once the lock is free.  No foreign
+-- key: its check would wait for a view's DROP in an open transaction, the
+-- very wait this table avoids; rows of dropped views are deleted with them.
+CREATE TABLE stream_ext_internal.held_events (
+  seq     bigserial PRIMARY KEY,
+  view_id int NOT NULL,
+  event   bytea NOT NULL
+);
+CREATE INDEX ON stream_ext_internal.held_events (view_id, seq);
+
 -- Aggregate state plumbing used by generated views and by the combiner.
 -- COST 10: a status lookup per delta row, dearer than a key's equality, which
 -- a read's filter then tests first (a key lookup skips the test for the
@@ -488,6 +501,9 @@ CREATE VIEW stream_ext.view_stats AS
          -- delta rows not merged yet, from the table's statistics (the
          -- workers and the combiner report them at least every second)
          pg_catalog.pg_stat_get_live_tuples(v.delta_table) AS unmerged_deltas,
+         -- events held back while a lock its run needs is held by someone
+         (SELECT count(*) FROM stream_ext_internal.held_events h WHERE h.view_id = v.id)
+           AS held_events,
          -- what the definition costs: rows of the state table (groups and
          -- window steps, or kept rows; from its statistics) and the bytes
          -- on disk of its state, result and delta tables with their indexes
@@ -602,6 +618,7 @@ BEGIN
   LOOP
     found := true;
     DELETE FROM stream_ext_internal.continuous_views WHERE id = cv.id;
+    DELETE FROM stream_ext_internal.held_events WHERE view_id = cv.id;
     EXECUTE format('DROP TABLE IF EXISTS stream_ext_internal.%I, stream_ext_internal.%I',
                    'state_' || cv.id, 'delta_' || cv.id) || behavior;
     IF to_regclass(format('stream_ext_internal.%I', 'result_' || cv.id)) IS NOT NULL THEN

@@ -13,7 +13,10 @@
  * batch carefully: each view in its own subtransaction, and when a view
  * fails, every event is tried alone to find the ones its expressions fail on
  * (say, a division by zero); those are skipped for that view and recorded in
- * stream_ext_internal.view_errors, and the rest are applied.
+ * stream_ext_internal.view_errors, and the rest are applied.  A view whose
+ * run needs a lock someone holds is not run: its events are held back
+ * (held_back.c), and the combiner applies them later through
+ * stream_apply_held_events.
  */
 #include "postgres.h"
 
@@ -53,6 +56,7 @@
 #include "worker/apply.h"
 #include "worker/counters.h"
 #include "worker/forward.h"
+#include "worker/held_back.h"
 #include "worker/key_size.h"
 #include "worker/table_insert.h"
 #include "worker/time_limit.h"
@@ -456,9 +460,9 @@ run_view_plan_work(void *arg)
  * Run the view's plan over events, sending its rows to dest, within
  * stream_ext.view_time_limit: a run that takes longer fails with an error
  * of the view (54000), not a cancel; one that waited that long for a lock
- * (someone's LOCK, VACUUM FULL or REINDEX of a table it writes or reads)
- * fails with 55P03, which is transient: the batch is applied again later,
- * its writers waiting meanwhile, never losing the events.
+ * (an advisory or row lock its function waits for: the relations it reads
+ * and writes were locked without waiting first) fails with 55P03, and the
+ * view's events are held back (apply_view), never lost.
  */
 static void
 run_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest, bool keep)
@@ -626,8 +630,9 @@ fails_without_events(CachedView *view, StreamBatchEvents *events)
  * or with the events before it (an overflowing sum): each round tries every
  * event alone, then the shortest failing prefix names one more.  An error
  * that is not the events' costs the view this batch (recorded without an
- * event), unless it is transient: that one propagates, and the batch is
- * applied again later.  Returns the number of events skipped for an error.
+ * event), unless it is transient: that one propagates (a lock not available
+ * holds the events back, apply_view; anything else has the batch applied
+ * again later).  Returns the number of events skipped for an error.
  */
 static int
 apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs)
@@ -794,13 +799,103 @@ report_view_activity(CachedView *view, int nevents)
 /* Transforms into streams chain at most this deep (cycles are refused at CREATE) */
 #define MAX_TRANSFORM_DEPTH 32
 
+/* A careful run of one view, in a subtransaction of its own */
+typedef struct CarefulRun
+{
+	CachedView *view;
+	StreamBatchEvents *events;
+	List	  **outputs;
+	ViewCount  *count;
+} CarefulRun;
+
+static void
+apply_view_carefully_work(void *arg)
+{
+	CarefulRun *r = arg;
+	int			nlate;
+
+	r->events->skip = stream_mark_late_events(r->view->id, r->view->name, r->view->window,
+											  r->events, &nlate);
+	r->count->events = r->events->nevents - nlate;
+	r->count->errors = apply_view_carefully(r->view, r->events, r->outputs);
+}
+
+/*
+ * Apply events to one view, adding its ViewCount to *counts and the rows of
+ * a transform into a stream to *outputs.  A run that finds a lock it needs
+ * held by someone holds the events back instead (worker/held_back.c), unless
+ * draining: then they are the view's held events, and the lock error
+ * propagates.  Carefully, the view's lateness and run are one
+ * subtransaction: a run that waited for a lock leaves no trace but its
+ * held events.
+ */
+static void
+apply_view(CachedView *view, StreamBatchEvents *events, bool careful, bool draining,
+		   List **outputs, List **counts)
+{
+	ViewCount  *count = palloc0(sizeof(ViewCount));
+	int			nlate;
+
+	count->view_id = view->id;
+	report_view_activity(view, events->nevents);
+	if (careful)
+	{
+		CarefulRun	run = {view, events, outputs, count};
+		ErrorData  *e = stream_try_in_subtransaction(apply_view_carefully_work, &run);
+
+		events->skip = NULL;
+		events->only = -1;
+		if (e != NULL)
+		{
+			if (draining || e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+				ReThrowError(e);
+			stream_view_note_blocked(view->id);
+			stream_hold_back(view, events);
+			return;
+		}
+	}
+	else
+	{
+		DestReceiver *dest = make_view_receiver(view, outputs);
+
+		events->skip = stream_mark_late_events(view->id, view->name, view->window,
+												events, &nlate);
+		count->events = events->nevents - nlate;
+		PG_TRY();
+		{
+			run_view_plan(view, events, dest, true);
+		}
+		PG_CATCH();
+		{
+			/* the careful retry holds the view's events back at once */
+			if (!draining && geterrcode() == ERRCODE_LOCK_NOT_AVAILABLE)
+				stream_view_note_blocked(view->id);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		stream_forward_keep(dest);
+		dest->rDestroy(dest);
+		events->skip = NULL;
+	}
+	*counts = lappend(*counts, count);
+}
+
+static void
+lock_not_free(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("held events of continuous view \"%s\" wait for a lock", what)));
+}
+
 /*
  * Apply the events of streams to their views, adding a ViewCount per view
  * to *counts; then, in the same transaction, the rows that transforms wrote
- * into streams to those streams' views, and so on down the chain.
+ * into streams to those streams' views, and so on down the chain.  With
+ * drain, streams is one stream's events held back from drain alone.
  */
 static void
-apply_streams(List *streams, bool careful, List **counts, int depth)
+apply_streams(List *streams, bool careful, CachedView *drain, List **counts, int depth)
 {
 	List	   *outputs = NIL;	/* StreamBatchEvents * that transforms wrote */
 	ListCell   *lc;
@@ -813,72 +908,67 @@ apply_streams(List *streams, bool careful, List **counts, int depth)
 	foreach(lc, streams)
 	{
 		StreamBatchEvents *events = lfirst(lc);
-		List	   *views;
+		List	   *views = view_cache_views_of_stream(events->stream);
 		ListCell   *lv;
 
-		LockRelationOid(events->stream, AccessShareLock);
+		/*
+		 * DDL on the stream in an open transaction: its views hold the
+		 * events back (the writers of other streams go on, and this
+		 * stream's in flight are acknowledged, so the DDL is not kept
+		 * waiting for them).
+		 */
+		if (!ConditionalLockRelationOid(events->stream, AccessShareLock))
+		{
+			if (drain != NULL)
+				lock_not_free(drain->name);
+			foreach(lv, views)
+			{
+				CachedView *view = lfirst(lv);
+
+				if (!(events->tables_applied && OidIsValid(view->output_table)))
+					stream_hold_back(view, events);
+			}
+			continue;
+		}
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(events->stream)))
 			continue;			/* the stream was dropped */
-		views = view_cache_views_of_stream(events->stream);
 		events->writer = common_writer(events);
 		events->values = NULL;
-		if (list_length(views) > 1)
+		if (list_length(views) > 1 && drain == NULL)
 			deform_events(events);
 		foreach(lv, views)
 		{
 			CachedView *view = lfirst(lv);
-			ViewCount  *count;
-			int			nlate;
 
+			if (drain != NULL && view != drain)
+				continue;
 			if (events->tables_applied && OidIsValid(view->output_table))
 				continue;		/* the writers applied it (writer_apply.c) */
-			LockRelationOid(view->view, AccessShareLock);
+			if (drain != NULL && !stream_view_locks_free(view))
+				lock_not_free(view->name);
+			if (drain == NULL && stream_view_held_back(view))
+			{
+				stream_hold_back(view, events);
+				continue;
+			}
 			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
 				continue;		/* dropped since the cache was loaded */
-
-			report_view_activity(view, events->nevents);
-			count = palloc0(sizeof(ViewCount));
-			count->view_id = view->id;
-			events->skip = stream_mark_late_events(view->id, view->name, view->window,
-													events, &nlate);
-			count->events = events->nevents - nlate;
-			if (careful)
-				count->errors = apply_view_carefully(view, events, &outputs);
-			else
-			{
-				DestReceiver *dest = make_view_receiver(view, &outputs);
-
-				run_view_plan(view, events, dest, true);
-				stream_forward_keep(dest);
-				dest->rDestroy(dest);
-			}
-			events->skip = NULL;
-			*counts = lappend(*counts, count);
+			apply_view(view, events, careful, drain != NULL, &outputs, counts);
 			CommandCounterIncrement();
 		}
 		events->values = NULL;
 	}
 	if (outputs != NIL)
-		apply_streams(outputs, careful, counts, depth + 1);
+		apply_streams(outputs, careful, NULL, counts, depth + 1);
 }
 
-/*
- * Apply the events of streams (a list of StreamBatchEvents) to their views
- * and count them, inside the caller's transaction, which must have an active
- * snapshot.  Rows of transforms into streams are applied to those streams'
- * views in the same transaction (worker/forward.c).  Errors propagate; the
- * caller aborts and may retry with careful = true.
- */
-void
-stream_apply_events(List *streams, int worker_no, bool careful)
+/* Record counts, one per view: a chain may reach a view twice */
+static void
+record_counts(List *counts, int worker_no)
 {
-	List	   *counts = NIL;
 	List	   *merged = NIL;
 	ListCell   *lc;
 
-	apply_streams(streams, careful, &counts, 0);
-
-	/* one count per view: a chain may reach a stream twice */
 	foreach(lc, counts)
 	{
 		ViewCount  *c = lfirst(lc);
@@ -900,6 +990,37 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 			merged = lappend(merged, c);
 	}
 	stream_counters_record(merged, worker_no);
+}
+
+/*
+ * Apply the events of streams (a list of StreamBatchEvents) to their views
+ * and count them, inside the caller's transaction, which must have an active
+ * snapshot.  Rows of transforms into streams are applied to those streams'
+ * views in the same transaction (worker/forward.c).  Errors propagate; the
+ * caller aborts and may retry with careful = true.
+ */
+void
+stream_apply_events(List *streams, int worker_no, bool careful)
+{
+	List	   *counts = NIL;
+
+	apply_streams(streams, careful, NULL, &counts, 0);
+	record_counts(counts, worker_no);
+}
+
+/*
+ * Apply events that view held back (held_back.c) to it alone, and what its
+ * transform into a stream writes to that stream's views, as
+ * stream_apply_events does.  A lock of the view's that someone holds fails
+ * with 55P03: the events stay held.
+ */
+void
+stream_apply_held_events(CachedView *view, StreamBatchEvents *events, int worker_no, bool careful)
+{
+	List	   *counts = NIL;
+
+	apply_streams(list_make1(events), careful, view, &counts, 0);
+	record_counts(counts, worker_no);
 }
 
 /*

@@ -9,6 +9,7 @@
 #include "executor/spi.h"
 #include "datatype/timestamp.h"
 #include "stream/fdw.h"
+#include "worker/view_cache.h"
 
 typedef struct BatchSender
 {
@@ -32,6 +33,8 @@ typedef struct StreamBatch
 } StreamBatch;
 
 extern void stream_apply_events(List *streams, int worker_no, bool careful);
+extern void stream_apply_held_events(CachedView *view, StreamBatchEvents *events, int worker_no,
+									 bool careful);
 extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 extern bool stream_error_is_transient(int sqlerrcode);

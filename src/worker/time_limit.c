@@ -13,10 +13,9 @@
  * limit came (a key of a transform's table that another transaction
  * inserted and has not committed, a LOCK or VACUUM FULL of a table it
  * writes) is no fault of the view's code: it fails as a lock not
- * available, which is transient (apply.c), and the merge or batch is tried
- * again later.  In a worker that holds up the writers of its queue for as
- * long as someone holds the lock, as a locked table holds up its writers:
- * dropping the events would break what their writers were told.
+ * available, which is transient (apply.c): the merge is tried again later,
+ * and a worker holds the view's events back (held_back.c) rather than
+ * drop them, which would break what their writers were told.
  */
 #include "postgres.h"
 

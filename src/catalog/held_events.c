@@ -1,0 +1,169 @@
+/*
+ * held_events.c
+ *	  The events held back from continuous views: the rows of
+ *	  stream_ext_internal.held_events.
+ *
+ * A worker that cannot run a view's plan now, because someone holds a lock
+ * the run needs, keeps the view's events here in its batch's transaction
+ * and goes on with the other views (worker/held_back.c decides when); the
+ * combiner later takes them out, oldest first, and applies them in the
+ * same transaction.  So an event is in the table or in the view's deltas,
+ * never both, never neither.  A row is one event as the worker got it:
+ * the stream's tuple with its header, whose xmin is the event's writer
+ * (the deltas the events make are that writer's, as they would have been).
+ * Rows go with the view (DROP VIEW, truncate_continuous_view).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "catalog/catalog.h"
+#include "catalog/held_events.h"
+
+#define HELD_EVENTS STREAM_INTERNAL_SCHEMA ".held_events"
+
+static void
+spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * Hold back nevents events (each a stream tuple) from view_id, in the order
+ * given, after those it holds already.  Runs in the caller's transaction.
+ */
+void
+stream_held_events_add(int view_id, const HeapTupleData *events, int nevents)
+{
+	Datum	   *elems;
+	Datum		values[2];
+	Oid			argtypes[2] = {INT4OID, BYTEAARRAYOID};
+
+	if (nevents == 0)
+		return;
+	elems = palloc(sizeof(Datum) * nevents);
+	for (int i = 0; i < nevents; i++)
+	{
+		bytea	   *b = palloc(VARHDRSZ + events[i].t_len);
+
+		SET_VARSIZE(b, VARHDRSZ + events[i].t_len);
+		memcpy(VARDATA(b), events[i].t_data, events[i].t_len);
+		elems[i] = PointerGetDatum(b);
+	}
+	values[0] = Int32GetDatum(view_id);
+	values[1] = PointerGetDatum(construct_array(elems, nevents, BYTEAOID, -1, false,
+												TYPALIGN_INT));
+	spi_connect();
+	if (SPI_execute_with_args("INSERT INTO " HELD_EVENTS " (view_id, event) "
+							  "SELECT $1, u.e FROM pg_catalog.unnest($2) WITH ORDINALITY AS u(e, n) "
+							  "ORDER BY u.n",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not hold back events of continuous view %d", view_id);
+	SPI_finish();
+	for (int i = 0; i < nevents; i++)
+		pfree(DatumGetPointer(elems[i]));
+	pfree(elems);
+}
+
+/* Does view_id hold back events (that the current snapshot sees)? */
+bool
+stream_held_events_exist(int view_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view_id)};
+	bool		exist;
+
+	spi_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM " HELD_EVENTS " WHERE view_id = $1 LIMIT 1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the held events of continuous view %d", view_id);
+	exist = (SPI_processed > 0);
+	SPI_finish();
+	return exist;
+}
+
+/* The ids of the views that hold back events, allocated in cxt */
+List *
+stream_held_events_views(MemoryContext cxt)
+{
+	List	   *ids = NIL;
+
+	spi_connect();
+	if (SPI_execute("SELECT DISTINCT view_id FROM " HELD_EVENTS " ORDER BY view_id",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the views holding back events");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		ids = lappend_int(ids, DatumGetInt32(id));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return ids;
+}
+
+/*
+ * Take out the oldest max events view_id holds back (deleted in the
+ * caller's transaction, which must apply them): fills *events, in the
+ * current memory context, with tuples of stream, oldest first, and returns
+ * how many.
+ */
+int
+stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(view_id), Int32GetDatum(max)};
+	HeapTupleData *tuples;
+	int			n;
+
+	spi_connect();
+	if (SPI_execute_with_args("WITH taken AS (DELETE FROM " HELD_EVENTS " WHERE seq IN "
+							  "(SELECT seq FROM " HELD_EVENTS " WHERE view_id = $1 ORDER BY seq LIMIT $2) "
+							  "RETURNING seq, event) "
+							  "SELECT event FROM taken ORDER BY seq",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not take the held events of continuous view %d", view_id);
+	n = (int) SPI_processed;
+	tuples = MemoryContextAlloc(cxt, sizeof(HeapTupleData) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		Size		len = VARSIZE_ANY_EXHDR(b);
+
+		/* a tuple of its own: the header wants MAXALIGN, as palloc gives */
+		tuples[i].t_len = (uint32) len;
+		tuples[i].t_data = MemoryContextAlloc(cxt, len);
+		memcpy(tuples[i].t_data, VARDATA_ANY(b), len);
+		tuples[i].t_tableOid = stream;
+		ItemPointerSetInvalid(&tuples[i].t_self);
+	}
+	SPI_finish();
+	*events = tuples;
+	return n;
+}
+
+/* Forget every event view_id holds back (truncate_continuous_view, a view gone). */
+void
+stream_held_events_forget(int view_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view_id)};
+
+	spi_connect();
+	if (SPI_execute_with_args("DELETE FROM " HELD_EVENTS " WHERE view_id = $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not forget the held events of continuous view %d", view_id);
+	SPI_finish();
+}
