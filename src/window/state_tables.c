@@ -37,6 +37,16 @@ spi_exec_utility(const char *sql)
 		elog(ERROR, "could not run \"%s\"", sql);
 }
 
+
+/*
+ * Delta tables are vacuumed often (the combiner, every 2 s at most; they
+ * empty as deltas merge).  No truncation of their empty end: it takes an
+ * ACCESS EXCLUSIVE lock, which a worker does not wait for (it would hold the
+ * view's events back, worker/held_back.c); the space is used again.
+ */
+#define DELTA_TABLE_VACUUM_OPTIONS \
+	"autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0, vacuum_truncate = false"
+
 /*
  * The combiner deletes and updates rows of every table it makes, and a
  * publication FOR ALL TABLES refuses that on a table without a replica
@@ -109,8 +119,7 @@ stream_window_create_state_tables(int id, const char *columns, const char *keys,
 								  quote_identifier(psprintf("%s_ttl", state_name)), state,
 								  quote_identifier(w->ttl_column)));
 	create_table(delta, psprintf("(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
-								 "WITH (autovacuum_vacuum_threshold = 1000, "
-								 "autovacuum_vacuum_scale_factor = 0, toast_tuple_target = 8160)",
+								 "WITH (" DELTA_TABLE_VACUUM_OPTIONS ", toast_tuple_target = 8160)",
 								 columns));
 }
 
@@ -148,6 +157,5 @@ stream_window_create_row_tables(int id, const char *columns, WindowSpec *w)
 								  state, quote_identifier(w->ttl_column)));
 	create_table(stream_view_relation_sql(id, VIEW_DELTA_TABLE),
 				 psprintf("(writer_xid " STREAM_INTERNAL_SCHEMA ".writer_xact NOT NULL, %s) "
-						  "WITH (autovacuum_vacuum_threshold = 1000, "
-						  "autovacuum_vacuum_scale_factor = 0)", columns));
+						  "WITH (" DELTA_TABLE_VACUUM_OPTIONS ")", columns));
 }
