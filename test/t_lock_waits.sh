@@ -8,8 +8,9 @@
 # set aside.  Locks of its delta table (LOCK, VACUUM FULL
 # queued behind a read), of a table it joins while it is planned again,
 # an advisory lock its function waits for (the first batch waits the time
-# limit once), a DROP of the view in an open transaction, and DDL on the
-# stream and the view in the writing transaction itself.
+# limit once), a DROP of the view or its truncate_continuous_view in an open
+# transaction, and DDL on the stream and the view in the writing transaction
+# itself.
 source "$(dirname "$0")/lib.sh"
 
 unset PGHOST PGPORT
@@ -149,4 +150,27 @@ PGOPTIONS="-c statement_timeout=20s" psql -X -q -v ON_ERROR_STOP=1 \
 	fail "a transaction that altered a stream and its view could not write into the stream"
 wait_until 30 "other_count counts the event of the altering transaction" "SELECT n = $before + 1 FROM other_count"
 say "ok: a transaction that altered a stream and its view wrote into the stream and committed; its event counted"
+# --- 7. truncate_continuous_view of an event-time view in an open
+# transaction, by its owner who may only read the stream (so that new
+# writers do not wait for it, as they do for a TRUNCATE): it locks the
+# view's watermark row, which a run would wait for
+run_sql <<'SQL'
+CREATE FOREIGN TABLE et (ts timestamptz, x int) SERVER stream_ext;
+CREATE ROLE et_owner;
+GRANT CREATE ON SCHEMA public TO et_owner;
+GRANT SELECT ON et TO et_owner;
+SET ROLE et_owner;
+CREATE VIEW et_n WITH (continuous, time_column = 'ts') AS SELECT count(*) AS n FROM et;
+RESET ROLE;
+INSERT INTO et VALUES (now(), 1);
+SQL
+before=$(q "SELECT n FROM other_count")
+hold_lock "SET ROLE et_owner; SELECT stream_ext.truncate_continuous_view('et_n')"
+write "INSERT INTO et VALUES (now(), 2)" || fail "the writer failed while a truncation was open"
+write "INSERT INTO other (k) VALUES (8)" || fail "the other stream's writer failed while a truncation was open"
+still_holding
+[ "$(q "SELECT n FROM other_count")" = $((before + 1)) ] || fail "the other stream waited for the truncation"
+release_lock
+wait_until 30 "et_n counts both events after the truncation rolled back" "SELECT n = 2 FROM et_n"
+say "ok: an open truncate_continuous_view of an event-time view held its events back, not the other streams"
 say PASS

@@ -823,11 +823,23 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 {
 	Oid			view = PG_GETARG_OID(0);
 	int			id;
+	ContinuousViewRow *row;
 	StreamRunAs as;
 
 	id = stream_owned_continuous_view_id(view);
 
-	wait_for_stream_writers(stream_catalog_view(id)->stream);
+	row = stream_catalog_view(id);
+	wait_for_stream_writers(row->stream);
+
+	/*
+	 * An event-time view's watermark row, which this locks, is locked by
+	 * every run of the view: until this commits, the workers hold the view's
+	 * events back rather than wait for it, so that an owner's open
+	 * transaction does not hold up the other streams of their queues
+	 * (src/worker/held_back.c).  It waits for a batch writing deltas now.
+	 */
+	if (stream_window_has_event_time(stream_window_spec_from_text(&row->window)))
+		LockRelationOid(stream_view_relation_relid(id, VIEW_DELTA_TABLE, false), ExclusiveLock);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* deltas first: the combiner takes its row locks in the same order */
