@@ -10,8 +10,10 @@
  * same transaction.  So an event is in the table or in the view's deltas,
  * never both, never neither.  A row is one event as the worker got it:
  * the stream's tuple with its header, whose xmin is the event's writer
- * (the deltas the events make are that writer's, as they would have been).
- * Rows go with the view (DROP VIEW, truncate_continuous_view).
+ * (the deltas the events make are that writer's, as they would have been),
+ * and whether its lateness was judged when it was held (the late ones were
+ * not held then).  Rows go with the view (DROP VIEW,
+ * truncate_continuous_view).
  */
 #include "postgres.h"
 
@@ -35,57 +37,48 @@ spi_connect(void)
 }
 
 /*
- * Hold back nevents events (each a stream tuple) from view_id, in the order
- * given, after those it holds already.  Runs in the caller's transaction.
+ * Hold back from view_id the events not marked in late (which may be NULL),
+ * in the order given, after those it holds already; judged says whether
+ * their lateness was judged (those marked are the late ones).  Runs in the
+ * caller's transaction.
  */
 void
-stream_held_events_add(int view_id, const HeapTupleData *events, int nevents)
+stream_held_events_add(int view_id, const HeapTupleData *events, const bool *late, int nevents,
+					   bool judged)
 {
 	Datum	   *elems;
-	Datum		values[2];
-	Oid			argtypes[2] = {INT4OID, BYTEAARRAYOID};
+	Datum		values[3];
+	Oid			argtypes[3] = {INT4OID, BOOLOID, BYTEAARRAYOID};
+	int			n = 0;
 
-	if (nevents == 0)
-		return;
-	elems = palloc(sizeof(Datum) * nevents);
+	elems = palloc(sizeof(Datum) * Max(nevents, 1));
 	for (int i = 0; i < nevents; i++)
 	{
-		bytea	   *b = palloc(VARHDRSZ + events[i].t_len);
+		bytea	   *b;
 
+		if (late != NULL && late[i])
+			continue;
+		b = palloc(VARHDRSZ + events[i].t_len);
 		SET_VARSIZE(b, VARHDRSZ + events[i].t_len);
 		memcpy(VARDATA(b), events[i].t_data, events[i].t_len);
-		elems[i] = PointerGetDatum(b);
+		elems[n++] = PointerGetDatum(b);
 	}
-	values[0] = Int32GetDatum(view_id);
-	values[1] = PointerGetDatum(construct_array(elems, nevents, BYTEAOID, -1, false,
-												TYPALIGN_INT));
-	spi_connect();
-	if (SPI_execute_with_args("INSERT INTO " HELD_EVENTS " (view_id, event) "
-							  "SELECT $1, u.e FROM pg_catalog.unnest($2) WITH ORDINALITY AS u(e, n) "
-							  "ORDER BY u.n",
-							  2, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not hold back events of continuous view %d", view_id);
-	SPI_finish();
-	for (int i = 0; i < nevents; i++)
+	if (n > 0)
+	{
+		values[0] = Int32GetDatum(view_id);
+		values[1] = BoolGetDatum(judged);
+		values[2] = PointerGetDatum(construct_array(elems, n, BYTEAOID, -1, false, TYPALIGN_INT));
+		spi_connect();
+		if (SPI_execute_with_args("INSERT INTO " HELD_EVENTS " (view_id, judged, event) "
+								  "SELECT $1, $2, u.e FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(e, n) "
+								  "ORDER BY u.n",
+								  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not hold back events of continuous view %d", view_id);
+		SPI_finish();
+	}
+	for (int i = 0; i < n; i++)
 		pfree(DatumGetPointer(elems[i]));
 	pfree(elems);
-}
-
-/* Does view_id hold back events (that the current snapshot sees)? */
-bool
-stream_held_events_exist(int view_id)
-{
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(view_id)};
-	bool		exist;
-
-	spi_connect();
-	if (SPI_execute_with_args("SELECT 1 FROM " HELD_EVENTS " WHERE view_id = $1 LIMIT 1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the held events of continuous view %d", view_id);
-	exist = (SPI_processed > 0);
-	SPI_finish();
-	return exist;
 }
 
 /* The ids of the views that hold back events, allocated in cxt */
@@ -112,13 +105,13 @@ stream_held_events_views(MemoryContext cxt)
 }
 
 /*
- * Take out the oldest max events view_id holds back (deleted in the
- * caller's transaction, which must apply them): fills *events, in the
- * current memory context, with tuples of stream, oldest first, and returns
- * how many.
+ * Take out the oldest max events view_id holds back whose lateness was
+ * judged as the oldest one's was (*judged), deleted in the caller's
+ * transaction, which must apply them: fills *events, in the current memory
+ * context, with tuples of stream, oldest first, and returns how many.
  */
 int
-stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events)
+stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events, bool *judged)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			argtypes[2] = {INT4OID, INT4OID};
@@ -126,11 +119,14 @@ stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events
 	HeapTupleData *tuples;
 	int			n;
 
+	*judged = false;
 	spi_connect();
 	if (SPI_execute_with_args("WITH taken AS (DELETE FROM " HELD_EVENTS " WHERE seq IN "
-							  "(SELECT seq FROM " HELD_EVENTS " WHERE view_id = $1 ORDER BY seq LIMIT $2) "
-							  "RETURNING seq, event) "
-							  "SELECT event FROM taken ORDER BY seq",
+							  "(SELECT seq FROM " HELD_EVENTS " WHERE view_id = $1 AND judged = "
+							  "(SELECT judged FROM " HELD_EVENTS " WHERE view_id = $1 ORDER BY seq LIMIT 1) "
+							  "ORDER BY seq LIMIT $2) "
+							  "RETURNING seq, judged, event) "
+							  "SELECT judged, event FROM taken ORDER BY seq",
 							  2, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not take the held events of continuous view %d", view_id);
 	n = (int) SPI_processed;
@@ -139,9 +135,11 @@ stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events
 	{
 		bool		isnull;
 		bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
-													  SPI_tuptable->tupdesc, 1, &isnull));
+													  SPI_tuptable->tupdesc, 2, &isnull));
 		Size		len = VARSIZE_ANY_EXHDR(b);
 
+		*judged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+											 &isnull));
 		/* a tuple of its own: the header wants MAXALIGN, as palloc gives */
 		tuples[i].t_len = (uint32) len;
 		tuples[i].t_data = MemoryContextAlloc(cxt, len);

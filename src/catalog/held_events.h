@@ -10,10 +10,11 @@
 #include "nodes/pg_list.h"
 #include "utils/palloc.h"
 
-extern void stream_held_events_add(int view_id, const HeapTupleData *events, int nevents);
-extern bool stream_held_events_exist(int view_id);
+extern void stream_held_events_add(int view_id, const HeapTupleData *events, const bool *late,
+								   int nevents, bool judged);
 extern List *stream_held_events_views(MemoryContext cxt);
-extern int	stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events);
+extern int	stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events,
+									bool *judged);
 extern void stream_held_events_forget(int view_id);
 
 #endif

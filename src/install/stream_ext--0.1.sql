@@ -153,15 +153,17 @@ CREATE TABLE stream_ext_internal.view_errors (
 ALTER TABLE stream_ext_internal.view_errors REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.view_errors (view_id, occurred_at);
 
--- Events held back from a view whose run waits for a lock someone holds
+-- Events held back from a view whose run needs a lock someone holds
 -- (src/catalog/held_events.c): each the stream's tuple as the worker got it,
--- header and all (its xmin is the event's writer); the combiner applies and
--- deletes them, oldest (lowest seq) first, once the lock is free.  No foreign
--- key: its check would wait for a view's DROP in an open transaction, the
--- very wait this table avoids; rows of dropped views are deleted with them.
+-- header and all (its xmin is the event's writer), and whether its lateness
+-- was judged then; the combiner applies and deletes them, oldest (lowest
+-- seq) first, once the lock is free.  No foreign key: its check would wait
+-- for a view's DROP in an open transaction, the very wait this table avoids;
+-- rows of dropped views are deleted with them.
 CREATE TABLE stream_ext_internal.held_events (
   seq     bigserial PRIMARY KEY,
   view_id int NOT NULL,
+  judged  boolean NOT NULL,
   event   bytea NOT NULL
 );
 CREATE INDEX ON stream_ext_internal.held_events (view_id, seq);

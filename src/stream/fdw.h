@@ -23,6 +23,8 @@ typedef struct StreamBatchEvents
 	bool	   *isnull;			/* all the views of the stream, or NULL */
 	bool		tables_applied; /* their writers applied the stream's
 								 * transforms into tables (insert.c) */
+	bool		late_judged;	/* events held back whose lateness was judged
+								 * when they were (worker/held_back.c) */
 } StreamBatchEvents;
 
 /* Set by a worker while it runs a view's plan; NULL elsewhere. */

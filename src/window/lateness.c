@@ -83,6 +83,7 @@ stream_ext_watermark(PG_FUNCTION_ARGS)
 }
 
 static SPIPlanPtr lock_watermark = NULL;
+static SPIPlanPtr lock_watermark_nowait = NULL;
 static SPIPlanPtr fold_pending = NULL;
 static SPIPlanPtr note_pending = NULL;
 static SPIPlanPtr update_watermark = NULL;
@@ -96,6 +97,9 @@ prepare_statements(void)
 	lock_watermark = stream_prepare_kept_plan("SELECT max_event_time FROM stream_ext_internal.view_watermarks "
 								  "WHERE view_id = $1 FOR UPDATE",
 								  1, (Oid[]) {INT4OID});
+	lock_watermark_nowait = stream_prepare_kept_plan("SELECT max_event_time FROM stream_ext_internal.view_watermarks "
+										 "WHERE view_id = $1 FOR UPDATE NOWAIT",
+										 1, (Oid[]) {INT4OID});
 	fold_pending = stream_prepare_kept_plan("WITH done AS (DELETE FROM stream_ext_internal.watermark_pending "
 								"WHERE view_id = $1 AND (stream_ext_internal.xid_committed(writer_xid) "
 								"OR stream_ext_internal.xid_aborted(writer_xid)) "
@@ -192,11 +196,13 @@ note_writer_time(List **writers, TransactionId xid, TimestampTz t)
  * committed, find the late events of the batch and record them, and note
  * the highest time each writer of the batch reached.  Returns an array
  * marking the late events (NULL when none are), and their number.  Runs
- * inside the batch's transaction.
+ * inside the batch's transaction.  With nowait, a watermark another
+ * transaction has locked (truncate_continuous_view) fails with 55P03
+ * instead of waiting.
  */
 bool *
 stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
-						StreamBatchEvents *events, int *nlate)
+						StreamBatchEvents *events, bool nowait, int *nlate)
 {
 	Relation	stream;
 	AttrNumber	attnum;
@@ -220,7 +226,8 @@ stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 		elog(ERROR, "SPI_connect failed");
 	prepare_statements();
 	arg[0] = Int32GetDatum(view_id);
-	if (SPI_execute_plan(lock_watermark, arg, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute_plan(nowait ? lock_watermark_nowait : lock_watermark, arg, NULL, false, 1) !=
+		SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "watermark of continuous view \"%s\" is missing", view_name);
 	max_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	have_max = !isnull;

@@ -9,7 +9,7 @@
 #include "window/spec.h"
 
 extern bool *stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
-									 StreamBatchEvents *events, int *nlate);
+									 StreamBatchEvents *events, bool nowait, int *nlate);
 extern void stream_lateness_add_view(int view_id);
 extern void stream_lateness_reset_view(int view_id);
 extern char *stream_lateness_watermark_literal(int view_id);

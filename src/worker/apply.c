@@ -808,22 +808,31 @@ typedef struct CarefulRun
 	ViewCount  *count;
 } CarefulRun;
 
+/* Judge which events are late for view, unless that was done as they were held */
+static void
+mark_late_events(CachedView *view, StreamBatchEvents *events, ViewCount *count)
+{
+	int			nlate = 0;
+
+	if (!events->late_judged)
+		events->skip = stream_mark_late_events(view->id, view->name, view->window, events,
+											   false, &nlate);
+	count->events = events->nevents - nlate;
+}
+
 static void
 apply_view_carefully_work(void *arg)
 {
 	CarefulRun *r = arg;
-	int			nlate;
 
-	r->events->skip = stream_mark_late_events(r->view->id, r->view->name, r->view->window,
-											  r->events, &nlate);
-	r->count->events = r->events->nevents - nlate;
+	mark_late_events(r->view, r->events, r->count);
 	r->count->errors = apply_view_carefully(r->view, r->events, r->outputs);
 }
 
 /*
  * Apply events to one view, adding its ViewCount to *counts and the rows of
- * a transform into a stream to *outputs.  A run that finds a lock it needs
- * held by someone holds the events back instead (worker/held_back.c), unless
+ * a transform into a stream to *outputs.  A run that waited out its time
+ * limit for a lock holds the events back instead (held_back.c), unless
  * draining: then they are the view's held events, and the lock error
  * propagates.  Carefully, the view's lateness and run are one
  * subtransaction: a run that waited for a lock leaves no trace but its
@@ -834,7 +843,6 @@ apply_view(CachedView *view, StreamBatchEvents *events, bool careful, bool drain
 		   List **outputs, List **counts)
 {
 	ViewCount  *count = palloc0(sizeof(ViewCount));
-	int			nlate;
 
 	count->view_id = view->id;
 	report_view_activity(view, events->nevents);
@@ -850,7 +858,7 @@ apply_view(CachedView *view, StreamBatchEvents *events, bool careful, bool drain
 			if (draining || e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 				ReThrowError(e);
 			stream_view_note_blocked(view->id);
-			stream_hold_back(view, events);
+			stream_hold_back(view, events, true);
 			return;
 		}
 	}
@@ -858,17 +866,18 @@ apply_view(CachedView *view, StreamBatchEvents *events, bool careful, bool drain
 	{
 		DestReceiver *dest = make_view_receiver(view, outputs);
 
-		events->skip = stream_mark_late_events(view->id, view->name, view->window,
-												events, &nlate);
-		count->events = events->nevents - nlate;
+		mark_late_events(view, events, count);
 		PG_TRY();
 		{
 			run_view_plan(view, events, dest, true);
 		}
 		PG_CATCH();
 		{
-			/* the careful retry holds the view's events back at once */
-			if (!draining && geterrcode() == ERRCODE_LOCK_NOT_AVAILABLE)
+			/*
+			 * The careful retry holds the view's events back at once; a drain
+			 * is not tried again at once.
+			 */
+			if (geterrcode() == ERRCODE_LOCK_NOT_AVAILABLE)
 				stream_view_note_blocked(view->id);
 			PG_RE_THROW();
 		}
@@ -881,23 +890,26 @@ apply_view(CachedView *view, StreamBatchEvents *events, bool careful, bool drain
 }
 
 static void
-lock_not_free(const char *what)
+held_events_wait(int view_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-			 errmsg("held events of continuous view \"%s\" wait for a lock", what)));
+			 errmsg("held events of continuous view %d cannot be applied now", view_id),
+			 errdetail("Another transaction holds a lock the view's run needs, or the view changed.")));
 }
 
 /*
  * Apply the events of streams to their views, adding a ViewCount per view
  * to *counts; then, in the same transaction, the rows that transforms wrote
  * into streams to those streams' views, and so on down the chain.  With
- * drain, streams is one stream's events held back from drain alone.
+ * drain_id, streams is one stream's events held back from that view, and
+ * are applied to it alone (or an error says why not).
  */
 static void
-apply_streams(List *streams, bool careful, CachedView *drain, List **counts, int depth)
+apply_streams(List *streams, bool careful, int drain_id, List **counts, int depth)
 {
 	List	   *outputs = NIL;	/* StreamBatchEvents * that transforms wrote */
+	bool		drained = false;
 	ListCell   *lc;
 
 	if (depth > MAX_TRANSFORM_DEPTH)
@@ -915,18 +927,19 @@ apply_streams(List *streams, bool careful, CachedView *drain, List **counts, int
 		 * DDL on the stream in an open transaction: its views hold the
 		 * events back (the writers of other streams go on, and this
 		 * stream's in flight are acknowledged, so the DDL is not kept
-		 * waiting for them).
+		 * waiting for them).  Their lateness is judged when they are
+		 * applied: judging reads the stream.
 		 */
 		if (!ConditionalLockRelationOid(events->stream, AccessShareLock))
 		{
-			if (drain != NULL)
-				lock_not_free(drain->name);
+			if (drain_id != 0)
+				held_events_wait(drain_id);
 			foreach(lv, views)
 			{
 				CachedView *view = lfirst(lv);
 
 				if (!(events->tables_applied && OidIsValid(view->output_table)))
-					stream_hold_back(view, events);
+					stream_hold_back(view, events, false);
 			}
 			continue;
 		}
@@ -934,32 +947,36 @@ apply_streams(List *streams, bool careful, CachedView *drain, List **counts, int
 			continue;			/* the stream was dropped */
 		events->writer = common_writer(events);
 		events->values = NULL;
-		if (list_length(views) > 1 && drain == NULL)
+		if (list_length(views) > 1 && drain_id == 0)
 			deform_events(events);
 		foreach(lv, views)
 		{
 			CachedView *view = lfirst(lv);
 
-			if (drain != NULL && view != drain)
+			if (drain_id != 0 && view->id != drain_id)
 				continue;
 			if (events->tables_applied && OidIsValid(view->output_table))
 				continue;		/* the writers applied it (writer_apply.c) */
-			if (drain != NULL && !stream_view_locks_free(view))
-				lock_not_free(view->name);
-			if (drain == NULL && stream_view_held_back(view))
+			if (drain_id != 0 && !stream_view_locks_free(view))
+				held_events_wait(drain_id);
+			if (drain_id == 0 && stream_view_held_back(view))
 			{
-				stream_hold_back(view, events);
+				stream_hold_back(view, events, true);
 				continue;
 			}
 			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
 				continue;		/* dropped since the cache was loaded */
-			apply_view(view, events, careful, drain != NULL, &outputs, counts);
+			apply_view(view, events, careful, drain_id != 0, &outputs, counts);
+			drained = true;
 			CommandCounterIncrement();
 		}
 		events->values = NULL;
 	}
+	/* held events not applied stay held: their deletion rolls back */
+	if (drain_id != 0 && !drained)
+		held_events_wait(drain_id);
 	if (outputs != NIL)
-		apply_streams(outputs, careful, NULL, counts, depth + 1);
+		apply_streams(outputs, careful, 0, counts, depth + 1);
 }
 
 /* Record counts, one per view: a chain may reach a view twice */
@@ -1004,22 +1021,22 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 {
 	List	   *counts = NIL;
 
-	apply_streams(streams, careful, NULL, &counts, 0);
+	apply_streams(streams, careful, 0, &counts, 0);
 	record_counts(counts, worker_no);
 }
 
 /*
- * Apply events that view held back (held_back.c) to it alone, and what its
- * transform into a stream writes to that stream's views, as
- * stream_apply_events does.  A lock of the view's that someone holds fails
- * with 55P03: the events stay held.
+ * Apply events that view_id held back (held_back.c) to it alone, and what
+ * its transform into a stream writes to that stream's views, as
+ * stream_apply_events does.  A lock of the view's that someone holds, or
+ * the view gone from the stream, fails with 55P03: the events stay held.
  */
 void
-stream_apply_held_events(CachedView *view, StreamBatchEvents *events, int worker_no, bool careful)
+stream_apply_held_events(int view_id, StreamBatchEvents *events, int worker_no, bool careful)
 {
 	List	   *counts = NIL;
 
-	apply_streams(list_make1(events), careful, view, &counts, 0);
+	apply_streams(list_make1(events), careful, view_id, &counts, 0);
 	record_counts(counts, worker_no);
 }
 

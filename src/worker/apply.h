@@ -9,7 +9,6 @@
 #include "executor/spi.h"
 #include "datatype/timestamp.h"
 #include "stream/fdw.h"
-#include "worker/view_cache.h"
 
 typedef struct BatchSender
 {
@@ -33,7 +32,7 @@ typedef struct StreamBatch
 } StreamBatch;
 
 extern void stream_apply_events(List *streams, int worker_no, bool careful);
-extern void stream_apply_held_events(CachedView *view, StreamBatchEvents *events, int worker_no,
+extern void stream_apply_held_events(int view_id, StreamBatchEvents *events, int worker_no,
 									 bool careful);
 extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);

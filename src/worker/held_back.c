@@ -5,28 +5,33 @@
  *
  * A worker applies the views of its batch one after another, and its
  * writers wait for the batch: a view whose run waited for a lock (its
- * owner's open transaction that altered it, a LOCK of a table it joins or
- * of its stream, a VACUUM FULL of its tables) would hold up every stream of
- * the worker's queue for as long as the lock is held.  Instead, its events
- * go into stream_ext_internal.held_events, in the batch's transaction
- * (catalog/held_events.c), and the batch commits: the events are as safe
- * there as in the view's deltas, and their writers are acknowledged.  The
- * view's events are held back when
- *   - a lock the run takes first is not free now (taken without waiting:
- *     the stream, the view, the relations its plan reads, its delta table);
+ * owner's open transaction that altered it, a LOCK of a table it joins, a
+ * VACUUM FULL of its tables, DDL on its stream) would hold up every stream
+ * of the worker's queue for as long as the lock is held.  Instead, its
+ * events go into stream_ext_internal.held_events, in the batch's
+ * transaction (catalog/held_events.c), and the batch commits: the events
+ * are as safe there as in the view's deltas, and their writers are
+ * acknowledged.  A view's events are held back when
+ *   - a lock its run takes first is not free now, taken without waiting:
+ *     the stream, the view, the relations its query names or its plan
+ *     reads, its delta table (stream_view_locks_free);
  *   - its run in this process waited stream_ext.view_time_limit for some
- *     other lock (an advisory lock its function takes, a row lock) in the
- *     last HOLD_AFTER_WAIT_MS: the careful retry of the batch, and the
- *     batches after it, do not wait again;
- *   - it holds back events already (as far as this process knows): what
- *     comes later waits behind them, so that its watermark meets events in
- *     the order they came.
+ *     other lock (an advisory or row lock its function waits for) less than
+ *     hold_ms ago: 1 s after a first wait, doubling at each wait that
+ *     follows within 10 minutes, up to a minute, so that a lock taken and
+ *     released over and over costs the queue a wait now and then, not at
+ *     every batch.
+ * Their lateness is judged as they are held, in a subtransaction that does
+ * not wait for the view's watermark (an open truncate_continuous_view holds
+ * it); when it cannot be judged then (the watermark or the stream locked),
+ * it is judged when they are applied.
+ *
  * The combiner's job applies them (stream_apply_held_events), a chunk of
  * stream_ext.batch_size events at a time, oldest first, in a transaction
- * that also deletes them, as soon as the view's locks are free; their
- * lateness is judged then.  A chunk whose run waits for a lock anyway fails
- * after the time limit, and the view's next try waits 1 s, doubling up to
- * 16 s.  The view's events meanwhile count in view_stats.held_events.
+ * that also deletes them, as soon as the view's locks are free, for at most
+ * DRAIN_BUDGET_MS per turn of its loop (its merges go on between).  A chunk
+ * whose run waits for a lock anyway fails after the time limit, and the
+ * view's next try waits 1 s, doubling up to 16 s.
  */
 #include "postgres.h"
 
@@ -40,23 +45,32 @@
 #include "guc.h"
 #include "ipc/queue.h"
 #include "jobs/jobs.h"
+#include "window/lateness.h"
+#include "window/spec.h"
 #include "worker/apply.h"
 #include "worker/counters.h"
 #include "worker/held_back.h"
 #include "worker/view_cache.h"
 
-/* A run that waited out the time limit for a lock: hold back this long */
-#define HOLD_AFTER_WAIT_MS 1000
+/* After a run waited out its time limit for a lock: hold back this long */
+#define HOLD_FIRST_MS 1000
+#define HOLD_MAX_MS 60000
+/* ... doubling when it waits again within this long of the last */
+#define HOLD_AGAIN_MS (10 * 60 * 1000)
 
 /* The combiner's tries of a view whose held events wait for a lock */
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 16000
 
-/* A view this process held events of, or saw wait for a lock */
+/* The combiner applies held events for at most this long per turn */
+#define DRAIN_BUDGET_MS 100
+
+/* A view whose run waited for a lock, or whose held events did */
 typedef struct HeldView
 {
 	int			view_id;
-	TimestampTz blocked_at;		/* when its run last waited, or 0 */
+	TimestampTz blocked_at;		/* its run last waited for a lock, or 0 */
+	int			hold_ms;		/* its events are held back this long after */
 	int			retry_ms;		/* the combiner: its next try's wait, or 0 */
 	TimestampTz retry_at;
 } HeldView;
@@ -74,25 +88,43 @@ find_held(int view_id)
 	return NULL;
 }
 
+/* The view's entry, made if need be; forgets those long past (dropped views) */
 static HeldView *
-note_held(int view_id)
+note_held(int view_id, TimestampTz now)
 {
 	HeldView   *h = find_held(view_id);
+	MemoryContext old;
+	ListCell   *lc;
 
-	if (h == NULL)
+	foreach(lc, held_views)
 	{
-		h = MemoryContextAllocZero(TopMemoryContext, sizeof(HeldView));
-		h->view_id = view_id;
-		held_views = lappend(held_views, h);	/* list cells in TopMemoryContext */
+		HeldView   *other = lfirst(lc);
+
+		if (other != h && other->retry_ms == 0 &&
+			TimestampDifferenceExceeds(other->blocked_at, now, other->hold_ms + HOLD_AGAIN_MS))
+		{
+			held_views = foreach_delete_current(held_views, lc);
+			pfree(other);
+		}
 	}
+	if (h != NULL)
+		return h;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	h = palloc0(sizeof(HeldView));
+	h->view_id = view_id;
+	held_views = lappend(held_views, h);
+	MemoryContextSwitchTo(old);
 	return h;
 }
 
-static void
-forget_held(HeldView *h)
+/* Is the view within the hold that its run's last lock wait began? */
+static bool
+recently_blocked(int view_id, TimestampTz now)
 {
-	held_views = list_delete_ptr(held_views, h);
-	pfree(h);
+	HeldView   *h = find_held(view_id);
+
+	return h != NULL && h->blocked_at != 0 &&
+		!TimestampDifferenceExceeds(h->blocked_at, now, h->hold_ms);
 }
 
 /*
@@ -108,6 +140,9 @@ stream_view_locks_free(CachedView *view)
 	if (!ConditionalLockRelationOid(view->stream, AccessShareLock) ||
 		!ConditionalLockRelationOid(view->view, AccessShareLock))
 		return false;
+	foreach(lc, view->query_relations)
+		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
+			return false;
 	foreach(lc, view->plan_relations)
 		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
 			return false;
@@ -118,43 +153,72 @@ stream_view_locks_free(CachedView *view)
 void
 stream_view_note_blocked(int view_id)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	TimestampTz now = GetCurrentTimestamp();
+	HeldView   *h = note_held(view_id, now);
 
-	note_held(view_id)->blocked_at = GetCurrentTimestamp();
-	MemoryContextSwitchTo(old);
+	if (h->blocked_at != 0 &&
+		!TimestampDifferenceExceeds(h->blocked_at, now, h->hold_ms + HOLD_AGAIN_MS))
+		h->hold_ms = Min(h->hold_ms * 2, HOLD_MAX_MS);
+	else
+		h->hold_ms = HOLD_FIRST_MS;
+	h->blocked_at = now;
 }
 
 /*
  * Are view's events to be held back now rather than applied?  In a
- * transaction with a snapshot.
+ * transaction.
  */
 bool
 stream_view_held_back(CachedView *view)
 {
-	HeldView   *h = find_held(view->id);
-
-	if (h != NULL)
-	{
-		if (h->blocked_at != 0 &&
-			!TimestampDifferenceExceeds(h->blocked_at, GetCurrentTimestamp(), HOLD_AFTER_WAIT_MS))
-			return true;
-		if (stream_held_events_exist(view->id))
-			return true;
-		forget_held(h);
-	}
-	return !stream_view_locks_free(view);
+	return recently_blocked(view->id, GetCurrentTimestamp()) || !stream_view_locks_free(view);
 }
 
-/* Hold back events (all of them, none judged late yet) from view. */
-void
-stream_hold_back(CachedView *view, StreamBatchEvents *events)
+/* Judging the lateness of events about to be held back */
+typedef struct Judgement
 {
-	MemoryContext old;
+	CachedView *view;
+	StreamBatchEvents *events;
+	bool	   *late;			/* out */
+} Judgement;
 
-	stream_held_events_add(view->id, events->events, events->nevents);
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	(void) note_held(view->id);
-	MemoryContextSwitchTo(old);
+static void
+judge_lateness(void *arg)
+{
+	Judgement  *j = arg;
+	int			nlate;
+
+	j->late = stream_mark_late_events(j->view->id, j->view->name, j->view->window, j->events,
+									  true, &nlate);
+}
+
+/*
+ * Hold back events from view.  With judge (the stream is locked), their
+ * lateness is judged now unless the view's watermark is locked; the late
+ * ones are recorded as late, not held.
+ */
+void
+stream_hold_back(CachedView *view, StreamBatchEvents *events, bool judge)
+{
+	bool		judged = !stream_window_has_event_time(view->window);
+	bool	   *late = NULL;
+
+	if (judge && !judged)
+	{
+		Judgement	j = {view, events, NULL};
+		ErrorData  *e = stream_try_in_subtransaction(judge_lateness, &j);
+
+		if (e == NULL)
+		{
+			late = j.late;
+			judged = true;
+		}
+		else if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(e);
+		else
+			FreeErrorData(e);
+	}
+	stream_held_events_add(view->id, events->events, late, events->nevents, judged);
 }
 
 /* One view's chunk of held events, for stream_job_in_transaction */
@@ -200,40 +264,39 @@ drain_in_transaction(void *arg)
 		return;
 	}
 	events = palloc0(sizeof(StreamBatchEvents));
-	events->stream = view->stream;
+	events->stream = row->stream;
 	events->only = -1;
-	events->nevents = stream_held_events_take(view->id, view->stream, stream_ext_batch_size,
-											  &events->events);
+	events->nevents = stream_held_events_take(d->view_id, row->stream, stream_ext_batch_size,
+											  &events->events, &events->late_judged);
 	events->capacity = Max(events->nevents, 1);
 	if (events->nevents == 0)
 		return;
-	stream_apply_held_events(view, events, COMBINER_COUNTER_WORKER, d->careful);
+	/* by id: taking the locks may have had the view cache made again */
+	stream_apply_held_events(d->view_id, events, COMBINER_COUNTER_WORKER, d->careful);
 	d->taken = events->nevents;
 }
 
-/* The next try of a view that waited for a lock */
+/* The outcome of a try of the view's held events */
 static void
 note_retry(int view_id, bool ok)
 {
-	HeldView   *h = find_held(view_id);
-	MemoryContext old;
+	TimestampTz now = GetCurrentTimestamp();
+	HeldView   *h = ok ? find_held(view_id) : note_held(view_id, now);
 
-	if (ok)
-	{
-		if (h != NULL)
-			forget_held(h);
+	if (h == NULL)
 		return;
-	}
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	h = note_held(view_id);
-	h->retry_ms = h->retry_ms == 0 ? RETRY_FIRST_MS : Min(h->retry_ms * 2, RETRY_MAX_MS);
-	h->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), h->retry_ms);
-	MemoryContextSwitchTo(old);
+	if (ok)
+		h->retry_ms = 0;
+	else
+		h->retry_ms = h->retry_ms == 0 ? RETRY_FIRST_MS : Min(h->retry_ms * 2, RETRY_MAX_MS);
+	h->retry_at = ok ? 0 : TimestampTzPlusMilliseconds(now, h->retry_ms);
 }
 
 /*
- * Apply a chunk of view_id's held events; on an error, once more with care.
- * Returns whether it applied a whole chunk (there may be more).
+ * Apply a chunk of view_id's held events; on an error, once more with care
+ * (a view downstream that waited for a lock then holds its events back),
+ * unless the view itself waited for one.  Returns whether it applied a
+ * whole chunk (there may be more).
  */
 static bool
 drain_view(int view_id, MemoryContext cxt)
@@ -245,13 +308,15 @@ drain_view(int view_id, MemoryContext cxt)
 	if (h != NULL && h->retry_at != 0 && GetCurrentTimestamp() < h->retry_at)
 		return false;
 	edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
-	if (edata != NULL && edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+	if (edata != NULL &&
+		!(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+		  recently_blocked(view_id, GetCurrentTimestamp())))
 	{
 		d.careful = true;
 		edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
 	}
-	/* a lock not free now is no failure: the view is tried again next time */
-	if (d.blocked)
+	/* a lock not free now is no failure: the view is tried again next turn */
+	if (d.blocked && edata == NULL)
 		return false;
 	note_retry(view_id, edata == NULL);
 	if (edata == NULL && d.taken > 0)
@@ -273,19 +338,33 @@ list_held_views(void *arg)
 	l->ids = stream_held_events_views(l->cxt);
 }
 
-/* The job: a chunk of each view's held events; again while chunks were whole */
+/*
+ * The job: chunks of each view's held events, round by round while some
+ * view had a whole chunk, for at most DRAIN_BUDGET_MS; what remains waits
+ * for the next turn, so that merges go on meanwhile.
+ */
 static bool
 held_events_job(MemoryContext cxt)
 {
 	HeldList	held = {cxt, NIL};
-	ListCell   *lc;
-	bool		more = false;
+	TimestampTz start = GetCurrentTimestamp();
+	bool		more = true;
 
 	if (stream_job_in_transaction(list_held_views, &held, cxt) != NULL)
 		return false;
-	foreach(lc, held.ids)
-		more |= drain_view(lfirst_int(lc), cxt);
-	return more;
+	while (more && held.ids != NIL)
+	{
+		ListCell   *lc;
+
+		more = false;
+		foreach(lc, held.ids)
+		{
+			if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), DRAIN_BUDGET_MS))
+				return false;
+			more |= drain_view(lfirst_int(lc), cxt);
+		}
+	}
+	return false;
 }
 
 /* Register the job with the combiner; from _PG_init. */

@@ -12,7 +12,7 @@
 extern bool stream_view_locks_free(CachedView *view);
 extern void stream_view_note_blocked(int view_id);
 extern bool stream_view_held_back(CachedView *view);
-extern void stream_hold_back(CachedView *view, StreamBatchEvents *events);
+extern void stream_hold_back(CachedView *view, StreamBatchEvents *events, bool judge);
 extern void stream_held_back_init(void);
 
 #endif

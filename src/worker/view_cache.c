@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "nodes/nodeFuncs.h"
 #include "nodes/readfuncs.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -64,6 +65,26 @@ copy_text(const char *s)
 	return s ? MemoryContextStrdup(cache_context, s) : NULL;
 }
 
+/* Collect the relations a query reads (rtable entries, at any depth) */
+static bool
+collect_relations(Node *node, List **relids)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION)
+			*relids = list_append_unique_oid(*relids, rte->relid);
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, collect_relations, relids,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, collect_relations, relids);
+}
+
 /* A view of the catalog, with its own copies of what it needs, in cache_context */
 static CachedView *
 cache_row(ContinuousViewRow *row)
@@ -88,6 +109,15 @@ cache_row(ContinuousViewRow *row)
 	v->query = copy_text(row->query);
 	v->window = stream_window_spec_from_text(&row->window);
 	MemoryContextSwitchTo(old);
+	/* the query tree in the caller's context; the list in the cache's */
+	{
+		List	   *relids = NIL;
+
+		(void) collect_relations(stringToNode(row->query), &relids);
+		old = MemoryContextSwitchTo(cache_context);
+		v->query_relations = list_copy(relids);
+		MemoryContextSwitchTo(old);
+	}
 	return v;
 }
 
