@@ -173,4 +173,40 @@ still_holding
 release_lock
 wait_until 30 "et_n counts both events after the truncation rolled back" "SELECT n = 2 FROM et_n"
 say "ok: an open truncate_continuous_view of an event-time view held its events back, not the other streams"
+# --- 8. an event-time view's watermark waits at its held events: held
+# while a table it joins is locked, they are judged on time; an event that
+# comes later and is applied first (the combiner kept from taking the held
+# ones: a superuser's lock of held_events) does not carry the watermark past
+# them, so no window of theirs looks final before they are in it
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ets (ts timestamptz, k int) SERVER stream_ext;
+CREATE TABLE ew_dim (k int PRIMARY KEY);
+INSERT INTO ew_dim VALUES (1);
+CREATE VIEW ew WITH (continuous, time_column = 'ts', allowed_lateness = '1 minute') AS
+  SELECT count(*) AS n FROM ets e JOIN ew_dim d ON d.k = e.k;
+INSERT INTO ets VALUES ('2024-01-01 00:00:00+00', 1);
+SQL
+hold_lock "LOCK ew_dim IN ACCESS EXCLUSIVE MODE"
+write "INSERT INTO ets VALUES ('2024-01-01 00:10:00+00', 1)" || fail "the writer of ets failed while ew_dim was locked"
+[ "$(held ew)" = 1 ] || fail "ew holds back $(held ew) events, expected 1"
+psql -X -q -c "BEGIN" -c "LOCK stream_ext_internal.held_events IN EXCLUSIVE MODE" -c "SELECT pg_sleep(600)" \
+	>/dev/null 2>&1 &
+_bg_pids+=($!); table_holder=$!
+wait_until 10 "held_events is locked" \
+	"SELECT count(*) = 1 FROM pg_locks WHERE relation = 'stream_ext_internal.held_events'::regclass AND mode = 'ExclusiveLock' AND granted"
+release_lock
+write "INSERT INTO ets VALUES ('2024-01-01 00:30:00+00', 1)" || fail "the later writer of ets failed"
+watermark() {
+	q "SELECT to_char(watermark AT TIME ZONE 'UTC', 'HH24:MI') FROM stream_ext.view_stats WHERE name = 'ew'::regclass"
+}
+wm=$(watermark)
+[ "$wm" = "00:10" ] || fail "with an event of 00:10 held back, ew's watermark is $wm, expected 00:10"
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'" >/dev/null
+wait "$table_holder" 2>/dev/null || true
+wait_until 30 "ew counts the held event" "SELECT n = 3 FROM ew"
+wm=$(watermark)
+[ "$wm" = "00:29" ] || fail "once the held event is in ew, its watermark is $wm, expected 00:29"
+[ "$(q "SELECT late_events FROM stream_ext.view_stats WHERE name = 'ew'::regclass")" = 0 ] ||
+	fail "a held event was judged late"
+say "ok: an event-time view's watermark waited at its held event until it was applied; none judged late"
 say PASS

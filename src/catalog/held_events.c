@@ -11,8 +11,10 @@
  * never both, never neither.  A row is one event as the worker got it:
  * the stream's tuple with its header, whose xmin is the event's writer
  * (the deltas the events make are that writer's, as they would have been),
- * and whether its lateness was judged when it was held (the late ones were
- * not held then).  Rows go with the view (DROP VIEW,
+ * whether its lateness was judged when it was held (the late ones were not
+ * held then), and if so its event time: a view's watermark waits at the
+ * earliest of them (stream_ext_internal.view_watermark), so that no window
+ * they fall in looks final before they are in it.  Rows go with the view (DROP VIEW,
  * truncate_continuous_view).
  */
 #include "postgres.h"
@@ -23,6 +25,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
 #include "catalog/held_events.h"
@@ -39,19 +42,23 @@ spi_connect(void)
 /*
  * Hold back from view_id the events not marked in late (which may be NULL),
  * in the order given, after those it holds already; judged says whether
- * their lateness was judged (those marked are the late ones).  Runs in the
- * caller's transaction.
+ * their lateness was judged (those marked are the late ones), times (which
+ * may be NULL) the event time of those has marks.  Runs in the caller's
+ * transaction.
  */
 void
 stream_held_events_add(int view_id, const HeapTupleData *events, const bool *late, int nevents,
-					   bool judged)
+					   bool judged, const TimestampTz *times, const bool *has)
 {
-	Datum	   *elems;
-	Datum		values[3];
-	Oid			argtypes[3] = {INT4OID, BOOLOID, BYTEAARRAYOID};
+	Datum	   *elems = palloc(sizeof(Datum) * Max(nevents, 1));
+	Datum	   *time_elems = palloc(sizeof(Datum) * Max(nevents, 1));
+	bool	   *time_nulls = palloc(sizeof(bool) * Max(nevents, 1));
+	Datum		values[4];
+	Oid			argtypes[4] = {INT4OID, BOOLOID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
+	int			dims[1];
+	int			lbs[1] = {1};
 	int			n = 0;
 
-	elems = palloc(sizeof(Datum) * Max(nevents, 1));
 	for (int i = 0; i < nevents; i++)
 	{
 		bytea	   *b;
@@ -61,24 +68,35 @@ stream_held_events_add(int view_id, const HeapTupleData *events, const bool *lat
 		b = palloc(VARHDRSZ + events[i].t_len);
 		SET_VARSIZE(b, VARHDRSZ + events[i].t_len);
 		memcpy(VARDATA(b), events[i].t_data, events[i].t_len);
-		elems[n++] = PointerGetDatum(b);
+		elems[n] = PointerGetDatum(b);
+		time_nulls[n] = (times == NULL || !has[i]);
+		time_elems[n] = time_nulls[n] ? (Datum) 0 : TimestampTzGetDatum(times[i]);
+		n++;
 	}
 	if (n > 0)
 	{
+		dims[0] = n;
 		values[0] = Int32GetDatum(view_id);
 		values[1] = BoolGetDatum(judged);
 		values[2] = PointerGetDatum(construct_array(elems, n, BYTEAOID, -1, false, TYPALIGN_INT));
+		values[3] = PointerGetDatum(construct_md_array(time_elems, time_nulls, 1, dims, lbs,
+													   TIMESTAMPTZOID, sizeof(TimestampTz),
+													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		spi_connect();
-		if (SPI_execute_with_args("INSERT INTO " HELD_EVENTS " (view_id, judged, event) "
-								  "SELECT $1, $2, u.e FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(e, n) "
+		if (SPI_execute_with_args("INSERT INTO " HELD_EVENTS " (view_id, judged, event, event_time) "
+								  "SELECT $1, $2, u.e, u.t "
+								  "FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) "
+								  "WITH ORDINALITY AS u(e, t, n) "
 								  "ORDER BY u.n",
-								  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+								  4, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not hold back events of continuous view %d", view_id);
 		SPI_finish();
 	}
 	for (int i = 0; i < n; i++)
 		pfree(DatumGetPointer(elems[i]));
 	pfree(elems);
+	pfree(time_elems);
+	pfree(time_nulls);
 }
 
 /* The ids of the views that hold back events, allocated in cxt */
@@ -105,32 +123,31 @@ stream_held_events_views(MemoryContext cxt)
 }
 
 /*
- * Take out the oldest max events view_id holds back whose lateness was
- * judged as the oldest one's was (*judged), deleted in the caller's
- * transaction, which must apply them: fills *events, in the current memory
- * context, with tuples of stream, oldest first, and returns how many.
+ * Take out the oldest max events view_id holds back (deleted in the
+ * caller's transaction, which must apply them): fills *events, in the
+ * current memory context, with tuples of stream, oldest first, and
+ * *judged with whether the lateness of each was judged; returns how many.
  */
 int
-stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events, bool *judged)
+stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events, bool **judged)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		values[2] = {Int32GetDatum(view_id), Int32GetDatum(max)};
 	HeapTupleData *tuples;
+	bool	   *flags;
 	int			n;
 
-	*judged = false;
 	spi_connect();
 	if (SPI_execute_with_args("WITH taken AS (DELETE FROM " HELD_EVENTS " WHERE seq IN "
-							  "(SELECT seq FROM " HELD_EVENTS " WHERE view_id = $1 AND judged = "
-							  "(SELECT judged FROM " HELD_EVENTS " WHERE view_id = $1 ORDER BY seq LIMIT 1) "
-							  "ORDER BY seq LIMIT $2) "
+							  "(SELECT seq FROM " HELD_EVENTS " WHERE view_id = $1 ORDER BY seq LIMIT $2) "
 							  "RETURNING seq, judged, event) "
 							  "SELECT judged, event FROM taken ORDER BY seq",
 							  2, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not take the held events of continuous view %d", view_id);
 	n = (int) SPI_processed;
 	tuples = MemoryContextAlloc(cxt, sizeof(HeapTupleData) * Max(n, 1));
+	flags = MemoryContextAlloc(cxt, sizeof(bool) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -138,8 +155,8 @@ stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events
 													  SPI_tuptable->tupdesc, 2, &isnull));
 		Size		len = VARSIZE_ANY_EXHDR(b);
 
-		*judged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
-											 &isnull));
+		flags[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+											  &isnull));
 		/* a tuple of its own: the header wants MAXALIGN, as palloc gives */
 		tuples[i].t_len = (uint32) len;
 		tuples[i].t_data = MemoryContextAlloc(cxt, len);
@@ -149,6 +166,7 @@ stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events
 	}
 	SPI_finish();
 	*events = tuples;
+	*judged = flags;
 	return n;
 }
 

@@ -155,18 +155,22 @@ CREATE INDEX ON stream_ext_internal.view_errors (view_id, occurred_at);
 
 -- Events held back from a view whose run needs a lock someone holds
 -- (src/catalog/held_events.c): each the stream's tuple as the worker got it,
--- header and all (its xmin is the event's writer), and whether its lateness
--- was judged then; the combiner applies and deletes them, oldest (lowest
--- seq) first, once the lock is free.  No foreign key: its check would wait
--- for a view's DROP in an open transaction, the very wait this table avoids;
--- rows of dropped views are deleted with them.
+-- header and all (its xmin is the event's writer), whether its lateness
+-- was judged then, and its event time if it was; the combiner applies and
+-- deletes them, oldest (lowest seq) first, once the lock is free.  No
+-- foreign key: its check would wait for a view's DROP in an open
+-- transaction, the very wait this table avoids; rows of dropped views are
+-- deleted with them.
 CREATE TABLE stream_ext_internal.held_events (
-  seq     bigserial PRIMARY KEY,
-  view_id int NOT NULL,
-  judged  boolean NOT NULL,
-  event   bytea NOT NULL
+  seq        bigserial PRIMARY KEY,
+  view_id    int NOT NULL,
+  judged     boolean NOT NULL,
+  event_time timestamptz,
+  event      bytea NOT NULL
 );
 CREATE INDEX ON stream_ext_internal.held_events (view_id, seq);
+-- the earliest time of a view's held events, which its watermark waits at
+CREATE INDEX ON stream_ext_internal.held_events (view_id, event_time);
 
 -- Aggregate state plumbing used by generated views and by the combiner.
 -- COST 10: a status lookup per delta row, dearer than a key's equality, which
@@ -474,15 +478,21 @@ CREATE FUNCTION stream_ext_internal.view_rates(
 -- committed events (those folded in, and those of writers visible now)
 -- minus its allowed lateness.  view_stats shows it; the reaper and change
 -- streams compare with it (src/window/lateness.c reads it here).
+-- (Held events whose lateness was judged will be applied: the watermark
+-- waits at the earliest of their times, so that no window they fall in
+-- looks final before they are in it.)
 CREATE VIEW stream_ext_internal.view_watermark AS
-  SELECT w.view_id,
-         stream_ext_internal.watermark(
-           greatest(w.max_event_time,
-                    (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
-                      WHERE p.view_id = w.view_id AND stream_ext_internal.xid_visible(p.writer_xid))),
-           v.allowed_lateness) AS watermark
-    FROM stream_ext_internal.view_watermarks w
-    JOIN stream_ext_internal.continuous_views v ON v.id = w.view_id;
+  SELECT m.view_id, CASE WHEN m.watermark IS NOT NULL THEN least(m.watermark, m.held) END AS watermark
+    FROM (SELECT w.view_id,
+                 stream_ext_internal.watermark(
+                   greatest(w.max_event_time,
+                            (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
+                              WHERE p.view_id = w.view_id AND stream_ext_internal.xid_visible(p.writer_xid))),
+                   v.allowed_lateness) AS watermark,
+                 (SELECT min(h.event_time) FROM stream_ext_internal.held_events h
+                   WHERE h.view_id = w.view_id) AS held
+            FROM stream_ext_internal.view_watermarks w
+            JOIN stream_ext_internal.continuous_views v ON v.id = w.view_id) m;
 
 CREATE VIEW stream_ext.view_stats AS
   SELECT v.view AS name,

@@ -151,6 +151,22 @@ event_time(HeapTuple event, AttrNumber attnum, TupleDesc desc, TimestampTz *time
 	return !TIMESTAMP_NOT_FINITE(*time);
 }
 
+/*
+ * The time of each event for window w (has[i] false when it has none),
+ * which its stream's lock, taken by the caller, keeps readable.
+ */
+void
+stream_lateness_event_times(WindowSpec *w, StreamBatchEvents *events, TimestampTz *times,
+							bool *has)
+{
+	Relation	stream = table_open(events->stream, AccessShareLock);
+	AttrNumber	attnum = stream_window_time_attnum(w, events->stream);
+
+	for (int i = 0; i < events->nevents; i++)
+		has[i] = event_time(&events->events[i], attnum, RelationGetDescr(stream), &times[i]);
+	table_close(stream, AccessShareLock);
+}
+
 typedef struct WriterMax
 {
 	TransactionId xid;

@@ -21,10 +21,13 @@
  *     follows within 10 minutes, up to a minute, so that a lock taken and
  *     released over and over costs the queue a wait now and then, not at
  *     every batch.
- * Their lateness is judged as they are held, in a subtransaction that does
- * not wait for the view's watermark (an open truncate_continuous_view holds
- * it); when it cannot be judged then (the watermark or the stream locked),
- * it is judged when they are applied.
+ * Their lateness is judged as they are held, in a subtransaction, as a run
+ * would: the late ones are recorded and not held, and the others' times
+ * are kept with them, the view's watermark waiting at the earliest
+ * (stream_ext_internal.view_watermark) until they are applied.  When the
+ * stream is locked (judging reads it), or the delta table is and the
+ * watermark row is too (an open truncate_continuous_view locks both), they
+ * are judged when they are applied.
  *
  * The combiner's job applies them (stream_apply_held_events), a chunk of
  * stream_ext.batch_size events at a time, oldest first, in a transaction
@@ -179,6 +182,7 @@ typedef struct Judgement
 {
 	CachedView *view;
 	StreamBatchEvents *events;
+	bool		nowait;
 	bool	   *late;			/* out */
 } Judgement;
 
@@ -189,36 +193,46 @@ judge_lateness(void *arg)
 	int			nlate;
 
 	j->late = stream_mark_late_events(j->view->id, j->view->name, j->view->window, j->events,
-									  true, &nlate);
+									  j->nowait, &nlate);
 }
 
 /*
  * Hold back events from view.  With judge (the stream is locked), their
- * lateness is judged now unless the view's watermark is locked; the late
- * ones are recorded as late, not held.
+ * lateness is judged now, as a run would: the late ones are recorded as
+ * late, not held, and the others' times noted (the view's watermark waits
+ * for them).  When the delta table is not free (an open
+ * truncate_continuous_view locks it before the watermark), the judgement
+ * does not wait for the watermark either: if it is locked, the events are
+ * judged when they are applied.
  */
 void
 stream_hold_back(CachedView *view, StreamBatchEvents *events, bool judge)
 {
 	bool		judged = !stream_window_has_event_time(view->window);
 	bool	   *late = NULL;
+	TimestampTz *times = NULL;
+	bool	   *has = NULL;
 
 	if (judge && !judged)
 	{
-		Judgement	j = {view, events, NULL};
+		Judgement	j = {view, events,
+			!ConditionalLockRelationOid(view->delta_table, RowExclusiveLock), NULL};
 		ErrorData  *e = stream_try_in_subtransaction(judge_lateness, &j);
 
 		if (e == NULL)
 		{
 			late = j.late;
 			judged = true;
+			times = palloc(sizeof(TimestampTz) * Max(events->nevents, 1));
+			has = palloc(sizeof(bool) * Max(events->nevents, 1));
+			stream_lateness_event_times(view->window, events, times, has);
 		}
 		else if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 			ReThrowError(e);
 		else
 			FreeErrorData(e);
 	}
-	stream_held_events_add(view->id, events->events, late, events->nevents, judged);
+	stream_held_events_add(view->id, events->events, late, events->nevents, judged, times, has);
 }
 
 /* One view's chunk of held events, for stream_job_in_transaction */
@@ -247,7 +261,9 @@ drain_in_transaction(void *arg)
 	Drain	   *d = arg;
 	ContinuousViewRow *row = stream_catalog_view(d->view_id);
 	CachedView *view;
-	StreamBatchEvents *events;
+	HeapTupleData *tuples;
+	bool	   *judged;
+	int			n;
 
 	d->blocked = false;
 	d->taken = 0;
@@ -263,17 +279,27 @@ drain_in_transaction(void *arg)
 		d->blocked = true;
 		return;
 	}
-	events = palloc0(sizeof(StreamBatchEvents));
-	events->stream = row->stream;
-	events->only = -1;
-	events->nevents = stream_held_events_take(d->view_id, row->stream, stream_ext_batch_size,
-											  &events->events, &events->late_judged);
-	events->capacity = Max(events->nevents, 1);
-	if (events->nevents == 0)
-		return;
-	/* by id: taking the locks may have had the view cache made again */
-	stream_apply_held_events(d->view_id, events, COMBINER_COUNTER_WORKER, d->careful);
-	d->taken = events->nevents;
+	n = stream_held_events_take(d->view_id, row->stream, stream_ext_batch_size, &tuples, &judged);
+
+	/*
+	 * Each run of events judged alike in turn, oldest first; by id: taking
+	 * the locks may have had the view cache made again.
+	 */
+	for (int start = 0, end; start < n; start = end)
+	{
+		StreamBatchEvents *events = palloc0(sizeof(StreamBatchEvents));
+
+		for (end = start + 1; end < n && judged[end] == judged[start]; end++)
+			;
+		events->stream = row->stream;
+		events->only = -1;
+		events->events = tuples + start;
+		events->nevents = end - start;
+		events->capacity = events->nevents;
+		events->late_judged = judged[start];
+		stream_apply_held_events(d->view_id, events, COMBINER_COUNTER_WORKER, d->careful);
+	}
+	d->taken = n;
 }
 
 /* The outcome of a try of the view's held events */
