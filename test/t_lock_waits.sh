@@ -189,7 +189,8 @@ SQL
 hold_lock "LOCK ew_dim IN ACCESS EXCLUSIVE MODE"
 write "INSERT INTO ets VALUES ('2024-01-01 00:10:00+00', 1)" || fail "the writer of ets failed while ew_dim was locked"
 [ "$(held ew)" = 1 ] || fail "ew holds back $(held ew) events, expected 1"
-psql -X -q -c "BEGIN" -c "LOCK stream_ext_internal.held_events IN EXCLUSIVE MODE" -c "SELECT pg_sleep(600)" \
+# (pg_sleep(599): release_lock cancels the other holder alone)
+psql -X -q -c "BEGIN" -c "LOCK stream_ext_internal.held_events IN EXCLUSIVE MODE" -c "SELECT pg_sleep(599)" \
 	>/dev/null 2>&1 &
 _bg_pids+=($!); table_holder=$!
 wait_until 10 "held_events is locked" \
@@ -201,7 +202,7 @@ watermark() {
 }
 wm=$(watermark)
 [ "$wm" = "00:10" ] || fail "with an event of 00:10 held back, ew's watermark is $wm, expected 00:10"
-q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'" >/dev/null
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(599)'" >/dev/null
 wait "$table_holder" 2>/dev/null || true
 wait_until 30 "ew counts the held event" "SELECT n = 3 FROM ew"
 wm=$(watermark)

@@ -629,6 +629,12 @@ BEGIN
      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
   LOOP
     found := true;
+    -- the delta table before the catalog row (whose delete locks the view's
+    -- watermark row): the order of truncate_continuous_view, so that a
+    -- worker holding the view's events back does not deadlock with the DROP
+    IF to_regclass(format('stream_ext_internal.%I', 'delta_' || cv.id)) IS NOT NULL THEN
+      EXECUTE format('LOCK TABLE stream_ext_internal.%I IN ACCESS EXCLUSIVE MODE', 'delta_' || cv.id);
+    END IF;
     DELETE FROM stream_ext_internal.continuous_views WHERE id = cv.id;
     DELETE FROM stream_ext_internal.held_events WHERE view_id = cv.id;
     EXECUTE format('DROP TABLE IF EXISTS stream_ext_internal.%I, stream_ext_internal.%I',

@@ -1026,17 +1026,20 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 }
 
 /*
- * Apply events that view_id held back (held_back.c) to it alone, and what
- * its transform into a stream writes to that stream's views, as
- * stream_apply_events does.  A lock of the view's that someone holds, or
- * the view gone from the stream, fails with 55P03: the events stay held.
+ * Apply runs of events that view_id held back (held_back.c: a list of
+ * StreamBatchEvents, oldest first) to it alone, and what its transform into
+ * a stream writes to that stream's views, as stream_apply_events does,
+ * counted as one batch.  A lock of the view's that someone holds, or the
+ * view gone from the stream, fails with 55P03: the events stay held.
  */
 void
-stream_apply_held_events(int view_id, StreamBatchEvents *events, int worker_no, bool careful)
+stream_apply_held_events(int view_id, List *runs, int worker_no, bool careful)
 {
 	List	   *counts = NIL;
+	ListCell   *lc;
 
-	apply_streams(list_make1(events), careful, view_id, &counts, 0);
+	foreach(lc, runs)
+		apply_streams(list_make1(lfirst(lc)), careful, view_id, &counts, 0);
 	record_counts(counts, worker_no);
 }
 

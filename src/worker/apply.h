@@ -32,8 +32,7 @@ typedef struct StreamBatch
 } StreamBatch;
 
 extern void stream_apply_events(List *streams, int worker_no, bool careful);
-extern void stream_apply_held_events(int view_id, StreamBatchEvents *events, int worker_no,
-									 bool careful);
+extern void stream_apply_held_events(int view_id, List *runs, int worker_no, bool careful);
 extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 extern bool stream_error_is_transient(int sqlerrcode);

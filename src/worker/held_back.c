@@ -25,9 +25,10 @@
  * would: the late ones are recorded and not held, and the others' times
  * are kept with them, the view's watermark waiting at the earliest
  * (stream_ext_internal.view_watermark) until they are applied.  When the
- * stream is locked (judging reads it), or the delta table is and the
- * watermark row is too (an open truncate_continuous_view locks both), they
- * are judged when they are applied.
+ * stream is locked (judging reads it), or the watermark row is (an open
+ * truncate_continuous_view; the judgement waits for it at most the view's
+ * time limit, not at all when the delta table is locked too), they are
+ * judged when they are applied.
  *
  * The combiner's job applies them (stream_apply_held_events), a chunk of
  * stream_ext.batch_size events at a time, oldest first, in a transaction
@@ -53,6 +54,7 @@
 #include "worker/apply.h"
 #include "worker/counters.h"
 #include "worker/held_back.h"
+#include "worker/time_limit.h"
 #include "worker/view_cache.h"
 
 /* After a run waited out its time limit for a lock: hold back this long */
@@ -187,7 +189,7 @@ typedef struct Judgement
 } Judgement;
 
 static void
-judge_lateness(void *arg)
+judge_lateness_work(void *arg)
 {
 	Judgement  *j = arg;
 	int			nlate;
@@ -196,14 +198,25 @@ judge_lateness(void *arg)
 									  j->nowait, &nlate);
 }
 
+/* ... within the view's time limit: a wait for its watermark past it is 55P03 */
+static void
+judge_lateness(void *arg)
+{
+	Judgement  *j = arg;
+
+	stream_view_time_limited(j->view->name, judge_lateness_work, j);
+}
+
 /*
  * Hold back events from view.  With judge (the stream is locked), their
  * lateness is judged now, as a run would: the late ones are recorded as
  * late, not held, and the others' times noted (the view's watermark waits
  * for them).  When the delta table is not free (an open
  * truncate_continuous_view locks it before the watermark), the judgement
- * does not wait for the watermark either: if it is locked, the events are
- * judged when they are applied.
+ * does not wait for the watermark either, and otherwise waits for it at
+ * most stream_ext.view_time_limit (another process's run of the view may
+ * hold it while it waits for the same lock): if it is locked, the events
+ * are judged when they are applied.
  */
 void
 stream_hold_back(CachedView *view, StreamBatchEvents *events, bool judge)
@@ -227,7 +240,8 @@ stream_hold_back(CachedView *view, StreamBatchEvents *events, bool judge)
 			has = palloc(sizeof(bool) * Max(events->nevents, 1));
 			stream_lateness_event_times(view->window, events, times, has);
 		}
-		else if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		else if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
+				 e->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 			ReThrowError(e);
 		else
 			FreeErrorData(e);
@@ -263,6 +277,7 @@ drain_in_transaction(void *arg)
 	CachedView *view;
 	HeapTupleData *tuples;
 	bool	   *judged;
+	List	   *runs = NIL;
 	int			n;
 
 	d->blocked = false;
@@ -297,8 +312,10 @@ drain_in_transaction(void *arg)
 		events->nevents = end - start;
 		events->capacity = events->nevents;
 		events->late_judged = judged[start];
-		stream_apply_held_events(d->view_id, events, COMBINER_COUNTER_WORKER, d->careful);
+		runs = lappend(runs, events);
 	}
+	if (runs != NIL)
+		stream_apply_held_events(d->view_id, runs, COMBINER_COUNTER_WORKER, d->careful);
 	d->taken = n;
 }
 
