@@ -35,6 +35,7 @@
 #include "window/lateness.h"
 #include "window/spec.h"
 #include "jobs/jobs.h"
+#include "jobs/retry.h"
 #include "worker/apply.h"
 #include "worker/change_events.h"
 #include "worker/counters.h"
@@ -63,56 +64,7 @@ static TimestampTz last_time_check = 0;
  * doubling up to a minute: an error that persists (the view's read fails)
  * is logged that often, not at every turn.
  */
-#define RETRY_FIRST_MS 1000
-#define RETRY_MAX_MS 60000
-
-typedef struct FailedEmission
-{
-	int			view_id;
-	int			delay_ms;
-	TimestampTz retry_at;
-} FailedEmission;
-
-static List *failed = NIL;		/* FailedEmission *, in TopMemoryContext */
-
-static FailedEmission *
-find_failed(int view_id)
-{
-	ListCell   *lc;
-
-	foreach(lc, failed)
-		if (((FailedEmission *) lfirst(lc))->view_id == view_id)
-			return lfirst(lc);
-	return NULL;
-}
-
-/* Note the outcome of an emission of view_id */
-static void
-note_outcome(int view_id, bool ok)
-{
-	FailedEmission *f = find_failed(view_id);
-	MemoryContext old;
-
-	if (ok)
-	{
-		if (f != NULL)
-		{
-			failed = list_delete_ptr(failed, f);
-			pfree(f);
-		}
-		return;
-	}
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	if (f == NULL)
-	{
-		f = palloc0(sizeof(FailedEmission));
-		f->view_id = view_id;
-		failed = lappend(failed, f);
-	}
-	f->delay_ms = f->delay_ms == 0 ? RETRY_FIRST_MS : Min(f->delay_ms * 2, RETRY_MAX_MS);
-	f->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), f->delay_ms);
-	MemoryContextSwitchTo(old);
-}
+static StreamRetries emission_retries = STREAM_RETRIES(1000, 60000);
 
 /*
  * The groups to compare: those merges noted (taken out of changed_<id>),
@@ -238,20 +190,19 @@ static void
 emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 {
 	Emission	e = {change, all, false, 0};
-	FailedEmission *f = find_failed(change->view_id);
 
-	if (f != NULL && GetCurrentTimestamp() < f->retry_at)
+	if (!stream_retry_due(&emission_retries, change->view_id))
 		return;
 	if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
 	{
 		e.careful = true;
 		if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
 		{
-			note_outcome(change->view_id, false);
+			stream_retry_note(&emission_retries, change->view_id, false);
 			return;				/* logged; the groups stay noted */
 		}
 	}
-	note_outcome(change->view_id, true);
+	stream_retry_note(&emission_retries, change->view_id, true);
 	/* the views downstream have deltas to merge */
 	if (e.nevents > 0)
 		stream_note_mergeable(stream_batch_slot_for_backend());

@@ -49,6 +49,7 @@
 #include "guc.h"
 #include "ipc/queue.h"
 #include "jobs/jobs.h"
+#include "jobs/retry.h"
 #include "window/lateness.h"
 #include "window/spec.h"
 #include "worker/apply.h"
@@ -70,17 +71,18 @@
 /* The combiner applies held events for at most this long per turn */
 #define DRAIN_BUDGET_MS 100
 
-/* A view whose run waited for a lock, or whose held events did */
+/* A view whose run waited for a lock */
 typedef struct HeldView
 {
 	int			view_id;
-	TimestampTz blocked_at;		/* its run last waited for a lock, or 0 */
+	TimestampTz blocked_at;		/* its run last waited for a lock */
 	int			hold_ms;		/* its events are held back this long after */
-	int			retry_ms;		/* the combiner: its next try's wait, or 0 */
-	TimestampTz retry_at;
 } HeldView;
 
 static List *held_views = NIL;	/* HeldView *, in TopMemoryContext */
+
+/* The combiner's tries of views whose held events waited for a lock */
+static StreamRetries drain_retries = STREAM_RETRIES(RETRY_FIRST_MS, RETRY_MAX_MS);
 
 static HeldView *
 find_held(int view_id)
@@ -105,7 +107,7 @@ note_held(int view_id, TimestampTz now)
 	{
 		HeldView   *other = lfirst(lc);
 
-		if (other != h && other->retry_ms == 0 &&
+		if (other != h &&
 			TimestampDifferenceExceeds(other->blocked_at, now, other->hold_ms + HOLD_AGAIN_MS))
 		{
 			held_views = foreach_delete_current(held_views, lc);
@@ -128,8 +130,7 @@ recently_blocked(int view_id, TimestampTz now)
 {
 	HeldView   *h = find_held(view_id);
 
-	return h != NULL && h->blocked_at != 0 &&
-		!TimestampDifferenceExceeds(h->blocked_at, now, h->hold_ms);
+	return h != NULL && !TimestampDifferenceExceeds(h->blocked_at, now, h->hold_ms);
 }
 
 /*
@@ -161,7 +162,7 @@ stream_view_note_blocked(int view_id)
 	TimestampTz now = GetCurrentTimestamp();
 	HeldView   *h = note_held(view_id, now);
 
-	if (h->blocked_at != 0 &&
+	if (h->hold_ms != 0 &&
 		!TimestampDifferenceExceeds(h->blocked_at, now, h->hold_ms + HOLD_AGAIN_MS))
 		h->hold_ms = Min(h->hold_ms * 2, HOLD_MAX_MS);
 	else
@@ -319,22 +320,6 @@ drain_in_transaction(void *arg)
 	d->taken = n;
 }
 
-/* The outcome of a try of the view's held events */
-static void
-note_retry(int view_id, bool ok)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	HeldView   *h = ok ? find_held(view_id) : note_held(view_id, now);
-
-	if (h == NULL)
-		return;
-	if (ok)
-		h->retry_ms = 0;
-	else
-		h->retry_ms = h->retry_ms == 0 ? RETRY_FIRST_MS : Min(h->retry_ms * 2, RETRY_MAX_MS);
-	h->retry_at = ok ? 0 : TimestampTzPlusMilliseconds(now, h->retry_ms);
-}
-
 /*
  * Apply a chunk of view_id's held events; on an error, once more with care
  * (a view downstream that waited for a lock then holds its events back),
@@ -345,10 +330,9 @@ static bool
 drain_view(int view_id, MemoryContext cxt)
 {
 	Drain		d = {view_id, false, false, 0};
-	HeldView   *h = find_held(view_id);
 	ErrorData  *edata;
 
-	if (h != NULL && h->retry_at != 0 && GetCurrentTimestamp() < h->retry_at)
+	if (!stream_retry_due(&drain_retries, view_id))
 		return false;
 	edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
 	if (edata != NULL &&
@@ -361,7 +345,7 @@ drain_view(int view_id, MemoryContext cxt)
 	/* a lock not free now is no failure: the view is tried again next turn */
 	if (d.blocked && edata == NULL)
 		return false;
-	note_retry(view_id, edata == NULL);
+	stream_retry_note(&drain_retries, view_id, edata == NULL);
 	if (edata == NULL && d.taken > 0)
 		stream_note_mergeable(stream_batch_slot_for_backend());
 	return edata == NULL && d.taken >= stream_ext_batch_size;
