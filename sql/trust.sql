@@ -531,14 +531,16 @@ DROP TABLE tr_lk_child, tr_lk_parent, tr_lk_other;
 RESET ROLE;
 CREATE ROLE regress_trust_dep;
 GRANT CREATE ON SCHEMA public TO regress_trust_dep;
-SET ROLE regress_trust_user;
-CREATE VIEW tr_dep WITH (continuous) AS SELECT k, count(*) AS n FROM tr_s5 GROUP BY k;
-SET ROLE regress_trust_dep;
-DO $$BEGIN
+-- (regress_trust_dep makes tr_dep_over, a plain view over tr_dep's state table)
+CREATE PROCEDURE tr_dep_view_over_state() LANGUAGE plpgsql AS $$
+BEGIN
+  SET LOCAL ROLE regress_trust_dep;
   EXECUTE format('CREATE VIEW tr_dep_over AS SELECT * FROM %s',
                  (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_dep'::regclass));
-END$$;
+END $$;
 SET ROLE regress_trust_user;
+CREATE VIEW tr_dep WITH (continuous) AS SELECT k, count(*) AS n FROM tr_s5 GROUP BY k;
+CALL tr_dep_view_over_state();
 \set VERBOSITY terse
 DROP VIEW tr_dep;
 \set VERBOSITY default
@@ -547,16 +549,12 @@ SELECT to_regclass('tr_dep_over') AS dependent_view, to_regclass('tr_dep') AS co
 -- the same when the view goes with a column of its stream
 CREATE FOREIGN TABLE tr_dep_s (k text, v int) SERVER stream_ext;
 CREATE VIEW tr_dep WITH (continuous) AS SELECT k, sum(v) AS n FROM tr_dep_s GROUP BY k;
-SET ROLE regress_trust_dep;
-DO $$BEGIN
-  EXECUTE format('CREATE VIEW tr_dep_over AS SELECT * FROM %s',
-                 (SELECT state_table FROM stream_ext.continuous_views WHERE name = 'tr_dep'::regclass));
-END$$;
-SET ROLE regress_trust_user;
+CALL tr_dep_view_over_state();
 ALTER FOREIGN TABLE tr_dep_s DROP COLUMN v CASCADE;
 SELECT to_regclass('tr_dep_over') AS dependent_view, to_regclass('tr_dep') AS continuous_view;
 DROP FOREIGN TABLE tr_dep_s;
 RESET ROLE;
+DROP PROCEDURE tr_dep_view_over_state();
 REVOKE CREATE ON SCHEMA public FROM regress_trust_dep;
 DROP ROLE regress_trust_dep;
 SET ROLE regress_trust_user;
