@@ -11,6 +11,20 @@
 # database here) makes room for a new view once views were dropped.
 source "$(dirname "$0")/lib.sh"
 
+# hold_merges STATE SECONDS: keep the combiner from merging into a state
+# table (its merge waits for the lock) for SECONDS, from the background
+hold_merges() {
+	psql -X -q -c "BEGIN; LOCK $1 IN EXCLUSIVE MODE; SELECT pg_sleep($2); COMMIT;" >/dev/null &
+	_bg_pids+=($!)
+	sleep 0.3
+}
+# wait_published TIMEOUT WHAT DELTA KEY: wait until the combiner merged every
+# delta of DELTA and published that KEY (text) has none
+wait_published() {
+	wait_until "$1" "$2" \
+		"SELECT (SELECT count(*) FROM $3) = 0 AND NOT stream_ext_internal.delta_may_have_key('$3', '$4'::text)"
+}
+
 unset PGHOST PGPORT
 start_own_server "$SCRATCH/server" "stream_ext.max_databases = 1" "wal_level = logical"
 fresh_db t_key_reads
@@ -41,8 +55,7 @@ SQL
 }
 
 # --- 1. once the deltas are merged, a read of one key scans no delta table
-wait_until 30 "the deltas merged and the cleared id published" \
-	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'k5'::text)"
+wait_published 30 "the deltas merged and the cleared id published" $delta k5
 gates=$(psql -X -At -c "EXPLAIN (COSTS OFF) SELECT * FROM per_k WHERE k = 'k5'" | grep -c "One-Time Filter: stream_ext_internal.delta_may_have_key" || true)
 [ "$gates" = 2 ] || fail "the read of one key has $gates gated delta scans, not 2"
 [ "$(delta_scans_run "SELECT * FROM per_k WHERE k = 'k5'")" = 0 ] ||
@@ -73,8 +86,7 @@ say "ok: a read of one key scans no delta table once the key's deltas are merged
 # delta tables': reads of one key still skip them
 run_sql -c "SELECT pg_create_logical_replication_slot('t_key_reads_slot', 'test_decoding')"
 run_sql -c "INSERT INTO s VALUES ('slot', 1, 1)"
-wait_until 20 "a key written while a logical slot exists merged and published" \
-	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'slot'::text)"
+wait_published 20 "a key written while a logical slot exists merged and published" $delta slot
 run_sql -c "SELECT pg_drop_replication_slot('t_key_reads_slot')"
 say "ok: a logical replication slot does not keep reads of one key scanning"
 
@@ -94,8 +106,7 @@ wait_until 10 "a transaction id held open in another database, a snapshot here" 
 	    AND count(*) FILTER (WHERE datname = current_database() AND query = 'SELECT pg_sleep(120)') = 1
 	   FROM pg_stat_activity"
 run_sql -c "INSERT INTO s VALUES ('elsewhere', 1, 1)"
-wait_until 20 "a key written while old transactions run merged and published" \
-	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'elsewhere'::text)"
+wait_published 20 "a key written while old transactions run merged and published" $delta elsewhere
 [ "$(delta_scans_run "SELECT * FROM per_k WHERE k = 'elsewhere'")" = 0 ] ||
 	fail "a read of a merged key scanned the delta table while old transactions ran"
 [ "$(q "SELECT n FROM per_k WHERE k = 'elsewhere'")" = 1 ] || fail "elsewhere reads $(q "SELECT n FROM per_k WHERE k = 'elsewhere'")"
@@ -119,14 +130,11 @@ INSERT INTO s SELECT 'r' || (i % 10), 1, i FROM generate_series(1, 100) i;
 SQL
 r_state=$(q "SELECT state_table FROM stream_ext_internal.continuous_views WHERE view = 'restored_v'::regclass")
 r_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'restored_v'::regclass")
-wait_until 30 "restored_v's deltas merged and its cleared id published" \
-	"SELECT (SELECT count(*) FROM $r_delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$r_delta', 'r5'::text)"
+wait_published 30 "restored_v's deltas merged and its cleared id published" $r_delta r5
 [ "$(q "SELECT n || ' ' || total FROM restored_v WHERE k = 'r5'")" = "10 500" ] ||
 	fail "restored_v reads $(q "SELECT n || ' ' || total FROM restored_v WHERE k = 'r5'") for r5"
 r5_row=$(psql -X -At -F $'\t' -c "SELECT '7 visible', s.* FROM $r_state s WHERE k = 'r5'")
-psql -X -q -c "BEGIN; LOCK $r_state IN EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;" >/dev/null &
-_bg_pids+=($!)
-sleep 0.3
+hold_merges $r_state 6
 # write_unnoted "SQL": run SQL in a transaction that then waits a second;
 # meanwhile every key must read as maybe having deltas
 write_unnoted() {
@@ -148,8 +156,7 @@ $r5_row
 write_unnoted "INSERT INTO $r_delta SELECT '7 visible', s.* FROM $r_state s WHERE k = 'r6';"
 [ "$(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')")" = "20 1000, 20 1020" ] ||
 	fail "r5, r6 read $(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')") right after delta rows of them were written, not 20 1000, 20 1020"
-wait_until 20 "the written deltas merged and the cleared ids published again" \
-	"SELECT (SELECT count(*) FROM $r_delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$r_delta', 'r3'::text)"
+wait_published 20 "the written deltas merged and the cleared ids published again" $r_delta r3
 [ "$(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')")" = "20 1000, 20 1020" ] ||
 	fail "r5, r6 read $(q "SELECT string_agg(n || ' ' || total, ', ' ORDER BY k) FROM restored_v WHERE k IN ('r5', 'r6')") once the written deltas are merged"
 run_sql -c "DROP VIEW restored_v"
@@ -202,9 +209,7 @@ say "ok: delta rows written in another database leave the reads of one key here 
 
 # --- 2. a repeatable-read transaction that saw a key's deltas keeps seeing
 # them after the combiner merged them (and published its cleared id)
-psql -X -q -c "BEGIN; LOCK $state IN EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;" >/dev/null &
-_bg_pids+=($!)
-sleep 0.3
+hold_merges $state 2
 run_sql -c "INSERT INTO s SELECT 'rr', 1, i FROM generate_series(1, 5) i"
 n=$(q "SELECT count(*) FROM $delta")
 [ "$n" = 1 ] || fail "$n deltas, not the one of rr, are pending while the state table is locked"
@@ -232,8 +237,7 @@ say "ok: a repeatable-read transaction read the same count of a key before and a
 # key (its result row's filter) finds none, and the plan's two gated scans
 # of the same snapshot then do not run (src/ddl/key_memo.c)
 run_sql -c "INSERT INTO s VALUES ('memo', 1, 1)"
-wait_until 20 "memo merged and published as without deltas" \
-	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'memo'::text)"
+wait_published 20 "memo merged and published as without deltas" $delta memo
 psql -X -At -v ON_ERROR_STOP=1 > "$SCRATCH/memo.out" 2>&1 <<SQL || fail "the memo transaction failed: $(cat "$SCRATCH/memo.out")"
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT 'snapshot ' || count(*) FROM per_k WHERE k = 'k1';
@@ -252,11 +256,8 @@ grep -qx "scans 1" "$SCRATCH/memo.out" ||
 # ... but a note of a key without deltas does not outlive a rolled back
 # subtransaction that deleted them: its rows are seen again
 run_sql -c "INSERT INTO s VALUES ('sx', 1, 1)"
-wait_until 20 "sx merged and published as without deltas" \
-	"SELECT (SELECT count(*) FROM $delta) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta', 'sx'::text)"
-psql -X -q -c "BEGIN; LOCK $state IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" >/dev/null &
-_bg_pids+=($!)
-sleep 0.3
+wait_published 20 "sx merged and published as without deltas" $delta sx
+hold_merges $state 4
 run_sql -c "INSERT INTO s VALUES ('sx', 1, 1)"
 psql -X -At -v ON_ERROR_STOP=1 > "$SCRATCH/subx.out" 2>&1 <<SQL || fail "the savepoint transaction failed: $(cat "$SCRATCH/subx.out")"
 BEGIN ISOLATION LEVEL REPEATABLE READ;
@@ -310,11 +311,8 @@ INSERT INTO s_ci VALUES ('abc', 1), ('ABC', 2);
 SQL
 delta_ci=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'v_ci'::regclass")
 state_ci=$(q "SELECT state_table FROM stream_ext_internal.continuous_views WHERE view = 'v_ci'::regclass")
-wait_until 30 "the deltas of v_ci merged and its cleared id published" \
-	"SELECT (SELECT count(*) FROM $delta_ci) = 0 AND NOT stream_ext_internal.delta_may_have_key('$delta_ci', 'ABC'::text)"
-psql -X -q -c "BEGIN; LOCK $state_ci IN EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;" >/dev/null &
-_bg_pids+=($!)
-sleep 0.3
+wait_published 30 "the deltas of v_ci merged and its cleared id published" $delta_ci ABC
+hold_merges $state_ci 2
 run_sql -c "INSERT INTO s_ci VALUES ('aBc', 10)"
 for read in "k = 'ABC'" "k = 'abc'" "k = 'ABC'::name COLLATE ci" "k = 'Abc'::varchar"; do
 	n=$(q "SELECT n FROM v_ci WHERE $read")
