@@ -17,6 +17,7 @@
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/array.h"
@@ -25,6 +26,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "ipc/futex.h"
 #include "ipc/queue.h"
 #include "ipc/record_format.h"
 
@@ -145,6 +147,8 @@ stream_shmem_startup(void)
 			pg_atomic_init_u64(&StreamShared->acks[i].request_seq, 0);
 			pg_atomic_init_u64(&StreamShared->acks[i].done_seq, 0);
 			pg_atomic_init_u64(&StreamShared->acks[i].failed_seq, 0);
+			pg_atomic_init_u32(&StreamShared->acks[i].sleeping, 0);
+			pg_atomic_init_u32(&StreamShared->acks[i].wake, 0);
 		}
 
 		for (int i = 0; i < nslots; i++)
@@ -154,6 +158,8 @@ stream_shmem_startup(void)
 			slot->state = SLOT_FREE;
 			slot->ring_lock = &locks[1 + i].lock;
 			ConditionVariableInit(&slot->space_cv);
+			pg_atomic_init_u32(&slot->sleeping, 0);
+			pg_atomic_init_u32(&slot->wake, 0);
 			if (stream_slot_role(i) == ROLE_BATCH)
 			{
 				slot->ring = ptr + ring_no * StreamShared->ring_size;
@@ -681,12 +687,12 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 		stream_writer_wait_done();
 	}
 
-	/* Wake the worker (cheap when its latch is already set). */
+	/* Wake the worker if it sleeps for records (stream_ring_sleep). */
+	pg_memory_barrier();
+	if (pg_atomic_read_u32(&slot->sleeping))
 	{
-		int			procno = slot->pgprocno;
-
-		if (slot->state == SLOT_RUNNING && procno >= 0)
-			SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+		pg_atomic_fetch_add_u32(&slot->wake, 1);
+		stream_futex_wake(&slot->wake);
 	}
 }
 
@@ -710,9 +716,12 @@ stream_ack_wait(int slotno, uint64 seq)
 	StreamBackendAck *ack = backend_ack(MyProc->pgprocno, slotno % StreamShared->slots_per_group);
 	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
 	bool		waiting = false;
+	TimestampTz checked_at = 0;
 
 	for (;;)
 	{
+		uint32		wake;
+
 		if (pg_atomic_read_u64(&ack->done_seq) >= seq)
 			break;
 
@@ -724,12 +733,34 @@ stream_ack_wait(int slotno, uint64 seq)
 		{
 			writer_wait_begin(WRITER_WAITS_FOR_COMMIT, slotno);
 			waiting = true;
+			checked_at = GetCurrentTimestamp();
 		}
-		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					  100L, STREAM_WAIT_COMMIT_ACK) & WL_TIMEOUT)
-			error_if_wait_cannot_end(slot);
-		ResetLatch(MyLatch);
+
+		/*
+		 * Sleep on the futex word, not the latch: the worker's wake-up is
+		 * then no signal (futex.c).  Announce the sleep before the last
+		 * look at done_seq, so that the worker either sees it or we see
+		 * its acknowledgement.
+		 */
+		wake = pg_atomic_read_u32(&ack->wake);
+		pg_atomic_write_u32(&ack->sleeping, 1);
+		pg_memory_barrier();
+		if (pg_atomic_read_u64(&ack->done_seq) < seq)
+		{
+			pgstat_report_wait_start(STREAM_WAIT_COMMIT_ACK);
+			stream_futex_wait(&ack->wake, wake, 100L);
+			pgstat_report_wait_end();
+		}
+		pg_atomic_write_u32(&ack->sleeping, 0);
+
+		if (!PostmasterIsAlive())
+			proc_exit(1);
 		CHECK_FOR_INTERRUPTS();
+		if (TimestampDifferenceExceeds(checked_at, GetCurrentTimestamp(), 100))
+		{
+			error_if_wait_cannot_end(slot);
+			checked_at = GetCurrentTimestamp();
+		}
 		error_if_statement_timed_out();
 	}
 	if (waiting)
@@ -1105,6 +1136,31 @@ stream_ring_written(StreamWorkerSlot *slot)
 	return wpos;
 }
 
+/*
+ * Worker side: sleep until a writer appends past seen (the write position
+ * the worker has looked at), a signal arrives, or timeout_ms passed.  A
+ * futex, not the latch: a writer's wake-up is then no signal (futex.c).
+ */
+void
+stream_ring_sleep(StreamWorkerSlot *slot, uint64 seen, long timeout_ms)
+{
+	uint32		wake = pg_atomic_read_u32(&slot->wake);
+
+	pg_atomic_write_u32(&slot->sleeping, 1);
+	pg_memory_barrier();
+	/* a signal handler sets the latch: a pending interrupt skips the sleep */
+	if (stream_ring_written(slot) == seen && !MyLatch->is_set)
+	{
+		pgstat_report_wait_start(PG_WAIT_EXTENSION);
+		stream_futex_wait(&slot->wake, wake, timeout_ms);
+		pgstat_report_wait_end();
+	}
+	pg_atomic_write_u32(&slot->sleeping, 0);
+	ResetLatch(MyLatch);
+	if (!PostmasterIsAlive())
+		proc_exit(1);
+}
+
 /* Worker side: give ring space up to upto back to writers. */
 void
 stream_ring_release(StreamWorkerSlot *slot, uint64 upto)
@@ -1123,7 +1179,12 @@ stream_ack_done(int procno, int slotno, uint64 seq)
 
 	if (pg_atomic_read_u64(&ack->done_seq) < seq)
 		pg_atomic_write_u64(&ack->done_seq, seq);
-	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	pg_memory_barrier();
+	if (pg_atomic_read_u32(&ack->sleeping))
+	{
+		pg_atomic_fetch_add_u32(&ack->wake, 1);
+		stream_futex_wake(&ack->wake);
+	}
 }
 
 void

@@ -45,6 +45,9 @@ typedef enum StreamWorkerRole
  * - Lock order: StreamShared->lock before ring_lock, never the reverse.
  * - ring_lock, space_cv and ring are set when shared memory is
  *   initialised and read without a lock.
+ * - A worker that sleeps for records sets sleeping, then reads write_pos;
+ *   a writer moves write_pos, then reads sleeping (a full barrier after
+ *   each), and bumps wake and wakes the worker when it is set.
  */
 typedef struct StreamWorkerSlot
 {
@@ -57,6 +60,8 @@ typedef struct StreamWorkerSlot
 	uint64		read_pos;		/* bytes ever released by the worker */
 	ConditionVariable space_cv; /* broadcast when ring space is released */
 	char	   *ring;			/* NULL for combiner slots */
+	pg_atomic_uint32 sleeping;	/* the worker may sleep on wake */
+	pg_atomic_uint32 wake;		/* bumped to wake it (ipc/futex.c) */
 } StreamWorkerSlot;
 
 /* Room for the workers' settings a writer adopts (worker/settings.c) */
@@ -137,12 +142,17 @@ typedef struct StreamWriterWait
  * worker 0; it is kept across backends that reuse the pgprocno); only the
  * worker advances done_seq and failed_seq.  The worker writes failure_code
  * and failure before failed_seq (a write barrier between), and the backend
- * reads failed_seq before them (a read barrier between).
+ * reads failed_seq before them (a read barrier between).  A backend that
+ * sleeps sets sleeping, then checks done_seq; the worker sets done_seq, then
+ * checks sleeping (a full barrier after each write), and bumps wake and
+ * wakes the sleeper when it is set.
  */
 typedef struct StreamBackendAck
 {
 	pg_atomic_uint64 request_seq;
 	pg_atomic_uint64 done_seq;
+	pg_atomic_uint32 sleeping;	/* the backend may sleep on wake */
+	pg_atomic_uint32 wake;		/* bumped to wake it (ipc/futex.c) */
 	pg_atomic_uint64 failed_seq;	/* transaction whose events were lost */
 	int			failure_code;	/* its SQLSTATE; written before failed_seq */
 	char		failure[256];	/* why; written before failed_seq */
@@ -200,6 +210,7 @@ extern bool stream_slot_reap(int slotno);
 extern bool stream_group_needs_restart(int groupno);
 extern void stream_ring_discard(StreamWorkerSlot *slot);
 extern uint64 stream_ring_written(StreamWorkerSlot *slot);
+extern void stream_ring_sleep(StreamWorkerSlot *slot, uint64 seen, long timeout_ms);
 extern void stream_ring_release(StreamWorkerSlot *slot, uint64 upto);
 extern void stream_ack_done(int procno, int slotno, uint64 seq);
 extern void stream_ack_failed(int procno, int slotno, uint64 seq, int sqlerrcode,

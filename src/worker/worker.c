@@ -423,9 +423,7 @@ stream_batch_worker_loop(int slotno)
 				last_check = now;
 			}
 			stream_worker_report_idle();
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 1000L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
+			stream_ring_sleep(slot, written, 1000L);
 			continue;
 		}
 
@@ -448,9 +446,7 @@ stream_batch_worker_loop(int slotno)
 
 			if (wait_ms > 0)
 			{
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 wait_ms, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
+				stream_ring_sleep(slot, written, wait_ms);
 				continue;
 			}
 		}
