@@ -1,15 +1,25 @@
 /*
  * futex.c
- *	  Sleeping on a word of shared memory, and waking its sleepers: a Linux
+ *	  Sleeping on a word of shared memory, and waking its sleeper: a Linux
  *	  futex.  A latch wakes its process with a signal, which the sleeper
  *	  reads through epoll and a signalfd; on the 2-core VMs of the
  *	  benchmarks that cost about 14 us of CPU per wake-up against 5 for a
- *	  futex, paid once per acknowledged transaction (queue.c).  Elsewhere
- *	  than Linux the sleep is a short timed latch wait, which polls.
+ *	  futex, paid twice per acknowledged transaction (queue.c).
+ *
+ * Only on 64-bit Linux, where the futex system call takes the struct
+ * timespec of the C library; elsewhere the word is ignored and the sleep
+ * and the wake-up are the process's latch, as PostgreSQL's own waits are.
  */
 #include "postgres.h"
 
-#ifdef __linux__
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/wait_event.h"
+
+#if defined(__linux__) && SIZEOF_VOID_P == 8
+#define USE_FUTEX
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -18,41 +28,49 @@
 #include <unistd.h>
 #endif
 
-#include "miscadmin.h"
-#include "storage/latch.h"
-
 #include "ipc/futex.h"
 
-void
-stream_futex_wait(pg_atomic_uint32 *word, uint32 expected, long timeout_ms)
+bool
+stream_futex_wait(pg_atomic_uint32 *word, uint32 expected, long timeout_ms,
+				  uint32 wait_event_info)
 {
-#ifdef __linux__
+#ifdef USE_FUTEX
 	struct timespec timeout;
+	bool		ok = true;
 
+	Assert(timeout_ms > 0);
 	timeout.tv_sec = timeout_ms / 1000;
 	timeout.tv_nsec = (timeout_ms % 1000) * 1000000L;
 
 	/*
-	 * A sleep with a timeout ends with EINTR when a signal handler ran
-	 * (SA_RESTART does not restart it), so the caller sees a pending
-	 * interrupt at once.  EAGAIN: the word had changed already.
+	 * Not FUTEX_PRIVATE_FLAG: the word is in memory that every backend
+	 * shares.  With a timeout the sleep ends with EINTR when a signal
+	 * handler runs, although PostgreSQL installs them with SA_RESTART (a
+	 * sleep without one would be restarted, and miss the signal); EAGAIN
+	 * means the word had changed already.
 	 */
+	pgstat_report_wait_start(wait_event_info);
 	if (syscall(SYS_futex, &word->value, FUTEX_WAIT, expected, &timeout, NULL, 0) != 0 &&
 		errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
-		elog(ERROR, "futex wait failed: %m");
+		ok = false;
+	pgstat_report_wait_end();
+	return ok;
 #else
-	if (pg_atomic_read_u32(word) == expected)
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(timeout_ms, 1L), 0);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 timeout_ms, wait_event_info);
 	ResetLatch(MyLatch);
+	return true;
 #endif
 }
 
 void
-stream_futex_wake(pg_atomic_uint32 *word)
+stream_futex_wake(pg_atomic_uint32 *word, int pgprocno)
 {
-#ifdef __linux__
-	/* it cannot fail on a valid word; a sleeper's timeout would cover it */
+#ifdef USE_FUTEX
+	/* one sleeper at most; the call cannot fail on a valid word */
 	(void) syscall(SYS_futex, &word->value, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#else
+	if (pgprocno >= 0)
+		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
 #endif
 }

@@ -6,19 +6,23 @@
 #ifndef STREAM_EXT_IPC_FUTEX_H
 #define STREAM_EXT_IPC_FUTEX_H
 
-#include "postgres.h"
-
 #include "port/atomics.h"
 
 /*
- * Sleep while *word still holds expected, at most timeout_ms; a signal
- * (a cancel, a termination, the postmaster's death) ends the sleep early.
- * Returns without sleeping when *word no longer holds expected.  The
- * caller checks what it waits for, and its interrupts, afterwards.
+ * Sleep while *word still holds expected, at most timeout_ms (> 0),
+ * reporting wait_event_info meanwhile.  Returns at once when *word no
+ * longer holds expected, and early when a signal handler runs during the
+ * sleep; a signal that came just before it is seen at the timeout at the
+ * latest, so callers test their interrupts before sleeping and keep the
+ * timeout short.  Returns false (errno set) when the sleep failed.
  */
-extern void stream_futex_wait(pg_atomic_uint32 *word, uint32 expected, long timeout_ms);
+extern bool stream_futex_wait(pg_atomic_uint32 *word, uint32 expected, long timeout_ms,
+							  uint32 wait_event_info);
 
-/* Wake every process sleeping on word (after the caller changed it). */
-extern void stream_futex_wake(pg_atomic_uint32 *word);
+/*
+ * Wake the process sleeping on word, after the caller changed it; pgprocno
+ * is that process (its latch is set where there are no futexes), or -1.
+ */
+extern void stream_futex_wake(pg_atomic_uint32 *word, int pgprocno);
 
 #endif

@@ -17,6 +17,7 @@
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "postmaster/interrupt.h"
 #include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -169,6 +170,9 @@ stream_shmem_startup(void)
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
+
+/* The slot this process works on once attached (stream_slot_attach) */
+static StreamWorkerSlot *my_slot = NULL;
 
 /* What backend procno waits for from the worker with index worker_index. */
 static StreamBackendAck *
@@ -692,7 +696,7 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 	if (pg_atomic_read_u32(&slot->sleeping))
 	{
 		pg_atomic_fetch_add_u32(&slot->wake, 1);
-		stream_futex_wake(&slot->wake);
+		stream_futex_wake(&slot->wake, slot->pgprocno);
 	}
 }
 
@@ -721,6 +725,8 @@ stream_ack_wait(int slotno, uint64 seq)
 	for (;;)
 	{
 		uint32		wake;
+		bool		slept = true;
+		TimestampTz now;
 
 		if (pg_atomic_read_u64(&ack->done_seq) >= seq)
 			break;
@@ -729,39 +735,39 @@ stream_ack_wait(int slotno, uint64 seq)
 		if (slot->state == SLOT_FREE)
 			stream_request_launch(MyDatabaseId);
 
+		now = GetCurrentTimestamp();
 		if (!waiting)
 		{
 			writer_wait_begin(WRITER_WAITS_FOR_COMMIT, slotno);
 			waiting = true;
-			checked_at = GetCurrentTimestamp();
+			checked_at = now;
 		}
+		else if (TimestampDifferenceExceeds(checked_at, now, 100))
+		{
+			error_if_wait_cannot_end(slot);
+			checked_at = now;
+		}
+		error_if_statement_timed_out();
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+		CHECK_FOR_INTERRUPTS();
 
 		/*
 		 * Sleep on the futex word, not the latch: the worker's wake-up is
 		 * then no signal (futex.c).  Announce the sleep before the last
 		 * look at done_seq, so that the worker either sees it or we see
-		 * its acknowledgement.
+		 * its acknowledgement.  An interrupt that comes between the check
+		 * above and the sleep is served after at most the 100 ms.
 		 */
 		wake = pg_atomic_read_u32(&ack->wake);
 		pg_atomic_write_u32(&ack->sleeping, 1);
 		pg_memory_barrier();
-		if (pg_atomic_read_u64(&ack->done_seq) < seq)
-		{
-			pgstat_report_wait_start(STREAM_WAIT_COMMIT_ACK);
-			stream_futex_wait(&ack->wake, wake, 100L);
-			pgstat_report_wait_end();
-		}
+		if (pg_atomic_read_u64(&ack->done_seq) < seq &&
+			!(InterruptPending && INTERRUPTS_CAN_BE_PROCESSED()))
+			slept = stream_futex_wait(&ack->wake, wake, 100L, STREAM_WAIT_COMMIT_ACK);
 		pg_atomic_write_u32(&ack->sleeping, 0);
-
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-		CHECK_FOR_INTERRUPTS();
-		if (TimestampDifferenceExceeds(checked_at, GetCurrentTimestamp(), 100))
-		{
-			error_if_wait_cannot_end(slot);
-			checked_at = GetCurrentTimestamp();
-		}
-		error_if_statement_timed_out();
+		if (!slept)
+			elog(ERROR, "could not wait for the stream worker's acknowledgement: %m");
 	}
 	if (waiting)
 		stream_writer_wait_done();
@@ -1011,6 +1017,8 @@ stream_slot_attach(int slotno)
 		slot->state = SLOT_RUNNING;
 		slot->pid = MyProcPid;
 		slot->pgprocno = MyProc->pgprocno;
+		pg_atomic_write_u32(&slot->sleeping, 0);
+		my_slot = slot;
 	}
 	LWLockRelease(StreamShared->lock);
 	return ok;
@@ -1138,27 +1146,42 @@ stream_ring_written(StreamWorkerSlot *slot)
 
 /*
  * Worker side: sleep until a writer appends past seen (the write position
- * the worker has looked at), a signal arrives, or timeout_ms passed.  A
+ * the worker has looked at), a signal arrives, or timeout_ms passed (at
+ * most a second: a signal that comes just before the sleep, other than the
+ * worker's own, which call stream_ring_interrupt_sleep, is seen then).  A
  * futex, not the latch: a writer's wake-up is then no signal (futex.c).
  */
 void
 stream_ring_sleep(StreamWorkerSlot *slot, uint64 seen, long timeout_ms)
 {
 	uint32		wake = pg_atomic_read_u32(&slot->wake);
+	bool		slept = true;
 
 	pg_atomic_write_u32(&slot->sleeping, 1);
 	pg_memory_barrier();
-	/* a signal handler sets the latch: a pending interrupt skips the sleep */
-	if (stream_ring_written(slot) == seen && !MyLatch->is_set)
-	{
-		pgstat_report_wait_start(PG_WAIT_EXTENSION);
-		stream_futex_wait(&slot->wake, wake, timeout_ms);
-		pgstat_report_wait_end();
-	}
+	/* a signal handler sets the latch or a flag: then no sleep */
+	if (stream_ring_written(slot) == seen && !MyLatch->is_set &&
+		!(InterruptPending && INTERRUPTS_CAN_BE_PROCESSED()) && !ConfigReloadPending &&
+		PostmasterIsAlive())
+		slept = stream_futex_wait(&slot->wake, wake, Min(Max(timeout_ms, 1L), 1000L),
+								  PG_WAIT_EXTENSION);
 	pg_atomic_write_u32(&slot->sleeping, 0);
+	if (!slept)
+		elog(ERROR, "could not wait for stream events: %m");
 	ResetLatch(MyLatch);
 	if (!PostmasterIsAlive())
 		proc_exit(1);
+}
+
+/*
+ * From a signal handler of a worker: make its sleep for records end now,
+ * or the next one not start (the sleep compares the word it read before).
+ */
+void
+stream_ring_interrupt_sleep(void)
+{
+	if (my_slot != NULL)
+		pg_atomic_fetch_add_u32(&my_slot->wake, 1);
 }
 
 /* Worker side: give ring space up to upto back to writers. */
@@ -1183,7 +1206,7 @@ stream_ack_done(int procno, int slotno, uint64 seq)
 	if (pg_atomic_read_u32(&ack->sleeping))
 	{
 		pg_atomic_fetch_add_u32(&ack->wake, 1);
-		stream_futex_wake(&ack->wake);
+		stream_futex_wake(&ack->wake, procno);
 	}
 }
 

@@ -53,7 +53,7 @@ typedef struct StreamWorkerSlot
 {
 	StreamSlotState state;
 	pid_t		pid;
-	int			pgprocno;		/* to set the worker's latch */
+	int			pgprocno;		/* to set the process's latch */
 
 	LWLock	   *ring_lock;
 	uint64		write_pos;		/* bytes ever written */
@@ -211,6 +211,7 @@ extern bool stream_group_needs_restart(int groupno);
 extern void stream_ring_discard(StreamWorkerSlot *slot);
 extern uint64 stream_ring_written(StreamWorkerSlot *slot);
 extern void stream_ring_sleep(StreamWorkerSlot *slot, uint64 seen, long timeout_ms);
+extern void stream_ring_interrupt_sleep(void);
 extern void stream_ring_release(StreamWorkerSlot *slot, uint64 upto);
 extern void stream_ack_done(int procno, int slotno, uint64 seq);
 extern void stream_ack_failed(int procno, int slotno, uint64 seq, int sqlerrcode,

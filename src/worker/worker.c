@@ -51,6 +51,18 @@ handle_sigterm(SIGNAL_ARGS)
 
 	stream_worker_stop_requested = true;
 	SetLatch(MyLatch);
+	stream_ring_interrupt_sleep();
+	errno = save_errno;
+}
+
+/* SIGHUP: reload the configuration between batches */
+static void
+handle_sighup(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	SignalHandlerForConfigReload(postgres_signal_arg);
+	stream_ring_interrupt_sleep();
 	errno = save_errno;
 }
 
@@ -133,7 +145,7 @@ stream_ext_worker_main(Datum arg)
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 
 	pqsignal(SIGTERM, handle_sigterm);
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGHUP, handle_sighup);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	stream_refuse_writes_in_this_process();
