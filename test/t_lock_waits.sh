@@ -10,7 +10,7 @@
 # an advisory lock its function waits for (the first batch waits the time
 # limit once), a DROP of the view or its truncate_continuous_view in an open
 # transaction, and DDL on the stream and the view in the writing transaction
-# itself.
+# itself.  And a DROP VIEW does not deadlock with the combiner's merge.
 source "$(dirname "$0")/lib.sh"
 
 unset PGHOST PGPORT
@@ -210,4 +210,46 @@ wm=$(watermark)
 [ "$(q "SELECT late_events FROM stream_ext.view_stats WHERE name = 'ew'::regclass")" = 0 ] ||
 	fail "a held event was judged late"
 say "ok: an event-time view's watermark waited at its held event until it was applied; none judged late"
+
+# --- 9. DROP VIEW while the combiner merges the view: the combiner takes the
+# view's delta table before its state table, in the DROP's order, so the two
+# do not deadlock (they did: let into the state table, the combiner waited for
+# the delta table the DROP held, and the DROP, checking for deadlocks sooner,
+# failed with one)
+run_sql <<'SQL'
+CREATE FOREIGN TABLE ds (k int) SERVER stream_ext;
+CREATE VIEW dv WITH (continuous) AS SELECT k, count(*) AS n FROM ds GROUP BY k;
+SQL
+dv=$(q "SELECT id FROM stream_ext_internal.continuous_views WHERE view = 'dv'::regclass")
+# the condition "the combiner waits for a lock of relation $1 of ours"
+combiner_waits_for() {
+	echo "EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+	    WHERE a.backend_type = 'stream_ext combiner' AND NOT l.granted
+	      AND l.relation = 'stream_ext_internal.$1'::regclass)"
+}
+# the combiner kept from the state table, with deltas to merge
+hold_lock "LOCK stream_ext_internal.state_$dv IN SHARE MODE"
+write "INSERT INTO ds SELECT g % 50 FROM generate_series(1, 500) g" || fail "the writer of ds failed"
+wait_until 10 "the combiner waits for dv's state table" "SELECT $(combiner_waits_for "state_$dv")"
+# the DROP kept waiting by a lock of the view's catalog row (after it has taken
+# the delta table, where the combiner does not hold it first)
+psql -X -q -c "BEGIN" -c "SELECT 1 FROM stream_ext_internal.continuous_views WHERE id = $dv FOR UPDATE" \
+	-c "SELECT pg_sleep(598)" >/dev/null 2>&1 &
+_bg_pids+=($!); row_holder=$!
+wait_until 10 "dv's catalog row is locked" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(598)' AND wait_event = 'PgSleep'"
+(PGOPTIONS="-c deadlock_timeout=100ms" psql -X -q -v ON_ERROR_STOP=1 -c "DROP VIEW dv" \
+	>"$SCRATCH/drop_dv.out" 2>&1; echo $? >"$SCRATCH/drop_dv.rc") &
+_bg_pids+=($!); dropper=$!
+wait_until 10 "the DROP waits" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'DROP VIEW dv' AND wait_event_type = 'Lock'"
+release_lock
+wait_until 10 "the combiner no longer waits for dv's state table" "SELECT NOT $(combiner_waits_for "state_$dv")"
+sleep 0.05
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(598)'" >/dev/null
+wait "$row_holder" 2>/dev/null || true
+wait "$dropper" 2>/dev/null || true
+[ "$(cat "$SCRATCH/drop_dv.rc")" = 0 ] || fail "DROP VIEW dv failed: $(cat "$SCRATCH/drop_dv.out")"
+[ "$(q "SELECT to_regclass('dv') IS NULL")" = t ] || fail "dv is still there after its DROP"
+say "ok: DROP VIEW of a view the combiner was merging did not deadlock with it"
 say PASS

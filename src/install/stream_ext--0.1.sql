@@ -630,8 +630,9 @@ BEGIN
   LOOP
     found := true;
     -- the delta table before the catalog row (whose delete locks the view's
-    -- watermark row): the order of truncate_continuous_view, so that a
-    -- worker holding the view's events back does not deadlock with the DROP
+    -- watermark row) and the state table: the order of truncate_continuous_view,
+    -- of a worker holding the view's events back, and of the combiner's merges
+    -- and TTL deletes, so that none of them deadlocks with the DROP
     IF to_regclass(format('stream_ext_internal.%I', 'delta_' || cv.id)) IS NOT NULL THEN
       EXECUTE format('LOCK TABLE stream_ext_internal.%I IN ACCESS EXCLUSIVE MODE', 'delta_' || cv.id);
     END IF;

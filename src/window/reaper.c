@@ -23,6 +23,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -175,6 +176,7 @@ stream_reap_batch(int id, WindowSpec *spec)
 {
 	char	   *condition;
 	char	   *state;
+	Oid			delta;
 	uint64		deleted;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -186,6 +188,18 @@ stream_reap_batch(int id, WindowSpec *spec)
 		return 0;
 	}
 	state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
+
+	/*
+	 * A session's condition reads the delta table: locked before the state
+	 * table, the order of DROP VIEW (on_sql_drop), lest the two deadlock.
+	 */
+	delta = stream_view_relation_relid(id, VIEW_DELTA_TABLE, true);
+	if (!OidIsValid(delta))
+	{
+		SPI_finish();
+		return 0;
+	}
+	LockRelationOid(delta, AccessShareLock);
 	if (SPI_execute(psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
 							 "SELECT ctid FROM %s WHERE %s "
 							 "LIMIT %d FOR UPDATE SKIP LOCKED))",

@@ -372,9 +372,10 @@ has_unique_index(Oid relid)
 }
 
 /*
- * Lock view id's state table for the merge, before the merge statement locks
- * its delta table: DROP VIEW drops the state table and then the delta table
- * (on_sql_drop), so the other order can deadlock with a DROP.  Returns false
+ * Lock view id's delta and state tables for the merge, in the order DROP
+ * VIEW takes them (on_sql_drop locks the delta table, then drops the state
+ * table), before the merge statement locks them: another order can
+ * deadlock with a DROP, which then fails.  Returns false
  * if the view was dropped meanwhile, or if its merge needs the state table's
  * unique index and it has none yet (pg_restore creates indexes after it
  * loads the data): its deltas wait for a later round.  Takes the view's
@@ -384,10 +385,11 @@ static bool
 lock_state_table(ViewToCombine *v)
 {
 	Oid			state = stream_view_relation_relid(v->id, VIEW_STATE_TABLE, true);
+	Oid			delta = stream_view_relation_relid(v->id, VIEW_DELTA_TABLE, true);
 	Oid			result;
 	HeapTuple	tuple;
 
-	if (!OidIsValid(state))
+	if (!OidIsValid(state) || !OidIsValid(delta))
 		return false;
 
 	/*
@@ -400,6 +402,9 @@ lock_state_table(ViewToCombine *v)
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(v->output)))
 			return false;
 	}
+	LockRelationOid(delta, RowExclusiveLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(delta)))
+		return false;
 	LockRelationOid(state, RowExclusiveLock);
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(state));
 	if (!HeapTupleIsValid(tuple))
