@@ -164,8 +164,6 @@ CREATE INDEX rw_all_person ON rw_all (lower(person)) WHERE rw_all.person IS NOT 
 SELECT regexp_replace(indexdef, 'state_[0-9]+', 'state_N') AS indexdef
   FROM pg_indexes WHERE indexname = 'rw_all_person';
 DROP INDEX stream_ext_internal.rw_all_person;
--- dropped already: skipped, as for any index
-DROP INDEX IF EXISTS stream_ext_internal.rw_all_person;
 ALTER VIEW rw_all RENAME COLUMN person TO who;
 
 -- column names the extension uses elsewhere are the view's own here

@@ -455,17 +455,6 @@ stream_guard_internal_relations(Node *parsetree)
 					if (stmt->removeType == OBJECT_INDEX &&
 						stream_is_view_index(internal_relid(rel)))
 						continue;
-
-					/*
-					 * IF EXISTS of an index of ours that is gone (such an
-					 * index, dropped already): PostgreSQL skips it.  Should
-					 * the name come to mean one of ours meanwhile, only its
-					 * owner, the view's, may drop it.
-					 */
-					if (stmt->removeType == OBJECT_INDEX && stmt->missing_ok &&
-						rel->schemaname != NULL &&
-						!OidIsValid(RangeVarGetRelid(rel, NoLock, true)))
-						continue;
 					refuse(rel, "drop", true);
 				}
 				break;
