@@ -29,6 +29,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
@@ -177,8 +178,27 @@ stream_reap_batch(int id, WindowSpec *spec)
 	char	   *condition;
 	char	   *state;
 	Oid			delta;
+	Oid			stateid;
 	uint64		deleted;
 
+	/*
+	 * The delta table, which a session's condition reads, before the state
+	 * table: the order of DROP VIEW (on_sql_drop), lest the two deadlock;
+	 * the state table only if it is free at once (as the combiner's merge
+	 * takes it: combiner.c); then the condition, of the view as it is once
+	 * locked.  Nothing to do now otherwise.
+	 */
+	delta = stream_view_relation_relid(id, VIEW_DELTA_TABLE, true);
+	stateid = stream_view_relation_relid(id, VIEW_STATE_TABLE, true);
+	if (!OidIsValid(delta) || !OidIsValid(stateid))
+		return 0;
+	LockRelationOid(delta, AccessShareLock);
+	if (!ConditionalLockRelationOid(stateid, RowExclusiveLock))
+		return 0;
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(delta)) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(stateid)) ||
+		stream_catalog_view(id) == NULL)
+		return 0;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	condition = expired_condition(id, spec);
@@ -188,18 +208,6 @@ stream_reap_batch(int id, WindowSpec *spec)
 		return 0;
 	}
 	state = stream_view_relation_sql(id, VIEW_STATE_TABLE);
-
-	/*
-	 * A session's condition reads the delta table: locked before the state
-	 * table, the order of DROP VIEW (on_sql_drop), lest the two deadlock.
-	 */
-	delta = stream_view_relation_relid(id, VIEW_DELTA_TABLE, true);
-	if (!OidIsValid(delta))
-	{
-		SPI_finish();
-		return 0;
-	}
-	LockRelationOid(delta, AccessShareLock);
 	if (SPI_execute(psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
 							 "SELECT ctid FROM %s WHERE %s "
 							 "LIMIT %d FOR UPDATE SKIP LOCKED))",

@@ -141,13 +141,21 @@ emit_in_transaction(void *arg)
 	List	   *keys;
 
 	e->nevents = 0;
-	/* DROP of the stream or the view waits for this, or happened before */
-	LockRelationOid(e->change->stream, AccessShareLock);
+
+	/*
+	 * DROP of the stream or the view waits for this, or happened before.
+	 * The view first, then its change stream: the order of a DROP of the
+	 * view, which drops the stream with it (a DROP of the stream alone
+	 * takes the stream only).
+	 */
 	row = stream_catalog_view(e->change->view_id);
-	if (row == NULL || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(e->change->stream)))
+	if (row == NULL)
 		return;
 	LockRelationOid(row->view, AccessShareLock);
-	if (!OidIsValid(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, true)))
+	LockRelationOid(e->change->stream, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(row->view)) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(e->change->stream)) ||
+		!OidIsValid(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, true)))
 		return;
 	window = stream_window_spec_from_text(&row->window);
 

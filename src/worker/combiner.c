@@ -372,40 +372,50 @@ has_unique_index(Oid relid)
 }
 
 /*
- * Lock view id's delta and state tables for the merge, in the order DROP
- * VIEW takes them (on_sql_drop locks the delta table, then drops the state
- * table), before the merge statement locks them: another order can
- * deadlock with a DROP, which then fails.  Returns false
- * if the view was dropped meanwhile, or if its merge needs the state table's
- * unique index and it has none yet (pg_restore creates indexes after it
- * loads the data): its deltas wait for a later round.  Takes the view's
- * owner again, as of the lock (the merge runs as the owner).
+ * Lock view id's tables for the merge, in the order DROP VIEW takes them,
+ * before the merge statement locks them: another order can deadlock with a
+ * DROP, which then fails.  A DROP of the view locks its change stream's
+ * table of changed groups (a dependent object) first, then, in its event
+ * trigger (on_sql_drop), the delta table, then the state table; a DROP of
+ * a transform's output table CASCADE locks that table first.  The state
+ * table only if it is free at once: a session that holds it (CREATE INDEX
+ * on the view, create_change_stream) and then takes the delta table must
+ * not find us holding that, and one view's open DDL must not stall the
+ * merges of all.  Returns false if the view was dropped meanwhile, if its
+ * state table is busy, or if its merge needs the state table's unique
+ * index and it has none yet (pg_restore creates indexes after it loads the
+ * data): its deltas wait for a later round.  Takes the view's owner again,
+ * as of the lock (the merge runs as the owner).
  */
 static bool
 lock_state_table(ViewToCombine *v)
 {
 	Oid			state = stream_view_relation_relid(v->id, VIEW_STATE_TABLE, true);
 	Oid			delta = stream_view_relation_relid(v->id, VIEW_DELTA_TABLE, true);
+	Oid			changed = v->keeps_rows ? InvalidOid :
+		stream_view_relation_relid(v->id, VIEW_CHANGED_GROUPS, true);
 	Oid			result;
 	HeapTuple	tuple;
 
 	if (!OidIsValid(state) || !OidIsValid(delta))
 		return false;
-
-	/*
-	 * A transform's output first: DROP TABLE output CASCADE locks it, then
-	 * drops the transform's tables.
-	 */
 	if (OidIsValid(v->output))
 	{
 		LockRelationOid(v->output, RowExclusiveLock);
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(v->output)))
 			return false;
 	}
+	if (OidIsValid(changed))
+	{
+		LockRelationOid(changed, RowExclusiveLock);
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(changed)))
+			return false;
+	}
 	LockRelationOid(delta, RowExclusiveLock);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(delta)))
 		return false;
-	LockRelationOid(state, RowExclusiveLock);
+	if (!ConditionalLockRelationOid(state, RowExclusiveLock))
+		return false;
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(state));
 	if (!HeapTupleIsValid(tuple))
 		return false;
