@@ -184,16 +184,16 @@ stream_reap_batch(int id, WindowSpec *spec)
 	/*
 	 * The delta table, which a session's condition reads, before the state
 	 * table: the order of DROP VIEW (on_sql_drop), lest the two deadlock;
-	 * the state table only if it is free at once (as the combiner's merge
-	 * takes it: combiner.c); then the condition, of the view as it is once
-	 * locked.  Nothing to do now otherwise.
+	 * each only if it is free at once (as the combiner's merge takes them:
+	 * combiner.c); then the condition, of the view as it is once locked.
+	 * Nothing to do now otherwise.
 	 */
 	delta = stream_view_relation_relid(id, VIEW_DELTA_TABLE, true);
 	stateid = stream_view_relation_relid(id, VIEW_STATE_TABLE, true);
 	if (!OidIsValid(delta) || !OidIsValid(stateid))
 		return 0;
-	LockRelationOid(delta, AccessShareLock);
-	if (!ConditionalLockRelationOid(stateid, RowExclusiveLock))
+	if (!ConditionalLockRelationOid(delta, AccessShareLock) ||
+		!ConditionalLockRelationOid(stateid, RowExclusiveLock))
 		return 0;
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(delta)) ||
 		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(stateid)) ||

@@ -377,15 +377,16 @@ has_unique_index(Oid relid)
  * DROP, which then fails.  A DROP of the view locks its change stream's
  * table of changed groups (a dependent object) first, then, in its event
  * trigger (on_sql_drop), the delta table, then the state table; a DROP of
- * a transform's output table CASCADE locks that table first.  The state
- * table only if it is free at once: a session that holds it (CREATE INDEX
- * on the view, create_change_stream) and then takes the delta table must
- * not find us holding that, and one view's open DDL must not stall the
- * merges of all.  Returns false if the view was dropped meanwhile, if its
- * state table is busy, or if its merge needs the state table's unique
- * index and it has none yet (pg_restore creates indexes after it loads the
- * data): its deltas wait for a later round.  Takes the view's owner again,
- * as of the lock (the merge runs as the owner).
+ * a transform's output table CASCADE locks that table first.  Each only if
+ * it is free at once: the combiner merges every view of the database, so
+ * one view's open DDL or truncate_continuous_view must not stall the
+ * merges of all, and a session that holds one of them and then takes
+ * another must not find us holding that one.  Returns false if the view
+ * was dropped meanwhile, if one of its tables is busy, or if its merge
+ * needs the state table's unique index and it has none yet (pg_restore
+ * creates indexes after it loads the data): its deltas wait for a later
+ * round.  Takes the view's owner again, as of the lock (the merge runs as
+ * the owner).
  */
 static bool
 lock_state_table(ViewToCombine *v)
@@ -399,22 +400,17 @@ lock_state_table(ViewToCombine *v)
 
 	if (!OidIsValid(state) || !OidIsValid(delta))
 		return false;
-	if (OidIsValid(v->output))
-	{
-		LockRelationOid(v->output, RowExclusiveLock);
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(v->output)))
-			return false;
-	}
-	if (OidIsValid(changed))
-	{
-		LockRelationOid(changed, RowExclusiveLock);
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(changed)))
-			return false;
-	}
-	LockRelationOid(delta, RowExclusiveLock);
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(delta)))
+	if (OidIsValid(v->output) &&
+		(!ConditionalLockRelationOid(v->output, RowExclusiveLock) ||
+		 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(v->output))))
 		return false;
-	if (!ConditionalLockRelationOid(state, RowExclusiveLock))
+	if (OidIsValid(changed) &&
+		(!ConditionalLockRelationOid(changed, RowExclusiveLock) ||
+		 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(changed))))
+		return false;
+	if (!ConditionalLockRelationOid(delta, RowExclusiveLock) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(delta)) ||
+		!ConditionalLockRelationOid(state, RowExclusiveLock))
 		return false;
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(state));
 	if (!HeapTupleIsValid(tuple))
