@@ -3,7 +3,8 @@
  *	  Per-view waits between a job's failed tries.
  *
  * A view whose try failed (its change emission, the application of its
- * held events) waits before the next: the first wait, doubling after each
+ * held events, a merge past the time limit) waits before the next: the
+ * first wait, doubling after each
  * failure up to the longest, so that an error that persists is met (and
  * logged) that often, not at every turn of the combiner.  A success
  * forgets the view.

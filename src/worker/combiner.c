@@ -46,6 +46,7 @@
 #include "stream/fdw.h"
 #include "stream/insert.h"
 #include "jobs/jobs.h"
+#include "jobs/retry.h"
 #include "window/merge_sql.h"
 #include "window/spec.h"
 #include "worker/apply.h"
@@ -654,67 +655,12 @@ merge_chunk_in_transaction(void *arg)
 }
 
 /*
- * Views whose merge ran past stream_ext.view_time_limit wait before the
- * next try, 1 s doubling to 64 s, so that one view's slow code (its owner's
- * combine or final functions) costs the other views' merges a little time
- * now and then, not every round's.
+ * Views whose merge ran past stream_ext.view_time_limit (or whose every
+ * delta fails alike) wait before the next try, 1 s doubling to 64 s, so that
+ * one view's slow code (its owner's combine or final functions) costs the
+ * other views' merges a little time now and then, not every round's.
  */
-typedef struct SlowView
-{
-	int			id;
-	int			failures;
-	TimestampTz retry_at;
-} SlowView;
-
-static List *slow_views = NIL;	/* of SlowView, in TopMemoryContext */
-
-static SlowView *
-slow_view(int id, bool create)
-{
-	ListCell   *lc;
-	SlowView   *sv;
-	MemoryContext old;
-
-	foreach(lc, slow_views)
-		if (((SlowView *) lfirst(lc))->id == id)
-			return lfirst(lc);
-	if (!create)
-		return NULL;
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	sv = palloc0(sizeof(SlowView));
-	sv->id = id;
-	slow_views = lappend(slow_views, sv);
-	MemoryContextSwitchTo(old);
-	return sv;
-}
-
-/* Is view id still waiting after running past the time limit? */
-static bool
-merge_deferred(int id)
-{
-	SlowView   *sv = slow_view(id, false);
-
-	return sv != NULL && GetCurrentTimestamp() < sv->retry_at;
-}
-
-/* Note how a merge of view id ended: past the time limit or not */
-static void
-note_merge_time(int id, bool too_slow)
-{
-	SlowView   *sv = slow_view(id, too_slow);
-
-	if (sv == NULL)
-		return;
-	if (!too_slow)
-	{
-		slow_views = list_delete_ptr(slow_views, sv);
-		pfree(sv);
-		return;
-	}
-	sv->failures = Min(sv->failures + 1, 7);
-	sv->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   1000 << (sv->failures - 1));
-}
+static StreamRetries slow_merges = STREAM_RETRIES(1000, 64000);
 
 /* A view whose merges wait, and why */
 typedef struct WaitingMerge
@@ -758,7 +704,7 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 	char		activity[NAMEDATALEN * 2 + 64];
 	bool		moved = false;
 
-	if (merge_deferred(v->id))
+	if (!stream_retry_due(&slow_merges, v->id))
 		return false;
 	snprintf(activity, sizeof(activity), "stream_ext: merging deltas of continuous view %s",
 			 v->name);
@@ -790,7 +736,7 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 				}
 			}
 		}
-		note_merge_time(v->id, wait);
+		stream_retry_note(&slow_merges, v->id, !wait);
 		chunk.cleanup = false;
 		moved |= chunk.moved > 0;
 		stream_worker_handle_interrupts();
