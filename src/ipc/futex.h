@@ -1,7 +1,7 @@
 /*
  * futex.h
- *	  Sleeping on a 32-bit word in shared memory until another process
- *	  changes it (futex.c).
+ *	  One process sleeping until another changes what it waits for, and
+ *	  the other waking it (futex.c).
  */
 #ifndef STREAM_EXT_IPC_FUTEX_H
 #define STREAM_EXT_IPC_FUTEX_H
@@ -9,20 +9,24 @@
 #include "port/atomics.h"
 
 /*
- * Sleep while *word still holds expected, at most timeout_ms (> 0),
- * reporting wait_event_info meanwhile.  Returns at once when *word no
- * longer holds expected, and early when a signal handler runs during the
- * sleep; a signal that came just before it is seen at the timeout at the
- * latest, so callers test their interrupts before sleeping and keep the
- * timeout short.  Returns false (errno set) when the sleep failed.
+ * In shared memory, beside what a process waits for.  The sleeper
+ * announces its sleep (stream_sleeper_announce), then looks at what it
+ * waits for, and sleeps if it is not there yet (stream_sleeper_sleep); the
+ * waker changes it, then wakes the sleeper if one announced itself
+ * (stream_sleeper_wake).  A full barrier after each side's write: either
+ * the waker sees the announcement, or the sleeper sees the change.
  */
-extern bool stream_futex_wait(pg_atomic_uint32 *word, uint32 expected, long timeout_ms,
-							  uint32 wait_event_info);
+typedef struct StreamSleeper
+{
+	pg_atomic_uint32 sleeping;	/* a process may sleep on wake */
+	pg_atomic_uint32 wake;		/* bumped to wake it */
+} StreamSleeper;
 
-/*
- * Wake the process sleeping on word, after the caller changed it; pgprocno
- * is that process (its latch is set where there are no futexes), or -1.
- */
-extern void stream_futex_wake(pg_atomic_uint32 *word, int pgprocno);
+extern void stream_sleeper_init(StreamSleeper *s);
+extern uint32 stream_sleeper_announce(StreamSleeper *s);
+extern void stream_sleeper_sleep(StreamSleeper *s, uint32 wake, bool sleep, long timeout_ms,
+								 uint32 wait_event_info);
+extern void stream_sleeper_wake(StreamSleeper *s, int pgprocno);
+extern void stream_sleeper_interrupt(StreamSleeper *s);
 
 #endif

@@ -15,9 +15,9 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "postmaster/interrupt.h"
 #include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -27,7 +27,6 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "ipc/futex.h"
 #include "ipc/queue.h"
 #include "ipc/record_format.h"
 
@@ -148,8 +147,7 @@ stream_shmem_startup(void)
 			pg_atomic_init_u64(&StreamShared->acks[i].request_seq, 0);
 			pg_atomic_init_u64(&StreamShared->acks[i].done_seq, 0);
 			pg_atomic_init_u64(&StreamShared->acks[i].failed_seq, 0);
-			pg_atomic_init_u32(&StreamShared->acks[i].sleeping, 0);
-			pg_atomic_init_u32(&StreamShared->acks[i].wake, 0);
+			stream_sleeper_init(&StreamShared->acks[i].sleeper);
 		}
 
 		for (int i = 0; i < nslots; i++)
@@ -159,8 +157,7 @@ stream_shmem_startup(void)
 			slot->state = SLOT_FREE;
 			slot->ring_lock = &locks[1 + i].lock;
 			ConditionVariableInit(&slot->space_cv);
-			pg_atomic_init_u32(&slot->sleeping, 0);
-			pg_atomic_init_u32(&slot->wake, 0);
+			stream_sleeper_init(&slot->sleeper);
 			if (stream_slot_role(i) == ROLE_BATCH)
 			{
 				slot->ring = ptr + ring_no * StreamShared->ring_size;
@@ -692,12 +689,7 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 	}
 
 	/* Wake the worker if it sleeps for records (stream_ring_sleep). */
-	pg_memory_barrier();
-	if (pg_atomic_read_u32(&slot->sleeping))
-	{
-		pg_atomic_fetch_add_u32(&slot->wake, 1);
-		stream_futex_wake(&slot->wake, slot->pgprocno);
-	}
+	stream_sleeper_wake(&slot->sleeper, slot->pgprocno);
 }
 
 /* Sequence number for this backend's next acknowledged transaction. */
@@ -725,7 +717,6 @@ stream_ack_wait(int slotno, uint64 seq)
 	for (;;)
 	{
 		uint32		wake;
-		bool		slept = true;
 		TimestampTz now;
 
 		if (pg_atomic_read_u64(&ack->done_seq) >= seq)
@@ -754,20 +745,14 @@ stream_ack_wait(int slotno, uint64 seq)
 
 		/*
 		 * Sleep on the futex word, not the latch: the worker's wake-up is
-		 * then no signal (futex.c).  Announce the sleep before the last
-		 * look at done_seq, so that the worker either sees it or we see
-		 * its acknowledgement.  An interrupt that comes between the check
-		 * above and the sleep is served after at most the 100 ms.
+		 * then no signal (futex.c).  An interrupt that comes between the
+		 * check above and the sleep is served after at most the 100 ms.
 		 */
-		wake = pg_atomic_read_u32(&ack->wake);
-		pg_atomic_write_u32(&ack->sleeping, 1);
-		pg_memory_barrier();
-		if (pg_atomic_read_u64(&ack->done_seq) < seq &&
-			!(InterruptPending && INTERRUPTS_CAN_BE_PROCESSED()))
-			slept = stream_futex_wait(&ack->wake, wake, 100L, STREAM_WAIT_COMMIT_ACK);
-		pg_atomic_write_u32(&ack->sleeping, 0);
-		if (!slept)
-			elog(ERROR, "could not wait for the stream worker's acknowledgement: %m");
+		wake = stream_sleeper_announce(&ack->sleeper);
+		stream_sleeper_sleep(&ack->sleeper, wake,
+							 pg_atomic_read_u64(&ack->done_seq) < seq &&
+							 !(InterruptPending && INTERRUPTS_CAN_BE_PROCESSED()),
+							 100L, STREAM_WAIT_COMMIT_ACK);
 	}
 	if (waiting)
 		stream_writer_wait_done();
@@ -1017,7 +1002,7 @@ stream_slot_attach(int slotno)
 		slot->state = SLOT_RUNNING;
 		slot->pid = MyProcPid;
 		slot->pgprocno = MyProc->pgprocno;
-		pg_atomic_write_u32(&slot->sleeping, 0);
+		stream_sleeper_init(&slot->sleeper);
 		my_slot = slot;
 	}
 	LWLockRelease(StreamShared->lock);
@@ -1154,20 +1139,14 @@ stream_ring_written(StreamWorkerSlot *slot)
 void
 stream_ring_sleep(StreamWorkerSlot *slot, uint64 seen, long timeout_ms)
 {
-	uint32		wake = pg_atomic_read_u32(&slot->wake);
-	bool		slept = true;
+	uint32		wake = stream_sleeper_announce(&slot->sleeper);
 
-	pg_atomic_write_u32(&slot->sleeping, 1);
-	pg_memory_barrier();
 	/* a signal handler sets the latch or a flag: then no sleep */
-	if (stream_ring_written(slot) == seen && !MyLatch->is_set &&
-		!(InterruptPending && INTERRUPTS_CAN_BE_PROCESSED()) && !ConfigReloadPending &&
-		PostmasterIsAlive())
-		slept = stream_futex_wait(&slot->wake, wake, Min(Max(timeout_ms, 1L), 1000L),
-								  PG_WAIT_EXTENSION);
-	pg_atomic_write_u32(&slot->sleeping, 0);
-	if (!slept)
-		elog(ERROR, "could not wait for stream events: %m");
+	stream_sleeper_sleep(&slot->sleeper, wake,
+						 stream_ring_written(slot) == seen && !MyLatch->is_set &&
+						 !(InterruptPending && INTERRUPTS_CAN_BE_PROCESSED()) &&
+						 !ConfigReloadPending && PostmasterIsAlive(),
+						 Min(Max(timeout_ms, 1L), 1000L), PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	if (!PostmasterIsAlive())
 		proc_exit(1);
@@ -1181,7 +1160,7 @@ void
 stream_ring_interrupt_sleep(void)
 {
 	if (my_slot != NULL)
-		pg_atomic_fetch_add_u32(&my_slot->wake, 1);
+		stream_sleeper_interrupt(&my_slot->sleeper);
 }
 
 /* Worker side: give ring space up to upto back to writers. */
@@ -1202,12 +1181,7 @@ stream_ack_done(int procno, int slotno, uint64 seq)
 
 	if (pg_atomic_read_u64(&ack->done_seq) < seq)
 		pg_atomic_write_u64(&ack->done_seq, seq);
-	pg_memory_barrier();
-	if (pg_atomic_read_u32(&ack->sleeping))
-	{
-		pg_atomic_fetch_add_u32(&ack->wake, 1);
-		stream_futex_wake(&ack->wake, procno);
-	}
+	stream_sleeper_wake(&ack->sleeper, procno);
 }
 
 void

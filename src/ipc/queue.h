@@ -15,6 +15,8 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "ipc/futex.h"
+
 typedef enum StreamSlotState
 {
 	SLOT_FREE = 0,				/* no process */
@@ -45,9 +47,8 @@ typedef enum StreamWorkerRole
  * - Lock order: StreamShared->lock before ring_lock, never the reverse.
  * - ring_lock, space_cv and ring are set when shared memory is
  *   initialised and read without a lock.
- * - A worker that sleeps for records sets sleeping, then reads write_pos;
- *   a writer moves write_pos, then reads sleeping (a full barrier after
- *   each), and bumps wake and wakes the worker when it is set.
+ * - A worker sleeps for records on sleeper, which a writer wakes once it
+ *   moved write_pos (ipc/futex.c).
  */
 typedef struct StreamWorkerSlot
 {
@@ -60,8 +61,7 @@ typedef struct StreamWorkerSlot
 	uint64		read_pos;		/* bytes ever released by the worker */
 	ConditionVariable space_cv; /* broadcast when ring space is released */
 	char	   *ring;			/* NULL for combiner slots */
-	pg_atomic_uint32 sleeping;	/* the worker may sleep on wake */
-	pg_atomic_uint32 wake;		/* bumped to wake it (ipc/futex.c) */
+	StreamSleeper sleeper;		/* the worker sleeping for records */
 } StreamWorkerSlot;
 
 /* Room for the workers' settings a writer adopts (worker/settings.c) */
@@ -143,16 +143,14 @@ typedef struct StreamWriterWait
  * worker advances done_seq and failed_seq.  The worker writes failure_code
  * and failure before failed_seq (a write barrier between), and the backend
  * reads failed_seq before them (a read barrier between).  A backend that
- * sleeps sets sleeping, then checks done_seq; the worker sets done_seq, then
- * checks sleeping (a full barrier after each write), and bumps wake and
- * wakes the sleeper when it is set.
+ * sleeps for done_seq sleeps on sleeper, which the worker wakes once it
+ * set done_seq (ipc/futex.c).
  */
 typedef struct StreamBackendAck
 {
 	pg_atomic_uint64 request_seq;
 	pg_atomic_uint64 done_seq;
-	pg_atomic_uint32 sleeping;	/* the backend may sleep on wake */
-	pg_atomic_uint32 wake;		/* bumped to wake it (ipc/futex.c) */
+	StreamSleeper sleeper;		/* the backend sleeping for done_seq */
 	pg_atomic_uint64 failed_seq;	/* transaction whose events were lost */
 	int			failure_code;	/* its SQLSTATE; written before failed_seq */
 	char		failure[256];	/* why; written before failed_seq */
