@@ -20,6 +20,7 @@
 #include "ipc/queue.h"
 #include "kafka/backpressure.h"
 #include "kafka/kafka_guc.h"
+#include "kafka/sink_stage.h"
 #include "kafka/slots.h"
 #include "kafka/supervisor.h"
 #include "metrics/latency.h"
@@ -94,6 +95,7 @@ _PG_init(void)
 	stream_change_events_init();
 	stream_held_back_init();
 	stream_writer_apply_init();
+	kafka_sink_stage_init();	/* chains writer_apply.c's hooks */
 	kafka_supervisor_init();
 	kafka_backpressure_init();
 	stream_register_launcher();

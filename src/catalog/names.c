@@ -86,6 +86,25 @@ stream_is_reserved_internal_name(const char *name)
 	return strncmp(name, "kafka_sink_", 11) == 0 && isdigit((unsigned char) name[11]);
 }
 
+/*
+ * The Kafka producer whose staging view relid is (stream_ext_internal's
+ * kafka_sink_<id>), or 0.
+ */
+int
+stream_kafka_sink_id(Oid relid)
+{
+	char	   *name;
+	int			id = 0;
+
+	if (!stream_is_internal_relation(relid))
+		return 0;
+	name = get_rel_name(relid);
+	if (name != NULL && strncmp(name, "kafka_sink_", 11) == 0 &&
+		isdigit((unsigned char) name[11]))
+		id = atoi(name + 11);
+	return id;
+}
+
 /* Is relid a relation of schema stream_ext_internal? */
 bool
 stream_is_internal_relation(Oid relid)

@@ -24,6 +24,11 @@
 #define STREAM_FLAG_TABLES_APPLIED	0x0004	/* the sender applied the stream's
 											 * transforms into tables to these
 											 * events itself */
+#define STREAM_FLAG_SINKS_STAGED	0x0008	/* the sender staged these events
+											 * for the stream's Kafka producers
+											 * itself */
+/* The flags that say which views the sender applied itself */
+#define STREAM_FLAGS_WRITER_APPLIED (STREAM_FLAG_TABLES_APPLIED | STREAM_FLAG_SINKS_STAGED)
 
 /* A record of a ring, as a reader sees it */
 typedef struct StreamRecord

@@ -29,7 +29,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -48,9 +47,11 @@
 #include "guc.h"
 #include "kafka/kafka_guc.h"
 #include "kafka/lag.h"
+#include "kafka/outbox.h"
 #include "kafka/process.h"
 #include "kafka/producer.h"
 #include "kafka/rights.h"
+#include "kafka/sink_format.h"
 #include "kafka/sink_sql.h"
 #include "kafka/slots.h"
 #include "worker/settings.h"
@@ -68,8 +69,10 @@
 typedef struct OutboxMessage
 {
 	int64		event;
-	char	   *key;			/* NULL: no key */
-	char	   *value;
+	const char *key;			/* NULL: no key */
+	int			key_len;
+	const char *value;
+	int			value_len;
 	bool		done;			/* acknowledged */
 	bool		failed;			/* refused or timed out: produce again */
 	char	   *refused;		/* refused for good (too large): the error;
@@ -172,9 +175,6 @@ load_config(KafkaWorker *w, int producer_id, Oid *staging)
 	if (SPI_processed == 1 && kafka_spi_text(0, 9) != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(w->cxt);
-		char	   *format = kafka_spi_text(0, 4);
-		KafkaFormatOptions *f = &w->cfg.format;
-		char	   *s;
 
 		found = true;
 		w->cfg.id = producer_id;
@@ -182,16 +182,9 @@ load_config(KafkaWorker *w, int producer_id, Oid *staging)
 		w->cfg.topic = kafka_spi_text(0, 2);
 		w->cfg.brokers = kafka_spi_text(0, 3);
 		w->cfg.parallelism = 1;
-		f->format = strcmp(format, "json") == 0 ? KAFKA_FORMAT_JSON :
-			strcmp(format, "csv") == 0 ? KAFKA_FORMAT_CSV : KAFKA_FORMAT_TEXT;
-		s = kafka_spi_text(0, 5);
-		f->delimiter = s && s[0] ? s[0] : (f->format == KAFKA_FORMAT_CSV ? ',' : '\t');
-		s = kafka_spi_text(0, 6);
-		f->quote = s && s[0] ? s[0] : '"';
-		f->escape = f->quote;
-		s = kafka_spi_text(0, 7);
-		f->null_string = s ? s : (f->format == KAFKA_FORMAT_CSV ? "" : "\\N");
-		f->key_column = kafka_spi_text(0, 8);
+		kafka_sink_format_options(&w->cfg.format, kafka_spi_text(0, 4), kafka_spi_text(0, 5),
+								  kafka_spi_text(0, 6), kafka_spi_text(0, 7),
+								  kafka_spi_text(0, 8));
 		*staging = atooid(kafka_spi_text(0, 9));
 		w->cfg.staging = *staging;
 		MemoryContextSwitchTo(old);
@@ -313,106 +306,19 @@ poll_acknowledgements(KafkaWorker *w, int ms)
 /* ---------- the three steps ---------- */
 
 /*
- * Copy the n rows (event, key, value, row_start) of the last SPI result into
- * batch, in cxt.
- */
-static void
-keep_messages(MemoryContext cxt, int n)
-{
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-
-	batch = palloc0(sizeof(OutboxMessage) * n);
-	for (int i = 0; i < n; i++)
-	{
-		batch[i].event = strtoll(kafka_spi_text(i, 1), NULL, 10);
-		batch[i].key = kafka_spi_text(i, 2);
-		batch[i].value = kafka_spi_text(i, 3);
-		batch[i].row_start = strcmp(kafka_spi_text(i, 4), "t") == 0;
-	}
-	MemoryContextSwitchTo(old);
-}
-
-/*
- * Run sql, which returns messages (event, key, value) of ours, in a
- * transaction of its own, with args $1 the producer's id and $2 limit, and
- * keep the messages in batch (in cxt); returns how many.  what names the
- * step in the error.
- */
-static int
-fetch_messages(KafkaWorker *w, const char *sql, int limit, bool read_only, const char *what,
-			   MemoryContext cxt)
-{
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(limit)};
-	int			n;
-
-	begin_spi_transaction();
-	if (SPI_execute_with_args(sql, limit > 0 ? 2 : 1, argtypes, args, NULL, read_only, 0) !=
-		SPI_OK_SELECT)
-		elog(ERROR, "could not %s of Kafka producer %d", what, w->cfg.id);
-	n = (int) SPI_processed;
-	if (n > 0)
-		keep_messages(cxt, n);
-	end_spi_transaction();
-	return n;
-}
-
-/*
- * Insert the outbox row of producer id holding messages first .. last - 1
- * of batch, with their (text) keys and values from the stage statement's
- * result.  Caller is connected to SPI; the result is saved in tuptable.
- */
-static void
-insert_outbox_row(int id, SPITupleTable *tuptable, int first, int last)
-{
-	static const char *sql = "INSERT INTO stream_ext_internal.kafka_outbox "
-		"(producer_id, events, keys, messages) VALUES ($1, $2, $3, $4)";
-	Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	int			n = last - first;
-	Datum	   *events = palloc(sizeof(Datum) * n);
-	Datum	   *keys = palloc(sizeof(Datum) * n);
-	bool	   *key_nulls = palloc(sizeof(bool) * n);
-	Datum	   *values = palloc(sizeof(Datum) * n);
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	Datum		args[4];
-	bool		isnull;
-
-	for (int i = 0; i < n; i++)
-	{
-		HeapTuple	row = tuptable->vals[first + i];
-
-		events[i] = Int64GetDatum(batch[first + i].event);
-		keys[i] = SPI_getbinval(row, tuptable->tupdesc, 1, &key_nulls[i]);
-		values[i] = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
-	}
-	args[0] = Int32GetDatum(id);
-	args[1] = PointerGetDatum(construct_array(events, n, INT8OID, 8, FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_md_array(keys, key_nulls, 1, dims, lbs, TEXTOID, -1,
-												 false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(values, n, TEXTOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_with_args(sql, 4, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into the outbox of Kafka producer %d", id);
-}
-
-/*
  * Step 1: take up to limit staged events (kept rows, then committed deltas)
- * out of the staging view, number them (kafka_event_seq) and put their
- * messages into the outbox, one row per KAFKA_OUTBOX_ROW_BYTES of messages,
- * in one transaction; keep the messages in batch (in cxt).  Returns how many
- * (0 when none).
+ * out of the staging view, number them and put their messages into the
+ * outbox, one row per KAFKA_OUTBOX_ROW_BYTES of messages (or
+ * KAFKA_OUTBOX_ROW_EVENTS), in one transaction; keep the messages in batch
+ * (in cxt).  Returns how many (0 when none).
  */
 static int
 stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt)
 {
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(limit)};
-	Oid			sequence;
 	SPITupleTable *tuptable;
 	int			n;
-	int			first = 0;
-	Size		bytes = 0;
 	Oid			owner;
 	StreamRunAs as;
 
@@ -433,49 +339,169 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 	tuptable = SPI_tuptable;
 	if (n > 0)
 	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Datum	   *keys = palloc(sizeof(Datum) * n);
+		bool	   *key_nulls = palloc(sizeof(bool) * n);
+		Datum	   *values = palloc(sizeof(Datum) * n);
+		int			first = 0;
+		Size		bytes = 0;
 
-		sequence = stream_internal_relid("kafka_event_seq", false);
-		batch = palloc0(sizeof(OutboxMessage) * n);
+		batch = MemoryContextAllocZero(cxt, sizeof(OutboxMessage) * n);
 		for (int i = 0; i < n; i++)
 		{
 			HeapTuple	row = tuptable->vals[i];
 			bool		isnull;
-			Datum		key = SPI_getbinval(row, tuptable->tupdesc, 1, &isnull);
-			Datum		value;
+			OutboxMessage *m = &batch[i];
 
-			batch[i].event = nextval_internal(sequence, true);
-			batch[i].row_start = (i == first);
-			batch[i].key = isnull ? NULL : TextDatumGetCString(key);
-			value = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
+			keys[i] = SPI_getbinval(row, tuptable->tupdesc, 1, &key_nulls[i]);
+			values[i] = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
 			if (isnull)
 				elog(ERROR, "a staged message of Kafka producer %d is null", w->cfg.id);
-			batch[i].value = TextDatumGetCString(value);
-			bytes += strlen(batch[i].value);
-			if (bytes >= KAFKA_OUTBOX_ROW_BYTES || i == n - 1)
+			m->row_start = (i == first);
+			if (!key_nulls[i])
 			{
-				MemoryContextSwitchTo(old);
-				insert_outbox_row(w->cfg.id, tuptable, first, i + 1);
-				MemoryContextSwitchTo(cxt);
+				m->key = MemoryContextStrdup(cxt, TextDatumGetCString(keys[i]));
+				m->key_len = strlen(m->key);
+			}
+			m->value = MemoryContextStrdup(cxt, TextDatumGetCString(values[i]));
+			m->value_len = strlen(m->value);
+			bytes += m->value_len;
+			if (bytes >= KAFKA_OUTBOX_ROW_BYTES || i + 1 - first == KAFKA_OUTBOX_ROW_EVENTS ||
+				i == n - 1)
+			{
+				int64		number = kafka_outbox_insert(w->cfg.id, keys + first,
+														 key_nulls + first, values + first,
+														 i + 1 - first);
+
+				for (int j = first; j <= i; j++)
+					batch[j].event = number + (j - first);
 				first = i + 1;
 				bytes = 0;
 			}
 		}
-		MemoryContextSwitchTo(old);
 	}
 	end_spi_transaction();
 	return n;
 }
 
-/* Read the outbox's messages of ours into batch (in cxt); returns how many. */
-static int
-read_outbox(KafkaWorker *w, MemoryContext cxt)
+/* An outbox row of ours, as take_outbox_rows reads it */
+typedef struct OutboxRow
 {
-	return fetch_messages(w, "SELECT u.event, u.key, u.value, u.event = o.events[1] "
-						  "FROM stream_ext_internal.kafka_outbox o, "
-						  "unnest(o.events, o.keys, o.messages) AS u(event, key, value) "
-						  "WHERE o.producer_id = $1 ORDER BY u.event",
-						  0, true, "read the outbox", cxt);
+	int64		first;			/* its first event */
+	ArrayType  *events;			/* a copy, in the batch's context */
+	HeapTuple	tuple;			/* in SPI's memory */
+} OutboxRow;
+
+static int
+compare_outbox_rows(const void *a, const void *b)
+{
+	int64		x = ((const OutboxRow *) a)->first;
+	int64		y = ((const OutboxRow *) b)->first;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* Is event the first of a row of the n messages of msgs? */
+static bool
+starts_row_of(int64 event, OutboxMessage *msgs, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (msgs[i].row_start && msgs[i].event == event)
+			return true;
+	return false;
+}
+
+/*
+ * Read the outbox rows of ours but those of the n messages of skip (the
+ * batch in flight), in the order of their first events, until they hold
+ * limit messages or more (all when limit is 0), into batch (in cxt; the
+ * keys and values point into the rows' arrays, copied there).  Rows of
+ * writers' own staging (sink_stage.c), rows a crash or a refusal left, and
+ * rows this worker staged meanwhile all come this way.  Returns how many
+ * messages.
+ */
+static int
+take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(w->cfg.id)};
+	OutboxRow  *rows;
+	int			nrows = 0;
+	int			total = 0;
+	int			taken = 0;
+
+	begin_spi_transaction();
+	if (SPI_execute_with_args("SELECT events, keys, messages FROM stream_ext_internal.kafka_outbox "
+							  "WHERE producer_id = $1", 1, argtypes, args, NULL, true, 0) !=
+		SPI_OK_SELECT)
+		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
+	rows = palloc(sizeof(OutboxRow) * Max(SPI_processed, 1));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[r];
+		bool		isnull;
+		Datum		events = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		ArrayType  *array = DatumGetArrayTypePCopy(events);
+
+		MemoryContextSwitchTo(old);
+		if (ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) == 0 ||
+			starts_row_of(((int64 *) ARR_DATA_PTR(array))[0], skip, nskip))
+		{
+			pfree(array);
+			continue;
+		}
+		rows[nrows].first = ((int64 *) ARR_DATA_PTR(array))[0];
+		rows[nrows].events = array;
+		rows[nrows].tuple = tuple;
+		nrows++;
+	}
+	qsort(rows, nrows, sizeof(OutboxRow), compare_outbox_rows);
+	for (taken = 0; taken < nrows && (limit == 0 || total < limit); taken++)
+		total += ArrayGetNItems(ARR_NDIM(rows[taken].events), ARR_DIMS(rows[taken].events));
+	batch = total > 0 ? MemoryContextAllocZero(cxt, sizeof(OutboxMessage) * total) : NULL;
+	total = 0;
+	for (int r = 0; r < taken; r++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		bool		isnull;
+		ArrayType  *keys = DatumGetArrayTypePCopy(SPI_getbinval(rows[r].tuple,
+																SPI_tuptable->tupdesc, 2,
+																&isnull));
+		ArrayType  *messages = DatumGetArrayTypePCopy(SPI_getbinval(rows[r].tuple,
+																	SPI_tuptable->tupdesc, 3,
+																	&isnull));
+		int64	   *events = (int64 *) ARR_DATA_PTR(rows[r].events);
+		int			n = ArrayGetNItems(ARR_NDIM(rows[r].events), ARR_DIMS(rows[r].events));
+		Datum	   *key_values;
+		bool	   *key_nulls;
+		Datum	   *message_values;
+		int			nkeys;
+		int			nmessages;
+
+		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &key_values, &key_nulls,
+						  &nkeys);
+		deconstruct_array(messages, TEXTOID, -1, false, TYPALIGN_INT, &message_values, NULL,
+						  &nmessages);
+		MemoryContextSwitchTo(old);
+		if (nkeys != n || nmessages != n)
+			elog(ERROR, "an outbox row of Kafka producer %d is malformed", w->cfg.id);
+		for (int i = 0; i < n; i++)
+		{
+			OutboxMessage *m = &batch[total++];
+
+			m->event = events[i];
+			m->row_start = (i == 0);
+			if (!key_nulls[i])
+			{
+				m->key = VARDATA_ANY(DatumGetPointer(key_values[i]));
+				m->key_len = VARSIZE_ANY_EXHDR(DatumGetPointer(key_values[i]));
+			}
+			m->value = VARDATA_ANY(DatumGetPointer(message_values[i]));
+			m->value_len = VARSIZE_ANY_EXHDR(DatumGetPointer(message_values[i]));
+		}
+	}
+	end_spi_transaction();
+	return total;
 }
 
 /*
@@ -509,9 +535,8 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 			err = rd_kafka_producev(w->rk,
 									RD_KAFKA_V_TOPIC(w->cfg.topic),
 									RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-									RD_KAFKA_V_VALUE(msgs[i].value, strlen(msgs[i].value)),
-									RD_KAFKA_V_KEY(msgs[i].key,
-												   msgs[i].key ? strlen(msgs[i].key) : 0),
+									RD_KAFKA_V_VALUE((void *) msgs[i].value, msgs[i].value_len),
+									RD_KAFKA_V_KEY(msgs[i].key, msgs[i].key_len),
 									RD_KAFKA_V_HEADER(EVENT_HEADER, header, strlen(header)),
 									RD_KAFKA_V_OPAQUE((void *) (intptr_t) i),
 									RD_KAFKA_V_END);
@@ -753,7 +778,7 @@ stream_ext_kafka_producer_main(Datum arg)
 				/* messages left from an earlier round (or run) go first */
 				MemoryContextReset(cxt[c]);
 				batch = NULL;
-				n = read_outbox(w, cxt[c]);
+				n = take_outbox_rows(w, NULL, 0, stream_ext_batch_size, cxt[c]);
 				if (n == 0)
 					n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[c]);
 				if (n == 0)
@@ -780,7 +805,9 @@ stream_ext_kafka_producer_main(Datum arg)
 				 */
 				MemoryContextReset(cxt[1 - c]);
 				batch = NULL;
-				next_n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[1 - c]);
+				next_n = take_outbox_rows(w, cur, n, stream_ext_batch_size, cxt[1 - c]);
+				if (next_n == 0)
+					next_n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[1 - c]);
 				next = next_n > 0 ? batch : NULL;
 			}
 			t_staged = GetCurrentTimestamp();

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "kafka/decode.h"
+#include "kafka/outbox.h"
 
 /*
  * The statement that takes up to $2 staged events (the staging view's kept
@@ -17,12 +18,6 @@
  * the same transaction.
  */
 extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format);
-
-/*
- * An outbox row holds the messages of about this many bytes at most (and
- * at least one), so that its arrays stay far below PostgreSQL's 1 GB.
- */
-#define KAFKA_OUTBOX_ROW_BYTES (64 * 1024 * 1024)
 
 /*
  * "SELECT $1, events, keys, messages ...": the outbox rows of producer $1

@@ -21,8 +21,9 @@ typedef struct StreamBatchEvents
 	int			natts;			/* with values: columns of each event */
 	Datum	   *values;			/* every event's columns, deformed once for */
 	bool	   *isnull;			/* all the views of the stream, or NULL */
-	bool		tables_applied; /* their writers applied the stream's
-								 * transforms into tables (insert.c) */
+	uint16		writer_applied; /* what their writers applied of the
+								 * stream's views themselves: record
+								 * flags STREAM_FLAGS_WRITER_APPLIED */
 	bool		late_judged;	/* events held back whose lateness was judged
 								 * when they were (worker/held_back.c) */
 } StreamBatchEvents;

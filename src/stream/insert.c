@@ -15,15 +15,17 @@
  * when (and if) our transaction commits, because every delta row carries our
  * transaction id.  Nothing needs to be undone on abort.
  *
- * A stream's transforms into tables are applied by the writer itself when
- * each of them can be (stream_writer_applies_hook, worker/writer_apply.c):
+ * A stream's transforms into tables, and the staging of its Kafka
+ * producers' messages, are done by the writer itself when each can be
+ * (stream_writer_applies_hook: worker/writer_apply.c, kafka/sink_stage.c):
  * then its events are buffered up to APPLY_BUFFER_SIZE, and at each flush,
- * and at the end of each statement, the writer applies those transforms to
- * the buffered events in its own transaction, before sending them (flagged
- * STREAM_FLAG_TABLES_APPLIED, in records of at most EVENT_BUFFER_SIZE) to a
- * worker for the stream's other views; a stream with no other view sends
- * nothing.  When the writer's apply fails, the events go unflagged and the
- * workers stage the transforms' rows as for any other writer.
+ * and at the end of each statement, the writer applies those views to the
+ * buffered events in its own transaction, before sending them (flagged
+ * STREAM_FLAG_TABLES_APPLIED, STREAM_FLAG_SINKS_STAGED, in records of at
+ * most EVENT_BUFFER_SIZE) to a worker for the stream's other views; a
+ * stream with no other view sends nothing.  When the writer's apply of a
+ * part fails, the events go without its flag and the workers apply it as
+ * for any other writer.
  */
 #include "postgres.h"
 
@@ -182,11 +184,13 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 	{
 		WriterApplies applied = apply_own_events(stream, payload, nevents);
 
-		/* (WRITER_APPLIES_NOTHING: they go unflagged, the workers stage them) */
-		if (applied == WRITER_APPLIES_ALL)
+		/* (what it did not apply goes unflagged: the workers apply it) */
+		if (applied & WRITER_APPLIES_ALL)
 			return -1;
-		if (applied == WRITER_APPLIES_TABLES)
+		if (applied & WRITER_APPLIES_TABLES)
 			flags |= STREAM_FLAG_TABLES_APPLIED;
+		if (applied & WRITER_APPLIES_SINKS)
+			flags |= STREAM_FLAG_SINKS_STAGED;
 	}
 	while (p < end)
 	{

@@ -28,27 +28,30 @@ extern void stream_admit_writer(Relation rel);
 extern void stream_refuse_writes_in_this_process(void);
 
 /*
- * What a writer applies itself of a stream's views, in its own transaction
- * (worker/writer_apply.c): the transforms into tables, when every one of
- * them can be (then the workers skip them for its events), and nothing
- * else.  WRITER_APPLIES_ALL: the stream has no other view, so its events
- * need not go to a worker at all.
+ * What a writer applies itself of a stream's views, in its own transaction,
+ * as bits: WRITER_APPLIES_TABLES, the transforms into tables, when every
+ * one of them can be (worker/writer_apply.c); WRITER_APPLIES_SINKS, the
+ * staging views of the stream's Kafka producers, whose messages it puts in
+ * their outbox (kafka/sink_stage.c).  The workers skip those views for its
+ * events.  WRITER_APPLIES_ALL, with either: the stream has no other view,
+ * so its events need not go to a worker at all.
  */
-typedef enum WriterApplies
-{
-	WRITER_APPLIES_NOTHING,
-	WRITER_APPLIES_TABLES,
-	WRITER_APPLIES_ALL
-} WriterApplies;
+typedef uint16 WriterApplies;
+
+#define WRITER_APPLIES_NOTHING	0x0000
+#define WRITER_APPLIES_TABLES	0x0001
+#define WRITER_APPLIES_SINKS	0x0002
+#define WRITER_APPLIES_ALL		0x0004
 
 typedef WriterApplies (*stream_writer_applies_hook_type) (Oid stream);
 
 /*
- * Apply the transforms into tables of stream to its nevents events (their
- * xmin our current (sub)transactions), if every one of them still can be;
- * returns what it applied, decided again (a view may have come since the
- * statement's decision): WRITER_APPLIES_NOTHING when it could not (nothing
- * applied: the events go to the workers as if the writer applied nothing).
+ * Apply what the writer applies of stream's views to its nevents events
+ * (their xmin our current (sub)transactions), as far as each part still
+ * can be; returns what it applied, decided again (a view may have come
+ * since the statement's decision): WRITER_APPLIES_NOTHING when it could
+ * not (nothing applied: the events go to the workers as if the writer
+ * applied nothing).
  */
 typedef WriterApplies (*stream_writer_apply_hook_type) (Oid stream, HeapTupleData *tuples,
 														int nevents);

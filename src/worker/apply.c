@@ -48,6 +48,7 @@
 #include "agg/combine.h"
 #include "guc.h"
 #include "ipc/pending_keys.h"
+#include "ipc/record.h"
 #include "catalog/catalog.h"
 #include "analyze/view_query.h"
 #include "catalog/view_errors.h"
@@ -61,6 +62,21 @@
 #include "worker/table_insert.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
+
+/*
+ * Did the writers of events apply view to them themselves: a transform into
+ * a table (writer_apply.c), a Kafka producer's staging view
+ * (kafka/sink_stage.c)?
+ */
+static bool
+applied_by_writers(StreamBatchEvents *events, CachedView *view)
+{
+	if (OidIsValid(view->output_table))
+		return (events->writer_applied & STREAM_FLAG_TABLES_APPLIED) != 0;
+	if (view->sink_id > 0)
+		return (events->writer_applied & STREAM_FLAG_SINKS_STAGED) != 0;
+	return false;
+}
 
 /*
  * DestReceiver that appends the plan's rows to a delta table, in groups of up
@@ -938,7 +954,7 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 			{
 				CachedView *view = lfirst(lv);
 
-				if (!(events->tables_applied && OidIsValid(view->output_table)))
+				if (!applied_by_writers(events, view))
 					stream_hold_back(view, events, false);
 			}
 			continue;
@@ -955,8 +971,8 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 
 			if (drain_id != 0 && view->id != drain_id)
 				continue;
-			if (events->tables_applied && OidIsValid(view->output_table))
-				continue;		/* the writers applied it (writer_apply.c) */
+			if (applied_by_writers(events, view))
+				continue;		/* writer_apply.c, kafka/sink_stage.c */
 			if (drain_id != 0 && !stream_view_locks_free(view))
 				held_events_wait(drain_id);
 			if (drain_id == 0 && stream_view_held_back(view))

@@ -104,6 +104,7 @@ cache_row(ContinuousViewRow *row)
 	else
 		v->output_table = row->output;
 	v->notify = row->notify != NULL;
+	v->sink_id = stream_kafka_sink_id(row->view);
 	v->name = copy_text(row->name);
 	v->definition = copy_text(row->definition);
 	v->query = copy_text(row->query);

@@ -24,6 +24,8 @@ typedef struct CachedView
 								 * rows are that stream's events */
 	Oid			output_table;	/* a transform's output, if a table */
 	bool		notify;			/* its moved rows are notified */
+	int			sink_id;		/* the Kafka producer whose staging view it
+								 * is, or 0 */
 	char	   *name;
 	char	   *definition;
 	char	   *query;			/* nodeToString of the defining query */

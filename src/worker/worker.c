@@ -177,11 +177,11 @@ stream_ext_worker_main(Datum arg)
 }
 
 /*
- * The batch's events of stream whose writers did (or did not) apply its
- * transforms into tables themselves.
+ * The batch's events of stream whose writers applied writer_applied
+ * (STREAM_FLAGS_WRITER_APPLIED) of its views themselves.
  */
 static StreamBatchEvents *
-events_of_stream(StreamBatch *batch, Oid stream, bool tables_applied)
+events_of_stream(StreamBatch *batch, Oid stream, uint16 writer_applied)
 {
 	ListCell   *lc;
 	StreamBatchEvents *events;
@@ -189,12 +189,12 @@ events_of_stream(StreamBatch *batch, Oid stream, bool tables_applied)
 	foreach(lc, batch->streams)
 	{
 		events = lfirst(lc);
-		if (events->stream == stream && events->tables_applied == tables_applied)
+		if (events->stream == stream && events->writer_applied == writer_applied)
 			return events;
 	}
 	events = palloc0(sizeof(StreamBatchEvents));
 	events->stream = stream;
-	events->tables_applied = tables_applied;
+	events->writer_applied = writer_applied;
 	events->only = -1;
 	events->capacity = 1024;
 	events->events = palloc(sizeof(HeapTupleData) * events->capacity);
@@ -249,7 +249,7 @@ collect_records(StreamBatch *batch, int slotno, uint64 to)
 		if (rec.nevents > 0)
 		{
 			StreamBatchEvents *events = events_of_stream(batch, rec.stream,
-															  (rec.flags & STREAM_FLAG_TABLES_APPLIED) != 0);
+															  rec.flags & STREAM_FLAGS_WRITER_APPLIED);
 
 			if (events->nevents + (int) rec.nevents > events->capacity)
 			{

@@ -166,7 +166,7 @@ check_transforms(void *arg)
 			return;				/* the workers apply them all */
 	}
 	if (tables > 0)
-		check->result = others > 0 ? WRITER_APPLIES_TABLES : WRITER_APPLIES_ALL;
+		check->result = WRITER_APPLIES_TABLES | (others > 0 ? 0 : WRITER_APPLIES_ALL);
 }
 
 /* Has the stream a transform into a table? */

@@ -1,0 +1,366 @@
+/*
+ * sink_stage.c
+ *	  A writer stages its own events for its stream's Kafka producers.
+ *
+ * Through the staging view (a row-keeping continuous view of the stream,
+ * README "Producers"), each event costs a delta row a worker writes and the
+ * producer deletes again before it formats the event (sink_sql.c) and puts
+ * the batch in the outbox.  A writer of the stream (INSERT, COPY:
+ * stream/insert.c) can instead format its own events (sink_format.c) and
+ * put them in the outbox itself, one row per producer for each buffer of
+ * events it applies (about 4 MB of events), in its own transaction: the
+ * messages then commit, or roll back, with the events, as the staging
+ * view's rows would, and nothing is written per event.  The records that
+ * carry the events on to the workers for the stream's other views are
+ * flagged (STREAM_FLAG_SINKS_STAGED) so that the workers skip the staging
+ * views; a stream with no other view sends the workers nothing.
+ *
+ * The writer stages only when it can for every producer of the stream
+ * (each staging view's columns formatted here exactly as the statement
+ * would, the workers' settings published), in a subtransaction; when that
+ * fails, the events go on unflagged and the workers stage them as before.
+ * Events that reach the stream otherwise (a Kafka consumer's, rows of a
+ * transform into the stream) go through the staging view as before.
+ *
+ * No user code runs: formatting calls only built-in output functions.
+ * Reading the producers' catalog rows and inserting into the outbox run
+ * as the extension, whose tables they are.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "guc.h"
+#include "kafka/outbox.h"
+#include "kafka/process.h"
+#include "kafka/sink_format.h"
+#include "kafka/sink_stage.h"
+#include "stream/insert.h"
+#include "worker/apply.h"
+#include "worker/settings.h"
+#include "worker/view_cache.h"
+
+static stream_writer_applies_hook_type prev_applies_hook = NULL;
+static stream_writer_apply_hook_type prev_apply_hook = NULL;
+
+/* What views a stream has, for what the writer applies */
+typedef struct StreamViews
+{
+	List	   *sinks;			/* CachedView: staging views */
+	bool		tables;			/* transforms into tables */
+	bool		others;
+} StreamViews;
+
+static void
+stream_views(Oid stream, StreamViews *sv)
+{
+	/* (the view cache reads the catalog with the extension's search_path) */
+	int			nestlevel = view_cache_is_valid() ? 0 : stream_pin_internal_search_path();
+	ListCell   *lc;
+
+	memset(sv, 0, sizeof(StreamViews));
+	foreach(lc, view_cache_views_of_stream(stream))
+	{
+		CachedView *view = lfirst(lc);
+
+		if (view->sink_id > 0)
+			sv->sinks = lappend(sv->sinks, view);
+		else if (OidIsValid(view->output_table))
+			sv->tables = true;
+		else
+			sv->others = true;
+	}
+	if (nestlevel > 0)
+		AtEOXact_GUC(false, nestlevel);
+}
+
+/*
+ * Compiled formats, one per producer, kept while its catalog row (its
+ * xmin) and its staging view stay the same.
+ */
+typedef struct KnownFormat
+{
+	int			producer_id;
+	Oid			staging;
+	TransactionId row_xmin;
+	MemoryContext cxt;
+	SinkFormat *format;			/* NULL: the workers stage its events */
+} KnownFormat;
+
+static List *known_formats = NIL;
+
+static SinkFormat *
+format_of(CachedView *staging, TransactionId row_xmin, const KafkaFormatOptions *options)
+{
+	ListCell   *lc;
+	KnownFormat *known;
+	MemoryContext old;
+
+	foreach(lc, known_formats)
+	{
+		known = lfirst(lc);
+		if (known->producer_id != staging->sink_id)
+			continue;
+		if (known->staging == staging->view && known->row_xmin == row_xmin)
+			return known->format;
+		MemoryContextDelete(known->cxt);
+		known_formats = foreach_delete_current(known_formats, lc);
+		pfree(known);
+		break;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	known = palloc0(sizeof(KnownFormat));
+	known->producer_id = staging->sink_id;
+	known->staging = staging->view;
+	known->row_xmin = row_xmin;
+	known->cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext sink format",
+									   ALLOCSET_SMALL_SIZES);
+	known_formats = lappend(known_formats, known);
+	MemoryContextSwitchTo(old);
+	known->format = kafka_sink_format_compile(staging->stream, staging->query, options,
+											  known->cxt);
+	return known->format;
+}
+
+/* One staging of a buffer of events, for every producer of their stream */
+typedef struct SinkStage
+{
+	Oid			stream;
+	List	   *sinks;			/* CachedView */
+	HeapTupleData *tuples;
+	int			nevents;
+	bool		staged;			/* set when done */
+} SinkStage;
+
+/*
+ * The formats of the stage's producers, in the order of stage->sinks, from
+ * their catalog rows (caller is connected to SPI); NIL when one cannot be
+ * formatted here.
+ */
+static List *
+formats_of_producers(SinkStage *stage)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(stage->stream)};
+	List	   *formats = NIL;
+	ListCell   *lc;
+
+	if (SPI_execute_with_args("SELECT id, xmin::text, format, format_options->>'delimiter', "
+							  "format_options->>'quote', format_options->>'null', key_column "
+							  "FROM stream_ext_internal.kafka_producers WHERE stream = $1",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the Kafka producers of stream %u", stage->stream);
+	foreach(lc, stage->sinks)
+	{
+		CachedView *staging = lfirst(lc);
+		SinkFormat *format = NULL;
+
+		for (uint64 r = 0; r < SPI_processed && format == NULL; r++)
+		{
+			KafkaFormatOptions options;
+
+			if (atoi(kafka_spi_text(r, 1)) != staging->sink_id)
+				continue;
+			kafka_sink_format_options(&options, kafka_spi_text(r, 3), kafka_spi_text(r, 4),
+									  kafka_spi_text(r, 5), kafka_spi_text(r, 6),
+									  kafka_spi_text(r, 7));
+			format = format_of(staging, (TransactionId) strtoul(kafka_spi_text(r, 2), NULL, 10),
+							   &options);
+			if (format == NULL)
+				return NIL;
+		}
+		if (format == NULL)
+			return NIL;			/* its row is gone: being dropped */
+		formats = lappend(formats, format);
+	}
+	return formats;
+}
+
+/*
+ * The messages of the stage's events for producer id: formatted, then put
+ * in the outbox in rows of at most KAFKA_OUTBOX_ROW_BYTES of messages or
+ * KAFKA_OUTBOX_ROW_EVENTS.  values and isnull: every event's columns.
+ */
+static void
+stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
+				   bool **isnull)
+{
+	Datum	   *keys = palloc(sizeof(Datum) * stage->nevents);
+	bool	   *key_nulls = palloc(sizeof(bool) * stage->nevents);
+	Datum	   *messages = palloc(sizeof(Datum) * stage->nevents);
+	StringInfoData key;
+	StringInfoData message;
+	int			first = 0;
+	Size		bytes = 0;
+
+	initStringInfo(&key);
+	initStringInfo(&message);
+	for (int i = 0; i < stage->nevents; i++)
+	{
+		key_nulls[i] = !kafka_sink_format_event(format, values[i], isnull[i], &key, &message);
+		keys[i] = key_nulls[i] ? (Datum) 0 :
+			PointerGetDatum(cstring_to_text_with_len(key.data, key.len));
+		messages[i] = PointerGetDatum(cstring_to_text_with_len(message.data, message.len));
+		bytes += message.len;
+		if (bytes >= KAFKA_OUTBOX_ROW_BYTES || i + 1 - first == KAFKA_OUTBOX_ROW_EVENTS ||
+			i == stage->nevents - 1)
+		{
+			(void) kafka_outbox_insert(id, keys + first, key_nulls + first, messages + first,
+									   i + 1 - first);
+			for (int j = first; j <= i; j++)
+			{
+				if (!key_nulls[j])
+					pfree(DatumGetPointer(keys[j]));
+				pfree(DatumGetPointer(messages[j]));
+			}
+			first = i + 1;
+			bytes = 0;
+		}
+	}
+	pfree(key.data);
+	pfree(message.data);
+	pfree(keys);
+	pfree(key_nulls);
+	pfree(messages);
+}
+
+/* In a subtransaction: stage the events for every producer, or for none. */
+static void
+stage_events(void *arg)
+{
+	SinkStage  *stage = arg;
+	StreamRunAs as;
+	List	   *formats;
+
+	/* the values' text as the producer's worker would write it */
+	if (!stream_adopt_worker_settings())
+		return;
+	stream_begin_as_extension(&as);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	formats = formats_of_producers(stage);
+	if (formats != NIL)
+	{
+		Relation	rel = relation_open(stage->stream, NoLock);	/* we write into it */
+		TupleDesc	desc = RelationGetDescr(rel);
+		Datum	  **values = palloc(sizeof(Datum *) * stage->nevents);
+		bool	  **isnull = palloc(sizeof(bool *) * stage->nevents);
+		ListCell   *ls;
+		ListCell   *lf;
+
+		for (int i = 0; i < stage->nevents; i++)
+		{
+			values[i] = palloc(sizeof(Datum) * desc->natts);
+			isnull[i] = palloc(sizeof(bool) * desc->natts);
+			heap_deform_tuple(&stage->tuples[i], desc, values[i], isnull[i]);
+		}
+		forboth(ls, stage->sinks, lf, formats)
+			stage_for_producer(stage, ((CachedView *) lfirst(ls))->sink_id, lfirst(lf),
+							   values, isnull);
+		relation_close(rel, NoLock);
+		stage->staged = true;
+	}
+	SPI_finish();
+	stream_end_as_extension(&as);
+}
+
+/* Stage the events in a subtransaction; false when they were not. */
+static bool
+stage_in_subtransaction(Oid stream, List *sinks, HeapTupleData *tuples, int nevents)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext sink stage",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	SinkStage	stage = {stream, sinks, tuples, nevents, false};
+	int			nestlevel = NewGUCNestLevel();
+	ErrorData  *edata;
+
+	/* the catalog as the statement sees it so far (at commit: as now) */
+	if (ActiveSnapshotSet())
+		PushCopiedSnapshot(GetActiveSnapshot());
+	else
+		PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	edata = stream_try_in_subtransaction(stage_events, &stage);
+	AtEOXact_GUC(false, nestlevel);
+	PopActiveSnapshot();
+	MemoryContextSwitchTo(old);
+	if (edata != NULL)
+	{
+		/* a cancel, a timeout, a deadlock fail the statement as anywhere */
+		if (stream_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		ereport(DEBUG1,
+				(errmsg_internal("stream_ext: the writer's staging for Kafka producers failed, the workers stage its events: %s",
+								 edata->message)));
+		FreeErrorData(edata);
+		stage.staged = false;
+	}
+	MemoryContextDelete(cxt);
+	return stage.staged;
+}
+
+/* stream_writer_applies_hook: also the producers' staging, if any */
+static WriterApplies
+sink_applies(Oid stream)
+{
+	WriterApplies applies = prev_applies_hook ? prev_applies_hook(stream) :
+		WRITER_APPLIES_NOTHING;
+	StreamViews sv;
+
+	stream_views(stream, &sv);
+	if (sv.sinks != NIL)
+		applies |= WRITER_APPLIES_SINKS;
+	list_free(sv.sinks);
+	return applies;
+}
+
+/*
+ * stream_writer_apply_hook: stage the events for the producers, then apply
+ * the transforms into tables (writer_apply.c); each part is skipped by
+ * the workers only if it was done.
+ */
+static WriterApplies
+sink_apply(Oid stream, HeapTupleData *tuples, int nevents)
+{
+	WriterApplies applied = WRITER_APPLIES_NOTHING;
+	StreamViews sv;
+	bool		sinks;
+	bool		staged = false;
+
+	stream_views(stream, &sv);
+	sinks = sv.sinks != NIL;
+	if (sinks)
+		staged = stage_in_subtransaction(stream, sv.sinks, tuples, nevents);
+	list_free(sv.sinks);		/* (the views may be reloaded below) */
+	if (sv.tables && prev_apply_hook)
+		applied = prev_apply_hook(stream, tuples, nevents);
+	if (!sinks)
+		return applied;
+	if (staged)
+	{
+		applied |= WRITER_APPLIES_SINKS;
+		if (!sv.others && (!sv.tables || (applied & WRITER_APPLIES_TABLES)))
+			applied |= WRITER_APPLIES_ALL;
+	}
+	return applied;
+}
+
+/* From _PG_init, after worker/writer_apply.c's */
+void
+kafka_sink_stage_init(void)
+{
+	prev_applies_hook = stream_writer_applies_hook;
+	stream_writer_applies_hook = sink_applies;
+	prev_apply_hook = stream_writer_apply_hook;
+	stream_writer_apply_hook = sink_apply;
+}

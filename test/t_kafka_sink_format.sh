@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Kafka sink, the writer's own staging (src/kafka/sink_stage.c): an INSERT
+# into a stream puts its events' messages into the producers' outbox itself,
+# formatted in C, where events that reach the stream otherwise (here: rows a
+# transform writes into it) go through the staging view and the producer's
+# SQL.  Differential: the same 3,000 rows of every type the writer formats
+# (edge values included: quotes, escapes, NaN, infinities, NULLs), written
+# both ways, give the same keys and messages in json, csv and text, with
+# the statement's own expressions (row_to_json, kafka_csv_field,
+# kafka_text_field) as the reference.  Also: the workers skip what the
+# writer staged (the staging views hold the transform's rows only); a
+# rolled back transaction or savepoint stages nothing; a format changed by
+# kafka_produce applies to the next statement; event numbers are unique; a
+# stream with a column the writer does not format (an array) is staged by
+# the workers.  The producers are stopped, so no broker is needed.
+source "$(dirname "$0")/lib.sh"
+use_server
+fresh_db t_kafka_sink_format
+
+N=3000
+cols="t text, v varchar(30), nm name, i2 int2, i4 int4, i8 bigint, f4 float4, f8 float8,
+      nu numeric, b bool, d date, tm time, tz timetz, ts timestamp, tst timestamptz,
+      iv interval, u uuid, j json, jb jsonb, dm fm_count"
+run_sql <<SQL
+CREATE DOMAIN fm_count AS int CHECK (VALUE >= 0);
+CREATE FOREIGN TABLE fm ($cols) SERVER stream_ext;
+CREATE FOREIGN TABLE fm_src ($cols) SERVER stream_ext;
+CREATE VIEW fm_forward WITH (continuous, output = 'fm') AS
+  SELECT t, v, nm, i2, i4, i8, f4, f8, nu, b, d, tm, tz, ts, tst, iv, u, j, jb, dm FROM fm_src;
+SELECT stream_ext.kafka_produce('fm', 'as_json', '127.0.0.1:9', key_column => 't');
+SELECT stream_ext.kafka_produce('fm', 'as_csv', '127.0.0.1:9', format => 'csv', key_column => 'b',
+                                format_options => '{"delimiter": ";", "quote": "''", "null": "NULL"}');
+SELECT stream_ext.kafka_produce('fm', 'as_text', '127.0.0.1:9', format => 'text', key_column => 'tst',
+                                format_options => '{"delimiter": "|", "null": ""}');
+SELECT stream_ext.kafka_stop_producer('fm', t) FROM unnest(ARRAY['as_json', 'as_csv', 'as_text']) t;
+SELECT setseed(0.42);
+CREATE TABLE fm_rows AS
+  SELECT CASE g % 9 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN 'say "hi", O''Neil'
+                    WHEN 3 THEN E'tab\there|pipe;semi\\back\nline\rcr' WHEN 4 THEN 'NULL'
+                    WHEN 5 THEN E'ctl \u0001 é 漢' ELSE '/page/' || (g % 50) END AS t,
+         CASE WHEN g % 11 = 0 THEN NULL ELSE md5(g::text) END::varchar(30) AS v,
+         ('n' || g % 5)::name AS nm,
+         (g % 32767 - 16000)::int2 AS i2,
+         CASE g % 7 WHEN 0 THEN -2147483648 WHEN 1 THEN NULL ELSE g * 1000 END::int4 AS i4,
+         CASE g % 5 WHEN 0 THEN 9223372036854775807 WHEN 1 THEN -9223372036854775808
+                    ELSE (random() * 1e15)::bigint END AS i8,
+         (random() * 1000 - 500)::float4 AS f4,
+         CASE g % 13 WHEN 0 THEN 'NaN' WHEN 1 THEN 'Infinity' WHEN 2 THEN '-Infinity'
+                     WHEN 3 THEN '-0' WHEN 4 THEN 1e-300 WHEN 5 THEN NULL
+                     ELSE random() * 1e6 END::float8 AS f8,
+         CASE g % 6 WHEN 0 THEN 'NaN' WHEN 1 THEN NULL ELSE round((random() * 1e9)::numeric, g % 9) END AS nu,
+         CASE g % 3 WHEN 0 THEN NULL ELSE g % 2 = 0 END AS b,
+         CASE g % 17 WHEN 0 THEN 'infinity' WHEN 1 THEN '-infinity' WHEN 2 THEN NULL
+                     ELSE date '2000-01-01' + (g * 37) % 20000 END::date AS d,
+         time '00:00' + g * interval '17 s' AS tm,
+         (time '00:00' + g * interval '13 s')::timetz AS tz,
+         CASE g % 19 WHEN 0 THEN 'infinity' ELSE timestamp '2026-01-01' + g * interval '1.001 s' END::timestamp AS ts,
+         CASE g % 23 WHEN 0 THEN '-infinity' WHEN 1 THEN NULL
+                     ELSE timestamptz '2026-03-29 00:30+00' + g * interval '7 min 0.5 s' END::timestamptz AS tst,
+         g * interval '1 day 3 h 0.25 s' - interval '1 mon' AS iv,
+         md5(g::text)::uuid AS u,
+         CASE WHEN g % 4 = 0 THEN NULL ELSE json_build_object('g', g, 's', 'x"y')::json END AS j,
+         CASE WHEN g % 5 = 0 THEN 'null'::jsonb ELSE jsonb_build_array(g, 'a\b', NULL) END AS jb,
+         CASE WHEN g % 8 = 0 THEN NULL ELSE g END::fm_count AS dm
+    FROM generate_series(1, $N) g;
+-- both ways: the writer stages these itself; the transform's rows go through the staging view
+INSERT INTO fm SELECT * FROM fm_rows;
+INSERT INTO fm_src SELECT * FROM fm_rows;
+SQL
+
+staging() { q "SELECT staging::text FROM stream_ext_internal.kafka_producers WHERE topic = '$1'"; }
+outbox_count() { q "SELECT coalesce(sum(cardinality(o.events)), 0) FROM stream_ext_internal.kafka_outbox o
+                    JOIN stream_ext_internal.kafka_producers p ON p.id = o.producer_id WHERE p.topic = '$1'"; }
+for topic in as_json as_csv as_text; do
+	wait_until 60 "the transform's $N rows staged for $topic" "SELECT count(*) = $N FROM $(staging $topic)"
+	[ "$(outbox_count $topic)" = $N ] || fail "$topic: the outbox holds $(outbox_count $topic) messages, not the writer's $N"
+done
+sleep 1
+for topic in as_json as_csv as_text; do
+	[ "$(q "SELECT count(*) FROM $(staging $topic)")" = $N ] ||
+		fail "$topic: the staging view holds $(q "SELECT count(*) FROM $(staging $topic)") rows: the workers also staged the writer's events"
+done
+say "ok: the writer staged its $N events in each producer's outbox, the workers the transform's rows only"
+
+# the reference: the stage statement's expressions over the staging view's rows
+fields() {	# FUNCTION EXTRA_ARGS SEPARATOR: the staging view's columns as the statement joins them
+	q "SELECT string_agg(format(\$f\$stream_ext_internal.$1(s.%I::text, $2)\$f\$, attname),
+	                     \$f\$ || $3 || \$f\$ ORDER BY attnum)
+	     FROM pg_attribute WHERE attrelid = '$(staging as_csv)'::regclass AND attnum > 0 AND NOT attisdropped"
+}
+compare() {	# TOPIC KEY_EXPRESSION MESSAGE_EXPRESSION
+	local topic=$1 sv diff
+	sv=$(staging "$topic")
+	diff=$(q "WITH w AS (SELECT u.k, u.m FROM stream_ext_internal.kafka_outbox o
+	                       JOIN stream_ext_internal.kafka_producers p ON p.id = o.producer_id,
+	                            unnest(o.keys, o.messages) u(k, m) WHERE p.topic = '$topic'),
+	              r AS (SELECT $2 AS k, $3 AS m FROM $sv s)
+	          SELECT (SELECT count(*) FROM (SELECT * FROM w EXCEPT ALL SELECT * FROM r) x) || ' ' ||
+	                 (SELECT count(*) FROM (SELECT * FROM r EXCEPT ALL SELECT * FROM w) y)")
+	[ "$diff" = "0 0" ] || {
+		q "WITH w AS (SELECT u.k, u.m FROM stream_ext_internal.kafka_outbox o
+		                JOIN stream_ext_internal.kafka_producers p ON p.id = o.producer_id,
+		                     unnest(o.keys, o.messages) u(k, m) WHERE p.topic = '$topic'),
+		       r AS (SELECT $2 AS k, $3 AS m FROM $sv s)
+		   (SELECT 'writer', * FROM w EXCEPT ALL SELECT 'writer', * FROM r LIMIT 3)
+		   UNION ALL (SELECT 'statement', * FROM r EXCEPT ALL SELECT 'statement', * FROM w LIMIT 3)" >&2
+		fail "$topic: writer's and statement's messages differ (only one side: $diff)"
+	}
+	say "ok: $topic: the writer's $N keys and messages are the statement's"
+}
+compare as_json "s.t::text" "row_to_json(s)::text"
+compare as_csv "s.b::text" "$(fields kafka_csv_field "';', '''', 'NULL'" "';'")"
+compare as_text "s.tst::text" "$(fields kafka_text_field "'|', ''" "'|'")"
+
+[ "$(q "SELECT count(*) = count(DISTINCT e) FROM stream_ext_internal.kafka_outbox, unnest(events) e")" = t ] ||
+	fail "event numbers repeat in the outbox"
+say "ok: event numbers are unique across rows and producers"
+
+# rolled back: nothing staged; a savepoint rolled back: its events only
+before=$(outbox_count as_json)
+run_sql <<SQL
+BEGIN; INSERT INTO fm (t) VALUES ('rolled back'); ROLLBACK;
+BEGIN;
+INSERT INTO fm (t) VALUES ('kept');
+SAVEPOINT s; INSERT INTO fm (t) VALUES ('savepoint rolled back'); ROLLBACK TO s;
+INSERT INTO fm (t) VALUES ('kept too');
+COMMIT;
+SQL
+got=$(q "SELECT string_agg(u.k, ',' ORDER BY u.k) FROM stream_ext_internal.kafka_outbox o
+         JOIN stream_ext_internal.kafka_producers p ON p.id = o.producer_id, unnest(o.keys) u(k)
+         WHERE p.topic = 'as_json' AND (u.k LIKE '%kept%' OR u.k LIKE '%rolled%')")
+[ "$got" = "kept,kept too" ] || fail "staged after rollbacks: '$got'"
+[ "$(outbox_count as_json)" = $((before + 2)) ] || fail "outbox after rollbacks: $(outbox_count as_json), not $((before + 2))"
+say "ok: a rolled back transaction or savepoint stages nothing"
+
+# a format changed by kafka_produce applies to the next statement's events
+run_sql <<SQL
+SELECT stream_ext.kafka_produce('fm', 'as_json', '127.0.0.1:9', format => 'csv', key_column => 't');
+SELECT stream_ext.kafka_stop_producer('fm', 'as_json');
+INSERT INTO fm (t, i4) VALUES ('after the change', 7);
+SQL
+got=$(q "SELECT u.m FROM stream_ext_internal.kafka_outbox o
+         JOIN stream_ext_internal.kafka_producers p ON p.id = o.producer_id,
+              unnest(o.keys, o.messages) u(k, m) WHERE p.topic = 'as_json' AND u.k = 'after the change'")
+[ "$got" = "after the change,,,,7,,,,,,,,,,,,,,," ] || fail "message after the format change: '$got'"
+say "ok: a format changed by kafka_produce applies to the next statement"
+
+# a column the writer does not format: the workers stage through the staging view
+run_sql <<SQL
+CREATE FOREIGN TABLE fa (k text, xs int[]) SERVER stream_ext;
+SELECT stream_ext.kafka_produce('fa', 'arrays', '127.0.0.1:9', key_column => 'k');
+SELECT stream_ext.kafka_stop_producer('fa', 'arrays');
+INSERT INTO fa VALUES ('a', '{1,2}'), ('b', NULL);
+SQL
+wait_until 60 "the array stream's events staged by the workers" "SELECT count(*) = 2 FROM $(staging arrays)"
+[ "$(outbox_count arrays)" = 0 ] || fail "the writer staged events of a stream with an array column"
+[ "$(q "SELECT string_agg(row_to_json(s)::text, ' ' ORDER BY k) FROM $(staging arrays) s")" = \
+  '{"k":"a","xs":[1,2]} {"k":"b","xs":null}' ] || fail "the array stream's staged rows"
+say "ok: a stream with an array column is staged by the workers"
