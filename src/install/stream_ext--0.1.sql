@@ -1123,19 +1123,23 @@ CREATE TABLE stream_ext_internal.kafka_producers (
 CREATE SEQUENCE stream_ext_internal.kafka_event_seq;
 -- A producer's messages staged and not yet acknowledged, a row per batch (one
 -- insert and one delete per batch, not per message): element i of the arrays
--- is one message.
+-- is one message.  first_event and n say which row and how many without
+-- reading the arrays.
 CREATE TABLE stream_ext_internal.kafka_outbox (
   producer_id int NOT NULL REFERENCES stream_ext_internal.kafka_producers ON DELETE CASCADE,
+  first_event bigint NOT NULL,      -- events[1]
+  n           int NOT NULL,         -- cardinality(events)
   events      bigint[] NOT NULL,    -- the events' numbers: header stream_ext_event
   keys        text[] NOT NULL,      -- NULL element: no key
   messages    text[] NOT NULL
 );
 ALTER TABLE stream_ext_internal.kafka_outbox REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.kafka_outbox (producer_id);
--- written once and read once: not worth compressing
-ALTER TABLE stream_ext_internal.kafka_outbox ALTER COLUMN events SET STORAGE EXTERNAL,
-                                             ALTER COLUMN keys SET STORAGE EXTERNAL,
-                                             ALTER COLUMN messages SET STORAGE EXTERNAL;
+-- written once and read once: compressed with lz4, which costs less than
+-- writing (and WAL-logging) the messages as they are; pglz would cost more
+ALTER TABLE stream_ext_internal.kafka_outbox ALTER COLUMN events SET COMPRESSION lz4,
+                                             ALTER COLUMN keys SET COMPRESSION lz4,
+                                             ALTER COLUMN messages SET COMPRESSION lz4;
 
 -- The staging view's query: the stream's columns but arrival_timestamp.
 CREATE FUNCTION stream_ext_internal.kafka_staging_columns(p_stream regclass) RETURNS text
@@ -1357,8 +1361,8 @@ BEGIN
     RETURN NULL;
   END IF;
   EXECUTE format('SELECT count(*) FROM %s', stg) INTO n;
-  RETURN n + (SELECT coalesce(sum(cardinality(events)), 0)
-                FROM stream_ext_internal.kafka_outbox WHERE producer_id = p_id);
+  RETURN n + (SELECT coalesce(sum(o.n), 0)
+                FROM stream_ext_internal.kafka_outbox o WHERE o.producer_id = p_id);
 END
 $$;
 

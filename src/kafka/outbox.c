@@ -17,17 +17,20 @@
 #include "catalog/catalog.h"
 #include "kafka/outbox.h"
 
-/* the insert, planned once per process */
+/* the insert, planned once per process, generic */
 static SPIPlanPtr insert_plan = NULL;
 
-int64
-kafka_outbox_insert(int id, Datum *keys, bool *key_nulls, Datum *messages, int n)
+/*
+ * Insert the row: producer id, n messages whose keys and messages arrays
+ * are built; returns its first event number.
+ */
+static int64
+insert_row(int id, int n, ArrayType *keys, ArrayType *messages)
 {
-	Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		args[4];
+	Oid			argtypes[6] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID};
+	Datum		args[6];
 	Datum	   *events = palloc(sizeof(Datum) * n);
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	int64		row = nextval_internal(stream_internal_relid("kafka_event_seq", false), false);
 	int64		first;
 
@@ -42,9 +45,10 @@ kafka_outbox_insert(int id, Datum *keys, bool *key_nulls, Datum *messages, int n
 		events[i] = Int64GetDatum(first + i);
 	if (insert_plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO stream_ext_internal.kafka_outbox "
-									   "(producer_id, events, keys, messages) "
-									   "VALUES ($1, $2, $3, $4)", 4, argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor("INSERT INTO stream_ext_internal.kafka_outbox "
+											  "(producer_id, first_event, n, events, keys, messages) "
+											  "VALUES ($1, $2, $3, $4, $5, $6)", 6, argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the outbox insert: %s",
@@ -52,16 +56,136 @@ kafka_outbox_insert(int id, Datum *keys, bool *key_nulls, Datum *messages, int n
 		insert_plan = plan;
 	}
 	args[0] = Int32GetDatum(id);
-	args[1] = PointerGetDatum(construct_array(events, n, INT8OID, 8, FLOAT8PASSBYVAL,
+	args[1] = Int64GetDatum(first);
+	args[2] = Int32GetDatum(n);
+	args[3] = PointerGetDatum(construct_array(events, n, INT8OID, 8, FLOAT8PASSBYVAL,
 											  TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_md_array(keys, key_nulls, 1, dims, lbs, TEXTOID, -1,
-												 false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(messages, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(keys);
+	args[5] = PointerGetDatum(messages);
 	if (SPI_execute_plan(insert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into the outbox of Kafka producer %d", id);
-	pfree(DatumGetPointer(args[1]));
-	pfree(DatumGetPointer(args[2]));
 	pfree(DatumGetPointer(args[3]));
 	pfree(events);
 	return first;
+}
+
+int64
+kafka_outbox_insert(int id, Datum *keys, bool *key_nulls, Datum *messages, int n)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	ArrayType  *key_array = construct_md_array(keys, key_nulls, 1, dims, lbs, TEXTOID, -1,
+											   false, TYPALIGN_INT);
+	ArrayType  *message_array = construct_array(messages, n, TEXTOID, -1, false, TYPALIGN_INT);
+	int64		first = insert_row(id, n, key_array, message_array);
+
+	pfree(key_array);
+	pfree(message_array);
+	return first;
+}
+
+/* ---------- a row built in place ---------- */
+
+/*
+ * The arrays' elements are text datums with 4-byte headers, each starting
+ * at an int-aligned offset (text's alignment), as construct_array lays
+ * them out; the messages' array header is written in front of them at the
+ * end (no nulls: its size is known from the start).
+ */
+#define MESSAGES_HEADER ARR_OVERHEAD_NONULLS(1)
+
+static void
+append_element(StringInfo buf, const char *data, int len)
+{
+	int			start;
+
+	/* pad the previous element to int alignment */
+	while (buf->len != INTALIGN(buf->len))
+		appendStringInfoCharMacro(buf, '\0');
+	start = buf->len;
+	enlargeStringInfo(buf, VARHDRSZ + len);
+	SET_VARSIZE(buf->data + start, VARHDRSZ + len);
+	memcpy(buf->data + start + VARHDRSZ, data, len);
+	buf->len += VARHDRSZ + len;
+	buf->data[buf->len] = '\0';
+}
+
+void
+kafka_outbox_builder_init(OutboxRowBuilder *b)
+{
+	memset(b, 0, sizeof(OutboxRowBuilder));
+	initStringInfo(&b->keys);
+	initStringInfo(&b->messages);
+	b->key_bitmap_size = 1024;
+	b->key_bitmap = palloc0(b->key_bitmap_size);
+	enlargeStringInfo(&b->messages, MESSAGES_HEADER);
+	b->messages.len = MESSAGES_HEADER;
+}
+
+void
+kafka_outbox_builder_add(OutboxRowBuilder *b, const char *key, int key_len,
+						 const char *message, int message_len)
+{
+	if (b->n / 8 >= b->key_bitmap_size)
+	{
+		b->key_bitmap = repalloc(b->key_bitmap, b->key_bitmap_size * 2);
+		memset(b->key_bitmap + b->key_bitmap_size, 0, b->key_bitmap_size);
+		b->key_bitmap_size *= 2;
+	}
+	if (key != NULL)
+	{
+		b->key_bitmap[b->n / 8] |= 1 << (b->n % 8);
+		append_element(&b->keys, key, key_len);
+	}
+	else
+		b->key_nulls = true;
+	append_element(&b->messages, message, message_len);
+	b->n++;
+}
+
+/* Fill in the header of a one-dimensional text array of n elements */
+static void
+set_header(ArrayType *array, Size size, int n, int32 dataoffset)
+{
+	SET_VARSIZE(array, size);
+	array->ndim = 1;
+	array->dataoffset = dataoffset;
+	array->elemtype = TEXTOID;
+	ARR_DIMS(array)[0] = n;
+	ARR_LBOUND(array)[0] = 1;
+}
+
+int64
+kafka_outbox_builder_insert(OutboxRowBuilder *b, int id)
+{
+	ArrayType  *messages;
+	int			key_header = b->key_nulls ? ARR_OVERHEAD_WITHNULLS(1, b->n) :
+		ARR_OVERHEAD_NONULLS(1);
+	Size		keys_size = key_header + INTALIGN(b->keys.len);
+	ArrayType  *keys = palloc0(keys_size);
+	int64		first;
+
+	while (b->messages.len != INTALIGN(b->messages.len))
+		appendStringInfoCharMacro(&b->messages, '\0');
+	messages = (ArrayType *) b->messages.data;
+	set_header(messages, b->messages.len, b->n, 0);
+	set_header(keys, keys_size, b->n, b->key_nulls ? key_header : 0);
+	if (b->key_nulls)			/* the bitmap follows the bounds */
+		memcpy((char *) ARR_LBOUND(keys) + sizeof(int), b->key_bitmap, (b->n + 7) / 8);
+	memcpy(ARR_DATA_PTR(keys), b->keys.data, b->keys.len);
+	first = insert_row(id, b->n, keys, messages);
+	pfree(keys);
+	kafka_outbox_builder_reset(b);
+	return first;
+}
+
+/* Empty b, keeping its buffers */
+void
+kafka_outbox_builder_reset(OutboxRowBuilder *b)
+{
+	resetStringInfo(&b->keys);
+	b->messages.len = MESSAGES_HEADER;
+	memset(b->key_bitmap, 0, b->key_bitmap_size);
+	b->key_nulls = false;
+	b->n = 0;
 }

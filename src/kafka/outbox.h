@@ -9,6 +9,9 @@
 
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+
 /*
  * An outbox row numbers its messages from a value of kafka_event_seq
  * shifted left by this many bits: message i of the row is
@@ -31,5 +34,27 @@
  * message.  Caller is connected to SPI, as a role that may insert.
  */
 extern int64 kafka_outbox_insert(int id, Datum *keys, bool *key_nulls, Datum *messages, int n);
+
+/*
+ * An outbox row built message by message, its arrays written in place
+ * (no datum per message): for a writer's staging of many small messages.
+ */
+typedef struct OutboxRowBuilder
+{
+	int			n;
+	StringInfoData keys;		/* the key array's elements */
+	StringInfoData messages;	/* room for the array's header, then its
+								 * elements */
+	bits8	   *key_bitmap;		/* 1: a key */
+	int			key_bitmap_size;
+	bool		key_nulls;		/* some message has no key */
+} OutboxRowBuilder;
+
+extern void kafka_outbox_builder_init(OutboxRowBuilder *b);
+extern void kafka_outbox_builder_reset(OutboxRowBuilder *b);
+extern void kafka_outbox_builder_add(OutboxRowBuilder *b, const char *key, int key_len,
+									 const char *message, int message_len);
+/* Insert the row built (n > 0) as kafka_outbox_insert does, and reset b. */
+extern int64 kafka_outbox_builder_insert(OutboxRowBuilder *b, int id);
 
 #endif

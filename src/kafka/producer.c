@@ -65,9 +65,17 @@
 /* Header of every message: the event's number, "<producer>-<event>" */
 #define EVENT_HEADER "stream_ext_event"
 
+/* A batch in flight: its messages not yet settled, where their errors go */
+typedef struct InFlight
+{
+	int			outstanding;
+	MemoryContext cxt;
+} InFlight;
+
 /* One outbox message of a batch, and what became of it */
 typedef struct OutboxMessage
 {
+	InFlight   *flight;			/* its batch's, while in flight */
 	int64		event;
 	const char *key;			/* NULL: no key */
 	int			key_len;
@@ -120,9 +128,8 @@ static KafkaWorker worker;
 /* the messages the last stage or outbox read kept */
 static OutboxMessage *batch = NULL;
 
-/* the batch in flight (the delivery callback marks its messages) */
-static OutboxMessage *inflight = NULL;
-static int	outstanding = 0;
+/* messages in flight, of every batch */
+static int	outstanding_total = 0;
 static char last_delivery_error[256];
 
 /* counting the staged events for the writers' bound (backpressure.c) */
@@ -199,30 +206,30 @@ load_config(KafkaWorker *w, int producer_id, Oid *staging)
 
 /*
  * Delivery report, called by rd_kafka_poll in this process: marks the
- * message (its index in batch is the opaque pointer); PostgreSQL is not
- * called.
+ * message (the opaque pointer; its batch stays until every message of it is
+ * settled, wait_batch); PostgreSQL is not called.
  */
 static void
 delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	int			i = (int) (intptr_t) m->_private;
+	OutboxMessage *msg = (OutboxMessage *) m->_private;
 
-	if (inflight == NULL)
+	if (msg == NULL || msg->flight == NULL)
 		return;
-	if (m->err && refused_for_good(m->err) && inflight[i].alone)
-		inflight[i].refused = MemoryContextStrdup(GetMemoryChunkContext(inflight),
-												  rd_kafka_err2str(m->err));
+	if (m->err && refused_for_good(m->err) && msg->alone)
+		msg->refused = MemoryContextStrdup(msg->flight->cxt, rd_kafka_err2str(m->err));
 	else if (m->err)
 	{
 		/* refused with its batch: produced again alone (enqueue_batch) */
-		inflight[i].too_large = refused_for_good(m->err);
-		inflight[i].failed = true;
+		msg->too_large = refused_for_good(m->err);
+		msg->failed = true;
 		snprintf(last_delivery_error, sizeof(last_delivery_error), "%s: %s",
 				 rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
 	}
 	else
-		inflight[i].done = true;
-	outstanding--;
+		msg->done = true;
+	msg->flight->outstanding--;
+	outstanding_total--;
 }
 
 /*
@@ -383,38 +390,11 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 	return n;
 }
 
-/* An outbox row of ours, as take_outbox_rows reads it */
-typedef struct OutboxRow
-{
-	int64		first;			/* its first event */
-	ArrayType  *events;			/* a copy, in the batch's context */
-	HeapTuple	tuple;			/* in SPI's memory */
-} OutboxRow;
-
-static int
-compare_outbox_rows(const void *a, const void *b)
-{
-	int64		x = ((const OutboxRow *) a)->first;
-	int64		y = ((const OutboxRow *) b)->first;
-
-	return x < y ? -1 : (x > y ? 1 : 0);
-}
-
-/* Is event the first of a row of the n messages of msgs? */
-static bool
-starts_row_of(int64 event, OutboxMessage *msgs, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (msgs[i].row_start && msgs[i].event == event)
-			return true;
-	return false;
-}
-
 /*
  * Read the outbox rows of ours but those of the n messages of skip (the
  * batch in flight), in the order of their first events, until they hold
  * limit messages or more (all when limit is 0), into batch (in cxt; the
- * keys and values point into the rows' arrays, copied there).  Rows of
+ * keys and values point into copies of the rows' arrays there).  Rows of
  * writers' own staging (sink_stage.c), rows a crash or a refusal left, and
  * rows this worker staged meanwhile all come this way.  Returns how many
  * messages.
@@ -422,56 +402,44 @@ starts_row_of(int64 event, OutboxMessage *msgs, int n)
 static int
 take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, MemoryContext cxt)
 {
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(w->cfg.id)};
-	OutboxRow  *rows;
-	int			nrows = 0;
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		args[2];
+	Datum	   *skip_rows = palloc(sizeof(Datum) * Max(nskip, 1));
+	int			nskip_rows = 0;
+	uint64		taken;
 	int			total = 0;
-	int			taken = 0;
+	TupleDesc	desc;
 
+	for (int i = 0; i < nskip; i++)
+		if (skip[i].row_start)
+			skip_rows[nskip_rows++] = Int64GetDatum(skip[i].event);
+	args[0] = Int32GetDatum(w->cfg.id);
+	args[1] = PointerGetDatum(construct_array(skip_rows, nskip_rows, INT8OID, 8,
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	begin_spi_transaction();
-	if (SPI_execute_with_args("SELECT events, keys, messages FROM stream_ext_internal.kafka_outbox "
-							  "WHERE producer_id = $1", 1, argtypes, args, NULL, true, 0) !=
+	if (SPI_execute_with_args("SELECT n, events, keys, messages FROM stream_ext_internal.kafka_outbox "
+							  "WHERE producer_id = $1 AND first_event <> ALL ($2) "
+							  "ORDER BY first_event", 2, argtypes, args, NULL, true, 0) !=
 		SPI_OK_SELECT)
 		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
-	rows = palloc(sizeof(OutboxRow) * Max(SPI_processed, 1));
-	for (uint64 r = 0; r < SPI_processed; r++)
+	desc = SPI_tuptable->tupdesc;
+	for (taken = 0; taken < SPI_processed && (limit == 0 || total < limit); taken++)
 	{
-		HeapTuple	tuple = SPI_tuptable->vals[r];
 		bool		isnull;
-		Datum		events = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		ArrayType  *array = DatumGetArrayTypePCopy(events);
 
-		MemoryContextSwitchTo(old);
-		if (ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) == 0 ||
-			starts_row_of(((int64 *) ARR_DATA_PTR(array))[0], skip, nskip))
-		{
-			pfree(array);
-			continue;
-		}
-		rows[nrows].first = ((int64 *) ARR_DATA_PTR(array))[0];
-		rows[nrows].events = array;
-		rows[nrows].tuple = tuple;
-		nrows++;
+		total += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[taken], desc, 1, &isnull));
 	}
-	qsort(rows, nrows, sizeof(OutboxRow), compare_outbox_rows);
-	for (taken = 0; taken < nrows && (limit == 0 || total < limit); taken++)
-		total += ArrayGetNItems(ARR_NDIM(rows[taken].events), ARR_DIMS(rows[taken].events));
 	batch = total > 0 ? MemoryContextAllocZero(cxt, sizeof(OutboxMessage) * total) : NULL;
 	total = 0;
-	for (int r = 0; r < taken; r++)
+	for (uint64 r = 0; r < taken; r++)
 	{
+		HeapTuple	tuple = SPI_tuptable->vals[r];
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 		bool		isnull;
-		ArrayType  *keys = DatumGetArrayTypePCopy(SPI_getbinval(rows[r].tuple,
-																SPI_tuptable->tupdesc, 2,
-																&isnull));
-		ArrayType  *messages = DatumGetArrayTypePCopy(SPI_getbinval(rows[r].tuple,
-																	SPI_tuptable->tupdesc, 3,
-																	&isnull));
-		int64	   *events = (int64 *) ARR_DATA_PTR(rows[r].events);
-		int			n = ArrayGetNItems(ARR_NDIM(rows[r].events), ARR_DIMS(rows[r].events));
+		ArrayType  *events = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 2, &isnull));
+		ArrayType  *keys = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 3, &isnull));
+		ArrayType  *messages = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 4, &isnull));
+		int			n = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
 		Datum	   *key_values;
 		bool	   *key_nulls;
 		Datum	   *message_values;
@@ -483,13 +451,14 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 		deconstruct_array(messages, TEXTOID, -1, false, TYPALIGN_INT, &message_values, NULL,
 						  &nmessages);
 		MemoryContextSwitchTo(old);
-		if (nkeys != n || nmessages != n)
+		if (ArrayGetNItems(ARR_NDIM(events), ARR_DIMS(events)) != n || nkeys != n ||
+			nmessages != n)
 			elog(ERROR, "an outbox row of Kafka producer %d is malformed", w->cfg.id);
 		for (int i = 0; i < n; i++)
 		{
 			OutboxMessage *m = &batch[total++];
 
-			m->event = events[i];
+			m->event = ((int64 *) ARR_DATA_PTR(events))[i];
 			m->row_start = (i == 0);
 			if (!key_nulls[i])
 			{
@@ -499,24 +468,31 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 			m->value = VARDATA_ANY(DatumGetPointer(message_values[i]));
 			m->value_len = VARSIZE_ANY_EXHDR(DatumGetPointer(message_values[i]));
 		}
+		pfree(events);
+		pfree(key_values);
+		pfree(key_nulls);
+		pfree(message_values);
 	}
 	end_spi_transaction();
+	pfree(DatumGetPointer(args[1]));
+	pfree(skip_rows);
 	return total;
 }
 
 /*
  * Step 2, first half: hand every message of msgs not yet acknowledged to
- * librdkafka (they are in flight from here on).  Returns whether none was
- * refused at once.
+ * librdkafka (they are in flight from here on, counted in flight, which
+ * stays until wait_batch returns).  Returns whether none was refused at
+ * once.
  */
 static bool
-enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
+enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
 {
 	char		header[64];
 	bool		all = true;
 
-	last_delivery_error[0] = '\0';
-	inflight = msgs;
+	if (outstanding_total == 0)
+		last_delivery_error[0] = '\0';
 	for (int i = 0; i < n; i++)
 	{
 		rd_kafka_resp_err_t err;
@@ -527,8 +503,9 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 		msgs[i].too_large = false;
 		msgs[i].alone = send_alone != NIL && sent_alone(msgs[i].event);
 		/* alone: in a request of its own, after the others in flight */
-		while (msgs[i].alone && outstanding > 0)
+		while (msgs[i].alone && outstanding_total > 0)
 			poll_acknowledgements(w, POLL_SLICE_MS);
+		msgs[i].flight = flight;
 		snprintf(header, sizeof(header), "%d-" INT64_FORMAT, w->cfg.id, msgs[i].event);
 		for (;;)
 		{
@@ -538,7 +515,7 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 									RD_KAFKA_V_VALUE((void *) msgs[i].value, msgs[i].value_len),
 									RD_KAFKA_V_KEY(msgs[i].key, msgs[i].key_len),
 									RD_KAFKA_V_HEADER(EVENT_HEADER, header, strlen(header)),
-									RD_KAFKA_V_OPAQUE((void *) (intptr_t) i),
+									RD_KAFKA_V_OPAQUE(&msgs[i]),
 									RD_KAFKA_V_END);
 			if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				break;
@@ -547,8 +524,7 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 		if (err && refused_for_good(err))
 		{
 			/* refused at once for good (too large): set aside */
-			msgs[i].refused = MemoryContextStrdup(GetMemoryChunkContext(msgs),
-												  rd_kafka_err2str(err));
+			msgs[i].refused = MemoryContextStrdup(flight->cxt, rd_kafka_err2str(err));
 			continue;
 		}
 		if (err)
@@ -560,8 +536,9 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 					 rd_kafka_err2name(err), rd_kafka_err2str(err));
 			continue;
 		}
-		outstanding++;
-		while (msgs[i].alone && outstanding > 0)
+		flight->outstanding++;
+		outstanding_total++;
+		while (msgs[i].alone && outstanding_total > 0)
 			poll_acknowledgements(w, POLL_SLICE_MS);
 		if (i % 1000 == 999)
 			poll_acknowledgements(w, 0);
@@ -570,13 +547,14 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
 }
 
 /*
- * Step 2, second half: wait until each message in flight is acknowledged
- * or refused.  Returns whether all n of msgs were acknowledged.
+ * Step 2, second half: wait until each message of msgs (of flight) is
+ * acknowledged or refused.  Returns whether all n of them were
+ * acknowledged.
  */
 static bool
-wait_batch(KafkaWorker *w, OutboxMessage *msgs, int n)
+wait_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
 {
-	while (outstanding > 0)
+	while (flight->outstanding > 0)
 		poll_acknowledgements(w, POLL_SLICE_MS);
 
 	/*
@@ -633,7 +611,22 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 		else if (!msgs[i].done)
 			events[k++] = Int64GetDatum(msgs[i].event);
 	}
-	if (k < n)
+	if (k == 0 && nrefused == 0)
+	{
+		/* all acknowledged: delete the rows, unread */
+		Oid			all_types[2] = {INT4OID, INT8ARRAYOID};
+
+		begin_spi_transaction();
+		args[0] = Int32GetDatum(w->cfg.id);
+		args[1] = PointerGetDatum(construct_array(rows, nrows, INT8OID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		if (SPI_execute_with_args(kafka_sink_forget_all_sql(), 2, all_types, args, NULL, false,
+								  0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
+		deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
+		end_spi_transaction();
+	}
+	else if (k < n)
 	{
 		begin_spi_transaction();
 		args[0] = Int32GetDatum(w->cfg.id);
@@ -676,6 +669,32 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 	pfree(refused);
 	pfree(errors);
 	return deleted;
+}
+
+/*
+ * After a batch of n msgs was not all delivered: the messages a broker
+ * refused as too large with others are produced alone next time
+ * (send_alone).  Returns how many are left to deliver.
+ */
+static int
+note_refusals(KafkaWorker *w, OutboxMessage *msgs, int n)
+{
+	int			left = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		left += (msgs[i].done || msgs[i].refused) ? 0 : 1;
+		if (msgs[i].too_large)
+		{
+			MemoryContext old = MemoryContextSwitchTo(w->cxt);
+			int64	   *event = palloc(sizeof(int64));
+
+			*event = msgs[i].event;
+			send_alone = lappend(send_alone, event);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return left;
 }
 
 /* Count acknowledged messages in the slot (kafka_producers.rate). */
@@ -756,14 +775,18 @@ stream_ext_kafka_producer_main(Datum arg)
 		MemoryContext cxt[2] = {batch_cxt,
 			AllocSetContextCreate(TopMemoryContext, "stream_ext kafka producer next batch",
 								  ALLOCSET_DEFAULT_SIZES)};
+		InFlight	flights[2] = {{0, cxt[0]}, {0, cxt[1]}};
 		int			c = 0;
 		OutboxMessage *cur = NULL;
 		int			n = 0;
+		bool		cur_enqueued = false;
+		bool		cur_all = true;
 
 		for (;;)
 		{
 			OutboxMessage *next = NULL;
 			int			next_n = 0;
+			bool		next_all = true;
 			bool		all;
 			int64		deleted;
 			TimestampTz t_start,
@@ -792,16 +815,21 @@ stream_ext_kafka_producer_main(Datum arg)
 					continue;
 				}
 				cur = batch;
+				cur_enqueued = false;
 			}
 			pgstat_report_activity(STATE_RUNNING, activity);
-			all = enqueue_batch(w, cur, n);
+			if (!cur_enqueued)
+				cur_all = enqueue_batch(w, cur, n, &flights[c]);
 			t_enqueued = GetCurrentTimestamp();
-			if (all && failures == 0 && !w->failures_to_reset)
+			if (cur_all && failures == 0 && !w->failures_to_reset)
 			{
 				/*
-				 * The next batch, while the brokers acknowledge this one; not
-				 * while retrying (the brokers may be down: the outbox would
-				 * grow by a batch a round).
+				 * The next batch, staged and handed to librdkafka while the
+				 * brokers acknowledge this one, so that they always have
+				 * work; not while retrying (the brokers may be down: the
+				 * outbox would grow by a batch a round).  librdkafka keeps
+				 * a partition's messages in the order they were handed to
+				 * it, this batch's before the next's.
 				 */
 				MemoryContextReset(cxt[1 - c]);
 				batch = NULL;
@@ -809,18 +837,19 @@ stream_ext_kafka_producer_main(Datum arg)
 				if (next_n == 0)
 					next_n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[1 - c]);
 				next = next_n > 0 ? batch : NULL;
+				if (next != NULL)
+					next_all = enqueue_batch(w, next, next_n, &flights[1 - c]);
 			}
 			t_staged = GetCurrentTimestamp();
-			all = wait_batch(w, cur, n) && all;
+			all = wait_batch(w, cur, n, &flights[c]) && cur_all;
 			t_produced = GetCurrentTimestamp();
 			deleted = forget_acknowledged(w, forget_sql, cur, n);
-			inflight = NULL;
-			elog(DEBUG1, "Kafka producer %d: %d messages: read or staged and produced in %ld us, %d next staged in %ld us, then acknowledged in %ld us, forgotten in %ld us",
+			elog(DEBUG1, "Kafka producer %d: %d messages: read or staged and produced in %ld us, %d next staged and produced in %ld us, then acknowledged in %ld us, forgotten in %ld us",
 				 w->cfg.id, n, (long) (t_enqueued - t_start), next_n, (long) (t_staged - t_enqueued),
 				 (long) (t_produced - t_staged), (long) (GetCurrentTimestamp() - t_produced));
 			count_produced(w, deleted);
 			(void) pgstat_report_stat(false);
-			if (all)
+			if (all && next_all)
 			{
 				list_free_deep(send_alone);
 				send_alone = NIL;
@@ -833,9 +862,11 @@ stream_ext_kafka_producer_main(Datum arg)
 				}
 				failures = 0;
 				kafka_slot_set_state(w->slot, "running");
-				/* the batch staged meanwhile (in the outbox too) goes next */
+				/* the batch staged and in flight meanwhile goes next */
 				cur = next;
 				n = next_n;
+				cur_enqueued = next != NULL;
+				cur_all = true;
 				c = 1 - c;
 			}
 			else
@@ -844,19 +875,14 @@ stream_ext_kafka_producer_main(Datum arg)
 				long		backoff = 1000L << Min(failures, 6);	/* 1 s .. 64 s */
 				int			left = 0;
 
-				for (int i = 0; i < n; i++)
+				/* the next batch settles first, and its acknowledged ones go */
+				if (next != NULL)
 				{
-					left += (cur[i].done || cur[i].refused) ? 0 : 1;
-					if (cur[i].too_large)
-					{
-						MemoryContext old = MemoryContextSwitchTo(w->cxt);
-						int64	   *event = palloc(sizeof(int64));
-
-						*event = cur[i].event;
-						send_alone = lappend(send_alone, event);
-						MemoryContextSwitchTo(old);
-					}
+					(void) wait_batch(w, next, next_n, &flights[1 - c]);
+					count_produced(w, forget_acknowledged(w, forget_sql, next, next_n));
+					left += note_refusals(w, next, next_n);
 				}
+				left += note_refusals(w, cur, n);
 				failures++;
 				kafka_slot_set_state(w->slot, "retrying");
 				kafka_report_problem(w, psprintf("could not deliver %d messages: %s", left,

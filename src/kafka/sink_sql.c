@@ -75,7 +75,8 @@ append_value_expr(StringInfo sql, Relation state, const KafkaFormatOptions *form
 char *
 kafka_sink_outbox_rows_sql(const char *messages)
 {
-	return psprintf("SELECT $1, pg_catalog.array_agg(event ORDER BY event), "
+	return psprintf("SELECT $1, pg_catalog.min(event), pg_catalog.count(*)::int, "
+					"pg_catalog.array_agg(event ORDER BY event), "
 					"pg_catalog.array_agg(key ORDER BY event), "
 					"pg_catalog.array_agg(value ORDER BY event) "
 					"FROM (SELECT event, key, value, pg_catalog.sum(pg_catalog.octet_length(value)) "
@@ -159,13 +160,13 @@ char *
 kafka_sink_forget_sql(void)
 {
 	return psprintf("WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
-					"WHERE producer_id = $1 AND events[1] = ANY ($3) "
+					"WHERE producer_id = $1 AND first_event = ANY ($3) "
 					"RETURNING events, keys, messages), "
 					"u AS (SELECT u.event, u.key, u.value FROM d, "
 					"unnest(d.events, d.keys, d.messages) AS u(event, key, value)), "
 					"l AS (SELECT * FROM u WHERE u.event = ANY ($2)), "
 					"i AS (INSERT INTO stream_ext_internal.kafka_outbox "
-					"(producer_id, events, keys, messages) %s), "
+					"(producer_id, first_event, n, events, keys, messages) %s), "
 					"r AS (SELECT * FROM u WHERE u.event = ANY ($4)), "
 					"x AS (INSERT INTO stream_ext_internal.kafka_sink_errors "
 					"(producer_id, event, key, error, message) "
@@ -178,6 +179,16 @@ kafka_sink_forget_sql(void)
 					"errors = errors + (SELECT pg_catalog.count(*) FROM r) WHERE id = $1 "
 					"RETURNING (SELECT n FROM a)",
 					kafka_sink_outbox_rows_sql("l"));
+}
+
+const char *
+kafka_sink_forget_all_sql(void)
+{
+	return "WITH d AS (DELETE FROM stream_ext_internal.kafka_outbox "
+		"WHERE producer_id = $1 AND first_event = ANY ($2) RETURNING n), "
+		"a AS (SELECT coalesce(pg_catalog.sum(d.n), 0) AS n FROM d) "
+		"UPDATE stream_ext_internal.kafka_producers SET produced = produced + (SELECT n FROM a) "
+		"WHERE id = $1 RETURNING (SELECT n FROM a)";
 }
 
 /* Keep the newest stream_ext.kafka_max_errors ($2) set-aside messages of producer $1 */
@@ -196,7 +207,7 @@ kafka_sink_pending_sql(Oid staging)
 												  get_rel_name(staging));
 
 	return psprintf("SELECT (SELECT count(*) FROM (SELECT 1 FROM %s LIMIT $2) s) + "
-					"(SELECT coalesce(sum(cardinality(events)), 0) "
+					"(SELECT coalesce(sum(n), 0) "
 					"FROM stream_ext_internal.kafka_outbox WHERE producer_id = $1)",
 					view);
 }

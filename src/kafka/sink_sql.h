@@ -40,6 +40,13 @@ extern char *kafka_sink_outbox_rows_sql(const char *messages);
  * kafka_producers.produced and returns their count.
  */
 extern char *kafka_sink_forget_sql(void);
+
+/*
+ * The same when every message of the batch was acknowledged: it deletes
+ * producer $1's outbox rows whose first event is in $2, adds their
+ * messages to kafka_producers.produced and returns their count.
+ */
+extern const char *kafka_sink_forget_all_sql(void);
 extern const char *kafka_sink_trim_errors_sql(void);
 
 /*

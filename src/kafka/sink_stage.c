@@ -186,51 +186,53 @@ formats_of_producers(SinkStage *stage)
 }
 
 /*
+ * A writer's outbox rows hold about this many bytes of messages: small
+ * enough that building and storing one reuses memory rather than mapping
+ * it afresh, large enough that a row costs little per message.
+ */
+#define WRITER_ROW_BYTES (1024 * 1024)
+
+/* one row at a time, its buffers kept from statement to statement */
+static OutboxRowBuilder *builder = NULL;
+
+/*
  * The messages of the stage's events for producer id: formatted, then put
- * in the outbox in rows of at most KAFKA_OUTBOX_ROW_BYTES of messages or
- * KAFKA_OUTBOX_ROW_EVENTS.  values and isnull: every event's columns.
+ * in the outbox in rows of about WRITER_ROW_BYTES of messages (at most
+ * KAFKA_OUTBOX_ROW_EVENTS).  values and isnull: every event's columns.
  */
 static void
 stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
 				   bool **isnull)
 {
-	Datum	   *keys = palloc(sizeof(Datum) * stage->nevents);
-	bool	   *key_nulls = palloc(sizeof(bool) * stage->nevents);
-	Datum	   *messages = palloc(sizeof(Datum) * stage->nevents);
 	StringInfoData key;
 	StringInfoData message;
-	int			first = 0;
-	Size		bytes = 0;
 
+	if (builder == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		builder = palloc(sizeof(OutboxRowBuilder));
+		kafka_outbox_builder_init(builder);
+		MemoryContextSwitchTo(old);
+	}
+	kafka_outbox_builder_reset(builder);	/* (after an error) */
 	initStringInfo(&key);
 	initStringInfo(&message);
 	for (int i = 0; i < stage->nevents; i++)
 	{
-		key_nulls[i] = !kafka_sink_format_event(format, values[i], isnull[i], &key, &message);
-		keys[i] = key_nulls[i] ? (Datum) 0 :
-			PointerGetDatum(cstring_to_text_with_len(key.data, key.len));
-		messages[i] = PointerGetDatum(cstring_to_text_with_len(message.data, message.len));
-		bytes += message.len;
-		if (bytes >= KAFKA_OUTBOX_ROW_BYTES || i + 1 - first == KAFKA_OUTBOX_ROW_EVENTS ||
-			i == stage->nevents - 1)
-		{
-			(void) kafka_outbox_insert(id, keys + first, key_nulls + first, messages + first,
-									   i + 1 - first);
-			for (int j = first; j <= i; j++)
-			{
-				if (!key_nulls[j])
-					pfree(DatumGetPointer(keys[j]));
-				pfree(DatumGetPointer(messages[j]));
-			}
-			first = i + 1;
-			bytes = 0;
-		}
+		bool		has_key = kafka_sink_format_event(format, values[i], isnull[i], &key,
+													  &message);
+
+		kafka_outbox_builder_add(builder, has_key ? key.data : NULL, key.len, message.data,
+								 message.len);
+		if (builder->messages.len >= WRITER_ROW_BYTES ||
+			builder->n == KAFKA_OUTBOX_ROW_EVENTS)
+			(void) kafka_outbox_builder_insert(builder, id);
 	}
+	if (builder->n > 0)
+		(void) kafka_outbox_builder_insert(builder, id);
 	pfree(key.data);
 	pfree(message.data);
-	pfree(keys);
-	pfree(key_nulls);
-	pfree(messages);
 }
 
 /* In a subtransaction: stage the events for every producer, or for none. */
