@@ -157,3 +157,26 @@ wait_until 60 "the array stream's events staged by the workers" "SELECT count(*)
 [ "$(q "SELECT string_agg(row_to_json(s)::text, ' ' ORDER BY k) FROM $(staging arrays) s")" = \
   '{"k":"a","xs":[1,2]} {"k":"b","xs":null}' ] || fail "the array stream's staged rows"
 say "ok: a stream with an array column is staged by the workers"
+
+# a producer whose role lost SELECT on the stream: events written meanwhile
+# are not its to send; the workers' staging sets them aside in view_errors,
+# as before the writer staged; after a GRANT the writer stages again
+run_sql <<SQL
+CREATE ROLE ksf_admin IN ROLE stream_ext_kafka;
+CREATE FOREIGN TABLE fr (k text) SERVER stream_ext;
+GRANT SELECT ON fr TO ksf_admin;
+SET ROLE ksf_admin;
+SELECT stream_ext.kafka_produce('fr', 'revoked', '127.0.0.1:9', key_column => 'k');
+SELECT stream_ext.kafka_stop_producer('fr', 'revoked');
+RESET ROLE;
+REVOKE SELECT ON fr FROM ksf_admin;
+INSERT INTO fr VALUES ('while revoked');
+SQL
+wait_until 60 "the event written while revoked set aside" \
+	"SELECT count(*) >= 1 FROM stream_ext.view_errors WHERE name = '$(staging revoked)'::regclass"
+[ "$(outbox_count revoked)" = 0 ] || fail "the writer staged an event for a producer whose role lost SELECT"
+[ "$(q "SELECT count(*) FROM $(staging revoked)")" = 0 ] || fail "the staging view took the event written while revoked"
+run_sql -c "GRANT SELECT ON fr TO ksf_admin" -c "INSERT INTO fr VALUES ('after the grant')"
+[ "$(outbox_count revoked)" = 1 ] || fail "after the GRANT the outbox holds $(outbox_count revoked) messages, not 1"
+run_sql -c "SELECT stream_ext.kafka_drop_producer('fr', 'revoked')" -c "DROP FOREIGN TABLE fr" -c "DROP ROLE ksf_admin"
+say "ok: events written while the producer's role may not read the stream are set aside, not staged"

@@ -17,8 +17,9 @@
  *
  * The writer stages only when it can for every producer of the stream
  * (each staging view's columns formatted here exactly as the statement
- * would, the workers' settings published), in a subtransaction; when that
- * fails, the events go on unflagged and the workers stage them as before.
+ * would, the workers' settings published, the producer's role allowed to
+ * read the stream), in a subtransaction; when that fails, the events go on
+ * unflagged and the workers stage them as before.
  * Events that reach the stream otherwise (a Kafka consumer's, rows of a
  * transform into the stream) go through the staging view as before.
  *
@@ -33,6 +34,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -164,6 +166,13 @@ formats_of_producers(SinkStage *stage)
 		CachedView *staging = lfirst(lc);
 		SinkFormat *format = NULL;
 
+		/*
+		 * Events written while the producer's role may not read the stream
+		 * are not its to send: its staging view sets them aside (the
+		 * workers' run fails as that role), as it does any view's.
+		 */
+		if (pg_class_aclcheck(stage->stream, staging->owner, ACL_SELECT) != ACLCHECK_OK)
+			return NIL;
 		for (uint64 r = 0; r < SPI_processed && format == NULL; r++)
 		{
 			KafkaFormatOptions options;
