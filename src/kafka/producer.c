@@ -583,7 +583,20 @@ wait_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
  * batch staged meanwhile) and put back the messages not acknowledged, taken
  * from the deleted rows (so unchanged), in one transaction; count the
  * others.  Returns how many were acknowledged and left the outbox.
+ *
+ * The transaction commits without waiting for its WAL to be flushed
+ * (synchronous_commit off): if a crash loses it, the outbox holds those
+ * messages again and they are sent again, unchanged (header included), as
+ * a crash just before it would have them; nothing is lost.
  */
+static void
+begin_forget_transaction(void)
+{
+	begin_spi_transaction();
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
 static int64
 forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs, int n)
 {
@@ -616,7 +629,7 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 		/* all acknowledged: delete the rows, unread */
 		Oid			all_types[2] = {INT4OID, INT8ARRAYOID};
 
-		begin_spi_transaction();
+		begin_forget_transaction();
 		args[0] = Int32GetDatum(w->cfg.id);
 		args[1] = PointerGetDatum(construct_array(rows, nrows, INT8OID, 8, FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
@@ -628,7 +641,7 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 	}
 	else if (k < n)
 	{
-		begin_spi_transaction();
+		begin_forget_transaction();
 		args[0] = Int32GetDatum(w->cfg.id);
 		args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
