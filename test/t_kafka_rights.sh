@@ -16,7 +16,7 @@ source "$TEST_DIR/kafka/lib.sh"
 unset PGHOST PGPORT
 start_own_server "$SCRATCH/server" "stream_ext.kafka_batch_wait = 20ms"
 fresh_db t_kafka_rights
-mock_start 1 out_json:1 out_csv:1 out_def:1 in_t:1
+mock_start 1 out_json:1 out_csv:1 out_def:1 out_plain:1 in_t:1
 
 run_sql <<SQL
 CREATE ROLE kr_admin LOGIN IN ROLE stream_ext_kafka;   -- manages Kafka, no superuser
@@ -132,6 +132,34 @@ kcat -C -b "$BROKERS" -t out_csv -e -q -f '%s\n' > "$SCRATCH/csv.out" || fail "k
 [ "$(cut -d, -f1 "$SCRATCH/csv.out" | sort | tr '\n' ' ')" = "a b d " ] ||
 	fail "csv messages after the REVOKE and GRANT: $(cat "$SCRATCH/csv.out")"
 say "ok: a producer whose role lost SELECT on the stream stops (retrying, the reason in last_error), sends nothing written meanwhile, and sends again after the GRANT"
+
+# --- 2b. the same for messages a writer put in the outbox itself (a stream of
+# built-in types, sink_stage.c): staged while the producer is stopped, then
+# SELECT revoked: started again, the producer sends none of them until the
+# GRANT
+run_sql <<SQL
+SET ROLE kr_owner;
+CREATE FOREIGN TABLE kr.p (k text, n int) SERVER stream_ext;
+GRANT SELECT ON kr.p TO kr_admin;
+RESET ROLE;
+SET ROLE kr_admin;
+SELECT stream_ext.kafka_produce('kr.p', topic => 'out_plain', brokers => '$BROKERS', key_column => 'k');
+SELECT stream_ext.kafka_stop_producer('kr.p', 'out_plain');
+RESET ROLE;
+SQL
+psql -X -q -U kr_owner -v ON_ERROR_STOP=1 -c "INSERT INTO kr.p VALUES ('e', 1), ('f', 2)"
+[ "$(q "SELECT sum(n) FROM stream_ext_internal.kafka_outbox o JOIN stream_ext_internal.kafka_producers p
+        ON p.id = o.producer_id WHERE p.topic = 'out_plain'")" = 2 ] || fail "the writer did not stage kr.p's events"
+run_sql -c "REVOKE SELECT ON kr.p FROM kr_admin" -c "SELECT stream_ext.kafka_start_producer('kr.p', 'out_plain')"
+wait_until 30 "the producer of kr.p stops on the REVOKE" \
+	"SELECT state = 'retrying' AND last_error LIKE '%has no SELECT privilege on stream \"p\"%' FROM stream_ext.kafka_producers WHERE topic = 'out_plain'"
+sleep 1
+[ "$(q "SELECT messages FROM stream_ext.kafka_producers WHERE topic = 'out_plain'")" = 0 ] ||
+	fail "a producer sent the outbox's messages after its role lost SELECT on the stream"
+run_sql -c "GRANT SELECT ON kr.p TO kr_admin"
+wait_until 120 "the outbox's messages sent after the GRANT" \
+	"SELECT messages = 2 FROM stream_ext.kafka_producers WHERE topic = 'out_plain'"
+say "ok: messages writers staged in the outbox are not sent while the producer's role may not read the stream"
 
 # --- 3. consumers: REVOKE INSERT, then leaving stream_ext_kafka
 seq 1 10 | produce in_t

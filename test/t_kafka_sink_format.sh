@@ -180,3 +180,72 @@ run_sql -c "GRANT SELECT ON fr TO ksf_admin" -c "INSERT INTO fr VALUES ('after t
 [ "$(outbox_count revoked)" = 1 ] || fail "after the GRANT the outbox holds $(outbox_count revoked) messages, not 1"
 run_sql -c "SELECT stream_ext.kafka_drop_producer('fr', 'revoked')" -c "DROP FOREIGN TABLE fr" -c "DROP ROLE ksf_admin"
 say "ok: events written while the producer's role may not read the stream are set aside, not staged"
+
+# a producer created while a writer's transaction is open gets the events the
+# writer writes after that (the writer sees the new producer, or leaves its
+# events to the workers, which do)
+run_sql <<SQL
+CREATE FOREIGN TABLE fn (k text) SERVER stream_ext;
+SELECT stream_ext.kafka_produce('fn', 'first', '127.0.0.1:9', key_column => 'k');
+SELECT stream_ext.kafka_stop_producer('fn', 'first');
+SQL
+mkfifo "$SCRATCH/writer.sql"
+PGAPPNAME=ksf_writer psql -X -q -v ON_ERROR_STOP=1 < "$SCRATCH/writer.sql" > "$SCRATCH/writer.out" 2>&1 &
+writer=$!
+exec 7> "$SCRATCH/writer.sql"
+echo "BEGIN; INSERT INTO fn VALUES ('before');" >&7
+wait_until 30 "the writer's first INSERT done" \
+	"SELECT state = 'idle in transaction' FROM pg_stat_activity WHERE application_name = 'ksf_writer'"
+run_sql -c "SELECT stream_ext.kafka_produce('fn', 'second', '127.0.0.1:9', key_column => 'k')" \
+	-c "SELECT stream_ext.kafka_stop_producer('fn', 'second')"
+echo "INSERT INTO fn VALUES ('after'); COMMIT;" >&7
+exec 7>&-
+wait "$writer" || fail "the writer's session failed: $(cat "$SCRATCH/writer.out")"
+keys_sql() {	# TOPIC: the keys staged for it, in the outbox or its staging view
+	echo "SELECT string_agg(k, ',' ORDER BY k) FROM (
+	        SELECT u.k FROM stream_ext_internal.kafka_outbox o
+	          JOIN stream_ext_internal.kafka_producers p ON p.id = o.producer_id, unnest(o.keys) u(k)
+	         WHERE p.topic = '$1'
+	        UNION ALL SELECT k FROM $(staging "$1")) s"
+}
+wait_until 60 "the second producer's event staged" "SELECT ($(keys_sql second)) LIKE '%after%'"
+[ "$(q "$(keys_sql first)")" = "after,before" ] || fail "first producer staged: $(q "$(keys_sql first)")"
+[ "$(q "$(keys_sql second)")" = "after" ] || fail "second producer staged: $(q "$(keys_sql second)")"
+say "ok: a producer created while a writer's transaction is open gets the events written after it"
+
+# ... also within one statement: a producer created while a long COPY runs
+# gets every event the COPY writes from some point on (a suffix, no holes),
+# and that point comes before the COPY's end
+M=3000000
+run_sql <<SQL
+CREATE FOREIGN TABLE fl (i bigint) SERVER stream_ext;
+SELECT stream_ext.kafka_produce('fl', 'long_first', '127.0.0.1:9');
+SELECT stream_ext.kafka_stop_producer('fl', 'long_first');
+SQL
+seq 1 $M > "$SCRATCH/long.csv"
+PGAPPNAME=ksf_copy psql -X -q -v ON_ERROR_STOP=1 -c "\\copy fl (i) FROM '$SCRATCH/long.csv'" > "$SCRATCH/copy.out" 2>&1 &
+copier=$!
+wait_until 30 "the long COPY running" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'ksf_copy' AND state = 'active'"
+sleep 0.3
+# made, then at once how far the COPY had come (its events after that must reach it)
+copied=$(psql -X -At -v ON_ERROR_STOP=1 -c "SELECT stream_ext.kafka_produce('fl', 'long_second', '127.0.0.1:9')" \
+	-c "SELECT c.tuples_processed FROM pg_stat_progress_copy c
+	      JOIN pg_stat_activity a ON a.pid = c.pid WHERE a.application_name = 'ksf_copy'" | tail -n +2)
+[ -n "$copied" ] || fail "the COPY ended before the second producer was made: make it longer"
+run_sql -c "SELECT stream_ext.kafka_stop_producer('fl', 'long_second')"
+wait "$copier" || fail "the long COPY failed: $(cat "$SCRATCH/copy.out")"
+events_sql() {	# TOPIC: "count min max" of the events staged for it, outbox and staging view
+	echo "SELECT count(*) || ' ' || coalesce(min(i), 0) || ' ' || coalesce(max(i), 0) FROM (
+	        SELECT (u.m::json->>'i')::bigint AS i FROM stream_ext_internal.kafka_outbox o
+	          JOIN stream_ext_internal.kafka_producers p ON p.id = o.producer_id, unnest(o.messages) u(m)
+	         WHERE p.topic = '$1'
+	        UNION ALL SELECT i FROM $(staging "$1")) s"
+}
+wait_until 120 "the first producer has all $M events" "SELECT ($(events_sql long_first)) = '$M 1 $M'"
+read -r n lo hi <<< "$(q "$(events_sql long_second)")"
+[ "$n" -gt 0 ] && [ "$hi" = $M ] && [ $((hi - lo + 1)) = "$n" ] ||
+	fail "the producer made during the COPY staged $n events from $lo to $hi, not a suffix of 1..$M"
+[ "$lo" -le $((copied + 1)) ] ||
+	fail "the producer made during the COPY misses events $((copied + 1)) to $((lo - 1)), written after it was made"
+say "ok: a producer made during a long COPY (at event $copied of $M) gets every event from $lo on"

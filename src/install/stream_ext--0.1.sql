@@ -1134,12 +1134,24 @@ CREATE TABLE stream_ext_internal.kafka_outbox (
   messages    text[] NOT NULL
 );
 ALTER TABLE stream_ext_internal.kafka_outbox REPLICA IDENTITY FULL;
-CREATE INDEX ON stream_ext_internal.kafka_outbox (producer_id);
+CREATE INDEX ON stream_ext_internal.kafka_outbox (producer_id, first_event);
 -- written once and read once: compressed with lz4, which costs less than
--- writing (and WAL-logging) the messages as they are; pglz would cost more
-ALTER TABLE stream_ext_internal.kafka_outbox ALTER COLUMN events SET COMPRESSION lz4,
-                                             ALTER COLUMN keys SET COMPRESSION lz4,
-                                             ALTER COLUMN messages SET COMPRESSION lz4;
+-- writing (and WAL-logging) the messages as they are, where the server has
+-- it (pglz would cost more than it saves: then stored as they are)
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_settings
+              WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
+    ALTER TABLE stream_ext_internal.kafka_outbox ALTER COLUMN events SET COMPRESSION lz4,
+                                                 ALTER COLUMN keys SET COMPRESSION lz4,
+                                                 ALTER COLUMN messages SET COMPRESSION lz4;
+  ELSE
+    ALTER TABLE stream_ext_internal.kafka_outbox ALTER COLUMN events SET STORAGE EXTERNAL,
+                                                 ALTER COLUMN keys SET STORAGE EXTERNAL,
+                                                 ALTER COLUMN messages SET STORAGE EXTERNAL;
+  END IF;
+END
+$$;
 
 -- The staging view's query: the stream's columns but arrival_timestamp.
 CREATE FUNCTION stream_ext_internal.kafka_staging_columns(p_stream regclass) RETURNS text
@@ -1206,7 +1218,7 @@ BEGIN
   END IF;
 
   SELECT id INTO pid FROM stream_ext_internal.kafka_producers
-   WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
+   WHERE stream = p_stream AND topic = p_topic FOR NO KEY UPDATE;
   IF FOUND THEN
     -- its messages carry the columns of its staging view, made with it
     IF p_key_column IS NOT NULL AND NOT EXISTS (
@@ -1258,8 +1270,11 @@ DECLARE
   stg regclass;
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
+  -- NO KEY: a writer that staged events for the producer holds its row KEY
+  -- SHARE (the outbox's foreign key) until it commits: stop and start need
+  -- not wait for it; the drop's DELETE does
   SELECT id, staging INTO pid, stg FROM stream_ext_internal.kafka_producers
-   WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
+   WHERE stream = p_stream AND topic = p_topic FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'stream "%" has no producer to topic "%"', p_stream, p_topic
       USING ERRCODE = 'undefined_object';

@@ -392,8 +392,8 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 
 /*
  * Read the outbox rows of ours but those of the n messages of skip (the
- * batch in flight), in the order of their first events, until they hold
- * limit messages or more (all when limit is 0), into batch (in cxt; the
+ * batch in flight), in the order of their first events, as many as hold
+ * limit messages at most (at least one row; all when limit is 0), into batch (in cxt; the
  * keys and values point into copies of the rows' arrays there).  Rows of
  * writers' own staging (sink_stage.c), rows a crash or a refusal left, and
  * rows this worker staged meanwhile all come this way.  Returns how many
@@ -402,8 +402,8 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 static int
 take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, MemoryContext cxt)
 {
-	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-	Datum		args[2];
+	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT4OID};
+	Datum		args[3];
 	Datum	   *skip_rows = palloc(sizeof(Datum) * Max(nskip, 1));
 	int			nskip_rows = 0;
 	uint64		taken;
@@ -416,18 +416,26 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	args[0] = Int32GetDatum(w->cfg.id);
 	args[1] = PointerGetDatum(construct_array(skip_rows, nskip_rows, INT8OID, 8,
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = Int32GetDatum(limit > 0 ? limit : INT_MAX);
 	begin_spi_transaction();
+	/* sent for the role the producer acts for, while it may (rights.c) */
+	kafka_check_rights(w, kafka_relation_owner(w->cfg.staging));
+	/* (a row holds one message or more: limit rows are enough) */
 	if (SPI_execute_with_args("SELECT n, events, keys, messages FROM stream_ext_internal.kafka_outbox "
 							  "WHERE producer_id = $1 AND first_event <> ALL ($2) "
-							  "ORDER BY first_event", 2, argtypes, args, NULL, true, 0) !=
+							  "ORDER BY first_event LIMIT $3", 3, argtypes, args, NULL, true, 0) !=
 		SPI_OK_SELECT)
 		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
 	desc = SPI_tuptable->tupdesc;
-	for (taken = 0; taken < SPI_processed && (limit == 0 || total < limit); taken++)
+	for (taken = 0; taken < SPI_processed; taken++)
 	{
 		bool		isnull;
+		int			n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[taken], desc, 1, &isnull));
 
-		total += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[taken], desc, 1, &isnull));
+		/* whole rows, not past limit unless one row is more */
+		if (limit > 0 && taken > 0 && total + n > limit)
+			break;
+		total += n;
 	}
 	batch = total > 0 ? MemoryContextAllocZero(cxt, sizeof(OutboxMessage) * total) : NULL;
 	total = 0;
@@ -477,6 +485,38 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	pfree(DatumGetPointer(args[1]));
 	pfree(skip_rows);
 	return total;
+}
+
+/*
+ * The next batch while cur (n messages) is in flight: rows writers put in
+ * the outbox, or events staged in the staging view (a Kafka consumer's,
+ * rows of a transform, a writer's that it left to the workers), which get
+ * a turn at least every VIEW_TURN_MS, however busy the writers keep the
+ * outbox.  Returns how many messages (in batch, in cxt).
+ */
+#define VIEW_TURN_MS 1000
+
+static int
+next_batch(KafkaWorker *w, const char *stage_sql, OutboxMessage *cur, int n, MemoryContext cxt)
+{
+	static TimestampTz view_turn_at = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	int			next_n = 0;
+
+	if (TimestampDifferenceExceeds(view_turn_at, now, VIEW_TURN_MS))
+	{
+		view_turn_at = now;
+		next_n = stage_events(w, stage_sql, stream_ext_batch_size, cxt);
+		if (next_n > 0)
+			return next_n;
+	}
+	next_n = take_outbox_rows(w, cur, n, stream_ext_batch_size, cxt);
+	if (next_n == 0)
+	{
+		view_turn_at = now;
+		next_n = stage_events(w, stage_sql, stream_ext_batch_size, cxt);
+	}
+	return next_n;
 }
 
 /*
@@ -583,20 +623,7 @@ wait_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
  * batch staged meanwhile) and put back the messages not acknowledged, taken
  * from the deleted rows (so unchanged), in one transaction; count the
  * others.  Returns how many were acknowledged and left the outbox.
- *
- * The transaction commits without waiting for its WAL to be flushed
- * (synchronous_commit off): if a crash loses it, the outbox holds those
- * messages again and they are sent again, unchanged (header included), as
- * a crash just before it would have them; nothing is lost.
  */
-static void
-begin_forget_transaction(void)
-{
-	begin_spi_transaction();
-	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
-}
-
 static int64
 forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs, int n)
 {
@@ -629,7 +656,7 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 		/* all acknowledged: delete the rows, unread */
 		Oid			all_types[2] = {INT4OID, INT8ARRAYOID};
 
-		begin_forget_transaction();
+		begin_spi_transaction();
 		args[0] = Int32GetDatum(w->cfg.id);
 		args[1] = PointerGetDatum(construct_array(rows, nrows, INT8OID, 8, FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
@@ -641,7 +668,7 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 	}
 	else if (k < n)
 	{
-		begin_forget_transaction();
+		begin_spi_transaction();
 		args[0] = Int32GetDatum(w->cfg.id);
 		args[1] = PointerGetDatum(construct_array(events, k, INT8OID, 8, FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
@@ -846,9 +873,7 @@ stream_ext_kafka_producer_main(Datum arg)
 				 */
 				MemoryContextReset(cxt[1 - c]);
 				batch = NULL;
-				next_n = take_outbox_rows(w, cur, n, stream_ext_batch_size, cxt[1 - c]);
-				if (next_n == 0)
-					next_n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[1 - c]);
+				next_n = next_batch(w, stage_sql, cur, n, cxt[1 - c]);
 				next = next_n > 0 ? batch : NULL;
 				if (next != NULL)
 					next_all = enqueue_batch(w, next, next_n, &flights[1 - c]);

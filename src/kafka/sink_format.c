@@ -138,6 +138,9 @@ kafka_sink_format_compile(Oid stream, const char *query_text,
 	 * text: escaping char by char is the statement's replace() chain unless
 	 * the delimiter is a character that chain writes (\\, n, r, t)
 	 */
+	/* a character of several bytes: the statement's and ours differ */
+	if (IS_HIGHBIT_SET(format->delimiter) || IS_HIGHBIT_SET(format->quote))
+		return NULL;
 	if (format->format == KAFKA_FORMAT_TEXT &&
 		(format->delimiter == '\\' || format->delimiter == 'n' ||
 		 format->delimiter == 'r' || format->delimiter == 't'))

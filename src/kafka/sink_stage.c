@@ -37,6 +37,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -86,14 +87,14 @@ stream_views(Oid stream, StreamViews *sv)
 }
 
 /*
- * Compiled formats, one per producer, kept while its catalog row (its
- * xmin) and its staging view stay the same.
+ * Compiled formats, one per producer, kept while its staging view and its
+ * format options stay the same.
  */
 typedef struct KnownFormat
 {
 	int			producer_id;
 	Oid			staging;
-	TransactionId row_xmin;
+	char	   *options;		/* its catalog row's format columns, joined */
 	MemoryContext cxt;
 	SinkFormat *format;			/* NULL: the workers stage its events */
 } KnownFormat;
@@ -101,7 +102,7 @@ typedef struct KnownFormat
 static List *known_formats = NIL;
 
 static SinkFormat *
-format_of(CachedView *staging, TransactionId row_xmin, const KafkaFormatOptions *options)
+format_of(CachedView *staging, const char *options_text, const KafkaFormatOptions *options)
 {
 	ListCell   *lc;
 	KnownFormat *known;
@@ -112,7 +113,7 @@ format_of(CachedView *staging, TransactionId row_xmin, const KafkaFormatOptions 
 		known = lfirst(lc);
 		if (known->producer_id != staging->sink_id)
 			continue;
-		if (known->staging == staging->view && known->row_xmin == row_xmin)
+		if (known->staging == staging->view && strcmp(known->options, options_text) == 0)
 			return known->format;
 		MemoryContextDelete(known->cxt);
 		known_formats = foreach_delete_current(known_formats, lc);
@@ -123,14 +124,26 @@ format_of(CachedView *staging, TransactionId row_xmin, const KafkaFormatOptions 
 	known = palloc0(sizeof(KnownFormat));
 	known->producer_id = staging->sink_id;
 	known->staging = staging->view;
-	known->row_xmin = row_xmin;
 	known->cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext sink format",
 									   ALLOCSET_SMALL_SIZES);
+	known->options = MemoryContextStrdup(known->cxt, options_text);
 	known_formats = lappend(known_formats, known);
 	MemoryContextSwitchTo(old);
 	known->format = kafka_sink_format_compile(staging->stream, staging->query, options,
 											  known->cxt);
 	return known->format;
+}
+
+/* Is producer id one of sinks'? */
+static bool
+has_sink(List *sinks, int id)
+{
+	ListCell   *lc;
+
+	foreach(lc, sinks)
+		if (((CachedView *) lfirst(lc))->sink_id == id)
+			return true;
+	return false;
 }
 
 /* One staging of a buffer of events, for every producer of their stream */
@@ -146,7 +159,11 @@ typedef struct SinkStage
 /*
  * The formats of the stage's producers, in the order of stage->sinks, from
  * their catalog rows (caller is connected to SPI); NIL when one cannot be
- * formatted here.
+ * formatted here, or when the stream has a producer the writer's list of
+ * views does not know yet (created since its view cache was loaded): the
+ * workers, which skip every staging view of the stream for the events the
+ * writer staged, then stage these for all.  The producers are read as of
+ * now, not as of the statement's snapshot.
  */
 static List *
 formats_of_producers(SinkStage *stage)
@@ -155,12 +172,24 @@ formats_of_producers(SinkStage *stage)
 	Datum		args[1] = {ObjectIdGetDatum(stage->stream)};
 	List	   *formats = NIL;
 	ListCell   *lc;
+	int			rc;
 
-	if (SPI_execute_with_args("SELECT id, xmin::text, format, format_options->>'delimiter', "
-							  "format_options->>'quote', format_options->>'null', key_column "
-							  "FROM stream_ext_internal.kafka_producers WHERE stream = $1",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	PushActiveSnapshot(GetLatestSnapshot());
+	rc = SPI_execute_with_args("SELECT id, concat(quote_nullable(format), ',', "
+							   "quote_nullable(format_options->>'delimiter'), ',', "
+							   "quote_nullable(format_options->>'quote'), ',', "
+							   "quote_nullable(format_options->>'null'), ',', "
+							   "quote_nullable(key_column)), "
+							   "format, format_options->>'delimiter', "
+							   "format_options->>'quote', format_options->>'null', key_column "
+							   "FROM stream_ext_internal.kafka_producers WHERE stream = $1",
+							   1, argtypes, args, NULL, true, 0);
+	PopActiveSnapshot();
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the Kafka producers of stream %u", stage->stream);
+	for (uint64 r = 0; r < SPI_processed; r++)
+		if (!has_sink(stage->sinks, atoi(kafka_spi_text(r, 1))))
+			return NIL;
 	foreach(lc, stage->sinks)
 	{
 		CachedView *staging = lfirst(lc);
@@ -182,8 +211,7 @@ formats_of_producers(SinkStage *stage)
 			kafka_sink_format_options(&options, kafka_spi_text(r, 3), kafka_spi_text(r, 4),
 									  kafka_spi_text(r, 5), kafka_spi_text(r, 6),
 									  kafka_spi_text(r, 7));
-			format = format_of(staging, (TransactionId) strtoul(kafka_spi_text(r, 2), NULL, 10),
-							   &options);
+			format = format_of(staging, kafka_spi_text(r, 2), &options);
 			if (format == NULL)
 				return NIL;
 		}
@@ -207,7 +235,7 @@ static OutboxRowBuilder *builder = NULL;
 /*
  * The messages of the stage's events for producer id: formatted, then put
  * in the outbox in rows of about WRITER_ROW_BYTES of messages (at most
- * KAFKA_OUTBOX_ROW_EVENTS).  values and isnull: every event's columns.
+ * stream_ext.batch_size, the producer's batch, and KAFKA_OUTBOX_ROW_EVENTS).  values and isnull: every event's columns.
  */
 static void
 stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
@@ -215,6 +243,9 @@ stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
 {
 	StringInfoData key;
 	StringInfoData message;
+
+	/* a row is never more than a producer's batch */
+	int			max_events = Min(stream_ext_batch_size, KAFKA_OUTBOX_ROW_EVENTS);
 
 	if (builder == NULL)
 	{
@@ -234,8 +265,7 @@ stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
 
 		kafka_outbox_builder_add(builder, has_key ? key.data : NULL, key.len, message.data,
 								 message.len);
-		if (builder->messages.len >= WRITER_ROW_BYTES ||
-			builder->n == KAFKA_OUTBOX_ROW_EVENTS)
+		if (builder->messages.len >= WRITER_ROW_BYTES || builder->n >= max_events)
 			(void) kafka_outbox_builder_insert(builder, id);
 	}
 	if (builder->n > 0)
@@ -307,8 +337,14 @@ stage_in_subtransaction(Oid stream, List *sinks, HeapTupleData *tuples, int neve
 	MemoryContextSwitchTo(old);
 	if (edata != NULL)
 	{
-		/* a cancel, a timeout, a deadlock fail the statement as anywhere */
-		if (stream_error_is_transient(edata->sqlerrcode))
+		/*
+		 * A cancel, a timeout, a full disk fail the statement as anywhere;
+		 * a deadlock, a serialization failure or a lock not available (a
+		 * producer being dropped) only leave the events to the workers.
+		 */
+		if (stream_error_is_transient(edata->sqlerrcode) &&
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_TRANSACTION_ROLLBACK &&
+			edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 			ReThrowError(edata);
 		ereport(DEBUG1,
 				(errmsg_internal("stream_ext: the writer's staging for Kafka producers failed, the workers stage its events: %s",
@@ -345,23 +381,29 @@ sink_apply(Oid stream, HeapTupleData *tuples, int nevents)
 {
 	WriterApplies applied = WRITER_APPLIES_NOTHING;
 	StreamViews sv;
-	bool		sinks;
 	bool		staged = false;
+	int			nsinks;
 
+	/* views created since the transaction's last lock: the cache reloads */
+	AcceptInvalidationMessages();
 	stream_views(stream, &sv);
-	sinks = sv.sinks != NIL;
-	if (sinks)
+	nsinks = list_length(sv.sinks);
+	if (nsinks > 0)
 		staged = stage_in_subtransaction(stream, sv.sinks, tuples, nevents);
 	list_free(sv.sinks);		/* (the views may be reloaded below) */
 	if (sv.tables && prev_apply_hook)
 		applied = prev_apply_hook(stream, tuples, nevents);
-	if (!sinks)
+	if (nsinks == 0)
 		return applied;
 	if (staged)
 	{
 		applied |= WRITER_APPLIES_SINKS;
-		if (!sv.others && (!sv.tables || (applied & WRITER_APPLIES_TABLES)))
+		/* no other view, by the list as it is now */
+		stream_views(stream, &sv);
+		if (!sv.others && list_length(sv.sinks) == nsinks &&
+			(!sv.tables || (applied & WRITER_APPLIES_TABLES)))
 			applied |= WRITER_APPLIES_ALL;
+		list_free(sv.sinks);
 	}
 	return applied;
 }
