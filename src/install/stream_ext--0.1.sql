@@ -1261,6 +1261,10 @@ $$;
 
 -- Stops (p_action 'stop'), starts ('start') or drops ('drop': with its
 -- staging view and outbox, events not yet produced included) a producer.
+-- The producer's row is locked FOR NO KEY UPDATE (here and when kafka_produce
+-- changes a producer): a writer that staged events for the producer holds it KEY
+-- SHARE (the outbox's foreign key) until it commits, so stop, start and a change
+-- need not wait for it; the drop's DELETE does.
 CREATE FUNCTION stream_ext_internal.kafka_control_producer(p_stream regclass, p_topic text,
                                                            p_action text)
   RETURNS void
@@ -1270,9 +1274,6 @@ DECLARE
   stg regclass;
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
-  -- NO KEY: a writer that staged events for the producer holds its row KEY
-  -- SHARE (the outbox's foreign key) until it commits: stop and start need
-  -- not wait for it; the drop's DELETE does
   SELECT id, staging INTO pid, stg FROM stream_ext_internal.kafka_producers
    WHERE stream = p_stream AND topic = p_topic FOR NO KEY UPDATE;
   IF NOT FOUND THEN
