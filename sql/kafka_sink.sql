@@ -19,6 +19,8 @@ SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"header": true}');
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"delimiter": ";;"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'text',
+                                format_options => '{"quote": "é"}');
 SELECT count(*) AS producers FROM stream_ext_internal.kafka_producers;
 
 -- privileges: members of stream_ext_kafka with SELECT on the stream

@@ -156,6 +156,8 @@ wait_until 30 "the producer of kr.p stops on the REVOKE" \
 sleep 1
 [ "$(q "SELECT messages FROM stream_ext.kafka_producers WHERE topic = 'out_plain'")" = 0 ] ||
 	fail "a producer sent the outbox's messages after its role lost SELECT on the stream"
+kcat -C -b "$BROKERS" -t out_plain -e -q -f '%k\n' > "$SCRATCH/plain.out" || fail "kcat could not read out_plain"
+[ ! -s "$SCRATCH/plain.out" ] || fail "the topic got the outbox's messages after the REVOKE: $(cat "$SCRATCH/plain.out")"
 run_sql -c "GRANT SELECT ON kr.p TO kr_admin"
 wait_until 120 "the outbox's messages sent after the GRANT" \
 	"SELECT messages = 2 FROM stream_ext.kafka_producers WHERE topic = 'out_plain'"

@@ -1204,8 +1204,8 @@ BEGIN
         USING ERRCODE = 'invalid_parameter_value',
               HINT = 'Format options of a producer are delimiter, quote and null.';
     END IF;
-    IF k IN ('delimiter', 'quote') AND length(v) IS DISTINCT FROM 1 THEN
-      RAISE EXCEPTION 'format option "%" must be a single character', k
+    IF k IN ('delimiter', 'quote') AND octet_length(v) IS DISTINCT FROM 1 THEN
+      RAISE EXCEPTION 'format option "%" must be a single one-byte character', k
         USING ERRCODE = 'invalid_parameter_value';
     END IF;
   END LOOP;
