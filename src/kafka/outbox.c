@@ -13,8 +13,10 @@
 #include "commands/sequence.h"
 #include "executor/spi.h"
 #include "utils/array.h"
+#include "utils/memutils.h"
 
 #include "catalog/catalog.h"
+#include "guc.h"
 #include "kafka/outbox.h"
 
 /* the insert, planned once per process, generic */
@@ -69,21 +71,6 @@ insert_row(int id, int n, ArrayType *keys, ArrayType *messages)
 	return first;
 }
 
-int64
-kafka_outbox_insert(int id, Datum *keys, bool *key_nulls, Datum *messages, int n)
-{
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	ArrayType  *key_array = construct_md_array(keys, key_nulls, 1, dims, lbs, TEXTOID, -1,
-											   false, TYPALIGN_INT);
-	ArrayType  *message_array = construct_array(messages, n, TEXTOID, -1, false, TYPALIGN_INT);
-	int64		first = insert_row(id, n, key_array, message_array);
-
-	pfree(key_array);
-	pfree(message_array);
-	return first;
-}
-
 /* ---------- a row built in place ---------- */
 
 /*
@@ -110,16 +97,36 @@ append_element(StringInfo buf, const char *data, int len)
 	buf->data[buf->len] = '\0';
 }
 
-void
-kafka_outbox_builder_init(OutboxRowBuilder *b)
+/* Empty b, keeping its buffers */
+static void
+builder_reset(OutboxRowBuilder *b)
 {
-	memset(b, 0, sizeof(OutboxRowBuilder));
-	initStringInfo(&b->keys);
-	initStringInfo(&b->messages);
-	b->key_bitmap_size = 1024;
-	b->key_bitmap = palloc0(b->key_bitmap_size);
-	enlargeStringInfo(&b->messages, MESSAGES_HEADER);
+	resetStringInfo(&b->keys);
 	b->messages.len = MESSAGES_HEADER;
+	memset(b->key_bitmap, 0, b->key_bitmap_size);
+	b->key_nulls = false;
+	b->n = 0;
+}
+
+OutboxRowBuilder *
+kafka_outbox_builder(void)
+{
+	static OutboxRowBuilder *builder = NULL;
+
+	if (builder == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		builder = palloc0(sizeof(OutboxRowBuilder));
+		initStringInfo(&builder->keys);
+		initStringInfo(&builder->messages);
+		builder->key_bitmap_size = 1024;
+		builder->key_bitmap = palloc0(builder->key_bitmap_size);
+		enlargeStringInfo(&builder->messages, MESSAGES_HEADER);
+		MemoryContextSwitchTo(old);
+	}
+	builder_reset(builder);		/* (also after an error) */
+	return builder;
 }
 
 void
@@ -175,17 +182,13 @@ kafka_outbox_builder_insert(OutboxRowBuilder *b, int id)
 	memcpy(ARR_DATA_PTR(keys), b->keys.data, b->keys.len);
 	first = insert_row(id, b->n, keys, messages);
 	pfree(keys);
-	kafka_outbox_builder_reset(b);
+	builder_reset(b);
 	return first;
 }
 
-/* Empty b, keeping its buffers */
-void
-kafka_outbox_builder_reset(OutboxRowBuilder *b)
+bool
+kafka_outbox_builder_full(const OutboxRowBuilder *b)
 {
-	resetStringInfo(&b->keys);
-	b->messages.len = MESSAGES_HEADER;
-	memset(b->key_bitmap, 0, b->key_bitmap_size);
-	b->key_nulls = false;
-	b->n = 0;
+	return b->messages.len >= KAFKA_OUTBOX_ROW_BYTES ||
+		b->n >= Min(stream_ext_batch_size, KAFKA_OUTBOX_ROW_EVENTS);
 }

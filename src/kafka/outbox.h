@@ -22,22 +22,16 @@
 #define KAFKA_OUTBOX_ROW_EVENTS (1 << KAFKA_OUTBOX_ROW_EVENT_BITS)
 
 /*
- * An outbox row holds the messages of about this many bytes at most (and
- * at least one), so that its arrays stay far below PostgreSQL's 1 GB.
+ * An outbox row holds about this many bytes of messages (at least one
+ * message), and at most stream_ext.batch_size messages, a producer's batch:
+ * small enough that building and storing one reuses memory rather than
+ * mapping it afresh, large enough that a row costs little per message.
  */
-#define KAFKA_OUTBOX_ROW_BYTES (64 * 1024 * 1024)
+#define KAFKA_OUTBOX_ROW_BYTES (1024 * 1024)
 
 /*
- * Insert an outbox row of producer id holding the n (at most
- * KAFKA_OUTBOX_ROW_EVENTS) messages: keys[i] (text; none where
- * key_nulls[i]) and messages[i] (text).  Returns the number of its first
- * message.  Caller is connected to SPI, as a role that may insert.
- */
-extern int64 kafka_outbox_insert(int id, Datum *keys, bool *key_nulls, Datum *messages, int n);
-
-/*
- * An outbox row built message by message, its arrays written in place
- * (no datum per message): for a writer's staging of many small messages.
+ * An outbox row built message by message, its arrays written in place (no
+ * datum per message).
  */
 typedef struct OutboxRowBuilder
 {
@@ -50,11 +44,18 @@ typedef struct OutboxRowBuilder
 	bool		key_nulls;		/* some message has no key */
 } OutboxRowBuilder;
 
-extern void kafka_outbox_builder_init(OutboxRowBuilder *b);
-extern void kafka_outbox_builder_reset(OutboxRowBuilder *b);
+/* The process's builder, empty (its buffers kept from row to row) */
+extern OutboxRowBuilder *kafka_outbox_builder(void);
 extern void kafka_outbox_builder_add(OutboxRowBuilder *b, const char *key, int key_len,
 									 const char *message, int message_len);
-/* Insert the row built (n > 0) as kafka_outbox_insert does, and reset b. */
+/* Has b a row's worth of messages (KAFKA_OUTBOX_ROW_BYTES, batch_size)? */
+extern bool kafka_outbox_builder_full(const OutboxRowBuilder *b);
+
+/*
+ * Insert the row built (n > 0) for producer id, its messages numbered from
+ * a new value of kafka_event_seq, and empty b.  Returns the number of its
+ * first message.  Caller is connected to SPI, as a role that may insert.
+ */
 extern int64 kafka_outbox_builder_insert(OutboxRowBuilder *b, int id);
 
 #endif

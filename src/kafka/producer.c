@@ -315,8 +315,7 @@ poll_acknowledgements(KafkaWorker *w, int ms)
 /*
  * Step 1: take up to limit staged events (kept rows, then committed deltas)
  * out of the staging view, number them and put their messages into the
- * outbox, one row per KAFKA_OUTBOX_ROW_BYTES of messages (or
- * KAFKA_OUTBOX_ROW_EVENTS), in one transaction; keep the messages in batch
+ * outbox in rows (outbox.c), in one transaction; keep the messages in batch
  * (in cxt).  Returns how many (0 when none).
  */
 static int
@@ -346,43 +345,37 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 	tuptable = SPI_tuptable;
 	if (n > 0)
 	{
-		Datum	   *keys = palloc(sizeof(Datum) * n);
-		bool	   *key_nulls = palloc(sizeof(bool) * n);
-		Datum	   *values = palloc(sizeof(Datum) * n);
+		OutboxRowBuilder *builder = kafka_outbox_builder();
 		int			first = 0;
-		Size		bytes = 0;
 
 		batch = MemoryContextAllocZero(cxt, sizeof(OutboxMessage) * n);
 		for (int i = 0; i < n; i++)
 		{
 			HeapTuple	row = tuptable->vals[i];
+			bool		key_null;
 			bool		isnull;
+			Datum		key = SPI_getbinval(row, tuptable->tupdesc, 1, &key_null);
+			Datum		value = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
 			OutboxMessage *m = &batch[i];
 
-			keys[i] = SPI_getbinval(row, tuptable->tupdesc, 1, &key_nulls[i]);
-			values[i] = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
 			if (isnull)
 				elog(ERROR, "a staged message of Kafka producer %d is null", w->cfg.id);
 			m->row_start = (i == first);
-			if (!key_nulls[i])
+			if (!key_null)
 			{
-				m->key = MemoryContextStrdup(cxt, TextDatumGetCString(keys[i]));
+				m->key = MemoryContextStrdup(cxt, TextDatumGetCString(key));
 				m->key_len = strlen(m->key);
 			}
-			m->value = MemoryContextStrdup(cxt, TextDatumGetCString(values[i]));
+			m->value = MemoryContextStrdup(cxt, TextDatumGetCString(value));
 			m->value_len = strlen(m->value);
-			bytes += m->value_len;
-			if (bytes >= KAFKA_OUTBOX_ROW_BYTES || i + 1 - first == KAFKA_OUTBOX_ROW_EVENTS ||
-				i == n - 1)
+			kafka_outbox_builder_add(builder, m->key, m->key_len, m->value, m->value_len);
+			if (kafka_outbox_builder_full(builder) || i == n - 1)
 			{
-				int64		number = kafka_outbox_insert(w->cfg.id, keys + first,
-														 key_nulls + first, values + first,
-														 i + 1 - first);
+				int64		number = kafka_outbox_builder_insert(builder, w->cfg.id);
 
 				for (int j = first; j <= i; j++)
 					batch[j].event = number + (j - first);
 				first = i + 1;
-				bytes = 0;
 			}
 		}
 	}

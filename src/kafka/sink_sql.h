@@ -22,9 +22,9 @@ extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 /*
  * "SELECT $1, events, keys, messages ...": the outbox rows of producer $1
  * that hold the messages of relation messages (columns event, key, value),
- * in event order, one row per KAFKA_OUTBOX_ROW_BYTES of messages (the
- * producer's stage step cuts its rows likewise, ending a row with the
- * message that reaches the size).
+ * in event order, one row per KAFKA_OUTBOX_ROW_BYTES of messages (as
+ * outbox.c's builder cuts rows, ending a row with the message that reaches
+ * the size).
  */
 extern char *kafka_sink_outbox_rows_sql(const char *messages);
 

@@ -223,39 +223,18 @@ formats_of_producers(SinkStage *stage)
 }
 
 /*
- * A writer's outbox rows hold about this many bytes of messages: small
- * enough that building and storing one reuses memory rather than mapping
- * it afresh, large enough that a row costs little per message.
- */
-#define WRITER_ROW_BYTES (1024 * 1024)
-
-/* one row at a time, its buffers kept from statement to statement */
-static OutboxRowBuilder *builder = NULL;
-
-/*
  * The messages of the stage's events for producer id: formatted, then put
- * in the outbox in rows of about WRITER_ROW_BYTES of messages (at most
- * stream_ext.batch_size, the producer's batch, and KAFKA_OUTBOX_ROW_EVENTS).  values and isnull: every event's columns.
+ * in the outbox in rows (outbox.c).  values and isnull: every event's
+ * columns.
  */
 static void
 stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
 				   bool **isnull)
 {
+	OutboxRowBuilder *builder = kafka_outbox_builder();
 	StringInfoData key;
 	StringInfoData message;
 
-	/* a row is never more than a producer's batch */
-	int			max_events = Min(stream_ext_batch_size, KAFKA_OUTBOX_ROW_EVENTS);
-
-	if (builder == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		builder = palloc(sizeof(OutboxRowBuilder));
-		kafka_outbox_builder_init(builder);
-		MemoryContextSwitchTo(old);
-	}
-	kafka_outbox_builder_reset(builder);	/* (after an error) */
 	initStringInfo(&key);
 	initStringInfo(&message);
 	for (int i = 0; i < stage->nevents; i++)
@@ -265,7 +244,7 @@ stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
 
 		kafka_outbox_builder_add(builder, has_key ? key.data : NULL, key.len, message.data,
 								 message.len);
-		if (builder->messages.len >= WRITER_ROW_BYTES || builder->n >= max_events)
+		if (kafka_outbox_builder_full(builder))
 			(void) kafka_outbox_builder_insert(builder, id);
 	}
 	if (builder->n > 0)
