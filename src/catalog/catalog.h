@@ -101,6 +101,7 @@ extern bool stream_is_internal_relation(Oid relid);
 extern bool stream_is_view_relation(Oid relid, ViewRelation which);
 extern bool stream_is_reserved_internal_name(const char *name);
 extern int	stream_kafka_sink_id(Oid relid);
+extern bool stream_lock_if_free(Oid relid, LOCKMODE mode);
 extern char *stream_key_null_sql(const char *expr, Oid type);
 extern char *stream_key_identity_sql(const char *expr);
 extern Oid	stream_view_relation_relid(int id, ViewRelation which, bool missing_ok);

@@ -16,6 +16,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -103,6 +104,19 @@ stream_kafka_sink_id(Oid relid)
 		isdigit((unsigned char) name[11]))
 		id = atoi(name + 11);
 	return id;
+}
+
+/*
+ * Lock relid in mode only if that is possible at once, and say whether it
+ * is locked and still there (dropped while we looked it up: false).  For
+ * the background work on a view's tables that must neither wait behind a
+ * session's lock nor deadlock with a DROP (combiner.c, window/reaper.c).
+ */
+bool
+stream_lock_if_free(Oid relid, LOCKMODE mode)
+{
+	return ConditionalLockRelationOid(relid, mode) &&
+		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
 }
 
 /* Is relid a relation of schema stream_ext_internal? */

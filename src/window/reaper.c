@@ -23,13 +23,11 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
@@ -192,11 +190,8 @@ stream_reap_batch(int id, WindowSpec *spec)
 	stateid = stream_view_relation_relid(id, VIEW_STATE_TABLE, true);
 	if (!OidIsValid(delta) || !OidIsValid(stateid))
 		return 0;
-	if (!ConditionalLockRelationOid(delta, AccessShareLock) ||
-		!ConditionalLockRelationOid(stateid, RowExclusiveLock))
-		return 0;
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(delta)) ||
-		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(stateid)) ||
+	if (!stream_lock_if_free(delta, AccessShareLock) ||
+		!stream_lock_if_free(stateid, RowExclusiveLock) ||
 		stream_catalog_view(id) == NULL)
 		return 0;
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -401,16 +401,9 @@ lock_state_table(ViewToCombine *v)
 
 	if (!OidIsValid(state) || !OidIsValid(delta))
 		return false;
-	if (OidIsValid(v->output) &&
-		(!ConditionalLockRelationOid(v->output, RowExclusiveLock) ||
-		 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(v->output))))
-		return false;
-	if (OidIsValid(changed) &&
-		(!ConditionalLockRelationOid(changed, RowExclusiveLock) ||
-		 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(changed))))
-		return false;
-	if (!ConditionalLockRelationOid(delta, RowExclusiveLock) ||
-		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(delta)) ||
+	if ((OidIsValid(v->output) && !stream_lock_if_free(v->output, RowExclusiveLock)) ||
+		(OidIsValid(changed) && !stream_lock_if_free(changed, RowExclusiveLock)) ||
+		!stream_lock_if_free(delta, RowExclusiveLock) ||
 		!ConditionalLockRelationOid(state, RowExclusiveLock))
 		return false;
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(state));
