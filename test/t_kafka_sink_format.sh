@@ -16,6 +16,9 @@
 source "$(dirname "$0")/lib.sh"
 use_server
 fresh_db t_kafka_sink_format
+# a zone with a half-hour offset and daylight saving (its change on 2026-03-08 is
+# in the data), for the sessions and the workers alike
+q "ALTER DATABASE t_kafka_sink_format SET timezone = 'America/St_Johns'" >/dev/null
 
 N=3000
 cols="t text, v varchar(30), nm name, i2 int2, i4 int4, i8 bigint, f4 float4, f8 float8,
@@ -54,9 +57,15 @@ CREATE TABLE fm_rows AS
                      ELSE date '2000-01-01' + (g * 37) % 20000 END::date AS d,
          time '00:00' + g * interval '17 s' AS tm,
          (time '00:00' + g * interval '13 s')::timetz AS tz,
-         CASE g % 19 WHEN 0 THEN 'infinity' ELSE timestamp '2026-01-01' + g * interval '1.001 s' END::timestamp AS ts,
-         CASE g % 23 WHEN 0 THEN '-infinity' WHEN 1 THEN NULL
-                     ELSE timestamptz '2026-03-29 00:30+00' + g * interval '7 min 0.5 s' END::timestamptz AS tst,
+         -- runs of events in one second (the writer reuses a second's text), across
+         -- 2000-01-01 (time stamps change sign there), BC, and a daylight saving change
+         CASE WHEN g % 19 = 0 THEN 'infinity'
+              WHEN g <= 1000 THEN timestamp '2026-01-01' + g * interval '1.001 s'
+              WHEN g <= 2000 THEN timestamp '1999-12-31 23:59:59.3' + g * interval '1.3 ms'
+              ELSE timestamp '0002-01-01 00:00:00 BC' + g * interval '0.37 s' END::timestamp AS ts,
+         CASE WHEN g % 23 = 0 THEN '-infinity' WHEN g % 23 = 1 THEN NULL
+              WHEN g <= 1500 THEN timestamptz '2026-03-08 05:29:59+00' + g * interval '0.0101 s'
+              ELSE timestamptz '1960-06-30 23:59:58+00' + g * interval '2.71 ms' END::timestamptz AS tst,
          g * interval '1 day 3 h 0.25 s' - interval '1 mon' AS iv,
          md5(g::text)::uuid AS u,
          CASE WHEN g % 4 = 0 THEN NULL ELSE json_build_object('g', g, 's', 'x"y')::json END AS j,

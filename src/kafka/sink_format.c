@@ -23,9 +23,13 @@
 
 #include "catalog/pg_type.h"
 #include "common/jsonapi.h"
+#include "common/shortest_dec.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "pgtime.h"
+#include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/float.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 
@@ -41,6 +45,21 @@ typedef enum SinkJsonKind
 	SINK_JSON_RAW				/* json, jsonb: their text */
 } SinkJsonKind;
 
+/*
+ * A time stamp's json text, kept for the next of the same second (events
+ * come in bursts of one second): the text of the whole second and where
+ * its fraction goes.
+ */
+typedef struct SecondText
+{
+	bool		valid;
+	int64		second;			/* the value less its fraction */
+	pg_tz	   *zone;			/* session_timezone it was written in */
+	int			len;
+	int			fraction_at;	/* after the seconds */
+	char		text[MAXDATELEN + 1];
+} SecondText;
+
 typedef struct SinkColumn
 {
 	AttrNumber	attnum;			/* in the stream */
@@ -48,7 +67,11 @@ typedef struct SinkColumn
 	SinkJsonKind kind;
 	char	   *json_name;		/* "name": */
 	FmgrInfo	out;
+	SecondText	second;			/* timestamp, timestamptz */
 } SinkColumn;
+
+/* room for a number's text written without an output function */
+#define NUMBER_TEXT_LEN 32
 
 struct SinkFormat
 {
@@ -195,26 +218,159 @@ kafka_sink_format_compile(Oid stream, const char *query_text,
 	return f;
 }
 
-/* The column's value as ::text gives it (palloc'd, or a constant) */
+/*
+ * The column's value as ::text gives it: for bool, the integers and (when
+ * extra_float_digits > 0, as by default) the floats written into tmp (of
+ * NUMBER_TEXT_LEN bytes) the way their output functions write it, else
+ * palloc'd by the output function (free_text frees it).
+ */
 static char *
-column_text(SinkColumn *col, Datum value)
+column_text(SinkColumn *col, Datum value, char *tmp)
 {
-	if (col->type == BOOLOID)
-		return DatumGetBool(value) ? "true" : "false";
+	switch (col->type)
+	{
+		case BOOLOID:
+			return DatumGetBool(value) ? "true" : "false";
+		case INT2OID:
+			pg_itoa(DatumGetInt16(value), tmp);
+			return tmp;
+		case INT4OID:
+			pg_ltoa(DatumGetInt32(value), tmp);
+			return tmp;
+		case INT8OID:
+			pg_lltoa(DatumGetInt64(value), tmp);
+			return tmp;
+		case FLOAT4OID:
+			if (extra_float_digits > 0)
+			{
+				float_to_shortest_decimal_buf(DatumGetFloat4(value), tmp);
+				return tmp;
+			}
+			break;
+		case FLOAT8OID:
+			if (extra_float_digits > 0)
+			{
+				double_to_shortest_decimal_buf(DatumGetFloat8(value), tmp);
+				return tmp;
+			}
+			break;
+	}
 	return OutputFunctionCall(&col->out, value);
 }
 
 static void
-free_text(SinkColumn *col, char *text)
+free_text(SinkColumn *col, char *text, char *tmp)
 {
-	if (col->type != BOOLOID)
+	if (text != tmp && col->type != BOOLOID)
 		pfree(text);
+}
+
+/* A text or varchar value's bytes (not terminated) */
+static bool
+text_bytes(SinkColumn *col, Datum value, const char **data, int *len)
+{
+	text	   *t;
+
+	if (col->type != TEXTOID && col->type != VARCHAROID)
+		return false;
+	t = (text *) pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
+	*data = VARDATA_ANY(t);
+	*len = VARSIZE_ANY_EXHDR(t);
+	return true;
+}
+
+/* escape_json of len bytes: copied as they are when none needs escaping */
+static void
+append_json_string(StringInfo buf, const char *data, int len)
+{
+	char	   *copy;
+
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = data[i];
+
+		if (c < ' ' || c == '"' || c == '\\')
+		{
+			copy = pnstrdup(data, len);
+			escape_json(buf, copy);
+			pfree(copy);
+			return;
+		}
+	}
+	enlargeStringInfo(buf, len + 2);
+	buf->data[buf->len++] = '"';
+	memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+	buf->data[buf->len++] = '"';
+	buf->data[buf->len] = '\0';
+}
+
+/*
+ * JsonEncodeDateTime of a timestamp or timestamptz: the text of its whole
+ * second (kept in col->second while the values stay in that second and
+ * the time zone is the same), with the fraction as AppendSeconds writes
+ * it: a point and six digits, trailing zeros dropped, none when zero.
+ */
+static void
+append_json_timestamp(StringInfo buf, SinkColumn *col, int64 value)
+{
+	SecondText *st = &col->second;
+	int64		fraction = value % USECS_PER_SEC;
+	char		digits[8];
+	int			ndigits = 0;
+
+	if (fraction < 0)
+		fraction += USECS_PER_SEC;
+	if (!st->valid || st->second != value - fraction || st->zone != session_timezone)
+	{
+		char	   *t;
+
+		st->valid = false;
+		JsonEncodeDateTime(st->text, Int64GetDatum(value - fraction), col->type, NULL);
+		st->len = strlen(st->text);
+		t = strchr(st->text, 'T');
+		if (t == NULL || t - st->text + 9 > st->len)
+		{
+			/* not "...THH:MM:SS...": as it is */
+			JsonEncodeDateTime(st->text, Int64GetDatum(value), col->type, NULL);
+			appendStringInfoChar(buf, '"');
+			appendStringInfoString(buf, st->text);
+			appendStringInfoChar(buf, '"');
+			return;
+		}
+		st->fraction_at = t - st->text + 9;
+		st->second = value - fraction;
+		st->zone = session_timezone;
+		st->valid = true;
+	}
+	if (fraction != 0)
+	{
+		digits[ndigits++] = '.';
+		for (int64 scale = USECS_PER_SEC / 10; scale > 0 && fraction > 0; scale /= 10)
+		{
+			digits[ndigits++] = '0' + fraction / scale;
+			fraction %= scale;
+		}
+	}
+	enlargeStringInfo(buf, st->len + ndigits + 2);
+	buf->data[buf->len++] = '"';
+	memcpy(buf->data + buf->len, st->text, st->fraction_at);
+	buf->len += st->fraction_at;
+	memcpy(buf->data + buf->len, digits, ndigits);
+	buf->len += ndigits;
+	memcpy(buf->data + buf->len, st->text + st->fraction_at, st->len - st->fraction_at);
+	buf->len += st->len - st->fraction_at;
+	buf->data[buf->len++] = '"';
+	buf->data[buf->len] = '\0';
 }
 
 static void
 append_json_value(StringInfo buf, SinkColumn *col, Datum value)
 {
+	char		tmp[NUMBER_TEXT_LEN];
 	char	   *text;
+	const char *data;
+	int			len;
 
 	switch (col->kind)
 	{
@@ -225,22 +381,37 @@ append_json_value(StringInfo buf, SinkColumn *col, Datum value)
 			{
 				char		date[MAXDATELEN + 1];
 
+				if (col->type != DATEOID && !TIMESTAMP_NOT_FINITE(DatumGetInt64(value)))
+				{
+					append_json_timestamp(buf, col, DatumGetInt64(value));
+					return;
+				}
 				JsonEncodeDateTime(date, value, col->type, NULL);
 				appendStringInfoChar(buf, '"');
 				appendStringInfoString(buf, date);
 				appendStringInfoChar(buf, '"');
 				return;
 			}
+		case SINK_JSON_STRING:
+			if (text_bytes(col, value, &data, &len))
+			{
+				append_json_string(buf, data, len);
+				return;
+			}
+			break;
 		default:
 			break;
 	}
-	text = OutputFunctionCall(&col->out, value);
+	text = column_text(col, value, tmp);
+	/* integers are JSON numbers; floats but NaN and the infinities */
 	if (col->kind == SINK_JSON_RAW ||
-		(col->kind == SINK_JSON_NUMBER && IsValidJsonNumber(text, strlen(text))))
+		(col->kind == SINK_JSON_NUMBER &&
+		 (col->type == INT2OID || col->type == INT4OID || col->type == INT8OID ||
+		  IsValidJsonNumber(text, strlen(text)))))
 		appendStringInfoString(buf, text);
 	else
 		escape_json(buf, text);
-	pfree(text);
+	free_text(col, text, tmp);
 }
 
 /* kafka_csv_field: quoted when empty, the null string, or holding d, q, CR, LF */
@@ -299,16 +470,26 @@ kafka_sink_format_event(SinkFormat *f, Datum *values, bool *isnull,
 						StringInfo key, StringInfo message)
 {
 	bool		has_key = false;
+	char		tmp[NUMBER_TEXT_LEN];
+	char	   *text;
 
 	resetStringInfo(key);
 	resetStringInfo(message);
 	if (f->key >= 0 && !isnull[f->columns[f->key].attnum - 1])
 	{
 		SinkColumn *col = &f->columns[f->key];
-		char	   *text = column_text(col, values[col->attnum - 1]);
+		Datum		value = values[col->attnum - 1];
+		const char *data;
+		int			len;
 
-		appendStringInfoString(key, text);
-		free_text(col, text);
+		if (text_bytes(col, value, &data, &len))
+			appendBinaryStringInfo(key, data, len);
+		else
+		{
+			text = column_text(col, value, tmp);
+			appendStringInfoString(key, text);
+			free_text(col, text, tmp);
+		}
 		has_key = true;
 	}
 	if (f->format == KAFKA_FORMAT_JSON)
@@ -318,7 +499,6 @@ kafka_sink_format_event(SinkFormat *f, Datum *values, bool *isnull,
 		SinkColumn *col = &f->columns[i];
 		Datum		value = values[col->attnum - 1];
 		bool		null = isnull[col->attnum - 1];
-		char	   *text;
 
 		if (f->format == KAFKA_FORMAT_JSON)
 		{
@@ -338,12 +518,12 @@ kafka_sink_format_event(SinkFormat *f, Datum *values, bool *isnull,
 			appendStringInfoString(message, f->null_string);
 			continue;
 		}
-		text = column_text(col, value);
+		text = column_text(col, value, tmp);
 		if (f->format == KAFKA_FORMAT_CSV)
 			append_csv_field(message, f, text);
 		else
 			append_text_field(message, f, text);
-		free_text(col, text);
+		free_text(col, text, tmp);
 	}
 	if (f->format == KAFKA_FORMAT_JSON)
 		appendStringInfoChar(message, '}');

@@ -223,15 +223,16 @@ formats_of_producers(SinkStage *stage)
 }
 
 /*
- * The messages of the stage's events for producer id: formatted, then put
- * in the outbox in rows (outbox.c).  values and isnull: every event's
- * columns.
+ * The messages of the stage's events for producer id: each event's columns
+ * (desc: the stream's) formatted, then put in the outbox in rows
+ * (outbox.c).
  */
 static void
-stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
-				   bool **isnull)
+stage_for_producer(SinkStage *stage, TupleDesc desc, int id, SinkFormat *format)
 {
 	OutboxRowBuilder *builder = kafka_outbox_builder();
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *isnull = palloc(sizeof(bool) * desc->natts);
 	StringInfoData key;
 	StringInfoData message;
 
@@ -239,9 +240,10 @@ stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
 	initStringInfo(&message);
 	for (int i = 0; i < stage->nevents; i++)
 	{
-		bool		has_key = kafka_sink_format_event(format, values[i], isnull[i], &key,
-													  &message);
+		bool		has_key;
 
+		heap_deform_tuple(&stage->tuples[i], desc, values, isnull);
+		has_key = kafka_sink_format_event(format, values, isnull, &key, &message);
 		kafka_outbox_builder_add(builder, has_key ? key.data : NULL, key.len, message.data,
 								 message.len);
 		if (kafka_outbox_builder_full(builder))
@@ -251,6 +253,8 @@ stage_for_producer(SinkStage *stage, int id, SinkFormat *format, Datum **values,
 		(void) kafka_outbox_builder_insert(builder, id);
 	pfree(key.data);
 	pfree(message.data);
+	pfree(values);
+	pfree(isnull);
 }
 
 /* In a subtransaction: stage the events for every producer, or for none. */
@@ -271,21 +275,12 @@ stage_events(void *arg)
 	if (formats != NIL)
 	{
 		Relation	rel = relation_open(stage->stream, NoLock);	/* we write into it */
-		TupleDesc	desc = RelationGetDescr(rel);
-		Datum	  **values = palloc(sizeof(Datum *) * stage->nevents);
-		bool	  **isnull = palloc(sizeof(bool *) * stage->nevents);
 		ListCell   *ls;
 		ListCell   *lf;
 
-		for (int i = 0; i < stage->nevents; i++)
-		{
-			values[i] = palloc(sizeof(Datum) * desc->natts);
-			isnull[i] = palloc(sizeof(bool) * desc->natts);
-			heap_deform_tuple(&stage->tuples[i], desc, values[i], isnull[i]);
-		}
 		forboth(ls, stage->sinks, lf, formats)
-			stage_for_producer(stage, ((CachedView *) lfirst(ls))->sink_id, lfirst(lf),
-							   values, isnull);
+			stage_for_producer(stage, RelationGetDescr(rel),
+							   ((CachedView *) lfirst(ls))->sink_id, lfirst(lf));
 		relation_close(rel, NoLock);
 		stage->staged = true;
 	}
