@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
@@ -23,6 +25,32 @@
 static SPIPlanPtr insert_plan = NULL;
 
 /*
+ * An array as the outbox column stores it: compressed with lz4 where the
+ * server has it (the install script sets the columns so), compressed here
+ * so that the row's tuple is formed from the compressed values (a quarter
+ * of the size, and TOAST stores them as they are) rather than formed whole
+ * and compressed after; else (or when it would not be smaller) as it is.
+ */
+static Datum
+stored_array(ArrayType *array)
+{
+#ifdef USE_LZ4
+	Datum		compressed = toast_compress_datum(PointerGetDatum(array), TOAST_LZ4_COMPRESSION);
+
+	if (DatumGetPointer(compressed) != NULL)
+		return compressed;
+#endif
+	return PointerGetDatum(array);
+}
+
+static void
+free_stored(Datum stored, ArrayType *array)
+{
+	if (DatumGetPointer(stored) != (Pointer) array)
+		pfree(DatumGetPointer(stored));
+}
+
+/*
  * Insert the row: producer id, n messages whose keys and messages arrays
  * are built; returns its first event number.
  */
@@ -33,6 +61,7 @@ insert_row(int id, int n, ArrayType *keys, ArrayType *messages)
 		TEXTARRAYOID};
 	Datum		args[6];
 	Datum	   *events = palloc(sizeof(Datum) * n);
+	ArrayType  *numbers;
 	int64		row = nextval_internal(stream_internal_relid("kafka_event_seq", false), false);
 	int64		first;
 
@@ -60,13 +89,16 @@ insert_row(int id, int n, ArrayType *keys, ArrayType *messages)
 	args[0] = Int32GetDatum(id);
 	args[1] = Int64GetDatum(first);
 	args[2] = Int32GetDatum(n);
-	args[3] = PointerGetDatum(construct_array(events, n, INT8OID, 8, FLOAT8PASSBYVAL,
-											  TYPALIGN_DOUBLE));
-	args[4] = PointerGetDatum(keys);
-	args[5] = PointerGetDatum(messages);
+	numbers = construct_array(events, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	args[3] = stored_array(numbers);
+	args[4] = stored_array(keys);
+	args[5] = stored_array(messages);
 	if (SPI_execute_plan(insert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into the outbox of Kafka producer %d", id);
-	pfree(DatumGetPointer(args[3]));
+	free_stored(args[3], numbers);
+	free_stored(args[4], keys);
+	free_stored(args[5], messages);
+	pfree(numbers);
 	pfree(events);
 	return first;
 }
