@@ -67,10 +67,11 @@ for f in "$DIR"/chunk.*; do chunk_copies+=(-c "COPY clicks FROM '$f' (FORMAT csv
 # prints events/s.  Waited for inside one session: a psql started every few
 # ms would take a good share of the two cores from the sink it measures.
 sink_run() {
-	local before t0 t1
+	local before t0 t1 tc
 	before=$(q "SELECT messages FROM stream_ext.kafka_producers")
 	t0=$(now)
 	psql -X -q -At -v ON_ERROR_STOP=1 "$@" >/dev/null
+	tc=$(now)
 	q "DO \$\$ BEGIN
 	     WHILE (SELECT messages - $before < $EVENTS FROM stream_ext.kafka_producers) LOOP
 	       PERFORM pg_sleep(0.005);
@@ -78,6 +79,7 @@ sink_run() {
 	   END \$\$" >/dev/null
 	t1=$(now)
 	echo "$EVENTS / ($t1 - $t0)" | bc -l
+	echo "$tc - $t0" | bc -l >> "$DIR/copy_s"
 }
 
 : > "$DIR/one" ; : > "$DIR/many"; : > "$DIR/kcat"; : > "$DIR/kcat0"
@@ -89,9 +91,11 @@ kcat_run() {
 	kcat -P -b "$BROKERS" -t kcat -K $'\t' -X linger.ms=5 -X enable.idempotence=true "$@" < "$DIR/events.kv"
 	t1=$(now)
 	echo "$EVENTS / ($t1 - $t0)" | bc -l
+	echo "$tc - $t0" | bc -l >> "$DIR/copy_s"
 }
 for r in $(seq 1 "$REPS"); do
 	p0=$(cpu_of "kafka producer") c0=$(cpu_of combiner) w0=$(cpu_of worker)
+	: > "$DIR/copy_s"
 	one=$(sink_run -c "COPY clicks FROM '$DIR/events.csv' (FORMAT csv)")
 	per() { echo "($2 - $1) * 100000 / $EVENTS" | bc -l; }
 	printf 'run %d: CPU s per 100,000 events (one COPY): producer %.2f, combiner %.2f, workers %.2f\n' "$r" \
@@ -105,8 +109,9 @@ for r in $(seq 1 "$REPS"); do
 	hdr=$(kcat -C -b "$BROKERS" -t sink -p 0 -o -1 -c 1 -e -q -f '%h')
 	kc=$(kcat_run -H "$hdr")
 	kc0=$(kcat_run)
-	printf 'run %d: kafka_produce fed by one COPY %.0f events/s (%.2fx), by %d COPYs %.0f events/s (%.2fx); kcat -P with header %s %.0f messages/s, without %.0f\n' \
-		"$r" "$one" "$(echo "$one / $kc" | bc -l)" "$CHUNKS" "$many" "$(echo "$many / $kc" | bc -l)" "$hdr" "$kc" "$kc0"
+	printf 'run %d: kafka_produce fed by one COPY %.0f events/s (%.2fx), by %d COPYs %.0f events/s (%.2fx); kcat -P with header %s %.0f messages/s, without %.0f; the COPYs returned after %.2f s, %.2f s\n' \
+		"$r" "$one" "$(echo "$one / $kc" | bc -l)" "$CHUNKS" "$many" "$(echo "$many / $kc" | bc -l)" "$hdr" "$kc" "$kc0" \
+		$(cat "$DIR/copy_s")
 	echo "$one $(echo "$one / $kc" | bc -l) $(echo "$one / $kc0" | bc -l)" >> "$DIR/one"
 	echo "$many $(echo "$many / $kc" | bc -l) $(echo "$many / $kc0" | bc -l)" >> "$DIR/many"
 	echo "$kc" >> "$DIR/kcat"
