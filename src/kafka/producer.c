@@ -159,6 +159,26 @@ end_spi_transaction(void)
 	CommitTransactionCommand();
 }
 
+/*
+ * Run one of the statements of every batch: planned once per process
+ * (generic, kept in *plan), not parsed and planned at each batch.
+ */
+static int
+execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes, Datum *args,
+			 bool read_only)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare a statement of a Kafka producer: %s",
+				 SPI_result_code_string(SPI_result));
+		*plan = p;
+	}
+	return SPI_execute_plan(*plan, args, NULL, read_only, 0);
+}
+
 /* ---------- catalog ---------- */
 
 /*
@@ -395,6 +415,7 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 static int
 take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, MemoryContext cxt)
 {
+	static SPIPlanPtr take_plan = NULL;
 	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT4OID};
 	Datum		args[3];
 	Datum	   *skip_rows = palloc(sizeof(Datum) * Max(nskip, 1));
@@ -414,10 +435,10 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	/* sent for the role the producer acts for, while it may (rights.c) */
 	kafka_check_rights(w, kafka_relation_owner(w->cfg.staging));
 	/* (a row holds one message or more: limit rows are enough) */
-	if (SPI_execute_with_args("SELECT n, events, keys, messages FROM stream_ext_internal.kafka_outbox "
-							  "WHERE producer_id = $1 AND first_event <> ALL ($2) "
-							  "ORDER BY first_event LIMIT $3", 3, argtypes, args, NULL, true, 0) !=
-		SPI_OK_SELECT)
+	if (execute_kept(&take_plan,
+					 "SELECT n, events, keys, messages FROM stream_ext_internal.kafka_outbox "
+					 "WHERE producer_id = $1 AND first_event <> ALL ($2) "
+					 "ORDER BY first_event LIMIT $3", 3, argtypes, args, true) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
 	desc = SPI_tuptable->tupdesc;
 	for (taken = 0; taken < SPI_processed; taken++)
@@ -522,6 +543,7 @@ static bool
 enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
 {
 	char		header[64];
+	int			header_len;
 	bool		all = true;
 
 	if (outstanding_total == 0)
@@ -539,7 +561,10 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
 		while (msgs[i].alone && outstanding_total > 0)
 			poll_acknowledgements(w, POLL_SLICE_MS);
 		msgs[i].flight = flight;
-		snprintf(header, sizeof(header), "%d-" INT64_FORMAT, w->cfg.id, msgs[i].event);
+		/* "<producer>-<event>", as snprintf would write it */
+		header_len = pg_ltoa(w->cfg.id, header);
+		header[header_len++] = '-';
+		header_len += pg_lltoa(msgs[i].event, header + header_len);
 		for (;;)
 		{
 			err = rd_kafka_producev(w->rk,
@@ -547,7 +572,7 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
 									RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 									RD_KAFKA_V_VALUE((void *) msgs[i].value, msgs[i].value_len),
 									RD_KAFKA_V_KEY(msgs[i].key, msgs[i].key_len),
-									RD_KAFKA_V_HEADER(EVENT_HEADER, header, strlen(header)),
+									RD_KAFKA_V_HEADER(EVENT_HEADER, header, header_len),
 									RD_KAFKA_V_OPAQUE(&msgs[i]),
 									RD_KAFKA_V_END);
 			if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -620,6 +645,7 @@ wait_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
 static int64
 forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs, int n)
 {
+	static SPIPlanPtr forget_all_plan = NULL;
 	Datum	   *events = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *rows = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *refused = palloc(sizeof(Datum) * Max(n, 1));
@@ -653,8 +679,8 @@ forget_acknowledged(KafkaWorker *w, const char *forget_sql, OutboxMessage *msgs,
 		args[0] = Int32GetDatum(w->cfg.id);
 		args[1] = PointerGetDatum(construct_array(rows, nrows, INT8OID, 8, FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args(kafka_sink_forget_all_sql(), 2, all_types, args, NULL, false,
-								  0) != SPI_OK_UPDATE_RETURNING)
+		if (execute_kept(&forget_all_plan, kafka_sink_forget_all_sql(), 2, all_types, args,
+						 false) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
 		deleted = SPI_processed == 1 ? strtoll(kafka_spi_text(0, 1), NULL, 10) : 0;
 		end_spi_transaction();

@@ -91,7 +91,6 @@ kcat_run() {
 	kcat -P -b "$BROKERS" -t kcat -K $'\t' -X linger.ms=5 -X enable.idempotence=true "$@" < "$DIR/events.kv"
 	t1=$(now)
 	echo "$EVENTS / ($t1 - $t0)" | bc -l
-	echo "$tc - $t0" | bc -l >> "$DIR/copy_s"
 }
 for r in $(seq 1 "$REPS"); do
 	p0=$(cpu_of "kafka producer") c0=$(cpu_of combiner) w0=$(cpu_of worker)
