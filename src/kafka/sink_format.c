@@ -66,6 +66,7 @@ typedef struct SinkColumn
 	Oid			type;			/* base type */
 	SinkJsonKind kind;
 	char	   *json_name;		/* "name": */
+	int			json_name_len;
 	FmgrInfo	out;
 	SecondText	second;			/* timestamp, timestamptz */
 } SinkColumn;
@@ -207,6 +208,7 @@ kafka_sink_format_compile(Oid stream, const char *query_text,
 		escape_json(&name, tle->resname);
 		appendStringInfoChar(&name, ':');
 		col->json_name = name.data;
+		col->json_name_len = name.len;
 		if (format->key_column && strcmp(format->key_column, tle->resname) == 0)
 			f->key = i;
 		i++;
@@ -403,12 +405,13 @@ append_json_value(StringInfo buf, SinkColumn *col, Datum value)
 			break;
 	}
 	text = column_text(col, value, tmp);
+	len = strlen(text);
 	/* integers are JSON numbers; floats but NaN and the infinities */
 	if (col->kind == SINK_JSON_RAW ||
 		(col->kind == SINK_JSON_NUMBER &&
 		 (col->type == INT2OID || col->type == INT4OID || col->type == INT8OID ||
-		  IsValidJsonNumber(text, strlen(text)))))
-		appendStringInfoString(buf, text);
+		  IsValidJsonNumber(text, len))))
+		appendBinaryStringInfo(buf, text, len);
 	else
 		escape_json(buf, text);
 	free_text(col, text, tmp);
@@ -504,7 +507,7 @@ kafka_sink_format_event(SinkFormat *f, Datum *values, bool *isnull,
 		{
 			if (i > 0)
 				appendStringInfoChar(message, ',');
-			appendStringInfoString(message, col->json_name);
+			appendBinaryStringInfo(message, col->json_name, col->json_name_len);
 			if (null)
 				appendStringInfoString(message, "null");
 			else
