@@ -40,14 +40,16 @@ SELECT setseed(0.42);
 CREATE TABLE fm_rows AS
   SELECT CASE g % 9 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN 'say "hi", O''Neil'
                     WHEN 3 THEN E'tab\there|pipe;semi\\back\nline\rcr' WHEN 4 THEN 'NULL'
-                    WHEN 5 THEN E'ctl \u0001 é 漢' ELSE '/page/' || (g % 50) END AS t,
+                    WHEN 5 THEN E'ctl \u0001 é 漢' WHEN 6 THEN repeat('compressed ' || g, 800)
+                    ELSE '/page/' || (g % 50) END AS t,
          CASE WHEN g % 11 = 0 THEN NULL ELSE md5(g::text) END::varchar(30) AS v,
          ('n' || g % 5)::name AS nm,
          (g % 32767 - 16000)::int2 AS i2,
          CASE g % 7 WHEN 0 THEN -2147483648 WHEN 1 THEN NULL ELSE g * 1000 END::int4 AS i4,
          CASE g % 5 WHEN 0 THEN 9223372036854775807 WHEN 1 THEN -9223372036854775808
                     ELSE (random() * 1e15)::bigint END AS i8,
-         (random() * 1000 - 500)::float4 AS f4,
+         CASE g % 17 WHEN 0 THEN 'NaN' WHEN 1 THEN 'Infinity' WHEN 2 THEN '-Infinity'
+                     WHEN 3 THEN '-0' WHEN 4 THEN 1e-40 ELSE random() * 1000 - 500 END::float4 AS f4,
          CASE g % 13 WHEN 0 THEN 'NaN' WHEN 1 THEN 'Infinity' WHEN 2 THEN '-Infinity'
                      WHEN 3 THEN '-0' WHEN 4 THEN 1e-300 WHEN 5 THEN NULL
                      ELSE random() * 1e6 END::float8 AS f8,
@@ -63,7 +65,11 @@ CREATE TABLE fm_rows AS
               WHEN g <= 1000 THEN timestamp '2026-01-01' + g * interval '1.001 s'
               WHEN g <= 2000 THEN timestamp '1999-12-31 23:59:59.3' + g * interval '1.3 ms'
               ELSE timestamp '0002-01-01 00:00:00 BC' + g * interval '0.37 s' END::timestamp AS ts,
+         -- also BC, a five-digit year, and the zone's offset of 1900 (-03:30:52)
          CASE WHEN g % 23 = 0 THEN '-infinity' WHEN g % 23 = 1 THEN NULL
+              WHEN g % 23 = 2 THEN timestamptz '0044-03-15 12:00:00.123456+00 BC' + g * interval '1 us'
+              WHEN g % 23 = 3 THEN timestamptz '12026-01-01 00:00:00.5+00' + g * interval '1 s'
+              WHEN g % 23 = 4 THEN timestamptz '1900-06-01 12:00:00.75+00' + g * interval '0.001 s'
               WHEN g <= 1500 THEN timestamptz '2026-03-08 05:29:59+00' + g * interval '0.0101 s'
               ELSE timestamptz '1960-06-30 23:59:58+00' + g * interval '2.71 ms' END::timestamptz AS tst,
          g * interval '1 day 3 h 0.25 s' - interval '1 mon' AS iv,
@@ -258,3 +264,4 @@ read -r n lo hi <<< "$(q "$(events_sql long_second)")"
 [ "$lo" -le $((copied + 1)) ] ||
 	fail "the producer made during the COPY misses events $((copied + 1)) to $((lo - 1)), written after it was made"
 say "ok: a producer made during a long COPY (at event $copied of $M) gets every event from $lo on"
+

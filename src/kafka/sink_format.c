@@ -267,15 +267,19 @@ free_text(SinkColumn *col, char *text, char *tmp)
 		pfree(text);
 }
 
-/* A text or varchar value's bytes (not terminated) */
+/*
+ * A text or varchar value's bytes (not terminated), when they are there as
+ * they are: false for a compressed or out-of-line value (its output
+ * function decompresses it and frees the copy).
+ */
 static bool
 text_bytes(SinkColumn *col, Datum value, const char **data, int *len)
 {
-	text	   *t;
+	struct varlena *t = (struct varlena *) DatumGetPointer(value);
 
-	if (col->type != TEXTOID && col->type != VARCHAROID)
+	if ((col->type != TEXTOID && col->type != VARCHAROID) ||
+		VARATT_IS_COMPRESSED(t) || VARATT_IS_EXTERNAL(t))
 		return false;
-	t = (text *) pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
 	*data = VARDATA_ANY(t);
 	*len = VARSIZE_ANY_EXHDR(t);
 	return true;
