@@ -265,3 +265,33 @@ read -r n lo hi <<< "$(q "$(events_sql long_second)")"
 	fail "the producer made during the COPY misses events $((copied + 1)) to $((lo - 1)), written after it was made"
 say "ok: a producer made during a long COPY (at event $copied of $M) gets every event from $lo on"
 
+# kafka_drop_producer under writers that never pause: each writer's outbox rows hold
+# the producer's row FOR KEY SHARE until it commits, and row locks do not queue, so the
+# drop's DELETE waited as long as writers overlapped; now new writers are turned away
+# (they leave their events to the workers) while the drop waits for those that staged
+run_sql <<SQL
+CREATE FOREIGN TABLE fd (k text, v int) SERVER stream_ext;
+SELECT stream_ext.kafka_produce('fd', 'dropped', '127.0.0.1:9', key_column => 'k');
+SELECT stream_ext.kafka_stop_producer('fd', 'dropped');
+SQL
+# each writer keeps its transaction open a little after staging, so that at any
+# moment some hold the producer's row
+printf '%s\n' "BEGIN;" "INSERT INTO fd SELECT 'k' || g, g FROM generate_series(1, 10) g;" \
+	"SELECT pg_sleep(random() * 0.3);" "COMMIT;" > "$SCRATCH/fd.sql"
+pgbench -n -c 8 -j 2 -T 25 -f "$SCRATCH/fd.sql" > "$SCRATCH/fd.out" 2>&1 &
+bench=$!
+wait_until 30 "the writers staging" "SELECT count(*) > 0 FROM stream_ext_internal.kafka_outbox o
+                                       JOIN stream_ext_internal.kafka_producers p ON p.id = o.producer_id
+                                      WHERE p.topic = 'dropped'"
+sleep 2
+t0=$(date +%s.%N)
+PGOPTIONS='-c statement_timeout=15s' psql -X -q -v ON_ERROR_STOP=1 \
+	-c "SELECT stream_ext.kafka_drop_producer('fd', 'dropped')" > "$SCRATCH/fd_drop.out" 2>&1 ||
+	fail "kafka_drop_producer under 8 writers did not finish in 15 s: $(cat "$SCRATCH/fd_drop.out")"
+took=$(echo "$(date +%s.%N) - $t0" | bc -l)
+kill -0 "$bench" 2>/dev/null || fail "the writers stopped before the drop finished: the check proves nothing"
+wait "$bench" || fail "pgbench failed: $(tail -5 "$SCRATCH/fd.out")"
+grep -q "number of failed transactions: 0 " "$SCRATCH/fd.out" || fail "writers failed during the drop: $(tail -5 "$SCRATCH/fd.out")"
+[ "$(q "SELECT count(*) FROM stream_ext_internal.kafka_producers WHERE topic = 'dropped'")" = 0 ] ||
+	fail "the producer is still there after its drop"
+say "ok: kafka_drop_producer under 8 writers that never pause finished in $(printf '%.1f' "$took") s, no writer failed"

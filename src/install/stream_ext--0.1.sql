@@ -1259,12 +1259,20 @@ BEGIN
 END
 $$;
 
+-- Waits until no writer stages events for producer p_id, and keeps new
+-- writers from staging for it (they leave their events to the workers) until
+-- the calling transaction ends (kafka/drop_lock.c).
+CREATE FUNCTION stream_ext_internal.kafka_lock_producer_for_drop(p_id int) RETURNS void
+  AS 'MODULE_PATHNAME', 'stream_ext_kafka_lock_producer_for_drop' LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_lock_producer_for_drop(int) FROM PUBLIC;
+
 -- Stops (p_action 'stop'), starts ('start') or drops ('drop': with its
 -- staging view and outbox, events not yet produced included) a producer.
 -- The producer's row is locked FOR NO KEY UPDATE (here and when kafka_produce
 -- changes a producer): a writer that staged events for the producer holds it KEY
 -- SHARE (the outbox's foreign key) until it commits, so stop, start and a change
--- need not wait for it; the drop's DELETE does.
+-- need not wait for it; the drop's DELETE does, after the producer's lock has
+-- turned new writers away (row locks do not queue; that lock does).
 CREATE FUNCTION stream_ext_internal.kafka_control_producer(p_stream regclass, p_topic text,
                                                            p_action text)
   RETURNS void
@@ -1282,6 +1290,7 @@ BEGIN
   END IF;
   PERFORM stream_ext_internal.kafka_stop_workers(pid, true);
   IF p_action = 'drop' THEN
+    PERFORM stream_ext_internal.kafka_lock_producer_for_drop(pid);
     DELETE FROM stream_ext_internal.kafka_producers WHERE id = pid;
     IF stg IS NOT NULL THEN
       EXECUTE format('DROP VIEW %s', stg);

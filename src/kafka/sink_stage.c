@@ -43,6 +43,7 @@
 #include "utils/snapmgr.h"
 
 #include "guc.h"
+#include "kafka/drop_lock.h"
 #include "kafka/outbox.h"
 #include "kafka/process.h"
 #include "kafka/sink_format.h"
@@ -194,6 +195,10 @@ formats_of_producers(SinkStage *stage)
 	{
 		CachedView *staging = lfirst(lc);
 		SinkFormat *format = NULL;
+
+		/* a drop of the producer waits for writers or is waited for */
+		if (!kafka_producer_lock_for_staging(staging->sink_id))
+			return NIL;
 
 		/*
 		 * Events written while the producer's role may not read the stream
