@@ -47,10 +47,11 @@ CREATE TABLE events AS
          timestamptz '2026-11-22 04:00:00+00' + i * interval '1 ms' AS ts
     FROM generate_series(1, $EVENTS) i;
 \copy events TO '$DIR/events.csv' (FORMAT csv)
-\copy (SELECT url || E'\t' || row_to_json(e)::text FROM events e) TO '$DIR/events.kv'
 CREATE FOREIGN TABLE clicks (url text, user_id bigint, latency float8, ts timestamptz) SERVER stream_ext;
 SELECT stream_ext.kafka_produce('clicks', 'sink', '$BROKERS', key_column => 'url');
 SQL
+# key<TAB>json lines (COPY's text format would write the tab as \t: no key)
+psql -X -q -At -F $'\t' -c "SELECT url, row_to_json(e)::text FROM events e" > "$DIR/events.kv"
 # the producer is running before the clock starts
 until [ "$(q "SELECT state FROM stream_ext.kafka_producers")" = running ]; do sleep 0.05; done
 PM_PID=$(head -1 "$DIR/server/data/postmaster.pid")
@@ -107,6 +108,11 @@ for r in $(seq 1 "$REPS"); do
 	# the last message the sink produced); without the header for reference
 	hdr=$(kcat -C -b "$BROKERS" -t sink -p 0 -o -1 -c 1 -e -q -f '%h')
 	kc=$(kcat_run -H "$hdr")
+	# the baseline's messages are keyed as the sink's are
+	case $(kcat -C -b "$BROKERS" -t kcat -p 0 -o -1 -c 1 -e -q -f '%k') in
+	/page/*) ;;
+	*) echo "kcat -P produced messages without the url as key" >&2; exit 1 ;;
+	esac
 	kc0=$(kcat_run)
 	printf 'run %d: kafka_produce fed by one COPY %.0f events/s (%.2fx), by %d COPYs %.0f events/s (%.2fx); kcat -P with header %s %.0f messages/s, without %.0f; the COPYs returned after %.2f s, %.2f s\n' \
 		"$r" "$one" "$(echo "$one / $kc" | bc -l)" "$CHUNKS" "$many" "$(echo "$many / $kc" | bc -l)" "$hdr" "$kc" "$kc0" \
