@@ -51,7 +51,8 @@ CREATE FOREIGN TABLE clicks (url text, user_id bigint, latency float8, ts timest
 SELECT stream_ext.kafka_produce('clicks', 'sink', '$BROKERS', key_column => 'url');
 SQL
 # key<TAB>json lines (COPY's text format would write the tab as \t: no key)
-psql -X -q -At -F $'\t' -c "SELECT url, row_to_json(e)::text FROM events e" > "$DIR/events.kv"
+psql -X -q -At -F $'\t' -v FETCH_COUNT=50000 -c "SELECT url, row_to_json(e)::text FROM events e" \
+	> "$DIR/events.kv"
 # the producer is running before the clock starts
 until [ "$(q "SELECT state FROM stream_ext.kafka_producers")" = running ]; do sleep 0.05; done
 PM_PID=$(head -1 "$DIR/server/data/postmaster.pid")
