@@ -175,6 +175,14 @@ formats_of_producers(SinkStage *stage)
 	ListCell   *lc;
 	int			rc;
 
+	/*
+	 * A drop of a producer waits for the writers that hold its lock, and
+	 * turns new ones away (drop_lock.c): taken before the producers are
+	 * read, so a drop that committed meanwhile is seen below.
+	 */
+	foreach(lc, stage->sinks)
+		if (!kafka_producer_lock_for_staging(((CachedView *) lfirst(lc))->sink_id))
+			return NIL;
 	PushActiveSnapshot(GetLatestSnapshot());
 	rc = SPI_execute_with_args("SELECT id, concat(quote_nullable(format), ',', "
 							   "quote_nullable(format_options->>'delimiter'), ',', "
@@ -195,10 +203,6 @@ formats_of_producers(SinkStage *stage)
 	{
 		CachedView *staging = lfirst(lc);
 		SinkFormat *format = NULL;
-
-		/* a drop of the producer waits for writers or is waited for */
-		if (!kafka_producer_lock_for_staging(staging->sink_id))
-			return NIL;
 
 		/*
 		 * Events written while the producer's role may not read the stream
