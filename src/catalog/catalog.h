@@ -136,5 +136,7 @@ extern void stream_catalog_changed(void);
 
 /* statements on the extension's tables kept for the life of the process */
 extern SPIPlanPtr stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes);
+/* the same, always run with its generic plan (never planned again per call) */
+extern SPIPlanPtr stream_prepare_kept_generic_plan(const char *sql, int nargs, Oid *argtypes);
 
 #endif							/* STREAM_EXT_CATALOG_H */

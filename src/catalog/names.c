@@ -265,12 +265,24 @@ stream_ext_catalog_changed(PG_FUNCTION_ARGS)
 }
 
 /* Prepare a statement kept for the life of the process; errors if it cannot. */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes, int cursor_options)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	return plan;
+}
+
 SPIPlanPtr
 stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	return prepare_kept(sql, nargs, argtypes, 0);
+}
 
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare \"%s\"", sql);
-	return plan;
+SPIPlanPtr
+stream_prepare_kept_generic_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	return prepare_kept(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 }

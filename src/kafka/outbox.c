@@ -75,17 +75,10 @@ insert_row(int id, int n, ArrayType *keys, ArrayType *messages)
 	for (int i = 0; i < n; i++)
 		events[i] = Int64GetDatum(first + i);
 	if (insert_plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor("INSERT INTO stream_ext_internal.kafka_outbox "
-											  "(producer_id, first_event, n, events, keys, messages) "
-											  "VALUES ($1, $2, $3, $4, $5, $6)", 6, argtypes,
-											  CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the outbox insert: %s",
-				 SPI_result_code_string(SPI_result));
-		insert_plan = plan;
-	}
+		insert_plan = stream_prepare_kept_generic_plan(
+			"INSERT INTO stream_ext_internal.kafka_outbox "
+			"(producer_id, first_event, n, events, keys, messages) "
+			"VALUES ($1, $2, $3, $4, $5, $6)", 6, argtypes);
 	args[0] = Int32GetDatum(id);
 	args[1] = Int64GetDatum(first);
 	args[2] = Int32GetDatum(n);

@@ -168,14 +168,7 @@ execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes, Datum 
 			 bool read_only)
 {
 	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "could not prepare a statement of a Kafka producer: %s",
-				 SPI_result_code_string(SPI_result));
-		*plan = p;
-	}
+		*plan = stream_prepare_kept_generic_plan(sql, nargs, argtypes);
 	return SPI_execute_plan(*plan, args, NULL, read_only, 0);
 }
 
