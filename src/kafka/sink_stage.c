@@ -42,6 +42,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "catalog/catalog.h"
 #include "guc.h"
 #include "kafka/drop_lock.h"
 #include "kafka/outbox.h"
@@ -169,6 +170,7 @@ typedef struct SinkStage
 static List *
 formats_of_producers(SinkStage *stage)
 {
+	static SPIPlanPtr producers_plan = NULL;	/* read once per statement: planned once */
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(stage->stream)};
 	List	   *formats = NIL;
@@ -183,16 +185,18 @@ formats_of_producers(SinkStage *stage)
 	foreach(lc, stage->sinks)
 		if (!kafka_producer_lock_for_staging(((CachedView *) lfirst(lc))->sink_id))
 			return NIL;
+	if (producers_plan == NULL)
+		producers_plan = stream_prepare_kept_plan("SELECT id, concat(quote_nullable(format), ',', "
+												  "quote_nullable(format_options->>'delimiter'), ',', "
+												  "quote_nullable(format_options->>'quote'), ',', "
+												  "quote_nullable(format_options->>'null'), ',', "
+												  "quote_nullable(key_column)), "
+												  "format, format_options->>'delimiter', "
+												  "format_options->>'quote', format_options->>'null', key_column "
+												  "FROM stream_ext_internal.kafka_producers WHERE stream = $1",
+												  1, argtypes);
 	PushActiveSnapshot(GetLatestSnapshot());
-	rc = SPI_execute_with_args("SELECT id, concat(quote_nullable(format), ',', "
-							   "quote_nullable(format_options->>'delimiter'), ',', "
-							   "quote_nullable(format_options->>'quote'), ',', "
-							   "quote_nullable(format_options->>'null'), ',', "
-							   "quote_nullable(key_column)), "
-							   "format, format_options->>'delimiter', "
-							   "format_options->>'quote', format_options->>'null', key_column "
-							   "FROM stream_ext_internal.kafka_producers WHERE stream = $1",
-							   1, argtypes, args, NULL, true, 0);
+	rc = SPI_execute_plan(producers_plan, args, NULL, true, 0);
 	PopActiveSnapshot();
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the Kafka producers of stream %u", stage->stream);
