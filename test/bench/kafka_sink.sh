@@ -64,21 +64,27 @@ split -n l/"$CHUNKS" -d -a 3 "$DIR/events.csv" "$DIR/chunk."
 chunk_copies=()
 for f in "$DIR"/chunk.*; do chunk_copies+=(-c "COPY clicks FROM '$f' (FORMAT csv)"); done
 
+# wait_while CONDITION: until the SQL condition is false, polled inside one
+# session (a psql started every few ms would take a good share of the two
+# cores from the sink it measures)
+wait_while() {
+	q "DO \$\$ BEGIN
+	     WHILE ($1) LOOP
+	       PERFORM pg_sleep(0.005);
+	     END LOOP;
+	   END \$\$" >/dev/null
+}
+
 # sink_run PSQL_ARGS...: feed the stream with the statements given (each its
 # own transaction), wait until the producer has every event acknowledged;
-# prints events/s.  Waited for inside one session: a psql started every few
-# ms would take a good share of the two cores from the sink it measures.
+# prints events/s.
 sink_run() {
 	local before t0 t1 tc
 	before=$(q "SELECT messages FROM stream_ext.kafka_producers")
 	t0=$(now)
 	psql -X -q -At -v ON_ERROR_STOP=1 "$@" >/dev/null
 	tc=$(now)
-	q "DO \$\$ BEGIN
-	     WHILE (SELECT messages - $before < $EVENTS FROM stream_ext.kafka_producers) LOOP
-	       PERFORM pg_sleep(0.005);
-	     END LOOP;
-	   END \$\$" >/dev/null
+	wait_while "SELECT messages - $before < $EVENTS FROM stream_ext.kafka_producers"
 	t1=$(now)
 	echo "$EVENTS / ($t1 - $t0)" | bc -l
 	echo "$tc - $t0" | bc -l >> "$DIR/copy_s"
@@ -97,11 +103,7 @@ kcat_run() {
 # settle: before each timed run, the producer has forgotten every batch (its
 # deletes no longer compete for the cores) and a second has passed
 settle() {
-	q "DO \$\$ BEGIN
-	     WHILE EXISTS (SELECT 1 FROM stream_ext_internal.kafka_outbox) LOOP
-	       PERFORM pg_sleep(0.01);
-	     END LOOP;
-	   END \$\$" >/dev/null
+	wait_while "EXISTS (SELECT 1 FROM stream_ext_internal.kafka_outbox)"
 	sleep 1
 }
 for r in $(seq 1 "$REPS"); do
