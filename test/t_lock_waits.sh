@@ -11,6 +11,8 @@
 # limit once), a DROP of the view or its truncate_continuous_view in an open
 # transaction, and DDL on the stream and the view in the writing transaction
 # itself.  And a DROP VIEW does not deadlock with the combiner's merge.
+# The combiner cuts the empty end a burst left in a delta table, and does
+# not wait for it while a read holds the table.
 source "$(dirname "$0")/lib.sh"
 
 unset PGHOST PGPORT
@@ -272,4 +274,31 @@ SQL
 ) || fail "the transaction that locked dv2's state table and dropped dv2 failed: $out"
 [ "$(q "SELECT to_regclass('dv2') IS NULL")" = t ] || fail "dv2 is still there after its DROP"
 say "ok: a transaction that locked a view's state table, then dropped the view during merges, did not deadlock"
+# --- 11. the empty end of a delta table after a burst is given back, and
+# the combiner does not wait for a reader to do it: a transaction that read
+# the view holds the delta table; the burst is merged meanwhile; once it
+# ends, the table is cut back
+run_sql <<'SQL'
+CREATE FOREIGN TABLE burst (k int) SERVER stream_ext;
+CREATE VIEW burst_k WITH (continuous) AS SELECT k, count(*) AS n FROM burst GROUP BY k;
+SQL
+bdelta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'burst_k'::regclass")
+hold_lock "SELECT count(*) FROM burst_k"
+write "INSERT INTO burst SELECT g FROM generate_series(1, 300000) g" || fail "the burst failed"
+wait_until 60 "the burst is merged" "SELECT count(*) = 0 FROM $bdelta"
+pages=$(q "SELECT pg_relation_size('$bdelta') / 8192")
+[ "$pages" -ge 1000 ] || fail "the burst left only $pages pages in $bdelta: too few to test the cut"
+write "INSERT INTO burst VALUES (1)" || fail "an insert after the burst failed"
+wait_until 30 "a merge after the burst, with the read still open" "SELECT n = 2 FROM burst_k WHERE k = 1"
+still_holding
+[ "$(q "SELECT pg_relation_size('$bdelta') / 8192")" -ge 1000 ] ||
+	fail "$bdelta was cut while a read held it"
+release_lock
+write "INSERT INTO burst VALUES (2)" || fail "an insert after the read failed"
+wait_until 30 "the combiner cuts the empty end of $bdelta ($pages pages)" \
+	"SELECT pg_relation_size('$bdelta') < 128 * 8192"
+[ "$(q "SELECT count(*) || ' ' || sum(n) FROM burst_k")" = "300000 300002" ] ||
+	fail "burst_k after the cut: $(q "SELECT count(*) || ' ' || sum(n) FROM burst_k")"
+no_errors "the cut"
+say "ok: the $pages empty pages a burst left in a delta table were cut once no read held it; merges went on meanwhile"
 say PASS

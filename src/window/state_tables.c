@@ -40,9 +40,10 @@ spi_exec_utility(const char *sql)
 
 /*
  * Delta tables are vacuumed often (the combiner, every 2 s at most; they
- * empty as deltas merge).  No truncation of their empty end: it takes an
- * ACCESS EXCLUSIVE lock, which a worker does not wait for (it would hold the
- * view's events back, worker/held_back.c); the space is used again.
+ * empty as deltas merge).  No truncation of their empty end by VACUUM: it
+ * waits up to 5 s for its ACCESS EXCLUSIVE lock, which the combiner cannot
+ * spend; the combiner cuts the end itself when the lock is free at once
+ * (worker/delta_shrink.c).
  */
 #define DELTA_TABLE_VACUUM_OPTIONS \
 	"autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0, vacuum_truncate = false"

@@ -51,6 +51,7 @@
 #include "window/spec.h"
 #include "worker/apply.h"
 #include "worker/counters.h"
+#include "worker/delta_shrink.h"
 #include "worker/pending_clear.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
@@ -268,7 +269,10 @@ log_error_and_abort(MemoryContext cxt)
 	AbortCurrentTransaction();
 }
 
-/* VACUUM or ANALYZE a table of view id (options: VACOPT_*), skipping it if locked. */
+/*
+ * VACUUM or ANALYZE a table of view id (options: VACOPT_*), skipping it if
+ * locked; for a delta table, then cut its empty end if it may (delta_shrink.c).
+ */
 static void
 maintain_table(int id, ViewRelation which, int options, MemoryContext cxt)
 {
@@ -301,6 +305,14 @@ maintain_table(int id, ViewRelation which, int options, MemoryContext cxt)
 			params.truncate = VACOPTVALUE_UNSPECIFIED;
 			params.nworkers = -1;
 			vacuum(rels, &params, NULL, true);
+			if (which == VIEW_DELTA_TABLE)
+			{
+				BlockNumber cut = delta_table_shrink(relid);
+
+				if (cut > 0)
+					elog(DEBUG1, "cut %u empty pages off the end of the delta table of view %d",
+						 cut, id);
+			}
 		}
 		CommitTransactionCommand();
 	}
