@@ -127,12 +127,22 @@ no_errors "an advisory lock wait was recorded as the view's error"
 say "ok: while g_sum's function waited for an advisory lock, other streams went on; its events were counted after"
 
 # --- 5. the view's DROP in an open transaction that is rolled back, then committed
+# (total has just merged, so the combiner comes to vacuum and cut its delta
+# table while the DROP holds it: it must not wait there, or no view merges)
+total_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'total'::regclass")
+other_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'other_n'::regclass")
+write "INSERT INTO s VALUES (899, 'z')" || fail "the writer failed before the DROP"
+wait_until 30 "total's deltas are merged" "SELECT count(*) = 0 FROM $total_delta"
 hold_lock "DROP VIEW total"
 write "INSERT INTO s VALUES (900, 'z')" || fail "the writer failed while a DROP of a view was open"
 still_holding
 [ "$(q "SELECT n FROM per_k WHERE k = 900")" = 1 ] || fail "per_k waited for the DROP of total"
+sleep 2.5
+write "INSERT INTO other VALUES (2)" || fail "the other stream's writer failed while a DROP of a view was open"
+wait_until 15 "other_n's deltas are merged while the DROP of total is open" "SELECT count(*) = 0 FROM $other_delta"
+still_holding
 release_lock
-wait_until 30 "total counts the held event after the DROP rolled back" "SELECT n = 6 FROM total"
+wait_until 30 "total counts the held event after the DROP rolled back" "SELECT n = 7 FROM total"
 psql -X -q -c "BEGIN" -c "DROP VIEW total" -c "SELECT pg_sleep(1.5)" -c "COMMIT" >/dev/null &
 _bg_pids+=($!)
 sleep 0.5

@@ -75,6 +75,7 @@ typedef struct CombinePlan
 	SPIPlanPtr	cleanup;
 	bool		notes_changes;	/* the merge notes changed groups */
 	bool		merged;			/* rows moved since the last vacuum */
+	bool		shrink_again;	/* an empty end to cut is left (delta_shrink.c) */
 	TimestampTz last_vacuum;
 	uint64		merged_rows;	/* rows written to the state table since ANALYZE */
 	TimestampTz last_analyze;
@@ -269,10 +270,7 @@ log_error_and_abort(MemoryContext cxt)
 	AbortCurrentTransaction();
 }
 
-/*
- * VACUUM or ANALYZE a table of view id (options: VACOPT_*), skipping it if
- * locked; for a delta table, then cut its empty end if it may (delta_shrink.c).
- */
+/* VACUUM or ANALYZE a table of view id (options: VACOPT_*), skipping it if locked. */
 static void
 maintain_table(int id, ViewRelation which, int options, MemoryContext cxt)
 {
@@ -305,14 +303,6 @@ maintain_table(int id, ViewRelation which, int options, MemoryContext cxt)
 			params.truncate = VACOPTVALUE_UNSPECIFIED;
 			params.nworkers = -1;
 			vacuum(rels, &params, NULL, true);
-			if (which == VIEW_DELTA_TABLE)
-			{
-				BlockNumber cut = delta_table_shrink(relid);
-
-				if (cut > 0)
-					elog(DEBUG1, "cut %u empty pages off the end of the delta table of view %d",
-						 cut, id);
-			}
 		}
 		CommitTransactionCommand();
 	}
@@ -324,12 +314,45 @@ maintain_table(int id, ViewRelation which, int options, MemoryContext cxt)
 	MemoryContextSwitchTo(cxt);
 }
 
+static void
+shrink_in_transaction(void *arg)
+{
+	CombinePlan *plan = arg;
+	Oid			relid = stream_view_relation_relid(plan->id, VIEW_DELTA_TABLE, true);
+	BlockNumber cut;
+
+	if (!OidIsValid(relid))
+		return;
+	cut = stream_delta_table_shrink(relid, &plan->shrink_again);
+	if (cut > 0)
+	{
+		elog(DEBUG1, "cut %u empty pages off the end of the delta table of view %d",
+			 cut, plan->id);
+		/* the next vacuum sets pg_class.relpages, for the planner */
+		plan->merged = true;
+	}
+}
+
+/* Cut the empty end of a view's delta table, if it may (delta_shrink.c) */
+static void
+shrink_delta_table(CombinePlan *plan, MemoryContext cxt)
+{
+	ErrorData  *edata = stream_job_in_transaction(shrink_in_transaction, plan, cxt);
+
+	if (edata != NULL)
+	{
+		plan->shrink_again = false;
+		FreeErrorData(edata);
+	}
+}
+
 /*
  * Vacuum a view's delta table, as autovacuum would, if rows were merged out
  * of it since the last time and DELTA_VACUUM_MS passed.  Every merge leaves
  * the moved rows dead, and the next merge scans the whole table: left to
  * autovacuum (once a minute at most), a busy delta table would bloat and
- * every merge would slow down.
+ * every merge would slow down.  Then cut its empty end (delta_shrink.c), and
+ * try that again every DELTA_VACUUM_MS while a lock it needs was not free.
  *
  * Vacuum and analyze its state table once STATE_ANALYZE_ROWS rows were
  * merged into it (at most every STATE_ANALYZE_MS): reads of windowed views
@@ -350,6 +373,13 @@ maintain_view_tables(int id, MemoryContext cxt)
 		plan->merged = false;
 		plan->last_vacuum = now;
 		maintain_table(id, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
+		shrink_delta_table(plan, cxt);
+	}
+	else if (plan->shrink_again && TimestampDifferenceExceeds(plan->last_vacuum, now, DELTA_VACUUM_MS))
+	{
+		/* the lock was not free, or a reader came: try again, merges or not */
+		plan->last_vacuum = now;
+		shrink_delta_table(plan, cxt);
 	}
 	if (plan->merged_rows >= STATE_ANALYZE_ROWS &&
 		TimestampDifferenceExceeds(plan->last_analyze, now, STATE_ANALYZE_MS))

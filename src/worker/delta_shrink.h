@@ -7,6 +7,6 @@
 
 #include "storage/block.h"
 
-extern BlockNumber delta_table_shrink(Oid relid);
+extern BlockNumber stream_delta_table_shrink(Oid relid, bool *again);
 
 #endif
