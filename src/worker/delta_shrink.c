@@ -43,13 +43,17 @@
 #include "worker/delta_shrink.h"
 
 /*
- * An empty end is cut when it has at least this many pages (1 MB: less is
- * not worth an exclusive lock) and at least 1000 pages or a sixteenth of
- * the table (VACUUM's rule).
+ * An empty end is cut when it has at least SHRINK_MIN_PAGES (1 MB: less is
+ * not worth an exclusive lock) and half the table or SHRINK_ANY_PAGES (64
+ * MB).  Under steady ingestion a delta table's end comes and goes by a few
+ * hundred pages between vacuums; VACUUM's rule (1000 pages or a sixteenth)
+ * cut such ends every few seconds, each cut an exclusive lock that holds
+ * the view's events back, for nothing.  What a burst leaves is most of the
+ * table.
  */
 #define SHRINK_MIN_PAGES 128
-#define SHRINK_ANY_PAGES 1000
-#define SHRINK_FRACTION 16
+#define SHRINK_ANY_PAGES 8192
+#define SHRINK_FRACTION 2
 
 /* Under the lock, look for waiters this often (ms), as VACUUM does */
 #define SHRINK_WAITERS_CHECK_MS 20
