@@ -63,6 +63,9 @@
 /* How often a delta table that received merges is vacuumed */
 #define DELTA_VACUUM_MS 2000
 
+/* The longest wait before trying again to cut a delta table's end */
+#define SHRINK_WAIT_MAX_MS 64000
+
 /* A state table is analyzed once this many rows were merged into it... */
 #define STATE_ANALYZE_ROWS 1000
 /* ...and at most this often */
@@ -76,6 +79,7 @@ typedef struct CombinePlan
 	bool		notes_changes;	/* the merge notes changed groups */
 	bool		merged;			/* rows moved since the last vacuum */
 	bool		shrink_again;	/* an empty end to cut is left (delta_shrink.c) */
+	int			shrink_wait_ms; /* before trying again: doubles while it is left */
 	TimestampTz last_vacuum;
 	uint64		merged_rows;	/* rows written to the state table since ANALYZE */
 	TimestampTz last_analyze;
@@ -324,6 +328,8 @@ shrink_in_transaction(void *arg)
 	if (!OidIsValid(relid))
 		return;
 	cut = stream_delta_table_shrink(relid, &plan->shrink_again);
+	plan->shrink_wait_ms = plan->shrink_again ?
+		Min(Max(plan->shrink_wait_ms * 2, DELTA_VACUUM_MS), SHRINK_WAIT_MAX_MS) : 0;
 	if (cut > 0)
 	{
 		elog(DEBUG1, "cut %u empty pages off the end of the delta table of view %d",
@@ -351,8 +357,8 @@ shrink_delta_table(CombinePlan *plan, MemoryContext cxt)
  * of it since the last time and DELTA_VACUUM_MS passed.  Every merge leaves
  * the moved rows dead, and the next merge scans the whole table: left to
  * autovacuum (once a minute at most), a busy delta table would bloat and
- * every merge would slow down.  Then cut its empty end (delta_shrink.c), and
- * try that again every DELTA_VACUUM_MS while a lock it needs was not free.
+ * every merge would slow down.  Then cut its empty end (delta_shrink.c); while
+ * an end is left to cut, vacuum and try again after 2 s, 4 s ... 64 s.
  *
  * Vacuum and analyze its state table once STATE_ANALYZE_ROWS rows were
  * merged into it (at most every STATE_ANALYZE_MS): reads of windowed views
@@ -375,10 +381,12 @@ maintain_view_tables(int id, MemoryContext cxt)
 		maintain_table(id, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
 		shrink_delta_table(plan, cxt);
 	}
-	else if (plan->shrink_again && TimestampDifferenceExceeds(plan->last_vacuum, now, DELTA_VACUUM_MS))
+	else if (plan->shrink_again &&
+			 TimestampDifferenceExceeds(plan->last_vacuum, now, plan->shrink_wait_ms))
 	{
-		/* the lock was not free, or a reader came: try again, merges or not */
+		/* an end is left to cut: vacuum and try again, merges or not */
 		plan->last_vacuum = now;
+		maintain_table(id, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
 		shrink_delta_table(plan, cxt);
 	}
 	if (plan->merged_rows >= STATE_ANALYZE_ROWS &&

@@ -16,20 +16,24 @@
  * 5 s, and under readers the combiner would merge nothing meanwhile.  The
  * combiner calls stream_delta_table_shrink instead, which never waits for a
  * lock: holding the table in SHARE UPDATE EXCLUSIVE mode (taken only if
- * free: not while a vacuum or a DDL statement has it), it finds the last
- * page in use; if the empty end is worth it, it tries the ACCESS EXCLUSIVE
- * lock once, reads the end again under it (deltas may have gone there),
- * backwards, and truncates what it found empty.  As VACUUM does, it stops
- * reading, cuts what it verified and lets go as soon as another backend
- * waits for the lock (a reader of the view; a worker does not wait: it
- * holds that view's events of its batch back, held_back.c).  When the lock
- * was not free, or it stopped early, the caller tries again later.
+ * free: not while a vacuum or a DDL statement has it), it reads the end
+ * backwards to the last page in use; if the empty end is worth it, it tries
+ * the ACCESS EXCLUSIVE lock once, reads the end again under it (deltas may
+ * have gone there) and truncates what it found empty.  As VACUUM does, it
+ * stops reading as soon as another backend waits for its lock (a reader of
+ * the view, a DROP; a worker does not wait: it holds that view's events of
+ * its batch back, held_back.c), and under the exclusive lock also after
+ * SHRINK_LOCKED_MS, and then cuts what it verified.  The caller tries again
+ * later (combiner.c, backing off) when a lock was not free, it stopped
+ * early, or the end holds only merged deltas a vacuum could not remove yet
+ * (a snapshot older than the merge was open).
  *
  * Not done while old_snapshot_threshold is on (as VACUUM does not
  * truncate then: a scan could not tell that a cut page's rows were gone).
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/relation.h"
 #include "catalog/storage.h"
 #include "miscadmin.h"
@@ -55,8 +59,11 @@
 #define SHRINK_ANY_PAGES 8192
 #define SHRINK_FRACTION 2
 
-/* Under the lock, look for waiters this often (ms), as VACUUM does */
+/* Look for waiters this often (ms) while reading, as VACUUM does */
 #define SHRINK_WAITERS_CHECK_MS 20
+
+/* Read no longer than this (ms) holding the exclusive lock; cut what was read */
+#define SHRINK_LOCKED_MS 200
 
 /* Pages read ahead (backwards) */
 #define SHRINK_PREFETCH_PAGES 32
@@ -70,59 +77,100 @@ worth_cutting(BlockNumber nblocks, BlockNumber keep)
 		(empty >= SHRINK_ANY_PAGES || empty >= nblocks / SHRINK_FRACTION);
 }
 
-/* Has the page a line pointer in use (a tuple, dead or alive, or a redirect)? */
-static bool
-page_in_use(Page page)
+typedef enum PageUse
+{
+	PAGE_EMPTY,					/* no line pointer in use */
+	PAGE_DELETED,				/* only tuples some transaction deleted */
+	PAGE_LIVE
+} PageUse;
+
+/*
+ * How a page is used: a page with any line pointer in use (a tuple, dead or
+ * alive, or a redirect) is not empty; of those, one whose tuples all have a
+ * deleter (merged deltas a vacuum could not remove yet: a snapshot older
+ * than the merge was open) may be once vacuumed.
+ */
+static PageUse
+page_use(Page page)
 {
 	OffsetNumber off,
 				maxoff;
+	PageUse		use = PAGE_EMPTY;
 
 	if (PageIsNew(page) || PageIsEmpty(page))
-		return false;
+		return PAGE_EMPTY;
 	maxoff = PageGetMaxOffsetNumber(page);
 	for (off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
 	{
-		if (ItemIdIsUsed(PageGetItemId(page, off)))
-			return true;
+		ItemId		item = PageGetItemId(page, off);
+		HeapTupleHeader tuple;
+
+		if (!ItemIdIsUsed(item))
+			continue;
+		if (!ItemIdIsNormal(item))
+			return PAGE_LIVE;
+		tuple = (HeapTupleHeader) PageGetItem(page, item);
+		if ((tuple->t_infomask & HEAP_XMAX_INVALID) ||
+			HEAP_XMAX_IS_LOCKED_ONLY(tuple->t_infomask) ||
+			!TransactionIdIsValid(HeapTupleHeaderGetRawXmax(tuple)))
+			return PAGE_LIVE;
+		use = PAGE_DELETED;
 	}
-	return false;
+	return use;
 }
 
-/*
- * Read pages nblocks-1 down to from, and return one past the last page in
- * use (from if none is): pages from there to nblocks are empty.  With
- * lock_held (our ACCESS EXCLUSIVE lock), stop as soon as another backend
- * waits for it, returning the lowest page read so far (*stopped set).
- */
-static BlockNumber
-empty_from(Relation rel, BlockNumber from, BlockNumber nblocks,
-		   BufferAccessStrategy strategy, bool lock_held, bool *stopped)
+/* What a backward read of a table's end found */
+typedef struct EndRead
 {
+	BlockNumber empty_from;		/* pages from here on are empty */
+	BlockNumber vacuumed_from;	/* and would be once vacuumed */
+	bool		stopped;		/* someone waited for our lock, or time ran out */
+} EndRead;
+
+/*
+ * Read pages nblocks-1 down to from, backwards, until a live page.  held:
+ * the lock of ours that others may wait for; as long as one does, or (under
+ * the exclusive lock) after SHRINK_LOCKED_MS, stop: what was read so far
+ * counts.
+ */
+static EndRead
+read_end(Relation rel, BlockNumber from, BlockNumber nblocks,
+		 BufferAccessStrategy strategy, LOCKMODE held)
+{
+	EndRead		end = {nblocks, nblocks, false};
 	BlockNumber blkno = nblocks;
 	BlockNumber prefetched = nblocks;
-	instr_time	checked;
+	instr_time	started,
+				checked;
 
-	INSTR_TIME_SET_CURRENT(checked);
+	INSTR_TIME_SET_CURRENT(started);
+	checked = started;
 	while (blkno > from)
 	{
 		Buffer		buf;
-		bool		used;
+		PageUse		use;
 
 		CHECK_FOR_INTERRUPTS();
-		if (lock_held && blkno % SHRINK_PREFETCH_PAGES == 0)
+		if (blkno % SHRINK_PREFETCH_PAGES == 0)
 		{
-			instr_time	now;
+			instr_time	now,
+						since;
 
 			INSTR_TIME_SET_CURRENT(now);
-			INSTR_TIME_SUBTRACT(now, checked);
-			if (INSTR_TIME_GET_MILLISEC(now) >= SHRINK_WAITERS_CHECK_MS)
+			since = now;
+			INSTR_TIME_SUBTRACT(since, checked);
+			if (INSTR_TIME_GET_MILLISEC(since) >= SHRINK_WAITERS_CHECK_MS)
 			{
-				if (LockHasWaitersRelation(rel, AccessExclusiveLock))
+				since = now;
+				INSTR_TIME_SUBTRACT(since, started);
+				if (LockHasWaitersRelation(rel, held) ||
+					(held == AccessExclusiveLock &&
+					 INSTR_TIME_GET_MILLISEC(since) >= SHRINK_LOCKED_MS))
 				{
-					*stopped = true;
-					return blkno;
+					end.stopped = true;
+					return end;
 				}
-				INSTR_TIME_SET_CURRENT(checked);
+				checked = now;
 			}
 		}
 		if (prefetched >= blkno)
@@ -136,19 +184,23 @@ empty_from(Relation rel, BlockNumber from, BlockNumber nblocks,
 		blkno--;
 		buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		used = page_in_use(BufferGetPage(buf));
+		use = page_use(BufferGetPage(buf));
 		UnlockReleaseBuffer(buf);
-		if (used)
-			return blkno + 1;
+		if (use == PAGE_LIVE)
+			return end;
+		if (use == PAGE_EMPTY && end.empty_from == blkno + 1)
+			end.empty_from = blkno;
+		end.vacuumed_from = blkno;
 	}
-	return from;
+	return end;
 }
 
 /*
  * Truncate the empty end of delta table relid if it is worth it, without
  * waiting for a lock (the caller is in a transaction that holds no other
  * lock of it).  Returns the number of pages cut; *again is set when an end
- * worth cutting is left (a lock was not free, or a reader came meanwhile).
+ * worth cutting is left: a lock was not free, someone came for it, or the
+ * end's deltas are merged but not yet vacuumed away.
  */
 BlockNumber
 stream_delta_table_shrink(Oid relid, bool *again)
@@ -156,9 +208,8 @@ stream_delta_table_shrink(Oid relid, bool *again)
 	Relation	rel;
 	BufferAccessStrategy strategy;
 	BlockNumber nblocks,
-				keep,
 				cut = 0;
-	bool		stopped = false;
+	EndRead		end;
 
 	*again = false;
 	if (old_snapshot_threshold >= 0)
@@ -175,27 +226,37 @@ stream_delta_table_shrink(Oid relid, bool *again)
 		return 0;
 	}
 	nblocks = RelationGetNumberOfBlocks(rel);
-	strategy = GetAccessStrategy(BAS_BULKREAD);
-	keep = nblocks < SHRINK_MIN_PAGES ? nblocks :
-		empty_from(rel, 0, nblocks, strategy, false, &stopped);
-	if (worth_cutting(nblocks, keep))
+	if (nblocks < SHRINK_MIN_PAGES)
 	{
-		if (ConditionalLockRelation(rel, AccessExclusiveLock))
+		relation_close(rel, NoLock);
+		UnlockRelationOid(relid, ShareUpdateExclusiveLock);
+		return 0;
+	}
+	strategy = GetAccessStrategy(BAS_BULKREAD);
+	end = read_end(rel, 0, nblocks, strategy, ShareUpdateExclusiveLock);
+	if (end.stopped)
+		*again = true;
+	else if (!worth_cutting(nblocks, end.empty_from))
+		*again = worth_cutting(nblocks, end.vacuumed_from);
+	else if (!ConditionalLockRelation(rel, AccessExclusiveLock))
+		*again = true;
+	else
+	{
+		/* pages from empty_from on may have been used, or added, since */
+		BlockNumber from = end.empty_from;
+
+		nblocks = RelationGetNumberOfBlocks(rel);
+		end = read_end(rel, from, nblocks, strategy, AccessExclusiveLock);
+		/* stopped: what was read is empty, as VACUUM cuts what it verified */
+		if (end.stopped ? nblocks - end.empty_from >= SHRINK_MIN_PAGES :
+			worth_cutting(nblocks, end.empty_from))
 		{
-			/* pages from keep on may have been used, or added, since */
-			nblocks = RelationGetNumberOfBlocks(rel);
-			keep = empty_from(rel, keep, nblocks, strategy, true, &stopped);
-			if (worth_cutting(nblocks, keep))
-			{
-				RelationTruncate(rel, keep);
-				cut = nblocks - keep;
-			}
-			/* as VACUUM does: readers need not wait for our commit */
-			UnlockRelation(rel, AccessExclusiveLock);
-			*again = stopped;
+			RelationTruncate(rel, end.empty_from);
+			cut = nblocks - end.empty_from;
 		}
-		else
-			*again = true;
+		/* as VACUUM does: readers need not wait for our commit */
+		UnlockRelation(rel, AccessExclusiveLock);
+		*again = end.stopped;
 	}
 	FreeAccessStrategy(strategy);
 	relation_close(rel, NoLock);
