@@ -326,7 +326,10 @@ shrink_in_transaction(void *arg)
 	BlockNumber cut;
 
 	if (!OidIsValid(relid))
+	{
+		plan->shrink_again = false;
 		return;
+	}
 	cut = stream_delta_table_shrink(relid, &plan->shrink_again);
 	plan->shrink_wait_ms = plan->shrink_again ?
 		Min(Max(plan->shrink_wait_ms * 2, DELTA_VACUUM_MS), SHRINK_WAIT_MAX_MS) : 0;
@@ -374,17 +377,12 @@ maintain_view_tables(int id, MemoryContext cxt)
 
 	if (plan == NULL)
 		return;
-	if (plan->merged && TimestampDifferenceExceeds(plan->last_vacuum, now, DELTA_VACUUM_MS))
+	/* (an end left to cut is tried again, merges or not) */
+	if ((plan->merged && TimestampDifferenceExceeds(plan->last_vacuum, now, DELTA_VACUUM_MS)) ||
+		(plan->shrink_again &&
+		 TimestampDifferenceExceeds(plan->last_vacuum, now, plan->shrink_wait_ms)))
 	{
 		plan->merged = false;
-		plan->last_vacuum = now;
-		maintain_table(id, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
-		shrink_delta_table(plan, cxt);
-	}
-	else if (plan->shrink_again &&
-			 TimestampDifferenceExceeds(plan->last_vacuum, now, plan->shrink_wait_ms))
-	{
-		/* an end is left to cut: vacuum and try again, merges or not */
 		plan->last_vacuum = now;
 		maintain_table(id, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
 		shrink_delta_table(plan, cxt);

@@ -44,6 +44,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "catalog/catalog.h"
 #include "worker/delta_shrink.h"
 
 /*
@@ -196,44 +197,17 @@ read_end(Relation rel, BlockNumber from, BlockNumber nblocks,
 }
 
 /*
- * Truncate the empty end of delta table relid if it is worth it, without
- * waiting for a lock (the caller is in a transaction that holds no other
- * lock of it).  Returns the number of pages cut; *again is set when an end
- * worth cutting is left: a lock was not free, someone came for it, or the
- * end's deltas are merged but not yet vacuumed away.
+ * Cut the empty end of rel (held SHARE UPDATE EXCLUSIVE, at least
+ * SHRINK_MIN_PAGES long) if it is worth it; see stream_delta_table_shrink.
  */
-BlockNumber
-stream_delta_table_shrink(Oid relid, bool *again)
+static BlockNumber
+cut_end(Relation rel, bool *again)
 {
-	Relation	rel;
-	BufferAccessStrategy strategy;
-	BlockNumber nblocks,
-				cut = 0;
-	EndRead		end;
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	BlockNumber cut = 0;
+	EndRead		end = read_end(rel, 0, nblocks, strategy, ShareUpdateExclusiveLock);
 
-	*again = false;
-	if (old_snapshot_threshold >= 0)
-		return 0;
-	if (!ConditionalLockRelationOid(relid, ShareUpdateExclusiveLock))
-	{
-		*again = true;
-		return 0;
-	}
-	rel = try_relation_open(relid, NoLock);
-	if (rel == NULL)
-	{
-		UnlockRelationOid(relid, ShareUpdateExclusiveLock);
-		return 0;
-	}
-	nblocks = RelationGetNumberOfBlocks(rel);
-	if (nblocks < SHRINK_MIN_PAGES)
-	{
-		relation_close(rel, NoLock);
-		UnlockRelationOid(relid, ShareUpdateExclusiveLock);
-		return 0;
-	}
-	strategy = GetAccessStrategy(BAS_BULKREAD);
-	end = read_end(rel, 0, nblocks, strategy, ShareUpdateExclusiveLock);
 	if (end.stopped)
 		*again = true;
 	else if (!worth_cutting(nblocks, end.empty_from))
@@ -259,6 +233,34 @@ stream_delta_table_shrink(Oid relid, bool *again)
 		*again = end.stopped;
 	}
 	FreeAccessStrategy(strategy);
+	return cut;
+}
+
+/*
+ * Truncate the empty end of delta table relid if it is worth it, without
+ * waiting for a lock (the caller is in a transaction that holds no other
+ * lock of it).  Returns the number of pages cut; *again is set when an end
+ * worth cutting is left: a lock was not free, someone came for it, or the
+ * end's deltas are merged but not yet vacuumed away.
+ */
+BlockNumber
+stream_delta_table_shrink(Oid relid, bool *again)
+{
+	Relation	rel;
+	BlockNumber cut = 0;
+
+	*again = false;
+	if (old_snapshot_threshold >= 0)
+		return 0;
+	if (!stream_lock_if_free(relid, ShareUpdateExclusiveLock))
+	{
+		/* (or dropped meanwhile: the caller then finds no table to try again) */
+		*again = true;
+		return 0;
+	}
+	rel = relation_open(relid, NoLock);
+	if (RelationGetNumberOfBlocks(rel) >= SHRINK_MIN_PAGES)
+		cut = cut_end(rel, again);
 	relation_close(rel, NoLock);
 	UnlockRelationOid(relid, ShareUpdateExclusiveLock);
 	return cut;
