@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <malloc.h>
+
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "jit/jit.h"
@@ -136,6 +138,23 @@ exit_if_extension_dropped(StreamWorkerSlot *slot)
 	}
 }
 
+/*
+ * A batch allocates and frees blocks of a megabyte and more at each step
+ * (a Kafka producer's outbox rows: the messages, their lz4 copy, the tuple
+ * formed from it), which glibc's malloc maps afresh or returns to the
+ * system when freed: each new page then costs a fault (a fifth of a
+ * batch's time staging a sink's messages, by perf).  Blocks up to 8 MB come
+ * from the heap and stay there while up to 64 MB are free at its top.
+ */
+static void
+keep_freed_memory(void)
+{
+#ifdef M_MMAP_THRESHOLD
+	mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
+}
+
 void
 stream_ext_worker_main(Datum arg)
 {
@@ -171,6 +190,7 @@ stream_ext_worker_main(Datum arg)
 	else
 	{
 		pgstat_report_appname("stream_ext worker");
+		keep_freed_memory();
 		stream_batch_worker_loop(slotno);
 	}
 	proc_exit(0);
