@@ -1124,14 +1124,17 @@ CREATE SEQUENCE stream_ext_internal.kafka_event_seq;
 -- A producer's messages staged and not yet acknowledged, a row per batch (one
 -- insert and one delete per batch, not per message): element i of the arrays
 -- is one message.  first_event and n say which row and how many without
--- reading the arrays.
+-- reading the arrays.  writer_xid: the transaction whose events a worker
+-- staged (src/kafka/README.md): the producer takes the row once it committed
+-- and deletes it once it aborted; NULL when the row committed with them.
 CREATE TABLE stream_ext_internal.kafka_outbox (
   producer_id int NOT NULL REFERENCES stream_ext_internal.kafka_producers ON DELETE CASCADE,
   first_event bigint NOT NULL,      -- events[1]
   n           int NOT NULL,         -- cardinality(events)
   events      bigint[] NOT NULL,    -- the events' numbers: header stream_ext_event
   keys        text[] NOT NULL,      -- NULL element: no key
-  messages    text[] NOT NULL
+  messages    text[] NOT NULL,
+  writer_xid  stream_ext_internal.writer_xact
 );
 ALTER TABLE stream_ext_internal.kafka_outbox REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.kafka_outbox (producer_id, first_event);
@@ -1373,8 +1376,9 @@ GRANT EXECUTE ON FUNCTION stream_ext_internal.kafka_csv_field(text, text, text, 
                           stream_ext_internal.kafka_text_field(text, text, text) TO stream_ext_kafka;
 
 -- Events staged: committed to the stream (kept by the staging view, or still in
--- its deltas) or in the outbox, not yet acknowledged by the brokers.  A count,
--- public as the consumers' lag is; the events themselves are not.
+-- its deltas) or in the outbox (those of writers that committed), not yet
+-- acknowledged by the brokers.  A count, public as the consumers' lag is; the
+-- events themselves are not.
 CREATE FUNCTION stream_ext_internal.kafka_producer_pending(p_id int) RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
@@ -1387,7 +1391,9 @@ BEGIN
   END IF;
   EXECUTE format('SELECT count(*) FROM %s', stg) INTO n;
   RETURN n + (SELECT coalesce(sum(o.n), 0)
-                FROM stream_ext_internal.kafka_outbox o WHERE o.producer_id = p_id);
+                FROM stream_ext_internal.kafka_outbox o
+               WHERE o.producer_id = p_id
+                 AND (o.writer_xid IS NULL OR stream_ext_internal.xid_committed(o.writer_xid)));
 END
 $$;
 

@@ -16,6 +16,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/memutils.h"
+#include "utils/xid8.h"
 
 #include "catalog/catalog.h"
 #include "guc.h"
@@ -52,14 +53,16 @@ free_stored(Datum stored, ArrayType *array)
 
 /*
  * Insert the row: producer id, n messages whose keys and messages arrays
- * are built; returns its first event number.
+ * are built, the writer they wait for (or none); returns its first event
+ * number.
  */
 static int64
-insert_row(int id, int n, ArrayType *keys, ArrayType *messages)
+insert_row(int id, int n, ArrayType *keys, ArrayType *messages, FullTransactionId writer)
 {
-	Oid			argtypes[6] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID};
-	Datum		args[6];
+	Oid			argtypes[7] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, XID8OID};
+	Datum		args[7];
+	char		nulls[8] = "       ";
 	Datum	   *events = palloc(sizeof(Datum) * n);
 	ArrayType  *numbers;
 	int64		row = nextval_internal(stream_internal_relid("kafka_event_seq", false), false);
@@ -77,8 +80,8 @@ insert_row(int id, int n, ArrayType *keys, ArrayType *messages)
 	if (insert_plan == NULL)
 		insert_plan = stream_prepare_kept_generic_plan(
 			"INSERT INTO stream_ext_internal.kafka_outbox "
-			"(producer_id, first_event, n, events, keys, messages) "
-			"VALUES ($1, $2, $3, $4, $5, $6)", 6, argtypes);
+			"(producer_id, first_event, n, events, keys, messages, writer_xid) "
+			"VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, argtypes);
 	args[0] = Int32GetDatum(id);
 	args[1] = Int64GetDatum(first);
 	args[2] = Int32GetDatum(n);
@@ -86,7 +89,10 @@ insert_row(int id, int n, ArrayType *keys, ArrayType *messages)
 	args[3] = stored_array(numbers);
 	args[4] = stored_array(keys);
 	args[5] = stored_array(messages);
-	if (SPI_execute_plan(insert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+	args[6] = FullTransactionIdGetDatum(writer);
+	if (!FullTransactionIdIsValid(writer))
+		nulls[6] = 'n';
+	if (SPI_execute_plan(insert_plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into the outbox of Kafka producer %d", id);
 	free_stored(args[3], numbers);
 	free_stored(args[4], keys);
@@ -188,7 +194,7 @@ set_header(ArrayType *array, Size size, int n, int32 dataoffset)
 }
 
 int64
-kafka_outbox_builder_insert(OutboxRowBuilder *b, int id)
+kafka_outbox_builder_insert(OutboxRowBuilder *b, int id, FullTransactionId writer)
 {
 	ArrayType  *messages;
 	int			key_header = b->key_nulls ? ARR_OVERHEAD_WITHNULLS(1, b->n) :
@@ -205,7 +211,7 @@ kafka_outbox_builder_insert(OutboxRowBuilder *b, int id)
 	if (b->key_nulls)			/* the bitmap follows the bounds */
 		memcpy((char *) ARR_LBOUND(keys) + sizeof(int), b->key_bitmap, (b->n + 7) / 8);
 	memcpy(ARR_DATA_PTR(keys), b->keys.data, b->keys.len);
-	first = insert_row(id, b->n, keys, messages);
+	first = insert_row(id, b->n, keys, messages, writer);
 	pfree(keys);
 	builder_reset(b);
 	return first;

@@ -9,6 +9,7 @@
 
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 
@@ -53,9 +54,11 @@ extern bool kafka_outbox_builder_full(const OutboxRowBuilder *b);
 
 /*
  * Insert the row built (n > 0) for producer id, its messages numbered from
- * a new value of kafka_event_seq, and empty b.  Returns the number of its
- * first message.  Caller is connected to SPI, as a role that may insert.
+ * a new value of kafka_event_seq, and empty b.  writer: the transaction
+ * whose commit the messages wait for (a worker stages a writer's events), or
+ * invalid (they commit with the row).  Returns the number of its first
+ * message.  Caller is connected to SPI, as a role that may insert.
  */
-extern int64 kafka_outbox_builder_insert(OutboxRowBuilder *b, int id);
+extern int64 kafka_outbox_builder_insert(OutboxRowBuilder *b, int id, FullTransactionId writer);
 
 #endif

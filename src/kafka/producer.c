@@ -384,7 +384,8 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 			kafka_outbox_builder_add(builder, m->key, m->key_len, m->value, m->value_len);
 			if (kafka_outbox_builder_full(builder) || i == n - 1)
 			{
-				int64		number = kafka_outbox_builder_insert(builder, w->cfg.id);
+				int64		number = kafka_outbox_builder_insert(builder, w->cfg.id,
+																 InvalidFullTransactionId);
 
 				for (int j = first; j <= i; j++)
 					batch[j].event = number + (j - first);
@@ -402,7 +403,8 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
  * limit messages at most (at least one row; all when limit is 0), into batch (in cxt; the
  * keys and values point into copies of the rows' arrays there).  Rows of
  * writers' own staging (sink_stage.c), rows a crash or a refusal left, and
- * rows this worker staged meanwhile all come this way.  Returns how many
+ * rows this worker staged meanwhile all come this way; rows a batch worker
+ * staged for a writer, once that writer committed.  Returns how many
  * messages.
  */
 static int
@@ -431,6 +433,7 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	if (execute_kept(&take_plan,
 					 "SELECT n, events, keys, messages FROM stream_ext_internal.kafka_outbox "
 					 "WHERE producer_id = $1 AND first_event <> ALL ($2) "
+					 "AND (writer_xid IS NULL OR stream_ext_internal.xid_committed(writer_xid)) "
 					 "ORDER BY first_event LIMIT $3", 3, argtypes, args, true) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
 	desc = SPI_tuptable->tupdesc;
@@ -492,6 +495,35 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	pfree(DatumGetPointer(args[1]));
 	pfree(skip_rows);
 	return total;
+}
+
+/*
+ * About every second, delete the outbox rows a batch worker staged for
+ * writers that aborted (or crashed): never sent, and no longer counted
+ * against the bound of staged events.  Caller is outside a transaction.
+ */
+#define ABORTED_REFRESH_MS 1000
+
+static void
+forget_aborted_writers(KafkaWorker *w)
+{
+	static SPIPlanPtr plan = NULL;
+	static TimestampTz done_at = 0;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(w->cfg.id)};
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(done_at, now, ABORTED_REFRESH_MS))
+		return;
+	done_at = now;
+	begin_spi_transaction();
+	if (execute_kept(&plan,
+					 "DELETE FROM stream_ext_internal.kafka_outbox "
+					 "WHERE producer_id = $1 AND writer_xid IS NOT NULL "
+					 "AND stream_ext_internal.xid_aborted(writer_xid)",
+					 1, argtypes, args, false) != SPI_OK_DELETE)
+		elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
+	end_spi_transaction();
 }
 
 /*
@@ -847,6 +879,7 @@ stream_ext_kafka_producer_main(Datum arg)
 						t_produced;
 
 			CHECK_FOR_INTERRUPTS();
+			forget_aborted_writers(w);
 			t_start = GetCurrentTimestamp();
 			if (cur == NULL)
 			{

@@ -208,6 +208,8 @@ kafka_sink_pending_sql(Oid staging)
 
 	return psprintf("SELECT (SELECT count(*) FROM (SELECT 1 FROM %s LIMIT $2) s) + "
 					"(SELECT coalesce(sum(n), 0) "
-					"FROM stream_ext_internal.kafka_outbox WHERE producer_id = $1)",
+					"FROM stream_ext_internal.kafka_outbox WHERE producer_id = $1 "
+					"AND (writer_xid IS NULL OR "
+					STREAM_INTERNAL_SCHEMA ".xid_committed(writer_xid)))",
 					view);
 }

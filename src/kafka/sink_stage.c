@@ -19,9 +19,17 @@
  * (each staging view's columns formatted here exactly as the statement
  * would, the workers' settings published, the producer's role allowed to
  * read the stream), in a subtransaction; when that fails, the events go on
- * unflagged and the workers stage them as before.
- * Events that reach the stream otherwise (a Kafka consumer's, rows of a
- * transform into the stream) go through the staging view as before.
+ * unflagged and the workers stage them.
+ *
+ * A transaction that fills the writer's buffer (it writes many events) into
+ * a stream with no view but its producers' (and transforms into tables)
+ * leaves the staging to its home worker from then on, which formats them
+ * while the writer goes on parsing.  A worker (worker/apply.c's hook)
+ * stages the events of its batch that their writers did not, the same way,
+ * each outbox row tagged with its events' writer (NULL for events of its
+ * own transaction: a Kafka consumer's): the producer sends a tagged row
+ * only once that writer committed.  Only what the worker cannot stage
+ * either goes through the staging view.
  *
  * No user code runs: formatting calls only built-in output functions.
  * Reading the producers' catalog rows and inserting into the outbox run
@@ -42,6 +50,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "agg/combine.h"
 #include "catalog/catalog.h"
 #include "guc.h"
 #include "kafka/drop_lock.h"
@@ -236,9 +245,24 @@ formats_of_producers(SinkStage *stage)
 }
 
 /*
+ * The transaction whose commit an event's message waits for: none when the
+ * event is our own (current (sub)transaction's: its outbox row commits with
+ * it), else its writer's, whose events a worker stages.
+ */
+static FullTransactionId
+writer_of(HeapTuple event)
+{
+	TransactionId xmin = HeapTupleHeaderGetRawXmin(event->t_data);
+
+	if (TransactionIdIsCurrentTransactionId(xmin))
+		return InvalidFullTransactionId;
+	return stream_recent_full_xid(xmin);
+}
+
+/*
  * The messages of the stage's events for producer id: each event's columns
  * (desc: the stream's) formatted, then put in the outbox in rows
- * (outbox.c).
+ * (outbox.c), each row's events of one writer.
  */
 static void
 stage_for_producer(SinkStage *stage, TupleDesc desc, int id, SinkFormat *format)
@@ -248,6 +272,8 @@ stage_for_producer(SinkStage *stage, TupleDesc desc, int id, SinkFormat *format)
 	bool	   *isnull = palloc(sizeof(bool) * desc->natts);
 	StringInfoData key;
 	StringInfoData message;
+	TransactionId xmin = InvalidTransactionId;
+	FullTransactionId writer = InvalidFullTransactionId;
 
 	initStringInfo(&key);
 	initStringInfo(&message);
@@ -255,15 +281,24 @@ stage_for_producer(SinkStage *stage, TupleDesc desc, int id, SinkFormat *format)
 	{
 		bool		has_key;
 
+		if (i == 0 || HeapTupleHeaderGetRawXmin(stage->tuples[i].t_data) != xmin)
+		{
+			FullTransactionId next = writer_of(&stage->tuples[i]);
+
+			if (builder->n > 0 && !FullTransactionIdEquals(next, writer))
+				(void) kafka_outbox_builder_insert(builder, id, writer);
+			writer = next;
+			xmin = HeapTupleHeaderGetRawXmin(stage->tuples[i].t_data);
+		}
 		heap_deform_tuple(&stage->tuples[i], desc, values, isnull);
 		has_key = kafka_sink_format_event(format, values, isnull, &key, &message);
 		kafka_outbox_builder_add(builder, has_key ? key.data : NULL, key.len, message.data,
 								 message.len);
 		if (kafka_outbox_builder_full(builder))
-			(void) kafka_outbox_builder_insert(builder, id);
+			(void) kafka_outbox_builder_insert(builder, id, writer);
 	}
 	if (builder->n > 0)
-		(void) kafka_outbox_builder_insert(builder, id);
+		(void) kafka_outbox_builder_insert(builder, id, writer);
 	pfree(key.data);
 	pfree(message.data);
 	pfree(values);
@@ -361,7 +396,10 @@ sink_applies(Oid stream)
 /*
  * stream_writer_apply_hook: stage the events for the producers, then apply
  * the transforms into tables (writer_apply.c); each part is skipped by
- * the workers only if it was done.
+ * the workers only if it was done.  A transaction that filled its buffer
+ * (it writes many events) into a stream whose views are its producers' (and
+ * transforms into tables) leaves the staging to a worker from then on
+ * (sink_stage_in_worker), which formats them while the writer goes on.
  */
 static WriterApplies
 sink_apply(Oid stream, HeapTupleData *tuples, int nevents)
@@ -369,17 +407,21 @@ sink_apply(Oid stream, HeapTupleData *tuples, int nevents)
 	WriterApplies applied = WRITER_APPLIES_NOTHING;
 	StreamViews sv;
 	bool		staged = false;
+	bool		leave;
 	int			nsinks;
 
 	/* views created since the transaction's last lock: the cache reloads */
 	AcceptInvalidationMessages();
 	stream_views(stream, &sv);
 	nsinks = list_length(sv.sinks);
-	if (nsinks > 0)
+	leave = nsinks > 0 && !sv.others && stream_writer_filled_buffer();
+	if (nsinks > 0 && !leave)
 		staged = stage_in_subtransaction(stream, sv.sinks, tuples, nevents);
 	list_free(sv.sinks);		/* (the views may be reloaded below) */
 	if (sv.tables && prev_apply_hook)
 		applied = prev_apply_hook(stream, tuples, nevents);
+	if (leave)
+		return applied | WRITER_LEAVES_SINKS;
 	if (nsinks == 0)
 		return applied;
 	if (staged)
@@ -395,10 +437,23 @@ sink_apply(Oid stream, HeapTupleData *tuples, int nevents)
 	return applied;
 }
 
+/*
+ * stream_worker_stage_sinks_hook: a worker stages the events of its batch
+ * that their writers left to it (or could not stage), as a writer does,
+ * each outbox row tagged with its events' writer: the producer takes it
+ * once that transaction committed, deletes it once it aborted (producer.c).
+ */
+static bool
+sink_stage_in_worker(StreamBatchEvents *events, List *sinks)
+{
+	return stage_in_subtransaction(events->stream, sinks, events->events, events->nevents);
+}
+
 /* From _PG_init, after worker/writer_apply.c's */
 void
 kafka_sink_stage_init(void)
 {
+	stream_worker_stage_sinks_hook = sink_stage_in_worker;
 	prev_applies_hook = stream_writer_applies_hook;
 	stream_writer_applies_hook = sink_applies;
 	prev_apply_hook = stream_writer_apply_hook;

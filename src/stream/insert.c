@@ -83,6 +83,15 @@ static Oid	event_buf_stream = InvalidOid;
  */
 static SubTransactionId event_buf_first_subxact = InvalidSubTransactionId;
 
+/*
+ * This transaction filled its buffer (it writes many events: the staging of
+ * a stream's sinks may go to the workers, which format them while it goes
+ * on writing), and its records go to its home worker only (the staging
+ * left to the workers keeps the transaction's order so).
+ */
+static bool xact_filled_buffer = false;
+static bool xact_home_only = false;
+
 /* What this statement's writer applies itself of event_buf_stream's views */
 static Oid	applies_stream = InvalidOid;	/* decided for this stream */
 static WriterApplies applies = WRITER_APPLIES_NOTHING;
@@ -110,7 +119,7 @@ send_record(int slotno, Oid stream, uint32 nevents, const char *payload, Size le
 static int
 next_record_slot(void)
 {
-	if (xact_workers_used == 0)
+	if (xact_workers_used == 0 || xact_home_only)
 		return xact_home_slot;
 	return stream_route_next_record(xact_home_slot);
 }
@@ -191,6 +200,8 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 			flags |= STREAM_FLAG_TABLES_APPLIED;
 		if (applied & WRITER_APPLIES_SINKS)
 			flags |= STREAM_FLAG_SINKS_STAGED;
+		if (applied & WRITER_LEAVES_SINKS)
+			xact_home_only = true;
 	}
 	while (p < end)
 	{
@@ -271,6 +282,8 @@ reset_xact_state(void)
 	applies = WRITER_APPLIES_NOTHING;
 	xact_active = false;
 	xact_workers_used = 0;
+	xact_filled_buffer = false;
+	xact_home_only = false;
 }
 
 static void
@@ -523,7 +536,10 @@ reserve_event(Relation rel, Size tuple_len, char **oversized)
 		begin_stream_xact();
 	if (event_buf_count > 0 &&
 		(event_buf_stream != stream || event_buf_used + needed > buffer_capacity()))
+	{
+		xact_filled_buffer |= event_buf_stream == stream && applies != WRITER_APPLIES_NOTHING;
 		flush_event_buffer(0);
+	}
 	event_buf_stream = stream;
 	if (applies_stream != stream)
 		decide_applies(stream);
@@ -692,6 +708,16 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
  * Transforms the writer applies itself are applied now, so that the
  * statement's rows are in their tables for the rest of the transaction.
  */
+/*
+ * Has this transaction filled its buffer of events (for the writer's own
+ * apply, APPLY_BUFFER_SIZE): does it write many?
+ */
+bool
+stream_writer_filled_buffer(void)
+{
+	return xact_filled_buffer;
+}
+
 void
 stream_insert_statement_done(void)
 {

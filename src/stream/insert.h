@@ -16,6 +16,7 @@ extern TimestampTz stream_insert_event(Relation rel, TupleTableSlot *slot, int a
 extern void stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attno);
 extern void stream_insert_statement_done(void);
 extern void stream_insert_finishing_prepared(void);
+extern bool stream_writer_filled_buffer(void);
 
 /*
  * Called before a statement writes into a stream (INSERT, COPY FROM): a
@@ -34,7 +35,10 @@ extern void stream_refuse_writes_in_this_process(void);
  * staging views of the stream's Kafka producers, whose messages it puts in
  * their outbox (kafka/sink_stage.c).  The workers skip those views for its
  * events.  WRITER_APPLIES_ALL, with either: the stream has no other view,
- * so its events need not go to a worker at all.
+ * so its events need not go to a worker at all.  WRITER_LEAVES_SINKS: the
+ * writer left the staging to the workers, who stage them in its order: its
+ * records go to one worker from then on (the staging views keep a
+ * transaction's order that way).
  */
 typedef uint16 WriterApplies;
 
@@ -42,6 +46,7 @@ typedef uint16 WriterApplies;
 #define WRITER_APPLIES_TABLES	0x0001
 #define WRITER_APPLIES_SINKS	0x0002
 #define WRITER_APPLIES_ALL		0x0004
+#define WRITER_LEAVES_SINKS		0x0008
 
 typedef WriterApplies (*stream_writer_applies_hook_type) (Oid stream);
 

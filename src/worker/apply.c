@@ -63,6 +63,8 @@
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
 
+stream_worker_stage_sinks_hook_type stream_worker_stage_sinks_hook = NULL;
+
 /*
  * Did the writers of events apply view to them themselves: a transform into
  * a table (writer_apply.c), a Kafka producer's staging view
@@ -905,6 +907,36 @@ apply_view(CachedView *view, StreamBatchEvents *events, bool careful, bool drain
 	*counts = lappend(*counts, count);
 }
 
+/*
+ * The staging views of events' stream that their writers did not stage,
+ * staged by the hook when it can (kafka/sink_stage.c formats the messages
+ * and puts them in the outbox, tagged with each event's writer), instead of
+ * a delta row per event.  Returns whether it did.
+ */
+static bool
+stage_sinks(StreamBatchEvents *events, List *views)
+{
+	List	   *sinks = NIL;
+	ListCell   *lv;
+	bool		staged;
+
+	if (stream_worker_stage_sinks_hook == NULL ||
+		(events->writer_applied & STREAM_FLAG_SINKS_STAGED) != 0)
+		return false;
+	foreach(lv, views)
+	{
+		CachedView *view = lfirst(lv);
+
+		if (view->sink_id > 0 && !stream_view_held_back(view))
+			sinks = lappend(sinks, view);
+		else if (view->sink_id > 0)
+			return false;		/* held events go first, by the plan */
+	}
+	staged = sinks != NIL && stream_worker_stage_sinks_hook(events, sinks);
+	list_free(sinks);
+	return staged;
+}
+
 static void
 held_events_wait(int view_id)
 {
@@ -938,6 +970,7 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 		StreamBatchEvents *events = lfirst(lc);
 		List	   *views = view_cache_views_of_stream(events->stream);
 		ListCell   *lv;
+		bool		sinks_staged;
 
 		/*
 		 * DDL on the stream in an open transaction: its views hold the
@@ -963,6 +996,7 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 			continue;			/* the stream was dropped */
 		events->writer = common_writer(events);
 		events->values = NULL;
+		sinks_staged = drain_id == 0 && stage_sinks(events, views);
 		if (list_length(views) > 1 && drain_id == 0)
 			deform_events(events);
 		foreach(lv, views)
@@ -973,6 +1007,8 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 				continue;
 			if (applied_by_writers(events, view))
 				continue;		/* writer_apply.c, kafka/sink_stage.c */
+			if (sinks_staged && view->sink_id > 0)
+				continue;		/* stage_sinks */
 			if (drain_id != 0 && !stream_view_locks_free(view))
 				held_events_wait(drain_id);
 			if (drain_id == 0 && stream_view_held_back(view))

@@ -31,6 +31,15 @@ typedef struct StreamBatch
 	uint64		end_pos;		/* ring position after the batch */
 } StreamBatch;
 
+/*
+ * Stage events for the staging views sinks (CachedView) of their stream,
+ * of its Kafka producers, another way than by their plans (a module above:
+ * kafka/sink_stage.c), in the caller's transaction; returns whether it did
+ * for all of them (then their plans do not run).  NULL: never.
+ */
+typedef bool (*stream_worker_stage_sinks_hook_type) (StreamBatchEvents *events, List *sinks);
+extern PGDLLIMPORT stream_worker_stage_sinks_hook_type stream_worker_stage_sinks_hook;
+
 extern void stream_apply_events(List *streams, int worker_no, bool careful);
 extern void stream_apply_held_events(int view_id, List *runs, int worker_no, bool careful);
 extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Kafka sink, large transactions: a transaction that fills the writer's
+# buffer (about 4 MB of events) into a stream whose only view is its
+# producer's leaves the staging of its events to a batch worker, which
+# formats them while the writer goes on and commits the outbox rows in its
+# own transactions, tagged with the writer's.  The producer sends them only
+# once the writer committed: nothing of a transaction still open, rolled
+# back, rolled back to a savepoint, or cut by a kill -9 of the server; those
+# rows leave the outbox, and are not counted as staged.  Read back with
+# kcat, the committed events are there, exactly, and each key's in the order
+# written.  Own server.
+source "$(dirname "$0")/lib.sh"
+source "$TEST_DIR/kafka/lib.sh"
+N=120000
+
+unset PGHOST PGPORT
+SRV="$SCRATCH/server"
+start_own_server "$SRV"
+fresh_db t_kafka_sink_workers
+mock_start 1 big:4
+
+run_sql <<SQL
+CREATE FOREIGN TABLE ev (k text, i bigint, pad text) SERVER stream_ext;
+SELECT stream_ext.kafka_produce('ev', topic => 'big', brokers => '$BROKERS', key_column => 'k');
+SQL
+wait_until 60 "the producer runs" "SELECT state = 'running' FROM stream_ext.kafka_producers"
+# the topic read as it is written (the mock cluster keeps only a partition's
+# newest messages): header, key, value
+kcat -C -b "$BROKERS" -t big -o beginning -u -q -X isolation.level=read_committed \
+	-f '%h\t%k\t%s\n' >"$SCRATCH/consumed.raw" 2>"$SCRATCH/kcat.err" &
+kcat_pid=$!
+_bg_pids+=($kcat_pid)
+
+# the events of range r: N events, i = r * 1000000 + 1 .. r * 1000000 + N,
+# about 100 bytes each
+events() { echo "INSERT INTO ev SELECT 'k' || (g % 97), g, repeat('p', 40)
+                   FROM generate_series($(($1 * 1000000 + 1)), $(($1 * 1000000 + N))) g"; }
+produced() { q "SELECT messages FROM stream_ext.kafka_producers"; }
+# events in the outbox that a worker staged for a writer
+STAGED_FOR_WRITERS="(SELECT coalesce(sum(n), 0) FROM stream_ext_internal.kafka_outbox
+                      WHERE writer_xid IS NOT NULL)"
+expect() {
+	local got
+	got=$(q "$1")
+	[ "$got" = "$2" ] || fail "$3: got '${got:0:300}', want '$2'"
+	say "ok: $3"
+}
+
+# a session that stays in its transaction: psql reads a fifo
+open_session() {
+	rm -f "$SCRATCH/session"
+	mkfifo "$SCRATCH/session"
+	psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/session" >"$SCRATCH/session.out" 2>&1 &
+	session=$!
+	_bg_pids+=($session)
+	exec 8>"$SCRATCH/session"
+}
+close_session() {
+	exec 8>&-
+	wait "$session" 2>/dev/null || true
+}
+
+# 1: open, staged by a worker, not sent; sent at its commit
+open_session
+echo "BEGIN; $(events 1);" >&8
+wait_until 60 "a worker staged the open transaction's events" "SELECT $STAGED_FOR_WRITERS = $N"
+sleep 3
+[ "$(produced)" = 0 ] || fail "$(produced) messages sent of a transaction still open"
+expect "SELECT lag FROM stream_ext.kafka_producers" 0 "an open transaction's events are not counted as staged"
+echo "COMMIT;" >&8
+close_session
+wait_until 60 "the committed transaction's events sent" "SELECT messages = $N FROM stream_ext.kafka_producers"
+
+# 2: rolled back: its rows leave the outbox, unsent
+open_session
+echo "BEGIN; $(events 2);" >&8
+wait_until 60 "a worker staged the events of a transaction to roll back" "SELECT $STAGED_FOR_WRITERS = $N"
+echo "ROLLBACK;" >&8
+close_session
+wait_until 30 "the rolled back transaction's rows leave the outbox" \
+	"SELECT count(*) = 0 FROM stream_ext_internal.kafka_outbox"
+[ "$(produced)" = $N ] || fail "$(produced) messages sent after a rollback, want $N"
+say "ok: a rolled back transaction's events are not sent"
+
+# 3: a savepoint rolled back, the rest committed
+run_sql -c "BEGIN; $(events 3); SAVEPOINT s; $(events 4); ROLLBACK TO s; COMMIT"
+wait_until 60 "the events before the savepoint sent" \
+	"SELECT messages = 2 * $N FROM stream_ext.kafka_producers"
+wait_until 30 "the rolled back savepoint's rows leave the outbox" \
+	"SELECT count(*) = 0 FROM stream_ext_internal.kafka_outbox"
+
+# 5: in progress when the server is killed: never sent, its rows leave
+open_session
+echo "BEGIN; $(events 5);" >&8
+wait_until 60 "a worker staged the events of a transaction the crash cuts" "SELECT $STAGED_FOR_WRITERS = $N"
+kill_server_hard "$SRV"
+close_session
+bash "$TEST_DIR/server.sh" restart "$SRV" >/dev/null
+wait_until 60 "the cut transaction's rows leave the outbox" \
+	"SELECT count(*) = 0 FROM stream_ext_internal.kafka_outbox"
+[ "$(produced)" = $((2 * N)) ] || fail "$(produced) messages sent after the crash, want $((2 * N))"
+say "ok: a transaction cut by a crash is not sent"
+
+# 6: after the restart
+run_sql -c "$(events 6)"
+wait_until 60 "every committed event sent" \
+	"SELECT messages = 3 * $N AND lag = 0 FROM stream_ext.kafka_producers"
+
+# what kcat read: line number, header, key, value
+deadline=$((SECONDS + 60))
+until [ "$(cut -f1 "$SCRATCH/consumed.raw" | sort -u | wc -l)" -ge $((3 * N)) ]; do
+	[ $SECONDS -lt $deadline ] ||
+		fail "kcat read $(wc -l < "$SCRATCH/consumed.raw") messages: $(cat "$SCRATCH/kcat.err")"
+	sleep 1
+done
+kill "$kcat_pid"
+awk '{print NR "\t" $0}' "$SCRATCH/consumed.raw" > "$SCRATCH/consumed.tsv"
+run_sql <<SQL
+CREATE TABLE got (line int, header text, key text, value text);
+\copy got FROM '$SCRATCH/consumed.tsv' WITH (FORMAT csv, DELIMITER E'\t', QUOTE E'\x01')
+CREATE TABLE firsts AS
+  SELECT line, key, (value::json->>'i')::bigint AS i
+    FROM (SELECT *, row_number() OVER (PARTITION BY header ORDER BY line) AS copy FROM got) g
+   WHERE copy = 1;
+CREATE TABLE want AS
+  SELECT r * 1000000 + g AS i FROM unnest(ARRAY[1, 3, 6]) r, generate_series(1, $N) g;
+SQL
+expect "SELECT count(*) FROM firsts" $((3 * N)) "as many distinct events as were committed"
+expect "SELECT count(*) FROM ((SELECT i FROM want EXCEPT SELECT i FROM firsts)
+                              UNION ALL (SELECT i FROM firsts EXCEPT SELECT i FROM want)) d" 0 \
+	"the events sent are exactly the committed ones"
+expect "SELECT count(*) FROM firsts WHERE key <> 'k' || (i % 97)" 0 "each message's key is its k"
+expect "SELECT count(*) FROM (SELECT i, lag(i) OVER (PARTITION BY key ORDER BY line) AS before
+                               FROM firsts) o WHERE before > i" 0 \
+	"each key's events in the order written"
