@@ -246,6 +246,29 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 /*
+ * Ask the brokers about the topic now, for up to LEARN_TOPIC_MS: librdkafka
+ * asks about a topic it first meets in a produce call only at its next scan
+ * of topics (once a second), and holds the messages back until then (the
+ * first batch after a start waited 0.7-0.9 s so).  The handle's topic is
+ * kept for the process's life.  The brokers may be down: then the first
+ * messages wait as they would have.
+ */
+#define LEARN_TOPIC_MS 2000
+
+static void
+learn_topic(KafkaWorker *w)
+{
+	static rd_kafka_topic_t *topic = NULL;
+	const struct rd_kafka_metadata *metadata;
+
+	if (topic == NULL)
+		topic = rd_kafka_topic_new(w->rk, w->cfg.topic, NULL);
+	if (topic != NULL &&
+		rd_kafka_metadata(w->rk, 0, topic, &metadata, LEARN_TOPIC_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		rd_kafka_metadata_destroy(metadata);
+}
+
+/*
  * The handle: idempotent (librdkafka's own retries neither duplicate nor
  * reorder a partition's messages), acknowledged by all in-sync replicas;
  * the user's options override these defaults.
@@ -262,6 +285,7 @@ create_producer(KafkaWorker *w)
 	kafka_set_conf(w, conf, "message.timeout.ms", "30000");
 	rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
 	kafka_create_handle(w, conf, RD_KAFKA_PRODUCER);
+	learn_topic(w);
 }
 
 /*
