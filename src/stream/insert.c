@@ -168,6 +168,19 @@ subxact_cache_has_room(void)
 }
 
 /*
+ * Does the writer leave all it would apply to the workers: the staging for
+ * the stream's producers (WRITER_LEAVES_SINKS, from then on), and no
+ * transform into a table?  Then it applies nothing, and sends its events
+ * as a writer that applies nothing does, a record at a time: the worker
+ * stages them while it goes on.
+ */
+static bool
+leaves_all(void)
+{
+	return xact_home_only && (applies & WRITER_APPLIES_TABLES) == 0;
+}
+
+/*
  * Hand events (the nevents events of stream, len bytes from payload) on: the
  * writer's own apply first, when it applies the stream's transforms into
  * tables, then to workers in records of at most EVENT_BUFFER_SIZE (an
@@ -188,7 +201,7 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 	uint32		n = 0;
 	int			slotno = -1;
 
-	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream &&
+	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream && !leaves_all() &&
 		first_subxact >= GetCurrentSubTransactionId() && subxact_cache_has_room())
 	{
 		WriterApplies applied = apply_own_events(stream, payload, nevents);
@@ -516,7 +529,8 @@ decide_applies(Oid stream)
 static Size
 buffer_capacity(void)
 {
-	return applies != WRITER_APPLIES_NOTHING ? APPLY_BUFFER_SIZE : EVENT_BUFFER_SIZE;
+	return applies != WRITER_APPLIES_NOTHING && !leaves_all() ? APPLY_BUFFER_SIZE :
+		EVENT_BUFFER_SIZE;
 }
 
 /*
