@@ -22,6 +22,7 @@
 #include "kafka/kafka_guc.h"
 #include "kafka/sink_stage.h"
 #include "kafka/slots.h"
+#include "kafka/outbox_settle.h"
 #include "kafka/supervisor.h"
 #include "metrics/latency.h"
 #include "metrics/view_rates.h"
@@ -97,6 +98,7 @@ _PG_init(void)
 	stream_writer_apply_init();
 	kafka_sink_stage_init();	/* chains writer_apply.c's hooks */
 	kafka_supervisor_init();
+	kafka_outbox_settle_init();
 	kafka_backpressure_init();
 	stream_register_launcher();
 }

@@ -4,32 +4,31 @@
 # producer's leaves the staging of its events to a batch worker, which
 # formats them while the writer goes on and commits the outbox rows in its
 # own transactions, tagged with the writer's.  The producer sends them only
-# once the writer committed: nothing of a transaction still open, rolled
-# back, rolled back to a savepoint, or cut by a kill -9 of the server; those
-# rows leave the outbox, and are not counted as staged.  Read back with
-# kcat, the committed events are there, exactly, and each key's in the order
-# written.  Own server.
+# once the writer committed: nothing of a transaction still open, prepared,
+# rolled back (prepared too), rolled back to a savepoint, or cut by a kill -9
+# of the server; those rows leave the outbox, also while the producer is
+# stopped, and are not counted as staged.  In async commit mode the writer
+# stages its events itself: a kill -9 right after COMMIT loses none.  Read
+# back with kcat, the committed events are there, exactly, and each key's in
+# the order written, also in a transaction whose first events the writer
+# staged and the rest a worker.  Own server.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
-N=120000
+N=80000
+COMMITTED=$((7 * N - 806))	# the events of the transactions that commit, below
 
 unset PGHOST PGPORT
 SRV="$SCRATCH/server"
-start_own_server "$SRV"
+start_own_server "$SRV" "max_prepared_transactions = 10"
 fresh_db t_kafka_sink_workers
-mock_start 1 big:4
+# 32 partitions: the mock cluster keeps the newest 5 MB of each
+mock_start 1 big:32
 
 run_sql <<SQL
 CREATE FOREIGN TABLE ev (k text, i bigint, pad text) SERVER stream_ext;
 SELECT stream_ext.kafka_produce('ev', topic => 'big', brokers => '$BROKERS', key_column => 'k');
 SQL
 wait_until 60 "the producer runs" "SELECT state = 'running' FROM stream_ext.kafka_producers"
-# the topic read as it is written (the mock cluster keeps only a partition's
-# newest messages): header, key, value
-kcat -C -b "$BROKERS" -t big -o beginning -u -q -X isolation.level=read_committed \
-	-f '%h\t%k\t%s\n' >"$SCRATCH/consumed.raw" 2>"$SCRATCH/kcat.err" &
-kcat_pid=$!
-_bg_pids+=($kcat_pid)
 
 # the events of range r: N events, i = r * 1000000 + 1 .. r * 1000000 + N,
 # about 100 bytes each
@@ -82,12 +81,17 @@ wait_until 30 "the rolled back transaction's rows leave the outbox" \
 [ "$(produced)" = $N ] || fail "$(produced) messages sent after a rollback, want $N"
 say "ok: a rolled back transaction's events are not sent"
 
-# 3: a savepoint rolled back, the rest committed
-run_sql -c "BEGIN; $(events 3); SAVEPOINT s; $(events 4); ROLLBACK TO s; COMMIT"
+# 3: a savepoint rolled back after a worker staged its events, the rest committed
+open_session
+echo "BEGIN; $(events 3); SAVEPOINT s; $(events 4);" >&8
+wait_until 60 "a worker staged both sides of the savepoint" "SELECT $STAGED_FOR_WRITERS = 2 * $N"
+echo "ROLLBACK TO s; COMMIT;" >&8
+close_session
 wait_until 60 "the events before the savepoint sent" \
 	"SELECT messages = 2 * $N FROM stream_ext.kafka_producers"
 wait_until 30 "the rolled back savepoint's rows leave the outbox" \
 	"SELECT count(*) = 0 FROM stream_ext_internal.kafka_outbox"
+say "ok: a savepoint rolled back sends none of its events"
 
 # 5: in progress when the server is killed: never sent, its rows leave
 open_session
@@ -101,20 +105,59 @@ wait_until 60 "the cut transaction's rows leave the outbox" \
 [ "$(produced)" = $((2 * N)) ] || fail "$(produced) messages sent after the crash, want $((2 * N))"
 say "ok: a transaction cut by a crash is not sent"
 
-# 6: after the restart
+# 6: after the restart; 7: a few events the writer stages itself, then many
+# the worker stages, in one transaction: each key's in the order written
 run_sql -c "$(events 6)"
+run_sql -c "BEGIN; INSERT INTO ev SELECT 'k' || (g % 97), g, 'small' FROM generate_series(7000001, 7000194) g;
+            $(events 7 | sed 's/7000001/7001001/'); COMMIT"
 wait_until 60 "every committed event sent" \
-	"SELECT messages = 3 * $N AND lag = 0 FROM stream_ext.kafka_producers"
+	"SELECT messages = 4 * $N - 806 FROM stream_ext.kafka_producers"
 
-# what kcat read: line number, header, key, value
-deadline=$((SECONDS + 60))
-until [ "$(cut -f1 "$SCRATCH/consumed.raw" | sort -u | wc -l)" -ge $((3 * N)) ]; do
-	[ $SECONDS -lt $deadline ] ||
-		fail "kcat read $(wc -l < "$SCRATCH/consumed.raw") messages: $(cat "$SCRATCH/kcat.err")"
-	sleep 1
-done
-kill "$kcat_pid"
-awk '{print NR "\t" $0}' "$SCRATCH/consumed.raw" > "$SCRATCH/consumed.tsv"
+# 8: prepared, then committed; 9: prepared, then rolled back
+run_sql -c "BEGIN; $(events 8); PREPARE TRANSACTION 'p8'" -c "BEGIN; $(events 9); PREPARE TRANSACTION 'p9'"
+wait_until 60 "a worker staged the prepared transactions' events" "SELECT $STAGED_FOR_WRITERS = 2 * $N"
+before=$(produced)
+sleep 2
+[ "$(produced)" = "$before" ] || fail "events of a prepared transaction sent before its COMMIT PREPARED"
+run_sql -c "COMMIT PREPARED 'p8'" -c "ROLLBACK PREPARED 'p9'"
+wait_until 60 "the prepared transaction's events sent once committed" \
+	"SELECT messages = $before + $N FROM stream_ext.kafka_producers"
+wait_until 30 "the rolled back prepared transaction's rows leave the outbox" \
+	"SELECT count(*) = 0 FROM stream_ext_internal.kafka_outbox"
+say "ok: a prepared transaction's events are sent once it commits, never if it rolls back"
+
+# 10: async commit mode: COMMIT returns with the events durable (the writer
+# stages them itself), also through a kill -9 right after
+run_sql -c "SET stream_ext.commit_mode = async" -c "BEGIN" -c "$(events 10)" -c "COMMIT"
+kill_server_hard "$SRV"
+bash "$TEST_DIR/server.sh" restart "$SRV" >/dev/null
+wait_until 60 "the async transaction's events sent after the crash" \
+	"SELECT messages >= $before + 2 * $N AND lag = 0 FROM stream_ext.kafka_producers"
+say "ok: a committed async transaction's events survive a kill -9"
+
+# 11: the producer stopped: a committed writer's rows are settled (no
+# transaction id kept) and an aborted one's deleted all the same; sent once
+# it starts again
+run_sql -c "SELECT stream_ext.kafka_stop_producer('ev', 'big')"
+wait_until 30 "the producer stopped" "SELECT state = 'stopped' FROM stream_ext.kafka_producers"
+run_sql -c "$(events 11)"
+open_session
+echo "BEGIN; $(events 12);" >&8
+wait_until 60 "a worker staged the events of a transaction to roll back" \
+	"SELECT $STAGED_FOR_WRITERS = $N AND (SELECT sum(n) FROM stream_ext_internal.kafka_outbox) = 2 * $N"
+echo "ROLLBACK;" >&8
+close_session
+wait_until 30 "with the producer stopped, the committed rows settled and the rolled back ones gone" \
+	"SELECT $STAGED_FOR_WRITERS = 0 AND (SELECT sum(n) FROM stream_ext_internal.kafka_outbox) = $N"
+run_sql -c "SELECT stream_ext.kafka_start_producer('ev', 'big')"
+wait_until 60 "every committed event sent" \
+	"SELECT count(*) = 0 FROM stream_ext_internal.kafka_outbox"
+say "ok: with the producer stopped, rows are settled and rolled back ones deleted"
+
+# read the topic back: line number, header, key, value
+kcat -C -b "$BROKERS" -t big -e -q -X isolation.level=read_committed -f '%h\t%k\t%s\n' \
+	2>"$SCRATCH/kcat.err" | awk '{print NR "\t" $0}' > "$SCRATCH/consumed.tsv" ||
+	fail "kcat could not read the topic: $(cat "$SCRATCH/kcat.err")"
 run_sql <<SQL
 CREATE TABLE got (line int, header text, key text, value text);
 \copy got FROM '$SCRATCH/consumed.tsv' WITH (FORMAT csv, DELIMITER E'\t', QUOTE E'\x01')
@@ -123,9 +166,11 @@ CREATE TABLE firsts AS
     FROM (SELECT *, row_number() OVER (PARTITION BY header ORDER BY line) AS copy FROM got) g
    WHERE copy = 1;
 CREATE TABLE want AS
-  SELECT r * 1000000 + g AS i FROM unnest(ARRAY[1, 3, 6]) r, generate_series(1, $N) g;
+  SELECT r * 1000000 + g AS i FROM unnest(ARRAY[1, 3, 6, 8, 10, 11]) r, generate_series(1, $N) g
+  UNION ALL SELECT g FROM generate_series(7000001, 7000194) g
+  UNION ALL SELECT g FROM generate_series(7001001, 7000000 + $N) g;
 SQL
-expect "SELECT count(*) FROM firsts" $((3 * N)) "as many distinct events as were committed"
+expect "SELECT count(*) FROM firsts" $COMMITTED "as many distinct events as were committed"
 expect "SELECT count(*) FROM ((SELECT i FROM want EXCEPT SELECT i FROM firsts)
                               UNION ALL (SELECT i FROM firsts EXCEPT SELECT i FROM want)) d" 0 \
 	"the events sent are exactly the committed ones"

@@ -1125,8 +1125,8 @@ CREATE SEQUENCE stream_ext_internal.kafka_event_seq;
 -- insert and one delete per batch, not per message): element i of the arrays
 -- is one message.  first_event and n say which row and how many without
 -- reading the arrays.  writer_xid: the transaction whose events a worker
--- staged (src/kafka/README.md): the producer takes the row once it committed
--- and deletes it once it aborted; NULL when the row committed with them.
+-- staged (src/kafka/README.md): the producer takes the row once it committed;
+-- NULL when the row committed with them, or once settled (outbox_settle.c).
 CREATE TABLE stream_ext_internal.kafka_outbox (
   producer_id int NOT NULL REFERENCES stream_ext_internal.kafka_producers ON DELETE CASCADE,
   first_event bigint NOT NULL,      -- events[1]
@@ -1138,6 +1138,8 @@ CREATE TABLE stream_ext_internal.kafka_outbox (
 );
 ALTER TABLE stream_ext_internal.kafka_outbox REPLICA IDENTITY FULL;
 CREATE INDEX ON stream_ext_internal.kafka_outbox (producer_id, first_event);
+-- the rows whose writer is still to be settled (src/kafka/outbox_settle.c)
+CREATE INDEX ON stream_ext_internal.kafka_outbox (first_event) WHERE writer_xid IS NOT NULL;
 -- written once and read once: compressed with lz4, which costs less than
 -- writing (and WAL-logging) the messages as they are, where the server has
 -- it (pglz would cost more than it saves: then stored as they are)

@@ -428,8 +428,9 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
  * keys and values point into copies of the rows' arrays there).  Rows of
  * writers' own staging (sink_stage.c), rows a crash or a refusal left, and
  * rows this worker staged meanwhile all come this way; rows a batch worker
- * staged for a writer, once that writer committed.  Returns how many
- * messages.
+ * staged for a writer, once that writer committed (as the snapshot sees it,
+ * as it sees the writers' own rows: a transaction's rows staged both ways
+ * come in one take).  Returns how many messages.
  */
 static int
 take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, MemoryContext cxt)
@@ -457,7 +458,7 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	if (execute_kept(&take_plan,
 					 "SELECT n, events, keys, messages FROM stream_ext_internal.kafka_outbox "
 					 "WHERE producer_id = $1 AND first_event <> ALL ($2) "
-					 "AND (writer_xid IS NULL OR stream_ext_internal.xid_committed(writer_xid)) "
+					 "AND (writer_xid IS NULL OR stream_ext_internal.xid_visible(writer_xid)) "
 					 "ORDER BY first_event LIMIT $3", 3, argtypes, args, true) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
 	desc = SPI_tuptable->tupdesc;
@@ -519,35 +520,6 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	pfree(DatumGetPointer(args[1]));
 	pfree(skip_rows);
 	return total;
-}
-
-/*
- * About every second, delete the outbox rows a batch worker staged for
- * writers that aborted (or crashed): never sent, and no longer counted
- * against the bound of staged events.  Caller is outside a transaction.
- */
-#define ABORTED_REFRESH_MS 1000
-
-static void
-forget_aborted_writers(KafkaWorker *w)
-{
-	static SPIPlanPtr plan = NULL;
-	static TimestampTz done_at = 0;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(w->cfg.id)};
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (!TimestampDifferenceExceeds(done_at, now, ABORTED_REFRESH_MS))
-		return;
-	done_at = now;
-	begin_spi_transaction();
-	if (execute_kept(&plan,
-					 "DELETE FROM stream_ext_internal.kafka_outbox "
-					 "WHERE producer_id = $1 AND writer_xid IS NOT NULL "
-					 "AND stream_ext_internal.xid_aborted(writer_xid)",
-					 1, argtypes, args, false) != SPI_OK_DELETE)
-		elog(ERROR, "could not update the outbox of Kafka producer %d", w->cfg.id);
-	end_spi_transaction();
 }
 
 /*
@@ -903,7 +875,6 @@ stream_ext_kafka_producer_main(Datum arg)
 						t_produced;
 
 			CHECK_FOR_INTERRUPTS();
-			forget_aborted_writers(w);
 			t_start = GetCurrentTimestamp();
 			if (cur == NULL)
 			{

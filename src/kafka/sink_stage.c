@@ -398,8 +398,11 @@ sink_applies(Oid stream)
  * the transforms into tables (writer_apply.c); each part is skipped by
  * the workers only if it was done.  A transaction that filled its buffer
  * (it writes many events) into a stream whose views are its producers' (and
- * transforms into tables) leaves the staging to a worker from then on
- * (sink_stage_in_worker), which formats them while the writer goes on.
+ * transforms into tables), in the default commit mode (whose COMMIT waits
+ * for the workers), leaves the staging to a worker (sink_stage_in_worker),
+ * which formats them while the writer goes on; and so does, from then on,
+ * a transaction that sent some of the stream's events to the workers to
+ * stage, so that they stage all of them in order.
  */
 static WriterApplies
 sink_apply(Oid stream, HeapTupleData *tuples, int nevents)
@@ -414,14 +417,17 @@ sink_apply(Oid stream, HeapTupleData *tuples, int nevents)
 	AcceptInvalidationMessages();
 	stream_views(stream, &sv);
 	nsinks = list_length(sv.sinks);
-	leave = nsinks > 0 && !sv.others && stream_writer_filled_buffer();
+	leave = nsinks > 0 &&
+		(stream_writer_left_sinks(stream) ||
+		 (!sv.others && stream_writer_filled_buffer() &&
+		  stream_ext_commit_mode == STREAM_COMMIT_SYNC));
 	if (nsinks > 0 && !leave)
 		staged = stage_in_subtransaction(stream, sv.sinks, tuples, nevents);
 	list_free(sv.sinks);		/* (the views may be reloaded below) */
 	if (sv.tables && prev_apply_hook)
 		applied = prev_apply_hook(stream, tuples, nevents);
 	if (leave)
-		return applied | WRITER_LEAVES_SINKS;
+		return applied;			/* unflagged: to one worker (stream/insert.c) */
 	if (nsinks == 0)
 		return applied;
 	if (staged)

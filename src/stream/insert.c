@@ -25,7 +25,10 @@
  * most EVENT_BUFFER_SIZE) to a worker for the stream's other views; a
  * stream with no other view sends nothing.  When the writer's apply of a
  * part fails, the events go without its flag and the workers apply it as
- * for any other writer.
+ * for any other writer.  A stream with Kafka producers whose events went
+ * to the workers unstaged is pinned for the rest of the transaction: its
+ * records go to the home worker only (which stages them in the order
+ * written), and COMMIT waits for the workers in either commit mode.
  */
 #include "postgres.h"
 
@@ -86,11 +89,20 @@ static SubTransactionId event_buf_first_subxact = InvalidSubTransactionId;
 /*
  * This transaction filled its buffer (it writes many events: the staging of
  * a stream's sinks may go to the workers, which format them while it goes
- * on writing), and its records go to its home worker only (the staging
- * left to the workers keeps the transaction's order so).
+ * on writing).
  */
 static bool xact_filled_buffer = false;
-static bool xact_home_only = false;
+
+/*
+ * Streams with Kafka producers whose events this transaction sent to the
+ * workers to stage (the writer left them, or did not stage them itself):
+ * their records go to its home worker only from then on, which stages them
+ * in the order written; so many that any stream is (pinned_all).
+ */
+#define PINNED_STREAMS 8
+static Oid	pinned[PINNED_STREAMS];
+static int	npinned = 0;
+static bool pinned_all = false;
 
 /* What this statement's writer applies itself of event_buf_stream's views */
 static Oid	applies_stream = InvalidOid;	/* decided for this stream */
@@ -116,10 +128,30 @@ send_record(int slotno, Oid stream, uint32 nevents, const char *payload, Size le
 }
 
 /* The worker for the next record of this transaction (ipc/route.c) */
-static int
-next_record_slot(void)
+static bool
+is_pinned(Oid stream)
 {
-	if (xact_workers_used == 0 || xact_home_only)
+	for (int i = 0; i < npinned; i++)
+		if (pinned[i] == stream)
+			return true;
+	return pinned_all;
+}
+
+static void
+pin(Oid stream)
+{
+	if (is_pinned(stream))
+		return;
+	if (npinned < PINNED_STREAMS)
+		pinned[npinned++] = stream;
+	else
+		pinned_all = true;
+}
+
+static int
+next_record_slot(Oid stream)
+{
+	if (xact_workers_used == 0 || is_pinned(stream))
 		return xact_home_slot;
 	return stream_route_next_record(xact_home_slot);
 }
@@ -169,15 +201,15 @@ subxact_cache_has_room(void)
 
 /*
  * Does the writer leave all it would apply to the workers: the staging for
- * the stream's producers (WRITER_LEAVES_SINKS, from then on), and no
+ * the stream's producers (the stream is pinned, from then on), and no
  * transform into a table?  Then it applies nothing, and sends its events
  * as a writer that applies nothing does, a record at a time: the worker
  * stages them while it goes on.
  */
 static bool
-leaves_all(void)
+leaves_all(Oid stream)
 {
-	return xact_home_only && (applies & WRITER_APPLIES_TABLES) == 0;
+	return is_pinned(stream) && (applies & WRITER_APPLIES_TABLES) == 0;
 }
 
 /*
@@ -201,7 +233,7 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 	uint32		n = 0;
 	int			slotno = -1;
 
-	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream && !leaves_all() &&
+	if (applies != WRITER_APPLIES_NOTHING && applies_stream == stream && !leaves_all(stream) &&
 		first_subxact >= GetCurrentSubTransactionId() && subxact_cache_has_room())
 	{
 		WriterApplies applied = apply_own_events(stream, payload, nevents);
@@ -213,16 +245,18 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 			flags |= STREAM_FLAG_TABLES_APPLIED;
 		if (applied & WRITER_APPLIES_SINKS)
 			flags |= STREAM_FLAG_SINKS_STAGED;
-		if (applied & WRITER_LEAVES_SINKS)
-			xact_home_only = true;
 	}
+	/* a producer's events left to the workers: to one, in order */
+	if (applies_stream == stream && (applies & WRITER_APPLIES_SINKS) &&
+		!(flags & STREAM_FLAG_SINKS_STAGED))
+		pin(stream);
 	while (p < end)
 	{
 		Size		size = stream_event_size_of(p);
 
 		if (n > 0 && (p - start) + size > EVENT_BUFFER_SIZE)
 		{
-			slotno = next_record_slot();
+			slotno = next_record_slot(stream);
 			send_record(slotno, stream, n, start, p - start,
 						flags & ~(STREAM_FLAG_COMMIT | STREAM_FLAG_ASYNC));
 			if (from_buffer)
@@ -236,7 +270,7 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 		p += size;
 		n++;
 	}
-	slotno = next_record_slot();
+	slotno = next_record_slot(stream);
 	send_record(slotno, stream, n, start, p - start, flags);
 	return slotno;
 }
@@ -296,7 +330,8 @@ reset_xact_state(void)
 	xact_active = false;
 	xact_workers_used = 0;
 	xact_filled_buffer = false;
-	xact_home_only = false;
+	npinned = 0;
+	pinned_all = false;
 }
 
 static void
@@ -308,7 +343,13 @@ stream_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_PREPARE:
 			if (!xact_active)
 				break;
-			if (stream_ext_commit_mode == STREAM_COMMIT_SYNC)
+
+			/*
+			 * (a producer's events left to a worker wait for it in any
+			 * mode: the writer staged them itself in async mode, and its
+			 * commit made them durable)
+			 */
+			if (stream_ext_commit_mode == STREAM_COMMIT_SYNC || npinned > 0 || pinned_all)
 			{
 				stream_commit_wait_begin();
 				flush_and_wait();
@@ -529,8 +570,8 @@ decide_applies(Oid stream)
 static Size
 buffer_capacity(void)
 {
-	return applies != WRITER_APPLIES_NOTHING && !leaves_all() ? APPLY_BUFFER_SIZE :
-		EVENT_BUFFER_SIZE;
+	return applies != WRITER_APPLIES_NOTHING && !leaves_all(applies_stream) ?
+		APPLY_BUFFER_SIZE : EVENT_BUFFER_SIZE;
 }
 
 /*
@@ -722,6 +763,17 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
  * Transforms the writer applies itself are applied now, so that the
  * statement's rows are in their tables for the rest of the transaction.
  */
+void
+stream_insert_statement_done(void)
+{
+	if (!xact_active)
+		return;
+	if (stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
+		flush_event_buffer(STREAM_FLAG_ASYNC);
+	else if (applies != WRITER_APPLIES_NOTHING)
+		flush_event_buffer(0);
+}
+
 /*
  * Has this transaction filled its buffer of events (for the writer's own
  * apply, APPLY_BUFFER_SIZE): does it write many?
@@ -732,13 +784,13 @@ stream_writer_filled_buffer(void)
 	return xact_filled_buffer;
 }
 
-void
-stream_insert_statement_done(void)
+/*
+ * Did this transaction send events of stream to the workers for its Kafka
+ * producers (their records then go to its home worker)?  Then the workers
+ * stage its later events too, in order.
+ */
+bool
+stream_writer_left_sinks(Oid stream)
 {
-	if (!xact_active)
-		return;
-	if (stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
-		flush_event_buffer(STREAM_FLAG_ASYNC);
-	else if (applies != WRITER_APPLIES_NOTHING)
-		flush_event_buffer(0);
+	return is_pinned(stream);
 }

@@ -17,6 +17,7 @@ extern void stream_insert_values(Relation rel, Datum *values, bool *isnull, int 
 extern void stream_insert_statement_done(void);
 extern void stream_insert_finishing_prepared(void);
 extern bool stream_writer_filled_buffer(void);
+extern bool stream_writer_left_sinks(Oid stream);
 
 /*
  * Called before a statement writes into a stream (INSERT, COPY FROM): a
@@ -35,10 +36,10 @@ extern void stream_refuse_writes_in_this_process(void);
  * staging views of the stream's Kafka producers, whose messages it puts in
  * their outbox (kafka/sink_stage.c).  The workers skip those views for its
  * events.  WRITER_APPLIES_ALL, with either: the stream has no other view,
- * so its events need not go to a worker at all.  WRITER_LEAVES_SINKS: the
- * writer left the staging to the workers, who stage them in its order: its
- * records go to one worker from then on (the staging views keep a
- * transaction's order that way).
+ * so its events need not go to a worker at all.  Events of a stream with
+ * producers sent without STREAM_FLAG_SINKS_STAGED (the writer left the
+ * staging to the workers, or could not do it) go to the transaction's home
+ * worker from then on, which stages them in the order written.
  */
 typedef uint16 WriterApplies;
 
@@ -46,7 +47,6 @@ typedef uint16 WriterApplies;
 #define WRITER_APPLIES_TABLES	0x0001
 #define WRITER_APPLIES_SINKS	0x0002
 #define WRITER_APPLIES_ALL		0x0004
-#define WRITER_LEAVES_SINKS		0x0008
 
 typedef WriterApplies (*stream_writer_applies_hook_type) (Oid stream);
 

@@ -937,6 +937,23 @@ stage_sinks(StreamBatchEvents *events, List *views)
 	return staged;
 }
 
+/* How many of views will run their plans over events */
+static int
+plans_to_run(StreamBatchEvents *events, List *views, bool sinks_staged)
+{
+	ListCell   *lv;
+	int			n = 0;
+
+	foreach(lv, views)
+	{
+		CachedView *view = lfirst(lv);
+
+		if (!applied_by_writers(events, view) && !(sinks_staged && view->sink_id > 0))
+			n++;
+	}
+	return n;
+}
+
 static void
 held_events_wait(int view_id)
 {
@@ -997,7 +1014,7 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 		events->writer = common_writer(events);
 		events->values = NULL;
 		sinks_staged = drain_id == 0 && stage_sinks(events, views);
-		if (list_length(views) > 1 && drain_id == 0)
+		if (drain_id == 0 && plans_to_run(events, views, sinks_staged) > 1)
 			deform_events(events);
 		foreach(lv, views)
 		{

@@ -1,0 +1,69 @@
+/*
+ * outbox_settle.c
+ *	  Settling the writers of the outbox rows that batch workers staged.
+ *
+ * A batch worker's outbox row carries the transaction whose events it holds
+ * (writer_xid, README "Producers"): the producer takes it once that
+ * transaction committed.  A job of every database's combiner (jobs/jobs.c),
+ * about every second, settles the rows whose writer ended: clears the tag
+ * of those whose writer committed (they are then rows like any other), and
+ * deletes those whose writer aborted (rolled back, to a savepoint too, or
+ * cut by a crash), unsent.  So whether or not a producer runs, no row keeps
+ * a transaction id past its end for long: the status of one old enough
+ * would no longer be known (the commit log is truncated behind the oldest
+ * unfrozen row, and an id kept in a column does not hold it back).  Rows a
+ * producer has locked (it is deleting them) are left for the next round.
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/timestamp.h"
+
+#include "catalog/catalog.h"
+#include "jobs/jobs.h"
+#include "kafka/outbox_settle.h"
+
+#define SETTLE_INTERVAL_MS 1000
+
+static TimestampTz last_round = 0;
+
+static void
+settle_rows(void *arg)
+{
+	if (!OidIsValid(stream_internal_relid("kafka_outbox", true)))
+		return;					/* the extension is being dropped */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("DELETE FROM stream_ext_internal.kafka_outbox WHERE ctid = ANY (ARRAY("
+					"SELECT ctid FROM stream_ext_internal.kafka_outbox "
+					"WHERE writer_xid IS NOT NULL "
+					"AND stream_ext_internal.xid_aborted(writer_xid) "
+					"FOR UPDATE SKIP LOCKED))", false, 0) != SPI_OK_DELETE ||
+		SPI_execute("UPDATE stream_ext_internal.kafka_outbox SET writer_xid = NULL "
+					"WHERE ctid = ANY (ARRAY("
+					"SELECT ctid FROM stream_ext_internal.kafka_outbox "
+					"WHERE writer_xid IS NOT NULL "
+					"AND stream_ext_internal.xid_committed(writer_xid) "
+					"FOR UPDATE SKIP LOCKED))", false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not settle the Kafka producers' outbox");
+	SPI_finish();
+}
+
+static bool
+settle_job(MemoryContext cxt)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(last_round, now, SETTLE_INTERVAL_MS))
+		return false;
+	last_round = now;
+	(void) stream_job_in_transaction(settle_rows, NULL, cxt);	/* (logged) */
+	return false;
+}
+
+/* Give the combiner of every database the settling job; from _PG_init. */
+void
+kafka_outbox_settle_init(void)
+{
+	stream_job_register("Kafka outbox settlement", settle_job);
+}
