@@ -144,7 +144,9 @@ exit_if_extension_dropped(StreamWorkerSlot *slot)
  * formed from it), which glibc's malloc maps afresh or returns to the
  * system when freed: each new page then costs a fault (a fifth of a
  * batch's time staging a sink's messages, by perf).  Blocks up to 8 MB come
- * from the heap and stay there while up to 64 MB are free at its top.
+ * from the heap and stay there while up to 64 MB are free at its top: a
+ * worker may keep that much more memory than it uses (glibc's own dynamic
+ * thresholds reach 32 and 64 MB after the first large free anyway).
  */
 static void
 keep_freed_memory(void)
