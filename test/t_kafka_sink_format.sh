@@ -235,7 +235,7 @@ say "ok: a producer created while a writer's transaction is open gets the events
 # ... also within one statement: a producer created while a long COPY runs
 # gets every event the COPY writes from some point on (a suffix, no holes),
 # and that point comes before the COPY's end
-M=3000000
+M=6000000
 run_sql <<SQL
 CREATE FOREIGN TABLE fl (i bigint) SERVER stream_ext;
 SELECT stream_ext.kafka_produce('fl', 'long_first', '127.0.0.1:9');

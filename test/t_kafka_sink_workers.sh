@@ -108,8 +108,13 @@ say "ok: a transaction cut by a crash is not sent"
 # 6: after the restart; 7: a few events the writer stages itself, then many
 # the worker stages, in one transaction: each key's in the order written
 run_sql -c "$(events 6)"
-run_sql -c "BEGIN; INSERT INTO ev SELECT 'k' || (g % 97), g, 'small' FROM generate_series(7000001, 7000194) g;
-            $(events 7 | sed 's/7000001/7001001/'); COMMIT"
+open_session
+echo "BEGIN; INSERT INTO ev SELECT 'k' || (g % 97), g, 'small' FROM generate_series(7000001, 7000194) g;
+      $(events 7 | sed 's/7000001/7001001/');" >&8
+wait_until 60 "a worker staged the big part of the mixed transaction (the writer the small one)" \
+	"SELECT $STAGED_FOR_WRITERS = $N - 1000"
+echo "COMMIT;" >&8
+close_session
 wait_until 60 "every committed event sent" \
 	"SELECT messages = 4 * $N - 806 FROM stream_ext.kafka_producers"
 
@@ -126,9 +131,17 @@ wait_until 30 "the rolled back prepared transaction's rows leave the outbox" \
 	"SELECT count(*) = 0 FROM stream_ext_internal.kafka_outbox"
 say "ok: a prepared transaction's events are sent once it commits, never if it rolls back"
 
-# 10: async commit mode: COMMIT returns with the events durable (the writer
-# stages them itself), also through a kill -9 right after
-run_sql -c "SET stream_ext.commit_mode = async" -c "BEGIN" -c "$(events 10)" -c "COMMIT"
+# 10: async commit mode: the writer stages its events itself (no worker
+# staged any while it is open), so COMMIT returns with them durable, also
+# through a kill -9 right after
+open_session
+echo "SET stream_ext.commit_mode = async; BEGIN; $(events 10);" >&8
+wait_until 30 "the async writer's INSERT done" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE 'INSERT INTO ev%'"
+sleep 2
+[ "$(q "SELECT $STAGED_FOR_WRITERS")" = 0 ] || fail "a worker staged an async writer's events"
+echo "COMMIT;" >&8
+close_session
 kill_server_hard "$SRV"
 bash "$TEST_DIR/server.sh" restart "$SRV" >/dev/null
 wait_until 60 "the async transaction's events sent after the crash" \

@@ -12,11 +12,16 @@
  * a transaction id past its end for long: the status of one old enough
  * would no longer be known (the commit log is truncated behind the oldest
  * unfrozen row, and an id kept in a column does not hold it back).  Rows a
- * producer has locked (it is deleting them) are left for the next round.
+ * producer has locked (it is deleting them) are left for the next round,
+ * and so is the whole round when the outbox is locked (VACUUM FULL, an
+ * index built): the combiner waits for no one.  With wal_level = logical,
+ * clearing a tag logs the row's old image (the outbox's replica identity is
+ * FULL), about the size of its messages.
  */
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "storage/lmgr.h"
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
@@ -25,13 +30,18 @@
 
 #define SETTLE_INTERVAL_MS 1000
 
-static TimestampTz last_round = 0;
+/* After an error, the next round waits this long (each is logged) */
+#define SETTLE_RETRY_MS 60000
+
+static TimestampTz next_round = 0;
 
 static void
 settle_rows(void *arg)
 {
-	if (!OidIsValid(stream_internal_relid("kafka_outbox", true)))
-		return;					/* the extension is being dropped */
+	Oid			outbox = stream_internal_relid("kafka_outbox", true);
+
+	if (!OidIsValid(outbox) || !stream_lock_if_free(outbox, RowExclusiveLock))
+		return;					/* being dropped, or locked: next round */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("DELETE FROM stream_ext_internal.kafka_outbox WHERE ctid = ANY (ARRAY("
@@ -53,11 +63,14 @@ static bool
 settle_job(MemoryContext cxt)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	ErrorData  *failed;
 
-	if (!TimestampDifferenceExceeds(last_round, now, SETTLE_INTERVAL_MS))
+	if (now < next_round)
 		return false;
-	last_round = now;
-	(void) stream_job_in_transaction(settle_rows, NULL, cxt);	/* (logged) */
+	failed = stream_job_in_transaction(settle_rows, NULL, cxt);	/* (logged) */
+	next_round = TimestampTzPlusMilliseconds(now, failed ? SETTLE_RETRY_MS : SETTLE_INTERVAL_MS);
+	if (failed)
+		FreeErrorData(failed);
 	return false;
 }
 

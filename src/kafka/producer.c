@@ -246,14 +246,17 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 /*
- * Ask the brokers about the topic now, for up to LEARN_TOPIC_MS: librdkafka
- * asks about a topic it first meets in a produce call only at its next scan
- * of topics (once a second), and holds the messages back until then (the
- * first batch after a start waited 0.7-0.9 s so).  The handle's topic is
- * kept for the process's life.  The brokers may be down: then the first
- * messages wait as they would have.
+ * Ask the brokers about the topic now, for up to LEARN_TOPIC_MS in slices
+ * that interrupts end: librdkafka asks about a topic it first meets in a
+ * produce call only at its next scan of topics (once a second), and holds
+ * the messages back until then (the first batch after a start waited
+ * 0.7-0.9 s so).  The handle's topic is kept for the process's life.  The
+ * brokers may be down: then the first messages wait as they would have.
+ * (Brokers that create topics on first use create it now rather than at
+ * the first message, as librdkafka's producer would anyway.)
  */
 #define LEARN_TOPIC_MS 2000
+#define LEARN_TOPIC_SLICE_MS 100
 
 static void
 learn_topic(KafkaWorker *w)
@@ -263,9 +266,16 @@ learn_topic(KafkaWorker *w)
 
 	if (topic == NULL)
 		topic = rd_kafka_topic_new(w->rk, w->cfg.topic, NULL);
-	if (topic != NULL &&
-		rd_kafka_metadata(w->rk, 0, topic, &metadata, LEARN_TOPIC_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
-		rd_kafka_metadata_destroy(metadata);
+	for (int waited = 0; topic != NULL && waited < LEARN_TOPIC_MS; waited += LEARN_TOPIC_SLICE_MS)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (rd_kafka_metadata(w->rk, 0, topic, &metadata, LEARN_TOPIC_SLICE_MS) ==
+			RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			rd_kafka_metadata_destroy(metadata);
+			break;
+		}
+	}
 }
 
 /*
@@ -430,7 +440,8 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
  * rows this worker staged meanwhile all come this way; rows a batch worker
  * staged for a writer, once that writer committed (as the snapshot sees it,
  * as it sees the writers' own rows: a transaction's rows staged both ways
- * come in one take).  Returns how many messages.
+ * become takeable in the same snapshot, in their order).  Returns how many
+ * messages.
  */
 static int
 take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, MemoryContext cxt)

@@ -447,7 +447,8 @@ sink_apply(Oid stream, HeapTupleData *tuples, int nevents)
  * stream_worker_stage_sinks_hook: a worker stages the events of its batch
  * that their writers left to it (or could not stage), as a writer does,
  * each outbox row tagged with its events' writer: the producer takes it
- * once that transaction committed, deletes it once it aborted (producer.c).
+ * once that transaction committed (producer.c); the combiner clears the
+ * tag, or deletes the row, once the writer ended (outbox_settle.c).
  */
 static bool
 sink_stage_in_worker(StreamBatchEvents *events, List *sinks)

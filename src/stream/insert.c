@@ -97,12 +97,11 @@ static bool xact_filled_buffer = false;
  * Streams with Kafka producers whose events this transaction sent to the
  * workers to stage (the writer left them, or did not stage them itself):
  * their records go to its home worker only from then on, which stages them
- * in the order written; so many that any stream is (pinned_all).
+ * in the order written (in TopMemoryContext, emptied at the end of the
+ * transaction).  A pin survives ROLLBACK TO SAVEPOINT: the records that
+ * took it may have carried the parent's events too.
  */
-#define PINNED_STREAMS 8
-static Oid	pinned[PINNED_STREAMS];
-static int	npinned = 0;
-static bool pinned_all = false;
+static List *pinned = NIL;
 
 /* What this statement's writer applies itself of event_buf_stream's views */
 static Oid	applies_stream = InvalidOid;	/* decided for this stream */
@@ -131,21 +130,19 @@ send_record(int slotno, Oid stream, uint32 nevents, const char *payload, Size le
 static bool
 is_pinned(Oid stream)
 {
-	for (int i = 0; i < npinned; i++)
-		if (pinned[i] == stream)
-			return true;
-	return pinned_all;
+	return list_member_oid(pinned, stream);
 }
 
 static void
 pin(Oid stream)
 {
+	MemoryContext old;
+
 	if (is_pinned(stream))
 		return;
-	if (npinned < PINNED_STREAMS)
-		pinned[npinned++] = stream;
-	else
-		pinned_all = true;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	pinned = lappend_oid(pinned, stream);
+	MemoryContextSwitchTo(old);
 }
 
 static int
@@ -330,8 +327,8 @@ reset_xact_state(void)
 	xact_active = false;
 	xact_workers_used = 0;
 	xact_filled_buffer = false;
-	npinned = 0;
-	pinned_all = false;
+	list_free(pinned);
+	pinned = NIL;
 }
 
 static void
@@ -345,11 +342,14 @@ stream_xact_callback(XactEvent event, void *arg)
 				break;
 
 			/*
-			 * (a producer's events left to a worker wait for it in any
-			 * mode: the writer staged them itself in async mode, and its
-			 * commit made them durable)
+			 * A producer's events left to a worker wait for it in either
+			 * mode (the writer stages them itself in async mode: its
+			 * commit makes them durable; the last flush may still leave
+			 * some)
 			 */
-			if (stream_ext_commit_mode == STREAM_COMMIT_SYNC || npinned > 0 || pinned_all)
+			if (stream_ext_commit_mode != STREAM_COMMIT_SYNC)
+				flush_event_buffer(STREAM_FLAG_ASYNC);
+			if (stream_ext_commit_mode == STREAM_COMMIT_SYNC || pinned != NIL)
 			{
 				stream_commit_wait_begin();
 				flush_and_wait();
@@ -364,8 +364,6 @@ stream_xact_callback(XactEvent event, void *arg)
 				if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
 					ForceSyncCommit();
 			}
-			else
-				flush_event_buffer(STREAM_FLAG_ASYNC);
 			reset_xact_state();
 			committing_slotno = xact_home_slot;
 			break;
