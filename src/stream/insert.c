@@ -126,7 +126,6 @@ send_record(int slotno, Oid stream, uint32 nevents, const char *payload, Size le
 	xact_workers_used |= UINT64CONST(1) << stream_worker_index(slotno);
 }
 
-/* The worker for the next record of this transaction (ipc/route.c) */
 static bool
 is_pinned(Oid stream)
 {
@@ -145,6 +144,7 @@ pin(Oid stream)
 	MemoryContextSwitchTo(old);
 }
 
+/* The worker for the next record of stream in this transaction (ipc/route.c) */
 static int
 next_record_slot(Oid stream)
 {
