@@ -83,6 +83,14 @@ q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
 # run_sql: psql reading SQL from stdin, errors fatal, quiet
 run_sql() { psql -X -q -o /dev/null -v ON_ERROR_STOP=1 "$@"; }
 
+# expect SQL VALUE WHAT: the query's answer is VALUE, or the test fails saying WHAT
+expect() {
+	local got
+	got=$(q "$1")
+	[ "$got" = "$2" ] || fail "$3: got '${got:0:300}', expected '$2'"
+	say "ok: $3"
+}
+
 # try_wait TIMEOUT_S DESCRIPTION SQL: poll SQL (a boolean query) every 0.1s until
 # it returns t; on timeout print why and return 1
 try_wait() {

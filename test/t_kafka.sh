@@ -17,13 +17,6 @@ t0=$SECONDS
 mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 gen_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1
 say "mock cluster at $BROKERS"
 
-# expect SQL VALUE LABEL: the query's answer must be VALUE
-expect() {
-	local got; got=$(q "$1")
-	[ "$got" = "$2" ] || fail "$3: got '$got', expected '$2'"
-	say "ok: $3"
-}
-
 ########## json, with key/partition/offset/timestamp columns
 run_sql <<SQL
 CREATE FOREIGN TABLE j (url text, user_id bigint, latency float8, ts timestamptz,

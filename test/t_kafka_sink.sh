@@ -98,12 +98,6 @@ CREATE TABLE want AS
          CASE WHEN g % 1000 = 0 THEN E'q"uote \\\\ back\\ttab' ELSE 'n' || g END AS note
     FROM generate_series(1, $EVENTS) g;
 SQL
-expect() {
-	local got
-	got=$(q "$1")
-	[ "$got" = "$2" ] || fail "$3: got '${got:0:300}'"
-	say "ok: $3"
-}
 expect "SELECT count(*) FROM got WHERE header !~ '^stream_ext_event=[0-9]+-[0-9]+\$'" 0 \
 	"every message carries its event header"
 expect "SELECT count(*) FROM (SELECT header FROM got GROUP BY header

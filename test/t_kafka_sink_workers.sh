@@ -38,12 +38,6 @@ produced() { q "SELECT messages FROM stream_ext.kafka_producers"; }
 # events in the outbox that a worker staged for a writer
 STAGED_FOR_WRITERS="(SELECT coalesce(sum(n), 0) FROM stream_ext_internal.kafka_outbox
                       WHERE writer_xid IS NOT NULL)"
-expect() {
-	local got
-	got=$(q "$1")
-	[ "$got" = "$2" ] || fail "$3: got '${got:0:300}', want '$2'"
-	say "ok: $3"
-}
 
 # a session that stays in its transaction: psql reads a fifo
 open_session() {

@@ -14,12 +14,6 @@ start_own_server "$SRV" "stream_ext.workers = 1" "stream_ext.queue_size = 256kB"
 fresh_db t_metrics
 t0=$SECONDS
 
-expect() {
-	local got; got=$(q "$1")
-	[ "$got" = "$2" ] || fail "$3: got '$got', expected '$2'"
-	say "ok: $3"
-}
-
 run_sql <<'SQL'
 -- the event k = -1 keeps the worker busy for 4 s
 CREATE FUNCTION slow_key(k int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS
