@@ -35,6 +35,24 @@
 
 static TimestampTz next_round = 0;
 
+#define OUTBOX STREAM_INTERNAL_SCHEMA ".kafka_outbox"
+
+/*
+ * Run change ("DELETE FROM outbox" or "UPDATE outbox SET ...") on the tagged
+ * rows whose writer passes status (xid_aborted or xid_committed) and that
+ * no one has locked; SPI connected.
+ */
+static void
+settle_where(const char *change, const char *status, int expected)
+{
+	if (SPI_execute(psprintf("%s WHERE ctid = ANY (ARRAY("
+							 "SELECT ctid FROM " OUTBOX " WHERE writer_xid IS NOT NULL "
+							 "AND " STREAM_INTERNAL_SCHEMA ".%s(writer_xid) "
+							 "FOR UPDATE SKIP LOCKED))", change, status),
+					false, 0) != expected)
+		elog(ERROR, "could not settle the Kafka producers' outbox");
+}
+
 static void
 settle_rows(void *arg)
 {
@@ -44,18 +62,8 @@ settle_rows(void *arg)
 		return;					/* being dropped, or locked: next round */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("DELETE FROM stream_ext_internal.kafka_outbox WHERE ctid = ANY (ARRAY("
-					"SELECT ctid FROM stream_ext_internal.kafka_outbox "
-					"WHERE writer_xid IS NOT NULL "
-					"AND stream_ext_internal.xid_aborted(writer_xid) "
-					"FOR UPDATE SKIP LOCKED))", false, 0) != SPI_OK_DELETE ||
-		SPI_execute("UPDATE stream_ext_internal.kafka_outbox SET writer_xid = NULL "
-					"WHERE ctid = ANY (ARRAY("
-					"SELECT ctid FROM stream_ext_internal.kafka_outbox "
-					"WHERE writer_xid IS NOT NULL "
-					"AND stream_ext_internal.xid_committed(writer_xid) "
-					"FOR UPDATE SKIP LOCKED))", false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not settle the Kafka producers' outbox");
+	settle_where("DELETE FROM " OUTBOX, "xid_aborted", SPI_OK_DELETE);
+	settle_where("UPDATE " OUTBOX " SET writer_xid = NULL", "xid_committed", SPI_OK_UPDATE);
 	SPI_finish();
 }
 

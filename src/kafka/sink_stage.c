@@ -250,10 +250,8 @@ formats_of_producers(SinkStage *stage)
  * it), else its writer's, whose events a worker stages.
  */
 static FullTransactionId
-writer_of(HeapTuple event)
+writer_of(TransactionId xmin)
 {
-	TransactionId xmin = HeapTupleHeaderGetRawXmin(event->t_data);
-
 	if (TransactionIdIsCurrentTransactionId(xmin))
 		return InvalidFullTransactionId;
 	return stream_recent_full_xid(xmin);
@@ -279,16 +277,17 @@ stage_for_producer(SinkStage *stage, TupleDesc desc, int id, SinkFormat *format)
 	initStringInfo(&message);
 	for (int i = 0; i < stage->nevents; i++)
 	{
+		TransactionId event_xmin = HeapTupleHeaderGetRawXmin(stage->tuples[i].t_data);
 		bool		has_key;
 
-		if (i == 0 || HeapTupleHeaderGetRawXmin(stage->tuples[i].t_data) != xmin)
+		if (i == 0 || event_xmin != xmin)
 		{
-			FullTransactionId next = writer_of(&stage->tuples[i]);
+			FullTransactionId next = writer_of(event_xmin);
 
 			if (builder->n > 0 && !FullTransactionIdEquals(next, writer))
 				(void) kafka_outbox_builder_insert(builder, id, writer);
 			writer = next;
-			xmin = HeapTupleHeaderGetRawXmin(stage->tuples[i].t_data);
+			xmin = event_xmin;
 		}
 		heap_deform_tuple(&stage->tuples[i], desc, values, isnull);
 		has_key = kafka_sink_format_event(format, values, isnull, &key, &message);

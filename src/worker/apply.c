@@ -927,10 +927,14 @@ stage_sinks(StreamBatchEvents *events, List *views)
 	{
 		CachedView *view = lfirst(lv);
 
-		if (view->sink_id > 0 && !stream_view_held_back(view))
-			sinks = lappend(sinks, view);
-		else if (view->sink_id > 0)
+		if (view->sink_id == 0)
+			continue;
+		if (stream_view_held_back(view))
+		{
+			list_free(sinks);
 			return false;		/* held events go first, by the plan */
+		}
+		sinks = lappend(sinks, view);
 	}
 	staged = sinks != NIL && stream_worker_stage_sinks_hook(events, sinks);
 	list_free(sinks);
