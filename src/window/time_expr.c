@@ -15,6 +15,7 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/lsyscache.h"
 
 #include "window/time_expr.h"
@@ -49,10 +50,30 @@ stream_window_time_attnum(WindowSpec *spec, Oid stream)
 }
 
 /*
+ * "time >= bound" (ge) or "time < bound" of type, for the bound given in
+ * microseconds (timestamp and timestamptz count alike)
+ */
+static Expr *
+time_compared(Expr *time, Oid type, bool ge, int64 bound)
+{
+	const char *name = type == TIMESTAMPTZOID ? (ge ? "timestamptz_ge" : "timestamptz_lt") :
+		(ge ? "timestamp_ge" : "timestamp_lt");
+
+	return (Expr *) makeFuncExpr(catalog_function(name, 2, (Oid[]) {type, type}), BOOLOID,
+								 list_make2(copyObject(time),
+											makeConst(type, -1, InvalidOid, sizeof(int64),
+													  Int64GetDatum(bound), false,
+													  FLOAT8PASSBYVAL)),
+								 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+}
+
+/*
  * The event's time, as timestamptz or timestamp (a date becomes a
  * timestamp); NULL for infinity and -infinity, which, like a NULL time,
  * fall in no window (a hopping window's slices or a session's gap cannot
- * be counted from them).
+ * be counted from them).  NULL too, for a hopping view, within hop_size of
+ * either end of the timestamps PostgreSQL has: the windows of such a time
+ * would start or end past it (every read of the view would fail).
  */
 Expr *
 stream_window_time_expr(WindowSpec *spec, Oid stream, Index rti)
@@ -79,6 +100,14 @@ stream_window_time_expr(WindowSpec *spec, Oid stream, Index rti)
 	when->expr = (Expr *) makeFuncExpr(catalog_function("isfinite", 1, (Oid[]) {type}), BOOLOID,
 									   list_make1(time), InvalidOid, InvalidOid,
 									   COERCE_EXPLICIT_CALL);
+	if (spec->kind == WINDOW_HOPPING)
+	{
+		int64		size = stream_interval_usecs(spec->size);
+
+		when->expr = make_andclause(list_make3(when->expr,
+											   time_compared(time, type, true, MIN_TIMESTAMP + size),
+											   time_compared(time, type, false, END_TIMESTAMP - size)));
+	}
 	when->result = (Expr *) copyObject(time);
 	when->location = -1;
 	finite->casetype = type;
