@@ -48,39 +48,34 @@ typedef struct ReadViewContext
 	Oid			delta;			/* the view's delta table */
 } ReadViewContext;
 
+/* "p.c1, p.c2": each column of names, quoted, after prefix */
+static char *
+prefixed_columns_sql(List *names, const char *prefix)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+		appendStringInfo(&buf, "%s%s%s", buf.len ? ", " : "", prefix, quote_identifier(lfirst(lc)));
+	return buf.data;
+}
+
 /* "p.k1, p.k2, p.a1, p.a2": the key and state columns, quoted */
 char *
 stream_state_columns_sql(ViewShape *shape, const char *prefix)
 {
-	StringInfoData buf;
-	ListCell   *lc;
-	bool		first = true;
+	char	   *keys = prefixed_columns_sql(shape->key_names, prefix);
+	char	   *states = prefixed_columns_sql(shape->agg_names, prefix);
 
-	initStringInfo(&buf);
-	foreach(lc, shape->key_names)
-	{
-		appendStringInfo(&buf, "%s%s%s", first ? "" : ", ", prefix, quote_identifier(lfirst(lc)));
-		first = false;
-	}
-	foreach(lc, shape->agg_names)
-	{
-		appendStringInfo(&buf, "%s%s%s", first ? "" : ", ", prefix, quote_identifier(lfirst(lc)));
-		first = false;
-	}
-	return buf.data;
+	return psprintf("%s%s%s", keys, *keys && *states ? ", " : "", states);
 }
 
 /* "k1, k2": every key column, quoted */
 char *
 stream_key_columns_sql(ViewShape *shape)
 {
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, shape->key_names)
-		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", quote_identifier(lfirst(lc)));
-	return buf.data;
+	return prefixed_columns_sql(shape->key_names, "");
 }
 
 /*
@@ -301,6 +296,7 @@ kept_set_sql(ViewShape *shape, Oid delta, int mask, const char *results,
 	}
 	k->keys = stream_key_columns_sql(shape);
 	k->keys_match = match.data;
+	k->row_columns = stream_state_columns_sql(shape, "t.");
 	k->any_key_null = any_null.len ? any_null.data : "false";
 	if (hashable && match.len > 0)
 	{

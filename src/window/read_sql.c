@@ -39,11 +39,13 @@ visible_deltas_sql(int id, const char *cols)
  * keys are not NULL and that no visible delta changes is its row of the
  * result table (a narrow table, read about as fast as a table of the
  * view's rows).  The other groups are combined from their state rows and
- * visible deltas and finalized: those some visible delta changes, and
- * those with a NULL key (which equality cannot match; they are few, and
- * found in an index).  With grouping sets, the rows of the set k
- * describes; its empty_row joins the rows to combine while the set has no
- * result row.
+ * visible deltas and finalized: those some visible delta changes (the
+ * distinct keys of the visible deltas joined to their state rows, so that
+ * a read of one key whose deltas the gate rules out, ddl/delta_gate.c,
+ * probes no state row either), and those with a NULL key (which equality
+ * cannot match; they are few, and found in an index).  With grouping
+ * sets, the rows of the set k describes; its empty_row joins the rows to
+ * combine while the set has no result row.
  *
  * Which result rows a read takes is decided in the read's WHERE, on the
  * rows' _kept, so that the scan of the result table is a plain member of
@@ -96,13 +98,14 @@ kept_results_rows_sql(int id, const char *state_columns, KeptResultsSql *k, int 
 	return psprintf("%sSELECT %s, %s, %d AS _kept FROM %s t WHERE %sNOT (%s) AND NOT %s "
 					"UNION ALL SELECT %s, %s, 0 AS _kept FROM ("
 					"SELECT %s FROM %s t WHERE %s(%s) "
-					"UNION ALL SELECT %s FROM %s t WHERE %s%s "
+					"UNION ALL SELECT %s FROM (SELECT DISTINCT %s FROM (%s) d) d "
+					"JOIN %s t ON %s%s "
 					"UNION ALL %s%s) u GROUP BY %s",
 					taken, k->keys, k->results, anti_join_rows, result, in_set,
 					k->any_key_null, changed,
 					k->keys, k->finalize,
 					state_columns, state, in_set, k->any_key_null,
-					state_columns, state, in_set, changed,
+					k->row_columns, k->keys, deltas, state, in_set, k->keys_match,
 					deltas, empty, k->keys);
 }
 

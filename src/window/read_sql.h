@@ -42,6 +42,8 @@ typedef struct KeptResultsSql
 	const char *keys;			/* the keys: "k1, k2" */
 	const char *keys_match;		/* delta d's keys equal row t's: "d.k1
 								 * OPERATOR(pg_catalog.=) t.k1 AND ..." */
+	const char *row_columns;	/* every key and state column of row t:
+								 * "t.k1, t.a1, ..." */
 	const char *any_key_null;	/* "t.k1 IS NULL OR ...", or "false" */
 	const char *set;			/* the set's rows: "_grouping = 3", or NULL */
 	const char *empty_row;		/* a row of no states for a set that has
