@@ -43,6 +43,13 @@ stream_retry_due(StreamRetries *retries, int view_id)
 	return f == NULL || GetCurrentTimestamp() >= f->retry_at;
 }
 
+/* Did the last try of view_id fail (is it waiting to be tried again)? */
+bool
+stream_retry_waiting(StreamRetries *retries, int view_id)
+{
+	return find_failed(retries, view_id) != NULL;
+}
+
 /* Note how a try of view_id ended */
 void
 stream_retry_note(StreamRetries *retries, int view_id, bool ok)

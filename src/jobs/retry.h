@@ -19,6 +19,7 @@ typedef struct StreamRetries
 #define STREAM_RETRIES(first_ms, max_ms) {(first_ms), (max_ms), NIL}
 
 extern bool stream_retry_due(StreamRetries *retries, int view_id);
+extern bool stream_retry_waiting(StreamRetries *retries, int view_id);
 extern void stream_retry_note(StreamRetries *retries, int view_id, bool ok);
 
 #endif

@@ -26,6 +26,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -35,7 +36,9 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/xid8.h"
 
+#include "agg/combine.h"
 #include "catalog/catalog.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
@@ -785,6 +788,59 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 	return moved;
 }
 
+/*
+ * The deltas of a view whose merges wait (every delta fails alike, or the
+ * view is slow: slow_merges) may stay for as long as that lasts, and their
+ * writers' commit status with them: once VACUUM has frozen every table past
+ * a writer, PostgreSQL truncates the commit log holding it, and every read,
+ * merge and dump of the view would fail on that delta.  So the writers of
+ * such deltas that every snapshot of the database sees as ended (older than
+ * the table's horizon, as VACUUM computes it) are settled while the merges
+ * wait: a committed one becomes FrozenTransactionId (committed for every
+ * snapshot, as a restored delta is: agg/writer_xact.c), the deltas of an
+ * aborted one are deleted, as the merge's cleanup would.  No snapshot sees
+ * a difference.  No user code runs (the combiner's own role); runs in its
+ * own transaction.
+ */
+static void
+settle_waiting_writers(void *arg)
+{
+	ViewToCombine *v = arg;
+	Oid			relid = stream_view_relation_relid(v->id, VIEW_DELTA_TABLE, true);
+	char	   *delta;
+	Relation	rel;
+	Datum		horizon[1];
+	uint64		frozen;
+
+	if (!OidIsValid(relid))
+		return;
+	rel = table_open(relid, RowExclusiveLock);
+	horizon[0] = FullTransactionIdGetDatum(
+		stream_recent_full_xid(GetOldestNonRemovableTransactionId(rel)));
+	table_close(rel, NoLock);
+	delta = stream_view_relation_sql(v->id, VIEW_DELTA_TABLE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(psprintf("UPDATE %s SET writer_xid = '%u'::pg_catalog.xid8 "
+									   "WHERE writer_xid < $1 AND writer_xid <> '%u'::pg_catalog.xid8 "
+									   "AND " STREAM_INTERNAL_SCHEMA ".xid_committed(writer_xid)",
+									   delta, FrozenTransactionId, FrozenTransactionId),
+							  1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not settle the writers of the deltas of continuous view %d", v->id);
+	frozen = SPI_processed;
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE writer_xid < $1 "
+									   "AND " STREAM_INTERNAL_SCHEMA ".xid_aborted(writer_xid)",
+									   delta),
+							  1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the deltas of aborted writers of continuous view %d", v->id);
+	if (frozen > 0 || SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("stream_ext combiner settled the writers of " UINT64_FORMAT " deltas and deleted " UINT64_FORMAT " deltas of aborted writers of continuous view %s, whose merges wait",
+						frozen, SPI_processed, v->name),
+				 errdetail("Their writers' commit status would be lost when the commit log is truncated.")));
+	SPI_finish();
+}
+
 /* The views of the database, allocated in cxt; false when the extension is gone. */
 static bool
 views_to_combine(MemoryContext cxt, List **views)
@@ -905,6 +961,8 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 		if (only_notify && v->notify == NULL)
 			continue;
 		moved = combine_view(v, full, cxt);
+		if (full && stream_retry_waiting(&slow_merges, v->id))
+			(void) stream_job_in_transaction(settle_waiting_writers, v, cxt);
 		if (!v->keeps_rows && v->key_count > 0 && stream_pending_clear_due(v->delta_table, moved) &&
 			stream_job_in_transaction(scan_for_pending_clear, v, cxt) != NULL)
 			stream_pending_clear_failed(v->delta_table);
