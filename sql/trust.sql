@@ -183,6 +183,8 @@ SELECT stream_ext_internal.sliding_bound(0, NULL::interval, '1 minute', '0', '0'
 SET statement_timeout = '200ms';
 SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455301000000010000000000000000000000000100000000000000000000170000000000000000010000080000000400000000000007'::bytea, false) AS t(c1 int);
 RESET statement_timeout;
+-- a state written by hand naming no type: the column's type is refused
+SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455301000000010000000000000000000000000100000000000000000000a60200000000000000010000080000000400000000000007'::bytea, false) AS t(c1 int);
 SET stream_ext.read_time = '4714-11-24 00:00:00+00 BC';
 SELECT stream_ext_internal.sliding_bound(1, '1 second', '1 minute', '0', '0', NULL::timestamptz);
 SET stream_ext.read_time = '2024-01-01 00:00:10+00';

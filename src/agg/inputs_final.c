@@ -171,7 +171,9 @@ stream_ext_inputs_rows(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("input set column %d has type %s, but the column list says %s",
-							i + 1, format_type_be(s->types[i]),
+							i + 1,
+							/* a state written by hand may name no type */
+							format_type_extended(s->types[i], -1, FORMAT_TYPE_ALLOW_INVALID),
 							format_type_be(att->atttypid))));
 		getTypeBinaryInputInfo(att->atttypid, &recvfn, &ioparams[i]);
 		fmgr_info(recvfn, &recv[i]);
