@@ -311,11 +311,7 @@ serialize_state(AggSupport *s, Oid collation, fmNodePtr context, Datum value, bo
 
 /*
  * Merge one input state into the value and isnull pointed to, the way nodeAgg combines
- * partial aggregates.  New by-reference values are copied into aggcxt.  A NULL input
- * of an aggregate with an initial value is no state (a read's row of a grouping set
- * made without events: ddl/read_view.c's empty_set_row_sql): skipped, whether the
- * combine function is strict or not (its partial states start from that value, so
- * they are not NULL).
+ * partial aggregates.  New by-reference values are copied into aggcxt.
  */
 static void
 merge_state(AggSupport *s, Oid collation, fmNodePtr context, MemoryContext aggcxt,
@@ -337,8 +333,6 @@ merge_state(AggSupport *s, Oid collation, fmNodePtr context, MemoryContext aggcx
 		return;
 	}
 
-	if (input_isnull && !s->initval_isnull)
-		return;
 	if (s->combinefn.fn_strict)
 	{
 		if (input_isnull)
