@@ -126,7 +126,8 @@ INSERT INTO sw SELECT 2 FROM generate_series(1, 20000);
 ROLLBACK;
 SQL
 sw_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'sw_tr'::regclass")
-wait_until 30 "the waiting deltas' writers settled" \
+# (the combiner settles at most once a minute)
+wait_until 90 "the waiting deltas' writers settled" \
 	"SELECT count(*) = 1 AND bool_and(writer_xid::xid8 = '2'::xid8) FROM $sw_delta"
 [ "$(q "SELECT string_agg(id::text, ',') FROM sw_tr")" = 1 ] ||
 	fail "the transform reads $(q "SELECT string_agg(id::text, ',') FROM sw_tr") with its writer settled"

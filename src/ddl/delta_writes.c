@@ -10,7 +10,9 @@
  * is counted (stream_pending_keys_unnoted_write) before it writes: while it
  * runs every key may have deltas, and its commit drops the cleared ids of
  * its database.  The workers and the combiner do not go through here (they
- * write with table_multi_insert, or only delete).
+ * write with table_multi_insert, or only delete), but for the combiner's
+ * settling of writers, an UPDATE of rows whose keys were noted, which
+ * ipc/pending_keys.c does not count.
  */
 #include "postgres.h"
 

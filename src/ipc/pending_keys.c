@@ -650,6 +650,20 @@ unnoted_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/* The combiner is settling writers (stream_pending_keys_settling) */
+static bool settling_writers = false;
+
+/*
+ * The combiner's statements between true and false rewrite the writer ids of
+ * delta rows (worker/combiner.c, settle_waiting_writers): keys that were
+ * noted when the rows were written, so not unnoted writes
+ */
+void
+stream_pending_keys_settling(bool settling)
+{
+	settling_writers = settling;
+}
+
 /*
  * This transaction is about to write delta rows that no batch worker notes
  * (ddl/delta_writes.c): until it ends, every key may have deltas, and once
@@ -660,7 +674,7 @@ stream_pending_keys_unnoted_write(void)
 {
 	static bool registered = false;
 
-	if (unnoted == NULL || unnoted_counted != NULL)
+	if (unnoted == NULL || unnoted_counted != NULL || settling_writers)
 		return;
 	if (!registered)
 	{

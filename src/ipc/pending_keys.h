@@ -47,6 +47,7 @@ extern uint64 stream_pending_keys_epoch(void);
 extern void stream_pending_keys_cleared(Oid delta, FullTransactionId below, uint64 epoch);
 extern void stream_pending_keys_scan_cleared(Oid delta, FullTransactionId below,
 											 Snapshot scanned, uint64 epoch);
+extern void stream_pending_keys_settling(bool settling);
 extern void stream_pending_keys_unnoted_write(void);
 
 #endif

@@ -45,6 +45,7 @@
 #include "catalog/view_errors.h"
 #include "changes/changes.h"
 #include "guc.h"
+#include "ipc/pending_keys.h"
 #include "ipc/queue.h"
 #include "stream/fdw.h"
 #include "stream/insert.h"
@@ -793,51 +794,77 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
  * view is slow: slow_merges) may stay for as long as that lasts, and their
  * writers' commit status with them: once VACUUM has frozen every table past
  * a writer, PostgreSQL truncates the commit log holding it, and every read,
- * merge and dump of the view would fail on that delta.  So the writers of
- * such deltas that every snapshot of the database sees as ended (older than
- * the table's horizon, as VACUUM computes it) are settled while the merges
- * wait: a committed one becomes FrozenTransactionId (committed for every
+ * merge and dump of the view would fail on that delta.  So, at most every
+ * SETTLE_MS, the writers of such deltas that every snapshot of the database
+ * sees as ended (older than the table's horizon, as VACUUM computes it) are
+ * settled: a committed one becomes FrozenTransactionId (committed for every
  * snapshot, as a restored delta is: agg/writer_xact.c), the deltas of an
  * aborted one are deleted, as the merge's cleanup would.  No snapshot sees
- * a difference.  No user code runs (the combiner's own role); runs in its
- * own transaction.
+ * a difference, and the rows' keys were noted when they were written (not
+ * unnoted writes: ipc/pending_keys.c).  Only if the delta table's lock is
+ * free at once, rows others have locked skipped, under the view's time
+ * limit; no user code runs (the combiner's own role).
  */
+#define SETTLE_MS 60000
+
+static void
+settle_waiting_writers_work(void *arg)
+{
+	ViewToCombine *v = arg;
+	char	   *delta = stream_view_relation_sql(v->id, VIEW_DELTA_TABLE);
+	Oid			relid = stream_view_relation_relid(v->id, VIEW_DELTA_TABLE, true);
+	Relation	rel;
+	Datum		horizon[1];
+	uint64		frozen;
+	uint64		deleted;
+
+	rel = table_open(relid, NoLock);
+	horizon[0] = FullTransactionIdGetDatum(
+		stream_recent_full_xid(GetOldestNonRemovableTransactionId(rel)));
+	table_close(rel, NoLock);
+	if (SPI_execute_with_args(psprintf("UPDATE %s SET writer_xid = '%u'::pg_catalog.xid8 "
+									   "WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE writer_xid < $1 "
+									   "AND writer_xid <> '%u'::pg_catalog.xid8 "
+									   "AND " STREAM_INTERNAL_SCHEMA ".xid_committed(writer_xid) "
+									   "FOR UPDATE SKIP LOCKED))",
+									   delta, FrozenTransactionId, delta, FrozenTransactionId),
+							  1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not settle the writers of the deltas of continuous view %d", v->id);
+	frozen = SPI_processed;
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s "
+									   "WHERE writer_xid < $1 AND " STREAM_INTERNAL_SCHEMA
+									   ".xid_aborted(writer_xid) FOR UPDATE SKIP LOCKED))",
+									   delta, delta),
+							  1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the deltas of aborted writers of continuous view %d", v->id);
+	deleted = SPI_processed;
+	if (frozen > 0 || deleted > 0)
+		ereport(LOG,
+				(errmsg("stream_ext combiner settled the writers of " UINT64_FORMAT " deltas and deleted " UINT64_FORMAT " deltas of aborted writers of continuous view %s, whose merges wait",
+						frozen, deleted, v->name),
+				 errdetail("Their writers' commit status would be lost when the commit log is truncated.")));
+}
+
 static void
 settle_waiting_writers(void *arg)
 {
 	ViewToCombine *v = arg;
 	Oid			relid = stream_view_relation_relid(v->id, VIEW_DELTA_TABLE, true);
-	char	   *delta;
-	Relation	rel;
-	Datum		horizon[1];
-	uint64		frozen;
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) || !stream_lock_if_free(relid, RowExclusiveLock))
 		return;
-	rel = table_open(relid, RowExclusiveLock);
-	horizon[0] = FullTransactionIdGetDatum(
-		stream_recent_full_xid(GetOldestNonRemovableTransactionId(rel)));
-	table_close(rel, NoLock);
-	delta = stream_view_relation_sql(v->id, VIEW_DELTA_TABLE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(psprintf("UPDATE %s SET writer_xid = '%u'::pg_catalog.xid8 "
-									   "WHERE writer_xid < $1 AND writer_xid <> '%u'::pg_catalog.xid8 "
-									   "AND " STREAM_INTERNAL_SCHEMA ".xid_committed(writer_xid)",
-									   delta, FrozenTransactionId, FrozenTransactionId),
-							  1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not settle the writers of the deltas of continuous view %d", v->id);
-	frozen = SPI_processed;
-	if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE writer_xid < $1 "
-									   "AND " STREAM_INTERNAL_SCHEMA ".xid_aborted(writer_xid)",
-									   delta),
-							  1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the deltas of aborted writers of continuous view %d", v->id);
-	if (frozen > 0 || SPI_processed > 0)
-		ereport(LOG,
-				(errmsg("stream_ext combiner settled the writers of " UINT64_FORMAT " deltas and deleted " UINT64_FORMAT " deltas of aborted writers of continuous view %s, whose merges wait",
-						frozen, SPI_processed, v->name),
-				 errdetail("Their writers' commit status would be lost when the commit log is truncated.")));
+	stream_pending_keys_settling(true);
+	PG_TRY();
+	{
+		stream_view_time_limited(v->name, settle_waiting_writers_work, v);
+	}
+	PG_FINALLY();
+	{
+		stream_pending_keys_settling(false);
+	}
+	PG_END_TRY();
 	SPI_finish();
 }
 
@@ -948,8 +975,13 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 	List	   *views;
 	ListCell   *lc;
 
+	static TimestampTz last_settle = 0;
+	bool		settle = full && TimestampDifferenceExceeds(last_settle, GetCurrentTimestamp(), SETTLE_MS);
+
 	if (!views_to_combine(cxt, &views))
 		return false;
+	if (settle)
+		last_settle = GetCurrentTimestamp();
 	*has_notify = false;
 	foreach(lc, views)
 	{
@@ -961,7 +993,7 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 		if (only_notify && v->notify == NULL)
 			continue;
 		moved = combine_view(v, full, cxt);
-		if (full && stream_retry_waiting(&slow_merges, v->id))
+		if (settle && stream_retry_waiting(&slow_merges, v->id))
 			(void) stream_job_in_transaction(settle_waiting_writers, v, cxt);
 		if (!v->keeps_rows && v->key_count > 0 && stream_pending_clear_due(v->delta_table, moved) &&
 			stream_job_in_transaction(scan_for_pending_clear, v, cxt) != NULL)
