@@ -40,9 +40,11 @@ visible_deltas_sql(int id, const char *cols)
  * result table (a narrow table, read about as fast as a table of the
  * view's rows).  The other groups are combined from their state rows and
  * visible deltas and finalized: those some visible delta changes (the
- * distinct keys of the visible deltas joined to their state rows, so that
- * a read of one key whose deltas the gate rules out, ddl/delta_gate.c,
- * probes no state row either), and those with a NULL key (which equality
+ * distinct keys of the visible deltas joined to their state rows: a read of
+ * one key whose deltas the gate rules out, ddl/delta_gate.c, then skips the
+ * state row's probe too when the planner puts the gated scan outside, as it
+ * did in every plan of large views seen; an EXISTS per state row probed it
+ * first), and those with a NULL key (which equality
  * cannot match; they are few, and found in an index).  With grouping
  * sets, the rows of the set k describes; its empty_row joins the rows to
  * combine while the set has no result row.
