@@ -24,6 +24,7 @@
 #include "storage/lmgr.h"
 #include "utils/timestamp.h"
 
+#include "agg/combine.h"
 #include "catalog/catalog.h"
 #include "jobs/jobs.h"
 #include "kafka/outbox_settle.h"
@@ -37,22 +38,6 @@ static TimestampTz next_round = 0;
 
 #define OUTBOX STREAM_INTERNAL_SCHEMA ".kafka_outbox"
 
-/*
- * Run change ("DELETE FROM outbox" or "UPDATE outbox SET ...") on the tagged
- * rows whose writer passes status (xid_aborted or xid_committed) and that
- * no one has locked; SPI connected.
- */
-static void
-settle_where(const char *change, const char *status, int expected)
-{
-	if (SPI_execute(psprintf("%s WHERE ctid = ANY (ARRAY("
-							 "SELECT ctid FROM " OUTBOX " WHERE writer_xid IS NOT NULL "
-							 "AND " STREAM_INTERNAL_SCHEMA ".%s(writer_xid) "
-							 "FOR UPDATE SKIP LOCKED))", change, status),
-					false, 0) != expected)
-		elog(ERROR, "could not settle the Kafka producers' outbox");
-}
-
 static void
 settle_rows(void *arg)
 {
@@ -62,8 +47,11 @@ settle_rows(void *arg)
 		return;					/* being dropped, or locked: next round */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	settle_where("DELETE FROM " OUTBOX, "xid_aborted", SPI_OK_DELETE);
-	settle_where("UPDATE " OUTBOX " SET writer_xid = NULL", "xid_committed", SPI_OK_UPDATE);
+	(void) stream_settle_writer_rows(OUTBOX, "DELETE FROM " OUTBOX, "writer_xid IS NOT NULL",
+									 STREAM_INTERNAL_SCHEMA ".xid_aborted", NULL);
+	(void) stream_settle_writer_rows(OUTBOX, "UPDATE " OUTBOX " SET writer_xid = NULL",
+									 "writer_xid IS NOT NULL",
+									 STREAM_INTERNAL_SCHEMA ".xid_committed", NULL);
 	SPI_finish();
 }
 

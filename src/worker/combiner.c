@@ -822,22 +822,13 @@ settle_waiting_writers_work(void *arg)
 	horizon[0] = FullTransactionIdGetDatum(
 		stream_recent_full_xid(GetOldestNonRemovableTransactionId(rel)));
 	table_close(rel, NoLock);
-	if (SPI_execute_with_args(psprintf("UPDATE %s SET writer_xid = '%u'::pg_catalog.xid8 "
-									   "WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE writer_xid < $1 "
-									   "AND writer_xid <> '%u'::pg_catalog.xid8 "
-									   "AND " STREAM_INTERNAL_SCHEMA ".xid_committed(writer_xid) "
-									   "FOR UPDATE SKIP LOCKED))",
-									   delta, FrozenTransactionId, delta, FrozenTransactionId),
-							  1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not settle the writers of the deltas of continuous view %d", v->id);
-	frozen = SPI_processed;
-	if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s "
-									   "WHERE writer_xid < $1 AND " STREAM_INTERNAL_SCHEMA
-									   ".xid_aborted(writer_xid) FOR UPDATE SKIP LOCKED))",
-									   delta, delta),
-							  1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the deltas of aborted writers of continuous view %d", v->id);
-	deleted = SPI_processed;
+	frozen = stream_settle_writer_rows(delta, psprintf("UPDATE %s SET writer_xid = '%u'::pg_catalog.xid8",
+													   delta, FrozenTransactionId),
+									   psprintf("writer_xid < $1 AND writer_xid <> '%u'::pg_catalog.xid8",
+												FrozenTransactionId),
+									   STREAM_INTERNAL_SCHEMA ".xid_committed", horizon);
+	deleted = stream_settle_writer_rows(delta, psprintf("DELETE FROM %s", delta), "writer_xid < $1",
+										STREAM_INTERNAL_SCHEMA ".xid_aborted", horizon);
 	if (frozen > 0 || deleted > 0)
 		ereport(LOG,
 				(errmsg("stream_ext combiner settled the writers of " UINT64_FORMAT " deltas and deleted " UINT64_FORMAT " deltas of aborted writers of continuous view %s, whose merges wait",
@@ -976,12 +967,13 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 	ListCell   *lc;
 
 	static TimestampTz last_settle = 0;
-	bool		settle = full && TimestampDifferenceExceeds(last_settle, GetCurrentTimestamp(), SETTLE_MS);
+	TimestampTz now = GetCurrentTimestamp();
+	bool		settle = full && TimestampDifferenceExceeds(last_settle, now, SETTLE_MS);
 
 	if (!views_to_combine(cxt, &views))
 		return false;
 	if (settle)
-		last_settle = GetCurrentTimestamp();
+		last_settle = now;
 	*has_notify = false;
 	foreach(lc, views)
 	{
