@@ -21,6 +21,7 @@ mock_start 1 out:4
 run_sql <<SQL
 CREATE FOREIGN TABLE ev (k text, i bigint, note text) SERVER stream_ext;
 CREATE VIEW ev_count WITH (continuous) AS SELECT count(*) AS n FROM ev;
+CREATE TABLE chunks (n bigint PRIMARY KEY);
 SELECT stream_ext.kafka_produce('ev', topic => 'out', brokers => '$BROKERS',
                                 format => 'json', key_column => 'k');
 SQL
@@ -33,16 +34,21 @@ gen() {
 	awk -v from="$1" -v to="$2" 'BEGIN { for (i = from; i <= to; i++)
 		printf "k%d\t%d\t%s\n", i % 97, i, (i % 1000 == 0) ? "q\"uote \\\\ back\\ttab" : "n" i }'
 }
+# A chunk is written in one transaction with its row in chunks, and written
+# again only when that row is absent: a kill -9 can cut the connection after
+# the commit, and a blind retry would then write the chunk twice.
+written_chunk() { [ "$(q "SELECT count(*) FROM chunks WHERE n = $1" 2>/dev/null)" = 1 ]; }
 writer() {
 	local i=1 n
 	while [ $i -le "$EVENTS" ]; do
 		n=$((i + CHUNK - 1)); [ $n -gt "$EVENTS" ] && n=$EVENTS
 		if [ $(((i / CHUNK) % 3)) -eq 2 ]; then
-			until psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO ev SELECT 'k' || (g % 97), g,
+			until written_chunk $n || psql -X -q -1 -v ON_ERROR_STOP=1 -c "INSERT INTO ev SELECT 'k' || (g % 97), g,
 			         CASE WHEN g % 1000 = 0 THEN E'q\"uote \\\\ back\\ttab' ELSE 'n' || g END
-			       FROM generate_series($i, $n) g" >/dev/null 2>&1; do sleep 0.5; done
+			       FROM generate_series($i, $n) g" -c "INSERT INTO chunks VALUES ($n)" >/dev/null 2>&1; do sleep 0.5; done
 		else
-			until gen $i $n | psql -X -q -v ON_ERROR_STOP=1 -c "COPY ev FROM STDIN" 2>/dev/null; do sleep 0.5; done
+			until written_chunk $n || gen $i $n | psql -X -q -1 -v ON_ERROR_STOP=1 -c "COPY ev FROM STDIN" \
+				-c "INSERT INTO chunks VALUES ($n)" 2>/dev/null; do sleep 0.5; done
 		fi
 		# a rolled back transaction: none of its events may reach the topic
 		psql -X -q -c "BEGIN; INSERT INTO ev SELECT 'k1', -g, 'rolled back' FROM generate_series(1, 100) g; ROLLBACK" \
