@@ -52,13 +52,33 @@ INSERT INTO ref SELECT seq + 6000, url, country, status, latency, n, ts, random(
 UPDATE ref r SET chunk = x.c FROM (
   SELECT seq, (row_number() OVER (ORDER BY shuf, seq) - 1) / 700 AS c FROM ref) x WHERE x.seq = r.seq;
 
+-- A user aggregate whose combine function is not strict, with an initial
+-- value: the number of events with latency over 50.  Its combine function
+-- turns a NULL state into -1000000, so a set's row combined from a state
+-- that is not one (the grand total of a set without events) shows.
+CREATE FUNCTION gs_add_over50(int8, float8) RETURNS int8 LANGUAGE sql IMMUTABLE
+  AS 'SELECT $1 + CASE WHEN $2 > 50 THEN 1 ELSE 0 END';
+CREATE FUNCTION gs_merge_over50(int8, int8) RETURNS int8 LANGUAGE sql IMMUTABLE
+  AS 'SELECT CASE WHEN $1 IS NULL OR $2 IS NULL THEN -1000000 ELSE $1 + $2 END';
+CREATE AGGREGATE gs_over50(float8) (SFUNC = gs_add_over50, STYPE = int8, COMBINEFUNC = gs_merge_over50,
+  INITCOND = '0');
+
+-- The number of events, NULL once an event has no latency and n = 0 (a few
+-- do): states that are really NULL, which combining must keep.
+CREATE FUNCTION gs_add_poison(int8, float8, int) RETURNS int8 LANGUAGE sql IMMUTABLE
+  AS 'SELECT CASE WHEN $1 IS NULL OR ($2 IS NULL AND $3 = 0) THEN NULL ELSE $1 + 1 END';
+CREATE FUNCTION gs_merge_poison(int8, int8) RETURNS int8 LANGUAGE sql IMMUTABLE
+  AS 'SELECT CASE WHEN $1 IS NULL OR $2 IS NULL THEN NULL ELSE $1 + $2 END';
+CREATE AGGREGATE gs_poison(float8, int) (SFUNC = gs_add_poison, STYPE = int8, COMBINEFUNC = gs_merge_poison,
+  INITCOND = '0');
+
 -- The cases: the view's query over {S}, its options, the batch query over
 -- the reference events {R} at read time {T} (NULL: the view's query), the
 -- read times.
 CREATE TABLE cases (name text PRIMARY KEY, q text, opts text[], refq text, read_times text[]);
 INSERT INTO cases VALUES
 ('gs_rollup', $q$SELECT url, country, GROUPING(url, country) AS g, count(*) AS c, sum(latency) AS sl,
-   avg(latency) AS al FROM {S} GROUP BY ROLLUP (url, country)$q$, ARRAY[]::text[], NULL,
+   avg(latency) AS al, gs_over50(latency) AS o50, gs_poison(latency, n) AS p FROM {S} GROUP BY ROLLUP (url, country)$q$, ARRAY[]::text[], NULL,
  ARRAY['2024-01-01 05:00:00+00']),
 ('gs_cube', $q$SELECT url, status, GROUPING(status) AS gs, GROUPING(status, url) AS gsu, count(*) AS c,
    max(latency) AS ml FROM {S} GROUP BY CUBE (url, status)$q$, ARRAY[]::text[], NULL,
@@ -91,10 +111,10 @@ INSERT INTO cases VALUES
  $r$SELECT * FROM (SELECT date_bin('10 minutes', ts, '2000-01-01') AS m, url, country, count(*), sum(latency)
    FROM {R} GROUP BY m, ROLLUP (url, country)) x WHERE m IS NULL OR m > timestamptz '{T}' - interval '1 hour'$r$,
  ARRAY['2024-01-01 00:30:00+00', '2024-01-01 02:30:00+00', '2024-01-01 04:05:00+00', '2024-01-01 05:10:00+00']),
-('gs_sl', $q$SELECT url, country, GROUPING(url, country) AS g, count(*) AS c, sum(latency) AS sl
-   FROM {S} GROUP BY ROLLUP (url, country)$q$,
+('gs_sl', $q$SELECT url, country, GROUPING(url, country) AS g, count(*) AS c, sum(latency) AS sl,
+   gs_over50(latency) AS o50, gs_poison(latency, n) AS p FROM {S} GROUP BY ROLLUP (url, country)$q$,
  ARRAY['time_column=ts', 'sliding_window=1 hour', 'step=5 minutes'],
- $r$SELECT url, country, GROUPING(url, country), count(*), sum(latency) FROM {R}
+ $r$SELECT url, country, GROUPING(url, country), count(*), sum(latency), gs_over50(latency), gs_poison(latency, n) FROM {R}
    WHERE ts >= date_bin('5 minutes', timestamptz '{T}' - interval '1 hour', timestamptz '2000-01-01 00:00:00+00')
      AND ts < date_bin('5 minutes', timestamptz '{T}', timestamptz '2000-01-01 00:00:00+00') + interval '5 minutes'
    GROUP BY ROLLUP (url, country)$r$,
@@ -248,6 +268,12 @@ SQL
 compare "every event, right after the commits" "$nchunks"
 merged "every event"
 compare "every event, after the combiner merged" "$nchunks"
+# gs_poison's states are NULL in some groups only (else its case proves nothing)
+poisoned=$(q "SELECT count(*) FILTER (WHERE p IS NULL) || ' of ' || count(*) FROM gs_rollup")
+case "$poisoned" in
+	"0 of "*|"$(q "SELECT count(*) FROM gs_rollup") of "*) failures+=("gs_rollup: p NULL in $poisoned groups") ;;
+	*) say "gs_rollup: gs_poison NULL in $poisoned groups" ;;
+esac
 
 say "refused at CREATE"
 refused() {  # refused SQLSTATE DESCRIPTION SQL

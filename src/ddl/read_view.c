@@ -222,11 +222,40 @@ group_equality_sql(Oid type)
 }
 
 /*
- * "SELECT NULL, ..., mask, NULL, ...": for a view with grouping sets read
- * over the whole stream (or sliding window), a row of no states for the
- * set that rolls up every key, which has its row even without events, as
- * in a batch query (finalize_agg of no state is the aggregate over no
- * input); NULL when the view has no such set.
+ * The partial state of aggregate aggno over no input, as SQL: its initial
+ * value (INITCOND) cast to the state column's type, or NULL when it has none
+ * (always for internal states: their initial state is made by the first
+ * transition).  This is what a partial aggregate over no rows hands to its
+ * combining step in PostgreSQL's parallel aggregation.
+ */
+static char *
+no_input_state_sql(ViewShape *shape, int aggno)
+{
+	Aggref	   *aggref = list_nth(shape->aggs, aggno);
+	Oid			state_type = list_nth_oid(shape->agg_state_types, aggno);
+	HeapTuple	tuple;
+	Datum		initval;
+	bool		isnull;
+	char	   *sql = "NULL";
+
+	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
+	initval = SysCacheGetAttr(AGGFNOID, tuple, Anum_pg_aggregate_agginitval, &isnull);
+	if (!isnull && ((Form_pg_aggregate) GETSTRUCT(tuple))->aggtranstype != INTERNALOID)
+		sql = psprintf("%s::%s", quote_literal_cstr(TextDatumGetCString(initval)),
+					   format_type_be_qualified(state_type));
+	ReleaseSysCache(tuple);
+	return sql;
+}
+
+/*
+ * "SELECT NULL, ..., mask, state, ...": for a view with grouping sets read
+ * over the whole stream (or sliding window), the row of the set that rolls
+ * up every key, which has its row even without events, as in a batch query:
+ * its keys NULL, each state the aggregate's state over no input, so that
+ * combined with the set's other rows, or alone, it changes nothing; NULL
+ * when the view has no such set.
  */
 static char *
 empty_set_row_sql(ViewShape *shape)
@@ -240,13 +269,15 @@ empty_set_row_sql(ViewShape *shape)
 		return NULL;
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT ");
-	for (int i = 0; i < list_length(shape->keys) + list_length(shape->aggs); i++)
+	for (int i = 0; i < list_length(shape->keys); i++)
 	{
 		if (i == shape->grouping_key)
 			appendStringInfo(&buf, "%s%d", i ? ", " : "", all);
 		else
 			appendStringInfo(&buf, "%sNULL", i ? ", " : "");
 	}
+	for (int i = 0; i < list_length(shape->aggs); i++)
+		appendStringInfo(&buf, ", %s", no_input_state_sql(shape, i));
 	return buf.data;
 }
 
