@@ -84,6 +84,39 @@ stream_ext_event_xid8(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Has writer's id been assigned?  A delta row's writer always has been, but
+ * on a standby replay may not have reached it yet (the delta row is written
+ * before the writer commits), and these functions take any xid8: an id not
+ * assigned is neither committed nor aborted, and its status must not be
+ * looked up (its commit log page may not exist).  An id older than the log
+ * keeps is an error: the combiner settles delta rows long before their
+ * writers age out, so only a call by hand can ask.  The next id is read
+ * again only for a writer at or past the one read last (it only grows).
+ * Unlocked, as a guard against impossible ids: an id at the old end of the
+ * log while it is cut can still fail in the lookup.
+ */
+static bool
+writer_assigned(FullTransactionId writer)
+{
+	static FullTransactionId assigned_below = {0};
+
+	if (!FullTransactionIdPrecedes(writer, assigned_below))
+	{
+		assigned_below = ReadNextFullTransactionId();
+		if (!FullTransactionIdPrecedes(writer, assigned_below))
+			return false;
+	}
+	if (U64FromFullTransactionId(assigned_below) - U64FromFullTransactionId(writer) >
+		(uint64) MaxTransactionId / 2 ||
+		TransactionIdPrecedes(XidFromFullTransactionId(writer), ShmemVariableCache->oldestClogXid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("transaction ID " UINT64_FORMAT " is too old for its status to be known",
+						U64FromFullTransactionId(writer))));
+	return true;
+}
+
+/*
  * Did writer commit, as the current snapshot sees it?  A restored writer
  * (FrozenTransactionId) did; an invalid one did not.
  */
@@ -97,7 +130,7 @@ stream_writer_visible(FullTransactionId writer)
 		return true;
 	if (!TransactionIdIsNormal(xid) || TransactionIdIsCurrentTransactionId(xid))
 		return false;
-	if (XidInMVCCSnapshot(xid, snapshot))
+	if (XidInMVCCSnapshot(xid, snapshot) || !writer_assigned(writer))
 		return false;
 	return TransactionIdDidCommit(xid);
 }
@@ -122,14 +155,15 @@ typedef enum WriterStatus
 
 typedef struct StatusCache
 {
-	TransactionId xid;
+	FullTransactionId writer;
 	WriterStatus status;
 } StatusCache;
 
 static WriterStatus
 writer_status(FunctionCallInfo fcinfo)
 {
-	TransactionId xid = XidFromFullTransactionId(PG_GETARG_FULLTRANSACTIONID(0));
+	FullTransactionId writer = PG_GETARG_FULLTRANSACTIONID(0);
+	TransactionId xid = XidFromFullTransactionId(writer);
 	StatusCache *cache = (StatusCache *) fcinfo->flinfo->fn_extra;
 
 	if (cache == NULL)
@@ -137,7 +171,7 @@ writer_status(FunctionCallInfo fcinfo)
 		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(StatusCache));
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	else if (cache->xid == xid && TransactionIdIsValid(xid))
+	else if (FullTransactionIdEquals(cache->writer, writer) && TransactionIdIsValid(xid))
 		return cache->status;
 
 	/*
@@ -145,13 +179,15 @@ writer_status(FunctionCallInfo fcinfo)
 	 * (Clog answers for the special ids too: frozen committed, invalid
 	 * aborted.)
 	 */
-	if (TransactionIdIsInProgress(xid))
+	if (TransactionIdIsNormal(xid) && !writer_assigned(writer))
+		cache->status = WRITER_IN_PROGRESS;
+	else if (TransactionIdIsInProgress(xid))
 		cache->status = WRITER_IN_PROGRESS;
 	else if (TransactionIdDidCommit(xid))
 		cache->status = WRITER_COMMITTED;
 	else
 		cache->status = WRITER_ABORTED;
-	cache->xid = xid;
+	cache->writer = writer;
 	return cache->status;
 }
 
