@@ -103,6 +103,12 @@ SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, n, NULL::int8)
   FROM (VALUES (1::int8), (2::int8)) v(n);
 SELECT stream_ext_internal.finalize_agg('max(anyarray)'::regprocedure, a, NULL::int[])
   FROM (VALUES ('{1,2}'::int[]), ('{1,3}'::int[])) v(a);
+-- as a window function, over a frame of rows; a frame of none is refused
+SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, n, NULL::int8) OVER (ORDER BY n)
+  FROM (VALUES (1::int8), (2::int8)) v(n);
+SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, n, NULL::int8)
+         OVER (ORDER BY n ROWS BETWEEN 1 FOLLOWING AND 1 FOLLOWING)
+  FROM (VALUES (1::int8), (2::int8)) v(n);
 
 -- what the combiner's merge statements call runs as the view's owner, so it
 -- is executable and checks its arguments like finalize_agg

@@ -434,8 +434,13 @@ aggregate_of_call(FunctionCallInfo fcinfo)
 	Aggref	   *aggref = AggGetAggref(fcinfo);
 	TargetEntry *tle;
 
-	if (aggref == NULL || list_length(aggref->args) < 2)
-		elog(ERROR, "finalize_agg called outside an aggregate");
+	if (aggref == NULL)			/* a window function's frame of no rows */
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("finalize_agg over no rows cannot be computed as a window function"),
+				 errhint("Use finalize_agg as a plain aggregate.")));
+	if (list_length(aggref->args) < 2)
+		elog(ERROR, "finalize_agg called with %d arguments", list_length(aggref->args));
 	tle = linitial(aggref->args);
 	if (!IsA(tle->expr, Const) || ((Const *) tle->expr)->constisnull)
 		ereport(ERROR,
