@@ -221,12 +221,17 @@ check_finalization_analysis(ParseState *pstate, Query *query, JumbleState *jstat
 	if (checked_query == NULL || pstate->p_sourcetext == NULL ||
 		strcmp(pstate->p_sourcetext, checked_query) != 0)
 		return;
-	if (query_tree_walker(query, calls_other_aggregate, &other, 0) || !query->hasAggs)
+	if (!query->hasAggs)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the finalization query of aggregate %s calls no aggregate",
+						format_procedure(checked_aggregate)),
+				 errdetail("A continuous view's finalization query calls its aggregate, unless a function of that name created since matches its arguments better.")));
+	if (query_tree_walker(query, calls_other_aggregate, &other, 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_AMBIGUOUS_FUNCTION),
 				 errmsg("the finalization of aggregate %s resolves to %s",
-						format_procedure(checked_aggregate),
-						OidIsValid(other) ? format_procedure(other) : "no aggregate"),
+						format_procedure(checked_aggregate), format_procedure(other)),
 				 errdetail("An aggregate of that name created since the view was defined matches its arguments better."),
 				 errhint("Drop the other aggregate, or define the view again.")));
 }
