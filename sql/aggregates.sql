@@ -267,8 +267,35 @@ INSERT INTO agg_rs VALUES (1, '[5,20)'), (2, '[50,60)');
 INSERT INTO agg_rs VALUES (1, '[3,8)');
 SELECT * FROM agg_range ORDER BY k;
 
+-- the grand total of ROLLUP without events: the aggregate over no input, its
+-- initial value read in the reader's settings, not those of the session
+-- that created the view; a combine function that is not strict (latest) and
+-- one that is (earliest)
+CREATE FOREIGN TABLE agg_ts (k int, t timestamptz) SERVER stream_ext;
+CREATE FUNCTION agg_later(timestamptz, timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE
+  AS 'SELECT CASE WHEN $1 IS NULL OR $2 IS NULL THEN NULL ELSE greatest($1, $2) END';
+CREATE FUNCTION agg_earlier(timestamptz, timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT
+  AS 'SELECT least($1, $2)';
+CREATE AGGREGATE agg_latest(timestamptz) (SFUNC = agg_later, STYPE = timestamptz, COMBINEFUNC = agg_later,
+  INITCOND = '2000-01-01 00:00');
+CREATE AGGREGATE agg_earliest(timestamptz) (SFUNC = agg_earlier, STYPE = timestamptz, COMBINEFUNC = agg_earlier,
+  INITCOND = '2100-01-01 00:00');
+SET TimeZone = 'America/New_York';
+CREATE VIEW agg_rollup_ts WITH (continuous) AS
+  SELECT k, agg_latest(t) AS latest, agg_earliest(t) AS earliest FROM agg_ts GROUP BY ROLLUP (k);
+SET TimeZone = 'UTC';
+SELECT * FROM agg_rollup_ts;
+SELECT k, agg_latest(t) AS latest, agg_earliest(t) AS earliest
+  FROM (SELECT 1, now() WHERE false) e(k, t) GROUP BY ROLLUP (k);
+INSERT INTO agg_ts VALUES (1, '2024-05-01 12:00+00'), (2, '2024-06-01 12:00+00');
+SELECT * FROM agg_rollup_ts ORDER BY k;
+RESET TimeZone;
+
 SET client_min_messages = warning;
 DROP FOREIGN TABLE agg_rs CASCADE;
+DROP FOREIGN TABLE agg_ts CASCADE;
+DROP AGGREGATE agg_latest(timestamptz), agg_earliest(timestamptz);
+DROP FUNCTION agg_later, agg_earlier;
 DROP FOREIGN TABLE agg_s CASCADE;
 DROP TABLE agg_t CASCADE;
 DROP TYPE agg_mood;

@@ -222,11 +222,13 @@ group_equality_sql(Oid type)
 }
 
 /*
- * The partial state of aggregate aggno over no input, as SQL: its initial
- * value (INITCOND) cast to the state column's type, or NULL when it has none
- * (always for internal states: their initial state is made by the first
- * transition).  This is what a partial aggregate over no rows hands to its
- * combining step in PostgreSQL's parallel aggregation.
+ * The partial state of aggregate aggno over no input, as SQL, for a row that
+ * must change nothing when combined: NULL, which combining skips, unless the
+ * aggregate's combine function is not strict (it would take the NULL as a
+ * state); then its initial value (INITCOND), which combining starts from
+ * too, as in PostgreSQL's parallel aggregation.  Converted from text when
+ * the view is read, as combining converts it, so that the settings of the
+ * session that created the view (TimeZone, DateStyle) do not stay in it.
  */
 static char *
 no_input_state_sql(ViewShape *shape, int aggno)
@@ -234,6 +236,7 @@ no_input_state_sql(ViewShape *shape, int aggno)
 	Aggref	   *aggref = list_nth(shape->aggs, aggno);
 	Oid			state_type = list_nth_oid(shape->agg_state_types, aggno);
 	HeapTuple	tuple;
+	Form_pg_aggregate agg;
 	Datum		initval;
 	bool		isnull;
 	char	   *sql = "NULL";
@@ -241,9 +244,11 @@ no_input_state_sql(ViewShape *shape, int aggno)
 	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
+	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
 	initval = SysCacheGetAttr(AGGFNOID, tuple, Anum_pg_aggregate_agginitval, &isnull);
-	if (!isnull && ((Form_pg_aggregate) GETSTRUCT(tuple))->aggtranstype != INTERNALOID)
-		sql = psprintf("%s::%s", quote_literal_cstr(TextDatumGetCString(initval)),
+	if (!isnull && agg->aggtranstype != INTERNALOID && OidIsValid(agg->aggcombinefn) &&
+		!func_strict(agg->aggcombinefn))
+		sql = psprintf("%s::pg_catalog.text::%s", quote_literal_cstr(TextDatumGetCString(initval)),
 					   format_type_be_qualified(state_type));
 	ReleaseSysCache(tuple);
 	return sql;
@@ -253,9 +258,9 @@ no_input_state_sql(ViewShape *shape, int aggno)
  * "SELECT NULL, ..., mask, state, ...": for a view with grouping sets read
  * over the whole stream (or sliding window), the row of the set that rolls
  * up every key, which has its row even without events, as in a batch query:
- * its keys NULL, each state the aggregate's state over no input, so that
- * combined with the set's other rows, or alone, it changes nothing; NULL
- * when the view has no such set.
+ * its keys NULL, each state one that changes nothing combined with the
+ * set's other rows, or alone (no_input_state_sql); NULL when the view has
+ * no such set.
  */
 static char *
 empty_set_row_sql(ViewShape *shape)
