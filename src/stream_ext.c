@@ -28,6 +28,7 @@
 #include "metrics/view_rates.h"
 #include "stream/insert.h"
 #include "stream/read_guard.h"
+#include "window/lateness.h"
 #include "window/reaper.h"
 #include "worker/change_events.h"
 #include "worker/held_back.h"
@@ -93,6 +94,7 @@ _PG_init(void)
 	stream_inputs_final_init();
 	stream_table_copies_init();
 	stream_reaper_init();
+	stream_lateness_settle_init();
 	stream_change_events_init();
 	stream_held_back_init();
 	stream_writer_apply_init();

@@ -482,6 +482,19 @@ say "  stream_ext.late_events: $kept rows (lt_tum/all), $d differing from the re
 [ "$d" = 0 ] && [ "$kept" = "$late5/$late5" ] || failures+=("late_events: $kept rows, $d differ; expected $late5/$late5")
 ev_ok=$(q "SELECT count(*) FROM stream_ext.late_events WHERE name = 'lt_tum'::regclass AND event NOT LIKE '%' || to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || '%'")
 [ "$ev_ok" = 0 ] || failures+=("late_events: $ev_ok rows whose event text does not hold their event time")
+# no batch of these views follows the last transaction: the combiner folds
+# its pending watermarks, and shows the kept late events to every snapshot,
+# once every snapshot sees their writers ended (lateness_settle.c, every 10 s)
+stats="SELECT string_agg(name::text || '=' || late_events || '@' || watermark, ' ' ORDER BY name::text)
+       FROM stream_ext.view_stats WHERE name::text LIKE 'lt\_%'"
+before=$(q "$stats")
+wait_until 60 "the pending watermarks folded, the late events' writers settled" \
+	"SELECT NOT EXISTS (SELECT FROM stream_ext_internal.watermark_pending)
+	    AND NOT EXISTS (SELECT FROM stream_ext_internal.late_events WHERE writer_xid IS NOT NULL)"
+after=$(q "$stats")
+[ "$after" = "$before" ] || failures+=("view_stats changed when the writers were settled: '$before', then '$after'")
+[ "$(q "SELECT count(*) FROM stream_ext.late_events")" = "$late5" ] ||
+	failures+=("late_events after the settlement: $(q "SELECT count(*) FROM stream_ext.late_events") rows, expected $late5")
 # views = batch over the non-late events
 run_sql <<'SQL'
 INSERT INTO cases VALUES

@@ -10,7 +10,5 @@
 
 extern FullTransactionId stream_recent_full_xid(TransactionId xid);
 extern bool stream_writer_visible(FullTransactionId writer);
-extern uint64 stream_settle_writer_rows(const char *table, const char *change, const char *rows,
-										const char *status, Datum *arg);
 
 #endif

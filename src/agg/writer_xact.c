@@ -13,7 +13,6 @@
  *	 xid_aborted(xid8)
  *	 writer_xact_out		 "<id> visible" or "<id> invisible"
  *	 writer_xact_in
- *	 stream_settle_writer_rows	 rows whose writer ended, changed (the combiner)
  *
  * A transaction id means nothing in another cluster, or in this one after a
  * restore.  So the text form of a writer carries, instead of a meaning, the
@@ -29,7 +28,6 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
@@ -238,27 +236,4 @@ stream_ext_writer_xact_in(PG_FUNCTION_ARGS)
 	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromEpochAndXid(0, strcmp(word, "visible") == 0
 																 ? FrozenTransactionId
 																 : InvalidTransactionId));
-}
-
-/*
- * Settle rows of table whose writer ended: run change ("DELETE FROM table" or
- * "UPDATE table SET writer_xid = ...") on those that match rows (an SQL
- * condition; $1 is arg, an xid8, when given) and whose writer_xid passes
- * status (the qualified xid_committed or xid_aborted), skipping the rows
- * others have locked: the combiner waits for no one.  SPI connected; returns
- * the rows changed.
- */
-uint64
-stream_settle_writer_rows(const char *table, const char *change, const char *rows,
-						  const char *status, Datum *arg)
-{
-	int			ret = SPI_execute_with_args(psprintf("%s WHERE ctid = ANY (ARRAY("
-													 "SELECT ctid FROM %s WHERE %s AND %s(writer_xid) "
-													 "FOR UPDATE SKIP LOCKED))",
-													 change, table, rows, status),
-											arg ? 1 : 0, (Oid[]) {XID8OID}, arg, NULL, false, 0);
-
-	if (ret != SPI_OK_DELETE && ret != SPI_OK_UPDATE)
-		elog(ERROR, "could not settle the writers of the rows of %s", table);
-	return SPI_processed;
 }

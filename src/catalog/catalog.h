@@ -133,6 +133,9 @@ extern int	stream_catalog_next_view_id(void);
 extern void stream_catalog_insert_view(ContinuousViewRow *row, List *aggregates);
 extern List *stream_catalog_state_columns(int id);
 extern void stream_catalog_changed(void);
+/* rows whose writer ended (writer_rows.c) */
+extern void stream_settle_writer_rows(const char *table, const char *rows, const char *committed,
+									  Datum *arg, uint64 *deleted, uint64 *settled);
 
 /* statements on the extension's tables kept for the life of the process */
 extern SPIPlanPtr stream_prepare_kept_plan(const char *sql, int nargs, Oid *argtypes);

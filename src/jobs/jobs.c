@@ -12,6 +12,7 @@
 
 #include "access/xact.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "jobs/jobs.h"
 
@@ -82,4 +83,23 @@ stream_job_in_transaction(void (*work) (void *arg), void *arg, MemoryContext cxt
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	return edata;
+}
+
+/*
+ * Run work(NULL) in a transaction of its own when *next_round has come, and
+ * set the next round interval_ms later, or retry_ms after an error (logged).
+ */
+void
+stream_job_every(TimestampTz *next_round, int interval_ms, int retry_ms,
+				 void (*work) (void *arg), MemoryContext cxt)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	ErrorData  *failed;
+
+	if (now < *next_round)
+		return;
+	failed = stream_job_in_transaction(work, NULL, cxt);
+	*next_round = TimestampTzPlusMilliseconds(now, failed ? retry_ms : interval_ms);
+	if (failed)
+		FreeErrorData(failed);
 }

@@ -6,6 +6,7 @@
 #ifndef STREAM_EXT_JOBS_H
 #define STREAM_EXT_JOBS_H
 
+#include "datatype/timestamp.h"
 #include "utils/palloc.h"
 
 /*
@@ -24,5 +25,7 @@ extern void stream_job_register(const char *name, StreamJobRun run);
 extern void stream_jobs_run(void (*check_interrupts) (void), MemoryContext cxt);
 extern ErrorData *stream_job_in_transaction(void (*work) (void *arg), void *arg,
 											MemoryContext cxt);
+extern void stream_job_every(TimestampTz *next_round, int interval_ms, int retry_ms,
+							 void (*work) (void *arg), MemoryContext cxt);
 
 #endif

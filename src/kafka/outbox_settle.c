@@ -42,31 +42,21 @@ static void
 settle_rows(void *arg)
 {
 	Oid			outbox = stream_internal_relid("kafka_outbox", true);
+	uint64		deleted;
+	uint64		settled;
 
 	if (!OidIsValid(outbox) || !stream_lock_if_free(outbox, RowExclusiveLock))
 		return;					/* being dropped, or locked: next round */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	(void) stream_settle_writer_rows(OUTBOX, "DELETE FROM " OUTBOX, "writer_xid IS NOT NULL",
-									 STREAM_INTERNAL_SCHEMA ".xid_aborted", NULL);
-	(void) stream_settle_writer_rows(OUTBOX, "UPDATE " OUTBOX " SET writer_xid = NULL",
-									 "writer_xid IS NOT NULL",
-									 STREAM_INTERNAL_SCHEMA ".xid_committed", NULL);
+	stream_settle_writer_rows(OUTBOX, "writer_xid IS NOT NULL", "NULL", NULL, &deleted, &settled);
 	SPI_finish();
 }
 
 static bool
 settle_job(MemoryContext cxt)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	ErrorData  *failed;
-
-	if (now < next_round)
-		return false;
-	failed = stream_job_in_transaction(settle_rows, NULL, cxt);	/* (logged) */
-	next_round = TimestampTzPlusMilliseconds(now, failed ? SETTLE_RETRY_MS : SETTLE_INTERVAL_MS);
-	if (failed)
-		FreeErrorData(failed);
+	stream_job_every(&next_round, SETTLE_INTERVAL_MS, SETTLE_RETRY_MS, settle_rows, cxt);
 	return false;
 }
 

@@ -822,13 +822,9 @@ settle_waiting_writers_work(void *arg)
 	horizon[0] = FullTransactionIdGetDatum(
 		stream_recent_full_xid(GetOldestNonRemovableTransactionId(rel)));
 	table_close(rel, NoLock);
-	frozen = stream_settle_writer_rows(delta, psprintf("UPDATE %s SET writer_xid = '%u'::pg_catalog.xid8",
-													   delta, FrozenTransactionId),
-									   psprintf("writer_xid < $1 AND writer_xid <> '%u'::pg_catalog.xid8",
-												FrozenTransactionId),
-									   STREAM_INTERNAL_SCHEMA ".xid_committed", horizon);
-	deleted = stream_settle_writer_rows(delta, psprintf("DELETE FROM %s", delta), "writer_xid < $1",
-										STREAM_INTERNAL_SCHEMA ".xid_aborted", horizon);
+	stream_settle_writer_rows(delta, "writer_xid < $1",
+							  psprintf("'%u'::pg_catalog.xid8", FrozenTransactionId), horizon,
+							  &deleted, &frozen);
 	if (frozen > 0 || deleted > 0)
 		ereport(LOG,
 				(errmsg("stream_ext combiner settled the writers of " UINT64_FORMAT " deltas and deleted " UINT64_FORMAT " deltas of aborted writers of continuous view %s, whose merges wait",
