@@ -236,6 +236,25 @@ grep -q 'partition 0 ends at offset 3, before its stored offset 14' "$STREAM_EXT
 	fail "the reset of a recreated topic was not logged"
 q "SELECT stream_ext.kafka_stop('g', 'grow_t')" >/dev/null
 
+# brokers gone for good (their cluster killed): the consumer retries, and
+# still stops when told (it waits for no broker request that does not end)
+mock_extra 1 gone_t:4
+gone_pid=${_bg_pids[-1]}
+for p in 0 1 2 3; do echo $p | BROKERS=$EXTRA_BROKERS produce gone_t -p $p; done
+run_sql <<SQL
+CREATE FOREIGN TABLE gone (v int) SERVER stream_ext;
+CREATE VIEW gone_v WITH (continuous) AS SELECT count(*) AS n FROM gone;
+SELECT stream_ext.kafka_consume('gone', 'gone_t', '$EXTRA_BROKERS', format => 'text');
+SQL
+wait_until 30 "gone_t consumed" "SELECT n = 4 FROM gone_v"
+kill -9 "$gone_pid"
+wait_until 60 "the consumer reports its brokers gone" \
+	"SELECT state = 'retrying' AND lag IS NULL FROM stream_ext.kafka_consumers WHERE stream = 'gone'::regclass"
+sleep 3		# it asks the brokers every second meanwhile
+stop_start=$SECONDS
+out=$(q "SELECT stream_ext.kafka_stop('gone', 'gone_t')" 2>&1) || fail "kafka_stop with the brokers gone: $out"
+say "ok: a consumer whose brokers are gone stopped in $((SECONDS - stop_start)) s"
+
 # A fresh consumer whose first offset lookups fail (the next 6 ListOffsets
 # requests, API key 2, fail with TOPIC_AUTHORIZATION_FAILED; librdkafka
 # retries some itself): the partitions still start at the consumer's start

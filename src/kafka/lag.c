@@ -9,9 +9,14 @@
  * its own.  Once the brokers failed (state "retrying", whichever code saw
  * it: kafka_slot_set_state), those are stale: the lag is unknown (NULL in
  * stream_ext.kafka_consumers, never 0), and about once a second the worker
- * asks the brokers for the watermarks itself.  When they answer, the lag is known again and the worker is
- * "running" at once, without waiting for a message; when they do not,
- * the error is shown as last_error (logged once per outage).
+ * asks the brokers for the cluster's metadata.  When they answer, the
+ * worker is "running" at once, without waiting for a message, and its lag
+ * is known again from the watermarks its fetches bring; when they do not,
+ * the error is shown as last_error (logged once per outage).  Not by asking
+ * for the watermarks themselves: librdkafka bounds that question by each
+ * request's own timeout (a minute), not by the one it is given, and with
+ * the brokers gone the worker would answer no stop or shutdown meanwhile.
+ * A metadata request ends at its timeout.
  */
 #include "postgres.h"
 
@@ -52,53 +57,41 @@ cached_lag(KafkaWorker *w, int64 *lag)
 }
 
 /*
- * The lag of our partitions from the brokers' answers, or false (with the
- * error in err) when they did not all answer in time.
+ * Do the brokers answer (a metadata request, within PROBE_TIMEOUT_MS)?  Asked
+ * at most every PROBE_INTERVAL_MS: *asked says whether they were now.
  */
 static bool
-queried_lag(KafkaWorker *w, int64 *lag, rd_kafka_resp_err_t *err)
+brokers_answer(KafkaWorker *w, bool *asked, rd_kafka_resp_err_t *err)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PROBE_TIMEOUT_MS);
-
-	*lag = 0;
-	*err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	for (int i = 0; i < w->nassigned; i++)
-	{
-		long		secs;
-		int			usecs;
-		int64		low,
-					high;
-
-		TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
-		*err = rd_kafka_query_watermark_offsets(w->rk, w->cfg.topic, w->assigned_partitions[i],
-												&low, &high,
-												Max((int) (secs * 1000 + usecs / 1000), 1));
-		if (*err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			return false;
-		if (w->assigned_next[i] >= 0 && high > w->assigned_next[i])
-			*lag += high - w->assigned_next[i];
-	}
-	return true;
-}
-
-/* Ask the brokers (at most every PROBE_INTERVAL_MS); returns whether they answered. */
-static bool
-probe_brokers(KafkaWorker *w, int64 *lag, bool *asked)
-{
-	rd_kafka_resp_err_t err;
-	bool		ok;
+	const struct rd_kafka_metadata *md;
 
 	*asked = TimestampDifferenceExceeds(w->lag_checked_at, GetCurrentTimestamp(),
 										PROBE_INTERVAL_MS);
 	if (!*asked)
 		return false;
-	ok = queried_lag(w, lag, &err);
+	*err = rd_kafka_metadata(w->rk, 0, NULL, &md, PROBE_TIMEOUT_MS);
 	w->lag_checked_at = GetCurrentTimestamp();
+	if (*err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return false;
+	rd_kafka_metadata_destroy(md);
+	return true;
+}
+
+/* Ask a retrying consumer's brokers whether they are back; true when they are. */
+static bool
+probe_brokers(KafkaWorker *w)
+{
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	bool		asked;
+	bool		ok = brokers_answer(w, &asked, &err);
+
+	if (!asked)
+		return false;
 	if (!ok && !w->lag_failing)
 	{
 		char		what[256];
 
-		snprintf(what, sizeof(what), "could not get the high watermarks of topic \"%s\": %s",
+		snprintf(what, sizeof(what), "could not reach the brokers of topic \"%s\": %s",
 				 w->cfg.topic, rd_kafka_err2str(err));
 		kafka_report_problem(w, what);
 	}
@@ -126,20 +119,17 @@ void
 kafka_refresh_lag(KafkaWorker *w)
 {
 	bool		retrying = kafka_brokers_failing(w);
+	bool		back = retrying && probe_brokers(w);
 	bool		known;
-	bool		asked = false;
 	int64		lag = 0;
 
-	/*
-	 * Retrying and not asked now: the last probe failed, or came before the
-	 * error (one that succeeded would have made us running).
-	 */
-	known = retrying ? probe_brokers(w, &lag, &asked) : cached_lag(w, &lag);
+	/* while retrying, the watermarks librdkafka kept are stale */
+	known = (!retrying || back) && cached_lag(w, &lag);
 
 	SpinLockAcquire(&w->slot->mutex);
 	w->slot->lag = known ? lag : 0;
 	w->slot->lag_known = known;
-	if (retrying && known)
+	if (back)
 		strlcpy(w->slot->state, "running", sizeof(w->slot->state));
 	SpinLockRelease(&w->slot->mutex);
 }
@@ -153,14 +143,9 @@ kafka_refresh_lag(KafkaWorker *w)
 void
 kafka_producer_probe_brokers(KafkaWorker *w)
 {
-	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	bool		asked;
 
-	if (!kafka_brokers_failing(w) ||
-		!TimestampDifferenceExceeds(w->lag_checked_at, GetCurrentTimestamp(), PROBE_INTERVAL_MS))
-		return;
-	w->lag_checked_at = GetCurrentTimestamp();
-	if (rd_kafka_metadata(w->rk, 0, NULL, &md, PROBE_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return;
-	rd_kafka_metadata_destroy(md);
-	kafka_slot_set_state(w->slot, "running");
+	if (kafka_brokers_failing(w) && brokers_answer(w, &asked, &err))
+		kafka_slot_set_state(w->slot, "running");
 }
