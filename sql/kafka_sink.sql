@@ -21,6 +21,22 @@ SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"delimiter": ";;"}');
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'text',
                                 format_options => '{"quote": "é"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"delimiter": "\n"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"delimiter": "|", "quote": "|"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"quote": ","}');
+-- a consumer's format options likewise (checked before anything is started)
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"delimiter": "é"}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format => 'text',
+                                format_options => '{"escape": ""}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"header": "maybe"}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"quote": ";", "delimiter": ";"}');
+SELECT count(*) AS consumers FROM stream_ext_internal.kafka_consumers;
 SELECT count(*) AS producers FROM stream_ext_internal.kafka_producers;
 
 -- privileges: members of stream_ext_kafka with SELECT on the stream

@@ -888,6 +888,38 @@ END
 $$;
 REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_options(jsonb, name) FROM PUBLIC;
 
+-- The format options of a consumer or a producer: names among allowed;
+-- delimiter, quote and escape one one-byte character each, not a line break
+-- (a character of several bytes would be cut to its first); header true or
+-- false; for csv, a delimiter other than the quote.
+CREATE FUNCTION stream_ext_internal.kafka_check_format_options(p_format_options jsonb, p_format text,
+                                                              p_allowed text[], p_hint text)
+  RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+  k text;
+  v text;
+BEGIN
+  FOR k, v IN SELECT key, value FROM jsonb_each_text(p_format_options) LOOP
+    IF k <> ALL (p_allowed) THEN
+      RAISE EXCEPTION 'unknown format option "%"', k
+        USING ERRCODE = 'invalid_parameter_value', HINT = p_hint;
+    END IF;
+    IF k IN ('delimiter', 'quote', 'escape') AND (octet_length(v) IS DISTINCT FROM 1 OR v IN (E'\n', E'\r')) THEN
+      RAISE EXCEPTION 'format option "%" must be a single one-byte character other than a line break', k
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF k = 'header' AND v IS DISTINCT FROM 'true' AND v IS DISTINCT FROM 'false' THEN
+      RAISE EXCEPTION 'format option "header" must be true or false' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  IF p_format = 'csv' AND coalesce(p_format_options->>'delimiter', ',') = coalesce(p_format_options->>'quote', '"') THEN
+    RAISE EXCEPTION 'format options "delimiter" and "quote" must differ' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_format_options(jsonb, text, text[], text) FROM PUBLIC;
+
 CREATE FUNCTION stream_ext_internal.kafka_register(
     p_stream regclass, p_topic text, p_brokers text, p_format text, p_start text,
     p_parallelism int, p_group_id text, p_options jsonb, p_format_options jsonb,
@@ -900,7 +932,6 @@ DECLARE
   cid int;
   col name;
   typ regtype;
-  k text;
 BEGIN
   p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
@@ -928,13 +959,9 @@ BEGIN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM stream_ext_internal.kafka_check_options(p_options, p_role);
-  FOR k IN SELECT jsonb_object_keys(p_format_options) LOOP
-    IF k NOT IN ('delimiter', 'quote', 'escape', 'header', 'null') THEN
-      RAISE EXCEPTION 'unknown format option "%"', k
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Format options are delimiter, quote, escape, header and null.';
-    END IF;
-  END LOOP;
+  PERFORM stream_ext_internal.kafka_check_format_options(p_format_options, p_format,
+            ARRAY['delimiter', 'quote', 'escape', 'header', 'null'],
+            'Format options are delimiter, quote, escape, header and null.');
   FOREACH col IN ARRAY ARRAY[p_key_column, p_partition_column, p_offset_column, p_timestamp_column] LOOP
     CONTINUE WHEN col IS NULL;
     SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
@@ -1177,8 +1204,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   p_role name;
   pid int;
-  k text;
-  v text;
 BEGIN
   p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
@@ -1203,17 +1228,9 @@ BEGIN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM stream_ext_internal.kafka_check_options(p_options, p_role);
-  FOR k, v IN SELECT key, value FROM jsonb_each_text(p_format_options) LOOP
-    IF k NOT IN ('delimiter', 'quote', 'null') THEN
-      RAISE EXCEPTION 'unknown format option "%"', k
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Format options of a producer are delimiter, quote and null.';
-    END IF;
-    IF k IN ('delimiter', 'quote') AND octet_length(v) IS DISTINCT FROM 1 THEN
-      RAISE EXCEPTION 'format option "%" must be a single one-byte character', k
-        USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-  END LOOP;
+  PERFORM stream_ext_internal.kafka_check_format_options(p_format_options, p_format,
+            ARRAY['delimiter', 'quote', 'null'],
+            'Format options of a producer are delimiter, quote and null.');
   IF p_key_column IS NOT NULL AND (p_key_column = 'arrival_timestamp' OR NOT EXISTS (
        SELECT 1 FROM pg_catalog.pg_attribute a
         WHERE a.attrelid = p_stream AND a.attname = p_key_column AND a.attnum > 0
