@@ -317,7 +317,7 @@ q "CREATE FOREIGN TABLE pv2 (user_id bigint) SERVER stream_ext; GRANT stream_ext
 out=$(PGUSER=alice psql -X -At -c "SELECT stream_ext_internal.kafka_register('pv2', 'priv_t', 'x', 'json', 'earliest', 1, NULL, '{}', '{}', NULL, NULL, NULL, NULL)" 2>&1 || true)
 echo "$out" | grep -q 'permission denied for stream "public.pv2"' || fail "a member without INSERT on the stream could register a consumer: $out"
 say "ok: a member needs INSERT on the stream, also through the internal function"
-PGUSER=alice q "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS', options => '{\"sasl.password\": \"hunter2\", \"fetch.max.bytes\": \"1048576\"}')" >/dev/null
+PGUSER=alice q "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS', options => '{\"sasl.password\": \"hunter2\", \"fetch.max.bytes\": \"1048576\", \"sasl.oauthbearer.config\": \"clientSecret=s3\"}')" >/dev/null
 echo '{"user_id": 1}' | produce priv_t
 wait_until 30 "member's consumer runs" "SELECT n = 1 FROM pv_v"
 say "ok: a member of stream_ext_kafka can start a consumer"
@@ -348,7 +348,8 @@ wait_until 30 "the generated column's stream consumed" "SELECT count(*) = 1 FROM
 expect "SELECT format('%s %s', user_id, who) FROM gw_v" "7 alice" "Kafka: generated columns computed as the stream's owner"
 q "SELECT stream_ext.kafka_stop('gw', 'gen_t')" >/dev/null   # its worker slot is needed below
 expect "SELECT options FROM stream_ext.kafka_consumers WHERE stream = 'pv'::regclass" \
-	'{"sasl.password": "********", "fetch.max.bytes": "1048576"}' "secrets masked in kafka_consumers"
+	'{"sasl.password": "********", "fetch.max.bytes": "1048576", "sasl.oauthbearer.config": "********"}' \
+	"secrets masked in kafka_consumers"
 out=$(PGUSER=bob psql -X -At -c "SELECT options FROM stream_ext_internal.kafka_consumers" 2>&1 || true)
 echo "$out" | grep -q 'permission denied' || fail "catalog readable by others: $out"
 say "ok: the catalog with the secrets is not readable by others"

@@ -1081,7 +1081,7 @@ $$;
 CREATE FUNCTION stream_ext_internal.kafka_mask_options(jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
   SELECT coalesce(jsonb_object_agg(key,
-           CASE WHEN key ~* '(password|secret|jaas|\.pem$|key$|token|credentials)'
+           CASE WHEN key ~* '(password|secret|jaas|\.pem$|key$|token|credentials|oauthbearer\.config)'
                 THEN to_jsonb('********'::text) ELSE value END), '{}')
     FROM jsonb_each($1)
 $$;
