@@ -121,12 +121,12 @@ SELECT stream_ext_internal.finalize_state('avg(float8)'::regprocedure, '{2,3,0.5
 SELECT stream_ext_internal.finalize_state('avg(float8)'::regprocedure, '{2,3,0.5}'::float8[], NULL::float8);
 SELECT stream_ext_internal.finalize_state('count()'::regprocedure, NULL::int8, NULL::int8);
 SELECT stream_ext_internal.xid_committed('1'::xid8);
--- an id not assigned yet (in this epoch or a later one) has neither
--- committed nor aborted; its status is not looked up in a commit log file
--- that does not exist
+-- an id not assigned yet (in this epoch or a later one, special ones of a
+-- later epoch too) has neither committed nor aborted; its status is not
+-- looked up in a commit log file that does not exist
 SELECT stream_ext_internal.xid_visible(x) AS visible, stream_ext_internal.xid_committed(x) AS committed,
        stream_ext_internal.xid_aborted(x) AS aborted
-  FROM (VALUES ('4294967295'::xid8), ('1099511628776'::xid8),
+  FROM (VALUES ('4294967295'::xid8), ('1099511628776'::xid8), ('4294967296'::xid8), ('4294967298'::xid8),
                ((pg_current_xact_id()::text::int8 + 1000000)::text::xid8)) v(x);
 -- delta_may_have_key answers only about a delta table's keys, to a reader
 -- of its view, hashing values of types that hash like the keys; otherwise

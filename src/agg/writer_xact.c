@@ -86,32 +86,32 @@ stream_ext_event_xid8(PG_FUNCTION_ARGS)
  * on a standby replay may not have reached it yet (the delta row is written
  * before the writer commits), and these functions take any xid8: an id not
  * assigned is neither committed nor aborted, and its status must not be
- * looked up (its commit log page may not exist).  An id older than the log
- * keeps is an error: the combiner settles delta rows long before their
- * writers age out, so only a call by hand can ask.  The next id is read
- * again only for a writer at or past the one read last (it only grows).
- * Unlocked, as a guard against impossible ids: an id at the old end of the
- * log while it is cut can still fail in the lookup.
+ * looked up (its commit log page may not exist).  Nor is one whose low 32
+ * bits are a special id in an epoch after the first: no transaction gets
+ * those.  The next id is read again only for a writer at or past the one
+ * read last (it only grows).
  */
 static bool
 writer_assigned(FullTransactionId writer)
 {
 	static FullTransactionId assigned_below = {0};
 
+	if (!TransactionIdIsNormal(XidFromFullTransactionId(writer)))
+		return false;
 	if (!FullTransactionIdPrecedes(writer, assigned_below))
 	{
 		assigned_below = ReadNextFullTransactionId();
 		if (!FullTransactionIdPrecedes(writer, assigned_below))
 			return false;
 	}
-	if (U64FromFullTransactionId(assigned_below) - U64FromFullTransactionId(writer) >
-		(uint64) MaxTransactionId / 2 ||
-		TransactionIdPrecedes(XidFromFullTransactionId(writer), ShmemVariableCache->oldestClogXid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("transaction ID " UINT64_FORMAT " is too old for its status to be known",
-						U64FromFullTransactionId(writer))));
 	return true;
+}
+
+/* Is writer one of the special ids (of the first epoch): frozen, invalid? */
+static bool
+writer_special(FullTransactionId writer)
+{
+	return U64FromFullTransactionId(writer) < FirstNormalTransactionId;
 }
 
 /*
@@ -124,7 +124,7 @@ stream_writer_visible(FullTransactionId writer)
 	TransactionId xid = XidFromFullTransactionId(writer);
 	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 
-	if (TransactionIdEquals(xid, FrozenTransactionId))
+	if (U64FromFullTransactionId(writer) == FrozenTransactionId)
 		return true;
 	if (!TransactionIdIsNormal(xid) || TransactionIdIsCurrentTransactionId(xid))
 		return false;
@@ -177,7 +177,7 @@ writer_status(FunctionCallInfo fcinfo)
 	 * (Clog answers for the special ids too: frozen committed, invalid
 	 * aborted.)
 	 */
-	if (TransactionIdIsNormal(xid) && !writer_assigned(writer))
+	if (!writer_special(writer) && !writer_assigned(writer))
 		cache->status = WRITER_IN_PROGRESS;
 	else if (TransactionIdIsInProgress(xid))
 		cache->status = WRITER_IN_PROGRESS;
