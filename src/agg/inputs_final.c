@@ -223,10 +223,11 @@ check_finalization_analysis(ParseState *pstate, Query *query, JumbleState *jstat
 		return;
 	if (!query->hasAggs)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_AMBIGUOUS_FUNCTION),
 				 errmsg("the finalization query of aggregate %s calls no aggregate",
 						format_procedure(checked_aggregate)),
-				 errdetail("A continuous view's finalization query calls its aggregate, unless a function of that name created since matches its arguments better.")));
+				 errdetail("A continuous view's finalization query calls its aggregate, unless a function of that name created since matches its arguments better."),
+				 errhint("Drop the other function, or define the view again.")));
 	if (query_tree_walker(query, calls_other_aggregate, &other, 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_AMBIGUOUS_FUNCTION),
