@@ -36,6 +36,14 @@ SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"header": "maybe"}');
 SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"quote": ";", "delimiter": ";"}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format => 'text',
+                                format_options => '{"delimiter": "n"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"null": "x,y"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'text',
+                                format_options => '{"null": "a\tb"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
+                                format_options => '{"null": "\"\""}');
 SELECT count(*) AS consumers FROM stream_ext_internal.kafka_consumers;
 SELECT count(*) AS producers FROM stream_ext_internal.kafka_producers;
 

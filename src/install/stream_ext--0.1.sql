@@ -891,7 +891,9 @@ REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_options(jsonb, name) FROM
 -- The format options of a consumer or a producer: names among allowed;
 -- delimiter, quote and escape one one-byte character each, not a line break
 -- (a character of several bytes would be cut to its first); header true or
--- false; for csv, a delimiter other than the quote.
+-- false; for csv, a delimiter other than the quote; for text, a delimiter
+-- COPY accepts; a null string holding no line break, delimiter or quote (as
+-- COPY requires: it would read back as something else).
 CREATE FUNCTION stream_ext_internal.kafka_check_format_options(p_format_options jsonb, p_format text,
                                                               p_allowed text[], p_hint text)
   RETURNS void
@@ -899,6 +901,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
   k text;
   v text;
+  d text;
+  q text;
+  n text;
 BEGIN
   FOR k, v IN SELECT key, value FROM jsonb_each_text(p_format_options) LOOP
     IF k <> ALL (p_allowed) THEN
@@ -913,8 +918,23 @@ BEGIN
       RAISE EXCEPTION 'format option "header" must be true or false' USING ERRCODE = 'invalid_parameter_value';
     END IF;
   END LOOP;
-  IF p_format = 'csv' AND coalesce(p_format_options->>'delimiter', ',') = coalesce(p_format_options->>'quote', '"') THEN
+  IF p_format NOT IN ('csv', 'text') THEN
+    RETURN;
+  END IF;
+  d := coalesce(p_format_options->>'delimiter', CASE p_format WHEN 'csv' THEN ',' ELSE E'\t' END);
+  q := coalesce(p_format_options->>'quote', '"');
+  n := p_format_options->>'null';
+  IF p_format = 'csv' AND d = q THEN
     RAISE EXCEPTION 'format options "delimiter" and "quote" must differ' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_format = 'text' AND strpos(E'\\.abcdefghijklmnopqrstuvwxyz0123456789', d) > 0 THEN
+    RAISE EXCEPTION 'format option "delimiter" cannot be "%" in text format', d
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'After a backslash, as text format escapes, a dot, a lowercase letter or a digit stands for something else.';
+  END IF;
+  IF strpos(n, E'\n') > 0 OR strpos(n, E'\r') > 0 OR strpos(n, d) > 0 OR (p_format = 'csv' AND strpos(n, q) > 0) THEN
+    RAISE EXCEPTION 'format option "null" cannot contain a line break, the delimiter or the quote'
+      USING ERRCODE = 'invalid_parameter_value';
   END IF;
 END
 $$;
