@@ -56,6 +56,75 @@ read_stored_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 #define UNRESOLVED(i) (want[i] && next[i] < 0)
 
 /*
+ * The offsets of partitions parts[0..n-1] of our topic at time at (ms since
+ * the epoch), or at their end (RD_KAFKA_OFFSET_END: the high watermark) or
+ * start (RD_KAFKA_OFFSET_BEGINNING), into offsets[] (-1 for a partition with
+ * no message since that time, or one the brokers gave an error for: errs[],
+ * when given).  One request per leader, ending at BROKER_TIMEOUT_MS
+ * (rd_kafka_offsets_for_times): rd_kafka_query_watermark_offsets waits for
+ * each request's own timeout, a minute, when the brokers are gone, and the
+ * worker would answer no stop meanwhile.  Returns the request's error.
+ */
+rd_kafka_resp_err_t
+kafka_partition_offsets(KafkaWorker *w, int n, const int32 *parts, int64 at, int64 *offsets,
+						rd_kafka_resp_err_t *errs)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(n, 1));
+	rd_kafka_resp_err_t err;
+
+	for (int i = 0; i < n; i++)
+	{
+		rd_kafka_topic_partition_list_add(list, w->cfg.topic, parts[i])->offset = at;
+		offsets[i] = -1;
+		if (errs)
+			errs[i] = RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	err = n > 0 ? rd_kafka_offsets_for_times(w->rk, list, BROKER_TIMEOUT_MS) : RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int j = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && j < list->cnt; j++)
+		for (int i = 0; i < n; i++)
+			if (parts[i] == list->elems[j].partition)
+			{
+				if (list->elems[j].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+					offsets[i] = list->elems[j].offset;
+				else if (errs)
+					errs[i] = list->elems[j].err;
+			}
+	rd_kafka_topic_partition_list_destroy(list);
+	return err;
+}
+
+/*
+ * Resolve the unresolved parts at at (see above): false, with the problem
+ * reported, for each the brokers did not answer for.
+ */
+static bool
+resolve_at(KafkaWorker *w, int n, const int32 *parts, int64 *next, const bool *want, int64 at)
+{
+	int64	   *found = palloc(sizeof(int64) * n);
+	rd_kafka_resp_err_t *errs = palloc(sizeof(rd_kafka_resp_err_t) * n);
+	rd_kafka_resp_err_t err = kafka_partition_offsets(w, n, parts, at, found, errs);
+	bool		ok = true;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!UNRESOLVED(i))
+			continue;
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR || errs[i] != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			kafka_report_problem(w, psprintf("could not query the offsets of partition %d: %s",
+											 parts[i], rd_kafka_err2str(err ? err : errs[i])));
+			ok = false;
+		}
+		else if (found[i] >= 0)
+			next[i] = found[i];
+	}
+	pfree(found);
+	pfree(errs);
+	return ok;
+}
+
+
+/*
  * Offsets where the parts with want[] set and a negative next[] start, from
  * start (a consumer's start setting): earliest, latest, a timestamp, or a
  * JSON object of partition: offset (partitions not in it start at the
@@ -70,7 +139,6 @@ resolve_start(KafkaWorker *w, int n, const int32 *parts, int64 *next, const bool
 	Datum		args[1];
 	int64		ts_ms = -1;
 	bool		latest = strcmp(start, "latest") == 0;
-	bool		ok = true;
 	bool		any = false;
 
 	for (int i = 0; i < n; i++)
@@ -103,49 +171,12 @@ resolve_start(KafkaWorker *w, int n, const int32 *parts, int64 *next, const bool
 
 	if (ts_ms >= 0)
 	{
-		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
-		rd_kafka_resp_err_t err;
-
-		for (int i = 0; i < n; i++)
-			if (UNRESOLVED(i))
-				rd_kafka_topic_partition_list_add(list, w->cfg.topic, parts[i])->offset = ts_ms;
-		err = rd_kafka_offsets_for_times(w->rk, list, BROKER_TIMEOUT_MS);
-		if (err)
-		{
-			rd_kafka_topic_partition_list_destroy(list);
-			kafka_report_problem(w, psprintf("could not look up offsets for the start time: %s",
-									rd_kafka_err2str(err)));
+		if (!resolve_at(w, n, parts, next, want, ts_ms))
 			return false;
-		}
-		for (int j = 0; j < list->cnt; j++)
-			for (int i = 0; i < n; i++)
-				if (parts[i] == list->elems[j].partition && UNRESOLVED(i) &&
-					list->elems[j].offset >= 0)
-					next[i] = list->elems[j].offset;
-		rd_kafka_topic_partition_list_destroy(list);
 		latest = true;			/* no message since that time: start at the end */
 	}
-
-	for (int i = 0; i < n; i++)
-	{
-		int64		low,
-					high;
-		rd_kafka_resp_err_t err;
-
-		if (!UNRESOLVED(i))
-			continue;
-		err = rd_kafka_query_watermark_offsets(w->rk, w->cfg.topic, parts[i], &low, &high,
-											   BROKER_TIMEOUT_MS);
-		if (err)
-		{
-			kafka_report_problem(w, psprintf("could not query the offsets of partition %d: %s",
-									parts[i], rd_kafka_err2str(err)));
-			ok = false;
-			continue;
-		}
-		next[i] = latest ? high : low;
-	}
-	return ok;
+	return resolve_at(w, n, parts, next, want,
+					  latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING);
 }
 
 /*

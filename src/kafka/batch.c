@@ -120,15 +120,14 @@ arena_alloc(MemoryContext cxt, Size size)
 static bool
 partition_ends_before(KafkaWorker *w, const rd_kafka_message_t *m, int64 next)
 {
-	int64_t		low;
-	int64_t		high;
+	int64		high;
 
 	/*
 	 * Asked of the brokers now, not librdkafka's cached value: a message
 	 * fetched before its partition went to another worker and came back
 	 * must not pass for a new one on a stale watermark.
 	 */
-	if (rd_kafka_query_watermark_offsets(w->rk, w->cfg.topic, m->partition, &low, &high, 5000) !=
+	if (kafka_partition_offsets(w, 1, &m->partition, RD_KAFKA_OFFSET_END, &high, NULL) !=
 		RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 || high >= next)
 		return false;
 	ereport(WARNING,
