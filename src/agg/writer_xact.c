@@ -27,7 +27,6 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
-#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"

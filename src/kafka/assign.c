@@ -94,35 +94,44 @@ kafka_partition_offsets(KafkaWorker *w, int n, const int32 *parts, int64 at, int
 }
 
 /*
- * Resolve the unresolved parts at at (see above): false, with the problem
- * reported, for each the brokers did not answer for.
+ * Resolve the unresolved parts at at (see above), asking for those alone:
+ * false, with the problem reported, for each the brokers did not answer for.
  */
 static bool
 resolve_at(KafkaWorker *w, int n, const int32 *parts, int64 *next, const bool *want, int64 at)
 {
+	int32	   *asked = palloc(sizeof(int32) * n);
+	int		   *index = palloc(sizeof(int) * n);
 	int64	   *found = palloc(sizeof(int64) * n);
 	rd_kafka_resp_err_t *errs = palloc(sizeof(rd_kafka_resp_err_t) * n);
-	rd_kafka_resp_err_t err = kafka_partition_offsets(w, n, parts, at, found, errs);
+	rd_kafka_resp_err_t err;
+	int			nasked = 0;
 	bool		ok = true;
 
 	for (int i = 0; i < n; i++)
+		if (UNRESOLVED(i))
+		{
+			index[nasked] = i;
+			asked[nasked++] = parts[i];
+		}
+	err = kafka_partition_offsets(w, nasked, asked, at, found, errs);
+	for (int k = 0; k < nasked; k++)
 	{
-		if (!UNRESOLVED(i))
-			continue;
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR || errs[i] != RD_KAFKA_RESP_ERR_NO_ERROR)
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR || errs[k] != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			kafka_report_problem(w, psprintf("could not query the offsets of partition %d: %s",
-											 parts[i], rd_kafka_err2str(err ? err : errs[i])));
+											 asked[k], rd_kafka_err2str(err ? err : errs[k])));
 			ok = false;
 		}
-		else if (found[i] >= 0)
-			next[i] = found[i];
+		else if (found[k] >= 0)
+			next[index[k]] = found[k];
 	}
+	pfree(asked);
+	pfree(index);
 	pfree(found);
 	pfree(errs);
 	return ok;
 }
-
 
 /*
  * Offsets where the parts with want[] set and a negative next[] start, from

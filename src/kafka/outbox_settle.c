@@ -24,7 +24,6 @@
 #include "storage/lmgr.h"
 #include "utils/timestamp.h"
 
-#include "agg/combine.h"
 #include "catalog/catalog.h"
 #include "jobs/jobs.h"
 #include "kafka/outbox_settle.h"
