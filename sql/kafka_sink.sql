@@ -44,6 +44,20 @@ SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'text',
                                 format_options => '{"null": "a\tb"}');
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"null": "\"\""}');
+-- librdkafka options are tried when given, not first by the worker
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"no.such.option": "1"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"linger.ms": "soon"}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"fetch.max.bytes": -5}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"linger.ms": null}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"acks": ["all"]}');
+-- NULL arguments, an infinite start, a column mapped twice
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format => NULL);
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => NULL);
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', format_options => NULL);
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', start => 'infinity');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', start => '-infinity');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', key_column => 'url',
+                                timestamp_column => 'at', partition_column => 'url');
 SELECT count(*) AS consumers FROM stream_ext_internal.kafka_consumers;
 SELECT count(*) AS producers FROM stream_ext_internal.kafka_producers;
 
@@ -61,6 +75,9 @@ SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', key_column => 'url
                                 options => '{"sasl.password": "secret", "linger.ms": "1"}');
 SELECT stream, topic, format, key_column, enabled, options, staging
   FROM stream_ext.kafka_producers;
+-- librdkafka's debugging output floods the server log: superusers only
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"debug": "all"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"log_level": 7}');
 -- a producer of the same topic changes its settings and keeps its staging view
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"delimiter": ";"}');

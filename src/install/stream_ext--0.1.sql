@@ -773,8 +773,8 @@ BEGIN
                   WHERE key::int < 0 OR value::bigint < 0) THEN
         RAISE EXCEPTION 'negative';
       END IF;
-    ELSE
-      PERFORM p_start::timestamptz;
+    ELSIF NOT isfinite(p_start::timestamptz) THEN
+      RAISE EXCEPTION 'infinite';
     END IF;
   EXCEPTION WHEN others THEN
     RAISE EXCEPTION 'invalid start position "%"', p_start
@@ -867,22 +867,36 @@ REVOKE ALL ON FUNCTION stream_ext_internal.kafka_acting_role(name) FROM PUBLIC;
 -- (ssl.*.location, plugin.library.paths, sasl.kerberos.kinit.cmd, ...) are
 -- read, loaded or run by librdkafka as the server's operating system user:
 -- only superusers may set them, as only they may read server files.
+CREATE FUNCTION stream_ext_internal.kafka_check_librdkafka_option(name text, value text)
+  RETURNS void AS 'MODULE_PATHNAME', 'stream_ext_kafka_check_librdkafka_option'
+  LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_librdkafka_option(text, text) FROM PUBLIC;
+
 CREATE FUNCTION stream_ext_internal.kafka_check_options(p_options jsonb, p_role name)
   RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
 DECLARE
   k text;
+  v jsonb;
+  super boolean := coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = p_role), false);
 BEGIN
-  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = p_role) THEN
-    RETURN;
-  END IF;
-  FOR k IN SELECT pg_catalog.jsonb_object_keys(p_options) LOOP
-    IF pg_catalog.lower(k) ~ '(location|path|file|cmd|keytab|engine|provider|plugin)' THEN
+  FOR k, v IN SELECT * FROM pg_catalog.jsonb_each(p_options) LOOP
+    IF pg_catalog.jsonb_typeof(v) NOT IN ('string', 'number', 'boolean') THEN
+      RAISE EXCEPTION 'librdkafka option "%" must be a string, a number or a boolean', k
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT super AND pg_catalog.lower(k) ~ '(location|path|file|cmd|keytab|engine|provider|plugin)' THEN
       RAISE EXCEPTION 'only superusers may set librdkafka option "%"', k
         USING ERRCODE = 'insufficient_privilege',
               DETAIL = 'It names a file, a library or a command of the server, which librdkafka would read, load or run as the server''s operating system user.',
               HINT = 'Give certificates and keys inline (ssl.ca.pem, ssl.certificate.pem, ssl.key.pem), or have a superuser start the consumer or producer.';
     END IF;
+    IF NOT super AND pg_catalog.lower(k) IN ('debug', 'log_level') THEN
+      RAISE EXCEPTION 'only superusers may set librdkafka option "%"', k
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'librdkafka''s debugging output goes to the server log, thousands of lines a minute.';
+    END IF;
+    PERFORM stream_ext_internal.kafka_check_librdkafka_option(k, v #>> '{}');
   END LOOP;
 END
 $$;
@@ -951,6 +965,7 @@ DECLARE
   p_role name;
   cid int;
   col name;
+  mapped name[] := '{}';
   typ regtype;
 BEGIN
   p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
@@ -964,6 +979,10 @@ BEGIN
       USING ERRCODE = 'wrong_object_type',
             HINT = 'Create it with CREATE FOREIGN TABLE ... SERVER stream_ext.';
   END IF;
+  IF p_format IS NULL THEN
+    RAISE EXCEPTION 'format must not be null'
+      USING ERRCODE = 'null_value_not_allowed', HINT = 'Use json, csv or text.';
+  END IF;
   IF p_format NOT IN ('json', 'csv', 'text') THEN
     RAISE EXCEPTION 'unknown format "%"', p_format
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Use json, csv or text.';
@@ -975,7 +994,8 @@ BEGIN
     RAISE EXCEPTION 'topic and brokers must be given' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM stream_ext_internal.kafka_check_start(p_start);
-  IF jsonb_typeof(p_options) <> 'object' OR jsonb_typeof(p_format_options) <> 'object' THEN
+  IF jsonb_typeof(p_options) IS DISTINCT FROM 'object'
+     OR jsonb_typeof(p_format_options) IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM stream_ext_internal.kafka_check_options(p_options, p_role);
@@ -984,6 +1004,12 @@ BEGIN
             'Format options are delimiter, quote, escape, header and null.');
   FOREACH col IN ARRAY ARRAY[p_key_column, p_partition_column, p_offset_column, p_timestamp_column] LOOP
     CONTINUE WHEN col IS NULL;
+    IF mapped @> ARRAY[col] THEN
+      RAISE EXCEPTION 'column "%" is mapped twice', col
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'A column takes one of the message''s key, partition, offset and timestamp.';
+    END IF;
+    mapped := mapped || col;
     SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = p_stream AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
     IF NOT FOUND OR col = 'arrival_timestamp' THEN
@@ -1236,7 +1262,11 @@ BEGIN
       USING ERRCODE = 'wrong_object_type',
             HINT = 'Create it with CREATE FOREIGN TABLE ... SERVER stream_ext.';
   END IF;
-  IF p_format IS NULL OR p_format NOT IN ('json', 'csv', 'text') THEN
+  IF p_format IS NULL THEN
+    RAISE EXCEPTION 'format must not be null'
+      USING ERRCODE = 'null_value_not_allowed', HINT = 'Use json, csv or text.';
+  END IF;
+  IF p_format NOT IN ('json', 'csv', 'text') THEN
     RAISE EXCEPTION 'unknown format "%"', p_format
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Use json, csv or text.';
   END IF;
