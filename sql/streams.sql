@@ -140,3 +140,15 @@ DROP VIEW st_by_name;
 
 DROP FOREIGN TABLE st_events CASCADE;
 SELECT count(*) FROM stream_ext.streams WHERE name = 'st_events';
+
+-- A wrapper of its own on stream_ext's handler makes no streams: its foreign
+-- tables refuse events (no view or worker would take them) and reads
+CREATE FOREIGN DATA WRAPPER st_other_wrapper HANDLER stream_ext_internal.stream_fdw_handler;
+CREATE SERVER st_other_server FOREIGN DATA WRAPPER st_other_wrapper;
+CREATE FOREIGN TABLE st_not_a_stream (a int) SERVER st_other_server;
+INSERT INTO st_not_a_stream VALUES (1);
+COPY st_not_a_stream FROM STDIN;
+1
+\.
+SELECT * FROM st_not_a_stream;
+DROP FOREIGN DATA WRAPPER st_other_wrapper CASCADE;

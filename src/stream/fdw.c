@@ -74,6 +74,22 @@ stream_is_stream_relation(Oid relid)
 }
 
 /*
+ * A foreign table of another wrapper made on stream_ext's handler is no
+ * stream: no view reads it, no worker takes its events.  Refused rather
+ * than taking events that would go nowhere.
+ */
+static void
+check_stream_relation(Oid relid)
+{
+	if (!stream_is_stream_relation(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("foreign table \"%s\" is not a stream", get_rel_name(relid)),
+				 errdetail("Its foreign-data wrapper uses stream_ext's handler, but only foreign tables of the wrapper stream_ext are streams."),
+				 errhint("Create streams with CREATE FOREIGN TABLE ... SERVER stream_ext.")));
+}
+
+/*
  * The events a batch is planned for.  A batch holds from one event to
  * stream_ext.batch_size; a view that joins tables is planned for a small one
  * (a lookup join), so that each event finds its rows through an index of
@@ -87,6 +103,7 @@ stream_is_stream_relation(Oid relid)
 static void
 streamGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
+	check_stream_relation(foreigntableid);
 	/* all_baserels is set before the sizes of base relations are estimated */
 	baserel->rows = bms_membership(root->all_baserels) == BMS_MULTIPLE ?
 		STREAM_JOINED_BATCH_ROWS : STREAM_BATCH_ROWS;
@@ -202,6 +219,7 @@ static List *
 streamPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 						Index resultRelation, int subplan_index)
 {
+	check_stream_relation(planner_rt_fetch(resultRelation, root)->relid);
 	if (plan->returningLists != NIL)
 	{
 		RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
@@ -298,6 +316,7 @@ streamEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 static void
 streamBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
+	check_stream_relation(RelationGetRelid(rinfo->ri_RelationDesc));
 	begin_insert(rinfo);
 }
 
