@@ -392,7 +392,19 @@ mock_cmd "down 1"
 wait_until 60 "the consumer reports the outage" \
 	"SELECT last_error IS NOT NULL AND state = 'retrying' AND lag IS NULL FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"
 say "ok: outage reported, lag unknown (NULL): $(q "SELECT last_error FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass")"
+# the brokers answer, but one of the consumer's partitions has no leader
+# (its only replica's broker gone): still retrying, saying so
+mock_cmd "leader out_t 1 -1"
 mock_cmd "up 1"
+deadline=$((SECONDS + 15))
+until grep -q 'partition 1 of topic "out_t" has no leader' "$SRV/server.log"; do
+	[ $SECONDS -lt $deadline ] || fail "the consumer did not report partition 1 without a leader"
+	sleep 0.2
+done
+sleep 3
+expect "SELECT state || '/' || (lag IS NULL) FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass" \
+	"retrying/true" "brokers back, partition 1 without a leader: still retrying, lag unknown"
+mock_cmd "leader out_t 1 1"
 # running again as soon as the brokers answer, before any new message
 wait_until 15 "running again once the brokers answer" \
 	"SELECT state = 'running' AND lag = 0 FROM stream_ext.kafka_consumers WHERE stream = 'o'::regclass"

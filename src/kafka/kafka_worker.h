@@ -73,7 +73,8 @@ typedef struct KafkaWorker
 
 	/* the brokers' watermarks (lag.c) */
 	TimestampTz lag_checked_at;
-	bool		lag_failing;	/* the last query failed */
+	int			lag_failing;	/* the last probe: 0 answered, 1 no answer,
+								 * 2 a partition without a leader */
 } KafkaWorker;
 
 #endif

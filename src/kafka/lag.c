@@ -9,10 +9,11 @@
  * its own.  Once the brokers failed (state "retrying", whichever code saw
  * it: kafka_slot_set_state), those are stale: the lag is unknown (NULL in
  * stream_ext.kafka_consumers, never 0), and about once a second the worker
- * asks the brokers for the cluster's metadata.  When they answer, the
- * worker is "running" at once, without waiting for a message, and its lag
- * is known again from the watermarks its fetches bring; when they do not,
- * the error is shown as last_error (logged once per outage).  Not by asking
+ * asks the brokers for the metadata of its topic.  When they answer and
+ * each of its partitions has a leader, the worker is "running" at once,
+ * without waiting for a message, and its lag is known again from the
+ * watermarks its fetches bring; when they do not, the error is shown as
+ * last_error (logged once per outage and cause).  Not by asking
  * for the watermarks themselves: librdkafka bounds that question by each
  * request's own timeout (a minute), not by the one it is given, and with
  * the brokers gone the worker would answer no stop or shutdown meanwhile.
@@ -57,24 +58,70 @@ cached_lag(KafkaWorker *w, int64 *lag)
 }
 
 /*
- * Do the brokers answer (a metadata request, within PROBE_TIMEOUT_MS)?  Asked
- * at most every PROBE_INTERVAL_MS: *asked says whether they were now.
+ * The first of the worker's partitions the metadata md gives no leader (or
+ * an error) for, or -1 when each has one; *err is the partition's error.
+ */
+static int32
+partition_without_leader(KafkaWorker *w, const struct rd_kafka_metadata *md,
+						 rd_kafka_resp_err_t *err)
+{
+	for (int t = 0; t < md->topic_cnt; t++)
+	{
+		const rd_kafka_metadata_topic_t *topic = &md->topics[t];
+
+		if (strcmp(topic->topic, w->cfg.topic) != 0)
+			continue;
+		for (int i = 0; i < w->nassigned; i++)
+		{
+			int32		part = w->assigned_partitions[i];
+			bool		led = false;
+
+			*err = topic->err != RD_KAFKA_RESP_ERR_NO_ERROR ? topic->err :
+				RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+			for (int p = 0; p < topic->partition_cnt && topic->err == RD_KAFKA_RESP_ERR_NO_ERROR; p++)
+			{
+				if (topic->partitions[p].id != part)
+					continue;
+				if (topic->partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+					*err = topic->partitions[p].err;
+				led = topic->partitions[p].leader >= 0 &&
+					topic->partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+			}
+			if (!led)
+				return part;
+		}
+		return -1;
+	}
+	*err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+	return w->nassigned > 0 ? w->assigned_partitions[0] : -1;
+}
+
+/*
+ * Do the brokers answer (a metadata request, within PROBE_TIMEOUT_MS)?  For a
+ * consumer (topic_rkt given), also: does each of its partitions have a leader?
+ * (One broker answering says nothing of the others.)  Asked at most every
+ * PROBE_INTERVAL_MS: *asked says whether they were now.  *leaderless is the
+ * partition without a leader, or -1.
  */
 static bool
-brokers_answer(KafkaWorker *w, bool *asked, rd_kafka_resp_err_t *err)
+brokers_answer(KafkaWorker *w, rd_kafka_topic_t *topic_rkt, bool *asked,
+			   rd_kafka_resp_err_t *err, int32 *leaderless)
 {
 	const struct rd_kafka_metadata *md;
 
+	*leaderless = -1;
 	*asked = TimestampDifferenceExceeds(w->lag_checked_at, GetCurrentTimestamp(),
 										PROBE_INTERVAL_MS);
 	if (!*asked)
 		return false;
-	*err = rd_kafka_metadata(w->rk, 0, NULL, &md, PROBE_TIMEOUT_MS);
+	*err = rd_kafka_metadata(w->rk, 0, topic_rkt, &md, PROBE_TIMEOUT_MS);
 	w->lag_checked_at = GetCurrentTimestamp();
 	if (*err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return false;
+	if (topic_rkt != NULL)
+		*leaderless = partition_without_leader(w, md, err);
 	rd_kafka_metadata_destroy(md);
-	return true;
+	return *leaderless < 0;
 }
 
 /* Ask a retrying consumer's brokers whether they are back; true when they are. */
@@ -82,20 +129,30 @@ static bool
 probe_brokers(KafkaWorker *w)
 {
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->rk, w->cfg.topic, NULL);
 	bool		asked;
-	bool		ok = brokers_answer(w, &asked, &err);
+	int32		leaderless;
+	bool		ok = brokers_answer(w, rkt, &asked, &err, &leaderless);
+	int			failing = ok ? 0 : leaderless >= 0 ? 2 : 1;
 
+	if (rkt != NULL)
+		rd_kafka_topic_destroy(rkt);
 	if (!asked)
 		return false;
-	if (!ok && !w->lag_failing)
+	/* reported once per outage, and again when its cause changes */
+	if (failing != 0 && failing != w->lag_failing)
 	{
 		char		what[256];
 
-		snprintf(what, sizeof(what), "could not reach the brokers of topic \"%s\": %s",
-				 w->cfg.topic, rd_kafka_err2str(err));
+		if (failing == 2)
+			snprintf(what, sizeof(what), "partition %d of topic \"%s\" has no leader: %s",
+					 leaderless, w->cfg.topic, rd_kafka_err2str(err));
+		else
+			snprintf(what, sizeof(what), "could not reach the brokers of topic \"%s\": %s",
+					 w->cfg.topic, rd_kafka_err2str(err));
 		kafka_report_problem(w, what);
 	}
-	w->lag_failing = !ok;
+	w->lag_failing = failing;
 	return ok;
 }
 
@@ -145,7 +202,8 @@ kafka_producer_probe_brokers(KafkaWorker *w)
 {
 	rd_kafka_resp_err_t err;
 	bool		asked;
+	int32		leaderless;
 
-	if (kafka_brokers_failing(w) && brokers_answer(w, &asked, &err))
+	if (kafka_brokers_failing(w) && brokers_answer(w, NULL, &asked, &err, &leaderless))
 		kafka_slot_set_state(w->slot, "running");
 }

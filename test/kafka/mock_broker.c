@@ -12,6 +12,8 @@
  *   errors APIKEY ERR COUNT    the next COUNT requests of API APIKEY fail with
  *                              error code ERR (rd_kafka_mock_push_request_errors)
  *   clear APIKEY               forget pushed errors of APIKEY
+ *   leader TOPIC PART BROKER   the partition's leader (-1: none, as when its only
+ *                              replica's broker is gone)
  *   quit                       (or end of input) stop
  * The mock cluster cannot add partitions to an existing topic.
  */
@@ -97,6 +99,17 @@ main(int argc, char **argv)
 		{
 			for (int i = 0; i < c; i++)
 				rd_kafka_mock_push_request_errors(mc, a, 1, (rd_kafka_resp_err_t) b);
+		}
+		else if (strcmp(cmd, "leader") == 0 && n >= 4)
+		{
+			/* leader TOPIC PARTITION BROKER (-1: no leader) */
+			rd_kafka_resp_err_t err = rd_kafka_mock_partition_set_leader(mc, name, b, c);
+
+			if (err)
+			{
+				printf("error %s\n", rd_kafka_err2str(err));
+				ok = 0;
+			}
 		}
 		else if (strcmp(cmd, "clear") == 0 && n >= 2)
 			rd_kafka_mock_clear_request_errors(mc, a);
