@@ -280,6 +280,20 @@ SET TimeZone = 'UTC';
 SELECT * FROM w_edge_hop ORDER BY window_start, v;
 RESET TimeZone;
 DROP FOREIGN TABLE w_edge CASCADE;
+
+-- a date beyond timestamptz's range is no time to judge lateness by, as
+-- infinity: the event goes in, and fails neither its transaction nor others
+CREATE FOREIGN TABLE w_date (k int, d date) SERVER stream_ext;
+CREATE VIEW w_date_all WITH (continuous) AS SELECT k, count(*) FROM w_date GROUP BY k;
+CREATE VIEW w_date_time WITH (continuous, time_column = 'd') AS SELECT k, count(*) FROM w_date GROUP BY k;
+INSERT INTO w_date VALUES (1, '2052-01-05');
+INSERT INTO w_date VALUES (2, '5874897-12-31'), (2, '300000-01-01');
+INSERT INTO w_date VALUES (1, '2052-01-06');
+SELECT * FROM w_date_all ORDER BY k;
+SELECT * FROM w_date_time ORDER BY k;
+SELECT name, late_events, errors, watermark FROM stream_ext.view_stats
+ WHERE name = 'w_date_time'::regclass;
+DROP FOREIGN TABLE w_date CASCADE;
 DROP FOREIGN TABLE w_ss CASCADE;
 
 DROP FOREIGN TABLE w_s CASCADE;

@@ -133,22 +133,28 @@ event_time(HeapTuple event, AttrNumber attnum, TupleDesc desc, TimestampTz *time
 {
 	bool		isnull;
 	Datum		value = heap_getattr(event, attnum, desc, &isnull);
+	int			overflow = 0;
 
 	if (isnull)
 		return false;
 	switch (TupleDescAttr(desc, attnum - 1)->atttypid)
 	{
 		case TIMESTAMPOID:
-			*time = timestamp2timestamptz_opt_overflow(DatumGetTimestamp(value), NULL);
+			*time = timestamp2timestamptz_opt_overflow(DatumGetTimestamp(value), &overflow);
 			break;
 		case DATEOID:
-			*time = date2timestamptz_opt_overflow(DatumGetDateADT(value), NULL);
+			*time = date2timestamptz_opt_overflow(DatumGetDateADT(value), &overflow);
 			break;
 		default:
 			*time = DatumGetTimestampTz(value);
 	}
-	/* infinity and -infinity are no time to judge lateness by, like NULL */
-	return !TIMESTAMP_NOT_FINITE(*time);
+
+	/*
+	 * infinity and -infinity are no time to judge lateness by, like NULL; nor
+	 * is a date or timestamp beyond timestamptz's range (an error here would
+	 * fail the whole batch, not the one event)
+	 */
+	return overflow == 0 && !TIMESTAMP_NOT_FINITE(*time);
 }
 
 /*
