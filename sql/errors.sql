@@ -112,6 +112,31 @@ DROP FOREIGN TABLE er_src, er_dst CASCADE;
 DROP FUNCTION er_stable_put(int), er_put(int);
 RESET client_min_messages;
 
+-- a view's code raising a transient SQLSTATE (a deadlock's, a full disk's)
+-- for an event, every time: after a few tries of the batch, that event is
+-- set aside for that view, instead of the batch being tried for ever with
+-- every writer behind it waiting
+CREATE FOREIGN TABLE er_tr (k int, v int) SERVER stream_ext;
+CREATE FUNCTION er_liar(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF x = 777 THEN RAISE EXCEPTION 'pretend deadlock' USING ERRCODE = 'deadlock_detected'; END IF;
+  IF x = 778 THEN RAISE EXCEPTION 'pretend full disk' USING ERRCODE = 'disk_full'; END IF;
+  RETURN x;
+END $$;
+CREATE VIEW er_liar_v WITH (continuous) AS SELECT k, count(*), sum(er_liar(v)) FROM er_tr GROUP BY k;
+CREATE VIEW er_tr_all WITH (continuous) AS SELECT k, count(*), sum(v) FROM er_tr GROUP BY k;
+SET statement_timeout = '60s';
+INSERT INTO er_tr VALUES (1, 777), (1, 5), (2, 778), (2, 6);
+RESET statement_timeout;
+SELECT * FROM er_liar_v ORDER BY k;
+SELECT * FROM er_tr_all ORDER BY k;
+SELECT sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival
+  FROM stream_ext.view_errors WHERE name = 'er_liar_v'::regclass ORDER BY event;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE er_tr CASCADE;
+DROP FUNCTION er_liar(int);
+RESET client_min_messages;
+
 -- dropping a view removes its recorded errors
 DROP VIEW er_where;
 SELECT count(*) FROM stream_ext.view_errors WHERE name::text = 'er_where';

@@ -552,6 +552,8 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	return edata;
 }
 
+static bool view_error_is_transient(int sqlerrcode);
+
 /*
  * Run the view's plan, writing nothing, over the events neither in bad nor
  * at or after upto.  Returns the error, or NULL.
@@ -568,7 +570,7 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
 	events->skip = scratch;
 	e = try_view_plan(view, events, trial);
 	events->skip = skip;
-	if (e != NULL && stream_error_is_transient(e->sqlerrcode))
+	if (e != NULL && view_error_is_transient(e->sqlerrcode))
 		ReThrowError(e);
 	return e;
 }
@@ -623,6 +625,34 @@ stream_error_is_transient(int sqlerrcode)
 }
 
 /*
+ * Whether a transient error of a view's run may be an event's (its code
+ * raising it for that event) rather than the batch's: set by the worker for a
+ * batch that failed transiently over and over, since a view's code may raise
+ * any SQLSTATE (a deadlock's, a full disk's) for an event, every time.  Only
+ * an event that fails a run writing nothing, alone or as the last of the
+ * shortest failing prefix, is blamed; a transient error no event causes (a
+ * full disk meets the writes, not the trial runs) still fails the batch, to
+ * be applied again.
+ */
+static bool views_own_transient_errors = false;
+
+void
+stream_apply_views_own_transient_errors(bool own)
+{
+	views_own_transient_errors = own;
+}
+
+/* Is an error of a view's run to propagate as transient (the batch's)? */
+static bool
+view_error_is_transient(int sqlerrcode)
+{
+	/* a lock not available holds the view's events back, apply_view */
+	if (sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		return true;
+	return !views_own_transient_errors && stream_error_is_transient(sqlerrcode);
+}
+
+/*
  * Does the view's plan fail with every event skipped?  Then its error is not
  * the events' (a privilege lost, a table it joins unreadable).
  */
@@ -671,12 +701,16 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		return 0;
 	}
 	/* planning it, too, may have waited for a lock (or run out of memory) */
-	if (stream_error_is_transient(edata->sqlerrcode))
+	if (view_error_is_transient(edata->sqlerrcode))
 		ReThrowError(edata);
 	trial = make_trial_receiver(view);
 	stream_view_errors_begin(&log, view->id);
 	if (view->plan == NULL || fails_without_events(view, events))
 	{
+		/* a transient error is the view's own only when an event causes it */
+		if (stream_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+
 		/*
 		 * The view cannot be planned, or its plan fails even without events
 		 * (its owner may no longer read a table it joins): nothing
@@ -715,7 +749,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		}
 		events->only = i;
 		e = try_view_plan(view, events, trial);
-		if (e != NULL && stream_error_is_transient(e->sqlerrcode))
+		if (e != NULL && view_error_is_transient(e->sqlerrcode))
 		{
 			events->only = -1;
 			ReThrowError(e);
@@ -743,12 +777,14 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 			stream_forward_keep(dest);
 			break;
 		}
-		if (stream_error_is_transient(edata->sqlerrcode))
+		if (view_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
 		/* a time limit is not found by prefix: the longest prefix would be blamed */
 		culprit = (round < MAX_CULPRIT_SEARCHES &&
 				   edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED) ?
 			find_culprit(view, events, bad, trial) : -1;
+		if (culprit < 0 && stream_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);	/* a full disk, say: the batch's */
 		if (culprit < 0)
 		{
 			/* not an event's fault: the view skips this batch */

@@ -29,6 +29,7 @@ typedef struct StreamBatch
 	bool		has_commit;
 	bool		has_async;		/* records of writers that do not wait */
 	uint64		end_pos;		/* ring position after the batch */
+	int			transient_failures; /* tries that failed transiently so far */
 } StreamBatch;
 
 /*
@@ -45,6 +46,7 @@ extern void stream_apply_held_events(int view_id, List *runs, int worker_no, boo
 extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 extern bool stream_error_is_transient(int sqlerrcode);
+extern void stream_apply_views_own_transient_errors(bool own);
 extern ErrorData *stream_try_in_subtransaction(void (*work) (void *arg), void *arg);
 
 #endif

@@ -340,6 +340,14 @@ note_commit_latency(int slotno, StreamBatch *batch)
 #define RETRY_DELAY_MS 1000
 
 /*
+ * After this many transient failures of a batch, a transient error raised in
+ * a view's run is the view's (its code's, for an event), not the batch's: a
+ * view's code may raise a deadlock's or a full disk's SQLSTATE every time,
+ * and retrying for ever would stall every writer behind the batch.
+ */
+#define TRANSIENT_TRIES 3
+
+/*
  * Apply the batch (carefully after an error), then acknowledge its waiting
  * writers and release its ring space.  An error on events costs only those
  * events for their views (apply.c); what remains is not the events' fault.
@@ -358,15 +366,22 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 	const char *why = NULL;
 
 	if (failure != NULL)
+	{
+		stream_apply_views_own_transient_errors(batch->transient_failures >= TRANSIENT_TRIES);
 		failure = try_apply(batch, worker_no, true, cxt);
+		stream_apply_views_own_transient_errors(false);
+	}
 	if (failure != NULL)
 		why = failure->message ? failure->message : "unknown error";
 	if (failure != NULL && stream_error_is_transient(failure->sqlerrcode))
 	{
+		batch->transient_failures++;
 		ereport(LOG,
 				(errmsg("stream_ext worker will apply a batch of %d events again in %d ms",
 						batch->nevents, RETRY_DELAY_MS),
-				 errdetail_internal("%s", why)));
+				 errdetail_internal("%s", why),
+				 batch->transient_failures == TRANSIENT_TRIES ?
+				 errhint("From then on, such an error raised in a continuous view's run is that view's own: its event is set aside for it.") : 0));
 		return false;
 	}
 
