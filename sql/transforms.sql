@@ -300,3 +300,37 @@ COPY tf_g_out (a, n) FROM STDIN (FORMAT csv);
 SELECT * FROM tf_g_rows ORDER BY a;
 SELECT * FROM tf_g_sums;
 DROP FOREIGN TABLE tf_g_in, tf_g_out CASCADE;
+
+-- a batch's worker applies a whole chain of transforms into streams: one
+-- longer than 32 is refused when made, from either end or in the middle
+DO $$
+BEGIN
+  FOR i IN 0..33 LOOP
+    EXECUTE format('CREATE FOREIGN TABLE tf_chain%s (k int) SERVER stream_ext', i);
+  END LOOP;
+  FOR i IN 1..31 LOOP
+    EXECUTE format('CREATE VIEW tf_link%s WITH (continuous, output = %L) AS SELECT k FROM tf_chain%s',
+                   i, 'tf_chain' || (i + 1), i);
+  END LOOP;
+END $$;
+CREATE VIEW tf_chain_count WITH (continuous) AS SELECT count(*) AS n, sum(k) AS s FROM tf_chain32;
+CREATE VIEW tf_link0 WITH (continuous, output = 'tf_chain1') AS SELECT k FROM tf_chain0;
+CREATE VIEW tf_link32 WITH (continuous, output = 'tf_chain33') AS SELECT k FROM tf_chain32;
+DROP VIEW tf_link0;
+CREATE VIEW tf_link32 WITH (continuous, output = 'tf_chain33') AS SELECT k FROM tf_chain32;
+DROP VIEW tf_link16;
+CREATE VIEW tf_link0 WITH (continuous, output = 'tf_chain1') AS SELECT k FROM tf_chain0;
+CREATE VIEW tf_link16 WITH (continuous, output = 'tf_chain17') AS SELECT k FROM tf_chain16;
+DROP VIEW tf_link32;
+CREATE VIEW tf_link16 WITH (continuous, output = 'tf_chain17') AS SELECT k FROM tf_chain16;
+-- 32 transforms: an event goes all the way
+INSERT INTO tf_chain0 VALUES (7);
+SELECT * FROM tf_chain_count;
+SET client_min_messages = warning;
+DO $$
+BEGIN
+  FOR i IN 0..33 LOOP
+    EXECUTE format('DROP FOREIGN TABLE tf_chain%s CASCADE', i);
+  END LOOP;
+END $$;
+RESET client_min_messages;

@@ -17,6 +17,12 @@
 #define STREAM_INTERNAL_SCHEMA "stream_ext_internal"
 
 /*
+ * Transforms into streams chain at most this many deep (refused at CREATE;
+ * a batch's worker applies a whole chain; cycles are refused too)
+ */
+#define STREAM_MAX_TRANSFORM_DEPTH 32
+
+/*
  * The catalog rows as every role reads them: the table is its owner's only
  * (it is not listed as readable), this SECURITY DEFINER function returns it.
  */

@@ -176,9 +176,50 @@ change_streams(void)
 }
 
 /*
+ * The streams one step from those in from along the transforms into streams
+ * of views (downstream: from a transform's stream to its output; else back).
+ */
+static List *
+transform_step(List *from, List *views, bool downstream)
+{
+	List	   *next = NIL;
+	ListCell   *lv;
+
+	foreach(lv, views)
+	{
+		ContinuousViewRow *row = lfirst(lv);
+
+		if (!OidIsValid(row->output) || !stream_is_stream_relation(row->output))
+			continue;
+		if (list_member_oid(from, downstream ? row->stream : row->output))
+			next = list_append_unique_oid(next, downstream ? row->output : row->stream);
+	}
+	return next;
+}
+
+/*
+ * How many transforms into streams the longest chain from (downstream) or to
+ * stream s has, counted up to more than STREAM_MAX_TRANSFORM_DEPTH.  The
+ * streams reached in exactly k steps, step after step: the chains have no
+ * cycle.
+ */
+static int
+transform_chain_length(Oid s, List *views, bool downstream)
+{
+	List	   *level = list_make1_oid(s);
+	int			length = 0;
+
+	while (length <= STREAM_MAX_TRANSFORM_DEPTH &&
+		   (level = transform_step(level, views, downstream)) != NIL)
+		length++;
+	return length;
+}
+
+/*
  * Refuse what a transform over stream, with this window, into output cannot
- * be: window options, and a cycle of streams (output feeding stream,
- * directly or through the transforms and change streams of the catalog).
+ * be: window options, a cycle of streams (output feeding stream, directly or
+ * through the transforms and change streams of the catalog), and a chain of
+ * transforms into streams longer than a batch applies.
  */
 void
 stream_transform_check(Oid stream, Oid output, WindowSpec *window)
@@ -186,6 +227,7 @@ stream_transform_check(Oid stream, Oid output, WindowSpec *window)
 	List	   *reached;
 	List	   *changes;
 	ListCell   *lc;
+	int			chain;
 
 	if (window->kind != WINDOW_NONE || window->time_column != NULL || window->ttl != NULL ||
 		window->ttl_column != NULL || window->lateness != NULL || window->keep_late)
@@ -237,6 +279,16 @@ stream_transform_check(Oid stream, Oid output, WindowSpec *window)
 					reached = list_append_unique_oid(reached, ((ChangeStream *) lfirst(lch))->stream);
 		}
 	}
+
+	chain = transform_chain_length(stream, stream_catalog_views(), false) + 1 +
+		transform_chain_length(output, stream_catalog_views(), true);
+	if (chain > STREAM_MAX_TRANSFORM_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transform would make a chain of transforms into streams longer than %d",
+						STREAM_MAX_TRANSFORM_DEPTH),
+				 errdetail("The longest chain through \"%s\" would have %d.",
+						   get_rel_name(output), chain)));
 }
 
 /*

@@ -850,9 +850,6 @@ report_view_activity(CachedView *view, int nevents)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
-/* Transforms into streams chain at most this deep (cycles are refused at CREATE) */
-#define MAX_TRANSFORM_DEPTH 32
-
 /* A careful run of one view, in a subtransaction of its own */
 typedef struct CarefulRun
 {
@@ -1017,10 +1014,10 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 	bool		drained = false;
 	ListCell   *lc;
 
-	if (depth > MAX_TRANSFORM_DEPTH)
+	if (depth > STREAM_MAX_TRANSFORM_DEPTH)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("transforms into streams chain deeper than %d", MAX_TRANSFORM_DEPTH),
+				 errmsg("transforms into streams chain deeper than %d", STREAM_MAX_TRANSFORM_DEPTH),
 				 errhint("Drop a transform of the chain: two made concurrently may form a cycle.")));
 	foreach(lc, streams)
 	{
