@@ -334,3 +334,15 @@ BEGIN
   END LOOP;
 END $$;
 RESET client_min_messages;
+
+-- a generated column of the output stream that fails for one row costs that
+-- row (recorded with its event), not the batch's other rows
+CREATE FOREIGN TABLE tf_gen_in (k int, v int) SERVER stream_ext;
+CREATE FOREIGN TABLE tf_gen_out (k int, v int, g int GENERATED ALWAYS AS (100 / v) STORED) SERVER stream_ext;
+CREATE VIEW tf_gen WITH (continuous, output = 'tf_gen_out') AS SELECT k, v FROM tf_gen_in;
+CREATE VIEW tf_gen_sums WITH (continuous) AS SELECT k, count(*), sum(g) AS g FROM tf_gen_out GROUP BY k;
+INSERT INTO tf_gen_in VALUES (4, 4), (5, 0), (6, 6);
+SELECT * FROM tf_gen_sums ORDER BY k;
+SELECT sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival
+  FROM stream_ext.view_errors WHERE name = 'tf_gen'::regclass;
+DROP FOREIGN TABLE tf_gen_in, tf_gen_out CASCADE;

@@ -331,14 +331,19 @@ trial_destroy(DestReceiver *self)
 {
 }
 
-/* The receiver of view's trial runs, valid until the batch's end */
+/*
+ * The receiver of view's trial runs, valid until the batch's end.  A
+ * transform into a stream forms its rows as events, as a kept run would
+ * (filling the columns it does not give: a generated column's expression
+ * may fail for a row), but no trial run is kept.
+ */
 static DestReceiver *
 make_trial_receiver(CachedView *view)
 {
 	TrialReceiver *r;
 
 	if (OidIsValid(view->output_stream))
-		return None_Receiver;
+		return stream_forward_receiver(view->output_stream, palloc0(sizeof(List *)), true);
 	r = palloc0(sizeof(TrialReceiver));
 	r->pub.receiveSlot = trial_receive;
 	r->pub.rStartup = trial_startup;
