@@ -137,6 +137,36 @@ DROP FOREIGN TABLE er_tr CASCADE;
 DROP FUNCTION er_liar(int);
 RESET client_min_messages;
 
+-- errors no event causes alone (a float sum overflowing in one group): each
+-- culprit is set aside, however many a batch has (there were 29 here), and
+-- the other groups keep every event
+CREATE FOREIGN TABLE er_many (k int, f float8) SERVER stream_ext;
+CREATE VIEW er_many_sum WITH (continuous) AS SELECT k, count(*), sum(f) FROM er_many GROUP BY k;
+INSERT INTO er_many SELECT CASE WHEN i % 100 = 0 THEN 9 ELSE i % 5 END,
+                           CASE WHEN i % 100 = 0 THEN 1e308 ELSE 1 END
+  FROM generate_series(1, 3000) i;
+SELECT * FROM er_many_sum ORDER BY k;
+SELECT count(*) AS errors, count(event) AS with_event, min(sqlstate) AS sqlstate
+  FROM stream_ext.view_errors WHERE name = 'er_many_sum'::regclass;
+-- a 54000 the view's code raises is an event's error, not the time limit
+CREATE FUNCTION er_tr54(s bigint, x int) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF s + x > 100 THEN RAISE EXCEPTION 'state too large' USING ERRCODE = 'program_limit_exceeded'; END IF;
+  RETURN s + x;
+END $$;
+CREATE FUNCTION er_comb54(a bigint, b bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT a + b';
+CREATE AGGREGATE er_agg54(int) (SFUNC = er_tr54, STYPE = bigint, INITCOND = '0', COMBINEFUNC = er_comb54);
+CREATE VIEW er_many_54 WITH (continuous) AS SELECT k, count(*), er_agg54(CASE WHEN k = 9 THEN 10 ELSE 0 END) FROM er_many GROUP BY k;
+INSERT INTO er_many SELECT CASE WHEN i <= 20 THEN 9 ELSE i % 5 END, 1 FROM generate_series(1, 1000) i;
+SELECT * FROM er_many_54 ORDER BY k;
+SELECT count(*) AS errors, count(event) AS with_event, min(sqlstate) AS sqlstate
+  FROM stream_ext.view_errors WHERE name = 'er_many_54'::regclass;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE er_many CASCADE;
+DROP AGGREGATE er_agg54(int);
+DROP FUNCTION er_tr54(bigint, int), er_comb54(bigint, bigint);
+RESET client_min_messages;
+
 -- dropping a view removes its recorded errors
 DROP VIEW er_where;
 SELECT count(*) FROM stream_ext.view_errors WHERE name::text = 'er_where';

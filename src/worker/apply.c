@@ -585,13 +585,15 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
  * events, say): the event whose transition makes the view's plan fail, the
  * last of the shortest failing prefix of the events not in bad.  -1 when
  * even all of them together do not fail without writing (the error is not
- * the events': a full disk, a dropped table).
+ * the events': a full disk, a dropped table).  The prefix of the first floor
+ * events is known not to fail (the events before the last culprit).
  */
 static int
-find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad, DestReceiver *trial)
+find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad, int floor,
+			 DestReceiver *trial)
 {
 	bool	   *scratch = palloc(sizeof(bool) * events->nevents);
-	int			ok = 0;			/* a prefix that does not fail */
+	int			ok = floor;		/* a prefix that does not fail */
 	int			fails = events->nevents;	/* one that does */
 
 	if (try_prefix(view, events, bad, fails, scratch, trial) == NULL)
@@ -674,7 +676,21 @@ fails_without_events(CachedView *view, StreamBatchEvents *events)
 }
 
 /* At most this many culprits of errors no event causes alone, per view and batch */
-#define MAX_CULPRIT_SEARCHES 16
+#define MAX_CULPRIT_SEARCHES 64
+
+/*
+ * A view's careful runs of one batch take at most this many times
+ * stream_ext.view_time_limit together: then it skips the rest of the batch
+ */
+#define CAREFUL_BUDGET_LIMITS 4
+
+/* Did a run that failed with error e take longer than the time limit? */
+static bool
+timed_out(ErrorData *e)
+{
+	return e->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
+		stream_view_time_limit_last_run_timed_out();
+}
 
 /*
  * Apply events to a view, skipping the events its expressions fail on (and
@@ -696,9 +712,14 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	int			nbad = 0;
 	ViewErrorLog log;
 	TimestampTz deadline = 0;
+	TimestampTz budget_end = 0;
+	int			floor = 0;
 	DestReceiver *dest = make_view_receiver(view, outputs);
 	DestReceiver *trial;
 
+	if (stream_ext_view_time_limit_ms > 0)
+		budget_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												 CAREFUL_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
 	edata = try_view_plan(view, events, dest);
 	if (edata == NULL)
 	{
@@ -729,9 +750,10 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	/*
 	 * Trying each event alone may cost as much as the view's whole run: a
 	 * view over its time limit gets twice the limit for it, then skips the
-	 * batch.
+	 * batch; any view, its budget.
 	 */
-	if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED && stream_ext_view_time_limit_ms > 0)
+	deadline = budget_end;
+	if (timed_out(edata))
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											   2 * stream_ext_view_time_limit_ms);
 	bad = palloc0(sizeof(bool) * events->nevents);
@@ -784,10 +806,13 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		}
 		if (view_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
-		/* a time limit is not found by prefix: the longest prefix would be blamed */
-		culprit = (round < MAX_CULPRIT_SEARCHES &&
-				   edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED) ?
-			find_culprit(view, events, bad, trial) : -1;
+		/*
+		 * A time limit is not found by prefix: the longest prefix would be
+		 * blamed.  Nor is a culprit searched for past the view's budget.
+		 */
+		culprit = (round < MAX_CULPRIT_SEARCHES && !timed_out(edata) &&
+				   (budget_end == 0 || GetCurrentTimestamp() < budget_end)) ?
+			find_culprit(view, events, bad, floor, trial) : -1;
 		if (culprit < 0 && stream_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);	/* a full disk, say: the batch's */
 		if (culprit < 0)
@@ -801,6 +826,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		}
 		bad[culprit] = true;
 		nbad++;
+		floor = culprit + 1;
 		stream_view_errors_record(&log, edata, stream_event_as_text(events->stream,
 																	&events->events[culprit]));
 	}

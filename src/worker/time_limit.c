@@ -34,6 +34,9 @@ static TimeoutId limit_timeout;
 static volatile sig_atomic_t exceeded = false;
 static volatile sig_atomic_t exceeded_in_lock_wait = false;
 
+/* Did the last run of stream_view_time_limited fail for the limit? */
+static bool last_run_timed_out = false;
+
 /* Signal handler of the timeout: cancel what runs, like statement_timeout */
 static void
 limit_handler(void)
@@ -92,6 +95,7 @@ stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
+	last_run_timed_out = false;
 	stream_view_time_limit_start();
 	PG_TRY();
 	{
@@ -109,6 +113,7 @@ stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *
 					 errmsg("continuous view \"%s\" waited longer than stream_ext.view_time_limit (%d ms) for a lock",
 							view_name, stream_ext_view_time_limit_ms),
 					 errdetail("Another transaction holds a lock the view's run needs; the run is tried again later.")));
+		last_run_timed_out = true;
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("continuous view \"%s\" took longer than stream_ext.view_time_limit (%d ms)",
@@ -117,4 +122,14 @@ stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *
 	}
 	PG_END_TRY();
 	(void) stream_view_time_limit_stop();
+}
+
+/*
+ * Did the last run of stream_view_time_limited fail because it took longer
+ * than the limit (not with a 54000 its code raised)?
+ */
+bool
+stream_view_time_limit_last_run_timed_out(void)
+{
+	return last_run_timed_out;
 }
