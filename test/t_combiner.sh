@@ -76,6 +76,35 @@ done
 say "ok: a view whose combine function never returns stops at view_time_limit; the other views are merged"
 run_sql -c "DROP VIEW slowv"
 
+# a view whose merges, one delta at a time, each stay within the limit but
+# together would take half a minute (150 deltas, 0.1 s a combine): the one at a
+# time merging stops at its budget (4 s here), recorded, and the other views'
+# merges wait no longer than that
+q "ALTER SYSTEM SET stream_ext.combine_interval = '60s'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+wait_until 10 "combine_interval is 60s" "SELECT current_setting('stream_ext.combine_interval') = '1min'"
+run_sql <<'SQL'
+CREATE FUNCTION slowish_comb(a int8, b int8) RETURNS int8 LANGUAGE plpgsql IMMUTABLE
+  AS $$BEGIN PERFORM pg_sleep(0.1); RETURN a + b; END$$;
+CREATE AGGREGATE slowishsum(int) (sfunc = acc, stype = int8, combinefunc = slowish_comb, initcond = '0');
+CREATE FOREIGN TABLE ev_slow (k int) SERVER stream_ext;
+CREATE VIEW slowishv WITH (continuous) AS SELECT slowishsum(k) AS s, count(*) AS n FROM ev_slow;
+SQL
+for i in $(seq 1 150); do echo "INSERT INTO ev_slow VALUES ($i);"; done | run_sql
+[ "$(q "SELECT n || '/' || s FROM slowishv")" = "150/11325" ] || fail "the slowish view before its merges"
+q "ALTER SYSTEM SET stream_ext.combine_interval = '100ms'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+wait_until 30 "the one at a time merging of the slowish view stopped at its budget" \
+	"SELECT count(*) > 0 FROM stream_ext.view_errors WHERE name = 'slowishv'::regclass
+	   AND sqlstate = '54000' AND message LIKE '%one at a time took longer than 4000 ms%'"
+for round in 1 2 3; do
+	q "INSERT INTO ev SELECT i % 10 FROM generate_series(1, 100) i" >/dev/null
+	wait_until 12 "the other view merged beside the slowish one (round $round)" "SELECT count(*) = 0 FROM $counts_delta"
+done
+[ "$(q "SELECT n || '/' || s FROM slowishv")" = "150/11325" ] || fail "the slowish view changed across its merges"
+say "ok: merging a slow view's deltas one at a time stops at its budget; the other views are merged"
+run_sql -c "DROP VIEW slowishv"
+
 # a merge that waits for another transaction's lock past view_time_limit is
 # tried again, not set aside: a transform's row whose key another session
 # inserted and has not committed goes in once that session rolls back

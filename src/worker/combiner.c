@@ -95,6 +95,13 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
 #define MERGE_CHUNK_ROWS 10000
 
 /*
+ * Merging a view's deltas one at a time after an error (set_aside_unmergeable)
+ * takes at most this many times stream_ext.view_time_limit (at least 1 s):
+ * each merge is limited, their sum too; the rest waits for the next try
+ */
+#define ASIDE_BUDGET_LIMITS 4
+
+/*
  * Plan what follows, until the caller's GUC nest level ends, with
  * enable_seqscan off.  A merge statement finds its chunk of deltas by ctid
  * (ctid = ANY (ARRAY(...)), or ctid = $1); its plan is kept, and was made
@@ -142,6 +149,8 @@ begin_merge_as_owner(StreamRunAs *as, Oid owner)
 typedef struct ViewToCombine
 {
 	int			id;
+	bool		aside_out_of_time;	/* set_aside_unmergeable stopped at its
+									 * budget */
 	char	   *name;			/* the view, as regclass text */
 	Oid			owner;
 	int			key_count;
@@ -585,7 +594,12 @@ set_aside_unmergeable(void *arg)
 	ListCell   *lc;
 	ViewErrorLog log;
 	bool		class42_checked = false;
+	ErrorData  *out_of_time = NULL;
+	TimestampTz budget_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 ASIDE_BUDGET_LIMITS *
+														 Max(stream_ext_view_time_limit_ms, 1000));
 
+	v->aside_out_of_time = false;
 	if (!lock_state_table(v))
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -620,6 +634,18 @@ set_aside_unmergeable(void *arg)
 		AsideDelta *d;
 		Datum		args[1] = {PointerGetDatum(&tids[i])};
 
+		if (GetCurrentTimestamp() > budget_end)
+		{
+			/* one merge at a time is slow too: the rest waits, as a slow view's */
+			out_of_time = palloc0(sizeof(ErrorData));
+			out_of_time->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			out_of_time->message =
+				psprintf("merging the deltas of continuous view %s one at a time took longer than %d ms; the other %llu wait",
+						 v->name, ASIDE_BUDGET_LIMITS * Max(stream_ext_view_time_limit_ms, 1000),
+						 (unsigned long long) (ntids - i));
+			v->aside_out_of_time = true;
+			break;
+		}
 		one.tid = &tids[i];
 		edata = stream_try_in_subtransaction(merge_one_delta, &one);
 		if (edata == NULL)
@@ -658,6 +684,8 @@ set_aside_unmergeable(void *arg)
 	foreach(lc, aside)
 		stream_view_errors_record(&log, ((AsideDelta *) lfirst(lc))->edata,
 								  ((AsideDelta *) lfirst(lc))->row);
+	if (out_of_time != NULL)
+		stream_view_errors_record(&log, out_of_time, NULL);
 	stream_view_errors_end(&log);
 	if (aside != NIL)
 		stream_counters_record_merge_errors(v->id, list_length(aside));
@@ -771,6 +799,9 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 			{
 				ErrorData  *aside = stream_job_in_transaction(set_aside_unmergeable, v, cxt);
 
+				/* merging one delta at a time ran out of time: a slow view */
+				if (aside == NULL && v->aside_out_of_time)
+					wait = true;
 				/* every delta fails alike: wait for a fix as for a slow view */
 				if (aside != NULL && !deltas_may_cause(aside->sqlerrcode))
 				{
@@ -873,7 +904,7 @@ views_to_combine(MemoryContext cxt, List **views)
 		{
 			ContinuousViewRow *row = lfirst(lc);
 			MemoryContext old = MemoryContextSwitchTo(cxt);
-			ViewToCombine *v = palloc(sizeof(ViewToCombine));
+			ViewToCombine *v = palloc0(sizeof(ViewToCombine));
 
 			v->id = row->id;
 			v->name = pstrdup(row->name);
