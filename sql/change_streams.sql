@@ -386,6 +386,41 @@ RESET TimeZone;
 DROP FOREIGN TABLE cs_tw CASCADE;
 \set VERBOSITY default
 
+-- a window ending past the last time PostgreSQL has (a session or bucket of
+-- an event near 294276 AD) is never final; its end no longer fails every
+-- emission of the view, and the other rows are closed as the watermark passes
+CREATE FOREIGN TABLE cs_far (k int, ts timestamptz) SERVER stream_ext;
+CREATE VIEW cs_far_tumble WITH (continuous, time_column = 'ts', allowed_lateness = '0 seconds') AS
+  SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, k, count(*) AS c FROM cs_far
+  GROUP BY minute, k;
+CREATE VIEW cs_far_session WITH (continuous, session_gap = '30 seconds', time_column = 'ts',
+                                 allowed_lateness = '0 seconds') AS
+  SELECT k, count(*) AS c FROM cs_far GROUP BY k;
+SELECT count(stream_ext.create_change_stream(v, v || '_changes'))
+  FROM unnest(ARRAY['cs_far_tumble', 'cs_far_session']) v;
+CREATE VIEW cs_far_tumble_closed WITH (continuous) AS
+  SELECT new::text AS r FROM cs_far_tumble_changes WHERE final;
+CREATE VIEW cs_far_session_closed WITH (continuous) AS
+  SELECT new::text AS r FROM cs_far_session_changes WHERE final;
+INSERT INTO cs_far VALUES (1, '2026-01-01 00:00:10+00');
+INSERT INTO cs_far VALUES (2, '294276-12-31 23:59:59+00');
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN (SELECT count(*) FROM cs_far_tumble_closed) >= 1
+          AND (SELECT count(*) FROM cs_far_session_closed) >= 1;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SET TimeZone = 'UTC';
+SELECT * FROM cs_far_tumble_closed ORDER BY r;
+SELECT * FROM cs_far_session_closed ORDER BY r;
+SELECT * FROM cs_far_session ORDER BY k;
+RESET TimeZone;
+\set VERBOSITY terse
+DROP FOREIGN TABLE cs_far CASCADE;
+\set VERBOSITY default
+
 DROP TABLE cs_alerts, cs_shown;
 DROP FOREIGN TABLE cs_s CASCADE;
 DROP FUNCTION cs_settled(regclass), cs_moved(regclass), cs_new_events();

@@ -190,6 +190,23 @@ stream_changes_follow_time(WindowSpec *window)
 }
 
 /*
+ * start + width as SQL, or infinity when that would pass (within a day, for
+ * the time zone's shift) the last time PostgreSQL has: a window ending past
+ * it is never final, where the sum would fail every emission of the view.
+ */
+static char *
+window_end_sql(const char *start, Interval *width, bool with_zone)
+{
+	const char *type = with_zone ? "pg_catalog.timestamptz" : "pg_catalog.timestamp";
+	char	   *w = stream_interval_sql(width);
+
+	return psprintf("(CASE WHEN %s OPERATOR(pg_catalog.<=) "
+					"('294276-12-30 23:59:59.999999%s'::%s OPERATOR(pg_catalog.-) %s) "
+					"THEN %s OPERATOR(pg_catalog.+) %s ELSE 'infinity'::%s END)",
+					start, with_zone ? "+00" : "", type, w, start, w, type);
+}
+
+/*
  * SQL of the time at which row r of the read (its columns _c1, ...) is
  * final: its window ends then, so once the view's watermark passes it
  * nothing changes it (README, "Lateness and watermarks").  NULL for views
@@ -204,13 +221,14 @@ final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
 	char	   *end = NULL;
 	ListCell   *lc;
 	int			n = 0;
+	bool		with_zone = exprType((Node *) shape->time_expr) == TIMESTAMPTZOID;
 
 	if (!stream_window_has_event_time(window))
 		return NULL;
 	if (window->kind == WINDOW_HOPPING)
 		end = "r._c2";			/* window_start, window_end, ... */
 	else if (window->kind == WINDOW_SESSION)
-		end = psprintf("(r._c2 + %s)", stream_interval_sql(window->size)); /* session_end */
+		end = window_end_sql("r._c2", window->size, with_zone);	/* session_end */
 	else if (window->kind == WINDOW_NONE)
 	{
 		/* a tumbling view: GROUP BY date_bin(width, time, origin) AS bucket */
@@ -228,15 +246,16 @@ final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
 				IsA(linitial(f->args), Const) && !((Const *) linitial(f->args))->constisnull &&
 				equal(lsecond(f->args), stream_window_time_value(shape->time_expr)))
 			{
-				end = psprintf("(r._c%d + %s)", n,
-							   stream_interval_sql(DatumGetIntervalP(((Const *) linitial(f->args))->constvalue)));
+				end = window_end_sql(psprintf("r._c%d", n),
+									 DatumGetIntervalP(((Const *) linitial(f->args))->constvalue),
+									 with_zone);
 				break;
 			}
 		}
 	}
 	if (end == NULL)
 		return NULL;
-	if (exprType((Node *) shape->time_expr) != TIMESTAMPTZOID)
+	if (!with_zone)
 		end = psprintf("pg_catalog.timezone(%s, %s)", quote_literal_cstr(zone), end);
 	return end;
 }

@@ -5,17 +5,71 @@
  *	  then thrown away, so that an unknown name or a value librdkafka refuses
  *	  is reported to the caller of kafka_consume / kafka_produce instead of in
  *	  the worker's retries.
+ *
+ * Only the options librdkafka documents (those rd_kafka_conf_properties_show
+ * lists) are taken.  It also has hidden ones for its own tests, which
+ * rd_kafka_conf_set accepts too: ut_handle_ProduceResponse takes the
+ * address of the string it is given as a function to call, which crashes
+ * the server.  The workers refuse them as well (kafka_set_conf), so that an
+ * option stored before this check cannot reach librdkafka either.
  */
 #include "postgres.h"
 
 #include <ctype.h>
+#include <stdio.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "fmgr.h"
 #include "utils/builtins.h"
 
+#include "kafka/check_options.h"
+
 PG_FUNCTION_INFO_V1(stream_ext_kafka_check_librdkafka_option);
+
+/* librdkafka's table of its documented options, read once (malloc'd) */
+static char *documented = NULL;
+
+/*
+ * Is name one of the options librdkafka documents (a row of its table
+ * whose first column is name)?
+ */
+bool
+kafka_option_is_documented(const char *name)
+{
+	size_t		len = strlen(name);
+	const char *line;
+
+	if (documented == NULL)
+	{
+		char	   *buf = NULL;
+		size_t		size = 0;
+		FILE	   *f = open_memstream(&buf, &size);
+
+		if (f == NULL)
+			elog(ERROR, "could not list librdkafka's options: %m");
+		rd_kafka_conf_properties_show(f);
+		fclose(f);
+		documented = buf;
+	}
+	if (len == 0)
+		return false;
+	for (line = documented; line != NULL; line = strchr(line, '\n'))
+	{
+		const char *p;
+
+		if (*line == '\n')
+			line++;
+		p = line + len;
+		if (strncmp(line, name, len) != 0 || (*p != ' ' && *p != '|'))
+			continue;
+		while (*p == ' ')
+			p++;
+		if (*p == '|')
+			return true;
+	}
+	return false;
+}
 
 /*
  * kafka_check_librdkafka_option(name text, value text): raises 22023 when
@@ -33,6 +87,12 @@ stream_ext_kafka_check_librdkafka_option(PG_FUNCTION_ARGS)
 	rd_kafka_conf_t *conf;
 	rd_kafka_conf_res_t res;
 
+	if (!kafka_option_is_documented(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid librdkafka option \"%s\"", name),
+				 errdetail("librdkafka does not document an option of that name."),
+				 errhint("librdkafka's CONFIGURATION.md lists its options and their values.")));
 	if (strcmp(name, "plugin.library.paths") == 0)
 		PG_RETURN_VOID();
 

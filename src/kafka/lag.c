@@ -98,30 +98,36 @@ partition_without_leader(KafkaWorker *w, const struct rd_kafka_metadata *md,
 
 /*
  * Do the brokers answer (a metadata request, within PROBE_TIMEOUT_MS)?  For a
- * consumer (topic_rkt given), also: does each of its partitions have a leader?
+ * consumer, also: does each of its partitions have a leader?
  * (One broker answering says nothing of the others.)  Asked at most every
  * PROBE_INTERVAL_MS: *asked says whether they were now.  *leaderless is the
  * partition without a leader, or -1.
  */
 static bool
-brokers_answer(KafkaWorker *w, rd_kafka_topic_t *topic_rkt, bool *asked,
+brokers_answer(KafkaWorker *w, bool consumer, bool *asked,
 			   rd_kafka_resp_err_t *err, int32 *leaderless)
 {
 	const struct rd_kafka_metadata *md;
+	rd_kafka_topic_t *rkt = NULL;
 
 	*leaderless = -1;
 	*asked = TimestampDifferenceExceeds(w->lag_checked_at, GetCurrentTimestamp(),
 										PROBE_INTERVAL_MS);
 	if (!*asked)
 		return false;
-	*err = rd_kafka_metadata(w->rk, 0, topic_rkt, &md, PROBE_TIMEOUT_MS);
+	if (consumer)
+		rkt = rd_kafka_topic_new(w->rk, w->cfg.topic, NULL);
+	*err = rd_kafka_metadata(w->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
 	w->lag_checked_at = GetCurrentTimestamp();
-	if (*err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return false;
-	if (topic_rkt != NULL)
-		*leaderless = partition_without_leader(w, md, err);
-	rd_kafka_metadata_destroy(md);
-	return *leaderless < 0;
+	if (*err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (rkt != NULL)
+			*leaderless = partition_without_leader(w, md, err);
+		rd_kafka_metadata_destroy(md);
+	}
+	if (rkt != NULL)
+		rd_kafka_topic_destroy(rkt);
+	return *err == RD_KAFKA_RESP_ERR_NO_ERROR && *leaderless < 0;
 }
 
 /* Ask a retrying consumer's brokers whether they are back; true when they are. */
@@ -129,14 +135,11 @@ static bool
 probe_brokers(KafkaWorker *w)
 {
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->rk, w->cfg.topic, NULL);
 	bool		asked;
 	int32		leaderless;
-	bool		ok = brokers_answer(w, rkt, &asked, &err, &leaderless);
+	bool		ok = brokers_answer(w, true, &asked, &err, &leaderless);
 	int			failing = ok ? 0 : leaderless >= 0 ? 2 : 1;
 
-	if (rkt != NULL)
-		rd_kafka_topic_destroy(rkt);
 	if (!asked)
 		return false;
 	/* reported once per outage, and again when its cause changes */
@@ -204,6 +207,6 @@ kafka_producer_probe_brokers(KafkaWorker *w)
 	bool		asked;
 	int32		leaderless;
 
-	if (kafka_brokers_failing(w) && brokers_answer(w, NULL, &asked, &err, &leaderless))
+	if (kafka_brokers_failing(w) && brokers_answer(w, false, &asked, &err, &leaderless))
 		kafka_slot_set_state(w->slot, "running");
 }

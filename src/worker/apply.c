@@ -335,7 +335,7 @@ trial_destroy(DestReceiver *self)
  * The receiver of view's trial runs, valid until the batch's end.  A
  * transform into a stream forms its rows as events, as a kept run would
  * (filling the columns it does not give: a generated column's expression
- * may fail for a row), but no trial run is kept.
+ * may fail for a row), but no trial run is kept (each frees the last's).
  */
 static DestReceiver *
 make_trial_receiver(CachedView *view)
@@ -343,7 +343,7 @@ make_trial_receiver(CachedView *view)
 	TrialReceiver *r;
 
 	if (OidIsValid(view->output_stream))
-		return stream_forward_receiver(view->output_stream, palloc0(sizeof(List *)), true);
+		return stream_forward_trial_receiver(view->output_stream);
 	r = palloc0(sizeof(TrialReceiver));
 	r->pub.receiveSlot = trial_receive;
 	r->pub.rStartup = trial_startup;
@@ -557,7 +557,7 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	return edata;
 }
 
-static bool view_error_is_transient(int sqlerrcode);
+static bool view_error_is_transient(CachedView *view, int sqlerrcode);
 
 /*
  * Run the view's plan, writing nothing, over the events neither in bad nor
@@ -575,7 +575,7 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
 	events->skip = scratch;
 	e = try_view_plan(view, events, trial);
 	events->skip = skip;
-	if (e != NULL && view_error_is_transient(e->sqlerrcode))
+	if (e != NULL && view_error_is_transient(view, e->sqlerrcode))
 		ReThrowError(e);
 	return e;
 }
@@ -585,12 +585,13 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
  * events, say): the event whose transition makes the view's plan fail, the
  * last of the shortest failing prefix of the events not in bad.  -1 when
  * even all of them together do not fail without writing (the error is not
- * the events': a full disk, a dropped table).  The prefix of the first floor
- * events is known not to fail (the events before the last culprit).
+ * the events': a full disk, a dropped table); -2 when the search is not done
+ * by end (0: no end).  The prefix of the first floor events is known not to
+ * fail (the events before the last culprit).
  */
 static int
 find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad, int floor,
-			 DestReceiver *trial)
+			 TimestampTz end, DestReceiver *trial)
 {
 	bool	   *scratch = palloc(sizeof(bool) * events->nevents);
 	int			ok = floor;		/* a prefix that does not fail */
@@ -605,6 +606,11 @@ find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad, int f
 	{
 		int			mid = ok + (fails - ok) / 2;
 
+		if (end != 0 && GetCurrentTimestamp() > end)
+		{
+			pfree(scratch);
+			return -2;
+		}
 		if (try_prefix(view, events, bad, mid, scratch, trial) != NULL)
 			fails = mid;
 		else
@@ -632,31 +638,49 @@ stream_error_is_transient(int sqlerrcode)
 }
 
 /*
- * Whether a transient error of a view's run may be an event's (its code
- * raising it for that event) rather than the batch's: set by the worker for a
- * batch that failed transiently over and over, since a view's code may raise
- * any SQLSTATE (a deadlock's, a full disk's) for an event, every time.  Only
- * an event that fails a run writing nothing, alone or as the last of the
- * shortest failing prefix, is blamed; a transient error no event causes (a
- * full disk meets the writes, not the trial runs) still fails the batch, to
- * be applied again.
+ * The view whose run raised the last transient error of a batch (0: none),
+ * and the view whose transient deadlock, serialization failure or resource
+ * errors (classes 40 and 53) may be its events' (its code raising them for
+ * an event) rather than the batch's: set by the worker for a batch that
+ * failed on that view's run that way over and over, since a view's code
+ * may raise any SQLSTATE for an event, every time.  Only an event that
+ * fails a run writing nothing, alone or as the last of the shortest failing
+ * prefix, is blamed; an error no event causes (a full disk meets the writes,
+ * not the trial runs) still fails the batch, to be applied again; and a
+ * cancel, an I/O error (classes 57, 58) or a lock not available never is an
+ * event's.
  */
-static bool views_own_transient_errors = false;
+static int	last_transient_view = 0;
+static int	view_owning_transient_errors = 0;
 
-void
-stream_apply_views_own_transient_errors(bool own)
+int
+stream_apply_last_transient_view(void)
 {
-	views_own_transient_errors = own;
+	return last_transient_view;
 }
 
-/* Is an error of a view's run to propagate as transient (the batch's)? */
-static bool
-view_error_is_transient(int sqlerrcode)
+void
+stream_apply_view_owns_transient_errors(int view_id)
 {
+	view_owning_transient_errors = view_id;
+}
+
+/* Is an error of view's run to propagate as transient (the batch's)? */
+static bool
+view_error_is_transient(CachedView *view, int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	if (!stream_error_is_transient(sqlerrcode))
+		return false;
 	/* a lock not available holds the view's events back, apply_view */
 	if (sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		return true;
-	return !views_own_transient_errors && stream_error_is_transient(sqlerrcode);
+	if (view->id == view_owning_transient_errors &&
+		(category == ERRCODE_TRANSACTION_ROLLBACK || category == ERRCODE_INSUFFICIENT_RESOURCES))
+		return false;
+	last_transient_view = view->id;
+	return true;
 }
 
 /*
@@ -664,11 +688,11 @@ view_error_is_transient(int sqlerrcode)
  * the events' (a privilege lost, a table it joins unreadable).
  */
 static bool
-fails_without_events(CachedView *view, StreamBatchEvents *events)
+fails_without_events(CachedView *view, StreamBatchEvents *events, DestReceiver *trial)
 {
 	bool	   *none = palloc0(sizeof(bool) * Max(events->nevents, 1));
 	bool	   *scratch = palloc(sizeof(bool) * Max(events->nevents, 1));
-	bool		fails = (try_prefix(view, events, none, 0, scratch, None_Receiver) != NULL);
+	bool		fails = (try_prefix(view, events, none, 0, scratch, trial) != NULL);
 
 	pfree(none);
 	pfree(scratch);
@@ -679,10 +703,11 @@ fails_without_events(CachedView *view, StreamBatchEvents *events)
 #define MAX_CULPRIT_SEARCHES 64
 
 /*
- * A view's careful runs of one batch take at most this many times
- * stream_ext.view_time_limit together: then it skips the rest of the batch
+ * A view's search for the events that fail only with others takes at most
+ * this many times stream_ext.view_time_limit per batch: then it skips the
+ * rest of the batch
  */
-#define CAREFUL_BUDGET_LIMITS 4
+#define CULPRIT_BUDGET_LIMITS 4
 
 /* Did a run that failed with error e take longer than the time limit? */
 static bool
@@ -712,26 +737,25 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	int			nbad = 0;
 	ViewErrorLog log;
 	TimestampTz deadline = 0;
-	TimestampTz budget_end = 0;
+	TimestampTz culprit_end = 0;
 	int			floor = 0;
+	bool		slow;
 	DestReceiver *dest = make_view_receiver(view, outputs);
 	DestReceiver *trial;
 
-	if (stream_ext_view_time_limit_ms > 0)
-		budget_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												 CAREFUL_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
 	edata = try_view_plan(view, events, dest);
 	if (edata == NULL)
 	{
 		stream_forward_keep(dest);
 		return 0;
 	}
+	slow = timed_out(edata);	/* before another run resets it */
 	/* planning it, too, may have waited for a lock (or run out of memory) */
-	if (view_error_is_transient(edata->sqlerrcode))
+	if (view_error_is_transient(view, edata->sqlerrcode))
 		ReThrowError(edata);
 	trial = make_trial_receiver(view);
 	stream_view_errors_begin(&log, view->id);
-	if (view->plan == NULL || fails_without_events(view, events))
+	if (view->plan == NULL || fails_without_events(view, events, trial))
 	{
 		/* a transient error is the view's own only when an event causes it */
 		if (stream_error_is_transient(edata->sqlerrcode))
@@ -750,10 +774,9 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	/*
 	 * Trying each event alone may cost as much as the view's whole run: a
 	 * view over its time limit gets twice the limit for it, then skips the
-	 * batch; any view, its budget.
+	 * batch.
 	 */
-	deadline = budget_end;
-	if (timed_out(edata))
+	if (slow)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											   2 * stream_ext_view_time_limit_ms);
 	bad = palloc0(sizeof(bool) * events->nevents);
@@ -776,7 +799,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		}
 		events->only = i;
 		e = try_view_plan(view, events, trial);
-		if (e != NULL && view_error_is_transient(e->sqlerrcode))
+		if (e != NULL && view_error_is_transient(view, e->sqlerrcode))
 		{
 			events->only = -1;
 			ReThrowError(e);
@@ -791,9 +814,13 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	}
 	events->only = -1;
 
+	if (stream_ext_view_time_limit_ms > 0)
+		culprit_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
 	for (int round = 0;; round++)
 	{
-		int			culprit;
+		int			culprit = -1;
+		bool		search;
 
 		events->skip = bad;
 		dest = make_view_receiver(view, outputs);
@@ -804,16 +831,17 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 			stream_forward_keep(dest);
 			break;
 		}
-		if (view_error_is_transient(edata->sqlerrcode))
+		if (view_error_is_transient(view, edata->sqlerrcode))
 			ReThrowError(edata);
+
 		/*
 		 * A time limit is not found by prefix: the longest prefix would be
 		 * blamed.  Nor is a culprit searched for past the view's budget.
 		 */
-		culprit = (round < MAX_CULPRIT_SEARCHES && !timed_out(edata) &&
-				   (budget_end == 0 || GetCurrentTimestamp() < budget_end)) ?
-			find_culprit(view, events, bad, floor, trial) : -1;
-		if (culprit < 0 && stream_error_is_transient(edata->sqlerrcode))
+		search = round < MAX_CULPRIT_SEARCHES && !timed_out(edata);
+		if (search)
+			culprit = find_culprit(view, events, bad, floor, culprit_end, trial);
+		if (culprit == -1 && search && stream_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);	/* a full disk, say: the batch's */
 		if (culprit < 0)
 		{
@@ -1224,6 +1252,7 @@ stream_apply_table_transforms(StreamBatchEvents *events, int worker_no)
 void
 stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
 {
+	last_transient_view = 0;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -29,7 +29,9 @@ typedef struct StreamBatch
 	bool		has_commit;
 	bool		has_async;		/* records of writers that do not wait */
 	uint64		end_pos;		/* ring position after the batch */
-	int			transient_failures; /* tries that failed transiently so far */
+	int			transient_failures; /* tries in a row that failed transiently
+									 * in transient_view's run */
+	int			transient_view;
 } StreamBatch;
 
 /*
@@ -46,7 +48,8 @@ extern void stream_apply_held_events(int view_id, List *runs, int worker_no, boo
 extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 extern bool stream_error_is_transient(int sqlerrcode);
-extern void stream_apply_views_own_transient_errors(bool own);
+extern int	stream_apply_last_transient_view(void);
+extern void stream_apply_view_owns_transient_errors(int view_id);
 extern ErrorData *stream_try_in_subtransaction(void (*work) (void *arg), void *arg);
 
 #endif

@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -43,8 +44,8 @@ typedef struct ForwardReceiver
 	Oid			stream;			/* the output stream */
 	bool		check_insert;	/* the user must be allowed to INSERT into it */
 	List	  **outputs;		/* StreamBatchEvents * of kept rows, one per
-								 * output stream, in cxt */
-	MemoryContext cxt;
+								 * output stream, in cxt; NULL for trials */
+	MemoryContext cxt;			/* a trial receiver's own, reset at each run */
 	StreamBatchEvents *pending; /* this run's events */
 	TupleDesc	desc;			/* the stream's, for this run */
 	int		   *attnos;			/* the stream column of each row column */
@@ -75,9 +76,14 @@ forward_startup(DestReceiver *self, int operation, TupleDesc rows)
 	Relation	rel = table_open(r->stream, AccessShareLock);
 	List	   *columns = stream_output_columns(rel);
 	AclResult	acl;
-	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	MemoryContext old;
 	int			i = 0;
 	ListCell   *lc;
+
+	/* a trial's rows are never kept: the last run's go */
+	if (r->outputs == NULL)
+		MemoryContextReset(r->cxt);
+	old = MemoryContextSwitchTo(r->cxt);
 
 	/* the view's owner writes into the stream: it must still be allowed to */
 	if (r->check_insert)
@@ -241,6 +247,21 @@ stream_forward_receiver(Oid stream, List **outputs, bool check_insert)
 	return (DestReceiver *) r;
 }
 
+/*
+ * A receiver forming the rows of trial runs of a transform into stream as
+ * events (its generated columns computed, its INSERT right checked) that
+ * are never kept: each run's are freed at the next.
+ */
+DestReceiver *
+stream_forward_trial_receiver(Oid stream)
+{
+	ForwardReceiver *r = (ForwardReceiver *) stream_forward_receiver(stream, NULL, true);
+
+	r->cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext trial rows",
+								   ALLOCSET_DEFAULT_SIZES);
+	return (DestReceiver *) r;
+}
+
 bool
 stream_is_forward_receiver(DestReceiver *dest)
 {
@@ -258,7 +279,7 @@ stream_forward_keep(DestReceiver *dest)
 	StreamBatchEvents *into = NULL;
 	ListCell   *lc;
 
-	if (!stream_is_forward_receiver(dest) || r->pending == NULL)
+	if (!stream_is_forward_receiver(dest) || r->pending == NULL || r->outputs == NULL)
 		return;
 	if (r->pending->nevents == 0)
 	{

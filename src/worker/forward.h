@@ -10,6 +10,7 @@
 #include "stream/fdw.h"
 
 extern DestReceiver *stream_forward_receiver(Oid stream, List **outputs, bool check_insert);
+extern DestReceiver *stream_forward_trial_receiver(Oid stream);
 extern bool stream_is_forward_receiver(DestReceiver *dest);
 extern void stream_forward_keep(DestReceiver *dest);
 

@@ -340,10 +340,11 @@ note_commit_latency(int slotno, StreamBatch *batch)
 #define RETRY_DELAY_MS 1000
 
 /*
- * After this many transient failures of a batch, a transient error raised in
- * a view's run is the view's (its code's, for an event), not the batch's: a
- * view's code may raise a deadlock's or a full disk's SQLSTATE every time,
- * and retrying for ever would stall every writer behind the batch.
+ * After this many transient failures of a batch in a row, each in the same
+ * view's run, a deadlock, serialization failure or resource error raised in
+ * that view's run for an event is the event's (apply.c), not the batch's: a
+ * view's code may raise such an SQLSTATE every time, and retrying for ever
+ * would stall every writer behind the batch.
  */
 #define TRANSIENT_TRIES 3
 
@@ -367,15 +368,23 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 
 	if (failure != NULL)
 	{
-		stream_apply_views_own_transient_errors(batch->transient_failures >= TRANSIENT_TRIES);
+		stream_apply_view_owns_transient_errors(batch->transient_failures >= TRANSIENT_TRIES ?
+												batch->transient_view : 0);
 		failure = try_apply(batch, worker_no, true, cxt);
-		stream_apply_views_own_transient_errors(false);
+		stream_apply_view_owns_transient_errors(0);
 	}
 	if (failure != NULL)
 		why = failure->message ? failure->message : "unknown error";
 	if (failure != NULL && stream_error_is_transient(failure->sqlerrcode))
 	{
-		batch->transient_failures++;
+		int			view = stream_apply_last_transient_view();
+
+		/* the same view's run failed that way again, or another's first */
+		if (view != 0 && view == batch->transient_view)
+			batch->transient_failures++;
+		else
+			batch->transient_failures = view != 0 ? 1 : 0;
+		batch->transient_view = view;
 		ereport(LOG,
 				(errmsg("stream_ext worker will apply a batch of %d events again in %d ms",
 						batch->nevents, RETRY_DELAY_MS),
