@@ -124,14 +124,18 @@ BEGIN
   RETURN x;
 END $$;
 CREATE VIEW er_liar_v WITH (continuous) AS SELECT k, count(*), sum(er_liar(v)) FROM er_tr GROUP BY k;
+-- a second view failing so for another event: each comes to own its errors
+CREATE VIEW er_liar2_v WITH (continuous) AS SELECT k, count(*), sum(er_liar(v - 1)) FROM er_tr GROUP BY k;
 CREATE VIEW er_tr_all WITH (continuous) AS SELECT k, count(*), sum(v) FROM er_tr GROUP BY k;
 SET statement_timeout = '60s';
-INSERT INTO er_tr VALUES (1, 777), (1, 5), (2, 778), (2, 6);
+INSERT INTO er_tr VALUES (1, 777), (1, 5), (2, 6), (3, 778);
 RESET statement_timeout;
 SELECT * FROM er_liar_v ORDER BY k;
+SELECT * FROM er_liar2_v ORDER BY k;
 SELECT * FROM er_tr_all ORDER BY k;
-SELECT sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival
-  FROM stream_ext.view_errors WHERE name = 'er_liar_v'::regclass ORDER BY event;
+SELECT name, sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival
+  FROM stream_ext.view_errors WHERE name IN ('er_liar_v'::regclass, 'er_liar2_v'::regclass)
+ ORDER BY name::text, event;
 SET client_min_messages = warning;
 DROP FOREIGN TABLE er_tr CASCADE;
 DROP FUNCTION er_liar(int);

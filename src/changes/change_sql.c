@@ -200,10 +200,10 @@ window_end_sql(const char *start, Interval *width, bool with_zone)
 	const char *type = with_zone ? "pg_catalog.timestamptz" : "pg_catalog.timestamp";
 	char	   *w = stream_interval_sql(width);
 
-	return psprintf("(CASE WHEN %s OPERATOR(pg_catalog.<=) "
+	return psprintf("(CASE WHEN %s IS NULL THEN NULL::%s WHEN %s OPERATOR(pg_catalog.<=) "
 					"('294276-12-30 23:59:59.999999%s'::%s OPERATOR(pg_catalog.-) %s) "
 					"THEN %s OPERATOR(pg_catalog.+) %s ELSE 'infinity'::%s END)",
-					start, with_zone ? "+00" : "", type, w, start, w, type);
+					start, type, start, with_zone ? "+00" : "", type, w, start, w, type);
 }
 
 /*

@@ -109,6 +109,7 @@ brokers_answer(KafkaWorker *w, bool consumer, bool *asked,
 {
 	const struct rd_kafka_metadata *md;
 	rd_kafka_topic_t *rkt = NULL;
+	rd_kafka_resp_err_t answer;
 
 	*leaderless = -1;
 	*asked = TimestampDifferenceExceeds(w->lag_checked_at, GetCurrentTimestamp(),
@@ -117,9 +118,10 @@ brokers_answer(KafkaWorker *w, bool consumer, bool *asked,
 		return false;
 	if (consumer)
 		rkt = rd_kafka_topic_new(w->rk, w->cfg.topic, NULL);
-	*err = rd_kafka_metadata(w->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
+	answer = rd_kafka_metadata(w->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
 	w->lag_checked_at = GetCurrentTimestamp();
-	if (*err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	*err = answer;
+	if (answer == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		if (rkt != NULL)
 			*leaderless = partition_without_leader(w, md, err);
@@ -127,7 +129,7 @@ brokers_answer(KafkaWorker *w, bool consumer, bool *asked,
 	}
 	if (rkt != NULL)
 		rd_kafka_topic_destroy(rkt);
-	return *err == RD_KAFKA_RESP_ERR_NO_ERROR && *leaderless < 0;
+	return answer == RD_KAFKA_RESP_ERR_NO_ERROR && *leaderless < 0;
 }
 
 /* Ask a retrying consumer's brokers whether they are back; true when they are. */

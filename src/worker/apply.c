@@ -639,19 +639,20 @@ stream_error_is_transient(int sqlerrcode)
 
 /*
  * The view whose run raised the last transient error of a batch (0: none),
- * and the view whose transient deadlock, serialization failure or resource
- * errors (classes 40 and 53) may be its events' (its code raising them for
- * an event) rather than the batch's: set by the worker for a batch that
- * failed on that view's run that way over and over, since a view's code
- * may raise any SQLSTATE for an event, every time.  Only an event that
- * fails a run writing nothing, alone or as the last of the shortest failing
- * prefix, is blamed; an error no event causes (a full disk meets the writes,
- * not the trial runs) still fails the batch, to be applied again; and a
- * cancel, an I/O error (classes 57, 58) or a lock not available never is an
- * event's.
+ * and the views whose deadlocks, serialization failures (class 40) and full
+ * disks (53100) may be their events' (their code raising them for an event)
+ * rather than the batch's: set by the worker for a batch that failed in
+ * each one's run that way over and over, since a view's code may raise any
+ * SQLSTATE for an event, every time.  Only an event that fails such a run
+ * alone, writing nothing, is blamed; an error no event causes alone (a full
+ * disk meets the writes, not the trial runs) still fails the batch, to be
+ * applied again; and other resource errors (memory, temporary files), a
+ * cancel, an I/O error (classes 53, 57, 58) or a lock not available never
+ * are an event's.
  */
 static int	last_transient_view = 0;
-static int	view_owning_transient_errors = 0;
+static const int *owning_views = NULL;
+static int	n_owning_views = 0;
 
 int
 stream_apply_last_transient_view(void)
@@ -660,27 +661,46 @@ stream_apply_last_transient_view(void)
 }
 
 void
-stream_apply_view_owns_transient_errors(int view_id)
+stream_apply_views_own_transient_errors(const int *views, int n)
 {
-	view_owning_transient_errors = view_id;
+	owning_views = views;
+	n_owning_views = n;
+}
+
+/* May view's run own (as its events') an error of this SQLSTATE? */
+static bool
+owns_transient_error(CachedView *view, int sqlerrcode)
+{
+	if (ERRCODE_TO_CATEGORY(sqlerrcode) != ERRCODE_TRANSACTION_ROLLBACK &&
+		sqlerrcode != ERRCODE_DISK_FULL)
+		return false;
+	for (int i = 0; i < n_owning_views; i++)
+		if (owning_views[i] == view->id)
+			return true;
+	return false;
 }
 
 /* Is an error of view's run to propagate as transient (the batch's)? */
 static bool
 view_error_is_transient(CachedView *view, int sqlerrcode)
 {
-	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
-
 	if (!stream_error_is_transient(sqlerrcode))
 		return false;
 	/* a lock not available holds the view's events back, apply_view */
 	if (sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		return true;
-	if (view->id == view_owning_transient_errors &&
-		(category == ERRCODE_TRANSACTION_ROLLBACK || category == ERRCODE_INSUFFICIENT_RESOURCES))
+	if (owns_transient_error(view, sqlerrcode))
 		return false;
 	last_transient_view = view->id;
 	return true;
+}
+
+/* Propagate an error of view's run as the batch's */
+static void
+rethrow_as_transient(CachedView *view, ErrorData *edata)
+{
+	last_transient_view = view->id;
+	ReThrowError(edata);
 }
 
 /*
@@ -759,7 +779,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	{
 		/* a transient error is the view's own only when an event causes it */
 		if (stream_error_is_transient(edata->sqlerrcode))
-			ReThrowError(edata);
+			rethrow_as_transient(view, edata);
 
 		/*
 		 * The view cannot be planned, or its plan fails even without events
@@ -831,8 +851,12 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 			stream_forward_keep(dest);
 			break;
 		}
-		if (view_error_is_transient(view, edata->sqlerrcode))
-			ReThrowError(edata);
+		/*
+		 * A transient error no event causes alone is the batch's: a prefix
+		 * fails by its size as well (memory, a full disk).
+		 */
+		if (stream_error_is_transient(edata->sqlerrcode))
+			rethrow_as_transient(view, edata);
 
 		/*
 		 * A time limit is not found by prefix: the longest prefix would be
@@ -841,8 +865,15 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		search = round < MAX_CULPRIT_SEARCHES && !timed_out(edata);
 		if (search)
 			culprit = find_culprit(view, events, bad, floor, culprit_end, trial);
-		if (culprit == -1 && search && stream_error_is_transient(edata->sqlerrcode))
-			ReThrowError(edata);	/* a full disk, say: the batch's */
+		if (culprit == -2)
+		{
+			ErrorData  *out = palloc0(sizeof(ErrorData));
+
+			out->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			out->message = psprintf("searching for the events that fail only with others took longer than %d ms; the rest of the batch is skipped",
+									CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
+			stream_view_errors_record(&log, out, NULL);
+		}
 		if (culprit < 0)
 		{
 			/* not an event's fault: the view skips this batch */

@@ -32,6 +32,8 @@ typedef struct StreamBatch
 	int			transient_failures; /* tries in a row that failed transiently
 									 * in transient_view's run */
 	int			transient_view;
+	int			nowning;		/* views owning such errors (apply.c) */
+	int			owning[8];
 } StreamBatch;
 
 /*
@@ -49,7 +51,7 @@ extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 extern bool stream_error_is_transient(int sqlerrcode);
 extern int	stream_apply_last_transient_view(void);
-extern void stream_apply_view_owns_transient_errors(int view_id);
+extern void stream_apply_views_own_transient_errors(const int *views, int n);
 extern ErrorData *stream_try_in_subtransaction(void (*work) (void *arg), void *arg);
 
 #endif

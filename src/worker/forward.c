@@ -46,6 +46,7 @@ typedef struct ForwardReceiver
 	List	  **outputs;		/* StreamBatchEvents * of kept rows, one per
 								 * output stream, in cxt; NULL for trials */
 	MemoryContext cxt;			/* a trial receiver's own, reset at each run */
+	bool		trial;			/* runs never kept (stream_forward_trial_receiver) */
 	StreamBatchEvents *pending; /* this run's events */
 	TupleDesc	desc;			/* the stream's, for this run */
 	int		   *attnos;			/* the stream column of each row column */
@@ -81,7 +82,7 @@ forward_startup(DestReceiver *self, int operation, TupleDesc rows)
 	ListCell   *lc;
 
 	/* a trial's rows are never kept: the last run's go */
-	if (r->outputs == NULL)
+	if (r->trial)
 		MemoryContextReset(r->cxt);
 	old = MemoryContextSwitchTo(r->cxt);
 
@@ -259,6 +260,7 @@ stream_forward_trial_receiver(Oid stream)
 
 	r->cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext trial rows",
 								   ALLOCSET_DEFAULT_SIZES);
+	r->trial = true;
 	return (DestReceiver *) r;
 }
 
@@ -279,7 +281,7 @@ stream_forward_keep(DestReceiver *dest)
 	StreamBatchEvents *into = NULL;
 	ListCell   *lc;
 
-	if (!stream_is_forward_receiver(dest) || r->pending == NULL || r->outputs == NULL)
+	if (!stream_is_forward_receiver(dest) || r->pending == NULL || r->trial)
 		return;
 	if (r->pending->nevents == 0)
 	{

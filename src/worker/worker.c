@@ -341,10 +341,11 @@ note_commit_latency(int slotno, StreamBatch *batch)
 
 /*
  * After this many transient failures of a batch in a row, each in the same
- * view's run, a deadlock, serialization failure or resource error raised in
- * that view's run for an event is the event's (apply.c), not the batch's: a
- * view's code may raise such an SQLSTATE every time, and retrying for ever
- * would stall every writer behind the batch.
+ * view's run, a deadlock, serialization failure or full disk raised in that
+ * view's run by an event alone is the event's (apply.c), not the batch's,
+ * for the batch's later tries: a view's code may raise such an SQLSTATE
+ * every time, and retrying for ever would stall every writer behind the
+ * batch.
  */
 #define TRANSIENT_TRIES 3
 
@@ -368,10 +369,9 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 
 	if (failure != NULL)
 	{
-		stream_apply_view_owns_transient_errors(batch->transient_failures >= TRANSIENT_TRIES ?
-												batch->transient_view : 0);
+		stream_apply_views_own_transient_errors(batch->owning, batch->nowning);
 		failure = try_apply(batch, worker_no, true, cxt);
-		stream_apply_view_owns_transient_errors(0);
+		stream_apply_views_own_transient_errors(NULL, 0);
 	}
 	if (failure != NULL)
 		why = failure->message ? failure->message : "unknown error";
@@ -385,6 +385,10 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 		else
 			batch->transient_failures = view != 0 ? 1 : 0;
 		batch->transient_view = view;
+		/* it owns them from then on, for the batch's other tries */
+		if (batch->transient_failures == TRANSIENT_TRIES &&
+			batch->nowning < lengthof(batch->owning))
+			batch->owning[batch->nowning++] = view;
 		ereport(LOG,
 				(errmsg("stream_ext worker will apply a batch of %d events again in %d ms",
 						batch->nevents, RETRY_DELAY_MS),
