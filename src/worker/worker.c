@@ -394,7 +394,7 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 						batch->nevents, RETRY_DELAY_MS),
 				 errdetail_internal("%s", why),
 				 batch->transient_failures == TRANSIENT_TRIES ?
-				 errhint("From then on, such an error raised in a continuous view's run is that view's own: its event is set aside for it.") : 0));
+				 errhint("From then on, a deadlock, serialization failure or full disk that one event causes alone in that continuous view's run is set aside for that view.") : 0));
 		return false;
 	}
 
