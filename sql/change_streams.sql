@@ -369,14 +369,24 @@ INSERT INTO cs_tw VALUES (1, '2026-01-01 00:01:10+00'), (2, '2026-01-01 00:01:20
 INSERT INTO cs_tw VALUES (1, '2026-01-01 00:02:10+00');
 -- the watermark is 00:02:10: three buckets, three hopping windows and
 -- three sessions are closed
-DO $$
+CREATE FUNCTION cs_wait_closed(views regclass[], n int) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  v regclass;
+  c bigint;
 BEGIN
   FOR i IN 1..600 LOOP
-    EXIT WHEN (SELECT count(*) FROM cs_tumble_closed) >= 3 AND (SELECT count(*) FROM cs_hop_closed) >= 3
-          AND (SELECT count(*) FROM cs_session_closed) >= 3;
+    c := n;
+    FOREACH v IN ARRAY views LOOP
+      EXECUTE format('SELECT least(count(*), %s) FROM %s', c, v) INTO c;
+    END LOOP;
+    IF c >= n THEN
+      RETURN true;
+    END IF;
     PERFORM pg_sleep(0.05);
   END LOOP;
+  RETURN false;
 END $$;
+SELECT cs_wait_closed('{cs_tumble_closed,cs_hop_closed,cs_session_closed}', 3);
 SET TimeZone = 'UTC';
 SELECT * FROM cs_tumble_closed ORDER BY r;
 SELECT * FROM cs_hop_closed ORDER BY r;
@@ -404,14 +414,7 @@ CREATE VIEW cs_far_session_closed WITH (continuous) AS
   SELECT new::text AS r FROM cs_far_session_changes WHERE final;
 INSERT INTO cs_far VALUES (1, '2026-01-01 00:00:10+00');
 INSERT INTO cs_far VALUES (2, '294276-12-31 23:59:59+00');
-DO $$
-BEGIN
-  FOR i IN 1..600 LOOP
-    EXIT WHEN (SELECT count(*) FROM cs_far_tumble_closed) >= 1
-          AND (SELECT count(*) FROM cs_far_session_closed) >= 1;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+SELECT cs_wait_closed('{cs_far_tumble_closed,cs_far_session_closed}', 1);
 SET TimeZone = 'UTC';
 SELECT * FROM cs_far_tumble_closed ORDER BY r;
 SELECT * FROM cs_far_session_closed ORDER BY r;
@@ -423,6 +426,7 @@ DROP FOREIGN TABLE cs_far CASCADE;
 
 DROP TABLE cs_alerts, cs_shown;
 DROP FOREIGN TABLE cs_s CASCADE;
-DROP FUNCTION cs_settled(regclass), cs_moved(regclass), cs_new_events();
+DROP FUNCTION cs_settled(regclass), cs_moved(regclass), cs_new_events(),
+  cs_wait_closed(regclass[], int);
 REVOKE CREATE ON SCHEMA public FROM regress_cs_owner, regress_cs_other;
 DROP ROLE regress_cs_owner, regress_cs_other;
