@@ -695,11 +695,15 @@ view_error_is_transient(CachedView *view, int sqlerrcode)
 	return true;
 }
 
-/* Propagate an error of view's run as the batch's */
+/*
+ * Propagate an error of view's run as the batch's (a lock not available holds
+ * the view's events back instead, apply_view: not the batch's failure)
+ */
 static void
 rethrow_as_transient(CachedView *view, ErrorData *edata)
 {
-	last_transient_view = view->id;
+	if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		last_transient_view = view->id;
 	ReThrowError(edata);
 }
 
