@@ -72,11 +72,35 @@ kafka_option_is_documented(const char *name)
 }
 
 /*
+ * Set option name of conf to value, as rd_kafka_conf_set does, if librdkafka
+ * documents it; else, or when librdkafka refuses the value, false with why
+ * in errstr (size bytes, without librdkafka's trailing line break).
+ */
+bool
+kafka_conf_set_documented(rd_kafka_conf_t *conf, const char *name, const char *value,
+						  char *errstr, size_t size)
+{
+	size_t		len;
+
+	if (!kafka_option_is_documented(name))
+	{
+		strlcpy(errstr, "librdkafka does not document an option of that name.", size);
+		return false;
+	}
+	if (rd_kafka_conf_set(conf, name, value, errstr, size) == RD_KAFKA_CONF_OK)
+		return true;
+	len = strlen(errstr);
+	while (len > 0 && isspace((unsigned char) errstr[len - 1]))
+		errstr[--len] = '\0';
+	return false;
+}
+
+/*
  * kafka_check_librdkafka_option(name text, value text): raises 22023 when
- * librdkafka does not accept value for name (the workers give it the
- * option's text the same way).  plugin.library.paths is not tried: setting
- * it loads the libraries at once, which belongs in the worker (only
- * superusers may set it).
+ * librdkafka does not document name or accept value for it (the workers
+ * give it the option's text the same way).  plugin.library.paths is not
+ * tried: setting it loads the libraries at once, which belongs in the
+ * worker (only superusers may set it).
  */
 Datum
 stream_ext_kafka_check_librdkafka_option(PG_FUNCTION_ARGS)
@@ -85,33 +109,21 @@ stream_ext_kafka_check_librdkafka_option(PG_FUNCTION_ARGS)
 	char	   *value = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char		errstr[512];
 	rd_kafka_conf_t *conf;
-	rd_kafka_conf_res_t res;
+	bool		ok;
 
-	if (!kafka_option_is_documented(name))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid librdkafka option \"%s\"", name),
-				 errdetail("librdkafka does not document an option of that name."),
-				 errhint("librdkafka's CONFIGURATION.md lists its options and their values.")));
 	if (strcmp(name, "plugin.library.paths") == 0)
 		PG_RETURN_VOID();
 
 	/* malloc'd by librdkafka: destroyed before any ereport */
 	conf = rd_kafka_conf_new();
-	res = rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr));
+	ok = kafka_conf_set_documented(conf, name, value, errstr, sizeof(errstr));
 	rd_kafka_conf_destroy(conf);
 
-	if (res != RD_KAFKA_CONF_OK)
-	{
-		size_t		len = strlen(errstr);
-
-		while (len > 0 && isspace((unsigned char) errstr[len - 1]))
-			errstr[--len] = '\0';
+	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid librdkafka option \"%s\"", name),
 				 errdetail_internal("%s", errstr),
 				 errhint("librdkafka's CONFIGURATION.md lists its options and their values.")));
-	}
 	PG_RETURN_VOID();
 }

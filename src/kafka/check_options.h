@@ -5,6 +5,10 @@
 #ifndef STREAM_EXT_KAFKA_CHECK_OPTIONS_H
 #define STREAM_EXT_KAFKA_CHECK_OPTIONS_H
 
+#include <librdkafka/rdkafka.h>
+
 extern bool kafka_option_is_documented(const char *name);
+extern bool kafka_conf_set_documented(rd_kafka_conf_t *conf, const char *name,
+									  const char *value, char *errstr, size_t size);
 
 #endif

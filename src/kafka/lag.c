@@ -58,42 +58,49 @@ cached_lag(KafkaWorker *w, int64 *lag)
 }
 
 /*
+ * What metadata topic (NULL: not in it) says of partition part: no error
+ * when it has a leader, else why not.
+ */
+static rd_kafka_resp_err_t
+partition_leader_error(const rd_kafka_metadata_topic_t *topic, int32 part)
+{
+	if (topic == NULL)
+		return RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+	if (topic->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return topic->err;
+	for (int p = 0; p < topic->partition_cnt; p++)
+		if (topic->partitions[p].id == part)
+			return topic->partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR ?
+				topic->partitions[p].err :
+				topic->partitions[p].leader >= 0 ? RD_KAFKA_RESP_ERR_NO_ERROR :
+				RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+	return RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+}
+
+/*
  * The first of the worker's partitions the metadata md gives no leader (or
- * an error) for, or -1 when each has one; *err is the partition's error.
+ * an error) for, with that error in *err; or -1 when each has one.
  */
 static int32
 partition_without_leader(KafkaWorker *w, const struct rd_kafka_metadata *md,
 						 rd_kafka_resp_err_t *err)
 {
+	const rd_kafka_metadata_topic_t *topic = NULL;
+
 	for (int t = 0; t < md->topic_cnt; t++)
+		if (strcmp(md->topics[t].topic, w->cfg.topic) == 0)
+			topic = &md->topics[t];
+	for (int i = 0; i < w->nassigned; i++)
 	{
-		const rd_kafka_metadata_topic_t *topic = &md->topics[t];
+		rd_kafka_resp_err_t e = partition_leader_error(topic, w->assigned_partitions[i]);
 
-		if (strcmp(topic->topic, w->cfg.topic) != 0)
-			continue;
-		for (int i = 0; i < w->nassigned; i++)
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			int32		part = w->assigned_partitions[i];
-			bool		led = false;
-
-			*err = topic->err != RD_KAFKA_RESP_ERR_NO_ERROR ? topic->err :
-				RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
-			for (int p = 0; p < topic->partition_cnt && topic->err == RD_KAFKA_RESP_ERR_NO_ERROR; p++)
-			{
-				if (topic->partitions[p].id != part)
-					continue;
-				if (topic->partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-					*err = topic->partitions[p].err;
-				led = topic->partitions[p].leader >= 0 &&
-					topic->partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR;
-			}
-			if (!led)
-				return part;
+			*err = e;
+			return w->assigned_partitions[i];
 		}
-		return -1;
 	}
-	*err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-	return w->nassigned > 0 ? w->assigned_partitions[0] : -1;
+	return -1;
 }
 
 /*
@@ -109,7 +116,6 @@ brokers_answer(KafkaWorker *w, bool consumer, bool *asked,
 {
 	const struct rd_kafka_metadata *md;
 	rd_kafka_topic_t *rkt = NULL;
-	rd_kafka_resp_err_t answer;
 
 	*leaderless = -1;
 	*asked = TimestampDifferenceExceeds(w->lag_checked_at, GetCurrentTimestamp(),
@@ -118,10 +124,9 @@ brokers_answer(KafkaWorker *w, bool consumer, bool *asked,
 		return false;
 	if (consumer)
 		rkt = rd_kafka_topic_new(w->rk, w->cfg.topic, NULL);
-	answer = rd_kafka_metadata(w->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
+	*err = rd_kafka_metadata(w->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
 	w->lag_checked_at = GetCurrentTimestamp();
-	*err = answer;
-	if (answer == RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (*err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		if (rkt != NULL)
 			*leaderless = partition_without_leader(w, md, err);
@@ -129,7 +134,8 @@ brokers_answer(KafkaWorker *w, bool consumer, bool *asked,
 	}
 	if (rkt != NULL)
 		rd_kafka_topic_destroy(rkt);
-	return answer == RD_KAFKA_RESP_ERR_NO_ERROR && *leaderless < 0;
+	/* a partition without a leader has set *err */
+	return *err == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /* Ask a retrying consumer's brokers whether they are back; true when they are. */

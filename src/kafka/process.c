@@ -269,12 +269,7 @@ kafka_set_conf(KafkaWorker *w, rd_kafka_conf_t *conf, const char *name, const ch
 {
 	char		errstr[512];
 
-	if (!kafka_option_is_documented(name))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid librdkafka option \"%s\" for Kafka %s %d", name, ROLE(w), w->cfg.id),
-				 errdetail("librdkafka does not document an option of that name.")));
-	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	if (!kafka_conf_set_documented(conf, name, value, errstr, sizeof(errstr)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid librdkafka option \"%s\" for Kafka %s %d", name, ROLE(w), w->cfg.id),
