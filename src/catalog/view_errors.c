@@ -54,6 +54,20 @@ stream_view_errors_record(ViewErrorLog *log, ErrorData *edata, const char *event
 	log->recorded++;
 }
 
+/*
+ * Record, for no event in particular, an error of the view that nothing
+ * raised: the extension's own reason (a search or merge out of time).
+ */
+void
+stream_view_errors_record_reason(ViewErrorLog *log, int sqlerrcode, const char *message)
+{
+	ErrorData	edata = {0};
+
+	edata.sqlerrcode = sqlerrcode;
+	edata.message = (char *) message;
+	stream_view_errors_record(log, &edata, NULL);
+}
+
 /* After the batch recorded errors: keep the view's newest max_view_errors. */
 void
 stream_view_errors_end(ViewErrorLog *log)

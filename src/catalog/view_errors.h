@@ -15,6 +15,8 @@ typedef struct ViewErrorLog
 
 extern void stream_view_errors_begin(ViewErrorLog *log, int view_id);
 extern void stream_view_errors_record(ViewErrorLog *log, ErrorData *edata, const char *event);
+extern void stream_view_errors_record_reason(ViewErrorLog *log, int sqlerrcode,
+											 const char *message);
 extern void stream_view_errors_end(ViewErrorLog *log);
 extern void stream_view_errors_forget(int view_id);
 

@@ -227,6 +227,7 @@ stream_transform_check(Oid stream, Oid output, WindowSpec *window)
 	List	   *reached;
 	List	   *changes;
 	ListCell   *lc;
+	List	   *views;
 	int			chain;
 
 	if (window->kind != WINDOW_NONE || window->time_column != NULL || window->ttl != NULL ||
@@ -280,8 +281,9 @@ stream_transform_check(Oid stream, Oid output, WindowSpec *window)
 		}
 	}
 
-	chain = transform_chain_length(stream, stream_catalog_views(), false) + 1 +
-		transform_chain_length(output, stream_catalog_views(), true);
+	views = stream_catalog_views();
+	chain = transform_chain_length(stream, views, false) + 1 +
+		transform_chain_length(output, views, true);
 	if (chain > STREAM_MAX_TRANSFORM_DEPTH)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -219,17 +219,15 @@ static List *
 streamPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 						Index resultRelation, int subplan_index)
 {
-	check_stream_relation(planner_rt_fetch(resultRelation, root)->relid);
-	if (plan->returningLists != NIL)
-	{
-		RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
 
+	check_stream_relation(rte->relid);
+	if (plan->returningLists != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("RETURNING is not supported for stream \"%s\"",
 						get_rel_name(rte->relid)),
 				 errdetail("A stream does not store the events inserted into it.")));
-	}
 	if (plan->onConflictAction != ONCONFLICT_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -870,14 +870,9 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		if (search)
 			culprit = find_culprit(view, events, bad, floor, culprit_end, trial);
 		if (culprit == -2)
-		{
-			ErrorData  *out = palloc0(sizeof(ErrorData));
-
-			out->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-			out->message = psprintf("searching for the events that fail only with others took longer than %d ms; the rest of the batch is skipped",
-									CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
-			stream_view_errors_record(&log, out, NULL);
-		}
+			stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+											 psprintf("searching for the events that fail only with others took longer than %d ms; the rest of the batch is skipped",
+													  CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms));
 		if (culprit < 0)
 		{
 			/* not an event's fault: the view skips this batch */

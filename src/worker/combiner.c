@@ -594,10 +594,9 @@ set_aside_unmergeable(void *arg)
 	ListCell   *lc;
 	ViewErrorLog log;
 	bool		class42_checked = false;
-	ErrorData  *out_of_time = NULL;
-	TimestampTz budget_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														 ASIDE_BUDGET_LIMITS *
-														 Max(stream_ext_view_time_limit_ms, 1000));
+	char	   *out_of_time = NULL;
+	int			budget_ms = ASIDE_BUDGET_LIMITS * Max(stream_ext_view_time_limit_ms, 1000);
+	TimestampTz budget_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), budget_ms);
 
 	v->aside_out_of_time = false;
 	if (!lock_state_table(v))
@@ -637,12 +636,9 @@ set_aside_unmergeable(void *arg)
 		if (GetCurrentTimestamp() > budget_end)
 		{
 			/* one merge at a time is slow too: the rest waits, as a slow view's */
-			out_of_time = palloc0(sizeof(ErrorData));
-			out_of_time->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-			out_of_time->message =
+			out_of_time =
 				psprintf("merging the deltas of continuous view %s one at a time took longer than %d ms; the other %llu wait",
-						 v->name, ASIDE_BUDGET_LIMITS * Max(stream_ext_view_time_limit_ms, 1000),
-						 (unsigned long long) (ntids - i));
+						 v->name, budget_ms, (unsigned long long) (ntids - i));
 			v->aside_out_of_time = true;
 			break;
 		}
@@ -685,7 +681,7 @@ set_aside_unmergeable(void *arg)
 		stream_view_errors_record(&log, ((AsideDelta *) lfirst(lc))->edata,
 								  ((AsideDelta *) lfirst(lc))->row);
 	if (out_of_time != NULL)
-		stream_view_errors_record(&log, out_of_time, NULL);
+		stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED, out_of_time);
 	stream_view_errors_end(&log);
 	if (aside != NIL)
 		stream_counters_record_merge_errors(v->id, list_length(aside));
