@@ -112,15 +112,18 @@ DROP FOREIGN TABLE er_src, er_dst CASCADE;
 DROP FUNCTION er_stable_put(int), er_put(int);
 RESET client_min_messages;
 
--- a view's code raising a transient SQLSTATE (a deadlock's, a full disk's)
--- for an event, every time: after a few tries of the batch, that event is
--- set aside for that view, instead of the batch being tried for ever with
--- every writer behind it waiting
+-- a view's code raising a transient SQLSTATE (a deadlock's, a full disk's,
+-- a cancel's, out of memory, an I/O error) for an event, every time: after
+-- a few tries of the batch, that event is set aside for that view, instead
+-- of the batch being tried for ever with every writer behind it waiting
 CREATE FOREIGN TABLE er_tr (k int, v int) SERVER stream_ext;
 CREATE FUNCTION er_liar(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
   IF x = 777 THEN RAISE EXCEPTION 'pretend deadlock' USING ERRCODE = 'deadlock_detected'; END IF;
   IF x = 778 THEN RAISE EXCEPTION 'pretend full disk' USING ERRCODE = 'disk_full'; END IF;
+  IF x = 779 THEN RAISE EXCEPTION 'pretend cancel' USING ERRCODE = 'query_canceled'; END IF;
+  IF x = 780 THEN RAISE EXCEPTION 'pretend out of memory' USING ERRCODE = 'out_of_memory'; END IF;
+  IF x = 781 THEN RAISE EXCEPTION 'pretend I/O error' USING ERRCODE = 'io_error'; END IF;
   RETURN x;
 END $$;
 CREATE VIEW er_liar_v WITH (continuous) AS SELECT k, count(*), sum(er_liar(v)) FROM er_tr GROUP BY k;
@@ -128,7 +131,7 @@ CREATE VIEW er_liar_v WITH (continuous) AS SELECT k, count(*), sum(er_liar(v)) F
 CREATE VIEW er_liar2_v WITH (continuous) AS SELECT k, count(*), sum(er_liar(v - 1)) FROM er_tr GROUP BY k;
 CREATE VIEW er_tr_all WITH (continuous) AS SELECT k, count(*), sum(v) FROM er_tr GROUP BY k;
 SET statement_timeout = '60s';
-INSERT INTO er_tr VALUES (1, 777), (1, 5), (2, 6), (3, 778);
+INSERT INTO er_tr VALUES (1, 777), (1, 5), (2, 6), (3, 778), (4, 779), (4, 780), (5, 781), (5, 782);
 RESET statement_timeout;
 SELECT * FROM er_liar_v ORDER BY k;
 SELECT * FROM er_liar2_v ORDER BY k;
@@ -136,9 +139,32 @@ SELECT * FROM er_tr_all ORDER BY k;
 SELECT name, sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival
   FROM stream_ext.view_errors WHERE name IN ('er_liar_v'::regclass, 'er_liar2_v'::regclass)
  ORDER BY name::text, event;
+-- a lock not available that a view's code raises for an event (a NOWAIT
+-- failing, every time) holds that view's events back; when it persists,
+-- the combiner sets that event aside for the view and applies the others
+CREATE FUNCTION er_nowait(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF x = 55 THEN RAISE EXCEPTION 'pretend lock not available' USING ERRCODE = 'lock_not_available'; END IF;
+  RETURN x;
+END $$;
+CREATE VIEW er_nowait_v WITH (continuous) AS SELECT k, count(*), sum(er_nowait(v)) FROM er_tr GROUP BY k;
+INSERT INTO er_tr VALUES (1, 55), (1, 1), (2, 2);
+INSERT INTO er_tr VALUES (2, 3);
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN (SELECT sum(count) FROM er_nowait_v) = 3;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+SELECT * FROM er_nowait_v ORDER BY k;
+SELECT (SELECT sum(count) FROM er_tr_all) AS all_events;
+SELECT sqlstate, message, regexp_replace(event, ',[^,]*\)$', ')') AS event_without_arrival
+  FROM stream_ext.view_errors WHERE name = 'er_nowait_v'::regclass;
+SELECT count(*) AS still_held FROM stream_ext_internal.held_events;
 SET client_min_messages = warning;
 DROP FOREIGN TABLE er_tr CASCADE;
-DROP FUNCTION er_liar(int);
+DROP FUNCTION er_liar(int), er_nowait(int);
 RESET client_min_messages;
 
 -- errors no event causes alone (a float sum overflowing in one group): each

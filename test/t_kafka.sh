@@ -14,7 +14,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 gen_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1
+mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 gen_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1 liar_t:1
 say "mock cluster at $BROKERS"
 
 ########## json, with key/partition/offset/timestamp columns
@@ -130,6 +130,28 @@ expect "SELECT array_agg(error ORDER BY \"offset\") FROM stream_ext.kafka_errors
 expect "SELECT errors FROM stream_ext.kafka_consumers WHERE stream = 'b'::regclass" "3" "kafka_consumers counts the errors"
 expect "SELECT format('%s:%s', n, s) FROM b_div" "5:228" "a view error skips the event for that view only"
 expect "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'b_div'::regclass" "1" "view error recorded"
+
+########## a view's code raising a transient SQLSTATE (a cancel's) for one
+# message, every time: after a few tries (each ending the worker, which
+# starts again after its backoff), the message is set aside for that view,
+# recorded, and the partition goes on (it stalled for ever before)
+run_sql <<SQL
+CREATE FUNCTION liar(x bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS \$\$
+BEGIN
+  IF x = 13 THEN RAISE EXCEPTION 'pretend cancel' USING ERRCODE = 'query_canceled'; END IF;
+  RETURN x;
+END \$\$;
+CREATE FOREIGN TABLE lr (url text, user_id bigint) SERVER stream_ext;
+CREATE VIEW lr_v WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM lr;
+CREATE VIEW lr_liar WITH (continuous) AS SELECT count(*) AS n, sum(liar(user_id)) AS s FROM lr;
+SELECT stream_ext.kafka_consume('lr', 'liar_t', '$BROKERS');
+SQL
+for i in 11 12 13 14; do echo "{\"url\": \"/a\", \"user_id\": $i}"; done | produce liar_t
+wait_until 60 "messages after one whose view raises 57014 applied" "SELECT n = 4 FROM lr_v"
+expect "SELECT format('%s:%s', n, s) FROM lr_v" "4:50" "a view's cancel for one message costs the other view nothing"
+expect "SELECT format('%s:%s', n, s) FROM lr_liar" "3:37" "... and that view only that message"
+expect "SELECT string_agg(sqlstate || ':' || message, ' ') FROM stream_ext.view_errors WHERE name = 'lr_liar'::regclass" \
+	"57014:pretend cancel" "the message set aside is recorded"
 
 ########## a stream column that holds partial aggregate states is not read
 # from Kafka (the consumer decodes as the bootstrap superuser, who may enter

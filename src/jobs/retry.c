@@ -20,6 +20,7 @@ typedef struct FailedTry
 {
 	int			view_id;
 	int			wait_ms;
+	int			failures;		/* in a row */
 	TimestampTz retry_at;
 } FailedTry;
 
@@ -50,6 +51,15 @@ stream_retry_waiting(StreamRetries *retries, int view_id)
 	return find_failed(retries, view_id) != NULL;
 }
 
+/* How many tries of view_id in a row failed */
+int
+stream_retry_failures(StreamRetries *retries, int view_id)
+{
+	FailedTry  *f = find_failed(retries, view_id);
+
+	return f == NULL ? 0 : f->failures;
+}
+
 /* Note how a try of view_id ended */
 void
 stream_retry_note(StreamRetries *retries, int view_id, bool ok)
@@ -73,6 +83,7 @@ stream_retry_note(StreamRetries *retries, int view_id, bool ok)
 		f->view_id = view_id;
 		retries->failed = lappend(retries->failed, f);
 	}
+	f->failures++;
 	f->wait_ms = f->wait_ms == 0 ? retries->first_ms : Min(f->wait_ms * 2, retries->max_ms);
 	f->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), f->wait_ms);
 	MemoryContextSwitchTo(old);

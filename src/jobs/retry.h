@@ -20,6 +20,7 @@ typedef struct StreamRetries
 
 extern bool stream_retry_due(StreamRetries *retries, int view_id);
 extern bool stream_retry_waiting(StreamRetries *retries, int view_id);
+extern int	stream_retry_failures(StreamRetries *retries, int view_id);
 extern void stream_retry_note(StreamRetries *retries, int view_id, bool ok);
 
 #endif

@@ -472,6 +472,8 @@ batch_committed(KafkaWorker *w, const int64 *next, int nmessages)
 	{
 		LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
 		w->slot->failures = 0;
+		w->slot->transient_view = 0;
+		w->slot->transient_failures = 0;
 		LWLockRelease(KafkaShared->lock);
 		w->failures_to_reset = false;
 	}
@@ -488,6 +490,61 @@ update_status(KafkaWorker *w, int nmessages)
 	stream_rate_add(&w->slot->rate, now, nmessages);
 	strlcpy(w->slot->state, "running", sizeof(w->slot->state));
 	SpinLockRelease(&w->slot->mutex);
+}
+
+/*
+ * Note how the careful apply of a batch failed: a transient error in one
+ * view's run (sqlerrcode, view), counted in the slot, which outlives the
+ * process that the error ends
+ */
+static void
+note_transient_failure(KafkaWorker *w, int sqlerrcode, int view)
+{
+	if (!stream_error_is_transient(sqlerrcode))
+		view = 0;
+	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
+	if (view != 0 && view == w->slot->transient_view)
+		w->slot->transient_failures++;
+	else
+	{
+		w->slot->transient_view = view;
+		w->slot->transient_failures = view != 0 ? 1 : 0;
+	}
+	LWLockRelease(KafkaShared->lock);
+}
+
+/*
+ * The careful apply.  When the batch failed STREAM_TRANSIENT_TRIES times
+ * in a row transiently in the same view's run (each failure ended the
+ * worker, which started again after a backoff), that view owns the
+ * transient errors its code raises for one message alone (worker/apply.c):
+ * the message is set aside for the view, recorded, and the partition goes
+ * on.
+ */
+static void
+apply_carefully(KafkaWorker *w, rd_kafka_message_t **msgs, int n, MemoryContext cxt,
+				int64 *next)
+{
+	int			owning = 0;
+
+	LWLockAcquire(KafkaShared->lock, LW_SHARED);
+	if (w->slot->transient_failures >= STREAM_TRANSIENT_TRIES)
+		owning = w->slot->transient_view;
+	LWLockRelease(KafkaShared->lock);
+
+	stream_apply_views_own_transient_errors(&owning, owning != 0 ? 1 : 0);
+	PG_TRY();
+	{
+		apply_messages(w, msgs, n, true, cxt, next);
+	}
+	PG_CATCH();
+	{
+		stream_apply_views_own_transient_errors(NULL, 0);
+		note_transient_failure(w, geterrcode(), stream_apply_last_transient_view());
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	stream_apply_views_own_transient_errors(NULL, 0);
 }
 
 /* Apply, retrying carefully on error (one bad event never stalls a partition). */
@@ -510,7 +567,7 @@ kafka_process_batch(KafkaWorker *w, rd_kafka_message_t **msgs, int n, MemoryCont
 		stream_scan_source = NULL;
 		AbortCurrentTransaction();
 		jit_reset_after_error();	/* as PostgresMain does */
-		apply_messages(w, msgs, n, true, cxt, next);
+		apply_carefully(w, msgs, n, cxt, next);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(saved);

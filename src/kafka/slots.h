@@ -22,7 +22,8 @@
  *
  * Locking rules:
  * - To read a slot's identity or supervision fields (dboid, producer,
- *   consumer_id, stream, index, pid, starting, registered_at, stop_xid, failures, retry_at) hold
+ *   consumer_id, stream, index, pid, starting, registered_at, stop_xid, failures, retry_at,
+ *   transient_view, transient_failures) hold
  *   KafkaShared->lock, shared or exclusive; to change any of them hold it
  *   exclusive.  Claiming a free slot (consumer_id == 0) and freeing one are
  *   such changes, done by the supervisor only while no worker is attached
@@ -53,6 +54,10 @@ typedef struct KafkaSlot
 	TransactionId stop_xid;		/* a kafka_stop etc. in progress: do not restart */
 	int			failures;		/* exits with an error since the last good batch */
 	TimestampTz retry_at;		/* do not start again before */
+	int			transient_view; /* the view whose run failed the batch
+								 * transiently, transient_failures times in
+								 * a row (0: none) */
+	int			transient_failures;
 
 	slock_t		mutex;
 	char		state[16];		/* "connecting", "running", "retrying" */

@@ -528,6 +528,9 @@ stream_try_in_subtransaction(void (*work) (void *arg), void *arg)
 	return edata;
 }
 
+/* Did the last try_view_plan fail with an error the run raised itself? */
+static bool last_try_raised = false;
+
 typedef struct ViewPlanRun
 {
 	CachedView *view;
@@ -554,10 +557,12 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	ErrorData  *edata = stream_try_in_subtransaction(run_view_plan_once, &run);
 
 	stream_scan_source = NULL;
+	last_try_raised = edata != NULL && stream_view_time_limit_last_run_raised();
 	return edata;
 }
 
 static bool view_error_is_transient(CachedView *view, int sqlerrcode);
+static void rethrow_as_transient(CachedView *view, ErrorData *edata);
 
 /*
  * Run the view's plan, writing nothing, over the events neither in bad nor
@@ -575,8 +580,9 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
 	events->skip = scratch;
 	e = try_view_plan(view, events, trial);
 	events->skip = skip;
-	if (e != NULL && view_error_is_transient(view, e->sqlerrcode))
-		ReThrowError(e);
+	/* a prefix fails by its size as well (memory): never the events' */
+	if (e != NULL && stream_error_is_transient(e->sqlerrcode))
+		rethrow_as_transient(view, e);
 	return e;
 }
 
@@ -639,20 +645,34 @@ stream_error_is_transient(int sqlerrcode)
 
 /*
  * The view whose run raised the last transient error of a batch (0: none),
- * and the views whose deadlocks, serialization failures (class 40) and full
- * disks (53100) may be their events' (their code raising them for an event)
- * rather than the batch's: set by the worker for a batch that failed in
- * each one's run that way over and over, since a view's code may raise any
- * SQLSTATE for an event, every time.  Only an event that fails such a run
- * alone, writing nothing, is blamed; an error no event causes alone (a full
- * disk meets the writes, not the trial runs) still fails the batch, to be
- * applied again; and other resource errors (memory, temporary files), a
- * cancel, an I/O error (classes 53, 57, 58) or a lock not available never
- * are an event's.
+ * and the views whose transient errors may be their events' rather than
+ * the batch's: a view's code may raise any SQLSTATE for an event (a
+ * deadlock, a full disk, a cancel, out of memory, an I/O error, a lock not
+ * available), every time, and retrying for ever would stall every writer
+ * behind the batch, or hold the view's events back for ever.  A view owns
+ * them for a batch that failed in its run that way over and over
+ * (STREAM_TRANSIENT_TRIES, worker.c, held_back.c), and, in this process,
+ * for OWNED_FOR_MS after it set an event aside for one.  Even then only an
+ * error its run raised itself (time_limit.c: not the time limit's lock
+ * wait, not a cancel asked of the process) for an event alone, in a run
+ * that writes nothing, is that event's: a prefix of events, or none, that
+ * fails that way is the batch's (memory, a full disk meeting the writes, a
+ * table it joins unreadable), to be applied again or held back.
  */
 static int	last_transient_view = 0;
 static const int *owning_views = NULL;
 static int	n_owning_views = 0;
+
+/* A view that set an event aside for a transient error owns them this long */
+#define OWNED_FOR_MS (10 * 60 * 1000)
+
+typedef struct OwnedLately
+{
+	int			view_id;
+	TimestampTz until;
+} OwnedLately;
+
+static List *owned_lately = NIL;	/* OwnedLately *, in TopMemoryContext */
 
 int
 stream_apply_last_transient_view(void)
@@ -667,31 +687,73 @@ stream_apply_views_own_transient_errors(const int *views, int n)
 	n_owning_views = n;
 }
 
-/* May view's run own (as its events') an error of this SQLSTATE? */
-static bool
-owns_transient_error(CachedView *view, int sqlerrcode)
+/* view set an event aside for a transient error: it owns them for a while */
+static void
+note_owned(CachedView *view)
 {
-	if (ERRCODE_TO_CATEGORY(sqlerrcode) != ERRCODE_TRANSACTION_ROLLBACK &&
-		sqlerrcode != ERRCODE_DISK_FULL)
+	TimestampTz now = GetCurrentTimestamp();
+	OwnedLately *found = NULL;
+	ListCell   *lc;
+
+	foreach(lc, owned_lately)
+	{
+		OwnedLately *o = lfirst(lc);
+
+		if (o->view_id == view->id)
+			found = o;
+		else if (o->until < now)
+		{
+			owned_lately = foreach_delete_current(owned_lately, lc);
+			pfree(o);
+		}
+	}
+	if (found == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		found = palloc0(sizeof(OwnedLately));
+		found->view_id = view->id;
+		owned_lately = lappend(owned_lately, found);
+		MemoryContextSwitchTo(old);
+	}
+	found->until = TimestampTzPlusMilliseconds(now, OWNED_FOR_MS);
+}
+
+/* May view's run own (as its events') the transient error it just raised? */
+static bool
+owns_transient_error(CachedView *view)
+{
+	ListCell   *lc;
+
+	if (!last_try_raised)
 		return false;
 	for (int i = 0; i < n_owning_views; i++)
 		if (owning_views[i] == view->id)
 			return true;
+	foreach(lc, owned_lately)
+	{
+		OwnedLately *o = lfirst(lc);
+
+		if (o->view_id == view->id)
+			return o->until >= GetCurrentTimestamp();
+	}
 	return false;
 }
 
-/* Is an error of view's run to propagate as transient (the batch's)? */
+/*
+ * Is an error of view's last try to propagate as transient (the batch's,
+ * or, for a lock not available, to hold the view's events back)?
+ */
 static bool
 view_error_is_transient(CachedView *view, int sqlerrcode)
 {
 	if (!stream_error_is_transient(sqlerrcode))
 		return false;
-	/* a lock not available holds the view's events back, apply_view */
-	if (sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-		return true;
-	if (owns_transient_error(view, sqlerrcode))
+	if (owns_transient_error(view))
 		return false;
-	last_transient_view = view->id;
+	/* a lock not available holds the view's events back, apply_view */
+	if (sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		last_transient_view = view->id;
 	return true;
 }
 
@@ -832,6 +894,8 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		{
 			bad[i] = true;
 			nbad++;
+			if (stream_error_is_transient(e->sqlerrcode))
+				note_owned(view);
 			stream_view_errors_record(&log, e, stream_event_as_text(events->stream,
 																	&events->events[i]));
 		}
@@ -1216,6 +1280,7 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 {
 	List	   *counts = NIL;
 
+	last_transient_view = 0;
 	apply_streams(streams, careful, 0, &counts, 0);
 	record_counts(counts, worker_no);
 }

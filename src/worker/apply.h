@@ -49,6 +49,13 @@ extern void stream_apply_events(List *streams, int worker_no, bool careful);
 extern void stream_apply_held_events(int view_id, List *runs, int worker_no, bool careful);
 extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
+/*
+ * After this many tries of the same events in a row, each failing
+ * transiently in the same view's run, that view owns (as its events') the
+ * transient errors its code raises for one event alone (apply.c)
+ */
+#define STREAM_TRANSIENT_TRIES 3
+
 extern bool stream_error_is_transient(int sqlerrcode);
 extern int	stream_apply_last_transient_view(void);
 extern void stream_apply_views_own_transient_errors(const int *views, int n);

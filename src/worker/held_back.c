@@ -35,7 +35,11 @@
  * that also deletes them, as soon as the view's locks are free, for at most
  * DRAIN_BUDGET_MS per turn of its loop (its merges go on between).  A chunk
  * whose run waits for a lock anyway fails after the time limit, and the
- * view's next try waits 1 s, doubling up to 16 s.
+ * view's next try waits 1 s, doubling up to 16 s.  After
+ * STREAM_TRANSIENT_TRIES failures in a row, a transient error (a lock not
+ * available included) that the view's code raises for one event alone sets
+ * that event aside for the view, recorded (apply.c), so that such an event
+ * does not hold the view's events for ever.
  */
 #include "postgres.h"
 
@@ -331,16 +335,27 @@ drain_view(int view_id, MemoryContext cxt)
 {
 	Drain		d = {view_id, false, false, 0};
 	ErrorData  *edata;
+	bool		owning;
 
 	if (!stream_retry_due(&drain_retries, view_id))
 		return false;
 	edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
+
+	/*
+	 * After tries that failed over and over, the careful one lets the view
+	 * own the transient errors its code raises for one event (apply.c): a
+	 * lock not available as well, which would hold its events for ever.
+	 */
+	owning = stream_retry_failures(&drain_retries, view_id) >= STREAM_TRANSIENT_TRIES;
 	if (edata != NULL &&
-		!(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
-		  recently_blocked(view_id, GetCurrentTimestamp())))
+		(owning || !(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+					 recently_blocked(view_id, GetCurrentTimestamp()))))
 	{
 		d.careful = true;
+		if (owning)
+			stream_apply_views_own_transient_errors(&view_id, 1);
 		edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
+		stream_apply_views_own_transient_errors(NULL, 0);
 	}
 	/* a lock not free now is no failure: the view is tried again next turn */
 	if (d.blocked && edata == NULL)

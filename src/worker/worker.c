@@ -38,6 +38,7 @@
 #include "stream/insert.h"
 #include "worker/apply.h"
 #include "worker/settings.h"
+#include "worker/time_limit.h"
 #include "worker/view_cache.h"
 #include "worker/worker.h"
 
@@ -167,6 +168,7 @@ stream_ext_worker_main(Datum arg)
 
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGHUP, handle_sighup);
+	pqsignal(SIGINT, stream_cancel_signal_handler);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	stream_refuse_writes_in_this_process();
@@ -340,16 +342,6 @@ note_commit_latency(int slotno, StreamBatch *batch)
 #define RETRY_DELAY_MS 1000
 
 /*
- * After this many transient failures of a batch in a row, each in the same
- * view's run, a deadlock, serialization failure or full disk raised in that
- * view's run by an event alone is the event's (apply.c), not the batch's,
- * for the batch's later tries: a view's code may raise such an SQLSTATE
- * every time, and retrying for ever would stall every writer behind the
- * batch.
- */
-#define TRANSIENT_TRIES 3
-
-/*
  * Apply the batch (carefully after an error), then acknowledge its waiting
  * writers and release its ring space.  An error on events costs only those
  * events for their views (apply.c); what remains is not the events' fault.
@@ -386,15 +378,15 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 			batch->transient_failures = view != 0 ? 1 : 0;
 		batch->transient_view = view;
 		/* it owns them from then on, for the batch's other tries */
-		if (batch->transient_failures == TRANSIENT_TRIES &&
+		if (batch->transient_failures == STREAM_TRANSIENT_TRIES &&
 			batch->nowning < lengthof(batch->owning))
 			batch->owning[batch->nowning++] = view;
 		ereport(LOG,
 				(errmsg("stream_ext worker will apply a batch of %d events again in %d ms",
 						batch->nevents, RETRY_DELAY_MS),
 				 errdetail_internal("%s", why),
-				 batch->transient_failures == TRANSIENT_TRIES ?
-				 errhint("From then on, a deadlock, serialization failure or full disk that one event causes alone in that continuous view's run is set aside for that view.") : 0));
+				 batch->transient_failures == STREAM_TRANSIENT_TRIES ?
+				 errhint("From then on, an error of this kind that the continuous view's own code raises for one event alone sets that event aside for that view.") : 0));
 		return false;
 	}
 
