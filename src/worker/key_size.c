@@ -105,6 +105,38 @@ row_may_hold_long_key(TupleDesc desc, Datum *values, bool *isnull)
 	return bytes > KEY_CHECK_BYTES;
 }
 
+/*
+ * The size of the index entry of keys (compressed as an index stores them),
+ * or INDEX_SIZE_MASK + 1 when it is larger than any index entry may be:
+ * index_form_tuple then fails with 54000, which, raised in a view's run,
+ * would say nothing of the key.  That error is caught only because the
+ * caller then raises its own (the run's subtransaction cleans up).
+ */
+static Size
+index_entry_size(TupleDesc desc, Datum *keys, bool *nulls)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile Size size;
+
+	PG_TRY();
+	{
+		IndexTuple	entry = index_form_tuple(desc, keys, nulls);
+
+		size = IndexTupleSize(entry);
+		pfree(entry);
+	}
+	PG_CATCH();
+	{
+		if (geterrcode() != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		size = INDEX_SIZE_MASK + 1;
+	}
+	PG_END_TRY();
+	return size;
+}
+
 /* Check delta rows of view_name for the indexes of its state table */
 void
 stream_key_size_init(KeySizeCheck *c, Oid state_table, const char *view_name, MemoryContext cxt)
@@ -141,7 +173,6 @@ stream_check_key_size(KeySizeCheck *c, TupleTableSlot *slot)
 		bool		nulls[INDEX_MAX_KEYS];
 		Size		bytes = 0;
 		bool		measure = false;
-		IndexTuple	entry;
 		Size		size;
 
 		for (int i = 0; i < k->natts; i++)
@@ -159,13 +190,14 @@ stream_check_key_size(KeySizeCheck *c, TupleTableSlot *slot)
 		}
 		if (!measure && bytes <= KEY_CHECK_BYTES)
 			continue;
-		entry = index_form_tuple(k->desc, keys, nulls);
-		size = IndexTupleSize(entry);
-		pfree(entry);
+		size = index_entry_size(k->desc, keys, nulls);
 		if (size > BTREE_MAX_ENTRY)
 			ereport(ERROR,
 					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 					 errmsg("the group key of continuous view \"%s\" is too large", c->view_name),
+					 size == INDEX_SIZE_MASK + 1 ?
+					 errdetail("An entry of index \"%s\" would take more than %zu bytes; at most %zu fit.",
+							   k->name, (Size) INDEX_SIZE_MASK, (Size) BTREE_MAX_ENTRY) :
 					 errdetail("An entry of index \"%s\" would take %zu bytes; at most %zu fit.",
 							   k->name, size, (Size) BTREE_MAX_ENTRY),
 					 errhint("Group by a shorter value, such as md5() of a long text.")));
