@@ -424,6 +424,35 @@ RESET TimeZone;
 DROP FOREIGN TABLE cs_far CASCADE;
 \set VERBOSITY default
 
+-- a view whose rows cannot be read (a division by zero in its select list):
+-- its changes wait, and each failure to emit them is recorded in view_errors;
+-- once the row can be read again, the change is emitted
+CREATE FOREIGN TABLE cs_div (k int, v int) SERVER stream_ext;
+CREATE VIEW cs_div_v WITH (continuous) AS SELECT k, 100 / sum(v) AS q FROM cs_div GROUP BY k;
+SELECT stream_ext.create_change_stream('cs_div_v', 'cs_div_changes');
+CREATE VIEW cs_div_seen WITH (continuous) AS SELECT (new).k, (new).q FROM cs_div_changes;
+INSERT INTO cs_div VALUES (1, 1), (1, -1);
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT FROM stream_ext.view_errors WHERE name = 'cs_div_v'::regclass);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT sqlstate, message, event FROM stream_ext.view_errors WHERE name = 'cs_div_v'::regclass LIMIT 1;
+INSERT INTO cs_div VALUES (1, 4);
+DO $$
+BEGIN
+  FOR i IN 1..1200 LOOP
+    EXIT WHEN EXISTS (SELECT FROM cs_div_seen);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT * FROM cs_div_seen;
+\set VERBOSITY terse
+DROP FOREIGN TABLE cs_div CASCADE;
+\set VERBOSITY default
+
 DROP TABLE cs_alerts, cs_shown;
 DROP FOREIGN TABLE cs_s CASCADE;
 DROP FUNCTION cs_settled(regclass), cs_moved(regclass), cs_new_events(),

@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "catalog/view_errors.h"
 #include "changes/changes.h"
 #include "ipc/queue.h"
 #include "window/lateness.h"
@@ -193,7 +194,33 @@ emit_in_transaction(void *arg)
 	}
 }
 
-/* Emit the changes of one view; on an error, once more with care. */
+/* A view's emission that failed, for record_failure */
+typedef struct FailedEmission
+{
+	int			view_id;
+	ErrorData  *edata;
+} FailedEmission;
+
+static void
+record_failure(void *arg)
+{
+	FailedEmission *f = arg;
+	ViewErrorLog log;
+
+	stream_view_errors_begin(&log, f->view_id);
+	stream_view_errors_record_reason(&log, f->edata->sqlerrcode,
+									 psprintf("the change stream's events could not be emitted (tried again later): %s",
+											  f->edata->message ? f->edata->message : "unknown error"));
+	stream_view_errors_end(&log);
+}
+
+/*
+ * Emit the changes of one view; on an error, once more with care.  An error
+ * that remains (the view's rows cannot be read: a final function or HAVING
+ * that raises) is logged and recorded in view_errors, unless it is a
+ * transient one met only once or twice (a lock someone holds for a while);
+ * the view's next try waits, doubling up to a minute.
+ */
 static void
 emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 {
@@ -203,11 +230,19 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 		return;
 	if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
 	{
+		ErrorData  *edata;
+
 		e.careful = true;
-		if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
+		edata = stream_job_in_transaction(emit_in_transaction, &e, cxt);
+		if (edata != NULL)
 		{
+			FailedEmission f = {change->view_id, edata};
+
 			stream_retry_note(&emission_retries, change->view_id, false);
-			return;				/* logged; the groups stay noted */
+			if (!stream_error_is_transient(edata->sqlerrcode) ||
+				stream_retry_failures(&emission_retries, change->view_id) >= STREAM_TRANSIENT_TRIES)
+				(void) stream_job_in_transaction(record_failure, &f, cxt);
+			return;				/* the groups stay noted */
 		}
 	}
 	stream_retry_note(&emission_retries, change->view_id, true);
