@@ -169,6 +169,37 @@ DROP FOREIGN TABLE er_tr CASCADE;
 DROP FUNCTION er_liar(int), er_nowait(int);
 RESET client_min_messages;
 
+-- a combine function raising a transient SQLSTATE for one delta, every
+-- time: after a few rounds of failed merges, the combiner sets that delta
+-- aside for the view, recorded, and merges the others (it retried at every
+-- round for ever, and reads of the group failed meanwhile)
+CREATE FOREIGN TABLE er_cm (k int, v int) SERVER stream_ext;
+CREATE FUNCTION er_comb_liar(a bigint, b bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF b = 666 THEN RAISE EXCEPTION 'pretend cancel in a merge' USING ERRCODE = 'query_canceled'; END IF;
+  RETURN a + b;
+END $$;
+CREATE FUNCTION er_step(s bigint, x int) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT s + x';
+CREATE AGGREGATE er_cm_sum(int) (SFUNC = er_step, STYPE = bigint, INITCOND = '0', COMBINEFUNC = er_comb_liar);
+CREATE VIEW er_cm_v WITH (continuous) AS SELECT k, er_cm_sum(v) AS s FROM er_cm GROUP BY k;
+INSERT INTO er_cm VALUES (1, 5), (2, 7);
+INSERT INTO er_cm VALUES (1, 666);
+INSERT INTO er_cm VALUES (1, 10);
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT FROM stream_ext.view_errors WHERE name = 'er_cm_v'::regclass);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT * FROM er_cm_v ORDER BY k;
+SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'er_cm_v'::regclass;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE er_cm CASCADE;
+DROP AGGREGATE er_cm_sum(int);
+DROP FUNCTION er_comb_liar(bigint, bigint), er_step(bigint, int);
+RESET client_min_messages;
+
 -- errors no event causes alone (a float sum overflowing in one group): each
 -- culprit is set aside, however many a batch has (there were 29 here), and
 -- the other groups keep every event

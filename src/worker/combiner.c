@@ -151,6 +151,9 @@ typedef struct ViewToCombine
 	int			id;
 	bool		aside_out_of_time;	/* set_aside_unmergeable stopped at its
 									 * budget */
+	bool		owns_transient; /* its merges failed transiently over and
+								 * over: set_aside_unmergeable sets aside a
+								 * delta whose merge alone raised one */
 	char	   *name;			/* the view, as regclass text */
 	Oid			owner;
 	int			key_count;
@@ -646,7 +649,9 @@ set_aside_unmergeable(void *arg)
 		edata = stream_try_in_subtransaction(merge_one_delta, &one);
 		if (edata == NULL)
 			continue;
-		if (stream_error_is_transient(edata->sqlerrcode))
+		/* the view's code may raise a transient SQLSTATE for a delta, every time */
+		if (stream_error_is_transient(edata->sqlerrcode) &&
+			!(v->owns_transient && stream_view_time_limit_last_run_raised()))
 			ReThrowError(edata);
 		/*
 		 * A class 42 error: the relations' or privileges' (none set aside)
@@ -731,6 +736,16 @@ merge_chunk_in_transaction(void *arg)
  */
 static StreamRetries slow_merges = STREAM_RETRIES(1000, 64000);
 
+/*
+ * A view's merges that failed transiently, in a row: after
+ * STREAM_TRANSIENT_TRIES, a delta whose merge alone fails with a transient
+ * error the view's code raised (its combine or final function: a cancel, a
+ * lock not available, out of memory...) is set aside as any other error's
+ * delta, rather than the merge being tried at every round for ever (apply.c
+ * does the same for events).  Counted only: no wait of its own.
+ */
+static StreamRetries transient_merges = STREAM_RETRIES(0, 0);
+
 /* A view whose merges wait, and why */
 typedef struct WaitingMerge
 {
@@ -786,12 +801,17 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 
 		if (edata != NULL)
 		{
+			bool		transient = stream_error_is_transient(edata->sqlerrcode);
+
 			/* past the time limit, or waiting that long for a lock */
 			wait = (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
 					edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE);
 			forget_plan(v->id);
 			chunk.moved = 0;
-			if (!stream_error_is_transient(edata->sqlerrcode))
+			stream_retry_note(&transient_merges, v->id, !transient);
+			v->owns_transient = transient &&
+				stream_retry_failures(&transient_merges, v->id) >= STREAM_TRANSIENT_TRIES;
+			if (!transient || v->owns_transient)
 			{
 				ErrorData  *aside = stream_job_in_transaction(set_aside_unmergeable, v, cxt);
 
@@ -799,7 +819,8 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 				if (aside == NULL && v->aside_out_of_time)
 					wait = true;
 				/* every delta fails alike: wait for a fix as for a slow view */
-				if (aside != NULL && !deltas_may_cause(aside->sqlerrcode))
+				if (aside != NULL && !stream_error_is_transient(aside->sqlerrcode) &&
+					!deltas_may_cause(aside->sqlerrcode))
 				{
 					WaitingMerge waiting = {v, aside};
 
