@@ -16,8 +16,8 @@ required=(postgresql-15 postgresql-client-15 postgresql-server-dev-15
 # Only a separate package on some distributions (not on Debian 12).
 optional=(postgresql-contrib-15)
 
-installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
-available() { apt-cache show "$1" 2>/dev/null | grep -q "^Package: "; }  # real, not virtual
+installed() { grep -q '^Status: install ok installed' < <(dpkg -s "$1" 2>/dev/null); }
+available() { grep -q "^Package: " < <(apt-cache show "$1" 2>/dev/null); }  # real, not virtual
 
 missing=()
 for p in "${required[@]}"; do installed "$p" || missing+=("$p"); done

@@ -261,20 +261,20 @@ say "ok: a non-superuser's view of a stream in another schema is restored contin
 	fail "the output of to_slow_log is lost"
 wait_until 30 "the restored transform's staged rows moved" "SELECT count(*) = 0 FROM to_slow_log"
 err=$(psql -X -q -c "DROP TABLE slow_log" 2>&1 || true)
-echo "$err" | grep -q "view to_slow_log depends on" || fail "DROP of a restored transform's output without CASCADE: $err"
+grep -q "view to_slow_log depends on" <<< "$err" || fail "DROP of a restored transform's output without CASCADE: $err"
 psql -X -At -c "SET enable_seqscan = off" -c "EXPLAIN SELECT * FROM slow_rows WHERE url = '/p/1'" |
 	grep -q slow_rows_url_idx || fail "the restored index of slow_rows is not used by its reads"
 [ "$(q "SELECT time_column FROM stream_ext.continuous_views WHERE name = 'recent'::regclass")" = ts ] ||
 	fail "the time column of recent is lost"
 [ "$(q "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'url_stats'::regclass")" = dump_owner ] ||
 	fail "url_stats lost its owner"
-q "SELECT definition FROM stream_ext.continuous_views WHERE name = 'url_stats'::regclass" | grep -q "count(\*) AS n" ||
+grep -q "count(\*) AS n" < <(q "SELECT definition FROM stream_ext.continuous_views WHERE name = 'url_stats'::regclass") ||
 	fail "query_definition of a restored view"
 err=$(psql -X -q -c "DROP FOREIGN TABLE clicks" 2>&1 || true)
-echo "$err" | grep -q "other objects depend on it" || fail "DROP of a restored view's stream without CASCADE: $err"
+grep -q "other objects depend on it" <<< "$err" || fail "DROP of a restored view's stream without CASCADE: $err"
 for t in "TABLE user_tiers" "VIEW page_kinds"; do
 	err=$(psql -X -q -c "DROP $t" 2>&1 || true)
-	echo "$err" | grep -q "view by_tier depends on" || fail "DROP $t joined by a restored view, without CASCADE: $err"
+	grep -q "view by_tier depends on" <<< "$err" || fail "DROP $t joined by a restored view, without CASCADE: $err"
 done
 run_sql <<'SQL'
 CREATE VIEW fresh WITH (continuous) AS SELECT count(*) AS n FROM clicks;

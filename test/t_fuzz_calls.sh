@@ -1169,7 +1169,7 @@ run_calls() {
 		wait_until 60 "the server accepts connections again" "SELECT true"
 		failed=$(log_since "$off" | grep -A1 -E "$CRASH_RE" || true)
 		pid=$(echo "$failed" | grep -o 'PID [0-9]*' | head -1 | cut -d' ' -f2 || true)
-		if [ -n "$pid" ] && cut -f1 "$SCRATCH/hangs.tsv" | grep -qx "$pid"; then
+		if [ -n "$pid" ] && grep -qx "$pid" < <(cut -f1 "$SCRATCH/hangs.tsv"); then
 			say "HANG (ignored statement_timeout; killed) in $key: $(echo "$stmt" | cut -c1-300)"
 			if [ -s "$SCRATCH/hang.$pid.bt" ]; then
 				echo "    backtrace while hanging:"

@@ -279,7 +279,7 @@ say "refused at CREATE"
 refused() {  # refused SQLSTATE DESCRIPTION SQL
 	local out
 	out=$(psql -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$3" 2>&1) && { failures+=("accepted: $2"); return; }
-	echo "$out" | grep -q "ERROR:  $1" || failures+=("$2: expected SQLSTATE $1, got: $out")
+	grep -q "ERROR:  $1" <<< "$out" || failures+=("$2: expected SQLSTATE $1, got: $out")
 	say "  $2: $(echo "$out" | grep ERROR | head -1)"
 }
 refused 0A000 "ttl_column rolled up" \

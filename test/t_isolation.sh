@@ -105,7 +105,7 @@ block_workers
 t=$SECONDS
 out=$(psql -X -v ON_ERROR_STOP=1 -c "SET statement_timeout = '3s'" \
 	-c "\\copy big FROM '$SCRATCH/big.csv' (FORMAT csv)" 2>&1 || true)
-echo "$out" | grep -q 'canceling statement due to statement timeout' ||
+grep -q 'canceling statement due to statement timeout' <<< "$out" ||
 	fail "the waiting COPY did not time out: $out"
 [ $((SECONDS - t)) -lt 30 ] || fail "statement_timeout took $((SECONDS - t)) s"
 unblock_workers
@@ -188,7 +188,7 @@ SQL
 out=$(PGOPTIONS="-c statement_timeout=2s" psql -X -v ON_ERROR_STOP=1 -c \
 	"INSERT INTO tw SELECT g % 10, g FROM generate_series(1, 20000) g WHERE g < 20000 OR tw_inner(g)" 2>&1) ||
 	fail "the INSERT failed: $out"
-echo "$out" | grep -q 'caught: canceling statement due to statement timeout' ||
+grep -q 'caught: canceling statement due to statement timeout' <<< "$out" ||
 	fail "the timeout did not stop the inner INSERT while it sent the buffer: $out"
 wait_until 120 "the queues are drained" \
 	"SELECT sum(queue_bytes) = 0 AND sum(writers_waiting_queue) = 0 FROM stream_ext.workers"
@@ -212,7 +212,7 @@ t=$SECONDS
 out=$(PGOPTIONS="-c statement_timeout=1s" psql -X -c "INSERT INTO tw VALUES (1, 1)" 2>&1) &&
 	fail "the INSERT committed while its worker waited for a lock: $out"
 took=$((SECONDS - t))
-echo "$out" | grep -q 'canceling statement due to statement timeout' || fail "not a statement timeout: $out"
+grep -q 'canceling statement due to statement timeout' <<< "$out" || fail "not a statement timeout: $out"
 [ "$took" -le 5 ] || fail "the INSERT's COMMIT wait took $took s under statement_timeout = 1s"
 kill "$locker" 2>/dev/null || true
 q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null

@@ -330,14 +330,14 @@ GRANT INSERT ON pv TO alice, bob;
 GRANT SELECT ON pv_v TO alice;
 SQL
 out=$(PGUSER=bob psql -X -At -c "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS')" 2>&1 || true)
-echo "$out" | grep -q 'permission denied to manage Kafka consumers' || fail "non-member could start a consumer: $out"
+grep -q 'permission denied to manage Kafka consumers' <<< "$out" || fail "non-member could start a consumer: $out"
 say "ok: a role without stream_ext_kafka cannot start a consumer"
 out=$(PGUSER=bob psql -X -At -c "SELECT stream_ext_internal.kafka_register('pv', 'priv_t', 'x', 'json', 'earliest', 1, NULL, '{}', '{}', NULL, NULL, NULL, NULL)" 2>&1 || true)
-echo "$out" | grep -q 'permission denied for function' || fail "non-member could call kafka_register: $out"
+grep -q 'permission denied for function' <<< "$out" || fail "non-member could call kafka_register: $out"
 say "ok: the internal function is not executable by others"
 q "CREATE FOREIGN TABLE pv2 (user_id bigint) SERVER stream_ext; GRANT stream_ext_kafka TO alice" >/dev/null
 out=$(PGUSER=alice psql -X -At -c "SELECT stream_ext_internal.kafka_register('pv2', 'priv_t', 'x', 'json', 'earliest', 1, NULL, '{}', '{}', NULL, NULL, NULL, NULL)" 2>&1 || true)
-echo "$out" | grep -q 'permission denied for stream "public.pv2"' || fail "a member without INSERT on the stream could register a consumer: $out"
+grep -q 'permission denied for stream "public.pv2"' <<< "$out" || fail "a member without INSERT on the stream could register a consumer: $out"
 say "ok: a member needs INSERT on the stream, also through the internal function"
 PGUSER=alice q "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS', options => '{\"sasl.password\": \"hunter2\", \"fetch.max.bytes\": \"1048576\", \"sasl.oauthbearer.config\": \"clientSecret=s3\"}')" >/dev/null
 echo '{"user_id": 1}' | produce priv_t
@@ -347,9 +347,9 @@ q "GRANT SELECT ON pv TO alice" >/dev/null
 for opt in '{"sasl.kerberos.kinit.cmd": "touch /tmp/stream_ext_pwned"}' '{"ssl.ca.location": "/etc/passwd"}' \
 	'{"plugin.library.paths": "/tmp/x.so"}' '{"SSL.Engine.Location": "/tmp/x.so"}'; do
 	out=$(PGUSER=alice psql -X -At -c "SELECT stream_ext.kafka_consume('pv', 'priv_t', '$BROKERS', options => '$opt')" 2>&1 || true)
-	echo "$out" | grep -q 'only superusers may set librdkafka option' || fail "a member set librdkafka option $opt: $out"
+	grep -q 'only superusers may set librdkafka option' <<< "$out" || fail "a member set librdkafka option $opt: $out"
 	out=$(PGUSER=alice psql -X -At -c "SELECT stream_ext.kafka_produce('pv', 'priv_out', '$BROKERS', options => '$opt')" 2>&1 || true)
-	echo "$out" | grep -q 'only superusers may set librdkafka option' || fail "a member set librdkafka option $opt for a producer: $out"
+	grep -q 'only superusers may set librdkafka option' <<< "$out" || fail "a member set librdkafka option $opt for a producer: $out"
 done
 [ ! -e /tmp/stream_ext_pwned ] || fail "a member's kinit command ran"
 q "REVOKE SELECT ON pv FROM alice" >/dev/null
@@ -373,7 +373,7 @@ expect "SELECT options FROM stream_ext.kafka_consumers WHERE stream = 'pv'::regc
 	'{"sasl.password": "********", "fetch.max.bytes": "1048576", "sasl.oauthbearer.config": "********"}' \
 	"secrets masked in kafka_consumers"
 out=$(PGUSER=bob psql -X -At -c "SELECT options FROM stream_ext_internal.kafka_consumers" 2>&1 || true)
-echo "$out" | grep -q 'permission denied' || fail "catalog readable by others: $out"
+grep -q 'permission denied' <<< "$out" || fail "catalog readable by others: $out"
 say "ok: the catalog with the secrets is not readable by others"
 expect "SELECT count(*) FROM stream_ext.kafka_errors" "7" "kafka_errors readable by a superuser"
 PGUSER=bob expect "SELECT count(*) FROM stream_ext.kafka_errors" "0" "kafka_errors payloads hidden from non-members"

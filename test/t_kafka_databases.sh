@@ -42,7 +42,7 @@ pids() { psql -X -At -d postgres -c "SELECT string_agg(pid::text, ',' ORDER BY p
                                         WHERE datname = '$1' AND backend_type LIKE 'stream_ext%'"; }
 before=$(pids kdb_a)
 out=$(psql -X -U kdb_stranger -d postgres -c "ALTER DATABASE kdb_a RENAME TO kdb_taken" 2>&1 || true)
-echo "$out" | grep -q "must be owner of database kdb_a" || fail "a stranger's rename: $out"
+grep -q "must be owner of database kdb_a" <<< "$out" || fail "a stranger's rename: $out"
 [ "$(pids kdb_a)" = "$before" ] || fail "a stranger's refused rename stopped kdb_a's processes"
 say "ok: a refused ALTER DATABASE ... RENAME by a role that does not own the database stops nothing"
 
@@ -91,7 +91,7 @@ seq 31 40 | produce c_t
 PGDATABASE=kdb_c wait_until 60 "the source consumes on" "SELECT n = 40 FROM ev_n"
 sleep 1
 [ "$(count_in kdb_copy)" = 31 ] || fail "the copy consumed its source's topic: $(count_in kdb_copy) events"
-log_since "$offset" | grep -q 'stopped Kafka consumer .* it was started in another database' ||
+grep -q 'stopped Kafka consumer .* it was started in another database' < <(log_since "$offset") ||
 	fail "the copy's stopped consumer is not logged"
 say "ok: a template copy's consumer is stopped, not reading its source's topic"
 for db in kdb_b kdb_c kdb_copy; do

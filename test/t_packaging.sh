@@ -8,9 +8,9 @@ unset PGHOST PGPORT
 start_own_server "$SCRATCH/server" "shared_preload_libraries = ''"
 
 out=$(psql -X -d postgres -c "CREATE EXTENSION stream_ext" 2>&1) && fail "CREATE EXTENSION succeeded without preloading: $out"
-echo "$out" | grep -q 'ERROR:  stream_ext must be loaded via shared_preload_libraries' ||
+grep -q 'ERROR:  stream_ext must be loaded via shared_preload_libraries' <<< "$out" ||
 	fail "unexpected error: $out"
-echo "$out" | grep -q 'HINT:  Add stream_ext to shared_preload_libraries in postgresql.conf and restart the server.' ||
+grep -q 'HINT:  Add stream_ext to shared_preload_libraries in postgresql.conf and restart the server.' <<< "$out" ||
 	fail "no preload hint: $out"
 say "ok: CREATE EXTENSION without preloading fails with the preload hint"
 

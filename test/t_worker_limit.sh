@@ -30,11 +30,11 @@ start=$(date +%s%N)
 out=$(PGDATABASE=b psql -X -v VERBOSITY=verbose -c "SET statement_timeout = '20s'" -c "INSERT INTO ev VALUES (1)" 2>&1 || true)
 ms=$((($(date +%s%N) - start) / 1000000))
 echo "$out" | sed 's/^/    /'
-echo "$out" | grep -q 'ERROR:  53400: stream_ext workers cannot start in database "b"' ||
+grep -q 'ERROR:  53400: stream_ext workers cannot start in database "b"' <<< "$out" ||
 	fail "no clear error for the writer: $out"
-echo "$out" | grep -q 'DETAIL:  All 4 background worker slots (max_worker_processes) are in use' ||
+grep -q 'DETAIL:  All 4 background worker slots (max_worker_processes) are in use' <<< "$out" ||
 	fail "the error does not say why: $out"
-echo "$out" | grep -q 'HINT:  Raise max_worker_processes' || fail "the error has no hint: $out"
+grep -q 'HINT:  Raise max_worker_processes' <<< "$out" || fail "the error has no hint: $out"
 [ "$ms" -lt 5000 ] || fail "the writer waited $ms ms for its error"
 say "ok: the writer got the error in $ms ms"
 
