@@ -9,7 +9,9 @@
 #      reason in last_error), which sends nothing written meanwhile; after a
 #      GRANT it sends again;
 #   3. a REVOKE of INSERT on the stream stops a consumer likewise (its
-#      messages wait in Kafka), and so does leaving role stream_ext_kafka.
+#      messages wait in Kafka), and so does leaving role stream_ext_kafka;
+#   4. another member of stream_ext_kafka with the stream's privileges may
+#      not change, stop, reset or drop them (a superuser may).
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -72,7 +74,7 @@ q "SET kr.brokers = '$BROKERS'; SELECT kr_admin_produce()" >/dev/null
          JOIN pg_class c ON c.oid = p.staging WHERE p.topic = 'out_def'")" = "kr_admin kr_admin" ] ||
 	fail "a producer made by a SECURITY DEFINER function a superuser called does not act for the function's owner"
 out=$(q "SELECT kr_admin_register()" 2>&1 || true)
-echo "$out" | grep -q "are configured through stream_ext.kafka_consume and stream_ext.kafka_produce" ||
+grep -q "are configured through stream_ext.kafka_consume and stream_ext.kafka_produce" <<< "$out" ||
 	fail "a direct call of the internal function: $out"
 run_sql -c "SELECT stream_ext.kafka_drop_producer('kr.s', 'out_def')" -c "DROP FUNCTION kr_admin_produce(), kr_admin_register()"
 # a public call that failed inside the internal function, and was caught,
@@ -94,8 +96,8 @@ BEGIN
   END;
   PERFORM stream_ext_internal.kafka_register_producer('kr.s', 'out_def', 'x', 'json', NULL, '{}', '{}');
 END \$\$" 2>&1 || true)
-echo "$out" | grep -q "refused: permission denied for stream" || fail "the superuser's function was not refused to kr_admin: $out"
-echo "$out" | grep -q "are configured through stream_ext.kafka_consume and stream_ext.kafka_produce" ||
+grep -q "refused: permission denied for stream" <<< "$out" || fail "the superuser's function was not refused to kr_admin: $out"
+grep -q "are configured through stream_ext.kafka_consume and stream_ext.kafka_produce" <<< "$out" ||
 	fail "a direct call after a caught failure of the public function: $out"
 [ "$(q "SELECT count(*) FROM stream_ext_internal.kafka_producers WHERE topic = 'out_def'")" = 0 ] ||
 	fail "a direct call after a caught failure made a producer"
@@ -179,4 +181,36 @@ wait_until 90 "the consumer reports the lost membership" \
 run_sql -c "GRANT stream_ext_kafka TO kr_admin"
 wait_until 90 "the waiting messages consumed after the GRANT" "SELECT n = 15 FROM kr.i_n"
 say "ok: a consumer whose role lost INSERT, then stream_ext_kafka, stops, and consumes the waiting messages once both are back"
+
+# --- 4. another member, with SELECT and INSERT on the streams, may not
+# manage kr_admin's producer or consumer: dropping the producer would drop
+# the events it has not sent, changing either would make it act for another
+run_sql <<SQL
+CREATE ROLE kr_other LOGIN IN ROLE stream_ext_kafka;
+GRANT USAGE ON SCHEMA kr TO kr_other;
+GRANT SELECT ON kr.s TO kr_other;
+GRANT INSERT ON kr.i TO kr_other;
+SQL
+for call in "stream_ext.kafka_drop_producer('kr.s', 'out_json')" \
+	"stream_ext.kafka_stop_producer('kr.s', 'out_json')" \
+	"stream_ext.kafka_produce('kr.s', topic => 'out_json', brokers => '$BROKERS')" \
+	"stream_ext_internal.kafka_control_producer('kr.s', 'out_json', 'drop')" \
+	"stream_ext.kafka_stop('kr.i', 'in_t')" \
+	"stream_ext.kafka_reset('kr.i', 'in_t', 'earliest')" \
+	"stream_ext.kafka_consume('kr.i', 'in_t', '$BROKERS', format => 'text')" \
+	"stream_ext_internal.kafka_control('kr.i', 'in_t', false, NULL)"; do
+	out=$(psql -X -q -U kr_other -c "SELECT $call" 2>&1 || true)
+	grep -q 'permission denied to manage the Kafka .* of stream' <<< "$out" ||
+		fail "another member's $call was not refused: $out"
+done
+[ "$(q "SELECT count(*) FILTER (WHERE enabled AND created_by = 'kr_admin') FROM stream_ext_internal.kafka_producers WHERE topic = 'out_json'")" = 1 ] ||
+	fail "the producer changed after the refused calls"
+[ "$(q "SELECT count(*) FILTER (WHERE enabled AND created_by = 'kr_admin') FROM stream_ext_internal.kafka_consumers WHERE topic = 'in_t'")" = 1 ] ||
+	fail "the consumer changed after the refused calls"
+seq 16 17 | produce in_t
+wait_until 30 "the consumer goes on after the refused calls" "SELECT n = 17 FROM kr.i_n"
+run_sql -c "SELECT stream_ext.kafka_stop_producer('kr.s', 'out_csv')"
+[ "$(q "SELECT enabled FROM stream_ext_internal.kafka_producers WHERE topic = 'out_csv'")" = f ] ||
+	fail "a superuser could not stop another role's producer"
+say "ok: another member of stream_ext_kafka may not change, stop, reset or drop a producer or consumer acting for kr_admin; a superuser may"
 say PASS

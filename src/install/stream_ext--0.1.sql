@@ -835,6 +835,32 @@ BEGIN
 END
 $$;
 
+-- May p_role change, stop, reset or drop the consumer or producer of stream
+-- p_stream that acts for p_acts_for?  Only members of that role or of the
+-- stream's owner (superusers are members of every role), as only an
+-- object's owner alters or drops it: another member of stream_ext_kafka with
+-- the stream's SELECT or INSERT privilege may not drop events a producer
+-- has not sent yet, nor take a consumer over.
+CREATE FUNCTION stream_ext_internal.kafka_check_manager(p_stream regclass, p_acts_for name,
+                                                        p_role name, p_producer boolean)
+  RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+BEGIN
+  IF pg_has_role(p_role, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = p_stream), 'MEMBER')
+     OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = p_acts_for)
+         AND pg_has_role(p_role, p_acts_for, 'MEMBER')) THEN
+    RETURN;
+  END IF;
+  RAISE EXCEPTION 'permission denied to manage the Kafka % of stream "%"',
+                  CASE WHEN p_producer THEN 'producer' ELSE 'consumer' END, p_stream
+    USING ERRCODE = 'insufficient_privilege',
+          DETAIL = format('It acts for role %s; only members of that role or of the stream''s owner may change, stop or drop it.',
+                          quote_ident(p_acts_for));
+END
+$$;
+
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_manager(regclass, name, name, boolean) FROM PUBLIC;
+
 -- The role a consumer or producer being configured acts for (its workers
 -- check that role's rights at every batch, kafka/rights.c): the current_user
 -- of whoever called kafka_note_invoker (the public functions, just before
@@ -964,6 +990,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   p_role name;
   cid int;
+  acts_for name;
   col name;
   mapped name[] := '{}';
   typ regtype;
@@ -1018,9 +1045,10 @@ BEGIN
     END IF;
   END LOOP;
 
-  SELECT id INTO cid FROM stream_ext_internal.kafka_consumers
+  SELECT id, created_by INTO cid, acts_for FROM stream_ext_internal.kafka_consumers
    WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
   IF FOUND THEN
+    PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, p_role, false);
     PERFORM stream_ext_internal.kafka_stop_workers(cid);
     UPDATE stream_ext_internal.kafka_consumers
        SET brokers = p_brokers, format = p_format, format_options = p_format_options,
@@ -1051,14 +1079,16 @@ CREATE FUNCTION stream_ext_internal.kafka_control(p_stream regclass, p_topic tex
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   cid int;
+  acts_for name;
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
-  SELECT id INTO cid FROM stream_ext_internal.kafka_consumers
+  SELECT id, created_by INTO cid, acts_for FROM stream_ext_internal.kafka_consumers
    WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'stream "%" has no consumer of topic "%"', p_stream, p_topic
       USING ERRCODE = 'undefined_object';
   END IF;
+  PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, session_user, false);
   IF p_start IS NOT NULL THEN
     PERFORM stream_ext_internal.kafka_check_start(p_start);
   END IF;
@@ -1250,6 +1280,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   p_role name;
   pid int;
+  acts_for name;
 BEGIN
   p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
@@ -1289,9 +1320,10 @@ BEGIN
       USING ERRCODE = 'undefined_column';
   END IF;
 
-  SELECT id INTO pid FROM stream_ext_internal.kafka_producers
+  SELECT id, created_by INTO pid, acts_for FROM stream_ext_internal.kafka_producers
    WHERE stream = p_stream AND topic = p_topic FOR NO KEY UPDATE;
   IF FOUND THEN
+    PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, p_role, true);
     -- its messages carry the columns of its staging view, made with it
     IF p_key_column IS NOT NULL AND NOT EXISTS (
          SELECT 1 FROM stream_ext_internal.kafka_producers p, pg_catalog.pg_attribute a
@@ -1352,14 +1384,16 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   pid int;
   stg regclass;
+  acts_for name;
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
-  SELECT id, staging INTO pid, stg FROM stream_ext_internal.kafka_producers
+  SELECT id, staging, created_by INTO pid, stg, acts_for FROM stream_ext_internal.kafka_producers
    WHERE stream = p_stream AND topic = p_topic FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'stream "%" has no producer to topic "%"', p_stream, p_topic
       USING ERRCODE = 'undefined_object';
   END IF;
+  PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, session_user, true);
   PERFORM stream_ext_internal.kafka_stop_workers(pid, true);
   IF p_action = 'drop' THEN
     PERFORM stream_ext_internal.kafka_lock_producer_for_drop(pid);
