@@ -220,14 +220,26 @@ END $$;
 CREATE FUNCTION er_comb54(a bigint, b bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT a + b';
 CREATE AGGREGATE er_agg54(int) (SFUNC = er_tr54, STYPE = bigint, INITCOND = '0', COMBINEFUNC = er_comb54);
 CREATE VIEW er_many_54 WITH (continuous) AS SELECT k, count(*), er_agg54(CASE WHEN k = 9 THEN 10 ELSE 0 END) FROM er_many GROUP BY k;
+-- and one raising a transient SQLSTATE (53000) once the state is too large:
+-- after a few tries of the batch, its culprits are set aside alike
+CREATE FUNCTION er_tr53(s bigint, x int) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF s + x > 100 THEN RAISE EXCEPTION 'state too large' USING ERRCODE = 'insufficient_resources'; END IF;
+  RETURN s + x;
+END $$;
+CREATE AGGREGATE er_agg53(int) (SFUNC = er_tr53, STYPE = bigint, INITCOND = '0', COMBINEFUNC = er_comb54);
+CREATE VIEW er_many_53 WITH (continuous) AS SELECT k, count(*), er_agg53(CASE WHEN k = 9 THEN 10 ELSE 0 END) FROM er_many GROUP BY k;
 INSERT INTO er_many SELECT CASE WHEN i <= 20 THEN 9 ELSE i % 5 END, 1 FROM generate_series(1, 1000) i;
 SELECT * FROM er_many_54 ORDER BY k;
 SELECT count(*) AS errors, count(event) AS with_event, min(sqlstate) AS sqlstate
   FROM stream_ext.view_errors WHERE name = 'er_many_54'::regclass;
+SELECT * FROM er_many_53 ORDER BY k;
+SELECT count(*) AS errors, count(event) AS with_event, min(sqlstate) AS sqlstate
+  FROM stream_ext.view_errors WHERE name = 'er_many_53'::regclass;
 SET client_min_messages = warning;
 DROP FOREIGN TABLE er_many CASCADE;
-DROP AGGREGATE er_agg54(int);
-DROP FUNCTION er_tr54(bigint, int), er_comb54(bigint, bigint);
+DROP AGGREGATE er_agg54(int), er_agg53(int);
+DROP FUNCTION er_tr54(bigint, int), er_tr53(bigint, int), er_comb54(bigint, bigint);
 RESET client_min_messages;
 
 -- dropping a view removes its recorded errors

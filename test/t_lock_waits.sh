@@ -132,6 +132,29 @@ wait_until 60 "g_sum counts the held events" "SELECT total = 6 AND n = 3 FROM g_
 no_errors "an advisory lock wait was recorded as the view's error"
 say "ok: while g_sum's function waited for an advisory lock, other streams went on; its events were counted after"
 
+# --- 4b. the view's function gives up on a lock another session holds
+# (its own lock_timeout: 55P03), for longer than three drains of the held
+# events: the lock is the server's to report, not the view's code's to
+# raise, so no event is set aside; they are counted once the lock is gone
+run_sql <<'SQL'
+CREATE TABLE gate (id int);
+CREATE FUNCTION table_gated(x int) RETURNS int LANGUAGE plpgsql STABLE SET lock_timeout = '50ms' AS $$
+BEGIN PERFORM 1 FROM public.gate; RETURN x; END $$;
+CREATE FOREIGN TABLE tg (x int) SERVER stream_ext;
+CREATE VIEW tg_sum WITH (continuous) AS SELECT sum(table_gated(x)) AS total, count(*) AS n FROM tg;
+SQL
+hold_lock "LOCK gate IN ACCESS EXCLUSIVE MODE"
+for i in 1 2 3; do
+	write "INSERT INTO tg VALUES ($i)" || fail "a writer of tg failed while gate was locked"
+done
+sleep 12
+still_holding
+[ "$(q "SELECT n FROM tg_sum")" = 0 ] || fail "tg_sum counted events while gate was locked"
+release_lock
+wait_until 60 "tg_sum counts the held events" "SELECT total = 6 AND n = 3 FROM tg_sum"
+no_errors "a lock timeout of the view's function was recorded as the view's error"
+say "ok: a lock timeout of tg_sum's function, met for 12 s, held its events back, none set aside; counted after"
+
 # --- 5. the view's DROP in an open transaction that is rolled back, then committed
 # (total has just merged, so the combiner comes to vacuum and cut its delta
 # table while the DROP holds it: it must not wait there, or no view merges)

@@ -35,7 +35,6 @@
 #include "kafka/process.h"
 #include "kafka/slots.h"
 #include "stream/insert.h"
-#include "worker/time_limit.h"
 
 static volatile sig_atomic_t stop_requested = false;
 
@@ -131,7 +130,6 @@ kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args)
 
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGINT, stream_cancel_signal_handler);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(args->dboid, InvalidOid, 0);
 	stream_refuse_writes_in_this_process();

@@ -528,9 +528,6 @@ stream_try_in_subtransaction(void (*work) (void *arg), void *arg)
 	return edata;
 }
 
-/* Did the last try_view_plan fail with an error the run raised itself? */
-static bool last_try_raised = false;
-
 typedef struct ViewPlanRun
 {
 	CachedView *view;
@@ -557,12 +554,10 @@ try_view_plan(CachedView *view, StreamBatchEvents *events, DestReceiver *dest)
 	ErrorData  *edata = stream_try_in_subtransaction(run_view_plan_once, &run);
 
 	stream_scan_source = NULL;
-	last_try_raised = edata != NULL && stream_view_time_limit_last_run_raised();
 	return edata;
 }
 
-static bool view_error_is_transient(CachedView *view, int sqlerrcode);
-static void rethrow_as_transient(CachedView *view, ErrorData *edata);
+static bool view_error_is_transient(CachedView *view, ErrorData *edata);
 
 /*
  * Run the view's plan, writing nothing, over the events neither in bad nor
@@ -580,9 +575,8 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
 	events->skip = scratch;
 	e = try_view_plan(view, events, trial);
 	events->skip = skip;
-	/* a prefix fails by its size as well (memory): never the events' */
-	if (e != NULL && stream_error_is_transient(e->sqlerrcode))
-		rethrow_as_transient(view, e);
+	if (e != NULL && view_error_is_transient(view, e))
+		ReThrowError(e);
 	return e;
 }
 
@@ -644,20 +638,34 @@ stream_error_is_transient(int sqlerrcode)
 }
 
 /*
+ * Was error e raised by a RAISE of a PL/pgSQL function (the view's code, its
+ * aggregates' support functions), rather than met by the server (a deadlock
+ * with another session, memory or disk running out, a lock another session
+ * holds, a cancel)?  A RAISE that re-throws a caught error keeps where the
+ * error came from.
+ */
+bool
+stream_error_raised_by_code(ErrorData *e)
+{
+	return e->funcname != NULL && strcmp(e->funcname, "exec_stmt_raise") == 0;
+}
+
+/*
  * The view whose run raised the last transient error of a batch (0: none),
  * and the views whose transient errors may be their events' rather than
- * the batch's: a view's code may raise any SQLSTATE for an event (a
- * deadlock, a full disk, a cancel, out of memory, an I/O error, a lock not
- * available), every time, and retrying for ever would stall every writer
- * behind the batch, or hold the view's events back for ever.  A view owns
- * them for a batch that failed in its run that way over and over
- * (STREAM_TRANSIENT_TRIES, worker.c, held_back.c), and, in this process,
- * for OWNED_FOR_MS after it set an event aside for one.  Even then only an
- * error its run raised itself (time_limit.c: not the time limit's lock
- * wait, not a cancel asked of the process) for an event alone, in a run
- * that writes nothing, is that event's: a prefix of events, or none, that
- * fails that way is the batch's (memory, a full disk meeting the writes, a
- * table it joins unreadable), to be applied again or held back.
+ * the batch's: a view's code may RAISE any SQLSTATE for an event (a
+ * deadlock's, a full disk's, a cancel's, a lock not available), every
+ * time, and retrying for ever would stall every writer behind the batch,
+ * or hold the view's events back for ever.  A view owns such errors for a
+ * batch that failed in its run that way over and over
+ * (STREAM_TRANSIENT_TRIES, worker.c, held_back.c, kafka/batch.c), and, in
+ * this process, for OWNED_FOR_MS after it set an event aside for one.
+ * Only an error its code raised (stream_error_raised_by_code) is ever
+ * owned, never one the server met: that one is the batch's, to be applied
+ * again or held back.  An owned error is then the view's as any other
+ * error of its code: an event that fails the view's run alone, or ends
+ * the shortest failing prefix, is set aside; one that fails it without
+ * events costs the view the batch.
  */
 static int	last_transient_view = 0;
 static const int *owning_views = NULL;
@@ -719,13 +727,13 @@ note_owned(CachedView *view)
 	found->until = TimestampTzPlusMilliseconds(now, OWNED_FOR_MS);
 }
 
-/* May view's run own (as its events') the transient error it just raised? */
+/* May view's run own (as its events') the transient error e? */
 static bool
-owns_transient_error(CachedView *view)
+owns_transient_error(CachedView *view, ErrorData *e)
 {
 	ListCell   *lc;
 
-	if (!last_try_raised)
+	if (!stream_error_raised_by_code(e))
 		return false;
 	for (int i = 0; i < n_owning_views; i++)
 		if (owning_views[i] == view->id)
@@ -741,32 +749,20 @@ owns_transient_error(CachedView *view)
 }
 
 /*
- * Is an error of view's last try to propagate as transient (the batch's,
- * or, for a lock not available, to hold the view's events back)?
+ * Is an error of view's run to propagate as transient (the batch's, or, for
+ * a lock not available, to hold the view's events back)?
  */
 static bool
-view_error_is_transient(CachedView *view, int sqlerrcode)
+view_error_is_transient(CachedView *view, ErrorData *edata)
 {
-	if (!stream_error_is_transient(sqlerrcode))
+	if (!stream_error_is_transient(edata->sqlerrcode))
 		return false;
-	if (owns_transient_error(view))
+	if (owns_transient_error(view, edata))
 		return false;
 	/* a lock not available holds the view's events back, apply_view */
-	if (sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-		last_transient_view = view->id;
-	return true;
-}
-
-/*
- * Propagate an error of view's run as the batch's (a lock not available holds
- * the view's events back instead, apply_view: not the batch's failure)
- */
-static void
-rethrow_as_transient(CachedView *view, ErrorData *edata)
-{
 	if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 		last_transient_view = view->id;
-	ReThrowError(edata);
+	return true;
 }
 
 /*
@@ -837,16 +833,12 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	}
 	slow = timed_out(edata);	/* before another run resets it */
 	/* planning it, too, may have waited for a lock (or run out of memory) */
-	if (view_error_is_transient(view, edata->sqlerrcode))
+	if (view_error_is_transient(view, edata))
 		ReThrowError(edata);
 	trial = make_trial_receiver(view);
 	stream_view_errors_begin(&log, view->id);
 	if (view->plan == NULL || fails_without_events(view, events, trial))
 	{
-		/* a transient error is the view's own only when an event causes it */
-		if (stream_error_is_transient(edata->sqlerrcode))
-			rethrow_as_transient(view, edata);
-
 		/*
 		 * The view cannot be planned, or its plan fails even without events
 		 * (its owner may no longer read a table it joins): nothing
@@ -885,7 +877,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		}
 		events->only = i;
 		e = try_view_plan(view, events, trial);
-		if (e != NULL && view_error_is_transient(view, e->sqlerrcode))
+		if (e != NULL && view_error_is_transient(view, e))
 		{
 			events->only = -1;
 			ReThrowError(e);
@@ -919,12 +911,9 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 			stream_forward_keep(dest);
 			break;
 		}
-		/*
-		 * A transient error no event causes alone is the batch's: a prefix
-		 * fails by its size as well (memory, a full disk).
-		 */
-		if (stream_error_is_transient(edata->sqlerrcode))
-			rethrow_as_transient(view, edata);
+		/* a transient error the view's code did not raise is the batch's */
+		if (view_error_is_transient(view, edata))
+			ReThrowError(edata);
 
 		/*
 		 * A time limit is not found by prefix: the longest prefix would be

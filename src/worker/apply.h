@@ -57,6 +57,7 @@ extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 #define STREAM_TRANSIENT_TRIES 3
 
 extern bool stream_error_is_transient(int sqlerrcode);
+extern bool stream_error_raised_by_code(ErrorData *e);
 extern int	stream_apply_last_transient_view(void);
 extern void stream_apply_views_own_transient_errors(const int *views, int n);
 extern ErrorData *stream_try_in_subtransaction(void (*work) (void *arg), void *arg);

@@ -651,7 +651,7 @@ set_aside_unmergeable(void *arg)
 			continue;
 		/* the view's code may raise a transient SQLSTATE for a delta, every time */
 		if (stream_error_is_transient(edata->sqlerrcode) &&
-			!(v->owns_transient && stream_view_time_limit_last_run_raised()))
+			!(v->owns_transient && stream_error_raised_by_code(edata)))
 			ReThrowError(edata);
 		/*
 		 * A class 42 error: the relations' or privileges' (none set aside)
@@ -739,10 +739,11 @@ static StreamRetries slow_merges = STREAM_RETRIES(1000, 64000);
 /*
  * A view's merges that failed transiently, in a row: after
  * STREAM_TRANSIENT_TRIES, a delta whose merge alone fails with a transient
- * error the view's code raised (its combine or final function: a cancel, a
- * lock not available, out of memory...) is set aside as any other error's
+ * SQLSTATE that the view's code raised (a RAISE in its combine or final
+ * function: stream_error_raised_by_code) is set aside as any other error's
  * delta, rather than the merge being tried at every round for ever (apply.c
- * does the same for events).  Counted only: no wait of its own.
+ * does the same for events); one the server met (a full disk, a deadlock)
+ * still is.  Counted only: no wait of its own.
  */
 static StreamRetries transient_merges = STREAM_RETRIES(0, 0);
 
@@ -799,7 +800,9 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 		ErrorData  *edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
 		bool		wait = false;
 
-		if (edata != NULL)
+		if (edata == NULL)
+			stream_retry_note(&transient_merges, v->id, true);
+		else
 		{
 			bool		transient = stream_error_is_transient(edata->sqlerrcode);
 

@@ -16,16 +16,10 @@
  * available, which is transient (apply.c): the merge is tried again later,
  * and a worker holds the view's events back (held_back.c) rather than
  * drop them, which would break what their writers were told.
- *
- * A cancel is an operator's (pg_cancel_backend) or a timeout's only when it
- * was asked of the process: its SIGINT is counted here, so that a run that
- * fails with 57014 and no such signal is known to have raised it itself,
- * as its code may raise any SQLSTATE (apply.c).
  */
 #include "postgres.h"
 
 #include "miscadmin.h"
-#include "tcop/tcopprot.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/elog.h"
@@ -42,23 +36,6 @@ static volatile sig_atomic_t exceeded_in_lock_wait = false;
 
 /* Did the last run of stream_view_time_limited fail for the limit? */
 static bool last_run_timed_out = false;
-
-/* ... with an error it raised itself (not the limit's, not a cancel's)? */
-static bool last_run_raised = false;
-
-/* SIGINTs this process received */
-static volatile sig_atomic_t cancel_signals = 0;
-
-/*
- * The SIGINT handler of workers that run views' plans: a statement cancel,
- * counted
- */
-void
-stream_cancel_signal_handler(SIGNAL_ARGS)
-{
-	cancel_signals++;
-	StatementCancelHandler(postgres_signal_arg);
-}
 
 /* Signal handler of the timeout: cancel what runs, like statement_timeout */
 static void
@@ -117,11 +94,8 @@ void
 stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	int			cancels = cancel_signals;
-	bool		cancel_pending = QueryCancelPending;
 
 	last_run_timed_out = false;
-	last_run_raised = false;
 	stream_view_time_limit_start();
 	PG_TRY();
 	{
@@ -130,10 +104,7 @@ stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *
 	PG_CATCH();
 	{
 		if (!stream_view_time_limit_stop())
-		{
-			last_run_raised = !cancel_pending && cancels == cancel_signals;
 			PG_RE_THROW();
-		}
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		if (exceeded_in_lock_wait)
@@ -161,15 +132,4 @@ bool
 stream_view_time_limit_last_run_timed_out(void)
 {
 	return last_run_timed_out;
-}
-
-/*
- * Did the last run of stream_view_time_limited fail with an error its own
- * code or plan raised: not its time limit, and no cancel was asked of the
- * process while it ran?
- */
-bool
-stream_view_time_limit_last_run_raised(void)
-{
-	return last_run_raised;
 }

@@ -9,7 +9,5 @@ extern void stream_view_time_limit_start(void);
 extern bool stream_view_time_limit_stop(void);
 extern void stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg);
 extern bool stream_view_time_limit_last_run_timed_out(void);
-extern bool stream_view_time_limit_last_run_raised(void);
-extern void stream_cancel_signal_handler(SIGNAL_ARGS);
 
 #endif

@@ -38,7 +38,6 @@
 #include "stream/insert.h"
 #include "worker/apply.h"
 #include "worker/settings.h"
-#include "worker/time_limit.h"
 #include "worker/view_cache.h"
 #include "worker/worker.h"
 
@@ -168,7 +167,6 @@ stream_ext_worker_main(Datum arg)
 
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGHUP, handle_sighup);
-	pqsignal(SIGINT, stream_cancel_signal_handler);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	stream_refuse_writes_in_this_process();
@@ -386,7 +384,7 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 						batch->nevents, RETRY_DELAY_MS),
 				 errdetail_internal("%s", why),
 				 batch->transient_failures == STREAM_TRANSIENT_TRIES ?
-				 errhint("From then on, an error of this kind that the continuous view's own code raises for one event alone sets that event aside for that view.") : 0));
+				 errhint("From then on, an error of this kind that the continuous view's code raises (a PL/pgSQL RAISE) sets the event causing it aside for that view.") : 0));
 		return false;
 	}
 
