@@ -579,7 +579,9 @@ typedef struct AsideDelta
  * set aside those that cannot be merged: deleted, and recorded in
  * view_errors (as the combiner, which may write that table).  The error
  * thus costs the deltas of the groups it affects, never the view's other
- * groups or its reads (which combine the same states).  Runs in the
+ * groups or its reads (which combine the same states).  A delta whose
+ * merge alone runs out of time is not set aside: committed and seen by
+ * reads, it waits with the rest for the view's next try.  Runs in the
  * caller's transaction, SPI connected.
  */
 static void
@@ -649,6 +651,21 @@ set_aside_unmergeable(void *arg)
 		edata = stream_try_in_subtransaction(merge_one_delta, &one);
 		if (edata == NULL)
 			continue;
+
+		/*
+		 * One delta's merge that ran out of time is no fault of the delta's
+		 * (the view's code is slow, or the host): committed and seen by
+		 * reads, it is kept, and the rest waits as a slow view's merges do.
+		 */
+		if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
+			stream_view_time_limit_last_run_timed_out())
+		{
+			out_of_time =
+				psprintf("merging one delta of continuous view %s took longer than stream_ext.view_time_limit (%d ms); its deltas wait, to be merged later",
+						 v->name, stream_ext_view_time_limit_ms);
+			v->aside_out_of_time = true;
+			break;
+		}
 		/* the view's code may raise a transient SQLSTATE for a delta, every time */
 		if (stream_error_is_transient(edata->sqlerrcode) &&
 			!(v->owns_transient && stream_error_raised_by_code(edata)))
@@ -675,9 +692,6 @@ set_aside_unmergeable(void *arg)
 			SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
 		d->edata = edata;
 		aside = lappend(aside, d);
-		/* one delta past the time limit per round: it could be every one */
-		if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
-			break;
 	}
 	stream_end_as_owner(&as);
 
