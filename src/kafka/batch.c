@@ -474,6 +474,7 @@ batch_committed(KafkaWorker *w, const int64 *next, int nmessages)
 		w->slot->failures = 0;
 		w->slot->transient_view = 0;
 		w->slot->transient_failures = 0;
+		w->slot->nowning = 0;
 		LWLockRelease(KafkaShared->lock);
 		w->failures_to_reset = false;
 	}
@@ -510,29 +511,34 @@ note_transient_failure(KafkaWorker *w, int sqlerrcode, int view)
 		w->slot->transient_view = view;
 		w->slot->transient_failures = view != 0 ? 1 : 0;
 	}
+	/* it owns them from then on, for the batch's later tries */
+	if (w->slot->transient_failures == STREAM_TRANSIENT_TRIES &&
+		w->slot->nowning < lengthof(w->slot->owning))
+		w->slot->owning[w->slot->nowning++] = view;
 	LWLockRelease(KafkaShared->lock);
 }
 
 /*
- * The careful apply.  When the batch failed STREAM_TRANSIENT_TRIES times
- * in a row transiently in the same view's run (each failure ended the
- * worker, which started again after a backoff), that view owns the
- * transient errors its code raises for one message alone (worker/apply.c):
- * the message is set aside for the view, recorded, and the partition goes
- * on.
+ * The careful apply.  Each view in whose run the batch failed
+ * STREAM_TRANSIENT_TRIES times in a row transiently (each failure ended
+ * the worker, which started again after a backoff) owns, until a batch
+ * commits, the transient errors its code raises (worker/apply.c): the
+ * message causing one is set aside for the view, recorded, and the
+ * partition goes on.  The slot keeps the views, which outlive the process.
  */
 static void
 apply_carefully(KafkaWorker *w, rd_kafka_message_t **msgs, int n, MemoryContext cxt,
 				int64 *next)
 {
-	int			owning = 0;
+	int			owning[lengthof(w->slot->owning)];
+	int			nowning;
 
 	LWLockAcquire(KafkaShared->lock, LW_SHARED);
-	if (w->slot->transient_failures >= STREAM_TRANSIENT_TRIES)
-		owning = w->slot->transient_view;
+	nowning = w->slot->nowning;
+	memcpy(owning, w->slot->owning, sizeof(int) * nowning);
 	LWLockRelease(KafkaShared->lock);
 
-	stream_apply_views_own_transient_errors(&owning, owning != 0 ? 1 : 0);
+	stream_apply_views_own_transient_errors(owning, nowning);
 	PG_TRY();
 	{
 		apply_messages(w, msgs, n, true, cxt, next);

@@ -23,7 +23,7 @@
  * Locking rules:
  * - To read a slot's identity or supervision fields (dboid, producer,
  *   consumer_id, stream, index, pid, starting, registered_at, stop_xid, failures, retry_at,
- *   transient_view, transient_failures) hold
+ *   transient_view, transient_failures, owning, nowning) hold
  *   KafkaShared->lock, shared or exclusive; to change any of them hold it
  *   exclusive.  Claiming a free slot (consumer_id == 0) and freeing one are
  *   such changes, done by the supervisor only while no worker is attached
@@ -58,6 +58,9 @@ typedef struct KafkaSlot
 								 * transiently, transient_failures times in
 								 * a row (0: none) */
 	int			transient_failures;
+	int			owning[8];		/* views that came to own their code's
+								 * transient errors (worker/apply.c) */
+	int			nowning;
 
 	slock_t		mutex;
 	char		state[16];		/* "connecting", "running", "retrying" */

@@ -165,6 +165,7 @@ clear_slot(KafkaSlot *slot)
 	slot->retry_at = 0;
 	slot->transient_view = 0;
 	slot->transient_failures = 0;
+	slot->nowning = 0;
 	slot->exited_at = 0;
 	SpinLockAcquire(&slot->mutex);
 	slot->state[0] = '\0';

@@ -217,10 +217,11 @@ record_failure(void *arg)
 /*
  * Emit the changes of one view; on an error, once more with care.  An error
  * that remains (the view's rows cannot be read: a final function or HAVING
- * that raises) is logged, and recorded in view_errors once per run of
- * failures (a transient one, a lock someone holds for a while, at the third
- * in a row): each try is not, so as not to push out the records of events
- * set aside; the view's next try waits, doubling up to a minute.
+ * that raises) is logged, and recorded in view_errors at the first failure
+ * of a run of failures, unless that one is transient (a lock someone holds
+ * for a while), and at the third: each try is not, so as not to push out
+ * the records of events set aside; the view's next try waits, doubling up
+ * to a minute.
  */
 static void
 emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
@@ -243,7 +244,8 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 
 			stream_retry_note(&emission_retries, change->view_id, false);
 			failures = stream_retry_failures(&emission_retries, change->view_id);
-			if (failures == (stream_error_is_transient(edata->sqlerrcode) ? STREAM_TRANSIENT_TRIES : 1))
+			if (failures == STREAM_TRANSIENT_TRIES ||
+				(failures == 1 && !stream_error_is_transient(edata->sqlerrcode)))
 				(void) stream_job_in_transaction(record_failure, &f, cxt);
 			return;				/* the groups stay noted */
 		}

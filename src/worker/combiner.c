@@ -751,7 +751,9 @@ merge_chunk_in_transaction(void *arg)
 static StreamRetries slow_merges = STREAM_RETRIES(1000, 64000);
 
 /*
- * A view's merges that failed transiently, in a row: after
+ * A view's rounds of merges that failed, in a row (a round that merged a
+ * chunk and then failed counts as failed; a transient error beside an
+ * ordinary one as well): after
  * STREAM_TRANSIENT_TRIES, a delta whose merge alone fails with a transient
  * SQLSTATE that the view's code raised (a RAISE in its combine or final
  * function: stream_error_raised_by_code) is set aside as any other error's
@@ -802,6 +804,7 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 	MergeChunk	chunk = {v, full, MERGE_CHUNK_ROWS};
 	char		activity[NAMEDATALEN * 2 + 64];
 	bool		moved = false;
+	bool		failed = false;
 
 	if (!stream_retry_due(&slow_merges, v->id))
 		return false;
@@ -814,9 +817,7 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 		ErrorData  *edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
 		bool		wait = false;
 
-		if (edata == NULL)
-			stream_retry_note(&transient_merges, v->id, true);
-		else
+		if (edata != NULL)
 		{
 			bool		transient = stream_error_is_transient(edata->sqlerrcode);
 
@@ -825,8 +826,9 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 					edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE);
 			forget_plan(v->id);
 			chunk.moved = 0;
-			stream_retry_note(&transient_merges, v->id, !transient);
-			v->owns_transient = transient &&
+			failed = true;
+			stream_retry_note(&transient_merges, v->id, false);
+			v->owns_transient =
 				stream_retry_failures(&transient_merges, v->id) >= STREAM_TRANSIENT_TRIES;
 			if (!transient || v->owns_transient)
 			{
@@ -851,6 +853,8 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 		moved |= chunk.moved > 0;
 		stream_worker_handle_interrupts();
 	}
+	if (!failed)
+		stream_retry_note(&transient_merges, v->id, true);
 	return moved;
 }
 
