@@ -472,9 +472,7 @@ batch_committed(KafkaWorker *w, const int64 *next, int nmessages)
 	{
 		LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
 		w->slot->failures = 0;
-		w->slot->transient_view = 0;
-		w->slot->transient_failures = 0;
-		w->slot->nowning = 0;
+		memset(&w->slot->transient, 0, sizeof(w->slot->transient));
 		LWLockRelease(KafkaShared->lock);
 		w->failures_to_reset = false;
 	}
@@ -494,31 +492,6 @@ update_status(KafkaWorker *w, int nmessages)
 }
 
 /*
- * Note how the careful apply of a batch failed: a transient error in one
- * view's run (sqlerrcode, view), counted in the slot, which outlives the
- * process that the error ends
- */
-static void
-note_transient_failure(KafkaWorker *w, int sqlerrcode, int view)
-{
-	if (!stream_error_is_transient(sqlerrcode))
-		view = 0;
-	LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
-	if (view != 0 && view == w->slot->transient_view)
-		w->slot->transient_failures++;
-	else
-	{
-		w->slot->transient_view = view;
-		w->slot->transient_failures = view != 0 ? 1 : 0;
-	}
-	/* it owns them from then on, for the batch's later tries */
-	if (w->slot->transient_failures == STREAM_TRANSIENT_TRIES &&
-		w->slot->nowning < lengthof(w->slot->owning))
-		w->slot->owning[w->slot->nowning++] = view;
-	LWLockRelease(KafkaShared->lock);
-}
-
-/*
  * The careful apply.  Each view in whose run the batch failed
  * STREAM_TRANSIENT_TRIES times in a row transiently (each failure ended
  * the worker, which started again after a backoff) owns, until a batch
@@ -530,23 +503,26 @@ static void
 apply_carefully(KafkaWorker *w, rd_kafka_message_t **msgs, int n, MemoryContext cxt,
 				int64 *next)
 {
-	int			owning[lengthof(w->slot->owning)];
-	int			nowning;
+	StreamTransientTries tries;
 
 	LWLockAcquire(KafkaShared->lock, LW_SHARED);
-	nowning = w->slot->nowning;
-	memcpy(owning, w->slot->owning, sizeof(int) * nowning);
+	tries = w->slot->transient;
 	LWLockRelease(KafkaShared->lock);
 
-	stream_apply_views_own_transient_errors(owning, nowning);
+	stream_apply_views_own_transient_errors(tries.owning, tries.nowning);
 	PG_TRY();
 	{
 		apply_messages(w, msgs, n, true, cxt, next);
 	}
 	PG_CATCH();
 	{
+		int			sqlerrcode = geterrcode();
+
 		stream_apply_views_own_transient_errors(NULL, 0);
-		note_transient_failure(w, geterrcode(), stream_apply_last_transient_view());
+		/* counted in the slot, which outlives the process the error ends */
+		LWLockAcquire(KafkaShared->lock, LW_EXCLUSIVE);
+		(void) stream_transient_tries_note(&w->slot->transient, sqlerrcode);
+		LWLockRelease(KafkaShared->lock);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -13,6 +13,7 @@
 #include "storage/spin.h"
 
 #include "metrics/rate.h"
+#include "worker/apply.h"
 
 #define KAFKA_MAX_STATUS_PARTITIONS 64
 
@@ -23,7 +24,7 @@
  * Locking rules:
  * - To read a slot's identity or supervision fields (dboid, producer,
  *   consumer_id, stream, index, pid, starting, registered_at, stop_xid, failures, retry_at,
- *   transient_view, transient_failures, owning, nowning) hold
+ *   transient) hold
  *   KafkaShared->lock, shared or exclusive; to change any of them hold it
  *   exclusive.  Claiming a free slot (consumer_id == 0) and freeing one are
  *   such changes, done by the supervisor only while no worker is attached
@@ -54,13 +55,7 @@ typedef struct KafkaSlot
 	TransactionId stop_xid;		/* a kafka_stop etc. in progress: do not restart */
 	int			failures;		/* exits with an error since the last good batch */
 	TimestampTz retry_at;		/* do not start again before */
-	int			transient_view; /* the view whose run failed the batch
-								 * transiently, transient_failures times in
-								 * a row (0: none) */
-	int			transient_failures;
-	int			owning[8];		/* views that came to own their code's
-								 * transient errors (worker/apply.c) */
-	int			nowning;
+	StreamTransientTries transient; /* the batch's failed tries */
 
 	slock_t		mutex;
 	char		state[16];		/* "connecting", "running", "retrying" */

@@ -163,9 +163,7 @@ clear_slot(KafkaSlot *slot)
 	slot->stop_xid = InvalidTransactionId;
 	slot->failures = 0;
 	slot->retry_at = 0;
-	slot->transient_view = 0;
-	slot->transient_failures = 0;
-	slot->nowning = 0;
+	memset(&slot->transient, 0, sizeof(slot->transient));
 	slot->exited_at = 0;
 	SpinLockAcquire(&slot->mutex);
 	slot->state[0] = '\0';

@@ -682,10 +682,30 @@ typedef struct OwnedLately
 
 static List *owned_lately = NIL;	/* OwnedLately *, in TopMemoryContext */
 
-int
-stream_apply_last_transient_view(void)
+/*
+ * Note how a try of a set of events failed (sqlerrcode): after
+ * STREAM_TRANSIENT_TRIES transient failures in a row in the same view's
+ * run, that view owns its code's transient errors for the later tries.
+ * Returns whether this failure was that view's last before it owns them.
+ */
+bool
+stream_transient_tries_note(StreamTransientTries *tries, int sqlerrcode)
 {
-	return last_transient_view;
+	int			view = stream_error_is_transient(sqlerrcode) ? last_transient_view : 0;
+
+	/* the same view's run failed that way again, or another's first */
+	if (view != 0 && view == tries->view)
+		tries->failures++;
+	else
+	{
+		tries->view = view;
+		tries->failures = view != 0 ? 1 : 0;
+	}
+	if (tries->failures != STREAM_TRANSIENT_TRIES)
+		return false;
+	if (tries->nowning < lengthof(tries->owning))
+		tries->owning[tries->nowning++] = view;
+	return true;
 }
 
 void

@@ -19,6 +19,20 @@ typedef struct BatchSender
 								 * (async); 0 for other records */
 } BatchSender;
 
+/*
+ * The transient failures of the tries of one set of events (a batch of a
+ * ring, a Kafka consumer's batch): the view in whose run the last tries
+ * failed, how many in a row, and the views that came to own the transient
+ * errors their code raises (apply.c).  All zeros: none yet.
+ */
+typedef struct StreamTransientTries
+{
+	int			view;
+	int			failures;
+	int			nowning;
+	int			owning[8];
+} StreamTransientTries;
+
 typedef struct StreamBatch
 {
 	List	   *streams;		/* StreamBatchEvents * */
@@ -29,11 +43,7 @@ typedef struct StreamBatch
 	bool		has_commit;
 	bool		has_async;		/* records of writers that do not wait */
 	uint64		end_pos;		/* ring position after the batch */
-	int			transient_failures; /* tries in a row that failed transiently
-									 * in transient_view's run */
-	int			transient_view;
-	int			nowning;		/* views owning such errors (apply.c) */
-	int			owning[8];
+	StreamTransientTries transient;
 } StreamBatch;
 
 /*
@@ -58,7 +68,7 @@ extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
 
 extern bool stream_error_is_transient(int sqlerrcode);
 extern bool stream_error_raised_by_code(ErrorData *e);
-extern int	stream_apply_last_transient_view(void);
+extern bool stream_transient_tries_note(StreamTransientTries *tries, int sqlerrcode);
 extern void stream_apply_views_own_transient_errors(const int *views, int n);
 extern ErrorData *stream_try_in_subtransaction(void (*work) (void *arg), void *arg);
 

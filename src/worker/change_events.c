@@ -239,7 +239,6 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 		if (edata != NULL)
 		{
 			FailedEmission f = {change->view_id, edata};
-
 			int			failures;
 
 			stream_retry_note(&emission_retries, change->view_id, false);

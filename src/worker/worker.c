@@ -359,7 +359,8 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 
 	if (failure != NULL)
 	{
-		stream_apply_views_own_transient_errors(batch->owning, batch->nowning);
+		stream_apply_views_own_transient_errors(batch->transient.owning,
+												batch->transient.nowning);
 		failure = try_apply(batch, worker_no, true, cxt);
 		stream_apply_views_own_transient_errors(NULL, 0);
 	}
@@ -367,23 +368,14 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 		why = failure->message ? failure->message : "unknown error";
 	if (failure != NULL && stream_error_is_transient(failure->sqlerrcode))
 	{
-		int			view = stream_apply_last_transient_view();
+		/* a view owns them from then on, for the batch's other tries */
+		bool		owns = stream_transient_tries_note(&batch->transient, failure->sqlerrcode);
 
-		/* the same view's run failed that way again, or another's first */
-		if (view != 0 && view == batch->transient_view)
-			batch->transient_failures++;
-		else
-			batch->transient_failures = view != 0 ? 1 : 0;
-		batch->transient_view = view;
-		/* it owns them from then on, for the batch's other tries */
-		if (batch->transient_failures == STREAM_TRANSIENT_TRIES &&
-			batch->nowning < lengthof(batch->owning))
-			batch->owning[batch->nowning++] = view;
 		ereport(LOG,
 				(errmsg("stream_ext worker will apply a batch of %d events again in %d ms",
 						batch->nevents, RETRY_DELAY_MS),
 				 errdetail_internal("%s", why),
-				 batch->transient_failures == STREAM_TRANSIENT_TRIES ?
+				 owns ?
 				 errhint("From then on, an error of this kind that the continuous view's code raises (a PL/pgSQL RAISE) sets the event causing it aside for that view.") : 0));
 		return false;
 	}
