@@ -21,8 +21,8 @@
  * the ACCESS EXCLUSIVE lock once, reads the end again under it (deltas may
  * have gone there) and truncates what it found empty.  As VACUUM does, it
  * stops reading as soon as another backend waits for its lock (a reader of
- * the view, a DROP; a worker does not wait: it holds that view's events of
- * its batch back, held_back.c), and under the exclusive lock also after
+ * the view, a DROP, a worker: held_back.c waits for this lock rather than
+ * hold the view's events back), and under the exclusive lock also after
  * SHRINK_LOCKED_MS, and then cuts what it verified.  The caller tries again
  * later (combiner.c, backing off) when a lock was not free, it stopped
  * early, or the end holds only merged deltas a vacuum could not remove yet

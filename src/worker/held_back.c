@@ -14,7 +14,10 @@
  * acknowledged.  A view's events are held back when
  *   - a lock its run takes first is not free now, taken without waiting:
  *     the stream, the view, the relations its query names or its plan
- *     reads, its delta table (stream_view_locks_free);
+ *     reads, its delta table (stream_view_locks_free), except a lock held
+ *     only to cut a table's empty end, by VACUUM or, on a delta table, by
+ *     the combiner (worker/delta_shrink.c): it is waited for, since both
+ *     let go as soon as someone waits;
  *   - its run in this process waited stream_ext.view_time_limit for some
  *     other lock (an advisory or row lock its function waits for) less than
  *     hold_ms ago: 1 s after a first wait, doubling at each wait that
@@ -44,7 +47,11 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/sinvaladt.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -52,6 +59,7 @@
 #include "catalog/held_events.h"
 #include "guc.h"
 #include "ipc/queue.h"
+#include "ipc/status.h"
 #include "jobs/jobs.h"
 #include "jobs/retry.h"
 #include "window/lateness.h"
@@ -138,25 +146,81 @@ recently_blocked(int view_id, TimestampTz now)
 }
 
 /*
- * Take the locks a run of view takes first, without waiting; false when
- * one of them is not free.  Those taken are kept to the end of the
- * transaction, as the run would.
+ * Is every lock on relid that conflicts with mode held by a process cutting
+ * the table's empty end, which lets go as soon as it sees a waiter: a VACUUM
+ * (it looks every 20 ms, and a waiter cancels an autovacuum anyway) or, on a
+ * delta table, this database's combiner (worker/delta_shrink.c)?  Held back
+ * rather than waiting for them, the events of writers the batch acknowledges
+ * would be missing from reads until the combiner drains them.  The holders
+ * may change between this look and the wait (someone may take the lock in
+ * between), which then waits for the newcomer.
+ */
+static bool
+held_for_a_cut(Oid relid, LOCKMODE mode, bool delta_table)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *holders;
+	int			combiner_pid = 0;
+	int			nholders;
+	bool		cutting = true;
+
+	if (delta_table)
+	{
+		StreamGroupStatus status;
+
+		stream_group_status(MyDatabaseId, &status);
+		if (status.served)
+		{
+			combiner_pid = status.processes[status.nprocesses - 1].pid;
+			pfree(status.processes);
+		}
+	}
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	holders = GetLockConflicts(&tag, mode, &nholders);
+	for (int i = 0; i < nholders && cutting; i++)
+	{
+		PGPROC	   *proc = BackendIdGetProc(holders[i].backendId);
+
+		cutting = proc != NULL &&
+			((proc->statusFlags & PROC_IN_VACUUM) != 0 ||
+			 (combiner_pid != 0 && proc->pid == combiner_pid));
+	}
+	pfree(holders);
+	return cutting;
+}
+
+/* Lock relid in mode if it is free, or held only to cut its end (above). */
+static bool
+lock_if_free(Oid relid, LOCKMODE mode, bool delta_table)
+{
+	if (ConditionalLockRelationOid(relid, mode))
+		return true;
+	if (!held_for_a_cut(relid, mode, delta_table))
+		return false;
+	LockRelationOid(relid, mode);
+	return true;
+}
+
+/*
+ * Take the locks a run of view takes first, without waiting (but for a cut
+ * of a table's end, above); false when one of them is not free.  Those
+ * taken are kept to the end of the transaction, as the run would.
  */
 bool
 stream_view_locks_free(CachedView *view)
 {
 	ListCell   *lc;
 
-	if (!ConditionalLockRelationOid(view->stream, AccessShareLock) ||
-		!ConditionalLockRelationOid(view->view, AccessShareLock))
+	if (!lock_if_free(view->stream, AccessShareLock, false) ||
+		!lock_if_free(view->view, AccessShareLock, false))
 		return false;
 	foreach(lc, view->query_relations)
-		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
+		if (!lock_if_free(lfirst_oid(lc), AccessShareLock, false))
 			return false;
 	foreach(lc, view->plan_relations)
-		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
+		if (!lock_if_free(lfirst_oid(lc), AccessShareLock, false))
 			return false;
-	return ConditionalLockRelationOid(view->delta_table, RowExclusiveLock);
+	return lock_if_free(view->delta_table, RowExclusiveLock, true);
 }
 
 /* The view's run waited out its time limit for a lock. */
