@@ -606,7 +606,7 @@ find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad, int f
 	{
 		int			mid = ok + (fails - ok) / 2;
 
-		if (end != 0 && GetCurrentTimestamp() > end)
+		if (end != 0 && stream_view_charged_clock() > end)
 		{
 			pfree(scratch);
 			return -2;
@@ -875,14 +875,14 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	 * batch.
 	 */
 	if (slow)
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+		deadline = TimestampTzPlusMilliseconds(stream_view_charged_clock(),
 											   2 * stream_ext_view_time_limit_ms);
 	bad = palloc0(sizeof(bool) * events->nevents);
 	for (int i = 0; i < events->nevents; i++)
 	{
 		ErrorData  *e;
 
-		if (deadline != 0 && GetCurrentTimestamp() > deadline)
+		if (deadline != 0 && stream_view_charged_clock() > deadline)
 		{
 			/* the view is slow, not an event: it skips this batch */
 			events->only = -1;
@@ -915,7 +915,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	events->only = -1;
 
 	if (stream_ext_view_time_limit_ms > 0)
-		culprit_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+		culprit_end = TimestampTzPlusMilliseconds(stream_view_charged_clock(),
 												  CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
 	for (int round = 0;; round++)
 	{

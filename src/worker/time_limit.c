@@ -16,10 +16,26 @@
  * available, which is transient (apply.c): the merge is tried again later,
  * and a worker holds the view's events back (held_back.c) rather than
  * drop them, which would break what their writers were told.
+ *
+ * The limit is on the time a run is charged with: its time on a CPU and its
+ * waits (a lock, the disk, a sleep its code asked for), not the time the
+ * host kept it waiting for a CPU (the kernel's run queue delay of the
+ * thread, /proc/thread-self/schedstat).  On a host loaded far beyond its
+ * cores a batch's usual run takes several times as long in wall-clock time,
+ * and its events, which are no fault of the view's, would be lost to it.
+ * A run is charged by a tick every TICK_MS after the limit (the first at
+ * the limit itself), and cut when its charged time reaches the limit or its
+ * wall-clock time STARVED_FACTOR times the limit.  Where the kernel does not
+ * tell the delay, the limit is wall-clock time.  The ticks go on after a cut
+ * and cancel again: code that catches the cancel is cut at the next one.
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/elog.h"
@@ -29,20 +45,83 @@
 #include "guc.h"
 #include "worker/time_limit.h"
 
+/* How often a run past its limit in wall-clock time is charged again (ms) */
+#define TICK_MS 50
+
+/* A run is cut after this many times the limit in wall-clock time, charged or not */
+#define STARVED_FACTOR 10
+
 static bool registered = false;
 static TimeoutId limit_timeout;
 static volatile sig_atomic_t exceeded = false;
 static volatile sig_atomic_t exceeded_in_lock_wait = false;
 
+/* /proc/thread-self/schedstat of this process's thread, -1 if not open (yet) */
+static int	schedstat_fd = -1;
+static bool schedstat_tried = false;
+
+/* The current run's start: wall-clock time and the charged clock */
+static TimestampTz run_started;
+static TimestampTz run_started_charged;
+
 /* Did the last run of stream_view_time_limited fail for the limit? */
 static bool last_run_timed_out = false;
+
+/*
+ * Microseconds this thread waited for a CPU while it could run, so far; 0
+ * where the kernel does not tell.  Async-signal-safe (a pread and digits).
+ */
+static int64
+cpu_wait_us(void)
+{
+	char		buf[96];
+	ssize_t		n;
+	char	   *p;
+	uint64		ns = 0;
+
+	if (schedstat_fd < 0)
+		return 0;
+	n = pread(schedstat_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* "time on a CPU" "time waiting on a run queue" "time slices", in ns */
+	for (p = buf; *p != '\0' && *p != ' '; p++)
+		;
+	for (; *p == ' '; p++)
+		;
+	for (; *p >= '0' && *p <= '9'; p++)
+		ns = ns * 10 + (uint64) (*p - '0');
+	return (int64) (ns / 1000);
+}
+
+/*
+ * The charged clock: wall-clock time less the time this process waited
+ * for a CPU (see the top of the file), as a TimestampTz to compare with
+ * another reading of it.
+ */
+TimestampTz
+stream_view_charged_clock(void)
+{
+	return GetCurrentTimestamp() - cpu_wait_us();
+}
 
 /* Signal handler of the timeout: cancel what runs, like statement_timeout */
 static void
 limit_handler(void)
 {
-	exceeded = true;
-	exceeded_in_lock_wait = (MyProc != NULL && MyProc->waitLock != NULL);
+	TimestampTz now = GetCurrentTimestamp();
+	int64		charged_ms = (now - cpu_wait_us() - run_started_charged) / 1000;
+	int64		elapsed_ms = (now - run_started) / 1000;
+
+	if (!exceeded)
+	{
+		if (charged_ms < stream_ext_view_time_limit_ms &&
+			elapsed_ms < (int64) stream_ext_view_time_limit_ms * STARVED_FACTOR)
+			return;				/* kept from a CPU: charged again at the next tick */
+		exceeded = true;
+		exceeded_in_lock_wait = (MyProc != NULL && MyProc->waitLock != NULL);
+	}
 	QueryCancelPending = true;
 	InterruptPending = true;
 	SetLatch(MyLatch);
@@ -57,10 +136,24 @@ stream_view_time_limit_start(void)
 		limit_timeout = RegisterTimeout(USER_TIMEOUT, limit_handler);
 		registered = true;
 	}
+	if (!schedstat_tried)
+	{
+		schedstat_tried = true;
+		ReserveExternalFD();
+		schedstat_fd = BasicOpenFile("/proc/thread-self/schedstat", O_RDONLY | PG_BINARY);
+		if (schedstat_fd < 0)
+			ReleaseExternalFD();
+	}
 	exceeded = false;
 	exceeded_in_lock_wait = false;
 	if (stream_ext_view_time_limit_ms > 0)
-		enable_timeout_after(limit_timeout, stream_ext_view_time_limit_ms);
+	{
+		run_started = GetCurrentTimestamp();
+		run_started_charged = run_started - cpu_wait_us();
+		enable_timeout_every(limit_timeout,
+							 TimestampTzPlusMilliseconds(run_started, stream_ext_view_time_limit_ms),
+							 Min(TICK_MS, stream_ext_view_time_limit_ms));
+	}
 }
 
 /*

@@ -5,9 +5,12 @@
 #ifndef STREAM_EXT_TIME_LIMIT_H
 #define STREAM_EXT_TIME_LIMIT_H
 
+#include "datatype/timestamp.h"
+
 extern void stream_view_time_limit_start(void);
 extern bool stream_view_time_limit_stop(void);
 extern void stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg);
 extern bool stream_view_time_limit_last_run_timed_out(void);
+extern TimestampTz stream_view_charged_clock(void);
 
 #endif
