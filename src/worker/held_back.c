@@ -17,7 +17,7 @@
  *     reads, its delta table (stream_view_locks_free), except a lock held
  *     only to cut a table's empty end, by VACUUM or, on a delta table, by
  *     the combiner (worker/delta_shrink.c): it is waited for, since both
- *     let go as soon as someone waits;
+ *     let go as soon as someone waits, for at most CUT_WAIT_MS;
  *   - its run in this process waited stream_ext.view_time_limit for some
  *     other lock (an advisory or row lock its function waits for) less than
  *     hold_ms ago: 1 s after a first wait, doubling at each wait that
@@ -69,6 +69,12 @@
 #include "worker/held_back.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
+
+/*
+ * How long a worker waits for a lock held to cut a table's end (ms): the
+ * cut lets go within about 20 ms of seeing a waiter
+ */
+#define CUT_WAIT_MS 100
 
 /* After a run waited out its time limit for a lock: hold back this long */
 #define HOLD_FIRST_MS 1000
@@ -146,14 +152,15 @@ recently_blocked(int view_id, TimestampTz now)
 }
 
 /*
- * Is every lock on relid that conflicts with mode held by a process cutting
- * the table's empty end, which lets go as soon as it sees a waiter: a VACUUM
- * (it looks every 20 ms, and a waiter cancels an autovacuum anyway) or, on a
- * delta table, this database's combiner (worker/delta_shrink.c)?  Held back
- * rather than waiting for them, the events of writers the batch acknowledges
- * would be missing from reads until the combiner drains them.  The holders
- * may change between this look and the wait (someone may take the lock in
- * between), which then waits for the newcomer.
+ * Is the lock on relid that conflicts with mode held, and only by processes
+ * cutting the table's empty end, which let go as soon as they see a waiter:
+ * a VACUUM (lazy_truncate_heap looks every 20 ms) or, on a delta table,
+ * this database's combiner (worker/delta_shrink.c)?  Held back rather than
+ * waiting for them, the events of writers the batch acknowledges would be
+ * missing from reads until the combiner drains them.  No conflicting holder
+ * means the lock was refused for a request queued before ours (or was let
+ * go meanwhile): the events are held back, as the request may be a DDL
+ * statement's, waiting for a writer that waits for this batch.
  */
 static bool
 held_for_a_cut(Oid relid, LOCKMODE mode, bool delta_table)
@@ -162,7 +169,7 @@ held_for_a_cut(Oid relid, LOCKMODE mode, bool delta_table)
 	VirtualTransactionId *holders;
 	int			combiner_pid = 0;
 	int			nholders;
-	bool		cutting = true;
+	bool		cutting;
 
 	if (delta_table)
 	{
@@ -177,6 +184,7 @@ held_for_a_cut(Oid relid, LOCKMODE mode, bool delta_table)
 	}
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
 	holders = GetLockConflicts(&tag, mode, &nholders);
+	cutting = nholders > 0;
 	for (int i = 0; i < nholders && cutting; i++)
 	{
 		PGPROC	   *proc = BackendIdGetProc(holders[i].backendId);
@@ -189,16 +197,54 @@ held_for_a_cut(Oid relid, LOCKMODE mode, bool delta_table)
 	return cutting;
 }
 
-/* Lock relid in mode if it is free, or held only to cut its end (above). */
+typedef struct CutWait
+{
+	Oid			relid;
+	LOCKMODE	mode;
+} CutWait;
+
+/* Wait for a cut's lock at most CUT_WAIT_MS: past it, 55P03 */
+static void
+wait_for_cut(void *arg)
+{
+	CutWait    *w = arg;
+	int			saved = LockTimeout;
+
+	LockTimeout = CUT_WAIT_MS;
+	PG_TRY();
+	{
+		LockRelationOid(w->relid, w->mode);
+	}
+	PG_FINALLY();
+	{
+		LockTimeout = saved;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Lock relid in mode if it is free, or held only to cut its end (above):
+ * then wait for it, but no longer than CUT_WAIT_MS (a request queued
+ * meanwhile, a DDL statement's, would have the lock before us, for as long
+ * as its transaction lasts).
+ */
 static bool
 lock_if_free(Oid relid, LOCKMODE mode, bool delta_table)
 {
+	CutWait		w = {relid, mode};
+	ErrorData  *e;
+
 	if (ConditionalLockRelationOid(relid, mode))
 		return true;
 	if (!held_for_a_cut(relid, mode, delta_table))
 		return false;
-	LockRelationOid(relid, mode);
-	return true;
+	e = stream_try_in_subtransaction(wait_for_cut, &w);
+	if (e == NULL)
+		return true;
+	if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(e);
+	FreeErrorData(e);
+	return false;
 }
 
 /*
