@@ -591,7 +591,7 @@ try_prefix(CachedView *view, StreamBatchEvents *events, const bool *bad, int upt
  */
 static int
 find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad, int floor,
-			 TimestampTz end, DestReceiver *trial)
+			 const StreamViewDeadline *end, DestReceiver *trial)
 {
 	bool	   *scratch = palloc(sizeof(bool) * events->nevents);
 	int			ok = floor;		/* a prefix that does not fail */
@@ -606,7 +606,7 @@ find_culprit(CachedView *view, StreamBatchEvents *events, const bool *bad, int f
 	{
 		int			mid = ok + (fails - ok) / 2;
 
-		if (end != 0 && stream_view_charged_clock() > end)
+		if (stream_view_deadline_passed(end))
 		{
 			pfree(scratch);
 			return -2;
@@ -838,8 +838,8 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	bool	   *bad;
 	int			nbad = 0;
 	ViewErrorLog log;
-	TimestampTz deadline = 0;
-	TimestampTz culprit_end = 0;
+	StreamViewDeadline deadline = {0};
+	StreamViewDeadline culprit_end = {0};
 	int			floor = 0;
 	bool		slow;
 	DestReceiver *dest = make_view_receiver(view, outputs);
@@ -875,14 +875,13 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	 * batch.
 	 */
 	if (slow)
-		deadline = TimestampTzPlusMilliseconds(stream_view_charged_clock(),
-											   2 * stream_ext_view_time_limit_ms);
+		deadline = stream_view_deadline_after(2 * stream_ext_view_time_limit_ms);
 	bad = palloc0(sizeof(bool) * events->nevents);
 	for (int i = 0; i < events->nevents; i++)
 	{
 		ErrorData  *e;
 
-		if (deadline != 0 && stream_view_charged_clock() > deadline)
+		if (stream_view_deadline_passed(&deadline))
 		{
 			/* the view is slow, not an event: it skips this batch */
 			events->only = -1;
@@ -915,8 +914,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	events->only = -1;
 
 	if (stream_ext_view_time_limit_ms > 0)
-		culprit_end = TimestampTzPlusMilliseconds(stream_view_charged_clock(),
-												  CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
+		culprit_end = stream_view_deadline_after(CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
 	for (int round = 0;; round++)
 	{
 		int			culprit = -1;
@@ -941,7 +939,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		 */
 		search = round < MAX_CULPRIT_SEARCHES && !timed_out(edata);
 		if (search)
-			culprit = find_culprit(view, events, bad, floor, culprit_end, trial);
+			culprit = find_culprit(view, events, bad, floor, &culprit_end, trial);
 		if (culprit == -2)
 			stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
 											 psprintf("searching for the events that fail only with others took longer than %d ms; the rest of the batch is skipped",

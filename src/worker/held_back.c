@@ -17,7 +17,7 @@
  *     reads, its delta table (stream_view_locks_free), except a lock held
  *     only to cut a table's empty end, by VACUUM or, on a delta table, by
  *     the combiner (worker/delta_shrink.c): it is waited for, since both
- *     let go as soon as someone waits, for at most CUT_WAIT_MS;
+ *     let go as soon as someone waits (for about a second at most);
  *   - its run in this process waited stream_ext.view_time_limit for some
  *     other lock (an advisory or row lock its function waits for) less than
  *     hold_ms ago: 1 s after a first wait, doubling at each wait that
@@ -53,6 +53,7 @@
 #include "storage/proc.h"
 #include "storage/sinvaladt.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
@@ -72,9 +73,12 @@
 
 /*
  * How long a worker waits for a lock held to cut a table's end (ms): the
- * cut lets go within about 20 ms of seeing a waiter
+ * cut lets go within about 20 ms of seeing a waiter, unless its last
+ * truncation takes longer (then the worker looks again, up to this many
+ * times)
  */
 #define CUT_WAIT_MS 100
+#define CUT_WAIT_TRIES 10
 
 /* After a run waited out its time limit for a lock: hold back this long */
 #define HOLD_FIRST_MS 1000
@@ -220,30 +224,41 @@ wait_for_cut(void *arg)
 		LockTimeout = saved;
 	}
 	PG_END_TRY();
+
+	/*
+	 * Granted as the timeout fired: its cancel, still pending, would fail
+	 * the view's run with 55P03 (and hold its events back) instead
+	 */
+	if (get_timeout_indicator(LOCK_TIMEOUT, true))
+		QueryCancelPending = false;
 }
 
 /*
  * Lock relid in mode if it is free, or held only to cut its end (above):
- * then wait for it, but no longer than CUT_WAIT_MS (a request queued
- * meanwhile, a DDL statement's, would have the lock before us, for as long
- * as its transaction lasts).
+ * then wait for it, CUT_WAIT_MS at a time while only cutters hold it, at
+ * most CUT_WAIT_TRIES times (a request queued meanwhile, a DDL statement's,
+ * has the lock before us when the cut ends: then the events are held back).
  */
 static bool
 lock_if_free(Oid relid, LOCKMODE mode, bool delta_table)
 {
 	CutWait		w = {relid, mode};
-	ErrorData  *e;
 
 	if (ConditionalLockRelationOid(relid, mode))
 		return true;
-	if (!held_for_a_cut(relid, mode, delta_table))
-		return false;
-	e = stream_try_in_subtransaction(wait_for_cut, &w);
-	if (e == NULL)
-		return true;
-	if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-		ReThrowError(e);
-	FreeErrorData(e);
+	for (int try = 0; try < CUT_WAIT_TRIES; try++)
+	{
+		ErrorData  *e;
+
+		if (!held_for_a_cut(relid, mode, delta_table))
+			return false;
+		e = stream_try_in_subtransaction(wait_for_cut, &w);
+		if (e == NULL)
+			return true;
+		if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(e);
+		FreeErrorData(e);
+	}
 	return false;
 }
 

@@ -25,8 +25,11 @@
  * and its events, which are no fault of the view's, would be lost to it.
  * A run is charged by a tick every TICK_MS after the limit (the first at
  * the limit itself), and cut when its charged time reaches the limit or its
- * wall-clock time STARVED_FACTOR times the limit.  Where the kernel does not
- * tell the delay, the limit is wall-clock time.  The ticks go on after a cut
+ * wall-clock time STARVED_FACTOR times the limit; the careful retry's
+ * budgets (apply.c) are deadlines of the same kind.  Where the kernel does
+ * not tell the delay (or a read of it fails: from then on), the limit is
+ * wall-clock time.  Time a hypervisor gives the CPU to others (steal) is
+ * charged.  The ticks go on after a cut
  * and cancel again: code that catches the cancel is cut at the next one.
  */
 #include "postgres.h"
@@ -67,6 +70,9 @@ static TimestampTz run_started_charged;
 /* Did the last run of stream_view_time_limited fail for the limit? */
 static bool last_run_timed_out = false;
 
+/* The last delay read: a read that fails counts none since (wall-clock time) */
+static volatile int64 last_cpu_wait_us = 0;
+
 /*
  * Microseconds this thread waited for a CPU while it could run, so far; 0
  * where the kernel does not tell.  Async-signal-safe (a pread and digits).
@@ -80,19 +86,22 @@ cpu_wait_us(void)
 	uint64		ns = 0;
 
 	if (schedstat_fd < 0)
-		return 0;
+		return last_cpu_wait_us;
 	n = pread(schedstat_fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
-		return 0;
+		return last_cpu_wait_us;
 	buf[n] = '\0';
 	/* "time on a CPU" "time waiting on a run queue" "time slices", in ns */
 	for (p = buf; *p != '\0' && *p != ' '; p++)
 		;
 	for (; *p == ' '; p++)
 		;
+	if (*p < '0' || *p > '9')
+		return last_cpu_wait_us;
 	for (; *p >= '0' && *p <= '9'; p++)
 		ns = ns * 10 + (uint64) (*p - '0');
-	return (int64) (ns / 1000);
+	last_cpu_wait_us = (int64) (ns / 1000);
+	return last_cpu_wait_us;
 }
 
 /*
@@ -100,10 +109,33 @@ cpu_wait_us(void)
  * for a CPU (see the top of the file), as a TimestampTz to compare with
  * another reading of it.
  */
-TimestampTz
-stream_view_charged_clock(void)
+static TimestampTz
+charged_clock(void)
 {
 	return GetCurrentTimestamp() - cpu_wait_us();
+}
+
+/*
+ * The deadline ms from now on the charged clock, or STARVED_FACTOR times
+ * that in wall-clock time (the careful retry's budgets, apply.c).
+ */
+StreamViewDeadline
+stream_view_deadline_after(int ms)
+{
+	StreamViewDeadline d;
+
+	d.wall = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) ms * STARVED_FACTOR);
+	d.charged = TimestampTzPlusMilliseconds(charged_clock(), ms);
+	return d;
+}
+
+/* Has deadline passed?  (Never, for a deadline of zeros.) */
+bool
+stream_view_deadline_passed(const StreamViewDeadline *deadline)
+{
+	if (deadline->wall == 0)
+		return false;
+	return GetCurrentTimestamp() > deadline->wall || charged_clock() > deadline->charged;
 }
 
 /* Signal handler of the timeout: cancel what runs, like statement_timeout */
@@ -138,9 +170,10 @@ stream_view_time_limit_start(void)
 	}
 	if (!schedstat_tried)
 	{
-		schedstat_tried = true;
 		ReserveExternalFD();
 		schedstat_fd = BasicOpenFile("/proc/thread-self/schedstat", O_RDONLY | PG_BINARY);
+		/* out of descriptors: try again at the next run */
+		schedstat_tried = schedstat_fd >= 0 || (errno != EMFILE && errno != ENFILE);
 		if (schedstat_fd < 0)
 			ReleaseExternalFD();
 	}

@@ -11,6 +11,18 @@ extern void stream_view_time_limit_start(void);
 extern bool stream_view_time_limit_stop(void);
 extern void stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg);
 extern bool stream_view_time_limit_last_run_timed_out(void);
-extern TimestampTz stream_view_charged_clock(void);
+
+/*
+ * A deadline on the charged clock (time_limit.c), with a wall-clock cap:
+ * passed when either end is; all zero: none
+ */
+typedef struct StreamViewDeadline
+{
+	TimestampTz charged;
+	TimestampTz wall;
+} StreamViewDeadline;
+
+extern StreamViewDeadline stream_view_deadline_after(int ms);
+extern bool stream_view_deadline_passed(const StreamViewDeadline *deadline);
 
 #endif
