@@ -23,14 +23,14 @@
  * thread, /proc/thread-self/schedstat).  On a host loaded far beyond its
  * cores a batch's usual run takes several times as long in wall-clock time,
  * and its events, which are no fault of the view's, would be lost to it.
- * A run is charged by a tick every TICK_MS after the limit (the first at
- * the limit itself), and cut when its charged time reaches the limit or its
- * wall-clock time STARVED_FACTOR times the limit; the careful retry's
+ * A run's limit is a deadline (StreamViewDeadline): the limit on the charged
+ * clock, or STARVED_FACTOR times it in wall-clock time, looked at by a tick
+ * every TICK_MS from the limit on in wall-clock time; the careful retry's
  * budgets (apply.c) are deadlines of the same kind.  Where the kernel does
  * not tell the delay (or a read of it fails: from then on), the limit is
  * wall-clock time.  Time a hypervisor gives the CPU to others (steal) is
- * charged.  The ticks go on after a cut
- * and cancel again: code that catches the cancel is cut at the next one.
+ * charged.  The ticks go on after a cut and cancel again: code that catches
+ * the cancel once is cut at the next one.
  */
 #include "postgres.h"
 
@@ -63,9 +63,8 @@ static volatile sig_atomic_t exceeded_in_lock_wait = false;
 static int	schedstat_fd = -1;
 static bool schedstat_tried = false;
 
-/* The current run's start: wall-clock time and the charged clock */
-static TimestampTz run_started;
-static TimestampTz run_started_charged;
+/* The current run's limit, a deadline (below) */
+static StreamViewDeadline run_deadline;
 
 /* Did the last run of stream_view_time_limited fail for the limit? */
 static bool last_run_timed_out = false;
@@ -117,7 +116,8 @@ charged_clock(void)
 
 /*
  * The deadline ms from now on the charged clock, or STARVED_FACTOR times
- * that in wall-clock time (the careful retry's budgets, apply.c).
+ * that in wall-clock time: a run's limit, and the careful retry's budgets
+ * (apply.c).
  */
 StreamViewDeadline
 stream_view_deadline_after(int ms)
@@ -129,7 +129,10 @@ stream_view_deadline_after(int ms)
 	return d;
 }
 
-/* Has deadline passed?  (Never, for a deadline of zeros.) */
+/*
+ * Has deadline passed?  (Never, for a deadline of zeros.)  Async-signal-safe:
+ * the limit's handler asks it.
+ */
 bool
 stream_view_deadline_passed(const StreamViewDeadline *deadline)
 {
@@ -142,14 +145,9 @@ stream_view_deadline_passed(const StreamViewDeadline *deadline)
 static void
 limit_handler(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	int64		charged_ms = (now - cpu_wait_us() - run_started_charged) / 1000;
-	int64		elapsed_ms = (now - run_started) / 1000;
-
 	if (!exceeded)
 	{
-		if (charged_ms < stream_ext_view_time_limit_ms &&
-			elapsed_ms < (int64) stream_ext_view_time_limit_ms * STARVED_FACTOR)
+		if (!stream_view_deadline_passed(&run_deadline))
 			return;				/* kept from a CPU: charged again at the next tick */
 		exceeded = true;
 		exceeded_in_lock_wait = (MyProc != NULL && MyProc->waitLock != NULL);
@@ -181,10 +179,10 @@ stream_view_time_limit_start(void)
 	exceeded_in_lock_wait = false;
 	if (stream_ext_view_time_limit_ms > 0)
 	{
-		run_started = GetCurrentTimestamp();
-		run_started_charged = run_started - cpu_wait_us();
+		run_deadline = stream_view_deadline_after(stream_ext_view_time_limit_ms);
 		enable_timeout_every(limit_timeout,
-							 TimestampTzPlusMilliseconds(run_started, stream_ext_view_time_limit_ms),
+							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 stream_ext_view_time_limit_ms),
 							 Min(TICK_MS, stream_ext_view_time_limit_ms));
 	}
 }
