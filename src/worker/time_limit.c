@@ -23,14 +23,19 @@
  * thread, /proc/thread-self/schedstat).  On a host loaded far beyond its
  * cores a batch's usual run takes several times as long in wall-clock time,
  * and its events, which are no fault of the view's, would be lost to it.
- * A run's limit is a deadline (StreamViewDeadline): the limit on the charged
- * clock, or STARVED_FACTOR times it in wall-clock time, looked at by a tick
- * every TICK_MS from the limit on in wall-clock time; the careful retry's
- * budgets (apply.c) are deadlines of the same kind.  Where the kernel does
- * not tell the delay (or a read of it fails: from then on), the limit is
- * wall-clock time.  Time a hypervisor gives the CPU to others (steal) is
- * charged.  The ticks go on after a cut and cancel again: code that catches
- * the cancel once is cut at the next one.
+ * There is no cap in wall-clock time: cutting a starved run would lose its
+ * events and free nothing, as the runs after it would starve as well.  (A
+ * cap of ten times the limit lost a whole batch on a host that gave the
+ * worker a few percent of a CPU.)  Only code a superuser installed can
+ * make its own thread wait for a CPU (threads or processes of its own that
+ * spin), and even then the thread's share of the CPU is charged.
+ * A run's limit is a deadline (StreamViewDeadline) on the charged clock,
+ * looked at by a tick every TICK_MS from the limit on in wall-clock time;
+ * the careful retry's budgets (apply.c) are deadlines of the same kind.
+ * Where the kernel does not tell the delay (or a read of it fails: from
+ * then on), the charged clock is wall-clock time.  Time a hypervisor gives
+ * the CPU to others (steal) is charged.  The ticks go on after a cut and
+ * cancel again: code that catches the cancel once is cut at the next one.
  */
 #include "postgres.h"
 
@@ -50,9 +55,6 @@
 
 /* How often a run past its limit in wall-clock time is charged again (ms) */
 #define TICK_MS 50
-
-/* A run is cut after this many times the limit in wall-clock time, charged or not */
-#define STARVED_FACTOR 10
 
 static bool registered = false;
 static TimeoutId limit_timeout;
@@ -115,16 +117,14 @@ charged_clock(void)
 }
 
 /*
- * The deadline ms from now on the charged clock, or STARVED_FACTOR times
- * that in wall-clock time: a run's limit, and the careful retry's budgets
- * (apply.c).
+ * The deadline ms from now on the charged clock: a run's limit, and the
+ * careful retry's budgets (apply.c).
  */
 StreamViewDeadline
 stream_view_deadline_after(int ms)
 {
 	StreamViewDeadline d;
 
-	d.wall = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) ms * STARVED_FACTOR);
 	d.charged = TimestampTzPlusMilliseconds(charged_clock(), ms);
 	return d;
 }
@@ -136,9 +136,9 @@ stream_view_deadline_after(int ms)
 bool
 stream_view_deadline_passed(const StreamViewDeadline *deadline)
 {
-	if (deadline->wall == 0)
+	if (deadline->charged == 0)
 		return false;
-	return GetCurrentTimestamp() > deadline->wall || charged_clock() > deadline->charged;
+	return charged_clock() > deadline->charged;
 }
 
 /* Signal handler of the timeout: cancel what runs, like statement_timeout */

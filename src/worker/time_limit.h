@@ -12,14 +12,10 @@ extern bool stream_view_time_limit_stop(void);
 extern void stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg);
 extern bool stream_view_time_limit_last_run_timed_out(void);
 
-/*
- * A deadline on the charged clock (time_limit.c), with a wall-clock cap:
- * passed when either end is; all zero: none
- */
+/* A deadline on the charged clock (time_limit.c); zero: none */
 typedef struct StreamViewDeadline
 {
 	TimestampTz charged;
-	TimestampTz wall;
 } StreamViewDeadline;
 
 extern StreamViewDeadline stream_view_deadline_after(int ms);
