@@ -8,6 +8,11 @@ DATA = src/install/stream_ext--0.1.sql
 SRCS = $(wildcard src/*.c src/*/*.c)
 OBJS = $(SRCS:.c=.o)
 
+# PGXS tracks no header dependencies: an object (or the bitcode JIT inlines)
+# left built against an older struct layout breaks the shared memory
+# protocol, so any header change rebuilds everything
+HEADERS = $(wildcard src/*.h src/*/*.h)
+
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK += -lrdkafka
 
@@ -19,3 +24,5 @@ REGRESS_OPTS = --inputdir=. --load-extension=stream_ext
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+$(OBJS) $(OBJS:.o=.bc): $(HEADERS)
