@@ -160,6 +160,24 @@ mark_input_changed(PlanState *ps, void *context)
 	return planstate_tree_walker(ps, mark_input_changed, context);
 }
 
+/*
+ * Rescan every marked node now, in the run's transaction, but the stream
+ * scans, whose rescan takes the next run's batch.  ExecReScan of a node
+ * leaves a marked child to be rescanned when next run: a Sort under an Agg
+ * that went to disk would keep its temporary files past the transaction,
+ * whose resource owner closes them at commit under the Sort (which closed
+ * them again at the next run's rescan).
+ */
+static bool
+rescan_now(PlanState *ps, void *context)
+{
+	if (IsA(ps, ForeignScanState))
+		return false;
+	if (ps->chgParam != NULL)
+		ExecReScan(ps);
+	return planstate_tree_walker(ps, rescan_now, context);
+}
+
 static void
 copy_params(ParamListInfo to, ParamListInfo from)
 {
@@ -301,7 +319,7 @@ kept_executor_run(KeptExecutor **kept, PlannedStmt *plan, const char *source,
 	 */
 	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
 	mark_input_changed(k->qd->planstate, NULL);
-	ExecReScan(k->qd->planstate);
+	(void) rescan_now(k->qd->planstate, NULL);
 	MemoryContextSwitchTo(oldcxt);
 
 	/*
