@@ -770,12 +770,19 @@ owns_transient_error(CachedView *view, ErrorData *e)
 
 /*
  * Is an error of view's run to propagate as transient (the batch's, or, for
- * a lock not available, to hold the view's events back)?
+ * a lock not available, to hold the view's events back)?  Not a
+ * configuration limit the run reached (temp_file_limit): the same events
+ * reach it again at every try while the setting stays, and the batch, with
+ * every writer behind it, would wait for ever.  It is the view's error: the
+ * careful retry runs the events one by one, sets aside for the view those
+ * that reach the limit alone, and applies the others in parts small enough
+ * (apply_in_parts).
  */
 static bool
 view_error_is_transient(CachedView *view, ErrorData *edata)
 {
-	if (!stream_error_is_transient(edata->sqlerrcode))
+	if (!stream_error_is_transient(edata->sqlerrcode) ||
+		edata->sqlerrcode == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED)
 		return false;
 	if (owns_transient_error(view, edata))
 		return false;
@@ -799,6 +806,58 @@ fails_without_events(CachedView *view, StreamBatchEvents *events, DestReceiver *
 	pfree(none);
 	pfree(scratch);
 	return fails;
+}
+
+/*
+ * Apply the events in [lo, hi) not in bad to view, by halves while a run
+ * of them together fails: a limit of the configuration the events reach
+ * together and none alone (temp_file_limit: a run's spill grows with its
+ * events) costs none of them.  An event that fails alone is set aside in
+ * bad, recorded.  Returns how many were.
+ */
+static int
+apply_in_parts(CachedView *view, StreamBatchEvents *events, bool *bad, int lo, int hi,
+			   List **outputs, ViewErrorLog *log)
+{
+	bool	   *excluded = events->skip;
+	bool	   *skip = palloc(sizeof(bool) * events->nevents);
+	int			n = 0;
+	int			last = -1;
+	DestReceiver *dest;
+	ErrorData  *e;
+
+	for (int i = 0; i < events->nevents; i++)
+	{
+		skip[i] = bad[i] || i < lo || i >= hi;
+		if (!skip[i])
+		{
+			n++;
+			last = i;
+		}
+	}
+	if (n == 0)
+		return 0;
+	dest = make_view_receiver(view, outputs);
+	events->skip = skip;
+	e = try_view_plan(view, events, dest);
+	events->skip = excluded;
+	pfree(skip);
+	if (e == NULL)
+	{
+		stream_forward_keep(dest);
+		return 0;
+	}
+	if (view_error_is_transient(view, e))
+		ReThrowError(e);
+	if (n == 1)
+	{
+		bad[last] = true;
+		stream_view_errors_record(log, e, stream_event_as_text(events->stream,
+															   &events->events[last]));
+		return 1;
+	}
+	return apply_in_parts(view, events, bad, lo, lo + (hi - lo) / 2, outputs, log) +
+		apply_in_parts(view, events, bad, lo + (hi - lo) / 2, hi, outputs, log);
 }
 
 /* At most this many culprits of errors no event causes alone, per view and batch */
@@ -905,7 +964,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		{
 			bad[i] = true;
 			nbad++;
-			if (stream_error_is_transient(e->sqlerrcode))
+			if (stream_error_is_transient(e->sqlerrcode) && stream_error_raised_by_code(e))
 				note_owned(view);
 			stream_view_errors_record(&log, e, stream_event_as_text(events->stream,
 																	&events->events[i]));
@@ -932,6 +991,12 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		/* a transient error the view's code did not raise is the batch's */
 		if (view_error_is_transient(view, edata))
 			ReThrowError(edata);
+		/* a limit the events reach only together: no culprit, but fewer at once */
+		if (edata->sqlerrcode == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED)
+		{
+			nbad += apply_in_parts(view, events, bad, 0, events->nevents, outputs, &log);
+			break;
+		}
 
 		/*
 		 * A time limit is not found by prefix: the longest prefix would be
