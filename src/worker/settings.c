@@ -44,6 +44,12 @@ static const PinnedSetting pinned[] = {
 	{"row_security", "on"},
 	/* generated SQL is qualified; nothing resolves through the path */
 	{"search_path", "pg_catalog"},
+	/*
+	 * a run's own parallel workers would keep it from the CPU without its
+	 * time limit charging it (time_limit.c), and take the background worker
+	 * slots stream_ext's processes need
+	 */
+	{"max_parallel_workers_per_gather", "0"},
 	/* only kept executors are compiled (kept_executor.c), never a plan run once */
 	{"jit_above_cost", "-1"},
 	/* the users' statements, not the merges of every view, fill its entries */
