@@ -96,8 +96,9 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
 
 /*
  * Merging a view's deltas one at a time after an error (set_aside_unmergeable)
- * takes at most this many times stream_ext.view_time_limit (at least 1 s):
- * each merge is limited, their sum too; the rest waits for the next try
+ * takes at most this many times stream_ext.view_time_limit (at least 1 s),
+ * on the charged clock (time_limit.c): each merge is limited, their sum
+ * too; the rest waits for the next try
  */
 #define ASIDE_BUDGET_LIMITS 4
 
@@ -601,7 +602,7 @@ set_aside_unmergeable(void *arg)
 	bool		class42_checked = false;
 	char	   *out_of_time = NULL;
 	int			budget_ms = ASIDE_BUDGET_LIMITS * Max(stream_ext_view_time_limit_ms, 1000);
-	TimestampTz budget_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), budget_ms);
+	StreamViewDeadline budget_end = stream_view_deadline_after(budget_ms);
 
 	v->aside_out_of_time = false;
 	if (!lock_state_table(v))
@@ -638,7 +639,7 @@ set_aside_unmergeable(void *arg)
 		AsideDelta *d;
 		Datum		args[1] = {PointerGetDatum(&tids[i])};
 
-		if (GetCurrentTimestamp() > budget_end)
+		if (stream_view_deadline_passed(&budget_end))
 		{
 			/* one merge at a time is slow too: the rest waits, as a slow view's */
 			out_of_time =
