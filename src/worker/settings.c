@@ -20,6 +20,8 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "optimizer/planner.h"
 #include "utils/guc.h"
 
 #include "ipc/queue.h"
@@ -44,11 +46,7 @@ static const PinnedSetting pinned[] = {
 	{"row_security", "on"},
 	/* generated SQL is qualified; nothing resolves through the path */
 	{"search_path", "pg_catalog"},
-	/*
-	 * a run's own parallel workers would keep it from the CPU without its
-	 * time limit charging it (time_limit.c), and take the background worker
-	 * slots stream_ext's processes need
-	 */
+	/* no parallel plans: plan_serially below */
 	{"max_parallel_workers_per_gather", "0"},
 	/* only kept executors are compiled (kept_executor.c), never a plan run once */
 	{"jit_above_cost", "-1"},
@@ -57,12 +55,39 @@ static const PinnedSetting pinned[] = {
 	{NULL, NULL}
 };
 
-/* Pin the settings above; call right after connecting to the database. */
+/*
+ * Every plan made in these processes is serial.  A parallel plan's workers
+ * would keep the run's own thread from a CPU, which its time limit does not
+ * charge (time_limit.c), and take the background worker slots stream_ext's
+ * processes need.  The pinned setting is not enough: a SET clause of a
+ * function the view calls, or its set_config, outranks an override.
+ */
+static planner_hook_type prev_planner = NULL;
+
+static PlannedStmt *
+plan_serially(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	cursorOptions &= ~CURSOR_OPT_PARALLEL_OK;
+	if (prev_planner != NULL)
+		return prev_planner(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+/*
+ * Pin the settings above, and plan serially; call right after connecting
+ * to the database.
+ */
 void
 stream_worker_pin_settings(void)
 {
 	for (const PinnedSetting *s = pinned; s->name != NULL; s++)
 		SetConfigOption(s->name, s->value, PGC_SUSET, PGC_S_OVERRIDE);
+	if (planner_hook != plan_serially)
+	{
+		prev_planner = planner_hook;
+		planner_hook = plan_serially;
+	}
 }
 
 /* The settings the results of a transform's expressions depend on */
