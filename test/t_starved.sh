@@ -12,6 +12,13 @@
 #   2. Not starved, an event whose expression spins on the CPU for 5 s is
 #      still cut at the limit: it alone is set aside (54000), the other
 #      events of its batch are counted.
+#   3. A view whose code catches the cancel, every time, in a loop: the
+#      worker is ended about a second after the cut and started again, and
+#      that view skips the batch (recorded); the other view of the stream
+#      counts it, and both views and another stream's go on.  (The worker
+#      and every writer of its queue waited for ever.)
+#   4. A view's function plans serially, whatever it sets: a parallel plan's
+#      workers would keep the run from a CPU, uncharged.
 source "$(dirname "$0")/lib.sh"
 BURNERS=${BURNERS:-4}
 
@@ -88,4 +95,60 @@ expect "SELECT n - $before FROM hot_sum" 2 "the spinning event alone is set asid
 expect "SELECT sqlstate || ' ' || (event LIKE '(-5,%') FROM stream_ext.view_errors WHERE name = 'hot_sum'::regclass" \
 	"54000 true" "the spinning event is recorded as over the limit"
 say "ok: an event spinning 5 s on the CPU was cut (its transaction took ${took} ms), the others counted"
+
+# --- 3. code that catches the cancel, every time
+run_sql <<'SQL'
+CREATE FOREIGN TABLE stubborn (x int) SERVER stream_ext;
+CREATE FUNCTION public.stubborn(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF x = 13 THEN
+    LOOP
+      BEGIN
+        PERFORM pg_sleep(0.01);
+      EXCEPTION WHEN query_canceled THEN NULL;
+      END;
+    END LOOP;
+  END IF;
+  RETURN x;
+END $$;
+CREATE VIEW stubborn_sum WITH (continuous) AS SELECT count(*) AS n, sum(public.stubborn(x)) AS s FROM stubborn;
+CREATE VIEW stubborn_all WITH (continuous) AS SELECT count(*) AS n, sum(x) AS s FROM stubborn;
+SQL
+log0=$(log_offset)
+t=$(ms_now)
+out=$(psql -X -At -v ON_ERROR_STOP=1 -c "SET statement_timeout = '60s'" \
+	-c "INSERT INTO stubborn VALUES (1), (13), (2)" 2>&1) || fail "the writer's INSERT failed: $out"
+took=$(($(ms_now) - t))
+say "the INSERT of an event the view loops on returned after ${took} ms"
+expect "SELECT n || ':' || s FROM stubborn_all" "3:16" "the other view of the stream counts the batch"
+expect "SELECT count(*) FROM stubborn_sum WHERE n > 0" 0 "the view that ignored the cancel skipped the batch"
+expect "SELECT sqlstate || ' ' || (message LIKE '%catches the cancel%skipped its 3 events%') || ' ' || (event IS NULL)
+          FROM stream_ext.view_errors WHERE name = 'stubborn_sum'::regclass" \
+	"54000 true true" "the skip is recorded for that view"
+grep -q "skips continuous view" <<< "$(log_since "$log0")" || fail "the restarted worker did not log the skip"
+say "ok: the server log says why"
+hot_before=$(q "SELECT n FROM hot_all")
+q "INSERT INTO stubborn VALUES (5)" >/dev/null
+q "INSERT INTO hot VALUES (7)" >/dev/null
+expect "SELECT n || ':' || s FROM stubborn_sum" "1:5" "the view counts the events after"
+expect "SELECT n || ':' || s FROM stubborn_all" "4:21" "and the other view"
+expect "SELECT n - $hot_before FROM hot_all" 1 "another stream's view goes on"
+
+# --- 4. no parallel plans in a view's run: how many processes scan a table
+run_sql <<'SQL'
+CREATE TABLE public.big AS SELECT g FROM generate_series(1, 200000) g;
+ANALYZE public.big;
+CREATE FUNCTION public.my_pid(x int) RETURNS int LANGUAGE plpgsql STABLE PARALLEL SAFE
+  AS $$ BEGIN RETURN pg_backend_pid(); END $$;
+CREATE FUNCTION public.scan_pids() RETURNS bigint LANGUAGE plpgsql STABLE
+  SET max_parallel_workers_per_gather = 2 SET parallel_setup_cost = 0
+  SET parallel_tuple_cost = 0 SET min_parallel_table_scan_size = 0
+  AS $$ BEGIN RETURN (SELECT count(*) FROM (SELECT public.my_pid(g) FROM public.big GROUP BY 1) s); END $$;
+CREATE VIEW scanners WITH (continuous) AS SELECT max(public.scan_pids()) AS pids FROM stubborn;
+SQL
+pids=$(q "SELECT public.scan_pids()")
+[ "$pids" -gt 1 ] || fail "a session scanned the table in $pids process(es), not in parallel: the test proves nothing"
+say "a session scans the table in $pids processes"
+q "INSERT INTO stubborn VALUES (6)" >/dev/null
+expect "SELECT pids FROM scanners" 1 "a view's run scans it in one, whatever its function sets"
 say "PASS ($((SECONDS - t0))s)"

@@ -62,6 +62,16 @@ typedef struct StreamWorkerSlot
 	ConditionVariable space_cv; /* broadcast when ring space is released */
 	char	   *ring;			/* NULL for combiner slots */
 	StreamSleeper sleeper;		/* the worker sleeping for records */
+
+	/*
+	 * A view whose code ignored the time limit's cancel, so that its worker
+	 * was ended (worker/worker.c): the worker after it skips that view's
+	 * events up to ring position ignored_cancel_end.  Written and read by
+	 * the slot's worker only.
+	 */
+	int			ignored_cancel_view;	/* 0: none */
+	Oid			ignored_cancel_db;
+	uint64		ignored_cancel_end;
 } StreamWorkerSlot;
 
 /* Room for the workers' settings a writer adopts (worker/settings.c) */

@@ -1216,6 +1216,49 @@ plans_to_run(StreamBatchEvents *events, List *views, bool sinks_staged)
 	return n;
 }
 
+/*
+ * The view whose events apply_streams is on (0: none), for the time limit's
+ * signal handler (worker.c); and a view that skips its events of the batch
+ * instead (stream_apply_skip_view).
+ */
+static volatile sig_atomic_t running_view = 0;
+static int	skipped_view = 0;
+
+int
+stream_apply_running_view(void)
+{
+	return running_view;
+}
+
+/*
+ * Have view_id (0: none) skip its events of the batches applied from now
+ * on, each recorded in view_errors as one error: its code went on after the
+ * time limit cancelled its run over them, and the worker was ended for it
+ * (worker.c).
+ */
+void
+stream_apply_skip_view(int view_id)
+{
+	skipped_view = view_id;
+}
+
+static void
+skip_events(CachedView *view, StreamBatchEvents *events, List **counts)
+{
+	ViewCount  *count = palloc0(sizeof(ViewCount));
+	ViewErrorLog log;
+
+	count->view_id = view->id;
+	count->events = events->nevents;
+	count->errors = events->nevents;
+	*counts = lappend(*counts, count);
+	stream_view_errors_begin(&log, view->id);
+	stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+									 psprintf("the view's code went on after stream_ext.view_time_limit (%d ms) cancelled its run (it catches the cancel): the worker was ended, and the view skipped its %d events of the batch",
+											  stream_ext_view_time_limit_ms, events->nevents));
+	stream_view_errors_end(&log);
+}
+
 static void
 held_events_wait(int view_id)
 {
@@ -1288,6 +1331,12 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 				continue;		/* writer_apply.c, kafka/sink_stage.c */
 			if (sinks_staged && view->sink_id > 0)
 				continue;		/* stage_sinks */
+			if (drain_id == 0 && view->id == skipped_view)
+			{
+				skip_events(view, events, counts);
+				continue;
+			}
+			running_view = view->id;
 			if (drain_id != 0 && !stream_view_locks_free(view))
 				held_events_wait(drain_id);
 			if (drain_id == 0 && stream_view_held_back(view))
@@ -1303,6 +1352,7 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 		}
 		events->values = NULL;
 	}
+	running_view = 0;
 	/* held events not applied stay held: their deletion rolls back */
 	if (drain_id != 0 && !drained)
 		held_events_wait(drain_id);

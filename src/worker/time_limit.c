@@ -26,9 +26,12 @@
  * There is no cap in wall-clock time: cutting a starved run would lose its
  * events and free nothing, as the runs after it would starve as well.  (A
  * cap of ten times the limit lost a whole batch on a host that gave the
- * worker a few percent of a CPU.)  Only code a superuser installed can
- * make its own thread wait for a CPU (threads or processes of its own that
- * spin), and even then the thread's share of the CPU is charged.
+ * worker a few percent of a CPU.)  A run could keep its own thread from
+ * a CPU with parallel workers of its own, which the workers' settings rule
+ * out (max_parallel_workers_per_gather, settings.c); otherwise only code a
+ * superuser installed can (threads or processes of its own that spin), and
+ * even then the thread's share of the CPU is charged.  Load a view's owner
+ * makes elsewhere (other sessions) starves its runs as any other load.
  * A run's limit is a deadline (StreamViewDeadline) on the charged clock,
  * looked at by a tick every TICK_MS from the limit on in wall-clock time;
  * the careful retry's budgets (apply.c) are deadlines of the same kind.
@@ -36,6 +39,12 @@
  * then on), the charged clock is wall-clock time.  Time a hypervisor gives
  * the CPU to others (steal) is charged.  The ticks go on after a cut and
  * cancel again: code that catches the cancel once is cut at the next one.
+ * Code that catches it every time (a loop around an EXCEPTION WHEN
+ * query_canceled block) would hold the worker for ever: where the process
+ * has said what to do then (stream_view_time_limit_on_ignored_cancel, the
+ * batch workers), a run still going IGNORED_CANCEL_MS after its cut, or its
+ * limit if longer, on the charged clock, ends the process (FATAL, as
+ * pg_terminate_backend would), the only error a PL/pgSQL block cannot catch.
  */
 #include "postgres.h"
 
@@ -56,6 +65,9 @@
 /* How often a run past its limit in wall-clock time is charged again (ms) */
 #define TICK_MS 50
 
+/* A run still going this long after its cut (at least) ignores the cancel */
+#define IGNORED_CANCEL_MS 1000
+
 static bool registered = false;
 static TimeoutId limit_timeout;
 static volatile sig_atomic_t exceeded = false;
@@ -67,6 +79,10 @@ static bool schedstat_tried = false;
 
 /* The current run's limit, a deadline (below) */
 static StreamViewDeadline run_deadline;
+
+/* After a cut: when the run ignores the cancel, and what to do then */
+static StreamViewDeadline ignored_deadline;
+static void (*on_ignored_cancel) (void) = NULL;
 
 /* Did the last run of stream_view_time_limited fail for the limit? */
 static bool last_run_timed_out = false;
@@ -151,10 +167,29 @@ limit_handler(void)
 			return;				/* kept from a CPU: charged again at the next tick */
 		exceeded = true;
 		exceeded_in_lock_wait = (MyProc != NULL && MyProc->waitLock != NULL);
+		ignored_deadline =
+			stream_view_deadline_after(Max(stream_ext_view_time_limit_ms, IGNORED_CANCEL_MS));
+	}
+	else if (on_ignored_cancel != NULL && !ProcDiePending &&
+			 stream_view_deadline_passed(&ignored_deadline))
+	{
+		on_ignored_cancel();
+		ProcDiePending = true;
 	}
 	QueryCancelPending = true;
 	InterruptPending = true;
 	SetLatch(MyLatch);
+}
+
+/*
+ * Have this process end (FATAL) when a run goes on after its cut as long as
+ * the limit, at least IGNORED_CANCEL_MS: code that catches the cancel.
+ * callback runs first, in the signal handler (async-signal-safe only).
+ */
+void
+stream_view_time_limit_on_ignored_cancel(void (*callback) (void))
+{
+	on_ignored_cancel = callback;
 }
 
 /* Start timing a run of a view's plan */

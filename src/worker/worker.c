@@ -38,6 +38,7 @@
 #include "stream/insert.h"
 #include "worker/apply.h"
 #include "worker/settings.h"
+#include "worker/time_limit.h"
 #include "worker/view_cache.h"
 #include "worker/worker.h"
 
@@ -340,6 +341,67 @@ note_commit_latency(int slotno, StreamBatch *batch)
 #define RETRY_DELAY_MS 1000
 
 /*
+ * A view whose code catches the time limit's cancel, over and over, would
+ * hold this worker, and every writer of its queue, for ever: the time limit
+ * ends the process (time_limit.c), first noting in the slot which view and
+ * up to where in the ring (note_ignored_cancel).  The launcher starts the
+ * worker again, which applies the same events, but without that view: it
+ * skips them, recorded (apply.c).  Everything else of the batch was rolled
+ * back with the process and is applied again.
+ */
+static StreamWorkerSlot *my_slot = NULL;
+static uint64 applying_end = 0; /* ring position after the batch being applied */
+static int	skip_view = 0;		/* the view to skip ... */
+static uint64 skip_until = 0;	/* ... in the events before this position */
+
+/* In the time limit's signal handler */
+static void
+note_ignored_cancel(void)
+{
+	int			view = stream_apply_running_view();
+
+	if (view == 0)
+		return;
+	my_slot->ignored_cancel_db = MyDatabaseId;
+	my_slot->ignored_cancel_end = applying_end;
+	pg_write_barrier();
+	my_slot->ignored_cancel_view = view;
+}
+
+/* At start: what the process before was ended for, if anything */
+static void
+take_ignored_cancel_note(StreamWorkerSlot *slot)
+{
+	my_slot = slot;
+	stream_view_time_limit_on_ignored_cancel(note_ignored_cancel);
+	if (slot->ignored_cancel_view == 0)
+		return;
+	pg_read_barrier();
+	if (slot->ignored_cancel_db == MyDatabaseId && slot->ignored_cancel_end > slot->read_pos)
+	{
+		skip_view = slot->ignored_cancel_view;
+		skip_until = slot->ignored_cancel_end;
+		ereport(LOG,
+				(errmsg("stream_ext worker skips continuous view %d for the events its previous process was ended on",
+						skip_view),
+				 errdetail("The view's code went on after stream_ext.view_time_limit cancelled its run: it catches the cancel.")));
+	}
+	else
+		slot->ignored_cancel_view = 0;
+}
+
+/* The batch applied, its ring space released: done with the skip? */
+static void
+end_skip_if_past(StreamWorkerSlot *slot)
+{
+	if (skip_view != 0 && slot->read_pos >= skip_until)
+	{
+		skip_view = 0;
+		slot->ignored_cancel_view = 0;
+	}
+}
+
+/*
  * Apply the batch (carefully after an error), then acknowledge its waiting
  * writers and release its ring space.  An error on events costs only those
  * events for their views (apply.c); what remains is not the events' fault.
@@ -411,7 +473,12 @@ apply_batch(int slotno, StreamBatch *batch, MemoryContext batch_cxt)
 	bool		done;
 
 	MemoryContextSwitchTo(batch_cxt);
+	applying_end = batch->end_pos;
+	stream_apply_skip_view(skip_view);
 	done = apply_and_acknowledge(slotno, batch, batch_cxt);
+	stream_apply_skip_view(0);
+	if (done)
+		end_skip_if_past(stream_slot(slotno));
 	MemoryContextSwitchTo(TopMemoryContext);
 	stream_worker_report_done();
 	return done ? 0 : TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_DELAY_MS);
@@ -429,6 +496,7 @@ stream_batch_worker_loop(int slotno)
 	TimestampTz last_check = GetCurrentTimestamp();
 
 	view_cache_init();
+	take_ignored_cancel_note(slot);
 
 	for (;;)
 	{
@@ -479,7 +547,9 @@ stream_batch_worker_loop(int slotno)
 			first_seen = now;
 		}
 		MemoryContextSwitchTo(batch_cxt);
-		full = collect_records(batch, slotno, written);
+		/* the events of a skip are a batch (or more) of their own */
+		full = collect_records(batch, slotno,
+							   skip_view != 0 ? Min(written, skip_until) : written);
 		MemoryContextSwitchTo(TopMemoryContext);
 
 		/* Nobody waits and there is room: let more events arrive. */
