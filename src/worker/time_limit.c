@@ -91,22 +91,27 @@ static bool last_run_timed_out = false;
 static volatile int64 last_cpu_wait_us = 0;
 
 /*
- * Microseconds this thread waited for a CPU while it could run, so far; 0
- * where the kernel does not tell.  Async-signal-safe (a pread and digits).
+ * The thread's delay before the file was opened, not counted: the charged
+ * clock goes on from wall-clock time without a jump (a deadline set before
+ * the open would move by the thread's whole delay so far)
  */
-static int64
-cpu_wait_us(void)
+static int64 cpu_wait_base_us = 0;
+
+/*
+ * Read the microseconds this thread waited for a CPU while it could run,
+ * since it began, into *us.  Async-signal-safe (a pread and digits).
+ */
+static bool
+read_cpu_wait_us(int64 *us)
 {
 	char		buf[96];
 	ssize_t		n;
 	char	   *p;
 	uint64		ns = 0;
 
-	if (schedstat_fd < 0)
-		return last_cpu_wait_us;
 	n = pread(schedstat_fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
-		return last_cpu_wait_us;
+		return false;
 	buf[n] = '\0';
 	/* "time on a CPU" "time waiting on a run queue" "time slices", in ns */
 	for (p = buf; *p != '\0' && *p != ' '; p++)
@@ -114,10 +119,24 @@ cpu_wait_us(void)
 	for (; *p == ' '; p++)
 		;
 	if (*p < '0' || *p > '9')
-		return last_cpu_wait_us;
+		return false;
 	for (; *p >= '0' && *p <= '9'; p++)
 		ns = ns * 10 + (uint64) (*p - '0');
-	last_cpu_wait_us = (int64) (ns / 1000);
+	*us = (int64) (ns / 1000);
+	return true;
+}
+
+/*
+ * Microseconds this thread waited for a CPU while it could run, since the
+ * file was opened; none where the kernel does not tell.  Async-signal-safe.
+ */
+static int64
+cpu_wait_us(void)
+{
+	int64		us;
+
+	if (schedstat_fd >= 0 && read_cpu_wait_us(&us))
+		last_cpu_wait_us = us - cpu_wait_base_us;
 	return last_cpu_wait_us;
 }
 
@@ -207,6 +226,18 @@ stream_view_time_limit_start(void)
 		schedstat_fd = BasicOpenFile("/proc/thread-self/schedstat", O_RDONLY | PG_BINARY);
 		/* out of descriptors: try again at the next run */
 		schedstat_tried = schedstat_fd >= 0 || (errno != EMFILE && errno != ENFILE);
+		if (schedstat_fd >= 0)
+		{
+			int64		us;
+
+			if (read_cpu_wait_us(&us))
+				cpu_wait_base_us = us - last_cpu_wait_us;
+			else
+			{
+				close(schedstat_fd);
+				schedstat_fd = -1;
+			}
+		}
 		if (schedstat_fd < 0)
 			ReleaseExternalFD();
 	}
