@@ -808,58 +808,6 @@ fails_without_events(CachedView *view, StreamBatchEvents *events, DestReceiver *
 	return fails;
 }
 
-/*
- * Apply the events in [lo, hi) not in bad to view, by halves while a run
- * of them together fails: a limit of the configuration the events reach
- * together and none alone (temp_file_limit: a run's spill grows with its
- * events) costs none of them.  An event that fails alone is set aside in
- * bad, recorded.  Returns how many were.
- */
-static int
-apply_in_parts(CachedView *view, StreamBatchEvents *events, bool *bad, int lo, int hi,
-			   List **outputs, ViewErrorLog *log)
-{
-	bool	   *excluded = events->skip;
-	bool	   *skip = palloc(sizeof(bool) * events->nevents);
-	int			n = 0;
-	int			last = -1;
-	DestReceiver *dest;
-	ErrorData  *e;
-
-	for (int i = 0; i < events->nevents; i++)
-	{
-		skip[i] = bad[i] || i < lo || i >= hi;
-		if (!skip[i])
-		{
-			n++;
-			last = i;
-		}
-	}
-	if (n == 0)
-		return 0;
-	dest = make_view_receiver(view, outputs);
-	events->skip = skip;
-	e = try_view_plan(view, events, dest);
-	events->skip = excluded;
-	pfree(skip);
-	if (e == NULL)
-	{
-		stream_forward_keep(dest);
-		return 0;
-	}
-	if (view_error_is_transient(view, e))
-		ReThrowError(e);
-	if (n == 1)
-	{
-		bad[last] = true;
-		stream_view_errors_record(log, e, stream_event_as_text(events->stream,
-															   &events->events[last]));
-		return 1;
-	}
-	return apply_in_parts(view, events, bad, lo, lo + (hi - lo) / 2, outputs, log) +
-		apply_in_parts(view, events, bad, lo + (hi - lo) / 2, hi, outputs, log);
-}
-
 /* At most this many culprits of errors no event causes alone, per view and batch */
 #define MAX_CULPRIT_SEARCHES 64
 
@@ -876,6 +824,110 @@ timed_out(ErrorData *e)
 {
 	return e->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
 		stream_view_time_limit_last_run_timed_out();
+}
+
+/* The careful retry applying a batch in parts (apply_in_parts) */
+typedef struct Parts
+{
+	CachedView *view;
+	StreamBatchEvents *events;
+	bool	   *bad;			/* events set aside, as in apply_view_carefully */
+	List	   *done;			/* the receivers of the parts applied */
+	List	  **outputs;
+	ViewErrorLog *log;
+	const StreamViewDeadline *end;	/* the view's budget */
+	DestReceiver *trial;
+	bool		out_of_time;
+} Parts;
+
+/*
+ * Apply the events in [lo, hi) not in p->bad, by halves while a run of them
+ * together fails: a limit of the configuration the events reach together
+ * and none alone (temp_file_limit: a run's spill grows with its events)
+ * costs none of them.  An event that fails alone, or that an error the
+ * part's events cause together blames (find_culprit, as in the rounds), is
+ * set aside in p->bad, recorded; past the view's budget the rest is.
+ * Returns how many were.  The receivers of the parts applied go to p->done,
+ * for the caller to keep once every part is done: a transient error of a
+ * later part holds all of the view's events back, and the rows a transform
+ * wrote for the earlier parts must not be kept then.
+ */
+static int
+apply_in_parts(Parts *p, int lo, int hi)
+{
+	StreamBatchEvents *events = p->events;
+	bool	   *excluded = events->skip;
+	bool	   *skip;
+	int			n = 0;
+	int			last = -1;
+	int			nbad = 0;
+	int			mid;
+	DestReceiver *dest;
+	ErrorData  *e;
+
+	for (int i = lo; i < hi; i++)
+		if (!p->bad[i])
+		{
+			n++;
+			last = i;
+		}
+	if (n == 0)
+		return 0;
+	if (stream_view_deadline_passed(p->end))
+	{
+		if (!p->out_of_time)
+			stream_view_errors_record_reason(p->log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+											 psprintf("applying the batch in parts took longer than %d ms; the rest of the batch is skipped",
+													  CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms));
+		p->out_of_time = true;
+		for (int i = lo; i < hi; i++)
+			if (!p->bad[i])
+			{
+				p->bad[i] = true;
+				nbad++;
+			}
+		return nbad;
+	}
+	skip = palloc(sizeof(bool) * events->nevents);
+	for (int i = 0; i < events->nevents; i++)
+		skip[i] = p->bad[i] || i < lo || i >= hi;
+	dest = make_view_receiver(p->view, p->outputs);
+	events->skip = skip;
+	e = try_view_plan(p->view, events, dest);
+	events->skip = excluded;
+	if (e == NULL)
+	{
+		pfree(skip);
+		p->done = lappend(p->done, dest);
+		return 0;
+	}
+	if (view_error_is_transient(p->view, e))
+		ReThrowError(e);
+	if (n == 1)
+	{
+		p->bad[last] = true;
+		stream_view_errors_record(p->log, e, stream_event_as_text(events->stream,
+																  &events->events[last]));
+		pfree(skip);
+		return 1;
+	}
+	if (e->sqlerrcode != ERRCODE_CONFIGURATION_LIMIT_EXCEEDED && !timed_out(e))
+	{
+		int			culprit = find_culprit(p->view, events, skip, lo, p->end, p->trial);
+
+		if (culprit >= 0)
+		{
+			p->bad[culprit] = true;
+			stream_view_errors_record(p->log, e, stream_event_as_text(events->stream,
+																	  &events->events[culprit]));
+			pfree(skip);
+			return 1 + apply_in_parts(p, lo, hi);
+		}
+	}
+	pfree(skip);
+	mid = lo + (hi - lo) / 2;
+	nbad = apply_in_parts(p, lo, mid);
+	return nbad + apply_in_parts(p, mid, hi);
 }
 
 /*
@@ -994,7 +1046,17 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		/* a limit the events reach only together: no culprit, but fewer at once */
 		if (edata->sqlerrcode == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED)
 		{
-			nbad += apply_in_parts(view, events, bad, 0, events->nevents, outputs, &log);
+			Parts		parts = {view, events, bad, NIL, outputs, &log, &culprit_end, trial, false};
+			ListCell   *lc;
+
+			nbad += apply_in_parts(&parts, 0, events->nevents);
+			foreach(lc, parts.done)
+			{
+				DestReceiver *done = lfirst(lc);
+
+				stream_forward_keep(done);
+				done->rDestroy(done);
+			}
 			break;
 		}
 
