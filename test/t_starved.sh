@@ -12,11 +12,13 @@
 #   2. Not starved, an event whose expression spins on the CPU for 5 s is
 #      still cut at the limit: it alone is set aside (54000), the other
 #      events of its batch are counted.
-#   3. A view whose code catches the cancel, every time, in a loop: the
+#   3. Two views whose code catches the cancel, every time, in a loop: the
 #      worker is ended about a second after the cut and started again, and
-#      that view skips the batch (recorded); the other view of the stream
-#      counts it, and both views and another stream's go on.  (The worker
-#      and every writer of its queue waited for ever.)
+#      that view skips the batch (recorded), then the same for the other;
+#      the third view of the stream counts the batch, and all views and
+#      another stream's go on.  (The worker and every writer of its queue
+#      waited for ever; with one note in the slot, the two views took turns
+#      ending the worker, for ever.)
 #   4. A view's function plans serially, whatever it sets: a parallel plan's
 #      workers would keep the run from a CPU, uncharged.
 source "$(dirname "$0")/lib.sh"
@@ -112,6 +114,7 @@ BEGIN
   RETURN x;
 END $$;
 CREATE VIEW stubborn_sum WITH (continuous) AS SELECT count(*) AS n, sum(public.stubborn(x)) AS s FROM stubborn;
+CREATE VIEW stubborn_max WITH (continuous) AS SELECT count(*) AS n, max(public.stubborn(x)) AS m FROM stubborn;
 CREATE VIEW stubborn_all WITH (continuous) AS SELECT count(*) AS n, sum(x) AS s FROM stubborn;
 SQL
 log0=$(log_offset)
@@ -119,18 +122,20 @@ t=$(ms_now)
 out=$(psql -X -At -v ON_ERROR_STOP=1 -c "SET statement_timeout = '60s'" \
 	-c "INSERT INTO stubborn VALUES (1), (13), (2)" 2>&1) || fail "the writer's INSERT failed: $out"
 took=$(($(ms_now) - t))
-say "the INSERT of an event the view loops on returned after ${took} ms"
-expect "SELECT n || ':' || s FROM stubborn_all" "3:16" "the other view of the stream counts the batch"
-expect "SELECT count(*) FROM stubborn_sum WHERE n > 0" 0 "the view that ignored the cancel skipped the batch"
-expect "SELECT sqlstate || ' ' || (message LIKE '%catches the cancel%skipped its 3 events%') || ' ' || (event IS NULL)
-          FROM stream_ext.view_errors WHERE name = 'stubborn_sum'::regclass" \
-	"54000 true true" "the skip is recorded for that view"
-grep -q "skips continuous view" <<< "$(log_since "$log0")" || fail "the restarted worker did not log the skip"
+say "the INSERT of an event two views loop on returned after ${took} ms"
+expect "SELECT n || ':' || s FROM stubborn_all" "3:16" "the third view of the stream counts the batch"
+expect "SELECT (SELECT count(*) FROM stubborn_sum WHERE n > 0) + (SELECT count(*) FROM stubborn_max WHERE n > 0)" 0 \
+	"the views that ignored the cancel skipped the batch"
+expect "SELECT string_agg(name::text || ' ' || sqlstate || ' ' || (message LIKE '%catches the cancel%skipped its 3 events%') || ' ' || (event IS NULL), ', ' ORDER BY name::text)
+          FROM stream_ext.view_errors WHERE name IN ('stubborn_sum'::regclass, 'stubborn_max'::regclass)" \
+	"stubborn_max 54000 true true, stubborn_sum 54000 true true" "the skip is recorded for each"
+[ "$(log_since "$log0" | grep -c "skips continuous view")" -ge 2 ] || fail "the restarted worker did not log the skips"
 say "ok: the server log says why"
 hot_before=$(q "SELECT n FROM hot_all")
 q "INSERT INTO stubborn VALUES (5)" >/dev/null
 q "INSERT INTO hot VALUES (7)" >/dev/null
-expect "SELECT n || ':' || s FROM stubborn_sum" "1:5" "the view counts the events after"
+expect "SELECT n || ':' || s FROM stubborn_sum" "1:5" "the views count the events after"
+expect "SELECT n || ':' || m FROM stubborn_max" "1:5" "both"
 expect "SELECT n || ':' || s FROM stubborn_all" "4:21" "and the other view"
 expect "SELECT n - $hot_before FROM hot_all" 1 "another stream's view goes on"
 

@@ -50,6 +50,9 @@ typedef enum StreamWorkerRole
  * - A worker sleeps for records on sleeper, which a writer wakes once it
  *   moved write_pos (ipc/futex.c).
  */
+/* Views a worker's slot notes as ignoring the time limit's cancel, at most */
+#define STREAM_IGNORED_CANCEL_NOTES 8
+
 typedef struct StreamWorkerSlot
 {
 	StreamSlotState state;
@@ -64,14 +67,17 @@ typedef struct StreamWorkerSlot
 	StreamSleeper sleeper;		/* the worker sleeping for records */
 
 	/*
-	 * A view whose code ignored the time limit's cancel, so that its worker
-	 * was ended (worker/worker.c): the worker after it skips that view's
-	 * events up to ring position ignored_cancel_end.  Written and read by
-	 * the slot's worker only.
+	 * Views whose code ignored the time limit's cancel, so that the worker
+	 * was ended (worker/worker.c): the workers after it skip each view's
+	 * events up to its ring position end.  Written and read by the slot's
+	 * worker only.
 	 */
-	int			ignored_cancel_view;	/* 0: none */
 	Oid			ignored_cancel_db;
-	uint64		ignored_cancel_end;
+	struct
+	{
+		int			view;		/* 0: a free entry */
+		uint64		end;
+	}			ignored_cancel[STREAM_IGNORED_CANCEL_NOTES];
 } StreamWorkerSlot;
 
 /* Room for the workers' settings a writer adopts (worker/settings.c) */

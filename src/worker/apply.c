@@ -1280,11 +1280,12 @@ plans_to_run(StreamBatchEvents *events, List *views, bool sinks_staged)
 
 /*
  * The view whose events apply_streams is on (0: none), for the time limit's
- * signal handler (worker.c); and a view that skips its events of the batch
- * instead (stream_apply_skip_view).
+ * signal handler (worker.c); and the views that skip their events of the
+ * batch instead (stream_apply_skip_views).
  */
 static volatile sig_atomic_t running_view = 0;
-static int	skipped_view = 0;
+static const int *skipped_views = NULL;
+static int	n_skipped_views = 0;
 
 int
 stream_apply_running_view(void)
@@ -1293,15 +1294,25 @@ stream_apply_running_view(void)
 }
 
 /*
- * Have view_id (0: none) skip its events of the batches applied from now
- * on, each recorded in view_errors as one error: its code went on after the
- * time limit cancelled its run over them, and the worker was ended for it
- * (worker.c).
+ * Have views (n of them; none: NULL, 0) skip their events of the batches
+ * applied from now on, each recorded in view_errors as one error: their
+ * code went on after the time limit cancelled their run over them, and the
+ * worker was ended for it (worker.c).
  */
 void
-stream_apply_skip_view(int view_id)
+stream_apply_skip_views(const int *views, int n)
 {
-	skipped_view = view_id;
+	skipped_views = views;
+	n_skipped_views = n;
+}
+
+static bool
+skipped(CachedView *view)
+{
+	for (int i = 0; i < n_skipped_views; i++)
+		if (skipped_views[i] == view->id)
+			return true;
+	return false;
 }
 
 static void
@@ -1393,9 +1404,12 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 				continue;		/* writer_apply.c, kafka/sink_stage.c */
 			if (sinks_staged && view->sink_id > 0)
 				continue;		/* stage_sinks */
-			if (drain_id == 0 && view->id == skipped_view)
+			if (drain_id == 0 && skipped(view))
 			{
-				skip_events(view, events, counts);
+				/* recorded while the view is there (a DROP may be under way) */
+				if (ConditionalLockRelationOid(view->view, AccessShareLock) &&
+					SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
+					skip_events(view, events, counts);
 				continue;
 			}
 			running_view = view->id;

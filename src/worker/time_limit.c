@@ -82,7 +82,7 @@ static StreamViewDeadline run_deadline;
 
 /* After a cut: when the run ignores the cancel, and what to do then */
 static StreamViewDeadline ignored_deadline;
-static void (*on_ignored_cancel) (void) = NULL;
+static bool (*on_ignored_cancel) (void) = NULL;
 
 /* Did the last run of stream_view_time_limited fail for the limit? */
 static bool last_run_timed_out = false;
@@ -190,11 +190,8 @@ limit_handler(void)
 			stream_view_deadline_after(Max(stream_ext_view_time_limit_ms, IGNORED_CANCEL_MS));
 	}
 	else if (on_ignored_cancel != NULL && !ProcDiePending &&
-			 stream_view_deadline_passed(&ignored_deadline))
-	{
-		on_ignored_cancel();
+			 stream_view_deadline_passed(&ignored_deadline) && on_ignored_cancel())
 		ProcDiePending = true;
-	}
 	QueryCancelPending = true;
 	InterruptPending = true;
 	SetLatch(MyLatch);
@@ -203,10 +200,12 @@ limit_handler(void)
 /*
  * Have this process end (FATAL) when a run goes on after its cut as long as
  * the limit, at least IGNORED_CANCEL_MS: code that catches the cancel.
- * callback runs first, in the signal handler (async-signal-safe only).
+ * callback runs first, in the signal handler (async-signal-safe only), and
+ * says whether to: when it cannot note what to skip, the process goes on
+ * cancelling.
  */
 void
-stream_view_time_limit_on_ignored_cancel(void (*callback) (void))
+stream_view_time_limit_on_ignored_cancel(bool (*callback) (void))
 {
 	on_ignored_cancel = callback;
 }

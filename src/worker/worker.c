@@ -345,60 +345,86 @@ note_commit_latency(int slotno, StreamBatch *batch)
  * hold this worker, and every writer of its queue, for ever: the time limit
  * ends the process (time_limit.c), first noting in the slot which view and
  * up to where in the ring (note_ignored_cancel).  The launcher starts the
- * worker again, which applies the same events, but without that view: it
- * skips them, recorded (apply.c).  Everything else of the batch was rolled
- * back with the process and is applied again.
+ * worker again, which applies the same events, but without the noted views:
+ * they skip them, recorded (apply.c).  Everything else of the batch was
+ * rolled back with the process and is applied again.  A note stays until
+ * the ring is released past its end, so that a second such view met on the
+ * same events adds to it instead of bringing the first one back.
  */
 static StreamWorkerSlot *my_slot = NULL;
 static uint64 applying_end = 0; /* ring position after the batch being applied */
-static int	skip_view = 0;		/* the view to skip ... */
-static uint64 skip_until = 0;	/* ... in the events before this position */
 
-/* In the time limit's signal handler */
-static void
+/* In the time limit's signal handler: false when there is no note to make */
+static bool
 note_ignored_cancel(void)
 {
 	int			view = stream_apply_running_view();
+	int			free = -1;
 
 	if (view == 0)
-		return;
+		return false;
+	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
+	{
+		if (my_slot->ignored_cancel[i].view == view)
+		{
+			my_slot->ignored_cancel[i].end = Max(my_slot->ignored_cancel[i].end, applying_end);
+			return true;
+		}
+		if (free < 0 && my_slot->ignored_cancel[i].view == 0)
+			free = i;
+	}
+	if (free < 0)
+		return false;
 	my_slot->ignored_cancel_db = MyDatabaseId;
-	my_slot->ignored_cancel_end = applying_end;
+	my_slot->ignored_cancel[free].end = applying_end;
 	pg_write_barrier();
-	my_slot->ignored_cancel_view = view;
+	my_slot->ignored_cancel[free].view = view;
+	return true;
 }
 
-/* At start: what the process before was ended for, if anything */
-static void
-take_ignored_cancel_note(StreamWorkerSlot *slot)
+/*
+ * Forget the notes the ring is released past (or another database's), and
+ * return the views of the others, for the batches before the first end
+ * (*until; 0 when none).
+ */
+static int
+ignored_cancel_notes(StreamWorkerSlot *slot, int *views, uint64 *until)
 {
+	int			n = 0;
+
+	*until = 0;
+	pg_read_barrier();
+	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
+	{
+		if (slot->ignored_cancel[i].view == 0)
+			continue;
+		if (slot->ignored_cancel_db != MyDatabaseId || slot->ignored_cancel[i].end <= slot->read_pos)
+		{
+			slot->ignored_cancel[i].view = 0;
+			continue;
+		}
+		views[n++] = slot->ignored_cancel[i].view;
+		if (*until == 0 || slot->ignored_cancel[i].end < *until)
+			*until = slot->ignored_cancel[i].end;
+	}
+	return n;
+}
+
+/* At start: what the processes before were ended for, if anything */
+static void
+take_ignored_cancel_notes(StreamWorkerSlot *slot)
+{
+	int			views[STREAM_IGNORED_CANCEL_NOTES];
+	uint64		until;
+	int			n = ignored_cancel_notes(slot, views, &until);
+
 	my_slot = slot;
 	stream_view_time_limit_on_ignored_cancel(note_ignored_cancel);
-	if (slot->ignored_cancel_view == 0)
-		return;
-	pg_read_barrier();
-	if (slot->ignored_cancel_db == MyDatabaseId && slot->ignored_cancel_end > slot->read_pos)
-	{
-		skip_view = slot->ignored_cancel_view;
-		skip_until = slot->ignored_cancel_end;
+	for (int i = 0; i < n; i++)
 		ereport(LOG,
-				(errmsg("stream_ext worker skips continuous view %d for the events its previous process was ended on",
-						skip_view),
+				(errmsg("stream_ext worker skips continuous view %d for the events a previous process was ended on",
+						views[i]),
 				 errdetail("The view's code went on after stream_ext.view_time_limit cancelled its run: it catches the cancel.")));
-	}
-	else
-		slot->ignored_cancel_view = 0;
-}
-
-/* The batch applied, its ring space released: done with the skip? */
-static void
-end_skip_if_past(StreamWorkerSlot *slot)
-{
-	if (skip_view != 0 && slot->read_pos >= skip_until)
-	{
-		skip_view = 0;
-		slot->ignored_cancel_view = 0;
-	}
 }
 
 /*
@@ -471,17 +497,29 @@ static TimestampTz
 apply_batch(int slotno, StreamBatch *batch, MemoryContext batch_cxt)
 {
 	bool		done;
+	int			skip[STREAM_IGNORED_CANCEL_NOTES];
+	uint64		until;
 
 	MemoryContextSwitchTo(batch_cxt);
 	applying_end = batch->end_pos;
-	stream_apply_skip_view(skip_view);
+	stream_apply_skip_views(skip, ignored_cancel_notes(stream_slot(slotno), skip, &until));
 	done = apply_and_acknowledge(slotno, batch, batch_cxt);
-	stream_apply_skip_view(0);
-	if (done)
-		end_skip_if_past(stream_slot(slotno));
+	stream_apply_skip_views(NULL, 0);
 	MemoryContextSwitchTo(TopMemoryContext);
 	stream_worker_report_done();
 	return done ? 0 : TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_DELAY_MS);
+}
+
+/* Where to end a batch collected up to written: before a note's end */
+static uint64
+skipped_until(StreamWorkerSlot *slot, uint64 written)
+{
+	int			views[STREAM_IGNORED_CANCEL_NOTES];
+	uint64		until;
+
+	if (ignored_cancel_notes(slot, views, &until) == 0)
+		return written;
+	return Min(written, until);
 }
 
 static void
@@ -496,11 +534,12 @@ stream_batch_worker_loop(int slotno)
 	TimestampTz last_check = GetCurrentTimestamp();
 
 	view_cache_init();
-	take_ignored_cancel_note(slot);
+	take_ignored_cancel_notes(slot);
 
 	for (;;)
 	{
 		uint64		written;
+		uint64		until;
 		TimestampTz now;
 		bool		full;
 
@@ -548,8 +587,9 @@ stream_batch_worker_loop(int slotno)
 		}
 		MemoryContextSwitchTo(batch_cxt);
 		/* the events of a skip are a batch (or more) of their own */
-		full = collect_records(batch, slotno,
-							   skip_view != 0 ? Min(written, skip_until) : written);
+		until = skipped_until(slot, written);
+		full = collect_records(batch, slotno, until) ||
+			(until < written && batch->end_pos == until);
 		MemoryContextSwitchTo(TopMemoryContext);
 
 		/* Nobody waits and there is room: let more events arrive. */
