@@ -837,6 +837,7 @@ typedef struct Parts
 	ViewErrorLog *log;
 	const StreamViewDeadline *end;	/* the view's budget */
 	DestReceiver *trial;
+	int			searches;		/* culprit searches left, as in the rounds */
 	bool		out_of_time;
 } Parts;
 
@@ -901,6 +902,7 @@ apply_in_parts(Parts *p, int lo, int hi)
 		p->done = lappend(p->done, dest);
 		return 0;
 	}
+	dest->rDestroy(dest);
 	if (view_error_is_transient(p->view, e))
 		ReThrowError(e);
 	if (n == 1)
@@ -911,7 +913,8 @@ apply_in_parts(Parts *p, int lo, int hi)
 		pfree(skip);
 		return 1;
 	}
-	if (e->sqlerrcode != ERRCODE_CONFIGURATION_LIMIT_EXCEEDED && !timed_out(e))
+	if (e->sqlerrcode != ERRCODE_CONFIGURATION_LIMIT_EXCEEDED && !timed_out(e) &&
+		p->searches-- > 0)
 	{
 		int			culprit = find_culprit(p->view, events, skip, lo, p->end, p->trial);
 
@@ -1046,7 +1049,8 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		/* a limit the events reach only together: no culprit, but fewer at once */
 		if (edata->sqlerrcode == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED)
 		{
-			Parts		parts = {view, events, bad, NIL, outputs, &log, &culprit_end, trial, false};
+			Parts		parts = {view, events, bad, NIL, outputs, &log, &culprit_end, trial,
+			MAX_CULPRIT_SEARCHES - round, false};
 			ListCell   *lc;
 
 			nbad += apply_in_parts(&parts, 0, events->nevents);
@@ -1410,6 +1414,10 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 				if (ConditionalLockRelationOid(view->view, AccessShareLock) &&
 					SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view->view)))
 					skip_events(view, events, counts);
+				else
+					ereport(LOG,
+							(errmsg("continuous view %d skipped %d events of a batch, not recorded: it is locked or gone",
+									view->id, events->nevents)));
 				continue;
 			}
 			running_view = view->id;
@@ -1546,6 +1554,7 @@ void
 stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
 {
 	last_transient_view = 0;
+	running_view = 0;			/* an error may have left it set */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
