@@ -359,7 +359,7 @@ static bool
 note_ignored_cancel(void)
 {
 	int			view = stream_apply_running_view();
-	int			free = -1;
+	int			unused = -1;
 
 	if (view == 0)
 		return false;
@@ -370,15 +370,15 @@ note_ignored_cancel(void)
 			my_slot->ignored_cancel[i].end = Max(my_slot->ignored_cancel[i].end, applying_end);
 			return true;
 		}
-		if (free < 0 && my_slot->ignored_cancel[i].view == 0)
-			free = i;
+		if (unused < 0 && my_slot->ignored_cancel[i].view == 0)
+			unused = i;
 	}
-	if (free < 0)
+	if (unused < 0)
 		return false;
 	my_slot->ignored_cancel_db = MyDatabaseId;
-	my_slot->ignored_cancel[free].end = applying_end;
+	my_slot->ignored_cancel[unused].end = applying_end;
 	pg_write_barrier();
-	my_slot->ignored_cancel[free].view = view;
+	my_slot->ignored_cancel[unused].view = view;
 	return true;
 }
 
