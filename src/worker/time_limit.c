@@ -27,8 +27,8 @@
  * events and free nothing, as the runs after it would starve as well.  (A
  * cap of ten times the limit lost a whole batch on a host that gave the
  * worker a few percent of a CPU.)  A run could keep its own thread from
- * a CPU with parallel workers of its own, which the workers' settings rule
- * out (max_parallel_workers_per_gather, settings.c); otherwise only code a
+ * a CPU with parallel workers of its own, which settings.c rules out
+ * (every query these processes plan is serial); otherwise only code a
  * superuser installed can (threads or processes of its own that spin), and
  * even then the thread's share of the CPU is charged.  Load a view's owner
  * makes elsewhere (other sessions) starves its runs as any other load.
