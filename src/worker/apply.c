@@ -708,6 +708,16 @@ stream_transient_tries_note(StreamTransientTries *tries, int sqlerrcode)
 	return true;
 }
 
+/* Is view_id one of views (n of them)? */
+static bool
+view_listed(const int *views, int n, int view_id)
+{
+	for (int i = 0; i < n; i++)
+		if (views[i] == view_id)
+			return true;
+	return false;
+}
+
 void
 stream_apply_views_own_transient_errors(const int *views, int n)
 {
@@ -755,9 +765,8 @@ owns_transient_error(CachedView *view, ErrorData *e)
 
 	if (!stream_error_raised_by_code(e))
 		return false;
-	for (int i = 0; i < n_owning_views; i++)
-		if (owning_views[i] == view->id)
-			return true;
+	if (view_listed(owning_views, n_owning_views, view->id))
+		return true;
 	foreach(lc, owned_lately)
 	{
 		OwnedLately *o = lfirst(lc);
@@ -1310,15 +1319,6 @@ stream_apply_skip_views(const int *views, int n)
 	n_skipped_views = n;
 }
 
-static bool
-skipped(CachedView *view)
-{
-	for (int i = 0; i < n_skipped_views; i++)
-		if (skipped_views[i] == view->id)
-			return true;
-	return false;
-}
-
 static void
 skip_events(CachedView *view, StreamBatchEvents *events, List **counts)
 {
@@ -1408,7 +1408,7 @@ apply_streams(List *streams, bool careful, int drain_id, List **counts, int dept
 				continue;		/* writer_apply.c, kafka/sink_stage.c */
 			if (sinks_staged && view->sink_id > 0)
 				continue;		/* stage_sinks */
-			if (drain_id == 0 && skipped(view))
+			if (drain_id == 0 && view_listed(skipped_views, n_skipped_views, view->id))
 			{
 				/* recorded while the view is there (a DROP may be under way) */
 				if (ConditionalLockRelationOid(view->view, AccessShareLock) &&
