@@ -21,6 +21,12 @@
 #      ending the worker, for ever.)
 #   4. A view's function plans serially, whatever it sets: a parallel plan's
 #      workers would keep the run from a CPU, uncharged.
+#   5. A view whose combine function catches the cancel, every time, in a
+#      loop: the combiner is ended and started again, and leaves that view
+#      alone for 10 s (recorded); other views are merged meanwhile, the
+#      view's reads count its waiting delta, and once the function is fixed
+#      its delta is merged.  (The combiner, and with it every merge of the
+#      database, waited for ever, and a fast shutdown did not end it.)
 source "$(dirname "$0")/lib.sh"
 BURNERS=${BURNERS:-4}
 
@@ -156,4 +162,52 @@ pids=$(q "SELECT public.scan_pids()")
 say "a session scans the table in $pids processes"
 q "INSERT INTO stubborn VALUES (6)" >/dev/null
 expect "SELECT pids FROM scanners" 1 "a view's run scans it in one, whatever its function sets"
+# --- 5. a combine function that catches the cancel, every time
+run_sql <<'SQL'
+-- loops in the combiner only: reads combine the deltas they count too
+CREATE FUNCTION public.stubborn_combine(a int8, b int8) RETURNS int8 LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF (a = 13 OR b = 13) AND (SELECT application_name FROM pg_stat_activity
+                             WHERE pid = pg_backend_pid()) = 'stream_ext combiner' THEN
+    LOOP
+      BEGIN
+        PERFORM pg_sleep(0.01);
+      EXCEPTION WHEN query_canceled THEN NULL;
+      END;
+    END LOOP;
+  END IF;
+  RETURN a + b;
+END $$;
+CREATE AGGREGATE public.stubborn_total(int8) (sfunc = int8pl, stype = int8,
+  combinefunc = public.stubborn_combine, initcond = '0');
+CREATE FOREIGN TABLE merged (x int8) SERVER stream_ext;
+CREATE VIEW merged_total WITH (continuous) AS SELECT count(*) AS n, public.stubborn_total(x) AS s FROM merged;
+CREATE FOREIGN TABLE other (x int) SERVER stream_ext;
+CREATE VIEW other_count WITH (continuous) AS SELECT count(*) AS n FROM other;
+SQL
+merged_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'merged_total'::regclass")
+other_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'other_count'::regclass")
+q "INSERT INTO merged VALUES (1), (2)" >/dev/null
+wait_until 10 "the view's first events are merged" "SELECT count(*) = 0 FROM $merged_delta"
+combiner=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'stream_ext combiner'")
+log0=$(log_offset)
+q "INSERT INTO merged VALUES (13)" >/dev/null
+wait_until 30 "the combiner ended and started again" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'stream_ext combiner' AND pid <> $combiner"
+say "ok: the combiner was ended and started again"
+q "INSERT INTO other VALUES (1)" >/dev/null
+wait_until 10 "another view is merged" "SELECT count(*) = 0 FROM $other_delta"
+say "ok: another view is merged"
+expect "SELECT n || ':' || s FROM merged_total" "3:16" "the view's reads count the event whose merge loops"
+expect "SELECT count(*) FROM $merged_delta" 1 "its delta waits"
+expect "SELECT bool_or(sqlstate = '54000' AND message LIKE '%catches the cancel%combiner was ended%alone for 10 s%' AND event IS NULL)
+          FROM stream_ext.view_errors WHERE name = 'merged_total'::regclass" t "the pause is recorded"
+grep -q "leaves continuous view" <<< "$(log_since "$log0")" || fail "the new combiner did not log the pause"
+say "ok: the server log says why"
+run_sql -c "CREATE OR REPLACE FUNCTION public.stubborn_combine(a int8, b int8) RETURNS int8
+  LANGUAGE sql IMMUTABLE AS 'SELECT a + b'"
+wait_until 60 "the view is merged once its function is fixed and its pause is over" \
+	"SELECT count(*) = 0 FROM $merged_delta"
+say "ok: merged once its function is fixed and the pause is over"
+expect "SELECT n || ':' || s FROM merged_total" "3:16" "the view counts every event once"
 say "PASS ($((SECONDS - t0))s)"

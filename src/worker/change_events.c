@@ -41,6 +41,7 @@
 #include "worker/change_events.h"
 #include "worker/counters.h"
 #include "worker/forward.h"
+#include "worker/paused_views.h"
 #include "worker/time_limit.h"
 
 /* Views whose rows change with time are compared whole this often */
@@ -228,14 +229,17 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 {
 	Emission	e = {change, all, false, 0};
 
-	if (!stream_retry_due(&emission_retries, change->view_id))
+	if (!stream_retry_due(&emission_retries, change->view_id) ||
+		stream_view_paused(change->view_id))
 		return;
+	stream_combiner_works_for(change->view_id);
 	if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
 	{
 		ErrorData  *edata;
 
 		e.careful = true;
 		edata = stream_job_in_transaction(emit_in_transaction, &e, cxt);
+		stream_combiner_works_for(0);
 		if (edata != NULL)
 		{
 			FailedEmission f = {change->view_id, edata};
@@ -249,6 +253,7 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 			return;				/* the groups stay noted */
 		}
 	}
+	stream_combiner_works_for(0);
 	stream_retry_note(&emission_retries, change->view_id, true);
 	/* the views downstream have deltas to merge */
 	if (e.nevents > 0)

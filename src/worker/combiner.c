@@ -56,6 +56,7 @@
 #include "worker/apply.h"
 #include "worker/counters.h"
 #include "worker/delta_shrink.h"
+#include "worker/paused_views.h"
 #include "worker/pending_clear.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
@@ -1045,17 +1046,22 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 	{
 		ViewToCombine *v = lfirst(lc);
 		bool		moved;
+		bool		paused;
 
 		if (v->notify != NULL)
 			*has_notify = true;
 		if (only_notify && v->notify == NULL)
 			continue;
-		moved = combine_view(v, full, cxt);
-		if (settle && stream_retry_waiting(&slow_merges, v->id))
+		paused = stream_view_paused(v->id);
+		stream_combiner_works_for(v->id);
+		moved = !paused && combine_view(v, full, cxt);
+		if (settle && (paused || stream_retry_waiting(&slow_merges, v->id)))
 			(void) stream_job_in_transaction(settle_waiting_writers, v, cxt);
-		if (!v->keeps_rows && v->key_count > 0 && stream_pending_clear_due(v->delta_table, moved) &&
+		if (!paused && !v->keeps_rows && v->key_count > 0 &&
+			stream_pending_clear_due(v->delta_table, moved) &&
 			stream_job_in_transaction(scan_for_pending_clear, v, cxt) != NULL)
 			stream_pending_clear_failed(v->delta_table);
+		stream_combiner_works_for(0);
 		maintain_view_tables(v->id, cxt);
 		stream_worker_report_done();
 	}
@@ -1087,6 +1093,10 @@ stream_combiner_loop(int slotno)
 
 	/* the events of change streams are applied here (change_events.c) */
 	view_cache_init();
+
+	/* views whose code ended the combiners before: left alone a while */
+	stream_paused_views_start(stream_slot(slotno));
+	(void) stream_job_in_transaction(stream_paused_views_record, NULL, cxt);
 
 	for (;;)
 	{

@@ -68,6 +68,7 @@
 #include "worker/apply.h"
 #include "worker/counters.h"
 #include "worker/held_back.h"
+#include "worker/paused_views.h"
 #include "worker/time_limit.h"
 #include "worker/view_cache.h"
 
@@ -462,8 +463,9 @@ drain_view(int view_id, MemoryContext cxt)
 	ErrorData  *edata;
 	bool		owning;
 
-	if (!stream_retry_due(&drain_retries, view_id))
+	if (!stream_retry_due(&drain_retries, view_id) || stream_view_paused(view_id))
 		return false;
+	stream_combiner_works_for(view_id);
 	edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
 
 	/*
@@ -482,6 +484,7 @@ drain_view(int view_id, MemoryContext cxt)
 		edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
 		stream_apply_views_own_transient_errors(NULL, 0);
 	}
+	stream_combiner_works_for(0);
 	/* a lock not free now is no failure: the view is tried again next turn */
 	if (d.blocked && edata == NULL)
 		return false;
