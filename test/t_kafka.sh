@@ -381,6 +381,12 @@ grep -q 'permission denied' <<< "$out" || fail "catalog readable by others: $out
 say "ok: the catalog with the secrets is not readable by others"
 expect "SELECT count(*) FROM stream_ext.kafka_errors" "7" "kafka_errors readable by a superuser"
 PGUSER=bob expect "SELECT count(*) FROM stream_ext.kafka_errors" "0" "kafka_errors payloads hidden from non-members"
+# a member sees the payloads and error texts (which quote values) of the streams it may read only
+errors_b="SELECT count(*) || ' ' || count(payload) || ' ' || count(error) FROM stream_ext.kafka_errors WHERE stream = 'b'::regclass"
+PGUSER=alice expect "$errors_b" "3 0 0" "kafka_errors: no payload or error text of a stream a member may not read"
+q "GRANT SELECT ON b TO alice" >/dev/null
+PGUSER=alice expect "$errors_b" "3 3 3" "kafka_errors: payloads and error texts of a stream it may read"
+q "REVOKE SELECT ON b FROM alice" >/dev/null
 
 ########## kafka_errors keeps the newest kafka_max_errors of a consumer; errors counts all
 set_server_setting stream_ext.kafka_max_errors 2

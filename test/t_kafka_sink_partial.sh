@@ -46,6 +46,13 @@ refused_event_set_aside() {
 }
 refused_event_set_aside "after the refusal"
 event=$(q "SELECT event FROM stream_ext_internal.kafka_sink_errors")
+# a member of stream_ext_kafka without SELECT on the stream sees no key, message or error
+run_sql -c "CREATE ROLE ksp_member IN ROLE stream_ext_kafka"
+got=$(psql -X -At -q -v ON_ERROR_STOP=1 -c "SET ROLE ksp_member" \
+	-c "SELECT count(*) || ' ' || count(key) || ' ' || count(message) || ' ' || count(error) FROM stream_ext.kafka_sink_errors")
+[ "$got" = "1 0 0 0" ] || fail "a member without SELECT on the stream sees: $got"
+run_sql -c "DROP ROLE ksp_member"
+say "ok: a member without SELECT on the stream sees the row, not its contents"
 [ "$(q "SELECT state FROM stream_ext.kafka_producers")" = running ] ||
 	fail "state after a refusal for good: $(q "SELECT state || ' ' || last_error FROM stream_ext.kafka_producers")"
 

@@ -1191,11 +1191,15 @@ CREATE VIEW stream_ext.kafka_consumers AS
            ON s.consumer_id = c.id AND NOT s.producer
    GROUP BY c.id;
 
+-- payloads are event contents, and an error quotes the value that failed: as in
+-- view_errors, only for roles that may read the stream's events
 CREATE VIEW stream_ext.kafka_errors AS
-  SELECT c.stream, c.topic, e.partition, e."offset", e.occurred_at, e.error, e.payload
+  SELECT c.stream, c.topic, e.partition, e."offset", e.occurred_at,
+         CASE WHEN pg_catalog.has_table_privilege(c.stream, 'SELECT') THEN e.error END AS error,
+         CASE WHEN pg_catalog.has_table_privilege(c.stream, 'SELECT') THEN e.payload END AS payload
     FROM stream_ext_internal.kafka_errors e
     JOIN stream_ext_internal.kafka_consumers c ON c.id = e.consumer_id
-   WHERE pg_catalog.pg_has_role('stream_ext_kafka', 'MEMBER');  -- payloads are event contents
+   WHERE pg_catalog.pg_has_role('stream_ext_kafka', 'MEMBER');
 
 GRANT SELECT ON stream_ext.kafka_consumers, stream_ext.kafka_errors TO PUBLIC;
 
@@ -1538,11 +1542,16 @@ CREATE VIEW stream_ext.kafka_producers AS
            ON s.consumer_id = p.id AND s.producer;
 GRANT SELECT ON stream_ext.kafka_producers TO PUBLIC;
 
+-- messages and keys are event contents (as in kafka_errors)
 CREATE VIEW stream_ext.kafka_sink_errors AS
-  SELECT p.stream, p.topic, e.event, e.key, e.occurred_at, e.error, e.message
+  SELECT p.stream, p.topic, e.event,
+         CASE WHEN pg_catalog.has_table_privilege(p.stream, 'SELECT') THEN e.key END AS key,
+         e.occurred_at,
+         CASE WHEN pg_catalog.has_table_privilege(p.stream, 'SELECT') THEN e.error END AS error,
+         CASE WHEN pg_catalog.has_table_privilege(p.stream, 'SELECT') THEN e.message END AS message
     FROM stream_ext_internal.kafka_sink_errors e
     JOIN stream_ext_internal.kafka_producers p ON p.id = e.producer_id
-   WHERE pg_catalog.pg_has_role('stream_ext_kafka', 'MEMBER');  -- messages are event contents
+   WHERE pg_catalog.pg_has_role('stream_ext_kafka', 'MEMBER');
 GRANT SELECT ON stream_ext.kafka_sink_errors TO PUBLIC;
 
 -- Dropping a stream drops its consumers and producers (their workers stop
