@@ -81,17 +81,17 @@ typedef struct StreamWorkerSlot
 
 	/*
 	 * In a combiner's slot, the same for the combiner (worker/paused_views.c):
-	 * the views it leaves alone until a time, since the code run for them
-	 * (their own, or a view's downstream) ended it.  The database is
-	 * ignored_cancel_db.  Written and read by the slot's combiner only.
+	 * the views it leaves alone until a time, since their code ended it.
+	 * The database is ignored_cancel_db.  Written and read by the slot's
+	 * combiner only.
 	 */
 	struct
 	{
 		int			view;		/* 0: a free entry */
-		int			culprit;	/* the view whose code went on */
 		int			times;		/* ended the combiner this often, each
 								 * within a pause's length of the last */
 		bool		recorded;	/* in view_errors */
+		Oid			relid;		/* the view's, once recorded */
 		TimestampTz until;
 	}			paused[STREAM_IGNORED_CANCEL_NOTES];
 } StreamWorkerSlot;

@@ -1307,6 +1307,16 @@ stream_apply_running_view(void)
 }
 
 /*
+ * Forget the view an error left running_view set to (the combiner, before
+ * each unit of its work: paused_views.c reads it).
+ */
+void
+stream_apply_forget_running_view(void)
+{
+	running_view = 0;
+}
+
+/*
  * Have views (n of them; none: NULL, 0) skip their events of the batches
  * applied from now on, each recorded in view_errors as one error: their
  * code went on after the time limit cancelled their run over them, and the

@@ -1096,7 +1096,7 @@ stream_combiner_loop(int slotno)
 
 	/* views whose code ended the combiners before: left alone a while */
 	stream_paused_views_start(stream_slot(slotno));
-	(void) stream_job_in_transaction(stream_paused_views_record, NULL, cxt);
+	stream_paused_views_record(cxt);
 
 	for (;;)
 	{
@@ -1112,8 +1112,13 @@ stream_combiner_loop(int slotno)
 
 		if ((mergeable != last_mergeable && due) || full)
 		{
+			if (full)
+				stream_paused_views_record(cxt);
 			if (!merge_round(full, false, &has_notify, cxt))
+			{
+				stream_paused_views_forget();
 				proc_exit(0);
+			}
 			stream_note_merge_round(slotno, mergeable);
 			last_mergeable = last_prompt = mergeable;
 			last_merge = now;
@@ -1125,7 +1130,10 @@ stream_combiner_loop(int slotno)
 		{
 			/* only views that keep rows: no change stream to emit after it */
 			if (!merge_round(false, true, &has_notify, cxt))
+			{
+				stream_paused_views_forget();
 				proc_exit(0);
+			}
 			last_prompt = mergeable;
 		}
 

@@ -301,13 +301,15 @@ stream_view_note_blocked(int view_id)
 }
 
 /*
- * Are view's events to be held back now rather than applied?  In a
- * transaction.
+ * Are view's events to be held back now rather than applied: a lock of its
+ * run is not free, or was not a short while ago, or (in the combiner) the
+ * view is paused (paused_views.c)?  In a transaction.
  */
 bool
 stream_view_held_back(CachedView *view)
 {
-	return recently_blocked(view->id, GetCurrentTimestamp()) || !stream_view_locks_free(view);
+	return recently_blocked(view->id, GetCurrentTimestamp()) || stream_view_paused(view->id) ||
+		!stream_view_locks_free(view);
 }
 
 /* Judging the lateness of events about to be held back */

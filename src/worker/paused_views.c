@@ -34,6 +34,7 @@
 #include "catalog/catalog.h"
 #include "catalog/view_errors.h"
 #include "guc.h"
+#include "jobs/jobs.h"
 #include "worker/apply.h"
 #include "worker/paused_views.h"
 #include "worker/time_limit.h"
@@ -67,35 +68,54 @@ forgotten(int i, TimestampTz now)
 	return now > my_slot->paused[i].until + pause_ms(my_slot->paused[i].times) * 1000;
 }
 
-/* In the time limit's signal handler: false when there is no note to make */
+/*
+ * The entry for a new pause of view: its own, a free one, one forgotten,
+ * else the one whose pause ends first (its doubling is lost, not the
+ * combiner).
+ */
+static int
+entry_for(int view, TimestampTz now)
+{
+	int			first = 0;
+
+	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
+		if (my_slot->paused[i].view == view)
+			return i;
+	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
+	{
+		if (my_slot->paused[i].view == 0 || forgotten(i, now))
+			return i;
+		if (my_slot->paused[i].until < my_slot->paused[first].until)
+			first = i;
+	}
+	return first;
+}
+
+/*
+ * In the time limit's signal handler: note a pause of the view whose code
+ * runs, the one whose plan runs over events (apply.c), else the one the
+ * combiner works for; false when there is none.
+ */
 static bool
 note_pause(void)
 {
-	int			culprit = stream_apply_running_view();
-	int			view = working_for != 0 ? working_for : culprit;
+	int			view = stream_apply_running_view();
 	TimestampTz now = GetCurrentTimestamp();
-	int			entry = -1;
+	int			entry;
 	int			times = 1;
 
 	if (view == 0)
+		view = working_for;
+	if (view == 0)
 		return false;
-	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES && entry < 0; i++)
-		if (my_slot->paused[i].view == view)
-		{
-			entry = i;
-			if (!forgotten(i, now))
-				times = my_slot->paused[i].times + 1;
-		}
-	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES && entry < 0; i++)
-		if (my_slot->paused[i].view == 0 || forgotten(i, now))
-			entry = i;
-	if (entry < 0)
-		return false;
+	entry = entry_for(view, now);
+	if (my_slot->paused[entry].view == view && !forgotten(entry, now))
+		times = my_slot->paused[entry].times + 1;
 	my_slot->paused[entry].view = 0;
 	pg_write_barrier();
-	my_slot->paused[entry].culprit = culprit != 0 ? culprit : view;
 	my_slot->paused[entry].times = times;
 	my_slot->paused[entry].recorded = false;
+	my_slot->paused[entry].relid = InvalidOid;
 	my_slot->paused[entry].until = now + pause_ms(times) * 1000;
 	pg_write_barrier();
 	my_slot->paused[entry].view = view;
@@ -123,43 +143,85 @@ stream_paused_views_start(StreamWorkerSlot *slot)
 					(errmsg("stream_ext combiner leaves continuous view %d alone for %ld s",
 							slot->paused[i].view,
 							(long) ((slot->paused[i].until - now) / USECS_PER_SEC)),
-					 errdetail("Code run for continuous view %d went on after stream_ext.view_time_limit cancelled it: it catches the cancel.",
-							   slot->paused[i].culprit)));
+					 errdetail("Its code went on after stream_ext.view_time_limit cancelled it: it catches the cancel.")));
 	stream_view_time_limit_on_ignored_cancel(note_pause);
 }
 
+/* The extension is gone: its view ids will be given again */
+void
+stream_paused_views_forget(void)
+{
+	if (my_slot != NULL)
+		memset(my_slot->paused, 0, sizeof(my_slot->paused));
+}
+
+/* A pause, checked and recorded in a transaction */
+typedef struct PauseCheck
+{
+	int			i;
+	bool		gone;			/* out: the view is gone, or its id is
+								 * another's now (the extension was made
+								 * again) */
+} PauseCheck;
+
+static void
+check_pause(void *arg)
+{
+	PauseCheck *c = arg;
+	ContinuousViewRow *row = stream_catalog_view(my_slot->paused[c->i].view);
+	ViewErrorLog log;
+
+	c->gone = row == NULL ||
+		(OidIsValid(my_slot->paused[c->i].relid) && row->view != my_slot->paused[c->i].relid);
+	if (c->gone || my_slot->paused[c->i].recorded)
+		return;
+	stream_view_errors_begin(&log, row->id);
+	stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+									 psprintf("the view's code went on after stream_ext.view_time_limit (%d ms) cancelled it (it catches the cancel): the combiner was ended, and leaves the view alone for %ld s (its merges, change stream and held events, and its events from the combiner, wait; nothing is lost)",
+											  stream_ext_view_time_limit_ms,
+											  (long) (pause_ms(my_slot->paused[c->i].times) / 1000)));
+	stream_view_errors_end(&log);
+	my_slot->paused[c->i].relid = row->view;
+}
+
 /*
- * Record the pauses not recorded yet in view_errors, for the views whose
- * code went on (in a transaction: stream_job_in_transaction).
+ * Record the pauses not recorded yet in view_errors, and drop those of
+ * views that are gone, each in a transaction of its own; one that fails is
+ * tried again at the next call (every full round).
  */
 void
-stream_paused_views_record(void *arg)
+stream_paused_views_record(MemoryContext cxt)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
 	{
-		ContinuousViewRow *row;
-		ViewErrorLog log;
+		PauseCheck	c = {i, false};
 
-		if (my_slot->paused[i].view == 0 || my_slot->paused[i].recorded)
+		if (my_slot->paused[i].view == 0)
 			continue;
-		row = stream_catalog_view(my_slot->paused[i].view);
-		if (row != NULL && stream_catalog_view(my_slot->paused[i].culprit) != NULL)
+		if (my_slot->paused[i].recorded && forgotten(i, now))
 		{
-			stream_view_errors_begin(&log, my_slot->paused[i].culprit);
-			stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-											 psprintf("the view's code went on after stream_ext.view_time_limit (%d ms) cancelled it (it catches the cancel): the combiner was ended, and leaves continuous view %s alone for %ld s (its merges, change stream and held events wait; nothing is lost)",
-													  stream_ext_view_time_limit_ms, row->name,
-													  (long) (pause_ms(my_slot->paused[i].times) / 1000)));
-			stream_view_errors_end(&log);
+			my_slot->paused[i].view = 0;
+			continue;
 		}
-		my_slot->paused[i].recorded = true;
+		if (stream_job_in_transaction(check_pause, &c, cxt) != NULL)
+			continue;
+		if (c.gone)
+			my_slot->paused[i].view = 0;
+		else
+			my_slot->paused[i].recorded = true;
 	}
 }
 
-/* The combiner works for view_id from now on (0: for none) */
+/*
+ * The combiner works for view_id from now on (0: for none); no plan of a
+ * view runs over events yet.
+ */
 void
 stream_combiner_works_for(int view_id)
 {
+	stream_apply_forget_running_view();
 	working_for = view_id;
 }
 

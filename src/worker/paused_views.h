@@ -9,7 +9,8 @@
 #include "ipc/queue.h"
 
 extern void stream_paused_views_start(StreamWorkerSlot *slot);
-extern void stream_paused_views_record(void *arg);
+extern void stream_paused_views_record(MemoryContext cxt);
+extern void stream_paused_views_forget(void);
 extern void stream_combiner_works_for(int view_id);
 extern bool stream_view_paused(int view_id);
 

@@ -61,6 +61,7 @@
 
 #include "guc.h"
 #include "worker/time_limit.h"
+#include "worker/worker.h"
 
 /* How often a run past its limit in wall-clock time is charged again (ms) */
 #define TICK_MS 50
@@ -190,7 +191,8 @@ limit_handler(void)
 			stream_view_deadline_after(Max(stream_ext_view_time_limit_ms, IGNORED_CANCEL_MS));
 	}
 	else if (on_ignored_cancel != NULL && !ProcDiePending &&
-			 stream_view_deadline_passed(&ignored_deadline) && on_ignored_cancel())
+			 stream_view_deadline_passed(&ignored_deadline) &&
+			 (on_ignored_cancel() || stream_worker_stop_requested))
 		ProcDiePending = true;
 	QueryCancelPending = true;
 	InterruptPending = true;
@@ -202,7 +204,8 @@ limit_handler(void)
  * the limit, at least IGNORED_CANCEL_MS: code that catches the cancel.
  * callback runs first, in the signal handler (async-signal-safe only), and
  * says whether to: when it cannot note what to skip, the process goes on
- * cancelling.
+ * cancelling, unless it was asked to stop (a fast shutdown: such code would
+ * hold it back for ever).
  */
 void
 stream_view_time_limit_on_ignored_cancel(bool (*callback) (void))
