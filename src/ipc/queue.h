@@ -53,6 +53,26 @@ typedef enum StreamWorkerRole
 /* Views a worker's slot notes as ignoring the time limit's cancel, at most */
 #define STREAM_IGNORED_CANCEL_NOTES 8
 
+/*
+ * Views a process that applies events but reads no ring (the combiner, a
+ * Kafka consumer worker) leaves alone until a time, since their code
+ * ignored the time limit's cancel and the process before it was ended
+ * (worker/paused_views.c).  In the shared slot the process takes again when
+ * it is started again; written and read by that process only.
+ */
+typedef struct StreamPausedViews
+{
+	Oid			dboid;			/* the database of the entries */
+	struct
+	{
+		int			view;		/* 0: a free entry */
+		int			times;		/* ended the process this often, each
+								 * within a pause's length of the last */
+		bool		recorded;	/* in view_errors */
+		TimestampTz until;
+	}			entries[STREAM_IGNORED_CANCEL_NOTES];
+} StreamPausedViews;
+
 typedef struct StreamWorkerSlot
 {
 	StreamSlotState state;
@@ -79,21 +99,8 @@ typedef struct StreamWorkerSlot
 		uint64		end;
 	}			ignored_cancel[STREAM_IGNORED_CANCEL_NOTES];
 
-	/*
-	 * In a combiner's slot, the same for the combiner (worker/paused_views.c):
-	 * the views it leaves alone until a time, since their code ended it.
-	 * The database is ignored_cancel_db.  Written and read by the slot's
-	 * combiner only.
-	 */
-	struct
-	{
-		int			view;		/* 0: a free entry */
-		int			times;		/* ended the combiner this often, each
-								 * within a pause's length of the last */
-		bool		recorded;	/* in view_errors */
-		Oid			relid;		/* the view's, once recorded */
-		TimestampTz until;
-	}			paused[STREAM_IGNORED_CANCEL_NOTES];
+	/* In a combiner's slot, the views it leaves alone (ignored_cancel unused) */
+	StreamPausedViews paused;
 } StreamWorkerSlot;
 
 /* Room for the workers' settings a writer adopts (worker/settings.c) */

@@ -54,6 +54,7 @@
 #include "kafka/slots.h"
 #include "stream/fdw.h"
 #include "worker/apply.h"
+#include "worker/paused_views.h"
 #include "worker/settings.h"
 #include "worker/view_cache.h"
 
@@ -226,6 +227,11 @@ stream_ext_kafka_main(Datum arg)
 	pgstat_report_appname("stream_ext kafka consumer");
 	view_cache_init();
 
+	/* views whose code ended the worker before: their events held back a while */
+	stream_paused_views_start(&w->slot->paused, "Kafka consumer worker",
+							  "its events from the consumer are held back, for the combiner to apply");
+	stream_paused_views_record(batch_cxt);
+
 	MemoryContextSwitchTo(w->cxt);
 	create_handle(w);
 	if (w->cfg.group_id)
@@ -270,6 +276,7 @@ stream_ext_kafka_main(Datum arg)
 		MemoryContextReset(batch_cxt);
 		MemoryContextSwitchTo(batch_cxt);
 		w->assignment_revoked = false;
+		stream_paused_views_record(batch_cxt);	/* one that failed, again */
 
 		/* Fill a batch: batch_size messages, or kafka_batch_wait passed */
 		for (;;)

@@ -12,6 +12,7 @@
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
+#include "ipc/queue.h"
 #include "metrics/rate.h"
 #include "worker/apply.h"
 
@@ -69,6 +70,9 @@ typedef struct KafkaSlot
 	StreamRate	rate;			/* messages applied, per second */
 	char		last_error[256];
 	TimestampTz last_error_at;
+
+	/* views its consumer worker leaves alone (worker/paused_views.c) */
+	StreamPausedViews paused;
 } KafkaSlot;
 
 /*

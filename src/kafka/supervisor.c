@@ -164,6 +164,7 @@ clear_slot(KafkaSlot *slot)
 	slot->failures = 0;
 	slot->retry_at = 0;
 	memset(&slot->transient, 0, sizeof(slot->transient));
+	memset(&slot->paused, 0, sizeof(slot->paused));
 	slot->exited_at = 0;
 	SpinLockAcquire(&slot->mutex);
 	slot->state[0] = '\0';

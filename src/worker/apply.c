@@ -1497,6 +1497,7 @@ stream_apply_events(List *streams, int worker_no, bool careful)
 	List	   *counts = NIL;
 
 	last_transient_view = 0;
+	running_view = 0;			/* an error may have left it set */
 	apply_streams(streams, careful, 0, &counts, 0);
 	record_counts(counts, worker_no);
 }
@@ -1514,6 +1515,7 @@ stream_apply_held_events(int view_id, List *runs, int worker_no, bool careful)
 	List	   *counts = NIL;
 	ListCell   *lc;
 
+	running_view = 0;			/* an error may have left it set */
 	foreach(lc, runs)
 		apply_streams(list_make1(lfirst(lc)), careful, view_id, &counts, 0);
 	record_counts(counts, worker_no);

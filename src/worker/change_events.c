@@ -232,14 +232,15 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 	if (!stream_retry_due(&emission_retries, change->view_id) ||
 		stream_view_paused(change->view_id))
 		return;
-	stream_combiner_works_for(change->view_id);
+	stream_paused_views_work_for(change->view_id);
 	if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
 	{
 		ErrorData  *edata;
 
 		e.careful = true;
+		stream_paused_views_work_for(change->view_id);	/* no view's plan runs yet */
 		edata = stream_job_in_transaction(emit_in_transaction, &e, cxt);
-		stream_combiner_works_for(0);
+		stream_paused_views_work_for(0);
 		if (edata != NULL)
 		{
 			FailedEmission f = {change->view_id, edata};
@@ -253,7 +254,7 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 			return;				/* the groups stay noted */
 		}
 	}
-	stream_combiner_works_for(0);
+	stream_paused_views_work_for(0);
 	stream_retry_note(&emission_retries, change->view_id, true);
 	/* the views downstream have deltas to merge */
 	if (e.nevents > 0)

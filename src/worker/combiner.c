@@ -1053,7 +1053,7 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 		if (only_notify && v->notify == NULL)
 			continue;
 		paused = stream_view_paused(v->id);
-		stream_combiner_works_for(v->id);
+		stream_paused_views_work_for(v->id);
 		moved = !paused && combine_view(v, full, cxt);
 		if (settle && (paused || stream_retry_waiting(&slow_merges, v->id)))
 			(void) stream_job_in_transaction(settle_waiting_writers, v, cxt);
@@ -1061,7 +1061,7 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 			stream_pending_clear_due(v->delta_table, moved) &&
 			stream_job_in_transaction(scan_for_pending_clear, v, cxt) != NULL)
 			stream_pending_clear_failed(v->delta_table);
-		stream_combiner_works_for(0);
+		stream_paused_views_work_for(0);
 		maintain_view_tables(v->id, cxt);
 		stream_worker_report_done();
 	}
@@ -1095,7 +1095,8 @@ stream_combiner_loop(int slotno)
 	view_cache_init();
 
 	/* views whose code ended the combiners before: left alone a while */
-	stream_paused_views_start(stream_slot(slotno));
+	stream_paused_views_start(&stream_slot(slotno)->paused, "combiner",
+							  "its merges, change stream and held events, and the events the combiner has for it, wait");
 	stream_paused_views_record(cxt);
 
 	for (;;)

@@ -467,7 +467,7 @@ drain_view(int view_id, MemoryContext cxt)
 
 	if (!stream_retry_due(&drain_retries, view_id) || stream_view_paused(view_id))
 		return false;
-	stream_combiner_works_for(view_id);
+	stream_paused_views_work_for(view_id);
 	edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
 
 	/*
@@ -486,7 +486,7 @@ drain_view(int view_id, MemoryContext cxt)
 		edata = stream_job_in_transaction(drain_in_transaction, &d, cxt);
 		stream_apply_views_own_transient_errors(NULL, 0);
 	}
-	stream_combiner_works_for(0);
+	stream_paused_views_work_for(0);
 	/* a lock not free now is no failure: the view is tried again next turn */
 	if (d.blocked && edata == NULL)
 		return false;

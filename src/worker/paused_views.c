@@ -1,28 +1,28 @@
 /*
  * paused_views.c
- *	  Views the combiner leaves alone for a while: code run for them caught
- *	  the time limit's cancel, over and over, and the combiner was ended.
+ *	  Views the combiner, or a Kafka consumer worker, leaves alone for a
+ *	  while: their code caught the time limit's cancel, over and over, and
+ *	  the process before it was ended.
  *
  * Code that catches the cancel in a loop (a PL/pgSQL block with EXCEPTION
  * WHEN query_canceled: a view's combine or final function, a HAVING, a
- * function of a view over a change stream) would hold the combiner for
- * ever: no view of the database would be merged again, deltas would pile
- * up, no change stream would emit.  As in a batch worker (worker.c), the
- * time limit ends the process a second after the cut (time_limit.c), first
- * noting here, in the combiner's slot, which view the combiner was working
- * for: the view it merged (or scanned for reads of one group), whose
- * changes it emitted (the views over its change stream run in the same
- * transaction), or whose held events it applied.  The launcher starts the
- * combiner again, which leaves that view alone for PAUSE_FIRST_MS, doubling
- * each time the view ends the combiner again within a pause's length after
- * its last pause, up to PAUSE_MAX_MS.  Meanwhile its deltas wait (reads
- * count them), its changed groups stay noted for the change stream, its
- * held events stay held: nothing is lost, and the other views of the
- * database are merged as usual.  Each pause is recorded in view_errors for
- * the view whose code went on, and logged.
- *
- * With every entry of the slot in use by a pause that is not over, a ninth
- * view's code holds the combiner as before (the ticks go on cancelling).
+ * function of a view's expression) would hold the process for ever: in the
+ * combiner no view of the database would be merged again and no change
+ * stream would emit; in a consumer worker its partitions would stall.  As
+ * in a batch worker (worker.c), the time limit ends the process a second
+ * after the cut (time_limit.c), first noting here, in its shared slot,
+ * which view's code runs: the view whose plan runs over events (apply.c),
+ * else the one the combiner works for (it merges it, scans it for reads of
+ * one group, emits its change stream or drains its held events).  The
+ * process started again in the slot leaves that view alone for
+ * PAUSE_FIRST_MS, doubling each time the view ends it again within a
+ * pause's length after its last pause, up to PAUSE_MAX_MS.  Meanwhile, in
+ * the combiner, its deltas wait (reads count them), its changed groups stay
+ * noted, its held events stay held; the events either process has for it
+ * are held back (held_back.c), to be applied by the combiner once it no
+ * longer leaves the view alone.  Nothing is lost, and the other views go
+ * on.  Each pause is recorded in view_errors and logged.  With every entry
+ * in use, the one whose pause ends first is taken.
  */
 #include "postgres.h"
 
@@ -43,7 +43,9 @@
 #define PAUSE_FIRST_MS 10000
 #define PAUSE_MAX_MS (3600 * 1000)
 
-static StreamWorkerSlot *my_slot = NULL;
+static StreamPausedViews *my_pv = NULL;
+static const char *my_process = NULL;	/* "combiner", "Kafka consumer worker" */
+static const char *my_waits = NULL; /* what of a view waits while it is paused */
 
 /* The view the combiner works for now (0: none), for the signal handler */
 static volatile sig_atomic_t working_for = 0;
@@ -65,7 +67,7 @@ pause_ms(int times)
 static bool
 forgotten(int i, TimestampTz now)
 {
-	return now > my_slot->paused[i].until + pause_ms(my_slot->paused[i].times) * 1000;
+	return now > my_pv->entries[i].until + pause_ms(my_pv->entries[i].times) * 1000;
 }
 
 /*
@@ -79,13 +81,13 @@ entry_for(int view, TimestampTz now)
 	int			first = 0;
 
 	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
-		if (my_slot->paused[i].view == view)
+		if (my_pv->entries[i].view == view)
 			return i;
 	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
 	{
-		if (my_slot->paused[i].view == 0 || forgotten(i, now))
+		if (my_pv->entries[i].view == 0 || forgotten(i, now))
 			return i;
-		if (my_slot->paused[i].until < my_slot->paused[first].until)
+		if (my_pv->entries[i].until < my_pv->entries[first].until)
 			first = i;
 	}
 	return first;
@@ -109,40 +111,43 @@ note_pause(void)
 	if (view == 0)
 		return false;
 	entry = entry_for(view, now);
-	if (my_slot->paused[entry].view == view && !forgotten(entry, now))
-		times = my_slot->paused[entry].times + 1;
-	my_slot->paused[entry].view = 0;
+	if (my_pv->entries[entry].view == view && !forgotten(entry, now))
+		times = my_pv->entries[entry].times + 1;
+	my_pv->entries[entry].view = 0;
 	pg_write_barrier();
-	my_slot->paused[entry].times = times;
-	my_slot->paused[entry].recorded = false;
-	my_slot->paused[entry].relid = InvalidOid;
-	my_slot->paused[entry].until = now + pause_ms(times) * 1000;
+	my_pv->entries[entry].times = times;
+	my_pv->entries[entry].recorded = false;
+	my_pv->entries[entry].until = now + pause_ms(times) * 1000;
 	pg_write_barrier();
-	my_slot->paused[entry].view = view;
+	my_pv->entries[entry].view = view;
 	return true;
 }
 
 /*
- * At the combiner's start: take the pauses its predecessors noted (another
- * database's are dropped), and note the next.
+ * At the start of process (the combiner, a Kafka consumer worker): take the
+ * pauses its predecessors in the slot noted in pv (another database's are
+ * dropped), and note the next.  waits: what of a view waits while it is
+ * left alone, for view_errors.
  */
 void
-stream_paused_views_start(StreamWorkerSlot *slot)
+stream_paused_views_start(StreamPausedViews *pv, const char *process, const char *waits)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	my_slot = slot;
-	if (slot->ignored_cancel_db != MyDatabaseId)
+	my_pv = pv;
+	my_process = process;
+	my_waits = waits;
+	if (pv->dboid != MyDatabaseId)
 	{
-		memset(slot->paused, 0, sizeof(slot->paused));
-		slot->ignored_cancel_db = MyDatabaseId;
+		memset(pv, 0, sizeof(StreamPausedViews));
+		pv->dboid = MyDatabaseId;
 	}
 	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
-		if (slot->paused[i].view != 0 && slot->paused[i].until > now)
+		if (pv->entries[i].view != 0 && pv->entries[i].until > now)
 			ereport(LOG,
-					(errmsg("stream_ext combiner leaves continuous view %d alone for %ld s",
-							slot->paused[i].view,
-							(long) ((slot->paused[i].until - now) / USECS_PER_SEC)),
+					(errmsg("stream_ext %s leaves continuous view %d alone for %ld s",
+							process, pv->entries[i].view,
+							(long) ((pv->entries[i].until - now) / USECS_PER_SEC)),
 					 errdetail("Its code went on after stream_ext.view_time_limit cancelled it: it catches the cancel.")));
 	stream_view_time_limit_on_ignored_cancel(note_pause);
 }
@@ -151,43 +156,40 @@ stream_paused_views_start(StreamWorkerSlot *slot)
 void
 stream_paused_views_forget(void)
 {
-	if (my_slot != NULL)
-		memset(my_slot->paused, 0, sizeof(my_slot->paused));
+	if (my_pv != NULL)
+		memset(my_pv->entries, 0, sizeof(my_pv->entries));
 }
 
 /* A pause, checked and recorded in a transaction */
 typedef struct PauseCheck
 {
 	int			i;
-	bool		gone;			/* out: the view is gone, or its id is
-								 * another's now (the extension was made
-								 * again) */
+	bool		gone;			/* out: the view is gone */
 } PauseCheck;
 
 static void
 check_pause(void *arg)
 {
 	PauseCheck *c = arg;
-	ContinuousViewRow *row = stream_catalog_view(my_slot->paused[c->i].view);
+	ContinuousViewRow *row = stream_catalog_view(my_pv->entries[c->i].view);
 	ViewErrorLog log;
 
-	c->gone = row == NULL ||
-		(OidIsValid(my_slot->paused[c->i].relid) && row->view != my_slot->paused[c->i].relid);
-	if (c->gone || my_slot->paused[c->i].recorded)
+	c->gone = row == NULL;
+	if (c->gone)
 		return;
 	stream_view_errors_begin(&log, row->id);
 	stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-									 psprintf("the view's code went on after stream_ext.view_time_limit (%d ms) cancelled it (it catches the cancel): the combiner was ended, and leaves the view alone for %ld s (its merges, change stream and held events, and its events from the combiner, wait; nothing is lost)",
-											  stream_ext_view_time_limit_ms,
-											  (long) (pause_ms(my_slot->paused[c->i].times) / 1000)));
+									 psprintf("the view's code went on after stream_ext.view_time_limit (%d ms) cancelled it (it catches the cancel): the %s was ended, and leaves the view alone for %ld s (%s; nothing is lost)",
+											  stream_ext_view_time_limit_ms, my_process,
+											  (long) (pause_ms(my_pv->entries[c->i].times) / 1000),
+											  my_waits));
 	stream_view_errors_end(&log);
-	my_slot->paused[c->i].relid = row->view;
 }
 
 /*
- * Record the pauses not recorded yet in view_errors, and drop those of
- * views that are gone, each in a transaction of its own; one that fails is
- * tried again at the next call (every full round).
+ * Record the pauses not recorded yet in view_errors (each in a transaction
+ * of its own; one that fails is tried again at the next call), dropping
+ * those of views that are gone; forget the entries forgotten.
  */
 void
 stream_paused_views_record(MemoryContext cxt)
@@ -198,28 +200,29 @@ stream_paused_views_record(MemoryContext cxt)
 	{
 		PauseCheck	c = {i, false};
 
-		if (my_slot->paused[i].view == 0)
+		if (my_pv->entries[i].view == 0)
 			continue;
-		if (my_slot->paused[i].recorded && forgotten(i, now))
+		if (my_pv->entries[i].recorded)
 		{
-			my_slot->paused[i].view = 0;
+			if (forgotten(i, now))
+				my_pv->entries[i].view = 0;
 			continue;
 		}
 		if (stream_job_in_transaction(check_pause, &c, cxt) != NULL)
 			continue;
 		if (c.gone)
-			my_slot->paused[i].view = 0;
+			my_pv->entries[i].view = 0;
 		else
-			my_slot->paused[i].recorded = true;
+			my_pv->entries[i].recorded = true;
 	}
 }
 
 /*
- * The combiner works for view_id from now on (0: for none); no plan of a
- * view runs over events yet.
+ * The combiner works for view_id from now on (0: for none), and no plan of
+ * a view runs over events yet (an error may have left apply.c's mark).
  */
 void
-stream_combiner_works_for(int view_id)
+stream_paused_views_work_for(int view_id)
 {
 	stream_apply_forget_running_view();
 	working_for = view_id;
@@ -231,11 +234,11 @@ stream_view_paused(int view_id)
 {
 	TimestampTz now;
 
-	if (my_slot == NULL)
+	if (my_pv == NULL)
 		return false;
 	now = GetCurrentTimestamp();
 	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
-		if (my_slot->paused[i].view == view_id && now < my_slot->paused[i].until)
+		if (my_pv->entries[i].view == view_id && now < my_pv->entries[i].until)
 			return true;
 	return false;
 }

@@ -41,10 +41,12 @@
  * cancel again: code that catches the cancel once is cut at the next one.
  * Code that catches it every time (a loop around an EXCEPTION WHEN
  * query_canceled block) would hold the worker for ever: where the process
- * has said what to do then (stream_view_time_limit_on_ignored_cancel, the
- * batch workers), a run still going IGNORED_CANCEL_MS after its cut, or its
- * limit if longer, on the charged clock, ends the process (FATAL, as
- * pg_terminate_backend would), the only error a PL/pgSQL block cannot catch.
+ * has said what to do then (stream_view_time_limit_on_ignored_cancel: the
+ * batch workers, worker.c; the combiner and Kafka consumer workers,
+ * paused_views.c), a run still going IGNORED_CANCEL_MS after its cut, or
+ * its limit if longer, on the charged clock, ends the process (FATAL, as
+ * pg_terminate_backend would), the only error a PL/pgSQL block cannot
+ * catch; and so it does, noted or not, when the process was asked to stop.
  */
 #include "postgres.h"
 

@@ -135,6 +135,7 @@ exit_if_extension_dropped(StreamWorkerSlot *slot)
 	if (!present)
 	{
 		stream_ring_discard(slot);
+		memset(&slot->paused, 0, sizeof(slot->paused));	/* its view ids go */
 		proc_exit(0);
 	}
 }
