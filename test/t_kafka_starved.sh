@@ -42,28 +42,28 @@ pid=$(q "SELECT pid FROM stream_ext_internal.kafka_worker_status() WHERE NOT pro
 say "consumer worker $pid applies the first messages"
 
 log0=$(log_offset)
-seq 10 15 | produce stub_t # 13: the view's function loops
+echo 13 | produce stub_t # the view's function loops on it
 wait_until 40 "the consumer worker ended and started again" \
 	"SELECT count(*) = 1 FROM stream_ext_internal.kafka_worker_status() WHERE NOT producer AND pid <> $pid"
-wait_until 30 "the stream's other view gets the messages" "SELECT n || ':' || s = '11:90' FROM k_all"
-say "ok: the worker was ended and started again, the other view got the messages"
-expect "SELECT n FROM k_stubborn" 5 "the looping view's events wait"
-expect "SELECT count(*) > 0 FROM stream_ext.view_errors
+wait_until 30 "the stream's other view gets the message" "SELECT n || ':' || s = '6:28' FROM k_all"
+say "ok: the worker was ended and started again, the other view got the message"
+expect "SELECT n FROM k_stubborn" 5 "the looping view's event waits"
+expect "SELECT count(*) FROM stream_ext.view_errors
          WHERE name = 'k_stubborn'::regclass AND sqlstate = '54000'
-           AND message LIKE '%catches the cancel%Kafka consumer worker was ended%alone for 10 s%'" t \
-	"the pause is recorded for the view"
+           AND message LIKE '%catches the cancel%Kafka consumer worker was ended%alone for 10 s%'" 1 \
+	"the pause is recorded for the view, once"
 grep -q "Kafka consumer worker leaves continuous view" <<< "$(log_since "$log0")" ||
 	fail "the new worker did not log the pause"
 say "ok: the server log says why"
 
 seq 20 22 | produce stub_t
-wait_until 30 "later messages applied" "SELECT n || ':' || s = '14:153' FROM k_all"
+wait_until 30 "later messages applied" "SELECT n || ':' || s = '9:91' FROM k_all"
 say "ok: the partition goes on"
 
 run_sql -c "CREATE OR REPLACE FUNCTION public.stubborn(x bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT x'"
 wait_until 120 "the held events applied once the function is fixed" \
-	"SELECT n || ':' || s = '14:153' FROM k_stubborn"
+	"SELECT n || ':' || s = '9:91' FROM k_stubborn"
 say "ok: once its function is fixed, the view has every message"
-expect "SELECT n || ':' || s FROM k_all" "14:153" "each message once in the other view"
+expect "SELECT n || ':' || s FROM k_all" "9:91" "each message once in the other view"
 expect "SELECT count(*) FROM stream_ext_internal.held_events" 0 "nothing left held"
 say "PASS ($((SECONDS - t0))s)"

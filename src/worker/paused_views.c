@@ -15,19 +15,25 @@
  * else the one the combiner works for (it merges it, scans it for reads of
  * one group, emits its change stream or drains its held events).  The
  * process started again in the slot leaves that view alone for
- * PAUSE_FIRST_MS, doubling each time the view ends it again within a
- * pause's length after its last pause, up to PAUSE_MAX_MS.  Meanwhile, in
- * the combiner, its deltas wait (reads count them), its changed groups stay
- * noted, its held events stay held; the events either process has for it
- * are held back (held_back.c), to be applied by the combiner once it no
- * longer leaves the view alone.  Nothing is lost, and the other views go
+ * PAUSE_FIRST_MS from its start, doubling each time the view ends it again
+ * within a pause's length after its last pause, up to PAUSE_MAX_MS.
+ * Meanwhile, in the combiner, its deltas wait (reads count them), its
+ * changed groups stay noted, its held events stay held; the events either
+ * process has for it are held back (held_back.c), to be applied by the
+ * combiner once it no longer leaves the view alone (where the same code
+ * may end the combiner in turn).  Nothing is lost, and the other views go
  * on.  Each pause is recorded in view_errors and logged.  With every entry
  * in use, the one whose pause ends first is taken.
+ *
+ * Pauses are kept per slot: the workers of a Kafka consumer in a group
+ * (parallelism above 1) each meet the view's code once before holding it
+ * back, as the group moves the partitions between them.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/errcodes.h"
 #include "utils/timestamp.h"
 
@@ -67,7 +73,8 @@ pause_ms(int times)
 static bool
 forgotten(int i, TimestampTz now)
 {
-	return now > my_pv->entries[i].until + pause_ms(my_pv->entries[i].times) * 1000;
+	return my_pv->entries[i].until != 0 &&
+		now > my_pv->entries[i].until + pause_ms(my_pv->entries[i].times) * 1000;
 }
 
 /*
@@ -87,7 +94,9 @@ entry_for(int view, TimestampTz now)
 	{
 		if (my_pv->entries[i].view == 0 || forgotten(i, now))
 			return i;
-		if (my_pv->entries[i].until < my_pv->entries[first].until)
+		if (my_pv->entries[i].until != 0 &&
+			(my_pv->entries[first].until == 0 ||
+			 my_pv->entries[i].until < my_pv->entries[first].until))
 			first = i;
 	}
 	return first;
@@ -101,15 +110,20 @@ entry_for(int view, TimestampTz now)
 static bool
 note_pause(void)
 {
+	static bool noted = false;
 	int			view = stream_apply_running_view();
 	TimestampTz now = GetCurrentTimestamp();
 	int			entry;
 	int			times = 1;
 
+	/* once: the ticks go on while the process ends */
+	if (noted)
+		return true;
 	if (view == 0)
 		view = working_for;
 	if (view == 0)
 		return false;
+	noted = true;
 	entry = entry_for(view, now);
 	if (my_pv->entries[entry].view == view && !forgotten(entry, now))
 		times = my_pv->entries[entry].times + 1;
@@ -117,7 +131,7 @@ note_pause(void)
 	pg_write_barrier();
 	my_pv->entries[entry].times = times;
 	my_pv->entries[entry].recorded = false;
-	my_pv->entries[entry].until = now + pause_ms(times) * 1000;
+	my_pv->entries[entry].until = 0;	/* from the next process's start */
 	pg_write_barrier();
 	my_pv->entries[entry].view = view;
 	return true;
@@ -142,6 +156,15 @@ stream_paused_views_start(StreamPausedViews *pv, const char *process, const char
 		memset(pv, 0, sizeof(StreamPausedViews));
 		pv->dboid = MyDatabaseId;
 	}
+
+	/*
+	 * A pause runs from the start of the process after the one it ended,
+	 * however long that took (a Kafka consumer worker is started again after
+	 * a backoff).
+	 */
+	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
+		if (pv->entries[i].view != 0 && pv->entries[i].until == 0)
+			pv->entries[i].until = now + pause_ms(pv->entries[i].times) * 1000;
 	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
 		if (pv->entries[i].view != 0 && pv->entries[i].until > now)
 			ereport(LOG,
@@ -165,6 +188,7 @@ typedef struct PauseCheck
 {
 	int			i;
 	bool		gone;			/* out: the view is gone */
+	bool		later;			/* out: its lock is not free now */
 } PauseCheck;
 
 static void
@@ -176,6 +200,10 @@ check_pause(void *arg)
 
 	c->gone = row == NULL;
 	if (c->gone)
+		return;
+	/* a DROP of the view under way: recorded later, or gone */
+	c->later = !ConditionalLockRelationOid(row->view, AccessShareLock);
+	if (c->later)
 		return;
 	stream_view_errors_begin(&log, row->id);
 	stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -198,7 +226,7 @@ stream_paused_views_record(MemoryContext cxt)
 
 	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
 	{
-		PauseCheck	c = {i, false};
+		PauseCheck	c = {i, false, false};
 
 		if (my_pv->entries[i].view == 0)
 			continue;
@@ -208,7 +236,7 @@ stream_paused_views_record(MemoryContext cxt)
 				my_pv->entries[i].view = 0;
 			continue;
 		}
-		if (stream_job_in_transaction(check_pause, &c, cxt) != NULL)
+		if (stream_job_in_transaction(check_pause, &c, cxt) != NULL || c.later)
 			continue;
 		if (c.gone)
 			my_pv->entries[i].view = 0;
