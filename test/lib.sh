@@ -108,6 +108,27 @@ try_wait() {
 # wait_until TIMEOUT_S DESCRIPTION SQL: same, a timeout fails the test
 wait_until() { try_wait "$@" || fail "timeout: $2"; }
 
+# stubborn_function NAME ARGS RETTYPE CONDITION RESULT: the SQL of a PL/pgSQL
+# function NAME(ARGS) returning RESULT, which when CONDITION holds catches
+# every cancel (stream_ext.view_time_limit's too) in a loop, for ever: code
+# that ignores the time limit
+stubborn_function() {
+	cat <<SQL
+CREATE FUNCTION $1($2) RETURNS $3 LANGUAGE plpgsql IMMUTABLE AS \$f\$
+BEGIN
+  IF $4 THEN
+    LOOP
+      BEGIN
+        PERFORM pg_sleep(0.01);
+      EXCEPTION WHEN query_canceled THEN NULL;
+      END;
+    END LOOP;
+  END IF;
+  RETURN $5;
+END \$f\$
+SQL
+}
+
 # set_server_setting NAME VALUE: ALTER SYSTEM SET and reload, then wait until
 # the server has it; reset at exit
 set_server_setting() {

@@ -17,19 +17,8 @@ fresh_db t_kafka_starved
 t0=$SECONDS
 mock_start 1 stub_t:1
 
+run_sql -c "$(stubborn_function public.stubborn 'x bigint' bigint 'x = 13' x)"
 run_sql <<SQL
-CREATE FUNCTION public.stubborn(x bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS \$\$
-BEGIN
-  IF x = 13 THEN
-    LOOP
-      BEGIN
-        PERFORM pg_sleep(0.01);
-      EXCEPTION WHEN query_canceled THEN NULL;
-      END;
-    END LOOP;
-  END IF;
-  RETURN x;
-END \$\$;
 CREATE FOREIGN TABLE k (v bigint) SERVER stream_ext;
 CREATE VIEW k_stubborn WITH (continuous) AS SELECT count(*) AS n, sum(public.stubborn(v)) AS s FROM k;
 CREATE VIEW k_all WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM k;

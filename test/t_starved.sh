@@ -109,20 +109,9 @@ expect "SELECT sqlstate || ' ' || (event LIKE '(-5,%') FROM stream_ext.view_erro
 say "ok: an event spinning 5 s on the CPU was cut (its transaction took ${took} ms), the others counted"
 
 # --- 3. code that catches the cancel, every time
+run_sql -c "$(stubborn_function public.stubborn 'x int' int 'x = 13' x)"
 run_sql <<'SQL'
 CREATE FOREIGN TABLE stubborn (x int) SERVER stream_ext;
-CREATE FUNCTION public.stubborn(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-  IF x = 13 THEN
-    LOOP
-      BEGIN
-        PERFORM pg_sleep(0.01);
-      EXCEPTION WHEN query_canceled THEN NULL;
-      END;
-    END LOOP;
-  END IF;
-  RETURN x;
-END $$;
 CREATE VIEW stubborn_sum WITH (continuous) AS SELECT count(*) AS n, sum(public.stubborn(x)) AS s FROM stubborn;
 CREATE VIEW stubborn_max WITH (continuous) AS SELECT count(*) AS n, max(public.stubborn(x)) AS m FROM stubborn;
 CREATE VIEW stubborn_all WITH (continuous) AS SELECT count(*) AS n, sum(x) AS s FROM stubborn;
@@ -167,21 +156,11 @@ say "a session scans the table in $pids processes"
 q "INSERT INTO stubborn VALUES (6)" >/dev/null
 expect "SELECT pids FROM scanners" 1 "a view's run scans it in one, whatever its function sets"
 # --- 5. a combine function that catches the cancel, every time
+# loops in the combiner only: reads combine the deltas they count too
+run_sql -c "$(stubborn_function public.stubborn_combine 'a int8, b int8' int8 \
+	"(a = 13 OR b = 13) AND (SELECT application_name FROM pg_stat_activity
+	  WHERE pid = pg_backend_pid()) = 'stream_ext combiner'" 'a + b')"
 run_sql <<'SQL'
--- loops in the combiner only: reads combine the deltas they count too
-CREATE FUNCTION public.stubborn_combine(a int8, b int8) RETURNS int8 LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-  IF (a = 13 OR b = 13) AND (SELECT application_name FROM pg_stat_activity
-                             WHERE pid = pg_backend_pid()) = 'stream_ext combiner' THEN
-    LOOP
-      BEGIN
-        PERFORM pg_sleep(0.01);
-      EXCEPTION WHEN query_canceled THEN NULL;
-      END;
-    END LOOP;
-  END IF;
-  RETURN a + b;
-END $$;
 CREATE AGGREGATE public.stubborn_total(int8) (sfunc = int8pl, stype = int8,
   combinefunc = public.stubborn_combine, initcond = '0');
 CREATE FOREIGN TABLE merged (x int8) SERVER stream_ext;
