@@ -302,8 +302,9 @@ stream_view_note_blocked(int view_id)
 
 /*
  * Are view's events to be held back now rather than applied: a lock of its
- * run is not free, or was not a short while ago, or (in the combiner) the
- * view is paused (paused_views.c)?  In a transaction.
+ * run is not free, or was not a short while ago, or (in the combiner or a
+ * Kafka consumer worker) the view is paused (paused_views.c)?  In a
+ * transaction.
  */
 bool
 stream_view_held_back(CachedView *view)

@@ -256,7 +256,7 @@ stream_paused_views_work_for(int view_id)
 	working_for = view_id;
 }
 
-/* Does the combiner leave view_id alone now? */
+/* Does this process leave view_id alone now (never: a batch worker, a writer)? */
 bool
 stream_view_paused(int view_id)
 {
