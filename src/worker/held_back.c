@@ -162,10 +162,11 @@ recently_blocked(int view_id, TimestampTz now)
  * a VACUUM (lazy_truncate_heap looks every 20 ms) or, on a delta table,
  * this database's combiner (worker/delta_shrink.c)?  Held back rather than
  * waiting for them, the events of writers the batch acknowledges would be
- * missing from reads until the combiner drains them.  No conflicting holder
- * means the lock was refused for a request queued before ours (or was let
- * go meanwhile): the events are held back, as the request may be a DDL
- * statement's, waiting for a writer that waits for this batch.
+ * missing from reads until the combiner drains them.  No conflicting holder:
+ * the lock was let go since it was refused (the caller asks again), or a
+ * request queued before ours has it next; then the events are held back, as
+ * the request may be a DDL statement's, waiting for a writer that waits for
+ * this batch.
  */
 static bool
 held_for_a_cut(Oid relid, LOCKMODE mode, bool delta_table)
@@ -251,8 +252,12 @@ lock_if_free(Oid relid, LOCKMODE mode, bool delta_table)
 	{
 		ErrorData  *e;
 
+		/*
+		 * No holder but cutters: let go since we asked (taken now), or a
+		 * request queued before ours has it next (still refused)
+		 */
 		if (!held_for_a_cut(relid, mode, delta_table))
-			return false;
+			return ConditionalLockRelationOid(relid, mode);
 		e = stream_try_in_subtransaction(wait_for_cut, &w);
 		if (e == NULL)
 			return true;
