@@ -223,7 +223,11 @@ stream_ext_kafka_main(Datum arg)
 									  ALLOCSET_DEFAULT_SIZES);
 	kafka_batch_init();
 	if (!load_config(w, args.consumer_id))
-		proc_exit(0);			/* stopped or dropped meanwhile */
+	{
+		/* stopped or dropped meanwhile (the extension too: its ids go) */
+		memset(&w->slot->paused, 0, sizeof(w->slot->paused));
+		proc_exit(0);
+	}
 	pgstat_report_appname("stream_ext kafka consumer");
 	view_cache_init();
 

@@ -35,6 +35,8 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/errcodes.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
@@ -44,6 +46,9 @@
 #include "worker/apply.h"
 #include "worker/paused_views.h"
 #include "worker/time_limit.h"
+
+/* A pause whose record failed is tried again after this long */
+#define RECORD_RETRY_MS 5000
 
 /* The first pause of a view, and the longest */
 #define PAUSE_FIRST_MS 10000
@@ -205,6 +210,16 @@ check_pause(void *arg)
 	c->later = !ConditionalLockRelationOid(row->view, AccessShareLock);
 	if (c->later)
 		return;
+	c->gone = !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(row->view));
+	if (c->gone)
+		return;
+
+	/*
+	 * Rows of view_errors an open truncate_continuous_view deleted would
+	 * have the trim wait: not for long (55P03, tried again later)
+	 */
+	(void) set_config_option("lock_timeout", "100", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	stream_view_errors_begin(&log, row->id);
 	stream_view_errors_record_reason(&log, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
 									 psprintf("the view's code went on after stream_ext.view_time_limit (%d ms) cancelled it (it catches the cancel): the %s was ended, and leaves the view alone for %ld s (%s; nothing is lost)",
@@ -216,14 +231,17 @@ check_pause(void *arg)
 
 /*
  * Record the pauses not recorded yet in view_errors (each in a transaction
- * of its own; one that fails is tried again at the next call), dropping
- * those of views that are gone; forget the entries forgotten.
+ * of its own; one that fails is tried again RECORD_RETRY_MS later),
+ * dropping those of views that are gone; forget the entries forgotten.
  */
 void
 stream_paused_views_record(MemoryContext cxt)
 {
+	static TimestampTz retry_at = 0;
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (now < retry_at)
+		return;
 	for (int i = 0; i < STREAM_IGNORED_CANCEL_NOTES; i++)
 	{
 		PauseCheck	c = {i, false, false};
@@ -237,7 +255,10 @@ stream_paused_views_record(MemoryContext cxt)
 			continue;
 		}
 		if (stream_job_in_transaction(check_pause, &c, cxt) != NULL || c.later)
+		{
+			retry_at = TimestampTzPlusMilliseconds(now, RECORD_RETRY_MS);
 			continue;
+		}
 		if (c.gone)
 			my_pv->entries[i].view = 0;
 		else
