@@ -234,7 +234,6 @@ stream_ext_kafka_main(Datum arg)
 	/* views whose code ended the worker before: their events held back a while */
 	stream_paused_views_start(&w->slot->paused, "Kafka consumer worker",
 							  "its events from the consumer are held back, for the combiner to apply");
-	stream_paused_views_record(batch_cxt);
 
 	MemoryContextSwitchTo(w->cxt);
 	create_handle(w);
@@ -280,7 +279,7 @@ stream_ext_kafka_main(Datum arg)
 		MemoryContextReset(batch_cxt);
 		MemoryContextSwitchTo(batch_cxt);
 		w->assignment_revoked = false;
-		stream_paused_views_record(batch_cxt);	/* one that failed, again */
+		stream_paused_views_record(batch_cxt);	/* new ones, and failed ones again */
 
 		/* Fill a batch: batch_size messages, or kafka_batch_wait passed */
 		for (;;)

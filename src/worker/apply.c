@@ -1566,7 +1566,6 @@ void
 stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
 {
 	last_transient_view = 0;
-	running_view = 0;			/* an error may have left it set */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -1097,7 +1097,6 @@ stream_combiner_loop(int slotno)
 	/* views whose code ended the combiners before: left alone a while */
 	stream_paused_views_start(&stream_slot(slotno)->paused, "combiner",
 							  "its merges, change stream and held events, and the events the combiner has for it, wait");
-	stream_paused_views_record(cxt);
 
 	for (;;)
 	{
@@ -1113,7 +1112,7 @@ stream_combiner_loop(int slotno)
 
 		if ((mergeable != last_mergeable && due) || full)
 		{
-			if (full)
+			if (full)			/* the first round is one */
 				stream_paused_views_record(cxt);
 			if (!merge_round(full, false, &has_notify, cxt))
 			{
