@@ -69,6 +69,7 @@ CREATE FOREIGN TABLE sec.events (who text, amount int) SERVER stream_ext;
 CREATE VIEW sec.totals WITH (continuous) AS SELECT who, count(*) AS n, sum(amount) AS total FROM sec.events GROUP BY who;
 CREATE VIEW sec.secret WITH (continuous) AS SELECT max(amount) AS top FROM sec.events;
 CREATE VIEW sec.failing WITH (continuous) AS SELECT sum(100 / amount) AS x FROM sec.events;
+CREATE VIEW sec.hidden_failing WITH (continuous) AS SELECT sum(ln(amount)) AS y FROM sec.events;
 SELECT stream_ext.create_continuous_view('sec.by_fn', 'SELECT count(*) AS n FROM sec.events');
 CREATE VIEW sec.dropped WITH (continuous) AS SELECT count(*) AS n FROM sec.events;
 INSERT INTO sec.events VALUES ('owner', 1), ('owner', 2), ('owner', 0);
@@ -79,7 +80,7 @@ SELECT relname, pg_get_userbyid(relowner) AS owner FROM pg_class
  WHERE relnamespace = 'sec'::regnamespace ORDER BY relname;
 SELECT name, events, errors FROM stream_ext.view_stats WHERE name::text LIKE 'sec.%' ORDER BY name::text;
 -- the owner may read the recorded errors of its views
-SELECT name, sqlstate, message FROM stream_ext.view_errors WHERE name::text LIKE 'sec.%';
+SELECT name, sqlstate, message FROM stream_ext.view_errors WHERE name::text LIKE 'sec.%' ORDER BY name::text;
 -- the owner may truncate and drop its views
 SELECT stream_ext.truncate_continuous_view('sec.by_fn');
 SELECT * FROM sec.by_fn;
@@ -124,6 +125,12 @@ SELECT stream_ext.create_continuous_view('public.sec_spy', 'SELECT who, sum(amou
 -- (which may quote an event's value) of those it can but not their stream
 SELECT count(*) AS visible_errors FROM stream_ext.view_errors WHERE name::text LIKE 'sec.%' AND name <> 'sec.failing'::regclass;
 SELECT name, sqlstate, message, event FROM stream_ext.view_errors WHERE name = 'sec.failing'::regclass;
+-- not even through a function of its own that the planner would run first
+-- (sec.hidden_failing's error, 2201E, stays hidden)
+CREATE FUNCTION pg_temp.sec_peek(text) RETURNS bool LANGUAGE plpgsql COST 0.000001
+  AS $$ BEGIN RAISE NOTICE 'seen: %', $1; RETURN true; END $$;
+SELECT count(*) AS peeked FROM stream_ext.view_errors WHERE pg_temp.sec_peek(sqlstate);
+DROP FUNCTION pg_temp.sec_peek(text);
 RESET ROLE;
 SELECT to_regclass('public.sec_spy') IS NULL AS no_spy_view;
 SELECT * FROM sec.totals ORDER BY who;

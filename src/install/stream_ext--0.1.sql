@@ -576,8 +576,10 @@ CREATE VIEW stream_ext.commit_latency AS
 
 -- The errors and late events of the views the reader may read; the events
 -- themselves (every column of the stream, which the view may not show) only
--- to those who may read the stream.
-CREATE VIEW stream_ext.view_errors AS
+-- to those who may read the stream.  These views and the others that hide
+-- rows by privilege are security barriers: a cheap function in a reader's
+-- WHERE would otherwise see the hidden rows before the filter.
+CREATE VIEW stream_ext.view_errors WITH (security_barrier) AS
   SELECT v.view AS name, e.occurred_at, e.sqlstate,
          -- a message quotes the value that failed ("invalid input syntax ...: <value>")
          CASE WHEN pg_catalog.has_table_privilege(v.stream, 'SELECT') THEN e.message END AS message,
@@ -586,7 +588,7 @@ CREATE VIEW stream_ext.view_errors AS
     JOIN stream_ext_internal.continuous_views v ON v.id = e.view_id
    WHERE pg_catalog.has_table_privilege(v.view, 'SELECT');
 
-CREATE VIEW stream_ext.late_events AS
+CREATE VIEW stream_ext.late_events WITH (security_barrier) AS
   SELECT v.view AS name, l.arrived_at, l.event_time, l.watermark,
          CASE WHEN pg_catalog.has_table_privilege(v.stream, 'SELECT') THEN l.event END AS event
     FROM stream_ext_internal.late_events l
@@ -594,7 +596,7 @@ CREATE VIEW stream_ext.late_events AS
    WHERE pg_catalog.has_table_privilege(v.view, 'SELECT')
      AND (l.writer_xid IS NULL OR stream_ext_internal.xid_visible(l.writer_xid));
 
-CREATE VIEW stream_ext.change_streams AS
+CREATE VIEW stream_ext.change_streams WITH (security_barrier) AS
   SELECT v.view, c.stream
     FROM stream_ext_internal.change_streams c
     JOIN stream_ext_internal.continuous_views v ON v.id = c.view_id
@@ -1193,7 +1195,7 @@ CREATE VIEW stream_ext.kafka_consumers AS
 
 -- payloads are event contents, and an error quotes the value that failed: as in
 -- view_errors, only for roles that may read the stream's events
-CREATE VIEW stream_ext.kafka_errors AS
+CREATE VIEW stream_ext.kafka_errors WITH (security_barrier) AS
   SELECT c.stream, c.topic, e.partition, e."offset", e.occurred_at,
          CASE WHEN pg_catalog.has_table_privilege(c.stream, 'SELECT') THEN e.error END AS error,
          CASE WHEN pg_catalog.has_table_privilege(c.stream, 'SELECT') THEN e.payload END AS payload
@@ -1543,7 +1545,7 @@ CREATE VIEW stream_ext.kafka_producers AS
 GRANT SELECT ON stream_ext.kafka_producers TO PUBLIC;
 
 -- messages and keys are event contents (as in kafka_errors)
-CREATE VIEW stream_ext.kafka_sink_errors AS
+CREATE VIEW stream_ext.kafka_sink_errors WITH (security_barrier) AS
   SELECT p.stream, p.topic, e.event,
          CASE WHEN pg_catalog.has_table_privilege(p.stream, 'SELECT') THEN e.key END AS key,
          e.occurred_at,
