@@ -357,6 +357,31 @@ SELECT count(*), count(DISTINCT n), min(n), max(n) FROM tw_m_out;
 DROP FOREIGN TABLE tw_m CASCADE;
 DROP TABLE tw_m_out;
 
+-- a transform's code that writes into a stream, while the writer applies its
+-- events: refused, as in the workers (the write refilled the buffer being
+-- sent, and a worker crashed on the record it got); its event is set aside
+-- for that transform alone, every other view counts it
+CREATE FOREIGN TABLE tw_src (k int, v text) SERVER stream_ext;
+CREATE FOREIGN TABLE tw_other (k int, p bigint) SERVER stream_ext;
+CREATE TABLE tw_src_out (k int, v text, r int);
+CREATE FUNCTION tw_writes(k int) RETURNS int LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF k = 1 THEN INSERT INTO public.tw_other VALUES (7, 4611686018427387903); END IF;
+  RETURN k;
+END $$;
+CREATE VIEW tw_writing WITH (continuous, output = 'tw_src_out') AS SELECT k, v, tw_writes(k) AS r FROM tw_src;
+CREATE VIEW tw_src_count WITH (continuous) AS SELECT v, count(*) AS n FROM tw_src GROUP BY v;
+CREATE VIEW tw_other_count WITH (continuous) AS SELECT count(*) AS n FROM tw_other;
+INSERT INTO tw_src SELECT i, 'b' FROM generate_series(1, 300) i;
+SELECT tw_merged('tw_writing'), tw_merged('tw_src_count');
+SELECT v, n FROM tw_src_count;
+SELECT count(*) AS rows, min(k) AS first FROM tw_src_out;
+SELECT n FROM tw_other_count;
+SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'tw_writing'::regclass;
+DROP FOREIGN TABLE tw_src, tw_other CASCADE;
+DROP TABLE tw_src_out;
+DROP FUNCTION tw_writes(int);
+
 DROP FOREIGN TABLE tw_s, tw_p CASCADE;
 DROP TABLE tw_out, tw_names, tw_named, tw_who, tw_parts;
 DROP FUNCTION tw_merged(regclass), tw_shout();

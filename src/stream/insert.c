@@ -154,6 +154,16 @@ next_record_slot(Oid stream)
 }
 
 /*
+ * While the writer applies events itself, its transforms' code (their
+ * functions, their tables' triggers) runs over those events, which are the
+ * buffer's or a record being sent: a write of theirs into a stream would
+ * flush and refill the buffer under them.  Refused, as in the workers
+ * (stream_admit_writer): the apply fails, and the events go to the workers,
+ * which set such an event aside for the transform.
+ */
+static bool in_own_apply = false;
+
+/*
  * Apply the stream's transforms into tables to events[0 .. nevents - 1]
  * (stream_writer_apply_hook), leaving out events of rolled back
  * subtransactions.  Returns what was applied (WRITER_APPLIES_NOTHING:
@@ -171,7 +181,18 @@ apply_own_events(Oid stream, const char *events, uint32 nevents)
 		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuples[i].t_data)))
 			tuples[n++] = tuples[i];
 	if (n > 0)
-		applied = stream_writer_apply_hook(stream, tuples, n);
+	{
+		in_own_apply = true;
+		PG_TRY();
+		{
+			applied = stream_writer_apply_hook(stream, tuples, n);
+		}
+		PG_FINALLY();
+		{
+			in_own_apply = false;
+		}
+		PG_END_TRY();
+	}
 	pfree(tuples);
 	return applied;
 }
@@ -427,6 +448,19 @@ stream_refuse_writes_in_this_process(void)
 	writes_refused = true;
 }
 
+/* A write into rel from the code of the writer's own apply (in_own_apply) */
+static void
+refuse_write_in_own_apply(Relation rel)
+{
+	if (in_own_apply)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot write into stream \"%s\" from a transform's code",
+						RelationGetRelationName(rel)),
+				 errdetail("A continuous view's expressions run over events that are being sent to the workers."),
+				 errhint("Hand rows to another stream with a transform: WITH (continuous, output = 'stream').")));
+}
+
 /*
  * Before a statement writes into rel: a change stream takes no events but
  * its view's changes; then the admission hook, if any.
@@ -443,6 +477,7 @@ stream_admit_writer(Relation rel)
 						RelationGetRelationName(rel)),
 				 errdetail("A continuous view's expressions run in the workers, which would wait for themselves."),
 				 errhint("Hand rows to another stream with a transform: WITH (continuous, output = 'stream').")));
+	refuse_write_in_own_apply(rel);
 	if (view != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -585,6 +620,7 @@ reserve_event(Relation rel, Size tuple_len, char **oversized)
 	Oid			stream = RelationGetRelid(rel);
 	char	   *dest;
 
+	refuse_write_in_own_apply(rel);
 	if (!xact_active)
 		begin_stream_xact();
 	if (event_buf_count > 0 &&
