@@ -93,6 +93,14 @@ RESET ROLE;
 SELECT to_regclass('sec.dropped') IS NULL AS dropped_view_gone;
 SELECT state_table::text AS sec_state, delta_table::text AS sec_delta
   FROM stream_ext_internal.continuous_views WHERE view = 'sec.secret'::regclass \gset
+-- the owner of a view may not put statistics or policies on its tables: the
+-- combiner's ANALYZE would run the statistics' expressions
+SELECT state_table::text AS sec_totals_state
+  FROM stream_ext_internal.continuous_views WHERE view = 'sec.totals'::regclass \gset
+SET ROLE regress_stream_owner;
+SELECT sec_try(format('CREATE STATISTICS sec.totals_stats ON who, (length(who)) FROM %s', :'sec_totals_state')) AS create_statistics,
+       sec_try(format('CREATE POLICY totals_policy ON %s USING (true)', :'sec_totals_state')) AS create_policy;
+RESET ROLE;
 
 -- a role with INSERT on the stream and SELECT on one view
 SET ROLE regress_stream_writer;

@@ -31,6 +31,11 @@
 #      the change stream's events to: that view is left alone, its event
 #      held back, not the view whose change stream it reads (another view
 #      of the change stream gets the event); fixed, it gets its event.
+#   7. Statistics on a state table whose expression is slow (a superuser's:
+#      owners may not create them): the combiner's ANALYZE of the table
+#      runs it within the view's time limit, cut and logged, and the other
+#      views are merged meanwhile.  (ANALYZE had no limit: the combiner, and
+#      every merge, waited the 150 s it would take.)
 source "$(dirname "$0")/lib.sh"
 BURNERS=${BURNERS:-4}
 
@@ -217,4 +222,30 @@ run_sql -c "CREATE OR REPLACE FUNCTION public.stubborn(x int) RETURNS int LANGUA
 wait_until 60 "the held change applied once the function is fixed and the pause is over" \
 	"SELECT n = 1 AND m = 13 FROM watch_stubborn"
 say "ok: the view gets its event once its function is fixed and the pause is over"
+
+# --- 7. statistics whose expression is slow: the combiner's ANALYZE runs it
+run_sql <<'SQL'
+CREATE FUNCTION public.slow_stat(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$
+BEGIN PERFORM pg_sleep(0.1); RETURN x; END $f$;
+CREATE FOREIGN TABLE analyzed (k int) SERVER stream_ext;
+CREATE VIEW analyzed_count WITH (continuous) AS SELECT k, count(*) AS n FROM analyzed GROUP BY k;
+SQL
+analyzed_state=$(q "SELECT state_table FROM stream_ext_internal.continuous_views WHERE view = 'analyzed_count'::regclass")
+analyzed_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'analyzed_count'::regclass")
+run_sql -c "CREATE STATISTICS public.slow_stats ON (public.slow_stat(k)), k FROM $analyzed_state"
+log0=$(log_offset)
+q "INSERT INTO analyzed SELECT g FROM generate_series(1, 1500) g" >/dev/null   # 1,000 merged rows: ANALYZE
+wait_until 10 "the view's events are merged" "SELECT count(*) = 0 FROM $analyzed_delta"
+q "INSERT INTO other VALUES (1)" >/dev/null
+wait_until 8 "another view is merged while the statistics' expression would take 150 s" \
+	"SELECT count(*) = 0 FROM $other_delta"
+say "ok: another view is merged"
+for i in $(seq 50); do
+	grep -q 'continuous view "public.analyzed_count" took longer than stream_ext.view_time_limit' <<< "$(log_since "$log0")" && break
+	sleep 0.2
+done
+grep -q 'continuous view "public.analyzed_count" took longer than stream_ext.view_time_limit' <<< "$(log_since "$log0")" ||
+	fail "the combiner did not log the cut ANALYZE"
+say "ok: the ANALYZE was cut at the limit, and logged"
+expect "SELECT count(*) FROM analyzed_count" 1500 "the view counts its events"
 say "PASS ($((SECONDS - t0))s)"

@@ -11,7 +11,9 @@
  *	 - triggers and rules on these relations are refused to everyone (but
  *	   the install script);
  *	 - ALTER, RENAME, SET SCHEMA, DROP, TRUNCATE and CREATE INDEX of them
- *	   are refused to anyone but a superuser, and so are LOCK, CLUSTER,
+ *	   are refused to anyone but a superuser, and so are CREATE STATISTICS
+ *	   (the combiner's ANALYZE would run its expressions) and CREATE
+ *	   POLICY, and LOCK, CLUSTER,
  *	   REINDEX and VACUUM FULL, whose locks would stall the workers (a
  *	   worker waiting for one view's table holds up every stream whose
  *	   events share its queue) (the extension's own code runs
@@ -468,6 +470,15 @@ stream_guard_internal_relations(Node *parsetree)
 			break;
 		case T_ClusterStmt:
 			refuse(((ClusterStmt *) parsetree)->relation, "cluster", true);
+			break;
+		case T_CreateStatsStmt:
+			/* ANALYZE, which the combiner runs, would evaluate its expressions */
+			foreach(lc, ((CreateStatsStmt *) parsetree)->relations)
+				if (IsA(lfirst(lc), RangeVar))
+					refuse(lfirst(lc), "create statistics on", true);
+			break;
+		case T_CreatePolicyStmt:
+			refuse(((CreatePolicyStmt *) parsetree)->table, "create a policy on", true);
 			break;
 		case T_ReindexStmt:
 			refuse(((ReindexStmt *) parsetree)->relation, "reindex", true);

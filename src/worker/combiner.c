@@ -292,40 +292,77 @@ log_error_and_abort(MemoryContext cxt)
 	AbortCurrentTransaction();
 }
 
-/* VACUUM or ANALYZE a table of view id (options: VACOPT_*), skipping it if locked. */
+/* VACUUM or ANALYZE a table of view id (options: VACOPT_*), skipping it if locked */
 static void
-maintain_table(int id, ViewRelation which, int options, MemoryContext cxt)
+vacuum_table(int id, ViewRelation which, int options, MemoryContext cxt)
+{
+	Oid			relid = stream_view_relation_relid(id, which, true);
+	VacuumParams params;
+	List	   *rels;
+	MemoryContext old;
+
+	if (!OidIsValid(relid))
+		return;
+	/* VACUUM commits and starts transactions: keep its input in cxt */
+	old = MemoryContextSwitchTo(cxt);
+	rels = list_make1(makeVacuumRelation(makeRangeVar(STREAM_INTERNAL_SCHEMA,
+													  stream_view_relation_name(id, which), -1),
+										 relid, NIL));
+	MemoryContextSwitchTo(old);
+	memset(&params, 0, sizeof(params));
+	params.options = options | VACOPT_SKIP_LOCKED;
+	params.freeze_min_age = -1;
+	params.freeze_table_age = -1;
+	params.multixact_freeze_min_age = -1;
+	params.multixact_freeze_table_age = -1;
+	params.log_min_duration = -1;
+	params.index_cleanup = VACOPTVALUE_UNSPECIFIED;
+	params.truncate = VACOPTVALUE_UNSPECIFIED;
+	params.nworkers = -1;
+	vacuum(rels, &params, NULL, true);
+}
+
+/* What analyze_state_work needs */
+typedef struct AnalyzeState
+{
+	int			id;
+	MemoryContext cxt;
+} AnalyzeState;
+
+static void
+analyze_state_work(void *arg)
+{
+	AnalyzeState *a = arg;
+
+	vacuum_table(a->id, VIEW_STATE_TABLE, VACOPT_ANALYZE, a->cxt);
+}
+
+/*
+ * In a transaction of its own, VACUUM a table of view v (options), or with
+ * VACOPT_ANALYZE ANALYZE its state table: that runs its owner's code (the
+ * expressions of indexes made through the view, the comparisons of its key
+ * types), within the view's time limit as a merge does, so that it cannot
+ * hold up the combiner.  An error is logged.
+ */
+static void
+maintain_table(ViewToCombine *v, ViewRelation which, int options, MemoryContext cxt)
 {
 	PG_TRY();
 	{
-		Oid			relid;
-		VacuumParams params;
-
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		relid = stream_view_relation_relid(id, which, true);
-		if (OidIsValid(relid))
+		if (options & VACOPT_ANALYZE)
 		{
-			/* VACUUM commits and starts transactions: keep its input in cxt */
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-			List	   *rels = list_make1(makeVacuumRelation(makeRangeVar(STREAM_INTERNAL_SCHEMA,
-																		  stream_view_relation_name(id, which),
-																		  -1),
-															 relid, NIL));
+			AnalyzeState a = {v->id, cxt};
 
-			MemoryContextSwitchTo(old);
-			memset(&params, 0, sizeof(params));
-			params.options = options | VACOPT_SKIP_LOCKED;
-			params.freeze_min_age = -1;
-			params.freeze_table_age = -1;
-			params.multixact_freeze_min_age = -1;
-			params.multixact_freeze_table_age = -1;
-			params.log_min_duration = -1;
-			params.index_cleanup = VACOPTVALUE_UNSPECIFIED;
-			params.truncate = VACOPTVALUE_UNSPECIFIED;
-			params.nworkers = -1;
-			vacuum(rels, &params, NULL, true);
+			Assert(which == VIEW_STATE_TABLE && !(options & VACOPT_VACUUM));
+			/* ANALYZE alone runs in this transaction: its code needs a snapshot */
+			PushActiveSnapshot(GetTransactionSnapshot());
+			stream_view_time_limited(v->name, analyze_state_work, &a);
+			PopActiveSnapshot();
 		}
+		else
+			vacuum_table(v->id, which, options, cxt);
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -388,9 +425,9 @@ shrink_delta_table(CombinePlan *plan, MemoryContext cxt)
  * updates rows, and reads would follow their chains of dead versions.
  */
 static void
-maintain_view_tables(int id, MemoryContext cxt)
+maintain_view_tables(ViewToCombine *v, MemoryContext cxt)
 {
-	CombinePlan *plan = find_plan(id);
+	CombinePlan *plan = find_plan(v->id);
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (plan == NULL)
@@ -402,7 +439,7 @@ maintain_view_tables(int id, MemoryContext cxt)
 	{
 		plan->merged = false;
 		plan->last_vacuum = now;
-		maintain_table(id, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
+		maintain_table(v, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
 		shrink_delta_table(plan, cxt);
 	}
 	if (plan->merged_rows >= STATE_ANALYZE_ROWS &&
@@ -410,7 +447,8 @@ maintain_view_tables(int id, MemoryContext cxt)
 	{
 		plan->merged_rows = 0;
 		plan->last_analyze = now;
-		maintain_table(id, VIEW_STATE_TABLE, VACOPT_VACUUM | VACOPT_ANALYZE, cxt);
+		maintain_table(v, VIEW_STATE_TABLE, VACOPT_VACUUM, cxt);
+		maintain_table(v, VIEW_STATE_TABLE, VACOPT_ANALYZE, cxt);
 	}
 }
 
@@ -1061,8 +1099,9 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 			stream_pending_clear_due(v->delta_table, moved) &&
 			stream_job_in_transaction(scan_for_pending_clear, v, cxt) != NULL)
 			stream_pending_clear_failed(v->delta_table);
+		if (!paused)
+			maintain_view_tables(v, cxt);
 		stream_paused_views_work_for(0);
-		maintain_view_tables(v->id, cxt);
 		stream_worker_report_done();
 	}
 	return true;
