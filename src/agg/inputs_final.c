@@ -187,8 +187,24 @@ stream_ext_inputs_rows(PG_FUNCTION_ARGS)
 typedef struct FinalizePlan
 {
 	char	   *query;
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plan;			/* kept (SPI_keepplan): freed with the call site */
+	MemoryContextCallback freed;
 } FinalizePlan;
+
+/*
+ * The call site's memory goes (its query ended): so does the plan it kept,
+ * which SPI_keepplan put under CacheMemoryContext (a session reading such a
+ * view left one behind per read).
+ */
+static void
+free_finalize_plan(void *arg)
+{
+	FinalizePlan *fp = arg;
+
+	if (fp->plan != NULL)
+		SPI_freeplan(fp->plan);
+	fp->plan = NULL;
+}
 
 /* While finalize_inputs prepares or runs query: the aggregate it must call */
 static const char *checked_query = NULL;
@@ -271,8 +287,13 @@ stream_ext_finalize_inputs(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (fp == NULL)
+	{
 		fp = fcinfo->flinfo->fn_extra =
 			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FinalizePlan));
+		fp->freed.func = free_finalize_plan;
+		fp->freed.arg = fp;
+		MemoryContextRegisterResetCallback(fcinfo->flinfo->fn_mcxt, &fp->freed);
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
