@@ -194,6 +194,10 @@ SELECT count(*) FROM stream_ext_internal.inputs_rows('\x324945530000000000000000
 -- a state's header is checked: its counts must fit its entries
 SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000000000000000000000000000000000000100000000000000'::bytea);
 SELECT stream_ext_internal.inputs_count_distinct('\x3249455301000000'::bytea);
+-- counts that would pass int64 when two states are combined: an error (the
+-- sum wrapped to a negative count, a state every read then refused)
+SELECT stream_ext_internal.combine_states('stream_ext_internal.inputs_agg("any")'::regprocedure, x, x)
+  FROM (SELECT '\x32494553010000000100000000000000ffffffffffffff7f000000000000000017000000ffffffffffffff7f080000000400000000000005'::bytea x) s;
 
 -- a view with an aggregate that is not parallel safe (user-defined ones are
 -- not by default) reads every group through finalize_agg_parallel_unsafe,

@@ -31,6 +31,8 @@
  */
 #include "postgres.h"
 
+#include "common/int.h"
+
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -94,6 +96,20 @@ inputs_append(InputsState *s, char *data, int32 len, int64 count)
 	s->nentries++;
 }
 
+/* a + b, rows of an input set; an error past int64 (forged states) */
+static int64
+add_rows(int64 a, int64 b)
+{
+	int64		sum;
+
+	if (pg_add_s64_overflow(a, b, &sum))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("aggregate input set has more than %lld rows",
+						(long long) PG_INT64_MAX)));
+	return sum;
+}
+
 static int
 entry_cmp(const InputEntry *a, const InputEntry *b)
 {
@@ -122,7 +138,7 @@ inputs_sort(InputsState *s)
 	for (int64 i = 0; i < s->nentries; i++)
 	{
 		if (out > 0 && entry_cmp(&s->entries[out - 1], &s->entries[i]) == 0)
-			s->entries[out - 1].count += s->entries[i].count;
+			s->entries[out - 1].count = add_rows(s->entries[out - 1].count, s->entries[i].count);
 		else
 			s->entries[out++] = s->entries[i];
 	}
@@ -344,7 +360,7 @@ stream_inputs_union(InputsState *a, InputsState *b, MemoryContext cxt)
 			if (c == 0)
 			{
 				inputs_append(m, a->entries[i].data, a->entries[i].len,
-							  a->entries[i].count + b->entries[j].count);
+							  add_rows(a->entries[i].count, b->entries[j].count));
 				pfree(data);
 				i++;
 			}
@@ -429,7 +445,7 @@ stream_ext_inputs_serialize(PG_FUNCTION_ARGS)
 	header.nnull = 0;
 	for (int64 i = 0; i < s->nentries; i++)
 	{
-		header.nrows += s->entries[i].count;
+		header.nrows = add_rows(header.nrows, s->entries[i].count);
 		if (entry_has_null(&s->entries[i], s->natts))
 			header.nnull++;
 	}
@@ -520,8 +536,10 @@ stream_inputs_from_bytea(bytea *b)
 
 	take(data, size, &pos, &h, sizeof(h));
 	n = h.nentries;
+	/* each entry takes its count and length at least */
 	if (h.magic != INPUTS_MAGIC || h.natts < 0 || h.natts > FUNC_MAX_ARGS ||
-		n < 0 || n > size || h.nnull < 0 || h.nnull > n)
+		n < 0 || n > size / (int64) (sizeof(int64) + sizeof(int32)) ||
+		h.nnull < 0 || h.nnull > n)
 		stream_inputs_corrupted();
 	take(data, size, &pos, types, sizeof(Oid) * h.natts);
 	s = inputs_new(CurrentMemoryContext, h.natts, types);
