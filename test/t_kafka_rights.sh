@@ -11,7 +11,8 @@
 #   3. a REVOKE of INSERT on the stream stops a consumer likewise (its
 #      messages wait in Kafka), and so does leaving role stream_ext_kafka;
 #   4. another member of stream_ext_kafka with the stream's privileges may
-#      not change, stop, reset or drop them (a superuser may).
+#      not change, stop, reset or drop them (a superuser may), nor through a
+#      SECURITY DEFINER function of its own that kr_admin's session runs.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -202,6 +203,25 @@ for call in "stream_ext.kafka_drop_producer('kr.s', 'out_json')" \
 	out=$(psql -X -q -U kr_other -c "SELECT $call" 2>&1 || true)
 	grep -q 'permission denied to manage the Kafka .* of stream' <<< "$out" ||
 		fail "another member's $call was not refused: $out"
+done
+# nor through a SECURITY DEFINER function of its own that kr_admin's session
+# runs: the code that calls is checked, not only the session's role
+run_sql <<'SQL'
+CREATE SCHEMA kr_other_fns AUTHORIZATION kr_other;
+GRANT USAGE ON SCHEMA kr_other_fns TO kr_admin;
+SQL
+psql -X -q -v ON_ERROR_STOP=1 -U kr_other <<'SQL' >/dev/null
+CREATE FUNCTION kr_other_fns.stop_it() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog AS $$ BEGIN PERFORM stream_ext.kafka_stop('kr.i', 'in_t'); END $$;
+CREATE FUNCTION kr_other_fns.drop_it() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog AS $$ BEGIN PERFORM stream_ext.kafka_drop_producer('kr.s', 'out_json'); END $$;
+CREATE FUNCTION kr_other_fns.drop_directly() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog AS $$ BEGIN PERFORM stream_ext_internal.kafka_control_producer('kr.s', 'out_json', 'drop'); END $$;
+SQL
+for call in "kr_other_fns.stop_it()" "kr_other_fns.drop_it()" "kr_other_fns.drop_directly()"; do
+	out=$(psql -X -q -U kr_admin -c "SELECT $call" 2>&1 || true)
+	grep -q 'permission denied to manage the Kafka .* of stream\|are configured through stream_ext.kafka_consume' <<< "$out" ||
+		fail "kr_other's $call, run by kr_admin, was not refused: $out"
 done
 [ "$(q "SELECT count(*) FILTER (WHERE enabled AND created_by = 'kr_admin') FROM stream_ext_internal.kafka_producers WHERE topic = 'out_json'")" = 1 ] ||
 	fail "the producer changed after the refused calls"

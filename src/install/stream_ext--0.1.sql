@@ -1082,7 +1082,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   cid int;
   acts_for name;
+  p_role name;
 BEGIN
+  p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
   SELECT id, created_by INTO cid, acts_for FROM stream_ext_internal.kafka_consumers
    WHERE stream = p_stream AND topic = p_topic FOR UPDATE;
@@ -1091,6 +1093,10 @@ BEGIN
       USING ERRCODE = 'undefined_object';
   END IF;
   PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, session_user, false);
+  -- and the code that called: another role's SECURITY DEFINER function that a
+  -- manager's session runs may not manage it
+  p_role := stream_ext_internal.kafka_acting_role(p_role);
+  PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, p_role, false);
   IF p_start IS NOT NULL THEN
     PERFORM stream_ext_internal.kafka_check_start(p_start);
   END IF;
@@ -1132,6 +1138,7 @@ CREATE FUNCTION stream_ext.kafka_stop(stream regclass, topic text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
+  PERFORM stream_ext_internal.kafka_note_invoker();
   PERFORM stream_ext_internal.kafka_control(stream, topic, false, NULL);
 END
 $$;
@@ -1140,6 +1147,7 @@ CREATE FUNCTION stream_ext.kafka_start(stream regclass, topic text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user);
+  PERFORM stream_ext_internal.kafka_note_invoker();
   PERFORM stream_ext_internal.kafka_control(stream, topic, true, NULL);
 END
 $$;
@@ -1151,6 +1159,7 @@ BEGIN
   IF start IS NULL THEN
     RAISE EXCEPTION 'start must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
+  PERFORM stream_ext_internal.kafka_note_invoker();
   PERFORM stream_ext_internal.kafka_control(stream, topic, NULL, start);
 END
 $$;
@@ -1391,7 +1400,9 @@ DECLARE
   pid int;
   stg regclass;
   acts_for name;
+  p_role name;
 BEGIN
+  p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
   SELECT id, staging, created_by INTO pid, stg, acts_for FROM stream_ext_internal.kafka_producers
    WHERE stream = p_stream AND topic = p_topic FOR NO KEY UPDATE;
@@ -1400,6 +1411,9 @@ BEGIN
       USING ERRCODE = 'undefined_object';
   END IF;
   PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, session_user, true);
+  -- and the code that called (as in kafka_control)
+  p_role := stream_ext_internal.kafka_acting_role(p_role);
+  PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, p_role, true);
   PERFORM stream_ext_internal.kafka_stop_workers(pid, true);
   IF p_action = 'drop' THEN
     PERFORM stream_ext_internal.kafka_lock_producer_for_drop(pid);
@@ -1438,6 +1452,7 @@ CREATE FUNCTION stream_ext.kafka_stop_producer(stream regclass, topic text) RETU
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
+  PERFORM stream_ext_internal.kafka_note_invoker();
   PERFORM stream_ext_internal.kafka_control_producer(stream, topic, 'stop');
 END
 $$;
@@ -1446,6 +1461,7 @@ CREATE FUNCTION stream_ext.kafka_start_producer(stream regclass, topic text) RET
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
+  PERFORM stream_ext_internal.kafka_note_invoker();
   PERFORM stream_ext_internal.kafka_control_producer(stream, topic, 'start');
 END
 $$;
@@ -1454,6 +1470,7 @@ CREATE FUNCTION stream_ext.kafka_drop_producer(stream regclass, topic text) RETU
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
   PERFORM stream_ext_internal.kafka_check_caller(stream, current_user, true);
+  PERFORM stream_ext_internal.kafka_note_invoker();
   PERFORM stream_ext_internal.kafka_control_producer(stream, topic, 'drop');
 END
 $$;
