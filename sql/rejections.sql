@@ -123,7 +123,12 @@ ALTER VIEW rj_ok SET (continuous = false);
 ALTER VIEW rj_ok RESET (continuous);
 -- nor change options (readers would need rights on its internal tables)
 ALTER VIEW rj_ok SET (security_invoker = true);
+-- (but security_barrier, as for any view: rejections of a mixed list stand)
+ALTER VIEW rj_ok SET (security_barrier = true, security_invoker = true);
 ALTER VIEW rj_ok SET (security_barrier = true);
+SELECT reloptions FROM pg_class WHERE oid = 'rj_ok'::regclass;
+ALTER VIEW rj_ok RESET (security_barrier);
+SELECT reloptions FROM pg_class WHERE oid = 'rj_ok'::regclass;
 CREATE VIEW rj_later AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 ALTER VIEW rj_later SET (continuous);
 DROP VIEW rj_later;

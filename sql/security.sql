@@ -171,6 +171,26 @@ SELECT sec_try($$SELECT stream_ext.truncate_continuous_view('sec.totals')$$) AS 
 RESET ROLE;
 SELECT count(*) AS totals_rows_after_truncate, (SELECT n FROM sec.by_fn) AS by_fn_n FROM sec.totals;
 
+-- a continuous view may be a security barrier, as any view: then a function
+-- in a reader's WHERE sees only the rows the view returns, not the groups its
+-- HAVING leaves out (nor the events of writers that rolled back)
+SET ROLE regress_stream_owner;
+CREATE VIEW sec.busy WITH (continuous, security_barrier) AS
+  SELECT who, count(*) AS n FROM sec.events GROUP BY who HAVING count(*) >= 2;
+GRANT SELECT ON sec.busy TO regress_stream_writer;
+INSERT INTO sec.events VALUES ('twice', 1), ('twice', 2), ('once', 3);
+BEGIN;
+INSERT INTO sec.events VALUES ('rolled back', 4);
+ROLLBACK;
+RESET ROLE;
+SELECT reloptions FROM pg_class WHERE oid = 'sec.busy'::regclass;
+SET ROLE regress_stream_writer;
+CREATE FUNCTION pg_temp.sec_peek(text) RETURNS bool LANGUAGE plpgsql IMMUTABLE COST 0.000001
+  AS $$ BEGIN RAISE NOTICE 'seen: %', $1; RETURN true; END $$;
+SELECT who, n FROM sec.busy WHERE pg_temp.sec_peek(who);
+DROP FUNCTION pg_temp.sec_peek(text);
+RESET ROLE;
+
 -- the owner drops its stream and every view on it
 SET ROLE regress_stream_owner;
 SET client_min_messages = warning;

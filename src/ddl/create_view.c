@@ -393,13 +393,15 @@ name_kept_columns(Query *query, List *aliases)
 
 /*
  * The options of CREATE VIEW ... WITH (continuous, ...) but continuous
- * (DefElem *): output, notify, and the window's.
+ * (DefElem *): output, notify, security_barrier (the view's own, as for any
+ * view), and the window's.
  */
 ContinuousViewOptions *
 stream_view_options(List *defs)
 {
 	ContinuousViewOptions *options = palloc0(sizeof(ContinuousViewOptions));
 	List	   *window = NIL;
+	bool		barrier_given = false;
 	ListCell   *lc;
 
 	foreach(lc, defs)
@@ -407,6 +409,16 @@ stream_view_options(List *defs)
 		DefElem    *def = lfirst(lc);
 		const char **value = NULL;
 
+		if (strcmp(def->defname, "security_barrier") == 0)
+		{
+			if (barrier_given)
+				ereport(ERROR,
+						(errcode(ERRCODE_SYNTAX_ERROR),
+						 errmsg("option \"%s\" specified more than once", def->defname)));
+			barrier_given = true;
+			options->security_barrier = defGetBoolean(def);
+			continue;
+		}
 		if (strcmp(def->defname, "output") == 0)
 			value = &options->output;
 		else if (strcmp(def->defname, "notify") == 0)
@@ -662,6 +674,8 @@ stream_create_continuous_view(RangeVar *name, List *aliases, RawStmt *raw, const
 		}
 		appendStringInfoString(&create, ")");
 	}
+	if (options->security_barrier)
+		appendStringInfoString(&create, " WITH (security_barrier)");
 	appendStringInfo(&create, " AS %s", stream_read_view_sql(shape, id, state_relid));
 	create_user_view(create.data);
 	CommandCounterIncrement();

@@ -15,6 +15,7 @@ typedef struct ContinuousViewOptions
 	WindowSpec *window;
 	const char *output;			/* a transform's table or stream, or NULL */
 	const char *notify;			/* the channel of its rows, or NULL */
+	bool		security_barrier;	/* the view is a security barrier */
 } ContinuousViewOptions;
 
 extern ContinuousViewOptions *stream_view_options(List *defs);

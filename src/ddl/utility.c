@@ -343,8 +343,23 @@ check_stream_alter(Node *parsetree)
  * A continuous view's options are its definition's (CREATE VIEW ... WITH):
  * ALTER VIEW ... SET or RESET of options would leave its workers and reads
  * at odds with them (security_invoker would make readers need rights on its
- * internal tables).
+ * internal tables).  But security_barrier, which only says how the view's
+ * reads are planned, as for any view.
  */
+static bool
+only_security_barrier(AlterTableCmd *cmd)
+{
+	ListCell   *lc;
+
+	if (cmd->subtype == AT_ReplaceRelOptions || !IsA(cmd->def, List))
+		return false;
+	foreach(lc, (List *) cmd->def)
+		if (strcmp(((DefElem *) lfirst(lc))->defname, "security_barrier") != 0 ||
+			((DefElem *) lfirst(lc))->defnamespace != NULL)
+			return false;
+	return true;
+}
+
 static void
 check_continuous_view_options(AlterTableStmt *stmt)
 {
@@ -357,13 +372,15 @@ check_continuous_view_options(AlterTableStmt *stmt)
 
 		if (t != AT_SetRelOptions && t != AT_ResetRelOptions && t != AT_ReplaceRelOptions)
 			continue;
+		if (only_security_barrier(lfirst(lc)))
+			continue;
 		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 		if (OidIsValid(relid) && stream_continuous_view_id(relid) >= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot change the options of continuous view \"%s\"",
 							get_rel_name(relid)),
-					 errhint("Drop the view and create it again with the options.")));
+					 errhint("Drop the view and create it again with the options; only security_barrier may be set or reset.")));
 	}
 }
 

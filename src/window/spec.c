@@ -236,7 +236,7 @@ stream_window_spec_from_options(List *options)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized continuous view option \"%s\"", def->defname),
-					 errhint("Valid options are continuous, output, time_column, ttl, ttl_column, sliding_window, step, hop_size, hop_slide, session_gap, allowed_lateness and keep_late.")));
+					 errhint("Valid options are continuous, output, notify, security_barrier, time_column, ttl, ttl_column, sliding_window, step, hop_size, hop_slide, session_gap, allowed_lateness and keep_late.")));
 		foreach(ls, seen)
 			if (strcmp(lfirst(ls), def->defname) == 0)
 				ereport(ERROR,
