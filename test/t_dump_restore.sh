@@ -53,7 +53,7 @@ CREATE VIEW hops WITH (continuous, hop_size = '1 day', hop_slide = '12 hours', t
 CREATE VIEW visits WITH (continuous, session_gap = '1 hour', time_column = 'ts',
                          allowed_lateness = '1 day') AS
   SELECT url, count(*) AS n FROM clicks GROUP BY url;
-CREATE VIEW ghosts WITH (continuous) AS SELECT url, count(*) AS n FROM clicks GROUP BY url;
+CREATE VIEW ghosts WITH (continuous, security_barrier) AS SELECT url, count(*) AS n FROM clicks GROUP BY url;
 -- states of an extension's aggregate (agg_state, written with the
 -- aggregate's name: hll's has another OID in the restored database)
 CREATE EXTENSION hll;
@@ -257,6 +257,8 @@ q "INSERT INTO dr.ev VALUES ('a')" >/dev/null
 [ "$(q "SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM dr_counts")" = "a=3,b=1" ] ||
 	fail "the view of a non-superuser over a stream of another schema: $(q "SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM dr_counts")"
 say "ok: a non-superuser's view of a stream in another schema is restored continuous (its grants come after the data)"
+[ "$(q "SELECT reloptions::text FROM pg_class WHERE oid = 'ghosts'::regclass")" = "{security_barrier=true}" ] ||
+	fail "ghosts is no longer a security barrier"
 [ "$(q "SELECT output FROM stream_ext.continuous_views WHERE name = 'to_slow_log'::regclass")" = slow_log ] ||
 	fail "the output of to_slow_log is lost"
 wait_until 30 "the restored transform's staged rows moved" "SELECT count(*) = 0 FROM to_slow_log"
