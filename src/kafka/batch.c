@@ -20,6 +20,7 @@
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -28,6 +29,7 @@
 
 #include "catalog/catalog.h"
 #include "ipc/queue.h"
+#include "ipc/record.h"
 #include "kafka/assign.h"
 #include "kafka/batch.h"
 #include "kafka/decode.h"
@@ -56,19 +58,23 @@ typedef struct BadMessage
 /*
  * Tuple images of a batch live in an arena of chunks kept across batches, so
  * that a busy consumer does not allocate (and fault in) fresh memory for
- * every batch.
+ * every batch.  An image larger than a chunk gets a block of its own, freed
+ * when the next batch starts (kept, one large message would hold its memory
+ * until the worker exits).
  */
 #define ARENA_CHUNK_SIZE (4 * 1024 * 1024)
 
 typedef struct ArenaChunk
 {
 	struct ArenaChunk *next;
+	Size		size;			/* of data */
 	Size		used;
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } ArenaChunk;
 
 static ArenaChunk *arena_first = NULL;
 static ArenaChunk *arena_current = NULL;
+static ArenaChunk *arena_large = NULL;	/* blocks of one image each */
 
 static void
 arena_reset(void)
@@ -76,27 +82,50 @@ arena_reset(void)
 	for (ArenaChunk *c = arena_first; c != NULL; c = c->next)
 		c->used = 0;
 	arena_current = arena_first;
+	while (arena_large != NULL)
+	{
+		ArenaChunk *next = arena_large->next;
+
+		pfree(arena_large);
+		arena_large = next;
+	}
+}
+
+static ArenaChunk *
+arena_chunk(MemoryContext cxt, Size size)
+{
+	ArenaChunk *c = MemoryContextAllocHuge(cxt, offsetof(ArenaChunk, data) + size);
+
+	c->size = size;
+	c->used = 0;
+	c->next = NULL;
+	return c;
 }
 
 /* size bytes from the arena; a new chunk comes from cxt (the worker's context) */
 static char *
 arena_alloc(MemoryContext cxt, Size size)
 {
-	Size		chunk_size = Max(ARENA_CHUNK_SIZE, size);
-
 	size = MAXALIGN(size);
-	while (arena_current != NULL && arena_current->used + size > chunk_size)
+	if (size > ARENA_CHUNK_SIZE)
+	{
+		ArenaChunk *c = arena_chunk(cxt, size);
+
+		c->used = size;
+		c->next = arena_large;
+		arena_large = c;
+		return c->data;
+	}
+	while (arena_current != NULL && arena_current->used + size > arena_current->size)
 	{
 		if (arena_current->next == NULL)
 			break;
 		arena_current = arena_current->next;
 	}
-	if (arena_current == NULL || arena_current->used + size > chunk_size)
+	if (arena_current == NULL || arena_current->used + size > arena_current->size)
 	{
-		ArenaChunk *c = MemoryContextAlloc(cxt, offsetof(ArenaChunk, data) + chunk_size);
+		ArenaChunk *c = arena_chunk(cxt, ARENA_CHUNK_SIZE);
 
-		c->used = 0;
-		c->next = NULL;
 		if (arena_current == NULL)
 			arena_first = c;
 		else
@@ -162,6 +191,13 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 	if (b->fill != NULL)
 		stream_column_fill(b->fill, values, nulls);
 	layout = stream_event_layout(desc, values, nulls);
+	/* as a writer's: a compressed message may hold an event of any size */
+	if (stream_event_size(layout.len) > stream_max_event_size())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event of %zu bytes is too large for stream \"%s\"",
+						(Size) layout.len, get_rel_name(b->w->cfg.stream)),
+				 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
 	td = (HeapTupleHeader) arena_alloc(b->w->cxt, layout.len);
 	stream_event_fill(td, layout, desc, values, nulls);
 	stream_event_set_writer(td, b->xid);
