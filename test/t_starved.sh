@@ -33,9 +33,9 @@
 #      of the change stream gets the event); fixed, it gets its event.
 #   7. Statistics on a state table whose expression is slow (a superuser's:
 #      owners may not create them): the combiner's ANALYZE of the table
-#      runs it within the view's time limit, cut and logged, and the other
-#      views are merged meanwhile.  (ANALYZE had no limit: the combiner, and
-#      every merge, waited the 150 s it would take.)
+#      runs it within ten times the view's time limit, cut and logged, and
+#      the other views are merged after it.  (ANALYZE had no limit: the
+#      combiner, and every merge, waited the 150 s it would take.)
 source "$(dirname "$0")/lib.sh"
 BURNERS=${BURNERS:-4}
 
@@ -237,15 +237,15 @@ log0=$(log_offset)
 q "INSERT INTO analyzed SELECT g FROM generate_series(1, 1500) g" >/dev/null   # 1,000 merged rows: ANALYZE
 wait_until 10 "the view's events are merged" "SELECT count(*) = 0 FROM $analyzed_delta"
 q "INSERT INTO other VALUES (1)" >/dev/null
-wait_until 8 "another view is merged while the statistics' expression would take 150 s" \
+wait_until 30 "another view is merged while the statistics' expression would take 150 s" \
 	"SELECT count(*) = 0 FROM $other_delta"
 say "ok: another view is merged"
 for i in $(seq 50); do
-	grep -q 'continuous view "public.analyzed_count" took longer than stream_ext.view_time_limit' <<< "$(log_since "$log0")" && break
+	grep -q 'continuous view "public.analyzed_count" took longer than 10 times stream_ext.view_time_limit' <<< "$(log_since "$log0")" && break
 	sleep 0.2
 done
-grep -q 'continuous view "public.analyzed_count" took longer than stream_ext.view_time_limit' <<< "$(log_since "$log0")" ||
+grep -q 'continuous view "public.analyzed_count" took longer than 10 times stream_ext.view_time_limit' <<< "$(log_since "$log0")" ||
 	fail "the combiner did not log the cut ANALYZE"
-say "ok: the ANALYZE was cut at the limit, and logged"
+say "ok: the ANALYZE was cut at ten times the limit, and logged"
 expect "SELECT count(*) FROM analyzed_count" 1500 "the view counts its events"
 say "PASS ($((SECONDS - t0))s)"

@@ -75,6 +75,15 @@
 #define STATE_ANALYZE_ROWS 1000
 /* ...and at most this often */
 #define STATE_ANALYZE_MS 10000
+/*
+ * An ANALYZE may take this many times stream_ext.view_time_limit (it samples
+ * the table besides running the owner's code); one cut waits a minute
+ * before the next, doubling to an hour while they are cut (autovacuum
+ * analyzes the table too, in a process of its own)
+ */
+#define STATE_ANALYZE_LIMITS 10
+#define ANALYZE_WAIT_FIRST_MS 60000
+#define ANALYZE_WAIT_MAX_MS (3600 * 1000)
 
 typedef struct CombinePlan
 {
@@ -88,6 +97,7 @@ typedef struct CombinePlan
 	TimestampTz last_vacuum;
 	uint64		merged_rows;	/* rows written to the state table since ANALYZE */
 	TimestampTz last_analyze;
+	int			analyze_wait_ms;	/* after a cut ANALYZE: doubles while cut */
 } CombinePlan;
 
 static List *combine_plans = NIL;	/* in TopMemoryContext */
@@ -341,12 +351,25 @@ analyze_state_work(void *arg)
  * In a transaction of its own, VACUUM a table of view v (options), or with
  * VACOPT_ANALYZE ANALYZE its state table: that runs its owner's code (the
  * expressions of indexes made through the view, the comparisons of its key
- * types), within the view's time limit as a merge does, so that it cannot
- * hold up the combiner.  An error is logged.
+ * types), so within STATE_ANALYZE_LIMITS times the view's time limit, as a
+ * merge runs within the limit, so that it cannot hold up the combiner.
+ * Returns false, the error logged, when it failed.
+ *
+ * VACUUM makes its memory context under PortalContext, which it deletes
+ * when it ends, but not when it fails: here, under maintenance_cxt, reset
+ * after each call.
  */
-static void
+static bool
 maintain_table(ViewToCombine *v, ViewRelation which, int options, MemoryContext cxt)
 {
+	static MemoryContext maintenance_cxt = NULL;
+	MemoryContext old_portal = PortalContext;
+	volatile bool done = false;
+
+	if (maintenance_cxt == NULL)
+		maintenance_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext maintenance",
+												ALLOCSET_SMALL_SIZES);
+	PortalContext = maintenance_cxt;
 	PG_TRY();
 	{
 		SetCurrentStatementStartTimestamp();
@@ -358,19 +381,23 @@ maintain_table(ViewToCombine *v, ViewRelation which, int options, MemoryContext 
 			Assert(which == VIEW_STATE_TABLE && !(options & VACOPT_VACUUM));
 			/* ANALYZE alone runs in this transaction: its code needs a snapshot */
 			PushActiveSnapshot(GetTransactionSnapshot());
-			stream_view_time_limited(v->name, analyze_state_work, &a);
+			stream_view_time_limited_times(v->name, STATE_ANALYZE_LIMITS, analyze_state_work, &a);
 			PopActiveSnapshot();
 		}
 		else
 			vacuum_table(v->id, which, options, cxt);
 		CommitTransactionCommand();
+		done = true;
 	}
 	PG_CATCH();
 	{
 		log_error_and_abort(cxt);
 	}
 	PG_END_TRY();
+	PortalContext = old_portal;
+	MemoryContextReset(maintenance_cxt);
 	MemoryContextSwitchTo(cxt);
+	return done;
 }
 
 static void
@@ -439,16 +466,21 @@ maintain_view_tables(ViewToCombine *v, MemoryContext cxt)
 	{
 		plan->merged = false;
 		plan->last_vacuum = now;
-		maintain_table(v, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
+		(void) maintain_table(v, VIEW_DELTA_TABLE, VACOPT_VACUUM, cxt);
 		shrink_delta_table(plan, cxt);
 	}
 	if (plan->merged_rows >= STATE_ANALYZE_ROWS &&
-		TimestampDifferenceExceeds(plan->last_analyze, now, STATE_ANALYZE_MS))
+		TimestampDifferenceExceeds(plan->last_analyze, now,
+								   Max(STATE_ANALYZE_MS, plan->analyze_wait_ms)))
 	{
 		plan->merged_rows = 0;
 		plan->last_analyze = now;
-		maintain_table(v, VIEW_STATE_TABLE, VACOPT_VACUUM, cxt);
-		maintain_table(v, VIEW_STATE_TABLE, VACOPT_ANALYZE, cxt);
+		(void) maintain_table(v, VIEW_STATE_TABLE, VACOPT_VACUUM, cxt);
+		if (maintain_table(v, VIEW_STATE_TABLE, VACOPT_ANALYZE, cxt))
+			plan->analyze_wait_ms = 0;
+		else
+			plan->analyze_wait_ms = plan->analyze_wait_ms == 0 ? ANALYZE_WAIT_FIRST_MS :
+				Min(plan->analyze_wait_ms * 2, ANALYZE_WAIT_MAX_MS);
 	}
 }
 

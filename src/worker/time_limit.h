@@ -10,6 +10,8 @@
 extern void stream_view_time_limit_start(void);
 extern bool stream_view_time_limit_stop(void);
 extern void stream_view_time_limited(const char *view_name, void (*work) (void *arg), void *arg);
+extern void stream_view_time_limited_times(const char *view_name, int times,
+										   void (*work) (void *arg), void *arg);
 extern bool stream_view_time_limit_last_run_timed_out(void);
 extern void stream_view_time_limit_on_ignored_cancel(bool (*callback) (void));
 
