@@ -75,6 +75,7 @@ CREATE OR REPLACE VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj
 CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k WITH CHECK OPTION;
 CREATE VIEW rj_v WITH (continuous, check_option = 'local') AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE VIEW rj_v WITH (continuous, foo = 1) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+CREATE VIEW rj_v WITH (continuous, toast.security_barrier) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE VIEW rj_v WITH (continuous = 'maybe') AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 CREATE TEMP VIEW rj_v WITH (continuous) AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
 -- nor in pg_temp, nor over temporary objects: they end with the session

@@ -409,6 +409,11 @@ stream_view_options(List *defs)
 		DefElem    *def = lfirst(lc);
 		const char **value = NULL;
 
+		if (def->defnamespace != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized continuous view option \"%s.%s\"",
+							def->defnamespace, def->defname)));
 		if (strcmp(def->defname, "security_barrier") == 0)
 		{
 			if (barrier_given)
