@@ -227,6 +227,27 @@ payload_prefix(const rd_kafka_message_t *m)
 }
 
 /*
+ * Is an error met while decoding a message not the message's fault: a
+ * cancel or shutdown, a deadlock or serialization failure, a lock that was
+ * not free, an I/O error (met by a domain's check or a generated column
+ * reading a table)?  Then the batch fails and is tried again, instead of
+ * setting a good message aside for good.  Not out of memory: a message can
+ * cause that (a small compressed one may decode to a huge value).  Nor what
+ * the owner's code raises itself, whatever its code.
+ */
+static bool
+decode_error_not_the_message(ErrorData *e)
+{
+	int			category = ERRCODE_TO_CATEGORY(e->sqlerrcode);
+
+	return !stream_error_raised_by_code(e) &&
+		(category == ERRCODE_OPERATOR_INTERVENTION ||
+		 category == ERRCODE_TRANSACTION_ROLLBACK ||
+		 category == ERRCODE_SYSTEM_ERROR ||
+		 e->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE);
+}
+
+/*
  * Decode msgs[from..n) into the batch in one subtransaction.  Returns the
  * index of the first message whose values do not fit the stream's types
  * (its error in *edata and the subtransaction rolled back), or n.  Messages
@@ -290,6 +311,10 @@ decode_run(KafkaDecoder *d, rd_kafka_message_t **msgs, int from, int n,
 		FlushErrorState();
 		MemoryContextReset(scratch_cxt);
 		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (decode_error_not_the_message(e))
+			ReThrowError(e);
 		b->events->nevents = first_event;
 		*edata = e->message ? e->message : pstrdup("unknown error");
 	}
