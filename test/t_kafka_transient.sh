@@ -4,7 +4,8 @@
 # (55P03, its lock not free).  The batch is tried again, and the message is
 # applied once the lock is gone, not set aside for good (it was: recorded in
 # kafka_errors, its offset passed).  What the domain's code raises itself is
-# the message's fault, whatever its SQLSTATE: set aside.  Own server.
+# the message's fault, whatever its SQLSTATE: set aside.  And a batch stores
+# its offsets only over those it started from.  Own server.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -51,4 +52,16 @@ wait_until 30 "the message after the refused one applied" "SELECT n = 12 FROM tr
 expect "SELECT count(*) FILTER (WHERE error LIKE '%not this one%') FROM stream_ext.kafka_errors" 1 \
 	"what the domain's code raises itself (40001) sets its message aside"
 say "ok: an error the owner's code raises is the message's"
+
+# A stored offset another worker moved while this one's batch ran (in a
+# group, a worker that took the partition over after this one's poll
+# interval passed, from the same stored offset): this worker's batch does
+# not overwrite it, it starts again from the stored offset.  Here the row
+# is moved by hand, five messages on, between two batches.
+run_sql -c "UPDATE stream_ext_internal.kafka_offsets SET next_offset = next_offset + 5"
+seq 13 22 | produce tr_t
+wait_until 60 "the worker goes on from the moved offset" "SELECT n = 17 FROM tr_v"
+expect "SELECT s FROM tr_v" $((66 + 12 + 18 + 19 + 20 + 21 + 22)) "the five messages before it are skipped, none applied twice"
+expect "SELECT next_offset FROM stream_ext_internal.kafka_offsets" 23 "the stored offset is past the last message"
+say "ok: a batch does not overwrite a stored offset it did not start from"
 say "PASS ($((SECONDS - t0))s)"

@@ -332,13 +332,14 @@ static SPIPlanPtr trim_errors_plan = NULL;
 static void
 prepare_plans(void)
 {
-	Oid			otypes[3] = {INT4OID, INT4OID, INT8OID};
+	Oid			otypes[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
 	Oid			etypes[5] = {INT4OID, INT4OID, INT8OID, TEXTOID, BYTEAOID};
 	Oid			ctypes[2] = {INT4OID, INT8OID};
 	Oid			ttypes[2] = {INT4OID, INT4OID};
 
 	offsets_plan = stream_prepare_kept_plan("UPDATE stream_ext_internal.kafka_offsets SET next_offset = $3 "
-											"WHERE consumer_id = $1 AND partition = $2", 3, otypes);
+											"WHERE consumer_id = $1 AND partition = $2 AND next_offset = $4",
+											4, otypes);
 	errors_plan = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.kafka_errors "
 										   "(consumer_id, partition, \"offset\", error, payload) "
 										   "VALUES ($1, $2, $3, $4, $5)", 5, etypes);
@@ -392,16 +393,30 @@ record_errors_and_offsets(KafkaWorker *w, List *bad, const int64 *next)
 		if (SPI_execute_plan(trim_errors_plan, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not trim the undecodable Kafka messages of consumer %d", w->cfg.id);
 	}
+	/*
+	 * Only from the offset this worker started the batch at: in a group,
+	 * the partition may have gone to another worker of the consumer while
+	 * this batch ran (its poll interval passed), which read the same stored
+	 * offset and applies the same messages.  The batch that commits second
+	 * fails here (its UPDATE waits for the first one's row, then finds it
+	 * moved), and its worker starts again from the stored offsets.
+	 */
 	for (int i = 0; i < w->nassigned; i++)
 	{
-		Datum		args[3] = {Int32GetDatum(w->cfg.id), Int32GetDatum(w->assigned_partitions[i]),
-		Int64GetDatum(next[i])};
+		Datum		args[4] = {Int32GetDatum(w->cfg.id), Int32GetDatum(w->assigned_partitions[i]),
+		Int64GetDatum(next[i]), Int64GetDatum(w->assigned_next[i])};
 
 		if (next[i] == w->assigned_next[i])
 			continue;
-		if (SPI_execute_plan(offsets_plan, args, NULL, false, 0) != SPI_OK_UPDATE ||
-			SPI_processed != 1)
+		if (SPI_execute_plan(offsets_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not store the offset of partition %d", w->assigned_partitions[i]);
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the stored offset of partition %d of topic \"%s\" is no longer %lld",
+							w->assigned_partitions[i], w->cfg.topic,
+							(long long) w->assigned_next[i]),
+					 errdetail("Another worker of the consumer stored the partition's progress first; this batch is not applied, and the worker starts again from the stored offsets.")));
 	}
 	SPI_finish();
 }
