@@ -18,6 +18,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -30,17 +31,33 @@
 /* Longest wait for a broker request (metadata, watermarks) */
 #define BROKER_TIMEOUT_MS 5000
 
-/* Stored next offsets of parts (offset -1 when none), into next[]. */
+/*
+ * Stored next offsets of parts (offset -1 when none), into next[].  With
+ * lock, the rows are locked first: in a group, a partition taken over may
+ * still have a batch of its last worker in flight, whose offset this one
+ * must see (it waits for that batch to end); stored over as it was, the
+ * same messages would be applied again.
+ */
 static void
-read_stored_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
+read_stored_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next, bool lock)
 {
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(w->cfg.id)};
+	Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	Datum		args[2];
 
 	for (int i = 0; i < n; i++)
+	{
 		next[i] = -1;
-	if (SPI_execute_with_args("SELECT partition, next_offset FROM stream_ext_internal.kafka_offsets "
-							  "WHERE consumer_id = $1", 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elems[i] = Int32GetDatum(parts[i]);
+	}
+	args[0] = Int32GetDatum(w->cfg.id);
+	args[1] = PointerGetDatum(construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	/* only parts' rows: locked, they are those a batch in flight may hold */
+	if (SPI_execute_with_args(lock ?
+							  "SELECT partition, next_offset FROM stream_ext_internal.kafka_offsets "
+							  "WHERE consumer_id = $1 AND partition = ANY ($2) ORDER BY partition FOR UPDATE" :
+							  "SELECT partition, next_offset FROM stream_ext_internal.kafka_offsets "
+							  "WHERE consumer_id = $1", lock ? 2 : 1, argtypes, args, NULL, !lock, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the offsets of Kafka consumer %d", w->cfg.id);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -250,7 +267,7 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 		PopActiveSnapshot();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
-	read_stored_offsets(w, n, parts, next);
+	read_stored_offsets(w, n, parts, next, w->cfg.group_id != NULL);
 	for (int i = 0; i < n; i++)
 	{
 		had_row[i] = next[i] != -1;
