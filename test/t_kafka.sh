@@ -14,7 +14,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 gen_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 priv_t:1 grow_t:2 late_t:2 bad2_t:1 liar_t:1
+mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 gen_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 rst_t:2 priv_t:1 grow_t:2 late_t:2 bad2_t:1 liar_t:1
 say "mock cluster at $BROKERS"
 
 ########## json, with key/partition/offset/timestamp columns
@@ -323,6 +323,23 @@ for p in 0 1 2 3; do seq $((2001 + p * 500)) $((2500 + p * 500)) | sed 's/.*/{"u
 wait_until 60 "group consumed everything" "SELECT g1_v.n + g2_v.n = 4000 FROM g1_v, g2_v"
 expect "SELECT coalesce(g1_v.s, 0) + coalesce(g2_v.s, 0) FROM g1_v, g2_v" "$((4000 * 4001 / 2))" "group: every message in exactly one member"
 expect "SELECT g2_v.n > 0 FROM g2_v" "t" "group: the second member got a share"
+
+########## kafka_reset of a consumer in a group: its partitions start again at
+# the start given, not at the offsets the group committed (which the reset
+# cannot move, and the larger of the two used to win: the reset did nothing)
+run_sql -v grp_opts="$grp_opts" <<SQL
+CREATE FOREIGN TABLE rs (user_id bigint) SERVER stream_ext;
+CREATE VIEW rs_v WITH (continuous) AS SELECT count(*) AS n, sum(user_id) AS s FROM rs;
+SELECT stream_ext.kafka_consume('rs', 'rst_t', '$BROKERS', group_id => 'solo', options => :'grp_opts');
+SQL
+for p in 0 1; do seq $((1 + p * 50)) $((50 + p * 50)) | sed 's/.*/{"user_id": &}/' | produce rst_t -p $p; done
+wait_until 60 "the group consumer consumed" "SELECT n = 100 FROM rs_v"
+q "SELECT stream_ext.kafka_reset('rs', 'rst_t', 'earliest')" >/dev/null
+wait_until 60 "reset: the group consumer read its partitions again" "SELECT n = 200 FROM rs_v"
+expect "SELECT s FROM rs_v" $((2 * 5050)) "reset in a group: every message once more, from the earliest"
+expect "SELECT next_offsets FROM stream_ext.kafka_consumers WHERE stream = 'rs'::regclass" "{50,50}" \
+	"reset in a group: the offsets stored again past the end"
+q "DROP FOREIGN TABLE rs CASCADE" >/dev/null   # its worker's slot is for later consumers
 
 ########## privileges and secrets
 run_sql <<SQL

@@ -716,7 +716,8 @@ CREATE TABLE stream_ext_internal.kafka_consumers (
 CREATE TABLE stream_ext_internal.kafka_offsets (
   consumer_id int NOT NULL REFERENCES stream_ext_internal.kafka_consumers ON DELETE CASCADE,
   partition   int NOT NULL,
-  next_offset bigint NOT NULL,     -- -2: the brokers have not given its start yet
+  next_offset bigint NOT NULL,     -- -2: the brokers have not given its start yet;
+                                   -- -3: reset in a group (src/kafka/assign.c)
   PRIMARY KEY (consumer_id, partition)
 );
 
@@ -1102,7 +1103,13 @@ BEGIN
   END IF;
   PERFORM stream_ext_internal.kafka_stop_workers(cid);
   IF p_start IS NOT NULL THEN
-    DELETE FROM stream_ext_internal.kafka_offsets WHERE consumer_id = cid;
+    -- a group's own committed offsets are in Kafka: its partitions this server
+    -- read are marked to start at p_start whatever those say (src/kafka/assign.c)
+    IF (SELECT c.group_id IS NOT NULL FROM stream_ext_internal.kafka_consumers c WHERE c.id = cid) THEN
+      UPDATE stream_ext_internal.kafka_offsets SET next_offset = -3 WHERE consumer_id = cid;
+    ELSE
+      DELETE FROM stream_ext_internal.kafka_offsets WHERE consumer_id = cid;
+    END IF;
     UPDATE stream_ext_internal.kafka_consumers SET start = p_start WHERE id = cid;
   ELSE
     UPDATE stream_ext_internal.kafka_consumers SET enabled = p_enable WHERE id = cid;
@@ -1183,7 +1190,7 @@ CREATE VIEW stream_ext.kafka_consumers AS
               ELSE 'starting' END AS state,
          (SELECT array_agg(o.partition ORDER BY o.partition)
             FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS partitions,
-         (SELECT array_agg(NULLIF(o.next_offset, -2) ORDER BY o.partition)
+         (SELECT array_agg(CASE WHEN o.next_offset >= 0 THEN o.next_offset END ORDER BY o.partition)
             FROM stream_ext_internal.kafka_offsets o WHERE o.consumer_id = c.id) AS next_offsets,
          -- known only when every worker runs and the brokers gave its watermarks
          CASE WHEN c.enabled AND count(s.lag) = c.parallelism THEN sum(s.lag)::bigint END AS lag,

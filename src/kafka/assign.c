@@ -213,6 +213,14 @@ resolve_start(KafkaWorker *w, int n, const int32 *parts, int64 *next, const bool
 #define OFFSET_AT_START (-2)
 
 /*
+ * A kafka_offsets row of a consumer in a group that kafka_reset reset: its
+ * partition starts at the consumer's start, whatever offset the group
+ * committed (the group's offsets are in Kafka: the reset could not move
+ * them, and the larger of the two would win).  Then like OFFSET_AT_START.
+ */
+#define OFFSET_RESET (-3)
+
+/*
  * The offsets at which parts start: the stored ones, else resolved and
  * stored now, so that a restart before the first batch starts at the same
  * place.  A part whose start the brokers did not give keeps next[] < 0.
@@ -285,7 +293,7 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 		{
 			for (int j = 0; j < list->cnt; j++)
 				for (int i = 0; i < n; i++)
-					if (parts[i] == list->elems[j].partition &&
+					if (parts[i] == list->elems[j].partition && next[i] != OFFSET_RESET &&
 						list->elems[j].offset > next[i])
 						next[i] = list->elems[j].offset;
 		}
