@@ -5,7 +5,8 @@
 # applied once the lock is gone, not set aside for good (it was: recorded in
 # kafka_errors, its offset passed).  What the domain's code raises itself is
 # the message's fault, whatever its SQLSTATE: set aside.  And a batch stores
-# its offsets only over those it started from.  Own server.
+# its offsets only over those it started from; a consumer made while its
+# stream is dropped goes with it.  Own server.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -64,4 +65,20 @@ wait_until 60 "the worker goes on from the moved offset" "SELECT n = 17 FROM tr_
 expect "SELECT s FROM tr_v" $((66 + 12 + 18 + 19 + 20 + 21 + 22)) "the five messages before it are skipped, none applied twice"
 expect "SELECT next_offset FROM stream_ext_internal.kafka_offsets" 23 "the stored offset is past the last message"
 say "ok: a batch does not overwrite a stored offset it did not start from"
+
+# A consumer made while another session drops its stream: the DROP waits for
+# the consumer's transaction and takes the consumer with it.  (It did not
+# wait: the consumer it could not see yet outlived its stream, its worker
+# failing for ever in a slot others need.)
+run_sql -c "CREATE FOREIGN TABLE doomed (v int) SERVER stream_ext"
+psql -X -q -d t_kafka_transient -v ON_ERROR_STOP=1 -c "BEGIN" \
+	-c "SELECT stream_ext.kafka_consume('doomed', 'tr_t', '$BROKERS', format => 'text')" \
+	-c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null &
+maker=$!
+wait_until 10 "the consumer made, not committed" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3)'"
+q "DROP FOREIGN TABLE doomed" >/dev/null
+wait "$maker" || fail "the session making the consumer failed"
+expect "SELECT count(*) FROM stream_ext_internal.kafka_consumers c
+          WHERE NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = c.stream)" 0 "no consumer outlives its stream"
+say "ok: a DROP of a stream waits for a consumer being made for it, and drops it"
 say "PASS ($((SECONDS - t0))s)"

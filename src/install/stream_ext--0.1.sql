@@ -756,6 +756,11 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog AS $$
 $$;
 CREATE FUNCTION stream_ext_internal.kafka_ensure_supervisor() RETURNS void
   AS 'MODULE_PATHNAME', 'stream_ext_kafka_ensure_supervisor' LANGUAGE C STRICT VOLATILE;
+-- Lock the stream a consumer or producer is made for, and check it is still
+-- there (src/kafka/api.c): a concurrent DROP cannot leave it orphaned.
+CREATE FUNCTION stream_ext_internal.kafka_lock_stream(regclass) RETURNS void
+  AS 'MODULE_PATHNAME', 'stream_ext_kafka_lock_stream' LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_lock_stream(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION stream_ext_internal.kafka_stop_workers(int, boolean),
                        stream_ext_internal.kafka_ensure_supervisor() FROM PUBLIC;
 
@@ -999,6 +1004,7 @@ DECLARE
   typ regtype;
 BEGIN
   p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
+  PERFORM stream_ext_internal.kafka_lock_stream(p_stream);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
   p_role := stream_ext_internal.kafka_acting_role(p_role);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role);
@@ -1305,6 +1311,7 @@ DECLARE
   acts_for name;
 BEGIN
   p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
+  PERFORM stream_ext_internal.kafka_lock_stream(p_stream);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
   p_role := stream_ext_internal.kafka_acting_role(p_role);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role, true);

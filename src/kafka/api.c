@@ -17,7 +17,9 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/array.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -33,6 +35,7 @@ PG_FUNCTION_INFO_V1(stream_ext_kafka_free_slots);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_note_invoker);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_take_invoker);
 PG_FUNCTION_INFO_V1(stream_ext_kafka_ensure_supervisor);
+PG_FUNCTION_INFO_V1(stream_ext_kafka_lock_stream);
 PG_FUNCTION_INFO_V1(stream_ext_in_security_restricted_operation);
 
 /*
@@ -244,5 +247,29 @@ stream_ext_kafka_ensure_supervisor(PG_FUNCTION_ARGS)
 		kick_callback_registered = true;
 	}
 	kick_at_commit = true;
+	PG_RETURN_VOID();
+}
+
+/*
+ * kafka_lock_stream(stream regclass): lock the stream a consumer or
+ * producer is being made for until the transaction ends, as a statement
+ * that reads it would (ACCESS SHARE), and check it still exists.  A DROP of
+ * the stream then waits for the new catalog row to commit, and its
+ * clean-up (kafka_on_sql_drop) sees and drops it; a DROP that came first
+ * has dropped the stream by now.  Unlocked, both committed: a consumer of a
+ * stream that no longer exists, its workers failing for ever in slots other
+ * consumers need.
+ */
+Datum
+stream_ext_kafka_lock_stream(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+
+	LockRelationOid(relid, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("stream with OID %u does not exist", relid),
+				 errdetail("It was dropped while its Kafka consumer or producer was being made.")));
 	PG_RETURN_VOID();
 }
