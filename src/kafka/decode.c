@@ -24,6 +24,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -199,8 +200,16 @@ emit_event(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 		else
 		{
 			/* Unix milliseconds to a timestamptz literal the column type reads */
-			TimestampTz ts = (TimestampTz) msg->timestamp_ms * 1000 -
-				((TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+			int64		us;
+			TimestampTz ts;
+
+			/* a forged time past int64's microseconds: wrapped, it would pass */
+			if (pg_mul_s64_overflow(msg->timestamp_ms, 1000, &us))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+						 errmsg("Kafka message timestamp %lld ms is out of range",
+								(long long) msg->timestamp_ms)));
+			ts = us - ((TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
 
 			set_value(d, d->timestamp_att,
 					  DatumGetCString(DirectFunctionCall1(timestamptz_out,
