@@ -67,10 +67,13 @@ typedef struct BadMessage
 typedef struct ArenaChunk
 {
 	struct ArenaChunk *next;
-	Size		size;			/* of data */
+	Size		size;			/* of its data */
 	Size		used;
-	char		data[FLEXIBLE_ARRAY_MEMBER];
 } ArenaChunk;
+
+/* A chunk's data, MAXALIGNed as tuple images must be */
+#define ARENA_DATA_OFFSET MAXALIGN(sizeof(ArenaChunk))
+#define ARENA_DATA(c) ((char *) (c) + ARENA_DATA_OFFSET)
 
 static ArenaChunk *arena_first = NULL;
 static ArenaChunk *arena_current = NULL;
@@ -94,7 +97,7 @@ arena_reset(void)
 static ArenaChunk *
 arena_chunk(MemoryContext cxt, Size size)
 {
-	ArenaChunk *c = MemoryContextAllocHuge(cxt, offsetof(ArenaChunk, data) + size);
+	ArenaChunk *c = MemoryContextAllocHuge(cxt, ARENA_DATA_OFFSET + size);
 
 	c->size = size;
 	c->used = 0;
@@ -114,7 +117,7 @@ arena_alloc(MemoryContext cxt, Size size)
 		c->used = size;
 		c->next = arena_large;
 		arena_large = c;
-		return c->data;
+		return ARENA_DATA(c);
 	}
 	while (arena_current != NULL && arena_current->used + size > arena_current->size)
 	{
@@ -136,7 +139,7 @@ arena_alloc(MemoryContext cxt, Size size)
 		arena_current = c;
 	}
 	arena_current->used += size;
-	return arena_current->data + arena_current->used - size;
+	return ARENA_DATA(arena_current) + arena_current->used - size;
 }
 
 /*
@@ -229,11 +232,14 @@ payload_prefix(const rd_kafka_message_t *m)
 /*
  * Is an error met while decoding a message not the message's fault: a
  * cancel or shutdown, a deadlock or serialization failure, a lock that was
- * not free, an I/O error (met by a domain's check or a generated column
- * reading a table)?  Then the batch fails and is tried again, instead of
- * setting a good message aside for good.  Not out of memory: a message can
- * cause that (a small compressed one may decode to a huge value).  Nor what
- * the owner's code raises itself, whatever its code.
+ * not free (met by a domain's check or a generated column reading a
+ * table)?  Then the batch fails and is tried again, instead of setting a
+ * good message aside for good.  Not out of memory, nor a system error: a
+ * message can cause those (a small compressed one may decode to a huge
+ * value, a check may look for a file its value names).  Nor what the
+ * owner's PL/pgSQL raises itself, whatever its code (other languages'
+ * errors are not told apart: a function that raises 40001 for a value
+ * holds its partition back).
  */
 static bool
 decode_error_not_the_message(ErrorData *e)
@@ -243,7 +249,6 @@ decode_error_not_the_message(ErrorData *e)
 	return !stream_error_raised_by_code(e) &&
 		(category == ERRCODE_OPERATOR_INTERVENTION ||
 		 category == ERRCODE_TRANSACTION_ROLLBACK ||
-		 category == ERRCODE_SYSTEM_ERROR ||
 		 e->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE);
 }
 
