@@ -474,13 +474,14 @@ maintain_view_tables(ViewToCombine *v, MemoryContext cxt)
 								   Max(STATE_ANALYZE_MS, plan->analyze_wait_ms)))
 	{
 		plan->merged_rows = 0;
-		plan->last_analyze = now;
 		(void) maintain_table(v, VIEW_STATE_TABLE, VACOPT_VACUUM, cxt);
 		if (maintain_table(v, VIEW_STATE_TABLE, VACOPT_ANALYZE, cxt))
 			plan->analyze_wait_ms = 0;
 		else
 			plan->analyze_wait_ms = plan->analyze_wait_ms == 0 ? ANALYZE_WAIT_FIRST_MS :
 				Min(plan->analyze_wait_ms * 2, ANALYZE_WAIT_MAX_MS);
+		/* from its end: a slow one does not follow itself at once */
+		plan->last_analyze = GetCurrentTimestamp();
 	}
 }
 

@@ -322,6 +322,12 @@ stream_view_time_limited_times(const char *view_name, int times, void (*work) (v
 			PG_RE_THROW();
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
+		if (exceeded_in_lock_wait && times > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("continuous view \"%s\" waited longer than %d times stream_ext.view_time_limit (%d ms) for a lock",
+							view_name, times, limit_ms),
+					 errdetail("Another transaction holds a lock the view's run needs; the run is tried again later.")));
 		if (exceeded_in_lock_wait)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
