@@ -1004,7 +1004,6 @@ DECLARE
   typ regtype;
 BEGIN
   p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
-  PERFORM stream_ext_internal.kafka_lock_stream(p_stream);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user);
   p_role := stream_ext_internal.kafka_acting_role(p_role);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role);
@@ -1067,6 +1066,7 @@ BEGIN
            options = p_options, enabled = true, created_by = p_role
      WHERE id = cid;
   ELSE
+    PERFORM stream_ext_internal.kafka_lock_stream(p_stream);   -- a DROP waits for the row
     INSERT INTO stream_ext_internal.kafka_consumers
       (stream, topic, brokers, format, format_options, key_column, partition_column,
        offset_column, timestamp_column, start, parallelism, group_id, options, created_by)
@@ -1311,7 +1311,6 @@ DECLARE
   acts_for name;
 BEGIN
   p_role := stream_ext_internal.kafka_take_invoker();   -- first: a note is taken once
-  PERFORM stream_ext_internal.kafka_lock_stream(p_stream);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, session_user, true);
   p_role := stream_ext_internal.kafka_acting_role(p_role);
   PERFORM stream_ext_internal.kafka_check_caller(p_stream, p_role, true);
@@ -1371,6 +1370,7 @@ BEGIN
            created_by = p_role
      WHERE id = pid;
   ELSE
+    PERFORM stream_ext_internal.kafka_lock_stream(p_stream);   -- a DROP waits for the row
     INSERT INTO stream_ext_internal.kafka_producers
       (stream, topic, brokers, format, format_options, key_column, options, created_by)
     VALUES (p_stream, p_topic, p_brokers, p_format, p_format_options, p_key_column,
