@@ -215,15 +215,6 @@ stream_view_time_limit_on_ignored_cancel(bool (*callback) (void))
 	on_ignored_cancel = callback;
 }
 
-static void limit_start_ms(int limit_ms);
-
-/* Start timing a run of a view's plan */
-void
-stream_view_time_limit_start(void)
-{
-	limit_start_ms(stream_ext_view_time_limit_ms);
-}
-
 /* Start timing a run that may take limit_ms (0: no limit) */
 static void
 limit_start_ms(int limit_ms)
@@ -263,6 +254,13 @@ limit_start_ms(int limit_ms)
 							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), limit_ms),
 							 Min(TICK_MS, limit_ms));
 	}
+}
+
+/* Start timing a run of a view's plan */
+void
+stream_view_time_limit_start(void)
+{
+	limit_start_ms(stream_ext_view_time_limit_ms);
 }
 
 /*
@@ -318,33 +316,25 @@ stream_view_time_limited_times(const char *view_name, int times, void (*work) (v
 	}
 	PG_CATCH();
 	{
+		char	   *limit;
+
 		if (!stream_view_time_limit_stop())
 			PG_RE_THROW();
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
-		if (exceeded_in_lock_wait && times > 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("continuous view \"%s\" waited longer than %d times stream_ext.view_time_limit (%d ms) for a lock",
-							view_name, times, limit_ms),
-					 errdetail("Another transaction holds a lock the view's run needs; the run is tried again later.")));
+		limit = times > 1 ?
+			psprintf("%d times stream_ext.view_time_limit (%d ms)", times, limit_ms) :
+			psprintf("stream_ext.view_time_limit (%d ms)", limit_ms);
 		if (exceeded_in_lock_wait)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("continuous view \"%s\" waited longer than stream_ext.view_time_limit (%d ms) for a lock",
-							view_name, stream_ext_view_time_limit_ms),
+					 errmsg("continuous view \"%s\" waited longer than %s for a lock",
+							view_name, limit),
 					 errdetail("Another transaction holds a lock the view's run needs; the run is tried again later.")));
 		last_run_timed_out = true;
-		if (times > 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("continuous view \"%s\" took longer than %d times stream_ext.view_time_limit (%d ms)",
-							view_name, times, limit_ms),
-					 errhint("Make the view's expressions and aggregates cheaper, or raise stream_ext.view_time_limit.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("continuous view \"%s\" took longer than stream_ext.view_time_limit (%d ms)",
-						view_name, stream_ext_view_time_limit_ms),
+				 errmsg("continuous view \"%s\" took longer than %s", view_name, limit),
 				 errhint("Make the view's expressions and aggregates cheaper, or raise stream_ext.view_time_limit.")));
 	}
 	PG_END_TRY();
