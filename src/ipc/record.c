@@ -7,6 +7,7 @@
 
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/lsyscache.h"
 
 #include "ipc/queue.h"
 #include "ipc/record_format.h"
@@ -19,10 +20,25 @@ stream_event_size(Size tuple_len)
 }
 
 /* The largest event a ring takes, header included: half a ring, less a record header */
-Size
-stream_max_event_size(void)
+static Size
+max_event_size(void)
 {
 	return StreamShared->ring_size / 2 - STREAM_RECORD_HDRSZ;
+}
+
+/*
+ * Error unless an event of tuple_len bytes for stream fits a ring: a
+ * writer's, or a Kafka consumer's from a message
+ */
+void
+stream_check_event_size(Size tuple_len, Oid stream)
+{
+	if (stream_event_size(tuple_len) > max_event_size())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event of %zu bytes is too large for stream \"%s\"",
+						tuple_len, get_rel_name(stream)),
+				 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
 }
 
 /*

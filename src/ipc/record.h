@@ -46,7 +46,7 @@ typedef struct StreamRecord
 
 /* writers */
 extern Size stream_event_size(Size tuple_len);
-extern Size stream_max_event_size(void);
+extern void stream_check_event_size(Size tuple_len, Oid stream);
 extern HeapTupleHeader stream_event_start(char *event, Size tuple_len);
 extern HeapTupleHeader stream_event_tuple(char *event);
 extern Size stream_event_size_of(const char *event);

@@ -20,7 +20,6 @@
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/acl.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -195,12 +194,7 @@ add_event(TupleDesc desc, Datum *values, bool *nulls, void *arg)
 		stream_column_fill(b->fill, values, nulls);
 	layout = stream_event_layout(desc, values, nulls);
 	/* as a writer's: a compressed message may hold an event of any size */
-	if (stream_event_size(layout.len) > stream_max_event_size())
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("event of %zu bytes is too large for stream \"%s\"",
-						(Size) layout.len, get_rel_name(b->w->cfg.stream)),
-				 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
+	stream_check_event_size(layout.len, b->w->cfg.stream);
 	td = (HeapTupleHeader) arena_alloc(b->w->cxt, layout.len);
 	stream_event_fill(td, layout, desc, values, nulls);
 	stream_event_set_writer(td, b->xid);

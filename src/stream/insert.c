@@ -637,12 +637,7 @@ reserve_event(Relation rel, Size tuple_len, char **oversized)
 	 * Whether or not the writer applies the stream's transforms itself: the
 	 * event may have to go to a worker (another view, a failed apply).
 	 */
-	if (needed > stream_max_event_size())
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("event of %zu bytes is too large for stream \"%s\"",
-						tuple_len, RelationGetRelationName(rel)),
-				 errhint("Raise stream_ext.queue_size; an event may use at most half of a worker's queue.")));
+	stream_check_event_size(tuple_len, stream);
 	*oversized = NULL;
 	if (needed > buffer_capacity())
 	{
