@@ -31,6 +31,9 @@
 /* Longest wait for a broker request (metadata, watermarks) */
 #define BROKER_TIMEOUT_MS 5000
 
+#define OFFSETS_OF_PARTS "SELECT partition, next_offset FROM stream_ext_internal.kafka_offsets " \
+	"WHERE consumer_id = $1 AND partition = ANY ($2)"
+
 /*
  * Stored next offsets of parts (offset -1 when none), into next[].  With
  * lock, the rows are locked first: in a group, a partition taken over may
@@ -52,12 +55,8 @@ read_stored_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next, bool
 	}
 	args[0] = Int32GetDatum(w->cfg.id);
 	args[1] = PointerGetDatum(construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
-	/* only parts' rows: locked, they are those a batch in flight may hold */
-	if (SPI_execute_with_args(lock ?
-							  "SELECT partition, next_offset FROM stream_ext_internal.kafka_offsets "
-							  "WHERE consumer_id = $1 AND partition = ANY ($2) ORDER BY partition FOR UPDATE" :
-							  "SELECT partition, next_offset FROM stream_ext_internal.kafka_offsets "
-							  "WHERE consumer_id = $1", lock ? 2 : 1, argtypes, args, NULL, !lock, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(lock ? OFFSETS_OF_PARTS " ORDER BY partition FOR UPDATE" : OFFSETS_OF_PARTS,
+							  2, argtypes, args, NULL, !lock, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the offsets of Kafka consumer %d", w->cfg.id);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
