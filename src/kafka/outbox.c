@@ -51,6 +51,19 @@ free_stored(Datum stored, ArrayType *array)
 		pfree(DatumGetPointer(stored));
 }
 
+int64
+kafka_outbox_new_numbers(void)
+{
+	int64		row = nextval_internal(stream_internal_relid("kafka_event_seq", false), false);
+
+	if (row >= (INT64CONST(1) << (62 - KAFKA_OUTBOX_ROW_EVENT_BITS)))
+		ereport(ERROR,
+				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
+				 errmsg("the Kafka producers' event numbers are exhausted"),
+				 errhint("Restart stream_ext_internal.kafka_event_seq once no producer has staged events.")));
+	return row << KAFKA_OUTBOX_ROW_EVENT_BITS;
+}
+
 /*
  * Insert the row: producer id, n messages whose keys and messages arrays
  * are built, the writer they wait for (or none); returns its first event
@@ -65,16 +78,9 @@ insert_row(int id, int n, ArrayType *keys, ArrayType *messages, FullTransactionI
 	char		nulls[8] = "       ";
 	Datum	   *events = palloc(sizeof(Datum) * n);
 	ArrayType  *numbers;
-	int64		row = nextval_internal(stream_internal_relid("kafka_event_seq", false), false);
-	int64		first;
+	int64		first = kafka_outbox_new_numbers();
 
 	Assert(n > 0 && n <= KAFKA_OUTBOX_ROW_EVENTS);
-	if (row >= (INT64CONST(1) << (62 - KAFKA_OUTBOX_ROW_EVENT_BITS)))
-		ereport(ERROR,
-				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
-				 errmsg("the Kafka producers' event numbers are exhausted"),
-				 errhint("Restart stream_ext_internal.kafka_event_seq once no producer has staged events.")));
-	first = row << KAFKA_OUTBOX_ROW_EVENT_BITS;
 	for (int i = 0; i < n; i++)
 		events[i] = Int64GetDatum(first + i);
 	if (insert_plan == NULL)

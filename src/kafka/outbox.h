@@ -31,6 +31,12 @@
 #define KAFKA_OUTBOX_ROW_BYTES (1024 * 1024)
 
 /*
+ * The first of KAFKA_OUTBOX_ROW_EVENTS new event numbers, from a new value of
+ * kafka_event_seq: an outbox row's, or a set-aside event's.
+ */
+extern int64 kafka_outbox_new_numbers(void);
+
+/*
  * An outbox row built message by message, its arrays written in place (no
  * datum per message).
  */

@@ -54,6 +54,7 @@
 #include "kafka/sink_format.h"
 #include "kafka/sink_sql.h"
 #include "kafka/slots.h"
+#include "kafka/view_stage.h"
 #include "worker/settings.h"
 
 /* How long the worker waits for events when there are none */
@@ -366,30 +367,23 @@ poll_acknowledgements(KafkaWorker *w, int ms)
  * (in cxt).  Returns how many (0 when none).
  */
 static int
-stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt)
+stage_events(KafkaWorker *w, const KafkaSinkStageSql *stage_sql, int limit, MemoryContext cxt)
 {
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	Datum		args[2] = {Int32GetDatum(w->cfg.id), Int32GetDatum(limit)};
-	SPITupleTable *tuptable;
+	StagedMessage *staged;
 	int			n;
 	Oid			owner;
-	StreamRunAs as;
 
 	begin_spi_transaction();
 
 	/*
 	 * The statement formats the events: casts and output functions of the
 	 * stream's types are user code, run with the rights of the role the
-	 * producer acts for, never the worker's (rights.c).
+	 * producer acts for, never the worker's (rights.c); an event they fail
+	 * is set aside (view_stage.c).
 	 */
 	owner = kafka_relation_owner(w->cfg.staging);
 	kafka_check_rights(w, owner);
-	stream_begin_as_owner(&as, owner);
-	if (SPI_execute_with_args(stage_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not stage the events of Kafka producer %d", w->cfg.id);
-	stream_end_as_owner(&as);
-	n = (int) SPI_processed;
-	tuptable = SPI_tuptable;
+	n = kafka_stage_from_view(w->cfg.id, stage_sql, owner, limit, &staged, cxt);
 	if (n > 0)
 	{
 		OutboxRowBuilder *builder = kafka_outbox_builder();
@@ -398,22 +392,12 @@ stage_events(KafkaWorker *w, const char *stage_sql, int limit, MemoryContext cxt
 		batch = MemoryContextAllocZero(cxt, sizeof(OutboxMessage) * n);
 		for (int i = 0; i < n; i++)
 		{
-			HeapTuple	row = tuptable->vals[i];
-			bool		key_null;
-			bool		isnull;
-			Datum		key = SPI_getbinval(row, tuptable->tupdesc, 1, &key_null);
-			Datum		value = SPI_getbinval(row, tuptable->tupdesc, 2, &isnull);
 			OutboxMessage *m = &batch[i];
 
-			if (isnull)
-				elog(ERROR, "a staged message of Kafka producer %d is null", w->cfg.id);
 			m->row_start = (i == first);
-			if (!key_null)
-			{
-				m->key = MemoryContextStrdup(cxt, TextDatumGetCString(key));
-				m->key_len = strlen(m->key);
-			}
-			m->value = MemoryContextStrdup(cxt, TextDatumGetCString(value));
+			m->key = staged[i].key;
+			m->key_len = m->key ? strlen(m->key) : 0;
+			m->value = staged[i].value;
 			m->value_len = strlen(m->value);
 			kafka_outbox_builder_add(builder, m->key, m->key_len, m->value, m->value_len);
 			if (kafka_outbox_builder_full(builder) || i == n - 1)
@@ -543,7 +527,7 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 #define VIEW_TURN_MS 1000
 
 static int
-next_batch(KafkaWorker *w, const char *stage_sql, OutboxMessage *cur, int n, MemoryContext cxt)
+next_batch(KafkaWorker *w, const KafkaSinkStageSql *stage_sql, OutboxMessage *cur, int n, MemoryContext cxt)
 {
 	static TimestampTz view_turn_at = 0;
 	TimestampTz now = GetCurrentTimestamp();
@@ -814,7 +798,8 @@ stream_ext_kafka_producer_main(Datum arg)
 	KafkaWorkerArgs args;
 	MemoryContext batch_cxt;
 	Oid			staging = InvalidOid;
-	char	   *stage_sql;
+	KafkaSinkStageSql stage_sql;
+	bool		staging_found;
 	char	   *forget_sql;
 	char	   *activity;
 	int			failures = 0;
@@ -830,10 +815,13 @@ stream_ext_kafka_producer_main(Datum arg)
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	stage_sql = kafka_sink_stage_sql(staging, &w->cfg.format);
-	if (stage_sql)
+	staging_found = kafka_sink_stage_sql(staging, &w->cfg.format, &stage_sql);
+	if (staging_found)
 	{
-		stage_sql = MemoryContextStrdup(w->cxt, stage_sql);
+		stage_sql.stage = MemoryContextStrdup(w->cxt, stage_sql.stage);
+		stage_sql.candidates = MemoryContextStrdup(w->cxt, stage_sql.candidates);
+		stage_sql.stage_rows = MemoryContextStrdup(w->cxt, stage_sql.stage_rows);
+		stage_sql.set_aside = MemoryContextStrdup(w->cxt, stage_sql.set_aside);
 		pending_sql = MemoryContextStrdup(w->cxt, kafka_sink_pending_sql(staging));
 	}
 	forget_sql = MemoryContextStrdup(w->cxt, kafka_sink_forget_sql());
@@ -843,7 +831,7 @@ stream_ext_kafka_producer_main(Datum arg)
 											w->cfg.topic));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	if (stage_sql == NULL)
+	if (!staging_found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the staging view of Kafka producer %d is missing", w->cfg.id),
@@ -894,7 +882,7 @@ stream_ext_kafka_producer_main(Datum arg)
 				batch = NULL;
 				n = take_outbox_rows(w, NULL, 0, stream_ext_batch_size, cxt[c]);
 				if (n == 0)
-					n = stage_events(w, stage_sql, stream_ext_batch_size, cxt[c]);
+					n = stage_events(w, &stage_sql, stream_ext_batch_size, cxt[c]);
 				if (n == 0)
 				{
 					pgstat_report_activity(STATE_IDLE, activity);
@@ -924,7 +912,7 @@ stream_ext_kafka_producer_main(Datum arg)
 				 */
 				MemoryContextReset(cxt[1 - c]);
 				batch = NULL;
-				next_n = next_batch(w, stage_sql, cur, n, cxt[1 - c]);
+				next_n = next_batch(w, &stage_sql, cur, n, cxt[1 - c]);
 				next = next_n > 0 ? batch : NULL;
 				if (next != NULL)
 					next_all = enqueue_batch(w, next, next_n, &flights[1 - c]);

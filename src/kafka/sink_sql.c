@@ -104,8 +104,24 @@ column_list(Relation state, const char *prefix)
 	return buf.data;
 }
 
-char *
-kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
+/*
+ * "SELECT key, value FROM m" over the moved rows m: each one's key column as
+ * text (NULL when none) and its message
+ */
+static void
+append_messages_select(StringInfo sql, Relation state, const KafkaFormatOptions *format)
+{
+	appendStringInfoString(sql, "SELECT ");
+	if (format->key_column)
+		appendStringInfo(sql, "m.%s::text AS key, ", quote_identifier(format->key_column));
+	else
+		appendStringInfoString(sql, "NULL::text AS key, ");
+	append_value_expr(sql, state, format);
+	appendStringInfoString(sql, " AS value FROM m");
+}
+
+bool
+kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format, KafkaSinkStageSql *out)
 {
 	int			view_id = stream_continuous_view_id(staging);
 	Oid			state_relid;
@@ -117,11 +133,11 @@ kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 	StringInfoData sql;
 
 	if (view_id < 0)
-		return NULL;
+		return false;
 	state_relid = stream_view_relation_relid(view_id, VIEW_STATE_TABLE, true);
 	if (!OidIsValid(state_relid) ||
 		!OidIsValid(stream_view_relation_relid(view_id, VIEW_DELTA_TABLE, true)))
-		return NULL;
+		return false;
 	state_sql = stream_view_relation_sql(view_id, VIEW_STATE_TABLE);
 	delta_sql = stream_view_relation_sql(view_id, VIEW_DELTA_TABLE);
 	state = table_open(state_relid, AccessShareLock);
@@ -143,17 +159,38 @@ kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format)
 					 "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) "
 					 "LIMIT GREATEST($2 - (SELECT pg_catalog.count(*) FROM k), 0))) "
 					 "RETURNING %s), "
-					 "m AS (SELECT * FROM k UNION ALL SELECT * FROM d) SELECT ",
+					 "m AS (SELECT * FROM k UNION ALL SELECT * FROM d) ",
 					 state_sql, state_sql, kept_columns,
 					 delta_sql, delta_sql, delta_columns);
-	if (format->key_column)
-		appendStringInfo(&sql, "m.%s::text AS key, ", quote_identifier(format->key_column));
-	else
-		appendStringInfoString(&sql, "NULL::text AS key, ");
-	append_value_expr(&sql, state, format);
-	appendStringInfoString(&sql, " AS value FROM m");
+	append_messages_select(&sql, state, format);
+	out->stage = sql.data;
+
+	/* the same rows chosen first, then taken by their ctids */
+	out->candidates = psprintf("SELECT ARRAY(SELECT ctid FROM %s LIMIT $1), "
+							   "ARRAY(SELECT c.ctid FROM %s c "
+							   "WHERE " STREAM_INTERNAL_SCHEMA ".xid_committed(c.writer_xid) "
+							   "LIMIT $1)",
+							   state_sql, delta_sql);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH k AS (DELETE FROM %s k WHERE k.ctid = ANY ($1) RETURNING %s), "
+					 "d AS (DELETE FROM %s d WHERE d.ctid = ANY ($2) RETURNING %s), "
+					 "m AS (SELECT * FROM k UNION ALL SELECT * FROM d) ",
+					 state_sql, kept_columns, delta_sql, delta_columns);
+	append_messages_select(&sql, state, format);
+	out->stage_rows = sql.data;
+	out->set_aside = psprintf("WITH k AS (DELETE FROM %s k WHERE k.ctid = ANY ($2) RETURNING 1), "
+							  "d AS (DELETE FROM %s d WHERE d.ctid = ANY ($3) RETURNING 1), "
+							  "e AS (INSERT INTO " STREAM_INTERNAL_SCHEMA ".kafka_sink_errors "
+							  "(producer_id, event, error) "
+							  "SELECT $1, $4, $5 FROM (SELECT * FROM k UNION ALL SELECT * FROM d) r "
+							  "RETURNING 1) "
+							  "UPDATE " STREAM_INTERNAL_SCHEMA ".kafka_producers "
+							  "SET errors = errors + (SELECT pg_catalog.count(*) FROM e) "
+							  "WHERE id = $1 RETURNING (SELECT pg_catalog.count(*) FROM e)",
+							  state_sql, delta_sql);
 	table_close(state, AccessShareLock);
-	return sql.data;
+	return true;
 }
 
 char *

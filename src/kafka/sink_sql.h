@@ -11,13 +11,29 @@
 #include "kafka/outbox.h"
 
 /*
- * The statement that takes up to $2 staged events (the staging view's kept
- * rows first, then its committed deltas) out of the staging view, returning
- * each one's key (text, NULL for none) and formatted message (text); NULL
- * when the staging view is gone.  The caller puts them in the outbox in
- * the same transaction.
+ * The statements that take staged events out of a producer's staging view
+ * (its kept rows first, then its committed deltas), return each one's key
+ * (text, NULL for none) and formatted message (text), and leave the caller
+ * to put them in the outbox in the same transaction:
+ *	stage: up to $2 events;
+ *	candidates: the ctids ($1 at most of each) of the kept rows and of the
+ *		committed deltas, two tid arrays;
+ *	stage_rows: the events of kept rows $1 and deltas $2 (tid arrays);
+ *	set_aside: deletes kept rows $2 and deltas $3 unformatted, records each
+ *		in kafka_sink_errors as producer $1's event $4 with error $5, counts
+ *		them in kafka_producers.errors and returns how many.
  */
-extern char *kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format);
+typedef struct KafkaSinkStageSql
+{
+	char	   *stage;
+	char	   *candidates;
+	char	   *stage_rows;
+	char	   *set_aside;
+} KafkaSinkStageSql;
+
+/* Fills *out; false when the staging view is gone */
+extern bool kafka_sink_stage_sql(Oid staging, const KafkaFormatOptions *format,
+								 KafkaSinkStageSql *out);
 
 /*
  * "SELECT $1, events, keys, messages ...": the outbox rows of producer $1

@@ -1,0 +1,273 @@
+/*
+ * view_stage.c
+ *	  A Kafka producer takes the events of its staging view (the events no
+ *	  writer or worker could format in C, src/kafka/README.md) out of it
+ *	  with the stage statement of sink_sql.c, which formats them in SQL with
+ *	  the casts and output functions of the stream's types: user code, run
+ *	  as the producer's role, which may raise for one event.
+ *
+ * Such an error is the event's, and costs only it: the batch is taken again
+ * by the events' ctids, in halves, each in a subtransaction, down to the
+ * events that fail alone; those are deleted from the staging view
+ * unformatted and recorded in kafka_sink_errors (counted in
+ * kafka_producers.errors), and the others go on to the outbox.  A round
+ * tries at most MAX_TRIES subtransactions; what it did not reach stays
+ * staged for the next.  An error the server met (a deadlock, a lock not
+ * available, a cancel, memory or disk running out) is the batch's, not an
+ * event's: it is raised, and the batch taken again later.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "guc.h"
+#include "kafka/kafka_guc.h"
+#include "kafka/outbox.h"
+#include "kafka/view_stage.h"
+#include "worker/apply.h"
+
+/* Subtransactions a round spends on finding the events that fail alone */
+#define MAX_TRIES 64
+
+/* The messages taken so far, in cxt */
+typedef struct Taken
+{
+	StagedMessage *messages;
+	int			n;
+	int			size;
+	MemoryContext cxt;
+} Taken;
+
+/* The rows of a batch whose formatting failed: kept rows, then deltas */
+typedef struct Candidates
+{
+	const KafkaSinkStageSql *sql;
+	int			id;
+	Oid			owner;
+	Datum	   *tids;			/* ItemPointer datums */
+	int			nkept;			/* the first nkept are kept rows */
+	int			n;
+	int			tries;
+	Taken	   *taken;
+} Candidates;
+
+/* Copy the n rows (key, value) of tuptable into t */
+static void
+add_messages(Taken *t, SPITupleTable *tuptable, uint64 n)
+{
+	MemoryContext old = MemoryContextSwitchTo(t->cxt);
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		key_null;
+		bool		value_null;
+		Datum		key = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &key_null);
+		Datum		value = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &value_null);
+
+		if (value_null)
+			elog(ERROR, "a staged message of a Kafka producer is null");
+		if (t->n == t->size)
+		{
+			t->size = Max(16, t->size * 2);
+			t->messages = t->messages ? repalloc(t->messages, sizeof(StagedMessage) * t->size) :
+				palloc(sizeof(StagedMessage) * t->size);
+		}
+		t->messages[t->n].key = key_null ? NULL : TextDatumGetCString(key);
+		t->messages[t->n].value = TextDatumGetCString(value);
+		t->n++;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Is e the events' own (their formatting's), rather than one the server
+ * met?  An error a PL/pgSQL RAISE threw is the code's, whatever its
+ * SQLSTATE.
+ */
+static bool
+error_of_the_events(ErrorData *e)
+{
+	return stream_error_raised_by_code(e) || !stream_error_is_transient(e->sqlerrcode);
+}
+
+/*
+ * Run sql (a stage statement) as owner in a subtransaction and add the
+ * messages it returns to t.  Returns NULL, or the events' error that failed
+ * it (the subtransaction rolled back: nothing taken); any other error is
+ * raised.
+ */
+static ErrorData *
+try_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *args, Oid owner, Taken *t)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner resowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		StreamRunAs as;
+
+		stream_begin_as_owner(&as, owner);
+		if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not stage the events of a Kafka producer");
+		stream_end_as_owner(&as);
+		add_messages(t, SPI_tuptable, SPI_processed);
+		SPI_freetuptable(SPI_tuptable);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = resowner;
+		if (!error_of_the_events(e))
+			ReThrowError(e);
+		edata = e;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = resowner;
+	return edata;
+}
+
+/* A tid array of the candidates [lo, hi) that are kept rows (or deltas) */
+static Datum
+tid_array(Candidates *c, int lo, int hi, bool kept)
+{
+	int			from = kept ? lo : Max(lo, c->nkept);
+	int			to = kept ? Min(hi, c->nkept) : hi;
+
+	return PointerGetDatum(construct_array(c->tids + from, Max(to - from, 0), TIDOID,
+										   sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+}
+
+/* Delete candidate i unformatted and record it in kafka_sink_errors with e */
+static void
+set_aside(Candidates *c, int i, ErrorData *e)
+{
+	Oid			argtypes[5] = {INT4OID, TIDARRAYOID, TIDARRAYOID, INT8OID, TEXTOID};
+	Datum		args[5];
+	Oid			trim_types[2] = {INT4OID, INT4OID};
+	Datum		trim_args[2];
+	const char *error = e->message ? e->message : "unknown error";
+
+	args[0] = Int32GetDatum(c->id);
+	args[1] = tid_array(c, i, i + 1, true);
+	args[2] = tid_array(c, i, i + 1, false);
+	args[3] = Int64GetDatum(kafka_outbox_new_numbers());
+	args[4] = CStringGetTextDatum(error);
+	if (SPI_execute_with_args(c->sql->set_aside, 5, argtypes, args, NULL, false, 0) !=
+		SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not set aside an event of Kafka producer %d", c->id);
+	if (SPI_processed != 1 || strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+									 "1") != 0)
+		return;					/* gone meanwhile (the combiner moved it) */
+	trim_args[0] = Int32GetDatum(c->id);
+	trim_args[1] = Int32GetDatum(stream_ext_kafka_max_errors);
+	if (SPI_execute_with_args(kafka_sink_trim_errors_sql(), 2, trim_types, trim_args,
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not trim the set-aside events of Kafka producer %d", c->id);
+	ereport(LOG,
+			(errmsg("stream_ext kafka producer %d: an event could not be formatted, set aside in kafka_sink_errors",
+					c->id),
+			 errdetail_internal("%s", error)));
+}
+
+/*
+ * Take the candidates [lo, hi), known to fail together when failing is
+ * set, splitting them until the events that fail alone are found.
+ */
+static void
+take_range(Candidates *c, int lo, int hi, bool failing)
+{
+	Oid			argtypes[2] = {TIDARRAYOID, TIDARRAYOID};
+	Datum		args[2];
+	ErrorData  *e = NULL;
+
+	CHECK_FOR_INTERRUPTS();
+	if (lo >= hi || c->tries >= MAX_TRIES)
+		return;
+	if (!failing)
+	{
+		c->tries++;
+		args[0] = tid_array(c, lo, hi, true);
+		args[1] = tid_array(c, lo, hi, false);
+		e = try_as_owner(c->sql->stage_rows, 2, argtypes, args, c->owner, c->taken);
+		if (e == NULL)
+			return;
+	}
+	if (hi - lo == 1)
+	{
+		if (e != NULL)
+			set_aside(c, lo, e);
+		return;
+	}
+	take_range(c, lo, lo + (hi - lo) / 2, false);
+	take_range(c, lo + (hi - lo) / 2, hi, false);
+}
+
+/* The candidates of a batch: its rows' ctids, as the stage statement picks them */
+static void
+read_candidates(Candidates *c, int limit)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(limit)};
+	Datum	   *kept;
+	Datum	   *deltas;
+	int			nkept;
+	int			ndeltas;
+	bool		isnull;
+
+	if (SPI_execute_with_args(c->sql->candidates, 1, argtypes, args, NULL, true, 0) !=
+		SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the staged events of Kafka producer %d", c->id);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull)),
+					  TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT,
+					  &kept, NULL, &nkept);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 2, &isnull)),
+					  TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT,
+					  &deltas, NULL, &ndeltas);
+	ndeltas = Min(ndeltas, limit - nkept);
+	c->tids = palloc(sizeof(Datum) * Max(nkept + ndeltas, 1));
+	memcpy(c->tids, kept, sizeof(Datum) * nkept);
+	memcpy(c->tids + nkept, deltas, sizeof(Datum) * ndeltas);
+	c->nkept = nkept;
+	c->n = nkept + ndeltas;
+}
+
+int
+kafka_stage_from_view(int id, const KafkaSinkStageSql *sql, Oid owner, int limit,
+					  StagedMessage **messages, MemoryContext cxt)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		args[2] = {Int32GetDatum(id), Int32GetDatum(limit)};
+	Taken		taken = {NULL, 0, 0, cxt};
+
+	if (try_as_owner(sql->stage, 2, argtypes, args, owner, &taken) != NULL)
+	{
+		Candidates	c = {sql, id, owner, NULL, 0, 0, 0, &taken};
+
+		/* an event's formatting failed the batch: find it */
+		read_candidates(&c, limit);
+		take_range(&c, 0, c.n, c.n > 1);
+	}
+	*messages = taken.messages;
+	return taken.n;
+}
