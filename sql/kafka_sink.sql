@@ -125,6 +125,30 @@ SELECT stream_ext_internal.kafka_csv_field(v, ',', '"', '') AS csv,
   FROM (VALUES ('plain'), (''), (NULL), ('a,b'), ('say "hi"'), (E'two\nlines'),
                (E'tab\there'), (E'back\\slash')) v(v);
 
+-- a column a consumer maps keeps its name: renaming or dropping it is refused
+-- (the consumer would fail every batch), other columns are not held; after
+-- kafka_consume maps another column, the old one is free
+CREATE FOREIGN TABLE ks_in (k text, p int, o bigint, "Ts" timestamptz, body text) SERVER stream_ext;
+SELECT stream_ext.kafka_consume('ks_in', 'in', '127.0.0.1:9', key_column => 'k',
+                                partition_column => 'p', offset_column => 'o',
+                                timestamp_column => 'Ts');
+SELECT stream_ext.kafka_stop('ks_in', 'in');
+ALTER FOREIGN TABLE ks_in RENAME COLUMN k TO key;
+ALTER TABLE ks_in RENAME COLUMN "Ts" TO ts;
+ALTER FOREIGN TABLE ks_in DROP COLUMN p;
+ALTER FOREIGN TABLE ks_in ADD COLUMN extra int, DROP COLUMN o CASCADE;
+ALTER FOREIGN TABLE ks_in RENAME COLUMN body TO payload;
+ALTER FOREIGN TABLE ks_in DROP COLUMN payload;
+SELECT stream_ext.kafka_consume('ks_in', 'in', '127.0.0.1:9', key_column => 'k');
+SELECT stream_ext.kafka_stop('ks_in', 'in');
+ALTER FOREIGN TABLE ks_in RENAME COLUMN "Ts" TO ts;
+ALTER FOREIGN TABLE ks_in DROP COLUMN p;
+ALTER FOREIGN TABLE ks_in RENAME COLUMN k TO key;
+SELECT attname FROM pg_attribute WHERE attrelid = 'ks_in'::regclass AND attnum > 0 AND NOT attisdropped
+ ORDER BY attnum;
+DROP FOREIGN TABLE ks_in;
+SELECT count(*) AS consumers FROM stream_ext_internal.kafka_consumers;
+
 -- dropping the stream (CASCADE: the staging view depends on it) drops its producers
 SELECT stream_ext.kafka_produce('ks_s', 'again', '127.0.0.1:9');
 DROP FOREIGN TABLE ks_s;

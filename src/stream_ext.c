@@ -19,6 +19,7 @@
 #include "ipc/pending_keys.h"
 #include "ipc/queue.h"
 #include "kafka/backpressure.h"
+#include "kafka/mapped_columns.h"
 #include "kafka/kafka_guc.h"
 #include "kafka/sink_stage.h"
 #include "kafka/slots.h"
@@ -102,5 +103,6 @@ _PG_init(void)
 	kafka_supervisor_init();
 	kafka_outbox_settle_init();
 	kafka_backpressure_init();
+	kafka_mapped_columns_init();
 	stream_register_launcher();
 }

@@ -50,6 +50,8 @@ PG_FUNCTION_INFO_V1(stream_ext_run_utility);
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
+stream_column_change_hook_type stream_column_change_hook = NULL;
+
 /* A statement stream_ext runs itself, on its way down the chain */
 typedef struct OwnStatement
 {
@@ -272,10 +274,14 @@ check_stream_alter(Node *parsetree)
 	{
 		RenameStmt *stmt = (RenameStmt *) parsetree;
 
-		if (strcmp(stmt->subname, ARRIVAL_COLUMN) != 0 && strcmp(stmt->newname, ARRIVAL_COLUMN) != 0)
-			return;
 		if (!OidIsValid(stream = named_stream(stmt->relation)))
 			return;
+		if (strcmp(stmt->subname, ARRIVAL_COLUMN) != 0 && strcmp(stmt->newname, ARRIVAL_COLUMN) != 0)
+		{
+			if (stream_column_change_hook)
+				stream_column_change_hook(stream, stmt->subname, false);
+			return;
+		}
 		if (strcmp(stmt->newname, ARRIVAL_COLUMN) == 0)
 			arrival_name_conflict();
 		ereport(ERROR,
@@ -311,6 +317,9 @@ check_stream_alter(Node *parsetree)
 					 errmsg("cannot alter column \"%s\" of stream \"%s\"", ARRIVAL_COLUMN,
 							get_rel_name(stream)),
 					 errdetail(ARRIVAL_DETAIL)));
+		if (cmd->subtype == AT_DropColumn && stream_column_change_hook &&
+			OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)))
+			stream_column_change_hook(stream, cmd->name, true);
 		if (!add && !retype)
 			continue;
 		if (!OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)))
