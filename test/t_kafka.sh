@@ -339,6 +339,24 @@ wait_until 60 "reset: the group consumer read its partitions again" "SELECT n = 
 expect "SELECT s FROM rs_v" $((2 * 5050)) "reset in a group: every message once more, from the earliest"
 expect "SELECT next_offsets FROM stream_ext.kafka_consumers WHERE stream = 'rs'::regclass" "{50,50}" \
 	"reset in a group: the offsets stored again past the end"
+# the reset holds even when the worker stops before its first batch is
+# committed to the group (the group's offsets, 50 each, used to win again):
+# its batch waits for the stream, locked meanwhile
+# (a foreign table takes no LOCK TABLE; an ALTER rolled back locks it as well)
+psql -X -q -c "BEGIN" -c "ALTER FOREIGN TABLE rs ADD COLUMN lock_probe int" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+wait_until 30 "the stream locked" \
+	"SELECT count(*) = 1 FROM pg_locks WHERE relation = 'rs'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+q "SELECT stream_ext.kafka_reset('rs', 'rst_t', 'earliest')" >/dev/null
+wait_until 60 "the worker started again at 0 and waits for the stream" \
+	"SELECT (SELECT next_offsets FROM stream_ext.kafka_consumers WHERE stream = 'rs'::regclass) = '{0,0}'
+	    AND EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'rs'::regclass AND NOT granted)"
+q "SELECT stream_ext.kafka_stop('rs', 'rst_t')" >/dev/null
+q "SELECT pg_terminate_backend(pid) FROM pg_locks
+   WHERE relation = 'rs'::regclass AND mode = 'AccessExclusiveLock' AND granted" >/dev/null
+q "SELECT stream_ext.kafka_start('rs', 'rst_t')" >/dev/null
+wait_until 60 "after the stop, the reset partitions read again from the earliest" "SELECT n = 300 FROM rs_v"
+sleep 2
+expect "SELECT n || ' ' || s FROM rs_v" "300 $((3 * 5050))" "a reset in a group holds across a stop before the first batch"
 q "DROP FOREIGN TABLE rs CASCADE" >/dev/null   # its worker's slot is for later consumers
 
 ########## privileges and secrets

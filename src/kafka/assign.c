@@ -220,6 +220,32 @@ resolve_start(KafkaWorker *w, int n, const int32 *parts, int64 *next, const bool
 #define OFFSET_RESET (-3)
 
 /*
+ * Commit the resolved starts of the parts a kafka_reset marked to the
+ * group, synchronously, before their marks are replaced: the group's older
+ * offsets would win again at the next start if the worker exited before its
+ * first batch's (asynchronous) commit reached the group.  Returns false
+ * (problem reported) when the group did not take them: the marks stay, and
+ * the assignment is tried again.
+ */
+static bool
+commit_resets(KafkaWorker *w, int n, const int32 *parts, const int64 *next, const bool *reset)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(n, 1));
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	for (int i = 0; i < n; i++)
+		if (reset[i] && next[i] >= 0)
+			rd_kafka_topic_partition_list_add(list, w->cfg.topic, parts[i])->offset = next[i];
+	if (list->cnt > 0)
+		err = rd_kafka_commit(w->rk, list, 0);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err)
+		kafka_report_problem(w, psprintf("could not commit the reset offsets to group \"%s\": %s",
+										 w->cfg.group_id, rd_kafka_err2str(err)));
+	return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/*
  * The offsets at which parts start: the stored ones, else resolved and
  * stored now, so that a restart before the first batch starts at the same
  * place.  A part whose start the brokers did not give keeps next[] < 0.
@@ -250,6 +276,8 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 	bool	   *stored = palloc(sizeof(bool) * Max(n, 1));
 	bool	   *at_start = palloc(sizeof(bool) * Max(n, 1));
 	bool	   *added = palloc(sizeof(bool) * Max(n, 1));
+	bool	   *reset = palloc(sizeof(bool) * Max(n, 1));
+	bool		resets_committed;
 	Oid			argtypes[3] = {INT4OID, INT4OID, INT8OID};
 
 	SetCurrentStatementStartTimestamp();
@@ -279,6 +307,7 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 	{
 		had_row[i] = next[i] != -1;
 		stored[i] = next[i] >= 0;
+		reset[i] = next[i] == OFFSET_RESET;
 		any_row |= had_row[i];
 	}
 
@@ -306,6 +335,8 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 	}
 	ok &= resolve_start(w, n, parts, next, at_start, w->cfg.start);
 	ok &= resolve_start(w, n, parts, next, added, "earliest");
+	resets_committed = !w->cfg.group_id || commit_resets(w, n, parts, next, reset);
+	ok &= resets_committed;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -314,7 +345,7 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 		bool		store;
 
 		if (w->cfg.group_id)
-			store = next[i] >= 0;
+			store = next[i] >= 0 && (!reset[i] || resets_committed);
 		else if (stored[i])
 			store = false;		/* moving on under its worker */
 		else if (next[i] >= 0)
@@ -340,6 +371,7 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 	pfree(stored);
 	pfree(at_start);
 	pfree(added);
+	pfree(reset);
 	return ok;
 }
 
