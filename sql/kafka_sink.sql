@@ -50,6 +50,18 @@ SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"ling
 SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"fetch.max.bytes": -5}');
 SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"linger.ms": null}');
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"acks": ["all"]}');
+-- options the workers set themselves or depend on are refused, superusers
+-- included: a signal of the server's process; a producer's idempotence and
+-- delivery reports; a consumer's offsets and group
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"internal.termination.signal": 15}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"internal.termination.signal": "10"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"acks": "1"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"delivery.report.only.error": true}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"transactional.id": "t"}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"enable.auto.commit": true}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"group.id": "other"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"linger.ms": 30000}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"linger.ms": 100, "message.timeout.ms": 50}');
 -- librdkafka's hidden test options (this one takes the string's address as a
 -- function to call) are refused, superusers included
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"ut_handle_ProduceResponse": "AAAAAAAA"}');

@@ -901,12 +901,12 @@ REVOKE ALL ON FUNCTION stream_ext_internal.kafka_acting_role(name) FROM PUBLIC;
 -- (ssl.*.location, plugin.library.paths, sasl.kerberos.kinit.cmd, ...) are
 -- read, loaded or run by librdkafka as the server's operating system user:
 -- only superusers may set them, as only they may read server files.
-CREATE FUNCTION stream_ext_internal.kafka_check_librdkafka_option(name text, value text)
+CREATE FUNCTION stream_ext_internal.kafka_check_librdkafka_option(name text, value text, producer boolean)
   RETURNS void AS 'MODULE_PATHNAME', 'stream_ext_kafka_check_librdkafka_option'
   LANGUAGE C STRICT VOLATILE;
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_librdkafka_option(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_librdkafka_option(text, text, boolean) FROM PUBLIC;
 
-CREATE FUNCTION stream_ext_internal.kafka_check_options(p_options jsonb, p_role name)
+CREATE FUNCTION stream_ext_internal.kafka_check_options(p_options jsonb, p_role name, p_producer boolean)
   RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
 DECLARE
@@ -930,11 +930,21 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege',
               DETAIL = 'librdkafka''s debugging output goes to the server log, thousands of lines a minute.';
     END IF;
-    PERFORM stream_ext_internal.kafka_check_librdkafka_option(k, v #>> '{}');
+    PERFORM stream_ext_internal.kafka_check_librdkafka_option(k, v #>> '{}', p_producer);
   END LOOP;
+  -- the producer's worker lingers 5 ms and gives up on a message after 30 s
+  -- unless told otherwise; librdkafka refuses to start unless it gives up
+  -- (if ever: 0) later than it lingers
+  IF p_producer AND COALESCE(p_options->>'message.timeout.ms', p_options->>'delivery.timeout.ms', '30000')::float8 <> 0
+     AND COALESCE(p_options->>'message.timeout.ms', p_options->>'delivery.timeout.ms', '30000')::float8
+         <= COALESCE(p_options->>'linger.ms', p_options->>'queue.buffering.max.ms', '5')::float8 THEN
+    RAISE EXCEPTION 'librdkafka option "message.timeout.ms" must be greater than "linger.ms"'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'The producer''s defaults are 30000 and 5.';
+  END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_options(jsonb, name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stream_ext_internal.kafka_check_options(jsonb, name, boolean) FROM PUBLIC;
 
 -- The format options of a consumer or a producer: names among allowed;
 -- delimiter, quote and escape one one-byte character each, not a line break
@@ -1033,7 +1043,7 @@ BEGIN
      OR jsonb_typeof(p_format_options) IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM stream_ext_internal.kafka_check_options(p_options, p_role);
+  PERFORM stream_ext_internal.kafka_check_options(p_options, p_role, false);
   PERFORM stream_ext_internal.kafka_check_format_options(p_format_options, p_format,
             ARRAY['delimiter', 'quote', 'escape', 'header', 'null'],
             'Format options are delimiter, quote, escape, header and null.');
@@ -1336,7 +1346,7 @@ BEGIN
      OR jsonb_typeof(p_format_options) IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM stream_ext_internal.kafka_check_options(p_options, p_role);
+  PERFORM stream_ext_internal.kafka_check_options(p_options, p_role, true);
   PERFORM stream_ext_internal.kafka_check_format_options(p_format_options, p_format,
             ARRAY['delimiter', 'quote', 'null'],
             'Format options of a producer are delimiter, quote and null.');

@@ -96,21 +96,75 @@ kafka_conf_set_documented(rd_kafka_conf_t *conf, const char *name, const char *v
 }
 
 /*
- * kafka_check_librdkafka_option(name text, value text): raises 22023 when
- * librdkafka does not document name or accept value for it (the workers
- * give it the option's text the same way).  plugin.library.paths is not
- * tried: setting it loads the libraries at once, which belongs in the
- * worker (only superusers may set it).
+ * Options no one may give (superusers included), because the worker's own
+ * settings or the process it runs in depend on them: why, or NULL.
+ */
+typedef struct RefusedOption
+{
+	const char *name;
+	bool		producer;		/* refused for producers (else consumers) */
+	bool		consumer;
+	const char *why;
+} RefusedOption;
+
+#define SIGNALS_WHY "It makes librdkafka take over a signal of the server's process, which PostgreSQL's own handling of that signal (shutdown, cancel, timeouts) needs."
+#define IDEMPOTENT_WHY "The producer is idempotent (enable.idempotence: acknowledged by all in-sync replicas, retried without duplicates or reordering) and needs a delivery report for every message; this option would change that or keep the producer from starting."
+#define OFFSETS_WHY "The consumer keeps its offsets in PostgreSQL, committed with the events, and sets this option itself; use kafka_consume's group_id for a consumer group."
+
+static const RefusedOption refused_options[] = {
+	{"internal.termination.signal", true, true, SIGNALS_WHY},
+	{"enable.idempotence", true, false, IDEMPOTENT_WHY},
+	{"acks", true, false, IDEMPOTENT_WHY},
+	{"request.required.acks", true, false, IDEMPOTENT_WHY},
+	{"max.in.flight.requests.per.connection", true, false, IDEMPOTENT_WHY},
+	{"max.in.flight", true, false, IDEMPOTENT_WHY},
+	{"retries", true, false, IDEMPOTENT_WHY},
+	{"message.send.max.retries", true, false, IDEMPOTENT_WHY},
+	{"queuing.strategy", true, false, IDEMPOTENT_WHY},
+	{"transactional.id", true, false, IDEMPOTENT_WHY},
+	{"delivery.report.only.error", true, false, IDEMPOTENT_WHY},
+	{"group.id", false, true, OFFSETS_WHY},
+	{"enable.auto.commit", false, true, OFFSETS_WHY},
+	{"auto.commit.enable", false, true, OFFSETS_WHY},
+	{"enable.auto.offset.store", false, true, OFFSETS_WHY},
+	{"enable.partition.eof", false, true, OFFSETS_WHY},
+};
+
+const char *
+kafka_option_refused(const char *name, bool producer)
+{
+	for (int i = 0; i < lengthof(refused_options); i++)
+		if (pg_strcasecmp(name, refused_options[i].name) == 0 &&
+			(producer ? refused_options[i].producer : refused_options[i].consumer))
+			return refused_options[i].why;
+	return NULL;
+}
+
+/*
+ * kafka_check_librdkafka_option(name text, value text, producer boolean):
+ * raises 22023 when a producer (or a consumer) may not be given option name
+ * (kafka_option_refused), or librdkafka does not document name or accept
+ * value for it (the workers give it the option's text the same way).
+ * plugin.library.paths is not tried: setting it loads the libraries at
+ * once, which belongs in the worker (only superusers may set it).
  */
 Datum
 stream_ext_kafka_check_librdkafka_option(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *value = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool		producer = PG_GETARG_BOOL(2);
+	const char *refused = kafka_option_refused(name, producer);
 	char		errstr[512];
 	rd_kafka_conf_t *conf;
 	bool		ok;
 
+	if (refused != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("librdkafka option \"%s\" cannot be set for a Kafka %s", name,
+						producer ? "producer" : "consumer"),
+				 errdetail("%s", refused)));
 	if (strcmp(name, "plugin.library.paths") == 0)
 		PG_RETURN_VOID();
 

@@ -293,7 +293,18 @@ kafka_create_handle(KafkaWorker *w, rd_kafka_conf_t *conf, rd_kafka_type_t type)
 				saved;
 
 	forboth(ln, w->cfg.option_names, lv, w->cfg.option_values)
+	{
+		const char *refused = kafka_option_refused(lfirst(ln), w->producer);
+
+		/* (options stored before kafka_check_options refused them) */
+		if (refused != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("librdkafka option \"%s\" cannot be set for Kafka %s %d",
+							(char *) lfirst(ln), ROLE(w), w->cfg.id),
+					 errdetail("%s", refused)));
 		kafka_set_conf(w, conf, lfirst(ln), lfirst(lv));
+	}
 	kafka_set_conf(w, conf, "log.queue", "true");
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
