@@ -50,6 +50,12 @@ CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k FE
 -- SELECT DISTINCT
 CREATE VIEW rj_v WITH (continuous) AS SELECT DISTINCT k, count(*) FROM rj_s GROUP BY k;
 CREATE VIEW rj_v WITH (continuous) AS SELECT DISTINCT ON (k) k, count(*) FROM rj_s GROUP BY k;
+-- GROUP BY () or HAVING without an aggregate: one group of every event, not
+-- kept rows (with an aggregate they are fine)
+CREATE VIEW rj_v WITH (continuous) AS SELECT 'all' AS label FROM rj_s GROUP BY ();
+CREATE VIEW rj_v WITH (continuous) AS SELECT 1 AS one FROM rj_s HAVING true;
+CREATE VIEW rj_v WITH (continuous) AS SELECT count(*) FROM rj_s HAVING true;
+DROP VIEW rj_v;
 -- WITH
 CREATE VIEW rj_v WITH (continuous) AS WITH w AS (SELECT * FROM rj_s) SELECT count(*) FROM w;
 CREATE VIEW rj_v WITH (continuous) AS WITH w AS (SELECT 1 AS one) SELECT count(*) FROM rj_s;

@@ -471,6 +471,16 @@ stream_view_shape(Query *query, WindowSpec *window)
 	shape->stream = rt_fetch(shape->stream_rti, query->rtable)->relid;
 
 	reject_volatile(query->jointree->quals, "the WHERE clause");
+
+	/*
+	 * GROUP BY () and HAVING group without a key: the batch query returns
+	 * one group of every event (a row even over none), which kept rows
+	 * cannot give.
+	 */
+	if (!query->hasAggs && query->groupClause == NIL &&
+		(query->groupingSets != NIL || query->havingQual != NULL))
+		reject("GROUP BY () or HAVING without an aggregate",
+			   "Add an aggregate, such as count(*), or leave the clause out to keep the rows.");
 	if (!query->hasAggs && query->groupClause == NIL)
 	{
 		shape_kept_rows(shape);

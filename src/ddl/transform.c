@@ -105,7 +105,7 @@ stream_transform_fit_columns(Query *query, Oid output)
 	int			ncols = 0;
 
 	if (query->hasAggs || query->groupClause != NIL || query->groupingSets != NIL ||
-		query->hasWindowFuncs)
+		query->havingQual != NULL || query->hasWindowFuncs)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("a transform cannot aggregate"),
