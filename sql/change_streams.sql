@@ -343,6 +343,25 @@ CREATE VIEW cs_ci_v WITH (continuous) AS SELECT t, count(*) FROM cs_ci_s GROUP B
 SELECT stream_ext.create_change_stream('cs_ci_v', 'cs_ci_changes');
 DROP FOREIGN TABLE cs_ci_s CASCADE;
 DROP COLLATION cs_ci;
+-- keys that cannot be listed for the emission's prefilter: arrays (NULL,
+-- empty, of different lengths) and a type whose = is an extension's (ltree's,
+-- not in pg_catalog); their groups are found by their identity alone
+CREATE EXTENSION ltree;
+CREATE FOREIGN TABLE cs_arr (tags text[], k int, p ltree) SERVER stream_ext;
+CREATE VIEW cs_arr_v WITH (continuous) AS
+  SELECT tags, k, p, count(*) AS c FROM cs_arr GROUP BY tags, k, p;
+SELECT stream_ext.create_change_stream('cs_arr_v', 'cs_arr_changes');
+CREATE VIEW cs_arr_log WITH (continuous) AS
+  SELECT (coalesce(new, old)).tags, (coalesce(new, old)).k, (coalesce(new, old)).p,
+         (old).c AS old_c, (new).c AS new_c, arrival_timestamp AS at FROM cs_arr_changes;
+INSERT INTO cs_arr VALUES ('{a,b}', 1, 'top.a'), (NULL, 1, 'top'), ('{}', 2, NULL);
+SELECT cs_settled('cs_arr_v');
+INSERT INTO cs_arr VALUES ('{a}', 1, 'top.a'), ('{a,b}', 1, 'top.a');
+SELECT cs_settled('cs_arr_v');
+SELECT tags, k, p, old_c, new_c FROM cs_arr_log ORDER BY tags NULLS FIRST, k, new_c;
+SELECT count(*) AS emission_errors FROM stream_ext.view_errors WHERE name = 'cs_arr_v'::regclass;
+DROP FOREIGN TABLE cs_arr CASCADE;
+DROP EXTENSION ltree;
 
 -- window closed: a row of an event-time view whose end the watermark
 -- passed gets one more event, final, with the complete row: tumbling

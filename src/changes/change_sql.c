@@ -29,15 +29,20 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "nodes/nodeFuncs.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "parser/parse_type.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
@@ -212,11 +217,11 @@ window_end_sql(const char *start, Interval *width, bool with_zone)
  * nothing changes it (README, "Lateness and watermarks").  NULL for views
  * whose rows are never final: without event time, sliding windows, and
  * views without a date_bin bucket of their time as a column.  A time
- * without time zone is taken in zone, as the workers take it for the
- * watermark.
+ * without time zone is taken in UTC, as the workers take it for the
+ * watermark (window/lateness.c).
  */
 static char *
-final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
+final_at_sql(ViewShape *shape, WindowSpec *window)
 {
 	char	   *end = NULL;
 	ListCell   *lc;
@@ -256,8 +261,39 @@ final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
 	if (end == NULL)
 		return NULL;
 	if (!with_zone)
-		end = psprintf("pg_catalog.timezone(%s, %s)", quote_literal_cstr(zone), end);
+		end = psprintf("pg_catalog.timezone('UTC', %s)", end);
 	return end;
+}
+
+/*
+ * May keys of type c->type be listed, as a text array, in the prefilter of
+ * groups_condition_sql (= ANY, pg_catalog's operator)?  Not an array (the
+ * list would stack them into an array of more dimensions, or fail on NULL
+ * or unequal arrays), and only when the type's default equality is
+ * pg_catalog's (an extension's type, such as ltree or hstore, has its own
+ * in its schema).  The _gid test alone takes the rows otherwise.
+ */
+static bool
+key_listable(StateColumn *c)
+{
+	Oid			typid;
+	int32		typmod;
+	TypeCacheEntry *tc;
+	HeapTuple	op;
+	bool		listable;
+
+	parseTypeString(c->type, &typid, &typmod, false);
+	if (type_is_array(getBaseType(typid)))
+		return false;
+	tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
+	if (!OidIsValid(tc->eq_opr))
+		return false;
+	op = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	if (!HeapTupleIsValid(op))
+		return false;
+	listable = ((Form_pg_operator) GETSTRUCT(op))->oprnamespace == PG_CATALOG_NAMESPACE;
+	ReleaseSysCache(op);
+	return listable;
 }
 
 /*
@@ -265,8 +301,8 @@ final_at_sql(ViewShape *shape, WindowSpec *window, const char *zone)
  * row: it empties changed_<id> and returns one row, the number of groups
  * (those noted, and those of rows final at watermark, a literal or NULL),
  * their _gid as a text array, and as many text arrays again, of each of
- * their own keys (keys: stream_changes_own_keys): what
- * stream_changes_emit_sql takes.
+ * their own keys (keys: stream_changes_own_keys; NULL for a key that is
+ * not key_listable): what stream_changes_emit_sql takes.
  */
 char *
 stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *watermark)
@@ -279,7 +315,10 @@ stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *waterm
 	for (int i = 1; i <= list_length(keys); i++)
 	{
 		appendStringInfo(&columns, ", _k%d", i);
-		appendStringInfo(&arrays, ", pg_catalog.array_agg(_k%d)::pg_catalog.text", i);
+		if (key_listable(list_nth(keys, i - 1)))
+			appendStringInfo(&arrays, ", pg_catalog.array_agg(_k%d)::pg_catalog.text", i);
+		else
+			appendStringInfoString(&arrays, ", NULL::pg_catalog.text");
 	}
 	return psprintf("WITH cand AS (DELETE FROM %s RETURNING _gid%s), g AS (SELECT * FROM cand%s) "
 					"SELECT pg_catalog.count(*), pg_catalog.array_agg(_gid)::pg_catalog.text%s FROM g",
@@ -311,6 +350,8 @@ groups_condition_sql(List *keys, char **groups)
 		StateColumn *c = lfirst(lc);
 		int			i = foreach_current_index(lc) + 1;
 
+		if (groups[i] == NULL)
+			continue;			/* not key_listable */
 		appendStringInfo(&buf, "(r._k%d OPERATOR(pg_catalog.=) ANY (%s::%s[]%s%s) OR r._k%d IS NULL) AND ",
 						 i, quote_literal_cstr(groups[i]), c->type,
 						 c->collation ? " COLLATE " : "", c->collation ? c->collation : "", i);
@@ -332,13 +373,12 @@ groups_condition_sql(List *keys, char **groups)
  *	 (_final_at NULL; a change after all, from a transaction that was
  *	 applying when the watermark passed, sets it again).
  * keys are the view's own (stream_changes_own_keys); watermark is the
- * view's, as a literal, or NULL; zone the zone of the workers
- * (final_at_sql).  Run with the text forms pinned, as the view's
- * owner, one after the other.
+ * view's, as a literal, or NULL.  Run with the text forms pinned, as the
+ * view's owner, one after the other.
  */
 EmitSql *
 stream_changes_emit_sql(ContinuousViewRow *row, List *keys, char **groups,
-						const char *watermark, const char *zone)
+						const char *watermark)
 {
 	WindowSpec *window = stream_window_spec_from_text(&row->window);
 	ViewShape  *shape = stream_view_shape((Query *) stringToNode(row->query), window);
@@ -346,7 +386,7 @@ stream_changes_emit_sql(ContinuousViewRow *row, List *keys, char **groups,
 	Oid			type = get_rel_type_id(row->view);
 	TupleDesc	desc = lookup_rowtype_tupdesc(type, -1);
 	char	   *emitted = stream_view_relation_sql(row->id, VIEW_EMITTED_ROWS);
-	char	   *final_at = final_at_sql(shape, window, zone);
+	char	   *final_at = final_at_sql(shape, window);
 	EmitSql    *sql = palloc0(sizeof(EmitSql));
 	StringInfoData aliases;
 	StringInfoData fields;

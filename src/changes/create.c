@@ -116,7 +116,6 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	char	   *watermark;
 	List	   *keys;
 	char	   *key_columns;
-	char	   *zone = pstrdup(GetConfigOptionResetString("TimeZone"));
 	EmitSql    *sql;
 
 	if (row->keeps_rows)
@@ -190,7 +189,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	(void) stream_changes_pin_text();
 	watermark = stream_lateness_watermark_literal(id);
 	stream_begin_as_owner(&as, row->owner);
-	sql = stream_changes_emit_sql(row, keys, NULL, watermark, zone);
+	sql = stream_changes_emit_sql(row, keys, NULL, watermark);
 	if (SPI_execute(sql->diff, false, 0) != SPI_OK_SELECT ||
 		(sql->close != NULL && SPI_execute(sql->close, false, 0) != SPI_OK_SELECT))
 		elog(ERROR, "could not read the rows of continuous view %d", id);
