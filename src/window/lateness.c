@@ -127,7 +127,13 @@ prepare_statements(void)
 							   5, (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, XID8OID});
 }
 
-/* An event's time as timestamptz; false when it has none. */
+/*
+ * An event's time as timestamptz; false when it has none.  A timestamp (or
+ * a date, at its midnight) is taken as a time in UTC, whatever the zone: so
+ * the order of the watermark's times is the order of the column's values,
+ * also across a change of daylight saving time in the server's zone (in
+ * which a local 02:50 would come after 03:10 on the day clocks go forward).
+ */
 static bool
 event_time(HeapTuple event, AttrNumber attnum, TupleDesc desc, TimestampTz *time)
 {
@@ -140,10 +146,10 @@ event_time(HeapTuple event, AttrNumber attnum, TupleDesc desc, TimestampTz *time
 	switch (TupleDescAttr(desc, attnum - 1)->atttypid)
 	{
 		case TIMESTAMPOID:
-			*time = timestamp2timestamptz_opt_overflow(DatumGetTimestamp(value), &overflow);
+			*time = DatumGetTimestamp(value);
 			break;
 		case DATEOID:
-			*time = date2timestamptz_opt_overflow(DatumGetDateADT(value), &overflow);
+			*time = date2timestamp_opt_overflow(DatumGetDateADT(value), &overflow);
 			break;
 		default:
 			*time = DatumGetTimestampTz(value);

@@ -105,8 +105,14 @@ session_closed_sql(int id, WindowSpec *spec, Oid state)
 		/* no watermark yet: no event is late, any may join */
 		if (watermark == NULL)
 			return "false";
-		appendStringInfo(&buf, " AND %s._session_end + %s < %s::pg_catalog.timestamptz",
-						 table, gap, watermark);
+		/* (a time without zone is the watermark's taken in UTC, lateness.c) */
+		if (get_atttype(state, get_attnum(state, "_session_end")) == TIMESTAMPTZOID)
+			appendStringInfo(&buf, " AND %s._session_end + %s < %s::pg_catalog.timestamptz",
+							 table, gap, watermark);
+		else
+			appendStringInfo(&buf, " AND %s._session_end + %s < "
+							 "(%s::pg_catalog.timestamptz AT TIME ZONE 'UTC')",
+							 table, gap, watermark);
 	}
 	else
 	{

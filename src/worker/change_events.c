@@ -137,7 +137,6 @@ emit_in_transaction(void *arg)
 	StreamRunAs as;
 	int			level;
 	char	   *watermark = NULL;
-	const char *zone = GetConfigOptionResetString("TimeZone");
 	EmitSql    *sql;
 	char	  **groups;
 	List	   *keys;
@@ -165,7 +164,6 @@ emit_in_transaction(void *arg)
 	dest = stream_forward_receiver(e->change->stream, &outputs, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	zone = pstrdup(zone);
 	level = stream_changes_pin_text();
 	if (stream_window_has_event_time(window))
 		watermark = stream_lateness_watermark_literal(row->id);
@@ -174,7 +172,7 @@ emit_in_transaction(void *arg)
 	if (e->all || groups != NULL)
 	{
 		sql = stream_changes_emit_sql(row, keys, e->all || groups[0] == NULL ? NULL : groups,
-									  watermark, zone);
+									  watermark);
 		stream_begin_as_owner(&as, row->owner);
 		{
 			EmissionRun run = {sql, dest, row->name};
