@@ -94,6 +94,12 @@ SELECT stream, topic, format, key_column, enabled, options, staging
 -- librdkafka's debugging output floods the server log: superusers only
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"debug": "all"}');
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"log_level": 7}');
+-- nor may others authenticate with the server's Kerberos credentials
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9',
+                                options => '{"security.protocol": "sasl_plaintext", "sasl.mechanisms": "GSSAPI"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9',
+                                options => '{"security.protocol": "SASL_SSL", "sasl.mechanism": "gssapi"}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"security.protocol": "sasl_ssl"}');
 -- a producer of the same topic changes its settings and keeps its staging view
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', format => 'csv',
                                 format_options => '{"delimiter": ";"}');

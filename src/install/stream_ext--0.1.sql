@@ -932,6 +932,17 @@ BEGIN
     END IF;
     PERFORM stream_ext_internal.kafka_check_librdkafka_option(k, v #>> '{}', p_producer);
   END LOOP;
+  -- Kerberos (GSSAPI, librdkafka's default SASL mechanism) authenticates
+  -- with the server's own credentials (its operating system user's ticket
+  -- cache, which another consumer's kinit may have filled): only superusers
+  -- may use it
+  IF NOT super AND pg_catalog.lower(COALESCE(p_options->>'security.protocol', '')) LIKE 'sasl%'
+     AND pg_catalog.upper(COALESCE(p_options->>'sasl.mechanisms', p_options->>'sasl.mechanism', 'GSSAPI')) ~ 'GSSAPI' THEN
+    RAISE EXCEPTION 'only superusers may use SASL mechanism GSSAPI'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Kerberos would authenticate with the credentials of the server''s operating system user; it is librdkafka''s default mechanism.',
+            HINT = 'Set sasl.mechanisms to PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or have a superuser start the consumer or producer.';
+  END IF;
   -- the producer's worker lingers 5 ms and gives up on a message after 30 s
   -- unless told otherwise; librdkafka refuses to start unless it gives up
   -- (if ever: 0) later than it lingers
