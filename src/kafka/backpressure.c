@@ -30,8 +30,12 @@
 static stream_write_admit_hook_type prev_admit_hook = NULL;
 
 /*
- * A running producer of stream (in this database) that is full: its id, and
- * its staged count in *pending; 0 when none is.
+ * A producer of stream (in this database) that is full: its id, and its
+ * staged count in *pending; 0 when none is.  A producer counts while its
+ * worker runs, and also while the worker waits to be started again after
+ * failing (with the count it made when it last started: a worker that
+ * fails at each start, say because its role lost its rights, still holds
+ * writers back); not when it was stopped.
  */
 static int
 full_producer(Oid stream, int64 *pending)
@@ -44,7 +48,7 @@ full_producer(Oid stream, int64 *pending)
 		KafkaSlot  *slot = &KafkaShared->slots[s];
 
 		if (!slot->producer || slot->dboid != MyDatabaseId || slot->stream != stream ||
-			slot->pid == 0)
+			(slot->pid == 0 && slot->failures == 0))
 			continue;
 		SpinLockAcquire(&slot->mutex);
 		if (slot->lag_known && slot->lag >= stream_ext_kafka_sink_max_pending)

@@ -842,6 +842,12 @@ stream_ext_kafka_producer_main(Datum arg)
 	w->slot->stream = w->cfg.stream;
 	LWLockRelease(KafkaShared->lock);
 
+	/*
+	 * Count first, before anything that may fail: a worker that fails at
+	 * every start holds writers back with this count (backpressure.c).
+	 */
+	refresh_pending(w);
+
 	MemoryContextSwitchTo(w->cxt);
 	create_producer(w);
 	kafka_slot_set_state(w->slot, "running");
