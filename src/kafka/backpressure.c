@@ -9,7 +9,9 @@
  *	  or more, at most stream_ext.kafka_sink_full_wait, then fails.
  *
  * The check is per statement, so the bound is soft: statements admitted
- * before the producer reached it still write all their events.
+ * before the producer reached it still write all their events.  A Kafka
+ * consumer of the stream checks before each batch and pauses its partitions
+ * meanwhile (consumer.c): its messages wait in Kafka.
  */
 #include "postgres.h"
 
@@ -37,8 +39,8 @@ static stream_write_admit_hook_type prev_admit_hook = NULL;
  * fails at each start, say because its role lost its rights, still holds
  * writers back); not when it was stopped.
  */
-static int
-full_producer(Oid stream, int64 *pending)
+int
+kafka_full_producer(Oid stream, int64 *pending)
 {
 	int			id = 0;
 
@@ -73,7 +75,7 @@ admit_writer(Relation rel)
 		prev_admit_hook(rel);
 	if (KafkaShared == NULL)
 		return;
-	while ((id = full_producer(RelationGetRelid(rel), &pending)) != 0)
+	while ((id = kafka_full_producer(RelationGetRelid(rel), &pending)) != 0)
 	{
 		if (start == 0)
 			start = GetCurrentTimestamp();

@@ -45,6 +45,7 @@
 #include "guc.h"
 #include "ipc/queue.h"
 #include "kafka/assign.h"
+#include "kafka/backpressure.h"
 #include "kafka/batch.h"
 #include "kafka/consumer.h"
 #include "kafka/decode.h"
@@ -171,6 +172,43 @@ create_handle(KafkaWorker *w)
 	w->rkq = rd_kafka_queue_get_consumer(w->rk);
 }
 
+/*
+ * While a Kafka producer of the stream has too many events staged
+ * (backpressure.c), pause every partition assigned (again after a
+ * rebalance), so that the loop goes on polling (a group keeps its member)
+ * but takes no message: they wait in Kafka, as writers wait at INSERT.
+ * Called between batches, when every message taken is applied, so that
+ * resuming goes on from the next one.
+ */
+static void
+pause_for_producers(KafkaWorker *w)
+{
+	static bool paused = false;
+	int64		pending = 0;
+	int			producer = kafka_full_producer(w->cfg.stream, &pending);
+	rd_kafka_topic_partition_list_t *list;
+
+	if (producer == 0 && !paused)
+		return;
+	list = rd_kafka_topic_partition_list_new(Max(w->nassigned, 1));
+	for (int i = 0; i < w->nassigned; i++)
+		rd_kafka_topic_partition_list_add(list, w->cfg.topic, w->assigned_partitions[i]);
+	if (producer != 0)
+	{
+		if (!paused)
+			kafka_report_problem(w, psprintf("paused: Kafka producer %d of the stream has %lld or more events staged",
+											 producer, (long long) pending));
+		(void) rd_kafka_pause_partitions(w->rk, list);
+		paused = true;
+	}
+	else
+	{
+		(void) rd_kafka_resume_partitions(w->rk, list);
+		paused = false;
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
 /* ---------- main ---------- */
 
 /* What pg_stat_activity shows as this worker's query (in w->cxt) */
@@ -278,6 +316,7 @@ stream_ext_kafka_main(Datum arg)
 
 		MemoryContextReset(batch_cxt);
 		MemoryContextSwitchTo(batch_cxt);
+		pause_for_producers(w);
 		w->assignment_revoked = false;
 		stream_paused_views_record(batch_cxt);	/* new ones, and failed ones again */
 
