@@ -589,6 +589,22 @@ SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'tr_rv'::regcl
 SET client_min_messages = warning;
 DROP FOREIGN TABLE tr_s6 CASCADE;
 RESET client_min_messages;
+-- such a batch costs the view its events, counted once each in
+-- view_stats.errors: those it was to apply, not its late ones (counted in
+-- late_events)
+CREATE FOREIGN TABLE tr_s6t (k text, ts timestamptz) SERVER stream_ext;
+GRANT SELECT ON tr_s6t TO regress_trust_user;
+SET ROLE regress_trust_user;
+CREATE VIEW tr_rvt WITH (continuous, time_column = 'ts', allowed_lateness = '1 minute') AS
+  SELECT k, count(*) FROM tr_s6t GROUP BY k;
+RESET ROLE;
+INSERT INTO tr_s6t VALUES ('before', '2026-01-01 12:00+00');
+REVOKE SELECT ON tr_s6t FROM regress_trust_user;
+INSERT INTO tr_s6t VALUES ('after', '2026-01-01 12:10+00'), ('late', '2026-01-01 11:00+00');
+SELECT late_events, errors FROM stream_ext.view_stats WHERE name = 'tr_rvt'::regclass;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE tr_s6t CASCADE;
+RESET client_min_messages;
 -- the same when the right came with a role the owner is no longer a member
 -- of (which invalidates no plan: the workers check it for every batch)
 CREATE ROLE regress_trust_group;

@@ -942,6 +942,18 @@ apply_in_parts(Parts *p, int lo, int hi)
 	return nbad + apply_in_parts(p, mid, hi);
 }
 
+/* The events of a batch the view was to apply: not excluded (late ones) */
+static int
+applicable_events(StreamBatchEvents *events)
+{
+	int			n = events->nevents;
+
+	if (events->skip != NULL)
+		for (int i = 0; i < events->nevents; i++)
+			n -= events->skip[i] ? 1 : 0;
+	return n;
+}
+
 /*
  * Apply events to a view, skipping the events its expressions fail on (and
  * those events->skip already excludes) and recording them (at most
@@ -989,7 +1001,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 		 */
 		stream_view_errors_record(&log, edata, NULL);
 		stream_view_errors_end(&log);
-		return events->nevents;
+		return applicable_events(events);
 	}
 
 	/*
@@ -1010,7 +1022,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 			events->only = -1;
 			stream_view_errors_record(&log, edata, NULL);
 			stream_view_errors_end(&log);
-			return events->nevents;
+			return applicable_events(events);
 		}
 		if (excluded != NULL && excluded[i])
 		{
