@@ -1571,12 +1571,51 @@ stream_apply_table_transforms(StreamBatchEvents *events, int worker_no)
 }
 
 /*
+ * The batch's streams in the order of their OIDs (a stream's runs keeping
+ * theirs): every worker then locks the watermark rows of event-time views
+ * (lateness.c, held to the commit) in one order, and two batches over the
+ * same streams do not deadlock on them.
+ */
+static List *
+streams_in_oid_order(List *streams)
+{
+	int			n = list_length(streams);
+	StreamBatchEvents **sorted;
+	List	   *result = NIL;
+
+	if (n < 2)
+		return streams;
+	sorted = palloc(sizeof(StreamBatchEvents *) * n);
+	for (int i = 0; i < n; i++)
+		sorted[i] = list_nth(streams, i);
+	/* insertion sort, stable: a batch has few streams */
+	for (int i = 1; i < n; i++)
+	{
+		StreamBatchEvents *e = sorted[i];
+		int			j = i;
+
+		for (; j > 0 && sorted[j - 1]->stream > e->stream; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = e;
+	}
+	for (int i = 0; i < n; i++)
+		result = lappend(result, sorted[i]);
+	pfree(sorted);
+	return result;
+}
+
+/*
  * Apply the batch in one transaction; errors propagate to the caller, which
  * aborts and may retry with careful = true.
  */
 void
 stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
 {
+	MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(batch));
+
+	/* (in the batch's memory: a careful retry applies it again) */
+	batch->streams = streams_in_oid_order(batch->streams);
+	MemoryContextSwitchTo(old);
 	last_transient_view = 0;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
