@@ -98,6 +98,21 @@ DROP VIEW tr_rows;
 -- nor can it use an aggregate it may not execute
 SELECT stream_ext_internal.finalize_agg('tr_sum(int8)'::regprocedure, 1::int8, NULL::int8);
 SELECT stream_ext_internal.combine_states('tr_sum(int8)'::regprocedure, 1::int8, 2::int8);
+-- nor one whose owner may no longer call its support functions (as the
+-- executor checks, for the aggregate itself too)
+RESET ROLE;
+CREATE FUNCTION tr_pl(int8, int8) RETURNS int8 LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2';
+REVOKE EXECUTE ON FUNCTION tr_pl(int8, int8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tr_pl(int8, int8) TO regress_trust_user;
+SET ROLE regress_trust_user;
+CREATE AGGREGATE tr_owned_sum(int8) (SFUNC = tr_pl, STYPE = int8, COMBINEFUNC = tr_pl);
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION tr_pl(int8, int8) FROM regress_trust_user;
+SELECT tr_owned_sum(n) FROM (VALUES (1::int8)) v(n);
+SELECT stream_ext_internal.combine_states('tr_owned_sum(int8)'::regprocedure, 1::int8, 2::int8);
+DROP AGGREGATE tr_owned_sum(int8);
+DROP FUNCTION tr_pl(int8, int8);
+SET ROLE regress_trust_user;
 -- and well-typed calls work
 SELECT stream_ext_internal.finalize_agg('count()'::regprocedure, n, NULL::int8)
   FROM (VALUES (1::int8), (2::int8)) v(n);

@@ -26,6 +26,7 @@
 #include "access/htup_details.h"
 #include "access/transam.h"
 #include "catalog/pg_aggregate.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/nodeAgg.h"
 #include "fmgr.h"
@@ -181,6 +182,28 @@ lookup_agg_support(Oid aggfnoid, Oid state_type, Oid result_type, Oid collation,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("aggregate %s has no combine function", format_procedure(aggfnoid))));
 	check_state_types(aggfnoid, agg, state_type, result_type);
+
+	/*
+	 * The aggregate's owner may call its support functions, as PostgreSQL's
+	 * executor checks before it runs an aggregate (nodeAgg.c): a role that
+	 * may run the aggregate reaches them only through it.
+	 */
+	{
+		HeapTuple	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(aggfnoid));
+		Oid			owner;
+		Oid			support[4] = {agg->aggcombinefn, agg->aggfinalfn,
+			agg->aggtranstype == INTERNALOID ? agg->aggserialfn : InvalidOid,
+		agg->aggtranstype == INTERNALOID ? agg->aggdeserialfn : InvalidOid};
+
+		if (!HeapTupleIsValid(proc))
+			elog(ERROR, "cache lookup failed for function %u", aggfnoid);
+		owner = ((Form_pg_proc) GETSTRUCT(proc))->proowner;
+		ReleaseSysCache(proc);
+		for (int i = 0; i < lengthof(support); i++)
+			if (OidIsValid(support[i]) &&
+				pg_proc_aclcheck(support[i], owner, ACL_EXECUTE) != ACLCHECK_OK)
+				aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(support[i]));
+	}
 
 	old = MemoryContextSwitchTo(mcxt);
 	s = palloc0(sizeof(AggSupport));
