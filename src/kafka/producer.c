@@ -416,16 +416,26 @@ stage_events(KafkaWorker *w, const KafkaSinkStageSql *stage_sql, int limit, Memo
 }
 
 /*
+ * A batch read from the outbox holds about this many bytes of messages at
+ * most (at least one row): batch_size messages of 100 kB each would
+ * otherwise be 2 GB, twice (the batch in flight and the next).
+ */
+#define BATCH_BYTES (64 * 1024 * 1024)
+
+/* Rows fetched at a time from the outbox's cursor */
+#define TAKE_FETCH_ROWS 64
+
+/*
  * Read the outbox rows of ours but those of the n messages of skip (the
  * batch in flight), in the order of their first events, as many as hold
- * limit messages at most (at least one row; all when limit is 0), into batch (in cxt; the
- * keys and values point into copies of the rows' arrays there).  Rows of
- * writers' own staging (sink_stage.c), rows a crash or a refusal left, and
- * rows this worker staged meanwhile all come this way; rows a batch worker
- * staged for a writer, once that writer committed (as the snapshot sees it,
- * as it sees the writers' own rows: a transaction's rows staged both ways
- * become takeable in the same snapshot, in their order).  Returns how many
- * messages.
+ * limit messages and BATCH_BYTES at most (at least one row), into batch (in
+ * cxt; the keys and values point into copies of the rows' arrays there).
+ * Rows of writers' own staging (sink_stage.c), rows a crash or a refusal
+ * left, and rows this worker staged meanwhile all come this way; rows a
+ * batch worker staged for a writer, once that writer committed (as the
+ * snapshot sees it, as it sees the writers' own rows: a transaction's rows
+ * staged both ways become takeable in the same snapshot, in their order).
+ * Returns how many messages.
  */
 static int
 take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, MemoryContext cxt)
@@ -435,9 +445,11 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	Datum		args[3];
 	Datum	   *skip_rows = palloc(sizeof(Datum) * Max(nskip, 1));
 	int			nskip_rows = 0;
-	uint64		taken;
 	int			total = 0;
-	TupleDesc	desc;
+	int			size = 0;
+	Size		bytes = 0;
+	bool		full = false;
+	Portal		portal;
 
 	for (int i = 0; i < nskip; i++)
 		if (skip[i].row_start)
@@ -445,72 +457,94 @@ take_outbox_rows(KafkaWorker *w, OutboxMessage *skip, int nskip, int limit, Memo
 	args[0] = Int32GetDatum(w->cfg.id);
 	args[1] = PointerGetDatum(construct_array(skip_rows, nskip_rows, INT8OID, 8,
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = Int32GetDatum(limit > 0 ? limit : INT_MAX);
+	if (limit <= 0)
+		limit = INT_MAX;
+	args[2] = Int32GetDatum(limit);
+	batch = NULL;
 	begin_spi_transaction();
 	/* sent for the role the producer acts for, while it may (rights.c) */
 	kafka_check_rights(w, kafka_relation_owner(w->cfg.staging));
 	/* (a row holds one message or more: limit rows are enough) */
-	if (execute_kept(&take_plan,
-					 "SELECT n, events, keys, messages FROM stream_ext_internal.kafka_outbox "
-					 "WHERE producer_id = $1 AND first_event <> ALL ($2) "
-					 "AND (writer_xid IS NULL OR stream_ext_internal.xid_visible(writer_xid)) "
-					 "ORDER BY first_event LIMIT $3", 3, argtypes, args, true) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the outbox of Kafka producer %d", w->cfg.id);
-	desc = SPI_tuptable->tupdesc;
-	for (taken = 0; taken < SPI_processed; taken++)
+	if (take_plan == NULL)
+		take_plan = stream_prepare_kept_generic_plan(
+			"SELECT n, events, keys, messages FROM stream_ext_internal.kafka_outbox "
+			"WHERE producer_id = $1 AND first_event <> ALL ($2) "
+			"AND (writer_xid IS NULL OR stream_ext_internal.xid_visible(writer_xid)) "
+			"ORDER BY first_event LIMIT $3", 3, argtypes);
+	portal = SPI_cursor_open(NULL, take_plan, args, NULL, true);
+	while (!full)
 	{
-		bool		isnull;
-		int			n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[taken], desc, 1, &isnull));
+		TupleDesc	desc;
 
-		/* whole rows, not past limit unless one row is more */
-		if (limit > 0 && taken > 0 && total + n > limit)
+		SPI_cursor_fetch(portal, true, TAKE_FETCH_ROWS);
+		if (SPI_processed == 0)
 			break;
-		total += n;
-	}
-	batch = total > 0 ? MemoryContextAllocZero(cxt, sizeof(OutboxMessage) * total) : NULL;
-	total = 0;
-	for (uint64 r = 0; r < taken; r++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[r];
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		bool		isnull;
-		ArrayType  *events = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 2, &isnull));
-		ArrayType  *keys = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 3, &isnull));
-		ArrayType  *messages = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 4, &isnull));
-		int			n = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
-		Datum	   *key_values;
-		bool	   *key_nulls;
-		Datum	   *message_values;
-		int			nkeys;
-		int			nmessages;
-
-		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &key_values, &key_nulls,
-						  &nkeys);
-		deconstruct_array(messages, TEXTOID, -1, false, TYPALIGN_INT, &message_values, NULL,
-						  &nmessages);
-		MemoryContextSwitchTo(old);
-		if (ArrayGetNItems(ARR_NDIM(events), ARR_DIMS(events)) != n || nkeys != n ||
-			nmessages != n)
-			elog(ERROR, "an outbox row of Kafka producer %d is malformed", w->cfg.id);
-		for (int i = 0; i < n; i++)
+		desc = SPI_tuptable->tupdesc;
+		for (uint64 r = 0; r < SPI_processed; r++)
 		{
-			OutboxMessage *m = &batch[total++];
+			HeapTuple	tuple = SPI_tuptable->vals[r];
+			MemoryContext old;
+			bool		isnull;
+			int			n = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+			ArrayType  *events;
+			ArrayType  *keys;
+			ArrayType  *messages;
+			Datum	   *key_values;
+			bool	   *key_nulls;
+			Datum	   *message_values;
+			int			nkeys;
+			int			nmessages;
 
-			m->event = ((int64 *) ARR_DATA_PTR(events))[i];
-			m->row_start = (i == 0);
-			if (!key_nulls[i])
+			/* whole rows, not past limit or BATCH_BYTES unless one row is more */
+			if (total > 0 && (total + n > limit || bytes >= BATCH_BYTES))
 			{
-				m->key = VARDATA_ANY(DatumGetPointer(key_values[i]));
-				m->key_len = VARSIZE_ANY_EXHDR(DatumGetPointer(key_values[i]));
+				full = true;
+				break;
 			}
-			m->value = VARDATA_ANY(DatumGetPointer(message_values[i]));
-			m->value_len = VARSIZE_ANY_EXHDR(DatumGetPointer(message_values[i]));
+			old = MemoryContextSwitchTo(cxt);
+			events = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 2, &isnull));
+			keys = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 3, &isnull));
+			messages = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 4, &isnull));
+			deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &key_values, &key_nulls,
+							  &nkeys);
+			deconstruct_array(messages, TEXTOID, -1, false, TYPALIGN_INT, &message_values, NULL,
+							  &nmessages);
+			if (total + n > size)
+			{
+				int			grown = Max(total + n, Max(size * 2, 1024));
+
+				batch = batch ? repalloc(batch, sizeof(OutboxMessage) * grown) :
+					palloc(sizeof(OutboxMessage) * grown);
+				size = grown;
+			}
+			MemoryContextSwitchTo(old);
+			if (ArrayGetNItems(ARR_NDIM(events), ARR_DIMS(events)) != n || nkeys != n ||
+				nmessages != n)
+				elog(ERROR, "an outbox row of Kafka producer %d is malformed", w->cfg.id);
+			bytes += VARSIZE(keys) + VARSIZE(messages);
+			for (int i = 0; i < n; i++)
+			{
+				OutboxMessage *m = &batch[total++];
+
+				memset(m, 0, sizeof(OutboxMessage));
+				m->event = ((int64 *) ARR_DATA_PTR(events))[i];
+				m->row_start = (i == 0);
+				if (!key_nulls[i])
+				{
+					m->key = VARDATA_ANY(DatumGetPointer(key_values[i]));
+					m->key_len = VARSIZE_ANY_EXHDR(DatumGetPointer(key_values[i]));
+				}
+				m->value = VARDATA_ANY(DatumGetPointer(message_values[i]));
+				m->value_len = VARSIZE_ANY_EXHDR(DatumGetPointer(message_values[i]));
+			}
+			pfree(events);
+			pfree(key_values);
+			pfree(key_nulls);
+			pfree(message_values);
 		}
-		pfree(events);
-		pfree(key_values);
-		pfree(key_nulls);
-		pfree(message_values);
+		SPI_freetuptable(SPI_tuptable);
 	}
+	SPI_cursor_close(portal);
 	end_spi_transaction();
 	pfree(DatumGetPointer(args[1]));
 	pfree(skip_rows);
