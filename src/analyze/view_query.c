@@ -96,6 +96,17 @@ stream_analyze_select(RawStmt *raw, const char *sql)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("a continuous view must be defined by a SELECT")));
+
+	/*
+	 * GROUP BY () and HAVING group without a key: the batch query returns
+	 * one group of every event (a row even over none), which kept rows
+	 * cannot give.  (Checked here, when a view is created or restored, not
+	 * in stream_view_shape, which the workers run for every view.)
+	 */
+	if (!query->hasAggs && query->groupClause == NIL &&
+		(query->groupingSets != NIL || query->havingQual != NULL))
+		reject("GROUP BY () or HAVING without an aggregate",
+			   "Add an aggregate, such as count(*), or leave the clause out to keep the rows.");
 	return query;
 }
 
@@ -471,16 +482,6 @@ stream_view_shape(Query *query, WindowSpec *window)
 	shape->stream = rt_fetch(shape->stream_rti, query->rtable)->relid;
 
 	reject_volatile(query->jointree->quals, "the WHERE clause");
-
-	/*
-	 * GROUP BY () and HAVING group without a key: the batch query returns
-	 * one group of every event (a row even over none), which kept rows
-	 * cannot give.
-	 */
-	if (!query->hasAggs && query->groupClause == NIL &&
-		(query->groupingSets != NIL || query->havingQual != NULL))
-		reject("GROUP BY () or HAVING without an aggregate",
-			   "Add an aggregate, such as count(*), or leave the clause out to keep the rows.");
 	if (!query->hasAggs && query->groupClause == NIL)
 	{
 		shape_kept_rows(shape);
