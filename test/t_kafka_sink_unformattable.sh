@@ -6,7 +6,9 @@
 # and counted in kafka_producers.errors; the other events of its batch, and
 # the events written after it, are produced once each; the producer keeps
 # running.  An error the cast raises with a transient SQLSTATE (40001) is
-# its own too: the event is set aside, not retried for ever.  Own server.
+# its own too: the event is set aside, not retried for ever.  An error every
+# event meets alike (the producer's role may no longer call the cast's
+# function) sets nothing aside: the events wait until it may.  Own server.
 source "$(dirname "$0")/lib.sh"
 source "$TEST_DIR/kafka/lib.sh"
 
@@ -14,7 +16,7 @@ unset PGHOST PGPORT
 SRV="$SCRATCH/server"
 start_own_server "$SRV"
 fresh_db t_kafka_sink_unformattable
-mock_start 1 unf:2
+mock_start 1 unf:2 unf2:1
 
 run_sql <<SQL
 CREATE TYPE pt AS (x int, y int);
@@ -80,3 +82,27 @@ expect "SELECT count(*) || ' ' || count(*) FILTER (WHERE error ~ '^cannot format
                                                   split_part(split_part(error, ',', 2), ')', 1)::int % 3 = 0)
         FROM stream_ext.kafka_sink_errors" "102 100" "kafka_sink_errors holds the 100 (and the 2 earlier)"
 expect "SELECT state FROM stream_ext.kafka_producers" "running" "the producer runs"
+
+# an error every event meets alike is the batch's, not the events': the role a
+# producer acts for may no longer call the cast's function.  Nothing is set
+# aside; the events stay staged, the producer retries, and once the role may
+# call it again they are produced
+run_sql <<SQL
+CREATE ROLE kuf_owner IN ROLE stream_ext_kafka;
+CREATE FOREIGN TABLE pu2 (k text, i int, p pt) SERVER stream_ext;
+GRANT SELECT ON pu2 TO kuf_owner;
+SET ROLE kuf_owner;
+SELECT stream_ext.kafka_produce('pu2', topic => 'unf2', brokers => '$BROKERS', format => 'csv');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION pt_text(pt) FROM PUBLIC;
+SQL
+run_sql -c "INSERT INTO pu2 SELECT 'k', g, ROW(g, g)::pt FROM generate_series(1, 20) g"
+wait_until 60 "the producer fails on the cast's right" \
+	"SELECT last_error LIKE '%permission denied for function pt_text%' FROM stream_ext.kafka_producers WHERE topic = 'unf2'"
+sleep 2
+expect "SELECT errors || ' ' || messages || ' ' || lag FROM stream_ext.kafka_producers WHERE topic = 'unf2'" "0 0 20" \
+	"nothing set aside or produced, the 20 events staged"
+run_sql -c "GRANT EXECUTE ON FUNCTION pt_text(pt) TO PUBLIC"
+wait_until 120 "the 20 events produced once the right is back" \
+	"SELECT messages = 20 AND lag = 0 AND errors = 0 FROM stream_ext.kafka_producers WHERE topic = 'unf2'"
+say "ok: an error of the role's rights sets nothing aside; the events go once the right is back"

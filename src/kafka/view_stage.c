@@ -13,8 +13,11 @@
  * kafka_producers.errors), and the others go on to the outbox.  A round
  * tries at most MAX_TRIES subtransactions; what it did not reach stays
  * staged for the next.  An error the server met (a deadlock, a lock not
- * available, a cancel, memory or disk running out) is the batch's, not an
- * event's: it is raised, and the batch taken again later.
+ * available, a cancel, memory or disk running out), or one of the rights
+ * or objects the formatting needs, is the batch's, not an event's: it is
+ * raised, and the batch taken again later; so is an error every event of
+ * the batch failed with alike, unless it is surely theirs
+ * (surely_of_the_events).
  */
 #include "postgres.h"
 
@@ -56,8 +59,17 @@ typedef struct Candidates
 	int			nkept;			/* the first nkept are kept rows */
 	int			n;
 	int			tries;
+	bool		some_formatted; /* a try took events */
+	List	   *failed;			/* FailedEvent *: the events that failed alone */
 	Taken	   *taken;
 } Candidates;
+
+/* A candidate that failed alone, and its error */
+typedef struct FailedEvent
+{
+	int			index;
+	ErrorData  *error;
+} FailedEvent;
 
 /* Copy the n rows (key, value) of tuptable into t */
 static void
@@ -88,14 +100,29 @@ add_messages(Taken *t, SPITupleTable *tuptable, uint64 n)
 }
 
 /*
- * Is e the events' own (their formatting's), rather than one the server
- * met?  An error a PL/pgSQL RAISE threw is the code's, whatever its
- * SQLSTATE.
+ * May e be the events' own, their values' that a cast or output function
+ * failed on: a data exception, a limit a value exceeds, an internal error
+ * (a C function's elog), or anything a PL/pgSQL RAISE threw, whatever its
+ * SQLSTATE?  Not an error the server met (a deadlock, a cancel, memory or
+ * disk running out), nor one of the rights or the objects the formatting
+ * needs (a function the role may not call, or gone): those fail every
+ * event alike, and are the batch's.
  */
 static bool
 error_of_the_events(ErrorData *e)
 {
-	return stream_error_raised_by_code(e) || !stream_error_is_transient(e->sqlerrcode);
+	int			category = ERRCODE_TO_CATEGORY(e->sqlerrcode);
+
+	return stream_error_raised_by_code(e) || category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED || e->sqlerrcode == ERRCODE_INTERNAL_ERROR;
+}
+
+/* Surely the events' own: not only what every event might meet alike */
+static bool
+surely_of_the_events(ErrorData *e)
+{
+	return stream_error_raised_by_code(e) ||
+		ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_DATA_EXCEPTION;
 }
 
 /*
@@ -190,35 +217,77 @@ set_aside(Candidates *c, int i, ErrorData *e)
 
 /*
  * Take the candidates [lo, hi), known to fail together when failing is
- * set, splitting them until the events that fail alone are found.
+ * set, splitting them until the events that fail alone are found (noted in
+ * c->failed).  Returns whether they were all taken at once.
  */
-static void
+static bool
 take_range(Candidates *c, int lo, int hi, bool failing)
 {
 	Oid			argtypes[2] = {TIDARRAYOID, TIDARRAYOID};
 	Datum		args[2];
 	ErrorData  *e = NULL;
+	int			mid = lo + (hi - lo) / 2;
 
 	CHECK_FOR_INTERRUPTS();
 	if (lo >= hi || c->tries >= MAX_TRIES)
-		return;
-	if (!failing)
+		return false;
+	/* (one event is tried all the same: its own error is what is recorded) */
+	if (!failing || hi - lo == 1)
 	{
 		c->tries++;
 		args[0] = tid_array(c, lo, hi, true);
 		args[1] = tid_array(c, lo, hi, false);
 		e = try_as_owner(c->sql->stage_rows, 2, argtypes, args, c->owner, c->taken);
 		if (e == NULL)
-			return;
+		{
+			c->some_formatted = true;
+			return true;
+		}
 	}
 	if (hi - lo == 1)
 	{
 		if (e != NULL)
-			set_aside(c, lo, e);
-		return;
+		{
+			FailedEvent *f = palloc(sizeof(FailedEvent));
+
+			f->index = lo;
+			f->error = e;
+			c->failed = lappend(c->failed, f);
+		}
+		return false;
 	}
-	take_range(c, lo, lo + (hi - lo) / 2, false);
-	take_range(c, lo + (hi - lo) / 2, hi, false);
+	/* when the first half goes through, the second is the one that fails */
+	if (take_range(c, lo, mid, false))
+		(void) take_range(c, mid, hi, true);
+	else
+		(void) take_range(c, mid, hi, false);
+	return false;
+}
+
+/*
+ * Set aside the events that failed alone, when the errors were theirs: some
+ * other event of the batch went through, or each error is surely an
+ * event's (surely_of_the_events).  Otherwise the failures are the batch's
+ * (a right or an object the formatting needs, that every event misses):
+ * the first is raised, and the events stay staged.
+ */
+static void
+set_aside_failed(Candidates *c)
+{
+	ListCell   *lc;
+
+	if (c->failed == NIL)
+		return;
+	if (!c->some_formatted)
+		foreach(lc, c->failed)
+			if (!surely_of_the_events(((FailedEvent *) lfirst(lc))->error))
+				ReThrowError(((FailedEvent *) linitial(c->failed))->error);
+	foreach(lc, c->failed)
+	{
+		FailedEvent *f = lfirst(lc);
+
+		set_aside(c, f->index, f->error);
+	}
 }
 
 /* The candidates of a batch: its rows' ctids, as the stage statement picks them */
@@ -262,11 +331,12 @@ kafka_stage_from_view(int id, const KafkaSinkStageSql *sql, Oid owner, int limit
 
 	if (try_as_owner(sql->stage, 2, argtypes, args, owner, &taken) != NULL)
 	{
-		Candidates	c = {sql, id, owner, NULL, 0, 0, 0, &taken};
+		Candidates	c = {sql, id, owner, NULL, 0, 0, 0, false, NIL, &taken};
 
 		/* an event's formatting failed the batch: find it */
 		read_candidates(&c, limit);
-		take_range(&c, 0, c.n, c.n > 1);
+		(void) take_range(&c, 0, c.n, true);
+		set_aside_failed(&c);
 	}
 	*messages = taken.messages;
 	return taken.n;
