@@ -62,6 +62,13 @@ SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"enabl
 SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"group.id": "other"}');
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"linger.ms": 30000}');
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"linger.ms": 100, "message.timeout.ms": 50}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9',
+                                options => '{"message.timeout.ms": 60000, "delivery.timeout.ms": 1}');
+SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9',
+                                options => '{"linger.ms": 5, "queue.buffering.max.ms": 60000}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9',
+                                options => '{"partition.assignment.strategy": "cooperative-sticky"}');
+SELECT stream_ext.kafka_consume('ks_s', 'in', '127.0.0.1:9', options => '{"group.instance.id": "a"}');
 -- librdkafka's hidden test options (this one takes the string's address as a
 -- function to call) are refused, superusers included
 SELECT stream_ext.kafka_produce('ks_s', 'out', '127.0.0.1:9', options => '{"ut_handle_ProduceResponse": "AAAAAAAA"}');
@@ -155,8 +162,22 @@ ALTER FOREIGN TABLE ks_in RENAME COLUMN k TO key;
 ALTER TABLE ks_in RENAME COLUMN "Ts" TO ts;
 ALTER FOREIGN TABLE ks_in DROP COLUMN p;
 ALTER FOREIGN TABLE ks_in ADD COLUMN extra int, DROP COLUMN o CASCADE;
+ALTER TYPE ks_in RENAME ATTRIBUTE k TO key;
 ALTER FOREIGN TABLE ks_in RENAME COLUMN body TO payload;
 ALTER FOREIGN TABLE ks_in DROP COLUMN payload;
+-- nor dropped with what its type depends on
+CREATE DOMAIN ks_offset AS bigint;
+ALTER FOREIGN TABLE ks_in ADD COLUMN o2 ks_offset;
+SELECT stream_ext.kafka_consume('ks_in', 'in', '127.0.0.1:9', key_column => 'k',
+                                partition_column => 'p', offset_column => 'o2',
+                                timestamp_column => 'Ts');
+SELECT stream_ext.kafka_stop('ks_in', 'in');
+DROP DOMAIN ks_offset CASCADE;
+SELECT stream_ext.kafka_consume('ks_in', 'in', '127.0.0.1:9', key_column => 'k',
+                                partition_column => 'p', offset_column => 'o',
+                                timestamp_column => 'Ts');
+SELECT stream_ext.kafka_stop('ks_in', 'in');
+DROP DOMAIN ks_offset CASCADE;
 SELECT stream_ext.kafka_consume('ks_in', 'in', '127.0.0.1:9', key_column => 'k');
 SELECT stream_ext.kafka_stop('ks_in', 'in');
 ALTER FOREIGN TABLE ks_in RENAME COLUMN "Ts" TO ts;

@@ -270,7 +270,10 @@ check_stream_alter(Node *parsetree)
 	ListCell   *lc;
 	Oid			stream;
 
-	if (IsA(parsetree, RenameStmt) && ((RenameStmt *) parsetree)->renameType == OBJECT_COLUMN)
+	/* (ALTER TYPE ... RENAME ATTRIBUTE renames a stream's column too) */
+	if (IsA(parsetree, RenameStmt) &&
+		(((RenameStmt *) parsetree)->renameType == OBJECT_COLUMN ||
+		 ((RenameStmt *) parsetree)->renameType == OBJECT_ATTRIBUTE))
 	{
 		RenameStmt *stmt = (RenameStmt *) parsetree;
 

@@ -943,6 +943,17 @@ BEGIN
             DETAIL = 'Kerberos would authenticate with the credentials of the server''s operating system user; it is librdkafka''s default mechanism.',
             HINT = 'Set sasl.mechanisms to PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or have a superuser start the consumer or producer.';
   END IF;
+  -- one name for each of those two settings (librdkafka takes either; which
+  -- one wins when both are given depends on the order they are set in)
+  IF p_producer AND ((p_options ? 'message.timeout.ms' AND p_options ? 'delivery.timeout.ms')
+                     OR (p_options ? 'linger.ms' AND p_options ? 'queue.buffering.max.ms')) THEN
+    RAISE EXCEPTION 'librdkafka options "%" and "%" are the same setting',
+        CASE WHEN p_options ? 'linger.ms' AND p_options ? 'queue.buffering.max.ms'
+             THEN 'linger.ms' ELSE 'message.timeout.ms' END,
+        CASE WHEN p_options ? 'linger.ms' AND p_options ? 'queue.buffering.max.ms'
+             THEN 'queue.buffering.max.ms' ELSE 'delivery.timeout.ms' END
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Give one of them.';
+  END IF;
   -- the producer's worker lingers 5 ms and gives up on a message after 30 s
   -- unless told otherwise; librdkafka refuses to start unless it gives up
   -- (if ever: 0) later than it lingers
@@ -1612,7 +1623,27 @@ GRANT SELECT ON stream_ext.kafka_sink_errors TO PUBLIC;
 -- within a second); DROP ... CASCADE drops a producer's staging view with it.
 CREATE FUNCTION stream_ext_internal.kafka_on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  m record;
 BEGIN
+  -- a column a consumer maps, dropped with what its type depends on (DROP
+  -- DOMAIN or EXTENSION ... CASCADE; ALTER ... DROP COLUMN is refused before,
+  -- src/kafka/mapped_columns.c), while the stream stays
+  SELECT c.id, c.topic, d.address_names[3] AS col, d.address_names[2] AS stream INTO m
+    FROM pg_catalog.pg_event_trigger_dropped_objects() d
+    JOIN stream_ext_internal.kafka_consumers c ON d.objid = c.stream::oid
+   WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0
+     AND d.address_names[3] IN (c.key_column, c.partition_column, c.offset_column, c.timestamp_column)
+     AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() t
+                      WHERE t.classid = 'pg_catalog.pg_class'::regclass AND t.objid = d.objid
+                        AND t.objsubid = 0)
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'cannot drop column "%" of stream "%"', m.col, m.stream
+      USING ERRCODE = 'dependent_objects_still_exist',
+            DETAIL = pg_catalog.format('Kafka consumer %s of topic "%s" writes into it.', m.id, m.topic),
+            HINT = 'Call stream_ext.kafka_consume for the stream and topic again with another column first.';
+  END IF;
   DELETE FROM stream_ext_internal.kafka_consumers c
    USING pg_catalog.pg_event_trigger_dropped_objects() d
    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0

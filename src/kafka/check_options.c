@@ -111,6 +111,8 @@ typedef struct RefusedOption
 #define IDEMPOTENT_WHY "The producer is idempotent (enable.idempotence: acknowledged by all in-sync replicas, retried without duplicates or reordering) and needs a delivery report for every message; this option would change that or keep the producer from starting."
 #define OFFSETS_WHY "The consumer keeps its offsets in PostgreSQL, committed with the events, and sets this option itself; use kafka_consume's group_id for a consumer group."
 
+#define GROUP_WHY "The consumer's workers join the group under one id and take and give back their partitions whole (the eager protocol), which this option would change."
+
 static const RefusedOption refused_options[] = {
 	{"internal.termination.signal", true, true, SIGNALS_WHY},
 	{"enable.idempotence", true, false, IDEMPOTENT_WHY},
@@ -128,6 +130,9 @@ static const RefusedOption refused_options[] = {
 	{"auto.commit.enable", false, true, OFFSETS_WHY},
 	{"enable.auto.offset.store", false, true, OFFSETS_WHY},
 	{"enable.partition.eof", false, true, OFFSETS_WHY},
+	{"partition.assignment.strategy", false, true, GROUP_WHY},
+	{"group.instance.id", false, true, GROUP_WHY},
+	{"group.protocol", false, true, GROUP_WHY},
 };
 
 const char *
