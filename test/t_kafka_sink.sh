@@ -139,11 +139,7 @@ q "SELECT stream_ext.kafka_produce('ev', topic => 'out', brokers => '$BROKERS', 
 	key_column => 'k', options => '{\"message.timeout.ms\": \"1000\"}')" >/dev/null
 mock_cmd "down 1"
 q "INSERT INTO ev SELECT 'bp', g, 'bp' FROM generate_series(1, 3000) g" >/dev/null
-refused() {
-	! psql -X -q -v ON_ERROR_STOP=1 -c "SET stream_ext.kafka_sink_full_wait = '100ms'" \
-		-c "INSERT INTO ev VALUES ('bp', 0, 'one more')" 2>"$SCRATCH/bp.err" >/dev/null &&
-		grep -q 'has too many events waiting for Kafka producer' "$SCRATCH/bp.err"
-}
+refused() { sink_refuses "INSERT INTO ev VALUES ('bp', 0, 'one more')"; }
 deadline=$((SECONDS + 30))
 until refused; do
 	[ $SECONDS -lt $deadline ] || fail "writers were never held back: $(cat "$SCRATCH/bp.err")"

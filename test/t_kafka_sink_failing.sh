@@ -33,11 +33,7 @@ run_sql -c "REVOKE stream_ext_kafka FROM ksf_owner"
 run_sql -c "INSERT INTO fe SELECT 'k', g FROM generate_series(11, 510) g"
 wait_until 60 "the worker fails its rights check" \
 	"SELECT last_error LIKE '%is no longer a member of role stream_ext_kafka%' FROM stream_ext.kafka_producers"
-refused() {
-	! psql -X -q -v ON_ERROR_STOP=1 -c "SET stream_ext.kafka_sink_full_wait = '100ms'" \
-		-c "INSERT INTO fe VALUES ('k', 0)" 2>"$SCRATCH/bp.err" >/dev/null &&
-		grep -q 'has too many events waiting for Kafka producer' "$SCRATCH/bp.err"
-}
+refused() { sink_refuses "INSERT INTO fe VALUES ('k', 0)"; }
 deadline=$((SECONDS + 30))
 until refused; do
 	[ $SECONDS -lt $deadline ] || fail "writers were never held back: $(cat "$SCRATCH/bp.err")"

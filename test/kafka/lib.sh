@@ -64,3 +64,12 @@ mock_extra() {
 	done
 	EXTRA_BROKERS=$(sed -n 's/^bootstrap //p' "$SCRATCH/mock$n.out")
 }
+
+# sink_refuses INSERT: true when the INSERT (with kafka_sink_full_wait 100 ms)
+# fails because a Kafka producer of its stream has too many events staged;
+# the error is left in $SCRATCH/bp.err
+sink_refuses() {
+	! psql -X -q -v ON_ERROR_STOP=1 -c "SET stream_ext.kafka_sink_full_wait = '100ms'" \
+		-c "$1" 2>"$SCRATCH/bp.err" >/dev/null &&
+		grep -q 'has too many events waiting for Kafka producer' "$SCRATCH/bp.err"
+}
