@@ -16,7 +16,7 @@ unset PGHOST PGPORT
 SRV="$SCRATCH/server"
 start_own_server "$SRV"
 fresh_db t_kafka_sink_unformattable
-mock_start 1 unf:2 unf2:1
+mock_start 1 unf:2 unf2:1 unf3:1
 
 run_sql <<SQL
 CREATE TYPE pt AS (x int, y int);
@@ -106,3 +106,23 @@ run_sql -c "GRANT EXECUTE ON FUNCTION pt_text(pt) TO PUBLIC"
 wait_until 120 "the 20 events produced once the right is back" \
 	"SELECT messages = 20 AND lag = 0 AND errors = 0 FROM stream_ext.kafka_producers WHERE topic = 'unf2'"
 say "ok: an error of the role's rights sets nothing aside; the events go once the right is back"
+
+# failures all alike (one SQLSTATE, one message) at the front of a batch,
+# more than the search's tries reach: 40 events whose cast exceeds a limit
+# (54000, "requested length too large"), then 20 good ones.  The good ones
+# show the failures are the events': the 40 are set aside over the rounds,
+# the 20 produced (the producer is not stalled by the events at the front)
+run_sql <<SQL
+CREATE TYPE pt3 AS (x int, y int);
+CREATE FUNCTION pt3_text(p pt3) RETURNS text LANGUAGE sql IMMUTABLE AS
+  \$\$ SELECT CASE WHEN p.x < 0 THEN repeat('xy', 1073741824 + p.y * 0) ELSE p.x || '/' || p.y END \$\$;
+CREATE CAST (pt3 AS text) WITH FUNCTION pt3_text(pt3);
+CREATE FOREIGN TABLE pu3 (k text, p pt3) SERVER stream_ext;
+SELECT stream_ext.kafka_produce('pu3', topic => 'unf3', brokers => '$BROKERS', format => 'csv');
+SQL
+run_sql -c "INSERT INTO pu3 SELECT 'k', ROW(CASE WHEN g <= 40 THEN -1 ELSE g END, g)::pt3 FROM generate_series(1, 60) g"
+wait_until 120 "the 20 good events produced, the 40 set aside" \
+	"SELECT messages = 20 AND errors = 40 AND lag = 0 FROM stream_ext.kafka_producers WHERE topic = 'unf3'"
+expect "SELECT count(*) FROM stream_ext.kafka_sink_errors WHERE topic = 'unf3' AND error = 'requested length too large'" 40 \
+	"the 40 recorded with their error"
+say "ok: failures alike at a batch's front are set aside once good events of the batch go through"

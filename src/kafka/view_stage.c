@@ -15,9 +15,9 @@
  * staged for the next.  An error the server met (a deadlock, a lock not
  * available, a cancel, memory or disk running out), or one of the rights
  * or objects the formatting needs, is the batch's, not an event's: it is
- * raised, and the batch taken again later; so is an error every event of
- * the batch failed with alike, unless it is surely theirs
- * (surely_of_the_events).
+ * raised, and the batch taken again later; so are failures all alike (one
+ * SQLSTATE and message) when no event of the batch went through, unless
+ * they are surely the events' (surely_of_the_events).
  */
 #include "postgres.h"
 
@@ -264,12 +264,48 @@ take_range(Candidates *c, int lo, int hi, bool failing)
 	return false;
 }
 
+/* Did candidate i fail alone? */
+static bool
+failed_alone(Candidates *c, int i)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->failed)
+		if (((FailedEvent *) lfirst(lc))->index == i)
+			return true;
+	return false;
+}
+
+/*
+ * Do the failures look like the batch's rather than the events': none of
+ * them surely an event's, all with one SQLSTATE and message (a right or an
+ * object the formatting needs, that every event misses alike)?
+ */
+static bool
+failures_alike(Candidates *c)
+{
+	ErrorData  *first = ((FailedEvent *) linitial(c->failed))->error;
+	ListCell   *lc;
+
+	foreach(lc, c->failed)
+	{
+		ErrorData  *e = ((FailedEvent *) lfirst(lc))->error;
+
+		if (surely_of_the_events(e) || e->sqlerrcode != first->sqlerrcode ||
+			strcmp(e->message ? e->message : "", first->message ? first->message : "") != 0)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Set aside the events that failed alone, when the errors were theirs: some
- * other event of the batch went through, or each error is surely an
- * event's (surely_of_the_events).  Otherwise the failures are the batch's
- * (a right or an object the formatting needs, that every event misses):
- * the first is raised, and the events stay staged.
+ * other event of the batch went through, or the failures differ, or one is
+ * surely an event's (surely_of_the_events).  Otherwise the failures are
+ * the batch's: the first is raised, and the events stay staged.  The search
+ * may have spent its tries on failing events at the batch's front: the last
+ * candidate is tried alone first, so that a batch with some good event is
+ * not taken for a failing one.
  */
 static void
 set_aside_failed(Candidates *c)
@@ -278,10 +314,13 @@ set_aside_failed(Candidates *c)
 
 	if (c->failed == NIL)
 		return;
-	if (!c->some_formatted)
-		foreach(lc, c->failed)
-			if (!surely_of_the_events(((FailedEvent *) lfirst(lc))->error))
-				ReThrowError(((FailedEvent *) linitial(c->failed))->error);
+	if (!c->some_formatted && c->n > 1 && !failed_alone(c, c->n - 1))
+	{
+		c->tries = Min(c->tries, MAX_TRIES - 1);	/* one more, past the limit */
+		(void) take_range(c, c->n - 1, c->n, false);
+	}
+	if (!c->some_formatted && failures_alike(c))
+		ReThrowError(((FailedEvent *) linitial(c->failed))->error);
 	foreach(lc, c->failed)
 	{
 		FailedEvent *f = lfirst(lc);
