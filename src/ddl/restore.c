@@ -183,6 +183,13 @@ restore_error(const char *view, const char *detail)
 			 errhint("Restore the whole dump, with its streams and functions, into a database with stream_ext.")));
 }
 
+/* Error context while a view's definition is analyzed again */
+static void
+restoring_view_context(void *arg)
+{
+	errcontext("restoring continuous view \"%s\"", (const char *) arg);
+}
+
 /*
  * The name of the stream column that time_attnum numbered where the row was
  * written: the stored Query tree still has that stream's column names (with
@@ -253,6 +260,7 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 	Datum		time_attnum;
 	bool		has_time;
 	StreamRunAs as;
+	ErrorContextCallback context;
 	int			cols[3];
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
@@ -290,7 +298,13 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 	stmts = raw_parser(definition, RAW_PARSE_DEFAULT);
 	if (list_length(stmts) != 1)
 		restore_error(view_name, "Its definition is not one SELECT.");
+	/* (its errors, such as a query refused since it was made, name the view) */
+	context.callback = restoring_view_context;
+	context.arg = view_name;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
 	analyzed = stream_analyze_select(linitial(stmts), definition);
+	error_context_stack = context.previous;
 	original = copyObject(analyzed);
 
 	wtext.kind = text_column(tuple, desc, "window_kind");
