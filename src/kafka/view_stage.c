@@ -21,7 +21,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -29,7 +28,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "guc.h"
 #include "kafka/kafka_guc.h"
@@ -125,6 +123,32 @@ surely_of_the_events(ErrorData *e)
 		ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_DATA_EXCEPTION;
 }
 
+/* A stage statement to run as owner, and where its messages go */
+typedef struct StageRun
+{
+	const char *sql;
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *args;
+	Oid			owner;
+	Taken	   *taken;
+} StageRun;
+
+static void
+run_stage(void *arg)
+{
+	StageRun   *r = arg;
+	StreamRunAs as;
+
+	stream_begin_as_owner(&as, r->owner);
+	if (SPI_execute_with_args(r->sql, r->nargs, r->argtypes, r->args, NULL, false, 0) !=
+		SPI_OK_SELECT)
+		elog(ERROR, "could not stage the events of a Kafka producer");
+	stream_end_as_owner(&as);
+	add_messages(r->taken, SPI_tuptable, SPI_processed);
+	SPI_freetuptable(SPI_tuptable);
+}
+
 /*
  * Run sql (a stage statement) as owner in a subtransaction and add the
  * messages it returns to t.  Returns NULL, or the events' error that failed
@@ -134,42 +158,12 @@ surely_of_the_events(ErrorData *e)
 static ErrorData *
 try_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *args, Oid owner, Taken *t)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner resowner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	StageRun	run = {sql, nargs, argtypes, args, owner, t};
+	ErrorData  *e = stream_try_in_subtransaction(run_stage, &run);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		StreamRunAs as;
-
-		stream_begin_as_owner(&as, owner);
-		if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not stage the events of a Kafka producer");
-		stream_end_as_owner(&as);
-		add_messages(t, SPI_tuptable, SPI_processed);
-		SPI_freetuptable(SPI_tuptable);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = resowner;
-		if (!error_of_the_events(e))
-			ReThrowError(e);
-		edata = e;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = resowner;
-	return edata;
+	if (e != NULL && !error_of_the_events(e))
+		ReThrowError(e);
+	return e;
 }
 
 /* A tid array of the candidates [lo, hi) that are kept rows (or deltas) */
@@ -183,14 +177,15 @@ tid_array(Candidates *c, int lo, int hi, bool kept)
 										   sizeof(ItemPointerData), false, TYPALIGN_SHORT));
 }
 
-/* Delete candidate i unformatted and record it in kafka_sink_errors with e */
-static void
+/*
+ * Delete candidate i unformatted and record it in kafka_sink_errors with e;
+ * false when it was gone meanwhile (the combiner moved it)
+ */
+static bool
 set_aside(Candidates *c, int i, ErrorData *e)
 {
 	Oid			argtypes[5] = {INT4OID, TIDARRAYOID, TIDARRAYOID, INT8OID, TEXTOID};
 	Datum		args[5];
-	Oid			trim_types[2] = {INT4OID, INT4OID};
-	Datum		trim_args[2];
 	const char *error = e->message ? e->message : "unknown error";
 
 	args[0] = Int32GetDatum(c->id);
@@ -203,16 +198,12 @@ set_aside(Candidates *c, int i, ErrorData *e)
 		elog(ERROR, "could not set aside an event of Kafka producer %d", c->id);
 	if (SPI_processed != 1 || strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
 									 "1") != 0)
-		return;					/* gone meanwhile (the combiner moved it) */
-	trim_args[0] = Int32GetDatum(c->id);
-	trim_args[1] = Int32GetDatum(stream_ext_kafka_max_errors);
-	if (SPI_execute_with_args(kafka_sink_trim_errors_sql(), 2, trim_types, trim_args,
-							  NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not trim the set-aside events of Kafka producer %d", c->id);
+		return false;
 	ereport(LOG,
 			(errmsg("stream_ext kafka producer %d: an event could not be formatted, set aside in kafka_sink_errors",
 					c->id),
 			 errdetail_internal("%s", error)));
+	return true;
 }
 
 /*
@@ -311,6 +302,9 @@ static void
 set_aside_failed(Candidates *c)
 {
 	ListCell   *lc;
+	bool		any = false;
+	Oid			trim_types[2] = {INT4OID, INT4OID};
+	Datum		trim_args[2] = {Int32GetDatum(c->id), Int32GetDatum(stream_ext_kafka_max_errors)};
 
 	if (c->failed == NIL)
 		return;
@@ -325,8 +319,13 @@ set_aside_failed(Candidates *c)
 	{
 		FailedEvent *f = lfirst(lc);
 
-		set_aside(c, f->index, f->error);
+		any |= set_aside(c, f->index, f->error);
 	}
+	/* the newest kafka_max_errors are kept, once for the round */
+	if (any &&
+		SPI_execute_with_args(kafka_sink_trim_errors_sql(), 2, trim_types, trim_args,
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not trim the set-aside events of Kafka producer %d", c->id);
 }
 
 /* The candidates of a batch: its rows' ctids, as the stage statement picks them */
