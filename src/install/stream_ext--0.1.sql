@@ -123,7 +123,19 @@ CREATE TABLE stream_ext_internal.watermark_pending (
   writer_xid     stream_ext_internal.writer_xact NOT NULL,
   max_event_time timestamptz,     -- NULL when every event of the writer was late
   late_events    bigint NOT NULL DEFAULT 0,
+  queued_writer  xid8,            -- not folded while queued_writers has it
   PRIMARY KEY (view_id, writer_xid)
+);
+
+-- Writers (top-level transactions) in async mode whose records the workers
+-- may not all have applied: the last records of theirs counted (one per
+-- worker they sent to), of how many (src/window/lateness.c).  Rows of rings
+-- made before a crash restart (rings) are deleted by the combiner.
+CREATE TABLE stream_ext_internal.queued_writers (
+  writer   xid8 PRIMARY KEY,
+  lasts    int NOT NULL,
+  last_of  int,
+  rings    timestamptz NOT NULL
 );
 
 -- Late events of views with keep_late = true.
@@ -487,7 +499,9 @@ CREATE VIEW stream_ext_internal.view_watermark AS
                  stream_ext_internal.watermark(
                    greatest(w.max_event_time,
                             (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
-                              WHERE p.view_id = w.view_id AND stream_ext_internal.xid_visible(p.writer_xid))),
+                              WHERE p.view_id = w.view_id AND stream_ext_internal.xid_visible(p.writer_xid)
+                                AND NOT EXISTS (SELECT FROM stream_ext_internal.queued_writers q
+                                                 WHERE q.writer = p.queued_writer))),
                    v.allowed_lateness) AS watermark,
                  (SELECT min(h.event_time) FROM stream_ext_internal.held_events h
                    WHERE h.view_id = w.view_id) AS held
@@ -1711,6 +1725,7 @@ BEGIN
   IF NEW.writer_xid::xid8 = '0'::xid8 THEN
     RETURN NULL;                -- its writer had not committed when dumped
   END IF;
+  NEW.queued_writer := NULL;    -- the rings it waited for are not restored
   UPDATE stream_ext_internal.watermark_pending
      SET max_event_time = greatest(max_event_time, NEW.max_event_time),
          late_events = late_events + NEW.late_events

@@ -97,6 +97,16 @@ stream_shmem_request(void)
 	RequestNamedLWLockTranche(STREAM_TRANCHE, 1 + total_slots());
 }
 
+/*
+ * When the rings were made: records sent to rings made at another time (before
+ * a crash restart) are gone.
+ */
+TimestampTz
+stream_rings_made(void)
+{
+	return StreamShared->rings_made;
+}
+
 /* Called from shmem_startup_hook: lay out (or attach to) the shared area. */
 void
 stream_shmem_startup(void)
@@ -123,6 +133,7 @@ stream_shmem_startup(void)
 		StreamShared->ngroups = stream_ext_max_databases;
 		StreamShared->slots_per_group = stream_ext_workers_per_database + 1;
 		StreamShared->ring_size = ring_size();
+		StreamShared->rings_made = GetCurrentTimestamp();
 
 		StreamShared->groups = (StreamDatabaseGroup *) ptr;
 		ptr += MAXALIGN(mul_size(stream_ext_max_databases, sizeof(StreamDatabaseGroup)));

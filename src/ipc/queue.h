@@ -209,6 +209,7 @@ typedef struct StreamExtShared
 	int			ngroups;
 	int			slots_per_group;
 	Size		ring_size;
+	TimestampTz rings_made;		/* when this shared memory was laid out */
 	StreamDatabaseGroup *groups;
 	StreamWorkerSlot *slots;	/* ngroups * slots_per_group */
 	StreamBackendAck *acks;		/* indexed by pgprocno */
@@ -220,6 +221,7 @@ extern StreamExtShared *StreamShared;
 
 extern void stream_shmem_request(void);
 extern void stream_shmem_startup(void);
+extern TimestampTz stream_rings_made(void);
 
 /* slot arithmetic */
 extern StreamWorkerSlot *stream_slot(int slotno);

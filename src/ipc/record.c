@@ -5,6 +5,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/lsyscache.h"
@@ -73,11 +74,12 @@ stream_event_size_of(const char *event)
 /*
  * Send events (nevents of them, len bytes, made by stream_event_start) of
  * a stream as one record to the ring of slotno, waiting while the ring is
- * full.  A record of no events only carries its flags.
+ * full.  A record of no events only carries its flags.  last_of: for a
+ * record flagged LAST, how many workers get one.
  */
 void
 stream_ring_send(int slotno, uint16 flags, Oid stream, uint32 nevents, uint64 xact_seq,
-				 const char *events, Size len)
+				 uint32 last_of, const char *events, Size len)
 {
 	StreamRecordHeader hdr;
 
@@ -87,7 +89,9 @@ stream_ring_send(int slotno, uint16 flags, Oid stream, uint32 nevents, uint64 xa
 	hdr.procno = MyProc->pgprocno;
 	hdr.stream = stream;
 	hdr.nevents = nevents;
+	hdr.top_xid = GetTopTransactionIdIfAny();
 	hdr.xact_seq = xact_seq;
+	hdr.last_of = last_of;
 	if (flags & (STREAM_FLAG_COMMIT | STREAM_FLAG_ASYNC))
 		hdr.sent_at = GetCurrentTimestamp();
 	stream_ring_put(slotno, &hdr, events, len);
@@ -119,8 +123,10 @@ stream_ring_next_record(int slotno, uint64 pos, uint64 to, StreamRecord *rec)
 		rec->procno = hdr->procno;
 		rec->stream = hdr->stream;
 		rec->nevents = hdr->nevents;
+		rec->top_xid = hdr->top_xid;
 		rec->xact_seq = hdr->xact_seq;
 		rec->sent_at = hdr->sent_at;
+		rec->last_of = hdr->last_of;
 		rec->events = (const char *) hdr + STREAM_RECORD_HDRSZ;
 		return true;
 	}

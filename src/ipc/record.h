@@ -27,6 +27,13 @@
 #define STREAM_FLAG_SINKS_STAGED	0x0008	/* the sender staged these events
 											 * for the stream's Kafka producers
 											 * itself */
+#define STREAM_FLAG_QUEUED		0x0010	/* the sender's transaction may commit
+										 * before its records are applied
+										 * (async): a worker tracks it until
+										 * every worker had its LAST record */
+#define STREAM_FLAG_FIRST		0x0020	/* the transaction's first record */
+#define STREAM_FLAG_LAST		0x0040	/* the transaction's last record to
+										 * this worker (of a QUEUED one) */
 /* The flags that say which views the sender applied itself */
 #define STREAM_FLAGS_WRITER_APPLIED (STREAM_FLAG_TABLES_APPLIED | STREAM_FLAG_SINKS_STAGED)
 
@@ -39,8 +46,10 @@ typedef struct StreamRecord
 	int			procno;			/* sending backend's pgprocno */
 	Oid			stream;			/* stream of its events */
 	uint32		nevents;
+	TransactionId top_xid;		/* sender's top-level transaction id, if any */
 	uint64		xact_seq;		/* sender's transaction sequence number */
 	TimestampTz sent_at;		/* when sent, if flagged COMMIT or ASYNC */
+	uint32		last_of;		/* flagged LAST: how many workers got one */
 	const char *events;			/* the first event, in the ring */
 } StreamRecord;
 
@@ -53,7 +62,7 @@ extern Size stream_event_size_of(const char *event);
 extern void stream_buffer_events(const char *events, uint32 nevents, Oid stream,
 								 HeapTupleData *tuples);
 extern void stream_ring_send(int slotno, uint16 flags, Oid stream, uint32 nevents,
-							 uint64 xact_seq, const char *events, Size len);
+							 uint64 xact_seq, uint32 last_of, const char *events, Size len);
 
 /* readers */
 extern bool stream_ring_next_record(int slotno, uint64 pos, uint64 to, StreamRecord *rec);

@@ -25,8 +25,11 @@ typedef struct StreamRecordHeader
 	int			procno;			/* sending backend's pgprocno */
 	Oid			stream;			/* stream the events belong to */
 	uint32		nevents;
+	TransactionId top_xid;		/* sender's top-level transaction id, if any */
 	uint64		xact_seq;		/* sender's transaction sequence number */
 	TimestampTz sent_at;		/* when sent, if flagged COMMIT or ASYNC */
+	uint32		last_of;		/* flagged LAST: how many workers got a LAST
+								 * record of the transaction */
 } StreamRecordHeader;
 
 typedef struct StreamEventHeader

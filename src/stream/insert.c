@@ -38,6 +38,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "storage/proc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -115,6 +116,16 @@ static bool xact_active = false;
 static int	xact_home_slot = -1;	/* first records go to this worker */
 static uint64 xact_workers_used = 0;	/* bitmask of worker indexes sent to */
 static uint64 xact_seq = 0;
+
+/*
+ * Records of this transaction sent in async mode are flagged QUEUED (and
+ * then every later one): they may be applied after it committed, and the
+ * workers track it until each had its LAST record (window/lateness.c).
+ * Records sent before that (in sync mode) are not tracked: if it commits in
+ * async mode, it waits for the workers as in sync mode.
+ */
+static bool xact_queued = false;	/* a QUEUED record was sent */
+static bool xact_untracked = false; /* a record was sent before that */
 static int	committing_slotno = -1; /* between PRE_COMMIT and COMMIT */
 static bool finishing_prepared = false; /* this transaction runs COMMIT PREPARED */
 
@@ -122,8 +133,19 @@ static void
 send_record(int slotno, Oid stream, uint32 nevents, const char *payload, Size len,
 			uint16 flags)
 {
-	stream_ring_send(slotno, flags, stream, nevents, xact_seq, payload, len);
-	xact_workers_used |= UINT64CONST(1) << stream_worker_index(slotno);
+	uint64		used = xact_workers_used | (UINT64CONST(1) << stream_worker_index(slotno));
+
+	if (xact_workers_used == 0)
+		flags |= STREAM_FLAG_FIRST;
+	if (stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
+		xact_queued = true;
+	if (xact_queued)
+		flags |= STREAM_FLAG_QUEUED;
+	else
+		xact_untracked = true;
+	stream_ring_send(slotno, flags, stream, nevents, xact_seq,
+					 (flags & STREAM_FLAG_LAST) ? pg_popcount64(used) : 0, payload, len);
+	xact_workers_used = used;
 }
 
 static bool
@@ -276,7 +298,7 @@ dispatch_events(Oid stream, uint32 nevents, const char *payload, Size len, uint1
 		{
 			slotno = next_record_slot(stream);
 			send_record(slotno, stream, n, start, p - start,
-						flags & ~(STREAM_FLAG_COMMIT | STREAM_FLAG_ASYNC));
+						flags & ~(STREAM_FLAG_COMMIT | STREAM_FLAG_ASYNC | STREAM_FLAG_LAST));
 			if (from_buffer)
 			{
 				event_buf_start += p - start;
@@ -312,22 +334,41 @@ flush_event_buffer(uint16 flags)
 }
 
 /*
+ * At commit: send the buffered events flagged with flags, and a record of
+ * no events to every other worker that got records of this transaction,
+ * flagged COMMIT when flags are (it waits for them).  Every worker then has
+ * a last record of the transaction, flagged LAST too when it is tracked.
+ */
+static void
+send_last_records(uint16 flags)
+{
+	int			last;
+
+	if (xact_queued)
+		flags |= STREAM_FLAG_LAST;
+	last = flush_event_buffer(flags);
+	flags &= STREAM_FLAG_COMMIT | STREAM_FLAG_LAST;
+	if (flags == 0)
+		return;
+	for (int i = 0; i < stream_ext_workers_per_database; i++)
+	{
+		int			slotno = stream_worker_slot(xact_home_slot, i);
+
+		if ((xact_workers_used & (UINT64CONST(1) << i)) && slotno != last)
+			send_record(slotno, InvalidOid, 0, NULL, 0, flags);
+	}
+}
+
+/*
  * Sync commit: flush, tell every worker that got records of this
  * transaction that we wait, and wait for all of them.
  */
 static void
 flush_and_wait(void)
 {
-	int			last = flush_event_buffer(STREAM_FLAG_COMMIT);
 	int			n = stream_ext_workers_per_database;
 
-	for (int i = 0; i < n; i++)
-	{
-		int			slotno = stream_worker_slot(xact_home_slot, i);
-
-		if ((xact_workers_used & (UINT64CONST(1) << i)) && slotno != last)
-			send_record(slotno, InvalidOid, 0, NULL, 0, STREAM_FLAG_COMMIT);
-	}
+	send_last_records(STREAM_FLAG_COMMIT);
 	for (int i = 0; i < n; i++)
 	{
 		if (xact_workers_used & (UINT64CONST(1) << i))
@@ -347,6 +388,8 @@ reset_xact_state(void)
 	applies = WRITER_APPLIES_NOTHING;
 	xact_active = false;
 	xact_workers_used = 0;
+	xact_queued = false;
+	xact_untracked = false;
 	xact_filled_buffer = false;
 	list_free(pinned);
 	pinned = NIL;
@@ -366,12 +409,14 @@ stream_xact_callback(XactEvent event, void *arg)
 			 * A producer's events left to a worker wait for it in either
 			 * mode (the writer stages them itself in async mode: its
 			 * commit makes them durable; the last flush may still leave
-			 * some)
+			 * some), and so do records sent untracked (above)
 			 */
-			if (stream_ext_commit_mode != STREAM_COMMIT_SYNC)
-				flush_event_buffer(STREAM_FLAG_ASYNC);
-			if (stream_ext_commit_mode == STREAM_COMMIT_SYNC || pinned != NIL)
+			if (stream_ext_commit_mode != STREAM_COMMIT_SYNC && pinned == NIL && !xact_untracked)
+				send_last_records(STREAM_FLAG_ASYNC);
+			else
 			{
+				if (stream_ext_commit_mode != STREAM_COMMIT_SYNC)
+					flush_event_buffer(STREAM_FLAG_ASYNC);
 				stream_commit_wait_begin();
 				flush_and_wait();
 				stream_commit_wait_end();
@@ -787,10 +832,12 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
 }
 
 /*
- * End of an INSERT or COPY statement.  In async mode the buffered events go
- * to the worker now, so that they are applied within the flush interval.
- * Transforms the writer applies itself are applied now, so that the
- * statement's rows are in their tables for the rest of the transaction.
+ * End of an INSERT or COPY statement.  In async mode the buffered events of
+ * a transaction block go to the worker now, so that they are applied within
+ * the flush interval (outside a block the commit follows, and sends them
+ * with the transaction's last record).  Transforms the writer applies
+ * itself are applied now, so that the statement's rows are in their tables
+ * for the rest of the transaction.
  */
 void
 stream_insert_statement_done(void)
@@ -798,7 +845,10 @@ stream_insert_statement_done(void)
 	if (!xact_active)
 		return;
 	if (stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
-		flush_event_buffer(STREAM_FLAG_ASYNC);
+	{
+		if (IsTransactionBlock() || applies != WRITER_APPLIES_NOTHING)
+			flush_event_buffer(STREAM_FLAG_ASYNC);
+	}
 	else if (applies != WRITER_APPLIES_NOTHING)
 		flush_event_buffer(0);
 }

@@ -21,6 +21,18 @@
  * aborted writer are deleted when it is folded, and not shown before.
  * The worker that applies a batch to a view locks the view's watermark row
  * until it commits, so batches of one view are judged one after another.
+ *
+ * In async mode a writer may commit before the workers applied all of its
+ * records (ipc/record.h: they are flagged QUEUED).  Its highest time is not
+ * folded before they all are, or its later events would be judged against
+ * its own: a pending row of such a writer names it (queued_writer), and a
+ * batch with records of it that may not be all of them (its first and only
+ * LAST record not both in the batch) counts the LAST records it applied in
+ * queued_writers (each worker the writer sent to got one, the last of its
+ * records there; each says how many workers got one).  The row goes once
+ * all are counted; until then the writer's pending rows stay.  Rows of
+ * rings a crash lost (rings: when the rings were made) count for nothing:
+ * the combiner's settling job deletes them, and those of aborted writers.
  */
 #include "postgres.h"
 
@@ -39,6 +51,7 @@
 #include "guc.h"
 #include "agg/combine.h"
 #include "catalog/catalog.h"
+#include "ipc/queue.h"
 #include "stream/event_text.h"
 #include "window/lateness.h"
 #include "window/time_expr.h"
@@ -88,6 +101,12 @@ static SPIPlanPtr fold_pending = NULL;
 static SPIPlanPtr note_pending = NULL;
 static SPIPlanPtr update_watermark = NULL;
 static SPIPlanPtr insert_late = NULL;
+static SPIPlanPtr count_lasts = NULL;
+static SPIPlanPtr forget_counted = NULL;
+
+/* The batch's queued (sub)transactions, sorted by xmin (worker/apply.c) */
+static StreamQueuedXmin *queued_xmins = NULL;
+static int	nqueued_xmins = 0;
 
 static void
 prepare_statements(void)
@@ -100,22 +119,24 @@ prepare_statements(void)
 	lock_watermark_nowait = stream_prepare_kept_plan("SELECT max_event_time FROM stream_ext_internal.view_watermarks "
 										 "WHERE view_id = $1 FOR UPDATE NOWAIT",
 										 1, (Oid[]) {INT4OID});
-	fold_pending = stream_prepare_kept_plan("WITH done AS (DELETE FROM stream_ext_internal.watermark_pending "
-								"WHERE view_id = $1 AND (stream_ext_internal.xid_committed(writer_xid) "
-								"OR stream_ext_internal.xid_aborted(writer_xid)) "
-								"RETURNING writer_xid, max_event_time, late_events, "
-								"stream_ext_internal.xid_committed(writer_xid) AS committed), "
+	fold_pending = stream_prepare_kept_plan("WITH done AS (DELETE FROM stream_ext_internal.watermark_pending p "
+								"WHERE p.view_id = $1 AND (stream_ext_internal.xid_aborted(p.writer_xid) "
+								"OR stream_ext_internal.xid_committed(p.writer_xid) AND " STREAM_NOT_QUEUED("p") ") "
+								"RETURNING p.writer_xid, p.max_event_time, p.late_events, "
+								"stream_ext_internal.xid_committed(p.writer_xid) AS committed), "
 								"forgotten AS (DELETE FROM stream_ext_internal.late_events l USING done d "
 								"WHERE l.view_id = $1 AND NOT d.committed AND l.writer_xid = d.writer_xid) "
 								"SELECT max(max_event_time) FILTER (WHERE committed), "
 								"coalesce(sum(late_events) FILTER (WHERE committed), 0)::int8 FROM done",
 								1, (Oid[]) {INT4OID});
 	note_pending = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.watermark_pending AS p "
-								"(view_id, writer_xid, max_event_time, late_events) VALUES ($1, $2, $3, $4) "
+								"(view_id, writer_xid, max_event_time, late_events, queued_writer) "
+								"VALUES ($1, $2, $3, $4, $5) "
 								"ON CONFLICT (view_id, writer_xid) DO UPDATE "
 								"SET max_event_time = greatest(p.max_event_time, excluded.max_event_time), "
-								"late_events = p.late_events + excluded.late_events",
-								4, (Oid[]) {INT4OID, XID8OID, TIMESTAMPTZOID, INT8OID});
+								"late_events = p.late_events + excluded.late_events, "
+								"queued_writer = coalesce(p.queued_writer, excluded.queued_writer)",
+								5, (Oid[]) {INT4OID, XID8OID, TIMESTAMPTZOID, INT8OID, XID8OID});
 	update_watermark = stream_prepare_kept_plan("UPDATE stream_ext_internal.view_watermarks "
 									"SET max_event_time = coalesce($2, max_event_time), "
 									"late_events = late_events + $3 "
@@ -125,6 +146,92 @@ prepare_statements(void)
 							   "(view_id, event_time, watermark, event, writer_xid) "
 							   "VALUES ($1, $2, $3, $4, $5)",
 							   5, (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, XID8OID});
+}
+
+/*
+ * Set (NULL: clear) the (sub)transactions of the batch being applied whose
+ * writer may have records outside it, sorted by xmin: their pending rows
+ * name the writer.  The caller keeps the array until it clears it.
+ */
+void
+stream_lateness_queued_xmins(StreamQueuedXmin *xmins, int n)
+{
+	queued_xmins = xmins;
+	nqueued_xmins = xmins ? n : 0;
+}
+
+/* The writer whose events xmin inserted, when it is queued; else invalid */
+static TransactionId
+queued_writer_of(TransactionId xmin)
+{
+	int			lo = 0;
+	int			hi = nqueued_xmins - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (queued_xmins[mid].xmin == xmin)
+			return queued_xmins[mid].top;
+		if (queued_xmins[mid].xmin < xmin)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return InvalidTransactionId;
+}
+
+/*
+ * Count the LAST records a batch applied of queued writers tops (n of
+ * them, in the order of their ids, so that workers lock their rows in one
+ * order): lasts[i] of them, each saying that last_of[i] workers got one (0
+ * when none was in the batch); a writer whose LAST records are all counted
+ * is no longer queued.  In the batch's transaction, after its views.
+ */
+void
+stream_lateness_note_queued(const TransactionId *tops, const int32 *lasts, const int32 *last_of,
+							int n)
+{
+	Datum	   *full = palloc(sizeof(Datum) * n);
+	Datum	   *l = palloc(sizeof(Datum) * n);
+	Datum	   *o = palloc(sizeof(Datum) * n);
+	Datum		args[4];
+	bool		any_last = false;
+
+	for (int i = 0; i < n; i++)
+	{
+		full[i] = FullTransactionIdGetDatum(stream_recent_full_xid(tops[i]));
+		l[i] = Int32GetDatum(lasts[i]);
+		o[i] = Int32GetDatum(last_of[i]);
+		any_last |= lasts[i] > 0;
+	}
+	args[0] = PointerGetDatum(construct_array(full, n, XID8OID, sizeof(FullTransactionId), true,
+											  TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(l, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(o, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	args[3] = TimestampTzGetDatum(stream_rings_made());
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (count_lasts == NULL)
+	{
+		count_lasts = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.queued_writers AS q "
+											   "(writer, lasts, last_of, rings) "
+											   "SELECT u.w, u.l, nullif(u.o, 0), $4 "
+											   "FROM unnest($1::xid8[], $2::int4[], $3::int4[]) AS u(w, l, o) "
+											   "ON CONFLICT (writer) DO UPDATE "
+											   "SET lasts = q.lasts + excluded.lasts, "
+											   "last_of = coalesce(excluded.last_of, q.last_of)",
+											   4, (Oid[]) {XID8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+											   TIMESTAMPTZOID});
+		forget_counted = stream_prepare_kept_plan("DELETE FROM stream_ext_internal.queued_writers "
+												  "WHERE writer = ANY ($1) AND lasts >= last_of",
+												  1, (Oid[]) {XID8ARRAYOID});
+	}
+	if (SPI_execute_plan(count_lasts, args, NULL, false, 0) != SPI_OK_INSERT ||
+		(any_last && SPI_execute_plan(forget_counted, args, NULL, false, 0) != SPI_OK_DELETE))
+		elog(ERROR, "could not count the last records of queued writers");
+	SPI_finish();
 }
 
 /*
@@ -182,6 +289,7 @@ stream_lateness_event_times(WindowSpec *w, StreamBatchEvents *events, TimestampT
 typedef struct WriterMax
 {
 	TransactionId xid;
+	TransactionId queued_writer;	/* its writer, when queued */
 	bool		has_time;		/* an event of it was accepted */
 	TimestampTz max_time;		/* the highest time accepted */
 	int64		late;			/* its late events */
@@ -205,6 +313,7 @@ writer_of(List **writers, TransactionId xid)
 	}
 	w = palloc0(sizeof(WriterMax));
 	w->xid = xid;
+	w->queued_writer = queued_writer_of(xid);
 	*writers = lappend(*writers, w);
 	return w;
 }
@@ -314,9 +423,11 @@ stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 	foreach(lc, writers)
 	{
 		WriterMax  *wm = lfirst(lc);
-		Datum		values[4] = {arg[0], FullTransactionIdGetDatum(stream_recent_full_xid(wm->xid)),
-			TimestampTzGetDatum(wm->max_time), Int64GetDatum(wm->late)};
-		char		nulls[4] = {' ', ' ', wm->has_time ? ' ' : 'n', ' '};
+		Datum		values[5] = {arg[0], FullTransactionIdGetDatum(stream_recent_full_xid(wm->xid)),
+			TimestampTzGetDatum(wm->max_time), Int64GetDatum(wm->late),
+		FullTransactionIdGetDatum(stream_recent_full_xid(wm->queued_writer))};
+		char		nulls[5] = {' ', ' ', wm->has_time ? ' ' : 'n', ' ',
+		TransactionIdIsValid(wm->queued_writer) ? ' ' : 'n'};
 
 		if (SPI_execute_plan(note_pending, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not note the event times of continuous view \"%s\"", view_name);

@@ -8,6 +8,28 @@
 #include "stream/fdw.h"
 #include "window/spec.h"
 
+/*
+ * A (sub)transaction of a batch's events whose writer may have committed
+ * before the workers applied all of its records (async mode), and that
+ * writer's top-level transaction.
+ */
+typedef struct StreamQueuedXmin
+{
+	TransactionId xmin;
+	TransactionId top;
+} StreamQueuedXmin;
+
+/*
+ * An SQL condition on a pending watermark row (alias p): its writer's
+ * records have all been applied (lateness.c)
+ */
+#define STREAM_NOT_QUEUED(p) \
+	"NOT EXISTS (SELECT FROM stream_ext_internal.queued_writers q " \
+	"WHERE q.writer = " p ".queued_writer)"
+
+extern void stream_lateness_queued_xmins(StreamQueuedXmin *xmins, int n);
+extern void stream_lateness_note_queued(const TransactionId *tops, const int32 *lasts,
+										const int32 *last_of, int n);
 extern bool *stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 									 StreamBatchEvents *events, bool nowait, int *nlate);
 extern void stream_lateness_event_times(WindowSpec *w, StreamBatchEvents *events,

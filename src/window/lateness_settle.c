@@ -20,7 +20,9 @@
  * view's watermark as the view's next batch would, unless a worker has the
  * watermark row locked (it folds them itself then).  No snapshot sees a
  * difference.  Rows others have locked are left for the next round: the
- * combiner waits for no one.
+ * combiner waits for no one.  The job also deletes the queued writers
+ * (lateness.c) that aborted, or whose rings a crash lost: their pending
+ * rows are folded (or dropped) then.
  */
 #include "postgres.h"
 
@@ -32,6 +34,7 @@
 
 #include "agg/combine.h"
 #include "catalog/catalog.h"
+#include "ipc/queue.h"
 #include "jobs/jobs.h"
 #include "window/lateness.h"
 
@@ -53,8 +56,8 @@
 	"WHERE writer_xid < $1) FOR UPDATE SKIP LOCKED), " \
 	"done AS (DELETE FROM " STREAM_INTERNAL_SCHEMA ".watermark_pending p USING free f " \
 	"WHERE p.view_id = f.view_id AND p.writer_xid < $1 " \
-	"AND (" STREAM_INTERNAL_SCHEMA ".xid_committed(p.writer_xid) " \
-	"OR " STREAM_INTERNAL_SCHEMA ".xid_aborted(p.writer_xid)) " \
+	"AND (" STREAM_INTERNAL_SCHEMA ".xid_aborted(p.writer_xid) " \
+	"OR " STREAM_INTERNAL_SCHEMA ".xid_committed(p.writer_xid) AND " STREAM_NOT_QUEUED("p") ") " \
 	"RETURNING p.view_id, p.writer_xid, p.max_event_time, p.late_events, " \
 	STREAM_INTERNAL_SCHEMA ".xid_committed(p.writer_xid) AS committed), " \
 	"forgotten AS (DELETE FROM " LATE_EVENTS " l USING done d " \
@@ -64,6 +67,13 @@
 	"FROM (SELECT view_id, max(max_event_time) FILTER (WHERE committed) AS max_time, " \
 	"coalesce(sum(late_events) FILTER (WHERE committed), 0)::int8 AS late " \
 	"FROM done GROUP BY view_id) d WHERE w.view_id = d.view_id"
+
+/* Delete the queued writers that aborted, or whose rings ($1) are gone */
+#define FORGET_QUEUED_SQL \
+	"DELETE FROM " STREAM_INTERNAL_SCHEMA ".queued_writers WHERE ctid = ANY (ARRAY(" \
+	"SELECT ctid FROM " STREAM_INTERNAL_SCHEMA ".queued_writers " \
+	"WHERE rings <> $1 OR " STREAM_INTERNAL_SCHEMA ".xid_aborted(writer) " \
+	"FOR UPDATE SKIP LOCKED))"
 
 static void
 settle_rows(void *arg)
@@ -83,6 +93,10 @@ settle_rows(void *arg)
 		stream_recent_full_xid(GetOldestNonRemovableTransactionId(NULL)));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(FORGET_QUEUED_SQL, 1, (Oid[]) {TIMESTAMPTZOID},
+							  (Datum[]) {TimestampTzGetDatum(stream_rings_made())}, NULL, false, 0) !=
+		SPI_OK_DELETE)
+		elog(ERROR, "could not forget the queued writers that ended");
 	if (SPI_execute_with_args(FOLD_SETTLED_SQL, 1, (Oid[]) {XID8OID}, horizon, NULL, false, 0) !=
 		SPI_OK_UPDATE)
 		elog(ERROR, "could not fold the pending watermarks of ended writers");

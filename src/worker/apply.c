@@ -1604,6 +1604,102 @@ streams_in_oid_order(List *streams)
 	return result;
 }
 
+static int
+queued_writer_cmp(const void *a, const void *b)
+{
+	TransactionId x = ((const BatchQueuedWriter *) a)->top;
+	TransactionId y = ((const BatchQueuedWriter *) b)->top;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int
+queued_xmin_cmp(const void *a, const void *b)
+{
+	TransactionId x = ((const StreamQueuedXmin *) a)->xmin;
+	TransactionId y = ((const StreamQueuedXmin *) b)->xmin;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Merge the batch's entries of writers of QUEUED records into one per
+ * writer, in the order of their ids, and keep those that may have records
+ * outside the batch (with their events' (sub)transactions, in the order of
+ * those): a writer whose first record and only LAST record are both in the
+ * batch sent every record of its transaction to this worker, and all of
+ * them are here.
+ */
+static void
+merge_queued_writers(StreamBatch *batch)
+{
+	int			n = 0;
+	int			nx = 0;
+
+	if (batch->queued_merged || batch->nqueued == 0)
+		return;
+	qsort(batch->queued, batch->nqueued, sizeof(BatchQueuedWriter), queued_writer_cmp);
+	for (int i = 0; i < batch->nqueued; i++)
+	{
+		BatchQueuedWriter *w = &batch->queued[i];
+
+		if (n > 0 && batch->queued[n - 1].top == w->top)
+		{
+			BatchQueuedWriter *m = &batch->queued[n - 1];
+
+			m->first |= w->first;
+			m->lasts += w->lasts;
+			m->last_of = Max(m->last_of, w->last_of);
+		}
+		else
+			batch->queued[n++] = *w;
+	}
+	batch->nqueued = 0;
+	for (int i = 0; i < n; i++)
+	{
+		BatchQueuedWriter *w = &batch->queued[i];
+
+		if (!(w->first && w->last_of == 1 && w->lasts == 1))
+			batch->queued[batch->nqueued++] = *w;
+	}
+	qsort(batch->queued_xmins, batch->nqueued_xmins, sizeof(StreamQueuedXmin), queued_xmin_cmp);
+	for (int i = 0; i < batch->nqueued_xmins; i++)
+	{
+		StreamQueuedXmin *x = &batch->queued_xmins[i];
+		BatchQueuedWriter key = {.top = x->top};
+
+		if (nx > 0 && batch->queued_xmins[nx - 1].xmin == x->xmin)
+			continue;
+		if (bsearch(&key, batch->queued, batch->nqueued, sizeof(BatchQueuedWriter),
+					queued_writer_cmp) != NULL)
+			batch->queued_xmins[nx++] = *x;
+	}
+	batch->nqueued_xmins = nx;
+	batch->queued_merged = true;
+}
+
+/* Note the LAST records of the batch's tracked writers (window/lateness.c) */
+static void
+note_queued_writers(StreamBatch *batch)
+{
+	TransactionId *tops;
+	int32	   *lasts;
+	int32	   *last_of;
+
+	if (batch->nqueued == 0)
+		return;
+	tops = palloc(sizeof(TransactionId) * batch->nqueued);
+	lasts = palloc(sizeof(int32) * batch->nqueued);
+	last_of = palloc(sizeof(int32) * batch->nqueued);
+	for (int i = 0; i < batch->nqueued; i++)
+	{
+		tops[i] = batch->queued[i].top;
+		lasts[i] = batch->queued[i].lasts;
+		last_of[i] = batch->queued[i].last_of;
+	}
+	stream_lateness_note_queued(tops, lasts, last_of, batch->nqueued);
+}
+
 /*
  * Apply the batch in one transaction; errors propagate to the caller, which
  * aborts and may retry with careful = true.
@@ -1615,12 +1711,23 @@ stream_apply_batch(StreamBatch *batch, int worker_no, bool careful)
 
 	/* (in the batch's memory: a careful retry applies it again) */
 	batch->streams = streams_in_oid_order(batch->streams);
+	merge_queued_writers(batch);
 	MemoryContextSwitchTo(old);
 	last_transient_view = 0;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	stream_apply_events(batch->streams, worker_no, careful);
+	stream_lateness_queued_xmins(batch->queued_xmins, batch->nqueued_xmins);
+	PG_TRY();
+	{
+		stream_apply_events(batch->streams, worker_no, careful);
+		note_queued_writers(batch);
+	}
+	PG_FINALLY();
+	{
+		stream_lateness_queued_xmins(NULL, 0);
+	}
+	PG_END_TRY();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }

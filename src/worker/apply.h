@@ -9,6 +9,7 @@
 #include "executor/spi.h"
 #include "datatype/timestamp.h"
 #include "stream/fdw.h"
+#include "window/lateness.h"
 
 typedef struct BatchSender
 {
@@ -33,6 +34,19 @@ typedef struct StreamTransientTries
 	int			owning[8];
 } StreamTransientTries;
 
+/*
+ * A record of a writer whose transaction may commit before its records are
+ * applied (flagged QUEUED, ipc/record.h): a batch keeps one entry per run
+ * of such records of one writer, merged when it is applied.
+ */
+typedef struct BatchQueuedWriter
+{
+	TransactionId top;			/* the writer's top-level transaction */
+	bool		first;			/* its first record is in the batch */
+	int			lasts;			/* its LAST records in the batch */
+	int			last_of;		/* how many workers got one; 0: none here */
+} BatchQueuedWriter;
+
 typedef struct StreamBatch
 {
 	List	   *streams;		/* StreamBatchEvents * */
@@ -42,6 +56,13 @@ typedef struct StreamBatch
 	BatchSender *senders;		/* one per ring record */
 	bool		has_commit;
 	bool		has_async;		/* records of writers that do not wait */
+	int			nqueued;
+	int			maxqueued;
+	BatchQueuedWriter *queued;	/* writers of QUEUED records */
+	int			nqueued_xmins;
+	int			maxqueued_xmins;
+	StreamQueuedXmin *queued_xmins; /* their events' (sub)transactions */
+	bool		queued_merged;	/* apply.c merged the two above */
 	uint64		end_pos;		/* ring position after the batch */
 	StreamTransientTries transient;
 } StreamBatch;

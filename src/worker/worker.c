@@ -238,6 +238,59 @@ new_batch(uint64 start)
 }
 
 /*
+ * Note a QUEUED record's writer (an entry per run of its records) and the
+ * (sub)transactions of its events (one per run), for lateness: apply.c
+ * merges them.
+ */
+static void
+note_queued_record(StreamBatch *batch, const StreamRecord *rec, const HeapTupleData *events)
+{
+	BatchQueuedWriter *w;
+
+	if (batch->nqueued == 0 || batch->queued[batch->nqueued - 1].top != rec->top_xid)
+	{
+		if (batch->nqueued == batch->maxqueued)
+		{
+			batch->maxqueued = Max(64, batch->maxqueued * 2);
+			batch->queued = batch->queued == NULL ?
+				MemoryContextAlloc(GetMemoryChunkContext(batch),
+								   sizeof(BatchQueuedWriter) * batch->maxqueued) :
+				repalloc(batch->queued, sizeof(BatchQueuedWriter) * batch->maxqueued);
+		}
+		w = &batch->queued[batch->nqueued++];
+		memset(w, 0, sizeof(*w));
+		w->top = rec->top_xid;
+	}
+	w = &batch->queued[batch->nqueued - 1];
+	if (rec->flags & STREAM_FLAG_FIRST)
+		w->first = true;
+	if (rec->flags & STREAM_FLAG_LAST)
+	{
+		w->lasts++;
+		w->last_of = rec->last_of;
+	}
+	for (uint32 i = 0; i < rec->nevents; i++)
+	{
+		TransactionId xmin = HeapTupleHeaderGetRawXmin(events[i].t_data);
+
+		if (batch->nqueued_xmins > 0 &&
+			batch->queued_xmins[batch->nqueued_xmins - 1].xmin == xmin)
+			continue;
+		if (batch->nqueued_xmins == batch->maxqueued_xmins)
+		{
+			batch->maxqueued_xmins = Max(64, batch->maxqueued_xmins * 2);
+			batch->queued_xmins = batch->queued_xmins == NULL ?
+				MemoryContextAlloc(GetMemoryChunkContext(batch),
+								   sizeof(StreamQueuedXmin) * batch->maxqueued_xmins) :
+				repalloc(batch->queued_xmins, sizeof(StreamQueuedXmin) * batch->maxqueued_xmins);
+		}
+		batch->queued_xmins[batch->nqueued_xmins].xmin = xmin;
+		batch->queued_xmins[batch->nqueued_xmins].top = rec->top_xid;
+		batch->nqueued_xmins++;
+	}
+}
+
+/*
  * Add the whole records between batch->end_pos and to, stopping before a
  * record that would take the batch past stream_ext.batch_size events (a
  * single record is always taken).  Returns true when the batch is full.
@@ -283,9 +336,13 @@ collect_records(StreamBatch *batch, int slotno, uint64 to)
 											   sizeof(HeapTupleData) * events->capacity);
 			}
 			stream_record_events(&rec, &events->events[events->nevents]);
+			if (rec.flags & STREAM_FLAG_QUEUED)
+				note_queued_record(batch, &rec, &events->events[events->nevents]);
 			events->nevents += rec.nevents;
 			batch->nevents += rec.nevents;
 		}
+		else if (rec.flags & STREAM_FLAG_QUEUED)
+			note_queued_record(batch, &rec, NULL);
 		batch->end_pos = rec.end;
 	}
 	batch->end_pos = to;
