@@ -30,4 +30,33 @@ PGDATABASE=postgres wait_until 30 "with_a's combiner runs" \
 say "ok: after a restart, both databases with the extension got their workers with 2 places for 4 databases"
 [ "$(psql -X -At -d with_b -c "INSERT INTO ev VALUES (1)" -c "SELECT n FROM ev_n")" = "INSERT 0 1
 1" ] || fail "with_b does not ingest"
+
+# A writer holds its database's place while its transaction is open: when
+# its database's processes all go away meanwhile, the place is not given to
+# another database (the writer's events would go to that one's workers),
+# and its COMMIT brings its own workers back.
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE with_c"
+psql -X -q -d with_c -v ON_ERROR_STOP=1 -c "CREATE EXTENSION stream_ext" \
+	-c "CREATE FOREIGN TABLE ev (k int) SERVER stream_ext" \
+	-c "CREATE VIEW ev_n WITH (continuous) AS SELECT count(*) AS n FROM ev"
+mkfifo "$SCRATCH/writer"
+psql -X -q -d with_a -v ON_ERROR_STOP=1 <"$SCRATCH/writer" >"$SCRATCH/writer.out" 2>&1 &
+writer=$!
+_bg_pids+=($writer)
+exec 7>"$SCRATCH/writer"
+echo "SET statement_timeout = '20s'; BEGIN; INSERT INTO ev VALUES (2);" >&7
+PGDATABASE=postgres wait_until 10 "with_a's writer is in its transaction" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = 'with_a' AND state = 'idle in transaction'"
+psql -X -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                           WHERE datname = 'with_a' AND backend_type LIKE 'stream_ext%'" >/dev/null
+PGDATABASE=postgres wait_until 10 "with_a's processes are gone" \
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = 'with_a' AND backend_type LIKE 'stream_ext%'"
+out=$(psql -X -d with_c -c "INSERT INTO ev VALUES (1)" 2>&1) && fail "with_c took with_a's place while a writer of with_a is in a transaction"
+echo "$out" | grep -q "serves at most 2 databases" || fail "with_c's INSERT: unexpected error: $out"
+say "ok: a database's place is kept while a writer of it is in a transaction"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$writer" || fail "with_a's COMMIT failed: $(cat "$SCRATCH/writer.out")"
+[ "$(psql -X -At -d with_a -c "SELECT n FROM ev_n")" = 2 ] || fail "with_a's event is not in its view: $(psql -X -At -d with_a -c "SELECT n FROM ev_n")"
+say "ok: the writer's COMMIT started its database's workers again, and its event is in the view"
 say PASS

@@ -148,6 +148,7 @@ stream_shmem_startup(void)
 		for (int g = 0; g < stream_ext_max_databases; g++)
 		{
 			pg_atomic_init_u64(&StreamShared->groups[g].mergeable, 0);
+			pg_atomic_init_u32(&StreamShared->groups[g].writers, 0);
 			pg_atomic_init_u64(&StreamShared->groups[g].merged, 0);
 			pg_atomic_init_u64(&StreamShared->groups[g].last_merge_at, 0);
 		}
@@ -273,10 +274,15 @@ wake_launcher(void)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
-/* Is a group idle: no process, no unapplied events?  Lock held. */
+/*
+ * Is a group idle: no process, no unapplied events, no writer in a
+ * transaction that sends to it?  Lock held.
+ */
 static bool
 group_idle_locked(int groupno)
 {
+	if (pg_atomic_read_u32(&StreamShared->groups[groupno].writers) != 0)
+		return false;
 	for (int s = 0; s < StreamShared->slots_per_group; s++)
 	{
 		StreamWorkerSlot *other = stream_slot(stream_group_slot(groupno, s));
@@ -436,10 +442,13 @@ error_if_workers_cannot_start(StreamDatabaseGroup *group, TimestampTz requested_
 /*
  * Return this backend's home batch worker slot (the first records of its
  * transactions go there), starting the database's workers first if need be.
- * Fails at once when the launcher reports that they cannot start.
+ * Fails at once when the launcher reports that they cannot start.  With
+ * join, the backend holds the group for its database until
+ * stream_writer_leave_group: a writer's later records, and its commit, go
+ * to the slots of the group it started with.
  */
-int
-stream_batch_slot_for_backend(void)
+static int
+batch_slot_for_backend(bool join)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	int			index = MyProc->pgprocno % stream_ext_workers_per_database;
@@ -461,6 +470,8 @@ stream_batch_slot_for_backend(void)
 
 			if (slot->state == SLOT_RUNNING)
 			{
+				if (join)
+					pg_atomic_fetch_add_u32(&group->writers, 1);
 				LWLockRelease(StreamShared->lock);
 				if (waiting)
 					stream_writer_wait_done();
@@ -511,6 +522,43 @@ stream_batch_slot_for_backend(void)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+int
+stream_batch_slot_for_backend(void)
+{
+	return batch_slot_for_backend(false);
+}
+
+/*
+ * A writer's home slot at the start of its transaction, holding the group
+ * for its database (above) until stream_writer_leave_group(slotno).
+ */
+int
+stream_writer_join_group(void)
+{
+	return batch_slot_for_backend(true);
+}
+
+static void maybe_free_group_locked(int groupno);
+
+/*
+ * The last writer of a group whose processes all went away gives it up, as
+ * the last process would have (maybe_free_group_locked).
+ */
+void
+stream_writer_leave_group(int slotno)
+{
+	int			groupno = stream_slot_group(slotno);
+
+	if (pg_atomic_fetch_sub_u32(&StreamShared->groups[groupno].writers, 1) != 1)
+		return;
+	for (int s = 0; s < StreamShared->slots_per_group; s++)
+		if (stream_slot(stream_group_slot(groupno, s))->state != SLOT_FREE)
+			return;
+	LWLockAcquire(StreamShared->lock, LW_EXCLUSIVE);
+	maybe_free_group_locked(groupno);
+	LWLockRelease(StreamShared->lock);
 }
 
 /* When this backend began waiting for the workers at its commit, or 0 */

@@ -132,6 +132,9 @@ typedef struct StreamDatabaseGroup
 	pg_atomic_uint64 merged;	/* mergeable when the combiner's last
 								 * completed round began */
 	pg_atomic_uint64 last_merge_at; /* TimestampTz that round ended */
+	pg_atomic_uint32 writers;	/* backends in a transaction that sends to
+								 * these workers: the group is not given up
+								 * (to another database) while any is */
 	int			settings_len;	/* bytes in settings; 0: none published */
 	char		settings[STREAM_GROUP_SETTINGS_SIZE];	/* the workers' values of
 														 * the settings results
@@ -222,6 +225,8 @@ extern StreamExtShared *StreamShared;
 extern void stream_shmem_request(void);
 extern void stream_shmem_startup(void);
 extern TimestampTz stream_rings_made(void);
+extern int	stream_writer_join_group(void);
+extern void stream_writer_leave_group(int slotno);
 
 /* slot arithmetic */
 extern StreamWorkerSlot *stream_slot(int slotno);

@@ -45,12 +45,13 @@ stream_worker_slot(int any_slot, int index)
  * view and a wake-up of the worker whatever its size, so the more commits
  * a batch holds, the less CPU each of them takes from the writers.  (With
  * two workers taking turns, a batch held 1.6 commits of 16 pgbench
- * clients.)
+ * clients.)  The writer holds its database's group of workers until
+ * stream_writer_leave_group.
  */
 int
 stream_route_first_record(void)
 {
-	int			own_slot = stream_batch_slot_for_backend();
+	int			own_slot = stream_writer_join_group();
 
 	for (int i = 0; i < stream_ext_workers_per_database; i++)
 	{

@@ -114,6 +114,7 @@ stream_writer_apply_hook_type stream_writer_apply_hook = NULL;
 /* Per transaction */
 static bool xact_active = false;
 static int	xact_home_slot = -1;	/* first records go to this worker */
+static bool xact_holds_group = false;	/* stream_writer_join_group */
 static uint64 xact_workers_used = 0;	/* bitmask of worker indexes sent to */
 static uint64 xact_seq = 0;
 
@@ -387,6 +388,9 @@ reset_xact_state(void)
 	applies_stream = InvalidOid;
 	applies = WRITER_APPLIES_NOTHING;
 	xact_active = false;
+	if (xact_holds_group)
+		stream_writer_leave_group(xact_home_slot);
+	xact_holds_group = false;
 	xact_workers_used = 0;
 	xact_queued = false;
 	xact_untracked = false;
@@ -608,6 +612,7 @@ begin_stream_xact(void)
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("cannot insert into a stream in a parallel worker")));
 	xact_home_slot = stream_route_first_record();
+	xact_holds_group = true;
 	xact_workers_used = 0;
 	xact_seq = stream_ack_next_seq();
 	xact_active = true;
