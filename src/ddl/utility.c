@@ -417,6 +417,25 @@ refuse_change_stream_columns(Oid stream)
 }
 
 /*
+ * A continuous view's rule is its query, and what the view depends on (its
+ * stream, columns, aggregates, tables) is recorded on that rule: CREATE OR
+ * REPLACE RULE "_RETURN" would drop those records, and with them what keeps
+ * the catalog's definition of the view valid.  No other rule belongs on it.
+ */
+static void
+check_continuous_view_rule(RuleStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+	if (OidIsValid(relid) && stream_continuous_view_id(relid) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot create a rule on continuous view \"%s\"", get_rel_name(relid)),
+				 errdetail("A continuous view's query is its own rule, which stream_ext keeps."),
+				 errhint("Drop the view and create it again to change its query.")));
+}
+
+/*
  * A change stream's events come from the combiner: a row trigger on it
  * would never fire, and its changes_of option (what makes it a change
  * stream, refusing INSERT) is the extension's to set.
@@ -749,6 +768,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	}
 
 	check_links = stream_guard_internal_relations(parsetree);
+	if (IsA(parsetree, RuleStmt))
+		check_continuous_view_rule((RuleStmt *) parsetree);
 	if (IsA(parsetree, CopyStmt))
 		stream_note_delta_copy((CopyStmt *) parsetree);
 
