@@ -59,4 +59,17 @@ exec 7>&-
 wait "$writer" || fail "with_a's COMMIT failed: $(cat "$SCRATCH/writer.out")"
 [ "$(psql -X -At -d with_a -c "SELECT n FROM ev_n")" = 2 ] || fail "with_a's event is not in its view: $(psql -X -At -d with_a -c "SELECT n FROM ev_n")"
 say "ok: the writer's COMMIT started its database's workers again, and its event is in the view"
+
+# The shared table of view rates keeps at most 128 views per place
+# (256 here): more views take no more shared memory, and show rate 0.
+psql -X -q -d with_b -v ON_ERROR_STOP=1 -c "CREATE FOREIGN TABLE many (k int) SERVER stream_ext"
+for i in $(seq 1 300); do echo "CREATE VIEW many_$i WITH (continuous) AS SELECT count(*) AS n FROM many;"; done |
+	psql -X -q -d with_b -v ON_ERROR_STOP=1 >/dev/null
+psql -X -q -d with_b -c "INSERT INTO many VALUES (1)"
+PGDATABASE=with_b wait_until 10 "the rates show the event" \
+	"SELECT count(*) > 0 FROM stream_ext.view_stats WHERE name::text LIKE 'many_%' AND rate_10s > 0"
+rated=$(psql -X -At -d with_b -c "SELECT count(*) FILTER (WHERE rate_10s > 0) FROM stream_ext.view_stats WHERE name::text LIKE 'many_%'")
+# (the entries are the server's: with_a's and with_b's other views hold some)
+[ "$rated" -le 256 ] && [ "$rated" -ge 250 ] || fail "views with a rate, of 300 views with an event: got $rated, expected at most 256"
+say "ok: the view rates of 300 views fill the 256 entries and take no more"
 say PASS

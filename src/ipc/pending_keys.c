@@ -208,7 +208,7 @@ stream_pending_keys_shmem_startup(void)
 	info.keysize = sizeof(ClearedKey);
 	info.entrysize = sizeof(ClearedEntry);
 	cleared = ShmemInitHash("stream_ext cleared deltas", max_tables(), max_tables(),
-							&info, HASH_ELEM | HASH_BLOBS);
+							&info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	unnoted = ShmemInitStruct("stream_ext unnoted delta writes",
 							  mul_size(UNNOTED_DATABASES + 1, sizeof(UnnotedWrites)),
 							  &found);

@@ -95,8 +95,9 @@ stream_view_rates_shmem_startup(void)
 	rates_lock = &(GetNamedLWLockTranche("stream_ext view rates"))->lock;
 	info.keysize = sizeof(ViewRateKey);
 	info.entrysize = sizeof(ViewRateEntry);
+	/* fixed: a shared hash table would otherwise grow into the memory left */
 	rates = ShmemInitHash("stream_ext view rates", max_entries(), max_entries(),
-						  &info, HASH_ELEM | HASH_BLOBS);
+						  &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 }
 
