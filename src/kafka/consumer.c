@@ -344,9 +344,15 @@ stream_ext_kafka_main(Datum arg)
 								w->cfg.group_id)));
 			if (w->assignment_revoked)
 			{
-				/* polled before the revocation: the next owner reads them */
+				/*
+				 * polled before the revocation: the next owner reads them;
+				 * this poll's go first in the batch (those of partitions no
+				 * longer ours are dropped when it is applied)
+				 */
 				for (int i = 0; i < n; i++)
 					rd_kafka_message_destroy(msgs[i]);
+				if (got > 0)
+					memmove(msgs, msgs + n, sizeof(*msgs) * got);
 				n = 0;
 				w->assignment_revoked = false;
 			}
