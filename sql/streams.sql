@@ -112,6 +112,17 @@ SELECT n, with_arrival, arrived_before_apply,
        last_arrival <= now() AS last_before_now,
        first_arrival <= last_arrival AS ordered
   FROM st_arrival;
+-- each statement of a DO block (whose statements share a start time) reads
+-- the clock again
+CREATE VIEW st_arrival_do WITH (continuous) AS
+  SELECT max(arrival_timestamp) - min(arrival_timestamp) AS spread FROM st_events WHERE name = 'do';
+DO $$BEGIN
+  FOR i IN 1..3 LOOP
+    INSERT INTO st_events VALUES (1003, 'do', i, NULL);
+    PERFORM pg_sleep(0.2);
+  END LOOP;
+END$$;
+SELECT spread >= interval '0.4 s' AS arrivals_apart FROM st_arrival_do;
 
 -- row triggers on a stream: BEFORE ROW sees the event before it is stamped
 -- and may change it; AFTER ROW sees it as buffered, arrival time included,

@@ -847,6 +847,11 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
 void
 stream_insert_statement_done(void)
 {
+	/*
+	 * The next statement reads the clock again, also when its start time is
+	 * this one's (statements of a function, a DO block or a procedure)
+	 */
+	arrival_statement = 0;
 	if (!xact_active)
 		return;
 	if (stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
