@@ -178,6 +178,16 @@ SELECT stream_ext.create_continuous_view('rj_ok', 'SELECT count(*) FROM rj_s');
 \set VERBOSITY default
 SELECT stream_ext.create_continuous_view('', 'SELECT count(*) FROM rj_s');
 SELECT stream_ext.create_continuous_view(NULL, 'SELECT count(*) FROM rj_s');
+SELECT stream_ext.create_continuous_view('rj_v', NULL);
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(*) FROM rj_s', ARRAY[NULL]);
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(*) FROM rj_s', '{{ttl=1 day},{ttl=2 days}}');
+SELECT stream_ext.create_continuous_view('rj_v', 'SELECT count(*) FROM rj_s', '{continuous=false}');
+-- NULL options are none, and continuous=true is what the function makes anyway
+SELECT stream_ext.create_continuous_view('rj_fn', 'SELECT count(*) FROM rj_s', NULL);
+SELECT stream_ext.create_continuous_view('rj_fn2', 'SELECT count(*) FROM rj_s', '{continuous=true}');
+DROP VIEW rj_fn, rj_fn2;
+-- functions of a continuous view say what a relation is not
+SELECT stream_ext.truncate_continuous_view('pg_class');
 
 -- nothing was left behind by the refused statements
 SELECT name, stream FROM stream_ext.continuous_views WHERE stream::text LIKE 'rj\_%' ORDER BY name::text;

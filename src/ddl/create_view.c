@@ -750,12 +750,21 @@ stream_follow_view_owner(Oid view)
 Datum
 stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *name;
+	char	   *sql;
 	List	   *options = NIL;
-	List	   *names = stringToQualifiedNameList(name);
-	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	List	   *names;
+	List	   *stmts;
 
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the %s of a continuous view cannot be NULL",
+						PG_ARGISNULL(0) ? "name" : "query")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	names = stringToQualifiedNameList(name);
+	stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 	if (list_length(stmts) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
@@ -768,18 +777,40 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 		int			n;
 
 		/* 'option=value' strings, as reloptions are written */
+		if (ARR_NDIM(array) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("the options of a continuous view must be a one-dimensional array")));
 		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elnulls, &n);
 		for (int i = 0; i < n; i++)
 		{
-			char	   *opt = elnulls[i] ? "" : TextDatumGetCString(elems[i]);
-			char	   *eq = strchr(opt, '=');
+			char	   *opt;
+			char	   *eq;
+			bool		on;
 
+			if (elnulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("a continuous view option cannot be NULL")));
+			opt = TextDatumGetCString(elems[i]);
+			eq = strchr(opt, '=');
 			if (eq == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("invalid continuous view option \"%s\"", opt),
 						 errhint("Write each option as name=value, for example 'sliding_window=5 minutes'.")));
 			*eq = '\0';
+			/* continuous=true, as in CREATE VIEW: what this function makes */
+			if (strcmp(opt, "continuous") == 0)
+			{
+				if (!parse_bool(eq + 1, &on) || !on)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("invalid value for option \"continuous\" of create_continuous_view: \"%s\"",
+									eq + 1),
+							 errdetail("The function creates continuous views.")));
+				continue;
+			}
 			options = lappend(options, makeDefElem(pstrdup(opt), (Node *) makeString(pstrdup(eq + 1)), -1));
 		}
 	}

@@ -372,7 +372,7 @@ CREATE PROCEDURE stream_ext_internal.run_utility()
 CREATE FUNCTION stream_ext.create_continuous_view(name text, query text,
                                                   options text[] DEFAULT '{}')
   RETURNS regclass
-  AS 'MODULE_PATHNAME', 'stream_ext_create_continuous_view' LANGUAGE C STRICT VOLATILE;
+  AS 'MODULE_PATHNAME', 'stream_ext_create_continuous_view' LANGUAGE C VOLATILE;
 
 -- "Now" for sliding windows, ttl and the reaper: stream_ext.read_time when set.
 CREATE FUNCTION stream_ext.read_time() RETURNS timestamptz
