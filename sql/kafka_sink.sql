@@ -180,6 +180,18 @@ SELECT stream_ext.kafka_stop('ks_in', 'in');
 DROP DOMAIN ks_offset CASCADE;
 SELECT stream_ext.kafka_consume('ks_in', 'in', '127.0.0.1:9', key_column => 'k');
 SELECT stream_ext.kafka_stop('ks_in', 'in');
+-- a start time is the instant meant in the caller's TimeZone (the workers
+-- read it in theirs), an object is stored as jsonb writes it, a time before
+-- any Kafka timestamp is the earliest
+SET TimeZone = 'Asia/Tokyo';
+SELECT stream_ext.kafka_consume('ks_in', 'in_t', '127.0.0.1:9', start => '2030-01-01 09:00');
+RESET TimeZone;
+SELECT stream_ext.kafka_stop('ks_in', 'in_t');
+SELECT stream_ext.kafka_consume('ks_in', 'in_j', '127.0.0.1:9', start => ' {"0": 5}');
+SELECT stream_ext.kafka_stop('ks_in', 'in_j');
+SELECT stream_ext.kafka_consume('ks_in', 'in_e', '127.0.0.1:9', start => '1969-12-31');
+SELECT stream_ext.kafka_stop('ks_in', 'in_e');
+SELECT topic, start FROM stream_ext_internal.kafka_consumers WHERE topic LIKE 'in\_%' ORDER BY topic;
 ALTER FOREIGN TABLE ks_in RENAME COLUMN "Ts" TO ts;
 ALTER FOREIGN TABLE ks_in DROP COLUMN p;
 ALTER FOREIGN TABLE ks_in RENAME COLUMN k TO key;

@@ -780,11 +780,16 @@ REVOKE ALL ON FUNCTION stream_ext_internal.kafka_stop_workers(int, boolean),
 
 -- A start position: earliest, latest, a timestamp, or a JSON object of
 -- partition: offset (partitions not in it start at the earliest offset).
-CREATE FUNCTION stream_ext_internal.kafka_check_start(p_start text) RETURNS void
+-- Returns it as the workers read it (src/kafka/assign.c): a timestamp as
+-- the instant the caller meant (in the caller's TimeZone and DateStyle,
+-- 'now' at the call), in UTC; an object as jsonb writes it.
+CREATE FUNCTION stream_ext_internal.kafka_check_start(p_start text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+  t timestamptz;
 BEGIN
   IF p_start IN ('earliest', 'latest') THEN
-    RETURN;
+    RETURN p_start;
   END IF;
   IF p_start IS NULL THEN
     RAISE EXCEPTION 'start must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -795,9 +800,16 @@ BEGIN
                   WHERE key::int < 0 OR value::bigint < 0) THEN
         RAISE EXCEPTION 'negative';
       END IF;
-    ELSIF NOT isfinite(p_start::timestamptz) THEN
+      RETURN p_start::jsonb::text;
+    END IF;
+    t := p_start::timestamptz;
+    IF NOT isfinite(t) THEN
       RAISE EXCEPTION 'infinite';
     END IF;
+    IF t < '1970-01-01 00:00+00' THEN
+      RETURN 'earliest';        -- before any Kafka timestamp
+    END IF;
+    RETURN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00';
   EXCEPTION WHEN others THEN
     RAISE EXCEPTION 'invalid start position "%"', p_start
       USING ERRCODE = 'invalid_parameter_value',
@@ -1074,7 +1086,7 @@ BEGIN
   IF coalesce(p_topic, '') = '' OR coalesce(p_brokers, '') = '' THEN
     RAISE EXCEPTION 'topic and brokers must be given' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM stream_ext_internal.kafka_check_start(p_start);
+  p_start := stream_ext_internal.kafka_check_start(p_start);
   IF jsonb_typeof(p_options) IS DISTINCT FROM 'object'
      OR jsonb_typeof(p_format_options) IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION 'options and format options must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
@@ -1151,7 +1163,7 @@ BEGIN
   p_role := stream_ext_internal.kafka_acting_role(p_role);
   PERFORM stream_ext_internal.kafka_check_manager(p_stream, acts_for, p_role, false);
   IF p_start IS NOT NULL THEN
-    PERFORM stream_ext_internal.kafka_check_start(p_start);
+    p_start := stream_ext_internal.kafka_check_start(p_start);
   END IF;
   PERFORM stream_ext_internal.kafka_stop_workers(cid);
   IF p_start IS NOT NULL THEN
