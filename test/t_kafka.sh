@@ -94,12 +94,14 @@ printf '5,multi,1\n6,multi,2\n' | produce csv_t -p 1 -D '#'
 printf 'a|b|x\n7|t\\tab|1.5#a|b|x\n8|-|2#a|b|x\n9|pipe\\|not|1' | produce text_t -D '#'
 # octal and hex escapes as COPY reads them; an escaped byte that is not UTF-8 is refused
 printf 'a|b|x\n10|\\101\\x42\\x43z\\xg|4#a|b|x\n11|bad\\377|5#a|b|x\n12|nul\\000x|6' | produce text_t -D '#'
+# a header line with more fields than the stream is skipped all the same
+printf 'a|b|x|extra\n13|hdr|7' | produce text_t -D '#'
 wait_until 30 "csv events applied" "SELECT coalesce(sum(n), 0) = 6 FROM c_v"
 expect "SELECT string_agg(format('%s:%s:%s:%s', coalesce(b, '<null>'), n, a, x), ' ' ORDER BY b NULLS FIRST) FROM c_v" \
 	'<null>:1:2:1 :1:4:1 multi:2:11:3 say "hi":1:3:0.5 x,y:1:1:2.5' "csv: quotes, escapes, NULL vs empty string, two lines in one message"
-wait_until 30 "text events applied" "SELECT coalesce(sum(n), 0) = 4 FROM t_v"
+wait_until 30 "text events applied" "SELECT coalesce(sum(n), 0) = 5 FROM t_v"
 expect "SELECT string_agg(format('%s:%s:%s', coalesce(b, '<null>'), a, x), ' ' ORDER BY b NULLS FIRST) FROM t_v" \
-	"$(printf '<null>:8:2 ABCzxg:10:4 pipe|not:9:1 t\tab:7:1.5')" "text: header skipped, delimiter, escapes, null string"
+	"$(printf '<null>:8:2 ABCzxg:10:4 hdr:13:7 pipe|not:9:1 t\tab:7:1.5')" "text: header skipped (one with more fields too), delimiter, escapes, null string"
 expect "SELECT string_agg(error, '; ') FROM stream_ext.kafka_errors WHERE stream = 't'::regclass" \
 	'invalid byte sequence for encoding "UTF8" in field 2; invalid byte sequence for encoding "UTF8" in field 2' \
 	"text: an escaped byte that is not UTF-8, or NUL, is refused"

@@ -832,6 +832,7 @@ decode_lines(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 	/* a final newline ends the last line; it does not start an empty one */
 	while (p < end)
 	{
+		const char *line = p;
 		char	   *error;
 
 		if (d->opts.format == KAFKA_FORMAT_CSV)
@@ -840,6 +841,13 @@ decode_lines(KafkaDecoder *d, const KafkaMessageView *msg, TimestampTz arrival,
 			error = split_text_line(d, &p, end);
 		if (first && d->opts.header)
 		{
+			/* a header that does not split (more fields, say): to its newline */
+			if (error != NULL)
+			{
+				const char *nl = memchr(line, '\n', end - line);
+
+				p = nl ? nl + 1 : end;
+			}
 			first = false;
 			continue;
 		}
