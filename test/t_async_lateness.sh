@@ -63,6 +63,13 @@ expect "SELECT sum(c) || ' ' || (SELECT late_events FROM stream_ext.view_stats W
 	"2 1" "another transaction's event an hour before is late"
 expect "SELECT count(*) FROM stream_ext_internal.queued_writers" "0" "no writer is left queued"
 
+say "autocommit async INSERT and COPY: one record each, counted at once"
+psql -X -q -v ON_ERROR_STOP=1 -c "SET stream_ext.commit_mode = async" -c "INSERT INTO al VALUES ('2026-01-01 13:00+00')"
+printf '2026-01-01 14:00+00\n' | psql -X -q -v ON_ERROR_STOP=1 -c "SET stream_ext.commit_mode = async" -c "COPY al (ts) FROM STDIN"
+wait_until 10 "the watermark counts both" \
+	"SELECT watermark = '2026-01-01 13:59:00+00' FROM stream_ext.view_stats WHERE name = 'al_v'::regclass"
+expect "SELECT count(*) FROM stream_ext_internal.queued_writers" "0" "no autocommit writer is left queued"
+
 say "a large INSERT in time order, async, over every worker"
 # The first records go to the transaction's first worker, busy with slow_v,
 # the rest (later times) to the other worker once that one's queue is half

@@ -345,7 +345,8 @@ send_last_records(uint16 flags)
 {
 	int			last;
 
-	if (xact_queued)
+	/* (a record sent now is QUEUED in async mode: send_record) */
+	if (xact_queued || stream_ext_commit_mode == STREAM_COMMIT_ASYNC)
 		flags |= STREAM_FLAG_LAST;
 	last = flush_event_buffer(flags);
 	flags &= STREAM_FLAG_COMMIT | STREAM_FLAG_LAST;
