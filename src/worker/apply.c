@@ -1701,6 +1701,28 @@ note_queued_writers(StreamBatch *batch)
 }
 
 /*
+ * A batch that could not be applied is discarded: its LAST records of
+ * tracked writers are counted all the same, in a transaction of their own
+ * (their events will not come again).  Errors propagate.
+ */
+void
+stream_apply_discarded_batch(StreamBatch *batch)
+{
+	MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(batch));
+
+	merge_queued_writers(batch);
+	MemoryContextSwitchTo(old);
+	if (batch->nqueued == 0)
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	note_queued_writers(batch);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * Apply the batch in one transaction; errors propagate to the caller, which
  * aborts and may retry with careful = true.
  */

@@ -80,6 +80,7 @@ extern void stream_apply_events(List *streams, int worker_no, bool careful);
 extern void stream_apply_held_events(int view_id, List *runs, int worker_no, bool careful);
 extern void stream_apply_table_transforms(StreamBatchEvents *events, int worker_no);
 extern void stream_apply_batch(StreamBatch *batch, int worker_no, bool careful);
+extern void stream_apply_discarded_batch(StreamBatch *batch);
 extern int	stream_apply_running_view(void);
 extern void stream_apply_forget_running_view(void);
 extern void stream_apply_skip_views(const int *views, int n);

@@ -486,6 +486,29 @@ take_ignored_cancel_notes(StreamWorkerSlot *slot)
 }
 
 /*
+ * A discarded batch's LAST records of writers still tracked for lateness
+ * are counted (apply.c); when that fails too, their writers stay tracked
+ * until the server restarts (logged).
+ */
+static void
+count_discarded_lasts(StreamBatch *batch, MemoryContext cxt)
+{
+	PG_TRY();
+	{
+		stream_apply_discarded_batch(batch);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
  * Apply the batch (carefully after an error), then acknowledge its waiting
  * writers and release its ring space.  An error on events costs only those
  * events for their views (apply.c); what remains is not the events' fault.
@@ -540,9 +563,12 @@ apply_and_acknowledge(int slotno, StreamBatch *batch, MemoryContext cxt)
 	if (failure == NULL)
 		note_commit_latency(slotno, batch);
 	if (failure != NULL)
+	{
 		ereport(LOG,
 				(errmsg("stream_ext worker discarded a batch of %d events", batch->nevents),
 				 errdetail_internal("%s", why)));
+		count_discarded_lasts(batch, cxt);
+	}
 	stream_ring_release(slot, batch->end_pos);
 	return true;
 }
