@@ -124,6 +124,27 @@ DO $$BEGIN
 END$$;
 SELECT spread >= interval '0.4 s' AS arrivals_apart FROM st_arrival_do;
 
+-- NOT NULL and CHECK constraints of a stream hold as for a table, INSERT and
+-- COPY alike (PostgreSQL leaves a foreign table's to its wrapper); COPY
+-- FREEZE is refused as for a table created earlier
+CREATE FOREIGN TABLE st_checked (v int NOT NULL CHECK (v > 0), w text) SERVER stream_ext;
+CREATE VIEW st_checked_v WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM st_checked;
+INSERT INTO st_checked VALUES (1, 'a');
+INSERT INTO st_checked VALUES (NULL, 'b');
+INSERT INTO st_checked VALUES (-5, 'c');
+COPY st_checked FROM STDIN;
+2	d
+\N	e
+\.
+COPY st_checked FROM STDIN (FREEZE);
+3	f
+\.
+COPY st_events (id) FROM STDIN (FREEZE);
+1004
+\.
+SELECT n, s FROM st_checked_v;
+DROP FOREIGN TABLE st_checked CASCADE;
+
 -- row triggers on a stream: BEFORE ROW sees the event before it is stamped
 -- and may change it; AFTER ROW sees it as buffered, arrival time included,
 -- by INSERT, INSERT ... SELECT and COPY

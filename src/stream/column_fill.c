@@ -51,6 +51,18 @@ own_generated_column(TupleDesc desc, int i, int arrival)
 }
 
 /*
+ * Does the stream have NOT NULL or CHECK constraints?  PostgreSQL checks
+ * them for tables only; a stream's writer checks them itself (fdw.c).
+ */
+bool
+stream_has_constraints(Relation rel)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+
+	return constr != NULL && (constr->has_not_null || constr->num_check > 0);
+}
+
+/*
  * Has stream rel stored generated columns (arrival_timestamp, which its
  * writer stamps, aside)?
  */

@@ -12,6 +12,7 @@
 typedef struct StreamColumnFill StreamColumnFill;
 
 extern bool stream_has_generated_columns(Relation rel);
+extern bool stream_has_constraints(Relation rel);
 extern StreamColumnFill *stream_column_fill_begin(Relation rel, Bitmapset *given);
 extern void stream_column_fill(StreamColumnFill *fill, Datum *values, bool *isnull);
 extern void stream_column_fill_end(StreamColumnFill *fill);

@@ -18,6 +18,7 @@
 #include "catalog/pg_authid.h"
 #include "commands/copy.h"
 #include "commands/copyfrom_internal.h"
+#include "commands/defrem.h"
 #include "commands/progress.h"
 #include "pgstat.h"
 #include "executor/executor.h"
@@ -93,6 +94,22 @@ use_fast_input(CopyFromState cstate, TupleDesc desc)
 	}
 }
 
+/* Do COPY's options ask for FREEZE? */
+static bool
+asks_freeze(List *options)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, "freeze") == 0 && defGetBoolean(def))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Is this a COPY FROM into a stream that stream_copy_from runs?  A stream
  * with triggers or generated columns (the executor computes them), a COPY
@@ -111,7 +128,9 @@ stream_copy_handles(CopyStmt *stmt)
 	if (!OidIsValid(relid) || !stream_is_stream_relation(relid))
 		return false;
 	rel = table_open(relid, RowExclusiveLock);
-	handles = (rel->trigdesc == NULL && !stream_has_generated_columns(rel));
+	/* (FREEZE and constraints are refused and checked by COPY's own path) */
+	handles = (rel->trigdesc == NULL && !stream_has_generated_columns(rel) &&
+			   !stream_has_constraints(rel) && !asks_freeze(stmt->options));
 	table_close(rel, NoLock);
 	return handles;
 }

@@ -29,6 +29,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "stream/column_fill.h"
 #include "stream/fdw.h"
 #include "stream/insert.h"
 #include "stream/read_guard.h"
@@ -47,6 +48,7 @@ typedef struct StreamScanState
 typedef struct StreamModifyState
 {
 	int			arrival_attno;
+	bool		check_constraints;	/* the stream has NOT NULL or CHECK ones */
 	/* the event with its arrival time, for AFTER ROW triggers; or NULL */
 	TupleTableSlot *stamped;
 } StreamModifyState;
@@ -244,6 +246,7 @@ begin_insert(ResultRelInfo *rinfo)
 
 	stream_admit_writer(rinfo->ri_RelationDesc);
 	state->arrival_attno = stream_arrival_attno(rinfo->ri_RelationDesc);
+	state->check_constraints = stream_has_constraints(rinfo->ri_RelationDesc);
 	if (state->arrival_attno > 0 && triggers != NULL && triggers->trig_insert_after_row)
 		state->stamped = MakeSingleTupleTableSlot(RelationGetDescr(rinfo->ri_RelationDesc),
 												  &TTSOpsVirtual);
@@ -298,6 +301,9 @@ streamExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	StreamModifyState *state = rinfo->ri_FdwState;
 	TimestampTz arrival;
 
+	/* as for a table (PostgreSQL leaves a foreign table's to its wrapper) */
+	if (state->check_constraints)
+		ExecConstraints(rinfo, slot, estate);
 	arrival = stream_insert_event(rinfo->ri_RelationDesc, slot, state->arrival_attno);
 	if (state->stamped != NULL)
 		return stamped_event(state, slot, arrival);
