@@ -70,6 +70,39 @@ wait_until 10 "the watermark counts both" \
 	"SELECT watermark = '2026-01-01 13:59:00+00' FROM stream_ext.view_stats WHERE name = 'al_v'::regclass"
 expect "SELECT count(*) FROM stream_ext_internal.queued_writers" "0" "no autocommit writer is left queued"
 
+say "events held back unjudged: judged against others when applied"
+# The transaction's second record waits behind slow_v until it committed;
+# meanwhile a session locks the stream (DDL in an open transaction, say):
+# the worker holds the view's events back unjudged, and they are judged
+# when the combiner applies them, after that session is done.
+mkfifo "$SCRATCH/w" "$SCRATCH/l"
+psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/w" >"$SCRATCH/w.out" 2>&1 &
+wpid=$!
+psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/l" >"$SCRATCH/l.out" 2>&1 &
+lpid=$!
+_bg_pids+=($wpid $lpid)
+exec 7>"$SCRATCH/w" 9>"$SCRATCH/l"
+echo "SET stream_ext.commit_mode = async; BEGIN; INSERT INTO al VALUES ('2026-01-01 15:00+00');" >&7
+wait_until 10 "the first statement's event is applied" \
+	"SELECT count(*) = 1 FROM stream_ext_internal.watermark_pending WHERE max_event_time = '2026-01-01 15:00+00'"
+echo "INSERT INTO slow_s VALUES (3);" >&7
+wait_until 10 "the worker runs slow_v" \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'stream_ext: applying %slow_v'"
+echo "INSERT INTO al VALUES ('2026-01-01 14:30+00'); COMMIT;" >&7
+exec 7>&-
+wait "$wpid" || fail "the async transaction failed: $(cat "$SCRATCH/w.out")"
+echo "BEGIN; ALTER FOREIGN TABLE al ADD COLUMN held int;" >&9
+wait_until 20 "the event is held back" \
+	"SELECT count(*) = 1 FROM stream_ext_internal.held_events WHERE NOT judged"
+echo "ROLLBACK;" >&9
+exec 9>&-
+wait "$lpid"
+wait_until 30 "the held event is applied" "SELECT count(*) = 0 FROM stream_ext_internal.held_events"
+expect "SELECT sum(c) || ' ' || (SELECT late_events FROM stream_ext.view_stats WHERE name = 'al_v'::regclass) FROM al_v WHERE h IN ('2026-01-01 14:00+00', '2026-01-01 15:00+00')" \
+	"3 1" "the held event, half an hour before its own transaction's first, is not late (the 11:30 one before is)"
+wait_until 10 "the watermark counts the transaction" \
+	"SELECT watermark = '2026-01-01 14:59:00+00' FROM stream_ext.view_stats WHERE name = 'al_v'::regclass"
+
 say "a large INSERT in time order, async, over every worker"
 # The first records go to the transaction's first worker, busy with slow_v,
 # the rest (later times) to the other worker once that one's queue is half
@@ -106,6 +139,9 @@ echo "INSERT INTO al VALUES ('2026-01-01 11:00+00'); COMMIT;" >&8
 exec 8>&-
 wait "$ypid" || fail "the async transaction failed: $(cat "$SCRATCH/y.out")"
 expect "SELECT count(*) FROM stream_ext_internal.queued_writers" "1" "the transaction is queued when the server crashes"
+# (an async commit is flushed within a few wal_writer_delay: a crash sooner
+# would lose the transaction whole)
+run_sql -c "CHECKPOINT"
 kill_server_hard "$SCRATCH/crash"
 bash "$TEST_DIR/server.sh" restart "$SCRATCH/crash" >/dev/null
 run_sql -c "INSERT INTO al VALUES (NULL)"	# the database's processes start

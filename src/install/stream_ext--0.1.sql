@@ -178,9 +178,13 @@ CREATE TABLE stream_ext_internal.held_events (
   view_id    int NOT NULL,
   judged     boolean NOT NULL,
   event_time timestamptz,
-  event      bytea NOT NULL
+  event      bytea NOT NULL,
+  -- the writer of an event not judged yet, whose pending watermark is not
+  -- folded before the event is judged (src/window/lateness.c)
+  writer_xid xid8
 );
 CREATE INDEX ON stream_ext_internal.held_events (view_id, seq);
+CREATE INDEX ON stream_ext_internal.held_events (view_id, writer_xid) WHERE writer_xid IS NOT NULL;
 -- the earliest time of a view's held events, which its watermark waits at
 CREATE INDEX ON stream_ext_internal.held_events (view_id, event_time);
 
@@ -501,7 +505,10 @@ CREATE VIEW stream_ext_internal.view_watermark AS
                             (SELECT max(p.max_event_time) FROM stream_ext_internal.watermark_pending p
                               WHERE p.view_id = w.view_id AND stream_ext_internal.xid_visible(p.writer_xid)
                                 AND NOT EXISTS (SELECT FROM stream_ext_internal.queued_writers q
-                                                 WHERE q.writer = p.queued_writer))),
+                                                 WHERE q.writer = p.queued_writer)
+                                AND NOT EXISTS (SELECT FROM stream_ext_internal.held_events h
+                                                 WHERE h.view_id = p.view_id
+                                                   AND h.writer_xid = p.writer_xid))),
                    v.allowed_lateness) AS watermark,
                  (SELECT min(h.event_time) FROM stream_ext_internal.held_events h
                    WHERE h.view_id = w.view_id) AS held

@@ -57,7 +57,7 @@
 	"done AS (DELETE FROM " STREAM_INTERNAL_SCHEMA ".watermark_pending p USING free f " \
 	"WHERE p.view_id = f.view_id AND p.writer_xid < $1 " \
 	"AND (" STREAM_INTERNAL_SCHEMA ".xid_aborted(p.writer_xid) " \
-	"OR " STREAM_INTERNAL_SCHEMA ".xid_committed(p.writer_xid) AND " STREAM_NOT_QUEUED("p") ") " \
+	"OR " STREAM_INTERNAL_SCHEMA ".xid_committed(p.writer_xid) AND " STREAM_FOLDABLE("p") ") " \
 	"RETURNING p.view_id, p.writer_xid, p.max_event_time, p.late_events, " \
 	STREAM_INTERNAL_SCHEMA ".xid_committed(p.writer_xid) AS committed), " \
 	"forgotten AS (DELETE FROM " LATE_EVENTS " l USING done d " \
