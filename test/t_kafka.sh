@@ -161,7 +161,9 @@ expect "SELECT string_agg(sqlstate || ':' || message, ' ' ORDER BY name::text) F
 
 ########## a stream column that holds partial aggregate states is not read
 # from Kafka (the consumer decodes as the bootstrap superuser, who may enter
-# them): the consumer says why, and makes no event
+# them): the consumer says why, and makes no event; it says so in
+# last_error also when log_min_messages keeps errors out of the log
+set_server_setting log_min_messages log
 run_sql <<SQL
 CREATE DOMAIN states_d AS stream_ext_internal.agg_state[];
 CREATE FOREIGN TABLE st (url text, sts states_d) SERVER stream_ext;
@@ -172,6 +174,7 @@ echo '{"url": "/a", "sts": ["tdigest(double precision,integer):\\x07000000"]}' |
 wait_until 30 "the consumer of a stream with states reports why it does not run" \
 	"SELECT last_error LIKE '%column \"sts\" of stream \"st\" cannot be read from Kafka%' FROM stream_ext.kafka_consumers WHERE stream = 'st'::regclass"
 expect "SELECT n FROM st_v" "0" "no event of a stream column of partial states from Kafka"
+psql -X -q -d postgres -c "ALTER SYSTEM RESET log_min_messages" -c "SELECT pg_reload_conf()" >/dev/null
 run_sql <<SQL
 SELECT stream_ext.kafka_stop('st', 'st_t');
 SQL

@@ -231,23 +231,19 @@ consumer_activity(KafkaWorker *w)
 }
 
 /*
- * Entry point of a consumer worker (bgw_extra holds its KafkaWorkerArgs):
- * attach to the slot the supervisor prepared, read the consumer, connect,
- * then poll and apply batches until SIGTERM.
+ * A consumer worker, attached to the slot the supervisor prepared (argsp:
+ * its KafkaWorkerArgs, from bgw_extra): read the consumer, connect, then
+ * poll and apply batches until SIGTERM.
  */
-void
-stream_ext_kafka_main(Datum arg)
+static void
+consumer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 {
-	KafkaWorker *w = &worker;
-	KafkaWorkerArgs args;
+	KafkaWorkerArgs args = *argsp;
 	rd_kafka_message_t **msgs;
 	int			capacity;
 	MemoryContext batch_cxt;
 	TimestampTz last_partition_check;
 	char	   *activity;
-
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	kafka_worker_start(w, &args);
 
 	/*
 	 * Offsets and deltas commit in one transaction.  The commit waits for
@@ -420,4 +416,15 @@ stream_ext_kafka_main(Datum arg)
 			last_partition_check = GetCurrentTimestamp();
 		}
 	}
+}
+
+/* The entry point of a consumer worker: consumer_main, its errors noted (process.c) */
+void
+stream_ext_kafka_main(Datum arg)
+{
+	KafkaWorkerArgs args;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	kafka_worker_start(&worker, &args);
+	kafka_worker_run(&worker, &args, consumer_main);
 }

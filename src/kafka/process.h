@@ -24,6 +24,8 @@ typedef struct KafkaWorkerArgs
 } KafkaWorkerArgs;
 
 extern void kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args);
+extern void kafka_worker_run(KafkaWorker *w, KafkaWorkerArgs *args,
+							 void (*body) (KafkaWorker *w, KafkaWorkerArgs *args));
 extern void kafka_report_problem(KafkaWorker *w, const char *what);
 extern void kafka_serve_callback_reports(KafkaWorker *w);
 extern void kafka_consumer_sleep(KafkaWorker *w, long ms);

@@ -821,15 +821,14 @@ count_produced(KafkaWorker *w, int64 n)
 /* ---------- main ---------- */
 
 /*
- * Entry point of a producer worker (bgw_extra holds its KafkaWorkerArgs):
- * attach to the slot the supervisor prepared, read the producer, connect,
- * then stage, produce and forget batches until SIGTERM.
+ * A producer worker, attached to the slot the supervisor prepared (argsp:
+ * its KafkaWorkerArgs, from bgw_extra): read the producer, connect, then
+ * stage, produce and forget batches until SIGTERM.
  */
-void
-stream_ext_kafka_producer_main(Datum arg)
+static void
+producer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 {
-	KafkaWorker *w = &worker;
-	KafkaWorkerArgs args;
+	KafkaWorkerArgs args = *argsp;
 	MemoryContext batch_cxt;
 	Oid			staging = InvalidOid;
 	KafkaSinkStageSql stage_sql;
@@ -838,8 +837,6 @@ stream_ext_kafka_producer_main(Datum arg)
 	char	   *activity;
 	int			failures = 0;
 
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	kafka_worker_start(w, &args);
 	stream_worker_pin_settings();
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka producer batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -1010,4 +1007,15 @@ stream_ext_kafka_producer_main(Datum arg)
 			}
 		}
 	}
+}
+
+/* The entry point of a producer worker: producer_main, its errors noted (process.c) */
+void
+stream_ext_kafka_producer_main(Datum arg)
+{
+	KafkaWorkerArgs args;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	kafka_worker_start(&worker, &args);
+	kafka_worker_run(&worker, &args, producer_main);
 }
