@@ -101,6 +101,19 @@ SET ROLE regress_stream_owner;
 SELECT sec_try(format('CREATE STATISTICS sec.totals_stats ON who, (length(who)) FROM %s', :'sec_totals_state')) AS create_statistics,
        sec_try(format('CREATE POLICY totals_policy ON %s USING (true)', :'sec_totals_state')) AS create_policy;
 RESET ROLE;
+-- nor move them with ALTER ... ALL IN TABLESPACE (its other relations it may)
+SET allow_in_place_tablespaces = true;
+CREATE TABLESPACE regress_sec_space LOCATION '';
+GRANT CREATE ON TABLESPACE regress_sec_space TO regress_stream_owner;
+SET ROLE regress_stream_owner;
+CREATE TABLE sec.plain (a int);
+SELECT sec_try('ALTER TABLE ALL IN TABLESPACE pg_default OWNED BY regress_stream_owner SET TABLESPACE regress_sec_space') AS move_tables,
+       sec_try('ALTER INDEX ALL IN TABLESPACE pg_default OWNED BY regress_stream_owner SET TABLESPACE regress_sec_space') AS move_indexes,
+       sec_try('ALTER TABLE sec.plain SET TABLESPACE regress_sec_space') AS move_one;
+SELECT relname FROM pg_class WHERE reltablespace = (SELECT oid FROM pg_tablespace WHERE spcname = 'regress_sec_space');
+DROP TABLE sec.plain;
+RESET ROLE;
+DROP TABLESPACE regress_sec_space;
 
 -- a role with INSERT on the stream and SELECT on one view
 SET ROLE regress_stream_writer;

@@ -43,6 +43,8 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/tableam.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -52,11 +54,13 @@
 #include "catalog/pg_inherits.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "commands/tablespace.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "rewrite/rewriteHandler.h"
+#include "utils/acl.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -162,6 +166,67 @@ refuse(RangeVar *relation, const char *what, bool superuser_may)
 				 errdetail("The name could come to mean a relation of %s, which stream_ext's workers and combiner write, before the statement locks it.",
 						   STREAM_INTERNAL_SCHEMA),
 				 errhint("Qualify the name with its schema.")));
+}
+
+/*
+ * ALTER TABLE|INDEX|MATERIALIZED VIEW ALL IN TABLESPACE moves the relations
+ * of a kind in a tablespace that roles (those whose rights the current one
+ * has, when none is named) own: refused but to a superuser when that takes relations of
+ * stream_ext_internal (the tables of someone's continuous views, rewritten
+ * under an exclusive lock the workers would wait for).
+ */
+static void
+refuse_move_all(AlterTableMoveAllStmt *stmt)
+{
+	Oid			internal = get_namespace_oid(STREAM_INTERNAL_SCHEMA, true);
+	Oid			space = get_tablespace_oid(stmt->orig_tablespacename, true);
+	List	   *owners = NIL;
+	char		kinds[3] = {0};
+	ListCell   *lc;
+	Relation	pg_class;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
+
+	if (superuser() || !OidIsValid(internal) || !OidIsValid(space))
+		return;					/* (PostgreSQL says what is wrong with the space) */
+	if (space == MyDatabaseTableSpace)
+		space = InvalidOid;		/* as pg_class writes the database's default */
+	foreach(lc, stmt->roles)
+		owners = lappend_oid(owners, get_rolespec_oid(lfirst(lc), false));
+	switch (stmt->objtype)
+	{
+		case OBJECT_TABLE:
+			kinds[0] = RELKIND_RELATION;
+			kinds[1] = RELKIND_PARTITIONED_TABLE;
+			break;
+		case OBJECT_INDEX:
+			kinds[0] = RELKIND_INDEX;
+			kinds[1] = RELKIND_PARTITIONED_INDEX;
+			break;
+		default:
+			kinds[0] = RELKIND_MATVIEW;
+	}
+	pg_class = table_open(RelationRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(pg_class, 0, NULL);
+	while (!found && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_class rel = (Form_pg_class) GETSTRUCT(tuple);
+
+		found = rel->relnamespace == internal && rel->reltablespace == space &&
+			strchr(kinds, rel->relkind) != NULL && rel->relkind != '\0' &&
+			(owners == NIL ? has_privs_of_role(GetUserId(), rel->relowner) :
+			 list_member_oid(owners, rel->relowner));
+	}
+	table_endscan(scan);
+	table_close(pg_class, AccessShareLock);
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot move relations of schema %s", STREAM_INTERNAL_SCHEMA),
+				 errdetail("Relations in schema %s are written by stream_ext's workers and combiner.",
+						   STREAM_INTERNAL_SCHEMA),
+				 errhint("Move the other relations one by one, or ask a superuser.")));
 }
 
 /*
@@ -419,6 +484,9 @@ stream_guard_internal_relations(Node *parsetree)
 			break;
 		case T_RuleStmt:
 			refuse(((RuleStmt *) parsetree)->relation, "create a rule on", false);
+			break;
+		case T_AlterTableMoveAllStmt:
+			refuse_move_all((AlterTableMoveAllStmt *) parsetree);
 			break;
 		case T_AlterTableStmt:
 			refuse(((AlterTableStmt *) parsetree)->relation, "alter", true);
