@@ -141,6 +141,8 @@ ALTER VIEW rj_later SET (continuous);
 DROP VIEW rj_later;
 -- nor replaced by an ordinary view
 CREATE OR REPLACE VIEW rj_ok AS SELECT k, count(*) AS n FROM rj_s GROUP BY k;
+-- the wrapper has one server: a stream of another would miss the rules of streams
+CREATE SERVER rj_other FOREIGN DATA WRAPPER stream_ext;
 -- nor its rule (that would drop what it depends on), nor given another
 CREATE OR REPLACE RULE "_RETURN" AS ON SELECT TO rj_ok DO INSTEAD SELECT 1 AS k, 1::bigint AS n;
 CREATE RULE rj_ins AS ON INSERT TO rj_ok DO INSTEAD NOTHING;

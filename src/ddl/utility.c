@@ -770,6 +770,14 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	check_links = stream_guard_internal_relations(parsetree);
 	if (IsA(parsetree, RuleStmt))
 		check_continuous_view_rule((RuleStmt *) parsetree);
+	if (IsA(parsetree, CreateForeignServerStmt) &&
+		strcmp(((CreateForeignServerStmt *) parsetree)->fdwname, "stream_ext") == 0 &&
+		!creating_extension)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("foreign data wrapper \"stream_ext\" has one server, \"stream_ext\""),
+				 errdetail("Every stream is a foreign table of server stream_ext."),
+				 errhint("Create streams with CREATE FOREIGN TABLE ... SERVER stream_ext.")));
 	if (IsA(parsetree, CopyStmt))
 		stream_note_delta_copy((CopyStmt *) parsetree);
 
