@@ -148,10 +148,22 @@ delta_view(Oid delta, int *key_count)
 	*key_count = stream_is_view_relation(delta, VIEW_DELTA_TABLE) ?
 		stream_catalog_delta_keys_anywhere(delta, &view) : -1;
 	if (*key_count < 1 || !OidIsValid(view))
+	{
+		char	   *name = get_rel_name(delta);
+
+		/* a delta table the catalog has no view for: a failed restore */
+		if (name == NULL || OidIsValid(view) ||
+			!stream_is_view_relation(delta, VIEW_DELTA_TABLE))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("relation with OID %u is not the delta table of a continuous view with keys",
+							delta)));
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("relation with OID %u is not the delta table of a continuous view with keys",
-						delta)));
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"%s\" is not the delta table of a continuous view with keys", name),
+				 errdetail("The catalog of continuous views has no view for it."),
+				 errhint("If this database was restored from a dump, the restore of stream_ext's catalog failed (pg_restore reported why): fix the cause in the source database and restore again.")));
+	}
 	return view;
 }
 
