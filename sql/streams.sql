@@ -129,6 +129,7 @@ SELECT spread >= interval '0.4 s' AS arrivals_apart FROM st_arrival_do;
 -- FREEZE is refused as for a table created earlier
 CREATE FOREIGN TABLE st_checked (v int NOT NULL CHECK (v > 0), w text) SERVER stream_ext;
 CREATE VIEW st_checked_v WITH (continuous) AS SELECT count(*) AS n, sum(v) AS s FROM st_checked;
+\set VERBOSITY terse
 INSERT INTO st_checked VALUES (1, 'a');
 INSERT INTO st_checked VALUES (NULL, 'b');
 INSERT INTO st_checked VALUES (-5, 'c');
@@ -142,6 +143,17 @@ COPY st_checked FROM STDIN (FREEZE);
 COPY st_events (id) FROM STDIN (FREEZE);
 1004
 \.
+SELECT n, s FROM st_checked_v;
+-- a constraint on arrival_timestamp sees the time the event is given
+ALTER FOREIGN TABLE st_checked ALTER arrival_timestamp SET NOT NULL,
+  ADD CONSTRAINT st_arrived CHECK (arrival_timestamp > '2000-01-01');
+INSERT INTO st_checked VALUES (4, 'g');
+COPY st_checked FROM STDIN;
+5	h
+\.
+ALTER FOREIGN TABLE st_checked ADD CONSTRAINT st_future CHECK (arrival_timestamp > '2100-01-01');
+INSERT INTO st_checked VALUES (6, 'i');
+\set VERBOSITY default
 SELECT n, s FROM st_checked_v;
 DROP FOREIGN TABLE st_checked CASCADE;
 

@@ -48,7 +48,8 @@ typedef struct StreamScanState
 typedef struct StreamModifyState
 {
 	int			arrival_attno;
-	bool		check_constraints;	/* the stream has NOT NULL or CHECK ones */
+	/* the event stamped, for the stream's NOT NULL and CHECK constraints */
+	TupleTableSlot *checked;
 	/* the event with its arrival time, for AFTER ROW triggers; or NULL */
 	TupleTableSlot *stamped;
 } StreamModifyState;
@@ -246,7 +247,9 @@ begin_insert(ResultRelInfo *rinfo)
 
 	stream_admit_writer(rinfo->ri_RelationDesc);
 	state->arrival_attno = stream_arrival_attno(rinfo->ri_RelationDesc);
-	state->check_constraints = stream_has_constraints(rinfo->ri_RelationDesc);
+	if (stream_has_constraints(rinfo->ri_RelationDesc))
+		state->checked = MakeSingleTupleTableSlot(RelationGetDescr(rinfo->ri_RelationDesc),
+												  &TTSOpsVirtual);
 	if (state->arrival_attno > 0 && triggers != NULL && triggers->trig_insert_after_row)
 		state->stamped = MakeSingleTupleTableSlot(RelationGetDescr(rinfo->ri_RelationDesc),
 												  &TTSOpsVirtual);
@@ -282,6 +285,11 @@ end_insert(ResultRelInfo *rinfo)
 		ExecDropSingleTupleTableSlot(state->stamped);
 		state->stamped = NULL;
 	}
+	if (state != NULL && state->checked != NULL)
+	{
+		ExecDropSingleTupleTableSlot(state->checked);
+		state->checked = NULL;
+	}
 	stream_insert_statement_done();
 }
 
@@ -294,6 +302,36 @@ streamBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	begin_insert(rinfo);
 }
 
+/*
+ * Buffer the event of a stream with NOT NULL or CHECK constraints, which
+ * hold as for a table (PostgreSQL leaves a foreign table's to its wrapper):
+ * checked as it is sent, arrival time included.  Returns that time.
+ */
+static TimestampTz
+insert_checked(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot)
+{
+	StreamModifyState *state = rinfo->ri_FdwState;
+	TupleTableSlot *checked = state->checked;
+	int			natts = checked->tts_tupleDescriptor->natts;
+	TimestampTz arrival = 0;
+
+	slot_getallattrs(slot);
+	ExecClearTuple(checked);
+	memcpy(checked->tts_values, slot->tts_values, sizeof(Datum) * natts);
+	memcpy(checked->tts_isnull, slot->tts_isnull, sizeof(bool) * natts);
+	if (state->arrival_attno > 0)
+	{
+		arrival = stream_arrival_now();
+		checked->tts_values[state->arrival_attno - 1] = TimestampTzGetDatum(arrival);
+		checked->tts_isnull[state->arrival_attno - 1] = false;
+	}
+	ExecStoreVirtualTuple(checked);
+	ExecConstraints(rinfo, checked, estate);
+	/* (stamped already: 0 for its arrival column) */
+	stream_insert_values(rinfo->ri_RelationDesc, checked->tts_values, checked->tts_isnull, 0);
+	return arrival;
+}
+
 static TupleTableSlot *
 streamExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 						TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -301,10 +339,10 @@ streamExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	StreamModifyState *state = rinfo->ri_FdwState;
 	TimestampTz arrival;
 
-	/* as for a table (PostgreSQL leaves a foreign table's to its wrapper) */
-	if (state->check_constraints)
-		ExecConstraints(rinfo, slot, estate);
-	arrival = stream_insert_event(rinfo->ri_RelationDesc, slot, state->arrival_attno);
+	if (state->checked != NULL)
+		arrival = insert_checked(estate, rinfo, slot);
+	else
+		arrival = stream_insert_event(rinfo->ri_RelationDesc, slot, state->arrival_attno);
 	if (state->stamped != NULL)
 		return stamped_event(state, slot, arrival);
 	return slot;

@@ -619,8 +619,9 @@ begin_stream_xact(void)
 	xact_active = true;
 }
 
-static TimestampTz
-arrival_time(void)
+/* The arrival time of the next event (read once per ARRIVAL_CLOCK_EVENTS) */
+TimestampTz
+stream_arrival_now(void)
 {
 	TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
@@ -758,7 +759,7 @@ insert_formed_tuple(Relation rel, TupleTableSlot *slot, int arrival_attno,
 	td = stream_event_tuple(dest);
 	memcpy(td, src->t_data, src->t_len);
 	memset((char *) td + src->t_len, 0, ts_off - data_len);
-	now = arrival_time();
+	now = stream_arrival_now();
 	memcpy((char *) td + td->t_hoff + ts_off, &now, sizeof(TimestampTz));
 	td->t_bits[(arrival_attno - 1) >> 3] |= (1 << ((arrival_attno - 1) & 7));
 	commit_event(rel, dest, oversized);
@@ -801,7 +802,7 @@ stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attn
 
 	if (arrival_attno > 0)
 	{
-		values[arrival_attno - 1] = TimestampTzGetDatum(arrival_time());
+		values[arrival_attno - 1] = TimestampTzGetDatum(stream_arrival_now());
 		isnull[arrival_attno - 1] = false;
 	}
 	/*

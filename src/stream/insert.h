@@ -14,6 +14,7 @@ extern int	stream_arrival_attno(Relation rel);
 extern List *stream_output_columns(Relation rel);
 extern TimestampTz stream_insert_event(Relation rel, TupleTableSlot *slot, int arrival_attno);
 extern void stream_insert_values(Relation rel, Datum *values, bool *isnull, int arrival_attno);
+extern TimestampTz stream_arrival_now(void);
 extern void stream_insert_statement_done(void);
 extern void stream_insert_finishing_prepared(void);
 extern bool stream_writer_filled_buffer(void);
