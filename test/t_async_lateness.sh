@@ -30,24 +30,29 @@ wait_until 20 "every worker runs" "SELECT count(*) FILTER (WHERE state = 'runnin
 
 stats() { q "SELECT coalesce((SELECT sum(c) FROM al_v WHERE h IS NOT NULL), 0) || ' ' || late_events FROM stream_ext.view_stats WHERE name = 'al_v'::regclass"; }
 
-# (In each transaction below, an event of slow_v keeps the transaction's
-# first worker busy, so that the records sent after it wait until the
-# transaction has committed.)
+# async_two_statements NAME FIRST SECOND: session NAME runs an async
+# transaction: an event at time FIRST (applied before it goes on), an event
+# of slow_v (which keeps the transaction's worker busy), an event at SECOND
+# and COMMIT; the SECOND one is applied after the transaction committed.
+async_two_statements() {
+	local pid
+	mkfifo "$SCRATCH/$1"
+	psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/$1" >"$SCRATCH/$1.out" 2>&1 &
+	pid=$!
+	_bg_pids+=($pid)
+	exec 7>"$SCRATCH/$1"
+	echo "SET stream_ext.commit_mode = async; BEGIN; INSERT INTO al VALUES ('$2');" >&7
+	wait_until 10 "the first statement's event is applied" \
+		"SELECT count(*) = 1 FROM stream_ext_internal.watermark_pending WHERE max_event_time = '$2'"
+	echo "INSERT INTO slow_s VALUES (1);" >&7
+	wait_until 10 "the worker runs slow_v" \
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'stream_ext: applying %slow_v'"
+	echo "INSERT INTO al VALUES ('$3'); COMMIT;" >&7
+	exec 7>&-
+	wait "$pid" || fail "the async transaction failed: $(cat "$SCRATCH/$1.out")"
+}
 say "one transaction: its second statement is applied after it committed"
-mkfifo "$SCRATCH/x"
-psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/x" >"$SCRATCH/x.out" 2>&1 &
-xpid=$!
-_bg_pids+=($xpid)
-exec 7>"$SCRATCH/x"
-echo "SET stream_ext.commit_mode = async; BEGIN; INSERT INTO al VALUES ('2026-01-01 12:00+00');" >&7
-wait_until 10 "the first statement's event is applied" \
-	"SELECT count(*) = 1 FROM stream_ext_internal.watermark_pending"
-echo "INSERT INTO slow_s VALUES (1);" >&7
-wait_until 10 "the worker runs slow_v" \
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'stream_ext: applying %slow_v'"
-echo "INSERT INTO al VALUES ('2026-01-01 11:00+00'); COMMIT;" >&7
-exec 7>&-
-wait "$xpid" || fail "the async transaction failed: $(cat "$SCRATCH/x.out")"
+async_two_statements x '2026-01-01 12:00+00' '2026-01-01 11:00+00'
 [ "$(stats)" = "1 0" ] || fail "the second statement was applied before the transaction committed: $(stats)"
 say "ok: the transaction committed before its second statement was applied"
 wait_until 20 "both events are judged" "SELECT sum(c) + (SELECT late_events FROM stream_ext.view_stats WHERE name = 'al_v'::regclass) = 2 FROM al_v WHERE h IS NOT NULL"
@@ -75,22 +80,12 @@ say "events held back unjudged: judged against others when applied"
 # meanwhile a session locks the stream (DDL in an open transaction, say):
 # the worker holds the view's events back unjudged, and they are judged
 # when the combiner applies them, after that session is done.
-mkfifo "$SCRATCH/w" "$SCRATCH/l"
-psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/w" >"$SCRATCH/w.out" 2>&1 &
-wpid=$!
+mkfifo "$SCRATCH/l"
 psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/l" >"$SCRATCH/l.out" 2>&1 &
 lpid=$!
-_bg_pids+=($wpid $lpid)
-exec 7>"$SCRATCH/w" 9>"$SCRATCH/l"
-echo "SET stream_ext.commit_mode = async; BEGIN; INSERT INTO al VALUES ('2026-01-01 15:00+00');" >&7
-wait_until 10 "the first statement's event is applied" \
-	"SELECT count(*) = 1 FROM stream_ext_internal.watermark_pending WHERE max_event_time = '2026-01-01 15:00+00'"
-echo "INSERT INTO slow_s VALUES (3);" >&7
-wait_until 10 "the worker runs slow_v" \
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'stream_ext: applying %slow_v'"
-echo "INSERT INTO al VALUES ('2026-01-01 14:30+00'); COMMIT;" >&7
-exec 7>&-
-wait "$wpid" || fail "the async transaction failed: $(cat "$SCRATCH/w.out")"
+_bg_pids+=($lpid)
+exec 9>"$SCRATCH/l"
+async_two_statements w '2026-01-01 15:00+00' '2026-01-01 14:30+00'
 echo "BEGIN; ALTER FOREIGN TABLE al ADD COLUMN held int;" >&9
 wait_until 20 "the event is held back" \
 	"SELECT count(*) = 1 FROM stream_ext_internal.held_events WHERE NOT judged"
@@ -124,20 +119,7 @@ fresh_db t_async_lateness_crash
 make_objects
 run_sql -c "INSERT INTO al VALUES (NULL)"
 wait_until 20 "every worker runs" "SELECT count(*) FILTER (WHERE state = 'running') = $(q "SHOW stream_ext.workers") FROM stream_ext.workers"
-mkfifo "$SCRATCH/y"
-psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/y" >"$SCRATCH/y.out" 2>&1 &
-ypid=$!
-_bg_pids+=($ypid)
-exec 8>"$SCRATCH/y"
-echo "SET stream_ext.commit_mode = async; BEGIN; INSERT INTO al VALUES ('2026-01-01 12:00+00');" >&8
-wait_until 10 "the first statement's event is applied" \
-	"SELECT count(*) = 1 FROM stream_ext_internal.watermark_pending WHERE max_event_time IS NOT NULL"
-echo "INSERT INTO slow_s VALUES (1);" >&8
-wait_until 10 "the worker runs slow_v" \
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'stream_ext: applying %slow_v'"
-echo "INSERT INTO al VALUES ('2026-01-01 11:00+00'); COMMIT;" >&8
-exec 8>&-
-wait "$ypid" || fail "the async transaction failed: $(cat "$SCRATCH/y.out")"
+async_two_statements y '2026-01-01 12:00+00' '2026-01-01 11:00+00'
 expect "SELECT count(*) FROM stream_ext_internal.queued_writers" "1" "the transaction is queued when the server crashes"
 # (an async commit is flushed within a few wal_writer_delay: a crash sooner
 # would lose the transaction whole)
