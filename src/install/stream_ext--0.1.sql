@@ -179,8 +179,8 @@ CREATE TABLE stream_ext_internal.held_events (
   judged     boolean NOT NULL,
   event_time timestamptz,
   event      bytea NOT NULL,
-  -- the writer of an event not judged yet, whose pending watermark is not
-  -- folded before the event is judged (src/window/lateness.c)
+  -- the writer of an event not judged yet: while the view holds such events
+  -- its pending watermarks are not folded (src/window/lateness.c)
   writer_xid xid8
 );
 CREATE INDEX ON stream_ext_internal.held_events (view_id, seq);
@@ -508,7 +508,7 @@ CREATE VIEW stream_ext_internal.view_watermark AS
                                                  WHERE q.writer = p.queued_writer)
                                 AND NOT EXISTS (SELECT FROM stream_ext_internal.held_events h
                                                  WHERE h.view_id = p.view_id
-                                                   AND h.writer_xid = p.writer_xid))),
+                                                   AND h.writer_xid IS NOT NULL))),
                    v.allowed_lateness) AS watermark,
                  (SELECT min(h.event_time) FROM stream_ext_internal.held_events h
                    WHERE h.view_id = w.view_id) AS held

@@ -26,6 +26,8 @@ typedef struct StreamBatchEvents
 								 * flags STREAM_FLAGS_WRITER_APPLIED */
 	bool		late_judged;	/* events held back whose lateness was judged
 								 * when they were (worker/held_back.c) */
+	bool		held;			/* events held back, applied now: their batch
+								 * folds no pending watermark (lateness.c) */
 } StreamBatchEvents;
 
 /* Set by a worker while it runs a view's plan; NULL elsewhere. */

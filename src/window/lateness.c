@@ -121,15 +121,14 @@ prepare_statements(void)
 										 1, (Oid[]) {INT4OID});
 	fold_pending = stream_prepare_kept_plan("WITH done AS (DELETE FROM stream_ext_internal.watermark_pending p "
 								"WHERE p.view_id = $1 AND (stream_ext_internal.xid_aborted(p.writer_xid) "
-								"OR stream_ext_internal.xid_committed(p.writer_xid) AND " STREAM_FOLDABLE("p") " "
-								"AND p.writer_xid::pg_catalog.xid8 <> ALL ($2)) "
+								"OR stream_ext_internal.xid_committed(p.writer_xid) AND " STREAM_FOLDABLE("p") ") "
 								"RETURNING p.writer_xid, p.max_event_time, p.late_events, "
 								"stream_ext_internal.xid_committed(p.writer_xid) AS committed), "
 								"forgotten AS (DELETE FROM stream_ext_internal.late_events l USING done d "
 								"WHERE l.view_id = $1 AND NOT d.committed AND l.writer_xid = d.writer_xid) "
 								"SELECT max(max_event_time) FILTER (WHERE committed), "
 								"coalesce(sum(late_events) FILTER (WHERE committed), 0)::int8 FROM done",
-								2, (Oid[]) {INT4OID, XID8ARRAYOID});
+								1, (Oid[]) {INT4OID});
 	note_pending = stream_prepare_kept_plan("INSERT INTO stream_ext_internal.watermark_pending AS p "
 								"(view_id, writer_xid, max_event_time, late_events, queued_writer) "
 								"VALUES ($1, $2, $3, $4, $5) "
@@ -206,7 +205,7 @@ stream_lateness_note_queued(const TransactionId *tops, const int32 *lasts, const
 		o[i] = Int32GetDatum(last_of[i]);
 		any_last |= lasts[i] > 0;
 	}
-	args[0] = PointerGetDatum(construct_array(full, n, XID8OID, sizeof(FullTransactionId), true,
+	args[0] = PointerGetDatum(construct_array(full, n, XID8OID, sizeof(FullTransactionId), FLOAT8PASSBYVAL,
 											  TYPALIGN_DOUBLE));
 	args[1] = PointerGetDatum(construct_array(l, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 	args[2] = PointerGetDatum(construct_array(o, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
@@ -285,32 +284,6 @@ stream_lateness_event_times(WindowSpec *w, StreamBatchEvents *events, TimestampT
 	for (int i = 0; i < events->nevents; i++)
 		has[i] = event_time(&events->events[i], attnum, RelationGetDescr(stream), &times[i]);
 	table_close(stream, AccessShareLock);
-}
-
-/*
- * The writers (xid8[]) of events: their own pending rows are not folded
- * before their events are judged.  In a ring's batch they have none that
- * could be (uncommitted, or queued); held events judged when they are
- * applied may have, of events of theirs applied before.
- */
-static Datum
-judged_writers(StreamBatchEvents *events)
-{
-	Datum	   *xids = palloc(sizeof(Datum) * Max(events->nevents, 1));
-	int			n = 0;
-	TransactionId last = InvalidTransactionId;
-
-	for (int i = 0; i < events->nevents; i++)
-	{
-		TransactionId xid = HeapTupleHeaderGetRawXmin(events->events[i].t_data);
-
-		if (xid == last)
-			continue;
-		last = xid;
-		xids[n++] = FullTransactionIdGetDatum(stream_recent_full_xid(xid));
-	}
-	return PointerGetDatum(construct_array(xids, n, XID8OID, sizeof(FullTransactionId), true,
-										   TYPALIGN_DOUBLE));
 }
 
 typedef struct WriterMax
@@ -396,13 +369,21 @@ stream_mark_late_events(int view_id, const char *view_name, WindowSpec *w,
 	max_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	have_max = !isnull;
 
-	if (SPI_execute_plan(fold_pending, (Datum[]) {arg[0], judged_writers(events)}, NULL, false, 0) !=
-		SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not fold the pending watermarks of continuous view \"%s\"", view_name);
+	/*
+	 * Held events being applied fold nothing: the rows that held them are
+	 * deleted already, and their writers' other events may be pending (a
+	 * (sub)transaction of theirs, another run of the chunk).
+	 */
+	if (!events->held)
 	{
-		TimestampTz folded = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-															   SPI_tuptable->tupdesc, 1, &isnull));
+		TimestampTz folded;
 
+		if (SPI_execute_plan(fold_pending, arg, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not fold the pending watermarks of continuous view \"%s\"",
+				 view_name);
+		folded = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
 		if (!isnull && (!have_max || folded > max_time))
 		{
 			max_time = folded;

@@ -21,14 +21,15 @@ typedef struct StreamQueuedXmin
 
 /*
  * An SQL condition on a pending watermark row (alias p) of a committed
- * writer: it may be folded, its writer's records having all been applied
- * and none of its events held back from the view unjudged (lateness.c)
+ * writer: it may be folded, its writer's records having all been applied,
+ * and the view holding back no events unjudged (whose writers, whatever
+ * (sub)transaction wrote them, may be this one's: lateness.c)
  */
 #define STREAM_FOLDABLE(p) \
 	"NOT EXISTS (SELECT FROM stream_ext_internal.queued_writers q " \
 	"WHERE q.writer = " p ".queued_writer) " \
 	"AND NOT EXISTS (SELECT FROM stream_ext_internal.held_events h " \
-	"WHERE h.view_id = " p ".view_id AND h.writer_xid = " p ".writer_xid)"
+	"WHERE h.view_id = " p ".view_id AND h.writer_xid IS NOT NULL)"
 
 extern void stream_lateness_queued_xmins(StreamQueuedXmin *xmins, int n);
 extern void stream_lateness_note_queued(const TransactionId *tops, const int32 *lasts,

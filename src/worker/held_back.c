@@ -451,6 +451,7 @@ drain_in_transaction(void *arg)
 		events->nevents = end - start;
 		events->capacity = events->nevents;
 		events->late_judged = judged[start];
+		events->held = true;
 		runs = lappend(runs, events);
 	}
 	if (runs != NIL)
