@@ -53,9 +53,8 @@ stream_held_events_add(int view_id, const HeapTupleData *events, const bool *lat
 	Datum	   *elems = palloc(sizeof(Datum) * Max(nevents, 1));
 	Datum	   *time_elems = palloc(sizeof(Datum) * Max(nevents, 1));
 	bool	   *time_nulls = palloc(sizeof(bool) * Max(nevents, 1));
-	Datum	   *writers = palloc(sizeof(Datum) * Max(nevents, 1));
-	Datum		values[5];
-	Oid			argtypes[5] = {INT4OID, BOOLOID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID, XIDARRAYOID};
+	Datum		values[4];
+	Oid			argtypes[4] = {INT4OID, BOOLOID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
 	int			dims[1];
 	int			lbs[1] = {1};
 	int			n = 0;
@@ -72,7 +71,6 @@ stream_held_events_add(int view_id, const HeapTupleData *events, const bool *lat
 		elems[n] = PointerGetDatum(b);
 		time_nulls[n] = (times == NULL || !has[i]);
 		time_elems[n] = time_nulls[n] ? (Datum) 0 : TimestampTzGetDatum(times[i]);
-		writers[n] = TransactionIdGetDatum(HeapTupleHeaderGetRawXmin(events[i].t_data));
 		n++;
 	}
 	if (n > 0)
@@ -84,17 +82,13 @@ stream_held_events_add(int view_id, const HeapTupleData *events, const bool *lat
 		values[3] = PointerGetDatum(construct_md_array(time_elems, time_nulls, 1, dims, lbs,
 													   TIMESTAMPTZOID, sizeof(TimestampTz),
 													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[4] = PointerGetDatum(construct_array(writers, n, XIDOID, sizeof(TransactionId), true,
-													TYPALIGN_INT));
 		spi_connect();
-		/* (an event not judged names its writer: lateness.c) */
-		if (SPI_execute_with_args("INSERT INTO " HELD_EVENTS " (view_id, judged, event, event_time, writer_xid) "
-								  "SELECT $1, $2, u.e, u.t, "
-								  "CASE WHEN NOT $2 THEN " STREAM_INTERNAL_SCHEMA ".event_xid8(u.x) END "
-								  "FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), "
-								  "pg_catalog.unnest($5)) WITH ORDINALITY AS u(e, t, x, n) "
+		if (SPI_execute_with_args("INSERT INTO " HELD_EVENTS " (view_id, judged, event, event_time) "
+								  "SELECT $1, $2, u.e, u.t "
+								  "FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) "
+								  "WITH ORDINALITY AS u(e, t, n) "
 								  "ORDER BY u.n",
-								  5, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+								  4, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not hold back events of continuous view %d", view_id);
 		SPI_finish();
 	}
@@ -103,7 +97,6 @@ stream_held_events_add(int view_id, const HeapTupleData *events, const bool *lat
 	pfree(elems);
 	pfree(time_elems);
 	pfree(time_nulls);
-	pfree(writers);
 }
 
 /* The ids of the views that hold back events, allocated in cxt */

@@ -178,13 +178,11 @@ CREATE TABLE stream_ext_internal.held_events (
   view_id    int NOT NULL,
   judged     boolean NOT NULL,
   event_time timestamptz,
-  event      bytea NOT NULL,
-  -- the writer of an event not judged yet: while the view holds such events
-  -- its pending watermarks are not folded (src/window/lateness.c)
-  writer_xid xid8
+  event      bytea NOT NULL
 );
 CREATE INDEX ON stream_ext_internal.held_events (view_id, seq);
-CREATE INDEX ON stream_ext_internal.held_events (view_id, writer_xid) WHERE writer_xid IS NOT NULL;
+-- views holding events not judged yet fold no pending watermark (src/window/lateness.c)
+CREATE INDEX ON stream_ext_internal.held_events (view_id) WHERE NOT judged;
 -- the earliest time of a view's held events, which its watermark waits at
 CREATE INDEX ON stream_ext_internal.held_events (view_id, event_time);
 
@@ -507,8 +505,7 @@ CREATE VIEW stream_ext_internal.view_watermark AS
                                 AND NOT EXISTS (SELECT FROM stream_ext_internal.queued_writers q
                                                  WHERE q.writer = p.queued_writer)
                                 AND NOT EXISTS (SELECT FROM stream_ext_internal.held_events h
-                                                 WHERE h.view_id = p.view_id
-                                                   AND h.writer_xid IS NOT NULL))),
+                                                 WHERE h.view_id = p.view_id AND NOT h.judged))),
                    v.allowed_lateness) AS watermark,
                  (SELECT min(h.event_time) FROM stream_ext_internal.held_events h
                    WHERE h.view_id = w.view_id) AS held

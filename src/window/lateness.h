@@ -29,7 +29,7 @@ typedef struct StreamQueuedXmin
 	"NOT EXISTS (SELECT FROM stream_ext_internal.queued_writers q " \
 	"WHERE q.writer = " p ".queued_writer) " \
 	"AND NOT EXISTS (SELECT FROM stream_ext_internal.held_events h " \
-	"WHERE h.view_id = " p ".view_id AND h.writer_xid IS NOT NULL)"
+	"WHERE h.view_id = " p ".view_id AND NOT h.judged)"
 
 extern void stream_lateness_queued_xmins(StreamQueuedXmin *xmins, int n);
 extern void stream_lateness_note_queued(const TransactionId *tops, const int32 *lasts,
