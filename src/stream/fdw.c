@@ -48,9 +48,9 @@ typedef struct StreamScanState
 typedef struct StreamModifyState
 {
 	int			arrival_attno;
-	/* the event stamped, for the stream's NOT NULL and CHECK constraints */
-	TupleTableSlot *checked;
-	/* the event with its arrival time, for AFTER ROW triggers; or NULL */
+	bool		check_constraints;	/* the stream has NOT NULL or CHECK ones */
+	bool		after_row;		/* AFTER ROW triggers get the stamped event */
+	/* the event with its arrival time, for either of the above; or NULL */
 	TupleTableSlot *stamped;
 } StreamModifyState;
 
@@ -247,18 +247,19 @@ begin_insert(ResultRelInfo *rinfo)
 
 	stream_admit_writer(rinfo->ri_RelationDesc);
 	state->arrival_attno = stream_arrival_attno(rinfo->ri_RelationDesc);
-	if (stream_has_constraints(rinfo->ri_RelationDesc))
-		state->checked = MakeSingleTupleTableSlot(RelationGetDescr(rinfo->ri_RelationDesc),
-												  &TTSOpsVirtual);
-	if (state->arrival_attno > 0 && triggers != NULL && triggers->trig_insert_after_row)
+	state->check_constraints = stream_has_constraints(rinfo->ri_RelationDesc);
+	state->after_row = state->arrival_attno > 0 && triggers != NULL &&
+		triggers->trig_insert_after_row;
+	if (state->check_constraints || state->after_row)
 		state->stamped = MakeSingleTupleTableSlot(RelationGetDescr(rinfo->ri_RelationDesc),
 												  &TTSOpsVirtual);
 	rinfo->ri_FdwState = state;
 }
 
 /*
- * The slot AFTER ROW triggers get: the event as it was buffered, with the
- * arrival time it was given (the executor's slot still has NULL there).
+ * The event in slot with the arrival time it is given (the executor's slot
+ * has NULL there), in state->stamped: what the stream's constraints check
+ * and AFTER ROW triggers get.
  */
 static TupleTableSlot *
 stamped_event(StreamModifyState *state, TupleTableSlot *slot, TimestampTz arrival)
@@ -270,8 +271,11 @@ stamped_event(StreamModifyState *state, TupleTableSlot *slot, TimestampTz arriva
 	ExecClearTuple(stamped);
 	memcpy(stamped->tts_values, slot->tts_values, sizeof(Datum) * natts);
 	memcpy(stamped->tts_isnull, slot->tts_isnull, sizeof(bool) * natts);
-	stamped->tts_values[state->arrival_attno - 1] = TimestampTzGetDatum(arrival);
-	stamped->tts_isnull[state->arrival_attno - 1] = false;
+	if (state->arrival_attno > 0)
+	{
+		stamped->tts_values[state->arrival_attno - 1] = TimestampTzGetDatum(arrival);
+		stamped->tts_isnull[state->arrival_attno - 1] = false;
+	}
 	return ExecStoreVirtualTuple(stamped);
 }
 
@@ -285,11 +289,6 @@ end_insert(ResultRelInfo *rinfo)
 		ExecDropSingleTupleTableSlot(state->stamped);
 		state->stamped = NULL;
 	}
-	if (state != NULL && state->checked != NULL)
-	{
-		ExecDropSingleTupleTableSlot(state->checked);
-		state->checked = NULL;
-	}
 	stream_insert_statement_done();
 }
 
@@ -302,36 +301,6 @@ streamBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	begin_insert(rinfo);
 }
 
-/*
- * Buffer the event of a stream with NOT NULL or CHECK constraints, which
- * hold as for a table (PostgreSQL leaves a foreign table's to its wrapper):
- * checked as it is sent, arrival time included.  Returns that time.
- */
-static TimestampTz
-insert_checked(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot)
-{
-	StreamModifyState *state = rinfo->ri_FdwState;
-	TupleTableSlot *checked = state->checked;
-	int			natts = checked->tts_tupleDescriptor->natts;
-	TimestampTz arrival = 0;
-
-	slot_getallattrs(slot);
-	ExecClearTuple(checked);
-	memcpy(checked->tts_values, slot->tts_values, sizeof(Datum) * natts);
-	memcpy(checked->tts_isnull, slot->tts_isnull, sizeof(bool) * natts);
-	if (state->arrival_attno > 0)
-	{
-		arrival = stream_arrival_now();
-		checked->tts_values[state->arrival_attno - 1] = TimestampTzGetDatum(arrival);
-		checked->tts_isnull[state->arrival_attno - 1] = false;
-	}
-	ExecStoreVirtualTuple(checked);
-	ExecConstraints(rinfo, checked, estate);
-	/* (stamped already: 0 for its arrival column) */
-	stream_insert_values(rinfo->ri_RelationDesc, checked->tts_values, checked->tts_isnull, 0);
-	return arrival;
-}
-
 static TupleTableSlot *
 streamExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 						TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -339,13 +308,21 @@ streamExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	StreamModifyState *state = rinfo->ri_FdwState;
 	TimestampTz arrival;
 
-	if (state->checked != NULL)
-		arrival = insert_checked(estate, rinfo, slot);
-	else
-		arrival = stream_insert_event(rinfo->ri_RelationDesc, slot, state->arrival_attno);
-	if (state->stamped != NULL)
-		return stamped_event(state, slot, arrival);
-	return slot;
+	/*
+	 * A stream's constraints hold as for a table (PostgreSQL leaves a
+	 * foreign table's to its wrapper): checked on the event as it is sent,
+	 * arrival time included, which is sent stamped already.
+	 */
+	if (state->check_constraints)
+	{
+		TupleTableSlot *event = stamped_event(state, slot, stream_arrival_now());
+
+		ExecConstraints(rinfo, event, estate);
+		stream_insert_values(rinfo->ri_RelationDesc, event->tts_values, event->tts_isnull, 0);
+		return state->after_row ? event : slot;
+	}
+	arrival = stream_insert_event(rinfo->ri_RelationDesc, slot, state->arrival_attno);
+	return state->after_row ? stamped_event(state, slot, arrival) : slot;
 }
 
 static void
