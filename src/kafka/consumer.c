@@ -418,13 +418,9 @@ consumer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 	}
 }
 
-/* The entry point of a consumer worker: consumer_main, its errors noted (process.c) */
+/* The entry point of a consumer worker (process.c) */
 void
 stream_ext_kafka_main(Datum arg)
 {
-	KafkaWorkerArgs args;
-
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	kafka_worker_start(&worker, &args);
-	kafka_worker_run(&worker, &args, consumer_main);
+	kafka_worker_main(&worker, consumer_main);
 }

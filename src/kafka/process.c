@@ -116,38 +116,11 @@ worker_log_hook(ErrorData *edata)
 }
 
 /*
- * Run a Kafka worker's body; an error that ends it is shown as the slot's
- * last_error first, also when log_min_messages keeps errors out of the
- * server's log (then worker_log_hook does not see them).
- */
-void
-kafka_worker_run(KafkaWorker *w, KafkaWorkerArgs *args,
-				 void (*body) (KafkaWorker *w, KafkaWorkerArgs *args))
-{
-	PG_TRY();
-	{
-		body(w, args);
-	}
-	PG_CATCH();
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-		ErrorData  *e = CopyErrorData();
-
-		MemoryContextSwitchTo(old);
-		if (w->slot != NULL && e->message != NULL && e->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN)
-			kafka_slot_set_error(w->slot, e->message);
-		FreeErrorData(e);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-/*
  * The start of every Kafka worker: signals, the database connection, the
  * slot (the process exits at once when the slot is gone), the exit handler,
  * the log hook and w->cxt.  w is zeroed here.
  */
-void
+static void
 kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args)
 {
 	memset(w, 0, sizeof(KafkaWorker));
@@ -175,6 +148,37 @@ kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args)
 	else
 		w->cxt = AllocSetContextCreate(TopMemoryContext, "stream_ext kafka consumer",
 									   ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
+ * The entry of a Kafka worker (bgw_extra holds its KafkaWorkerArgs): the
+ * start above, then its body; an error that ends it is shown as the slot's
+ * last_error first, also when log_min_messages keeps errors out of the
+ * server's log (then worker_log_hook does not see them).
+ */
+void
+kafka_worker_main(KafkaWorker *w, void (*body) (KafkaWorker *w, KafkaWorkerArgs *args))
+{
+	KafkaWorkerArgs args;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	kafka_worker_start(w, &args);
+	PG_TRY();
+	{
+		body(w, &args);
+	}
+	PG_CATCH();
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		ErrorData  *e = CopyErrorData();
+
+		MemoryContextSwitchTo(old);
+		if (w->slot != NULL && e->message != NULL && e->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN)
+			kafka_slot_set_error(w->slot, e->message);
+		FreeErrorData(e);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 /* Report a problem the worker keeps retrying after: status and log. */

@@ -23,9 +23,8 @@ typedef struct KafkaWorkerArgs
 	int			index;
 } KafkaWorkerArgs;
 
-extern void kafka_worker_start(KafkaWorker *w, KafkaWorkerArgs *args);
-extern void kafka_worker_run(KafkaWorker *w, KafkaWorkerArgs *args,
-							 void (*body) (KafkaWorker *w, KafkaWorkerArgs *args));
+extern void kafka_worker_main(KafkaWorker *w,
+							  void (*body) (KafkaWorker *w, KafkaWorkerArgs *args));
 extern void kafka_report_problem(KafkaWorker *w, const char *what);
 extern void kafka_serve_callback_reports(KafkaWorker *w);
 extern void kafka_consumer_sleep(KafkaWorker *w, long ms);

@@ -1009,13 +1009,9 @@ producer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 	}
 }
 
-/* The entry point of a producer worker: producer_main, its errors noted (process.c) */
+/* The entry point of a producer worker (process.c) */
 void
 stream_ext_kafka_producer_main(Datum arg)
 {
-	KafkaWorkerArgs args;
-
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	kafka_worker_start(&worker, &args);
-	kafka_worker_run(&worker, &args, producer_main);
+	kafka_worker_main(&worker, producer_main);
 }
