@@ -237,6 +237,15 @@ new_batch(uint64 start)
 	return batch;
 }
 
+/* Room for more entries of a batch's array (*max of size each, or NULL) */
+static void *
+grow_batch_array(StreamBatch *batch, void *array, int *max, Size size)
+{
+	*max = Max(64, *max * 2);
+	return array == NULL ? MemoryContextAlloc(GetMemoryChunkContext(batch), size * *max) :
+		repalloc(array, size * *max);
+}
+
 /*
  * Note a QUEUED record's writer (an entry per run of its records) and the
  * (sub)transactions of its events (one per run), for lateness: apply.c
@@ -250,13 +259,8 @@ note_queued_record(StreamBatch *batch, const StreamRecord *rec, const HeapTupleD
 	if (batch->nqueued == 0 || batch->queued[batch->nqueued - 1].top != rec->top_xid)
 	{
 		if (batch->nqueued == batch->maxqueued)
-		{
-			batch->maxqueued = Max(64, batch->maxqueued * 2);
-			batch->queued = batch->queued == NULL ?
-				MemoryContextAlloc(GetMemoryChunkContext(batch),
-								   sizeof(BatchQueuedWriter) * batch->maxqueued) :
-				repalloc(batch->queued, sizeof(BatchQueuedWriter) * batch->maxqueued);
-		}
+			batch->queued = grow_batch_array(batch, batch->queued, &batch->maxqueued,
+											 sizeof(BatchQueuedWriter));
 		w = &batch->queued[batch->nqueued++];
 		memset(w, 0, sizeof(*w));
 		w->top = rec->top_xid;
@@ -277,13 +281,9 @@ note_queued_record(StreamBatch *batch, const StreamRecord *rec, const HeapTupleD
 			batch->queued_xmins[batch->nqueued_xmins - 1].xmin == xmin)
 			continue;
 		if (batch->nqueued_xmins == batch->maxqueued_xmins)
-		{
-			batch->maxqueued_xmins = Max(64, batch->maxqueued_xmins * 2);
-			batch->queued_xmins = batch->queued_xmins == NULL ?
-				MemoryContextAlloc(GetMemoryChunkContext(batch),
-								   sizeof(StreamQueuedXmin) * batch->maxqueued_xmins) :
-				repalloc(batch->queued_xmins, sizeof(StreamQueuedXmin) * batch->maxqueued_xmins);
-		}
+			batch->queued_xmins = grow_batch_array(batch, batch->queued_xmins,
+												   &batch->maxqueued_xmins,
+												   sizeof(StreamQueuedXmin));
 		batch->queued_xmins[batch->nqueued_xmins].xmin = xmin;
 		batch->queued_xmins[batch->nqueued_xmins].top = rec->top_xid;
 		batch->nqueued_xmins++;
@@ -309,10 +309,8 @@ collect_records(StreamBatch *batch, int slotno, uint64 to)
 		}
 
 		if (batch->nsenders == batch->maxsenders)
-		{
-			batch->maxsenders *= 2;
-			batch->senders = repalloc(batch->senders, sizeof(BatchSender) * batch->maxsenders);
-		}
+			batch->senders = grow_batch_array(batch, batch->senders, &batch->maxsenders,
+											  sizeof(BatchSender));
 		batch->senders[batch->nsenders].procno = rec.procno;
 		batch->senders[batch->nsenders].xact_seq = rec.xact_seq;
 		batch->senders[batch->nsenders].commit = (rec.flags & STREAM_FLAG_COMMIT) != 0;
