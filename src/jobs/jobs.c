@@ -54,6 +54,19 @@ stream_jobs_run(void (*check_interrupts) (void), MemoryContext cxt)
 }
 
 /*
+ * In PG_CATCH of a background process: log the error, clear it and abort
+ * the transaction if one is open, then go on in cxt.
+ */
+void
+stream_log_error_and_abort(MemoryContext cxt)
+{
+	MemoryContextSwitchTo(cxt);
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+}
+
+/*
  * Run work(arg) in a transaction of its own with a snapshot.  An error is
  * logged and the transaction aborted; returns it (copied into cxt), or NULL
  * when work committed.  Leaves cxt as the current memory context.
@@ -76,9 +89,7 @@ stream_job_in_transaction(void (*work) (void *arg), void *arg, MemoryContext cxt
 	{
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		stream_log_error_and_abort(cxt);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);

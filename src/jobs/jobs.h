@@ -1,7 +1,8 @@
 /*
  * jobs.h
  *	  Periodic jobs that each database's combiner runs besides merging:
- *	  registered at load time by the module that owns each one.
+ *	  registered at load time by the module that owns each one; and how
+ *	  background processes log an error they go on after.
  */
 #ifndef STREAM_EXT_JOBS_H
 #define STREAM_EXT_JOBS_H
@@ -23,6 +24,7 @@ typedef bool (*StreamJobRun) (MemoryContext cxt);
 
 extern void stream_job_register(const char *name, StreamJobRun run);
 extern void stream_jobs_run(void (*check_interrupts) (void), MemoryContext cxt);
+extern void stream_log_error_and_abort(MemoryContext cxt);
 extern ErrorData *stream_job_in_transaction(void (*work) (void *arg), void *arg,
 											MemoryContext cxt);
 extern void stream_job_every(TimestampTz *next_round, int interval_ms, int retry_ms,

@@ -23,6 +23,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "jobs/jobs.h"
 #include "kafka/assign.h"
 #include "kafka/consumer.h"
 #include "kafka/process.h"
@@ -530,10 +531,7 @@ kafka_rebalance_cb(rd_kafka_t *r, rd_kafka_resp_err_t err,
 		}
 		PG_CATCH();
 		{
-			MemoryContextSwitchTo(cxt);
-			EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
+			stream_log_error_and_abort(cxt);
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(cxt);

@@ -392,10 +392,7 @@ supervise_job(MemoryContext cxt)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		stream_log_error_and_abort(cxt);
 		if (LWLockHeldByMe(KafkaShared->lock))
 			LWLockRelease(KafkaShared->lock);
 	}

@@ -292,16 +292,6 @@ forget_plan(int id)
 	}
 }
 
-/* In PG_CATCH: log the error, abort the transaction, go on with the next view. */
-static void
-log_error_and_abort(MemoryContext cxt)
-{
-	MemoryContextSwitchTo(cxt);
-	EmitErrorReport();
-	FlushErrorState();
-	AbortCurrentTransaction();
-}
-
 /* VACUUM or ANALYZE a table of view id (options: VACOPT_*), skipping it if locked */
 static void
 vacuum_table(int id, ViewRelation which, int options, MemoryContext cxt)
@@ -391,7 +381,7 @@ maintain_table(ViewToCombine *v, ViewRelation which, int options, MemoryContext 
 	}
 	PG_CATCH();
 	{
-		log_error_and_abort(cxt);
+		stream_log_error_and_abort(cxt);
 	}
 	PG_END_TRY();
 	PortalContext = old_portal;

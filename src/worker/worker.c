@@ -34,6 +34,7 @@
 #include "ipc/queue.h"
 #include "ipc/record.h"
 #include "ipc/route.h"
+#include "jobs/jobs.h"
 #include "metrics/latency.h"
 #include "stream/insert.h"
 #include "worker/apply.h"
@@ -497,10 +498,7 @@ count_discarded_lasts(StreamBatch *batch, MemoryContext cxt)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		stream_log_error_and_abort(cxt);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
