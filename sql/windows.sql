@@ -153,6 +153,26 @@ SELECT stream_ext.reap_expired('w_minute');
 SELECT w_state_rows('w_minute');
 SELECT * FROM w_minute ORDER BY minute, url;
 
+-- ttl counts days of 24 hours in every TimeZone: a view reads the same in every
+-- zone, and the reaper deletes what reads no longer show.  In Berlin the day
+-- before 2052-10-27 12:00 UTC was 25 hours long (summer time ended).
+CREATE FOREIGN TABLE w_dst (ts timestamptz) SERVER stream_ext;
+CREATE VIEW w_day WITH (continuous, ttl = '1 day', ttl_column = 'ts') AS
+  SELECT ts, count(*) FROM w_dst GROUP BY ts;
+INSERT INTO w_dst VALUES ('2052-10-26 11:30:00+00'), ('2052-10-26 12:30:00+00');
+SET stream_ext.read_time = '2052-10-27 12:00:00+00';
+SET TimeZone = 'Europe/Berlin';
+SELECT ts AT TIME ZONE 'UTC' AS ts_utc, count FROM w_day ORDER BY ts;
+SET TimeZone = 'UTC';
+SELECT ts AT TIME ZONE 'UTC' AS ts_utc, count FROM w_day ORDER BY ts;
+SELECT w_merged('w_day');
+SET TimeZone = 'Europe/Berlin';
+SELECT stream_ext.reap_expired('w_day');
+SELECT w_state_rows('w_day');
+RESET TimeZone;
+DROP FOREIGN TABLE w_dst CASCADE;
+SET stream_ext.read_time = '2052-01-01 12:55:30+00';
+
 -- Sessions with ttl: the reaper deletes a stored session only once it cannot
 -- grow any more: its end before read_time - ttl, and the watermark past its
 -- end plus the gap (an event within the gap would not be late, and would

@@ -17,6 +17,7 @@
 
 #include "guc.h"
 #include "window/clock.h"
+#include "window/spec.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_read_time);
 
@@ -66,4 +67,18 @@ Datum
 stream_ext_read_time(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TIMESTAMPTZ(stream_window_read_time());
+}
+
+/*
+ * The SQL of the timestamptz at or before which ttl expires a row: read_time
+ * less ttl, counted on UTC's calendar.  In a TimeZone with summer time a day
+ * is 23 or 25 hours twice a year; counted in UTC it is always 24, so a view
+ * reads the same in every session's TimeZone, and the reaper, whatever its
+ * own, deletes just what reads no longer show.
+ */
+char *
+stream_ttl_cutoff_sql(Interval *ttl)
+{
+	return psprintf("((" STREAM_READ_TIME_SQL " AT TIME ZONE 'UTC') - %s) AT TIME ZONE 'UTC'",
+					stream_interval_sql(ttl));
 }

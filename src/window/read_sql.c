@@ -215,8 +215,8 @@ stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
 		case WINDOW_NONE:
 			if (w->ttl)
 				r->where = lappend(r->where,
-								   psprintf("(s.%s > " STREAM_READ_TIME_SQL " - %s OR s.%s IS NULL)",
-											quote_identifier(w->ttl_column), stream_interval_sql(w->ttl),
+								   psprintf("(s.%s > %s OR s.%s IS NULL)",
+											quote_identifier(w->ttl_column), stream_ttl_cutoff_sql(w->ttl),
 											quote_identifier(w->ttl_column)));
 			break;
 		case WINDOW_SLIDING:
@@ -236,9 +236,9 @@ stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
 				r->identity = "w.window_start";
 				if (w->ttl)
 					r->where = lappend(r->where,
-									   psprintf("w.window_start + %s > " STREAM_READ_TIME_SQL " - %s",
+									   psprintf("w.window_start + %s > %s",
 												stream_interval_sql(w->size),
-												stream_interval_sql(w->ttl)));
+												stream_ttl_cutoff_sql(w->ttl)));
 				break;
 			}
 		case WINDOW_SESSION:
@@ -249,8 +249,8 @@ stream_window_read_sql(WindowSpec *w, int id, const char *state_columns,
 			r->identity = "pg_catalog.min(s._session_start)";
 			if (w->ttl)
 				r->having = lappend(r->having,
-									psprintf("pg_catalog.max(s._session_end) > " STREAM_READ_TIME_SQL " - %s",
-											 stream_interval_sql(w->ttl)));
+									psprintf("pg_catalog.max(s._session_end) > %s",
+											 stream_ttl_cutoff_sql(w->ttl)));
 			break;
 	}
 	return r;

@@ -64,6 +64,19 @@ reap_now_sql(Oid state, const char *column)
 }
 
 /*
+ * The time at or before which ttl expires a value of a state column, in its
+ * type: for a timestamptz column what reads take (stream_ttl_cutoff_sql),
+ * else counted back from reap_now_sql.
+ */
+static char *
+reap_cutoff_sql(Oid state, const char *column, Interval *ttl)
+{
+	if (get_atttype(state, get_attnum(state, column)) == TIMESTAMPTZOID)
+		return stream_ttl_cutoff_sql(ttl);
+	return psprintf("(%s - %s)", reap_now_sql(state, column), stream_interval_sql(ttl));
+}
+
+/*
  * A stored session of view id may still grow while an event within the gap
  * after it may come: one applied but not merged yet (its partial session is
  * a delta, maybe of a writer still in progress, and was not late when it
@@ -139,8 +152,8 @@ expired_condition(int id, WindowSpec *spec)
 		case WINDOW_NONE:
 			if (spec->ttl == NULL)
 				return NULL;
-			return psprintf("%s <= %s - %s", quote_identifier(spec->ttl_column),
-							reap_now_sql(state, spec->ttl_column), stream_interval_sql(spec->ttl));
+			return psprintf("%s <= %s", quote_identifier(spec->ttl_column),
+							reap_cutoff_sql(state, spec->ttl_column, spec->ttl));
 		case WINDOW_SLIDING:
 			{
 				Oid			step_type = get_atttype(state, get_attnum(state, "_step"));
@@ -161,13 +174,13 @@ expired_condition(int id, WindowSpec *spec)
 		case WINDOW_HOPPING:
 			if (spec->ttl == NULL)
 				return NULL;
-			return psprintf("_slice + %s <= %s - %s", stream_interval_sql(spec->size),
-							reap_now_sql(state, "_slice"), stream_interval_sql(spec->ttl));
+			return psprintf("_slice + %s <= %s", stream_interval_sql(spec->size),
+							reap_cutoff_sql(state, "_slice", spec->ttl));
 		case WINDOW_SESSION:
 			if (spec->ttl == NULL)
 				return NULL;
-			return psprintf("_session_end <= %s - %s AND %s", reap_now_sql(state, "_session_end"),
-							stream_interval_sql(spec->ttl), session_closed_sql(id, spec, state));
+			return psprintf("_session_end <= %s AND %s", reap_cutoff_sql(state, "_session_end", spec->ttl),
+							session_closed_sql(id, spec, state));
 	}
 	return NULL;
 }
