@@ -298,9 +298,11 @@ stream_window_merge_sql(int id, List *columns, int key_count, WindowSpec *spec, 
 						m.keys.data, m.aggs_update.data, m.kept.data,
 						stream_view_relation_sql(id, VIEW_RESULT_TABLE), m.keys.data,
 						m.kept_update.data);
+	/* a view of keys alone (SELECT k ... GROUP BY k) has nothing to combine */
 	return psprintf("WITH %s, merged AS (INSERT INTO %s AS t "
 					"SELECT %s%s FROM %s GROUP BY %s "
-					"ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1) " MERGE_COUNTS,
+					"ON CONFLICT (%s) DO %s%s RETURNING 1) " MERGE_COUNTS,
 					moved, state, m.keys.data, m.aggs_select.data, source, m.keys.data,
-					m.keys.data, m.aggs_update.data);
+					m.keys.data, m.aggs_update.len > 0 ? "UPDATE SET " : "NOTHING",
+					m.aggs_update.data);
 }

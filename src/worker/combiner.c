@@ -106,6 +106,17 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
 #define MERGE_CHUNK_ROWS 10000
 
 /*
+ * A view's merges in one round take at most this many chunks: a view with
+ * a backlog (a bulk COPY, ingestion as fast as the merges) leaves the
+ * others, the jobs (change streams, expiry, Kafka supervision) their turn;
+ * the next round comes at once.
+ */
+#define ROUND_CHUNKS 10
+
+/* A view left deltas in the last round for want of chunks */
+static bool deltas_left = false;
+
+/*
  * Merging a view's deltas one at a time after an error (set_aside_unmergeable)
  * takes at most this many times stream_ext.view_time_limit (at least 1 s),
  * on the charged clock (time_limit.c): each merge is limited, their sum
@@ -550,10 +561,13 @@ lock_state_table(ViewToCombine *v)
  * Can deltas be the cause of a merge error (an overflow, a combine function
  * that raises)?  Not when it is transient, nor, as a rule, when it is about
  * the relations or privileges (class 42: a missing column or index, a
- * revoked function), which no delta causes: those keep the deltas until
- * fixed.  But a class 42 error can be one row's too (a transform's row a
- * row-security policy of its table rejects, 42501): set_aside_unmergeable
- * tells them apart by whether the merge fails with no delta at all.
+ * revoked function, a name the owner's code does not find on the
+ * combiner's search_path), which no delta causes: those keep the deltas
+ * until fixed.  But a class 42 error can be one row's too, when a
+ * transform's rows go into its table (a row a row-security policy of the
+ * table rejects, 42501): set_aside_unmergeable tells them apart by whether
+ * the merge fails with no delta at all.  That tells nothing for the states
+ * of an aggregating view, whose code runs only on a row: its deltas wait.
  */
 static bool
 deltas_may_cause(int sqlerrcode)
@@ -735,13 +749,17 @@ set_aside_unmergeable(void *arg)
 			ReThrowError(edata);
 		/*
 		 * A class 42 error: the relations' or privileges' (none set aside)
-		 * if the merge fails without any delta too, as a privilege check
-		 * does; else the delta's own (a row-security policy refusing it).
+		 * for an aggregating view, and for a transform into a table if the
+		 * merge fails without any delta too, as a privilege check does;
+		 * else the delta's own (a row-security policy refusing it).
 		 */
 		if (!deltas_may_cause(edata->sqlerrcode) && !class42_checked)
 		{
 			ItemPointerData none;
 
+			if (!OidIsValid(v->output) &&
+				ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
+				ReThrowError(edata);
 			ItemPointerSet(&none, InvalidBlockNumber, 0);
 			one.tid = &none;
 			if (stream_try_in_subtransaction(merge_one_delta, &one) != NULL)
@@ -868,6 +886,7 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 	char		activity[NAMEDATALEN * 2 + 64];
 	bool		moved = false;
 	bool		failed = false;
+	int			chunks = 0;
 
 	if (!stream_retry_due(&slow_merges, v->id))
 		return false;
@@ -877,8 +896,15 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 
 	while (chunk.moved == MERGE_CHUNK_ROWS)
 	{
-		ErrorData  *edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
+		ErrorData  *edata;
 		bool		wait = false;
+
+		if (chunks++ == ROUND_CHUNKS)
+		{
+			deltas_left = true;
+			break;
+		}
+		edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
 
 		if (edata != NULL)
 		{
@@ -1168,12 +1194,14 @@ stream_combiner_loop(int slotno)
 		bool		full = TimestampDifferenceExceeds(last_full, now,
 													  Max(FULL_ROUND_MS, stream_ext_combine_interval_ms));
 		bool		merged = false;
+		long		timeout;
 
 		stream_worker_handle_interrupts();
 		MemoryContextReset(cxt);
 
-		if ((mergeable != last_mergeable && due) || full)
+		if ((mergeable != last_mergeable && due) || full || deltas_left)
 		{
+			deltas_left = false;
 			if (full)			/* the first round is one */
 				stream_paused_views_record(cxt);
 			if (!merge_round(full, false, &has_notify, cxt))
@@ -1208,10 +1236,10 @@ stream_combiner_loop(int slotno)
 		}
 
 		stream_worker_report_idle();
+		timeout = wait_ms(last_merge, stream_mergeable_count(slotno) != last_mergeable,
+						  has_notify, stream_pending_clear_publish(cxt));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms(last_merge, stream_mergeable_count(slotno) != last_mergeable,
-								 has_notify, stream_pending_clear_publish(cxt)),
-						 PG_WAIT_EXTENSION);
+						 deltas_left ? 0 : timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
