@@ -151,6 +151,21 @@ RESET client_min_messages;
 SELECT name FROM stream_ext.continuous_views WHERE name::text LIKE 'jn\_%' ORDER BY 1::text;
 INSERT INTO jn_clicks VALUES ('/a', 3, 1);
 
+-- a SQL function that reads the stream, through a view the query joins: the
+-- planner inlines it, and that scan gave the batch again (ten events of one
+-- batch counted 100); the view's plan is refused, its events recorded
+CREATE FOREIGN TABLE jn_twice (url text) SERVER stream_ext;
+CREATE FUNCTION jn_feed() RETURNS SETOF jn_twice LANGUAGE sql STABLE AS 'SELECT * FROM public.jn_twice';
+CREATE VIEW jn_feed_v AS SELECT * FROM jn_feed();
+CREATE VIEW jn_twice_v WITH (continuous) AS
+  SELECT count(*) FROM jn_twice t JOIN jn_feed_v f ON f.url = t.url;
+INSERT INTO jn_twice SELECT '/x' FROM generate_series(1, 10);
+SELECT * FROM jn_twice_v;
+SELECT DISTINCT sqlstate, message FROM stream_ext.view_errors WHERE name = 'jn_twice_v'::regclass;
+SET client_min_messages = warning;
+DROP FOREIGN TABLE jn_twice CASCADE;   -- and jn_feed, of its row type
+RESET client_min_messages;
+
 SET client_min_messages = warning;
 DROP FOREIGN TABLE jn_clicks, jn_other CASCADE;
 DROP TABLE jn_users, jn_regions, jn_accounts CASCADE;

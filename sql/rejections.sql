@@ -67,6 +67,7 @@ CREATE VIEW rj_v WITH (continuous) AS SELECT k, count(*) FROM rj_s GROUP BY k EX
 -- queries that do not aggregate keep rows (sql/rows.sql), but not in windows
 CREATE VIEW rj_v WITH (continuous, sliding_window = '1 minute') AS SELECT k, v FROM rj_s;
 CREATE VIEW rj_v WITH (continuous) AS SELECT FROM rj_s WHERE k > 1;
+CREATE VIEW rj_v WITH (continuous) AS SELECT FROM rj_s GROUP BY k;
 CREATE VIEW rj_v WITH (continuous, ttl = '1 hour', ttl_column = 'nope') AS SELECT k, ts FROM rj_s;
 CREATE VIEW rj_v WITH (continuous, ttl = '1 hour', ttl_column = 'k') AS SELECT k, ts FROM rj_s;
 -- grouping sets: a ttl column rolled up
@@ -190,6 +191,15 @@ SELECT stream_ext.create_continuous_view('rj_fn2', 'SELECT count(*) FROM rj_s', 
 DROP VIEW rj_fn, rj_fn2;
 -- functions of a continuous view say what a relation is not
 SELECT stream_ext.truncate_continuous_view('pg_class');
+
+-- a column PostgreSQL takes as grouped because it depends on a primary key
+-- of the group (it read as another column of the view, or failed inside)
+CREATE TABLE rj_users (id bigint PRIMARY KEY, name text);
+CREATE VIEW rj_v WITH (continuous) AS
+  SELECT u.name, count(*) FROM rj_users u JOIN rj_s s ON s.k = u.id GROUP BY u.id;
+CREATE VIEW rj_v WITH (continuous) AS
+  SELECT u.name, count(*) FROM rj_s s JOIN rj_users u ON s.k = u.id GROUP BY u.id;
+DROP TABLE rj_users;
 
 -- nothing was left behind by the refused statements
 SELECT name, stream FROM stream_ext.continuous_views WHERE stream::text LIKE 'rj\_%' ORDER BY name::text;

@@ -300,6 +300,29 @@ DROP ROLE regress_views_reader;
 
 SELECT dblink_disconnect('views_locker');
 DROP EXTENSION dblink;
+-- a view of keys alone, the distinct values seen, is merged like any other
+-- (its merge statement was an error: its deltas were never merged)
+CREATE VIEW distinct_urls WITH (continuous) AS SELECT url FROM clicks GROUP BY url;
+INSERT INTO clicks (url) VALUES ('/a'), ('/b'), ('/a'), (NULL);
+INSERT INTO clicks (url) VALUES ('/b'), ('/c'), (NULL);
+SELECT views_merged('distinct_urls') AS merged;
+SELECT url FROM distinct_urls ORDER BY url;
+-- a key whose type's equality hashes, but not its elements' (bit varying has
+-- no hash function): every event with a key failed for the view
+CREATE FOREIGN TABLE bitsets (b varbit[]) SERVER stream_ext;
+CREATE VIEW by_bits WITH (continuous) AS SELECT b, count(*) FROM bitsets GROUP BY b;
+INSERT INTO bitsets VALUES ('{101,11}'), ('{101,11}'), ('{1}'), (NULL);
+SELECT b, count FROM by_bits ORDER BY b;
+SELECT count(*) AS errors FROM stream_ext.view_errors WHERE name = 'by_bits'::regclass;
+DROP FOREIGN TABLE bitsets CASCADE;
+-- a key named n in a view that repeats a grouping set (its read's copies of
+-- the set were numbered by a column n too, and CREATE failed)
+CREATE FOREIGN TABLE sets_n (n int) SERVER stream_ext;
+CREATE VIEW by_n_twice WITH (continuous) AS SELECT n, count(*) FROM sets_n GROUP BY GROUPING SETS ((n), (n));
+INSERT INTO sets_n VALUES (1), (1), (2);
+SELECT n, count FROM by_n_twice ORDER BY n, count;
+SELECT n, count(*) FROM (VALUES (1), (1), (2)) t(n) GROUP BY GROUPING SETS ((n), (n)) ORDER BY n, count;
+DROP FOREIGN TABLE sets_n CASCADE;
 SELECT views_merged('by_pair', 'by_p_a') AS merged;
 SELECT pair, n FROM by_pair ORDER BY pair;
 SELECT p, a, n FROM by_p_a ORDER BY p, a;

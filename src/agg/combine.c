@@ -486,8 +486,12 @@ final_result(AggSupport *s, Oid collation, fmNodePtr context, Datum value, bool 
 	*result_isnull = isnull;
 	if (!s->has_final)
 		return value;
-	if (s->finalfn.fn_strict && isnull)
+	/* as PostgreSQL: FINALFUNC_EXTRA's arguments are NULLs a strict one is not given */
+	if (s->finalfn.fn_strict && (isnull || s->final_nargs > 1))
+	{
+		*result_isnull = true;
 		return (Datum) 0;
+	}
 	InitFunctionCallInfoData(*fc, &s->finalfn, s->final_nargs, collation, context, NULL);
 	fc->args[0].value = value;
 	fc->args[0].isnull = isnull;
@@ -532,6 +536,9 @@ stream_ext_finalize_agg_final(PG_FUNCTION_ARGS)
 /*
  * Support functions of internal states insist on an aggregate context; one
  * whose memory is the current context, for the scalar functions below.
+ * What else of the aggregate API a third party's support function may call
+ * (AggGetTempMemoryContext, AggRegisterCallback) finds memory there too; a
+ * callback it registers is not called (the memory goes with the context).
  */
 static fmNodePtr
 scalar_agg_context(void)
@@ -540,7 +547,9 @@ scalar_agg_context(void)
 	AggState   *context = makeNode(AggState);
 
 	econtext->ecxt_per_tuple_memory = CurrentMemoryContext;
+	econtext->ecxt_per_query_memory = CurrentMemoryContext;
 	context->curaggcontext = econtext;
+	context->tmpcontext = econtext;
 	return (fmNodePtr) context;
 }
 

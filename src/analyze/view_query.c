@@ -163,7 +163,7 @@ aggregate_state_type(Aggref *aggref)
 static const char *const reserved_names[] = {
 	"writer_xid", "_one", "_level", "_step", "_slice", "_session_start", "_session_end",
 	"_session", "_new", STREAM_GROUPING_KEY_NAME, "window_start", "window_end",
-	"session_start", "session_end", "_kept", NULL
+	"session_start", "session_end", "_kept", "_copy", NULL
 };
 
 /* ... of a view that keeps rows: its delta table's writer, the combiner's _one */
@@ -437,11 +437,21 @@ shape_kept_rows(ViewShape *shape)
 		shape->keys = lappend(shape->keys, tle);
 		shape->key_names = lappend(shape->key_names, name);
 	}
-	if (shape->keys == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a continuous view must have columns")));
 	check_ttl_column(shape);
+}
+
+/* Error when query selects no column (SELECT FROM s ...) */
+static void
+require_columns(Query *query)
+{
+	ListCell   *lc;
+
+	foreach(lc, query->targetList)
+		if (!((TargetEntry *) lfirst(lc))->resjunk)
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("a continuous view must have columns")));
 }
 
 /*
@@ -477,6 +487,12 @@ stream_view_shape(Query *query, WindowSpec *window)
 		reject("LIMIT or OFFSET", "Apply LIMIT when querying the view.");
 	if (query->rowMarks != NIL)
 		reject("FOR UPDATE or FOR SHARE", NULL);
+	/* u.name with GROUP BY u.id, where id is the primary key of u */
+	if (query->constraintDeps != NIL)
+		reject("a column that is not grouped (functionally dependent on a primary key)",
+			   "Add the column to GROUP BY.");
+
+	require_columns(query);
 
 	shape->stream_rti = stream_view_stream_rti(query);
 	shape->stream = rt_fetch(shape->stream_rti, query->rtable)->relid;
@@ -664,9 +680,14 @@ key_hash(Expr *key, SortGroupClause *sgc)
 	RegProcedure hash;
 	RegProcedure right_hash;
 
+	/*
+	 * (An array's or a record's equality hashes whatever their elements'
+	 * types: the type cache says whether those can be hashed, money[] not.)
+	 */
 	if (get_typlen(type) != -1 || !OidIsValid(sgc->eqop) ||
 		(OidIsValid(collation) && collation != C_COLLATION_OID &&
 		 !get_collation_isdeterministic(collation)) ||
+		!OidIsValid(lookup_type_cache(type, TYPECACHE_HASH_PROC)->hash_proc) ||
 		!get_op_hash_functions(sgc->eqop, &hash, &right_hash) || hash != right_hash ||
 		get_func_rettype(hash) != INT4OID)
 		return NULL;
@@ -940,6 +961,33 @@ stream_plan_partial_aggregation(ViewShape *shape, const char *sql, bool one_writ
 }
 
 /*
+ * A plan scans the view's stream once, which gives the batch: a function
+ * the planner inlined (through a view the query joins) may have added a
+ * scan of a stream the rewritten query did not show (stream_rewrite_view_query
+ * counted those), which would give the batch again, or fail.
+ */
+static void
+refuse_inlined_stream_scans(PlannedStmt *pstmt)
+{
+	int			nstreams = 0;
+	ListCell   *lc;
+
+	foreach(lc, pstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && stream_is_stream_relation(rte->relid))
+			nstreams++;
+	}
+	if (nstreams > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view's plan must scan one stream once"),
+				 errdetail("A SQL function the view's query calls, inlined into its plan, reads a stream."),
+				 errhint("Read streams only through continuous views.")));
+}
+
+/*
  * The plan workers run over a batch for a view: its partial aggregation, or
  * for a view that keeps rows the rows of its query (row_query.c); its
  * lookups of joined tables answered from kept copies when they can be
@@ -954,6 +1002,7 @@ stream_plan_view_batch(ViewShape *shape, const char *sql, bool one_writer)
 		pstmt = stream_plan_view_rows(shape, sql, one_writer);
 	else
 		pstmt = stream_plan_partial_aggregation(shape, sql, one_writer);
+	refuse_inlined_stream_scans(pstmt);
 	stream_table_copies_in_plan(pstmt);
 	return pstmt;
 }

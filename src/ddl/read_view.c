@@ -279,7 +279,13 @@ empty_set_row_sql(ViewShape *shape)
 		if (i == shape->grouping_key)
 			appendStringInfo(&buf, "%s%d", i ? ", " : "", all);
 		else
-			appendStringInfo(&buf, "%sNULL", i ? ", " : "");
+		{
+			/* typed: UNION ALL would take a domain's base type for NULL's */
+			TargetEntry *key = list_nth(shape->keys, i);
+
+			appendStringInfo(&buf, "%sNULL::%s", i ? ", " : "",
+							 format_type_be_qualified(exprType((Node *) key->expr)));
+		}
 	}
 	for (int i = 0; i < list_length(shape->aggs); i++)
 		appendStringInfo(&buf, ", %s", no_input_state_sql(shape, i));
@@ -503,8 +509,8 @@ user_keys_sql(ViewShape *shape, const char *prefix)
 /*
  * For a view whose query makes a grouping set more than once (stored once):
  * " CROSS JOIN LATERAL generate_series(1, CASE s._grouping WHEN m THEN 2
- * ... ELSE 1 END) AS _gcopy(n)", each row read once per copy of its set
- * (grouped by _gcopy.n too); "" for other views.
+ * ... ELSE 1 END) AS _gcopy(_copy)", each row read once per copy of its set
+ * (grouped by _gcopy._copy too); "" for other views.
  */
 static char *
 grouping_copies_sql(ViewShape *shape)
@@ -526,7 +532,7 @@ grouping_copies_sql(ViewShape *shape)
 	if (buf.len == 0)
 		return "";
 	return psprintf(" CROSS JOIN LATERAL pg_catalog.generate_series(1, CASE s.%s%s ELSE 1 END) "
-					"AS _gcopy(n)", quote_identifier(STREAM_GROUPING_KEY_NAME), buf.data);
+					"AS _gcopy(_copy)", quote_identifier(STREAM_GROUPING_KEY_NAME), buf.data);
 }
 
 /* Append items (char *) to buf after keyword, separated by sep */
@@ -581,7 +587,7 @@ identity_columns_sql(ViewShape *shape, WindowReadSql *w)
 {
 	char	   *keys = user_keys_sql(shape, "s.");
 	char	   *ids = user_keys_list_sql(shape, "s.", true);
-	char	   *copies = grouping_copies_sql(shape)[0] != '\0' ? "_gcopy.n" : NULL;
+	char	   *copies = grouping_copies_sql(shape)[0] != '\0' ? "_gcopy._copy" : NULL;
 	StringInfoData rid;
 
 	if (ids == NULL)
@@ -665,7 +671,7 @@ read_view_sql(ViewShape *shape, int id, Oid state_relid, ReadViewExtra extra)
 	}
 	append_list_sql(&buf, "WHERE", w->where, " AND ");
 	if (grouping_copies_sql(shape)[0] != '\0')
-		group = lappend(group, "_gcopy.n");
+		group = lappend(group, "_gcopy._copy");
 	if (keys)
 		group = lappend(group, keys);
 	append_list_sql(&buf, "GROUP BY", group, ", ");
