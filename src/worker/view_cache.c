@@ -9,7 +9,9 @@
  * again, alone, when a relation they read besides the stream (a joined
  * table, an index of it, a view it expands) changes: as PostgreSQL's plan
  * cache does, the relations are locked before each run and the plan is
- * checked after.  Callers run inside a transaction.
+ * checked after; and when a function they use is replaced or its
+ * privileges change, or a role's memberships or attributes do.  Callers
+ * run inside a transaction.
  */
 #include "postgres.h"
 
@@ -19,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "analyze/view_query.h"
 #include "catalog/catalog.h"
@@ -51,12 +54,56 @@ invalidate_view_cache(Datum arg, Oid relid)
 	}
 }
 
+/*
+ * A function the plans use was replaced (its body, which the planner may
+ * have inlined or folded) or its privileges changed (EXECUTE is checked
+ * when an executor starts, and a view's executor is kept from batch to
+ * batch): plan again, as PostgreSQL's plan cache does.  hashvalue 0: any.
+ */
+static void
+invalidate_plan_items(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ListCell   *lc;
+
+	foreach(lc, cached_views)
+	{
+		CachedView *v = lfirst(lc);
+		ListCell   *li;
+
+		foreach(li, v->plan_inval_items)
+		{
+			PlanInvalItem *item = lfirst(li);
+
+			if (item->cacheId == cacheid && (hashvalue == 0 || item->hashValue == hashvalue))
+				v->plan_stale = true;
+		}
+	}
+}
+
+/*
+ * A role's memberships or attributes changed: what a plan of the owner's
+ * may use (a function's EXECUTE through a role, row security bypassed or
+ * not) may have too.  Rare: plan every view again.
+ */
+static void
+invalidate_all_plans(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ListCell   *lc;
+
+	foreach(lc, cached_views)
+		((CachedView *) lfirst(lc))->plan_stale = true;
+}
+
 void
 view_cache_init(void)
 {
 	cache_context = AllocSetContextCreate(TopMemoryContext, "stream_ext view cache",
 										  ALLOCSET_DEFAULT_SIZES);
 	CacheRegisterRelcacheCallback(invalidate_view_cache, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, invalidate_plan_items, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPEOID, invalidate_plan_items, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, invalidate_all_plans, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, invalidate_all_plans, (Datum) 0);
 }
 
 static char *
@@ -209,6 +256,10 @@ plan_view(CachedView *view)
 	view->plan = copyObject(plan);
 	view->plan_one_writer = plan_one ? copyObject(plan_one) : NULL;
 	view->plan_relations = list_copy(plan->relationOids);
+	view->plan_inval_items = copyObject(plan->invalItems);
+	if (plan_one != NULL)
+		view->plan_inval_items = list_concat(view->plan_inval_items,
+											 copyObject(plan_one->invalItems));
 	view->plan_stale = false;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(plan_cxt);
@@ -226,6 +277,7 @@ forget_plan(CachedView *view)
 	view->plan = NULL;
 	view->plan_one_writer = NULL;
 	view->plan_relations = NIL;
+	view->plan_inval_items = NIL;
 }
 
 /*

@@ -34,6 +34,8 @@ typedef struct CachedView
 	PlannedStmt *plan_one_writer;	/* the same for one writer ($1), or NULL */
 	MemoryContext plan_cxt;		/* holds both plans */
 	List	   *plan_relations; /* Oid: what they read, locked before each run */
+	List	   *plan_inval_items;	/* PlanInvalItem: the functions (and
+									 * domains) they use */
 	List	   *query_relations;	/* Oid: what its query names, before it is
 									 * planned (joined tables, the stream) */
 	bool		plan_stale;		/* one of those changed since they were made */
