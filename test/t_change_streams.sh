@@ -26,6 +26,9 @@
 #    write batches while the server is killed -9 twice; after each restart
 #    (a) holds at once, and (a) and (b) hold once the combiner caught up: no
 #    change event lost or doubled.
+# 3. Pages: 50,000 groups changed at once are emitted in several emissions,
+#    each event once; a reader's view whose code always raises a transient
+#    SQLSTATE owns it after a few tries, and the other readers go on.
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-48} CLIENTS=${CLIENTS:-4} CYCLES=${CYCLES:-3} EVENTS_PER_CYCLE=${EVENTS_PER_CYCLE:-30000}
 export PGTZ=UTC
@@ -296,6 +299,44 @@ for cycle in $(seq 1 "$CYCLES"); do
 	settle 60 "the combiner merged and emitted everything"
 	check "cycle $cycle, after the combiner caught up" true
 done
+
+###########################################################################
+say "part 3: a large round is emitted in pages; a reader's view that keeps failing stops no other"
+fresh_db t_change_streams_pages
+create_pending_deltas
+create_check_functions
+run_sql <<'SQL'
+CREATE FOREIGN TABLE big (k int) SERVER stream_ext;
+CREATE VIEW big_v WITH (continuous) AS SELECT k, count(*) FROM big GROUP BY k;
+CREATE TABLE cases (view regclass PRIMARY KEY, ident text);
+INSERT INTO cases VALUES ('big_v', 'ROW((x).k)');
+SELECT make_change_stream(view, ident) FROM cases;
+INSERT INTO big SELECT g FROM generate_series(1, 50000) g;
+SQL
+settle 120 "50,000 new groups merged and emitted"
+check "50,000 groups changed at once" true
+# one emission, one arrival_timestamp: at most 20,000 groups each (it was
+# one emission of every group, as long as the view is big)
+pages=$(q "SELECT count(*) || ' ' || max(n) FROM (SELECT count(*) AS n FROM log_big_v GROUP BY arrival_timestamp) p")
+[ "${pages%% *}" -ge 3 ] && [ "${pages##* }" -le 20000 ] ||
+	fail "50,000 changed groups were not emitted in emissions of at most 20,000 (emissions, largest: $pages)"
+say "ok: emitted in $pages (emissions, largest)"
+# a view of a reader of the change stream whose code raises a transient
+# SQLSTATE every time: after a few failed emissions it owns that error, its
+# events are set aside for it, and the other readers get theirs (every
+# emission failed for ever)
+run_sql <<'SQL'
+CREATE FUNCTION boom(bigint) RETURNS bigint LANGUAGE plpgsql AS
+  $$BEGIN RAISE EXCEPTION 'boom' USING ERRCODE = 'serialization_failure'; END$$;
+CREATE VIEW bad_reader WITH (continuous) AS SELECT count(boom((new).count)) FROM big_v_changes;
+INSERT INTO big SELECT g FROM generate_series(50001, 50100) g;
+SQL
+wait_until 90 "the change stream goes on past a reader's view that always fails" \
+	"SELECT count(*) = 50100 FROM log_big_v"
+[ "$(q "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'bad_reader'::regclass AND sqlstate = '40001'")" -gt 0 ] ||
+	fail "bad_reader's events were not set aside for it"
+settle 60 "merged and emitted past bad_reader"
+check "past a failing reader" true
 
 if [ ${#failures[@]} -gt 0 ]; then
 	for f in "${failures[@]}"; do echo "[$TEST_NAME] failed: $f"; done

@@ -298,15 +298,17 @@ key_listable(StateColumn *c)
 
 /*
  * The query that takes the groups to compare in an emission of the view of
- * row: it empties changed_<id> and returns one row, the number of groups
- * (those noted, and those of rows final at watermark, a literal or NULL),
- * their _gid as a text array, and as many text arrays again, of each of
- * their own keys (keys: stream_changes_own_keys; NULL for a key that is
- * not key_listable): what stream_changes_emit_sql takes.
+ * row: it takes at most limit noted groups out of changed_<id> and returns
+ * one row: the number of groups (those taken, and those of rows final at
+ * watermark, a literal or NULL), the number of noted groups taken, their
+ * _gid as a text array, and as many text arrays again, of each of their
+ * own keys (keys: stream_changes_own_keys; NULL for a key that is not
+ * key_listable): what stream_changes_emit_sql takes.
  */
 char *
-stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *watermark)
+stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *watermark, int limit)
 {
+	char	   *changed = stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS);
 	StringInfoData columns;
 	StringInfoData arrays;
 
@@ -320,9 +322,12 @@ stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *waterm
 		else
 			appendStringInfoString(&arrays, ", NULL::pg_catalog.text");
 	}
-	return psprintf("WITH cand AS (DELETE FROM %s RETURNING _gid%s), g AS (SELECT * FROM cand%s) "
-					"SELECT pg_catalog.count(*), pg_catalog.array_agg(_gid)::pg_catalog.text%s FROM g",
-					stream_view_relation_sql(row->id, VIEW_CHANGED_GROUPS), columns.data,
+	return psprintf("WITH cand AS (DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY "
+					"(ARRAY(SELECT ctid FROM %s LIMIT %d)) RETURNING _gid%s), "
+					"g AS (SELECT * FROM cand%s) "
+					"SELECT pg_catalog.count(*), (SELECT pg_catalog.count(*) FROM cand), "
+					"pg_catalog.array_agg(_gid)::pg_catalog.text%s FROM g",
+					changed, changed, limit, columns.data,
 					watermark ? psprintf(" UNION SELECT _gid%s FROM %s "
 										 "WHERE _final_at OPERATOR(pg_catalog.<=) %s::pg_catalog.timestamptz",
 										 columns.data,

@@ -21,7 +21,8 @@ typedef struct EmitSql
 
 extern List *stream_changes_own_keys(ContinuousViewRow *row);
 extern char *stream_changes_key_columns_sql(List *keys);
-extern char *stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *watermark);
+extern char *stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *watermark,
+									   int limit);
 extern EmitSql *stream_changes_emit_sql(ContinuousViewRow *row, List *keys, char **groups,
 										const char *watermark);
 

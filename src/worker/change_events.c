@@ -47,8 +47,19 @@
 /* Views whose rows change with time are compared whole this often */
 #define TIME_CHECK_MS 1000
 
-/* More changed groups than this are found by reading the whole view */
+/*
+ * An emission takes at most this many noted groups (the rest wait for the
+ * next, at once); with rows final at watermark, more groups than this are
+ * found by reading the whole view
+ */
 #define MAX_LISTED_GROUPS 20000
+
+/*
+ * A comparison of the whole view (sliding windows, ttl, many rows final at
+ * watermark) runs within this many times the view's time limit: it is most
+ * of it the extension's work, as an ANALYZE of the view's state is.
+ */
+#define WHOLE_VIEW_LIMITS 10
 
 /* One view's emission, for stream_job_in_transaction */
 typedef struct Emission
@@ -57,6 +68,8 @@ typedef struct Emission
 	bool		all;			/* compare every row */
 	bool		careful;		/* apply events one at a time on error */
 	int			nevents;		/* out: events emitted */
+	bool		more;			/* out: more noted groups wait */
+	bool		applying;		/* out: the error came from a view downstream */
 } Emission;
 
 static TimestampTz last_time_check = 0;
@@ -69,30 +82,34 @@ static TimestampTz last_time_check = 0;
 static StreamRetries emission_retries = STREAM_RETRIES(1000, 60000);
 
 /*
- * The groups to compare: those merges noted (taken out of changed_<id>),
- * and those of rows final at watermark, as text arrays (the _gid, then each
- * key: stream_changes_groups_sql); NULL when there are none, and an array
- * of NULLs when there are more than MAX_LISTED_GROUPS (compare every row).
+ * The groups to compare: up to MAX_LISTED_GROUPS of those merges noted
+ * (taken out of changed_<id>; *more when that many were), and those of
+ * rows final at watermark, as text arrays (the _gid, then each key:
+ * stream_changes_groups_sql); NULL when there are none, and an array of
+ * NULLs when there are more than MAX_LISTED_GROUPS (compare every row).
  * SPI connected.
  */
 static char **
-take_groups(ContinuousViewRow *row, List *keys, const char *watermark)
+take_groups(ContinuousViewRow *row, List *keys, const char *watermark, bool *more)
 {
 	char	  **groups;
 	bool		isnull;
 	int64		n;
 
-	if (SPI_execute(stream_changes_groups_sql(row, keys, watermark), false, 1) != SPI_OK_SELECT ||
+	if (SPI_execute(stream_changes_groups_sql(row, keys, watermark, MAX_LISTED_GROUPS),
+					false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not take the changed groups of continuous view %s", row->name);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*more = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+										&isnull)) >= MAX_LISTED_GROUPS;
 	if (n == 0)
 		return NULL;
-	groups = palloc0(sizeof(char *) * SPI_tuptable->tupdesc->natts);
+	groups = palloc0(sizeof(char *) * (SPI_tuptable->tupdesc->natts - 1));
 	if (n > MAX_LISTED_GROUPS)
 		return groups;
-	for (int i = 0; i < SPI_tuptable->tupdesc->natts - 1; i++)
-		groups[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 2);
+	for (int i = 0; i < SPI_tuptable->tupdesc->natts - 2; i++)
+		groups[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 3);
 	return groups;
 }
 
@@ -142,6 +159,8 @@ emit_in_transaction(void *arg)
 	List	   *keys;
 
 	e->nevents = 0;
+	e->more = false;
+	e->applying = false;
 
 	/*
 	 * DROP of the stream or the view waits for this, or happened before.
@@ -168,18 +187,20 @@ emit_in_transaction(void *arg)
 	if (stream_window_has_event_time(window))
 		watermark = stream_lateness_watermark_literal(row->id);
 	keys = stream_changes_own_keys(row);
-	groups = take_groups(row, keys, watermark);
+	groups = take_groups(row, keys, watermark, &e->more);
 	if (e->all || groups != NULL)
 	{
-		sql = stream_changes_emit_sql(row, keys, e->all || groups[0] == NULL ? NULL : groups,
-									  watermark);
-		stream_begin_as_owner(&as, row->owner);
-		{
-			EmissionRun run = {sql, dest, row->name};
+		bool		whole = e->all || groups[0] == NULL;
+		EmissionRun run;
 
-			/* the owner's HAVING and final functions: within the time limit */
-			stream_view_time_limited(row->name, run_emissions, &run);
-		}
+		sql = stream_changes_emit_sql(row, keys, whole ? NULL : groups, watermark);
+		run.sql = sql;
+		run.dest = dest;
+		run.view = row->name;
+		/* the owner's HAVING and final functions: within the time limit */
+		stream_begin_as_owner(&as, row->owner);
+		stream_view_time_limited_times(row->name, whole ? WHOLE_VIEW_LIMITS : 1,
+									   run_emissions, &run);
 		stream_end_as_owner(&as);
 	}
 	AtEOXact_GUC(false, level);
@@ -189,7 +210,9 @@ emit_in_transaction(void *arg)
 	if (outputs != NIL)
 	{
 		e->nevents = ((StreamBatchEvents *) linitial(outputs))->nevents;
+		e->applying = true;
 		stream_apply_events(outputs, COMBINER_COUNTER_WORKER, e->careful);
+		e->applying = false;
 	}
 }
 
@@ -214,7 +237,57 @@ record_failure(void *arg)
 }
 
 /*
- * Emit the changes of one view; on an error, once more with care.  An error
+ * A view downstream of a change stream whose code raises transient errors
+ * (a PL/pgSQL RAISE of 40001) would fail every emission of the view, and
+ * so stop the change stream for all its readers.  As for a batch
+ * (worker.c), after STREAM_TRANSIENT_TRIES such failures in a row in the
+ * same downstream view, that view owns them: its careful retry sets the
+ * event causing one aside for it.  One entry per view whose emission
+ * failed that way lately, in TopMemoryContext, until one commits.
+ */
+typedef struct EmissionTries
+{
+	int			view_id;
+	StreamTransientTries tries;
+} EmissionTries;
+
+static List *emission_tries = NIL;
+
+static EmissionTries *
+tries_of(int view_id, bool make)
+{
+	ListCell   *lc;
+	EmissionTries *t;
+
+	foreach(lc, emission_tries)
+	{
+		t = lfirst(lc);
+		if (t->view_id == view_id)
+			return t;
+	}
+	if (!make)
+		return NULL;
+	t = MemoryContextAllocZero(TopMemoryContext, sizeof(EmissionTries));
+	t->view_id = view_id;
+	emission_tries = lappend(emission_tries, t);
+	return t;
+}
+
+static void
+forget_tries(int view_id)
+{
+	EmissionTries *t = tries_of(view_id, false);
+
+	if (t != NULL)
+	{
+		emission_tries = list_delete_ptr(emission_tries, t);
+		pfree(t);
+	}
+}
+
+/*
+ * Emit the changes of one view (at most MAX_LISTED_GROUPS noted groups;
+ * returns whether more wait); on an error, once more with care.  An error
  * that remains (the view's rows cannot be read: a final function or HAVING
  * that raises) is logged, and recorded in view_errors at the first failure
  * of a run of failures, unless that one is transient (a lock someone holds
@@ -222,41 +295,51 @@ record_failure(void *arg)
  * the records of events set aside; the view's next try waits, doubling up
  * to a minute.
  */
-static void
+static bool
 emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 {
-	Emission	e = {change, all, false, 0};
+	Emission	e = {change, all, false, 0, false, false};
 
 	if (!stream_retry_due(&emission_retries, change->view_id) ||
 		stream_view_paused(change->view_id))
-		return;
+		return false;
 	stream_paused_views_work_for(change->view_id);
 	if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
 	{
 		ErrorData  *edata;
+		EmissionTries *t = tries_of(change->view_id, false);
 
 		e.careful = true;
 		stream_paused_views_work_for(change->view_id);	/* no view's plan runs yet */
+		if (t != NULL)
+			stream_apply_views_own_transient_errors(t->tries.owning, t->tries.nowning);
 		edata = stream_job_in_transaction(emit_in_transaction, &e, cxt);
+		stream_apply_views_own_transient_errors(NULL, 0);
 		stream_paused_views_work_for(0);
 		if (edata != NULL)
 		{
 			FailedEmission f = {change->view_id, edata};
 			int			failures;
 
+			/* a view downstream may own them from then on */
+			if (e.applying && stream_error_is_transient(edata->sqlerrcode))
+				(void) stream_transient_tries_note(&tries_of(change->view_id, true)->tries,
+												   edata->sqlerrcode);
 			stream_retry_note(&emission_retries, change->view_id, false);
 			failures = stream_retry_failures(&emission_retries, change->view_id);
 			if (failures == STREAM_TRANSIENT_TRIES ||
 				(failures == 1 && !stream_error_is_transient(edata->sqlerrcode)))
 				(void) stream_job_in_transaction(record_failure, &f, cxt);
-			return;				/* the groups stay noted */
+			return false;		/* the groups stay noted */
 		}
 	}
 	stream_paused_views_work_for(0);
 	stream_retry_note(&emission_retries, change->view_id, true);
+	forget_tries(change->view_id);
 	/* the views downstream have deltas to merge */
 	if (e.nevents > 0)
 		stream_note_mergeable(stream_batch_slot_for_backend());
+	return e.more;
 }
 
 /* The change streams, and which views to compare whole, for the job */
@@ -294,7 +377,7 @@ list_due_emissions(void *arg)
 	}
 }
 
-/* The job: every change stream's due emissions */
+/* The job: every change stream's due emissions; true when more wait */
 static bool
 change_events_job(MemoryContext cxt)
 {
@@ -302,6 +385,7 @@ change_events_job(MemoryContext cxt)
 	DueEmissions due = {TimestampDifferenceExceeds(last_time_check, now, TIME_CHECK_MS), cxt,
 	NIL, NIL};
 	ListCell   *lc;
+	bool		more = false;
 
 	if (stream_job_in_transaction(list_due_emissions, &due, cxt) != NULL)
 		return false;
@@ -309,11 +393,12 @@ change_events_job(MemoryContext cxt)
 	{
 		ChangeStream *change = lfirst(lc);
 
-		emit_view_changes(change, list_member_int(due.all, change->view_id), cxt);
+		if (emit_view_changes(change, list_member_int(due.all, change->view_id), cxt))
+			more = true;
 	}
 	if (due.time_check)
 		last_time_check = now;
-	return false;
+	return more;
 }
 
 /* Register the job with the combiner; from _PG_init. */
