@@ -99,6 +99,25 @@ CREATE VIEW cs_mid_to_s WITH (continuous, output = 'cs_s') AS SELECT url, n FROM
 CREATE VIEW cs_loop WITH (continuous, output = 'cs_mid') AS
   SELECT (new).url, (new).n::int FROM cs_changes;
 DROP FOREIGN TABLE cs_mid CASCADE;
+-- also when the change stream was made after this transaction's snapshot
+-- (the check read the change streams in it, and let the cycle through)
+CREATE VIEW cs_other WITH (continuous) AS SELECT url, count(*) AS n FROM cs_s GROUP BY url;
+CREATE EXTENSION dblink;
+SELECT dblink_connect('cs_other_session', format('host=%s port=%s dbname=%s user=%s',
+         split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_setting('port'), current_database(), current_user)) AS connected;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) >= 0 AS snapshot_taken FROM stream_ext.continuous_views;
+SELECT * FROM dblink('cs_other_session',
+         $$SELECT stream_ext.create_change_stream('cs_other', 'cs_other_changes')::text$$) AS t(made text);
+CREATE VIEW cs_loop WITH (continuous, output = 'cs_s') AS
+  SELECT (new).url, (new).n::int FROM cs_other_changes;
+ROLLBACK;
+SELECT dblink_disconnect('cs_other_session');
+DROP EXTENSION dblink;
+SET client_min_messages = warning;
+DROP VIEW cs_other CASCADE;
+RESET client_min_messages;
 
 -- the events logged since the last call, by row of the view, in arrival
 -- order (one emission, one transaction of the combiner, one

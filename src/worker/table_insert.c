@@ -75,8 +75,13 @@ static bool
 table_takes_rows(Relation rel, Oid owner)
 {
 	Form_pg_class form = rel->rd_rel;
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleConstr *constr = desc->constr;
 
+	/* an identity column made GENERATED ALWAYS since: INSERT refuses it */
+	for (int i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			return false;
 	return form->relkind == RELKIND_RELATION && !form->relispartition &&
 		rel->trigdesc == NULL && !form->relhasrules && !form->relrowsecurity &&
 		!(constr != NULL && constr->has_generated_stored) &&
