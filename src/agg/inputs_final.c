@@ -167,14 +167,11 @@ stream_ext_inputs_rows(PG_FUNCTION_ARGS)
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		Oid			recvfn;
 
-		if (att->atttypid != s->types[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("input set column %d has type %s, but the column list says %s",
-							i + 1,
-							/* a state written by hand may name no type */
-							format_type_extended(s->types[i], -1, FORMAT_TYPE_ALLOW_INVALID),
-							format_type_be(att->atttypid))));
+		/*
+		 * The column list says the type: the set's header may name it by
+		 * the OID it had before a pg_dump and pg_restore.  A receive
+		 * function checks what it is given, as for a client's binary COPY.
+		 */
 		getTypeBinaryInputInfo(att->atttypid, &recvfn, &ioparams[i]);
 		fmgr_info(recvfn, &recv[i]);
 	}
