@@ -29,6 +29,7 @@
 
 #include "catalog/catalog.h"
 #include "catalog/held_events.h"
+#include "guc.h"
 
 #define HELD_EVENTS STREAM_INTERNAL_SCHEMA ".held_events"
 
@@ -120,6 +121,27 @@ stream_held_events_views(MemoryContext cxt)
 	}
 	SPI_finish();
 	return ids;
+}
+
+/*
+ * Does view_id hold back events?  Read as the extension, whoever calls (the
+ * reaper runs as views' owners).  SPI connected.
+ */
+bool
+stream_held_events_any(int view_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view_id)};
+	StreamRunAs as;
+	bool		any;
+
+	stream_begin_as_extension(&as);
+	if (SPI_execute_with_args("SELECT FROM " HELD_EVENTS " WHERE view_id = $1 LIMIT 1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the events held back from continuous view %d", view_id);
+	any = SPI_processed > 0;
+	stream_end_as_extension(&as);
+	return any;
 }
 
 /*

@@ -15,6 +15,7 @@ extern void stream_held_events_add(int view_id, const HeapTupleData *events, con
 								   int nevents, bool judged, const TimestampTz *times,
 								   const bool *has);
 extern List *stream_held_events_views(MemoryContext cxt);
+extern bool stream_held_events_any(int view_id);
 extern int	stream_held_events_take(int view_id, Oid stream, int max, HeapTupleData **events,
 									bool **judged);
 extern void stream_held_events_forget(int view_id);

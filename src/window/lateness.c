@@ -468,15 +468,9 @@ stream_lateness_add_view(int view_id)
 		elog(ERROR, "could not record the watermark of continuous view %d", view_id);
 }
 
-/*
- * The watermark of view view_id as a SQL literal, or NULL when it has none,
- * from the view stream_ext_internal.view_watermark (which view_stats shows
- * too).  Read as the extension (stream_begin_as_extension), whoever calls:
- * the reaper and change streams run as views' owners, who may not read the
- * extension's tables.  SPI connected.
- */
-char *
-stream_lateness_watermark_literal(int view_id)
+/* The value the query sql gives for view $1, as a SQL literal, or NULL */
+static char *
+watermark_literal(int view_id, const char *sql)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(view_id)};
@@ -484,14 +478,49 @@ stream_lateness_watermark_literal(int view_id)
 	StreamRunAs as;
 
 	stream_begin_as_extension(&as);
-	if (SPI_execute_with_args("SELECT watermark FROM " STREAM_INTERNAL_SCHEMA ".view_watermark "
-							  "WHERE view_id = $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql, 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the watermark of continuous view %d", view_id);
 	if (SPI_processed > 0)
 		text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	stream_end_as_extension(&as);
 	return text ? quote_literal_cstr(text) : NULL;
+}
+
+/*
+ * The watermark of view view_id as a SQL literal, or NULL when it has none,
+ * from the view stream_ext_internal.view_watermark (which view_stats shows
+ * too).  Read as the extension (stream_begin_as_extension), whoever calls:
+ * change streams run as views' owners, who may not read the extension's
+ * tables.  SPI connected.
+ */
+char *
+stream_lateness_watermark_literal(int view_id)
+{
+	return watermark_literal(view_id,
+							 "SELECT watermark FROM " STREAM_INTERNAL_SCHEMA ".view_watermark "
+							 "WHERE view_id = $1");
+}
+
+/*
+ * A watermark of view view_id that no batch judges events against a lower
+ * one than, now or later, as a SQL literal (NULL when it has none), for the
+ * reaper: the folded one, committed, no later than events held back.
+ * view_watermark also counts the times of writers that committed since the
+ * last fold, which a batch in flight, that folded before they did, did not:
+ * an event it accepts may be before that.  SPI connected.
+ */
+char *
+stream_lateness_settled_watermark_literal(int view_id)
+{
+	return watermark_literal(view_id,
+							 "SELECT CASE WHEN m.watermark IS NOT NULL THEN "
+							 "LEAST(m.watermark, (SELECT pg_catalog.min(h.event_time) "
+							 "FROM " STREAM_INTERNAL_SCHEMA ".held_events h WHERE h.view_id = $1)) END "
+							 "FROM (SELECT " STREAM_INTERNAL_SCHEMA ".watermark(w.max_event_time, "
+							 "v.allowed_lateness) AS watermark "
+							 "FROM " STREAM_INTERNAL_SCHEMA ".view_watermarks w "
+							 "JOIN " STREAM_INTERNAL_SCHEMA ".continuous_views v ON v.id = w.view_id "
+							 "WHERE w.view_id = $1) m");
 }
 
 /*

@@ -41,6 +41,7 @@ extern void stream_lateness_event_times(WindowSpec *w, StreamBatchEvents *events
 extern void stream_lateness_add_view(int view_id);
 extern void stream_lateness_reset_view(int view_id);
 extern char *stream_lateness_watermark_literal(int view_id);
+extern char *stream_lateness_settled_watermark_literal(int view_id);
 extern void stream_lateness_settle_init(void);
 
 #endif

@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog/catalog.h"
+#include "catalog/held_events.h"
 #include "guc.h"
 #include "jobs/jobs.h"
 #include "window/clock.h"
@@ -113,7 +114,7 @@ session_closed_sql(int id, WindowSpec *spec, Oid state)
 					 table, gap, table, gap);
 	if (stream_window_has_event_time(spec))
 	{
-		char	   *watermark = stream_lateness_watermark_literal(id);
+		char	   *watermark = stream_lateness_settled_watermark_literal(id);
 
 		/* no watermark yet: no event is late, any may join */
 		if (watermark == NULL)
@@ -129,7 +130,12 @@ session_closed_sql(int id, WindowSpec *spec, Oid state)
 	}
 	else
 	{
-		/* arrival time: an event arriving within the gap may still join it */
+		/*
+		 * arrival time: an event arriving within the gap may still join it,
+		 * and so may one held back (stamped when it arrived)
+		 */
+		if (stream_held_events_any(id))
+			return "false";
 		appendStringInfo(&buf, " AND %s._session_end + %s < %s",
 						 table, gap, reap_now_sql(state, "_session_end"));
 	}
