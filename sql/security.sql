@@ -212,9 +212,29 @@ RESET client_min_messages;
 RESET ROLE;
 SELECT count(*) AS remaining_views FROM stream_ext.continuous_views WHERE stream::text = 'sec.events';
 
+-- EXECUTE on a function a view's plan calls, revoked from its owner between
+-- two batches: the next events fail for the view, recorded (a worker's kept
+-- executor went on calling it)
+CREATE FUNCTION sec_twice(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN $1 * 2; END';
+REVOKE EXECUTE ON FUNCTION sec_twice(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sec_twice(int) TO regress_stream_owner;
+SET ROLE regress_stream_owner;
+CREATE FOREIGN TABLE sec.fx (v int) SERVER stream_ext;
+CREATE VIEW sec.fx_v WITH (continuous) AS SELECT count(*) AS n, sum(sec_twice(v)) AS s FROM sec.fx;
+INSERT INTO sec.fx VALUES (1);
+INSERT INTO sec.fx VALUES (2);
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION sec_twice(int) FROM regress_stream_owner;
+SET ROLE regress_stream_owner;
+INSERT INTO sec.fx VALUES (3);
+SELECT n, s FROM sec.fx_v;
+RESET ROLE;
+SELECT sqlstate, message FROM stream_ext.view_errors WHERE name = 'sec.fx_v'::regclass;
+
 SET client_min_messages = warning;
 DROP SCHEMA sec CASCADE;
 DROP FUNCTION sec_try;
+DROP FUNCTION sec_twice(int);
 DROP ROLE regress_stream_writer;
 DROP ROLE regress_stream_owner;
 RESET client_min_messages;

@@ -8,7 +8,9 @@ CREATE ROLE regress_trust_user;
 CREATE FOREIGN TABLE tr_s (k text, v int, t timestamptz) SERVER stream_ext;
 CREATE VIEW tr_plain WITH (continuous) AS
   SELECT k, count(*) AS n, max(k) AS mk, avg(v) AS av, sum(v::int8) AS s8 FROM tr_s GROUP BY k;
-CREATE VIEW tr_sliding WITH (continuous, sliding_window = '1 minute', step = '1 second',
+-- (a window of a century: the combiner's reaper, whose "now" is the clock,
+-- must not expire these 2024 events before the read below)
+CREATE VIEW tr_sliding WITH (continuous, sliding_window = '36500 days', step = '1 second',
                              time_column = 't') AS
   SELECT count(*) AS n FROM tr_s;
 INSERT INTO tr_s VALUES ('a', 1, '2024-01-01 00:00:05+00'), ('a', 2, '2024-01-01 00:00:06+00'),
@@ -211,8 +213,6 @@ SELECT stream_ext_internal.sliding_bound(0, NULL::interval, '1 minute', '0', '0'
 SET statement_timeout = '200ms';
 SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455301000000010000000000000000000000000100000000000000000000170000000000000000010000080000000400000000000007'::bytea, false) AS t(c1 int);
 RESET statement_timeout;
--- a state written by hand naming no type: the column's type is refused
-SELECT count(*) FROM stream_ext_internal.inputs_rows('\x3249455301000000010000000000000000000000000100000000000000000000a60200000000000000010000080000000400000000000007'::bytea, false) AS t(c1 int);
 SET stream_ext.read_time = '4714-11-24 00:00:00+00 BC';
 SELECT stream_ext_internal.sliding_bound(1, '1 second', '1 minute', '0', '0', NULL::timestamptz);
 SET stream_ext.read_time = '2024-01-01 00:00:10+00';
@@ -343,6 +343,11 @@ CREATE TABLE tr_tchild (a int) INHERITS (tr_own);
 CREATE TABLE tr_tparent (a int);
 CREATE FOREIGN TABLE tr_child (a int) INHERITS (tr_tparent) SERVER stream_ext;
 ALTER TABLE tr_tparent INHERIT tr_own;
+-- (after a column's new type, which is no stream's, too: a table that
+-- matches the stream's columns became its child)
+CREATE TABLE tr_tlike (a int, arrival_timestamp timestamptz GENERATED ALWAYS AS (NULL::timestamptz) STORED);
+ALTER TABLE tr_tlike ALTER COLUMN a TYPE int, INHERIT tr_own;
+DROP TABLE tr_tlike;
 ALTER FOREIGN TABLE tr_own INHERIT tr_tparent;
 CREATE TABLE tr_parted (a int) PARTITION BY LIST (a);
 CREATE FOREIGN TABLE tr_part PARTITION OF tr_parted FOR VALUES IN (1) SERVER stream_ext;
@@ -664,6 +669,8 @@ CREATE FOREIGN TABLE tr_s8 (k text, ts timestamptz) SERVER stream_ext;
 CREATE VIEW tr_ses WITH (continuous, session_gap = '10 minutes', time_column = 'ts', ttl = '15 minutes') AS
   SELECT k, count(*) AS n FROM tr_s8 GROUP BY k;
 INSERT INTO tr_s8 VALUES ('a', '2024-01-01 00:00+00'), ('a', '2024-01-01 00:05+00'), ('b', '2024-01-01 03:00+00');
+-- (the reaper takes the watermark the workers folded: a later batch's)
+INSERT INTO tr_s8 VALUES ('b', '2024-01-01 03:01+00');
 RESET ROLE;
 DO $$
 DECLARE pending bigint;

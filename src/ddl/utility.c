@@ -326,7 +326,7 @@ check_stream_alter(Node *parsetree)
 		if (!add && !retype)
 			continue;
 		if (!OidIsValid(stream = named_stream(((AlterTableStmt *) parsetree)->relation)))
-			return;
+			continue;			/* a later INHERIT may still name a stream */
 		if (add)
 			(void) is_arrival_column((ColumnDef *) cmd->def);
 		else if (strcmp(cmd->name, ARRIVAL_COLUMN) == 0)
