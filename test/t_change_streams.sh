@@ -326,7 +326,7 @@ say "ok: emitted in $pages (emissions, largest)"
 # events are set aside for it, and the other readers get theirs (every
 # emission failed for ever)
 run_sql <<'SQL'
-CREATE FUNCTION boom(bigint) RETURNS bigint LANGUAGE plpgsql AS
+CREATE FUNCTION boom(bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS
   $$BEGIN RAISE EXCEPTION 'boom' USING ERRCODE = 'serialization_failure'; END$$;
 CREATE VIEW bad_reader WITH (continuous) AS SELECT count(boom((new).count)) FROM big_v_changes;
 INSERT INTO big SELECT g FROM generate_series(50001, 50100) g;

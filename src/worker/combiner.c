@@ -552,8 +552,10 @@ lock_state_table(ViewToCombine *v)
 	ReleaseSysCache(tuple);
 	if (v->keeps_rows || !stream_window_merge_needs_unique_key(v->window))
 		return true;
-	/* the merge upserts the state table and any result table */
+	/* the merge upserts the state table and any result table (locked so too) */
 	result = stream_view_relation_relid(v->id, VIEW_RESULT_TABLE, true);
+	if (OidIsValid(result) && !ConditionalLockRelationOid(result, RowExclusiveLock))
+		return false;
 	return has_unique_index(state) && (!OidIsValid(result) || has_unique_index(result));
 }
 
