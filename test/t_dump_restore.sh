@@ -260,7 +260,7 @@ writer_sql 441 480 | run_sql
 check_views "after new events"
 
 # The catalog is whole again.
-[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 12 ] || fail "stream_ext.continuous_views lacks views"
+[ "$(q "SELECT count(*) FROM stream_ext.continuous_views")" = 13 ] || fail "stream_ext.continuous_views lacks views"
 q "INSERT INTO dr.ev VALUES ('a')" >/dev/null
 [ "$(q "SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM dr_counts")" = "a=3,b=1" ] ||
 	fail "the view of a non-superuser over a stream of another schema: $(q "SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM dr_counts")"
