@@ -220,7 +220,7 @@ BEGIN
   END LOOP;
 END $$;
 SELECT * FROM er_sp_v ORDER BY k;
-SELECT sqlstate, message, event IS NULL AS no_event FROM stream_ext.view_errors WHERE name = 'er_sp_v'::regclass;
+SELECT DISTINCT sqlstate, message, event IS NULL AS no_event FROM stream_ext.view_errors WHERE name = 'er_sp_v'::regclass;
 ALTER FUNCTION er_sp_comb(bigint, bigint) SET search_path = public;
 DO $$
 DECLARE n bigint;

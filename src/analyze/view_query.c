@@ -163,7 +163,7 @@ aggregate_state_type(Aggref *aggref)
 static const char *const reserved_names[] = {
 	"writer_xid", "_one", "_level", "_step", "_slice", "_session_start", "_session_end",
 	"_session", "_new", STREAM_GROUPING_KEY_NAME, "window_start", "window_end",
-	"session_start", "session_end", "_kept", "_copy", NULL
+	"session_start", "session_end", "_kept", NULL
 };
 
 /* ... of a view that keeps rows: its delta table's writer, the combiner's _one */

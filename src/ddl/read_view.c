@@ -509,8 +509,8 @@ user_keys_sql(ViewShape *shape, const char *prefix)
 /*
  * For a view whose query makes a grouping set more than once (stored once):
  * " CROSS JOIN LATERAL generate_series(1, CASE s._grouping WHEN m THEN 2
- * ... ELSE 1 END) AS _gcopy(_copy)", each row read once per copy of its set
- * (grouped by _gcopy._copy too); "" for other views.
+ * ... ELSE 1 END) AS _gcopy(_stream_ext_copy)", each row read once per copy of its set
+ * (grouped by _gcopy._stream_ext_copy too); "" for other views.
  */
 static char *
 grouping_copies_sql(ViewShape *shape)
@@ -532,7 +532,7 @@ grouping_copies_sql(ViewShape *shape)
 	if (buf.len == 0)
 		return "";
 	return psprintf(" CROSS JOIN LATERAL pg_catalog.generate_series(1, CASE s.%s%s ELSE 1 END) "
-					"AS _gcopy(_copy)", quote_identifier(STREAM_GROUPING_KEY_NAME), buf.data);
+					"AS _gcopy(_stream_ext_copy)", quote_identifier(STREAM_GROUPING_KEY_NAME), buf.data);
 }
 
 /* Append items (char *) to buf after keyword, separated by sep */
@@ -587,7 +587,7 @@ identity_columns_sql(ViewShape *shape, WindowReadSql *w)
 {
 	char	   *keys = user_keys_sql(shape, "s.");
 	char	   *ids = user_keys_list_sql(shape, "s.", true);
-	char	   *copies = grouping_copies_sql(shape)[0] != '\0' ? "_gcopy._copy" : NULL;
+	char	   *copies = grouping_copies_sql(shape)[0] != '\0' ? "_gcopy._stream_ext_copy" : NULL;
 	StringInfoData rid;
 
 	if (ids == NULL)
@@ -671,7 +671,7 @@ read_view_sql(ViewShape *shape, int id, Oid state_relid, ReadViewExtra extra)
 	}
 	append_list_sql(&buf, "WHERE", w->where, " AND ");
 	if (grouping_copies_sql(shape)[0] != '\0')
-		group = lappend(group, "_gcopy._copy");
+		group = lappend(group, "_gcopy._stream_ext_copy");
 	if (keys)
 		group = lappend(group, keys);
 	append_list_sql(&buf, "GROUP BY", group, ", ");

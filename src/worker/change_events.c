@@ -49,8 +49,8 @@
 
 /*
  * An emission takes at most this many noted groups (the rest wait for the
- * next, at once); with rows final at watermark, more groups than this are
- * found by reading the whole view
+ * job's next turn); with rows final at watermark, more than twice as many
+ * groups are found by reading the whole view
  */
 #define MAX_LISTED_GROUPS 20000
 
@@ -86,7 +86,8 @@ static StreamRetries emission_retries = STREAM_RETRIES(1000, 60000);
  * (taken out of changed_<id>; *more when that many were), and those of
  * rows final at watermark, as text arrays (the _gid, then each key:
  * stream_changes_groups_sql); NULL when there are none, and an array of
- * NULLs when there are more than MAX_LISTED_GROUPS (compare every row).
+ * NULLs when there are more than twice MAX_LISTED_GROUPS (compare every
+ * row).
  * SPI connected.
  */
 static char **
@@ -106,7 +107,7 @@ take_groups(ContinuousViewRow *row, List *keys, const char *watermark, bool *mor
 	if (n == 0)
 		return NULL;
 	groups = palloc0(sizeof(char *) * (SPI_tuptable->tupdesc->natts - 1));
-	if (n > MAX_LISTED_GROUPS)
+	if (n > 2 * MAX_LISTED_GROUPS)
 		return groups;
 	for (int i = 0; i < SPI_tuptable->tupdesc->natts - 2; i++)
 		groups[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 3);
@@ -243,7 +244,8 @@ record_failure(void *arg)
  * (worker.c), after STREAM_TRANSIENT_TRIES such failures in a row in the
  * same downstream view, that view owns them: its careful retry sets the
  * event causing one aside for it.  One entry per view whose emission
- * failed that way lately, in TopMemoryContext, until one commits.
+ * failed that way lately, until one commits (the list and its entries
+ * in TopMemoryContext: the job's context is reset between turns).
  */
 typedef struct EmissionTries
 {
@@ -258,6 +260,7 @@ tries_of(int view_id, bool make)
 {
 	ListCell   *lc;
 	EmissionTries *t;
+	MemoryContext old;
 
 	foreach(lc, emission_tries)
 	{
@@ -267,9 +270,11 @@ tries_of(int view_id, bool make)
 	}
 	if (!make)
 		return NULL;
-	t = MemoryContextAllocZero(TopMemoryContext, sizeof(EmissionTries));
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	t = palloc0(sizeof(EmissionTries));
 	t->view_id = view_id;
 	emission_tries = lappend(emission_tries, t);
+	MemoryContextSwitchTo(old);
 	return t;
 }
 
@@ -280,8 +285,11 @@ forget_tries(int view_id)
 
 	if (t != NULL)
 	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
 		emission_tries = list_delete_ptr(emission_tries, t);
 		pfree(t);
+		MemoryContextSwitchTo(old);
 	}
 }
 
@@ -377,7 +385,12 @@ list_due_emissions(void *arg)
 	}
 }
 
-/* The job: every change stream's due emissions; true when more wait */
+/*
+ * The job: every change stream's due emissions.  A view with more noted
+ * groups goes on at the job's next turn (at most STREAM_JOB_TICK_MS later),
+ * after the combiner's merges and the other jobs: a backlog of a million
+ * groups must not hold them up.
+ */
 static bool
 change_events_job(MemoryContext cxt)
 {
@@ -385,7 +398,6 @@ change_events_job(MemoryContext cxt)
 	DueEmissions due = {TimestampDifferenceExceeds(last_time_check, now, TIME_CHECK_MS), cxt,
 	NIL, NIL};
 	ListCell   *lc;
-	bool		more = false;
 
 	if (stream_job_in_transaction(list_due_emissions, &due, cxt) != NULL)
 		return false;
@@ -393,12 +405,11 @@ change_events_job(MemoryContext cxt)
 	{
 		ChangeStream *change = lfirst(lc);
 
-		if (emit_view_changes(change, list_member_int(due.all, change->view_id), cxt))
-			more = true;
+		(void) emit_view_changes(change, list_member_int(due.all, change->view_id), cxt);
 	}
 	if (due.time_check)
 		last_time_check = now;
-	return more;
+	return false;
 }
 
 /* Register the job with the combiner; from _PG_init. */

@@ -177,6 +177,7 @@ typedef struct ViewToCombine
 	bool		owns_transient; /* its merges failed transiently over and
 								 * over: set_aside_unmergeable sets aside a
 								 * delta whose merge alone raised one */
+	bool		deltas_left;	/* its round ended at ROUND_CHUNKS */
 	char	   *name;			/* the view, as regclass text */
 	Oid			owner;
 	int			key_count;
@@ -759,7 +760,7 @@ set_aside_unmergeable(void *arg)
 		{
 			ItemPointerData none;
 
-			if (!OidIsValid(v->output) &&
+			if (!OidIsValid(v->output) && !stream_error_raised_by_code(edata) &&
 				ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
 				ReThrowError(edata);
 			ItemPointerSet(&none, InvalidBlockNumber, 0);
@@ -903,7 +904,7 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 
 		if (chunks++ == ROUND_CHUNKS)
 		{
-			deltas_left = true;
+			deltas_left = v->deltas_left = true;
 			break;
 		}
 		edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
@@ -1146,8 +1147,9 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 		moved = !paused && combine_view(v, full, cxt);
 		if (settle && (paused || stream_retry_waiting(&slow_merges, v->id)))
 			(void) stream_job_in_transaction(settle_waiting_writers, v, cxt);
+		/* (not while a backlog is merged: each round would scan what is left) */
 		if (!paused && !v->keeps_rows && v->key_count > 0 &&
-			stream_pending_clear_due(v->delta_table, moved) &&
+			stream_pending_clear_due(v->delta_table, moved) && !v->deltas_left &&
 			stream_job_in_transaction(scan_for_pending_clear, v, cxt) != NULL)
 			stream_pending_clear_failed(v->delta_table);
 		if (!paused)

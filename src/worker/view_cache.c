@@ -241,10 +241,16 @@ plan_view(CachedView *view)
 												   "stream_ext planning",
 												   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(plan_cxt);
-	Query	   *query = (Query *) stringToNode(view->query);
-	ViewShape  *shape = stream_view_shape(query, view->window);
-	PlannedStmt *plan = stream_plan_view_batch(shape, view->definition, false);
+	Query	   *query;
+	ViewShape  *shape;
+	PlannedStmt *plan;
 	PlannedStmt *plan_one = NULL;
+
+	/* an invalidation that comes while it plans makes the plans stale */
+	view->plan_stale = false;
+	query = (Query *) stringToNode(view->query);
+	shape = stream_view_shape(query, view->window);
+	plan = stream_plan_view_batch(shape, view->definition, false);
 
 	if (shape->keys != NIL)
 		plan_one = stream_plan_view_batch(stream_view_shape(stringToNode(view->query),
@@ -260,7 +266,6 @@ plan_view(CachedView *view)
 	if (plan_one != NULL)
 		view->plan_inval_items = list_concat(view->plan_inval_items,
 											 copyObject(plan_one->invalItems));
-	view->plan_stale = false;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(plan_cxt);
 }
