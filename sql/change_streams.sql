@@ -118,6 +118,20 @@ DROP EXTENSION dblink;
 SET client_min_messages = warning;
 DROP VIEW cs_other CASCADE;
 RESET client_min_messages;
+-- it reads the view as committed once it holds its lock: not in a
+-- transaction whose snapshot is older (a change merged meanwhile was never
+-- emitted); truncate_continuous_view of a view with one neither
+CREATE VIEW cs_rr WITH (continuous) AS SELECT url, count(*) AS n FROM cs_s GROUP BY url;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT stream_ext.create_change_stream('cs_rr', 'cs_rr_changes');
+ROLLBACK;
+SELECT stream_ext.create_change_stream('cs_rr', 'cs_rr_changes')::text AS made;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT stream_ext.truncate_continuous_view('cs_rr');
+ROLLBACK;
+SET client_min_messages = warning;
+DROP VIEW cs_rr CASCADE;
+RESET client_min_messages;
 
 -- the events logged since the last call, by row of the view, in arrival
 -- order (one emission, one transaction of the combiner, one

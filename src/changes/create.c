@@ -131,7 +131,13 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 				 errmsg("continuous view \"%s\" has a change stream already", get_rel_name(view)),
 				 errhint("Read that stream from several views, or drop it first.")));
 
-	/* no merge until this commits: a merge in between would go unnoted */
+	/*
+	 * No merge until this commits: a merge in between would go unnoted.  The
+	 * view is then read as merged when the lock came, which a transaction
+	 * snapshot taken before may not show (a change merged meanwhile would
+	 * never be emitted).
+	 */
+	stream_refuse_xact_snapshot("stream_ext.create_change_stream");
 	LockRelationOid(row->state_table, ShareLock);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

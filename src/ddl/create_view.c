@@ -718,6 +718,22 @@ stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape)
 }
 
 /*
+ * Error in a REPEATABLE READ or SERIALIZABLE transaction: what (a function
+ * that takes a lock and then reads the view and its emitted rows) must see
+ * them as committed when it holds the lock.
+ */
+void
+stream_refuse_xact_snapshot(const char *what)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s cannot run in a REPEATABLE READ or SERIALIZABLE transaction", what),
+				 errdetail("It reads the continuous view and its change stream's rows as committed once it holds its locks; this transaction's snapshot is older."),
+				 errhint("Run it in a READ COMMITTED transaction.")));
+}
+
+/*
  * The state and delta tables of a continuous view belong to the view's
  * owner (reading the view reads them with the owner's rights); follow an
  * ALTER VIEW ... OWNER TO.
@@ -910,6 +926,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	if (OidIsValid(stream_view_relation_relid(id, VIEW_CHANGED_GROUPS, true)))
 	{
 		LockRelationOid(stream_view_relation_relid(id, VIEW_EMITTED_ROWS, false), ExclusiveLock);
+		stream_refuse_xact_snapshot("stream_ext.truncate_continuous_view of a view with a change stream");
 		note_every_emitted_group(id);
 	}
 	/* the watermark starts over too; catalog rows are the extension's */

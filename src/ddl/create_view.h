@@ -23,6 +23,7 @@ extern Oid	stream_create_continuous_view(RangeVar *name, List *aliases,
 										  RawStmt *raw, const char *sql,
 										  ContinuousViewOptions *options);
 extern void stream_follow_view_owner(Oid view);
+extern void stream_refuse_xact_snapshot(const char *what);
 extern void stream_hand_over_view_relations(int id, Oid owner);
 extern void stream_record_view_dependencies(Oid view, Query *original, ViewShape *shape);
 

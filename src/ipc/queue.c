@@ -875,14 +875,16 @@ stream_mergeable_count(int slotno)
 
 /*
  * The combiner of slotno's group completed a merge round that began when
- * the mergeable counter was mergeable_at_start.
+ * the mergeable counter was mergeable_at_start; all_merged when it merged
+ * every view's deltas (not a round a backlog cut short).
  */
 void
-stream_note_merge_round(int slotno, uint64 mergeable_at_start)
+stream_note_merge_round(int slotno, uint64 mergeable_at_start, bool all_merged)
 {
 	StreamDatabaseGroup *group = &StreamShared->groups[stream_slot_group(slotno)];
 
-	pg_atomic_write_u64(&group->merged, mergeable_at_start);
+	if (all_merged)
+		pg_atomic_write_u64(&group->merged, mergeable_at_start);
 	pg_atomic_write_u64(&group->last_merge_at, (uint64) GetCurrentTimestamp());
 }
 

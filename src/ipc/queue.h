@@ -262,7 +262,7 @@ extern void stream_ack_failed(int procno, int slotno, uint64 seq, int sqlerrcode
 							  const char *why);
 
 /* the combiner */
-extern void stream_note_merge_round(int slotno, uint64 mergeable_at_start);
+extern void stream_note_merge_round(int slotno, uint64 mergeable_at_start, bool all_merged);
 
 /* status, for the metrics views */
 extern int	stream_group_of_database(Oid dboid);

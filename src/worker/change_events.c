@@ -178,6 +178,14 @@ emit_in_transaction(void *arg)
 		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(e->change->stream)) ||
 		!OidIsValid(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, true)))
 		return;
+	/*
+	 * Then the changed groups and the emitted rows, before the groups are
+	 * taken: a truncate_continuous_view, which notes every emitted group
+	 * under ExclusiveLock on the emitted rows, waits for the whole emission
+	 * (it waited on the groups this one took, and this one then on it).
+	 */
+	LockRelationOid(stream_view_relation_relid(row->id, VIEW_CHANGED_GROUPS, false), RowExclusiveLock);
+	LockRelationOid(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, false), RowExclusiveLock);
 	window = stream_window_spec_from_text(&row->window);
 
 	/* the events outlive SPI: they are applied after it */

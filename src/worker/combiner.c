@@ -1213,7 +1213,8 @@ stream_combiner_loop(int slotno)
 				stream_paused_views_forget();
 				proc_exit(0);
 			}
-			stream_note_merge_round(slotno, mergeable);
+			/* (a round a backlog cut short merged not all those commits) */
+			stream_note_merge_round(slotno, mergeable, !deltas_left);
 			last_mergeable = last_prompt = mergeable;
 			last_merge = now;
 			if (full)
