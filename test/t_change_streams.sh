@@ -28,7 +28,8 @@
 #    change event lost or doubled.
 # 3. Pages: 50,000 groups changed at once are emitted in several emissions,
 #    each event once; a reader's view whose code always raises a transient
-#    SQLSTATE owns it after a few tries, and the other readers go on.
+#    SQLSTATE owns it after a few tries, and the other readers go on; a
+#    truncate of the view left open holds up no other view's merges.
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-48} CLIENTS=${CLIENTS:-4} CYCLES=${CYCLES:-3} EVENTS_PER_CYCLE=${EVENTS_PER_CYCLE:-30000}
 export PGTZ=UTC
@@ -337,6 +338,34 @@ wait_until 90 "the change stream goes on past a reader's view that always fails"
 	fail "bad_reader's events were not set aside for it"
 settle 60 "merged and emitted past bad_reader"
 check "past a failing reader" true
+
+# a truncate of the view left open holds its change stream's tables: the
+# combiner goes on with the other views (its emission waited for the truncate,
+# and every merge of the database with it)
+run_sql <<'SQL'
+DROP VIEW bad_reader;
+CREATE FOREIGN TABLE other (k int) SERVER stream_ext;
+CREATE VIEW other_v WITH (continuous) AS SELECT k, count(*) FROM other GROUP BY k;
+SQL
+mkfifo "$SCRATCH/truncater"
+psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/truncater" >"$SCRATCH/truncater.out" 2>&1 &
+tpid=$!
+_bg_pids+=($tpid)
+exec 7>"$SCRATCH/truncater"
+echo "BEGIN; SELECT stream_ext.truncate_continuous_view('big_v');" >&7
+wait_until 20 "the truncate holds the emitted rows" \
+	"SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	                 WHERE c.relname ~ '^emitted_' AND l.mode = 'ExclusiveLock' AND l.granted)"
+sleep 1   # the emission's next turn
+run_sql -c "INSERT INTO other SELECT g % 5 FROM generate_series(1, 100) g"
+other_delta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE view = 'other_v'::regclass")
+try_wait 20 "another view's deltas merged while the truncate is open" \
+	"SELECT count(*) = 0 FROM $other_delta" || failures+=("the combiner waited for an open truncate")
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$tpid" || failures+=("the truncate's session failed: $(cat "$SCRATCH/truncater.out")")
+settle 60 "the truncate's leaving rows emitted"
+[ "$(q "SELECT count(*) FROM big_v")" = 0 ] || fail "big_v is not empty after its truncate"
 
 if [ ${#failures[@]} -gt 0 ]; then
 	for f in "${failures[@]}"; do echo "[$TEST_NAME] failed: $f"; done

@@ -300,8 +300,8 @@ key_listable(StateColumn *c)
  * The query that takes the groups to compare in an emission of the view of
  * row: it takes at most limit noted groups out of changed_<id> and returns
  * one row: the number of groups (those taken, and those of rows final at
- * watermark, a literal or NULL), the number of noted groups taken, their
- * _gid as a text array, and as many text arrays again, of each of their
+ * watermark, a literal or NULL), their _gid as a text array, and as many
+ * text arrays again, of each of their
  * own keys (keys: stream_changes_own_keys; NULL for a key that is not
  * key_listable): what stream_changes_emit_sql takes.
  */
@@ -325,8 +325,7 @@ stream_changes_groups_sql(ContinuousViewRow *row, List *keys, const char *waterm
 	return psprintf("WITH cand AS (DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY "
 					"(ARRAY(SELECT ctid FROM %s LIMIT %d)) RETURNING _gid%s), "
 					"g AS (SELECT * FROM cand%s) "
-					"SELECT pg_catalog.count(*), (SELECT pg_catalog.count(*) FROM cand), "
-					"pg_catalog.array_agg(_gid)::pg_catalog.text%s FROM g",
+					"SELECT pg_catalog.count(*), pg_catalog.array_agg(_gid)::pg_catalog.text%s FROM g",
 					changed, changed, limit, columns.data,
 					watermark ? psprintf(" UNION SELECT _gid%s FROM %s "
 										 "WHERE _final_at OPERATOR(pg_catalog.<=) %s::pg_catalog.timestamptz",

@@ -895,6 +895,9 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	id = stream_owned_continuous_view_id(view);
 
 	row = stream_catalog_view(id);
+	/* (again below, under the lock: a change stream may come meanwhile) */
+	if (OidIsValid(stream_view_relation_relid(id, VIEW_CHANGED_GROUPS, true)))
+		stream_refuse_xact_snapshot("stream_ext.truncate_continuous_view of a view with a change stream");
 	wait_for_stream_writers(row->stream);
 
 	/*

@@ -68,7 +68,6 @@ typedef struct Emission
 	bool		all;			/* compare every row */
 	bool		careful;		/* apply events one at a time on error */
 	int			nevents;		/* out: events emitted */
-	bool		more;			/* out: more noted groups wait */
 	bool		applying;		/* out: the error came from a view downstream */
 } Emission;
 
@@ -83,7 +82,7 @@ static StreamRetries emission_retries = STREAM_RETRIES(1000, 60000);
 
 /*
  * The groups to compare: up to MAX_LISTED_GROUPS of those merges noted
- * (taken out of changed_<id>; *more when that many were), and those of
+ * (taken out of changed_<id>), and those of
  * rows final at watermark, as text arrays (the _gid, then each key:
  * stream_changes_groups_sql); NULL when there are none, and an array of
  * NULLs when there are more than twice MAX_LISTED_GROUPS (compare every
@@ -91,7 +90,7 @@ static StreamRetries emission_retries = STREAM_RETRIES(1000, 60000);
  * SPI connected.
  */
 static char **
-take_groups(ContinuousViewRow *row, List *keys, const char *watermark, bool *more)
+take_groups(ContinuousViewRow *row, List *keys, const char *watermark)
 {
 	char	  **groups;
 	bool		isnull;
@@ -102,15 +101,13 @@ take_groups(ContinuousViewRow *row, List *keys, const char *watermark, bool *mor
 		SPI_processed != 1)
 		elog(ERROR, "could not take the changed groups of continuous view %s", row->name);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	*more = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
-										&isnull)) >= MAX_LISTED_GROUPS;
 	if (n == 0)
 		return NULL;
-	groups = palloc0(sizeof(char *) * (SPI_tuptable->tupdesc->natts - 1));
+	groups = palloc0(sizeof(char *) * SPI_tuptable->tupdesc->natts);
 	if (n > 2 * MAX_LISTED_GROUPS)
 		return groups;
-	for (int i = 0; i < SPI_tuptable->tupdesc->natts - 2; i++)
-		groups[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 3);
+	for (int i = 0; i < SPI_tuptable->tupdesc->natts - 1; i++)
+		groups[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 2);
 	return groups;
 }
 
@@ -160,7 +157,6 @@ emit_in_transaction(void *arg)
 	List	   *keys;
 
 	e->nevents = 0;
-	e->more = false;
 	e->applying = false;
 
 	/*
@@ -180,12 +176,17 @@ emit_in_transaction(void *arg)
 		return;
 	/*
 	 * Then the changed groups and the emitted rows, before the groups are
-	 * taken: a truncate_continuous_view, which notes every emitted group
-	 * under ExclusiveLock on the emitted rows, waits for the whole emission
-	 * (it waited on the groups this one took, and this one then on it).
+	 * taken (a truncate_continuous_view, which notes every emitted group
+	 * under ExclusiveLock on the emitted rows, waited on the groups this
+	 * one took, and this one then on it), each only if free at once: a
+	 * truncate left open must not stall the combiner.  Busy: the groups
+	 * wait for the next turn.
 	 */
-	LockRelationOid(stream_view_relation_relid(row->id, VIEW_CHANGED_GROUPS, false), RowExclusiveLock);
-	LockRelationOid(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, false), RowExclusiveLock);
+	if (!stream_lock_if_free(stream_view_relation_relid(row->id, VIEW_CHANGED_GROUPS, false),
+							 RowExclusiveLock) ||
+		!stream_lock_if_free(stream_view_relation_relid(row->id, VIEW_EMITTED_ROWS, false),
+							 RowExclusiveLock))
+		return;
 	window = stream_window_spec_from_text(&row->window);
 
 	/* the events outlive SPI: they are applied after it */
@@ -196,7 +197,7 @@ emit_in_transaction(void *arg)
 	if (stream_window_has_event_time(window))
 		watermark = stream_lateness_watermark_literal(row->id);
 	keys = stream_changes_own_keys(row);
-	groups = take_groups(row, keys, watermark, &e->more);
+	groups = take_groups(row, keys, watermark);
 	if (e->all || groups != NULL)
 	{
 		bool		whole = e->all || groups[0] == NULL;
@@ -303,7 +304,7 @@ forget_tries(int view_id)
 
 /*
  * Emit the changes of one view (at most MAX_LISTED_GROUPS noted groups;
- * returns whether more wait); on an error, once more with care.  An error
+ * the rest at the job's next turn); on an error, once more with care.  An error
  * that remains (the view's rows cannot be read: a final function or HAVING
  * that raises) is logged, and recorded in view_errors at the first failure
  * of a run of failures, unless that one is transient (a lock someone holds
@@ -311,14 +312,14 @@ forget_tries(int view_id)
  * the records of events set aside; the view's next try waits, doubling up
  * to a minute.
  */
-static bool
+static void
 emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 {
-	Emission	e = {change, all, false, 0, false, false};
+	Emission	e = {change, all, false, 0, false};
 
 	if (!stream_retry_due(&emission_retries, change->view_id) ||
 		stream_view_paused(change->view_id))
-		return false;
+		return;
 	stream_paused_views_work_for(change->view_id);
 	if (stream_job_in_transaction(emit_in_transaction, &e, cxt) != NULL)
 	{
@@ -346,7 +347,7 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 			if (failures == STREAM_TRANSIENT_TRIES ||
 				(failures == 1 && !stream_error_is_transient(edata->sqlerrcode)))
 				(void) stream_job_in_transaction(record_failure, &f, cxt);
-			return false;		/* the groups stay noted */
+			return;				/* the groups stay noted */
 		}
 	}
 	stream_paused_views_work_for(0);
@@ -355,7 +356,6 @@ emit_view_changes(ChangeStream *change, bool all, MemoryContext cxt)
 	/* the views downstream have deltas to merge */
 	if (e.nevents > 0)
 		stream_note_mergeable(stream_batch_slot_for_backend());
-	return e.more;
 }
 
 /* The change streams, and which views to compare whole, for the job */
@@ -413,7 +413,7 @@ change_events_job(MemoryContext cxt)
 	{
 		ChangeStream *change = lfirst(lc);
 
-		(void) emit_view_changes(change, list_member_int(due.all, change->view_id), cxt);
+		emit_view_changes(change, list_member_int(due.all, change->view_id), cxt);
 	}
 	if (due.time_check)
 		last_time_check = now;

@@ -33,10 +33,17 @@ static List *cached_views = NIL;
 static bool cache_valid = false;
 static Oid	catalog_relid = InvalidOid;
 
+/* The view whose plans plan_view is making, or NULL */
+static CachedView *planning = NULL;
+
 static void
 invalidate_view_cache(Datum arg, Oid relid)
 {
 	ListCell   *lc;
+
+	/* what it reads is not known yet: any change may be one of them */
+	if (planning != NULL)
+		planning->plan_stale = true;
 
 	if (!OidIsValid(relid) || relid == catalog_relid)
 	{
@@ -64,6 +71,9 @@ static void
 invalidate_plan_items(Datum arg, int cacheid, uint32 hashvalue)
 {
 	ListCell   *lc;
+
+	if (planning != NULL)
+		planning->plan_stale = true;
 
 	foreach(lc, cached_views)
 	{
@@ -248,14 +258,22 @@ plan_view(CachedView *view)
 
 	/* an invalidation that comes while it plans makes the plans stale */
 	view->plan_stale = false;
-	query = (Query *) stringToNode(view->query);
-	shape = stream_view_shape(query, view->window);
-	plan = stream_plan_view_batch(shape, view->definition, false);
-
-	if (shape->keys != NIL)
-		plan_one = stream_plan_view_batch(stream_view_shape(stringToNode(view->query),
-															view->window),
-										  view->definition, true);
+	planning = view;
+	PG_TRY();
+	{
+		query = (Query *) stringToNode(view->query);
+		shape = stream_view_shape(query, view->window);
+		plan = stream_plan_view_batch(shape, view->definition, false);
+		if (shape->keys != NIL)
+			plan_one = stream_plan_view_batch(stream_view_shape(stringToNode(view->query),
+																view->window),
+											  view->definition, true);
+	}
+	PG_FINALLY();
+	{
+		planning = NULL;
+	}
+	PG_END_TRY();
 	view->plan_cxt = AllocSetContextCreate(cache_context, "stream_ext view plan",
 										   ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(view->plan_cxt);
