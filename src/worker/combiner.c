@@ -113,9 +113,6 @@ static List *combine_plans = NIL;	/* in TopMemoryContext */
  */
 #define ROUND_CHUNKS 10
 
-/* A view left deltas in the last round for want of chunks */
-static bool deltas_left = false;
-
 /*
  * Merging a view's deltas one at a time after an error (set_aside_unmergeable)
  * takes at most this many times stream_ext.view_time_limit (at least 1 s),
@@ -904,7 +901,7 @@ combine_view(ViewToCombine *v, bool full, MemoryContext cxt)
 
 		if (chunks++ == ROUND_CHUNKS)
 		{
-			deltas_left = v->deltas_left = true;
+			v->deltas_left = true;
 			break;
 		}
 		edata = stream_job_in_transaction(merge_chunk_in_transaction, &chunk, cxt);
@@ -1116,9 +1113,13 @@ scan_for_pending_clear(void *arg)
 	stream_end_as_owner(&as);
 }
 
-/* Merge the views of a round (all, or only those with notify); false when the extension is gone */
+/*
+ * Merge the views of a round (all, or only those with notify); *deltas_left
+ * when a view left deltas for want of chunks.  False when the extension is
+ * gone.
+ */
 static bool
-merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
+merge_round(bool full, bool only_notify, bool *has_notify, bool *deltas_left, MemoryContext cxt)
 {
 	List	   *views;
 	ListCell   *lc;
@@ -1132,6 +1133,7 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 	if (settle)
 		last_settle = now;
 	*has_notify = false;
+	*deltas_left = false;
 	foreach(lc, views)
 	{
 		ViewToCombine *v = lfirst(lc);
@@ -1145,6 +1147,7 @@ merge_round(bool full, bool only_notify, bool *has_notify, MemoryContext cxt)
 		paused = stream_view_paused(v->id);
 		stream_paused_views_work_for(v->id);
 		moved = !paused && combine_view(v, full, cxt);
+		*deltas_left |= v->deltas_left;
 		if (settle && (paused || stream_retry_waiting(&slow_merges, v->id)))
 			(void) stream_job_in_transaction(settle_waiting_writers, v, cxt);
 		/* (not while a backlog is merged: each round would scan what is left) */
@@ -1182,6 +1185,7 @@ stream_combiner_loop(int slotno)
 	TimestampTz last_full = 0;
 	TimestampTz last_jobs = 0;
 	bool		has_notify = false;
+	bool		deltas_left = false;	/* a view left deltas: the next round at once */
 
 	/* the events of change streams are applied here (change_events.c) */
 	view_cache_init();
@@ -1205,10 +1209,9 @@ stream_combiner_loop(int slotno)
 
 		if ((mergeable != last_mergeable && due) || full || deltas_left)
 		{
-			deltas_left = false;
 			if (full)			/* the first round is one */
 				stream_paused_views_record(cxt);
-			if (!merge_round(full, false, &has_notify, cxt))
+			if (!merge_round(full, false, &has_notify, &deltas_left, cxt))
 			{
 				stream_paused_views_forget();
 				proc_exit(0);
@@ -1224,7 +1227,7 @@ stream_combiner_loop(int slotno)
 		else if (has_notify && mergeable != last_prompt)
 		{
 			/* only views that keep rows: no change stream to emit after it */
-			if (!merge_round(false, true, &has_notify, cxt))
+			if (!merge_round(false, true, &has_notify, &deltas_left, cxt))
 			{
 				stream_paused_views_forget();
 				proc_exit(0);
