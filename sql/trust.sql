@@ -388,6 +388,23 @@ SET search_path = public, pg_catalog;
 SELECT stream_ext.create_change_stream('tr_wm', 'tr_wm_changes') IS NOT NULL AS made;
 SELECT stream_ext.truncate_continuous_view('tr_wm');
 RESET search_path;
+-- nor do its lookups of its catalog, with any search_path: an owner's
+-- operator = (regclass, oid), of which pg_catalog has no exact match
+CREATE FUNCTION tr_evil_rel_eq(regclass, oid) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION 'tr_evil_rel_eq ran as a superuser';
+  END IF;
+  RETURN $1::pg_catalog.oid OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = regclass, RIGHTARG = oid, FUNCTION = tr_evil_rel_eq);
+CREATE VIEW tr_plainv AS SELECT 1 AS one;
+RESET ROLE;
+ALTER VIEW tr_plainv SET (security_invoker = true);
+SET ROLE regress_trust_user;
+DROP VIEW tr_plainv;
+DROP OPERATOR public.= (regclass, oid);
+DROP FUNCTION tr_evil_rel_eq(regclass, oid);
 -- a view's code changes no setting of the workers' sessions (set_config
 -- there would outlive the batch, and reach the next views and the
 -- workers' own catalog reads)
@@ -409,11 +426,43 @@ RESET ROLE;
 INSERT INTO tr_s3 VALUES (7, '2024-01-01 00:00:07+00');
 SHOW search_path;
 SELECT x FROM tr_out;
+-- so does stream_ext.reap_expired, which a superuser may call on any view:
+-- it deletes as the view's owner, under the combiner's search_path, where
+-- the owner's operator <= is not found first
+SET ROLE regress_trust_user;
+CREATE FUNCTION tr_evil_le(timestamptz, timestamptz) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION 'tr_evil_le ran as a superuser';
+  END IF;
+  RETURN $1 OPERATOR(pg_catalog.<=) $2;
+END $$;
+CREATE OPERATOR public.<= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = tr_evil_le);
+CREATE VIEW tr_ttl WITH (continuous, ttl = '1 hour', ttl_column = 'minute') AS
+  SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, count(*) AS n FROM tr_s3 GROUP BY minute;
+INSERT INTO tr_s3 VALUES (2, '2052-01-01 00:00:05+00');
+RESET ROLE;
+DO $$
+DECLARE pending bigint;
+BEGIN
+  FOR i IN 1 .. 3000 LOOP
+    EXECUTE format('SELECT count(*) FROM %s', (SELECT delta_table FROM stream_ext_internal.continuous_views
+                                               WHERE view = 'tr_ttl'::regclass)) INTO pending;
+    EXIT WHEN pending = 0;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SET search_path = public, pg_catalog;
+SELECT stream_ext.reap_expired('tr_ttl') >= 0 AS reaped;
+RESET search_path;
+SELECT minute, n FROM tr_ttl WHERE minute > '2050-01-01';
 SET client_min_messages = warning;
 DROP FOREIGN TABLE tr_s3 CASCADE;
 DROP TABLE tr_out;
 DROP OPERATOR public.= (int4, int4);
 DROP FUNCTION tr_evil_eq(int4, int4);
+DROP OPERATOR public.<= (timestamptz, timestamptz);
+DROP FUNCTION tr_evil_le(timestamptz, timestamptz);
 RESET client_min_messages;
 
 -- a writer applies a transform itself only in a session of a role with the

@@ -209,7 +209,7 @@ stream_continuous_view_id(Oid relid)
 		return -1;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT id FROM " STREAM_CATALOG_ROWS " WHERE view = $1",
+	if (SPI_execute_with_args("SELECT id FROM " STREAM_CATALOG_ROWS " WHERE view::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the continuous view catalog");
 	if (SPI_processed == 1)

@@ -204,9 +204,10 @@ load_rows(void)
 	read_catalog_now("SELECT v.id, v.view::oid, v.stream::oid, v.state_table::oid, "
 					 "v.delta_table::oid, c.relowner, v.view::text, v.definition, v.query, "
 					 "v.key_count, " WINDOW_TEXT_COLUMNS ", "
-					 "v.key_count = 0 AND pg_catalog.cardinality(v.aggregates) = 0, v.output::oid, v.notify "
+					 "v.key_count OPERATOR(pg_catalog.=) 0 AND "
+					 "pg_catalog.cardinality(v.aggregates) OPERATOR(pg_catalog.=) 0, v.output::oid, v.notify "
 					 "FROM " STREAM_CATALOG_ROWS " v "
-					 "JOIN pg_catalog.pg_class c ON c.oid = v.view ORDER BY v.id");
+					 "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) v.view::oid ORDER BY v.id");
 	old = MemoryContextSwitchTo(rows_cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		cached_rows = lappend(cached_rows, row_from_tuple(SPI_tuptable->vals[i],
@@ -435,18 +436,23 @@ stream_catalog_state_columns(int id)
 	Oid			result = stream_view_relation_relid(id, VIEW_RESULT_TABLE, true);
 
 	/* a result table has the keys, then a result per state */
-	if (SPI_execute(psprintf("SELECT a.attname, v.aggregates[a.attnum - v.key_count]::oid, "
-							 "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum <= v.key_count, "
+	/* (in any session: its operators are pg_catalog's, whatever the search_path) */
+	if (SPI_execute(psprintf("SELECT a.attname, v.aggregates[a.attnum::pg_catalog.int4 OPERATOR(pg_catalog.-) v.key_count]::oid, "
+							 "pg_catalog.format_type(a.atttypid, a.atttypmod), "
+							 "a.attnum::pg_catalog.int4 OPERATOR(pg_catalog.<=) v.key_count, "
 							 "r.attname, pg_catalog.format_type(r.atttypid, r.atttypmod), "
 							 "(SELECT pg_catalog.format('%%I.%%I', n.nspname, c.collname) "
 							 "FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n "
-							 "ON n.oid = c.collnamespace WHERE c.oid = a.attcollation), a.atttypid "
+							 "ON n.oid OPERATOR(pg_catalog.=) c.collnamespace "
+							 "WHERE c.oid OPERATOR(pg_catalog.=) a.attcollation), a.atttypid "
 							 "FROM " STREAM_CATALOG_ROWS " v "
-							 "JOIN pg_catalog.pg_attribute a ON a.attrelid = v.state_table "
-							 "LEFT JOIN pg_catalog.pg_attribute r ON r.attrelid = %u "
-							 "AND a.attnum > v.key_count AND r.attnum = a.attnum "
-							 "WHERE v.id = %d AND a.attnum > 0 AND NOT a.attisdropped "
-							 "AND a.attgenerated = '' AND a.attname <> '_one' ORDER BY a.attnum",
+							 "JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) v.state_table::oid "
+							 "LEFT JOIN pg_catalog.pg_attribute r ON r.attrelid OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid "
+							 "AND a.attnum::pg_catalog.int4 OPERATOR(pg_catalog.>) v.key_count "
+							 "AND r.attnum OPERATOR(pg_catalog.=) a.attnum "
+							 "WHERE v.id OPERATOR(pg_catalog.=) %d AND a.attnum OPERATOR(pg_catalog.>) 0 "
+							 "AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''::pg_catalog.\"char\" "
+							 "AND a.attname OPERATOR(pg_catalog.<>) '_one'::pg_catalog.name ORDER BY a.attnum",
 							 result, id),
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the columns of continuous view %d", id);

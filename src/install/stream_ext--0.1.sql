@@ -66,7 +66,8 @@ CREATE TABLE stream_ext_internal.continuous_views (
 -- The name of a view's time column, which follows renames of the stream's columns.
 CREATE FUNCTION stream_ext_internal.time_column(stream regclass, attnum int2) RETURNS text
   LANGUAGE sql STABLE AS
-  $$SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum = $2$$;
+  $$SELECT attname::text FROM pg_catalog.pg_attribute
+     WHERE attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND attnum OPERATOR(pg_catalog.=) $2$$;
 
 -- The catalog rows, for the extension's code in any role's session (DDL on
 -- a view looks its row up).  The table itself is readable by its owner only,

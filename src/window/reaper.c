@@ -346,7 +346,12 @@ stream_reaper_init(void)
 	stream_job_register("expired rows of windowed views", reap_job);
 }
 
-/* stream_ext.reap_expired(view): delete the view's expired rows now. */
+/*
+ * stream_ext.reap_expired(view): delete the view's expired rows now.  As
+ * the combiner's job does: as the view's owner in a security-restricted
+ * operation, whoever calls it (a superuser may), and under the combiner's
+ * search_path, so that the condition's operators are never the caller's.
+ */
 Datum
 stream_ext_reap_expired(PG_FUNCTION_ARGS)
 {
@@ -354,6 +359,8 @@ stream_ext_reap_expired(PG_FUNCTION_ARGS)
 	int			id;
 	ContinuousViewRow *row;
 	WindowSpec *spec;
+	StreamRunAs as;
+	int			path_level;
 	uint64		total = 0;
 	uint64		n;
 
@@ -363,11 +370,15 @@ stream_ext_reap_expired(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read continuous view %d", id);
 	spec = stream_window_spec_from_text(&row->window);
 
+	stream_begin_as_owner(&as, row->owner);
+	path_level = stream_pin_internal_search_path();
 	do
 	{
 		n = stream_reap_batch(id, spec);
 		total += n;
 		CHECK_FOR_INTERRUPTS();
 	} while (n == REAP_BATCH_ROWS);
+	AtEOXact_GUC(false, path_level);
+	stream_end_as_owner(&as);
 	PG_RETURN_INT64((int64) total);
 }
