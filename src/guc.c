@@ -18,6 +18,9 @@
 
 #include "guc.h"
 
+/* set by _PG_init when the library is preloaded (stream_ext.c) */
+bool		stream_ext_preloaded = false;
+
 int			stream_ext_workers_per_database = 2;
 int			stream_ext_max_databases = 8;
 int			stream_ext_queue_size_kb = 4096;
@@ -267,6 +270,21 @@ stream_end_as_extension(StreamRunAs *as)
 {
 	AtEOXact_GUC(false, as->guc_level);
 	SetUserIdAndSecContext(as->user, as->sec);
+}
+
+/*
+ * Refuse a call that needs what only a preloaded library has: its shared
+ * memory and its processes.  A server started without stream_ext in
+ * shared_preload_libraries after CREATE EXTENSION has neither.
+ */
+void
+stream_require_preload(void)
+{
+	if (!stream_ext_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stream_ext must be loaded via shared_preload_libraries"),
+				 errhint("Add stream_ext to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
 /* Run as owner, in a security-restricted operation (guc.h) */

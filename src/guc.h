@@ -25,9 +25,11 @@ extern int	stream_ext_max_view_errors;
 extern int	stream_ext_view_time_limit_ms;
 extern int	stream_ext_join_cache_kb;
 extern int	stream_ext_pending_key_slots;
+extern bool stream_ext_preloaded;
 
 extern void stream_ext_define_gucs(void);
 extern int	stream_pin_internal_search_path(void);
+extern void stream_require_preload(void);
 
 /*
  * Who runs a piece of code, and the caller's identity to return to.

@@ -76,6 +76,7 @@ _PG_init(void)
 	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	stream_ext_preloaded = true;
 
 	stream_kafka_define_gucs();
 	stream_ext_define_gucs();

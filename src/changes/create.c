@@ -118,6 +118,7 @@ stream_ext_create_change_stream(PG_FUNCTION_ARGS)
 	char	   *key_columns;
 	EmitSql    *sql;
 
+	stream_require_preload();
 	if (row->keeps_rows)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -772,6 +772,7 @@ stream_ext_create_continuous_view(PG_FUNCTION_ARGS)
 	List	   *names;
 	List	   *stmts;
 
+	stream_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -892,6 +893,7 @@ stream_ext_truncate_continuous_view(PG_FUNCTION_ARGS)
 	ContinuousViewRow *row;
 	StreamRunAs as;
 
+	stream_require_preload();
 	id = stream_owned_continuous_view_id(view);
 
 	row = stream_catalog_view(id);

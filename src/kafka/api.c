@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "guc.h"
 #include "ipc/queue.h"
 #include "kafka/slots.h"
 
@@ -66,6 +67,7 @@ stream_ext_kafka_stop_workers(PG_FUNCTION_ARGS)
 	TransactionId xid = GetTopTransactionId();
 	TimestampTz start = GetCurrentTimestamp();
 
+	stream_require_preload();
 	for (;;)
 	{
 		bool		running = false;
@@ -115,6 +117,7 @@ stream_ext_kafka_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
+	stream_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
 	LWLockAcquire(KafkaShared->lock, LW_SHARED);
 	for (int s = 0; s < KafkaShared->nslots; s++)
@@ -170,6 +173,7 @@ stream_ext_kafka_free_slots(PG_FUNCTION_ARGS)
 {
 	int			free_slots = 0;
 
+	stream_require_preload();
 	LWLockAcquire(KafkaShared->lock, LW_SHARED);
 	for (int s = 0; s < KafkaShared->nslots; s++)
 		if (KafkaShared->slots[s].consumer_id == 0)
@@ -192,6 +196,8 @@ static SubTransactionId noted_in_sub = InvalidSubTransactionId;
 Datum
 stream_ext_kafka_note_invoker(PG_FUNCTION_ARGS)
 {
+	stream_require_preload();
+
 	noted_invoker = GetUserId();
 	noted_in = MyProc->lxid;
 	noted_in_sub = GetCurrentSubTransactionId();
@@ -205,6 +211,7 @@ stream_ext_kafka_take_invoker(PG_FUNCTION_ARGS)
 						noted_in_sub == GetCurrentSubTransactionId()) ? noted_invoker : InvalidOid;
 	char	   *name;
 
+	stream_require_preload();
 	noted_invoker = InvalidOid;
 	noted_in = InvalidLocalTransactionId;
 	noted_in_sub = InvalidSubTransactionId;
@@ -240,6 +247,8 @@ kick_supervisor_at_commit(XactEvent event, void *arg)
 Datum
 stream_ext_kafka_ensure_supervisor(PG_FUNCTION_ARGS)
 {
+	stream_require_preload();
+
 	(void) stream_batch_slot_for_backend();
 	if (!kick_callback_registered)
 	{
@@ -265,6 +274,7 @@ stream_ext_kafka_lock_stream(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 
+	stream_require_preload();
 	LockRelationOid(relid, AccessShareLock);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		ereport(ERROR,

@@ -23,6 +23,7 @@
 #include "storage/lmgr.h"
 
 #include "catalog/catalog.h"
+#include "guc.h"
 #include "kafka/drop_lock.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_kafka_lock_producer_for_drop);
@@ -41,6 +42,8 @@ kafka_producer_lock_for_staging(int id)
 Datum
 stream_ext_kafka_lock_producer_for_drop(PG_FUNCTION_ARGS)
 {
+	stream_require_preload();
+
 	LockDatabaseObject(stream_internal_relid("kafka_producers", false),
 					   (Oid) PG_GETARG_INT32(0), 0, AccessExclusiveLock);
 	PG_RETURN_VOID();

@@ -176,11 +176,13 @@ Datum
 stream_ext_commit_latency(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			groupno = stream_group_of_database(MyDatabaseId);
+	int			groupno;
 	LatencyWindow sum;
 	Datum		values[4];
 	bool		nulls[4] = {0};
 
+	stream_require_preload();
+	groupno = stream_group_of_database(MyDatabaseId);
 	InitMaterializedSRF(fcinfo, 0);
 	if (groupno >= 0)
 		last_minute(groupno, &sum);

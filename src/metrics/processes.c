@@ -13,6 +13,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "guc.h"
 #include "ipc/status.h"
 
 PG_FUNCTION_INFO_V1(stream_ext_worker_status);
@@ -29,6 +30,7 @@ stream_ext_worker_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	StreamGroupStatus status;
 
+	stream_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
 	stream_group_status(MyDatabaseId, &status);
 	for (int i = 0; i < status.nprocesses; i++)
@@ -67,6 +69,7 @@ stream_ext_combiner_status(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	bool		nulls[5] = {0};
 
+	stream_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
 	stream_group_status(MyDatabaseId, &status);
 	if (!status.served)
@@ -91,6 +94,7 @@ stream_ext_waiting_writers(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ListCell   *lc;
 
+	stream_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
 	foreach(lc, stream_waiting_writers(MyDatabaseId))
 	{

@@ -254,6 +254,7 @@ stream_ext_view_rates(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS scan;
 	ViewRateEntry *entry;
 
+	stream_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
 	LWLockAcquire(rates_lock, LW_SHARED);
 	hash_seq_init(&scan, rates);

@@ -29,6 +29,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "guc.h"
 #include "stream/column_fill.h"
 #include "stream/fdw.h"
 #include "stream/insert.h"
@@ -356,6 +357,7 @@ stream_ext_fdw_handler(PG_FUNCTION_ARGS)
 {
 	FdwRoutine *routine = makeNode(FdwRoutine);
 
+	stream_require_preload();
 	routine->GetForeignRelSize = streamGetForeignRelSize;
 	routine->GetForeignPaths = streamGetForeignPaths;
 	routine->GetForeignPlan = streamGetForeignPlan;
