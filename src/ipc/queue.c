@@ -567,12 +567,13 @@ static TimestampTz commit_wait_since = 0;
 /*
  * A writer in sync mode waits for the workers at its commit, where
  * PostgreSQL has disarmed statement_timeout: between these two calls, the
- * waits honour it themselves, counted from the first.
+ * waits honour it themselves, counted from the start of the statement (an
+ * INSERT that commits at its end, or COMMIT), as PostgreSQL counts it.
  */
 void
 stream_commit_wait_begin(void)
 {
-	commit_wait_since = GetCurrentTimestamp();
+	commit_wait_since = GetCurrentStatementStartTimestamp();
 }
 
 void
@@ -818,11 +819,14 @@ stream_ack_wait(int slotno, uint64 seq)
 
 	pg_read_barrier();
 	if (pg_atomic_read_u64(&ack->failed_seq) == seq)
+	{
+		pg_read_barrier();		/* the failure, stored before failed_seq */
 		ereport(ERROR,
 				(errcode(ack->failure_code),
 				 errmsg("could not apply this transaction's stream events to continuous views"),
 				 errdetail("The stream worker failed: %s", ack->failure),
 				 errhint("The transaction was rolled back; it can be retried.")));
+	}
 }
 
 /*
@@ -1240,8 +1244,15 @@ stream_ack_done(int procno, int slotno, uint64 seq)
 {
 	StreamBackendAck *ack = backend_ack(procno, slotno % StreamShared->slots_per_group);
 
-	if (pg_atomic_read_u64(&ack->done_seq) < seq)
-		pg_atomic_write_u64(&ack->done_seq, seq);
+	uint64		done = pg_atomic_read_u64(&ack->done_seq);
+
+	/*
+	 * Raised, never lowered, also by workers of two databases at once (a
+	 * backend's acknowledgements are per worker index); the compare and
+	 * exchange is a full barrier: the failure stored before is seen first.
+	 */
+	while (done < seq && !pg_atomic_compare_exchange_u64(&ack->done_seq, &done, seq))
+		;
 	stream_sleeper_wake(&ack->sleeper, procno);
 }
 
