@@ -28,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -595,6 +596,17 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
 	char		header[64];
 	int			header_len;
 	bool		all = true;
+
+	/*
+	 * Nothing goes to the brokers before it is on disk here: the commits
+	 * of the writers and workers whose events these are, and ours that
+	 * numbered them, may be visible before their WAL is flushed
+	 * (synchronous_commit = off, stream_ext.commit_mode = async).  A crash
+	 * would then take back events Kafka keeps, and give their numbers to
+	 * other events.  Every commit this batch's snapshot saw is before the
+	 * insert position now.
+	 */
+	XLogFlush(GetXLogInsertRecPtr());
 
 	if (outstanding_total == 0)
 		last_delivery_error[0] = '\0';
