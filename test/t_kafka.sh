@@ -14,7 +14,7 @@ SRV="$SCRATCH/server"
 start_own_server "$SRV" "stream_ext.kafka_batch_wait = 20ms" "stream_ext.combine_interval = 50ms"
 fresh_db t_kafka
 t0=$SECONDS
-mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 gen_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 rst_t:2 priv_t:1 grow_t:2 late_t:2 bad2_t:1 liar_t:1
+mock_start 1 xid_t:1 json_t:3 flat_t:1 nest_t:1 gen_t:1 csv_t:2 text_t:1 bad_t:1 st_t:1 pos_t:2 out_t:2 grp_t:4 rst_t:2 priv_t:1 grow_t:2 late_t:2 bad2_t:1 liar_t:1 gc_t:2 long_t:1
 say "mock cluster at $BROKERS"
 
 ########## json, with key/partition/offset/timestamp columns
@@ -130,6 +130,16 @@ expect "SELECT string_agg(format('%s:%s:%s', partition, \"offset\", length(paylo
 expect "SELECT array_agg(error ORDER BY \"offset\") FROM stream_ext.kafka_errors WHERE stream = 'b'::regclass" \
 	'{"invalid input syntax for type bigint: \"not a number at all\"","invalid JSON: The input string ended unexpectedly.","message is a JSON array, not an object"}' "kafka_errors: error texts"
 expect "SELECT errors FROM stream_ext.kafka_consumers WHERE stream = 'b'::regclass" "3" "kafka_consumers counts the errors"
+# an error that quotes a value of 200 kB is kept cut to its first 1,000 bytes
+run_sql <<SQL
+CREATE FOREIGN TABLE lb (user_id bigint) SERVER stream_ext;
+SELECT stream_ext.kafka_consume('lb', 'long_t', '$BROKERS');
+SQL
+printf '{"user_id": "%s"}\n' "$(head -c 200000 /dev/zero | tr '\0' x)" | produce long_t
+wait_until 30 "the long message set aside" "SELECT count(*) = 1 FROM stream_ext.kafka_errors WHERE stream = 'lb'::regclass"
+expect "SELECT octet_length(error) || ' ' || left(error, 40) FROM stream_ext.kafka_errors WHERE stream = 'lb'::regclass" \
+	'1000 invalid input syntax for type bigint: "x' "kafka_errors: an error cut to 1,000 bytes"
+q "DROP FOREIGN TABLE lb CASCADE" >/dev/null
 expect "SELECT format('%s:%s', n, s) FROM b_div" "5:228" "a view error skips the event for that view only"
 expect "SELECT count(*) FROM stream_ext.view_errors WHERE name = 'b_div'::regclass" "1" "view error recorded"
 
@@ -363,6 +373,37 @@ wait_until 60 "after the stop, the reset partitions read again from the earliest
 sleep 2
 expect "SELECT n || ' ' || s FROM rs_v" "300 $((3 * 5050))" "a reset in a group holds across a stop before the first batch"
 q "DROP FOREIGN TABLE rs CASCADE" >/dev/null   # its worker's slot is for later consumers
+
+########## a member that cannot read the offsets its group committed does not
+# start at its start setting: it would read again from the earliest what
+# another member consumed (or skip with 'latest').  The assignment fails
+# (the next OffsetFetch, API key 9, fails with GROUP_AUTHORIZATION_FAILED)
+# and is tried again; the member then continues where the group committed.
+run_sql -v grp_opts="$grp_opts" <<SQL
+CREATE FOREIGN TABLE ga (user_id bigint) SERVER stream_ext;
+CREATE VIEW ga_v WITH (continuous) AS SELECT count(*) AS n FROM ga;
+SELECT stream_ext.kafka_consume('ga', 'gc_t', '$BROKERS', group_id => 'taken', options => :'grp_opts');
+SQL
+for p in 0 1; do seq 1 50 | sed 's/.*/{"user_id": &}/' | produce gc_t -p $p; done
+wait_until 60 "the first member consumed" "SELECT n = 100 FROM ga_v"
+sleep 2   # (its offsets go to the group after each batch, asynchronously)
+q "DROP FOREIGN TABLE ga CASCADE" >/dev/null
+mock_cmd "errors 9 30 1"
+run_sql -v grp_opts="$grp_opts" <<SQL
+CREATE FOREIGN TABLE gb (user_id bigint) SERVER stream_ext;
+CREATE VIEW gb_v WITH (continuous) AS SELECT count(*) AS n FROM gb;
+SELECT stream_ext.kafka_consume('gb', 'gc_t', '$BROKERS', group_id => 'taken', options => :'grp_opts',
+                                start => 'earliest');
+SQL
+wait_until 90 "the second member has the partitions" \
+	"SELECT (SELECT next_offsets FROM stream_ext.kafka_consumers WHERE stream = 'gb'::regclass) = '{50,50}'"
+grep -q 'could not read the offsets committed by group "taken"' "$STREAM_EXT_SERVER_LOG" ||
+	fail "the group's offsets were read at once: the case above tested nothing"
+for p in 0 1; do seq 51 55 | sed 's/.*/{"user_id": &}/' | produce gc_t -p $p; done
+wait_until 60 "the second member consumed the new messages" "SELECT n >= 10 FROM gb_v"
+sleep 1
+expect "SELECT n FROM gb_v" 10 "a member continues where its group committed, also after a failed lookup"
+q "DROP FOREIGN TABLE gb CASCADE" >/dev/null
 
 ########## privileges and secrets
 run_sql <<SQL

@@ -315,10 +315,26 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 	if (w->cfg.group_id)
 	{
 		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+		rd_kafka_resp_err_t err;
 
 		for (int i = 0; i < n; i++)
 			rd_kafka_topic_partition_list_add(list, w->cfg.topic, parts[i]);
-		if (rd_kafka_committed(w->rk, list, BROKER_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		err = rd_kafka_committed(w->rk, list, BROKER_TIMEOUT_MS);
+		for (int j = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && j < list->cnt; j++)
+			err = list->elems[j].err;
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			/*
+			 * Not known where the group stands: a partition taken over
+			 * must not start at the consumer's start, which could skip or
+			 * repeat what another server consumed.  The assignment fails,
+			 * and is tried again.
+			 */
+			kafka_report_problem(w, psprintf("could not read the offsets committed by group \"%s\": %s",
+											 w->cfg.group_id, rd_kafka_err2str(err)));
+			ok = false;
+		}
+		else
 		{
 			for (int j = 0; j < list->cnt; j++)
 				for (int i = 0; i < n; i++)
@@ -332,7 +348,8 @@ starting_offsets(KafkaWorker *w, int n, const int32 *parts, int64 *next)
 	for (int i = 0; i < n; i++)
 	{
 		added[i] = !w->cfg.group_id && any_row && !had_row[i];
-		at_start[i] = !added[i];
+		/* (nothing starts anew while the group's offsets are unknown) */
+		at_start[i] = !added[i] && ok;
 	}
 	ok &= resolve_start(w, n, parts, next, at_start, w->cfg.start);
 	ok &= resolve_start(w, n, parts, next, added, "earliest");

@@ -16,6 +16,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "jit/jit.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -351,6 +352,23 @@ prepare_plans(void)
 }
 
 /*
+ * The first bytes of a bad message's error, as kafka_errors keeps it: an
+ * error may quote the whole value (an input function's does), and a topic's
+ * messages may be megabytes each.
+ */
+#define ERROR_TEXT_LIMIT 1000
+
+static char *
+clipped_error(char *error)
+{
+	int			len = strlen(error);
+
+	if (len <= ERROR_TEXT_LIMIT)
+		return error;
+	return pnstrdup(error, pg_mbcliplen(error, len, ERROR_TEXT_LIMIT));
+}
+
+/*
  * Insert the bad messages and the new offsets, in the batch's transaction.
  * Every bad message is counted (kafka_consumers.errors); kafka_errors keeps
  * the consumer's newest stream_ext.kafka_max_errors, so a topic full of bad
@@ -370,7 +388,7 @@ record_errors_and_offsets(KafkaWorker *w, List *bad, const int64 *next)
 	{
 		BadMessage *bm = lfirst(lc);
 		Datum		args[5] = {Int32GetDatum(w->cfg.id), Int32GetDatum(bm->partition),
-			Int64GetDatum(bm->offset), CStringGetTextDatum(bm->error),
+			Int64GetDatum(bm->offset), CStringGetTextDatum(clipped_error(bm->error)),
 		PointerGetDatum(bm->payload)};
 
 		if (foreach_current_index(lc) < skip)

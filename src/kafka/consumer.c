@@ -65,6 +65,13 @@
 /* Longest single poll while filling a batch */
 #define POLL_SLICE_MS 10
 
+/*
+ * A batch takes messages holding this many bytes at most (at least one
+ * message): its events are decoded in memory, and a megabyte of csv may be
+ * half a million of them.
+ */
+#define BATCH_BYTES (16 * 1024 * 1024)
+
 /* This process's state; the other files get it as a parameter */
 static KafkaWorker worker;
 
@@ -297,6 +304,7 @@ consumer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 	{
 		int			n = 0;
 		int			limit = stream_ext_batch_size;
+		Size		bytes;
 		TimestampTz start = GetCurrentTimestamp();
 
 		/*
@@ -316,7 +324,11 @@ consumer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 		w->assignment_revoked = false;
 		stream_paused_views_record(batch_cxt);	/* new ones, and failed ones again */
 
-		/* Fill a batch: batch_size messages, or kafka_batch_wait passed */
+		/*
+		 * Fill a batch: batch_size messages, BATCH_BYTES of them, or
+		 * kafka_batch_wait passed
+		 */
+		bytes = 0;
 		for (;;)
 		{
 			long		left = stream_ext_kafka_batch_wait_ms -
@@ -324,7 +336,7 @@ consumer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 			ssize_t		got;
 
 			kafka_serve_interrupts();
-			if (left <= 0 || n >= limit)
+			if (left <= 0 || n >= limit || bytes >= BATCH_BYTES)
 				break;
 			/*
 			 * Short polls: when one brings nothing while messages are in
@@ -350,6 +362,7 @@ consumer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 				if (got > 0)
 					memmove(msgs, msgs + n, sizeof(*msgs) * got);
 				n = 0;
+				bytes = 0;
 				w->assignment_revoked = false;
 			}
 			for (ssize_t i = 0; i < got; i++)
@@ -373,7 +386,10 @@ consumer_main(KafkaWorker *w, KafkaWorkerArgs *argsp)
 
 				for (ssize_t i = 0; i < got; i++)
 					if (msgs[n + i] != NULL)
+					{
+						bytes += msgs[n + i]->len + msgs[n + i]->key_len;
 						msgs[k++] = msgs[n + i];
+					}
 				n = k;
 			}
 			if (got <= 0 && n > 0)
