@@ -5,12 +5,15 @@
 # 2,000,000 events into two views of 100,000 groups (about 4,000,000 delta
 # rows a round) leave each worker's private memory within GROWTH_MB of what
 # it was.  (Rows inserted into a delta table used to leave 8 bytes each in the
-# kept executor's memory, for good: about 18 MB a round here.)
+# kept executor's memory, for good: about 18 MB a round here.)  Then a batch
+# of events that all fail a view: see below.
 source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-3}
 EVENTS=${EVENTS:-2000000}
 GROWTH_MB=${GROWTH_MB:-16}
+BAD=${BAD:-20000}
+PEAK_MB=${PEAK_MB:-64}
 
 use_server
 fresh_db t_memory
@@ -56,4 +59,30 @@ while read -r pid kb; do
 		fail "worker $pid grew by $grew MB over $ROUNDS rounds of $EVENTS events (limit $GROWTH_MB MB)"
 done <<<"$after"
 say "ok: no batch worker grew by more than $GROWTH_MB MB over $ROUNDS rounds of $EVENTS events"
+
+# A batch whose every event fails a view: each event is tried alone, to
+# find those that fail, and each trial's memory goes after it (a failed
+# run's executor used to stay until the batch's end).  The workers' peak
+# memory while they apply BAD such events stays within PEAK_MB of their
+# size before.
+run_sql <<'SQL'
+CREATE FOREIGN TABLE mem_bad (v int) SERVER stream_ext;
+CREATE VIEW mem_div WITH (continuous) AS SELECT sum(100 / v) AS s, count(*) AS n FROM mem_bad;
+SQL
+q "INSERT INTO mem_bad VALUES (1)" >/dev/null    # planned before
+declare -A size_before
+for pid in $(echo "$after" | awk '{ print $1 }'); do
+	echo 5 > "/proc/$pid/clear_refs" || fail "cannot reset the peak memory of worker $pid"
+	size_before[$pid]=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+done
+q "INSERT INTO mem_bad SELECT 0 FROM generate_series(1, $BAD)" >/dev/null
+expect "SELECT n FROM mem_div" 1 "the failing events counted nowhere"
+for pid in "${!size_before[@]}"; do
+	peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+	grew=$(((peak - size_before[$pid]) / 1024))
+	say "worker $pid: peak $((peak / 1024)) MB, $grew MB above its size before the failing events"
+	[ "$grew" -le "$PEAK_MB" ] ||
+		fail "worker $pid took $grew MB more to try $BAD failing events one by one (limit $PEAK_MB MB)"
+done
+say "ok: $BAD events failing a view cost no batch worker more than $PEAK_MB MB at its peak"
 say PASS

@@ -26,6 +26,13 @@ stream_view_errors_begin(ViewErrorLog *log, int view_id)
 	log->recorded = 0;
 }
 
+/* Has the batch recorded as many errors as a view keeps? */
+bool
+stream_view_errors_full(ViewErrorLog *log)
+{
+	return log->recorded >= stream_ext_max_view_errors;
+}
+
 /*
  * Record an error of the view, for event (a row literal) or for no event
  * in particular (NULL), unless the batch already recorded as many as a
@@ -38,7 +45,7 @@ stream_view_errors_record(ViewErrorLog *log, ErrorData *edata, const char *event
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', event ? ' ' : 'n'};
 
-	if (log->recorded >= stream_ext_max_view_errors)
+	if (stream_view_errors_full(log))
 		return;
 	values[0] = Int32GetDatum(log->view_id);
 	values[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));

@@ -14,6 +14,7 @@ typedef struct ViewErrorLog
 } ViewErrorLog;
 
 extern void stream_view_errors_begin(ViewErrorLog *log, int view_id);
+extern bool stream_view_errors_full(ViewErrorLog *log);
 extern void stream_view_errors_record(ViewErrorLog *log, ErrorData *edata, const char *event);
 extern void stream_view_errors_record_reason(ViewErrorLog *log, int sqlerrcode,
 											 const char *message);

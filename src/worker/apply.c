@@ -979,6 +979,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	bool		slow;
 	DestReceiver *dest = make_view_receiver(view, outputs);
 	DestReceiver *trial;
+	MemoryContext trial_cxt;
 
 	edata = try_view_plan(view, events, dest);
 	if (edata == NULL)
@@ -1012,9 +1013,17 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 	if (slow)
 		deadline = stream_view_deadline_after(2 * stream_ext_view_time_limit_ms);
 	bad = palloc0(sizeof(bool) * events->nevents);
+
+	/*
+	 * Each trial in memory of its own, freed after it: a failed run leaves
+	 * its executor behind (no ExecutorEnd), and a batch may try 20,000.
+	 */
+	trial_cxt = AllocSetContextCreate(CurrentMemoryContext, "stream_ext event trial",
+									  ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < events->nevents; i++)
 	{
 		ErrorData  *e;
+		MemoryContext old;
 
 		if (stream_view_deadline_passed(&deadline))
 		{
@@ -1030,6 +1039,7 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 			continue;
 		}
 		events->only = i;
+		old = MemoryContextSwitchTo(trial_cxt);
 		e = try_view_plan(view, events, trial);
 		if (e != NULL && view_error_is_transient(view, e))
 		{
@@ -1042,11 +1052,15 @@ apply_view_carefully(CachedView *view, StreamBatchEvents *events, List **outputs
 			nbad++;
 			if (stream_error_is_transient(e->sqlerrcode) && stream_error_raised_by_code(e))
 				note_owned(view);
-			stream_view_errors_record(&log, e, stream_event_as_text(events->stream,
-																	&events->events[i]));
+			if (!stream_view_errors_full(&log))
+				stream_view_errors_record(&log, e, stream_event_as_text(events->stream,
+																		&events->events[i]));
 		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(trial_cxt);
 	}
 	events->only = -1;
+	MemoryContextDelete(trial_cxt);
 
 	if (stream_ext_view_time_limit_ms > 0)
 		culprit_end = stream_view_deadline_after(CULPRIT_BUDGET_LIMITS * stream_ext_view_time_limit_ms);
