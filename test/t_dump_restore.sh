@@ -303,3 +303,37 @@ say "ok: catalog views, dependencies, new view ids and DROP VIEW work on the res
 [ "$(psql -X -At -d dump_src -c "SELECT enabled FROM stream_ext_internal.kafka_consumers")" = t ] ||
 	fail "the source's Kafka consumer was stopped"
 say "ok: the Kafka consumer is restored stopped, with its offsets"
+
+# Two databases made from one template that has the extension: pg_dump
+# writes CREATE EXTENSION IF NOT EXISTS, so the restore finds the extension
+# already there, with the OID the source's has.  The restored catalog rows
+# are adopted all the same (where a row was written names the database):
+# the view takes new events, and its counts go on from the dump's.
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE dump_tmpl" || fail "CREATE DATABASE dump_tmpl"
+psql -X -q -d dump_tmpl -v ON_ERROR_STOP=1 -c "CREATE EXTENSION stream_ext" || fail "CREATE EXTENSION in dump_tmpl"
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE tmpl_src TEMPLATE dump_tmpl" \
+	-c "CREATE DATABASE tmpl_dst TEMPLATE dump_tmpl" || fail "databases from the template"
+psql -X -q -d tmpl_src -v ON_ERROR_STOP=1 <<'SQL' || fail "the template copy's view"
+CREATE FOREIGN TABLE t_clicks (url text) SERVER stream_ext;
+CREATE VIEW t_urls WITH (continuous) AS SELECT url, count(*) AS n FROM t_clicks GROUP BY url;
+-- made where a backslash in a string is an escape: the constant is C:\dir
+SET standard_conforming_strings = off;
+SET escape_string_warning = off;
+CREATE VIEW t_not_dir WITH (continuous) AS SELECT count(*) AS n FROM t_clicks WHERE url <> 'C:\\dir';
+RESET standard_conforming_strings;
+INSERT INTO t_clicks VALUES ('/a'), ('/a'), ('/b');
+SQL
+pg_dump -Fc -f "$SCRATCH/tmpl_dump" tmpl_src || fail "pg_dump of tmpl_src failed"
+out=$(pg_restore -d tmpl_dst "$SCRATCH/tmpl_dump" 2>&1) || fail "pg_restore into tmpl_dst failed: $out"
+PGDATABASE=tmpl_dst q "INSERT INTO t_clicks VALUES ('/a'), ('/c')" >/dev/null
+PGDATABASE=tmpl_dst expect "SELECT string_agg(url || ':' || n, ' ' ORDER BY url) FROM t_urls" "/a:3 /b:1 /c:1" \
+	"a view restored into a database of the same template takes new events"
+PGDATABASE=tmpl_dst expect "SELECT count(*) FROM stream_ext.continuous_views WHERE name = 't_urls'::regclass" 1 \
+	"and is in the catalog of the database it was restored into"
+PGDATABASE=tmpl_dst q "INSERT INTO t_clicks VALUES ('C:\\dir')" >/dev/null
+PGDATABASE=tmpl_dst expect "SELECT n FROM t_not_dir" 5 \
+	"a constant with a backslash, of a view made with standard_conforming_strings off, means the same after the restore"
+for db in tmpl_src tmpl_dst dump_tmpl; do
+	psql -X -q -d postgres -c "DROP DATABASE $db WITH (FORCE)" >/dev/null 2>&1 || true
+done
+say "ok: a restore into another database of the same template is adopted"

@@ -14,8 +14,9 @@
  *	   those: their text form is their visibility in pg_dump's snapshot).
  * Nor does the restore record the dependencies of a view's rule on its
  * stream and functions.  So every catalog row carries made_in, the origin
- * it was written in (catalog_origin(): the cluster's system identifier and
- * the extension's OID, new at every CREATE EXTENSION), and the catalog keeps
+ * it was written in (catalog_origin(): the cluster's system identifier, the
+ * database's OID and the extension's, new at every CREATE EXTENSION), and
+ * the catalog keeps
  * the defining query as text that means the same under any search_path.  A
  * row inserted with another origin, as pg_restore inserts them, is adopted
  * by the trigger adopt_restored_view: its query is analyzed again (with the
@@ -93,17 +94,23 @@ stream_portable_query_text(Query *query)
 	set_for_portable_text("datestyle", "ISO");
 	set_for_portable_text("intervalstyle", "postgres");
 	set_for_portable_text("extra_float_digits", "3");
+	/* string constants with a backslash printed as any session reads them */
+	set_for_portable_text("standard_conforming_strings", "on");
 	text = pg_get_querydef(query, false);
 
 	AtEOXact_GUC(false, nestlevel);
 	return text;
 }
 
-/* "<system identifier>/<extension OID>": where catalog rows are written */
+/*
+ * "<system identifier>/<database OID>/<extension OID>": where catalog rows
+ * are written.  (Databases made from one template that has the extension
+ * share its OID: the database tells a restore into one of them.)
+ */
 static char *
 catalog_origin(void)
 {
-	return psprintf(UINT64_FORMAT "/%u", GetSystemIdentifier(),
+	return psprintf(UINT64_FORMAT "/%u/%u", GetSystemIdentifier(), MyDatabaseId,
 					get_extension_oid("stream_ext", false));
 }
 
@@ -295,6 +302,7 @@ stream_ext_adopt_restored_view(PG_FUNCTION_ARGS)
 	 */
 	stream_begin_as_owner(&as, GetUserId());
 	(void) enter_empty_search_path();
+	set_for_portable_text("standard_conforming_strings", "on");
 	stmts = raw_parser(definition, RAW_PARSE_DEFAULT);
 	if (list_length(stmts) != 1)
 		restore_error(view_name, "Its definition is not one SELECT.");

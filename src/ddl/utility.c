@@ -861,7 +861,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	stream_guard_check_links(check_links);
 
 	/* the views' text names what they read as it is now (pg_dump takes it) */
-	if (IsA(parsetree, RenameStmt) || IsA(parsetree, AlterObjectSchemaStmt))
+	if (IsA(parsetree, RenameStmt) || IsA(parsetree, AlterObjectSchemaStmt) ||
+		(IsA(parsetree, AlterEnumStmt) && ((AlterEnumStmt *) parsetree)->oldVal != NULL))
 		stream_refresh_view_definitions();
 
 	if (IsA(parsetree, AlterTableStmt) && changes_owner((AlterTableStmt *) parsetree))
