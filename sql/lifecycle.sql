@@ -79,12 +79,13 @@ INSERT INTO lc_s2 (k, value, note) VALUES (1, 2, 'after column rename');
 SELECT * FROM lc_a2 ORDER BY k;
 SELECT * FROM lc_d ORDER BY note;
 -- renaming an enum's label a view names: its stored text follows (pg_dump
--- writes that text out, and a restore reads it back)
+-- writes that text out, and a restore reads it back; stream_ext.continuous_views
+-- shows the query as it is now, whatever the text)
 CREATE TYPE lc_mood AS ENUM ('ok', 'sad');
 CREATE VIEW lc_moods WITH (continuous) AS
   SELECT k, count(*) AS n FROM lc_s2 WHERE 'sad'::lc_mood > 'ok'::lc_mood GROUP BY k;
 ALTER TYPE lc_mood RENAME VALUE 'sad' TO 'blue';
-SELECT definition FROM stream_ext.continuous_views WHERE name = 'lc_moods'::regclass;
+SELECT definition FROM stream_ext_internal.continuous_views WHERE view = 'lc_moods'::regclass;
 DROP VIEW lc_moods;
 DROP TYPE lc_mood;
 
