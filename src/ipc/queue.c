@@ -45,6 +45,10 @@
 #define START_RETRY_MS 250
 /* processes in a row that stop before attaching until a group gives up */
 #define MAX_EARLY_EXITS 60
+/* ... until its writers fail (they would wait for ever) */
+#define FAIL_EARLY_EXITS 3
+/* the longest a group waits before it starts processes again after one */
+#define EARLY_EXIT_BACKOFF_MAX_MS 10000
 
 /* A group whose processes could not start is kept this long after the last try */
 #define START_FAILURE_KEEP_MS 10000
@@ -338,6 +342,8 @@ request_launch_locked(Oid dboid)
 		group->start_failed_since = 0;
 		group->start_failed_at = 0;
 		group->start_retry_at = 0;
+		group->early_exits = 0;
+		group->early_exit_launch_at = 0;
 		group->settings_len = 0;
 	}
 	group->dboid = dboid;
@@ -377,6 +383,7 @@ stream_take_launch_requests(void)
 		if (!group->launch_pending || group->stopping || group->start_retry_at > now)
 			continue;
 		group->launch_pending = false;
+		group->launched_at = now;
 		for (int s = 0; s < StreamShared->slots_per_group; s++)
 		{
 			int			slotno = stream_group_slot(g, s);
@@ -440,6 +447,33 @@ error_if_workers_cannot_start(StreamDatabaseGroup *group, TimestampTz requested_
 }
 
 /*
+ * Error out when the processes of the group stopped before they could
+ * attach FAIL_EARLY_EXITS times in a row, the latest of them started at or
+ * after requested_at (a database that does not allow connections, say):
+ * the launcher goes on trying, less and less often, but a writer would wait
+ * for ever.  With
+ * locked, the caller holds StreamShared->lock, released before the error.
+ */
+static void
+error_if_workers_stop_early(StreamDatabaseGroup *group, TimestampTz requested_at, bool locked)
+{
+	int			exits = group->early_exits;
+
+	if (exits < FAIL_EARLY_EXITS || group->early_exit_launch_at < requested_at)
+		return;
+	if (locked)
+		LWLockRelease(StreamShared->lock);
+	stream_writer_wait_done();
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("stream_ext workers cannot start in database \"%s\"",
+					get_database_name(MyDatabaseId)),
+			 errdetail("Their processes stopped before they could open the database %d times in a row.",
+					   exits),
+			 errhint("See the server log for their error (a database that does not allow connections, say). The transaction was rolled back.")));
+}
+
+/*
  * Return this backend's home batch worker slot (the first records of its
  * transactions go there), starting the database's workers first if need be.
  * Fails at once when the launcher reports that they cannot start.  With
@@ -478,6 +512,7 @@ batch_slot_for_backend(bool join)
 				return slotno;
 			}
 			error_if_workers_cannot_start(group, start);
+			error_if_workers_stop_early(group, start, true);
 			if (slot->state == SLOT_FREE)
 				requested = request_launch_locked(MyDatabaseId);
 		}
@@ -668,14 +703,18 @@ error_if_workers_stopped(StreamWorkerSlot *slot)
 }
 
 /*
- * Every 100 ms of a writer's wait for slot's worker: error out when the
- * wait can never end (the worker waits for this writer, or is stopped).
+ * Every 100 ms of a writer's wait for slot's worker, waiting since since:
+ * error out when the wait can never end (the worker waits for this writer,
+ * is stopped, or cannot start).
  */
 static void
-error_if_wait_cannot_end(StreamWorkerSlot *slot)
+error_if_wait_cannot_end(StreamWorkerSlot *slot, TimestampTz since)
 {
 	error_if_worker_waits_for_us(slot);
 	error_if_workers_stopped(slot);
+	if (slot->state != SLOT_RUNNING)
+		error_if_workers_stop_early(&StreamShared->groups[stream_slot_group(slot - StreamShared->slots)],
+									since, false);
 }
 
 /*
@@ -690,6 +729,7 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 	Size		size = StreamShared->ring_size;
 	Size		len = STREAM_RECORD_HDRSZ + MAXALIGN(payload_len);
 	bool		sleeping = false;
+	TimestampTz sleeping_since = 0;
 
 	if (len > size / 2)
 		elog(ERROR, "stream record of %zu bytes exceeds half the ring", len);
@@ -734,11 +774,12 @@ stream_ring_put(int slotno, StreamRecordHeader *hdr,
 			ConditionVariablePrepareToSleep(&slot->space_cv);
 			writer_wait_begin(WRITER_WAITS_FOR_QUEUE, slotno);
 			sleeping = true;
+			sleeping_since = GetCurrentTimestamp();
 		}
 		else
 		{
 			if (ConditionVariableTimedSleep(&slot->space_cv, 100, STREAM_WAIT_QUEUE_FULL))
-				error_if_wait_cannot_end(slot);
+				error_if_wait_cannot_end(slot, sleeping_since);
 			error_if_statement_timed_out();
 		}
 	}
@@ -773,6 +814,7 @@ stream_ack_wait(int slotno, uint64 seq)
 	StreamWorkerSlot *slot = &StreamShared->slots[slotno];
 	bool		waiting = false;
 	TimestampTz checked_at = 0;
+	TimestampTz waiting_since = 0;
 
 	for (;;)
 	{
@@ -792,10 +834,11 @@ stream_ack_wait(int slotno, uint64 seq)
 			writer_wait_begin(WRITER_WAITS_FOR_COMMIT, slotno);
 			waiting = true;
 			checked_at = now;
+			waiting_since = now;
 		}
 		else if (TimestampDifferenceExceeds(checked_at, now, 100))
 		{
-			error_if_wait_cannot_end(slot);
+			error_if_wait_cannot_end(slot, waiting_since);
 			checked_at = now;
 		}
 		error_if_statement_timed_out();
@@ -1128,8 +1171,15 @@ stream_slot_reap(int slotno)
 		slot->state = SLOT_FREE;
 		if (OidIsValid(group->dboid) && !group->stopping)
 		{
+			TimestampTz now = GetCurrentTimestamp();
+			long		backoff = Min((long) START_RETRY_MS << Min(group->early_exits, 7),
+									  EARLY_EXIT_BACKOFF_MAX_MS);
+
 			keeps = (++group->early_exits <= MAX_EARLY_EXITS);
+			group->early_exit_launch_at = group->launched_at;
 			group->restart_wanted = keeps;
+			/* no crash loop, whoever asks (a writer waiting, or the launcher) */
+			group->start_retry_at = TimestampTzPlusMilliseconds(now, backoff);
 		}
 	}
 	maybe_free_group_locked(stream_slot_group(slotno));

@@ -125,6 +125,9 @@ typedef struct StreamDatabaseGroup
 	TimestampTz start_retry_at; /* the launcher tries again from then */
 	int			early_exits;	/* processes in a row that stopped before
 								 * attaching (a full disk at start-up, say) */
+	TimestampTz launched_at;	/* the launcher's latest start of processes */
+	TimestampTz early_exit_launch_at;	/* the start of the latest that
+										 * stopped before attaching */
 	bool		restart_wanted; /* one did: start the group again */
 	pg_atomic_uint64 mergeable; /* bumped when deltas may have become
 								 * mergeable: a writer committed, or a worker
