@@ -5,6 +5,18 @@
 SET TimeZone = 'UTC';
 SET stream_ext.read_time = '2024-01-01 00:00:10+00';
 CREATE ROLE regress_trust_user;
+-- waits (up to 30 s) until the combiner merged every delta of a view
+CREATE FUNCTION tr_wait_merged(v regclass) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE pending bigint;
+BEGIN
+  FOR i IN 1 .. 3000 LOOP
+    EXECUTE format('SELECT count(*) FROM %s', (SELECT delta_table FROM stream_ext_internal.continuous_views
+                                               WHERE view = v)) INTO pending;
+    EXIT WHEN pending = 0;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION tr_wait_merged(regclass) FROM PUBLIC;
 CREATE FOREIGN TABLE tr_s (k text, v int, t timestamptz) SERVER stream_ext;
 CREATE VIEW tr_plain WITH (continuous) AS
   SELECT k, count(*) AS n, max(k) AS mk, avg(v) AS av, sum(v::int8) AS s8 FROM tr_s GROUP BY k;
@@ -442,16 +454,7 @@ CREATE VIEW tr_ttl WITH (continuous, ttl = '1 hour', ttl_column = 'minute') AS
   SELECT date_bin('1 minute', ts, '2000-01-01') AS minute, count(*) AS n FROM tr_s3 GROUP BY minute;
 INSERT INTO tr_s3 VALUES (2, '2052-01-01 00:00:05+00');
 RESET ROLE;
-DO $$
-DECLARE pending bigint;
-BEGIN
-  FOR i IN 1 .. 3000 LOOP
-    EXECUTE format('SELECT count(*) FROM %s', (SELECT delta_table FROM stream_ext_internal.continuous_views
-                                               WHERE view = 'tr_ttl'::regclass)) INTO pending;
-    EXIT WHEN pending = 0;
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
+SELECT tr_wait_merged('tr_ttl');
 SET search_path = public, pg_catalog;
 SELECT stream_ext.reap_expired('tr_ttl') >= 0 AS reaped;
 RESET search_path;
@@ -721,16 +724,7 @@ INSERT INTO tr_s8 VALUES ('a', '2024-01-01 00:00+00'), ('a', '2024-01-01 00:05+0
 -- (the reaper takes the watermark the workers folded: a later batch's)
 INSERT INTO tr_s8 VALUES ('b', '2024-01-01 03:01+00');
 RESET ROLE;
-DO $$
-DECLARE pending bigint;
-BEGIN
-  FOR i IN 1 .. 3000 LOOP
-    EXECUTE format('SELECT count(*) FROM %s', (SELECT delta_table FROM stream_ext_internal.continuous_views
-                                               WHERE view = 'tr_ses'::regclass)) INTO pending;
-    EXIT WHEN pending = 0;
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
+SELECT tr_wait_merged('tr_ses');
 SET ROLE regress_trust_user;
 SET stream_ext.read_time = '2024-01-01 02:00:00+00';
 SELECT stream_ext.reap_expired('tr_ses') >= 0 AS reaped;
@@ -749,6 +743,7 @@ DROP FUNCTION tr_is_a(text) CASCADE;
 DROP FOREIGN TABLE tr_s CASCADE;
 DROP AGGREGATE tr_sum(int8);
 DROP FUNCTION tr_make_state(text);
+DROP FUNCTION tr_wait_merged(regclass);
 REVOKE CREATE ON SCHEMA public FROM regress_trust_user;
 DROP ROLE regress_trust_user;
 RESET client_min_messages;
