@@ -88,7 +88,20 @@ DROP EXTENSION stream_ext CASCADE;
 RESET client_min_messages;
 SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'stream\_ext%';
 SELECT to_regclass('pk_v') IS NULL AS view_gone, to_regclass('pk_s') IS NULL AS stream_gone;
+-- the installing role's default privileges reach none of the extension's
+-- own tables (its catalog holds Kafka credentials)
+CREATE ROLE regress_pk_reader;
+ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE ON TABLES TO regress_pk_reader, PUBLIC;
+ALTER DEFAULT PRIVILEGES GRANT USAGE, UPDATE ON SEQUENCES TO regress_pk_reader;
 CREATE EXTENSION stream_ext;
+ALTER DEFAULT PRIVILEGES REVOKE SELECT, INSERT, UPDATE ON TABLES FROM regress_pk_reader, PUBLIC;
+ALTER DEFAULT PRIVILEGES REVOKE USAGE, UPDATE ON SEQUENCES FROM regress_pk_reader;
+SELECT count(*) AS granted FROM pg_class c, aclexplode(c.relacl) a
+ WHERE c.relnamespace = 'stream_ext_internal'::regnamespace AND a.grantee <> c.relowner;
+SET ROLE regress_pk_reader;
+SELECT options FROM stream_ext_internal.kafka_consumers;
+RESET ROLE;
+DROP ROLE regress_pk_reader;
 SELECT extversion FROM pg_extension WHERE extname = 'stream_ext';
 CREATE FOREIGN TABLE pk_s (x int) SERVER stream_ext;
 CREATE VIEW pk_v WITH (continuous) AS SELECT count(*) AS n, sum(x) AS total FROM pk_s;

@@ -1779,3 +1779,27 @@ SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_producers'
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_producers_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_event_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('stream_ext_internal.kafka_outbox', '');
+
+-- Default privileges (ALTER DEFAULT PRIVILEGES of the role that creates the
+-- extension) apply to the relations made above: none but their owner keeps
+-- a right on the extension's own tables and sequences (its catalog holds
+-- Kafka credentials), and none but PUBLIC, granted SELECT above, on the
+-- views of stream_ext.
+DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN
+    SELECT c.oid::regclass AS rel,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS who
+      FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+     WHERE a.grantee OPERATOR(pg_catalog.<>) c.relowner
+       AND (c.relnamespace OPERATOR(pg_catalog.=) 'stream_ext_internal'::regnamespace
+            OR c.relnamespace OPERATOR(pg_catalog.=) 'stream_ext'::regnamespace
+               AND a.grantee OPERATOR(pg_catalog.<>) 0)
+     GROUP BY 1, 2
+  LOOP
+    EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', r.rel, r.who);
+  END LOOP;
+END
+$$;
