@@ -134,6 +134,12 @@ append_element(StringInfo buf, const char *data, int len)
 	buf->data[buf->len] = '\0';
 }
 
+/*
+ * Buffers larger than this (a row of about 1 MB of messages is the rule;
+ * one message may be far larger) are freed before the next row.
+ */
+#define BUILDER_KEEP_BYTES (4 * 1024 * 1024)
+
 /* Empty b, keeping its buffers */
 static void
 builder_reset(OutboxRowBuilder *b)
@@ -159,6 +165,19 @@ kafka_outbox_builder(void)
 		initStringInfo(&builder->messages);
 		builder->key_bitmap_size = 1024;
 		builder->key_bitmap = palloc0(builder->key_bitmap_size);
+		enlargeStringInfo(&builder->messages, MESSAGES_HEADER);
+		MemoryContextSwitchTo(old);
+	}
+	else if (builder->messages.maxlen > BUILDER_KEEP_BYTES ||
+			 builder->keys.maxlen > BUILDER_KEEP_BYTES)
+	{
+		/* one huge row's buffers are not kept for the process's life */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		pfree(builder->keys.data);
+		pfree(builder->messages.data);
+		initStringInfo(&builder->keys);
+		initStringInfo(&builder->messages);
 		enlargeStringInfo(&builder->messages, MESSAGES_HEADER);
 		MemoryContextSwitchTo(old);
 	}
