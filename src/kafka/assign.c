@@ -509,6 +509,9 @@ kafka_assign_static(KafkaWorker *w)
 				w->topic_partition_count = count;
 				return;
 			}
+			/* (starting_offsets left TopMemoryContext current: not kept) */
+			pfree(parts);
+			pfree(next);
 		}
 		kafka_slot_set_state(w->slot, "retrying");
 		kafka_consumer_sleep(w, backoff);
