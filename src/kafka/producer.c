@@ -603,10 +603,12 @@ enqueue_batch(KafkaWorker *w, OutboxMessage *msgs, int n, InFlight *flight)
 	 * numbered them, may be visible before their WAL is flushed
 	 * (synchronous_commit = off, stream_ext.commit_mode = async).  A crash
 	 * would then take back events Kafka keeps, and give their numbers to
-	 * other events.  Every commit this batch's snapshot saw is before the
-	 * insert position now.
+	 * other events.  Every commit this batch's snapshot saw ends at or
+	 * before the end of the WAL inserted now (the end of its last record,
+	 * not the insert position, which past a page boundary is beyond the
+	 * next page's header: a flush of it would be refused).
 	 */
-	XLogFlush(GetXLogInsertRecPtr());
+	XLogFlush(GetXLogInsertEndRecPtr());
 
 	if (outstanding_total == 0)
 		last_delivery_error[0] = '\0';
