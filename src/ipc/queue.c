@@ -45,8 +45,8 @@
 #define START_RETRY_MS 250
 /* processes in a row that stop before attaching until a group gives up */
 #define MAX_EARLY_EXITS 60
-/* ... until its writers fail (they would wait for ever) */
-#define FAIL_EARLY_EXITS 3
+/* starts in a row whose processes stop before attaching until writers fail */
+#define FAIL_EARLY_EXIT_LAUNCHES 2
 /* the longest a group waits before it starts processes again after one */
 #define EARLY_EXIT_BACKOFF_MAX_MS 10000
 
@@ -344,6 +344,7 @@ request_launch_locked(Oid dboid)
 		group->start_retry_at = 0;
 		group->early_exits = 0;
 		group->early_exit_launch_at = 0;
+		group->early_exit_launches = 0;
 		group->settings_len = 0;
 	}
 	group->dboid = dboid;
@@ -447,11 +448,11 @@ error_if_workers_cannot_start(StreamDatabaseGroup *group, TimestampTz requested_
 }
 
 /*
- * Error out when the processes of the group stopped before they could
- * attach FAIL_EARLY_EXITS times in a row, the latest of them started at or
+ * Error out when the processes of FAIL_EARLY_EXIT_LAUNCHES starts of the
+ * group in a row stopped before they could attach, the latest start at or
  * after requested_at (a database that does not allow connections, say):
  * the launcher goes on trying, less and less often, but a writer would wait
- * for ever.  With
+ * for ever.  (One such start may be a passing failure.)  With
  * locked, the caller holds StreamShared->lock, released before the error.
  */
 static void
@@ -459,7 +460,8 @@ error_if_workers_stop_early(StreamDatabaseGroup *group, TimestampTz requested_at
 {
 	int			exits = group->early_exits;
 
-	if (exits < FAIL_EARLY_EXITS || group->early_exit_launch_at < requested_at)
+	if (group->early_exit_launches < FAIL_EARLY_EXIT_LAUNCHES ||
+		group->early_exit_launch_at < requested_at)
 		return;
 	if (locked)
 		LWLockRelease(StreamShared->lock);
@@ -602,13 +604,14 @@ static TimestampTz commit_wait_since = 0;
 /*
  * A writer in sync mode waits for the workers at its commit, where
  * PostgreSQL has disarmed statement_timeout: between these two calls, the
- * waits honour it themselves, counted from the start of the statement (an
- * INSERT that commits at its end, or COMMIT), as PostgreSQL counts it.
+ * waits honour it themselves, counted from the first.  (Not from the
+ * statement's start: that is the arrival of the client's whole message,
+ * whose statements PostgreSQL times one by one.)
  */
 void
 stream_commit_wait_begin(void)
 {
-	commit_wait_since = GetCurrentStatementStartTimestamp();
+	commit_wait_since = GetCurrentTimestamp();
 }
 
 void
@@ -1107,6 +1110,7 @@ stream_slot_attach(int slotno)
 	if (ok)
 	{
 		group->early_exits = 0;
+		group->early_exit_launches = 0;
 		slot->state = SLOT_RUNNING;
 		slot->pid = MyProcPid;
 		slot->pgprocno = MyProc->pgprocno;
@@ -1172,13 +1176,16 @@ stream_slot_reap(int slotno)
 		if (OidIsValid(group->dboid) && !group->stopping)
 		{
 			TimestampTz now = GetCurrentTimestamp();
-			long		backoff = Min((long) START_RETRY_MS << Min(group->early_exits, 7),
-									  EARLY_EXIT_BACKOFF_MAX_MS);
+			long		backoff;
 
 			keeps = (++group->early_exits <= MAX_EARLY_EXITS);
+			if (group->early_exit_launch_at != group->launched_at)
+				group->early_exit_launches++;	/* the first of its start */
 			group->early_exit_launch_at = group->launched_at;
 			group->restart_wanted = keeps;
 			/* no crash loop, whoever asks (a writer waiting, or the launcher) */
+			backoff = Min((long) START_RETRY_MS << Min(group->early_exit_launches - 1, 6),
+						  EARLY_EXIT_BACKOFF_MAX_MS);
 			group->start_retry_at = TimestampTzPlusMilliseconds(now, backoff);
 		}
 	}

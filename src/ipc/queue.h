@@ -128,6 +128,8 @@ typedef struct StreamDatabaseGroup
 	TimestampTz launched_at;	/* the launcher's latest start of processes */
 	TimestampTz early_exit_launch_at;	/* the start of the latest that
 										 * stopped before attaching */
+	int			early_exit_launches;	/* starts in a row whose processes
+										 * stopped before attaching */
 	bool		restart_wanted; /* one did: start the group again */
 	pg_atomic_uint64 mergeable; /* bumped when deltas may have become
 								 * mergeable: a writer committed, or a worker
