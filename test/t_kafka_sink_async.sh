@@ -50,6 +50,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	kill_server_hard "$SRV"
 	bash "$TEST_DIR/server.sh" restart "$SRV" >/dev/null
 	say "round $r: event $r in the topic, server killed and restarted"
+	wait_until 60 "the producer runs again" "SELECT state = 'running' FROM stream_ext.kafka_producers"
 done
 
 consume

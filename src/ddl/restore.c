@@ -143,6 +143,9 @@ launch_workers_at_commit(XactEvent event, void *arg)
 static void
 launch_workers_when_committed(void)
 {
+	/* (without the library preloaded there are none: the next start has) */
+	if (!stream_ext_preloaded)
+		return;
 	if (!launch_callback_registered)
 	{
 		RegisterXactCallback(launch_workers_at_commit, NULL);
