@@ -83,6 +83,21 @@ q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
 # run_sql: psql reading SQL from stdin, errors fatal, quiet
 run_sql() { psql -X -q -o /dev/null -v ON_ERROR_STOP=1 "$@"; }
 
+# fifo_session NAME FD [PSQL OPTION...]: a psql session that stays open,
+# reading what the test writes to file descriptor FD (a FIFO,
+# $SCRATCH/NAME), its output in $SCRATCH/NAME.out; its pid in SESSION_PID.
+# Closing FD ends it; it is killed with the test.
+fifo_session() {
+	local name=$1 fd=$2
+	shift 2
+	rm -f "$SCRATCH/$name" "$SCRATCH/$name.out"
+	mkfifo "$SCRATCH/$name"
+	psql -X -q "$@" <"$SCRATCH/$name" >"$SCRATCH/$name.out" 2>&1 &
+	SESSION_PID=$!
+	_bg_pids+=($SESSION_PID)
+	eval "exec $fd>\"\$SCRATCH/\$name\""
+}
+
 # expect SQL VALUE WHAT: the query's answer is VALUE, or the test fails saying WHAT
 expect() {
 	local got

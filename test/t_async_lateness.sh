@@ -36,11 +36,8 @@ stats() { q "SELECT coalesce((SELECT sum(c) FROM al_v WHERE h IS NOT NULL), 0) |
 # and COMMIT; the SECOND one is applied after the transaction committed.
 async_two_statements() {
 	local pid
-	mkfifo "$SCRATCH/$1"
-	psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/$1" >"$SCRATCH/$1.out" 2>&1 &
-	pid=$!
-	_bg_pids+=($pid)
-	exec 7>"$SCRATCH/$1"
+	fifo_session "$1" 7 -v ON_ERROR_STOP=1
+	pid=$SESSION_PID
 	echo "SET stream_ext.commit_mode = async; BEGIN; INSERT INTO al VALUES ('$2');" >&7
 	wait_until 10 "the first statement's event is applied" \
 		"SELECT count(*) = 1 FROM stream_ext_internal.watermark_pending WHERE max_event_time = '$2'"
@@ -80,11 +77,8 @@ say "events held back unjudged: judged against others when applied"
 # meanwhile a session locks the stream (DDL in an open transaction, say):
 # the worker holds the view's events back unjudged, and they are judged
 # when the combiner applies them, after that session is done.
-mkfifo "$SCRATCH/l"
-psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/l" >"$SCRATCH/l.out" 2>&1 &
-lpid=$!
-_bg_pids+=($lpid)
-exec 9>"$SCRATCH/l"
+fifo_session l 9 -v ON_ERROR_STOP=1
+lpid=$SESSION_PID
 async_two_statements w '2026-01-01 15:00+00' '2026-01-01 14:30+00'
 echo "BEGIN; ALTER FOREIGN TABLE al ADD COLUMN held int;" >&9
 wait_until 20 "the event is held back" \

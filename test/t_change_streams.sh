@@ -347,11 +347,8 @@ DROP VIEW bad_reader;
 CREATE FOREIGN TABLE other (k int) SERVER stream_ext;
 CREATE VIEW other_v WITH (continuous) AS SELECT k, count(*) FROM other GROUP BY k;
 SQL
-mkfifo "$SCRATCH/truncater"
-psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/truncater" >"$SCRATCH/truncater.out" 2>&1 &
-tpid=$!
-_bg_pids+=($tpid)
-exec 7>"$SCRATCH/truncater"
+fifo_session truncater 7 -v ON_ERROR_STOP=1
+tpid=$SESSION_PID
 echo "BEGIN; SELECT stream_ext.truncate_continuous_view('big_v');" >&7
 wait_until 20 "the truncate holds the emitted rows" \
 	"SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation

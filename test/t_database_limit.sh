@@ -39,11 +39,8 @@ psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE with_c"
 psql -X -q -d with_c -v ON_ERROR_STOP=1 -c "CREATE EXTENSION stream_ext" \
 	-c "CREATE FOREIGN TABLE ev (k int) SERVER stream_ext" \
 	-c "CREATE VIEW ev_n WITH (continuous) AS SELECT count(*) AS n FROM ev"
-mkfifo "$SCRATCH/writer"
-psql -X -q -d with_a -v ON_ERROR_STOP=1 <"$SCRATCH/writer" >"$SCRATCH/writer.out" 2>&1 &
-writer=$!
-_bg_pids+=($writer)
-exec 7>"$SCRATCH/writer"
+fifo_session writer 7 -d with_a -v ON_ERROR_STOP=1
+writer=$SESSION_PID
 echo "SET statement_timeout = '20s'; BEGIN; INSERT INTO ev VALUES (2);" >&7
 PGDATABASE=postgres wait_until 10 "with_a's writer is in its transaction" \
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = 'with_a' AND state = 'idle in transaction'"

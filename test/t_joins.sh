@@ -235,10 +235,8 @@ CREATE VIEW rl_left WITH (continuous) AS
   SELECT u.country, count(*) FROM rl_clicks c LEFT JOIN rl_users u ON u.id = c.user_id GROUP BY 1;
 INSERT INTO rl_clicks VALUES (1), (2);
 SQL
-mkfifo "$SCRATCH/reload.in"
-psql -X -q -o /dev/null -v ON_ERROR_STOP=1 <"$SCRATCH/reload.in" &
-reloader=$!
-exec 8>"$SCRATCH/reload.in"
+fifo_session reload 8 -o /dev/null -v ON_ERROR_STOP=1
+reloader=$SESSION_PID
 echo "BEGIN; TRUNCATE rl_users; INSERT INTO rl_users VALUES (1, 'fr'), (2, 'de');" >&8
 held="FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'rl_users'"
 wait_until 10 "the reload holds rl_users" "SELECT count(*) > 0 $held AND l.mode = 'AccessExclusiveLock' AND l.granted"

@@ -208,10 +208,8 @@ CREATE FOREIGN TABLE fn (k text) SERVER stream_ext;
 SELECT stream_ext.kafka_produce('fn', 'first', '127.0.0.1:9', key_column => 'k');
 SELECT stream_ext.kafka_stop_producer('fn', 'first');
 SQL
-mkfifo "$SCRATCH/writer.sql"
-PGAPPNAME=ksf_writer psql -X -q -v ON_ERROR_STOP=1 < "$SCRATCH/writer.sql" > "$SCRATCH/writer.out" 2>&1 &
-writer=$!
-exec 7> "$SCRATCH/writer.sql"
+PGAPPNAME=ksf_writer fifo_session writer 7 -v ON_ERROR_STOP=1
+writer=$SESSION_PID
 echo "BEGIN; INSERT INTO fn VALUES ('before');" >&7
 wait_until 30 "the writer's first INSERT done" \
 	"SELECT state = 'idle in transaction' FROM pg_stat_activity WHERE application_name = 'ksf_writer'"

@@ -41,12 +41,8 @@ STAGED_FOR_WRITERS="(SELECT coalesce(sum(n), 0) FROM stream_ext_internal.kafka_o
 
 # a session that stays in its transaction: psql reads a fifo
 open_session() {
-	rm -f "$SCRATCH/session"
-	mkfifo "$SCRATCH/session"
-	psql -X -q -v ON_ERROR_STOP=1 <"$SCRATCH/session" >"$SCRATCH/session.out" 2>&1 &
-	session=$!
-	_bg_pids+=($session)
-	exec 8>"$SCRATCH/session"
+	fifo_session session 8 -v ON_ERROR_STOP=1
+	session=$SESSION_PID
 }
 close_session() {
 	exec 8>&-

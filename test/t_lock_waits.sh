@@ -370,10 +370,8 @@ bdelta=$(q "SELECT delta_table FROM stream_ext_internal.continuous_views WHERE v
 # and ends (rolling back) when it is closed
 # (a combiner waiting for the table would queue this test's reads behind it)
 export PGOPTIONS="-c lock_timeout=10s"
-mkfifo "$SCRATCH/idle_reader"
-psql -X -q <"$SCRATCH/idle_reader" >/dev/null 2>&1 &
-_bg_pids+=($!); idle_reader=$!
-exec 7>"$SCRATCH/idle_reader"
+fifo_session idle_reader 7
+idle_reader=$SESSION_PID
 echo "BEGIN; SELECT count(*) FROM burst_k;" >&7
 wait_until 10 "a reader of burst_k is idle in transaction" \
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE '%FROM burst_k%'"

@@ -134,11 +134,8 @@ compare "after an update of many rows and inserts"
 say "4. changes in an open transaction"
 # open_transaction SQL: run SQL in a transaction left open (commit_transaction)
 open_transaction() {
-	rm -f "$SCRATCH/open.in" "$SCRATCH/open.out"
-	mkfifo "$SCRATCH/open.in"
-	psql -X -q -v ON_ERROR_STOP=1 < "$SCRATCH/open.in" > "$SCRATCH/open.out" 2>&1 &
-	_bg_pids+=($!); open_psql=$!
-	exec 3> "$SCRATCH/open.in"
+	fifo_session open 3 -v ON_ERROR_STOP=1
+	open_psql=$SESSION_PID
 	echo "BEGIN; $1; SELECT 'changed';" >&3
 	for _ in $(seq 100); do grep -q changed "$SCRATCH/open.out" && break; sleep 0.1; done
 	grep -q changed "$SCRATCH/open.out" || fail "the open transaction did not run: $(cat "$SCRATCH/open.out")"

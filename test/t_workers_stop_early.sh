@@ -19,10 +19,7 @@ INSERT INTO se VALUES (1);
 SQL
 
 # a session that stays in the database
-mkfifo "$SCRATCH/writer"
-psql -X -q <"$SCRATCH/writer" >"$SCRATCH/writer.out" 2>&1 &
-_bg_pids+=($!)
-exec 7>"$SCRATCH/writer"
+fifo_session writer 7
 echo "SELECT 'connected';" >&7
 wait_until 10 "the writer's session is connected" "SELECT count(*) = 1 FROM pg_stat_activity
 	WHERE datname = 't_stop_early' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
