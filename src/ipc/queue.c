@@ -452,19 +452,18 @@ error_if_workers_cannot_start(StreamDatabaseGroup *group, TimestampTz requested_
  * group in a row stopped before they could attach, the latest start at or
  * after requested_at (a database that does not allow connections, say):
  * the launcher goes on trying, less and less often, but a writer would wait
- * for ever.  (One such start may be a passing failure.)  With
- * locked, the caller holds StreamShared->lock, released before the error.
+ * for ever.  (One such start may be a passing failure.)  Caller holds
+ * StreamShared->lock, released before the error.
  */
 static void
-error_if_workers_stop_early(StreamDatabaseGroup *group, TimestampTz requested_at, bool locked)
+error_if_workers_stop_early(StreamDatabaseGroup *group, TimestampTz requested_at)
 {
 	int			exits = group->early_exits;
 
 	if (group->early_exit_launches < FAIL_EARLY_EXIT_LAUNCHES ||
 		group->early_exit_launch_at < requested_at)
 		return;
-	if (locked)
-		LWLockRelease(StreamShared->lock);
+	LWLockRelease(StreamShared->lock);
 	stream_writer_wait_done();
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -514,7 +513,7 @@ batch_slot_for_backend(bool join)
 				return slotno;
 			}
 			error_if_workers_cannot_start(group, start);
-			error_if_workers_stop_early(group, start, true);
+			error_if_workers_stop_early(group, start);
 			if (slot->state == SLOT_FREE)
 				requested = request_launch_locked(MyDatabaseId);
 		}
@@ -716,8 +715,12 @@ error_if_wait_cannot_end(StreamWorkerSlot *slot, TimestampTz since)
 	error_if_worker_waits_for_us(slot);
 	error_if_workers_stopped(slot);
 	if (slot->state != SLOT_RUNNING)
+	{
+		LWLockAcquire(StreamShared->lock, LW_SHARED);
 		error_if_workers_stop_early(&StreamShared->groups[stream_slot_group(slot - StreamShared->slots)],
-									since, false);
+									since);
+		LWLockRelease(StreamShared->lock);
+	}
 }
 
 /*
