@@ -173,6 +173,9 @@ SQL
 log_offset() { stat -c %s "$STREAM_EXT_SERVER_LOG" 2>/dev/null || echo 0; }
 # log_since OFFSET: server log lines written after OFFSET
 log_since() { tail -c +$(($1 + 1)) "$STREAM_EXT_SERVER_LOG" 2>/dev/null || true; }
+# crash_lines OFFSET: the lines after OFFSET of the server log that say a
+# server process crashed (none: empty)
+crash_lines() { log_since "$1" | grep -E 'terminated by signal|server process .* was terminated|TRAP:' || true; }
 
 # kill_server_hard DIR: kill -9 the postmaster of the server in DIR and every
 # child of it, as a crash would, and wait until they are gone.  Sets
